@@ -1,0 +1,63 @@
+"""# SL101 `item`: `.item()` on a GPU tensor
+
+## What it does
+Flags `t.item()` where the linter has evidence that `t` lives on the GPU.
+
+## Why is this bad
+`.item()` copies one element into a pinned host buffer and then waits for the
+stream to finish (`_local_scalar_dense_cuda` -> `at::cuda::memcpy_and_sync`). The
+host stalls until every kernel queued before it has run, and the GPU idles
+while Python catches up. Measured on an H100 (torch 2.11): `x.sum().item()` with
+41 ms of work queued blocked the host for 40.5 ms; `x.max().item()` the same.
+
+## Example
+```python
+seq_lens = torch.zeros(n, dtype=torch.int32, device=device)
+max_len = seq_lens.max().item()  # SL101: waits for the GPU
+```
+
+Use instead a host-side mirror that already exists (`seq_lens_cpu.max().item()`,
+an upper bound the scheduler knows), or keep the value on the device as a 0-dim
+tensor and use tensor ops (`torch.maximum`, `torch.where`).
+
+## Fix safety
+No automatic fix in general. When a `_cpu` mirror of the same tensor is in scope,
+an unsafe fix reads the mirror instead; it is unsafe because the mirror may lag
+the device tensor.
+
+## When to ignore
+Outside the hot path (start-up, logging every N steps). Mark intentional syncs
+with `with gpu_sync_allowed():` or `# noqa: SL101`.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from sync_lint.rule import Example, Rule, method_receiver
+
+
+class Item(Rule):
+    code = "SL101"
+    name = "item"
+    summary = "`.item()` on a GPU tensor waits for the GPU"
+    triggers = (".item(",)
+    fix_availability = "sometimes"
+    examples = (
+        Example("import torch\nx = torch.ones(3, device='cuda')\nv = x.sum().item()\n", (3,)),
+        Example("import numpy as np\na = np.ones(3)\nv = a.sum().item()\n"),
+        Example("import torch\nx = torch.ones(3)\nv = x.sum().item()\n"),
+    )
+
+    def visit_Call(self, node: cst.Call) -> None:
+        receiver = method_receiver(node)
+        if receiver is None or node.func.attr.value != "item" or node.args:  # type: ignore[attr-defined]
+            return
+        fact = self.is_gpu(receiver)
+        if fact is None:
+            return
+        self.report(
+            node,
+            "`.item()` on a GPU tensor blocks the host until the GPU catches up",
+            fact=fact,
+        )

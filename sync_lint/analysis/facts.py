@@ -1,0 +1,157 @@
+"""What the linter knows about a value: its device, and why it believes so.
+
+A `Fact` is immutable. Besides the device it carries what rules need to stay
+precise (rank, dtype class) and its provenance (the node and reason that
+established it), so every finding can say why: "`x` is on the GPU: assigned
+from `torch.zeros(..., device=device)` at line 5".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import Enum
+from typing import Callable
+
+import libcst as cst
+
+
+class Device(str, Enum):
+    GPU = "gpu"
+    CPU = "cpu"
+    PINNED = "pinned-cpu"
+    NOT_TENSOR = "not-a-tensor"
+    UNKNOWN = "unknown"
+
+
+# What a non-tensor value is, when we know: lets `.to(x)` tell a device from a dtype,
+# and `arr[i].item()` on NumPy stay quiet.
+ValueKind = str  # "numpy" | "python" | "module" | "device" | "dtype" | "stream"
+
+
+@dataclass(frozen=True)
+class Fact:
+    device: Device
+    tensor_like: bool = False  # for UNKNOWN: the value looks like a tensor
+    ndim: int | None = None
+    dtype: str | None = None  # "bool" | "int" | "float"
+    value_kind: ValueKind | None = None
+    device_value: Device | None = None  # for value_kind == "device": which device
+    # Provenance.
+    subject: str | None = None  # the name the fact is about ("x", "self.buf")
+    reason: str = ""  # e.g. "assigned from {code}" — {code} is the origin's source
+    origin: cst.CSTNode | None = None
+    via: "Fact | None" = None
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.device is Device.GPU
+
+    @property
+    def is_cpu(self) -> bool:
+        return self.device in (Device.CPU, Device.PINNED)
+
+    @property
+    def is_tensor(self) -> bool:
+        return self.device in (Device.GPU, Device.CPU, Device.PINNED)
+
+    @property
+    def is_unknown_tensor(self) -> bool:
+        return self.device is Device.UNKNOWN and self.tensor_like
+
+    def with_shape(self, ndim: int | None = None, dtype: str | None = None) -> "Fact":
+        return replace(self, ndim=ndim, dtype=dtype if dtype is not None else self.dtype)
+
+    def as_subject(self, subject: str, reason: str, origin: cst.CSTNode | None) -> "Fact":
+        """This fact re-told as being about `subject` (an assignment target)."""
+        upstream = self if self.subject is not None and self.subject != subject else self.via
+        return replace(self, subject=subject, reason=reason, origin=origin, via=upstream)
+
+
+UNKNOWN = Fact(Device.UNKNOWN)
+PYTHON = Fact(Device.NOT_TENSOR, value_kind="python")
+NUMPY = Fact(Device.NOT_TENSOR, value_kind="numpy")
+MODULE = Fact(Device.NOT_TENSOR, value_kind="module")
+DTYPE = Fact(Device.NOT_TENSOR, value_kind="dtype")
+
+
+def device_value(device: Device, reason: str = "", origin: cst.CSTNode | None = None) -> Fact:
+    return Fact(Device.NOT_TENSOR, value_kind="device", device_value=device, reason=reason, origin=origin)
+
+
+def join(a: Fact | None, b: Fact | None) -> Fact:
+    """The conservative merge of two control-flow paths."""
+    if a is None:
+        return b if b is not None else UNKNOWN
+    if b is None or a == b:
+        return a
+    if a.device is b.device and a.value_kind == b.value_kind and a.device_value == b.device_value:
+        return replace(
+            a,
+            ndim=a.ndim if a.ndim == b.ndim else None,
+            dtype=a.dtype if a.dtype == b.dtype else None,
+        )
+    tensorish = a.is_tensor or b.is_tensor or a.tensor_like or b.tensor_like
+    return Fact(Device.UNKNOWN, tensor_like=tensorish)
+
+
+_DEVICE_WORDS = {
+    Device.GPU: "on the GPU",
+    Device.CPU: "on the CPU",
+    Device.PINNED: "in pinned CPU memory",
+    Device.NOT_TENSOR: "not a tensor",
+    Device.UNKNOWN: "of unknown device",
+}
+
+
+def explain(
+    fact: Fact,
+    line_of: Callable[[cst.CSTNode], int],
+    code_of: Callable[[cst.CSTNode], str],
+    depth: int = 2,
+) -> str:
+    """Render a fact's provenance as one sentence (at most `depth` links)."""
+    parts: list[str] = []
+    current: Fact | None = fact
+    while current is not None and len(parts) < depth:
+        parts.append(_explain_one(current, line_of, code_of))
+        current = current.via
+    return "; ".join(p for p in parts if p)
+
+
+def _explain_one(fact: Fact, line_of: Callable[[cst.CSTNode], int], code_of: Callable[[cst.CSTNode], str]) -> str:
+    words = _DEVICE_WORDS[fact.device]
+    if fact.device is Device.UNKNOWN and fact.tensor_like:
+        words = "a tensor of unknown device"
+    subject = f"`{fact.subject}`" if fact.subject else "the value"
+    reason = fact.reason
+    if fact.origin is not None and "{code}" in reason:
+        reason = reason.replace("{code}", f"`{abbreviate(code_of(fact.origin))}`")
+    where = f" at line {line_of(fact.origin)}" if fact.origin is not None else ""
+    if not reason:
+        return f"{subject} is {words}"
+    return f"{subject} is {words}: {reason}{where}"
+
+
+def abbreviate(code: str, limit: int = 60) -> str:
+    """Shorten source for a message, keeping the `device=` argument visible."""
+    code = " ".join(code.split())
+    if len(code) <= limit:
+        return code
+    paren = code.find("(")
+    if paren > 0 and code.endswith(")"):
+        head = code[:paren]
+        dev = code.find("device=")
+        if dev > 0:
+            tail = code[dev:-1]
+            depth, end = 0, len(tail)
+            for i, ch in enumerate(tail):
+                if ch in "([{":
+                    depth += 1
+                elif ch in ")]}":
+                    depth -= 1
+                elif ch == "," and depth == 0:
+                    end = i
+                    break
+            return f"{head}(..., {tail[:end]})"
+        return f"{head}(...)"
+    return code[: limit - 3] + "..."

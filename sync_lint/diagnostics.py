@@ -1,0 +1,85 @@
+"""The data every stage of sync-lint passes around: diagnostics, fixes, edits.
+
+A diagnostic is a plain, picklable value: worker processes send them back to the
+parent, reporters format them, the fixer applies their edits. Rows and columns
+are 1-based, as in ruff's JSON; an end position is exclusive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Literal
+
+Applicability = Literal["safe", "unsafe"]
+
+DOCS_URL = "https://sync-lint.readthedocs.io/en/latest/rules/{code}.html"
+
+
+@dataclass(frozen=True, order=True)
+class Position:
+    row: int
+    column: int
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace the text from `start` to `end` (exclusive) with `content`."""
+
+    content: str
+    start: Position
+    end: Position
+
+
+@dataclass(frozen=True)
+class Fix:
+    applicability: Applicability
+    message: str
+    edits: tuple[Edit, ...]
+
+
+class Severity(str, Enum):
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    code: str
+    name: str
+    message: str
+    path: str
+    start: Position
+    end: Position
+    evidence: str | None = None
+    fix: Fix | None = None
+    noqa_row: int | None = None
+    # The text of the first line of the span, kept so reporters never re-read files.
+    source_line: str = ""
+    # Confidence tier: "high" when device inference proved the tensor is on the GPU,
+    # "strict" when it was only reported because of --strict.
+    confidence: str = "high"
+    url: str | None = None
+
+    @property
+    def sort_key(self) -> tuple[str, int, int, str]:
+        return (self.path, self.start.row, self.start.column, self.code)
+
+
+@dataclass(frozen=True)
+class FileError:
+    """A problem that stopped a file (or one rule on it) from being checked."""
+
+    path: str
+    message: str
+    rule: str | None = None
+
+
+@dataclass
+class FileResult:
+    path: str
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    errors: list[FileError] = field(default_factory=list)
+    parsed: bool = False
+    # Set by the fixer: the new text of the file when fixes changed it.
+    fixed_source: str | None = None
+    fixes_applied: dict[str, int] = field(default_factory=dict)

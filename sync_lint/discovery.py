@@ -1,0 +1,133 @@
+"""Which files to lint: the paths given, directories recursed, exclusions honoured.
+
+Directories yield `*.py` and `*.pyi` files, minus the default and configured
+excludes (gitignore-style patterns) and whatever `.gitignore` files (and
+`.git/info/exclude`) say. A file named on the command line is always linted.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pathspec
+
+from sync_lint.config import Settings
+
+SOURCE_SUFFIXES = (".py", ".pyi")
+
+
+@dataclass
+class Discovery:
+    files: list[str]
+    missing: list[str]
+
+
+def _read_ignore_file(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+
+
+class _GitIgnores:
+    """The .gitignore files that apply to a directory, innermost last."""
+
+    def __init__(self) -> None:
+        self._cache: dict[Path, pathspec.GitIgnoreSpec | None] = {}
+
+    def spec_for(self, directory: Path) -> pathspec.GitIgnoreSpec | None:
+        if directory not in self._cache:
+            lines = _read_ignore_file(directory / ".gitignore")
+            if (directory / ".git").is_dir():
+                lines += _read_ignore_file(directory / ".git" / "info" / "exclude")
+            self._cache[directory] = pathspec.GitIgnoreSpec.from_lines(lines) if lines else None
+        return self._cache[directory]
+
+    def ignored(self, path: Path, is_dir: bool, anchors: list[Path]) -> bool:
+        for anchor in anchors:
+            spec = self.spec_for(anchor)
+            if spec is None:
+                continue
+            relative = path.relative_to(anchor).as_posix() + ("/" if is_dir else "")
+            if spec.match_file(relative):
+                return True
+        return False
+
+
+def _repo_anchors(directory: Path) -> list[Path]:
+    """Directories from the enclosing git root (or the directory itself) down to `directory`."""
+    chain = [directory, *directory.parents]
+    for index, candidate in enumerate(chain):
+        if (candidate / ".git").exists():
+            return list(reversed(chain[: index + 1]))
+    return [directory]
+
+
+def discover(paths: list[str], settings: Settings) -> Discovery:
+    exclude = pathspec.GitIgnoreSpec.from_lines([*settings.exclude, *settings.extend_exclude])
+    root = settings.root
+    gitignores = _GitIgnores()
+    files: list[str] = []
+    missing: list[str] = []
+    seen: set[str] = set()
+
+    def excluded(path: Path, is_dir: bool) -> bool:
+        name = path.name + ("/" if is_dir else "")
+        try:
+            relative = path.relative_to(root).as_posix() + ("/" if is_dir else "")
+        except ValueError:
+            relative = name
+        return exclude.match_file(relative) or exclude.match_file(name)
+
+    def add(path: str) -> None:
+        if path not in seen:
+            seen.add(path)
+            files.append(path)
+
+    for raw in paths:
+        given = Path(raw)
+        if not given.exists():
+            missing.append(raw)
+            continue
+        if not given.is_dir():
+            add(raw)  # named explicitly: always linted
+            continue
+        start = given.resolve()
+        anchors_above = _repo_anchors(start)[:-1] if settings.respect_gitignore else []
+        for dirpath, dirnames, filenames in os.walk(start):
+            current = Path(dirpath)
+            anchors = [*anchors_above, *_chain(start, current)] if settings.respect_gitignore else []
+            kept = []
+            for d in sorted(dirnames):
+                sub = current / d
+                if excluded(sub, True):
+                    continue
+                if settings.respect_gitignore and gitignores.ignored(sub, True, anchors):
+                    continue
+                kept.append(d)
+            dirnames[:] = kept
+            for f in sorted(filenames):
+                if not f.endswith(SOURCE_SUFFIXES):
+                    continue
+                file_path = current / f
+                if excluded(file_path, False):
+                    continue
+                if settings.respect_gitignore and gitignores.ignored(file_path, False, anchors):
+                    continue
+                add(_display_path(file_path, given, start))
+    return Discovery(files=files, missing=missing)
+
+
+def _chain(start: Path, current: Path) -> list[Path]:
+    """`start` and each directory below it down to `current`."""
+    chain = [current]
+    while chain[-1] != start:
+        chain.append(chain[-1].parent)
+    return list(reversed(chain))
+
+
+def _display_path(path: Path, given: Path, resolved_given: Path) -> str:
+    # Keep paths as the user wrote them (relative stays relative), like ruff.
+    return str(given / path.relative_to(resolved_given))

@@ -1,0 +1,333 @@
+"""The engine: read, prefilter, parse once, walk once, report.
+
+`lint_source` checks one file's text. The walk is a single libcst traversal:
+at each node the shared analyses update first (imports, device facts,
+structural marks such as "this subscript is an assignment target"), then every
+enabled rule's handler for that node type runs. `lint_paths` fans files out to
+worker processes.
+"""
+
+from __future__ import annotations
+
+import os
+import tokenize
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import libcst as cst
+import pathspec
+
+from sync_lint.analysis.device import LEAVE_ATTR_TYPES
+from sync_lint.config import Settings
+from sync_lint.context import FileContext
+from sync_lint.diagnostics import Diagnostic, FileError, FileResult, Position
+from sync_lint.rule import Rule
+from sync_lint.suppression import file_directives
+
+SYNTAX_ERROR_CODE = "SL000"
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """The enabled rules and what the engine derives from them once per run."""
+
+    rules: tuple[type[Rule], ...]
+
+    @property
+    def triggers(self) -> tuple[str, ...]:
+        return tuple(sorted({t for rule in self.rules for t in rule.triggers}))
+
+
+class _Walker(cst.CSTVisitor):
+    def __init__(self, ctx: FileContext, rules: Sequence[Rule], errors: list[FileError]) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.devices = ctx.devices
+        self.errors = errors
+        self.allowed = frozenset(ctx.settings.allowed_sync_contexts)
+        self._visit: dict[type, list[tuple[Rule, Callable]]] = defaultdict(list)
+        self._leave: dict[type, list[tuple[Rule, Callable]]] = defaultdict(list)
+        for rule in rules:
+            for attr in rule.handler_names():
+                kind, _, node_name = attr.partition("_")
+                node_type = getattr(cst, node_name, None)
+                if node_type is None:
+                    raise TypeError(f"rule {rule.code}: {attr} names no libcst node type")
+                table = self._visit if kind == "visit" else self._leave
+                table[node_type].append((rule, getattr(rule, attr)))
+        self._allowed_withs: set[int] = set()
+
+    # --- dispatch -----------------------------------------------------------------------
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        node_type = type(node)
+        marker = _MARKERS.get(node_type)
+        if marker is not None:
+            marker(self, node)
+        self.devices.enter(node)
+        handlers = self._visit.get(node_type)
+        if handlers:
+            self._run(handlers, node)
+        return True
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        node_type = type(original_node)
+        handlers = self._leave.get(node_type)
+        if handlers:
+            self._run(handlers, original_node)
+        self.devices.leave(original_node)
+        if node_type is cst.With and id(original_node) in self._allowed_withs:
+            self.ctx.allowed_depth -= 1
+
+    def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
+        return None
+
+    def on_leave_attribute(self, original_node: cst.CSTNode, attribute: str) -> None:
+        if type(original_node) in LEAVE_ATTR_TYPES:
+            self.devices.leave_attribute(original_node, attribute)
+
+    def _run(self, handlers: list[tuple[Rule, Callable]], node: cst.CSTNode) -> None:
+        for rule, handler in list(handlers):
+            try:
+                handler(node)
+            except Exception as exc:  # one broken rule must not end the run
+                self.errors.append(
+                    FileError(self.ctx.path, f"rule raised {type(exc).__name__}: {exc}", rule=rule.code)
+                )
+                self._disable(rule)
+
+    def _disable(self, rule: Rule) -> None:
+        for table in (self._visit, self._leave):
+            for node_type, handlers in table.items():
+                table[node_type] = [h for h in handlers if h[0] is not rule]
+
+    # --- structural marks ---------------------------------------------------------------
+    def _mark_assign(self, node: cst.Assign) -> None:
+        for target in node.targets:
+            self._mark_store(target.target)
+
+    def _mark_store(self, target: cst.BaseExpression) -> None:
+        self.ctx.mark_store(target)
+        if isinstance(target, (cst.Tuple, cst.List)):
+            for element in target.elements:
+                self._mark_store(element.value)
+
+    def _mark_aug_or_ann(self, node: cst.AugAssign | cst.AnnAssign) -> None:
+        self.ctx.mark_store(node.target)
+
+    def _mark_test(self, node: cst.If | cst.While | cst.Assert | cst.IfExp | cst.CompIf) -> None:
+        self.ctx.mark_condition(node.test)
+
+    def _mark_bool_op(self, node: cst.BooleanOperation) -> None:
+        # `a and b`: `a` is always tested; `b` only when the whole is tested.
+        self.ctx.mark_condition(node.left)
+        if self.ctx.is_condition(node):
+            self.ctx.mark_condition(node.right)
+
+    def _mark_not(self, node: cst.UnaryOperation) -> None:
+        if isinstance(node.operator, cst.Not):
+            self.ctx.mark_condition(node.expression)
+
+    def _mark_with(self, node: cst.With) -> None:
+        for item in node.items:
+            call = item.item
+            func = call.func if isinstance(call, cst.Call) else call
+            name = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", None)
+            if name in self.allowed:
+                self._allowed_withs.add(id(node))
+                self.ctx.allowed_depth += 1
+                return
+
+
+_MARKERS: dict[type, Callable[[_Walker, cst.CSTNode], None]] = {
+    cst.Assign: _Walker._mark_assign,
+    cst.AugAssign: _Walker._mark_aug_or_ann,
+    cst.AnnAssign: _Walker._mark_aug_or_ann,
+    cst.If: _Walker._mark_test,
+    cst.While: _Walker._mark_test,
+    cst.Assert: _Walker._mark_test,
+    cst.IfExp: _Walker._mark_test,
+    cst.CompIf: _Walker._mark_test,
+    cst.BooleanOperation: _Walker._mark_bool_op,
+    cst.UnaryOperation: _Walker._mark_not,
+    cst.With: _Walker._mark_with,
+}
+
+
+# ==========================================================================================
+# One file
+# ==========================================================================================
+
+
+def decode_source(data: bytes, path: str) -> str:
+    """Decode per PEP 263 (BOM or coding cookie, else UTF-8); raise ValueError naming the file."""
+    try:
+        encoding, _ = tokenize.detect_encoding(BytesIO(data).readline)
+        return data.decode(encoding)
+    except (SyntaxError, UnicodeDecodeError, LookupError) as exc:
+        raise ValueError(f"{path}: cannot decode file: {exc}") from None
+
+
+def lint_source(
+    source: str,
+    path: str,
+    rules: Sequence[type[Rule]],
+    settings: Settings,
+    *,
+    ignored_codes: frozenset[str] = frozenset(),
+    triggers: tuple[str, ...] | None = None,
+) -> FileResult:
+    result = FileResult(path=path)
+    directives = file_directives(source)
+    if directives.skip:
+        return result
+    active = [r for r in rules if r.code not in ignored_codes and r.code not in directives.ignored_codes]
+    if not active:
+        return result
+    if triggers is None:
+        triggers = RuleSet(tuple(active)).triggers
+    if not any(token in source for token in triggers):
+        return result
+    try:
+        module = cst.parse_module(source)
+    except cst.ParserSyntaxError as exc:
+        if SYNTAX_ERROR_CODE not in ignored_codes:
+            result.diagnostics.append(_syntax_error(exc, path, source))
+        return result
+    except RecursionError:
+        result.errors.append(FileError(path, "file is too deeply nested to parse"))
+        return result
+    result.parsed = True
+    ctx = FileContext(path, source, module, settings)
+    instances = [rule_class() for rule_class in active]
+    for instance in instances:
+        instance.ctx = ctx
+    walker = _Walker(ctx, instances, result.errors)
+    try:
+        module.visit(walker)
+    except RecursionError:
+        result.errors.append(FileError(path, "file is too deeply nested to analyse"))
+        return result
+    if ctx.has_findings:
+        result.diagnostics.extend(ctx.diagnostics(ignored_codes | directives.ignored_codes))
+    result.diagnostics.sort(key=lambda d: d.sort_key)
+    return result
+
+
+def _syntax_error(exc: cst.ParserSyntaxError, path: str, source: str) -> Diagnostic:
+    lines = source.splitlines()
+    row = max(exc.raw_line, 1)
+    column = exc.raw_column + 1
+    message = exc.message.splitlines()[0] if exc.message else "invalid syntax"
+    return Diagnostic(
+        code=SYNTAX_ERROR_CODE,
+        name="syntax-error",
+        message=f"syntax error: {message}",
+        path=path,
+        start=Position(row, column),
+        end=Position(row, column + 1),
+        noqa_row=row,
+        source_line=lines[row - 1] if row <= len(lines) else "",
+    )
+
+
+# ==========================================================================================
+# Many files
+# ==========================================================================================
+
+
+class PerFileIgnores:
+    def __init__(self, settings: Settings, known_codes: Iterable[str]) -> None:
+        from sync_lint.selection import expand_selectors
+
+        self.root = settings.root
+        self._specs = [
+            (pathspec.GitIgnoreSpec.from_lines([glob]), frozenset(expand_selectors(codes, known_codes)))
+            for glob, codes in settings.per_file_ignores
+        ]
+
+    def codes_for(self, path: str) -> frozenset[str]:
+        if not self._specs:
+            return frozenset()
+        try:
+            relative = Path(path).resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            relative = Path(path).as_posix()
+        ignored: set[str] = set()
+        for spec, codes in self._specs:
+            if spec.match_file(relative):
+                ignored |= codes
+        return frozenset(ignored)
+
+
+# Worker-process state: set once by the pool initializer, so each task ships only a path.
+_WORKER: dict[str, object] = {}
+
+
+def _init_worker(codes: tuple[str, ...], settings: Settings) -> None:
+    from sync_lint.registry import all_rules
+
+    registry = all_rules()
+    rules = tuple(registry[c] for c in codes)
+    _WORKER.update(rules=rules, settings=settings, triggers=RuleSet(rules).triggers,
+                   ignores=PerFileIgnores(settings, registry))
+
+
+def lint_file(path: str, rules: Sequence[type[Rule]], settings: Settings, ignores: PerFileIgnores,
+              triggers: tuple[str, ...] | None = None) -> FileResult:
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return FileResult(path, errors=[FileError(path, "no such file")])
+    except IsADirectoryError:
+        return FileResult(path, errors=[FileError(path, "is a directory")])
+    except OSError as exc:
+        return FileResult(path, errors=[FileError(path, f"cannot read file: {exc.strerror or exc}")])
+    try:
+        source = decode_source(data, path)
+    except ValueError as exc:
+        return FileResult(path, errors=[FileError(path, str(exc).split(": ", 1)[-1])])
+    try:
+        return lint_source(source, path, rules, settings, ignored_codes=ignores.codes_for(path), triggers=triggers)
+    except Exception as exc:  # an engine bug on one file must not end the run
+        return FileResult(path, errors=[FileError(path, f"internal error: {type(exc).__name__}: {exc}")])
+
+
+def _worker_lint(path: str) -> FileResult:
+    return lint_file(path, _WORKER["rules"], _WORKER["settings"], _WORKER["ignores"],  # type: ignore[arg-type]
+                     _WORKER["triggers"])  # type: ignore[arg-type]
+
+
+def lint_paths(
+    paths: Sequence[str],
+    rules: Sequence[type[Rule]],
+    settings: Settings,
+    *,
+    jobs: int | None = None,
+    on_result: Callable[[FileResult], None] | None = None,
+) -> list[FileResult]:
+    """Lint files, in parallel when it pays; results come back in input order."""
+    from sync_lint.registry import all_rules
+
+    jobs = jobs or os.cpu_count() or 1
+    results: list[FileResult] = []
+    if jobs == 1 or len(paths) < 4:
+        ignores = PerFileIgnores(settings, all_rules())
+        triggers = RuleSet(tuple(rules)).triggers
+        for path in paths:
+            result = lint_file(path, rules, settings, ignores, triggers)
+            results.append(result)
+            if on_result:
+                on_result(result)
+        return results
+    codes = tuple(r.code for r in rules)
+    chunksize = max(1, min(16, len(paths) // (jobs * 8) or 1))
+    with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(codes, settings)) as pool:
+        for result in pool.map(_worker_lint, paths, chunksize=chunksize):
+            results.append(result)
+            if on_result:
+                on_result(result)
+    return results

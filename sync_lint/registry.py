@@ -1,0 +1,87 @@
+"""Where rules come from: the built-in pack and the `sync_lint.rules` entry points.
+
+A third-party pack declares, in its own pyproject.toml:
+
+    [project.entry-points."sync_lint.rules"]
+    mypack = "mypack.sync_rules"
+
+The entry point may name a Rule subclass, a module (every Rule subclass defined
+in it is taken), or a callable returning an iterable of Rule subclasses.
+"""
+
+from __future__ import annotations
+
+import inspect
+from functools import lru_cache
+from importlib import import_module, metadata
+from types import ModuleType
+from typing import Iterable
+
+from sync_lint.rule import Rule
+
+ENTRY_POINT_GROUP = "sync_lint.rules"
+
+
+class RuleLoadError(Exception):
+    pass
+
+
+def _rules_in_module(module: ModuleType) -> list[type[Rule]]:
+    return [
+        obj
+        for obj in vars(module).values()
+        if inspect.isclass(obj) and issubclass(obj, Rule) and obj is not Rule and obj.__module__ == module.__name__
+    ]
+
+
+def _load_target(target: object, origin: str) -> list[type[Rule]]:
+    if inspect.isclass(target) and issubclass(target, Rule):
+        return [target]
+    if isinstance(target, ModuleType):
+        return _rules_in_module(target)
+    if callable(target):
+        loaded = list(target())  # type: ignore[operator]
+        if all(inspect.isclass(r) and issubclass(r, Rule) for r in loaded):
+            return loaded
+    raise RuleLoadError(f"{origin}: does not provide sync-lint rules")
+
+
+def builtin_rules() -> list[type[Rule]]:
+    from sync_lint.rules import BUILTIN_MODULES
+
+    found: list[type[Rule]] = []
+    for name in BUILTIN_MODULES:
+        found.extend(_rules_in_module(import_module(f"sync_lint.rules.{name}")))
+    return found
+
+
+def plugin_rules() -> list[type[Rule]]:
+    found: list[type[Rule]] = []
+    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            target = entry.load()
+        except Exception as exc:
+            raise RuleLoadError(f"rule pack `{entry.name}` ({entry.value}) failed to load: {exc}") from exc
+        found.extend(_load_target(target, f"rule pack `{entry.name}` ({entry.value})"))
+    return found
+
+
+def _index(rules: Iterable[type[Rule]]) -> dict[str, type[Rule]]:
+    index: dict[str, type[Rule]] = {}
+    for rule in rules:
+        for attr in ("code", "name", "summary", "triggers"):
+            if not hasattr(rule, attr):
+                raise RuleLoadError(f"rule {rule.__module__}.{rule.__qualname__} does not set `{attr}`")
+        other = index.get(rule.code)
+        if other is not None and other is not rule:
+            raise RuleLoadError(
+                f"rule code {rule.code} is defined twice: {other.__module__} and {rule.__module__}"
+            )
+        index[rule.code] = rule
+    return dict(sorted(index.items()))
+
+
+@lru_cache(maxsize=1)
+def all_rules() -> dict[str, type[Rule]]:
+    """Every known rule by code, sorted by code."""
+    return _index([*builtin_rules(), *plugin_rules()])

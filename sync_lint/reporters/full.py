@@ -1,0 +1,185 @@
+"""`full` (the default): each diagnostic with a ruff-like code frame.
+
+    train.py:12:16: SL001 [*] `.item()` copies the value to the host
+      --> train.py:12:16
+       |
+    12 |     loss_val = loss.item()
+       |                ^^^^^^^^^^^
+       |
+       = evidence: `loss` is on the GPU: assigned from `model(x)` at line 10
+       = fix (safe): Keep the value on the device
+    12 +     loss_val = loss.detach()
+
+Everything is built from `rich.text.Text` spans rather than console markup, so
+user text (messages, source lines) is never interpreted as markup: a line such
+as `x[bold]` prints as written.
+"""
+
+from __future__ import annotations
+
+from io import StringIO
+
+from rich.cells import cell_len
+from rich.console import Console
+from rich.text import Text
+
+from sync_lint.diagnostics import Diagnostic, FileResult
+from sync_lint.reporters._common import (
+    Summary,
+    apply_edit,
+    error_line,
+    is_applicable,
+    single_line_edit,
+    sorted_diagnostics,
+    sorted_errors,
+)
+
+TAB_SIZE = 4
+
+STYLE_PATH = "bold"
+STYLE_CODE = "bold red"
+STYLE_FIX_MARKER = "cyan"
+STYLE_GUTTER = "bold blue"
+STYLE_CARET = "bold red"
+STYLE_LABEL = "bold"
+STYLE_SAFE = "green"
+STYLE_UNSAFE = "yellow"
+STYLE_PREVIEW = "green"
+STYLE_ERROR = "bold red"
+
+
+def _clean(line: str) -> str:
+    # Tabs are expanded by us (not by rich) so that the caret offsets computed
+    # below use the same widths as the printed line.
+    return line.rstrip("\r\n").expandtabs(TAB_SIZE)
+
+
+def _caret_span(d: Diagnostic) -> tuple[int, int]:
+    """(cells before the span, cells under it) on the diagnostic's first line."""
+    raw = d.source_line.rstrip("\r\n")
+    start = min(max(d.start.column - 1, 0), len(raw))
+    if d.end.row == d.start.row:
+        end = min(max(d.end.column - 1, start), len(raw))
+    else:
+        end = len(raw)
+    # Width is measured on the tab-expanded prefix, in terminal cells, so wide
+    # characters (CJK, emoji) before the span do not shift the carets.
+    before = cell_len(raw[:start].expandtabs(TAB_SIZE))
+    through = cell_len(raw[:end].expandtabs(TAB_SIZE))
+    return before, max(through - before, 1)
+
+
+def _header(d: Diagnostic, unsafe_fixes: bool) -> Text:
+    text = Text()
+    text.append(d.path, style=STYLE_PATH)
+    text.append(f":{d.start.row}:{d.start.column}: ")
+    text.append(d.code, style=STYLE_CODE)
+    text.append(" ")
+    if is_applicable(d.fix, unsafe_fixes):
+        text.append("[*]", style=STYLE_FIX_MARKER)
+        text.append(" ")
+    text.append(d.message)
+    return text
+
+
+def _frame(d: Diagnostic, show_fixes_preview: bool) -> list[Text]:
+    row = str(d.start.row)
+    gutter = len(row)
+    pad = " " * (gutter + 1)
+
+    def bar(*parts: tuple[str, str]) -> Text:
+        text = Text(pad)
+        text.append("|", style=STYLE_GUTTER)
+        for content, style in parts:
+            text.append(content, style=style)
+        return text
+
+    def note(label: str, body: str, label_style: str = STYLE_LABEL) -> Text:
+        text = Text(pad)
+        text.append("= ", style=STYLE_GUTTER)
+        text.append(label, style=label_style)
+        text.append(" " + body)
+        return text
+
+    lines: list[Text] = []
+    arrow = Text(" " * gutter)
+    arrow.append("--> ", style=STYLE_GUTTER)
+    arrow.append(f"{d.path}:{d.start.row}:{d.start.column}")
+    lines.append(arrow)
+
+    if d.source_line.strip():
+        before, width = _caret_span(d)
+        source = Text()
+        source.append(f"{row} |", style=STYLE_GUTTER)
+        source.append(" " + _clean(d.source_line))
+        lines.append(bar())
+        lines.append(source)
+        lines.append(bar((" " + " " * before, ""), ("^" * width, STYLE_CARET)))
+        lines.append(bar())
+
+    if d.evidence:
+        lines.append(note("evidence:", d.evidence))
+    if d.fix is not None:
+        unsafe = d.fix.applicability != "safe"
+        lines.append(
+            note(f"fix ({d.fix.applicability}):", d.fix.message, STYLE_UNSAFE if unsafe else STYLE_SAFE)
+        )
+        edit = single_line_edit(d)
+        if show_fixes_preview and edit is not None and d.source_line.strip():
+            preview = Text()
+            preview.append(f"{row} +", style=STYLE_GUTTER)
+            preview.append(" " + _clean(apply_edit(d.source_line.rstrip("\r\n"), edit)), style=STYLE_PREVIEW)
+            lines.append(preview)
+    return lines
+
+
+def render_full(
+    results: list[FileResult],
+    *,
+    show_fixes_preview: bool = True,
+    statistics: str = "",
+    color: bool = False,
+    width: int | None = None,
+    unsafe_fixes: bool = False,
+) -> str:
+    buffer = StringIO()
+    console = Console(
+        file=buffer,
+        force_terminal=color,
+        no_color=not color,
+        color_system="standard" if color else None,
+        highlight=False,
+        width=width or 100,
+        # Keep the output independent of the caller's terminal and environment.
+        legacy_windows=False,
+        emoji=False,
+    )
+
+    def emit(text: Text | str = "") -> None:
+        # soft_wrap: never wrap or crop long source lines, which would break
+        # the frame; the terminal wraps them if it must.
+        console.print(text, soft_wrap=True)
+
+    diagnostics = sorted_diagnostics(results)
+    errors = sorted_errors(results)
+    for d in diagnostics:
+        emit(_header(d, unsafe_fixes))
+        for line in _frame(d, show_fixes_preview):
+            emit(line)
+        emit()
+
+    for error in errors:
+        text = Text()
+        text.append("error", style=STYLE_ERROR)
+        text.append(error_line(error)[len("error") :])
+        emit(text)
+    if errors:
+        emit()
+
+    if statistics:
+        emit(Text(statistics.rstrip("\n")))
+        emit()
+
+    for line in Summary.of(diagnostics, errors, unsafe_fixes).lines():
+        emit(Text(line, style="bold" if line.startswith("Found") else ""))
+    return buffer.getvalue()

@@ -1,0 +1,49 @@
+"""Rule selection with ruff's semantics: codes, prefixes (`SL1`) and `ALL`."""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+
+class SelectionError(Exception):
+    pass
+
+
+def expand_selectors(selectors: Iterable[str], known: Iterable[str]) -> set[str]:
+    """The codes matched by the selectors; an unknown selector is an error."""
+    codes = sorted(known)
+    matched: set[str] = set()
+    for raw in selectors:
+        selector = raw.strip().upper()
+        if not selector:
+            continue
+        if selector == "ALL":
+            matched.update(codes)
+            continue
+        hits = [c for c in codes if c.startswith(selector)]
+        if not hits:
+            raise SelectionError(f"Unknown rule selector `{raw}`")
+        matched.update(hits)
+    return matched
+
+
+def enabled_codes(
+    known: Sequence[str],
+    select: Sequence[str],
+    extend_select: Sequence[str] = (),
+    ignore: Sequence[str] = (),
+) -> list[str]:
+    """`select` (+ `extend-select`) minus `ignore`; a more specific selector wins, as in ruff."""
+    chosen: dict[str, int] = {}  # code -> specificity of the selector that chose it
+    for selector in [*select, *extend_select]:
+        for code in expand_selectors([selector], known):
+            chosen[code] = max(chosen.get(code, -1), _specificity(selector))
+    for selector in ignore:
+        for code in expand_selectors([selector], known):
+            if code in chosen and _specificity(selector) >= chosen[code]:
+                del chosen[code]
+    return sorted(chosen)
+
+
+def _specificity(selector: str) -> int:
+    return 0 if selector.strip().upper() == "ALL" else len(selector.strip())

@@ -1,0 +1,50 @@
+"""Shared helpers for fixture-driven tests.
+
+A fixture file marks every finding it must produce with a trailing comment
+`# expect: SL101` (several codes: `# expect: SL101, SL104`). Every rule runs on
+every fixture, so a file states the exact set of (line, code) pairs it yields:
+a stray finding from another rule fails the test just like a missing one.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from sync_lint.config import Settings
+from sync_lint.engine import lint_source
+from sync_lint.registry import all_rules
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+EXPECT = re.compile(r"#\s*expect:\s*(?P<codes>SL\d+(?:\s*,\s*SL\d+)*)")
+# The torch version the ground truth was measured on: fixtures describe 2.11 behaviour.
+FIXTURE_TORCH = "2.11"
+
+
+def expected_findings(source: str) -> set[tuple[int, str]]:
+    found = set()
+    for row, line in enumerate(source.splitlines(), start=1):
+        match = EXPECT.search(line)
+        if match:
+            for code in re.split(r"\s*,\s*", match.group("codes")):
+                found.add((row, code))
+    return found
+
+
+def lint_text(source: str, path: str = "fixture.py", **settings: object):
+    rules = [r for r in all_rules().values() if r.active_for_torch(str(settings.get("target_torch_version", FIXTURE_TORCH)))]
+    config = Settings(target_torch_version=FIXTURE_TORCH).override(**settings)
+    return lint_source(source, path, rules, config)
+
+
+def actual_findings(source: str, path: str = "fixture.py", **settings: object) -> set[tuple[int, str]]:
+    result = lint_text(source, path, **settings)
+    assert not result.errors, result.errors
+    return {(d.start.row, d.code) for d in result.diagnostics}
+
+
+def fixture_files() -> list[Path]:
+    return sorted(
+        p for p in FIXTURES.rglob("*.py") if not p.name.endswith((".fixed.py", ".unsafe.py"))
+    )

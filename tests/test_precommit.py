@@ -1,0 +1,129 @@
+"""The pre-commit hooks, run end to end through `pre-commit try-repo`.
+
+try-repo only sees committed files plus tracked changes (it shadow-commits
+`git add -u`), never untracked ones, and needs a commit to exist. So the test
+snapshots this checkout's files (tracked and untracked, minus ignored) into a
+temporary repository with one commit, and points try-repo at that. pre-commit
+then pip-installs sync-lint into its own virtualenv, which needs PyPI access
+for the dependencies.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+PRE_COMMIT = shutil.which("pre-commit")
+
+pytestmark = pytest.mark.skipif(
+    PRE_COMMIT is None, reason="pre-commit is not installed (pip install pre-commit)"
+)
+
+
+def git(cwd: Path, *args: str) -> bytes:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, check=True
+    ).stdout
+
+
+def init_repo(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q")
+    git(path, "config", "user.name", "Test")
+    git(path, "config", "user.email", "test@example.com")
+    git(path, "config", "commit.gpgsign", "false")
+
+
+@pytest.fixture(autouse=True)
+def hermetic_git(monkeypatch: pytest.MonkeyPatch) -> None:
+    # When these tests run inside a git hook, GIT_DIR and friends point at the
+    # outer repository; the temporary ones must not inherit them.
+    for name in list(os.environ):
+        if name.startswith("GIT_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="module")
+def hook_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A one-commit copy of this checkout, as try-repo needs."""
+    if not (REPO_ROOT / ".git").exists():
+        pytest.skip(f"{REPO_ROOT} is not a git checkout")
+    listing = git(
+        REPO_ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard"
+    )
+    snapshot = tmp_path_factory.mktemp("hook-repo")
+    for name in filter(None, listing.split(b"\0")):
+        source = REPO_ROOT / os.fsdecode(name)
+        # Deleted but still tracked files are listed too.
+        if source.is_file():
+            target = snapshot / os.fsdecode(name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    init_repo(snapshot)
+    git(snapshot, "add", "-A")
+    git(snapshot, "commit", "-q", "-m", "snapshot")
+    return snapshot
+
+
+def try_repo(
+    hook_repo: Path, project: Path, hook: str, *files: str
+) -> subprocess.CompletedProcess[str]:
+    assert PRE_COMMIT is not None
+    return subprocess.run(
+        [
+            PRE_COMMIT,
+            "try-repo",
+            "--color",
+            "never",
+            str(hook_repo),
+            hook,
+            "--files",
+            *files,
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def make_project(path: Path, files: dict[str, str]) -> Path:
+    init_repo(path)
+    for name, text in files.items():
+        (path / name).write_text(text, encoding="utf-8")
+    git(path, "add", "--", *files)
+    return path
+
+
+def test_sync_lint_hook_reports_a_sync(hook_repo: Path, tmp_path: Path) -> None:
+    source = 'import torch\nx = torch.zeros(3, device="cuda")\nv = x.sum().item()\n'
+    project = make_project(tmp_path / "project", {"f.py": source})
+
+    result = try_repo(hook_repo, project, "sync-lint", "f.py")
+
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "SL101" in output
+    assert (project / "f.py").read_text(encoding="utf-8") == source
+
+
+def test_sync_lint_fix_hook_applies_the_safe_fix(
+    hook_repo: Path, tmp_path: Path
+) -> None:
+    source = 'import torch\nt = torch.zeros(4, device="cuda")\nt[0] = 1\n'
+    project = make_project(tmp_path / "project", {"f.py": source})
+
+    result = try_repo(hook_repo, project, "sync-lint-fix", "f.py")
+
+    output = result.stdout + result.stderr
+    # pre-commit fails a hook that modified files, so the user reviews the fix.
+    assert result.returncode != 0, output
+    fixed = (project / "f.py").read_text(encoding="utf-8")
+    assert "t[0].fill_(1)" in fixed, output
+    assert "t[0] = 1" not in fixed
