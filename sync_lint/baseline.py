@@ -39,6 +39,8 @@ class BaselineEntry:
     code: str
     fingerprint: str
     occurrence: int
+    # The flagged line alone: the fallback match when a neighbour changed.
+    line_fingerprint: str = ""
     # Informational only: where and what the finding was when the baseline was made.
     line: int = 0
     message: str = ""
@@ -78,6 +80,13 @@ def fingerprint(code: str, lines: list[str], row: int) -> str:
     below = next((text for text in map(_normalize, lines[index + 1 :]) if text), "")
     digest = hashlib.sha256("\n".join((code, above, center, below)).encode("utf-8"))
     return digest.hexdigest()
+
+
+def line_fingerprint(code: str, lines: list[str], row: int) -> str:
+    """Hash the rule code with the flagged line alone (no context)."""
+    index = row - 1
+    center = _normalize(lines[index]) if 0 <= index < len(lines) else ""
+    return hashlib.sha256(f"{code}\n{center}".encode("utf-8")).hexdigest()
 
 
 def _relative_file(path: str, base_dir: Path) -> str:
@@ -139,19 +148,34 @@ class Baseline:
             by_key[entry.key].append(entry)
 
         absorbed: set[int] = set()
-        used: dict[tuple[str, str, str], int] = {}
+        unused: list[BaselineEntry] = []
         for key, group in _keyed(diagnostics, self.base_dir, read_lines).items():
-            available = len(by_key.get(key, ()))
+            entries = sorted(by_key.pop(key, ()), key=lambda e: e.occurrence)
             # Which of N identical findings is "the new one" is unknowable; the
             # last ones in the file are reported, like a line appended below.
-            absorbed.update(group[:available])
-            used[key] = min(available, len(group))
+            absorbed.update(group[: len(entries)])
+            unused.extend(entries[len(group) :])
+        for entries in by_key.values():
+            unused.extend(entries)
 
-        stale = [
-            entry
-            for key, entries in by_key.items()
-            for entry in sorted(entries, key=lambda e: e.occurrence)[used.get(key, 0) :]
-        ]
+        # Second tier: a finding whose neighbours changed (code added right above
+        # or below it) still matches an entry with the same flagged line.
+        by_line: dict[tuple[str, str, str], list[BaselineEntry]] = defaultdict(list)
+        for entry in unused:
+            by_line[(entry.file, entry.code, entry.line_fingerprint)].append(entry)
+        files: dict[str, str] = {}
+        for index, diagnostic in enumerate(diagnostics):
+            if index in absorbed:
+                continue
+            if diagnostic.path not in files:
+                files[diagnostic.path] = _relative_file(diagnostic.path, self.base_dir)
+            key = (files[diagnostic.path], diagnostic.code,
+                   line_fingerprint(diagnostic.code, read_lines(diagnostic.path), diagnostic.start.row))
+            candidates = by_line.get(key)
+            if candidates:
+                candidates.pop(0)
+                absorbed.add(index)
+        stale = [entry for entries in by_line.values() for entry in entries]
         if checked_paths is not None:
             checked = {_relative_file(path, self.base_dir) for path in checked_paths}
             stale = [entry for entry in stale if entry.file in checked]
@@ -174,6 +198,7 @@ def create_baseline(
             code=code,
             fingerprint=digest,
             occurrence=occurrence,
+            line_fingerprint=line_fingerprint(code, read_lines(diagnostics[index].path), diagnostics[index].start.row),
             line=diagnostics[index].start.row,
             message=diagnostics[index].message,
         )
@@ -192,6 +217,7 @@ def create_baseline(
                 "code": e.code,
                 "fingerprint": e.fingerprint,
                 "occurrence": e.occurrence,
+                "line_fingerprint": e.line_fingerprint,
                 "line": e.line,
                 "message": e.message,
             }
@@ -256,7 +282,7 @@ def load_baseline(path: Path) -> Baseline:
 
 def _parse_entry(raw: Any, path: Path, index: int) -> BaselineEntry:
     required = {"file": str, "code": str, "fingerprint": str, "occurrence": int}
-    optional = {"line": int, "message": str}
+    optional = {"line": int, "message": str, "line_fingerprint": str}
     if not isinstance(raw, dict):
         raise BaselineError(f"invalid baseline {path}: entry {index} is not an object")
     for name, kind in {**required, **optional}.items():

@@ -307,25 +307,26 @@ def _apply_baseline(results: list[FileResult], baseline_path: Path, show_stale: 
     except BaselineError as exc:
         raise UserError(str(exc)) from None
     diagnostics = [d for r in results for d in r.diagnostics]
-    outcome = baseline.filter(diagnostics, _reader())
+    # Only entries for files this run checked can be stale; a partial run says nothing of the rest.
+    outcome = baseline.filter(diagnostics, _reader(), checked_paths=[r.path for r in results])
     keep = {id(d) for d in outcome.new}
     for result in results:
         result.diagnostics = [d for d in result.diagnostics if id(d) in keep]
     if show_stale:
         for entry in outcome.stale:
-            click.echo(f"stale baseline entry: {entry.describe()}", err=True)
+            click.echo(f"stale baseline entry: {entry.file}:{entry.line}: {entry.code} {entry.message}", err=True)
     return results
 
 
 def _apply_diff_against(results: list[FileResult], rev: str) -> list[FileResult]:
-    from sync_lint.changed_lines import ChangedLinesError, changed_lines
+    from sync_lint.changed_lines import ChangedLinesError, changed_lines, filter_diagnostics
 
     try:
         changed = changed_lines(rev, Path.cwd())
     except ChangedLinesError as exc:
         raise UserError(str(exc)) from None
     for result in results:
-        result.diagnostics = [d for d in result.diagnostics if changed.contains(d.path, d.start.row)]
+        result.diagnostics = filter_diagnostics(result.diagnostics, changed)
     return results
 
 
@@ -361,6 +362,47 @@ class _Progress:
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
             self._bar.stop()
+
+
+# ==========================================================================================
+# baseline
+# ==========================================================================================
+
+
+@main.group()
+def baseline() -> None:
+    """Record today's findings so that `check --baseline FILE` reports only new ones."""
+
+
+@baseline.command("create")
+@click.argument("baseline_file", type=click.Path(dir_okay=False))
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--config", type=click.Path(dir_okay=False), help="Use this configuration file.")
+@click.option("--select", multiple=True, help="Rule codes or prefixes to record.")
+@click.option("--ignore", multiple=True, help="Codes or prefixes not to record.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None)
+def baseline_create(baseline_file: str, paths: tuple[str, ...], config: str | None, select: tuple[str, ...],
+                    ignore: tuple[str, ...], jobs: int | None) -> None:
+    """Write BASELINE_FILE with the current findings in PATHS (default: .)."""
+    from sync_lint.baseline import BaselineError, create_baseline
+    from sync_lint.discovery import discover
+    from sync_lint.engine import lint_paths
+
+    paths = paths or (".",)
+    plan = plan_run(paths, config=config, select=select, ignore=ignore)
+    found = discover(list(paths), plan.settings)
+    for missing in found.missing:
+        raise UserError(f"{missing}: no such file or directory")
+    results = lint_paths(found.files, plan.rules, plan.settings, jobs=jobs or plan.settings.jobs)
+    for result in results:
+        for error in result.errors:
+            click.echo(f"sync-lint: error: {error.path}: {error.message}", err=True)
+    diagnostics = [d for r in results for d in r.diagnostics]
+    try:
+        count = create_baseline(diagnostics, Path(baseline_file), _reader())
+    except BaselineError as exc:
+        raise UserError(str(exc)) from None
+    click.echo(f"Recorded {count} finding(s) from {len(found.files)} file(s) in {baseline_file}", err=True)
 
 
 # ==========================================================================================

@@ -152,7 +152,9 @@ def test_editing_the_flagged_line_makes_the_finding_new(project: Path) -> None:
     assert (stale.file, stale.code, stale.line) == ("train.py", "SL101", 4)
 
 
-def test_editing_a_neighbouring_line_makes_the_finding_new(project: Path) -> None:
+def test_editing_a_neighbouring_line_keeps_the_finding_matched(project: Path) -> None:
+    # Code added or changed right next to an accepted finding is an unrelated
+    # edit: the flagged line itself is unchanged, so the second tier matches it.
     baseline_path = project / "baseline.json"
     create_baseline(findings(project / "train.py"), baseline_path, read_lines)
 
@@ -161,7 +163,19 @@ def test_editing_a_neighbouring_line_makes_the_finding_new(project: Path) -> Non
     diagnostics = findings(project / "train.py")
 
     result = load_baseline(baseline_path).filter(diagnostics, read_lines)
-    assert result.new == diagnostics
+    assert (result.new, result.matched, result.stale) == ([], len(diagnostics), [])
+
+
+def test_baseline_without_line_fingerprints_still_matches_exactly(project: Path) -> None:
+    # Files written before the second tier existed carry no line_fingerprint.
+    baseline_path = project / "baseline.json"
+    create_baseline(findings(project / "train.py"), baseline_path, read_lines)
+    document = json.loads(baseline_path.read_text())
+    for entry in document["entries"]:
+        del entry["line_fingerprint"]
+    baseline_path.write_text(json.dumps(document))
+    result = load_baseline(baseline_path).filter(findings(project / "train.py"), read_lines)
+    assert result.new == []
 
 
 def test_other_rule_on_the_same_line_is_new(project: Path) -> None:

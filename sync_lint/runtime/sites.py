@@ -20,12 +20,17 @@ _RUNTIME_DIR = os.path.dirname(os.path.realpath(__file__))
 _SYNC_LINT_DIR = os.path.dirname(_RUNTIME_DIR)
 
 
-@lru_cache(maxsize=8192)
 def norm(path: str) -> str:
-    """Absolute, symlink-free form used for every comparison and report key.
+    """Absolute, symlink-free form used for every comparison and report key."""
+    # Relative paths depend on the current directory, so only the absolute form
+    # goes through the cache.
+    return _norm_abs(path if os.path.isabs(path) else os.path.abspath(path))
 
-    Cached: the warning hook and the tracer call it for every frame they see."""
-    return os.path.realpath(os.path.abspath(path))
+
+@lru_cache(maxsize=8192)
+def _norm_abs(path: str) -> str:
+    # Cached: the warning hook and the tracer call this for every frame they see.
+    return os.path.realpath(path)
 
 
 def is_under(path: str, root: str) -> bool:

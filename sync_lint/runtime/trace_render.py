@@ -58,7 +58,8 @@ def render_trace(report: TraceReport, color: bool = False, width: int = 120) -> 
     table = Table(title="Lines that blocked the host", show_lines=False)
     for name, justify in (("location", "left"), ("blocked", "right"), ("runs", "right"),
                           ("blocked ms", "right"), ("source", "left")):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        # Fold, never truncate: a cut-off path is useless.
+        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for e in sorted(report.entries, key=lambda e: -e.blocked_ms):
         note = " (first run only: warm-up?)" if e.first_only else ""
         table.add_row(
@@ -85,7 +86,8 @@ def render_full(joined: Mapping[str, Any], color: bool = False, width: int = 120
     for name, justify in (("class", "left"), ("location", "left"), ("rules", "left"),
                           ("blocked/runs", "right"), ("blocked ms", "right"),
                           ("source", "left")):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        # Fold, never truncate: a cut-off path is useless.
+        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
     order = {"runtime-only": 0, "both": 1, "static-only": 2}
     rows = sorted(joined["lines"], key=lambda r: (order[r["class"]], r["file"], r["line"]))
     for r in rows:
