@@ -34,10 +34,11 @@ from __future__ import annotations
 
 import libcst as cst
 
-from sync_lint.rule import Example, Rule, method_receiver
+from sync_lint.rule import Example, method_receiver
+from sync_lint.rules._host_mirror import HostMirrorFix
 
 
-class Item(Rule):
+class Item(HostMirrorFix):
     code = "SL101"
     name = "item"
     summary = "`.item()` on a GPU tensor waits for the GPU"
@@ -47,6 +48,7 @@ class Item(Rule):
         Example("import torch\nx = torch.ones(3, device='cuda')\nv = x.sum().item()\n", (3,)),
         Example("import numpy as np\na = np.ones(3)\nv = a.sum().item()\n"),
         Example("import torch\nx = torch.ones(3)\nv = x.sum().item()\n"),
+        Example("def f(lens_gpu, lens_cpu):\n    return lens_gpu.max().item()\n", (2,)),
     )
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -56,8 +58,10 @@ class Item(Rule):
         fact = self.is_gpu(receiver)
         if fact is None:
             return
-        self.report(
+        self.report_host_read(
             node,
+            fact,
             "`.item()` on a GPU tensor blocks the host until the GPU catches up",
-            fact=fact,
+            "use a value the host already has (a `_cpu` mirror, a bound it knows) or keep it on the device",
+            receiver,
         )

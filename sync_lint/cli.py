@@ -122,6 +122,11 @@ class _Group(click.Group):
             _fail(str(exc))
         except KeyboardInterrupt:
             sys.exit(EXIT_ERROR)
+        except Exception as exc:  # an internal error is exit 2, never a findings exit
+            import traceback
+
+            click.echo("".join(traceback.format_exception(exc)), err=True)
+            _fail(f"internal error: {type(exc).__name__}: {exc} (please report this)")
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -234,14 +239,21 @@ def run_check(
         with progress:
             results.extend(lint_paths(found.files, plan.rules, settings, jobs=jobs, on_result=progress.advance))
 
+    report_to_stderr = False
     if apply_fixes or show_diff:
         from sync_lint.fixer import FixMode, apply_fixes_to_results
 
         mode = FixMode(unsafe=unsafe_fixes, diff=show_diff)
-        fix_report = apply_fixes_to_results(results, plan.rules, settings, mode, stdin_used=stdin_used)
+        fix_report = apply_fixes_to_results(results, plan.rules, settings, mode, stdin_used=stdin_used,
+                                            stdin_source=source if stdin_used else None)
         if show_diff:
             _emit(fix_report.diff_text, output_file)
             return EXIT_FINDINGS if fix_report.diff_text else EXIT_CLEAN
+        if fix_report.stdin_output is not None:
+            # ruff: fixing stdin prints the fixed source on stdout, the report on stderr.
+            sys.stdout.write(fix_report.stdin_output)
+            sys.stdout.flush()
+            report_to_stderr = True
         if show_fixes and fix_report.summary:
             click.echo(fix_report.summary, err=True)
         results = fix_report.remaining
@@ -264,7 +276,7 @@ def run_check(
     color = human and not output_file and sys.stdout.isatty() and "NO_COLOR" not in os.environ
     text = render(fmt, results, plan.registry, statistics=statistics and human, color=color,
                   show_fixes_preview=True, unsafe_fixes=unsafe_fixes)
-    _emit(text, output_file)
+    _emit(text, output_file, err=report_to_stderr)
     if statistics and not human:
         click.echo(render_statistics(results, plan.registry), err=True)
 
@@ -277,12 +289,16 @@ def run_check(
     return EXIT_CLEAN
 
 
-def _emit(text: str, output_file: str | None) -> None:
+def _emit(text: str, output_file: str | None, err: bool = False) -> None:
     if output_file:
-        Path(output_file).write_text(text, encoding="utf-8")
+        try:
+            Path(output_file).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"cannot write {output_file}: {exc.strerror or exc}") from None
     elif text:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        stream = sys.stderr if err else sys.stdout
+        stream.write(text)
+        stream.flush()
 
 
 def _reader() -> Callable[[str], list[str]]:
@@ -403,6 +419,135 @@ def baseline_create(baseline_file: str, paths: tuple[str, ...], config: str | No
     except BaselineError as exc:
         raise UserError(str(exc)) from None
     click.echo(f"Recorded {count} finding(s) from {len(found.files)} file(s) in {baseline_file}", err=True)
+
+
+# ==========================================================================================
+# verify / trace (runtime: these import torch, the linter never does)
+# ==========================================================================================
+
+
+@main.command()
+@click.option("--rules", "rule_codes", multiple=True, help="Only cases of these rules (codes or prefixes).")
+@click.option("--trials", type=click.IntRange(min=1), default=50, show_default=True, help="Random inputs per case.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--report", type=click.Path(dir_okay=False),
+              help="Write PATH.json and PATH.md (e.g. docs/verification/h100-torch2.11).")
+@click.option("--device", type=click.Choice(["cuda", "cpu"]), default="cuda", show_default=True,
+              help="`cpu` checks numeric equivalence only (no timing): what CI without a GPU can do.")
+def verify(rule_codes: tuple[str, ...], trials: int, seed: int, report: str | None, device: str) -> None:
+    """Prove every fix on the GPU: the before code blocks, the fixed code does not, outputs are identical."""
+    from sync_lint.runtime.cases import all_cases
+    from sync_lint.runtime.cuda import cuda_available
+    from sync_lint.runtime.verify import run_verification
+
+    if device == "cuda" and not cuda_available():
+        raise UserError("no CUDA device: `sync-lint verify` needs a GPU to measure host blocking "
+                        "(`--device cpu` checks numeric equivalence only)")
+    selectors = _split(rule_codes) or ()
+    cases = [c for c in all_cases() if not selectors or any(c.rule.startswith(s.upper()) for s in selectors)]
+    if not cases:
+        raise UserError(f"no verification cases match {', '.join(selectors)}")
+
+    def progress(result):  # type: ignore[no-untyped-def]
+        state = "skip" if result.skipped else ("pass" if result.passed else "FAIL")
+        click.echo(f"{state:4} {result.rule} {result.case}", err=True)
+
+    outcome = run_verification(cases, device=device, trials=trials, seed=seed, on_result=progress)
+    _print_verification_table(outcome)
+    if report:
+        base = Path(report)
+        base = base.with_suffix("") if base.suffix in (".json", ".md") else base
+        base.parent.mkdir(parents=True, exist_ok=True)
+        base.with_suffix(".json").write_text(json.dumps(outcome.to_json(), indent=2) + "\n", encoding="utf-8")
+        base.with_suffix(".md").write_text(outcome.to_markdown(), encoding="utf-8")
+        click.echo(f"wrote {base.with_suffix('.json')} and {base.with_suffix('.md')}", err=True)
+    sys.exit(EXIT_CLEAN if outcome.passed else EXIT_FINDINGS)
+
+
+def _print_verification_table(outcome) -> None:  # type: ignore[no-untyped-def]
+    from rich.console import Console
+    from rich.table import Table
+
+    def yes(value: object) -> str:
+        return "-" if value is None else ("yes" if value else "no")
+
+    table = Table(title=f"fix verification on {outcome.gpu}, torch {outcome.torch}", title_justify="left")
+    for column in ("rule", "case", "fix", "before blocks", "after blocks", "pageable copies", "trials",
+                   "identical", "result"):
+        table.add_column(column)
+    for r in outcome.results:
+        result = "skip" if r.skipped else ("pass" if r.passed else "FAIL")
+        table.add_row(r.rule, r.case, r.applicability, yes(r.before_blocks), yes(r.after_blocks),
+                      "-" if r.after_pageable_copies is None else str(r.after_pageable_copies), str(r.trials),
+                      yes(r.identical) if not r.skipped else "-", result)
+    Console(highlight=False).print(table)
+    for r in outcome.results:
+        for failure in r.failures:
+            click.echo(f"{r.rule} {r.case}: {failure}", err=True)
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("-m", "module", help="Run a library module as a script (like `python -m`).")
+@click.option("--include", multiple=True, help="Glob of files to trace (default: all files outside torch, "
+              "site-packages and the standard library).")
+@click.option("--exclude", multiple=True, help="Glob of files not to trace.")
+@click.option("--output-format", type=click.Choice(["full", "json"]), default="full", show_default=True)
+@click.option("-o", "--output-file", type=click.Path(dir_okay=False))
+@click.option("--sleep-ms", type=float, default=5.0, show_default=True,
+              help="GPU work queued before each traced line; a line that waits for half of it blocked.")
+@click.argument("argv", nargs=-1, type=click.UNPROCESSED)
+def trace(module: str | None, include: tuple[str, ...], exclude: tuple[str, ...], output_format: str,
+          output_file: str | None, sleep_ms: float, argv: tuple[str, ...]) -> None:
+    """Run a program and report each line that made the host wait for the GPU.
+
+    \b
+        sync-lint trace -- python train.py --steps 3
+        sync-lint trace -m mypkg.bench
+
+    Every executed line of your files runs against a busy GPU and is timed, so the
+    overhead is high by design (a sync per line): trace a few steps, not a long run.
+    Each blocking line is joined with the static findings on it: confirmed by both,
+    runtime-only (a sync the static rules missed), static-only (not executed, or a
+    false alarm).
+    """
+    from sync_lint.runtime import NoCudaError, join_with_static, joined_to_json, render_full, trace_program
+
+    args = list(argv)
+    if args[:1] == ["--"]:
+        args = args[1:]
+    if module is None:
+        if args and Path(args[0]).name.startswith("python"):
+            args = args[1:]  # `trace -- python script.py`: we are the interpreter
+        if not args:
+            raise UserError("nothing to trace: give a script (`sync-lint trace -- python script.py`) or `-m module`")
+    try:
+        report = trace_program(args if module is None else args, module=module, include=list(include),
+                               exclude=list(exclude), sleep_ms=sleep_ms)
+    except NoCudaError as exc:
+        raise UserError(str(exc)) from None
+    static = _static_findings(list(report.executions))
+    joined = join_with_static(report, static)
+    if output_format == "json":
+        text = joined_to_json(joined) + "\n"
+    else:
+        text = render_full(joined, color=sys.stdout.isatty() and not output_file)
+    _emit(text, output_file)
+    sys.exit(EXIT_CLEAN if report.exception is None else EXIT_FINDINGS)
+
+
+def _static_findings(files: list[str]) -> dict[tuple[str, int], list[str]]:
+    """The static findings on the traced files, by (file, line)."""
+    from sync_lint.engine import lint_paths
+
+    existing = [f for f in files if Path(f).is_file()]
+    if not existing:
+        return {}
+    plan = plan_run(existing)
+    found: dict[tuple[str, int], list[str]] = {}
+    for result in lint_paths(existing, plan.rules, plan.settings, jobs=1):
+        for d in result.diagnostics:
+            found.setdefault((d.path, d.start.row), []).append(d.code)
+    return found
 
 
 # ==========================================================================================

@@ -128,6 +128,8 @@ def _validate(key: str, value: Any, where: str) -> Any:
                     re.compile(pattern)
                 except re.error as exc:
                     raise ConfigError(f"{where}: `{key}` has an invalid regex {pattern!r}: {exc}") from None
+        if key.endswith("exclude"):
+            _check_globs(key, value, where)
         return tuple(value)
     if kind == "str":
         if not isinstance(value, str):
@@ -146,12 +148,24 @@ def _validate(key: str, value: Any, where: str) -> Any:
             isinstance(v, list) and all(isinstance(c, str) for c in v) for v in value.values()
         ):
             raise ConfigError(bad + "a table of glob = [codes]")
+        _check_globs(key, value, where)
         return tuple((glob, tuple(codes)) for glob, codes in value.items())
     if kind == "str-map":
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise ConfigError(bad + "a table of name = \"hint\"")
         return tuple(value.items())
     raise AssertionError(kind)  # every kind in OPTIONS is handled above
+
+
+def _check_globs(key: str, patterns: Any, where: str) -> None:
+    """Gitignore-style patterns must compile: a bad one is a config error, not a crash mid-run."""
+    import pathspec
+
+    for pattern in patterns:
+        try:
+            pathspec.GitIgnoreSpec.from_lines([pattern])
+        except Exception as exc:  # pathspec raises re.error, ValueError, TypeError...
+            raise ConfigError(f"{where}: `{key}` has an invalid pattern {pattern!r}: {exc}") from None
 
 
 def settings_from_table(table: dict[str, Any], where: str, root: Path, path: Path | None) -> Settings:
@@ -184,7 +198,8 @@ def load_config_file(path: Path) -> Settings:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     if path.name == "pyproject.toml":
-        table = data.get("tool", {}).get("sync-lint", {})
+        tool = data.get("tool", {})
+        table = tool.get("sync-lint", {}) if isinstance(tool, dict) else {}
         where = f"{path} [tool.sync-lint]"
     else:
         table = data
@@ -206,11 +221,20 @@ def find_config(start: Path) -> Path | None:
         pyproject = candidate_dir / "pyproject.toml"
         if pyproject.is_file():
             try:
-                data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+                text = pyproject.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+            try:
+                data = tomllib.loads(text)
+            except tomllib.TOMLDecodeError as exc:
+                if "sync-lint" in text:
+                    # It (probably) holds our table: silently dropping the user's
+                    # configuration would be worse than stopping.
+                    raise ConfigError(f"{pyproject}: invalid TOML: {exc}") from None
                 # A broken pyproject that is not ours is not our error; keep looking.
                 continue
-            if "sync-lint" in data.get("tool", {}):
+            tool = data.get("tool")
+            if isinstance(tool, dict) and "sync-lint" in tool:
                 return pyproject
     return None
 

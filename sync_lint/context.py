@@ -148,4 +148,4 @@ class FileContext:
                     end=Position(span.end.line, span.end.column + 1),
                 )
             )
-        return Fix(spec.applicability, spec.message, tuple(edits))
+        return Fix(spec.applicability, spec.message, tuple(edits), tuple(spec.needs_imports))

@@ -36,6 +36,9 @@ class Fix:
     applicability: Applicability
     message: str
     edits: tuple[Edit, ...]
+    # Modules the fixed code names (e.g. ("torch",)); the fixer adds the imports
+    # that are missing, or spells the module with the file's alias.
+    needs_imports: tuple[str, ...] = ()
 
 
 class Severity(str, Enum):

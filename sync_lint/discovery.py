@@ -41,18 +41,22 @@ class _GitIgnores:
         if directory not in self._cache:
             lines = _read_ignore_file(directory / ".gitignore")
             if (directory / ".git").is_dir():
-                lines += _read_ignore_file(directory / ".git" / "info" / "exclude")
+                # Lower precedence than the .gitignore beside it: its lines go first.
+                lines = _read_ignore_file(directory / ".git" / "info" / "exclude") + lines
             self._cache[directory] = pathspec.GitIgnoreSpec.from_lines(lines) if lines else None
         return self._cache[directory]
 
     def ignored(self, path: Path, is_dir: bool, anchors: list[Path]) -> bool:
-        for anchor in anchors:
+        # As in git, the innermost .gitignore with a matching pattern decides, so a
+        # nested `!keep.py` re-includes a file that a parent .gitignore ignores.
+        for anchor in reversed(anchors):
             spec = self.spec_for(anchor)
             if spec is None:
                 continue
             relative = path.relative_to(anchor).as_posix() + ("/" if is_dir else "")
-            if spec.match_file(relative):
-                return True
+            include = spec.check_file(relative).include
+            if include is not None:
+                return include
         return False
 
 
@@ -73,10 +77,12 @@ def discover(paths: list[str], settings: Settings) -> Discovery:
     missing: list[str] = []
     seen: set[str] = set()
 
-    def excluded(path: Path, is_dir: bool) -> bool:
+    def excluded(path: Path, is_dir: bool, anchor: Path) -> bool:
+        # Patterns match paths below `anchor`: a directory named on the command line
+        # is linted even when it matches an exclude (`sync-lint check build`).
         name = path.name + ("/" if is_dir else "")
         try:
-            relative = path.relative_to(root).as_posix() + ("/" if is_dir else "")
+            relative = path.relative_to(anchor).as_posix() + ("/" if is_dir else "")
         except ValueError:
             relative = name
         return exclude.match_file(relative) or exclude.match_file(name)
@@ -95,6 +101,9 @@ def discover(paths: list[str], settings: Settings) -> Discovery:
             add(raw)  # named explicitly: always linted
             continue
         start = given.resolve()
+        anchor = root
+        if root not in (start, *start.parents) or excluded(start, True, root):
+            anchor = start
         anchors_above = _repo_anchors(start)[:-1] if settings.respect_gitignore else []
         for dirpath, dirnames, filenames in os.walk(start):
             current = Path(dirpath)
@@ -102,7 +111,7 @@ def discover(paths: list[str], settings: Settings) -> Discovery:
             kept = []
             for d in sorted(dirnames):
                 sub = current / d
-                if excluded(sub, True):
+                if excluded(sub, True, anchor):
                     continue
                 if settings.respect_gitignore and gitignores.ignored(sub, True, anchors):
                     continue
@@ -112,7 +121,7 @@ def discover(paths: list[str], settings: Settings) -> Discovery:
                 if not f.endswith(SOURCE_SUFFIXES):
                     continue
                 file_path = current / f
-                if excluded(file_path, False):
+                if excluded(file_path, False, anchor):
                     continue
                 if settings.respect_gitignore and gitignores.ignored(file_path, False, anchors):
                     continue

@@ -9,6 +9,7 @@ worker processes.
 
 from __future__ import annotations
 
+import ast
 import os
 import tokenize
 from collections import defaultdict
@@ -191,6 +192,10 @@ def lint_source(
         triggers = RuleSet(tuple(active)).triggers
     if not any(token in source for token in triggers):
         return result
+    too_deep = _nesting_error(source, path)
+    if too_deep is not None:
+        result.diagnostics.append(too_deep)
+        return result
     try:
         module = cst.parse_module(source)
     except cst.ParserSyntaxError as exc:
@@ -217,11 +222,58 @@ def lint_source(
     return result
 
 
+_OPEN_CLOSE = str.maketrans({ch: None for ch in map(chr, range(128)) if ch not in "()[]{}"})
+
+
+def _nesting_error(source: str, path: str) -> Diagnostic | None:
+    """SL000 for bracket nesting CPython rejects; libcst's native parser can crash on it.
+
+    CPython refuses more than 200 nested brackets, libcst segfaults somewhere past
+    1,000: a crashed worker would end the whole run, so such files never reach it.
+    Brackets inside strings inflate the estimate, which only costs an extra compile.
+    """
+    depth = deepest = 0
+    for ch in source.translate(_OPEN_CLOSE):
+        if ch in "([{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+        else:
+            depth -= 1
+    if deepest <= 150:
+        return None
+    try:
+        compile(source, path, "exec", ast.PyCF_ONLY_AST)
+    except SyntaxError as exc:
+        if "nested" in (exc.msg or ""):
+            row = exc.lineno or 1
+            column = exc.offset or 1
+            lines = source.splitlines()
+            return Diagnostic(code=SYNTAX_ERROR_CODE, name="syntax-error", message=f"syntax error: {exc.msg}",
+                              path=path, start=Position(row, column), end=Position(row, column + 1), noqa_row=row,
+                              source_line=lines[row - 1] if row <= len(lines) else "")
+    except (ValueError, RecursionError, MemoryError):
+        pass
+    return None
+
+
 def _syntax_error(exc: cst.ParserSyntaxError, path: str, source: str) -> Diagnostic:
     lines = source.splitlines()
     row = max(exc.raw_line, 1)
     column = exc.raw_column + 1
     message = exc.message.splitlines()[0] if exc.message else "invalid syntax"
+    # libcst's error position is often a line late (`x = = 1` lands on line 2);
+    # CPython's parser points at the offending token, so prefer it when it agrees
+    # that the file is invalid.
+    try:
+        compile(source, path, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
+    except SyntaxError as py_exc:
+        if py_exc.lineno:
+            row = min(max(py_exc.lineno, 1), max(len(lines), 1))
+            column = max(py_exc.offset or 1, 1)
+            message = py_exc.msg or message
+    except (ValueError, RecursionError, MemoryError):
+        pass
     return Diagnostic(
         code=SYNTAX_ERROR_CODE,
         name="syntax-error",

@@ -117,6 +117,18 @@ def test_guard_decorator_raises_no_cuda_error_without_torch(no_torch: None) -> N
         step()
 
 
+def test_guard_decorator_refuses_before_warm_up(no_torch: None) -> None:
+    calls = []
+
+    @no_gpu_sync(warmup=2)
+    def step() -> None:
+        calls.append(1)
+
+    with pytest.raises(NoCudaError):
+        step()
+    assert calls == []
+
+
 def test_detect_raises_no_cuda_error_without_torch(no_torch: None) -> None:
     with pytest.raises(NoCudaError, match="detect needs a GPU"):
         detect(lambda: None)
@@ -134,6 +146,8 @@ def test_guard_rejects_bad_arguments() -> None:
         no_gpu_sync(action="explode")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         no_gpu_sync(sleep_ms=0)
+    with pytest.raises(ValueError):
+        no_gpu_sync(warmup=-1)
 
 
 # ---------------------------------------------------------------------------
@@ -215,9 +229,9 @@ def test_marker_with_arguments_skips_without_cuda(
         """
         import pytest
 
-        @pytest.mark.no_gpu_sync(action="warn", sleep_ms=50)
+        @pytest.mark.no_gpu_sync(action="warn", sleep_ms=50, warmup=1)
         def test_marked():
-            pass
+            raise AssertionError("neither warm-up nor body may run without a GPU")
         """
     )
     result = pytester.runpytest(*_plugin_args(), "-rs")
@@ -465,6 +479,28 @@ def test_trace_program_refuses_without_cuda(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(tracer, "cuda_unavailable_reason_isolated", lambda: "torch is not installed")
     with pytest.raises(NoCudaError, match="sync-lint trace needs a GPU"):
         trace_program(["whatever.py"])
+
+
+def test_trace_program_sets_eager_loading_only_while_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sync_lint.runtime.tracer as tracer
+
+    # Pretend the probe found a GPU; without one the real backend simply never
+    # arms (torch absent or CUDA not initialised), so the run still completes.
+    monkeypatch.setattr(tracer, "cuda_unavailable_reason_isolated", lambda: None)
+    monkeypatch.delenv("CUDA_MODULE_LOADING", raising=False)
+    out = tmp_path / "env.txt"
+    script = tmp_path / "prog.py"
+    script.write_text(f"import os\nopen({str(out)!r}, 'w').write(os.environ.get('CUDA_MODULE_LOADING', '-'))\n")
+    report = trace_program([str(script)])
+    assert out.read_text() == "EAGER" and "CUDA_MODULE_LOADING" not in os.environ
+    assert report.exit_code == 0
+    trace_program([str(script)], eager_loading=False)
+    assert out.read_text() == "-"
+    monkeypatch.setenv("CUDA_MODULE_LOADING", "LAZY")  # an explicit choice wins
+    trace_program([str(script)])
+    assert out.read_text() == "LAZY" and os.environ["CUDA_MODULE_LOADING"] == "LAZY"
 
 
 @needs_no_real_cuda

@@ -27,8 +27,10 @@ import libcst as cst
 from sync_lint.analysis.facts import (
     DTYPE,
     MODULE,
+    NONE,
     NUMPY,
     PYTHON,
+    RANGE,
     UNKNOWN,
     Device,
     Fact,
@@ -77,6 +79,9 @@ METADATA_ATTRS = frozenset(
 )
 TENSOR_ATTRS = frozenset("T mT H mH data grad real imag".split())
 HOST_VALUE_METHODS = frozenset({"item", "tolist"})
+# torch.cuda / torch.accelerator / torch calls that return a stream or an event handle.
+STREAM_HANDLES = frozenset({"Stream", "ExternalStream", "current_stream", "default_stream"})
+EVENT_HANDLES = frozenset({"Event"})
 # Methods that return a view of their receiver: on pinned memory the view is pinned too.
 VIEW_METHODS = frozenset(
     "view view_as narrow reshape flatten squeeze unsqueeze t transpose permute select expand "
@@ -254,6 +259,17 @@ class DeviceAnalysis:
             self._memo[key] = cached
         return cached
 
+    def bound_fact(self, name: str) -> Fact | None:
+        """The fact of a name or dotted name the program has bound at this point (an
+        assignment, a parameter, a `self.` attribute set in `__init__`); None when the
+        name is unbound here, whatever its naming convention suggests."""
+        fact = self.scope.lookup(name)
+        if fact is None and name.startswith("self."):
+            class_name = self._enclosing_class()
+            if class_name is not None:
+                fact = self.class_attrs.get(class_name, {}).get(name)
+        return fact
+
     def device_of_argument(self, expr: cst.BaseExpression) -> tuple[Device | None, str]:
         """What device a `device=` argument (or `.to(x)` argument) denotes, and why."""
         text = _literal_string(expr)
@@ -373,7 +389,8 @@ class DeviceAnalysis:
                     return replace(NUMPY, subject=name)
                 if isinstance(ann, cst.BinaryOperation):  # `Tensor | None` and friends
                     return self._union_annotation(name, ann)
-                return replace(PYTHON, subject=name)
+                # For a Python value, `dtype` says which kind of number it is (None: maybe not a number).
+                return replace(PYTHON, subject=name, dtype=last if last in ("int", "float", "bool") else None)
         if name in MODULE_NAMES:
             return replace(MODULE, subject=name)
         return self._fact_for_unknown_name(name) or UNKNOWN
@@ -581,7 +598,9 @@ class DeviceAnalysis:
         fact = self.scope.lookup(name)
         if fact is not None:
             return fact
-        if name in ("True", "False", "None"):
+        if name == "None":
+            return NONE
+        if name in ("True", "False"):
             return PYTHON
         if name in MODULE_NAMES:
             return replace(MODULE, subject=name)
@@ -705,7 +724,7 @@ class DeviceAnalysis:
                            "type", "print", "format", "round", "abs") and self.scope.lookup(builtin) is None:
                 if builtin in ("abs", "round") and expr.args:
                     return self.fact(expr.args[0].value)
-                return PYTHON
+                return RANGE if builtin == "range" else PYTHON
         return UNKNOWN
 
     def _eval_torch_call(self, expr: cst.Call, qual: str) -> Fact:
@@ -716,6 +735,9 @@ class DeviceAnalysis:
         if qual == "torch.device":
             dev, why = self.device_of_argument(expr.args[0].value) if expr.args else (Device.GPU, "")
             return device_value(dev or Device.GPU, reason=f"`torch.device` of {why}", origin=expr)
+        if last in STREAM_HANDLES or last in EVENT_HANDLES:
+            kind = "stream" if last in STREAM_HANDLES else "event"
+            return replace(PYTHON, value_kind=kind, reason="created by {code}", origin=expr)
         if namespace.startswith("torch.cuda") or namespace.startswith("torch.accelerator"):
             return replace(PYTHON, value_kind="torch-object")
         if last in TORCH_NON_TENSOR or last[:1].isupper():
@@ -843,6 +865,8 @@ class DeviceAnalysis:
         return "unknown", None
 
     def _element_fact(self, iterable: Fact) -> Fact:
+        if iterable.value_kind == "range":
+            return replace(PYTHON, dtype="int")
         if iterable.is_tensor or iterable.is_unknown_tensor:
             ndim = iterable.ndim - 1 if iterable.ndim else None
             return replace(iterable, ndim=ndim)
@@ -1009,12 +1033,33 @@ def _factory_ndim(expr: cst.Call, name: str) -> int | None:
             if any(isinstance(e, cst.StarredElement) for e in only.elements):
                 return None
             return len(only.elements)
-        if isinstance(only, cst.Integer):
+        if _is_int_size(only):
             return 1
         return None  # `torch.zeros(shape)`: could be an int or a tuple
     if sizes and all(not isinstance(s, (cst.Tuple, cst.List)) for s in sizes):
         return len(sizes)
     return None
+
+
+def _is_int_size(expr: cst.BaseExpression) -> bool:
+    """A size argument that must be one int: `8`, `n + 1`, `len(x)`, `x.shape[0]`, `x.size(0)`."""
+    if isinstance(expr, cst.Integer):
+        return True
+    if isinstance(expr, cst.BinaryOperation) and isinstance(
+        expr.operator, (cst.Add, cst.Subtract, cst.FloorDivide, cst.Modulo)
+    ):
+        # A tuple cannot be added to an int: `n + 1` is a number whatever `n` is.
+        return isinstance(expr.left, cst.Integer) or isinstance(expr.right, cst.Integer) or (
+            _is_int_size(expr.left) and _is_int_size(expr.right)
+        )
+    if isinstance(expr, cst.Subscript) and isinstance(expr.value, cst.Attribute):
+        return expr.value.attr.value == "shape" and len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Index)
+    if isinstance(expr, cst.Call):
+        func = expr.func
+        if isinstance(func, cst.Name):
+            return func.value in ("len", "int")
+        return isinstance(func, cst.Attribute) and (func.attr.value == "numel" or (func.attr.value == "size" and bool(expr.args)))
+    return False
 
 
 # Dispatch tables: node type -> method. Built once at import time.

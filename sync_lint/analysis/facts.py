@@ -25,7 +25,7 @@ class Device(str, Enum):
 
 # What a non-tensor value is, when we know: lets `.to(x)` tell a device from a dtype,
 # and `arr[i].item()` on NumPy stay quiet.
-ValueKind = str  # "numpy" | "python" | "module" | "device" | "dtype" | "stream"
+ValueKind = str  # "numpy" | "python" | "none" | "range" | "module" | "device" | "dtype" | "stream" | "event"
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,8 @@ PYTHON = Fact(Device.NOT_TENSOR, value_kind="python")
 NUMPY = Fact(Device.NOT_TENSOR, value_kind="numpy")
 MODULE = Fact(Device.NOT_TENSOR, value_kind="module")
 DTYPE = Fact(Device.NOT_TENSOR, value_kind="dtype")
+NONE = Fact(Device.NOT_TENSOR, value_kind="none")
+RANGE = Fact(Device.NOT_TENSOR, value_kind="range")  # `range(...)`: iterating it gives Python ints
 
 
 def device_value(device: Device, reason: str = "", origin: cst.CSTNode | None = None) -> Fact:
@@ -83,6 +85,11 @@ def join(a: Fact | None, b: Fact | None) -> Fact:
     if a is None:
         return b if b is not None else UNKNOWN
     if b is None or a == b:
+        return a
+    # `x = None` on one path: wherever `x` is then used as a tensor, it holds the other path's value.
+    if a.value_kind == "none":
+        return b
+    if b.value_kind == "none":
         return a
     if a.device is b.device and a.value_kind == b.value_kind and a.device_value == b.device_value:
         return replace(

@@ -92,6 +92,13 @@ class ImportTable:
                 return None
         return f"{target}.{rest}" if rest else target
 
+    def local_name(self, module: str) -> str:
+        """The name this file uses for `module` (`th` after `import torch as th`), for fixes to write."""
+        for local, target in self._aliases.items():
+            if target == module:
+                return local
+        return module
+
     def is_torch(self, expr: cst.BaseExpression, *names: str) -> str | None:
         """The qualified name if `expr` is one of `torch.<name>` for the given names."""
         qual = self.resolve(expr)

@@ -11,6 +11,12 @@ CUDA operation) or the host blocking for more than half the GPU sleep queued at
 entry (catches `torch.cuda.synchronize()`, event syncs and pageable copies,
 which debug mode misses). The error names the user file:line of each warning.
 
+First kernel launches: under CUDA lazy module loading (the CUDA 12.2+ default)
+the first launch of each kernel in a process waits for the busy GPU while its
+module loads, so it looks like a sync (measured: a first `(x * 2).sum()` blocked
+20 ms). Warm up outside the guarded region, pass `warmup=1` to the decorator (or
+the pytest marker), or run with CUDA_MODULE_LOADING=EAGER.
+
 Without CUDA the guard raises NoCudaError: a guard that cannot measure must not
 pass silently. The pytest plugin turns that into a skip.
 """
@@ -18,11 +24,12 @@ pass silently. The pytest plugin turns that into a skip.
 from __future__ import annotations
 
 import contextlib
+import functools
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Literal
+from typing import Callable, Literal, ParamSpec, TypeVar
 
 from sync_lint.runtime.capture import Site
 from sync_lint.runtime.cuda import require_cuda
@@ -30,6 +37,8 @@ from sync_lint.runtime.errors import GpuSyncError, GpuSyncWarning
 from sync_lint.runtime.measure import Measured, Window
 
 Action = Literal["raise", "warn"]
+P = ParamSpec("P")
+R = TypeVar("R")
 
 GUARD_NAME = "the no_gpu_sync guard"
 
@@ -75,6 +84,11 @@ class GuardReport:
                 f"  host blocked for {self.host_ms:.1f} ms with no sync-debug warning "
                 "(explicit synchronize, event sync or pageable copy)"
             )
+            lines.append(
+                "  (or a kernel launched for the first time in this process: CUDA lazy "
+                "module loading waits for the GPU; warm up outside the guard, use "
+                "warmup=1, or set CUDA_MODULE_LOADING=EAGER)"
+            )
         elif self.blocked:
             lines.append(
                 f"  host blocked for {self.host_ms:.1f} ms (GPU kept busy for {self.sleep_ms:.1f} ms)"
@@ -90,23 +104,43 @@ class GuardReport:
 class no_gpu_sync(contextlib.ContextDecorator):  # noqa: N801 - reads as a statement
     """Context manager and decorator; see the module docstring.
 
+    `warmup` applies to the decorator form only: the decorated function is
+    called that many times unguarded before each guarded call.
     Re-usable and nestable: each `with` keeps its own measurement on a stack.
     `report` holds the GuardReport of the most recent exit. Not thread-safe
     (sync debug mode is process-global).
     """
 
     def __init__(
-        self, action: Action = "raise", sleep_ms: float = 20.0, gpu_trace: bool = False
+        self,
+        action: Action = "raise",
+        sleep_ms: float = 20.0,
+        gpu_trace: bool = False,
+        warmup: int = 0,
     ) -> None:
         if action not in ("raise", "warn"):
             raise ValueError(f"action must be 'raise' or 'warn', not {action!r}")
         if sleep_ms <= 0:
             raise ValueError("sleep_ms must be positive")
+        if warmup < 0:
+            raise ValueError("warmup must be >= 0")
+        self.warmup = warmup
         self.action: Action = action
         self.sleep_ms = sleep_ms
         self.gpu_trace = gpu_trace
         self.report: GuardReport | None = None
         self._windows: list[Window] = []
+
+    def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(func)
+        def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+            require_cuda(GUARD_NAME)  # refuse before the unguarded warm-up runs
+            for _ in range(self.warmup):
+                func(*args, **kwargs)
+            with self:
+                return func(*args, **kwargs)
+
+        return guarded
 
     def __enter__(self) -> no_gpu_sync:
         torch = require_cuda(GUARD_NAME)

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from types import ModuleType
 
-from sync_lint.runtime.busy import BusyWindow, blocked_threshold_ms, keep_busy
+from sync_lint.runtime.busy import BusyWindow, blocked_threshold_ms, cycles_per_ms, keep_busy
 from sync_lint.runtime.capture import Site, SyncCapture
 
 
@@ -47,6 +47,9 @@ class Window:
         # Start from an idle GPU: leftover work would lengthen the sleep we
         # compare against. Done before capturing, so this sync is not reported.
         torch.cuda.synchronize()
+        # Calibrate (first use only) before capturing: calibration synchronizes,
+        # and the GPU-trace hooks would blame those syncs on the caller.
+        cycles_per_ms(torch)
         self._capture.__enter__()
         try:
             self._busy = keep_busy(torch, self._sleep_ms)

@@ -9,6 +9,7 @@ cudaDeviceSynchronize, cudaEventSynchronize.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -42,24 +43,34 @@ def profile_call(
     error: BaseException | None = None
     torch.cuda.synchronize()
     try:
-        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-            with record_function(_MARK):
-                try:
-                    result = call()
-                except KeyboardInterrupt:
-                    raise
-                except BaseException as exc:  # recorded, like the timed run does
-                    error = exc
-            # Let the GPU side of the copies finish inside the trace. This sync
-            # happens after the marked window, so it is filtered out below.
-            torch.cuda.synchronize()
+        with warnings.catch_warnings():
+            # torch warns on a process's first profile() about acc_events: noise here.
+            warnings.filterwarnings("ignore", message=".*Profiler clears events")
+            with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+                with record_function(_MARK):
+                    try:
+                        result = call()
+                    except KeyboardInterrupt:
+                        raise
+                    except BaseException as exc:  # recorded, like the timed run does
+                        error = exc
+                # Let the GPU side of the copies finish inside the trace. This sync
+                # happens after the marked window, so it is filtered out below.
+                torch.cuda.synchronize()
         events = list(prof.events())
     except KeyboardInterrupt:
         raise
     except Exception as exc:
         return ProfileSignal(error=f"{type(exc).__name__}: {exc}"), result, error
 
-    marks = [e for e in events if e.name == _MARK]
+    # Only the CPU-side marker: kineto also emits a GPU-timeline annotation of
+    # the same name whose end can fall after our trailing synchronize.
+    from torch.autograd import DeviceType
+
+    marks = [
+        e for e in events
+        if e.name == _MARK and getattr(e, "device_type", DeviceType.CPU) == DeviceType.CPU
+    ]
     lo = min((m.time_range.start for m in marks), default=None)
     hi = max((m.time_range.end for m in marks), default=None)
 

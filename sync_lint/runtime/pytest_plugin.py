@@ -9,6 +9,10 @@ Marker: the whole test call runs inside the guard.
     def test_step_has_no_sync(model, batch):
         model(batch)
 
+    `warmup=N` runs the test body N times unguarded first. Use it when the test
+    launches kernels this process has not run yet: under CUDA lazy module
+    loading a first launch waits for the GPU and would be reported as a sync.
+
 Fixture: you choose the guarded region, so setup (allocations, warm-up, the
 reference `.item()` in an assert) stays outside it.
 
@@ -44,7 +48,7 @@ MARKER = "no_gpu_sync"
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        f"{MARKER}(action='raise', sleep_ms=20.0, gpu_trace=False): fail the test if "
+        f"{MARKER}(action='raise', sleep_ms=20.0, gpu_trace=False, warmup=0): fail the test if "
         "its call synchronizes the GPU with the host (sync_lint). Needs CUDA; "
         "skipped without it.",
     )
@@ -63,11 +67,21 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, Any, Any]
         if marker is None:
             return (yield)
         _skip_without_cuda()
-        guard = _Guard(*marker.args, **marker.kwargs)
+        options = dict(marker.kwargs)
+        warmup = int(options.pop("warmup", 0))
+        guard = _Guard(*marker.args, **options)
+        for _ in range(warmup):
+            _call_test(pyfuncitem)
         with guard:
             return (yield)
     except NoCudaError as exc:
         pytest.skip(str(exc))
+
+
+def _call_test(item: pytest.Function) -> None:
+    # What pytest's own pytest_pyfunc_call does (it has no public re-entry point).
+    args = {name: item.funcargs[name] for name in item._fixtureinfo.argnames}
+    item.obj(**args)
 
 
 @pytest.fixture

@@ -112,6 +112,7 @@ class FileFilter:
         return not is_library_path(path, self.library_roots)
 
 
+@lru_cache(maxsize=None)
 def site_skip_roots() -> tuple[str, ...]:
     """Frames skipped when looking for the user line behind a sync: torch (the op
     that synced), sync_lint.runtime (the detector), and the warnings module."""
@@ -122,6 +123,10 @@ def site_skip_roots() -> tuple[str, ...]:
     import warnings
 
     roots.append(norm(warnings.__file__))
+    # Python 3.14 moved the implementation into _py_warnings.
+    spec = importlib.util.find_spec("_py_warnings")
+    if spec is not None and spec.origin:
+        roots.append(norm(spec.origin))
     return tuple(roots)
 
 

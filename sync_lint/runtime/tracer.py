@@ -26,7 +26,14 @@ Known limits:
   safety); lines before that are counted as executed, never as blocking;
 * a CPU-heavy line (first cuBLAS call, torch.compile, data loading) that runs
   longer than the queued sleep looks like a block. `first_only` marks lines that
-  blocked only on their first execution, the usual signature of warm-up cost.
+  blocked only on their first execution, the usual signature of warm-up cost;
+* the first launch of each kernel really does wait for the GPU under CUDA lazy
+  module loading (the CUDA 12.2+ default), so `eager_loading=True` (the
+  default) sets CUDA_MODULE_LOADING=EAGER for the program, unless the
+  environment already sets it. Measured on the H100: CUDA start-up went from
+  3.8 s to 6.9 s, and a 9-line script's false "blocking" lines (`x * 2`,
+  `torch.cos(x)`, `torch.sin(x) + torch.tanh(x)`, each a first launch) went
+  away while its two real syncs stayed.
 """
 
 from __future__ import annotations
@@ -438,12 +445,14 @@ def trace_program(
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
     sleep_ms: float = DEFAULT_SLEEP_MS,
+    eager_loading: bool = True,
 ) -> TraceReport:
     """Run a program under the line tracer on the GPU; see the module docstring.
 
     Script: `trace_program(["train.py", "--steps", "3"])`.
     Module: `trace_program(["--steps", "3"], module="pkg.train")`.
-    `include`/`exclude` are fnmatch globs on absolute paths. Raises NoCudaError
+    `include`/`exclude` are fnmatch globs on absolute paths. `eager_loading`:
+    see the module docstring. Raises NoCudaError
     (checked in a child process, so this process's CUDA state is untouched)
     when no GPU is usable.
     """
@@ -455,4 +464,13 @@ def trace_program(
         sleep_ms=sleep_ms,
         backend=CudaBackend(),
     )
-    return run_traced(argv, module, tracer)
+    # Read by CUDA when the program initialises it (we never do so first); has
+    # no effect if this process already initialised CUDA.
+    set_loading = eager_loading and "CUDA_MODULE_LOADING" not in os.environ
+    if set_loading:
+        os.environ["CUDA_MODULE_LOADING"] = "EAGER"
+    try:
+        return run_traced(argv, module, tracer)
+    finally:
+        if set_loading:
+            os.environ.pop("CUDA_MODULE_LOADING", None)

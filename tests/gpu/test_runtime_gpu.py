@@ -155,6 +155,7 @@ def test_guard_raises_with_file_and_line(torch: Any, x: Any) -> None:
 
 
 def test_guard_passes_clean_code(torch: Any, x: Any) -> None:
+    (x * 2).sum()  # warm-up: a first kernel launch waits for the GPU (lazy loading)
     guard = no_gpu_sync()
     with guard:
         y = (x * 2).sum()
@@ -179,6 +180,19 @@ def test_guard_warn_action_and_decorator(torch: Any, x: Any) -> None:
         step()  # the decorator is reusable
 
 
+def test_guard_decorator_warmup_absorbs_first_launch(torch: Any, x: Any) -> None:
+    @no_gpu_sync(warmup=1)
+    def step() -> Any:
+        return torch.special.erfcx(x)  # a kernel no earlier test launched
+
+    step()
+
+
+def test_detect_warms_up_by_default(torch: Any, x: Any) -> None:
+    report = detect(lambda: torch.special.i0e(x))  # first launch in this process
+    assert not report.blocked, report
+
+
 def test_guard_does_not_mask_the_body_exception(torch: Any, x: Any) -> None:
     with pytest.raises(KeyError):
         with no_gpu_sync():
@@ -198,13 +212,14 @@ def test_marked_syncs():
     x = torch.ones(8, device="cuda")
     x.sum().item()  # SITE:inner
 
-@pytest.mark.no_gpu_sync
+@pytest.mark.no_gpu_sync(warmup=1)
 def test_marked_clean():
     x = torch.ones(8, device="cuda")
-    (x * 2).sum()
+    torch.special.ndtri(x * 0.5).sum()  # first launch: absorbed by warmup=1
 
 def test_fixture_clean(no_gpu_sync):
     x = torch.ones(8, device="cuda")
+    (x * 2).sum()  # warm-up outside the region
     with no_gpu_sync:
         y = x * 2
     assert y.sum().item() == 16

@@ -1,0 +1,112 @@
+"""# SL401 `explicit-synchronize`: an explicit wait for the GPU
+
+## What it does
+Flags calls that make the host wait for the GPU by design:
+
+- `torch.cuda.synchronize()` and `torch.accelerator.synchronize()` (the whole device);
+- `Stream.synchronize()` on a stream from `torch.cuda.Stream()`,
+  `torch.cuda.current_stream()`, `torch.cuda.default_stream()` or
+  `torch.cuda.ExternalStream(...)`, including through a name or a `self.`
+  attribute it was assigned to;
+- `Event.synchronize()` and `Event.elapsed_time()` on an event from
+  `torch.cuda.Event(...)`;
+- `torch.cuda.empty_cache()`.
+
+Look-alikes stay quiet: `threading.Event().wait()`, or a `.synchronize()` on an
+object the linter cannot tie to a torch stream or event.
+
+## Why is this bad
+`torch.cuda.synchronize()` calls `c10::cuda::device_synchronize` →
+`cudaDeviceSynchronize`; `Stream.synchronize()` calls `c10::cuda::stream_synchronize`
+(`c10/cuda/CUDAStream.h`); `Event.synchronize()` calls `cudaEventSynchronize`
+(`c10/cuda/CUDAEvent.h`). The host blocks until the GPU has drained the work.
+`Event.elapsed_time()` does not wait itself, but it raises unless both events
+have completed (`CUDAEvent.h`: "Both events must be completed before
+calculating elapsed time"), so it only runs behind such a wait.
+`torch.cuda.empty_cache()` releases cached blocks with `cudaFree`, which
+synchronizes implicitly.
+
+Measured on an H100 (torch 2.11), with about 41-60 ms of GPU work queued:
+`torch.cuda.synchronize()` blocked 40.4 ms (59.9 ms in a 60 ms run),
+`Event.synchronize()` 59.9 ms, `empty_cache()` with a cached block 60.3 ms.
+`torch.cuda.set_sync_debug_mode` reports **none** of these except
+`Stream.synchronize()`: a runtime check built on debug mode alone misses them.
+
+## Example
+```python
+torch.cuda.synchronize()  # SL401: drains the whole device
+start.record(); run(); end.record()
+end.synchronize()  # SL401
+ms = start.elapsed_time(end)  # SL401
+```
+
+Use instead: order GPU work on the GPU with events (`stream.wait_event(ev)`,
+`stream.wait_stream(s)`, no host wait), poll with `event.query()`, and keep
+timing and `empty_cache()` out of the steady-state loop.
+
+## Fix safety
+No automatic fix: whether a wait is needed depends on what the host does next.
+
+## When to ignore
+Benchmarks, start-up and shutdown, and the one place that must hand results
+to the host. Mark intentional waits with `with gpu_sync_allowed():` or
+`# noqa: SL401`.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from sync_lint.analysis.facts import abbreviate
+from sync_lint.rule import Example, Rule, call_name, method_receiver
+
+# Qualified functions that wait for the device, and what to tell the user.
+_WAITS = {
+    "torch.cuda.synchronize": "waits for all work on the device",
+    "torch.accelerator.synchronize": "waits for all work on the device",
+    "torch.cuda.empty_cache": "frees cached blocks with `cudaFree`, which waits for the device",
+}
+# Methods of stream and event handles that wait (or need a completed wait).
+_HANDLE_WAITS = {
+    ("stream", "synchronize"): "waits for all work queued on the stream",
+    ("event", "synchronize"): "waits until the GPU reaches the event",
+    ("event", "elapsed_time"): "needs both events completed, so it sits behind a wait for the GPU",
+}
+
+
+class ExplicitSynchronize(Rule):
+    code = "SL401"
+    name = "explicit-synchronize"
+    summary = "`torch.cuda.synchronize()`, `Stream/Event.synchronize()`, `empty_cache()`: explicit host waits"
+    triggers = ("synchronize(", "elapsed_time(", "empty_cache(")
+    examples = (
+        Example("import torch\ntorch.cuda.synchronize()\n", (2,)),
+        Example("import torch\ns = torch.cuda.current_stream()\ns.synchronize()\n", (3,)),
+        Example("import threading\nev = threading.Event()\nev.wait()\n"),
+        Example("class Lock:\n    def synchronize(self):\n        pass\n\nLock().synchronize()\n"),
+    )
+
+    def visit_Call(self, node: cst.Call) -> None:
+        qual = self.ctx.imports.resolve(node.func)
+        if qual in _WAITS:
+            self.report(node, f"`{qual}()` {_WAITS[qual]}; order GPU work with events and stream waits instead")
+            return
+        receiver = method_receiver(node)
+        if receiver is None:
+            return
+        fact = self.ctx.devices.fact(receiver)
+        kind, method = fact.value_kind or "", call_name(node) or ""
+        what = _HANDLE_WAITS.get((kind, method))
+        if what is None:
+            return
+        name = f"`{fact.subject}`" if fact.subject else "the receiver"
+        evidence = None
+        if fact.origin is not None:
+            origin = abbreviate(self.ctx.code(fact.origin))
+            evidence = f"{name} is a torch {kind}: created by `{origin}` at line {self.ctx.line_of(fact.origin)}"
+        self.report(
+            node,
+            f"`{kind.capitalize()}.{method}()` {what}; poll with `event.query()` or order work with "
+            "`stream.wait_event()`",
+            evidence=evidence,
+        )

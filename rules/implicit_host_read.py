@@ -1,0 +1,301 @@
+"""# SL104 `implicit-host-read`: Python reads a GPU tensor's value
+
+## What it does
+Flags places where Python itself needs the value of a GPU tensor, without any
+`.item()` in sight:
+
+- number conversions: `int(t)`, `float(t)`, `bool(t)`, `complex(t)`, `operator.index(t)`;
+- truth tests: `if t:`, `while t:`, `assert t`, `a if t else b`, `and` / `or` /
+  `not`, comprehension `if`s, and comparisons used as conditions
+  (`if t.sum() > 0:`);
+- a 0-dim GPU integer tensor used as an index (`x[i]` with `i = idx.argmax()`),
+  and a GPU tensor used as a slice bound (`x[:n]`);
+- a GPU tensor passed where torch or Python expects a number: sizes and bounds
+  (`torch.zeros(n)`, `torch.arange(n)`, `x.view(n, -1)`, `x.narrow(0, start, k)`,
+  `range(n)`), fill values (`torch.full(shape, v)`) and `alpha=`;
+- formatting: `print(t)`, `str(t)`, `repr(t)`, `format(t)`, f-strings;
+- host predicates: `torch.equal`, `torch.allclose`, `torch.is_nonzero` (and their
+  method forms); builtin `max()` / `min()` over GPU tensors.
+
+Never flagged: metadata (`.shape`, `.size()`, `.numel()`, `.dim()`, `.dtype`,
+`.device`, `.is_cuda`), `torch.equal(x, x)` (the same tensor twice), and indexing
+with a 1-D integer tensor or a mask, which stays on the device (boolean masks
+are another rule's business). `if t.item():` and `int(t.item())` are SL101's.
+
+## Why is this bad
+Each of these calls `Tensor.__bool__`, `__int__`, `__float__` or `__index__`,
+which read the value with `.item()`: a copy to pinned memory and
+`at::cuda::memcpy_and_sync` (`aten/src/ATen/native/cuda/CUDAScalar.cu:_local_scalar_dense_cuda`).
+The host waits for every kernel queued before it. Measured on an H100
+(torch 2.11) with 41 ms of GPU work queued: `int(x.sum())` 40.5 ms and
+`if x.any():` 40.5 ms; in a second run `float(t)`, `operator.index(t)`,
+`f"{t:.3f}"`, `max([t0, t0 + 1])`, `x[i_cuda0d]`, `x[:i_cuda0d]`,
+`torch.arange(i_cuda)`, `torch.zeros(i_cuda)`, `torch.full((4,), v_cuda)`,
+`narrow(x, 0, i_cuda, 10)`, `torch.allclose` and `torch.is_nonzero` all waited for
+the whole queue. A 0-dim index is read in `handleDimInMultiDimIndexing`
+(`aten/src/ATen/TensorIndexing.h`); `torch.equal` ends in `.item()` in
+`aten/src/ATen/native/cuda/Equal.cpp:cuda_equal` unless both arguments are the
+same tensor; `repr(x)` of 4096 elements synced 19 times (`torch/_tensor_str.py`).
+
+## Example
+```python
+seq_lens = torch.zeros(n, dtype=torch.int32, device=device)
+if seq_lens.max() > max_model_len:  # SL104: the comparison is read with bool()
+    ...
+positions = torch.arange(seq_lens.sum())  # SL104: the size is read with .item()
+```
+
+Use instead a host-side value (`seq_lens_cpu.max()`, a bound the scheduler
+knows), keep decisions on the device (`torch.where`, masks,
+`torch._assert_async(cond)` for asserts), and pass sizes as host ints.
+
+## Fix safety
+When a `_cpu` mirror of the tensor that is read is in scope (`seq_lens_cpu`
+beside `seq_lens`, bound at that point or a configured cpu-attribute), an unsafe
+fix reads the mirror instead: `if seq_lens.max() > m:` -> `if seq_lens_cpu.max() > m:`.
+It is unsafe because the mirror may lag the device tensor. Otherwise there is
+no fix.
+
+## When to ignore
+Outside the hot path (start-up checks, debugging prints). Mark intentional syncs
+with `with gpu_sync_allowed():` or `# noqa: SL104`.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from sync_lint.analysis.facts import Device, Fact
+from sync_lint.rule import Example, get_arg, positional_args
+from sync_lint.rules._host_mirror import HostMirrorFix
+
+# Where a tensor argument is taken as a Python number: (positions, keywords);
+# None = every positional argument. Tuple and list literals there are sizes, read
+# element by element.
+Numbers = tuple[tuple[int, ...] | None, tuple[str, ...]]
+SIZES: Numbers = (None, ("size",))
+TORCH_NUMBERS: dict[str, Numbers] = {
+    "zeros": SIZES, "ones": SIZES, "empty": SIZES, "rand": SIZES, "randn": SIZES,
+    "full": ((0, 1), ("size", "fill_value")),
+    "full_like": ((1,), ("fill_value",)),
+    "arange": (None, ("start", "end", "step")),
+    "randint": (None, ("low", "high", "size")),
+    "randperm": ((0,), ("n",)),
+    "eye": ((0, 1), ("n", "m")),
+    "narrow": ((1, 2, 3), ("dim", "start", "length")),
+    "add": ((), ("alpha",)), "sub": ((), ("alpha",)),
+}
+METHOD_NUMBERS: dict[str, Numbers] = {
+    "view": SIZES, "reshape": (None, ("shape",)), "expand": SIZES, "repeat": (None, ("repeats",)),
+    "new_zeros": SIZES, "new_ones": SIZES, "new_empty": SIZES,
+    "new_full": ((0, 1), ("size", "fill_value")),
+    "narrow": ((0, 1, 2), ("dim", "start", "length")),
+    "select": ((0, 1), ("dim", "index")),
+    "add": ((), ("alpha",)), "sub": ((), ("alpha",)), "add_": ((), ("alpha",)), "sub_": ((), ("alpha",)),
+}
+BUILTIN_NUMBERS: dict[str, Numbers] = {"range": (None, ())}
+CONVERSIONS = frozenset({"int", "float", "bool", "complex"})
+FORMATTERS = frozenset({"str", "repr", "format"})
+# Host predicates and what keeps them on the device.
+PREDICATES = {
+    "equal": "keep `(a == b).all()` on the device",
+    "allclose": "keep `torch.isclose(a, b).all()` on the device",
+    "is_nonzero": "keep `t != 0` on the device",
+}
+
+TRUTH = "Python tests a GPU tensor for truth here, reading it with `.item()`, which waits for the GPU"
+TRUTH_ADVICE = "decide on the device (`torch.where`, masks), or test a value the host already has"
+NUMBER_ADVICE = (
+    "pass a host number (a `_cpu` mirror, a size the host knows); for a value, "
+    "keep it on the device with tensor ops (`x * v`, `torch.where`)"
+)
+
+
+class ImplicitHostRead(HostMirrorFix):
+    code = "SL104"
+    name = "implicit-host-read"
+    summary = "Python reads a GPU tensor's value (`int(t)`, `if t:`, `x[:n]`, `print(t)`) and waits for the GPU"
+    # What makes a value a GPU tensor: device arguments, `.cuda()`, `*_gpu` / `*_dev` names.
+    triggers = ("cuda", "device", "_gpu", "_dev", ".to(")
+    fix_availability = "sometimes"
+    examples = (
+        Example("import torch\nx = torch.ones(4, device='cuda')\nif x.sum() > 0:\n    pass\n", (3,)),
+        Example("import torch\nx = torch.ones(4, device='cuda')\nn = int(x.sum())\n", (3,)),
+        Example("import torch\nx = torch.ones(4, device='cuda')\ny = torch.zeros(x.sum().long())\n", (3,)),
+        Example("import torch\nx = torch.ones(4, device='cuda')\nif x.shape[0] > 0:\n    pass\n"),
+        Example("import torch\nx = torch.ones(4, device='cuda')\nok = torch.equal(x, x)\n"),
+        Example("import torch\nx = torch.ones(4)\nif x.sum() > 0:\n    pass\n"),
+    )
+
+    # --- truth tests ------------------------------------------------------------------------
+    def visit_If(self, node: cst.If) -> None:
+        self._truth(node.test)
+
+    def visit_While(self, node: cst.While) -> None:
+        self._truth(node.test)
+
+    def visit_IfExp(self, node: cst.IfExp) -> None:
+        self._truth(node.test)
+
+    def visit_CompIf(self, node: cst.CompIf) -> None:
+        self._truth(node.test)
+
+    def visit_Assert(self, node: cst.Assert) -> None:
+        self._truth(node.test, "use `torch._assert_async(cond)`, which checks on the device (a failure is a device-side assert)")
+
+    def visit_BooleanOperation(self, node: cst.BooleanOperation) -> None:
+        for operand in (node.left, node.right):
+            if self.ctx.is_condition(operand):  # `b` in `x = a or b` is returned, not tested
+                self._truth(operand)
+
+    def visit_UnaryOperation(self, node: cst.UnaryOperation) -> None:
+        if isinstance(node.operator, cst.Not):
+            self._truth(node.expression)
+
+    def _truth(self, test: cst.BaseExpression, advice: str = TRUTH_ADVICE) -> None:
+        if isinstance(test, cst.BooleanOperation) or (
+            isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not)
+        ):
+            return  # Python tests their operands one by one; those are visited on their own
+        fact = self.is_gpu(test)
+        if fact is not None:
+            self.report_host_read(test, fact, TRUTH, advice, test)
+
+    # --- indexing ---------------------------------------------------------------------------
+    def visit_Subscript(self, node: cst.Subscript) -> None:
+        base = self.ctx.devices.fact(node.value)
+        indexes_tensor = base.is_tensor or base.is_unknown_tensor
+        for element in node.slice:
+            index = element.slice
+            if isinstance(index, cst.Index):
+                fact = self.is_gpu(index.value) if indexes_tensor else None
+                # A 1-D index tensor gathers on the device; a mask is another rule's.
+                if fact is not None and fact.ndim == 0 and fact.dtype in ("int", None):
+                    self.report_host_read(
+                        index.value, fact,
+                        "a 0-dim GPU tensor used as an index is read with `.item()`, which waits for the GPU",
+                        "index with a host int, or stay on the device: `x.index_select(0, i.view(1)).squeeze(0)`",
+                        index.value,
+                    )
+                continue
+            for bound in (index.lower, index.upper, index.step):
+                fact = self.is_gpu(bound) if bound is not None else None
+                if bound is not None and fact is not None and fact.ndim in (0, None):
+                    self.report_host_read(
+                        bound, fact,
+                        "a GPU tensor used as a slice bound is read with `__index__`, which waits for the GPU",
+                        "slice with a host int (a `_cpu` mirror, a size the host knows)",
+                        bound,
+                    )
+
+    # --- calls ------------------------------------------------------------------------------
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        qual = self.ctx.imports.resolve(func)
+        if qual is None and isinstance(func, cst.Name):
+            if self.ctx.devices.bound_fact(func.value) is None:  # not shadowed
+                self._builtin(node, func.value)
+        elif qual == "operator.index":
+            self._conversion(node, "operator.index")
+        elif qual is not None and qual.count(".") == 1 and qual.startswith("torch."):
+            name = qual[len("torch."):]
+            if name in PREDICATES:
+                self._predicate(node, name, [a.value for a in positional_args(node)[:2]])
+            elif name in TORCH_NUMBERS:
+                self._numbers(node, qual, TORCH_NUMBERS[name])
+        elif qual is None and isinstance(func, cst.Attribute):
+            method, receiver = func.attr.value, func.value
+            if self.ctx.devices.fact(receiver).device is Device.NOT_TENSOR:
+                return
+            if method in PREDICATES:
+                self._predicate(node, method, [receiver, *(a.value for a in positional_args(node)[:1])])
+            elif method in METHOD_NUMBERS:
+                self._numbers(node, f".{method}()", METHOD_NUMBERS[method])
+
+    def _builtin(self, node: cst.Call, name: str) -> None:
+        if name in CONVERSIONS:
+            self._conversion(node, name)
+        elif name in BUILTIN_NUMBERS:
+            self._numbers(node, name, BUILTIN_NUMBERS[name])
+        elif name == "print":
+            for arg in positional_args(node):
+                self._formatted(arg.value)
+        elif name in FORMATTERS and node.args:
+            self._formatted(node.args[0].value)
+        elif name in ("max", "min"):
+            self._compared(node, name)
+
+    def _conversion(self, node: cst.Call, name: str) -> None:
+        value = node.args[0].value if len(node.args) == 1 and not node.args[0].star else None
+        fact = self.is_gpu(value) if value is not None else None
+        if value is not None and fact is not None:
+            self.report_host_read(
+                node, fact,
+                f"`{name}()` of a GPU tensor reads its value with `.item()`, which waits for the GPU",
+                "use a value the host already has (a `_cpu` mirror), or keep it on the device as a 0-dim tensor",
+                value,
+            )
+
+    def _numbers(self, node: cst.Call, where: str, numbers: Numbers) -> None:
+        positions, keywords = numbers
+        for index, arg in enumerate(positional_args(node)):
+            if positions is None or index in positions:
+                self._number(arg.value, where)
+        for keyword in keywords:
+            arg = get_arg(node, keyword)
+            if arg is not None and arg.keyword is not None:
+                self._number(arg.value, where)
+
+    def _number(self, value: cst.BaseExpression, where: str) -> None:
+        if isinstance(value, (cst.Tuple, cst.List)):
+            for element in value.elements:
+                self._number(element.value, where)
+            return
+        fact = self.is_gpu(value)
+        if fact is not None and fact.ndim in (0, None):
+            self.report_host_read(
+                value, fact,
+                f"`{where}` takes this GPU tensor as a Python number and reads it with `.item()`, "
+                "which waits for the GPU",
+                NUMBER_ADVICE,
+                value,
+            )
+
+    def visit_FormattedStringExpression(self, node: cst.FormattedStringExpression) -> None:
+        self._formatted(node.expression)
+
+    def _formatted(self, value: cst.BaseExpression) -> None:
+        fact = self.is_gpu(value)
+        if fact is not None:
+            self.report_host_read(
+                value, fact,
+                "formatting a GPU tensor copies its values to the host (`torch/_tensor_str.py`) "
+                "and waits for the GPU",
+                "format host-side values, or keep tensor printing off the hot path",
+                value,
+            )
+
+    def _predicate(self, node: cst.Call, name: str, tensors: list[cst.BaseExpression]) -> None:
+        facts = [f for f in map(self.is_gpu, tensors) if f is not None]
+        if not facts:
+            return
+        if name == "equal" and len(tensors) == 2 and self.ctx.code(tensors[0]) == self.ctx.code(tensors[1]):
+            return  # the same tensor twice: `torch.equal` returns before reading anything
+        what = f"`{name}` reads its result on the host with `.item()`, which waits for the GPU"
+        if len(tensors) == 1:
+            self.report_host_read(node, facts[0], what, PREDICATES[name], tensors[0])
+        else:
+            self.report(node, f"{what}; {PREDICATES[name]}", fact=facts[0])
+
+    def _compared(self, node: cst.Call, name: str) -> None:
+        values = [a.value for a in positional_args(node)]
+        if len(values) == 1 and isinstance(values[0], (cst.List, cst.Tuple)):
+            values = [e.value for e in values[0].elements]
+        fact: Fact | None = next((f for f in map(self.is_gpu, values) if f is not None), None)
+        if fact is not None:
+            self.report(
+                node,
+                f"builtin `{name}()` compares GPU tensors in Python, reading each comparison with "
+                f"`.item()`, which waits for the GPU; use `torch.{name}imum` or `torch.{name}` on the device",
+                fact=fact,
+            )

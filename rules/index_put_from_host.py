@@ -1,0 +1,182 @@
+"""# SL302 `index-put-from-host`: indexing a GPU tensor with host data, or storing a host scalar through a tensor index
+
+## What it does
+Flags, on a GPU tensor `t`:
+
+- `t[idx] = v` where `idx` is an integer GPU tensor and `v` a Python number or a
+  0-dim CPU tensor;
+- `t[mask_cpu] = v` where `mask_cpu` is a CPU bool mask and `v` a Python number;
+- `t[[0, 5, 7]]` and `t[[...]] = ...`: a Python list (a display, a list
+  comprehension, or a name bound to one) used as an index;
+- `t[idx_cpu]` and `t[idx_cpu] = ...`: a CPU tensor index that is not known to be
+  a bool mask (integer, or of unknown dtype unless its name says `mask`) and not
+  0-dim.
+
+## Why is this bad
+Each of these makes PyTorch copy something host-side to the GPU with a blocking
+copy from pageable memory, which ends in `at::cuda::memcpy_and_sync`: the host
+waits for all work queued on the stream. Measured on an H100 (torch 2.11), each
+blocked the host for the whole 41 ms of queued GPU work: `t[idx] = 0` with a
+CUDA long `idx` (40.7 ms), `x[idx_cpu]`, `x[[0, 5, 7]]`, `t[idx_cpu] = vals`,
+`t[mask_cpu] = 0`.
+
+- Scalar value with a tensor index: `_index_put_impl_`
+  (`aten/src/ATen/native/TensorAdvancedIndexing.cpp`) moves the 0-dim CPU value
+  with a blocking `value.to(self.device())`. With a CUDA bool mask and a Python
+  scalar it dispatches to `masked_fill_` instead (no sync, measured), but that
+  shortcut needs the mask on `t`'s device, so a CPU mask syncs.
+- List index: `sequenceToVariable` (`python_variable_indexing.cpp`) builds the
+  index with `internal_new_from_data`, then `.to(device, non_blocking=false)`.
+- CPU integer index: `expandTensors` (`aten/src/ATen/native/IndexingUtils.h`) does
+  a blocking `index.to(self.device())`. A CPU **bool** mask is converted through
+  a pinned, non-blocking copy since pytorch PR #156384, so `x[mask_cpu]` does
+  not sync (measured), and a 0-dim CPU index is read on the CPU (no sync).
+
+## Example
+```python
+hit = torch.nonzero(mask).squeeze(1)   # a GPU integer tensor
+counts[hit] = 0                        # SL302: the 0 is copied from pageable memory
+rows = table[[0, 5, 7]]                # SL302: the list becomes a CPU tensor first
+```
+
+Use instead:
+```python
+counts[hit] = torch.full((), 0, dtype=counts.dtype, device=counts.device)  # or counts.index_fill_(0, hit, 0)
+ROWS = torch.tensor([0, 5, 7], pin_memory=True).to(device, non_blocking=True)  # once, cached
+rows = table[ROWS]
+```
+
+## Fix safety
+`t[idx] = v` (GPU integer index, Python number `v`) becomes
+`t[idx] = torch.full((), v, dtype=t.dtype, device=t.device)`: the value is created
+on `t`'s device in `t`'s dtype, which is what PyTorch does after its blocking
+copy, so the fix is safe. It is offered only when `t` is a plain name or
+attribute chain (it is evaluated twice). List and CPU-tensor indices have no
+automatic fix: build the index on the GPU once (pinned + `non_blocking=True`)
+and reuse it, or, for a CPU mask and a scalar, move the mask once and call
+`t.masked_fill_(mask, v)`.
+
+## When to ignore
+Version gating: PyTorch main builds setitem scalars directly on the GPU (PR
+#188330, mid-2026), so `t[idx] = 1.0` no longer syncs there; we infer the same
+for `t[mask_cpu] = 1.0`, whose only blocking copy is the value's. The first
+release with the change is not verified (both synced when measured on 2.11); we
+assume 2.13 and stop reporting these two scalar-value forms when
+`target-torch-version` is 2.13 or later. List and CPU-tensor indices still sync. Outside the hot path, mark
+intentional indexing with `# noqa: SL302`.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from sync_lint.analysis.facts import Fact
+from sync_lint.analysis.imports import dotted_name
+from sync_lint.rule import Example, FixSpec, Replace, Rule, _parse_version
+from sync_lint.rules.pageable_host_to_device import text
+from sync_lint.rules.scalar_index_assign import is_cpu_scalar_tensor, is_python_number
+
+# First release assumed to build setitem scalars on the GPU (PR #188330); see the docs.
+SCALAR_VALUE_FIXED_IN = "2.13"
+_LISTS = (cst.List, cst.ListComp)
+
+
+class IndexPutFromHost(Rule):
+    code = "SL302"
+    name = "index-put-from-host"
+    summary = "A list or CPU-tensor index of a GPU tensor, or a host scalar stored through a tensor index, syncs"
+    triggers = ("[",)
+    fix_availability = "sometimes"
+    examples = (
+        Example("import torch\nt = torch.zeros(8, device='cuda')\nidx = t.argsort()\nt[idx] = 0\n", (4,)),
+        Example("import torch\nt = torch.zeros(8, device='cuda')\nrows = t[[0, 5, 7]]\n", (3,)),
+        Example("import torch\nt = torch.zeros(8, device='cuda')\nmask = t > 0\nt[mask] = 0\n"),
+        Example("import numpy as np\na = np.zeros(8)\nb = a[[0, 5]]\n"),
+    )
+
+    def __init__(self) -> None:
+        self._stores: set[int] = set()  # subscripts already checked with their assigned value
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        if len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Subscript):
+            target = node.targets[0].target
+            self._stores.add(id(target))
+            self._check(target, node.value)
+
+    def visit_Subscript(self, node: cst.Subscript) -> None:
+        if id(node) not in self._stores:
+            self._check(node, None)
+
+    def _check(self, node: cst.Subscript, value: cst.BaseExpression | None) -> None:
+        base = self.is_gpu(node.value)
+        if base is None:
+            return
+        scalar = value is not None and is_python_number(self.ctx, value)
+        host_scalar = scalar or (value is not None and is_cpu_scalar_tensor(self.ctx, value))
+        for element in node.slice:
+            if not isinstance(element.slice, cst.Index):
+                continue
+            index = element.slice.value
+            code = self.ctx.code(index)
+            fact = self.ctx.devices.fact(index)
+            if self._is_list(index, fact):
+                self.report(
+                    node,
+                    f"the list index `{code}` is built as a CPU tensor and copied to the GPU with a blocking "
+                    "copy; build the index tensor on the GPU once (pinned, `non_blocking=True`) and reuse it",
+                    fact=base,
+                )
+                return
+            if fact.is_cpu and fact.ndim != 0:
+                if fact.dtype == "int" or (fact.dtype is None and "mask" not in (fact.subject or code)):
+                    self.report(
+                        node,
+                        f"the CPU index `{code}` is copied to the GPU with a blocking copy; move it once "
+                        "(`.pin_memory().to(device, non_blocking=True)`) and index with the GPU copy",
+                        fact=base,
+                    )
+                    return
+                if host_scalar and self._scalar_value_syncs():
+                    self.report(
+                        node,
+                        f"storing a host scalar through the CPU mask `{code}` copies the value to the GPU with "
+                        "a blocking copy; move the mask once (pinned, `non_blocking=True`) and use `masked_fill_`",
+                        fact=base,
+                    )
+                    return
+            elif host_scalar and self._is_gpu_int(fact) and self._scalar_value_syncs():
+                self.report(
+                    node,
+                    "storing a host scalar through a GPU index tensor copies the value from pageable memory and "
+                    "waits for the GPU; store a device value: `torch.full((), v, dtype=t.dtype, device=t.device)`",
+                    fact=base,
+                    fix=self._device_value_fix(node, value, base) if scalar else None,
+                )
+                return
+
+    def _is_list(self, index: cst.BaseExpression, fact: Fact) -> bool:
+        return isinstance(index, _LISTS) or (fact.value_kind == "python" and isinstance(fact.origin, _LISTS))
+
+    def _is_gpu_int(self, fact: Fact) -> bool:
+        """An integer GPU index; under --strict also one whose dtype or device is unknown (not a bool mask)."""
+        if fact.is_gpu:
+            return fact.dtype == "int" or (fact.dtype is None and self.ctx.settings.strict)
+        return self.ctx.settings.strict and fact.is_unknown_tensor and fact.dtype == "int"
+
+    def _scalar_value_syncs(self) -> bool:
+        target = self.ctx.settings.target_torch_version
+        return target is None or _parse_version(target) < _parse_version(SCALAR_VALUE_FIXED_IN)
+
+    def _device_value_fix(self, node: cst.Subscript, value: cst.BaseExpression | None, base: Fact) -> FixSpec | None:
+        tensor = dotted_name(node.value)
+        if value is None or tensor is None:
+            return None  # `t` would be evaluated twice
+        full = f"torch.full((), {text(self.ctx, value)}, dtype={tensor}.dtype, device={tensor}.device)"
+        safe = base.is_tensor
+        return FixSpec(
+            "safe" if safe else "unsafe",
+            "Store a 0-dim value created on the tensor's device"
+            + ("" if safe else ": the target is only assumed to be a torch tensor (--strict)"),
+            (Replace(value, full),),
+            needs_imports=("torch",),
+        )

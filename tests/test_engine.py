@@ -1,0 +1,410 @@
+"""The engine: one parse per file, trigger prefilter, import aliases, plugins, diagnostics, parallelism."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import libcst
+import pytest
+from click.testing import CliRunner
+
+from sync_lint import engine, registry
+from sync_lint.cli import main
+from sync_lint.config import Settings
+from sync_lint.diagnostics import Position
+from sync_lint.engine import PerFileIgnores, lint_file, lint_paths, lint_source
+from sync_lint.registry import all_rules
+from sync_lint.rule import Rule
+
+GPU_SRC = 'x = torch.zeros(3, device="cuda")\nv = x.sum().item()\n'
+CPU_SRC = "import torch\nx = torch.zeros(3)\nv = x.sum().item()\n"
+SETTINGS = Settings(target_torch_version="2.11")
+
+
+def item_rule() -> type[Rule]:
+    return all_rules()["SL101"]
+
+
+def invoke(*args: str, input: str | None = None):
+    return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
+
+
+def findings(stdout: str) -> list[tuple[str, int, int, str]]:
+    return [
+        (Path(d["filename"]).name, d["location"]["row"], d["location"]["column"], d["code"])
+        for d in json.loads(stdout)
+    ]
+
+
+def write(root: Path, files: dict[str, str]) -> None:
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content, encoding="utf-8")
+
+
+@pytest.fixture
+def fresh_registry():
+    all_rules.cache_clear()
+    yield
+    all_rules.cache_clear()
+
+
+@pytest.fixture
+def parse_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every source text handed to libcst.parse_module while the test runs."""
+    calls: list[str] = []
+    real = libcst.parse_module
+
+    def counting(source, *args, **kwargs):
+        calls.append(source)
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(libcst, "parse_module", counting)
+    return calls
+
+
+# ==========================================================================================
+# One parse, one walk
+# ==========================================================================================
+
+
+class NameSeen(Rule):
+    code = "XE001"
+    name = "name-seen"
+    summary = "Records every file in which it saw a Name."
+    triggers = ("torch",)
+    paths: list[str] = []
+
+    def visit_Name(self, node) -> None:
+        type(self).paths.append(self.ctx.path)
+
+
+class AssignSeen(Rule):
+    code = "XE002"
+    name = "assign-seen"
+    summary = "Records every file in which it left an Assign."
+    triggers = (" = ",)
+    paths: list[str] = []
+
+    def leave_Assign(self, node) -> None:
+        type(self).paths.append(self.ctx.path)
+
+
+@pytest.fixture
+def extra_rules(monkeypatch: pytest.MonkeyPatch, fresh_registry: None) -> None:
+    NameSeen.paths = []
+    AssignSeen.paths = []
+    monkeypatch.setattr(registry, "plugin_rules", lambda: [NameSeen, AssignSeen])
+
+
+def test_one_parse_per_file_with_several_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               extra_rules: None, parse_calls: list[str]) -> None:
+    sources = {
+        "a.py": GPU_SRC,
+        "b.py": "import torch\n" + GPU_SRC + "w = x.max().item()\n",
+        "sub/c.py": CPU_SRC,
+    }
+    write(tmp_path, sources)
+    monkeypatch.chdir(tmp_path)
+    result = invoke("check", "--select", "ALL", "--jobs", "1", "--output-format", "json", ".")
+    assert result.exit_code == 1, result.output
+    assert Counter(parse_calls) == Counter(sources.values())  # each file exactly once
+    # All three rules ran on every file during that single parse.
+    assert {Path(p).name for p in NameSeen.paths} == {"a.py", "b.py", "c.py"}
+    assert {Path(p).name for p in AssignSeen.paths} == {"a.py", "b.py", "c.py"}
+    got = [f for f in findings(result.stdout) if f[3] == "SL101"]
+    assert sorted((f[0], f[1]) for f in got) == [("a.py", 2), ("b.py", 3), ("b.py", 4)]
+
+
+def test_files_without_trigger_tokens_are_not_parsed(tmp_path: Path, parse_calls: list[str],
+                                                     extra_rules: None) -> None:
+    write(tmp_path, {"plain.py": "print('hello')\n", "mentions.py": "import torch\n", "gpu.py": GPU_SRC})
+    rules = [item_rule()]
+    ignores = PerFileIgnores(SETTINGS, all_rules())
+    plain = lint_file(str(tmp_path / "plain.py"), rules, SETTINGS, ignores)
+    mentions = lint_file(str(tmp_path / "mentions.py"), rules, SETTINGS, ignores)
+    assert not plain.parsed and not mentions.parsed
+    assert parse_calls == []
+    gpu = lint_file(str(tmp_path / "gpu.py"), rules, SETTINGS, ignores)
+    assert gpu.parsed and [d.code for d in gpu.diagnostics] == ["SL101"]
+    assert parse_calls == [GPU_SRC]
+    # The prefilter uses the union of the enabled rules' triggers: NameSeen's `torch` now counts.
+    parse_calls.clear()
+    mentions = lint_file(str(tmp_path / "mentions.py"), [*rules, NameSeen], SETTINGS, ignores)
+    plain = lint_file(str(tmp_path / "plain.py"), [*rules, NameSeen], SETTINGS, ignores)
+    assert mentions.parsed and not plain.parsed
+    assert parse_calls == ["import torch\n"]
+
+
+def test_prefilter_through_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parse_calls: list[str]) -> None:
+    write(tmp_path, {"plain.py": "def f(a, b):\n    return a + b\n", "gpu.py": GPU_SRC})
+    monkeypatch.chdir(tmp_path)
+    result = invoke("check", "--select", "SL101", "--jobs", "1", "--output-format", "json", ".")
+    assert findings(result.stdout) == [("gpu.py", 2, 5, "SL101")]
+    assert parse_calls == [GPU_SRC]
+
+
+# ==========================================================================================
+# Import aliases
+# ==========================================================================================
+
+
+@pytest.mark.parametrize(
+    ("source", "rows"),
+    [
+        ("import torch\nx = torch.zeros(3, device='cuda')\nv = x.sum().item()\n", [3]),
+        ("import torch as th\nx = th.zeros(3, device='cuda')\nv = x.sum().item()\n", [3]),
+        ("from torch import zeros as z\nx = z(3, device='cuda')\nv = x.sum().item()\n", [3]),
+        ("from torch import zeros\nx = zeros(3, device='cuda')\nv = x.sum().item()\n", [3]),
+        # Not torch under a torch-like name: quiet.
+        ("import numpy as th\nx = th.zeros(3, device='cuda')\nv = x.sum().item()\n", []),
+        ("import numpy as torch\nx = torch.zeros(3, device='cuda')\nv = x.sum().item()\n", []),
+        ("from mylib import zeros as z\nx = z(3, device='cuda')\nv = x.sum().item()\n", []),
+        ("import torch as th\nx = th.zeros(3)\nv = x.sum().item()\n", []),
+    ],
+)
+def test_import_aliases(source: str, rows: list[int]) -> None:
+    result = lint_source(source, "m.py", [item_rule()], SETTINGS)
+    assert not result.errors
+    assert [d.start.row for d in result.diagnostics] == rows
+
+
+# ==========================================================================================
+# Diagnostic fields
+# ==========================================================================================
+
+
+def test_diagnostic_fields() -> None:
+    rule = item_rule()
+    result = lint_source(GPU_SRC, "pkg/mod.py", [rule], SETTINGS)
+    assert result.parsed and not result.errors
+    (d,) = result.diagnostics
+    line = GPU_SRC.splitlines()[1]
+    assert d.code == "SL101"
+    assert d.name == rule.name
+    assert ".item()" in d.message
+    assert d.path == "pkg/mod.py"
+    assert d.start == Position(2, line.index("x.sum") + 1)  # 1-based
+    assert d.end == Position(2, len(line) + 1)  # exclusive end, 1-based
+    assert d.noqa_row == 2
+    assert d.source_line == line
+    assert d.evidence is not None
+    assert 'torch.zeros(3, device="cuda")' in d.evidence
+    assert "line 1" in d.evidence
+    assert "`x`" in d.evidence
+
+
+def test_diagnostic_fields_multiline_span() -> None:
+    source = 'import torch\n\nbuf = torch.ones(2, device="cuda")\nv = (\n    buf.sum()\n    .item()\n)\n'
+    (d,) = lint_source(source, "m.py", [item_rule()], SETTINGS).diagnostics
+    lines = source.splitlines()
+    assert d.start == Position(5, lines[4].index("buf") + 1)
+    assert d.end == Position(6, len(lines[5]) + 1)
+    assert d.noqa_row == 5
+    assert d.source_line == lines[4]
+    assert "line 3" in d.evidence and 'torch.ones(2, device="cuda")' in d.evidence
+
+
+def test_rule_exception_is_recorded_and_other_rules_still_report() -> None:
+    class Boom(Rule):
+        code = "XB002"
+        name = "boom"
+        summary = "crashes"
+        triggers = (".item(",)
+
+        def visit_Call(self, node) -> None:
+            raise ValueError("bad rule")
+
+    result = lint_source(GPU_SRC, "m.py", [item_rule(), Boom], SETTINGS)
+    assert [d.code for d in result.diagnostics] == ["SL101"]
+    assert len(result.errors) == 1  # disabled after the first crash, not once per node
+    (error,) = result.errors
+    assert error.rule == "XB002" and error.path == "m.py"
+    assert "ValueError" in error.message and "bad rule" in error.message
+
+
+# ==========================================================================================
+# Plugins through the `sync_lint.rules` entry-point group
+# ==========================================================================================
+
+PLUGIN_MODULE = '''"""Plugin docs: plugin_sync() waits for the GPU."""
+import libcst as cst
+from sync_lint.rule import Rule
+
+
+class PluginSync(Rule):
+    code = "XPL001"
+    name = "plugin-sync"
+    summary = "calls plugin_sync()"
+    triggers = ("plugin_sync(",)
+
+    def visit_Call(self, node):
+        if isinstance(node.func, cst.Name) and node.func.value == "plugin_sync":
+            self.report(node, "plugin_sync() waits for the GPU")
+
+
+def provide():
+    return [PluginSync]
+'''
+
+DUPLICATE_MODULE = '''
+from sync_lint.rule import Rule
+
+
+class FakeItem(Rule):
+    code = "SL101"
+    name = "fake-item"
+    summary = "a second SL101"
+    triggers = (".item(",)
+'''
+
+
+@pytest.fixture
+def install_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_registry: None):
+    """Put a distribution with `sync_lint.rules` entry points on sys.path (a real dist-info)."""
+    modules: list[str] = []
+
+    def install(dist: str, module: str, source: str, entry_points: dict[str, str]) -> None:
+        site = tmp_path / f"site-{dist}"
+        site.mkdir()
+        (site / f"{module}.py").write_text(source)
+        info = site / f"{dist}-0.1.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+        lines = "".join(f"{name} = {value}\n" for name, value in entry_points.items())
+        (info / "entry_points.txt").write_text(f"[sync_lint.rules]\n{lines}")
+        monkeypatch.syspath_prepend(str(site))
+        modules.append(module)
+        all_rules.cache_clear()
+
+    yield install
+    for module in modules:
+        sys.modules.pop(module, None)
+
+
+@pytest.mark.parametrize("form", ["class", "module", "callable"])
+def test_plugin_rules_from_entry_points(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, install_plugin,
+                                        form: str) -> None:
+    module = f"xplug_{form}"
+    target = {"class": f"{module}:PluginSync", "module": module, "callable": f"{module}:provide"}[form]
+    install_plugin(f"xplug-{form}", module, PLUGIN_MODULE, {"xplug": target})
+    assert "XPL001" in all_rules() and "SL101" in all_rules()
+    work = tmp_path / "work"
+    write(work, {"f.py": "x = 1\nplugin_sync()\n", "g.py": GPU_SRC})
+    monkeypatch.chdir(work)
+    result = invoke("check", "--select", "XPL001,SL101", "--jobs", "1", "--output-format", "json", ".")
+    assert result.exit_code == 1, result.output
+    assert findings(result.stdout) == [("f.py", 2, 1, "XPL001"), ("g.py", 2, 5, "SL101")]
+    listed = json.loads(invoke("rules", "--output-format", "json").stdout)
+    assert "XPL001" in {row["code"] for row in listed}
+    assert "plugin_sync() waits" in invoke("explain", "XPL001").stdout
+
+
+def test_plugin_rules_in_worker_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, install_plugin) -> None:
+    install_plugin("xplug-par", "xplug_par", PLUGIN_MODULE, {"xplug": "xplug_par:PluginSync"})
+    work = tmp_path / "work"
+    write(work, {f"f{i}.py": "x = 1\nplugin_sync()\n" for i in range(5)})
+    monkeypatch.chdir(work)
+    result = invoke("check", "--select", "XPL", "--jobs", "2", "--output-format", "json", ".")
+    assert result.exit_code == 1, result.output
+    assert findings(result.stdout) == [(f"f{i}.py", 2, 1, "XPL001") for i in range(5)]
+
+
+def test_duplicate_rule_code_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, install_plugin) -> None:
+    install_plugin("xdup", "xdup_rules", DUPLICATE_MODULE, {"xdup": "xdup_rules"})
+    write(tmp_path / "work", {"g.py": GPU_SRC})
+    monkeypatch.chdir(tmp_path / "work")
+    for args in (("check", "--jobs", "1", "."), ("rules",), ("explain", "SL101")):
+        result = invoke(*args)
+        assert result.exit_code == 2, args
+        assert "SL101" in result.stderr and "twice" in result.stderr
+        assert "xdup_rules" in result.stderr
+        assert "Traceback" not in result.output
+
+
+def test_broken_plugin_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, install_plugin) -> None:
+    install_plugin("xbroken", "xbroken_rules", "raise ImportError('missing dependency')\n", {"xbroken": "xbroken_rules"})
+    write(tmp_path / "work", {"g.py": GPU_SRC})
+    monkeypatch.chdir(tmp_path / "work")
+    result = invoke("check", "--jobs", "1", ".")
+    assert result.exit_code == 2
+    assert "xbroken" in result.stderr and "missing dependency" in result.stderr
+
+
+# ==========================================================================================
+# Parallel runs
+# ==========================================================================================
+
+
+def _parallel_tree(root: Path) -> None:
+    files = {}
+    for i in (7, 3, 9, 0, 5, 1, 8, 2, 6, 4):  # created out of order
+        extra = "".join(f"w{j} = x.max().item()\n" for j in range(i % 3))
+        files[f"pkg{i % 2}/mod_{i}.py"] = "\n" * (i % 4) + GPU_SRC + extra
+    files["pkg0/host.py"] = CPU_SRC
+    files["pkg1/broken.py"] = "v = t.item()\nx = = 1\n"
+    write(root, files)
+
+
+def test_jobs_2_matches_jobs_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _parallel_tree(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    pools: list[int] = []
+
+    class CountingPool(concurrent.futures.ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            pools.append(kwargs.get("max_workers"))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "ProcessPoolExecutor", CountingPool)
+    serial = invoke("check", "--select", "SL101", "--jobs", "1", "--output-format", "json", ".")
+    assert pools == []
+    parallel = invoke("check", "--select", "SL101", "--jobs", "2", "--output-format", "json", ".")
+    assert pools == [2]  # the parallel path really ran
+    assert serial.exit_code == parallel.exit_code == 1
+    assert parallel.stdout == serial.stdout
+    got = findings(parallel.stdout)
+    assert len(got) == sum(1 + i % 3 for i in range(10)) + 1  # + the syntax error
+    entries = json.loads(parallel.stdout)
+    keys = [(e["filename"], e["location"]["row"], e["location"]["column"]) for e in entries]
+    assert keys == sorted(keys)
+    again = invoke("check", "--select", "SL101", "--jobs", "2", "--output-format", "json", ".")
+    assert again.stdout == parallel.stdout
+
+
+def test_lint_paths_parallel_results_in_input_order(tmp_path: Path) -> None:
+    _parallel_tree(tmp_path)
+    paths = sorted(str(p) for p in tmp_path.rglob("*.py"))[::-1]
+    rules = [item_rule()]
+    serial = lint_paths(paths, rules, SETTINGS, jobs=1)
+    parallel = lint_paths(paths, rules, SETTINGS, jobs=2)
+    assert [r.path for r in parallel] == paths
+    assert parallel == serial
+
+
+def test_nesting_too_deep_for_cpython_is_sl000_not_a_crash(tmp_path):
+    # libcst's native parser crashes the process on very deep nesting; CPython
+    # rejects more than 200 levels, so the engine reports SL000 without libcst.
+    from sync_lint.config import Settings
+    from sync_lint.engine import lint_source
+    from sync_lint.registry import all_rules
+
+    source = "x = " + "(" * 1500 + "1" + ")" * 1500 + "\nimport torch\ny = torch.zeros(1).item()\n"
+    result = lint_source(source, "deep.py", list(all_rules().values()), Settings())
+    assert [(d.code, d.start.row) for d in result.diagnostics] == [("SL000", 1)]
+    assert "nested" in result.diagnostics[0].message
+
+
+def test_moderate_nesting_is_parsed_normally():
+    from sync_lint.config import Settings
+    from sync_lint.engine import lint_source
+    from sync_lint.registry import all_rules
+
+    source = "import torch\nx = torch.zeros(3, device='cuda')\nv = " + "(" * 180 + "x.sum().item()" + ")" * 180 + "\n"
+    result = lint_source(source, "ok.py", list(all_rules().values()), Settings())
+    assert [d.code for d in result.diagnostics] == ["SL101"]
