@@ -237,6 +237,7 @@ def lint_corpus(name: str, corpora: dict[str, dict], runs: int, jobs: int) -> di
     lines = count_lines(files)
     raw_path = RESULTS_DIR / f"{name}.raw.json"
     print(f"run: {name} {version}: {len(files)} files, {lines} lines, {runs} run(s), --jobs {jobs}", file=sys.stderr)
+    info = sync_lint_info()
     timings = []
     for index in range(runs):
         run = timed_run(paths, jobs, raw_path)
@@ -261,7 +262,8 @@ def lint_corpus(name: str, corpora: dict[str, dict], runs: int, jobs: int) -> di
         "corpus": name,
         "version": version,
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "sync_lint": sync_lint_info(),
+        "sync_lint": info,
+        "rules_changed_during_run": info["rules"] != sync_lint_info()["rules"],
         "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "jobs": jobs,
         "command": "sync-lint check " + (" ".join(str(Path(p).relative_to(REPO)) for p in paths) if len(paths) == 1
@@ -274,6 +276,8 @@ def lint_corpus(name: str, corpora: dict[str, dict], runs: int, jobs: int) -> di
         "cpu_median_s": round(statistics.median(cpu), 2),
         "cores_used": round(statistics.median(cpu) / median_wall, 2) if median_wall else None,
         "lines_per_s": round(lines / median_wall) if median_wall else None,
+        # Less sensitive to other load on the machine than wall time.
+        "lines_per_cpu_s": round(lines / statistics.median(cpu)) if statistics.median(cpu) else None,
         "max_rss_largest_mb": max((r.get("max_rss_largest_mb", 0) for r in timings), default=None),
         "tree_rss_peak_mb": max(r["tree_rss_peak_mb"] for r in timings),
         "findings_total": len(findings),
@@ -295,25 +299,20 @@ def lint_corpus(name: str, corpora: dict[str, dict], runs: int, jobs: int) -> di
     return result
 
 
-_INFO: dict | None = None
-
-
 def sync_lint_info() -> dict:
-    global _INFO
-    if _INFO is None:
-        base = sync_lint_command()
-        version = subprocess.run([*base, "--version"], capture_output=True, text=True, cwd=REPO).stdout.strip()
-        rules = subprocess.run([*base, "rules", "--output-format", "json"], capture_output=True, text=True, cwd=REPO)
-        try:
-            active = [r["code"] for r in json.loads(rules.stdout) if r.get("active", True)]
-        except json.JSONDecodeError:
-            active = None
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, cwd=REPO)
-        _INFO = {"version": version, "commit": commit.stdout.strip() or None,
-                 "dirty": bool(dirty.stdout.strip()), "rules": active}
-    return _INFO
+    """Version, commit and active rules now (read afresh: the rule set changes during development)."""
+    base = sync_lint_command()
+    version = subprocess.run([*base, "--version"], capture_output=True, text=True, cwd=REPO).stdout.strip()
+    rules = subprocess.run([*base, "rules", "--output-format", "json"], capture_output=True, text=True, cwd=REPO)
+    try:
+        active = [r["code"] for r in json.loads(rules.stdout) if r.get("active", True)]
+    except json.JSONDecodeError:
+        active = None
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                           text=True, cwd=REPO)
+    return {"version": version, "commit": commit.stdout.strip() or None,
+            "dirty": bool(dirty.stdout.strip()), "rules": active}
 
 
 # ------------------------------------------------------------------------------------------
@@ -333,6 +332,11 @@ def write_summary(names: list[str]) -> None:
     out = ["# sync-lint on real-world corpora", ""]
     out.append(f"sync-lint `{info['version']}` at commit `{info['commit']}`{' (dirty tree)' if info['dirty'] else ''}; "
                f"{len(info['rules'] or [])} active rules: {', '.join(info['rules'] or [])}.")
+    for r in results:
+        if r["sync_lint"]["rules"] != info["rules"] or r.get("rules_changed_during_run"):
+            out.append(f"**Note:** `{r['corpus']}` ran with a different rule set (commit `{r['sync_lint']['commit']}`: "
+                       f"{', '.join(r['sync_lint']['rules'] or [])}"
+                       f"{'; rules changed during the run' if r.get('rules_changed_during_run') else ''}).")
     out.append(f"Machine: {results[0]['machine']['cpu_count']} cores, Python {results[0]['machine']['python']}. "
                "Each run is a fresh process (cold: sync-lint keeps no cache); median of the runs listed.")
     busy = [(run.get("other_cpu_s") or 0) / max(run["wall_s"], 1e-9) for r in results for run in r["runs"]]
@@ -341,13 +345,13 @@ def write_summary(names: list[str]) -> None:
                    "of a core on average; `other_cpu_s` in the JSON), so these times are inflated. "
                    "Re-run on an idle machine for the real numbers.")
     out.append("")
-    out.append("| corpus | files | lines | runs | wall s (median) | lines/s | target 20k lines/s | CPU s | cores used "
+    out.append("| corpus | files | lines | runs | wall s (median) | lines/s | target 20k lines/s | CPU s | lines/CPU-s | cores used "
                "| other CPU s | RSS largest / tree MB | findings | per 1k lines | files w/ findings |")
-    out.append("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    out.append("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         ok = "met" if (r["lines_per_s"] or 0) >= TARGET_LINES_PER_S else "**missed**"
         out.append(f"| {r['corpus']} {r['version']} | {r['files_checked']:,} | {r['lines']:,} | {len(r['runs'])} "
-                   f"| {r['wall_median_s']:.2f} | {r['lines_per_s']:,} | {ok} | {r['cpu_median_s']:.1f} "
+                   f"| {r['wall_median_s']:.2f} | {r['lines_per_s']:,} | {ok} | {r['cpu_median_s']:.1f} | {r.get('lines_per_cpu_s') or round(r['lines'] / max(r['cpu_median_s'], 1e-9)):,} "
                    f"| {r['cores_used']} | {statistics.median(run.get('other_cpu_s') or 0 for run in r['runs']):.1f} "
                    f"| {r['max_rss_largest_mb']} / {r['tree_rss_peak_mb']} "
                    f"| {r['findings_total']:,} | {r['findings_per_kloc']} | {r['files_with_findings']:,} |")

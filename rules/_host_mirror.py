@@ -8,9 +8,10 @@ is unsafe: nothing proves the mirror holds the device tensor's current values
 (it may lag a step behind, or be an upper bound).
 
 We offer it only when the mirror provably exists: its name is bound at that point
-(an assignment, a parameter, a `self.` attribute set in `__init__`) and holds a
-CPU tensor, the same dotted name was already read in the enclosing function, or
-its attribute name is a configured cpu-attribute. And only when the read follows
+(an assignment, a parameter, a `self.` attribute set in `__init__`) to a CPU
+tensor or a value of unknown kind (not `None`, not a list), the same dotted name
+was already read in the enclosing function, or its attribute name is a
+configured cpu-attribute. And only when the read follows
 a single chain from the tensor (`x[:n].max()`, `x.sum() > 0`) with no other
 tensor, no move (`.cuda()`, `.to()`) and no in-place method on the way, so that
 swapping the root changes where the values come from and nothing else. A
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Iterable
 import libcst as cst
 
 from sync_lint.analysis.device import VIEW_METHODS
+from sync_lint.analysis.facts import Device
 from sync_lint.analysis.imports import dotted_name
 from sync_lint.rule import FixSpec, Replace, Rule
 
@@ -169,7 +171,8 @@ class HostMirrorFix(Rule):
             full = head + dot + candidate
             fact = self.ctx.devices.bound_fact(full)
             if fact is not None:
-                if fact.is_cpu:
+                # Bound to a CPU tensor, or to a value of unknown kind named as a host copy.
+                if fact.is_cpu or fact.device is Device.UNKNOWN:
                     return full
             elif dot and (candidate in self.ctx.settings.cpu_attributes or any(full in s for s in self._seen)):
                 return full

@@ -63,7 +63,9 @@ class Bincount(Rule):
     fix_availability = "sometimes"
     examples = (
         Example("import torch\nx = torch.randint(0, 9, (8,), device='cuda')\nc = torch.bincount(x, minlength=9)\n", (3,)),
-        Example("import torch\nx = torch.rand(8, device='cuda')\nh = torch.histc(x)\ng = torch.histc(x, min=0, max=1)\n", (3,)),
+        Example(
+            "import torch\nx = torch.rand(8, device='cuda')\nh = torch.histc(x)\ng = torch.histc(x, min=0, max=1)\n", (3,)
+        ),
         Example("import numpy as np\na = np.ones(3, dtype=int)\nc = np.bincount(a)\n"),
     )
 

@@ -76,7 +76,10 @@ class BooleanMaskSelect(Rule):
     examples = (
         Example("import torch\nx = torch.rand(8, device='cuda')\ny = x[x > 0.5]\n", (3,)),
         Example("import torch\nx = torch.rand(8, device='cuda')\nx[x > 0.5] = 0\n"),
-        Example("import torch\nx = torch.rand(8, device='cuda')\nv = torch.rand(8, device='cuda')\nx[x > 0.5] = v[:4]\n", (4,)),
+        Example(
+            "import torch\nx = torch.rand(8, device='cuda')\nv = torch.rand(8, device='cuda')\nx[x > 0.5] = v[:4]\n",
+            (4,),
+        ),
         Example("import torch\nx = torch.rand(8)\ny = x[x > 0.5]\n"),
     )
 

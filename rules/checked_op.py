@@ -93,7 +93,9 @@ class CheckedOp(Rule):
     triggers = ("linalg", "inverse", "cholesky", "distributions", "clip_grad_norm")
     fix_availability = "sometimes"
     examples = (
-        Example("import torch\nA = torch.eye(3, device='cuda')\nB = torch.linalg.inv(A)\nC = torch.linalg.inv_ex(A)\n", (3,)),
+        Example(
+            "import torch\nA = torch.eye(3, device='cuda')\nB = torch.linalg.inv(A)\nC = torch.linalg.inv_ex(A)\n", (3,)
+        ),
         Example(
             "import torch\nfrom torch.distributions import Categorical\np = torch.rand(4, device='cuda')\n"
             "d = Categorical(p)\ne = Categorical(p, validate_args=False)\n",

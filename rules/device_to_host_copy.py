@@ -49,15 +49,15 @@ copied.synchronize()
 
 ## Fix safety
 When a `_cpu` mirror of the copied tensor is in scope (`query_start_loc_cpu`
-beside `query_start_loc`, bound at that point or a configured cpu-attribute), an
-unsafe fix reads the mirror and drops the copy:
+beside `query_start_loc`, bound at that point, already read in the function, or
+a configured cpu-attribute), an unsafe fix reads the mirror and drops the copy:
 `seq_lens.diff().cpu()` -> `seq_lens_cpu.diff()`, and `seq_lens[:n].cpu()` ->
 `seq_lens_cpu[:n].clone()` (a view of the mirror must not stand in for a fresh
 copy). It is unsafe because the mirror may lag the device tensor. A statement
 that refreshes the mirror itself (`seq_lens_cpu = seq_lens.cpu()`,
-`seq_lens_cpu.copy_(seq_lens)`) gets no fix. Switching to
-`non_blocking=True` is never offered automatically: the host would read the
-buffer before the copy has landed (measured: 0.0 instead of 7.0).
+`seq_lens_cpu.copy_(seq_lens)`) gets no fix. Switching to `non_blocking=True` is
+never offered automatically: the host would read the buffer before the copy has
+landed (measured: 0.0 instead of 7.0).
 
 ## When to ignore
 Copies the host genuinely needs right away, outside the hot path. Mark them
@@ -165,11 +165,18 @@ def _bool_literal(expr: cst.BaseExpression) -> bool | None:
 def _proven_pageable(fact: Fact) -> bool:
     """Host memory the program itself allocated unpinned, not a `*_cpu` naming guess.
 
-    A fact whose provenance starts at a node (a factory, `.cpu()`) was established
-    by code; one that starts at a name pattern says nothing about pinning.
+    A fact whose provenance starts at a call (a factory, `.cpu()`) was established
+    by code; one that starts at a name pattern says nothing about pinning, and
+    neither does `pin_memory=flag` with a flag we cannot read.
     """
     if fact.device is not Device.CPU:
         return False
     while fact.via is not None:
         fact = fact.via
-    return fact.origin is not None
+    origin = fact.origin
+    if not isinstance(origin, cst.Call):
+        return False
+    if any(arg.star == "**" for arg in origin.args):
+        return False
+    pin = next((a for a in origin.args if a.keyword is not None and a.keyword.value == "pin_memory"), None)
+    return pin is None or _bool_literal(pin.value) is False

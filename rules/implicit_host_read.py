@@ -13,14 +13,20 @@ Flags places where Python itself needs the value of a GPU tensor, without any
 - a GPU tensor passed where torch or Python expects a number: sizes and bounds
   (`torch.zeros(n)`, `torch.arange(n)`, `x.view(n, -1)`, `x.narrow(0, start, k)`,
   `range(n)`), fill values (`torch.full(shape, v)`) and `alpha=`;
-- formatting: `print(t)`, `str(t)`, `repr(t)`, `format(t)`, f-strings;
+- formatting: `print(t)`, `str(t)`, `repr(t)`, `format(t)`, f-strings (except
+  in error messages: inside `raise`, `assert` and `lambda` they are built only on
+  failure, or lazily);
 - host predicates: `torch.equal`, `torch.allclose`, `torch.is_nonzero` (and their
   method forms); builtin `max()` / `min()` over GPU tensors.
 
 Never flagged: metadata (`.shape`, `.size()`, `.numel()`, `.dim()`, `.dtype`,
 `.device`, `.is_cuda`), `torch.equal(x, x)` (the same tensor twice), and indexing
 with a 1-D integer tensor or a mask, which stays on the device (boolean masks
-are another rule's business). `if t.item():` and `int(t.item())` are SL101's.
+are another rule's business). `if t.item():` and `int(t.item())` are SL101's. A
+value that only its `*_gpu`-style name calls a GPU tensor, used with Python
+operators alone (`if use_gpu:`, `range(num_gpu)`, `n_gpu > 1`), is as likely a
+flag or a count and is not flagged; a tensor method (`done_gpu.any()`) or an
+assignment from torch settles it.
 
 ## Why is this bad
 Each of these calls `Tensor.__bool__`, `__int__`, `__float__` or `__index__`,
@@ -51,10 +57,10 @@ knows), keep decisions on the device (`torch.where`, masks,
 
 ## Fix safety
 When a `_cpu` mirror of the tensor that is read is in scope (`seq_lens_cpu`
-beside `seq_lens`, bound at that point or a configured cpu-attribute), an unsafe
-fix reads the mirror instead: `if seq_lens.max() > m:` -> `if seq_lens_cpu.max() > m:`.
-It is unsafe because the mirror may lag the device tensor. Otherwise there is
-no fix.
+beside `seq_lens`, bound at that point, already read in the function, or a
+configured cpu-attribute), an unsafe fix reads the mirror instead:
+`if seq_lens.max() > m:` -> `if seq_lens_cpu.max() > m:`. It is unsafe because
+the mirror may lag the device tensor. Otherwise there is no fix.
 
 ## When to ignore
 Outside the hot path (start-up checks, debugging prints). Mark intentional syncs
@@ -66,6 +72,7 @@ from __future__ import annotations
 import libcst as cst
 
 from sync_lint.analysis.facts import Device, Fact
+from sync_lint.analysis.imports import dotted_name
 from sync_lint.rule import Example, get_arg, positional_args
 from sync_lint.rules._host_mirror import HostMirrorFix
 
@@ -115,8 +122,9 @@ class ImplicitHostRead(HostMirrorFix):
     code = "SL104"
     name = "implicit-host-read"
     summary = "Python reads a GPU tensor's value (`int(t)`, `if t:`, `x[:n]`, `print(t)`) and waits for the GPU"
-    # What makes a value a GPU tensor: device arguments, `.cuda()`, `*_gpu` / `*_dev` names.
-    triggers = ("cuda", "device", "_gpu", "_dev", ".to(")
+    # Python's protocols have no token of their own: trigger on what can make a value a GPU
+    # tensor (device arguments, `.cuda()`, `*_gpu` / `*_dev` names; `Tensor` for --strict).
+    triggers = ("cuda", "device", "_gpu", "_dev", ".to(", "Tensor")
     fix_availability = "sometimes"
     examples = (
         Example("import torch\nx = torch.ones(4, device='cuda')\nif x.sum() > 0:\n    pass\n", (3,)),
@@ -126,6 +134,42 @@ class ImplicitHostRead(HostMirrorFix):
         Example("import torch\nx = torch.ones(4, device='cuda')\nok = torch.equal(x, x)\n"),
         Example("import torch\nx = torch.ones(4)\nif x.sum() > 0:\n    pass\n"),
     )
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Inside `raise`, `assert` and `lambda`: a message formatted there is built only on
+        # failure, or lazily.
+        self._lazy_messages = 0
+
+    def visit_Raise(self, node: cst.Raise) -> None:
+        self._lazy_messages += 1
+
+    def leave_Raise(self, node: cst.Raise) -> None:
+        self._lazy_messages -= 1
+
+    def visit_Lambda(self, node: cst.Lambda) -> None:
+        self._lazy_messages += 1
+
+    def leave_Lambda(self, node: cst.Lambda) -> None:
+        self._lazy_messages -= 1
+
+    def _gpu(self, expr: cst.BaseExpression) -> Fact | None:
+        """`expr`'s fact when it is a GPU tensor, unless only a `*_gpu`-style name says so.
+
+        `if use_gpu:`, `range(num_gpu)` and `n_gpu > 1` combine names with Python
+        operators only: such a name is as likely a flag or a count as a tensor.
+        A tensor method (`done_gpu.any()`) or an assignment from torch settles it.
+        """
+        fact = self.is_gpu(expr)
+        if fact is None or not _operators_only(expr):
+            return fact
+        root: Fact | None = fact
+        while root is not None:
+            if root.origin is not None and not _operators_only(root.origin):
+                return fact
+            last, root = root, root.via
+        guess = self.ctx.devices.settings.by_name((last.subject or "").rsplit(".", 1)[-1])
+        return None if guess is not None and guess[1] == last.reason else fact
 
     # --- truth tests ------------------------------------------------------------------------
     def visit_If(self, node: cst.If) -> None:
@@ -142,6 +186,10 @@ class ImplicitHostRead(HostMirrorFix):
 
     def visit_Assert(self, node: cst.Assert) -> None:
         self._truth(node.test, "use `torch._assert_async(cond)`, which checks on the device (a failure is a device-side assert)")
+        self._lazy_messages += 1
+
+    def leave_Assert(self, node: cst.Assert) -> None:
+        self._lazy_messages -= 1
 
     def visit_BooleanOperation(self, node: cst.BooleanOperation) -> None:
         for operand in (node.left, node.right):
@@ -157,7 +205,7 @@ class ImplicitHostRead(HostMirrorFix):
             isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not)
         ):
             return  # Python tests their operands one by one; those are visited on their own
-        fact = self.is_gpu(test)
+        fact = self._gpu(test)
         if fact is not None:
             self.report_host_read(test, fact, TRUTH, advice, test)
 
@@ -168,7 +216,7 @@ class ImplicitHostRead(HostMirrorFix):
         for element in node.slice:
             index = element.slice
             if isinstance(index, cst.Index):
-                fact = self.is_gpu(index.value) if indexes_tensor else None
+                fact = self._gpu(index.value) if indexes_tensor else None
                 # A 1-D index tensor gathers on the device; a mask is another rule's.
                 if fact is not None and fact.ndim == 0 and fact.dtype in ("int", None):
                     self.report_host_read(
@@ -179,7 +227,7 @@ class ImplicitHostRead(HostMirrorFix):
                     )
                 continue
             for bound in (index.lower, index.upper, index.step):
-                fact = self.is_gpu(bound) if bound is not None else None
+                fact = self._gpu(bound) if bound is not None else None
                 if bound is not None and fact is not None and fact.ndim in (0, None):
                     self.report_host_read(
                         bound, fact,
@@ -227,7 +275,7 @@ class ImplicitHostRead(HostMirrorFix):
 
     def _conversion(self, node: cst.Call, name: str) -> None:
         value = node.args[0].value if len(node.args) == 1 and not node.args[0].star else None
-        fact = self.is_gpu(value) if value is not None else None
+        fact = self._gpu(value) if value is not None else None
         if value is not None and fact is not None:
             self.report_host_read(
                 node, fact,
@@ -251,7 +299,7 @@ class ImplicitHostRead(HostMirrorFix):
             for element in value.elements:
                 self._number(element.value, where)
             return
-        fact = self.is_gpu(value)
+        fact = self._gpu(value)
         if fact is not None and fact.ndim in (0, None):
             self.report_host_read(
                 value, fact,
@@ -265,7 +313,7 @@ class ImplicitHostRead(HostMirrorFix):
         self._formatted(node.expression)
 
     def _formatted(self, value: cst.BaseExpression) -> None:
-        fact = self.is_gpu(value)
+        fact = self._gpu(value) if not self._lazy_messages else None
         if fact is not None:
             self.report_host_read(
                 value, fact,
@@ -291,7 +339,7 @@ class ImplicitHostRead(HostMirrorFix):
         values = [a.value for a in positional_args(node)]
         if len(values) == 1 and isinstance(values[0], (cst.List, cst.Tuple)):
             values = [e.value for e in values[0].elements]
-        fact: Fact | None = next((f for f in map(self.is_gpu, values) if f is not None), None)
+        fact: Fact | None = next((f for f in map(self._gpu, values) if f is not None), None)
         if fact is not None:
             self.report(
                 node,
@@ -299,3 +347,16 @@ class ImplicitHostRead(HostMirrorFix):
                 f"`.item()`, which waits for the GPU; use `torch.{name}imum` or `torch.{name}` on the device",
                 fact=fact,
             )
+
+
+def _operators_only(expr: cst.CSTNode) -> bool:
+    """Names and literals combined by Python operators, nothing only a tensor has."""
+    if isinstance(expr, (cst.Name, cst.Integer, cst.Float)) or dotted_name(expr) is not None:  # type: ignore[arg-type]
+        return True
+    if isinstance(expr, cst.BinaryOperation):
+        return _operators_only(expr.left) and _operators_only(expr.right)
+    if isinstance(expr, cst.Comparison):
+        return _operators_only(expr.left) and all(_operators_only(c.comparator) for c in expr.comparisons)
+    if isinstance(expr, cst.UnaryOperation):
+        return _operators_only(expr.expression)
+    return False

@@ -21,9 +21,12 @@ an upper bound the scheduler knows), or keep the value on the device as a 0-dim
 tensor and use tensor ops (`torch.maximum`, `torch.where`).
 
 ## Fix safety
-No automatic fix in general. When a `_cpu` mirror of the same tensor is in scope,
-an unsafe fix reads the mirror instead; it is unsafe because the mirror may lag
-the device tensor.
+No automatic fix in general. When a `_cpu` mirror of the same tensor is in scope
+(`seq_lens_cpu` beside `seq_lens`, bound at that point, already read in the
+function, or a configured cpu-attribute), an unsafe fix reads the mirror instead:
+`seq_lens.max().item()` -> `seq_lens_cpu.max().item()`. It is unsafe because
+nothing proves the mirror holds the device tensor's current values (it may lag a
+step behind, or be an upper bound).
 
 ## When to ignore
 Outside the hot path (start-up, logging every N steps). Mark intentional syncs

@@ -68,7 +68,9 @@ class Nonzero(Rule):
     triggers = ("nonzero", "argwhere", "where")
     fix_availability = "sometimes"
     examples = (
-        Example("import torch\nm = torch.rand(8, device='cuda') > 0.5\ni = torch.nonzero(m)\nj = torch.where(m)\n", (3, 4)),
+        Example(
+            "import torch\nm = torch.rand(8, device='cuda') > 0.5\ni = torch.nonzero(m)\nj = torch.where(m)\n", (3, 4)
+        ),
         Example("import torch\nm = torch.rand(8, device='cuda') > 0.5\ni = torch.nonzero_static(m, size=8)\n"),
         Example("import torch\nm = torch.rand(8, device='cuda') > 0.5\ny = torch.where(m, 1.0, 0.0)\n"),
         Example("import numpy as np\na = np.ones(3)\ni = np.nonzero(a)\n"),
@@ -98,10 +100,12 @@ class Nonzero(Rule):
                 if arg is None:
                     return
                 tensor = arg.value
-            label, is_method = ("`torch.where(cond)`" if op == "where" else f"`torch.{op}`"), False
+            label = "`torch.where(cond)`" if op == "where" else f"`torch.{op}`"
+            is_method = False
         elif isinstance(node.func, cst.Attribute) and node.func.attr.value in _METHODS:
             op, tensor = node.func.attr.value, node.func.value
-            label, is_method = f"`.{op}()`", True
+            label = f"`.{op}()`"
+            is_method = True
         else:
             return
         fact = self.is_gpu(tensor)
@@ -153,6 +157,10 @@ def _as_tuple(node: cst.Call) -> bool:
     return arg is not None and is_true_literal(arg.value)
 
 
+def _is_bool_literal(expr: cst.BaseExpression) -> bool:
+    return isinstance(expr, cst.Name) and expr.value in ("True", "False")
+
+
 def _only_input_and_as_tuple(node: cst.Call, is_method: bool) -> bool:
     """The call passes the input (positionally) and at most a literal `as_tuple`: nothing the fix would drop."""
     positional = 0 if is_method else 1
@@ -161,6 +169,6 @@ def _only_input_and_as_tuple(node: cst.Call, is_method: bool) -> bool:
             return False
         if arg.keyword is None:
             positional -= 1
-        elif arg.keyword.value != "as_tuple" or not (isinstance(arg.value, cst.Name) and arg.value.value in ("True", "False")):
+        elif arg.keyword.value != "as_tuple" or not _is_bool_literal(arg.value):
             return False
     return positional == 0

@@ -28,10 +28,11 @@ token_req = torch.arange(num_reqs, device=device).repeat_interleave(
 ```
 
 ## Fix safety
-Unsafe, and only offered when a host-side copy of the repeats is in scope: for
-`repeats` (or `repeats_gpu`, `repeats_cuda`, `repeats_dev`) a variable
-`repeats_cpu` or `repeats_host` that the code binds to a CPU tensor. The fix adds
-`output_size=int(repeats_cpu.sum())`, which reads CPU memory only. It is exact
+Unsafe, and only offered when a host mirror of the repeats provably exists:
+for `repeats` (or `repeats_gpu`, `repeats_cuda`, `repeats_dev`) a `repeats_cpu`
+that the code binds at that point to a CPU tensor (the same mirrors SL101-SL104's
+fixes read). The fix adds `output_size=int(repeats_cpu.sum())`, which reads CPU
+memory only. It is exact
 when the copy holds the same values as the GPU tensor (a copy that lags behind
 gives a wrong size) and `repeats` has one entry per repeated element (a single
 broadcast repeat multiplies the total by the input's size). A wrong
@@ -45,18 +46,15 @@ intentional uses with `# noqa: SL205`.
 
 from __future__ import annotations
 
-import re
-
 import libcst as cst
 
 from sync_lint.analysis.imports import dotted_name
-from sync_lint.rule import Example, FixSpec, Replace, Rule, get_arg, method_receiver, positional_args
+from sync_lint.rule import Example, FixSpec, get_arg, method_receiver, positional_args
 from sync_lint.rules._hints import keyword_edit
+from sync_lint.rules._host_mirror import HostMirrorFix
 
-_GPU_SUFFIX = re.compile(r"_(gpu|cuda|dev|device)$")
 
-
-class RepeatInterleaveWithoutOutputSize(Rule):
+class RepeatInterleaveWithoutOutputSize(HostMirrorFix):
     code = "SL205"
     name = "repeat-interleave-without-output-size"
     summary = "`repeat_interleave` with GPU repeats and no `output_size` reads the total on the host"
@@ -77,7 +75,7 @@ class RepeatInterleaveWithoutOutputSize(Rule):
             return
         output_size = get_arg(node, "output_size")
         if output_size is not None and not (isinstance(output_size.value, cst.Name) and output_size.value.value == "None"):
-            return
+            return  # `output_size=None` is the default
         fact = self.is_gpu(repeats)
         if fact is None:
             return
@@ -105,7 +103,8 @@ class RepeatInterleaveWithoutOutputSize(Rule):
         return arg.value if arg is not None else None
 
     def _fix(self, node: cst.Call, repeats: cst.BaseExpression, ndim: int | None) -> FixSpec | None:
-        mirror = self._host_mirror(repeats)
+        name = dotted_name(repeats)
+        mirror = self._mirror_of(name) if name is not None else None
         if mirror is None or ndim == 0:
             return None
         total = f"int({mirror}.sum())"
@@ -118,17 +117,3 @@ class RepeatInterleaveWithoutOutputSize(Rule):
             f"`{self.ctx.code(repeats)}` and gives one repeat per element; a wrong size is a device-side assert",
             (edit,),
         )
-
-    def _host_mirror(self, repeats: cst.BaseExpression) -> str | None:
-        """`repeats_cpu` for `repeats` / `repeats_gpu`: a CPU tensor the code binds, holding the same values."""
-        name = dotted_name(repeats)
-        if name is None:
-            return None
-        head, dot, last = name.rpartition(".")
-        base = _GPU_SUFFIX.sub("", last)
-        for suffix in ("_cpu", "_host"):
-            candidate = f"{head}{dot}{base}{suffix}"
-            fact = self.ctx.devices.bound_fact(candidate)
-            if fact is not None and fact.is_cpu:
-                return candidate
-        return None

@@ -43,13 +43,17 @@ on an empty tensor it is a silent no-op where `t[0] = 0` raises, and `t[-1:]` is
 needed for `t[-1]`.
 
 ## Fix safety
-Safe: `t[i] = v` becomes `t[i].fill_(v)` when `v` is a Python number. `fill_`
-converts `v` to `t`'s dtype as the store does, keeps negative indices and raises
-the same `IndexError`. When `v` is a CPU tensor the fix is unsafe: `fill_` reads
-the value with `.item()` on the CPU, so under CUDA-graph capture the value is
-baked into the graph. With `--strict` on a value the linter does not know to be
-a torch tensor the fix is unsafe too (`fill_` is a torch method).
-Only single-target assignments are fixed (not `a = t[0] = 0`).
+`t[i] = v` becomes `t[i].fill_(v)`: the same value in `t`'s dtype (checked on an
+H100 for int64 with 1.7, int32, bool, bfloat16), negative indices kept, the same
+`IndexError` on an empty tensor; no sync (0.03 ms against 38 ms). One difference
+was measured: a value that overflows a float16/bfloat16 tensor is stored as inf
+by `t[i] = v` but makes `fill_` raise. So the fix is safe when the tensor is known
+to hold integers or bools (both raise on overflow) or `v` is a literal within
+float16 range (|v| <= 65504), and unsafe otherwise, with that precondition. It is
+also unsafe when `v` is a CPU tensor (`fill_` reads it with `.item()`, so
+CUDA-graph capture bakes the value into the graph) and, under `--strict`, when
+`t` is not known to be a torch tensor. Only single-target assignments are fixed
+(not `a = t[0] = 0`).
 
 ## When to ignore
 Version gating: PyTorch main removes this sync (PR #188267, reapplied as #189105
@@ -62,6 +66,7 @@ stores with `# noqa: SL301`.
 
 from __future__ import annotations
 
+import ast
 from typing import TYPE_CHECKING
 
 import libcst as cst
@@ -74,6 +79,7 @@ if TYPE_CHECKING:
     from sync_lint.analysis.facts import Fact
     from sync_lint.context import FileContext
 
+FLOAT16_MAX = 65504.0
 _NUMBER_BUILTINS = frozenset({"int", "float", "bool", "len", "round", "abs"})
 # Tensor methods that give a Python number.
 _NUMBER_METHODS = frozenset({"item", "numel", "dim", "element_size", "nelement"})
@@ -113,6 +119,33 @@ def is_python_number(ctx: FileContext, expr: cst.BaseExpression, depth: int = 0)
     return isinstance(fact.origin, cst.BaseExpression) and is_python_number(ctx, fact.origin, depth + 1)
 
 
+def cannot_overflow(value: cst.BaseExpression, dtype: str | None) -> bool:
+    """Storing `value` into a tensor of this dtype class cannot overflow.
+
+    On overflow a store (`t[i] = v`, `t[idx] = v`, `torch.tensor(v, dtype=...)`) writes
+    inf into a float16/bfloat16 tensor, while `fill_` and `torch.full` raise
+    "value cannot be converted ... without overflow" (measured, torch 2.11). Integer
+    and bool targets raise either way.
+    """
+    if dtype in ("int", "bool"):
+        return True
+    number = literal_number(value)
+    return number is not None and abs(number) <= FLOAT16_MAX
+
+
+def literal_number(expr: cst.BaseExpression) -> float | None:
+    """The value of an int/float/bool literal, signs included; None for anything else."""
+    sign = 1
+    while isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, (cst.Minus, cst.Plus)):
+        sign = -sign if isinstance(expr.operator, cst.Minus) else sign
+        expr = expr.expression
+    if isinstance(expr, (cst.Integer, cst.Float)):
+        return sign * float(ast.literal_eval(expr.value))
+    if isinstance(expr, cst.Name) and expr.value in ("True", "False"):
+        return float(expr.value == "True")
+    return None
+
+
 def is_cpu_scalar_tensor(ctx: FileContext, expr: cst.BaseExpression) -> bool:
     fact = ctx.devices.fact(expr)
     return fact.is_cpu and fact.ndim == 0
@@ -141,6 +174,8 @@ class ScalarIndexAssign(Rule):
             return
         if is_python_number(self.ctx, node.value):
             what, caveat = "a Python scalar", None
+            if not cannot_overflow(node.value, fact.dtype):
+                caveat = "the value must fit the tensor's dtype: on overflow `fill_` raises where the store writes inf"
         elif is_cpu_scalar_tensor(self.ctx, node.value):
             what = "a CPU tensor"
             caveat = "`fill_` reads the CPU value with `.item()`, so CUDA-graph capture bakes it into the graph"

@@ -7,6 +7,12 @@ Flags reads of attributes configured as sync-prone
 and definitions (`def num_computed_tokens_cpu(self)`) are not reads. No device
 evidence is needed: the configured hint is the evidence.
 
+An attribute the file itself assigns or writes into on the same object
+(`self.num_computed_tokens_cpu = np.zeros(n)` in `__init__`,
+`batch.num_computed_tokens_cpu[i] = n`) is plain storage, not a property that
+computes its value, and is not flagged there. (vLLM's `InputBatch` keeps a
+NumPy array of that name.)
+
 ## Why is this bad
 Such attributes are properties that look like plain host data but compute it
 from device tensors on first use. vLLM's deprecated
@@ -70,6 +76,7 @@ _MOVES = frozenset({"to", "cuda", "cpu", "pin_memory", "numpy", "item", "tolist"
 class _Read:
     node: cst.Attribute
     hint: str
+    owner: str | None  # `m` in `m.num_computed_tokens_cpu`, when it is a dotted name
     derived: str | None = None  # the device expression that can replace the read
     # The fix's edits, added once something is seen moving the value to the device.
     edits: list[Replace] = field(default_factory=list)
@@ -90,6 +97,8 @@ class SyncProneAttribute(Rule):
     def __init__(self) -> None:
         self._hints: dict[str, str] = {}
         self._reads: list[_Read] = []
+        # (owner, attribute) pairs the file assigns or writes into, anywhere.
+        self._storage: set[tuple[str | None, str]] = set()
         # A `.to(device)` and the value it moves, computed from a derivable read, by the read's node.
         self._moved_by: dict[int, tuple[cst.Call, cst.BaseExpression]] = {}
         # An assignment's value computed from a derivable read, by the read's node;
@@ -101,9 +110,30 @@ class SyncProneAttribute(Rule):
         self._hints = dict(self.ctx.settings.sync_prone_attributes)
 
     def visit_Assign(self, node: cst.Assign) -> None:
+        for target in node.targets:
+            self._note_storage(target.target)
         read = _derivable_root(node.value)
         if read is not None:
             self._assigned[id(read)] = node.value
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        self._note_storage(node.target)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        self._note_storage(node.target)
+
+    def _note_storage(self, target: cst.BaseExpression) -> None:
+        """`obj.attr = v` and `obj.attr[i] = v`: on `obj`, `attr` is storage, not a property."""
+        if isinstance(target, (cst.Tuple, cst.List)):
+            for element in target.elements:
+                self._note_storage(element.value)
+            return
+        while isinstance(target, cst.Subscript):
+            target = target.value
+        if isinstance(target, cst.Attribute) and target.attr.value in self._hints:
+            owner = dotted_name(target.value)
+            if owner is not None:
+                self._storage.add((owner, target.attr.value))
 
     def visit_Call(self, node: cst.Call) -> None:
         moved = method_receiver(node)
@@ -128,9 +158,11 @@ class SyncProneAttribute(Rule):
         hint = self._hints.get(node.attr.value)
         if hint is None or self.ctx.is_store(node) or self.ctx.allowed_depth:
             return
-        read = _Read(node, hint)
-        self._reads.append(read)
         owner = dotted_name(node.value)
+        if owner is not None and self.ctx.devices.bound_fact(f"{owner}.{node.attr.value}") is not None:
+            return  # assigned by this code (in `__init__`, say): plain storage
+        read = _Read(node, hint, owner)
+        self._reads.append(read)
         if node.attr.value != DERIVABLE or owner is None:
             return
         read.derived = f"({owner}.seq_lens - ({owner}.query_start_loc[1:] - {owner}.query_start_loc[:-1]))"
@@ -156,9 +188,12 @@ class SyncProneAttribute(Rule):
         return self.ctx.devices.fact(value).value_kind == "device"
 
     def leave_Module(self, node: cst.Module) -> None:
-        # Reported at the end of the walk: a later `.to(device)` decides whether there is a fix.
+        # Reported at the end of the walk: a later `.to(device)` decides whether there is a fix,
+        # and a later write into the attribute shows it is storage.
         for read in self._reads:
             name = read.node.attr.value
+            if (read.owner, name) in self._storage:
+                continue
             fix = None
             if read.edits:
                 fix = FixSpec(

@@ -39,10 +39,14 @@ scale = torch.full((), 0.5, device=device)
 
 ## Fix safety
 - A Python number: `torch.tensor(v, device=d)` becomes `torch.full((), v, device=d)`
-  (other keywords kept). Safe for a literal number or with an explicit `dtype=`:
-  `torch.full` infers int64, bool or the default float dtype from a Python number
-  exactly as `torch.tensor` does. Unsafe for a name: a NumPy scalar keeps its
-  dtype under `torch.tensor` but not under `torch.full`.
+  (other keywords kept). For Python literals both infer the same dtype (checked:
+  int64 for ints, bool, the default float, complex64). Two differences were
+  measured: a NumPy scalar keeps its dtype under `torch.tensor` but not under
+  `torch.full` (`np.float64` gives float64 against float32, `np.int32` int32
+  against int64), and a value that overflows the dtype becomes inf under
+  `torch.tensor` but makes `torch.full` raise. So the fix is safe for a literal
+  within float16 range (|v| <= 65504), or for a name with an explicit integer or
+  bool `dtype=`; otherwise it is unsafe with that precondition.
 - Other host data: `torch.tensor(data, device=d, dtype=...)` becomes
   `torch.tensor(data, pin_memory=True, dtype=...).to(d, non_blocking=True)`, and
   `torch.as_tensor(data, device=d)` becomes
@@ -53,8 +57,10 @@ scale = torch.full((), 0.5, device=device)
   `torch.device("cuda:0")`); unsafe when it is a variable, because
   `pin_memory=True` needs an accelerator and the variable may be the CPU.
 - `gpu_t.new_tensor(data)` becomes the same pinned form with
-  `dtype=gpu_t.dtype` and `gpu_t.device` spelled out (for a number,
-  `torch.full((), v, dtype=gpu_t.dtype, device=gpu_t.device)`, which is safe).
+  `dtype=gpu_t.dtype` and `gpu_t.device` spelled out (checked equal on an H100:
+  0.17 ms against 38.5 ms); a number becomes
+  `torch.full((), v, dtype=gpu_t.dtype, device=gpu_t.device)`, safe under the
+  overflow condition above.
 - `torch.tensor([t0, t1])` of GPU tensors becomes `torch.stack([t0, t1])`, which
   is unsafe: the result keeps the elements' dtype (`torch.tensor` infers it from
   the Python values) and their device (without `device=`, `torch.tensor` gives a
@@ -70,6 +76,7 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
+from sync_lint.analysis.device import DTYPE_NAMES
 from sync_lint.analysis.facts import Device, Fact, abbreviate
 from sync_lint.analysis.imports import dotted_name
 from sync_lint.rule import Example, FixSpec, Replace, Rule, call_name, get_arg, method_receiver
@@ -81,12 +88,11 @@ from sync_lint.rules.pageable_host_to_device import (
     splice,
     text,
 )
-from sync_lint.rules.scalar_index_assign import is_python_number
+from sync_lint.rules.scalar_index_assign import cannot_overflow, is_python_number, literal_number
 
 if TYPE_CHECKING:
     from sync_lint.context import FileContext
 
-_NUMBER_LITERALS = (cst.Integer, cst.Float, cst.Imaginary)
 _PINNED_CAVEAT = ": `pin_memory` needs an accelerator, so the device must be a GPU at run time"
 
 
@@ -134,7 +140,7 @@ class TensorFromHostData(Rule):
         if is_python_number(self.ctx, data):
             fix = None
             if only_keywords and _keywords(node) <= {"device", "dtype", "requires_grad"}:
-                fix = self._full_fix(node, data, explicit_dtype=get_arg(node, "dtype") is not None)
+                fix = self._full_fix(node, data)
             self.report(
                 node,
                 f"`torch.{name}(<number>, device=...)` creates the value on the CPU and copies it to the GPU "
@@ -187,14 +193,18 @@ class TensorFromHostData(Rule):
             fix=fix,
         )
 
-    def _full_fix(self, node: cst.Call, data: cst.BaseExpression, explicit_dtype: bool) -> FixSpec:
-        safe = _is_number_literal(data) or explicit_dtype
+    def _full_fix(self, node: cst.Call, data: cst.BaseExpression) -> FixSpec:
+        dtype_arg = get_arg(node, "dtype")
+        # Same dtype: a literal is inferred alike by both, an explicit dtype is kept.
+        same_dtype = literal_number(data) is not None or dtype_arg is not None
+        safe = same_dtype and cannot_overflow(data, _dtype_class(dtype_arg))
         rename, needs = self._callee(node, "full")
         return FixSpec(
             "safe" if safe else "unsafe",
             "Create the value on the device with `torch.full((), v, ...)`"
-            + ("" if safe else ": `torch.full` takes the default dtype for a NumPy float scalar, where "
-               "`torch.tensor` keeps its dtype; pass `dtype=`"),
+            + ("" if safe else ": `v` must be a Python number (a NumPy scalar keeps its own dtype under "
+               "`torch.tensor`) that fits the dtype (on overflow `torch.full` raises where `torch.tensor` "
+               "writes inf)"),
             (Replace(node, splice(self.ctx, node, [rename, _before(self.ctx, data, "(), ")])),),
             needs_imports=needs,
         )
@@ -252,9 +262,13 @@ class TensorFromHostData(Rule):
             rename, needs = self._callee(node, "full")
             missing += [] if device_arg is not None else [f"device={owner}.device"]
             edits = [rename, _before(self.ctx, data_arg.value, "(), "), append_arguments(self.ctx, node, missing)]
+            dtype = _dtype_class(dtype_arg) if dtype_arg is not None else base.dtype
+            safe = base.is_tensor and cannot_overflow(data_arg.value, dtype)
             return FixSpec(
-                "safe" if base.is_tensor else "unsafe",
-                "Create the value on the device with `torch.full((), v, ...)`",
+                "safe" if safe else "unsafe",
+                "Create the value on the device with `torch.full((), v, ...)`"
+                + ("" if safe else ": the value must fit the dtype (on overflow `torch.full` raises where "
+                   "`new_tensor` writes inf)"),
                 (Replace(node, splice(self.ctx, node, edits)),),
                 needs_imports=needs,
             )
@@ -263,7 +277,7 @@ class TensorFromHostData(Rule):
         if device_arg is not None:
             edits.append((*span(self.ctx, device_arg), "pin_memory=True"))
             device = text(self.ctx, device_arg.value)
-            literal = literal_accelerator(self.ctx, device_arg.value)
+            literal = base.is_tensor and literal_accelerator(self.ctx, device_arg.value)
         else:
             missing.append("pin_memory=True")
             device = f"{owner}.device"
@@ -282,10 +296,10 @@ def _keywords(node: cst.Call) -> set[str]:
     return {a.keyword.value for a in node.args if a.keyword is not None}
 
 
-def _is_number_literal(expr: cst.BaseExpression) -> bool:
-    if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, (cst.Minus, cst.Plus)):
-        expr = expr.expression
-    return isinstance(expr, _NUMBER_LITERALS) or (isinstance(expr, cst.Name) and expr.value in ("True", "False"))
+def _dtype_class(dtype_arg: cst.Arg | None) -> str | None:
+    """"int", "bool" or "float" for `dtype=torch.int32` and friends."""
+    name = dotted_name(dtype_arg.value) if dtype_arg is not None else None
+    return DTYPE_NAMES.get(name.rsplit(".", 1)[-1]) if name else None
 
 
 def _before(ctx: FileContext, node: cst.CSTNode, inserted: str) -> tuple[int, int, str]:

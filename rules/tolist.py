@@ -32,9 +32,10 @@ or, when no mirror exists, start the copy early with
 
 ## Fix safety
 When a `_cpu` mirror of the same tensor is in scope (`cu_seqlens_cpu` beside
-`cu_seqlens`, bound at that point or a configured cpu-attribute), an unsafe fix
-reads the mirror instead. It is unsafe because nothing proves the mirror holds
-the device tensor's current values. Otherwise there is no fix.
+`cu_seqlens`, bound at that point, already read in the function, or a configured
+cpu-attribute), an unsafe fix reads the mirror instead. It is unsafe because
+nothing proves the mirror holds the device tensor's current values. Otherwise
+there is no fix.
 
 ## When to ignore
 Outside the hot path (start-up, debugging output). Mark intentional syncs with

@@ -2,9 +2,9 @@
 
 ## What it does
 Flags, on GPU tensors: `torch.unique(x)`, `x.unique()`,
-`torch.unique_consecutive(x)`, `x.unique_consecutive()`,
-`torch.isin(elements, test_elements)` when both are tensors, and
-`x.mode()` / `torch.mode(x)`.
+`torch.unique_consecutive(x)` and `x.unique_consecutive()`. With `--strict`
+it also flags `torch.isin(elements, test_elements)` (both tensors) and
+`x.mode()` / `torch.mode(x)`, which sync only for some sizes.
 
 ## Why is this bad
 `unique` returns as many values as there are distinct ones, which only the GPU
@@ -14,7 +14,8 @@ Measured on an H100 (torch 2.11) with 41 ms of GPU work queued: `torch.unique(x)
 blocked the host for 40.6 ms; `x.unique()`, `unique(sorted=False)`,
 `unique(return_counts=True)` and `unique_consecutive` block the same way.
 
-Two ops sync only for some sizes, so this rule reports them as "may block":
+Two ops sync only for some sizes, which the linter cannot see, so this rule
+reports them only with `--strict`:
 
 - `torch.isin(elements, test_elements)` (`isin_Tensor_Tensor_out` in
   `aten/src/ATen/native/TensorCompare.cpp`) compares directly when
@@ -45,7 +46,8 @@ a compact sorted list, a different shape.
 ## When to ignore
 When the distinct values must be listed on the host anyway, the sync is
 inherent; keep it out of the per-step hot path or mark it with `# noqa: SL203`.
-Small `isin` test sets and `mode` over short dimensions do not sync.
+Under `--strict`, an `isin` with a small test set (stop tokens, say) or a `mode`
+over a short dimension does not sync: ignore those findings.
 """
 
 from __future__ import annotations
@@ -56,35 +58,29 @@ from sync_lint.analysis.facts import Device
 from sync_lint.rule import Example, Rule, get_arg, method_receiver
 
 _ALWAYS = frozenset({"unique", "unique_consecutive"})
+_SIZE_DEPENDENT = frozenset({"isin", "mode"})  # reported only with --strict
 
 
 class Unique(Rule):
     code = "SL203"
     name = "unique"
-    summary = "`unique`, `unique_consecutive`, `isin` or `mode` on a GPU tensor waits for the GPU"
+    summary = "`unique` or `unique_consecutive` on a GPU tensor (with --strict: `isin`, `mode`) waits for the GPU"
     triggers = ("unique", "isin", "mode(")
     examples = (
-        Example("import torch\nx = torch.randint(0, 9, (8,), device='cuda')\nu = torch.unique(x)\nv = x.unique()\n", (3, 4)),
+        Example(
+            "import torch\nx = torch.randint(0, 9, (8,), device='cuda')\nu = torch.unique(x)\nv = x.unique()\n", (3, 4)
+        ),
         Example("import torch\nx = torch.randint(0, 9, (8,), device='cuda')\nm = torch.isin(x, 3)\n"),
         Example("import numpy as np\na = np.ones(3)\nu = np.unique(a)\n"),
     )
 
     def visit_Call(self, node: cst.Call) -> None:
-        qual = self.ctx.imports.resolve(node.func)
-        if qual is not None:
-            op = qual[len("torch."):] if qual.startswith("torch.") else None
-            if op == "isin":
-                self._check_isin(node)
-                return
-            if op not in _ALWAYS and op != "mode":
-                return
-            arg = get_arg(node, "input", 0)
-            tensor = arg.value if arg is not None else None
-        else:
-            tensor = method_receiver(node)
-            op = node.func.attr.value if tensor is not None else None  # type: ignore[attr-defined]
-            if op not in _ALWAYS and op != "mode":
-                return
+        op, tensor = self._op_and_input(node)
+        if op is None or (op in _SIZE_DEPENDENT and not self.ctx.settings.strict):
+            return
+        if op == "isin":
+            self._check_isin(node)
+            return
         fact = self.is_gpu(tensor) if tensor is not None else None
         if fact is None:
             return
@@ -100,6 +96,22 @@ class Unique(Rule):
                 "(`index_fill_` / `scatter_add_` into a length-K buffer)"
             )
         self.report(node, message, fact=fact)
+
+    def _op_and_input(self, node: cst.Call) -> tuple[str | None, cst.BaseExpression | None]:
+        """`("unique", x)` for `torch.unique(x)` and `x.unique()`; `(None, None)` for other calls."""
+        qual = self.ctx.imports.resolve(node.func)
+        if qual is not None:
+            op = qual[len("torch."):] if qual.startswith("torch.") else None
+            arg = get_arg(node, "input", 0)
+            tensor = arg.value if arg is not None else None
+        else:
+            tensor = method_receiver(node)
+            op = node.func.attr.value if tensor is not None else None  # type: ignore[attr-defined]
+            if op == "isin":
+                return None, None  # `Tensor` has no `isin` method
+        if op not in _ALWAYS and op not in _SIZE_DEPENDENT:
+            return None, None
+        return op, tensor
 
     def _check_isin(self, node: cst.Call) -> None:
         elements, test = get_arg(node, "elements", 0), get_arg(node, "test_elements", 1)

@@ -96,6 +96,19 @@ def test_pinned_destination_only_blocks_without_non_blocking():
     assert lines(source, "SL103") == [6]
 
 
+def test_a_pin_memory_flag_is_not_proof_of_pageable_memory():
+    source = """
+    import torch
+    class Buffer:
+        def __init__(self, *size, device, pin_memory: bool = True):
+            self.cpu = torch.zeros(*size, device="cpu", pin_memory=pin_memory)
+            self.gpu = torch.zeros_like(self.cpu, device=device)
+        def copy_to_cpu(self):
+            return self.cpu.copy_(self.gpu, non_blocking=True)
+    """
+    assert lines(source, "SL103") == []
+
+
 # --- SL104 ------------------------------------------------------------------------------------
 
 
@@ -124,6 +137,27 @@ def test_shadowed_builtins_and_the_same_tensor_twice():
     d = x.equal(x + 1)
     """
     assert lines(source, "SL104") == [9]
+
+
+def test_gpu_looking_names_used_as_flags_or_counts():
+    source = """
+    import torch
+    def f(use_gpu, n_gpu, lens_gpu, a_gpu, b_gpu):
+        if use_gpu and n_gpu > 1:
+            count = max(n_gpu, 1)
+            return [torch.zeros(n_gpu) for _ in range(count)]
+        if lens_gpu.max() > 0:
+            return torch.equal(a_gpu, b_gpu)
+    """
+    # Names and operators alone prove nothing; a tensor method or a tensor-only function does.
+    assert lines(source, "SL104") == [7, 8]
+    assigned = """
+    import torch
+    n_gpu = torch.tensor(4, device="cuda")
+    for _ in range(n_gpu):
+        pass
+    """
+    assert lines(assigned, "SL104") == [4]
 
 
 def test_or_tests_only_its_left_operand_outside_a_condition():

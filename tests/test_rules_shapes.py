@@ -142,7 +142,8 @@ def test_fixes_use_the_files_torch_alias() -> None:
     C = A.inverse()
     """
     out = fixed(source)
-    assert "c = th.zeros(9, dtype=th.int64, device=x.device).scatter_add_(0, x.long(), th.ones_like(x, dtype=th.int64))" in out
+    counts = "th.zeros(9, dtype=th.int64, device=x.device).scatter_add_(0, x.long(), th.ones_like(x, dtype=th.int64))"
+    assert f"c = {counts}" in out
     assert "B = th.linalg.inv_ex(A)[0]" in out
     assert "C = th.linalg.inv_ex(A)[0]" in out
     assert "import torch\n" not in out
@@ -266,3 +267,35 @@ def test_rules_are_not_version_gated() -> None:
     codes = ("SL201", "SL202", "SL203", "SL204", "SL205", "SL206", "SL207")
     rules = all_rules()
     assert all(rules[c].active_for_torch("2.13") for c in codes)
+
+
+def test_size_dependent_ops_only_under_strict() -> None:
+    source = gpu("""
+    ids = torch.randint(0, 100, (1024,), device=device)
+    vocab = torch.arange(200, device=device)
+    hit = torch.isin(ids, vocab)
+    only_number = torch.isin(ids, 3)
+    m = ids.float().mode()
+    m2 = torch.mode(ids, dim=0)
+    u = ids.unique()
+    """)
+    assert [f.start.row for f in findings(source, "SL203")] == [10]
+    strict = findings(source, "SL203", strict=True)
+    assert [f.start.row for f in strict] == [6, 8, 9, 10]
+    assert "74" in strict[0].message and "2048" in strict[1].message
+
+
+def test_integer_results_of_a_mask_are_not_masks() -> None:
+    # Device-inference dtypes SL202 relies on: counts, products and `where` results are not bool.
+    source = gpu("""
+    m = torch.rand(8, device=device) > 0.5
+    x = torch.rand(8, device=device)
+    rows, = torch.where(m)
+    a = x[rows]
+    b = x[torch.where(m, 1, 0)]
+    c = x[m.sum(0)]
+    d = x[m.cumsum(0)]
+    e = x[m * 2]
+    f = x[m & (x > 0)]
+    """)
+    assert [f.start.row for f in findings(source, "SL202")] == [12]

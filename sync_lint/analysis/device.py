@@ -96,6 +96,8 @@ INT_RESULT = frozenset(
     "long int short bincount count_nonzero".split()
 )
 FLOAT_RESULT = frozenset("float half bfloat16 double".split())
+# Reductions and scans that count a bool input: `mask.sum()` is int64, not a mask.
+COUNTING = frozenset("sum nansum prod cumsum cumprod".split())
 # Reductions that give a 0-dim tensor when called without `dim`.
 REDUCTIONS = frozenset(
     "sum mean max min prod any all amax amin argmax argmin count_nonzero norm std var median "
@@ -213,7 +215,10 @@ def _list_depth(expr: cst.BaseExpression) -> int | None:
         if isinstance(first, cst.StarredElement):
             return None
         expr = first.value
-    if isinstance(expr, (cst.Integer, cst.Float, cst.Name, cst.UnaryOperation, cst.BinaryOperation)):
+    if isinstance(expr, (cst.Integer, cst.Float, cst.UnaryOperation)):
+        return depth
+    # `torch.tensor(ORDER)`, `torch.tensor(a + b)`: a name or a sum may hold a list itself.
+    if depth and isinstance(expr, (cst.Name, cst.BinaryOperation)):
         return depth
     return None
 
@@ -879,7 +884,10 @@ class DeviceAnalysis:
         result = _combine([left, right], call=None)
         if isinstance(expr.operator, cst.Divide) and result.dtype == "int":
             result = replace(result, dtype="float")
-        if isinstance(expr.operator, (cst.BitAnd, cst.BitOr, cst.BitXor)) and result.dtype is None:
+        bitwise = isinstance(expr.operator, (cst.BitAnd, cst.BitOr, cst.BitXor))
+        if result.dtype == "bool" and not bitwise and not (left.dtype == "bool" and right.dtype == "bool"):
+            result = replace(result, dtype=None)  # `mask * 2` holds numbers, not a mask
+        if bitwise and result.dtype is None:
             if left.dtype == "bool" or right.dtype == "bool":
                 result = replace(result, dtype="bool")
         if left.ndim is not None and right.ndim is not None and result.is_tensor:
@@ -965,6 +973,11 @@ def _shape_result(result: Fact, op: str, expr: cst.Call, receiver_fact: Fact | N
             dtype = "bool"
     elif op not in ELEMENTWISE:
         ndim = None
+    if dtype == "bool" and op in COUNTING:
+        dtype = "int"
+    if op == "where" and receiver_fact is None:
+        # `torch.where(cond)` gives index tensors; `torch.where(cond, a, b)` takes a's and b's dtype, not cond's.
+        dtype = "int" if len(expr.args) == 1 else None
     if op in BOOL_RESULT:
         dtype = "bool"
     elif op in INT_RESULT:

@@ -42,45 +42,62 @@ def _scalar_for(rng: random.Random, dtype_name: str) -> Any:
 
 
 # --- SL301: t[i] = v -> t[i].fill_(v) -------------------------------------------------------
+# The dtype is written into the snippet: the fix is safe for integer tensors, and for
+# floating tensors only with a literal in range (fill_ raises on overflow where the
+# setitem stores inf), so each dtype is its own case.
 
-SL301_1D = """\
+
+def _sl301_source(dtype: str, value: str, rank: int) -> str:
+    shape = "(values.shape[0],)" if rank == 1 else "(values.shape[0], values.shape[1])"
+    index = "i" if rank == 1 else "i, j"
+    params = "values, i: int, v: int" if rank == 1 else "values, i: int, j: int, v: int"
+    return f"""\
 import torch
 
 
-def run(values, i, v):
-    t = torch.zeros((values.shape[0],), dtype=values.dtype, device=values.device)
+def run({params}):
+    t = torch.zeros({shape}, dtype=torch.{dtype}, device=values.device)
+    t.copy_(values)
+    t[{index}] = {value}
+    return t
+"""
+
+
+def _sl301_inputs(dtype: str, rank: int) -> InputMaker:
+    def make(rng: random.Random, device: str, trial: int) -> dict[str, Any]:
+        if rank == 1:
+            n = SIZES[trial % len(SIZES)]
+            values = _values(rng, n, dtype, device)
+            i = rng.randrange(-n, n) if n else rng.choice([0, -1])  # n == 0: IndexError both ways
+            return {"values": values, "i": i, "v": rng.randrange(-1000, 1000)}
+        rows, cols = rng.choice([(1, 1), (3, 4), (0, 2), (64, 3)])
+        values = _values(rng, rows * cols, dtype, device).reshape(rows, cols)
+        i = rng.randrange(-rows, rows) if rows else 0
+        return {"values": values, "i": i, "j": rng.randrange(-cols, cols), "v": rng.randrange(-1000, 1000)}
+
+    return make
+
+
+SL301_HALF_UNSAFE = """\
+import torch
+
+
+def run(values, i: int, v: float):
+    t = torch.zeros((values.shape[0],), dtype=torch.float16, device=values.device)
     t.copy_(values)
     t[i] = v
     return t
 """
 
 
-def _sl301_1d(rng: random.Random, device: str, trial: int) -> dict[str, Any]:
-    n = SIZES[trial % len(SIZES)]
-    dtype = (INT_DTYPES + FLOAT_DTYPES)[trial % 5]
-    i = rng.randrange(-n, n) if n else rng.choice([0, -1])  # n == 0: IndexError both ways
-    return {"values": _values(rng, n, dtype, device), "i": i, "v": _scalar_for(rng, dtype)}
+def _half_in_range(rng: random.Random, device: str, trial: int) -> dict[str, Any]:
+    n = SIZES[1:][trial % 4]
+    return {"values": _values(rng, n, "float16", device), "i": rng.randrange(-n, n),
+            "v": rng.choice([rng.uniform(-65504, 65504), 0.5, -0.0, 65504.0])}
 
 
-SL301_2D = """\
-import torch
-
-
-def run(values, i, j, v):
-    t = torch.zeros((values.shape[0], values.shape[1]), dtype=values.dtype, device=values.device)
-    t.copy_(values)
-    t[i, j] = v
-    return t
-"""
-
-
-def _sl301_2d(rng: random.Random, device: str, trial: int) -> dict[str, Any]:
-    rows, cols = rng.choice([(1, 1), (3, 4), (0, 2), (64, 3)])
-    dtype = (INT_DTYPES + FLOAT_DTYPES)[trial % 5]
-    values = _values(rng, rows * cols, dtype, device).reshape(rows, cols)
-    i = rng.randrange(-rows, rows) if rows else 0
-    j = rng.randrange(-cols, cols)
-    return {"values": values, "i": i, "j": j, "v": _scalar_for(rng, dtype)}
+def _half_overflow(rng: random.Random, device: str, trial: int) -> dict[str, Any]:
+    return {"values": _values(rng, 4, "float16", device), "i": 1, "v": 1e6}
 
 
 # --- SL302: t[idx] = v with a GPU index ----------------------------------------------------------
@@ -89,8 +106,8 @@ SL302_BEFORE = """\
 import torch
 
 
-def run(values, idx_gpu, v):
-    t = torch.zeros((values.shape[0],), dtype=values.dtype, device=values.device)
+def run(values, idx_gpu, v: int):
+    t = torch.zeros((values.shape[0],), dtype=torch.int64, device=values.device)
     t.copy_(values)
     index = idx_gpu.long()
     t[index] = v
@@ -101,10 +118,9 @@ def run(values, idx_gpu, v):
 def _sl302(rng: random.Random, device: str, trial: int) -> dict[str, Any]:
     torch = _torch()
     n = rng.choice([1, 2, 7, 1000])
-    dtype = (INT_DTYPES + FLOAT_DTYPES)[trial % 5]
     k = rng.choice([0, 1, 3, n])
     idx = torch.tensor([rng.randrange(-n, n) for _ in range(k)], dtype=torch.int64, device=device)
-    return {"values": _values(rng, n, dtype, device), "idx_gpu": idx, "v": _scalar_for(rng, dtype)}
+    return {"values": _values(rng, n, "int64", device), "idx_gpu": idx, "v": rng.randrange(-1000, 1000)}
 
 
 # --- SL303: pageable host-to-device copies ----------------------------------------------------------
@@ -260,11 +276,11 @@ SL205_BEFORE = """\
 import torch
 
 
-def run(values, reps_cpu):
+def run(values, repeats, reps_cpu):
     x = torch.zeros((values.shape[0],), dtype=values.dtype, device=values.device)
     x.copy_(values)
-    reps = torch.zeros((reps_cpu.shape[0],), dtype=torch.int64, device=values.device)
-    reps.copy_(reps_cpu, non_blocking=True)
+    reps = torch.zeros((repeats.shape[0],), dtype=torch.int64, device=values.device)
+    reps.copy_(repeats)
     return torch.repeat_interleave(x, reps)
 """
 
@@ -274,7 +290,13 @@ def _repeats(rng: random.Random, device: str, trial: int) -> dict[str, Any]:
     n = rng.choice([1, 4, 100])
     dtype = (INT_DTYPES + FLOAT_DTYPES)[trial % 5]
     reps = torch.tensor([rng.randrange(0, 4) for _ in range(n)], dtype=torch.int64)
-    return {"values": _values(rng, n, dtype, device), "reps_cpu": reps.pin_memory() if device != "cpu" else reps}
+    return {"values": _values(rng, n, dtype, device), "repeats": reps.to(device), "reps_cpu": reps}
+
+
+def _stale_repeats(rng: random.Random, device: str, trial: int) -> dict[str, Any]:
+    torch = _torch()
+    reps = torch.tensor([1, 2, 3])
+    return {"values": _values(rng, 3, "float32", device), "repeats": reps.to(device), "reps_cpu": reps + 1}
 
 
 # --- SL501: num_computed_tokens_cpu -> derived on the device ------------------------------------------------------
@@ -345,13 +367,20 @@ def all_cases() -> list[Case]:
         Case("SL204", "bincount-minlength", SL204_BEFORE, _sl204, unsafe=True,
              precondition="every value is in [0, minlength)", broken=_sl204_broken, broken_asserts_on_cuda=True),
         Case("SL205", "repeat-interleave-mirror", SL205_BEFORE, _repeats, unsafe=True,
-             precondition="the `_cpu` mirror holds the same repeats", needs_cuda=False),
+             precondition="the `_cpu` mirror holds the same repeats", broken=_stale_repeats,
+             broken_asserts_on_cuda=True),
         Case("SL206", "one-hot-hinted", SL206_BEFORE, _labels_reaching_max, unsafe=True,
              precondition="the hinted num_classes equals max(labels) + 1", broken=_labels_below_max),
         Case("SL207", "linalg-inv", SL207_BEFORE, _invertible, unsafe=True,
              precondition="the matrix is invertible (errors are no longer raised)", broken=_singular),
-        Case("SL301", "index-assign-1d", SL301_1D, _sl301_1d),
-        Case("SL301", "index-assign-2d", SL301_2D, _sl301_2d),
+        *[Case("SL301", f"index-assign-1d-{dtype}", _sl301_source(dtype, "v", 1), _sl301_inputs(dtype, 1))
+          for dtype in INT_DTYPES],
+        Case("SL301", "index-assign-2d-int64", _sl301_source("int64", "v", 2), _sl301_inputs("int64", 2)),
+        *[Case("SL301", f"index-assign-literal-{dtype}", _sl301_source(dtype, "-3", 1), _sl301_inputs(dtype, 1))
+          for dtype in FLOAT_DTYPES],
+        Case("SL301", "index-assign-float16-variable", SL301_HALF_UNSAFE, _half_in_range, unsafe=True,
+             precondition="the value fits the tensor's dtype (fill_ raises on overflow; setitem stores inf)",
+             broken=_half_overflow, broken_shows_only_on_cuda=True),
         Case("SL302", "index-put-gpu-index", SL302_BEFORE, _sl302),
         Case("SL303", "cuda-from-pageable", SL303_CUDA, _host_tensor, needs_cuda=True),
         Case("SL303", "copy-from-pageable", SL303_COPY, _host_tensor, needs_cuda=True),

@@ -41,6 +41,9 @@ class Case:
     # A broken-precondition run on CUDA that would poison the context (device assert).
     broken_asserts_on_cuda: bool = False
     needs_cuda: bool = False  # e.g. pin_memory() needs an accelerator
+    # The broken precondition shows only on CUDA (e.g. CUDA's fill_ raises on overflow,
+    # the CPU's stores inf like setitem does).
+    broken_shows_only_on_cuda: bool = False
 
 
 @dataclass
