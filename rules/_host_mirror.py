@@ -29,7 +29,7 @@ import libcst as cst
 from sync_lint.analysis.device import VIEW_METHODS
 from sync_lint.analysis.facts import Device
 from sync_lint.analysis.imports import dotted_name
-from sync_lint.rule import FixSpec, Replace, Rule
+from sync_lint.rule import FixSpec, Replace, Rule, call_name, method_receiver
 
 if TYPE_CHECKING:
     from sync_lint.analysis.facts import Fact
@@ -184,8 +184,8 @@ def _views_only(expr: cst.BaseExpression, root: cst.BaseExpression) -> bool:
     while expr is not root:
         if isinstance(expr, cst.Subscript):
             expr = expr.value
-        elif isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and expr.func.attr.value in VIEW_METHODS:
-            expr = expr.func.value
+        elif isinstance(expr, cst.Call) and call_name(expr) in VIEW_METHODS and method_receiver(expr) is not None:
+            expr = expr.func.value  # type: ignore[attr-defined]
         else:
             return False
     return True

@@ -60,6 +60,7 @@ class Bincount(Rule):
     name = "bincount"
     summary = "`bincount`, or `histc` without an explicit range, reads the data's min/max on the host"
     triggers = ("bincount", "histc")
+    needs_gpu_evidence = True
     fix_availability = "sometimes"
     examples = (
         Example("import torch\nx = torch.randint(0, 9, (8,), device='cuda')\nc = torch.bincount(x, minlength=9)\n", (3,)),

@@ -73,6 +73,7 @@ class BooleanMaskSelect(Rule):
     name = "boolean-mask-select"
     summary = "Selecting or storing a GPU tensor through a GPU boolean mask waits for `nonzero`"
     triggers = ("[", "masked_select", "masked_fill")
+    needs_gpu_evidence = True
     examples = (
         Example("import torch\nx = torch.rand(8, device='cuda')\ny = x[x > 0.5]\n", (3,)),
         Example("import torch\nx = torch.rand(8, device='cuda')\nx[x > 0.5] = 0\n"),

@@ -91,6 +91,7 @@ class CheckedOp(Rule):
     name = "checked-op"
     summary = "An op that raises errors from GPU results (`linalg` without `_ex`, validating distributions) waits"
     triggers = ("linalg", "inverse", "cholesky", "distributions", "clip_grad_norm")
+    needs_gpu_evidence = True
     fix_availability = "sometimes"
     examples = (
         Example(

@@ -89,6 +89,7 @@ class IndexPutFromHost(Rule):
     name = "index-put-from-host"
     summary = "A list or CPU-tensor index of a GPU tensor, or a host scalar stored through a tensor index, syncs"
     triggers = ("[",)
+    needs_gpu_evidence = True
     fix_availability = "sometimes"
     examples = (
         Example("import torch\nt = torch.zeros(8, device='cuda')\nidx = t.argsort()\nt[idx] = 0\n", (4,)),

@@ -46,6 +46,7 @@ class Item(HostMirrorFix):
     name = "item"
     summary = "`.item()` on a GPU tensor waits for the GPU"
     triggers = (".item(",)
+    needs_gpu_evidence = True
     fix_availability = "sometimes"
     examples = (
         Example("import torch\nx = torch.ones(3, device='cuda')\nv = x.sum().item()\n", (3,)),

@@ -66,6 +66,7 @@ class Nonzero(Rule):
     name = "nonzero"
     summary = "`nonzero`, `argwhere` or one-argument `where` on a GPU tensor waits for the GPU to count"
     triggers = ("nonzero", "argwhere", "where")
+    needs_gpu_evidence = True
     fix_availability = "sometimes"
     examples = (
         Example(

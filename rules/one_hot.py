@@ -54,6 +54,7 @@ class OneHotWithoutNumClasses(Rule):
     name = "one-hot-without-num-classes"
     summary = "`F.one_hot` on a GPU tensor without `num_classes` reads `max()` on the host"
     triggers = ("one_hot",)
+    needs_gpu_evidence = True
     fix_availability = "sometimes"
     examples = (
         Example(

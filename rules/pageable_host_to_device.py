@@ -180,6 +180,7 @@ class PageableHostToDevice(Rule):
     name = "pageable-host-to-device"
     summary = "A CPU-to-GPU copy that blocks (`non_blocking` unset) or stages through pageable memory"
     triggers = (".to(", ".cuda(", ".copy_(")
+    needs_gpu_evidence = True
     fix_availability = "sometimes"
     examples = (
         Example("import torch\nx = torch.ones(4)\ny = x.to('cuda')\n", (3,)),

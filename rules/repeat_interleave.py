@@ -59,6 +59,7 @@ class RepeatInterleaveWithoutOutputSize(HostMirrorFix):
     name = "repeat-interleave-without-output-size"
     summary = "`repeat_interleave` with GPU repeats and no `output_size` reads the total on the host"
     triggers = ("repeat_interleave",)
+    needs_gpu_evidence = True
     fix_availability = "sometimes"
     examples = (
         Example("import torch\nr = torch.randint(0, 3, (8,), device='cuda')\ny = torch.repeat_interleave(r)\n", (3,)),

@@ -156,6 +156,7 @@ class ScalarIndexAssign(Rule):
     name = "scalar-index-assign"
     summary = "`t[i] = <Python scalar>` into a 0-dim view of a GPU tensor copies from pageable memory and waits"
     triggers = ("]=", "] =")
+    needs_gpu_evidence = True
     fix_availability = "sometimes"
     fixed_in_torch = "2.13"
     examples = (

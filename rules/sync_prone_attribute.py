@@ -68,6 +68,10 @@ from sync_lint.rule import Example, FixSpec, Replace, Rule, call_name, method_re
 from sync_lint.rules._host_mirror import splice
 
 DERIVABLE = "num_computed_tokens_cpu"
+DERIVE_ADVICE = (
+    "derive it from `seq_lens` and `query_start_loc` on the device, or from the host-side inputs "
+    "(`query_start_loc_cpu`, `seq_lens_cpu_upper_bound`) on the host"
+)
 # Operations the derived device value passes through unchanged in kind: it stays a tensor.
 _MOVES = frozenset({"to", "cuda", "cpu", "pin_memory", "numpy", "item", "tolist"})
 
@@ -203,7 +207,9 @@ class SyncProneAttribute(Rule):
                     "tensors are on the target device and agree with the host copies the property read)",
                     tuple(read.edits),
                 )
-            self.report(read.node, f"`{name}` is sync-prone: reading it may copy from the GPU", evidence=read.hint, fix=fix)
+            advice = DERIVE_ADVICE if name == DERIVABLE else "see the hint configured in `sync-prone-attributes`"
+            message = f"`{name}` is sync-prone: reading it may copy from the GPU; {advice}"
+            self.report(read.node, message, evidence=read.hint, fix=fix)
 
 
 def _derivable_root(expr: cst.BaseExpression) -> cst.Attribute | None:

@@ -101,6 +101,7 @@ class TensorFromHostData(Rule):
     name = "tensor-from-host-data"
     summary = "`torch.tensor(..., device=gpu)`, `as_tensor`, `new_tensor`: a blocking copy from pageable memory"
     triggers = ("tensor(",)
+    needs_gpu_evidence = True
     fix_availability = "sometimes"
     examples = (
         Example("import torch\nx = torch.tensor([1, 2], device='cuda')\n", (2,)),

@@ -8,9 +8,10 @@ Flags `t.tolist()` where the linter has evidence that `t` lives on the GPU.
 the stream to finish before it builds the Python list: the host stalls until
 every kernel queued before it has run. Measured on an H100 (torch 2.11) with
 41 ms of GPU work queued: `x[:8].tolist()` blocked the host for 40.5 ms (one
-`set_sync_debug_mode` warning; profiler: `Memcpy DtoH (Device -> Pageable)`).
-The copy ends in `at::cuda::memcpy_and_sync` (`aten/src/ATen/native/cuda/Copy.cu`,
-reached through `torch/csrc/utils/tensor_list.cpp`).
+`set_sync_debug_mode` warning; profiler: `Memcpy DtoH (Device -> Pageable)`),
+the same blocking copy as `.cpu()`, which ends in `at::cuda::memcpy_and_sync`
+(`aten/src/ATen/native/cuda/Copy.cu:copy_kernel_cuda`). The path from
+`torch/csrc/utils/tensor_list.cpp` to that copy was measured, not traced.
 
 It hides well in helpers that build host-side index lists, such as chunk
 indices computed from `cu_seqlens`: vLLM PR #38361 removed one from the GDN
@@ -55,6 +56,7 @@ class ToList(HostMirrorFix):
     name = "tolist"
     summary = "`.tolist()` on a GPU tensor copies it to pageable host memory and waits for the GPU"
     triggers = (".tolist(",)
+    needs_gpu_evidence = True
     fix_availability = "sometimes"
     examples = (
         Example("import torch\nx = torch.arange(8, device='cuda')\nv = x.tolist()\n", (3,)),

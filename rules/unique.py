@@ -66,6 +66,7 @@ class Unique(Rule):
     name = "unique"
     summary = "`unique` or `unique_consecutive` on a GPU tensor (with --strict: `isin`, `mode`) waits for the GPU"
     triggers = ("unique", "isin", "mode(")
+    needs_gpu_evidence = True
     examples = (
         Example(
             "import torch\nx = torch.randint(0, 9, (8,), device='cuda')\nu = torch.unique(x)\nv = x.unique()\n", (3, 4)

@@ -423,14 +423,14 @@ class _Attempt:
 class _FileFixer:
     def __init__(self, path: str, rules: Sequence[type[Rule]], settings: Settings, unsafe: bool,
                  ignored_codes: frozenset[str]) -> None:
-        from sync_lint.engine import RuleSet
+        from sync_lint.engine import Prefilter
 
         self.path = path
         self.rules = rules
         self.settings = settings
         self.unsafe = unsafe
         self.ignored_codes = ignored_codes
-        self.triggers = RuleSet(tuple(rules)).triggers
+        self.prefilter = Prefilter.for_rules(rules, settings)
         self.errors: list[FileError] = []
         self.blocked: set[tuple] = set()
 
@@ -438,7 +438,7 @@ class _FileFixer:
         from sync_lint.engine import lint_source
 
         return lint_source(text, self.path, self.rules, self.settings, ignored_codes=self.ignored_codes,
-                           triggers=self.triggers)
+                           prefilter=self.prefilter)
 
     def error(self, message: str, rule: str | None) -> None:
         self.errors.append(FileError(self.path, message, rule=rule))

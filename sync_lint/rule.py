@@ -73,6 +73,10 @@ class Rule:
     # able to fire; files containing none of the enabled rules' triggers are not parsed.
     triggers: ClassVar[tuple[str, ...]]
     fix_availability: ClassVar[FixAvailability] = "none"
+    # Set by rules that fire only on tensors inferred to be on the GPU: such a rule
+    # cannot fire in a file without GPU evidence, which is then not parsed for it
+    # (see engine.Prefilter).
+    needs_gpu_evidence: ClassVar[bool] = False
     # First torch release in which the pattern no longer syncs (None: still syncs).
     fixed_in_torch: ClassVar[str | None] = None
     # Which torch versions the sync was measured or read in, for the docs.

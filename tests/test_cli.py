@@ -337,8 +337,9 @@ def test_exit_zero_does_not_hide_errors(project: Path) -> None:
 
 
 def test_syntax_error_is_sl000_and_other_files_are_linted(project: Path) -> None:
-    # (A file is only parsed when it contains an enabled rule's trigger, here `.item(`.)
-    write(project, {"broken.py": "ok = t.item()\nx = = 1\n"})
+    # (A file is only parsed when it contains an enabled rule's trigger, here `.item(`,
+    # and some GPU evidence, here `_gpu`.)
+    write(project, {"broken.py": "ok = t_gpu.item()\nx = = 1\n"})
     result = invoke("check", "--select", "SL101", "--jobs", "1", "--output-format", "json", ".")
     assert result.exit_code == 1, result.output
     got = findings(result.stdout)
@@ -348,7 +349,7 @@ def test_syntax_error_is_sl000_and_other_files_are_linted(project: Path) -> None
 
 
 def test_syntax_error_position_in_the_full_report(project: Path) -> None:
-    write(project, {"broken.py": "def f(:\n    return t.item()\n"})
+    write(project, {"broken.py": "def f(:\n    return t_gpu.item()\n"})
     result = invoke("check", "--select", "SL101", "--jobs", "1", "--output-format", "concise", "broken.py")
     assert result.exit_code == 1
     assert f"broken.py:1:{'def f(:'.index(':') + 1}: SL000" in result.stdout

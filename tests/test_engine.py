@@ -121,6 +121,19 @@ def test_one_parse_per_file_with_several_rules(tmp_path: Path, monkeypatch: pyte
     assert sorted((f[0], f[1]) for f in got) == [("a.py", 2), ("b.py", 3), ("b.py", 4)]
 
 
+def test_gpu_rules_skip_files_without_gpu_evidence(tmp_path: Path, parse_calls: list[str]) -> None:
+    # `.item()` is a trigger, but with no `device`, `cuda`, `.to(`, `_gpu`... in the
+    # file no tensor in it can be inferred to be on the GPU, so it is not parsed.
+    write(tmp_path, {"host.py": CPU_SRC, "gpu.py": GPU_SRC})
+    rules = [item_rule()]
+    ignores = PerFileIgnores(SETTINGS, all_rules())
+    assert not lint_file(str(tmp_path / "host.py"), rules, SETTINGS, ignores).parsed
+    assert lint_file(str(tmp_path / "gpu.py"), rules, SETTINGS, ignores).parsed
+    # In --strict mode a tensor of unknown device is enough, so `torch` counts.
+    strict = SETTINGS.override(strict=True)
+    assert lint_file(str(tmp_path / "host.py"), rules, strict, PerFileIgnores(strict, all_rules())).parsed
+
+
 def test_files_without_trigger_tokens_are_not_parsed(tmp_path: Path, parse_calls: list[str],
                                                      extra_rules: None) -> None:
     write(tmp_path, {"plain.py": "print('hello')\n", "mentions.py": "import torch\n", "gpu.py": GPU_SRC})
@@ -347,7 +360,7 @@ def _parallel_tree(root: Path) -> None:
         extra = "".join(f"w{j} = x.max().item()\n" for j in range(i % 3))
         files[f"pkg{i % 2}/mod_{i}.py"] = "\n" * (i % 4) + GPU_SRC + extra
     files["pkg0/host.py"] = CPU_SRC
-    files["pkg1/broken.py"] = "v = t.item()\nx = = 1\n"
+    files["pkg1/broken.py"] = "v = t_gpu.item()\nx = = 1\n"
     write(root, files)
 
 
@@ -394,7 +407,7 @@ def test_nesting_too_deep_for_cpython_is_sl000_not_a_crash(tmp_path):
     from sync_lint.engine import lint_source
     from sync_lint.registry import all_rules
 
-    source = "x = " + "(" * 1500 + "1" + ")" * 1500 + "\nimport torch\ny = torch.zeros(1).item()\n"
+    source = "x = " + "(" * 1500 + "1" + ")" * 1500 + "\nimport torch\ny = torch.zeros(1, device='cuda').item()\n"
     result = lint_source(source, "deep.py", list(all_rules().values()), Settings())
     assert [(d.code, d.start.row) for d in result.diagnostics] == [("SL000", 1)]
     assert "nested" in result.diagnostics[0].message
