@@ -38,7 +38,7 @@ def sampler_steps(steps: int) -> None:
     for _ in range(steps):
         logits = torch.randn(4, vocab, device=device)
         out_ids = torch.randint(0, vocab, (16,), device=device)
-        sampler_step.apply_penalties(logits, out_ids, vocab, 1.2)
+        sampler_step.apply_penalties(logits[0], out_ids, vocab, 1.2)
         sampler_step.sample(logits, torch.ones(4, device=device), 5, device)
         sampler_step.gather_lengths(torch.tensor([2, 3, 1]), device)
 

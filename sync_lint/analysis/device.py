@@ -637,17 +637,18 @@ class DeviceAnalysis:
         if qual is not None:
             return self._eval_qualified_attribute(qual)
         name = dotted_name(expr)
+        bound: Fact | None = None
         if name is not None:
-            fact = self.scope.lookup(name)
-            if fact is not None:
-                return fact
+            bound = self.scope.lookup(name)
             head, _, rest = name.partition(".")
-            if head == "self" and self.scope is not None:
+            if bound is None and head == "self" and self.scope is not None:
                 class_name = self._enclosing_class()
                 if class_name is not None:
-                    fact = self.class_attrs.get(class_name, {}).get(name)
-                    if fact is not None:
-                        return fact
+                    bound = self.class_attrs.get(class_name, {}).get(name)
+            # An assignment from something unknown is no evidence: it must not hide
+            # what configuration and naming conventions say about the attribute.
+            if bound is not None and bound.device is not Device.UNKNOWN:
+                return bound
         owner = self.fact(expr.value)
         if attr in TENSOR_ATTRS and owner.is_tensor:
             return owner
@@ -664,7 +665,7 @@ class DeviceAnalysis:
         fact = self._fact_for_unknown_name(attr)
         if fact is not None:
             return replace(fact, subject=name or attr)
-        return UNKNOWN
+        return bound if bound is not None else UNKNOWN
 
     def _enclosing_class(self) -> str | None:
         scope: Scope | None = self.scope

@@ -1,0 +1,155 @@
+"""Device inference, queried directly: the facts and the evidence behind them.
+
+Each case lints a snippet whose last line is `probe(<expr>)`; a probe rule records
+the fact device inference holds for `<expr>` at that point of the program.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import libcst as cst
+import pytest
+
+from sync_lint.analysis.facts import Device, Fact
+from sync_lint.config import Settings
+from sync_lint.engine import lint_source
+from sync_lint.rule import Rule
+
+SEEN: list[tuple[Fact, str]] = []
+
+
+class Probe(Rule):
+    code = "XPR001"
+    name = "probe"
+    summary = "records facts"
+    triggers = ("probe(",)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if isinstance(node.func, cst.Name) and node.func.value == "probe":
+            expr = node.args[0].value
+            fact = self.ctx.devices.fact(expr)
+            from sync_lint.analysis.facts import explain
+
+            SEEN.append((fact, explain(fact, self.ctx.line_of, self.ctx.code)))
+
+
+def fact_of(source: str, **settings: object) -> tuple[Fact, str]:
+    SEEN.clear()
+    result = lint_source(textwrap.dedent(source), "probe.py", [Probe], Settings().override(**settings))
+    assert not result.errors
+    assert len(SEEN) == 1, "the snippet must call probe() once"
+    return SEEN[0]
+
+
+@pytest.mark.parametrize(
+    "source,device",
+    [
+        ("import torch\nx = torch.zeros(3, device='cuda')\nprobe(x)", Device.GPU),
+        ("import torch\nx = torch.zeros(3, device=torch.device('cpu'))\nprobe(x)", Device.CPU),
+        ("import torch\nx = torch.zeros(3)\nprobe(x)", Device.CPU),
+        ("import torch\ndef f(device):\n    x = torch.ones(2, device=device)\n    probe(x)", Device.GPU),
+        ("import torch\nx = torch.zeros(3).cuda()\nprobe(x + 1)", Device.GPU),
+        ("import torch\nx = torch.zeros(3, device='cuda').cpu()\nprobe(x)", Device.CPU),
+        ("import torch\nx = torch.zeros(3).pin_memory()\nprobe(x)", Device.PINNED),
+        ("import torch\nx = torch.zeros(3, device='cuda')\nprobe(x.to(torch.float16))", Device.GPU),
+        ("import torch\nx = torch.zeros(3, device='cuda')\nprobe(x.numpy())", Device.NOT_TENSOR),
+        ("import numpy as np\na = np.ones(3)\nprobe(a.sum())", Device.NOT_TENSOR),
+        ("import torch\nx = torch.from_numpy(a)\nprobe(x)", Device.CPU),
+        ("import torch\ny = torch.zeros(2, device='cuda')\nx = torch.empty_like(y)\nprobe(x)", Device.GPU),
+        ("import torch\ny = torch.zeros(2, device='cuda')\nprobe(y.new_zeros(4))", Device.GPU),
+        ("import torch as th\nx = th.arange(4, device='cuda')\nprobe(th.cumsum(x, 0))", Device.GPU),
+        ("import torch\nx = torch.zeros(3, device='cuda')\na, b = x.chunk(2)\nprobe(b)", Device.GPU),
+        ("import torch\nxs = torch.zeros(3, 2, device='cuda')\nfor row in xs:\n    probe(row)", Device.GPU),
+        ("import torch\nmodel = torch.nn.Linear(2, 2)\nprobe(model.to('cuda'))", Device.NOT_TENSOR),
+        ("def f(lens_cpu):\n    probe(lens_cpu)", Device.CPU),
+        ("def f(lens_gpu):\n    probe(lens_gpu)", Device.GPU),
+        ("def f(x):\n    probe(x)", Device.UNKNOWN),
+    ],
+)
+def test_fact_device(source: str, device: Device) -> None:
+    assert fact_of(source)[0].device is device
+
+
+def test_branches_join_conservatively() -> None:
+    source = """
+    import torch
+    def f(flag):
+        if flag:
+            x = torch.zeros(3, device="cuda")
+        else:
+            x = torch.zeros(3)
+        probe(x)
+    """
+    assert fact_of(source)[0].device is Device.UNKNOWN
+
+
+def test_branches_that_agree_keep_the_fact() -> None:
+    source = """
+    import torch
+    def f(flag, device):
+        if flag:
+            x = torch.zeros(3, device=device)
+        else:
+            x = torch.ones(3, device=device)
+        probe(x)
+    """
+    assert fact_of(source)[0].device is Device.GPU
+
+
+def test_init_attributes_are_known_in_other_methods() -> None:
+    source = """
+    import torch
+    class Builder:
+        def __init__(self, n, device):
+            self.buf = torch.zeros(n, device=device)
+        def build(self):
+            probe(self.buf)
+    """
+    fact, evidence = fact_of(source)
+    assert fact.device is Device.GPU
+    assert "`self.buf` is on the GPU" in evidence and "line 5" in evidence
+
+
+def test_evidence_names_the_source_and_line() -> None:
+    source = """
+    import torch
+    def f(device):
+        x = torch.randint(0, 10, (8,), device=device)
+        y = x * 2
+        probe(y)
+    """
+    fact, evidence = fact_of(source)
+    assert fact.device is Device.GPU
+    assert evidence.startswith("`y` is on the GPU: assigned from `x * 2` at line 5")
+    assert "`x` is on the GPU: assigned from `torch.randint(0, 10, (8,), device=device)` at line 4" in evidence
+
+
+def test_configured_gpu_attribute_is_not_hidden_by_an_unknown_assignment() -> None:
+    # `self.seq_lens = seq_lens` from an unannotated parameter is no evidence; the
+    # project's gpu-attributes setting is.
+    source = """
+    class Batch:
+        def __init__(self, seq_lens):
+            self.seq_lens = seq_lens
+        def total(self):
+            probe(self.seq_lens)
+    """
+    assert fact_of(source)[0].device is Device.UNKNOWN
+    assert fact_of(source, gpu_attributes=("seq_lens",))[0].device is Device.GPU
+
+
+def test_rank_and_dtype_are_tracked() -> None:
+    fact, _ = fact_of("import torch\nx = torch.zeros((4, 5), device='cuda')\nprobe(x[0])")
+    assert fact.ndim == 1
+    fact, _ = fact_of("import torch\nx = torch.zeros(4, device='cuda')\nprobe(x.sum())")
+    assert fact.ndim == 0
+    fact, _ = fact_of("import torch\nx = torch.zeros(4, device='cuda')\nprobe(x > 0)")
+    assert fact.dtype == "bool"
+    fact, _ = fact_of("import torch\nx = torch.zeros(4, device='cuda')\nprobe((x > 0).sum())")
+    assert fact.dtype == "int"
+
+
+def test_comprehension_target_is_bound_before_the_element() -> None:
+    source = "import torch\nxs = torch.zeros(3, 2, device='cuda')\nys = [probe(r) for r in xs]"
+    assert fact_of(source)[0].device is Device.GPU
