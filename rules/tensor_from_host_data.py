@@ -11,7 +11,10 @@ Flags tensor creation that copies host data to the GPU with a blocking copy:
   which reads every element with `.item()`.
 
 `torch.as_tensor(x, device=gpu)` with `x` of unknown kind is not flagged: it is
-often a GPU tensor already, and then nothing is copied.
+often a GPU tensor already, and then nothing is copied. Nor is literal data with
+no elements (`[]`, `[[]] * n`, `[[] for _ in r]`): the tensor has no elements, so
+the copy moves nothing and returns at once (measured: 0.1 ms with 37 ms of GPU
+work queued).
 
 ## Why is this bad
 `internal_new_from_data` (`torch/csrc/utils/tensor_new.cpp`) builds the tensor
@@ -120,7 +123,7 @@ class TensorFromHostData(Rule):
     # --- torch.tensor / torch.as_tensor ------------------------------------------------
     def _factory(self, node: cst.Call, name: str) -> None:
         data_arg = get_arg(node, "data", 0)
-        if data_arg is None:
+        if data_arg is None or _no_elements(data_arg.value):
             return
         data = data_arg.value
         if self._gpu_elements(data):
@@ -234,7 +237,7 @@ class TensorFromHostData(Rule):
     def _new_tensor(self, node: cst.Call, receiver: cst.BaseExpression) -> None:
         base = self.is_gpu(receiver)
         data_arg = get_arg(node, "data", 0)
-        if base is None or data_arg is None:
+        if base is None or data_arg is None or _no_elements(data_arg.value):
             return
         device_arg = get_arg(node, "device")
         if device_arg is not None and self.ctx.devices.device_of_argument(device_arg.value)[0] is not Device.GPU:
@@ -291,6 +294,21 @@ class TensorFromHostData(Rule):
             (Replace(node, f"{splice(self.ctx, node, edits)}.to({device}, non_blocking=True)"),),
             needs_imports=needs,
         )
+
+
+def _no_elements(data: cst.BaseExpression) -> bool:
+    """Literal data that holds no number: `[]`, `()`, `[[], []]`, `[[]] * n`, `[[] for _ in r]`.
+
+    Its tensor has no elements, so `copy_` has nothing to move and does not wait."""
+    if isinstance(data, (cst.List, cst.Tuple)):
+        return all(isinstance(e, cst.Element) and _no_elements(e.value) for e in data.elements)
+    if isinstance(data, cst.BinaryOperation) and isinstance(data.operator, cst.Multiply):
+        return _no_elements(data.left) if isinstance(data.left, (cst.List, cst.Tuple)) else (
+            isinstance(data.right, (cst.List, cst.Tuple)) and _no_elements(data.right)
+        )
+    if isinstance(data, cst.ListComp):
+        return _no_elements(data.elt)
+    return False
 
 
 def _keywords(node: cst.Call) -> set[str]:

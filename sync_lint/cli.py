@@ -495,9 +495,10 @@ def _print_verification_table(outcome) -> None:  # type: ignore[no-untyped-def]
 @click.option("-o", "--output-file", type=click.Path(dir_okay=False))
 @click.option("--sleep-ms", type=float, default=5.0, show_default=True,
               help="GPU work queued before each traced line; a line that waits for half of it blocked.")
+@click.option("--config", type=click.Path(dir_okay=False), help="Configuration for the static findings joined in.")
 @click.argument("argv", nargs=-1, type=click.UNPROCESSED)
 def trace(module: str | None, include: tuple[str, ...], exclude: tuple[str, ...], output_format: str,
-          output_file: str | None, sleep_ms: float, argv: tuple[str, ...]) -> None:
+          output_file: str | None, sleep_ms: float, config: str | None, argv: tuple[str, ...]) -> None:
     """Run a program and report each line that made the host wait for the GPU.
 
     \b
@@ -525,7 +526,7 @@ def trace(module: str | None, include: tuple[str, ...], exclude: tuple[str, ...]
                                exclude=list(exclude), sleep_ms=sleep_ms)
     except NoCudaError as exc:
         raise UserError(str(exc)) from None
-    static = _static_findings(list(report.executions))
+    static = _static_findings(list(report.executions), config)
     joined = join_with_static(report, static)
     if output_format == "json":
         text = joined_to_json(joined) + "\n"
@@ -535,14 +536,14 @@ def trace(module: str | None, include: tuple[str, ...], exclude: tuple[str, ...]
     sys.exit(EXIT_CLEAN if report.exception is None else EXIT_FINDINGS)
 
 
-def _static_findings(files: list[str]) -> dict[tuple[str, int], list[str]]:
+def _static_findings(files: list[str], config: str | None = None) -> dict[tuple[str, int], list[str]]:
     """The static findings on the traced files, by (file, line)."""
     from sync_lint.engine import lint_paths
 
     existing = [f for f in files if Path(f).is_file()]
     if not existing:
         return {}
-    plan = plan_run(existing)
+    plan = plan_run(existing, config=config)
     found: dict[tuple[str, int], list[str]] = {}
     for result in lint_paths(existing, plan.rules, plan.settings, jobs=1):
         for d in result.diagnostics:
