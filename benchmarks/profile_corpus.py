@@ -48,15 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO))
     from sync_lint.cli import plan_run
     from sync_lint.discovery import discover
-    from sync_lint.engine import RuleSet
+    from sync_lint.engine import Prefilter
 
     plan = plan_run([str(root)], config=str(CONFIG))
     files = discover([str(root)], plan.settings).files
-    triggers = RuleSet(tuple(plan.rules)).triggers
+    prefilter = Prefilter.for_rules(plan.rules, plan.settings)
 
     def passes(path: str) -> bool:
-        source = Path(path).read_text(encoding="utf-8", errors="replace")
-        return any(token in source for token in triggers)
+        return prefilter.wants(Path(path).read_text(encoding="utf-8", errors="replace"))
 
     if args.parsed_only:
         files = [f for f in files if passes(f)]

@@ -10,7 +10,6 @@ worker processes.
 from __future__ import annotations
 
 import ast
-import dataclasses
 import os
 import tokenize
 from collections import defaultdict
@@ -29,6 +28,7 @@ from sync_lint.context import FileContext
 from sync_lint.diagnostics import Diagnostic, FileError, FileResult, Position
 from sync_lint.rule import Rule
 from sync_lint.suppression import file_directives
+from sync_lint.tree import walk_fields
 
 SYNTAX_ERROR_CODE = "SL000"
 
@@ -75,48 +75,6 @@ class Prefilter:
         return self.evidence is None or any(token in text for token in self.evidence)
 
 
-# Fields that hold only whitespace, punctuation or operators: no rule visits them,
-# and skipping them halves the nodes the walk touches.
-_SKIPPED_FIELDS = frozenset({
-    "whitespace_before", "whitespace_after", "whitespace_before_colon", "whitespace_after_colon",
-    "whitespace_before_test", "whitespace_after_test", "whitespace_after_for", "whitespace_before_in",
-    "whitespace_after_in", "whitespace_after_if", "whitespace_after_else", "whitespace_before_else",
-    "whitespace_after_def", "whitespace_after_class", "whitespace_before_params", "whitespace_after_name",
-    "whitespace_before_args", "whitespace_after_func", "whitespace_after_star", "whitespace_after_arg",
-    "whitespace_before_indicator", "whitespace_after_indicator", "whitespace_after_return",
-    "whitespace_after_assert", "whitespace_after_del", "whitespace_after_import", "whitespace_after_from",
-    "whitespace_after_with", "whitespace_after_as", "whitespace_before_as", "whitespace_after_await",
-    "whitespace_after_lambda", "whitespace_after_raise", "whitespace_before_from", "whitespace_after_global",
-    "whitespace_after_nonlocal", "whitespace_after_walrus", "whitespace_before_walrus", "whitespace_after_yield",
-    "whitespace_after_except", "whitespace_after_match", "whitespace_after_case", "whitespace_after_keyword",
-    "whitespace_after_dot", "whitespace_before_dot", "whitespace_after_equal", "whitespace_before_equal",
-    "whitespace_before_expression", "whitespace_before_value", "whitespace_after_value",
-    "whitespace_before_name", "whitespace_after_cases", "whitespace_before_if", "whitespace_before_patterns",
-    "lpar", "rpar", "comma", "leading_lines", "lines_after_decorators", "header", "footer", "semicolon",
-    "colon", "equal", "dot", "lbracket", "rbracket", "lbrace", "rbrace", "operator", "newline",
-    "trailing_whitespace", "first_line", "empty_lines", "asynchronous", "star_tok", "walrus",
-})
-# Evaluation order where it differs from field order: a comprehension's `for` binds
-# before its element is evaluated.
-_FIELD_ORDER: dict[type, tuple[str, ...]] = {
-    cst.ListComp: ("for_in", "elt"),
-    cst.SetComp: ("for_in", "elt"),
-    cst.GeneratorExp: ("for_in", "elt"),
-    cst.DictComp: ("for_in", "key", "value"),
-}
-_FIELDS_CACHE: dict[type, tuple[str, ...]] = {}
-
-
-def _walk_fields(node_type: type) -> tuple[str, ...]:
-    fields = _FIELDS_CACHE.get(node_type)
-    if fields is None:
-        fields = _FIELD_ORDER.get(node_type) or tuple(
-            f.name for f in dataclasses.fields(node_type) if f.name not in _SKIPPED_FIELDS
-        )
-        _FIELDS_CACHE[node_type] = fields
-    return fields
-
-
 class _Walker:
     """One read-only pass: analyses update, then every enabled rule's handlers run.
 
@@ -154,7 +112,7 @@ class _Walker:
         if handlers:
             self._run(handlers, node)
         attribute_hooks = node_type in LEAVE_ATTR_TYPES
-        for name in _walk_fields(node_type):
+        for name in walk_fields(node_type):
             value = getattr(node, name)
             if isinstance(value, cst.CSTNode):
                 self.walk(value)
