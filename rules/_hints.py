@@ -29,8 +29,10 @@ if TYPE_CHECKING:
 _HINT = re.compile(r"sync-lint:\s*(?P<body>[^#]*)")
 
 
-def statement_hints(node: cst.SimpleStatementLine) -> dict[str, str]:
+def statement_hints(node: cst.SimpleStatementLine | None) -> dict[str, str]:
     """The `# sync-lint: key=value` hints on a statement, keys spelled with `-`."""
+    if node is None:
+        return {}
     comment = node.trailing_whitespace.comment
     if comment is None or "sync-lint:" not in comment.value:
         return {}

@@ -77,15 +77,6 @@ class Nonzero(Rule):
         Example("import numpy as np\na = np.ones(3)\ni = np.nonzero(a)\n"),
     )
 
-    def __init__(self) -> None:
-        self._hints: dict[str, str] = {}
-
-    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
-        self._hints = statement_hints(node)
-
-    def leave_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
-        self._hints = {}
-
     def visit_Call(self, node: cst.Call) -> None:
         qual = self.ctx.imports.resolve(node.func)
         if qual is not None:
@@ -126,7 +117,7 @@ class Nonzero(Rule):
     def _fix(
         self, node: cst.Call, tensor: cst.BaseExpression, is_method: bool, as_tuple: bool, ndim: int | None
     ) -> FixSpec | None:
-        size = valid_expression(self._hints.get("nonzero-size") or self.ctx.settings.nonzero_static_size)
+        size = valid_expression(statement_hints(self.ctx.statement).get("nonzero-size") or self.ctx.settings.nonzero_static_size)
         if size is None or (as_tuple and ndim == 0) or not _only_input_and_as_tuple(node, is_method):
             return None
         if "\n" in self.ctx.code(node):

@@ -69,15 +69,6 @@ class OneHotWithoutNumClasses(Rule):
         Example("import torch\nimport torch.nn.functional as F\nx = torch.randint(0, 9, (8,))\ny = F.one_hot(x)\n"),
     )
 
-    def __init__(self) -> None:
-        self._hints: dict[str, str] = {}
-
-    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
-        self._hints = statement_hints(node)
-
-    def leave_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
-        self._hints = {}
-
     def visit_Call(self, node: cst.Call) -> None:
         if self.ctx.imports.resolve(node.func) != ONE_HOT:
             return
@@ -99,7 +90,7 @@ class OneHotWithoutNumClasses(Rule):
         )
 
     def _fix(self, node: cst.Call, num_classes: cst.Arg | None) -> FixSpec | None:
-        count = valid_expression(self._hints.get("num-classes") or self.ctx.settings.one_hot_num_classes)
+        count = valid_expression(statement_hints(self.ctx.statement).get("num-classes") or self.ctx.settings.one_hot_num_classes)
         if count is None:
             return None
         if num_classes is not None:  # `one_hot(x, -1)` or `num_classes=-1`

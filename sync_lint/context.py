@@ -113,6 +113,8 @@ class FileContext:
         self._store_targets: set[int] = set()
         self._conditions: set[int] = set()
         self.allowed_depth = 0
+        # The simple statement the walk is in (None between statements and in headers).
+        self.statement: cst.SimpleStatementLine | None = None
         self._positions: dict[cst.CSTNode, CodeRange] = {}
         self._statement_lines: list[int] | None = None
         self._owners: dict[int, set[int]] = {}

@@ -128,6 +128,8 @@ class _Walker:
         devices.leave(node)
         if node_type is cst.With and id(node) in self._allowed_withs:
             self.ctx.allowed_depth -= 1
+        elif node_type is cst.SimpleStatementLine:
+            self.ctx.statement = None
 
     def _run(self, handlers: list[tuple[Rule, Callable]], node: cst.CSTNode) -> None:
         for rule, handler in list(handlers):
@@ -167,6 +169,9 @@ class _Walker:
         if self.ctx.is_condition(node):
             self.ctx.mark_condition(node.right)
 
+    def _mark_statement(self, node: cst.SimpleStatementLine) -> None:
+        self.ctx.statement = node
+
     def _mark_not(self, node: cst.UnaryOperation) -> None:
         if isinstance(node.operator, cst.Not):
             self.ctx.mark_condition(node.expression)
@@ -194,6 +199,7 @@ _MARKERS: dict[type, Callable[[_Walker, cst.CSTNode], None]] = {
     cst.BooleanOperation: _Walker._mark_bool_op,
     cst.UnaryOperation: _Walker._mark_not,
     cst.With: _Walker._mark_with,
+    cst.SimpleStatementLine: _Walker._mark_statement,
 }
 
 

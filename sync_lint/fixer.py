@@ -52,6 +52,7 @@ from typing import Iterator, Sequence
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from sync_lint.analysis.imports import dotted_name
 from sync_lint.config import Settings
 from sync_lint.diagnostics import Diagnostic, FileError, FileResult, Position
 from sync_lint.rule import Rule
@@ -278,17 +279,6 @@ def _map_offset(offset: int, edits: Sequence[_Edit], spans: Sequence[tuple[int, 
 # ==========================================================================================
 
 
-def _dotted(expr: cst.BaseExpression) -> str | None:
-    parts: list[str] = []
-    while isinstance(expr, cst.Attribute):
-        parts.append(expr.attr.value)
-        expr = expr.value
-    if not isinstance(expr, cst.Name):
-        return None
-    parts.append(expr.value)
-    return ".".join(reversed(parts))
-
-
 def _top_level_statements(module: cst.Module) -> Iterator[cst.BaseSmallStatement]:
     """Small statements at module level, including inside top-level `if`/`try` blocks."""
 
@@ -322,7 +312,7 @@ class _Bindings:
         for small in _top_level_statements(module):
             if isinstance(small, cst.Import):
                 for alias in small.names:
-                    full = _dotted(alias.name)
+                    full = dotted_name(alias.name)
                     if full is None:
                         continue
                     if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
@@ -333,11 +323,11 @@ class _Bindings:
             elif isinstance(small, cst.ImportFrom):
                 if small.relative or small.module is None or isinstance(small.names, cst.ImportStar):
                     continue
-                base = _dotted(small.module)
+                base = dotted_name(small.module)
                 if base is None:
                     continue
                 for alias in small.names:
-                    name = _dotted(alias.name)
+                    name = dotted_name(alias.name)
                     if name is None:
                         continue
                     local = name
