@@ -95,6 +95,14 @@ def plan_run(
     except SelectionError as exc:
         raise UserError(str(exc)) from None
     rules = [registry[c] for c in codes if registry[c].active_for_torch(settings.target_torch_version)]
+    named = {s.strip().upper() for s in settings.select + settings.extend_select}
+    for code in codes:
+        rule = registry[code]
+        if code in named and not rule.active_for_torch(settings.target_torch_version):
+            # Asked for by name, yet off: say why rather than report a clean run.
+            click.echo(f"sync-lint: note: {code} is off for torch {settings.target_torch_version}: PyTorch "
+                       f"{rule.fixed_in_torch} removed the sync; use --target-torch-version to lint for an older "
+                       "torch", err=True)
     return RunPlan(settings=settings, rules=rules, registry=registry)
 
 

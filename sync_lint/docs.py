@@ -1,4 +1,4 @@
-"""Generate `docs/rules/<CODE>.md` from the rules' own documentation.
+"""Generate `docs/rules/<CODE>.md` and `docs/configuration.md` from the code.
 
 The rule module's docstring is the single source: `sync-lint explain` prints it,
 and this writes the same text to docs/. A test fails when the two drift.
@@ -33,10 +33,40 @@ def index_page(rules: list[type[Rule]]) -> str:
     return "# Rules\n\n| code | name | what | fix |\n|---|---|---|---|\n" + rows + "\n"
 
 
+def _toml(value: object) -> str:
+    import json
+
+    if isinstance(value, tuple):
+        value = list(value)
+    return json.dumps(value)
+
+
+def configuration_page() -> str:
+    from sync_lint.config import OPTIONS, Settings
+
+    defaults = Settings()
+    rows = []
+    for option in OPTIONS:
+        default = getattr(defaults, option.key.replace("-", "_"))
+        if isinstance(default, tuple) and default and isinstance(default[0], tuple):
+            default = {k: (v if len(v) < 40 else v[:37] + "...").replace("`", "") for k, v in default}
+        shown = "(none)" if default in (None, (), {}) else f"`{_toml(default)}`"
+        rows.append(f"| `{option.key}` | {option.kind} | {option.help} | {shown} |")
+    return (
+        "# Configuration\n\n"
+        "In `pyproject.toml` under `[tool.sync-lint]`, or at the top level of a `sync-lint.toml`; the\n"
+        "first one found walking up from the linted paths wins, `--config PATH` names one, `--isolated`\n"
+        "ignores them. Command-line flags override the file. An unknown key or a value of the wrong\n"
+        "type is an error that names the key (exit code 2).\n\n"
+        "| key | type | what | default |\n|---|---|---|---|\n" + "\n".join(rows) + "\n"
+    )
+
+
 def expected_files() -> dict[Path, str]:
     rules = sorted(builtin_rules(), key=lambda r: r.code)
     files = {DOCS_DIR / f"{r.code}.md": rule_page(r) for r in rules}
     files[DOCS_DIR / "README.md"] = index_page(rules)
+    files[DOCS_DIR.parent / "configuration.md"] = configuration_page()
     return files
 
 

@@ -1,6 +1,6 @@
 """The engine: read, prefilter, parse once, walk once, report.
 
-`lint_source` checks one file's text. The walk is a single libcst traversal:
+`lint_source` checks one file's text. The walk is a single read-only traversal:
 at each node the shared analyses update first (imports, device facts,
 structural marks such as "this subscript is an assignment target"), then every
 enabled rule's handler for that node type runs. `lint_paths` fans files out to

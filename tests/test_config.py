@@ -122,7 +122,7 @@ def test_cli_output_format_overrides_file(layout: Path) -> None:
     as_file = invoke("check", "--select", "SL101", "--jobs", "1", mod_path(layout))
     assert json.loads(as_file.stdout)[0]["code"] == "SL101"
     as_flag = invoke("check", "--select", "SL101", "--jobs", "1", "--output-format", "concise", mod_path(layout))
-    assert f"mod.py:2:5: SL101" in as_flag.stdout
+    assert "mod.py:2:5: SL101" in as_flag.stdout
     with pytest.raises(json.JSONDecodeError):
         json.loads(as_flag.stdout)
 

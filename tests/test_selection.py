@@ -140,3 +140,18 @@ def test_per_file_ignores_glob(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     flagged = sorted(Path(d["filename"]).relative_to(tmp_path.resolve()).as_posix()
                      for d in json.loads(result.stdout) if d["code"] == "SL101")
     assert flagged == ["src/model.py"]
+
+
+def test_a_rule_named_explicitly_but_off_for_the_target_torch_says_why(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from sync_lint.cli import main
+
+    (tmp_path / "t.py").write_text('import torch\nt = torch.zeros(4, device="cuda")\nt[0] = 1\n')
+    result = CliRunner().invoke(main, ["check", str(tmp_path / "t.py"), "--select", "SL301", "--jobs", "1",
+                                       "--target-torch-version", "2.13", "--output-format", "concise"])
+    assert result.exit_code == 0
+    assert "SL301 is off for torch 2.13" in result.stderr
+    older = CliRunner().invoke(main, ["check", str(tmp_path / "t.py"), "--select", "SL301", "--jobs", "1",
+                                      "--target-torch-version", "2.11", "--output-format", "concise"])
+    assert older.exit_code == 1 and "SL301" in older.stdout and "is off" not in older.stderr

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from sync_lint.runtime.verify import Case
+from sync_lint.runtime.verify import Case, InputMaker
 
 INT_DTYPES = ("int32", "int64")
 FLOAT_DTYPES = ("float16", "bfloat16", "float32")
