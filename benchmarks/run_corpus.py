@@ -303,7 +303,11 @@ def sync_lint_info() -> dict:
     """Version, commit and active rules now (read afresh: the rule set changes during development)."""
     base = sync_lint_command()
     version = subprocess.run([*base, "--version"], capture_output=True, text=True, cwd=REPO).stdout.strip()
-    rules = subprocess.run([*base, "rules", "--output-format", "json"], capture_output=True, text=True, cwd=REPO)
+    # The torch version the corpora are linted for comes from the benchmark config.
+    target = re.search(r'target-torch-version\s*=\s*"([^"]+)"', CONFIG.read_text(encoding="utf-8"))
+    rules = subprocess.run([*base, "rules", "--output-format", "json",
+                            *(["--target-torch-version", target.group(1)] if target else [])],
+                           capture_output=True, text=True, cwd=REPO)
     try:
         active = [r["code"] for r in json.loads(rules.stdout) if r.get("active", True)]
     except json.JSONDecodeError:
