@@ -1,4 +1,4 @@
-"""Inline fix hints, and the one-line call edits that apply them (SL201, SL205-SL207).
+"""Inline fix hints: numbers only the author knows (SL201, SL206).
 
 Some fixes need a number that only the author knows: the bound for
 `torch.nonzero_static(x, size=...)`, the class count for `F.one_hot`. The author
@@ -17,14 +17,8 @@ hints: the comment after the statement's last line.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 import libcst as cst
-
-from sync_lint.rule import Replace
-
-if TYPE_CHECKING:
-    from sync_lint.context import FileContext
 
 _HINT = re.compile(r"sync-lint:\s*(?P<body>[^#]*)")
 
@@ -54,21 +48,3 @@ def valid_expression(text: str | None) -> str | None:
     except cst.ParserSyntaxError:
         return None
     return text
-
-
-def keyword_edit(ctx: FileContext, call: cst.Call, keyword: str, value: str) -> Replace | None:
-    """The edit that makes `call` pass `keyword=value`: the argument's value replaced, else one appended.
-
-    Edits touch one line: an appended argument goes after the last argument's
-    value (`f(x)` -> `f(x, k=v)`), and a last argument that spans lines gives no
-    edit, since re-rendering it would lose its indentation.
-    """
-    for arg in call.args:
-        if arg.keyword is not None and arg.keyword.value == keyword:
-            return Replace(arg.value, value)
-    if not call.args:
-        return None
-    last = ctx.code(call.args[-1].value)
-    if "\n" in last:
-        return None
-    return Replace(call.args[-1].value, f"{last}, {keyword}={value}")

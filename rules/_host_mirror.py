@@ -30,15 +30,14 @@ from sync_lint.analysis.device import VIEW_METHODS
 from sync_lint.analysis.facts import Device
 from sync_lint.analysis.imports import dotted_name
 from sync_lint.rule import FixSpec, Replace, Rule, call_name, method_receiver
+from sync_lint.rules._edits import splice
 
 if TYPE_CHECKING:
     from sync_lint.analysis.facts import Fact
-    from sync_lint.context import FileContext
 
 # Methods that move a tensor or write into it: a chain through them is not a pure read.
 _NOT_PURE = frozenset({"to", "cuda", "cpu", "pin_memory", "type", "numpy", "item", "tolist"})
 _GPU_SUFFIX = re.compile(r"_(gpu|cuda|dev|device)$")
-_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 class HostMirrorFix(Rule):
@@ -118,7 +117,7 @@ class HostMirrorFix(Rule):
         else:
             # The copy was a fresh tensor: a view of the mirror must not stand in for it.
             clone = ".clone()" if _views_only(read, root) else ""
-            edit = Replace(whole, splice(self.ctx, read, root, mirror) + clone)
+            edit = Replace(whole, splice(self.ctx, read, [(*self.ctx.span(root), mirror)], parentheses=True) + clone)
         message = (
             f"Read the host mirror `{mirror}` instead of `{self.ctx.code(root)}` "
             "(unsafe: the mirror may lag the device tensor)"
@@ -210,21 +209,3 @@ def _subscript_parts(expr: cst.Subscript) -> list[cst.BaseExpression]:
         else:
             parts.extend(p for p in (index.lower, index.upper, index.step) if p is not None)
     return parts
-
-
-def splice(ctx: FileContext, outer: cst.BaseExpression, inner: cst.BaseExpression, new: str) -> str:
-    """The source of `outer`, parentheses included, with `inner` (inside it) replaced by `new`.
-
-    Spliced from the file's text, because libcst renders a detached multi-line
-    node without the indentation of its enclosing block.
-    """
-    starts = [0] + [m.end() for m in _LINE_END.finditer(ctx.source)]
-
-    def offsets(node: cst.BaseExpression) -> tuple[int, int]:
-        # A node's position leaves out its own parentheses; `(a + b).cpu()` needs them.
-        first = ctx.position(node.lpar[0] if node.lpar else node).start
-        last = ctx.position(node.rpar[-1] if node.rpar else node).end
-        return starts[first.line - 1] + first.column, starts[last.line - 1] + last.column
-
-    (start, end), (inner_start, inner_end) = offsets(outer), offsets(inner)
-    return ctx.source[start:inner_start] + new + ctx.source[inner_end:end]

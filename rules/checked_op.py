@@ -70,7 +70,7 @@ import libcst as cst
 
 from sync_lint.analysis.facts import Fact
 from sync_lint.rule import Example, FixSpec, Replace, Rule, get_arg, is_true_literal, method_receiver
-from sync_lint.rules._hints import keyword_edit
+from sync_lint.rules._edits import keyword_edit
 
 # Checked op -> its `_ex` twin, and whether `op(...)` -> `op_ex(...)[0]` is the whole fix.
 _LINALG = {
@@ -205,15 +205,12 @@ class CheckedOp(Rule):
         fact = next((f for f in map(self.is_gpu, tensors) if f is not None), None)
         if fact is None:
             return
-        edit = keyword_edit(self.ctx, node, "validate_args", "False")
-        fix = None
-        if edit is not None:
-            fix = FixSpec(
-                "unsafe",
-                "Pass `validate_args=False`: invalid parameters or values then give NaNs or garbage instead of "
-                "a `ValueError`",
-                (edit,),
-            )
+        fix = FixSpec(
+            "unsafe",
+            "Pass `validate_args=False`: invalid parameters or values then give NaNs or garbage instead of "
+            "a `ValueError`",
+            (keyword_edit(self.ctx, node, "validate_args", "False"),),
+        )
         self.report(
             node,
             "a `torch.distributions` constructor with validation on checks its GPU parameters on the host "

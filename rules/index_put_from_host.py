@@ -76,7 +76,6 @@ import libcst as cst
 from sync_lint.analysis.facts import Fact, abbreviate
 from sync_lint.analysis.imports import dotted_name
 from sync_lint.rule import Example, FixSpec, Replace, Rule, _parse_version
-from sync_lint.rules.pageable_host_to_device import text
 from sync_lint.rules.scalar_index_assign import cannot_overflow, is_cpu_scalar_tensor, is_python_number
 
 # First release assumed to build setitem scalars on the GPU (PR #188330); see the docs.
@@ -173,7 +172,7 @@ class IndexPutFromHost(Rule):
         tensor = dotted_name(node.value)
         if tensor is None:
             return None  # `t` would be evaluated twice
-        full = f"torch.full((), {text(self.ctx, value)}, dtype={tensor}.dtype, device={tensor}.device)"
+        full = f"torch.full((), {self.ctx.text(value)}, dtype={tensor}.dtype, device={tensor}.device)"
         caveat = None
         if not base.is_tensor:
             caveat = "the target is only assumed to be a torch tensor (--strict)"

@@ -44,7 +44,8 @@ from __future__ import annotations
 import libcst as cst
 
 from sync_lint.rule import Example, FixSpec, Replace, Rule, get_arg
-from sync_lint.rules._hints import keyword_edit, statement_hints, valid_expression
+from sync_lint.rules._edits import keyword_edit
+from sync_lint.rules._hints import statement_hints, valid_expression
 
 ONE_HOT = "torch.nn.functional.one_hot"
 
@@ -94,11 +95,9 @@ class OneHotWithoutNumClasses(Rule):
         if count is None:
             return None
         if num_classes is not None:  # `one_hot(x, -1)` or `num_classes=-1`
-            edit: Replace | None = Replace(num_classes.value, count)
+            edit = Replace(num_classes.value, count)
         else:
             edit = keyword_edit(self.ctx, node, "num_classes", count)
-        if edit is None:
-            return None
         return FixSpec(
             "unsafe",
             f"Pass `num_classes={count}`: equal only when it is the input's max + 1; a value at or above it "

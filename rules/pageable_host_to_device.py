@@ -74,102 +74,32 @@ Small one-off copies at start-up. Mark intentional copies with
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 import libcst as cst
 
 from sync_lint.analysis.facts import Device, Fact
 from sync_lint.rule import Example, FixSpec, Replace, Rule, call_name, get_arg, is_true_literal, method_receiver
+from sync_lint.rules._edits import set_keyword, splice
 
 if TYPE_CHECKING:
     from sync_lint.context import FileContext
 
-_LINE_END = re.compile(r"\r\n|\r|\n")
 _ATOMS = (cst.Name, cst.Attribute, cst.Call, cst.Subscript)
-ACCELERATORS = ("cuda", "xpu", "mps", "npu", "hpu")
 # Where `non_blocking` sits positionally: `copy_(src, non_blocking)`, `cuda(device, non_blocking)`;
 # `.to(...)` has overloads, so only its keyword counts.
 _NON_BLOCKING_POSITION = {"copy_": 1, "cuda": 1, "to": None}
 
 
-# --- fix helpers shared with SL301, SL302 and SL304 ----------------------------------------
-# Fixes are spliced from the file's own text: libcst renders a detached multi-line node
-# without the indentation of its enclosing block.
-
-
-def span(ctx: FileContext, node: cst.CSTNode, parentheses: bool = True) -> tuple[int, int]:
-    """Start and end offsets of `node` in the file's source, with its own parentheses or without."""
-    starts = [0] + [m.end() for m in _LINE_END.finditer(ctx.source)]
-    first = last = node
-    if parentheses and getattr(node, "lpar", None):
-        first, last = node.lpar[0], node.rpar[-1]  # type: ignore[attr-defined]
-    start, end = ctx.position(first).start, ctx.position(last).end
-    return starts[start.line - 1] + start.column, starts[end.line - 1] + end.column
-
-
-def text(ctx: FileContext, node: cst.CSTNode) -> str:
-    start, end = span(ctx, node)
-    return ctx.source[start:end]
-
-
-def splice(ctx: FileContext, node: cst.CSTNode, edits: list[tuple[int, int, str]]) -> str:
-    """The source of `node` with the (start, end, new text) edits, in file offsets, applied.
-
-    Without `node`'s own parentheses: a `Replace` of `node` leaves them in place."""
-    start, end = span(ctx, node, parentheses=False)
-    out, at = [], start
-    for edit_start, edit_end, new in sorted(edits):
-        out += [ctx.source[at:edit_start], new]
-        at = edit_end
-    return "".join(out) + ctx.source[at:end]
+# --- fix helpers shared with SL304 ------------------------------------------------------
 
 
 def pinned_text(ctx: FileContext, expr: cst.BaseExpression) -> str:
     """`expr.pin_memory()` in source, parenthesising `expr` where needed."""
-    source = text(ctx, expr)
+    source = ctx.text(expr)
     if not isinstance(expr, _ATOMS) and not expr.lpar:
         source = f"({source})"
     return source + ".pin_memory()"
-
-
-def append_arguments(ctx: FileContext, call: cst.Call, arguments: list[str]) -> tuple[int, int, str]:
-    """The edit that appends `arguments` (source text such as `non_blocking=True`) to `call`."""
-    if call.args:
-        end = span(ctx, call.args[-1])[1]
-        return end, end, "".join(f", {a}" for a in arguments)
-    close = span(ctx, call, parentheses=False)[1] - 1  # the `)` closing the arguments
-    return close, close, ", ".join(arguments)
-
-
-def set_keyword(ctx: FileContext, call: cst.Call, existing: cst.Arg | None, name: str, value: str) -> tuple[int, int, str]:
-    """The edit that gives `existing` the value `value`, or appends `name=value` to `call`."""
-    if existing is not None:
-        return (*span(ctx, existing.value), value)
-    return append_arguments(ctx, call, [f"{name}={value}"])
-
-
-def literal_accelerator(ctx: FileContext, expr: cst.BaseExpression) -> bool:
-    """`"cuda"`, `"cuda:1"`, `torch.device("cuda")`, `0`: a device that cannot be the CPU at run time."""
-    if isinstance(expr, cst.SimpleString):
-        value = expr.evaluated_value
-        return isinstance(value, str) and value.strip().lower().startswith(ACCELERATORS)
-    if isinstance(expr, cst.Integer):
-        return True
-    if isinstance(expr, cst.Call) and ctx.imports.resolve(expr.func) == "torch.device" and expr.args:
-        return literal_accelerator(ctx, expr.args[0].value)
-    return False
-
-
-def created_on_accelerator(ctx: FileContext, fact: Fact) -> bool:
-    """The tensor was made by `.cuda()`, `.to(<literal accelerator>)` or a factory with such a `device=`."""
-    origin = fact.origin
-    if not isinstance(origin, cst.Call):
-        return False
-    if call_name(origin) == "cuda":
-        return True
-    device = get_arg(origin, "device", 0 if call_name(origin) == "to" else None)
-    return device is not None and literal_accelerator(ctx, device.value)
 
 
 # --- the rule ---------------------------------------------------------------------------
@@ -200,13 +130,13 @@ class PageableHostToDevice(Rule):
             if destination is None or source_arg is None:
                 return
             source = source_arg.value
-            literal = destination.is_tensor and created_on_accelerator(self.ctx, destination)
+            literal = destination.is_tensor and self.ctx.devices.created_on_accelerator(destination)
         else:
             if not self.ctx.devices.fact(node).is_gpu:
                 return
             source = receiver
             target = get_arg(node, "device", 0)
-            literal = method == "cuda" or (target is not None and literal_accelerator(self.ctx, target.value))
+            literal = method == "cuda" or (target is not None and self.ctx.devices.literal_accelerator(target.value))
         fact = self.ctx.devices.fact(source)
         if not fact.is_cpu:
             return
@@ -229,9 +159,9 @@ class PageableHostToDevice(Rule):
                 "a blocking copy from pageable memory to the GPU waits for all queued GPU work; copy from "
                 "pinned memory with `non_blocking=True`"
             )
-        edits = [(*span(self.ctx, source), pinned_text(self.ctx, source))]
+        edits = [(*self.ctx.span(source), pinned_text(self.ctx, source))]
         if not (non_blocking or dynamic):
-            edits.append(set_keyword(self.ctx, node, flag, "non_blocking", "True"))
+            edits.append(set_keyword(self.ctx, node, "non_blocking", "True"))
         safe = literal and fact.is_tensor
         self.report(
             node,
@@ -256,7 +186,7 @@ class PageableHostToDevice(Rule):
                 "unsafe",
                 "Pass `non_blocking=True`: only if the host does not write the pinned source again until "
                 "the copy has completed (an event recorded after it), or the buffer is double-buffered",
-                (Replace(node, splice(self.ctx, node, [set_keyword(self.ctx, node, flag, "non_blocking", "True")])),),
+                (Replace(node, splice(self.ctx, node, [set_keyword(self.ctx, node, "non_blocking", "True")])),),
             ),
         )
 

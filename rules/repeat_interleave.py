@@ -50,7 +50,7 @@ import libcst as cst
 
 from sync_lint.analysis.imports import dotted_name
 from sync_lint.rule import Example, FixSpec, get_arg, method_receiver, positional_args
-from sync_lint.rules._hints import keyword_edit
+from sync_lint.rules._edits import keyword_edit
 from sync_lint.rules._host_mirror import HostMirrorFix
 
 
@@ -110,8 +110,6 @@ class RepeatInterleaveWithoutOutputSize(HostMirrorFix):
             return None
         total = f"int({mirror}.sum())"
         edit = keyword_edit(self.ctx, node, "output_size", total)
-        if edit is None:
-            return None
         return FixSpec(
             "unsafe",
             f"Pass `output_size={total}`: exact only when `{mirror}` holds the same values as "

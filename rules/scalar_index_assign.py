@@ -73,7 +73,6 @@ import libcst as cst
 
 from sync_lint.analysis.facts import abbreviate
 from sync_lint.rule import Example, FixSpec, Replace, Rule
-from sync_lint.rules.pageable_host_to_device import text
 
 if TYPE_CHECKING:
     from sync_lint.analysis.facts import Fact
@@ -184,7 +183,7 @@ class ScalarIndexAssign(Rule):
             return
         if caveat is None and not fact.is_tensor:
             caveat = "the target is only assumed to be a torch tensor (--strict)"
-        target_code, value_code = text(self.ctx, target), text(self.ctx, node.value)
+        target_code, value_code = self.ctx.text(target), self.ctx.text(node.value)
         self.report(
             node,
             f"`{abbreviate(target_code)} = ...` stores {what} into one element of a GPU tensor: PyTorch "

@@ -65,7 +65,7 @@ import libcst as cst
 
 from sync_lint.analysis.imports import dotted_name
 from sync_lint.rule import Example, FixSpec, Replace, Rule, call_name, method_receiver
-from sync_lint.rules._host_mirror import splice
+from sync_lint.rules._edits import splice
 
 DERIVABLE = "num_computed_tokens_cpu"
 DERIVE_ADVICE = (
@@ -172,7 +172,7 @@ class SyncProneAttribute(Rule):
         read.derived = f"({owner}.seq_lens - ({owner}.query_start_loc[1:] - {owner}.query_start_loc[:-1]))"
         move = self._moved_by.get(id(node))
         if move is not None and self._device_only(move[0]):
-            read.edits.append(Replace(move[0], splice(self.ctx, move[1], node, read.derived)))
+            read.edits.append(Replace(move[0], splice(self.ctx, move[1], [(*self.ctx.span(node), read.derived)], parentheses=True)))
         elif move is not None:
             read.edits.append(Replace(node, read.derived))  # `.to(device, dtype)` still converts
         value = self._assigned.get(id(node))

@@ -83,14 +83,7 @@ from sync_lint.analysis.device import DTYPE_NAMES
 from sync_lint.analysis.facts import Device, Fact, abbreviate
 from sync_lint.analysis.imports import dotted_name
 from sync_lint.rule import Example, FixSpec, Replace, Rule, call_name, get_arg, method_receiver
-from sync_lint.rules.pageable_host_to_device import (
-    append_arguments,
-    created_on_accelerator,
-    literal_accelerator,
-    span,
-    splice,
-    text,
-)
+from sync_lint.rules._edits import append_arguments, splice
 from sync_lint.rules.scalar_index_assign import cannot_overflow, is_python_number, literal_number
 
 if TYPE_CHECKING:
@@ -138,7 +131,7 @@ class TensorFromHostData(Rule):
             return
         if name == "as_tensor" and data_fact.device is Device.UNKNOWN:
             return  # often already a GPU tensor, and then nothing is copied
-        device_code = text(self.ctx, device_arg.value)
+        device_code = self.ctx.text(device_arg.value)
         evidence = f"`{abbreviate(device_code)}` is taken for an accelerator: {why}"
         only_keywords = all(a.keyword is not None for a in node.args if a is not data_arg)
         if is_python_number(self.ctx, data):
@@ -155,7 +148,7 @@ class TensorFromHostData(Rule):
             return
         fix = None
         if only_keywords and _keywords(node) <= {"device", "dtype"} and not data_fact.is_tensor:
-            fix = self._pinned_fix(node, name, device_arg, literal_accelerator(self.ctx, device_arg.value))
+            fix = self._pinned_fix(node, name, device_arg, self.ctx.devices.literal_accelerator(device_arg.value))
         self.report(
             node,
             f"`torch.{name}(..., device=...)` builds the tensor in pageable CPU memory and copies it to the "
@@ -214,9 +207,9 @@ class TensorFromHostData(Rule):
         )
 
     def _pinned_fix(self, node: cst.Call, name: str, device_arg: cst.Arg, literal: bool) -> FixSpec:
-        device_code = text(self.ctx, device_arg.value)
+        device_code = self.ctx.text(device_arg.value)
         if name == "tensor":
-            built = splice(self.ctx, node, [(*span(self.ctx, device_arg), "pin_memory=True")])
+            built = splice(self.ctx, node, [(*self.ctx.span(device_arg), "pin_memory=True")])
         else:
             built = splice(self.ctx, node, [_removal(self.ctx, node, device_arg)]) + ".pin_memory()"
         return FixSpec(
@@ -230,8 +223,8 @@ class TensorFromHostData(Rule):
         """The edit turning the callee into `torch.<new_name>`, and the imports that needs."""
         func = node.func
         if isinstance(func, cst.Attribute) and self.ctx.imports.resolve(func.value) == "torch":
-            return (*span(self.ctx, func.attr), new_name), ()  # keeps the file's `torch` alias
-        return (*span(self.ctx, func), f"torch.{new_name}"), ("torch",)
+            return (*self.ctx.span(func.attr), new_name), ()  # keeps the file's `torch` alias
+        return (*self.ctx.span(func), f"torch.{new_name}"), ("torch",)
 
     # --- gpu_t.new_tensor(data) ------------------------------------------------------------
     def _new_tensor(self, node: cst.Call, receiver: cst.BaseExpression) -> None:
@@ -279,13 +272,13 @@ class TensorFromHostData(Rule):
         rename, needs = self._callee(node, "tensor")
         edits = [rename]
         if device_arg is not None:
-            edits.append((*span(self.ctx, device_arg), "pin_memory=True"))
-            device = text(self.ctx, device_arg.value)
-            literal = base.is_tensor and literal_accelerator(self.ctx, device_arg.value)
+            edits.append((*self.ctx.span(device_arg), "pin_memory=True"))
+            device = self.ctx.text(device_arg.value)
+            literal = base.is_tensor and self.ctx.devices.literal_accelerator(device_arg.value)
         else:
             missing.append("pin_memory=True")
             device = f"{owner}.device"
-            literal = base.is_tensor and created_on_accelerator(self.ctx, base)
+            literal = base.is_tensor and self.ctx.devices.created_on_accelerator(base)
         edits.append(append_arguments(self.ctx, node, missing))
         return FixSpec(
             "safe" if literal else "unsafe",
@@ -322,11 +315,11 @@ def _dtype_class(dtype_arg: cst.Arg | None) -> str | None:
 
 
 def _before(ctx: FileContext, node: cst.CSTNode, inserted: str) -> tuple[int, int, str]:
-    start = span(ctx, node)[0]
+    start = ctx.span(node)[0]
     return start, start, inserted
 
 
 def _removal(ctx: FileContext, node: cst.Call, arg: cst.Arg) -> tuple[int, int, str]:
     """The edit deleting `arg` (never the first argument) and the separator before it."""
     index = next(i for i, a in enumerate(node.args) if a is arg)
-    return span(ctx, node.args[index - 1])[1], span(ctx, arg)[1], ""
+    return ctx.span(node.args[index - 1])[1], ctx.span(arg)[1], ""

@@ -9,6 +9,7 @@ it, and most files have nothing to report).
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,9 @@ from sync_lint.tree import descendants
 if TYPE_CHECKING:
     from sync_lint.config import Settings
     from sync_lint.rule import FixSpec, Rule
+
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 @dataclass
@@ -119,6 +123,7 @@ class FileContext:
         self._statement_lines: list[int] | None = None
         self._owners: dict[int, set[int]] = {}
         self._lines = source.splitlines()
+        self._line_starts: list[int] | None = None
 
     # --- structural facts the walk records for rules --------------------------------
     def mark_store(self, node: cst.CSTNode) -> None:
@@ -180,6 +185,25 @@ class FileContext:
             if id(node) in owned:
                 return index
         return None
+
+    def span(self, node: cst.CSTNode, parentheses: bool = True) -> tuple[int, int]:
+        """`node`'s start and end offsets in the source, with its own parentheses or without.
+
+        Fixes splice the file's own text: libcst renders a detached multi-line node
+        without the indentation of its enclosing block.
+        """
+        if self._line_starts is None:
+            self._line_starts = [0] + [m.end() for m in _LINE_END.finditer(self.source)]
+        first = last = node
+        if parentheses and getattr(node, "lpar", None):
+            first, last = node.lpar[0], node.rpar[-1]  # type: ignore[attr-defined]
+        start, end = self.position(first).start, self.position(last).end
+        return self._line_starts[start.line - 1] + start.column, self._line_starts[end.line - 1] + end.column
+
+    def text(self, node: cst.CSTNode, parentheses: bool = True) -> str:
+        """`node`'s source text as written in the file."""
+        start, end = self.span(node, parentheses)
+        return self.source[start:end]
 
     def line_of(self, node: cst.CSTNode) -> int:
         return self.position(node).start.line

@@ -22,7 +22,7 @@ from typing import Callable, Iterable, Sequence
 import libcst as cst
 import pathspec
 
-from sync_lint.analysis.device import LEAVE_ATTR_TYPES
+from sync_lint.analysis.device import ACCELERATOR_NAMES, LEAVE_ATTR_TYPES
 from sync_lint.config import Settings
 from sync_lint.context import FileContext
 from sync_lint.diagnostics import Diagnostic, FileError, FileResult, Position
@@ -36,7 +36,7 @@ SYNTAX_ERROR_CODE = "SL000"
 # Tokens from which device inference can derive a GPU fact: `device=`, `.cuda()`,
 # `.to(...)`, accelerator strings, and the default gpu-name-patterns. A file with none
 # of them cannot hold a tensor the linter would call a GPU tensor.
-GPU_EVIDENCE_TOKENS = ("cuda", "device", ".to(", "_gpu", "_dev", "xpu", "mps", "npu", "hpu")
+GPU_EVIDENCE_TOKENS = ("device", ".to(", "_gpu", "_dev", *ACCELERATOR_NAMES)
 # In --strict mode a tensor of unknown device is enough.
 STRICT_EVIDENCE_TOKENS = ("Tensor", "torch")
 

@@ -16,7 +16,8 @@ from sync_lint.config import Settings
 from sync_lint.context import FileContext
 from sync_lint.fixer import fix_source
 from sync_lint.registry import all_rules
-from sync_lint.rules._hints import keyword_edit, statement_hints, valid_expression
+from sync_lint.rules._edits import keyword_edit
+from sync_lint.rules._hints import statement_hints, valid_expression
 
 GPU = "import torch\ndevice = torch.device('cuda')\n"
 
@@ -66,14 +67,29 @@ def test_valid_expression_rejects_typos() -> None:
     assert valid_expression(None) is None
 
 
-def test_keyword_edit_gives_no_edit_for_a_multiline_last_argument() -> None:
-    source = "f(a, [\n    1,\n])\n"
+def _keyword_edit(source: str, name: str = "k", value: str = "1") -> str:
     module = cst.parse_module(source)
     ctx = FileContext("x.py", source, module, Settings())
     call = module.body[0].body[0].value  # type: ignore[attr-defined]
-    assert keyword_edit(ctx, call, "k", "1") is None
-    replaced = keyword_edit(ctx, call.with_changes(args=call.args[:1]), "k", "1")
-    assert replaced is not None and replaced.new == "a, k=1"
+    replaced = keyword_edit(ctx, call, name, value)
+    start, end = ctx.span(replaced.node, parentheses=False)
+    return source[:start] + replaced.new + source[end:]
+
+
+@pytest.mark.parametrize(
+    "source,expected",
+    [
+        ("f(a)\n", "f(a, k=1)\n"),
+        ("f(a, k=0)\n", "f(a, k=1)\n"),
+        # A multi-line last argument keeps its layout.
+        ("f(a, [\n    1,\n])\n", "f(a, [\n    1,\n], k=1)\n"),
+        # The argument's own parentheses stay around it, not around the new keyword.
+        ("f((a))\n", "f((a), k=1)\n"),
+        ("f()\n", "f(k=1)\n"),
+    ],
+)
+def test_keyword_edit(source: str, expected: str) -> None:
+    assert _keyword_edit(source) == expected
 
 
 def test_hint_applies_only_to_its_own_statement() -> None:
@@ -182,7 +198,7 @@ def test_repeat_interleave_mirror_must_be_bound_and_on_the_cpu() -> None:
     assert unbound.fix is None  # `reps_cpu` is only a naming convention here
     assert a_list.fix is None
     assert bound.fix is not None
-    assert bound.fix.edits[0].content == "reps_gpu, output_size=int(reps_cpu.sum())"
+    assert bound.fix.edits[0].content == "torch.repeat_interleave(reps_gpu, output_size=int(reps_cpu.sum()))"
 
 
 # --- strict mode and evidence ----------------------------------------------------------------

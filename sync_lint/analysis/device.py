@@ -111,6 +111,7 @@ ELEMENTWISE = frozenset(
     "logical_or bitwise_and bitwise_or bitwise_not fill_ zero_ add_ sub_ mul_ div_ clamp_ "
     "masked_fill_ copy_ index_fill_ scatter_ scatter_add_ nan_to_num lerp".split()
 )
+ACCELERATOR_NAMES = ("cuda", "xpu", "mps", "npu", "hpu")
 CPU_NAMES_DEFAULT = (r"_cpu$", r"_host$", r"^cpu_")
 GPU_NAMES_DEFAULT = (r"_gpu$", r"_cuda$", r"_dev$")
 DEVICE_NAME = re.compile(r"(^|_)(device|dev)(_|$)|^device|device$")
@@ -302,6 +303,35 @@ class DeviceAnalysis:
         if name is not None and "cpu" in name.split(".")[-1].lower():
             return Device.CPU, f"`{name}` names the CPU"
         return Device.GPU, "a device that is not literally the CPU"
+
+    def literal_accelerator(self, expr: cst.BaseExpression) -> bool:
+        """`"cuda"`, `"cuda:1"`, `torch.device("cuda")`, `0`: a device that cannot be the CPU at run time.
+
+        A device variable may be the CPU on some machine, which decides whether a fix
+        that pins memory (an accelerator-only operation) is safe.
+        """
+        text = _literal_string(expr)
+        if text is not None:
+            return text.strip().lower().startswith(ACCELERATOR_NAMES)
+        if isinstance(expr, cst.Integer):
+            return True
+        if isinstance(expr, cst.Call) and self.imports.resolve(expr.func) == "torch.device" and expr.args:
+            return self.literal_accelerator(expr.args[0].value)
+        return False
+
+    def created_on_accelerator(self, fact: Fact) -> bool:
+        """The tensor was made by `.cuda()`, `.to(<literal accelerator>)` or a factory with such a `device=`."""
+        origin = fact.origin
+        if not isinstance(origin, cst.Call):
+            return False
+        method = origin.func.attr.value if isinstance(origin.func, cst.Attribute) else None
+        if method == "cuda":
+            return True
+        for position, arg in enumerate(origin.args):
+            keyword = arg.keyword.value if arg.keyword is not None else None
+            if keyword == "device" or (keyword is None and method == "to" and position == 0):
+                return self.literal_accelerator(arg.value)
+        return False
 
     # ======================================================================
     # Driving hooks (called by the engine's walk)
