@@ -179,8 +179,7 @@ class ImplicitHostRead(HostMirrorFix):
             if root.origin is not None and not _operators_only(root.origin):
                 return fact
             last, root = root, root.via
-        guess = self.ctx.devices.settings.by_name((last.subject or "").rsplit(".", 1)[-1])
-        return None if guess is not None and guess[1] == last.reason else fact
+        return None if last.from_name else fact
 
     # --- truth tests ------------------------------------------------------------------------
     def visit_If(self, node: cst.If) -> None:

@@ -436,7 +436,7 @@ class DeviceAnalysis:
         if "Tensor" in ann_text:
             by_name = self.settings.by_name(name)
             if by_name is not None:
-                return Fact(by_name[0], tensor_like=True, subject=name, reason=by_name[1])
+                return Fact(by_name[0], tensor_like=True, subject=name, reason=by_name[1], from_name=True)
             return Fact(Device.UNKNOWN, tensor_like=True, subject=name, reason="annotated as a `Tensor` union")
         return replace(PYTHON, subject=name)
 
@@ -645,7 +645,7 @@ class DeviceAnalysis:
         by_name = self.settings.by_name(name)
         if by_name is not None:
             dev, why = by_name
-            return Fact(dev, tensor_like=True, subject=name, reason=why)
+            return Fact(dev, tensor_like=True, subject=name, reason=why, from_name=True)
         if DEVICE_NAME.search(name.lower()):
             dev = Device.CPU if "cpu" in name.lower() else Device.GPU
             return device_value(dev, reason=f"a variable named `{name}`")

@@ -32,6 +32,8 @@ ValueKind = str  # "numpy" | "python" | "none" | "range" | "module" | "device" |
 class Fact:
     device: Device
     tensor_like: bool = False  # for UNKNOWN: the value looks like a tensor
+    # Only a naming convention (`*_gpu`, `*_cpu`) says so: `use_gpu` may be a flag.
+    from_name: bool = False
     ndim: int | None = None
     dtype: str | None = None  # "bool" | "int" | "float"
     value_kind: ValueKind | None = None
