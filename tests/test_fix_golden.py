@@ -1,7 +1,9 @@
 """Fixes against golden files, and properties every fixture must keep when fixed.
 
 Golden files: next to `fixtures/<CODE>/X.py`, `X.fixed.py` is what the safe
-fixes make of it and `X.unsafe.py` what safe plus unsafe fixes make of it.
+fixes make of it and `X.unsafe.py` what safe plus unsafe fixes make of it. An
+`X.unsafe.py` without an `X.fixed.py` says the safe fixes leave `X.py` as it is
+(a rule whose fixes are all unsafe), rather than keeping a copy of `X.py`.
 
 Properties, over every fixture (collected at test time, so new fixtures join
 automatically), with safe fixes and with unsafe ones too:
@@ -43,10 +45,13 @@ def _golden_cases() -> list[tuple[Path, Path, bool]]:
     cases = []
     for source in fixture_files():
         stem = source.name[: -len(".py")]
-        for suffix, unsafe in ((".fixed.py", False), (".unsafe.py", True)):
-            golden = source.with_name(stem + suffix)
-            if golden.exists():
-                cases.append((source, golden, unsafe))
+        fixed, unsafe = source.with_name(stem + ".fixed.py"), source.with_name(stem + ".unsafe.py")
+        if fixed.exists():
+            cases.append((source, fixed, False))
+        elif unsafe.exists():
+            cases.append((source, source, False))
+        if unsafe.exists():
+            cases.append((source, unsafe, True))
     return cases
 
 
@@ -55,10 +60,11 @@ def _id(path: Path) -> str:
 
 
 GOLDEN = _golden_cases()
+_IDS = [_id(golden) + (" (unchanged by safe fixes)" if golden == source else "") for source, golden, _ in GOLDEN]
 
 
 # With no golden file yet, pytest reports this test as skipped (empty parameter set).
-@pytest.mark.parametrize("source, golden, unsafe", GOLDEN, ids=[_id(g) for _, g, _ in GOLDEN])
+@pytest.mark.parametrize("source, golden, unsafe", GOLDEN, ids=_IDS)
 def test_golden(source: Path, golden: Path, unsafe: bool) -> None:
     outcome = _fix(source.read_text(encoding="utf-8"), source, unsafe)
     assert outcome.errors == []
