@@ -209,7 +209,7 @@ class FileContext:
         return self.position(node).start.line
 
     def diagnostics(self, ignored_codes: frozenset[str] = frozenset()) -> list[Diagnostic]:
-        lines = self.source.splitlines()
+        lines = self._lines
         out: list[Diagnostic] = []
         seen: set[tuple[str, int, int]] = set()
         for pending in self._pending:

@@ -91,11 +91,7 @@ class _Walker:
         self._visit: dict[type, list[tuple[Rule, Callable]]] = defaultdict(list)
         self._leave: dict[type, list[tuple[Rule, Callable]]] = defaultdict(list)
         for rule in rules:
-            for attr in rule.handler_names():
-                kind, _, node_name = attr.partition("_")
-                node_type = getattr(cst, node_name, None)
-                if node_type is None:
-                    raise TypeError(f"rule {rule.code}: {attr} names no libcst node type")
+            for kind, node_type, attr in rule.handlers():
                 table = self._visit if kind == "visit" else self._leave
                 table[node_type].append((rule, getattr(rule, attr)))
         self._allowed_withs: set[int] = set()

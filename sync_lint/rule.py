@@ -16,7 +16,7 @@ from __future__ import annotations
 import inspect
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Iterator, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import libcst as cst
 
@@ -103,10 +103,21 @@ class Rule:
         return _parse_version(target) < _parse_version(cls.fixed_in_torch)
 
     @classmethod
-    def handler_names(cls) -> Iterator[str]:
-        for attr in dir(cls):
-            if attr.startswith(("visit_", "leave_")) and callable(getattr(cls, attr)):
-                yield attr
+    def handlers(cls) -> tuple[tuple[str, type[cst.CSTNode], str], ...]:
+        """("visit" or "leave", node type, method name) for each handler, found once per class."""
+        found = cls.__dict__.get("_handlers")
+        if found is None:
+            found = []
+            for attr in dir(cls):
+                if attr.startswith(("visit_", "leave_")) and callable(getattr(cls, attr)):
+                    kind, _, node_name = attr.partition("_")
+                    node_type = getattr(cst, node_name, None)
+                    if not (isinstance(node_type, type) and issubclass(node_type, cst.CSTNode)):
+                        raise TypeError(f"rule {cls.code}: {attr} names no libcst node type")
+                    found.append((kind, node_type, attr))
+            found = tuple(found)
+            cls._handlers = found  # on this class only: subclasses compute their own
+        return found
 
     # --- reporting --------------------------------------------------------------
     def report(
