@@ -69,7 +69,6 @@ from __future__ import annotations
 
 import libcst as cst
 
-from sync_lint.analysis.facts import Device, Fact
 from sync_lint.rule import Example, call_name, get_arg, method_receiver, positional_args
 from sync_lint.rules._host_mirror import HostMirrorFix
 
@@ -125,7 +124,7 @@ class DeviceToHostCopy(HostMirrorFix):
         if non_blocking is False:
             what = "`copy_` of a GPU tensor into host memory without `non_blocking=True` waits for the GPU"
             advice = "copy into a pinned buffer with `non_blocking=True` and wait on a CUDA event before reading it"
-        elif _proven_pageable(target):
+        elif target.known_pageable:
             what = "`copy_` of a GPU tensor into pageable host memory waits for the GPU even with `non_blocking=True`"
             advice = "copy into a pinned buffer (`torch.empty(..., pin_memory=True)`)"
         else:
@@ -160,21 +159,3 @@ def _bool_literal(expr: cst.BaseExpression) -> bool | None:
     return None
 
 
-def _proven_pageable(fact: Fact) -> bool:
-    """Host memory the program itself allocated unpinned, not a `*_cpu` naming guess.
-
-    A fact whose provenance starts at a call (a factory, `.cpu()`) was established
-    by code; one that starts at a name pattern says nothing about pinning, and
-    neither does `pin_memory=flag` with a flag we cannot read.
-    """
-    if fact.device is not Device.CPU:
-        return False
-    while fact.via is not None:
-        fact = fact.via
-    origin = fact.origin
-    if not isinstance(origin, cst.Call):
-        return False
-    if any(arg.star == "**" for arg in origin.args):
-        return False
-    pin = next((a for a in origin.args if a.keyword is not None and a.keyword.value == "pin_memory"), None)
-    return pin is None or _bool_literal(pin.value) is False

@@ -148,6 +148,8 @@ class PageableHostToDevice(Rule):
             if not (non_blocking or dynamic):
                 self._report_pinned_blocking(node, flag, fact)
             return
+        if (non_blocking or dynamic) and fact.pinning_unknown and not self.ctx.settings.strict:
+            return  # a non-blocking copy is only a problem from memory proven pageable
         if non_blocking or dynamic:
             message = (
                 "a copy from pageable memory to the GPU is staged by the driver even with `non_blocking`: "

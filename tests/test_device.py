@@ -153,3 +153,21 @@ def test_rank_and_dtype_are_tracked() -> None:
 def test_comprehension_target_is_bound_before_the_element() -> None:
     source = "import torch\nxs = torch.zeros(3, 2, device='cuda')\nys = [probe(r) for r in xs]"
     assert fact_of(source)[0].device is Device.GPU
+
+
+@pytest.mark.parametrize(
+    "source,device,pinning_unknown",
+    [
+        ("import torch\nprobe(torch.zeros(3))", Device.CPU, False),
+        ("import torch\nprobe(torch.zeros(3, pin_memory=True))", Device.PINNED, False),
+        ("import torch\ndef f(flag):\n    probe(torch.zeros(3, pin_memory=flag))", Device.CPU, True),
+        ("import torch\ndef f(**kw):\n    probe(torch.zeros(3, **kw))", Device.CPU, True),
+        ("def f(lens_cpu):\n    probe(lens_cpu)", Device.CPU, True),
+        # A non-blocking device-to-host copy lands in pinned memory (measured: is_pinned() is True).
+        ("import torch\nx = torch.ones(3, device='cuda')\nprobe(x.to('cpu', non_blocking=True))", Device.PINNED, False),
+        ("import torch\nx = torch.ones(3, device='cuda')\nprobe(x.to('cpu'))", Device.CPU, False),
+    ],
+)
+def test_pinning(source: str, device: Device, pinning_unknown: bool) -> None:
+    fact = fact_of(source)[0]
+    assert (fact.device, fact.pinning_unknown) == (device, pinning_unknown)

@@ -243,3 +243,18 @@ def test_sl401_aliases_and_look_alikes():
     th.cuda.Event().synchronize()
     """
     assert lines(source, "SL401") == [5, 8]
+
+
+def test_non_blocking_copy_from_memory_of_unknown_pinning_is_strict_only() -> None:
+    from fixture_support import actual_findings
+
+    source = (
+        "import torch\n"
+        "def f(device, n, pin, lens_cpu):\n"
+        "    staging = torch.zeros(n, pin_memory=pin)\n"
+        "    a = staging.to(device, non_blocking=True)\n"
+        "    b = lens_cpu.to(device, non_blocking=True)\n"
+        "    c = torch.zeros(n).to(device, non_blocking=True)\n"  # proven pageable
+    )
+    assert {row for row, code in actual_findings(source) if code == "SL303"} == {6}
+    assert {row for row, code in actual_findings(source, strict=True) if code == "SL303"} == {4, 5, 6}

@@ -186,6 +186,10 @@ def _join_envs(envs: list[dict[str, Fact]]) -> dict[str, Fact]:
     return merged
 
 
+def _is_true(expr: cst.BaseExpression) -> bool:
+    return isinstance(expr, cst.Name) and expr.value == "True"
+
+
 def _literal_string(expr: cst.BaseExpression) -> str | None:
     if isinstance(expr, cst.SimpleString):
         return expr.evaluated_value if isinstance(expr.evaluated_value, str) else None
@@ -412,7 +416,8 @@ class DeviceAnalysis:
                 by_name = self.settings.by_name(name)
                 if by_name is not None:
                     dev, why = by_name
-                    return Fact(dev, tensor_like=True, subject=name, reason=f"a `Tensor` parameter and {why}")
+                    return Fact(dev, tensor_like=True, subject=name, reason=f"a `Tensor` parameter and {why}",
+                                pinning_unknown=dev is Device.CPU)
                 return Fact(Device.UNKNOWN, tensor_like=True, subject=name, reason="annotated as `Tensor`")
             if last in ("Module",) or name in MODULE_NAMES:
                 return replace(MODULE, subject=name)
@@ -436,7 +441,8 @@ class DeviceAnalysis:
         if "Tensor" in ann_text:
             by_name = self.settings.by_name(name)
             if by_name is not None:
-                return Fact(by_name[0], tensor_like=True, subject=name, reason=by_name[1], from_name=True)
+                return Fact(by_name[0], tensor_like=True, subject=name, reason=by_name[1], from_name=True,
+                            pinning_unknown=by_name[0] is Device.CPU)
             return Fact(Device.UNKNOWN, tensor_like=True, subject=name, reason="annotated as a `Tensor` union")
         return replace(PYTHON, subject=name)
 
@@ -645,7 +651,8 @@ class DeviceAnalysis:
         by_name = self.settings.by_name(name)
         if by_name is not None:
             dev, why = by_name
-            return Fact(dev, tensor_like=True, subject=name, reason=why, from_name=True)
+            return Fact(dev, tensor_like=True, subject=name, reason=why, from_name=True,
+                        pinning_unknown=dev is Device.CPU)
         if DEVICE_NAME.search(name.lower()):
             dev = Device.CPU if "cpu" in name.lower() else Device.GPU
             return device_value(dev, reason=f"a variable named `{name}`")
@@ -688,7 +695,7 @@ class DeviceAnalysis:
             return Fact(Device.GPU, tensor_like=True, subject=name or attr,
                         reason=f"attribute `{attr}` is listed in gpu-attributes")
         if attr in self.settings.cpu_attributes:
-            return Fact(Device.CPU, tensor_like=True, subject=name or attr,
+            return Fact(Device.CPU, tensor_like=True, subject=name or attr, pinning_unknown=True,
                         reason=f"attribute `{attr}` is listed in cpu-attributes")
         if attr in MODULE_NAMES:
             return replace(MODULE, subject=name)
@@ -790,8 +797,11 @@ class DeviceAnalysis:
 
     def _eval_factory(self, expr: cst.Call, name: str) -> Fact:
         device_arg = next((a for a in expr.args if a.keyword is not None and a.keyword.value == "device"), None)
-        pin = any(a.keyword is not None and a.keyword.value == "pin_memory"
-                  and isinstance(a.value, cst.Name) and a.value.value == "True" for a in expr.args)
+        pin_arg = next((a.value for a in expr.args if a.keyword is not None and a.keyword.value == "pin_memory"), None)
+        pin = pin_arg is not None and _is_true(pin_arg)
+        # `pin_memory=PIN_MEMORY`: decided at run time, so the memory is not provably pageable.
+        pin_unknown = (pin_arg is not None and not (isinstance(pin_arg, cst.Name) and pin_arg.value in ("True", "False"))
+                       ) or any(a.star == "**" for a in expr.args)
         dtype = _dtype_kwarg(expr)
         ndim = _factory_ndim(expr, name)
         if dtype is None:
@@ -800,7 +810,7 @@ class DeviceAnalysis:
             dev, why = self.device_of_argument(device_arg.value)
             if dev is Device.CPU or dev is None:
                 return Fact(Device.PINNED if pin else Device.CPU, ndim=ndim, dtype=dtype,
-                            reason="created by {code}", origin=expr)
+                            reason="created by {code}", origin=expr, pinning_unknown=pin_unknown)
             return Fact(Device.GPU, ndim=ndim, dtype=dtype, reason="created by {code}", origin=expr)
         if name in LIKE_FACTORIES or (name == "as_tensor" and expr.args):
             source = self.fact(expr.args[0].value) if expr.args else UNKNOWN
@@ -809,7 +819,7 @@ class DeviceAnalysis:
             if name in LIKE_FACTORIES:
                 return Fact(Device.UNKNOWN, tensor_like=True)
         return Fact(Device.PINNED if pin else Device.CPU, ndim=ndim, dtype=dtype,
-                    reason="created by {code} with no `device=`", origin=expr)
+                    reason="created by {code} with no `device=`", origin=expr, pinning_unknown=pin_unknown)
 
     def _eval_method(self, expr: cst.Call, receiver: cst.BaseExpression, method: str) -> Fact:
         owner = self.fact(receiver)
@@ -875,6 +885,10 @@ class DeviceAnalysis:
             return replace(owner, dtype=dtype)
         if not (owner.is_tensor or owner.is_unknown_tensor or owner.device is Device.UNKNOWN):
             return owner
+        if target is Device.CPU and owner.is_gpu and any(
+            a.keyword is not None and a.keyword.value == "non_blocking" and _is_true(a.value) for a in expr.args
+        ):
+            target = Device.PINNED  # `_to_copy` allocates a pinned result for a non-blocking D2H copy
         return Fact(target, ndim=owner.ndim, dtype=dtype, reason="moved by {code}", origin=expr)
 
     def _classify_to_argument(self, value: cst.BaseExpression) -> tuple[str, Device | None]:

@@ -34,6 +34,9 @@ class Fact:
     tensor_like: bool = False  # for UNKNOWN: the value looks like a tensor
     # Only a naming convention (`*_gpu`, `*_cpu`) says so: `use_gpu` may be a flag.
     from_name: bool = False
+    # A CPU tensor that may be pinned: `pin_memory=<flag>`, or only a name or a
+    # setting says it is on the CPU. Only code that allocates proves pageable memory.
+    pinning_unknown: bool = False
     ndim: int | None = None
     dtype: str | None = None  # "bool" | "int" | "float"
     value_kind: ValueKind | None = None
@@ -51,6 +54,11 @@ class Fact:
     @property
     def is_cpu(self) -> bool:
         return self.device in (Device.CPU, Device.PINNED)
+
+    @property
+    def known_pageable(self) -> bool:
+        """Host memory the program provably allocated unpinned."""
+        return self.device is Device.CPU and not self.pinning_unknown
 
     @property
     def is_tensor(self) -> bool:
@@ -98,6 +106,7 @@ def join(a: Fact | None, b: Fact | None) -> Fact:
             a,
             ndim=a.ndim if a.ndim == b.ndim else None,
             dtype=a.dtype if a.dtype == b.dtype else None,
+            pinning_unknown=a.pinning_unknown or b.pinning_unknown,
         )
     tensorish = a.is_tensor or b.is_tensor or a.tensor_like or b.tensor_like
     return Fact(Device.UNKNOWN, tensor_like=tensorish)
