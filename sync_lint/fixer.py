@@ -124,7 +124,6 @@ class FixReport:
     changed_files: list[str]
     # The fixed (or unchanged) stdin source, for the command line to print.
     stdin_output: str | None = None
-    fixed_count: int = 0
 
 
 # ==========================================================================================
@@ -856,12 +855,10 @@ def apply_fixes_to_results(
         counts[result.path] = outcome.applied
         remaining.append(fixed)
 
-    total = sum(sum(c.values()) for c in counts.values())
     return FixReport(
         remaining=remaining,
         diff_text="".join(diffs),
         summary=_summary(counts, names, would=mode.diff),
         changed_files=changed,
         stdin_output=stdin_output,
-        fixed_count=total,
     )

@@ -68,9 +68,6 @@ class Fact:
     def is_unknown_tensor(self) -> bool:
         return self.device is Device.UNKNOWN and self.tensor_like
 
-    def with_shape(self, ndim: int | None = None, dtype: str | None = None) -> "Fact":
-        return replace(self, ndim=ndim, dtype=dtype if dtype is not None else self.dtype)
-
     def as_subject(self, subject: str, reason: str, origin: cst.CSTNode | None) -> "Fact":
         """This fact re-told as being about `subject` (an assignment target)."""
         upstream = self if self.subject is not None and self.subject != subject else self.via

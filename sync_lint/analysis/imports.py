@@ -98,13 +98,3 @@ class ImportTable:
             if target == module:
                 return local
         return module
-
-    def is_torch(self, expr: cst.BaseExpression, *names: str) -> str | None:
-        """The qualified name if `expr` is one of `torch.<name>` for the given names."""
-        qual = self.resolve(expr)
-        if qual is None:
-            return None
-        for name in names:
-            if qual == f"torch.{name}":
-                return qual
-        return None

@@ -77,12 +77,6 @@ def keep_busy(torch: ModuleType, ms: float) -> BusyWindow:
     return BusyWindow(requested_ms=ms, start=start, end=end)
 
 
-def sleep_only(torch: ModuleType, ms: float) -> None:
-    """Queue `ms` of GPU spinning with no events: the tracer's per-line top-up,
-    where two extra event records per line would only add overhead."""
-    torch.cuda._sleep(max(1, int(cycles_per_ms(torch) * ms)))
-
-
 def blocked_threshold_ms(requested_ms: float, actual_ms: float | None = None) -> float:
     """Host time above which a call counts as having waited for the GPU.
 

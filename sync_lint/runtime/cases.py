@@ -35,12 +35,6 @@ def _values(rng: random.Random, n: int, dtype_name: str, device: str, low: int =
     return data.to(dtype).to(device)
 
 
-def _scalar_for(rng: random.Random, dtype_name: str) -> Any:
-    if dtype_name in INT_DTYPES:
-        return rng.randrange(-1000, 1000)
-    return rng.choice([rng.uniform(-1e3, 1e3), 0.5, -0.0, 65504.0])
-
-
 # --- SL301: t[i] = v -> t[i].fill_(v) -------------------------------------------------------
 # The dtype is written into the snippet: the fix is safe for integer tensors, and for
 # floating tensors only with a literal in range (fill_ raises on overflow where the

@@ -60,6 +60,7 @@ class CaseResult:
     trials: int = 0
     identical: bool = False
     failures: list[str] = field(default_factory=list)
+    precondition: str = ""
     broken_precondition: str = ""
     skipped: str = ""
 
@@ -153,7 +154,8 @@ def describe_inputs(inputs: dict[str, Any]) -> str:
 
 def verify_case(case: Case, *, device: str, trials: int = 50, seed: int = 0, block_trials: int = 3,
                 sleep_ms: float = 20.0) -> CaseResult:
-    result = CaseResult(rule=case.rule, case=case.name, applicability="unsafe" if case.unsafe else "safe")
+    result = CaseResult(rule=case.rule, case=case.name, applicability="unsafe" if case.unsafe else "safe",
+                        precondition=case.precondition)
     if case.needs_cuda and device == "cpu":
         result.skipped = "needs an accelerator (pin_memory); checked on the GPU run"
         return result
@@ -292,10 +294,11 @@ class VerificationReport:
                 f"| {_yes(r.after_blocks)} ({ms(r.after_host_ms)}) | {_num(r.after_pageable_copies)} | {r.trials} "
                 f"| {_yes(r.identical)} | {'pass' if r.passed else 'FAIL'} |"
             )
-        broken = [r for r in self.results if r.broken_precondition]
-        if broken:
-            lines += ["", "## Unsafe fixes with their precondition broken", ""]
-            lines += [f"- {r.rule} {r.case}: {r.broken_precondition}" for r in broken]
+        unsafe = [r for r in self.results if r.precondition]
+        if unsafe:
+            lines += ["", "## Unsafe fixes: the precondition, and what breaking it does", ""]
+            lines += [f"- {r.rule} {r.case}: exact when {r.precondition}."
+                      + (f" Broken: {r.broken_precondition}." if r.broken_precondition else "") for r in unsafe]
         failures = [r for r in self.results if r.failures]
         if failures:
             lines += ["", "## Failures", ""]
