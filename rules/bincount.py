@@ -47,12 +47,26 @@ point. Mark intentional uses with `# noqa: SL204`.
 
 from __future__ import annotations
 
+import random
+from typing import Any
+
 import libcst as cst
 
-from sync_lint.analysis.imports import dotted_name
-from sync_lint.rule import Example, FixSpec, Replace, Rule, get_arg, method_receiver
+from sync_lint.rulekit import Example, Fix, Rule, dotted_name, get_arg, method_receiver
 
 _OPS = frozenset({"bincount", "histc"})
+
+
+# Verification snippets: `run(**inputs)` modules the fixer rewrites (see `verification_cases`).
+SL204_BEFORE = """\
+import torch
+
+
+def run(values, n):
+    x = torch.zeros((values.shape[0],), dtype=torch.int64, device=values.device)
+    x.copy_(values)
+    return torch.bincount(x, minlength=n)
+"""
 
 
 class Bincount(Rule):
@@ -81,7 +95,7 @@ class Bincount(Rule):
             op = node.func.attr.value if tensor is not None else None  # type: ignore[attr-defined]
         if op not in _OPS or tensor is None:
             return
-        fact = self.is_gpu(tensor)
+        fact = self.gpu_fact(tensor)
         if fact is None:
             return
         if op == "bincount":
@@ -101,7 +115,7 @@ class Bincount(Rule):
                 fact=fact,
             )
 
-    def _fix(self, node: cst.Call, tensor: cst.BaseExpression, offset: int) -> FixSpec | None:
+    def _fix(self, node: cst.Call, tensor: cst.BaseExpression, offset: int) -> Fix | None:
         minlength = get_arg(node, "minlength", offset + 1)
         weights = get_arg(node, "weights", offset)
         if minlength is None or _number(minlength.value) == 0 or any(a.star for a in node.args):
@@ -128,15 +142,31 @@ class Bincount(Rule):
                 f"; the result has `{w}`'s dtype, which is `bincount`'s only for float32 weights "
                 "(it returns float64 for any other), and float sums may round differently"
             )
-        return FixSpec(
+        return Fix(
             "unsafe",
             f"Count with `scatter_add_` into a length-{n} buffer: equal to `bincount` only when every value is in "
             f"[0, {n}); an out-of-range or negative value becomes a device-side assert{caveat}",
-            (Replace(node, new),),
+            (self.replace(node, new),),
             needs_imports=("torch",),
         )
 
+    # --- verification: the cases that prove the fix on a GPU (`sync-lint verify`) ---------------
+    @classmethod
+    def verification_cases(cls) -> list[Any]:
+        from sync_lint.runtime import case_kit as kit
 
+        def _sl204(rng: random.Random, device: str, trial: int) -> dict[str, Any]:
+            n_bins = rng.choice([1, 4, 64])
+            size = kit.SIZES[trial % len(kit.SIZES)]
+            return {"values": kit.values(rng, size, "int64", device, 0, n_bins), "n": n_bins}
+
+        def _sl204_broken(rng: random.Random, device: str, trial: int) -> dict[str, Any]:
+            return {"values": kit.values(rng, 8, "int64", device, 0, 10), "n": 4}  # values reach past n
+
+        return [
+            kit.Case("SL204", "bincount-minlength", SL204_BEFORE, _sl204, unsafe=True,
+                 precondition="every value is in [0, minlength)", broken=_sl204_broken, broken_asserts_on_cuda=True),
+        ]
 def _number(expr: cst.BaseExpression) -> float | None:
     """The value of a numeric literal (`3`, `-1.5`), else None."""
     if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Minus):

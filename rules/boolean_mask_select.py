@@ -62,8 +62,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from sync_lint.analysis.facts import Device, Fact
-from sync_lint.rule import Example, Rule, get_arg, method_receiver
+from sync_lint.rulekit import Device, Example, Fact, Rule, get_arg, method_receiver
 
 _MASKED_FILL = frozenset({"masked_fill", "masked_fill_"})
 
@@ -112,7 +111,7 @@ class BooleanMaskSelect(Rule):
                 f"update the full tensor instead, e.g. `torch.where(mask, t {op} v, t, out=t)`",
                 fact=mask,
             )
-        elif not self.ctx.is_store(node):
+        elif not self.ctx.marks.is_store(node):
             self.report(
                 node,
                 "indexing with a GPU bool mask blocks the host: the mask becomes indices through `nonzero`, "
@@ -123,7 +122,7 @@ class BooleanMaskSelect(Rule):
             )
         else:
             value = self._assigned.get(id(node))
-            value_fact = self.is_gpu(value) if value is not None else None
+            value_fact = self.gpu_fact(value) if value is not None else None
             if value_fact is not None:
                 self.report(node, _store_message(value_fact), fact=mask)
 
@@ -146,7 +145,7 @@ class BooleanMaskSelect(Rule):
         elif method in _MASKED_FILL or qual == "torch.masked_fill":
             offset = 0 if receiver is not None else 1
             value = _value(get_arg(node, "value", offset + 1))
-            fact = self.is_gpu(value) if value is not None else None
+            fact = self.gpu_fact(value) if value is not None else None
             if fact is not None:
                 self.report(
                     node,
@@ -159,14 +158,14 @@ class BooleanMaskSelect(Rule):
     def _gpu_mask(self, node: cst.Subscript) -> Fact | None:
         for element in node.slice:
             if isinstance(element.slice, cst.Index):
-                fact = self.is_gpu(element.slice.value)
+                fact = self.gpu_fact(element.slice.value)
                 if fact is not None and fact.dtype == "bool":
                     return fact
         return None
 
     def _first_gpu(self, *exprs: cst.BaseExpression | None) -> Fact | None:
         for expr in exprs:
-            fact = self.is_gpu(expr) if expr is not None else None
+            fact = self.gpu_fact(expr) if expr is not None else None
             if fact is not None:
                 return fact
         return None

@@ -66,11 +66,21 @@ uses with `# noqa: SL207`.
 
 from __future__ import annotations
 
+import random
+from typing import Any
+
 import libcst as cst
 
-from sync_lint.analysis.facts import Fact
-from sync_lint.rule import Example, FixSpec, Replace, Rule, get_arg, is_true_literal, method_receiver
-from sync_lint.rules._edits import keyword_edit
+from sync_lint.rulekit import (
+    Example,
+    Fact,
+    Fix,
+    Rule,
+    get_arg,
+    is_true_literal,
+    keyword_edit,
+    method_receiver,
+)
 
 # Checked op -> its `_ex` twin, and whether `op(...)` -> `op_ex(...)[0]` is the whole fix.
 _LINALG = {
@@ -84,6 +94,18 @@ _LINALG = {
 _METHODS = {"inverse": ("inv_ex", True), "cholesky": ("cholesky_ex", False)}
 _CLIP = frozenset({"torch.nn.utils.clip_grad_norm_", "torch.nn.utils.clip_grad.clip_grad_norm_"})
 _NOT_DISTRIBUTIONS = frozenset({"transforms", "constraints", "constraint_registry", "kl"})
+
+
+# Verification snippets: `run(**inputs)` modules the fixer rewrites (see `verification_cases`).
+SL207_BEFORE = """\
+import torch
+
+
+def run(values):
+    a = torch.zeros((values.shape[0], values.shape[1]), dtype=values.dtype, device=values.device)
+    a.copy_(values)
+    return torch.linalg.inv(a)
+"""
 
 
 class CheckedOp(Rule):
@@ -126,7 +148,7 @@ class CheckedOp(Rule):
     # --- linalg ------------------------------------------------------------------------
     def _check_linalg(self, node: cst.Call, qual: str) -> None:
         tensors = [a.value for a in node.args if a.keyword is None or a.keyword.value in ("A", "B", "input")]
-        fact = next((f for f in map(self.is_gpu, tensors) if f is not None), None)
+        fact = next((f for f in map(self.gpu_fact, tensors) if f is not None), None)
         if fact is None:
             return
         twin, fixable = _LINALG[qual]
@@ -134,7 +156,7 @@ class CheckedOp(Rule):
         self.report(node, _linalg_message(f"`{qual}`", twin), fact=fact, fix=fix)
 
     def _check_method(self, node: cst.Call, receiver: cst.BaseExpression, method: str) -> None:
-        fact = self.is_gpu(receiver)
+        fact = self.gpu_fact(receiver)
         if fact is None:
             return
         twin, fixable = _METHODS[method]
@@ -144,7 +166,7 @@ class CheckedOp(Rule):
             fix = self._ex_fix(node, f"{torch}.linalg.{twin}({self.ctx.code(receiver)})[0]", twin)
         self.report(node, _linalg_message(f"`.{method}()`", twin), fact=fact, fix=fix)
 
-    def _linalg_fix(self, node: cst.Call, twin: str, qual: str) -> FixSpec | None:
+    def _linalg_fix(self, node: cst.Call, twin: str, qual: str) -> Fix | None:
         if any(a.star or (a.keyword is not None and a.keyword.value in ("out", "input")) for a in node.args):
             return None  # `out=` would receive a tuple; `torch.inverse(input=)` is `A=` in `inv_ex`
         if "\n" in self.ctx.code(node):
@@ -159,12 +181,12 @@ class CheckedOp(Rule):
         call = node.with_changes(func=cst.parse_expression(f"{prefix}.{twin}"))
         return self._ex_fix(node, f"{self.ctx.code(call)}[0]", twin)
 
-    def _ex_fix(self, node: cst.Call, new: str, twin: str) -> FixSpec:
-        return FixSpec(
+    def _ex_fix(self, node: cst.Call, new: str, twin: str) -> Fix:
+        return Fix(
             "unsafe",
             f"Use `{twin}(...)[0]`: errors no longer raise; for a singular or non-positive-definite input the "
             "result holds garbage, and `info` (the second output) says so",
-            (Replace(node, new),),
+            (self.replace(node, new),),
             needs_imports=("torch",),
         )
 
@@ -191,8 +213,8 @@ class CheckedOp(Rule):
 
     def _gpu_parameters(self, expr: cst.BaseExpression) -> Fact | None:
         if isinstance(expr, (cst.List, cst.Tuple)):
-            return next((f for f in (self.is_gpu(e.value) for e in expr.elements) if f is not None), None)
-        return self.is_gpu(expr)
+            return next((f for f in (self.gpu_fact(e.value) for e in expr.elements) if f is not None), None)
+        return self.gpu_fact(expr)
 
     # --- distributions -----------------------------------------------------------------
     def _check_distribution(self, node: cst.Call) -> None:
@@ -202,10 +224,10 @@ class CheckedOp(Rule):
         if validate is None and self._validation_off:
             return
         tensors = [a.value for a in node.args if a is not validate and not a.star]
-        fact = next((f for f in map(self.is_gpu, tensors) if f is not None), None)
+        fact = next((f for f in map(self.gpu_fact, tensors) if f is not None), None)
         if fact is None:
             return
-        fix = FixSpec(
+        fix = Fix(
             "unsafe",
             "Pass `validate_args=False`: invalid parameters or values then give NaNs or garbage instead of "
             "a `ValueError`",
@@ -220,7 +242,26 @@ class CheckedOp(Rule):
             fix=fix,
         )
 
+    # --- verification: the cases that prove the fix on a GPU (`sync-lint verify`) ---------------
+    @classmethod
+    def verification_cases(cls) -> list[Any]:
+        from sync_lint.runtime import case_kit as kit
 
+        def _invertible(rng: random.Random, device: str, trial: int) -> dict[str, Any]:
+            torch = kit.torch()
+            n = rng.choice([1, 2, 5, 32])
+            gen = torch.Generator().manual_seed(rng.randrange(2**31))
+            matrix = torch.eye(n) * n + torch.randn(n, n, generator=gen) * 0.1
+            return {"values": matrix.to(device)}
+
+        def _singular(rng: random.Random, device: str, trial: int) -> dict[str, Any]:
+            torch = kit.torch()
+            return {"values": torch.zeros(3, 3, device=device)}
+
+        return [
+            kit.Case("SL207", "linalg-inv", SL207_BEFORE, _invertible, unsafe=True,
+                 precondition="the matrix is invertible (errors are no longer raised)", broken=_singular),
+        ]
 def _linalg_message(label: str, twin: str) -> str:
     return (
         f"{label} on a GPU tensor checks for errors on the host: `_linalg_check_errors` reads `info` with "

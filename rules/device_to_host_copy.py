@@ -69,19 +69,28 @@ from __future__ import annotations
 
 import libcst as cst
 
-from sync_lint.rule import Example, call_name, get_arg, method_receiver, positional_args
-from sync_lint.rules._host_mirror import HostMirrorFix
+from sync_lint.rulekit import (
+    Example,
+    Rule,
+    bool_literal,
+    call_name,
+    get_arg,
+    method_receiver,
+    positional_args,
+    report_host_read,
+)
 
 WAIT_ADVICE = "copy with `.to('cpu', non_blocking=True)` and wait on a CUDA event before reading it"
 
 
-class DeviceToHostCopy(HostMirrorFix):
+class DeviceToHostCopy(Rule):
     code = "SL103"
     name = "device-to-host-copy"
     summary = "A blocking copy of a GPU tensor to host memory waits for the GPU"
     triggers = (".cpu(", ".to(", ".copy_(")
     needs_gpu_evidence = True
     fix_availability = "sometimes"
+    fix_verified_by = "SL101"  # the same host-mirror rewrite
     examples = (
         Example("import torch\nx = torch.ones(4, device='cuda')\nh = x.cpu()\n", (3,)),
         Example("import torch\nx = torch.ones(4, device='cuda')\nh = x.to('cpu', non_blocking=True)\n"),
@@ -103,21 +112,21 @@ class DeviceToHostCopy(HostMirrorFix):
             self._check_copy(node, receiver)
 
     def _check_move(self, node: cst.Call, receiver: cst.BaseExpression, method: str) -> None:
-        fact = self.is_gpu(receiver)
+        fact = self.gpu_fact(receiver)
         if fact is None or not self.ctx.devices.fact(node).is_cpu or _non_blocking(node) is not False:
             return
         # Dropping the move is right only when it changes nothing but the device.
         pure = not node.args if method == "cpu" else len(node.args) == 1 and self._is_device(node.args[0])
         spelled = ".cpu()" if method == "cpu" else ".to(...)"
         what = f"`{spelled}` copies a GPU tensor into pageable host memory and waits for the GPU"
-        self.report_host_read(node, fact, what, WAIT_ADVICE, receiver, whole=node if pure else None)
+        report_host_read(self, node, fact, what, WAIT_ADVICE, receiver, whole=node if pure else None)
 
     def _check_copy(self, node: cst.Call, destination: cst.BaseExpression) -> None:
         target = self.ctx.devices.fact(destination)
         source = get_arg(node, "src", 0)
         if source is None or not target.is_cpu:
             return
-        fact = self.is_gpu(source.value)
+        fact = self.gpu_fact(source.value)
         if fact is None:
             return
         non_blocking = _non_blocking(node, position=1)
@@ -129,7 +138,7 @@ class DeviceToHostCopy(HostMirrorFix):
             advice = "copy into a pinned buffer (`torch.empty(..., pin_memory=True)`)"
         else:
             return
-        self.report_host_read(node, fact, what, advice, source.value, writes=(destination,))
+        report_host_read(self, node, fact, what, advice, source.value, writes=(destination,))
 
     def _is_device(self, arg: cst.Arg) -> bool:
         if arg.keyword is not None and arg.keyword.value != "device":
@@ -149,13 +158,5 @@ def _non_blocking(node: cst.Call, position: int | None = None) -> bool | None:
     arg = get_arg(node, "non_blocking", position)
     if arg is None and position is None:
         # `.to(device, dtype, non_blocking)` and `.to(other, non_blocking)`: a positional bool.
-        arg = next((a for a in positional_args(node)[1:] if _bool_literal(a.value) is not None), None)
-    return False if arg is None else _bool_literal(arg.value)
-
-
-def _bool_literal(expr: cst.BaseExpression) -> bool | None:
-    if isinstance(expr, cst.Name) and expr.value in ("True", "False"):
-        return expr.value == "True"
-    return None
-
-
+        arg = next((a for a in positional_args(node)[1:] if bool_literal(a.value) is not None), None)
+    return False if arg is None else bool_literal(arg.value)

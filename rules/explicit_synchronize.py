@@ -59,8 +59,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from sync_lint.analysis.facts import abbreviate
-from sync_lint.rule import Example, Rule, call_name, method_receiver
+from sync_lint.rulekit import Example, Rule, abbreviate, call_name, method_receiver
 
 # Qualified functions that wait for the device, and what to tell the user.
 _WAITS = {

@@ -80,10 +80,16 @@ from __future__ import annotations
 
 import libcst as cst
 
-from sync_lint.analysis.facts import Device, Fact
-from sync_lint.analysis.imports import dotted_name
-from sync_lint.rule import Example, get_arg, positional_args
-from sync_lint.rules._host_mirror import HostMirrorFix
+from sync_lint.rulekit import (
+    Device,
+    Example,
+    Fact,
+    Rule,
+    dotted_name,
+    get_arg,
+    positional_args,
+    report_host_read,
+)
 
 # Where a tensor argument is taken as a Python number: (positions, keywords);
 # None = every positional argument. Tuple and list literals there are sizes, read
@@ -128,7 +134,7 @@ NUMBER_ADVICE = (
 )
 
 
-class ImplicitHostRead(HostMirrorFix):
+class ImplicitHostRead(Rule):
     code = "SL104"
     name = "implicit-host-read"
     summary = "Python reads a GPU tensor's value (`int(t)`, `if t:`, `x[:n]`, `print(t)`) and waits for the GPU"
@@ -137,6 +143,7 @@ class ImplicitHostRead(HostMirrorFix):
     triggers = ("cuda", "device", "_gpu", "_dev", ".to(", "Tensor")
     needs_gpu_evidence = True
     fix_availability = "sometimes"
+    fix_verified_by = "SL101"  # the same host-mirror rewrite
     examples = (
         Example("import torch\nx = torch.ones(4, device='cuda')\nif x.sum() > 0:\n    pass\n", (3,)),
         Example("import torch\nx = torch.ones(4, device='cuda')\nn = int(x.sum())\n", (3,)),
@@ -171,7 +178,7 @@ class ImplicitHostRead(HostMirrorFix):
         operators only: such a name is as likely a flag or a count as a tensor.
         A tensor method (`done_gpu.any()`) or an assignment from torch settles it.
         """
-        fact = self.is_gpu(expr)
+        fact = self.gpu_fact(expr)
         if fact is None or not _operators_only(expr):
             return fact
         root: Fact | None = fact
@@ -203,7 +210,7 @@ class ImplicitHostRead(HostMirrorFix):
 
     def visit_BooleanOperation(self, node: cst.BooleanOperation) -> None:
         for operand in (node.left, node.right):
-            if self.ctx.is_condition(operand):  # `b` in `x = a or b` is returned, not tested
+            if self.ctx.marks.is_condition(operand):  # `b` in `x = a or b` is returned, not tested
                 self._truth(operand)
 
     def visit_UnaryOperation(self, node: cst.UnaryOperation) -> None:
@@ -217,7 +224,7 @@ class ImplicitHostRead(HostMirrorFix):
             return  # Python tests their operands one by one; those are visited on their own
         fact = self._gpu(test)
         if fact is not None:
-            self.report_host_read(test, fact, TRUTH, advice, test)
+            report_host_read(self, test, fact, TRUTH, advice, test)
 
     # --- indexing ---------------------------------------------------------------------------
     def visit_Subscript(self, node: cst.Subscript) -> None:
@@ -229,7 +236,7 @@ class ImplicitHostRead(HostMirrorFix):
                 fact = self._gpu(index.value) if indexes_tensor else None
                 # A 1-D index tensor gathers on the device; a mask is another rule's.
                 if fact is not None and fact.ndim == 0 and fact.dtype in ("int", None):
-                    self.report_host_read(
+                    report_host_read(self, 
                         index.value, fact,
                         "a 0-dim GPU tensor used as an index is read with `.item()`, which waits for the GPU",
                         "index with a host int, or stay on the device: `x.index_select(0, i.view(1)).squeeze(0)`",
@@ -239,7 +246,7 @@ class ImplicitHostRead(HostMirrorFix):
             for bound in (index.lower, index.upper, index.step):
                 fact = self._gpu(bound) if bound is not None else None
                 if bound is not None and fact is not None and fact.ndim in (0, None):
-                    self.report_host_read(
+                    report_host_read(self, 
                         bound, fact,
                         "a GPU tensor used as a slice bound is read with `__index__`, which waits for the GPU",
                         "slice with a host int (a `_cpu` mirror, a size the host knows)",
@@ -287,7 +294,7 @@ class ImplicitHostRead(HostMirrorFix):
         value = node.args[0].value if len(node.args) == 1 and not node.args[0].star else None
         fact = self._gpu(value) if value is not None else None
         if value is not None and fact is not None:
-            self.report_host_read(
+            report_host_read(self, 
                 node, fact,
                 f"`{name}()` of a GPU tensor reads its value with `.item()`, which waits for the GPU",
                 "use a value the host already has (a `_cpu` mirror), or keep it on the device as a 0-dim tensor",
@@ -311,7 +318,7 @@ class ImplicitHostRead(HostMirrorFix):
             return
         fact = self._gpu(value)
         if fact is not None and fact.ndim in (0, None):
-            self.report_host_read(
+            report_host_read(self, 
                 value, fact,
                 f"`{where}` takes this GPU tensor as a Python number and reads it with `.item()`, "
                 "which waits for the GPU",
@@ -325,7 +332,7 @@ class ImplicitHostRead(HostMirrorFix):
     def _formatted(self, value: cst.BaseExpression) -> None:
         fact = self._gpu(value) if not self._lazy_messages else None
         if fact is not None:
-            self.report_host_read(
+            report_host_read(self, 
                 value, fact,
                 "formatting a GPU tensor copies its values to the host (`torch/_tensor_str.py`) "
                 "and waits for the GPU",
@@ -334,14 +341,14 @@ class ImplicitHostRead(HostMirrorFix):
             )
 
     def _predicate(self, node: cst.Call, name: str, tensors: list[cst.BaseExpression]) -> None:
-        facts = [f for f in map(self.is_gpu, tensors) if f is not None]
+        facts = [f for f in map(self.gpu_fact, tensors) if f is not None]
         if not facts:
             return
         if name == "equal" and len(tensors) == 2 and self.ctx.code(tensors[0]) == self.ctx.code(tensors[1]):
             return  # the same tensor twice: `torch.equal` returns before reading anything
         what = f"`{name}` reads its result on the host with `.item()`, which waits for the GPU"
         if len(tensors) == 1:
-            self.report_host_read(node, facts[0], what, PREDICATES[name], tensors[0])
+            report_host_read(self, node, facts[0], what, PREDICATES[name], tensors[0])
         else:
             self.report(node, f"{what}; {PREDICATES[name]}", fact=facts[0])
 

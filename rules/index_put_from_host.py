@@ -71,16 +71,41 @@ sync. Outside the hot path, mark intentional indexing with `# noqa: SL302`.
 
 from __future__ import annotations
 
+import random
+from typing import Any
+
 import libcst as cst
 
-from sync_lint.analysis.facts import Fact, abbreviate
-from sync_lint.analysis.imports import dotted_name
-from sync_lint.rule import Example, FixSpec, Replace, Rule, _parse_version
-from sync_lint.rules.scalar_index_assign import cannot_overflow, is_cpu_scalar_tensor, is_python_number
+from sync_lint.rulekit import (
+    Example,
+    Fact,
+    Fix,
+    Rule,
+    abbreviate,
+    before_release,
+    cannot_overflow,
+    dotted_name,
+    is_cpu_scalar_tensor,
+    is_python_number,
+)
 
 # First release assumed to build setitem scalars on the GPU (PR #188330); see the docs.
 SCALAR_VALUE_FIXED_IN = "2.13"
 _LISTS = (cst.List, cst.ListComp)
+
+
+# Verification snippets: `run(**inputs)` modules the fixer rewrites (see `verification_cases`).
+SL302_BEFORE = """\
+import torch
+
+
+def run(values, idx_gpu, v: int):
+    t = torch.zeros((values.shape[0],), dtype=torch.int64, device=values.device)
+    t.copy_(values)
+    index = idx_gpu.long()
+    t[index] = v
+    return t
+"""
 
 
 class IndexPutFromHost(Rule):
@@ -111,7 +136,7 @@ class IndexPutFromHost(Rule):
             self._check(node, None)
 
     def _check(self, node: cst.Subscript, value: cst.BaseExpression | None) -> None:
-        base = self.is_gpu(node.value)
+        base = self.gpu_fact(node.value)
         if base is None:
             return
         for element in node.slice:
@@ -124,7 +149,7 @@ class IndexPutFromHost(Rule):
 
     def _problem(
         self, node: cst.Subscript, index: cst.BaseExpression, value: cst.BaseExpression | None, base: Fact
-    ) -> tuple[str, FixSpec | None] | None:
+    ) -> tuple[str, Fix | None] | None:
         """What makes `node[index] (= value)` sync, as (message, fix); None when nothing does."""
         code = abbreviate(self.ctx.code(index))
         fact = self.ctx.devices.fact(index)
@@ -165,10 +190,9 @@ class IndexPutFromHost(Rule):
         return self.ctx.settings.strict and fact.is_unknown_tensor and fact.dtype == "int"
 
     def _scalar_value_syncs(self) -> bool:
-        target = self.ctx.settings.target_torch_version
-        return target is None or _parse_version(target) < _parse_version(SCALAR_VALUE_FIXED_IN)
+        return before_release(self.ctx.settings.target_torch_version, SCALAR_VALUE_FIXED_IN)
 
-    def _device_value_fix(self, node: cst.Subscript, value: cst.BaseExpression, base: Fact) -> FixSpec | None:
+    def _device_value_fix(self, node: cst.Subscript, value: cst.BaseExpression, base: Fact) -> Fix | None:
         tensor = dotted_name(node.value)
         if tensor is None:
             return None  # `t` would be evaluated twice
@@ -178,9 +202,25 @@ class IndexPutFromHost(Rule):
             caveat = "the target is only assumed to be a torch tensor (--strict)"
         elif not cannot_overflow(value, base.dtype):
             caveat = "the value must fit the tensor's dtype: on overflow `torch.full` raises where the store writes inf"
-        return FixSpec(
+        return Fix(
             "safe" if caveat is None else "unsafe",
             "Store a 0-dim value created on the tensor's device" + (f": {caveat}" if caveat else ""),
-            (Replace(value, full),),
+            (self.replace(value, full),),
             needs_imports=("torch",),
         )
+
+    # --- verification: the cases that prove the fix on a GPU (`sync-lint verify`) ---------------
+    @classmethod
+    def verification_cases(cls) -> list[Any]:
+        from sync_lint.runtime import case_kit as kit
+
+        def _sl302(rng: random.Random, device: str, trial: int) -> dict[str, Any]:
+            torch = kit.torch()
+            n = rng.choice([1, 2, 7, 1000])
+            k = rng.choice([0, 1, 3, n])
+            idx = torch.tensor([rng.randrange(-n, n) for _ in range(k)], dtype=torch.int64, device=device)
+            return {"values": kit.values(rng, n, "int64", device), "idx_gpu": idx, "v": rng.randrange(-1000, 1000)}
+
+        return [
+            kit.Case("SL302", "index-put-gpu-index", SL302_BEFORE, _sl302),
+        ]

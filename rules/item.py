@@ -35,13 +35,26 @@ with `with gpu_sync_allowed():` or `# noqa: SL101`.
 
 from __future__ import annotations
 
+import random
+from typing import Any
+
 import libcst as cst
 
-from sync_lint.rule import Example, method_receiver
-from sync_lint.rules._host_mirror import HostMirrorFix
+from sync_lint.rulekit import Example, Rule, method_receiver, report_host_read
+
+# Verification snippets: `run(**inputs)` modules the fixer rewrites (see `verification_cases`).
+SL101_BEFORE = """\
+import torch
 
 
-class Item(HostMirrorFix):
+def run(values, lens_cpu):
+    lens = torch.zeros((values.shape[0],), dtype=values.dtype, device=values.device)
+    lens.copy_(values)
+    return lens.max().item()
+"""
+
+
+class Item(Rule):
     code = "SL101"
     name = "item"
     summary = "`.item()` on a GPU tensor waits for the GPU"
@@ -59,13 +72,33 @@ class Item(HostMirrorFix):
         receiver = method_receiver(node)
         if receiver is None or node.func.attr.value != "item" or node.args:  # type: ignore[attr-defined]
             return
-        fact = self.is_gpu(receiver)
+        fact = self.gpu_fact(receiver)
         if fact is None:
             return
-        self.report_host_read(
+        report_host_read(self, 
             node,
             fact,
             "`.item()` on a GPU tensor blocks the host until the GPU catches up",
             "use a value the host already has (a `_cpu` mirror, a bound it knows) or keep it on the device",
             receiver,
         )
+
+    # --- verification: the cases that prove the fix on a GPU (`sync-lint verify`) ---------------
+    @classmethod
+    def verification_cases(cls) -> list[Any]:
+        from sync_lint.runtime import case_kit as kit
+
+        def _mirrored(rng: random.Random, device: str, trial: int) -> dict[str, Any]:
+            n = rng.choice([1, 5, 300])
+            values = kit.values(rng, n, "int32", "cpu", 0, 4096)
+            return {"values": values.to(device), "lens_cpu": values.clone()}
+
+        def _stale_mirror(rng: random.Random, device: str, trial: int) -> dict[str, Any]:
+            torch = kit.torch()
+            return {"values": torch.tensor([1, 9], dtype=torch.int32, device=device),
+                    "lens_cpu": torch.tensor([1, 2], dtype=torch.int32)}
+
+        return [
+            kit.Case("SL101", "max-item-from-mirror", SL101_BEFORE, _mirrored, unsafe=True,
+                 precondition="the `_cpu` mirror holds the same values as the device tensor", broken=_stale_mirror),
+        ]

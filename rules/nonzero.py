@@ -52,13 +52,36 @@ a data-dependent shape: keep it out of the per-step hot path, or mark it with
 
 from __future__ import annotations
 
+import random
+from typing import Any
+
 import libcst as cst
 
-from sync_lint.rule import Example, FixSpec, Replace, Rule, get_arg, is_true_literal
-from sync_lint.rules._hints import statement_hints, valid_expression
+from sync_lint.rulekit import (
+    Example,
+    Fix,
+    Rule,
+    bool_literal,
+    get_arg,
+    is_true_literal,
+    statement_hints,
+    valid_expression,
+)
 
 _FUNCTIONS = {"torch.nonzero": "nonzero", "torch.argwhere": "argwhere", "torch.where": "where"}
 _METHODS = frozenset({"nonzero", "argwhere"})
+
+
+# Verification snippets: `run(**inputs)` modules the fixer rewrites (see `verification_cases`).
+SL201_BEFORE = """\
+import torch
+
+
+def run(values, k):
+    x = torch.zeros((values.shape[0],), dtype=values.dtype, device=values.device)
+    x.copy_(values)
+    return torch.nonzero(x)  # sync-lint: nonzero-size=k
+"""
 
 
 class Nonzero(Rule):
@@ -100,7 +123,7 @@ class Nonzero(Rule):
             is_method = True
         else:
             return
-        fact = self.is_gpu(tensor)
+        fact = self.gpu_fact(tensor)
         if fact is None:
             return
         as_tuple = op == "where" or _as_tuple(node)
@@ -116,8 +139,8 @@ class Nonzero(Rule):
 
     def _fix(
         self, node: cst.Call, tensor: cst.BaseExpression, is_method: bool, as_tuple: bool, ndim: int | None
-    ) -> FixSpec | None:
-        size = valid_expression(statement_hints(self.ctx.statement).get("nonzero-size") or self.ctx.settings.nonzero_static_size)
+    ) -> Fix | None:
+        size = valid_expression(statement_hints(self.ctx.marks.statement).get("nonzero-size") or self.ctx.settings.nonzero_static_size)
         if size is None or (as_tuple and ndim == 0) or not _only_input_and_as_tuple(node, is_method):
             return None
         if "\n" in self.ctx.code(node):
@@ -135,22 +158,38 @@ class Nonzero(Rule):
         if as_tuple:
             new += ".unbind(1)"
             note = "; `.unbind(1)` gives the `as_tuple=True` tuple for inputs with at least one dimension"
-        return FixSpec(
+        return Fix(
             "unsafe",
             f"Use `nonzero_static` with size={size}: the result always has that many rows, padded with -1 "
             f"when there are fewer nonzeros and silently truncated when there are more{note}",
-            (Replace(node, new),),
+            (self.replace(node, new),),
             needs_imports=("torch",),
         )
 
+    # --- verification: the cases that prove the fix on a GPU (`sync-lint verify`) ---------------
+    @classmethod
+    def verification_cases(cls) -> list[Any]:
+        from sync_lint.runtime import case_kit as kit
 
+        def _exactly_k_nonzero(rng: random.Random, device: str, trial: int) -> dict[str, Any]:
+            torch = kit.torch()
+            n = rng.choice([1, 8, 500])
+            k = rng.randrange(0, n + 1)
+            values = torch.zeros(n, dtype=torch.int64)
+            values[torch.randperm(n, generator=torch.Generator().manual_seed(rng.randrange(2**31)))[:k]] = 1
+            return {"values": values.to(device), "k": k}
+
+        def _fewer_than_k(rng: random.Random, device: str, trial: int) -> dict[str, Any]:
+            torch = kit.torch()
+            return {"values": torch.tensor([0, 1, 0, 1], device=device), "k": 3}
+
+        return [
+            kit.Case("SL201", "nonzero-static-hinted", SL201_BEFORE, _exactly_k_nonzero, unsafe=True,
+                 precondition="the tensor has exactly `size` nonzeros", broken=_fewer_than_k),
+        ]
 def _as_tuple(node: cst.Call) -> bool:
     arg = get_arg(node, "as_tuple")
     return arg is not None and is_true_literal(arg.value)
-
-
-def _is_bool_literal(expr: cst.BaseExpression) -> bool:
-    return isinstance(expr, cst.Name) and expr.value in ("True", "False")
 
 
 def _only_input_and_as_tuple(node: cst.Call, is_method: bool) -> bool:
@@ -161,6 +200,6 @@ def _only_input_and_as_tuple(node: cst.Call, is_method: bool) -> bool:
             return False
         if arg.keyword is None:
             positional -= 1
-        elif arg.keyword.value != "as_tuple" or not _is_bool_literal(arg.value):
+        elif arg.keyword.value != "as_tuple" or bool_literal(arg.value) is None:
             return False
     return positional == 0

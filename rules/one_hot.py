@@ -41,13 +41,35 @@ with `# noqa: SL206`.
 
 from __future__ import annotations
 
+import random
+from typing import Any
+
 import libcst as cst
 
-from sync_lint.rule import Example, FixSpec, Replace, Rule, get_arg
-from sync_lint.rules._edits import keyword_edit
-from sync_lint.rules._hints import statement_hints, valid_expression
+from sync_lint.rulekit import (
+    Example,
+    Fix,
+    Rule,
+    get_arg,
+    keyword_edit,
+    statement_hints,
+    valid_expression,
+)
 
 ONE_HOT = "torch.nn.functional.one_hot"
+
+
+# Verification snippets: `run(**inputs)` modules the fixer rewrites (see `verification_cases`).
+SL206_BEFORE = """\
+import torch
+import torch.nn.functional as F
+
+
+def run(values, num_labels):
+    labels = torch.zeros((values.shape[0],), dtype=torch.int64, device=values.device)
+    labels.copy_(values)
+    return F.one_hot(labels)  # sync-lint: num-classes=num_labels
+"""
 
 
 class OneHotWithoutNumClasses(Rule):
@@ -79,7 +101,7 @@ class OneHotWithoutNumClasses(Rule):
             return
         if num_classes is not None and not _is_minus_one(num_classes.value):
             return
-        fact = self.is_gpu(tensor.value)
+        fact = self.gpu_fact(tensor.value)
         if fact is None:
             return
         self.report(
@@ -90,22 +112,42 @@ class OneHotWithoutNumClasses(Rule):
             fix=self._fix(node, num_classes),
         )
 
-    def _fix(self, node: cst.Call, num_classes: cst.Arg | None) -> FixSpec | None:
-        count = valid_expression(statement_hints(self.ctx.statement).get("num-classes") or self.ctx.settings.one_hot_num_classes)
+    def _fix(self, node: cst.Call, num_classes: cst.Arg | None) -> Fix | None:
+        count = valid_expression(statement_hints(self.ctx.marks.statement).get("num-classes") or self.ctx.settings.one_hot_num_classes)
         if count is None:
             return None
         if num_classes is not None:  # `one_hot(x, -1)` or `num_classes=-1`
-            edit = Replace(num_classes.value, count)
+            edit = self.replace(num_classes.value, count)
         else:
             edit = keyword_edit(self.ctx, node, "num_classes", count)
-        return FixSpec(
+        return Fix(
             "unsafe",
             f"Pass `num_classes={count}`: equal only when it is the input's max + 1; a value at or above it "
             "becomes a device-side assert",
             (edit,),
         )
 
+    # --- verification: the cases that prove the fix on a GPU (`sync-lint verify`) ---------------
+    @classmethod
+    def verification_cases(cls) -> list[Any]:
+        from sync_lint.runtime import case_kit as kit
 
+        def _labels_reaching_max(rng: random.Random, device: str, trial: int) -> dict[str, Any]:
+            torch = kit.torch()
+            c = rng.choice([1, 3, 50])
+            n = rng.choice([1, 9, 200])
+            values = torch.randint(0, c, (n,), generator=torch.Generator().manual_seed(rng.randrange(2**31)))
+            values[rng.randrange(n)] = c - 1  # precondition: the hinted count equals max + 1
+            return {"values": values.to(device), "num_labels": c}
+
+        def _labels_below_max(rng: random.Random, device: str, trial: int) -> dict[str, Any]:
+            torch = kit.torch()
+            return {"values": torch.tensor([0, 1, 1], device=device), "num_labels": 5}
+
+        return [
+            kit.Case("SL206", "one-hot-hinted", SL206_BEFORE, _labels_reaching_max, unsafe=True,
+                 precondition="the hinted num_classes equals max(labels) + 1", broken=_labels_below_max),
+        ]
 def _is_minus_one(expr: cst.BaseExpression) -> bool:
     return (
         isinstance(expr, cst.UnaryOperation)

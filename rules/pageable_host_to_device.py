@@ -74,16 +74,30 @@ Small one-off copies at start-up. Mark intentional copies with
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import random
+from typing import TYPE_CHECKING, Any
 
 import libcst as cst
 
-from sync_lint.analysis.facts import Device, Fact
-from sync_lint.rule import Example, FixSpec, Replace, Rule, call_name, get_arg, is_true_literal, method_receiver
-from sync_lint.rules._edits import set_keyword, splice
+from sync_lint.rulekit import (
+    Device,
+    Edit,
+    Example,
+    Fact,
+    Fix,
+    Rule,
+    call_name,
+    get_arg,
+    is_false_literal,
+    is_true_literal,
+    method_receiver,
+    set_keyword,
+    splice,
+)
 
 if TYPE_CHECKING:
-    from sync_lint.context import FileContext
+    from sync_lint.engine.context import FileContext
+
 
 _ATOMS = (cst.Name, cst.Attribute, cst.Call, cst.Subscript)
 # Where `non_blocking` sits positionally: `copy_(src, non_blocking)`, `cuda(device, non_blocking)`;
@@ -103,6 +117,26 @@ def pinned_text(ctx: FileContext, expr: cst.BaseExpression) -> str:
 
 
 # --- the rule ---------------------------------------------------------------------------
+
+
+# Verification snippets: `run(**inputs)` modules the fixer rewrites (see `verification_cases`).
+SL303_CUDA = """\
+import torch
+
+
+def run(host_cpu):
+    return host_cpu.cuda()
+"""
+
+SL303_COPY = """\
+import torch
+
+
+def run(host_cpu):
+    buf = torch.empty((host_cpu.shape[0],), dtype=host_cpu.dtype, device="cuda")
+    buf.copy_(host_cpu)
+    return buf
+"""
 
 
 class PageableHostToDevice(Rule):
@@ -125,7 +159,7 @@ class PageableHostToDevice(Rule):
         if receiver is None or method not in _NON_BLOCKING_POSITION:
             return
         if method == "copy_":
-            destination = self.is_gpu(receiver)
+            destination = self.gpu_fact(receiver)
             source_arg = get_arg(node, "src", 0)
             if destination is None or source_arg is None:
                 return
@@ -143,7 +177,7 @@ class PageableHostToDevice(Rule):
         flag = get_arg(node, "non_blocking", _NON_BLOCKING_POSITION[method])
         non_blocking = flag is not None and is_true_literal(flag.value)
         # `non_blocking=<expression>`: the caller decides at run time.
-        dynamic = flag is not None and not non_blocking and not _is_false_literal(flag.value)
+        dynamic = flag is not None and not non_blocking and not is_false_literal(flag.value)
         if fact.device is Device.PINNED:
             if not (non_blocking or dynamic):
                 self._report_pinned_blocking(node, flag, fact)
@@ -161,7 +195,7 @@ class PageableHostToDevice(Rule):
                 "a blocking copy from pageable memory to the GPU waits for all queued GPU work; copy from "
                 "pinned memory with `non_blocking=True`"
             )
-        edits = [(*self.ctx.span(source), pinned_text(self.ctx, source))]
+        edits = [Edit(*self.ctx.span(source), pinned_text(self.ctx, source))]
         if not (non_blocking or dynamic):
             edits.append(set_keyword(self.ctx, node, "non_blocking", "True"))
         safe = literal and fact.is_tensor
@@ -169,12 +203,12 @@ class PageableHostToDevice(Rule):
             node,
             message,
             fact=fact,
-            fix=FixSpec(
+            fix=Fix(
                 "safe" if safe else "unsafe",
                 "Copy from a pinned snapshot with `non_blocking=True`"
                 + ("" if safe else ": `pin_memory()` needs an accelerator, so the destination must be a GPU "
                    "at run time"),
-                (Replace(node, splice(self.ctx, node, edits)),),
+                (self.replace(node, splice(self.ctx, node, edits)),),
             ),
         )
 
@@ -184,14 +218,25 @@ class PageableHostToDevice(Rule):
             "a blocking copy from pinned memory to the GPU still waits for all queued GPU work; "
             "pass `non_blocking=True`",
             fact=fact,
-            fix=FixSpec(
+            fix=Fix(
                 "unsafe",
                 "Pass `non_blocking=True`: only if the host does not write the pinned source again until "
                 "the copy has completed (an event recorded after it), or the buffer is double-buffered",
-                (Replace(node, splice(self.ctx, node, [set_keyword(self.ctx, node, "non_blocking", "True")])),),
+                (self.replace(node, splice(self.ctx, node, [set_keyword(self.ctx, node, "non_blocking", "True")])),),
             ),
         )
 
+    # --- verification: the cases that prove the fix on a GPU (`sync-lint verify`) ---------------
+    @classmethod
+    def verification_cases(cls) -> list[Any]:
+        from sync_lint.runtime import case_kit as kit
 
-def _is_false_literal(expr: cst.BaseExpression) -> bool:
-    return isinstance(expr, cst.Name) and expr.value == "False"
+        def _host_tensor(rng: random.Random, device: str, trial: int) -> dict[str, Any]:
+            n = rng.choice([1, 7, 1000, 65536])
+            dtype = (kit.INT_DTYPES + kit.FLOAT_DTYPES)[trial % 5]
+            return {"host_cpu": kit.values(rng, n, dtype, "cpu")}
+
+        return [
+            kit.Case("SL303", "cuda-from-pageable", SL303_CUDA, _host_tensor, needs_cuda=True),
+            kit.Case("SL303", "copy-from-pageable", SL303_COPY, _host_tensor, needs_cuda=True),
+        ]

@@ -46,15 +46,37 @@ intentional uses with `# noqa: SL205`.
 
 from __future__ import annotations
 
+import random
+from typing import Any
+
 import libcst as cst
 
-from sync_lint.analysis.imports import dotted_name
-from sync_lint.rule import Example, FixSpec, get_arg, method_receiver, positional_args
-from sync_lint.rules._edits import keyword_edit
-from sync_lint.rules._host_mirror import HostMirrorFix
+from sync_lint.rulekit import (
+    Example,
+    Fix,
+    Rule,
+    dotted_name,
+    get_arg,
+    keyword_edit,
+    method_receiver,
+    positional_args,
+)
+
+# Verification snippets: `run(**inputs)` modules the fixer rewrites (see `verification_cases`).
+SL205_BEFORE = """\
+import torch
 
 
-class RepeatInterleaveWithoutOutputSize(HostMirrorFix):
+def run(values, repeats, reps_cpu):
+    x = torch.zeros((values.shape[0],), dtype=values.dtype, device=values.device)
+    x.copy_(values)
+    reps = torch.zeros((repeats.shape[0],), dtype=torch.int64, device=values.device)
+    reps.copy_(repeats)
+    return torch.repeat_interleave(x, reps)
+"""
+
+
+class RepeatInterleaveWithoutOutputSize(Rule):
     code = "SL205"
     name = "repeat-interleave-without-output-size"
     summary = "`repeat_interleave` with GPU repeats and no `output_size` reads the total on the host"
@@ -77,7 +99,7 @@ class RepeatInterleaveWithoutOutputSize(HostMirrorFix):
         output_size = get_arg(node, "output_size")
         if output_size is not None and not (isinstance(output_size.value, cst.Name) and output_size.value.value == "None"):
             return  # `output_size=None` is the default
-        fact = self.is_gpu(repeats)
+        fact = self.gpu_fact(repeats)
         if fact is None:
             return
         self.report(
@@ -103,16 +125,39 @@ class RepeatInterleaveWithoutOutputSize(HostMirrorFix):
         arg = get_arg(node, "repeats", 0)
         return arg.value if arg is not None else None
 
-    def _fix(self, node: cst.Call, repeats: cst.BaseExpression, ndim: int | None) -> FixSpec | None:
+    def _fix(self, node: cst.Call, repeats: cst.BaseExpression, ndim: int | None) -> Fix | None:
         name = dotted_name(repeats)
-        mirror = self._mirror_of(name) if name is not None else None
+        mirror = self.ctx.mirrors.mirror_of(name) if name is not None else None
         if mirror is None or ndim == 0:
             return None
         total = f"int({mirror}.sum())"
         edit = keyword_edit(self.ctx, node, "output_size", total)
-        return FixSpec(
+        return Fix(
             "unsafe",
             f"Pass `output_size={total}`: exact only when `{mirror}` holds the same values as "
             f"`{self.ctx.code(repeats)}` and gives one repeat per element; a wrong size is a device-side assert",
             (edit,),
         )
+
+    # --- verification: the cases that prove the fix on a GPU (`sync-lint verify`) ---------------
+    @classmethod
+    def verification_cases(cls) -> list[Any]:
+        from sync_lint.runtime import case_kit as kit
+
+        def _repeats(rng: random.Random, device: str, trial: int) -> dict[str, Any]:
+            torch = kit.torch()
+            n = rng.choice([1, 4, 100])
+            dtype = (kit.INT_DTYPES + kit.FLOAT_DTYPES)[trial % 5]
+            reps = torch.tensor([rng.randrange(0, 4) for _ in range(n)], dtype=torch.int64)
+            return {"values": kit.values(rng, n, dtype, device), "repeats": reps.to(device), "reps_cpu": reps}
+
+        def _stale_repeats(rng: random.Random, device: str, trial: int) -> dict[str, Any]:
+            torch = kit.torch()
+            reps = torch.tensor([1, 2, 3])
+            return {"values": kit.values(rng, 3, "float32", device), "repeats": reps.to(device), "reps_cpu": reps + 1}
+
+        return [
+            kit.Case("SL205", "repeat-interleave-mirror", SL205_BEFORE, _repeats, unsafe=True,
+                 precondition="the `_cpu` mirror holds the same repeats", broken=_stale_repeats,
+                 broken_asserts_on_cuda=True),
+        ]

@@ -66,88 +66,52 @@ stores with `# noqa: SL301`.
 
 from __future__ import annotations
 
-import ast
-from typing import TYPE_CHECKING
+import random
+from typing import Any
 
 import libcst as cst
 
-from sync_lint.analysis.facts import abbreviate
-from sync_lint.rule import Example, FixSpec, Replace, Rule
+from sync_lint.rulekit import (
+    Example,
+    Fact,
+    Fix,
+    Rule,
+    abbreviate,
+    cannot_overflow,
+    is_cpu_scalar_tensor,
+    is_python_number,
+)
 
-if TYPE_CHECKING:
-    from sync_lint.analysis.facts import Fact
-    from sync_lint.context import FileContext
-
-FLOAT16_MAX = 65504.0
-_NUMBER_BUILTINS = frozenset({"int", "float", "bool", "len", "round", "abs"})
-# Tensor methods that give a Python number.
-_NUMBER_METHODS = frozenset({"item", "numel", "dim", "element_size", "nelement"})
-
-
-def is_python_number(ctx: FileContext, expr: cst.BaseExpression, depth: int = 0) -> bool:
-    """`expr` is a Python int/float/bool/complex: a literal, arithmetic of numbers, or a name
-    known to hold one (an `int`-annotated parameter, a `range` loop variable, a name
-    assigned a number)."""
-    if isinstance(expr, (cst.Integer, cst.Float, cst.Imaginary)):
-        return True
-    if isinstance(expr, cst.Name) and expr.value in ("True", "False"):
-        return True
-    if depth > 8:
-        return False
-    if isinstance(expr, cst.UnaryOperation) and not isinstance(expr.operator, cst.Not):
-        return is_python_number(ctx, expr.expression, depth + 1)
-    if isinstance(expr, cst.BinaryOperation):
-        return is_python_number(ctx, expr.left, depth + 1) and is_python_number(ctx, expr.right, depth + 1)
-    if isinstance(expr, cst.Subscript) and isinstance(expr.value, cst.Attribute) and expr.value.attr.value == "shape":
-        return len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Index)  # `x.shape[0]`
-    if isinstance(expr, cst.Call):
-        func = expr.func
-        if isinstance(func, cst.Name):
-            return func.value in _NUMBER_BUILTINS and ctx.devices.fact(expr).value_kind == "python"
-        if isinstance(func, cst.Attribute):
-            return func.attr.value in _NUMBER_METHODS or (func.attr.value == "size" and bool(expr.args))
-        return False
-    if not isinstance(expr, (cst.Name, cst.Attribute)):
-        return False
-    fact = ctx.devices.fact(expr)
-    if fact.value_kind != "python":
-        return False
-    if fact.dtype is not None:
-        return True
-    # A name assigned a value: a number if that value is (`n = len(x) - 1`, not `ids = [0, 1]`).
-    return isinstance(fact.origin, cst.BaseExpression) and is_python_number(ctx, fact.origin, depth + 1)
+# Verification snippets: `run(**inputs)` modules the fixer rewrites (see `verification_cases`).
+SL301_HALF_UNSAFE = """\
+import torch
 
 
-def cannot_overflow(value: cst.BaseExpression, dtype: str | None) -> bool:
-    """Storing `value` into a tensor of this dtype class cannot overflow.
-
-    On overflow a store (`t[i] = v`, `t[idx] = v`, `torch.tensor(v, dtype=...)`) writes
-    inf into a float16/bfloat16 tensor, while `fill_` and `torch.full` raise
-    "value cannot be converted ... without overflow" (measured, torch 2.11). Integer
-    and bool targets raise either way.
-    """
-    if dtype in ("int", "bool"):
-        return True
-    number = literal_number(value)
-    return number is not None and abs(number) <= FLOAT16_MAX
+def run(values, i: int, v: float):
+    t = torch.zeros((values.shape[0],), dtype=torch.float16, device=values.device)
+    t.copy_(values)
+    t[i] = v
+    return t
+"""
 
 
-def literal_number(expr: cst.BaseExpression) -> float | None:
-    """The value of an int/float/bool literal, signs included; None for anything else."""
-    sign = 1
-    while isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, (cst.Minus, cst.Plus)):
-        sign = -sign if isinstance(expr.operator, cst.Minus) else sign
-        expr = expr.expression
-    if isinstance(expr, (cst.Integer, cst.Float)):
-        return sign * float(ast.literal_eval(expr.value))
-    if isinstance(expr, cst.Name) and expr.value in ("True", "False"):
-        return float(expr.value == "True")
-    return None
+# The dtype is written into the snippet: the fix is safe for integer tensors, and for
+# floating tensors only with a literal in range (fill_ raises on overflow where the
+# setitem stores inf), so each dtype is its own case.
+def _sl301_source(dtype: str, value: str, rank: int) -> str:
+    shape = "(values.shape[0],)" if rank == 1 else "(values.shape[0], values.shape[1])"
+    index = "i" if rank == 1 else "i, j"
+    params = "values, i: int, v: int" if rank == 1 else "values, i: int, j: int, v: int"
+    return f"""\
+import torch
 
 
-def is_cpu_scalar_tensor(ctx: FileContext, expr: cst.BaseExpression) -> bool:
-    fact = ctx.devices.fact(expr)
-    return fact.is_cpu and fact.ndim == 0
+def run({params}):
+    t = torch.zeros({shape}, dtype=torch.{dtype}, device=values.device)
+    t.copy_(values)
+    t[{index}] = {value}
+    return t
+"""
 
 
 class ScalarIndexAssign(Rule):
@@ -169,7 +133,7 @@ class ScalarIndexAssign(Rule):
         if len(node.targets) != 1 or not isinstance(node.targets[0].target, cst.Subscript):
             return
         target = node.targets[0].target
-        fact = self.is_gpu(target.value)
+        fact = self.gpu_fact(target.value)
         if fact is None or not self._selects_one_element(target, fact):
             return
         if is_python_number(self.ctx, node.value):
@@ -189,10 +153,10 @@ class ScalarIndexAssign(Rule):
             f"`{abbreviate(target_code)} = ...` stores {what} into one element of a GPU tensor: PyTorch "
             f"copies it from pageable host memory and waits for the GPU; use `.fill_(...)` on the element",
             fact=fact,
-            fix=FixSpec(
+            fix=Fix(
                 "safe" if caveat is None else "unsafe",
                 f"Use `{abbreviate(target_code)}.fill_(...)`" + (f": {caveat}" if caveat else ""),
-                (Replace(node, f"{target_code}.fill_({value_code})"),),
+                (self.replace(node, f"{target_code}.fill_({value_code})"),),
             ),
         )
 
@@ -207,3 +171,41 @@ class ScalarIndexAssign(Rule):
         if fact.ndim is None:
             return self.ctx.settings.strict
         return fact.ndim == len(target.slice)
+
+    # --- verification: the cases that prove the fix on a GPU (`sync-lint verify`) ---------------
+    @classmethod
+    def verification_cases(cls) -> list[Any]:
+        from sync_lint.runtime import case_kit as kit
+
+        def _sl301_inputs(dtype: str, rank: int) -> kit.InputMaker:
+            def make(rng: random.Random, device: str, trial: int) -> dict[str, Any]:
+                if rank == 1:
+                    n = kit.SIZES[trial % len(kit.SIZES)]
+                    values = kit.values(rng, n, dtype, device)
+                    i = rng.randrange(-n, n) if n else rng.choice([0, -1])  # n == 0: IndexError both ways
+                    return {"values": values, "i": i, "v": rng.randrange(-1000, 1000)}
+                rows, cols = rng.choice([(1, 1), (3, 4), (0, 2), (64, 3)])
+                values = kit.values(rng, rows * cols, dtype, device).reshape(rows, cols)
+                i = rng.randrange(-rows, rows) if rows else 0
+                return {"values": values, "i": i, "j": rng.randrange(-cols, cols), "v": rng.randrange(-1000, 1000)}
+
+            return make
+
+        def _half_in_range(rng: random.Random, device: str, trial: int) -> dict[str, Any]:
+            n = kit.SIZES[1:][trial % 4]
+            return {"values": kit.values(rng, n, "float16", device), "i": rng.randrange(-n, n),
+                    "v": rng.choice([rng.uniform(-65504, 65504), 0.5, -0.0, 65504.0])}
+
+        def _half_overflow(rng: random.Random, device: str, trial: int) -> dict[str, Any]:
+            return {"values": kit.values(rng, 4, "float16", device), "i": 1, "v": 1e6}
+
+        return [
+            *[kit.Case("SL301", f"index-assign-1d-{dtype}", _sl301_source(dtype, "v", 1), _sl301_inputs(dtype, 1))
+              for dtype in kit.INT_DTYPES],
+            kit.Case("SL301", "index-assign-2d-int64", _sl301_source("int64", "v", 2), _sl301_inputs("int64", 2)),
+            *[kit.Case("SL301", f"index-assign-literal-{dtype}", _sl301_source(dtype, "-3", 1), _sl301_inputs(dtype, 1))
+              for dtype in kit.FLOAT_DTYPES],
+            kit.Case("SL301", "index-assign-float16-variable", SL301_HALF_UNSAFE, _half_in_range, unsafe=True,
+                 precondition="the value fits the tensor's dtype (fill_ raises on overflow; setitem stores inf)",
+                 broken=_half_overflow, broken_shows_only_on_cuda=True),
+        ]

@@ -59,13 +59,22 @@ any device read. Mark intentional reads with `# noqa: SL501`.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
+from typing import Any
 
 import libcst as cst
 
-from sync_lint.analysis.imports import dotted_name
-from sync_lint.rule import Example, FixSpec, Replace, Rule, call_name, method_receiver
-from sync_lint.rules._edits import splice
+from sync_lint.rulekit import (
+    Edit,
+    Example,
+    Fix,
+    Rule,
+    call_name,
+    dotted_name,
+    method_receiver,
+    splice,
+)
 
 DERIVABLE = "num_computed_tokens_cpu"
 DERIVE_ADVICE = (
@@ -83,7 +92,28 @@ class _Read:
     owner: str | None  # `m` in `m.num_computed_tokens_cpu`, when it is a dotted name
     derived: str | None = None  # the device expression that can replace the read
     # The fix's edits, added once something is seen moving the value to the device.
-    edits: list[Replace] = field(default_factory=list)
+    edits: list[Edit] = field(default_factory=list)
+
+
+# Verification snippets: `run(**inputs)` modules the fixer rewrites (see `verification_cases`).
+SL501_BEFORE = """\
+import torch
+
+
+class Metadata:
+    def __init__(self, seq_lens, query_start_loc):
+        self.seq_lens = seq_lens
+        self.query_start_loc = query_start_loc
+
+    @property
+    def num_computed_tokens_cpu(self):
+        return (self.seq_lens - (self.query_start_loc[1:] - self.query_start_loc[:-1])).cpu()
+
+
+def run(seq_lens, query_start_loc):
+    m = Metadata(seq_lens, query_start_loc)
+    return (m.num_computed_tokens_cpu > 0).to(seq_lens.device)
+"""
 
 
 class SyncProneAttribute(Rule):
@@ -154,13 +184,13 @@ class SyncProneAttribute(Rule):
         earlier = self._read_of_value.get(id(self.ctx.devices.fact(moved).origin)) if name else None
         if earlier is not None and earlier.derived is not None:
             if not earlier.edits:
-                earlier.edits.append(Replace(earlier.node, earlier.derived))
+                earlier.edits.append(self.replace(earlier.node, earlier.derived))
             if self._device_only(node):
-                earlier.edits.append(Replace(node, name))
+                earlier.edits.append(self.replace(node, name))
 
     def visit_Attribute(self, node: cst.Attribute) -> None:
         hint = self._hints.get(node.attr.value)
-        if hint is None or self.ctx.is_store(node) or self.ctx.allowed_depth:
+        if hint is None or self.ctx.marks.is_store(node) or self.ctx.marks.in_allowed_context:
             return
         owner = dotted_name(node.value)
         if owner is not None and self.ctx.devices.bound_fact(f"{owner}.{node.attr.value}") is not None:
@@ -172,9 +202,9 @@ class SyncProneAttribute(Rule):
         read.derived = f"({owner}.seq_lens - ({owner}.query_start_loc[1:] - {owner}.query_start_loc[:-1]))"
         move = self._moved_by.get(id(node))
         if move is not None and self._device_only(move[0]):
-            read.edits.append(Replace(move[0], splice(self.ctx, move[1], [(*self.ctx.span(node), read.derived)], parentheses=True)))
+            read.edits.append(self.replace(move[0], splice(self.ctx, move[1], [Edit(*self.ctx.span(node), read.derived)], parentheses=True)))
         elif move is not None:
-            read.edits.append(Replace(node, read.derived))  # `.to(device, dtype)` still converts
+            read.edits.append(self.replace(node, read.derived))  # `.to(device, dtype)` still converts
         value = self._assigned.get(id(node))
         if value is not None:
             self._read_of_value[id(value)] = read
@@ -200,7 +230,7 @@ class SyncProneAttribute(Rule):
                 continue
             fix = None
             if read.edits:
-                fix = FixSpec(
+                fix = Fix(
                     "unsafe",
                     f"Derive `{name}` on the device from `seq_lens` and `query_start_loc`, and drop "
                     "the move to the device (unsafe: the value now lives on the GPU; assumes both "
@@ -211,7 +241,26 @@ class SyncProneAttribute(Rule):
             message = f"`{name}` is sync-prone: reading it may copy from the GPU; {advice}"
             self.report(read.node, message, evidence=read.hint, fix=fix)
 
+    # --- verification: the cases that prove the fix on a GPU (`sync-lint verify`) ---------------
+    @classmethod
+    def verification_cases(cls) -> list[Any]:
+        from sync_lint.runtime import case_kit as kit
 
+        def _metadata(rng: random.Random, device: str, trial: int) -> dict[str, Any]:
+            torch = kit.torch()
+            reqs = rng.choice([1, 3, 64])
+            query = [rng.randrange(1, 9) for _ in range(reqs)]
+            computed = [rng.choice([0, rng.randrange(0, 100)]) for _ in range(reqs)]
+            starts = [0]
+            for q in query:
+                starts.append(starts[-1] + q)
+            seq_lens = torch.tensor([q + c for q, c in zip(query, computed)], dtype=torch.int32, device=device)
+            return {"seq_lens": seq_lens, "query_start_loc": torch.tensor(starts, dtype=torch.int32, device=device)}
+
+        return [
+            kit.Case("SL501", "num-computed-tokens", SL501_BEFORE, _metadata, unsafe=True,
+                 precondition="`seq_lens` and `query_start_loc` are the device tensors the mirror was derived from"),
+        ]
 def _derivable_root(expr: cst.BaseExpression) -> cst.Attribute | None:
     """The `x.num_computed_tokens_cpu` read that `expr` computes a tensor from, through one chain."""
     while True:

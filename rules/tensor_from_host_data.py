@@ -75,21 +75,48 @@ One-off construction at start-up. Mark it with `# noqa: SL304`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import random
+from typing import TYPE_CHECKING, Any
 
 import libcst as cst
 
-from sync_lint.analysis.device import DTYPE_NAMES
-from sync_lint.analysis.facts import Device, Fact, abbreviate
-from sync_lint.analysis.imports import dotted_name
-from sync_lint.rule import Example, FixSpec, Replace, Rule, call_name, get_arg, method_receiver
-from sync_lint.rules._edits import append_arguments, splice
-from sync_lint.rules.scalar_index_assign import cannot_overflow, is_python_number, literal_number
+from sync_lint.analysis.knowledge import DTYPE_NAMES
+from sync_lint.rulekit import (
+    Device,
+    Edit,
+    Example,
+    Fact,
+    Fix,
+    Rule,
+    abbreviate,
+    append_arguments,
+    call_name,
+    cannot_overflow,
+    dotted_name,
+    get_arg,
+    insert_before,
+    is_python_number,
+    literal_number,
+    method_receiver,
+    remove_argument,
+    splice,
+)
 
 if TYPE_CHECKING:
-    from sync_lint.context import FileContext
+    pass
+
 
 _PINNED_CAVEAT = ": `pin_memory` needs an accelerator, so the device must be a GPU at run time"
+
+
+# Verification snippets: `run(**inputs)` modules the fixer rewrites (see `verification_cases`).
+SL304_LIST = """\
+import torch
+
+
+def run(data):
+    return torch.tensor(data, dtype=torch.int32, device="cuda")
+"""
 
 
 class TensorFromHostData(Rule):
@@ -163,7 +190,7 @@ class TensorFromHostData(Rule):
         for element in data.elements:
             if isinstance(element, cst.StarredElement):
                 return False
-            fact = self.is_gpu(element.value)
+            fact = self.gpu_fact(element.value)
             if fact is None or fact.ndim not in (None, 0):
                 return False
         return True
@@ -173,15 +200,15 @@ class TensorFromHostData(Rule):
         if _keywords(node) <= {"device"} and len(node.args) - len(_keywords(node)) == 1:
             rename, needs = self._callee(node, "stack")
             device_arg = get_arg(node, "device")
-            edits = [rename] + ([_removal(self.ctx, node, device_arg)] if device_arg is not None else [])
-            fix = FixSpec(
+            edits = [rename] + ([remove_argument(self.ctx, node, device_arg)] if device_arg is not None else [])
+            fix = Fix(
                 "unsafe",
                 "Use `torch.stack`: the result keeps the elements' dtype and device, where "
                 f"`torch.{name}` infers the dtype from Python values and, without `device=`, gives a CPU tensor",
-                (Replace(node, splice(self.ctx, node, edits)),),
+                (self.replace(node, splice(self.ctx, node, edits)),),
                 needs_imports=needs,
             )
-        first = self.is_gpu(data.elements[0].value)  # type: ignore[attr-defined]
+        first = self.gpu_fact(data.elements[0].value)  # type: ignore[attr-defined]
         self.report(
             node,
             f"`torch.{name}` of GPU tensors reads each element with `.item()`, one sync per element; "
@@ -190,45 +217,45 @@ class TensorFromHostData(Rule):
             fix=fix,
         )
 
-    def _full_fix(self, node: cst.Call, data: cst.BaseExpression) -> FixSpec:
+    def _full_fix(self, node: cst.Call, data: cst.BaseExpression) -> Fix:
         dtype_arg = get_arg(node, "dtype")
         # Same dtype: a literal is inferred alike by both, an explicit dtype is kept.
         same_dtype = literal_number(data) is not None or dtype_arg is not None
         safe = same_dtype and cannot_overflow(data, _dtype_class(dtype_arg))
         rename, needs = self._callee(node, "full")
-        return FixSpec(
+        return Fix(
             "safe" if safe else "unsafe",
             "Create the value on the device with `torch.full((), v, ...)`"
             + ("" if safe else ": `v` must be a Python number (a NumPy scalar keeps its own dtype under "
                "`torch.tensor`) that fits the dtype (on overflow `torch.full` raises where `torch.tensor` "
                "writes inf)"),
-            (Replace(node, splice(self.ctx, node, [rename, _before(self.ctx, data, "(), ")])),),
+            (self.replace(node, splice(self.ctx, node, [rename, insert_before(self.ctx, data, "(), ")])),),
             needs_imports=needs,
         )
 
-    def _pinned_fix(self, node: cst.Call, name: str, device_arg: cst.Arg, literal: bool) -> FixSpec:
+    def _pinned_fix(self, node: cst.Call, name: str, device_arg: cst.Arg, literal: bool) -> Fix:
         device_code = self.ctx.text(device_arg.value)
         if name == "tensor":
-            built = splice(self.ctx, node, [(*self.ctx.span(device_arg), "pin_memory=True")])
+            built = splice(self.ctx, node, [Edit(*self.ctx.span(device_arg), "pin_memory=True")])
         else:
-            built = splice(self.ctx, node, [_removal(self.ctx, node, device_arg)]) + ".pin_memory()"
-        return FixSpec(
+            built = splice(self.ctx, node, [remove_argument(self.ctx, node, device_arg)]) + ".pin_memory()"
+        return Fix(
             "safe" if literal else "unsafe",
             "Build the tensor in pinned memory and copy it with `non_blocking=True`"
             + ("" if literal else _PINNED_CAVEAT),
-            (Replace(node, f"{built}.to({device_code}, non_blocking=True)"),),
+            (self.replace(node, f"{built}.to({device_code}, non_blocking=True)"),),
         )
 
-    def _callee(self, node: cst.Call, new_name: str) -> tuple[tuple[int, int, str], tuple[str, ...]]:
+    def _callee(self, node: cst.Call, new_name: str) -> tuple[Edit, tuple[str, ...]]:
         """The edit turning the callee into `torch.<new_name>`, and the imports that needs."""
         func = node.func
         if isinstance(func, cst.Attribute) and self.ctx.imports.resolve(func.value) == "torch":
-            return (*self.ctx.span(func.attr), new_name), ()  # keeps the file's `torch` alias
-        return (*self.ctx.span(func), f"torch.{new_name}"), ("torch",)
+            return Edit(*self.ctx.span(func.attr), new_name), ()  # keeps the file's `torch` alias
+        return Edit(*self.ctx.span(func), f"torch.{new_name}"), ("torch",)
 
     # --- gpu_t.new_tensor(data) ------------------------------------------------------------
     def _new_tensor(self, node: cst.Call, receiver: cst.BaseExpression) -> None:
-        base = self.is_gpu(receiver)
+        base = self.gpu_fact(receiver)
         data_arg = get_arg(node, "data", 0)
         if base is None or data_arg is None or _no_elements(data_arg.value):
             return
@@ -249,7 +276,7 @@ class TensorFromHostData(Rule):
             fix=fix,
         )
 
-    def _new_tensor_fix(self, node: cst.Call, receiver: cst.BaseExpression, data_arg: cst.Arg, base: Fact) -> FixSpec | None:
+    def _new_tensor_fix(self, node: cst.Call, receiver: cst.BaseExpression, data_arg: cst.Arg, base: Fact) -> Fix | None:
         owner = dotted_name(receiver)
         dtype_arg, device_arg = get_arg(node, "dtype"), get_arg(node, "device")
         if owner is None and (dtype_arg is None or device_arg is None):
@@ -258,21 +285,21 @@ class TensorFromHostData(Rule):
         if is_python_number(self.ctx, data_arg.value):
             rename, needs = self._callee(node, "full")
             missing += [] if device_arg is not None else [f"device={owner}.device"]
-            edits = [rename, _before(self.ctx, data_arg.value, "(), "), append_arguments(self.ctx, node, missing)]
+            edits = [rename, insert_before(self.ctx, data_arg.value, "(), "), append_arguments(self.ctx, node, missing)]
             dtype = _dtype_class(dtype_arg) if dtype_arg is not None else base.dtype
             safe = base.is_tensor and cannot_overflow(data_arg.value, dtype)
-            return FixSpec(
+            return Fix(
                 "safe" if safe else "unsafe",
                 "Create the value on the device with `torch.full((), v, ...)`"
                 + ("" if safe else ": the value must fit the dtype (on overflow `torch.full` raises where "
                    "`new_tensor` writes inf)"),
-                (Replace(node, splice(self.ctx, node, edits)),),
+                (self.replace(node, splice(self.ctx, node, edits)),),
                 needs_imports=needs,
             )
         rename, needs = self._callee(node, "tensor")
         edits = [rename]
         if device_arg is not None:
-            edits.append((*self.ctx.span(device_arg), "pin_memory=True"))
+            edits.append(Edit(*self.ctx.span(device_arg), "pin_memory=True"))
             device = self.ctx.text(device_arg.value)
             literal = base.is_tensor and self.ctx.devices.literal_accelerator(device_arg.value)
         else:
@@ -280,15 +307,26 @@ class TensorFromHostData(Rule):
             device = f"{owner}.device"
             literal = base.is_tensor and self.ctx.devices.created_on_accelerator(base)
         edits.append(append_arguments(self.ctx, node, missing))
-        return FixSpec(
+        return Fix(
             "safe" if literal else "unsafe",
             "Build the tensor in pinned memory and copy it with `non_blocking=True`"
             + ("" if literal else _PINNED_CAVEAT),
-            (Replace(node, f"{splice(self.ctx, node, edits)}.to({device}, non_blocking=True)"),),
+            (self.replace(node, f"{splice(self.ctx, node, edits)}.to({device}, non_blocking=True)"),),
             needs_imports=needs,
         )
 
+    # --- verification: the cases that prove the fix on a GPU (`sync-lint verify`) ---------------
+    @classmethod
+    def verification_cases(cls) -> list[Any]:
+        from sync_lint.runtime import case_kit as kit
 
+        def _host_list(rng: random.Random, device: str, trial: int) -> dict[str, Any]:
+            n = rng.choice([0, 1, 5, 300])
+            return {"data": [rng.randrange(-(2**31), 2**31) for _ in range(n)]}
+
+        return [
+            kit.Case("SL304", "tensor-from-list", SL304_LIST, _host_list, needs_cuda=True),
+        ]
 def _no_elements(data: cst.BaseExpression) -> bool:
     """Literal data that holds no number: `[]`, `()`, `[[], []]`, `[[]] * n`, `[[] for _ in r]`.
 
@@ -312,14 +350,3 @@ def _dtype_class(dtype_arg: cst.Arg | None) -> str | None:
     """"int", "bool" or "float" for `dtype=torch.int32` and friends."""
     name = dotted_name(dtype_arg.value) if dtype_arg is not None else None
     return DTYPE_NAMES.get(name.rsplit(".", 1)[-1]) if name else None
-
-
-def _before(ctx: FileContext, node: cst.CSTNode, inserted: str) -> tuple[int, int, str]:
-    start = ctx.span(node)[0]
-    return start, start, inserted
-
-
-def _removal(ctx: FileContext, node: cst.Call, arg: cst.Arg) -> tuple[int, int, str]:
-    """The edit deleting `arg` (never the first argument) and the separator before it."""
-    index = next(i for i, a in enumerate(node.args) if a is arg)
-    return ctx.span(node.args[index - 1])[1], ctx.span(arg)[1], ""

@@ -47,17 +47,17 @@ from __future__ import annotations
 
 import libcst as cst
 
-from sync_lint.rule import Example, method_receiver
-from sync_lint.rules._host_mirror import HostMirrorFix
+from sync_lint.rulekit import Example, Rule, method_receiver, report_host_read
 
 
-class ToList(HostMirrorFix):
+class ToList(Rule):
     code = "SL102"
     name = "tolist"
     summary = "`.tolist()` on a GPU tensor copies it to pageable host memory and waits for the GPU"
     triggers = (".tolist(",)
     needs_gpu_evidence = True
     fix_availability = "sometimes"
+    fix_verified_by = "SL101"  # the same host-mirror rewrite
     examples = (
         Example("import torch\nx = torch.arange(8, device='cuda')\nv = x.tolist()\n", (3,)),
         Example("import torch\nx = torch.arange(8)\nv = x.tolist()\n"),
@@ -68,10 +68,10 @@ class ToList(HostMirrorFix):
         receiver = method_receiver(node)
         if receiver is None or node.func.attr.value != "tolist" or node.args:  # type: ignore[attr-defined]
             return
-        fact = self.is_gpu(receiver)
+        fact = self.gpu_fact(receiver)
         if fact is None:
             return
-        self.report_host_read(
+        report_host_read(self, 
             node,
             fact,
             "`.tolist()` on a GPU tensor copies it to pageable host memory and waits for the GPU",

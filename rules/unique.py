@@ -54,8 +54,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from sync_lint.analysis.facts import Device
-from sync_lint.rule import Example, Rule, get_arg, method_receiver
+from sync_lint.rulekit import Device, Example, Rule, get_arg, method_receiver
 
 _ALWAYS = frozenset({"unique", "unique_consecutive"})
 _SIZE_DEPENDENT = frozenset({"isin", "mode"})  # reported only with --strict
@@ -82,7 +81,7 @@ class Unique(Rule):
         if op == "isin":
             self._check_isin(node)
             return
-        fact = self.is_gpu(tensor) if tensor is not None else None
+        fact = self.gpu_fact(tensor) if tensor is not None else None
         if fact is None:
             return
         if op == "mode":
@@ -121,7 +120,7 @@ class Unique(Rule):
         facts = [self.ctx.devices.fact(elements.value), self.ctx.devices.fact(test.value)]
         if any(f.device is Device.NOT_TENSOR for f in facts):
             return  # a Python number on either side is an elementwise `eq`
-        fact = self.is_gpu(elements.value) or self.is_gpu(test.value)
+        fact = self.gpu_fact(elements.value) or self.gpu_fact(test.value)
         if fact is None:
             return
         self.report(

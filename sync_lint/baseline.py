@@ -15,13 +15,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from sync_lint.diagnostics import Diagnostic
+from sync_lint.source import write_atomic
 
 BASELINE_VERSION = 1
 TOOL_NAME = "sync-lint"
@@ -231,24 +231,13 @@ def create_baseline(
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    # A crash mid-write must leave the old baseline intact, so write a sibling
-    # temp file (same filesystem, so os.replace is atomic) and swap it in.
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp_name = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-        )
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-                handle.write(text)
-            os.replace(temp_name, path)
-        except BaseException:
-            os.unlink(temp_name)
-            raise
     except OSError as error:
-        raise BaselineError(
-            f"cannot write baseline {path}: {error.strerror or error}"
-        ) from error
+        raise BaselineError(f"cannot write baseline {path}: {error.strerror or error}") from error
+    problem = write_atomic(str(path), text.encode("utf-8"))
+    if problem is not None:
+        raise BaselineError(f"cannot write baseline {path}: {problem}")
 
 
 def load_baseline(path: Path) -> Baseline:

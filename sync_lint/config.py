@@ -18,7 +18,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-from sync_lint.analysis.device import CPU_NAMES_DEFAULT, GPU_NAMES_DEFAULT, DeviceSettings
+from sync_lint.analysis.conventions import CPU_NAMES_DEFAULT, GPU_NAMES_DEFAULT, DeviceSettings
+from sync_lint.formats import OUTPUT_FORMATS
 
 CONFIG_FILENAMES = ("sync-lint.toml", ".sync-lint.toml")
 
@@ -178,10 +179,8 @@ def settings_from_table(table: dict[str, Any], where: str, root: Path, path: Pat
         merged.update(dict(values["sync_prone_attributes"]))
         values["sync_prone_attributes"] = tuple(merged.items())
     if "output_format" in values:
-        from sync_lint.reporters import FORMATS
-
-        if values["output_format"] not in FORMATS:
-            raise ConfigError(f"{where}: `output-format` must be one of {', '.join(FORMATS)}")
+        if values["output_format"] not in OUTPUT_FORMATS:
+            raise ConfigError(f"{where}: `output-format` must be one of {', '.join(OUTPUT_FORMATS)}")
     known = {f.name for f in fields(Settings)}
     assert set(values) <= known
     return Settings(**values, root=root, config_path=path)

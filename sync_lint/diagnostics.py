@@ -2,13 +2,14 @@
 
 A diagnostic is a plain, picklable value: worker processes send them back to the
 parent, reporters format them, the fixer applies their edits. Rows and columns
-are 1-based, as in ruff's JSON; an end position is exclusive.
+are 1-based, as in ruff's JSON; an end position is exclusive. An edit is one type
+from the rule that makes it to the fixer that applies it: offsets into the decoded
+text the finding was made on, with the same range as rows and columns for reports.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Literal
 
 Applicability = Literal["safe", "unsafe"]
@@ -24,11 +25,17 @@ class Position:
 
 @dataclass(frozen=True)
 class Edit:
-    """Replace the text from `start` to `end` (exclusive) with `content`."""
+    """Replace the text from offset `start` to `end` (exclusive) with `content`.
 
+    `location` and `end_location` are the same range as rows and columns; the engine
+    fills them in when it turns a finding into a diagnostic.
+    """
+
+    start: int
+    end: int
     content: str
-    start: Position
-    end: Position
+    location: Position | None = None
+    end_location: Position | None = None
 
 
 @dataclass(frozen=True)
@@ -39,10 +46,6 @@ class Fix:
     # Modules the fixed code names (e.g. ("torch",)); the fixer adds the imports
     # that are missing, or spells the module with the file's alias.
     needs_imports: tuple[str, ...] = ()
-
-
-class Severity(str, Enum):
-    ERROR = "error"
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,6 @@ class FileResult:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     errors: list[FileError] = field(default_factory=list)
     parsed: bool = False
-    # Set by the fixer: the new text of the file when fixes changed it.
-    fixed_source: str | None = None
+    # Fix runs: the fixes applied per code, and with --diff the unified diff of the file.
     fixes_applied: dict[str, int] = field(default_factory=dict)
+    diff: str = ""

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from sync_lint.registry import builtin_rules
-from sync_lint.rule import Rule
+from sync_lint.rulekit import Rule
 
 DOCS_DIR = Path(__file__).resolve().parent.parent / "docs" / "rules"
 
@@ -70,19 +70,36 @@ def expected_files() -> dict[Path, str]:
     return files
 
 
+REGENERATE = "python -m sync_lint.docs"
+
+
+def stale_files() -> dict[Path, str]:
+    """The generated files whose text on disk is not what the code generates now."""
+    return {
+        path: text
+        for path, text in expected_files().items()
+        if not path.exists() or path.read_text(encoding="utf-8") != text
+    }
+
+
+def check_message() -> str | None:
+    """None when the generated docs are current; else which are stale and the command that regenerates them."""
+    stale = stale_files()
+    if not stale:
+        return None
+    return f"out of date: {', '.join(str(p) for p in stale)}; run `{REGENERATE}` to regenerate"
+
+
 def main(argv: list[str]) -> int:
-    check = "--check" in argv
-    stale = []
-    for path, text in expected_files().items():
-        current = path.read_text(encoding="utf-8") if path.exists() else None
-        if current != text:
-            stale.append(path)
-            if not check:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(text, encoding="utf-8")
-    if check and stale:
-        print("out of date: " + ", ".join(str(p) for p in stale))
-        return 1
+    if "--check" in argv:
+        message = check_message()
+        if message:
+            print(message)
+            return 1
+        return 0
+    for path, text in stale_files().items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
     return 0
 
 

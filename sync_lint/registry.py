@@ -6,18 +6,21 @@ A third-party pack declares, in its own pyproject.toml:
     mypack = "mypack.sync_rules"
 
 The entry point may name a Rule subclass, a module (every Rule subclass defined
-in it is taken), or a callable returning an iterable of Rule subclasses.
+in it is taken), a package (every module in it, as for the built-in pack), or a
+callable returning an iterable of Rule subclasses. The built-in pack is the
+package `sync_lint.rules`: adding a rule is adding a module there, no list to edit.
 """
 
 from __future__ import annotations
 
 import inspect
+import pkgutil
 from functools import lru_cache
 from importlib import import_module, metadata
 from types import ModuleType
 from typing import Iterable
 
-from sync_lint.rule import Rule
+from sync_lint.rulekit.rule import Rule
 
 ENTRY_POINT_GROUP = "sync_lint.rules"
 
@@ -38,7 +41,7 @@ def _load_target(target: object, origin: str) -> list[type[Rule]]:
     if inspect.isclass(target) and issubclass(target, Rule):
         return [target]
     if isinstance(target, ModuleType):
-        return _rules_in_module(target)
+        return rules_in_package(target) if hasattr(target, "__path__") else _rules_in_module(target)
     if callable(target):
         loaded = list(target())  # type: ignore[operator]
         if all(inspect.isclass(r) and issubclass(r, Rule) for r in loaded):
@@ -46,13 +49,19 @@ def _load_target(target: object, origin: str) -> list[type[Rule]]:
     raise RuleLoadError(f"{origin}: does not provide sync-lint rules")
 
 
-def builtin_rules() -> list[type[Rule]]:
-    from sync_lint.rules import BUILTIN_MODULES
-
+def rules_in_package(package: ModuleType) -> list[type[Rule]]:
+    """Every Rule subclass defined in the package's modules (modules named `_*` are helpers)."""
     found: list[type[Rule]] = []
-    for name in BUILTIN_MODULES:
-        found.extend(_rules_in_module(import_module(f"sync_lint.rules.{name}")))
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if not info.name.startswith("_"):
+            found.extend(_rules_in_module(import_module(f"{package.__name__}.{info.name}")))
     return found
+
+
+def builtin_rules() -> list[type[Rule]]:
+    import sync_lint.rules
+
+    return rules_in_package(sync_lint.rules)
 
 
 def plugin_rules() -> list[type[Rule]]:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+if TYPE_CHECKING:
+    from sync_lint.config import Settings
 
 
 class SelectionError(Exception):
@@ -47,3 +51,29 @@ def enabled_codes(
 
 def _specificity(selector: str) -> int:
     return 0 if selector.strip().upper() == "ALL" else len(selector.strip())
+
+
+class PerFileIgnores:
+    """`per-file-ignores`: the codes ignored in each file, by gitignore-style glob."""
+
+    def __init__(self, settings: "Settings", known_codes: Iterable[str]) -> None:
+        import pathspec
+
+        self.root = settings.root
+        self._specs = [
+            (pathspec.GitIgnoreSpec.from_lines([glob]), frozenset(expand_selectors(codes, known_codes)))
+            for glob, codes in settings.per_file_ignores
+        ]
+
+    def codes_for(self, path: str) -> frozenset[str]:
+        if not self._specs:
+            return frozenset()
+        try:
+            relative = Path(path).resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            relative = Path(path).as_posix()
+        ignored: set[str] = set()
+        for spec, codes in self._specs:
+            if spec.match_file(relative):
+                ignored |= codes
+        return frozenset(ignored)

@@ -26,7 +26,7 @@ import sync_lint
 from sync_lint import registry
 from sync_lint.cli import main
 from sync_lint.registry import all_rules
-from sync_lint.rule import Rule
+from sync_lint.rulekit import Rule
 
 REPO = Path(__file__).resolve().parent.parent
 GPU_SRC = 'x = torch.zeros(3, device="cuda")\nv = x.sum().item()\n'
@@ -212,7 +212,7 @@ def test_every_format_through_the_cli(project: Path, fmt: str) -> None:
 
 
 def test_formats_list_matches_the_reporters() -> None:
-    from sync_lint.reporters import FORMATS
+    from sync_lint.formats import OUTPUT_FORMATS as FORMATS
 
     assert sorted(FORMATS) == sorted(ALL_FORMATS)
 
@@ -511,12 +511,12 @@ def test_real_subprocess_check_json(tmp_path: Path) -> None:
 SLOW = textwrap.dedent(
     r"""
     import sys, time
-    import sync_lint.engine as engine
-    _lint_file = engine.lint_file
+    import sync_lint.api as api
+    _process_file = api._process_file
     def slow(*args, **kwargs):
         time.sleep(0.06)
-        return _lint_file(*args, **kwargs)
-    engine.lint_file = slow
+        return _process_file(*args, **kwargs)
+    api._process_file = slow
     from sync_lint.cli import main
     main(sys.argv[1:])
     """

@@ -137,7 +137,7 @@ def test_cli_select_overrides_file_select(layout: Path) -> None:
 
 def test_cli_strict_and_jobs_override_file(layout: Path) -> None:
     (layout / "project" / "sync-lint.toml").write_text("strict = true\njobs = 3\n")
-    from sync_lint.cli import plan_run
+    from sync_lint.api import plan as plan_run
 
     plan = plan_run([mod_path(layout)])
     assert plan.settings.strict is True and plan.settings.jobs == 3

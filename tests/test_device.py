@@ -14,7 +14,7 @@ import pytest
 from sync_lint.analysis.facts import Device, Fact
 from sync_lint.config import Settings
 from sync_lint.engine import lint_source
-from sync_lint.rule import Rule
+from sync_lint.rulekit import Rule
 
 SEEN: list[tuple[Fact, str]] = []
 

@@ -12,13 +12,15 @@ import libcst
 import pytest
 from click.testing import CliRunner
 
-from sync_lint import engine, registry
+from sync_lint import registry
+from sync_lint.engine import parallel as parallel_module
 from sync_lint.cli import main
 from sync_lint.config import Settings
 from sync_lint.diagnostics import Position
-from sync_lint.engine import PerFileIgnores, lint_file, lint_paths, lint_source
+from sync_lint import api
+from sync_lint.engine import lint_file, lint_source
 from sync_lint.registry import all_rules
-from sync_lint.rule import Rule
+from sync_lint.rulekit import Rule
 
 GPU_SRC = 'x = torch.zeros(3, device="cuda")\nv = x.sum().item()\n'
 CPU_SRC = "import torch\nx = torch.zeros(3)\nv = x.sum().item()\n"
@@ -126,30 +128,28 @@ def test_gpu_rules_skip_files_without_gpu_evidence(tmp_path: Path, parse_calls: 
     # file no tensor in it can be inferred to be on the GPU, so it is not parsed.
     write(tmp_path, {"host.py": CPU_SRC, "gpu.py": GPU_SRC})
     rules = [item_rule()]
-    ignores = PerFileIgnores(SETTINGS, all_rules())
-    assert not lint_file(str(tmp_path / "host.py"), rules, SETTINGS, ignores).parsed
-    assert lint_file(str(tmp_path / "gpu.py"), rules, SETTINGS, ignores).parsed
+    assert not lint_file(str(tmp_path / "host.py"), rules, SETTINGS).parsed
+    assert lint_file(str(tmp_path / "gpu.py"), rules, SETTINGS).parsed
     # In --strict mode a tensor of unknown device is enough, so `torch` counts.
     strict = SETTINGS.override(strict=True)
-    assert lint_file(str(tmp_path / "host.py"), rules, strict, PerFileIgnores(strict, all_rules())).parsed
+    assert lint_file(str(tmp_path / "host.py"), rules, strict).parsed
 
 
 def test_files_without_trigger_tokens_are_not_parsed(tmp_path: Path, parse_calls: list[str],
                                                      extra_rules: None) -> None:
     write(tmp_path, {"plain.py": "print('hello')\n", "mentions.py": "import torch\n", "gpu.py": GPU_SRC})
     rules = [item_rule()]
-    ignores = PerFileIgnores(SETTINGS, all_rules())
-    plain = lint_file(str(tmp_path / "plain.py"), rules, SETTINGS, ignores)
-    mentions = lint_file(str(tmp_path / "mentions.py"), rules, SETTINGS, ignores)
+    plain = lint_file(str(tmp_path / "plain.py"), rules, SETTINGS)
+    mentions = lint_file(str(tmp_path / "mentions.py"), rules, SETTINGS)
     assert not plain.parsed and not mentions.parsed
     assert parse_calls == []
-    gpu = lint_file(str(tmp_path / "gpu.py"), rules, SETTINGS, ignores)
+    gpu = lint_file(str(tmp_path / "gpu.py"), rules, SETTINGS)
     assert gpu.parsed and [d.code for d in gpu.diagnostics] == ["SL101"]
     assert parse_calls == [GPU_SRC]
     # The prefilter uses the union of the enabled rules' triggers: NameSeen's `torch` now counts.
     parse_calls.clear()
-    mentions = lint_file(str(tmp_path / "mentions.py"), [*rules, NameSeen], SETTINGS, ignores)
-    plain = lint_file(str(tmp_path / "plain.py"), [*rules, NameSeen], SETTINGS, ignores)
+    mentions = lint_file(str(tmp_path / "mentions.py"), [*rules, NameSeen], SETTINGS)
+    plain = lint_file(str(tmp_path / "plain.py"), [*rules, NameSeen], SETTINGS)
     assert mentions.parsed and not plain.parsed
     assert parse_calls == ["import torch\n"]
 
@@ -247,7 +247,7 @@ def test_rule_exception_is_recorded_and_other_rules_still_report() -> None:
 
 PLUGIN_MODULE = '''"""Plugin docs: plugin_sync() waits for the GPU."""
 import libcst as cst
-from sync_lint.rule import Rule
+from sync_lint.rulekit import Rule
 
 
 class PluginSync(Rule):
@@ -266,7 +266,7 @@ def provide():
 '''
 
 DUPLICATE_MODULE = '''
-from sync_lint.rule import Rule
+from sync_lint.rulekit import Rule
 
 
 class FakeItem(Rule):
@@ -374,7 +374,7 @@ def test_jobs_2_matches_jobs_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
             pools.append(kwargs.get("max_workers"))
             super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "ProcessPoolExecutor", CountingPool)
+    monkeypatch.setattr(parallel_module, "ProcessPoolExecutor", CountingPool)
     serial = invoke("check", "--select", "SL101", "--jobs", "1", "--output-format", "json", ".")
     assert pools == []
     parallel = invoke("check", "--select", "SL101", "--jobs", "2", "--output-format", "json", ".")
@@ -390,14 +390,15 @@ def test_jobs_2_matches_jobs_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert again.stdout == parallel.stdout
 
 
-def test_lint_paths_parallel_results_in_input_order(tmp_path: Path) -> None:
+def test_parallel_results_in_input_order(tmp_path: Path) -> None:
     _parallel_tree(tmp_path)
     paths = sorted(str(p) for p in tmp_path.rglob("*.py"))[::-1]
     rules = [item_rule()]
-    serial = lint_paths(paths, rules, SETTINGS, jobs=1)
-    parallel = lint_paths(paths, rules, SETTINGS, jobs=2)
-    assert [r.path for r in parallel] == paths
-    assert parallel == serial
+    plan = api.Plan(SETTINGS, tuple(rules), all_rules())
+    serial = api.run_files(plan, paths, jobs=1).results
+    in_parallel = api.run_files(plan, paths, jobs=2).results
+    assert [r.path for r in in_parallel] == paths
+    assert in_parallel == serial
 
 
 def test_nesting_too_deep_for_cpython_is_sl000_not_a_crash(tmp_path):

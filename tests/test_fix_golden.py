@@ -27,7 +27,7 @@ from fixture_support import FIXTURE_TORCH, FIXTURES, fixture_files
 from sync_lint.config import Settings
 from sync_lint.diagnostics import Position
 from sync_lint.engine import lint_source
-from sync_lint.fixer import FixOutcome, fix_source
+from sync_lint.fix import FixOutcome, fix_source
 from sync_lint.registry import all_rules
 
 MODES = {"safe": False, "unsafe": True}

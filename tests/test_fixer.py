@@ -15,16 +15,10 @@ from click.testing import CliRunner
 
 import sync_lint.cli
 import sync_lint.registry
+from sync_lint import api
 from sync_lint.config import Settings
-from sync_lint.fixer import (
-    FixMode,
-    FixReport,
-    apply_fixes_to_results,
-    fix_snippet,
-    fix_source,
-    unified_diff,
-)
-from sync_lint.rule import FixSpec, Replace, Rule
+from sync_lint.fix import fix_snippet, fix_source, fix_summary, unified_diff
+from sync_lint.rulekit import Fix, Rule
 
 SETTINGS = Settings(target_torch_version="2.11")
 
@@ -45,7 +39,7 @@ class Zap(Rule):
     def visit_Call(self, node: cst.Call) -> None:
         if _called(node, "zap"):
             new = node.with_changes(func=cst.Name("zap_safe"))
-            self.report(node, "zap", fix=FixSpec("safe", "Use `zap_safe`", (Replace(node, new),)))
+            self.report(node, "zap", fix=Fix("safe", "Use `zap_safe`", (self.replace(node, new),)))
 
 
 class Danger(Rule):
@@ -60,7 +54,7 @@ class Danger(Rule):
     def visit_Call(self, node: cst.Call) -> None:
         if _called(node, "danger"):
             arg = self.ctx.code(node.args[0].value)
-            fix = FixSpec("unsafe", "Use `torch.safe`", (Replace(node, f"torch.safe({arg})"),), needs_imports=("torch",))
+            fix = Fix("unsafe", "Use `torch.safe`", (self.replace(node, f"torch.safe({arg})"),), needs_imports=("torch",))
             self.report(node, "danger", fix=fix)
 
 
@@ -74,7 +68,7 @@ class Breaker(Rule):
 
     def visit_Call(self, node: cst.Call) -> None:
         if _called(node, "breakme"):
-            self.report(node, "breakme", fix=FixSpec("safe", "break it", (Replace(node, "breakme(x"),)))
+            self.report(node, "breakme", fix=Fix("safe", "break it", (self.replace(node, "breakme(x"),)))
 
 
 class Reintroduce(Rule):
@@ -88,7 +82,7 @@ class Reintroduce(Rule):
     def visit_Call(self, node: cst.Call) -> None:
         if _called(node, "bad"):
             new = node.with_changes(func=cst.Name("zap"))
-            self.report(node, "bad", fix=FixSpec("safe", "swap", (Replace(node, new),)))
+            self.report(node, "bad", fix=Fix("safe", "swap", (self.replace(node, new),)))
 
 
 class NoOp(Rule):
@@ -101,7 +95,7 @@ class NoOp(Rule):
 
     def visit_Call(self, node: cst.Call) -> None:
         if _called(node, "noop"):
-            self.report(node, "noop", fix=FixSpec("safe", "nothing", (Replace(node, self.ctx.code(node)),)))
+            self.report(node, "noop", fix=Fix("safe", "nothing", (self.replace(node, self.ctx.code(node)),)))
 
 
 class Far(Rule):
@@ -124,7 +118,7 @@ class Far(Rule):
 
     def visit_Call(self, node: cst.Call) -> None:
         if _called(node, "turn_on"):
-            self.report(node, "turn_on", fix=FixSpec("safe", "switch", (Replace(node, "FAR_ON"),)))
+            self.report(node, "turn_on", fix=Fix("safe", "switch", (self.replace(node, "FAR_ON"),)))
 
 
 class FarCall(Rule):
@@ -157,8 +151,7 @@ def test_safe_fix_applied_and_unsafe_needs_the_flag():
     assert outcome.applied == {"SL991": 1}
     assert [d.code for d in outcome.remaining.diagnostics] == ["SL992"]
     assert outcome.remaining.diagnostics[0].start.row == 2
-    new_source, applied, remaining, errors = outcome  # unpacks as the brief's 4-tuple
-    assert errors == [] and remaining is outcome.remaining
+    assert outcome.errors == []
 
     unsafe = fix(source, unsafe=True)
     assert unsafe.new_source == "import torch\n\nx = zap_safe(1)\ny = torch.safe(2)\n"
@@ -322,7 +315,7 @@ def test_multiline_fix_content_uses_file_newline():
 
         def visit_Call(self, node: cst.Call) -> None:
             if _called(node, "multi"):
-                self.report(node, "multi", fix=FixSpec("safe", "m", (Replace(node, "(\n    one(),\n)"),)))
+                self.report(node, "multi", fix=Fix("safe", "m", (self.replace(node, "(\n    one(),\n)"),)))
 
     outcome = fix("x = multi()\r\ny = 1\r\n", rules=[Multi])
     assert outcome.new_source == "x = (\r\n    one(),\r\n)\r\ny = 1\r\n"
@@ -350,17 +343,18 @@ def test_unified_diff_marks_missing_final_newline():
 
 
 # ==========================================================================================
-# apply_fixes_to_results: files on disk
+# Fixing files on disk through the library API
 # ==========================================================================================
 
 
-def lint_then_fix(paths, *, unsafe=False, diff=False, rules=None) -> FixReport:
-    from sync_lint.engine import PerFileIgnores, lint_file
+def lint_then_fix(paths, *, unsafe=False, diff=False, rules=None) -> api.Report:
+    rules = tuple(rules or FAKES)
+    plan = api.Plan(SETTINGS, rules, {r.code: r for r in rules})
+    return api.run_files(plan, [str(p) for p in paths], fix=api.FixMode(unsafe=unsafe, diff=diff), jobs=1)
 
-    rules = rules or FAKES
-    ignores = PerFileIgnores(SETTINGS, {r.code: r for r in rules})
-    results = [lint_file(str(p), rules, SETTINGS, ignores) for p in paths]
-    return apply_fixes_to_results(results, rules, SETTINGS, FixMode(unsafe=unsafe, diff=diff))
+
+def summary_of(report: api.Report, rules=None) -> str:
+    return fix_summary(report.fixed, {r.code: r.name for r in (rules or FAKES)}, would=False)
 
 
 def test_write_is_atomic_and_keeps_mode_bits(tmp_path):
@@ -373,10 +367,9 @@ def test_write_is_atomic_and_keeps_mode_bits(tmp_path):
     assert stat.S_IMODE(target.stat().st_mode) == 0o751
     assert target.stat().st_ino != inode  # replaced, not rewritten in place
     assert report.changed_files == [str(target)]
-    assert report.summary == f"Fixed 1 error:\n- {target}: 1 × SL991 (zap-call)"
+    assert summary_of(report) == f"Fixed 1 error:\n- {target}: 1 × SL991 (zap-call)"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mod.py"]  # no temporary left behind
-    assert report.remaining[0].fixes_applied == {"SL991": 1}
-    assert report.remaining[0].fixed_source == "x = zap_safe(1)\n"
+    assert report.results[0].fixes_applied == {"SL991": 1}
 
 
 def test_symlink_target_is_written_and_link_kept(tmp_path):
@@ -419,14 +412,14 @@ def test_read_only_file_is_reported_and_unchanged(tmp_path):
     finally:
         os.chmod(target, 0o644)
     assert target.read_text() == "x = zap(1)\n"
-    [result] = report.remaining
+    [result] = report.results
     assert any("read-only" in e.message and e.path == str(target) for e in result.errors)
     assert [d.code for d in result.diagnostics] == ["SL991"]  # still reported: not fixed
-    assert report.changed_files == [] and report.summary == ""
+    assert report.changed_files == [] and summary_of(report) == ""
 
 
 def test_file_changed_on_disk_is_not_overwritten(tmp_path, monkeypatch):
-    import sync_lint.fixer as fixer
+    import sync_lint.fix as fixer
 
     target = tmp_path / "race.py"
     target.write_text("x = zap(1)\n")
@@ -440,7 +433,7 @@ def test_file_changed_on_disk_is_not_overwritten(tmp_path, monkeypatch):
     monkeypatch.setattr(fixer, "fix_source", racing_fix_source)
     report = lint_then_fix([target])
     assert target.read_text() == "x = zap(1)\ny = 2\n"
-    assert any("changed on disk" in e.message for e in report.remaining[0].errors)
+    assert any("changed on disk" in e.message for e in report.results[0].errors)
 
 
 def test_broken_fix_leaves_file_untouched_and_names_rule(tmp_path):
@@ -448,7 +441,7 @@ def test_broken_fix_leaves_file_untouched_and_names_rule(tmp_path):
     target.write_text("x = zap(1)\ny = breakme(2)\n")
     report = lint_then_fix([target])
     assert target.read_text() == "x = zap(1)\ny = breakme(2)\n"
-    errors = report.remaining[0].errors
+    errors = report.results[0].errors
     assert any(e.rule == "SL993" and e.path == str(target) and "does not parse" in e.message for e in errors)
 
 
@@ -467,7 +460,7 @@ def test_files_without_fixable_findings_are_not_touched(tmp_path):
     mtime = target.stat().st_mtime_ns
     report = lint_then_fix([target])
     assert target.stat().st_mtime_ns == mtime
-    assert [d.code for d in report.remaining[0].diagnostics] == ["SL992"]
+    assert [d.code for d in report.results[0].diagnostics] == ["SL992"]
 
 
 def test_encoding_failure_is_reported(tmp_path):
@@ -479,13 +472,13 @@ def test_encoding_failure_is_reported(tmp_path):
 
         def visit_Call(self, node: cst.Call) -> None:
             if _called(node, "euro"):
-                self.report(node, "euro", fix=FixSpec("safe", "€", (Replace(node, "'€'"),)))
+                self.report(node, "euro", fix=Fix("safe", "€", (self.replace(node, "'€'"),)))
 
     target = tmp_path / "enc.py"
     target.write_bytes(b"# coding: latin-1\nx = euro()\n")
     report = lint_then_fix([target], rules=[Euro])
     assert target.read_bytes() == b"# coding: latin-1\nx = euro()\n"
-    assert any("cannot be encoded" in e.message for e in report.remaining[0].errors)
+    assert any("cannot be encoded" in e.message for e in report.results[0].errors)
 
 
 def test_malformed_fix_is_reported_not_applied():
@@ -497,7 +490,7 @@ def test_malformed_fix_is_reported_not_applied():
 
         def visit_Call(self, node: cst.Call) -> None:
             if _called(node, "twice"):
-                spec = FixSpec("safe", "two edits over one another", (Replace(node, "a()"), Replace(node.func, "b")))
+                spec = Fix("safe", "two edits over one another", (self.replace(node, "a()"), self.replace(node.func, "b")))
                 self.report(node, "twice", fix=spec)
 
     outcome = fix("x = twice()\ny = zap(1)\n", rules=[Overlapping, Zap])
@@ -517,7 +510,7 @@ def fake_registry(monkeypatch):
 
     registry = {rule.code: rule for rule in [Item, *FAKES]}
     monkeypatch.setattr(sync_lint.registry, "all_rules", lambda: registry)
-    monkeypatch.setattr(sync_lint.cli, "all_rules", lambda: registry)
+    monkeypatch.setattr(sync_lint.api, "all_rules", lambda: registry)
     return registry
 
 

@@ -1,11 +1,11 @@
-"""The pre-commit hooks, run end to end through `pre-commit try-repo`.
+"""The pre-commit hooks, run end to end by `pre-commit run`.
 
-try-repo only sees committed files plus tracked changes (it shadow-commits
-`git add -u`), never untracked ones, and needs a commit to exist. So the test
-snapshots this checkout's files (tracked and untracked, minus ignored) into a
-temporary repository with one commit, and points try-repo at that. pre-commit
-then pip-installs sync-lint into its own virtualenv, which needs PyPI access
-for the dependencies.
+pre-commit installs a hook repository at a commit, so the tests snapshot this
+checkout's files (tracked and untracked, minus ignored) into a temporary
+repository with one commit, and each test project's `.pre-commit-config.yaml`
+points at it. pre-commit then pip-installs sync-lint into its own virtualenv
+(once for the module: same repository, same commit), which needs PyPI access for
+the dependencies.
 """
 
 from __future__ import annotations
@@ -71,25 +71,32 @@ def hook_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return snapshot
 
 
-def try_repo(
-    hook_repo: Path, project: Path, hook: str, *files: str
-) -> subprocess.CompletedProcess[str]:
+@pytest.fixture(scope="module")
+def hook_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """pre-commit's cache for this module: both hooks share one installed environment."""
+    return tmp_path_factory.mktemp("pre-commit-home")
+
+
+def run_hook(hook_repo: Path, home: Path, project: Path, hook: str, *files: str) -> subprocess.CompletedProcess[str]:
+    """`pre-commit run HOOK` in `project`, whose config pins the snapshot repository at its commit.
+
+    The repository and revision are the same for every call, so pre-commit installs
+    sync-lint into its environment once and reuses it.
+    """
     assert PRE_COMMIT is not None
+    rev = git(hook_repo, "rev-parse", "HEAD").decode().strip()
+    (project / ".pre-commit-config.yaml").write_text(
+        f"repos:\n  - repo: {hook_repo}\n    rev: {rev}\n    hooks:\n"
+        "      - id: sync-lint\n      - id: sync-lint-fix\n",
+        encoding="utf-8",
+    )
     return subprocess.run(
-        [
-            PRE_COMMIT,
-            "try-repo",
-            "--color",
-            "never",
-            str(hook_repo),
-            hook,
-            "--files",
-            *files,
-        ],
+        [PRE_COMMIT, "run", "--color", "never", hook, "--files", *files],
         cwd=project,
         capture_output=True,
         text=True,
         timeout=900,
+        env={**os.environ, "PRE_COMMIT_HOME": str(home)},
     )
 
 
@@ -101,11 +108,11 @@ def make_project(path: Path, files: dict[str, str]) -> Path:
     return path
 
 
-def test_sync_lint_hook_reports_a_sync(hook_repo: Path, tmp_path: Path) -> None:
+def test_sync_lint_hook_reports_a_sync(hook_repo: Path, hook_home: Path, tmp_path: Path) -> None:
     source = 'import torch\nx = torch.zeros(3, device="cuda")\nv = x.sum().item()\n'
     project = make_project(tmp_path / "project", {"f.py": source})
 
-    result = try_repo(hook_repo, project, "sync-lint", "f.py")
+    result = run_hook(hook_repo, hook_home, project, "sync-lint", "f.py")
 
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
@@ -113,13 +120,11 @@ def test_sync_lint_hook_reports_a_sync(hook_repo: Path, tmp_path: Path) -> None:
     assert (project / "f.py").read_text(encoding="utf-8") == source
 
 
-def test_sync_lint_fix_hook_applies_the_safe_fix(
-    hook_repo: Path, tmp_path: Path
-) -> None:
+def test_sync_lint_fix_hook_applies_the_safe_fix(hook_repo: Path, hook_home: Path, tmp_path: Path) -> None:
     source = 'import torch\nt = torch.zeros(4, device="cuda")\nt[0] = 1\n'
-    project = make_project(tmp_path / "project", {"f.py": source})
+    project = make_project(tmp_path / "project", {"f.py": source, "pyproject.toml": _TARGET_211})
 
-    result = try_repo(hook_repo, project, "sync-lint-fix", "f.py")
+    result = run_hook(hook_repo, hook_home, project, "sync-lint-fix", "f.py")
 
     output = result.stdout + result.stderr
     # pre-commit fails a hook that modified files, so the user reviews the fix.
@@ -127,3 +132,7 @@ def test_sync_lint_fix_hook_applies_the_safe_fix(
     fixed = (project / "f.py").read_text(encoding="utf-8")
     assert "t[0].fill_(1)" in fixed, output
     assert "t[0] = 1" not in fixed
+
+
+# The hook's environment has no torch; the project says which torch it lints for.
+_TARGET_211 = '[tool.sync-lint]\ntarget-torch-version = "2.11"\n'

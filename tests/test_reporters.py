@@ -22,8 +22,9 @@ from referencing.jsonschema import DRAFT4
 from rich.cells import cell_len
 
 from sync_lint.diagnostics import Diagnostic, Edit, FileError, FileResult, Fix, Position
-from sync_lint.reporters import FORMATS, render, render_statistics
-from sync_lint.rule import Rule
+from sync_lint.formats import OUTPUT_FORMATS as FORMATS
+from sync_lint.reporters import render, render_statistics
+from sync_lint.rulekit import Rule
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SARIF_SCHEMA = FIXTURES / "sarif-schema-2.1.0.json"
@@ -75,7 +76,7 @@ ITEM_WITH_SAFE_FIX = Diagnostic(
     start=P(12, 16),
     end=P(12, 27),
     evidence="`loss` is on the GPU: assigned from `model(x)` at line 10",
-    fix=Fix("safe", "Keep the value on the device", (Edit("detach()", P(12, 21), P(12, 27)),)),
+    fix=Fix("safe", "Keep the value on the device", (Edit(0, 6, "detach()", location=P(12, 21), end_location=P(12, 27)),)),
     source_line="    loss_val = loss.item()\n",
 )
 # train.py, row 20: "    t[0] = 0"; `t[0] = 0` is columns 5..13.
@@ -86,7 +87,7 @@ SETITEM_WITH_UNSAFE_FIX = Diagnostic(
     path=TRAIN,
     start=P(20, 5),
     end=P(20, 13),
-    fix=Fix("unsafe", "Use `t[0].fill_(0)`", (Edit("t[0].fill_(0)", P(20, 5), P(20, 13)),)),
+    fix=Fix("unsafe", "Use `t[0].fill_(0)`", (Edit(0, 8, "t[0].fill_(0)", location=P(20, 5), end_location=P(20, 13)),)),
     source_line="    t[0] = 0",
     confidence="strict",
 )

@@ -9,7 +9,7 @@ import pytest
 
 from fixture_support import FIXTURE_TORCH, lint_text
 from sync_lint.config import Settings
-from sync_lint.fixer import fix_source
+from sync_lint.fix import fix_source
 from sync_lint.registry import all_rules
 
 

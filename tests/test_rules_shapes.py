@@ -13,11 +13,11 @@ import pytest
 
 from fixture_support import FIXTURE_TORCH, lint_text
 from sync_lint.config import Settings
-from sync_lint.context import FileContext
-from sync_lint.fixer import fix_source
+from sync_lint.engine.context import FileContext
+from sync_lint.fix import fix_source
 from sync_lint.registry import all_rules
-from sync_lint.rules._edits import keyword_edit
-from sync_lint.rules._hints import statement_hints, valid_expression
+from sync_lint.rulekit import keyword_edit
+from sync_lint.rulekit import statement_hints, valid_expression
 
 GPU = "import torch\ndevice = torch.device('cuda')\n"
 
@@ -71,9 +71,8 @@ def _keyword_edit(source: str, name: str = "k", value: str = "1") -> str:
     module = cst.parse_module(source)
     ctx = FileContext("x.py", source, module, Settings())
     call = module.body[0].body[0].value  # type: ignore[attr-defined]
-    replaced = keyword_edit(ctx, call, name, value)
-    start, end = ctx.span(replaced.node, parentheses=False)
-    return source[:start] + replaced.new + source[end:]
+    edit = keyword_edit(ctx, call, name, value)
+    return source[:edit.start] + edit.content + source[edit.end:]
 
 
 @pytest.mark.parametrize(

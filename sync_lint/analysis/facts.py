@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import libcst as cst
+if TYPE_CHECKING:
+    import libcst as cst
 
 
 class Device(str, Enum):
@@ -44,7 +45,7 @@ class Fact:
     # Provenance.
     subject: str | None = None  # the name the fact is about ("x", "self.buf")
     reason: str = ""  # e.g. "assigned from {code}" — {code} is the origin's source
-    origin: cst.CSTNode | None = None
+    origin: "cst.CSTNode | None" = None
     via: "Fact | None" = None
 
     @property

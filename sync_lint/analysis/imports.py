@@ -6,45 +6,42 @@ filled as the engine's single walk meets import statements, so a rule asking
 about a call sees every import that precedes it.
 
 We deliberately avoid libcst's QualifiedNameProvider: full scope analysis costs
-about 6x the parse on a real corpus (see the peer study), and this linter only
-needs module aliases.
+about 6x the parse on a real corpus, and this linter only needs module aliases.
 """
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import libcst as cst
+
+from sync_lint.analysis.provider import Provider
+from sync_lint.syntax import dotted_name
 
 # Names that, when a file never binds them, are almost always these modules.
 # Code snippets (stdin, docs, notebooks exported to .py) often omit imports.
 _IMPLICIT = {"torch": "torch", "np": "numpy", "numpy": "numpy"}
 
 
-def dotted_name(expr: cst.BaseExpression) -> str | None:
-    """`a.b.c` for an Attribute chain of Names; None for anything else."""
-    parts: list[str] = []
-    while isinstance(expr, cst.Attribute):
-        parts.append(expr.attr.value)
-        expr = expr.value
-    if not isinstance(expr, cst.Name):
-        return None
-    parts.append(expr.value)
-    return ".".join(reversed(parts))
+def bound_names(target: cst.CSTNode) -> Iterator[str]:
+    """The plain names an assignment target binds (`a` and `b` in `a, *b = ...`)."""
+    if isinstance(target, (cst.Tuple, cst.List)):
+        for element in target.elements:
+            yield from bound_names(element.value)
+    elif isinstance(target, cst.StarredElement):
+        yield from bound_names(target.value)
+    elif isinstance(target, cst.Name):
+        yield target.value
 
 
-def _module_path(node: cst.BaseExpression | None) -> str | None:
-    if node is None:
-        return None
-    return dotted_name(node)
-
-
-class ImportTable:
+class ImportTable(Provider):
     def __init__(self) -> None:
         self._aliases: dict[str, str] = {}
-        # Names the file binds to something other than an import (assignments,
-        # parameters, defs); they shadow the implicit defaults above.
+        # Names the file binds to something other than an import (assignments, loop
+        # and `with` targets); they shadow the implicit defaults above.
         self._shadowed: set[str] = set()
 
-    # --- filled by the engine ---------------------------------------------------
+    # --- filled by the walk -----------------------------------------------------------
     def add_import(self, node: cst.Import) -> None:
         for alias in node.names:
             full = dotted_name(alias.name)
@@ -60,7 +57,7 @@ class ImportTable:
     def add_import_from(self, node: cst.ImportFrom) -> None:
         if node.relative:
             return
-        module = _module_path(node.module)
+        module = dotted_name(node.module) if node.module is not None else None
         if module is None or isinstance(node.names, cst.ImportStar):
             return
         for alias in node.names:
@@ -72,11 +69,34 @@ class ImportTable:
                 local = alias.asname.name.value
             self._aliases[local] = f"{module}.{name}"
 
-    def shadow(self, name: str) -> None:
-        if name not in self._aliases:
-            self._shadowed.add(name)
+    def shadow(self, target: cst.CSTNode) -> None:
+        for name in bound_names(target):
+            if name not in self._aliases:
+                self._shadowed.add(name)
 
-    # --- queried by rules and the device analysis ---------------------------------
+    def _shadow_assign(self, node: cst.Assign) -> None:
+        for target in node.targets:
+            self.shadow(target.target)
+
+    def _shadow_ann_assign(self, node: cst.AnnAssign) -> None:
+        if node.value is not None:
+            self.shadow(node.target)
+
+    def _shadow_named_expr(self, node: cst.NamedExpr) -> None:
+        self.shadow(node.target)
+
+    def _shadow_with_item(self, node: cst.WithItem) -> None:
+        if node.asname is not None:
+            self.shadow(node.asname.name)
+
+    def _shadow_loop_target(self, node: cst.For | cst.CompFor) -> None:
+        self.shadow(node.target)
+
+    def _shadow_handler(self, node: cst.ExceptHandler | cst.ExceptStarHandler) -> None:
+        if node.name is not None:
+            self.shadow(node.name.name)
+
+    # --- queried by rules and the device analysis ---------------------------------------
     def resolve(self, expr: cst.BaseExpression) -> str | None:
         """The qualified name an expression refers to, e.g. `torch.nn.functional.one_hot`."""
         name = dotted_name(expr)
@@ -98,3 +118,20 @@ class ImportTable:
             if target == module:
                 return local
         return module
+
+    ENTER = {
+        cst.ExceptHandler: _shadow_handler,
+        cst.ExceptStarHandler: _shadow_handler,
+    }
+    LEAVE = {
+        cst.Import: add_import,
+        cst.ImportFrom: add_import_from,
+        cst.Assign: _shadow_assign,
+        cst.AnnAssign: _shadow_ann_assign,
+        cst.NamedExpr: _shadow_named_expr,
+        cst.WithItem: _shadow_with_item,
+    }
+    AFTER_FIELD = {
+        (cst.For, "iter"): _shadow_loop_target,
+        (cst.CompFor, "iter"): _shadow_loop_target,
+    }

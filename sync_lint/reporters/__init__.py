@@ -17,6 +17,7 @@ stays parseable; how they treat file errors:
 from __future__ import annotations
 
 from sync_lint.diagnostics import FileResult
+from sync_lint.formats import OUTPUT_FORMATS
 from sync_lint.reporters._common import RuleMap
 from sync_lint.reporters.concise import render_concise
 from sync_lint.reporters.full import render_full
@@ -26,10 +27,7 @@ from sync_lint.reporters.junit import render_junit
 from sync_lint.reporters.sarif import render_sarif
 from sync_lint.reporters.statistics import render_statistics
 
-FORMATS = ("full", "concise", "json", "json-lines", "github", "sarif", "junit")
-HUMAN_FORMATS = ("full", "concise")
-
-__all__ = ["FORMATS", "HUMAN_FORMATS", "render", "render_statistics"]
+__all__ = ["render", "render_statistics"]
 
 
 def render(
@@ -43,7 +41,7 @@ def render(
     width: int | None = None,
     unsafe_fixes: bool = False,
 ) -> str:
-    """Format `results` as `fmt`, one of `FORMATS`.
+    """Format `results` as `fmt`, one of `sync_lint.formats.OUTPUT_FORMATS`.
 
     `rules` maps rule codes to rule classes, for names, docs and URLs.
     `unsafe_fixes` tells the human formats whether `--unsafe-fixes` is on, so
@@ -76,4 +74,4 @@ def render(
         return render_sarif(results, rules)
     if fmt == "junit":
         return render_junit(results)
-    raise ValueError(f"unknown output format {fmt!r}; expected one of: {', '.join(FORMATS)}")
+    raise ValueError(f"unknown output format {fmt!r}; expected one of: {', '.join(OUTPUT_FORMATS)}")

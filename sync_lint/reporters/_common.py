@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from sync_lint.diagnostics import DOCS_URL, Diagnostic, Edit, FileError, FileResult, Fix
 
 if TYPE_CHECKING:
-    from sync_lint.rule import Rule
+    from sync_lint.rulekit import Rule
 
 RuleMap = dict[str, "type[Rule]"]
 
@@ -89,14 +89,15 @@ def single_line_edit(diagnostic: Diagnostic) -> Edit | None:
         return None
     edit = fix.edits[0]
     row = diagnostic.start.row
-    if edit.start.row != row or edit.end.row != row or "\n" in edit.content:
+    if edit.location is None or edit.end_location is None or edit.location.row != row or edit.end_location.row != row or "\n" in edit.content:
         return None
     return edit
 
 
 def apply_edit(line: str, edit: Edit) -> str:
-    start = max(edit.start.column - 1, 0)
-    end = max(edit.end.column - 1, start)
+    assert edit.location is not None and edit.end_location is not None
+    start = max(edit.location.column - 1, 0)
+    end = max(edit.end_location.column - 1, start)
     return line[:start] + edit.content + line[end:]
 
 

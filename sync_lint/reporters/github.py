@@ -10,7 +10,12 @@ otherwise go unnoticed in the PR view.
 from __future__ import annotations
 
 from sync_lint.diagnostics import Diagnostic, FileError, FileResult
-from sync_lint.reporters._common import TOOL_NAME, absolute, sorted_diagnostics, sorted_errors
+from sync_lint.reporters._common import (
+    TOOL_NAME,
+    absolute,
+    sorted_diagnostics,
+    sorted_errors,
+)
 
 
 def escape_data(text: str) -> str:

@@ -12,8 +12,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sync_lint.diagnostics import Diagnostic, FileResult, Fix, Position, Severity
-from sync_lint.reporters._common import RuleMap, absolute, rule_name, rule_url, sorted_diagnostics
+from sync_lint.diagnostics import Diagnostic, FileResult, Fix, Position
+from sync_lint.reporters._common import (
+    RuleMap,
+    absolute,
+    rule_name,
+    rule_url,
+    sorted_diagnostics,
+)
 
 
 def _location(position: Position) -> dict[str, int]:
@@ -26,7 +32,7 @@ def _fix(fix: Fix | None) -> dict[str, Any] | None:
     return {
         "applicability": fix.applicability,
         "edits": [
-            {"content": e.content, "end_location": _location(e.end), "location": _location(e.start)}
+            {"content": e.content, "end_location": _location(e.end_location), "location": _location(e.location)}
             for e in fix.edits
         ],
         "message": fix.message,
@@ -48,7 +54,7 @@ def diagnostic_object(d: Diagnostic, rules: RuleMap) -> dict[str, Any]:
         # ruff always names a row for `# noqa`; the diagnostic's own row is where
         # a suppression comment goes when the engine did not pick another one.
         "noqa_row": d.noqa_row if d.noqa_row is not None else d.start.row,
-        "severity": Severity.ERROR.value,
+        "severity": "error",
         "url": rule_url(d.code, rules, d.url),
     }
 

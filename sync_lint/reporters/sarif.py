@@ -22,7 +22,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sync_lint.diagnostics import DOCS_URL, Diagnostic, FileError, FileResult, Fix, Position
+from sync_lint.diagnostics import (
+    DOCS_URL,
+    Diagnostic,
+    FileError,
+    FileResult,
+    Fix,
+    Position,
+)
 from sync_lint.reporters._common import (
     INFORMATION_URI,
     TOOL_NAME,
@@ -98,7 +105,7 @@ def _fixes(d: Diagnostic, fix: Fix | None) -> list[dict[str, Any]] | None:
                 {
                     "artifactLocation": {"uri": artifact_uri(d.path)},
                     "replacements": [
-                        {"deletedRegion": _region(e.start, e.end), "insertedContent": {"text": e.content}}
+                        {"deletedRegion": _region(e.location, e.end_location), "insertedContent": {"text": e.content}}
                         for e in fix.edits
                     ],
                 }

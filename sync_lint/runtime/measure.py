@@ -10,7 +10,12 @@ import time
 from dataclasses import dataclass, field
 from types import ModuleType
 
-from sync_lint.runtime.busy import BusyWindow, blocked_threshold_ms, cycles_per_ms, keep_busy
+from sync_lint.runtime.busy import (
+    BusyWindow,
+    blocked_threshold_ms,
+    cycles_per_ms,
+    keep_busy,
+)
 from sync_lint.runtime.capture import Site, SyncCapture
 
 

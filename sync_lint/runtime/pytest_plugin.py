@@ -40,7 +40,8 @@ import pytest
 
 from sync_lint.runtime.cuda import cuda_unavailable_reason, no_cuda_message
 from sync_lint.runtime.errors import NoCudaError
-from sync_lint.runtime.guard import GUARD_NAME, no_gpu_sync as _Guard
+from sync_lint.runtime.guard import GUARD_NAME
+from sync_lint.runtime.guard import no_gpu_sync as _Guard
 
 MARKER = "no_gpu_sync"
 

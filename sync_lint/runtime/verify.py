@@ -73,7 +73,7 @@ class CaseResult:
 
 
 def fixed_source(case: Case) -> str:
-    from sync_lint.fixer import fix_snippet
+    from sync_lint.fix import fix_snippet
 
     return fix_snippet(case.before, unsafe=case.unsafe)
 

@@ -1,0 +1,55 @@
+"""Naming conventions and configured attribute names: the weakest evidence of a device.
+
+`seq_lens_cpu` is usually a host copy and `x_gpu` a device tensor, `device` usually
+holds a `torch.device`: useful when nothing better is known, never proof. Facts
+that come only from a name are marked `from_name`, so rules can tell them apart.
+No libcst here: the configuration loads these defaults without importing a parser.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sync_lint.analysis.facts import DTYPE, Device, Fact, device_value
+
+CPU_NAMES_DEFAULT = (r"_cpu$", r"_host$", r"^cpu_")
+GPU_NAMES_DEFAULT = (r"_gpu$", r"_cuda$", r"_dev$")
+DEVICE_NAME = re.compile(r"(^|_)(device|dev)(_|$)|^device|device$")
+DTYPE_NAME = re.compile(r"dtype")
+
+
+@dataclass
+class DeviceSettings:
+    cpu_name_patterns: tuple[str, ...] = CPU_NAMES_DEFAULT
+    gpu_name_patterns: tuple[str, ...] = GPU_NAMES_DEFAULT
+    gpu_attributes: frozenset[str] = frozenset()
+    cpu_attributes: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        self._cpu = [re.compile(p) for p in self.cpu_name_patterns]
+        self._gpu = [re.compile(p) for p in self.gpu_name_patterns]
+
+    def by_name(self, name: str) -> tuple[Device, str] | None:
+        for pattern in self._cpu:
+            if pattern.search(name):
+                return Device.CPU, f"its name matches the cpu-name-pattern `{pattern.pattern}`"
+        for pattern in self._gpu:
+            if pattern.search(name):
+                return Device.GPU, f"its name matches the gpu-name-pattern `{pattern.pattern}`"
+        return None
+
+    def fact_for_name(self, name: str) -> Fact | None:
+        """What a name alone suggests: a tensor on a device, a device value, a dtype; None for nothing."""
+        by_name = self.by_name(name)
+        if by_name is not None:
+            dev, why = by_name
+            return Fact(dev, tensor_like=True, subject=name, reason=why, from_name=True,
+                        pinning_unknown=dev is Device.CPU)
+        lowered = name.lower()
+        if DEVICE_NAME.search(lowered):
+            dev = Device.CPU if "cpu" in lowered else Device.GPU
+            return device_value(dev, reason=f"a variable named `{name}`")
+        if DTYPE_NAME.search(lowered):
+            return DTYPE
+        return None

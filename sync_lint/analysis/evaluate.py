@@ -1,0 +1,730 @@
+"""The evaluator: what an expression is (a GPU tensor, a CPU tensor, a device, ...) and why.
+
+Expressions are evaluated on demand against the bindings of the program point
+where the walk stands (the binder's scopes, `flow.py`), and memoised per node.
+Sources of facts, most specific first: factories and moves (`torch.zeros(...,
+device=d)`, `.cuda()`, `.to("cpu")`, `.pin_memory()`), propagation through
+operators, indexing, tensor methods and `torch.*` functions, attributes set in
+`__init__`, configured attribute names, and finally naming conventions
+(`*_cpu`, `*_gpu`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Callable, Iterable
+
+import libcst as cst
+
+from sync_lint.analysis.conventions import DeviceSettings
+from sync_lint.analysis.facts import (
+    DTYPE,
+    MODULE,
+    NONE,
+    NUMPY,
+    PYTHON,
+    RANGE,
+    UNKNOWN,
+    Device,
+    Fact,
+    device_value,
+    join,
+)
+from sync_lint.analysis.imports import ImportTable
+from sync_lint.analysis.knowledge import (
+    ACCELERATOR_NAMES,
+    BOOL_RESULT,
+    COUNTING,
+    CPU_FACTORIES,
+    DTYPE_NAMES,
+    ELEMENTWISE,
+    EVENT_HANDLES,
+    FACTORIES,
+    FLOAT_RESULT,
+    HOST_VALUE_METHODS,
+    INT_RESULT,
+    LIKE_FACTORIES,
+    METADATA_ATTRS,
+    METADATA_METHODS,
+    MODULE_NAMES,
+    NEW_METHODS,
+    NON_TENSOR_ANNOTATIONS,
+    REDUCTIONS,
+    STREAM_HANDLES,
+    TENSOR_ATTRS,
+    TORCH_NON_TENSOR,
+    VIEW_METHODS,
+)
+from sync_lint.syntax import dotted_name, is_true_literal, literal_string
+
+if TYPE_CHECKING:
+    from sync_lint.analysis.flow import Binder
+
+
+class Evaluator:
+    """Facts of expressions at the walk's current program point, memoised per node."""
+
+    def __init__(self, binder: "Binder", imports: ImportTable, settings: DeviceSettings) -> None:
+        self.binder = binder
+        self.imports = imports
+        self.settings = settings
+        self._memo: dict[int, Fact] = {}
+
+    @staticmethod
+    def combine(facts: Iterable[Fact]) -> Fact:
+        return combine(facts)
+
+    def fact(self, expr: cst.BaseExpression) -> Fact:
+        key = id(expr)
+        cached = self._memo.get(key)
+        if cached is None:
+            cached = self._evaluate(expr)
+            self._memo[key] = cached
+        return cached
+
+    def bound_fact(self, name: str) -> Fact | None:
+        """The fact of a name or dotted name the program has bound at this point (an
+        assignment, a parameter, a `self.` attribute set in `__init__`); None when the
+        name is unbound here, whatever its naming convention suggests."""
+        fact = self.binder.lookup(name)
+        if fact is None and name.startswith("self."):
+            fact = self.binder.init_attribute(name)
+        return fact
+
+    def device_of_argument(self, expr: cst.BaseExpression) -> tuple[Device | None, str]:
+        """What device a `device=` argument (or `.to(x)` argument) denotes, and why."""
+        text = literal_string(expr)
+        if text is not None:
+            dev = _device_from_string(text)
+            return dev, f"device string {text!r}"
+        if isinstance(expr, cst.Name) and expr.value == "None":
+            return None, "device=None"
+        if isinstance(expr, cst.Integer):
+            return Device.GPU, f"device index {expr.value}"
+        if isinstance(expr, cst.Call):
+            qual = self.imports.resolve(expr.func)
+            if qual == "torch.device" and expr.args:
+                inner, why = self.device_of_argument(expr.args[0].value)
+                return inner, why
+        fact = self.fact(expr)
+        if fact.value_kind == "device" and fact.device_value is not None:
+            return fact.device_value, "a device value"
+        if isinstance(expr, cst.Attribute) and expr.attr.value == "device":
+            owner = self.fact(expr.value)
+            if owner.is_cpu:
+                return Device.CPU, "the device of a CPU tensor"
+            return Device.GPU, "the device of a tensor, which is not literally the CPU"
+        name = dotted_name(expr)
+        if name is not None and "cpu" in name.split(".")[-1].lower():
+            return Device.CPU, f"`{name}` names the CPU"
+        return Device.GPU, "a device that is not literally the CPU"
+
+    def literal_accelerator(self, expr: cst.BaseExpression) -> bool:
+        """`"cuda"`, `"cuda:1"`, `torch.device("cuda")`, `0`: a device that cannot be the CPU at run time.
+
+        A device variable may be the CPU on some machine, which decides whether a fix
+        that pins memory (an accelerator-only operation) is safe.
+        """
+        text = literal_string(expr)
+        if text is not None:
+            return text.strip().lower().startswith(ACCELERATOR_NAMES)
+        if isinstance(expr, cst.Integer):
+            return True
+        if isinstance(expr, cst.Call) and self.imports.resolve(expr.func) == "torch.device" and expr.args:
+            return self.literal_accelerator(expr.args[0].value)
+        return False
+
+    def created_on_accelerator(self, fact: Fact) -> bool:
+        """The tensor was made by `.cuda()`, `.to(<literal accelerator>)` or a factory with such a `device=`."""
+        origin = fact.origin
+        if not isinstance(origin, cst.Call):
+            return False
+        method = origin.func.attr.value if isinstance(origin.func, cst.Attribute) else None
+        if method == "cuda":
+            return True
+        for position, arg in enumerate(origin.args):
+            keyword = arg.keyword.value if arg.keyword is not None else None
+            if keyword == "device" or (keyword is None and method == "to" and position == 0):
+                return self.literal_accelerator(arg.value)
+        return False
+
+    def param_fact(self, param: cst.Param) -> Fact:
+        name = param.name.value
+        if name in ("self", "cls"):
+            return replace(PYTHON, value_kind="self")
+        if param.annotation is not None:
+            ann = param.annotation.annotation
+            ann_name = dotted_name(ann) or ""
+            last = ann_name.split(".")[-1]
+            if isinstance(ann, cst.Subscript):
+                last = (dotted_name(ann.value) or "").split(".")[-1]
+            if last == "Tensor":
+                by_name = self.settings.by_name(name)
+                if by_name is not None:
+                    dev, why = by_name
+                    return Fact(dev, tensor_like=True, subject=name, reason=f"a `Tensor` parameter and {why}",
+                                pinning_unknown=dev is Device.CPU)
+                return Fact(Device.UNKNOWN, tensor_like=True, subject=name, reason="annotated as `Tensor`")
+            if last in ("Module",) or name in MODULE_NAMES:
+                return replace(MODULE, subject=name)
+            if last in ("device",):
+                dev = Device.CPU if "cpu" in name else Device.GPU
+                return device_value(dev, reason=f"a parameter named `{name}`")
+            if last in NON_TENSOR_ANNOTATIONS or isinstance(ann, cst.BinaryOperation):
+                if last == "ndarray":
+                    return replace(NUMPY, subject=name)
+                if isinstance(ann, cst.BinaryOperation):  # `Tensor | None` and friends
+                    return self._union_annotation(name, ann)
+                # For a Python value, `dtype` says which kind of number it is (None: maybe not a number).
+                return replace(PYTHON, subject=name, dtype=last if last in ("int", "float", "bool") else None)
+        if name in MODULE_NAMES:
+            return replace(MODULE, subject=name)
+        return self.settings.fact_for_name(name) or UNKNOWN
+
+    def _union_annotation(self, name: str, ann: cst.BinaryOperation) -> Fact:
+        ann_text = (dotted_name(ann.left) or "") + " " + (dotted_name(ann.right) or "")
+        if "Tensor" in ann_text:
+            by_name = self.settings.by_name(name)
+            if by_name is not None:
+                return Fact(by_name[0], tensor_like=True, subject=name, reason=by_name[1], from_name=True,
+                            pinning_unknown=by_name[0] is Device.CPU)
+            return Fact(Device.UNKNOWN, tensor_like=True, subject=name, reason="annotated as a `Tensor` union")
+        return replace(PYTHON, subject=name)
+
+    def _evaluate(self, expr: cst.BaseExpression) -> Fact:
+        evaluator = _EVAL.get(type(expr))
+        if evaluator is None:
+            return UNKNOWN
+        return evaluator(self, expr)
+
+    def _eval_name(self, expr: cst.Name) -> Fact:
+        name = expr.value
+        fact = self.binder.lookup(name)
+        if fact is not None:
+            return fact
+        if name == "None":
+            return NONE
+        if name in ("True", "False"):
+            return PYTHON
+        if name in MODULE_NAMES:
+            return replace(MODULE, subject=name)
+        return self.settings.fact_for_name(name) or UNKNOWN
+
+    def _eval_attribute(self, expr: cst.Attribute) -> Fact:
+        attr = expr.attr.value
+        if attr in METADATA_ATTRS:
+            if attr == "device":
+                owner = self.fact(expr.value)
+                dev = Device.CPU if owner.is_cpu else Device.GPU
+                return device_value(dev, reason="a tensor's `.device`")
+            if attr == "dtype":
+                return DTYPE
+            return PYTHON
+        qual = self.imports.resolve(expr)
+        if qual is not None:
+            return self._eval_qualified_attribute(qual)
+        name = dotted_name(expr)
+        bound: Fact | None = None
+        if name is not None:
+            bound = self.binder.lookup(name)
+            if bound is None and name.startswith("self."):
+                bound = self.binder.init_attribute(name)
+            # An assignment from something unknown is no evidence: it must not hide
+            # what configuration and naming conventions say about the attribute.
+            if bound is not None and bound.device is not Device.UNKNOWN:
+                return bound
+        owner = self.fact(expr.value)
+        if attr in TENSOR_ATTRS and owner.is_tensor:
+            return owner
+        if owner.value_kind == "numpy":
+            return NUMPY
+        if attr in self.settings.gpu_attributes:
+            return Fact(Device.GPU, tensor_like=True, subject=name or attr,
+                        reason=f"attribute `{attr}` is listed in gpu-attributes")
+        if attr in self.settings.cpu_attributes:
+            return Fact(Device.CPU, tensor_like=True, subject=name or attr, pinning_unknown=True,
+                        reason=f"attribute `{attr}` is listed in cpu-attributes")
+        if attr in MODULE_NAMES:
+            return replace(MODULE, subject=name)
+        fact = self.settings.fact_for_name(attr)
+        if fact is not None:
+            return replace(fact, subject=name or attr)
+        return bound if bound is not None else UNKNOWN
+
+    def _eval_qualified_attribute(self, qual: str) -> Fact:
+        if qual.startswith("torch."):
+            last = qual.rsplit(".", 1)[-1]
+            if last in DTYPE_NAMES:
+                return DTYPE
+            return replace(PYTHON, value_kind="torch-object")
+        if qual.startswith("numpy."):
+            return NUMPY
+        return UNKNOWN
+
+    def _eval_subscript(self, expr: cst.Subscript) -> Fact:
+        base = self.fact(expr.value)
+        if base.value_kind == "numpy":
+            return NUMPY
+        if not (base.is_tensor or base.is_unknown_tensor):
+            return UNKNOWN
+        ndim = base.ndim
+        dtype = base.dtype
+        for element in expr.slice:
+            index = element.slice
+            if isinstance(index, cst.Slice):
+                continue
+            value = index.value
+            if isinstance(value, cst.Name) and value.value == "None":
+                ndim = ndim + 1 if ndim is not None else None
+                continue
+            if isinstance(value, cst.Ellipsis):
+                continue
+            idx_fact = self.fact(value)
+            if idx_fact.is_tensor or idx_fact.is_unknown_tensor or isinstance(value, (cst.List, cst.Tuple)):
+                # Advanced indexing: the rank depends on the index.
+                ndim = 1 if idx_fact.dtype == "bool" and len(expr.slice) == 1 else None
+            elif ndim is not None:
+                ndim -= 1
+        return replace(base, ndim=ndim, dtype=dtype)
+
+    def _eval_call(self, expr: cst.Call) -> Fact:
+        qual = self.imports.resolve(expr.func)
+        if qual is not None:
+            if qual.startswith("torch."):
+                return self._eval_torch_call(expr, qual)
+            if qual.startswith("numpy."):
+                return NUMPY
+        func = expr.func
+        if isinstance(func, cst.Attribute):
+            return self._eval_method(expr, func.value, func.attr.value)
+        if isinstance(func, cst.Name):
+            builtin = func.value
+            if builtin in ("len", "int", "float", "bool", "str", "range", "list", "tuple", "dict", "set",
+                           "sorted", "enumerate", "zip", "repr", "isinstance", "hasattr", "getattr", "id",
+                           "type", "print", "format", "round", "abs") and self.binder.lookup(builtin) is None:
+                if builtin in ("abs", "round") and expr.args:
+                    return self.fact(expr.args[0].value)
+                return RANGE if builtin == "range" else PYTHON
+        return UNKNOWN
+
+    def _eval_torch_call(self, expr: cst.Call, qual: str) -> Fact:
+        last = qual.rsplit(".", 1)[-1]
+        namespace = qual.rsplit(".", 1)[0]
+        if namespace == "torch.nn" and last[:1].isupper():
+            return MODULE
+        if qual == "torch.device":
+            dev, why = self.device_of_argument(expr.args[0].value) if expr.args else (Device.GPU, "")
+            return device_value(dev or Device.GPU, reason=f"`torch.device` of {why}", origin=expr)
+        if last in STREAM_HANDLES or last in EVENT_HANDLES:
+            kind = "stream" if last in STREAM_HANDLES else "event"
+            return replace(PYTHON, value_kind=kind, reason="created by {code}", origin=expr)
+        if namespace.startswith("torch.cuda") or namespace.startswith("torch.accelerator"):
+            return replace(PYTHON, value_kind="torch-object")
+        if last in TORCH_NON_TENSOR or last[:1].isupper():
+            return PYTHON
+        if namespace == "torch" and last in CPU_FACTORIES:
+            return Fact(Device.CPU, reason="created by {code} (CPU memory)", origin=expr, ndim=None)
+        if namespace == "torch" and (last in FACTORIES or last in LIKE_FACTORIES):
+            return self._eval_factory(expr, last)
+        # Any other torch function: its result lives where its tensor inputs live.
+        inputs = [self.fact(arg.value) for arg in expr.args if arg.keyword is None or arg.keyword.value in
+                  ("input", "other", "out", "self", "condition", "tensors", "indices", "mask")]
+        result = combine(inputs)
+        return shape_result(result, last, expr)
+
+    def _eval_factory(self, expr: cst.Call, name: str) -> Fact:
+        device_arg = next((a for a in expr.args if a.keyword is not None and a.keyword.value == "device"), None)
+        pin_arg = next((a.value for a in expr.args if a.keyword is not None and a.keyword.value == "pin_memory"), None)
+        pin = pin_arg is not None and is_true_literal(pin_arg)
+        # `pin_memory=PIN_MEMORY`: decided at run time, so the memory is not provably pageable.
+        pin_unknown = (pin_arg is not None and not (isinstance(pin_arg, cst.Name) and pin_arg.value in ("True", "False"))
+                       ) or any(a.star == "**" for a in expr.args)
+        dtype = _dtype_kwarg(expr)
+        ndim = _factory_ndim(expr, name)
+        if dtype is None:
+            dtype = _factory_default_dtype(expr, name)
+        if device_arg is not None:
+            dev, why = self.device_of_argument(device_arg.value)
+            if dev is Device.CPU or dev is None:
+                return Fact(Device.PINNED if pin else Device.CPU, ndim=ndim, dtype=dtype,
+                            reason="created by {code}", origin=expr, pinning_unknown=pin_unknown)
+            return Fact(Device.GPU, ndim=ndim, dtype=dtype, reason="created by {code}", origin=expr)
+        if name in LIKE_FACTORIES or (name == "as_tensor" and expr.args):
+            source = self.fact(expr.args[0].value) if expr.args else UNKNOWN
+            if source.is_tensor or source.is_unknown_tensor:
+                return replace(source, ndim=ndim if ndim is not None else source.ndim, dtype=dtype or source.dtype)
+            if name in LIKE_FACTORIES:
+                return Fact(Device.UNKNOWN, tensor_like=True)
+        return Fact(Device.PINNED if pin else Device.CPU, ndim=ndim, dtype=dtype,
+                    reason="created by {code} with no `device=`", origin=expr, pinning_unknown=pin_unknown)
+
+    def _eval_method(self, expr: cst.Call, receiver: cst.BaseExpression, method: str) -> Fact:
+        owner = self.fact(receiver)
+        if owner.device is Device.NOT_TENSOR:
+            if owner.value_kind == "numpy":
+                return NUMPY
+            if owner.value_kind == "module" and method in ("to", "cuda", "cpu", "half", "float", "eval", "train"):
+                return owner
+            return UNKNOWN if owner.value_kind in ("self", "torch-object") else PYTHON
+        if method in HOST_VALUE_METHODS or method in METADATA_METHODS:
+            return PYTHON
+        if method == "numpy":
+            return NUMPY
+        if method == "cuda":
+            return Fact(Device.GPU, ndim=owner.ndim, dtype=owner.dtype, reason="moved by {code}", origin=expr)
+        if method == "cpu":
+            return Fact(Device.CPU, ndim=owner.ndim, dtype=owner.dtype, reason="moved by {code}", origin=expr)
+        if method == "pin_memory":
+            return Fact(Device.PINNED, ndim=owner.ndim, dtype=owner.dtype, reason="pinned by {code}", origin=expr)
+        if method == "to":
+            return self._eval_to(expr, owner)
+        if method in NEW_METHODS:
+            device_arg = next((a for a in expr.args if a.keyword is not None and a.keyword.value == "device"), None)
+            if device_arg is not None:
+                dev, _ = self.device_of_argument(device_arg.value)
+                if dev is not None:
+                    return Fact(dev, reason="created by {code}", origin=expr, dtype=_dtype_kwarg(expr))
+            if owner.is_tensor or owner.is_unknown_tensor:
+                return replace(owner if owner.device is not Device.PINNED else replace(owner, device=Device.CPU),
+                               ndim=None, dtype=_dtype_kwarg(expr) or owner.dtype)
+            return UNKNOWN
+        if owner.is_tensor or owner.is_unknown_tensor:
+            result = owner
+            if owner.device is Device.PINNED and method not in VIEW_METHODS:
+                result = replace(owner, device=Device.CPU)
+            return shape_result(result, method, expr, receiver_fact=owner)
+        return UNKNOWN
+
+    def _eval_to(self, expr: cst.Call, owner: Fact) -> Fact:
+        target: Device | None = None
+        why = ""
+        dtype = owner.dtype
+        for arg in expr.args:
+            keyword = arg.keyword.value if arg.keyword is not None else None
+            if keyword in ("non_blocking", "copy", "memory_format"):
+                continue
+            if keyword == "dtype":
+                dtype = _dtype_of(arg.value, self.imports) or None
+                continue
+            kind, dev = self._classify_to_argument(arg.value)
+            if kind == "device" or keyword == "device":
+                if kind != "device":
+                    dev, why = self.device_of_argument(arg.value)
+                target = dev
+                why = why or "to a device"
+            elif kind == "tensor":
+                target = dev
+            elif kind == "dtype":
+                dtype = _dtype_of(arg.value, self.imports) or None
+            else:
+                return Fact(Device.UNKNOWN, tensor_like=owner.is_tensor or owner.is_unknown_tensor)
+        if target is None:
+            return replace(owner, dtype=dtype)
+        if not (owner.is_tensor or owner.is_unknown_tensor or owner.device is Device.UNKNOWN):
+            return owner
+        if target is Device.CPU and owner.is_gpu and any(
+            a.keyword is not None and a.keyword.value == "non_blocking" and is_true_literal(a.value) for a in expr.args
+        ):
+            target = Device.PINNED  # `_to_copy` allocates a pinned result for a non-blocking D2H copy
+        return Fact(target, ndim=owner.ndim, dtype=dtype, reason="moved by {code}", origin=expr)
+
+    def _classify_to_argument(self, value: cst.BaseExpression) -> tuple[str, Device | None]:
+        """Is a positional `.to(x)` argument a device, a dtype, or a tensor?"""
+        if literal_string(value) is not None:
+            return "device", self.device_of_argument(value)[0]
+        if _dtype_of(value, self.imports) is not None:
+            return "dtype", None
+        if isinstance(value, cst.Call) and self.imports.resolve(value.func) == "torch.device":
+            return "device", self.device_of_argument(value)[0]
+        if isinstance(value, cst.Attribute) and value.attr.value == "device":
+            return "device", self.device_of_argument(value)[0]
+        if isinstance(value, cst.Attribute) and value.attr.value == "dtype":
+            return "dtype", None
+        fact = self.fact(value)
+        if fact.value_kind == "device":
+            return "device", fact.device_value
+        if fact.value_kind == "dtype":
+            return "dtype", None
+        if fact.is_tensor:
+            return "tensor", Device.CPU if fact.is_cpu else fact.device
+        if isinstance(value, cst.Integer):
+            return "device", Device.GPU
+        return "unknown", None
+
+    def element_fact(self, iterable: Fact) -> Fact:
+        if iterable.value_kind == "range":
+            return replace(PYTHON, dtype="int")
+        if iterable.is_tensor or iterable.is_unknown_tensor:
+            ndim = iterable.ndim - 1 if iterable.ndim else None
+            return replace(iterable, ndim=ndim)
+        if iterable.value_kind == "numpy":
+            return NUMPY
+        return UNKNOWN
+
+    def _eval_binary(self, expr: cst.BinaryOperation) -> Fact:
+        left, right = self.fact(expr.left), self.fact(expr.right)
+        result = combine([left, right])
+        if isinstance(expr.operator, cst.Divide) and result.dtype == "int":
+            result = replace(result, dtype="float")
+        bitwise = isinstance(expr.operator, (cst.BitAnd, cst.BitOr, cst.BitXor))
+        if result.dtype == "bool" and not bitwise and not (left.dtype == "bool" and right.dtype == "bool"):
+            result = replace(result, dtype=None)  # `mask * 2` holds numbers, not a mask
+        if bitwise and result.dtype is None:
+            if left.dtype == "bool" or right.dtype == "bool":
+                result = replace(result, dtype="bool")
+        if left.ndim is not None and right.ndim is not None and result.is_tensor:
+            result = replace(result, ndim=max(left.ndim, right.ndim))
+        return result
+
+    def _eval_unary(self, expr: cst.UnaryOperation) -> Fact:
+        if isinstance(expr.operator, cst.Not):
+            return PYTHON
+        return self.fact(expr.expression)
+
+    def _eval_comparison(self, expr: cst.Comparison) -> Fact:
+        facts = [self.fact(expr.left)] + [self.fact(c.comparator) for c in expr.comparisons]
+        operators = [type(c.operator) for c in expr.comparisons]
+        if any(op in (cst.Is, cst.IsNot, cst.In, cst.NotIn) for op in operators):
+            return PYTHON
+        result = combine(facts)
+        if result.is_tensor or result.is_unknown_tensor:
+            ndims = [f.ndim for f in facts if f.is_tensor]
+            ndim = max(ndims) if ndims and all(n is not None for n in ndims) else None
+            return replace(result, dtype="bool", ndim=ndim)
+        return PYTHON if result.device is Device.NOT_TENSOR else UNKNOWN
+
+    def _eval_boolean(self, expr: cst.BooleanOperation) -> Fact:
+        return join(self.fact(expr.left), self.fact(expr.right))
+
+    def _eval_ifexp(self, expr: cst.IfExp) -> Fact:
+        return join(self.fact(expr.body), self.fact(expr.orelse))
+
+    def _eval_paren_free(self, expr: cst.BaseExpression) -> Fact:
+        return PYTHON
+
+    def _eval_await(self, expr: cst.Await) -> Fact:
+        return UNKNOWN
+
+
+def _device_from_string(text: str) -> Device | None:
+    text = text.strip().lower()
+    if text.startswith("cpu"):
+        return Device.CPU
+    if text.startswith("meta"):
+        return None
+    if text:
+        return Device.GPU  # cuda, cuda:0, xpu, mps, npu, hpu: an accelerator
+    return None
+
+
+def _list_depth(expr: cst.BaseExpression) -> int | None:
+    depth = 0
+    while isinstance(expr, (cst.List, cst.Tuple)):
+        depth += 1
+        if not expr.elements:
+            return depth
+        first = expr.elements[0]
+        if isinstance(first, cst.StarredElement):
+            return None
+        expr = first.value
+    if isinstance(expr, (cst.Integer, cst.Float, cst.UnaryOperation)):
+        return depth
+    # `torch.tensor(ORDER)`, `torch.tensor(a + b)`: a name or a sum may hold a list itself.
+    if depth and isinstance(expr, (cst.Name, cst.BinaryOperation)):
+        return depth
+    return None
+
+
+def _literal_dtype(expr: cst.BaseExpression) -> str | None:
+    while isinstance(expr, (cst.List, cst.Tuple)) and expr.elements:
+        first = expr.elements[0]
+        if isinstance(first, cst.StarredElement):
+            return None
+        expr = first.value
+    if isinstance(expr, cst.UnaryOperation):
+        expr = expr.expression
+    if isinstance(expr, cst.Integer):
+        return "int"
+    if isinstance(expr, cst.Float):
+        return "float"
+    if isinstance(expr, cst.Name) and expr.value in ("True", "False"):
+        return "bool"
+    return None
+
+
+
+def combine(facts: Iterable[Fact]) -> Fact:
+    """The device of a result computed from these inputs."""
+    gpu = cpu = None
+    unknown_tensor = False
+    any_unknown = False
+    for fact in facts:
+        if fact.is_gpu and gpu is None:
+            gpu = fact
+        elif fact.is_cpu and cpu is None:
+            cpu = fact
+        elif fact.is_unknown_tensor:
+            unknown_tensor = True
+        elif fact.device is Device.UNKNOWN:
+            any_unknown = True
+    if gpu is not None:
+        # A GPU input decides: CPU scalars and Python numbers broadcast onto it.
+        return gpu
+    if cpu is not None and not unknown_tensor:
+        if cpu.device is Device.PINNED:
+            cpu = replace(cpu, device=Device.CPU)
+        return cpu
+    if unknown_tensor or cpu is not None:
+        return Fact(Device.UNKNOWN, tensor_like=True)
+    if any_unknown:
+        return UNKNOWN
+    return PYTHON
+
+
+def shape_result(result: Fact, op: str, expr: cst.Call, receiver_fact: Fact | None = None) -> Fact:
+    """Rank and dtype class of `op`'s result, where the op makes them obvious."""
+    if not (result.is_tensor or result.is_unknown_tensor):
+        return result
+    has_dim = any(a.keyword is not None and a.keyword.value == "dim" for a in expr.args)
+    positional = [a for a in expr.args if a.keyword is None]
+    base = receiver_fact if receiver_fact is not None else result
+    ndim = base.ndim
+    dtype = base.dtype
+    if op in REDUCTIONS:
+        is_method = receiver_fact is not None
+        dim_given = has_dim or len(positional) > (0 if is_method else 1)
+        ndim = None if dim_given else 0
+        if op in ("any", "all"):
+            dtype = "bool"
+    elif op not in ELEMENTWISE:
+        ndim = None
+    if dtype == "bool" and op in COUNTING:
+        dtype = "int"
+    if op == "where" and receiver_fact is None:
+        # `torch.where(cond)` gives index tensors; `torch.where(cond, a, b)` takes a's and b's dtype, not cond's.
+        dtype = "int" if len(expr.args) == 1 else None
+    if op in BOOL_RESULT:
+        dtype = "bool"
+    elif op in INT_RESULT:
+        dtype = "int"
+    elif op in FLOAT_RESULT:
+        dtype = "float"
+    return replace(result, ndim=ndim, dtype=dtype)
+
+
+def _dtype_of(expr: cst.BaseExpression, imports: ImportTable) -> str | None:
+    qual = imports.resolve(expr)
+    if qual is not None and qual.startswith("torch."):
+        return DTYPE_NAMES.get(qual[len("torch."):])
+    return None
+
+
+def _dtype_kwarg(expr: cst.Call) -> str | None:
+    for arg in expr.args:
+        if arg.keyword is not None and arg.keyword.value == "dtype":
+            name = dotted_name(arg.value)
+            if name is not None:
+                return DTYPE_NAMES.get(name.rsplit(".", 1)[-1])
+    return None
+
+
+def _factory_default_dtype(expr: cst.Call, name: str) -> str | None:
+    if name in ("randint", "randperm", "tril_indices", "triu_indices"):
+        return "int"
+    if name in ("tensor", "as_tensor") and expr.args:
+        return _literal_dtype(expr.args[0].value)
+    if name == "arange":
+        positional = [a.value for a in expr.args if a.keyword is None]
+        if positional and all(isinstance(p, (cst.Integer, cst.Name)) for p in positional):
+            return "int" if all(isinstance(p, cst.Integer) for p in positional) else None
+    if name in ("zeros", "ones", "empty", "rand", "randn"):
+        return "float"
+    return None
+
+
+def _factory_ndim(expr: cst.Call, name: str) -> int | None:
+    positional = [a.value for a in expr.args if a.keyword is None and not a.star]
+    if name in ("arange", "range", "linspace", "logspace", "randperm"):
+        return 1
+    if name == "eye":
+        return 2
+    if name in ("tensor", "as_tensor") and positional:
+        return _list_depth(positional[0])
+    if name == "scalar_tensor":
+        return 0
+    if name in LIKE_FACTORIES or name in ("normal", "bernoulli", "poisson", "complex", "polar"):
+        return None
+    sizes = positional
+    if name == "full":
+        size_kw = next((a.value for a in expr.args if a.keyword is not None and a.keyword.value == "size"), None)
+        sizes = [size_kw] if size_kw is not None else positional[:1]
+    elif name == "randint":
+        size_kw = next((a.value for a in expr.args if a.keyword is not None and a.keyword.value == "size"), None)
+        sizes = [size_kw] if size_kw is not None else positional[-1:]
+    else:
+        size_kw = next((a.value for a in expr.args if a.keyword is not None and a.keyword.value == "size"), None)
+        if size_kw is not None:
+            sizes = [size_kw]
+    if len(sizes) == 1:
+        only = sizes[0]
+        if isinstance(only, (cst.Tuple, cst.List)):
+            if any(isinstance(e, cst.StarredElement) for e in only.elements):
+                return None
+            return len(only.elements)
+        if _is_int_size(only):
+            return 1
+        return None  # `torch.zeros(shape)`: could be an int or a tuple
+    if sizes and all(not isinstance(s, (cst.Tuple, cst.List)) for s in sizes):
+        return len(sizes)
+    return None
+
+
+def _is_int_size(expr: cst.BaseExpression) -> bool:
+    """A size argument that must be one int: `8`, `n + 1`, `len(x)`, `x.shape[0]`, `x.size(0)`."""
+    if isinstance(expr, cst.Integer):
+        return True
+    if isinstance(expr, cst.BinaryOperation) and isinstance(
+        expr.operator, (cst.Add, cst.Subtract, cst.FloorDivide, cst.Modulo)
+    ):
+        # A tuple cannot be added to an int: `n + 1` is a number whatever `n` is.
+        return isinstance(expr.left, cst.Integer) or isinstance(expr.right, cst.Integer) or (
+            _is_int_size(expr.left) and _is_int_size(expr.right)
+        )
+    if isinstance(expr, cst.Subscript) and isinstance(expr.value, cst.Attribute):
+        return expr.value.attr.value == "shape" and len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Index)
+    if isinstance(expr, cst.Call):
+        func = expr.func
+        if isinstance(func, cst.Name):
+            return func.value in ("len", "int")
+        return isinstance(func, cst.Attribute) and (func.attr.value == "numel" or (func.attr.value == "size" and bool(expr.args)))
+    return False
+
+
+# Node type -> evaluation method. Built once at import time.
+_EVAL: dict[type, Callable[[Evaluator, cst.BaseExpression], Fact]] = {
+    cst.Name: Evaluator._eval_name,
+    cst.Attribute: Evaluator._eval_attribute,
+    cst.Subscript: Evaluator._eval_subscript,
+    cst.Call: Evaluator._eval_call,
+    cst.BinaryOperation: Evaluator._eval_binary,
+    cst.UnaryOperation: Evaluator._eval_unary,
+    cst.Comparison: Evaluator._eval_comparison,
+    cst.BooleanOperation: Evaluator._eval_boolean,
+    cst.IfExp: Evaluator._eval_ifexp,
+    cst.Await: Evaluator._eval_await,
+    cst.Integer: Evaluator._eval_paren_free,
+    cst.Float: Evaluator._eval_paren_free,
+    cst.Imaginary: Evaluator._eval_paren_free,
+    cst.SimpleString: Evaluator._eval_paren_free,
+    cst.ConcatenatedString: Evaluator._eval_paren_free,
+    cst.FormattedString: Evaluator._eval_paren_free,
+    cst.List: Evaluator._eval_paren_free,
+    cst.Tuple: Evaluator._eval_paren_free,
+    cst.Dict: Evaluator._eval_paren_free,
+    cst.Set: Evaluator._eval_paren_free,
+    cst.ListComp: Evaluator._eval_paren_free,
+    cst.SetComp: Evaluator._eval_paren_free,
+    cst.DictComp: Evaluator._eval_paren_free,
+    cst.GeneratorExp: Evaluator._eval_paren_free,
+    cst.Lambda: Evaluator._eval_paren_free,
+}

@@ -1,0 +1,367 @@
+"""The binder: which fact each name holds at the point where the walk stands.
+
+A forward dataflow over each function body and the module body. The environment
+maps names (and dotted names such as `self.buf`) to `Fact`s; branches fork it and
+join conservatively afterwards. The binder only records bindings: what a value
+*is* comes from the evaluator (`evaluate.py`), which reads the binder's scopes.
+
+Loops are analysed once, so a fact established late in a loop body does not flow
+back to its top: the analysis then knows less, never something wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Callable
+
+import libcst as cst
+
+from sync_lint.analysis.facts import MODULE, PYTHON, UNKNOWN, Device, Fact, join
+from sync_lint.syntax import dotted_name
+
+if TYPE_CHECKING:
+    from sync_lint.analysis.evaluate import Evaluator
+
+
+@dataclass
+class Scope:
+    env: dict[str, Fact]
+    parent: "Scope | None" = None
+    class_name: str | None = None  # set for methods: the enclosing class
+    function_name: str | None = None
+
+    def lookup(self, key: str) -> Fact | None:
+        scope: Scope | None = self
+        while scope is not None:
+            fact = scope.env.get(key)
+            if fact is not None:
+                return fact
+            scope = scope.parent
+        return None
+
+
+@dataclass
+class _Branching:
+    """Saved environments while the walk is inside a compound statement."""
+
+    start: dict[str, Fact]
+    ends: list[dict[str, Fact]] = field(default_factory=list)
+
+
+def join_envs(envs: list[dict[str, Fact]]) -> dict[str, Fact]:
+    if len(envs) == 1:
+        return dict(envs[0])
+    keys: set[str] = set().union(*envs)
+    merged: dict[str, Fact] = {}
+    for key in keys:
+        fact: Fact | None = None
+        for env in envs:
+            fact = join(fact, env.get(key)) if fact is not None else env.get(key)
+        if fact is not None:
+            merged[key] = fact
+    return merged
+
+
+def _in_init(reason: str) -> str:
+    return f"set in `__init__`, {reason}" if reason else "set in `__init__`"
+
+
+class Binder:
+    """Scopes, branches and bindings, driven by the engine's walk."""
+
+    def __init__(self) -> None:
+        self.scope = Scope(env={})
+        self._branches: list[_Branching] = []
+        self._class_stack: list[str] = []
+        # Facts about `self.<attr>` established in each class's __init__.
+        self.class_attrs: dict[str, dict[str, Fact]] = {}
+        self.evaluator: "Evaluator"  # set by DeviceAnalysis: values come from it
+
+    # --- queries --------------------------------------------------------------------------
+    def lookup(self, name: str) -> Fact | None:
+        return self.scope.lookup(name)
+
+    def enclosing_class(self) -> str | None:
+        scope: Scope | None = self.scope
+        while scope is not None:
+            if scope.class_name is not None:
+                return scope.class_name
+            scope = scope.parent
+        return None
+
+    def init_attribute(self, name: str) -> Fact | None:
+        """The fact `__init__` gave `self.<attr>` (`name` spelled `self.attr`), in the enclosing class."""
+        class_name = self.enclosing_class()
+        if class_name is None:
+            return None
+        return self.class_attrs.get(class_name, {}).get(name)
+
+    # --- scopes ---------------------------------------------------------------------------
+    def enter_function(self, node: cst.FunctionDef) -> None:
+        self.bind_name(node.name.value, replace(PYTHON, value_kind="function"))
+        class_name = self._class_stack[-1] if self._class_stack and self._is_direct_method() else None
+        self.scope = Scope(env={}, parent=self.scope, class_name=class_name, function_name=node.name.value)
+        params = node.params
+        for param in [*params.posonly_params, *params.params, *params.kwonly_params]:
+            self.scope.env[param.name.value] = self.evaluator.param_fact(param)
+        for star in (params.star_arg, params.star_kwarg):
+            if isinstance(star, cst.Param):
+                self.scope.env[star.name.value] = PYTHON
+
+    def _is_direct_method(self) -> bool:
+        # Nested functions inherit the scope but are not methods.
+        return self.scope.class_name is None and self.scope.function_name is None or (
+            self.scope.function_name == "<class>"
+        )
+
+    def leave_function(self, node: cst.FunctionDef) -> None:
+        scope = self.scope
+        if scope.class_name is not None and node.name.value == "__init__":
+            attrs = self.class_attrs.setdefault(scope.class_name, {})
+            for key, fact in scope.env.items():
+                if key.startswith("self."):
+                    attrs[key] = replace(fact, reason=_in_init(fact.reason))
+        assert scope.parent is not None
+        self.scope = scope.parent
+
+    def enter_class(self, node: cst.ClassDef) -> None:
+        self.bind_name(node.name.value, replace(PYTHON, value_kind="class"))
+        self._class_stack.append(node.name.value)
+        self.scope = Scope(env={}, parent=self.scope, class_name=None, function_name="<class>")
+
+    def leave_class(self, node: cst.ClassDef) -> None:
+        self._class_stack.pop()
+        assert self.scope.parent is not None
+        self.scope = self.scope.parent
+
+    def enter_lambda(self, node: cst.Lambda) -> None:
+        self.scope = Scope(env={}, parent=self.scope, function_name="<lambda>")
+        for param in node.params.params:
+            self.scope.env[param.name.value] = UNKNOWN
+
+    def leave_lambda(self, node: cst.Lambda) -> None:
+        assert self.scope.parent is not None
+        self.scope = self.scope.parent
+
+    # --- branching ------------------------------------------------------------------------
+    def _fork(self) -> None:
+        self._branches.append(_Branching(start=dict(self.scope.env)))
+
+    def _end_branch(self) -> None:
+        """Close one arm: remember its end state, restart from the fork point."""
+        branching = self._branches[-1]
+        branching.ends.append(self.scope.env)
+        self.scope.env = dict(branching.start)
+
+    def _merge(self, include_current: bool) -> None:
+        branching = self._branches.pop()
+        envs = branching.ends + ([self.scope.env] if include_current else [])
+        self.scope.env = join_envs(envs) if envs else branching.start
+
+    def if_after_test(self, node: cst.If) -> None:
+        self._fork()
+
+    def if_after_body(self, node: cst.If) -> None:
+        self._end_branch()
+
+    def leave_if(self, node: cst.If) -> None:
+        self._merge(include_current=True)  # the current env is the else arm (or fall-through)
+
+    def loop_before_body(self, node: cst.CSTNode) -> None:
+        if isinstance(node, cst.For):
+            self.bind_target(node.target, self.evaluator.element_fact(self.evaluator.fact(node.iter)), node.iter)
+        self._fork()
+
+    def leave_loop(self, node: cst.CSTNode) -> None:
+        # Zero or more iterations: join the state before the loop with the state after one.
+        branching = self._branches.pop()
+        self.scope.env = join_envs([branching.start, self.scope.env])
+
+    def enter_try(self, node: cst.CSTNode) -> None:
+        self._fork()
+
+    def try_after_body(self, node: cst.CSTNode) -> None:
+        branching = self._branches[-1]
+        # Handlers may start anywhere in the body: from the join of its start and end.
+        body_end = self.scope.env
+        branching.ends.append(body_end)
+        branching.start = join_envs([branching.start, body_end])
+        self.scope.env = dict(body_end)
+
+    def enter_handler(self, node: cst.CSTNode) -> None:
+        self.scope.env = dict(self._branches[-1].start)
+        if isinstance(node, (cst.ExceptHandler, cst.ExceptStarHandler)) and node.name is not None:
+            self.bind_target(node.name.name, PYTHON, None)
+
+    def leave_handler(self, node: cst.CSTNode) -> None:
+        self._branches[-1].ends.append(self.scope.env)
+
+    def try_after_handlers(self, node: cst.CSTNode) -> None:
+        # `else` runs after a body that raised nothing: continue from the body's end.
+        self.scope.env = dict(self._branches[-1].ends[0])
+
+    def try_after_orelse(self, node: cst.CSTNode) -> None:
+        branching = self._branches[-1]
+        branching.ends[0] = self.scope.env
+        # `finally` and whatever follows see any of the paths.
+        self.scope.env = join_envs(branching.ends)
+
+    def leave_try(self, node: cst.CSTNode) -> None:
+        self._branches.pop()
+
+    def enter_match(self, node: cst.Match) -> None:
+        self._fork()
+
+    def enter_case(self, node: cst.MatchCase) -> None:
+        self.scope.env = dict(self._branches[-1].start)
+
+    def leave_case(self, node: cst.MatchCase) -> None:
+        self._branches[-1].ends.append(self.scope.env)
+
+    def leave_match(self, node: cst.Match) -> None:
+        branching = self._branches.pop()
+        self.scope.env = join_envs(branching.ends + [branching.start])
+
+    # --- bindings -------------------------------------------------------------------------
+    def leave_assign(self, node: cst.Assign) -> None:
+        value = self.evaluator.fact(node.value)
+        for target in node.targets:
+            self.bind_target(target.target, value, node.value)
+
+    def leave_ann_assign(self, node: cst.AnnAssign) -> None:
+        if node.value is not None:
+            self.bind_target(node.target, self.evaluator.fact(node.value), node.value)
+
+    def leave_aug_assign(self, node: cst.AugAssign) -> None:
+        target_fact = self.evaluator.fact(node.target)
+        combined = self.evaluator.combine([target_fact, self.evaluator.fact(node.value)])
+        if combined.device is Device.UNKNOWN and target_fact.is_tensor:
+            combined = target_fact  # in-place ops keep the tensor where it is
+        name = dotted_name(node.target)
+        if name is not None:
+            self.set(name, combined.as_subject(name, f"updated by `{name} {node.operator.__class__.__name__}=`", None)
+                     if combined is not target_fact else target_fact)
+
+    def leave_named_expr(self, node: cst.NamedExpr) -> None:
+        self.bind_target(node.target, self.evaluator.fact(node.value), node.value)
+
+    def leave_with_item(self, node: cst.WithItem) -> None:
+        if node.asname is not None:
+            self.bind_target(node.asname.name, self.evaluator.fact(node.item), node.item)
+
+    def comp_for_after_iter(self, node: cst.CompFor) -> None:
+        self.bind_target(node.target, self.evaluator.element_fact(self.evaluator.fact(node.iter)), node.iter)
+
+    def leave_del(self, node: cst.Del) -> None:
+        targets = node.target.elements if isinstance(node.target, cst.Tuple) else [node.target]
+        for target in targets:
+            expr = target.value if isinstance(target, cst.Element) else target
+            name = dotted_name(expr)
+            if name is not None:
+                self.forget(name)
+
+    def leave_import(self, node: cst.Import) -> None:
+        for alias in node.names:
+            bound = alias.asname.name if alias.asname is not None else alias.name
+            name = dotted_name(bound) if isinstance(bound, (cst.Name, cst.Attribute)) else None
+            if name:
+                self.bind_name(name.split(".")[0], MODULE)
+
+    def leave_import_from(self, node: cst.ImportFrom) -> None:
+        if isinstance(node.names, cst.ImportStar):
+            return
+        for alias in node.names:
+            bound = alias.asname.name if alias.asname is not None else alias.name
+            if isinstance(bound, cst.Name):
+                self.scope.env[bound.value] = replace(PYTHON, value_kind="import")
+
+    def bind_target(self, target: cst.BaseExpression, value: Fact, origin: cst.BaseExpression | None) -> None:
+        if isinstance(target, (cst.Tuple, cst.List)):
+            elements = list(target.elements)
+            parts = self._unpack(origin, len(elements), value)
+            for element, part in zip(elements, parts):
+                if isinstance(element, cst.StarredElement):
+                    part = PYTHON
+                self.bind_target(element.value, part, None)
+            return
+        if isinstance(target, cst.StarredElement):
+            self.bind_target(target.value, PYTHON, None)
+            return
+        name = dotted_name(target)
+        if name is None:
+            return  # subscript stores (`t[0] = ...`) do not change what `t` is
+        reason = "assigned from {code}" if origin is not None else (value.reason or "")
+        fact = value.as_subject(name, reason, origin) if origin is not None else replace(value, subject=name)
+        self.set(name, fact)
+
+    def _unpack(self, origin: cst.BaseExpression | None, count: int, value: Fact) -> list[Fact]:
+        if isinstance(origin, (cst.Tuple, cst.List)) and len(origin.elements) == count:
+            return [self.evaluator.fact(e.value) for e in origin.elements]
+        if value.is_tensor or value.is_unknown_tensor:
+            # `a, b = x.chunk(2)`, `vals, idx = x.topk(k)`: parts live where x lives.
+            return [replace(value, ndim=None) for _ in range(count)]
+        return [UNKNOWN] * count
+
+    def set(self, name: str, fact: Fact) -> None:
+        self.forget(name)
+        self.scope.env[name] = fact
+
+    def forget(self, name: str) -> None:
+        env = self.scope.env
+        env.pop(name, None)
+        prefix = name + "."
+        for key in [k for k in env if k.startswith(prefix)]:
+            del env[key]
+
+    def bind_name(self, name: str, fact: Fact) -> None:
+        self.scope.env[name] = fact
+
+
+# The walk's hooks, by node type: what the binder does when the walk enters or leaves
+# a node, or has just walked one of its fields.
+ENTER: dict[type, Callable[[Binder, cst.CSTNode], None]] = {
+    cst.FunctionDef: Binder.enter_function,
+    cst.ClassDef: Binder.enter_class,
+    cst.Lambda: Binder.enter_lambda,
+    cst.Try: Binder.enter_try,
+    cst.TryStar: Binder.enter_try,
+    cst.ExceptHandler: Binder.enter_handler,
+    cst.ExceptStarHandler: Binder.enter_handler,
+    cst.Match: Binder.enter_match,
+    cst.MatchCase: Binder.enter_case,
+}
+LEAVE: dict[type, Callable[[Binder, cst.CSTNode], None]] = {
+    cst.FunctionDef: Binder.leave_function,
+    cst.ClassDef: Binder.leave_class,
+    cst.Lambda: Binder.leave_lambda,
+    cst.If: Binder.leave_if,
+    cst.For: Binder.leave_loop,
+    cst.While: Binder.leave_loop,
+    cst.Try: Binder.leave_try,
+    cst.TryStar: Binder.leave_try,
+    cst.ExceptHandler: Binder.leave_handler,
+    cst.ExceptStarHandler: Binder.leave_handler,
+    cst.Match: Binder.leave_match,
+    cst.MatchCase: Binder.leave_case,
+    cst.Assign: Binder.leave_assign,
+    cst.AnnAssign: Binder.leave_ann_assign,
+    cst.AugAssign: Binder.leave_aug_assign,
+    cst.NamedExpr: Binder.leave_named_expr,
+    cst.WithItem: Binder.leave_with_item,
+    cst.Del: Binder.leave_del,
+    cst.Import: Binder.leave_import,
+    cst.ImportFrom: Binder.leave_import_from,
+}
+AFTER_FIELD: dict[tuple[type, str], Callable[[Binder, cst.CSTNode], None]] = {
+    (cst.If, "test"): Binder.if_after_test,
+    (cst.If, "body"): Binder.if_after_body,
+    (cst.For, "iter"): Binder.loop_before_body,
+    (cst.While, "test"): Binder.loop_before_body,
+    (cst.Try, "body"): Binder.try_after_body,
+    (cst.TryStar, "body"): Binder.try_after_body,
+    (cst.Try, "handlers"): Binder.try_after_handlers,
+    (cst.TryStar, "handlers"): Binder.try_after_handlers,
+    (cst.Try, "orelse"): Binder.try_after_orelse,
+    (cst.TryStar, "orelse"): Binder.try_after_orelse,
+    (cst.CompFor, "iter"): Binder.comp_for_after_iter,
+}

@@ -1,0 +1,84 @@
+"""What the linter knows about torch's API: which calls make tensors, move them, or give host values.
+
+Plain tables, shared by every evaluator (the per-file device analysis and the
+project summaries). No libcst here: a table is a fact about torch, not about syntax.
+"""
+
+from __future__ import annotations
+
+FACTORIES = frozenset(
+    "zeros ones empty full arange range linspace logspace eye rand randn randint randperm "
+    "tensor as_tensor scalar_tensor empty_strided normal bernoulli poisson "
+    "tril_indices triu_indices complex polar".split()
+)
+LIKE_FACTORIES = frozenset("zeros_like ones_like empty_like full_like rand_like randn_like randint_like".split())
+NEW_METHODS = frozenset("new_zeros new_ones new_empty new_full new_tensor".split())
+CPU_FACTORIES = frozenset("from_numpy frombuffer from_file".split())
+
+# torch functions whose result is not a tensor.
+TORCH_NON_TENSOR = frozenset(
+    "is_tensor is_storage numel equal allclose is_nonzero is_floating_point is_complex "
+    "get_default_dtype set_default_dtype manual_seed seed initial_seed no_grad enable_grad "
+    "inference_mode set_grad_enabled is_grad_enabled compile jit device dtype Size "
+    "get_device_module is_autocast_enabled autocast typename result_type can_cast promote_types "
+    "use_deterministic_algorithms are_deterministic_algorithms_enabled set_printoptions "
+    "save load Generator Stream Event".split()
+)
+DTYPE_NAMES = {
+    "bool": "bool",
+    "uint8": "int", "int8": "int", "int16": "int", "short": "int", "int32": "int", "int": "int",
+    "int64": "int", "long": "int", "uint16": "int", "uint32": "int", "uint64": "int",
+    "float16": "float", "half": "float", "bfloat16": "float", "float32": "float", "float": "float",
+    "float64": "float", "double": "float", "complex64": "float", "complex128": "float",
+    "float8_e4m3fn": "float", "float8_e5m2": "float",
+}
+# Tensor methods and attributes that give plain Python values or metadata.
+METADATA_METHODS = frozenset(
+    "size dim ndimension numel nelement element_size stride data_ptr is_contiguous get_device "
+    "is_pinned storage_offset is_floating_point is_complex is_signed untyped_storage storage "
+    "has_names is_set_to is_shared dim_order".split()
+)
+METADATA_ATTRS = frozenset(
+    "shape dtype device is_cuda is_cpu is_meta is_sparse is_quantized ndim layout names "
+    "requires_grad is_leaf grad_fn itemsize nbytes".split()
+)
+TENSOR_ATTRS = frozenset("T mT H mH data grad real imag".split())
+HOST_VALUE_METHODS = frozenset({"item", "tolist"})
+# torch.cuda / torch.accelerator / torch calls that return a stream or an event handle.
+STREAM_HANDLES = frozenset({"Stream", "ExternalStream", "current_stream", "default_stream"})
+EVENT_HANDLES = frozenset({"Event"})
+# Methods that return a view of their receiver: on pinned memory the view is pinned too.
+VIEW_METHODS = frozenset(
+    "view view_as narrow reshape flatten squeeze unsqueeze t transpose permute select expand "
+    "expand_as as_strided unflatten movedim swapaxes detach".split()
+)
+BOOL_RESULT = frozenset(
+    "eq ne lt gt le ge equal isnan isinf isfinite isneginf isposinf isclose logical_and logical_or "
+    "logical_not logical_xor isin signbit bool".split()
+)
+INT_RESULT = frozenset(
+    "argmax argmin argsort nonzero argwhere bucketize searchsorted multinomial randint randperm "
+    "long int short bincount count_nonzero".split()
+)
+FLOAT_RESULT = frozenset("float half bfloat16 double".split())
+# Reductions and scans that count a bool input: `mask.sum()` is int64, not a mask.
+COUNTING = frozenset("sum nansum prod cumsum cumprod".split())
+# Reductions that give a 0-dim tensor when called without `dim`.
+REDUCTIONS = frozenset(
+    "sum mean max min prod any all amax amin argmax argmin count_nonzero norm std var median "
+    "logsumexp nansum nanmean dot vdot trace".split()
+)
+ELEMENTWISE = frozenset(
+    "abs neg exp log log2 log1p sqrt rsqrt sigmoid tanh relu gelu silu clamp clip floor ceil round "
+    "sign add sub mul div true_divide floor_divide remainder fmod pow where masked_fill maximum "
+    "minimum clone contiguous float half bfloat16 double long int short bool to cumsum cumprod "
+    "softmax log_softmax eq ne lt gt le ge isnan isinf isfinite logical_not logical_and "
+    "logical_or bitwise_and bitwise_or bitwise_not fill_ zero_ add_ sub_ mul_ div_ clamp_ "
+    "masked_fill_ copy_ index_fill_ scatter_ scatter_add_ nan_to_num lerp".split()
+)
+ACCELERATOR_NAMES = ("cuda", "xpu", "mps", "npu", "hpu")
+MODULE_NAMES = frozenset({"model", "module", "net", "network", "submodule"})
+NON_TENSOR_ANNOTATIONS = frozenset(
+    "int float bool str bytes list dict tuple set List Dict Tuple Set Sequence Mapping "
+    "ndarray Module device dtype".split()
+)

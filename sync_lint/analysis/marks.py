@@ -1,0 +1,104 @@
+"""Syntax marks: the structural facts about a node that its own fields do not show.
+
+Whether a subscript is assigned to (`t[0] = ...`) or read, whether Python tests an
+expression for truth, which simple statement the walk is in, and whether the walk
+is inside an allowed-sync block (`with gpu_sync_allowed():`). Marks are set when
+the walk enters the node that decides them, before any of its children.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from sync_lint.analysis.provider import Provider
+
+
+class SyntaxMarks(Provider):
+    def __init__(self, allowed_sync_contexts: tuple[str, ...] = ()) -> None:
+        self._allowed_names = frozenset(allowed_sync_contexts)
+        self._store_targets: set[int] = set()
+        self._conditions: set[int] = set()
+        self._allowed_withs: set[int] = set()
+        self._allowed_depth = 0
+        # The simple statement the walk is in (None between statements and in headers).
+        self.statement: cst.SimpleStatementLine | None = None
+
+    # --- queries ----------------------------------------------------------------------
+    def is_store(self, node: cst.CSTNode) -> bool:
+        """True when `node` is being assigned to (`t[0] = ...`), not read."""
+        return id(node) in self._store_targets
+
+    def is_condition(self, node: cst.CSTNode) -> bool:
+        """True when Python evaluates `node` for its truth (`if`, `while`, `assert`, `and`/`or`/`not`)."""
+        return id(node) in self._conditions
+
+    @property
+    def in_allowed_context(self) -> bool:
+        """Inside `with <allowed-sync-context>():`: findings here are intended syncs."""
+        return self._allowed_depth > 0
+
+    # --- marking ----------------------------------------------------------------------
+    def _mark_store(self, target: cst.BaseExpression) -> None:
+        self._store_targets.add(id(target))
+        if isinstance(target, (cst.Tuple, cst.List)):
+            for element in target.elements:
+                self._mark_store(element.value)
+
+    def _assign(self, node: cst.Assign) -> None:
+        for target in node.targets:
+            self._mark_store(target.target)
+
+    def _aug_or_ann(self, node: cst.AugAssign | cst.AnnAssign) -> None:
+        self._store_targets.add(id(node.target))
+
+    def _test(self, node: cst.If | cst.While | cst.Assert | cst.IfExp | cst.CompIf) -> None:
+        self._conditions.add(id(node.test))
+
+    def _bool_op(self, node: cst.BooleanOperation) -> None:
+        # `a and b`: `a` is always tested; `b` only when the whole is tested.
+        self._conditions.add(id(node.left))
+        if id(node) in self._conditions:
+            self._conditions.add(id(node.right))
+
+    def _not(self, node: cst.UnaryOperation) -> None:
+        if isinstance(node.operator, cst.Not):
+            self._conditions.add(id(node.expression))
+
+    def _enter_statement(self, node: cst.SimpleStatementLine) -> None:
+        self.statement = node
+
+    def _leave_statement(self, node: cst.SimpleStatementLine) -> None:
+        self.statement = None
+
+    def _enter_with(self, node: cst.With) -> None:
+        for item in node.items:
+            call = item.item
+            func = call.func if isinstance(call, cst.Call) else call
+            name = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", None)
+            if name in self._allowed_names:
+                self._allowed_withs.add(id(node))
+                self._allowed_depth += 1
+                return
+
+    def _leave_with(self, node: cst.With) -> None:
+        if id(node) in self._allowed_withs:
+            self._allowed_depth -= 1
+
+    ENTER = {
+        cst.Assign: _assign,
+        cst.AugAssign: _aug_or_ann,
+        cst.AnnAssign: _aug_or_ann,
+        cst.If: _test,
+        cst.While: _test,
+        cst.Assert: _test,
+        cst.IfExp: _test,
+        cst.CompIf: _test,
+        cst.BooleanOperation: _bool_op,
+        cst.UnaryOperation: _not,
+        cst.With: _enter_with,
+        cst.SimpleStatementLine: _enter_statement,
+    }
+    LEAVE = {
+        cst.With: _leave_with,
+        cst.SimpleStatementLine: _leave_statement,
+    }

@@ -1,0 +1,370 @@
+"""The library API: what the command line, the pre-commit hook, the benchmarks and an
+editor server call. Nothing here prints.
+
+    plan = sync_lint.api.plan(["src/"])                  # settings + enabled rules
+    report = sync_lint.api.run(plan, ["src/"])           # check
+    report = sync_lint.api.run(plan, ["src/"], fix=FixMode(unsafe=True))
+    result = sync_lint.api.check_source(plan, text, "a.py")
+
+Each file is read and decoded once per run: a worker reads it, lints it and, in
+fix mode, fixes it from the same text and writes it back atomically.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from sync_lint.config import (
+    ConfigError,
+    Settings,
+    installed_torch_version,
+    resolve_settings,
+)
+from sync_lint.diagnostics import FileError, FileResult
+from sync_lint.registry import RuleLoadError, all_rules
+from sync_lint.rulekit.rule import Rule
+from sync_lint.selection import (
+    PerFileIgnores,
+    SelectionError,
+    enabled_codes,
+    expand_selectors,
+)
+
+# The newest torch release the ground-truth measurements cover; the default target
+# when torch is not installed.
+NEWEST_MEASURED_TORCH = "2.11"
+
+
+class UsageError(Exception):
+    """A usage or configuration problem; the command line prints it and exits 2."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The settings of a run and the rules it runs."""
+
+    settings: Settings
+    rules: tuple[type[Rule], ...]
+    registry: dict[str, type[Rule]]
+    # Things worth telling the user before the run (a named rule that is off, ...).
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FixMode:
+    unsafe: bool = False
+    diff: bool = False  # compute the fixes, write nothing
+
+
+@dataclass
+class Report:
+    results: list[FileResult]
+    # Fix mode only:
+    diff_text: str = ""
+    fixed: dict[str, Counter] = field(default_factory=dict)  # path -> fixes applied per code
+    # The fixed (or unchanged) text of a source given as text (stdin), for the caller to print.
+    source_output: str | None = None
+
+    @property
+    def changed_files(self) -> list[str]:
+        return [path for path, counts in self.fixed.items() if counts]
+
+
+def _split(values: Sequence[str]) -> tuple[str, ...] | None:
+    if not values:
+        return None
+    return tuple(part.strip() for value in values for part in value.split(",") if part.strip())
+
+
+def plan(
+    paths: Sequence[str] = (),
+    *,
+    config: str | None = None,
+    isolated: bool = False,
+    select: Sequence[str] = (),
+    extend_select: Sequence[str] = (),
+    ignore: Sequence[str] = (),
+    strict: bool | None = None,
+    target_torch_version: str | None = None,
+) -> Plan:
+    """Settings (from the configuration found for `paths`, then the overrides) and the enabled rules.
+
+    Raises UsageError on bad input.
+    """
+    try:
+        registry = all_rules()
+    except RuleLoadError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        if isolated:
+            settings = Settings(root=Path.cwd().resolve())
+        else:
+            anchors = [Path(p) for p in paths if p != "-" and Path(p).exists()]
+            settings = resolve_settings(anchors, Path(config) if config else None)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    settings = settings.override(
+        select=_split(select),
+        ignore=(*settings.ignore, *(_split(ignore) or ())) if ignore else None,
+        extend_select=(*settings.extend_select, *(_split(extend_select) or ())) if extend_select else None,
+        strict=strict,
+        target_torch_version=target_torch_version,
+    )
+    if settings.target_torch_version is None:
+        settings = settings.override(target_torch_version=installed_torch_version() or NEWEST_MEASURED_TORCH)
+    try:
+        codes = enabled_codes(list(registry), settings.select, settings.extend_select, settings.ignore)
+        # Validate per-file-ignores selectors up front: a typo must not pass silently.
+        for _glob, listed in settings.per_file_ignores:
+            expand_selectors(listed, registry)
+    except SelectionError as exc:
+        raise UsageError(str(exc)) from None
+    target = settings.target_torch_version
+    rules = tuple(registry[c] for c in codes if registry[c].active_for_torch(target))
+    named = {s.strip().upper() for s in settings.select + settings.extend_select}
+    notes = tuple(
+        # Asked for by name, yet off: say why rather than report a clean run.
+        f"{code} is off for torch {target}: PyTorch {registry[code].fixed_in_torch} removed the sync; "
+        "use --target-torch-version to lint for an older torch"
+        for code in codes
+        if code in named and not registry[code].active_for_torch(target)
+    )
+    return Plan(settings=settings, rules=rules, registry=registry, notes=notes)
+
+
+# ==========================================================================================
+# One file, in whichever process runs it
+# ==========================================================================================
+
+
+@dataclass
+class _Job:
+    rules: tuple[type[Rule], ...]
+    settings: Settings
+    ignores: PerFileIgnores
+    fix: FixMode | None
+
+
+_JOB: list[_Job] = []
+
+
+def _start_job(rules: tuple[type[Rule], ...], known_codes: tuple[str, ...], settings: Settings,
+               fix: FixMode | None) -> None:
+    _JOB[:] = [_Job(rules, settings, PerFileIgnores(settings, known_codes), fix)]
+
+
+def _process_file(path: str) -> FileResult:
+    from sync_lint.engine.lint import lint_source
+    from sync_lint.source import SourceError, read_source
+
+    job = _JOB[0]
+    try:
+        original = read_source(path)
+    except SourceError as exc:
+        return FileResult(path, errors=[FileError(path, str(exc))])
+    ignored = job.ignores.codes_for(path)
+    try:
+        result = lint_source(original.text, path, job.rules, job.settings, ignored_codes=ignored)
+    except Exception as exc:  # an engine bug on one file must not end the run
+        return FileResult(path, errors=[FileError(path, f"internal error: {type(exc).__name__}: {exc}")])
+    if job.fix is None:
+        return result
+    return _fix_file(original, result, job, ignored)
+
+
+def _fix_file(original, result: FileResult, job: _Job, ignored: frozenset[str]) -> FileResult:  # type: ignore[no-untyped-def]
+    from sync_lint.fix import fix_source, is_applicable, unified_diff
+    from sync_lint.source import write_source
+
+    assert job.fix is not None
+    if not any(is_applicable(d, job.fix.unsafe) for d in result.diagnostics):
+        return result
+    path = result.path
+    try:
+        outcome = fix_source(original.text, path, job.rules, job.settings, unsafe=job.fix.unsafe,
+                             ignored_codes=ignored, first=result)
+    except Exception as exc:  # a fixer bug on one file must not end the run
+        result.errors.append(FileError(path, f"internal error while fixing: {type(exc).__name__}: {exc}"))
+        return result
+    fixed = outcome.remaining
+    fixed.errors.extend(outcome.errors)
+    if not outcome.changed:
+        return fixed
+    if job.fix.diff:
+        fixed.diff = unified_diff(original.text, outcome.new_source, path)
+    else:
+        problem = write_source(original, outcome.new_source)
+        if problem is not None:
+            result.errors.extend(outcome.errors)
+            result.errors.append(FileError(path, problem))
+            return result
+    fixed.fixes_applied = dict(outcome.applied)
+    return fixed
+
+
+# ==========================================================================================
+# Runs
+# ==========================================================================================
+
+
+def run(
+    plan: Plan,
+    paths: Sequence[str],
+    *,
+    fix: FixMode | None = None,
+    jobs: int | None = None,
+    on_result: Callable[[FileResult], None] | None = None,
+    on_files: Callable[[int], None] | None = None,
+) -> Report:
+    """Check (and with `fix`, fix) the files under `paths`; a missing path is a FileError.
+
+    `on_files(n)` is told how many files were found before any is checked;
+    `on_result` is called as each file is done.
+    """
+    from sync_lint.discovery import discover
+
+    found = discover(list(paths), plan.settings)
+    missing = [FileResult(path, errors=[FileError(path, "no such file or directory")]) for path in found.missing]
+    if on_files is not None:
+        on_files(len(found.files))
+    report = run_files(plan, found.files, fix=fix, jobs=jobs, on_result=on_result)
+    report.results[:0] = missing
+    return report
+
+
+def run_files(
+    plan: Plan,
+    files: Sequence[str],
+    *,
+    fix: FixMode | None = None,
+    jobs: int | None = None,
+    on_result: Callable[[FileResult], None] | None = None,
+) -> Report:
+    """Check (and with `fix`, fix) exactly these files, in parallel when it pays."""
+    from sync_lint.engine.parallel import run_per_file
+
+    initargs = (plan.rules, tuple(plan.registry), plan.settings, fix)
+    results = run_per_file(files, _process_file, initializer=_start_job, initargs=initargs,
+                           jobs=jobs or plan.settings.jobs, on_result=on_result)
+    return _report(results)
+
+
+def run_source(plan: Plan, source: str, path: str = "-", *, fix: FixMode | None = None) -> Report:
+    """Check (and with `fix`, fix) a text that is not read from disk (stdin, an editor buffer)."""
+    from sync_lint.engine.lint import lint_source
+
+    ignored = PerFileIgnores(plan.settings, plan.registry).codes_for(path)
+    result = lint_source(source, path, plan.rules, plan.settings, ignored_codes=ignored)
+    if fix is None:
+        return _report([result])
+    from sync_lint.fix import fix_source, is_applicable, unified_diff
+
+    output = source
+    if any(is_applicable(d, fix.unsafe) for d in result.diagnostics):
+        outcome = fix_source(source, path, plan.rules, plan.settings, unsafe=fix.unsafe, ignored_codes=ignored,
+                             first=result)
+        result = outcome.remaining
+        result.errors.extend(outcome.errors)
+        if outcome.changed:
+            result.fixes_applied = dict(outcome.applied)
+            output = outcome.new_source
+            if fix.diff:
+                result.diff = unified_diff(source, outcome.new_source, path)
+    report = _report([result])
+    report.source_output = None if fix.diff else output
+    return report
+
+
+def check_source(plan: Plan, source: str, path: str) -> FileResult:
+    """The findings in one text, as if it were the file at `path`."""
+    return run_source(plan, source, path).results[0]
+
+
+def _report(results: list[FileResult]) -> Report:
+    report = Report(results=results)
+    report.diff_text = "".join(r.diff for r in results if r.diff)
+    report.fixed = {r.path: Counter(r.fixes_applied) for r in results if r.fixes_applied}
+    return report
+
+
+def merge(*reports: Report) -> Report:
+    """One report for a run over several inputs (stdin and files)."""
+    merged = _report([r for report in reports for r in report.results])
+    merged.source_output = next((r.source_output for r in reports if r.source_output is not None), None)
+    return merged
+
+
+# ==========================================================================================
+# Narrowing a report: baselines and changed lines
+# ==========================================================================================
+
+
+def read_lines_cached() -> Callable[[str], list[str]]:
+    """A reader of files' lines that reads each file once (for baseline fingerprints)."""
+    cache: dict[str, list[str]] = {}
+
+    def read_lines(path: str) -> list[str]:
+        if path not in cache:
+            try:
+                cache[path] = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+            except OSError:
+                cache[path] = []
+        return cache[path]
+
+    return read_lines
+
+
+def apply_baseline(results: list[FileResult], baseline_path: Path) -> list:
+    """Drop the findings the baseline records; return the stale baseline entries.
+
+    Only entries for files this run checked can be stale: a partial run says nothing of the rest.
+    """
+    from sync_lint.baseline import BaselineError, load_baseline
+
+    try:
+        baseline = load_baseline(baseline_path)
+    except BaselineError as exc:
+        raise UsageError(str(exc)) from None
+    diagnostics = [d for r in results for d in r.diagnostics]
+    outcome = baseline.filter(diagnostics, read_lines_cached(), checked_paths=[r.path for r in results])
+    keep = {id(d) for d in outcome.new}
+    for result in results:
+        result.diagnostics = [d for d in result.diagnostics if id(d) in keep]
+    return outcome.stale
+
+
+def apply_changed_lines(results: list[FileResult], rev: str) -> None:
+    """Keep only the findings on lines changed since the git revision `rev`."""
+    from sync_lint.changed_lines import (
+        ChangedLinesError,
+        changed_lines,
+        filter_diagnostics,
+    )
+
+    try:
+        changed = changed_lines(rev, Path.cwd())
+    except ChangedLinesError as exc:
+        raise UsageError(str(exc)) from None
+    for result in results:
+        result.diagnostics = filter_diagnostics(result.diagnostics, changed)
+
+
+def create_baseline(plan: Plan, paths: Sequence[str], baseline_file: Path, *, jobs: int | None = None) -> tuple[int, int, list[FileError]]:
+    """Record the current findings under `paths` in `baseline_file`: (entries, files, file errors)."""
+    from sync_lint.baseline import BaselineError
+    from sync_lint.baseline import create_baseline as write_baseline
+    from sync_lint.discovery import discover
+
+    found = discover(list(paths), plan.settings)
+    if found.missing:
+        raise UsageError(f"{found.missing[0]}: no such file or directory")
+    report = run_files(plan, found.files, jobs=jobs)
+    diagnostics = [d for r in report.results for d in r.diagnostics]
+    try:
+        count = write_baseline(diagnostics, baseline_file, read_lines_cached())
+    except BaselineError as exc:
+        raise UsageError(str(exc)) from None
+    return count, len(report.results), [e for r in report.results for e in r.errors]

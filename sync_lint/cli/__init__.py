@@ -1,0 +1,14 @@
+"""The command line: argument parsing and rendering over the library API (`sync_lint.api`).
+
+| module | commands |
+|---|---|
+| `app.py` | the `sync-lint` group, exit codes, error handling |
+| `check.py` | `check`, `fix`, `baseline create` |
+| `info.py` | `rules`, `explain` |
+| `runtime.py` | `verify`, `trace` (these import torch) |
+"""
+
+from sync_lint.cli import check, info, runtime  # noqa: F401  (each module registers its commands)
+from sync_lint.cli.app import main
+
+__all__ = ["main"]

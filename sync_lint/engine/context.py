@@ -1,0 +1,143 @@
+"""What a rule sees of the file it is checking, and where its findings go.
+
+`FileContext` is read-only for rules: the file, the settings and the analyses the
+walk keeps up to date. `Findings` collects what rules report during the walk;
+positions, evidence text and fix locations are computed afterwards, and only for
+files that have findings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import libcst as cst
+
+from sync_lint.analysis.device import DeviceAnalysis
+from sync_lint.analysis.facts import Fact, explain
+from sync_lint.analysis.imports import ImportTable
+from sync_lint.analysis.marks import SyntaxMarks
+from sync_lint.analysis.mirrors import HostMirrors
+from sync_lint.diagnostics import Diagnostic, Fix, Position
+from sync_lint.engine.positions import Positions
+from sync_lint.suppression import is_suppressed
+
+if TYPE_CHECKING:
+    from sync_lint.analysis.provider import Provider
+    from sync_lint.config import Settings
+    from sync_lint.rulekit.rule import Rule
+
+
+class FileContext:
+    """One file under check: its text and tree, the settings, and the analyses (read-only for rules)."""
+
+    def __init__(self, path: str, source: str, module: cst.Module, settings: "Settings") -> None:
+        self.path = path
+        self.source = source
+        self.module = module
+        self.settings = settings
+        self.positions = Positions(module, source)
+        self.marks = SyntaxMarks(settings.allowed_sync_contexts)
+        self.imports = ImportTable()
+        self.devices = DeviceAnalysis(self.imports, settings.device_settings())
+        self.mirrors = HostMirrors(self.marks, self.devices, frozenset(settings.cpu_attributes))
+
+    @property
+    def providers(self) -> tuple["Provider", ...]:
+        """The analyses in the order the walk updates them on entering a node."""
+        return (self.marks, self.imports, self.devices, self.mirrors)
+
+    # --- the source of a node -----------------------------------------------------------
+    def code(self, node: cst.CSTNode) -> str:
+        """`node` rendered by libcst (normalised layout)."""
+        return self.module.code_for_node(node)
+
+    def span(self, node: cst.CSTNode, parentheses: bool = True) -> tuple[int, int]:
+        """`node`'s start and end offsets in the source, with its own parentheses or without.
+
+        Fixes splice the file's own text: libcst renders a detached multi-line node
+        without the indentation of its enclosing block.
+        """
+        return self.positions.span(node, parentheses)
+
+    def text(self, node: cst.CSTNode, parentheses: bool = True) -> str:
+        """`node`'s source text as written in the file."""
+        start, end = self.span(node, parentheses)
+        return self.source[start:end]
+
+    def line_of(self, node: cst.CSTNode) -> int:
+        return self.positions.line_of(node)
+
+
+@dataclass
+class _Pending:
+    rule: "Rule"
+    node: cst.CSTNode
+    message: str
+    fact: Fact | None
+    evidence: str | None
+    fix: Fix | None
+
+
+class Findings:
+    """What the rules reported in one file, turned into diagnostics after the walk."""
+
+    def __init__(self, ctx: FileContext) -> None:
+        self._ctx = ctx
+        self._pending: list[_Pending] = []
+
+    def add(self, rule: "Rule", node: cst.CSTNode, message: str, *, fact: Fact | None, evidence: str | None,
+            fix: Fix | None) -> None:
+        if self._ctx.marks.in_allowed_context:
+            return
+        self._pending.append(_Pending(rule, node, message, fact, evidence, fix))
+
+    def __bool__(self) -> bool:
+        return bool(self._pending)
+
+    def diagnostics(self, ignored_codes: frozenset[str] = frozenset()) -> list[Diagnostic]:
+        ctx = self._ctx
+        lines = ctx.positions.lines
+        out: list[Diagnostic] = []
+        seen: set[tuple[str, int, int]] = set()
+        for pending in self._pending:
+            code = pending.rule.code
+            if code in ignored_codes:
+                continue
+            span = ctx.positions.range(pending.node)
+            start = Position(span.start.line, span.start.column + 1)
+            end = Position(span.end.line, span.end.column + 1)
+            key = (code, start.row, start.column)
+            if key in seen:  # two visits of one construct report it once
+                continue
+            seen.add(key)
+            if is_suppressed(code, lines, (start.row, end.row)):
+                continue
+            evidence = pending.evidence
+            if evidence is None and pending.fact is not None:
+                evidence = explain(pending.fact, ctx.line_of, ctx.code) or None
+            out.append(
+                Diagnostic(
+                    code=code,
+                    name=pending.rule.name,
+                    message=pending.message,
+                    path=ctx.path,
+                    start=start,
+                    end=end,
+                    evidence=evidence,
+                    fix=self._located(pending.fix),
+                    noqa_row=start.row,
+                    source_line=lines[start.row - 1] if start.row <= len(lines) else "",
+                    confidence="high" if pending.fact is None or pending.fact.is_tensor else "strict",
+                    url=pending.rule.url(),
+                )
+            )
+        return out
+
+    def _located(self, fix: Fix | None) -> Fix | None:
+        """The fix with each edit's rows and columns filled in, for reports."""
+        if fix is None:
+            return None
+        position = self._ctx.positions.position
+        edits = tuple(replace(e, location=position(e.start), end_location=position(e.end)) for e in fix.edits)
+        return replace(fix, edits=edits)

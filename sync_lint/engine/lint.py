@@ -1,0 +1,155 @@
+"""One file: prefilter, parse once, walk once, report."""
+
+from __future__ import annotations
+
+import ast
+from typing import TYPE_CHECKING, Sequence
+
+import libcst as cst
+
+from sync_lint.diagnostics import Diagnostic, FileError, FileResult, Position
+from sync_lint.engine.context import FileContext, Findings
+from sync_lint.engine.prefilter import Prefilter
+from sync_lint.engine.walker import Walker
+from sync_lint.source import SourceError, read_source
+from sync_lint.suppression import file_directives
+
+if TYPE_CHECKING:
+    from sync_lint.config import Settings
+    from sync_lint.rulekit.rule import Rule
+
+SYNTAX_ERROR_CODE = "SL000"
+
+
+def lint_source(
+    source: str,
+    path: str,
+    rules: Sequence[type["Rule"]],
+    settings: "Settings",
+    *,
+    ignored_codes: frozenset[str] = frozenset(),
+    prefilter: Prefilter | None = None,
+) -> FileResult:
+    """Check one file's text with `rules`; the result holds its diagnostics and errors."""
+    result = FileResult(path=path)
+    directives = file_directives(source)
+    if directives.skip:
+        return result
+    active = [r for r in rules if r.code not in ignored_codes and r.code not in directives.ignored_codes]
+    if not active:
+        return result
+    if prefilter is None or len(active) != len(rules):
+        prefilter = Prefilter.for_rules(active, settings)
+    if not prefilter.wants(source):
+        return result
+    too_deep = _nesting_error(source, path)
+    if too_deep is not None:
+        result.diagnostics.append(too_deep)
+        return result
+    try:
+        module = cst.parse_module(source)
+    except cst.ParserSyntaxError as exc:
+        if SYNTAX_ERROR_CODE not in ignored_codes:
+            result.diagnostics.append(_syntax_error(exc, path, source))
+        return result
+    except RecursionError:
+        result.errors.append(FileError(path, "file is too deeply nested to parse"))
+        return result
+    result.parsed = True
+    ctx = FileContext(path, source, module, settings)
+    findings = Findings(ctx)
+    instances = [rule_class() for rule_class in active]
+    for instance in instances:
+        instance.ctx = ctx
+        instance.findings = findings
+    try:
+        Walker(ctx, instances, result.errors).walk(module)
+    except RecursionError:
+        result.errors.append(FileError(path, "file is too deeply nested to analyse"))
+        return result
+    if findings:
+        result.diagnostics.extend(findings.diagnostics(ignored_codes | directives.ignored_codes))
+    result.diagnostics.sort(key=lambda d: d.sort_key)
+    return result
+
+
+def lint_file(
+    path: str,
+    rules: Sequence[type["Rule"]],
+    settings: "Settings",
+    ignored_codes: frozenset[str] = frozenset(),
+    prefilter: Prefilter | None = None,
+) -> FileResult:
+    """Read, decode and check one file; read and engine errors become FileErrors, never exceptions."""
+    try:
+        source = read_source(path).text
+    except SourceError as exc:
+        return FileResult(path, errors=[FileError(path, str(exc))])
+    try:
+        return lint_source(source, path, rules, settings, ignored_codes=ignored_codes, prefilter=prefilter)
+    except Exception as exc:  # an engine bug on one file must not end the run
+        return FileResult(path, errors=[FileError(path, f"internal error: {type(exc).__name__}: {exc}")])
+
+
+_OPEN_CLOSE = str.maketrans({ch: None for ch in map(chr, range(128)) if ch not in "()[]{}"})
+
+
+def _nesting_error(source: str, path: str) -> Diagnostic | None:
+    """SL000 for bracket nesting CPython rejects; libcst's native parser can crash on it.
+
+    CPython refuses more than 200 nested brackets, libcst segfaults somewhere past
+    1,000: a crashed worker would end the whole run, so such files never reach it.
+    Brackets inside strings inflate the estimate, which only costs an extra compile.
+    """
+    depth = deepest = 0
+    for ch in source.translate(_OPEN_CLOSE):
+        if ch in "([{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+        else:
+            depth -= 1
+    if deepest <= 150:
+        return None
+    try:
+        compile(source, path, "exec", ast.PyCF_ONLY_AST)
+    except SyntaxError as exc:
+        if "nested" in (exc.msg or ""):
+            return _syntax_diagnostic(path, source, exc.lineno or 1, exc.offset or 1, exc.msg)
+    except (ValueError, RecursionError, MemoryError):
+        pass
+    return None
+
+
+def _syntax_error(exc: cst.ParserSyntaxError, path: str, source: str) -> Diagnostic:
+    lines = source.splitlines()
+    row = max(exc.raw_line, 1)
+    column = exc.raw_column + 1
+    message = exc.message.splitlines()[0] if exc.message else "invalid syntax"
+    # libcst's error position is often a line late (`x = = 1` lands on line 2);
+    # CPython's parser points at the offending token, so prefer it when it agrees
+    # that the file is invalid.
+    try:
+        compile(source, path, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
+    except SyntaxError as py_exc:
+        if py_exc.lineno:
+            row = min(max(py_exc.lineno, 1), max(len(lines), 1))
+            column = max(py_exc.offset or 1, 1)
+            message = py_exc.msg or message
+    except (ValueError, RecursionError, MemoryError):
+        pass
+    return _syntax_diagnostic(path, source, row, column, message)
+
+
+def _syntax_diagnostic(path: str, source: str, row: int, column: int, message: str) -> Diagnostic:
+    lines = source.splitlines()
+    return Diagnostic(
+        code=SYNTAX_ERROR_CODE,
+        name="syntax-error",
+        message=f"syntax error: {message}",
+        path=path,
+        start=Position(row, column),
+        end=Position(row, column + 1),
+        noqa_row=row,
+        source_line=lines[row - 1] if row <= len(lines) else "",
+    )

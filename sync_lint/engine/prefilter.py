@@ -1,0 +1,52 @@
+"""Which files are worth parsing: a decision from the text alone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+from sync_lint.analysis.conventions import GPU_NAMES_DEFAULT
+from sync_lint.analysis.knowledge import ACCELERATOR_NAMES
+
+if TYPE_CHECKING:
+    from sync_lint.config import Settings
+    from sync_lint.rulekit.rule import Rule
+
+# Tokens from which device inference can derive a GPU fact: `device=`, `.cuda()`,
+# `.to(...)`, accelerator strings, and the default gpu-name-patterns. A file with none
+# of them cannot hold a tensor the linter would call a GPU tensor.
+GPU_EVIDENCE_TOKENS = ("device", ".to(", "_gpu", "_dev", *ACCELERATOR_NAMES)
+# In --strict mode a tensor of unknown device is enough.
+STRICT_EVIDENCE_TOKENS = ("Tensor", "torch")
+
+
+@dataclass(frozen=True)
+class Prefilter:
+    """Decides from a file's text alone whether any enabled rule could fire in it.
+
+    A rule fires only where one of its trigger tokens occurs; a rule that needs a
+    GPU tensor also needs some GPU evidence in the file. Files that pass neither
+    test are never parsed.
+    """
+
+    plain: tuple[str, ...]  # triggers of rules that need no GPU evidence
+    gated: tuple[str, ...]  # triggers of rules that do
+    evidence: tuple[str, ...] | None  # None: the evidence test is off
+
+    @classmethod
+    def for_rules(cls, rules: Sequence[type["Rule"]], settings: "Settings") -> "Prefilter":
+        plain = sorted({t for r in rules if not r.needs_gpu_evidence for t in r.triggers})
+        gated = sorted({t for r in rules if r.needs_gpu_evidence for t in r.triggers})
+        evidence: tuple[str, ...] | None = (*GPU_EVIDENCE_TOKENS, *settings.gpu_attributes)
+        if settings.strict:
+            evidence = (*evidence, *STRICT_EVIDENCE_TOKENS)
+        if tuple(settings.gpu_name_patterns) != GPU_NAMES_DEFAULT:
+            evidence = None  # custom patterns: no token is known to be necessary
+        return cls(tuple(plain), tuple(gated), evidence)
+
+    def wants(self, text: str) -> bool:
+        if any(token in text for token in self.plain):
+            return True
+        if not any(token in text for token in self.gated):
+            return False
+        return self.evidence is None or any(token in text for token in self.evidence)
