@@ -46,11 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     corpora = json.loads((RESULTS_DIR / "corpus.json").read_text(encoding="utf-8"))["corpora"]
     root = REPO / corpora[args.corpus]["dir"]
     sys.path.insert(0, str(REPO))
-    from sync_lint.cli import plan_run
+    from sync_lint import api
     from sync_lint.discovery import discover
     from sync_lint.engine import Prefilter
 
-    plan = plan_run([str(root)], config=str(CONFIG))
+    plan = api.plan([str(root)], config=str(CONFIG))
     files = discover([str(root)], plan.settings).files
     prefilter = Prefilter.for_rules(plan.rules, plan.settings)
 
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     buffer.write("=== cumulative, all ===\n")
     stats.sort_stats("cumulative").print_stats(args.top + 15)
     buffer.write("=== cumulative, sync_lint (excluding cli/__main__) ===\n")
-    stats.sort_stats("cumulative").print_stats(r"sync_lint/(?!cli\.py|__main__)", args.top)
+    stats.sort_stats("cumulative").print_stats(r"sync_lint/(?!cli/|__main__)", args.top)
     buffer.write("=== cumulative, libcst ===\n")
     stats.sort_stats("cumulative").print_stats(r"libcst", args.top)
     buffer.write("=== own time ===\n")
