@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from sync_lint.config import (
     ConfigError,
@@ -33,6 +33,9 @@ from sync_lint.selection import (
     expand_selectors,
 )
 
+if TYPE_CHECKING:
+    from sync_lint.project.build import Project
+
 # The newest torch release the ground-truth measurements cover; the default target
 # when torch is not installed.
 NEWEST_MEASURED_TORCH = "2.11"
@@ -40,6 +43,14 @@ NEWEST_MEASURED_TORCH = "2.11"
 
 class UsageError(Exception):
     """A usage or configuration problem; the command line prints it and exits 2."""
+
+
+@dataclass(frozen=True)
+class ProjectOptions:
+    """How a run uses the project index (see `sync_lint.project`)."""
+
+    cache_dir: Path | None = None  # None: `.sync-lint-cache/` at each project root
+    temporary: bool = False  # `--no-cache`: build the index, keep nothing
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,8 @@ class Plan:
     registry: dict[str, type[Rule]]
     # Things worth telling the user before the run (a named rule that is off, ...).
     notes: tuple[str, ...] = ()
+    # None: every file is checked on its own (`--isolated`, and library callers that do not ask).
+    project: ProjectOptions | None = None
 
 
 @dataclass(frozen=True)
@@ -89,10 +102,12 @@ def plan(
     ignore: Sequence[str] = (),
     strict: bool | None = None,
     target_torch_version: str | None = None,
+    project: ProjectOptions | None = ProjectOptions(),
 ) -> Plan:
     """Settings (from the configuration found for `paths`, then the overrides) and the enabled rules.
 
-    Raises UsageError on bad input.
+    `project`: how to use the project index; `isolated` turns it off along with the
+    configuration files. Raises UsageError on bad input.
     """
     try:
         registry = all_rules()
@@ -132,7 +147,8 @@ def plan(
         for code in codes
         if code in named and not registry[code].active_for_torch(target)
     )
-    return Plan(settings=settings, rules=rules, registry=registry, notes=notes)
+    return Plan(settings=settings, rules=rules, registry=registry, notes=notes,
+                project=None if isolated else project)
 
 
 # ==========================================================================================
@@ -146,14 +162,35 @@ class _Job:
     settings: Settings
     ignores: PerFileIgnores
     fix: FixMode | None
+    projects: dict[str, "Project"]  # file path -> its project (absent: the file is checked on its own)
+    inferences: dict[Path, object] = field(default_factory=dict)
+
+    def project_view(self, path: str, text: str | None = None):  # type: ignore[no-untyped-def]
+        """The file's window onto its project's index (opened once per process and project)."""
+        from sync_lint.project.build import summarize_text
+        from sync_lint.project.roots import module_name
+        from sync_lint.project.view import ProjectView
+
+        project = self.projects.get(path)
+        if project is None:
+            return None
+        inference = self.inferences.get(project.root)
+        if inference is None:
+            inference = self.inferences[project.root] = project.inference(self.settings)
+        index = inference.index  # type: ignore[attr-defined]
+        summary = index.summary(module_name(Path(path), project.root)[0]) if text is None else None
+        if summary is None:
+            summary = summarize_text(project, path, text if text is not None else "")
+            index.replace(summary)
+        return ProjectView(inference, summary)  # type: ignore[arg-type]
 
 
 _JOB: list[_Job] = []
 
 
 def _start_job(rules: tuple[type[Rule], ...], known_codes: tuple[str, ...], settings: Settings,
-               fix: FixMode | None) -> None:
-    _JOB[:] = [_Job(rules, settings, PerFileIgnores(settings, known_codes), fix)]
+               fix: FixMode | None, projects: dict[str, "Project"]) -> None:
+    _JOB[:] = [_Job(rules, settings, PerFileIgnores(settings, known_codes), fix, projects)]
 
 
 def _process_file(path: str) -> FileResult:
@@ -167,15 +204,16 @@ def _process_file(path: str) -> FileResult:
         return FileResult(path, errors=[FileError(path, str(exc))])
     ignored = job.ignores.codes_for(path)
     try:
-        result = lint_source(original.text, path, job.rules, job.settings, ignored_codes=ignored)
+        view = job.project_view(path)
+        result = lint_source(original.text, path, job.rules, job.settings, ignored_codes=ignored, project=view)
     except Exception as exc:  # an engine bug on one file must not end the run
         return FileResult(path, errors=[FileError(path, f"internal error: {type(exc).__name__}: {exc}")])
     if job.fix is None:
         return result
-    return _fix_file(original, result, job, ignored)
+    return _fix_file(original, result, job, ignored, view)
 
 
-def _fix_file(original, result: FileResult, job: _Job, ignored: frozenset[str]) -> FileResult:  # type: ignore[no-untyped-def]
+def _fix_file(original, result: FileResult, job: _Job, ignored: frozenset[str], view) -> FileResult:  # type: ignore[no-untyped-def]
     from sync_lint.fix import fix_source, is_applicable, unified_diff
     from sync_lint.source import write_source
 
@@ -185,7 +223,7 @@ def _fix_file(original, result: FileResult, job: _Job, ignored: frozenset[str]) 
     path = result.path
     try:
         outcome = fix_source(original.text, path, job.rules, job.settings, unsafe=job.fix.unsafe,
-                             ignored_codes=ignored, first=result)
+                             ignored_codes=ignored, first=result, project=view)
     except Exception as exc:  # a fixer bug on one file must not end the run
         result.errors.append(FileError(path, f"internal error while fixing: {type(exc).__name__}: {exc}"))
         return result
@@ -246,10 +284,28 @@ def run_files(
     """Check (and with `fix`, fix) exactly these files, in parallel when it pays."""
     from sync_lint.engine.parallel import run_per_file
 
-    initargs = (plan.rules, tuple(plan.registry), plan.settings, fix)
+    projects = projects_of(plan, files, jobs=jobs)
+    initargs = (plan.rules, tuple(plan.registry), plan.settings, fix, projects)
     results = run_per_file(files, _process_file, initializer=_start_job, initargs=initargs,
                            jobs=jobs or plan.settings.jobs, on_result=on_result)
     return _report(results)
+
+
+def projects_of(plan: Plan, files: Sequence[str], *, jobs: int | None = None) -> dict[str, "Project"]:
+    """Each file's project, with its index brought up to date (empty when the plan uses none)."""
+    if plan.project is None or not files:
+        return {}
+    from sync_lint.project.build import common_roots, update_project
+
+    settings = plan.settings
+    configured = [settings.root / root for root in settings.project_roots]
+    extra = [settings.root / folder for folder in settings.extend_project]
+    out: dict[str, Project] = {}
+    for root, members in common_roots(files, configured).items():
+        project = update_project(root, settings, jobs=jobs or settings.jobs, cache_dir=plan.project.cache_dir,
+                                 temporary=plan.project.temporary, extra=extra)
+        out.update((member, project) for member in members)
+    return out
 
 
 def run_source(plan: Plan, source: str, path: str = "-", *, fix: FixMode | None = None) -> Report:
@@ -257,7 +313,11 @@ def run_source(plan: Plan, source: str, path: str = "-", *, fix: FixMode | None 
     from sync_lint.engine.lint import lint_source
 
     ignored = PerFileIgnores(plan.settings, plan.registry).codes_for(path)
-    result = lint_source(source, path, plan.rules, plan.settings, ignored_codes=ignored)
+    anchor = path if path != "-" else str(Path.cwd() / "-.py")
+    job = _Job(plan.rules, plan.settings, PerFileIgnores(plan.settings, plan.registry), fix,
+               {anchor: p for p in projects_of(plan, [anchor]).values()})
+    view = job.project_view(anchor, source)
+    result = lint_source(source, path, plan.rules, plan.settings, ignored_codes=ignored, project=view)
     if fix is None:
         return _report([result])
     from sync_lint.fix import fix_source, is_applicable, unified_diff
@@ -265,7 +325,7 @@ def run_source(plan: Plan, source: str, path: str = "-", *, fix: FixMode | None 
     output = source
     if any(is_applicable(d, fix.unsafe) for d in result.diagnostics):
         outcome = fix_source(source, path, plan.rules, plan.settings, unsafe=fix.unsafe, ignored_codes=ignored,
-                             first=result)
+                             first=result, project=view)
         result = outcome.remaining
         result.errors.extend(outcome.errors)
         if outcome.changed:

@@ -31,7 +31,7 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class Option:
     key: str  # the TOML key, kebab-case
-    kind: str  # "str-list" | "str" | "bool" | "int" | "glob-map" | "str-map"
+    kind: str  # "str-list" | "str" | "bool" | "int" | "float" | "glob-map" | "str-map"
     help: str
 
 
@@ -55,6 +55,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("one-hot-num-classes", "str", "Expression used as `num_classes=` in F.one_hot (SL206 fix)."),
     Option("output-format", "str", "Default output format."),
     Option("jobs", "int", "Worker processes (default: all cores)."),
+    Option("project-roots", "str-list", "Project roots (relative to the config file); a file belongs to the deepest "
+           "one holding it. Default: the nearest folder with pyproject.toml, setup.py, setup.cfg or .git."),
+    Option("extend-project", "str-list", "Folders outside the project whose code the project index also reads "
+           "(a sibling package, vendored code)."),
+    Option("convention-share", "float", "Share of sites that must agree before a convention learned from the "
+           "repository counts (an attribute stored from GPU tensors at 80% of its sites, ...)."),
+    Option("convention-sites", "int", "Fewest sites a learned convention needs."),
 )
 _OPTION_BY_KEY = {o.key: o for o in OPTIONS}
 
@@ -93,6 +100,10 @@ class Settings:
     one_hot_num_classes: str | None = None
     output_format: str = "full"
     jobs: int | None = None
+    project_roots: tuple[str, ...] = ()
+    extend_project: tuple[str, ...] = ()
+    convention_share: float = 0.8
+    convention_sites: int = 3
     # Where the configuration came from; relative patterns are anchored here.
     root: Path = field(default_factory=Path.cwd)
     config_path: Path | None = None
@@ -144,6 +155,10 @@ def _validate(key: str, value: Any, where: str) -> Any:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigError(bad + "a positive integer")
         return value
+    if kind == "float":
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= 1:
+            raise ConfigError(bad + "a number in (0, 1]")
+        return float(value)
     if kind == "glob-map":
         if not isinstance(value, dict) or not all(
             isinstance(v, list) and all(isinstance(c, str) for c in v) for v in value.values()

@@ -455,11 +455,11 @@ def test_crashing_rule_is_reported_and_the_run_continues(project: Path, monkeypa
 
 
 def _snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file and folder of the project but sync-lint's own cache."""
+    paths = [p for p in sorted(root.rglob("*")) if ".sync-lint-cache" not in p.relative_to(root).parts]
     return {
-        str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns)
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    } | {str(p.relative_to(root)) + "/": (b"", 0) for p in root.rglob("*") if p.is_dir()}
+        str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns) for p in paths if p.is_file()
+    } | {str(p.relative_to(root)) + "/": (b"", 0) for p in paths if p.is_dir()}
 
 
 @pytest.mark.parametrize("fmt", ["full", "json"])
@@ -477,6 +477,10 @@ def test_check_never_writes(project: Path, fmt: str) -> None:
     result = invoke("check", "--jobs", "2", "--output-format", fmt, ".")
     assert result.exit_code == 1
     assert _snapshot(project) == before
+    # The only thing a check adds is the project index's cache, which git ignores.
+    added = {p.name for p in project.iterdir()} - {p.split("/")[0] for p in before}
+    assert added == {".sync-lint-cache"}
+    assert (project / ".sync-lint-cache" / ".gitignore").read_text().splitlines()[-1] == "*"
 
 
 # ==========================================================================================

@@ -29,6 +29,7 @@ class DeviceSettings:
     def __post_init__(self) -> None:
         self._cpu = [re.compile(p) for p in self.cpu_name_patterns]
         self._gpu = [re.compile(p) for p in self.gpu_name_patterns]
+        self._by_name: dict[str, Fact | None] = {}
 
     def by_name(self, name: str) -> tuple[Device, str] | None:
         for pattern in self._cpu:
@@ -41,6 +42,11 @@ class DeviceSettings:
 
     def fact_for_name(self, name: str) -> Fact | None:
         """What a name alone suggests: a tensor on a device, a device value, a dtype; None for nothing."""
+        if name not in self._by_name:
+            self._by_name[name] = self._fact_for_name(name)
+        return self._by_name[name]
+
+    def _fact_for_name(self, name: str) -> Fact | None:
         by_name = self.by_name(name)
         if by_name is not None:
             dev, why = by_name

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import libcst as cst
 
+from typing import TYPE_CHECKING
+
 from sync_lint.analysis import flow
 from sync_lint.analysis.conventions import DeviceSettings
 from sync_lint.analysis.evaluate import Evaluator
@@ -18,13 +20,16 @@ from sync_lint.analysis.facts import Device, Fact
 from sync_lint.analysis.imports import ImportTable
 from sync_lint.analysis.provider import BoundHooks, Provider, bind_hooks
 
+if TYPE_CHECKING:
+    from sync_lint.project.view import ProjectView
+
 
 class DeviceAnalysis(Provider):
     """Per-file device facts. The walk drives the binder; rules call `fact(expr)`."""
 
-    def __init__(self, imports: ImportTable, settings: DeviceSettings) -> None:
+    def __init__(self, imports: ImportTable, settings: DeviceSettings, project: "ProjectView | None" = None) -> None:
         self.binder = flow.Binder()
-        self.evaluator = Evaluator(self.binder, imports, settings)
+        self.evaluator = Evaluator(self.binder, imports, settings, project)
         self.binder.evaluator = self.evaluator
 
     def hooks(self) -> BoundHooks:

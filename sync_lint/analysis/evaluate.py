@@ -59,15 +59,23 @@ from sync_lint.syntax import dotted_name, is_true_literal, literal_string
 
 if TYPE_CHECKING:
     from sync_lint.analysis.flow import Binder
+    from sync_lint.project.view import ProjectView
+
+DEVICE_MODULES = frozenset(f"torch.{name}" for name in ACCELERATOR_NAMES) | {"torch.accelerator"}
+# What a project fact may stand in for: the value kinds of the index's answers.
+_PROJECT_KINDS = frozenset({"object", "class", "callable", "module", "tuple", "dict", "device", "event", "stream",
+                            "device-module"})
 
 
 class Evaluator:
     """Facts of expressions at the walk's current program point, memoised per node."""
 
-    def __init__(self, binder: "Binder", imports: ImportTable, settings: DeviceSettings) -> None:
+    def __init__(self, binder: "Binder", imports: ImportTable, settings: DeviceSettings,
+                 project: "ProjectView | None" = None) -> None:
         self.binder = binder
         self.imports = imports
         self.settings = settings
+        self.project = project
         self._memo: dict[int, Fact] = {}
 
     @staticmethod
@@ -148,48 +156,73 @@ class Evaluator:
                 return self.literal_accelerator(arg.value)
         return False
 
-    def param_fact(self, param: cst.Param) -> Fact:
+    def param_fact(self, param: cst.Param, first: bool = False) -> Fact:
+        """A parameter's fact: its annotation and name, then what the project's callers pass."""
         name = param.name.value
+        local = self._local_param_fact(param, name)
+        if self.project is None:
+            return local
+        function = self.binder.function_qualname()
+        if local.value_kind == "self":
+            owner = self.binder.class_qualname()
+            return replace(local, refs=frozenset({self.project.summary.qualified(owner)})) if owner else local
+        if function is None or local.device is Device.NOT_TENSOR and local.value_kind not in (None, "import") \
+                and not (local.value_kind == "python" and local.dtype is None and param.annotation is None):
+            return local
+        found = self.project.param(function, name)
+        if found is None:
+            return self._library_object(param, local)
+        found = replace(found, subject=name)
+        if found.is_tensor and not found.by_convention:
+            return found
+        if local.is_tensor:  # a naming convention (`*_cpu`) beats a convention learned elsewhere
+            return local
+        if found.is_tensor or (found.value_kind in _PROJECT_KINDS and not local.is_unknown_tensor):
+            return found
+        return local
+
+    def _library_object(self, param: cst.Param, local: Fact) -> Fact:
+        """A parameter annotated with a library's class (`wrapper: BatchPrefillWithRaggedKVCacheWrapper`)."""
+        if local.device is not Device.UNKNOWN or local.tensor_like or param.annotation is None:
+            return local
+        classes = set()
+        for name in annotation_names(param.annotation.annotation):
+            qualified = self.imports.qualify(name)
+            if qualified and "." in qualified and qualified.rsplit(".", 1)[-1][:1].isupper() \
+                    and not qualified.startswith(("torch.", "numpy.", "typing.")):
+                classes.add(qualified)
+        if not classes:
+            return local
+        return Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset(classes), subject=param.name.value)
+
+    def _local_param_fact(self, param: cst.Param, name: str) -> Fact:
         if name in ("self", "cls"):
             return replace(PYTHON, value_kind="self")
         if param.annotation is not None:
-            ann = param.annotation.annotation
-            ann_name = dotted_name(ann) or ""
-            last = ann_name.split(".")[-1]
-            if isinstance(ann, cst.Subscript):
-                last = (dotted_name(ann.value) or "").split(".")[-1]
-            if last == "Tensor":
+            names = annotation_names(param.annotation.annotation)
+            lasts = {n.rsplit(".", 1)[-1] for n in names}
+            if "Tensor" in lasts:
                 by_name = self.settings.by_name(name)
                 if by_name is not None:
                     dev, why = by_name
                     return Fact(dev, tensor_like=True, subject=name, reason=f"a `Tensor` parameter and {why}",
-                                pinning_unknown=dev is Device.CPU)
+                                pinning_unknown=dev is Device.CPU,
+                                from_name=isinstance(param.annotation.annotation, cst.BinaryOperation))
                 return Fact(Device.UNKNOWN, tensor_like=True, subject=name, reason="annotated as `Tensor`")
-            if last in ("Module",) or name in MODULE_NAMES:
+            if "Module" in lasts or name in MODULE_NAMES:
                 return replace(MODULE, subject=name)
-            if last in ("device",):
+            if "device" in lasts:
                 dev = Device.CPU if "cpu" in name else Device.GPU
                 return device_value(dev, reason=f"a parameter named `{name}`")
-            if last in NON_TENSOR_ANNOTATIONS or isinstance(ann, cst.BinaryOperation):
-                if last == "ndarray":
+            if lasts and lasts <= NON_TENSOR_ANNOTATIONS:
+                if lasts == {"ndarray"}:
                     return replace(NUMPY, subject=name)
-                if isinstance(ann, cst.BinaryOperation):  # `Tensor | None` and friends
-                    return self._union_annotation(name, ann)
                 # For a Python value, `dtype` says which kind of number it is (None: maybe not a number).
+                last = next(iter(lasts)) if len(lasts) == 1 else None
                 return replace(PYTHON, subject=name, dtype=last if last in ("int", "float", "bool") else None)
         if name in MODULE_NAMES:
             return replace(MODULE, subject=name)
         return self.settings.fact_for_name(name) or UNKNOWN
-
-    def _union_annotation(self, name: str, ann: cst.BinaryOperation) -> Fact:
-        ann_text = (dotted_name(ann.left) or "") + " " + (dotted_name(ann.right) or "")
-        if "Tensor" in ann_text:
-            by_name = self.settings.by_name(name)
-            if by_name is not None:
-                return Fact(by_name[0], tensor_like=True, subject=name, reason=by_name[1], from_name=True,
-                            pinning_unknown=by_name[0] is Device.CPU)
-            return Fact(Device.UNKNOWN, tensor_like=True, subject=name, reason="annotated as a `Tensor` union")
-        return replace(PYTHON, subject=name)
 
     def _evaluate(self, expr: cst.BaseExpression) -> Fact:
         evaluator = _EVAL.get(type(expr))
@@ -206,6 +239,10 @@ class Evaluator:
             return NONE
         if name in ("True", "False"):
             return PYTHON
+        if self.project is not None:
+            found = self.project.name(name, self.binder.function_qualname())
+            if found is not None:
+                return replace(found, subject=name)
         if name in MODULE_NAMES:
             return replace(MODULE, subject=name)
         return self.settings.fact_for_name(name) or UNKNOWN
@@ -244,14 +281,27 @@ class Evaluator:
         if attr in self.settings.cpu_attributes:
             return Fact(Device.CPU, tensor_like=True, subject=name or attr, pinning_unknown=True,
                         reason=f"attribute `{attr}` is listed in cpu-attributes")
+        if self.project is not None and owner.refs:
+            found = self.project.attribute(_as_object(owner), attr)
+            if found is not None:
+                return replace(found, subject=name or attr)
+        if attr == "device_module":
+            return Fact(Device.NOT_TENSOR, value_kind="device-module", subject=name or attr, from_name=True)
         if attr in MODULE_NAMES:
             return replace(MODULE, subject=name)
         fact = self.settings.fact_for_name(attr)
         if fact is not None:
             return replace(fact, subject=name or attr)
+        if self.project is not None and (bound is None or not bound.is_unknown_tensor) and not owner.refs \
+                and owner.device is not Device.NOT_TENSOR or self.project is not None and owner.value_kind == "self":
+            found = self.project.attribute_convention(attr)
+            if found is not None:
+                return replace(found, subject=name or attr)
         return bound if bound is not None else UNKNOWN
 
     def _eval_qualified_attribute(self, qual: str) -> Fact:
+        if qual in DEVICE_MODULES:
+            return replace(PYTHON, value_kind="device-module")
         if qual.startswith("torch."):
             last = qual.rsplit(".", 1)[-1]
             if last in DTYPE_NAMES:
@@ -266,7 +316,7 @@ class Evaluator:
         if base.value_kind == "numpy":
             return NUMPY
         if not (base.is_tensor or base.is_unknown_tensor):
-            return UNKNOWN
+            return self._container_entry(base, expr)
         ndim = base.ndim
         dtype = base.dtype
         for element in expr.slice:
@@ -287,6 +337,23 @@ class Evaluator:
                 ndim -= 1
         return replace(base, ndim=ndim, dtype=dtype)
 
+    def _container_entry(self, base: Fact, expr: cst.Subscript) -> Fact:
+        """`d["key"]`: the entry of a dict the project knows, else what that key holds across the repository."""
+        key = literal_string(expr.slice[0].slice.value) if len(expr.slice) == 1 and isinstance(
+            expr.slice[0].slice, cst.Index) and isinstance(expr.slice[0].slice.value, cst.SimpleString) else None
+        if key is None or self.project is None:
+            if base.value_kind == "tuple" and len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Index) \
+                    and isinstance(expr.slice[0].slice.value, cst.Integer):
+                position = int(expr.slice[0].slice.value.value, 0)
+                return base.items[position] if position < len(base.items) else UNKNOWN
+            return UNKNOWN
+        if base.value_kind == "dict":
+            for entry, fact in base.items:
+                if entry == key:
+                    return fact
+        found = self.project.entry(key)
+        return found if found is not None else UNKNOWN
+
     def _eval_call(self, expr: cst.Call) -> Fact:
         qual = self.imports.resolve(expr.func)
         if qual is not None:
@@ -304,8 +371,31 @@ class Evaluator:
                            "type", "print", "format", "round", "abs") and self.binder.lookup(builtin) is None:
                 if builtin in ("abs", "round") and expr.args:
                     return self.fact(expr.args[0].value)
+                if builtin in ("zip", "enumerate") and expr.args and not any(a.star for a in expr.args):
+                    # Iterated in step: each element is a tuple of the iterables' elements.
+                    parts = [self.fact(a.value) for a in expr.args if a.keyword is None]
+                    if builtin == "enumerate":
+                        parts = [RANGE, *parts[:1]]
+                    return Fact(Device.NOT_TENSOR, value_kind="zip", items=tuple(parts))
                 return RANGE if builtin == "range" else PYTHON
+            if self.project is not None:
+                callee = self.fact(func)
+                result = self._project_call(expr, callee, None) if callee.refs else None
+                if result is not None:
+                    return result
         return UNKNOWN
+
+    def _project_call(self, expr: cst.Call, callee: Fact, receiver: Fact | None) -> Fact | None:
+        """A call into the project (a class, a function, a method): what the index says it returns."""
+        assert self.project is not None
+        if callee.value_kind not in ("class", "callable"):
+            return None
+        args = [self.fact(a.value) for a in expr.args if a.keyword is None and not a.star]
+        kwargs = {a.keyword.value: self.fact(a.value) for a in expr.args if a.keyword is not None}
+        if any(a.star for a in expr.args):
+            args, kwargs = [], {}
+        found = self.project.call(callee, _as_object(receiver) if receiver is not None else None, args, kwargs)
+        return replace(found, origin=expr if found.where is None else found.origin) if found is not None else None
 
     def _eval_torch_call(self, expr: cst.Call, qual: str) -> Fact:
         last = qual.rsplit(".", 1)[-1]
@@ -320,6 +410,8 @@ class Evaluator:
             return replace(PYTHON, value_kind=kind, reason="created by {code}", origin=expr)
         if namespace.startswith("torch.cuda") or namespace.startswith("torch.accelerator"):
             return replace(PYTHON, value_kind="torch-object")
+        if last == "get_device_module":
+            return replace(PYTHON, value_kind="device-module", reason="created by {code}", origin=expr)
         if last in TORCH_NON_TENSOR or last[:1].isupper():
             return PYTHON
         if namespace == "torch" and last in CPU_FACTORIES:
@@ -365,7 +457,16 @@ class Evaluator:
                 return NUMPY
             if owner.value_kind == "module" and method in ("to", "cuda", "cpu", "half", "float", "eval", "train"):
                 return owner
-            return UNKNOWN if owner.value_kind in ("self", "torch-object") else PYTHON
+            if owner.value_kind == "device-module" and (method in EVENT_HANDLES or method in STREAM_HANDLES):
+                kind = "stream" if method in STREAM_HANDLES else "event"
+                return replace(PYTHON, value_kind=kind, reason="created by {code}", origin=expr)
+            if self.project is not None and owner.refs:
+                callee = self.project.attribute(_as_object(owner), method)
+                result = self._project_call(expr, callee, owner) if callee is not None else None
+                if result is not None:
+                    return result
+            return UNKNOWN if owner.value_kind in ("self", "torch-object", "object", "class", "module",
+                                                   "device-module") else PYTHON
         if method in HOST_VALUE_METHODS or method in METADATA_METHODS:
             return PYTHON
         if method == "numpy":
@@ -454,6 +555,8 @@ class Evaluator:
     def element_fact(self, iterable: Fact) -> Fact:
         if iterable.value_kind == "range":
             return replace(PYTHON, dtype="int")
+        if iterable.value_kind == "zip":
+            return Fact(Device.NOT_TENSOR, value_kind="tuple", items=tuple(self.element_fact(i) for i in iterable.items))
         if iterable.is_tensor or iterable.is_unknown_tensor:
             ndim = iterable.ndim - 1 if iterable.ndim else None
             return replace(iterable, ndim=ndim)
@@ -728,3 +831,39 @@ _EVAL: dict[type, Callable[[Evaluator, cst.BaseExpression], Fact]] = {
     cst.GeneratorExp: Evaluator._eval_paren_free,
     cst.Lambda: Evaluator._eval_paren_free,
 }
+
+
+def _as_object(fact: Fact) -> Fact:
+    """`self` as the project sees it: an instance of its class."""
+    return replace(fact, value_kind="object") if fact.value_kind == "self" else fact
+
+
+def annotation_names(node: cst.BaseExpression) -> tuple[str, ...]:
+    """The type names an annotation allows, `Optional`/`Union`/`| None`/strings unwrapped.
+
+    `Optional[torch.Tensor]` -> ("torch.Tensor",); `Tensor | None` -> ("Tensor",);
+    `"ForwardBatch"` -> ("ForwardBatch",); `List[int]` -> ("List",).
+    """
+    if isinstance(node, cst.SimpleString):
+        text = node.evaluated_value
+        if not isinstance(text, str):
+            return ()
+        try:
+            node = cst.parse_expression(text)
+        except cst.ParserSyntaxError:
+            return ()
+    if isinstance(node, cst.Name) and node.value == "None":
+        return ()
+    if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.BitOr):
+        return annotation_names(node.left) + annotation_names(node.right)
+    if isinstance(node, cst.Subscript):
+        head = dotted_name(node.value) or ""
+        last = head.rsplit(".", 1)[-1]
+        elements = [e.slice.value for e in node.slice if isinstance(e.slice, cst.Index)]
+        if last in ("Optional", "Union"):
+            return tuple(n for e in elements for n in annotation_names(e))
+        if last == "Annotated" and elements:
+            return annotation_names(elements[0])
+        return (head,) if head else ()
+    name = dotted_name(node)
+    return (name,) if name else ()

@@ -25,8 +25,10 @@ class Device(str, Enum):
 
 
 # What a non-tensor value is, when we know: lets `.to(x)` tell a device from a dtype,
-# and `arr[i].item()` on NumPy stay quiet.
-ValueKind = str  # "numpy" | "python" | "none" | "range" | "module" | "device" | "dtype" | "stream" | "event"
+# and `arr[i].item()` on NumPy stay quiet. From the project index also: "object" (an
+# instance of the classes in `refs`), "class", "callable" (functions in `refs`),
+# "tuple" and "dict" (elements in `items`), "device-module" (`torch.cuda`, ...).
+ValueKind = str
 
 
 @dataclass(frozen=True)
@@ -42,11 +44,37 @@ class Fact:
     dtype: str | None = None  # "bool" | "int" | "float"
     value_kind: ValueKind | None = None
     device_value: Device | None = None  # for value_kind == "device": which device
+    # What the project index knows of a non-tensor value (see ValueKind).
+    refs: frozenset[str] = frozenset()
+    items: tuple = ()  # "tuple": element facts; "dict": (key, fact) pairs
+    # Only a convention learned from the repository says so (confidence "convention").
+    convention: bool = False
     # Provenance.
     subject: str | None = None  # the name the fact is about ("x", "self.buf")
     reason: str = ""  # e.g. "assigned from {code}" — {code} is the origin's source
     origin: "cst.CSTNode | None" = None
     via: "Fact | None" = None
+    where: str | None = None  # "path:line" of a step outside the file being checked
+
+    def lattice(self) -> tuple:
+        """What the fact says, without its provenance: two facts with equal lattices agree."""
+        return (self.device, self.tensor_like, self.value_kind, self.device_value, self.refs,
+                tuple(_item_lattice(item) for item in self.items), self.pinning_unknown)
+
+    @property
+    def chain(self) -> "list[Fact]":
+        """This fact and the facts it was derived from, nearest first."""
+        out: list[Fact] = []
+        current: Fact | None = self
+        while current is not None and len(out) < 12:
+            out.append(current)
+            current = current.via
+        return out
+
+    @property
+    def by_convention(self) -> bool:
+        """Some step of the chain rests on a naming convention or a learned repository convention."""
+        return any(f.convention or f.from_name for f in self.chain)
 
     @property
     def is_gpu(self) -> bool:
@@ -73,6 +101,14 @@ class Fact:
         """This fact re-told as being about `subject` (an assignment target)."""
         upstream = self if self.subject is not None and self.subject != subject else self.via
         return replace(self, subject=subject, reason=reason, origin=origin, via=upstream)
+
+
+def _item_lattice(item: object) -> object:
+    if isinstance(item, Fact):
+        return item.lattice()
+    if isinstance(item, tuple):
+        return tuple(_item_lattice(part) for part in item)
+    return item
 
 
 UNKNOWN = Fact(Device.UNKNOWN)
@@ -125,10 +161,11 @@ def explain(
     code_of: Callable[[cst.CSTNode], str],
     depth: int = 2,
 ) -> str:
-    """Render a fact's provenance as one sentence (at most `depth` links)."""
+    """Render a fact's provenance as one sentence: `depth` links in this file, and the
+    steps through other files (each with its `path:line`) after them, up to eight in all."""
     parts: list[str] = []
     current: Fact | None = fact
-    while current is not None and len(parts) < depth:
+    while current is not None and len(parts) < 8 and (len(parts) < depth or current.where is not None):
         parts.append(_explain_one(current, line_of, code_of))
         current = current.via
     return "; ".join(p for p in parts if p)
@@ -138,11 +175,13 @@ def _explain_one(fact: Fact, line_of: Callable[[cst.CSTNode], int], code_of: Cal
     words = _DEVICE_WORDS[fact.device]
     if fact.device is Device.UNKNOWN and fact.tensor_like:
         words = "a tensor of unknown device"
+    if fact.subject is None and fact.where is not None and fact.reason:  # a step in another place
+        return f"{fact.reason} ({fact.where})"
     subject = f"`{fact.subject}`" if fact.subject else "the value"
     reason = fact.reason
     if fact.origin is not None and "{code}" in reason:
         reason = reason.replace("{code}", f"`{abbreviate(code_of(fact.origin))}`")
-    where = f" at line {line_of(fact.origin)}" if fact.origin is not None else ""
+    where = f" at line {line_of(fact.origin)}" if fact.origin is not None else (f" ({fact.where})" if fact.where else "")
     if not reason:
         return f"{subject} is {words}"
     return f"{subject} is {words}: {reason}{where}"

@@ -76,6 +76,9 @@ class Binder:
         # Facts about `self.<attr>` established in each class's __init__.
         self.class_attrs: dict[str, dict[str, Fact]] = {}
         self.evaluator: "Evaluator"  # set by DeviceAnalysis: values come from it
+        # The enclosing definitions, as the project index names them: ("class", "C"),
+        # ("function", "C.m"), ("function", "f.<locals>.g").
+        self._definitions: list[tuple[str, str]] = []
 
     # --- queries --------------------------------------------------------------------------
     def lookup(self, name: str) -> Fact | None:
@@ -89,6 +92,27 @@ class Binder:
             scope = scope.parent
         return None
 
+    def function_qualname(self) -> str | None:
+        """The index's name of the innermost enclosing function (None at module or class level)."""
+        if self._definitions and self._definitions[-1][0] == "function":
+            return self._definitions[-1][1]
+        return None
+
+    def class_qualname(self) -> str | None:
+        """The index's name of the class whose method the walk is in (directly, not a nested function)."""
+        if len(self._definitions) >= 2 and self._definitions[-1][0] == "function" \
+                and self._definitions[-2][0] == "class":
+            return self._definitions[-2][1]
+        return None
+
+    def _enter_definition(self, kind: str, name: str) -> None:
+        if not self._definitions:
+            qualname = name
+        else:
+            outer_kind, outer = self._definitions[-1]
+            qualname = f"{outer}.{name}" if outer_kind == "class" else f"{outer}.<locals>.{name}"
+        self._definitions.append((kind, qualname))
+
     def init_attribute(self, name: str) -> Fact | None:
         """The fact `__init__` gave `self.<attr>` (`name` spelled `self.attr`), in the enclosing class."""
         class_name = self.enclosing_class()
@@ -100,6 +124,7 @@ class Binder:
     def enter_function(self, node: cst.FunctionDef) -> None:
         self.bind_name(node.name.value, replace(PYTHON, value_kind="function"))
         class_name = self._class_stack[-1] if self._class_stack and self._is_direct_method() else None
+        self._enter_definition("function", node.name.value)
         self.scope = Scope(env={}, parent=self.scope, class_name=class_name, function_name=node.name.value)
         params = node.params
         for param in [*params.posonly_params, *params.params, *params.kwonly_params]:
@@ -123,14 +148,17 @@ class Binder:
                     attrs[key] = replace(fact, reason=_in_init(fact.reason))
         assert scope.parent is not None
         self.scope = scope.parent
+        self._definitions.pop()
 
     def enter_class(self, node: cst.ClassDef) -> None:
         self.bind_name(node.name.value, replace(PYTHON, value_kind="class"))
         self._class_stack.append(node.name.value)
+        self._enter_definition("class", node.name.value)
         self.scope = Scope(env={}, parent=self.scope, class_name=None, function_name="<class>")
 
     def leave_class(self, node: cst.ClassDef) -> None:
         self._class_stack.pop()
+        self._definitions.pop()
         assert self.scope.parent is not None
         self.scope = self.scope.parent
 
@@ -297,6 +325,8 @@ class Binder:
     def _unpack(self, origin: cst.BaseExpression | None, count: int, value: Fact) -> list[Fact]:
         if isinstance(origin, (cst.Tuple, cst.List)) and len(origin.elements) == count:
             return [self.evaluator.fact(e.value) for e in origin.elements]
+        if value.value_kind == "tuple" and len(value.items) == count:  # a tuple the project returned
+            return list(value.items)
         if value.is_tensor or value.is_unknown_tensor:
             # `a, b = x.chunk(2)`, `vals, idx = x.topk(k)`: parts live where x lives.
             return [replace(value, ndim=None) for _ in range(count)]

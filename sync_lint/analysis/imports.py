@@ -100,8 +100,10 @@ class ImportTable(Provider):
     def resolve(self, expr: cst.BaseExpression) -> str | None:
         """The qualified name an expression refers to, e.g. `torch.nn.functional.one_hot`."""
         name = dotted_name(expr)
-        if name is None:
-            return None
+        return self.qualify(name) if name is not None else None
+
+    def qualify(self, name: str) -> str | None:
+        """The qualified name a dotted name written in this file refers to (None: not an import)."""
         head, _, rest = name.partition(".")
         target = self._aliases.get(head)
         if target is None:

@@ -25,21 +25,24 @@ from sync_lint.suppression import is_suppressed
 if TYPE_CHECKING:
     from sync_lint.analysis.provider import Provider
     from sync_lint.config import Settings
+    from sync_lint.project.view import ProjectView
     from sync_lint.rulekit.rule import Rule
 
 
 class FileContext:
     """One file under check: its text and tree, the settings, and the analyses (read-only for rules)."""
 
-    def __init__(self, path: str, source: str, module: cst.Module, settings: "Settings") -> None:
+    def __init__(self, path: str, source: str, module: cst.Module, settings: "Settings",
+                 project: "ProjectView | None" = None) -> None:
         self.path = path
         self.source = source
         self.module = module
         self.settings = settings
+        self.project = project  # what the rest of the repository knows; None for a file on its own
         self.positions = Positions(module, source)
         self.marks = SyntaxMarks(settings.allowed_sync_contexts)
         self.imports = ImportTable()
-        self.devices = DeviceAnalysis(self.imports, settings.device_settings())
+        self.devices = DeviceAnalysis(self.imports, settings.device_settings(), project)
         self.mirrors = HostMirrors(self.marks, self.devices, frozenset(settings.cpu_attributes))
 
     @property

@@ -16,6 +16,7 @@ from sync_lint.suppression import file_directives
 
 if TYPE_CHECKING:
     from sync_lint.config import Settings
+    from sync_lint.project.view import ProjectView
     from sync_lint.rulekit.rule import Rule
 
 SYNTAX_ERROR_CODE = "SL000"
@@ -29,8 +30,12 @@ def lint_source(
     *,
     ignored_codes: frozenset[str] = frozenset(),
     prefilter: Prefilter | None = None,
+    project: "ProjectView | None" = None,
 ) -> FileResult:
-    """Check one file's text with `rules`; the result holds its diagnostics and errors."""
+    """Check one file's text with `rules`; the result holds its diagnostics and errors.
+
+    `project` is what the rest of the repository knows (None: the file on its own).
+    """
     result = FileResult(path=path)
     directives = file_directives(source)
     if directives.skip:
@@ -39,7 +44,7 @@ def lint_source(
     if not active:
         return result
     if prefilter is None or len(active) != len(rules):
-        prefilter = Prefilter.for_rules(active, settings)
+        prefilter = Prefilter.for_rules(active, settings, project=project is not None)
     if not prefilter.wants(source):
         return result
     too_deep = _nesting_error(source, path)
@@ -56,7 +61,7 @@ def lint_source(
         result.errors.append(FileError(path, "file is too deeply nested to parse"))
         return result
     result.parsed = True
-    ctx = FileContext(path, source, module, settings)
+    ctx = FileContext(path, source, module, settings, project)
     findings = Findings(ctx)
     instances = [rule_class() for rule_class in active]
     for instance in instances:

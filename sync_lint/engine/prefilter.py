@@ -34,14 +34,15 @@ class Prefilter:
     evidence: tuple[str, ...] | None  # None: the evidence test is off
 
     @classmethod
-    def for_rules(cls, rules: Sequence[type["Rule"]], settings: "Settings") -> "Prefilter":
+    def for_rules(cls, rules: Sequence[type["Rule"]], settings: "Settings", project: bool = False) -> "Prefilter":
+        """`project`: the file is checked with its project's index, whose facts need no token in the file."""
         plain = sorted({t for r in rules if not r.needs_gpu_evidence for t in r.triggers})
         gated = sorted({t for r in rules if r.needs_gpu_evidence for t in r.triggers})
         evidence: tuple[str, ...] | None = (*GPU_EVIDENCE_TOKENS, *settings.gpu_attributes)
         if settings.strict:
             evidence = (*evidence, *STRICT_EVIDENCE_TOKENS)
-        if tuple(settings.gpu_name_patterns) != GPU_NAMES_DEFAULT:
-            evidence = None  # custom patterns: no token is known to be necessary
+        if tuple(settings.gpu_name_patterns) != GPU_NAMES_DEFAULT or project:
+            evidence = None  # no token is known to be necessary
         return cls(tuple(plain), tuple(gated), evidence)
 
     def wants(self, text: str) -> bool:

@@ -46,6 +46,7 @@ from sync_lint.fix.edits import (
 from sync_lint.fix.imports import Bindings, import_insertion, spell
 
 if TYPE_CHECKING:
+    from sync_lint.project.view import ProjectView
     from sync_lint.rulekit.rule import Rule
 
 MAX_PASSES = 10
@@ -155,19 +156,20 @@ class _Attempt:
 
 class _FileFixer:
     def __init__(self, path: str, rules: Sequence[type[Rule]], settings: Settings, unsafe: bool,
-                 ignored_codes: frozenset[str]) -> None:
+                 ignored_codes: frozenset[str], project: "ProjectView | None" = None) -> None:
         self.path = path
         self.rules = rules
         self.settings = settings
         self.unsafe = unsafe
         self.ignored_codes = ignored_codes
-        self.prefilter = Prefilter.for_rules(rules, settings)
+        self.prefilter = Prefilter.for_rules(rules, settings, project=project is not None)
         self.errors: list[FileError] = []
         self.blocked: set[tuple] = set()
+        self.project = project
 
     def lint(self, text: str) -> FileResult:
         return lint_source(text, self.path, self.rules, self.settings, ignored_codes=self.ignored_codes,
-                           prefilter=self.prefilter)
+                           prefilter=self.prefilter, project=self.project)
 
     def error(self, message: str, rule: str | None) -> None:
         self.errors.append(FileError(self.path, message, rule=rule))
@@ -402,12 +404,14 @@ def fix_source(
     unsafe: bool,
     ignored_codes: frozenset[str] = frozenset(),
     first: FileResult | None = None,
+    project: "ProjectView | None" = None,
 ) -> FixOutcome:
     """Fix `source` as far as it goes; see the module docstring for the passes.
 
-    `first`: the result of linting `source` with the same rules, when the caller has it.
+    `first`: the result of linting `source` with the same rules, when the caller has it;
+    `project`: the project knowledge that lint used.
     """
-    return _FileFixer(path, rules, settings, unsafe, ignored_codes).run(source, first)
+    return _FileFixer(path, rules, settings, unsafe, ignored_codes, project).run(source, first)
 
 
 def snippet_fixes(before: str, *, unsafe: bool, target_torch_version: str = "2.11") -> FixOutcome:

@@ -1,0 +1,148 @@
+"""Bringing a project's index up to date: find its files, summarise what changed, open it.
+
+`update_project` runs in the parent process before any file is checked: it lists
+the project's files (the same excludes as the check), compares them with the
+cache, summarises new and changed files in parallel, and forgets removed ones.
+`Project.inference()` then opens the index in whichever process needs it (each
+lint worker opens its own, reading summaries from the cache on demand).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+from sync_lint.project.roots import module_name
+from sync_lint.project.store import CACHE_DIRNAME, DATABASE, ProjectStore, StoreTables, content_hash, prepare_cache_dir
+from sync_lint.project.summary import ModuleSummary, summarize
+
+if TYPE_CHECKING:
+    from sync_lint.config import Settings
+    from sync_lint.project.infer import Inference
+
+
+@dataclass(frozen=True)
+class Project:
+    """A project whose index is up to date in the cache at `database`."""
+
+    root: Path
+    database: Path
+    fingerprint: str
+    files: int
+
+    def inference(self, settings: "Settings") -> "Inference":
+        from sync_lint.project.index import ProjectIndex
+        from sync_lint.project.infer import Inference
+
+        store = ProjectStore(self.database)
+        index = ProjectIndex(store.modules(), store.summary, StoreTables(store), root=str(self.root))  # type: ignore[arg-type]
+        return Inference(index, settings.device_settings(), convention_share=settings.convention_share,
+                         convention_sites=settings.convention_sites)
+
+
+def cache_folder(root: Path, cache_dir: Path | None) -> Path:
+    """Where the project's cache lives: `--cache-dir`, else `.sync-lint-cache/` at the root,
+    else (an unwritable root) a folder under the user's cache directory."""
+    if cache_dir is not None:
+        digest = hashlib.sha256(str(root).encode()).hexdigest()[:16]
+        return cache_dir / f"{root.name or 'root'}-{digest}"
+    folder = root / CACHE_DIRNAME
+    if os.access(root, os.W_OK) or folder.is_dir() and os.access(folder, os.W_OK):
+        return folder
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    digest = hashlib.sha256(str(root).encode()).hexdigest()[:16]
+    return base / "sync-lint" / f"{root.name or 'root'}-{digest}"
+
+
+def project_files(root: Path, settings: "Settings") -> list[Path]:
+    from sync_lint.discovery import discover
+
+    return [Path(p).resolve() for p in discover([str(root)], settings).files if p.endswith(".py")]
+
+
+def _summarize_file(job: tuple[str, str]) -> tuple[str, int, int, str, ModuleSummary] | None:
+    path, root = job
+    try:
+        data = Path(path).read_bytes()
+        info = os.stat(path)
+    except OSError:
+        return None
+    module, is_package = module_name(Path(path), Path(root))
+    relative = os.path.relpath(path, root)
+    summary = summarize(data, relative, module, is_package)
+    return path, info.st_mtime_ns, info.st_size, content_hash(data), summary
+
+
+def _noop() -> None:
+    pass
+
+
+def update_project(root: Path, settings: "Settings", *, jobs: int | None = None, cache_dir: Path | None = None,
+                   temporary: bool = False, extra: Sequence[Path] = ()) -> Project:
+    """Bring the cache of the project at `root` up to date and return it.
+
+    `temporary` (`--no-cache`): build the index in a throwaway folder; `extra`:
+    folders outside the root whose files the index also reads (`extend-project`).
+    """
+    from sync_lint.engine.parallel import run_per_file
+
+    if temporary:
+        folder = Path(tempfile.mkdtemp(prefix="sync-lint-index-"))
+    else:
+        folder = cache_folder(root, cache_dir)
+        prepare_cache_dir(folder)
+    database = folder / DATABASE
+    store = ProjectStore(database)
+    try:
+        module_roots = {str(p): root for p in project_files(root, settings)}
+        for folder in extra:
+            if folder.is_dir():
+                module_roots.update((str(p), folder.resolve()) for p in project_files(folder, settings))
+        known = store.stats()
+        current = set(module_roots)
+        removed = [path for path in known if path not in current]
+        changed: list[str] = []
+        touched: list[tuple[str, int, int]] = []
+        for path in sorted(current):
+            try:
+                info = os.stat(path)
+            except OSError:
+                continue
+            old = known.get(path)
+            if old is not None and (old.mtime_ns, old.size) == (info.st_mtime_ns, info.st_size):
+                continue
+            if old is not None and old.size == info.st_size:
+                try:
+                    if content_hash(Path(path).read_bytes()) == old.sha:
+                        touched.append((path, info.st_mtime_ns, info.st_size))
+                        continue
+                except OSError:
+                    continue
+            changed.append(path)
+        summaries = [s for s in run_per_file([(p, str(module_roots[p])) for p in changed], _summarize_file,  # type: ignore[arg-type]
+                                             initializer=_noop, initargs=(), jobs=jobs) if s is not None]
+        if summaries or removed or touched:
+            store.update(summaries, removed, touched)
+        return Project(root, database, store.fingerprint(), len(current))
+    finally:
+        store.close()
+
+
+def summarize_text(project: Project, path: str, text: str) -> ModuleSummary:
+    """The summary of a text standing for a file of the project (stdin, an editor buffer)."""
+    module, is_package = module_name(Path(path), project.root)
+    return summarize(text, os.path.relpath(Path(path).resolve(), project.root), module, is_package)
+
+
+def common_roots(paths: Sequence[str], configured: Sequence[Path]) -> dict[Path, list[str]]:
+    """The linted paths grouped by their project root."""
+    from sync_lint.project.roots import project_root
+
+    groups: dict[Path, list[str]] = {}
+    for path in paths:
+        groups.setdefault(project_root(Path(path), configured), []).append(path)
+    return groups

@@ -1,0 +1,290 @@
+"""The project index: every module's summary, and the tables that join them.
+
+It answers structural questions only: which module defines a qualified name
+(following re-exports through `__init__` and star imports), the class hierarchy,
+and where the stores, call sites and dict entries that mention a name are. What a
+value *is* (a GPU tensor, an instance of `ForwardBatch`) is the inference's job
+(`infer.py`), which asks these tables.
+
+Summaries can live in memory (tests, small projects) or be loaded on demand from
+the cache (`store.py`): the index only needs a way to get a module's summary and
+the small name tables built when the project was summarised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from sync_lint.project.summary import CallSite, ClassInfo, Entry, FunctionInfo, ModuleSummary, Store
+from sync_lint.project.values import Value
+
+
+def callee_name(func: Value) -> str | None:
+    """The name a call site is filed under: `f` for `f(...)` and `x.f(...)`."""
+    if func[0] == "name":
+        return func[1].rsplit(".", 1)[-1]
+    if func[0] == "attr":
+        return func[2]
+    return None
+
+
+@dataclass
+class NameTables:
+    """Which modules mention a name, built once per project (small: names and module names)."""
+
+    calls: dict[str, set[str]] = field(default_factory=dict)  # callee name -> modules with such call sites
+    stores: dict[str, set[str]] = field(default_factory=dict)  # attribute -> modules storing it
+    entries: dict[str, set[str]] = field(default_factory=dict)  # dict key -> modules
+    classes: dict[str, set[str]] = field(default_factory=dict)  # class name -> modules defining one
+    bases: dict[str, set[str]] = field(default_factory=dict)  # class qualname -> base names as spelled
+
+    def add(self, summary: ModuleSummary) -> None:
+        for kind, name, value in table_rows(summary):
+            getattr(self, kind).setdefault(name, set()).add(value)
+
+    def base_rows(self) -> list[tuple[str, str]]:
+        return [(cls, base) for cls, bases in self.bases.items() for base in bases]
+
+
+def table_rows(summary: ModuleSummary) -> list[tuple[str, str, str]]:
+    """(table, name, value) rows a module adds to the name tables."""
+    module = summary.module
+    rows = []
+    for call in summary.calls:
+        name = callee_name(call.func)
+        if name is not None:
+            rows.append(("calls", name, module))
+    rows += [("stores", store.attr, module) for store in summary.stores]
+    rows += [("entries", entry.key, module) for entry in summary.entries]
+    for local, info in summary.classes.items():
+        rows.append(("classes", info.name, module))
+        for base in info.bases:
+            spelled = spelled_name(summary, base)
+            if spelled is not None:
+                rows.append(("bases", summary.qualified(local), spelled))
+    return rows
+
+
+def spelled_name(summary: ModuleSummary, value: Value, function: str | None = None) -> str | None:
+    """The qualified dotted name a value spells through the module's imports (`torch.zeros`), if any."""
+    parts: list[str] = []
+    while value[0] == "attr":
+        parts.append(value[2])
+        value = value[1]
+    if value[0] != "name":
+        return None
+    head = value[1]
+    if "." in head:  # an import the summary already resolved
+        base = head
+    else:
+        local = summary.local_imports.get((function, head)) if function else None
+        base = local or summary.imports.get(head)
+        if base is None:
+            if head in summary.classes or head in summary.functions or head in summary.globals:
+                base = summary.qualified(head)
+            else:
+                base = head
+    return ".".join([base, *reversed(parts)])
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """What a qualified name denotes in the project."""
+
+    kind: str  # "module" | "class" | "function" | "global"
+    module: str
+    local: str  # the qualname within the module ("" for a module)
+
+    @property
+    def qualname(self) -> str:
+        return f"{self.module}.{self.local}" if self.local else self.module
+
+
+class ProjectIndex:
+    def __init__(self, modules: Iterable[str], load: Callable[[str], ModuleSummary | None], tables: NameTables,
+                 root: str = "") -> None:
+        self.modules = frozenset(modules)
+        self._load = load
+        self._summaries: dict[str, ModuleSummary | None] = {}
+        self.tables = tables
+        self.root = root
+        self._symbols: dict[str, Symbol | None] = {}
+        self._subclasses: dict[str, set[str]] | None = None
+        self._mro: dict[str, list[str]] = {}
+        self._by_name: dict[str, tuple[dict, dict, dict]] = {}
+
+    @classmethod
+    def from_summaries(cls, summaries: Iterable[ModuleSummary], root: str = "") -> "ProjectIndex":
+        by_module = {s.module: s for s in summaries}
+        tables = NameTables()
+        for summary in by_module.values():
+            tables.add(summary)
+        return cls(by_module, by_module.get, tables, root)
+
+    # --- modules ---------------------------------------------------------------------------
+    def summary(self, module: str) -> ModuleSummary | None:
+        if module not in self._summaries:
+            self._summaries[module] = self._load(module) if module in self.modules else None
+        return self._summaries[module]
+
+    def replace(self, summary: ModuleSummary) -> None:
+        """Use `summary` for its module (a file being edited, newer than the cache)."""
+        if summary.module not in self.modules:
+            self.modules = self.modules | {summary.module}
+            self.tables.add(summary)
+        self._summaries[summary.module] = summary
+        self._symbols.clear()
+        self._subclasses = None
+        self._mro.clear()
+        self._by_name.pop(summary.module, None)
+
+    # --- names ---------------------------------------------------------------------------------
+    def resolve(self, dotted: str) -> Symbol | None:
+        """What `pkg.mod.Name` (or `pkg.mod.Class.method`) denotes, following re-exports."""
+        if dotted in self._symbols:
+            return self._symbols[dotted]
+        self._symbols[dotted] = None  # guards import cycles
+        found = self._resolve(dotted)
+        self._symbols[dotted] = found
+        return found
+
+    def _resolve(self, dotted: str) -> Symbol | None:
+        if dotted in self.modules:
+            return Symbol("module", dotted, "")
+        parts = dotted.split(".")
+        for cut in range(len(parts) - 1, 0, -1):
+            module = ".".join(parts[:cut])
+            if module not in self.modules:
+                continue
+            summary = self.summary(module)
+            if summary is None:
+                return None
+            local = ".".join(parts[cut:])
+            if local in summary.classes:
+                return Symbol("class", module, local)
+            if local in summary.functions:
+                return Symbol("function", module, local)
+            head, _, rest = local.partition(".")
+            if not rest and head in summary.globals:
+                return Symbol("global", module, head)
+            target = summary.imports.get(head)
+            if target is not None and target != dotted:
+                return self.resolve(f"{target}.{rest}" if rest else target)
+            for star in summary.star_imports:
+                found = self.resolve(f"{star}.{local}")
+                if found is not None:
+                    return found
+            return None
+        return None
+
+    def function(self, qualname: str) -> tuple[ModuleSummary, FunctionInfo] | None:
+        symbol = self.resolve(qualname)
+        if symbol is None or symbol.kind != "function":
+            return None
+        summary = self.summary(symbol.module)
+        return (summary, summary.functions[symbol.local]) if summary is not None else None
+
+    def klass(self, qualname: str) -> tuple[ModuleSummary, ClassInfo] | None:
+        symbol = self.resolve(qualname)
+        if symbol is None or symbol.kind != "class":
+            return None
+        summary = self.summary(symbol.module)
+        return (summary, summary.classes[symbol.local]) if summary is not None else None
+
+    # --- the class hierarchy --------------------------------------------------------------------
+    def bases(self, class_qualname: str) -> list[str]:
+        """The project classes a class derives from directly (external bases are left out)."""
+        found = self.klass(class_qualname)
+        if found is None:
+            return []
+        summary, info = found
+        out = []
+        for base in info.bases:
+            name = self.value_name(summary, base)
+            symbol = self.resolve(name) if name else None
+            if symbol is not None and symbol.kind == "class":
+                out.append(symbol.qualname)
+        return out
+
+    def mro(self, class_qualname: str) -> list[str]:
+        """The class and its project ancestors, nearest first (depth-first, each once)."""
+        known = self._mro.get(class_qualname)
+        if known is not None:
+            return known
+        out: list[str] = []
+        self._mro[class_qualname] = out
+        stack = [class_qualname]
+        while stack and len(out) < 64:
+            current = stack.pop(0)
+            if current in out:
+                continue
+            out.append(current)
+            stack.extend(self.bases(current))
+        return out
+
+    def subclasses(self, class_qualname: str) -> set[str]:
+        """Every project class deriving from `class_qualname`, transitively."""
+        if self._subclasses is None:
+            self._subclasses = {}
+            for cls, spelled in self.tables.base_rows():
+                symbol = self.resolve(spelled)
+                if symbol is not None and symbol.kind == "class":
+                    self._subclasses.setdefault(symbol.qualname, set()).add(cls)
+        out: set[str] = set()
+        stack = [class_qualname]
+        while stack:
+            for sub in self._subclasses.get(stack.pop(), ()):
+                if sub not in out:
+                    out.add(sub)
+                    stack.append(sub)
+        return out
+
+    def method(self, class_qualname: str, name: str) -> str | None:
+        """The qualified function `name` resolves to on instances of the class (its MRO)."""
+        for cls in self.mro(class_qualname):
+            found = self.klass(cls)
+            if found is not None and name in found[1].methods:
+                return f"{cls}.{name}"
+        return None
+
+    def value_name(self, summary: ModuleSummary, value: Value, function: str | None = None) -> str | None:
+        """The qualified dotted name a value spells through the module's imports (`torch.zeros`), if any."""
+        return spelled_name(summary, value, function)
+
+    # --- where names are mentioned ---------------------------------------------------------------
+    def _grouped(self, module: str) -> tuple[dict, dict, dict]:
+        """A module's call sites, stores and entries grouped by name (computed once per module)."""
+        grouped = self._by_name.get(module)
+        if grouped is None:
+            calls: dict[str, list[CallSite]] = {}
+            stores: dict[str, list[Store]] = {}
+            entries: dict[str, list[Entry]] = {}
+            summary = self.summary(module)
+            if summary is not None:
+                for call in summary.calls:
+                    name = callee_name(call.func)
+                    if name is not None:
+                        calls.setdefault(name, []).append(call)
+                for store in summary.stores:
+                    stores.setdefault(store.attr, []).append(store)
+                for entry in summary.entries:
+                    entries.setdefault(entry.key, []).append(entry)
+            grouped = self._by_name[module] = (calls, stores, entries)
+        return grouped
+
+    def _mentions(self, table: dict[str, set[str]], which: int, name: str) -> Iterable[tuple[ModuleSummary, object]]:
+        for module in sorted(table.get(name, ())):
+            summary = self.summary(module)
+            if summary is not None:
+                for item in self._grouped(module)[which].get(name, ()):
+                    yield summary, item
+
+    def calls_named(self, name: str) -> Iterable[tuple[ModuleSummary, CallSite]]:
+        return self._mentions(self.tables.calls, 0, name)  # type: ignore[return-value]
+
+    def stores_of(self, attr: str) -> Iterable[tuple[ModuleSummary, Store]]:
+        return self._mentions(self.tables.stores, 1, attr)  # type: ignore[return-value]
+
+    def entries_of(self, key: str) -> Iterable[tuple[ModuleSummary, Entry]]:
+        return self._mentions(self.tables.entries, 2, key)  # type: ignore[return-value]

@@ -1,0 +1,1000 @@
+"""Project-wide inference: what a field, a parameter, a return value or a global is.
+
+Each question is a key (`("field", "pkg.mod.ForwardBatch", "seq_lens", budget)`,
+`("param", "pkg.mod.f", "x", budget)`, `("return", "pkg.mod.f", budget)`,
+`("global", "pkg.mod", "X", budget)`), answered by joining the values that flow into
+it across the project: the stores to a field and the arguments of the constructors
+that fill it, the arguments of every call site that reaches a parameter, the
+`return`s of a function. Values are the summaries' symbolic expressions,
+interpreted here with the same torch tables the per-file analysis uses.
+
+How far to follow the flow is part of the key: the budget is the number of hops
+between functions left (a field stored from a parameter passed from another field
+is three hops). A key at budget 0 uses only what is local and certain (annotations,
+`self`, constructors) and the conventions learned across the repository. Because
+the budget is in the key, every answer depends on the key alone, never on the
+order questions were asked.
+
+Keys are solved on demand and memoised. Keys that depend on each other (a field
+stored from a parameter whose callers pass the field) form a strongly connected
+component; its members are iterated together from "nothing known" until no value
+changes: the least fixed point.
+
+Joining sources follows one policy: values that say nothing (unknown, `None`) are
+left out; if the rest agree on a device the key has it. If they disagree, a device
+held by at least `convention-share` of them (and two or more) wins as a
+convention (a serving engine whose CPU backend builds the same batch with CPU
+tensors); otherwise the key is a tensor of unknown device. Evidence names the
+first source in a stable order and how many agreed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable, Iterable
+
+from sync_lint.analysis.conventions import DeviceSettings
+from sync_lint.analysis.facts import NONE, NUMPY, PYTHON, UNKNOWN, Device, Fact, device_value
+from sync_lint.analysis.knowledge import (
+    ACCELERATOR_NAMES,
+    CPU_FACTORIES,
+    EVENT_HANDLES,
+    FACTORIES,
+    HOST_VALUE_METHODS,
+    LIKE_FACTORIES,
+    METADATA_ATTRS,
+    METADATA_METHODS,
+    NEW_METHODS,
+    STREAM_HANDLES,
+    TENSOR_ATTRS,
+    TORCH_NON_TENSOR,
+)
+from sync_lint.project.index import ProjectIndex
+from sync_lint.project.summary import CallSite, FunctionInfo, ModuleSummary, Param
+from sync_lint.project.values import Value, render
+
+Key = tuple
+BOTTOM = Fact(Device.UNKNOWN, value_kind="bottom")  # nothing known yet (inside a cycle)
+TENSOR = Fact(Device.UNKNOWN, tensor_like=True)
+DEFAULT_BUDGET = 6
+_DEVICE_MODULES = tuple(f"torch.{name}" for name in ACCELERATOR_NAMES) + ("torch.accelerator",)
+_BUILTIN_NUMBERS = frozenset({"len", "int", "float", "bool", "round", "abs", "sum", "min", "max", "str", "repr"})
+
+
+class Context:
+    """Where a value is interpreted: a module, the function it sits in, the facts of that
+    function's parameters when a call is being followed, and how far to look.
+
+    Modes: "full" follows data flow through the project, `budget` hops deep; "types"
+    only asks what class a value is an instance of, from annotations, constructors
+    and `self` (cheap: used to match call sites and stores to their targets);
+    "shallow" looks no further than the expression itself (used to learn
+    conventions from many sites).
+    """
+
+    __slots__ = ("summary", "function", "params", "mode", "budget")
+
+    def __init__(self, summary: ModuleSummary, function: FunctionInfo | None, params: dict[str, Fact] | None = None,
+                 mode: str = "full", budget: int = 0) -> None:
+        self.summary = summary
+        self.function = function
+        self.params = params
+        self.mode = mode
+        self.budget = budget
+
+    @property
+    def deep(self) -> bool:
+        """Follow flows into other functions (full mode with hops left)."""
+        return self.mode == "full" and self.budget > 0
+
+    @property
+    def function_qualname(self) -> str | None:
+        return self.summary.qualified(self.function.qualname) if self.function is not None else None
+
+
+class Inference:
+    def __init__(self, index: ProjectIndex, settings: DeviceSettings | None = None,
+                 convention_share: float = 0.8, convention_sites: int = 3) -> None:
+        self.index = index
+        self.settings = settings or DeviceSettings()
+        self.convention_share = convention_share
+        self.convention_sites = convention_sites
+        self._memo: dict[Key, Fact] = {}
+        self._approx: dict[Key, Fact] = {}
+        self._stack: list[Key] = []
+        self._position: dict[Key, int] = {}
+        self._low: list[int] = []
+        self._cycle_reads = 0
+        self._specialized: dict[tuple, Fact] = {}
+        # "types" and "shallow" questions: memoised, a recursive one is unknown.
+        self._cheap: dict[tuple, Fact] = {}
+        self._cheap_active: set[tuple] = set()
+        self._cheap_cuts = 0
+        # Structural matches, independent of any budget.
+        self._caller_memo: dict[str, list[tuple[ModuleSummary, CallSite, int]]] = {}
+        self._stores: dict[tuple[str, str], list] = {}
+
+    # ======================================================================================
+    # Questions the per-file analysis asks
+    # ======================================================================================
+    def field(self, classes: Iterable[str], attr: str, budget: int = DEFAULT_BUDGET) -> Fact:
+        facts = [self.get(("field", cls, attr, budget)) for cls in sorted(classes)]
+        return join_sources(facts) if facts else UNKNOWN
+
+    def param(self, function: str, name: str, budget: int = DEFAULT_BUDGET) -> Fact:
+        return self.get(("param", function, name, budget))
+
+    def returns(self, function: str, budget: int = DEFAULT_BUDGET) -> Fact:
+        return self.get(("return", function, budget))
+
+    def global_value(self, module: str, name: str, budget: int = DEFAULT_BUDGET) -> Fact:
+        return self.get(("global", module, name, budget))
+
+    def qualified(self, dotted: str) -> Fact | None:
+        return self._qualified(dotted, "full", DEFAULT_BUDGET)
+
+    def object_attribute(self, owner: Fact, attr: str) -> Fact:
+        return self.attribute(owner, attr, "full", DEFAULT_BUDGET)
+
+    def entry(self, key: str) -> Fact:
+        return self.get(("entry", key))
+
+    def attribute_convention(self, attr: str) -> Fact:
+        return self.get(("attrconv", attr))
+
+    # ======================================================================================
+    # The solver
+    # ======================================================================================
+    def get(self, key: Key) -> Fact:
+        """The solved fact of a key (BOTTOM while a cycle through it is being solved)."""
+        known = self._memo.get(key)
+        if known is not None:
+            return known
+        position = self._position.get(key)
+        if position is not None:  # on the stack: a cycle back to `key`
+            self._cycle_reads += 1
+            if self._low:
+                self._low[-1] = min(self._low[-1], position)
+            return self._approx.get(key, BOTTOM)
+        if len(self._stack) > 200:  # a pathological chain: know nothing rather than overflow
+            return UNKNOWN
+        position = len(self._stack)
+        self._position[key] = position
+        self._stack.append(key)
+        self._low.append(position)
+        self._approx[key] = BOTTOM
+        try:
+            self._approx[key] = self._compute(key)
+        except RecursionError:
+            self._approx[key] = UNKNOWN
+        low = self._low.pop()
+        if low < position:  # part of a cycle rooted further down the stack: wait for the root
+            self._low[-1] = min(self._low[-1], low)
+            return self._approx[key]
+        if len(self._stack) > position + 1:
+            self._iterate(position)
+        members = self._stack[position:]
+        for member in members:
+            self._memo[member] = self._approx.pop(member)
+            del self._position[member]
+        del self._stack[position:]
+        return self._memo[key]
+
+    def _iterate(self, position: int) -> None:
+        """Recompute a cycle's members until none changes: the least fixed point."""
+        for _ in range(12):
+            changed = False
+            for member in list(self._stack[position:]):
+                self._low.append(self._position[member])
+                try:
+                    value = self._compute(member)
+                except RecursionError:
+                    value = UNKNOWN
+                self._low.pop()
+                if value.lattice() != self._approx[member].lattice():
+                    changed = True
+                self._approx[member] = value
+            if not changed:
+                return
+
+    def _compute(self, key: Key) -> Fact:
+        kind = key[0]
+        if kind == "field":
+            return self._field(key[1], key[2], key[3])
+        if kind == "param":
+            return self._param(key[1], key[2], key[3])
+        if kind == "return":
+            return self._return(key[1], key[2])
+        if kind == "global":
+            return self._global(key[1], key[2], key[3])
+        if kind == "entry":
+            return self._entry_convention(key[1])
+        if kind == "attrconv":
+            return self._attribute_convention(key[1])
+        raise KeyError(key)
+
+    def _cheap_question(self, key: tuple, compute: Callable[[], Fact]) -> Fact:
+        """A memoised "types"/"shallow" question; a recursive one is unknown, and a result that
+        depended on such a cut is not memoised (so answers do not depend on the order of questions)."""
+        known = self._cheap.get(key)
+        if known is not None:
+            return known
+        if key in self._cheap_active:
+            self._cheap_cuts += 1
+            return UNKNOWN
+        cuts = self._cheap_cuts
+        self._cheap_active.add(key)
+        try:
+            fact = compute()
+        finally:
+            self._cheap_active.discard(key)
+        if self._cheap_cuts == cuts:
+            self._cheap[key] = fact
+        return fact
+
+    # ======================================================================================
+    # Keys
+    # ======================================================================================
+    def _field(self, cls: str, attr: str, budget: int) -> Fact:
+        sources: list[Fact] = []
+        declared: Fact | None = None
+        for owner in self.index.mro(cls):
+            found = self.index.klass(owner)
+            if found is None:
+                continue
+            summary, info = found
+            for name, annotation, default, line in info.fields:
+                if name != attr:
+                    continue
+                annotated = self._annotation_fact(summary, annotation)
+                if annotated is not None and declared is None:
+                    declared = replace(annotated, reason=f"field `{attr}` of `{info.name}` is declared "
+                                       f"`{' | '.join(annotation)}`", where=self._where(summary, line))
+                if default is not None:
+                    context = Context(summary, None, budget=budget - 1)
+                    sources.append(self._source(self.eval(default, context), f"field `{attr}` of `{info.name}` "
+                                                f"defaults to `{render(default)}`", summary, line))
+            for name, value, line in info.attributes:
+                if name == attr:
+                    context = Context(summary, None, budget=budget - 1)
+                    sources.append(self._source(self.eval(value, context), f"class attribute `{info.name}.{attr}` "
+                                                f"is `{render(value)}`", summary, line))
+        if self._by_position(cls):
+            sources += self._constructor_fields(cls, attr, budget)
+        for store_summary, store in self._stores_into(cls, attr):
+            context = Context(store_summary, store_summary.functions.get(store.function) if store.function else None,
+                              budget=budget - 1)
+            sources.append(self._source(self.eval(store.value, context), f"field `{attr}` of `{_short(cls)}` is "
+                                        f"stored from `{render(store.value)}`", store_summary, store.line))
+        joined = join_sources(sources)
+        if declared is not None and not (joined.is_tensor or joined.value_kind in ("object", "class", "callable")):
+            return declared
+        return joined
+
+    def _stores_into(self, cls: str, attr: str) -> list:
+        """The stores to `attr` on instances of the class or a relative (a structural match)."""
+        key = (cls, attr)
+        found = self._stores.get(key)
+        if found is None:
+            related = set(self.index.mro(cls)) | self.index.subclasses(cls)
+            found = []
+            for summary, store in self.index.stores_of(attr):
+                base = self.eval(store.base, self._context(summary, store.function, "types"))
+                if base.value_kind in ("object", "class") and base.refs & related:
+                    found.append((summary, store))
+            self._stores[key] = found
+        return found
+
+    def _by_position(self, cls: str) -> bool:
+        found = self.index.klass(cls)
+        return found is not None and (found[1].fields_by_position or any(
+            "NamedTuple" in (self.index.value_name(found[0], b) or "") for b in found[1].bases))
+
+    def _constructor_fields(self, cls: str, attr: str, budget: int) -> list[Fact]:
+        """`attr` as passed to the constructor of a dataclass-like class (keyword or position)."""
+        order = [f[0] for owner in reversed(self.index.mro(cls)) if (k := self.index.klass(owner))
+                 for f in k[1].fields]
+        position = order.index(attr) if attr in order else None
+        out: list[Fact] = []
+        for call_summary, call, _skip in self._callers_of_class(cls):
+            value = next((v for k, v in call.kwargs if k == attr), None)
+            if value is None and position is not None and position < len(call.args):
+                if any(a[0] == "*" for a in call.args[: position + 1]):
+                    continue
+                value = call.args[position]
+            if value is None:
+                continue
+            context = Context(call_summary, call_summary.functions.get(call.function) if call.function else None,
+                              budget=budget - 1)
+            out.append(self._source(self.eval(value, context), f"field `{attr}` of `{_short(cls)}` is constructed "
+                                    f"from `{render(value)}`", call_summary, call.line))
+        return out
+
+    def _param(self, function: str, name: str, budget: int) -> Fact:
+        found = self.index.function(function)
+        if found is None:
+            return UNKNOWN
+        summary, info = found
+        param = next((p for p in info.params if p.name == name), None)
+        if param is None or param.kind in ("star", "starstar"):
+            return UNKNOWN
+        declared = self._annotation_fact(summary, param.annotation)
+        sources: list[Fact] = []
+        short = _short(info.qualname.rsplit(".", 1)[0]) if info.name == "__init__" else info.name
+        params = list(info.params)
+        for caller, call, skip in self._callers(function):
+            value = _argument(call, params, name, skip)
+            if value is None:
+                continue
+            context = Context(caller, caller.functions.get(call.function) if call.function else None,
+                              budget=budget - 1)
+            sources.append(self._source(self.eval(value, context), f"parameter `{name}` of `{short}` receives "
+                                        f"`{render(value)}`", caller, call.line))
+        if param.default is not None and param.default[:2] != ("lit", "none"):
+            context = Context(summary, None, budget=budget - 1)
+            sources.append(self._source(self.eval(param.default, context), f"parameter `{name}` of `{short}` "
+                                        f"defaults to `{render(param.default)}`", summary, info.line))
+        joined = join_sources(sources)
+        if joined.is_tensor or joined.value_kind in ("object", "class", "callable", "device"):
+            return joined
+        return declared if declared is not None else joined
+
+    def _callers(self, function: str) -> list[tuple[ModuleSummary, CallSite, int]]:
+        """Every call site that reaches the function, and how many parameters the receiver binds."""
+        known = self._caller_memo.get(function)
+        if known is not None:
+            return known
+        found = self.index.function(function)
+        out: list[tuple[ModuleSummary, CallSite, int]] = []
+        self._caller_memo[function] = out
+        if found is None:
+            return out
+        summary, info = found
+        if info.name == "__init__" and info.class_name is not None:
+            cls = summary.qualified(info.class_name)
+            for caller, call, skip in self._callers_of_class(cls):
+                out.append((caller, call, skip))
+            return out
+        bound = info.kind in ("method", "classmethod")
+        for name in sorted({info.name} | self._aliases(summary, info)):
+            for caller, call in self.index.calls_named(name):
+                callee = self.eval(call.func, self._context(caller, call.function, "types"))
+                if callee.value_kind == "callable" and function in callee.refs:
+                    out.append((caller, call, 1 if bound and "bound" in callee.items else 0))
+        return out
+
+    def _callers_of_class(self, cls: str) -> list[tuple[ModuleSummary, CallSite, int]]:
+        """The constructor calls of a class (or of a subclass that inherits its `__init__`)."""
+        key = f"<new>{cls}"
+        known = self._caller_memo.get(key)
+        if known is not None:
+            return known
+        out: list[tuple[ModuleSummary, CallSite, int]] = []
+        self._caller_memo[key] = out
+        init = self.index.method(cls, "__init__")
+        names = {_short(cls), "cls"} | {_short(sub) for sub in self.index.subclasses(cls)}
+        for name in sorted(names):
+            for caller, call in self.index.calls_named(name):
+                callee = self.eval(call.func, self._context(caller, call.function, "types"))
+                if callee.value_kind != "class":
+                    continue
+                if cls in callee.refs or init is not None and any(
+                        self.index.method(c, "__init__") == init for c in callee.refs):
+                    out.append((caller, call, 1))
+        return out
+
+    def _aliases(self, summary: ModuleSummary, info: FunctionInfo) -> set[str]:
+        """Attributes that hold this method (`self.update = self.update_sliding_window`)."""
+        if info.class_name is None:
+            return set()
+        return {store.attr for store in summary.stores
+                if store.base == ("param", "self") and _mentions_method(store.value, info.name)}
+
+    def _return(self, function: str, budget: int) -> Fact:
+        found = self.index.function(function)
+        if found is None:
+            return UNKNOWN
+        summary, info = found
+        if info.is_generator:
+            return UNKNOWN
+        context = Context(summary, info, budget=budget)
+        sources = [self._source(self.eval(value, context), f"`{info.name}` returns `{render(value)}`", summary,
+                                info.line) for value in info.returns]
+        joined = join_sources(sources)
+        if not _informative(joined):
+            declared = self._annotation_fact(summary, info.returns_annotation)
+            if declared is not None:
+                return declared
+        return joined
+
+    def _returns_with(self, function: str, args: list[Fact], kwargs: dict[str, Fact], budget: int) -> Fact:
+        """The function's result with these argument facts (memoised unless a cycle's guess went into it)."""
+        found = self.index.function(function)
+        if found is None:
+            return UNKNOWN
+        summary, info = found
+        if info.is_generator or not info.returns:
+            return self.returns(function, budget)
+        positional = [p for p in info.params if p.kind in ("posonly", "pos")]
+        params = {p.name: fact for p, fact in zip(positional, args)}
+        params.update(kwargs)
+        key = (function, budget, tuple(sorted((k, v.lattice()) for k, v in params.items())))
+        known = self._specialized.get(key)
+        if known is not None:
+            return known
+        reads = self._cycle_reads
+        context = Context(summary, info, params, budget=budget)
+        sources = [self._source(self.eval(value, context), f"`{info.name}` returns `{render(value)}`", summary,
+                                info.line) for value in info.returns]
+        known = join_sources(sources)
+        if not _informative(known):
+            known = self.returns(function, budget)
+        if self._cycle_reads == reads:
+            self._specialized[key] = known
+        return known
+
+    def _global(self, module: str, name: str, budget: int) -> Fact:
+        summary = self.index.summary(module)
+        if summary is None or name not in summary.globals:
+            return UNKNOWN
+        value = summary.globals[name]
+        context = Context(summary, None, budget=budget)
+        return self._source(self.eval(value, context), f"module `{module}` sets `{name}` to `{render(value)}`",
+                            summary, summary.global_lines.get(name, 0))
+
+    def _entry_convention(self, key: str) -> Fact:
+        """What dict entries under this key hold across the repository. Keys are specific names
+        (`"spec_new_seq_lens"`), so every site is followed a little way and all must agree."""
+        sources = [(self.eval(entry.value, self._context(summary, entry.function, "full", budget=2)), summary,
+                    entry.line) for summary, entry in list(self.index.entries_of(key))[:16]]
+        tensors = [(f, s, line) for f, s, line in sources if f.is_tensor]
+        if not tensors or len({Device.CPU if f.device is Device.PINNED else f.device for f, _, _ in tensors}) != 1 \
+                or any(f.is_unknown_tensor for f, _, _ in sources):
+            return UNKNOWN
+        example, summary, line = min(tensors, key=lambda t: (t[0].by_convention, len(t[0].chain)))
+        return Fact(example.device, tensor_like=True, convention=True, pinning_unknown=example.pinning_unknown,
+                    reason=f"in this repository, entries under {key!r} hold {example.device.value.upper()} tensors "
+                           f"({len(tensors)} of {len(sources)} sites)", where=self._where(summary, line),
+                    via=example)
+
+    def _attribute_convention(self, attr: str) -> Fact:
+        sources = [(self.eval(store.value, self._context(summary, store.function, "shallow")), summary, store.line)
+                   for summary, store in self.index.stores_of(attr)]
+        return self._convention(sources, f"attribute `{attr}`", "it is stored from")
+
+    def _convention(self, sources: list[tuple[Fact, ModuleSummary, int]], what: str, how: str) -> Fact:
+        tensors = [(f, s, line) for f, s, line in sources if f.is_tensor and not f.by_convention]
+        total = sum(1 for f, _, _ in sources if _informative(f))
+        if len(tensors) < self.convention_sites or not total:
+            return UNKNOWN
+        for device, words in ((Device.GPU, "GPU tensors"), (Device.CPU, "CPU tensors")):
+            agreeing = [(f, s, line) for f, s, line in tensors
+                        if f.device is device or device is Device.CPU and f.device is Device.PINNED]
+            if len(agreeing) >= self.convention_sites and len(agreeing) / total >= self.convention_share:
+                example, summary, line = agreeing[0]
+                return Fact(device, tensor_like=True, convention=True, pinning_unknown=device is Device.CPU,
+                            reason=f"in this repository, {what}: {how} {words} at {len(agreeing)} of {total} "
+                                   f"sites, e.g. `{example.reason or 'a tensor'}`", where=self._where(summary, line))
+        return UNKNOWN
+
+    # ======================================================================================
+    # Interpreting values
+    # ======================================================================================
+    def eval(self, value: Value, context: Context) -> Fact:
+        tag = value[0]
+        if tag == "lit":
+            if value[1] == "none":
+                return NONE
+            if value[1] == "str" and len(value) > 2:
+                return Fact(Device.NOT_TENSOR, value_kind="python", reason=value[2])
+            return PYTHON
+        if tag == "param":
+            return self._param_in(context, value[1])
+        if tag == "name":
+            return self._name_in(context, value[1])
+        if tag == "attr":
+            return self.attribute(self.eval(value[1], context), value[2], context.mode, context.budget)
+        if tag == "call":
+            return self._call(value, context)
+        if tag == "sub":
+            return self._subscript(self.eval(value[1], context), value[2], context)
+        if tag == "iter":
+            return element(self.eval(value[1], context))
+        if tag == "item":
+            base = self.eval(value[1], context)
+            if base.value_kind == "tuple" and value[2] < len(base.items):
+                return base.items[value[2]]
+            return replace(base, ndim=None, items=()) if base.is_tensor or base.is_unknown_tensor else UNKNOWN
+        if tag == "op":
+            return combine([self.eval(v, context) for v in value[1]])
+        if tag == "join":
+            return join_sources([self.eval(v, context) for v in value[1]])
+        if tag == "tuple":
+            return Fact(Device.NOT_TENSOR, value_kind="tuple", items=tuple(self.eval(v, context) for v in value[1]))
+        if tag == "dict":
+            return Fact(Device.NOT_TENSOR, value_kind="dict", items=tuple((k, self.eval(v, context))
+                                                                         for k, v in value[1]))
+        return UNKNOWN
+
+    def _context(self, summary: ModuleSummary, function: str | None, mode: str = "full", budget: int = 0) -> Context:
+        return Context(summary, summary.functions.get(function) if function else None, mode=mode, budget=budget)
+
+    def _param_in(self, context: Context, name: str) -> Fact:
+        if context.params is not None and name in context.params:
+            return context.params[name]
+        info = context.function
+        if info is None:
+            return UNKNOWN
+        params = info.params
+        if info.class_name is not None and params and params[0].name == name and params[0].kind in ("pos", "posonly"):
+            cls = context.summary.qualified(info.class_name)
+            if info.kind == "method":
+                return Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset({cls}), subject=name)
+            if info.kind == "classmethod":
+                return Fact(Device.NOT_TENSOR, value_kind="class", refs=frozenset({cls}), subject=name)
+        if context.deep:
+            fact = self.param(context.function_qualname, name, context.budget)
+        elif context.mode in ("types", "full"):
+            param = next((p for p in params if p.name == name), None)
+            fact = (self._annotation_fact(context.summary, param.annotation) if param is not None else None) or UNKNOWN
+        else:
+            fact = UNKNOWN
+        if not _informative(fact):
+            return self.settings.fact_for_name(name) or fact
+        return fact
+
+    def _name_in(self, context: Context, name: str) -> Fact:
+        summary = context.summary
+        if name in ("True", "False"):
+            return PYTHON
+        if "." in name:  # an import resolved in the summary
+            return self._qualified(name, context.mode, context.budget) or UNKNOWN
+        if name in summary.classes:
+            return Fact(Device.NOT_TENSOR, value_kind="class", refs=frozenset({summary.qualified(name)}), subject=name)
+        if name in summary.functions:
+            return Fact(Device.NOT_TENSOR, value_kind="callable", refs=frozenset({summary.qualified(name)}),
+                        subject=name)
+        if name in summary.globals:
+            return self._global_in(summary.module, name, context.mode, context.budget)
+        target = summary.imports.get(name)
+        if target is not None:
+            return self._qualified(target, context.mode, context.budget) or UNKNOWN
+        for star in summary.star_imports:
+            found = self._qualified(f"{star}.{name}", context.mode, context.budget)
+            if found is not None:
+                return found
+        if name == "torch":
+            return Fact(Device.NOT_TENSOR, value_kind="module", refs=frozenset({"torch"}))
+        return self.settings.fact_for_name(name) or UNKNOWN
+
+    def _global_in(self, module: str, name: str, mode: str, budget: int) -> Fact:
+        if mode == "full" and budget > 0:
+            return self.global_value(module, name, budget)
+        summary = self.index.summary(module)
+        if summary is None or name not in summary.globals:
+            return UNKNOWN
+        cheap = "shallow" if mode == "full" else mode
+        return self._cheap_question(("global", module, name, cheap),
+                                    lambda: self.eval(summary.globals[name], Context(summary, None, mode=cheap)))
+
+    def _qualified(self, dotted: str, mode: str, budget: int) -> Fact | None:
+        """The fact of a qualified name: a project symbol, or an external module/object."""
+        symbol = self.index.resolve(dotted)
+        if symbol is not None:
+            if symbol.kind == "module":
+                return Fact(Device.NOT_TENSOR, value_kind="module", refs=frozenset({symbol.module}))
+            if symbol.kind == "class":
+                return Fact(Device.NOT_TENSOR, value_kind="class", refs=frozenset({symbol.qualname}))
+            if symbol.kind == "function":
+                return Fact(Device.NOT_TENSOR, value_kind="callable", refs=frozenset({symbol.qualname}))
+            return self._global_in(symbol.module, symbol.local, mode, budget)
+        root = dotted.split(".")[0]
+        if root in ("torch", "numpy"):
+            if dotted in _DEVICE_MODULES:
+                return Fact(Device.NOT_TENSOR, value_kind="device-module", refs=frozenset({dotted}))
+            return Fact(Device.NOT_TENSOR, value_kind="module", refs=frozenset({dotted}))
+        return None
+
+    def attribute(self, owner: Fact, attr: str, mode: str = "full", budget: int = 0) -> Fact:
+        """`owner.attr`."""
+        kind = owner.value_kind
+        if kind == "module" and owner.refs:
+            (module,) = sorted(owner.refs)[:1]
+            return self._qualified(f"{module}.{attr}", mode, budget) or UNKNOWN
+        if kind in ("object", "class") and owner.refs:
+            methods = {m for m in (self.index.method(c, attr) for c in owner.refs) if m}
+            if methods:
+                # `self.update = self.update_sliding_window`: an attribute that also holds other methods.
+                aliased = self._type_field(owner.refs, attr) if mode != "shallow" else UNKNOWN
+                if aliased.value_kind == "callable":
+                    methods |= aliased.refs
+                bound = ("bound",) if kind == "object" else ()
+                return Fact(Device.NOT_TENSOR, value_kind="callable", refs=frozenset(methods), items=bound)
+            if mode == "full" and budget > 0:
+                fact = self.field(owner.refs, attr, budget)
+            elif mode in ("types", "full"):
+                fact = self._type_field(owner.refs, attr)
+            else:
+                fact = UNKNOWN
+            if fact.is_unknown_tensor:  # a tensor of no known device: what the repository usually stores there
+                named = self._by_name(attr, mode)
+                return named if named.is_tensor else fact
+            return fact if _informative(fact) else self._by_name(attr, mode)
+        if owner.is_tensor or owner.is_unknown_tensor:
+            if attr == "device":
+                return device_value(owner.device if owner.is_tensor else Device.GPU)
+            if attr in TENSOR_ATTRS:
+                return owner
+            if attr in METADATA_ATTRS:
+                return PYTHON
+            return UNKNOWN
+        if kind == "device-module" and (attr in EVENT_HANDLES or attr in STREAM_HANDLES):
+            return Fact(Device.NOT_TENSOR, value_kind="handle-factory", refs=frozenset({attr}))
+        return self._by_name(attr, mode)
+
+    def _by_name(self, attr: str, mode: str) -> Fact:
+        if attr == "device_module":
+            return Fact(Device.NOT_TENSOR, value_kind="device-module")
+        if mode == "full":
+            convention = self.attribute_convention(attr)
+            if convention.is_tensor:
+                return convention
+        return self.settings.fact_for_name(attr) or UNKNOWN
+
+    def _type_field(self, classes: frozenset[str], attr: str) -> Fact:
+        """What class a field holds: its declared type, or what the class's own methods store in it."""
+        return join_sources([self._cheap_question(("type-field", cls, attr), lambda cls=cls: self._type_field_of(cls, attr))
+                             for cls in sorted(classes)])
+
+    def _type_field_of(self, cls: str, attr: str) -> Fact:
+        sources: list[Fact] = []
+        for owner in self.index.mro(cls):
+            found = self.index.klass(owner)
+            if found is None:
+                continue
+            summary, info = found
+            for name, annotation, _default, _line in info.fields:
+                if name == attr:
+                    declared = self._annotation_fact(summary, annotation)
+                    if declared is not None:
+                        return declared
+            for store in summary.stores:
+                if store.attr != attr or store.base != ("param", "self") or store.function is None:
+                    continue
+                function = summary.functions.get(store.function)
+                if function is not None and function.class_name == info.qualname:
+                    sources.append(self.eval(store.value, Context(summary, function, mode="types")))
+        return join_sources(sources)
+
+    def _subscript(self, base: Fact, key: Value, context: Context) -> Fact:
+        if base.is_tensor or base.is_unknown_tensor:
+            index = self.eval(key, context) if key[0] != "key" else PYTHON
+            if index.is_gpu and not base.is_gpu:
+                return replace(index, ndim=None)
+            return replace(base, ndim=None)
+        if base.value_kind == "dict" and key[0] == "key":
+            for k, fact in base.items:
+                if k == key[1]:
+                    return fact
+        if base.value_kind == "tuple" and key[0] == "key" and isinstance(key[1], int) and key[1] < len(base.items):
+            return base.items[key[1]]
+        if base.value_kind == "numpy":
+            return NUMPY
+        if key[0] == "key" and isinstance(key[1], str) and context.mode == "full":
+            convention = self.entry(key[1])
+            if convention.is_tensor:
+                return convention
+        return UNKNOWN
+
+    # --- calls -----------------------------------------------------------------------------------
+    def _call(self, value: Value, context: Context) -> Fact:
+        func, args, kwargs = value[1], value[2], value[3]
+        function = context.function.qualname if context.function else None
+        qualified = self.index.value_name(context.summary, func, function)
+        if qualified is not None and qualified.split(".")[0] in ("torch", "numpy") and \
+                self.index.resolve(qualified) is None:
+            return self._torch_call(qualified, args, kwargs, context)
+        receiver = None
+        if func[0] == "attr":
+            receiver = self.eval(func[1], context)
+            if receiver.is_tensor or receiver.is_unknown_tensor:
+                return self._tensor_method(receiver, func[2], args, kwargs, context)
+            if receiver.value_kind == "numpy":
+                return NUMPY
+            if receiver.value_kind == "device-module" and func[2] in EVENT_HANDLES | STREAM_HANDLES:
+                return _handle("event" if func[2] in EVENT_HANDLES else "stream", value)
+            callee = self.attribute(receiver, func[2], context.mode, context.budget)
+        else:
+            callee = self.eval(func, context)
+        kind = callee.value_kind
+        if kind == "class":
+            return Fact(Device.NOT_TENSOR, value_kind="object", refs=callee.refs)
+        if qualified is not None and qualified.rsplit(".", 1)[-1][:1].isupper() and callee.device is Device.UNKNOWN \
+                and self.index.resolve(qualified) is None and "." in qualified:
+            # `BatchPrefillWithRaggedKVCacheWrapper(...)` from a library: an object of that class.
+            return Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset({qualified}))
+        if kind == "handle-factory":
+            return _handle("event" if callee.refs & EVENT_HANDLES else "stream", value)
+        if kind == "callable" and callee.refs:
+            if context.mode == "types" or context.mode == "full" and context.budget <= 0:
+                return join_sources([self._cheap_question(("type-return", f), lambda f=f: self._type_return(f))
+                                     for f in sorted(callee.refs)])
+            if context.mode == "shallow":
+                return UNKNOWN
+            arg_facts = [self.eval(a, context) for a in args if a[0] != "*"]
+            kw_facts = {k: self.eval(v, context) for k, v in kwargs if k != "**"}
+            results = []
+            for target in sorted(callee.refs):
+                found = self.index.function(target)
+                bound = found is not None and found[1].kind in ("method", "classmethod") and "bound" in callee.items
+                if found is None or any(a[0] == "*" for a in args) or len(args) + len(kwargs) > 8:
+                    results.append(self.returns(target, context.budget))
+                else:
+                    self_fact = receiver if receiver is not None and receiver.value_kind == "object" else UNKNOWN
+                    results.append(self._returns_with(target, ([self_fact] if bound else []) + arg_facts, kw_facts,
+                                                      context.budget))
+            return join_sources(results)
+        if func[0] == "name" and func[1] in _BUILTIN_NUMBERS:
+            return PYTHON
+        return UNKNOWN
+
+    def _type_return(self, function: str) -> Fact:
+        """What class a function returns: its annotation, or its `return`s read in "types" mode."""
+        found = self.index.function(function)
+        if found is None:
+            return UNKNOWN
+        summary, info = found
+        declared = self._annotation_fact(summary, info.returns_annotation)
+        if declared is not None:
+            return declared
+        context = Context(summary, info, mode="types")
+        return join_sources([self.eval(value, context) for value in info.returns])
+
+    def _torch_call(self, qualified: str, args: tuple, kwargs: tuple, context: Context) -> Fact:
+        namespace, _, last = qualified.rpartition(".")
+        if qualified.startswith("numpy."):
+            return NUMPY
+        if qualified == "torch.device":
+            return self._device_argument(args[0], context) if args else device_value(Device.GPU)
+        if qualified == "torch.get_device_module":
+            return Fact(Device.NOT_TENSOR, value_kind="device-module")
+        if last in EVENT_HANDLES or last in STREAM_HANDLES:
+            return Fact(Device.NOT_TENSOR, value_kind="event" if last in EVENT_HANDLES else "stream",
+                        reason=f"created by `{qualified}()`")
+        if namespace.startswith(("torch.cuda", "torch.accelerator")):
+            return PYTHON
+        if last in TORCH_NON_TENSOR or last[:1].isupper():
+            return PYTHON
+        keywords = dict(kwargs)
+        if namespace == "torch" and last in CPU_FACTORIES:
+            return Fact(Device.CPU, reason=f"created by `{qualified}(...)` (CPU memory)")
+        if namespace == "torch" and (last in FACTORIES or last in LIKE_FACTORIES):
+            pin = keywords.get("pin_memory")
+            device = keywords.get("device")
+            if device is None and last in LIKE_FACTORIES and args:
+                source = self.eval(args[0], context)
+                if source.is_tensor or source.is_unknown_tensor:
+                    return source
+            if device is not None:
+                target = self._device_argument(device, context)
+                if target.device_value is Device.GPU:
+                    return Fact(Device.GPU, reason=f"created by `{qualified}(..., device={render(device, 30)})`")
+            if pin == ("lit", "bool", True):
+                return Fact(Device.PINNED, reason=f"created by `{qualified}(..., pin_memory=True)`")
+            return Fact(Device.CPU, pinning_unknown=pin is not None and pin != ("lit", "bool", False),
+                        reason=f"created by `{qualified}(...)` on the CPU")
+        inputs = [self.eval(a, context) for a in args if a[0] != "*"]
+        inputs += [self.eval(v, context) for k, v in kwargs if k in ("input", "other", "out", "tensors")]
+        # `torch.cat([a, b])`: the tensors are the list's elements.
+        inputs = [item for fact in inputs for item in (fact.items if fact.value_kind == "tuple" else (fact,))]
+        result = combine(inputs)
+        return result if result.is_tensor or result.is_unknown_tensor else TENSOR
+
+    def _device_argument(self, value: Value, context: Context) -> Fact:
+        if value[:2] == ("lit", "str") and len(value) > 2:
+            text = value[2].strip().lower()
+            if text.startswith("cpu"):
+                return device_value(Device.CPU, reason=f"device string {value[2]!r}")
+            if text.startswith("meta"):
+                return device_value(Device.UNKNOWN)
+            return device_value(Device.GPU, reason=f"device string {value[2]!r}")
+        if value[:2] == ("lit", "none"):
+            return device_value(Device.CPU)
+        if value[:2] == ("lit", "number"):
+            return device_value(Device.GPU, reason="a device index")
+        fact = self.eval(value, context)
+        if fact.value_kind == "device":
+            return fact
+        if fact.is_tensor:
+            return device_value(fact.device, reason="the device of a tensor")
+        if fact.value_kind == "python" and fact.reason:  # a string variable holding a device name
+            return self._device_argument(("lit", "str", fact.reason), context)
+        return device_value(Device.GPU, reason="a device that is not literally the CPU")
+
+    def _tensor_method(self, owner: Fact, method: str, args: tuple, kwargs: tuple, context: Context) -> Fact:
+        if method in HOST_VALUE_METHODS or method in METADATA_METHODS:
+            return PYTHON
+        if method == "numpy":
+            return NUMPY
+        if method == "cuda":
+            return Fact(Device.GPU, reason="moved by `.cuda()`")
+        if method == "cpu":
+            return Fact(Device.CPU, reason="moved by `.cpu()`")
+        if method == "pin_memory":
+            return Fact(Device.PINNED, reason="pinned by `.pin_memory()`")
+        if method == "to":
+            return self._to(owner, args, kwargs, context)
+        if method in NEW_METHODS:
+            device = dict(kwargs).get("device")
+            if device is not None:
+                target = self._device_argument(device, context)
+                if target.device_value is not None:
+                    return Fact(target.device_value, reason=f"created by `.{method}(..., device=...)`")
+        if owner.device is Device.PINNED:
+            return replace(owner, device=Device.CPU, ndim=None)
+        return replace(owner, ndim=None)
+
+    def _to(self, owner: Fact, args: tuple, kwargs: tuple, context: Context) -> Fact:
+        keywords = dict(kwargs)
+        target = keywords.get("device") or (args[0] if args else None)
+        if target is None:
+            return owner
+        if target[0] != "lit":
+            fact = self.eval(target, context)
+            if fact.value_kind in ("dtype", "module") or fact.value_kind == "python" and not fact.reason:
+                return owner  # `.to(torch.float16)`, `.to(dtype)`
+            if fact.is_tensor:
+                return Fact(Device.CPU if fact.device is Device.PINNED else fact.device,
+                            reason=f"moved by `.to({render(target, 30)})`")
+        device = self._device_argument(target, context)
+        if device.device_value is Device.CPU:
+            if owner.is_gpu and keywords.get("non_blocking") == ("lit", "bool", True):
+                return Fact(Device.PINNED, reason=f"moved by `.to({render(target, 30)}, non_blocking=True)`")
+            return Fact(Device.CPU, reason=f"moved by `.to({render(target, 30)})`")
+        if device.device_value is Device.GPU:
+            return Fact(Device.GPU, reason=f"moved by `.to({render(target, 30)})`")
+        return TENSOR
+
+    # --- provenance ---------------------------------------------------------------------------
+    @staticmethod
+    def _where(summary: ModuleSummary, line: int) -> str:
+        return f"{summary.path}:{line}"
+
+    def _source(self, fact: Fact, reason: str, summary: ModuleSummary, line: int) -> Fact:
+        """`fact` as one source of a key: the step that carries it there, with where it happened."""
+        return Fact(fact.device, tensor_like=fact.tensor_like, pinning_unknown=fact.pinning_unknown,
+                    dtype=fact.dtype, value_kind=fact.value_kind, device_value=fact.device_value,
+                    refs=fact.refs, items=fact.items, convention=fact.convention, reason=reason,
+                    where=self._where(summary, line),
+                    # The value's own reason is already in `reason` (its code); keep it only when it leads elsewhere.
+                    via=fact if (fact.where is not None or fact.via is not None) else None)
+
+    def _annotation_fact(self, summary: ModuleSummary, annotation: tuple[str, ...]) -> Fact | None:
+        """What a type annotation says: an instance of project classes, or a tensor."""
+        classes = set()
+        tensor = False
+        for type_name in annotation:
+            if type_name.rsplit(".", 1)[-1] == "Tensor":
+                tensor = True
+                continue
+            head, _, rest = type_name.partition(".")
+            qualified = self.index.value_name(summary, ("name", head))
+            symbol = self.index.resolve(f"{qualified}.{rest}" if rest else qualified) if qualified else None
+            if symbol is not None and symbol.kind == "class":
+                classes.add(symbol.qualname)
+        if classes and not tensor:
+            return Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset(classes))
+        if tensor and not classes:
+            return TENSOR
+        return None
+
+
+# ==========================================================================================
+# Joining and combining
+# ==========================================================================================
+
+
+def _informative(fact: Fact) -> bool:
+    if fact.value_kind in ("bottom", "none"):
+        return False
+    return not (fact.device is Device.UNKNOWN and not fact.tensor_like and fact.value_kind is None)
+
+
+def join_sources(sources: list[Fact], share: float = 0.8) -> Fact:
+    """A key's fact from the values that flow into it (see the module docstring for the policy)."""
+    informative = [f for f in sources if _informative(f)]
+    if not informative:
+        return BOTTOM if any(f.value_kind == "bottom" for f in sources) else UNKNOWN
+    tensors = [f for f in informative if f.is_tensor]
+    unknown = sum(1 for f in informative if f.is_unknown_tensor)
+    if tensors:
+        counts: dict[Device, list[Fact]] = {}
+        for fact in tensors:
+            counts.setdefault(Device.CPU if fact.device is Device.PINNED else fact.device, []).append(fact)
+        device, agreeing = max(counts.items(), key=lambda item: (len(item[1]), item[0] is Device.GPU))
+        total = len(tensors) + unknown
+        mixed = len(counts) > 1
+        if mixed and not (len(agreeing) >= 2 and len(agreeing) / len(tensors) >= share):
+            return TENSOR
+        # The evidence shown: the most direct proven source (a stable choice: ties keep their order).
+        first = min(agreeing, key=lambda f: (f.by_convention, len(f.chain)))
+        if device is Device.CPU and all(f.device is Device.PINNED for f in agreeing):
+            device = Device.PINNED
+        note = f" ({len(agreeing)} of {total} sources{', the rest on another device' if mixed else ''})" \
+            if total > 1 else ""
+        return replace(first, device=device, reason=first.reason + note,
+                       pinning_unknown=any(f.pinning_unknown for f in agreeing),
+                       convention=mixed or all(f.by_convention for f in agreeing))
+    if unknown:
+        return next(f for f in informative if f.is_unknown_tensor)
+    kinds = {f.value_kind for f in informative}
+    if len(kinds) != 1:
+        return UNKNOWN
+    kind = kinds.pop()
+    first = informative[0]
+    if kind == "device":
+        return first if len({f.device_value for f in informative}) == 1 else device_value(Device.GPU)
+    if kind in ("object", "class", "callable", "module"):
+        items = first.items if all(f.items == first.items for f in informative) else ()
+        return replace(first, refs=frozenset().union(*(f.refs for f in informative)), items=items)
+    if kind == "tuple" and len({len(f.items) for f in informative}) == 1 and len(informative) > 1:
+        # Returns of tuples of one length: element by element.
+        return replace(first, items=tuple(join_sources([f.items[i] for f in informative])
+                                          for i in range(len(first.items))))
+    return first
+
+
+def combine(facts: list[Fact]) -> Fact:
+    """The device of a result computed from these inputs: a GPU input decides."""
+    gpu = next((f for f in facts if f.is_gpu), None)
+    if gpu is not None:
+        return replace(gpu, ndim=None, items=())
+    if any(f.is_unknown_tensor for f in facts):
+        return TENSOR
+    cpu = next((f for f in facts if f.is_cpu), None)
+    if cpu is not None:
+        return replace(cpu, device=Device.CPU, ndim=None)
+    if facts and all(f.device is Device.NOT_TENSOR for f in facts):
+        return PYTHON
+    return UNKNOWN
+
+
+def element(fact: Fact) -> Fact:
+    """An element of an iterable: a row of a tensor lives where the tensor lives."""
+    if fact.is_tensor or fact.is_unknown_tensor:
+        return replace(fact, ndim=fact.ndim - 1 if fact.ndim else None, items=())
+    if fact.value_kind == "tuple" and fact.items:
+        return join_sources(list(fact.items))
+    if fact.value_kind == "numpy":
+        return NUMPY
+    return UNKNOWN
+
+
+def _handle(kind: str, value: Value) -> Fact:
+    return Fact(Device.NOT_TENSOR, value_kind=kind, reason=f"created by `{render(value)}`")
+
+
+def _argument(call: CallSite, params: list[Param], name: str, skip: int) -> Value | None:
+    """The value a call site passes for parameter `name` (after `skip` parameters the receiver binds)."""
+    for keyword, value in call.kwargs:
+        if keyword == name:
+            return value
+    positional = [p for p in params if p.kind in ("posonly", "pos")][skip:]
+    for index, param in enumerate(positional):
+        if param.name == name:
+            if index < len(call.args) and not any(a[0] == "*" for a in call.args[: index + 1]):
+                return call.args[index]
+            return None
+    return None
+
+
+def _mentions_method(value: Value, name: str) -> bool:
+    if value[0] == "attr":
+        return value[2] == name and value[1] == ("param", "self")
+    if value[0] == "join":
+        return any(_mentions_method(v, name) for v in value[1])
+    return False
+
+
+def _short(qualname: str) -> str:
+    return qualname.rsplit(".", 1)[-1]

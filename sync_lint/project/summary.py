@@ -1,0 +1,746 @@
+"""A per-file summary: what one module tells the rest of the project, from one `ast` parse.
+
+Classes (bases, decorators, declared fields), functions (parameters with their
+annotations, what they return), every call site with its arguments, every store
+to an attribute (`self.x = ...`, `obj.x = ...`, `setattr(obj, "x", ...)`), dict
+entries with string keys, module-level names and imports. Values are symbolic
+(`values.py`): a summary never looks at another file, so it can be cached by the
+file's content alone and rebuilt in parallel.
+
+Inside a function, local variables are resolved flow-insensitively: a name stands
+for every value assigned to it in that function (a join), so that a call argument
+or a stored value is expressed over parameters, globals and calls only.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
+from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
+
+# Bump when the summary format changes: cached summaries of older formats are rebuilt.
+SUMMARY_FORMAT = 2
+
+_DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
+                                   "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
+_FIELD_BASES = frozenset({"NamedTuple", "typing.NamedTuple", "BaseModel", "pydantic.BaseModel", "TypedDict",
+                          "typing.TypedDict", "msgspec.Struct", "Struct"})
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: str  # "posonly" | "pos" | "kwonly" | "star" | "starstar"
+    annotation: tuple[str, ...]  # type names after unwrapping Optional/Union/strings
+    default: Value | None
+
+
+@dataclass
+class FunctionInfo:
+    qualname: str  # within the module: "f", "C.m", "f.<locals>.g"
+    name: str
+    line: int
+    end_line: int
+    params: tuple[Param, ...]
+    returns: tuple[Value, ...]
+    decorators: tuple[str, ...]
+    class_name: str | None  # the class's qualname for a method
+    returns_annotation: tuple[str, ...] = ()
+    is_generator: bool = False
+
+    @property
+    def kind(self) -> str:
+        if self.class_name is None:
+            return "function"
+        if "staticmethod" in self.decorators:
+            return "staticmethod"
+        if "classmethod" in self.decorators:
+            return "classmethod"
+        return "method"
+
+
+@dataclass
+class ClassInfo:
+    qualname: str
+    name: str
+    line: int
+    end_line: int
+    bases: tuple[Value, ...]
+    decorators: tuple[str, ...]
+    # Declared fields in order: (name, annotation types, default or None, line).
+    fields: tuple[tuple[str, tuple[str, ...], Value | None, int], ...]
+    methods: tuple[str, ...]
+    # Plain class attributes (`x = value` in the class body): (name, value, line).
+    attributes: tuple[tuple[str, Value, int], ...] = ()
+
+    @property
+    def fields_by_position(self) -> bool:
+        """A dataclass-like class: its constructor takes its declared fields in order."""
+        return any(d.rsplit(".", 1)[-1] in {x.rsplit(".", 1)[-1] for x in _DATACLASS_DECORATORS}
+                   for d in self.decorators)
+
+
+@dataclass(frozen=True)
+class CallSite:
+    function: str | None  # qualname of the enclosing function; None at module or class level
+    line: int
+    func: Value
+    args: tuple[Value, ...]  # a `*x` argument is ("*", x)
+    kwargs: tuple[tuple[str, Value], ...]  # a `**x` argument is ("**", x)
+    loop_depth: int  # enclosing `for`/`while` loops within the function
+
+
+@dataclass(frozen=True)
+class Store:
+    """`base.attr = value` (also augmented, annotated, and `setattr` with a literal name)."""
+
+    function: str | None
+    line: int
+    base: Value
+    attr: str
+    value: Value
+
+
+@dataclass(frozen=True)
+class Entry:
+    """`container["key"] = value`, or `"key": value` in a dict display."""
+
+    function: str | None
+    line: int
+    key: str
+    value: Value
+
+
+@dataclass
+class ModuleSummary:
+    path: str
+    module: str
+    is_package: bool
+    imports: dict[str, str] = field(default_factory=dict)  # local name -> qualified name
+    star_imports: list[str] = field(default_factory=list)
+    globals: dict[str, Value] = field(default_factory=dict)
+    global_lines: dict[str, int] = field(default_factory=dict)
+    classes: dict[str, ClassInfo] = field(default_factory=dict)
+    functions: dict[str, FunctionInfo] = field(default_factory=dict)
+    calls: list[CallSite] = field(default_factory=list)
+    stores: list[Store] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
+    # Function-local imports: (function qualname, local name) -> qualified name.
+    local_imports: dict[tuple[str, str], str] = field(default_factory=dict)
+    error: str | None = None  # why the file could not be summarised
+
+    def qualified(self, local: str) -> str:
+        return f"{self.module}.{local}" if self.module else local
+
+
+# ==========================================================================================
+# Building
+# ==========================================================================================
+
+
+def summarize(source: str | bytes, path: str, module: str, is_package: bool = False) -> ModuleSummary:
+    """The summary of one module's text; a file that does not parse gives an empty summary with `error`."""
+    summary = ModuleSummary(path=path, module=module, is_package=is_package)
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        summary.error = f"{type(exc).__name__}: {exc}"
+        return summary
+    text = source if isinstance(source, str) else source.decode("utf-8", "replace")
+    try:
+        _Summarizer(summary, has_walrus=":=" in text).module(tree)
+    except RecursionError:
+        summary.error = "too deeply nested to summarise"
+    return summary
+
+
+def dotted(node: ast.AST) -> str | None:
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    parts.append(node.id)
+    return ".".join(reversed(parts))
+
+
+def annotation_types(node: ast.AST | None) -> tuple[str, ...]:
+    """The type names an annotation allows, `Optional`/`Union`/`| None`/strings unwrapped.
+
+    `Optional[torch.Tensor]` -> ("torch.Tensor",); `ForwardBatch | None` -> ("ForwardBatch",);
+    `"ForwardBatch"` -> ("ForwardBatch",); `List[torch.Tensor]` -> ("List",).
+    """
+    if node is None:
+        return ()
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        try:
+            node = ast.parse(node.value, mode="eval").body
+        except SyntaxError:
+            return ()
+    if isinstance(node, ast.Constant) and node.value is None:
+        return ()
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        return annotation_types(node.left) + annotation_types(node.right)
+    if isinstance(node, ast.Subscript):
+        head = dotted(node.value) or ""
+        last = head.rsplit(".", 1)[-1]
+        if last in ("Optional", "Union"):
+            inner = node.slice
+            elements = inner.elts if isinstance(inner, ast.Tuple) else [inner]
+            return tuple(t for e in elements for t in annotation_types(e))
+        if last == "Annotated":
+            inner = node.slice
+            first = inner.elts[0] if isinstance(inner, ast.Tuple) and inner.elts else inner
+            return annotation_types(first)
+        return (head,) if head else ()
+    name = dotted(node)
+    return (name,) if name else ()
+
+
+class _Scope:
+    """A function's local names, resolved flow-insensitively (a name is every value it is given)."""
+
+    def __init__(self, qualname: str | None, params: set[str], class_name: str | None) -> None:
+        self.qualname = qualname
+        self.params = params
+        self.class_name = class_name
+        self.assigned: dict[str, list[tuple[str, object]]] = {}
+        self.globals: set[str] = set()
+        self._resolved: dict[str, Value] = {}
+        self._resolving: set[str] = set()
+
+    def assign(self, name: str, how: str, source: object) -> None:
+        if name not in self.globals:
+            self.assigned.setdefault(name, []).append((how, source))
+
+
+class _Summarizer:
+    def __init__(self, summary: ModuleSummary, has_walrus: bool = True) -> None:
+        self.s = summary
+        self.scope = _Scope(None, set(), None)  # the module scope
+        self.loop_depth = 0
+        self.has_walrus = has_walrus
+        self.generator = False  # set when the walk meets a `yield` in the current function
+        # Inside `with torch.device(d):` a factory without `device=` allocates on `d`.
+        self.default_device: ast.expr | None = None
+
+    # --- module ---------------------------------------------------------------------------
+    def module(self, tree: ast.Module) -> None:
+        self._collect(tree.body, self.scope)
+        self._body(tree.body, self.scope, class_name=None, prefix="")
+        for name, sources in self.scope.assigned.items():
+            if name in self.s.classes or name in self.s.functions:
+                continue
+            self.s.globals[name] = self._name_value(name, self.scope)
+
+    # --- pass 1: what each scope binds ------------------------------------------------------
+    def _collect(self, body: list[ast.stmt], scope: _Scope) -> None:
+        for statement in body:
+            self._collect_statement(statement, scope)
+
+    def _collect_statement(self, node: ast.stmt, scope: _Scope) -> None:
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                self._collect_target(target, ("value", (node.value, self.default_device)), scope)
+        elif isinstance(node, ast.AnnAssign):
+            if node.value is not None:
+                self._collect_target(node.target, ("value", (node.value, self.default_device)), scope)
+        elif isinstance(node, ast.AugAssign):
+            if isinstance(node.target, ast.Name):
+                scope.assign(node.target.id, "aug", node)
+        elif isinstance(node, (ast.For, ast.AsyncFor)):
+            self._collect_target(node.target, ("iter", node.iter), scope)
+            self._collect(node.body, scope)
+            self._collect(node.orelse, scope)
+        elif isinstance(node, (ast.While, ast.If)):
+            self._collect(node.body, scope)
+            self._collect(node.orelse, scope)
+        elif isinstance(node, (ast.With, ast.AsyncWith)):
+            for item in node.items:
+                if item.optional_vars is not None:
+                    self._collect_target(item.optional_vars, ("value", (item.context_expr, self.default_device)), scope)
+            saved = self.default_device
+            self.default_device = self._device_context(node) or saved
+            self._collect(node.body, scope)
+            self.default_device = saved
+        elif isinstance(node, (ast.Try, getattr(ast, "TryStar", ast.Try))):
+            self._collect(node.body, scope)
+            for handler in node.handlers:
+                if handler.name:
+                    scope.assign(handler.name, "unknown", None)
+                self._collect(handler.body, scope)
+            self._collect(node.orelse, scope)
+            self._collect(node.finalbody, scope)
+        elif isinstance(node, ast.Match):
+            for case in node.cases:
+                self._collect(case.body, scope)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            self._collect_import(node, scope)
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            scope.globals.update(node.names)
+            for name in node.names:
+                scope.assigned.pop(name, None)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            scope.assign(node.name, "def", node)
+        # Walrus targets inside expressions bind in the enclosing function.
+        if self.has_walrus:
+            for child in _expressions_of(node):
+                for sub in _walk_expression(child):
+                    if isinstance(sub, ast.NamedExpr) and isinstance(sub.target, ast.Name):
+                        scope.assign(sub.target.id, "value", (sub.value, self.default_device))
+
+    def _collect_target(self, target: ast.expr, source: tuple[str, object], scope: _Scope) -> None:
+        if isinstance(target, ast.Name):
+            scope.assign(target.id, source[0], source[1])
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            for index, element in enumerate(target.elts):
+                if isinstance(element, ast.Starred):
+                    self._collect_target(element.value, ("unknown", None), scope)
+                else:
+                    self._collect_target(element, ("item", (source, index)), scope)
+        elif isinstance(target, ast.Starred):
+            self._collect_target(target.value, ("unknown", None), scope)
+
+    def _collect_import(self, node: ast.Import | ast.ImportFrom, scope: _Scope) -> None:
+        for local, target in self._import_targets(node):
+            if local == "*":
+                if scope.qualname is None:
+                    self.s.star_imports.append(target)
+                continue
+            if scope.qualname is None:
+                self.s.imports[local] = target
+            else:
+                self.s.local_imports[(scope.qualname, local)] = target
+            scope.assign(local, "import", target)
+
+    def _import_targets(self, node: ast.Import | ast.ImportFrom) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    out.append((alias.asname, alias.name))
+                else:
+                    head = alias.name.split(".")[0]
+                    out.append((head, head))
+            return out
+        base = node.module or ""
+        if node.level:
+            parts = self.s.module.split(".") if self.s.module else []
+            # A package's own module name is the package; a plain module's parent is its package.
+            keep = len(parts) - node.level + (1 if self.s.is_package else 0)
+            if keep < 0:
+                return out
+            base = ".".join([*parts[:keep], *([base] if base else [])])
+        for alias in node.names:
+            if alias.name == "*":
+                out.append(("*", base))
+            else:
+                out.append((alias.asname or alias.name, f"{base}.{alias.name}" if base else alias.name))
+        return out
+
+    # --- resolving names --------------------------------------------------------------------
+    def _name_value(self, name: str, scope: _Scope, level: int = 0) -> Value:
+        """What a name stands for in `scope`: a parameter, the join of what it is assigned, or a global."""
+        if name in scope.globals:
+            return ("name", name)
+        if name in scope.params and name not in scope.assigned:
+            return ("param", name)
+        sources = scope.assigned.get(name)
+        if sources is None:
+            return ("name", name)
+        cached = scope._resolved.get(name)
+        if cached is not None:
+            return cached
+        if name in scope._resolving or level > MAX_DEPTH:
+            return UNKNOWN
+        scope._resolving.add(name)
+        try:
+            values = [self._source_value(how, source, scope, level + 1) for how, source in sources]
+            if name in scope.params:
+                values.append(("param", name))
+            result = join(values)
+        finally:
+            scope._resolving.discard(name)
+        scope._resolved[name] = result
+        return result
+
+    def _source_value(self, how: str, source: object, scope: _Scope, level: int) -> Value:
+        if how == "value":
+            node, default = source  # type: ignore[misc]
+            saved, self.default_device = self.default_device, default
+            try:
+                return self.value(node, scope, level)
+            finally:
+                self.default_device = saved
+        if how == "iter":
+            return ("iter", self.value(source, scope, level))  # type: ignore[arg-type]
+        if how == "item":
+            inner, index = source  # type: ignore[misc]
+            whole = self._source_value(inner[0], inner[1], scope, level)
+            if whole[0] == "tuple" and index < len(whole[1]):
+                return whole[1][index]
+            return ("item", whole, index)
+        if how == "aug":
+            node: ast.AugAssign = source  # type: ignore[assignment]
+            return ("op", (self.value(node.value, scope, level),))
+        if how == "import":
+            return ("name", source)  # a qualified module or object name
+        if how == "def":
+            return ("name", source.name)  # type: ignore[attr-defined]
+        return UNKNOWN
+
+    # --- pass 2: what each scope does ----------------------------------------------------------
+    def _body(self, body: list[ast.stmt], scope: _Scope, class_name: str | None, prefix: str) -> None:
+        for statement in body:
+            self._statement(statement, scope, class_name, prefix)
+
+    def _statement(self, node: ast.stmt, scope: _Scope, class_name: str | None, prefix: str) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            self._function(node, scope, class_name, prefix)
+            return
+        if isinstance(node, ast.ClassDef):
+            self._class(node, scope, prefix)
+            return
+        if isinstance(node, ast.Return) and node.value is not None and scope.qualname is not None:
+            info = self.s.functions.get(scope.qualname)
+            if info is not None:
+                info.returns = (*info.returns, self.value(node.value, scope))
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            self._stores(node, scope)
+        loops = isinstance(node, (ast.For, ast.AsyncFor, ast.While))
+        for expression in _expressions_of(node):
+            self._calls_in(expression, scope)
+        saved = self.default_device
+        if isinstance(node, (ast.With, ast.AsyncWith)):
+            self.default_device = self._device_context(node) or saved
+        if loops:
+            self.loop_depth += 1
+        for block in _blocks_of(node):
+            self._body(block, scope, class_name, prefix)
+        if loops:
+            self.loop_depth -= 1
+        self.default_device = saved
+
+    def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef, outer: _Scope, class_name: str | None,
+                  prefix: str) -> None:
+        qualname = f"{prefix}{node.name}"
+        decorators = tuple(d for d in (_decorator_name(x) for x in node.decorator_list) if d)
+        args = node.args
+        params: list[Param] = []
+        positional = [*args.posonlyargs, *args.args]
+        defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
+        scope = _Scope(qualname, {a.arg for a in (*positional, *args.kwonlyargs)}, class_name)
+        if args.vararg:
+            scope.params.add(args.vararg.arg)
+        if args.kwarg:
+            scope.params.add(args.kwarg.arg)
+        self._collect(node.body, scope)
+        for index, arg in enumerate(positional):
+            kind = "posonly" if index < len(args.posonlyargs) else "pos"
+            default = defaults[index]
+            params.append(Param(arg.arg, kind, annotation_types(arg.annotation),
+                                self.value(default, outer) if default is not None else None))
+        if args.vararg:
+            params.append(Param(args.vararg.arg, "star", (), None))
+        for arg, default in zip(args.kwonlyargs, args.kw_defaults):
+            params.append(Param(arg.arg, "kwonly", annotation_types(arg.annotation),
+                                self.value(default, outer) if default is not None else None))
+        if args.kwarg:
+            params.append(Param(args.kwarg.arg, "starstar", (), None))
+        info = FunctionInfo(
+            qualname=qualname, name=node.name, line=node.lineno, end_line=node.end_lineno or node.lineno,
+            params=tuple(params), returns=(), decorators=decorators, class_name=class_name,
+            returns_annotation=annotation_types(node.returns),
+        )
+        self.s.functions[qualname] = info
+        for decorator in node.decorator_list:
+            self._calls_in(decorator, outer)
+        saved = self.loop_depth, self.generator
+        self.loop_depth, self.generator = 0, False
+        self._body(node.body, scope, class_name=None, prefix=f"{qualname}.<locals>.")
+        info.is_generator = self.generator
+        self.loop_depth, self.generator = saved
+
+    def _class(self, node: ast.ClassDef, outer: _Scope, prefix: str) -> None:
+        qualname = f"{prefix}{node.name}"
+        fields: list[tuple[str, tuple[str, ...], Value | None, int]] = []
+        attributes: list[tuple[str, Value, int]] = []
+        methods: list[str] = []
+        for statement in node.body:
+            if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
+                default = self.value(statement.value, outer) if statement.value is not None else None
+                fields.append((statement.target.id, annotation_types(statement.annotation), default, statement.lineno))
+            elif isinstance(statement, ast.Assign):
+                value = self.value(statement.value, outer)
+                for target in statement.targets:
+                    if isinstance(target, ast.Name):
+                        attributes.append((target.id, value, statement.lineno))
+            elif isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                methods.append(statement.name)
+        self.s.classes[qualname] = ClassInfo(
+            qualname=qualname, name=node.name, line=node.lineno, end_line=node.end_lineno or node.lineno,
+            bases=tuple(self.value(b, outer) for b in node.bases),
+            decorators=tuple(d for d in (_decorator_name(x) for x in node.decorator_list) if d),
+            fields=tuple(fields), methods=tuple(methods), attributes=tuple(attributes),
+        )
+        for statement in node.body:
+            if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                self._function(statement, outer, qualname, prefix=f"{qualname}.")
+            elif isinstance(statement, ast.ClassDef):
+                self._class(statement, outer, prefix=f"{qualname}.")
+            else:
+                for expression in _expressions_of(statement):
+                    self._calls_in(expression, outer)
+
+    # --- stores and calls ---------------------------------------------------------------------
+    def _stores(self, node: ast.Assign | ast.AnnAssign | ast.AugAssign, scope: _Scope) -> None:
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+            value_node = node.value
+        else:
+            if node.value is None:
+                return
+            targets = [node.target]
+            value_node = node.value
+        for target in targets:
+            self._store(target, value_node, scope, augmented=isinstance(node, ast.AugAssign))
+
+    def _device_context(self, node: ast.With | ast.AsyncWith) -> ast.expr | None:
+        """`d` for `with torch.device(d):`, which makes factories allocate on `d`."""
+        for item in node.items:
+            call = item.context_expr
+            if isinstance(call, ast.Call) and call.args and self._torch_name(call.func) == "torch.device":
+                return call.args[0]
+        return None
+
+    def _torch_name(self, func: ast.expr) -> str | None:
+        name = dotted(func)
+        if name is None:
+            return None
+        head, _, rest = name.partition(".")
+        target = self.s.imports.get(head, head)
+        return f"{target}.{rest}" if rest else target
+
+    def _store(self, target: ast.expr, value_node: ast.expr, scope: _Scope, augmented: bool = False,
+               value: Value | None = None) -> None:
+        if value is None:
+            value = self.value(value_node, scope)
+            if augmented:
+                value = ("op", (value,))
+        if isinstance(target, ast.Attribute):
+            self.s.stores.append(Store(scope.qualname, target.lineno, self.value(target.value, scope), target.attr, value))
+        elif isinstance(target, ast.Subscript):
+            key = target.slice
+            if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                self.s.entries.append(Entry(scope.qualname, target.lineno, key.value, value))
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            for index, element in enumerate(target.elts):
+                if not isinstance(element, ast.Starred):
+                    part = value[1][index] if value[0] == "tuple" and index < len(value[1]) else ("item", value, index)
+                    self._store(element, value_node, scope, value=part)
+
+    def _calls_in(self, expression: ast.expr, scope: _Scope) -> None:
+        for node in _walk_expression(expression):
+            kind = type(node)
+            if kind is ast.Call:
+                self._call(node, scope)
+            elif kind is ast.Dict:
+                for key, item in zip(node.keys, node.values):
+                    if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                        self.s.entries.append(Entry(scope.qualname, key.lineno, key.value, self.value(item, scope)))
+            elif kind is ast.Yield or kind is ast.YieldFrom:
+                self.generator = True
+
+    def _call(self, node: ast.Call, scope: _Scope) -> None:
+        func = self.value(node.func, scope)
+        if _external(func, self.s.imports):
+            return
+        if func[0] == "name" and func[1] == "setattr" and len(node.args) == 3:
+            name = node.args[1]
+            if isinstance(name, ast.Constant) and isinstance(name.value, str):
+                self.s.stores.append(Store(scope.qualname, node.lineno, self.value(node.args[0], scope), name.value,
+                                           self.value(node.args[2], scope)))
+        args = tuple(("*", self.value(a.value, scope)) if isinstance(a, ast.Starred) else self.value(a, scope)
+                     for a in node.args)
+        kwargs = tuple((k.arg if k.arg is not None else "**", self.value(k.value, scope)) for k in node.keywords)
+        self.s.calls.append(CallSite(scope.qualname, node.lineno, func, args, kwargs, self.loop_depth))
+
+    # --- expressions -----------------------------------------------------------------------
+    def value(self, node: ast.expr | None, scope: _Scope, level: int = 0) -> Value:
+        """The symbolic value of an expression in `scope`."""
+        if node is None or level > MAX_DEPTH:
+            return UNKNOWN
+        level += 1
+        if isinstance(node, ast.Name):
+            return self._name_value(node.id, scope, level)
+        if isinstance(node, ast.Attribute):
+            return ("attr", self.value(node.value, scope, level), node.attr)
+        if isinstance(node, ast.Call):
+            args = tuple(("*", self.value(a.value, scope, level)) if isinstance(a, ast.Starred)
+                         else self.value(a, scope, level) for a in node.args)
+            kwargs = tuple((k.arg if k.arg is not None else "**", self.value(k.value, scope, level))
+                           for k in node.keywords)
+            if self.default_device is not None and not any(k.arg == "device" for k in node.keywords):
+                name = self._torch_name(node.func)
+                if name is not None and name.startswith("torch.") and name[6:] in _FACTORIES:
+                    kwargs = (*kwargs, ("device", self.value(self.default_device, scope, level)))
+            return ("call", self.value(node.func, scope, level), args, kwargs)
+        if isinstance(node, ast.Subscript):
+            key = node.slice
+            if isinstance(key, ast.Constant) and isinstance(key.value, (str, int)) and not isinstance(key.value, bool):
+                key_value: Value = ("key", key.value)
+            else:
+                key_value = self.value(key, scope, level) if not isinstance(key, ast.Slice) else ("lit", "slice")
+            return ("sub", self.value(node.value, scope, level), key_value)
+        if isinstance(node, ast.Constant):
+            v = node.value
+            if v is None:
+                return NONE
+            if isinstance(v, bool):
+                return ("lit", "bool", v)
+            if isinstance(v, (int, float, complex)):
+                return ("lit", "number")
+            if isinstance(v, str) and len(v) <= 24:
+                return ("lit", "str", v)  # short strings can be device names ("cuda:0")
+            return ("lit", "str")
+        if isinstance(node, (ast.BinOp, ast.Compare)):
+            operands = [node.left, node.right] if isinstance(node, ast.BinOp) else [node.left, *node.comparators]
+            return ("op", tuple(self.value(o, scope, level) for o in operands))
+        if isinstance(node, ast.UnaryOp):
+            if isinstance(node.op, ast.Not):
+                return ("lit", "bool")
+            return ("op", (self.value(node.operand, scope, level),))
+        if isinstance(node, ast.BoolOp):
+            return join([self.value(v, scope, level) for v in node.values])
+        if isinstance(node, ast.IfExp):
+            return join([self.value(node.body, scope, level), self.value(node.orelse, scope, level)])
+        if isinstance(node, (ast.Tuple, ast.List)):
+            if any(isinstance(e, ast.Starred) for e in node.elts):
+                return ("lit", "list")
+            return ("tuple", tuple(self.value(e, scope, level) for e in node.elts))
+        if isinstance(node, ast.Dict):
+            entries = tuple((k.value, self.value(v, scope, level)) for k, v in zip(node.keys, node.values)
+                            if isinstance(k, ast.Constant) and isinstance(k.value, str))
+            return ("dict", entries)
+        if isinstance(node, (ast.ListComp, ast.GeneratorExp, ast.SetComp)):
+            return ("lit", "list")
+        if isinstance(node, (ast.Set, ast.DictComp)):
+            return ("lit", "set")
+        if isinstance(node, ast.JoinedStr):
+            return ("lit", "str")
+        if isinstance(node, ast.NamedExpr):
+            return self.value(node.value, scope, level)
+        if isinstance(node, ast.Await):
+            return self.value(node.value, scope, level)
+        if isinstance(node, ast.Lambda):
+            return ("lambda",)
+        if isinstance(node, ast.Starred):
+            return ("*", self.value(node.value, scope, level))
+        return UNKNOWN
+
+
+# Calls that can never reach a function of the project: builtins and the libraries
+# whose APIs the torch tables already describe. Leaving them out keeps summaries small.
+_BUILTIN_CALLS = frozenset(
+    "len isinstance issubclass print range enumerate zip int float bool str repr list tuple dict set "
+    "frozenset sorted reversed min max sum any all abs round hasattr getattr id type format iter next "
+    "open divmod hash callable map filter vars dir ord chr bytes bytearray super object".split()
+)
+_EXTERNAL_ROOTS = frozenset(
+    "torch numpy math os sys re json time logging typing collections itertools dataclasses warnings inspect "
+    "abc enum copy pathlib contextlib threading traceback random string textwrap pickle struct "
+    "operator heapq bisect weakref uuid socket subprocess shutil tempfile argparse asyncio".split()
+)
+
+
+def _external(func: Value, imports: dict[str, str]) -> bool:
+    if func[0] == "name":
+        return func[1] in _BUILTIN_CALLS and func[1] not in imports
+    root = func
+    while root[0] in ("attr", "call", "sub"):
+        root = root[1]
+    if root[0] != "name":
+        return False
+    target = imports.get(root[1], root[1] if func[0] != "name" else "")
+    return target.split(".")[0] in _EXTERNAL_ROOTS and not target.startswith("functools")
+
+
+def _decorator_name(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Call):
+        node = node.func
+    return dotted(node)
+
+
+# Child fields of statements that hold nested statement lists (blocks) and expressions.
+_BLOCK_FIELDS = ("body", "orelse", "finalbody")
+_SKIP_FIELDS = frozenset({"body", "orelse", "finalbody", "handlers", "cases", "ctx", "type_comment", "type_params"})
+_STATEMENT_FIELDS: dict[type, tuple[str, ...]] = {}
+_EXPRESSION_FIELDS: dict[type, tuple[str, ...]] = {}
+# Fields that hold no sub-expression (names, operators, literal values).
+_LEAF_FIELDS = frozenset({"ctx", "id", "attr", "arg", "op", "ops", "value_str", "kind", "conversion", "level",
+                          "name", "names", "module", "type_comment", "is_async"})
+
+
+def _blocks_of(node: ast.stmt) -> list[list[ast.stmt]]:
+    blocks = [getattr(node, f) for f in _BLOCK_FIELDS if isinstance(getattr(node, f, None), list)]
+    if isinstance(node, (ast.Try, getattr(ast, "TryStar", ast.Try))):
+        blocks.extend(h.body for h in node.handlers)
+    if isinstance(node, ast.Match):
+        blocks.extend(c.body for c in node.cases)
+    return blocks
+
+
+def _expressions_of(node: ast.stmt) -> list[ast.expr]:
+    """The expressions a statement evaluates itself (not those of its nested blocks)."""
+    kind = type(node)
+    fields = _STATEMENT_FIELDS.get(kind)
+    if fields is None:
+        if kind in (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef):
+            fields = ()
+        else:
+            fields = tuple(f for f in kind._fields if f not in _SKIP_FIELDS)
+        _STATEMENT_FIELDS[kind] = fields
+    out: list[ast.expr] = []
+    for name in fields:
+        value = getattr(node, name, None)
+        if isinstance(value, ast.expr):
+            out.append(value)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, ast.expr):
+                    out.append(item)
+                elif isinstance(item, ast.withitem):
+                    out.append(item.context_expr)
+    return out
+
+
+def _expression_fields(kind: type) -> tuple[str, ...]:
+    fields = _EXPRESSION_FIELDS.get(kind)
+    if fields is None:
+        fields = () if kind is ast.Lambda or kind is ast.Constant or kind is ast.Name else tuple(
+            f for f in kind._fields if f not in _LEAF_FIELDS
+        )
+        _EXPRESSION_FIELDS[kind] = fields
+    return fields
+
+
+def _walk_expression(node: ast.AST):  # type: ignore[no-untyped-def]
+    """Every node of an expression, not entering lambdas (their bodies run later, elsewhere)."""
+    stack = [node]
+    pop, push = stack.pop, stack.append
+    while stack:
+        current = pop()
+        yield current
+        for name in _expression_fields(type(current)):
+            value = getattr(current, name)
+            if value is None:
+                continue
+            if type(value) is list:
+                for item in value:
+                    if item is not None and not isinstance(item, (str, int)):
+                        push(item)
+            elif isinstance(value, ast.AST):
+                push(value)

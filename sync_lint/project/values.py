@@ -1,0 +1,96 @@
+"""Symbolic values: what a per-file summary says an expression is, before the project is known.
+
+A summary cannot evaluate `forward_batch.seq_lens` (the class of `forward_batch`
+and where its field was stored live in other files), so it records the expression's
+shape instead, and the project index interprets it once every file is summarised.
+Values are plain tuples (cheap to build, pickle and compare); the first item is the
+tag:
+
+| tag | form | meaning |
+|---|---|---|
+| `lit` | `("lit", kind)` | a Python literal: `none`, `number`, `str`, `bool`, `list`, `tuple`, `set`, `fstr` |
+| `param` | `("param", name)` | a parameter of the enclosing function |
+| `name` | `("name", name)` | a name the function does not bind: a module global, an import, a builtin |
+| `attr` | `("attr", base, name)` | `base.name` |
+| `call` | `("call", func, args, kwargs)` | `func(*args, **kwargs)`; `kwargs` is `((name, value), ...)`, a `**` is `("**", value)` |
+| `sub` | `("sub", base, key)` | `base[key]`; `key` is `("key", "text")` for a string literal, `("key", 3)` for an int |
+| `iter` | `("iter", base)` | an element of `base` (a `for` target, a comprehension variable) |
+| `item` | `("item", base, i)` | element `i` of a tuple `base` (tuple unpacking) |
+| `op` | `("op", operands)` | arithmetic or comparison: lives where its tensor operands live |
+| `join` | `("join", alternatives)` | one of several values (branches, `a or b`, `x if c else y`) |
+| `tuple` | `("tuple", elements)` | a tuple or list display of values |
+| `dict` | `("dict", ((key, value), ...))` | a dict display with string keys |
+| `lambda` | `("lambda",)` | a lambda |
+| `?` | `("?",)` | nothing known |
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Value = tuple[Any, ...]
+
+UNKNOWN: Value = ("?",)
+NONE: Value = ("lit", "none")
+
+# How deep a value may nest before the rest is unknown: keeps summaries small and
+# the interpretation cheap, and cuts self-referencing loops (`x = x[1:]`).
+MAX_DEPTH = 10
+# How many alternatives a join keeps.
+MAX_JOIN = 8
+
+
+def join(values: list[Value]) -> Value:
+    """One value for several alternatives (duplicates and unknowns dropped)."""
+    unique: list[Value] = []
+    for value in values:
+        parts = value[1] if value[0] == "join" else (value,)
+        for part in parts:
+            if part not in unique:
+                unique.append(part)
+    known = [v for v in unique if v != UNKNOWN] or [UNKNOWN]
+    if len(known) == 1:
+        return known[0]
+    return ("join", tuple(known[:MAX_JOIN]))
+
+
+def render(value: Value, limit: int = 60) -> str:
+    """Source-like text for a value, for evidence (`forward_batch.seq_lens`, `torch.zeros(...)`)."""
+    text = _render(value, 0)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _render(value: Value, level: int) -> str:
+    tag = value[0]
+    if level > 6:
+        return "..."
+    if tag in ("param", "name"):
+        return value[1]
+    if tag == "attr":
+        return f"{_render(value[1], level + 1)}.{value[2]}"
+    if tag == "call":
+        args = [_render(a, level + 1) for a in value[2]]
+        args += [f"{k}={_render(v, level + 1)}" if k != "**" else f"**{_render(v, level + 1)}" for k, v in value[3]]
+        inner = ", ".join(args)
+        return f"{_render(value[1], level + 1)}({inner if len(inner) < 40 else '...'})"
+    if tag == "sub":
+        key = value[2]
+        shown = repr(key[1]) if key[0] == "key" else _render(key, level + 1)
+        return f"{_render(value[1], level + 1)}[{shown}]"
+    if tag == "iter":
+        return f"<element of {_render(value[1], level + 1)}>"
+    if tag == "item":
+        return f"{_render(value[1], level + 1)}[{value[2]}]"
+    if tag == "op":
+        return " op ".join(_render(v, level + 1) for v in value[1][:2])
+    if tag == "join":
+        return " or ".join(_render(v, level + 1) for v in value[1][:2])
+    if tag == "tuple":
+        return "(" + ", ".join(_render(v, level + 1) for v in value[1][:3]) + ")"
+    if tag == "dict":
+        return "{" + ", ".join(f"{k!r}: ..." for k, _ in value[1][:3]) + "}"
+    if tag == "lit":
+        return {"none": "None", "str": "'...'", "number": "<number>", "bool": "<bool>"}.get(value[1], value[1])
+    if tag in ("*", "**"):
+        return tag + _render(value[1], level + 1)
+    return "?"

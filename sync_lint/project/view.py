@@ -1,0 +1,87 @@
+"""What the per-file device analysis asks the project: one file's window onto the index.
+
+The per-file evaluator (`analysis/evaluate.py`) knows the file, flow-sensitively;
+the project knows everything else. Where the file alone cannot say what a value
+is (a parameter, a field of an object of a known class, the result of a call into
+another module, a name imported from elsewhere), the evaluator asks this view.
+Every answer is a `Fact` whose evidence names the steps in other files.
+"""
+
+from __future__ import annotations
+
+from sync_lint.analysis.facts import Device, Fact
+from sync_lint.project.infer import Inference, _informative
+from sync_lint.project.summary import ModuleSummary
+
+
+class ProjectView:
+    def __init__(self, inference: Inference, summary: ModuleSummary) -> None:
+        self.inference = inference
+        self.summary = summary
+        self.module = summary.module
+
+    def _qualified(self, local: str) -> str:
+        return self.summary.qualified(local)
+
+    def param(self, function: str, name: str) -> Fact | None:
+        """The fact of parameter `name` of the module's function `function` (a local qualname)."""
+        if function not in self.summary.functions:
+            return None
+        fact = self.inference.param(self._qualified(function), name)
+        return fact if _informative(fact) else None
+
+    def instance(self, class_name: str) -> Fact | None:
+        """An instance of the module's class `class_name` (a local qualname): what `self` is."""
+        if class_name not in self.summary.classes:
+            return None
+        return Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset({self._qualified(class_name)}))
+
+    def name(self, name: str, function: str | None) -> Fact | None:
+        """A name the function does not bind: a module global, a class, a function, an import."""
+        summary = self.summary
+        if function is not None:
+            imported = summary.local_imports.get((function, name))
+            if imported is not None:
+                fact = self.inference.qualified(imported)
+                return fact if fact is not None and _informative(fact) else None
+        if name in summary.classes or name in summary.functions or name in summary.globals \
+                or name in summary.imports or summary.star_imports:
+            from sync_lint.project.infer import Context
+
+            fact = self.inference.eval(("name", name), Context(summary, None, budget=6))
+            return fact if _informative(fact) else None
+        return None
+
+    def attribute(self, owner: Fact, attr: str) -> Fact | None:
+        """`owner.attr` where the owner is an object, class or module the project knows."""
+        if owner.value_kind not in ("object", "class", "module") or not owner.refs:
+            return None
+        fact = self.inference.object_attribute(owner, attr)
+        return fact if _informative(fact) else None
+
+    def call(self, callee: Fact, receiver: Fact | None, args: list[Fact], kwargs: dict[str, Fact]) -> Fact | None:
+        """The result of calling a project class or function with these argument facts."""
+        if callee.value_kind == "class" and callee.refs:
+            return Fact(Device.NOT_TENSOR, value_kind="object", refs=callee.refs)
+        if callee.value_kind != "callable" or not callee.refs:
+            return None
+        results = []
+        for target in sorted(callee.refs):
+            found = self.inference.index.function(target)
+            bound = found is not None and found[1].kind in ("method", "classmethod") and "bound" in callee.items
+            leading = [receiver if receiver is not None else Fact(Device.UNKNOWN)] if bound else []
+            results.append(self.inference._returns_with(target, leading + args, kwargs, 6))
+        from sync_lint.project.infer import join_sources
+
+        fact = join_sources(results)
+        return fact if _informative(fact) else None
+
+    def entry(self, key: str) -> Fact | None:
+        """`container["key"]`: what entries with that key hold across the repository (a convention)."""
+        fact = self.inference.entry(key)
+        return fact if fact.is_tensor else None
+
+    def attribute_convention(self, attr: str) -> Fact | None:
+        """`x.attr` for an `x` of unknown class: what that attribute holds across the repository."""
+        fact = self.inference.attribute_convention(attr)
+        return fact if fact.is_tensor else None
