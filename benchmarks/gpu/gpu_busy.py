@@ -1,0 +1,106 @@
+"""Keep the GPU busy for a known time; shared by the probes in this folder.
+
+The same approach as `sync_lint/runtime/busy.py`, copied (not imported) so the
+probes need only torch on the GPU machine: queue `torch.cuda._sleep(cycles)`,
+then time the host. Code that waits for the GPU takes about the queued time on
+the host; code that does not returns in microseconds. `_sleep` counts SM clock
+cycles, so cycles per millisecond are calibrated once, after a long warm-up
+spin that lifts the SM clock out of its idle state.
+"""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import subprocess
+import sys
+import time
+
+import torch
+
+_WARMUP_CYCLES = 50_000_000
+_CALIBRATION_MS = 10.0
+_rate: float | None = None
+
+
+def require_cuda() -> None:
+    """Exit with a clear message where there is no CUDA device."""
+    if not torch.cuda.is_available():
+        sys.exit(f"{sys.argv[0]}: needs CUDA (torch {torch.__version__} sees no CUDA device)")
+
+
+def cycles_per_ms() -> float:
+    """Calibrated `_sleep` cycles per millisecond (the highest of 3 re-aimed rounds)."""
+    global _rate
+    if _rate is not None:
+        return _rate
+    torch.cuda.synchronize()
+    torch.cuda._sleep(_WARMUP_CYCLES)
+    cycles = 2_000_000
+    rates = []
+    for _ in range(4):
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+        start.record()
+        torch.cuda._sleep(cycles)
+        end.record()
+        end.synchronize()
+        ms = start.elapsed_time(end)
+        rate = cycles / max(ms, 1e-3)
+        rates.append(rate)
+        cycles = max(1, int(rate * _CALIBRATION_MS))
+    _rate = max(rates[1:])
+    return _rate
+
+
+class Busy:
+    """A sleep kernel of `ms` milliseconds bracketed by timing events."""
+
+    def __init__(self, ms: float):
+        self.requested_ms = ms
+        self.start = torch.cuda.Event(enable_timing=True)
+        self.end = torch.cuda.Event(enable_timing=True)
+        self.start.record()
+        torch.cuda._sleep(max(1, int(cycles_per_ms() * ms)))
+        self.end.record()
+
+    def done(self) -> bool:
+        return self.end.query()
+
+    def actual_ms(self) -> float:
+        self.end.synchronize()
+        return float(self.start.elapsed_time(self.end))
+
+
+def now_ms() -> float:
+    return time.perf_counter() * 1e3
+
+
+def environment() -> dict:
+    """What a report must state: GPU, driver, torch, python, date."""
+    env = {
+        "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "torch": torch.__version__,
+        "cuda_runtime": torch.version.cuda,
+        "python": platform.python_version(),
+        "host": platform.node(),
+    }
+    if torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name(0)
+        try:
+            env["driver"] = subprocess.run(
+                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                capture_output=True, text=True, timeout=20, check=False,
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            env["driver"] = "unknown"
+        env["sleep_cycles_per_ms"] = cycles_per_ms()
+    return env
+
+
+def median(xs):
+    s = sorted(xs)
+    n = len(s)
+    if n == 0:
+        return float("nan")
+    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
