@@ -9,9 +9,9 @@ expression is, from those bindings, the import table and the torch API tables
 
 from __future__ import annotations
 
-import libcst as cst
-
 from typing import TYPE_CHECKING
+
+import libcst as cst
 
 from sync_lint.analysis import flow
 from sync_lint.analysis.conventions import DeviceSettings

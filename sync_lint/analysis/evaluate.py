@@ -11,7 +11,6 @@ operators, indexing, tensor methods and `torch.*` functions, attributes set in
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, Iterable
 
 import libcst as cst
@@ -29,6 +28,7 @@ from sync_lint.analysis.facts import (
     Fact,
     device_value,
     join,
+    replace,
 )
 from sync_lint.analysis.imports import ImportTable
 from sync_lint.analysis.knowledge import (
@@ -161,7 +161,7 @@ class Evaluator:
         name = param.name.value
         local = self._local_param_fact(param, name)
         if self.project is None:
-            return local
+            return self._library_object(param, local)
         function = self.binder.function_qualname()
         if local.value_kind == "self":
             owner = self.binder.class_qualname()

@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from sync_lint.project.roots import module_name
-from sync_lint.project.store import CACHE_DIRNAME, DATABASE, ProjectStore, StoreTables, content_hash, prepare_cache_dir
+from sync_lint.project.store import (
+    CACHE_DIRNAME,
+    DATABASE,
+    ProjectStore,
+    StoreTables,
+    content_hash,
+    prepare_cache_dir,
+)
 from sync_lint.project.summary import ModuleSummary, summarize
 
 if TYPE_CHECKING:
@@ -71,9 +78,12 @@ def _summarize_file(job: tuple[str, str]) -> tuple[str, int, int, str, ModuleSum
         info = os.stat(path)
     except OSError:
         return None
+    from sync_lint.project.conventions import local_conventions
+
     module, is_package = module_name(Path(path), Path(root))
     relative = os.path.relpath(path, root)
     summary = summarize(data, relative, module, is_package)
+    summary.conventions = local_conventions(summary)
     return path, info.st_mtime_ns, info.st_size, content_hash(data), summary
 
 

@@ -16,7 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from sync_lint.project.summary import CallSite, ClassInfo, Entry, FunctionInfo, ModuleSummary, Store
+from sync_lint.project.summary import (
+    CallSite,
+    ClassInfo,
+    Entry,
+    FunctionInfo,
+    ModuleSummary,
+    Store,
+)
 from sync_lint.project.values import Value
 
 
@@ -45,6 +52,19 @@ class NameTables:
 
     def base_rows(self) -> list[tuple[str, str]]:
         return [(cls, base) for cls, bases in self.bases.items() for base in bases]
+
+    def call_sites(self, name: str) -> list[tuple[str, list[CallSite]]] | None:
+        """None: the call sites are in the summaries themselves (kept in memory)."""
+        return None
+
+
+def calls_by_name(summary: ModuleSummary) -> dict[str, list[CallSite]]:
+    grouped: dict[str, list[CallSite]] = {}
+    for call in summary.calls:
+        name = callee_name(call.func)
+        if name is not None:
+            grouped.setdefault(name, []).append(call)
+    return grouped
 
 
 def table_rows(summary: ModuleSummary) -> list[tuple[str, str, str]]:
@@ -281,7 +301,11 @@ class ProjectIndex:
                     yield summary, item
 
     def calls_named(self, name: str) -> Iterable[tuple[ModuleSummary, CallSite]]:
-        return self._mentions(self.tables.calls, 0, name)  # type: ignore[return-value]
+        stored = self.tables.call_sites(name)
+        if stored is None:
+            return self._mentions(self.tables.calls, 0, name)  # type: ignore[return-value]
+        return ((summary, call) for module, calls in stored if (summary := self.summary(module)) is not None
+                for call in calls)
 
     def stores_of(self, attr: str) -> Iterable[tuple[ModuleSummary, Store]]:
         return self._mentions(self.tables.stores, 1, attr)  # type: ignore[return-value]

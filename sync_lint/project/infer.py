@@ -30,11 +30,19 @@ first source in a stable order and how many agreed.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Callable, Iterable
 
 from sync_lint.analysis.conventions import DeviceSettings
-from sync_lint.analysis.facts import NONE, NUMPY, PYTHON, UNKNOWN, Device, Fact, device_value
+from sync_lint.analysis.facts import (
+    NONE,
+    NUMPY,
+    PYTHON,
+    UNKNOWN,
+    Device,
+    Fact,
+    device_value,
+    replace,
+)
 from sync_lint.analysis.knowledge import (
     ACCELERATOR_NAMES,
     CPU_FACTORIES,
@@ -57,6 +65,9 @@ Key = tuple
 BOTTOM = Fact(Device.UNKNOWN, value_kind="bottom")  # nothing known yet (inside a cycle)
 TENSOR = Fact(Device.UNKNOWN, tensor_like=True)
 DEFAULT_BUDGET = 6
+# A key is joined from at most this many sources (the nearest first): enough to see what a
+# field or parameter holds, and a bound on how much of the project one question reads.
+MAX_SOURCES = 16
 _DEVICE_MODULES = tuple(f"torch.{name}" for name in ACCELERATOR_NAMES) + ("torch.accelerator",)
 _BUILTIN_NUMBERS = frozenset({"len", "int", "float", "bool", "round", "abs", "sum", "min", "max", "str", "repr"})
 
@@ -279,16 +290,29 @@ class Inference:
             related = set(self.index.mro(cls)) | self.index.subclasses(cls)
             found = []
             for summary, store in self.index.stores_of(attr):
+                if store.owner is not None:  # `self.attr = ...` in a method: its class is known
+                    if summary.qualified(store.owner) in related:
+                        found.append((summary, store))
+                    continue
                 base = self.eval(store.base, self._context(summary, store.function, "types"))
                 if base.value_kind in ("object", "class") and base.refs & related:
                     found.append((summary, store))
-            self._stores[key] = found
+            found = self._stores[key] = _nearest(found, cls, MAX_SOURCES)
         return found
 
     def _by_position(self, cls: str) -> bool:
-        found = self.index.klass(cls)
-        return found is not None and (found[1].fields_by_position or any(
-            "NamedTuple" in (self.index.value_name(found[0], b) or "") for b in found[1].bases))
+        """The constructor takes the declared fields: a dataclass, NamedTuple, pydantic model, msgspec
+        struct, or any class with annotated fields and no `__init__` of its own in the project."""
+        for owner in self.index.mro(cls):
+            found = self.index.klass(owner)
+            if found is None:
+                continue
+            summary, info = found
+            spelled = [self.index.value_name(summary, b) or "" for b in info.bases]
+            if info.fields_by_position or info.field_base(spelled):
+                return True
+        has_fields = any((k := self.index.klass(o)) and k[1].fields for o in self.index.mro(cls))
+        return bool(has_fields) and self.index.method(cls, "__init__") is None
 
     def _constructor_fields(self, cls: str, attr: str, budget: int) -> list[Fact]:
         """`attr` as passed to the constructor of a dataclass-like class (keyword or position)."""
@@ -361,6 +385,7 @@ class Inference:
                 callee = self.eval(call.func, self._context(caller, call.function, "types"))
                 if callee.value_kind == "callable" and function in callee.refs:
                     out.append((caller, call, 1 if bound and "bound" in callee.items else 0))
+        out[:] = _nearest(out, function, MAX_SOURCES)
         return out
 
     def _callers_of_class(self, cls: str) -> list[tuple[ModuleSummary, CallSite, int]]:
@@ -381,6 +406,7 @@ class Inference:
                 if cls in callee.refs or init is not None and any(
                         self.index.method(c, "__init__") == init for c in callee.refs):
                     out.append((caller, call, 1))
+        out[:] = _nearest(out, cls, MAX_SOURCES)
         return out
 
     def _aliases(self, summary: ModuleSummary, info: FunctionInfo) -> set[str]:
@@ -458,6 +484,17 @@ class Inference:
                     via=example)
 
     def _attribute_convention(self, attr: str) -> Fact:
+        counted = getattr(self.index.tables, "conventions", None)
+        totals = counted(attr) if counted is not None else None
+        if totals is not None:  # counted when each module was summarised
+            gpu, cpu, total, gpu_example, cpu_example = totals
+            for device, count, example, words in ((Device.GPU, gpu, gpu_example, "GPU tensors"),
+                                                  (Device.CPU, cpu, cpu_example, "CPU tensors")):
+                if example and count >= self.convention_sites and total and count / total >= self.convention_share:
+                    return Fact(device, tensor_like=True, convention=True, pinning_unknown=device is Device.CPU,
+                                reason=f"in this repository, attribute `{attr}`: it is stored from {words} at {count} "
+                                       f"of {total} sites, e.g. `{example[1] or 'a tensor'}`", where=example[0])
+            return UNKNOWN
         sources = [(self.eval(store.value, self._context(summary, store.function, "shallow")), summary, store.line)
                    for summary, store in self.index.stores_of(attr)]
         return self._convention(sources, f"attribute `{attr}`", "it is stored from")
@@ -994,6 +1031,13 @@ def _mentions_method(value: Value, name: str) -> bool:
     if value[0] == "join":
         return any(_mentions_method(v, name) for v in value[1])
     return False
+
+
+def _nearest(found: list, qualname: str, limit: int) -> list:
+    """The first `limit` of (summary, site) pairs, those in the key's own module first."""
+    module = qualname.rsplit(".", 1)[0]
+    ranked = sorted(range(len(found)), key=lambda i: (not module.startswith(found[i][0].module), i))
+    return [found[i] for i in ranked[:limit]]
 
 
 def _short(qualname: str) -> str:

@@ -19,17 +19,17 @@ import hashlib
 import os
 import pickle
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable
 
 from sync_lint import __version__
-from sync_lint.project.index import table_rows
+from sync_lint.project.index import calls_by_name, table_rows
 from sync_lint.project.summary import SUMMARY_FORMAT, ModuleSummary
 
 CACHE_DIRNAME = ".sync-lint-cache"
 DATABASE = "index.sqlite"
-_FORMAT = f"{SUMMARY_FORMAT}.2:{__version__}"
+_FORMAT = f"{SUMMARY_FORMAT}.3:{__version__}"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS files (
@@ -39,6 +39,13 @@ CREATE TABLE IF NOT EXISTS names (kind TEXT, name TEXT, module TEXT);
 CREATE INDEX IF NOT EXISTS names_lookup ON names (kind, name);
 CREATE INDEX IF NOT EXISTS names_module ON names (module);
 CREATE TABLE IF NOT EXISTS results (path TEXT PRIMARY KEY, key TEXT, result BLOB);
+CREATE TABLE IF NOT EXISTS calls (name TEXT, module TEXT, sites BLOB);
+CREATE INDEX IF NOT EXISTS calls_name ON calls (name);
+CREATE INDEX IF NOT EXISTS calls_module ON calls (module);
+CREATE TABLE IF NOT EXISTS conventions (
+    name TEXT, module TEXT, gpu INTEGER, cpu INTEGER, total INTEGER,
+    gpu_where TEXT, gpu_reason TEXT, cpu_where TEXT, cpu_reason TEXT);
+CREATE INDEX IF NOT EXISTS conventions_name ON conventions (name);
 """
 
 
@@ -117,15 +124,27 @@ class ProjectStore:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
+            for path in [*removed, *(row[0] for row in summaries)]:
+                for table in ("names", "conventions", "calls"):
+                    db.execute(f"DELETE FROM {table} WHERE module IN (SELECT module FROM files WHERE path = ?)",
+                               (path,))
             for path in removed:
-                db.execute("DELETE FROM names WHERE module IN (SELECT module FROM files WHERE path = ?)", (path,))
                 db.execute("DELETE FROM files WHERE path = ?", (path,))
                 db.execute("DELETE FROM results WHERE path = ?", (path,))
             for path, mtime, size, sha, summary in summaries:
-                db.execute("DELETE FROM names WHERE module IN (SELECT module FROM files WHERE path = ?)", (path,))
+                # The call sites, most of a summary, are kept by callee name and read only when asked.
+                header = replace(summary, calls=[])
                 db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)",
-                           (path, summary.module, mtime, size, sha, pickle.dumps(summary, protocol=5)))
+                           (path, summary.module, mtime, size, sha, pickle.dumps(header, protocol=5)))
+                db.executemany("INSERT INTO calls VALUES (?, ?, ?)", [
+                    (name, summary.module, pickle.dumps(sites, protocol=5))
+                    for name, sites in calls_by_name(summary).items()])
                 db.executemany("INSERT INTO names VALUES (?, ?, ?)", table_rows(summary))
+                db.executemany("INSERT INTO conventions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+                    (attr, summary.module, gpu, cpu, total,
+                     f"{summary.path}:{gpu_ex[0]}" if gpu_ex else None, gpu_ex[1] if gpu_ex else None,
+                     f"{summary.path}:{cpu_ex[0]}" if cpu_ex else None, cpu_ex[1] if cpu_ex else None)
+                    for attr, (gpu, cpu, total, gpu_ex, cpu_ex) in (summary.conventions or {}).items()])
             for path, mtime, size in touched:
                 db.execute("UPDATE files SET mtime_ns = ?, size = ? WHERE path = ?", (mtime, size, path))
             fingerprint = hashlib.sha256()
@@ -186,6 +205,23 @@ class StoreTables:
 
     def base_rows(self) -> list[tuple[str, str]]:
         return [(cls, base) for cls, bases in self.bases.items() for base in bases]
+
+    def call_sites(self, name: str) -> list[tuple[str, list]]:
+        return [(module, pickle.loads(sites)) for module, sites in self._store._db.execute(
+            "SELECT module, sites FROM calls WHERE name = ? ORDER BY module", (name,))]
+
+    def conventions(self, attr: str) -> tuple | None:
+        """(GPU stores, CPU stores, informative stores, (where, reason) of a GPU one, of a CPU one) of an
+        attribute across the project, or None when nothing stores it."""
+        db = self._store._db
+        row = db.execute("SELECT SUM(gpu), SUM(cpu), SUM(total) FROM conventions WHERE name = ?", (attr,)).fetchone()
+        if not row or row[2] is None:
+            return None
+        gpu = db.execute("SELECT gpu_where, gpu_reason FROM conventions WHERE name = ? AND gpu > 0 ORDER BY module "
+                         "LIMIT 1", (attr,)).fetchone()
+        cpu = db.execute("SELECT cpu_where, cpu_reason FROM conventions WHERE name = ? AND cpu > 0 ORDER BY module "
+                         "LIMIT 1", (attr,)).fetchone()
+        return row[0], row[1], row[2], gpu, cpu
 
 
 class _LazyNames:

@@ -79,6 +79,11 @@ class Rule:
         return before_release(target, cls.fixed_in_torch)
 
     @classmethod
+    def triggers_for(cls, settings: Any) -> tuple[str, ...]:
+        """The trigger tokens under these settings (a rule matching configured names adds them)."""
+        return cls.triggers
+
+    @classmethod
     def verification_cases(cls) -> list[Any]:
         """`runtime.verify.Case`s that prove this rule's fix on a GPU; empty for a rule without one."""
         return []
