@@ -143,6 +143,11 @@ class ModuleSummary:
     def qualified(self, local: str) -> str:
         return f"{self.module}.{local}" if self.module else local
 
+    def symbols(self) -> tuple:
+        """What resolving a name through this module reads: the names it defines and imports."""
+        return (sorted(self.classes), sorted(self.functions), sorted(self.globals), sorted(self.imports.items()),
+                tuple(self.star_imports))
+
 
 # ==========================================================================================
 # Building
