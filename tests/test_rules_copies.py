@@ -49,7 +49,9 @@ def test_sl301_strict_fix_on_an_unknown_tensor_is_unsafe():
     assert finding.fix.applicability == "unsafe"
 
 
-@pytest.mark.parametrize("version, active", [("2.11", True), ("2.12.1", True), ("2.13", False), ("2.14.0", False)])
+# The gate the docs' evidence names: every release through 2.14.1 syncs, 2.15.0 does not.
+@pytest.mark.parametrize("version, active", [("2.11", True), ("2.13", True), ("2.13.0+cpu", True), ("2.14.1", True),
+                                             ("2.15", False), ("2.15.0", False), ("2.16", False)])
 def test_sl301_is_gated_on_the_torch_version(version, active):
     source = "import torch\nt = torch.zeros(4, device='cuda')\nt[0] = 1\n"
     assert lines(source, "SL301", target_torch_version=version) == ([3] if active else [])
@@ -113,7 +115,8 @@ rows = t[[0, 1]]
 
 def test_sl302_scalar_value_forms_are_gated_but_list_indices_are_not():
     assert lines(GPU_INDEX, "SL302") == [5, 7, 8]
-    assert lines(GPU_INDEX, "SL302", target_torch_version="2.13") == [8]
+    assert lines(GPU_INDEX, "SL302", target_torch_version="2.14.1") == [5, 7, 8]
+    assert lines(GPU_INDEX, "SL302", target_torch_version="2.15") == [8]
 
 
 def test_sl302_gpu_index_of_unknown_dtype_needs_strict():

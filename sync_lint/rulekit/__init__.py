@@ -35,7 +35,7 @@ from sync_lint.rulekit.numbers import (
     is_python_number,
 )
 from sync_lint.rulekit.rule import Example, FixAvailability, Rule
-from sync_lint.rulekit.versions import before_release, parse_version
+from sync_lint.rulekit.versions import TorchGate, before_release, parse_version
 from sync_lint.syntax import (
     bool_literal,
     call_name,
@@ -51,7 +51,7 @@ from sync_lint.syntax import (
 )
 
 __all__ = [
-    "Device", "Edit", "Example", "FLOAT16_MAX", "Fact", "Fix", "FixAvailability", "Rule", "abbreviate",
+    "Device", "Edit", "Example", "FLOAT16_MAX", "Fact", "Fix", "FixAvailability", "Rule", "TorchGate", "abbreviate",
     "append_arguments", "before_release", "bool_literal", "call_name", "cannot_overflow", "dotted_name",
     "get_arg", "insert_before", "is_cpu_scalar_tensor", "is_false_literal", "is_python_number",
     "is_true_literal", "keyword_edit", "keyword_value", "literal_number", "literal_string", "method_receiver",
