@@ -101,12 +101,12 @@ def _timed(fn: Callable[[], Any], sleep_ms: float) -> Any:
 
 def measure(request: dict[str, Any]) -> ColdResult:
     """The runner's work, in the fresh process."""
-    from sync_lint.runtime.verify import burst_call, call_run, describe_inputs, load_run, same_output
+    from sync_lint.runtime.verify import burst_call, call_run, describe_shapes, load_run, same_output
 
     case = _find_case(request["rule"], request["case"])
     device, trial = request["device"], request["trial"]
     inputs = _inputs(case, device, request["seed"], trial)
-    result = ColdResult(trial=trial, inputs=describe_inputs(inputs))
+    result = ColdResult(trial=trial, inputs=describe_shapes(inputs))
     before = load_run(case.before, f"{case.rule}-before")
     after = load_run(request["after_source"], f"{case.rule}-after")
     if device == "cpu":

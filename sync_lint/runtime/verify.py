@@ -198,6 +198,22 @@ def describe_inputs(inputs: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def describe_shapes(inputs: dict[str, Any]) -> str:
+    """`host_cpu: int64[262144] cpu, v=3`: what sizes a timed call saw, without the values."""
+    import torch
+
+    parts = []
+    for key, value in inputs.items():
+        if isinstance(value, torch.Tensor):
+            dtype = str(value.dtype).removeprefix("torch.")
+            parts.append(f"{key}: {dtype}{list(value.shape)} {value.device}")
+        elif isinstance(value, (list, tuple)):
+            parts.append(f"{key}: {type(value).__name__} of {len(value)}")
+        else:
+            parts.append(f"{key}={value!r}")
+    return ", ".join(parts)
+
+
 def verify_case(case: Case, *, device: str, trials: int = 50, seed: int = 0, block_trials: int = 3,
                 sleep_ms: float = 20.0, cold: bool = True) -> CaseResult:
     """Check one case over `trials` seeded inputs; on CUDA also time it and, with `cold`, run it
@@ -320,7 +336,7 @@ def _time_pair(result: CaseResult, case: Case, before: Callable[..., Any], after
                inputs: dict[str, Any], sleep_ms: float) -> None:
     from sync_lint.runtime.detector import detect
 
-    shown = describe_inputs(inputs)
+    shown = describe_shapes(inputs)
     warmup = 0 if case.pins_per_call else 1  # a per-call pin must meet this size cold
     report_after = detect(burst_call(after, inputs, case.burst), sleep_ms=sleep_ms, warmup=warmup)
     report_before = detect(burst_call(before, inputs, case.burst), sleep_ms=sleep_ms, profile=False)
