@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One GPU session: verify every fix (warm, growing sizes and a fresh process per case), run the
-# GPU tests RUNS times in a row, trace the realistic fixtures.
+# GPU tests RUNS times in a row (serially: `-o addopts=""` drops the suite's `-n auto`), trace the
+# realistic fixtures.
 # Run from the repository root on a CUDA machine with the wheels in .whl/ (sync_lint and libcst;
 # see docs/verification/README.md). Writes everything under $OUT, and packs the logs into
 # $OUT/session.tgz (the lent GPU returns at most 8 files).
@@ -33,7 +34,7 @@ for part in $PARTS; do
     tests)
       for run in $(seq 1 "$RUNS"); do
         SECONDS=0
-        timeout 240 python3 -m pytest "$REPO/tests/gpu" -q -p no:cacheprovider -rfEs > "$LOGS/gpu_tests.$run.log" 2>&1
+        timeout 240 python3 -m pytest "$REPO/tests/gpu" -q -p no:cacheprovider -o addopts="" -rfEs > "$LOGS/gpu_tests.$run.log" 2>&1
         echo "tests/gpu run $run: rc=$? in ${SECONDS}s: $(tail -1 "$LOGS/gpu_tests.$run.log")"
       done ;;
     trace)
