@@ -140,15 +140,23 @@ def plan(
     target = settings.target_torch_version
     rules = tuple(registry[c] for c in codes if registry[c].active_for_torch(target))
     named = {s.strip().upper() for s in settings.select + settings.extend_select}
-    notes = tuple(
-        # Asked for by name, yet off: say why rather than report a clean run.
-        f"{code} is off for torch {target}: PyTorch {registry[code].fixed_in_torch} removed the sync; "
-        "use --target-torch-version to lint for an older torch"
-        for code in codes
-        if code in named and not registry[code].active_for_torch(target)
-    )
+    notes = tuple(note for code in codes for note in _version_notes(registry[code], target, code in named))
     return Plan(settings=settings, rules=rules, registry=registry, notes=notes,
                 project=None if isolated else project)
+
+
+def version_notes(rules: Sequence[type[Rule]], target: str | None) -> list[str]:
+    """One line per gate whose evidence `target` is beyond: which way it went, and why."""
+    return [note for rule in rules for note in rule.torch_notes(target)]
+
+
+def _version_notes(rule: type[Rule], target: str | None, named: bool) -> list[str]:
+    notes = rule.torch_notes(target)
+    if not notes and named and not rule.active_for_torch(target):
+        # Asked for by name, yet off: say why rather than report a clean run.
+        notes = [f"{rule.code} is off for torch {target}: PyTorch {rule.fixed_in_torch} removed the sync; "
+                 "use --target-torch-version to lint for an older torch"]
+    return notes
 
 
 # ==========================================================================================

@@ -491,7 +491,8 @@ class Evaluator:
             return UNKNOWN
         if owner.is_tensor or owner.is_unknown_tensor:
             result = owner
-            if owner.device is Device.PINNED and method not in VIEW_METHODS:
+            # A view shares the pinned memory, and an in-place method (`copy_`, `fill_`) returns its receiver.
+            if owner.device is Device.PINNED and method not in VIEW_METHODS and not method.endswith("_"):
                 result = replace(owner, device=Device.CPU)
             return shape_result(result, method, expr, receiver_fact=owner)
         return UNKNOWN
