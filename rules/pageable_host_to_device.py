@@ -119,6 +119,7 @@ Small one-off copies at start-up. Mark intentional copies with
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from typing import TYPE_CHECKING, Any
 
@@ -299,10 +300,12 @@ class PageableHostToDevice(Rule):
         copy = self._copy(node, method, receiver)
         if copy is None:
             return
-        source, literal = copy
+        source, literal, destination = copy
         fact = self.ctx.devices.fact(source)
         if not fact.is_cpu:
             return
+        if destination.by_convention:  # e.g. `.to(x.device)` of an `x` whose device is not known
+            fact = dataclasses.replace(fact, convention=True)
         flag = get_arg(node, "non_blocking", _NON_BLOCKING_POSITION[method])
         non_blocking = flag is not None and is_true_literal(flag.value)
         # `non_blocking=<expression>`: the caller decides at run time.
@@ -329,19 +332,23 @@ class PageableHostToDevice(Rule):
                                     self._flag_edit(node, flag))
         self.report(node, _blocking_message(size), fact=fact, fix=fix)
 
-    def _copy(self, node: cst.Call, method: str, receiver: cst.BaseExpression) -> tuple[cst.BaseExpression, bool] | None:
-        """(the source, whether the destination is literally an accelerator) of a host-to-device copy."""
+    def _copy(self, node: cst.Call, method: str,
+              receiver: cst.BaseExpression) -> tuple[cst.BaseExpression, bool, Fact] | None:
+        """(the source, whether the destination is literally an accelerator, the destination's fact) of a
+        host-to-device copy."""
         if method == "copy_":
             destination = self.gpu_fact(receiver)
             source_arg = get_arg(node, "src", 0)
             if destination is None or source_arg is None:
                 return None
-            return source_arg.value, destination.is_tensor and self.ctx.devices.created_on_accelerator(destination)
-        if not self.ctx.devices.fact(node).is_gpu:
+            literal = destination.is_tensor and self.ctx.devices.created_on_accelerator(destination)
+            return source_arg.value, literal, destination
+        result = self.ctx.devices.fact(node)
+        if not result.is_gpu:
             return None
         target = get_arg(node, "device", 0)
         literal = method == "cuda" or (target is not None and self.ctx.devices.literal_accelerator(target.value))
-        return receiver, literal
+        return receiver, literal, result
 
     def _flag_edit(self, node: cst.Call, flag: cst.Arg | None) -> Edit:
         """The edit that makes the copy pass `non_blocking=True`, wherever the flag already sits."""

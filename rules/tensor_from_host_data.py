@@ -218,6 +218,8 @@ class TensorFromHostData(Rule):
         data_fact = self.ctx.devices.fact(data)
         if device is not Device.GPU or data_fact.is_gpu or data_fact.is_unknown_tensor:
             return
+        # `device=x.device` of an `x` whose device is not known: an accelerator only by convention.
+        confidence = Fact(Device.GPU, convention=True) if self.ctx.devices.assumed_device(device_arg.value) else None
         if name == "as_tensor" and data_fact.device is Device.UNKNOWN:
             return  # often already a GPU tensor, and then nothing is copied
         device_code = self.ctx.text(device_arg.value)
@@ -233,6 +235,7 @@ class TensorFromHostData(Rule):
                 "with a blocking copy; use `torch.full((), v, device=...)`, which copies nothing",
                 evidence=evidence,
                 fix=fix,
+                fact=confidence,
             )
             return
         size = _small_literal_nbytes(self.ctx, node)
@@ -250,6 +253,7 @@ class TensorFromHostData(Rule):
             f"GPU with a blocking copy; {advice}",
             evidence=evidence,
             fix=fix,
+            fact=confidence,
         )
 
     def _gpu_elements(self, data: cst.BaseExpression) -> bool:

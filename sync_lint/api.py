@@ -231,6 +231,12 @@ def _start_job(rules: tuple[type[Rule], ...], known_codes: tuple[str, ...], sett
 
 
 def _process_file(path: str) -> FileResult:
+    from sync_lint.engine.stack import call_with_deep_stack
+
+    return call_with_deep_stack(_check_file, path)
+
+
+def _check_file(path: str) -> FileResult:
     from sync_lint.engine.lint import lint_source
     from sync_lint.source import SourceError, read_source
 
@@ -390,6 +396,12 @@ def projects_of(plan: Plan, files: Sequence[str], *, jobs: int | None = None) ->
 
 def run_source(plan: Plan, source: str, path: str = "-", *, fix: FixMode | None = None) -> Report:
     """Check (and with `fix`, fix) a text that is not read from disk (stdin, an editor buffer)."""
+    from sync_lint.engine.stack import call_with_deep_stack
+
+    return call_with_deep_stack(_run_source, plan, source, path, fix)
+
+
+def _run_source(plan: Plan, source: str, path: str, fix: FixMode | None) -> Report:
     from sync_lint.engine.lint import lint_source
 
     ignored = PerFileIgnores(plan.settings, plan.registry).codes_for(path)

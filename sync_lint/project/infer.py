@@ -131,6 +131,8 @@ class Inference:
         self._cycle_reads = 0
         self._specialized: dict[tuple, tuple[Fact, frozenset]] = {}
         self._return_reads: dict[str, frozenset[str]] = {}
+        self._specializing: set[tuple] = set()
+        self._override_memo: dict[tuple, tuple[set[str], frozenset]] = {}
         # "types" and "shallow" questions: memoised, a recursive one is unknown.
         self._cheap: dict[tuple, tuple[Fact, frozenset]] = {}
         self._cheap_active: set[tuple] = set()
@@ -224,7 +226,7 @@ class Inference:
     def forget(self) -> None:
         """Drop what this process solved (the index changed under it)."""
         for table in (self._memo, self._specialized, self._return_reads, self._cheap, self._caller_memo,
-                      self._stores):
+                      self._stores, self._override_memo):
             table.clear()
         self._solved = []
 
@@ -234,7 +236,13 @@ class Inference:
         return out
 
     def _iterate(self, position: int) -> None:
-        """Recompute a cycle's members until none changes: the least fixed point."""
+        """Recompute a cycle's members until none changes: the least fixed point.
+
+        Joining by majority is not monotone, so a cycle may have no fixed point (a field stored
+        from `d["k"].cpu()` where `d["k"]` holds that field: the field is on the GPU only while the
+        entry is not known to be). A member still changing after the last round gets the join of
+        the values it took in the last two rounds (its sources' view of both states)."""
+        previous: dict[Key, Fact] = {}
         for _ in range(12):
             changed = False
             for member in list(self._stack[position:]):
@@ -243,9 +251,13 @@ class Inference:
                 self._low.pop()
                 if value.lattice() != self._approx[member].lattice():
                     changed = True
+                previous[member] = self._approx[member]
                 self._approx[member] = value
             if not changed:
                 return
+        for member, before in previous.items():
+            if before.lattice() != self._approx[member].lattice():
+                self._approx[member] = join_sources([self._approx[member], before])
 
     def _compute(self, key: Key) -> Fact:
         kind = key[0]
@@ -502,7 +514,13 @@ class Inference:
         if hit is not None:
             self.reads.replay(hit[1])
             return hit[0]
+        if key in self._specializing or len(self._specializing) > 32:
+            # A recursive function, or a long chain of calls: the general answer, which the solver
+            # computes cycle-safely; what used it is not memoised (it depends on this order).
+            self._cycle_reads += 1
+            return self.returns(function, budget)
         cycle_reads = self._cycle_reads
+        self._specializing.add(key)
         self.reads.begin()
         try:
             context = Context(summary, info, params, budget=budget)
@@ -512,6 +530,7 @@ class Inference:
             if not _informative(known):
                 known = self.returns(function, budget)
         finally:
+            self._specializing.discard(key)
             deps = self.reads.end()
         self.reads.replay(deps)
         if self._cycle_reads == cycle_reads:
@@ -609,6 +628,8 @@ class Inference:
             return join_sources([self.eval(v, context) for v in value[1]])
         if tag == "tuple":
             return Fact(Device.NOT_TENSOR, value_kind="tuple", items=tuple(self.eval(v, context) for v in value[1]))
+        if tag == "listof":
+            return Fact(Device.NOT_TENSOR, value_kind="list", items=(self.eval(value[1], context),))
         if tag == "dict":
             return Fact(Device.NOT_TENSOR, value_kind="dict", items=tuple((k, self.eval(v, context))
                                                                          for k, v in value[1]))
@@ -701,6 +722,10 @@ class Inference:
             return self._qualified(f"{module}.{attr}", mode, budget) or UNKNOWN
         if kind in ("object", "class") and owner.refs:
             methods = {m for m in (self.index.method(c, attr) for c in owner.refs) if m}
+            if methods or kind == "object":
+                # A call through an instance reaches any override (`spec_info: SpecInput` is an
+                # `EagleVerifyInput` at run time), even when only subclasses define the method.
+                methods |= self._overrides(owner.refs, attr)
             if methods:
                 # `self.update = self.update_sliding_window`: an attribute that also holds other methods.
                 aliased = self._type_field(owner.refs, attr) if mode != "shallow" else UNKNOWN
@@ -719,8 +744,10 @@ class Inference:
                 return named if named.is_tensor else fact
             return fact if _informative(fact) else self._by_name(attr, mode)
         if owner.is_tensor or owner.is_unknown_tensor:
-            if attr == "device":
-                return device_value(owner.device if owner.is_tensor else Device.GPU)
+            if attr == "device":  # as sure as the tensor itself (see `_device_attribute` in analysis/evaluate.py)
+                if owner.is_cpu:
+                    return device_value(Device.CPU)
+                return replace(device_value(Device.GPU), convention=not owner.is_gpu or owner.by_convention)
             if attr in TENSOR_ATTRS:
                 return owner
             if attr in METADATA_ATTRS:
@@ -729,6 +756,19 @@ class Inference:
         if kind == "device-module" and (attr in EVENT_HANDLES or attr in STREAM_HANDLES):
             return Fact(Device.NOT_TENSOR, value_kind="handle-factory", refs=frozenset({attr}))
         return self._by_name(attr, mode)
+
+    def _overrides(self, classes: frozenset[str], attr: str) -> set[str]:
+        """The methods named `attr` that subclasses of these classes define (at most 8, nearest first)."""
+        return self.reads.memo(self._override_memo, (classes, attr), lambda: self._find_overrides(classes, attr))
+
+    def _find_overrides(self, classes: frozenset[str], attr: str) -> set[str]:
+        found: list[str] = []
+        for cls in sorted(classes):
+            for sub in sorted(self.index.subclasses(cls)):
+                info = self.index.klass(sub)
+                if info is not None and attr in info[1].methods:
+                    found.append(f"{sub}.{attr}")
+        return set(found[:8])
 
     def _by_name(self, attr: str, mode: str) -> Fact:
         if attr == "device_module":
@@ -776,6 +816,8 @@ class Inference:
                     return fact
         if base.value_kind == "tuple" and key[0] == "key" and isinstance(key[1], int) and key[1] < len(base.items):
             return base.items[key[1]]
+        if base.value_kind == "list" and base.items:
+            return base if key == ("lit", "slice") else base.items[0]
         if base.value_kind == "numpy":
             return NUMPY
         if key[0] == "key" and isinstance(key[1], str) and context.mode == "full":
@@ -876,7 +918,8 @@ class Inference:
             if device is not None:
                 target = self._device_argument(device, context)
                 if target.device_value is Device.GPU:
-                    return Fact(Device.GPU, reason=f"created by `{qualified}(..., device={render(device, 30)})`")
+                    return Fact(Device.GPU, reason=f"created by `{qualified}(..., device={render(device, 30)})`",
+                                convention=target.convention)
             if pin == ("lit", "bool", True):
                 return Fact(Device.PINNED, reason=f"created by `{qualified}(..., pin_memory=True)`")
             return Fact(Device.CPU, pinning_unknown=pin is not None and pin != ("lit", "bool", False),
@@ -884,7 +927,7 @@ class Inference:
         inputs = [self.eval(a, context) for a in args if a[0] != "*"]
         inputs += [self.eval(v, context) for k, v in kwargs if k in ("input", "other", "out", "tensors")]
         # `torch.cat([a, b])`: the tensors are the list's elements.
-        inputs = [item for fact in inputs for item in (fact.items if fact.value_kind == "tuple" else (fact,))]
+        inputs = [item for fact in inputs for item in (fact.items if fact.value_kind in ("tuple", "list") else (fact,))]
         result = combine(inputs)
         return result if result.is_tensor or result.is_unknown_tensor else TENSOR
 
@@ -927,7 +970,8 @@ class Inference:
             if device is not None:
                 target = self._device_argument(device, context)
                 if target.device_value is not None:
-                    return Fact(target.device_value, reason=f"created by `.{method}(..., device=...)`")
+                    return Fact(target.device_value, reason=f"created by `.{method}(..., device=...)`",
+                                convention=target.convention)
         if owner.device is Device.PINNED:
             return replace(owner, device=Device.CPU, ndim=None)
         return replace(owner, ndim=None)
@@ -1035,7 +1079,7 @@ def join_sources(sources: list[Fact], share: float = 0.8) -> Fact:
     if kind in ("object", "class", "callable", "module"):
         items = first.items if all(f.items == first.items for f in informative) else ()
         return replace(first, refs=frozenset().union(*(f.refs for f in informative)), items=items)
-    if kind == "tuple" and len({len(f.items) for f in informative}) == 1 and len(informative) > 1:
+    if kind in ("tuple", "list") and len({len(f.items) for f in informative}) == 1 and len(informative) > 1:
         # Returns of tuples of one length: element by element.
         return replace(first, items=tuple(join_sources([f.items[i] for f in informative])
                                           for i in range(len(first.items))))
@@ -1061,7 +1105,7 @@ def element(fact: Fact) -> Fact:
     """An element of an iterable: a row of a tensor lives where the tensor lives."""
     if fact.is_tensor or fact.is_unknown_tensor:
         return replace(fact, ndim=fact.ndim - 1 if fact.ndim else None, items=())
-    if fact.value_kind == "tuple" and fact.items:
+    if fact.value_kind in ("tuple", "list") and fact.items:
         return join_sources(list(fact.items))
     if fact.value_kind == "numpy":
         return NUMPY
@@ -1099,7 +1143,7 @@ def _params_in(values: Iterable[Value]) -> set[str]:
         tag = value[0]
         if tag == "param":
             found.add(value[1])
-        elif tag in ("attr", "sub", "iter", "item", "*"):
+        elif tag in ("attr", "sub", "iter", "item", "*", "listof"):
             stack.append(value[1])
             if tag == "sub":
                 stack.append(value[2])

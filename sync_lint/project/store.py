@@ -43,20 +43,32 @@ DATABASE = "index.sqlite"
 
 @functools.lru_cache(maxsize=None)
 def tool_fingerprint() -> str:
-    """The code that wrote a cache: the version and the stat signatures of sync-lint's own modules
-    and rules (an editable install or a rule being developed changes it without a new version)."""
+    """The code that solved cached facts and results: the version and the stat signatures of
+    sync-lint's own modules and rules (an editable install or a rule being developed changes it
+    without a new version)."""
     import importlib.util
 
-    digest = hashlib.sha256(f"{SUMMARY_FORMAT}.5:{__version__}".encode())
     rules = importlib.util.find_spec("sync_lint.rules")
     folders = [Path(__file__).resolve().parent.parent]
     if rules is not None:
         folders += [Path(p) for p in rules.submodule_search_locations or ()]
-    for folder in folders:
-        for path in sorted(folder.rglob("*.py")):
-            info = path.stat()
-            digest.update(f"{path}:{info.st_size}:{info.st_mtime_ns}\n".encode())
+    return _stat_digest(sorted(path for folder in folders for path in folder.rglob("*.py")))
+
+
+@functools.lru_cache(maxsize=None)
+def summary_fingerprint() -> str:
+    """The code that wrote the summaries (the database's format): a change elsewhere keeps them."""
+    here = Path(__file__).resolve().parent
+    return _stat_digest([here / name for name in ("summary.py", "values.py", "conventions.py", "store.py")])
+
+
+def _stat_digest(paths: list[Path]) -> str:
+    digest = hashlib.sha256(f"{SUMMARY_FORMAT}:{__version__}".encode())
+    for path in paths:
+        info = path.stat()
+        digest.update(f"{path}:{info.st_size}:{info.st_mtime_ns}\n".encode())
     return digest.hexdigest()
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -115,7 +127,7 @@ class ProjectStore:
     def _connect(self) -> sqlite3.Connection:
         try:
             db = self._open()
-            if self._format(db) != tool_fingerprint():
+            if self._format(db) != summary_fingerprint():
                 db.close()
                 self._reset()
                 db = self._open()
@@ -130,7 +142,7 @@ class ProjectStore:
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(_SCHEMA)
         if self._format(db) is None:
-            db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (tool_fingerprint(),))
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (summary_fingerprint(),))
         return db
 
     @staticmethod
@@ -263,8 +275,10 @@ class ProjectStore:
         """Bumped by every update that changed a file: facts solved before it are not stored."""
         return int(self._meta("generation") or 0)
 
-    def use_settings(self, digest: str) -> None:
-        """Facts depend on the device settings: other settings than the cached facts' drop them all."""
+    def use_settings(self, settings_digest: str) -> None:
+        """Facts depend on the device settings and the code that solved them: a change of either drops
+        them all (and the results)."""
+        digest = f"{settings_digest}:{tool_fingerprint()}"
         if self._meta("fact-settings") == digest:
             return
         db = self._db

@@ -676,7 +676,10 @@ class _Summarizer:
             entries = tuple((k.value, self.value(v, scope, level)) for k, v in zip(node.keys, node.values)
                             if isinstance(k, ast.Constant) and isinstance(k.value, str))
             return ("dict", entries)
-        if isinstance(node, (ast.ListComp, ast.GeneratorExp, ast.SetComp)):
+        if isinstance(node, (ast.ListComp, ast.GeneratorExp)):
+            # Elements alike: `[torch.zeros(n, device=d) for _ in range(k)]` holds GPU tensors.
+            return ("listof", self.value(node.elt, scope, level))
+        if isinstance(node, ast.SetComp):
             return ("lit", "list")
         if isinstance(node, (ast.Set, ast.DictComp)):
             return ("lit", "set")
