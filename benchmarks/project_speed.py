@@ -61,10 +61,11 @@ def _config(root: Path, with_project: bool) -> Path:
     return path
 
 
-def _timed(argv: list[str], cwd: Path) -> tuple[float, float]:
+def _timed(argv: list[str], cwd: Path, output: Path | None = None) -> tuple[float, float]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    with open(output or os.devnull, "w") as sink:
+        proc = subprocess.run(argv, cwd=cwd, stdout=sink, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode not in (0, 1):
@@ -80,7 +81,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, help="append a Markdown table here")
+    parser.add_argument("--save-json", type=Path, help="keep the cold runs' JSON findings in this folder")
     args = parser.parse_args()
+    if args.save_json:
+        args.save_json.mkdir(parents=True, exist_ok=True)
 
     work = Path(tempfile.mkdtemp(prefix="sync-lint-speed-"))
     try:
@@ -94,16 +98,18 @@ def main() -> None:
         original = hub.read_text()
         rows: dict[str, list[tuple[float, float]]] = {}
 
-        def record(name: str, argv: list[str]) -> None:
-            rows.setdefault(name, []).append(_timed(argv, work))
+        def record(name: str, argv: list[str], save_as: str | None = None) -> None:
+            output = args.save_json / f"{args.corpus}.{save_as}.json" if args.save_json and save_as else None
+            rows.setdefault(name, []).append(_timed(argv, work, output))
             wall, cpu = rows[name][-1]
             print(f"{name:<40} {wall:8.2f} s wall {cpu:8.2f} s CPU", flush=True)
 
         for round_no in range(args.rounds):
             cache = work / f"cache-{round_no}"
             hub.write_text(original)
-            record("0.1.0 cold, whole corpus", [*base, "--config", str(base_cfg), str(root)])
-            record("new cold, whole corpus", [*new, "--config", str(new_cfg), "--cache-dir", str(cache), str(root)])
+            record("0.1.0 cold, whole corpus", [*base, "--config", str(base_cfg), str(root)], "base")
+            record("new cold, whole corpus", [*new, "--config", str(new_cfg), "--cache-dir", str(cache), str(root)],
+                   "new")
             record("new warm, whole corpus", [*new, "--config", str(new_cfg), "--cache-dir", str(cache), str(root)])
             record("0.1.0 one file", [*base, "--config", str(base_cfg), str(hub)])
             record("new one file, warm", [*new, "--config", str(new_cfg), "--cache-dir", str(cache), str(hub)])
@@ -122,7 +128,8 @@ def main() -> None:
         ref = "0.1.0 one file" if "one file" in name else "0.1.0 cold, whole corpus"
         return statistics.median(cpu for _, cpu in rows[ref])
 
-    lines = [f"\n### {args.corpus}: {args.rounds} round(s), -j {args.jobs}, {os.cpu_count()} cores "
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    lines = [f"\n### {args.corpus}: {args.rounds} round(s), -j {args.jobs}, {cores} cores "
              f"(load average at the end {os.getloadavg()[0]:.1f})\n",
              "| run | wall s (median) | CPU s (median) | CPU vs 0.1.0 (same scope) |", "|---|---|---|---|"]
     for name, values in rows.items():

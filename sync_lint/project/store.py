@@ -140,6 +140,9 @@ class ProjectStore:
         db = sqlite3.connect(self.path, timeout=120, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
+        # A cold run inserts about a million dependency rows at random keys into two B-tree
+        # indexes; with SQLite's default 2 MB page cache that took 2.5x the CPU of a 128 MB one.
+        db.execute("PRAGMA cache_size=-131072")
         db.executescript(_SCHEMA)
         if self._format(db) is None:
             db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (summary_fingerprint(),))
