@@ -509,7 +509,9 @@ class Inference:
         positional = [p for p in info.params if p.kind in ("posonly", "pos")]
         params = {p.name: _forced(arg) for p, arg in zip(positional, args) if p.name in needed}
         params.update((name, _forced(arg)) for name, arg in kwargs.items() if name in needed)
-        key = (function, budget, tuple(sorted((k, v.lattice()) for k, v in params.items())))
+        # A string's text is part of the key: `"cuda"` and `"cpu"` make different specialisations.
+        key = (function, budget, tuple(sorted((k, v.lattice(), v.reason if v.value_kind == "python" else None)
+                                              for k, v in params.items())))
         hit = self._specialized.get(key)
         if hit is not None:
             self.reads.replay(hit[1])
