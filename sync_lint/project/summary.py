@@ -249,6 +249,18 @@ class _Summarizer:
             if name in self.s.classes or name in self.s.functions:
                 continue
             self.s.globals[name] = self._name_value(name, self.scope)
+        # Where each global is first bound (evidence points there).
+        for node in sorted(_walk_statements(tree.body), key=lambda n: getattr(n, "lineno", 0)):
+            if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [(a.asname or a.name).split(".")[0] for a in node.names if a.name != "*"]
+            else:
+                continue
+            for name in names:
+                if name in self.s.globals:
+                    self.s.global_lines.setdefault(name, node.lineno)
 
     # --- pass 1: what each scope binds ------------------------------------------------------
     def _collect(self, body: list[ast.stmt], scope: _Scope) -> None:
