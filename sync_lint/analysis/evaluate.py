@@ -268,6 +268,11 @@ class Evaluator:
             return PYTHON
         qual = self.imports.resolve(expr)
         if qual is not None:
+            if self.project is not None and not qual.startswith(("torch.", "numpy.")):
+                # `buffers.SCRATCH` after `from pkg import buffers`: a name of a project module.
+                found = self.project.qualified(qual)
+                if found is not None:
+                    return replace(found, subject=dotted_name(expr) or expr.attr.value)
             return self._eval_qualified_attribute(qual)
         name = dotted_name(expr)
         bound: Fact | None = None
