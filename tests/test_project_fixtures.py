@@ -217,3 +217,11 @@ def test_set_default_device_in_another_module(tmp_path: Path, monkeypatch: pytes
     (root / "pkg/use.py").write_text("import torch\n\n\ndef f(n):\n    return torch.zeros(n).max().item()\n")
     monkeypatch.chdir(root)
     assert findings(check(root, cache=tmp_path / "cache")) == {("pkg/use.py", 5, "SL101")}
+
+
+@pytest.mark.parametrize("project", ["module_globals"], indirect=True)
+def test_evidence_of_a_module_global_names_its_line(project: Path, tmp_path: Path) -> None:
+    report = check(project, cache=tmp_path / "cache")
+    for row in (6, 7):
+        places = [(Path(s.path).as_posix(), s.row) for s in diagnostic(report, "pkg/use.py", row).evidence_steps]
+        assert places[-1] == ("pkg/buffers.py", 5), places
