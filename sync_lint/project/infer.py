@@ -733,7 +733,8 @@ class Inference:
                 aliased = self._type_field(owner.refs, attr) if mode != "shallow" else UNKNOWN
                 if aliased.value_kind == "callable":
                     methods |= aliased.refs
-                bound = ("bound",) if kind == "object" else ()
+                # Bound: a method through an instance, or a classmethod (through its class too).
+                bound = ("bound",) if kind == "object" or all(self._is_classmethod(m) for m in methods) else ()
                 return Fact(Device.NOT_TENSOR, value_kind="callable", refs=frozenset(methods), items=bound)
             if mode == "full" and budget > 0:
                 fact = self.field(owner.refs, attr, budget)
@@ -758,6 +759,10 @@ class Inference:
         if kind == "device-module" and (attr in EVENT_HANDLES or attr in STREAM_HANDLES):
             return Fact(Device.NOT_TENSOR, value_kind="handle-factory", refs=frozenset({attr}))
         return self._by_name(attr, mode)
+
+    def _is_classmethod(self, function: str) -> bool:
+        found = self.index.function(function)
+        return found is not None and found[1].kind == "classmethod"
 
     def _overrides(self, classes: frozenset[str], attr: str) -> set[str]:
         """The methods named `attr` that subclasses of these classes define (at most 8, nearest first)."""
