@@ -653,3 +653,31 @@ def test_dep_ids_are_stable_and_distinct() -> None:
     ids = {dep_id(d) for d in ("m:a", "m:b", "n:stores:a", ("field", "C", "a", 6), ("field", "C", "a", 5))}
     assert len(ids) == 5
     assert all(-(2 ** 63) <= i < 2 ** 63 for i in ids)  # fits SQLite's INTEGER
+
+
+def test_classmethod_called_through_its_class_binds_cls_and_cls_calls_construct() -> None:
+    """`Batch.init_new(lens, device)` passes `lens` to `lens` (not to `cls`), and `cls(...)` in the
+    classmethod is a constructor call of `Batch`."""
+    inference = Inference(_index({
+        "pkg.b": """
+            from dataclasses import dataclass
+            import torch
+            @dataclass
+            class Batch:
+                lens: torch.Tensor
+                @classmethod
+                def init_new(cls, lens, device):
+                    return cls(lens=lens.to(device))
+        """,
+        "pkg.c": """
+            import torch
+            from pkg.b import Batch
+            def make(n):
+                return Batch.init_new(torch.zeros(n), "cuda")
+        """,
+    }))
+    assert inference.param("pkg.b.Batch.init_new", "lens").device is Device.CPU
+    assert inference.param("pkg.b.Batch.init_new", "device").reason == "cuda" or \
+        inference.param("pkg.b.Batch.init_new", "device").value_kind == "python"
+    lens = inference.field(["pkg.b.Batch"], "lens")
+    assert lens.device is Device.GPU and lens.where == "pkg/b.py:9"
