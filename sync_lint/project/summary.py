@@ -527,6 +527,12 @@ class _Summarizer:
             if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
                 default = self.value(statement.value, outer) if statement.value is not None else None
                 fields.append((statement.target.id, annotation_types(statement.annotation), default, statement.lineno))
+            elif isinstance(statement, ast.Assign) and _attrs_field(statement.value) and \
+                    len(statement.targets) == 1 and isinstance(statement.targets[0], ast.Name):
+                # `lens = attr.ib()`: an attrs field without an annotation.
+                default = next((k.value for k in statement.value.keywords if k.arg == "default"), None)  # type: ignore[attr-defined]
+                fields.append((statement.targets[0].id, (), self.value(default, outer) if default is not None else None,
+                               statement.lineno))
             elif isinstance(statement, ast.Assign):
                 value = self.value(statement.value, outer)
                 for target in statement.targets:
@@ -732,6 +738,14 @@ def _external(func: Value, imports: dict[str, str]) -> bool:
         return False
     target = imports.get(root[1], root[1] if func[0] != "name" else "")
     return target.split(".")[0] in _EXTERNAL_ROOTS and not target.startswith("functools")
+
+
+_ATTRS_FIELDS = frozenset({"attr.ib", "attr.attrib", "attr.field", "attrs.field"})
+
+
+def _attrs_field(node: ast.expr) -> bool:
+    """`attr.ib(...)`, `attr.attrib(...)`, `attrs.field(...)`: a field declared without an annotation."""
+    return isinstance(node, ast.Call) and dotted(node.func) in _ATTRS_FIELDS
 
 
 def _decorator_name(node: ast.expr) -> str | None:
