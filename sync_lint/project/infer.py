@@ -327,6 +327,7 @@ class Inference:
                                                 f"is `{render(value)}`", summary, line))
         if self._by_position(cls):
             sources += self._constructor_fields(cls, attr, budget)
+            sources += self._replaced_fields(cls, attr, budget)
         for store_summary, store in self._stores_into(cls, attr):
             context = Context(store_summary, store_summary.functions.get(store.function) if store.function else None,
                               budget=budget - 1)
@@ -387,6 +388,24 @@ class Inference:
             out.append(self._source(self.eval(value, context), f"field `{attr}` of `{_short(cls)}` is constructed "
                                     f"from `{render(value)}`", call_summary, call.line))
         return out
+
+    def _replaced_fields(self, cls: str, attr: str, budget: int) -> list[Fact]:
+        """`attr` as given to `dataclasses.replace(obj, attr=...)` for an `obj` of the class (or a relative)."""
+        related = set(self.index.mro(cls)) | self.index.subclasses(cls)
+        out: list[Fact] = []
+        for summary, call in self.index.calls_named("replace"):
+            value = next((v for k, v in call.kwargs if k == attr), None)
+            if value is None or not call.args or \
+                    self.index.value_name(summary, call.func, call.function) != "dataclasses.replace":
+                continue
+            context = self._context(summary, call.function, "types")
+            target = self.eval(call.args[0], context)
+            if target.value_kind != "object" or not target.refs & related:
+                continue
+            context = self._context(summary, call.function, budget=budget - 1)
+            out.append(self._source(self.eval(value, context), f"field `{attr}` of `{_short(cls)}` is replaced by "
+                                    f"`{render(value)}`", summary, call.line))
+        return out[:MAX_SOURCES]
 
     def _param(self, function: str, name: str, budget: int) -> Fact:
         found = self.index.function(function)

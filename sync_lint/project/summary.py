@@ -737,6 +737,8 @@ def _external(func: Value, imports: dict[str, str]) -> bool:
     if root[0] != "name":
         return False
     target = imports.get(root[1], root[1] if func[0] != "name" else "")
+    if target == "dataclasses" and func == ("attr", root, "replace"):
+        return False  # `dataclasses.replace(obj, field=value)` stores into a project class
     return target.split(".")[0] in _EXTERNAL_ROOTS and not target.startswith("functools")
 
 
