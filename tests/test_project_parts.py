@@ -681,3 +681,40 @@ def test_classmethod_called_through_its_class_binds_cls_and_cls_calls_construct(
         inference.param("pkg.b.Batch.init_new", "device").value_kind == "python"
     lens = inference.field(["pkg.b.Batch"], "lens")
     assert lens.device is Device.GPU and lens.where == "pkg/b.py:9"
+
+
+def test_summary_attrs_fields_without_annotations() -> None:
+    summary = summarize("import attr\n@attr.s\nclass M:\n    lens = attr.ib()\n    host = attr.ib(default=None)\n"
+                        "    plain = 3\n", "m.py", "m")
+    meta = summary.classes["M"]
+    assert [(f[0], f[2], f[3]) for f in meta.fields] == [("lens", None, 4), ("host", ("lit", "none"), 5)]
+    assert meta.attributes == (("plain", ("lit", "number"), 6),)
+    assert meta.fields_by_position
+
+
+def test_dataclasses_replace_and_partial_are_sources() -> None:
+    inference = Inference(_index({
+        "pkg.t": """
+            import dataclasses
+            import functools
+            import torch
+            @dataclasses.dataclass
+            class B:
+                lens: torch.Tensor
+            def refresh(b: B, n):
+                return dataclasses.replace(b, lens=torch.zeros(n, device="cuda"))
+            def consume(x, y):
+                return x
+            def bind(n):
+                return functools.partial(consume, torch.zeros(n, device="cuda"))
+        """,
+    }))
+    lens = inference.field(["pkg.t.B"], "lens")
+    assert lens.device is Device.GPU and lens.where == "pkg/t.py:9" and "replaced by" in lens.reason
+    x = inference.param("pkg.t.consume", "x")
+    assert x.device is Device.GPU and x.where == "pkg/t.py:13"
+    assert not _informative_param(inference.param("pkg.t.consume", "y"))
+
+
+def _informative_param(fact: Fact) -> bool:
+    return fact.is_tensor or fact.is_unknown_tensor
