@@ -322,3 +322,44 @@ def test_concurrent_run_while_a_file_changes(big: tuple[Path, set], tmp_path: Pa
     first.wait(timeout=300)
     second.wait(timeout=300)
     assert run_cli(root, "--cache-dir", str(cache), "-j", "1") == run_cli(root, "--no-cache", "-j", "1")
+
+
+# ==========================================================================================
+# Roots: project-roots, extend-project, --isolated
+# ==========================================================================================
+
+
+def test_extend_project_reads_a_folder_outside_the_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batch is built in a sibling folder (vendored code); `extend-project` lets the index read it."""
+    root = tmp_path / "app"
+    write(root, {"pyproject.toml": "", "pkg/__init__.py": "", "pkg/batch.py": BATCH, "pkg/runner.py": RUNNER})
+    write(tmp_path / "vendor", {"pkg/__init__.py": "", "pkg/builder.py": BUILDER_GPU})
+    monkeypatch.chdir(root)
+    runs = Runs(tmp_path / "cache", monkeypatch)
+    assert runs() == set()
+    write(root, {"pyproject.toml": '[tool.sync-lint]\nextend-project = ["../vendor"]\n'})
+    assert runs() == {RUNNER_FINDING}
+
+
+def test_project_roots_split_a_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two projects in one repository: with `project-roots` each has its own index, and a builder in
+    one does not decide the other's fields."""
+    repo = tmp_path / "repo"
+    write(repo, {"pyproject.toml": "", "one/pkg/__init__.py": "", "one/pkg/batch.py": BATCH,
+                 "one/pkg/runner.py": RUNNER, "two/pkg/__init__.py": "", "two/pkg/builder.py": BUILDER_GPU,
+                 "two/pkg/batch.py": BATCH})
+    monkeypatch.chdir(repo)
+    runs = Runs(tmp_path / "cache", monkeypatch)
+    # One index for the repository: both folders define `pkg.batch`, so two's builder decides one's field.
+    assert ("one/pkg/runner.py", 5, "SL101") in runs()
+    write(repo, {"pyproject.toml": '[tool.sync-lint]\nproject-roots = ["one", "two"]\n'})
+    assert runs() == set()
+
+
+def test_isolated_uses_no_index(project: Path, runs: Runs) -> None:
+    plan = api.plan(["."], isolated=True, target_torch_version=FIXTURE_TORCH)
+    assert plan.project is None
+    report = api.run(plan, ["."], jobs=1)
+    assert {(Path(d.path).as_posix(), d.start.row) for r in report.results for d in r.diagnostics} == \
+        {OTHER_FINDING[:2]}
+    assert not (project / ".sync-lint-cache").exists()
