@@ -718,3 +718,13 @@ def test_dataclasses_replace_and_partial_are_sources() -> None:
 
 def _informative_param(fact: Fact) -> bool:
     return fact.is_tensor or fact.is_unknown_tensor
+
+
+def test_dataclasses_replace_is_filed_apart_from_other_replace_calls() -> None:
+    """Field answers read the call table of `dataclasses.replace`, not that of every `str.replace`
+    (which would make any such edit drop every cached field)."""
+    source = "import dataclasses\nfrom dataclasses import replace as r\ndef f(b, s):\n" \
+             "    dataclasses.replace(b, x=1)\n    r(b, x=2)\n    return s.replace('a', 'b')\n"
+    rows = [(kind, name) for kind, name, _ in table_rows(summarize(source, "m.py", "m")) if kind == "calls"]
+    assert rows.count(("calls", "dataclasses.replace")) == 2
+    assert rows.count(("calls", "replace")) == 1

@@ -393,10 +393,9 @@ class Inference:
         """`attr` as given to `dataclasses.replace(obj, attr=...)` for an `obj` of the class (or a relative)."""
         related = set(self.index.mro(cls)) | self.index.subclasses(cls)
         out: list[Fact] = []
-        for summary, call in self.index.calls_named("replace"):
+        for summary, call in self.index.calls_named("dataclasses.replace"):
             value = next((v for k, v in call.kwargs if k == attr), None)
-            if value is None or not call.args or \
-                    self.index.value_name(summary, call.func, call.function) != "dataclasses.replace":
+            if value is None or not call.args:
                 continue
             context = self._context(summary, call.function, "types")
             target = self.eval(call.args[0], context)

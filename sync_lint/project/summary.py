@@ -624,6 +624,9 @@ class _Summarizer:
 
     def _call(self, node: ast.Call, scope: _Scope) -> None:
         func = self.value(node.func, scope)
+        if self._torch_name(node.func) == "dataclasses.replace":
+            # Filed under its own name (not with every `str.replace`): it stores into a project class.
+            func = ("name", "dataclasses.replace")
         if _external(func, self.s.imports):
             return
         if func[0] == "name" and func[1] == "setattr" and len(node.args) == 3:
@@ -737,8 +740,6 @@ def _external(func: Value, imports: dict[str, str]) -> bool:
     if root[0] != "name":
         return False
     target = imports.get(root[1], root[1] if func[0] != "name" else "")
-    if target == "dataclasses" and func == ("attr", root, "replace"):
-        return False  # `dataclasses.replace(obj, field=value)` stores into a project class
     return target.split(".")[0] in _EXTERNAL_ROOTS and not target.startswith("functools")
 
 
