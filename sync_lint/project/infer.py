@@ -457,15 +457,6 @@ class Inference:
                 callee = self.eval(call.func, self._context(caller, call.function, "types"))
                 if callee.value_kind == "callable" and function in callee.refs:
                     out.append((caller, call, 1 if bound and "bound" in callee.items else 0))
-        # `functools.partial(f, a, k=v)` passes `a` and `k` to `f` (the arguments of later calls are not followed).
-        for caller, call in self.index.calls_named("partial"):
-            if not call.args or call.args[0][0] == "*" or \
-                    self.index.value_name(caller, call.func, call.function) != "functools.partial":
-                continue
-            callee = self.eval(call.args[0], self._context(caller, call.function, "types"))
-            if callee.value_kind == "callable" and function in callee.refs:
-                bound_call = CallSite(call.function, call.line, call.args[0], call.args[1:], call.kwargs, call.loop_depth)
-                out.append((caller, bound_call, 1 if bound and "bound" in callee.items else 0))
         out[:] = _nearest(out, function, MAX_SOURCES)
         return out
 

@@ -639,6 +639,10 @@ class _Summarizer:
                      for a in node.args)
         kwargs = tuple((k.arg if k.arg is not None else "**", self.value(k.value, scope)) for k in node.keywords)
         self.s.calls.append(CallSite(scope.qualname, node.lineno, func, args, kwargs, self.loop_depth))
+        if args and args[0][0] != "*" and self._torch_name(node.func) == "functools.partial":
+            # `functools.partial(f, a, k=v)` passes `a` and `k` to `f`: a call site of `f` (the arguments
+            # of later calls of the partial are not followed).
+            self.s.calls.append(CallSite(scope.qualname, node.lineno, args[0], args[1:], kwargs, self.loop_depth))
 
     # --- expressions -----------------------------------------------------------------------
     def value(self, node: ast.expr | None, scope: _Scope, level: int = 0) -> Value:
