@@ -728,3 +728,10 @@ def test_dataclasses_replace_is_filed_apart_from_other_replace_calls() -> None:
     rows = [(kind, name) for kind, name, _ in table_rows(summarize(source, "m.py", "m")) if kind == "calls"]
     assert rows.count(("calls", "dataclasses.replace")) == 2
     assert rows.count(("calls", "replace")) == 1
+
+
+def test_cls_call_in_a_classmethod_is_filed_under_the_class() -> None:
+    source = "class B:\n    @classmethod\n    def make(cls, x):\n        return cls(x)\n" \
+             "def g(fn, x):\n    return fn(x)\n"
+    rows = [name for kind, name, _ in table_rows(summarize(source, "m.py", "m")) if kind == "calls"]
+    assert rows == ["B"]  # a callback parameter's call is filed under no name

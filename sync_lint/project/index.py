@@ -32,8 +32,6 @@ def callee_name(func: Value) -> str | None:
     """The name a call site is filed under: `f` for `f(...)` and `x.f(...)`."""
     if func[0] == "name":
         return func[1] if func[1] == "dataclasses.replace" else func[1].rsplit(".", 1)[-1]
-    if func[0] == "param":  # `cls(...)` in a classmethod, a callback
-        return func[1]
     if func[0] == "attr":
         return func[2]
     return None

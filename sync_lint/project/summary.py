@@ -624,6 +624,11 @@ class _Summarizer:
 
     def _call(self, node: ast.Call, scope: _Scope) -> None:
         func = self.value(node.func, scope)
+        info = self.s.functions.get(scope.qualname) if func[0] == "param" and scope.qualname else None
+        if info is not None and info.kind == "classmethod" and info.params and func[1] == info.params[0].name \
+                and info.class_name is not None and "." not in info.class_name:
+            # `cls(...)` in a classmethod: a constructor call of the class, filed under its name.
+            func = ("name", info.class_name)
         if self._torch_name(node.func) == "dataclasses.replace":
             # Filed under its own name (not with every `str.replace`): it stores into a project class.
             func = ("name", "dataclasses.replace")
