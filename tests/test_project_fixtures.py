@@ -167,9 +167,9 @@ def test_learned_convention_has_convention_confidence(project: Path, tmp_path: P
     assert "3 of 3 sites" in found.evidence
     step = found.evidence_steps[-1]
     assert Path(step.path).as_posix() in ("pkg/runners.py", "pkg/scheduler.py") and step.row
-    # Everything proven elsewhere stays "high".
-    other = diagnostic(check(project, cache=tmp_path / "cache"), "pkg/report.py", 3)
-    assert other.confidence == "convention"
+    # Served from the cache, the finding keeps its confidence.
+    again = diagnostic(check(project, cache=tmp_path / "cache"), "pkg/report.py", 3)
+    assert again.confidence == "convention" and again.evidence_steps == found.evidence_steps
 
 
 @pytest.mark.parametrize("project", ["conventions"], indirect=True)
