@@ -44,7 +44,11 @@ def actual_findings(source: str, path: str = "fixture.py", **settings: object) -
     return {(d.start.row, d.code) for d in result.diagnostics}
 
 
+PROJECTS = FIXTURES / "projects"  # multi-module projects: tests/test_project_fixtures.py checks them
+
+
 def fixture_files() -> list[Path]:
     return sorted(
-        p for p in FIXTURES.rglob("*.py") if not p.name.endswith((".fixed.py", ".unsafe.py"))
+        p for p in FIXTURES.rglob("*.py")
+        if not p.name.endswith((".fixed.py", ".unsafe.py")) and PROJECTS not in p.parents
     )

@@ -268,6 +268,11 @@ class Evaluator:
             return PYTHON
         qual = self.imports.resolve(expr)
         if qual is not None:
+            if self.project is not None and not qual.startswith(("torch.", "numpy.")):
+                # `buffers.SCRATCH` after `from pkg import buffers`: a name of a project module.
+                found = self.project.qualified(qual)
+                if found is not None:
+                    return replace(found, subject=dotted_name(expr) or expr.attr.value)
             return self._eval_qualified_attribute(qual)
         name = dotted_name(expr)
         bound: Fact | None = None
@@ -402,12 +407,20 @@ class Evaluator:
         assert self.project is not None
         if callee.value_kind not in ("class", "callable"):
             return None
-        args = [self.fact(a.value) for a in expr.args if a.keyword is None and not a.star]
-        kwargs = {a.keyword.value: self.fact(a.value) for a in expr.args if a.keyword is not None}
+        args = [self._argument_fact(a.value) for a in expr.args if a.keyword is None and not a.star]
+        kwargs = {a.keyword.value: self._argument_fact(a.value) for a in expr.args if a.keyword is not None}
         if any(a.star for a in expr.args):
             args, kwargs = [], {}
         found = self.project.call(callee, _as_object(receiver) if receiver is not None else None, args, kwargs)
         return replace(found, origin=expr if found.where is None else found.origin) if found is not None else None
+
+    def _argument_fact(self, expr: cst.BaseExpression) -> Fact:
+        """An argument of a call into the project; a string literal keeps its text (`"cuda"`, `"cpu"`),
+        as the index's own values do, so the callee can tell a device string."""
+        text = literal_string(expr)
+        if text is not None:
+            return Fact(Device.NOT_TENSOR, value_kind="python", reason=text)
+        return self.fact(expr)
 
     def _eval_torch_call(self, expr: cst.Call, qual: str) -> Fact:
         last = qual.rsplit(".", 1)[-1]

@@ -31,7 +31,7 @@ from sync_lint.project.values import Value
 def callee_name(func: Value) -> str | None:
     """The name a call site is filed under: `f` for `f(...)` and `x.f(...)`."""
     if func[0] == "name":
-        return func[1].rsplit(".", 1)[-1]
+        return func[1] if func[1] == "dataclasses.replace" else func[1].rsplit(".", 1)[-1]
     if func[0] == "attr":
         return func[2]
     return None
@@ -205,9 +205,12 @@ class ProjectIndex:
             if local in summary.functions:
                 return Symbol("function", module, local)
             head, _, rest = local.partition(".")
-            if not rest and head in summary.globals:
-                return Symbol("global", module, head)
             target = summary.imports.get(head)
+            # A name the module only imports (`from .core import Batch` in an `__init__`) is a
+            # re-export: it denotes what it imports, not a global of this module.
+            reexport = target is not None and summary.globals.get(head) == ("name", target)
+            if not rest and head in summary.globals and not reexport:
+                return Symbol("global", module, head)
             if target is not None and target != dotted:
                 return self.resolve(f"{target}.{rest}" if rest else target)
             for star in summary.star_imports:

@@ -327,6 +327,7 @@ class Inference:
                                                 f"is `{render(value)}`", summary, line))
         if self._by_position(cls):
             sources += self._constructor_fields(cls, attr, budget)
+            sources += self._replaced_fields(cls, attr, budget)
         for store_summary, store in self._stores_into(cls, attr):
             context = Context(store_summary, store_summary.functions.get(store.function) if store.function else None,
                               budget=budget - 1)
@@ -387,6 +388,23 @@ class Inference:
             out.append(self._source(self.eval(value, context), f"field `{attr}` of `{_short(cls)}` is constructed "
                                     f"from `{render(value)}`", call_summary, call.line))
         return out
+
+    def _replaced_fields(self, cls: str, attr: str, budget: int) -> list[Fact]:
+        """`attr` as given to `dataclasses.replace(obj, attr=...)` for an `obj` of the class (or a relative)."""
+        related = set(self.index.mro(cls)) | self.index.subclasses(cls)
+        out: list[Fact] = []
+        for summary, call in self.index.calls_named("dataclasses.replace"):
+            value = next((v for k, v in call.kwargs if k == attr), None)
+            if value is None or not call.args:
+                continue
+            context = self._context(summary, call.function, "types")
+            target = self.eval(call.args[0], context)
+            if target.value_kind != "object" or not target.refs & related:
+                continue
+            context = self._context(summary, call.function, budget=budget - 1)
+            out.append(self._source(self.eval(value, context), f"field `{attr}` of `{_short(cls)}` is replaced by "
+                                    f"`{render(value)}`", summary, call.line))
+        return out[:MAX_SOURCES]
 
     def _param(self, function: str, name: str, budget: int) -> Fact:
         found = self.index.function(function)
@@ -509,7 +527,9 @@ class Inference:
         positional = [p for p in info.params if p.kind in ("posonly", "pos")]
         params = {p.name: _forced(arg) for p, arg in zip(positional, args) if p.name in needed}
         params.update((name, _forced(arg)) for name, arg in kwargs.items() if name in needed)
-        key = (function, budget, tuple(sorted((k, v.lattice()) for k, v in params.items())))
+        # A string's text is part of the key: `"cuda"` and `"cpu"` make different specialisations.
+        key = (function, budget, tuple(sorted((k, v.lattice(), v.reason if v.value_kind == "python" else None)
+                                              for k, v in params.items())))
         hit = self._specialized.get(key)
         if hit is not None:
             self.reads.replay(hit[1])
@@ -731,7 +751,8 @@ class Inference:
                 aliased = self._type_field(owner.refs, attr) if mode != "shallow" else UNKNOWN
                 if aliased.value_kind == "callable":
                     methods |= aliased.refs
-                bound = ("bound",) if kind == "object" else ()
+                # Bound: a method through an instance, or a classmethod (through its class too).
+                bound = ("bound",) if kind == "object" or all(self._is_classmethod(m) for m in methods) else ()
                 return Fact(Device.NOT_TENSOR, value_kind="callable", refs=frozenset(methods), items=bound)
             if mode == "full" and budget > 0:
                 fact = self.field(owner.refs, attr, budget)
@@ -756,6 +777,10 @@ class Inference:
         if kind == "device-module" and (attr in EVENT_HANDLES or attr in STREAM_HANDLES):
             return Fact(Device.NOT_TENSOR, value_kind="handle-factory", refs=frozenset({attr}))
         return self._by_name(attr, mode)
+
+    def _is_classmethod(self, function: str) -> bool:
+        found = self.index.function(function)
+        return found is not None and found[1].kind == "classmethod"
 
     def _overrides(self, classes: frozenset[str], attr: str) -> set[str]:
         """The methods named `attr` that subclasses of these classes define (at most 8, nearest first)."""

@@ -59,7 +59,7 @@ def tool_fingerprint() -> str:
 def summary_fingerprint() -> str:
     """The code that wrote the summaries (the database's format): a change elsewhere keeps them."""
     here = Path(__file__).resolve().parent
-    return _stat_digest([here / name for name in ("summary.py", "values.py", "conventions.py", "store.py")])
+    return _stat_digest([here / name for name in ("summary.py", "values.py", "conventions.py", "store.py", "index.py")])
 
 
 def _stat_digest(paths: list[Path]) -> str:

@@ -249,6 +249,18 @@ class _Summarizer:
             if name in self.s.classes or name in self.s.functions:
                 continue
             self.s.globals[name] = self._name_value(name, self.scope)
+        # Where each global is first bound (evidence points there).
+        for node in sorted(_walk_statements(tree.body), key=lambda n: getattr(n, "lineno", 0)):
+            if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [(a.asname or a.name).split(".")[0] for a in node.names if a.name != "*"]
+            else:
+                continue
+            for name in names:
+                if name in self.s.globals:
+                    self.s.global_lines.setdefault(name, node.lineno)
 
     # --- pass 1: what each scope binds ------------------------------------------------------
     def _collect(self, body: list[ast.stmt], scope: _Scope) -> None:
@@ -515,6 +527,12 @@ class _Summarizer:
             if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
                 default = self.value(statement.value, outer) if statement.value is not None else None
                 fields.append((statement.target.id, annotation_types(statement.annotation), default, statement.lineno))
+            elif isinstance(statement, ast.Assign) and _attrs_field(statement.value) and \
+                    len(statement.targets) == 1 and isinstance(statement.targets[0], ast.Name):
+                # `lens = attr.ib()`: an attrs field without an annotation.
+                default = next((k.value for k in statement.value.keywords if k.arg == "default"), None)  # type: ignore[attr-defined]
+                fields.append((statement.targets[0].id, (), self.value(default, outer) if default is not None else None,
+                               statement.lineno))
             elif isinstance(statement, ast.Assign):
                 value = self.value(statement.value, outer)
                 for target in statement.targets:
@@ -606,6 +624,14 @@ class _Summarizer:
 
     def _call(self, node: ast.Call, scope: _Scope) -> None:
         func = self.value(node.func, scope)
+        info = self.s.functions.get(scope.qualname) if func[0] == "param" and scope.qualname else None
+        if info is not None and info.kind == "classmethod" and info.params and func[1] == info.params[0].name \
+                and info.class_name is not None and "." not in info.class_name:
+            # `cls(...)` in a classmethod: a constructor call of the class, filed under its name.
+            func = ("name", info.class_name)
+        if self._torch_name(node.func) == "dataclasses.replace":
+            # Filed under its own name (not with every `str.replace`): it stores into a project class.
+            func = ("name", "dataclasses.replace")
         if _external(func, self.s.imports):
             return
         if func[0] == "name" and func[1] == "setattr" and len(node.args) == 3:
@@ -618,6 +644,10 @@ class _Summarizer:
                      for a in node.args)
         kwargs = tuple((k.arg if k.arg is not None else "**", self.value(k.value, scope)) for k in node.keywords)
         self.s.calls.append(CallSite(scope.qualname, node.lineno, func, args, kwargs, self.loop_depth))
+        if args and args[0][0] != "*" and self._torch_name(node.func) == "functools.partial":
+            # `functools.partial(f, a, k=v)` passes `a` and `k` to `f`: a call site of `f` (the arguments
+            # of later calls of the partial are not followed).
+            self.s.calls.append(CallSite(scope.qualname, node.lineno, args[0], args[1:], kwargs, self.loop_depth))
 
     # --- expressions -----------------------------------------------------------------------
     def value(self, node: ast.expr | None, scope: _Scope, level: int = 0) -> Value:
@@ -720,6 +750,14 @@ def _external(func: Value, imports: dict[str, str]) -> bool:
         return False
     target = imports.get(root[1], root[1] if func[0] != "name" else "")
     return target.split(".")[0] in _EXTERNAL_ROOTS and not target.startswith("functools")
+
+
+_ATTRS_FIELDS = frozenset({"attr.ib", "attr.attrib", "attr.field", "attrs.field"})
+
+
+def _attrs_field(node: ast.expr) -> bool:
+    """`attr.ib(...)`, `attr.attrib(...)`, `attrs.field(...)`: a field declared without an annotation."""
+    return isinstance(node, ast.Call) and dotted(node.func) in _ATTRS_FIELDS
 
 
 def _decorator_name(node: ast.expr) -> str | None:

@@ -53,6 +53,11 @@ class ProjectView:
             return fact if _informative(fact) else None
         return None
 
+    def qualified(self, dotted: str) -> Fact | None:
+        """A qualified name (`pkg.buffers.SCRATCH`): what the project says it is."""
+        fact = self.inference.qualified(dotted)
+        return fact if fact is not None and _informative(fact) else None
+
     def attribute(self, owner: Fact, attr: str) -> Fact | None:
         """`owner.attr` where the owner is an object, class or module the project knows."""
         if owner.value_kind not in ("object", "class", "module") or not owner.refs:

@@ -1,0 +1,365 @@
+"""The project cache through the library API and the command line: edits, deletions, renames and
+settings changes reach the files that depend on them; a killed run and concurrent runs leave a cache
+that later runs use correctly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fixture_support import FIXTURE_TORCH
+from sync_lint import api
+
+BATCH = """\
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Batch:
+    lens: torch.Tensor
+"""
+BUILDER_GPU = """\
+import torch
+
+from pkg.batch import Batch
+
+
+def build(n):
+    return Batch(torch.zeros(n, device="cuda"))
+"""
+RUNNER = """\
+from pkg.batch import Batch
+
+
+def run(batch: Batch):
+    return batch.lens.max().item()
+"""
+OTHER = """\
+import torch
+
+
+def other(n):
+    return torch.zeros(n, device="cuda").sum().item()
+"""
+
+
+def write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "proj"
+    write(root, {"pyproject.toml": "", "pkg/__init__.py": "", "pkg/batch.py": BATCH, "pkg/builder.py": BUILDER_GPU,
+                 "pkg/runner.py": RUNNER, "pkg/other.py": OTHER})
+    monkeypatch.chdir(root)
+    return root
+
+
+class Runs:
+    """Checks the project with one cache folder, recording which files were linted (not served from the cache)."""
+
+    def __init__(self, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.cache = cache
+        self.linted: list[str] = []
+        original = api._check_file
+
+        def recording(path: str):  # type: ignore[no-untyped-def]
+            self.linted.append(Path(path).as_posix())
+            return original(path)
+
+        monkeypatch.setattr(api, "_check_file", recording)
+
+    def __call__(self, *, temporary: bool = False) -> set[tuple[str, int, str]]:
+        self.linted = []
+        plan = api.plan(["."], target_torch_version=FIXTURE_TORCH,
+                        project=api.ProjectOptions(cache_dir=self.cache, temporary=temporary))
+        report = api.run(plan, ["."], jobs=1)
+        assert not [e for r in report.results for e in r.errors]
+        return {(Path(d.path).as_posix(), d.start.row, d.code) for r in report.results for d in r.diagnostics}
+
+
+@pytest.fixture
+def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Runs:
+    return Runs(tmp_path / "cache", monkeypatch)
+
+
+def bump(path: Path, text: str) -> None:
+    """Write a file and make sure its stat signature changes even on a coarse clock."""
+    before = path.stat().st_mtime_ns if path.exists() else 0
+    path.write_text(text)
+    os.utime(path, ns=(before + 2_000_000_000, before + 2_000_000_000))
+
+
+RUNNER_FINDING = ("pkg/runner.py", 5, "SL101")
+OTHER_FINDING = ("pkg/other.py", 5, "SL101")
+
+
+def test_warm_run_serves_results_from_the_cache(project: Path, runs: Runs) -> None:
+    cold = runs()
+    assert cold == {RUNNER_FINDING, OTHER_FINDING}
+    assert len(runs.linted) == 5  # every .py file
+    assert runs() == cold
+    assert runs.linted == []  # nothing changed: every result came from the cache
+    assert (runs.cache).is_dir() and not (project / ".sync-lint-cache").exists()
+
+
+def test_no_cache_writes_nothing(project: Path, runs: Runs) -> None:
+    assert runs(temporary=True) == {RUNNER_FINDING, OTHER_FINDING}
+    assert not runs.cache.exists() and not (project / ".sync-lint-cache").exists()
+
+
+def test_default_cache_at_the_project_root(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = api.plan(["."], target_torch_version=FIXTURE_TORCH)
+    api.run(plan, ["."], jobs=1)
+    folder = project / ".sync-lint-cache"
+    assert (folder / "index.sqlite").is_file()
+    assert (folder / ".gitignore").read_text().strip().endswith("*")
+
+
+def test_editing_a_dependency_changes_the_dependent_result(project: Path, runs: Runs) -> None:
+    assert RUNNER_FINDING in runs()
+    bump(project / "pkg/builder.py", BUILDER_GPU.replace(', device="cuda"', ""))
+    assert runs() == {OTHER_FINDING}
+    # The edited file and the file that read it are linted again; an unrelated one is not.
+    assert "pkg/runner.py" in runs.linted and "pkg/builder.py" in runs.linted
+    assert "pkg/other.py" not in runs.linted
+    bump(project / "pkg/builder.py", BUILDER_GPU)
+    assert runs() == {RUNNER_FINDING, OTHER_FINDING}
+    assert "pkg/runner.py" in runs.linted
+
+
+def test_editing_an_unrelated_file_keeps_the_others(project: Path, runs: Runs) -> None:
+    runs()
+    bump(project / "pkg/other.py", OTHER.replace(', device="cuda"', ""))
+    assert runs() == {RUNNER_FINDING}
+    assert runs.linted == ["pkg/other.py"]
+
+
+def test_deleting_a_file(project: Path, runs: Runs) -> None:
+    assert RUNNER_FINDING in runs()
+    (project / "pkg/builder.py").unlink()
+    assert runs() == {OTHER_FINDING}  # nothing builds a Batch any more: `lens` is a tensor of unknown device
+    assert "pkg/runner.py" in runs.linted
+
+
+def test_renaming_a_file(project: Path, runs: Runs) -> None:
+    runs()
+    (project / "pkg/builder.py").rename(project / "pkg/maker.py")
+    assert runs() == {RUNNER_FINDING, OTHER_FINDING}
+    plan = api.plan(["."], target_torch_version=FIXTURE_TORCH, project=api.ProjectOptions(cache_dir=runs.cache))
+    report = api.run(plan, ["pkg/runner.py"], jobs=1)
+    (finding,) = report.results[0].diagnostics
+    assert [Path(s.path).as_posix() for s in finding.evidence_steps][-1] == "pkg/maker.py"
+    # The renamed file is now where a CPU Batch is built: the finding follows it.
+    bump(project / "pkg/maker.py", BUILDER_GPU.replace(', device="cuda"', ""))
+    assert runs() == {OTHER_FINDING}
+
+
+def test_a_new_file_reaches_the_dependants(project: Path, runs: Runs) -> None:
+    (project / "pkg/builder.py").unlink()
+    assert runs() == {OTHER_FINDING}
+    write(project, {"pkg/late.py": BUILDER_GPU})
+    assert runs() == {RUNNER_FINDING, OTHER_FINDING}
+
+
+def test_settings_change(project: Path, runs: Runs) -> None:
+    """A configuration that changes facts (the name patterns) re-checks everything, and back."""
+    write(project, {"pkg/named.py": "def f(lens_d):\n    return lens_d.max().item()\n"})
+    named = ("pkg/named.py", 2, "SL101")
+    assert named not in runs()
+    write(project, {"pyproject.toml": '[tool.sync-lint]\ngpu-name-patterns = ["_d$"]\n'})
+    assert named in runs()
+    assert len(runs.linted) == 6  # every .py file: the results of the old settings are not used
+    write(project, {"pyproject.toml": ""})
+    assert named not in runs()
+
+
+def test_changing_the_selection_does_not_serve_other_rules_results(project: Path, runs: Runs) -> None:
+    runs()
+    plan = api.plan(["."], target_torch_version=FIXTURE_TORCH, ignore=["SL101"],
+                    project=api.ProjectOptions(cache_dir=runs.cache))
+    report = api.run(plan, ["."], jobs=1)
+    assert not [d for r in report.results for d in r.diagnostics]
+
+
+def test_summary_of_an_edited_file_with_the_same_size_and_stat(project: Path, runs: Runs) -> None:
+    """Content with the same size: the hash, not the size, decides."""
+    runs()
+    path = project / "pkg/builder.py"
+    text = BUILDER_GPU.replace('device="cuda"', 'device="cpu" ')
+    assert len(text) == len(BUILDER_GPU)
+    bump(path, text)
+    assert runs() == {OTHER_FINDING}
+
+
+# ==========================================================================================
+# The command line: a killed run, concurrent runs
+# ==========================================================================================
+
+
+def make_big_project(root: Path, modules: int = 120) -> None:
+    """A project large enough that a run takes a moment: chains of fields and parameters across modules."""
+    files = {"pyproject.toml": "", "pkg/__init__.py": "", "pkg/batch.py": BATCH}
+    for i in range(modules):
+        device = ', device="cuda"' if i % 3 else ""
+        files[f"pkg/m{i}.py"] = (
+            "import torch\n\nfrom pkg.batch import Batch\n"
+            + (f"from pkg.m{i - 1} import step{i - 1}\n" if i else "")
+            + f"\n\nclass Holder{i}:\n    def __init__(self, n):\n        self.buf{i} = torch.zeros(n{device})\n\n\n"
+            + f"def step{i}(x, batch: Batch):\n"
+            + f"    a = x.max().item()\n    b = batch.lens.tolist()\n    h = Holder{i}(3).buf{i}.sum().item()\n"
+            + (f"    step{i - 1}(torch.zeros(3{device}), batch)\n" if i else "")
+            + "    return a, b, h\n"
+            + f"\n\ndef make{i}(n):\n    return Batch(torch.zeros(n{device}))\n"
+        )
+    write(root, files)
+
+
+def cli(root: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "sync_lint", "check", ".", "--output-format", "json", "--exit-zero", "--no-progress",
+            "--target-torch-version", FIXTURE_TORCH, *args]
+
+
+def findings_of(output: str) -> set[tuple[str, int, str]]:
+    return {(Path(d["filename"]).name, d["location"]["row"], d["code"]) for d in json.loads(output)}
+
+
+def run_cli(root: Path, *args: str) -> set[tuple[str, int, str]]:
+    done = subprocess.run(cli(root, *args), cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return findings_of(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, set]:
+    root = tmp_path_factory.mktemp("big") / "proj"
+    make_big_project(root)
+    truth = run_cli(root, "--no-cache", "-j", "1")
+    assert len(truth) > 100
+    return root, truth
+
+
+def stored_results(cache: Path) -> int:
+    """How many per-file results the cache under `cache` holds now (-1: no database yet)."""
+    import sqlite3
+
+    found = list(cache.glob("*/index.sqlite"))
+    if not found:
+        return -1
+    try:
+        db = sqlite3.connect(f"file:{found[0]}?mode=ro", uri=True, timeout=1)
+        try:
+            return db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return -1
+
+
+@pytest.mark.parametrize("phase", ["indexing", "checking"])
+def test_a_killed_run_leaves_a_cache_a_later_run_uses_correctly(big: tuple[Path, set], tmp_path: Path,
+                                                                 phase: str) -> None:
+    """SIGKILL a run (and its workers) while it builds the index, or once it has stored some results but
+    not all; the next run on that cache gives the findings of a run without a cache."""
+    root, truth = big
+    cache = tmp_path / "cache"
+    process = subprocess.Popen(cli(root, "--cache-dir", str(cache), "-j", "2"), cwd=root,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    ready = (lambda: stored_results(cache) >= 0) if phase == "indexing" else (lambda: stored_results(cache) > 0)
+    deadline = time.monotonic() + 240
+    while not ready() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert process.poll() is None, "the run ended before it could be killed midway"
+    os.killpg(process.pid, signal.SIGKILL)  # the run and its workers
+    process.wait()
+    stored = stored_results(cache)
+    if phase == "checking":
+        assert 0 < stored < len(list(root.rglob("*.py")))  # it really stopped midway
+    assert run_cli(root, "--cache-dir", str(cache), "-j", "1") == truth
+    assert stored_results(cache) == len(list(root.rglob("*.py")))
+    assert run_cli(root, "--cache-dir", str(cache), "-j", "1") == truth  # and warm from what it stored
+
+
+def test_concurrent_runs_share_one_cache(big: tuple[Path, set], tmp_path: Path) -> None:
+    root, truth = big
+    cache = tmp_path / "cache"
+    processes = [subprocess.Popen(cli(root, "--cache-dir", str(cache), "-j", "1"), cwd=root, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=300) for p in processes]
+    for process, (out, err) in zip(processes, outputs):
+        assert process.returncode == 0, err
+        assert findings_of(out) == truth
+    assert run_cli(root, "--cache-dir", str(cache), "-j", "1") == truth
+
+
+def test_concurrent_run_while_a_file_changes(big: tuple[Path, set], tmp_path: Path) -> None:
+    """A run racing with an edit and another run: the cache ends correct for the final content."""
+    import shutil
+
+    root = tmp_path / "proj"
+    shutil.copytree(big[0], root)
+    cache = tmp_path / "cache"
+    first = subprocess.Popen(cli(root, "--cache-dir", str(cache), "-j", "1"), cwd=root, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    batch = root / "pkg/batch.py"
+    bump(batch, BATCH.replace("lens: torch.Tensor", "lens: torch.Tensor\n    extra: int = 0"))
+    second = subprocess.Popen(cli(root, "--cache-dir", str(cache), "-j", "1"), cwd=root, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    first.wait(timeout=300)
+    second.wait(timeout=300)
+    assert run_cli(root, "--cache-dir", str(cache), "-j", "1") == run_cli(root, "--no-cache", "-j", "1")
+
+
+# ==========================================================================================
+# Roots: project-roots, extend-project, --isolated
+# ==========================================================================================
+
+
+def test_extend_project_reads_a_folder_outside_the_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batch is built in a sibling folder (vendored code); `extend-project` lets the index read it."""
+    root = tmp_path / "app"
+    write(root, {"pyproject.toml": "", "pkg/__init__.py": "", "pkg/batch.py": BATCH, "pkg/runner.py": RUNNER})
+    write(tmp_path / "vendor", {"pkg/__init__.py": "", "pkg/builder.py": BUILDER_GPU})
+    monkeypatch.chdir(root)
+    runs = Runs(tmp_path / "cache", monkeypatch)
+    assert runs() == set()
+    write(root, {"pyproject.toml": '[tool.sync-lint]\nextend-project = ["../vendor"]\n'})
+    assert runs() == {RUNNER_FINDING}
+
+
+def test_project_roots_split_a_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two projects in one repository: with `project-roots` each has its own index, and a builder in
+    one does not decide the other's fields."""
+    repo = tmp_path / "repo"
+    write(repo, {"pyproject.toml": "", "one/pkg/__init__.py": "", "one/pkg/batch.py": BATCH,
+                 "one/pkg/runner.py": RUNNER, "two/pkg/__init__.py": "", "two/pkg/builder.py": BUILDER_GPU,
+                 "two/pkg/batch.py": BATCH})
+    monkeypatch.chdir(repo)
+    runs = Runs(tmp_path / "cache", monkeypatch)
+    # One index for the repository: both folders define `pkg.batch`, so two's builder decides one's field.
+    assert ("one/pkg/runner.py", 5, "SL101") in runs()
+    write(repo, {"pyproject.toml": '[tool.sync-lint]\nproject-roots = ["one", "two"]\n'})
+    assert runs() == set()
+
+
+def test_isolated_uses_no_index(project: Path, runs: Runs) -> None:
+    plan = api.plan(["."], isolated=True, target_torch_version=FIXTURE_TORCH)
+    assert plan.project is None
+    report = api.run(plan, ["."], jobs=1)
+    assert {(Path(d.path).as_posix(), d.start.row) for r in report.results for d in r.diagnostics} == \
+        {OTHER_FINDING[:2]}
+    assert not (project / ".sync-lint-cache").exists()

@@ -1,0 +1,737 @@
+"""The parts of the device analysis and the project index, each tested directly.
+
+flow (reachability), the evaluator, naming conventions and learned conventions (their
+threshold), per-file summaries, the index, the inference and the dependency recorder.
+The cache (`store.py`) has its own file: tests/test_project_store.py.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from sync_lint.analysis.conventions import DeviceSettings
+from sync_lint.analysis.facts import PYTHON, Device, Fact
+from sync_lint.project.deps import Reads, dep_id
+from sync_lint.project.index import ProjectIndex, table_rows
+from sync_lint.project.infer import TENSOR, Inference, join_sources
+from sync_lint.project.summary import annotation_types, summarize
+from test_device import fact_of
+
+# ==========================================================================================
+# flow.py: a path that ends in return/raise/break/continue is not joined after the branch
+# ==========================================================================================
+
+
+def test_the_issue_example_branch_ending_in_return_is_not_joined() -> None:
+    fact, _ = fact_of("""
+    import torch
+    def f(n, flag):
+        x = torch.zeros(n, device="cuda")
+        if flag:
+            x = torch.zeros(n)
+            return x
+        probe(x)
+    """)
+    assert fact.device is Device.GPU
+
+
+@pytest.mark.parametrize("ending", ["raise ValueError(x)", "return None", "return"])
+def test_branch_ending_in_raise_or_return(ending: str) -> None:
+    fact, _ = fact_of(f"""
+    import torch
+    def f(n, flag):
+        x = torch.zeros(n, device="cuda")
+        if flag:
+            x = torch.zeros(n)
+            {ending}
+        probe(x)
+    """)
+    assert fact.device is Device.GPU
+
+
+def test_else_branch_that_returns_leaves_the_if_branch() -> None:
+    fact, _ = fact_of("""
+    import torch
+    def f(n, flag):
+        x = torch.zeros(n)
+        if flag:
+            x = torch.zeros(n, device="cuda")
+        elif n:
+            raise RuntimeError
+        else:
+            return None
+        probe(x)
+    """)
+    assert fact.device is Device.GPU
+
+
+def test_a_branch_that_falls_through_is_still_joined() -> None:
+    fact, _ = fact_of("""
+    import torch
+    def f(n, flag):
+        x = torch.zeros(n, device="cuda")
+        if flag:
+            x = torch.zeros(n)
+        probe(x)
+    """)
+    assert fact.device is not Device.GPU
+
+
+def test_continue_ends_the_path_within_the_loop_body() -> None:
+    fact, _ = fact_of("""
+    import torch
+    def f(n, items):
+        for item in items:
+            x = torch.zeros(n, device="cuda")
+            if item:
+                x = torch.zeros(n)
+                continue
+            probe(x)
+    """)
+    assert fact.device is Device.GPU
+
+
+def test_break_state_reaches_the_code_after_the_loop() -> None:
+    fact, _ = fact_of("""
+    import torch
+    def f(n, items):
+        x = torch.zeros(n, device="cuda")
+        for item in items:
+            if item:
+                x = torch.zeros(n)
+                break
+        probe(x)
+    """)
+    assert fact.device is not Device.GPU  # the CPU value leaves the loop through `break`
+
+
+def test_nested_return_only_ends_its_own_path() -> None:
+    fact, _ = fact_of("""
+    import torch
+    def f(n, a, b):
+        x = torch.zeros(n, device="cuda")
+        if a:
+            x = torch.zeros(n)
+            if b:
+                return None
+        probe(x)
+    """)
+    assert fact.device is not Device.GPU  # `a and not b` reaches the probe with the CPU tensor
+
+
+def test_handler_that_returns_is_not_joined_after_try() -> None:
+    fact, _ = fact_of("""
+    import torch
+    def f(n):
+        x = torch.zeros(n, device="cuda")
+        try:
+            y = n + 1
+        except ValueError:
+            x = torch.zeros(n)
+            return None
+        probe(x)
+    """)
+    assert fact.device is Device.GPU
+
+
+def test_match_case_that_returns_is_not_joined() -> None:
+    fact, _ = fact_of("""
+    import torch
+    def f(n, kind):
+        x = torch.zeros(n, device="cuda")
+        match kind:
+            case "host":
+                x = torch.zeros(n)
+                return x
+            case _:
+                pass
+        probe(x)
+    """)
+    assert fact.device is Device.GPU
+
+
+# ==========================================================================================
+# evaluate.py
+# ==========================================================================================
+
+
+def test_device_of_an_unknown_tensor_is_an_accelerator_by_convention_only() -> None:
+    fact, _ = fact_of("""
+    def f(batch):
+        probe(batch.seq_lens.device)
+    """)
+    assert fact.value_kind == "device" and fact.device_value is Device.GPU
+    assert fact.convention
+
+
+def test_device_of_a_known_gpu_tensor_is_certain() -> None:
+    fact, _ = fact_of("""
+    import torch
+    x = torch.zeros(3, device="cuda")
+    probe(x.device)
+    """)
+    assert fact.device_value is Device.GPU and not fact.convention
+
+
+def test_tensor_built_on_an_unknown_tensors_device_reports_with_convention_confidence() -> None:
+    """The issue's inconsistency: `x.device` of an unknown `x` is now only a convention (alone, no project)."""
+    from fixture_support import lint_text
+
+    source = textwrap.dedent("""
+    import torch
+    def f(batch, data):
+        lens = batch.seq_lens.tolist()
+        return torch.tensor(data, device=batch.seq_lens.device)
+    """)
+    found = lint_text(source).diagnostics
+    assert [(d.start.row, d.code, d.confidence) for d in found] == [(5, "SL304", "convention")]
+
+
+def test_event_from_a_device_module() -> None:
+    fact, _ = fact_of("""
+    import torch
+    class W:
+        def __init__(self, device):
+            self.device_module = torch.get_device_module(device)
+        def f(self):
+            probe(self.device_module.Event())
+    """)
+    assert fact.value_kind == "event"
+
+
+def test_optional_tensor_annotation_is_a_tensor() -> None:
+    fact, _ = fact_of("""
+    from typing import Optional
+    import torch
+    def f(x: Optional[torch.Tensor]):
+        probe(x)
+    """)
+    assert fact.is_unknown_tensor or fact.tensor_like
+
+
+# ==========================================================================================
+# Naming conventions (analysis/conventions.py) and learned conventions (their threshold)
+# ==========================================================================================
+
+
+def test_name_patterns() -> None:
+    settings = DeviceSettings()
+    assert settings.by_name("lens_cpu")[0] is Device.CPU
+    assert settings.by_name("lens_gpu")[0] is Device.GPU
+    assert settings.by_name("lens") is None
+    assert settings.fact_for_name("device").value_kind == "device"
+    assert settings.fact_for_name("the_cpu_device").device_value is Device.CPU
+    assert settings.fact_for_name("dtype").value_kind == "dtype"
+    custom = DeviceSettings(cpu_name_patterns=(r"_h$",), gpu_name_patterns=(r"_d$",))
+    assert custom.by_name("x_h")[0] is Device.CPU and custom.by_name("x_d")[0] is Device.GPU
+    assert custom.by_name("lens_cpu") is None
+
+
+def _store_modules(gpu: int, cpu: int) -> list:
+    """Modules each with one class storing `lens` from a GPU (or CPU) tensor."""
+    modules = []
+    for i in range(gpu + cpu):
+        device = ', device="cuda"' if i < gpu else ""
+        source = f"import torch\nclass C{i}:\n    def __init__(self, n):\n        self.lens = torch.zeros(n{device})\n"
+        modules.append(summarize(source, f"m{i}.py", f"m{i}"))
+    return modules
+
+
+@pytest.mark.parametrize("gpu,cpu,sites,share,device", [
+    (3, 0, 3, 0.8, Device.GPU),   # three agreeing sites: a convention
+    (2, 0, 3, 0.8, None),         # too few sites
+    (2, 0, 2, 0.8, Device.GPU),   # ... unless the threshold allows two
+    (4, 1, 3, 0.8, Device.GPU),   # 4 of 5 = 0.8
+    (3, 1, 3, 0.8, None),         # 3 of 4 < 0.8
+    (3, 1, 3, 0.75, Device.GPU),  # ... enough at 0.75
+    (0, 3, 3, 0.8, Device.CPU),   # CPU conventions too
+])
+def test_learned_convention_threshold(gpu: int, cpu: int, sites: int, share: float, device: Device | None) -> None:
+    inference = Inference(ProjectIndex.from_summaries(_store_modules(gpu, cpu)), convention_sites=sites,
+                          convention_share=share)
+    fact = inference.attribute_convention("lens")
+    if device is None:
+        assert not fact.is_tensor
+    else:
+        assert fact.device is device and fact.convention
+        assert f"{gpu if device is Device.GPU else cpu} of {gpu + cpu} sites" in fact.reason
+
+
+def test_local_conventions_count_a_modules_stores() -> None:
+    from sync_lint.project.conventions import local_conventions
+
+    summary = summarize(textwrap.dedent("""
+    import torch
+    class A:
+        def __init__(self, n, other):
+            self.lens = torch.zeros(n, device="cuda")
+            self.lens = torch.zeros(n)
+            self.lens = torch.ones(n).cuda()
+            self.lens = other
+            self.name = "x"
+    """), "a.py", "a")
+    counts = local_conventions(summary)
+    gpu, cpu, total, gpu_example, cpu_example = counts["lens"]
+    assert (gpu, cpu, total) == (2, 1, 3)  # the unknown `other` is no evidence
+    assert gpu_example[0] == 5 and cpu_example[0] == 6
+    assert "name" not in counts or counts["name"][:2] == (0, 0)
+
+
+# ==========================================================================================
+# summary.py
+# ==========================================================================================
+
+
+@pytest.mark.parametrize("annotation,types", [
+    ("Optional[torch.Tensor]", ("torch.Tensor",)),
+    ("typing.Optional[Batch]", ("Batch",)),
+    ("torch.Tensor | None", ("torch.Tensor",)),
+    ("None | Batch", ("Batch",)),
+    ("'ForwardBatch'", ("ForwardBatch",)),
+    ("'Optional[ForwardBatch]'", ("ForwardBatch",)),
+    ("Union[Batch, torch.Tensor]", ("Batch", "torch.Tensor")),
+    ("Annotated[torch.Tensor, 'gpu']", ("torch.Tensor",)),
+    ("List[torch.Tensor]", ("List",)),
+    ("'not valid ('", ()),
+])
+def test_annotation_types(annotation: str, types: tuple[str, ...]) -> None:
+    import ast
+
+    assert annotation_types(ast.parse(annotation, mode="eval").body) == types
+
+
+SUMMARY_SOURCE = textwrap.dedent('''\
+    from __future__ import annotations
+    import torch
+    from typing import NamedTuple, Optional
+    from dataclasses import dataclass
+    from . import sibling
+    from .core import Batch as B
+    from .star import *
+
+    LIMIT = 4
+
+
+    @dataclass
+    class Meta:
+        seq_lens: torch.Tensor
+        out: Optional["torch.Tensor"] = None
+        n: int = 3
+
+
+    class Pair(NamedTuple):
+        a: torch.Tensor
+        b: "torch.Tensor"
+
+
+    class Worker(sibling.Base):
+        scale = 2.0
+
+        def __init__(self, device):
+            self.buf = torch.zeros(4, device=device)
+
+        def step(self, a: Optional[torch.Tensor], b: torch.Tensor | None, c: "Meta", *args, d=None, **kw):
+            for i in range(3):
+                run(a, b, key=c)
+            holder.lens = a
+            setattr(self, "named", b)
+            state = {"spec": a, 7: b}
+            state["extra"] = c
+            return Meta(a, out=b)
+
+
+    def gen():
+        yield 1
+
+
+    def under():
+        with torch.device("cuda"):
+            x = torch.zeros(3)
+        return x
+    ''')
+
+
+@pytest.fixture(scope="module")
+def summary():
+    return summarize(SUMMARY_SOURCE, "pkg/mod.py", "pkg.mod", False)
+
+
+def test_summary_imports_and_globals(summary) -> None:
+    assert summary.imports["sibling"] == "pkg.sibling"
+    assert summary.imports["B"] == "pkg.core.Batch"  # relative, renamed
+    assert summary.star_imports == ["pkg.star"]
+    assert summary.globals["LIMIT"] == ("lit", "number")
+    assert summary.global_lines["LIMIT"] == 9
+    package = summarize("from .core import Batch\nfrom . import x\n", "pkg/__init__.py", "pkg", True)
+    assert package.imports == {"Batch": "pkg.core.Batch", "x": "pkg.x"}
+
+
+def test_summary_classes_and_fields(summary) -> None:
+    meta = summary.classes["Meta"]
+    assert meta.fields_by_position
+    assert [(name, types, line) for name, types, _default, line in meta.fields] == [
+        ("seq_lens", ("torch.Tensor",), 14), ("out", ("torch.Tensor",), 15), ("n", ("int",), 16)]
+    assert meta.fields[1][2] == ("lit", "none")
+    pair = summary.classes["Pair"]
+    assert [f[0] for f in pair.fields] == ["a", "b"] and pair.fields[1][1] == ("torch.Tensor",)
+    assert pair.field_base(["typing.NamedTuple"])
+    worker = summary.classes["Worker"]
+    assert worker.bases == (("attr", ("name", "pkg.sibling"), "Base"),) or worker.bases[0][2] == "Base"
+    assert worker.methods == ("__init__", "step")
+    assert worker.attributes == (("scale", ("lit", "number"), 25),)
+
+
+def test_summary_parameters(summary) -> None:
+    step = summary.functions["Worker.step"]
+    params = {p.name: p for p in step.params}
+    assert params["a"].annotation == ("torch.Tensor",)
+    assert params["b"].annotation == ("torch.Tensor",)
+    assert params["c"].annotation == ("Meta",)
+    assert params["args"].kind == "star" and params["kw"].kind == "starstar"
+    assert params["d"].kind == "kwonly" and params["d"].default == ("lit", "none")
+    assert step.kind == "method" and step.class_name == "Worker"
+    assert summary.functions["gen"].is_generator
+
+
+def test_summary_stores(summary) -> None:
+    stores = {(s.attr, s.line): s for s in summary.stores}
+    buf = stores[("buf", 28)]
+    assert buf.owner == "Worker" and buf.base == ("param", "self")
+    assert buf.value[0] == "call" and ("device", ("param", "device")) in buf.value[3]
+    lens = stores[("lens", 33)]
+    assert lens.owner is None and lens.value == ("param", "a")
+    named = stores[("named", 34)]  # setattr with a literal name
+    assert named.owner == "Worker" and named.value == ("param", "b")
+
+
+def test_summary_call_sites(summary) -> None:
+    run = next(c for c in summary.calls if c.func == ("name", "run"))
+    assert run.function == "Worker.step" and run.line == 32 and run.loop_depth == 1
+    assert run.args == (("param", "a"), ("param", "b")) and run.kwargs == (("key", ("param", "c")),)
+    constructor = next(c for c in summary.calls if c.func == ("name", "Meta"))
+    assert constructor.args == (("param", "a"),) and constructor.kwargs == (("out", ("param", "b")),)
+    assert not any(c.func[0] == "attr" and c.func[1] == ("name", "torch") for c in summary.calls)  # torch is left out
+
+
+def test_summary_dict_entries(summary) -> None:
+    entries = {(e.key, e.line): e.value for e in summary.entries}
+    assert entries[("spec", 35)] == ("param", "a")
+    assert entries[("extra", 36)] == ("param", "c")
+    assert all(e.key != 7 for e in summary.entries)  # only string keys
+
+
+def test_summary_device_context_and_returns(summary) -> None:
+    (value,) = summary.functions["under"].returns
+    assert ("device", ("lit", "str", "cuda")) in value[3]
+
+
+def test_summary_of_broken_file_is_empty_with_error() -> None:
+    broken = summarize("def f(:\n", "b.py", "b")
+    assert broken.error and not broken.functions
+
+
+def test_table_rows(summary) -> None:
+    rows = set(table_rows(summary))
+    assert ("calls", "run", "pkg.mod") in rows and ("calls", "Meta", "pkg.mod") in rows
+    assert ("stores", "lens", "pkg.mod") in rows and ("stores", "named", "pkg.mod") in rows
+    assert ("entries", "spec", "pkg.mod") in rows
+    assert ("classes", "Worker", "pkg.mod") in rows
+    assert any(kind == "bases" and name == "pkg.mod.Worker" for kind, name, _ in rows)
+
+
+# ==========================================================================================
+# index.py
+# ==========================================================================================
+
+
+def _index(files: dict[str, str]) -> ProjectIndex:
+    summaries = []
+    for module, source in files.items():
+        package = module.endswith(".__init__")
+        name = module.removesuffix(".__init__")
+        path = module.replace(".", "/") + ".py"
+        summaries.append(summarize(textwrap.dedent(source), path, name, package))
+    return ProjectIndex.from_summaries(summaries)
+
+
+def test_resolve_follows_reexports_star_imports_and_stops_in_cycles() -> None:
+    index = _index({
+        "pkg.__init__": "from .core import Batch as B\nfrom .util import *\n",
+        "pkg.core": "class Batch:\n    pass\n",
+        "pkg.util": "def helper():\n    pass\nLIMIT = 3\n",
+        "pkg.a": "from pkg.b import X\n",
+        "pkg.b": "from pkg.a import X\n",
+    })
+    assert index.resolve("pkg.B").qualname == "pkg.core.Batch"
+    assert index.resolve("pkg.B").kind == "class"
+    assert index.resolve("pkg.helper").qualname == "pkg.util.helper"
+    assert index.resolve("pkg.LIMIT").kind == "global"
+    assert index.resolve("pkg.core").kind == "module"
+    assert index.resolve("pkg.a.X") is None  # an import cycle resolves to nothing, and ends
+    assert index.resolve("pkg.nothing") is None
+
+
+def test_hierarchy_across_modules() -> None:
+    index = _index({
+        "pkg.base": "class Base:\n    def f(self):\n        pass\n    def g(self):\n        pass\n",
+        "pkg.mid": "from pkg.base import Base\nclass Mid(Base):\n    def f(self):\n        pass\n",
+        "pkg.leaf": "from pkg import mid\nclass Leaf(mid.Mid):\n    pass\n",
+    })
+    assert index.mro("pkg.leaf.Leaf") == ["pkg.leaf.Leaf", "pkg.mid.Mid", "pkg.base.Base"]
+    assert index.subclasses("pkg.base.Base") == {"pkg.mid.Mid", "pkg.leaf.Leaf"}
+    assert index.method("pkg.leaf.Leaf", "f") == "pkg.mid.Mid.f"
+    assert index.method("pkg.leaf.Leaf", "g") == "pkg.base.Base.g"
+    assert index.method("pkg.leaf.Leaf", "h") is None
+
+
+def test_where_names_are_mentioned() -> None:
+    index = _index({
+        "pkg.a": "def f(x):\n    pass\nclass C:\n    def __init__(self):\n        self.lens = 1\n",
+        "pkg.b": "from pkg.a import f\nf(1)\nobj.lens = 2\nd = {'k': 3}\n",
+    })
+    assert [(s.module, c.line) for s, c in index.calls_named("f")] == [("pkg.b", 2)]
+    assert sorted((s.module, st.line) for s, st in index.stores_of("lens")) == [("pkg.a", 5), ("pkg.b", 3)]
+    assert [(s.module, e.line) for s, e in index.entries_of("k")] == [("pkg.b", 4)]
+
+
+# ==========================================================================================
+# infer.py
+# ==========================================================================================
+
+INFER_PROJECT = {
+    "pkg.batch": """
+        from dataclasses import dataclass
+        import torch
+        @dataclass
+        class Batch:
+            lens: torch.Tensor
+            host: torch.Tensor
+    """,
+    "pkg.make": """
+        import torch
+        from pkg.batch import Batch
+        def build(n):
+            return Batch(torch.zeros(n, device="cuda"), host=torch.zeros(n))
+        def ident(x):
+            return x
+        def use(n):
+            ident(torch.zeros(n, device="cuda"))
+            ident(torch.zeros(n))
+            take(torch.zeros(n, device="cuda"))
+            take(torch.ones(n).cuda())
+            loop(torch.zeros(n, device="cuda"), 3)
+        def take(t):
+            return t
+        def loop(x, k):
+            if k:
+                return loop(x, k - 1)
+            return x
+    """,
+}
+
+
+@pytest.fixture
+def inference() -> Inference:
+    return Inference(_index(INFER_PROJECT))
+
+
+def test_infer_fields_from_constructors(inference: Inference) -> None:
+    lens = inference.field(["pkg.batch.Batch"], "lens")
+    assert lens.device is Device.GPU and lens.where == "pkg/make.py:5"
+    assert inference.field(["pkg.batch.Batch"], "host").device is Device.CPU
+    assert inference.returns("pkg.make.build").value_kind == "object"
+
+
+def test_infer_parameters_from_callers(inference: Inference) -> None:
+    agreeing = inference.param("pkg.make.take", "t")
+    assert agreeing.device is Device.GPU and "2 of 2 sources" in agreeing.reason
+    assert inference.param("pkg.make.ident", "x").lattice() == TENSOR.lattice()  # callers disagree
+
+
+def test_infer_recursion_terminates(inference: Inference) -> None:
+    assert inference.param("pkg.make.loop", "x").device is Device.GPU
+    assert inference.returns("pkg.make.loop").device is Device.GPU
+
+
+def test_infer_returns_specialise_per_call(inference: Inference) -> None:
+    gpu = Fact(Device.GPU)
+    cpu = Fact(Device.CPU)
+    assert inference._returns_with("pkg.make.ident", [gpu], {}, 6).device is Device.GPU
+    assert inference._returns_with("pkg.make.ident", [cpu], {}, 6).device is Device.CPU
+
+
+def test_infer_specialisation_tells_device_strings_apart() -> None:
+    inference = Inference(_index({"pkg.m": "def moved(x, device):\n    return x.to(device)\n"}))
+    gpu = Fact(Device.GPU)
+    cuda = Fact(Device.NOT_TENSOR, value_kind="python", reason="cuda")
+    cpu = Fact(Device.NOT_TENSOR, value_kind="python", reason="cpu")
+    assert inference._returns_with("pkg.m.moved", [gpu, cpu], {}, 6).device is Device.CPU
+    assert inference._returns_with("pkg.m.moved", [Fact(Device.CPU), cuda], {}, 6).device is Device.GPU
+    assert inference._returns_with("pkg.m.moved", [gpu, cuda], {}, 6).device is Device.GPU
+
+
+def test_infer_answers_do_not_depend_on_the_order_of_questions() -> None:
+    keys = [("param", "pkg.make.take", "t", 6), ("return", "pkg.make.loop", 6), ("field", "pkg.batch.Batch", "lens", 6),
+            ("param", "pkg.make.loop", "x", 6), ("param", "pkg.make.ident", "x", 6)]
+    forward = Inference(_index(INFER_PROJECT))
+    backward = Inference(_index(INFER_PROJECT))
+    first = {key: forward.get(key).lattice() for key in keys}
+    second = {key: backward.get(key).lattice() for key in reversed(keys)}
+    assert first == second
+
+
+def test_join_sources_policy() -> None:
+    gpu, cpu = Fact(Device.GPU, reason="g"), Fact(Device.CPU, reason="c")
+    assert join_sources([gpu, gpu]).device is Device.GPU
+    assert join_sources([gpu, cpu]).lattice() == TENSOR.lattice()  # disagreement: a tensor, device unknown
+    majority = join_sources([gpu, gpu, gpu, gpu, cpu])
+    assert majority.device is Device.GPU and majority.convention  # 4 of 5 wins, as a convention
+    assert join_sources([gpu, Fact(Device.NOT_TENSOR, value_kind="none")]).device is Device.GPU  # None says nothing
+    assert join_sources([PYTHON]).value_kind == "python"
+
+
+def test_solved_keys_carry_what_they_read(inference: Inference) -> None:
+    inference.index.reads.enabled = True
+    inference.field(["pkg.batch.Batch"], "lens")
+    solved = {key: deps for key, _fact, deps in inference.solved()}
+    deps = solved[("field", "pkg.batch.Batch", "lens", 6)]
+    assert "m:pkg.make" in deps and "m:pkg.batch" in deps
+    assert inference.solved() == []  # handed out once
+
+
+# ==========================================================================================
+# deps.py
+# ==========================================================================================
+
+
+def test_reads_frames_nest() -> None:
+    reads = Reads()
+    reads.add("ignored")  # no frame open
+    reads.begin()
+    reads.add("m:a")
+    reads.begin()
+    reads.add("m:b")
+    assert reads.end() == frozenset({"m:b"})
+    assert reads.end() == frozenset({"m:a"})  # the inner frame's reads are not the outer's
+
+
+def test_memo_replays_what_the_computation_read() -> None:
+    reads = Reads()
+    cache: dict = {}
+    calls = []
+
+    def compute() -> int:
+        calls.append(1)
+        reads.add("m:x")
+        reads.add(("field", "C", "a", 6))
+        return 42
+
+    reads.begin()
+    assert reads.memo(cache, "k", compute) == 42
+    first = reads.end()
+    reads.begin()
+    assert reads.memo(cache, "k", compute) == 42  # a hit
+    second = reads.end()
+    assert len(calls) == 1
+    assert first == second == frozenset({"m:x", ("field", "C", "a", 6)})
+
+
+def test_disabled_reads_still_memoise() -> None:
+    reads = Reads(enabled=False)
+    cache: dict = {}
+    calls = []
+    reads.memo(cache, "k", lambda: calls.append(1) or 1)
+    reads.memo(cache, "k", lambda: calls.append(1) or 1)
+    assert len(calls) == 1
+
+
+def test_dep_ids_are_stable_and_distinct() -> None:
+    assert dep_id("m:a") == dep_id("m:a")
+    assert dep_id(("field", "C", "a", 6)) == dep_id(("field", "C", "a", 6))
+    ids = {dep_id(d) for d in ("m:a", "m:b", "n:stores:a", ("field", "C", "a", 6), ("field", "C", "a", 5))}
+    assert len(ids) == 5
+    assert all(-(2 ** 63) <= i < 2 ** 63 for i in ids)  # fits SQLite's INTEGER
+
+
+def test_classmethod_called_through_its_class_binds_cls_and_cls_calls_construct() -> None:
+    """`Batch.init_new(lens, device)` passes `lens` to `lens` (not to `cls`), and `cls(...)` in the
+    classmethod is a constructor call of `Batch`."""
+    inference = Inference(_index({
+        "pkg.b": """
+            from dataclasses import dataclass
+            import torch
+            @dataclass
+            class Batch:
+                lens: torch.Tensor
+                @classmethod
+                def init_new(cls, lens, device):
+                    return cls(lens=lens.to(device))
+        """,
+        "pkg.c": """
+            import torch
+            from pkg.b import Batch
+            def make(n):
+                return Batch.init_new(torch.zeros(n), "cuda")
+        """,
+    }))
+    assert inference.param("pkg.b.Batch.init_new", "lens").device is Device.CPU
+    assert inference.param("pkg.b.Batch.init_new", "device").reason == "cuda" or \
+        inference.param("pkg.b.Batch.init_new", "device").value_kind == "python"
+    lens = inference.field(["pkg.b.Batch"], "lens")
+    assert lens.device is Device.GPU and lens.where == "pkg/b.py:9"
+
+
+def test_summary_attrs_fields_without_annotations() -> None:
+    summary = summarize("import attr\n@attr.s\nclass M:\n    lens = attr.ib()\n    host = attr.ib(default=None)\n"
+                        "    plain = 3\n", "m.py", "m")
+    meta = summary.classes["M"]
+    assert [(f[0], f[2], f[3]) for f in meta.fields] == [("lens", None, 4), ("host", ("lit", "none"), 5)]
+    assert meta.attributes == (("plain", ("lit", "number"), 6),)
+    assert meta.fields_by_position
+
+
+def test_dataclasses_replace_and_partial_are_sources() -> None:
+    inference = Inference(_index({
+        "pkg.t": """
+            import dataclasses
+            import functools
+            import torch
+            @dataclasses.dataclass
+            class B:
+                lens: torch.Tensor
+            def refresh(b: B, n):
+                return dataclasses.replace(b, lens=torch.zeros(n, device="cuda"))
+            def consume(x, y):
+                return x
+            def bind(n):
+                return functools.partial(consume, torch.zeros(n, device="cuda"))
+        """,
+    }))
+    lens = inference.field(["pkg.t.B"], "lens")
+    assert lens.device is Device.GPU and lens.where == "pkg/t.py:9" and "replaced by" in lens.reason
+    x = inference.param("pkg.t.consume", "x")
+    assert x.device is Device.GPU and x.where == "pkg/t.py:13"
+    assert not _informative_param(inference.param("pkg.t.consume", "y"))
+
+
+def _informative_param(fact: Fact) -> bool:
+    return fact.is_tensor or fact.is_unknown_tensor
+
+
+def test_dataclasses_replace_is_filed_apart_from_other_replace_calls() -> None:
+    """Field answers read the call table of `dataclasses.replace`, not that of every `str.replace`
+    (which would make any such edit drop every cached field)."""
+    source = "import dataclasses\nfrom dataclasses import replace as r\ndef f(b, s):\n" \
+             "    dataclasses.replace(b, x=1)\n    r(b, x=2)\n    return s.replace('a', 'b')\n"
+    rows = [(kind, name) for kind, name, _ in table_rows(summarize(source, "m.py", "m")) if kind == "calls"]
+    assert rows.count(("calls", "dataclasses.replace")) == 2
+    assert rows.count(("calls", "replace")) == 1
+
+
+def test_cls_call_in_a_classmethod_is_filed_under_the_class() -> None:
+    source = "class B:\n    @classmethod\n    def make(cls, x):\n        return cls(x)\n" \
+             "def g(fn, x):\n    return fn(x)\n"
+    rows = [name for kind, name, _ in table_rows(summarize(source, "m.py", "m")) if kind == "calls"]
+    assert rows == ["B"]  # a callback parameter's call is filed under no name

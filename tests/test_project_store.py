@@ -1,0 +1,176 @@
+"""The cache database (`sync_lint/project/store.py`), tested directly: what an update drops, the
+generation that keeps answers of an older index out, settings, and damaged databases."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sync_lint.analysis.facts import Device, Fact
+from sync_lint.project import store as store_module
+from sync_lint.project.store import ProjectStore, changed_labels, content_hash, prepare_cache_dir
+from sync_lint.project.summary import summarize
+
+
+def row(path: str, module: str, source: str, mtime: int = 1):
+    data = textwrap.dedent(source).encode()
+    summary = summarize(data, path, module)
+    return (path, mtime, len(data), content_hash(data), summary)
+
+
+A = "import torch\nclass A:\n    def __init__(self):\n        self.lens = torch.zeros(3, device='cuda')\n"
+B = "def f(x):\n    return x\n"
+C = "from a import A\ndef g():\n    return A()\n"
+
+GPU = Fact(Device.GPU, reason="gpu")
+CPU = Fact(Device.CPU, reason="cpu")
+K_A = ("field", "a.A", "lens", 6)   # reads module a
+K_B = ("return", "b.f", 6)          # reads module b
+K_C = ("return", "c.g", 6)          # reads module c and uses K_A
+K_S = ("attrconv", "lens")          # reads the stores of `lens`
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    db = ProjectStore(tmp_path / "index.sqlite")
+    db.update([row("/p/a.py", "a", A), row("/p/b.py", "b", B), row("/p/c.py", "c", C)], [])
+    db.use_settings("s1")
+    generation = db.generation()
+    assert db.put_facts([(K_A, GPU, frozenset({"m:a"})), (K_B, CPU, frozenset({"m:b"})),
+                         (K_C, GPU, frozenset({"m:c", K_A})), (K_S, GPU, frozenset({"n:stores:lens"}))], generation)
+    assert db.put_result("/p/a.py", "ka", "result-a", {"m:a"}, generation)
+    assert db.put_result("/p/b.py", "kb", "result-b", {"m:b"}, generation)
+    assert db.put_result("/p/c.py", "kc", "result-c", {K_C}, generation)
+    yield db
+    db.close()
+
+
+def cached(db: ProjectStore) -> dict:
+    facts = {key: db.fact(key) is not None for key in (K_A, K_B, K_C, K_S)}
+    results = {path: db.result(path, key) is not None for path, key in
+               (("/p/a.py", "ka"), ("/p/b.py", "kb"), ("/p/c.py", "kc"))}
+    return {**facts, **results}
+
+
+def test_stored_answers_come_back(store: ProjectStore) -> None:
+    assert store.fact(K_A).lattice() == GPU.lattice()
+    assert store.result("/p/b.py", "kb") == "result-b"
+    assert store.result("/p/b.py", "other-key") is None  # a result is only for its key
+    assert store.results({"/p/a.py": "ka", "/p/b.py": "wrong"}) == {"/p/a.py": "result-a"}
+    assert set(store.modules()) == {"a", "b", "c"}
+    assert store.summary("a").classes["A"].name == "A"
+
+
+def test_update_drops_exactly_the_dependants_transitively(store: ProjectStore) -> None:
+    before = store.generation()
+    # `a` changes (a different value is stored; the attribute stays, so no `n:stores:lens`).
+    store.update([row("/p/a.py", "a", A.replace("'cuda'", "'cpu'"), mtime=2)], [])
+    assert store.generation() == before + 1
+    assert cached(store) == {
+        K_A: False,       # read m:a
+        K_B: True,
+        K_C: False,       # used K_A
+        K_S: True,        # the stores of `lens` are in the same modules as before
+        "/p/a.py": False,
+        "/p/b.py": True,
+        "/p/c.py": False,  # used K_C
+    }
+
+
+def test_a_new_store_drops_what_read_that_name(store: ProjectStore) -> None:
+    store.update([row("/p/b.py", "b", B + "def h(o):\n    o.lens = 1\n", mtime=2)], [])
+    assert cached(store) == {K_A: True, K_B: False, K_C: True, K_S: False,
+                             "/p/a.py": True, "/p/b.py": False, "/p/c.py": True}
+
+
+def test_removing_a_file_drops_its_dependants(store: ProjectStore) -> None:
+    store.update([], ["/p/b.py"])
+    assert "b" not in store.modules()
+    assert cached(store)[K_B] is False and cached(store)["/p/b.py"] is False
+    assert cached(store)[K_A] is True and cached(store)["/p/c.py"] is True
+
+
+def test_same_content_drops_nothing(store: ProjectStore) -> None:
+    store.update([row("/p/b.py", "b", B, mtime=5)], [])
+    assert all(cached(store).values())
+    assert store.stats()["/p/b.py"].mtime_ns == 5
+
+
+def test_touched_files_only_refresh_their_stat(store: ProjectStore) -> None:
+    generation = store.generation()
+    store.update([], [], touched=[("/p/a.py", 99, len(A))])
+    assert store.stats()["/p/a.py"].mtime_ns == 99
+    assert store.generation() == generation
+    assert all(cached(store).values())
+
+
+def test_answers_of_an_older_generation_are_not_stored(store: ProjectStore) -> None:
+    old = store.generation()
+    store.update([row("/p/b.py", "b", "def f(x):\n    return x + 1\n", mtime=2)], [])
+    assert not store.put_facts([(K_B, CPU, frozenset({"m:b"}))], old)
+    assert store.fact(K_B) is None
+    assert not store.put_result("/p/b.py", "kb2", "stale", {"m:b"}, old)
+    assert store.result("/p/b.py", "kb2") is None
+    assert store.put_facts([(K_B, CPU, frozenset({"m:b"}))], store.generation())
+
+
+def test_settings_change_clears_facts_and_results(store: ProjectStore) -> None:
+    store.use_settings("s1")
+    assert all(cached(store).values())
+    store.use_settings("s2")
+    assert not any(cached(store).values())
+    assert set(store.modules()) == {"a", "b", "c"}  # summaries do not depend on settings
+
+
+def test_facts_except_sets_aside_the_dependants(store: ProjectStore) -> None:
+    view = store.facts_except({"m:a"})
+    assert view.fact(K_A) is None and view.fact(K_C) is None
+    assert view.fact(K_B) is not None
+    assert store.fact(K_A) is not None  # nothing was deleted
+
+
+def test_changed_labels() -> None:
+    from sync_lint.project.index import table_rows
+    from sync_lint.project.store import module_state
+
+    def state(source: str):
+        summary = summarize(source, "m.py", "m")
+        return module_state(summary, source.encode(), set(table_rows(summary)))
+
+    same = state(B)
+    assert changed_labels({"m": same}, {"m": state(B)}) == set()
+    labels = changed_labels({"m": state(B)}, {"m": state(B + "o.lens = 1\n")})
+    assert {"m:m", "n:stores:lens"} <= labels
+    assert "s:m" not in labels  # the names the module defines did not change
+    assert "s:m" in changed_labels({"m": state(B)}, {"m": state(B + "def h():\n    pass\n")})
+    gone = changed_labels({"m": state(B)}, {})
+    assert {"m:m", "s:m"} <= gone
+
+
+def test_corrupt_database_is_rebuilt(tmp_path: Path) -> None:
+    path = tmp_path / "index.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    db = ProjectStore(path)
+    db.update([row("/p/b.py", "b", B)], [])
+    assert db.modules() == ["b"]
+    db.close()
+
+
+def test_database_of_another_format_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "index.sqlite"
+    db = ProjectStore(path)
+    db.update([row("/p/b.py", "b", B)], [])
+    db.close()
+    monkeypatch.setattr(store_module, "summary_fingerprint", lambda: "another format")
+    db = ProjectStore(path)
+    assert db.modules() == []
+    db.close()
+
+
+def test_cache_folder_ignores_itself(tmp_path: Path) -> None:
+    folder = tmp_path / ".sync-lint-cache"
+    prepare_cache_dir(folder)
+    assert (folder / ".gitignore").read_text().splitlines()[-1] == "*"
+    assert (folder / "CACHEDIR.TAG").read_text().startswith("Signature: 8a477f597d28d172789f06886806bc55")
