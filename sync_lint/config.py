@@ -47,7 +47,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("respect-gitignore", "bool", "Skip files matched by .gitignore files."),
     Option("allowed-sync-contexts", "str-list", "Context managers whose `with` blocks are intentional syncs."),
     Option("strict", "bool", "Also report values that look like tensors of unknown device."),
-    Option("target-torch-version", "str", "Torch version to lint for (default: installed, else newest known)."),
+    Option("target-torch-version", "str", "Torch version to lint for (default: the torch the project pins, else the newest measured)."),
     Option("cpu-name-patterns", "str-list", "Regexes: names matching them hold CPU tensors."),
     Option("gpu-name-patterns", "str-list", "Regexes: names matching them hold GPU tensors."),
     Option("gpu-attributes", "str-list", "Attribute names known to hold GPU tensors (e.g. `seq_lens`)."),

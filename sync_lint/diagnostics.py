@@ -14,7 +14,10 @@ from typing import Literal
 
 Applicability = Literal["safe", "unsafe"]
 
-DOCS_URL = "https://sync-lint.readthedocs.io/en/latest/rules/{code}.html"
+from sync_lint import REPOSITORY, __version__
+
+# Rule documentation is served from the repository: docs/rules/<CODE>.md at the release tag.
+DOCS_URL = f"{REPOSITORY}/blob/v{__version__}/docs/rules/{{code}}.md"
 
 
 @dataclass(frozen=True, order=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from dataclasses import replace
 from typing import TYPE_CHECKING, Sequence
 
 import libcst as cst
@@ -75,7 +76,48 @@ def lint_source(
     if findings:
         result.diagnostics.extend(findings.diagnostics(ignored_codes | directives.ignored_codes))
     result.diagnostics.sort(key=lambda d: d.sort_key)
+    result.diagnostics = merge_same_line(result.diagnostics)
     return result
+
+
+def merge_same_line(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """One finding per line, rule and cause: `a[s[i]:s[i + 1]]` is one problem, not two.
+
+    Findings merge when they share the row, the code, the message and the evidence; the
+    merged one keeps the first's position and counts the sites (`occurrences`). Fixes
+    merge when all have one of the same kind and their edits do not overlap; otherwise
+    the findings stay apart, so that no fix is lost.
+    """
+    groups: dict[tuple, list[Diagnostic]] = {}
+    order: list[tuple] = []
+    for d in diagnostics:
+        key = (d.code, d.start.row, d.message, d.evidence)
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(d)
+    out: list[Diagnostic] = []
+    for key in order:
+        group = groups[key]
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        fixes = [d.fix for d in group]
+        if all(f is None for f in fixes):
+            fix = None
+        elif all(f is not None for f in fixes) and len({(f.applicability, f.message) for f in fixes}) == 1:
+            edits = sorted((e for f in fixes for e in f.edits), key=lambda e: (e.start, e.end))
+            if any(b.start < a.end for a, b in zip(edits, edits[1:])):
+                out.extend(group)
+                continue
+            first = fixes[0]
+            needs = tuple(dict.fromkeys(m for f in fixes for m in f.needs_imports))
+            fix = replace(first, edits=tuple(edits), needs_imports=needs)
+        else:
+            out.extend(group)
+            continue
+        out.append(replace(group[0], fix=fix, occurrences=sum(d.occurrences for d in group)))
+    return out
 
 
 def lint_file(

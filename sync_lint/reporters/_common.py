@@ -14,7 +14,9 @@ if TYPE_CHECKING:
 RuleMap = dict[str, "type[Rule]"]
 
 TOOL_NAME = "sync-lint"
-INFORMATION_URI = "https://sync-lint.readthedocs.io/"
+from sync_lint import REPOSITORY  # noqa: E402
+
+INFORMATION_URI = REPOSITORY
 
 
 def tool_version() -> str:

@@ -173,17 +173,15 @@ def render_full(
 
     diagnostics = ranked_diagnostics(results)
     errors = sorted_errors(results)
-    if statistics:  # ruff: --statistics prints the table instead of the findings
-        for error in errors:
-            emit(Text(error_line(error)))
+    if statistics:  # ruff: --statistics prints the table instead of the findings (tabs kept as tabs)
+        out = [error_line(error) for error in errors]
         if errors:
-            emit()
-        emit(Text(statistics.rstrip("\n")))
+            out.append("")
+        out.append(statistics.rstrip("\n"))
         if not quiet:
-            emit()
-            for line in Summary.of(diagnostics, errors, unsafe_fixes).lines():
-                emit(Text(line))
-        return buffer.getvalue()
+            out.append("")
+            out.extend(Summary.of(diagnostics, errors, unsafe_fixes).lines())
+        return "\n".join(out) + "\n"
     for d in diagnostics:
         emit(_header(d, unsafe_fixes))
         for line in _frame(d, show_fixes_preview):
