@@ -43,11 +43,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("exclude", "str-list", "Gitignore-style patterns replacing the default excludes."),
     Option("extend-exclude", "str-list", "Gitignore-style patterns excluded on top of `exclude`."),
     Option("force-exclude", "bool", "Apply `exclude` and `extend-exclude` to files named on the command line too "
-           "(what pre-commit passes)."),
+           "(what pre-commit passes); `--force-exclude` on the command line."),
     Option("respect-gitignore", "bool", "Skip files matched by .gitignore files."),
     Option("allowed-sync-contexts", "str-list", "Context managers whose `with` blocks are intentional syncs."),
     Option("strict", "bool", "Also report values that look like tensors of unknown device."),
-    Option("target-torch-version", "str", "Torch version to lint for (default: the torch the project pins, else the newest measured)."),
+    Option("target-torch-version", "str", "Torch version to lint for. Default: the torch the project pins "
+           "(`torch==X.Y[.Z]` or `~=` in `pyproject.toml`'s dependencies, else in `requirements*.txt` at its "
+           "root), else 2.11, the newest the measurements cover; never the installed torch, so every "
+           "environment gets the same findings."),
     Option("cpu-name-patterns", "str-list", "Regexes: names matching them hold CPU tensors."),
     Option("gpu-name-patterns", "str-list", "Regexes: names matching them hold GPU tensors."),
     Option("gpu-attributes", "str-list", "Attribute names known to hold GPU tensors (e.g. `seq_lens`)."),

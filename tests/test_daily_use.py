@@ -584,3 +584,20 @@ def test_sarif_relative_uris_fingerprints_and_schema(project: Path) -> None:
         assert len(result["locations"]) <= 10
     assert by_uri["src/model.py"]["level"] == "error"
     assert by_uri["tests/test_model.py"]["level"] == "warning"
+
+
+def test_unused_noqa_is_reported_and_fixed(project: Path) -> None:
+    source = ("import torch\n"
+              "x = torch.ones(3)  # noqa: SL101\n"
+              "y = torch.zeros(3, device='cuda')\n"
+              "v = y.sum().item()  # noqa: SL101, SL301  # keep me\n"
+              "w = 1  # noqa: E501\n")
+    write(project, {"m.py": source})
+    objects = json.loads(invoke("check", "--output-format", "json", "--jobs", "1", "m.py").stdout)
+    assert [(o["code"], o["location"]["row"]) for o in objects] == [("SL900", 2), ("SL900", 4)]
+    # Not reported for a rule that did not run.
+    assert invoke("check", "--ignore", "SL101,SL301", "--jobs", "1", "m.py").exit_code == 0
+    assert invoke("check", "--fix", "--jobs", "1", "m.py").exit_code == 0
+    assert (project / "m.py").read_text().splitlines() == [
+        "import torch", "x = torch.ones(3)", "y = torch.zeros(3, device='cuda')",
+        "v = y.sum().item()  # noqa: SL101  # keep me", "w = 1  # noqa: E501"]

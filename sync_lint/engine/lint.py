@@ -15,6 +15,8 @@ from sync_lint.engine.walker import Walker
 from sync_lint.source import SourceError, read_source
 from sync_lint.suppression import file_directives
 
+UNUSED_NOQA_CODE = "SL900"
+
 if TYPE_CHECKING:
     from sync_lint.config import Settings
     from sync_lint.project.view import ProjectView
@@ -75,6 +77,11 @@ def lint_source(
         return result
     if findings:
         result.diagnostics.extend(findings.diagnostics(ignored_codes | directives.ignored_codes))
+    if UNUSED_NOQA_CODE in {r.code for r in active}:
+        from sync_lint.engine.unused_noqa import unused_noqa
+
+        checked = {r.code for r in active} - ignored_codes - directives.ignored_codes - {UNUSED_NOQA_CODE}
+        result.diagnostics.extend(unused_noqa(source, path, checked, findings.used_noqa, ctx.positions.lines))
     result.diagnostics.sort(key=lambda d: d.sort_key)
     result.diagnostics = merge_same_line(result.diagnostics)
     return result
