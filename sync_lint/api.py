@@ -20,10 +20,12 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from sync_lint.config import (
     ConfigError,
     Settings,
-    installed_torch_version,
+    apply_overrides,
+    parse_override,
     resolve_settings,
 )
 from sync_lint.diagnostics import FileError, FileResult
+from sync_lint.ranking import rank_results
 from sync_lint.registry import RuleLoadError, all_rules
 from sync_lint.rulekit.rule import Rule
 from sync_lint.selection import (
@@ -95,7 +97,7 @@ def _split(values: Sequence[str]) -> tuple[str, ...] | None:
 def plan(
     paths: Sequence[str] = (),
     *,
-    config: str | None = None,
+    config: str | Sequence[str] | None = None,
     isolated: bool = False,
     select: Sequence[str] = (),
     extend_select: Sequence[str] = (),
@@ -103,8 +105,12 @@ def plan(
     strict: bool | None = None,
     target_torch_version: str | None = None,
     project: ProjectOptions | None = ProjectOptions(),
+    force_exclude: bool = False,
 ) -> Plan:
     """Settings (from the configuration found for `paths`, then the overrides) and the enabled rules.
+
+    `config`: a configuration file, or `KEY = VALUE` overrides (ruff's `--config`), or a list of both
+    (at most one file).
 
     `project`: how to use the project index; `isolated` turns it off along with the
     configuration files. Raises UsageError on bad input.
@@ -113,14 +119,18 @@ def plan(
         registry = all_rules()
     except RuleLoadError as exc:
         raise UsageError(str(exc)) from None
+    config_file, overrides = split_config_arguments(config)
     try:
         if isolated:
             settings = Settings(root=Path.cwd().resolve())
         else:
             anchors = [Path(p) for p in paths if p != "-" and Path(p).exists()]
-            settings = resolve_settings(anchors, Path(config) if config else None)
+            settings = resolve_settings(anchors, Path(config_file) if config_file else None)
+        settings = apply_overrides(settings, [parse_override(text) for text in overrides])
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
+    if force_exclude:
+        settings = settings.override(force_exclude=True)
     settings = settings.override(
         select=_split(select),
         ignore=(*settings.ignore, *(_split(ignore) or ())) if ignore else None,
@@ -128,8 +138,10 @@ def plan(
         strict=strict,
         target_torch_version=target_torch_version,
     )
+    if target_torch_version is not None:
+        settings = settings.override(target_torch_source="--target-torch-version")
     if settings.target_torch_version is None:
-        settings = settings.override(target_torch_version=installed_torch_version() or NEWEST_MEASURED_TORCH)
+        settings = project_torch_target(settings)
     try:
         codes = enabled_codes(list(registry), settings.select, settings.extend_select, settings.ignore)
         # Validate per-file-ignores selectors up front: a typo must not pass silently.
@@ -143,6 +155,40 @@ def plan(
     notes = tuple(note for code in codes for note in _version_notes(registry[code], target, code in named))
     return Plan(settings=settings, rules=rules, registry=registry, notes=notes,
                 project=None if isolated else project)
+
+
+def split_config_arguments(config: str | Sequence[str] | None) -> tuple[str | None, list[str]]:
+    """(the configuration file, the `KEY=VALUE` overrides) among `--config` arguments."""
+    if config is None:
+        return None, []
+    values = [config] if isinstance(config, str) else list(config)
+    files = [v for v in values if Path(v).is_file() or "=" not in v]
+    overrides = [v for v in values if v not in files]
+    if len(files) > 1:
+        raise UsageError("--config: at most one configuration file (the others may be KEY=VALUE overrides)")
+    return (files[0] if files else None), overrides
+
+
+def project_torch_target(settings: Settings) -> Settings:
+    """The target torch when no configuration names one: the project's pinned torch, else the newest measured.
+
+    Never the installed torch: a developer's venv and the pre-commit hook's environment must agree.
+    """
+    from sync_lint.config import declared_torch_version
+
+    declared = declared_torch_version(settings.root)
+    if declared is None and settings.config_path is None:
+        from sync_lint.project.roots import ROOT_MARKERS
+
+        here = Path.cwd().resolve()
+        for folder in (here, *here.parents):
+            if any((folder / marker).exists() for marker in ROOT_MARKERS):
+                declared = declared_torch_version(folder)
+                break
+    if declared is not None:
+        return settings.override(target_torch_version=declared[0], target_torch_source=declared[1])
+    return settings.override(target_torch_version=NEWEST_MEASURED_TORCH,
+                             target_torch_source="the default: the newest torch the measurements cover")
 
 
 def version_notes(rules: Sequence[type[Rule]], target: str | None) -> list[str]:
@@ -247,6 +293,8 @@ def _check_file(path: str) -> FileResult:
         original = read_source(path)
     except SourceError as exc:
         return FileResult(path, errors=[FileError(path, str(exc))])
+    if path.endswith(".ipynb"):
+        return _check_notebook(path, original.text, job)
     ignored = job.ignores.codes_for(path)
     opened = job.open_project(path)
     key = job.result_key(path)
@@ -266,6 +314,26 @@ def _check_file(path: str) -> FileResult:
     if job.fix is None:
         return result
     return _fix_file(original, result, job, ignored, view)
+
+
+def _check_notebook(path: str, data: str, job: _Job) -> FileResult:
+    """A notebook's code cells, linted as one module; findings carry their cell (never fixed)."""
+    from sync_lint.engine.lint import lint_source
+    from sync_lint.notebook import NotebookError, map_diagnostic, parse_notebook
+
+    try:
+        notebook = parse_notebook(data)
+    except NotebookError as exc:
+        return FileResult(path, errors=[FileError(path, str(exc))])
+    try:
+        view = job.project_view(path, notebook.text)
+        result = lint_source(notebook.text, path, job.rules, job.settings, ignored_codes=job.ignores.codes_for(path),
+                             project=view)
+    except Exception as exc:  # an engine bug on one file must not end the run
+        return FileResult(path, errors=[FileError(path, f"internal error: {type(exc).__name__}: {exc}")])
+    result.diagnostics = [map_diagnostic(d, notebook) for d in result.diagnostics]
+    result.diagnostics.sort(key=lambda d: d.sort_key)
+    return result
 
 
 def _fix_file(original, result: FileResult, job: _Job, ignored: frozenset[str], view) -> FileResult:  # type: ignore[no-untyped-def]
@@ -350,7 +418,9 @@ def run_files(
     fresh = run_per_file(todo, _process_file, initializer=_start_job, initargs=initargs,
                          jobs=jobs or plan.settings.jobs, on_result=on_result)
     by_path = dict(zip(todo, fresh))
-    return _report([cached[path] if path in cached else by_path[path] for path in files])
+    results = [cached[path] if path in cached else by_path[path] for path in files]
+    rank_results(results, plan.settings.root)
+    return _report(results)
 
 
 def _cached_results(plan: Plan, files: Sequence[str], projects: dict[str, "Project"]) -> dict[str, FileResult]:
@@ -410,6 +480,7 @@ def _run_source(plan: Plan, source: str, path: str, fix: FixMode | None) -> Repo
                {anchor: p for p in projects_of(plan, [anchor]).values()})
     view = job.project_view(anchor, source)
     result = lint_source(source, path, plan.rules, plan.settings, ignored_codes=ignored, project=view)
+    rank_results([result], plan.settings.root)
     if fix is None:
         return _report([result])
     from sync_lint.fix import fix_source, is_applicable, unified_diff
@@ -425,6 +496,7 @@ def _run_source(plan: Plan, source: str, path: str, fix: FixMode | None) -> Repo
             output = outcome.new_source
             if fix.diff:
                 result.diff = unified_diff(source, outcome.new_source, path)
+    rank_results([result], plan.settings.root)
     report = _report([result])
     report.source_output = None if fix.diff else output
     return report
@@ -469,17 +541,40 @@ def read_lines_cached() -> Callable[[str], list[str]]:
     return read_lines
 
 
-def apply_baseline(results: list[FileResult], baseline_path: Path) -> list:
-    """Drop the findings the baseline records; return the stale baseline entries.
-
-    Only entries for files this run checked can be stale: a partial run says nothing of the rest.
-    """
+def read_baseline(baseline_path: Path):  # type: ignore[no-untyped-def]
+    """The baseline at `baseline_path`; UsageError when it is missing or malformed (check it before a run)."""
     from sync_lint.baseline import BaselineError, load_baseline
 
     try:
-        baseline = load_baseline(baseline_path)
+        return load_baseline(baseline_path)
     except BaselineError as exc:
         raise UsageError(str(exc)) from None
+
+
+def read_changed_lines(rev: str):  # type: ignore[no-untyped-def]
+    """The lines changed since `rev` (from the working directory's repository); UsageError on a bad revision."""
+    from sync_lint.changed_lines import ChangedLinesError, changed_lines
+
+    try:
+        return changed_lines(rev, Path.cwd())
+    except ChangedLinesError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def discover_files(plan: Plan, paths: Sequence[str]):  # type: ignore[no-untyped-def]
+    """The files a run over `paths` checks (`sync_lint.discovery.Discovery`)."""
+    from sync_lint.discovery import discover
+
+    return discover(list(paths), plan.settings)
+
+
+def apply_baseline(results: list[FileResult], baseline_path: "Path | object") -> list:
+    """Drop the findings the baseline records; return the stale baseline entries.
+
+    `baseline_path`: a path, or a baseline `read_baseline` returned.
+    Only entries for files this run checked can be stale: a partial run says nothing of the rest.
+    """
+    baseline = read_baseline(baseline_path) if isinstance(baseline_path, (str, Path)) else baseline_path
     diagnostics = [d for r in results for d in r.diagnostics]
     outcome = baseline.filter(diagnostics, read_lines_cached(), checked_paths=[r.path for r in results])
     keep = {id(d) for d in outcome.new}
@@ -488,23 +583,18 @@ def apply_baseline(results: list[FileResult], baseline_path: Path) -> list:
     return outcome.stale
 
 
-def apply_changed_lines(results: list[FileResult], rev: str) -> None:
-    """Keep only the findings on lines changed since the git revision `rev`."""
-    from sync_lint.changed_lines import (
-        ChangedLinesError,
-        changed_lines,
-        filter_diagnostics,
-    )
+def apply_changed_lines(results: list[FileResult], rev: "str | object") -> None:
+    """Keep only the findings on lines changed since the git revision `rev` (or a `read_changed_lines` answer)."""
+    from sync_lint.changed_lines import filter_diagnostics
 
-    try:
-        changed = changed_lines(rev, Path.cwd())
-    except ChangedLinesError as exc:
-        raise UsageError(str(exc)) from None
+    changed = read_changed_lines(rev) if isinstance(rev, str) else rev
     for result in results:
         result.diagnostics = filter_diagnostics(result.diagnostics, changed)
 
 
-def create_baseline(plan: Plan, paths: Sequence[str], baseline_file: Path, *, jobs: int | None = None) -> tuple[int, int, list[FileError]]:
+def create_baseline(plan: Plan, paths: Sequence[str], baseline_file: Path, *, jobs: int | None = None,
+                    on_result: Callable[[FileResult], None] | None = None,
+                    on_files: Callable[[int], None] | None = None) -> tuple[int, int, list[FileError]]:
     """Record the current findings under `paths` in `baseline_file`: (entries, files, file errors)."""
     from sync_lint.baseline import BaselineError
     from sync_lint.baseline import create_baseline as write_baseline
@@ -513,7 +603,9 @@ def create_baseline(plan: Plan, paths: Sequence[str], baseline_file: Path, *, jo
     found = discover(list(paths), plan.settings)
     if found.missing:
         raise UsageError(f"{found.missing[0]}: no such file or directory")
-    report = run_files(plan, found.files, jobs=jobs)
+    if on_files is not None:
+        on_files(len(found.files))
+    report = run_files(plan, found.files, jobs=jobs, on_result=on_result)
     diagnostics = [d for r in report.results for d in r.diagnostics]
     try:
         count = write_baseline(diagnostics, baseline_file, read_lines_cached())

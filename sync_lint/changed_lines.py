@@ -38,6 +38,11 @@ class ChangedLines:
             return False
         return key in self.whole_files or row in self.rows.get(key, ())
 
+    def touches(self, path: str) -> bool:
+        """Whether any line of `path` was added or modified (only such files need linting)."""
+        key = self._key(path)
+        return key is not None and (key in self.whole_files or bool(self.rows.get(key)))
+
     def _key(self, path: str) -> str | None:
         candidate = Path(os.path.abspath(self.cwd / path))
         # abspath keeps a symlinked cwd as the user spelled it, while git

@@ -42,10 +42,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("per-file-ignores", "glob-map", "Glob -> codes ignored in matching files."),
     Option("exclude", "str-list", "Gitignore-style patterns replacing the default excludes."),
     Option("extend-exclude", "str-list", "Gitignore-style patterns excluded on top of `exclude`."),
+    Option("force-exclude", "bool", "Apply `exclude` and `extend-exclude` to files named on the command line too "
+           "(what pre-commit passes); `--force-exclude` on the command line."),
     Option("respect-gitignore", "bool", "Skip files matched by .gitignore files."),
     Option("allowed-sync-contexts", "str-list", "Context managers whose `with` blocks are intentional syncs."),
     Option("strict", "bool", "Also report values that look like tensors of unknown device."),
-    Option("target-torch-version", "str", "Torch version to lint for (default: installed, else newest known)."),
+    Option("target-torch-version", "str", "Torch version to lint for. Default: the torch the project pins "
+           "(`torch==X.Y[.Z]` or `~=` in `pyproject.toml`'s dependencies, else in `requirements*.txt` at its "
+           "root), else 2.11, the newest the measurements cover; never the installed torch, so every "
+           "environment gets the same findings."),
     Option("cpu-name-patterns", "str-list", "Regexes: names matching them hold CPU tensors."),
     Option("gpu-name-patterns", "str-list", "Regexes: names matching them hold GPU tensors."),
     Option("gpu-attributes", "str-list", "Attribute names known to hold GPU tensors (e.g. `seq_lens`)."),
@@ -89,6 +94,7 @@ class Settings:
     per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
     exclude: tuple[str, ...] = DEFAULT_EXCLUDE
     extend_exclude: tuple[str, ...] = ()
+    force_exclude: bool = False
     respect_gitignore: bool = True
     allowed_sync_contexts: tuple[str, ...] = ("gpu_sync_allowed",)
     strict: bool = False
@@ -110,6 +116,8 @@ class Settings:
     # Where the configuration came from; relative patterns are anchored here.
     root: Path = field(default_factory=Path.cwd)
     config_path: Path | None = None
+    # Where `target-torch-version` came from (shown by `--show-settings`).
+    target_torch_source: str = "default"
 
     def device_settings(self) -> DeviceSettings:
         return DeviceSettings(
@@ -201,6 +209,8 @@ def settings_from_table(table: dict[str, Any], where: str, root: Path, path: Pat
             raise ConfigError(f"{where}: `output-format` must be one of {', '.join(OUTPUT_FORMATS)}")
     known = {f.name for f in fields(Settings)}
     assert set(values) <= known
+    if "target_torch_version" in values:
+        values["target_torch_source"] = where
     return Settings(**values, root=root, config_path=path)
 
 
@@ -274,6 +284,68 @@ def _common_parent(paths: list[Path]) -> Path:
         return Path(os.path.commonpath([str(p) for p in resolved]))
     except ValueError:
         return Path.cwd()
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """A `--config KEY=VALUE` override (`strict = true`, `select = ["SL1"]`) as a one-key table."""
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"--config {text!r}: not a file, nor a valid `KEY = VALUE` TOML override: {exc}") from None
+    if len(table) != 1:
+        raise ConfigError(f"--config {text!r}: an override sets exactly one key")
+    key, value = next(iter(table.items()))
+    _validate(key, value, f"--config {text!r}")
+    return table
+
+
+def apply_overrides(settings: Settings, tables: list[dict[str, Any]]) -> Settings:
+    """`settings` with `--config KEY=VALUE` overrides on top (validated like the file's keys)."""
+    changes: dict[str, Any] = {}
+    for table in tables:
+        for key, value in table.items():
+            where = f"--config {key}"
+            converted = _validate(key, value, where)
+            if key == "output-format" and converted not in OUTPUT_FORMATS:
+                raise ConfigError(f"{where}: `output-format` must be one of {', '.join(OUTPUT_FORMATS)}")
+            if key == "sync-prone-attributes":
+                converted = tuple({**dict(settings.sync_prone_attributes), **dict(converted)}.items())
+            changes[_field_name(key)] = converted
+            if key == "target-torch-version":
+                changes["target_torch_source"] = where
+    return replace(settings, **changes)
+
+
+_PIN = re.compile(r"^\s*torch\s*(?:\[[^\]]*\])?\s*(==|===|~=)\s*([0-9]+\.[0-9]+(?:\.[0-9]+)?)")
+
+
+def declared_torch_version(root: Path) -> tuple[str, str] | None:
+    """(version, where) of the torch a project pins: `torch==X.Y[.Z]` (or `~=`) in its
+    pyproject.toml dependencies (and optional dependencies), else in requirements*.txt at its root."""
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            data = {}
+        project = data.get("project") if isinstance(data.get("project"), dict) else {}
+        requirements = list(project.get("dependencies") or [])
+        for extra in (project.get("optional-dependencies") or {}).values():
+            requirements.extend(extra if isinstance(extra, list) else [])
+        for requirement in requirements:
+            match = _PIN.match(str(requirement)) if isinstance(requirement, str) else None
+            if match:
+                return match.group(2), f"{pyproject} (dependency `{requirement.strip()}`)"
+    for candidate in sorted(root.glob("requirements*.txt")):
+        try:
+            lines = candidate.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            match = _PIN.match(line.split("#", 1)[0])
+            if match:
+                return match.group(2), f"{candidate} (`{line.strip()}`)"
+    return None
 
 
 def installed_torch_version() -> str | None:

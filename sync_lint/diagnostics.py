@@ -14,7 +14,10 @@ from typing import Literal
 
 Applicability = Literal["safe", "unsafe"]
 
-DOCS_URL = "https://sync-lint.readthedocs.io/en/latest/rules/{code}.html"
+from sync_lint import REPOSITORY, __version__
+
+# Rule documentation is served from the repository: docs/rules/<CODE>.md at the release tag.
+DOCS_URL = f"{REPOSITORY}/blob/v{__version__}/docs/rules/{{code}}.md"
 
 
 @dataclass(frozen=True, order=True)
@@ -77,10 +80,23 @@ class Diagnostic:
     url: str | None = None
     # The evidence as steps, each with its place (this file, or another file of the project).
     evidence_steps: tuple[EvidenceStep, ...] = ()
+    # Notebooks: the code cell (from 1) the rows count in.
+    cell: int | None = None
+    # How many sites on this line the finding stands for (same rule, same cause).
+    occurrences: int = 1
+    # Where the code runs: "per-step" (library, model, serving code) or "setup" (tests,
+    # benchmarks, examples, scripts): see `sync_lint.ranking`.
+    context: str = "per-step"
 
     @property
-    def sort_key(self) -> tuple[str, int, int, str]:
-        return (self.path, self.start.row, self.start.column, self.code)
+    def sort_key(self) -> tuple[str, int, int, int, str]:
+        return (self.path, self.cell or 0, self.start.row, self.start.column, self.code)
+
+    @property
+    def display_location(self) -> str:
+        """`path:row:col`, or `path:cell N:row:col` in a notebook."""
+        cell = f"cell {self.cell}:" if self.cell is not None else ""
+        return f"{self.path}:{cell}{self.start.row}:{self.start.column}"
 
 
 @dataclass(frozen=True)

@@ -1,27 +1,34 @@
 """Which files to lint: the paths given, directories recursed, exclusions honoured.
 
-Directories yield `*.py` and `*.pyi` files, minus the default and configured
-excludes (gitignore-style patterns) and whatever `.gitignore` files (and
-`.git/info/exclude`) say. A file named on the command line is always linted.
+Directories yield `*.py`, `*.pyi` and `*.ipynb` files, minus the default and
+configured excludes (gitignore-style patterns) and whatever `.gitignore` files (and
+`.git/info/exclude`) say. A file named on the command line is linted unless
+`force-exclude` is on and an exclude matches it (ruff's semantics: what pre-commit
+passes is filtered like a directory walk); a named file with a suffix that is not
+Python's (`notes.txt`) is skipped and listed in `skipped` (a file without a suffix,
+a script, is linted).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pathspec
 
 from sync_lint.config import Settings
 
-SOURCE_SUFFIXES = (".py", ".pyi")
+SOURCE_SUFFIXES = (".py", ".pyi", ".ipynb")
 
 
 @dataclass
 class Discovery:
     files: list[str]
     missing: list[str]
+    # Named files that are not Python (a `.txt`), and named files `force-exclude` dropped.
+    skipped: list[str] = field(default_factory=list)
+    excluded: list[str] = field(default_factory=list)
 
 
 def _read_ignore_file(path: Path) -> list[str]:
@@ -69,12 +76,17 @@ def _repo_anchors(directory: Path) -> list[Path]:
     return [directory]
 
 
-def discover(paths: list[str], settings: Settings) -> Discovery:
+def discover(paths: list[str], settings: Settings, *, force_exclude: bool | None = None) -> Discovery:
+    """The files to lint under `paths`; `force_exclude` (default: the setting) filters named files too."""
+    if force_exclude is None:
+        force_exclude = settings.force_exclude
     exclude = pathspec.GitIgnoreSpec.from_lines([*settings.exclude, *settings.extend_exclude])
     root = settings.root
     gitignores = _GitIgnores()
     files: list[str] = []
     missing: list[str] = []
+    skipped: list[str] = []
+    dropped: list[str] = []
     seen: set[str] = set()
 
     def excluded(path: Path, is_dir: bool, anchor: Path) -> bool:
@@ -98,9 +110,17 @@ def discover(paths: list[str], settings: Settings) -> Discovery:
             missing.append(raw)
             continue
         if not given.is_dir():
-            add(raw)  # named explicitly: always linted
+            if given.suffix and given.suffix not in SOURCE_SUFFIXES:
+                skipped.append(raw)
+            elif force_exclude and _force_excluded(given.resolve(), root, excluded):
+                dropped.append(raw)
+            else:
+                add(raw)  # named explicitly: linted unless force-exclude drops it
             continue
         start = given.resolve()
+        if force_exclude and _force_excluded(start, root, excluded, is_dir=True):
+            dropped.append(raw)
+            continue
         anchor = root
         if root not in (start, *start.parents) or excluded(start, True, root):
             anchor = start
@@ -126,7 +146,16 @@ def discover(paths: list[str], settings: Settings) -> Discovery:
                 if settings.respect_gitignore and gitignores.ignored(file_path, False, anchors):
                     continue
                 add(_display_path(file_path, given, start))
-    return Discovery(files=files, missing=missing)
+    return Discovery(files=files, missing=missing, skipped=skipped, excluded=dropped)
+
+
+def _force_excluded(path: Path, root: Path, excluded, is_dir: bool = False) -> bool:  # type: ignore[no-untyped-def]
+    """Whether an exclude matches `path` or a folder above it (below the root, else by name)."""
+    if root in path.parents or path == root:
+        chain = [path, *[p for p in path.parents if root in p.parents]]
+    else:
+        chain = [path]
+    return any(excluded(p, is_dir or p != path, root) for p in chain)
 
 
 def _chain(start: Path, current: Path) -> list[Path]:

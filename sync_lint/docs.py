@@ -61,8 +61,10 @@ def configuration_page() -> str:
         "# Configuration\n\n"
         "In `pyproject.toml` under `[tool.sync-lint]`, or at the top level of a `sync-lint.toml`; the\n"
         "first one found walking up from the linted paths wins, `--config PATH` names one, `--isolated`\n"
-        "ignores them. Command-line flags override the file. An unknown key or a value of the wrong\n"
-        "type is an error that names the key (exit code 2).\n\n"
+        "ignores them. Command-line flags override the file, and so does `--config \"KEY = VALUE\"`\n"
+        "(a TOML assignment of one key, repeatable, as in ruff). `sync-lint check --show-settings`\n"
+        "prints the settings in effect and where the target torch came from. An unknown key or a value\n"
+        "of the wrong type is an error that names the key (exit code 2).\n\n"
         "| key | type | what | default |\n|---|---|---|---|\n" + "\n".join(rows) + "\n"
     )
 

@@ -136,3 +136,30 @@ def test_sync_lint_fix_hook_applies_the_safe_fix(hook_repo: Path, hook_home: Pat
 
 # The hook's environment has no torch; the project says which torch it lints for.
 _TARGET_211 = '[tool.sync-lint]\ntarget-torch-version = "2.11"\n'
+
+
+def test_hooks_honour_excludes_for_files_pre_commit_names(hook_repo: Path, hook_home: Path, tmp_path: Path) -> None:
+    """Issue 12, defect 1: `extend-exclude` holds for `pre-commit run --all-files` (both hooks)."""
+    source = 'import torch\nt = torch.zeros(4, device="cuda")\nt[0] = 1\n'
+    project = make_project(tmp_path / "project", {
+        "pyproject.toml": _TARGET_211 + 'extend-exclude = ["benchmarks/"]\n',
+        "lib.py": "x = 1\n",
+    })
+    (project / "benchmarks").mkdir()
+    (project / "benchmarks" / "bench.py").write_text(source, encoding="utf-8")
+    git(project, "add", "--", "benchmarks/bench.py")
+
+    for hook in ("sync-lint", "sync-lint-fix"):
+        (project / ".pre-commit-config.yaml").unlink(missing_ok=True)
+        rev = git(hook_repo, "rev-parse", "HEAD").decode().strip()
+        (project / ".pre-commit-config.yaml").write_text(
+            f"repos:\n  - repo: {hook_repo}\n    rev: {rev}\n    hooks:\n"
+            "      - id: sync-lint\n      - id: sync-lint-fix\n", encoding="utf-8")
+        assert PRE_COMMIT is not None
+        result = subprocess.run([PRE_COMMIT, "run", "--color", "never", hook, "--all-files"], cwd=project,
+                                capture_output=True, text=True, timeout=900,
+                                env={**os.environ, "PRE_COMMIT_HOME": str(hook_home)})
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output
+        assert "SL301" not in output
+        assert (project / "benchmarks" / "bench.py").read_text(encoding="utf-8") == source

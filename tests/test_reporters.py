@@ -144,12 +144,12 @@ def test_json_has_ruffs_shape() -> None:
     assert isinstance(objects, list)
     assert len(objects) == 4
     for obj in objects:
-        assert set(obj) == RUFF_KEYS | {"evidence", "evidence_steps", "confidence"}
+        assert set(obj) == RUFF_KEYS | {"evidence", "evidence_steps", "confidence", "context", "occurrences"}
         assert list(obj) == sorted(obj)  # ruff's key order
         assert obj["cell"] is None
         assert obj["severity"] == "error"
         assert os.path.isabs(obj["filename"])
-        assert obj["url"] == f"https://sync-lint.readthedocs.io/en/latest/rules/{obj['code']}.html"
+        assert obj["url"].endswith(f"/docs/rules/{obj['code']}.md")
     assert [(o["code"], o["location"]["row"]) for o in objects] == [
         (d.code, d.start.row) for d in EXPECTED_ORDER
     ]
@@ -300,7 +300,8 @@ def test_sarif_is_valid_and_complete() -> None:
         assert rule_ids[result["ruleIndex"]] == diagnostic.code
         assert result["level"] == "error"
         location = result["locations"][0]["physicalLocation"]
-        assert location["artifactLocation"]["uri"] == Path(os.path.abspath(diagnostic.path)).as_uri()
+        # Relative to the repository root (this checkout), resolved through %SRCROOT%.
+        assert location["artifactLocation"] == {"uri": diagnostic.path, "uriBaseId": "%SRCROOT%"}
         assert location["region"] == {
             "startLine": diagnostic.start.row,
             "startColumn": diagnostic.start.column,
@@ -331,6 +332,8 @@ def test_sarif_is_valid_and_complete() -> None:
     assert [n["message"]["text"] for n in notes] == [PARSE_ERROR.message, RULE_ERROR.message]
     assert "associatedRule" not in notes[0]
     assert notes[1]["associatedRule"] == {"id": "SLT002", "index": 1}
+    root = run["originalUriBaseIds"]["%SRCROOT%"]["uri"]
+    assert root.startswith("file:///") and root.endswith("/")
 
 
 def test_sarif_fix_without_edits_is_not_emitted() -> None:
@@ -559,7 +562,12 @@ def test_full_prints_markup_and_odd_lines_verbatim() -> None:
 
 def test_statistics_rows() -> None:
     results = make_results() + [FileResult("pkg/more.py", [replace(PLAIN, path="pkg/more.py")])]
+    # SLT002's fix is unsafe: `--fix` alone would not apply it (issue 12, defect 12).
     assert render_statistics(results, RULES) == (
+        "3\tSLT001\t[*] item-sync\n"
+        "2\tSLT002\t[ ] scalar-setitem-sync\n"
+    )
+    assert render_statistics(results, RULES, unsafe_fixes=True) == (
         "3\tSLT001\t[*] item-sync\n"
         "2\tSLT002\t[*] scalar-setitem-sync\n"
     )

@@ -42,6 +42,8 @@ def test_every_rule_with_a_fix_has_a_case() -> None:
 
     covered = {c.rule for c in CASES}
     for rule in builtin_rules():
+        if getattr(rule, "fix_edits_comments_only", False):
+            continue  # SL900 removes a `# noqa` comment: nothing runs differently, nothing to verify
         if rule.fix_availability == "none":
             assert rule.code not in covered and rule.fix_verified_by is None
         else:  # its own cases, or those of the rule whose rewrite it shares

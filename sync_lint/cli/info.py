@@ -8,7 +8,6 @@ import click
 
 from sync_lint.api import NEWEST_MEASURED_TORCH, UsageError, version_notes
 from sync_lint.cli.app import main
-from sync_lint.config import installed_torch_version
 from sync_lint.registry import RuleLoadError, all_rules
 
 
@@ -21,7 +20,12 @@ def rules_command(output_format: str, target_torch_version: str | None) -> None:
         registry = all_rules()
     except RuleLoadError as exc:
         raise UsageError(str(exc)) from None
-    target = target_torch_version or installed_torch_version() or NEWEST_MEASURED_TORCH
+    if target_torch_version:
+        target = target_torch_version
+    else:
+        from sync_lint.api import plan
+
+        target = plan(["."]).settings.target_torch_version or NEWEST_MEASURED_TORCH
     for note in version_notes(list(registry.values()), target):
         click.echo(f"sync-lint: note: {note}", err=True)
     rows = [
@@ -42,25 +46,30 @@ def rules_command(output_format: str, target_torch_version: str | None) -> None:
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=f"sync-lint rules (target torch {target})", title_justify="left")
     for column in ("code", "name", "fix", "summary"):
         table.add_column(column)
     for row in rows:
         note = "" if row["active"] else f" [off: sync removed in torch {row['fixed_in_torch']}]"
-        table.add_row(row["code"], row["name"], row["fix"], f"{row['summary']}{note}")
+        # Plain text, not console markup: a summary such as `t[i] = ...` must print as written.
+        table.add_row(Text(row["code"]), Text(row["name"]), Text(row["fix"]), Text(f"{row['summary']}{note}"))
     Console(highlight=False, soft_wrap=False).print(table)
 
 
 @main.command()
 @click.argument("code")
 def explain(code: str) -> None:
-    """Print the documentation of rule CODE."""
+    """Print the documentation of rule CODE (a code such as SL101, or a name such as `item`)."""
     try:
         registry = all_rules()
     except RuleLoadError as exc:
         raise UsageError(str(exc)) from None
     rule = registry.get(code.upper())
+    if rule is None:
+        by_name = {r.name.lower(): r for r in registry.values()}
+        rule = by_name.get(code.lower().replace("_", "-")) or by_name.get(code.lower())
     if rule is None:
         raise UsageError(f"unknown rule `{code}` (see `sync-lint rules`)")
     click.echo(rule.documentation())

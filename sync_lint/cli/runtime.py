@@ -13,6 +13,15 @@ from sync_lint.api import UsageError
 from sync_lint.cli.app import EXIT_CLEAN, EXIT_FINDINGS, emit, main
 
 
+def require_torch(command: str) -> None:
+    """A usage error naming the missing torch, before anything imports it."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        raise UsageError(f"torch is not installed: `{command}` runs the fixes with torch "
+                         "(`pip install torch`; the linter itself never needs it)")
+
+
 @main.command()
 @click.option("--rules", "rule_codes", multiple=True, help="Only cases of these rules (codes or prefixes).")
 @click.option("--trials", type=click.IntRange(min=1), default=50, show_default=True, help="Random inputs per case.")
@@ -25,6 +34,7 @@ from sync_lint.cli.app import EXIT_CLEAN, EXIT_FINDINGS, emit, main
               help="Also run each case once in a fresh process (cold allocators; a few seconds per case).")
 def verify(rule_codes: tuple[str, ...], trials: int, seed: int, report: str | None, device: str, cold: bool) -> None:
     """Prove every fix on the GPU: the before code blocks, the fixed code does not, outputs are identical."""
+    require_torch("sync-lint verify")
     from sync_lint.runtime.cases import all_cases
     from sync_lint.runtime.cuda import cuda_available
     from sync_lint.runtime.verify import run_verification
@@ -104,6 +114,7 @@ def trace(module: str | None, include: tuple[str, ...], exclude: tuple[str, ...]
     runtime-only (a sync the static rules missed), static-only (not executed, or a
     false alarm).
     """
+    require_torch("sync-lint trace")
     from sync_lint.runtime import (
         NoCudaError,
         join_with_static,

@@ -97,6 +97,8 @@ class Findings:
     def __init__(self, ctx: FileContext) -> None:
         self._ctx = ctx
         self._pending: list[_Pending] = []
+        # (row, code) of every `# noqa` that suppressed a finding (for SL900, unused-noqa).
+        self.used_noqa: set[tuple[int, str]] = set()
 
     def add(self, rule: "Rule", node: cst.CSTNode, message: str, *, fact: Fact | None, evidence: str | None,
             fix: Fix | None) -> None:
@@ -124,6 +126,7 @@ class Findings:
                 continue
             seen.add(key)
             if is_suppressed(code, lines, (start.row, end.row)):
+                self.used_noqa.update(((start.row, code), (end.row, code)))
                 continue
             evidence = pending.evidence
             steps: tuple[EvidenceStep, ...] = ()

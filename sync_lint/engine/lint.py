@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from dataclasses import replace
 from typing import TYPE_CHECKING, Sequence
 
 import libcst as cst
@@ -13,6 +14,8 @@ from sync_lint.engine.prefilter import Prefilter
 from sync_lint.engine.walker import Walker
 from sync_lint.source import SourceError, read_source
 from sync_lint.suppression import file_directives
+
+UNUSED_NOQA_CODE = "SL900"
 
 if TYPE_CHECKING:
     from sync_lint.config import Settings
@@ -74,8 +77,54 @@ def lint_source(
         return result
     if findings:
         result.diagnostics.extend(findings.diagnostics(ignored_codes | directives.ignored_codes))
+    if UNUSED_NOQA_CODE in {r.code for r in active}:
+        from sync_lint.engine.unused_noqa import unused_noqa
+
+        checked = {r.code for r in active} - ignored_codes - directives.ignored_codes - {UNUSED_NOQA_CODE}
+        result.diagnostics.extend(unused_noqa(source, path, checked, findings.used_noqa, ctx.positions.lines))
     result.diagnostics.sort(key=lambda d: d.sort_key)
+    result.diagnostics = merge_same_line(result.diagnostics)
     return result
+
+
+def merge_same_line(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """One finding per line, rule and cause: `a[s[i]:s[i + 1]]` is one problem, not two.
+
+    Findings merge when they share the row, the code, the message and the evidence; the
+    merged one keeps the first's position and counts the sites (`occurrences`). Fixes
+    merge when all have one of the same kind and their edits do not overlap; otherwise
+    the findings stay apart, so that no fix is lost.
+    """
+    groups: dict[tuple, list[Diagnostic]] = {}
+    order: list[tuple] = []
+    for d in diagnostics:
+        key = (d.code, d.start.row, d.message, d.evidence)
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(d)
+    out: list[Diagnostic] = []
+    for key in order:
+        group = groups[key]
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        fixes = [d.fix for d in group]
+        if all(f is None for f in fixes):
+            fix = None
+        elif all(f is not None for f in fixes) and len({(f.applicability, f.message) for f in fixes}) == 1:
+            edits = sorted((e for f in fixes for e in f.edits), key=lambda e: (e.start, e.end))
+            if any(b.start < a.end for a, b in zip(edits, edits[1:])):
+                out.extend(group)
+                continue
+            first = fixes[0]
+            needs = tuple(dict.fromkeys(m for f in fixes for m in f.needs_imports))
+            fix = replace(first, edits=tuple(edits), needs_imports=needs)
+        else:
+            out.extend(group)
+            continue
+        out.append(replace(group[0], fix=fix, occurrences=sum(d.occurrences for d in group)))
+    return out
 
 
 def lint_file(

@@ -16,6 +16,8 @@ stays parseable; how they treat file errors:
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sync_lint.diagnostics import FileResult
 from sync_lint.formats import OUTPUT_FORMATS
 from sync_lint.reporters._common import RuleMap
@@ -40,29 +42,34 @@ def render(
     color: bool = False,
     width: int | None = None,
     unsafe_fixes: bool = False,
+    quiet: bool = False,
+    root: "Path | None" = None,
 ) -> str:
     """Format `results` as `fmt`, one of `sync_lint.formats.OUTPUT_FORMATS`.
 
     `rules` maps rule codes to rule classes, for names, docs and URLs.
     `unsafe_fixes` tells the human formats whether `--unsafe-fixes` is on, so
     that `[*]` and the closing summary say what `--fix` would really do.
-    `statistics` only affects the human formats; `color`, `width` and
+    `statistics` only affects the human formats (which then print the table instead of the
+    findings, as ruff does); `quiet` drops their summary lines; `color`, `width` and
     `show_fixes_preview` only affect `full`.
     """
     if fmt == "full":
         return render_full(
             results,
             show_fixes_preview=show_fixes_preview,
-            statistics=render_statistics(results, rules) if statistics else "",
+            statistics=render_statistics(results, rules, unsafe_fixes=unsafe_fixes) if statistics else "",
             color=color,
             width=width,
             unsafe_fixes=unsafe_fixes,
+            quiet=quiet,
         )
     if fmt == "concise":
         return render_concise(
             results,
-            statistics=render_statistics(results, rules) if statistics else "",
+            statistics=render_statistics(results, rules, unsafe_fixes=unsafe_fixes) if statistics else "",
             unsafe_fixes=unsafe_fixes,
+            quiet=quiet,
         )
     if fmt == "json":
         return render_json(results, rules)
@@ -71,7 +78,7 @@ def render(
     if fmt == "github":
         return render_github(results)
     if fmt == "sarif":
-        return render_sarif(results, rules)
+        return render_sarif(results, rules, root)
     if fmt == "junit":
         return render_junit(results)
     raise ValueError(f"unknown output format {fmt!r}; expected one of: {', '.join(OUTPUT_FORMATS)}")

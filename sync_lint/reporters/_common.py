@@ -14,7 +14,9 @@ if TYPE_CHECKING:
 RuleMap = dict[str, "type[Rule]"]
 
 TOOL_NAME = "sync-lint"
-INFORMATION_URI = "https://sync-lint.readthedocs.io/"
+from sync_lint import REPOSITORY  # noqa: E402
+
+INFORMATION_URI = REPOSITORY
 
 
 def tool_version() -> str:
@@ -38,6 +40,14 @@ def sorted_diagnostics(results: list[FileResult]) -> list[Diagnostic]:
     # The engine already sorts, but reporters must be deterministic even when
     # results from parallel workers are concatenated out of order.
     return sorted((d for r in results for d in r.diagnostics), key=lambda d: d.sort_key)
+
+
+def ranked_diagnostics(results: list[FileResult]) -> list[Diagnostic]:
+    """The most costly first: per-step code before tests, benchmarks, examples and scripts;
+    within each, file by file in position order (see `sync_lint.ranking`)."""
+    from sync_lint.ranking import context_rank
+
+    return sorted((d for r in results for d in r.diagnostics), key=lambda d: (context_rank(d.context), d.sort_key))
 
 
 def sorted_errors(results: list[FileResult]) -> list[FileError]:
@@ -106,12 +116,18 @@ def error_line(error: FileError) -> str:
     return f"error: {error.path}: {error.message}{suffix}"
 
 
+NO_SUCH_PATH = "no such file or directory"
+
+
 @dataclass(frozen=True)
 class Summary:
     total: int
     fixable: int
     hidden_unsafe: int
     files_with_errors: int
+    missing_paths: int = 0
+    # Findings in tests, benchmarks, examples and scripts (see `sync_lint.ranking`).
+    in_setup: int = 0
 
     @classmethod
     def of(cls, diagnostics: list[Diagnostic], errors: list[FileError], unsafe_fixes: bool) -> "Summary":
@@ -121,13 +137,20 @@ class Summary:
             for d in diagnostics
             if d.fix is not None and d.fix.edits and not is_applicable(d.fix, unsafe_fixes)
         )
-        return cls(len(diagnostics), fixable, hidden, len({e.path for e in errors}))
+        missing = {e.path for e in errors if e.message == NO_SUCH_PATH}
+        others = {e.path for e in errors} - missing
+        in_setup = sum(1 for d in diagnostics if d.context != "per-step")
+        return cls(len(diagnostics), fixable, hidden, len(others), len(missing), in_setup)
 
     def lines(self) -> list[str]:
         """ruff's closing lines, plus a note when some files were not fully checked."""
         out: list[str] = []
         if self.total:
-            out.append(f"Found {plural(self.total, 'error')}.")
+            found = f"Found {plural(self.total, 'error')}"
+            if self.in_setup:
+                found += (f" ({self.in_setup} in tests, benchmarks, examples or scripts: listed last, "
+                          "at lower severity)")
+            out.append(found + ".")
             hidden = ""
             if self.hidden_unsafe:
                 hidden = (
@@ -142,8 +165,10 @@ class Summary:
         elif self.files_with_errors:
             # "All checks passed!" would be a lie when some files were skipped.
             out.append("No errors found in the code that could be checked.")
-        else:
+        elif not self.missing_paths:
             out.append("All checks passed!")
         if self.files_with_errors:
             out.append(f"{plural(self.files_with_errors, 'file')} could not be fully checked (see errors above).")
+        if self.missing_paths:
+            out.append(f"{plural(self.missing_paths, 'path')} not found (see errors above).")
         return out

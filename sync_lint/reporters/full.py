@@ -29,8 +29,8 @@ from sync_lint.reporters._common import (
     apply_edit,
     error_line,
     is_applicable,
+    ranked_diagnostics,
     single_line_edit,
-    sorted_diagnostics,
     sorted_errors,
 )
 
@@ -72,7 +72,7 @@ def _caret_span(d: Diagnostic) -> tuple[int, int]:
 def _header(d: Diagnostic, unsafe_fixes: bool) -> Text:
     text = Text()
     text.append(d.path, style=STYLE_PATH)
-    text.append(f":{d.start.row}:{d.start.column}: ")
+    text.append(d.display_location[len(d.path):] + ": ")
     text.append(d.code, style=STYLE_CODE)
     text.append(" ")
     if is_applicable(d.fix, unsafe_fixes):
@@ -104,7 +104,7 @@ def _frame(d: Diagnostic, show_fixes_preview: bool) -> list[Text]:
     lines: list[Text] = []
     arrow = Text(" " * gutter)
     arrow.append("--> ", style=STYLE_GUTTER)
-    arrow.append(f"{d.path}:{d.start.row}:{d.start.column}")
+    arrow.append(d.display_location)
     lines.append(arrow)
 
     if d.source_line.strip():
@@ -125,6 +125,10 @@ def _frame(d: Diagnostic, show_fixes_preview: bool) -> list[Text]:
             lines.extend(note("   because", step.message) for step in d.evidence_steps[1:])
         else:
             lines.append(note(label, d.evidence))
+    if d.occurrences > 1:
+        lines.append(note("note:", f"{d.occurrences} sites on this line, same rule and same cause"))
+    if d.context != "per-step":
+        lines.append(note("note:", f"in {d.context} code (tests, benchmarks, examples, scripts): lower severity"))
     if d.fix is not None:
         unsafe = d.fix.applicability != "safe"
         lines.append(
@@ -147,6 +151,7 @@ def render_full(
     color: bool = False,
     width: int | None = None,
     unsafe_fixes: bool = False,
+    quiet: bool = False,
 ) -> str:
     buffer = StringIO()
     console = Console(
@@ -166,8 +171,17 @@ def render_full(
         # the frame; the terminal wraps them if it must.
         console.print(text, soft_wrap=True)
 
-    diagnostics = sorted_diagnostics(results)
+    diagnostics = ranked_diagnostics(results)
     errors = sorted_errors(results)
+    if statistics:  # ruff: --statistics prints the table instead of the findings (tabs kept as tabs)
+        out = [error_line(error) for error in errors]
+        if errors:
+            out.append("")
+        out.append(statistics.rstrip("\n"))
+        if not quiet:
+            out.append("")
+            out.extend(Summary.of(diagnostics, errors, unsafe_fixes).lines())
+        return "\n".join(out) + "\n"
     for d in diagnostics:
         emit(_header(d, unsafe_fixes))
         for line in _frame(d, show_fixes_preview):
@@ -182,10 +196,8 @@ def render_full(
     if errors:
         emit()
 
-    if statistics:
-        emit(Text(statistics.rstrip("\n")))
-        emit()
-
+    if quiet:
+        return buffer.getvalue()
     for line in Summary.of(diagnostics, errors, unsafe_fixes).lines():
         emit(Text(line, style="bold" if line.startswith("Found") else ""))
     return buffer.getvalue()

@@ -27,9 +27,9 @@ def escape_property(text: str) -> str:
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def _command(properties: dict[str, str | int], message: str) -> str:
+def _command(properties: dict[str, str | int], message: str, level: str = "error") -> str:
     props = ",".join(f"{key}={escape_property(str(value))}" for key, value in properties.items())
-    return f"::error {props}::{message}"
+    return f"::{level} {props}::{message}"
 
 
 def diagnostic_command(d: Diagnostic) -> str:
@@ -41,10 +41,12 @@ def diagnostic_command(d: Diagnostic) -> str:
         "endLine": d.end.row,
         "endColumn": d.end.column,
     }
-    message = escape_data(f"{d.path}:{d.start.row}:{d.start.column}: {d.code} {d.message}")
+    message = escape_data(f"{d.display_location}: {d.code} {d.message}")
     if d.evidence:
         message += "%0A  evidence: " + escape_data(d.evidence)
-    return _command(properties, message)
+    from sync_lint.ranking import severity
+
+    return _command(properties, message, severity(d.context))
 
 
 def error_command(error: FileError) -> str:

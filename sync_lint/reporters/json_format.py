@@ -39,9 +39,12 @@ def _fix(fix: Fix | None) -> dict[str, Any] | None:
     }
 
 
+from sync_lint.ranking import severity  # noqa: E402
+
+
 def diagnostic_object(d: Diagnostic, rules: RuleMap) -> dict[str, Any]:
     return {
-        "cell": None,
+        "cell": d.cell,
         "code": d.code,
         "confidence": d.confidence,
         "end_location": _location(d.end),
@@ -57,7 +60,9 @@ def diagnostic_object(d: Diagnostic, rules: RuleMap) -> dict[str, Any]:
         # ruff always names a row for `# noqa`; the diagnostic's own row is where
         # a suppression comment goes when the engine did not pick another one.
         "noqa_row": d.noqa_row if d.noqa_row is not None else d.start.row,
-        "severity": "error",
+        "severity": severity(d.context),
+        "context": d.context,
+        "occurrences": d.occurrences,
         "url": rule_url(d.code, rules, d.url),
     }
 

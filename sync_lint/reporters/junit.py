@@ -48,7 +48,7 @@ def _failure_case(suite: ET.Element, d: Diagnostic) -> None:
         column=str(d.start.column),
     )
     failure = ET.SubElement(case, "failure", message=_xml_text(d.message))
-    body = f"{d.path}:{d.start.row}:{d.start.column}: {d.message}"
+    body = f"{d.display_location}: {d.message}"
     if d.evidence:
         body += f"\nevidence: {d.evidence}"
     failure.text = _xml_text(body)

@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections import Counter
 
 from sync_lint.diagnostics import FileResult
-from sync_lint.reporters._common import RuleMap, rule_name, sorted_diagnostics
+from sync_lint.reporters._common import RuleMap, is_applicable, rule_name, sorted_diagnostics
 
 
-def render_statistics(results: list[FileResult], rules: RuleMap) -> str:
+def render_statistics(results: list[FileResult], rules: RuleMap, *, unsafe_fixes: bool = False) -> str:
     """Rows of `count<TAB>code<TAB>[*] name`; empty string when nothing was found.
 
-    `[*]` marks codes for which at least one diagnostic carries a fix; when any
-    code has one, the others get `[ ]` so the names stay aligned, like ruff.
+    `[*]` marks codes for which at least one diagnostic carries a fix that `--fix`
+    would apply (an unsafe fix counts only with `unsafe_fixes`); when any code has
+    one, the others get `[ ]` so the names stay aligned, like ruff.
     """
     diagnostics = sorted_diagnostics(results)
     if not diagnostics:
@@ -22,7 +23,7 @@ def render_statistics(results: list[FileResult], rules: RuleMap) -> str:
     fixable: set[str] = set()
     for d in diagnostics:
         names.setdefault(d.code, rule_name(d, rules))
-        if d.fix is not None and d.fix.edits:
+        if is_applicable(d.fix, unsafe_fixes):
             fixable.add(d.code)
 
     rows = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
