@@ -534,7 +534,7 @@ class Inference:
         if hit is not None:
             self.reads.replay(hit[1])
             return hit[0]
-        if key in self._specializing or len(self._specializing) > 32:
+        if key in self._specializing or len(self._specializing) > 8 or budget <= 0:
             # A recursive function, or a long chain of calls: the general answer, which the solver
             # computes cycle-safely; what used it is not memoised (it depends on this order).
             self._cycle_reads += 1
@@ -543,7 +543,10 @@ class Inference:
         self._specializing.add(key)
         self.reads.begin()
         try:
-            context = Context(summary, info, params, budget=budget)
+            # A specialisation is a hop like any other: nested ones (a helper returning another
+            # helper's result) spend the budget, or their fan-out is exponential in the depth
+            # (one transformers file took over 20 minutes at a fixed budget).
+            context = Context(summary, info, params, budget=budget - 1)
             sources = [self._source(self.eval(value, context), f"`{info.name}` returns `{render(value)}`", summary,
                                     info.line) for value in info.returns]
             known = join_sources(sources)
