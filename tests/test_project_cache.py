@@ -363,3 +363,41 @@ def test_isolated_uses_no_index(project: Path, runs: Runs) -> None:
     assert {(Path(d.path).as_posix(), d.start.row) for r in report.results for d in r.diagnostics} == \
         {OTHER_FINDING[:2]}
     assert not (project / ".sync-lint-cache").exists()
+
+
+def test_a_locked_cache_does_not_end_the_run(tmp_path, monkeypatch):
+    """Another run holding the cache's write lock past the timeout: facts wait for the next save,
+    a result is simply not stored, and the check itself goes on."""
+    import sqlite3
+
+    from sync_lint.project.build import OpenProject
+
+    calls = {"facts": 0}
+
+    class LockedStore:
+        def put_facts(self, rows, generation):
+            calls["facts"] += 1
+            if calls["facts"] == 1:
+                raise sqlite3.OperationalError("database is locked")
+            calls["saved"] = list(rows)
+            return True
+
+        def put_result(self, *args):
+            raise sqlite3.OperationalError("database is locked")
+
+    class Solver:
+        def __init__(self):
+            self.batches = [[("k1", "f1", frozenset())], [("k2", "f2", frozenset())]]
+            self.index = None
+
+        def solved(self):
+            return self.batches.pop(0)
+
+    class FakeProject:
+        generation = 0
+
+    opened = OpenProject(FakeProject(), LockedStore(), Solver())
+    opened.save_facts()  # locked: kept for later
+    opened.save_result("a.py", "key", object(), frozenset())  # locked: dropped, no exception
+    opened.save_facts()
+    assert [row[0] for row in calls["saved"]] == ["k1", "k2"]

@@ -13,6 +13,7 @@ import atexit
 import hashlib
 import os
 import shutil
+import sqlite3
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,7 @@ class OpenProject:
         self.inference = inference
         self.index = inference.index
         self.writable = True  # False once a summary in memory differs from the cache (an unsaved buffer)
+        self._unsaved: list = []  # solved facts a locked cache has not taken yet
 
     def use_text(self, summary: ModuleSummary) -> None:
         """Check `summary` (a text that is not the file on disk) instead of the cached one: the cached
@@ -93,15 +95,27 @@ class OpenProject:
         self.index.replace(summary)
 
     def save_facts(self) -> None:
-        if self.writable:
-            self.store.put_facts(self.inference.solved(), self.project.generation)
+        """Store what was solved since the last save. A cache that stays locked past the store's
+        timeout (another run writing) must not end this run: the facts wait for the next save,
+        and are only lost (recomputed by a later run) if every save finds the cache locked."""
+        if not self.writable:
+            return
+        self._unsaved.extend(self.inference.solved())
+        try:
+            self.store.put_facts(self._unsaved, self.project.generation)
+        except sqlite3.OperationalError:
+            return
+        self._unsaved = []
 
     def result(self, path: str, key: str) -> object | None:
         return self.store.result(path, key)
 
     def save_result(self, path: str, key: str, result: object, deps: frozenset) -> None:
         if self.writable:
-            self.store.put_result(path, key, result, deps, self.project.generation)
+            try:
+                self.store.put_result(path, key, result, deps, self.project.generation)
+            except sqlite3.OperationalError:  # locked by another run: the next run re-checks the file
+                pass
 
 
 def cache_folder(root: Path, cache_dir: Path | None) -> Path:
