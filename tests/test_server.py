@@ -220,6 +220,23 @@ def test_unsaved_changes_are_checked_and_a_syntax_error_is_a_diagnostic(shared) 
 
 
 @needs_pygls
+def test_a_long_check_does_not_block_requests(shared) -> None:
+    client, root = shared
+    small = client.open(root / "hovered.py")
+    client.wait_for_diagnostics(small)
+    # A file of 150 copies of the example: its check takes seconds on the worker thread.
+    big_text = "import torch\n" + "".join(README_EXAMPLE.replace("import torch\n", "").replace("def build", f"def build{i}")
+                                          for i in range(150))
+    big = client.open(root / "big.py", big_text)
+    hover = client.request("textDocument/hover", {"textDocument": {"uri": small},
+                                                  "position": {"line": 5, "character": 20}})
+    answered_first = big not in client.publish_count  # the hover came back while the big file was being checked
+    assert "**SL101**" in hover["contents"]["value"]
+    assert len(client.wait_for_diagnostics(big, timeout=300)) == 450
+    assert answered_first
+
+
+@needs_pygls
 def test_settings_from_the_project_config_and_config_changes(project: Path) -> None:
     with LspClient(cwd=project) as client:
         client.initialize(project)

@@ -78,14 +78,24 @@ class SyncLintServer(LanguageServer):
         if path is None:
             return
         text, version = document.source, document.version
-        self.pending.pop(uri, None)  # from here on, a newer edit schedules a new check rather than cancel this one
+        if self.pending.get(uri) is asyncio.current_task():
+            del self.pending[uri]  # from here on, a newer edit schedules a new check rather than cancel this one
+
+        def work() -> Outcome | None:
+            latest = self.workspace.text_documents.get(uri)
+            if latest is None or latest.version != version:
+                return None  # superseded while it waited for the worker: skip it
+            return self.checker.check(path, text)
+
         loop = asyncio.get_running_loop()
         try:
-            outcome = await loop.run_in_executor(self.executor, self.checker.check, path, text)
+            outcome = await loop.run_in_executor(self.executor, work)
         except Exception as exc:  # noqa: BLE001 - reported, never fatal
             logger.exception("check failed")
             self.window_log_message(types.LogMessageParams(types.MessageType.Error,
                                                            f"sync-lint: checking {path} failed: {exc}"))
+            return
+        if outcome is None:
             return
         current = self.workspace.text_documents.get(uri)
         if current is None or current.version != version:
