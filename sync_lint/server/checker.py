@@ -8,9 +8,9 @@ One `Checker` serves a whole editor session, from one worker thread:
   and dropped when a configuration file changes (`forget_settings`).
 - **The project index** is brought up to date once per project root (the same
   cache as `sync-lint check`), then kept: a keystroke never walks the repository.
-  Each check opens the index afresh (cheap: summaries and solved facts are read
-  from the cache on demand) so one buffer's unsaved text never leaks into another's
-  check. A buffer that differs from the file on disk is summarised from its text
+  Each check opens the index afresh on a kept connection, with the summaries already
+  read kept (they never change once read; reading them is most of a cold check), so
+  one buffer's unsaved text never leaks into another's check. A buffer that differs from the file on disk is summarised from its text
   (`OpenProject.use_text`: the facts that read its module are set aside and nothing
   is written back); a buffer equal to the file uses the cached summary and stores
   what it solves, as the command line does. A save (`file_changed`) marks the
@@ -115,12 +115,53 @@ class Outcome:
 
 @dataclass
 class _Session:
-    """A project root's index, brought up to date when it is stale."""
+    """A project root's index, brought up to date when it is stale, and what stays loaded between checks."""
 
     root: Path
     project: "Project | None" = None
     stale: bool = True
     error: str | None = None
+    store: Any = None  # the open cache database
+    modules: list[str] | None = None
+    # Summaries read from the cache, kept between checks: reading them is most of a check's
+    # cost otherwise (a file of vLLM reaches about a thousand modules). They are never
+    # changed once read; a buffer's own summary is made fresh from its text each time.
+    summaries: dict[str, Any] = field(default_factory=dict)
+
+    def reset(self) -> None:
+        if self.store is not None:
+            try:
+                self.store.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection
+                pass
+        self.store, self.modules = None, None
+        self.summaries.clear()
+
+    def open(self, settings: Any):  # type: ignore[no-untyped-def]
+        """The project's index and inference for one check (as `Project.open`), on the kept connection and
+        summaries."""
+        from sync_lint.project.build import OpenProject
+        from sync_lint.project.deps import Reads
+        from sync_lint.project.index import ProjectIndex
+        from sync_lint.project.infer import Inference
+        from sync_lint.project.store import ProjectStore, StoreTables
+
+        project = self.project
+        assert project is not None
+        if self.store is None:
+            self.store = ProjectStore(project.database)
+            self.modules = self.store.modules()
+        store, summaries = self.store, self.summaries
+
+        def load(module: str) -> Any:
+            if module not in summaries:
+                summaries[module] = store.summary(module)
+            return summaries[module]
+
+        index = ProjectIndex(self.modules or (), load, StoreTables(store), root=str(project.root), reads=Reads())
+        inference = Inference(index, settings.device_settings(), convention_share=settings.convention_share,
+                              convention_sites=settings.convention_sites, cache=store)
+        return OpenProject(project, store, inference)
 
 
 @dataclass
@@ -151,6 +192,9 @@ class Checker:
     def forget_settings(self) -> None:
         """A configuration file (or the editor's settings) changed: plans and indexes are rebuilt on demand."""
         with self._lock:
+            for entry in self._by_config.values():
+                for session in entry.sessions.values():
+                    session.reset()
             self._plans.clear()
             self._by_config.clear()
 
@@ -248,6 +292,7 @@ class Checker:
 
         settings = plan.settings
         assert plan.project is not None
+        session.reset()
         try:
             session.project = update_project(session.root, settings, jobs=settings.jobs,
                                              cache_dir=plan.project.cache_dir,
@@ -304,9 +349,8 @@ class Checker:
         if opened is not None:
             try:
                 opened.save_facts()  # only when the buffer is the file on disk
-            except Exception:  # a locked database: the facts are solved again next time
+            except Exception:  # noqa: BLE001 - a locked database: the facts are solved again next time
                 pass
-            opened.store.close()
         return result, view is not None
 
     def _view(self, path: str, text: str, plan: api.Plan, session: _Session | None):  # type: ignore[no-untyped-def]
@@ -320,7 +364,7 @@ class Checker:
 
         project = session.project
         resolved = str(Path(path).resolve())
-        opened = project.open(plan.settings)
+        opened = session.open(plan.settings)
         summary = None
         sha = project.shas.get(resolved)
         if sha is not None and sha == content_hash(text.encode("utf-8")):
@@ -399,15 +443,10 @@ class Checker:
             return None
         entry = self.plan_entry(outcome.path)
         session = self._session(outcome.path, entry) if entry.plan is plan else None
-        view, opened = self._view(outcome.path, outcome.text, plan, session)
-        try:
-            fixed = fix_source(outcome.text, outcome.path, plan.rules, plan.settings, unsafe=unsafe,
-                               ignored_codes=PerFileIgnores(plan.settings, plan.registry).codes_for(outcome.path),
-                               first=outcome.result if view is not None or session is None else None,
-                               project=view)
-        finally:
-            if opened is not None:
-                opened.store.close()
+        view, _opened = self._view(outcome.path, outcome.text, plan, session)
+        fixed = fix_source(outcome.text, outcome.path, plan.rules, plan.settings, unsafe=unsafe,
+                           ignored_codes=PerFileIgnores(plan.settings, plan.registry).codes_for(outcome.path),
+                           first=outcome.result if (view is not None) == outcome.project else None, project=view)
         return fixed.new_source if fixed.changed else None
 
 
