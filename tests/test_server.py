@@ -290,6 +290,12 @@ def test_a_finding_through_the_project_index_carries_cross_file_evidence(shared)
     assert sorted(d["code"] for d in lsp.wait_for_diagnostics(uri, after=count)) == ["SL101", "SL102"]
     hover = lsp.request("textDocument/hover", {"textDocument": {"uri": uri}, "position": {"line": 4, "character": 12}})
     assert "buffers.py:4" in hover["contents"]["value"]
+    # Another file of the project is changed and saved: the index is brought up to date and the
+    # open files are checked again.
+    count = lsp.publish_count[uri]
+    (package / "buffers.py").write_text(BUFFERS.replace('device="cuda"', 'device="cpu"'))
+    lsp.save((package / "buffers.py").resolve().as_uri())
+    assert lsp.wait_for_diagnostics(uri, after=count) == []
 
 
 def test_server_without_pygls_says_how_to_install_it(tmp_path: Path) -> None:

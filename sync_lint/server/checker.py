@@ -27,6 +27,7 @@ Nothing here imports pygls.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import threading
@@ -136,6 +137,7 @@ class _Session:
                 pass
         self.store, self.modules = None, None
         self.summaries.clear()
+        gc.unfreeze()  # what was kept may now be collected
 
     def open(self, settings: Any):  # type: ignore[no-untyped-def]
         """The project's index and inference for one check (as `Project.open`), on the kept connection and
@@ -290,18 +292,34 @@ class Checker:
     def _update(self, session: _Session, plan: api.Plan) -> None:
         from sync_lint.project.build import update_project
 
+        from sync_lint.project.roots import module_name
+
         settings = plan.settings
         assert plan.project is not None
-        session.reset()
+        old = session.project
         try:
-            session.project = update_project(session.root, settings, jobs=settings.jobs,
-                                             cache_dir=plan.project.cache_dir,
-                                             extra=[settings.root / f for f in settings.extend_project])
+            new = update_project(session.root, settings, jobs=settings.jobs, cache_dir=plan.project.cache_dir,
+                                 extra=[settings.root / f for f in settings.extend_project])
             session.error = None
-        except Exception as exc:  # an unwritable cache, a corrupt database: check without the index
+        except Exception as exc:  # noqa: BLE001 - an unwritable cache, a corrupt database: check without the index
+            session.reset()
             session.project = None
             session.error = f"{type(exc).__name__}: {exc}"
-        session.stale = False
+            session.stale = False
+            return
+        session.project, session.stale = new, False
+        if old is None or session.store is None or old.database != new.database:
+            session.reset()
+            return
+        # Keep what was read of the files that did not change.
+        changed = [p for p in set(old.shas) | set(new.shas) if old.shas.get(p) != new.shas.get(p)]
+        if any(new.root not in Path(p).parents for p in changed):
+            session.reset()
+            return
+        for path in changed:
+            session.summaries.pop(module_name(Path(path), new.root)[0], None)
+        if changed:
+            session.modules = session.store.modules()
 
     def warm(self, path: str) -> None:
         """Bring the index of `path`'s project up to date (the server does this for each workspace folder)."""
@@ -327,10 +345,16 @@ class Checker:
         if self.is_excluded(path, entry):
             return Outcome(path, text, FileResult(path), entry.plan, time.perf_counter() - started, excluded=True)
         session = self._session(path, entry)
+        loaded = len(session.summaries) if session is not None else 0
         try:
             result, used = call_with_deep_stack(self._lint, path, text, entry.plan, session)
         except Exception as exc:  # an engine bug must not take the editor's server down
             result, used = FileResult(path, errors=[FileError(path, f"internal error: {type(exc).__name__}: {exc}")]), False
+        if session is not None and len(session.summaries) > loaded:
+            # The summaries just read stay for the session: move them out of the collector's way
+            # (a full collection walks every object; with a thousand summaries that was a third of a check).
+            gc.collect()
+            gc.freeze()
         return Outcome(path, text, result, entry.plan, time.perf_counter() - started, project=used)
 
     def _lint(self, path: str, text: str, plan: api.Plan, session: _Session | None) -> tuple[FileResult, bool]:

@@ -224,10 +224,14 @@ def did_save(ls: SyncLintServer, params: types.DidSaveTextDocumentParams) -> Non
     if path is None:
         return
     ls.checker.file_changed(path)
-    if Path(path).name in CONFIG_NAMES:
-        ls.recheck_all()
-    elif _is_python(uri):
-        ls.schedule(uri)
+    if Path(path).name in CONFIG_NAMES or _is_python(uri):
+        # What the saved file says can change what other files' values are: check every open file,
+        # the saved one first.
+        if _is_python(uri):
+            ls.schedule(uri)
+        for other in list(ls.workspace.text_documents):
+            if other != uri:
+                ls.schedule(other)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
@@ -251,14 +255,14 @@ async def did_change_configuration(ls: SyncLintServer, params: types.DidChangeCo
 
 @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
 def did_change_watched_files(ls: SyncLintServer, params: types.DidChangeWatchedFilesParams) -> None:
-    config_changed = False
+    changed = False
     for change in params.changes:
         path = to_fs_path(change.uri)
-        if path is None:
-            continue
+        if path is None or change.uri in ls.workspace.text_documents:
+            continue  # an open file's saves come as didSave
         ls.checker.file_changed(path)
-        config_changed |= Path(path).name in CONFIG_NAMES
-    if config_changed:
+        changed = True
+    if changed:
         ls.recheck_all()
 
 
