@@ -8,6 +8,8 @@ check what happens without it.
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -296,6 +298,76 @@ def test_a_finding_through_the_project_index_carries_cross_file_evidence(shared)
     (package / "buffers.py").write_text(BUFFERS.replace('device="cuda"', 'device="cpu"'))
     lsp.save((package / "buffers.py").resolve().as_uri())
     assert lsp.wait_for_diagnostics(uri, after=count) == []
+
+
+NEOVIM_SCRIPT = """\
+local out = {}
+local PYTHON, OUT = vim.env.SYNC_LINT_PYTHON, vim.env.SYNC_LINT_OUT
+local function log(s) table.insert(out, s) end
+local client_id = vim.lsp.start_client({
+  name = "sync-lint",
+  cmd = { PYTHON, "-m", "sync_lint", "server" },
+  root_dir = vim.fn.getcwd(),
+  settings = { ["sync-lint"] = { debounceMs = 0 } },
+})
+vim.cmd("edit metadata.py")
+vim.lsp.buf_attach_client(0, client_id)
+local ok = vim.wait(180000, function() return #vim.diagnostic.get(0) >= 3 end, 100)
+log("diagnostics arrived: " .. tostring(ok))
+for _, d in ipairs(vim.diagnostic.get(0)) do
+  local code = d.code or (d.user_data and d.user_data.lsp and d.user_data.lsp.code) or "?"
+  log(string.format("diag %d:%d %s %s", d.lnum + 1, d.col + 1, code, d.message:sub(1, 50)))
+end
+local tdp = vim.lsp.util.make_text_document_params(0)
+local hover = vim.lsp.buf_request_sync(0, "textDocument/hover", { textDocument = tdp, position = { line = 5, character = 20 } }, 60000)
+for _, r in pairs(hover or {}) do
+  if r.result then log("hover: " .. r.result.contents.value:gsub("\\n", " | "):sub(1, 160)) end
+end
+local diags = vim.lsp.diagnostic.get_line_diagnostics(0, 7)
+local actions = vim.lsp.buf_request_sync(0, "textDocument/codeAction", {
+  textDocument = tdp,
+  range = { start = { line = 7, character = 4 }, ["end"] = { line = 7, character = 17 } },
+  context = { diagnostics = diags, only = { "quickfix" } },
+}, 60000)
+for _, r in pairs(actions or {}) do
+  for _, a in ipairs(r.result or {}) do
+    log("action: " .. a.title:sub(1, 70))
+  end
+  for _, a in ipairs(r.result or {}) do
+    if a.title:find("^Fix SL301") then
+      vim.lsp.util.apply_workspace_edit(a.edit, "utf-16")
+      break
+    end
+  end
+end
+log("line 8 after the fix: " .. vim.api.nvim_buf_get_lines(0, 7, 8, false)[1])
+local ok2 = vim.wait(60000, function() return #vim.diagnostic.get(0) == 2 end, 100)
+log("after the fix, diagnostics: " .. #vim.diagnostic.get(0) .. " " .. tostring(ok2))
+vim.fn.writefile(out, OUT)
+vim.lsp.stop_client(client_id)
+vim.wait(2000)
+vim.cmd("qa!")
+"""
+
+
+@needs_pygls
+@pytest.mark.skipif(shutil.which("nvim") is None, reason="Neovim is not installed (the real-editor check runs where it is)")
+def test_neovim_built_in_client(project: Path) -> None:
+    """Neovim's own LSP client (0.7+: `vim.lsp.start_client`, incremental changes): diagnostics, hover,
+    a code action applied, and the re-check after it."""
+    script = project / "check.lua"
+    script.write_text(NEOVIM_SCRIPT)
+    out = project / "out.txt"
+    env = {**os.environ, "SYNC_LINT_PYTHON": sys.executable, "SYNC_LINT_OUT": str(out)}
+    subprocess.run(["nvim", "--headless", "-u", "NONE", "-c", f"luafile {script}"], cwd=project, env=env,
+                   capture_output=True, timeout=400)
+    lines = out.read_text().splitlines()
+    assert lines[0] == "diagnostics arrived: true"
+    assert [line.split()[2] for line in lines if line.startswith("diag ")] == ["SL101", "SL301", "SL303"]
+    assert any(line.startswith("hover: **SL101**") for line in lines)
+    assert "action: Fix SL301: Use `starts[0].fill_(...)`" in lines
+    assert "line 8 after the fix:     starts[0].fill_(0)" in lines
+    assert lines[-1] == "after the fix, diagnostics: 2 true"
 
 
 def test_server_without_pygls_says_how_to_install_it(tmp_path: Path) -> None:

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from sync_lint.project.build import Project
 
 CONFIG_NAMES = ("sync-lint.toml", ".sync-lint.toml", "pyproject.toml")
+WRITE_WAIT_MS = 250
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,9 @@ class _Session:
         assert project is not None
         if self.store is None:
             self.store = ProjectStore(project.database)
+            # Reads never wait (WAL); a write of solved facts while `sync-lint check` holds the database
+            # gives up after a moment instead of the command line's two minutes: a check must not stall.
+            self.store._db.execute(f"PRAGMA busy_timeout = {WRITE_WAIT_MS}")
             self.modules = self.store.modules()
         store, summaries = self.store, self.summaries
 
