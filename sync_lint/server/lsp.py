@@ -138,7 +138,12 @@ class SyncLintServer(LanguageServer):
                     options.update(answer[0])
             except Exception as exc:  # noqa: BLE001 - a client that cannot answer keeps the defaults
                 logger.info("workspace/configuration failed: %s", exc)
-        self.checker.set_options(Options.from_dict(options))
+        await asyncio.get_running_loop().run_in_executor(self.executor, self.checker.set_options,
+                                                         Options.from_dict(options))
+
+    def file_changed(self, path: str) -> None:
+        """Tell the checker, on its own thread (checks run there; this must not change things under one)."""
+        asyncio.get_event_loop().run_in_executor(self.executor, self.checker.file_changed, path)
 
 
 server = SyncLintServer()
@@ -223,7 +228,7 @@ def did_save(ls: SyncLintServer, params: types.DidSaveTextDocumentParams) -> Non
     path = to_fs_path(uri)
     if path is None:
         return
-    ls.checker.file_changed(path)
+    ls.file_changed(path)
     if Path(path).name in CONFIG_NAMES or _is_python(uri):
         # What the saved file says can change what other files' values are: check every open file,
         # the saved one first.
@@ -260,7 +265,7 @@ def did_change_watched_files(ls: SyncLintServer, params: types.DidChangeWatchedF
         path = to_fs_path(change.uri)
         if path is None or change.uri in ls.workspace.text_documents:
             continue  # an open file's saves come as didSave
-        ls.checker.file_changed(path)
+        ls.file_changed(path)
         changed = True
     if changed:
         ls.recheck_all()
