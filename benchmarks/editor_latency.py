@@ -1,6 +1,6 @@
 """How long the editor server takes to re-check a file as it is edited, driven by a scripted LSP client.
 
-    python benchmarks/editor_latency.py WORKSPACE FILE [FILE ...] [--runs 9]
+    python benchmarks/editor_latency.py WORKSPACE FILE [FILE ...] [--runs 9] [--index-buffer]
 
 Spawns `sync-lint server` in WORKSPACE (stdio, as an editor does), waits for the
 project index, opens each FILE, then edits it `--runs` times with the debounce set
@@ -36,12 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("workspace", type=Path)
     parser.add_argument("files", nargs="+")
     parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--index-buffer", action="store_true",
+                        help="the server's indexBuffer setting: summarise the buffer into the index on every check")
     args = parser.parse_args(argv)
     root = args.workspace.resolve()
     rows = []
     with LspClient(cwd=root) as lsp:
         started = time.perf_counter()
-        lsp.initialize(root, options={"debounceMs": 0})
+        lsp.initialize(root, options={"debounceMs": 0, "indexBuffer": args.index_buffer})
         while not any("project index" in line and "ready" in line for line in lsp.log):
             if time.perf_counter() - started > 900:
                 print("the project index was not ready in 900 s", file=sys.stderr)

@@ -411,3 +411,31 @@ def test_noqa_edit_avoids_multiline_strings_and_continuations() -> None:
 def test_noqa_edit_keeps_crlf() -> None:
     text = "x = t.item()\r\ny = 1\r\n"
     assert _apply(text, noqa_edit(text, _diagnostic("SL101", 1))) == "x = t.item()  # noqa: SL101\r\ny = 1\r\n"
+
+
+# ==========================================================================================
+# What the project sees of an unsaved buffer (no protocol)
+# ==========================================================================================
+
+
+def test_index_buffer_option_decides_whether_new_definitions_count_before_a_save(tmp_path: Path) -> None:
+    from sync_lint.server.checker import Checker, Options
+
+    (tmp_path / "pyproject.toml").write_text(PYPROJECT)
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    runner = tmp_path / "pkg" / "runner.py"
+    runner.write_text("import torch\n\n\ndef size(n: int) -> int:\n    return n\n")
+    buffer = runner.read_text() + ("\n\ndef make(n: int) -> torch.Tensor:\n    return torch.zeros(n, device='cuda')\n"
+                                   "\n\ndef use(n: int) -> float:\n    return make(n).item()\n")
+    fast = Checker(Options()).check(str(runner), buffer)
+    precise = Checker(Options(index_buffer=True)).check(str(runner), buffer)
+    assert fast.project and precise.project
+    # Default: the project sees the file as saved, so `make` (new, unsaved) is not known yet.
+    assert fast.diagnostics == []
+    assert [(d.code, d.start.row) for d in precise.diagnostics] == [("SL101", 13)]
+    assert "`make` returns" in (precise.diagnostics[0].evidence or "")
+    # Saved, it counts either way.
+    runner.write_text(buffer)
+    checker = Checker(Options())
+    assert [d.code for d in checker.check(str(runner), buffer).diagnostics] == ["SL101"]

@@ -10,11 +10,15 @@ One `Checker` serves a whole editor session, from one worker thread:
   cache as `sync-lint check`), then kept: a keystroke never walks the repository.
   Each check opens the index afresh on a kept connection, with the summaries already
   read kept (they never change once read; reading them is most of a cold check), so
-  one buffer's unsaved text never leaks into another's check. A buffer that differs from the file on disk is summarised from its text
-  (`OpenProject.use_text`: the facts that read its module are set aside and nothing
-  is written back); a buffer equal to the file uses the cached summary and stores
-  what it solves, as the command line does. A save (`file_changed`) marks the
-  project stale: the next check brings the index up to date again.
+  one buffer's unsaved text never leaks into another's check. The buffer's own
+  text is always what is linted; what the *rest of the project* knows of the file is,
+  by default, its saved version (the cached summary, so the cached facts stay valid
+  and a check of a large file stays fast); with `indexBuffer` the buffer is
+  summarised into the index on every check (`OpenProject.use_text`: the facts that
+  read its module are set aside and nothing is written back). A file the index does
+  not know yet (new, unsaved) is always summarised from its text. A save
+  (`file_changed`) marks the project stale: the next check brings the index up to
+  date again.
 - **Fixes** for one finding are that finding's edits plus the imports they need,
   spelled with the file's aliases (as the fixer's passes do); "fix all" runs the
   fixer itself (`fix_source`), which re-lints and rolls back a fix that breaks the file.
@@ -66,6 +70,11 @@ class Options:
     debounce_ms: int = 150
     unsafe_fixes: bool = True  # offer unsafe fixes as code actions (labelled "unsafe")
     noqa_actions: bool = True
+    # While a buffer differs from its file, what the rest of the project knows of it: False (the default)
+    # keeps the saved file's summary in the index (the cached facts stay valid: fast); True summarises the
+    # buffer into the index on every check (its own new fields, parameters and call sites count before
+    # a save; on a large file each check then re-solves much of what the cache holds).
+    index_buffer: bool = False
 
     @classmethod
     def from_dict(cls, data: Any) -> "Options":
@@ -395,7 +404,8 @@ class Checker:
         opened = session.open(plan.settings)
         summary = None
         sha = project.shas.get(resolved)
-        if sha is not None and sha == content_hash(text.encode("utf-8")):
+        if sha is not None and (not self.options.index_buffer or sha == content_hash(text.encode("utf-8"))):
+            # The file as saved (or the buffer, when it is the file): the index and its cached facts as they are.
             summary = opened.index.summary(module_name(Path(resolved), project.root)[0])
         if summary is None:
             summary = summarize_text(project, resolved, text)
