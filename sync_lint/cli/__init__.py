@@ -6,9 +6,10 @@
 | `check.py` | `check`, `fix`, `baseline create` |
 | `info.py` | `rules`, `explain` |
 | `runtime.py` | `verify`, `trace` (these import torch) |
+| `server.py` | `server` (the editor server; needs pygls) |
 """
 
-from sync_lint.cli import check, info, runtime  # noqa: F401  (each module registers its commands)
+from sync_lint.cli import check, info, runtime, server  # noqa: F401  (each module registers its commands)
 from sync_lint.cli.app import main
 
 __all__ = ["main"]

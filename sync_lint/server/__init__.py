@@ -1,0 +1,32 @@
+"""The editor server: `sync-lint server` speaks the Language Server Protocol over stdio.
+
+| module | what |
+|---|---|
+| `checker.py` | checking buffers in a warm project, fixes for one finding, `# noqa` edits (no pygls) |
+| `lsp.py` | the protocol on pygls: diagnostics, hover, code actions, settings, the worker thread |
+| `client.py` | a minimal stdio LSP client, for the tests and the latency measurement |
+
+pygls is an optional dependency: `pip install "sync-lint[server]"`. `docs/editor.md`
+shows the VS Code, Neovim and Helix setup.
+"""
+
+from __future__ import annotations
+
+MISSING_PYGLS = ("the editor server needs pygls: pip install 'sync-lint[server]' "
+                 "(or pip install 'pygls>=2')")
+
+
+def pygls_available() -> bool:
+    try:
+        import lsprotocol  # noqa: F401
+        import pygls.lsp.server  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def main() -> None:
+    """Serve the Language Server Protocol on stdin/stdout until the client says exit."""
+    from sync_lint.server.lsp import start_server
+
+    start_server()
