@@ -50,6 +50,10 @@ class DeviceAnalysis(Provider):
         """What device a `device=` argument (or `.to(x)` argument) denotes, and why."""
         return self.evaluator.device_of_argument(expr)
 
+    def assumed_device(self, expr: cst.BaseExpression) -> bool:
+        """A device argument taken for an accelerator only by convention (`x.device` of an unknown `x`)."""
+        return self.evaluator.assumed_device(expr)
+
     def literal_accelerator(self, expr: cst.BaseExpression) -> bool:
         """`"cuda"`, `"cuda:1"`, `torch.device("cuda")`, `0`: a device that cannot be the CPU at run time."""
         return self.evaluator.literal_accelerator(expr)

@@ -143,6 +143,11 @@ class ModuleSummary:
     def qualified(self, local: str) -> str:
         return f"{self.module}.{local}" if self.module else local
 
+    def symbols(self) -> tuple:
+        """What resolving a name through this module reads: the names it defines and imports."""
+        return (sorted(self.classes), sorted(self.functions), sorted(self.globals), sorted(self.imports.items()),
+                tuple(self.star_imports))
+
 
 # ==========================================================================================
 # Building
@@ -671,7 +676,10 @@ class _Summarizer:
             entries = tuple((k.value, self.value(v, scope, level)) for k, v in zip(node.keys, node.values)
                             if isinstance(k, ast.Constant) and isinstance(k.value, str))
             return ("dict", entries)
-        if isinstance(node, (ast.ListComp, ast.GeneratorExp, ast.SetComp)):
+        if isinstance(node, (ast.ListComp, ast.GeneratorExp)):
+            # Elements alike: `[torch.zeros(n, device=d) for _ in range(k)]` holds GPU tensors.
+            return ("listof", self.value(node.elt, scope, level))
+        if isinstance(node, ast.SetComp):
             return ("lit", "list")
         if isinstance(node, (ast.Set, ast.DictComp)):
             return ("lit", "set")
