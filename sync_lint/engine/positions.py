@@ -260,6 +260,7 @@ class Positions:
         self._whole: dict[cst.CSTNode, CodeRange] | None = None
         self._indexed = False
         self._line_starts: list[int] | None = None
+        self._rows_by_text: dict[str, list[int]] | None = None
 
     def range(self, node: cst.CSTNode) -> CodeRange:
         """The node's range. Only the innermost statement holding it is generated."""
@@ -306,25 +307,67 @@ class Positions:
         return placed
 
     def _place_unit(self, unit: cst.CSTNode) -> _UnitPositions | None:
+        """The unit's positions: by finding its text in the file where that is unambiguous (no other
+        parse), else at the line CPython's parser gives it."""
+        variants = (False, True) if type(unit) is cst.If else (None,)  # `if` or `elif`: both are tried
+        codegens = [self._codegen(unit, variant) for variant in variants]
+        first = _generated_first_line(unit)
+        found: list[_UnitPositions] = []
+        if all(first <= len(generated) and generated[first - 1][:1] not in (" ", "\t", "\f")
+               for _ranges, generated, _stopped in codegens):
+            for ranges, generated, stopped in codegens:
+                # A header cut short at its colon may stand on a row that goes on (a comment).
+                for row in self._rows_holding(generated[first - 1], prefix=stopped and first == len(generated)):
+                    placed = self._placement(ranges, generated, stopped, first, row)
+                    if placed is not None:
+                        found.append(placed)
+                if len(found) > 1:
+                    break
+        if len(found) == 1:
+            # The unit's own text always stands where the unit is (libcst writes the file back
+            # verbatim), so a unique place that holds that text is the unit's place.
+            return found[0]
         first_line = self._statement_first_lines().get(unit)
         if first_line is None:
             return None
+        is_elif = type(unit) is cst.If and self._is_elif(unit)  # type: ignore[arg-type]
+        ranges, generated, stopped = codegens[1 if is_elif else 0]
+        return self._placement(ranges, generated, stopped, first, first_line)
+
+    def _codegen(self, unit: cst.CSTNode, is_elif: bool | None) -> tuple[dict, list[str], bool]:
+        """The unit's header generated on its own: its node ranges, its lines, and whether it was cut short."""
         state = _HeaderCodegen(
             default_indent=self.module.default_indent, default_newline=self.module.default_newline,
             provider=None, root=unit,  # type: ignore[arg-type]
         )
         stopped = False
         try:
-            if isinstance(unit, cst.If):
-                unit._codegen(state, is_elif=self._is_elif(unit))
-            else:
+            if is_elif is None:
                 unit._codegen(state)
+            else:
+                unit._codegen(state, is_elif=is_elif)  # type: ignore[call-arg]
         except _Stop:
             stopped = True
         generated = _CODEGEN_LINE_END.split("".join(state.tokens))
         if generated[-1] == "":  # the text ends with the unit's newline
             generated.pop()
-        first = _generated_first_line(unit)
+        return state.ranges, generated, stopped
+
+    def _rows_holding(self, text: str, prefix: bool) -> list[int]:
+        """The source rows that read `text` after their indentation (with `prefix`: that start with it)."""
+        if self._rows_by_text is None:
+            rows: dict[str, list[int]] = {}
+            for row, line in enumerate(_LINE_END.split(self.source), 1):
+                rows.setdefault(line.lstrip(" \t\f"), []).append(row)
+            self._rows_by_text = rows
+        if prefix:
+            return [row for line, rows in self._rows_by_text.items() if line.startswith(text) for row in rows]
+        return self._rows_by_text.get(text, [])
+
+    def _placement(self, ranges: dict, generated: list[str], stopped: bool, first: int,
+                   first_line: int) -> _UnitPositions | None:
+        """The unit's positions if its generated line `first` is source row `first_line`; None if the
+        source there is not the unit's text."""
         line_shift = first_line - first
         # The indentation of the unit's block: libcst writes it before each line it starts itself
         # (and continuation lines marked to be indented), and the codegen here writes none.
@@ -335,10 +378,10 @@ class Positions:
             shift = self._column_shift(line + line_shift, generated[line - 1], indent,
                                        cut_short=stopped and line == len(generated))
             if shift is None:
-                return None  # the statement is not where CPython says: place it another way
+                return None  # the statement is not there
             if shift:
                 column_shifts[line] = shift
-        return _UnitPositions(state.ranges, line_shift, column_shifts)
+        return _UnitPositions(ranges, line_shift, column_shifts)
 
     def _source_line(self, row: int) -> str | None:
         starts = self.line_starts
