@@ -24,6 +24,7 @@ from sync_lint.config import (
     resolve_settings,
 )
 from sync_lint.diagnostics import FileError, FileResult
+from sync_lint.errors import UsageError
 from sync_lint.registry import RuleLoadError, all_rules
 from sync_lint.rulekit.rule import Rule
 from sync_lint.selection import (
@@ -39,10 +40,6 @@ if TYPE_CHECKING:
 # The newest torch release the ground-truth measurements cover; the default target
 # when torch is not installed.
 NEWEST_MEASURED_TORCH = "2.11"
-
-
-class UsageError(Exception):
-    """A usage or configuration problem; the command line prints it and exits 2."""
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@
 | `runtime.py` | `verify`, `trace` (these import torch) |
 """
 
-from sync_lint.cli import check, info, runtime  # noqa: F401  (each module registers its commands)
+# Each module registers its commands on `main` when first imported; `main` imports them on
+# demand (`app.COMMAND_MODULES`), so that `sync-lint --version` loads no parser.
 from sync_lint.cli.app import main
 
 __all__ = ["main"]
