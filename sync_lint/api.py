@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from sync_lint.config import (
+    NEWEST_MEASURED_TORCH,
     ConfigError,
     Settings,
     installed_torch_version,
@@ -37,9 +38,6 @@ from sync_lint.selection import (
 if TYPE_CHECKING:
     from sync_lint.project.build import OpenProject, Project
 
-# The newest torch release the ground-truth measurements cover; the default target
-# when torch is not installed.
-NEWEST_MEASURED_TORCH = "2.11"
 
 
 @dataclass(frozen=True)

@@ -276,6 +276,11 @@ def _common_parent(paths: list[Path]) -> Path:
         return Path.cwd()
 
 
+# The newest torch release the ground-truth measurements cover; the default target
+# when torch is not installed.
+NEWEST_MEASURED_TORCH = "2.11"
+
+
 def installed_torch_version() -> str | None:
     """The installed torch's version, read from package metadata (torch is never imported)."""
     from importlib import metadata

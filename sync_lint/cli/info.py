@@ -6,10 +6,25 @@ import json
 
 import click
 
-from sync_lint.api import NEWEST_MEASURED_TORCH, UsageError, version_notes
 from sync_lint.cli.app import main
-from sync_lint.config import installed_torch_version
-from sync_lint.registry import RuleLoadError, all_rules
+from sync_lint.config import NEWEST_MEASURED_TORCH, installed_torch_version
+from sync_lint.errors import UsageError
+
+
+def _registry() -> dict:
+    """Every rule by code: from the catalogue when it stands for the installed rules (no parser is
+    imported), else by loading them."""
+    from sync_lint.catalogue import builtin_catalogue
+
+    known = builtin_catalogue()
+    if known is not None:
+        return known
+    from sync_lint.registry import RuleLoadError, all_rules
+
+    try:
+        return all_rules()
+    except RuleLoadError as exc:
+        raise UsageError(str(exc)) from None
 
 
 @main.command("rules")
@@ -17,12 +32,9 @@ from sync_lint.registry import RuleLoadError, all_rules
 @click.option("--target-torch-version", help="Show which rules are active for this torch version.")
 def rules_command(output_format: str, target_torch_version: str | None) -> None:
     """List the rules: code, name, fix availability."""
-    try:
-        registry = all_rules()
-    except RuleLoadError as exc:
-        raise UsageError(str(exc)) from None
+    registry = _registry()
     target = target_torch_version or installed_torch_version() or NEWEST_MEASURED_TORCH
-    for note in version_notes(list(registry.values()), target):
+    for note in (note for rule in registry.values() for note in rule.torch_notes(target)):
         click.echo(f"sync-lint: note: {note}", err=True)
     rows = [
         {
@@ -56,11 +68,7 @@ def rules_command(output_format: str, target_torch_version: str | None) -> None:
 @click.argument("code")
 def explain(code: str) -> None:
     """Print the documentation of rule CODE."""
-    try:
-        registry = all_rules()
-    except RuleLoadError as exc:
-        raise UsageError(str(exc)) from None
-    rule = registry.get(code.upper())
+    rule = _registry().get(code.upper())
     if rule is None:
         raise UsageError(f"unknown rule `{code}` (see `sync-lint rules`)")
     click.echo(rule.documentation())
