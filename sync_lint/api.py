@@ -181,13 +181,13 @@ class _Job:
 
     def project_view(self, path: str, text: str | None = None):  # type: ignore[no-untyped-def]
         """The file's window onto its project's index; `text`: check this text instead of the file."""
+        opened = self.open_project(path)
+        if opened is None:
+            return None
         from sync_lint.project.build import summarize_text
         from sync_lint.project.roots import module_name
         from sync_lint.project.view import ProjectView
 
-        opened = self.open_project(path)
-        if opened is None:
-            return None
         project = opened.project
         summary = opened.index.summary(module_name(Path(path), project.root)[0]) if text is None else None
         if summary is None:
@@ -235,8 +235,6 @@ def _check_file(path: str) -> FileResult:
     from sync_lint.engine.lint import lint_source
     from sync_lint.source import SourceError, read_source
 
-    from sync_lint.project.store import content_hash
-
     job = _JOB[0]
     try:
         original = read_source(path)
@@ -255,6 +253,8 @@ def _check_file(path: str) -> FileResult:
     finally:
         deps = opened.index.reads.end() if opened is not None else frozenset()
     if opened is not None:
+        from sync_lint.project.store import content_hash
+
         opened.save_facts()
         if key is not None and key.startswith(content_hash(original.data)):  # the file read is the one indexed
             opened.save_result(str(Path(path).resolve()), key, result, deps)
@@ -350,10 +350,10 @@ def run_files(
 
 def _cached_results(plan: Plan, files: Sequence[str], projects: dict[str, "Project"]) -> dict[str, FileResult]:
     """The results the cache holds for files that did not change (nor anything they read)."""
-    from sync_lint.project.store import ProjectStore
-
     if plan.project is None or plan.project.temporary or not projects:
         return {}
+    from sync_lint.project.store import ProjectStore
+
     job = _Job(plan.rules, plan.settings, PerFileIgnores(plan.settings, plan.registry), None, projects)
     out: dict[str, FileResult] = {}
     by_database: dict[Path, dict[str, str]] = {}
