@@ -161,3 +161,28 @@ def test_source_and_tree_disagreeing_falls_back_to_the_whole_module() -> None:
     module = cst.parse_module(source)
     ctx = FileContext("p.py", "x = 1\n", module, Settings())  # one statement for CPython, two for libcst
     assert ctx.positions.range(module.body[1]).start.line == 2
+
+
+# A statement whose text stands elsewhere too: a cut-short header (`if x:`) matching a row with a
+# trailing comment, an `elif` whose `if` text stands alone elsewhere, and repeated statements.
+LOOKALIKES = '''\
+def f(owner):
+    if owner.device is None:
+        y = owner.item()
+    return y
+
+
+def g(owner):
+    if owner.device is None:  # a comment makes the row longer than the header
+        y = owner.item()
+    elif owner.device is None:
+        y = owner.item()
+    return y
+'''
+
+
+@pytest.mark.parametrize("source", [LOOKALIKES, LOOKALIKES.replace("\n", "\r\n")], ids=["lf", "crlf"])
+def test_statements_whose_text_repeats_are_placed_where_they_are(source: str) -> None:
+    _assert_same_positions(source)
+    _assert_placed_by_statement(source)
+    _assert_placed_by_statement(source, walked=True)

@@ -260,7 +260,6 @@ class Positions:
         self._whole: dict[cst.CSTNode, CodeRange] | None = None
         self._indexed = False
         self._line_starts: list[int] | None = None
-        self._rows_by_text: dict[str, list[int]] | None = None
 
     def range(self, node: cst.CSTNode) -> CodeRange:
         """The node's range. Only the innermost statement holding it is generated."""
@@ -309,30 +308,44 @@ class Positions:
     def _place_unit(self, unit: cst.CSTNode) -> _UnitPositions | None:
         """The unit's positions: by finding its text in the file where that is unambiguous (no other
         parse), else at the line CPython's parser gives it."""
-        variants = (False, True) if type(unit) is cst.If else (None,)  # `if` or `elif`: both are tried
-        codegens = [self._codegen(unit, variant) for variant in variants]
         first = _generated_first_line(unit)
-        found: list[_UnitPositions] = []
-        if all(first <= len(generated) and generated[first - 1][:1] not in (" ", "\t", "\f")
-               for _ranges, generated, _stopped in codegens):
-            for ranges, generated, stopped in codegens:
-                # A header cut short at its colon may stand on a row that goes on (a comment).
-                for row in self._rows_holding(generated[first - 1], prefix=stopped and first == len(generated)):
-                    placed = self._placement(ranges, generated, stopped, first, row)
-                    if placed is not None:
-                        found.append(placed)
-                if len(found) > 1:
-                    break
-        if len(found) == 1:
+        is_if = type(unit) is cst.If
+        codegens = {False if is_if else None: self._codegen(unit, False if is_if else None)}
+        found = self._search(codegens, first)
+        if found is not None and is_if and found[1]:
+            # `elif` is written `el` + the `if` line: its rows are searched only where that text stands.
+            _ranges, generated, _stopped = codegens[False]
+            if self._rows_holding("el" + generated[first - 1], prefix=True):
+                codegens[True] = self._codegen(unit, True)
+                found = self._search(codegens, first)
+        if found is not None and len(found[0]) == 1:
             # The unit's own text always stands where the unit is (libcst writes the file back
-            # verbatim), so a unique place that holds that text is the unit's place.
-            return found[0]
+            # verbatim), so the one place that holds that text is the unit's place.
+            return found[0][0]
         first_line = self._statement_first_lines().get(unit)
         if first_line is None:
             return None
-        is_elif = type(unit) is cst.If and self._is_elif(unit)  # type: ignore[arg-type]
-        ranges, generated, stopped = codegens[1 if is_elif else 0]
+        variant = (type(unit) is cst.If and self._is_elif(unit)) if is_if else None  # type: ignore[arg-type]
+        if variant not in codegens:
+            codegens[variant] = self._codegen(unit, variant)
+        ranges, generated, stopped = codegens[variant]
         return self._placement(ranges, generated, stopped, first, first_line)
+
+    def _search(self, codegens: dict, first: int) -> tuple[list[_UnitPositions], bool] | None:
+        """The places holding the unit's text (stopping at two) for each way of writing it, and whether
+        the search can say more (it found no place); None when the text cannot be searched for."""
+        found: list[_UnitPositions] = []
+        for ranges, generated, stopped in codegens.values():
+            if first > len(generated) or not generated[first - 1].strip() or generated[first - 1][0] in " \t\f":
+                return None
+            # A header cut short at its colon may stand on a row that goes on (a comment).
+            for row in self._rows_holding(generated[first - 1], prefix=stopped and first == len(generated)):
+                placed = self._placement(ranges, generated, stopped, first, row)
+                if placed is not None:
+                    found.append(placed)
+                    if len(found) > 1:
+                        return found, False
+        return found, True
 
     def _codegen(self, unit: cst.CSTNode, is_elif: bool | None) -> tuple[dict, list[str], bool]:
         """The unit's header generated on its own: its node ranges, its lines, and whether it was cut short."""
@@ -355,14 +368,17 @@ class Positions:
 
     def _rows_holding(self, text: str, prefix: bool) -> list[int]:
         """The source rows that read `text` after their indentation (with `prefix`: that start with it)."""
-        if self._rows_by_text is None:
-            rows: dict[str, list[int]] = {}
-            for row, line in enumerate(_LINE_END.split(self.source), 1):
-                rows.setdefault(line.lstrip(" \t\f"), []).append(row)
-            self._rows_by_text = rows
-        if prefix:
-            return [row for line, rows in self._rows_by_text.items() if line.startswith(text) for row in rows]
-        return self._rows_by_text.get(text, [])
+        source, starts = self.source, self.line_starts
+        rows: list[int] = []
+        at = source.find(text)
+        while at != -1:
+            row = bisect.bisect_right(starts, at)
+            if not source[starts[row - 1]:at].strip(" \t\f"):
+                end = at + len(text)
+                if prefix or end == len(source) or source[end] in "\r\n":
+                    rows.append(row)
+            at = source.find(text, at + 1)
+        return rows
 
     def _placement(self, ranges: dict, generated: list[str], stopped: bool, first: int,
                    first_line: int) -> _UnitPositions | None:
