@@ -198,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--phase-rounds", type=int, default=1, help="rounds of the in-process phase timing")
+    parser.add_argument("--startup-rounds", type=int, default=5)
     parser.add_argument("--base-bin", default="/work/venv-base/bin/sync-lint", help="the frozen 0.1.0 executable")
     parser.add_argument("--base-config", default="/tmp/base-config.toml")
     parser.add_argument("--compare-pythonpath", default=None,
@@ -281,16 +282,21 @@ def main(argv: list[str] | None = None) -> int:
         commands = {}
         for case, arguments in cases.items():
             commands[f"{case} (this checkout)"] = ([python, "-m", "sync_lint", *arguments], here_env)
+            if compare_env is not None:
+                commands[f"{case} ({args.compare_name})"] = ([python, "-m", "sync_lint", *arguments], compare_env)
             base_arguments = [a for a in arguments if a != "--isolated"]
             if case == "check one file":
                 base_arguments += ["--config", args.base_config]
             commands[f"{case} (0.1.0)"] = ([args.base_bin, *base_arguments], env_with(None))
         commands["python -c pass"] = ([python, "-c", "pass"], None)
         log.append("start-up:")
-        times = interleave(commands, max(args.rounds, 5), args.seed, log)
+        times = interleave(commands, args.startup_rounds, args.seed, log)
         out += ["## 3. Start-up (wall, median)", "", "| command | median s | imports libcst |", "|---|---|---|"]
         for name, (command, env) in commands.items():
             loads = imports_libcst(command, env) if command[0] == python and "-m" in command else None
+            if loads is None and command[0] == args.base_bin:
+                loads = imports_libcst([str(Path(args.base_bin).with_name("python")), "-m", "sync_lint", *command[1:]],
+                                       env)
             out.append(f"| {name} | {median(times[name]):.3f} | {'' if loads is None else ('yes' if loads else 'no')} |")
         out.append("")
 
