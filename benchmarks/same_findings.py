@@ -37,9 +37,11 @@ def subset(root: Path, count: int, seed: int) -> list[str]:
 def run(build: str, files: list[str], mode: str) -> tuple[bytes, float]:
     flags = ["--config", str(CONFIG)] if mode == "project" else ["--isolated", "--target-torch-version", "2.11"]
     env = dict(os.environ, PYTHONPATH=str(Path(build).resolve()))
+    # `python -m` puts the working folder first on sys.path: run from the build's own folder.
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "sync_lint", "check", *files, *flags, "--output-format", "json",
-                           "--exit-zero", "--no-cache"], capture_output=True, env=env)
+                           "--exit-zero", "--no-cache"], capture_output=True, env=env,
+                          cwd=env["PYTHONPATH"])
     if done.returncode != 0:
         raise SystemExit(f"{build}: exit {done.returncode}\n{done.stderr.decode()[-2000:]}")
     return done.stdout, time.perf_counter() - start

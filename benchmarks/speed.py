@@ -58,9 +58,19 @@ def subset(root: Path, count: int, seed: int) -> list[str]:
     return sorted(random.Random(seed).sample(files, min(count, len(files))))
 
 
+def cwd_for(env: dict[str, str] | None) -> str:
+    """Where a command runs: `python -m` and `-c` put the working folder first on sys.path, so a
+    build given by PYTHONPATH runs from its own folder (this checkout's would shadow it otherwise),
+    and everything else from a neutral one."""
+    if env is not None and env.get("PYTHONPATH"):
+        return env["PYTHONPATH"]
+    return tempfile.gettempdir()
+
+
 def timed(command: list[str], env: dict[str, str] | None = None) -> float:
     start = time.perf_counter()
-    done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
+    done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True,
+                          cwd=cwd_for(env))
     elapsed = time.perf_counter() - start
     if done.returncode not in (0, 1):
         raise SystemExit(f"failed ({done.returncode}): {' '.join(command[:6])} ...\n{done.stderr[-2000:]}")
@@ -139,8 +149,9 @@ print(json.dumps({"total": total, "findings": findings, **spent}))
 
 
 def phases(files: list[str], pythonpath: str | None) -> dict[str, float]:
+    env = env_with(pythonpath)
     done = subprocess.run([sys.executable, "-c", PHASES_CHILD, json.dumps(files)], capture_output=True, text=True,
-                          env=env_with(pythonpath), check=True)
+                          env=env, cwd=cwd_for(env), check=True)
     return json.loads(done.stdout)
 
 
@@ -188,7 +199,8 @@ def floor_command(kind: str, list_file: str) -> list[str]:
 
 
 def imports_libcst(command: list[str], env: dict[str, str] | None) -> bool:
-    done = subprocess.run([command[0], "-X", "importtime", *command[1:]], capture_output=True, text=True, env=env)
+    done = subprocess.run([command[0], "-X", "importtime", *command[1:]], capture_output=True, text=True, env=env,
+                          cwd=cwd_for(env))
     return any(line.rstrip().endswith(" libcst") for line in done.stderr.splitlines())
 
 
