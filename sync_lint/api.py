@@ -18,14 +18,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from sync_lint.config import (
+    NEWEST_MEASURED_TORCH,
     ConfigError,
     Settings,
     apply_overrides,
+    project_torch_target,
     parse_override,
     resolve_settings,
 )
 from sync_lint.diagnostics import FileError, FileResult
 from sync_lint.ranking import rank_results
+from sync_lint.errors import UsageError
 from sync_lint.registry import RuleLoadError, all_rules
 from sync_lint.rulekit.rule import Rule
 from sync_lint.selection import (
@@ -38,13 +41,6 @@ from sync_lint.selection import (
 if TYPE_CHECKING:
     from sync_lint.project.build import OpenProject, Project
 
-# The newest torch release the ground-truth measurements cover; the default target
-# when torch is not installed.
-NEWEST_MEASURED_TORCH = "2.11"
-
-
-class UsageError(Exception):
-    """A usage or configuration problem; the command line prints it and exits 2."""
 
 
 @dataclass(frozen=True)
@@ -169,28 +165,6 @@ def split_config_arguments(config: str | Sequence[str] | None) -> tuple[str | No
     return (files[0] if files else None), overrides
 
 
-def project_torch_target(settings: Settings) -> Settings:
-    """The target torch when no configuration names one: the project's pinned torch, else the newest measured.
-
-    Never the installed torch: a developer's venv and the pre-commit hook's environment must agree.
-    """
-    from sync_lint.config import declared_torch_version
-
-    declared = declared_torch_version(settings.root)
-    if declared is None and settings.config_path is None:
-        from sync_lint.project.roots import ROOT_MARKERS
-
-        here = Path.cwd().resolve()
-        for folder in (here, *here.parents):
-            if any((folder / marker).exists() for marker in ROOT_MARKERS):
-                declared = declared_torch_version(folder)
-                break
-    if declared is not None:
-        return settings.override(target_torch_version=declared[0], target_torch_source=declared[1])
-    return settings.override(target_torch_version=NEWEST_MEASURED_TORCH,
-                             target_torch_source="the default: the newest torch the measurements cover")
-
-
 def version_notes(rules: Sequence[type[Rule]], target: str | None) -> list[str]:
     """One line per gate whose evidence `target` is beyond: which way it went, and why."""
     return [note for rule in rules for note in rule.torch_notes(target)]
@@ -232,13 +206,13 @@ class _Job:
 
     def project_view(self, path: str, text: str | None = None):  # type: ignore[no-untyped-def]
         """The file's window onto its project's index; `text`: check this text instead of the file."""
+        opened = self.open_project(path)
+        if opened is None:
+            return None
         from sync_lint.project.build import summarize_text
         from sync_lint.project.roots import module_name
         from sync_lint.project.view import ProjectView
 
-        opened = self.open_project(path)
-        if opened is None:
-            return None
         project = opened.project
         summary = opened.index.summary(module_name(Path(path), project.root)[0]) if text is None else None
         if summary is None:
@@ -286,8 +260,6 @@ def _check_file(path: str) -> FileResult:
     from sync_lint.engine.lint import lint_source
     from sync_lint.source import SourceError, read_source
 
-    from sync_lint.project.store import content_hash
-
     job = _JOB[0]
     try:
         original = read_source(path)
@@ -308,6 +280,8 @@ def _check_file(path: str) -> FileResult:
     finally:
         deps = opened.index.reads.end() if opened is not None else frozenset()
     if opened is not None:
+        from sync_lint.project.store import content_hash
+
         opened.save_facts()
         if key is not None and key.startswith(content_hash(original.data)):  # the file read is the one indexed
             opened.save_result(str(Path(path).resolve()), key, result, deps)
@@ -425,10 +399,10 @@ def run_files(
 
 def _cached_results(plan: Plan, files: Sequence[str], projects: dict[str, "Project"]) -> dict[str, FileResult]:
     """The results the cache holds for files that did not change (nor anything they read)."""
-    from sync_lint.project.store import ProjectStore
-
     if plan.project is None or plan.project.temporary or not projects:
         return {}
+    from sync_lint.project.store import ProjectStore
+
     job = _Job(plan.rules, plan.settings, PerFileIgnores(plan.settings, plan.registry), None, projects)
     out: dict[str, FileResult] = {}
     by_database: dict[Path, dict[str, str]] = {}

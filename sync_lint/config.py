@@ -348,6 +348,11 @@ def declared_torch_version(root: Path) -> tuple[str, str] | None:
     return None
 
 
+# The newest torch release the ground-truth measurements cover; the default target
+# when torch is not installed.
+NEWEST_MEASURED_TORCH = "2.11"
+
+
 def installed_torch_version() -> str | None:
     """The installed torch's version, read from package metadata (torch is never imported)."""
     from importlib import metadata
@@ -356,3 +361,23 @@ def installed_torch_version() -> str | None:
         return metadata.version("torch")
     except metadata.PackageNotFoundError:
         return None
+
+
+def project_torch_target(settings: Settings) -> Settings:
+    """The target torch when no configuration names one: the project's pinned torch, else the newest measured.
+
+    Never the installed torch: a developer's venv and the pre-commit hook's environment must agree.
+    """
+    declared = declared_torch_version(settings.root)
+    if declared is None and settings.config_path is None:
+        from sync_lint.project.roots import ROOT_MARKERS
+
+        here = Path.cwd().resolve()
+        for folder in (here, *here.parents):
+            if any((folder / marker).exists() for marker in ROOT_MARKERS):
+                declared = declared_torch_version(folder)
+                break
+    if declared is not None:
+        return settings.override(target_torch_version=declared[0], target_torch_source=declared[1])
+    return settings.override(target_torch_version=NEWEST_MEASURED_TORCH,
+                             target_torch_source="the default: the newest torch the measurements cover")

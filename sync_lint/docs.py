@@ -1,4 +1,4 @@
-"""Generate `docs/rules/<CODE>.md` and `docs/configuration.md` from the code.
+"""Generate `docs/rules/<CODE>.md`, `docs/configuration.md` and `sync_lint/rule_catalogue.py` from the code.
 
 The rule module's docstring is the single source: `sync-lint explain` prints it,
 and this writes the same text to docs/. A test fails when the two drift.
@@ -11,10 +11,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from sync_lint import catalogue
 from sync_lint.registry import builtin_rules
 from sync_lint.rulekit import Rule
 
 DOCS_DIR = Path(__file__).resolve().parent.parent / "docs" / "rules"
+# What `sync-lint rules` and `explain` read instead of importing the rules.
+CATALOGUE = Path(__file__).resolve().parent / "rule_catalogue.py"
 
 
 def rule_page(rule: type[Rule]) -> str:
@@ -74,6 +77,7 @@ def expected_files() -> dict[Path, str]:
     files = {DOCS_DIR / f"{r.code}.md": rule_page(r) for r in rules}
     files[DOCS_DIR / "README.md"] = index_page(rules)
     files[DOCS_DIR.parent / "configuration.md"] = configuration_page()
+    files[CATALOGUE] = catalogue.render(rules)
     return files
 
 

@@ -18,15 +18,22 @@ import libcst as cst
 # --- names and literals ------------------------------------------------------------------
 
 
+# libcst's node classes derive from an ABC, whose `isinstance` is slow; the helpers
+# read on every node compare concrete types (libcst never subclasses a concrete node).
+_ATTRIBUTE, _NAME = cst.Attribute, cst.Name
+
+
 def dotted_name(expr: cst.CSTNode) -> str | None:
     """`a.b.c` for an Attribute chain of Names; None for anything else."""
+    if type(expr) is _NAME:
+        return expr.value  # type: ignore[attr-defined]
     parts: list[str] = []
-    while isinstance(expr, cst.Attribute):
-        parts.append(expr.attr.value)
-        expr = expr.value
-    if not isinstance(expr, cst.Name):
+    while type(expr) is _ATTRIBUTE:
+        parts.append(expr.attr.value)  # type: ignore[attr-defined]
+        expr = expr.value  # type: ignore[attr-defined]
+    if type(expr) is not _NAME:
         return None
-    parts.append(expr.value)
+    parts.append(expr.value)  # type: ignore[attr-defined]
     return ".".join(reversed(parts))
 
 
@@ -72,16 +79,17 @@ def literal_number(expr: cst.CSTNode) -> float | None:
 def call_name(node: cst.Call) -> str | None:
     """`foo` for `x.foo(...)` or `foo(...)`: the last name of the callee."""
     func = node.func
-    if isinstance(func, cst.Attribute):
-        return func.attr.value
-    if isinstance(func, cst.Name):
-        return func.value
+    if type(func) is _ATTRIBUTE:
+        return func.attr.value  # type: ignore[attr-defined]
+    if type(func) is _NAME:
+        return func.value  # type: ignore[attr-defined]
     return None
 
 
 def method_receiver(node: cst.Call) -> cst.BaseExpression | None:
     """`x` for `x.foo(...)`; None for a plain function call."""
-    return node.func.value if isinstance(node.func, cst.Attribute) else None
+    func = node.func
+    return func.value if type(func) is _ATTRIBUTE else None  # type: ignore[attr-defined]
 
 
 def get_arg(node: cst.Call, name: str, position: int | None = None) -> cst.Arg | None:

@@ -23,15 +23,19 @@ from sync_lint.syntax import dotted_name
 _IMPLICIT = {"torch": "torch", "np": "numpy", "numpy": "numpy"}
 
 
+_SEQUENCE_TARGETS = (cst.Tuple, cst.List)
+
+
 def bound_names(target: cst.CSTNode) -> Iterator[str]:
     """The plain names an assignment target binds (`a` and `b` in `a, *b = ...`)."""
-    if isinstance(target, (cst.Tuple, cst.List)):
-        for element in target.elements:
+    target_type = type(target)  # concrete types: an ABC `isinstance` costs more than the rest
+    if target_type is cst.Name:
+        yield target.value  # type: ignore[attr-defined]
+    elif target_type in _SEQUENCE_TARGETS:
+        for element in target.elements:  # type: ignore[attr-defined]
             yield from bound_names(element.value)
-    elif isinstance(target, cst.StarredElement):
-        yield from bound_names(target.value)
-    elif isinstance(target, cst.Name):
-        yield target.value
+    elif target_type is cst.StarredElement:
+        yield from bound_names(target.value)  # type: ignore[attr-defined]
 
 
 class ImportTable(Provider):
@@ -40,6 +44,9 @@ class ImportTable(Provider):
         # Names the file binds to something other than an import (assignments, loop
         # and `with` targets); they shadow the implicit defaults above.
         self._shadowed: set[str] = set()
+        # `resolve` per expression node, while the table stays as it is. The node is kept
+        # with its answer so that its id cannot be reused by another node meanwhile.
+        self._resolved: dict[int, tuple[cst.BaseExpression, str | None]] = {}
 
     # --- filled by the walk -----------------------------------------------------------
     def add_import(self, node: cst.Import) -> None:
@@ -53,6 +60,7 @@ class ImportTable(Provider):
                 # `import torch.nn.functional` binds `torch`.
                 head = full.split(".")[0]
                 self._aliases[head] = head
+        self._resolved.clear()
 
     def add_import_from(self, node: cst.ImportFrom) -> None:
         if node.relative:
@@ -68,11 +76,13 @@ class ImportTable(Provider):
             if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
                 local = alias.asname.name.value
             self._aliases[local] = f"{module}.{name}"
+        self._resolved.clear()
 
     def shadow(self, target: cst.CSTNode) -> None:
         for name in bound_names(target):
-            if name not in self._aliases:
+            if name not in self._aliases and name not in self._shadowed:
                 self._shadowed.add(name)
+                self._resolved.clear()
 
     def _shadow_assign(self, node: cst.Assign) -> None:
         for target in node.targets:
@@ -99,8 +109,13 @@ class ImportTable(Provider):
     # --- queried by rules and the device analysis ---------------------------------------
     def resolve(self, expr: cst.BaseExpression) -> str | None:
         """The qualified name an expression refers to, e.g. `torch.nn.functional.one_hot`."""
+        known = self._resolved.get(id(expr))
+        if known is not None and known[0] is expr:
+            return known[1]
         name = dotted_name(expr)
-        return self.qualify(name) if name is not None else None
+        qualified = self.qualify(name) if name is not None else None
+        self._resolved[id(expr)] = (expr, qualified)
+        return qualified
 
     def qualify(self, name: str) -> str | None:
         """The qualified name a dotted name written in this file refers to (None: not an import)."""

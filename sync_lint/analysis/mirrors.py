@@ -22,14 +22,17 @@ from sync_lint.analysis.provider import Provider
 from sync_lint.syntax import dotted_name
 
 _GPU_SUFFIX = re.compile(r"_(gpu|cuda|dev|device)$")
+_SEQUENCE_TARGETS = (cst.Tuple, cst.List)
+_WRAPPERS = (cst.Subscript, cst.StarredElement)
 
 
 def written_names(target: cst.BaseExpression) -> frozenset[str]:
     """The names an assignment target writes into: `x_cpu` for `x_cpu[:n] = ...` too."""
-    if isinstance(target, (cst.Tuple, cst.List)):
-        return frozenset().union(*(written_names(e.value) for e in target.elements))
-    while isinstance(target, (cst.Subscript, cst.StarredElement)):
-        target = target.value
+    # Concrete types: an ABC `isinstance` costs more than the rest of this function.
+    if type(target) in _SEQUENCE_TARGETS:
+        return frozenset().union(*(written_names(e.value) for e in target.elements))  # type: ignore[attr-defined]
+    while type(target) in _WRAPPERS:
+        target = target.value  # type: ignore[attr-defined]
     name = dotted_name(target)
     return frozenset({name}) if name is not None else frozenset()
 
@@ -41,8 +44,8 @@ class HostMirrors(Provider):
         self._cpu_attributes = cpu_attributes
         # Dotted `*_cpu` names read so far, one set per enclosing function (module first).
         self._seen: list[set[str]] = [set()]
-        # Names the statements being walked assign to.
-        self._writing: list[frozenset[str]] = []
+        # The targets of the assignments being walked.
+        self._writing: list[tuple[cst.BaseExpression, ...]] = []
 
     # --- queries ------------------------------------------------------------------------
     def mirror_of(self, name: str) -> str | None:
@@ -61,7 +64,7 @@ class HostMirrors(Provider):
 
     def being_written(self) -> frozenset[str]:
         """The names the statements being walked assign to."""
-        return frozenset().union(*self._writing)
+        return frozenset().union(*(written_names(target) for targets in self._writing for target in targets))
 
     # --- what the walk tells us ---------------------------------------------------------
     def _enter_function(self, node: cst.FunctionDef) -> None:
@@ -76,11 +79,13 @@ class HostMirrors(Provider):
             if name is not None:
                 self._seen[-1].add(name)
 
+    # The targets are kept as they are: few assignments are ever asked about (`being_written`),
+    # so their names are worked out then.
     def _enter_assign(self, node: cst.Assign) -> None:
-        self._writing.append(frozenset().union(*(written_names(t.target) for t in node.targets)))
+        self._writing.append(tuple(t.target for t in node.targets))
 
     def _enter_single_target(self, node: cst.AugAssign | cst.AnnAssign) -> None:
-        self._writing.append(written_names(node.target))
+        self._writing.append((node.target,))
 
     def _leave_assignment(self, node: cst.CSTNode) -> None:
         self._writing.pop()

@@ -9,7 +9,8 @@
 | `server.py` | `server` (the editor server; needs pygls) |
 """
 
-from sync_lint.cli import check, info, runtime, server  # noqa: F401  (each module registers its commands)
+# Each module registers its commands on `main` when first imported; `main` imports them on
+# demand (`app.COMMAND_MODULES`), so that `sync-lint --version` loads no parser.
 from sync_lint.cli.app import main
 
 __all__ = ["main"]

@@ -7,15 +7,26 @@ internal error (`--exit-zero` turns 1 into 0).
 from __future__ import annotations
 
 import sys
+from importlib import import_module
 from pathlib import Path
 from typing import NoReturn
 
 import click
 
 from sync_lint import __version__
-from sync_lint.api import UsageError
+from sync_lint.errors import UsageError
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+# The module that registers each command, imported only when the command is looked up:
+# `--version` imports none of them, and a command imports only its own (`check` brings
+# in the parser, `verify` and `trace` the runtime).
+COMMAND_MODULES = {
+    "check": "check", "fix": "check", "baseline": "check",
+    "rules": "info", "explain": "info",
+    "verify": "runtime", "trace": "runtime",
+    "server": "server",
+}
 
 
 def fail(message: str) -> NoReturn:
@@ -37,6 +48,17 @@ def emit(text: str, output_file: str | None, err: bool = False) -> None:
 
 
 class _Group(click.Group):
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            import_module(f"sync_lint.cli.{module}")
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        for module in dict.fromkeys(COMMAND_MODULES.values()):
+            import_module(f"sync_lint.cli.{module}")
+        return super().list_commands(ctx)
+
     def main(self, *args, **kwargs):  # type: ignore[override]
         try:
             return super().main(*args, standalone_mode=False, **kwargs)

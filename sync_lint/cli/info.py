@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
-from sync_lint.api import NEWEST_MEASURED_TORCH, UsageError, version_notes
 from sync_lint.cli.app import main
-from sync_lint.registry import RuleLoadError, all_rules
+from sync_lint.config import ConfigError, project_torch_target, resolve_settings
+from sync_lint.errors import UsageError
+
+
+def _registry() -> dict:
+    """Every rule by code: from the catalogue when it stands for the installed rules (no parser is
+    imported), else by loading them."""
+    from sync_lint.catalogue import builtin_catalogue
+
+    known = builtin_catalogue()
+    if known is not None:
+        return known
+    from sync_lint.registry import RuleLoadError, all_rules
+
+    try:
+        return all_rules()
+    except RuleLoadError as exc:
+        raise UsageError(str(exc)) from None
 
 
 @main.command("rules")
@@ -16,17 +33,15 @@ from sync_lint.registry import RuleLoadError, all_rules
 @click.option("--target-torch-version", help="Show which rules are active for this torch version.")
 def rules_command(output_format: str, target_torch_version: str | None) -> None:
     """List the rules: code, name, fix availability."""
-    try:
-        registry = all_rules()
-    except RuleLoadError as exc:
-        raise UsageError(str(exc)) from None
+    registry = _registry()
     if target_torch_version:
         target = target_torch_version
     else:
-        from sync_lint.api import plan
-
-        target = plan(["."]).settings.target_torch_version or NEWEST_MEASURED_TORCH
-    for note in version_notes(list(registry.values()), target):
+        try:  # the project's target, as `check` would use it, without loading the parser
+            target = project_torch_target(resolve_settings([Path(".")], None)).target_torch_version
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
+    for note in (note for rule in registry.values() for note in rule.torch_notes(target)):
         click.echo(f"sync-lint: note: {note}", err=True)
     rows = [
         {
@@ -62,10 +77,7 @@ def rules_command(output_format: str, target_torch_version: str | None) -> None:
 @click.argument("code")
 def explain(code: str) -> None:
     """Print the documentation of rule CODE (a code such as SL101, or a name such as `item`)."""
-    try:
-        registry = all_rules()
-    except RuleLoadError as exc:
-        raise UsageError(str(exc)) from None
+    registry = _registry()
     rule = registry.get(code.upper())
     if rule is None:
         by_name = {r.name.lower(): r for r in registry.values()}

@@ -10,6 +10,7 @@ import libcst as cst
 
 from sync_lint.diagnostics import Diagnostic, FileError, FileResult, Position
 from sync_lint.engine.context import FileContext, Findings
+from sync_lint.engine.parse import parse_module
 from sync_lint.engine.prefilter import Prefilter
 from sync_lint.engine.walker import Walker
 from sync_lint.source import SourceError, read_source
@@ -55,7 +56,7 @@ def lint_source(
         result.diagnostics.append(too_deep)
         return result
     try:
-        module = cst.parse_module(source)
+        module = parse_module(source)
     except cst.ParserSyntaxError as exc:
         if SYNTAX_ERROR_CODE not in ignored_codes:
             result.diagnostics.append(_syntax_error(exc, path, source))

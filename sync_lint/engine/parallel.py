@@ -1,12 +1,49 @@
-"""Many files: one task per file, spread over worker processes when it pays."""
+"""Many files: one task per file, spread over worker processes when it pays.
+
+The work is split by cost (a file's size stands for it): the biggest files start
+first, each on its own, and the small ones follow in batches sized to a fraction of
+the total, so no core sits idle at the end while one huge file is still running.
+"""
 
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
-from typing import Callable, Sequence, TypeVar
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from typing import Any, Callable, Sequence, TypeVar
 
 T = TypeVar("T")
+
+
+def file_size(item: Any) -> int:
+    """The cost of a task: the size of its file (the first element of a tuple task), 0 if unknown."""
+    path = item[0] if isinstance(item, tuple) else item
+    try:
+        return os.stat(path).st_size
+    except (OSError, TypeError, ValueError):
+        return 0
+
+
+def _run_batch(task: Callable[[Any], T], batch: list[tuple[int, Any]]) -> list[tuple[int, T]]:
+    return [(index, task(item)) for index, item in batch]
+
+
+def batches_by_cost(paths: Sequence[Any], jobs: int, cost: Callable[[Any], int] = file_size) -> list[list[tuple[int, Any]]]:
+    """(index, path) batches, costliest first; each batch costs at most about 1/(8 * jobs) of the
+    total, except a single file that costs more on its own."""
+    costs = [max(1, cost(p)) for p in paths]
+    budget = max(1, sum(costs) // (jobs * 8))
+    batches: list[list[tuple[int, Any]]] = []
+    current: list[tuple[int, Any]] = []
+    spent = 0
+    for index in sorted(range(len(paths)), key=lambda i: -costs[i]):
+        if current and (spent + costs[index] > budget or len(current) >= 16):
+            batches.append(current)
+            current, spent = [], 0
+        current.append((index, paths[index]))
+        spent += costs[index]
+    if current:
+        batches.append(current)
+    return batches
 
 
 def run_per_file(
@@ -19,7 +56,7 @@ def run_per_file(
     on_result: Callable[[T], None] | None = None,
     serial_below: int = 4,
 ) -> list[T]:
-    """`task(path)` for every path, results in input order.
+    """`task(path)` for every path, results in input order (`on_result` is told in the order they finish).
 
     `initializer(*initargs)` sets up each worker's state once (so a task ships only
     a path); with one job, or fewer than `serial_below` files, everything runs in
@@ -35,10 +72,14 @@ def run_per_file(
             if on_result:
                 on_result(result)
         return results
-    chunksize = max(1, min(16, len(paths) // (jobs * 8) or 1))
+    slots: list[Any] = [None] * len(paths)
     with ProcessPoolExecutor(max_workers=jobs, initializer=initializer, initargs=initargs) as pool:
-        for result in pool.map(task, paths, chunksize=chunksize):
-            results.append(result)
-            if on_result:
-                on_result(result)
-    return results
+        pending = {pool.submit(_run_batch, task, batch) for batch in batches_by_cost(paths, jobs)}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                for index, result in future.result():
+                    slots[index] = result
+                    if on_result:
+                        on_result(result)
+    return slots

@@ -22,7 +22,6 @@ from sync_lint.diagnostics import FileResult
 from sync_lint.formats import OUTPUT_FORMATS
 from sync_lint.reporters._common import RuleMap
 from sync_lint.reporters.concise import render_concise
-from sync_lint.reporters.full import render_full
 from sync_lint.reporters.github import render_github
 from sync_lint.reporters.json_format import render_json, render_json_lines
 from sync_lint.reporters.junit import render_junit
@@ -55,6 +54,8 @@ def render(
     `show_fixes_preview` only affect `full`.
     """
     if fmt == "full":
+        from sync_lint.reporters.full import render_full  # rich, only for the human format
+
         return render_full(
             results,
             show_fixes_preview=show_fixes_preview,

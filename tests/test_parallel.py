@@ -1,0 +1,39 @@
+"""Work split by cost: every file once, the costliest first, a huge file in a batch of its own."""
+
+from __future__ import annotations
+
+from sync_lint.engine.parallel import batches_by_cost, run_per_file
+
+
+def test_batches_hold_every_file_once_costliest_first() -> None:
+    costs = {f"f{i}.py": size for i, size in enumerate([10, 5000, 20, 30, 40, 10, 10, 900, 10, 10] * 5)}
+    paths = list(costs)
+    batches = batches_by_cost(paths, jobs=2, cost=costs.__getitem__)
+    flat = [index for batch in batches for index, _ in batch]
+    assert sorted(flat) == list(range(len(paths)))
+    assert [paths[i] for batch in batches for i, p in batch] == [p for batch in batches for _, p in batch]
+    order = [costs[paths[i]] for i in flat]
+    assert order == sorted(order, reverse=True)
+    huge = [batch for batch in batches if any(costs[p] == 5000 for _, p in batch)]
+    assert all(len(batch) == 1 for batch in huge)
+    assert len(batches) < len(paths)  # the small ones are batched
+
+
+def _double(item: str) -> str:
+    return item * 2
+
+
+def _nothing() -> None:
+    pass
+
+
+def test_results_come_back_in_input_order(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    paths = []
+    for i, size in enumerate([3, 300, 30, 3000, 1, 100]):
+        path = tmp_path / f"{i}.py"
+        path.write_text("x" * size)
+        paths.append(str(path))
+    seen: list[str] = []
+    results = run_per_file(paths, _double, initializer=_nothing, initargs=(), jobs=2, on_result=seen.append)
+    assert results == [p * 2 for p in paths]
+    assert sorted(seen) == sorted(results)

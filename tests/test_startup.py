@@ -1,0 +1,69 @@
+"""Start-up: `--version`, `rules` and `explain` load no parser; the rule catalogue they read stands
+for the registry exactly, and only while it is current."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from sync_lint import catalogue
+from sync_lint.registry import all_rules
+
+PROBE = """
+import sys
+from sync_lint.cli import main
+try:
+    main({args!r})
+except SystemExit:
+    pass
+print("LOADED:" + ",".join(sorted(m for m in ("libcst", "sync_lint.rules", "sync_lint.engine") if m in sys.modules)),
+      file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("args", [["--version"], ["rules", "--output-format", "json"], ["explain", "SL101"],
+                                  ["rules", "--output-format", "json", "--target-torch-version", "2.16"]])
+def test_info_commands_import_no_parser(args: list[str]) -> None:
+    done = subprocess.run([sys.executable, "-c", PROBE.format(args=args)], capture_output=True, text=True, check=True)
+    assert "LOADED:\n" in done.stderr, done.stderr
+    assert done.stdout
+
+
+def test_the_catalogue_is_the_registry() -> None:
+    known = catalogue.builtin_catalogue()
+    assert known is not None, "stale catalogue: run `python -m sync_lint.docs`"
+    rules = all_rules()
+    assert list(known) == list(rules)
+    for code, rule in rules.items():
+        info = known[code]
+        assert catalogue.describe(info_as_rule(info)) == catalogue.describe(rule)
+        for target in (None, "2.0", "2.11", "2.13", "2.15", "2.16", "3.0"):
+            assert info.active_for_torch(target) == rule.active_for_torch(target)
+            assert info.torch_notes(target) == rule.torch_notes(target)
+
+
+def info_as_rule(info: catalogue.RuleInfo):  # type: ignore[no-untyped-def]
+    """A RuleInfo seen through `describe`, which reads a rule class's attributes."""
+    from sync_lint.versions import TorchGate
+
+    class View:
+        code, name, summary = info.code, info.name, info.summary
+        fix_availability, fixed_in_torch, torch_checked_through = (
+            info.fix_availability, info.fixed_in_torch, info.torch_checked_through)
+        partial_torch_gates = tuple(TorchGate(*g) for g in info.partial_gates)
+        documentation = staticmethod(info.documentation)
+        url = staticmethod(info.url)
+
+    return View
+
+
+def test_a_stale_catalogue_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(catalogue, "source_digest", lambda: "something else")
+    assert catalogue.builtin_catalogue() is None
+
+
+def test_an_installed_rule_pack_turns_the_catalogue_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(catalogue.metadata, "entry_points", lambda group: ["a pack"])
+    assert catalogue.builtin_catalogue() is None
