@@ -64,6 +64,10 @@ class NameTables:
         """None: the call sites are in the summaries themselves (kept in memory)."""
         return None
 
+    def module_calls(self, module: str) -> list[CallSite] | None:
+        """None: the call sites are in the summaries themselves (kept in memory)."""
+        return None
+
 
 def calls_by_name(summary: ModuleSummary) -> dict[str, list[CallSite]]:
     grouped: dict[str, list[CallSite]] = {}
@@ -330,6 +334,15 @@ class ProjectIndex:
         self.reads.add(f"n:calls:{name}")
         return ((summary, call) for module, calls in stored if (summary := self.summary(module)) is not None
                 for call in calls)
+
+    def module_calls(self, module: str) -> list[CallSite]:
+        """Every call site of a module (a summary read from the cache holds none itself)."""
+        self.reads.add(f"m:{module}")
+        stored = self.tables.module_calls(module) if hasattr(self.tables, "module_calls") else None
+        if stored is None:
+            summary = self._summary(module)
+            return list(summary.calls) if summary is not None else []
+        return stored
 
     def stores_of(self, attr: str) -> Iterable[tuple[ModuleSummary, Store]]:
         return self._mentions("stores", 1, attr)  # type: ignore[return-value]

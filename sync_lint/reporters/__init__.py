@@ -40,14 +40,15 @@ def render(
     color: bool = False,
     width: int | None = None,
     unsafe_fixes: bool = False,
+    hot_summary: list[str] | None = None,
 ) -> str:
     """Format `results` as `fmt`, one of `sync_lint.formats.OUTPUT_FORMATS`.
 
     `rules` maps rule codes to rule classes, for names, docs and URLs.
     `unsafe_fixes` tells the human formats whether `--unsafe-fixes` is on, so
     that `[*]` and the closing summary say what `--fix` would really do.
-    `statistics` only affects the human formats; `color`, `width` and
-    `show_fixes_preview` only affect `full`.
+    `statistics` and `hot_summary` (the hot-path summary lines) only affect the human
+    formats; `color`, `width` and `show_fixes_preview` only affect `full`.
     """
     if fmt == "full":
         return render_full(
@@ -57,13 +58,15 @@ def render(
             color=color,
             width=width,
             unsafe_fixes=unsafe_fixes,
+            hot_summary=hot_summary,
         )
     if fmt == "concise":
-        return render_concise(
+        text = render_concise(
             results,
             statistics=render_statistics(results, rules) if statistics else "",
             unsafe_fixes=unsafe_fixes,
         )
+        return text + "".join(line + "\n" for line in hot_summary or ())
     if fmt == "json":
         return render_json(results, rules)
     if fmt == "json-lines":

@@ -125,6 +125,12 @@ def _frame(d: Diagnostic, show_fixes_preview: bool) -> list[Text]:
             lines.extend(note("   because", step.message) for step in d.evidence_steps[1:])
         else:
             lines.append(note(label, d.evidence))
+    if d.hot is not None:
+        where = [f"loop depth {d.hot.loop_depth}"] if d.hot.loop_depth else []
+        if d.hot.per_layer:
+            where.append("once per layer")
+        extra = f" ({', '.join(where)})" if where else ""
+        lines.append(note("hot:", f"{d.hot.arrow()}{extra}"))
     if d.fix is not None:
         unsafe = d.fix.applicability != "safe"
         lines.append(
@@ -147,6 +153,7 @@ def render_full(
     color: bool = False,
     width: int | None = None,
     unsafe_fixes: bool = False,
+    hot_summary: list[str] | None = None,
 ) -> str:
     buffer = StringIO()
     console = Console(
@@ -167,6 +174,8 @@ def render_full(
         console.print(text, soft_wrap=True)
 
     diagnostics = sorted_diagnostics(results)
+    # Findings on a hot path first (a stable sort keeps file order within each group).
+    diagnostics.sort(key=lambda d: d.hot is None)
     errors = sorted_errors(results)
     for d in diagnostics:
         emit(_header(d, unsafe_fixes))
@@ -188,4 +197,6 @@ def render_full(
 
     for line in Summary.of(diagnostics, errors, unsafe_fixes).lines():
         emit(Text(line, style="bold" if line.startswith("Found") else ""))
+    for line in hot_summary or ():
+        emit(Text(line))
     return buffer.getvalue()

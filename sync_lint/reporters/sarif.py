@@ -135,6 +135,11 @@ def _result(d: Diagnostic, rule_index: int) -> dict[str, Any]:
     }
     if d.evidence:
         result["properties"]["evidence"] = d.evidence
+    if d.hot is not None:
+        hot = d.hot.as_dict()
+        for step in hot["chain"]:
+            step["uri"] = artifact_uri(step.pop("filename")) if step["filename"] else None
+        result["properties"]["hot"] = hot
     related = [_related(step, index) for index, step in enumerate(d.evidence_steps)]
     if related:
         result["relatedLocations"] = related
