@@ -190,6 +190,8 @@ class CallGraph:
             nested = self._nested(summary, info, func[1])
             if nested is not None:
                 return [(nested, "function")], "ok"
+        if self._is_partial(summary, info, func):
+            return [], "external"  # building a partial calls nothing yet
         if func[0] == "attr" and func[1][0] == "call" and func[1][1] == ("name", "super"):
             return self._super(summary, info, func[2])
         partial = self._partial_target(summary, info, func)

@@ -69,12 +69,16 @@ class NameTables:
         return None
 
 
+# The cache files call sites whose callee has no name (`make()(x)`, `for f in fs: f(x)`) under this key,
+# which no name lookup asks for: the call graph reads a module's call sites whole.
+UNNAMED_CALLS = "<unnamed>"
+
+
 def calls_by_name(summary: ModuleSummary) -> dict[str, list[CallSite]]:
     grouped: dict[str, list[CallSite]] = {}
     for call in summary.calls:
         name = callee_name(call.func)
-        if name is not None:
-            grouped.setdefault(name, []).append(call)
+        grouped.setdefault(name if name is not None else UNNAMED_CALLS, []).append(call)
     return grouped
 
 
