@@ -568,3 +568,48 @@ def create_baseline(plan: Plan, paths: Sequence[str], baseline_file: Path, *, jo
     except BaselineError as exc:
         raise UsageError(str(exc)) from None
     return count, len(report.results), [e for r in report.results for e in r.errors]
+
+
+# ==========================================================================================
+# Hot paths: the call tree of a root
+# ==========================================================================================
+
+
+def call_tree(plan: Plan, root: str, where: str = ".", *, prune: bool = True, max_depth: int | None = None,
+              jobs: int | None = None):  # type: ignore[no-untyped-def]
+    """The call tree of the hot-path root `root` (`pkg.mod:Class.method`) in the project holding
+    `where`, each function with its findings: (tree, functions reached, unresolved calls)."""
+    from sync_lint.hotpaths import TRANSITIVE_CODE
+    from sync_lint.hotpaths import call_tree as build_tree
+    from sync_lint.project.hot import CallGraph, EdgeCache
+
+    probe = Path(where).resolve()
+    anchor = str(probe / "__init__.py") if probe.is_dir() else str(probe)
+    projects = projects_of(replace_plan_project(plan), [anchor], jobs=jobs)
+    project = projects.get(anchor)
+    if project is None:
+        raise UsageError("sync-lint paths needs the project index (drop --isolated)")
+    opened = project.open(plan.settings)
+    cache = EdgeCache(opened)
+    graph = CallGraph(opened.index, opened.inference, cache)
+    roots, missing = graph.roots([root], defaults=(), modules=())
+    if missing or not roots:
+        raise UsageError(f"hot-path root {root!r} names no function of the project at {project.root}")
+    direct = Plan(plan.settings, tuple(r for r in plan.rules if r.code != TRANSITIVE_CODE), plan.registry,
+                  project=plan.project)
+
+    def lint(paths: list[str]) -> list[FileResult]:
+        return run_files(direct, paths, jobs=jobs).results
+
+    tree, reached = build_tree(graph, roots[0], project.root, plan.settings, lint, prune=prune, max_depth=max_depth)
+    unresolved = [u for function in graph.reach(roots[0]).parent for u in graph.unresolved(function)]
+    cache.save()
+    opened.save_facts()
+    return tree, reached, unresolved
+
+
+def replace_plan_project(plan: Plan) -> Plan:
+    """The plan, using the project index even when it was made without one."""
+    if plan.project is not None:
+        return plan
+    return Plan(plan.settings, plan.rules, plan.registry, plan.notes, ProjectOptions())

@@ -438,3 +438,186 @@ def _module_in(function: str, checked: dict) -> bool:
         if head in checked:
             return True
     return False
+
+
+# ==========================================================================================
+# The call tree of one root (`sync-lint paths ROOT`)
+# ==========================================================================================
+
+
+@dataclass
+class TreeNode:
+    function: str
+    path: str
+    line: int  # the `def` line
+    kind: str = "root"  # how its caller reached it
+    call_line: int | None = None  # the line of that call in the caller
+    syncs: list[Diagnostic] = field(default_factory=list)
+    children: list["TreeNode"] = field(default_factory=list)
+
+    def has_syncs(self) -> bool:
+        return bool(self.syncs) or any(child.has_syncs() for child in self.children)
+
+    def as_dict(self) -> dict:
+        return {
+            "function": self.function, "filename": self.path, "line": self.line, "kind": self.kind,
+            "call_line": self.call_line,
+            "syncs": [{"code": d.code, "filename": d.path, "row": d.start.row, "column": d.start.column,
+                       "text": _span(d), "message": d.message} for d in self.syncs],
+            "children": [child.as_dict() for child in self.children],
+        }
+
+
+def _span(d: Diagnostic) -> str:
+    line = d.source_line.rstrip("\r\n")
+    text = line[d.start.column - 1: d.end.column - 1] if d.start.row == d.end.row else line
+    text = text.strip()
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def call_tree(graph: "CallGraph", root: "Root", root_dir: Path, settings: "Settings",
+              lint: Callable[[list[str]], list[FileResult]], *, prune: bool = True,
+              max_depth: int | None = None) -> tuple[TreeNode, int]:
+    """The shortest-path tree of what `root` reaches, each function with its findings; and how many
+    functions it reaches. `prune`: keep only the branches that lead to a finding."""
+    hot = _Pass(graph, root_dir, settings, False, lambda _p: frozenset(), None)
+    reach = graph.reach(root, hot.follow)
+    files: dict[str, "ModuleSummary"] = {}
+    for function in reach.parent:
+        found = graph.function(function)
+        if found is not None:
+            files[str(root_dir / found[0].path)] = found[0]
+    syncs: dict[str, list[Diagnostic]] = {}
+    for result in lint(sorted(files)):
+        summary = files.get(result.path)
+        if summary is None:
+            continue
+        for d in result.diagnostics:
+            info = _innermost(summary, d.start.row)
+            if info is not None:
+                syncs.setdefault(summary.qualified(info.qualname), []).append(
+                    replace(d, path=_display_path(root_dir, os.path.relpath(d.path, root_dir))))
+    nodes: dict[str, TreeNode] = {}
+    for function in reach.parent:
+        found = graph.function(function)
+        path = _display_path(root_dir, found[0].path) if found is not None else ""
+        line = found[1].line if found is not None else 0
+        nodes[function] = TreeNode(function, path, line, syncs=sorted(syncs.get(function, []),
+                                                                      key=lambda d: d.sort_key))
+    for function, step in reach.parent.items():
+        if step is None:
+            continue
+        if max_depth is not None and reach.depth[function] > max_depth:
+            continue
+        caller, edge = step
+        node = nodes[function]
+        node.kind, node.call_line = edge.kind, edge.line
+        nodes[caller].children.append(node)
+    for node in nodes.values():
+        node.children.sort(key=lambda n: (n.call_line or 0, n.function))
+    top = nodes[root.function]
+    if prune:
+        _prune(top)
+    return top, len(reach.parent)
+
+
+def _prune(node: TreeNode) -> None:
+    node.children = [child for child in node.children if child.has_syncs()]
+    for child in node.children:
+        _prune(child)
+
+
+def _walk(node: TreeNode):  # type: ignore[no-untyped-def]
+    yield node
+    for child in node.children:
+        yield from _walk(child)
+
+
+def render_tree_text(node: TreeNode, color: bool = False, width: int | None = None) -> str:
+    from io import StringIO
+
+    from rich.console import Console
+    from rich.text import Text
+    from rich.tree import Tree
+
+    def label(n: TreeNode) -> Text:
+        text = Text()
+        if n.call_line is not None:
+            text.append(f"L{n.call_line} ", style="dim")
+        text.append(_short(n.function), style="bold")
+        text.append(f"  {n.path}:{n.line}", style="dim")
+        if n.kind not in ("root", "function", "method"):
+            text.append(f"  [{n.kind}]", style="cyan")
+        return text
+
+    def grow(tree: Tree, n: TreeNode) -> None:
+        for d in n.syncs:
+            sync = Text()
+            sync.append(f"{d.code} ", style="bold red")
+            sync.append(f"`{_span(d)}`")
+            sync.append(f"  {d.path}:{d.start.row}", style="dim")
+            tree.add(sync)
+        for child in n.children:
+            grow(tree.add(label(child)), child)
+
+    tree = Tree(label(node))
+    grow(tree, node)
+    buffer = StringIO()
+    console = Console(file=buffer, force_terminal=color, no_color=not color, color_system="standard" if color else None,
+                      highlight=False, width=width or 120, legacy_windows=False, emoji=False)
+    console.print(tree, soft_wrap=True)
+    return buffer.getvalue()
+
+
+def _mermaid_text(text: str) -> str:
+    return (text.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+            .replace("|", "#124;").replace("`", "#96;"))
+
+
+def render_mermaid(node: TreeNode) -> str:
+    """A Mermaid flowchart: functions as boxes, calls as labelled arrows, findings as red boxes."""
+    ids: dict[int, str] = {}
+    lines = ["flowchart TD"]
+    edges: list[str] = []
+    syncs = 0
+    for n in _walk(node):
+        ids[id(n)] = f"f{len(ids)}"
+        lines.append(f'    {ids[id(n)]}["{_mermaid_text(_short(n.function))}<br/>{_mermaid_text(n.path)}:{n.line}"]')
+        for d in n.syncs:
+            sid = f"s{syncs}"
+            syncs += 1
+            lines.append(f'    {sid}[["{_mermaid_text(d.code + " " + _span(d))}<br/>'
+                         f'{_mermaid_text(d.path)}:{d.start.row}"]]')
+            edges.append(f"    {ids[id(n)]} -.-> {sid}")
+            edges.append(f"    class {sid} sync")
+    for n in _walk(node):
+        for child in n.children:
+            edges.append(f"    {ids[id(n)]} -->|L{child.call_line} {child.kind}| {ids[id(child)]}")
+    lines.extend(edges)
+    lines.append("    classDef sync fill:#fdd,stroke:#c00")
+    return "\n".join(lines) + "\n"
+
+
+def _dot_text(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+
+
+def render_dot(node: TreeNode) -> str:
+    """A Graphviz DOT digraph of the same tree."""
+    ids: dict[int, str] = {}
+    lines = ["digraph hot_path {", '    rankdir="LR";', '    node [shape="box", fontname="monospace"];']
+    syncs = 0
+    for n in _walk(node):
+        ids[id(n)] = f"f{len(ids)}"
+        lines.append(f'    {ids[id(n)]} [label="{_dot_text(_short(n.function))}\\n{_dot_text(n.path)}:{n.line}"];')
+        for d in n.syncs:
+            sid = f"s{syncs}"
+            syncs += 1
+            lines.append(f'    {sid} [label="{_dot_text(d.code + " " + _span(d))}\\n{_dot_text(d.path)}:{d.start.row}", '
+                         'color="red", fontcolor="red"];')
+            lines.append(f'    {ids[id(n)]} -> {sid} [style="dashed", color="red"];')
+    for n in _walk(node):
+        for child in n.children:
+            lines.append(f'    {ids[id(n)]} -> {ids[id(child)]} [label="L{child.call_line} {child.kind}"];')
+    lines.append("}")
+    return "\n".join(lines) + "\n"

@@ -219,7 +219,7 @@ class CallGraph:
             direct: set[str] = set()
             if receiver is not None and receiver.value_kind in ("object", "class"):
                 direct = {m for m in (self.index.method(c, func[2]) for c in receiver.refs) if m}
-            edge_kind = "method" if func[0] == "attr" else "function"
+            edge_kind = "method" if receiver is not None and receiver.value_kind in ("object", "class") else "function"
             return [(ref, edge_kind if not direct or ref in direct else "override") for ref in refs], "ok"
         if kind == "class" and callee.refs:
             out = []
