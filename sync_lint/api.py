@@ -458,6 +458,11 @@ def _run_source(plan: Plan, source: str, path: str, fix: FixMode | None) -> Repo
     view = job.project_view(anchor, source)
     result = lint_source(source, path, plan.rules, plan.settings, ignored_codes=ignored, project=view)
     if fix is None:
+        from sync_lint.hotpaths import analyse_text
+
+        # Hot paths within the text itself (its own roots and calls).
+        analyse_text(result, source, plan.settings, selected=any(r.code == "SL601" for r in plan.rules)
+                     and "SL601" not in ignored)
         return _report([result])
     from sync_lint.fix import fix_source, is_applicable, unified_diff
 

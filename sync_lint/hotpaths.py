@@ -329,6 +329,12 @@ def analyse(results: list[FileResult], settings: "Settings", projects: dict[str,
     return report
 
 
+def analyse_text(result: FileResult, text: str, settings: "Settings", selected: bool = True) -> HotReport:
+    """The hot-path pass over one text on its own (its own roots and calls only)."""
+    return analyse([result], settings, {}, selected=selected, ignored=lambda _path: frozenset(),
+                   texts={result.path: text})
+
+
 def _standalone(members: list[FileResult], texts: dict[str, str]):  # type: ignore[no-untyped-def]
     """A graph over just the checked files (no project index: `--isolated`, a text on its own)."""
     from sync_lint.project.hot import CallGraph
