@@ -56,6 +56,25 @@ class HotReport:
     unresolved: list["Unresolved"] = field(default_factory=list)  # call sites in hot functions
     transitive: int = 0
     baselined: list[Diagnostic] = field(default_factory=list)  # hot call sites the baseline records
+    passes: list = field(default_factory=list, repr=False)  # (project root, graph, pass) per project
+
+    def hotness_at(self, path: str, row: int) -> Hotness | None:
+        """Whether a line of a file lies on a hot root's path (for lines that are no finding:
+        the runtime trace's blocking lines)."""
+        for root, graph, hot in self.passes:
+            try:
+                module = _module_of(path, root)
+            except ValueError:
+                continue
+            summary = graph.index.summary(module)
+            if summary is None:
+                continue
+            info = _innermost(summary, row)
+            if info is not None:
+                found = hot.hotness(summary.qualified(info.qualname), row, info)
+                if found is not None:
+                    return found
+        return None
 
     def lines(self, diagnostics: Sequence[Diagnostic]) -> list[str]:
         """The summary: how many findings are on each root's path."""
@@ -380,6 +399,7 @@ def _run(graph: "CallGraph", root: Path, members: list[FileResult], settings: "S
     report.roots.extend(roots)
     report.missing.extend(missing)
     hot = _Pass(graph, root, settings, selected, ignored, keep)
+    report.passes.append((root, graph, hot))
     hot._lines.update((path, text.splitlines()) for path, text in texts.items())
     hot.walk(roots)
     report.hot_functions += len(hot.best)

@@ -357,3 +357,37 @@ def test_isolated_runs_follow_calls_within_the_checked_files(tmp_path):
     report = api.run(plan, [str(path)])
     codes = sorted((d.start.row, d.code) for r in report.results for d in r.diagnostics)
     assert codes == [(6, "SL101"), (10, "SL601")]
+
+
+# --- runtime join -----------------------------------------------------------------------------------------------
+
+
+def test_trace_join_marks_the_blocking_lines_on_a_hot_path(project, monkeypatch):
+    """The tracer's blocking lines get the static hot root, also when no rule flagged them."""
+    from sync_lint.cli.runtime import _static_findings
+    from sync_lint.runtime import join_with_static
+    from sync_lint.runtime.sites import norm
+    from sync_lint.runtime.tracer import LineEntry, TraceReport
+
+    folder = project("hot-depth")
+    monkeypatch.chdir(folder)
+    ops = norm(str(folder / "hotdepth" / "ops.py"))
+    runner = norm(str(folder / "hotdepth" / "runner.py"))
+    report = TraceReport(
+        target="bench.py", argv=["bench.py"], sleep_ms=5.0,
+        entries=[LineEntry(ops, 6, 1, 1, 5.2, 5.2, True, "return t.max().item()"),
+                 LineEntry(ops, 5, 1, 1, 5.1, 5.1, True, "t = torch.zeros(n, device='cuda')"),
+                 LineEntry(runner, 16, 1, 1, 5.3, 5.3, True, "return ops.one(n)")],
+        executions={ops: {5: 1, 6: 1}, runner: {16: 1}}, cuda_initialized=True,
+    )
+    static, hot = _static_findings([ops, runner])
+    joined = join_with_static(report, static, hot)
+    rows = {(Path(r["file"]).name, r["line"]): r for r in joined["lines"]}
+    assert rows[("ops.py", 6)]["class"] == "both" and rows[("ops.py", 6)]["hot"]["root"].endswith("execute_model")
+    assert rows[("ops.py", 5)]["class"] == "runtime-only" and rows[("ops.py", 5)]["hot"] is not None
+    assert rows[("runner.py", 16)]["hot"] is None  # load_weights: no root reaches it
+    assert joined["summary"]["hot-blocking"] == 2
+    from sync_lint.runtime import render_full
+
+    text = render_full(joined, width=300)
+    assert "hot root" in text and "on a hot path and blocked: 2" in text
