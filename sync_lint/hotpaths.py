@@ -161,8 +161,16 @@ class _Pass:
         return not any(c.rsplit(".", 1)[-1] in self.allowed for c in edge.contexts)
 
     def walk(self, roots: list["Root"]) -> None:
-        for position, root in enumerate(roots):
-            reach = self.graph.reach(root, self.follow)
+        """Named roots (configured, marked) one at a time, so each gets its own count; the built-in
+        ones of a kind (often hundreds of `forward`s) together, each function credited to the nearest."""
+        groups: list[list["Root"]] = [[r] for r in roots if r.why in ("config", "marker")]
+        kinds: dict[str, list["Root"]] = {}
+        for r in roots:
+            if r.why not in ("config", "marker"):
+                kinds.setdefault(r.why, []).append(r)
+        groups.extend(kinds.values())
+        for position, group in enumerate(groups):
+            reach = self.graph.reach(group, self.follow)
             self.reaches.append(reach)
             for function, depth in reach.depth.items():
                 known = self.best.get(function)
@@ -185,7 +193,8 @@ class _Pass:
             if following is not None and following.loop_depth > 0 and following.kind in ("instance-call", "override"):
                 per_layer = True
         loop_depth = sum(1 for start, end in info.loops if start <= row <= end) if info is not None else 0
-        return Hotness(reach.root.function, reach.root.why, tuple(steps), loop_depth, per_layer)
+        root = reach.root_of(function)
+        return Hotness(root.function, root.why, tuple(steps), loop_depth, per_layer)
 
     # --- transitive findings -----------------------------------------------------------------------
     def lines_of(self, path: str) -> list[str]:

@@ -86,6 +86,17 @@ class Reach:
     root: Root
     parent: dict[str, tuple[str, Edge] | None] = field(default_factory=dict)
     depth: dict[str, int] = field(default_factory=dict)  # calls from the root
+    starts: dict[str, Root] = field(default_factory=dict)  # several roots walked at once: each by function
+
+    def root_of(self, function: str) -> Root:
+        """The root whose chain reaches `function` first."""
+        current = function
+        for _ in range(256):
+            step = self.parent.get(current)
+            if step is None:
+                break
+            current = step[0]
+        return self.starts.get(current, self.root)
 
     def chain(self, function: str) -> list[tuple[str, Edge | None]]:
         """[(root, None), (f1, edge root->f1), ..., (function, edge)] along the shortest path."""
@@ -407,12 +418,15 @@ class CallGraph:
         return out
 
     # --- reachability --------------------------------------------------------------------------------
-    def reach(self, root: Root, follow=None) -> Reach:  # type: ignore[no-untyped-def]
-        """Breadth-first from the root: every function it reaches, by a shortest chain.
+    def reach(self, root: Root | list[Root], follow=None) -> Reach:  # type: ignore[no-untyped-def]
+        """Breadth-first from the root (or from several at once): every function reached, by a
+        shortest chain from the nearest of them.
 
         `follow(edge)`: whether to go through an edge (default: all)."""
-        out = Reach(root, {root.function: None}, {root.function: 0})
-        queue = deque([root.function])
+        roots = [root] if isinstance(root, Root) else list(root)
+        out = Reach(roots[0], {r.function: None for r in roots}, {r.function: 0 for r in roots},
+                    {r.function: r for r in roots})
+        queue = deque(r.function for r in roots)
         while queue:
             current = queue.popleft()
             for edge in self.edges(current):
