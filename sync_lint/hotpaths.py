@@ -399,8 +399,11 @@ def _run(graph: "CallGraph", root: Path, members: list[FileResult], settings: "S
     index = graph.index
     checked: dict[str, tuple[FileResult, "ModuleSummary"]] = {}
     for result in members:
-        module = _module_of(result.path, root) if graph.cache is not None else next(
-            (m for m in index.modules if (s := index.summary(m)) is not None and s.path == result.path), None)
+        try:
+            module = _module_of(result.path, root) if graph.cache is not None else next(
+                (m for m in index.modules if (s := index.summary(m)) is not None and s.path == result.path), None)
+        except ValueError:  # a file outside the root (`extend-project`): its findings stay unmarked
+            continue
         summary = index.summary(module) if module else None
         if summary is not None:
             checked[summary.module] = (result, summary)
