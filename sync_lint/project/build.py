@@ -13,6 +13,7 @@ import atexit
 import hashlib
 import os
 import shutil
+import sqlite3
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,14 +95,20 @@ class OpenProject:
 
     def save_facts(self) -> None:
         if self.writable:
-            self.store.put_facts(self.inference.solved(), self.project.generation)
+            try:
+                self.store.put_facts(self.inference.solved(), self.project.generation)
+            except sqlite3.OperationalError:  # locked past the timeout (a loaded machine): the cache only misses
+                pass
 
     def result(self, path: str, key: str) -> object | None:
         return self.store.result(path, key)
 
     def save_result(self, path: str, key: str, result: object, deps: frozenset) -> None:
         if self.writable:
-            self.store.put_result(path, key, result, deps, self.project.generation)
+            try:
+                self.store.put_result(path, key, result, deps, self.project.generation)
+            except sqlite3.OperationalError:  # as in save_facts
+                pass
 
 
 def cache_folder(root: Path, cache_dir: Path | None) -> Path:

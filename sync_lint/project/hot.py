@@ -457,9 +457,14 @@ class EdgeCache:
 
     def save(self) -> None:
         if self.opened.writable and self._pending:
-            self.opened.store.put_results([(self._key(q), "edges", value, deps)
-                                           for q, (value, deps) in self._pending.items()],
-                                          self.opened.project.generation)
+            import sqlite3
+
+            try:
+                self.opened.store.put_results([(self._key(q), "edges", value, deps)
+                                               for q, (value, deps) in self._pending.items()],
+                                              self.opened.project.generation)
+            except sqlite3.OperationalError:  # locked past the timeout: the edges are recomputed next time
+                pass
         self._pending.clear()
 
 
