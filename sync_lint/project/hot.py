@@ -41,7 +41,7 @@ from sync_lint.project.summary import CallSite, FunctionInfo, ModuleSummary
 from sync_lint.project.values import Value, render
 
 # Bump when what `edges_of` computes changes: cached edges of older formats are recomputed.
-GRAPH_FORMAT = 1
+GRAPH_FORMAT = 2
 DEFAULT_ROOT_KINDS = ("module-forward", "compiled", "cuda-graph")
 _MODULE_BASES = frozenset({"torch.nn.Module", "torch.nn.modules.module.Module", "nn.Module"})
 _CUDA_GRAPH_CONTEXTS = frozenset({"torch.cuda.graph", "torch.cuda.graphs.graph"})
@@ -215,8 +215,11 @@ class CallGraph:
         if func[0] == "attr":
             receiver = inference.eval(func[1], context)
             if receiver.is_tensor or receiver.is_unknown_tensor or receiver.value_kind in (
-                    "numpy", "device-module", "event", "stream", "python", "dtype", "none", "device"):
-                return [], "external"
+                    "numpy", "device-module", "event", "stream", "python", "dtype", "none", "device",
+                    "tuple", "list", "dict"):
+                return [], "external"  # a library object, or a builtin container (`[].append`)
+            if func[1][0] == "call" and func[1][1][0] == "name" and func[1][1][1] in _BUILTINS:
+                return [], "external"  # `set().add`, `dict(...).items`
             if receiver.value_kind == "module" and not (receiver.refs and self._in_project(next(iter(receiver.refs)))):
                 return [], "external"
             callee = inference.attribute(receiver, func[2], "types", 0)
