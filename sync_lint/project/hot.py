@@ -339,7 +339,12 @@ class CallGraph:
         return out[:_MAX_TARGETS]
 
     def _callbacks(self, summary: ModuleSummary, info: FunctionInfo, call: CallSite) -> list[str]:
-        """Project functions and bound methods passed as arguments (the callee will call them)."""
+        """Project functions and bound methods passed as arguments (the callee will call them), unless
+        the call hands them to another thread or to later (`executor.submit(f)`, `Thread(target=f)`)."""
+        name = call.func[2] if call.func[0] == "attr" else call.func[1].rsplit(".", 1)[-1] \
+            if call.func[0] == "name" else ""
+        if name in _DEFERRED_CALLS:
+            return []
         values = [a[1] if a[0] == "*" else a for a in call.args] + [v for _k, v in call.kwargs]
         out: list[str] = []
         for value in values:
@@ -471,6 +476,12 @@ class EdgeCache:
         self._pending.clear()
 
 
+# Calls that run a callable they are given on another thread or later, not before they return.
+_DEFERRED_CALLS = frozenset({
+    "submit", "run_in_executor", "apply_async", "map_async", "add_done_callback", "call_soon", "call_later",
+    "call_soon_threadsafe", "create_task", "ensure_future", "Thread", "Process", "Timer", "register",
+    "register_forward_hook", "register_forward_pre_hook", "register_hook", "start_new_thread",
+})
 _BUILTINS = frozenset(
     "len isinstance issubclass print range enumerate zip int float bool str repr list tuple dict set "
     "frozenset sorted reversed min max sum any all abs round hasattr getattr setattr id type format iter next "

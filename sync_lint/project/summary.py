@@ -476,11 +476,14 @@ class _Summarizer:
         if isinstance(node, (ast.With, ast.AsyncWith)):
             self.default_device = self._device_context(node) or saved
             for item in node.items:
-                call = item.context_expr
-                name = self._torch_name(call.func if isinstance(call, ast.Call) else call)
-                if name:
-                    self.contexts.append(name)
-                    pushed += 1
+                expression = item.context_expr
+                # `with (nullcontext() if nccl else gpu_sync_allowed()):` names both context managers.
+                for call in ((expression.body, expression.orelse) if isinstance(expression, ast.IfExp)
+                             else (expression,)):
+                    name = self._torch_name(call.func if isinstance(call, ast.Call) else call)
+                    if name:
+                        self.contexts.append(name)
+                        pushed += 1
         if loops:
             self.loop_depth += 1
             if scope.qualname is not None:
