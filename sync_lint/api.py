@@ -39,6 +39,7 @@ from sync_lint.selection import (
 )
 
 if TYPE_CHECKING:
+    from sync_lint.hotpaths import HotReport
     from sync_lint.project.build import OpenProject, Project
 
 
@@ -78,6 +79,9 @@ class Report:
     fixed: dict[str, Counter] = field(default_factory=dict)  # path -> fixes applied per code
     # The fixed (or unchanged) text of a source given as text (stdin), for the caller to print.
     source_output: str | None = None
+    # Each checked file's project (for the hot-path pass), and what that pass found.
+    projects: dict = field(default_factory=dict, repr=False)
+    hot: "HotReport | None" = None
 
     @property
     def changed_files(self) -> list[str]:
@@ -237,7 +241,8 @@ def result_settings(settings: Settings, rules: Sequence[type[Rule]]) -> str:
     import hashlib
     from dataclasses import replace as replace_fields
 
-    relevant = replace_fields(settings, output_format="", jobs=None)
+    # Hot-path settings decide only what is added after the run (sync_lint/hotpaths.py).
+    relevant = replace_fields(settings, output_format="", jobs=None, hot_paths=(), hot_path_defaults=())
     text = repr((relevant, sorted(f"{r.code}:{r.__module__}.{r.__qualname__}" for r in rules)))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
@@ -353,11 +358,14 @@ def run(
     jobs: int | None = None,
     on_result: Callable[[FileResult], None] | None = None,
     on_files: Callable[[int], None] | None = None,
+    hot_paths: bool = True,
 ) -> Report:
     """Check (and with `fix`, fix) the files under `paths`; a missing path is a FileError.
 
     `on_files(n)` is told how many files were found before any is checked;
-    `on_result` is called as each file is done.
+    `on_result` is called as each file is done. `hot_paths`: mark hot findings and add
+    SL601 (`apply_hot_paths`); a caller applying a baseline first passes False and calls
+    `apply_hot_paths` itself.
     """
     from sync_lint.discovery import discover
 
@@ -366,8 +374,45 @@ def run(
     if on_files is not None:
         on_files(len(found.files))
     report = run_files(plan, found.files, fix=fix, jobs=jobs, on_result=on_result)
+    if hot_paths and fix is None:
+        apply_hot_paths(plan, report, jobs=jobs)
     report.results[:0] = missing
     return report
+
+
+def apply_hot_paths(plan: Plan, report: Report, *, baseline: Path | None = None, jobs: int | None = None,
+                    extra_roots: Sequence[str] = ()) -> "HotReport":
+    """Mark the findings on hot paths and add the SL601 findings (see `sync_lint/hotpaths.py`).
+
+    `baseline`: SL601 findings it records are dropped, and propagation stops at them."""
+    from sync_lint.hotpaths import TRANSITIVE_CODE, analyse
+
+    keep = None
+    if baseline is not None:
+        from sync_lint.baseline import BaselineError, load_baseline
+
+        try:
+            loaded = load_baseline(baseline)
+        except BaselineError as exc:
+            raise UsageError(str(exc)) from None
+        reader = read_lines_cached()
+
+        def keep(diagnostic):  # type: ignore[no-untyped-def]
+            return bool(loaded.filter([diagnostic], reader, checked_paths=[]).new)
+
+    ignores = PerFileIgnores(plan.settings, plan.registry)
+    selected = any(rule.code == TRANSITIVE_CODE for rule in plan.rules)
+
+    def lint_more(paths: list[str]) -> list[FileResult]:
+        more_plan = Plan(plan.settings, tuple(r for r in plan.rules if r.code != TRANSITIVE_CODE), plan.registry,
+                         project=plan.project)
+        return run_files(more_plan, paths, jobs=jobs).results
+
+    results = [r for r in report.results if not r.errors or r.diagnostics]
+    hot = analyse(results, plan.settings, report.projects, selected=selected, ignored=ignores.codes_for, keep=keep,
+                  lint_more=lint_more if plan.project is not None else None, extra_roots=extra_roots)
+    report.hot = hot
+    return hot
 
 
 def run_files(
@@ -394,7 +439,9 @@ def run_files(
     by_path = dict(zip(todo, fresh))
     results = [cached[path] if path in cached else by_path[path] for path in files]
     rank_results(results, plan.settings.root)
-    return _report(results)
+    report = _report(results)
+    report.projects = projects
+    return report
 
 
 def _cached_results(plan: Plan, files: Sequence[str], projects: dict[str, "Project"]) -> dict[str, FileResult]:
@@ -456,6 +503,11 @@ def _run_source(plan: Plan, source: str, path: str, fix: FixMode | None) -> Repo
     result = lint_source(source, path, plan.rules, plan.settings, ignored_codes=ignored, project=view)
     rank_results([result], plan.settings.root)
     if fix is None:
+        from sync_lint.hotpaths import analyse_text
+
+        # Hot paths within the text itself (its own roots and calls).
+        analyse_text(result, source, plan.settings, selected=any(r.code == "SL601" for r in plan.rules)
+                     and "SL601" not in ignored)
         return _report([result])
     from sync_lint.fix import fix_source, is_applicable, unified_diff
 
@@ -580,9 +632,55 @@ def create_baseline(plan: Plan, paths: Sequence[str], baseline_file: Path, *, jo
     if on_files is not None:
         on_files(len(found.files))
     report = run_files(plan, found.files, jobs=jobs, on_result=on_result)
+    apply_hot_paths(plan, report, jobs=jobs)
     diagnostics = [d for r in report.results for d in r.diagnostics]
     try:
         count = write_baseline(diagnostics, baseline_file, read_lines_cached())
     except BaselineError as exc:
         raise UsageError(str(exc)) from None
     return count, len(report.results), [e for r in report.results for e in r.errors]
+
+
+# ==========================================================================================
+# Hot paths: the call tree of a root
+# ==========================================================================================
+
+
+def call_tree(plan: Plan, root: str, where: str = ".", *, prune: bool = True, max_depth: int | None = None,
+              jobs: int | None = None):  # type: ignore[no-untyped-def]
+    """The call tree of the hot-path root `root` (`pkg.mod:Class.method`) in the project holding
+    `where`, each function with its findings: (tree, functions reached, unresolved calls)."""
+    from sync_lint.hotpaths import TRANSITIVE_CODE
+    from sync_lint.hotpaths import call_tree as build_tree
+    from sync_lint.project.hot import CallGraph, EdgeCache
+
+    probe = Path(where).resolve()
+    anchor = str(probe / "__init__.py") if probe.is_dir() else str(probe)
+    projects = projects_of(replace_plan_project(plan), [anchor], jobs=jobs)
+    project = projects.get(anchor)
+    if project is None:
+        raise UsageError("sync-lint paths needs the project index (drop --isolated)")
+    opened = project.open(plan.settings)
+    cache = EdgeCache(opened)
+    graph = CallGraph(opened.index, opened.inference, cache)
+    roots, missing = graph.roots([root], defaults=(), modules=())
+    if missing or not roots:
+        raise UsageError(f"hot-path root {root!r} names no function of the project at {project.root}")
+    direct = Plan(plan.settings, tuple(r for r in plan.rules if r.code != TRANSITIVE_CODE), plan.registry,
+                  project=plan.project)
+
+    def lint(paths: list[str]) -> list[FileResult]:
+        return run_files(direct, paths, jobs=jobs).results
+
+    tree, reached = build_tree(graph, roots[0], project.root, plan.settings, lint, prune=prune, max_depth=max_depth)
+    unresolved = [u for function in graph.reach(roots[0]).parent for u in graph.unresolved(function)]
+    cache.save()
+    opened.save_facts()
+    return tree, reached, unresolved
+
+
+def replace_plan_project(plan: Plan) -> Plan:
+    """The plan, using the project index even when it was made without one."""
+    if plan.project is not None:
+        return plan
+    return Plan(plan.settings, plan.rules, plan.registry, plan.notes, ProjectOptions())

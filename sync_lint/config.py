@@ -69,6 +69,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("convention-share", "float", "Share of sites that must agree before a convention learned from the "
            "repository counts (an attribute stored from GPU tensors at 80% of its sites, ...)."),
     Option("convention-sites", "int", "Fewest sites a learned convention needs."),
+    Option("hot-paths", "str-list", "Hot-path roots, `pkg.mod:Class.method` or `pkg.mod:function`: functions that run "
+           "per step, batch or request (see docs/hot-paths.md)."),
+    Option("hot-path-defaults", "str-list", "Built-in hot-path roots to use: `module-forward` (`forward` of "
+           "`torch.nn.Module` subclasses), `compiled` (`torch.compile`d or graphed functions), `cuda-graph` "
+           "(calls captured in `with torch.cuda.graph(...)`); `[]` switches them off."),
 )
 _OPTION_BY_KEY = {o.key: o for o in OPTIONS}
 
@@ -113,6 +118,8 @@ class Settings:
     extend_project: tuple[str, ...] = ()
     convention_share: float = 0.8
     convention_sites: int = 3
+    hot_paths: tuple[str, ...] = ()
+    hot_path_defaults: tuple[str, ...] = ("module-forward", "compiled", "cuda-graph")
     # Where the configuration came from; relative patterns are anchored here.
     root: Path = field(default_factory=Path.cwd)
     config_path: Path | None = None
@@ -153,6 +160,15 @@ def _validate(key: str, value: Any, where: str) -> Any:
                     raise ConfigError(f"{where}: `{key}` has an invalid regex {pattern!r}: {exc}") from None
         if key.endswith("exclude"):
             _check_globs(key, value, where)
+        if key == "hot-path-defaults":
+            unknown = [v for v in value if v not in ("module-forward", "compiled", "cuda-graph")]
+            if unknown:
+                raise ConfigError(f"{where}: `{key}` has an unknown kind {unknown[0]!r} (known: module-forward, "
+                                  "compiled, cuda-graph)")
+        if key == "hot-paths":
+            for spec in value:
+                if not re.fullmatch(r"[\w.]+(:[\w.]+)?", spec.strip()):
+                    raise ConfigError(f"{where}: `{key}` entry {spec!r} is not `pkg.module:Qualname`")
         return tuple(value)
     if kind == "str":
         if not isinstance(value, str):

@@ -61,6 +61,35 @@ class EvidenceStep:
 
 
 @dataclass(frozen=True)
+class ChainStep:
+    """One function on a call chain: its qualified name, and the call that leads to the next step."""
+
+    function: str
+    path: str
+    row: int | None = None  # the line of the call to the next step (None for the last step)
+
+
+@dataclass(frozen=True)
+class Hotness:
+    """Where a finding sits on a hot path: the root that reaches it, and how."""
+
+    root: str  # the qualified root function
+    root_kind: str  # "config" | "marker" | "module-forward" | "compiled" | "cuda-graph"
+    chain: tuple[ChainStep, ...]  # root first, the function holding the finding last
+    loop_depth: int = 0  # enclosing loops inside its own function
+    per_layer: bool = False  # reached through a module called in a loop (runs once per layer)
+
+    def arrow(self) -> str:
+        return " → ".join(step.function.rsplit(".", 2)[-1] if step.function.count(".") else step.function
+                          for step in self.chain)
+
+    def as_dict(self) -> dict:
+        return {"root": self.root, "root_kind": self.root_kind, "loop_depth": self.loop_depth,
+                "per_layer": self.per_layer,
+                "chain": [{"function": s.function, "filename": s.path, "row": s.row} for s in self.chain]}
+
+
+@dataclass(frozen=True)
 class Diagnostic:
     code: str
     name: str
@@ -87,6 +116,8 @@ class Diagnostic:
     # Where the code runs: "per-step" (library, model, serving code) or "setup" (tests,
     # benchmarks, examples, scripts): see `sync_lint.ranking`.
     context: str = "per-step"
+    # Set after the run when the finding lies on a hot path (see `sync_lint/hotpaths.py`).
+    hot: Hotness | None = None
 
     @property
     def sort_key(self) -> tuple[str, int, int, int, str]:

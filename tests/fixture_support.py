@@ -35,7 +35,12 @@ def expected_findings(source: str) -> set[tuple[int, str]]:
 def lint_text(source: str, path: str = "fixture.py", **settings: object):
     rules = [r for r in all_rules().values() if r.active_for_torch(str(settings.get("target_torch_version", FIXTURE_TORCH)))]
     config = Settings(target_torch_version=FIXTURE_TORCH).override(**settings)
-    return lint_source(source, path, rules, config)
+    result = lint_source(source, path, rules, config)
+    # Hot paths within the text itself (`# sync-lint: hot` roots, SL601), as an isolated run reports them.
+    from sync_lint.hotpaths import analyse_text
+
+    analyse_text(result, source, config, selected=any(r.code == "SL601" for r in rules))
+    return result
 
 
 def actual_findings(source: str, path: str = "fixture.py", **settings: object) -> set[tuple[int, str]]:

@@ -5,6 +5,7 @@
 | `app.py` | the `sync-lint` group, exit codes, error handling |
 | `check.py` | `check`, `fix`, `baseline create` |
 | `info.py` | `rules`, `explain` |
+| `paths.py` | `paths` (the call tree of a hot-path root) |
 | `runtime.py` | `verify`, `trace` (these import torch) |
 | `server.py` | `server` (the editor server; needs pygls) |
 """

@@ -62,6 +62,11 @@ def _check_options(func: Callable) -> Callable:
         click.option("-q", "--quiet", is_flag=True, help="Print findings and nothing else (no summary, notes or progress)."),
         click.option("--watch", is_flag=True, help="Check again whenever a checked file changes (Ctrl-C stops)."),
         click.option("--no-progress", is_flag=True, help="Never show a progress bar."),
+        click.option("--hot-only", is_flag=True, help="Report only findings on a hot path (reachable from a hot root)."),
+        click.option("--hot-path", "hot_path", multiple=True, metavar="MODULE:QUALNAME",
+                     help="A hot-path root on top of the configured `hot-paths` (repeatable)."),
+        click.option("--show-unresolved", is_flag=True,
+                     help="List the calls inside hot functions that the call graph could not resolve."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -124,6 +129,9 @@ def run_check(
     show_files: bool = False,
     quiet: bool = False,
     watch: bool = False,
+    hot_only: bool = False,
+    hot_path: tuple[str, ...] = (),
+    show_unresolved: bool = False,
 ) -> int:
     if not paths:
         paths = (".",)
@@ -201,13 +209,32 @@ def run_check(
                 click.echo(summary, err=True)
 
     results = report.results
+    stale = []
     if baseline_doc is not None:
         stale = api.apply_baseline(results, baseline_doc)
-        if show_stale:
-            for entry in stale:
-                click.echo(f"stale baseline entry: {entry.file}:{entry.line}: {entry.code} {entry.message}", err=True)
+    hot = None
+    if fix_mode is None and file_args:
+        # After the baseline: a baselined sync is not reported again at its hot callers.
+        hot = api.apply_hot_paths(plan, report, baseline=Path(baseline) if baseline else None, jobs=jobs,
+                                  extra_roots=hot_path)
+        if baseline:  # an SL601 entry is in use when its call site was a cut
+            used = {(Path(d.path).name, d.start.row) for d in hot.baselined}
+            stale = [e for e in stale if e.code != "SL601" or (Path(e.file).name, e.line) not in used]
+    if baseline_doc is not None and show_stale:
+        for entry in stale:
+            click.echo(f"stale baseline entry: {entry.file}:{entry.line}: {entry.code} {entry.message}", err=True)
     if changed is not None:
         api.apply_changed_lines(results, changed)
+    if hot_only:
+        for result in results:
+            result.diagnostics = [d for d in result.diagnostics if d.hot is not None]
+    if hot is not None:
+        for spec in hot.missing:
+            click.echo(f"sync-lint: warning: hot path root {spec!r} names no function of the project", err=True)
+        if show_unresolved:
+            click.echo(f"{len(hot.unresolved)} unresolved call(s) in {hot.hot_functions} hot function(s):", err=True)
+            for item in sorted(hot.unresolved, key=lambda u: (u.path, u.line)):
+                click.echo(f"  {item.path}:{item.line}: {item.text}  (in {item.function})", err=True)
 
     if add_noqa:
         from sync_lint.noqa import add_noqa_directives
@@ -241,8 +268,9 @@ def run_check(
 
     human = fmt not in MACHINE_FORMATS
     color = human and not output_file and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    hot_summary = hot.lines([d for r in results for d in r.diagnostics]) if hot is not None and human else None
     text = render(fmt, results, plan.registry, statistics=statistics and human, color=color,
-                  show_fixes_preview=True, unsafe_fixes=unsafe_fixes, quiet=quiet)
+                  show_fixes_preview=True, unsafe_fixes=unsafe_fixes, quiet=quiet, hot_summary=hot_summary)
     emit(text, output_file, err=report_to_stderr)
     if statistics and not human:
         click.echo(render_statistics(results, plan.registry, unsafe_fixes=unsafe_fixes), err=True)

@@ -99,9 +99,12 @@ def _print_verification_table(outcome) -> None:  # type: ignore[no-untyped-def]
 @click.option("--sleep-ms", type=float, default=5.0, show_default=True,
               help="GPU work queued before each traced line; a line that waits for half of it blocked.")
 @click.option("--config", type=click.Path(dir_okay=False), help="Configuration for the static findings joined in.")
+@click.option("--hot-path", "hot_path", multiple=True, metavar="MODULE:QUALNAME",
+              help="A hot-path root on top of the configured `hot-paths`: blocking lines on its path are marked hot.")
 @click.argument("argv", nargs=-1, type=click.UNPROCESSED)
 def trace(module: str | None, include: tuple[str, ...], exclude: tuple[str, ...], output_format: str,
-          output_file: str | None, sleep_ms: float, config: str | None, argv: tuple[str, ...]) -> None:
+          output_file: str | None, sleep_ms: float, config: str | None, argv: tuple[str, ...],
+          hot_path: tuple[str, ...] = ()) -> None:
     """Run a program and report each line that made the host wait for the GPU.
 
     \b
@@ -136,8 +139,8 @@ def trace(module: str | None, include: tuple[str, ...], exclude: tuple[str, ...]
                                exclude=list(exclude), sleep_ms=sleep_ms)
     except NoCudaError as exc:
         raise UsageError(str(exc)) from None
-    static = _static_findings(list(report.executions), config)
-    joined = join_with_static(report, static)
+    static, hot = _static_findings(list(report.executions), config, hot_path)
+    joined = join_with_static(report, static, hot)
     if output_format == "json":
         text = joined_to_json(joined) + "\n"
     else:
@@ -146,14 +149,21 @@ def trace(module: str | None, include: tuple[str, ...], exclude: tuple[str, ...]
     sys.exit(EXIT_CLEAN if report.exception is None else EXIT_FINDINGS)
 
 
-def _static_findings(files: list[str], config: str | None = None) -> dict[tuple[str, int], list[str]]:
-    """The static findings on the traced files, by (file, line)."""
+def _static_findings(files: list[str], config: str | None = None, hot_paths: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
+    """The static findings on the traced files, by (file, line); and which lines are on a hot path."""
     existing = [f for f in files if Path(f).is_file()]
     if not existing:
-        return {}
+        return {}, None
     plan = api.plan(existing, config=config)
+    report = api.run_files(plan, existing, jobs=1)
+    hot = api.apply_hot_paths(plan, report, jobs=1, extra_roots=hot_paths)
     found: dict[tuple[str, int], list[str]] = {}
-    for result in api.run_files(plan, existing, jobs=1).results:
+    for result in report.results:
         for d in result.diagnostics:
             found.setdefault((d.path, d.start.row), []).append(d.code)
-    return found
+
+    def lookup(file: str, line: int):  # type: ignore[no-untyped-def]
+        hotness = hot.hotness_at(file, line)
+        return None if hotness is None else {"root": hotness.root, "chain": hotness.arrow()}
+
+    return found, lookup if hot.roots else None

@@ -44,10 +44,11 @@ def lint_source(
     directives = file_directives(source)
     if directives.skip:
         return result
-    active = [r for r in rules if r.code not in ignored_codes and r.code not in directives.ignored_codes]
+    active = [r for r in rules if r.code not in ignored_codes and r.code not in directives.ignored_codes
+              and not r.project_rule]
     if not active:
         return result
-    if prefilter is None or len(active) != len(rules):
+    if prefilter is None or len(active) != sum(1 for r in rules if not r.project_rule):
         prefilter = Prefilter.for_rules(active, settings, project=project is not None)
     if not prefilter.wants(source):
         return result

@@ -64,13 +64,21 @@ class NameTables:
         """None: the call sites are in the summaries themselves (kept in memory)."""
         return None
 
+    def module_calls(self, module: str) -> list[CallSite] | None:
+        """None: the call sites are in the summaries themselves (kept in memory)."""
+        return None
+
+
+# The cache files call sites whose callee has no name (`make()(x)`, `for f in fs: f(x)`) under this key,
+# which no name lookup asks for: the call graph reads a module's call sites whole.
+UNNAMED_CALLS = "<unnamed>"
+
 
 def calls_by_name(summary: ModuleSummary) -> dict[str, list[CallSite]]:
     grouped: dict[str, list[CallSite]] = {}
     for call in summary.calls:
         name = callee_name(call.func)
-        if name is not None:
-            grouped.setdefault(name, []).append(call)
+        grouped.setdefault(name if name is not None else UNNAMED_CALLS, []).append(call)
     return grouped
 
 
@@ -333,6 +341,15 @@ class ProjectIndex:
         self.reads.add(f"n:calls:{name}")
         return ((summary, call) for module, calls in stored if (summary := self.summary(module)) is not None
                 for call in calls)
+
+    def module_calls(self, module: str) -> list[CallSite]:
+        """Every call site of a module (a summary read from the cache holds none itself)."""
+        self.reads.add(f"m:{module}")
+        stored = self.tables.module_calls(module) if hasattr(self.tables, "module_calls") else None
+        if stored is None:
+            summary = self._summary(module)
+            return list(summary.calls) if summary is not None else []
+        return stored
 
     def stores_of(self, attr: str) -> Iterable[tuple[ModuleSummary, Store]]:
         return self._mentions("stores", 1, attr)  # type: ignore[return-value]

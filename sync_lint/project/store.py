@@ -352,6 +352,27 @@ class ProjectStore:
                 out[path] = pickle.loads(blob)
         return out
 
+    def put_results(self, rows: list[tuple[str, str, Any, Iterable[Dep]]], generation: int) -> bool:
+        """`put_result` for many rows in one transaction."""
+        if not rows:
+            return True
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if self.generation() != generation:
+                db.execute("ROLLBACK")
+                return False
+            for path, key, result, deps in rows:
+                db.execute("DELETE FROM result_reads WHERE path = ?", (path,))
+                db.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?)",
+                           (path, key, pickle.dumps(result, protocol=5)))
+                db.executemany("INSERT INTO result_reads VALUES (?, ?)", [(dep_id(dep), path) for dep in set(deps)])
+            db.execute("COMMIT")
+            return True
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
     def put_result(self, path: str, key: str, result: Any, deps: Iterable[Dep], generation: int) -> bool:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
@@ -448,6 +469,16 @@ class StoreTables:
 
     def base_rows(self) -> list[tuple[str, str]]:
         return [(cls, base) for cls, bases in self.bases.items() for base in bases]
+
+    def module_calls(self, module: str) -> list:
+        """Every call site of a module, in line order."""
+        replaced = self._replaced.get(module)
+        if replaced is not None:
+            return list(replaced.calls)
+        sites = [site for (blob,) in self._store._db.execute("SELECT sites FROM calls WHERE module = ?", (module,))
+                 for site in pickle.loads(blob)]
+        sites.sort(key=lambda site: site.line)
+        return sites
 
     def call_sites(self, name: str) -> list[tuple[str, list]]:
         known = self._call_sites.get(name)

@@ -15,13 +15,14 @@ or a stored value is expressed over parameters, globals and calls only.
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 
 from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 4
+SUMMARY_FORMAT = 5
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -49,6 +50,10 @@ class FunctionInfo:
     class_name: str | None  # the class's qualname for a method
     returns_annotation: tuple[str, ...] = ()
     is_generator: bool = False
+    # `# sync-lint: hot` on the `def` line (or the line above it or its decorators): a hot-path root.
+    hot_marker: bool = False
+    # The (first, last) lines of the `for`/`while` loops in the body (not in nested functions).
+    loops: tuple[tuple[int, int], ...] = ()
 
     @property
     def kind(self) -> str:
@@ -95,6 +100,9 @@ class CallSite:
     args: tuple[Value, ...]  # a `*x` argument is ("*", x)
     kwargs: tuple[tuple[str, Value], ...]  # a `**x` argument is ("**", x)
     loop_depth: int  # enclosing `for`/`while` loops within the function
+    # The context managers of the `with` blocks enclosing the call within its function, as spelled
+    # through the module's imports (`torch.cuda.graph`, `gpu_sync_allowed`), innermost last.
+    contexts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -139,6 +147,11 @@ class ModuleSummary:
     # What this module's stores say about each attribute on their own (see project/conventions.py):
     # attr -> (GPU stores, CPU stores, informative stores, (line, reason) of a GPU one, of a CPU one).
     conventions: dict[str, tuple] | None = None
+    # Callables handed to `torch.compile(...)`/`torch.cuda.make_graphed_callables(...)`:
+    # (enclosing function or None, line, the value passed).
+    compiled: list[tuple[str | None, int, Value]] = field(default_factory=list)
+    # Lines of call sites inside `with torch.cuda.graph(...)` (captured into a CUDA graph).
+    captured: list[int] = field(default_factory=list)
 
     def qualified(self, local: str) -> str:
         return f"{self.module}.{local}" if self.module else local
@@ -164,7 +177,7 @@ def summarize(source: str | bytes, path: str, module: str, is_package: bool = Fa
         return summary
     text = source if isinstance(source, str) else source.decode("utf-8", "replace")
     try:
-        _Summarizer(summary, has_walrus=":=" in text).module(tree)
+        _Summarizer(summary, has_walrus=":=" in text, text=text).module(tree)
     except RecursionError:
         summary.error = "too deeply nested to summarise"
     return summary
@@ -232,7 +245,7 @@ class _Scope:
 
 
 class _Summarizer:
-    def __init__(self, summary: ModuleSummary, has_walrus: bool = True) -> None:
+    def __init__(self, summary: ModuleSummary, has_walrus: bool = True, text: str | None = None) -> None:
         self.s = summary
         self.scope = _Scope(None, set(), None)  # the module scope
         self.loop_depth = 0
@@ -240,6 +253,9 @@ class _Summarizer:
         self.generator = False  # set when the walk meets a `yield` in the current function
         # Inside `with torch.device(d):` a factory without `device=` allocates on `d`.
         self.default_device: ast.expr | None = None
+        self.contexts: list[str] = []  # the `with` context managers around the current statement
+        self.loops: list[tuple[int, int]] = []  # the loops of the current function
+        self.lines = text.splitlines() if text is not None else []
 
     # --- module ---------------------------------------------------------------------------
     def module(self, tree: ast.Module) -> None:
@@ -468,14 +484,28 @@ class _Summarizer:
         for expression in _expressions_of(node):
             self._calls_in(expression, scope)
         saved = self.default_device
+        pushed = 0
         if isinstance(node, (ast.With, ast.AsyncWith)):
             self.default_device = self._device_context(node) or saved
+            for item in node.items:
+                expression = item.context_expr
+                # `with (nullcontext() if nccl else gpu_sync_allowed()):` names both context managers.
+                for call in ((expression.body, expression.orelse) if isinstance(expression, ast.IfExp)
+                             else (expression,)):
+                    name = self._torch_name(call.func if isinstance(call, ast.Call) else call)
+                    if name:
+                        self.contexts.append(name)
+                        pushed += 1
         if loops:
             self.loop_depth += 1
+            if scope.qualname is not None:
+                self.loops.append((node.lineno, node.end_lineno or node.lineno))
         for block in _blocks_of(node):
             self._body(block, scope, class_name, prefix)
         if loops:
             self.loop_depth -= 1
+        if pushed:
+            del self.contexts[-pushed:]
         self.default_device = saved
 
     def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef, outer: _Scope, class_name: str | None,
@@ -507,16 +537,31 @@ class _Summarizer:
         info = FunctionInfo(
             qualname=qualname, name=node.name, line=node.lineno, end_line=node.end_lineno or node.lineno,
             params=tuple(params), returns=(), decorators=decorators, class_name=class_name,
-            returns_annotation=annotation_types(node.returns),
+            returns_annotation=annotation_types(node.returns), hot_marker=self._hot_marker(node),
         )
         self.s.functions[qualname] = info
         for decorator in node.decorator_list:
             self._calls_in(decorator, outer)
-        saved = self.loop_depth, self.generator
-        self.loop_depth, self.generator = 0, False
+        saved = self.loop_depth, self.generator, self.contexts, self.loops
+        self.loop_depth, self.generator, self.contexts, self.loops = 0, False, [], []
         self._body(node.body, scope, class_name=None, prefix=f"{qualname}.<locals>.")
         info.is_generator = self.generator
-        self.loop_depth, self.generator = saved
+        info.loops = tuple(self.loops)
+        self.loop_depth, self.generator, self.contexts, self.loops = saved
+
+    def _hot_marker(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+        """`# sync-lint: hot` on the `def` line, a decorator line, or the line just above them."""
+        if not self.lines:
+            return False
+        first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+        body = node.body[0].lineno if node.body else node.lineno
+        for row in range(max(first - 1, 1), min(body, len(self.lines) + 1)):
+            line = self.lines[row - 1]
+            if "sync-lint:" in line and _HOT_MARKER.search(line):
+                if row == first - 1 and line.lstrip()[:1] != "#":
+                    continue  # a comment at the end of the previous statement
+                return True
+        return False
 
     def _class(self, node: ast.ClassDef, outer: _Scope, prefix: str) -> None:
         qualname = f"{prefix}{node.name}"
@@ -633,6 +678,8 @@ class _Summarizer:
             # Filed under its own name (not with every `str.replace`): it stores into a project class.
             func = ("name", "dataclasses.replace")
         if _external(func, self.s.imports):
+            if node.args and self._torch_name(node.func) in _COMPILERS:
+                self.s.compiled.append((scope.qualname, node.lineno, self.value(node.args[0], scope)))
             return
         if func[0] == "name" and func[1] == "setattr" and len(node.args) == 3:
             name = node.args[1]
@@ -643,11 +690,15 @@ class _Summarizer:
         args = tuple(("*", self.value(a.value, scope)) if isinstance(a, ast.Starred) else self.value(a, scope)
                      for a in node.args)
         kwargs = tuple((k.arg if k.arg is not None else "**", self.value(k.value, scope)) for k in node.keywords)
-        self.s.calls.append(CallSite(scope.qualname, node.lineno, func, args, kwargs, self.loop_depth))
+        self.s.calls.append(CallSite(scope.qualname, node.lineno, func, args, kwargs, self.loop_depth,
+                                     tuple(self.contexts)))
+        if self.contexts and any(c in _CUDA_GRAPH_CONTEXTS for c in self.contexts):
+            self.s.captured.append(node.lineno)
         if args and args[0][0] != "*" and self._torch_name(node.func) == "functools.partial":
             # `functools.partial(f, a, k=v)` passes `a` and `k` to `f`: a call site of `f` (the arguments
             # of later calls of the partial are not followed).
-            self.s.calls.append(CallSite(scope.qualname, node.lineno, args[0], args[1:], kwargs, self.loop_depth))
+            self.s.calls.append(CallSite(scope.qualname, node.lineno, args[0], args[1:], kwargs, self.loop_depth,
+                                         tuple(self.contexts)))
 
     # --- expressions -----------------------------------------------------------------------
     def value(self, node: ast.expr | None, scope: _Scope, level: int = 0) -> Value:
@@ -725,6 +776,11 @@ class _Summarizer:
             return ("*", self.value(node.value, scope, level))
         return UNKNOWN
 
+
+_HOT_MARKER = re.compile(r"#\s*sync-lint:\s*hot\b")
+# Calls that hand a callable to a compiler or CUDA-graph capture: the callable is a hot root.
+_COMPILERS = frozenset({"torch.compile", "torch.cuda.make_graphed_callables"})
+_CUDA_GRAPH_CONTEXTS = frozenset({"torch.cuda.graph", "torch.cuda.graphs.graph"})
 
 # Calls that can never reach a function of the project: builtins and the libraries
 # whose APIs the torch tables already describe. Leaving them out keeps summaries small.

@@ -43,6 +43,7 @@ def render(
     unsafe_fixes: bool = False,
     quiet: bool = False,
     root: "Path | None" = None,
+    hot_summary: list[str] | None = None,
 ) -> str:
     """Format `results` as `fmt`, one of `sync_lint.formats.OUTPUT_FORMATS`.
 
@@ -50,8 +51,9 @@ def render(
     `unsafe_fixes` tells the human formats whether `--unsafe-fixes` is on, so
     that `[*]` and the closing summary say what `--fix` would really do.
     `statistics` only affects the human formats (which then print the table instead of the
-    findings, as ruff does); `quiet` drops their summary lines; `color`, `width` and
-    `show_fixes_preview` only affect `full`.
+    findings, as ruff does); `quiet` drops their summary lines; `hot_summary` (the hot-path
+    summary lines) only affects the human formats; `color`, `width` and `show_fixes_preview`
+    only affect `full`.
     """
     if fmt == "full":
         from sync_lint.reporters.full import render_full  # rich, only for the human format
@@ -64,14 +66,16 @@ def render(
             width=width,
             unsafe_fixes=unsafe_fixes,
             quiet=quiet,
+            hot_summary=hot_summary,
         )
     if fmt == "concise":
-        return render_concise(
+        text = render_concise(
             results,
             statistics=render_statistics(results, rules, unsafe_fixes=unsafe_fixes) if statistics else "",
             unsafe_fixes=unsafe_fixes,
             quiet=quiet,
         )
+        return text + "".join(line + "\n" for line in hot_summary or ())
     if fmt == "json":
         return render_json(results, rules)
     if fmt == "json-lines":

@@ -129,6 +129,12 @@ def _frame(d: Diagnostic, show_fixes_preview: bool) -> list[Text]:
         lines.append(note("note:", f"{d.occurrences} sites on this line, same rule and same cause"))
     if d.context != "per-step":
         lines.append(note("note:", f"in {d.context} code (tests, benchmarks, examples, scripts): lower severity"))
+    if d.hot is not None:
+        where = [f"loop depth {d.hot.loop_depth}"] if d.hot.loop_depth else []
+        if d.hot.per_layer:
+            where.append("once per layer")
+        extra = f" ({', '.join(where)})" if where else ""
+        lines.append(note("hot:", f"{d.hot.arrow()}{extra}"))
     if d.fix is not None:
         unsafe = d.fix.applicability != "safe"
         lines.append(
@@ -152,6 +158,7 @@ def render_full(
     width: int | None = None,
     unsafe_fixes: bool = False,
     quiet: bool = False,
+    hot_summary: list[str] | None = None,
 ) -> str:
     buffer = StringIO()
     console = Console(
@@ -172,6 +179,8 @@ def render_full(
         console.print(text, soft_wrap=True)
 
     diagnostics = ranked_diagnostics(results)
+    # Findings on a hot path first (a stable sort keeps the ranking within each group).
+    diagnostics.sort(key=lambda d: d.hot is None)
     errors = sorted_errors(results)
     if statistics:  # ruff: --statistics prints the table instead of the findings (tabs kept as tabs)
         out = [error_line(error) for error in errors]
@@ -200,4 +209,6 @@ def render_full(
         return buffer.getvalue()
     for line in Summary.of(diagnostics, errors, unsafe_fixes).lines():
         emit(Text(line, style="bold" if line.startswith("Found") else ""))
+    for line in hot_summary or ():
+        emit(Text(line))
     return buffer.getvalue()

@@ -3,7 +3,8 @@
 The object layout matches `ruff check --output-format json`, so tools that read
 ruff's output read ours: `cell`, `code`, `end_location`, `filename`, `fix`,
 `location`, `message`, `name`, `noqa_row`, `severity`, `url`, and sync-lint's
-own `confidence` and `evidence`. Keys are sorted alphabetically, as ruff's are.
+own `confidence`, `evidence`, `evidence_steps` and `hot` (null, or the hot-path root, the
+call chain from it, the loop depth and whether it runs once per layer). Keys are sorted alphabetically, as ruff's are.
 File errors are not part of this output: the CLI reports them on stderr.
 """
 
@@ -39,6 +40,16 @@ def _fix(fix: Fix | None) -> dict[str, Any] | None:
     }
 
 
+def _hot(d: Diagnostic) -> dict[str, Any] | None:
+    """Where the finding sits on a hot path (None: no hot root reaches it)."""
+    if d.hot is None:
+        return None
+    out = d.hot.as_dict()
+    for step in out["chain"]:
+        step["filename"] = absolute(step["filename"]) if step["filename"] else None
+    return out
+
+
 from sync_lint.ranking import severity  # noqa: E402
 
 
@@ -54,6 +65,7 @@ def diagnostic_object(d: Diagnostic, rules: RuleMap) -> dict[str, Any]:
         ],
         "filename": absolute(d.path),
         "fix": _fix(d.fix),
+        "hot": _hot(d),
         "location": _location(d.start),
         "message": d.message,
         "name": rule_name(d, rules),

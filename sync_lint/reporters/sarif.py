@@ -84,10 +84,6 @@ class _Uris:
         return {"uri": quote(relative.as_posix()), "uriBaseId": SRCROOT}
 
 
-def artifact_uri(path: str) -> str:
-    return Path(absolute(path)).as_uri()
-
-
 _BLOCK = 100
 _MASK = (1 << 64) - 1
 _FIRST_MOD = pow(37, _BLOCK, 1 << 64)
@@ -250,6 +246,12 @@ def _result(d: Diagnostic, rule_index: int, uris: _Uris, hashes: dict[str, dict[
         result["partialFingerprints"] = {"primaryLocationLineHash": line_hash}
     if d.evidence:
         result["properties"]["evidence"] = d.evidence
+    if d.hot is not None:
+        hot = d.hot.as_dict()
+        for step in hot["chain"]:
+            filename = step.pop("filename")
+            step["location"] = uris.location(filename) if filename else None
+        result["properties"]["hot"] = hot
     related = [_related(step, index, uris) for index, step in enumerate(d.evidence_steps)]
     if related:
         result["relatedLocations"] = related

@@ -64,6 +64,9 @@ class Rule:
     # A rule whose fix is the same rewrite as another rule's names that rule: its
     # verification cases prove both.
     fix_verified_by: ClassVar[str | None] = None
+    # A rule reported after the run from the project's call graph (SL601), not during the walk
+    # of one file: the engine does not run it.
+    project_rule: ClassVar[bool] = False
 
     # Set by the engine before the walk.
     ctx: "FileContext"

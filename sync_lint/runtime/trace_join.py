@@ -15,7 +15,7 @@ GPU. Classes, per (file, line):
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sync_lint.runtime.sites import norm
@@ -24,13 +24,19 @@ from sync_lint.runtime.tracer import TraceReport
 CLASSES = ("both", "runtime-only", "static-only")
 
 StaticFindings = Mapping[tuple[str, int], Sequence[str]]
+# (file, line) -> the hot-path root whose path the line lies on, with the chain, or None.
+HotLookup = Callable[[str, int], "dict[str, Any] | None"]
 
 
-def join_with_static(report: TraceReport, static_findings: StaticFindings) -> dict[str, Any]:
+def join_with_static(report: TraceReport, static_findings: StaticFindings,
+                     hot: HotLookup | None = None) -> dict[str, Any]:
     """Classify every line that blocked or was flagged statically.
 
     `static_findings` maps (file, line) to rule codes; file paths may be
     relative (to the current directory) and are normalised like the trace's.
+    `hot` says which lines lie on a hot root's path (the static call graph), so that
+    the runtime and static views agree on "hot": each row gets `hot` (None, or the
+    root and chain) and the summary counts the hot lines that blocked.
     Returns {"target", "sleep_ms", "summary": {...}, "lines": [...]}, JSON-ready.
     """
     static: dict[tuple[str, int], list[str]] = {}
@@ -63,6 +69,7 @@ def join_with_static(report: TraceReport, static_findings: StaticFindings) -> di
                 "blocked_ms": entry.blocked_ms if entry else 0.0,
                 "first_only": entry.first_only if entry else False,
                 "source": entry.source if entry else _source(file, line),
+                "hot": hot(file, line) if hot is not None else None,
             }
         )
 
@@ -73,6 +80,8 @@ def join_with_static(report: TraceReport, static_findings: StaticFindings) -> di
         1 for r in rows if r["class"] == "static-only" and r["executed"]
     )
     summary["static-only-not-executed"] = summary["static-only"] - summary["static-only-executed"]
+    if hot is not None:
+        summary["hot-blocking"] = sum(1 for r in rows if r["hot"] is not None and r["class"] != "static-only")
     return {
         "target": report.target,
         "sleep_ms": report.sleep_ms,

@@ -83,9 +83,12 @@ def render_full(joined: Mapping[str, Any], color: bool = False, width: int = 120
 
     console = _console(color, width)
     table = Table(title="Runtime trace vs static findings")
-    for name, justify in (("class", "left"), ("location", "left"), ("rules", "left"),
-                          ("blocked/runs", "right"), ("blocked ms", "right"),
-                          ("source", "left")):
+    hot_known = any("hot" in r for r in joined["lines"]) and "hot-blocking" in joined["summary"]
+    columns = [("class", "left"), ("location", "left"), ("rules", "left"), ("blocked/runs", "right"),
+               ("blocked ms", "right")]
+    if hot_known:
+        columns.append(("hot root", "left"))
+    for name, justify in (*columns, ("source", "left")):
         # Fold, never truncate: a cut-off path is useless.
         table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
     order = {"runtime-only": 0, "both": 1, "static-only": 2}
@@ -97,14 +100,17 @@ def render_full(joined: Mapping[str, Any], color: bool = False, width: int = 120
         else:
             runs = f"{r['blocked']}/{r['executions']}"
         note = " (first run only: warm-up?)" if r.get("first_only") else ""
-        table.add_row(
+        cells = [
             Text(cls, style=_STYLE[cls]),
             Text(f"{_display_path(r['file'])}:{r['line']}"),
             Text(", ".join(r["codes"]) or "-"),
             runs,
             f"{r['blocked_ms']:.1f}" if r["blocked"] else "-",
-            Text(r["source"] + note),
-        )
+        ]
+        if hot_known:
+            hot = r.get("hot")
+            cells.append(Text(hot["root"].rsplit(".", 1)[-1] if hot else "-", style="bold" if hot else ""))
+        table.add_row(*cells, Text(r["source"] + note))
     if rows:
         console.print(table)
     else:
@@ -114,6 +120,7 @@ def render_full(joined: Mapping[str, Any], color: bool = False, width: int = 120
         f"both: {s['both']}   runtime-only (recall gaps): {s['runtime-only']}   "
         f"static-only: {s['static-only']} ({s['static-only-executed']} ran without "
         f"blocking, {s['static-only-not-executed']} never ran)"
+        + (f"   on a hot path and blocked: {s['hot-blocking']}" if "hot-blocking" in s else "")
     )
     for line in _footer(joined["target"], joined["sleep_ms"], joined["cuda_initialized"],
                         joined["exit_code"], joined["exception"]):

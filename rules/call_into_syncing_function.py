@@ -1,0 +1,79 @@
+"""# SL601 `call-into-syncing-function`: a call on a hot path into a function that syncs
+
+## What it does
+Flags a call site inside a hot function (one reachable from a hot-path root, see
+`docs/hot-paths.md`) whose callee reaches a sync through calls: a finding of
+another rule one, two or more calls below. The message names the callee, the
+chain down to the nearest syncing line and where that line is:
+
+```
+runner.py:12:9: SL601 call into `build` reaches a sync 2 calls down:
+  execute_model → build → compute_metadata → `seq_lens.max().item()` (SL101) at utils.py:31
+```
+
+Roots are the functions named in `hot-paths` (`pkg.mod:Class.method`), `def`s
+marked `# sync-lint: hot`, and (unless `hot-path-defaults = []`) the `forward` of
+`torch.nn.Module` subclasses, `torch.compile`d functions and calls captured in
+`with torch.cuda.graph(...)`. Call sites in code no root reaches are not reported.
+
+## Why is this bad
+A sync in a helper blocks every caller: the host waits for the GPU at the helper's
+line whenever the hot path runs, yet the reviewer of the hot function sees only a
+call. In one vLLM model's metadata builder a 30 ms stall sat inside a helper in
+another module; it was found only in a profile. The cost is the cost of the sync
+below (see its rule: SL101 `.item()` blocked 40.5 ms behind 41 ms of queued work
+on an H100), paid once per call of the hot path, or once per layer when the
+chain passes through a module called in a loop.
+
+## Example
+```python
+# runner.py
+from pkg.metadata import build
+
+class Runner:
+    def execute_model(self, batch):  # sync-lint: hot
+        return build(batch)  # SL601: build → seq_lens.max().item() at metadata.py:6
+```
+
+Use instead: fix the sync below (the rule that flags it says how), or, when it
+is intended, allow it where it is (`with gpu_sync_allowed():` or
+`# noqa: SL101` on the line) and no caller reports it again.
+
+## Fix safety
+No automatic fix: the sync is in another function, often another file.
+
+## When to ignore
+The call is on a path that runs once (start-up, a cold branch the graph cannot
+tell apart). Suppress one call site with `# noqa: SL601` or by calling it inside
+`with gpu_sync_allowed():`; either stops the report at every caller above it.
+A baseline entry for the call site does the same.
+"""
+
+from __future__ import annotations
+
+from sync_lint.rulekit import Example, Rule
+
+
+class CallIntoSyncingFunction(Rule):
+    code = "SL601"
+    name = "call-into-syncing-function"
+    summary = "a call on a hot path into a function that syncs (one or more calls down)"
+    # Reported after the run from the call graph (sync_lint/hotpaths.py): the walk never runs it.
+    project_rule = True
+    triggers = ("def ",)
+    syncs_in = "wherever the sync below it syncs (see that rule)"
+    examples = (
+        Example(
+            "import torch\n\n\ndef helper(n):\n    t = torch.zeros(n, device='cuda')\n"
+            "    return t.max().item()\n\n\ndef step(n):  # sync-lint: hot\n    return helper(n)\n",
+            (10,),
+        ),
+        Example(
+            "import torch\n\n\ndef helper(n):\n    t = torch.zeros(n, device='cuda')\n"
+            "    return t.max().item()  # noqa: SL101\n\n\ndef step(n):  # sync-lint: hot\n    return helper(n)\n",
+        ),
+        Example(
+            "import torch\n\n\ndef helper(n):\n    t = torch.zeros(n, device='cuda')\n"
+            "    return t.max().item()\n\n\ndef cold(n):\n    return helper(n)\n",
+        ),
+    )

@@ -1,0 +1,661 @@
+"""Hot paths in a run: which findings lie on a hot root's path, and SL601 at the hot call sites
+that lead to a sync.
+
+After the files are checked, `analyse` builds the call graph of each project
+(`project/hot.py`), finds the roots, and walks from each root (breadth first, so
+every chain is a shortest one). Each finding inside a reached function gets a
+`Hotness`: the root, the chain, its loop depth inside its function, and whether the
+chain passes through a module called in a loop (once per layer).
+
+SL601 (`call-into-syncing-function`) is reported at a call site inside a hot
+function whose callee reaches a finding through calls, naming the nearest one and
+the chain to it. Suppression holds at every level:
+
+- a sync suppressed where it is (`# noqa`, `with gpu_sync_allowed():`, a baseline
+  entry, a per-file ignore) is no finding, so nothing above reports it;
+- a call site inside an allowed-sync context, with `# noqa: SL601` (or a bare
+  `# noqa`), in a file that ignores SL601, or whose SL601 the baseline records is a
+  cut: what lies below it is not reported at any caller above it.
+
+Calls are followed through files the run did not check (a helper in another module)
+when the caller supplies `lint_more`: those files are checked too, and their findings
+used only to see what the calls reach.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import deque
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+
+from sync_lint.diagnostics import ChainStep, Diagnostic, EvidenceStep, FileResult, Hotness, Position
+from sync_lint.suppression import file_directives, is_suppressed
+
+if TYPE_CHECKING:
+    from sync_lint.config import Settings
+    from sync_lint.project.build import Project
+    from sync_lint.project.hot import CallGraph, Edge, Reach, Root, Unresolved
+    from sync_lint.project.summary import FunctionInfo, ModuleSummary
+
+TRANSITIVE_CODE = "SL601"
+TRANSITIVE_NAME = "call-into-syncing-function"
+
+
+@dataclass
+class HotReport:
+    """What the hot-path pass found, for the summary line and `--show-unresolved`."""
+
+    roots: list["Root"] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # configured roots that name no project function
+    per_root: dict[str, int] = field(default_factory=dict)  # root -> findings whose shortest chain starts there
+    hot_functions: int = 0
+    edges: int = 0
+    unresolved: list["Unresolved"] = field(default_factory=list)  # call sites in hot functions
+    transitive: int = 0
+    baselined: list[Diagnostic] = field(default_factory=list)  # hot call sites the baseline records
+    passes: list = field(default_factory=list, repr=False)  # (project root, graph, pass) per project
+
+    def hotness_at(self, path: str, row: int) -> Hotness | None:
+        """Whether a line of a file lies on a hot root's path (for lines that are no finding:
+        the runtime trace's blocking lines)."""
+        for root, graph, hot in self.passes:
+            try:
+                module = _module_of(path, root)
+            except ValueError:
+                continue
+            summary = graph.index.summary(module)
+            if summary is None:
+                continue
+            info = _innermost(summary, row)
+            if info is not None:
+                found = hot.hotness(summary.qualified(info.qualname), row, info)
+                if found is not None:
+                    return found
+        return None
+
+    def lines(self, diagnostics: Sequence[Diagnostic]) -> list[str]:
+        """The summary: how many findings are on each root's path."""
+        if not self.roots:
+            return []
+        direct = [d for d in diagnostics if d.code != TRANSITIVE_CODE]
+        hot = [d for d in direct if d.hot is not None]
+        out = [f"Hot paths: {len(hot)} of {len(direct)} findings on a hot path "
+               f"({len(self.roots)} roots, {self.hot_functions} functions reached, "
+               f"{len(self.unresolved)} unresolved calls in them)"]
+        counts: dict[str, int] = {}
+        for d in hot:
+            counts[d.hot.root] = counts.get(d.hot.root, 0) + 1  # type: ignore[union-attr]
+        named = [r for r in self.roots if r.why in ("config", "marker")]
+        for root in named:
+            out.append(f"  {root.function} ({root.label}): {counts.get(root.function, 0)}")
+        kinds: dict[str, list[str]] = {}
+        for root in self.roots:
+            if root.why not in ("config", "marker"):
+                kinds.setdefault(root.label, []).append(root.function)
+        for label, members in kinds.items():
+            total = sum(counts.get(m, 0) for m in members)
+            out.append(f"  {label} ({len(members)} roots): {total}")
+        transitive = sum(1 for d in diagnostics if d.code == TRANSITIVE_CODE)
+        if transitive:
+            out.append(f"  {transitive} hot call sites lead to a sync below them ({TRANSITIVE_CODE})")
+        for spec in self.missing:
+            out.append(f"  hot-paths entry {spec!r} names no function of the project")
+        return out
+
+
+@dataclass
+class _Checked:
+    """A checked file, as the graph sees it."""
+
+    path: str  # as reported
+    module: str
+    summary: "ModuleSummary"
+    root: Path
+
+
+def _innermost(summary: "ModuleSummary", row: int) -> "FunctionInfo | None":
+    best = None
+    for info in summary.functions.values():
+        if info.line <= row <= info.end_line and (best is None or info.line >= best.line):
+            best = info
+    return best
+
+
+def _short(qualname: str) -> str:
+    parts = qualname.split(".")
+    return ".".join(parts[-2:]) if len(parts) >= 2 and parts[-2][:1].isupper() else parts[-1]
+
+
+def _display_path(root: Path, relative: str) -> str:
+    full = root / relative
+    try:
+        return os.path.relpath(full)
+    except ValueError:
+        return str(full)
+
+
+class _Pass:
+    """The hot-path pass over one project (or, without a project, the checked files on their own)."""
+
+    def __init__(self, graph: "CallGraph", root: Path, settings: "Settings", selected: bool,
+                 ignored: Callable[[str], frozenset[str]], keep: Callable[[Diagnostic], bool] | None) -> None:
+        self.graph = graph
+        self.index = graph.index
+        self.root = root
+        self.settings = settings
+        self.selected = selected  # SL601 is enabled
+        self.ignored = ignored  # path -> codes ignored in that file
+        self.keep = keep
+        self.allowed = frozenset(settings.allowed_sync_contexts)
+        self._lines: dict[str, list[str]] = {}
+        self.reaches: list["Reach"] = []
+        self.best: dict[str, tuple[int, int]] = {}  # function -> (chain length, index of the reach)
+        self.baselined: list[Diagnostic] = []  # call sites the baseline records (cuts)
+
+    # --- reachability --------------------------------------------------------------------------------
+    def follow(self, edge: "Edge") -> bool:
+        """Hotness does not flow into a call made inside an allowed-sync context."""
+        return not any(c.rsplit(".", 1)[-1] in self.allowed for c in edge.contexts)
+
+    def walk(self, roots: list["Root"]) -> None:
+        """Named roots (configured, marked) one at a time, so each gets its own count; the built-in
+        ones of a kind (often hundreds of `forward`s) together, each function credited to the nearest."""
+        groups: list[list["Root"]] = [[r] for r in roots if r.why in ("config", "marker")]
+        kinds: dict[str, list["Root"]] = {}
+        for r in roots:
+            if r.why not in ("config", "marker"):
+                kinds.setdefault(r.why, []).append(r)
+        groups.extend(kinds.values())
+        for position, group in enumerate(groups):
+            reach = self.graph.reach(group, self.follow)
+            self.reaches.append(reach)
+            for function, depth in reach.depth.items():
+                known = self.best.get(function)
+                if known is None or depth < known[0]:
+                    self.best[function] = (depth, position)
+
+    def hotness(self, function: str, row: int, info: "FunctionInfo | None") -> Hotness | None:
+        known = self.best.get(function)
+        if known is None:
+            return None
+        reach = self.reaches[known[1]]
+        chain = reach.chain(function)
+        steps = []
+        per_layer = False
+        for position, (name, _edge) in enumerate(chain):
+            following = chain[position + 1][1] if position + 1 < len(chain) else None
+            found = self.graph.function(name)
+            path = _display_path(self.root, found[0].path) if found is not None else ""
+            steps.append(ChainStep(name, path, following.line if following is not None else None))
+            if following is not None and following.loop_depth > 0 and following.kind in ("instance-call", "override"):
+                per_layer = True
+        loop_depth = sum(1 for start, end in info.loops if start <= row <= end) if info is not None else 0
+        root = reach.root_of(function)
+        return Hotness(root.function, root.why, tuple(steps), loop_depth, per_layer)
+
+    # --- transitive findings -----------------------------------------------------------------------
+    def lines_of(self, path: str) -> list[str]:
+        if path not in self._lines:
+            try:
+                self._lines[path] = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+            except OSError:
+                self._lines[path] = []
+        return self._lines[path]
+
+    def transitive(self, syncs: dict[str, list[Diagnostic]], paths: dict[str, str],
+                   report_in: set[str]) -> list[Diagnostic]:
+        """SL601 findings at hot call sites in the modules of `report_in` (function -> its direct findings;
+        module -> the path to report it under)."""
+        if not self.selected:
+            return []
+        hot = list(self.best)
+        # The candidate finding of each hot call site, and whether the call is a cut.
+        candidates: dict[tuple[str, int, str], Diagnostic | None] = {}
+        cut: set[tuple[str, int, str]] = set()
+        reverse: dict[str, list[tuple[str, "Edge"]]] = {}
+        for function in hot:
+            found = self.graph.function(function)
+            if found is None:
+                continue
+            summary = found[0]
+            path = paths.get(summary.module) or _display_path(self.root, summary.path)
+            ignored = self.ignored(path)
+            directives = None
+            for edge in self.graph.edges(function):
+                key = (function, edge.line, edge.callee)
+                if not self.follow(edge) or TRANSITIVE_CODE in ignored:
+                    cut.add(key)
+                    continue
+                if is_suppressed(TRANSITIVE_CODE, self.lines_of(path), (edge.line,)):
+                    cut.add(key)
+                    continue
+                if directives is None:
+                    directives = file_directives("\n".join(self.lines_of(path)))
+                if TRANSITIVE_CODE in directives.ignored_codes:
+                    cut.add(key)
+                    continue
+                if self.keep is not None:
+                    line = self.lines_of(path)[edge.line - 1] if 0 < edge.line <= len(self.lines_of(path)) else ""
+                    stub = Diagnostic(TRANSITIVE_CODE, TRANSITIVE_NAME, "", path, Position(edge.line, 1),
+                                      Position(edge.line, 2), source_line=line)
+                    if not self.keep(stub):  # the baseline records this call site
+                        self.baselined.append(stub)
+                        cut.add(key)
+                        continue
+                reverse.setdefault(edge.callee, []).append((function, edge))
+        # Nearest sync below each function: breadth first backwards from the functions holding one.
+        nearest: dict[str, tuple[int, tuple[str, "Edge"] | None]] = {}
+        queue: deque[str] = deque()
+        for function in sorted(syncs):
+            if syncs[function]:
+                nearest[function] = (0, None)
+                queue.append(function)
+        pending: list[tuple[str, "Edge"]] = []
+        while queue:
+            current = queue.popleft()
+            for caller, edge in reverse.get(current, ()):
+                if caller not in nearest:
+                    nearest[caller] = (nearest[current][0] + 1, (current, edge))
+                    queue.append(caller)
+                pending.append((caller, edge))
+        out: list[Diagnostic] = []
+        seen: set[tuple[str, int]] = set()
+        for caller, edge in sorted(pending, key=lambda p: (p[0], p[1].line, nearest.get(p[1].callee, (99,))[0])):
+            found = self.graph.function(caller)
+            if found is None or found[0].module not in report_in or edge.callee not in nearest:
+                continue
+            if (caller, edge.line) in seen:
+                continue
+            diagnostic = self._finding(caller, found[0], found[1], edge, nearest, syncs, paths)
+            if diagnostic is None:
+                continue
+            seen.add((caller, edge.line))
+            out.append(diagnostic)
+        return out
+
+    def _finding(self, caller: str, summary: "ModuleSummary", info: "FunctionInfo", edge: "Edge",
+                 nearest: dict, syncs: dict[str, list[Diagnostic]], paths: dict[str, str]) -> Diagnostic | None:
+        chain = [caller, edge.callee]
+        steps = [EvidenceStep(f"`{_short(caller)}` calls `{_short(edge.callee)}` ({edge.kind})",
+                              paths.get(summary.module) or _display_path(self.root, summary.path), edge.line)]
+        current = edge.callee
+        while nearest[current][1] is not None and len(chain) < 64:
+            following, hop = nearest[current][1]
+            found = self.graph.function(current)
+            where = _display_path(self.root, found[0].path) if found is not None else ""
+            steps.append(EvidenceStep(f"`{_short(current)}` calls `{_short(following)}` ({hop.kind})",
+                                      paths.get(found[0].module, where) if found is not None else where, hop.line))
+            chain.append(following)
+            current = following
+        sync = min(syncs[current], key=lambda d: (d.start.row, d.start.column))
+        count = len(syncs[current])
+        span = sync.source_line.rstrip("\r\n")
+        if sync.start.row == sync.end.row:
+            span = span[sync.start.column - 1: sync.end.column - 1]
+        span = span.strip()
+        if len(span) > 60:
+            span = span[:57] + "..."
+        where = f"{sync.path}:{sync.start.row}"
+        steps.append(EvidenceStep(f"`{span}` syncs ({sync.code}) at {sync.path}:{sync.start.row}", sync.path,
+                                  sync.start.row))
+        arrow = " → ".join(_short(f) for f in chain)
+        more = f" (and {count - 1} more there)" if count > 1 else ""
+        hops = len(chain) - 1
+        message = (f"call into `{_short(edge.callee)}` reaches a sync {hops} call{'s' if hops > 1 else ''} down: "
+                   f"{arrow} → `{span}` ({sync.code}) at {where}{more}; the host waits here on every pass "
+                   "through this hot path")
+        path = paths.get(summary.module) or _display_path(self.root, summary.path)
+        lines = self.lines_of(path)
+        line = lines[edge.line - 1] if 0 < edge.line <= len(lines) else ""
+        column = len(line) - len(line.lstrip()) + 1
+        name = _short(edge.callee).rsplit(".", 1)[-1]
+        if name == "__init__":
+            name = _short(edge.callee).split(".")[0]
+        match = re.search(rf"\b{re.escape(name)}\s*\(", line) if name not in ("forward", "__call__") else None
+        if match is not None:
+            column = match.start() + 1
+        end = len(line.rstrip()) + 1
+        return Diagnostic(
+            code=TRANSITIVE_CODE, name=TRANSITIVE_NAME, message=message, path=path,
+            start=Position(edge.line, column), end=Position(edge.line, max(end, column + 1)),
+            evidence=" → ".join(s.message for s in steps), noqa_row=edge.line, source_line=line + "\n" if line else "",
+            confidence=sync.confidence, evidence_steps=tuple(steps),
+            hot=self.hotness(caller, edge.line, info),
+        )
+
+
+def analyse(results: list[FileResult], settings: "Settings", projects: dict[str, "Project"], *,
+            selected: bool, ignored: Callable[[str], frozenset[str]],
+            keep: Callable[[Diagnostic], bool] | None = None,
+            lint_more: Callable[[list[str]], list[FileResult]] | None = None,
+            extra_roots: Iterable[str] = (), texts: dict[str, str] | None = None) -> HotReport:
+    """Mark the hot findings of `results` in place, add the SL601 findings, and say what was found."""
+    from sync_lint.project.hot import CallGraph, EdgeCache
+
+    report = HotReport()
+    groups: dict[object, list[FileResult]] = {}
+    for result in results:
+        groups.setdefault(projects.get(result.path), []).append(result)
+    for project, members in groups.items():
+        if project is None:
+            graph, root, opened = _standalone(members, texts or {})
+            cache = None
+        else:
+            opened = project.open(settings)  # type: ignore[attr-defined]
+            cache = EdgeCache(opened)
+            graph = CallGraph(opened.index, opened.inference, cache)
+            root = project.root  # type: ignore[attr-defined]
+        _run(graph, root, members, settings, report, selected, ignored, keep, lint_more if project else None,
+             extra_roots, texts or {})
+        if cache is not None:
+            cache.save()
+        if opened is not None:
+            opened.save_facts()
+    return report
+
+
+def analyse_text(result: FileResult, text: str, settings: "Settings", selected: bool = True) -> HotReport:
+    """The hot-path pass over one text on its own (its own roots and calls only)."""
+    return analyse([result], settings, {}, selected=selected, ignored=lambda _path: frozenset(),
+                   texts={result.path: text})
+
+
+def _standalone(members: list[FileResult], texts: dict[str, str]):  # type: ignore[no-untyped-def]
+    """A graph over just the checked files (no project index: `--isolated`, a text on its own)."""
+    from sync_lint.project.hot import CallGraph
+    from sync_lint.project.index import ProjectIndex
+    from sync_lint.project.infer import Inference
+    from sync_lint.project.roots import module_name, project_root
+    from sync_lint.project.summary import summarize
+
+    summaries = []
+    root = Path.cwd()
+    for result in members:
+        text = texts.get(result.path)
+        if text is None:
+            try:
+                text = Path(result.path).read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+        base = project_root(Path(result.path).resolve())
+        module = module_name(Path(result.path).resolve(), base)[0]
+        summaries.append(summarize(text, result.path, module))
+    index = ProjectIndex.from_summaries(summaries, root=str(root))
+    return CallGraph(index, Inference(index)), root, None
+
+
+def _module_of(path: str, root: Path) -> str:
+    from sync_lint.project.roots import module_name
+
+    return module_name(Path(path).resolve(), root)[0]
+
+
+def _run(graph: "CallGraph", root: Path, members: list[FileResult], settings: "Settings", report: HotReport,
+         selected: bool, ignored: Callable[[str], frozenset[str]], keep, lint_more, extra_roots,  # type: ignore[no-untyped-def]
+         texts: dict[str, str]) -> None:
+    index = graph.index
+    checked: dict[str, tuple[FileResult, "ModuleSummary"]] = {}
+    for result in members:
+        try:
+            module = _module_of(result.path, root) if graph.cache is not None else next(
+                (m for m in index.modules if (s := index.summary(m)) is not None and s.path == result.path), None)
+        except ValueError:  # a file outside the root (`extend-project`): its findings stay unmarked
+            continue
+        summary = index.summary(module) if module else None
+        if summary is not None:
+            checked[summary.module] = (result, summary)
+    roots, missing = graph.roots([*settings.hot_paths, *extra_roots], settings.hot_path_defaults)
+    report.roots.extend(roots)
+    report.missing.extend(missing)
+    hot = _Pass(graph, root, settings, selected, ignored, keep)
+    report.passes.append((root, graph, hot))
+    hot._lines.update((path, text.splitlines()) for path, text in texts.items())
+    hot.walk(roots)
+    report.hot_functions += len(hot.best)
+    # Direct findings, by function; hotness on each.
+    syncs: dict[str, list[Diagnostic]] = {}
+    paths = {module: result.path for module, (result, _s) in checked.items()}
+
+    def collect(result: FileResult, summary: "ModuleSummary", mark: bool) -> None:
+        marked = []
+        for d in result.diagnostics:
+            info = _innermost(summary, d.start.row)
+            function = summary.qualified(info.qualname) if info is not None else None
+            if function is not None and d.code != TRANSITIVE_CODE and d.code.startswith("SL") and d.code != "SL000":
+                syncs.setdefault(function, []).append(d)
+            if mark and function is not None and function in hot.best:
+                d = replace(d, hot=hot.hotness(function, d.start.row, info))
+                report.per_root[d.hot.root] = report.per_root.get(d.hot.root, 0) + 1  # type: ignore[union-attr]
+            marked.append(d)
+        if mark:
+            result.diagnostics = marked
+
+    for module, (result, summary) in checked.items():
+        collect(result, summary, True)
+    if lint_more is not None and selected:
+        # Calls from hot functions of the checked files into files the run did not check.
+        below: set[str] = set()
+        queue = deque(f for f in hot.best if f.rsplit(".", 1)[0] in checked or _module_in(f, checked))
+        while queue:
+            current = queue.popleft()
+            for edge in graph.edges(current):
+                if edge.callee not in below:
+                    below.add(edge.callee)
+                    queue.append(edge.callee)
+        extra: dict[str, "ModuleSummary"] = {}
+        for function in below:
+            found = graph.function(function)
+            if found is not None and found[0].module not in checked:
+                extra[str(root / found[0].path)] = found[0]
+        if extra:
+            for result in lint_more(sorted(extra)):
+                summary = extra.get(result.path)
+                if summary is not None:
+                    collect(result, summary, False)
+    found = hot.transitive(syncs, paths, set(checked))
+    report.transitive += len(found)
+    report.baselined.extend(hot.baselined)
+    by_path = {result.path: result for result, _s in checked.values()}
+    for d in found:
+        by_path[d.path].diagnostics.append(d)
+    for result in by_path.values():
+        result.diagnostics.sort(key=lambda d: d.sort_key)
+    for function in hot.best:
+        edges = graph.edges(function)
+        report.edges += len(edges)
+        report.unresolved.extend(graph.unresolved(function))
+
+
+def _module_in(function: str, checked: dict) -> bool:
+    head = function
+    while "." in head:
+        head = head.rsplit(".", 1)[0]
+        if head in checked:
+            return True
+    return False
+
+
+# ==========================================================================================
+# The call tree of one root (`sync-lint paths ROOT`)
+# ==========================================================================================
+
+
+@dataclass
+class TreeNode:
+    function: str
+    path: str
+    line: int  # the `def` line
+    kind: str = "root"  # how its caller reached it
+    call_line: int | None = None  # the line of that call in the caller
+    syncs: list[Diagnostic] = field(default_factory=list)
+    children: list["TreeNode"] = field(default_factory=list)
+
+    def has_syncs(self) -> bool:
+        return bool(self.syncs) or any(child.has_syncs() for child in self.children)
+
+    def as_dict(self) -> dict:
+        return {
+            "function": self.function, "filename": self.path, "line": self.line, "kind": self.kind,
+            "call_line": self.call_line,
+            "syncs": [{"code": d.code, "filename": d.path, "row": d.start.row, "column": d.start.column,
+                       "text": _span(d), "message": d.message} for d in self.syncs],
+            "children": [child.as_dict() for child in self.children],
+        }
+
+
+def _span(d: Diagnostic) -> str:
+    line = d.source_line.rstrip("\r\n")
+    text = line[d.start.column - 1: d.end.column - 1] if d.start.row == d.end.row else line
+    text = text.strip()
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def call_tree(graph: "CallGraph", root: "Root", root_dir: Path, settings: "Settings",
+              lint: Callable[[list[str]], list[FileResult]], *, prune: bool = True,
+              max_depth: int | None = None) -> tuple[TreeNode, int]:
+    """The shortest-path tree of what `root` reaches, each function with its findings; and how many
+    functions it reaches. `prune`: keep only the branches that lead to a finding."""
+    hot = _Pass(graph, root_dir, settings, False, lambda _p: frozenset(), None)
+    reach = graph.reach(root, hot.follow)
+    files: dict[str, "ModuleSummary"] = {}
+    for function in reach.parent:
+        found = graph.function(function)
+        if found is not None:
+            files[str(root_dir / found[0].path)] = found[0]
+    syncs: dict[str, list[Diagnostic]] = {}
+    for result in lint(sorted(files)):
+        summary = files.get(result.path)
+        if summary is None:
+            continue
+        for d in result.diagnostics:
+            info = _innermost(summary, d.start.row)
+            if info is not None:
+                syncs.setdefault(summary.qualified(info.qualname), []).append(
+                    replace(d, path=_display_path(root_dir, os.path.relpath(d.path, root_dir))))
+    nodes: dict[str, TreeNode] = {}
+    for function in reach.parent:
+        found = graph.function(function)
+        path = _display_path(root_dir, found[0].path) if found is not None else ""
+        line = found[1].line if found is not None else 0
+        nodes[function] = TreeNode(function, path, line, syncs=sorted(syncs.get(function, []),
+                                                                      key=lambda d: d.sort_key))
+    for function, step in reach.parent.items():
+        if step is None:
+            continue
+        if max_depth is not None and reach.depth[function] > max_depth:
+            continue
+        caller, edge = step
+        node = nodes[function]
+        node.kind, node.call_line = edge.kind, edge.line
+        nodes[caller].children.append(node)
+    for node in nodes.values():
+        node.children.sort(key=lambda n: (n.call_line or 0, n.function))
+    top = nodes[root.function]
+    if prune:
+        _prune(top)
+    return top, len(reach.parent)
+
+
+def _prune(node: TreeNode) -> None:
+    node.children = [child for child in node.children if child.has_syncs()]
+    for child in node.children:
+        _prune(child)
+
+
+def _walk(node: TreeNode):  # type: ignore[no-untyped-def]
+    yield node
+    for child in node.children:
+        yield from _walk(child)
+
+
+def render_tree_text(node: TreeNode, color: bool = False, width: int | None = None) -> str:
+    from io import StringIO
+
+    from rich.console import Console
+    from rich.text import Text
+    from rich.tree import Tree
+
+    def label(n: TreeNode) -> Text:
+        text = Text()
+        if n.call_line is not None:
+            text.append(f"L{n.call_line} ", style="dim")
+        text.append(_short(n.function), style="bold")
+        text.append(f"  {n.path}:{n.line}", style="dim")
+        if n.kind not in ("root", "function", "method"):
+            text.append(f"  [{n.kind}]", style="cyan")
+        return text
+
+    def grow(tree: Tree, n: TreeNode) -> None:
+        for d in n.syncs:
+            sync = Text()
+            sync.append(f"{d.code} ", style="bold red")
+            sync.append(f"`{_span(d)}`")
+            sync.append(f"  {d.path}:{d.start.row}", style="dim")
+            tree.add(sync)
+        for child in n.children:
+            grow(tree.add(label(child)), child)
+
+    tree = Tree(label(node))
+    grow(tree, node)
+    buffer = StringIO()
+    console = Console(file=buffer, force_terminal=color, no_color=not color, color_system="standard" if color else None,
+                      highlight=False, width=width or 120, legacy_windows=False, emoji=False)
+    console.print(tree, soft_wrap=True)
+    return buffer.getvalue()
+
+
+def _mermaid_text(text: str) -> str:
+    return (text.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+            .replace("|", "#124;").replace("`", "#96;"))
+
+
+def render_mermaid(node: TreeNode) -> str:
+    """A Mermaid flowchart: functions as boxes, calls as labelled arrows, findings as red boxes."""
+    ids: dict[int, str] = {}
+    lines = ["flowchart TD"]
+    edges: list[str] = []
+    syncs = 0
+    for n in _walk(node):
+        ids[id(n)] = f"f{len(ids)}"
+        lines.append(f'    {ids[id(n)]}["{_mermaid_text(_short(n.function))}<br/>{_mermaid_text(n.path)}:{n.line}"]')
+        for d in n.syncs:
+            sid = f"s{syncs}"
+            syncs += 1
+            lines.append(f'    {sid}[["{_mermaid_text(d.code + " " + _span(d))}<br/>'
+                         f'{_mermaid_text(d.path)}:{d.start.row}"]]')
+            edges.append(f"    {ids[id(n)]} -.-> {sid}")
+            edges.append(f"    class {sid} sync")
+    for n in _walk(node):
+        for child in n.children:
+            edges.append(f"    {ids[id(n)]} -->|L{child.call_line} {child.kind}| {ids[id(child)]}")
+    lines.extend(edges)
+    lines.append("    classDef sync fill:#fdd,stroke:#c00")
+    return "\n".join(lines) + "\n"
+
+
+def _dot_text(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+
+
+def render_dot(node: TreeNode) -> str:
+    """A Graphviz DOT digraph of the same tree."""
+    ids: dict[int, str] = {}
+    lines = ["digraph hot_path {", '    rankdir="LR";', '    node [shape="box", fontname="monospace"];']
+    syncs = 0
+    for n in _walk(node):
+        ids[id(n)] = f"f{len(ids)}"
+        lines.append(f'    {ids[id(n)]} [label="{_dot_text(_short(n.function))}\\n{_dot_text(n.path)}:{n.line}"];')
+        for d in n.syncs:
+            sid = f"s{syncs}"
+            syncs += 1
+            lines.append(f'    {sid} [label="{_dot_text(d.code + " " + _span(d))}\\n{_dot_text(d.path)}:{d.start.row}", '
+                         'color="red", fontcolor="red"];')
+            lines.append(f'    {ids[id(n)]} -> {sid} [style="dashed", color="red"];')
+    for n in _walk(node):
+        for child in n.children:
+            lines.append(f'    {ids[id(n)]} -> {ids[id(child)]} [label="L{child.call_line} {child.kind}"];')
+    lines.append("}")
+    return "\n".join(lines) + "\n"

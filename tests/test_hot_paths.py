@@ -1,0 +1,393 @@
+"""Hot paths (Issue 11): roots, the call graph, hotness on findings, SL601, `sync-lint paths`.
+
+The fixture projects live in `fixtures/projects/hot-*/`. Each marks the SL601 findings a
+whole-project run must produce with `# hot-expect: SL601` (the per-file `# expect:`
+comments are what each file yields on its own, checked by test_fixtures.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sync_lint import api
+from sync_lint.cli import main
+from sync_lint.project.summary import summarize
+
+PROJECTS = Path(__file__).resolve().parent.parent / "fixtures" / "projects"
+HOT_EXPECT = re.compile(r"#\s*hot-expect:\s*(SL\d+)")
+
+
+def expected_transitive(folder: Path) -> set[tuple[str, int]]:
+    out = set()
+    for path in sorted(folder.rglob("*.py")):
+        for row, line in enumerate(path.read_text().splitlines(), start=1):
+            if HOT_EXPECT.search(line):
+                out.add((path.relative_to(folder).as_posix(), row))
+    return out
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A copy of a fixture project (its cache stays in the temporary folder)."""
+
+    def copy(name: str) -> Path:
+        target = tmp_path / name
+        shutil.copytree(PROJECTS / name, target)
+        return target
+
+    return copy
+
+
+def run(folder: Path, cache: Path | None = None, **overrides) -> api.Report:
+    plan = api.plan([str(folder)], project=api.ProjectOptions(cache_dir=cache or folder.parent / "cache"))
+    if overrides:
+        plan = api.Plan(plan.settings.override(**overrides), plan.rules, plan.registry, project=plan.project)
+    return api.run(plan, [str(folder)])
+
+
+def findings(report: api.Report, folder: Path, code: str | None = None) -> dict[tuple[str, int, str], object]:
+    out = {}
+    for result in report.results:
+        assert not result.errors, result.errors
+        for d in result.diagnostics:
+            if code is None or d.code == code:
+                out[(Path(d.path).resolve().relative_to(folder.resolve()).as_posix(), d.start.row, d.code)] = d
+    return out
+
+
+def transitive(report: api.Report, folder: Path) -> set[tuple[str, int]]:
+    return {(path, row) for path, row, _code in findings(report, folder, "SL601")}
+
+
+# --- depth ---------------------------------------------------------------------------------------------
+
+
+def test_syncs_one_two_and_three_calls_below_a_root_are_reported_at_the_call_site(project):
+    folder = project("hot-depth")
+    report = run(folder)
+    assert transitive(report, folder) == expected_transitive(folder)
+    found = findings(report, folder, "SL601")
+    assert "1 call down" in found[("hotdepth/runner.py", 10, "SL601")].message
+    assert "2 calls down" in found[("hotdepth/runner.py", 11, "SL601")].message
+    three = found[("hotdepth/runner.py", 12, "SL601")]
+    assert "3 calls down" in three.message
+    assert ("Runner.execute_model → Builder.build → Builder._prepare → compute_causal_conv1d_metadata → "
+            "`query_start_loc.tolist()` (SL102) at") in three.message
+    assert three.message.split(" at ")[1].startswith(str(Path(folder / "hotdepth/metadata.py").resolve())) or \
+        "hotdepth/metadata.py:6" in three.message
+    assert [step.row for step in three.evidence_steps] == [12, 9, 12, 6]
+
+
+def test_direct_findings_carry_the_shortest_chain_from_their_root(project):
+    folder = project("hot-depth")
+    direct = {k: d for k, d in findings(run(folder), folder).items() if k[2] != "SL601"}
+    chains = {key[:2]: [s.function for s in d.hot.chain] for key, d in direct.items()}
+    assert chains[("hotdepth/ops.py", 6)] == ["hotdepth.runner.Runner.execute_model", "hotdepth.ops.one"]
+    assert chains[("hotdepth/ops.py", 15)] == ["hotdepth.runner.Runner.execute_model", "hotdepth.ops.two",
+                                                "hotdepth.ops.leaf"]
+    assert len(chains[("hotdepth/metadata.py", 6)]) == 4
+    assert all(d.hot.root == "hotdepth.runner.Runner.execute_model" and d.hot.root_kind == "config"
+               for d in direct.values())
+
+
+def test_a_cold_caller_gets_no_transitive_finding(project):
+    folder = project("hot-depth")
+    rows = {row for path, row in transitive(run(folder), folder) if path == "hotdepth/runner.py"}
+    assert 16 not in rows  # load_weights calls the same syncing helper, but no root reaches it
+
+
+def test_a_single_checked_file_still_sees_syncs_in_modules_it_did_not_check(project):
+    folder = project("hot-depth")
+    plan = api.plan([str(folder)], project=api.ProjectOptions(cache_dir=folder.parent / "cache"))
+    report = api.run(plan, [str(folder / "hotdepth" / "runner.py")])
+    rows = sorted(d.start.row for r in report.results for d in r.diagnostics if d.code == "SL601")
+    assert rows == [10, 11, 12]
+    assert {r.path for r in report.results} == {str(folder / "hotdepth" / "runner.py")}
+
+
+# --- call kinds ------------------------------------------------------------------------------------------
+
+
+def test_every_call_kind_reaches_its_sync(project):
+    folder = project("hot-kinds")
+    report = run(folder)
+    assert transitive(report, folder) == expected_transitive(folder)
+    messages = {row: d.message for (path, row, _c), d in findings(report, folder, "SL601").items()
+                if path == "hotkinds/step.py"}
+    assert "`Builder.build`" in messages[16]  # annotated receiver
+    assert "`Builder.make`" in messages[17]  # classmethod through the class
+    assert "`Meta.__init__`" in messages[18]  # constructor
+    assert "`Builder.build`" in messages[19]  # return type
+    assert "`Base.prepare`" in messages[20]  # super()
+    assert "`CudaBackend.run`" in messages[21]  # override of a base-class method
+    assert "`by_partial`" in messages[22] and "`by_stored_partial`" in messages[23]  # functools.partial
+    assert "`by_callback`" in messages[24]  # callback
+    assert "`Layer.forward`" in messages[26]  # module instance call
+    assert "`inner`" in messages[33]  # nested def
+
+
+def test_edge_kinds_are_named(project):
+    from sync_lint.project.hot import CallGraph
+
+    folder = project("hot-kinds")
+    report = run(folder)
+    opened = next(iter(report.projects.values())).open(api.plan([str(folder)]).settings)
+    graph = CallGraph(opened.index, opened.inference)
+    kinds = {(e.line, e.kind) for e in graph.edges("hotkinds.step.Step.run")}
+    for expected in [(14, "function"), (15, "method"), (16, "method"), (18, "constructor"), (20, "super"),
+                     (21, "override"), (22, "partial"), (23, "partial"), (24, "callback"), (26, "instance-call"),
+                     (27, "function")]:
+        assert expected in kinds, expected
+    # `fn(n)` on a parameter in `apply` is unresolved, and listed as such
+    assert [(u.line, u.text) for u in graph.unresolved("hotkinds.syncs.apply")] == [(22, "fn")]
+
+
+def test_a_module_called_in_a_loop_runs_once_per_layer(project):
+    folder = project("hot-kinds")
+    direct = findings(run(folder), folder, "SL101")
+    layer = direct[("hotkinds/syncs.py", 64, "SL101")]
+    assert layer.hot.per_layer
+    assert not direct[("hotkinds/syncs.py", 6, "SL101")].hot.per_layer
+
+
+# --- suppression at every level --------------------------------------------------------------------------
+
+
+def test_suppression_at_each_level_stops_the_report_above_it(project):
+    folder = project("hot-suppress")
+    report = run(folder)
+    assert transitive(report, folder) == expected_transitive(folder)
+
+
+def test_a_baseline_holds_at_every_level(project, tmp_path):
+    from sync_lint.baseline import create_baseline
+
+    folder = project("hot-suppress")
+    report = run(folder)
+    found = findings(report, folder)
+    recorded = [found[("hotsup/mid.py", 19, "SL601")], found[("hotsup/leaf.py", 24, "SL101")]]
+    baseline = folder / "baseline.json"
+    create_baseline(recorded, baseline, api.read_lines_cached())
+    out = CliRunner().invoke(main, ["check", str(folder), "--baseline", str(baseline), "--output-format", "json",
+                                    "--cache-dir", str(tmp_path / "cache2"), "--show-stale"])
+    objects = json.loads(out.stdout)
+    rows = {(Path(o["filename"]).name, o["location"]["row"], o["code"]) for o in objects}
+    # The baselined SL601 at mid.py:19 is gone and its caller (runner.py:11) is cut; the baselined sync
+    # at leaf.py:24 is no finding, so its caller (runner.py:12) reports nothing either.
+    assert ("mid.py", 19, "SL601") not in rows and ("runner.py", 11, "SL601") not in rows
+    assert ("leaf.py", 24, "SL101") not in rows and ("runner.py", 12, "SL601") not in rows
+    assert ("runner.py", 13, "SL601") in rows and ("mid.py", 23, "SL601") in rows
+    assert "stale baseline entry" not in out.stderr
+
+
+# --- roots -------------------------------------------------------------------------------------------------
+
+
+def test_default_roots_module_forward_compile_and_cuda_graphs(project):
+    folder = project("hot-defaults")
+    report = run(folder)
+    assert transitive(report, folder) == expected_transitive(folder)
+    direct = findings(report, folder, "SL101")
+    kinds = {row: (d.hot.root_kind if d.hot else None) for (_p, row, _c), d in direct.items()}
+    assert kinds == {5: "module-forward", 9: "compiled", 13: "compiled", 17: "cuda-graph", 21: None}
+
+
+def test_default_roots_can_be_switched_off(project):
+    folder = project("hot-defaults")
+    report = run(folder, hot_path_defaults=())
+    assert transitive(report, folder) == set()
+    assert all(d.hot is None for d in findings(report, folder).values())
+
+
+def test_hot_marker_on_the_def_line_or_the_line_above():
+    source = ("# sync-lint: hot\ndef a():\n    pass\n\n\ndef b():  # sync-lint: hot\n    pass\n\n\n"
+              "x = 1  # sync-lint: hot\ndef c():\n    pass\n\n\n@decorator  # sync-lint: hot\ndef d():\n    pass\n")
+    summary = summarize(source, "m.py", "m")
+    assert {name for name, info in summary.functions.items() if info.hot_marker} == {"a", "b", "d"}
+
+
+def test_configured_roots_are_validated(tmp_path):
+    from sync_lint.config import ConfigError, settings_from_table
+
+    with pytest.raises(ConfigError):
+        settings_from_table({"hot-paths": ["not a root"]}, "pyproject.toml", tmp_path, None)
+    with pytest.raises(ConfigError):
+        settings_from_table({"hot-path-defaults": ["forward"]}, "pyproject.toml", tmp_path, None)
+
+
+def test_a_root_that_names_nothing_is_a_warning(project, tmp_path):
+    folder = project("hot-depth")
+    out = CliRunner().invoke(main, ["check", str(folder), "--hot-path", "hotdepth.runner:Nope.run",
+                                    "--cache-dir", str(tmp_path / "c"), "--output-format", "concise"])
+    assert "hot path root 'hotdepth.runner:Nope.run' names no function" in out.stderr
+
+
+# --- output ---------------------------------------------------------------------------------------------------
+
+
+def test_json_and_sarif_carry_hotness(project, tmp_path):
+    folder = project("hot-depth")
+    out = CliRunner().invoke(main, ["check", str(folder), "--output-format", "json", "--cache-dir", str(tmp_path / "c")])
+    objects = json.loads(out.stdout)
+    item = next(o for o in objects if o["code"] == "SL102")
+    assert item["hot"]["root"] == "hotdepth.runner.Runner.execute_model"
+    assert [s["function"].rsplit(".", 1)[-1] for s in item["hot"]["chain"]] == [
+        "execute_model", "build", "_prepare", "compute_causal_conv1d_metadata"]
+    assert item["hot"]["chain"][0]["row"] == 12 and item["hot"]["loop_depth"] == 0
+    out = CliRunner().invoke(main, ["check", str(folder), "--output-format", "sarif", "--cache-dir", str(tmp_path / "c")])
+    results = json.loads(out.stdout)["runs"][0]["results"]
+    hot = [r for r in results if "hot" in r["properties"]]
+    assert len(hot) == len(results) == 9
+    assert hot[0]["properties"]["hot"]["chain"][0]["uri"].startswith("file://")
+
+
+def test_full_output_puts_hot_findings_first_and_counts_per_root(project, tmp_path):
+    folder = project("hot-defaults")
+    out = CliRunner().invoke(main, ["check", str(folder), "--cache-dir", str(tmp_path / "c")])
+    text = out.stdout
+    headers = [line for line in text.splitlines() if re.match(r"\S+:\d+:\d+: SL", line)]
+    assert headers[-1].split(":")[1] == "21"  # the one cold finding comes last
+    assert "= hot: " in text
+    assert "Hot paths: 4 of 5 findings on a hot path" in text
+    assert "nn.Module forward (1 roots): 1" in text and "torch.compile (2 roots): 2" in text
+
+
+def test_hot_only_drops_cold_findings(project, tmp_path):
+    folder = project("hot-defaults")
+    out = CliRunner().invoke(main, ["check", str(folder), "--hot-only", "--output-format", "json",
+                                    "--cache-dir", str(tmp_path / "c")])
+    rows = {o["location"]["row"] for o in json.loads(out.stdout) if o["filename"].endswith("helpers.py")}
+    assert rows == {5, 9, 13, 17}
+
+
+def test_show_unresolved_lists_the_calls_the_graph_could_not_resolve(project, tmp_path):
+    folder = project("hot-kinds")
+    out = CliRunner().invoke(main, ["check", str(folder), "--show-unresolved", "--output-format", "concise",
+                                    "--cache-dir", str(tmp_path / "c")])
+    assert "1 unresolved call(s)" in out.stderr
+    assert "hotkinds/syncs.py:22: fn  (in hotkinds.syncs.apply)" in out.stderr
+
+
+def test_paths_tree_and_json(project, tmp_path):
+    folder = project("hot-depth")
+    args = ["paths", "hotdepth.runner:Runner.execute_model", str(folder), "--cache-dir", str(tmp_path / "c")]
+    out = CliRunner().invoke(main, args)
+    assert out.exit_code == 1, out.output
+    assert "compute_causal_conv1d_metadata" in out.stdout and "SL102 `query_start_loc.tolist()`" in out.stdout
+    assert "3 sync(s) on the path" in out.stdout
+    data = json.loads(CliRunner().invoke(main, [*args, "--output-format", "json"]).stdout)
+    assert data["syncs"] == 3 and data["functions_reached"] == 7
+    assert [c["function"].rsplit(".", 1)[-1] for c in data["tree"]["children"]] == ["one", "two", "build"]
+
+
+def test_paths_mermaid_parses(project, tmp_path):
+    merm = pytest.importorskip("merm")
+    folder = project("hot-kinds")
+    out = CliRunner().invoke(main, ["paths", "hotkinds.step:Step.run", str(folder), "--output-format", "mermaid",
+                                    "--cache-dir", str(tmp_path / "c")])
+    diagram = merm.parse_flowchart(out.stdout)
+    labels = [node.label for node in diagram.nodes]
+    assert any(label.startswith("Step.run") for label in labels)
+    assert sum(1 for label in labels if label.startswith("SL1")) == 10
+    assert len(diagram.edges) == len(diagram.nodes) - 1 + 0  # a tree: one edge into every node but the root
+
+
+def test_paths_dot_parses(project, tmp_path):
+    pydot = pytest.importorskip("pydot")
+    folder = project("hot-kinds")
+    out = CliRunner().invoke(main, ["paths", "hotkinds.step:Step.run", str(folder), "--output-format", "dot", "--all",
+                                    "--cache-dir", str(tmp_path / "c")])
+    (graph,) = pydot.graph_from_dot_data(out.stdout)
+    nodes = [n for n in graph.get_nodes() if n.get_name() not in ("node", "graph", "edge")]
+    labels = [n.get_label().strip('"') for n in nodes]
+    assert any(label.startswith("Step.run") for label in labels)
+    assert len(graph.get_edges()) == len(nodes) - 1
+    kinds = {e.get_label().strip('"').split(" ", 1)[1] for e in graph.get_edges() if e.get_label()}
+    assert {"function", "method", "constructor", "super", "override", "partial", "callback",
+            "instance-call"} <= kinds
+
+
+def test_paths_rejects_an_unknown_root(project, tmp_path):
+    folder = project("hot-depth")
+    out = CliRunner().invoke(main, ["paths", "hotdepth.runner:Nope", str(folder), "--cache-dir", str(tmp_path / "c")])
+    assert out.exit_code == 2 and "names no function" in out.output
+
+
+# --- cache ---------------------------------------------------------------------------------------------------
+
+
+def test_edges_are_cached_and_dropped_when_a_callee_changes(project, tmp_path):
+    folder = project("hot-depth")
+    cache = tmp_path / "cache"
+    first = transitive(run(folder, cache), folder)
+    from sync_lint.project import hot
+
+    computed = []
+    original = hot.CallGraph._compute
+
+    def counting(self, qualname):
+        computed.append(qualname)
+        return original(self, qualname)
+
+    hot.CallGraph._compute = counting
+    try:
+        assert transitive(run(folder, cache), folder) == first
+        assert computed == []  # every edge came from the cache
+        ops = folder / "hotdepth" / "ops.py"
+        ops.write_text(ops.read_text().replace("    return leaf(n) + 1  # hot-expect: SL601\n",
+                                               "    return 1\n"))
+        after = transitive(run(folder, cache), folder)
+    finally:
+        hot.CallGraph._compute = original
+    assert "hotdepth.ops.two" in computed
+    assert ("hotdepth/runner.py", 11) not in after and ("hotdepth/runner.py", 10) in after
+
+
+def test_isolated_runs_follow_calls_within_the_checked_files(tmp_path):
+    path = tmp_path / "step.py"
+    path.write_text("import torch\n\n\ndef helper(n):\n    t = torch.zeros(n, device='cuda')\n"
+                    "    return t.max().item()\n\n\ndef step(n):  # sync-lint: hot\n    return helper(n)\n")
+    plan = api.plan([str(path)], isolated=True)
+    report = api.run(plan, [str(path)])
+    codes = sorted((d.start.row, d.code) for r in report.results for d in r.diagnostics)
+    assert codes == [(6, "SL101"), (10, "SL601")]
+
+
+# --- runtime join -----------------------------------------------------------------------------------------------
+
+
+def test_trace_join_marks_the_blocking_lines_on_a_hot_path(project, monkeypatch):
+    """The tracer's blocking lines get the static hot root, also when no rule flagged them."""
+    from sync_lint.cli.runtime import _static_findings
+    from sync_lint.runtime import join_with_static
+    from sync_lint.runtime.sites import norm
+    from sync_lint.runtime.tracer import LineEntry, TraceReport
+
+    folder = project("hot-depth")
+    monkeypatch.chdir(folder)
+    ops = norm(str(folder / "hotdepth" / "ops.py"))
+    runner = norm(str(folder / "hotdepth" / "runner.py"))
+    report = TraceReport(
+        target="bench.py", argv=["bench.py"], sleep_ms=5.0,
+        entries=[LineEntry(ops, 6, 1, 1, 5.2, 5.2, True, "return t.max().item()"),
+                 LineEntry(ops, 5, 1, 1, 5.1, 5.1, True, "t = torch.zeros(n, device='cuda')"),
+                 LineEntry(runner, 16, 1, 1, 5.3, 5.3, True, "return ops.one(n)")],
+        executions={ops: {5: 1, 6: 1}, runner: {16: 1}}, cuda_initialized=True,
+    )
+    static, hot = _static_findings([ops, runner])
+    joined = join_with_static(report, static, hot)
+    rows = {(Path(r["file"]).name, r["line"]): r for r in joined["lines"]}
+    assert rows[("ops.py", 6)]["class"] == "both" and rows[("ops.py", 6)]["hot"]["root"].endswith("execute_model")
+    assert rows[("ops.py", 5)]["class"] == "runtime-only" and rows[("ops.py", 5)]["hot"] is not None
+    assert rows[("runner.py", 16)]["hot"] is None  # load_weights: no root reaches it
+    assert joined["summary"]["hot-blocking"] == 2
+    from sync_lint.runtime import render_full
+
+    text = render_full(joined, width=300)
+    assert "hot root" in text and "on a hot path and blocked: 2" in text
