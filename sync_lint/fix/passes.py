@@ -8,8 +8,11 @@
    become the file's newline (CRLF files stay CRLF), and a module the fix
    needs is spelled with the name bound at run time where the fix writes, or
    imported (`imports.py`).
-3. Apply the edits; the result must parse. If it does not, the file is left
-   as it was and a FileError names the rule(s) whose fix broke it.
+3. Apply the edits; the result must parse, and pass the self-check
+   (`selfcheck.py`: it compiles, its syntax tree is unchanged outside the
+   edited statements, every name the edits introduced is bound at run time).
+   If it does not, the file is left as it was and a FileError names the
+   rule(s) whose fix failed.
 4. Re-lint and check that no fix introduced a finding: every finding in the
    new text must be one that was there before (moved by the edits, matched by
    code and line). A new one inside the text a fix wrote, or one that a
@@ -46,6 +49,7 @@ from sync_lint.fix.edits import (
 )
 from sync_lint.fix.imports import plan_imports, spell
 from sync_lint.fix.scopes import ScopeTree
+from sync_lint.fix.selfcheck import check_pass, syntax_error_reason
 
 if TYPE_CHECKING:
     from sync_lint.project.view import ProjectView
@@ -227,6 +231,11 @@ class _FileFixer:
         except RecursionError:
             attempt.parse_error = "too deeply nested to parse"
             return attempt
+        verdict = check_pass(tree, new_text, edits, spans)
+        if verdict.problem is not None:
+            attempt.check_error = verdict.problem
+            return attempt
+        attempt.tree = verdict.tree
         attempt.result = self.lint(new_text)
         return attempt
 
@@ -326,7 +335,7 @@ class _FileFixer:
                 except (SyntaxError, ValueError, RecursionError) as exc:
                     listed = ", ".join(sorted({f.code for f in fixes}))
                     self.error(f"not fixed: the fixer checks its edits with Python's own parser, which rejects "
-                               f"this file ({exc}); file left unchanged", listed)
+                               f"this file ({syntax_error_reason(exc)}); file left unchanged", listed)
                     break
             attempt = self.attempt(text, module, tree, fixes)
             if attempt.parse_error is not None or attempt.check_error is not None:
@@ -364,7 +373,7 @@ class _FileFixer:
                 records.append((fix, before, after, imports, mine[0][1][0], mine[-1][1][1]))
                 applied[fix.code] += 1
             text = attempt.text
-            tree = None
+            tree = attempt.tree
             assert attempt.result is not None
             result = attempt.result
             passes += 1
