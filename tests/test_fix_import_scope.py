@@ -151,3 +151,46 @@ def test_type_checking_import_keeps_the_file_style():
     fixed = _fix(source)
     assert '\t"""Doc."""\r\n\timport torch\r\n\tstarts = starts.cuda()\r\n' in fixed
     compile(fixed, "fixed.py", "exec")
+
+
+ONE_LINE_BODY = '''\
+"""Helpers; importing this module must not import torch."""
+
+
+def scale(device):
+    import torch
+    return torch.zeros(4, device="cuda")
+
+
+def shift(base): gpu = base.cuda(); return gpu.new_tensor(1)
+'''
+
+
+def test_a_one_line_body_gets_its_import_on_the_same_line(monkeypatch):
+    fixed = _fix(ONE_LINE_BODY)
+    assert "def shift(base): import torch; gpu = base.cuda(); return torch.full(" in fixed
+    namespace, imported = _import_module(fixed, monkeypatch)
+    assert "torch" not in imported
+    assert namespace["shift"](_FakeTensor()) == ("full", 1, "cuda:0")
+
+
+REBOUND_LATER = '''\
+import torch
+
+
+def shift(base):
+    gpu = base.cuda()
+    one = gpu.new_tensor(1)
+    import torch.distributed
+    return one
+'''
+
+
+def test_a_name_the_function_rebinds_later_is_imported_in_the_function(monkeypatch):
+    # `import torch.distributed` makes `torch` local to `shift`: the module's `torch` is not
+    # reachable above it, so the fix imports torch at the top of the function.
+    fixed = _fix(REBOUND_LATER)
+    assert "def shift(base):\n    import torch\n    gpu = base.cuda()\n" in fixed
+    monkeypatch.setitem(sys.modules, "torch.distributed", types.ModuleType("torch.distributed"))
+    namespace, _ = _import_module(fixed, monkeypatch)
+    assert namespace["shift"](_FakeTensor()) == ("full", 1, "cuda:0")  # no UnboundLocalError

@@ -70,9 +70,13 @@ def test_a_name_bound_only_under_type_checking_is_refused():
 
 
 def test_a_local_name_bound_after_the_edit_is_refused():
-    # `torch` is local to `f` (its own import below), so the module's `torch` is not reachable there.
+    # `th` is local to `f` (its own import below), so the module's `th` is not reachable there.
+    source = "import torch as th\n\n\ndef f():\n    y = viath(1)\n    import torch as th\n    return y\n"
+    _refused(source, TH_ALIAS, "`th` is local to the function but not bound before it is used")
+    # A fix that declares the module it needs gets it imported in the function instead.
     source = "import torch\n\n\ndef f():\n    y = needtorch(1)\n    import torch\n    return y\n"
-    _refused(source, NEEDS_TORCH, "`torch` is local to the function but not bound before it is used")
+    assert _fix(source, NEEDS_TORCH).new_source == source.replace(
+        "def f():\n    y = needtorch(1)", "def f():\n    import torch\n    y = torch.ones(1)")
 
 
 def test_builtins_parameters_and_earlier_locals_are_bound():

@@ -7,7 +7,9 @@ before the edit) writes `th.full(...)`. Otherwise an import is inserted:
 - in a module that keeps torch out of its import-time work (it imports torch
   only inside functions, or only under `if TYPE_CHECKING:`), at the top of the
   edited function's body, below its docstring: importing the module must still
-  not import torch, and a TYPE_CHECKING import binds nothing at run time;
+  not import torch, and a TYPE_CHECKING import binds nothing at run time; the
+  same where the function itself rebinds the name after the edit (`import
+  torch.distributed` further down makes `torch` local to the whole function);
 - anywhere else (and for an edit outside any function), `import torch` after
   the module docstring, the `from __future__` imports and the leading import block.
 """
@@ -124,11 +126,14 @@ def plan_imports(tree: ScopeTree, module: cst.Module, lines: TextLines,
     for index, offset, modules in needs:
         for name in modules:
             local = tree.module_spelling(name, offset)
-            if local is not None:
+            if local is not None and tree.reaches(local, offset):
                 if local != name:
                     plan.spellings.setdefault(index, {})[name] = local
                 continue
-            function = tree.enclosing_function(offset) if tree.imports_lazily(name) else None
+            # A module's name the function rebinds later (`import torch.distributed` below
+            # the edit makes `torch` local) must be imported in the function too.
+            lazy = local is not None or tree.imports_lazily(name)
+            function = tree.enclosing_function(offset) if lazy else None
             if function is None:
                 at_top.setdefault(name, []).append(index)
             else:

@@ -184,6 +184,10 @@ class ScopeTree:
                 return scope.node  # type: ignore[return-value]
         return None
 
+    def reaches(self, name: str, offset: int) -> bool:
+        """Whether `name`, read at `offset`, is bound at run time there."""
+        return self.unbound(Use(name, offset, self.scope_at(offset))) is None
+
     def unbound(self, use: Use) -> str | None:
         """Why `use.name` may not be bound at run time where it is read; None when it is."""
         name = use.name
