@@ -158,6 +158,22 @@ class ImplicitHostRead(Rule):
         # Inside `raise`, `assert` and `lambda`: a message formatted there is built only on
         # failure, or lazily.
         self._lazy_messages = 0
+        # Enclosing comprehensions and the names their `for` clauses bind.
+        self._comprehensions: list[tuple[cst.CSTNode, frozenset[str]]] = []
+
+    def _enter_comprehension(self, node: cst.ListComp | cst.SetComp | cst.GeneratorExp | cst.DictComp) -> None:
+        names: set[str] = set()
+        clause: cst.CompFor | None = node.for_in
+        while clause is not None:
+            names.update(_target_names(clause.target))
+            clause = clause.inner_for_in
+        self._comprehensions.append((node, frozenset(names)))
+
+    def _leave_comprehension(self, node: cst.CSTNode) -> None:
+        self._comprehensions.pop()
+
+    visit_ListComp = visit_SetComp = visit_GeneratorExp = visit_DictComp = _enter_comprehension
+    leave_ListComp = leave_SetComp = leave_GeneratorExp = leave_DictComp = _leave_comprehension
 
     def visit_Raise(self, node: cst.Raise) -> None:
         self._lazy_messages += 1
@@ -317,14 +333,34 @@ class ImplicitHostRead(Rule):
                 self._number(element.value, where)
             return
         fact = self._gpu(value)
-        if fact is not None and fact.ndim in (0, None):
-            report_host_read(self, 
-                value, fact,
-                f"`{where}` takes this GPU tensor as a Python number and reads it with `.item()`, "
-                "which waits for the GPU",
-                NUMBER_ADVICE,
-                value,
+        if fact is None or fact.ndim not in (0, None):
+            return
+        comprehension = self._iterated_in(value)
+        if comprehension is not None:
+            # `[torch.arange(n) for n in lens_gpu]`: the loop over the GPU tensor is the sync, once per element.
+            self.report(
+                comprehension,
+                f"this comprehension iterates a GPU tensor in Python, and `{where}` reads each 0-dim element with "
+                "`.item()`: one wait for the GPU per element; " + NUMBER_ADVICE,
+                fact=fact,
             )
+            return
+        report_host_read(
+            self,
+            value, fact,
+            f"`{where}` takes this GPU tensor as a Python number and reads it with `.item()`, "
+            "which waits for the GPU",
+            NUMBER_ADVICE,
+            value,
+        )
+
+    def _iterated_in(self, value: cst.BaseExpression) -> cst.CSTNode | None:
+        """The comprehension whose `for` binds the name `value` (or the name it is computed from)."""
+        names = {n.value for n in _names_in(value)}
+        for node, bound in reversed(self._comprehensions):
+            if names & bound:
+                return node
+        return None
 
     def visit_FormattedStringExpression(self, node: cst.FormattedStringExpression) -> None:
         self._formatted(node.expression)
@@ -377,3 +413,22 @@ def _operators_only(expr: cst.CSTNode) -> bool:
     if isinstance(expr, cst.UnaryOperation):
         return _operators_only(expr.expression)
     return False
+
+
+def _target_names(target: cst.BaseExpression) -> set[str]:
+    if isinstance(target, cst.Name):
+        return {target.value}
+    if isinstance(target, (cst.Tuple, cst.List)):
+        return set().union(*(_target_names(e.value) for e in target.elements)) if target.elements else set()
+    return set()
+
+
+def _names_in(expr: cst.BaseExpression) -> list[cst.Name]:
+    """The plain names an arithmetic expression of names is made of (`n`, `n + 1`)."""
+    if isinstance(expr, cst.Name):
+        return [expr]
+    if isinstance(expr, cst.BinaryOperation):
+        return _names_in(expr.left) + _names_in(expr.right)
+    if isinstance(expr, cst.UnaryOperation):
+        return _names_in(expr.expression)
+    return []

@@ -59,14 +59,33 @@ evaluated twice). List and CPU-tensor indices have no automatic fix: build the
 index on the GPU once (pinned + `non_blocking=True`) and reuse it, or, for a CPU
 mask and a scalar, move the mask once and call `t.masked_fill_(mask, v)`.
 
+## Which torch releases sync
+The two scalar-value forms (`t[idx] = v` with a GPU index, `t[mask_cpu] = v`)
+sync in every release up to and including 2.14.1 and not from 2.15.0, so they
+are not reported when `target-torch-version` is 2.15 or later. List and
+CPU-tensor indices still sync there. The change is PyTorch PR #188330
+("Dispatch `index_put_` to `masked_fill_.Scalar` when possible", a follow-up of
+#188267): it removes the special case that built a setitem scalar for a CUDA
+tensor on the CPU.
+
+Evidence, read from the released wheels' `torch/include/ATen/TensorIndexing.h`
+and the symbols in `libtorch_python` (the method, the commits and its limits are
+those of SL301's section, which covers the same releases, 2.12.1 to 2.15.0): up
+to 2.14.1 `set_item` takes only a `Tensor` value, the advanced-index branch ends
+in `dispatch_index_put_(sliced, std::move(tensorIndices), valuesSliced)` with
+the 0-dim CPU tensor the Python layer built, and `_index_put_impl_` copies it to
+the GPU with a blocking copy. 2.15.0 adds `asTensor(const Scalar&, const Tensor&
+target)`, which builds the value on `target.device()` (l.468-480), and, for
+`Scalar` values only, `try_dispatch_masked_fill_` and `try_dispatch_index_fill_`
+(l.703-753), tried before `index_put_` (l.916-923); `libtorch_python`
+instantiates them. For `t[mask_cpu] = v` we infer the same from the code: the
+value is then built on the GPU and the mask goes through the pinned copy of PR
+#156384. Not measured on 2.15. The newest release checked is 2.15.0: for a
+newer target these forms stay unreported and one line on stderr says that
+releases after 2.15.0 were not checked.
+
 ## When to ignore
-Version gating: PyTorch main builds setitem scalars directly on the GPU (PR
-#188330, mid-2026), so `t[idx] = 1.0` no longer syncs there; we infer the same
-for `t[mask_cpu] = 1.0`, whose only blocking copy is the value's. The first
-release with the change is not verified (both synced when measured on 2.11); we
-assume 2.13 and stop reporting these two scalar-value forms when
-`target-torch-version` is 2.13 or later. List and CPU-tensor indices still
-sync. Outside the hot path, mark intentional indexing with `# noqa: SL302`.
+Outside the hot path, mark intentional indexing with `# noqa: SL302`.
 """
 
 from __future__ import annotations
@@ -81,16 +100,17 @@ from sync_lint.rulekit import (
     Fact,
     Fix,
     Rule,
+    TorchGate,
     abbreviate,
-    before_release,
     cannot_overflow,
     dotted_name,
     is_cpu_scalar_tensor,
     is_python_number,
 )
 
-# First release assumed to build setitem scalars on the GPU (PR #188330); see the docs.
-SCALAR_VALUE_FIXED_IN = "2.13"
+# The first release that builds setitem scalars on the GPU (PR #188330), and the newest
+# release read for it; see the docs.
+SCALAR_VALUE_GATE = TorchGate("2.15", "2.15.0", "host scalars stored through a tensor index")
 _LISTS = (cst.List, cst.ListComp)
 
 
@@ -115,6 +135,7 @@ class IndexPutFromHost(Rule):
     triggers = ("[",)
     needs_gpu_evidence = True
     fix_availability = "sometimes"
+    partial_torch_gates = (SCALAR_VALUE_GATE,)
     examples = (
         Example("import torch\nt = torch.zeros(8, device='cuda')\nidx = t.argsort()\nt[idx] = 0\n", (4,)),
         Example("import torch\nt = torch.zeros(8, device='cuda')\nrows = t[[0, 5, 7]]\n", (3,)),
@@ -190,7 +211,7 @@ class IndexPutFromHost(Rule):
         return self.ctx.settings.strict and fact.is_unknown_tensor and fact.dtype == "int"
 
     def _scalar_value_syncs(self) -> bool:
-        return before_release(self.ctx.settings.target_torch_version, SCALAR_VALUE_FIXED_IN)
+        return SCALAR_VALUE_GATE.syncs(self.ctx.settings.target_torch_version)
 
     def _device_value_fix(self, node: cst.Subscript, value: cst.BaseExpression, base: Fact) -> Fix | None:
         tensor = dotted_name(node.value)

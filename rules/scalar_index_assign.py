@@ -55,13 +55,38 @@ CUDA-graph capture bakes the value into the graph) and, under `--strict`, when
 `t` is not known to be a torch tensor. Only single-target assignments are fixed
 (not `a = t[0] = 0`).
 
+## Which torch releases sync
+Every release up to and including 2.14.1; 2.15.0 is the first without the sync,
+so the rule is off when `target-torch-version` is 2.15 or later. The change is
+PyTorch PR #188267 ("Dispatch `index_put_` to `fill_` for scalar values"),
+reverted, reapplied as #189105, reverted again, and relanded as #189303 after
+the 2.14 release branch was cut (August 2026); the 2.14 release notes do not
+list it.
+
+Evidence, read from the released wheels (`torch/version.py`'s `git_version` is the
+commit each was built from; `torch/include/ATen/TensorIndexing.h` ships in every
+wheel; `python_variable_indexing.cpp` does not, so the Python binding is read
+from the `at::indexing::set_item` symbols compiled into `libtorch_python`):
+
+| release | commit built | `TensorIndexing.h` and `libtorch_python` |
+|---|---|---|
+| 2.12.1 | `7269437d655783a26cba32aa88195b741ff496aa` | only `copy_to(const Tensor&, const Tensor&)`, which for equal sizes calls `dst.copy_(src)`; `set_item` takes a `Tensor` value; one `set_item(..., Tensor const&, bool)` symbol |
+| 2.13.0 | `cf30153c4c131c8164ee7798e5022d810682e2cb` | the same (`copy_to` l.420, `dst.copy_(src)` l.440, `set_item` l.717) |
+| 2.14.0 | `08187d9e0fba026dc8217405802ab5381dc88d90` | the same (`dst.copy_(src)` l.439) |
+| 2.14.1 | `5c4886908584029761b579af026dcfb627c84070` | `TensorIndexing.h` byte-identical to 2.14.0 |
+| 2.15.0 | `d0f2af8b66b20da4baa50644c0cd3f887a2eae2e` | new `copy_to(const Tensor& dst, const Scalar& src) { dst.fill_(src); }` (l.500) and `template <typename T> set_item` (l.855) for `Tensor` or `Scalar` values; `libtorch_python` instantiates `set_item<c10::Scalar>` |
+
+So up to 2.14.1 a Python scalar reaches `set_item` only as a 0-dim CPU tensor and
+`t[0] = 7` is `t.select(0, 0).copy_(cpu_scalar)`, the blocking copy measured on
+2.11; from 2.15.0 it is `fill_` with a `Scalar`. Limits: the wheels' commits were
+not compared with the release tags (the PyTorch repository was too large to
+fetch), 2.13.0 was checked again against the installed `2.13.0+cpu` wheel, and
+2.15's behaviour is read from its code, not measured on a GPU. The newest release
+checked is 2.15.0: for a newer target the rule stays off (2.15 removed the sync)
+and one line on stderr says that releases after 2.15.0 were not checked.
+
 ## When to ignore
-Version gating: PyTorch main removes this sync (PR #188267, reapplied as #189105
-in July 2026: Python scalars go straight to `fill_`). The first release that
-contains it is not verified; we assume 2.13 (the store synced when measured on
-2.11). Set `target-torch-version = "2.13"` (or your version) to turn the rule
-off once you run a release with the fix. Outside the hot path, mark intentional
-stores with `# noqa: SL301`.
+Outside the hot path, mark intentional stores with `# noqa: SL301`.
 """
 
 from __future__ import annotations
@@ -121,7 +146,9 @@ class ScalarIndexAssign(Rule):
     triggers = ("]=", "] =")
     needs_gpu_evidence = True
     fix_availability = "sometimes"
-    fixed_in_torch = "2.13"
+    fixed_in_torch = "2.15"
+    torch_checked_through = "2.15.0"
+    syncs_in = "all releases up to 2.14.1 (measured on 2.11.0+cu130, H100; read in the 2.12.1 to 2.15.0 wheels)"
     examples = (
         Example("import torch\nt = torch.zeros(8, device='cuda')\nt[0] = 1\n", (3,)),
         Example("import torch\nt = torch.zeros(8, 4, device='cuda')\nt[0, 1] = 1.5\nt[0] = 7\n", (3,)),

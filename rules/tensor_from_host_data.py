@@ -31,14 +31,38 @@ element (2 warnings for 2 elements); `torch.stack([t0, t1])` did not sync.
 ## Example
 ```python
 lengths = torch.tensor(lengths_list, dtype=torch.int32, device=device)  # SL304
+offsets = torch.tensor([0, 2, 5], device=device)                        # SL304
 scale = torch.tensor(0.5, device=device)                               # SL304
 ```
 
-Use instead (vLLM's `async_tensor_h2d`; cache constants per device):
+Use instead:
 ```python
-lengths = torch.tensor(lengths_list, dtype=torch.int32, pin_memory=True).to(device, non_blocking=True)
+self.lengths_cpu[:n] = torch.as_tensor(lengths_list, dtype=torch.int32)   # a pinned buffer made in __init__
+lengths = self.lengths_gpu[:n].copy_(self.lengths_cpu[:n], non_blocking=True)  # two buffers, or an event
+offsets = torch.tensor([0, 2, 5]).to(device, non_blocking=True)  # small literal: or build it once, at start-up
 scale = torch.full((), 0.5, device=device)
 ```
+
+## What measured best (H200, torch 2.11)
+From `docs/verification/pin-alloc-h200-torch2.11.md`: a loop of 120 steps, each
+queueing 5 ms of GPU work, in a fresh process per variant, timed cold (first
+pass) and warm (second pass):
+
+| form | median host ms | first call of the process | blocked |
+|---|---|---|---|
+| `torch.tensor([0, 2, 5], device=d)` (and `[7]`, `0.5`, `[0..7]`) | 5.0 (the queue) | 5.0 | 120 of 120 |
+| the table built once, reused | 0.000 | 0.001 | never |
+| `torch.full(..., device=d)`, `torch.arange(8, device=d)` | 0.015-0.049 | 0.14-0.16 (`arange`: 5.1, first kernel launch) | first call only, for `arange` |
+| `torch.stack` of `torch.full` scalars | 0.05-0.06 | 5.96 (first kernel launch) | first call only |
+| `torch.tensor([0, 2, 5], pin_memory=True).to(d, non_blocking=True)` | 0.056-0.075 | 1.27 (2 cudaHostAlloc calls) | never |
+| pageable `x.to(d, non_blocking=True)`, up to 32 KB | 0.015-0.06 | 0.17-0.30 | never |
+| per-call pinning of growing data (`b`, `c` there) | 0.03-0.13 | 1.2-2.65 | never up to 2 MB; a new 16-19 MB size costs 14 ms |
+| two pinned buffers, event-guarded (`d_staging_double`) | 0.03-0.16 | 0.54-1.07 | never |
+
+So for literal data the fix copies from pageable memory with `non_blocking=True`:
+as fast as any per-call form, no cudaHostAlloc, and a pageable copy of at most
+64 KB never blocked (`docs/rules/SL303.md`). A table that never changes is
+better built once, which the fixer cannot do for you.
 
 ## Fix safety
 - A Python number: `torch.tensor(v, device=d)` becomes `torch.full((), v, device=d)`
@@ -50,20 +74,36 @@ scale = torch.full((), 0.5, device=device)
   `torch.tensor` but makes `torch.full` raise. So the fix is safe for a literal
   within float16 range (|v| <= 65504), or for a name with an explicit integer or
   bool `dtype=`; otherwise it is unsafe with that precondition.
+- Literal data (a list or tuple display of numbers, nested or not) of at most
+  64 KB: `torch.tensor(data, device=d, dtype=...)` becomes
+  `torch.tensor(data, dtype=...).to(d, non_blocking=True)`, and
+  `torch.as_tensor` alike. Safe: `torch.tensor(data, device=d)` itself builds
+  the tensor on the CPU and copies it (`internal_new_from_data`), so the dtype
+  and values are the same; the driver reads the source before the call returns;
+  and it works when `d` is the CPU.
 - Other host data: `torch.tensor(data, device=d, dtype=...)` becomes
   `torch.tensor(data, pin_memory=True, dtype=...).to(d, non_blocking=True)`, and
   `torch.as_tensor(data, device=d)` becomes
-  `torch.as_tensor(data).pin_memory().to(d, non_blocking=True)`. Both infer the
-  dtype from `data` the same way, so keeping `dtype=` is exact, and the pinned
-  temporary is protected by PyTorch's caching host allocator until the copy has
-  run. Safe when `d` is literally an accelerator (`"cuda"`,
-  `torch.device("cuda:0")`); unsafe when it is a variable, because
-  `pin_memory=True` needs an accelerator and the variable may be the CPU.
-- `gpu_t.new_tensor(data)` becomes the same pinned form with
-  `dtype=gpu_t.dtype` and `gpu_t.device` spelled out (checked equal on an H100:
-  0.17 ms against 38.5 ms); a number becomes
-  `torch.full((), v, dtype=gpu_t.dtype, device=gpu_t.device)`, safe under the
-  overflow condition above.
+  `torch.as_tensor(data).pin_memory().to(d, non_blocking=True)`. The values are
+  exact (the pinned temporary is protected by PyTorch's caching host allocator
+  until the copy has run), but the fix is **unsafe** because of its cost:
+  pinning allocates page-locked memory on every call, and each size the
+  allocator has no free block for (the first call in a process, a new size)
+  calls `cudaHostAlloc`: 1.2-2.6 ms up to 2 MB, about 4 ms at 4 MB and 14 ms at
+  16-19 MB on an H200. For per-step data of varying size, copy through a
+  persistent pinned buffer instead (two, used in turn, or one guarded by an
+  event; see SL303). `pin_memory=True` also needs an accelerator: with a `d`
+  that is a variable, it must be a GPU at run time.
+- Verified on an H200 (torch 2.11, `docs/verification/verify-h200-torch2.11.md`),
+  each after call timed cold for its size and once in a fresh process, against
+  20 ms of queued GPU work: the literal-data fix, 32 calls back to back (64
+  copies and 64 multiplications), took at most 2.76 ms; the per-call pinned list
+  over lists growing to 16384 ints took at most 3.41 ms, its first call in a
+  fresh process, list conversion included.
+- `gpu_t.new_tensor(data)` becomes the same forms with `dtype=gpu_t.dtype` and
+  `gpu_t.device` spelled out (checked equal on an H100: 0.17 ms against
+  38.5 ms); a number becomes `torch.full((), v, dtype=gpu_t.dtype,
+  device=gpu_t.device)`, safe under the overflow condition above.
 - `torch.tensor([t0, t1])` of GPU tensors becomes `torch.stack([t0, t1])`, which
   is unsafe: the result keeps the elements' dtype (`torch.tensor` infers it from
   the Python values) and their device (without `device=`, `torch.tensor` gives a
@@ -82,6 +122,8 @@ import libcst as cst
 
 from sync_lint.analysis.knowledge import DTYPE_NAMES
 from sync_lint.rulekit import (
+    NEVER_BLOCKED_BYTES,
+    PER_CALL_PIN_COST,
     Device,
     Edit,
     Example,
@@ -92,21 +134,31 @@ from sync_lint.rulekit import (
     append_arguments,
     call_name,
     cannot_overflow,
+    describe_bytes,
     dotted_name,
     get_arg,
     insert_before,
     is_python_number,
+    literal_data,
     literal_number,
     method_receiver,
     remove_argument,
     splice,
+    static_nbytes,
 )
 
 if TYPE_CHECKING:
-    pass
+    from sync_lint.engine.context import FileContext
 
 
-_PINNED_CAVEAT = ": `pin_memory` needs an accelerator, so the device must be a GPU at run time"
+# Literal data of a `new_tensor` takes its dtype from the receiver: count it at complex128's 16 bytes.
+_WIDEST_ELEMENT_BYTES = 16
+_PINNED_CAVEAT = "; `pin_memory` needs an accelerator, so the device must be a GPU at run time"
+_SMALL_COPY = ("Build the tensor on the CPU and copy it with `non_blocking=True`: literal data of at most 64 KB, "
+               "and a pageable copy that small never blocked (measured on an H200); the driver has read it when "
+               "the call returns")
+_PER_CALL_PIN = (f"Build the tensor in pinned memory and copy it with `non_blocking=True`: {PER_CALL_PIN_COST}; "
+                 "stage per-step data through a persistent pinned buffer instead")
 
 
 # Verification snippets: `run(**inputs)` modules the fixer rewrites (see `verification_cases`).
@@ -116,6 +168,16 @@ import torch
 
 def run(data):
     return torch.tensor(data, dtype=torch.int32, device="cuda")
+"""
+
+SL304_LITERAL = """\
+import torch
+
+
+def run(device, k: int):
+    table = torch.tensor([[0, 2, 5], [-7, 1099511627776, 13]], device=device)
+    scales = torch.tensor([0.5, -1.25, 3.0], dtype=torch.float16, device=device)
+    return table * k, scales * k
 """
 
 
@@ -156,6 +218,8 @@ class TensorFromHostData(Rule):
         data_fact = self.ctx.devices.fact(data)
         if device is not Device.GPU or data_fact.is_gpu or data_fact.is_unknown_tensor:
             return
+        # `device=x.device` of an `x` whose device is not known: an accelerator only by convention.
+        confidence = Fact(Device.GPU, convention=True) if self.ctx.devices.assumed_device(device_arg.value) else None
         if name == "as_tensor" and data_fact.device is Device.UNKNOWN:
             return  # often already a GPU tensor, and then nothing is copied
         device_code = self.ctx.text(device_arg.value)
@@ -171,17 +235,25 @@ class TensorFromHostData(Rule):
                 "with a blocking copy; use `torch.full((), v, device=...)`, which copies nothing",
                 evidence=evidence,
                 fix=fix,
+                fact=confidence,
             )
             return
+        size = _small_literal_nbytes(self.ctx, node)
         fix = None
         if only_keywords and _keywords(node) <= {"device", "dtype"} and not data_fact.is_tensor:
-            fix = self._pinned_fix(node, name, device_arg, self.ctx.devices.literal_accelerator(device_arg.value))
+            fix = self._copy_fix(node, name, device_arg, size)
+        if size is not None:
+            advice = (f"it holds {describe_bytes(size)} of literal data: copy it with `non_blocking=True` (a pageable "
+                      "copy of at most 64 KB never blocked), or build it once")
+        else:
+            advice = "build it in pinned memory and copy with `non_blocking=True`, or stage it through a pinned buffer"
         self.report(
             node,
             f"`torch.{name}(..., device=...)` builds the tensor in pageable CPU memory and copies it to the "
-            "GPU with a blocking copy; build it in pinned memory and copy with `non_blocking=True`",
+            f"GPU with a blocking copy; {advice}",
             evidence=evidence,
             fix=fix,
+            fact=confidence,
         )
 
     def _gpu_elements(self, data: cst.BaseExpression) -> bool:
@@ -233,18 +305,20 @@ class TensorFromHostData(Rule):
             needs_imports=needs,
         )
 
-    def _pinned_fix(self, node: cst.Call, name: str, device_arg: cst.Arg, literal: bool) -> Fix:
+    def _copy_fix(self, node: cst.Call, name: str, device_arg: cst.Arg, small: int | None) -> Fix:
+        """Build on the CPU, then copy with `non_blocking=True`: from pageable memory when the literal
+        data is small, else from a per-call pinned snapshot."""
         device_code = self.ctx.text(device_arg.value)
+        if small is not None:
+            built = splice(self.ctx, node, [remove_argument(self.ctx, node, device_arg)])
+            return Fix("safe", _SMALL_COPY, (self.replace(node, f"{built}.to({device_code}, non_blocking=True)"),))
         if name == "tensor":
             built = splice(self.ctx, node, [Edit(*self.ctx.span(device_arg), "pin_memory=True")])
         else:
             built = splice(self.ctx, node, [remove_argument(self.ctx, node, device_arg)]) + ".pin_memory()"
-        return Fix(
-            "safe" if literal else "unsafe",
-            "Build the tensor in pinned memory and copy it with `non_blocking=True`"
-            + ("" if literal else _PINNED_CAVEAT),
-            (self.replace(node, f"{built}.to({device_code}, non_blocking=True)"),),
-        )
+        literal = self.ctx.devices.literal_accelerator(device_arg.value)
+        return Fix("unsafe", _PER_CALL_PIN + ("" if literal else _PINNED_CAVEAT),
+                   (self.replace(node, f"{built}.to({device_code}, non_blocking=True)"),))
 
     def _callee(self, node: cst.Call, new_name: str) -> tuple[Edit, tuple[str, ...]]:
         """The edit turning the callee into `torch.<new_name>`, and the imports that needs."""
@@ -296,37 +370,57 @@ class TensorFromHostData(Rule):
                 (self.replace(node, splice(self.ctx, node, edits)),),
                 needs_imports=needs,
             )
+        return self._new_tensor_copy_fix(node, data_arg.value, base, owner, missing)
+
+    def _new_tensor_copy_fix(self, node: cst.Call, data: cst.BaseExpression, base: Fact, owner: str | None,
+                             missing: list[str]) -> Fix:
+        """`gpu_t.new_tensor(data)` -> `torch.tensor(data, dtype=gpu_t.dtype).to(gpu_t.device, non_blocking=True)`,
+        through a per-call pinned snapshot unless the data is a small literal."""
         rename, needs = self._callee(node, "tensor")
         edits = [rename]
+        found = literal_data(data)
+        small = found is not None and found[0] * _WIDEST_ELEMENT_BYTES <= NEVER_BLOCKED_BYTES
+        device_arg = get_arg(node, "device")
         if device_arg is not None:
-            edits.append(Edit(*self.ctx.span(device_arg), "pin_memory=True"))
             device = self.ctx.text(device_arg.value)
-            literal = base.is_tensor and self.ctx.devices.literal_accelerator(device_arg.value)
+            literal = self.ctx.devices.literal_accelerator(device_arg.value)
+            edits.append(remove_argument(self.ctx, node, device_arg) if small
+                         else Edit(*self.ctx.span(device_arg), "pin_memory=True"))
         else:
-            missing.append("pin_memory=True")
             device = f"{owner}.device"
-            literal = base.is_tensor and self.ctx.devices.created_on_accelerator(base)
-        edits.append(append_arguments(self.ctx, node, missing))
-        return Fix(
-            "safe" if literal else "unsafe",
-            "Build the tensor in pinned memory and copy it with `non_blocking=True`"
-            + ("" if literal else _PINNED_CAVEAT),
-            (self.replace(node, f"{splice(self.ctx, node, edits)}.to({device}, non_blocking=True)"),),
-            needs_imports=needs,
-        )
+            literal = self.ctx.devices.created_on_accelerator(base)
+            missing = missing if small else [*missing, "pin_memory=True"]
+        if missing:
+            edits.append(append_arguments(self.ctx, node, missing))
+        text = f"{splice(self.ctx, node, edits)}.to({device}, non_blocking=True)"
+        if small:
+            return Fix("safe" if base.is_tensor else "unsafe", _SMALL_COPY, (self.replace(node, text),),
+                       needs_imports=needs)
+        return Fix("unsafe", _PER_CALL_PIN + ("" if literal and base.is_tensor else _PINNED_CAVEAT),
+                   (self.replace(node, text),), needs_imports=needs)
 
     # --- verification: the cases that prove the fix on a GPU (`sync-lint verify`) ---------------
     @classmethod
     def verification_cases(cls) -> list[Any]:
         from sync_lint.runtime import case_kit as kit
 
-        def _host_list(rng: random.Random, device: str, trial: int) -> dict[str, Any]:
-            n = rng.choice([0, 1, 5, 300])
+        def growing_list(rng: random.Random, device: str, trial: int) -> dict[str, Any]:
+            n = (1, 300, 4096, 16384, 0)[trial % 5]  # sizes new to the allocator when timed; 0 copies nothing
             return {"data": [rng.randrange(-(2**31), 2**31) for _ in range(n)]}
 
+        def factor(rng: random.Random, device: str, trial: int) -> dict[str, Any]:
+            return {"device": device, "k": rng.randrange(-5, 6)}
+
         return [
-            kit.Case("SL304", "tensor-from-list", SL304_LIST, _host_list, needs_cuda=True),
+            kit.Case("SL304", "tensor-from-list", SL304_LIST, growing_list, unsafe=True, needs_cuda=True,
+                     pins_per_call=True, precondition=(
+                         "its host cost is acceptable: pin_memory=True allocates per call, and each size the "
+                         "caching host allocator has no free block for costs a cudaHostAlloc (the trials grow "
+                         "to 64 KB of int32 and run once in a fresh process)")),
+            kit.Case("SL304", "tensor-from-literal", SL304_LITERAL, factor, burst=32, small_pageable_copies=True),
         ]
+
+
 def _no_elements(data: cst.BaseExpression) -> bool:
     """Literal data that holds no number: `[]`, `()`, `[[], []]`, `[[]] * n`, `[[] for _ in r]`.
 
@@ -340,6 +434,15 @@ def _no_elements(data: cst.BaseExpression) -> bool:
     if isinstance(data, cst.ListComp):
         return _no_elements(data.elt)
     return False
+
+
+def _small_literal_nbytes(ctx: FileContext, node: cst.Call) -> int | None:
+    """The bytes of a `torch.tensor`/`torch.as_tensor` call whose data is a literal of at most 64 KB."""
+    data = get_arg(node, "data", 0)
+    if data is None or literal_data(data.value) is None:
+        return None
+    size = static_nbytes(ctx, node)
+    return size if size is not None and size <= NEVER_BLOCKED_BYTES else None
 
 
 def _keywords(node: cst.Call) -> set[str]:

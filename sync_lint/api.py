@@ -34,7 +34,7 @@ from sync_lint.selection import (
 )
 
 if TYPE_CHECKING:
-    from sync_lint.project.build import Project
+    from sync_lint.project.build import OpenProject, Project
 
 # The newest torch release the ground-truth measurements cover; the default target
 # when torch is not installed.
@@ -140,15 +140,23 @@ def plan(
     target = settings.target_torch_version
     rules = tuple(registry[c] for c in codes if registry[c].active_for_torch(target))
     named = {s.strip().upper() for s in settings.select + settings.extend_select}
-    notes = tuple(
-        # Asked for by name, yet off: say why rather than report a clean run.
-        f"{code} is off for torch {target}: PyTorch {registry[code].fixed_in_torch} removed the sync; "
-        "use --target-torch-version to lint for an older torch"
-        for code in codes
-        if code in named and not registry[code].active_for_torch(target)
-    )
+    notes = tuple(note for code in codes for note in _version_notes(registry[code], target, code in named))
     return Plan(settings=settings, rules=rules, registry=registry, notes=notes,
                 project=None if isolated else project)
+
+
+def version_notes(rules: Sequence[type[Rule]], target: str | None) -> list[str]:
+    """One line per gate whose evidence `target` is beyond: which way it went, and why."""
+    return [note for rule in rules for note in rule.torch_notes(target)]
+
+
+def _version_notes(rule: type[Rule], target: str | None, named: bool) -> list[str]:
+    notes = rule.torch_notes(target)
+    if not notes and named and not rule.active_for_torch(target):
+        # Asked for by name, yet off: say why rather than report a clean run.
+        notes = [f"{rule.code} is off for torch {target}: PyTorch {rule.fixed_in_torch} removed the sync; "
+                 "use --target-torch-version to lint for an older torch"]
+    return notes
 
 
 # ==========================================================================================
@@ -163,26 +171,55 @@ class _Job:
     ignores: PerFileIgnores
     fix: FixMode | None
     projects: dict[str, "Project"]  # file path -> its project (absent: the file is checked on its own)
-    inferences: dict[Path, object] = field(default_factory=dict)
+    opened: dict[Path, "OpenProject"] = field(default_factory=dict)
+    result_settings: str = ""
+
+    def open_project(self, path: str) -> "OpenProject | None":
+        """The file's project, opened once per process."""
+        project = self.projects.get(path)
+        if project is None:
+            return None
+        opened = self.opened.get(project.root)
+        if opened is None:
+            opened = self.opened[project.root] = project.open(self.settings)
+        return opened
 
     def project_view(self, path: str, text: str | None = None):  # type: ignore[no-untyped-def]
-        """The file's window onto its project's index (opened once per process and project)."""
+        """The file's window onto its project's index; `text`: check this text instead of the file."""
         from sync_lint.project.build import summarize_text
         from sync_lint.project.roots import module_name
         from sync_lint.project.view import ProjectView
 
-        project = self.projects.get(path)
-        if project is None:
+        opened = self.open_project(path)
+        if opened is None:
             return None
-        inference = self.inferences.get(project.root)
-        if inference is None:
-            inference = self.inferences[project.root] = project.inference(self.settings)
-        index = inference.index  # type: ignore[attr-defined]
-        summary = index.summary(module_name(Path(path), project.root)[0]) if text is None else None
+        project = opened.project
+        summary = opened.index.summary(module_name(Path(path), project.root)[0]) if text is None else None
         if summary is None:
             summary = summarize_text(project, path, text if text is not None else "")
-            index.replace(summary)
-        return ProjectView(inference, summary)  # type: ignore[arg-type]
+            opened.use_text(summary)
+        return ProjectView(opened.inference, summary)  # type: ignore[arg-type]
+
+    def result_key(self, path: str) -> str | None:
+        """What a cached result of the file must match: its content and the run's settings and rules."""
+        project = self.projects.get(path)
+        sha = project.shas.get(str(Path(path).resolve())) if project is not None else None
+        if sha is None or self.fix is not None:
+            return None
+        if not self.result_settings:
+            self.result_settings = result_settings(self.settings, self.rules)
+        # The path as given is part of the key: findings carry it.
+        return f"{sha}:{self.result_settings}:{path}"
+
+
+def result_settings(settings: Settings, rules: Sequence[type[Rule]]) -> str:
+    """A digest of everything besides the file that decides its findings."""
+    import hashlib
+    from dataclasses import replace as replace_fields
+
+    relevant = replace_fields(settings, output_format="", jobs=None)
+    text = repr((relevant, sorted(f"{r.code}:{r.__module__}.{r.__qualname__}" for r in rules)))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 _JOB: list[_Job] = []
@@ -194,8 +231,16 @@ def _start_job(rules: tuple[type[Rule], ...], known_codes: tuple[str, ...], sett
 
 
 def _process_file(path: str) -> FileResult:
+    from sync_lint.engine.stack import call_with_deep_stack
+
+    return call_with_deep_stack(_check_file, path)
+
+
+def _check_file(path: str) -> FileResult:
     from sync_lint.engine.lint import lint_source
     from sync_lint.source import SourceError, read_source
+
+    from sync_lint.project.store import content_hash
 
     job = _JOB[0]
     try:
@@ -203,11 +248,21 @@ def _process_file(path: str) -> FileResult:
     except SourceError as exc:
         return FileResult(path, errors=[FileError(path, str(exc))])
     ignored = job.ignores.codes_for(path)
+    opened = job.open_project(path)
+    key = job.result_key(path)
+    if opened is not None:
+        opened.index.reads.begin()  # what this file's findings depend on
     try:
         view = job.project_view(path)
         result = lint_source(original.text, path, job.rules, job.settings, ignored_codes=ignored, project=view)
     except Exception as exc:  # an engine bug on one file must not end the run
         return FileResult(path, errors=[FileError(path, f"internal error: {type(exc).__name__}: {exc}")])
+    finally:
+        deps = opened.index.reads.end() if opened is not None else frozenset()
+    if opened is not None:
+        opened.save_facts()
+        if key is not None and key.startswith(content_hash(original.data)):  # the file read is the one indexed
+            opened.save_result(str(Path(path).resolve()), key, result, deps)
     if job.fix is None:
         return result
     return _fix_file(original, result, job, ignored, view)
@@ -286,9 +341,40 @@ def run_files(
 
     projects = projects_of(plan, files, jobs=jobs)
     initargs = (plan.rules, tuple(plan.registry), plan.settings, fix, projects)
-    results = run_per_file(files, _process_file, initializer=_start_job, initargs=initargs,
-                           jobs=jobs or plan.settings.jobs, on_result=on_result)
-    return _report(results)
+    cached = _cached_results(plan, files, projects) if fix is None else {}
+    if on_result is not None:
+        for path in files:
+            if path in cached:
+                on_result(cached[path])
+    todo = [path for path in files if path not in cached]
+    fresh = run_per_file(todo, _process_file, initializer=_start_job, initargs=initargs,
+                         jobs=jobs or plan.settings.jobs, on_result=on_result)
+    by_path = dict(zip(todo, fresh))
+    return _report([cached[path] if path in cached else by_path[path] for path in files])
+
+
+def _cached_results(plan: Plan, files: Sequence[str], projects: dict[str, "Project"]) -> dict[str, FileResult]:
+    """The results the cache holds for files that did not change (nor anything they read)."""
+    from sync_lint.project.store import ProjectStore
+
+    if plan.project is None or plan.project.temporary or not projects:
+        return {}
+    job = _Job(plan.rules, plan.settings, PerFileIgnores(plan.settings, plan.registry), None, projects)
+    out: dict[str, FileResult] = {}
+    by_database: dict[Path, dict[str, str]] = {}
+    for path in files:
+        key = job.result_key(path)
+        if key is not None:
+            by_database.setdefault(projects[path].database, {})[str(Path(path).resolve())] = key
+    for database, keys in by_database.items():
+        store = ProjectStore(database)
+        try:
+            found = store.results(keys)
+        finally:
+            store.close()
+        out.update((path, found[str(Path(path).resolve())]) for path in files
+                   if str(Path(path).resolve()) in found)
+    return out
 
 
 def projects_of(plan: Plan, files: Sequence[str], *, jobs: int | None = None) -> dict[str, "Project"]:
@@ -310,6 +396,12 @@ def projects_of(plan: Plan, files: Sequence[str], *, jobs: int | None = None) ->
 
 def run_source(plan: Plan, source: str, path: str = "-", *, fix: FixMode | None = None) -> Report:
     """Check (and with `fix`, fix) a text that is not read from disk (stdin, an editor buffer)."""
+    from sync_lint.engine.stack import call_with_deep_stack
+
+    return call_with_deep_stack(_run_source, plan, source, path, fix)
+
+
+def _run_source(plan: Plan, source: str, path: str, fix: FixMode | None) -> Report:
     from sync_lint.engine.lint import lint_source
 
     ignored = PerFileIgnores(plan.settings, plan.registry).codes_for(path)

@@ -51,6 +51,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("gpu-attributes", "str-list", "Attribute names known to hold GPU tensors (e.g. `seq_lens`)."),
     Option("cpu-attributes", "str-list", "Attribute names known to hold CPU tensors."),
     Option("sync-prone-attributes", "str-map", "Attribute name -> hint, for SL501."),
+    Option("sync-prone-calls", "str-map", "Qualified call (`pkg.mod.Class.method`, `pkg.mod.function`) -> hint, "
+           "for SL502 (besides its built-in FlashInfer table)."),
     Option("nonzero-static-size", "str", "Expression used as `size=` when rewriting nonzero (SL201 fix)."),
     Option("one-hot-num-classes", "str", "Expression used as `num_classes=` in F.one_hot (SL206 fix)."),
     Option("output-format", "str", "Default output format."),
@@ -96,6 +98,7 @@ class Settings:
     gpu_attributes: tuple[str, ...] = ()
     cpu_attributes: tuple[str, ...] = ()
     sync_prone_attributes: tuple[tuple[str, str], ...] = tuple(DEFAULT_SYNC_PRONE.items())
+    sync_prone_calls: tuple[tuple[str, str], ...] = ()
     nonzero_static_size: str | None = None
     one_hot_num_classes: str | None = None
     output_format: str = "full"

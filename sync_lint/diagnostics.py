@@ -49,6 +49,15 @@ class Fix:
 
 
 @dataclass(frozen=True)
+class EvidenceStep:
+    """One step of why the linter believes what it reports: a sentence and where it happened."""
+
+    message: str
+    path: str
+    row: int | None = None
+
+
+@dataclass(frozen=True)
 class Diagnostic:
     code: str
     name: str
@@ -61,10 +70,13 @@ class Diagnostic:
     noqa_row: int | None = None
     # The text of the first line of the span, kept so reporters never re-read files.
     source_line: str = ""
-    # Confidence tier: "high" when device inference proved the tensor is on the GPU,
+    # How sure the finding is: "high" when device inference proved the tensor is on the GPU,
+    # "convention" when a step rests on a naming convention or one learned from the repository,
     # "strict" when it was only reported because of --strict.
     confidence: str = "high"
     url: str | None = None
+    # The evidence as steps, each with its place (this file, or another file of the project).
+    evidence_steps: tuple[EvidenceStep, ...] = ()
 
     @property
     def sort_key(self) -> tuple[str, int, int, str]:

@@ -25,6 +25,11 @@ def rule_page(rule: type[Rule]) -> str:
     ]
     if rule.fixed_in_torch:
         facts.append(f"- **Off when targeting torch >= {rule.fixed_in_torch}** (`target-torch-version`)")
+    for gate in (rule.torch_gate(), *rule.partial_torch_gates):
+        if gate.checked_through:
+            what = f" ({gate.part})" if gate.part else ""
+            facts.append(f"- **Version evidence{what}:** releases up to {gate.checked_through} checked; "
+                         f"first without the sync: {gate.fixed_in or 'none of them'}")
     return rule.documentation().rstrip() + "\n\n## Rule facts\n" + "\n".join(facts) + "\n"
 
 

@@ -582,3 +582,28 @@ def test_progress_bar_detection_is_live(slow_tree: Path) -> None:
         slow_tree)
     assert code == 1
     assert not any(ch in stderr for ch in BAR_CHARS), stderr
+
+
+def test_rules_shows_sl301_active_for_torch_2_13_and_2_14() -> None:
+    for version in ("2.13", "2.14.1"):
+        result = invoke("rules", "--output-format", "json", "--target-torch-version", version)
+        by_code = {row["code"]: row for row in json.loads(result.stdout)}
+        assert by_code["SL301"]["active"] and by_code["SL301"]["fixed_in_torch"] == "2.15"
+        assert result.stderr == ""  # within the releases the evidence covers: nothing to say
+
+
+def test_a_target_beyond_the_checked_releases_is_noted_once_on_stderr(tmp_path) -> None:
+    (tmp_path / "t.py").write_text('import torch\nt = torch.zeros(4, device="cuda")\nt[0] = 1\n')
+    result = invoke("check", str(tmp_path / "t.py"), "--jobs", "1", "--target-torch-version", "2.16",
+                    "--output-format", "concise")
+    notes = [line for line in result.stderr.splitlines() if line.startswith("sync-lint: note:")]
+    assert notes == [
+        "sync-lint: note: SL301 is off for torch 2.16: PyTorch 2.15 removed the sync, and releases after 2.15.0 "
+        "were not checked; use --target-torch-version to lint for an older torch",
+        "sync-lint: note: SL302 (host scalars stored through a tensor index) is off for torch 2.16: PyTorch 2.15 "
+        "removed the sync, and releases after 2.15.0 were not checked; use --target-torch-version to lint for an "
+        "older torch",
+    ]
+    assert "SL301" not in result.stdout
+    listed = invoke("rules", "--target-torch-version", "2.16")
+    assert listed.stderr.count("SL301 is off for torch 2.16") == 1

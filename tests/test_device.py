@@ -166,6 +166,9 @@ def test_comprehension_target_is_bound_before_the_element() -> None:
         # A non-blocking device-to-host copy lands in pinned memory (measured: is_pinned() is True).
         ("import torch\nx = torch.ones(3, device='cuda')\nprobe(x.to('cpu', non_blocking=True))", Device.PINNED, False),
         ("import torch\nx = torch.ones(3, device='cuda')\nprobe(x.to('cpu'))", Device.CPU, False),
+        # An in-place method returns its receiver: still the pinned buffer; a new tensor is pageable.
+        ("import torch\nb = torch.zeros(3, pin_memory=True)\nprobe(b[:2].copy_(torch.ones(2)))", Device.PINNED, False),
+        ("import torch\nb = torch.zeros(3, pin_memory=True)\nprobe(b.add(1))", Device.CPU, False),
     ],
 )
 def test_pinning(source: str, device: Device, pinning_unknown: bool) -> None:

@@ -375,9 +375,10 @@ def test_jobs_2_matches_jobs_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
             super().__init__(*args, **kwargs)
 
     monkeypatch.setattr(parallel_module, "ProcessPoolExecutor", CountingPool)
-    serial = invoke("check", "--select", "SL101", "--jobs", "1", "--output-format", "json", ".")
+    # No cache: the second run would otherwise reuse the first one's results.
+    serial = invoke("check", "--no-cache", "--select", "SL101", "--jobs", "1", "--output-format", "json", ".")
     assert pools == []
-    parallel = invoke("check", "--select", "SL101", "--jobs", "2", "--output-format", "json", ".")
+    parallel = invoke("check", "--no-cache", "--select", "SL101", "--jobs", "2", "--output-format", "json", ".")
     assert pools == [2]  # the parallel path really ran
     assert serial.exit_code == parallel.exit_code == 1
     assert parallel.stdout == serial.stdout
@@ -386,8 +387,29 @@ def test_jobs_2_matches_jobs_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     entries = json.loads(parallel.stdout)
     keys = [(e["filename"], e["location"]["row"], e["location"]["column"]) for e in entries]
     assert keys == sorted(keys)
-    again = invoke("check", "--select", "SL101", "--jobs", "2", "--output-format", "json", ".")
+    again = invoke("check", "--no-cache", "--select", "SL101", "--jobs", "2", "--output-format", "json", ".")
     assert again.stdout == parallel.stdout
+
+
+def test_warm_run_reuses_cached_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _parallel_tree(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    pools: list[int] = []
+
+    class CountingPool(concurrent.futures.ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            pools.append(kwargs.get("max_workers"))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(parallel_module, "ProcessPoolExecutor", CountingPool)
+    cold = invoke("check", "--select", "SL101", "--jobs", "2", "--output-format", "json", ".")
+    assert pools == [2]
+    warm = invoke("check", "--select", "SL101", "--jobs", "2", "--output-format", "json", ".")
+    assert pools == [2]  # nothing left to check: no workers started
+    assert warm.stdout == cold.stdout and warm.exit_code == cold.exit_code == 1
+    other = invoke("check", "--select", "SL101,SL102", "--jobs", "2", "--output-format", "json", ".")
+    assert pools == [2, 2]  # other rules: the cached results do not apply
+    assert findings(other.stdout) == findings(cold.stdout)
 
 
 def test_parallel_results_in_input_order(tmp_path: Path) -> None:

@@ -144,7 +144,7 @@ def test_json_has_ruffs_shape() -> None:
     assert isinstance(objects, list)
     assert len(objects) == 4
     for obj in objects:
-        assert set(obj) == RUFF_KEYS | {"evidence", "confidence"}
+        assert set(obj) == RUFF_KEYS | {"evidence", "evidence_steps", "confidence"}
         assert list(obj) == sorted(obj)  # ruff's key order
         assert obj["cell"] is None
         assert obj["severity"] == "error"

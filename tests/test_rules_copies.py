@@ -49,7 +49,9 @@ def test_sl301_strict_fix_on_an_unknown_tensor_is_unsafe():
     assert finding.fix.applicability == "unsafe"
 
 
-@pytest.mark.parametrize("version, active", [("2.11", True), ("2.12.1", True), ("2.13", False), ("2.14.0", False)])
+# The gate the docs' evidence names: every release through 2.14.1 syncs, 2.15.0 does not.
+@pytest.mark.parametrize("version, active", [("2.11", True), ("2.13", True), ("2.13.0+cpu", True), ("2.14.1", True),
+                                             ("2.15", False), ("2.15.0", False), ("2.16", False)])
 def test_sl301_is_gated_on_the_torch_version(version, active):
     source = "import torch\nt = torch.zeros(4, device='cuda')\nt[0] = 1\n"
     assert lines(source, "SL301", target_torch_version=version) == ([3] if active else [])
@@ -113,7 +115,8 @@ rows = t[[0, 1]]
 
 def test_sl302_scalar_value_forms_are_gated_but_list_indices_are_not():
     assert lines(GPU_INDEX, "SL302") == [5, 7, 8]
-    assert lines(GPU_INDEX, "SL302", target_torch_version="2.13") == [8]
+    assert lines(GPU_INDEX, "SL302", target_torch_version="2.14.1") == [5, 7, 8]
+    assert lines(GPU_INDEX, "SL302", target_torch_version="2.15") == [8]
 
 
 def test_sl302_gpu_index_of_unknown_dtype_needs_strict():
@@ -144,21 +147,28 @@ def test_sl303_evidence_names_the_cpu_source():
     assert finding.fix.applicability == "unsafe"  # the destination is a variable
 
 
-@pytest.mark.parametrize(
-    "copy, applicability",
-    [
-        ("x.to('cuda')", "safe"),
-        ("x.cuda()", "safe"),
-        ("x.to(torch.device('cuda:1'))", "safe"),
-        ("x.to(device)", "unsafe"),
-        ("torch.zeros(4, device='cuda').copy_(x)", "safe"),
-        ("torch.zeros(4, device=device).copy_(x)", "unsafe"),
-    ],
-)
-def test_sl303_fix_is_safe_only_for_a_literal_accelerator(copy, applicability):
+COPIES = ["x.to('cuda')", "x.cuda()", "x.to(torch.device('cuda:1'))", "x.to(device)",
+          "torch.zeros(4, device='cuda').copy_(x)", "torch.zeros(4, device=device).copy_(x)"]
+
+
+@pytest.mark.parametrize("copy", COPIES)
+def test_sl303_small_known_copy_gets_a_safe_non_blocking_fix(copy):
     source = f"import torch\ndef f(device):\n    x = torch.ones(4)\n    return {copy}\n"
     [finding] = findings(source, "SL303")
-    assert finding.fix.applicability == applicability
+    assert "holds at most 16 B" in finding.message
+    assert finding.fix.applicability == "safe" and "pin_memory" not in fixed(source)
+    assert "non_blocking=True" in fixed(source)
+
+
+@pytest.mark.parametrize("copy", COPIES)
+def test_sl303_per_call_pin_is_unsafe_and_states_its_cost(copy):
+    source = f"import torch\ndef f(device, n: int):\n    x = torch.ones(n)\n    return {copy}\n"
+    [finding] = findings(source, "SL303")
+    assert finding.fix.applicability == "unsafe"
+    assert "cudaHostAlloc" in finding.fix.message and "14 ms at 16-19 MB" in finding.fix.message
+    literal = "device)" not in copy and "device=device" not in copy
+    assert ("needs an accelerator" in finding.fix.message) is not literal
+    assert ".pin_memory()" in fixed(source, unsafe=True)
 
 
 def test_sl303_pinned_source_gets_an_unsafe_non_blocking_fix():
@@ -169,12 +179,66 @@ def test_sl303_pinned_source_gets_an_unsafe_non_blocking_fix():
     assert fixed(source, unsafe=True).endswith("y = x.to('cuda', non_blocking=True)\n")
 
 
-def test_sl303_pageable_non_blocking_is_reported_as_staged():
-    source = "import torch\ny = torch.ones(4).to('cuda', non_blocking=True)\n"
-    [finding] = findings(source, "SL303")
-    assert "staged" in finding.message
+@pytest.mark.parametrize("shape, reported, says", [
+    ("4", False, ""),  # 16 B: never blocked
+    ("16384", False, ""),  # exactly 64 KB
+    ("16385", True, "just above the 64 KB"),
+    ("(256, 1024)", True, "when repeated (measured from about 80 KB)"),
+    ("1048576", True, "every time (measured from about 2.5 MB)"),
+    ("n", True, "may block when large or repeated"),
+])
+def test_sl303_pageable_non_blocking_copy_is_judged_by_its_size(shape, reported, says):
+    source = f"import torch\ndef f(n: int):\n    return torch.ones({shape}).to('cuda', non_blocking=True)\n"
+    found = findings(source, "SL303")
+    assert bool(found) is reported
+    if reported:
+        assert "staged" in found[0].message and says in found[0].message
 
 
+def test_sl303_size_of_a_slice_a_bound_name_and_a_literal_list():
+    source = """
+    import torch
+
+    def f(n: int):
+        staging = torch.zeros(1 << 20, dtype=torch.int64)
+        a = torch.zeros(1024, dtype=torch.int64)[:n].to("cuda", non_blocking=True)
+        b = torch.tensor([[1, 2], [3, 4]]).to("cuda", non_blocking=True)
+        host = torch.empty(32, 32, dtype=torch.float16)
+        c = host.cuda(non_blocking=True)
+        d = host[torch.tensor([0, 0, 0])].cuda(non_blocking=True)
+        e = staging[:8].cuda(non_blocking=True)
+    """
+    assert lines(source, "SL303") == [10, 11]  # advanced indexing, and `1 << 20` is not a literal
+
+
+STAGED = """
+import torch
+
+class Builder:
+    def __init__(self, device):
+        self.batch_ptr = torch.full((1024,), -1, dtype=torch.int32, device=device)
+        self.batch_ptr_cpu = torch.zeros(1024, dtype=torch.int32, pin_memory=True)
+        self.pos = torch.zeros(1024, dtype=torch.int64, device=device)
+
+    def build(self, mlist_cpu, pos_cpu, k: int):
+        self.batch_ptr[0 : len(mlist_cpu)].copy_(mlist_cpu)
+        self.batch_ptr[k : k + 1].copy_(mlist_cpu[:1], non_blocking=True)
+        self.batch_ptr[self.next()].copy_(mlist_cpu)
+        self.pos.copy_(pos_cpu)
+"""
+
+
+def test_sl303_copy_into_a_tensor_with_a_pinned_mirror_is_staged_through_it():
+    found = findings(STAGED, "SL303")
+    assert [f.start.row for f in found] == [11, 13, 14]  # a `non_blocking` copy of unknown pinning is strict-only
+    staged, impure, no_mirror = (f.fix for f in found)
+    assert staged.applicability == "unsafe" and "the pinned buffer `self.batch_ptr_cpu`" in staged.message
+    assert "must not write it again until the copy has run" in staged.message
+    assert "pin_memory()" in impure.edits[0].content and "pin_memory()" in no_mirror.edits[0].content
+    out = fixed(STAGED, unsafe=True)
+    assert ("self.batch_ptr[0 : len(mlist_cpu)].copy_(self.batch_ptr_cpu[0 : len(mlist_cpu)].copy_(mlist_cpu), "
+            "non_blocking=True)") in out
+    assert lines(out, "SL303") == []
 def test_sl303_optional_buffer_is_the_gpu_tensor_it_becomes():
     source = """
     import numpy as np
@@ -204,8 +268,25 @@ def test_sl304_keeps_the_files_torch_alias():
     source = "import torch as th\ndef f(buf_gpu, device):\n    a = th.tensor(3, device=device)\n    b = buf_gpu.new_tensor([1, 2])\n"
     out = fixed(source, unsafe=True)
     assert "a = th.full((), 3, device=device)" in out
-    assert "b = th.tensor([1, 2], dtype=buf_gpu.dtype, pin_memory=True).to(buf_gpu.device, non_blocking=True)" in out
+    assert "b = th.tensor([1, 2], dtype=buf_gpu.dtype).to(buf_gpu.device, non_blocking=True)" in out
     assert "import torch\n" not in out
+
+
+def test_sl304_small_literal_data_is_copied_from_pageable_memory_safely():
+    source = ("import torch\ndef f(device, rows: list):\n"
+              "    a = torch.tensor([[0, 2], [5, -7]], dtype=torch.int32, device=device)\n"
+              "    b = torch.as_tensor((0.5, 1.5), device=device)\n"
+              "    c = torch.tensor(rows, device='cuda')\n")
+    a, b, c = findings(source, "SL304")
+    assert "it holds 16 B of literal data" in a.message and a.fix.applicability == "safe"
+    assert b.fix.applicability == "safe"
+    assert c.fix.applicability == "unsafe" and "cudaHostAlloc" in c.fix.message
+    assert "needs an accelerator" not in c.fix.message  # `'cuda'` is literally one
+    out = fixed(source)
+    assert "a = torch.tensor([[0, 2], [5, -7]], dtype=torch.int32).to(device, non_blocking=True)" in out
+    assert "b = torch.as_tensor((0.5, 1.5)).to(device, non_blocking=True)" in out
+    assert "c = torch.tensor(rows, device='cuda')" in out  # unsafe: only with --unsafe-fixes
+    assert lines(out, "SL303") == []
 
 
 def test_sl304_as_tensor_of_unknown_data_is_quiet():

@@ -413,7 +413,9 @@ def test_tracer_excluded_helper_is_charged_to_the_call_site(tmp_path: Path) -> N
     script = tmp_path / "main.py"
     script.write_text("import helper\nhelper.wait()\ny = 2\n")
     report = _trace(script, exclude=("*/helper.py",))
-    assert set(_blocked(report)) == {2}
+    blocked = set(_blocked(report))
+    # Line 1 (importing, that is compiling, the helper) can itself pass 20 ms on a loaded machine.
+    assert 2 in blocked and 3 not in blocked
     assert norm(str(tmp_path / "helper.py")) not in report.executions
 
 

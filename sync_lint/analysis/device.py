@@ -9,9 +9,9 @@ expression is, from those bindings, the import table and the torch API tables
 
 from __future__ import annotations
 
-import libcst as cst
-
 from typing import TYPE_CHECKING
+
+import libcst as cst
 
 from sync_lint.analysis import flow
 from sync_lint.analysis.conventions import DeviceSettings
@@ -49,6 +49,10 @@ class DeviceAnalysis(Provider):
     def device_of_argument(self, expr: cst.BaseExpression) -> tuple[Device | None, str]:
         """What device a `device=` argument (or `.to(x)` argument) denotes, and why."""
         return self.evaluator.device_of_argument(expr)
+
+    def assumed_device(self, expr: cst.BaseExpression) -> bool:
+        """A device argument taken for an accelerator only by convention (`x.device` of an unknown `x`)."""
+        return self.evaluator.assumed_device(expr)
 
     def literal_accelerator(self, expr: cst.BaseExpression) -> bool:
         """`"cuda"`, `"cuda:1"`, `torch.device("cuda")`, `0`: a device that cannot be the CPU at run time."""

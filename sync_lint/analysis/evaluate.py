@@ -11,7 +11,6 @@ operators, indexing, tensor methods and `torch.*` functions, attributes set in
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, Iterable
 
 import libcst as cst
@@ -29,6 +28,7 @@ from sync_lint.analysis.facts import (
     Fact,
     device_value,
     join,
+    replace,
 )
 from sync_lint.analysis.imports import ImportTable
 from sync_lint.analysis.knowledge import (
@@ -63,7 +63,9 @@ if TYPE_CHECKING:
 
 DEVICE_MODULES = frozenset(f"torch.{name}" for name in ACCELERATOR_NAMES) | {"torch.accelerator"}
 # What a project fact may stand in for: the value kinds of the index's answers.
-_PROJECT_KINDS = frozenset({"object", "class", "callable", "module", "tuple", "dict", "device", "event", "stream",
+# What the binder records for a `def`, `class` or `import` (a name, not a value it can follow).
+_DEFINITIONS = frozenset({"import", "class", "function"})
+_PROJECT_KINDS = frozenset({"object", "class", "callable", "module", "tuple", "list", "dict", "device", "event", "stream",
                             "device-module"})
 
 
@@ -118,14 +120,19 @@ class Evaluator:
         if fact.value_kind == "device" and fact.device_value is not None:
             return fact.device_value, "a device value"
         if isinstance(expr, cst.Attribute) and expr.attr.value == "device":
-            owner = self.fact(expr.value)
-            if owner.is_cpu:
-                return Device.CPU, "the device of a CPU tensor"
-            return Device.GPU, "the device of a tensor, which is not literally the CPU"
+            dev, why, _assumed = _device_attribute(self.fact(expr.value))
+            return dev, why
         name = dotted_name(expr)
         if name is not None and "cpu" in name.split(".")[-1].lower():
             return Device.CPU, f"`{name}` names the CPU"
         return Device.GPU, "a device that is not literally the CPU"
+
+    def assumed_device(self, expr: cst.BaseExpression) -> bool:
+        """A device argument taken for an accelerator only by convention (`x.device` of an unknown `x`)."""
+        if isinstance(expr, cst.Attribute) and expr.attr.value == "device":
+            return _device_attribute(self.fact(expr.value))[2]
+        fact = self.fact(expr)
+        return fact.value_kind == "device" and fact.convention
 
     def literal_accelerator(self, expr: cst.BaseExpression) -> bool:
         """`"cuda"`, `"cuda:1"`, `torch.device("cuda")`, `0`: a device that cannot be the CPU at run time.
@@ -161,7 +168,7 @@ class Evaluator:
         name = param.name.value
         local = self._local_param_fact(param, name)
         if self.project is None:
-            return local
+            return self._library_object(param, local)
         function = self.binder.function_qualname()
         if local.value_kind == "self":
             owner = self.binder.class_qualname()
@@ -233,16 +240,19 @@ class Evaluator:
     def _eval_name(self, expr: cst.Name) -> Fact:
         name = expr.value
         fact = self.binder.lookup(name)
-        if fact is not None:
+        if fact is not None and not (self.project is not None and fact.value_kind in _DEFINITIONS):
             return fact
         if name == "None":
             return NONE
         if name in ("True", "False"):
             return PYTHON
         if self.project is not None:
+            # An import, class or function the file binds: the project knows what it is.
             found = self.project.name(name, self.binder.function_qualname())
             if found is not None:
                 return replace(found, subject=name)
+            if fact is not None:
+                return fact
         if name in MODULE_NAMES:
             return replace(MODULE, subject=name)
         return self.settings.fact_for_name(name) or UNKNOWN
@@ -251,9 +261,8 @@ class Evaluator:
         attr = expr.attr.value
         if attr in METADATA_ATTRS:
             if attr == "device":
-                owner = self.fact(expr.value)
-                dev = Device.CPU if owner.is_cpu else Device.GPU
-                return device_value(dev, reason="a tensor's `.device`")
+                dev, why, assumed = _device_attribute(self.fact(expr.value))
+                return replace(device_value(dev, reason=why), convention=assumed)
             if attr == "dtype":
                 return DTYPE
             return PYTHON
@@ -341,6 +350,9 @@ class Evaluator:
         """`d["key"]`: the entry of a dict the project knows, else what that key holds across the repository."""
         key = literal_string(expr.slice[0].slice.value) if len(expr.slice) == 1 and isinstance(
             expr.slice[0].slice, cst.Index) and isinstance(expr.slice[0].slice.value, cst.SimpleString) else None
+        if base.value_kind == "list" and base.items and len(expr.slice) == 1:
+            # A list of alike elements (a comprehension the project saw): any element, or a slice of it.
+            return base if isinstance(expr.slice[0].slice, cst.Slice) else base.items[0]
         if key is None or self.project is None:
             if base.value_kind == "tuple" and len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Index) \
                     and isinstance(expr.slice[0].slice.value, cst.Integer):
@@ -440,7 +452,8 @@ class Evaluator:
             if dev is Device.CPU or dev is None:
                 return Fact(Device.PINNED if pin else Device.CPU, ndim=ndim, dtype=dtype,
                             reason="created by {code}", origin=expr, pinning_unknown=pin_unknown)
-            return Fact(Device.GPU, ndim=ndim, dtype=dtype, reason="created by {code}", origin=expr)
+            return Fact(Device.GPU, ndim=ndim, dtype=dtype, reason="created by {code}", origin=expr,
+                        convention=self.assumed_device(device_arg.value))
         if name in LIKE_FACTORIES or (name == "as_tensor" and expr.args):
             source = self.fact(expr.args[0].value) if expr.args else UNKNOWN
             if source.is_tensor or source.is_unknown_tensor:
@@ -484,14 +497,16 @@ class Evaluator:
             if device_arg is not None:
                 dev, _ = self.device_of_argument(device_arg.value)
                 if dev is not None:
-                    return Fact(dev, reason="created by {code}", origin=expr, dtype=_dtype_kwarg(expr))
+                    return Fact(dev, reason="created by {code}", origin=expr, dtype=_dtype_kwarg(expr),
+                                convention=dev is Device.GPU and self.assumed_device(device_arg.value))
             if owner.is_tensor or owner.is_unknown_tensor:
                 return replace(owner if owner.device is not Device.PINNED else replace(owner, device=Device.CPU),
                                ndim=None, dtype=_dtype_kwarg(expr) or owner.dtype)
             return UNKNOWN
         if owner.is_tensor or owner.is_unknown_tensor:
             result = owner
-            if owner.device is Device.PINNED and method not in VIEW_METHODS:
+            # A view shares the pinned memory, and an in-place method (`copy_`, `fill_`) returns its receiver.
+            if owner.device is Device.PINNED and method not in VIEW_METHODS and not method.endswith("_"):
                 result = replace(owner, device=Device.CPU)
             return shape_result(result, method, expr, receiver_fact=owner)
         return UNKNOWN
@@ -527,7 +542,9 @@ class Evaluator:
             a.keyword is not None and a.keyword.value == "non_blocking" and is_true_literal(a.value) for a in expr.args
         ):
             target = Device.PINNED  # `_to_copy` allocates a pinned result for a non-blocking D2H copy
-        return Fact(target, ndim=owner.ndim, dtype=dtype, reason="moved by {code}", origin=expr)
+        assumed = target is Device.GPU and any(self.assumed_device(a.value) for a in expr.args
+                                               if a.keyword is None or a.keyword.value == "device")
+        return Fact(target, ndim=owner.ndim, dtype=dtype, reason="moved by {code}", origin=expr, convention=assumed)
 
     def _classify_to_argument(self, value: cst.BaseExpression) -> tuple[str, Device | None]:
         """Is a positional `.to(x)` argument a device, a dtype, or a tensor?"""
@@ -562,6 +579,8 @@ class Evaluator:
             return replace(iterable, ndim=ndim)
         if iterable.value_kind == "numpy":
             return NUMPY
+        if iterable.value_kind == "list" and iterable.items:
+            return iterable.items[0]
         return UNKNOWN
 
     def _eval_binary(self, expr: cst.BinaryOperation) -> Fact:
@@ -831,6 +850,19 @@ _EVAL: dict[type, Callable[[Evaluator, cst.BaseExpression], Fact]] = {
     cst.GeneratorExp: Evaluator._eval_paren_free,
     cst.Lambda: Evaluator._eval_paren_free,
 }
+
+
+def _device_attribute(owner: Fact) -> tuple[Device, str, bool]:
+    """`x.device`: (device, why, only assumed). It is as sure as `x`: the device of a value whose
+    device is not known is taken for an accelerator, by convention (code that uses `x.device` as a
+    target nearly always runs it on one), never as proof."""
+    if owner.is_cpu:
+        return Device.CPU, "the device of a CPU tensor", False
+    if owner.is_gpu:
+        return Device.GPU, "the device of a GPU tensor", owner.by_convention
+    if owner.device is Device.NOT_TENSOR:  # `self.device`, `model.device`: a device setting
+        return Device.GPU, "a device that is not literally the CPU", False
+    return Device.GPU, "the device of a value whose device is not known, taken for an accelerator", True
 
 
 def _as_object(fact: Fact) -> Fact:

@@ -8,7 +8,7 @@ from `torch.zeros(..., device=device)` at line 5".
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Callable
 
@@ -103,6 +103,15 @@ class Fact:
         return replace(self, subject=subject, reason=reason, origin=origin, via=upstream)
 
 
+def replace(fact: Fact, **changes: object) -> Fact:
+    """A copy of `fact` with `changes`: `dataclasses.replace` without its per-call checks (a hot path)."""
+    new = object.__new__(Fact)
+    state = dict(fact.__dict__)
+    state.update(changes)
+    object.__setattr__(new, "__dict__", state)
+    return new
+
+
 def _item_lattice(item: object) -> object:
     if isinstance(item, Fact):
         return item.lattice()
@@ -163,12 +172,24 @@ def explain(
 ) -> str:
     """Render a fact's provenance as one sentence: `depth` links in this file, and the
     steps through other files (each with its `path:line`) after them, up to eight in all."""
-    parts: list[str] = []
+    return "; ".join(text for text, _where, _line in explain_steps(fact, line_of, code_of, depth) if text)
+
+
+def explain_steps(
+    fact: Fact,
+    line_of: Callable[[cst.CSTNode], int],
+    code_of: Callable[[cst.CSTNode], str],
+    depth: int = 2,
+) -> list[tuple[str, str | None, int | None]]:
+    """The steps `explain` renders, each as (text, "path:line" in another file or None, line in this file
+    or None)."""
+    steps: list[tuple[str, str | None, int | None]] = []
     current: Fact | None = fact
-    while current is not None and len(parts) < 8 and (len(parts) < depth or current.where is not None):
-        parts.append(_explain_one(current, line_of, code_of))
+    while current is not None and len(steps) < 8 and (len(steps) < depth or current.where is not None):
+        line = line_of(current.origin) if current.origin is not None else None
+        steps.append((_explain_one(current, line_of, code_of), current.where if line is None else None, line))
         current = current.via
-    return "; ".join(p for p in parts if p)
+    return steps
 
 
 def _explain_one(fact: Fact, line_of: Callable[[cst.CSTNode], int], code_of: Callable[[cst.CSTNode], str]) -> str:

@@ -11,12 +11,20 @@ back to its top: the analysis then knows less, never something wrong.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 import libcst as cst
 
-from sync_lint.analysis.facts import MODULE, PYTHON, UNKNOWN, Device, Fact, join
+from sync_lint.analysis.facts import (
+    MODULE,
+    PYTHON,
+    UNKNOWN,
+    Device,
+    Fact,
+    join,
+    replace,
+)
 from sync_lint.syntax import dotted_name
 
 if TYPE_CHECKING:
@@ -29,6 +37,8 @@ class Scope:
     parent: "Scope | None" = None
     class_name: str | None = None  # set for methods: the enclosing class
     function_name: str | None = None
+    # False after a `return`, `raise`, `break` or `continue`, until paths join again.
+    reachable: bool = True
 
     def lookup(self, key: str) -> Fact | None:
         scope: Scope | None = self
@@ -42,10 +52,18 @@ class Scope:
 
 @dataclass
 class _Branching:
-    """Saved environments while the walk is inside a compound statement."""
+    """Saved environments while the walk is inside a compound statement.
+
+    `live[i]` says whether `ends[i]` can fall through to what follows; a path that
+    ended in `return` or `raise` is kept for `try` bookkeeping but never joined.
+    """
 
     start: dict[str, Fact]
+    start_live: bool = True
     ends: list[dict[str, Fact]] = field(default_factory=list)
+    live: list[bool] = field(default_factory=list)
+    loop: bool = False
+    exits: list[dict[str, Fact]] = field(default_factory=list)  # `break` / `continue` states of a loop
 
 
 def join_envs(envs: list[dict[str, Fact]]) -> dict[str, Fact]:
@@ -172,19 +190,44 @@ class Binder:
         self.scope = self.scope.parent
 
     # --- branching ------------------------------------------------------------------------
-    def _fork(self) -> None:
-        self._branches.append(_Branching(start=dict(self.scope.env)))
+    def _fork(self, loop: bool = False) -> None:
+        self._branches.append(_Branching(start=dict(self.scope.env), start_live=self.scope.reachable, loop=loop))
 
     def _end_branch(self) -> None:
         """Close one arm: remember its end state, restart from the fork point."""
         branching = self._branches[-1]
         branching.ends.append(self.scope.env)
+        branching.live.append(self.scope.reachable)
         self.scope.env = dict(branching.start)
+        self.scope.reachable = branching.start_live
+
+    def _join_live(self, envs: list[dict[str, Fact]], live: list[bool], fallback: dict[str, Fact]) -> None:
+        """Continue from the join of the paths that fall through; none does: the code after is unreachable."""
+        alive = [env for env, ok in zip(envs, live) if ok]
+        if alive:
+            self.scope.env, self.scope.reachable = join_envs(alive), True
+        else:
+            self.scope.env, self.scope.reachable = (join_envs(envs) if envs else fallback), False
 
     def _merge(self, include_current: bool) -> None:
         branching = self._branches.pop()
-        envs = branching.ends + ([self.scope.env] if include_current else [])
-        self.scope.env = join_envs(envs) if envs else branching.start
+        envs, live = list(branching.ends), list(branching.live)
+        if include_current:
+            envs.append(self.scope.env)
+            live.append(self.scope.reachable)
+        self._join_live(envs, live, branching.start)
+
+    def leave_return(self, node: cst.CSTNode) -> None:
+        self.scope.reachable = False
+
+    def leave_jump(self, node: cst.CSTNode) -> None:
+        """`break` / `continue`: the state leaves by the innermost loop."""
+        for branching in reversed(self._branches):
+            if branching.loop:
+                if self.scope.reachable:
+                    branching.exits.append(dict(self.scope.env))
+                break
+        self.scope.reachable = False
 
     def if_after_test(self, node: cst.If) -> None:
         self._fork()
@@ -198,12 +241,14 @@ class Binder:
     def loop_before_body(self, node: cst.CSTNode) -> None:
         if isinstance(node, cst.For):
             self.bind_target(node.target, self.evaluator.element_fact(self.evaluator.fact(node.iter)), node.iter)
-        self._fork()
+        self._fork(loop=True)
 
     def leave_loop(self, node: cst.CSTNode) -> None:
-        # Zero or more iterations: join the state before the loop with the state after one.
+        # Zero or more iterations: join the state before the loop, after one, and where it broke out.
         branching = self._branches.pop()
-        self.scope.env = join_envs([branching.start, self.scope.env])
+        envs = [branching.start, *([self.scope.env] if self.scope.reachable else []), *branching.exits]
+        self.scope.env = join_envs(envs)
+        self.scope.reachable = branching.start_live
 
     def enter_try(self, node: cst.CSTNode) -> None:
         self._fork()
@@ -213,26 +258,33 @@ class Binder:
         # Handlers may start anywhere in the body: from the join of its start and end.
         body_end = self.scope.env
         branching.ends.append(body_end)
+        branching.live.append(self.scope.reachable)
         branching.start = join_envs([branching.start, body_end])
         self.scope.env = dict(body_end)
 
     def enter_handler(self, node: cst.CSTNode) -> None:
-        self.scope.env = dict(self._branches[-1].start)
+        branching = self._branches[-1]
+        self.scope.env = dict(branching.start)
+        self.scope.reachable = branching.start_live
         if isinstance(node, (cst.ExceptHandler, cst.ExceptStarHandler)) and node.name is not None:
             self.bind_target(node.name.name, PYTHON, None)
 
     def leave_handler(self, node: cst.CSTNode) -> None:
         self._branches[-1].ends.append(self.scope.env)
+        self._branches[-1].live.append(self.scope.reachable)
 
     def try_after_handlers(self, node: cst.CSTNode) -> None:
         # `else` runs after a body that raised nothing: continue from the body's end.
-        self.scope.env = dict(self._branches[-1].ends[0])
+        branching = self._branches[-1]
+        self.scope.env = dict(branching.ends[0])
+        self.scope.reachable = branching.live[0]
 
     def try_after_orelse(self, node: cst.CSTNode) -> None:
         branching = self._branches[-1]
         branching.ends[0] = self.scope.env
-        # `finally` and whatever follows see any of the paths.
-        self.scope.env = join_envs(branching.ends)
+        branching.live[0] = self.scope.reachable
+        # `finally` and whatever follows see any of the paths that fall through.
+        self._join_live(branching.ends, branching.live, branching.start)
 
     def leave_try(self, node: cst.CSTNode) -> None:
         self._branches.pop()
@@ -241,14 +293,18 @@ class Binder:
         self._fork()
 
     def enter_case(self, node: cst.MatchCase) -> None:
-        self.scope.env = dict(self._branches[-1].start)
+        branching = self._branches[-1]
+        self.scope.env = dict(branching.start)
+        self.scope.reachable = branching.start_live
 
     def leave_case(self, node: cst.MatchCase) -> None:
         self._branches[-1].ends.append(self.scope.env)
+        self._branches[-1].live.append(self.scope.reachable)
 
     def leave_match(self, node: cst.Match) -> None:
         branching = self._branches.pop()
-        self.scope.env = join_envs(branching.ends + [branching.start])
+        # No case may match: the state before the match falls through too.
+        self._join_live([*branching.ends, branching.start], [*branching.live, branching.start_live], branching.start)
 
     # --- bindings -------------------------------------------------------------------------
     def leave_assign(self, node: cst.Assign) -> None:
@@ -381,6 +437,10 @@ LEAVE: dict[type, Callable[[Binder, cst.CSTNode], None]] = {
     cst.Del: Binder.leave_del,
     cst.Import: Binder.leave_import,
     cst.ImportFrom: Binder.leave_import_from,
+    cst.Return: Binder.leave_return,
+    cst.Raise: Binder.leave_return,
+    cst.Break: Binder.leave_jump,
+    cst.Continue: Binder.leave_jump,
 }
 AFTER_FIELD: dict[tuple[type, str], Callable[[Binder, cst.CSTNode], None]] = {
     (cst.If, "test"): Binder.if_after_test,

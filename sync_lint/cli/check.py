@@ -28,7 +28,13 @@ def _check_options(func: Callable) -> Callable:
         click.option("--statistics", is_flag=True, help="Print the number of findings per rule."),
         click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings."),
         click.option("--config", type=click.Path(dir_okay=False), help="Use this configuration file."),
-        click.option("--isolated", is_flag=True, help="Ignore all configuration files."),
+        click.option("--isolated", is_flag=True, help="Ignore all configuration files and check each file on its own "
+                     "(no project index)."),
+        click.option("--no-cache", is_flag=True, help="Read and write no cache (the project index is built in a "
+                     "temporary folder)."),
+        click.option("--cache-dir", type=click.Path(file_okay=False), envvar="SYNC_LINT_CACHE_DIR",
+                     help="Keep the cache here instead of `.sync-lint-cache/` at each project root "
+                     "[env: SYNC_LINT_CACHE_DIR]."),
         click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Worker processes (default: all cores)."),
         click.option("--stdin-filename", help="The name to report for source read from stdin (`-`)."),
         click.option("--strict/--no-strict", default=None,
@@ -74,6 +80,8 @@ def run_check(
     exit_zero: bool,
     config: str | None,
     isolated: bool,
+    no_cache: bool,
+    cache_dir: str | None,
     jobs: int | None,
     stdin_filename: str | None,
     strict: bool | None,
@@ -89,8 +97,9 @@ def run_check(
 ) -> int:
     if not paths:
         paths = (".",)
+    project = api.ProjectOptions(cache_dir=Path(cache_dir).resolve() if cache_dir else None, temporary=no_cache)
     plan = api.plan(paths, config=config, isolated=isolated, select=select, extend_select=extend_select,
-                    ignore=ignore, strict=strict, target_torch_version=target_torch_version)
+                    ignore=ignore, strict=strict, target_torch_version=target_torch_version, project=project)
     for note in plan.notes:
         click.echo(f"sync-lint: note: {note}", err=True)
     fmt = output_format or plan.settings.output_format

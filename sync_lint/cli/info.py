@@ -6,7 +6,7 @@ import json
 
 import click
 
-from sync_lint.api import NEWEST_MEASURED_TORCH, UsageError
+from sync_lint.api import NEWEST_MEASURED_TORCH, UsageError, version_notes
 from sync_lint.cli.app import main
 from sync_lint.config import installed_torch_version
 from sync_lint.registry import RuleLoadError, all_rules
@@ -22,6 +22,8 @@ def rules_command(output_format: str, target_torch_version: str | None) -> None:
     except RuleLoadError as exc:
         raise UsageError(str(exc)) from None
     target = target_torch_version or installed_torch_version() or NEWEST_MEASURED_TORCH
+    for note in version_notes(list(registry.values()), target):
+        click.echo(f"sync-lint: note: {note}", err=True)
     rows = [
         {
             "code": r.code,
@@ -29,6 +31,7 @@ def rules_command(output_format: str, target_torch_version: str | None) -> None:
             "summary": r.summary,
             "fix": r.fix_availability,
             "fixed_in_torch": r.fixed_in_torch,
+            "torch_checked_through": r.torch_checked_through,
             "active": r.active_for_torch(target),
             "url": r.url(),
         }

@@ -21,7 +21,9 @@ from sync_lint.cli.app import EXIT_CLEAN, EXIT_FINDINGS, emit, main
               help="Write PATH.json and PATH.md (e.g. docs/verification/h100-torch2.11).")
 @click.option("--device", type=click.Choice(["cuda", "cpu"]), default="cuda", show_default=True,
               help="`cpu` checks numeric equivalence only (no timing): what CI without a GPU can do.")
-def verify(rule_codes: tuple[str, ...], trials: int, seed: int, report: str | None, device: str) -> None:
+@click.option("--cold/--no-cold", default=True, show_default=True,
+              help="Also run each case once in a fresh process (cold allocators; a few seconds per case).")
+def verify(rule_codes: tuple[str, ...], trials: int, seed: int, report: str | None, device: str, cold: bool) -> None:
     """Prove every fix on the GPU: the before code blocks, the fixed code does not, outputs are identical."""
     from sync_lint.runtime.cases import all_cases
     from sync_lint.runtime.cuda import cuda_available
@@ -39,7 +41,7 @@ def verify(rule_codes: tuple[str, ...], trials: int, seed: int, report: str | No
         state = "skip" if result.skipped else ("pass" if result.passed else "FAIL")
         click.echo(f"{state:4} {result.rule} {result.case}", err=True)
 
-    outcome = run_verification(cases, device=device, trials=trials, seed=seed, on_result=progress)
+    outcome = run_verification(cases, device=device, trials=trials, seed=seed, cold=cold, on_result=progress)
     _print_verification_table(outcome)
     if report:
         base = Path(report)
@@ -59,12 +61,16 @@ def _print_verification_table(outcome) -> None:  # type: ignore[no-untyped-def]
         return "-" if value is None else ("yes" if value else "no")
 
     table = Table(title=f"fix verification on {outcome.gpu}, torch {outcome.torch}", title_justify="left")
-    for column in ("rule", "case", "fix", "before blocks", "after blocks", "pageable copies", "trials",
-                   "identical", "result"):
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    for column in ("rule", "case", "fix", "before blocks", "after blocks", "after ms median / worst",
+                   "cold after ms", "pageable copies", "trials", "identical", "result"):
         table.add_column(column)
     for r in outcome.results:
         result = "skip" if r.skipped else ("pass" if r.passed else "FAIL")
         table.add_row(r.rule, r.case, r.applicability, yes(r.before_blocks), yes(r.after_blocks),
+                      f"{ms(r.after.median)} / {ms(r.after.worst)}", ms(r.cold.after_ms if r.cold else None),
                       "-" if r.after_pageable_copies is None else str(r.after_pageable_copies), str(r.trials),
                       yes(r.identical) if not r.skipped else "-", result)
     Console(highlight=False).print(table)

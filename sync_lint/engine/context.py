@@ -8,17 +8,18 @@ files that have findings.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import libcst as cst
 
 from sync_lint.analysis.device import DeviceAnalysis
-from sync_lint.analysis.facts import Fact, explain
+from sync_lint.analysis.facts import Fact, explain_steps
 from sync_lint.analysis.imports import ImportTable
 from sync_lint.analysis.marks import SyntaxMarks
 from sync_lint.analysis.mirrors import HostMirrors
-from sync_lint.diagnostics import Diagnostic, Fix, Position
+from sync_lint.diagnostics import Diagnostic, EvidenceStep, Fix, Position
 from sync_lint.engine.positions import Positions
 from sync_lint.suppression import is_suppressed
 
@@ -82,6 +83,14 @@ class _Pending:
     fix: Fix | None
 
 
+def _confidence(fact: Fact | None) -> str:
+    if fact is None:
+        return "high"
+    if not fact.is_tensor:
+        return "strict"
+    return "convention" if fact.by_convention else "high"
+
+
 class Findings:
     """What the rules reported in one file, turned into diagnostics after the walk."""
 
@@ -117,8 +126,13 @@ class Findings:
             if is_suppressed(code, lines, (start.row, end.row)):
                 continue
             evidence = pending.evidence
+            steps: tuple[EvidenceStep, ...] = ()
             if evidence is None and pending.fact is not None:
-                evidence = explain(pending.fact, ctx.line_of, ctx.code) or None
+                found = explain_steps(pending.fact, ctx.line_of, ctx.code)
+                evidence = "; ".join(text for text, _where, _line in found if text) or None
+                steps = tuple(self._step(text, where, line) for text, where, line in found if text)
+            elif evidence is not None:
+                steps = (EvidenceStep(evidence, ctx.path, start.row),)
             out.append(
                 Diagnostic(
                     code=code,
@@ -131,11 +145,22 @@ class Findings:
                     fix=self._located(pending.fix),
                     noqa_row=start.row,
                     source_line=lines[start.row - 1] if start.row <= len(lines) else "",
-                    confidence="high" if pending.fact is None or pending.fact.is_tensor else "strict",
+                    confidence=_confidence(pending.fact),
                     url=pending.rule.url(),
+                    evidence_steps=steps,
                 )
             )
         return out
+
+    def _step(self, text: str, where: str | None, line: int | None) -> EvidenceStep:
+        """A step in this file (its line) or in another file of the project (`path:line` from the root)."""
+        if where is None:
+            return EvidenceStep(text, self._ctx.path, line)
+        path, _, row = where.rpartition(":")
+        project = self._ctx.project
+        if project is not None and project.root:
+            path = os.path.relpath(os.path.join(project.root, path))
+        return EvidenceStep(text, path, int(row) if row.isdigit() else None)
 
     def _located(self, fix: Fix | None) -> Fix | None:
         """The fix with each edit's rows and columns filled in, for reports."""

@@ -17,15 +17,17 @@ def run_per_file(
     initargs: tuple,
     jobs: int | None = None,
     on_result: Callable[[T], None] | None = None,
+    serial_below: int = 4,
 ) -> list[T]:
     """`task(path)` for every path, results in input order.
 
     `initializer(*initargs)` sets up each worker's state once (so a task ships only
-    a path); with one job, or a handful of files, everything runs in this process.
+    a path); with one job, or fewer than `serial_below` files, everything runs in
+    this process.
     """
     jobs = jobs or os.cpu_count() or 1
     results: list[T] = []
-    if jobs == 1 or len(paths) < 4:
+    if jobs == 1 or len(paths) < serial_below:
         initializer(*initargs)
         for path in paths:
             result = task(path)

@@ -36,8 +36,8 @@ class Prefilter:
     @classmethod
     def for_rules(cls, rules: Sequence[type["Rule"]], settings: "Settings", project: bool = False) -> "Prefilter":
         """`project`: the file is checked with its project's index, whose facts need no token in the file."""
-        plain = sorted({t for r in rules if not r.needs_gpu_evidence for t in r.triggers})
-        gated = sorted({t for r in rules if r.needs_gpu_evidence for t in r.triggers})
+        plain = sorted({t for r in rules if not r.needs_gpu_evidence for t in r.triggers_for(settings)})
+        gated = sorted({t for r in rules if r.needs_gpu_evidence for t in r.triggers_for(settings)})
         evidence: tuple[str, ...] | None = (*GPU_EVIDENCE_TOKENS, *settings.gpu_attributes)
         if settings.strict:
             evidence = (*evidence, *STRICT_EVIDENCE_TOKENS)

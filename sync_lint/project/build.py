@@ -9,15 +9,24 @@ lint worker opens its own, reading summaries from the cache on demand).
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
+import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from sync_lint.project.roots import module_name
-from sync_lint.project.store import CACHE_DIRNAME, DATABASE, ProjectStore, StoreTables, content_hash, prepare_cache_dir
+from sync_lint.project.store import (
+    CACHE_DIRNAME,
+    DATABASE,
+    ProjectStore,
+    StoreTables,
+    content_hash,
+    prepare_cache_dir,
+)
 from sync_lint.project.summary import ModuleSummary, summarize
 
 if TYPE_CHECKING:
@@ -33,15 +42,66 @@ class Project:
     database: Path
     fingerprint: str
     files: int
+    generation: int = 0  # the cache's generation when the index was brought up to date
+    shas: dict[str, str] = field(default_factory=dict, compare=False)  # file path -> content hash
 
-    def inference(self, settings: "Settings") -> "Inference":
+    def open(self, settings: "Settings") -> "OpenProject":
+        """The project's index and inference in this process, reading solved facts from the cache."""
+        from sync_lint.project.deps import Reads
         from sync_lint.project.index import ProjectIndex
         from sync_lint.project.infer import Inference
 
         store = ProjectStore(self.database)
-        index = ProjectIndex(store.modules(), store.summary, StoreTables(store), root=str(self.root))  # type: ignore[arg-type]
-        return Inference(index, settings.device_settings(), convention_share=settings.convention_share,
-                         convention_sites=settings.convention_sites)
+        index = ProjectIndex(store.modules(), store.summary, StoreTables(store), root=str(self.root),  # type: ignore[arg-type]
+                             reads=Reads())
+        inference = Inference(index, settings.device_settings(), convention_share=settings.convention_share,
+                              convention_sites=settings.convention_sites, cache=store)
+        return OpenProject(self, store, inference)
+
+    def inference(self, settings: "Settings") -> "Inference":
+        return self.open(settings).inference
+
+
+class OpenProject:
+    """A project opened in one process: its store, index and inference, and what goes back to the cache."""
+
+    def __init__(self, project: Project, store: ProjectStore, inference: "Inference") -> None:
+        self.project = project
+        self.store = store
+        self.inference = inference
+        self.index = inference.index
+        self.writable = True  # False once a summary in memory differs from the cache (an unsaved buffer)
+
+    def use_text(self, summary: ModuleSummary) -> None:
+        """Check `summary` (a text that is not the file on disk) instead of the cached one: the cached
+        facts that read the module are set aside, and nothing this process solves is stored."""
+        import pickle
+        from dataclasses import replace
+
+        from sync_lint.project.conventions import local_conventions
+        from sync_lint.project.index import table_rows
+        from sync_lint.project.store import changed_labels, module_state
+
+        summary.conventions = local_conventions(summary)
+        header = pickle.dumps(replace(summary, calls=[]), protocol=5)
+        before = self.store.cached_state(summary.module)
+        labels = changed_labels({summary.module: before} if before is not None else {},
+                                {summary.module: module_state(summary, header, set(table_rows(summary)))})
+        self.inference.cache = self.store.facts_except(labels)
+        self.inference.forget()
+        self.writable = False
+        self.index.replace(summary)
+
+    def save_facts(self) -> None:
+        if self.writable:
+            self.store.put_facts(self.inference.solved(), self.project.generation)
+
+    def result(self, path: str, key: str) -> object | None:
+        return self.store.result(path, key)
+
+    def save_result(self, path: str, key: str, result: object, deps: frozenset) -> None:
+        if self.writable:
+            self.store.put_result(path, key, result, deps, self.project.generation)
 
 
 def cache_folder(root: Path, cache_dir: Path | None) -> Path:
@@ -71,14 +131,25 @@ def _summarize_file(job: tuple[str, str]) -> tuple[str, int, int, str, ModuleSum
         info = os.stat(path)
     except OSError:
         return None
+    from sync_lint.project.conventions import local_conventions
+
     module, is_package = module_name(Path(path), Path(root))
     relative = os.path.relpath(path, root)
     summary = summarize(data, relative, module, is_package)
+    summary.conventions = local_conventions(summary)
     return path, info.st_mtime_ns, info.st_size, content_hash(data), summary
 
 
 def _noop() -> None:
     pass
+
+
+def fact_settings(settings: "Settings") -> str:
+    """The settings solved facts depend on."""
+    device = settings.device_settings()
+    text = repr((device.cpu_name_patterns, device.gpu_name_patterns, sorted(device.gpu_attributes),
+                 sorted(device.cpu_attributes), settings.convention_share, settings.convention_sites))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def update_project(root: Path, settings: "Settings", *, jobs: int | None = None, cache_dir: Path | None = None,
@@ -92,6 +163,7 @@ def update_project(root: Path, settings: "Settings", *, jobs: int | None = None,
 
     if temporary:
         folder = Path(tempfile.mkdtemp(prefix="sync-lint-index-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
     else:
         folder = cache_folder(root, cache_dir)
         prepare_cache_dir(folder)
@@ -124,10 +196,15 @@ def update_project(root: Path, settings: "Settings", *, jobs: int | None = None,
                     continue
             changed.append(path)
         summaries = [s for s in run_per_file([(p, str(module_roots[p])) for p in changed], _summarize_file,  # type: ignore[arg-type]
-                                             initializer=_noop, initargs=(), jobs=jobs) if s is not None]
+                                             initializer=_noop, initargs=(), jobs=jobs,
+                                             # summarising a file takes milliseconds: a pool pays only for many
+                                             serial_below=64) if s is not None]
         if summaries or removed or touched:
             store.update(summaries, removed, touched)
-        return Project(root, database, store.fingerprint(), len(current))
+        store.use_settings(fact_settings(settings))
+        shas = {path: stat.sha for path, stat in known.items() if path in current}
+        shas.update((row[0], row[3]) for row in summaries)
+        return Project(root, database, store.fingerprint(), len(current), store.generation(), shas)
     finally:
         store.close()
 

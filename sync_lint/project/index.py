@@ -16,7 +16,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from sync_lint.project.summary import CallSite, ClassInfo, Entry, FunctionInfo, ModuleSummary, Store
+from sync_lint.project.deps import Reads
+from sync_lint.project.summary import (
+    CallSite,
+    ClassInfo,
+    Entry,
+    FunctionInfo,
+    ModuleSummary,
+    Store,
+)
 from sync_lint.project.values import Value
 
 
@@ -43,8 +51,27 @@ class NameTables:
         for kind, name, value in table_rows(summary):
             getattr(self, kind).setdefault(name, set()).add(value)
 
+    def replace(self, summary: ModuleSummary, old: ModuleSummary | None) -> None:
+        """Use this summary's rows instead of those of `old` (the module's previous summary)."""
+        for kind, name, value in table_rows(old) if old is not None else ():
+            getattr(self, kind).get(name, set()).discard(value)
+        self.add(summary)
+
     def base_rows(self) -> list[tuple[str, str]]:
         return [(cls, base) for cls, bases in self.bases.items() for base in bases]
+
+    def call_sites(self, name: str) -> list[tuple[str, list[CallSite]]] | None:
+        """None: the call sites are in the summaries themselves (kept in memory)."""
+        return None
+
+
+def calls_by_name(summary: ModuleSummary) -> dict[str, list[CallSite]]:
+    grouped: dict[str, list[CallSite]] = {}
+    for call in summary.calls:
+        name = callee_name(call.func)
+        if name is not None:
+            grouped.setdefault(name, []).append(call)
+    return grouped
 
 
 def table_rows(summary: ModuleSummary) -> list[tuple[str, str, str]]:
@@ -103,15 +130,17 @@ class Symbol:
 
 class ProjectIndex:
     def __init__(self, modules: Iterable[str], load: Callable[[str], ModuleSummary | None], tables: NameTables,
-                 root: str = "") -> None:
+                 root: str = "", reads: Reads | None = None) -> None:
         self.modules = frozenset(modules)
         self._load = load
         self._summaries: dict[str, ModuleSummary | None] = {}
         self.tables = tables
         self.root = root
-        self._symbols: dict[str, Symbol | None] = {}
+        # What each answer reads (see deps.py); the inference shares this recorder.
+        self.reads = reads if reads is not None else Reads(enabled=False)
+        self._symbols: dict[str, tuple[Symbol | None, frozenset]] = {}
         self._subclasses: dict[str, set[str]] | None = None
-        self._mro: dict[str, list[str]] = {}
+        self._mro: dict[str, tuple[list[str], frozenset]] = {}
         self._by_name: dict[str, tuple[dict, dict, dict]] = {}
 
     @classmethod
@@ -124,15 +153,19 @@ class ProjectIndex:
 
     # --- modules ---------------------------------------------------------------------------
     def summary(self, module: str) -> ModuleSummary | None:
+        self.reads.add(f"m:{module}")
+        return self._summary(module)
+
+    def _summary(self, module: str) -> ModuleSummary | None:
         if module not in self._summaries:
             self._summaries[module] = self._load(module) if module in self.modules else None
         return self._summaries[module]
 
     def replace(self, summary: ModuleSummary) -> None:
         """Use `summary` for its module (a file being edited, newer than the cache)."""
-        if summary.module not in self.modules:
-            self.modules = self.modules | {summary.module}
-            self.tables.add(summary)
+        old = self._summary(summary.module)
+        self.modules = self.modules | {summary.module}
+        self.tables.replace(summary, old)
         self._summaries[summary.module] = summary
         self._symbols.clear()
         self._subclasses = None
@@ -142,22 +175,28 @@ class ProjectIndex:
     # --- names ---------------------------------------------------------------------------------
     def resolve(self, dotted: str) -> Symbol | None:
         """What `pkg.mod.Name` (or `pkg.mod.Class.method`) denotes, following re-exports."""
-        if dotted in self._symbols:
-            return self._symbols[dotted]
-        self._symbols[dotted] = None  # guards import cycles
-        found = self._resolve(dotted)
-        self._symbols[dotted] = found
-        return found
+        return self.reads.memo(self._symbols, dotted, lambda: self._guarded_resolve(dotted))
+
+    def _guarded_resolve(self, dotted: str) -> Symbol | None:
+        self._symbols[dotted] = (None, frozenset())  # an import cycle back to `dotted` resolves to nothing
+        try:
+            return self._resolve(dotted)
+        finally:
+            del self._symbols[dotted]
 
     def _resolve(self, dotted: str) -> Symbol | None:
+        # Resolving reads only which names a module defines and imports (`s:`), and which modules
+        # exist (also when absent: a module added later would change the answer).
+        self.reads.add(f"s:{dotted}")
         if dotted in self.modules:
             return Symbol("module", dotted, "")
         parts = dotted.split(".")
         for cut in range(len(parts) - 1, 0, -1):
             module = ".".join(parts[:cut])
+            self.reads.add(f"s:{module}")
             if module not in self.modules:
                 continue
-            summary = self.summary(module)
+            summary = self._summary(module)
             if summary is None:
                 return None
             local = ".".join(parts[cut:])
@@ -209,11 +248,10 @@ class ProjectIndex:
 
     def mro(self, class_qualname: str) -> list[str]:
         """The class and its project ancestors, nearest first (depth-first, each once)."""
-        known = self._mro.get(class_qualname)
-        if known is not None:
-            return known
+        return self.reads.memo(self._mro, class_qualname, lambda: self._mro_of(class_qualname))
+
+    def _mro_of(self, class_qualname: str) -> list[str]:
         out: list[str] = []
-        self._mro[class_qualname] = out
         stack = [class_qualname]
         while stack and len(out) < 64:
             current = stack.pop(0)
@@ -234,7 +272,10 @@ class ProjectIndex:
         out: set[str] = set()
         stack = [class_qualname]
         while stack:
-            for sub in self._subclasses.get(stack.pop(), ()):
+            current = stack.pop()
+            # A class that starts or stops deriving from `current` changes the answer.
+            self.reads.add(f"b:{current.rsplit('.', 1)[-1]}")
+            for sub in self._subclasses.get(current, ()):
                 if sub not in out:
                     out.add(sub)
                     stack.append(sub)
@@ -255,6 +296,7 @@ class ProjectIndex:
     # --- where names are mentioned ---------------------------------------------------------------
     def _grouped(self, module: str) -> tuple[dict, dict, dict]:
         """A module's call sites, stores and entries grouped by name (computed once per module)."""
+        self.reads.add(f"m:{module}")
         grouped = self._by_name.get(module)
         if grouped is None:
             calls: dict[str, list[CallSite]] = {}
@@ -273,18 +315,24 @@ class ProjectIndex:
             grouped = self._by_name[module] = (calls, stores, entries)
         return grouped
 
-    def _mentions(self, table: dict[str, set[str]], which: int, name: str) -> Iterable[tuple[ModuleSummary, object]]:
-        for module in sorted(table.get(name, ())):
+    def _mentions(self, kind: str, which: int, name: str) -> Iterable[tuple[ModuleSummary, object]]:
+        self.reads.add(f"n:{kind}:{name}")
+        for module in sorted(getattr(self.tables, kind).get(name, ())):
             summary = self.summary(module)
             if summary is not None:
                 for item in self._grouped(module)[which].get(name, ()):
                     yield summary, item
 
     def calls_named(self, name: str) -> Iterable[tuple[ModuleSummary, CallSite]]:
-        return self._mentions(self.tables.calls, 0, name)  # type: ignore[return-value]
+        stored = self.tables.call_sites(name)
+        if stored is None:
+            return self._mentions("calls", 0, name)  # type: ignore[return-value]
+        self.reads.add(f"n:calls:{name}")
+        return ((summary, call) for module, calls in stored if (summary := self.summary(module)) is not None
+                for call in calls)
 
     def stores_of(self, attr: str) -> Iterable[tuple[ModuleSummary, Store]]:
-        return self._mentions(self.tables.stores, 1, attr)  # type: ignore[return-value]
+        return self._mentions("stores", 1, attr)  # type: ignore[return-value]
 
     def entries_of(self, key: str) -> Iterable[tuple[ModuleSummary, Entry]]:
-        return self._mentions(self.tables.entries, 2, key)  # type: ignore[return-value]
+        return self._mentions("entries", 2, key)  # type: ignore[return-value]

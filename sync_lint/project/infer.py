@@ -30,11 +30,20 @@ first source in a stable order and how many agreed.
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Callable, Iterable
+from functools import partial
+from typing import Callable, Iterable, Protocol, Union
 
 from sync_lint.analysis.conventions import DeviceSettings
-from sync_lint.analysis.facts import NONE, NUMPY, PYTHON, UNKNOWN, Device, Fact, device_value
+from sync_lint.analysis.facts import (
+    NONE,
+    NUMPY,
+    PYTHON,
+    UNKNOWN,
+    Device,
+    Fact,
+    device_value,
+    replace,
+)
 from sync_lint.analysis.knowledge import (
     ACCELERATOR_NAMES,
     CPU_FACTORIES,
@@ -54,9 +63,13 @@ from sync_lint.project.summary import CallSite, FunctionInfo, ModuleSummary, Par
 from sync_lint.project.values import Value, render
 
 Key = tuple
+Argument = Union[Fact, Callable[[], Fact]]  # a fact, or how to compute it when it is needed
 BOTTOM = Fact(Device.UNKNOWN, value_kind="bottom")  # nothing known yet (inside a cycle)
 TENSOR = Fact(Device.UNKNOWN, tensor_like=True)
 DEFAULT_BUDGET = 6
+# A key is joined from at most this many sources (the nearest first): enough to see what a
+# field or parameter holds, and a bound on how much of the project one question reads.
+MAX_SOURCES = 16
 _DEVICE_MODULES = tuple(f"torch.{name}" for name in ACCELERATOR_NAMES) + ("torch.accelerator",)
 _BUILTIN_NUMBERS = frozenset({"len", "int", "float", "bool", "round", "abs", "sum", "min", "max", "str", "repr"})
 
@@ -92,10 +105,21 @@ class Context:
         return self.summary.qualified(self.function.qualname) if self.function is not None else None
 
 
+class FactCache(Protocol):
+    """Facts solved by earlier runs (see `store.py`): a key's fact, or None when not cached."""
+
+    def fact(self, key: Key) -> Fact | None: ...
+
+
 class Inference:
     def __init__(self, index: ProjectIndex, settings: DeviceSettings | None = None,
-                 convention_share: float = 0.8, convention_sites: int = 3) -> None:
+                 convention_share: float = 0.8, convention_sites: int = 3, cache: FactCache | None = None) -> None:
         self.index = index
+        self.reads = index.reads
+        self.cache = cache
+        # Keys solved in this process since the last `solved()`, each with what it read.
+        self._solved: list[tuple[Key, Fact, frozenset]] = []
+        self._frames: dict[Key, set] = {}
         self.settings = settings or DeviceSettings()
         self.convention_share = convention_share
         self.convention_sites = convention_sites
@@ -105,14 +129,17 @@ class Inference:
         self._position: dict[Key, int] = {}
         self._low: list[int] = []
         self._cycle_reads = 0
-        self._specialized: dict[tuple, Fact] = {}
+        self._specialized: dict[tuple, tuple[Fact, frozenset]] = {}
+        self._return_reads: dict[str, frozenset[str]] = {}
+        self._specializing: set[tuple] = set()
+        self._override_memo: dict[tuple, tuple[set[str], frozenset]] = {}
         # "types" and "shallow" questions: memoised, a recursive one is unknown.
-        self._cheap: dict[tuple, Fact] = {}
+        self._cheap: dict[tuple, tuple[Fact, frozenset]] = {}
         self._cheap_active: set[tuple] = set()
         self._cheap_cuts = 0
         # Structural matches, independent of any budget.
-        self._caller_memo: dict[str, list[tuple[ModuleSummary, CallSite, int]]] = {}
-        self._stores: dict[tuple[str, str], list] = {}
+        self._caller_memo: dict[str, tuple[list[tuple[ModuleSummary, CallSite, int]], frozenset]] = {}
+        self._stores: dict[tuple[str, str], tuple[list, frozenset]] = {}
 
     # ======================================================================================
     # Questions the per-file analysis asks
@@ -147,6 +174,7 @@ class Inference:
     # ======================================================================================
     def get(self, key: Key) -> Fact:
         """The solved fact of a key (BOTTOM while a cycle through it is being solved)."""
+        self.reads.add(key)
         known = self._memo.get(key)
         if known is not None:
             return known
@@ -156,6 +184,11 @@ class Inference:
             if self._low:
                 self._low[-1] = min(self._low[-1], position)
             return self._approx.get(key, BOTTOM)
+        if self.cache is not None:
+            cached = self.cache.fact(key)
+            if cached is not None:
+                self._memo[key] = cached
+                return cached
         if len(self._stack) > 200:  # a pathological chain: know nothing rather than overflow
             return UNKNOWN
         position = len(self._stack)
@@ -163,10 +196,7 @@ class Inference:
         self._stack.append(key)
         self._low.append(position)
         self._approx[key] = BOTTOM
-        try:
-            self._approx[key] = self._compute(key)
-        except RecursionError:
-            self._approx[key] = UNKNOWN
+        self._approx[key] = self._compute_recorded(key)
         low = self._low.pop()
         if low < position:  # part of a cycle rooted further down the stack: wait for the root
             self._low[-1] = min(self._low[-1], low)
@@ -175,27 +205,59 @@ class Inference:
             self._iterate(position)
         members = self._stack[position:]
         for member in members:
-            self._memo[member] = self._approx.pop(member)
+            fact = self._memo[member] = self._approx.pop(member)
             del self._position[member]
+            self._solved.append((member, fact, frozenset(self._frames.pop(member))))
         del self._stack[position:]
         return self._memo[key]
 
+    def _compute_recorded(self, key: Key) -> Fact:
+        """`_compute(key)`, recording what it reads into the key's frame (a cycle's members
+        accumulate over the iterations)."""
+        self.reads.begin()
+        try:
+            fact = self._compute(key)
+        except RecursionError:
+            fact = UNKNOWN
+        finally:
+            self._frames.setdefault(key, set()).update(self.reads.end())
+        return fact
+
+    def forget(self) -> None:
+        """Drop what this process solved (the index changed under it)."""
+        for table in (self._memo, self._specialized, self._return_reads, self._cheap, self._caller_memo,
+                      self._stores, self._override_memo):
+            table.clear()
+        self._solved = []
+
+    def solved(self) -> list[tuple[Key, Fact, frozenset]]:
+        """The keys solved since the last call, with what each read (for the cache)."""
+        out, self._solved = self._solved, []
+        return out
+
     def _iterate(self, position: int) -> None:
-        """Recompute a cycle's members until none changes: the least fixed point."""
+        """Recompute a cycle's members until none changes: the least fixed point.
+
+        Joining by majority is not monotone, so a cycle may have no fixed point (a field stored
+        from `d["k"].cpu()` where `d["k"]` holds that field: the field is on the GPU only while the
+        entry is not known to be). A member still changing after the last round gets the join of
+        the values it took in the last two rounds (its sources' view of both states)."""
+        previous: dict[Key, Fact] = {}
         for _ in range(12):
             changed = False
             for member in list(self._stack[position:]):
                 self._low.append(self._position[member])
-                try:
-                    value = self._compute(member)
-                except RecursionError:
-                    value = UNKNOWN
+                value = self._compute_recorded(member)
                 self._low.pop()
                 if value.lattice() != self._approx[member].lattice():
                     changed = True
+                previous[member] = self._approx[member]
                 self._approx[member] = value
             if not changed:
                 return
+        for member, before in previous.items():
+            if before.lattice() != self._approx[member].lattice():
+                self._approx[member] = join_sources([self._approx[member], before])
 
     def _compute(self, key: Key) -> Fact:
         kind = key[0]
@@ -218,18 +280,22 @@ class Inference:
         depended on such a cut is not memoised (so answers do not depend on the order of questions)."""
         known = self._cheap.get(key)
         if known is not None:
-            return known
+            self.reads.replay(known[1])
+            return known[0]
         if key in self._cheap_active:
             self._cheap_cuts += 1
             return UNKNOWN
         cuts = self._cheap_cuts
         self._cheap_active.add(key)
+        self.reads.begin()
         try:
             fact = compute()
         finally:
             self._cheap_active.discard(key)
+            deps = self.reads.end()
+        self.reads.replay(deps)
         if self._cheap_cuts == cuts:
-            self._cheap[key] = fact
+            self._cheap[key] = (fact, deps)
         return fact
 
     # ======================================================================================
@@ -273,22 +339,34 @@ class Inference:
 
     def _stores_into(self, cls: str, attr: str) -> list:
         """The stores to `attr` on instances of the class or a relative (a structural match)."""
-        key = (cls, attr)
-        found = self._stores.get(key)
-        if found is None:
-            related = set(self.index.mro(cls)) | self.index.subclasses(cls)
-            found = []
-            for summary, store in self.index.stores_of(attr):
-                base = self.eval(store.base, self._context(summary, store.function, "types"))
-                if base.value_kind in ("object", "class") and base.refs & related:
+        return self.reads.memo(self._stores, (cls, attr), lambda: self._find_stores_into(cls, attr))
+
+    def _find_stores_into(self, cls: str, attr: str) -> list:
+        related = set(self.index.mro(cls)) | self.index.subclasses(cls)
+        found = []
+        for summary, store in self.index.stores_of(attr):
+            if store.owner is not None:  # `self.attr = ...` in a method: its class is known
+                if summary.qualified(store.owner) in related:
                     found.append((summary, store))
-            self._stores[key] = found
-        return found
+                continue
+            base = self.eval(store.base, self._context(summary, store.function, "types"))
+            if base.value_kind in ("object", "class") and base.refs & related:
+                found.append((summary, store))
+        return _nearest(found, cls, MAX_SOURCES)
 
     def _by_position(self, cls: str) -> bool:
-        found = self.index.klass(cls)
-        return found is not None and (found[1].fields_by_position or any(
-            "NamedTuple" in (self.index.value_name(found[0], b) or "") for b in found[1].bases))
+        """The constructor takes the declared fields: a dataclass, NamedTuple, pydantic model, msgspec
+        struct, or any class with annotated fields and no `__init__` of its own in the project."""
+        for owner in self.index.mro(cls):
+            found = self.index.klass(owner)
+            if found is None:
+                continue
+            summary, info = found
+            spelled = [self.index.value_name(summary, b) or "" for b in info.bases]
+            if info.fields_by_position or info.field_base(spelled):
+                return True
+        has_fields = any((k := self.index.klass(o)) and k[1].fields for o in self.index.mro(cls))
+        return bool(has_fields) and self.index.method(cls, "__init__") is None
 
     def _constructor_fields(self, cls: str, attr: str, budget: int) -> list[Fact]:
         """`attr` as passed to the constructor of a dataclass-like class (keyword or position)."""
@@ -341,12 +419,12 @@ class Inference:
 
     def _callers(self, function: str) -> list[tuple[ModuleSummary, CallSite, int]]:
         """Every call site that reaches the function, and how many parameters the receiver binds."""
-        known = self._caller_memo.get(function)
-        if known is not None:
-            return known
+        return self.reads.memo(self._caller_memo, function, lambda: self._find_callers(function))
+
+    def _find_callers(self, function: str) -> list[tuple[ModuleSummary, CallSite, int]]:
         found = self.index.function(function)
         out: list[tuple[ModuleSummary, CallSite, int]] = []
-        self._caller_memo[function] = out
+        self._caller_memo[function] = (out, frozenset())  # a recursive question sees the list so far
         if found is None:
             return out
         summary, info = found
@@ -361,16 +439,17 @@ class Inference:
                 callee = self.eval(call.func, self._context(caller, call.function, "types"))
                 if callee.value_kind == "callable" and function in callee.refs:
                     out.append((caller, call, 1 if bound and "bound" in callee.items else 0))
+        out[:] = _nearest(out, function, MAX_SOURCES)
         return out
 
     def _callers_of_class(self, cls: str) -> list[tuple[ModuleSummary, CallSite, int]]:
         """The constructor calls of a class (or of a subclass that inherits its `__init__`)."""
         key = f"<new>{cls}"
-        known = self._caller_memo.get(key)
-        if known is not None:
-            return known
+        return self.reads.memo(self._caller_memo, key, lambda: self._find_constructor_calls(cls, key))
+
+    def _find_constructor_calls(self, cls: str, key: str) -> list[tuple[ModuleSummary, CallSite, int]]:
         out: list[tuple[ModuleSummary, CallSite, int]] = []
-        self._caller_memo[key] = out
+        self._caller_memo[key] = (out, frozenset())  # a recursive question sees the list so far
         init = self.index.method(cls, "__init__")
         names = {_short(cls), "cls"} | {_short(sub) for sub in self.index.subclasses(cls)}
         for name in sorted(names):
@@ -381,6 +460,7 @@ class Inference:
                 if cls in callee.refs or init is not None and any(
                         self.index.method(c, "__init__") == init for c in callee.refs):
                     out.append((caller, call, 1))
+        out[:] = _nearest(out, cls, MAX_SOURCES)
         return out
 
     def _aliases(self, summary: ModuleSummary, info: FunctionInfo) -> set[str]:
@@ -407,30 +487,54 @@ class Inference:
                 return declared
         return joined
 
-    def _returns_with(self, function: str, args: list[Fact], kwargs: dict[str, Fact], budget: int) -> Fact:
-        """The function's result with these argument facts (memoised unless a cycle's guess went into it)."""
+    def _return_params(self, function: str, info: FunctionInfo) -> frozenset[str]:
+        known = self._return_reads.get(function)
+        if known is None:
+            known = self._return_reads[function] = frozenset(_params_in(info.returns))
+        return known
+
+    def _returns_with(self, function: str, args: list[Argument], kwargs: dict[str, Argument], budget: int) -> Fact:
+        """The function's result with these arguments (memoised unless a cycle's guess went into it).
+
+        An argument is a fact, or a function that evaluates it when the result needs it."""
         found = self.index.function(function)
         if found is None:
             return UNKNOWN
         summary, info = found
         if info.is_generator or not info.returns:
             return self.returns(function, budget)
+        # Only the parameters the `return`s mention are evaluated (an argument may be costly to
+        # follow) and only they tell specialisations apart.
+        needed = self._return_params(function, info)
         positional = [p for p in info.params if p.kind in ("posonly", "pos")]
-        params = {p.name: fact for p, fact in zip(positional, args)}
-        params.update(kwargs)
+        params = {p.name: _forced(arg) for p, arg in zip(positional, args) if p.name in needed}
+        params.update((name, _forced(arg)) for name, arg in kwargs.items() if name in needed)
         key = (function, budget, tuple(sorted((k, v.lattice()) for k, v in params.items())))
-        known = self._specialized.get(key)
-        if known is not None:
-            return known
-        reads = self._cycle_reads
-        context = Context(summary, info, params, budget=budget)
-        sources = [self._source(self.eval(value, context), f"`{info.name}` returns `{render(value)}`", summary,
-                                info.line) for value in info.returns]
-        known = join_sources(sources)
-        if not _informative(known):
-            known = self.returns(function, budget)
-        if self._cycle_reads == reads:
-            self._specialized[key] = known
+        hit = self._specialized.get(key)
+        if hit is not None:
+            self.reads.replay(hit[1])
+            return hit[0]
+        if key in self._specializing or len(self._specializing) > 32:
+            # A recursive function, or a long chain of calls: the general answer, which the solver
+            # computes cycle-safely; what used it is not memoised (it depends on this order).
+            self._cycle_reads += 1
+            return self.returns(function, budget)
+        cycle_reads = self._cycle_reads
+        self._specializing.add(key)
+        self.reads.begin()
+        try:
+            context = Context(summary, info, params, budget=budget)
+            sources = [self._source(self.eval(value, context), f"`{info.name}` returns `{render(value)}`", summary,
+                                    info.line) for value in info.returns]
+            known = join_sources(sources)
+            if not _informative(known):
+                known = self.returns(function, budget)
+        finally:
+            self._specializing.discard(key)
+            deps = self.reads.end()
+        self.reads.replay(deps)
+        if self._cycle_reads == cycle_reads:
+            self._specialized[key] = (known, deps)
         return known
 
     def _global(self, module: str, name: str, budget: int) -> Fact:
@@ -458,6 +562,19 @@ class Inference:
                     via=example)
 
     def _attribute_convention(self, attr: str) -> Fact:
+        counted = getattr(self.index.tables, "conventions", None)
+        if counted is not None:
+            self.reads.add(f"c:{attr}")
+        totals = counted(attr) if counted is not None else None
+        if totals is not None:  # counted when each module was summarised
+            gpu, cpu, total, gpu_example, cpu_example = totals
+            for device, count, example, words in ((Device.GPU, gpu, gpu_example, "GPU tensors"),
+                                                  (Device.CPU, cpu, cpu_example, "CPU tensors")):
+                if example and count >= self.convention_sites and total and count / total >= self.convention_share:
+                    return Fact(device, tensor_like=True, convention=True, pinning_unknown=device is Device.CPU,
+                                reason=f"in this repository, attribute `{attr}`: it is stored from {words} at {count} "
+                                       f"of {total} sites, e.g. `{example[1] or 'a tensor'}`", where=example[0])
+            return UNKNOWN
         sources = [(self.eval(store.value, self._context(summary, store.function, "shallow")), summary, store.line)
                    for summary, store in self.index.stores_of(attr)]
         return self._convention(sources, f"attribute `{attr}`", "it is stored from")
@@ -511,6 +628,8 @@ class Inference:
             return join_sources([self.eval(v, context) for v in value[1]])
         if tag == "tuple":
             return Fact(Device.NOT_TENSOR, value_kind="tuple", items=tuple(self.eval(v, context) for v in value[1]))
+        if tag == "listof":
+            return Fact(Device.NOT_TENSOR, value_kind="list", items=(self.eval(value[1], context),))
         if tag == "dict":
             return Fact(Device.NOT_TENSOR, value_kind="dict", items=tuple((k, self.eval(v, context))
                                                                          for k, v in value[1]))
@@ -603,6 +722,10 @@ class Inference:
             return self._qualified(f"{module}.{attr}", mode, budget) or UNKNOWN
         if kind in ("object", "class") and owner.refs:
             methods = {m for m in (self.index.method(c, attr) for c in owner.refs) if m}
+            if methods or kind == "object":
+                # A call through an instance reaches any override (`spec_info: SpecInput` is an
+                # `EagleVerifyInput` at run time), even when only subclasses define the method.
+                methods |= self._overrides(owner.refs, attr)
             if methods:
                 # `self.update = self.update_sliding_window`: an attribute that also holds other methods.
                 aliased = self._type_field(owner.refs, attr) if mode != "shallow" else UNKNOWN
@@ -621,8 +744,10 @@ class Inference:
                 return named if named.is_tensor else fact
             return fact if _informative(fact) else self._by_name(attr, mode)
         if owner.is_tensor or owner.is_unknown_tensor:
-            if attr == "device":
-                return device_value(owner.device if owner.is_tensor else Device.GPU)
+            if attr == "device":  # as sure as the tensor itself (see `_device_attribute` in analysis/evaluate.py)
+                if owner.is_cpu:
+                    return device_value(Device.CPU)
+                return replace(device_value(Device.GPU), convention=not owner.is_gpu or owner.by_convention)
             if attr in TENSOR_ATTRS:
                 return owner
             if attr in METADATA_ATTRS:
@@ -631,6 +756,19 @@ class Inference:
         if kind == "device-module" and (attr in EVENT_HANDLES or attr in STREAM_HANDLES):
             return Fact(Device.NOT_TENSOR, value_kind="handle-factory", refs=frozenset({attr}))
         return self._by_name(attr, mode)
+
+    def _overrides(self, classes: frozenset[str], attr: str) -> set[str]:
+        """The methods named `attr` that subclasses of these classes define (at most 8, nearest first)."""
+        return self.reads.memo(self._override_memo, (classes, attr), lambda: self._find_overrides(classes, attr))
+
+    def _find_overrides(self, classes: frozenset[str], attr: str) -> set[str]:
+        found: list[str] = []
+        for cls in sorted(classes):
+            for sub in sorted(self.index.subclasses(cls)):
+                info = self.index.klass(sub)
+                if info is not None and attr in info[1].methods:
+                    found.append(f"{sub}.{attr}")
+        return set(found[:8])
 
     def _by_name(self, attr: str, mode: str) -> Fact:
         if attr == "device_module":
@@ -678,6 +816,8 @@ class Inference:
                     return fact
         if base.value_kind == "tuple" and key[0] == "key" and isinstance(key[1], int) and key[1] < len(base.items):
             return base.items[key[1]]
+        if base.value_kind == "list" and base.items:
+            return base if key == ("lit", "slice") else base.items[0]
         if base.value_kind == "numpy":
             return NUMPY
         if key[0] == "key" and isinstance(key[1], str) and context.mode == "full":
@@ -721,8 +861,8 @@ class Inference:
                                      for f in sorted(callee.refs)])
             if context.mode == "shallow":
                 return UNKNOWN
-            arg_facts = [self.eval(a, context) for a in args if a[0] != "*"]
-            kw_facts = {k: self.eval(v, context) for k, v in kwargs if k != "**"}
+            arg_facts: list[Argument] = [partial(self.eval, a, context) for a in args if a[0] != "*"]
+            kw_facts: dict[str, Argument] = {k: partial(self.eval, v, context) for k, v in kwargs if k != "**"}
             results = []
             for target in sorted(callee.refs):
                 found = self.index.function(target)
@@ -778,7 +918,8 @@ class Inference:
             if device is not None:
                 target = self._device_argument(device, context)
                 if target.device_value is Device.GPU:
-                    return Fact(Device.GPU, reason=f"created by `{qualified}(..., device={render(device, 30)})`")
+                    return Fact(Device.GPU, reason=f"created by `{qualified}(..., device={render(device, 30)})`",
+                                convention=target.convention)
             if pin == ("lit", "bool", True):
                 return Fact(Device.PINNED, reason=f"created by `{qualified}(..., pin_memory=True)`")
             return Fact(Device.CPU, pinning_unknown=pin is not None and pin != ("lit", "bool", False),
@@ -786,7 +927,7 @@ class Inference:
         inputs = [self.eval(a, context) for a in args if a[0] != "*"]
         inputs += [self.eval(v, context) for k, v in kwargs if k in ("input", "other", "out", "tensors")]
         # `torch.cat([a, b])`: the tensors are the list's elements.
-        inputs = [item for fact in inputs for item in (fact.items if fact.value_kind == "tuple" else (fact,))]
+        inputs = [item for fact in inputs for item in (fact.items if fact.value_kind in ("tuple", "list") else (fact,))]
         result = combine(inputs)
         return result if result.is_tensor or result.is_unknown_tensor else TENSOR
 
@@ -829,7 +970,8 @@ class Inference:
             if device is not None:
                 target = self._device_argument(device, context)
                 if target.device_value is not None:
-                    return Fact(target.device_value, reason=f"created by `.{method}(..., device=...)`")
+                    return Fact(target.device_value, reason=f"created by `.{method}(..., device=...)`",
+                                convention=target.convention)
         if owner.device is Device.PINNED:
             return replace(owner, device=Device.CPU, ndim=None)
         return replace(owner, ndim=None)
@@ -937,7 +1079,7 @@ def join_sources(sources: list[Fact], share: float = 0.8) -> Fact:
     if kind in ("object", "class", "callable", "module"):
         items = first.items if all(f.items == first.items for f in informative) else ()
         return replace(first, refs=frozenset().union(*(f.refs for f in informative)), items=items)
-    if kind == "tuple" and len({len(f.items) for f in informative}) == 1 and len(informative) > 1:
+    if kind in ("tuple", "list") and len({len(f.items) for f in informative}) == 1 and len(informative) > 1:
         # Returns of tuples of one length: element by element.
         return replace(first, items=tuple(join_sources([f.items[i] for f in informative])
                                           for i in range(len(first.items))))
@@ -963,7 +1105,7 @@ def element(fact: Fact) -> Fact:
     """An element of an iterable: a row of a tensor lives where the tensor lives."""
     if fact.is_tensor or fact.is_unknown_tensor:
         return replace(fact, ndim=fact.ndim - 1 if fact.ndim else None, items=())
-    if fact.value_kind == "tuple" and fact.items:
+    if fact.value_kind in ("tuple", "list") and fact.items:
         return join_sources(list(fact.items))
     if fact.value_kind == "numpy":
         return NUMPY
@@ -988,12 +1130,47 @@ def _argument(call: CallSite, params: list[Param], name: str, skip: int) -> Valu
     return None
 
 
+def _forced(argument: Argument) -> Fact:
+    return argument if isinstance(argument, Fact) else argument()
+
+
+def _params_in(values: Iterable[Value]) -> set[str]:
+    """The parameters these values mention."""
+    found: set[str] = set()
+    stack = list(values)
+    while stack:
+        value = stack.pop()
+        tag = value[0]
+        if tag == "param":
+            found.add(value[1])
+        elif tag in ("attr", "sub", "iter", "item", "*", "listof"):
+            stack.append(value[1])
+            if tag == "sub":
+                stack.append(value[2])
+        elif tag == "call":
+            stack.append(value[1])
+            stack.extend(value[2])
+            stack.extend(v for _k, v in value[3])
+        elif tag in ("op", "join", "tuple"):
+            stack.extend(value[1])
+        elif tag == "dict":
+            stack.extend(v for _k, v in value[1])
+    return found
+
+
 def _mentions_method(value: Value, name: str) -> bool:
     if value[0] == "attr":
         return value[2] == name and value[1] == ("param", "self")
     if value[0] == "join":
         return any(_mentions_method(v, name) for v in value[1])
     return False
+
+
+def _nearest(found: list, qualname: str, limit: int) -> list:
+    """The first `limit` of (summary, site) pairs, those in the key's own module first."""
+    module = qualname.rsplit(".", 1)[0]
+    ranked = sorted(range(len(found)), key=lambda i: (not module.startswith(found[i][0].module), i))
+    return [found[i] for i in ranked[:limit]]
 
 
 def _short(qualname: str) -> str:

@@ -1,44 +1,98 @@
-"""The cache: per-file summaries and per-file results, in one SQLite database per project.
+"""The cache: summaries, solved facts and per-file results, in one SQLite database per project.
 
 `.sync-lint-cache/index.sqlite` at the project root (a `.gitignore` inside keeps
-the folder out of git). A summary is keyed by the file's content (its SHA-256);
-its stat signature (mtime, size) only saves re-reading files that did not change.
-A result is keyed by the file's content, the tool version, the settings and the
-project's fingerprint (the contents of all its files), so it is reused only when
-nothing it could depend on changed.
+the folder out of git). Three kinds of entries:
 
-SQLite gives the safety this needs for free: every update is one transaction, so
-a run killed midway leaves the previous state; concurrent runs take turns (WAL
-journal, a generous busy timeout). A database that cannot be opened or has an
-older format is rebuilt.
+- a file's **summary**, keyed by its content (SHA-256); its stat signature (mtime,
+  size) only saves re-reading files that did not change;
+- a **fact** the inference solved (a key: a field, a parameter, a return), with
+  what it read (`deps.py`: labels of index reads, and other facts);
+- a file's **result** (its findings), keyed by the file's content, the tool version
+  and the settings, with what it read.
+
+When files change, `update` drops every fact and result that read something they
+touch, transitively (a recursive query over the reads), in the same transaction
+that stores the new summaries. A fact or result computed by a run that started
+before an update is not stored (a generation number tells).
+
+SQLite gives the safety this needs: every update is one transaction, so a run
+killed midway leaves the previous state; concurrent runs take turns (WAL journal,
+a generous busy timeout). A database that cannot be opened or has an older format
+is rebuilt.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pickle
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from sync_lint import __version__
-from sync_lint.project.index import table_rows
+from sync_lint.project.deps import Dep, dep_id
+from sync_lint.project.index import calls_by_name, table_rows
 from sync_lint.project.summary import SUMMARY_FORMAT, ModuleSummary
 
 CACHE_DIRNAME = ".sync-lint-cache"
 DATABASE = "index.sqlite"
-_FORMAT = f"{SUMMARY_FORMAT}.2:{__version__}"
+
+
+@functools.lru_cache(maxsize=None)
+def tool_fingerprint() -> str:
+    """The code that solved cached facts and results: the version and the stat signatures of
+    sync-lint's own modules and rules (an editable install or a rule being developed changes it
+    without a new version)."""
+    import importlib.util
+
+    rules = importlib.util.find_spec("sync_lint.rules")
+    folders = [Path(__file__).resolve().parent.parent]
+    if rules is not None:
+        folders += [Path(p) for p in rules.submodule_search_locations or ()]
+    return _stat_digest(sorted(path for folder in folders for path in folder.rglob("*.py")))
+
+
+@functools.lru_cache(maxsize=None)
+def summary_fingerprint() -> str:
+    """The code that wrote the summaries (the database's format): a change elsewhere keeps them."""
+    here = Path(__file__).resolve().parent
+    return _stat_digest([here / name for name in ("summary.py", "values.py", "conventions.py", "store.py")])
+
+
+def _stat_digest(paths: list[Path]) -> str:
+    digest = hashlib.sha256(f"{SUMMARY_FORMAT}:{__version__}".encode())
+    for path in paths:
+        info = path.stat()
+        digest.update(f"{path}:{info.st_size}:{info.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY, module TEXT, mtime_ns INTEGER, size INTEGER, sha TEXT, summary BLOB);
 CREATE INDEX IF NOT EXISTS files_module ON files (module);
-CREATE TABLE IF NOT EXISTS names (kind TEXT, name TEXT, module TEXT);
+CREATE TABLE IF NOT EXISTS names (kind TEXT, name TEXT, value TEXT, module TEXT);
 CREATE INDEX IF NOT EXISTS names_lookup ON names (kind, name);
 CREATE INDEX IF NOT EXISTS names_module ON names (module);
 CREATE TABLE IF NOT EXISTS results (path TEXT PRIMARY KEY, key TEXT, result BLOB);
+CREATE TABLE IF NOT EXISTS result_reads (dep INTEGER, path TEXT);
+CREATE INDEX IF NOT EXISTS result_reads_dep ON result_reads (dep);
+CREATE INDEX IF NOT EXISTS result_reads_path ON result_reads (path);
+CREATE TABLE IF NOT EXISTS facts (id INTEGER PRIMARY KEY, fact BLOB);
+CREATE TABLE IF NOT EXISTS fact_reads (dep INTEGER, fact INTEGER);
+CREATE INDEX IF NOT EXISTS fact_reads_dep ON fact_reads (dep);
+CREATE INDEX IF NOT EXISTS fact_reads_fact ON fact_reads (fact);
+CREATE TABLE IF NOT EXISTS calls (name TEXT, module TEXT, sites BLOB);
+CREATE INDEX IF NOT EXISTS calls_name ON calls (name);
+CREATE INDEX IF NOT EXISTS calls_module ON calls (module);
+CREATE TABLE IF NOT EXISTS conventions (
+    name TEXT, module TEXT, gpu INTEGER, cpu INTEGER, total INTEGER,
+    gpu_where TEXT, gpu_reason TEXT, cpu_where TEXT, cpu_reason TEXT);
+CREATE INDEX IF NOT EXISTS conventions_name ON conventions (name);
 """
 
 
@@ -73,7 +127,7 @@ class ProjectStore:
     def _connect(self) -> sqlite3.Connection:
         try:
             db = self._open()
-            if self._format(db) != _FORMAT:
+            if self._format(db) != summary_fingerprint():
                 db.close()
                 self._reset()
                 db = self._open()
@@ -88,7 +142,7 @@ class ProjectStore:
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(_SCHEMA)
         if self._format(db) is None:
-            db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (_FORMAT,))
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (summary_fingerprint(),))
         return db
 
     @staticmethod
@@ -113,25 +167,127 @@ class ProjectStore:
 
     def update(self, summaries: Iterable[tuple[str, int, int, str, ModuleSummary]], removed: Iterable[str],
                touched: Iterable[tuple[str, int, int]] = ()) -> None:
-        """Store new summaries, forget removed files, refresh stat signatures: one transaction."""
+        """Store new summaries, forget removed files, refresh stat signatures, and drop the facts and
+        results that read anything the changes touch: one transaction."""
+        summaries = list(summaries)
+        removed = list(removed)
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
+            old: dict[str, ModuleState] = {}
+            for path in [*removed, *(row[0] for row in summaries)]:
+                row = db.execute("SELECT module, summary FROM files WHERE path = ?", (path,)).fetchone()
+                if row is None:
+                    continue
+                module = row[0]
+                old[module] = self.module_state(module, pickle.loads(row[1]), row[1])
+                for table in ("names", "conventions", "calls"):
+                    db.execute(f"DELETE FROM {table} WHERE module = ?", (module,))
             for path in removed:
-                db.execute("DELETE FROM names WHERE module IN (SELECT module FROM files WHERE path = ?)", (path,))
                 db.execute("DELETE FROM files WHERE path = ?", (path,))
-                db.execute("DELETE FROM results WHERE path = ?", (path,))
+            new: dict[str, ModuleState] = {}
             for path, mtime, size, sha, summary in summaries:
-                db.execute("DELETE FROM names WHERE module IN (SELECT module FROM files WHERE path = ?)", (path,))
+                module = summary.module
+                # The call sites, most of a summary, are kept by callee name and read only when asked.
+                header = pickle.dumps(replace(summary, calls=[]), protocol=5)
                 db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)",
-                           (path, summary.module, mtime, size, sha, pickle.dumps(summary, protocol=5)))
-                db.executemany("INSERT INTO names VALUES (?, ?, ?)", table_rows(summary))
+                           (path, module, mtime, size, sha, header))
+                db.executemany("INSERT INTO calls VALUES (?, ?, ?)", [
+                    (name, module, pickle.dumps(sites, protocol=5))
+                    for name, sites in calls_by_name(summary).items()])
+                rows = set(table_rows(summary))
+                db.executemany("INSERT INTO names VALUES (?, ?, ?, ?)", [(*row, module) for row in rows])
+                conventions = [(attr, gpu, cpu, total, gpu_ex, cpu_ex)
+                               for attr, (gpu, cpu, total, gpu_ex, cpu_ex) in (summary.conventions or {}).items()]
+                db.executemany("INSERT INTO conventions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+                    (attr, module, gpu, cpu, total,
+                     f"{summary.path}:{gpu_ex[0]}" if gpu_ex else None, gpu_ex[1] if gpu_ex else None,
+                     f"{summary.path}:{cpu_ex[0]}" if cpu_ex else None, cpu_ex[1] if cpu_ex else None)
+                    for attr, gpu, cpu, total, gpu_ex, cpu_ex in conventions])
+                new[module] = module_state(summary, header, rows)
             for path, mtime, size in touched:
                 db.execute("UPDATE files SET mtime_ns = ?, size = ? WHERE path = ?", (mtime, size, path))
+            if old or new:
+                self._invalidate(changed_labels(old, new))
+                generation = int(self._meta("generation") or 0) + 1
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('generation', ?)", (str(generation),))
             fingerprint = hashlib.sha256()
             for path, sha in db.execute("SELECT path, sha FROM files ORDER BY path"):
                 fingerprint.update(f"{path}\0{sha}\n".encode())
             db.execute("INSERT OR REPLACE INTO meta VALUES ('fingerprint', ?)", (fingerprint.hexdigest(),))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _invalidate(self, labels: Iterable[str]) -> None:
+        """Drop every fact and result that read one of these labels, or a fact so dropped."""
+        db = self._db
+        self._dropped_by(labels)
+        db.execute("DELETE FROM facts WHERE id IN (SELECT id FROM temp.dropped)")
+        db.execute("DELETE FROM fact_reads WHERE fact IN (SELECT id FROM temp.dropped)")
+        db.execute("CREATE TEMP TABLE IF NOT EXISTS stale (path TEXT PRIMARY KEY)")
+        db.execute("DELETE FROM temp.stale")
+        db.execute("""INSERT OR IGNORE INTO temp.stale
+            SELECT path FROM result_reads WHERE dep IN (SELECT id FROM temp.dropped)""")
+        db.execute("DELETE FROM results WHERE path IN (SELECT path FROM temp.stale)")
+        db.execute("DELETE FROM result_reads WHERE path IN (SELECT path FROM temp.stale)")
+
+    def module_state(self, module: str, header: ModuleSummary, header_bytes: bytes) -> "ModuleState":
+        """What `changed_labels` compares of a cached module."""
+        db = self._db
+        calls = hashlib.sha256()
+        for (sites,) in db.execute("SELECT sites FROM calls WHERE module = ? ORDER BY name", (module,)):
+            calls.update(sites)
+        return ModuleState(_rows(db, "SELECT kind, name, value FROM names WHERE module = ?", module),
+                           _rows(db, "SELECT name, gpu, cpu, total FROM conventions WHERE module = ?", module),
+                           header.symbols(), hashlib.sha256(header_bytes).hexdigest() + calls.hexdigest())
+
+    def cached_state(self, module: str) -> "ModuleState | None":
+        row = self._db.execute("SELECT summary FROM files WHERE module = ? ORDER BY path LIMIT 1", (module,)).fetchone()
+        return self.module_state(module, pickle.loads(row[0]), row[0]) if row else None
+
+    def _dropped_by(self, labels: Iterable[str]) -> None:
+        """Fill `temp.dropped` with the facts that read one of these labels, transitively."""
+        db = self._db
+        db.execute("CREATE TEMP TABLE IF NOT EXISTS changed (id INTEGER PRIMARY KEY)")
+        db.execute("DELETE FROM temp.changed")
+        db.executemany("INSERT OR IGNORE INTO temp.changed VALUES (?)", [(dep_id(label),) for label in labels])
+        db.execute("CREATE TEMP TABLE IF NOT EXISTS dropped (id INTEGER PRIMARY KEY)")
+        db.execute("DELETE FROM temp.dropped")
+        db.execute("""
+            INSERT INTO temp.dropped
+            WITH RECURSIVE bad(id) AS (
+                SELECT id FROM temp.changed
+                UNION SELECT fact_reads.fact FROM fact_reads JOIN bad ON fact_reads.dep = bad.id)
+            SELECT id FROM bad""")
+
+    def facts_except(self, labels: Iterable[str]) -> "FactsExcept":
+        """The cached facts, less those that read one of these labels (transitively)."""
+        self._dropped_by(labels)
+        return FactsExcept(self, {row[0] for row in self._db.execute("SELECT id FROM temp.dropped")})
+
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def generation(self) -> int:
+        """Bumped by every update that changed a file: facts solved before it are not stored."""
+        return int(self._meta("generation") or 0)
+
+    def use_settings(self, settings_digest: str) -> None:
+        """Facts depend on the device settings and the code that solved them: a change of either drops
+        them all (and the results)."""
+        digest = f"{settings_digest}:{tool_fingerprint()}"
+        if self._meta("fact-settings") == digest:
+            return
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if self._meta("fact-settings") != digest:
+                for table in ("facts", "fact_reads", "results", "result_reads"):
+                    db.execute(f"DELETE FROM {table}")
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('fact-settings', ?)", (digest,))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -148,25 +304,121 @@ class ProjectStore:
         row = self._db.execute("SELECT summary FROM files WHERE module = ? ORDER BY path LIMIT 1", (module,)).fetchone()
         return pickle.loads(row[0]) if row else None
 
-    def modules_naming(self, kind: str, name: str) -> set[str]:
-        return {row[0] for row in self._db.execute("SELECT module FROM names WHERE kind = ? AND name = ?",
-                                                   (kind, name))}
-
-    # --- results -------------------------------------------------------------------------------
-    def result(self, path: str, key: str) -> object | None:
-        row = self._db.execute("SELECT result FROM results WHERE path = ? AND key = ?", (path, key)).fetchone()
+    # --- facts and results --------------------------------------------------------------------
+    def fact(self, key: Dep) -> Any:
+        row = self._db.execute("SELECT fact FROM facts WHERE id = ?", (dep_id(key),)).fetchone()
         return pickle.loads(row[0]) if row else None
 
-    def put_results(self, rows: Iterable[tuple[str, str, object]]) -> None:
+    def put_facts(self, rows: list[tuple[Dep, Any, frozenset]], generation: int) -> bool:
+        """Store solved facts with what each read, unless the project changed since `generation`."""
+        if not rows:
+            return True
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.executemany("INSERT OR REPLACE INTO results VALUES (?, ?, ?)",
-                           [(path, key, pickle.dumps(result, protocol=5)) for path, key, result in rows])
+            if self.generation() != generation:
+                db.execute("ROLLBACK")
+                return False
+            ids = {dep_id(key): (fact, deps) for key, fact, deps in rows}
+            present = set()
+            listed = list(ids)
+            for start in range(0, len(listed), 500):
+                chunk = listed[start:start + 500]
+                present.update(row[0] for row in db.execute(
+                    f"SELECT id FROM facts WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+            fresh = [(i, v) for i, v in ids.items() if i not in present]
+            db.executemany("INSERT INTO facts VALUES (?, ?)",
+                           [(i, pickle.dumps(fact, protocol=5)) for i, (fact, _deps) in fresh])
+            db.executemany("INSERT INTO fact_reads VALUES (?, ?)",
+                           [(dep_id(dep), i) for i, (_fact, deps) in fresh for dep in deps])
             db.execute("COMMIT")
+            return True
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    def result(self, path: str, key: str) -> Any:
+        row = self._db.execute("SELECT result FROM results WHERE path = ? AND key = ?", (path, key)).fetchone()
+        return pickle.loads(row[0]) if row else None
+
+    def results(self, keys: dict[str, str]) -> dict[str, Any]:
+        """The cached results of these files (path -> result key), where present."""
+        out = {}
+        for path, key, blob in self._db.execute("SELECT path, key, result FROM results"):
+            if keys.get(path) == key:
+                out[path] = pickle.loads(blob)
+        return out
+
+    def put_result(self, path: str, key: str, result: Any, deps: Iterable[Dep], generation: int) -> bool:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if self.generation() != generation:
+                db.execute("ROLLBACK")
+                return False
+            db.execute("DELETE FROM result_reads WHERE path = ?", (path,))
+            db.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?)", (path, key, pickle.dumps(result, protocol=5)))
+            db.executemany("INSERT INTO result_reads VALUES (?, ?)", [(dep_id(dep), path) for dep in set(deps)])
+            db.execute("COMMIT")
+            return True
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+
+class FactsExcept:
+    """A read-only view of the cached facts with some set aside."""
+
+    def __init__(self, store: ProjectStore, excluded: set[int]) -> None:
+        self._store = store
+        self._excluded = excluded
+
+    def fact(self, key: Dep) -> Any:
+        return None if dep_id(key) in self._excluded else self._store.fact(key)
+
+
+def _rows(db: sqlite3.Connection, query: str, module: str) -> set:
+    return set(db.execute(query, (module,)))
+
+
+@dataclass(frozen=True)
+class ModuleState:
+    """What answers can read of a module, as `changed_labels` compares it."""
+
+    rows: set  # its rows in the name tables
+    counts: set  # its convention counts per attribute
+    symbols: tuple  # the names it defines and imports
+    digest: str  # the whole summary
+
+
+def module_state(summary: ModuleSummary, header_bytes: bytes, rows: set) -> ModuleState:
+    calls = hashlib.sha256()
+    for _name, sites in sorted(calls_by_name(summary).items()):
+        calls.update(pickle.dumps(sites, protocol=5))
+    counts = {(attr, gpu, cpu, total) for attr, (gpu, cpu, total, _g, _c) in (summary.conventions or {}).items()}
+    return ModuleState(rows, counts, summary.symbols(), hashlib.sha256(header_bytes).hexdigest() + calls.hexdigest())
+
+
+def changed_labels(old: dict[str, ModuleState], new: dict[str, ModuleState]) -> set[str]:
+    """The labels (`deps.py`) that changes to these modules touch: the module's summary unless it is
+    the same, the names it defines (when they changed), the names its summary adds to or drops from
+    the name tables, and the attributes whose convention counts changed."""
+    labels: set[str] = set()
+    for module in set(old) | set(new):
+        before, after = old.get(module), new.get(module)
+        if before is not None and after is not None and before.digest == after.digest:
+            continue
+        labels.add(f"m:{module}")
+        if before is None or after is None or before.symbols != after.symbols:
+            labels.add(f"s:{module}")
+        old_rows = before.rows if before is not None else set()
+        new_rows = after.rows if after is not None else set()
+        for kind, name, value in old_rows ^ new_rows:
+            labels.add(f"b:{value.rsplit('.', 1)[-1]}" if kind == "bases" else f"n:{kind}:{name}")
+        old_counts = before.counts if before is not None else set()
+        new_counts = after.counts if after is not None else set()
+        labels.update(f"c:{row[0]}" for row in old_counts ^ new_counts)
+    return labels
 
 
 class StoreTables:
@@ -179,36 +431,79 @@ class StoreTables:
         self.entries = _LazyNames(store, "entries")
         self.classes = _LazyNames(store, "classes")
         self.bases = _LazyNames(store, "bases")
+        self._call_sites: dict[str, list[tuple[str, list]]] = {}
+        self._replaced: dict[str, ModuleSummary] = {}  # module -> the summary used instead of the cached one
 
-    def add(self, summary: ModuleSummary) -> None:
+    def replace(self, summary: ModuleSummary, old: ModuleSummary | None = None) -> None:
+        """Use this summary's rows instead of the cached ones of its module (a text being edited)."""
+        self._replaced[summary.module] = summary
+        self._call_sites.clear()
+        for kind in ("calls", "stores", "entries", "classes", "bases"):
+            getattr(self, kind).hide(summary.module)
         for kind, name, value in table_rows(summary):
             getattr(self, kind).extra(name, value)
 
     def base_rows(self) -> list[tuple[str, str]]:
         return [(cls, base) for cls, bases in self.bases.items() for base in bases]
 
+    def call_sites(self, name: str) -> list[tuple[str, list]]:
+        known = self._call_sites.get(name)
+        if known is None:
+            known = [(module, pickle.loads(sites)) for module, sites in self._store._db.execute(
+                "SELECT module, sites FROM calls WHERE name = ? ORDER BY module", (name,))
+                if module not in self._replaced]
+            for module, summary in self._replaced.items():
+                sites = calls_by_name(summary).get(name)
+                if sites:
+                    known.append((module, sites))
+            self._call_sites[name] = known
+        return known
+
+    def conventions(self, attr: str) -> tuple | None:
+        """(GPU stores, CPU stores, informative stores, (where, reason) of a GPU one, of a CPU one) of an
+        attribute across the project, or None when nothing stores it."""
+        db = self._store._db
+        row = db.execute("SELECT SUM(gpu), SUM(cpu), SUM(total) FROM conventions WHERE name = ?", (attr,)).fetchone()
+        if not row or row[2] is None:
+            return None
+        gpu = db.execute("SELECT gpu_where, gpu_reason FROM conventions WHERE name = ? AND gpu > 0 ORDER BY module "
+                         "LIMIT 1", (attr,)).fetchone()
+        cpu = db.execute("SELECT cpu_where, cpu_reason FROM conventions WHERE name = ? AND cpu > 0 ORDER BY module "
+                         "LIMIT 1", (attr,)).fetchone()
+        return row[0], row[1], row[2], gpu, cpu
+
 
 class _LazyNames:
+    """One name table (which values a name maps to), read from the database on demand."""
+
     def __init__(self, store: ProjectStore, kind: str) -> None:
         self._store = store
         self._kind = kind
         self._known: dict[str, set[str]] = {}
         self._extra: dict[str, set[str]] = {}
+        self._hidden: set[str] = set()  # modules whose cached rows are not used
 
     def get(self, name: str, default: object = ()) -> set[str]:
         found = self._known.get(name)
         if found is None:
-            found = self._known[name] = self._store.modules_naming(self._kind, name)
+            found = self._known[name] = {value for value, module in self._store._db.execute(
+                "SELECT value, module FROM names WHERE kind = ? AND name = ?", (self._kind, name))
+                if module not in self._hidden}
         return found | self._extra.get(name, set())
 
-    def extra(self, name: str, module: str) -> None:
-        self._extra.setdefault(name, set()).add(module)
+    def extra(self, name: str, value: str) -> None:
+        self._extra.setdefault(name, set()).add(value)
+
+    def hide(self, module: str) -> None:
+        self._hidden.add(module)
+        self._known.clear()
 
     def items(self) -> Iterable[tuple[str, set[str]]]:
-        rows = self._store._db.execute("SELECT name, module FROM names WHERE kind = ?", (self._kind,))
+        rows = self._store._db.execute("SELECT name, value, module FROM names WHERE kind = ?", (self._kind,))
         grouped: dict[str, set[str]] = {}
-        for name, module in rows:
-            grouped.setdefault(name, set()).add(module)
+        for name, value, module in rows:
+            if module not in self._hidden:
+                grouped.setdefault(name, set()).add(value)
         for name, modules in self._extra.items():
             grouped.setdefault(name, set()).update(modules)
         return grouped.items()

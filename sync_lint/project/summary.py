@@ -21,7 +21,7 @@ from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 2
+SUMMARY_FORMAT = 4
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -81,6 +81,11 @@ class ClassInfo:
         return any(d.rsplit(".", 1)[-1] in {x.rsplit(".", 1)[-1] for x in _DATACLASS_DECORATORS}
                    for d in self.decorators)
 
+    def field_base(self, spelled_bases: list[str]) -> bool:
+        """A class whose base makes its constructor take its fields (NamedTuple, pydantic, msgspec...)."""
+        return any(b in _FIELD_BASES or b.rsplit(".", 1)[-1] in {x.rsplit(".", 1)[-1] for x in _FIELD_BASES}
+                   for b in spelled_bases)
+
 
 @dataclass(frozen=True)
 class CallSite:
@@ -101,6 +106,7 @@ class Store:
     base: Value
     attr: str
     value: Value
+    owner: str | None = None  # the class, when `base` is the `self` of one of its methods
 
 
 @dataclass(frozen=True)
@@ -130,9 +136,17 @@ class ModuleSummary:
     # Function-local imports: (function qualname, local name) -> qualified name.
     local_imports: dict[tuple[str, str], str] = field(default_factory=dict)
     error: str | None = None  # why the file could not be summarised
+    # What this module's stores say about each attribute on their own (see project/conventions.py):
+    # attr -> (GPU stores, CPU stores, informative stores, (line, reason) of a GPU one, of a CPU one).
+    conventions: dict[str, tuple] | None = None
 
     def qualified(self, local: str) -> str:
         return f"{self.module}.{local}" if self.module else local
+
+    def symbols(self) -> tuple:
+        """What resolving a name through this module reads: the names it defines and imports."""
+        return (sorted(self.classes), sorted(self.functions), sorted(self.globals), sorted(self.imports.items()),
+                tuple(self.star_imports))
 
 
 # ==========================================================================================
@@ -285,12 +299,40 @@ class _Summarizer:
                 scope.assigned.pop(name, None)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             scope.assign(node.name, "def", node)
+            if not isinstance(node, ast.ClassDef) and scope.qualname is not None:
+                self._collect_nonlocal(node, scope)
         # Walrus targets inside expressions bind in the enclosing function.
         if self.has_walrus:
             for child in _expressions_of(node):
                 for sub in _walk_expression(child):
                     if isinstance(sub, ast.NamedExpr) and isinstance(sub.target, ast.Name):
                         scope.assign(sub.target.id, "value", (sub.value, self.default_device))
+
+    def _collect_nonlocal(self, node: ast.FunctionDef | ast.AsyncFunctionDef, scope: _Scope) -> None:
+        """A nested function's `nonlocal x; x = v` assigns the enclosing function's `x`."""
+        names: set[str] = set()
+        assignments: list[ast.Assign | ast.AnnAssign] = []
+        for child in _walk_statements(node.body):
+            if isinstance(child, ast.Nonlocal):
+                names.update(child.names)
+            elif isinstance(child, (ast.Assign, ast.AnnAssign)) and child.value is not None:
+                assignments.append(child)
+        for assignment in assignments:
+            targets = assignment.targets if isinstance(assignment, ast.Assign) else [assignment.target]
+            for target in targets:
+                if isinstance(target, ast.Name) and target.id in names or isinstance(target, (ast.Tuple, ast.List)):
+                    self._collect_target_named(target, ("value", (assignment.value, self.default_device)), scope,
+                                               names)
+
+    def _collect_target_named(self, target: ast.expr, source: tuple[str, object], scope: _Scope,
+                              names: set[str]) -> None:
+        if isinstance(target, ast.Name):
+            if target.id in names:
+                scope.assign(target.id, source[0], source[1])
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            for index, element in enumerate(target.elts):
+                if not isinstance(element, ast.Starred):
+                    self._collect_target_named(element, ("item", (source, index)), scope, names)
 
     def _collect_target(self, target: ast.expr, source: tuple[str, object], scope: _Scope) -> None:
         if isinstance(target, ast.Name):
@@ -531,7 +573,8 @@ class _Summarizer:
             if augmented:
                 value = ("op", (value,))
         if isinstance(target, ast.Attribute):
-            self.s.stores.append(Store(scope.qualname, target.lineno, self.value(target.value, scope), target.attr, value))
+            base = self.value(target.value, scope)
+            self.s.stores.append(Store(scope.qualname, target.lineno, base, target.attr, value, self._owner(base, scope)))
         elif isinstance(target, ast.Subscript):
             key = target.slice
             if isinstance(key, ast.Constant) and isinstance(key.value, str):
@@ -541,6 +584,13 @@ class _Summarizer:
                 if not isinstance(element, ast.Starred):
                     part = value[1][index] if value[0] == "tuple" and index < len(value[1]) else ("item", value, index)
                     self._store(element, value_node, scope, value=part)
+
+    def _owner(self, base: Value, scope: _Scope) -> str | None:
+        """The class whose instance `base` is, when it is the `self` of a method of that class."""
+        info = self.s.functions.get(scope.qualname) if scope.qualname else None
+        if info is None or info.class_name is None or info.kind != "method" or not info.params:
+            return None
+        return info.class_name if base == ("param", info.params[0].name) else None
 
     def _calls_in(self, expression: ast.expr, scope: _Scope) -> None:
         for node in _walk_expression(expression):
@@ -561,8 +611,9 @@ class _Summarizer:
         if func[0] == "name" and func[1] == "setattr" and len(node.args) == 3:
             name = node.args[1]
             if isinstance(name, ast.Constant) and isinstance(name.value, str):
-                self.s.stores.append(Store(scope.qualname, node.lineno, self.value(node.args[0], scope), name.value,
-                                           self.value(node.args[2], scope)))
+                base = self.value(node.args[0], scope)
+                self.s.stores.append(Store(scope.qualname, node.lineno, base, name.value,
+                                           self.value(node.args[2], scope), self._owner(base, scope)))
         args = tuple(("*", self.value(a.value, scope)) if isinstance(a, ast.Starred) else self.value(a, scope)
                      for a in node.args)
         kwargs = tuple((k.arg if k.arg is not None else "**", self.value(k.value, scope)) for k in node.keywords)
@@ -625,7 +676,10 @@ class _Summarizer:
             entries = tuple((k.value, self.value(v, scope, level)) for k, v in zip(node.keys, node.values)
                             if isinstance(k, ast.Constant) and isinstance(k.value, str))
             return ("dict", entries)
-        if isinstance(node, (ast.ListComp, ast.GeneratorExp, ast.SetComp)):
+        if isinstance(node, (ast.ListComp, ast.GeneratorExp)):
+            # Elements alike: `[torch.zeros(n, device=d) for _ in range(k)]` holds GPU tensors.
+            return ("listof", self.value(node.elt, scope, level))
+        if isinstance(node, ast.SetComp):
             return ("lit", "list")
         if isinstance(node, (ast.Set, ast.DictComp)):
             return ("lit", "set")
@@ -744,3 +798,14 @@ def _walk_expression(node: ast.AST):  # type: ignore[no-untyped-def]
                         push(item)
             elif isinstance(value, ast.AST):
                 push(value)
+
+
+def _walk_statements(body: list[ast.stmt]):  # type: ignore[no-untyped-def]
+    """Every node of a function body, not entering nested functions, classes or lambdas."""
+    stack: list[ast.AST] = list(body)
+    while stack:
+        current = stack.pop()
+        yield current
+        for child in ast.iter_child_nodes(current):
+            if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+                stack.append(child)

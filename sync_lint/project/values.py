@@ -19,6 +19,7 @@ tag:
 | `op` | `("op", operands)` | arithmetic or comparison: lives where its tensor operands live |
 | `join` | `("join", alternatives)` | one of several values (branches, `a or b`, `x if c else y`) |
 | `tuple` | `("tuple", elements)` | a tuple or list display of values |
+| `listof` | `("listof", element)` | a list or generator whose elements are alike (a comprehension) |
 | `dict` | `("dict", ((key, value), ...))` | a dict display with string keys |
 | `lambda` | `("lambda",)` | a lambda |
 | `?` | `("?",)` | nothing known |
@@ -87,6 +88,8 @@ def _render(value: Value, level: int) -> str:
         return " or ".join(_render(v, level + 1) for v in value[1][:2])
     if tag == "tuple":
         return "(" + ", ".join(_render(v, level + 1) for v in value[1][:3]) + ")"
+    if tag == "listof":
+        return f"[{_render(value[1], level + 1)} for ...]"
     if tag == "dict":
         return "{" + ", ".join(f"{k!r}: ..." for k, _ in value[1][:3]) + "}"
     if tag == "lit":

@@ -19,6 +19,7 @@ class ProjectView:
         self.inference = inference
         self.summary = summary
         self.module = summary.module
+        self.root = inference.index.root  # evidence paths in other files are relative to it
 
     def _qualified(self, local: str) -> str:
         return self.summary.qualified(local)

@@ -118,7 +118,13 @@ def _frame(d: Diagnostic, show_fixes_preview: bool) -> list[Text]:
         lines.append(bar())
 
     if d.evidence:
-        lines.append(note("evidence:", d.evidence))
+        label = {"convention": "evidence (by convention):", "strict": "evidence (--strict):"}.get(
+            d.confidence, "evidence:")
+        if len(d.evidence_steps) > 1:  # one line per step: they often cross files
+            lines.append(note(label, d.evidence_steps[0].message))
+            lines.extend(note("   because", step.message) for step in d.evidence_steps[1:])
+        else:
+            lines.append(note(label, d.evidence))
     if d.fix is not None:
         unsafe = d.fix.applicability != "safe"
         lines.append(

@@ -46,6 +46,9 @@ def diagnostic_object(d: Diagnostic, rules: RuleMap) -> dict[str, Any]:
         "confidence": d.confidence,
         "end_location": _location(d.end),
         "evidence": d.evidence,
+        "evidence_steps": [
+            {"filename": absolute(step.path), "message": step.message, "row": step.row} for step in d.evidence_steps
+        ],
         "filename": absolute(d.path),
         "fix": _fix(d.fix),
         "location": _location(d.start),

@@ -25,6 +25,7 @@ from typing import Any
 from sync_lint.diagnostics import (
     DOCS_URL,
     Diagnostic,
+    EvidenceStep,
     FileError,
     FileResult,
     Fix,
@@ -134,10 +135,21 @@ def _result(d: Diagnostic, rule_index: int) -> dict[str, Any]:
     }
     if d.evidence:
         result["properties"]["evidence"] = d.evidence
+    related = [_related(step, index) for index, step in enumerate(d.evidence_steps)]
+    if related:
+        result["relatedLocations"] = related
     fixes = _fixes(d, d.fix)
     if fixes:
         result["fixes"] = fixes
     return result
+
+
+def _related(step: EvidenceStep, index: int) -> dict[str, Any]:
+    """An evidence step as a SARIF related location (a code-scanning UI links each one)."""
+    location: dict[str, Any] = {"artifactLocation": {"uri": artifact_uri(step.path)}}
+    if step.row is not None:
+        location["region"] = {"startLine": step.row}
+    return {"id": index, "message": {"text": step.message}, "physicalLocation": location}
 
 
 def _notification(error: FileError, index: dict[str, int]) -> dict[str, Any]:

@@ -7,6 +7,7 @@
 | `rule.py` | `Rule` (metadata, `report`, `gpu_fact`, `replace`), `Example` |
 | `edits.py` | fix edits spliced from the file's own text: `replace`, `splice`, `set_keyword`, ... |
 | `numbers.py` | Python-number predicates and the overflow condition shared by the scalar fixes |
+| `copies.py` | host-to-device copies: a host tensor's size where the source states it, the measured thresholds |
 | `mirrors.py` | `report_host_read`: a host read of a GPU tensor, fixed to read its `_cpu` mirror |
 | `hints.py` | `# sync-lint: key=value` hints on a statement |
 | `versions.py` | torch version parsing and release gates |
@@ -17,6 +18,15 @@ Syntax helpers (`call_name`, `get_arg`, `dotted_name`, literal tests) come from
 
 from sync_lint.analysis.facts import Device, Fact, abbreviate
 from sync_lint.diagnostics import Edit, Fix
+from sync_lint.rulekit.copies import (
+    NEVER_BLOCKED_BYTES,
+    PER_CALL_PIN_COST,
+    REPEATED_BLOCKS_FROM_BYTES,
+    SINGLE_BLOCKS_FROM_BYTES,
+    describe_bytes,
+    literal_data,
+    static_nbytes,
+)
 from sync_lint.rulekit.edits import (
     append_arguments,
     insert_before,
@@ -35,7 +45,7 @@ from sync_lint.rulekit.numbers import (
     is_python_number,
 )
 from sync_lint.rulekit.rule import Example, FixAvailability, Rule
-from sync_lint.rulekit.versions import before_release, parse_version
+from sync_lint.rulekit.versions import TorchGate, before_release, parse_version
 from sync_lint.syntax import (
     bool_literal,
     call_name,
@@ -51,7 +61,9 @@ from sync_lint.syntax import (
 )
 
 __all__ = [
-    "Device", "Edit", "Example", "FLOAT16_MAX", "Fact", "Fix", "FixAvailability", "Rule", "abbreviate",
+    "NEVER_BLOCKED_BYTES", "PER_CALL_PIN_COST", "REPEATED_BLOCKS_FROM_BYTES", "SINGLE_BLOCKS_FROM_BYTES",
+    "describe_bytes", "literal_data", "static_nbytes",
+    "Device", "Edit", "Example", "FLOAT16_MAX", "Fact", "Fix", "FixAvailability", "Rule", "TorchGate", "abbreviate",
     "append_arguments", "before_release", "bool_literal", "call_name", "cannot_overflow", "dotted_name",
     "get_arg", "insert_before", "is_cpu_scalar_tensor", "is_false_literal", "is_python_number",
     "is_true_literal", "keyword_edit", "keyword_value", "literal_number", "literal_string", "method_receiver",

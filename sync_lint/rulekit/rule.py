@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import libcst as cst
 
 from sync_lint.diagnostics import DOCS_URL, Edit, Fix
-from sync_lint.rulekit.versions import before_release
+from sync_lint.rulekit.versions import TorchGate
 
 if TYPE_CHECKING:
     from sync_lint.analysis.facts import Fact
@@ -52,6 +52,12 @@ class Rule:
     needs_gpu_evidence: ClassVar[bool] = False
     # First torch release in which the pattern no longer syncs (None: still syncs).
     fixed_in_torch: ClassVar[str | None] = None
+    # Newest torch release whose code was read to establish `fixed_in_torch` (None: not
+    # stated). A removal claimed beyond it switches nothing off; see `TorchGate`.
+    torch_checked_through: ClassVar[str | None] = None
+    # Gates on a part of what the rule reports (SL302's host scalar values), which the
+    # rule checks itself; listed here so a run can say when a target is beyond their evidence.
+    partial_torch_gates: ClassVar[tuple[TorchGate, ...]] = ()
     # Which torch versions the sync was measured or read in, for the docs.
     syncs_in: ClassVar[str] = "all releases up to 2.11 (measured on 2.11.0+cu130, H100)"
     examples: ClassVar[tuple[Example, ...]] = ()
@@ -75,8 +81,24 @@ class Rule:
         return DOCS_URL.format(code=cls.code)
 
     @classmethod
+    def torch_gate(cls) -> TorchGate:
+        """The gate on the whole rule."""
+        return TorchGate(cls.fixed_in_torch, cls.torch_checked_through)
+
+    @classmethod
     def active_for_torch(cls, target: str | None) -> bool:
-        return before_release(target, cls.fixed_in_torch)
+        return cls.torch_gate().syncs(target)
+
+    @classmethod
+    def torch_notes(cls, target: str | None) -> list[str]:
+        """What to tell the user once when `target` is newer than the evidence of this rule's gates."""
+        gates = (cls.torch_gate(), *cls.partial_torch_gates)
+        return [note for gate in gates if (note := gate.note(cls.code, target)) is not None]
+
+    @classmethod
+    def triggers_for(cls, settings: Any) -> tuple[str, ...]:
+        """The trigger tokens under these settings (a rule matching configured names adds them)."""
+        return cls.triggers
 
     @classmethod
     def verification_cases(cls) -> list[Any]:

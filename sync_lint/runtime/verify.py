@@ -5,12 +5,22 @@ real fixer to get the `after` code (never a hand-written after), executes both
 over seeded random inputs, and requires:
 
 - the before code blocks the host (the rule is real);
-- the after code does not block and makes no pageable copy;
+- the after code does not block in any timed trial, cold ones included, and
+  makes no pageable copy (unless the case keeps copies of at most 64 KB on
+  purpose, which were measured never to block);
 - outputs are identical: same dtype, shape and device, `torch.equal` with NaN
   where NaN; where the before raised, the after raises the same exception type.
 
+Timing is honest about cold state. A trial is timed when its inputs are larger
+than every earlier timed trial's (the copy cases' makers grow their sizes), and
+it is timed before any untimed call with those inputs, so a fix that allocates
+pinned memory meets each new size with no free block cached. Each case also runs
+once in a fresh process (`runtime/cold.py`). The report gives every side's
+median and worst host time, with the inputs of the worst.
+
 Unsafe fixes are checked under their stated precondition, and each unsafe case
-also shows what happens when the precondition is broken.
+also shows what happens when the precondition is broken (on a GPU, with work
+queued, so a race shows).
 
 On a machine without CUDA (`device="cpu"`) only the equivalence half runs.
 """
@@ -18,11 +28,13 @@ On a machine without CUDA (`device="cpu"`) only the equivalence half runs.
 from __future__ import annotations
 
 import random
+import statistics
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
+from sync_lint.runtime.cold import ColdResult, run_cold
 from sync_lint.runtime.errors import NoCudaError
 
 InputMaker = Callable[[random.Random, str, int], dict[str, Any]]
@@ -44,6 +56,35 @@ class Case:
     # The broken precondition shows only on CUDA (e.g. CUDA's fill_ raises on overflow,
     # the CPU's stores inf like setitem does).
     broken_shows_only_on_cuda: bool = False
+    # The after code pins host memory on every call: the cold-process trial times its
+    # first call with nothing warmed, and no timed call is warmed up.
+    pins_per_call: bool = False
+    # The timed window calls the code this many times back to back (a copy in a loop).
+    burst: int = 1
+    # The fix keeps pageable copies of at most 64 KB on purpose (measured never to block):
+    # they are counted in the report, not failed.
+    small_pageable_copies: bool = False
+
+
+@dataclass
+class Timing:
+    """Host time of every timed call of one side (before or after), cold process included."""
+
+    runs: list[float] = field(default_factory=list)
+    worst_on: str = ""  # the inputs of the slowest call
+
+    def add(self, host_ms: float, inputs: str) -> None:
+        if not self.runs or host_ms > max(self.runs):
+            self.worst_on = inputs
+        self.runs.append(host_ms)
+
+    @property
+    def median(self) -> float | None:
+        return statistics.median(self.runs) if self.runs else None
+
+    @property
+    def worst(self) -> float | None:
+        return max(self.runs) if self.runs else None
 
 
 @dataclass
@@ -55,20 +96,23 @@ class CaseResult:
     before_blocks: bool | None = None
     after_blocks: bool | None = None
     after_pageable_copies: int | None = None
-    before_host_ms: float | None = None
-    after_host_ms: float | None = None
+    before: Timing = field(default_factory=Timing)
+    after: Timing = field(default_factory=Timing)
+    cold: ColdResult | None = None
     trials: int = 0
     identical: bool = False
     failures: list[str] = field(default_factory=list)
     precondition: str = ""
     broken_precondition: str = ""
     skipped: str = ""
+    pageable_copies_allowed: bool = False
 
     @property
     def passed(self) -> bool:
         if self.skipped:
             return True
-        timing_ok = self.before_blocks is not False and self.after_blocks is not True and not self.after_pageable_copies
+        copies_ok = self.pageable_copies_allowed or not self.after_pageable_copies
+        timing_ok = self.before_blocks is not False and self.after_blocks is not True and copies_ok
         return self.identical and not self.failures and timing_ok
 
 
@@ -78,7 +122,8 @@ def fixed_source(case: Case) -> str:
     return fix_snippet(case.before, unsafe=case.unsafe)
 
 
-def _load(source: str, label: str) -> Callable[..., Any]:
+def load_run(source: str, label: str) -> Callable[..., Any]:
+    """The `run` function of a snippet module."""
     namespace: dict[str, Any] = {"__name__": f"sync_lint_verify_{label}"}
     exec(compile(source, f"<{label}>", "exec"), namespace)  # noqa: S102 - our own fixture code
     return namespace["run"]
@@ -99,7 +144,8 @@ def _clone(value: Any) -> Any:
     return value
 
 
-def _call(fn: Callable[..., Any], inputs: dict[str, Any]) -> tuple[Any, BaseException | None]:
+def call_run(fn: Callable[..., Any], inputs: dict[str, Any]) -> tuple[Any, BaseException | None]:
+    """(result, None) or (None, the exception) of `fn` on fresh copies of `inputs`."""
     try:
         return fn(**_clone(inputs)), None
     except Exception as exc:  # the comparison is about exception types
@@ -152,10 +198,28 @@ def describe_inputs(inputs: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def describe_shapes(inputs: dict[str, Any]) -> str:
+    """`host_cpu: int64[262144] cpu, v=3`: what sizes a timed call saw, without the values."""
+    import torch
+
+    parts = []
+    for key, value in inputs.items():
+        if isinstance(value, torch.Tensor):
+            dtype = str(value.dtype).removeprefix("torch.")
+            parts.append(f"{key}: {dtype}{list(value.shape)} {value.device}")
+        elif isinstance(value, (list, tuple)):
+            parts.append(f"{key}: {type(value).__name__} of {len(value)}")
+        else:
+            parts.append(f"{key}={value!r}")
+    return ", ".join(parts)
+
+
 def verify_case(case: Case, *, device: str, trials: int = 50, seed: int = 0, block_trials: int = 3,
-                sleep_ms: float = 20.0) -> CaseResult:
+                sleep_ms: float = 20.0, cold: bool = True) -> CaseResult:
+    """Check one case over `trials` seeded inputs; on CUDA also time it and, with `cold`, run it
+    once more in a fresh process."""
     result = CaseResult(rule=case.rule, case=case.name, applicability="unsafe" if case.unsafe else "safe",
-                        precondition=case.precondition)
+                        precondition=case.precondition, pageable_copies_allowed=case.small_pageable_copies)
     if case.needs_cuda and device == "cpu":
         result.skipped = "needs an accelerator (pin_memory); checked on the GPU run"
         return result
@@ -167,72 +231,155 @@ def verify_case(case: Case, *, device: str, trials: int = 50, seed: int = 0, blo
     if result.after_source == case.before:
         result.failures.append("the fixer emitted no fix for the before snippet")
         return result
-    before, after = _load(case.before, f"{case.rule}-before"), _load(result.after_source, f"{case.rule}-after")
+    before, after = load_run(case.before, f"{case.rule}-before"), load_run(result.after_source, f"{case.rule}-after")
 
     rng = random.Random(f"{case.rule}/{case.name}/{seed}")
-    identical = True
-    timed = 0
+    plan = _TimingPlan(block_trials)
+    result.identical = True
     for trial in range(trials):
         inputs = case.inputs(rng, device, trial)
-        out_before, err_before = _call(before, inputs)
-        out_after, err_after = _call(after, inputs)
-        result.trials += 1
-        if err_before is not None or err_after is not None:
-            if type(err_before) is not type(err_after):
-                identical = False
-                result.failures.append(
-                    f"exception {type(err_before).__name__ if err_before else None} vs "
-                    f"{type(err_after).__name__ if err_after else None} on {describe_inputs(inputs)}"
-                )
-            continue
-        diff = same_output(out_before, out_after)
-        if diff is not None:
-            identical = False
-            result.failures.append(f"{diff} on {describe_inputs(inputs)}")
-        if device != "cpu" and timed < block_trials and _worth_timing(inputs):
-            _time_pair(result, before, after, inputs, sleep_ms)
-            timed += 1
+        if device != "cpu" and plan.wants(inputs):
+            # Timed before any untimed call with these inputs: a new size meets a cold allocator.
+            _time_pair(result, case, before, after, inputs, sleep_ms)
+            plan.timed(trial, inputs)
+        _compare(result, before, after, inputs)
         if len(result.failures) >= 5:
             break
-    result.identical = identical
+    if cold and device != "cpu":
+        _cold_trial(result, case, device, seed, plan.largest_trial, sleep_ms)
     if case.unsafe and case.broken is not None:
-        result.broken_precondition = _broken_precondition(case, before, after, device, rng)
+        result.broken_precondition = _broken_precondition(case, before, after, device, rng, sleep_ms)
     return result
 
 
-def _worth_timing(inputs: dict[str, Any]) -> bool:
+def _compare(result: CaseResult, before: Callable[..., Any], after: Callable[..., Any],
+             inputs: dict[str, Any]) -> None:
+    """Run both on `inputs` (untimed) and record any difference."""
+    out_before, err_before = call_run(before, inputs)
+    out_after, err_after = call_run(after, inputs)
+    result.trials += 1
+    if err_before is not None or err_after is not None:
+        if type(err_before) is not type(err_after):
+            result.identical = False
+            result.failures.append(
+                f"exception {type(err_before).__name__ if err_before else None} vs "
+                f"{type(err_after).__name__ if err_after else None} on {describe_inputs(inputs)}"
+            )
+        return
+    diff = same_output(out_before, out_after)
+    if diff is not None:
+        result.identical = False
+        result.failures.append(f"{diff} on {describe_inputs(inputs)}")
+
+
+_MAX_TIMED = 8
+
+
+class _TimingPlan:
+    """Which trials to time: the first `block_trials` non-empty ones, and every later one whose
+    inputs are larger than all timed so far (at most `_MAX_TIMED`)."""
+
+    def __init__(self, block_trials: int) -> None:
+        self._block_trials = block_trials
+        self._count = 0
+        self._largest = -1
+        self.largest_trial = 0
+
+    def wants(self, inputs: dict[str, Any]) -> bool:
+        size = input_size(inputs)
+        if size is None or self._count >= _MAX_TIMED:
+            return False  # timing an empty tensor proves little: the op may short-circuit
+        return self._count < self._block_trials or size > self._largest
+
+    def timed(self, trial: int, inputs: dict[str, Any]) -> None:
+        self._count += 1
+        size = input_size(inputs) or 0
+        if size > self._largest:
+            self._largest, self.largest_trial = size, trial
+
+
+def input_size(inputs: dict[str, Any]) -> int | None:
+    """Bytes of the tensors, elements of the lists and 1 per other value in `inputs`; None when
+    a tensor or a list is empty."""
     import torch
 
-    # Timing an empty tensor proves little: the op may short-circuit.
-    return all(v.numel() > 0 for v in inputs.values() if isinstance(v, torch.Tensor))
+    total = 0
+    for value in inputs.values():
+        if isinstance(value, torch.Tensor):
+            size = value.numel() * value.element_size()
+        elif isinstance(value, (list, tuple)):
+            size = len(value)
+        else:
+            size = 1
+        if size == 0:
+            return None
+        total += size
+    return total
 
 
-def _time_pair(result: CaseResult, before: Callable[..., Any], after: Callable[..., Any],
+def burst_call(fn: Callable[..., Any], inputs: dict[str, Any], times: int) -> Callable[[], Any]:
+    """A call of `fn` `times` times back to back, each on its own copy of `inputs` made in advance (so
+    no cloning is timed; the snippets never modify their inputs, so the detector's warm-up, timed and
+    profiled calls may share the copies). Returns the last result."""
+    copies = [_clone(inputs) for _ in range(times)]
+
+    def run() -> Any:
+        out = None
+        for each in copies:
+            out = fn(**each)
+        return out
+
+    return run
+
+
+def _time_pair(result: CaseResult, case: Case, before: Callable[..., Any], after: Callable[..., Any],
                inputs: dict[str, Any], sleep_ms: float) -> None:
     from sync_lint.runtime.detector import detect
 
-    report_before = detect(lambda: before(**_clone(inputs)), sleep_ms=sleep_ms)
-    report_after = detect(lambda: after(**_clone(inputs)), sleep_ms=sleep_ms)
+    shown = describe_shapes(inputs)
+    warmup = 0 if case.pins_per_call else 1  # a per-call pin must meet this size cold
+    report_after = detect(burst_call(after, inputs, case.burst), sleep_ms=sleep_ms, warmup=warmup)
+    report_before = detect(burst_call(before, inputs, case.burst), sleep_ms=sleep_ms, profile=False)
     if report_before.exception is not None:
         return
+    result.before.add(report_before.host_ms, shown)
+    result.after.add(report_after.host_ms, shown)
     # Every timed trial must agree: one non-blocking before disproves the rule for that input.
     result.before_blocks = report_before.blocked if result.before_blocks is None else (
         result.before_blocks and report_before.blocked)
-    result.after_blocks = report_after.blocked if result.after_blocks is None else (
-        result.after_blocks or report_after.blocked)
+    result.after_blocks = bool(result.after_blocks) or report_after.blocked
     result.after_pageable_copies = (result.after_pageable_copies or 0) + report_after.pageable_copies
-    result.before_host_ms = max(result.before_host_ms or 0.0, report_before.host_ms)
-    result.after_host_ms = max(result.after_host_ms or 0.0, report_after.host_ms)
     if not report_before.blocked:
-        result.failures.append(f"before did not block ({report_before.host_ms:.2f} ms) on {describe_inputs(inputs)}")
+        result.failures.append(f"before did not block ({report_before.host_ms:.2f} ms) on {shown}")
     if report_after.blocked:
-        result.failures.append(f"after blocked ({report_after.host_ms:.2f} ms) on {describe_inputs(inputs)}")
-    if report_after.pageable_copies:
+        result.failures.append(f"after blocked ({report_after.host_ms:.2f} ms) on {shown}")
+    if report_after.pageable_copies and not case.small_pageable_copies:
         result.failures.append(f"after made {report_after.pageable_copies} pageable copies: {report_after.copy_kinds}")
 
 
+def _cold_trial(result: CaseResult, case: Case, device: str, seed: int, trial: int, sleep_ms: float) -> None:
+    """The case once more in a fresh process, on the largest timed trial's sizes."""
+    cold = run_cold(case, result.after_source, device=device, seed=seed, trial=trial, sleep_ms=sleep_ms)
+    result.cold = cold
+    if cold.error:
+        result.failures.append(f"cold process: {cold.error}")
+        return
+    if cold.diff:
+        result.identical = False
+        result.failures.append(f"cold process: {cold.diff} on {cold.inputs}")
+    if cold.after_ms is not None:
+        result.after.add(cold.after_ms, f"cold process: {cold.inputs}")
+        result.before.add(cold.before_ms, f"cold process: {cold.inputs}")  # type: ignore[arg-type]
+        if cold.after_blocked:
+            result.after_blocks = True
+            result.failures.append(f"after blocked in a fresh process ({cold.after_ms:.2f} ms) on {cold.inputs}")
+        if cold.before_blocked is False:
+            result.before_blocks = False
+            result.failures.append(f"before did not block in a fresh process ({cold.before_ms:.2f} ms)")
+
+
 def _broken_precondition(case: Case, before: Callable[..., Any], after: Callable[..., Any], device: str,
-                         rng: random.Random) -> str:
+                         rng: random.Random, sleep_ms: float) -> str:
     assert case.broken is not None
     if device != "cpu" and case.broken_asserts_on_cuda:
         device = "cpu"  # a device-side assert would poison this process's CUDA context
@@ -240,15 +387,25 @@ def _broken_precondition(case: Case, before: Callable[..., Any], after: Callable
     else:
         suffix = ""
     inputs = case.broken(rng, device, 0)
-    out_before, err_before = _call(before, inputs)
-    out_after, err_after = _call(after, inputs)
+    out_before, err_before = call_run(before, inputs)
+    timing = ""
+    if device == "cpu":
+        out_after, err_after = call_run(after, inputs)
+    else:
+        # With GPU work queued, as in a serving loop: a copy that reads a buffer the host
+        # writes again before the copy has run shows the race.
+        from sync_lint.runtime.detector import detect
+
+        report = detect(lambda: after(**_clone(inputs)), sleep_ms=sleep_ms, warmup=0, profile=False)
+        out_after, err_after = report.result, report.exception
+        timing = f"; after took {report.host_ms:.2f} ms with {sleep_ms:.0f} ms of GPU work queued"
     if err_before or err_after:
         outcome = (f"before: {type(err_before).__name__ if err_before else 'ok'}, "
                    f"after: {type(err_after).__name__ if err_after else 'ok'}")
     else:
         diff = same_output(out_before, out_after)
         outcome = "outputs still identical" if diff is None else f"outputs differ: {diff}"
-    return f"{outcome}{suffix}"
+    return f"{outcome}{timing}{suffix}"
 
 
 @dataclass
@@ -270,6 +427,9 @@ class VerificationReport:
         data["passed"] = self.passed
         for row, result in zip(data["results"], self.results):
             row["passed"] = result.passed
+            for side in ("before", "after"):
+                timing = getattr(result, side)
+                row[side].update(median_ms=timing.median, worst_ms=timing.worst)
         return data
 
     def to_markdown(self) -> str:
@@ -279,21 +439,18 @@ class VerificationReport:
             f"Date: {self.date}. Device: `{self.device}`. Trials per case: {self.trials}. "
             f"Wall time: {self.seconds:.1f} s. Result: **{'PASS' if self.passed else 'FAIL'}**.",
             "",
-            "The after code is what `sync-lint check --fix` (or `--unsafe-fixes`) emits for the before snippet.",
+            "The after code is what `sync-lint check --fix` (or `--unsafe-fixes`) emits for the before snippet. "
+            "Host ms are median / worst over every timed call, the fresh-process call included: a trial is timed "
+            "when its inputs are larger than all timed before it, and before any untimed call with them. "
+            "**cold** is the case run once more in a fresh process, on the largest timed inputs: its after ms "
+            "(the fix's first call there when it pins memory per call) and whether it blocked.",
             "",
-            "| rule | case | fix | before blocks | after blocks | after pageable copies | trials | identical | result |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| rule | case | fix | before blocks (median / worst ms) | after blocks (median / worst ms) "
+            "| cold: after ms, blocked | after pageable copies | timed | trials | identical | result |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
-        for r in self.results:
-            if r.skipped:
-                lines.append(f"| {r.rule} | {r.case} | {r.applicability} | - | - | - | - | - | skipped: {r.skipped} |")
-                continue
-            ms = lambda v: "-" if v is None else f"{v:.2f} ms"  # noqa: E731
-            lines.append(
-                f"| {r.rule} | {r.case} | {r.applicability} | {_yes(r.before_blocks)} ({ms(r.before_host_ms)}) "
-                f"| {_yes(r.after_blocks)} ({ms(r.after_host_ms)}) | {_num(r.after_pageable_copies)} | {r.trials} "
-                f"| {_yes(r.identical)} | {'pass' if r.passed else 'FAIL'} |"
-            )
+        lines += [_row(r) for r in self.results]
+        lines += _worst_section(self.results)
         unsafe = [r for r in self.results if r.precondition]
         if unsafe:
             lines += ["", "## Unsafe fixes: the precondition, and what breaking it does", ""]
@@ -319,8 +476,36 @@ def _num(value: int | None) -> str:
     return "-" if value is None else str(value)
 
 
-def run_verification(cases: list[Case], *, device: str, trials: int = 50, seed: int = 0,
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _row(r: CaseResult) -> str:
+    if r.skipped:
+        return f"| {r.rule} | {r.case} | {r.applicability} | - | - | - | - | - | - | - | skipped: {r.skipped} |"
+    cold = "-" if r.cold is None or r.cold.after_ms is None else (
+        f"{_ms(r.cold.after_ms)}, {_yes(r.cold.after_blocked)}")
+    copies = _num(r.after_pageable_copies) + (" (<= 64 KB, allowed)" if r.pageable_copies_allowed and
+                                               r.after_pageable_copies else "")
+    return (f"| {r.rule} | {r.case} | {r.applicability} | {_yes(r.before_blocks)} ({_ms(r.before.median)} / "
+            f"{_ms(r.before.worst)}) | {_yes(r.after_blocks)} ({_ms(r.after.median)} / {_ms(r.after.worst)}) "
+            f"| {cold} | {copies} | {len(r.after.runs)} | {r.trials} | {_yes(r.identical)} "
+            f"| {'pass' if r.passed else 'FAIL'} |")
+
+
+def _worst_section(results: list[CaseResult]) -> list[str]:
+    timed = [r for r in results if r.after.runs]
+    if not timed:
+        return []
+    lines = ["", "## Worst after call of each case", "",
+             "| rule | case | worst after ms | on |", "|---|---|---|---|"]
+    lines += [f"| {r.rule} | {r.case} | {_ms(r.after.worst)} | {r.after.worst_on} |" for r in timed]
+    return lines
+
+
+def run_verification(cases: list[Case], *, device: str, trials: int = 50, seed: int = 0, cold: bool = True,
                      on_result: Callable[[CaseResult], None] | None = None) -> VerificationReport:
+    """Verify every case; on CUDA each also runs once in a fresh process unless `cold` is False."""
     import torch
 
     if device != "cpu" and not torch.cuda.is_available():
@@ -331,7 +516,7 @@ def run_verification(cases: list[Case], *, device: str, trials: int = 50, seed: 
     results = []
     for case in cases:
         try:
-            result = verify_case(case, device=device, trials=trials, seed=seed)
+            result = verify_case(case, device=device, trials=trials, seed=seed, cold=cold)
         except Exception:
             result = CaseResult(rule=case.rule, case=case.name, applicability="unsafe" if case.unsafe else "safe",
                                 failures=[f"verifier error: {traceback.format_exc(limit=3)}"])
