@@ -109,10 +109,12 @@ def write_atomic(path: str, data: bytes, mode: int | None = None, owner: tuple[i
             except OSError:
                 pass
         os.replace(temp, path)
-    except OSError as exc:
+    except BaseException as exc:  # an OSError, or Ctrl-C mid-write: never leave the temporary behind
         try:
             os.unlink(temp)
         except OSError:
             pass
+        if not isinstance(exc, OSError):
+            raise
         return f"cannot write file: {exc.strerror or exc}"
     return None

@@ -117,10 +117,10 @@ def test_a_rule_module_and_a_fixture_folder_are_all_it_takes(probe_pack: Path) -
     assert expected_findings((probe_pack / "fixtures" / "SL908" / "positive.py").read_text())
 
     target = probe_pack.parent / "use.py"
-    target.write_text("value = probe(3)\n")
+    target.write_text("from probe_lib import probe, probe_fixed\n\nvalue = probe(3)\n")
     result = runner.invoke(main, ["check", "--isolated", "--select", "SL908", "--fix", str(target)])
     assert result.exit_code == 0, result.output
-    assert target.read_text() == "value = probe_fixed(3)\n"  # and its fix applies
+    assert target.read_text() == "from probe_lib import probe, probe_fixed\n\nvalue = probe_fixed(3)\n"  # its fix applies
     assert _digest(ROOT) == before  # no file of the project was touched
 
 

@@ -107,10 +107,21 @@ def test_hint_applies_only_to_its_own_statement() -> None:
 
 
 def test_nonzero_fix_from_configuration() -> None:
-    source = GPU + "mask = torch.rand(8, device=device) > 0.5\nidx = torch.nonzero(mask)\n"
+    source = GPU + "max_num_reqs = 8\nmask = torch.rand(8, device=device) > 0.5\nidx = torch.nonzero(mask)\n"
     assert findings(source, "SL201")[0].fix is None
     out = fixed(source, nonzero_static_size="max_num_reqs")
     assert out.endswith("idx = torch.nonzero_static(mask, size=max_num_reqs)\n")
+
+
+def test_configured_fix_naming_an_unbound_name_is_refused() -> None:
+    """The configured size is code; where nothing binds its name, the fix would raise NameError."""
+    source = GPU + "mask = torch.rand(8, device=device) > 0.5\nidx = torch.nonzero(mask)\n"
+    rules = [r for r in all_rules().values() if r.active_for_torch(FIXTURE_TORCH)]
+    config = Settings(target_torch_version=FIXTURE_TORCH).override(nonzero_static_size="max_num_reqs")
+    outcome = fix_source(source, "snippet.py", rules, config, unsafe=True)
+    assert outcome.new_source == source
+    [error] = outcome.errors
+    assert error.rule == "SL201" and "`max_num_reqs` is not bound" in error.message
 
 
 def test_nonzero_as_tuple_on_a_0_dim_tensor_gets_no_fix() -> None:
@@ -120,9 +131,17 @@ def test_nonzero_as_tuple_on_a_0_dim_tensor_gets_no_fix() -> None:
 
 
 def test_one_hot_fix_from_configuration() -> None:
-    source = GPU + "import torch.nn.functional as F\nx = torch.randint(0, 9, (8,), device=device)\ny = F.one_hot(x)\n"
+    source = gpu("""
+    import torch.nn.functional as F
+
+
+    class Head:
+        def encode(self):
+            x = torch.randint(0, 9, (8,), device=device)
+            return F.one_hot(x)
+    """)
     out = fixed(source, one_hot_num_classes="self.num_classes")
-    assert out.endswith("y = F.one_hot(x, num_classes=self.num_classes)\n")
+    assert out.endswith("        return F.one_hot(x, num_classes=self.num_classes)\n")
 
 
 def test_fixes_are_unsafe_and_say_why() -> None:

@@ -6,9 +6,13 @@
    pass, where the re-lint reports them again at their new positions.
 2. Adjust the accepted edits to the file: newlines in the replacement text
    become the file's newline (CRLF files stay CRLF), and a module the fix
-   needs is spelled with the file's own alias or imported (`imports.py`).
-3. Apply the edits; the result must parse. If it does not, the file is left
-   as it was and a FileError names the rule(s) whose fix broke it.
+   needs is spelled with the name bound at run time where the fix writes, or
+   imported (`imports.py`).
+3. Apply the edits; the result must parse, and pass the self-check
+   (`selfcheck.py`: it compiles, its syntax tree is unchanged outside the
+   edited statements, every name the edits introduced is bound at run time).
+   If it does not, the file is left as it was and a FileError names the
+   rule(s) whose fix failed.
 4. Re-lint and check that no fix introduced a finding: every finding in the
    new text must be one that was there before (moved by the edits, matched by
    code and line). A new one inside the text a fix wrote, or one that a
@@ -43,7 +47,9 @@ from sync_lint.fix.edits import (
     overlaps,
     with_newline,
 )
-from sync_lint.fix.imports import Bindings, import_insertion, spell
+from sync_lint.fix.imports import plan_imports, spell
+from sync_lint.fix.scopes import ScopeTree
+from sync_lint.fix.selfcheck import check_pass, syntax_error_reason
 
 if TYPE_CHECKING:
     from sync_lint.project.view import ProjectView
@@ -149,8 +155,11 @@ class _Attempt:
     text: str
     edits: list[Placed]
     spans: list[tuple[int, int]]
-    imports: tuple[str, ...]
+    imports: dict[int, tuple[str, ...]]  # fix index -> the modules imported for it
+    # Why the fixed text is refused: it does not parse, or it fails the self-check.
     parse_error: str | None = None
+    check_error: str | None = None
+    tree: ScopeTree | None = None  # the fixed text's scopes, when it passed the self-check
     result: FileResult | None = None
 
 
@@ -193,38 +202,27 @@ class _FileFixer:
                 out.append(candidate)
         return out
 
-    def attempt(self, text: str, module: cst.Module | None, fixes: Sequence[_Candidate]) -> _Attempt:
-        """Apply `fixes` to `text`; parse and re-lint the result."""
+    def attempt(self, text: str, module: cst.Module, tree: ScopeTree, fixes: Sequence[_Candidate]) -> _Attempt:
+        """Apply `fixes` to `text`; parse, self-check and re-lint the result."""
         newline = file_newline(text)
         lines = TextLines(text)
+        needs = [(index, fix.edits[0].start, fix.needs_imports) for index, fix in enumerate(fixes) if fix.needs_imports]
+        plan = plan_imports(tree, module, lines, needs, [(e.start, e.end) for f in fixes for e in f.edits], newline)
         edits: list[Placed] = []
-        missing: dict[str, list[int]] = {}
-        bindings = Bindings.of(module) if module is not None and any(f.needs_imports for f in fixes) else None
         for index, fix in enumerate(fixes):
-            spelled = {}
-            for needed in fix.needs_imports:
-                assert bindings is not None
-                local, add = bindings.local_name(needed)
-                if local is not None:
-                    spelled[needed] = local
-                if add:
-                    missing.setdefault(needed, []).append(index)
+            spelled = plan.spellings.get(index, {})
             for edit in fix.edits:
                 content = with_newline(edit.content, newline)
                 # Longest module names first: `torch.nn` before `torch`.
                 for needed in sorted(spelled, key=len, reverse=True):
                     content = spell(content, needed, spelled[needed])
                 edits.append(Placed(Edit(edit.start, edit.end, content), (index,)))
-        if missing and module is not None:
-            offset, content = import_insertion(module, lines, list(missing), newline)
-            for edit in edits:
-                if edit.start < offset < edit.end:  # a fix rewrites lines across the insertion point
-                    offset = lines.starts[lines.row(edit.start) - 1]
-            owners = tuple(sorted({i for users in missing.values() for i in users}))
+        for offset, content, owners, _modules in plan.insertions:
             edits.append(Placed(Edit(offset, offset, content), owners, is_import=True))
         edits.sort(key=lambda e: (e.start, e.end))
         new_text = apply_edits(text, edits)
-        attempt = _Attempt(new_text, edits, new_spans(edits), tuple(missing))
+        spans = new_spans(edits)
+        attempt = _Attempt(new_text, edits, spans, {i: plan.imported_for(i) for i in range(len(fixes))})
         try:
             cst.parse_module(new_text)
         except cst.ParserSyntaxError as exc:
@@ -233,6 +231,11 @@ class _FileFixer:
         except RecursionError:
             attempt.parse_error = "too deeply nested to parse"
             return attempt
+        verdict = check_pass(tree, new_text, edits, spans)
+        if verdict.problem is not None:
+            attempt.check_error = verdict.problem
+            return attempt
+        attempt.tree = verdict.tree
         attempt.result = self.lint(new_text)
         return attempt
 
@@ -272,8 +275,9 @@ class _FileFixer:
             out.append(diagnostic)
         return out
 
-    def culprits(self, text: str, module: cst.Module, old: FileResult, fixes: Sequence[_Candidate],
-                 attempt: _Attempt, introduced: list[Diagnostic]) -> dict[int, list[Diagnostic]]:
+    def culprits(self, text: str, module: cst.Module, tree: ScopeTree, old: FileResult,
+                 fixes: Sequence[_Candidate], attempt: _Attempt,
+                 introduced: list[Diagnostic]) -> dict[int, list[Diagnostic]]:
         """Which fixes introduced which findings."""
         new_lines = TextLines(attempt.text)
         blame: dict[int, list[Diagnostic]] = {}
@@ -292,7 +296,7 @@ class _FileFixer:
             for index, fix in enumerate(fixes):
                 if index in blame:
                     continue
-                solo = self.attempt(text, module, [fix])
+                solo = self.attempt(text, module, tree, [fix])
                 if solo.result is None:
                     continue
                 found = self.introduced(text, old, [fix], solo)
@@ -311,6 +315,7 @@ class _FileFixer:
         # (fix, before, after, imports, span of the written text in the current text)
         records: list[tuple[_Candidate, str, str, tuple[str, ...], int, int]] = []
         seen = {text}
+        tree: ScopeTree | None = None  # the current text's scopes, parsed when there is something to fix
         passes = 0
         attempts = 0
         while passes < MAX_PASSES and attempts < _MAX_ATTEMPTS:
@@ -324,12 +329,20 @@ class _FileFixer:
                 module = cst.parse_module(text)
             except Exception:  # lint parsed it; this cannot really happen
                 break
-            attempt = self.attempt(text, module, fixes)
-            if attempt.parse_error is not None:
-                return self.refuse(source, first_result, text, module, fixes, attempt.parse_error)
+            if tree is None:
+                try:
+                    tree = ScopeTree.parse(text)
+                except (SyntaxError, ValueError, RecursionError) as exc:
+                    listed = ", ".join(sorted({f.code for f in fixes}))
+                    self.error(f"not fixed: the fixer checks its edits with Python's own parser, which rejects "
+                               f"this file ({syntax_error_reason(exc)}); file left unchanged", listed)
+                    break
+            attempt = self.attempt(text, module, tree, fixes)
+            if attempt.parse_error is not None or attempt.check_error is not None:
+                return self.refuse(source, first_result, text, module, tree, fixes, attempt)
             introduced = self.introduced(text, result, fixes, attempt)
             if introduced:
-                blame = self.culprits(text, module, result, fixes, attempt, introduced)
+                blame = self.culprits(text, module, tree, result, fixes, attempt, introduced)
                 if blame:
                     for index, found in sorted(blame.items()):
                         fix = fixes[index]
@@ -356,10 +369,11 @@ class _FileFixer:
                 mine = own[index]
                 before = " ... ".join(text[e.start:e.end] for e, _ in mine)
                 after = " ... ".join(e.content for e, _ in mine)
-                imports = tuple(name for name in attempt.imports if name in fix.needs_imports)
+                imports = attempt.imports[index]
                 records.append((fix, before, after, imports, mine[0][1][0], mine[-1][1][1]))
                 applied[fix.code] += 1
             text = attempt.text
+            tree = attempt.tree
             assert attempt.result is not None
             result = attempt.result
             passes += 1
@@ -380,18 +394,22 @@ class _FileFixer:
         result.fixes_applied = dict(applied)
         return FixOutcome(source, text, applied, result, self.errors, applied_fixes, passes)
 
-    def refuse(self, source: str, first_result: FileResult, text: str, module: cst.Module,
-               fixes: Sequence[_Candidate], message: str) -> FixOutcome:
-        """The fixed text does not parse: name the rule(s) responsible, keep the file as it was."""
+    def refuse(self, source: str, first_result: FileResult, text: str, module: cst.Module, tree: ScopeTree,
+               fixes: Sequence[_Candidate], attempt: _Attempt) -> FixOutcome:
+        """The fixed text does not parse or fails the self-check: name the rule(s), keep the file as it was."""
         broken = []
         if len(fixes) > 1:
             for fix in fixes:
-                if self.attempt(text, module, [fix]).parse_error is not None:
+                solo = self.attempt(text, module, tree, [fix])
+                if solo.parse_error is not None or solo.check_error is not None:
                     broken.append(fix.code)
         codes = sorted(set(broken or [f.code for f in fixes]))
         listed = ", ".join(codes)
-        self.error(f"not fixed: the {listed} fix produced code that does not parse ({message}); "
-                   "file left unchanged", listed)
+        if attempt.parse_error is not None:
+            why = f"produced code that does not parse ({attempt.parse_error})"
+        else:
+            why = f"failed the fixer's self-check: {attempt.check_error}"
+        self.error(f"not fixed: the {listed} fix {why}; file left unchanged", listed)
         return FixOutcome(source, source, Counter(), first_result, self.errors, [], 0)
 
 
