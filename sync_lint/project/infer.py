@@ -571,8 +571,10 @@ class Inference:
 
     def _entry_convention(self, key: str) -> Fact:
         """What dict entries under this key hold across the repository. Keys are specific names
-        (`"spec_new_seq_lens"`), so every site is followed a little way and all must agree."""
-        sources = [(self.eval(entry.value, self._context(summary, entry.function, "full", budget=2)), summary,
+        (`"spec_new_seq_lens"`), so every site is followed a little way and all must agree. Three
+        hops: a site is usually a field of a function's result (`result.accept_lens`), and the
+        call and the field's stores each spend one."""
+        sources = [(self.eval(entry.value, self._context(summary, entry.function, "full", budget=3)), summary,
                     entry.line) for summary, entry in list(self.index.entries_of(key))[:16]]
         tensors = [(f, s, line) for f, s, line in sources if f.is_tensor]
         if not tensors or len({Device.CPU if f.device is Device.PINNED else f.device for f, _, _ in tensors}) != 1 \
