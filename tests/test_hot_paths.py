@@ -244,7 +244,9 @@ def test_json_and_sarif_carry_hotness(project, tmp_path):
     results = json.loads(out.stdout)["runs"][0]["results"]
     hot = [r for r in results if "hot" in r["properties"]]
     assert len(hot) == len(results) == 9
-    assert hot[0]["properties"]["hot"]["chain"][0]["uri"].startswith("file://")
+    step = hot[0]["properties"]["hot"]["chain"][0]
+    assert step["uri"].startswith("file://") or step["uriBaseId"] == "%SRCROOT%"
+    assert step["uri"].endswith(".py")
 
 
 def test_full_output_puts_hot_findings_first_and_counts_per_root(project, tmp_path):

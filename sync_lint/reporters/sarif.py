@@ -250,7 +250,8 @@ def _result(d: Diagnostic, rule_index: int, uris: _Uris, hashes: dict[str, dict[
         hot = d.hot.as_dict()
         for step in hot["chain"]:
             filename = step.pop("filename")
-            step["location"] = uris.location(filename) if filename else None
+            # Like every other location here: relative to %SRCROOT% when inside the repository.
+            step.update(uris.location(filename) if filename else {"uri": None})
         result["properties"]["hot"] = hot
     related = [_related(step, index, uris) for index, step in enumerate(d.evidence_steps)]
     if related:

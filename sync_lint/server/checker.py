@@ -418,43 +418,37 @@ class Checker:
         None when the fixed text would not parse."""
         import libcst as cst
 
-        from sync_lint.fix.edits import apply_edits, Placed
-        from sync_lint.fix.imports import Bindings, import_insertion, spell
+        from sync_lint.fix.edits import Placed, apply_edits
+        from sync_lint.fix.imports import plan_imports, spell
+        from sync_lint.fix.scopes import ScopeTree
 
         fix = diagnostic.fix
         if fix is None or not fix.edits:
             return None
         text = outcome.text
         newline = file_newline(text)
-        try:
-            module = cst.parse_module(text) if fix.needs_imports else None
-        except Exception:
+        if any(not 0 <= edit.start <= edit.end <= len(text) for edit in fix.edits):
             return None
-        spelled: dict[str, str] = {}
-        missing: list[str] = []
-        if module is not None:
-            bindings = Bindings.of(module)
-            for needed in fix.needs_imports:
-                local, add = bindings.local_name(needed)
-                if local is not None:
-                    spelled[needed] = local
-                if add:
-                    missing.append(needed)
+        plan = None
+        if fix.needs_imports:
+            # The fixer's own import plan: the scope that binds a module at run time, never a
+            # module-level import a lazy-import module or a TYPE_CHECKING-only import would break.
+            try:
+                module, tree = cst.parse_module(text), ScopeTree.parse(text)
+            except Exception:
+                return None
+            first = min(edit.start for edit in fix.edits)
+            plan = plan_imports(tree, module, TextLines(text), [(0, first, fix.needs_imports)],
+                                [(e.start, e.end) for e in fix.edits], newline)
+        spelled = plan.spellings.get(0, {}) if plan is not None else {}
         edits = []
         for edit in sorted(fix.edits, key=lambda e: (e.start, e.end)):
-            if not 0 <= edit.start <= edit.end <= len(text):
-                return None
             content = with_newline(edit.content, newline)
             for needed in sorted(spelled, key=len, reverse=True):
                 content = spell(content, needed, spelled[needed])
             edits.append(Edit(edit.start, edit.end, content))
-        if missing and module is not None:
-            lines = TextLines(text)
-            offset, content = import_insertion(module, lines, missing, newline)
-            for edit in edits:
-                if edit.start < offset < edit.end:
-                    offset = lines.starts[lines.row(edit.start) - 1]
-            edits.append(Edit(offset, offset, content))
+        if plan is not None:
+            edits.extend(Edit(offset, offset, content) for offset, content, _owners, _modules in plan.insertions)
             edits.sort(key=lambda e: (e.start, e.end))
         new_text = apply_edits(text, [Placed(e, (0,)) for e in edits])
         try:
