@@ -735,3 +735,25 @@ def test_cls_call_in_a_classmethod_is_filed_under_the_class() -> None:
              "def g(fn, x):\n    return fn(x)\n"
     rows = [name for kind, name, _ in table_rows(summarize(source, "m.py", "m")) if kind == "calls"]
     assert rows == ["B"]  # a callback parameter's call is filed under no name
+
+
+def test_identity_and_membership_tests_are_python_bools() -> None:
+    """`x is not None` of a GPU tensor is a bool, not a GPU value (an `if` on it does not sync)."""
+    from sync_lint.project.summary import summarize
+
+    source = (
+        "import torch\n"
+        "class P:\n"
+        "    def __init__(self):\n"
+        "        self.ptr = torch.zeros(3, device='cuda')\n"
+        "    def enabled(self):\n"
+        "        return self.ptr is not None\n"
+        "    def both(self, key, table):\n"
+        "        return key in table and self.ptr is None\n"
+        "    def compared(self):\n"
+        "        return self.ptr > 0\n"
+    )
+    functions = summarize(source, "m.py", "m").functions
+    assert functions["P.enabled"].returns == (("lit", "bool"),)
+    assert functions["P.both"].returns == (("lit", "bool"),)
+    assert functions["P.compared"].returns[0][0] == "op"

@@ -22,7 +22,7 @@ from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 5
+SUMMARY_FORMAT = 6
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -738,6 +738,11 @@ class _Summarizer:
             if isinstance(v, str) and len(v) <= 24:
                 return ("lit", "str", v)  # short strings can be device names ("cuda:0")
             return ("lit", "str")
+        if isinstance(node, ast.Compare) and all(isinstance(op, (ast.Is, ast.IsNot, ast.In, ast.NotIn))
+                                                 for op in node.ops):
+            # Identity and membership tests give a Python bool whatever their operands hold
+            # (`self.prefix_len_ptr is not None` of a GPU tensor is not a GPU value).
+            return ("lit", "bool")
         if isinstance(node, (ast.BinOp, ast.Compare)):
             operands = [node.left, node.right] if isinstance(node, ast.BinOp) else [node.left, *node.comparators]
             return ("op", tuple(self.value(o, scope, level) for o in operands))
