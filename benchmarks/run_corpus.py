@@ -6,8 +6,9 @@ For each corpus (see fetch_corpus.py) this runs, as a subprocess,
     sync-lint check <dir> --config benchmarks/corpus-config.toml \
         --output-format json --exit-zero --jobs N
 
-`--runs` times (default 3), each a fresh process (no result cache exists, so every
-run is cold; the OS file cache is warm after the first). It records the wall time
+`--runs` times (default 3), each a fresh process with an empty project cache
+(`--cache-dir` in a temporary folder), so every run is cold; the OS file cache is warm
+after the first. It records the wall time
 (time.perf_counter), user+sys CPU and the max RSS of the largest process (GNU
 `/usr/bin/time -v`, when present), and the summed RSS of the whole process tree
 (sampled from /proc every 100 ms). From the JSON output of the last run it counts
@@ -186,6 +187,9 @@ def timed_run(paths: list[str], jobs: int, out_path: Path) -> dict:
                "--exit-zero", "--no-progress", "--jobs", str(jobs)]
     use_gnu_time = os.access(GNU_TIME, os.X_OK)
     with tempfile.TemporaryDirectory() as tmp:
+        # A cold run: the project cache goes to a fresh folder (a cache left at the corpus root
+        # by an earlier run would make every run after the first a warm one).
+        command += ["--cache-dir", str(Path(tmp) / "cache")]
         time_file = Path(tmp) / "time.txt"
         err_file = Path(tmp) / "stderr.txt"
         full = [GNU_TIME, "-v", "-o", str(time_file), *command] if use_gnu_time else command
