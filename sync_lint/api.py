@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from sync_lint.config import (
-    NEWEST_MEASURED_TORCH,
+    NEWEST_MEASURED_TORCH,  # noqa: F401  (re-exported: the API's default target)
     ConfigError,
     Settings,
     apply_overrides,

@@ -212,8 +212,7 @@ class _Pass:
         if not self.selected:
             return []
         hot = list(self.best)
-        # The candidate finding of each hot call site, and whether the call is a cut.
-        candidates: dict[tuple[str, int, str], Diagnostic | None] = {}
+        # The hot call sites that are cuts: what lies below them is not reported above them.
         cut: set[tuple[str, int, str]] = set()
         reverse: dict[str, list[tuple[str, "Edge"]]] = {}
         for function in hot:
