@@ -590,6 +590,12 @@ def test_join_sources_policy() -> None:
     assert majority.device is Device.GPU and majority.convention  # 4 of 5 wins, as a convention
     assert join_sources([gpu, Fact(Device.NOT_TENSOR, value_kind="none")]).device is Device.GPU  # None says nothing
     assert join_sources([PYTHON]).value_kind == "python"
+    # Python lists into the same key vote against the tensors (a field that is a list of lengths
+    # on the main path and a GPU tensor on one fast path is not known to be on the GPU).
+    a_list = Fact(Device.NOT_TENSOR, value_kind="list")
+    assert join_sources([gpu, gpu, a_list]).lattice() == TENSOR.lattice()
+    mostly = join_sources([gpu] * 8 + [a_list])
+    assert mostly.device is Device.GPU and mostly.convention
 
 
 def test_solved_keys_carry_what_they_read(inference: Inference) -> None:
