@@ -30,7 +30,7 @@ import pickle
 import sqlite3
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from sync_lint import __version__
 from sync_lint.project.deps import Dep, dep_id
@@ -312,16 +312,28 @@ class ProjectStore:
         row = self._db.execute("SELECT fact FROM facts WHERE id = ?", (dep_id(key),)).fetchone()
         return pickle.loads(row[0]) if row else None
 
-    def put_facts(self, rows: list[tuple[Dep, Any, frozenset]], generation: int) -> bool:
-        """Store solved facts with what each read, unless the project changed since `generation`."""
-        if not rows:
-            return True
+    def _write(self, generation: int, write: Callable[[sqlite3.Connection], None]) -> bool:
+        """Run `write` in one transaction, unless the project changed since `generation` (then
+        nothing is written: the answers were computed against an index that is gone)."""
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
             if self.generation() != generation:
                 db.execute("ROLLBACK")
                 return False
+            write(db)
+            db.execute("COMMIT")
+            return True
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def put_facts(self, rows: list[tuple[Dep, Any, frozenset]], generation: int) -> bool:
+        """Store solved facts with what each read, unless the project changed since `generation`."""
+        if not rows:
+            return True
+
+        def write(db: sqlite3.Connection) -> None:
             ids = {dep_id(key): (fact, deps) for key, fact, deps in rows}
             present = set()
             listed = list(ids)
@@ -334,11 +346,8 @@ class ProjectStore:
                            [(i, pickle.dumps(fact, protocol=5)) for i, (fact, _deps) in fresh])
             db.executemany("INSERT INTO fact_reads VALUES (?, ?)",
                            [(dep_id(dep), i) for i, (_fact, deps) in fresh for dep in deps])
-            db.execute("COMMIT")
-            return True
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+
+        return self._write(generation, write)
 
     def result(self, path: str, key: str) -> Any:
         row = self._db.execute("SELECT result FROM results WHERE path = ? AND key = ?", (path, key)).fetchone()
@@ -353,41 +362,21 @@ class ProjectStore:
         return out
 
     def put_results(self, rows: list[tuple[str, str, Any, Iterable[Dep]]], generation: int) -> bool:
-        """`put_result` for many rows in one transaction."""
+        """Store per-file results (path, key, result, what it read) in one transaction."""
         if not rows:
             return True
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            if self.generation() != generation:
-                db.execute("ROLLBACK")
-                return False
+
+        def write(db: sqlite3.Connection) -> None:
             for path, key, result, deps in rows:
                 db.execute("DELETE FROM result_reads WHERE path = ?", (path,))
                 db.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?)",
                            (path, key, pickle.dumps(result, protocol=5)))
                 db.executemany("INSERT INTO result_reads VALUES (?, ?)", [(dep_id(dep), path) for dep in set(deps)])
-            db.execute("COMMIT")
-            return True
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+
+        return self._write(generation, write)
 
     def put_result(self, path: str, key: str, result: Any, deps: Iterable[Dep], generation: int) -> bool:
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            if self.generation() != generation:
-                db.execute("ROLLBACK")
-                return False
-            db.execute("DELETE FROM result_reads WHERE path = ?", (path,))
-            db.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?)", (path, key, pickle.dumps(result, protocol=5)))
-            db.executemany("INSERT INTO result_reads VALUES (?, ?)", [(dep_id(dep), path) for dep in set(deps)])
-            db.execute("COMMIT")
-            return True
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        return self.put_results([(path, key, result, deps)], generation)
 
 
 class FactsExcept:
