@@ -1,13 +1,26 @@
-import json, sys, time, pickle
+"""Check vLLM with the hot-path config, then time the hot-path pass on top.
+
+    python measure.py CACHE_DIR OUT_DIR [FILES_LIST]
+
+FILES_LIST (one path per line, as written by reached.py) checks only those files, the
+project still being the whole corpus; without it the whole corpus is checked. Paths are
+those of the run recorded in results/hot-paths.md.
+"""
+import json
+import sys
+import time
 from pathlib import Path
+
 from sync_lint import api
 from sync_lint.reporters import render
+
 corpus = "/work/main/benchmarks/corpus/vllm-0.33.0"
 cache = Path(sys.argv[1])
 out = Path(sys.argv[2])
+files = Path(sys.argv[3]).read_text().split() if len(sys.argv) > 3 else [corpus]
 plan = api.plan([corpus], config="/tmp/vllm-measure/vllm-hot.toml", project=api.ProjectOptions(cache_dir=cache))
 t0 = time.perf_counter()
-report = api.run(plan, [corpus], hot_paths=False)
+report = api.run(plan, files, hot_paths=False, jobs=2)
 t1 = time.perf_counter()
 hot = api.apply_hot_paths(plan, report)
 t2 = time.perf_counter()
