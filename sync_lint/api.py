@@ -544,6 +544,8 @@ def merge(*reports: Report) -> Report:
     """One report for a run over several inputs (stdin and files)."""
     merged = _report([r for report in reports for r in report.results])
     merged.source_output = next((r.source_output for r in reports if r.source_output is not None), None)
+    for report in reports:  # the hot-path pass needs each file's project
+        merged.projects.update(report.projects)
     return merged
 
 

@@ -393,3 +393,15 @@ def test_trace_join_marks_the_blocking_lines_on_a_hot_path(project, monkeypatch)
 
     text = render_full(joined, width=300)
     assert "hot root" in text and "on a hot path and blocked: 2" in text
+
+
+def test_the_cli_follows_calls_into_files_it_was_not_asked_to_check(project, tmp_path):
+    # Checking one file still uses the whole project's call graph: its transitive findings name
+    # syncs in modules that were not on the command line.
+    folder = project("hot-depth")
+    runner = folder / "hotdepth" / "runner.py"
+    out = CliRunner().invoke(main, ["check", str(runner), "--output-format", "json",
+                                    "--cache-dir", str(tmp_path / "c")])
+    rows = {o["location"]["row"] for o in json.loads(out.stdout) if o["code"] == "SL601"}
+    assert rows == {row for path, row in expected_transitive(folder) if path == "hotdepth/runner.py"}
+    assert rows
