@@ -349,10 +349,10 @@ def analyse(results: list[FileResult], settings: "Settings", projects: dict[str,
             root = project.root  # type: ignore[attr-defined]
         _run(graph, root, members, settings, report, selected, ignored, keep, lint_more if project else None,
              extra_roots, texts or {})
+        if opened is not None:  # first: the edges read facts and nodes that must be stored before them
+            opened.save_facts()
         if cache is not None:
             cache.save()
-        if opened is not None:
-            opened.save_facts()
     return report
 
 

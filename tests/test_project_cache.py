@@ -401,3 +401,26 @@ def test_a_locked_cache_does_not_end_the_run(tmp_path, monkeypatch):
     opened.save_result("a.py", "key", object(), frozenset())  # locked: dropped, no exception
     opened.save_facts()
     assert [row[0] for row in calls["saved"]] == ["k1", "k2"]
+
+
+def test_a_long_lived_process_does_not_serve_a_summary_another_run_replaced(project: Path, tmp_path: Path) -> None:
+    # The summaries an update makes stay in memory for the workers it forks. When another process
+    # updates the cache for a changed file, this process's next update must not serve its old copy.
+    from sync_lint.project.build import update_project
+    from sync_lint.project.store import ProjectStore, content_hash
+    from sync_lint.project.summary import summarize
+
+    settings = api.plan(["."], target_torch_version=FIXTURE_TORCH).settings
+    cache = tmp_path / "cache"
+    first = update_project(project, settings, jobs=1, cache_dir=cache)
+    assert "build" in first.open(settings).index.summary("pkg.builder").functions
+    path = project / "pkg" / "builder.py"
+    bump(path, BUILDER_GPU.replace("def build(n)", "def make(n)"))
+    data = path.read_bytes()
+    info = path.stat()
+    store = ProjectStore(first.database)  # "another run" brings the cache up to date
+    store.update([(str(path.resolve()), info.st_mtime_ns, info.st_size, content_hash(data),
+                   summarize(data, "pkg/builder.py", "pkg.builder"))], [])
+    store.close()
+    second = update_project(project, settings, jobs=1, cache_dir=cache)
+    assert set(second.open(settings).index.summary("pkg.builder").functions) == {"make"}

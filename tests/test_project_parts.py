@@ -601,9 +601,20 @@ def test_join_sources_policy() -> None:
 def test_solved_keys_carry_what_they_read(inference: Inference) -> None:
     inference.index.reads.enabled = True
     inference.field(["pkg.batch.Batch"], "lens")
-    solved = {key: deps for key, _fact, deps in inference.solved()}
+    rows = inference.solved()
+    solved = {key: deps for key, _fact, deps in rows}
+    nodes = {key for key, fact, _deps in rows if fact is None}
+    assert nodes and all(key[0] == "node" for key in nodes)
+
+    def closure(deps: frozenset) -> set:  # a node stands for what it read
+        out: set = set()
+        for dep in deps:
+            out |= closure(solved[dep]) if dep in nodes else {dep}
+        return out
+
     deps = solved[("field", "pkg.batch.Batch", "lens", 6)]
-    assert "m:pkg.make" in deps and "m:pkg.batch" in deps
+    assert any(dep in nodes for dep in deps)
+    assert {"m:pkg.make", "m:pkg.batch"} <= closure(deps)
     assert inference.solved() == []  # handed out once
 
 
@@ -623,7 +634,7 @@ def test_reads_frames_nest() -> None:
     assert reads.end() == frozenset({"m:a"})  # the inner frame's reads are not the outer's
 
 
-def test_memo_replays_what_the_computation_read() -> None:
+def test_a_memoised_computation_is_one_node_that_every_user_reads() -> None:
     reads = Reads()
     cache: dict = {}
     calls = []
@@ -635,21 +646,34 @@ def test_memo_replays_what_the_computation_read() -> None:
         return 42
 
     reads.begin()
-    assert reads.memo(cache, "k", compute) == 42
+    assert reads.memo(cache, "helper", "k", compute) == 42
     first = reads.end()
     reads.begin()
-    assert reads.memo(cache, "k", compute) == 42  # a hit
+    assert reads.memo(cache, "helper", "k", compute) == 42  # a hit
     second = reads.end()
     assert len(calls) == 1
-    assert first == second == frozenset({"m:x", ("field", "C", "a", 6)})
+    assert first == second == frozenset({("node", "helper", "k")})
+    # The node's reads are handed out once, for the cache.
+    assert reads.nodes() == [(("node", "helper", "k"), frozenset({"m:x", ("field", "C", "a", 6)}))]
+    assert reads.nodes() == []
+
+
+def test_a_computation_that_read_one_thing_needs_no_node() -> None:
+    reads = Reads()
+    cache: dict = {}
+    reads.begin()
+    reads.memo(cache, "helper", "one", lambda: reads.add("m:x") or 1)
+    reads.memo(cache, "helper", "none", lambda: 2)
+    assert reads.end() == frozenset({"m:x"})
+    assert reads.nodes() == []
 
 
 def test_disabled_reads_still_memoise() -> None:
     reads = Reads(enabled=False)
     cache: dict = {}
     calls = []
-    reads.memo(cache, "k", lambda: calls.append(1) or 1)
-    reads.memo(cache, "k", lambda: calls.append(1) or 1)
+    reads.memo(cache, "helper", "k", lambda: calls.append(1) or 1)
+    reads.memo(cache, "helper", "k", lambda: calls.append(1) or 1)
     assert len(calls) == 1
 
 

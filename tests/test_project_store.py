@@ -174,3 +174,21 @@ def test_cache_folder_ignores_itself(tmp_path: Path) -> None:
     prepare_cache_dir(folder)
     assert (folder / ".gitignore").read_text().splitlines()[-1] == "*"
     assert (folder / "CACHEDIR.TAG").read_text().startswith("Signature: 8a477f597d28d172789f06886806bc55")
+
+
+def test_a_node_carries_its_reads_to_every_answer_that_used_it(store: ProjectStore) -> None:
+    # A memoised helper read module b; an answer and a result that used it read only its node.
+    node = ("node", "callers", "b.f")
+    key = ("param", "b.f", "x", 6)
+    generation = store.generation()
+    assert store.put_facts([(node, None, frozenset({"m:b", "n:calls:f"})), (key, GPU, frozenset({node}))], generation)
+    assert store.put_result("/p/a.py", "ka2", "result-a2", {node}, generation)
+    assert store.fact(node) is None  # a node has no value
+    # Stored again by another process: its reads are not duplicated.
+    assert store.put_facts([(node, None, frozenset({"m:b", "n:calls:f"}))], generation)
+    assert store._db.execute("SELECT COUNT(*) FROM fact_reads WHERE fact = ?",
+                             (store_module.dep_id(node),)).fetchone()[0] == 2
+    store.update([row("/p/b.py", "b", B + "\ndef h():\n    return 1\n", mtime=2)], [])
+    assert store.fact(key) is None
+    assert store.result("/p/a.py", "ka2") is None
+    assert store.fact(K_A) is not None  # it read only module a

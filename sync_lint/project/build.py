@@ -15,7 +15,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -53,8 +53,13 @@ class Project:
         from sync_lint.project.infer import Inference
 
         store = ProjectStore(self.database)
-        index = ProjectIndex(store.modules(), store.summary, StoreTables(store), root=str(self.root),  # type: ignore[arg-type]
-                             reads=Reads())
+        fresh = _FRESH.get(self.database, {})
+
+        def load(module: str) -> ModuleSummary | None:
+            found = fresh.get(module)
+            return found[1] if found is not None else store.summary(module)
+
+        index = ProjectIndex(store.modules(), load, StoreTables(store), root=str(self.root), reads=Reads())
         inference = Inference(index, settings.device_settings(), convention_share=settings.convention_share,
                               convention_sites=settings.convention_sites, cache=store)
         return OpenProject(self, store, inference)
@@ -98,9 +103,10 @@ class OpenProject:
         """Store what was solved since the last save. A cache that stays locked past the store's
         timeout (another run writing) must not end this run: the facts wait for the next save,
         and are only lost (recomputed by a later run) if every save finds the cache locked."""
+        solved = self.inference.solved()
         if not self.writable:
             return
-        self._unsaved.extend(self.inference.solved())
+        self._unsaved.extend(solved)
         try:
             self.store.put_facts(self._unsaved, self.project.generation)
         except sqlite3.OperationalError:
@@ -110,12 +116,47 @@ class OpenProject:
     def result(self, path: str, key: str) -> object | None:
         return self.store.result(path, key)
 
+    @property
+    def facts_saved(self) -> bool:
+        """Whether everything solved so far is in the cache: an answer stored before the facts and
+        nodes it read would not be dropped when they are."""
+        return not self._unsaved
+
     def save_result(self, path: str, key: str, result: object, deps: frozenset) -> None:
-        if self.writable:
+        if self.writable and self.facts_saved:
             try:
                 self.store.put_result(path, key, result, deps, self.project.generation)
             except sqlite3.OperationalError:  # locked by another run: the next run re-checks the file
                 pass
+
+
+# The summaries (less their call sites, as the cache keeps them) that `update_project` made in
+# this process, by database and module: worker processes forked afterwards read them from memory
+# instead of unpickling each from the cache (a cold vLLM run loads most of 3,000 in every worker).
+_FRESH: dict[Path, dict[str, tuple[str, ModuleSummary]]] = {}  # module -> (content hash, summary)
+
+
+def _remember_fresh(fresh: dict[str, tuple[str, ModuleSummary]], known: dict, current: set[str],
+                    summaries: list[tuple[str, int, int, str, ModuleSummary]]) -> None:
+    """Keep this update's summaries, and forget remembered ones the cache no longer agrees with
+    (another run updated a file since: a long-lived process must not serve its old summary)."""
+    paths_of: dict[str, set[str]] = {}
+    for path, stat in known.items():
+        if path in current:
+            paths_of.setdefault(stat.module, set()).add(path)
+            remembered = fresh.get(stat.module)
+            if remembered is not None and remembered[0] != stat.sha:
+                del fresh[stat.module]
+        elif stat.module in fresh:
+            del fresh[stat.module]
+    for path, _mtime, _size, sha, summary in summaries:
+        paths_of.setdefault(summary.module, set()).add(path)
+    for path, _mtime, _size, sha, summary in summaries:
+        # A module two files claim (a folder listed twice) is left to the cache, which picks one.
+        if len(paths_of[summary.module]) == 1:
+            fresh[summary.module] = (sha, replace(summary, calls=[]))
+        else:
+            fresh.pop(summary.module, None)
 
 
 def cache_folder(root: Path, cache_dir: Path | None) -> Path:
@@ -215,6 +256,7 @@ def update_project(root: Path, settings: "Settings", *, jobs: int | None = None,
                                              serial_below=64) if s is not None]
         if summaries or removed or touched:
             store.update(summaries, removed, touched)
+        _remember_fresh(_FRESH.setdefault(database, {}), known, current, summaries)
         store.use_settings(fact_settings(settings))
         shas = {path: stat.sha for path, stat in known.items() if path in current}
         shas.update((row[0], row[3]) for row in summaries)

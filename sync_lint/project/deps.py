@@ -17,12 +17,16 @@ module, and the names their summaries add or drop); every answer that read one, 
 every answer that used such an answer, transitively, is dropped.
 
 Memoised helpers that are not keys (name resolution, the class hierarchy, the
-callers of a function) keep the dependencies they recorded and replay them on a
-hit, so a frame is the same whether a helper was computed or found.
+callers of a function) become **nodes**: a node's reads are stored once, as the
+reads of a node id, and every frame that used the helper (computed or found) reads
+the node. Replaying a helper's reads into each frame instead stored a million rows
+for one vLLM run: a helper that scans the class hierarchy reads thousands of labels,
+and hundreds of answers use it.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Callable, Hashable, TypeVar
 
@@ -31,6 +35,7 @@ Dep = Hashable  # a label (str) or a key (tuple)
 _MISSING = object()
 
 
+@functools.lru_cache(maxsize=1 << 18)
 def dep_id(dep: Dep) -> int:
     """A stable 64-bit id for a label or key (the cache's column type)."""
     digest = hashlib.blake2b(repr(dep).encode(), digest_size=8).digest()
@@ -38,12 +43,14 @@ def dep_id(dep: Dep) -> int:
 
 
 class Reads:
-    """The frames of the answers being computed, innermost last."""
+    """The frames of the answers being computed, innermost last, and the nodes made since the
+    last `nodes()`."""
 
-    __slots__ = ("_frames", "enabled")
+    __slots__ = ("_frames", "enabled", "_nodes")
 
     def __init__(self, enabled: bool = True) -> None:
         self._frames: list[set[Dep]] = []
+        self._nodes: list[tuple[Dep, frozenset[Dep]]] = []
         self.enabled = enabled
 
     def add(self, dep: Dep) -> None:
@@ -60,22 +67,42 @@ class Reads:
     def end(self) -> frozenset[Dep]:
         return frozenset(self._frames.pop())
 
-    def memo(self, cache: dict, key: Hashable, compute: Callable[[], T]) -> T:
-        """`compute()` once per key; a hit replays what the computation read."""
+    def node(self, kind: str, key: Hashable, deps: frozenset[Dep]) -> Dep | None:
+        """The dependency standing for a memoised computation of `kind` at `key` that read `deps`:
+        None when it read nothing, the read itself when it read one thing, else a node whose reads
+        are kept for the cache (`nodes()`)."""
+        if not deps:
+            return None
+        if len(deps) == 1:
+            return next(iter(deps))
+        node = ("node", kind, key)
+        self._nodes.append((node, deps))
+        return node
+
+    def nodes(self) -> list[tuple[Dep, frozenset[Dep]]]:
+        """The nodes made since the last call, each with what it read."""
+        out, self._nodes = self._nodes, []
+        return out
+
+    def memo(self, cache: dict, kind: str, key: Hashable, compute: Callable[[], T]) -> T:
+        """`compute()` once per key; the frames that use it, computed or found, read its node."""
         hit = cache.get(key, _MISSING)
         if hit is not _MISSING:
-            value, deps = hit  # type: ignore[misc]
-            self.replay(deps)
+            value, node = hit  # type: ignore[misc]
+            if node is not None:
+                self.add(node)
             return value  # type: ignore[no-any-return]
         if not self.enabled:
             value = compute()
-            cache[key] = (value, frozenset())
+            cache[key] = (value, None)
             return value
         self.begin()
         try:
             value = compute()
         finally:
             deps = self.end()
-        cache[key] = (value, deps)
-        self.replay(deps)
+        node = self.node(kind, key, deps)
+        cache[key] = (value, node)
+        if node is not None:
+            self.add(node)
         return value

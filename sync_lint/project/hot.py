@@ -464,7 +464,7 @@ class EdgeCache:
         self._pending[qualname] = (value, deps)
 
     def save(self) -> None:
-        if self.opened.writable and self._pending:
+        if self.opened.writable and self.opened.facts_saved and self._pending:
             import sqlite3
 
             try:

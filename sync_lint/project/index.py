@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from sync_lint.project.deps import Reads
+from sync_lint.project.deps import Dep, Reads
 from sync_lint.project.summary import (
     CallSite,
     ClassInfo,
@@ -146,9 +146,9 @@ class ProjectIndex:
         self.root = root
         # What each answer reads (see deps.py); the inference shares this recorder.
         self.reads = reads if reads is not None else Reads(enabled=False)
-        self._symbols: dict[str, tuple[Symbol | None, frozenset]] = {}
+        self._symbols: dict[str, tuple[Symbol | None, Dep | None]] = {}
         self._subclasses: dict[str, set[str]] | None = None
-        self._mro: dict[str, tuple[list[str], frozenset]] = {}
+        self._mro: dict[str, tuple[list[str], Dep | None]] = {}
         self._by_name: dict[str, tuple[dict, dict, dict]] = {}
 
     @classmethod
@@ -183,10 +183,10 @@ class ProjectIndex:
     # --- names ---------------------------------------------------------------------------------
     def resolve(self, dotted: str) -> Symbol | None:
         """What `pkg.mod.Name` (or `pkg.mod.Class.method`) denotes, following re-exports."""
-        return self.reads.memo(self._symbols, dotted, lambda: self._guarded_resolve(dotted))
+        return self.reads.memo(self._symbols, "resolve", dotted, lambda: self._guarded_resolve(dotted))
 
     def _guarded_resolve(self, dotted: str) -> Symbol | None:
-        self._symbols[dotted] = (None, frozenset())  # an import cycle back to `dotted` resolves to nothing
+        self._symbols[dotted] = (None, None)  # an import cycle back to `dotted` resolves to nothing
         try:
             return self._resolve(dotted)
         finally:
@@ -259,7 +259,7 @@ class ProjectIndex:
 
     def mro(self, class_qualname: str) -> list[str]:
         """The class and its project ancestors, nearest first (depth-first, each once)."""
-        return self.reads.memo(self._mro, class_qualname, lambda: self._mro_of(class_qualname))
+        return self.reads.memo(self._mro, "mro", class_qualname, lambda: self._mro_of(class_qualname))
 
     def _mro_of(self, class_qualname: str) -> list[str]:
         out: list[str] = []

@@ -58,6 +58,7 @@ from sync_lint.analysis.knowledge import (
     TENSOR_ATTRS,
     TORCH_NON_TENSOR,
 )
+from sync_lint.project.deps import Dep
 from sync_lint.project.index import ProjectIndex
 from sync_lint.project.summary import CallSite, FunctionInfo, ModuleSummary, Param
 from sync_lint.project.values import Value, render
@@ -129,17 +130,17 @@ class Inference:
         self._position: dict[Key, int] = {}
         self._low: list[int] = []
         self._cycle_reads = 0
-        self._specialized: dict[tuple, tuple[Fact, frozenset]] = {}
+        self._specialized: dict[tuple, tuple[Fact, Dep | None]] = {}
         self._return_reads: dict[str, frozenset[str]] = {}
         self._specializing: set[tuple] = set()
         self._override_memo: dict[tuple, tuple[set[str], frozenset]] = {}
         # "types" and "shallow" questions: memoised, a recursive one is unknown.
-        self._cheap: dict[tuple, tuple[Fact, frozenset]] = {}
+        self._cheap: dict[tuple, tuple[Fact, Dep | None]] = {}
         self._cheap_active: set[tuple] = set()
         self._cheap_cuts = 0
         # Structural matches, independent of any budget.
-        self._caller_memo: dict[str, tuple[list[tuple[ModuleSummary, CallSite, int]], frozenset]] = {}
-        self._stores: dict[tuple[str, str], tuple[list, frozenset]] = {}
+        self._caller_memo: dict[str, tuple[list[tuple[ModuleSummary, CallSite, int]], Dep | None]] = {}
+        self._stores: dict[tuple[str, str], tuple[list, Dep | None]] = {}
 
     # ======================================================================================
     # Questions the per-file analysis asks
@@ -230,10 +231,11 @@ class Inference:
             table.clear()
         self._solved = []
 
-    def solved(self) -> list[tuple[Key, Fact, frozenset]]:
-        """The keys solved since the last call, with what each read (for the cache)."""
+    def solved(self) -> list[tuple[Key, Fact | None, frozenset]]:
+        """The keys solved since the last call, with what each read, and the nodes (`deps.py`) made
+        since then, with what each read and no fact (for the cache)."""
         out, self._solved = self._solved, []
-        return out
+        return out + [(node, None, deps) for node, deps in self.reads.nodes()]
 
     def _iterate(self, position: int) -> None:
         """Recompute a cycle's members until none changes: the least fixed point.
@@ -280,7 +282,8 @@ class Inference:
         depended on such a cut is not memoised (so answers do not depend on the order of questions)."""
         known = self._cheap.get(key)
         if known is not None:
-            self.reads.replay(known[1])
+            if known[1] is not None:
+                self.reads.add(known[1])
             return known[0]
         if key in self._cheap_active:
             self._cheap_cuts += 1
@@ -293,9 +296,13 @@ class Inference:
         finally:
             self._cheap_active.discard(key)
             deps = self.reads.end()
-        self.reads.replay(deps)
-        if self._cheap_cuts == cuts:
-            self._cheap[key] = (fact, deps)
+        if self._cheap_cuts != cuts:
+            self.reads.replay(deps)
+            return fact
+        node = self.reads.node("cheap", key, deps)
+        self._cheap[key] = (fact, node)
+        if node is not None:
+            self.reads.add(node)
         return fact
 
     # ======================================================================================
@@ -340,7 +347,7 @@ class Inference:
 
     def _stores_into(self, cls: str, attr: str) -> list:
         """The stores to `attr` on instances of the class or a relative (a structural match)."""
-        return self.reads.memo(self._stores, (cls, attr), lambda: self._find_stores_into(cls, attr))
+        return self.reads.memo(self._stores, "stores", (cls, attr), lambda: self._find_stores_into(cls, attr))
 
     def _find_stores_into(self, cls: str, attr: str) -> list:
         related = set(self.index.mro(cls)) | self.index.subclasses(cls)
@@ -437,12 +444,12 @@ class Inference:
 
     def _callers(self, function: str) -> list[tuple[ModuleSummary, CallSite, int]]:
         """Every call site that reaches the function, and how many parameters the receiver binds."""
-        return self.reads.memo(self._caller_memo, function, lambda: self._find_callers(function))
+        return self.reads.memo(self._caller_memo, "callers", function, lambda: self._find_callers(function))
 
     def _find_callers(self, function: str) -> list[tuple[ModuleSummary, CallSite, int]]:
         found = self.index.function(function)
         out: list[tuple[ModuleSummary, CallSite, int]] = []
-        self._caller_memo[function] = (out, frozenset())  # a recursive question sees the list so far
+        self._caller_memo[function] = (out, None)  # a recursive question sees the list so far
         if found is None:
             return out
         summary, info = found
@@ -463,11 +470,11 @@ class Inference:
     def _callers_of_class(self, cls: str) -> list[tuple[ModuleSummary, CallSite, int]]:
         """The constructor calls of a class (or of a subclass that inherits its `__init__`)."""
         key = f"<new>{cls}"
-        return self.reads.memo(self._caller_memo, key, lambda: self._find_constructor_calls(cls, key))
+        return self.reads.memo(self._caller_memo, "callers", key, lambda: self._find_constructor_calls(cls, key))
 
     def _find_constructor_calls(self, cls: str, key: str) -> list[tuple[ModuleSummary, CallSite, int]]:
         out: list[tuple[ModuleSummary, CallSite, int]] = []
-        self._caller_memo[key] = (out, frozenset())  # a recursive question sees the list so far
+        self._caller_memo[key] = (out, None)  # a recursive question sees the list so far
         init = self.index.method(cls, "__init__")
         names = {_short(cls), "cls"} | {_short(sub) for sub in self.index.subclasses(cls)}
         for name in sorted(names):
@@ -532,7 +539,8 @@ class Inference:
                                               for k, v in params.items())))
         hit = self._specialized.get(key)
         if hit is not None:
-            self.reads.replay(hit[1])
+            if hit[1] is not None:
+                self.reads.add(hit[1])
             return hit[0]
         if key in self._specializing or len(self._specializing) > 8 or budget <= 0:
             # A recursive function, or a long chain of calls: the general answer, which the solver
@@ -555,9 +563,13 @@ class Inference:
         finally:
             self._specializing.discard(key)
             deps = self.reads.end()
-        self.reads.replay(deps)
-        if self._cycle_reads == cycle_reads:
-            self._specialized[key] = (known, deps)
+        if self._cycle_reads != cycle_reads:
+            self.reads.replay(deps)
+            return known
+        node = self.reads.node("specialized", key, deps)
+        self._specialized[key] = (known, node)
+        if node is not None:
+            self.reads.add(node)
         return known
 
     def _global(self, module: str, name: str, budget: int) -> Fact:
@@ -789,7 +801,7 @@ class Inference:
 
     def _overrides(self, classes: frozenset[str], attr: str) -> set[str]:
         """The methods named `attr` that subclasses of these classes define (at most 8, nearest first)."""
-        return self.reads.memo(self._override_memo, (classes, attr), lambda: self._find_overrides(classes, attr))
+        return self.reads.memo(self._override_memo, "overrides", (classes, attr), lambda: self._find_overrides(classes, attr))
 
     def _find_overrides(self, classes: frozenset[str], attr: str) -> set[str]:
         found: list[str] = []

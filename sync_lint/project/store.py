@@ -329,23 +329,24 @@ class ProjectStore:
             raise
 
     def put_facts(self, rows: list[tuple[Dep, Any, frozenset]], generation: int) -> bool:
-        """Store solved facts with what each read, unless the project changed since `generation`."""
+        """Store solved facts with what each read, and nodes (a fact of None: `deps.py`) with what
+        each read, unless the project changed since `generation`. A fact or node already stored is
+        kept: within a generation the same key reads the same things."""
         if not rows:
             return True
 
         def write(db: sqlite3.Connection) -> None:
-            ids = {dep_id(key): (fact, deps) for key, fact, deps in rows}
-            present = set()
-            listed = list(ids)
-            for start in range(0, len(listed), 500):
-                chunk = listed[start:start + 500]
-                present.update(row[0] for row in db.execute(
-                    f"SELECT id FROM facts WHERE id IN ({','.join('?' * len(chunk))})", chunk))
-            fresh = [(i, v) for i, v in ids.items() if i not in present]
+            facts = {dep_id(key): (fact, deps) for key, fact, deps in rows if fact is not None}
+            nodes = {dep_id(key): deps for key, fact, deps in rows if fact is None}
+            present = _present(db, "SELECT id FROM facts WHERE id IN ({})", list(facts))
+            present |= _present(db, "SELECT DISTINCT fact FROM fact_reads WHERE fact IN ({})", list(nodes))
+            fresh = [(i, v) for i, v in facts.items() if i not in present]
             db.executemany("INSERT INTO facts VALUES (?, ?)",
                            [(i, pickle.dumps(fact, protocol=5)) for i, (fact, _deps) in fresh])
             db.executemany("INSERT INTO fact_reads VALUES (?, ?)",
                            [(dep_id(dep), i) for i, (_fact, deps) in fresh for dep in deps])
+            db.executemany("INSERT INTO fact_reads VALUES (?, ?)",
+                           [(dep_id(dep), i) for i, deps in nodes.items() if i not in present for dep in deps])
 
         return self._write(generation, write)
 
@@ -388,6 +389,15 @@ class FactsExcept:
 
     def fact(self, key: Dep) -> Any:
         return None if dep_id(key) in self._excluded else self._store.fact(key)
+
+
+def _present(db: sqlite3.Connection, query: str, ids: list[int]) -> set[int]:
+    """Which of `ids` the query (with `{}` for the list) finds, asked 500 at a time."""
+    found: set[int] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        found.update(row[0] for row in db.execute(query.format(",".join("?" * len(chunk))), chunk))
+    return found
 
 
 def _rows(db: sqlite3.Connection, query: str, module: str) -> set:

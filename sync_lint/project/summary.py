@@ -266,7 +266,7 @@ class _Summarizer:
                 continue
             self.s.globals[name] = self._name_value(name, self.scope)
         # Where each global is first bound (evidence points there).
-        for node in sorted(_walk_statements(tree.body), key=lambda n: getattr(n, "lineno", 0)):
+        for node in sorted(_module_statements(tree.body), key=lambda n: n.lineno):
             if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 names = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
@@ -897,6 +897,17 @@ def _walk_expression(node: ast.AST):  # type: ignore[no-untyped-def]
                         push(item)
             elif isinstance(value, ast.AST):
                 push(value)
+
+
+def _module_statements(body: list[ast.stmt]):  # type: ignore[no-untyped-def]
+    """Every statement of a module body and its blocks, not entering functions or classes."""
+    stack: list[ast.stmt] = list(body)
+    while stack:
+        current = stack.pop()
+        yield current
+        if not isinstance(current, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            for block in _blocks_of(current):
+                stack.extend(block)
 
 
 def _walk_statements(body: list[ast.stmt]):  # type: ignore[no-untyped-def]
