@@ -67,3 +67,19 @@ def test_a_stale_catalogue_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_an_installed_rule_pack_turns_the_catalogue_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(catalogue.metadata, "entry_points", lambda group: ["a pack"])
     assert catalogue.builtin_catalogue() is None
+
+
+def test_the_executable_answers_version_without_the_command_line_library() -> None:
+    probe = ("import sys\nsys.argv = ['sync-lint', '--version']\nfrom sync_lint.__main__ import main\n"
+             "status = main()\nprint('click' in sys.modules, status, file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.startswith("sync-lint, version ")
+    assert done.stderr.strip() == "False 0"
+
+
+def test_the_executable_passes_the_exit_status_on() -> None:
+    # `python -m sync_lint` and the console script exit with the command's status (1: findings).
+    done = subprocess.run([sys.executable, "-m", "sync_lint", "check", "--isolated", "-", "--stdin-filename", "x.py"],
+                          input="import torch\nx = torch.zeros(3, device='cuda')\nx.item()\n",
+                          capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr

@@ -137,6 +137,7 @@ class Inference:
         # "types" and "shallow" questions: memoised, a recursive one is unknown.
         self._cheap: dict[tuple, tuple[Fact, Dep | None]] = {}
         self._cheap_active: set[tuple] = set()
+        self._cheap_provisional: dict[tuple, tuple[Fact, frozenset]] = {}  # answers that met a cut
         self._cheap_cuts = 0
         # Structural matches, independent of any budget.
         self._caller_memo: dict[str, tuple[list[tuple[ModuleSummary, CallSite, int]], Dep | None]] = {}
@@ -285,6 +286,10 @@ class Inference:
             if known[1] is not None:
                 self.reads.add(known[1])
             return known[0]
+        provisional = self._cheap_provisional.get(key)
+        if provisional is not None:
+            self.reads.replay(provisional[1])
+            return provisional[0]
         if key in self._cheap_active:
             self._cheap_cuts += 1
             return UNKNOWN
@@ -296,8 +301,15 @@ class Inference:
         finally:
             self._cheap_active.discard(key)
             deps = self.reads.end()
+            if not self._cheap_active:
+                self._cheap_provisional.clear()
         if self._cheap_cuts != cuts:
             self.reads.replay(deps)
+            if self._cheap_active:
+                # Kept for the rest of the outermost question only: without it, a cycle of
+                # functions returning each other's results is explored once per path through it
+                # (exponential; one vLLM file ran for minutes).
+                self._cheap_provisional[key] = (fact, deps)
             return fact
         node = self.reads.node("cheap", key, deps)
         self._cheap[key] = (fact, node)
