@@ -414,7 +414,7 @@ def render_markdown(meta: dict, corpora: dict[str, dict]) -> str:
     lines = [
         "# Fixing the corpora: `check --fix --unsafe-fixes`, then a second fix",
         "",
-        f"Python {meta['python']}, {meta['cores']} cores. Written by `benchmarks/fix_corpus.py`; each corpus was fixed in a temporary copy "
+        "Written by `benchmarks/fix_corpus.py` (the machine of each run is in the table); each corpus was fixed in a temporary copy "
         "with these commands (the check run is the same without the fix flags):",
         "",
         "```sh",
@@ -431,6 +431,8 @@ def render_markdown(meta: dict, corpora: dict[str, dict]) -> str:
 
     row("sync-lint commit", [f"`{corpora[n]['commit']}`" for n in names])
     row("date", [corpora[n]["date"] for n in names])
+    row("machine", [f"Python {corpora[n].get('python', meta['python'])}, {corpora[n].get('cores', meta['cores'])} cores"
+                    for n in names])
     row("source files", [corpora[n]["files"] for n in names])
     row("files given CRLF / BOM / mode 0755 / 0640", [
         " / ".join(str(corpora[n]["variants"].get(k, 0)) for k in ("crlf", "bom", "mode 0755", "mode 0640"))
@@ -523,6 +525,7 @@ def main() -> int:
         results[name]["invocation"] = "python benchmarks/fix_corpus.py " + " ".join(sys.argv[1:])
         results[name]["load_average_after"] = round(os.getloadavg()[0], 1)
         results[name]["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        results[name]["python"], results[name]["cores"] = meta["python"], meta["cores"]
         print(f"  {report.files_changed} files changed, defects: {results[name]['defect_counts']}",
               file=sys.stderr, flush=True)
         write_results(args.output, meta, results)  # after each corpus: a long run keeps what it did
