@@ -236,3 +236,23 @@ def test_parameter_named_model_with_a_project_class_annotation(tmp_path: Path, m
     read.write_text(read.read_text().replace("config", "model"))
     monkeypatch.chdir(root)
     assert ("pkg/read.py", 9, "SL102") in findings(check(root, cache=tmp_path / "cache"))
+
+
+def test_torch_predicates_are_python_bools_even_in_strict_mode(tmp_path: Path) -> None:
+    # A project helper returning `torch.compiler.is_compiling()` (transformers' own
+    # `is_torchdynamo_compiling`) is a flag, not a tensor of unknown device: testing it syncs nothing.
+    root = tmp_path / "proj"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pyproject.toml").write_text("")
+    (root / "pkg" / "__init__.py").write_text("")
+    (root / "pkg" / "flags.py").write_text(
+        "import torch\n\n\ndef is_compiling():\n    return torch.compiler.is_compiling()\n\n\n"
+        "def distributed():\n    return torch.distributed.is_available() and torch.distributed.is_initialized()\n")
+    (root / "pkg" / "model.py").write_text(
+        "import torch\n\nfrom pkg.flags import distributed, is_compiling\n\n\n"
+        "def forward(x: torch.Tensor):\n    if is_compiling():\n        return x\n    if distributed():\n"
+        "        return x\n    if torch.jit.is_scripting():\n        return x\n    if x:\n        return x\n")
+    plan = api.plan([str(root)], strict=True, project=api.ProjectOptions(cache_dir=tmp_path / "cache"))
+    report = api.run(plan, [str(root)])
+    rows = sorted((Path(d.path).name, d.start.row) for r in report.results for d in r.diagnostics)
+    assert rows == [("model.py", 13)]  # only `if x:`, a tensor

@@ -52,8 +52,8 @@ from sync_lint.analysis.knowledge import (
     REDUCTIONS,
     STREAM_HANDLES,
     TENSOR_ATTRS,
-    TORCH_NON_TENSOR,
     VIEW_METHODS,
+    torch_returns_python,
 )
 from sync_lint.syntax import dotted_name, is_true_literal, literal_string
 
@@ -437,7 +437,7 @@ class Evaluator:
             return replace(PYTHON, value_kind="torch-object")
         if last == "get_device_module":
             return replace(PYTHON, value_kind="device-module", reason="created by {code}", origin=expr)
-        if last in TORCH_NON_TENSOR or last[:1].isupper():
+        if torch_returns_python(qual) or last[:1].isupper():
             return PYTHON
         if namespace == "torch" and last in CPU_FACTORIES:
             return Fact(Device.CPU, reason="created by {code} (CPU memory)", origin=expr, ndim=None)

@@ -24,6 +24,20 @@ TORCH_NON_TENSOR = frozenset(
     "use_deterministic_algorithms are_deterministic_algorithms_enabled set_printoptions "
     "save load Generator Stream Event".split()
 )
+# Namespaces whose functions answer questions about the program, not about data: flags,
+# ranks, compiler state (`torch.compiler.is_compiling()`, `torch.distributed.get_rank()`).
+TORCH_NON_TENSOR_NAMESPACES = ("torch.compiler", "torch.jit", "torch._dynamo", "torch.backends")
+
+
+def torch_returns_python(qualified: str) -> bool:
+    """Whether a torch function returns a Python value rather than a tensor: the listed ones, the
+    `is_*` predicates (`torch.distributed.is_initialized()`, `torch.is_tensor(x)`: Python bools),
+    and the functions of the namespaces above."""
+    namespace, _, last = qualified.rpartition(".")
+    return (last in TORCH_NON_TENSOR or last.startswith("is_")
+            or namespace.startswith(TORCH_NON_TENSOR_NAMESPACES) and not last[:1].isupper())
+
+
 DTYPE_NAMES = {
     "bool": "bool",
     "uint8": "int", "int8": "int", "int16": "int", "short": "int", "int32": "int", "int": "int",

@@ -56,7 +56,7 @@ from sync_lint.analysis.knowledge import (
     NEW_METHODS,
     STREAM_HANDLES,
     TENSOR_ATTRS,
-    TORCH_NON_TENSOR,
+    torch_returns_python,
 )
 from sync_lint.project.deps import Dep
 from sync_lint.project.index import ProjectIndex
@@ -957,7 +957,7 @@ class Inference:
                         reason=f"created by `{qualified}()`")
         if namespace.startswith(("torch.cuda", "torch.accelerator")):
             return PYTHON
-        if last in TORCH_NON_TENSOR or last[:1].isupper():
+        if torch_returns_python(qualified) or last[:1].isupper():
             return PYTHON
         keywords = dict(kwargs)
         if namespace == "torch" and last in CPU_FACTORIES:
