@@ -423,7 +423,11 @@ def _run(graph: "CallGraph", root: Path, members: list[FileResult], settings: "S
         for d in result.diagnostics:
             info = _innermost(summary, d.start.row)
             function = summary.qualified(info.qualname) if info is not None else None
-            if function is not None and d.code != TRANSITIVE_CODE and d.code.startswith("SL") and d.code != "SL000":
+            # A sync known only in --strict mode (a tensor of unknown device) is reported where it is,
+            # not at every hot caller: one such line (transformers' mask helper) became dozens of
+            # call-site findings, most of them false.
+            if function is not None and d.code != TRANSITIVE_CODE and d.code.startswith("SL") and d.code != "SL000" \
+                    and d.confidence != "strict":
                 syncs.setdefault(function, []).append(d)
             if mark and function is not None and function in hot.best:
                 d = replace(d, hot=hot.hotness(function, d.start.row, info))
