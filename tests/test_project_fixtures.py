@@ -256,3 +256,24 @@ def test_torch_predicates_are_python_bools_even_in_strict_mode(tmp_path: Path) -
     report = api.run(plan, [str(root)])
     rows = sorted((Path(d.path).name, d.start.row) for r in report.results for d in r.diagnostics)
     assert rows == [("model.py", 13)]  # only `if x:`, a tensor
+
+
+def test_a_function_annotated_to_return_a_python_scalar_returns_one(tmp_path: Path) -> None:
+    # vLLM's `is_fp8(x) -> bool` compares `x` (a dtype, or a tensor's dtype) with fp8 dtypes. Some
+    # callers pass GPU tensors; the declared `bool` is what every caller gets back.
+    root = tmp_path / "proj"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pyproject.toml").write_text("")
+    (root / "pkg" / "__init__.py").write_text("")
+    (root / "pkg" / "utils.py").write_text(
+        "import torch\n\n\ndef is_fp8(x: torch.dtype | torch.Tensor) -> bool:\n    if isinstance(x, torch.Tensor):\n"
+        "        x = x.dtype\n    return x == torch.float8_e4m3fn or x == torch.float8_e4m3fnuz\n\n\n"
+        "def first(x: torch.Tensor):\n    return x[0]\n")
+    (root / "pkg" / "model.py").write_text(
+        "import torch\n\nfrom pkg.utils import first, is_fp8\n\n\ndef forward(n):\n"
+        "    out = torch.zeros(n, device='cuda')\n    if is_fp8(out):\n        out = out.view(torch.int8)\n"
+        "    if first(out):\n        return out\n    return out\n")
+    plan = api.plan([str(root)], project=api.ProjectOptions(cache_dir=tmp_path / "cache"))
+    report = api.run(plan, [str(root)])
+    rows = sorted((Path(d.path).name, d.start.row, d.code) for r in report.results for d in r.diagnostics)
+    assert rows == [("model.py", 10, "SL104")]  # `if first(out):` reads a GPU element; `is_fp8` is a bool

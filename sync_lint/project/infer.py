@@ -514,6 +514,9 @@ class Inference:
         summary, info = found
         if info.is_generator:
             return UNKNOWN
+        scalar = _declared_scalar(info)
+        if scalar is not None:
+            return scalar
         context = Context(summary, info, budget=budget)
         sources = [self._source(self.eval(value, context), f"`{info.name}` returns `{render(value)}`", summary,
                                 info.line) for value in info.returns]
@@ -538,7 +541,7 @@ class Inference:
         if found is None:
             return UNKNOWN
         summary, info = found
-        if info.is_generator or not info.returns:
+        if info.is_generator or not info.returns or _declared_scalar(info) is not None:
             return self.returns(function, budget)
         # Only the parameters the `return`s mention are evaluated (an argument may be costly to
         # follow) and only they tell specialisations apart.
@@ -938,7 +941,7 @@ class Inference:
         if found is None:
             return UNKNOWN
         summary, info = found
-        declared = self._annotation_fact(summary, info.returns_annotation)
+        declared = _declared_scalar(info) or self._annotation_fact(summary, info.returns_annotation)
         if declared is not None:
             return declared
         context = Context(summary, info, mode="types")
@@ -1088,6 +1091,20 @@ class Inference:
 # ==========================================================================================
 # Joining and combining
 # ==========================================================================================
+
+
+# Return annotations that declare a Python scalar: `def is_fp8(x) -> bool: return x == torch.float8_e4m3fn`
+# returns a bool even when `x` is a GPU tensor at some call sites (its own `x = x.dtype` is a branch
+# the join cannot see through), and the declaration is what the author promises every caller.
+_SCALAR_ANNOTATIONS = frozenset({"bool", "int", "float", "str", "bytes"})
+
+
+def _declared_scalar(info: FunctionInfo) -> Fact | None:
+    """PYTHON for a function annotated to return a Python scalar (`-> bool`, `-> Optional[int]`)."""
+    annotation = info.returns_annotation
+    if annotation and all(name in _SCALAR_ANNOTATIONS for name in annotation):
+        return Fact(Device.NOT_TENSOR, value_kind="python", reason=f"`{info.name}` is annotated `-> {annotation[0]}`")
+    return None
 
 
 def _informative(fact: Fact) -> bool:
