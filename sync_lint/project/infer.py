@@ -133,7 +133,7 @@ class Inference:
         self._specialized: dict[tuple, tuple[Fact, Dep | None]] = {}
         self._return_reads: dict[str, frozenset[str]] = {}
         self._specializing: set[tuple] = set()
-        self._override_memo: dict[tuple, tuple[set[str], frozenset]] = {}
+        self._override_memo: dict[tuple, tuple[set[str], Dep | None]] = {}
         # "types" and "shallow" questions: memoised, a recursive one is unknown.
         self._cheap: dict[tuple, tuple[Fact, Dep | None]] = {}
         self._cheap_active: set[tuple] = set()
@@ -227,8 +227,8 @@ class Inference:
 
     def forget(self) -> None:
         """Drop what this process solved (the index changed under it)."""
-        for table in (self._memo, self._specialized, self._return_reads, self._cheap, self._caller_memo,
-                      self._stores, self._override_memo):
+        for table in (self._memo, self._specialized, self._return_reads, self._cheap, self._cheap_provisional,
+                      self._caller_memo, self._stores, self._override_memo):
             table.clear()
         self._solved = []
 
@@ -280,7 +280,8 @@ class Inference:
 
     def _cheap_question(self, key: tuple, compute: Callable[[], Fact]) -> Fact:
         """A memoised "types"/"shallow" question; a recursive one is unknown, and a result that
-        depended on such a cut is not memoised (so answers do not depend on the order of questions)."""
+        depended on such a cut is kept only until the outermost question returns (so answers do
+        not depend on the order of questions)."""
         known = self._cheap.get(key)
         if known is not None:
             if known[1] is not None:
