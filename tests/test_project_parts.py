@@ -787,3 +787,12 @@ def test_identity_and_membership_tests_are_python_bools() -> None:
     assert functions["P.enabled"].returns == (("lit", "bool"),)
     assert functions["P.both"].returns == (("lit", "bool"),)
     assert functions["P.compared"].returns[0][0] == "op"
+
+
+def test_a_global_is_first_bound_where_the_module_binds_it_not_in_a_function() -> None:
+    # Evidence points at a global's first module-level binding; a local of the same name in a
+    # function above it is not that binding.
+    from sync_lint.project.summary import summarize
+
+    source = "def setup():\n    parser = 1\n    return parser\n\n\nif __name__ == '__main__':\n    parser = 2\n"
+    assert summarize(source, "m.py", "m").global_lines == {"parser": 7}
