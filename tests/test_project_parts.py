@@ -796,3 +796,24 @@ def test_a_global_is_first_bound_where_the_module_binds_it_not_in_a_function() -
 
     source = "def setup():\n    parser = 1\n    return parser\n\n\nif __name__ == '__main__':\n    parser = 2\n"
     assert summarize(source, "m.py", "m").global_lines == {"parser": 7}
+
+
+def test_a_cycle_of_returns_is_explored_once_per_question_not_once_per_path() -> None:
+    # f0 returns f1() or f2(), f1 returns f2() or f3(), ..., and the last ones call f0 again: a
+    # question about f0 in "types" mode meets cuts everywhere. Answers that met a cut are kept
+    # for the rest of the question; recomputing them on every path was exponential in the
+    # chain's length (a vLLM file ran for minutes).
+    n = 14
+    lines = ["def f%d(c):\n    return f%d(c) if c else f%d(c)\n" % (i, (i + 1) % n, (i + 2) % n) for i in range(n)]
+    inference = Inference(_index({"pkg.cyc": "\n\n".join(lines)}))
+    computed = []
+    original = inference._type_return
+
+    def counting(function: str):  # type: ignore[no-untyped-def]
+        computed.append(function)
+        return original(function)
+
+    inference._type_return = counting  # type: ignore[method-assign]
+    inference._cheap_question(("type-return", "pkg.cyc.f0"), lambda: inference._type_return("pkg.cyc.f0"))
+    assert "pkg.cyc.f13" in computed  # the whole cycle was explored
+    assert len(computed) <= 2 * n
