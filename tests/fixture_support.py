@@ -57,3 +57,17 @@ def fixture_files() -> list[Path]:
         p for p in FIXTURES.rglob("*.py")
         if not p.name.endswith((".fixed.py", ".unsafe.py")) and PROJECTS not in p.parents
     )
+
+
+def check_small_project(tmp_path: Path, files: dict[str, str], pyproject: str = "", strict: bool = False) -> list:
+    """Write a project (`pyproject.toml` and `files`, paths relative to its root) under `tmp_path`,
+    check it whole with its index, and return the diagnostics."""
+    from sync_lint import api
+
+    root = tmp_path / "proj"
+    for name, text in {"pyproject.toml": pyproject, **files}.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    plan = api.plan([str(root)], strict=strict, project=api.ProjectOptions(cache_dir=tmp_path / "cache"))
+    return [d for r in api.run(plan, [str(root)]).results for d in r.diagnostics]

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from fixture_support import check_small_project
 from sync_lint import api
 from sync_lint.cli import main
 from sync_lint.project.summary import summarize
@@ -408,19 +409,14 @@ def test_the_cli_follows_calls_into_files_it_was_not_asked_to_check(project, tmp
 
 
 def test_a_sync_known_only_in_strict_mode_is_not_reported_at_its_callers(tmp_path):
-    root = tmp_path / "proj"
-    (root / "pkg").mkdir(parents=True)
-    (root / "pyproject.toml").write_text("[tool.sync-lint]\nhot-path-defaults = []\n")
-    (root / "pkg" / "__init__.py").write_text("")
-    (root / "pkg" / "ops.py").write_text(
-        "import torch\n\n\ndef unknown(x: torch.Tensor):\n    return x.item()\n\n\n"
-        "def proven(n):\n    return torch.zeros(n, device='cuda').sum().item()\n")
-    (root / "pkg" / "runner.py").write_text(
-        "from pkg.ops import proven, unknown\n\n\n# sync-lint: hot\ndef step(x, n):\n"
-        "    a = unknown(x)\n    b = proven(n)\n    return a, b\n")
-    plan = api.plan([str(root)], strict=True, project=api.ProjectOptions(cache_dir=tmp_path / "cache"))
-    report = api.run(plan, [str(root)])
-    found = {(Path(d.path).name, d.start.row, d.code, d.confidence) for r in report.results for d in r.diagnostics}
+    diagnostics = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/ops.py": "import torch\n\n\ndef unknown(x: torch.Tensor):\n    return x.item()\n\n\n"
+                      "def proven(n):\n    return torch.zeros(n, device='cuda').sum().item()\n",
+        "pkg/runner.py": "from pkg.ops import proven, unknown\n\n\n# sync-lint: hot\ndef step(x, n):\n"
+                         "    a = unknown(x)\n    b = proven(n)\n    return a, b\n",
+    }, pyproject="[tool.sync-lint]\nhot-path-defaults = []\n", strict=True)
+    found = {(Path(d.path).name, d.start.row, d.code, d.confidence) for d in diagnostics}
     assert ("ops.py", 5, "SL101", "strict") in found  # reported where it is
     assert ("runner.py", 7, "SL601", "high") in found  # a proven sync still reaches its hot caller
     assert not any(name == "runner.py" and row == 6 for name, row, _code, _conf in found)

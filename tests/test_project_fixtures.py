@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from fixture_support import FIXTURE_TORCH, PROJECTS, expected_findings
+from fixture_support import FIXTURE_TORCH, PROJECTS, check_small_project, expected_findings
 from sync_lint import api
 from sync_lint.diagnostics import Diagnostic
 
@@ -241,39 +241,31 @@ def test_parameter_named_model_with_a_project_class_annotation(tmp_path: Path, m
 def test_torch_predicates_are_python_bools_even_in_strict_mode(tmp_path: Path) -> None:
     # A project helper returning `torch.compiler.is_compiling()` (transformers' own
     # `is_torchdynamo_compiling`) is a flag, not a tensor of unknown device: testing it syncs nothing.
-    root = tmp_path / "proj"
-    (root / "pkg").mkdir(parents=True)
-    (root / "pyproject.toml").write_text("")
-    (root / "pkg" / "__init__.py").write_text("")
-    (root / "pkg" / "flags.py").write_text(
-        "import torch\n\n\ndef is_compiling():\n    return torch.compiler.is_compiling()\n\n\n"
-        "def distributed():\n    return torch.distributed.is_available() and torch.distributed.is_initialized()\n")
-    (root / "pkg" / "model.py").write_text(
-        "import torch\n\nfrom pkg.flags import distributed, is_compiling\n\n\n"
-        "def forward(x: torch.Tensor):\n    if is_compiling():\n        return x\n    if distributed():\n"
-        "        return x\n    if torch.jit.is_scripting():\n        return x\n    if x:\n        return x\n")
-    plan = api.plan([str(root)], strict=True, project=api.ProjectOptions(cache_dir=tmp_path / "cache"))
-    report = api.run(plan, [str(root)])
-    rows = sorted((Path(d.path).name, d.start.row) for r in report.results for d in r.diagnostics)
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/flags.py": "import torch\n\n\ndef is_compiling():\n    return torch.compiler.is_compiling()\n\n\n"
+                        "def distributed():\n"
+                        "    return torch.distributed.is_available() and torch.distributed.is_initialized()\n",
+        "pkg/model.py": "import torch\n\nfrom pkg.flags import distributed, is_compiling\n\n\n"
+                        "def forward(x: torch.Tensor):\n    if is_compiling():\n        return x\n    if distributed():\n"
+                        "        return x\n    if torch.jit.is_scripting():\n        return x\n    if x:\n        return x\n",
+    }, strict=True)
+    rows = sorted((Path(d.path).name, d.start.row) for d in found)
     assert rows == [("model.py", 13)]  # only `if x:`, a tensor
 
 
 def test_a_function_annotated_to_return_a_python_scalar_returns_one(tmp_path: Path) -> None:
     # vLLM's `is_fp8(x) -> bool` compares `x` (a dtype, or a tensor's dtype) with fp8 dtypes. Some
     # callers pass GPU tensors; the declared `bool` is what every caller gets back.
-    root = tmp_path / "proj"
-    (root / "pkg").mkdir(parents=True)
-    (root / "pyproject.toml").write_text("")
-    (root / "pkg" / "__init__.py").write_text("")
-    (root / "pkg" / "utils.py").write_text(
-        "import torch\n\n\ndef is_fp8(x: torch.dtype | torch.Tensor) -> bool:\n    if isinstance(x, torch.Tensor):\n"
-        "        x = x.dtype\n    return x == torch.float8_e4m3fn or x == torch.float8_e4m3fnuz\n\n\n"
-        "def first(x: torch.Tensor):\n    return x[0]\n")
-    (root / "pkg" / "model.py").write_text(
-        "import torch\n\nfrom pkg.utils import first, is_fp8\n\n\ndef forward(n):\n"
-        "    out = torch.zeros(n, device='cuda')\n    if is_fp8(out):\n        out = out.view(torch.int8)\n"
-        "    if first(out):\n        return out\n    return out\n")
-    plan = api.plan([str(root)], project=api.ProjectOptions(cache_dir=tmp_path / "cache"))
-    report = api.run(plan, [str(root)])
-    rows = sorted((Path(d.path).name, d.start.row, d.code) for r in report.results for d in r.diagnostics)
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/utils.py": "import torch\n\n\ndef is_fp8(x: torch.dtype | torch.Tensor) -> bool:\n"
+                        "    if isinstance(x, torch.Tensor):\n        x = x.dtype\n"
+                        "    return x == torch.float8_e4m3fn or x == torch.float8_e4m3fnuz\n\n\n"
+                        "def first(x: torch.Tensor):\n    return x[0]\n",
+        "pkg/model.py": "import torch\n\nfrom pkg.utils import first, is_fp8\n\n\ndef forward(n):\n"
+                        "    out = torch.zeros(n, device='cuda')\n    if is_fp8(out):\n        out = out.view(torch.int8)\n"
+                        "    if first(out):\n        return out\n    return out\n",
+    })
+    rows = sorted((Path(d.path).name, d.start.row, d.code) for d in found)
     assert rows == [("model.py", 10, "SL104")]  # `if first(out):` reads a GPU element; `is_fp8` is a bool
