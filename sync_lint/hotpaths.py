@@ -615,25 +615,34 @@ def _mermaid_text(text: str) -> str:
             .replace("|", "#124;").replace("`", "#96;"))
 
 
-def render_mermaid(node: TreeNode) -> str:
-    """A Mermaid flowchart: functions as boxes, calls as labelled arrows, findings as red boxes."""
+def _graph(node: TreeNode) -> tuple[list[tuple[str, TreeNode, list[tuple[str, Diagnostic]]]], list[tuple[str, str, TreeNode]]]:
+    """The tree as graph elements for the Mermaid and DOT renderers: each function with its id and
+    its findings' ids, and each call as (caller id, callee id, callee)."""
     ids: dict[int, str] = {}
-    lines = ["flowchart TD"]
-    edges: list[str] = []
+    nodes = []
     syncs = 0
     for n in _walk(node):
         ids[id(n)] = f"f{len(ids)}"
-        lines.append(f'    {ids[id(n)]}["{_mermaid_text(_short(n.function))}<br/>{_mermaid_text(n.path)}:{n.line}"]')
-        for d in n.syncs:
-            sid = f"s{syncs}"
-            syncs += 1
+        found = [(f"s{syncs + i}", d) for i, d in enumerate(n.syncs)]
+        syncs += len(found)
+        nodes.append((ids[id(n)], n, found))
+    calls = [(ids[id(n)], ids[id(child)], child) for n in _walk(node) for child in n.children]
+    return nodes, calls
+
+
+def render_mermaid(node: TreeNode) -> str:
+    """A Mermaid flowchart: functions as boxes, calls as labelled arrows, findings as red boxes."""
+    nodes, calls = _graph(node)
+    lines = ["flowchart TD"]
+    edges: list[str] = []
+    for fid, n, found in nodes:
+        lines.append(f'    {fid}["{_mermaid_text(_short(n.function))}<br/>{_mermaid_text(n.path)}:{n.line}"]')
+        for sid, d in found:
             lines.append(f'    {sid}[["{_mermaid_text(d.code + " " + _span(d))}<br/>'
                          f'{_mermaid_text(d.path)}:{d.start.row}"]]')
-            edges.append(f"    {ids[id(n)]} -.-> {sid}")
+            edges.append(f"    {fid} -.-> {sid}")
             edges.append(f"    class {sid} sync")
-    for n in _walk(node):
-        for child in n.children:
-            edges.append(f"    {ids[id(n)]} -->|L{child.call_line} {child.kind}| {ids[id(child)]}")
+    edges.extend(f"    {caller} -->|L{child.call_line} {child.kind}| {callee}" for caller, callee, child in calls)
     lines.extend(edges)
     lines.append("    classDef sync fill:#fdd,stroke:#c00")
     return "\n".join(lines) + "\n"
@@ -645,20 +654,14 @@ def _dot_text(text: str) -> str:
 
 def render_dot(node: TreeNode) -> str:
     """A Graphviz DOT digraph of the same tree."""
-    ids: dict[int, str] = {}
+    nodes, calls = _graph(node)
     lines = ["digraph hot_path {", '    rankdir="LR";', '    node [shape="box", fontname="monospace"];']
-    syncs = 0
-    for n in _walk(node):
-        ids[id(n)] = f"f{len(ids)}"
-        lines.append(f'    {ids[id(n)]} [label="{_dot_text(_short(n.function))}\\n{_dot_text(n.path)}:{n.line}"];')
-        for d in n.syncs:
-            sid = f"s{syncs}"
-            syncs += 1
+    for fid, n, found in nodes:
+        lines.append(f'    {fid} [label="{_dot_text(_short(n.function))}\\n{_dot_text(n.path)}:{n.line}"];')
+        for sid, d in found:
             lines.append(f'    {sid} [label="{_dot_text(d.code + " " + _span(d))}\\n{_dot_text(d.path)}:{d.start.row}", '
                          'color="red", fontcolor="red"];')
-            lines.append(f'    {ids[id(n)]} -> {sid} [style="dashed", color="red"];')
-    for n in _walk(node):
-        for child in n.children:
-            lines.append(f'    {ids[id(n)]} -> {ids[id(child)]} [label="L{child.call_line} {child.kind}"];')
+            lines.append(f'    {fid} -> {sid} [style="dashed", color="red"];')
+    lines.extend(f'    {caller} -> {callee} [label="L{child.call_line} {child.kind}"];' for caller, callee, child in calls)
     lines.append("}")
     return "\n".join(lines) + "\n"
