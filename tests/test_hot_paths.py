@@ -420,3 +420,23 @@ def test_a_sync_known_only_in_strict_mode_is_not_reported_at_its_callers(tmp_pat
     assert ("ops.py", 5, "SL101", "strict") in found  # reported where it is
     assert ("runner.py", 7, "SL601", "high") in found  # a proven sync still reaches its hot caller
     assert not any(name == "runner.py" and row == 6 for name, row, _code, _conf in found)
+
+
+def test_a_layer_built_by_its_constructor_does_not_reach_subclass_overrides(tmp_path):
+    # `self.attn = Attention()` is an `Attention`; a platform subclass overriding `forward` is
+    # another layer, reached only through a receiver whose class is merely declared.
+    diagnostics = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/layers.py": "import torch\n\n\nclass Attention(torch.nn.Module):\n    def forward(self, x):\n"
+                         "        return x * 2\n\n\nclass RocmAttention(Attention):\n    def forward(self, x):\n"
+                         "        return x * torch.ones(1, device='cuda').sum().item()\n",
+        "pkg/model.py": "import torch\n\nfrom pkg.layers import Attention\n\n\n"
+                        "class Model(torch.nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+                        "        self.attn = Attention()\n\n    def forward(self, x):\n        return self.attn(x)\n\n\n"
+                        "class Declared(torch.nn.Module):\n    def __init__(self, attn: Attention):\n"
+                        "        super().__init__()\n        self.attn = attn\n\n    def forward(self, x):\n"
+                        "        return self.attn(x)\n",
+    })
+    transitive = {(Path(d.path).name, d.start.row) for d in diagnostics if d.code == "SL601"}
+    assert ("model.py", 12) not in transitive  # built here: exactly an Attention
+    assert ("model.py", 21) in transitive  # declared: any subclass may arrive

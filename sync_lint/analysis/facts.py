@@ -133,6 +133,17 @@ def device_value(device: Device, reason: str = "", origin: cst.CSTNode | None = 
     return Fact(Device.NOT_TENSOR, value_kind="device", device_value=device, reason=reason, origin=origin)
 
 
+def constructed(classes: frozenset[str]) -> Fact:
+    """An object that `Cls(...)` built: of exactly these classes, so a call on it reaches
+    their own methods and not the overrides of their subclasses."""
+    return Fact(Device.NOT_TENSOR, value_kind="object", refs=classes, items=("exact",))
+
+
+def is_exact(fact: Fact) -> bool:
+    """Whether an object's class is known exactly (constructed, not declared)."""
+    return fact.value_kind == "object" and "exact" in fact.items
+
+
 def join(a: Fact | None, b: Fact | None) -> Fact:
     """The conservative merge of two control-flow paths."""
     if a is None:
@@ -145,6 +156,9 @@ def join(a: Fact | None, b: Fact | None) -> Fact:
     if b.value_kind == "none":
         return a
     if a.device is b.device and a.value_kind == b.value_kind and a.device_value == b.device_value:
+        if a.value_kind == "object" and (a.refs != b.refs or a.items != b.items):
+            # Either class on the way here; exact only when both paths built it.
+            return replace(a, refs=a.refs | b.refs, items=a.items if a.items == b.items else ())
         return replace(
             a,
             ndim=a.ndim if a.ndim == b.ndim else None,

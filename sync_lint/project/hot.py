@@ -35,6 +35,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from sync_lint.analysis.facts import Fact, is_exact
 from sync_lint.project.index import ProjectIndex
 from sync_lint.project.infer import Context, Inference
 from sync_lint.project.summary import CallSite, FunctionInfo, ModuleSummary
@@ -246,7 +247,7 @@ class CallGraph:
                     out.append((post, "constructor"))
             return out, "ok"
         if kind == "object" and callee.refs and any(self.index.klass(c) for c in callee.refs):
-            return self._instance_call(callee.refs), "ok"
+            return self._instance_call(callee), "ok"
         if func[0] == "attr" and receiver is not None and receiver.value_kind == "object" and receiver.refs:
             stored = self._stored_partial(receiver.refs, func[2])
             if stored:
@@ -326,12 +327,15 @@ class CallGraph:
                     out.update(fact.refs)
         return sorted(out)[:_MAX_TARGETS]
 
-    def _instance_call(self, classes: frozenset[str]) -> list[tuple[str, str]]:
+    def _instance_call(self, instance: Fact) -> list[tuple[str, str]]:
+        classes = instance.refs
         out: list[tuple[str, str]] = []
         for cls in sorted(classes):
             method = self.index.method(cls, "__call__") or self.index.method(cls, "forward")
             if method is not None:
                 out.append((method, "instance-call"))
+        if is_exact(instance):
+            return out[:_MAX_TARGETS]
         name = "__call__" if any(self.index.method(c, "__call__") for c in classes) else "forward"
         for override in sorted(self.inference._overrides(classes, name)):
             if all(override != m for m, _ in out):

@@ -41,7 +41,9 @@ from sync_lint.analysis.facts import (
     UNKNOWN,
     Device,
     Fact,
+    constructed,
     device_value,
+    is_exact,
     replace,
 )
 from sync_lint.analysis.knowledge import (
@@ -775,9 +777,10 @@ class Inference:
             return self._qualified(f"{module}.{attr}", mode, budget) or UNKNOWN
         if kind in ("object", "class") and owner.refs:
             methods = {m for m in (self.index.method(c, attr) for c in owner.refs) if m}
-            if methods or kind == "object":
+            if (methods or kind == "object") and not is_exact(owner):
                 # A call through an instance reaches any override (`spec_info: SpecInput` is an
-                # `EagleVerifyInput` at run time), even when only subclasses define the method.
+                # `EagleVerifyInput` at run time), even when only subclasses define the method;
+                # an object built here by `Cls(...)` is of that class and no other.
                 methods |= self._overrides(owner.refs, attr)
             if methods:
                 # `self.update = self.update_sliding_window`: an attribute that also holds other methods.
@@ -906,7 +909,7 @@ class Inference:
             callee = self.eval(func, context)
         kind = callee.value_kind
         if kind == "class":
-            return Fact(Device.NOT_TENSOR, value_kind="object", refs=callee.refs)
+            return constructed(callee.refs)
         if qualified is not None and qualified.rsplit(".", 1)[-1][:1].isupper() and callee.device is Device.UNKNOWN \
                 and self.index.resolve(qualified) is None and "." in qualified:
             # `BatchPrefillWithRaggedKVCacheWrapper(...)` from a library: an object of that class.

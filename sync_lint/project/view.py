@@ -9,7 +9,7 @@ Every answer is a `Fact` whose evidence names the steps in other files.
 
 from __future__ import annotations
 
-from sync_lint.analysis.facts import Device, Fact
+from sync_lint.analysis.facts import Device, Fact, constructed
 from sync_lint.project.infer import Inference, _informative
 from sync_lint.project.summary import ModuleSummary
 
@@ -68,7 +68,7 @@ class ProjectView:
     def call(self, callee: Fact, receiver: Fact | None, args: list[Fact], kwargs: dict[str, Fact]) -> Fact | None:
         """The result of calling a project class or function with these argument facts."""
         if callee.value_kind == "class" and callee.refs:
-            return Fact(Device.NOT_TENSOR, value_kind="object", refs=callee.refs)
+            return constructed(callee.refs)
         if callee.value_kind != "callable" or not callee.refs:
             return None
         results = []
