@@ -211,7 +211,7 @@ class _Pass:
         module -> the path to report it under)."""
         if not self.selected:
             return []
-        hot = list(self.best)
+        hot = self._below(report_in)
         # The hot call sites that are cuts: what lies below them is not reported above them.
         cut: set[tuple[str, int, str]] = set()
         reverse: dict[str, list[tuple[str, "Edge"]]] = {}
@@ -274,6 +274,20 @@ class _Pass:
             seen.add((caller, edge.line))
             out.append(diagnostic)
         return out
+
+    def _below(self, report_in: set[str]) -> list[str]:
+        """The hot functions of the modules in `report_in` and every function their calls reach: a chain
+        from one of them down to a sync passes through these only (one checked file of a large project
+        reads the edges of its own part of the graph, not of every hot function)."""
+        start = [f for f in self.best if _module_in(f, report_in)]
+        seen = set(start)
+        queue = deque(start)
+        while queue:
+            for edge in self.graph.edges(queue.popleft()):
+                if edge.callee not in seen and edge.callee in self.best:
+                    seen.add(edge.callee)
+                    queue.append(edge.callee)
+        return [f for f in self.best if f in seen]
 
     def _finding(self, caller: str, summary: "ModuleSummary", info: "FunctionInfo", edge: "Edge",
                  nearest: dict, syncs: dict[str, list[Diagnostic]], paths: dict[str, str]) -> Diagnostic | None:
@@ -406,7 +420,7 @@ def _run(graph: "CallGraph", root: Path, members: list[FileResult], settings: "S
         summary = index.summary(module) if module else None
         if summary is not None:
             checked[summary.module] = (result, summary)
-    roots, missing = graph.roots([*settings.hot_paths, *extra_roots], settings.hot_path_defaults)
+    roots, missing = graph.cached_roots([*settings.hot_paths, *extra_roots], settings.hot_path_defaults)
     report.roots.extend(roots)
     report.missing.extend(missing)
     hot = _Pass(graph, root, settings, selected, ignored, keep)
@@ -472,7 +486,7 @@ def _run(graph: "CallGraph", root: Path, members: list[FileResult], settings: "S
         report.unresolved.extend(graph.unresolved(function))
 
 
-def _module_in(function: str, checked: dict) -> bool:
+def _module_in(function: str, checked: "dict | set") -> bool:
     head = function
     while "." in head:
         head = head.rsplit(".", 1)[0]

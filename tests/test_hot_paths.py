@@ -440,3 +440,34 @@ def test_a_layer_built_by_its_constructor_does_not_reach_subclass_overrides(tmp_
     transitive = {(Path(d.path).name, d.start.row) for d in diagnostics if d.code == "SL601"}
     assert ("model.py", 12) not in transitive  # built here: exactly an Attention
     assert ("model.py", 21) in transitive  # declared: any subclass may arrive
+
+
+def test_roots_come_from_the_cache_and_follow_edits_that_add_roots(project, tmp_path):
+    folder = project("hot-defaults")
+    cache = tmp_path / "cache"
+    first = transitive(run(folder, cache), folder)
+    assert first == expected_transitive(folder)
+    from sync_lint.project import hot
+
+    found = []
+    original = hot.CallGraph.roots
+
+    def counting(self, *args, **kwargs):
+        found.append(1)
+        return original(self, *args, **kwargs)
+
+    hot.CallGraph.roots = counting
+    try:
+        assert transitive(run(folder, cache), folder) == first
+        assert found == []  # nothing changed: the roots came from the cache
+        # Each edit adds a root in a new module that nothing else reads: a marked function, a compiled
+        # one, a layer.
+        header = "import torch\n\nfrom hotdef.helpers import at_start\n\n\n"
+        for name, body in [("marked", "# sync-lint: hot\ndef marked(n):\n"),
+                           ("fused", "@torch.compile(mode='max-autotune')\ndef fused(n):\n"),
+                           ("head", "class Head(torch.nn.Module):\n    def forward(self, n):\n    ")]:
+            (folder / "hotdef" / f"{name}.py").write_text(header + body + "    return at_start(n)\n")
+            after = transitive(run(folder, cache), folder)
+            assert (f"hotdef/{name}.py", 8) in after, name
+    finally:
+        hot.CallGraph.roots = original

@@ -262,7 +262,8 @@ def stored_results(cache: Path) -> int:
     try:
         db = sqlite3.connect(f"file:{found[0]}?mode=ro", uri=True, timeout=1)
         try:
-            return db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+            # Call-graph answers (`<call-graph:...>` keys) share the table with the files' results.
+            return db.execute("SELECT COUNT(*) FROM results WHERE path NOT LIKE '<%'").fetchone()[0]
         finally:
             db.close()
     except sqlite3.Error:

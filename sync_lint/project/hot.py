@@ -360,6 +360,25 @@ class CallGraph:
         return out
 
     # --- roots --------------------------------------------------------------------------------------
+    def cached_roots(self, configured: Iterable[str] = (),
+                     defaults: Iterable[str] = DEFAULT_ROOT_KINDS) -> tuple[list[Root], list[str]]:
+        """`roots()`, kept in the project's cache with what finding them read (a warm run reads no
+        module summary to find them)."""
+        configured, defaults = list(configured), sorted(set(defaults))
+        key = f"<roots>{configured!r}:{defaults!r}"
+        if self.cache is not None:
+            found = self.cache.get(key)
+            if found is not None:
+                return found  # type: ignore[return-value]
+        self.index.reads.begin()
+        try:
+            value = self.roots(configured, defaults)
+        finally:
+            deps = self.index.reads.end()
+        if self.cache is not None:
+            self.cache.put(key, value, deps)  # type: ignore[arg-type]
+        return value
+
     def roots(self, configured: Iterable[str] = (), defaults: Iterable[str] = DEFAULT_ROOT_KINDS,
               modules: Iterable[str] | None = None) -> tuple[list[Root], list[str]]:
         """The roots, and the configured names that resolve to no function of the project.
@@ -383,7 +402,8 @@ class CallGraph:
             else:
                 missing.append(spec)
         defaults = set(defaults)
-        for module in sorted(self.index.modules if modules is None else modules):
+        candidates = self.index.root_modules()
+        for module in sorted(candidates if modules is None else candidates & set(modules)):
             summary = self.index.summary(module)
             if summary is None:
                 continue
@@ -411,8 +431,7 @@ class CallGraph:
                                 add(target, "cuda-graph")
         if "module-forward" in defaults:
             for cls in sorted(self.module_classes()):
-                found = self.index.klass(cls)
-                if found is not None and "forward" in found[1].methods:
+                if self.index.defines_forward(cls):
                     add(f"{cls}.forward", "module-forward")
         return roots, missing
 
@@ -423,6 +442,8 @@ class CallGraph:
 
     def module_classes(self) -> set[str]:
         """Every project class deriving from `torch.nn.Module`."""
+        for base in _MODULE_BASES:  # a class that starts or stops deriving from one
+            self.index.reads.add(f"b:{base.rsplit('.', 1)[-1]}")
         direct = {cls for cls, base in self.index.tables.base_rows() if base in _MODULE_BASES}
         out = set(direct)
         for cls in direct:
@@ -460,11 +481,12 @@ class EdgeCache:
     def _key(self, qualname: str) -> str:
         return f"<call-graph:{GRAPH_FORMAT}>{qualname}"
 
-    def get(self, qualname: str) -> tuple[list[Edge], list[Unresolved]] | None:
+    def get(self, qualname: str) -> tuple[list, list] | None:
+        """The edges and unresolved calls of a function (or the roots and missing names of a `<roots>` key)."""
         found = self.opened.result(self._key(qualname), "edges")
         return found if isinstance(found, tuple) else None
 
-    def put(self, qualname: str, value: tuple[list[Edge], list[Unresolved]], deps: frozenset) -> None:
+    def put(self, qualname: str, value: tuple[list, list], deps: frozenset) -> None:
         self._pending[qualname] = (value, deps)
 
     def save(self) -> None:

@@ -46,6 +46,10 @@ class NameTables:
     entries: dict[str, set[str]] = field(default_factory=dict)  # dict key -> modules
     classes: dict[str, set[str]] = field(default_factory=dict)  # class name -> modules defining one
     bases: dict[str, set[str]] = field(default_factory=dict)  # class qualname -> base names as spelled
+    # Where hot-path roots may be, so that finding them reads no summary of a module without any:
+    # function (local name, or `<module>` for compiled or captured calls) -> modules.
+    roots: dict[str, set[str]] = field(default_factory=dict)
+    forwards: dict[str, set[str]] = field(default_factory=dict)  # class qualname defining `forward` -> module
 
     def add(self, summary: ModuleSummary) -> None:
         for kind, name, value in table_rows(summary):
@@ -98,7 +102,20 @@ def table_rows(summary: ModuleSummary) -> list[tuple[str, str, str]]:
             spelled = spelled_name(summary, base)
             if spelled is not None:
                 rows.append(("bases", summary.qualified(local), spelled))
+        if "forward" in info.methods:
+            rows.append(("forwards", summary.qualified(local), module))
+    # A superset of the root candidates (any decorator named like a compile); the call graph decides.
+    rows += [("roots", local, module) for local, info in summary.functions.items()
+             if info.hot_marker or any(d.rsplit(".", 1)[-1] in ROOT_DECORATOR_NAMES for d in info.decorators)]
+    if summary.compiled or summary.captured:
+        rows.append(("roots", "<module>", module))
     return rows
+
+
+# Last parts of the decorators that make a function a hot root (`torch.compile`, ...).
+ROOT_DECORATOR_NAMES = frozenset({"compile", "make_graphed_callables"})
+# Name tables read whole (every name at once): any row of theirs that changes touches `t:<table>`.
+WHOLE_TABLES = frozenset({"roots"})
 
 
 def spelled_name(summary: ModuleSummary, value: Value, function: str | None = None) -> str | None:
@@ -350,6 +367,17 @@ class ProjectIndex:
             summary = self._summary(module)
             return list(summary.calls) if summary is not None else []
         return stored
+
+    def root_modules(self) -> set[str]:
+        """The modules that may hold a hot-path root (a marker, a compile decorator, a compiled or
+        captured call)."""
+        self.reads.add("t:roots")
+        return {module for _name, modules in self.tables.roots.items() for module in modules}
+
+    def defines_forward(self, class_qualname: str) -> bool:
+        """Whether the class itself defines `forward` (read from the name table, not its summary)."""
+        self.reads.add(f"n:forwards:{class_qualname}")
+        return bool(self.tables.forwards.get(class_qualname, ()))
 
     def stores_of(self, attr: str) -> Iterable[tuple[ModuleSummary, Store]]:
         return self._mentions("stores", 1, attr)  # type: ignore[return-value]

@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable
 
 from sync_lint import __version__
 from sync_lint.project.deps import Dep, dep_id
-from sync_lint.project.index import calls_by_name, table_rows
+from sync_lint.project.index import WHOLE_TABLES, calls_by_name, table_rows
 from sync_lint.project.summary import SUMMARY_FORMAT, ModuleSummary
 
 CACHE_DIRNAME = ".sync-lint-cache"
@@ -438,6 +438,8 @@ def changed_labels(old: dict[str, ModuleState], new: dict[str, ModuleState]) -> 
         new_rows = after.rows if after is not None else set()
         for kind, name, value in old_rows ^ new_rows:
             labels.add(f"b:{value.rsplit('.', 1)[-1]}" if kind == "bases" else f"n:{kind}:{name}")
+            if kind in WHOLE_TABLES:
+                labels.add(f"t:{kind}")
         old_counts = before.counts if before is not None else set()
         new_counts = after.counts if after is not None else set()
         labels.update(f"c:{row[0]}" for row in old_counts ^ new_counts)
@@ -454,6 +456,8 @@ class StoreTables:
         self.entries = _LazyNames(store, "entries")
         self.classes = _LazyNames(store, "classes")
         self.bases = _LazyNames(store, "bases")
+        self.roots = _LazyNames(store, "roots")
+        self.forwards = _LazyNames(store, "forwards")
         self._call_sites: dict[str, list[tuple[str, list]]] = {}
         self._replaced: dict[str, ModuleSummary] = {}  # module -> the summary used instead of the cached one
 
@@ -461,7 +465,7 @@ class StoreTables:
         """Use this summary's rows instead of the cached ones of its module (a text being edited)."""
         self._replaced[summary.module] = summary
         self._call_sites.clear()
-        for kind in ("calls", "stores", "entries", "classes", "bases"):
+        for kind in ("calls", "stores", "entries", "classes", "bases", "roots", "forwards"):
             getattr(self, kind).hide(summary.module)
         for kind, name, value in table_rows(summary):
             getattr(self, kind).extra(name, value)
