@@ -269,3 +269,35 @@ def test_a_function_annotated_to_return_a_python_scalar_returns_one(tmp_path: Pa
     })
     rows = sorted((Path(d.path).name, d.start.row, d.code) for d in found)
     assert rows == [("model.py", 10, "SL104")]  # `if first(out):` reads a GPU element; `is_fp8` is a bool
+
+
+def test_a_field_moved_to_a_device_it_does_not_name_is_not_taken_for_a_cpu_tensor(tmp_path: Path) -> None:
+    # transformers' StaticLayer: `cumulative_length = torch.tensor(0)` at first, then
+    # `.to(device)` once the layer knows its device. The two stores disagree (a `device` is taken for
+    # a GPU), so the field's device is not known: moving it to the input's device is no proven
+    # pageable copy; a field only ever stored on the CPU is.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/cache.py": "import torch\n\n\nclass Layer:\n    def __init__(self):\n"
+                        "        self.length = torch.tensor(0)\n        self.steps = torch.tensor(0)\n\n"
+                        "    def lazy_init(self, device):\n        self.length = self.length.to(device)\n",
+        "pkg/model.py": "import torch\n\nfrom pkg.cache import Layer\n\n\ndef forward(layer: Layer, x: torch.Tensor):\n"
+                        "    a = layer.length.to(x.device)\n    b = layer.steps.to(x.device)\n    return a, b\n",
+    })
+    rows = sorted((Path(d.path).name, d.start.row, d.code) for d in found)
+    # The move itself copies from pageable memory once (the device parameter is taken for a GPU).
+    assert rows == [("cache.py", 10, "SL303"), ("model.py", 8, "SL303")]
+
+
+def test_a_like_factory_of_a_value_not_known_is_not_on_the_cpu(tmp_path: Path) -> None:
+    # transformers' `_speculative_sampling`: `r = torch.rand_like(ratio)` where `ratio` is computed
+    # from model outputs; the count it returns was taken for a CPU tensor, and every model's mask
+    # preparation (`q_offset.to(device)`) for a pageable copy.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/sample.py": "import torch\n\n\ndef accept(p, q):\n    ratio = p / q\n    r = torch.rand_like(ratio)\n"
+                         "    return (r <= ratio).sum()\n",
+        "pkg/model.py": "import torch\n\nfrom pkg.sample import accept\n\n\ndef forward(p, q, x: torch.Tensor):\n"
+                        "    n = accept(p, q)\n    return n.to(x.device)\n",
+    })
+    assert [(Path(d.path).name, d.start.row, d.code) for d in found] == []

@@ -972,10 +972,10 @@ class Inference:
         if namespace == "torch" and (last in FACTORIES or last in LIKE_FACTORIES):
             pin = keywords.get("pin_memory")
             device = keywords.get("device")
-            if device is None and last in LIKE_FACTORIES and args:
-                source = self.eval(args[0], context)
-                if source.is_tensor or source.is_unknown_tensor:
-                    return source
+            if device is None and last in LIKE_FACTORIES:
+                # `torch.rand_like(x)` is where `x` is: of a value not known, on a device not known.
+                source = self.eval(args[0], context) if args else UNKNOWN
+                return source if source.is_tensor or source.is_unknown_tensor else TENSOR
             if device is not None:
                 target = self._device_argument(device, context)
                 if target.device_value is Device.GPU:
