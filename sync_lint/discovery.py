@@ -12,8 +12,10 @@ a script, is linted).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import pathspec
 
@@ -80,7 +82,7 @@ def discover(paths: list[str], settings: Settings, *, force_exclude: bool | None
     """The files to lint under `paths`; `force_exclude` (default: the setting) filters named files too."""
     if force_exclude is None:
         force_exclude = settings.force_exclude
-    exclude = pathspec.GitIgnoreSpec.from_lines([*settings.exclude, *settings.extend_exclude])
+    exclude = _matcher([*settings.exclude, *settings.extend_exclude])
     root = settings.root
     gitignores = _GitIgnores()
     files: list[str] = []
@@ -97,7 +99,7 @@ def discover(paths: list[str], settings: Settings, *, force_exclude: bool | None
             relative = path.relative_to(anchor).as_posix() + ("/" if is_dir else "")
         except ValueError:
             relative = name
-        return exclude.match_file(relative) or exclude.match_file(name)
+        return exclude(relative) or exclude(name)
 
     def add(path: str) -> None:
         if path not in seen:
@@ -147,6 +149,20 @@ def discover(paths: list[str], settings: Settings, *, force_exclude: bool | None
                     continue
                 add(_display_path(file_path, given, start))
     return Discovery(files=files, missing=missing, skipped=skipped, excluded=dropped)
+
+
+def _matcher(patterns: list[str]) -> Callable[[str], bool]:
+    """Whether a relative path matches the gitignore-style patterns. Without negations any match
+    decides, so one regex joining them all answers at once (pathspec tries each pattern in turn:
+    two tries per file, 0.4 s of a warm one-file check of vLLM)."""
+    spec = pathspec.GitIgnoreSpec.from_lines(patterns)
+    active = [p for p in spec.patterns if p.include is not None]  # blank lines and comments match nothing
+    if not active:
+        return lambda path: False
+    if any(not p.include or not isinstance(getattr(p, "regex", None), re.Pattern) for p in active):
+        return spec.match_file
+    joined = re.compile("|".join(f"(?:{p.regex.pattern.replace('(?P<ps_d>', '(?:')})" for p in active))
+    return lambda path: joined.match(path) is not None
 
 
 def _force_excluded(path: Path, root: Path, excluded, is_dir: bool = False) -> bool:  # type: ignore[no-untyped-def]

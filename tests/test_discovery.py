@@ -265,3 +265,20 @@ def test_explicit_directory_matching_a_default_exclude_is_linted(tmp_path, monke
     settings = Settings(root=tmp_path)
     assert discover(["build"], settings).files == [str(Path("build") / "gen.py")]
     assert discover(["."], settings).files == []
+
+
+def test_joined_exclude_patterns_match_as_pathspec_does() -> None:
+    # Without negations the patterns are joined into one regex; with one, pathspec decides in order.
+    import pathspec
+
+    from sync_lint.config import DEFAULT_EXCLUDE
+    from sync_lint.discovery import _matcher
+
+    names = ["a.py", "build", "build/", "x/build/", "x/build/y.py", "src/.git/", "env", "envy.py",
+             "foo.egg-info/", "x/foo.egg-info/", "tests/", "a/tests/", "b.gen.py", "top.py", "sub/top.py",
+             "docs/a/b/x.py", "axb.py", "m/__pycache__/z.py", "buildx/", "_build/", "keep.py", "k/keep.py"]
+    for patterns in ([*DEFAULT_EXCLUDE], [*DEFAULT_EXCLUDE, "tests/", "*.gen.py", "/top.py", "docs/**/x.py", "a?b.py"],
+                     ["# a comment", "", "build"], ["*.py", "!keep.py"], []):
+        spec = pathspec.GitIgnoreSpec.from_lines(patterns)
+        matcher = _matcher(patterns)
+        assert [matcher(n) for n in names] == [spec.match_file(n) for n in names], patterns
