@@ -301,3 +301,20 @@ def test_a_like_factory_of_a_value_not_known_is_not_on_the_cpu(tmp_path: Path) -
                         "    n = accept(p, q)\n    return n.to(x.device)\n",
     })
     assert [(Path(d.path).name, d.start.row, d.code) for d in found] == []
+
+
+def test_a_field_declared_as_a_python_scalar_holds_one(tmp_path: Path) -> None:
+    # vLLM's ROCm MLA builder: `_decode_causal: bool = True`, later stored from
+    # `common_attn_metadata.causal`, which one model fills with a GPU tensor. The class declares a bool.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/meta.py": "import torch\n\n\nclass Meta:\n    def __init__(self):\n"
+                       "        self.causal = torch.ones((), device='cuda', dtype=torch.bool)\n",
+        "pkg/builder.py": "from pkg.meta import Meta\n\n\nclass Builder:\n    causal: bool = True\n\n"
+                          "    def update(self, meta: Meta):\n        self.causal = meta.causal\n"
+                          "        self.mask = meta.causal\n",
+        "pkg/use.py": "import torch\n\nfrom pkg.builder import Builder\n\n\n"
+                      "def build(builder: Builder, x: torch.Tensor):\n    if not builder.causal:\n"
+                      "        return x\n    if builder.mask:\n        return x\n    return x\n",
+    })
+    assert sorted((Path(d.path).name, d.start.row) for d in found) == [("use.py", 9)]

@@ -335,6 +335,11 @@ class Inference:
                 if name != attr:
                     continue
                 annotated = self._annotation_fact(summary, annotation)
+                if annotation and all(name in _SCALAR_ANNOTATIONS for name in annotation):
+                    # `_decode_causal: bool = True`: the class says what the field holds, whatever a
+                    # store elsewhere is taken for (one model passes a GPU tensor as `causal`).
+                    return Fact(Device.NOT_TENSOR, value_kind="python", reason=f"field `{attr}` of `{info.name}` "
+                                f"is declared `{' | '.join(annotation)}`", where=self._where(summary, line))
                 if annotated is not None and declared is None:
                     declared = replace(annotated, reason=f"field `{attr}` of `{info.name}` is declared "
                                        f"`{' | '.join(annotation)}`", where=self._where(summary, line))
