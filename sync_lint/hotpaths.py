@@ -215,6 +215,7 @@ class _Pass:
         # The hot call sites that are cuts: what lies below them is not reported above them.
         cut: set[tuple[str, int, str]] = set()
         reverse: dict[str, list[tuple[str, "Edge"]]] = {}
+        forward: dict[str, list["Edge"]] = {}
         for function in hot:
             found = self.graph.function(function)
             if found is None:
@@ -245,6 +246,7 @@ class _Pass:
                         cut.add(key)
                         continue
                 reverse.setdefault(edge.callee, []).append((function, edge))
+                forward.setdefault(function, []).append(edge)
         # Nearest sync below each function: breadth first backwards from the functions holding one.
         nearest: dict[str, tuple[int, tuple[str, "Edge"] | None]] = {}
         queue: deque[str] = deque()
@@ -268,7 +270,10 @@ class _Pass:
                 continue
             if (caller, edge.line) in seen:
                 continue
-            diagnostic = self._finding(caller, found[0], found[1], edge, nearest, syncs, paths)
+            live = self._live_path(caller, edge, nearest, forward, syncs)
+            if live is None:  # every chain below needs a parameter the callers pass as None
+                continue
+            diagnostic = self._finding(caller, found[0], found[1], edge, *live, paths)
             if diagnostic is None:
                 continue
             seen.add((caller, edge.line))
@@ -289,22 +294,100 @@ class _Pass:
                     queue.append(edge.callee)
         return [f for f in self.best if f in seen]
 
+    # --- parameters the callers pass as None ------------------------------------------------------
+    def _none_arguments(self, caller: str, edge: "Edge") -> frozenset[str]:
+        """The callee's parameters that the call at `edge.line` passes as a literal None, or leaves to
+        a None default (the same at every call on that line)."""
+        found, callee = self.graph.function(caller), self.graph.function(edge.callee)
+        if found is None or callee is None or not callee[1].guards:
+            return frozenset()  # nothing in the callee depends on it
+        summary, info = found
+        params = [p for p in callee[1].params if p.kind not in ("star", "starstar")]
+        # A method called through an instance or a class, or a constructor: `self`/`cls` is not an argument.
+        if callee[1].kind in ("method", "classmethod") and edge.kind != "super" and params:
+            params = params[1:]
+        answers = []
+        for call in self.graph.calls_in(summary, info.qualname):
+            if call.line != edge.line:
+                continue
+            if any(a[0] == "*" for a in call.args) or any(k == "**" for k, _v in call.kwargs):
+                return frozenset()
+            given = dict(zip([p.name for p in params if p.kind != "kwonly"], call.args))
+            given.update(call.kwargs)
+            answers.append(frozenset(p.name for p in params if given.get(p.name, p.default) == ("lit", "none")))
+        return frozenset.intersection(*answers) if answers else frozenset()
+
+    def _live_syncs(self, function: str, syncs: dict[str, list[Diagnostic]], none: frozenset[str]) -> list[Diagnostic]:
+        found = self.graph.function(function)
+        if not none or found is None:
+            return syncs.get(function, [])
+        return [d for d in syncs.get(function, []) if not found[1].guarded(d.start.row, none)]
+
+    def _hop_live(self, function: str, edge: "Edge", none: frozenset[str]) -> bool:
+        found = self.graph.function(function)
+        return not none or found is None or not found[1].guarded(edge.line, none)
+
+    def _live_path(self, caller: str, edge: "Edge", nearest: dict, forward: dict[str, list["Edge"]],
+                   syncs: dict[str, list[Diagnostic]]) -> tuple[list[tuple[str, "Edge"]], list[Diagnostic]] | None:
+        """The hops from `edge.callee` down to a sync, [(function, edge into the next), ...], with the
+        None arguments of each call taken into account (`create_bidirectional_mask` passes
+        `position_ids=None`, and the packed-sequence check below runs only `if position_ids is not None`).
+        The nearest chain when it holds, else the nearest that does (with the syncs live at its end);
+        None when none does."""
+        none = self._none_arguments(caller, edge)
+        path: list[tuple[str, "Edge"]] = []
+        current, context, live = edge.callee, none, True
+        while nearest[current][1] is not None and len(path) < 64:
+            following, hop = nearest[current][1]
+            if not self._hop_live(current, hop, context):
+                live = False
+                break
+            path.append((current, hop))
+            context = self._none_arguments(current, hop)
+            current = following
+        final = self._live_syncs(current, syncs, context) if live else []
+        if final:
+            return path, final
+        # Breadth first over (function, parameters passed as None) from the callee.
+        start = (edge.callee, none)
+        parent: dict[tuple[str, frozenset[str]], tuple[tuple[str, frozenset[str]], "Edge"] | None] = {start: None}
+        queue = deque([start])
+        while queue and len(parent) < 4096:
+            state = queue.popleft()
+            function, context = state
+            final = self._live_syncs(function, syncs, context)
+            if final:
+                hops: list[tuple[str, "Edge"]] = []
+                while parent[state] is not None:
+                    previous, hop = parent[state]  # type: ignore[misc]
+                    hops.append((previous[0], hop))
+                    state = previous
+                return list(reversed(hops)), final
+            for hop in forward.get(function, ()):
+                if hop.callee not in nearest or not self._hop_live(function, hop, context):
+                    continue
+                following = (hop.callee, self._none_arguments(function, hop))
+                if following not in parent:
+                    parent[following] = (state, hop)
+                    queue.append(following)
+        return None
+
     def _finding(self, caller: str, summary: "ModuleSummary", info: "FunctionInfo", edge: "Edge",
-                 nearest: dict, syncs: dict[str, list[Diagnostic]], paths: dict[str, str]) -> Diagnostic | None:
+                 hops: list[tuple[str, "Edge"]], final: list[Diagnostic], paths: dict[str, str]) -> Diagnostic | None:
         chain = [caller, edge.callee]
         steps = [EvidenceStep(f"`{_short(caller)}` calls `{_short(edge.callee)}` ({edge.kind})",
                               paths.get(summary.module) or _display_path(self.root, summary.path), edge.line)]
         current = edge.callee
-        while nearest[current][1] is not None and len(chain) < 64:
-            following, hop = nearest[current][1]
+        for current, hop in hops:
+            following = hop.callee
             found = self.graph.function(current)
             where = _display_path(self.root, found[0].path) if found is not None else ""
             steps.append(EvidenceStep(f"`{_short(current)}` calls `{_short(following)}` ({hop.kind})",
                                       paths.get(found[0].module, where) if found is not None else where, hop.line))
             chain.append(following)
             current = following
-        sync = min(syncs[current], key=lambda d: (d.start.row, d.start.column))
-        count = len(syncs[current])
+        sync = min(final, key=lambda d: (d.start.row, d.start.column))
+        count = len(final)
         span = sync.source_line.rstrip("\r\n")
         if sync.start.row == sync.end.row:
             span = span[sync.start.column - 1: sync.end.column - 1]

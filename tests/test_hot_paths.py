@@ -471,3 +471,30 @@ def test_roots_come_from_the_cache_and_follow_edits_that_add_roots(project, tmp_
             assert (f"hotdef/{name}.py", 8) in after, name
     finally:
         hot.CallGraph.roots = original
+
+
+def test_a_chain_that_needs_a_parameter_the_caller_passes_as_none_is_not_reported(tmp_path):
+    # transformers' masks: `create_bidirectional_mask` passes `position_ids=None` to the helper whose
+    # packed-sequence check (a sync) runs only `if position_ids is not None`; `create_causal_mask`
+    # passes the model's position ids. A keyword left to its None default counts the same.
+    diagnostics = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/mask.py": "import torch\n\n\ndef find_packed(position_ids):\n    m = (position_ids != 1).cumsum(-1)\n"
+                       "    if (m[:, -1] == 0).all():\n        return None\n    return m\n\n\n"
+                       "def prepare(x, position_ids, attention_mask=None):\n"
+                       "    if position_ids is not None and attention_mask is None:\n"
+                       "        position_ids = position_ids.expand(2, -1)\n        return find_packed(position_ids)\n"
+                       "    return None\n\n\n"
+                       "def causal_mask(x, position_ids):\n    return prepare(x, position_ids)\n\n\n"
+                       "def bidirectional_mask(x):\n    return prepare(x, position_ids=None)\n\n\n"
+                       "def lengths(x, attention_mask=None):\n    if attention_mask is None:\n        return None\n"
+                       "    return attention_mask.sum(-1).tolist()\n",
+        "pkg/model.py": "import torch\n\nfrom pkg.mask import bidirectional_mask, causal_mask, lengths\n\n\n"
+                        "class Model(torch.nn.Module):\n    def forward(self, x):\n"
+                        "        position_ids = torch.arange(x.shape[1], device='cuda')[None]\n"
+                        "        mask = torch.ones(2, 3, device='cuda')\n"
+                        "        a = causal_mask(x, position_ids)\n        b = bidirectional_mask(x)\n"
+                        "        c = lengths(x)\n        d = lengths(x, attention_mask=mask)\n        return a, b, c, d\n",
+    }, pyproject="[tool.sync-lint]\nhot-path-defaults = [\"module-forward\"]\n")
+    transitive = sorted(d.start.row for d in diagnostics if d.code == "SL601" and Path(d.path).name == "model.py")
+    assert transitive == [10, 13]  # not 11 (position_ids=None) nor 12 (attention_mask left None)

@@ -22,7 +22,7 @@ from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 7
+SUMMARY_FORMAT = 8
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -54,6 +54,13 @@ class FunctionInfo:
     hot_marker: bool = False
     # The (first, last) lines of the `for`/`while` loops in the body (not in nested functions).
     loops: tuple[tuple[int, int], ...] = ()
+    # (parameter, first line, last line): lines that run only when the parameter is not None
+    # (`if p is not None:`, after `if p is None: return`), the parameter not rebound before the test.
+    guards: tuple[tuple[str, int, int], ...] = ()
+
+    def guarded(self, line: int, none: "frozenset[str]") -> bool:
+        """Whether `line` cannot run when the parameters in `none` are None."""
+        return bool(none) and any(param in none and first <= line <= last for param, first, last in self.guards)
 
     @property
     def kind(self) -> str:
@@ -547,6 +554,7 @@ class _Summarizer:
         self._body(node.body, scope, class_name=None, prefix=f"{qualname}.<locals>.")
         info.is_generator = self.generator
         info.loops = tuple(self.loops)
+        info.guards = _none_guards(node.body, {p.name for p in params if p.kind not in ("star", "starstar")})
         self.loop_depth, self.generator, self.contexts, self.loops = saved
 
     def _hot_marker(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
@@ -908,6 +916,71 @@ def _module_statements(body: list[ast.stmt]):  # type: ignore[no-untyped-def]
         if not isinstance(current, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             for block in _blocks_of(current):
                 stack.extend(block)
+
+
+def _none_guards(body: list[ast.stmt], params: set[str]) -> tuple[tuple[str, int, int], ...]:
+    """The blocks of a function body that run only when a parameter is not None."""
+    first_store: dict[str, int] = {}
+    for node in _walk_statements(body):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) and node.id in params:
+            first_store[node.id] = min(first_store.get(node.id, node.lineno), node.lineno)
+    out: list[tuple[str, int, int]] = []
+
+    def usable(param: str, line: int) -> bool:
+        return param in params and first_store.get(param, line) >= line
+
+    def visit(block: list[ast.stmt]) -> None:
+        for position, statement in enumerate(block):
+            if isinstance(statement, ast.If):
+                when_true, when_false = _not_none_when(statement.test)
+                for param in when_true:
+                    if usable(param, statement.lineno):
+                        out.append((param, statement.body[0].lineno, _last_line(statement.body)))
+                for param in when_false:
+                    if not usable(param, statement.lineno):
+                        continue
+                    if statement.orelse:
+                        out.append((param, statement.orelse[0].lineno, _last_line(statement.orelse)))
+                    if _exits(statement.body) and position + 1 < len(block):
+                        out.append((param, block[position + 1].lineno, _last_line(block)))
+            if not isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                for inner in _blocks_of(statement):
+                    visit(inner)
+
+    visit(body)
+    return tuple(out)
+
+
+def _not_none_when(test: ast.expr) -> tuple[set[str], set[str]]:
+    """The names a test proves not None when it is true, and when it is false."""
+    if isinstance(test, ast.Name):
+        return {test.id}, set()
+    if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.left, ast.Name) \
+            and isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value is None:
+        if isinstance(test.ops[0], ast.IsNot):
+            return {test.left.id}, set()
+        if isinstance(test.ops[0], ast.Is):
+            return set(), {test.left.id}
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        when_true, when_false = _not_none_when(test.operand)
+        return when_false, when_true
+    if isinstance(test, ast.BoolOp):
+        parts = [_not_none_when(value) for value in test.values]
+        if isinstance(test.op, ast.And):  # all true
+            return set().union(*(p[0] for p in parts)), set()
+        return set(), set().union(*(p[1] for p in parts))  # `or`: all false
+    if isinstance(test, ast.Call) and isinstance(test.func, ast.Name) and test.func.id == "isinstance" \
+            and test.args and isinstance(test.args[0], ast.Name):
+        return {test.args[0].id}, set()
+    return set(), set()
+
+
+def _exits(block: list[ast.stmt]) -> bool:
+    return bool(block) and isinstance(block[-1], (ast.Return, ast.Raise, ast.Continue, ast.Break))
+
+
+def _last_line(block: list[ast.stmt]) -> int:
+    return block[-1].end_lineno or block[-1].lineno
 
 
 def _walk_statements(body: list[ast.stmt]):  # type: ignore[no-untyped-def]
