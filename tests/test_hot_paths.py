@@ -488,13 +488,17 @@ def test_a_chain_that_needs_a_parameter_the_caller_passes_as_none_is_not_reporte
                        "def causal_mask(x, position_ids):\n    return prepare(x, position_ids)\n\n\n"
                        "def bidirectional_mask(x):\n    return prepare(x, position_ids=None)\n\n\n"
                        "def lengths(x, attention_mask=None):\n    if attention_mask is None:\n        return None\n"
-                       "    return attention_mask.sum(-1).tolist()\n",
-        "pkg/model.py": "import torch\n\nfrom pkg.mask import bidirectional_mask, causal_mask, lengths\n\n\n"
+                       "    return attention_mask.sum(-1).tolist()\n\n\n"
+                       "def counts(x, attention_mask=None):\n    return (\n        attention_mask.sum(-1).tolist()\n"
+                       "        if attention_mask is not None\n        else [x.shape[1]]\n    )\n",
+        "pkg/model.py": "import torch\n\nfrom pkg.mask import bidirectional_mask, causal_mask, counts, lengths\n\n\n"
                         "class Model(torch.nn.Module):\n    def forward(self, x):\n"
                         "        position_ids = torch.arange(x.shape[1], device='cuda')[None]\n"
                         "        mask = torch.ones(2, 3, device='cuda')\n"
                         "        a = causal_mask(x, position_ids)\n        b = bidirectional_mask(x)\n"
-                        "        c = lengths(x)\n        d = lengths(x, attention_mask=mask)\n        return a, b, c, d\n",
+                        "        c = lengths(x)\n        d = lengths(x, attention_mask=mask)\n"
+                        "        e = counts(x)\n        f = counts(x, mask)\n        return a, b, c, d, e, f\n",
     }, pyproject="[tool.sync-lint]\nhot-path-defaults = [\"module-forward\"]\n")
     transitive = sorted(d.start.row for d in diagnostics if d.code == "SL601" and Path(d.path).name == "model.py")
-    assert transitive == [10, 13]  # not 11 (position_ids=None) nor 12 (attention_mask left None)
+    # Not 11 (position_ids=None), 12 (attention_mask left None) nor 14 (the `... if mask is not None else`).
+    assert transitive == [10, 13, 15]

@@ -22,7 +22,7 @@ from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 8
+SUMMARY_FORMAT = 9
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -948,6 +948,16 @@ def _none_guards(body: list[ast.stmt], params: set[str]) -> tuple[tuple[str, int
                     visit(inner)
 
     visit(body)
+    # `attention_mask.sum(-1).tolist() if attention_mask is not None else [n] * b`
+    for node in _walk_statements(body):
+        if isinstance(node, ast.IfExp):
+            when_true, when_false = _not_none_when(node.test)
+            for param in when_true:
+                if usable(param, node.lineno):
+                    out.append((param, node.body.lineno, node.body.end_lineno or node.body.lineno))
+            for param in when_false:
+                if usable(param, node.lineno):
+                    out.append((param, node.orelse.lineno, node.orelse.end_lineno or node.orelse.lineno))
     return tuple(out)
 
 
