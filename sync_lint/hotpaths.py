@@ -295,16 +295,18 @@ class _Pass:
         return [f for f in self.best if f in seen]
 
     # --- parameters the callers pass as None ------------------------------------------------------
-    def _none_arguments(self, caller: str, edge: "Edge") -> frozenset[str]:
-        """The callee's parameters that the call at `edge.line` passes as a literal None, or leaves to
-        a None default (the same at every call on that line)."""
+    def _none_arguments(self, caller: str, edge: "Edge", none: frozenset[str] = frozenset()) -> frozenset[str]:
+        """The callee's parameters that the call at `edge.line` passes as a literal None, leaves to a
+        None default, or passes a parameter of the caller's that is None here (in `none`); the same at
+        every call on that line."""
         found, callee = self.graph.function(caller), self.graph.function(edge.callee)
-        if found is None or callee is None or not callee[1].guards:
-            return frozenset()  # nothing in the callee depends on it
+        if found is None or callee is None:
+            return frozenset()
         summary, info = found
         params = [p for p in callee[1].params if p.kind not in ("star", "starstar")]
-        # A method called through an instance or a class, or a constructor: `self`/`cls` is not an argument.
-        if callee[1].kind in ("method", "classmethod") and edge.kind != "super" and params:
+        # A method called through an instance, a class or `super()`, or a constructor: `self`/`cls` is
+        # not an argument.
+        if callee[1].kind in ("method", "classmethod") and params:
             params = params[1:]
         answers = []
         for call in self.graph.calls_in(summary, info.qualname):
@@ -314,7 +316,7 @@ class _Pass:
                 return frozenset()
             given = dict(zip([p.name for p in params if p.kind != "kwonly"], call.args))
             given.update(call.kwargs)
-            answers.append(frozenset(p.name for p in params if given.get(p.name, p.default) == ("lit", "none")))
+            answers.append(frozenset(p.name for p in params if _is_none(given.get(p.name, p.default), none)))
         return frozenset.intersection(*answers) if answers else frozenset()
 
     def _live_syncs(self, function: str, syncs: dict[str, list[Diagnostic]], none: frozenset[str]) -> list[Diagnostic]:
@@ -343,7 +345,7 @@ class _Pass:
                 live = False
                 break
             path.append((current, hop))
-            context = self._none_arguments(current, hop)
+            context = self._none_arguments(current, hop, context)
             current = following
         final = self._live_syncs(current, syncs, context) if live else []
         if final:
@@ -366,7 +368,7 @@ class _Pass:
             for hop in forward.get(function, ()):
                 if hop.callee not in nearest or not self._hop_live(function, hop, context):
                     continue
-                following = (hop.callee, self._none_arguments(function, hop))
+                following = (hop.callee, self._none_arguments(function, hop, context))
                 if following not in parent:
                     parent[following] = (state, hop)
                     queue.append(following)
@@ -567,6 +569,12 @@ def _run(graph: "CallGraph", root: Path, members: list[FileResult], settings: "S
         edges = graph.edges(function)
         report.edges += len(edges)
         report.unresolved.extend(graph.unresolved(function))
+
+
+def _is_none(value: object, none: frozenset[str]) -> bool:
+    """A summary value that is None: the literal, or a parameter known to be None here."""
+    return value == ("lit", "none") or (isinstance(value, tuple) and len(value) == 2 and value[0] == "param"
+                                        and value[1] in none)
 
 
 def _module_in(function: str, checked: "dict | set") -> bool:

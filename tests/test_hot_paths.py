@@ -485,7 +485,7 @@ def test_a_chain_that_needs_a_parameter_the_caller_passes_as_none_is_not_reporte
                        "    if position_ids is not None and attention_mask is None:\n"
                        "        position_ids = position_ids.expand(2, -1)\n        return find_packed(position_ids)\n"
                        "    return None\n\n\n"
-                       "def causal_mask(x, position_ids):\n    return prepare(x, position_ids)\n\n\n"
+                       "def causal_mask(x, position_ids=None):\n    return prepare(x, position_ids)\n\n\n"
                        "def bidirectional_mask(x):\n    return prepare(x, position_ids=None)\n\n\n"
                        "def lengths(x, attention_mask=None):\n    if attention_mask is None:\n        return None\n"
                        "    return attention_mask.sum(-1).tolist()\n\n\n"
@@ -497,8 +497,10 @@ def test_a_chain_that_needs_a_parameter_the_caller_passes_as_none_is_not_reporte
                         "        mask = torch.ones(2, 3, device='cuda')\n"
                         "        a = causal_mask(x, position_ids)\n        b = bidirectional_mask(x)\n"
                         "        c = lengths(x)\n        d = lengths(x, attention_mask=mask)\n"
-                        "        e = counts(x)\n        f = counts(x, mask)\n        return a, b, c, d, e, f\n",
+                        "        e = counts(x)\n        f = counts(x, mask)\n        g = causal_mask(x)\n"
+                        "        return a, b, c, d, e, f, g\n",
     }, pyproject="[tool.sync-lint]\nhot-path-defaults = [\"module-forward\"]\n")
     transitive = sorted(d.start.row for d in diagnostics if d.code == "SL601" and Path(d.path).name == "model.py")
-    # Not 11 (position_ids=None), 12 (attention_mask left None) nor 14 (the `... if mask is not None else`).
+    # Not 11 (position_ids=None), 12 (attention_mask left None), 14 (the `... if mask is not None else`)
+    # nor 16 (position_ids left None, and handed down as None).
     assert transitive == [10, 13, 15]

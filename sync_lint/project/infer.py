@@ -335,7 +335,7 @@ class Inference:
                 if name != attr:
                     continue
                 annotated = self._annotation_fact(summary, annotation)
-                if annotation and all(name in _SCALAR_ANNOTATIONS for name in annotation):
+                if annotation and all(type_name in _SCALAR_ANNOTATIONS for type_name in annotation):
                     # `_decode_causal: bool = True`: the class says what the field holds, whatever a
                     # store elsewhere is taken for (one model passes a GPU tensor as `causal`).
                     return Fact(Device.NOT_TENSOR, value_kind="python", reason=f"field `{attr}` of `{info.name}` "
