@@ -444,3 +444,15 @@ def test_moderate_nesting_is_parsed_normally():
     source = "import torch\nx = torch.zeros(3, device='cuda')\nv = " + "(" * 180 + "x.sum().item()" + ")" * 180 + "\n"
     result = lint_source(source, "ok.py", list(all_rules().values()), Settings())
     assert [d.code for d in result.diagnostics] == ["SL101"]
+
+
+def test_functions_a_gpu_dsl_compiles_are_not_host_code() -> None:
+    # vLLM's CuTe DSL kernels: `if eos > 0:` on a loaded value is control flow on the GPU.
+    source = (
+        "import torch\nimport cutlass.cute as cute\nimport triton\n\n\n"
+        "@cute.kernel\ndef kernel(cu_seqlens: torch.Tensor):\n    if cu_seqlens[1] > 0:\n        return 1\n\n\n"
+        "@triton.jit(do_not_specialize=['n'])\ndef tri(x: torch.Tensor):\n    return x.sum().item()\n\n\n"
+        "def host(cu_seqlens: torch.Tensor):\n    if cu_seqlens[1] > 0:\n        return 1\n"
+    )
+    result = lint_source(source, "k.py", list(all_rules().values()), SETTINGS.override(strict=True))
+    assert sorted({d.start.row for d in result.diagnostics}) == [18]

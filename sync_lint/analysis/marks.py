@@ -13,6 +13,19 @@ import libcst as cst
 from sync_lint.analysis.provider import Provider
 
 
+# Decorators of functions a GPU DSL compiles, as spelled (a suffix: `cutlass.cute.kernel`).
+DEVICE_CODE_DECORATORS = ("cute.kernel", "cute.jit", "triton.jit", "cuda.jit", "tilelang.jit", "T.prim_func",
+                          "helion.kernel")
+
+
+def _dotted(expr: cst.BaseExpression) -> str:
+    if isinstance(expr, cst.Name):
+        return expr.value
+    if isinstance(expr, cst.Attribute):
+        return f"{_dotted(expr.value)}.{expr.attr.value}"
+    return ""
+
+
 class SyntaxMarks(Provider):
     def __init__(self, allowed_sync_contexts: tuple[str, ...] = ()) -> None:
         self._allowed_names = frozenset(allowed_sync_contexts)
@@ -20,6 +33,8 @@ class SyntaxMarks(Provider):
         self._conditions: set[int] = set()
         self._allowed_withs: set[int] = set()
         self._allowed_depth = 0
+        self._kernels: set[int] = set()
+        self._kernel_depth = 0
         # The simple statement the walk is in (None between statements and in headers).
         self.statement: cst.SimpleStatementLine | None = None
 
@@ -36,6 +51,12 @@ class SyntaxMarks(Provider):
     def in_allowed_context(self) -> bool:
         """Inside `with <allowed-sync-context>():`: findings here are intended syncs."""
         return self._allowed_depth > 0
+
+    @property
+    def in_device_code(self) -> bool:
+        """Inside a function a GPU DSL compiles (`@cute.kernel`, `@triton.jit`): its Python never runs on
+        the host with tensors, so nothing in it syncs the host."""
+        return self._kernel_depth > 0
 
     # --- marking ----------------------------------------------------------------------
     def _mark_store(self, target: cst.BaseExpression) -> None:
@@ -84,6 +105,20 @@ class SyntaxMarks(Provider):
         if id(node) in self._allowed_withs:
             self._allowed_depth -= 1
 
+    def _enter_function(self, node: cst.FunctionDef) -> None:
+        for decorator in node.decorators:
+            expr = decorator.decorator
+            if isinstance(expr, cst.Call):
+                expr = expr.func
+            if _dotted(expr).endswith(DEVICE_CODE_DECORATORS):
+                self._kernels.add(id(node))
+                self._kernel_depth += 1
+                return
+
+    def _leave_function(self, node: cst.FunctionDef) -> None:
+        if id(node) in self._kernels:
+            self._kernel_depth -= 1
+
     ENTER = {
         cst.Assign: _assign,
         cst.AugAssign: _aug_or_ann,
@@ -97,8 +132,10 @@ class SyntaxMarks(Provider):
         cst.UnaryOperation: _not,
         cst.With: _enter_with,
         cst.SimpleStatementLine: _enter_statement,
+        cst.FunctionDef: _enter_function,
     }
     LEAVE = {
         cst.With: _leave_with,
+        cst.FunctionDef: _leave_function,
         cst.SimpleStatementLine: _leave_statement,
     }

@@ -102,7 +102,7 @@ class Findings:
 
     def add(self, rule: "Rule", node: cst.CSTNode, message: str, *, fact: Fact | None, evidence: str | None,
             fix: Fix | None) -> None:
-        if self._ctx.marks.in_allowed_context:
+        if self._ctx.marks.in_allowed_context or self._ctx.marks.in_device_code:
             return
         self._pending.append(_Pending(rule, node, message, fact, evidence, fix))
 
