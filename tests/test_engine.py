@@ -456,3 +456,15 @@ def test_functions_a_gpu_dsl_compiles_are_not_host_code() -> None:
     )
     result = lint_source(source, "k.py", list(all_rules().values()), SETTINGS.override(strict=True))
     assert sorted({d.start.row for d in result.diagnostics}) == [18]
+
+
+def test_isinstance_with_a_builtin_type_narrows_to_a_python_value() -> None:
+    # vLLM's dataset loader: `if isinstance(image, str) and image.startswith(...)` is a str method.
+    source = (
+        "import torch\n\n\ndef load(image: torch.Tensor, other: torch.Tensor):\n"
+        "    if isinstance(image, (str, bytes)):\n        if image.startswith('data:'):\n            return 1\n"
+        "    if isinstance(other, torch.Tensor):\n        if other.startswith('data:'):\n            return 2\n"
+        "    if image.any():\n        return 3\n"
+    )
+    result = lint_source(source, "d.py", list(all_rules().values()), SETTINGS.override(strict=True))
+    assert sorted({d.start.row for d in result.diagnostics}) == [9, 11]

@@ -231,6 +231,9 @@ class Binder:
 
     def if_after_test(self, node: cst.If) -> None:
         self._fork()
+        name = _isinstance_of_builtin(node.test)
+        if name is not None:  # `if isinstance(image, str):` the body sees a Python value
+            self.scope.env[name] = replace(PYTHON, subject=name, reason=f"`isinstance({name}, ...)` with a builtin type")
 
     def if_after_body(self, node: cst.If) -> None:
         self._end_branch()
@@ -455,3 +458,19 @@ AFTER_FIELD: dict[tuple[type, str], Callable[[Binder, cst.CSTNode], None]] = {
     (cst.TryStar, "orelse"): Binder.try_after_orelse,
     (cst.CompFor, "iter"): Binder.comp_for_after_iter,
 }
+
+
+# Builtin types whose instances are never tensors.
+_BUILTIN_TYPES = frozenset({"str", "int", "float", "bool", "bytes", "list", "dict", "tuple", "set", "complex"})
+
+
+def _isinstance_of_builtin(test: cst.BaseExpression) -> str | None:
+    """`x` for `isinstance(x, str)` (or a tuple of builtin types), else None."""
+    if not (isinstance(test, cst.Call) and isinstance(test.func, cst.Name) and test.func.value == "isinstance"
+            and len(test.args) == 2 and isinstance(test.args[0].value, cst.Name)):
+        return None
+    kinds = test.args[1].value
+    names = [e.value for e in kinds.elements] if isinstance(kinds, cst.Tuple) else [kinds]
+    if names and all(isinstance(n, cst.Name) and n.value in _BUILTIN_TYPES for n in names):
+        return test.args[0].value.value
+    return None
