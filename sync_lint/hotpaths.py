@@ -299,6 +299,8 @@ class _Pass:
         """The callee's parameters that the call at `edge.line` passes as a literal None, leaves to a
         None default, or passes a parameter of the caller's that is None here (in `none`); the same at
         every call on that line."""
+        if edge.kind in ("callback", "partial"):
+            return frozenset()  # the call's arguments are not the callee's
         found, callee = self.graph.function(caller), self.graph.function(edge.callee)
         if found is None or callee is None:
             return frozenset()

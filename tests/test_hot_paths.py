@@ -504,3 +504,17 @@ def test_a_chain_that_needs_a_parameter_the_caller_passes_as_none_is_not_reporte
     # Not 11 (position_ids=None), 12 (attention_mask left None), 14 (the `... if mask is not None else`)
     # nor 16 (position_ids left None, and handed down as None).
     assert transitive == [10, 13, 15]
+
+
+def test_a_callback_edge_does_not_take_the_call_s_arguments_for_the_callback_s(tmp_path):
+    # `apply(helper, None)`: the None is `apply`'s, not `helper`'s second parameter.
+    diagnostics = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/ops.py": "import torch\n\n\ndef helper(a, b):\n    if b is not None:\n"
+                      "        return torch.ones(3, device='cuda').sum().item()\n    return 0\n\n\n"
+                      "def apply(fn, mask):\n    return fn(mask, torch.zeros(3))\n",
+        "pkg/model.py": "import torch\n\nfrom pkg.ops import apply, helper\n\n\n# sync-lint: hot\n"
+                        "def step(x: torch.Tensor):\n    return apply(helper, None)\n",
+    }, pyproject="[tool.sync-lint]\nhot-path-defaults = []\n")
+    rows = [d.start.row for d in diagnostics if d.code == "SL601" and Path(d.path).name == "model.py"]
+    assert rows == [8]
