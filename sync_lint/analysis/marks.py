@@ -11,19 +11,12 @@ from __future__ import annotations
 import libcst as cst
 
 from sync_lint.analysis.provider import Provider
+from sync_lint.syntax import dotted_name
 
 
 # Decorators of functions a GPU DSL compiles, as spelled (a suffix: `cutlass.cute.kernel`).
 DEVICE_CODE_DECORATORS = ("cute.kernel", "cute.jit", "triton.jit", "cuda.jit", "tilelang.jit", "T.prim_func",
                           "helion.kernel")
-
-
-def _dotted(expr: cst.BaseExpression) -> str:
-    if isinstance(expr, cst.Name):
-        return expr.value
-    if isinstance(expr, cst.Attribute):
-        return f"{_dotted(expr.value)}.{expr.attr.value}"
-    return ""
 
 
 class SyntaxMarks(Provider):
@@ -110,7 +103,7 @@ class SyntaxMarks(Provider):
             expr = decorator.decorator
             if isinstance(expr, cst.Call):
                 expr = expr.func
-            if _dotted(expr).endswith(DEVICE_CODE_DECORATORS):
+            if (dotted_name(expr) or "").endswith(DEVICE_CODE_DECORATORS):
                 self._kernels.add(id(node))
                 self._kernel_depth += 1
                 return

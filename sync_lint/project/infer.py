@@ -335,7 +335,7 @@ class Inference:
                 if name != attr:
                     continue
                 annotated = self._annotation_fact(summary, annotation)
-                if annotation and all(type_name in _SCALAR_ANNOTATIONS for type_name in annotation):
+                if _scalar_annotation(annotation):
                     # `_decode_causal: bool = True`: the class says what the field holds, whatever a
                     # store elsewhere is taken for (one model passes a GPU tensor as `causal`).
                     return Fact(Device.NOT_TENSOR, value_kind="python", reason=f"field `{attr}` of `{info.name}` "
@@ -1108,10 +1108,15 @@ class Inference:
 _SCALAR_ANNOTATIONS = frozenset({"bool", "int", "float", "str", "bytes"})
 
 
+def _scalar_annotation(annotation: tuple[str, ...]) -> bool:
+    """`bool`, `int | None`, `Optional[float]`: a Python scalar (None is already unwrapped)."""
+    return bool(annotation) and all(name in _SCALAR_ANNOTATIONS for name in annotation)
+
+
 def _declared_scalar(info: FunctionInfo) -> Fact | None:
     """PYTHON for a function annotated to return a Python scalar (`-> bool`, `-> Optional[int]`)."""
     annotation = info.returns_annotation
-    if annotation and all(name in _SCALAR_ANNOTATIONS for name in annotation):
+    if _scalar_annotation(annotation):
         return Fact(Device.NOT_TENSOR, value_kind="python", reason=f"`{info.name}` is annotated `-> {annotation[0]}`")
     return None
 

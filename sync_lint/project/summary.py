@@ -921,9 +921,12 @@ def _module_statements(body: list[ast.stmt]):  # type: ignore[no-untyped-def]
 def _none_guards(body: list[ast.stmt], params: set[str]) -> tuple[tuple[str, int, int], ...]:
     """The blocks of a function body that run only when a parameter is not None."""
     first_store: dict[str, int] = {}
+    conditionals: list[ast.IfExp] = []
     for node in _walk_statements(body):
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) and node.id in params:
             first_store[node.id] = min(first_store.get(node.id, node.lineno), node.lineno)
+        elif isinstance(node, ast.IfExp):
+            conditionals.append(node)
     out: list[tuple[str, int, int]] = []
 
     def usable(param: str, line: int) -> bool:
@@ -949,15 +952,14 @@ def _none_guards(body: list[ast.stmt], params: set[str]) -> tuple[tuple[str, int
 
     visit(body)
     # `attention_mask.sum(-1).tolist() if attention_mask is not None else [n] * b`
-    for node in _walk_statements(body):
-        if isinstance(node, ast.IfExp):
-            when_true, when_false = _not_none_when(node.test)
-            for param in when_true:
-                if usable(param, node.lineno):
-                    out.append((param, node.body.lineno, node.body.end_lineno or node.body.lineno))
-            for param in when_false:
-                if usable(param, node.lineno):
-                    out.append((param, node.orelse.lineno, node.orelse.end_lineno or node.orelse.lineno))
+    for node in conditionals:
+        when_true, when_false = _not_none_when(node.test)
+        for param in when_true:
+            if usable(param, node.lineno):
+                out.append((param, node.body.lineno, node.body.end_lineno or node.body.lineno))
+        for param in when_false:
+            if usable(param, node.lineno):
+                out.append((param, node.orelse.lineno, node.orelse.end_lineno or node.orelse.lineno))
     return tuple(out)
 
 
