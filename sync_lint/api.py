@@ -255,6 +255,12 @@ def _start_job(rules: tuple[type[Rule], ...], known_codes: tuple[str, ...], sett
     _JOB[:] = [_Job(rules, settings, PerFileIgnores(settings, known_codes), fix, projects)]
 
 
+def _save_job() -> None:
+    """Save what this process's files solved (after each batch of files, and at the end)."""
+    for opened in _JOB[0].opened.values() if _JOB else ():
+        opened.flush()
+
+
 def _process_file(path: str) -> FileResult:
     from sync_lint.engine.stack import call_with_deep_stack
 
@@ -287,9 +293,9 @@ def _check_file(path: str) -> FileResult:
     if opened is not None:
         from sync_lint.project.store import content_hash
 
-        opened.save_facts()
-        if key is not None and key.startswith(content_hash(original.data)):  # the file read is the one indexed
-            opened.save_result(str(Path(path).resolve()), key, result, deps)
+        # Only a result of the file as indexed is kept (`key` names its content).
+        indexed = key is not None and key.startswith(content_hash(original.data))
+        opened.save_later(str(Path(path).resolve()), key if indexed else None, result, deps)
     if job.fix is None:
         return result
     return _fix_file(original, result, job, ignored, view)
@@ -435,7 +441,7 @@ def run_files(
                 on_result(cached[path])
     todo = [path for path in files if path not in cached]
     fresh = run_per_file(todo, _process_file, initializer=_start_job, initargs=initargs,
-                         jobs=jobs or plan.settings.jobs, on_result=on_result)
+                         jobs=jobs or plan.settings.jobs, on_result=on_result, after_batch=_save_job)
     by_path = dict(zip(todo, fresh))
     results = [cached[path] if path in cached else by_path[path] for path in files]
     rank_results(results, plan.settings.root)

@@ -383,7 +383,8 @@ def test_a_locked_cache_does_not_end_the_run(tmp_path, monkeypatch):
             calls["saved"] = list(rows)
             return True
 
-        def put_result(self, *args):
+        def put_results(self, rows, generation):
+            calls["results"] = calls.get("results", 0) + 1
             raise sqlite3.OperationalError("database is locked")
 
     class Solver:
@@ -398,10 +399,13 @@ def test_a_locked_cache_does_not_end_the_run(tmp_path, monkeypatch):
         generation = 0
 
     opened = OpenProject(FakeProject(), LockedStore(), Solver())
-    opened.save_facts()  # locked: kept for later
-    opened.save_result("a.py", "key", object(), frozenset())  # locked: dropped, no exception
-    opened.save_facts()
+    opened.save_later("a.py", "key", object(), frozenset())
+    opened.flush()  # locked: the facts are kept for later, the result is never tried before them
+    assert "results" not in calls
+    opened.save_later("b.py", "key", object(), frozenset())
+    opened.flush()  # the facts go in; the result meets the lock and is dropped, no exception
     assert [row[0] for row in calls["saved"]] == ["k1", "k2"]
+    assert calls["results"] == 1
 
 
 def test_a_long_lived_process_does_not_serve_a_summary_another_run_replaced(project: Path, tmp_path: Path) -> None:

@@ -23,8 +23,12 @@ def file_size(item: Any) -> int:
         return 0
 
 
-def _run_batch(task: Callable[[Any], T], batch: list[tuple[int, Any]]) -> list[tuple[int, T]]:
-    return [(index, task(item)) for index, item in batch]
+def _run_batch(task: Callable[[Any], T], batch: list[tuple[int, Any]],
+               after_batch: Callable[[], None] | None = None) -> list[tuple[int, T]]:
+    results = [(index, task(item)) for index, item in batch]
+    if after_batch is not None:
+        after_batch()
+    return results
 
 
 def batches_by_cost(paths: Sequence[Any], jobs: int, cost: Callable[[Any], int] = file_size) -> list[list[tuple[int, Any]]]:
@@ -55,12 +59,14 @@ def run_per_file(
     jobs: int | None = None,
     on_result: Callable[[T], None] | None = None,
     serial_below: int = 4,
+    after_batch: Callable[[], None] | None = None,
 ) -> list[T]:
     """`task(path)` for every path, results in input order (`on_result` is told in the order they finish).
 
     `initializer(*initargs)` sets up each worker's state once (so a task ships only
     a path); with one job, or fewer than `serial_below` files, everything runs in
-    this process.
+    this process. `after_batch()` runs in the worker after each batch of tasks (in this
+    process, once at the end), before the batch's results are handed back.
     """
     jobs = jobs or os.cpu_count() or 1
     results: list[T] = []
@@ -71,10 +77,12 @@ def run_per_file(
             results.append(result)
             if on_result:
                 on_result(result)
+        if after_batch is not None:
+            after_batch()
         return results
     slots: list[Any] = [None] * len(paths)
     with ProcessPoolExecutor(max_workers=jobs, initializer=initializer, initargs=initargs) as pool:
-        pending = {pool.submit(_run_batch, task, batch) for batch in batches_by_cost(paths, jobs)}
+        pending = {pool.submit(_run_batch, task, batch, after_batch) for batch in batches_by_cost(paths, jobs)}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
