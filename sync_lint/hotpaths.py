@@ -106,16 +106,6 @@ class HotReport:
         return out
 
 
-@dataclass
-class _Checked:
-    """A checked file, as the graph sees it."""
-
-    path: str  # as reported
-    module: str
-    summary: "ModuleSummary"
-    root: Path
-
-
 def _innermost(summary: "ModuleSummary", row: int) -> "FunctionInfo | None":
     best = None
     for info in summary.functions.values():
@@ -449,7 +439,7 @@ def analyse(results: list[FileResult], settings: "Settings", projects: dict[str,
             graph = CallGraph(opened.index, opened.inference, cache)
             root = project.root  # type: ignore[attr-defined]
         _run(graph, root, members, settings, report, selected, ignored, keep, lint_more if project else None,
-             extra_roots, texts or {})
+             extra_roots, texts or {}, project.modules if project is not None else {})  # type: ignore[attr-defined]
         if opened is not None:  # first: the edges read facts and nodes that must be stored before them
             opened.save_facts()
         if cache is not None:
@@ -495,18 +485,25 @@ def _module_of(path: str, root: Path) -> str:
 
 def _run(graph: "CallGraph", root: Path, members: list[FileResult], settings: "Settings", report: HotReport,
          selected: bool, ignored: Callable[[str], frozenset[str]], keep, lint_more, extra_roots,  # type: ignore[no-untyped-def]
-         texts: dict[str, str]) -> None:
+         texts: dict[str, str], modules: dict[str, str]) -> None:
+    """`modules`: the project's files (absolute paths) and their module names, as the index has them."""
     index = graph.index
-    checked: dict[str, tuple[FileResult, "ModuleSummary"]] = {}
+    # The checked files by module. Their summaries are read only where needed (a file with findings,
+    # a hot function): a warm run of a large project has thousands of files and few findings.
+    checked: dict[str, FileResult] = {}
     for result in members:
-        try:
-            module = _module_of(result.path, root) if graph.cache is not None else next(
-                (m for m in index.modules if (s := index.summary(m)) is not None and s.path == result.path), None)
-        except ValueError:  # a file outside the root (`extend-project`): its findings stay unmarked
-            continue
-        summary = index.summary(module) if module else None
-        if summary is not None:
-            checked[summary.module] = (result, summary)
+        if graph.cache is None:
+            module = next((m for m in index.modules if (s := index.summary(m)) is not None and s.path == result.path),
+                          None)
+        else:
+            module = modules.get(os.path.abspath(result.path))
+            if module is None:
+                try:
+                    module = _module_of(result.path, root)
+                except ValueError:  # a file outside the root (`extend-project`): its findings stay unmarked
+                    continue
+        if module is not None and module in index.modules:
+            checked[module] = result
     roots, missing = graph.cached_roots([*settings.hot_paths, *extra_roots], settings.hot_path_defaults)
     report.roots.extend(roots)
     report.missing.extend(missing)
@@ -517,7 +514,7 @@ def _run(graph: "CallGraph", root: Path, members: list[FileResult], settings: "S
     report.hot_functions += len(hot.best)
     # Direct findings, by function; hotness on each.
     syncs: dict[str, list[Diagnostic]] = {}
-    paths = {module: result.path for module, (result, _s) in checked.items()}
+    paths = {module: result.path for module, result in checked.items()}
 
     def collect(result: FileResult, summary: "ModuleSummary", mark: bool) -> None:
         marked = []
@@ -537,8 +534,10 @@ def _run(graph: "CallGraph", root: Path, members: list[FileResult], settings: "S
         if mark:
             result.diagnostics = marked
 
-    for module, (result, summary) in checked.items():
-        collect(result, summary, True)
+    for module, result in checked.items():
+        summary = index.summary(module) if result.diagnostics else None
+        if summary is not None:
+            collect(result, summary, True)
     if lint_more is not None and selected:
         # Calls from hot functions of the checked files into files the run did not check.
         below: set[str] = set()
@@ -562,7 +561,7 @@ def _run(graph: "CallGraph", root: Path, members: list[FileResult], settings: "S
     found = hot.transitive(syncs, paths, set(checked))
     report.transitive += len(found)
     report.baselined.extend(hot.baselined)
-    by_path = {result.path: result for result, _s in checked.values()}
+    by_path = {result.path: result for result in checked.values()}
     for d in found:
         by_path[d.path].diagnostics.append(d)
     for result in by_path.values():

@@ -50,6 +50,7 @@ class Project:
     files: int
     generation: int = 0  # the cache's generation when the index was brought up to date
     shas: dict[str, str] = field(default_factory=dict, compare=False)  # file path -> content hash
+    modules: dict[str, str] = field(default_factory=dict, compare=False)  # file path -> module name
 
     def open(self, settings: "Settings") -> "OpenProject":
         """The project's index and inference in this process, reading solved facts from the cache."""
@@ -292,7 +293,9 @@ def update_project(root: Path, settings: "Settings", *, jobs: int | None = None,
         store.use_settings(fact_settings(settings))
         shas = {path: stat.sha for path, stat in known.items() if path in current}
         shas.update((row[0], row[3]) for row in summaries)
-        return Project(root, database, store.fingerprint(), len(current), store.generation(), shas)
+        modules = {path: stat.module for path, stat in known.items() if path in current}
+        modules.update((row[0], row[4].module) for row in summaries)
+        return Project(root, database, store.fingerprint(), len(current), store.generation(), shas, modules)
     finally:
         store.close()
 
