@@ -111,15 +111,8 @@ class OpenProject:
         """Store what was solved since the last save. A cache that stays locked past the store's
         timeout (another run writing) must not end this run: the facts wait for the next save,
         and are only lost (recomputed by a later run) if every save finds the cache locked."""
-        solved = self.inference.solved()
-        if not self.writable:
-            return
-        self._unsaved.extend(solved)
-        try:
-            self.store.put_facts(self._unsaved, self.project.generation)
-        except sqlite3.OperationalError:
-            return
-        self._unsaved = []
+        self._unsaved.extend(self.inference.solved())
+        self.flush()
 
     def result(self, path: str, key: str) -> object | None:
         return self.store.result(path, key)
