@@ -596,6 +596,23 @@ def test_join_sources_policy() -> None:
     assert join_sources([gpu, gpu, a_list]).lattice() == TENSOR.lattice()
     mostly = join_sources([gpu] * 8 + [a_list])
     assert mostly.device is Device.GPU and mostly.convention
+    # Only None flows in (every call passes None or leaves a None default): the key is None.
+    none = Fact(Device.NOT_TENSOR, value_kind="none")
+    assert join_sources([none, none]).value_kind == "none"
+    assert join_sources([none, Fact(Device.UNKNOWN)]).value_kind != "none"  # a `**kwargs` call may pass more
+
+
+def test_calls_through_a_local_holding_one_of_several_callables_are_filed_under_each() -> None:
+    summary = summarize(textwrap.dedent("""
+        def f(x, device=None): ...
+        def g(x, device=None): ...
+        def run(c):
+            fn = f
+            if c:
+                fn = g
+            return fn(1)
+    """), "pkg/m.py", "pkg.m")
+    assert {name for kind, name, _module in table_rows(summary) if kind == "calls"} >= {"f", "g"}
 
 
 def test_solved_keys_carry_what_they_read(inference: Inference) -> None:

@@ -173,6 +173,11 @@ class Evaluator:
         if local.value_kind == "self":
             owner = self.binder.class_qualname()
             return replace(local, refs=frozenset({self.project.summary.qualified(owner)})) if owner else local
+        if function is not None and local.value_kind == "device" and param.annotation is None:
+            # `device=None` whose name alone says accelerator: the project's callers may all leave it None.
+            found = self.project.param(function, name)
+            if found is not None and found.value_kind == "none":
+                return replace(found, subject=name)
         if function is None or local.device is Device.NOT_TENSOR and local.value_kind not in (None, "import") \
                 and not (local.value_kind == "python" and local.dtype is None and param.annotation is None):
             return local
@@ -535,6 +540,8 @@ class Evaluator:
             if keyword == "dtype":
                 dtype = _dtype_of(arg.value, self.imports) or None
                 continue
+            if self.fact(arg.value).value_kind == "none":
+                continue  # `.to(None)`, `.to(device=None)`: no move
             kind, dev = self._classify_to_argument(arg.value)
             if kind == "device" or keyword == "device":
                 if kind != "device":

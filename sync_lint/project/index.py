@@ -37,6 +37,13 @@ def callee_name(func: Value) -> str | None:
     return None
 
 
+def callee_names(func: Value) -> list[str]:
+    """Every name a call site is filed under: a local that holds one of several callables
+    (`fn = self.default; if c: fn = TABLE[k]`; `fn(...)`) under each alternative's name."""
+    parts = func[1] if func[0] == "join" else (func,)
+    return sorted({n for part in parts if (n := callee_name(part)) is not None})
+
+
 @dataclass
 class NameTables:
     """Which modules mention a name, built once per project (small: names and module names)."""
@@ -81,8 +88,8 @@ UNNAMED_CALLS = "<unnamed>"
 def calls_by_name(summary: ModuleSummary) -> dict[str, list[CallSite]]:
     grouped: dict[str, list[CallSite]] = {}
     for call in summary.calls:
-        name = callee_name(call.func)
-        grouped.setdefault(name if name is not None else UNNAMED_CALLS, []).append(call)
+        for name in callee_names(call.func) or [UNNAMED_CALLS]:
+            grouped.setdefault(name, []).append(call)
     return grouped
 
 
@@ -91,8 +98,7 @@ def table_rows(summary: ModuleSummary) -> list[tuple[str, str, str]]:
     module = summary.module
     rows = []
     for call in summary.calls:
-        name = callee_name(call.func)
-        if name is not None:
+        for name in callee_names(call.func):
             rows.append(("calls", name, module))
     rows += [("stores", store.attr, module) for store in summary.stores]
     rows += [("entries", entry.key, module) for entry in summary.entries]
@@ -333,8 +339,7 @@ class ProjectIndex:
             summary = self.summary(module)
             if summary is not None:
                 for call in summary.calls:
-                    name = callee_name(call.func)
-                    if name is not None:
+                    for name in callee_names(call.func):
                         calls.setdefault(name, []).append(call)
                 for store in summary.stores:
                     stores.setdefault(store.attr, []).append(store)

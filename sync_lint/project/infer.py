@@ -25,7 +25,9 @@ left out; if the rest agree on a device the key has it. If they disagree, a devi
 held by at least `convention-share` of them (and two or more) wins as a
 convention (a serving engine whose CPU backend builds the same batch with CPU
 tensors); otherwise the key is a tensor of unknown device. Evidence names the
-first source in a stable order and how many agreed.
+first source in a stable order and how many agreed. A key whose every source is `None`
+(each call passes `None` or leaves a `None` default, and no `*args`/`**kwargs` could
+carry the value) is `None`: `x.to(device)` with such a `device` moves nothing.
 """
 
 from __future__ import annotations
@@ -445,9 +447,14 @@ class Inference:
         sources: list[Fact] = []
         short = _short(info.qualname.rsplit(".", 1)[0]) if info.name == "__init__" else info.name
         params = list(info.params)
+        omitted = False
         for caller, call, skip in self._callers(function):
             value = _argument(call, params, name, skip)
             if value is None:
+                if _leaves_default(call, params, name, skip):
+                    omitted = True
+                else:  # `*args`/`**kwargs` may carry it: a value nobody knows
+                    sources.append(UNKNOWN)
                 continue
             context = Context(caller, caller.functions.get(call.function) if call.function else None,
                               budget=budget - 1)
@@ -457,7 +464,11 @@ class Inference:
             context = Context(summary, None, budget=budget - 1)
             sources.append(self._source(self.eval(param.default, context), f"parameter `{name}` of `{short}` "
                                         f"defaults to `{render(param.default)}`", summary, info.line))
+        if omitted and param.default is not None and param.default[:2] == ("lit", "none"):
+            sources.append(NONE)
         joined = join_sources(sources)
+        if joined.value_kind == "none":
+            return replace(NONE, reason=f"every known call of `{short}` leaves `{name}` None")
         if joined.is_tensor or joined.value_kind in ("object", "class", "callable", "device"):
             return joined
         return declared if declared is not None else joined
@@ -718,7 +729,7 @@ class Inference:
             fact = (self._annotation_fact(context.summary, param.annotation) if param is not None else None) or UNKNOWN
         else:
             fact = UNKNOWN
-        if not _informative(fact):
+        if not _informative(fact) and fact.value_kind != "none":
             return self.settings.fact_for_name(name) or fact
         return fact
 
@@ -1130,6 +1141,8 @@ def _informative(fact: Fact) -> bool:
 def join_sources(sources: list[Fact], share: float = 0.8) -> Fact:
     """A key's fact from the values that flow into it (see the module docstring for the policy)."""
     informative = [f for f in sources if _informative(f)]
+    if not informative and sources and all(f.value_kind == "none" for f in sources):
+        return NONE  # every call site passes None or leaves a None default
     if not informative:
         return BOTTOM if any(f.value_kind == "bottom" for f in sources) else UNKNOWN
     tensors = [f for f in informative if f.is_tensor]
@@ -1216,6 +1229,14 @@ def _argument(call: CallSite, params: list[Param], name: str, skip: int) -> Valu
                 return call.args[index]
             return None
     return None
+
+
+def _leaves_default(call: CallSite, params: list[Param], name: str, skip: int) -> bool:
+    """The call site certainly does not pass `name`: no `*args` or `**kwargs` could hold it."""
+    if any(keyword == "**" for keyword, _value in call.kwargs) or any(a[0] == "*" for a in call.args):
+        return False
+    positional = [p.name for p in params if p.kind in ("posonly", "pos")][skip:]
+    return name not in positional[: len(call.args)]
 
 
 def _forced(argument: Argument) -> Fact:

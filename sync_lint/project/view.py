@@ -29,7 +29,7 @@ class ProjectView:
         if function not in self.summary.functions:
             return None
         fact = self.inference.param(self._qualified(function), name)
-        return fact if _informative(fact) else None
+        return fact if _informative(fact) or fact.value_kind == "none" else None
 
     def instance(self, class_name: str) -> Fact | None:
         """An instance of the module's class `class_name` (a local qualname): what `self` is."""
