@@ -45,6 +45,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("force-exclude", "bool", "Apply `exclude` and `extend-exclude` to files named on the command line too "
            "(what pre-commit passes); `--force-exclude` on the command line."),
     Option("respect-gitignore", "bool", "Skip files matched by .gitignore files."),
+    Option("lint-templates", "bool", "Check template files in a directory walk: a file that another file in its "
+           "folder says it was generated from (transformers' `modular_*.py`). Off: their code is checked in the "
+           "generated file, which is what runs; a template named on the command line is always checked."),
     Option("allowed-sync-contexts", "str-list", "Context managers whose `with` blocks are intentional syncs."),
     Option("strict", "bool", "Also report values that look like tensors of unknown device."),
     Option("target-torch-version", "str", "Torch version to lint for. Default: the torch the project pins "
@@ -101,6 +104,7 @@ class Settings:
     extend_exclude: tuple[str, ...] = ()
     force_exclude: bool = False
     respect_gitignore: bool = True
+    lint_templates: bool = False
     allowed_sync_contexts: tuple[str, ...] = ("gpu_sync_allowed",)
     strict: bool = False
     target_torch_version: str | None = None

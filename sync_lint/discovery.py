@@ -7,6 +7,12 @@ configured excludes (gitignore-style patterns) and whatever `.gitignore` files (
 passes is filtered like a directory walk); a named file with a suffix that is not
 Python's (`notes.txt`) is skipped and listed in `skipped` (a file without a suffix,
 a script, is linted).
+
+A directory walk also leaves out templates (unless `lint-templates` is on): a file that
+another file of its folder names in its leading comments as the file it was generated
+from, as transformers' `modeling_*.py` do with their `modular_*.py`. The template is never
+imported; its code runs, and is checked, in the generated file. They are listed in
+`templates`.
 """
 
 from __future__ import annotations
@@ -31,6 +37,31 @@ class Discovery:
     # Named files that are not Python (a `.txt`), and named files `force-exclude` dropped.
     skipped: list[str] = field(default_factory=list)
     excluded: list[str] = field(default_factory=list)
+    templates: list[str] = field(default_factory=list)  # left out of a directory walk (see above)
+
+
+# "This file was automatically generated from src/transformers/models/gemma/modular_gemma.py."
+_GENERATED_FROM = re.compile(rb"^#[^\n]*\bgenerated\s+from\s+[`'\"]?(?:[\w.-]+/)*([\w.-]+\.py)\b", re.MULTILINE)
+_HEAD_BYTES = 1024
+
+
+def generated_from(path: Path) -> str | None:
+    """The file name of the template `path` says (in its leading comments) it was generated from."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(_HEAD_BYTES)
+    except OSError:
+        return None
+    if b"generated" not in head:
+        return None
+    for line in head.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith(b"#"):
+            break  # code: the leading comments are over
+        found = _GENERATED_FROM.match(stripped)
+        if found is not None:
+            return found.group(1).decode()
+    return None
 
 
 def _read_ignore_file(path: Path) -> list[str]:
@@ -78,10 +109,14 @@ def _repo_anchors(directory: Path) -> list[Path]:
     return [directory]
 
 
-def discover(paths: list[str], settings: Settings, *, force_exclude: bool | None = None) -> Discovery:
-    """The files to lint under `paths`; `force_exclude` (default: the setting) filters named files too."""
+def discover(paths: list[str], settings: Settings, *, force_exclude: bool | None = None,
+             templates: bool | None = None) -> Discovery:
+    """The files to lint under `paths`; `force_exclude` (default: the setting) filters named files too;
+    `templates` (default: the `lint-templates` setting) keeps templates in a directory walk."""
     if force_exclude is None:
         force_exclude = settings.force_exclude
+    if templates is None:
+        templates = settings.lint_templates
     exclude = _matcher([*settings.exclude, *settings.extend_exclude])
     root = settings.root
     gitignores = _GitIgnores()
@@ -89,6 +124,7 @@ def discover(paths: list[str], settings: Settings, *, force_exclude: bool | None
     missing: list[str] = []
     skipped: list[str] = []
     dropped: list[str] = []
+    left_out: list[str] = []
     seen: set[str] = set()
 
     def excluded(path: Path, is_dir: bool, anchor: Path) -> bool:
@@ -139,6 +175,7 @@ def discover(paths: list[str], settings: Settings, *, force_exclude: bool | None
                     continue
                 kept.append(d)
             dirnames[:] = kept
+            walked = []
             for f in sorted(filenames):
                 if not f.endswith(SOURCE_SUFFIXES):
                     continue
@@ -147,8 +184,28 @@ def discover(paths: list[str], settings: Settings, *, force_exclude: bool | None
                     continue
                 if settings.respect_gitignore and gitignores.ignored(file_path, False, anchors):
                     continue
-                add(_display_path(file_path, given, start))
-    return Discovery(files=files, missing=missing, skipped=skipped, excluded=dropped)
+                walked.append(file_path)
+            sources = set() if templates else _templates_in(walked)
+            for file_path in walked:
+                if file_path.name in sources:
+                    left_out.append(_display_path(file_path, given, start))
+                else:
+                    add(_display_path(file_path, given, start))
+    named = set(files)
+    left_out = [t for t in dict.fromkeys(left_out) if t not in named]
+    return Discovery(files=files, missing=missing, skipped=skipped, excluded=dropped, templates=left_out)
+
+
+def _templates_in(folder_files: list[Path]) -> set[str]:
+    """Names of the files of one folder that another file of it was generated from."""
+    names = {path.name for path in folder_files}
+    found = set()
+    for path in folder_files:
+        if path.suffix == ".py":
+            source = generated_from(path)
+            if source is not None and source != path.name and source in names:
+                found.add(source)
+    return found
 
 
 def _matcher(patterns: list[str]) -> Callable[[str], bool]:

@@ -202,7 +202,8 @@ def project_files(root: Path, settings: "Settings") -> list[Path]:
     # Found under the resolved root by a walk that does not enter linked folders: only a linked file
     # needs resolving (a `Path.resolve()` of each of vLLM's 3,231 files took a second).
     return [Path(os.path.realpath(p) if os.path.islink(p) else p)
-            for p in discover([str(root.resolve())], settings).files if p.endswith(".py")]
+            # Templates stay: the index knows every module, imported or not.
+            for p in discover([str(root.resolve())], settings, templates=True).files if p.endswith(".py")]
 
 
 def _summarize_file(job: tuple[str, str]) -> tuple[str, int, int, str, ModuleSummary] | None:
