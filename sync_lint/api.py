@@ -387,14 +387,23 @@ def run(
 
 
 def apply_hot_paths(plan: Plan, report: Report, *, baseline: Path | None = None, jobs: int | None = None,
-                    extra_roots: Sequence[str] = ()) -> "HotReport":
+                    extra_roots: Sequence[str] = (), reuse: bool = True) -> "HotReport":
     """Mark the findings on hot paths and add the SL601 findings (see `sync_lint/hotpaths.py`).
 
-    `baseline`: SL601 findings it records are dropped, and propagation stops at them."""
+    `baseline`: SL601 findings it records are dropped, and propagation stops at them. `reuse`: take
+    the cached answer of an identical earlier run; False keeps the call graph in the report, for
+    `HotReport.hotness_at`."""
+    import hashlib
+
     from sync_lint.hotpaths import TRANSITIVE_CODE, analyse
 
     keep = None
+    answer = repr(sorted(f"{r.code}:{r.__module__}.{r.__qualname__}" for r in plan.rules))
     if baseline is not None:
+        try:
+            answer += hashlib.sha256(baseline.read_bytes()).hexdigest()
+        except OSError:
+            pass  # load_baseline says what is wrong with it
         from sync_lint.baseline import BaselineError, load_baseline
 
         try:
@@ -416,7 +425,8 @@ def apply_hot_paths(plan: Plan, report: Report, *, baseline: Path | None = None,
 
     results = [r for r in report.results if not r.errors or r.diagnostics]
     hot = analyse(results, plan.settings, report.projects, selected=selected, ignored=ignores.codes_for, keep=keep,
-                  lint_more=lint_more if plan.project is not None else None, extra_roots=extra_roots)
+                  lint_more=lint_more if plan.project is not None else None, extra_roots=extra_roots,
+                  reuse=answer if reuse else None)
     report.hot = hot
     return hot
 

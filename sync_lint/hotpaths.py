@@ -20,6 +20,11 @@ the chain to it. Suppression holds at every level:
 Calls are followed through files the run did not check (a helper in another module)
 when the caller supplies `lint_more`: those files are checked too, and their findings
 used only to see what the calls reach.
+
+A run that changes nothing the pass reads reuses its last answer: the findings it left and
+its summary are cached under a key of the project's content (every file's hash), the
+settings, the checked files and their findings, so a warm run of a large project does not
+load summaries to find again what it found last time.
 """
 
 from __future__ import annotations
@@ -57,6 +62,18 @@ class HotReport:
     transitive: int = 0
     baselined: list[Diagnostic] = field(default_factory=list)  # hot call sites the baseline records
     passes: list = field(default_factory=list, repr=False)  # (project root, graph, pass) per project
+
+    def merge(self, other: "HotReport") -> None:
+        self.roots.extend(other.roots)
+        self.missing.extend(other.missing)
+        for root, count in other.per_root.items():
+            self.per_root[root] = self.per_root.get(root, 0) + count
+        self.hot_functions += other.hot_functions
+        self.edges += other.edges
+        self.unresolved.extend(other.unresolved)
+        self.transitive += other.transitive
+        self.baselined.extend(other.baselined)
+        self.passes.extend(other.passes)
 
     def hotness_at(self, path: str, row: int) -> Hotness | None:
         """Whether a line of a file lies on a hot root's path (for lines that are no finding:
@@ -421,8 +438,13 @@ def analyse(results: list[FileResult], settings: "Settings", projects: dict[str,
             selected: bool, ignored: Callable[[str], frozenset[str]],
             keep: Callable[[Diagnostic], bool] | None = None,
             lint_more: Callable[[list[str]], list[FileResult]] | None = None,
-            extra_roots: Iterable[str] = (), texts: dict[str, str] | None = None) -> HotReport:
-    """Mark the hot findings of `results` in place, add the SL601 findings, and say what was found."""
+            extra_roots: Iterable[str] = (), texts: dict[str, str] | None = None,
+            reuse: str | None = None) -> HotReport:
+    """Mark the hot findings of `results` in place, add the SL601 findings, and say what was found.
+
+    `reuse`: everything besides the project, the settings and the findings that decides the answer
+    (the caller's rules and baseline), to reuse the cached answer of an identical run; None: always
+    walk the graph (a caller that asks `hotness_at` about other lines needs the graph itself)."""
     from sync_lint.project.hot import CallGraph, EdgeCache
 
     report = HotReport()
@@ -435,16 +457,71 @@ def analyse(results: list[FileResult], settings: "Settings", projects: dict[str,
             cache = None
         else:
             opened = project.open(settings)  # type: ignore[attr-defined]
+            slot, key = _answer_key(project, settings, members, selected, extra_roots, reuse) \
+                if reuse is not None and not texts else (None, None)
+            if slot is not None and _reuse_answer(opened, slot, key, members, report):
+                continue
             cache = EdgeCache(opened)
             graph = CallGraph(opened.index, opened.inference, cache)
             root = project.root  # type: ignore[attr-defined]
-        _run(graph, root, members, settings, report, selected, ignored, keep, lint_more if project else None,
+        found = HotReport()
+        _run(graph, root, members, settings, found, selected, ignored, keep, lint_more if project else None,
              extra_roots, texts or {}, project.modules if project is not None else {})  # type: ignore[attr-defined]
+        report.merge(found)
         if opened is not None:  # first: the edges read facts and nodes that must be stored before them
             opened.save_facts()
         if cache is not None:
             cache.save()
+        if project is not None and slot is not None:
+            _save_answer(opened, slot, key, members, found)
     return report
+
+
+# Answers kept per set of checked files (a whole-project run, a pre-commit run of a few files, ...).
+_ANSWER_SLOTS = 8
+
+
+def _answer_key(project: "Project", settings: "Settings", members: list[FileResult], selected: bool,
+                extra_roots: Iterable[str], reuse: str) -> tuple[str, str]:
+    """(slot, key) of a run's answer: the slot names the checked files; the key is everything the
+    answer depends on (the project's content, the settings, the findings the files came with)."""
+    import hashlib
+
+    from sync_lint.project.store import tool_fingerprint
+
+    paths = hashlib.sha256("\0".join(r.path for r in members).encode()).hexdigest()[:24]
+    digest = hashlib.sha256()
+    relevant = replace(settings, output_format="", jobs=None)  # as in a file's result key
+    digest.update(repr((tool_fingerprint(), project.fingerprint, os.getcwd(), repr(relevant), selected,
+                        sorted(extra_roots), reuse)).encode())
+    for result in members:
+        digest.update(repr((result.path, result.diagnostics, result.errors)).encode())
+    return f"<hot-paths:{paths}>", digest.hexdigest()
+
+
+def _reuse_answer(opened, slot: str, key: str, members: list[FileResult], report: HotReport) -> bool:  # type: ignore[no-untyped-def]
+    cached = opened.result(slot, key)
+    if not isinstance(cached, tuple):
+        return False
+    diagnostics, found = cached
+    for result, kept in zip(members, diagnostics):
+        result.diagnostics = kept
+    report.merge(found)
+    return True
+
+
+def _save_answer(opened, slot: str, key: str, members: list[FileResult], found: HotReport) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    if not opened.writable or not opened.facts_saved:
+        return
+    kept = replace(found, passes=[])
+    try:
+        opened.store.put_results([(slot, key, ([r.diagnostics for r in members], kept), ())],
+                                 opened.project.generation)
+        opened.store.keep_newest_results("<hot-paths:", _ANSWER_SLOTS)
+    except sqlite3.OperationalError:  # locked past the timeout: the next run walks the graph again
+        pass
 
 
 def analyse_text(result: FileResult, text: str, settings: "Settings", selected: bool = True) -> HotReport:

@@ -352,6 +352,42 @@ def test_edges_are_cached_and_dropped_when_a_callee_changes(project, tmp_path):
     assert ("hotdepth/runner.py", 11) not in after and ("hotdepth/runner.py", 10) in after
 
 
+def test_an_unchanged_run_reuses_the_last_answer_and_any_change_recomputes_it(project, tmp_path, monkeypatch):
+    from sync_lint import hotpaths
+
+    folder = project("hot-depth")
+    cache = tmp_path / "cache"
+    first = run(folder, cache)
+    walks = []
+    original = hotpaths._run
+    monkeypatch.setattr(hotpaths, "_run", lambda *args: (walks.append(1), original(*args))[1])
+
+    def summary(report: api.Report) -> list[str]:
+        return report.hot.lines([d for r in report.results for d in r.diagnostics])
+
+    second = run(folder, cache)
+    assert walks == []  # nothing changed: the graph was not walked
+    assert findings(second, folder) == findings(first, folder)  # hotness and SL601 included
+    assert summary(second) == summary(first) and second.hot.edges == first.hot.edges
+    # Other rules, other roots, an edited file: each walks the graph again.
+    plan = api.plan([str(folder)], ignore=["SL104"], project=api.ProjectOptions(cache_dir=cache))
+    api.run(plan, [str(folder)])
+    assert len(walks) == 1
+    run(folder, cache, hot_path_defaults=())
+    assert len(walks) == 2
+    ops = folder / "hotdepth" / "ops.py"
+    ops.write_text(ops.read_text().replace("    return leaf(n) + 1  # hot-expect: SL601\n", "    return 1\n"))
+    after = run(folder, cache)
+    assert len(walks) == 3 and ("hotdepth/runner.py", 11) not in transitive(after, folder)
+    # Several sets of checked files keep their answers side by side, up to a bound.
+    runner = str(folder / "hotdepth" / "runner.py")
+    single = api.plan([runner], project=api.ProjectOptions(cache_dir=cache))
+    api.run(single, [runner])
+    run(folder, cache)
+    api.run(single, [runner])
+    assert len(walks) == 4
+
+
 def test_isolated_runs_follow_calls_within_the_checked_files(tmp_path):
     path = tmp_path / "step.py"
     path.write_text("import torch\n\n\ndef helper(n):\n    t = torch.zeros(n, device='cuda')\n"

@@ -2,7 +2,7 @@
 """Check a corpus with hot-path roots, time the hot-path pass, and write what a reader judges.
 
     python benchmarks/hot_paths/run_roots.py --corpus DIR --config TOML --cache DIR --out DIR \\
-        [--reached-only | --subset FOLDER] [--jobs N]
+        [--reached-only | --subset FOLDER] [--jobs N] [--timing-only]
 
 The roots are the configuration's `hot-paths` (its `hot-path-defaults` decide the built-in
 ones). `--reached-only` first resolves the call graph from the roots and checks only the
@@ -78,6 +78,8 @@ def main() -> None:
     parser.add_argument("--reached-only", action="store_true")
     parser.add_argument("--subset", help="a folder of the corpus to check (the project is still all of it)")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--timing-only", action="store_true",
+                        help="write timing.json and summary.txt only (the per-root tables walk every root again)")
     args = parser.parse_args()
     corpus = args.corpus.resolve()
     out = args.out
@@ -100,6 +102,8 @@ def main() -> None:
               "files": len(report.results), "findings": len(diagnostics)}
     (out / "timing.json").write_text(json.dumps(timing, indent=1) + "\n")
     (out / "summary.txt").write_text("\n".join(hot.lines(diagnostics)) + "\n")
+    if args.timing_only:
+        return
     (out / "findings.json").write_text(render("json", report.results, plan.registry))
     findings = json.loads((out / "findings.json").read_text())
 

@@ -156,7 +156,7 @@ def _static_findings(files: list[str], config: str | None = None, hot_paths: tup
         return {}, None
     plan = api.plan(existing, config=config)
     report = api.run_files(plan, existing, jobs=1)
-    hot = api.apply_hot_paths(plan, report, jobs=1, extra_roots=hot_paths)
+    hot = api.apply_hot_paths(plan, report, jobs=1, extra_roots=hot_paths, reuse=False)  # asks hotness_at
     found: dict[tuple[str, int], list[str]] = {}
     for result in report.results:
         for d in result.diagnostics:

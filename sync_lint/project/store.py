@@ -376,6 +376,14 @@ class ProjectStore:
 
         return self._write(generation, write)
 
+    def keep_newest_results(self, prefix: str, count: int) -> None:
+        """Drop all but the `count` most recently stored results whose name starts with `prefix`."""
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        with self._db:
+            self._db.execute("DELETE FROM results WHERE path LIKE ? ESCAPE '\\' AND rowid NOT IN ("
+                             "SELECT rowid FROM results WHERE path LIKE ? ESCAPE '\\' ORDER BY rowid DESC LIMIT ?)",
+                             (pattern, pattern, count))
+
     def put_result(self, path: str, key: str, result: Any, deps: Iterable[Dep], generation: int) -> bool:
         return self.put_results([(path, key, result, deps)], generation)
 
