@@ -305,6 +305,11 @@ def common_roots(paths: Sequence[str], configured: Sequence[Path]) -> dict[Path,
     from sync_lint.project.roots import project_root
 
     groups: dict[Path, list[str]] = {}
+    by_folder: dict[str, Path] = {}  # a project's files share a few folders: look each up once
     for path in paths:
-        groups.setdefault(project_root(Path(path), configured), []).append(path)
+        folder = os.path.dirname(os.path.realpath(path))
+        root = by_folder.get(folder)
+        if root is None:
+            root = by_folder[folder] = project_root(Path(folder), configured)
+        groups.setdefault(root, []).append(path)
     return groups
