@@ -12,6 +12,7 @@ fix mode, fixes it from the same text and writes it back atomically.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +30,6 @@ from sync_lint.config import (
 from sync_lint.diagnostics import FileError, FileResult
 from sync_lint.ranking import rank_results
 from sync_lint.errors import UsageError
-from sync_lint.registry import RuleLoadError, all_rules
-from sync_lint.rulekit.rule import Rule
 from sync_lint.selection import (
     PerFileIgnores,
     SelectionError,
@@ -39,6 +38,8 @@ from sync_lint.selection import (
 )
 
 if TYPE_CHECKING:
+    from sync_lint.catalogue import RuleInfo
+    from sync_lint.rulekit.rule import Rule
     from sync_lint.hotpaths import HotReport
     from sync_lint.project.build import OpenProject, Project
 
@@ -54,15 +55,53 @@ class ProjectOptions:
 
 @dataclass(frozen=True)
 class Plan:
-    """The settings of a run and the rules it runs."""
+    """The settings of a run and the rules it runs.
+
+    The rules may be the catalogue's descriptions of them (`sync_lint.catalogue.RuleInfo`: code, name,
+    documentation, torch gates) rather than the classes, which import the parser: a run whose results
+    all come from the cache needs no more. `loaded()` is the same plan with the classes, which
+    whatever checks or fixes a text asks for first."""
 
     settings: Settings
-    rules: tuple[type[Rule], ...]
-    registry: dict[str, type[Rule]]
+    rules: "tuple[type[Rule] | RuleInfo, ...]"
+    registry: "dict[str, type[Rule] | RuleInfo]"
     # Things worth telling the user before the run (a named rule that is off, ...).
     notes: tuple[str, ...] = ()
     # None: every file is checked on its own (`--isolated`, and library callers that do not ask).
     project: ProjectOptions | None = None
+
+    def loaded(self) -> "Plan":
+        """This plan with the rule classes themselves."""
+        from sync_lint.catalogue import RuleInfo
+
+        if not any(isinstance(rule, RuleInfo) for rule in self.registry.values()):
+            return self
+        classes = _rule_classes()
+        return Plan(self.settings, tuple(classes[rule.code] for rule in self.rules), classes, self.notes,
+                    self.project)
+
+
+def _rule_classes() -> "dict[str, type[Rule]]":
+    from sync_lint.registry import RuleLoadError, all_rules
+
+    try:
+        return all_rules()
+    except RuleLoadError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def rule_registry() -> "dict[str, type[Rule] | RuleInfo]":
+    """Every rule by code: the catalogue's descriptions when it stands for the installed rules and
+    they are not loaded in this process already, else the classes."""
+    import sys
+
+    from sync_lint.catalogue import builtin_catalogue
+
+    if "sync_lint.registry" not in sys.modules:
+        known = builtin_catalogue()
+        if known is not None:
+            return known
+    return _rule_classes()
 
 
 @dataclass(frozen=True)
@@ -115,10 +154,7 @@ def plan(
     `project`: how to use the project index; `isolated` turns it off along with the
     configuration files. Raises UsageError on bad input.
     """
-    try:
-        registry = all_rules()
-    except RuleLoadError as exc:
-        raise UsageError(str(exc)) from None
+    registry = rule_registry()
     config_file, overrides = split_config_arguments(config)
     try:
         if isolated:
@@ -227,7 +263,7 @@ class _Job:
     def result_key(self, path: str) -> str | None:
         """What a cached result of the file must match: its content and the run's settings and rules."""
         project = self.projects.get(path)
-        sha = project.shas.get(str(Path(path).resolve())) if project is not None else None
+        sha = project.shas.get(os.path.realpath(path)) if project is not None else None
         if sha is None or self.fix is not None:
             return None
         if not self.result_settings:
@@ -236,14 +272,16 @@ class _Job:
         return f"{sha}:{self.result_settings}:{path}"
 
 
-def result_settings(settings: Settings, rules: Sequence[type[Rule]]) -> str:
+def result_settings(settings: Settings, rules: "Sequence[type[Rule] | RuleInfo]") -> str:
     """A digest of everything besides the file that decides its findings."""
     import hashlib
     from dataclasses import replace as replace_fields
 
+    from sync_lint.catalogue import rule_identity
+
     # Hot-path settings decide only what is added after the run (sync_lint/hotpaths.py).
     relevant = replace_fields(settings, output_format="", jobs=None, hot_paths=(), hot_path_defaults=())
-    text = repr((relevant, sorted(f"{r.code}:{r.__module__}.{r.__qualname__}" for r in rules)))
+    text = repr((relevant, sorted(f"{r.code}:{rule_identity(r)}" for r in rules)))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -395,10 +433,11 @@ def apply_hot_paths(plan: Plan, report: Report, *, baseline: Path | None = None,
     `HotReport.hotness_at`."""
     import hashlib
 
+    from sync_lint.catalogue import rule_identity
     from sync_lint.hotpaths import TRANSITIVE_CODE, analyse
 
     keep = None
-    answer = repr(sorted(f"{r.code}:{r.__module__}.{r.__qualname__}" for r in plan.rules))
+    answer = repr(sorted(f"{r.code}:{rule_identity(r)}" for r in plan.rules))
     if baseline is not None:
         try:
             answer += hashlib.sha256(baseline.read_bytes()).hexdigest()
@@ -420,7 +459,7 @@ def apply_hot_paths(plan: Plan, report: Report, *, baseline: Path | None = None,
 
     def lint_more(paths: list[str]) -> list[FileResult]:
         more_plan = Plan(plan.settings, tuple(r for r in plan.rules if r.code != TRANSITIVE_CODE), plan.registry,
-                         project=plan.project)
+                         project=plan.project).loaded()
         return run_files(more_plan, paths, jobs=jobs).results
 
     results = [r for r in report.results if not r.errors or r.diagnostics]
@@ -443,13 +482,15 @@ def run_files(
     from sync_lint.engine.parallel import run_per_file
 
     projects = projects_of(plan, files, jobs=jobs)
-    initargs = (plan.rules, tuple(plan.registry), plan.settings, fix, projects)
     cached = _cached_results(plan, files, projects) if fix is None else {}
     if on_result is not None:
         for path in files:
             if path in cached:
                 on_result(cached[path])
     todo = [path for path in files if path not in cached]
+    if todo:
+        plan = plan.loaded()
+    initargs = (plan.rules, tuple(plan.registry), plan.settings, fix, projects)
     fresh = run_per_file(todo, _process_file, initializer=_start_job, initargs=initargs,
                          jobs=jobs or plan.settings.jobs, on_result=on_result, after_batch=_save_job)
     by_path = dict(zip(todo, fresh))
@@ -469,18 +510,18 @@ def _cached_results(plan: Plan, files: Sequence[str], projects: dict[str, "Proje
     job = _Job(plan.rules, plan.settings, PerFileIgnores(plan.settings, plan.registry), None, projects)
     out: dict[str, FileResult] = {}
     by_database: dict[Path, dict[str, str]] = {}
+    real = {path: os.path.realpath(path) for path in files}
     for path in files:
         key = job.result_key(path)
         if key is not None:
-            by_database.setdefault(projects[path].database, {})[str(Path(path).resolve())] = key
+            by_database.setdefault(projects[path].database, {})[real[path]] = key
     for database, keys in by_database.items():
         store = ProjectStore(database)
         try:
             found = store.results(keys)
         finally:
             store.close()
-        out.update((path, found[str(Path(path).resolve())]) for path in files
-                   if str(Path(path).resolve()) in found)
+        out.update((path, found[real[path]]) for path in files if real[path] in found)
     return out
 
 
@@ -511,6 +552,7 @@ def run_source(plan: Plan, source: str, path: str = "-", *, fix: FixMode | None 
 def _run_source(plan: Plan, source: str, path: str, fix: FixMode | None) -> Report:
     from sync_lint.engine.lint import lint_source
 
+    plan = plan.loaded()
     ignored = PerFileIgnores(plan.settings, plan.registry).codes_for(path)
     anchor = path if path != "-" else str(Path.cwd() / "-.py")
     job = _Job(plan.rules, plan.settings, PerFileIgnores(plan.settings, plan.registry), fix,

@@ -34,6 +34,8 @@ class RuleInfo:
     partial_gates: tuple[tuple[str | None, str | None, str], ...]  # (fixed_in, checked_through, part)
     docs: str
     docs_url: str
+    identity: str = ""  # the rule class, `module.QualName`: what a cached result was found with
+
 
     def documentation(self) -> str:
         return self.docs
@@ -50,6 +52,11 @@ class RuleInfo:
         return [note for gate in gates if (note := gate.note(self.code, target)) is not None]
 
 
+def rule_identity(rule: Any) -> str:
+    """Which rule class a rule (a class, or the catalogue's `RuleInfo` of one) is."""
+    return getattr(rule, "identity", None) or f"{rule.__module__}.{rule.__qualname__}"
+
+
 def describe(rule: Any) -> dict[str, Any]:
     """A rule class as the catalogue stores it."""
     return {
@@ -62,6 +69,7 @@ def describe(rule: Any) -> dict[str, Any]:
         "partial_gates": tuple((g.fixed_in, g.checked_through, g.part) for g in rule.partial_torch_gates),
         "docs": rule.documentation(),
         "docs_url": rule.url(),
+        "identity": rule_identity(rule),
     }
 
 

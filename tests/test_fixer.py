@@ -522,7 +522,6 @@ def fake_registry(monkeypatch):
 
     registry = {rule.code: rule for rule in [Item, *FAKES]}
     monkeypatch.setattr(sync_lint.registry, "all_rules", lambda: registry)
-    monkeypatch.setattr(sync_lint.api, "all_rules", lambda: registry)
     return registry
 
 

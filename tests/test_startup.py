@@ -49,7 +49,7 @@ def info_as_rule(info: catalogue.RuleInfo):  # type: ignore[no-untyped-def]
     from sync_lint.versions import TorchGate
 
     class View:
-        code, name, summary = info.code, info.name, info.summary
+        code, name, summary, identity = info.code, info.name, info.summary, info.identity
         fix_availability, fixed_in_torch, torch_checked_through = (
             info.fix_availability, info.fixed_in_torch, info.torch_checked_through)
         partial_torch_gates = tuple(TorchGate(*g) for g in info.partial_gates)
@@ -83,3 +83,30 @@ def test_the_executable_passes_the_exit_status_on() -> None:
                           input="import torch\nx = torch.zeros(3, device='cuda')\nx.item()\n",
                           capture_output=True, text=True)
     assert done.returncode == 1, done.stderr
+
+
+def test_a_check_answered_from_the_cache_imports_no_parser(tmp_path) -> None:
+    """A warm one-file check (pre-commit on an unchanged file) reads its result from the cache: it
+    loads neither libcst nor the rules, and reports what the first run found."""
+    project = tmp_path / "proj"
+    (project / "pkg").mkdir(parents=True)
+    (project / "pyproject.toml").write_text('[project]\nname = "p"\n')
+    (project / "pkg" / "__init__.py").write_text("")
+    (project / "pkg" / "step.py").write_text(
+        "import torch\n\n\ndef step(n):\n    x = torch.zeros(n, device='cuda')\n    return x.sum().item()\n")
+    args = ["check", "pkg/step.py", "--cache-dir", str(tmp_path / "cache"), "--output-format", "concise"]
+    probe = f"import os; os.chdir({str(project)!r})\n" + PROBE.format(args=args)
+    first = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert {"libcst", "sync_lint.rules"} <= loaded(first.stderr), first.stderr
+    second = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert not {"libcst", "sync_lint.rules"} & loaded(second.stderr), second.stderr
+    assert "pkg/step.py:6:" in second.stdout and second.stdout == first.stdout
+    # An edit is checked again, with the rules.
+    (project / "pkg" / "step.py").write_text((project / "pkg" / "step.py").read_text() + "# edited\n")
+    third = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert "libcst" in loaded(third.stderr) and "pkg/step.py:6:" in third.stdout
+
+
+def loaded(stderr: str) -> set[str]:
+    line = next(line for line in stderr.splitlines() if line.startswith("LOADED:"))
+    return set(filter(None, line[len("LOADED:"):].split(",")))

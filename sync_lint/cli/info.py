@@ -13,19 +13,10 @@ from sync_lint.errors import UsageError
 
 
 def _registry() -> dict:
-    """Every rule by code: from the catalogue when it stands for the installed rules (no parser is
-    imported), else by loading them."""
-    from sync_lint.catalogue import builtin_catalogue
+    """Every rule by code, from the catalogue when it can stand for the rules (no parser imported)."""
+    from sync_lint.api import rule_registry
 
-    known = builtin_catalogue()
-    if known is not None:
-        return known
-    from sync_lint.registry import RuleLoadError, all_rules
-
-    try:
-        return all_rules()
-    except RuleLoadError as exc:
-        raise UsageError(str(exc)) from None
+    return rule_registry()
 
 
 @main.command("rules")

@@ -10,7 +10,20 @@
 | `parallel.py` | one task per file over worker processes |
 """
 
-from sync_lint.engine.lint import SYNTAX_ERROR_CODE, lint_file, lint_source
-from sync_lint.engine.prefilter import Prefilter
+from typing import Any
 
 __all__ = ["SYNTAX_ERROR_CODE", "Prefilter", "lint_file", "lint_source"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: `parallel.py` is needed by runs whose results all come from the cache,
+    # and `lint.py` imports the parser.
+    if name in ("SYNTAX_ERROR_CODE", "lint_file", "lint_source"):
+        from sync_lint.engine import lint
+
+        return getattr(lint, name)
+    if name == "Prefilter":
+        from sync_lint.engine.prefilter import Prefilter
+
+        return Prefilter
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

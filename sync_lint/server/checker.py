@@ -267,7 +267,7 @@ class Checker:
         try:
             plan = api.plan([path], config=opts.configuration, isolated=opts.isolated, select=opts.select,
                             extend_select=opts.extend_select, ignore=opts.ignore, strict=opts.strict,
-                            target_torch_version=opts.target_torch_version, project=project)
+                            target_torch_version=opts.target_torch_version, project=project).loaded()
         except api.UsageError as exc:
             return _PlanEntry(None, str(exc), config, _mtime(config) if config is not None else None)
         settings = plan.settings
