@@ -38,6 +38,7 @@ from sync_lint.project.index import WHOLE_TABLES, calls_by_name, table_rows
 from sync_lint.project.summary import SUMMARY_FORMAT, ModuleSummary
 
 CACHE_DIRNAME = ".sync-lint-cache"
+_QUERY_CHUNK = 500  # parameters per `IN (...)` query, below SQLite's limit
 DATABASE = "index.sqlite"
 
 
@@ -357,9 +358,15 @@ class ProjectStore:
     def results(self, keys: dict[str, str]) -> dict[str, Any]:
         """The cached results of these files (path -> result key), where present."""
         out = {}
-        for path, key, blob in self._db.execute("SELECT path, key, result FROM results"):
-            if keys.get(path) == key:
-                out[path] = pickle.loads(blob)
+        paths = list(keys)
+        # Only the rows asked for: the table also holds every function's edges and the hot-path
+        # answers, which a one-file check of a large project would otherwise read through.
+        for start in range(0, len(paths), _QUERY_CHUNK):
+            chunk = paths[start:start + _QUERY_CHUNK]
+            query = f"SELECT path, key, result FROM results WHERE path IN ({','.join('?' * len(chunk))})"
+            for path, key, blob in self._db.execute(query, chunk):
+                if keys.get(path) == key:
+                    out[path] = pickle.loads(blob)
         return out
 
     def put_results(self, rows: list[tuple[str, str, Any, Iterable[Dep]]], generation: int) -> bool:
