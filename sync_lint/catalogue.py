@@ -36,7 +36,6 @@ class RuleInfo:
     docs_url: str
     identity: str = ""  # the rule class, `module.QualName`: what a cached result was found with
 
-
     def documentation(self) -> str:
         return self.docs
 

@@ -179,7 +179,7 @@ def discover(paths: list[str], settings: Settings, *, force_exclude: bool | None
             # took a quarter of a warm one-file check. What `excluded` and `_display_path` do per
             # file, done once per folder.
             below_anchor = current.relative_to(anchor).as_posix()
-            shown = str(_display_path(current, given, start))
+            shown = _display_path(current, given, start)
             walked = []
             for f in sorted(filenames):
                 if not f.endswith(SOURCE_SUFFIXES):
@@ -191,7 +191,11 @@ def discover(paths: list[str], settings: Settings, *, force_exclude: bool | None
                 walked.append(f)
             sources = set() if templates else _templates_in(current, walked)
             for f in walked:
-                (left_out.append if f in sources else add)(f if shown == "." else f"{shown}{os.sep}{f}")
+                display = f if shown == "." else f"{shown}{os.sep}{f}"
+                if f in sources:
+                    left_out.append(display)
+                else:
+                    add(display)
     named = set(files)
     left_out = [t for t in dict.fromkeys(left_out) if t not in named]
     return Discovery(files=files, missing=missing, skipped=skipped, excluded=dropped, templates=left_out)

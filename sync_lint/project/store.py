@@ -38,8 +38,8 @@ from sync_lint.project.index import WHOLE_TABLES, calls_by_name, table_rows
 from sync_lint.project.summary import SUMMARY_FORMAT, ModuleSummary
 
 CACHE_DIRNAME = ".sync-lint-cache"
-_QUERY_CHUNK = 500  # parameters per `IN (...)` query, below SQLite's limit
 DATABASE = "index.sqlite"
+_QUERY_CHUNK = 500  # parameters per `IN (...)` query, below SQLite's limit
 
 
 @functools.lru_cache(maxsize=None)
