@@ -379,7 +379,7 @@ def test_an_unchanged_run_reuses_the_last_answer_and_any_change_recomputes_it(pr
     ops.write_text(ops.read_text().replace("    return leaf(n) + 1  # hot-expect: SL601\n", "    return 1\n"))
     after = run(folder, cache)
     assert len(walks) == 3 and ("hotdepth/runner.py", 11) not in transitive(after, folder)
-    # Several sets of checked files keep their answers side by side, up to a bound.
+    # A one-file run and a whole-project run keep their answers side by side.
     runner = str(folder / "hotdepth" / "runner.py")
     single = api.plan([runner], project=api.ProjectOptions(cache_dir=cache))
     api.run(single, [runner])
