@@ -272,16 +272,21 @@ class _Job:
         return f"{sha}:{self.result_settings}:{path}"
 
 
+def rule_ids(rules: "Sequence[type[Rule] | RuleInfo]") -> list[str]:
+    """The rules a run ran, as `code:module.Class` (a class or the catalogue's description of one)."""
+    from sync_lint.catalogue import rule_identity
+
+    return sorted(f"{r.code}:{rule_identity(r)}" for r in rules)
+
+
 def result_settings(settings: Settings, rules: "Sequence[type[Rule] | RuleInfo]") -> str:
     """A digest of everything besides the file that decides its findings."""
     import hashlib
     from dataclasses import replace as replace_fields
 
-    from sync_lint.catalogue import rule_identity
-
     # Hot-path settings decide only what is added after the run (sync_lint/hotpaths.py).
     relevant = replace_fields(settings, output_format="", jobs=None, hot_paths=(), hot_path_defaults=())
-    text = repr((relevant, sorted(f"{r.code}:{rule_identity(r)}" for r in rules)))
+    text = repr((relevant, rule_ids(rules)))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -433,11 +438,10 @@ def apply_hot_paths(plan: Plan, report: Report, *, baseline: Path | None = None,
     `HotReport.hotness_at`."""
     import hashlib
 
-    from sync_lint.catalogue import rule_identity
     from sync_lint.hotpaths import TRANSITIVE_CODE, analyse
 
     keep = None
-    answer = repr(sorted(f"{r.code}:{rule_identity(r)}" for r in plan.rules))
+    answer = repr(rule_ids(plan.rules))
     if baseline is not None:
         try:
             answer += hashlib.sha256(baseline.read_bytes()).hexdigest()

@@ -449,9 +449,9 @@ class Inference:
         params = list(info.params)
         omitted = False
         for caller, call, skip in self._callers(function):
-            value = _argument(call, params, name, skip)
+            value, left_default = _argument(call, params, name, skip)
             if value is None:
-                if _leaves_default(call, params, name, skip):
+                if left_default:
                     omitted = True
                 else:  # `*args`/`**kwargs` may carry it: a value nobody knows
                     sources.append(UNKNOWN)
@@ -1217,26 +1217,20 @@ def _handle(kind: str, value: Value) -> Fact:
     return Fact(Device.NOT_TENSOR, value_kind=kind, reason=f"created by `{render(value)}`")
 
 
-def _argument(call: CallSite, params: list[Param], name: str, skip: int) -> Value | None:
-    """The value a call site passes for parameter `name` (after `skip` parameters the receiver binds)."""
+def _argument(call: CallSite, params: list[Param], name: str, skip: int) -> tuple[Value | None, bool]:
+    """The value a call site passes for parameter `name` (after `skip` parameters the receiver binds),
+    and whether the call certainly leaves it at its default (no `*args`/`**kwargs` could hold it)."""
     for keyword, value in call.kwargs:
         if keyword == name:
-            return value
+            return value, False
+    spread = any(keyword == "**" for keyword, _value in call.kwargs) or any(a[0] == "*" for a in call.args)
     positional = [p for p in params if p.kind in ("posonly", "pos")][skip:]
     for index, param in enumerate(positional):
         if param.name == name:
             if index < len(call.args) and not any(a[0] == "*" for a in call.args[: index + 1]):
-                return call.args[index]
-            return None
-    return None
-
-
-def _leaves_default(call: CallSite, params: list[Param], name: str, skip: int) -> bool:
-    """The call site certainly does not pass `name`: no `*args` or `**kwargs` could hold it."""
-    if any(keyword == "**" for keyword, _value in call.kwargs) or any(a[0] == "*" for a in call.args):
-        return False
-    positional = [p.name for p in params if p.kind in ("posonly", "pos")][skip:]
-    return name not in positional[: len(call.args)]
+                return call.args[index], False
+            return None, not spread
+    return None, not spread
 
 
 def _forced(argument: Argument) -> Fact:
