@@ -565,8 +565,8 @@ def test_infer_returns_specialise_per_call(inference: Inference) -> None:
 def test_infer_specialisation_tells_device_strings_apart() -> None:
     inference = Inference(_index({"pkg.m": "def moved(x, device):\n    return x.to(device)\n"}))
     gpu = Fact(Device.GPU)
-    cuda = Fact(Device.NOT_TENSOR, value_kind="python", reason="cuda")
-    cpu = Fact(Device.NOT_TENSOR, value_kind="python", reason="cpu")
+    cuda = Fact(Device.NOT_TENSOR, value_kind="python", dtype="str", reason="cuda")
+    cpu = Fact(Device.NOT_TENSOR, value_kind="python", dtype="str", reason="cpu")
     assert inference._returns_with("pkg.m.moved", [gpu, cpu], {}, 6).device is Device.CPU
     assert inference._returns_with("pkg.m.moved", [Fact(Device.CPU), cuda], {}, 6).device is Device.GPU
     assert inference._returns_with("pkg.m.moved", [gpu, cuda], {}, 6).device is Device.GPU
@@ -724,8 +724,8 @@ def test_classmethod_called_through_its_class_binds_cls_and_cls_calls_construct(
         """,
     }))
     assert inference.param("pkg.b.Batch.init_new", "lens").device is Device.CPU
-    assert inference.param("pkg.b.Batch.init_new", "device").reason == "cuda" or \
-        inference.param("pkg.b.Batch.init_new", "device").value_kind == "python"
+    device = inference.param("pkg.b.Batch.init_new", "device")
+    assert (device.value_kind, device.device_value) == ("device", Device.GPU)  # the string "cuda", read as a device
     lens = inference.field(["pkg.b.Batch"], "lens")
     assert lens.device is Device.GPU and lens.where == "pkg/b.py:9"
 
@@ -834,3 +834,52 @@ def test_a_cycle_of_returns_is_explored_once_per_question_not_once_per_path() ->
     inference._cheap_question(("type-return", "pkg.cyc.f0"), lambda: inference._type_return("pkg.cyc.f0"))
     assert "pkg.cyc.f13" in computed  # the whole cycle was explored
     assert len(computed) <= 2 * n
+
+
+def test_device_parameter_default_counts_only_where_a_call_may_leave_it() -> None:
+    """`device="cpu"` with no known caller is the CPU; every call passing "cuda" makes the default
+    irrelevant; the CPU at one call and an accelerator at another is an accelerator by convention only."""
+    inference = Inference(_index({
+        "pkg.f": """
+            def public(x, device="cpu"):
+                return x.to(device)
+            def staged(x, device="cpu"):
+                return x.to(device)
+            def either(x, device="cpu"):
+                return x.to(device)
+        """,
+        "pkg.g": """
+            from pkg.f import staged, either
+            def run(x):
+                staged(x, "cuda")
+                staged(x, device="cuda:1")
+                either(x)
+                either(x, "cuda")
+        """,
+    }))
+    public = inference.param("pkg.f.public", "device")
+    assert (public.value_kind, public.device_value) == ("device", Device.CPU)
+    staged = inference.param("pkg.f.staged", "device")
+    assert (staged.value_kind, staged.device_value, staged.by_convention) == ("device", Device.GPU, False)
+    either = inference.param("pkg.f.either", "device")
+    assert (either.value_kind, either.device_value, either.by_convention) == ("device", Device.GPU, True)
+
+
+def test_entry_convention_needs_every_site_to_store_a_tensor() -> None:
+    """Entries under a key are a convention only when the tensors agree and no site stores something
+    else: a JSON annotation's `obj["iscrowd"]` is an int, whatever an output dict holds."""
+    sources = """
+        import torch
+        def outputs(n):
+            return {"boxes": torch.zeros(n, device="cuda"), "scores": torch.zeros(n, device="cuda")}
+        def more(n):
+            return {"boxes": torch.ones(n, device="cuda"), "scores": torch.ones(n, device="cuda")}
+        def again(n):
+            return {"boxes": torch.empty(n, device="cuda"), "scores": torch.empty(n, device="cuda")}
+        def parsed(n):
+            return {"scores": 0.5 if n else 0.25}
+    """
+    inference = Inference(_index({"pkg.m": sources}))
+    assert inference.entry("boxes").device is Device.GPU
+    assert inference.entry("boxes").by_convention
+    assert not inference.entry("scores").is_tensor  # one site stores a Python number

@@ -173,10 +173,11 @@ class Evaluator:
         if local.value_kind == "self":
             owner = self.binder.class_qualname()
             return replace(local, refs=frozenset({self.project.summary.qualified(owner)})) if owner else local
-        if function is not None and local.value_kind == "device" and param.annotation is None:
-            # `device=None` whose name alone says accelerator: the project's callers may all leave it None.
+        if function is not None and local.value_kind == "device":
+            # A device parameter's name or annotation alone says accelerator; the project's callers say
+            # more: they may all leave it None, pass the CPU, or pass only an unknown tensor's `.device`.
             found = self.project.param(function, name)
-            if found is not None and found.value_kind == "none":
+            if found is not None and found.value_kind in ("none", "device"):
                 return replace(found, subject=name)
         if function is None or local.device is Device.NOT_TENSOR and local.value_kind not in (None, "import") \
                 and not (local.value_kind == "python" and local.dtype is None and param.annotation is None):
@@ -424,7 +425,7 @@ class Evaluator:
         as the index's own values do, so the callee can tell a device string."""
         text = literal_string(expr)
         if text is not None:
-            return Fact(Device.NOT_TENSOR, value_kind="python", reason=text)
+            return Fact(Device.NOT_TENSOR, value_kind="python", dtype="str", reason=text)
         return self.fact(expr)
 
     def _eval_torch_call(self, expr: cst.Call, qual: str) -> Fact:

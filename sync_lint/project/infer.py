@@ -448,22 +448,30 @@ class Inference:
         short = _short(info.qualname.rsplit(".", 1)[0]) if info.name == "__init__" else info.name
         params = list(info.params)
         omitted = False
-        for caller, call, skip in self._callers(function):
+        # A device parameter (by name or annotation) reads a string it receives as a device name.
+        as_device = (self.settings.fact_for_name(name) or UNKNOWN).value_kind == "device" \
+            or any(t.rsplit(".", 1)[-1] == "device" for t in param.annotation)
+        callers = self._callers(function)
+        for caller, call, skip in callers:
             value, left_default = _argument(call, params, name, skip)
             if value is None:
-                if left_default:
-                    omitted = True
-                else:  # `*args`/`**kwargs` may carry it: a value nobody knows
+                omitted = True
+                if not left_default:  # `*args`/`**kwargs` may carry it, or leave the default
                     sources.append(UNKNOWN)
                 continue
             context = Context(caller, caller.functions.get(call.function) if call.function else None,
                               budget=budget - 1)
-            sources.append(self._source(self.eval(value, context), f"parameter `{name}` of `{short}` receives "
-                                        f"`{render(value)}`", caller, call.line))
-        if param.default is not None and param.default[:2] != ("lit", "none"):
+            fact = self.eval(value, context)
+            sources.append(self._source(self._device_name(fact, context) if as_device else fact,
+                                        f"parameter `{name}` of `{short}` receives `{render(value)}`", caller,
+                                        call.line))
+        # The default counts where some call may leave it, or where no call is known (the public API).
+        if param.default is not None and param.default[:2] != ("lit", "none") and (omitted or not callers):
             context = Context(summary, None, budget=budget - 1)
-            sources.append(self._source(self.eval(param.default, context), f"parameter `{name}` of `{short}` "
-                                        f"defaults to `{render(param.default)}`", summary, info.line))
+            fact = self.eval(param.default, context)
+            sources.append(self._source(self._device_name(fact, context) if as_device else fact,
+                                        f"parameter `{name}` of `{short}` defaults to `{render(param.default)}`",
+                                        summary, info.line))
         if omitted and param.default is not None and param.default[:2] == ("lit", "none"):
             sources.append(NONE)
         joined = join_sources(sources)
@@ -622,9 +630,12 @@ class Inference:
         call and the field's stores each spend one."""
         sources = [(self.eval(entry.value, self._context(summary, entry.function, "full", budget=3)), summary,
                     entry.line) for summary, entry in list(self.index.entries_of(key))[:16]]
+        # A site storing anything else (an unknown tensor, a NumPy array, a Python value) says the key
+        # does not hold the same thing everywhere: DETR's processors store "iscrowd" as a tensor in one
+        # backend and a NumPy array in the other, and `obj["iscrowd"]` of a JSON annotation is an int.
         tensors = [(f, s, line) for f, s, line in sources if f.is_tensor]
         if not tensors or len({Device.CPU if f.device is Device.PINNED else f.device for f, _, _ in tensors}) != 1 \
-                or any(f.is_unknown_tensor for f, _, _ in sources):
+                or any(_informative(f) and not f.is_tensor for f, _, _ in sources):
             return UNKNOWN
         example, summary, line = min(tensors, key=lambda t: (t[0].by_convention, len(t[0].chain)))
         return Fact(example.device, tensor_like=True, convention=True, pinning_unknown=example.pinning_unknown,
@@ -674,7 +685,7 @@ class Inference:
             if value[1] == "none":
                 return NONE
             if value[1] == "str" and len(value) > 2:
-                return Fact(Device.NOT_TENSOR, value_kind="python", reason=value[2])
+                return Fact(Device.NOT_TENSOR, value_kind="python", dtype="str", reason=value[2])
             return PYTHON
         if tag == "param":
             return self._param_in(context, value[1])
@@ -996,7 +1007,7 @@ class Inference:
                 target = self._device_argument(device, context)
                 if target.device_value is Device.GPU:
                     return Fact(Device.GPU, reason=f"created by `{qualified}(..., device={render(device, 30)})`",
-                                convention=target.convention)
+                                convention=target.by_convention)
             if pin == ("lit", "bool", True):
                 return Fact(Device.PINNED, reason=f"created by `{qualified}(..., pin_memory=True)`")
             return Fact(Device.CPU, pinning_unknown=pin is not None and pin != ("lit", "bool", False),
@@ -1024,10 +1035,16 @@ class Inference:
         if fact.value_kind == "device":
             return fact
         if fact.is_tensor:
-            return device_value(fact.device, reason="the device of a tensor")
-        if fact.value_kind == "python" and fact.reason:  # a string variable holding a device name
+            return replace(device_value(fact.device, reason="the device of a tensor"), convention=fact.by_convention)
+        if fact.value_kind == "python" and fact.dtype == "str":  # a string variable holding a device name
             return self._device_argument(("lit", "str", fact.reason), context)
         return device_value(Device.GPU, reason="a device that is not literally the CPU")
+
+    def _device_name(self, fact: Fact, context: Context) -> Fact:
+        """A string that a device parameter receives, read as the device it names (`device="cpu"`)."""
+        if fact.value_kind == "python" and fact.dtype == "str":
+            return self._device_argument(("lit", "str", fact.reason), context)
+        return fact
 
     def _tensor_method(self, owner: Fact, method: str, args: tuple, kwargs: tuple, context: Context) -> Fact:
         if method in HOST_VALUE_METHODS or method in METADATA_METHODS:
@@ -1048,7 +1065,7 @@ class Inference:
                 target = self._device_argument(device, context)
                 if target.device_value is not None:
                     return Fact(target.device_value, reason=f"created by `.{method}(..., device=...)`",
-                                convention=target.convention)
+                                convention=target.by_convention)
         if owner.device is Device.PINNED:
             return replace(owner, device=Device.CPU, ndim=None)
         return replace(owner, ndim=None)
@@ -1071,7 +1088,7 @@ class Inference:
                 return Fact(Device.PINNED, reason=f"moved by `.to({render(target, 30)}, non_blocking=True)`")
             return Fact(Device.CPU, reason=f"moved by `.to({render(target, 30)})`")
         if device.device_value is Device.GPU:
-            return Fact(Device.GPU, reason=f"moved by `.to({render(target, 30)})`")
+            return Fact(Device.GPU, reason=f"moved by `.to({render(target, 30)})`", convention=device.by_convention)
         return TENSOR
 
     # --- provenance ---------------------------------------------------------------------------
@@ -1081,9 +1098,11 @@ class Inference:
 
     def _source(self, fact: Fact, reason: str, summary: ModuleSummary, line: int) -> Fact:
         """`fact` as one source of a key: the step that carries it there, with where it happened."""
+        if fact.dtype == "str":  # a string keeps its text, which may name a device
+            return fact
         return Fact(fact.device, tensor_like=fact.tensor_like, pinning_unknown=fact.pinning_unknown,
                     dtype=fact.dtype, value_kind=fact.value_kind, device_value=fact.device_value,
-                    refs=fact.refs, items=fact.items, convention=fact.convention, reason=reason,
+                    refs=fact.refs, items=fact.items, convention=fact.by_convention, reason=reason,
                     where=self._where(summary, line),
                     # The value's own reason is already in `reason` (its code); keep it only when it leads elsewhere.
                     via=fact if (fact.where is not None or fact.via is not None) else None)
@@ -1176,7 +1195,11 @@ def join_sources(sources: list[Fact], share: float = 0.8) -> Fact:
     kind = kinds.pop()
     first = informative[0]
     if kind == "device":
-        return first if len({f.device_value for f in informative}) == 1 else device_value(Device.GPU)
+        if len({f.device_value for f in informative}) == 1:
+            return min(informative, key=lambda f: f.by_convention)  # a proven source if there is one
+        # The CPU at some sources and an accelerator at others: an accelerator only by convention.
+        return replace(device_value(Device.GPU, reason="a device that is the CPU at some of its sources"),
+                       convention=True)
     if kind in ("object", "class", "callable", "module"):
         items = first.items if all(f.items == first.items for f in informative) else ()
         return replace(first, refs=frozenset().union(*(f.refs for f in informative)), items=items)
