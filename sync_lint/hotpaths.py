@@ -48,6 +48,9 @@ if TYPE_CHECKING:
 TRANSITIVE_CODE = "SL601"
 TRANSITIVE_NAME = "call-into-syncing-function"
 
+# What a call passes to the callee: (parameters that are None, parameters that are another false literal).
+Known = tuple[frozenset[str], frozenset[str]]
+
 
 @dataclass
 class HotReport:
@@ -301,67 +304,73 @@ class _Pass:
                     queue.append(edge.callee)
         return [f for f in self.best if f in seen]
 
-    # --- parameters the callers pass as None ------------------------------------------------------
-    def _none_arguments(self, caller: str, edge: "Edge", none: frozenset[str] = frozenset()) -> frozenset[str]:
-        """The callee's parameters that the call at `edge.line` passes as a literal None, leaves to a
-        None default, or passes a parameter of the caller's that is None here (in `none`); the same at
-        every call on that line."""
+    # --- parameters the callers pass as None or false --------------------------------------------
+    def _known_arguments(self, caller: str, edge: "Edge", known: "Known" = (frozenset(), frozenset())) -> "Known":
+        """The callee's parameters that the call at `edge.line` passes as None (a literal None, a None
+        default, or a parameter of the caller's that is None here, in `known`), and those it passes as
+        another false literal (`False`, `""`, or such a default); the same at every call on that line."""
+        empty: Known = (frozenset(), frozenset())
         if edge.kind in ("callback", "partial"):
-            return frozenset()  # the call's arguments are not the callee's
+            return empty  # the call's arguments are not the callee's
         found, callee = self.graph.function(caller), self.graph.function(edge.callee)
         if found is None or callee is None:
-            return frozenset()
+            return empty
         summary, info = found
         params = [p for p in callee[1].params if p.kind not in ("star", "starstar")]
         # A method called through an instance, a class or `super()`, or a constructor: `self`/`cls` is
         # not an argument.
         if callee[1].kind in ("method", "classmethod") and params:
             params = params[1:]
-        answers = []
+        nones, falses = [], []
         for call in self.graph.calls_in(summary, info.qualname):
             if call.line != edge.line:
                 continue
             if any(a[0] == "*" for a in call.args) or any(k == "**" for k, _v in call.kwargs):
-                return frozenset()
+                return empty
             given = dict(zip([p.name for p in params if p.kind != "kwonly"], call.args))
             given.update(call.kwargs)
-            answers.append(frozenset(p.name for p in params if _is_none(given.get(p.name, p.default), none)))
-        return frozenset.intersection(*answers) if answers else frozenset()
+            values = {p.name: given.get(p.name, p.default) for p in params}
+            nones.append(frozenset(name for name, value in values.items() if _is_none(value, known[0])))
+            falses.append(frozenset(name for name, value in values.items() if _is_false(value, known[1])))
+        if not nones:
+            return empty
+        return frozenset.intersection(*nones), frozenset.intersection(*falses)
 
-    def _live_syncs(self, function: str, syncs: dict[str, list[Diagnostic]], none: frozenset[str]) -> list[Diagnostic]:
+    def _live_syncs(self, function: str, syncs: dict[str, list[Diagnostic]], known: "Known") -> list[Diagnostic]:
         found = self.graph.function(function)
-        if not none or found is None:
+        if not (known[0] or known[1]) or found is None:
             return syncs.get(function, [])
-        return [d for d in syncs.get(function, []) if not found[1].guarded(d.start.row, none)]
+        return [d for d in syncs.get(function, []) if not found[1].guarded(d.start.row, *known)]
 
-    def _hop_live(self, function: str, edge: "Edge", none: frozenset[str]) -> bool:
+    def _hop_live(self, function: str, edge: "Edge", known: "Known") -> bool:
         found = self.graph.function(function)
-        return not none or found is None or not found[1].guarded(edge.line, none)
+        return not (known[0] or known[1]) or found is None or not found[1].guarded(edge.line, *known)
 
     def _live_path(self, caller: str, edge: "Edge", nearest: dict, forward: dict[str, list["Edge"]],
                    syncs: dict[str, list[Diagnostic]]) -> tuple[list[tuple[str, "Edge"]], list[Diagnostic]] | None:
         """The hops from `edge.callee` down to a sync, [(function, edge into the next), ...], with the
-        None arguments of each call taken into account (`create_bidirectional_mask` passes
-        `position_ids=None`, and the packed-sequence check below runs only `if position_ids is not None`).
+        None and false arguments of each call taken into account (`create_bidirectional_mask` passes
+        `position_ids=None`, and the packed-sequence check below runs only `if position_ids is not None`;
+        a `check_inputs=False` default and a check that runs only `if check_inputs:`).
         The nearest chain when it holds, else the nearest that does (with the syncs live at its end);
         None when none does."""
-        none = self._none_arguments(caller, edge)
+        known = self._known_arguments(caller, edge)
         path: list[tuple[str, "Edge"]] = []
-        current, context, live = edge.callee, none, True
+        current, context, live = edge.callee, known, True
         while nearest[current][1] is not None and len(path) < 64:
             following, hop = nearest[current][1]
             if not self._hop_live(current, hop, context):
                 live = False
                 break
             path.append((current, hop))
-            context = self._none_arguments(current, hop, context)
+            context = self._known_arguments(current, hop, context)
             current = following
         final = self._live_syncs(current, syncs, context) if live else []
         if final:
             return path, final
-        # Breadth first over (function, parameters passed as None) from the callee.
-        start = (edge.callee, none)
-        parent: dict[tuple[str, frozenset[str]], tuple[tuple[str, frozenset[str]], "Edge"] | None] = {start: None}
+        # Breadth first over (function, parameters passed as None or false) from the callee.
+        start = (edge.callee, known)
+        parent: dict[tuple[str, Known], tuple[tuple[str, Known], "Edge"] | None] = {start: None}
         queue = deque([start])
         while queue and len(parent) < 4096:
             state = queue.popleft()
@@ -377,7 +386,7 @@ class _Pass:
             for hop in forward.get(function, ()):
                 if hop.callee not in nearest or not self._hop_live(function, hop, context):
                     continue
-                following = (hop.callee, self._none_arguments(function, hop, context))
+                following = (hop.callee, self._known_arguments(function, hop, context))
                 if following not in parent:
                     parent[following] = (state, hop)
                     queue.append(following)
@@ -647,6 +656,18 @@ def _run(graph: "CallGraph", root: Path, members: list[FileResult], settings: "S
         edges = graph.edges(function)
         report.edges += len(edges)
         report.unresolved.extend(graph.unresolved(function))
+
+
+def _is_false(value: object, false: frozenset[str]) -> bool:
+    """A summary value that is a false literal other than None (`False`, `""`), or a parameter known
+    to be one here."""
+    if isinstance(value, tuple) and len(value) == 2 and value[0] == "param":
+        return value[1] in false
+    return value in _FALSE_LITERALS
+
+
+# Summary values of `False` and `""` (a summary keeps no number's value).
+_FALSE_LITERALS = frozenset({("lit", "bool", False), ("lit", "str", "")})
 
 
 def _is_none(value: object, none: frozenset[str]) -> bool:

@@ -542,6 +542,32 @@ def test_a_chain_that_needs_a_parameter_the_caller_passes_as_none_is_not_reporte
     assert transitive == [10, 13, 15]
 
 
+def test_a_chain_that_needs_a_flag_the_caller_leaves_false_is_not_reported(tmp_path):
+    # vLLM's FMHA entry point validates its inputs (a `.cpu()` of a GPU tensor) only `if check_inputs:`,
+    # and the model never turns that on; `if not check_inputs: return` guards the same way.
+    # `check_inputs is not None` is no such test: False is not None.
+    diagnostics = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/attn.py": "import torch\n\n\ndef validate(lens):\n    return lens.cpu()\n\n\n"
+                       "def fmha(q, lens, check_inputs=False):\n    if check_inputs:\n        validate(lens)\n"
+                       "    return q\n\n\n"
+                       "def fmha_early(q, lens, check_inputs=False):\n    if not check_inputs:\n        return q\n"
+                       "    validate(lens)\n    return q\n\n\n"
+                       "def fmha_none_test(q, lens, check_inputs=False):\n    if check_inputs is not None:\n"
+                       "        validate(lens)\n    return q\n",
+        "pkg/model.py": "import torch\n\nfrom pkg.attn import fmha, fmha_early, fmha_none_test\n\n\n"
+                        "class Model(torch.nn.Module):\n    def forward(self, q):\n"
+                        "        lens = torch.ones(3, device='cuda')\n"
+                        "        a = fmha(q, lens)\n        b = fmha(q, lens, check_inputs=False)\n"
+                        "        c = fmha(q, lens, True)\n        d = fmha_early(q, lens)\n"
+                        "        e = fmha_early(q, lens, check_inputs=True)\n        f = fmha_none_test(q, lens)\n"
+                        "        return a, b, c, d, e, f\n",
+    }, pyproject="[tool.sync-lint]\nhot-path-defaults = [\"module-forward\"]\n")
+    transitive = sorted(d.start.row for d in diagnostics if d.code == "SL601" and Path(d.path).name == "model.py")
+    # Not 9 (left False), 10 (passed False) nor 12 (left False, early return).
+    assert transitive == [11, 13, 14]
+
+
 def test_a_callback_edge_does_not_take_the_call_s_arguments_for_the_callback_s(tmp_path):
     # `apply(helper, None)`: the None is `apply`'s, not `helper`'s second parameter.
     diagnostics = check_small_project(tmp_path, {

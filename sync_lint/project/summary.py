@@ -17,12 +17,13 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass, field
+from typing import Callable
 
 from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 9
+SUMMARY_FORMAT = 10
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -57,10 +58,14 @@ class FunctionInfo:
     # (parameter, first line, last line): lines that run only when the parameter is not None
     # (`if p is not None:`, after `if p is None: return`), the parameter not rebound before the test.
     guards: tuple[tuple[str, int, int], ...] = ()
+    # The same for lines that run only when the parameter is true (`if check_inputs:`).
+    truth_guards: tuple[tuple[str, int, int], ...] = ()
 
-    def guarded(self, line: int, none: "frozenset[str]") -> bool:
-        """Whether `line` cannot run when the parameters in `none` are None."""
-        return bool(none) and any(param in none and first <= line <= last for param, first, last in self.guards)
+    def guarded(self, line: int, none: "frozenset[str]", false: "frozenset[str]" = frozenset()) -> bool:
+        """Whether `line` cannot run when the parameters in `none` are None and those in `false` are false."""
+        return any(param in none and first <= line <= last for param, first, last in self.guards) \
+            or any((param in none or param in false) and first <= line <= last
+                   for param, first, last in self.truth_guards)
 
     @property
     def kind(self) -> str:
@@ -554,7 +559,9 @@ class _Summarizer:
         self._body(node.body, scope, class_name=None, prefix=f"{qualname}.<locals>.")
         info.is_generator = self.generator
         info.loops = tuple(self.loops)
-        info.guards = _none_guards(node.body, {p.name for p in params if p.kind not in ("star", "starstar")})
+        named = {p.name for p in params if p.kind not in ("star", "starstar")}
+        info.guards = _guards(node.body, named, _not_none_when)
+        info.truth_guards = _guards(node.body, named, _true_when)
         self.loop_depth, self.generator, self.contexts, self.loops = saved
 
     def _hot_marker(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
@@ -918,8 +925,10 @@ def _module_statements(body: list[ast.stmt]):  # type: ignore[no-untyped-def]
                 stack.extend(block)
 
 
-def _none_guards(body: list[ast.stmt], params: set[str]) -> tuple[tuple[str, int, int], ...]:
-    """The blocks of a function body that run only when a parameter is not None."""
+def _guards(body: list[ast.stmt], params: set[str],
+            proves: Callable[[ast.expr], tuple[set[str], set[str]]]) -> tuple[tuple[str, int, int], ...]:
+    """The blocks of a function body that run only when a parameter passes a test: not None
+    (`proves` is `_not_none_when`), or true (`_true_when`)."""
     first_store: dict[str, int] = {}
     conditionals: list[ast.IfExp] = []
     for node in _walk_statements(body):
@@ -935,7 +944,7 @@ def _none_guards(body: list[ast.stmt], params: set[str]) -> tuple[tuple[str, int
     def visit(block: list[ast.stmt]) -> None:
         for position, statement in enumerate(block):
             if isinstance(statement, ast.If):
-                when_true, when_false = _not_none_when(statement.test)
+                when_true, when_false = proves(statement.test)
                 for param in when_true:
                     if usable(param, statement.lineno):
                         out.append((param, statement.body[0].lineno, _last_line(statement.body)))
@@ -953,7 +962,7 @@ def _none_guards(body: list[ast.stmt], params: set[str]) -> tuple[tuple[str, int
     visit(body)
     # `attention_mask.sum(-1).tolist() if attention_mask is not None else [n] * b`
     for node in conditionals:
-        when_true, when_false = _not_none_when(node.test)
+        when_true, when_false = proves(node.test)
         for param in when_true:
             if usable(param, node.lineno):
                 out.append((param, node.body.lineno, node.body.end_lineno or node.body.lineno))
@@ -984,6 +993,21 @@ def _not_none_when(test: ast.expr) -> tuple[set[str], set[str]]:
     if isinstance(test, ast.Call) and isinstance(test.func, ast.Name) and test.func.id == "isinstance" \
             and test.args and isinstance(test.args[0], ast.Name):
         return {test.args[0].id}, set()
+    return set(), set()
+
+
+def _true_when(test: ast.expr) -> tuple[set[str], set[str]]:
+    """The names a test proves true when it is true, and when it is false (`if p:`, `if not p: return`)."""
+    if isinstance(test, ast.Name):
+        return {test.id}, set()
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        when_true, when_false = _true_when(test.operand)
+        return when_false, when_true
+    if isinstance(test, ast.BoolOp):
+        parts = [_true_when(value) for value in test.values]
+        if isinstance(test.op, ast.And):  # all true
+            return set().union(*(p[0] for p in parts)), set()
+        return set(), set().union(*(p[1] for p in parts))  # `or`: all false
     return set(), set()
 
 
