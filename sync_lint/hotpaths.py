@@ -34,7 +34,7 @@ import re
 from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple, Sequence
 
 from sync_lint.diagnostics import ChainStep, Diagnostic, EvidenceStep, FileResult, Hotness, Position
 from sync_lint.suppression import file_directives, is_suppressed
@@ -43,13 +43,17 @@ if TYPE_CHECKING:
     from sync_lint.config import Settings
     from sync_lint.project.build import Project
     from sync_lint.project.hot import CallGraph, Edge, Reach, Root, Unresolved
-    from sync_lint.project.summary import FunctionInfo, ModuleSummary
+    from sync_lint.project.summary import CallSite, FunctionInfo, ModuleSummary
 
 TRANSITIVE_CODE = "SL601"
 TRANSITIVE_NAME = "call-into-syncing-function"
 
-# What a call passes to the callee: (parameters that are None, parameters that are another false literal).
-Known = tuple[frozenset[str], frozenset[str]]
+class Known(NamedTuple):
+    """What the calls along a chain pass to the current function: parameters that are None, and
+    parameters that are another false literal."""
+
+    none: frozenset[str] = frozenset()
+    false: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -305,46 +309,57 @@ class _Pass:
         return [f for f in self.best if f in seen]
 
     # --- parameters the callers pass as None or false --------------------------------------------
-    def _known_arguments(self, caller: str, edge: "Edge", known: "Known" = (frozenset(), frozenset())) -> "Known":
+    def _known_arguments(self, caller: str, edge: "Edge", known: Known = Known()) -> Known:
         """The callee's parameters that the call at `edge.line` passes as None (a literal None, a None
         default, or a parameter of the caller's that is None here, in `known`), and those it passes as
         another false literal (`False`, `""`, or such a default); the same at every call on that line."""
-        empty: Known = (frozenset(), frozenset())
         if edge.kind in ("callback", "partial"):
-            return empty  # the call's arguments are not the callee's
+            return Known()  # the call's arguments are not the callee's
         found, callee = self.graph.function(caller), self.graph.function(edge.callee)
         if found is None or callee is None:
-            return empty
+            return Known()
         summary, info = found
         params = [p for p in callee[1].params if p.kind not in ("star", "starstar")]
-        # A method called through an instance, a class or `super()`, or a constructor: `self`/`cls` is
-        # not an argument.
-        if callee[1].kind in ("method", "classmethod") and params:
-            params = params[1:]
         nones, falses = [], []
         for call in self.graph.calls_in(summary, info.qualname):
             if call.line != edge.line:
                 continue
             if any(a[0] == "*" for a in call.args) or any(k == "**" for k, _v in call.kwargs):
-                return empty
-            given = dict(zip([p.name for p in params if p.kind != "kwonly"], call.args))
+                return Known()
+            # `self`/`cls` is no argument of a call through an instance, `super()` or a classmethod's
+            # class, or of a constructor; it is of `Base.method(self, ...)`.
+            bound = params[1:] if callee[1].kind in ("method", "classmethod") and params \
+                and not self._unbound_call(summary, info, call, callee[1]) else params
+            given = dict(zip([p.name for p in bound if p.kind != "kwonly"], call.args))
             given.update(call.kwargs)
-            values = {p.name: given.get(p.name, p.default) for p in params}
-            nones.append(frozenset(name for name, value in values.items() if _is_none(value, known[0])))
-            falses.append(frozenset(name for name, value in values.items() if _is_false(value, known[1])))
+            values = {p.name: given.get(p.name, p.default) for p in bound}
+            nones.append(frozenset(name for name, value in values.items() if _is_none(value, known.none)))
+            falses.append(frozenset(name for name, value in values.items() if _is_false(value, known.false)))
         if not nones:
-            return empty
-        return frozenset.intersection(*nones), frozenset.intersection(*falses)
+            return Known()
+        return Known(frozenset.intersection(*nones), frozenset.intersection(*falses))
 
-    def _live_syncs(self, function: str, syncs: dict[str, list[Diagnostic]], known: "Known") -> list[Diagnostic]:
+    def _unbound_call(self, summary: "ModuleSummary", info: "FunctionInfo", call: "CallSite",
+                      callee: "FunctionInfo") -> bool:
+        """`Base.setup(self, ...)`: a plain method called through its class, `self` passed by hand."""
+        from sync_lint.project.infer import Context
+
+        func = call.func
+        if callee.kind != "method" or func[0] != "attr" or func[2] != callee.name:
+            return False  # `Cls(...)` builds an instance: `self` is bound
+        owner = self.graph.inference.eval(func[1], Context(summary, info, mode="types"))
+        return owner.value_kind == "class"
+
+    def _live_syncs(self, function: str, syncs: dict[str, list[Diagnostic]], known: Known) -> list[Diagnostic]:
         found = self.graph.function(function)
-        if not (known[0] or known[1]) or found is None:
+        if not (known.none or known.false) or found is None:
             return syncs.get(function, [])
-        return [d for d in syncs.get(function, []) if not found[1].guarded(d.start.row, *known)]
+        return [d for d in syncs.get(function, []) if not found[1].guarded(d.start.row, known.none, known.false)]
 
-    def _hop_live(self, function: str, edge: "Edge", known: "Known") -> bool:
+    def _hop_live(self, function: str, edge: "Edge", known: Known) -> bool:
         found = self.graph.function(function)
-        return not (known[0] or known[1]) or found is None or not found[1].guarded(edge.line, *known)
+        return not (known.none or known.false) or found is None \
+            or not found[1].guarded(edge.line, known.none, known.false)
 
     def _live_path(self, caller: str, edge: "Edge", nearest: dict, forward: dict[str, list["Edge"]],
                    syncs: dict[str, list[Diagnostic]]) -> tuple[list[tuple[str, "Edge"]], list[Diagnostic]] | None:
@@ -658,16 +673,16 @@ def _run(graph: "CallGraph", root: Path, members: list[FileResult], settings: "S
         report.unresolved.extend(graph.unresolved(function))
 
 
+# Summary values of `False` and `""` (a summary keeps no number's value).
+_FALSE_LITERALS = frozenset({("lit", "bool", False), ("lit", "str", "")})
+
+
 def _is_false(value: object, false: frozenset[str]) -> bool:
     """A summary value that is a false literal other than None (`False`, `""`), or a parameter known
     to be one here."""
     if isinstance(value, tuple) and len(value) == 2 and value[0] == "param":
         return value[1] in false
     return value in _FALSE_LITERALS
-
-
-# Summary values of `False` and `""` (a summary keeps no number's value).
-_FALSE_LITERALS = frozenset({("lit", "bool", False), ("lit", "str", "")})
 
 
 def _is_none(value: object, none: frozenset[str]) -> bool:

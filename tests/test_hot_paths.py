@@ -568,6 +568,34 @@ def test_a_chain_that_needs_a_flag_the_caller_leaves_false_is_not_reported(tmp_p
     assert transitive == [11, 13, 14]
 
 
+def test_false_flags_are_followed_only_where_the_test_still_sees_them(tmp_path):
+    # Handed down through the caller's own parameter, or "" instead of False: pruned. Rebound later in
+    # a loop around the test, or by a walrus in the test itself: followed. `Base.run(self, lens, False)`
+    # passes `self` by hand, so `False` is `check`, not `lens`.
+    diagnostics = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/attn.py": "import torch\n\n\ndef validate(lens):\n    return lens.cpu()\n\n\n"
+                       "def checked(lens, check=False):\n    if check:\n        validate(lens)\n\n\n"
+                       "def outer(lens, check=False):\n    checked(lens, check)\n\n\n"
+                       "def named(lens, mode=''):\n    if mode:\n        validate(lens)\n\n\n"
+                       "def looped(lens, check=False):\n    for _ in range(2):\n        if check:\n"
+                       "            validate(lens)\n        check = True\n\n\n"
+                       "def walrus(lens, check=False):\n    if (check := lens.numel() > 0) and check:\n"
+                       "        validate(lens)\n\n\n"
+                       "class Base:\n    def run(self, lens, check=False):\n        if check:\n"
+                       "            validate(lens)\n",
+        "pkg/model.py": "import torch\n\nfrom pkg.attn import Base, looped, named, outer, walrus\n\n\n"
+                        "class Model(torch.nn.Module, Base):\n    def forward(self, q):\n"
+                        "        lens = torch.ones(3, device='cuda')\n"
+                        "        outer(lens)\n        named(lens)\n        looped(lens)\n        walrus(lens)\n"
+                        "        Base.run(self, lens, False)\n        Base.run(self, lens, True)\n"
+                        "        return q\n",
+    }, pyproject="[tool.sync-lint]\nhot-path-defaults = [\"module-forward\"]\n")
+    transitive = sorted(d.start.row for d in diagnostics if d.code == "SL601" and Path(d.path).name == "model.py")
+    # Not 9 (False handed down), 10 ("") nor 13 (self by hand, check False).
+    assert transitive == [11, 12, 14]
+
+
 def test_a_callback_edge_does_not_take_the_call_s_arguments_for_the_callback_s(tmp_path):
     # `apply(helper, None)`: the None is `apply`'s, not `helper`'s second parameter.
     diagnostics = check_small_project(tmp_path, {

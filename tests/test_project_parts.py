@@ -837,8 +837,9 @@ def test_a_cycle_of_returns_is_explored_once_per_question_not_once_per_path() ->
 
 
 def test_device_parameter_default_counts_only_where_a_call_may_leave_it() -> None:
-    """`device="cpu"` with no known caller is the CPU; every call passing "cuda" makes the default
-    irrelevant; the CPU at one call and an accelerator at another is an accelerator by convention only."""
+    """`device="cpu"` with no known caller is the CPU. The CPU at one source and an accelerator at
+    another is an accelerator by convention only, the default included (a call the index cannot see
+    may leave it), and so is a value nobody knows next to "cpu"; differing strings are no answer either."""
     inference = Inference(_index({
         "pkg.f": """
             def public(x, device="cpu"):
@@ -847,22 +848,33 @@ def test_device_parameter_default_counts_only_where_a_call_may_leave_it() -> Non
                 return x.to(device)
             def either(x, device="cpu"):
                 return x.to(device)
+            def unknown(x, device):
+                return x.to(device)
+            class Holder:
+                def __init__(self, x, where):
+                    self.buf = x.to(where)
         """,
         "pkg.g": """
-            from pkg.f import staged, either
+            from pkg.f import Holder, either, staged, unknown
             def run(x):
                 staged(x, "cuda")
                 staged(x, device="cuda:1")
                 either(x)
                 either(x, "cuda")
+                unknown(x, "cpu")
+                unknown(x, runner.placement())
+                Holder(x, "cpu")
+                Holder(x, "cuda")
         """,
     }))
     public = inference.param("pkg.f.public", "device")
     assert (public.value_kind, public.device_value) == ("device", Device.CPU)
-    staged = inference.param("pkg.f.staged", "device")
-    assert (staged.value_kind, staged.device_value, staged.by_convention) == ("device", Device.GPU, False)
-    either = inference.param("pkg.f.either", "device")
-    assert (either.value_kind, either.device_value, either.by_convention) == ("device", Device.GPU, True)
+    for function in ("staged", "either", "unknown"):
+        found = inference.param(f"pkg.f.{function}", "device")
+        assert (found.value_kind, found.device_value, found.by_convention) == ("device", Device.GPU, True), function
+    where = inference.param("pkg.f.Holder.__init__", "where")
+    assert (where.value_kind, where.dtype, where.reason) == ("python", "str", "")
+    assert inference.field(["pkg.f.Holder"], "buf").device is not Device.CPU
 
 
 def test_entry_convention_needs_every_site_to_store_a_tensor() -> None:

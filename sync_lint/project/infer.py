@@ -448,28 +448,34 @@ class Inference:
         short = _short(info.qualname.rsplit(".", 1)[0]) if info.name == "__init__" else info.name
         params = list(info.params)
         omitted = False
-        # A device parameter (by name or annotation) reads a string it receives as a device name.
-        as_device = (self.settings.fact_for_name(name) or UNKNOWN).value_kind == "device" \
-            or any(t.rsplit(".", 1)[-1] == "device" for t in param.annotation)
-        callers = self._callers(function)
-        for caller, call, skip in callers:
+        # A device parameter (by name or annotation) reads a string it receives as the device it names,
+        # and a value nobody knows as what its name says, by convention only.
+        named = self.settings.fact_for_name(name)
+        assumed = None
+        if named is not None and named.value_kind == "device" \
+                or any(t.rsplit(".", 1)[-1] == "device" for t in param.annotation):
+            assumed = replace(named if named is not None and named.value_kind == "device" else device_value(Device.GPU),
+                              convention=True, reason=f"the device parameter `{name}` receives a value not known")
+        for caller, call, skip in self._callers(function):
             value, left_default = _argument(call, params, name, skip)
             if value is None:
-                omitted = True
-                if not left_default:  # `*args`/`**kwargs` may carry it, or leave the default
-                    sources.append(UNKNOWN)
+                if left_default:
+                    omitted = True
+                else:  # `*args`/`**kwargs` may carry it: a value nobody knows
+                    sources.append(assumed or UNKNOWN)
                 continue
             context = Context(caller, caller.functions.get(call.function) if call.function else None,
                               budget=budget - 1)
             fact = self.eval(value, context)
-            sources.append(self._source(self._device_name(fact, context) if as_device else fact,
+            sources.append(self._source(self._as_device(fact, context, assumed) if assumed else fact,
                                         f"parameter `{name}` of `{short}` receives `{render(value)}`", caller,
                                         call.line))
-        # The default counts where some call may leave it, or where no call is known (the public API).
-        if param.default is not None and param.default[:2] != ("lit", "none") and (omitted or not callers):
+        # The default counts even when every known call passes the argument: calls the index cannot see
+        # (`module(x)` reaching `forward`, callbacks) may leave it.
+        if param.default is not None and param.default[:2] != ("lit", "none"):
             context = Context(summary, None, budget=budget - 1)
             fact = self.eval(param.default, context)
-            sources.append(self._source(self._device_name(fact, context) if as_device else fact,
+            sources.append(self._source(self._as_device(fact, context, assumed) if assumed else fact,
                                         f"parameter `{name}` of `{short}` defaults to `{render(param.default)}`",
                                         summary, info.line))
         if omitted and param.default is not None and param.default[:2] == ("lit", "none"):
@@ -830,7 +836,7 @@ class Inference:
         if owner.is_tensor or owner.is_unknown_tensor:
             if attr == "device":  # as sure as the tensor itself (see `_device_attribute` in analysis/evaluate.py)
                 if owner.is_cpu:
-                    return device_value(Device.CPU)
+                    return replace(device_value(Device.CPU), convention=owner.by_convention)
                 return replace(device_value(Device.GPU), convention=not owner.is_gpu or owner.by_convention)
             if attr in TENSOR_ATTRS:
                 return owner
@@ -1003,15 +1009,15 @@ class Inference:
                 # `torch.rand_like(x)` is where `x` is: of a value not known, on a device not known.
                 source = self.eval(args[0], context) if args else UNKNOWN
                 return source if source.is_tensor or source.is_unknown_tensor else TENSOR
-            if device is not None:
-                target = self._device_argument(device, context)
-                if target.device_value is Device.GPU:
-                    return Fact(Device.GPU, reason=f"created by `{qualified}(..., device={render(device, 30)})`",
-                                convention=target.by_convention)
+            target = self._device_argument(device, context) if device is not None else None
+            if target is not None and target.device_value is Device.GPU:
+                return Fact(Device.GPU, reason=f"created by `{qualified}(..., device={render(device, 30)})`",
+                            convention=target.by_convention)
+            assumed = target is not None and target.by_convention
             if pin == ("lit", "bool", True):
-                return Fact(Device.PINNED, reason=f"created by `{qualified}(..., pin_memory=True)`")
+                return Fact(Device.PINNED, reason=f"created by `{qualified}(..., pin_memory=True)`", convention=assumed)
             return Fact(Device.CPU, pinning_unknown=pin is not None and pin != ("lit", "bool", False),
-                        reason=f"created by `{qualified}(...)` on the CPU")
+                        reason=f"created by `{qualified}(...)` on the CPU", convention=assumed)
         inputs = [self.eval(a, context) for a in args if a[0] != "*"]
         inputs += [self.eval(v, context) for k, v in kwargs if k in ("input", "other", "out", "tensors")]
         # `torch.cat([a, b])`: the tensors are the list's elements.
@@ -1037,13 +1043,19 @@ class Inference:
         if fact.is_tensor:
             return replace(device_value(fact.device, reason="the device of a tensor"), convention=fact.by_convention)
         if fact.value_kind == "python" and fact.dtype == "str":  # a string variable holding a device name
+            if not fact.reason:  # strings that differ between call sites
+                return replace(device_value(Device.GPU, reason="a device name that differs between call sites"),
+                               convention=True)
             return self._device_argument(("lit", "str", fact.reason), context)
         return device_value(Device.GPU, reason="a device that is not literally the CPU")
 
-    def _device_name(self, fact: Fact, context: Context) -> Fact:
-        """A string that a device parameter receives, read as the device it names (`device="cpu"`)."""
+    def _as_device(self, fact: Fact, context: Context, assumed: Fact) -> Fact:
+        """What a device parameter receives, as a device: a string names one (`"cpu"`); a value
+        nobody knows is `assumed` (what the parameter's name says, by convention only)."""
         if fact.value_kind == "python" and fact.dtype == "str":
-            return self._device_argument(("lit", "str", fact.reason), context)
+            return self._device_argument(("lit", "str", fact.reason), context) if fact.reason else assumed
+        if fact.is_unknown_tensor or not _informative(fact) and fact.value_kind not in ("none", "bottom"):
+            return assumed
         return fact
 
     def _tensor_method(self, owner: Fact, method: str, args: tuple, kwargs: tuple, context: Context) -> Fact:
@@ -1077,16 +1089,18 @@ class Inference:
             return owner
         if target[0] != "lit":
             fact = self.eval(target, context)
-            if fact.value_kind in ("dtype", "module") or fact.value_kind == "python" and not fact.reason:
+            if fact.value_kind in ("dtype", "module") or fact.value_kind == "python" and not fact.reason \
+                    and fact.dtype != "str":
                 return owner  # `.to(torch.float16)`, `.to(dtype)`
             if fact.is_tensor:
                 return Fact(Device.CPU if fact.device is Device.PINNED else fact.device,
-                            reason=f"moved by `.to({render(target, 30)})`")
+                            reason=f"moved by `.to({render(target, 30)})`", convention=fact.by_convention)
         device = self._device_argument(target, context)
         if device.device_value is Device.CPU:
             if owner.is_gpu and keywords.get("non_blocking") == ("lit", "bool", True):
-                return Fact(Device.PINNED, reason=f"moved by `.to({render(target, 30)}, non_blocking=True)`")
-            return Fact(Device.CPU, reason=f"moved by `.to({render(target, 30)})`")
+                return Fact(Device.PINNED, reason=f"moved by `.to({render(target, 30)}, non_blocking=True)`",
+                            convention=device.by_convention)
+            return Fact(Device.CPU, reason=f"moved by `.to({render(target, 30)})`", convention=device.by_convention)
         if device.device_value is Device.GPU:
             return Fact(Device.GPU, reason=f"moved by `.to({render(target, 30)})`", convention=device.by_convention)
         return TENSOR
@@ -1203,6 +1217,8 @@ def join_sources(sources: list[Fact], share: float = 0.8) -> Fact:
     if kind in ("object", "class", "callable", "module"):
         items = first.items if all(f.items == first.items for f in informative) else ()
         return replace(first, refs=frozenset().union(*(f.refs for f in informative)), items=items)
+    if kind == "python" and len({(f.dtype, f.reason) for f in informative if f.dtype == "str"}) > 1:
+        return Fact(Device.NOT_TENSOR, value_kind="python", dtype="str")  # strings that differ: text unknown
     if kind in ("tuple", "list") and len({len(f.items) for f in informative}) == 1 and len(informative) > 1:
         # Returns of tuples of one length: element by element.
         return replace(first, items=tuple(join_sources([f.items[i] for f in informative])

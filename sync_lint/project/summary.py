@@ -929,17 +929,24 @@ def _guards(body: list[ast.stmt], params: set[str],
             proves: Callable[[ast.expr], tuple[set[str], set[str]]]) -> tuple[tuple[str, int, int], ...]:
     """The blocks of a function body that run only when a parameter passes a test: not None
     (`proves` is `_not_none_when`), or true (`_true_when`)."""
-    first_store: dict[str, int] = {}
+    stores: dict[str, list[int]] = {}
+    loops: list[tuple[int, int]] = []
     conditionals: list[ast.IfExp] = []
     for node in _walk_statements(body):
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) and node.id in params:
-            first_store[node.id] = min(first_store.get(node.id, node.lineno), node.lineno)
+            stores.setdefault(node.id, []).append(node.lineno)
         elif isinstance(node, ast.IfExp):
             conditionals.append(node)
+        elif isinstance(node, (ast.For, ast.AsyncFor, ast.While)):
+            loops.append((node.lineno, node.end_lineno or node.lineno))
     out: list[tuple[str, int, int]] = []
 
     def usable(param: str, line: int) -> bool:
-        return param in params and first_store.get(param, line) >= line
+        """The test at `line` still sees the argument: no store before it or on its line (a walrus), and
+        none later in a loop around it (the next pass would test the new value)."""
+        lines = stores.get(param, ())
+        return param in params and all(store > line for store in lines) and not any(
+            first <= line <= last and any(first <= store <= last for store in lines) for first, last in loops)
 
     def visit(block: list[ast.stmt]) -> None:
         for position, statement in enumerate(block):
