@@ -486,6 +486,24 @@ def test_hierarchy_across_modules() -> None:
     assert index.method("pkg.leaf.Leaf", "h") is None
 
 
+def test_subclasses_through_a_renamed_reexport_and_of_a_class_sharing_a_name() -> None:
+    """Only bases spelled with the class's name (or a name no project class has) are resolved, and the
+    answers are those of resolving every base: a re-export under another name still counts, and a
+    class of the same name in another module does not."""
+    index = _index({
+        "pkg.__init__": "from .core import Batch as B\n",
+        "pkg.core": "class Batch:\n    pass\n",
+        "pkg.other": "class Batch:\n    pass\n",
+        "pkg.a": "import pkg\nimport torch\nclass Renamed(pkg.B):\n    pass\nclass Layer(torch.nn.Module):\n    pass\n",
+        "pkg.b": "from pkg.core import Batch\nclass Direct(Batch):\n    pass\n",
+        "pkg.c": "from pkg.b import Direct\nfrom pkg.other import Batch\nclass Deeper(Direct):\n    pass\n"
+                 "class Elsewhere(Batch):\n    pass\n",
+    })
+    assert index.subclasses("pkg.core.Batch") == {"pkg.a.Renamed", "pkg.b.Direct", "pkg.c.Deeper"}
+    assert index.subclasses("pkg.other.Batch") == {"pkg.c.Elsewhere"}
+    assert index.subclasses("pkg.a.Layer") == set()
+
+
 def test_where_names_are_mentioned() -> None:
     index = _index({
         "pkg.a": "def f(x):\n    pass\nclass C:\n    def __init__(self):\n        self.lens = 1\n",

@@ -170,7 +170,9 @@ class ProjectIndex:
         # What each answer reads (see deps.py); the inference shares this recorder.
         self.reads = reads if reads is not None else Reads(enabled=False)
         self._symbols: dict[str, tuple[Symbol | None, Dep | None]] = {}
-        self._subclasses: dict[str, set[str]] | None = None
+        self._subclasses: dict[str, tuple[set[str], Dep | None]] = {}  # class -> classes deriving from it directly
+        self._bases_by_name: dict[str, list[tuple[str, str]]] | None = None
+        self._renamed: dict[str, tuple[dict[str, set[str]], Dep | None]] = {}
         self._mro: dict[str, tuple[list[str], Dep | None]] = {}
         self._by_name: dict[str, tuple[dict, dict, dict]] = {}
 
@@ -199,7 +201,9 @@ class ProjectIndex:
         self.tables.replace(summary, old)
         self._summaries[summary.module] = summary
         self._symbols.clear()
-        self._subclasses = None
+        self._subclasses.clear()
+        self._bases_by_name = None
+        self._renamed.clear()
         self._mro.clear()
         self._by_name.pop(summary.module, None)
 
@@ -297,23 +301,57 @@ class ProjectIndex:
 
     def subclasses(self, class_qualname: str) -> set[str]:
         """Every project class deriving from `class_qualname`, transitively."""
-        if self._subclasses is None:
-            self._subclasses = {}
-            for cls, spelled in self.tables.base_rows():
-                symbol = self.resolve(spelled)
-                if symbol is not None and symbol.kind == "class":
-                    self._subclasses.setdefault(symbol.qualname, set()).add(cls)
         out: set[str] = set()
         stack = [class_qualname]
         while stack:
             current = stack.pop()
             # A class that starts or stops deriving from `current` changes the answer.
             self.reads.add(f"b:{current.rsplit('.', 1)[-1]}")
-            for sub in self._subclasses.get(current, ()):
+            for sub in self._direct_subclasses(current):
                 if sub not in out:
                     out.add(sub)
                     stack.append(sub)
         return out
+
+    def _direct_subclasses(self, class_qualname: str) -> set[str]:
+        """The classes whose bases name this class. Only the bases spelled with its name, or with a name
+        no project class has (a re-export under another name), are resolved: resolving every base of
+        the project reads most modules' summaries, which is most of the work after an edit."""
+        return self.reads.memo(self._subclasses, "subclasses", class_qualname,
+                               lambda: self._find_direct_subclasses(class_qualname))
+
+    def _find_direct_subclasses(self, class_qualname: str) -> set[str]:
+        found: set[str] = set()
+        for cls, spelled in self._bases_named().get(class_qualname.rsplit(".", 1)[-1], ()):
+            symbol = self.resolve(spelled)
+            if symbol is not None and symbol.kind == "class" and symbol.qualname == class_qualname:
+                found.add(cls)
+        return found | self._renamed_bases().get(class_qualname, set())
+
+    def _bases_named(self) -> dict[str, list[tuple[str, str]]]:
+        """(class, base as spelled) rows by the last part of the base's name."""
+        if self._bases_by_name is None:
+            self._bases_by_name = {}
+            for cls, spelled in self.tables.base_rows():
+                self._bases_by_name.setdefault(spelled.rsplit(".", 1)[-1], []).append((cls, spelled))
+        return self._bases_by_name
+
+    def _renamed_bases(self) -> dict[str, set[str]]:
+        """Bases spelled with a name no project class has, resolved once: a re-export under another
+        name (`from .core import Batch as B`), or a class outside the project (`torch.nn.Module`)."""
+        def resolve_all() -> dict[str, set[str]]:
+            classes = {name for name, _modules in self.tables.classes.items()}
+            out: dict[str, set[str]] = {}
+            for name, rows in self._bases_named().items():
+                if name in classes:
+                    continue
+                for cls, spelled in rows:
+                    symbol = self.resolve(spelled)
+                    if symbol is not None and symbol.kind == "class":
+                        out.setdefault(symbol.qualname, set()).add(cls)
+            return out
+
+        return self.reads.memo(self._renamed, "renamed-bases", "", resolve_all)
 
     def method(self, class_qualname: str, name: str) -> str | None:
         """The qualified function `name` resolves to on instances of the class (its MRO)."""
