@@ -422,6 +422,8 @@ class _Pass:
             chain.append(following)
             current = following
         sync = min(final, key=lambda d: (d.start.row, d.start.column))
+        branch = self._first_branch([(function, hop.line) for function, hop in hops] + [(current, sync.start.row)],
+                                    paths)
         count = len(final)
         span = sync.source_line.rstrip("\r\n")
         if sync.start.row == sync.end.row:
@@ -435,9 +437,9 @@ class _Pass:
         arrow = " → ".join(_short(f) for f in chain)
         more = f" (and {count - 1} more there)" if count > 1 else ""
         hops = len(chain) - 1
+        when = f"on the passes that take the branch at {branch}" if branch else "on every pass through this hot path"
         message = (f"call into `{_short(edge.callee)}` reaches a sync {hops} call{'s' if hops > 1 else ''} down: "
-                   f"{arrow} → `{span}` ({sync.code}) at {where}{more}; the host waits here on every pass "
-                   "through this hot path")
+                   f"{arrow} → `{span}` ({sync.code}) at {where}{more}; the host waits here {when}")
         path = paths.get(summary.module) or _display_path(self.root, summary.path)
         lines = self.lines_of(path)
         line = lines[edge.line - 1] if 0 < edge.line <= len(lines) else ""
@@ -456,6 +458,17 @@ class _Pass:
             confidence=sync.confidence, evidence_steps=tuple(steps),
             hot=self.hotness(caller, edge.line, info),
         )
+
+
+    def _first_branch(self, lines: list[tuple[str, int]], paths: dict[str, str]) -> str | None:
+        """`path:line` of the first test along the chain (the calls below the hot caller, then the
+        sync) that decides whether the next step runs; None when every step runs on every call."""
+        for function, line in lines:
+            found = self.graph.function(function)
+            test = found[1].branch_at(line) if found is not None else None
+            if test is not None:
+                return f"{paths.get(found[0].module) or _display_path(self.root, found[0].path)}:{test}"
+        return None
 
 
 def analyse(results: list[FileResult], settings: "Settings", projects: dict[str, "Project"], *,

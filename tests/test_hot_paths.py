@@ -596,6 +596,29 @@ def test_false_flags_are_followed_only_where_the_test_still_sees_them(tmp_path):
     assert transitive == [11, 12, 14]
 
 
+def test_the_message_names_the_branch_a_conditional_sync_needs(tmp_path):
+    # A sync that runs on every call says so; one behind an `if` (in the callee, or after an early
+    # return, or in an `except` on the way) names the first test along the chain that decides it.
+    diagnostics = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/ops.py": "import torch\n\n\ndef always(x):\n    return x.sum().item()\n\n\n"
+                      "def sometimes(x, n):\n    if n > 4:\n        return x.sum().item()\n    return 0\n\n\n"
+                      "def after_return(x, n):\n    if n > 4:\n        return 0\n    return always(x)\n\n\n"
+                      "def guarded(x):\n    try:\n        return len(x)\n    except TypeError:\n"
+                      "        return always(x)\n",
+        "pkg/model.py": "import torch\n\nfrom pkg.ops import after_return, always, guarded, sometimes\n\n\n"
+                        "class Model(torch.nn.Module):\n    def forward(self, q):\n"
+                        "        x = torch.ones(3, device='cuda')\n"
+                        "        a = always(x)\n        b = sometimes(x, 3)\n        c = after_return(x, 3)\n"
+                        "        d = guarded(x)\n        return a, b, c, d\n",
+    }, pyproject="[tool.sync-lint]\nhot-path-defaults = [\"module-forward\"]\n")
+    messages = {d.start.row: d.message for d in diagnostics if d.code == "SL601" and Path(d.path).name == "model.py"}
+    assert messages[9].endswith("on every pass through this hot path")
+    assert messages[10].split("take the branch at ")[-1].endswith("pkg/ops.py:9")
+    assert messages[11].split("take the branch at ")[-1].endswith("pkg/ops.py:15")
+    assert messages[12].split("take the branch at ")[-1].endswith("pkg/ops.py:23")
+
+
 def test_a_callback_edge_does_not_take_the_call_s_arguments_for_the_callback_s(tmp_path):
     # `apply(helper, None)`: the None is `apply`'s, not `helper`'s second parameter.
     diagnostics = check_small_project(tmp_path, {

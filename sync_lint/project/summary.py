@@ -23,7 +23,7 @@ from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 10
+SUMMARY_FORMAT = 11
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -60,6 +60,14 @@ class FunctionInfo:
     guards: tuple[tuple[str, int, int], ...] = ()
     # The same for lines that run only when the parameter is true (`if check_inputs:`).
     truth_guards: tuple[tuple[str, int, int], ...] = ()
+    # (test line, first line, last line): blocks that run on some calls only, whatever decides it (the
+    # arms of an `if`, `except` handlers, `case`s, the rest of a block after an `if` that returns).
+    branches: tuple[tuple[int, int, int], ...] = ()
+
+    def branch_at(self, line: int) -> int | None:
+        """The line of the outermost test that decides whether `line` runs; None when it runs on every call."""
+        tests = [test for test, first, last in self.branches if first <= line <= last]
+        return min(tests) if tests else None
 
     def guarded(self, line: int, none: "frozenset[str]", false: "frozenset[str]" = frozenset()) -> bool:
         """Whether `line` cannot run when the parameters in `none` are None and those in `false` are false."""
@@ -562,6 +570,7 @@ class _Summarizer:
         named = {p.name for p in params if p.kind not in ("star", "starstar")}
         info.guards = _guards(node.body, named, _not_none_when)
         info.truth_guards = _guards(node.body, named, _true_when)
+        info.branches = _branches(node.body)
         self.loop_depth, self.generator, self.contexts, self.loops = saved
 
     def _hot_marker(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
@@ -1001,6 +1010,31 @@ def _not_none_when(test: ast.expr) -> tuple[set[str], set[str]]:
             and test.args and isinstance(test.args[0], ast.Name):
         return {test.args[0].id}, set()
     return set(), set()
+
+
+def _branches(body: list[ast.stmt]) -> tuple[tuple[int, int, int], ...]:
+    """The blocks of a function body that run on some calls only (see `FunctionInfo.branches`)."""
+    out: list[tuple[int, int, int]] = []
+
+    def visit(block: list[ast.stmt]) -> None:
+        for position, statement in enumerate(block):
+            if isinstance(statement, ast.If):
+                out.append((statement.lineno, statement.body[0].lineno, _last_line(statement.body)))
+                if statement.orelse:
+                    out.append((statement.lineno, statement.orelse[0].lineno, _last_line(statement.orelse)))
+                if _exits(statement.body) and position + 1 < len(block):
+                    out.append((statement.lineno, block[position + 1].lineno, _last_line(block)))
+            elif isinstance(statement, (ast.Try, getattr(ast, "TryStar", ast.Try))):
+                out.extend((h.lineno, h.body[0].lineno, _last_line(h.body)) for h in statement.handlers)
+            elif isinstance(statement, ast.Match):
+                out.extend((case.pattern.lineno, case.body[0].lineno, _last_line(case.body))
+                           for case in statement.cases)
+            if not isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                for inner in _blocks_of(statement):
+                    visit(inner)
+
+    visit(body)
+    return tuple(sorted(set(out)))
 
 
 def _true_when(test: ast.expr) -> tuple[set[str], set[str]]:
