@@ -58,9 +58,11 @@ def tool_fingerprint() -> str:
 
 @functools.lru_cache(maxsize=None)
 def summary_fingerprint() -> str:
-    """The code that wrote the summaries (the database's format): a change elsewhere keeps them."""
+    """The code that wrote the summaries (the database's format) and their local conventions, which
+    the inference evaluates: a change elsewhere keeps them."""
     here = Path(__file__).resolve().parent
-    return _stat_digest([here / name for name in ("summary.py", "values.py", "conventions.py", "store.py", "index.py")])
+    return _stat_digest([here / name for name in ("summary.py", "values.py", "conventions.py", "store.py", "index.py",
+                                                  "infer.py", "../analysis/facts.py", "../analysis/knowledge.py")])
 
 
 def _stat_digest(paths: list[Path]) -> str:
