@@ -161,7 +161,6 @@ def test_comprehension_target_is_bound_before_the_element() -> None:
         ("import torch\nprobe(torch.zeros(3))", Device.CPU, False),
         ("import torch\nprobe(torch.zeros(3, pin_memory=True))", Device.PINNED, False),
         ("import torch\ndef f(flag):\n    probe(torch.zeros(3, pin_memory=flag))", Device.CPU, True),
-        ("import torch\ndef f(**kw):\n    probe(torch.zeros(3, **kw))", Device.CPU, True),
         ("def f(lens_cpu):\n    probe(lens_cpu)", Device.CPU, True),
         # A non-blocking device-to-host copy lands in pinned memory (measured: is_pinned() is True).
         ("import torch\nx = torch.ones(3, device='cuda')\nprobe(x.to('cpu', non_blocking=True))", Device.PINNED, False),
@@ -174,3 +173,14 @@ def test_comprehension_target_is_bound_before_the_element() -> None:
 def test_pinning(source: str, device: Device, pinning_unknown: bool) -> None:
     fact = fact_of(source)[0]
     assert (fact.device, fact.pinning_unknown) == (device, pinning_unknown)
+
+
+def test_a_factory_spreading_keywords_is_on_no_known_device() -> None:
+    """`torch.zeros(n, **factory_kwargs)`: the keywords may carry a device, so the tensor is not the CPU."""
+    fact, _ = fact_of("""
+        import torch
+        def make(x, kw):
+            t = torch.zeros(3, **kw)
+            probe(t)
+    """)
+    assert fact.device is Device.UNKNOWN and fact.tensor_like

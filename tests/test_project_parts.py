@@ -913,3 +913,20 @@ def test_entry_convention_needs_every_site_to_store_a_tensor() -> None:
     assert inference.entry("boxes").device is Device.GPU
     assert inference.entry("boxes").by_convention
     assert not inference.entry("scores").is_tensor  # one site stores a Python number
+
+
+def test_a_factory_spreading_a_known_dict_takes_its_device_entry() -> None:
+    inference = Inference(_index({"pkg.m": """
+        import torch
+        def on_cuda(n):
+            kw = {"device": "cuda", "dtype": torch.float32}
+            return torch.zeros(n, **kw)
+        def no_device(n):
+            kw = {"dtype": torch.float32}
+            return torch.zeros(n, **kw)
+        def passed(n, kw):
+            return torch.zeros(n, **kw)
+    """}))
+    assert inference.returns("pkg.m.on_cuda").device is Device.GPU
+    assert not inference.returns("pkg.m.no_device").is_tensor  # no device entry seen: no claim
+    assert not inference.returns("pkg.m.passed").is_tensor

@@ -473,6 +473,9 @@ class Evaluator:
                             reason="created by {code}", origin=expr, pinning_unknown=pin_unknown)
             return Fact(Device.GPU, ndim=ndim, dtype=dtype, reason="created by {code}", origin=expr,
                         convention=self.assumed_device(device_arg.value))
+        if any(a.star == "**" for a in expr.args):
+            # `torch.zeros(n, **factory_kwargs)`: the keywords may carry a device.
+            return Fact(Device.UNKNOWN, tensor_like=True, ndim=ndim, dtype=dtype)
         if name in LIKE_FACTORIES or (name == "as_tensor" and expr.args):
             source = self.fact(expr.args[0].value) if expr.args else UNKNOWN
             if source.is_tensor or source.is_unknown_tensor:

@@ -1005,6 +1005,18 @@ class Inference:
         if namespace == "torch" and (last in FACTORIES or last in LIKE_FACTORIES):
             pin = keywords.get("pin_memory")
             device = keywords.get("device")
+            if device is None and "**" in keywords:
+                # `torch.zeros(n, **factory_kwargs)`: the device is the dict's entry, if it is known.
+                spread = self.eval(keywords["**"], context)
+                entries = dict(spread.items) if spread.value_kind == "dict" else {}
+                if "device" not in entries:
+                    return TENSOR
+                target = self._device_of(entries["device"], context)
+                if target.device_value is Device.GPU:
+                    return Fact(Device.GPU, reason=f"created by `{qualified}(..., **{render(keywords['**'], 30)})`",
+                                convention=target.by_convention)
+                return Fact(Device.CPU, pinning_unknown=True, convention=target.by_convention,
+                            reason=f"created by `{qualified}(..., **{render(keywords['**'], 30)})` on the CPU")
             if device is None and last in LIKE_FACTORIES:
                 # `torch.rand_like(x)` is where `x` is: of a value not known, on a device not known.
                 source = self.eval(args[0], context) if args else UNKNOWN
@@ -1037,7 +1049,10 @@ class Inference:
             return device_value(Device.CPU)
         if value[:2] == ("lit", "number"):
             return device_value(Device.GPU, reason="a device index")
-        fact = self.eval(value, context)
+        return self._device_of(self.eval(value, context), context)
+
+    def _device_of(self, fact: Fact, context: Context) -> Fact:
+        """The device a `device=` argument's value denotes."""
         if fact.value_kind == "device":
             return fact
         if fact.is_tensor:
