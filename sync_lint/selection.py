@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 if TYPE_CHECKING:
+    import pathspec
+
     from sync_lint.config import Settings
 
 
@@ -57,13 +59,15 @@ class PerFileIgnores:
     """`per-file-ignores`: the codes ignored in each file, by gitignore-style glob."""
 
     def __init__(self, settings: "Settings", known_codes: Iterable[str]) -> None:
-        import pathspec
-
         self.root = settings.root
-        self._specs = [
-            (pathspec.GitIgnoreSpec.from_lines([glob]), frozenset(expand_selectors(codes, known_codes)))
-            for glob, codes in settings.per_file_ignores
-        ]
+        self._specs: list[tuple[pathspec.GitIgnoreSpec, frozenset[str]]] = []
+        if settings.per_file_ignores:  # importing pathspec costs a warm one-file check a tenth
+            import pathspec
+
+            self._specs = [
+                (pathspec.GitIgnoreSpec.from_lines([glob]), frozenset(expand_selectors(codes, known_codes)))
+                for glob, codes in settings.per_file_ignores
+            ]
 
     def codes_for(self, path: str) -> frozenset[str]:
         if not self._specs:

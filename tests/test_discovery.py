@@ -314,3 +314,20 @@ def test_joined_exclude_patterns_match_as_pathspec_does() -> None:
         spec = pathspec.GitIgnoreSpec.from_lines(patterns)
         matcher = _matcher(patterns)
         assert [matcher(n) for n in names] == [spec.match_file(n) for n in names], patterns
+
+
+@pytest.mark.parametrize("pattern", [*DEFAULT_EXCLUDE, "*.py", "foo?bar", "a-b", "x.y*z", "~tmp+1"])
+def test_plain_name_patterns_match_as_pathspec_would(pattern: str) -> None:
+    """Name patterns (all the default excludes) are matched without importing pathspec, by the regex
+    pathspec itself builds for them, and so with the same answers."""
+    import pathspec
+
+    from sync_lint.discovery import _PLAIN_NAME, _matcher, _plain_name_regex
+
+    assert _PLAIN_NAME.fullmatch(pattern)
+    theirs = pathspec.GitIgnoreSpec.from_lines([pattern])
+    assert _plain_name_regex(pattern) == theirs.patterns[0].regex.pattern.replace("(?:(?P<ps_d>/)|$)", "(?:/|$)")
+    ours = _matcher([pattern])
+    for path in ["build", "src/build", "src/build/x.py", "builder.py", "a/b.egg-info/c", "foo-bar", "fooxbar",
+                 "x.yabcz", "a-b/c", "pkg/mod.py", "~tmp+1", ".git/config", "deep/.venv/lib/x.py", "venvs/x"]:
+        assert ours(path) == theirs.match_file(path), (pattern, path)

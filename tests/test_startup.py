@@ -18,7 +18,8 @@ try:
     main({args!r})
 except SystemExit:
     pass
-print("LOADED:" + ",".join(sorted(m for m in ("libcst", "sync_lint.rules", "sync_lint.engine") if m in sys.modules)),
+print("LOADED:" + ",".join(sorted(m for m in ("libcst", "sync_lint.rules", "sync_lint.engine", "pathspec")
+                                  if m in sys.modules)),
       file=sys.stderr)
 """
 
@@ -100,6 +101,8 @@ def test_a_check_answered_from_the_cache_imports_no_parser(tmp_path) -> None:
     assert {"libcst", "sync_lint.rules"} <= loaded(first.stderr), first.stderr
     second = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert not {"libcst", "sync_lint.rules"} & loaded(second.stderr), second.stderr
+    # Nor pathspec, with only the default excludes and no .gitignore to read.
+    assert "pathspec" not in loaded(second.stderr), second.stderr
     assert "pkg/step.py:6:" in second.stdout and second.stdout == first.stdout
     # An edit is checked again, with the rules.
     (project / "pkg" / "step.py").write_text((project / "pkg" / "step.py").read_text() + "# edited\n")
