@@ -84,9 +84,11 @@ class _GitIgnores:
             if (directory / ".git").is_dir():
                 # Lower precedence than the .gitignore beside it: its lines go first.
                 lines = _read_ignore_file(directory / ".git" / "info" / "exclude") + lines
+            self._cache[directory] = None
             if lines:
                 import pathspec
-            self._cache[directory] = pathspec.GitIgnoreSpec.from_lines(lines) if lines else None
+
+                self._cache[directory] = pathspec.GitIgnoreSpec.from_lines(lines)
         return self._cache[directory]
 
     def ignored(self, path: Path, is_dir: bool, anchors: list[Path]) -> bool:

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 TRANSITIVE_CODE = "SL601"
 TRANSITIVE_NAME = "call-into-syncing-function"
 
+
 class Known(NamedTuple):
     """What the calls along a chain pass to the current function: parameters that are None, and
     parameters that are another false literal."""
@@ -458,7 +459,6 @@ class _Pass:
             confidence=sync.confidence, evidence_steps=tuple(steps),
             hot=self.hotness(caller, edge.line, info),
         )
-
 
     def _first_branch(self, lines: list[tuple[str, int]], paths: dict[str, str]) -> str | None:
         """`path:line` of the first test along the chain (the calls below the hot caller, then the

@@ -451,11 +451,11 @@ class Inference:
         # A device parameter (by name or annotation) reads a string it receives as the device it names,
         # and a value nobody knows as what its name says, by convention only.
         named = self.settings.fact_for_name(name)
-        assumed = None
-        if named is not None and named.value_kind == "device" \
-                or any(t.rsplit(".", 1)[-1] == "device" for t in param.annotation):
-            assumed = replace(named if named is not None and named.value_kind == "device" else device_value(Device.GPU),
-                              convention=True, reason=f"the device parameter `{name}` receives a value not known")
+        if named is None or named.value_kind != "device":
+            annotated = any(t.rsplit(".", 1)[-1] == "device" for t in param.annotation)
+            named = device_value(Device.GPU) if annotated else None
+        assumed = replace(named, convention=True, reason=f"the device parameter `{name}` receives a value not known") \
+            if named is not None else None
         for caller, call, skip in self._callers(function):
             value, left_default = _argument(call, params, name, skip)
             if value is None:

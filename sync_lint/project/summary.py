@@ -56,7 +56,8 @@ class FunctionInfo:
     # The (first, last) lines of the `for`/`while` loops in the body (not in nested functions).
     loops: tuple[tuple[int, int], ...] = ()
     # (parameter, first line, last line): lines that run only when the parameter is not None
-    # (`if p is not None:`, after `if p is None: return`), the parameter not rebound before the test.
+    # (`if p is not None:`, after `if p is None: return`), the parameter not rebound before the test,
+    # on its line, or later in a loop around it.
     guards: tuple[tuple[str, int, int], ...] = ()
     # The same for lines that run only when the parameter is true (`if check_inputs:`).
     truth_guards: tuple[tuple[str, int, int], ...] = ()
