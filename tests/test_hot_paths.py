@@ -509,11 +509,18 @@ def test_roots_come_from_the_cache_and_follow_edits_that_add_roots(project, tmp_
         hot.CallGraph.roots = original
 
 
+def model_sl601(tmp_path: Path, files: dict[str, str]) -> dict[int, str]:
+    """The SL601 messages in `pkg/model.py` by row, `nn.Module.forward` the only built-in root."""
+    diagnostics = check_small_project(tmp_path, files,
+                                      pyproject="[tool.sync-lint]\nhot-path-defaults = [\"module-forward\"]\n")
+    return {d.start.row: d.message for d in diagnostics if d.code == "SL601" and Path(d.path).name == "model.py"}
+
+
 def test_a_chain_that_needs_a_parameter_the_caller_passes_as_none_is_not_reported(tmp_path):
     # transformers' masks: `create_bidirectional_mask` passes `position_ids=None` to the helper whose
     # packed-sequence check (a sync) runs only `if position_ids is not None`; `create_causal_mask`
     # passes the model's position ids. A keyword left to its None default counts the same.
-    diagnostics = check_small_project(tmp_path, {
+    found = model_sl601(tmp_path, {
         "pkg/__init__.py": "",
         "pkg/mask.py": "import torch\n\n\ndef find_packed(position_ids):\n    m = (position_ids != 1).cumsum(-1)\n"
                        "    if (m[:, -1] == 0).all():\n        return None\n    return m\n\n\n"
@@ -535,8 +542,8 @@ def test_a_chain_that_needs_a_parameter_the_caller_passes_as_none_is_not_reporte
                         "        c = lengths(x)\n        d = lengths(x, attention_mask=mask)\n"
                         "        e = counts(x)\n        f = counts(x, mask)\n        g = causal_mask(x)\n"
                         "        return a, b, c, d, e, f, g\n",
-    }, pyproject="[tool.sync-lint]\nhot-path-defaults = [\"module-forward\"]\n")
-    transitive = sorted(d.start.row for d in diagnostics if d.code == "SL601" and Path(d.path).name == "model.py")
+    })
+    transitive = sorted(found)
     # Not 11 (position_ids=None), 12 (attention_mask left None), 14 (the `... if mask is not None else`)
     # nor 16 (position_ids left None, and handed down as None).
     assert transitive == [10, 13, 15]
@@ -546,7 +553,7 @@ def test_a_chain_that_needs_a_flag_the_caller_leaves_false_is_not_reported(tmp_p
     # vLLM's FMHA entry point validates its inputs (a `.cpu()` of a GPU tensor) only `if check_inputs:`,
     # and the model never turns that on; `if not check_inputs: return` guards the same way.
     # `check_inputs is not None` is no such test: False is not None.
-    diagnostics = check_small_project(tmp_path, {
+    found = model_sl601(tmp_path, {
         "pkg/__init__.py": "",
         "pkg/attn.py": "import torch\n\n\ndef validate(lens):\n    return lens.cpu()\n\n\n"
                        "def fmha(q, lens, check_inputs=False):\n    if check_inputs:\n        validate(lens)\n"
@@ -562,8 +569,8 @@ def test_a_chain_that_needs_a_flag_the_caller_leaves_false_is_not_reported(tmp_p
                         "        c = fmha(q, lens, True)\n        d = fmha_early(q, lens)\n"
                         "        e = fmha_early(q, lens, check_inputs=True)\n        f = fmha_none_test(q, lens)\n"
                         "        return a, b, c, d, e, f\n",
-    }, pyproject="[tool.sync-lint]\nhot-path-defaults = [\"module-forward\"]\n")
-    transitive = sorted(d.start.row for d in diagnostics if d.code == "SL601" and Path(d.path).name == "model.py")
+    })
+    transitive = sorted(found)
     # Not 9 (left False), 10 (passed False) nor 12 (left False, early return).
     assert transitive == [11, 13, 14]
 
@@ -572,7 +579,7 @@ def test_false_flags_are_followed_only_where_the_test_still_sees_them(tmp_path):
     # Handed down through the caller's own parameter, or "" instead of False: pruned. Rebound later in
     # a loop around the test, or by a walrus in the test itself: followed. `Base.run(self, lens, False)`
     # passes `self` by hand, so `False` is `check`, not `lens`.
-    diagnostics = check_small_project(tmp_path, {
+    found = model_sl601(tmp_path, {
         "pkg/__init__.py": "",
         "pkg/attn.py": "import torch\n\n\ndef validate(lens):\n    return lens.cpu()\n\n\n"
                        "def checked(lens, check=False):\n    if check:\n        validate(lens)\n\n\n"
@@ -590,8 +597,8 @@ def test_false_flags_are_followed_only_where_the_test_still_sees_them(tmp_path):
                         "        outer(lens)\n        named(lens)\n        looped(lens)\n        walrus(lens)\n"
                         "        Base.run(self, lens, False)\n        Base.run(self, lens, True)\n"
                         "        return q\n",
-    }, pyproject="[tool.sync-lint]\nhot-path-defaults = [\"module-forward\"]\n")
-    transitive = sorted(d.start.row for d in diagnostics if d.code == "SL601" and Path(d.path).name == "model.py")
+    })
+    transitive = sorted(found)
     # Not 9 (False handed down), 10 ("") nor 13 (self by hand, check False).
     assert transitive == [11, 12, 14]
 
@@ -599,7 +606,7 @@ def test_false_flags_are_followed_only_where_the_test_still_sees_them(tmp_path):
 def test_the_message_names_the_branch_a_conditional_sync_needs(tmp_path):
     # A sync that runs on every call says so; one behind an `if` (in the callee, or after an early
     # return, or in an `except` on the way) names the first test along the chain that decides it.
-    diagnostics = check_small_project(tmp_path, {
+    messages = model_sl601(tmp_path, {
         "pkg/__init__.py": "",
         "pkg/ops.py": "import torch\n\n\ndef always(x):\n    return x.sum().item()\n\n\n"
                       "def sometimes(x, n):\n    if n > 4:\n        return x.sum().item()\n    return 0\n\n\n"
@@ -611,8 +618,7 @@ def test_the_message_names_the_branch_a_conditional_sync_needs(tmp_path):
                         "        x = torch.ones(3, device='cuda')\n"
                         "        a = always(x)\n        b = sometimes(x, 3)\n        c = after_return(x, 3)\n"
                         "        d = guarded(x)\n        return a, b, c, d\n",
-    }, pyproject="[tool.sync-lint]\nhot-path-defaults = [\"module-forward\"]\n")
-    messages = {d.start.row: d.message for d in diagnostics if d.code == "SL601" and Path(d.path).name == "model.py"}
+    })
     assert messages[9].endswith("on every pass through this hot path")
     assert messages[10].split("take the branch at ")[-1].endswith("pkg/ops.py:9")
     assert messages[11].split("take the branch at ")[-1].endswith("pkg/ops.py:15")

@@ -989,8 +989,26 @@ def _guards(body: list[ast.stmt], params: set[str],
     return tuple(sorted(set(out)))  # sets of names above: sorted, so a summary is the same in every process
 
 
+def _proved(test: ast.expr, atom: Callable[[ast.expr], tuple[set[str], set[str]]]) -> tuple[set[str], set[str]]:
+    """What a test proves of names when it is true, and when it is false, through `not`, `and` and
+    `or`; `atom` says it for any other test."""
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        when_true, when_false = _proved(test.operand, atom)
+        return when_false, when_true
+    if isinstance(test, ast.BoolOp):
+        parts = [_proved(value, atom) for value in test.values]
+        if isinstance(test.op, ast.And):  # all true
+            return set().union(*(p[0] for p in parts)), set()
+        return set(), set().union(*(p[1] for p in parts))  # `or`: all false
+    return atom(test)
+
+
 def _not_none_when(test: ast.expr) -> tuple[set[str], set[str]]:
     """The names a test proves not None when it is true, and when it is false."""
+    return _proved(test, _not_none_atom)
+
+
+def _not_none_atom(test: ast.expr) -> tuple[set[str], set[str]]:
     if isinstance(test, ast.Name):
         return {test.id}, set()
     if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.left, ast.Name) \
@@ -999,14 +1017,6 @@ def _not_none_when(test: ast.expr) -> tuple[set[str], set[str]]:
             return {test.left.id}, set()
         if isinstance(test.ops[0], ast.Is):
             return set(), {test.left.id}
-    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
-        when_true, when_false = _not_none_when(test.operand)
-        return when_false, when_true
-    if isinstance(test, ast.BoolOp):
-        parts = [_not_none_when(value) for value in test.values]
-        if isinstance(test.op, ast.And):  # all true
-            return set().union(*(p[0] for p in parts)), set()
-        return set(), set().union(*(p[1] for p in parts))  # `or`: all false
     if isinstance(test, ast.Call) and isinstance(test.func, ast.Name) and test.func.id == "isinstance" \
             and test.args and isinstance(test.args[0], ast.Name):
         return {test.args[0].id}, set()
@@ -1040,17 +1050,7 @@ def _branches(body: list[ast.stmt]) -> tuple[tuple[int, int, int], ...]:
 
 def _true_when(test: ast.expr) -> tuple[set[str], set[str]]:
     """The names a test proves true when it is true, and when it is false (`if p:`, `if not p: return`)."""
-    if isinstance(test, ast.Name):
-        return {test.id}, set()
-    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
-        when_true, when_false = _true_when(test.operand)
-        return when_false, when_true
-    if isinstance(test, ast.BoolOp):
-        parts = [_true_when(value) for value in test.values]
-        if isinstance(test.op, ast.And):  # all true
-            return set().union(*(p[0] for p in parts)), set()
-        return set(), set().union(*(p[1] for p in parts))  # `or`: all false
-    return set(), set()
+    return _proved(test, lambda atom: ({atom.id}, set()) if isinstance(atom, ast.Name) else (set(), set()))
 
 
 def _exits(block: list[ast.stmt]) -> bool:
