@@ -569,8 +569,7 @@ class _Summarizer:
         info.is_generator = self.generator
         info.loops = tuple(self.loops)
         named = {p.name for p in params if p.kind not in ("star", "starstar")}
-        info.guards = _guards(node.body, named, _not_none_when)
-        info.truth_guards = _guards(node.body, named, _true_when)
+        info.guards, info.truth_guards = _guards(node.body, named)
         info.branches = _branches(node.body)
         self.loop_depth, self.generator, self.contexts, self.loops = saved
 
@@ -935,21 +934,22 @@ def _module_statements(body: list[ast.stmt]):  # type: ignore[no-untyped-def]
                 stack.extend(block)
 
 
-def _guards(body: list[ast.stmt], params: set[str],
-            proves: Callable[[ast.expr], tuple[set[str], set[str]]]) -> tuple[tuple[str, int, int], ...]:
-    """The blocks of a function body that run only when a parameter passes a test: not None
-    (`proves` is `_not_none_when`), or true (`_true_when`)."""
+def _guards(body: list[ast.stmt], params: set[str]) -> tuple[tuple[tuple[str, int, int], ...], ...]:
+    """The blocks of a function body that run only when a parameter is not None (`guards`), and
+    those that run only when it is true (`truth_guards`): one walk of the body for both."""
     stores: dict[str, list[int]] = {}
     loops: list[tuple[int, int]] = []
     conditionals: list[ast.IfExp] = []
+    tests: list[tuple[ast.If, list[ast.stmt], int]] = []
     for node in _walk_statements(body):
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) and node.id in params:
-            stores.setdefault(node.id, []).append(node.lineno)
-        elif isinstance(node, ast.IfExp):
+        kind = type(node)
+        if kind is ast.Name:
+            if node.id in params and isinstance(node.ctx, ast.Store):
+                stores.setdefault(node.id, []).append(node.lineno)
+        elif kind is ast.IfExp:
             conditionals.append(node)
-        elif isinstance(node, (ast.For, ast.AsyncFor, ast.While)):
+        elif kind is ast.For or kind is ast.AsyncFor or kind is ast.While:
             loops.append((node.lineno, node.end_lineno or node.lineno))
-    out: list[tuple[str, int, int]] = []
 
     def usable(param: str, line: int) -> bool:
         """The test at `line` still sees the argument: no store before it or on its line (a walrus), and
@@ -958,35 +958,44 @@ def _guards(body: list[ast.stmt], params: set[str],
         return param in params and all(store > line for store in lines) and not any(
             first <= line <= last and any(first <= store <= last for store in lines) for first, last in loops)
 
-    def visit(block: list[ast.stmt]) -> None:
+    def collect(block: list[ast.stmt]) -> None:
         for position, statement in enumerate(block):
             if isinstance(statement, ast.If):
-                when_true, when_false = proves(statement.test)
-                for param in when_true:
-                    if usable(param, statement.lineno):
-                        out.append((param, statement.body[0].lineno, _last_line(statement.body)))
-                for param in when_false:
-                    if not usable(param, statement.lineno):
-                        continue
-                    if statement.orelse:
-                        out.append((param, statement.orelse[0].lineno, _last_line(statement.orelse)))
-                    if _exits(statement.body) and position + 1 < len(block):
-                        out.append((param, block[position + 1].lineno, _last_line(block)))
+                tests.append((statement, block, position))
             if not isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 for inner in _blocks_of(statement):
-                    visit(inner)
+                    collect(inner)
 
-    visit(body)
-    # `attention_mask.sum(-1).tolist() if attention_mask is not None else [n] * b`
-    for node in conditionals:
-        when_true, when_false = proves(node.test)
-        for param in when_true:
-            if usable(param, node.lineno):
-                out.append((param, node.body.lineno, node.body.end_lineno or node.body.lineno))
-        for param in when_false:
-            if usable(param, node.lineno):
-                out.append((param, node.orelse.lineno, node.orelse.end_lineno or node.orelse.lineno))
-    return tuple(sorted(set(out)))  # sets of names above: sorted, so a summary is the same in every process
+    collect(body)
+    if not tests and not conditionals:
+        return (), ()
+
+    def guarded(proves: Callable[[ast.expr], tuple[set[str], set[str]]]) -> tuple[tuple[str, int, int], ...]:
+        out: list[tuple[str, int, int]] = []
+        for statement, block, position in tests:
+            when_true, when_false = proves(statement.test)
+            for param in when_true:
+                if usable(param, statement.lineno):
+                    out.append((param, statement.body[0].lineno, _last_line(statement.body)))
+            for param in when_false:
+                if not usable(param, statement.lineno):
+                    continue
+                if statement.orelse:
+                    out.append((param, statement.orelse[0].lineno, _last_line(statement.orelse)))
+                if _exits(statement.body) and position + 1 < len(block):
+                    out.append((param, block[position + 1].lineno, _last_line(block)))
+        # `attention_mask.sum(-1).tolist() if attention_mask is not None else [n] * b`
+        for node in conditionals:
+            when_true, when_false = proves(node.test)
+            for param in when_true:
+                if usable(param, node.lineno):
+                    out.append((param, node.body.lineno, node.body.end_lineno or node.body.lineno))
+            for param in when_false:
+                if usable(param, node.lineno):
+                    out.append((param, node.orelse.lineno, node.orelse.end_lineno or node.orelse.lineno))
+        return tuple(sorted(set(out)))  # sets of names above: sorted, so a summary is the same in every process
+
+    return guarded(_not_none_when), guarded(_true_when)
 
 
 def _proved(test: ast.expr, atom: Callable[[ast.expr], tuple[set[str], set[str]]]) -> tuple[set[str], set[str]]:
