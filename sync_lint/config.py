@@ -82,7 +82,7 @@ _OPTION_BY_KEY = {o.key: o for o in OPTIONS}
 
 DEFAULT_EXCLUDE = (
     ".git", ".hg", ".svn", ".bzr", ".venv", "venv", ".env", "env", "build", "dist", "__pycache__",
-    "node_modules", ".tox", ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".eggs",
+    "node_modules", ".tox", ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".sync-lint-cache", ".eggs",
     "*.egg-info", "site-packages", "_build", "buck-out", ".ipynb_checkpoints",
 )
 DEFAULT_SYNC_PRONE = {

@@ -39,6 +39,11 @@ class Discovery:
     skipped: list[str] = field(default_factory=list)
     excluded: list[str] = field(default_factory=list)
     templates: list[str] = field(default_factory=list)  # left out of a directory walk (see above)
+    # What a walk read, so that a cached listing can tell it is still good: the folders listed, the
+    # ignore files consulted (present or not), and the `.git` looked for above the first folder.
+    folders: list[str] = field(default_factory=list)
+    ignore_files: list[str] = field(default_factory=list)
+    repositories: list[str] = field(default_factory=list)
 
 
 # "This file was automatically generated from src/transformers/models/gemma/modular_gemma.py."
@@ -78,6 +83,11 @@ class _GitIgnores:
     def __init__(self) -> None:
         self._cache: dict[Path, pathspec.GitIgnoreSpec | None] = {}
 
+    def files_read(self) -> list[str]:
+        """The ignore files this walk looked for (a file that appears later changes the answer too)."""
+        return [str(path) for directory in self._cache
+                for path in (directory / ".gitignore", directory / ".git" / "info" / "exclude")]
+
     def spec_for(self, directory: Path) -> pathspec.GitIgnoreSpec | None:
         if directory not in self._cache:
             lines = _read_ignore_file(directory / ".gitignore")
@@ -105,10 +115,13 @@ class _GitIgnores:
         return False
 
 
-def _repo_anchors(directory: Path) -> list[Path]:
-    """Directories from the enclosing git root (or the directory itself) down to `directory`."""
+def _repo_anchors(directory: Path, searched: list[str] | None = None) -> list[Path]:
+    """Directories from the enclosing git root (or the directory itself) down to `directory`;
+    `searched` gets each `.git` looked for."""
     chain = [directory, *directory.parents]
     for index, candidate in enumerate(chain):
+        if searched is not None:
+            searched.append(str(candidate / ".git"))
         if (candidate / ".git").exists():
             return list(reversed(chain[: index + 1]))
     return [directory]
@@ -130,6 +143,8 @@ def discover(paths: list[str], settings: Settings, *, force_exclude: bool | None
     skipped: list[str] = []
     dropped: list[str] = []
     left_out: list[str] = []
+    folders: list[str] = []
+    repositories: list[str] = []
     seen: set[str] = set()
 
     def excluded(path: Path, is_dir: bool, anchor: Path) -> bool:
@@ -167,8 +182,9 @@ def discover(paths: list[str], settings: Settings, *, force_exclude: bool | None
         anchor = root
         if root not in (start, *start.parents) or excluded(start, True, root):
             anchor = start
-        anchors_above = _repo_anchors(start)[:-1] if settings.respect_gitignore else []
+        anchors_above = _repo_anchors(start, repositories)[:-1] if settings.respect_gitignore else []
         for dirpath, dirnames, filenames in os.walk(start):
+            folders.append(dirpath)
             current = Path(dirpath)
             anchors = [*anchors_above, *_chain(start, current)] if settings.respect_gitignore else []
             kept = []
@@ -203,7 +219,8 @@ def discover(paths: list[str], settings: Settings, *, force_exclude: bool | None
                     add(display)
     named = set(files)
     left_out = [t for t in dict.fromkeys(left_out) if t not in named]
-    return Discovery(files=files, missing=missing, skipped=skipped, excluded=dropped, templates=left_out)
+    return Discovery(files=files, missing=missing, skipped=skipped, excluded=dropped, templates=left_out,
+                     folders=folders, ignore_files=gitignores.files_read(), repositories=repositories)
 
 
 def _templates_in(folder: Path, names: list[str]) -> set[str]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+from sync_lint.project.listing import project_files
 from sync_lint.project.roots import module_name
 from sync_lint.project.store import (
     CACHE_DIRNAME,
@@ -196,16 +197,6 @@ def cache_folder(root: Path, cache_dir: Path | None) -> Path:
     return base / "sync-lint" / f"{root.name or 'root'}-{digest}"
 
 
-def project_files(root: Path, settings: "Settings") -> list[str]:
-    from sync_lint.discovery import discover
-
-    # Found under the resolved root by a walk that does not enter linked folders: only a linked file
-    # needs resolving (a `Path.resolve()` of each of vLLM's 3,231 files took a second).
-    return [os.path.realpath(p) if os.path.islink(p) else p
-            # Templates stay: the index knows every module, imported or not.
-            for p in discover([str(root.resolve())], settings, templates=True).files if p.endswith(".py")]
-
-
 def _summarize_file(job: tuple[str, str]) -> tuple[str, int, int, str, ModuleSummary] | None:
     path, root = job
     try:
@@ -252,10 +243,10 @@ def update_project(root: Path, settings: "Settings", *, jobs: int | None = None,
     database = folder / DATABASE
     store = ProjectStore(database)
     try:
-        module_roots = {p: root for p in project_files(root, settings)}
+        module_roots = {p: root for p in project_files(root, settings, store)}
         for folder in extra:
             if folder.is_dir():
-                module_roots.update((p, folder.resolve()) for p in project_files(folder, settings))
+                module_roots.update((p, folder.resolve()) for p in project_files(folder, settings, store))
         known = store.stats()
         current = set(module_roots)
         removed = [path for path in known if path not in current]

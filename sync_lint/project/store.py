@@ -75,6 +75,7 @@ def _stat_digest(paths: list[Path]) -> str:
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS listings (key TEXT PRIMARY KEY, listing BLOB);
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY, module TEXT, mtime_ns INTEGER, size INTEGER, sha TEXT, summary BLOB);
 CREATE INDEX IF NOT EXISTS files_module ON files (module);
@@ -129,12 +130,7 @@ class ProjectStore:
 
     def _connect(self) -> sqlite3.Connection:
         try:
-            db = self._open()
-            if self._format(db) != summary_fingerprint():
-                db.close()
-                self._reset()
-                db = self._open()
-            return db
+            return self._open()
         except sqlite3.DatabaseError:  # a corrupt or foreign file: start over
             self._reset()
             return self._open()
@@ -146,14 +142,35 @@ class ProjectStore:
         # A cold run inserts about a million dependency rows at random keys into two B-tree
         # indexes; with SQLite's default 2 MB page cache that took 2.5x the CPU of a 128 MB one.
         db.execute("PRAGMA cache_size=-131072")
-        db.executescript(_SCHEMA)
-        if self._format(db) is None:
-            db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (summary_fingerprint(),))
+        if self._format(db) != summary_fingerprint():
+            self._initialise(db)
         return db
+
+    def _initialise(self, db: sqlite3.Connection) -> None:
+        """Create the tables, emptying a database of another format, in one transaction: a run that
+        opens the same new cache meanwhile waits, then finds it ready (it must not take a half-made
+        database for one of another format and delete it under the first run)."""
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if self._format(db) != summary_fingerprint():
+                tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+                for table in tables:
+                    db.execute(f'DROP TABLE "{table}"')
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute("INSERT INTO meta VALUES ('format', ?)", (summary_fingerprint(),))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     @staticmethod
     def _format(db: sqlite3.Connection) -> str | None:
-        row = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+        except sqlite3.OperationalError:  # no table yet
+            return None
         return row[0] if row else None
 
     def _reset(self) -> None:
@@ -309,6 +326,17 @@ class ProjectStore:
     def summary(self, module: str) -> ModuleSummary | None:
         row = self._db.execute("SELECT summary FROM files WHERE module = ? ORDER BY path LIMIT 1", (module,)).fetchone()
         return pickle.loads(row[0]) if row else None
+
+    def listing(self, key: str) -> Any:
+        """A folder's file listing (`listing.py`), or None."""
+        row = self._db.execute("SELECT listing FROM listings WHERE key = ?", (key,)).fetchone()
+        return pickle.loads(row[0]) if row else None
+
+    def put_listing(self, key: str, listing: Any) -> None:
+        try:
+            self._db.execute("INSERT OR REPLACE INTO listings VALUES (?, ?)", (key, pickle.dumps(listing, protocol=5)))
+        except sqlite3.OperationalError:  # locked by another run: the next run lists the folders again
+            pass
 
     # --- facts and results --------------------------------------------------------------------
     def fact(self, key: Dep) -> Any:
