@@ -118,6 +118,10 @@ class OpenProject:
     def result(self, path: str, key: str) -> object | None:
         return self.store.result(path, key)
 
+    def results(self, keys: dict[str, str]) -> dict[str, object]:
+        """The results stored under these names (name -> key), where present."""
+        return self.store.results(keys)
+
     @property
     def facts_saved(self) -> bool:
         """Whether everything solved so far is in the cache: an answer stored before the facts and

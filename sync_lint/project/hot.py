@@ -31,7 +31,6 @@ Nothing here imports libcst.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -459,16 +458,26 @@ class CallGraph:
         roots = [root] if isinstance(root, Root) else list(root)
         out = Reach(roots[0], {r.function: None for r in roots}, {r.function: 0 for r in roots},
                     {r.function: r for r in roots})
-        queue = deque(r.function for r in roots)
-        while queue:
-            current = queue.popleft()
-            for edge in self.edges(current):
-                if edge.callee in out.parent or follow is not None and not follow(edge):
-                    continue
-                out.parent[edge.callee] = (current, edge)
-                out.depth[edge.callee] = out.depth[current] + 1
-                queue.append(edge.callee)
+        # Level by level (the order of a plain queue), so that the cached edges of a whole level are
+        # read at once: one query per level instead of one per function (4,300 on a vLLM hot path).
+        level = list(dict.fromkeys(r.function for r in roots))
+        while level:
+            self._prefetch(level)
+            following: list[str] = []
+            for current in level:
+                for edge in self.edges(current):
+                    if edge.callee in out.parent or follow is not None and not follow(edge):
+                        continue
+                    out.parent[edge.callee] = (current, edge)
+                    out.depth[edge.callee] = out.depth[current] + 1
+                    following.append(edge.callee)
+            level = following
         return out
+
+    def _prefetch(self, qualnames: list[str]) -> None:
+        """Read the cached edges of these functions in one go."""
+        if self.cache is not None:
+            self._edges.update(self.cache.get_many([q for q in qualnames if q not in self._edges]))
 
 
 class EdgeCache:
@@ -485,6 +494,12 @@ class EdgeCache:
         """The edges and unresolved calls of a function (or the roots and missing names of a `<roots>` key)."""
         found = self.opened.result(self._key(qualname), "edges")
         return found if isinstance(found, tuple) else None
+
+    def get_many(self, qualnames: list[str]) -> dict[str, tuple[list, list]]:
+        """`get` of several functions at once: those the cache holds."""
+        keys = {self._key(q): q for q in qualnames}
+        found = self.opened.results(dict.fromkeys(keys, "edges"))
+        return {keys[key]: value for key, value in found.items() if isinstance(value, tuple)}
 
     def put(self, qualname: str, value: tuple[list, list], deps: frozenset) -> None:
         self._pending[qualname] = (value, deps)
