@@ -192,3 +192,31 @@ def test_a_node_carries_its_reads_to_every_answer_that_used_it(store: ProjectSto
     assert store.fact(key) is None
     assert store.result("/p/a.py", "ka2") is None
     assert store.fact(K_A) is not None  # it read only module a
+
+
+
+def test_a_new_cache_is_created_in_one_transaction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Another run opening the cache meanwhile must not see tables without the format row: it would take
+    # the database for one of another format and start it over under this run.
+    import sqlite3
+
+    path = tmp_path / "index.sqlite"
+    real_connect = sqlite3.connect
+    seen: list[list[str]] = []
+
+    def connect(*args, **kwargs):  # type: ignore[no-untyped-def]
+        db = real_connect(*args, **kwargs)
+
+        def look(statement: str) -> None:
+            if "'format'" in statement and statement.lstrip().upper().startswith("INSERT"):
+                other = real_connect(path)
+                seen.append([r[0] for r in other.execute("SELECT name FROM sqlite_master WHERE type = 'table'")])
+                other.close()
+
+        db.set_trace_callback(look)
+        return db
+
+    monkeypatch.setattr(store_module.sqlite3, "connect", connect)
+    db = ProjectStore(path)
+    db.close()
+    assert seen == [[]]  # while the format row was written, another connection saw no table yet
