@@ -151,3 +151,21 @@ def test_a_repository_appearing_above_the_project_is_seen(tmp_path: Path, store:
     assert names(project_files(root, settings, store)) == ["a.py", "b.py"]  # no repository: no .gitignore applies
     (outer / ".git").mkdir()
     assert names(project_files(root, settings, store)) == ["b.py"]
+
+
+def test_the_cache_folder_inside_the_project_does_not_spoil_the_listing(project: Path,
+                                                                         walks: list[list[str]]) -> None:
+    # Every run writes in `.sync-lint-cache/` (its journal comes and goes): were it walked, the listing
+    # would never be reused.
+    folder = project / ".sync-lint-cache"
+    folder.mkdir()
+    db = ProjectStore(folder / "index.sqlite")
+    try:
+        age(project)
+        settings = Settings(root=project)
+        project_files(project, settings, db)
+        (folder / "index.sqlite-journal-like").write_text("")
+        assert names(project_files(project, settings, db)) == ["a.py", "b.py"]
+        assert len(walks) == 1
+    finally:
+        db.close()
