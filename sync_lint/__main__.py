@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sys
 
+GC_THRESHOLD = 200_000  # allocations between young-generation collections (Python's default: 700)
+
 
 def main() -> object:
     """Run the command line; the return value is the exit status (the console script exits with it)."""
@@ -16,6 +18,13 @@ def main() -> object:
 
         sys.stdout.write(f"sync-lint, version {__version__}\n")
         return 0
+    import gc
+
+    # A check allocates millions of small objects that live for the whole run (trees, facts,
+    # summaries), which the collector re-scans at every threshold: with these thresholds a cold
+    # project run of vLLM's v1 folder took a fifth less wall time and a quarter less CPU, for
+    # 8-16% more memory (mypy raises them for the same reason).
+    gc.set_threshold(GC_THRESHOLD, 30, 30)
     from sync_lint.cli.app import main as group
 
     return group()

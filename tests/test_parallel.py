@@ -37,3 +37,33 @@ def test_results_come_back_in_input_order(tmp_path) -> None:  # type: ignore[no-
     results = run_per_file(paths, _double, initializer=_nothing, initargs=(), jobs=2, on_result=seen.append)
     assert results == [p * 2 for p in paths]
     assert sorted(seen) == sorted(results)
+
+
+def _threshold(_path: str) -> tuple[int, ...]:
+    import gc
+
+    return gc.get_threshold()
+
+
+def test_workers_collect_garbage_as_the_parent_does(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import gc
+    import multiprocessing
+
+    import sync_lint.engine.parallel as parallel
+
+    paths = []
+    for i in range(6):
+        (tmp_path / f"{i}.py").write_text("x = 1\n")
+        paths.append(str(tmp_path / f"{i}.py"))
+    before = gc.get_threshold()
+    real_pool = parallel.ProcessPoolExecutor
+    # Spawned workers start from Python's defaults: only what the pool is told carries the setting.
+    parallel.ProcessPoolExecutor = lambda **kwargs: real_pool(mp_context=multiprocessing.get_context("spawn"),
+                                                              **kwargs)
+    try:
+        gc.set_threshold(12345, 17, 19)
+        results = run_per_file(paths, _threshold, initializer=_nothing, initargs=(), jobs=2)
+    finally:
+        gc.set_threshold(*before)
+        parallel.ProcessPoolExecutor = real_pool
+    assert set(results) == {(12345, 17, 19)}

@@ -7,6 +7,7 @@ the total, so no core sits idle at the end while one huge file is still running.
 
 from __future__ import annotations
 
+import gc
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any, Callable, Sequence, TypeVar
@@ -50,6 +51,12 @@ def batches_by_cost(paths: Sequence[Any], jobs: int, cost: Callable[[Any], int] 
     return batches
 
 
+def _start_worker(gc_threshold: tuple[int, ...], initializer: Callable[..., None], initargs: tuple) -> None:
+    # The parent's collector settings (`sync_lint.__main__`), also where workers are spawned, not forked.
+    gc.set_threshold(*gc_threshold)
+    initializer(*initargs)
+
+
 def run_per_file(
     paths: Sequence[str],
     task: Callable[[str], T],
@@ -81,7 +88,8 @@ def run_per_file(
             after_batch()
         return results
     slots: list[Any] = [None] * len(paths)
-    with ProcessPoolExecutor(max_workers=jobs, initializer=initializer, initargs=initargs) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, initializer=_start_worker,
+                             initargs=(gc.get_threshold(), initializer, initargs)) as pool:
         pending = {pool.submit(_run_batch, task, batch, after_batch) for batch in batches_by_cost(paths, jobs)}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
