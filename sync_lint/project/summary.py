@@ -934,7 +934,10 @@ def _module_statements(body: list[ast.stmt]):  # type: ignore[no-untyped-def]
                 stack.extend(block)
 
 
-def _guards(body: list[ast.stmt], params: set[str]) -> tuple[tuple[tuple[str, int, int], ...], ...]:
+_Guards = tuple[tuple[str, int, int], ...]  # (parameter, first line, last line)
+
+
+def _guards(body: list[ast.stmt], params: set[str]) -> tuple[_Guards, _Guards]:
     """The blocks of a function body that run only when a parameter is not None (`guards`), and
     those that run only when it is true (`truth_guards`): one walk of the body for both."""
     stores: dict[str, list[int]] = {}
@@ -970,7 +973,7 @@ def _guards(body: list[ast.stmt], params: set[str]) -> tuple[tuple[tuple[str, in
     if not tests and not conditionals:
         return (), ()
 
-    def guarded(proves: Callable[[ast.expr], tuple[set[str], set[str]]]) -> tuple[tuple[str, int, int], ...]:
+    def guarded(proves: Callable[[ast.expr], tuple[set[str], set[str]]]) -> _Guards:
         out: list[tuple[str, int, int]] = []
         for statement, block, position in tests:
             when_true, when_false = proves(statement.test)
