@@ -926,7 +926,11 @@ def test_a_factory_spreading_a_known_dict_takes_its_device_entry() -> None:
             return torch.zeros(n, **kw)
         def passed(n, kw):
             return torch.zeros(n, **kw)
+        def default_device(n):
+            kw = {"device": None, "dtype": torch.float32}
+            return torch.zeros(n, **kw)
     """}))
     assert inference.returns("pkg.m.on_cuda").device is Device.GPU
+    assert inference.returns("pkg.m.default_device").device is Device.CPU  # `device=None`: the default
     assert not inference.returns("pkg.m.no_device").is_tensor  # no device entry seen: no claim
     assert not inference.returns("pkg.m.passed").is_tensor

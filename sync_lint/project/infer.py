@@ -1055,6 +1055,8 @@ class Inference:
         """The device a `device=` argument's value denotes."""
         if fact.value_kind == "device":
             return fact
+        if fact.value_kind == "none":  # `{"device": None}`: the default device, as `device=None` is
+            return device_value(Device.CPU)
         if fact.is_tensor:
             return replace(device_value(fact.device, reason="the device of a tensor"), convention=fact.by_convention)
         if fact.value_kind == "python" and fact.dtype == "str":  # a string variable holding a device name
