@@ -423,8 +423,10 @@ class _Pass:
             chain.append(following)
             current = following
         sync = min(final, key=lambda d: (d.start.row, d.start.column))
-        branch = self._first_branch([(function, hop.line) for function, hop in hops] + [(current, sync.start.row)],
-                                    paths)
+        branch = self._first_branch([(function, hop.line) for function, hop in hops], paths)
+        if branch is None and all(self._first_branch([(current, d.start.row)], paths) for d in final):
+            # Conditional only when every sync at the end is: one that runs on every call makes it every pass.
+            branch = self._first_branch([(current, sync.start.row)], paths)
         count = len(final)
         span = sync.source_line.rstrip("\r\n")
         if sync.start.row == sync.end.row:

@@ -612,17 +612,20 @@ def test_the_message_names_the_branch_a_conditional_sync_needs(tmp_path):
                       "def sometimes(x, n):\n    if n > 4:\n        return x.sum().item()\n    return 0\n\n\n"
                       "def after_return(x, n):\n    if n > 4:\n        return 0\n    return always(x)\n\n\n"
                       "def guarded(x):\n    try:\n        return len(x)\n    except TypeError:\n"
-                      "        return always(x)\n",
-        "pkg/model.py": "import torch\n\nfrom pkg.ops import after_return, always, guarded, sometimes\n\n\n"
+                      "        return always(x)\n\n\n"
+                      "def both(x, n):\n    if n > 4:\n        x.max().item()\n    return x.sum().item()\n",
+        "pkg/model.py": "import torch\n\nfrom pkg.ops import after_return, always, both, guarded, sometimes\n\n\n"
                         "class Model(torch.nn.Module):\n    def forward(self, q):\n"
                         "        x = torch.ones(3, device='cuda')\n"
                         "        a = always(x)\n        b = sometimes(x, 3)\n        c = after_return(x, 3)\n"
-                        "        d = guarded(x)\n        return a, b, c, d\n",
+                        "        d = guarded(x)\n        e = both(x, 3)\n        return a, b, c, d, e\n",
     })
     assert messages[9].endswith("on every pass through this hot path")
     assert messages[10].split("take the branch at ")[-1].endswith("pkg/ops.py:9")
     assert messages[11].split("take the branch at ")[-1].endswith("pkg/ops.py:15")
     assert messages[12].split("take the branch at ")[-1].endswith("pkg/ops.py:23")
+    # The first sync (line 29) is behind an `if`, the second (line 31) runs on every call.
+    assert messages[13].endswith("on every pass through this hot path")
 
 
 def test_a_callback_edge_does_not_take_the_call_s_arguments_for_the_callback_s(tmp_path):
