@@ -504,6 +504,18 @@ def test_subclasses_through_a_renamed_reexport_and_of_a_class_sharing_a_name() -
     assert index.subclasses("pkg.a.Layer") == set()
 
 
+def test_subclasses_through_a_reexport_named_like_another_project_class() -> None:
+    # `pkg.Block` is `pkg.core.Layer` re-exported, while `pkg.other` has a class `Block` of its own.
+    index = _index({
+        "pkg.__init__": "from .core import Layer as Block\n",
+        "pkg.core": "class Layer:\n    pass\n",
+        "pkg.other": "class Block:\n    pass\n",
+        "pkg.a": "from pkg import Block\nclass Sub(Block):\n    pass\n",
+    })
+    assert index.subclasses("pkg.core.Layer") == {"pkg.a.Sub"}
+    assert index.subclasses("pkg.other.Block") == set()
+
+
 def test_where_names_are_mentioned() -> None:
     index = _index({
         "pkg.a": "def f(x):\n    pass\nclass C:\n    def __init__(self):\n        self.lens = 1\n",

@@ -337,15 +337,16 @@ class ProjectIndex:
         return self._bases_by_name
 
     def _renamed_bases(self) -> dict[str, set[str]]:
-        """Bases spelled with a name no project class has, resolved once: a re-export under another
-        name (`from .core import Batch as B`), or a class outside the project (`torch.nn.Module`)."""
+        """Bases not spelled as the module that defines a class of that name, resolved once: a re-export
+        under another name (`from .core import Batch as B`, even when another module has a class `B`),
+        or a class outside the project (`torch.nn.Module`)."""
         def resolve_all() -> dict[str, set[str]]:
-            classes = {name for name, _modules in self.tables.classes.items()}
+            defined = dict(self.tables.classes.items())  # class name -> the modules defining one
             out: dict[str, set[str]] = {}
             for name, rows in self._bases_named().items():
-                if name in classes:
-                    continue
                 for cls, spelled in rows:
+                    if spelled.rpartition(".")[0] in defined.get(name, ()):
+                        continue  # that module's own class of that name: `_find_direct_subclasses` finds it
                     symbol = self.resolve(spelled)
                     if symbol is not None and symbol.kind == "class":
                         out.setdefault(symbol.qualname, set()).add(cls)
