@@ -272,7 +272,9 @@ def _plain_name_regex(pattern: str) -> str:
 
 def _force_excluded(path: Path, root: Path, excluded, is_dir: bool = False) -> bool:  # type: ignore[no-untyped-def]
     """Whether an exclude matches `path` or a folder above it (below the root, else by name)."""
-    if root in path.parents or path == root:
+    if path == root:
+        return False  # patterns match below the root: the root is `./` to itself, which `.*` would match
+    if root in path.parents:
         chain = [path, *[p for p in path.parents if root in p.parents]]
     else:
         chain = [path]

@@ -126,6 +126,12 @@ def test_extend_exclude_adds_to_the_defaults(tree: Path) -> None:
     assert found(tree, extend_exclude=("gen/", "*_pb2.py")) == ["keep.py", "sub/gen.py"]
 
 
+def test_force_exclude_never_drops_the_root_itself(tree: Path) -> None:
+    # `.*` (hidden files and folders) must not match the root, which is `./` relative to itself.
+    write(tree, ["keep.py", ".hidden/h.py"])
+    assert found(tree, extend_exclude=(".*",), force_exclude=True) == ["keep.py"]
+
+
 def test_exclude_replaces_the_defaults(tree: Path) -> None:
     write(tree, ["keep.py", "gen/g.py", "build/b.py"])
     (tree / "sync-lint.toml").write_text('exclude = ["gen"]\n')
