@@ -170,3 +170,21 @@ def test_the_cache_folder_inside_the_project_does_not_spoil_the_listing(project:
         assert len(walks) == 1
     finally:
         db.close()
+
+
+def test_a_link_pointed_elsewhere_outside_the_project_is_seen(tmp_path: Path, store: ProjectStore) -> None:
+    # `pkg/a.py -> ext/current/a.py`, and `ext/current` switched from v1 to v2: no folder of the project
+    # changes, but the file the index reads does.
+    root = tmp_path / "proj"
+    (root / "pkg").mkdir(parents=True)
+    for version in ("v1", "v2"):
+        (tmp_path / "ext" / version).mkdir(parents=True)
+        (tmp_path / "ext" / version / "a.py").write_text("x = 1\n")
+    (tmp_path / "ext" / "current").symlink_to(tmp_path / "ext" / "v1")
+    (root / "pkg" / "a.py").symlink_to(tmp_path / "ext" / "current" / "a.py")
+    age(tmp_path)
+    settings = Settings(root=root)
+    assert project_files(root, settings, store) == [str(tmp_path / "ext" / "v1" / "a.py")]
+    (tmp_path / "ext" / "current").unlink()
+    (tmp_path / "ext" / "current").symlink_to(tmp_path / "ext" / "v2")
+    assert project_files(root, settings, store) == [str(tmp_path / "ext" / "v2" / "a.py")]

@@ -39,10 +39,14 @@ class Listing:
     # Whether each `.git` looked for above the project was there (a repository's `.git` changes all the
     # time; only its appearing or going changes which ignore files apply).
     repositories: tuple[tuple[str, bool], ...]
+    # (link, the file it resolved to) of each linked file: a link through a folder outside the project
+    # can be pointed elsewhere without any folder of the project changing.
+    links: tuple[tuple[str, str], ...] = ()
 
     def unchanged(self) -> bool:
         return all(_signature(path) == signature for path, signature in self.read) and \
-            all(os.path.exists(path) == present for path, present in self.repositories)
+            all(os.path.exists(path) == present for path, present in self.repositories) and \
+            all(os.path.realpath(link) == target for link, target in self.links)
 
 
 def project_files(root: Path, settings: "Settings", store: "ProjectStore | None" = None) -> list[str]:
@@ -59,12 +63,14 @@ def project_files(root: Path, settings: "Settings", store: "ProjectStore | None"
     found = discover([str(root.resolve())], settings, templates=True)  # templates: the index knows every module
     # Found under the resolved root by a walk that does not enter linked folders: only a linked file
     # needs resolving (a `Path.resolve()` of each of vLLM's 3,231 files took a second).
-    files = [os.path.realpath(p) if os.path.islink(p) else p for p in found.files if p.endswith(".py")]
+    links = tuple((p, os.path.realpath(p)) for p in found.files if p.endswith(".py") and os.path.islink(p))
+    targets = dict(links)
+    files = [targets.get(p, p) for p in found.files if p.endswith(".py")]
     if store is not None:
         read = tuple((path, _signature(path)) for path in dict.fromkeys([*found.folders, *found.ignore_files]))
         if all(mtime < started - RACY_MARGIN_NS for _path, (mtime, _size) in read):
             repositories = tuple((path, os.path.exists(path)) for path in found.repositories)
-            store.put_listing(key, Listing(tuple(files), read, repositories))
+            store.put_listing(key, Listing(tuple(files), read, repositories, links))
     return files
 
 
