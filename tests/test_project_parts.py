@@ -941,8 +941,15 @@ def test_a_factory_spreading_a_known_dict_takes_its_device_entry() -> None:
         def default_device(n):
             kw = {"device": None, "dtype": torch.float32}
             return torch.zeros(n, **kw)
+        def like(n):
+            kw = {"dtype": torch.float32}
+            return torch.zeros_like(torch.ones(n, device="cuda"), **kw)
+        def like_passed(n, kw):
+            return torch.zeros_like(torch.ones(n, device="cuda"), **kw)
     """}))
     assert inference.returns("pkg.m.on_cuda").device is Device.GPU
     assert inference.returns("pkg.m.default_device").device is Device.CPU  # `device=None`: the default
+    assert inference.returns("pkg.m.like").device is Device.GPU  # no device entry: where its input is
+    assert not inference.returns("pkg.m.like_passed").is_tensor  # a dict nobody knows may name a device
     assert not inference.returns("pkg.m.no_device").is_tensor  # no device entry seen: no claim
     assert not inference.returns("pkg.m.passed").is_tensor

@@ -1010,6 +1010,10 @@ class Inference:
                 spread = self.eval(keywords["**"], context)
                 entries = dict(spread.items) if spread.value_kind == "dict" else {}
                 if "device" not in entries:
+                    # `torch.zeros_like(x, **kw)` with no device entry seen is where `x` is, as below.
+                    source = self.eval(args[0], context) if last in LIKE_FACTORIES and args else UNKNOWN
+                    if spread.value_kind == "dict" and (source.is_tensor or source.is_unknown_tensor):
+                        return source
                     return TENSOR
                 target = self._device_of(entries["device"], context)
                 if target.device_value is Device.GPU:
