@@ -927,6 +927,23 @@ def test_entry_convention_needs_every_site_to_store_a_tensor() -> None:
     assert not inference.entry("scores").is_tensor  # one site stores a Python number
 
 
+def test_a_cast_to_a_torch_dtype_moves_nothing() -> None:
+    # `torch` is bound by `import torch`: `torch.float32` is a dtype, not a device to move to.
+    inference = Inference(_index({"pkg.m": """
+        import torch
+        import torch as th
+        def cast(images: torch.Tensor):
+            return images.to(torch.float32)
+        def cast_alias(images: torch.Tensor):
+            return th.zeros(3).to(th.bfloat16)
+        def moved(images: torch.Tensor):
+            return images.to(torch.device("cuda"))
+    """}))
+    assert not inference.returns("pkg.m.cast").is_gpu
+    assert inference.returns("pkg.m.cast_alias").device is Device.CPU
+    assert inference.returns("pkg.m.moved").is_gpu
+
+
 def test_a_factory_spreading_a_known_dict_takes_its_device_entry() -> None:
     inference = Inference(_index({"pkg.m": """
         import torch

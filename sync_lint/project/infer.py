@@ -761,9 +761,11 @@ class Inference:
         if name in summary.functions:
             return Fact(Device.NOT_TENSOR, value_kind="callable", refs=frozenset({summary.qualified(name)}),
                         subject=name)
-        if name in summary.globals:
-            return self._global_in(summary.module, name, context.mode, context.budget)
         target = summary.imports.get(name)
+        if name in summary.globals and not (target is not None and summary.globals[name] == ("name", target)):
+            # (A global that only binds an import, `import torch`, is the import: read as a global, it
+            # named itself and came out unknown, so `x.to(torch.float32)` took the dtype for a device.)
+            return self._global_in(summary.module, name, context.mode, context.budget)
         if target is not None:
             return self._qualified(target, context.mode, context.budget) or UNKNOWN
         for star in summary.star_imports:
