@@ -34,6 +34,10 @@ events the GPU had not reached raised at once (0.15 ms).
 `torch.cuda.set_sync_debug_mode` reports **none** of these except
 `Stream.synchronize()`: a runtime check built on debug mode alone misses them.
 
+An `elapsed_time` after a reported wait in the same function (`end.synchronize()`,
+`torch.cuda.synchronize()`) is not reported again: the events are complete by then,
+and the wait before it is the one to move.
+
 ## Example
 ```python
 torch.cuda.synchronize()  # SL401: drains the whole device
@@ -84,13 +88,33 @@ class ExplicitSynchronize(Rule):
         Example("import torch\ntorch.cuda.synchronize()\n", (2,)),
         Example("import torch\ns = torch.cuda.current_stream()\ns.synchronize()\n", (3,)),
         Example("import threading\nev = threading.Event()\nev.wait()\n"),
+        Example("import torch\nstart = torch.cuda.Event(enable_timing=True)\n"
+                "end = torch.cuda.Event(enable_timing=True)\nend.synchronize()\nms = start.elapsed_time(end)\n",
+                (4,)),
+        Example("import torch\nstart = torch.cuda.Event(enable_timing=True)\n"
+                "end = torch.cuda.Event(enable_timing=True)\nms = start.elapsed_time(end)\n", (4,)),
         Example("class Lock:\n    def synchronize(self):\n        pass\n\nLock().synchronize()\n"),
     )
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._waited().append(False)
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self._waited().pop()
+
+    def _waited(self) -> list[bool]:
+        """Per enclosing function: whether a reported wait came before this point (module level first)."""
+        stack = self.__dict__.get("_waits")
+        if stack is None:
+            stack = self.__dict__["_waits"] = [False]
+        return stack
 
     def visit_Call(self, node: cst.Call) -> None:
         qual = self.ctx.imports.resolve(node.func)
         if qual in _WAITS:
             self.report(node, f"`{qual}()` {_WAITS[qual]}; order GPU work with events and stream waits instead")
+            if qual != "torch.cuda.empty_cache":
+                self._waited()[-1] = True
             return
         receiver = method_receiver(node)
         if receiver is None:
@@ -100,6 +124,12 @@ class ExplicitSynchronize(Rule):
         what = _HANDLE_WAITS.get((kind, method))
         if what is None:
             return
+        if method == "elapsed_time" and self._waited()[-1]:
+            # `end.record(); end.synchronize(); start.elapsed_time(end)`: the wait before it is the
+            # one reported; the events are complete by now, and this call adds no wait of its own.
+            return
+        if method == "synchronize":
+            self._waited()[-1] = True
         name = f"`{fact.subject}`" if fact.subject else "the receiver"
         evidence = None
         if fact.origin is not None:
