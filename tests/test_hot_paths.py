@@ -640,3 +640,26 @@ def test_a_callback_edge_does_not_take_the_call_s_arguments_for_the_callback_s(t
     }, pyproject="[tool.sync-lint]\nhot-path-defaults = []\n")
     rows = [d.start.row for d in diagnostics if d.code == "SL601" and Path(d.path).name == "model.py"]
     assert rows == [8]
+
+
+def test_a_base_with_many_overrides_is_not_followed_into_an_arbitrary_few(tmp_path):
+    # `self.decoder: PreTrainedModel` may be any of hundreds of models; following the first few by
+    # name reported chains through classes the object never is. With few subclasses they are followed.
+    many = "".join(f"\n\nclass Model{i}(Base):\n    def forward(self, x):\n        return x + 1\n" for i in range(8))
+    syncing = "\n\nclass AModel(Base):\n    def forward(self, x):\n        return torch.ones(1, device='cuda').item()\n"
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/layers.py": "import torch\n\n\nclass Base(torch.nn.Module):\n    pass\n" + syncing + "{more}",
+        "pkg/model.py": "import torch\n\nfrom pkg.layers import Base\n\n\n"
+                        "class Wrapper(torch.nn.Module):\n    def __init__(self, decoder: Base):\n"
+                        "        super().__init__()\n        self.decoder = decoder\n\n    def forward(self, x):\n"
+                        "        return self.decoder(x)\n",
+    }
+    few = check_small_project(tmp_path / "few", {**files, "pkg/layers.py": files["pkg/layers.py"].format(more="")})
+    crowded = check_small_project(tmp_path / "crowded", {**files, "pkg/layers.py": files["pkg/layers.py"].format(more=many)})
+
+    def chains(diagnostics):
+        return {(Path(d.path).name, d.start.row) for d in diagnostics if d.code == "SL601"}
+
+    assert ("model.py", 12) in chains(few)  # one override: `AModel.forward` is what may arrive
+    assert ("model.py", 12) not in chains(crowded)  # nine: which one arrives is a guess

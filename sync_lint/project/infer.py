@@ -75,6 +75,8 @@ DEFAULT_BUDGET = 6
 # A key is joined from at most this many sources (the nearest first): enough to see what a
 # field or parameter holds, and a bound on how much of the project one question reads.
 MAX_SOURCES = 16
+# A call through an instance reaches the subclasses' overrides only when they are this few.
+_MAX_OVERRIDES = 8
 _DEVICE_MODULES = tuple(f"torch.{name}" for name in ACCELERATOR_NAMES) + ("torch.accelerator",)
 _BUILTIN_NUMBERS = frozenset({"len", "int", "float", "bool", "round", "abs", "sum", "min", "max", "str", "repr"})
 
@@ -854,17 +856,23 @@ class Inference:
         return found is not None and found[1].kind == "classmethod"
 
     def _overrides(self, classes: frozenset[str], attr: str) -> set[str]:
-        """The methods named `attr` that subclasses of these classes define (at most 8, nearest first)."""
+        """The methods named `attr` that subclasses of these classes define: none when more than
+        `_MAX_OVERRIDES` do."""
         return self.reads.memo(self._override_memo, "overrides", (classes, attr), lambda: self._find_overrides(classes, attr))
 
     def _find_overrides(self, classes: frozenset[str], attr: str) -> set[str]:
-        found: list[str] = []
+        found: set[str] = set()
         for cls in sorted(classes):
             for sub in sorted(self.index.subclasses(cls)):
                 info = self.index.klass(sub)
                 if info is not None and attr in info[1].methods:
-                    found.append(f"{sub}.{attr}")
-        return set(found[:8])
+                    found.add(f"{sub}.{attr}")
+                    if len(found) > _MAX_OVERRIDES:
+                        # A base with many implementations (`PreTrainedModel.forward` has hundreds):
+                        # any few of them would be a guess, and the chains they start are mostly
+                        # through classes the object never is.
+                        return set()
+        return found
 
     def _by_name(self, attr: str, mode: str) -> Fact:
         if attr == "device_module":
