@@ -175,6 +175,23 @@ def test_device_of_a_known_gpu_tensor_is_certain() -> None:
     assert fact.device_value is Device.GPU and not fact.convention
 
 
+def test_device_of_a_value_the_analysis_takes_for_plain_data_is_only_assumed() -> None:
+    # `x.device` where `x` is, as far as the analysis knows, a list or a number: the analysis is wrong
+    # about `x`, so its device is no proof; `self.device` (an object's device setting) still is.
+    listed, _ = fact_of("""
+    def f(images: list):
+        std = [i.std() for i in images]
+        probe(std.device)
+    """)
+    assert listed.device_value is Device.GPU and listed.convention
+    setting, _ = fact_of("""
+    class Runner:
+        def f(self):
+            probe(self.device)
+    """)
+    assert setting.device_value is Device.GPU and not setting.convention
+
+
 def test_tensor_built_on_an_unknown_tensors_device_reports_with_convention_confidence() -> None:
     """The issue's inconsistency: `x.device` of an unknown `x` is now only a convention (alone, no project)."""
     from fixture_support import lint_text
@@ -427,6 +444,36 @@ def test_summary_device_context_and_returns(summary) -> None:
     assert ("device", ("lit", "str", "cuda")) in value[3]
 
 
+def test_summary_a_name_rebound_from_itself_reads_its_earlier_value() -> None:
+    module = summarize(textwrap.dedent("""
+        import torch
+        def pad(x, device=None, pin=False):
+            t = torch.from_numpy(x).to(device)
+            if pin:
+                t = t.pin_memory()
+            return t
+        def move(audio, device):
+            if device is not None:
+                audio = audio.to(device)
+            return audio
+        def kw(rec):
+            y = f(rec=rec)
+            y = y + g(rec=y)
+            return y
+    """), "m.py", "m")
+    (pad,) = module.functions["pad"].returns
+    made = ("call", ("attr", ("call", ("attr", ("name", "torch"), "from_numpy"), (("param", "x"),), ()), "to"),
+            (("param", "device"),), ())
+    assert pad == ("join", (made, ("call", ("attr", made, "pin_memory"), (), ())))
+    (move,) = module.functions["move"].returns
+    assert move == ("join", (("call", ("attr", ("param", "audio"), "to"), (("param", "device"),), ()),
+                             ("param", "audio")))
+    # A keyword argument named like the placeholder's tag is not taken for one.
+    (kw,) = module.functions["kw"].returns
+    first = ("call", ("name", "f"), (), (("rec", ("param", "rec")),))
+    assert kw == ("join", (first, ("op", (first, ("call", ("name", "g"), (), (("rec", first),))))))
+
+
 def test_summary_of_broken_file_is_empty_with_error() -> None:
     broken = summarize("def f(:\n", "b.py", "b")
     assert broken.error and not broken.functions
@@ -630,6 +677,32 @@ def test_join_sources_policy() -> None:
     none = Fact(Device.NOT_TENSOR, value_kind="none")
     assert join_sources([none, none]).value_kind == "none"
     assert join_sources([none, Fact(Device.UNKNOWN)]).value_kind != "none"  # a `**kwargs` call may pass more
+    # Pinned at one source and pageable at another (`if pin_memory: t = t.pin_memory()`): CPU memory
+    # that may be pinned, not provably pageable.
+    pinned = Fact(Device.PINNED, reason="p")
+    assert join_sources([cpu, pinned]).device is Device.CPU
+    assert not join_sources([cpu, pinned]).known_pageable
+    assert join_sources([cpu, cpu]).known_pageable
+    assert join_sources([pinned, pinned]).device is Device.PINNED
+
+
+def test_a_helper_that_pins_on_a_flag_returns_memory_that_may_be_pinned(tmp_path) -> None:
+    from fixture_support import check_small_project
+
+    diagnostics = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/util.py": "import numpy as np\nimport torch\n\n\ndef make_pad(x, device=None, pin_memory=False):\n"
+                       "    tensor = torch.from_numpy(np.array(x)).to(device)\n    if pin_memory:\n"
+                       "        tensor = tensor.pin_memory()\n    return tensor\n\n\n"
+                       "def make_plain(x):\n    return torch.from_numpy(np.array(x))\n",
+        "pkg/use.py": "import torch\n\nfrom pkg.util import make_pad, make_plain\n\nPIN = torch.cuda.is_available()\n\n\n"
+                      "def convert(x):\n    t = make_pad(x, device='cpu', pin_memory=PIN)\n"
+                      "    return t.to('cuda', non_blocking=True)\n\n\n"
+                      "def plain(x):\n    return make_plain(x).to('cuda', non_blocking=True)\n",
+    })
+    found = {(d.path.rsplit("/", 1)[-1], d.start.row, d.code) for d in diagnostics}
+    assert ("use.py", 10, "SL303") not in found  # pinned when PIN is true
+    assert ("use.py", 14, "SL303") in found  # provably pageable
 
 
 def test_calls_through_a_local_holding_one_of_several_callables_are_filed_under_each() -> None:

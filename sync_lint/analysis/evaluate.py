@@ -876,6 +876,11 @@ _EVAL: dict[type, Callable[[Evaluator, cst.BaseExpression], Fact]] = {
 }
 
 
+# Values that have no `.device`: where the analysis says `x` is one of them and the code reads
+# `x.device`, the analysis is wrong about `x`, so the device is only assumed.
+_PLAIN_DATA = frozenset({"python", "list", "tuple", "dict", "none", "numpy", "dtype"})
+
+
 def _device_attribute(owner: Fact) -> tuple[Device, str, bool]:
     """`x.device`: (device, why, only assumed). It is as sure as `x`: the device of a value whose
     device is not known is taken for an accelerator, by convention (code that uses `x.device` as a
@@ -884,8 +889,8 @@ def _device_attribute(owner: Fact) -> tuple[Device, str, bool]:
         return Device.CPU, "the device of a CPU tensor", False
     if owner.is_gpu:
         return Device.GPU, "the device of a GPU tensor", owner.by_convention
-    if owner.device is Device.NOT_TENSOR:  # `self.device`, `model.device`: a device setting
-        return Device.GPU, "a device that is not literally the CPU", False
+    if owner.device is Device.NOT_TENSOR and owner.value_kind not in _PLAIN_DATA:
+        return Device.GPU, "a device that is not literally the CPU", False  # `self.device`, `model.device`
     return Device.GPU, "the device of a value whose device is not known, taken for an accelerator", True
 
 

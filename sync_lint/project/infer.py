@@ -943,6 +943,11 @@ class Inference:
             receiver = self.eval(func[1], context)
             if receiver.is_tensor or receiver.is_unknown_tensor:
                 return self._tensor_method(receiver, func[2], args, kwargs, context)
+            if func[2] == "pin_memory" and not args and receiver.device is Device.UNKNOWN and \
+                    receiver.value_kind is None:
+                # `t = t.pin_memory()`: the summary cannot name `t` in its own value, but the result of
+                # `.pin_memory()` is pinned whatever tensor it pinned.
+                return Fact(Device.PINNED, reason="pinned by `.pin_memory()`")
             if receiver.value_kind == "numpy":
                 return NUMPY
             if receiver.value_kind == "device-module" and func[2] in EVENT_HANDLES | STREAM_HANDLES:
@@ -1227,10 +1232,13 @@ def join_sources(sources: list[Fact], share: float = 0.8) -> Fact:
         first = min(agreeing, key=lambda f: (f.by_convention, len(f.chain)))
         if device is Device.CPU and all(f.device is Device.PINNED for f in agreeing):
             device = Device.PINNED
+        # Pinned at some sources and pageable at others (`if pin_memory: t = t.pin_memory()`):
+        # the memory may be pinned, as where two paths join in one function.
+        mixed_pinning = device is Device.CPU and any(f.device is Device.PINNED for f in agreeing)
         note = f" ({len(agreeing)} of {total} sources{', the rest on another device' if mixed else ''})" \
             if total > 1 else ""
         return replace(first, device=device, reason=first.reason + note,
-                       pinning_unknown=any(f.pinning_unknown for f in agreeing),
+                       pinning_unknown=mixed_pinning or any(f.pinning_unknown for f in agreeing),
                        convention=mixed or all(f.by_convention for f in agreeing))
     if unknown:
         return next(f for f in informative if f.is_unknown_tensor)

@@ -23,7 +23,10 @@ from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 11
+SUMMARY_FORMAT = 12
+# The tag of a name read inside its own value while it is resolved (not a valid identifier, so no
+# argument or key can be mistaken for it); never left in a summary.
+_SELF = "<self>"
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -270,6 +273,7 @@ class _Summarizer:
         self.s = summary
         self.scope = _Scope(None, set(), None)  # the module scope
         self.loop_depth = 0
+        self.self_reads = 0  # placeholders handed out for names read inside their own values
         self.has_walrus = has_walrus
         self.generator = False  # set when the walk meets a `yield` in the current function
         # Inside `with torch.device(d):` a factory without `device=` allocates on `d`.
@@ -445,14 +449,19 @@ class _Summarizer:
         cached = scope._resolved.get(name)
         if cached is not None:
             return cached
-        if name in scope._resolving or level > MAX_DEPTH:
+        if name in scope._resolving:
+            # `x = x.to(device)`: a placeholder, replaced below by what `x` holds before this rebinding.
+            self.self_reads += 1
+            return (_SELF, name)
+        if level > MAX_DEPTH:
             return UNKNOWN
         scope._resolving.add(name)
+        self_reads = self.self_reads
         try:
             values = [self._source_value(how, source, scope, level + 1) for how, source in sources]
             if name in scope.params:
                 values.append(("param", name))
-            result = join(values)
+            result = join(values) if self.self_reads == self_reads else _close_self_references(name, values)
         finally:
             scope._resolving.discard(name)
         scope._resolved[name] = result
@@ -1096,3 +1105,58 @@ def _walk_statements(body: list[ast.stmt]):  # type: ignore[no-untyped-def]
 
 
 _NESTED_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+
+
+def _close_self_references(name: str, values: list[Value]) -> Value:
+    """The join of a name's sources, where a source that reads the name itself (`t = t.pin_memory()`,
+    `x = x[1:]`) reads the join of the sources that do not. A placeholder for another name still
+    being resolved is unknown: its sources are not all known here.
+
+    Values share subtrees (a name's value is reused wherever it is read), so the walks below visit each
+    shared part once, and a replacement that would nest deeper than `MAX_DEPTH` is unknown instead."""
+    placeholder = (_SELF, name)
+    own: dict[int, bool] = {}
+    before = join([_substitute(v, placeholder, UNKNOWN, 0, 0, {}) for v in values if not _mentions(v, own, placeholder)])
+    size = _depth(before, {})
+    memo: dict[tuple[int, int], object] = {}
+    return join([_substitute(v, placeholder, before, size, 0, memo) for v in values])
+
+
+def _mentions(value: object, seen: dict[int, bool], placeholder: Value | None = None) -> bool:
+    """Whether `value` holds `placeholder` (any placeholder, for None)."""
+    if not isinstance(value, tuple):
+        return False
+    known = seen.get(id(value))
+    if known is not None:
+        return known
+    if len(value) == 2 and value[0] == _SELF:
+        found = placeholder is None or value == placeholder
+    else:
+        found = any(_mentions(part, seen, placeholder) for part in value)
+    seen[id(value)] = found
+    return found
+
+
+def _depth(value: object, memo: dict[int, int]) -> int:
+    if not isinstance(value, tuple):
+        return 0
+    known = memo.get(id(value))
+    if known is None:
+        known = memo[id(value)] = 1 + max((_depth(part, memo) for part in value), default=0)
+    return known
+
+
+def _substitute(value: object, placeholder: Value, replacement: Value, size: int, level: int,
+                memo: dict[tuple[int, int], object]) -> object:
+    if not isinstance(value, tuple):
+        return value
+    key = (id(value), level)
+    done = memo.get(key)
+    if done is not None:
+        return done
+    if len(value) == 2 and value[0] == _SELF:
+        out: object = replacement if value == placeholder and level + size <= 2 * MAX_DEPTH else UNKNOWN
+    else:
+        out = tuple(_substitute(part, placeholder, replacement, size, level + 1, memo) for part in value)
+    memo[key] = out
+    return out
