@@ -61,6 +61,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("sync-prone-attributes", "str-map", "Attribute name -> hint, for SL501."),
     Option("sync-prone-calls", "str-map", "Qualified call (`pkg.mod.Class.method`, `pkg.mod.function`) -> hint, "
            "for SL502 (besides its built-in FlashInfer table)."),
+    Option("cpu-side-bases", "str-list", "Base classes, by name, of classes whose code runs on the CPU unless a "
+           "device is passed (data processors: feature extractors, image processors, tokenizers). In their "
+           "methods, a tensor taken for a GPU tensor only by convention is not reported."),
     Option("nonzero-static-size", "str", "Expression used as `size=` when rewriting nonzero (SL201 fix)."),
     Option("one-hot-num-classes", "str", "Expression used as `num_classes=` in F.one_hot (SL206 fix)."),
     Option("output-format", "str", "Default output format."),
@@ -85,6 +88,14 @@ DEFAULT_EXCLUDE = (
     "node_modules", ".tox", ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".sync-lint-cache", ".eggs",
     "*.egg-info", "site-packages", "_build", "buck-out", ".ipynb_checkpoints",
 )
+# transformers' data-processing bases (also what vLLM's own processors derive from): their tensors
+# come from NumPy or PIL on the CPU, and move to a GPU only when the caller passes `device=`.
+# The names are matched along project bases and, for a library base, by the name a file spells
+# (vLLM's processors derive from `SequenceFeatureExtractor`, `BaseImageProcessor`, ...).
+CPU_SIDE_BASES_DEFAULT = ("FeatureExtractionMixin", "SequenceFeatureExtractor", "ImageProcessingMixin",
+                          "BaseImageProcessor", "BaseImageProcessorFast", "TorchvisionBackend", "PilBackend",
+                          "ProcessorMixin", "BaseVideoProcessor", "PreTrainedTokenizerBase",
+                          "PreTrainedTokenizer", "PreTrainedTokenizerFast")
 DEFAULT_SYNC_PRONE = {
     "num_computed_tokens_cpu": (
         "vLLM's deprecated `num_computed_tokens_cpu` is computed from `seq_lens` (a device-to-host "
@@ -114,6 +125,7 @@ class Settings:
     cpu_attributes: tuple[str, ...] = ()
     sync_prone_attributes: tuple[tuple[str, str], ...] = tuple(DEFAULT_SYNC_PRONE.items())
     sync_prone_calls: tuple[tuple[str, str], ...] = ()
+    cpu_side_bases: tuple[str, ...] = CPU_SIDE_BASES_DEFAULT
     nonzero_static_size: str | None = None
     one_hot_num_classes: str | None = None
     output_format: str = "full"

@@ -324,3 +324,33 @@ def test_a_field_declared_as_a_python_scalar_holds_one(tmp_path: Path) -> None:
                       "        return x\n    if builder.mask:\n        return x\n    return x\n",
     })
     assert sorted((Path(d.path).name, d.start.row) for d in found) == [("use.py", 9)]
+
+
+def test_data_processors_need_proof_of_a_gpu(tmp_path) -> None:
+    # A feature extractor's tensors come from NumPy on the CPU unless the caller passes a device:
+    # `x.device` of a tensor of unknown device is an accelerator only by convention, not enough there.
+    # The same code in a model class, and a proven GPU tensor in the processor, are still reported.
+    from fixture_support import check_small_project
+
+    body = ("    def pad(self, x, lengths):\n        return torch.tensor(lengths, device=x.device)\n\n"
+            "    def proven(self, lengths):\n        return torch.ones(3).cuda().tolist()\n")
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/base.py": "from transformers.feature_extraction_utils import FeatureExtractionMixin\n\n\n"
+                       "class Extractor(FeatureExtractionMixin):\n    pass\n",
+        "pkg/audio.py": "import torch\nfrom transformers import SequenceFeatureExtractor\n\nfrom pkg.base import Extractor\n\n\n"
+                        f"class Direct(Extractor):\n{body}\n\nclass Model(torch.nn.Module):\n{body}\n\n"
+                        f"class Library(SequenceFeatureExtractor):\n{body}",
+    }
+
+    def found(configured: str) -> set:
+        diagnostics = check_small_project(tmp_path / configured[:8], files,
+                                          pyproject=f"[tool.sync-lint]\ncpu-side-bases = {configured}\n")
+        return {(d.start.row, d.code, d.confidence) for d in diagnostics if d.path.endswith("audio.py")}
+
+    default = found('["FeatureExtractionMixin", "SequenceFeatureExtractor"]')
+    assert (9, "SL304", "convention") not in default  # in the processor: a convention only
+    assert (12, "SL102", "high") in default  # proven
+    assert (17, "SL304", "convention") in default  # the same line in a model
+    assert (25, "SL304", "convention") not in default  # a library base, by the name the file spells
+    assert (9, "SL304", "convention") in found("[]")  # switched off

@@ -125,6 +125,9 @@ class Findings:
             if key in seen:  # two visits of one construct report it once
                 continue
             seen.add(key)
+            confidence = _confidence(pending.fact)
+            if confidence == "convention" and self._cpu_side(start.row):
+                continue
             if is_suppressed(code, lines, (start.row, end.row)):
                 self.used_noqa.update(((start.row, code), (end.row, code)))
                 continue
@@ -148,12 +151,21 @@ class Findings:
                     fix=self._located(pending.fix),
                     noqa_row=start.row,
                     source_line=lines[start.row - 1] if start.row <= len(lines) else "",
-                    confidence=_confidence(pending.fact),
+                    confidence=confidence,
                     url=pending.rule.url(),
                     evidence_steps=steps,
                 )
             )
         return out
+
+    def _cpu_side(self, row: int) -> bool:
+        """Inside a data processor's class (`cpu-side-bases`), whose tensors are on the CPU unless a
+        device is passed: a GPU that is only a convention is not evidence there."""
+        ctx = self._ctx
+        bases = ctx.settings.cpu_side_bases
+        if ctx.project is None or not bases:
+            return False
+        return ctx.project.cpu_side_class(row, frozenset(bases)) is not None
 
     def _step(self, text: str, where: str | None, line: int | None) -> EvidenceStep:
         """A step in this file (its line) or in another file of the project (`path:line` from the root)."""

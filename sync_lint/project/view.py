@@ -91,3 +91,23 @@ class ProjectView:
         """`x.attr` for an `x` of unknown class: what that attribute holds across the repository."""
         fact = self.inference.attribute_convention(attr)
         return fact if fact.is_tensor else None
+
+    def cpu_side_class(self, row: int, bases: frozenset[str]) -> str | None:
+        """The name of one of `bases` that a class around line `row` derives from (through project
+        classes, and by the name it spells for a library base), or None."""
+        index = self.inference.index
+        for local, info in self.summary.classes.items():
+            if not info.line <= row <= info.end_line:
+                continue
+            for cls in index.mro(self._qualified(local)):
+                found = index.klass(cls)
+                if found is None:
+                    continue
+                if cls.rsplit(".", 1)[-1] in bases:
+                    return cls.rsplit(".", 1)[-1]
+                owner, klass = found
+                for base in klass.bases:
+                    spelled = (index.value_name(owner, base) or "").rsplit(".", 1)[-1]
+                    if spelled in bases:
+                        return spelled
+        return None
