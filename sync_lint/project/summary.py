@@ -24,9 +24,6 @@ from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
 SUMMARY_FORMAT = 12
-# The tag of a name read inside its own value while it is resolved (not a valid identifier, so no
-# argument or key can be mistaken for it); never left in a summary.
-_SELF = "<self>"
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -262,6 +259,7 @@ class _Scope:
         self.globals: set[str] = set()
         self._resolved: dict[str, Value] = {}
         self._resolving: set[str] = set()
+        self._first: dict[str, Value] = {}  # while a name is resolved: its first source that does not read it
 
     def assign(self, name: str, how: str, source: object) -> None:
         if name not in self.globals:
@@ -273,7 +271,7 @@ class _Summarizer:
         self.s = summary
         self.scope = _Scope(None, set(), None)  # the module scope
         self.loop_depth = 0
-        self.self_reads = 0  # placeholders handed out for names read inside their own values
+        self.self_reads = 0  # how often a name was read inside its own value
         self.has_walrus = has_walrus
         self.generator = False  # set when the walk meets a `yield` in the current function
         # Inside `with torch.device(d):` a factory without `device=` allocates on `d`.
@@ -450,20 +448,30 @@ class _Summarizer:
         if cached is not None:
             return cached
         if name in scope._resolving:
-            # `x = x.to(device)`: a placeholder, replaced below by what `x` holds before this rebinding.
+            # `x = x.to(device)`, `t = t.pin_memory()`: the name read inside its own value stands for
+            # what it held first (its first source that does not read itself), or the parameter.
             self.self_reads += 1
-            return (_SELF, name)
+            first = scope._first.get(name)
+            if first is not None:
+                return first
+            return ("param", name) if name in scope.params else UNKNOWN
         if level > MAX_DEPTH:
             return UNKNOWN
         scope._resolving.add(name)
-        self_reads = self.self_reads
         try:
-            values = [self._source_value(how, source, scope, level + 1) for how, source in sources]
+            values = []
+            for how, source in sources:
+                self_reads = self.self_reads
+                value = self._source_value(how, source, scope, level + 1)
+                values.append(value)
+                if name not in scope._first and self.self_reads == self_reads and _size(value, _SMALL) <= _SMALL:
+                    scope._first[name] = value
             if name in scope.params:
                 values.append(("param", name))
-            result = join(values) if self.self_reads == self_reads else _close_self_references(name, values)
+            result = join(values)
         finally:
             scope._resolving.discard(name)
+            scope._first.pop(name, None)
         scope._resolved[name] = result
         return result
 
@@ -1107,56 +1115,19 @@ def _walk_statements(body: list[ast.stmt]):  # type: ignore[no-untyped-def]
 _NESTED_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 
 
-def _close_self_references(name: str, values: list[Value]) -> Value:
-    """The join of a name's sources, where a source that reads the name itself (`t = t.pin_memory()`,
-    `x = x[1:]`) reads the join of the sources that do not. A placeholder for another name still
-    being resolved is unknown: its sources are not all known here.
-
-    Values share subtrees (a name's value is reused wherever it is read), so the walks below visit each
-    shared part once, and a replacement that would nest deeper than `MAX_DEPTH` is unknown instead."""
-    placeholder = (_SELF, name)
-    own: dict[int, bool] = {}
-    before = join([_substitute(v, placeholder, UNKNOWN, 0, 0, {}) for v in values if not _mentions(v, own, placeholder)])
-    size = _depth(before, {})
-    memo: dict[tuple[int, int], object] = {}
-    return join([_substitute(v, placeholder, before, size, 0, memo) for v in values])
+# The most parts (tuples) a first value may have to stand in for a name read inside its own value:
+# kernels that rebind accumulators line after line (`acc = acc * a + b`) would otherwise nest each
+# value in the next.
+_SMALL = 48
 
 
-def _mentions(value: object, seen: dict[int, bool], placeholder: Value | None = None) -> bool:
-    """Whether `value` holds `placeholder` (any placeholder, for None)."""
-    if not isinstance(value, tuple):
-        return False
-    known = seen.get(id(value))
-    if known is not None:
-        return known
-    if len(value) == 2 and value[0] == _SELF:
-        found = placeholder is None or value == placeholder
-    else:
-        found = any(_mentions(part, seen, placeholder) for part in value)
-    seen[id(value)] = found
-    return found
-
-
-def _depth(value: object, memo: dict[int, int]) -> int:
+def _size(value: object, limit: int) -> int:
+    """How many tuples `value` is made of, counted up to just past `limit`."""
     if not isinstance(value, tuple):
         return 0
-    known = memo.get(id(value))
-    if known is None:
-        known = memo[id(value)] = 1 + max((_depth(part, memo) for part in value), default=0)
-    return known
-
-
-def _substitute(value: object, placeholder: Value, replacement: Value, size: int, level: int,
-                memo: dict[tuple[int, int], object]) -> object:
-    if not isinstance(value, tuple):
-        return value
-    key = (id(value), level)
-    done = memo.get(key)
-    if done is not None:
-        return done
-    if len(value) == 2 and value[0] == _SELF:
-        out: object = replacement if value == placeholder and level + size <= 2 * MAX_DEPTH else UNKNOWN
-    else:
-        out = tuple(_substitute(part, placeholder, replacement, size, level + 1, memo) for part in value)
-    memo[key] = out
-    return out
+    count = 1
+    for part in value:
+        if count > limit:
+            break
+        count += _size(part, limit - count)
+    return count
