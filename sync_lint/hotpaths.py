@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 
 TRANSITIVE_CODE = "SL601"
 TRANSITIVE_NAME = "call-into-syncing-function"
+# How many `override` hops (a call through a base reaching a subclass's method) one SL601 chain may take.
+_MAX_OVERRIDE_HOPS = 1
 
 
 class Known(NamedTuple):
@@ -381,16 +383,22 @@ class _Pass:
             path.append((current, hop))
             context = self._known_arguments(current, hop, context)
             current = following
-        final = self._live_syncs(current, syncs, context) if live else []
+        guesses = (edge.kind == "override") + sum(hop.kind == "override" for _, hop in path)
+        final = self._live_syncs(current, syncs, context) if live and guesses <= _MAX_OVERRIDE_HOPS else []
         if final:
             return path, final
-        # Breadth first over (function, parameters passed as None or false) from the callee.
-        start = (edge.callee, known)
-        parent: dict[tuple[str, Known], tuple[tuple[str, Known], "Edge"] | None] = {start: None}
+        # Breadth first over (function, parameters passed as None or false, override hops so far) from
+        # the callee. Each override hop guesses which subclass arrives; a chain of two such guesses
+        # (`self.runner` is a `LatentMoERunner`, whose `prepare_finalize` is DeepEP's) is mostly through
+        # objects the code never builds together.
+        start = (edge.callee, known, int(edge.kind == "override"))
+        if start[2] > _MAX_OVERRIDE_HOPS:
+            return None
+        parent: dict[tuple[str, Known, int], tuple[tuple[str, Known, int], "Edge"] | None] = {start: None}
         queue = deque([start])
         while queue and len(parent) < 4096:
             state = queue.popleft()
-            function, context = state
+            function, context, guessed = state
             final = self._live_syncs(function, syncs, context)
             if final:
                 hops: list[tuple[str, "Edge"]] = []
@@ -402,7 +410,10 @@ class _Pass:
             for hop in forward.get(function, ()):
                 if hop.callee not in nearest or not self._hop_live(function, hop, context):
                     continue
-                following = (hop.callee, self._known_arguments(function, hop, context))
+                count = guessed + (hop.kind == "override")
+                if count > _MAX_OVERRIDE_HOPS:
+                    continue
+                following = (hop.callee, self._known_arguments(function, hop, context), count)
                 if following not in parent:
                     parent[following] = (state, hop)
                     queue.append(following)

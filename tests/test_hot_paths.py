@@ -663,3 +663,22 @@ def test_a_base_with_many_overrides_is_not_followed_into_an_arbitrary_few(tmp_pa
 
     assert ("model.py", 12) in chains(few)  # one override: `AModel.forward` is what may arrive
     assert ("model.py", 12) not in chains(crowded)  # nine: which one arrives is a guess
+
+
+def test_a_chain_through_two_subclass_guesses_is_not_reported(tmp_path):
+    # `self.runner` is declared a `Runner` and reaches `FastRunner.run` (an override: a guess), whose
+    # `self.stage` is declared a `Stage` and reaches `SyncStage.go` (a second guess).
+    layers = ("import torch\n\n\nclass Stage:\n    def go(self, x):\n        return x\n\n\n"
+              "class SyncStage(Stage):\n    def go(self, x):\n        torch.cuda.synchronize()\n        return x\n\n\n"
+              "class Runner:\n    def __init__(self, stage: Stage):\n        self.stage = stage\n\n"
+              "    def run(self, x):\n        return x\n\n\n"
+              "class FastRunner(Runner):\n    def run(self, x):\n        return self.stage.go(x)\n")
+    model = ("import torch\n\nfrom pkg.layers import Runner, Stage\n\n\n"
+             "class Model(torch.nn.Module):\n    def __init__(self, runner: Runner, stage: Stage):\n"
+             "        super().__init__()\n        self.runner = runner\n        self.stage = stage\n\n"
+             "    def forward(self, x):\n        x = self.stage.go(x)\n        return self.runner.run(x)\n")
+    diagnostics = check_small_project(tmp_path / "p", {"pkg/__init__.py": "", "pkg/layers.py": layers,
+                                                       "pkg/model.py": model})
+    chains = {(Path(d.path).name, d.start.row) for d in diagnostics if d.code == "SL601"}
+    assert ("model.py", 13) in chains  # one guess: `SyncStage.go`
+    assert ("model.py", 14) not in chains  # two: `FastRunner.run`, then `SyncStage.go`
