@@ -705,6 +705,23 @@ def test_a_helper_that_pins_on_a_flag_returns_memory_that_may_be_pinned(tmp_path
     assert ("use.py", 14, "SL303") in found  # provably pageable
 
 
+def test_a_helper_staging_through_a_pinned_buffer_returns_pinned_memory(tmp_path) -> None:
+    from fixture_support import check_small_project
+
+    diagnostics = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/util.py": "import torch\n\n\ndef stage(n):\n    buf = torch.zeros(n)\n"
+                       "    return buf.new_empty(buf.shape, pin_memory=True).copy_(buf)\n\n\n"
+                       "def plain(n):\n    buf = torch.zeros(n)\n    return buf.new_empty(buf.shape).copy_(buf)\n",
+        "pkg/use.py": "import torch\n\nfrom pkg.util import plain, stage\n\n\n"
+                      "def run(x):\n    return stage(x).to('cuda', non_blocking=True)\n\n\n"
+                      "def other(x):\n    return plain(x).to('cuda', non_blocking=True)\n",
+    })
+    found = {(d.path.rsplit("/", 1)[-1], d.start.row, d.code) for d in diagnostics}
+    assert ("use.py", 7, "SL303") not in found  # pinned
+    assert ("use.py", 11, "SL303") in found  # pageable
+
+
 def test_calls_through_a_local_holding_one_of_several_callables_are_filed_under_each() -> None:
     summary = summarize(textwrap.dedent("""
         def f(x, device=None): ...

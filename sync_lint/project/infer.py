@@ -60,6 +60,7 @@ from sync_lint.analysis.knowledge import (
     NEW_METHODS,
     STREAM_HANDLES,
     TENSOR_ATTRS,
+    VIEW_METHODS,
     torch_returns_python,
 )
 from sync_lint.project.deps import Dep
@@ -1114,7 +1115,13 @@ class Inference:
                 if target.device_value is not None:
                     return Fact(target.device_value, reason=f"created by `.{method}(..., device=...)`",
                                 convention=target.by_convention)
-        if owner.device is Device.PINNED:
+            pin = dict(kwargs).get("pin_memory")
+            if device is None and pin is not None and not owner.is_gpu and pin != ("lit", "bool", False):
+                if pin == ("lit", "bool", True):
+                    return Fact(Device.PINNED, reason=f"created by `.{method}(..., pin_memory=True)`")
+                return Fact(Device.CPU, pinning_unknown=True, reason=f"created by `.{method}(..., pin_memory=...)`")
+        # A view shares the pinned memory, and an in-place method (`copy_`, `fill_`) returns its receiver.
+        if owner.device is Device.PINNED and method not in VIEW_METHODS and not method.endswith("_"):
             return replace(owner, device=Device.CPU, ndim=None)
         return replace(owner, ndim=None)
 
