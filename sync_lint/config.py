@@ -63,7 +63,8 @@ OPTIONS: tuple[Option, ...] = (
            "for SL502 (besides its built-in FlashInfer table)."),
     Option("cpu-side-bases", "str-list", "Base classes, by name, of classes whose code runs on the CPU unless a "
            "device is passed (data processors: feature extractors, image processors, tokenizers). In their "
-           "methods, a tensor taken for a GPU tensor only by convention is not reported."),
+           "methods (and in the module-level functions of a module defining such a class and no model), a tensor "
+           "taken for a GPU tensor only by convention is not reported."),
     Option("nonzero-static-size", "str", "Expression used as `size=` when rewriting nonzero (SL201 fix)."),
     Option("one-hot-num-classes", "str", "Expression used as `num_classes=` in F.one_hot (SL206 fix)."),
     Option("output-format", "str", "Default output format."),

@@ -354,3 +354,23 @@ def test_data_processors_need_proof_of_a_gpu(tmp_path) -> None:
     assert (17, "SL304", "convention") in default  # the same line in a model
     assert (25, "SL304", "convention") not in default  # a library base, by the name the file spells
     assert (9, "SL304", "convention") in found("[]")  # switched off
+
+
+def test_module_level_helpers_of_a_data_processor_module_need_proof_of_a_gpu(tmp_path) -> None:
+    # An image processor's module-level helper (transformers' `prepare_coco_detection_annotation`)
+    # builds tensors on `image.device`, the CPU unless a device is passed. A module that also defines
+    # a model is not a processor's module.
+    from fixture_support import check_small_project
+
+    helper = "def annotate(image, boxes):\n    return torch.as_tensor([len(boxes)], device=image.device)\n"
+    processor = "class Processor(BaseImageProcessor):\n    pass\n"
+    model = "class Net(torch.nn.Module):\n    pass\n"
+    head = "import torch\nfrom transformers.image_processing_utils import BaseImageProcessor\n\n\n"
+    diagnostics = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/processing.py": head + helper + "\n\n" + processor,
+        "pkg/mixed.py": head + helper + "\n\n" + processor + "\n\n" + model,
+    })
+    found = {(d.path.rsplit("/", 1)[-1], d.start.row, d.code) for d in diagnostics}
+    assert ("processing.py", 6, "SL304") not in found
+    assert ("mixed.py", 6, "SL304") in found

@@ -93,21 +93,35 @@ class ProjectView:
         return fact if fact.is_tensor else None
 
     def cpu_side_class(self, row: int, bases: frozenset[str]) -> str | None:
-        """The name of one of `bases` that a class around line `row` derives from (through project
-        classes, and by the name it spells for a library base), or None."""
+        """The name of one of `bases` that makes line `row` data-processing code, or None: a class
+        around the line derives from it (through project classes, or by the name the file spells for
+        a library base), or, outside every class, the module defines such a class and no model (an
+        image processor's module-level helpers)."""
+        enclosing = [local for local, info in self.summary.classes.items() if info.line <= row <= info.end_line]
+        for local in enclosing:
+            found = self._cpu_side(local, bases)
+            if found is not None:
+                return found
+        if enclosing:
+            return None
+        found = None
+        for local in self.summary.classes:
+            if any(name.endswith(("Module", "Model")) for name in self._base_names(local)):
+                return None
+            found = found or self._cpu_side(local, bases)
+        return found
+
+    def _cpu_side(self, local: str, bases: frozenset[str]) -> str | None:
+        return next((name for name in self._base_names(local) if name in bases), None)
+
+    def _base_names(self, local: str) -> list[str]:
+        """The last names of a class, its project ancestors and the bases each spells."""
         index = self.inference.index
-        for local, info in self.summary.classes.items():
-            if not info.line <= row <= info.end_line:
-                continue
-            for cls in index.mro(self._qualified(local)):
-                found = index.klass(cls)
-                if found is None:
-                    continue
-                if cls.rsplit(".", 1)[-1] in bases:
-                    return cls.rsplit(".", 1)[-1]
+        names: list[str] = []
+        for cls in index.mro(self._qualified(local)):
+            names.append(cls.rsplit(".", 1)[-1])
+            found = index.klass(cls)
+            if found is not None:
                 owner, klass = found
-                for base in klass.bases:
-                    spelled = (index.value_name(owner, base) or "").rsplit(".", 1)[-1]
-                    if spelled in bases:
-                        return spelled
-        return None
+                names.extend((index.value_name(owner, base) or "").rsplit(".", 1)[-1] for base in klass.bases)
+        return names
