@@ -58,6 +58,12 @@ def generated_from(path: Path) -> str | None:
             head = handle.read(_HEAD_BYTES)
     except OSError:
         return None
+    return template_named(head)
+
+
+def template_named(head: bytes) -> str | None:
+    """The template file name a file's first bytes say it was generated from, if they do."""
+    head = head[:_HEAD_BYTES]
     if b"generated" not in head:
         return None
     for line in head.splitlines():

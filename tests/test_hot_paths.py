@@ -682,3 +682,45 @@ def test_a_chain_through_two_subclass_guesses_is_not_reported(tmp_path):
     chains = {(Path(d.path).name, d.start.row) for d in diagnostics if d.code == "SL601"}
     assert ("model.py", 13) in chains  # one guess: `SyncStage.go`
     assert ("model.py", 14) not in chains  # two: `FastRunner.run`, then `SyncStage.go`
+
+
+def test_a_templates_classes_are_no_overrides(tmp_path):
+    # transformers' `modular_x.py` is the template its `modeling_x.py` was generated from; the template
+    # is never imported, so its subclass overriding a method reaches nothing at run time.
+    header = ("#                🚨🚨🚨🚨🚨🚨🚨🚨🚨🚨🚨🚨🚨🚨🚨🚨🚨🚨🚨🚨🚨🚨🚨🚨🚨🚨🚨🚨🚨🚨🚨\n"
+              "#           This file was automatically generated from pkg/models/x/modular_x.py.\n")
+    modeling = ("import torch\n\n\nclass Base(torch.nn.Module):\n    def features(self, x):\n        return x\n\n"
+                "    def forward(self, x):\n        return self.features(x)\n")
+    template = ("import torch\n\nfrom .modeling_x import Base\n\n\nclass Other(Base):\n    def features(self, x):\n"
+                "        return torch.ones(1, device='cuda').item()\n")
+    files = {"pkg/__init__.py": "", "pkg/models/__init__.py": "", "pkg/models/x/__init__.py": "",
+             "pkg/models/x/modeling_x.py": header + modeling, "pkg/models/x/modular_x.py": template}
+    generated = check_small_project(tmp_path / "generated", files)
+    plain = check_small_project(tmp_path / "plain", {**files, "pkg/models/x/modeling_x.py": modeling})
+
+    def chains(diagnostics):
+        return {(Path(d.path).name, d.start.row) for d in diagnostics if d.code == "SL601"}
+
+    assert ("modeling_x.py", 11) not in chains(generated)  # `Other` lives in the template only
+    assert ("modeling_x.py", 9) in chains(plain)  # without the header it is a subclass like any other
+
+
+def test_a_module_ceasing_to_be_a_template_is_seen_by_a_warm_run(tmp_path):
+    # The header that makes `modular_x.py` a template is in another file than the finding: editing it
+    # must reach the cached result of `modeling_x.py`.
+    header = "# This file was automatically generated from pkg/models/x/modular_x.py.\n"
+    modeling = ("import torch\n\n\nclass Base(torch.nn.Module):\n    def features(self, x):\n        return x\n\n"
+                "    def forward(self, x):\n        return self.features(x)\n")
+    template = ("import torch\n\nfrom .modeling_x import Base\n\n\nclass Other(Base):\n    def features(self, x):\n"
+                "        return torch.ones(1, device='cuda').item()\n")
+    folder = tmp_path / "proj"
+    for name, text in {"pyproject.toml": "", "pkg/__init__.py": "", "pkg/models/__init__.py": "",
+                       "pkg/models/x/__init__.py": "", "pkg/models/x/modeling_x.py": modeling,
+                       "pkg/models/x/configuration_x.py": header + "SIZE = 4\n",
+                       "pkg/models/x/modular_x.py": template}.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    cache = tmp_path / "cache"
+    assert ("pkg/models/x/modeling_x.py", 9) not in transitive(run(folder, cache), folder)
+    (folder / "pkg/models/x/configuration_x.py").write_text("SIZE = 4\n")
+    assert ("pkg/models/x/modeling_x.py", 9) in transitive(run(folder, cache), folder)

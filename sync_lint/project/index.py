@@ -57,6 +57,8 @@ class NameTables:
     # function (local name, or `<module>` for compiled or captured calls) -> modules.
     roots: dict[str, set[str]] = field(default_factory=dict)
     forwards: dict[str, set[str]] = field(default_factory=dict)  # class qualname defining `forward` -> module
+    # Template module (`pkg.modular_x`) -> the modules that say they were generated from it.
+    generated: dict[str, set[str]] = field(default_factory=dict)
 
     def add(self, summary: ModuleSummary) -> None:
         for kind, name, value in table_rows(summary):
@@ -115,6 +117,10 @@ def table_rows(summary: ModuleSummary) -> list[tuple[str, str, str]]:
              if info.hot_marker or any(d.rsplit(".", 1)[-1] in ROOT_DECORATOR_NAMES for d in info.decorators)]
     if summary.compiled or summary.captured:
         rows.append(("roots", "<module>", module))
+    if summary.generated_from and summary.generated_from.endswith(".py"):
+        package = module.rpartition(".")[0] if not summary.is_package else module
+        template = summary.generated_from[:-3]
+        rows.append(("generated", f"{package}.{template}" if package else template, module))
     return rows
 
 
@@ -326,7 +332,15 @@ class ProjectIndex:
             symbol = self.resolve(spelled)
             if symbol is not None and symbol.kind == "class" and symbol.qualname == class_qualname:
                 found.add(cls)
-        return found | self._renamed_bases().get(class_qualname, set())
+        found |= self._renamed_bases().get(class_qualname, set())
+        # A template's classes (transformers' `modular_x.py`, which its generated `modeling_x.py` names)
+        # are never imported: the generated module's classes are what runs.
+        return {cls for cls in found if not self.is_template(cls.rpartition(".")[0])}
+
+    def is_template(self, module: str) -> bool:
+        """Whether another project module says it was generated from `module`."""
+        self.reads.add(f"n:generated:{module}")
+        return bool(self.tables.generated.get(module))
 
     def _bases_named(self) -> dict[str, list[tuple[str, str]]]:
         """(class, base as spelled) rows by the last part of the base's name."""

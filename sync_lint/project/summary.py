@@ -23,7 +23,7 @@ from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 12
+SUMMARY_FORMAT = 13
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -165,6 +165,9 @@ class ModuleSummary:
     # Function-local imports: (function qualname, local name) -> qualified name.
     local_imports: dict[tuple[str, str], str] = field(default_factory=dict)
     error: str | None = None  # why the file could not be summarised
+    # The template this module says it was generated from (`modular_x.py` for transformers'
+    # generated `modeling_x.py`): that template's classes are never what runs.
+    generated_from: str | None = None
     # What this module's stores say about each attribute on their own (see project/conventions.py):
     # attr -> (GPU stores, CPU stores, informative stores, (line, reason) of a GPU one, of a CPU one).
     conventions: dict[str, tuple] | None = None
@@ -191,6 +194,9 @@ class ModuleSummary:
 def summarize(source: str | bytes, path: str, module: str, is_package: bool = False) -> ModuleSummary:
     """The summary of one module's text; a file that does not parse gives an empty summary with `error`."""
     summary = ModuleSummary(path=path, module=module, is_package=is_package)
+    from sync_lint.discovery import template_named
+
+    summary.generated_from = template_named(source if isinstance(source, bytes) else source[:1024].encode())
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
