@@ -34,16 +34,18 @@ events the GPU had not reached raised at once (0.15 ms).
 `torch.cuda.set_sync_debug_mode` reports **none** of these except
 `Stream.synchronize()`: a runtime check built on debug mode alone misses them.
 
-An `elapsed_time` after a reported wait in the same function (`end.synchronize()`,
-`torch.cuda.synchronize()`) is not reported again: the events are complete by then,
-and the wait before it is the one to move.
+An `elapsed_time(end)` after a reported wait that completed `end` (`end.synchronize()`,
+`torch.cuda.synchronize()` or a stream's `synchronize()` after `end.record()`), in the same
+block or one around it, is not reported again: the events are complete by then, and the
+wait before it is the one to move. A wait inside an `if`, a loop, a lambda or a nested
+function does not count after it, and `end.record()` starts `end` over.
 
 ## Example
 ```python
 torch.cuda.synchronize()  # SL401: drains the whole device
 start.record(); run(); end.record()
 end.synchronize()  # SL401
-ms = start.elapsed_time(end)  # SL401
+ms = start.elapsed_time(end)  # not reported again: the wait above is the one to move
 ```
 
 Use instead: order GPU work on the GPU with events (`stream.wait_event(ev)`,
@@ -79,6 +81,24 @@ _HANDLE_WAITS = {
 }
 
 
+class _Waited:
+    """Events known complete at a point of a block: synchronized since their last `record()`, or
+    recorded before a whole-device or stream wait."""
+
+    def __init__(self) -> None:
+        self.events: set[str] = set()
+        self.device = False
+        self.recorded: set[str] = set()  # recorded after the last device wait
+
+    def copy(self) -> "_Waited":
+        copied = _Waited()
+        copied.events, copied.device, copied.recorded = set(self.events), self.device, set(self.recorded)
+        return copied
+
+    def completed(self, event: str) -> bool:
+        return event in self.events or (self.device and event not in self.recorded)
+
+
 class ExplicitSynchronize(Rule):
     code = "SL401"
     name = "explicit-synchronize"
@@ -96,40 +116,63 @@ class ExplicitSynchronize(Rule):
         Example("class Lock:\n    def synchronize(self):\n        pass\n\nLock().synchronize()\n"),
     )
 
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self._waited().append(False)
-
-    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
-        self._waited().pop()
-
-    def _waited(self) -> list[bool]:
-        """Per enclosing function: whether a reported wait came before this point (module level first)."""
+    # Which events a reported wait has completed, per block: a wait inside an `if`, a loop or a
+    # nested function says nothing after it, and `ev.record()` starts `ev` over.
+    def _state(self) -> list[_Waited]:
         stack = self.__dict__.get("_waits")
         if stack is None:
-            stack = self.__dict__["_waits"] = [False]
+            stack = self.__dict__["_waits"] = [_Waited()]
         return stack
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._state().append(_Waited())
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self._state().pop()
+
+    def visit_IndentedBlock(self, node: cst.IndentedBlock) -> None:
+        self._state().append(self._state()[-1].copy())
+
+    def leave_IndentedBlock(self, original_node: cst.IndentedBlock) -> None:
+        self._state().pop()
+
+    def visit_Lambda(self, node: cst.Lambda) -> None:
+        self.__dict__["_lambdas"] = self.__dict__.get("_lambdas", 0) + 1
+
+    def leave_Lambda(self, original_node: cst.Lambda) -> None:
+        self.__dict__["_lambdas"] -= 1
 
     def visit_Call(self, node: cst.Call) -> None:
         qual = self.ctx.imports.resolve(node.func)
+        waited = self._state()[-1] if not self.__dict__.get("_lambdas") else _Waited()
         if qual in _WAITS:
             self.report(node, f"`{qual}()` {_WAITS[qual]}; order GPU work with events and stream waits instead")
             if qual != "torch.cuda.empty_cache":
-                self._waited()[-1] = True
+                waited.device = True
+                waited.recorded.clear()
             return
         receiver = method_receiver(node)
         if receiver is None:
             return
         fact = self.ctx.devices.fact(receiver)
         kind, method = fact.value_kind or "", call_name(node) or ""
+        if kind == "event" and method == "record":
+            event = self.ctx.code(receiver)
+            waited.events.discard(event)
+            waited.recorded.add(event)
+            return
         what = _HANDLE_WAITS.get((kind, method))
         if what is None:
             return
-        if method == "elapsed_time" and self._waited()[-1]:
-            # `end.record(); end.synchronize(); start.elapsed_time(end)`: the wait before it is the
-            # one reported; the events are complete by now, and this call adds no wait of its own.
+        if method == "elapsed_time" and node.args and waited.completed(self.ctx.code(node.args[0].value)):
+            # `end.record(); end.synchronize(); start.elapsed_time(end)`: the wait before it is the one
+            # reported; the events are complete by now, and this call adds no wait of its own.
             return
-        if method == "synchronize":
-            self._waited()[-1] = True
+        if (kind, method) == ("event", "synchronize"):
+            waited.events.add(self.ctx.code(receiver))
+        elif method == "synchronize":  # a stream: what it ran is done, events recorded on it too
+            waited.device = True
+            waited.recorded.clear()
         name = f"`{fact.subject}`" if fact.subject else "the receiver"
         evidence = None
         if fact.origin is not None:
