@@ -356,6 +356,15 @@ def test_data_processors_need_proof_of_a_gpu(tmp_path) -> None:
     assert (9, "SL304", "convention") in found("[]")  # switched off
 
 
+def test_the_default_cpu_side_bases_cover_transformers_processors() -> None:
+    from sync_lint.config import Settings
+
+    defaults = set(Settings().cpu_side_bases)
+    # The bases transformers' own processors derive from, and those vLLM's processors spell.
+    assert {"FeatureExtractionMixin", "ImageProcessingMixin", "ProcessorMixin", "BaseVideoProcessor",
+            "PreTrainedTokenizerBase", "SequenceFeatureExtractor", "BaseImageProcessor"} <= defaults
+
+
 def test_module_level_helpers_of_a_data_processor_module_need_proof_of_a_gpu(tmp_path) -> None:
     # An image processor's module-level helper (transformers' `prepare_coco_detection_annotation`)
     # builds tensors on `image.device`, the CPU unless a device is passed. A module that also defines
@@ -374,3 +383,41 @@ def test_module_level_helpers_of_a_data_processor_module_need_proof_of_a_gpu(tmp
     found = {(d.path.rsplit("/", 1)[-1], d.start.row, d.code) for d in diagnostics}
     assert ("processing.py", 6, "SL304") not in found
     assert ("mixed.py", 6, "SL304") in found
+
+
+def test_a_fix_that_moves_lines_keeps_a_processors_findings_where_they_were(tmp_path) -> None:
+    # The fix adds `import torch`, which moves every later line: the processor's convention finding
+    # must stay dropped (it is matched to its class in the text being checked, not by the line
+    # numbers of the indexed file), or the fixer takes it for one its fix introduced and refuses it.
+    from sync_lint import api
+
+    root = tmp_path / "proj"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pyproject.toml").write_text("")
+    (root / "pkg/__init__.py").write_text("")
+    target = root / "pkg/m.py"
+    target.write_text(
+        "from torch import nn, tensor, zeros, nonzero\nfrom transformers import SequenceFeatureExtractor\n\n\n"
+        "class Extractor(SequenceFeatureExtractor):\n    def pad(self, x, lengths):\n"
+        "        return tensor(lengths, device=x.device)\n\n\n"
+        "class Model(nn.Module):\n    def forward(self, mask):\n        counts = zeros(8, device=\"cuda\")\n"
+        "        hit = nonzero(counts).squeeze(1)\n        counts[hit] = 0\n        return counts\n")
+    plan = api.plan([str(root)], project=api.ProjectOptions(cache_dir=tmp_path / "cache"))
+    report = api.run_files(plan, [str(target)], fix=api.FixMode(), jobs=1)
+    assert not [e for r in report.results for e in r.errors]
+    assert "counts[hit] = torch.full((), 0" in target.read_text()
+
+
+def test_a_noqa_on_a_processors_convention_finding_is_not_unused(tmp_path) -> None:
+    # Without the project the finding is reported, and the `# noqa` is what silences it: a project run
+    # must not call that `noqa` unused (and offer to remove it).
+    from fixture_support import check_small_project
+
+    diagnostics = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/audio.py": "import torch\nfrom transformers import SequenceFeatureExtractor\n\n\n"
+                        "class Extractor(SequenceFeatureExtractor):\n    def pad(self, x, lengths):\n"
+                        "        return torch.tensor(lengths, device=x.device)  # noqa: SL304\n\n"
+                        "    def size(self):\n        return 4  # noqa: SL304\n",
+    })
+    assert [(d.code, d.start.row) for d in diagnostics] == [("SL900", 10)]  # only the one with nothing to silence

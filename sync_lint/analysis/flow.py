@@ -116,6 +116,10 @@ class Binder:
             return self._definitions[-1][1]
         return None
 
+    def enclosing_classes(self) -> tuple[str, ...]:
+        """The index's names of every class around the walk, outermost first."""
+        return tuple(name for kind, name in self._definitions if kind == "class")
+
     def class_qualname(self) -> str | None:
         """The index's name of the class whose method the walk is in (directly, not a nested function)."""
         if len(self._definitions) >= 2 and self._definitions[-1][0] == "function" \

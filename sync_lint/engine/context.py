@@ -81,6 +81,7 @@ class _Pending:
     fact: Fact | None
     evidence: str | None
     fix: Fix | None
+    classes: tuple[str, ...] = ()  # the classes around the node, as the index names them
 
 
 def _confidence(fact: Fact | None) -> str:
@@ -104,7 +105,8 @@ class Findings:
             fix: Fix | None) -> None:
         if self._ctx.marks.in_allowed_context or self._ctx.marks.in_device_code:
             return
-        self._pending.append(_Pending(rule, node, message, fact, evidence, fix))
+        self._pending.append(_Pending(rule, node, message, fact, evidence, fix,
+                                      self._ctx.devices.binder.enclosing_classes()))
 
     def __bool__(self) -> bool:
         return bool(self._pending)
@@ -125,11 +127,11 @@ class Findings:
             if key in seen:  # two visits of one construct report it once
                 continue
             seen.add(key)
-            confidence = _confidence(pending.fact)
-            if confidence == "convention" and self._cpu_side(start.row):
-                continue
             if is_suppressed(code, lines, (start.row, end.row)):
                 self.used_noqa.update(((start.row, code), (end.row, code)))
+                continue
+            confidence = _confidence(pending.fact)
+            if confidence == "convention" and self._cpu_side(pending.classes):
                 continue
             evidence = pending.evidence
             steps: tuple[EvidenceStep, ...] = ()
@@ -158,14 +160,14 @@ class Findings:
             )
         return out
 
-    def _cpu_side(self, row: int) -> bool:
+    def _cpu_side(self, classes: tuple[str, ...]) -> bool:
         """Inside a data processor's class (`cpu-side-bases`), whose tensors are on the CPU unless a
         device is passed: a GPU that is only a convention is not evidence there."""
         ctx = self._ctx
         bases = ctx.settings.cpu_side_bases
         if ctx.project is None or not bases:
             return False
-        return ctx.project.cpu_side_class(row, frozenset(bases)) is not None
+        return ctx.project.cpu_side_class(classes, frozenset(bases)) is not None
 
     def _step(self, text: str, where: str | None, line: int | None) -> EvidenceStep:
         """A step in this file (its line) or in another file of the project (`path:line` from the root)."""

@@ -92,17 +92,17 @@ class ProjectView:
         fact = self.inference.attribute_convention(attr)
         return fact if fact.is_tensor else None
 
-    def cpu_side_class(self, row: int, bases: frozenset[str]) -> str | None:
-        """The name of one of `bases` that makes line `row` data-processing code, or None: a class
-        around the line derives from it (through project classes, or by the name the file spells for
-        a library base), or, outside every class, the module defines such a class and no model (an
-        image processor's module-level helpers)."""
-        enclosing = [local for local, info in self.summary.classes.items() if info.line <= row <= info.end_line]
-        for local in enclosing:
+    def cpu_side_class(self, classes: tuple[str, ...], bases: frozenset[str]) -> str | None:
+        """The name of one of `bases` that makes code data-processing code, or None. `classes` are the
+        classes around it in the text being checked (local qualnames, outermost first): one of them
+        derives from such a base (through project classes, or by the name a file spells for a library
+        base). Outside every class: the module defines such a class and no model (an image processor's
+        module-level helpers)."""
+        for local in classes:
             found = self._cpu_side(local, bases)
             if found is not None:
                 return found
-        if enclosing:
+        if classes:
             return None
         found = None
         for local in self.summary.classes:
