@@ -724,3 +724,16 @@ def test_a_module_ceasing_to_be_a_template_is_seen_by_a_warm_run(tmp_path):
     assert ("pkg/models/x/modeling_x.py", 9) not in transitive(run(folder, cache), folder)
     (folder / "pkg/models/x/configuration_x.py").write_text("SIZE = 4\n")
     assert ("pkg/models/x/modeling_x.py", 9) in transitive(run(folder, cache), folder)
+
+
+@pytest.mark.parametrize("overrides", [6, 7, 8, 9])
+def test_a_syncing_base_method_is_followed_whatever_its_number_of_overrides(tmp_path, overrides):
+    # With the method itself the targets must stay within what a call site follows: at exactly 8
+    # overrides the call became unresolved, losing the base method's own sync.
+    layers = "import torch\n\n\nclass Runner:\n    def run(self, x):\n        return torch.ones(1, device='cuda').item()\n"
+    layers += "".join(f"\n\nclass Runner{i}(Runner):\n    def run(self, x):\n        return x\n" for i in range(overrides))
+    model = ("import torch\n\nfrom pkg.layers import Runner\n\n\nclass Model(torch.nn.Module):\n"
+             "    def __init__(self, runner: Runner):\n        super().__init__()\n        self.runner = runner\n\n"
+             "    def forward(self, x):\n        return self.runner.run(x)\n")
+    diagnostics = check_small_project(tmp_path, {"pkg/__init__.py": "", "pkg/layers.py": layers, "pkg/model.py": model})
+    assert ("model.py", 12) in {(Path(d.path).name, d.start.row) for d in diagnostics if d.code == "SL601"}

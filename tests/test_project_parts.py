@@ -468,7 +468,7 @@ def test_summary_a_name_rebound_from_itself_reads_its_earlier_value() -> None:
     (move,) = module.functions["move"].returns
     assert move == ("join", (("call", ("attr", ("param", "audio"), "to"), (("param", "device"),), ()),
                              ("param", "audio")))
-    # A keyword argument named like the placeholder's tag is not taken for one.
+    # Rebound twice: the second source reads the first (a keyword argument keeps its name).
     (kw,) = module.functions["kw"].returns
     first = ("call", ("name", "f"), (), (("rec", ("param", "rec")),))
     assert kw == ("join", (first, ("op", (first, ("call", ("name", "g"), (), (("rec", first),))))))

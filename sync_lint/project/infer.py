@@ -76,8 +76,9 @@ DEFAULT_BUDGET = 6
 # A key is joined from at most this many sources (the nearest first): enough to see what a
 # field or parameter holds, and a bound on how much of the project one question reads.
 MAX_SOURCES = 16
-# A call through an instance reaches the subclasses' overrides only when they are this few.
-_MAX_OVERRIDES = 8
+# A call through an instance reaches the subclasses' overrides only when they are this few: with the
+# method itself, at most 8 targets, as many as a call site follows (`_MAX_TARGETS` in hot.py).
+_MAX_OVERRIDES = 7
 _DEVICE_MODULES = tuple(f"torch.{name}" for name in ACCELERATOR_NAMES) + ("torch.accelerator",)
 _BUILTIN_NUMBERS = frozenset({"len", "int", "float", "bool", "round", "abs", "sum", "min", "max", "str", "repr"})
 
