@@ -947,8 +947,8 @@ class Inference:
                 return self._tensor_method(receiver, func[2], args, kwargs, context)
             if func[2] == "pin_memory" and not args and receiver.device is Device.UNKNOWN and \
                     receiver.value_kind is None:
-                # `t = t.pin_memory()`: the summary cannot name `t` in its own value, but the result of
-                # `.pin_memory()` is pinned whatever tensor it pinned.
+                # `buf.pin_memory()` of a receiver the index does not know (a rebinding with no earlier
+                # value it can name): the result of `.pin_memory()` is pinned whatever tensor it pinned.
                 return Fact(Device.PINNED, reason="pinned by `.pin_memory()`")
             if receiver.value_kind == "numpy":
                 return NUMPY
