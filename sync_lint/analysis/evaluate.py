@@ -55,7 +55,7 @@ from sync_lint.analysis.knowledge import (
     VIEW_METHODS,
     torch_returns_python,
 )
-from sync_lint.syntax import dotted_name, is_true_literal, literal_string
+from sync_lint.syntax import dotted_name, is_false_literal, is_true_literal, keyword_value, literal_string
 
 if TYPE_CHECKING:
     from sync_lint.analysis.flow import Binder
@@ -521,11 +521,10 @@ class Evaluator:
                 if dev is not None:
                     return Fact(dev, reason="created by {code}", origin=expr, dtype=_dtype_kwarg(expr),
                                 convention=dev is Device.GPU and self.assumed_device(device_arg.value))
-            pin_arg = next((a.value for a in expr.args if a.keyword is not None and a.keyword.value == "pin_memory"),
-                           None)
-            if device_arg is None and pin_arg is not None and not owner.is_gpu and not _is_false(pin_arg):
+            pin_arg = keyword_value(expr, "pin_memory")
+            if device_arg is None and pin_arg is not None and not owner.is_gpu and not is_false_literal(pin_arg):
                 # `src.new_empty(src.shape, pin_memory=True)`: a staging buffer in pinned host memory.
-                if isinstance(pin_arg, cst.Name) and pin_arg.value == "True":
+                if is_true_literal(pin_arg):
                     return Fact(Device.PINNED, reason="created by {code}", origin=expr, dtype=_dtype_kwarg(expr))
                 return Fact(Device.CPU, pinning_unknown=True, reason="created by {code}", origin=expr)
             if owner.is_tensor or owner.is_unknown_tensor:
@@ -886,10 +885,6 @@ _EVAL: dict[type, Callable[[Evaluator, cst.BaseExpression], Fact]] = {
 # Values that have no `.device`: where the analysis says `x` is one of them and the code reads
 # `x.device`, the analysis is wrong about `x`, so the device is only assumed.
 _PLAIN_DATA = frozenset({"python", "list", "tuple", "dict", "none", "numpy", "dtype"})
-
-
-def _is_false(expr: cst.BaseExpression) -> bool:
-    return isinstance(expr, cst.Name) and expr.value == "False"
 
 
 def _device_attribute(owner: Fact) -> tuple[Device, str, bool]:

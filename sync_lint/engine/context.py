@@ -100,6 +100,7 @@ class Findings:
         self._pending: list[_Pending] = []
         # (row, code) of every `# noqa` that suppressed a finding (for SL900, unused-noqa).
         self.used_noqa: set[tuple[int, str]] = set()
+        self._cpu_side_known: dict[tuple[str, ...], bool] = {}
 
     def add(self, rule: "Rule", node: cst.CSTNode, message: str, *, fact: Fact | None, evidence: str | None,
             fix: Fix | None) -> None:
@@ -167,7 +168,10 @@ class Findings:
         bases = ctx.settings.cpu_side_bases
         if ctx.project is None or not bases:
             return False
-        return ctx.project.cpu_side_class(classes, frozenset(bases)) is not None
+        known = self._cpu_side_known.get(classes)
+        if known is None:  # asked once per class: a file's findings are mostly in a few
+            known = self._cpu_side_known[classes] = ctx.project.cpu_side_class(classes, frozenset(bases)) is not None
+        return known
 
     def _step(self, text: str, where: str | None, line: int | None) -> EvidenceStep:
         """A step in this file (its line) or in another file of the project (`path:line` from the root)."""

@@ -1047,10 +1047,7 @@ class Inference:
                 return Fact(Device.GPU, reason=f"created by `{qualified}(..., device={render(device, 30)})`",
                             convention=target.by_convention)
             assumed = target is not None and target.by_convention
-            if pin == ("lit", "bool", True):
-                return Fact(Device.PINNED, reason=f"created by `{qualified}(..., pin_memory=True)`", convention=assumed)
-            return Fact(Device.CPU, pinning_unknown=pin is not None and pin != ("lit", "bool", False),
-                        reason=f"created by `{qualified}(...)` on the CPU", convention=assumed)
+            return _host_tensor(pin, f"`{qualified}(...)`", assumed)
         inputs = [self.eval(a, context) for a in args if a[0] != "*"]
         inputs += [self.eval(v, context) for k, v in kwargs if k in ("input", "other", "out", "tensors")]
         # `torch.cat([a, b])`: the tensors are the list's elements.
@@ -1117,10 +1114,8 @@ class Inference:
                     return Fact(target.device_value, reason=f"created by `.{method}(..., device=...)`",
                                 convention=target.by_convention)
             pin = dict(kwargs).get("pin_memory")
-            if device is None and pin is not None and not owner.is_gpu and pin != ("lit", "bool", False):
-                if pin == ("lit", "bool", True):
-                    return Fact(Device.PINNED, reason=f"created by `.{method}(..., pin_memory=True)`")
-                return Fact(Device.CPU, pinning_unknown=True, reason=f"created by `.{method}(..., pin_memory=...)`")
+            if device is None and pin is not None and not owner.is_gpu and pin != _FALSE:
+                return _host_tensor(pin, f"`.{method}(...)`")  # a staging buffer in host memory
         # A view shares the pinned memory, and an in-place method (`copy_`, `fill_`) returns its receiver.
         if owner.device is Device.PINNED and method not in VIEW_METHODS and not method.endswith("_"):
             return replace(owner, device=Device.CPU, ndim=None)
@@ -1207,6 +1202,18 @@ def _declared_scalar(info: FunctionInfo) -> Fact | None:
     if _scalar_annotation(annotation):
         return Fact(Device.NOT_TENSOR, value_kind="python", reason=f"`{info.name}` is annotated `-> {annotation[0]}`")
     return None
+
+
+_TRUE, _FALSE = ("lit", "bool", True), ("lit", "bool", False)
+
+
+def _host_tensor(pin: Value | None, made_by: str, convention: bool = False) -> Fact:
+    """A tensor `made_by` allocates in host memory with this `pin_memory=` argument (None: not passed):
+    pinned for `True`, provably pageable for `False` or none, possibly pinned for a run-time flag."""
+    if pin == _TRUE:
+        return Fact(Device.PINNED, reason=f"created by {made_by} with `pin_memory=True`", convention=convention)
+    return Fact(Device.CPU, pinning_unknown=pin is not None and pin != _FALSE, reason=f"created by {made_by} on the CPU",
+                convention=convention)
 
 
 def _informative(fact: Fact) -> bool:
