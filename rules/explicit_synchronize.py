@@ -116,35 +116,33 @@ class ExplicitSynchronize(Rule):
         Example("class Lock:\n    def synchronize(self):\n        pass\n\nLock().synchronize()\n"),
     )
 
-    # Which events a reported wait has completed, per block: a wait inside an `if`, a loop or a
-    # nested function says nothing after it, and `ev.record()` starts `ev` over.
-    def _state(self) -> list[_Waited]:
-        stack = self.__dict__.get("_waits")
-        if stack is None:
-            stack = self.__dict__["_waits"] = [_Waited()]
-        return stack
+    def __init__(self) -> None:
+        # Which events a reported wait has completed, per block: a wait inside an `if`, a loop or a
+        # nested function says nothing after it, and `ev.record()` starts `ev` over.
+        self._waits = [_Waited()]
+        self._lambdas = 0
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self._state().append(_Waited())
+        self._waits.append(_Waited())
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
-        self._state().pop()
+        self._waits.pop()
 
     def visit_IndentedBlock(self, node: cst.IndentedBlock) -> None:
-        self._state().append(self._state()[-1].copy())
+        self._waits.append(self._waits[-1].copy())
 
     def leave_IndentedBlock(self, original_node: cst.IndentedBlock) -> None:
-        self._state().pop()
+        self._waits.pop()
 
     def visit_Lambda(self, node: cst.Lambda) -> None:
-        self.__dict__["_lambdas"] = self.__dict__.get("_lambdas", 0) + 1
+        self._lambdas += 1
 
     def leave_Lambda(self, original_node: cst.Lambda) -> None:
-        self.__dict__["_lambdas"] -= 1
+        self._lambdas -= 1
 
     def visit_Call(self, node: cst.Call) -> None:
         qual = self.ctx.imports.resolve(node.func)
-        waited = self._state()[-1] if not self.__dict__.get("_lambdas") else _Waited()
+        waited = self._waits[-1] if not self._lambdas else _Waited()  # a lambda's body may never run
         if qual in _WAITS:
             self.report(node, f"`{qual}()` {_WAITS[qual]}; order GPU work with events and stream waits instead")
             if qual != "torch.cuda.empty_cache":
