@@ -509,10 +509,12 @@ def test_roots_come_from_the_cache_and_follow_edits_that_add_roots(project, tmp_
         hot.CallGraph.roots = original
 
 
-def model_sl601(tmp_path: Path, files: dict[str, str]) -> dict[int, str]:
-    """The SL601 messages in `pkg/model.py` by row, `nn.Module.forward` the only built-in root."""
+def model_sl601(tmp_path: Path, files: dict[str, str], strict: bool = True) -> dict[int, str]:
+    """The SL601 messages in `pkg/model.py` by row, `nn.Module.forward` the only built-in root.
+    `--strict` by default: most chains here need a branch taken, which default mode does not report."""
     diagnostics = check_small_project(tmp_path, files,
-                                      pyproject="[tool.sync-lint]\nhot-path-defaults = [\"module-forward\"]\n")
+                                      pyproject="[tool.sync-lint]\nhot-path-defaults = [\"module-forward\"]\n",
+                                      strict=strict)
     return {d.start.row: d.message for d in diagnostics if d.code == "SL601" and Path(d.path).name == "model.py"}
 
 
@@ -628,6 +630,35 @@ def test_the_message_names_the_branch_a_conditional_sync_needs(tmp_path):
     assert messages[13].endswith("on every pass through this hot path")
 
 
+def test_default_mode_reports_only_chains_that_sync_on_every_pass(tmp_path):
+    # A chain that needs a branch taken (in a callee, or at the sync) is --strict only, and marked so;
+    # a longer chain that syncs on every pass is reported instead of a nearer conditional one.
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/ops.py": "import torch\n\n\ndef always(x):\n    return x.sum().item()\n\n\n"
+                      "def sometimes(x, n):\n    if n > 4:\n        return x.sum().item()\n    return 0\n\n\n"
+                      "def nearer_conditional(x, n):\n    if n > 4:\n        x.max().item()\n"
+                      "    return deeper(x)\n\n\n"
+                      "def deeper(x):\n    return always(x)\n",
+        "pkg/model.py": "import torch\n\nfrom pkg.ops import always, nearer_conditional, sometimes\n\n\n"
+                        "class Model(torch.nn.Module):\n    def forward(self, q):\n"
+                        "        x = torch.ones(3, device='cuda')\n"
+                        "        a = always(x)\n        b = sometimes(x, 3)\n        c = nearer_conditional(x, 3)\n"
+                        "        return a, b, c\n",
+    }
+    default = model_sl601(tmp_path / "default", files, strict=False)
+    assert sorted(default) == [9, 11]
+    assert default[11].startswith("call into `nearer_conditional` reaches a sync 3 calls down")
+    assert default[11].endswith("on every pass through this hot path")
+    strict = check_small_project(tmp_path / "strict", files,
+                                 pyproject="[tool.sync-lint]\nhot-path-defaults = [\"module-forward\"]\n",
+                                 strict=True)
+    sl601 = {d.start.row: d for d in strict if d.code == "SL601" and Path(d.path).name == "model.py"}
+    assert sorted(sl601) == [9, 10, 11]
+    assert sl601[10].confidence == "strict" and "take the branch at" in sl601[10].message
+    assert sl601[9].confidence == "high" and sl601[11].confidence == "high"
+
+
 def test_a_callback_edge_does_not_take_the_call_s_arguments_for_the_callback_s(tmp_path):
     # `apply(helper, None)`: the None is `apply`'s, not `helper`'s second parameter.
     diagnostics = check_small_project(tmp_path, {
@@ -637,7 +668,7 @@ def test_a_callback_edge_does_not_take_the_call_s_arguments_for_the_callback_s(t
                       "def apply(fn, mask):\n    return fn(mask, torch.zeros(3))\n",
         "pkg/model.py": "import torch\n\nfrom pkg.ops import apply, helper\n\n\n# sync-lint: hot\n"
                         "def step(x: torch.Tensor):\n    return apply(helper, None)\n",
-    }, pyproject="[tool.sync-lint]\nhot-path-defaults = []\n")
+    }, pyproject="[tool.sync-lint]\nhot-path-defaults = []\n", strict=True)  # the sync is behind an `if`
     rows = [d.start.row for d in diagnostics if d.code == "SL601" and Path(d.path).name == "model.py"]
     assert rows == [8]
 
