@@ -673,6 +673,12 @@ def test_join_sources_policy() -> None:
     assert join_sources([gpu, gpu, a_list]).lattice() == TENSOR.lattice()
     mostly = join_sources([gpu] * 8 + [a_list])
     assert mostly.device is Device.GPU and mostly.convention
+    # So do Python numbers and bools (`causal: bool | torch.Tensor = True`, a GPU tensor in one
+    # model only); strings do not (a device name is no value of the key's kind).
+    assert join_sources([gpu, gpu, PYTHON]).lattice() == TENSOR.lattice()
+    assert join_sources([gpu] * 8 + [PYTHON]).device is Device.GPU
+    text = Fact(Device.NOT_TENSOR, value_kind="python", dtype="str", reason="cuda")
+    assert join_sources([gpu, gpu, text]).device is Device.GPU
     # Only None flows in (every call passes None or leaves a None default): the key is None.
     none = Fact(Device.NOT_TENSOR, value_kind="none")
     assert join_sources([none, none]).value_kind == "none"

@@ -1237,11 +1237,16 @@ def join_sources(sources: list[Fact], share: float = 0.8) -> Fact:
             counts.setdefault(Device.CPU if fact.device is Device.PINNED else fact.device, []).append(fact)
         device, agreeing = max(counts.items(), key=lambda item: (len(item[1]), item[0] is Device.GPU))
         # Python lists flowing into the same key (a batch field that is a list of lengths on the
-        # main path and a GPU tensor on one fast path) are the other side of the vote.
+        # main path and a GPU tensor on one fast path) are the other side of the vote, and so are
+        # Python numbers and bools (vLLM's `causal: bool | torch.Tensor = True`, a GPU tensor in
+        # one model only: `not causal` syncs only there); a number against a large majority of
+        # tensors (a dummy batch's placeholder) leaves the tensors' device proven.
         lists = sum(1 for f in informative if f.value_kind == "list")
+        scalars = sum(1 for f in informative if f.value_kind == "python" and f.dtype != "str")
         total = len(tensors) + unknown
         mixed = len(counts) > 1 or lists > 0
-        if mixed and not (len(agreeing) >= 2 and len(agreeing) / (len(tensors) + lists) >= share):
+        if (mixed or scalars) and not (len(agreeing) >= 2
+                                       and len(agreeing) / (len(tensors) + lists + scalars) >= share):
             return TENSOR
         # The evidence shown: the most direct proven source (a stable choice: ties keep their order).
         first = min(agreeing, key=lambda f: (f.by_convention, len(f.chain)))
