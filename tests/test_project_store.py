@@ -137,7 +137,7 @@ def test_changed_labels() -> None:
 
     def state(source: str):
         summary = summarize(source, "m.py", "m")
-        return module_state(summary, source.encode(), set(table_rows(summary)))
+        return module_state(summary, set(table_rows(summary)))
 
     same = state(B)
     assert changed_labels({"m": same}, {"m": state(B)}) == set()
@@ -147,6 +147,29 @@ def test_changed_labels() -> None:
     assert "s:m" in changed_labels({"m": state(B)}, {"m": state(B + "def h():\n    pass\n")})
     gone = changed_labels({"m": state(B)}, {})
     assert {"m:m", "s:m"} <= gone
+
+
+def test_a_summary_sent_from_a_worker_is_the_same_summary(tmp_path: Path) -> None:
+    # A summary made in a worker process reaches the cache through a pickle round trip, which
+    # shares its objects differently, so its pickle has other bytes than a summary of the same
+    # text made in this process (a one-file check after an edit). An edit that leaves the
+    # summary alone must not drop what read it.
+    import pickle
+    from dataclasses import replace
+
+    source = B + "class Cfg:\n    def __init__(self):\n        self.lens = torch.zeros(3, device='cuda')\n" * 3
+    fresh = summarize(source, "b.py", "b")
+    sent = pickle.loads(pickle.dumps(fresh, protocol=5))
+    assert pickle.dumps(replace(sent, calls=[]), protocol=5) != pickle.dumps(replace(fresh, calls=[]), protocol=5)
+    db = ProjectStore(tmp_path / "index.sqlite")
+    db.update([("/p/b.py", 1, 1, "sha1", sent)], [])
+    db.put_facts([(K_A, Fact(Device.GPU), frozenset({"m:b"}))], db.generation())
+    db.update([("/p/b.py", 2, 2, "sha2", fresh)], [])
+    assert db.fact(K_A) is not None
+    changed = summarize(source + "x = 1\n", "b.py", "b")
+    db.update([("/p/b.py", 3, 3, "sha3", changed)], [])
+    assert db.fact(K_A) is None
+    db.close()
 
 
 def test_corrupt_database_is_rebuilt(tmp_path: Path) -> None:

@@ -203,7 +203,7 @@ class ProjectStore:
                 if row is None:
                     continue
                 module = row[0]
-                old[module] = self.module_state(module, pickle.loads(row[1]), row[1])
+                old[module] = self.module_state(module, pickle.loads(row[1]))
                 for table in ("names", "conventions", "calls"):
                     db.execute(f"DELETE FROM {table} WHERE module = ?", (module,))
             for path in removed:
@@ -227,7 +227,7 @@ class ProjectStore:
                      f"{summary.path}:{gpu_ex[0]}" if gpu_ex else None, gpu_ex[1] if gpu_ex else None,
                      f"{summary.path}:{cpu_ex[0]}" if cpu_ex else None, cpu_ex[1] if cpu_ex else None)
                     for attr, gpu, cpu, total, gpu_ex, cpu_ex in conventions])
-                new[module] = module_state(summary, header, rows)
+                new[module] = module_state(summary, rows)
             for path, mtime, size in touched:
                 db.execute("UPDATE files SET mtime_ns = ?, size = ? WHERE path = ?", (mtime, size, path))
             if old or new:
@@ -256,19 +256,19 @@ class ProjectStore:
         db.execute("DELETE FROM results WHERE path IN (SELECT path FROM temp.stale)")
         db.execute("DELETE FROM result_reads WHERE path IN (SELECT path FROM temp.stale)")
 
-    def module_state(self, module: str, header: ModuleSummary, header_bytes: bytes) -> "ModuleState":
-        """What `changed_labels` compares of a cached module."""
+    def module_state(self, module: str, header: ModuleSummary) -> "ModuleState":
+        """What `changed_labels` compares of a cached module (`header`: its summary less the call sites)."""
         db = self._db
-        calls = hashlib.sha256()
-        for (sites,) in db.execute("SELECT sites FROM calls WHERE module = ? ORDER BY name", (module,)):
-            calls.update(sites)
+        # Read now (an update deletes the rows next), unpickled only if the states are compared.
+        blobs = list(db.execute("SELECT name, sites FROM calls WHERE module = ? ORDER BY name", (module,)))
         return ModuleState(_rows(db, "SELECT kind, name, value FROM names WHERE module = ?", module),
                            _rows(db, "SELECT name, gpu, cpu, total FROM conventions WHERE module = ?", module),
-                           header.symbols(), hashlib.sha256(header_bytes).hexdigest() + calls.hexdigest())
+                           header.symbols(), header,
+                           lambda: [(name, pickle.loads(sites)) for name, sites in blobs])
 
     def cached_state(self, module: str) -> "ModuleState | None":
         row = self._db.execute("SELECT summary FROM files WHERE module = ? ORDER BY path LIMIT 1", (module,)).fetchone()
-        return self.module_state(module, pickle.loads(row[0]), row[0]) if row else None
+        return self.module_state(module, pickle.loads(row[0])) if row else None
 
     def _dropped_by(self, labels: Iterable[str]) -> None:
         """Fill `temp.dropped` with the facts that read one of these labels, transitively."""
@@ -456,15 +456,25 @@ class ModuleState:
     rows: set  # its rows in the name tables
     counts: set  # its convention counts per attribute
     symbols: tuple  # the names it defines and imports
-    digest: str  # the whole summary
+    header: ModuleSummary  # the summary less its call sites
+    call_sites: Callable[[], list[tuple[str, Any]]]  # (callee name, sites), in name order
+
+    @functools.cached_property
+    def digest(self) -> str:
+        """The whole summary, from its text. Not from its pickle: equal summaries pickle to different
+        bytes when their objects are shared differently (one made in a worker process and sent here,
+        one made here), and a comment added to a file then dropped every answer that read it: 2.8 s
+        of a first edit of vLLM's attention utilities after a cold run."""
+        digest = hashlib.sha256(repr(self.header).encode())
+        for name, sites in self.call_sites():
+            digest.update(repr((name, sites)).encode())
+        return digest.hexdigest()
 
 
-def module_state(summary: ModuleSummary, header_bytes: bytes, rows: set) -> ModuleState:
-    calls = hashlib.sha256()
-    for _name, sites in sorted(calls_by_name(summary).items()):
-        calls.update(pickle.dumps(sites, protocol=5))
+def module_state(summary: ModuleSummary, rows: set) -> ModuleState:
     counts = {(attr, gpu, cpu, total) for attr, (gpu, cpu, total, _g, _c) in (summary.conventions or {}).items()}
-    return ModuleState(rows, counts, summary.symbols(), hashlib.sha256(header_bytes).hexdigest() + calls.hexdigest())
+    return ModuleState(rows, counts, summary.symbols(), replace(summary, calls=[]),
+                       lambda: sorted(calls_by_name(summary).items()))
 
 
 def changed_labels(old: dict[str, ModuleState], new: dict[str, ModuleState]) -> set[str]:
