@@ -121,6 +121,27 @@ def test_no_cache_writes_nothing(project: Path, runs: Runs) -> None:
     assert not runs.cache.exists() and not (project / ".sync-lint-cache").exists()
 
 
+def test_no_cache_summarises_each_file_once_per_run(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The hot-path pass checks files of the same project again (`lint_more`): it must find the
+    # throwaway index the first pass built, not summarise the whole project a second time.
+    from sync_lint.project import build
+
+    summarised: list[str] = []
+    original = build._summarize_file
+
+    def counting(job):  # type: ignore[no-untyped-def]
+        summarised.append(Path(job[0]).name)
+        return original(job)
+
+    monkeypatch.setattr(build, "_summarize_file", counting)
+    plan = api.plan(["pkg/runner.py"], target_torch_version=FIXTURE_TORCH,
+                    project=api.ProjectOptions(temporary=True))
+    api.run(plan, ["pkg/runner.py"], jobs=1)
+    api.run(plan, ["pkg/other.py"], jobs=1)
+    assert sorted(summarised) == ["__init__.py", "batch.py", "builder.py", "other.py", "runner.py"]
+    assert not (project / ".sync-lint-cache").exists()
+
+
 def test_default_cache_at_the_project_root(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     plan = api.plan(["."], target_torch_version=FIXTURE_TORCH)
     api.run(plan, ["."], jobs=1)

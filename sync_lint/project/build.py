@@ -225,6 +225,20 @@ def fact_settings(settings: "Settings") -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+# `--no-cache` folders by project, for the life of the process: the hot-path pass checks more files of
+# the same project after the first pass, and must find the index the first pass built, not rebuild it.
+_TEMPORARY: dict[tuple[Path, tuple[Path, ...]], Path] = {}
+
+
+def _temporary_folder(root: Path, extra: Sequence[Path]) -> Path:
+    key = (root, tuple(extra))
+    folder = _TEMPORARY.get(key)
+    if folder is None or not folder.is_dir():
+        folder = _TEMPORARY[key] = Path(tempfile.mkdtemp(prefix="sync-lint-index-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 def update_project(root: Path, settings: "Settings", *, jobs: int | None = None, cache_dir: Path | None = None,
                    temporary: bool = False, extra: Sequence[Path] = ()) -> Project:
     """Bring the cache of the project at `root` up to date and return it.
@@ -235,8 +249,7 @@ def update_project(root: Path, settings: "Settings", *, jobs: int | None = None,
     from sync_lint.engine.parallel import run_per_file
 
     if temporary:
-        folder = Path(tempfile.mkdtemp(prefix="sync-lint-index-"))
-        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        folder = _temporary_folder(root, extra)
     else:
         folder = cache_folder(root, cache_dir)
         prepare_cache_dir(folder)
