@@ -169,6 +169,38 @@ def test_editing_an_unrelated_file_keeps_the_others(project: Path, runs: Runs) -
     assert runs.linted == ["pkg/other.py"]
 
 
+def test_moving_lines_keeps_the_answers_and_moves_their_evidence(project: Path, runs: Runs,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A comment inserted at the top of a file changes no answer that reads it: the solved facts stay
+    (nothing is solved again), and the evidence that points into the file moves with its lines."""
+    from sync_lint.project.infer import Inference
+
+    def evidence() -> list[tuple[str, int | None]]:
+        plan = api.plan(["."], target_torch_version=FIXTURE_TORCH, project=api.ProjectOptions(cache_dir=runs.cache))
+        (finding,) = api.run(plan, ["pkg/runner.py"], jobs=1).results[0].diagnostics
+        return [(Path(step.path).as_posix(), step.row) for step in finding.evidence_steps]
+
+    runs()
+    before = evidence()
+    assert ("pkg/builder.py", 7) in before
+    solved: list[tuple] = []
+    original = Inference._compute
+
+    def recording(self, key):  # type: ignore[no-untyped-def]
+        solved.append(key)
+        return original(self, key)
+
+    monkeypatch.setattr(Inference, "_compute", recording)
+    bump(project / "pkg/builder.py", "# A comment\n\n" + BUILDER_GPU)
+    assert runs() == {RUNNER_FINDING, OTHER_FINDING}
+    assert "pkg/runner.py" in runs.linted  # its stored result named the old line
+    assert evidence() == [(path, row + 2 if path == "pkg/builder.py" else row) for path, row in before]
+    assert not [key for key in solved if key[0] == "field"]  # `Batch.lens` was not solved again
+    # A real change to the same file is not mistaken for a move.
+    bump(project / "pkg/builder.py", "# A comment\n\n" + BUILDER_GPU.replace(', device="cuda"', ""))
+    assert runs() == {OTHER_FINDING}
+
+
 def test_deleting_a_file(project: Path, runs: Runs) -> None:
     assert RUNNER_FINDING in runs()
     (project / "pkg/builder.py").unlink()

@@ -149,6 +149,64 @@ def test_changed_labels() -> None:
     assert {"m:m", "s:m"} <= gone
 
 
+def test_line_shift() -> None:
+    from sync_lint.project.index import table_rows
+    from sync_lint.project.store import line_shift, module_state
+
+    def state(source: str):
+        summary = summarize(source, "m.py", "m")
+        return module_state(summary, set(table_rows(summary)))
+
+    two = B + "def g(y):\n    return f(y)\n"
+    assert line_shift(state(two), state("# a comment\n\n" + two)) == {1: 3, 2: 4, 3: 5, 4: 6}
+    assert line_shift(state(two), state(two.replace("def g", "\n\ndef g"))) == {1: 1, 2: 2, 3: 5, 4: 6}
+    assert line_shift(state(two), state(two)) is None  # nothing moved
+    assert line_shift(state(two), state("# a comment\n" + two.replace("f(y)", "f(y + 1)"))) is None
+    swapped = "def g(y):\n    return f(y)\n" + B
+    assert line_shift(state(two), state(swapped)) is None  # the functions changed places
+
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+@pytest.mark.parametrize("path", sorted(FIXTURES.rglob("*.py")), ids=lambda p: str(p.relative_to(FIXTURES)))
+def test_map_lines_moves_every_line_a_summary_records(path: Path) -> None:
+    # Three lines inserted at the top: the summary of the new text is the old one with every line
+    # moved by three. A line `map_lines` missed would keep an answer's evidence at the old line.
+    from sync_lint.project.conventions import local_conventions
+    from sync_lint.project.summary import map_lines
+
+    text = path.read_text(encoding="utf-8", errors="replace")
+    before, after = summarize(text, "m.py", "m"), summarize("# one\n# two\n\n" + text, "m.py", "m")
+    before.conventions, after.conventions = local_conventions(before), local_conventions(after)
+    assert repr(map_lines(before, lambda line: line + 3)) == repr(after)
+
+
+def test_moved_lines_keep_the_facts_and_move_their_evidence(store: ProjectStore) -> None:
+    import dataclasses
+
+    at = dataclasses.replace(GPU, reason="stored at /p/a.py:4", where="/p/a.py:4",
+                             via=dataclasses.replace(CPU, where="/p/a.py:2"))
+    elsewhere = dataclasses.replace(GPU, where="/q/p/a.py:4")  # another file whose path ends the same
+    unplaced = dataclasses.replace(GPU, where="/p/a.py:40")  # a line the summary does not record
+    k_at, k_elsewhere, k_unplaced = ("field", "a.A", "other", 6), ("return", "q.f", 6), ("return", "a.h", 6)
+    store.put_facts([(k_at, at, frozenset({"m:a"})), (k_elsewhere, elsewhere, frozenset({"m:a"})),
+                     (k_unplaced, unplaced, frozenset({"m:a"}))], store.generation())
+    store.update([row("/p/a.py", "a", "# a comment\n" + A, mtime=2)], [])
+    moved = store.fact(k_at)
+    assert (moved.where, moved.reason, moved.via.where) == ("/p/a.py:5", "stored at /p/a.py:5", "/p/a.py:3")
+    assert store.fact(k_elsewhere).where == "/q/p/a.py:4"
+    assert store.fact(k_unplaced) is None
+    assert cached(store) == {
+        K_A: True, K_B: True,
+        K_C: True,         # read K_A, which holds: only its evidence moved
+        K_S: True,
+        "/p/a.py": False,  # its text names the old lines
+        "/p/b.py": True,
+        "/p/c.py": True,
+    }
+
+
 def test_a_summary_sent_from_a_worker_is_the_same_summary(tmp_path: Path) -> None:
     # A summary made in a worker process reaches the cache through a pickle round trip, which
     # shares its objects differently, so its pickle has other bytes than a summary of the same

@@ -112,6 +112,22 @@ def replace(fact: Fact, **changes: object) -> Fact:
     return new
 
 
+def map_text(fact: Fact, change: Callable[[str], str]) -> Fact:
+    """`fact` with `change` applied to the provenance text of every step (its reason and where, and
+    those of the facts it came from and holds): how cached evidence follows a file's lines."""
+    return replace(fact, reason=change(fact.reason), where=change(fact.where) if fact.where is not None else None,
+                   via=map_text(fact.via, change) if fact.via is not None else None,
+                   items=tuple(_map_item_text(item, change) for item in fact.items))
+
+
+def _map_item_text(item: object, change: Callable[[str], str]) -> object:
+    if isinstance(item, Fact):
+        return map_text(item, change)
+    if isinstance(item, tuple):
+        return tuple(_map_item_text(part, change) for part in item)
+    return item
+
+
 def _item_lattice(item: object) -> object:
     if isinstance(item, Fact):
         return item.lattice()

@@ -27,6 +27,7 @@ import functools
 import hashlib
 import os
 import pickle
+import re
 import sqlite3
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -35,7 +36,8 @@ from typing import Any, Callable, Iterable
 from sync_lint import __version__
 from sync_lint.project.deps import Dep, dep_id
 from sync_lint.project.index import WHOLE_TABLES, calls_by_name, table_rows
-from sync_lint.project.summary import SUMMARY_FORMAT, ModuleSummary
+from sync_lint.analysis.facts import map_text
+from sync_lint.project.summary import SUMMARY_FORMAT, ModuleSummary, map_lines
 
 CACHE_DIRNAME = ".sync-lint-cache"
 DATABASE = "index.sqlite"
@@ -231,7 +233,13 @@ class ProjectStore:
             for path, mtime, size in touched:
                 db.execute("UPDATE files SET mtime_ns = ?, size = ? WHERE path = ?", (mtime, size, path))
             if old or new:
-                self._invalidate(changed_labels(old, new))
+                # An edit that only moved lines (a comment or a blank line inserted above) keeps the
+                # answers that read the module: they hold the same, only their evidence moves.
+                moved = {module: shift for module in old.keys() & new.keys()
+                         if (shift := line_shift(old[module], new[module])) is not None}
+                self._invalidate(changed_labels({m: s for m, s in old.items() if m not in moved},
+                                                {m: s for m, s in new.items() if m not in moved}),
+                                 {new[module].header.path: (module, shift) for module, shift in moved.items()})
                 generation = int(self._meta("generation") or 0) + 1
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('generation', ?)", (str(generation),))
             fingerprint = hashlib.sha256()
@@ -243,18 +251,69 @@ class ProjectStore:
             db.execute("ROLLBACK")
             raise
 
-    def _invalidate(self, labels: Iterable[str]) -> None:
-        """Drop every fact and result that read one of these labels, or a fact so dropped."""
+    def _invalidate(self, labels: Iterable[str], moved: dict[str, tuple[str, dict[int, int]]] | None = None) -> None:
+        """Drop every fact and result that read one of these labels, or a fact so dropped.
+
+        `moved`: files whose lines moved and nothing else (path -> module, old line -> new line).
+        The facts that read them stay, with their evidence moved to the new lines; the results
+        that read them or those facts are dropped (a result's text holds the old lines)."""
         db = self._db
-        self._dropped_by(labels)
-        db.execute("DELETE FROM facts WHERE id IN (SELECT id FROM temp.dropped)")
-        db.execute("DELETE FROM fact_reads WHERE fact IN (SELECT id FROM temp.dropped)")
         db.execute("CREATE TEMP TABLE IF NOT EXISTS stale (path TEXT PRIMARY KEY)")
         db.execute("DELETE FROM temp.stale")
-        db.execute("""INSERT OR IGNORE INTO temp.stale
-            SELECT path FROM result_reads WHERE dep IN (SELECT id FROM temp.dropped)""")
+        self._drop(labels)
+        if moved:
+            kept, lost = self._move_evidence({path: shift for path, (_module, shift) in moved.items()})
+            self._drop((), lost)
+            self._drop_results([dep_id(f"m:{module}") for module, _shift in moved.values()] + kept)
         db.execute("DELETE FROM results WHERE path IN (SELECT path FROM temp.stale)")
         db.execute("DELETE FROM result_reads WHERE path IN (SELECT path FROM temp.stale)")
+
+    def _drop(self, labels: Iterable[str], ids: Iterable[int] = ()) -> None:
+        """Drop the facts that read these labels or facts (transitively), and mark the results that
+        read any of them stale."""
+        db = self._db
+        self._dropped_by(labels, ids)
+        db.execute("DELETE FROM facts WHERE id IN (SELECT id FROM temp.dropped)")
+        db.execute("DELETE FROM fact_reads WHERE fact IN (SELECT id FROM temp.dropped)")
+        db.execute("""INSERT OR IGNORE INTO temp.stale
+            SELECT path FROM result_reads WHERE dep IN (SELECT id FROM temp.dropped)""")
+
+    def _drop_results(self, ids: list[int]) -> None:
+        """Mark stale the results that read these labels or facts."""
+        for start in range(0, len(ids), _QUERY_CHUNK):
+            chunk = ids[start:start + _QUERY_CHUNK]
+            self._db.execute(f"""INSERT OR IGNORE INTO temp.stale SELECT path FROM result_reads
+                WHERE dep IN ({','.join('?' * len(chunk))})""", chunk)
+
+    def _move_evidence(self, moved: dict[str, dict[int, int]]) -> tuple[list[int], list[int]]:
+        """Rewrite the cached facts whose evidence names a line of a moved file: (the ids of the
+        facts rewritten, the ids of those naming a line the move does not account for)."""
+        kept: list[int] = []
+        lost: list[int] = []
+        for path, shift in moved.items():
+            # `path:line` standing alone, not the tail of a longer path.
+            place = re.compile(r"(?<![\w./\\-])" + re.escape(path) + r":(\d+)")
+            missing: list[str] = []
+
+            def move(text: str) -> str:
+                def moved_line(match: re.Match) -> str:
+                    line = shift.get(int(match.group(1)))
+                    if line is None:
+                        missing.append(match.group(0))
+                        return match.group(0)
+                    return f"{path}:{line}"
+                return place.sub(moved_line, text) if path in text else text
+
+            rows = self._db.execute("SELECT id, fact FROM facts WHERE instr(fact, ?) > 0", (path.encode(),)).fetchall()
+            for fact_id, blob in rows:
+                missing.clear()
+                fact = map_text(pickle.loads(blob), move)
+                if missing:
+                    lost.append(fact_id)
+                    continue
+                self._db.execute("UPDATE facts SET fact = ? WHERE id = ?", (pickle.dumps(fact, protocol=5), fact_id))
+                kept.append(fact_id)
+        return kept, lost
 
     def module_state(self, module: str, header: ModuleSummary) -> "ModuleState":
         """What `changed_labels` compares of a cached module (`header`: its summary less the call sites)."""
@@ -270,12 +329,14 @@ class ProjectStore:
         row = self._db.execute("SELECT summary FROM files WHERE module = ? ORDER BY path LIMIT 1", (module,)).fetchone()
         return self.module_state(module, pickle.loads(row[0])) if row else None
 
-    def _dropped_by(self, labels: Iterable[str]) -> None:
-        """Fill `temp.dropped` with the facts that read one of these labels, transitively."""
+    def _dropped_by(self, labels: Iterable[str], ids: Iterable[int] = ()) -> None:
+        """Fill `temp.dropped` with these facts and those that read one of these labels or facts,
+        transitively."""
         db = self._db
         db.execute("CREATE TEMP TABLE IF NOT EXISTS changed (id INTEGER PRIMARY KEY)")
         db.execute("DELETE FROM temp.changed")
-        db.executemany("INSERT OR IGNORE INTO temp.changed VALUES (?)", [(dep_id(label),) for label in labels])
+        db.executemany("INSERT OR IGNORE INTO temp.changed VALUES (?)",
+                       [(dep_id(label),) for label in labels] + [(i,) for i in ids])
         db.execute("CREATE TEMP TABLE IF NOT EXISTS dropped (id INTEGER PRIMARY KEY)")
         db.execute("DELETE FROM temp.dropped")
         db.execute("""
@@ -475,6 +536,39 @@ def module_state(summary: ModuleSummary, rows: set) -> ModuleState:
     counts = {(attr, gpu, cpu, total) for attr, (gpu, cpu, total, _g, _c) in (summary.conventions or {}).items()}
     return ModuleState(rows, counts, summary.symbols(), replace(summary, calls=[]),
                        lambda: sorted(calls_by_name(summary).items()))
+
+
+def line_shift(before: ModuleState, after: ModuleState) -> dict[int, int] | None:
+    """Where an edit moved a module's lines, when that is all it changed (a comment or blank line
+    inserted, a docstring reflowed): old line -> new line, both increasing. None when the two
+    summaries differ in anything but their line numbers, or are the same."""
+    if before.digest == after.digest:
+        return None
+    old_text, old_lines = _placed(before)
+    new_text, new_lines = _placed(after)
+    if old_text != new_text:
+        return None
+    shift: dict[int, int] = {}
+    for old_line, new_line in zip(old_lines, new_lines):
+        if shift.setdefault(old_line, new_line) != new_line:
+            return None
+    ordered = sorted(shift.items())
+    if any(later <= earlier for (_a, earlier), (_b, later) in zip(ordered, ordered[1:])):
+        return None  # lines swapped places: code moved, not just shifted
+    return shift
+
+
+def _placed(state: ModuleState) -> tuple[str, list[int]]:
+    """The module's summary with every line number left out, and its line numbers in a fixed order."""
+    lines: list[int] = []
+
+    def record(line: int) -> int:
+        lines.append(line)
+        return 0
+
+    header = map_lines(state.header, record)
+    sites = [(name, [replace(site, line=record(site.line)) for site in sites]) for name, sites in state.call_sites()]
+    return repr((header, sites)), lines
 
 
 def changed_labels(old: dict[str, ModuleState], new: dict[str, ModuleState]) -> set[str]:

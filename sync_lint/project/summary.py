@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
@@ -184,6 +184,48 @@ class ModuleSummary:
         """What resolving a name through this module reads: the names it defines and imports."""
         return (sorted(self.classes), sorted(self.functions), sorted(self.globals), sorted(self.imports.items()),
                 tuple(self.star_imports))
+
+
+def map_lines(summary: ModuleSummary, to: Callable[[int], int]) -> ModuleSummary:
+    """A copy of `summary` with every line number `n` it records replaced by `to(n)`.
+
+    Every field above that holds a line is mapped here, in a fixed order: a field added with a
+    line in it must be added here too, or an edit that only moves lines (a comment inserted at
+    the top) would keep answers whose evidence points at the old line."""
+
+    def pairs(spans: tuple) -> tuple:
+        return tuple((to(first), to(last)) for first, last in spans)
+
+    def guards(spans: tuple) -> tuple:
+        return tuple((name, to(first), to(last)) for name, first, last in spans)
+
+    def function(info: FunctionInfo) -> FunctionInfo:
+        return replace(info, line=to(info.line), end_line=to(info.end_line), loops=pairs(info.loops),
+                       guards=guards(info.guards), truth_guards=guards(info.truth_guards),
+                       branches=tuple((to(test), to(first), to(last)) for test, first, last in info.branches))
+
+    def klass(info: ClassInfo) -> ClassInfo:
+        return replace(info, line=to(info.line), end_line=to(info.end_line),
+                       fields=tuple((n, a, d, to(line)) for n, a, d, line in info.fields),
+                       attributes=tuple((n, v, to(line)) for n, v, line in info.attributes))
+
+    def example(found: tuple | None) -> tuple | None:
+        return (to(found[0]), *found[1:]) if found else found
+
+    conventions = None if summary.conventions is None else {
+        attr: (*counts[:3], example(counts[3]), example(counts[4])) for attr, counts in summary.conventions.items()}
+    return replace(
+        summary,
+        global_lines={name: to(line) for name, line in summary.global_lines.items()},
+        classes={name: klass(info) for name, info in summary.classes.items()},
+        functions={name: function(info) for name, info in summary.functions.items()},
+        calls=[replace(call, line=to(call.line)) for call in summary.calls],
+        stores=[replace(store, line=to(store.line)) for store in summary.stores],
+        entries=[replace(entry, line=to(entry.line)) for entry in summary.entries],
+        conventions=conventions,
+        compiled=[(function, to(line), value) for function, line, value in summary.compiled],
+        captured=[to(line) for line in summary.captured],
+    )
 
 
 # ==========================================================================================
