@@ -44,6 +44,8 @@ class Discovery:
     folders: list[str] = field(default_factory=list)
     ignore_files: list[str] = field(default_factory=list)
     repositories: list[str] = field(default_factory=list)
+    # Each folder walked: (the subfolders entered, the files kept), for a listing refreshed by folder.
+    contents: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
 
 
 # "This file was automatically generated from src/transformers/models/gemma/modular_gemma.py."
@@ -133,6 +135,74 @@ def _repo_anchors(directory: Path, searched: list[str] | None = None) -> list[Pa
     return [directory]
 
 
+def _excluded(exclude: Callable[[str], bool], path: Path, is_dir: bool, anchor: Path) -> bool:
+    # Patterns match paths below `anchor`: a directory named on the command line
+    # is linted even when it matches an exclude (`sync-lint check build`).
+    name = path.name + ("/" if is_dir else "")
+    try:
+        relative = path.relative_to(anchor).as_posix() + ("/" if is_dir else "")
+    except ValueError:
+        relative = name
+    return exclude(relative) or exclude(name)
+
+
+class _Folders:
+    """How a directory walk from `given` lists each folder: the subfolders it enters and the files
+    it keeps (excludes, ignore files, templates), as `discover` walks and as a cached listing is
+    brought up to date folder by folder (`project/listing.py`)."""
+
+    def __init__(self, given: Path, settings: Settings, exclude: Callable[[str], bool], gitignores: _GitIgnores,
+                 templates: bool, repositories: list[str]) -> None:
+        self.given = given
+        self.start = given.resolve()
+        self.settings = settings
+        self.exclude = exclude
+        self.gitignores = gitignores
+        self.templates = templates
+        root = settings.root
+        self.anchor = root
+        if root not in (self.start, *self.start.parents) or self.excluded(self.start, True, root):
+            self.anchor = self.start
+        self.anchors_above = _repo_anchors(self.start, repositories)[:-1] if settings.respect_gitignore else []
+
+    def excluded(self, path: Path, is_dir: bool, anchor: Path) -> bool:
+        return _excluded(self.exclude, path, is_dir, anchor)
+
+    def list(self, dirpath: str, dirnames: list[str], filenames: list[str]) -> tuple[list[str], list[str], list[str]]:
+        """(the subfolders entered, the files kept as the walk shows them, the templates left out)."""
+        settings = self.settings
+        current = Path(dirpath)
+        anchors = [*self.anchors_above, *_chain(self.start, current)] if settings.respect_gitignore else []
+        kept = []
+        for d in sorted(dirnames):
+            sub = current / d
+            if self.excluded(sub, True, self.anchor):
+                continue
+            if settings.respect_gitignore and self.gitignores.ignored(sub, True, anchors):
+                continue
+            kept.append(d)
+        # Files by string: a walk of a large project's thousands of files through pathlib
+        # took a quarter of a warm one-file check. What `excluded` and `_display_path` do per
+        # file, done once per folder.
+        below_anchor = current.relative_to(self.anchor).as_posix()
+        shown = _display_path(current, self.given, self.start)
+        walked = []
+        for f in sorted(filenames):
+            if not f.endswith(SOURCE_SUFFIXES):
+                continue
+            if self.exclude(f if below_anchor == "." else f"{below_anchor}/{f}") or self.exclude(f):
+                continue
+            if settings.respect_gitignore and self.gitignores.ignored(current / f, False, anchors):
+                continue
+            walked.append(f)
+        sources = set() if self.templates else _templates_in(current, walked)
+        files, left_out = [], []
+        for f in walked:
+            display = f if shown == "." else f"{shown}{os.sep}{f}"
+            (left_out if f in sources else files).append(display)
+        return kept, files, left_out
+
+
 def discover(paths: list[str], settings: Settings, *, force_exclude: bool | None = None,
              templates: bool | None = None) -> Discovery:
     """The files to lint under `paths`; `force_exclude` (default: the setting) filters named files too;
@@ -144,89 +214,65 @@ def discover(paths: list[str], settings: Settings, *, force_exclude: bool | None
     exclude = _matcher([*settings.exclude, *settings.extend_exclude])
     root = settings.root
     gitignores = _GitIgnores()
-    files: list[str] = []
-    missing: list[str] = []
-    skipped: list[str] = []
-    dropped: list[str] = []
-    left_out: list[str] = []
-    folders: list[str] = []
-    repositories: list[str] = []
+    found = Discovery(files=[], missing=[])
     seen: set[str] = set()
 
     def excluded(path: Path, is_dir: bool, anchor: Path) -> bool:
-        # Patterns match paths below `anchor`: a directory named on the command line
-        # is linted even when it matches an exclude (`sync-lint check build`).
-        name = path.name + ("/" if is_dir else "")
-        try:
-            relative = path.relative_to(anchor).as_posix() + ("/" if is_dir else "")
-        except ValueError:
-            relative = name
-        return exclude(relative) or exclude(name)
+        return _excluded(exclude, path, is_dir, anchor)
 
     def add(path: str) -> None:
         if path not in seen:
             seen.add(path)
-            files.append(path)
+            found.files.append(path)
 
     for raw in paths:
         given = Path(raw)
         if not given.exists():
-            missing.append(raw)
+            found.missing.append(raw)
             continue
         if not given.is_dir():
             if given.suffix and given.suffix not in SOURCE_SUFFIXES:
-                skipped.append(raw)
+                found.skipped.append(raw)
             elif force_exclude and _force_excluded(given.resolve(), root, excluded):
-                dropped.append(raw)
+                found.excluded.append(raw)
             else:
                 add(raw)  # named explicitly: linted unless force-exclude drops it
             continue
-        start = given.resolve()
-        if force_exclude and _force_excluded(start, root, excluded, is_dir=True):
-            dropped.append(raw)
+        if force_exclude and _force_excluded(given.resolve(), root, excluded, is_dir=True):
+            found.excluded.append(raw)
             continue
-        anchor = root
-        if root not in (start, *start.parents) or excluded(start, True, root):
-            anchor = start
-        anchors_above = _repo_anchors(start, repositories)[:-1] if settings.respect_gitignore else []
-        for dirpath, dirnames, filenames in os.walk(start):
-            folders.append(dirpath)
-            current = Path(dirpath)
-            anchors = [*anchors_above, *_chain(start, current)] if settings.respect_gitignore else []
-            kept = []
-            for d in sorted(dirnames):
-                sub = current / d
-                if excluded(sub, True, anchor):
-                    continue
-                if settings.respect_gitignore and gitignores.ignored(sub, True, anchors):
-                    continue
-                kept.append(d)
+        folders = _Folders(given, settings, exclude, gitignores, templates, found.repositories)
+        for dirpath, dirnames, filenames in os.walk(folders.start):
+            found.folders.append(dirpath)
+            kept, files, left_out = folders.list(dirpath, dirnames, filenames)
             dirnames[:] = kept
-            # Files by string: a walk of a large project's thousands of files through pathlib
-            # took a quarter of a warm one-file check. What `excluded` and `_display_path` do per
-            # file, done once per folder.
-            below_anchor = current.relative_to(anchor).as_posix()
-            shown = _display_path(current, given, start)
-            walked = []
-            for f in sorted(filenames):
-                if not f.endswith(SOURCE_SUFFIXES):
-                    continue
-                if exclude(f if below_anchor == "." else f"{below_anchor}/{f}") or exclude(f):
-                    continue
-                if settings.respect_gitignore and gitignores.ignored(current / f, False, anchors):
-                    continue
-                walked.append(f)
-            sources = set() if templates else _templates_in(current, walked)
-            for f in walked:
-                display = f if shown == "." else f"{shown}{os.sep}{f}"
-                if f in sources:
-                    left_out.append(display)
-                else:
-                    add(display)
-    named = set(files)
-    left_out = [t for t in dict.fromkeys(left_out) if t not in named]
-    return Discovery(files=files, missing=missing, skipped=skipped, excluded=dropped, templates=left_out,
-                     folders=folders, ignore_files=gitignores.files_read(), repositories=repositories)
+            found.contents[dirpath] = (tuple(kept), tuple(files))
+            for display in files:
+                add(display)
+            found.templates.extend(left_out)
+    named = set(found.files)
+    found.templates = [t for t in dict.fromkeys(found.templates) if t not in named]
+    found.ignore_files = gitignores.files_read()
+    return found
+
+
+def list_folders(root: Path, settings: Settings, folders: list[str], *, templates: bool) -> dict[str, tuple]:
+    """What a walk of `root` (as `discover([root])` does it) lists in each of these folders:
+    folder -> (the subfolders it enters, the files it keeps). A folder that is gone is left out."""
+    exclude = _matcher([*settings.exclude, *settings.extend_exclude])
+    lister = _Folders(root, settings, exclude, _GitIgnores(), templates, [])
+    out: dict[str, tuple] = {}
+    for folder in folders:
+        try:
+            with os.scandir(folder) as entries:
+                dirnames, filenames = [], []
+                for entry in entries:
+                    (dirnames if entry.is_dir() else filenames).append(entry.name)
+        except OSError:
+            continue
+        kept, files, _left_out = lister.list(folder, dirnames, filenames)
+        out[folder] = (tuple(kept), tuple(files))
+    return out
 
 
 def _templates_in(folder: Path, names: list[str]) -> set[str]:

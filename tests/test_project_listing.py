@@ -90,7 +90,22 @@ def test_a_file_added_removed_or_renamed_is_seen(project: Path, store: ProjectSt
         expected = ["a.py", "b.py", "d.py"]
     os.utime(sub, ns=(OLD_NS + 1, OLD_NS + 1))  # even a change the clock barely saw
     assert names(project_files(project, settings, store)) == expected
-    assert len(walks) == 2
+    # Files that came and went are seen by listing their folder again; a new folder needs a walk.
+    assert len(walks) == (2 if change == "add-folder" else 1)
+    assert project_files(project, settings, store) == project_files(project, settings)  # as a whole walk
+
+
+def test_a_folder_listed_again_keeps_the_walk_order(project: Path, store: ProjectStore,
+                                                    walks: list[list[str]]) -> None:
+    (project / "pkg" / "z.py").write_text("")
+    (project / "top.py").write_text("")
+    age(project)
+    settings = Settings(root=project)
+    project_files(project, settings, store)
+    (project / "pkg" / "b0.py").write_text("")  # an editor's new file, in a folder listed mid-walk
+    (project / "top.py").unlink()
+    assert project_files(project, settings, store) == project_files(project, settings)
+    assert len(walks) == 2  # the second is the whole walk it is compared with
 
 
 def test_an_edited_gitignore_is_seen(project: Path, store: ProjectStore, walks: list[list[str]]) -> None:
