@@ -230,6 +230,21 @@ def test_a_summary_sent_from_a_worker_is_the_same_summary(tmp_path: Path) -> Non
     db.close()
 
 
+def test_an_answer_solved_again_after_a_drop_stores_what_it_reads_now(store: ProjectStore) -> None:
+    # The reads of a dropped answer stay in the cache (they can only make it drop more); a node
+    # solved again with other reads must still have those stored, or an edit of what it reads
+    # now would leave the answers that used it standing.
+    node = ("node", "callers", "b.f")
+    key = ("param", "b.f", "x", 6)
+    store.put_facts([(node, None, frozenset({"m:b"})), (key, GPU, frozenset({node}))], store.generation())
+    store.update([row("/p/b.py", "b", B + "\ndef h():\n    return 1\n", mtime=2)], [])
+    assert store.fact(key) is None
+    store.put_facts([(node, None, frozenset({"m:c"})), (key, GPU, frozenset({node}))], store.generation())
+    assert store.fact(key) is not None
+    store.update([row("/p/c.py", "c", C + "\ndef k():\n    return 2\n", mtime=2)], [])
+    assert store.fact(key) is None
+
+
 def test_corrupt_database_is_rebuilt(tmp_path: Path) -> None:
     path = tmp_path / "index.sqlite"
     path.write_bytes(b"this is not a database" * 100)
