@@ -168,7 +168,7 @@ class _Folders:
     def excluded(self, path: Path, is_dir: bool, anchor: Path) -> bool:
         return _excluded(self.exclude, path, is_dir, anchor)
 
-    def list(self, dirpath: str, dirnames: list[str], filenames: list[str]) -> tuple[list[str], list[str], list[str]]:
+    def listing(self, dirpath: str, dirnames: list[str], filenames: list[str]) -> tuple[list[str], list[str], list[str]]:
         """(the subfolders entered, the files kept as the walk shows them, the templates left out)."""
         settings = self.settings
         current = Path(dirpath)
@@ -244,7 +244,7 @@ def discover(paths: list[str], settings: Settings, *, force_exclude: bool | None
         folders = _Folders(given, settings, exclude, gitignores, templates, found.repositories)
         for dirpath, dirnames, filenames in os.walk(folders.start):
             found.folders.append(dirpath)
-            kept, files, left_out = folders.list(dirpath, dirnames, filenames)
+            kept, files, left_out = folders.listing(dirpath, dirnames, filenames)
             dirnames[:] = kept
             found.contents[dirpath] = (tuple(kept), tuple(files))
             for display in files:
@@ -257,8 +257,9 @@ def discover(paths: list[str], settings: Settings, *, force_exclude: bool | None
 
 
 def list_folders(root: Path, settings: Settings, folders: list[str], *, templates: bool) -> dict[str, tuple]:
-    """What a walk of `root` (as `discover([root])` does it) lists in each of these folders:
-    folder -> (the subfolders it enters, the files it keeps). A folder that is gone is left out."""
+    """What a walk of `root` (as `discover([str(root)])` does it) lists in each of these folders:
+    folder -> (the subfolders it enters, the files it keeps, shown as that walk shows them). A
+    folder that is gone is left out."""
     exclude = _matcher([*settings.exclude, *settings.extend_exclude])
     lister = _Folders(root, settings, exclude, _GitIgnores(), templates, [])
     out: dict[str, tuple] = {}
@@ -270,7 +271,7 @@ def list_folders(root: Path, settings: Settings, folders: list[str], *, template
                     (dirnames if entry.is_dir() else filenames).append(entry.name)
         except OSError:
             continue
-        kept, files, _left_out = lister.list(folder, dirnames, filenames)
+        kept, files, _left_out = lister.listing(folder, dirnames, filenames)
         out[folder] = (tuple(kept), tuple(files))
     return out
 

@@ -66,7 +66,7 @@ class Listing:
         if not changed or not self.contents or any(path not in listed for path in changed) \
                 or not self._same_links():
             return None
-        relisted = list_folders(root, settings, changed, templates=True)
+        relisted = list_folders(root.resolve(), settings, changed, templates=True)  # as `project_files` walks
         if any(relisted.get(folder, (None,))[0] != listed[folder][0] for folder in changed):
             return None
         signatures = {path: _signature(path) for path in changed}

@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from sync_lint import __version__
+from sync_lint.analysis.facts import map_text
 from sync_lint.project.deps import Dep, dep_id
 from sync_lint.project.index import WHOLE_TABLES, calls_by_name, table_rows
-from sync_lint.analysis.facts import map_text
 from sync_lint.project.summary import SUMMARY_FORMAT, ModuleSummary, map_lines
 
 CACHE_DIRNAME = ".sync-lint-cache"
