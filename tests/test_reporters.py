@@ -534,6 +534,21 @@ def test_full_without_preview_and_with_color() -> None:
     assert stripped == render("full", make_results(), RULES)
 
 
+def test_full_without_color_does_not_import_rich(tmp_path: Path) -> None:
+    # A pre-commit hook's output is a pipe: the human format must not pay for rich's import there.
+    import subprocess
+    import sys
+
+    source = tmp_path / "m.py"
+    source.write_text("import torch\n\ndef f(n):\n    return torch.zeros(n, device='cuda').item()\n")
+    code = ("import sys, runpy; sys.argv = ['sync-lint', 'check', '--isolated', sys.argv[1]]\n"
+            "try:\n    runpy.run_module('sync_lint', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+            "sys.stderr.write('RICH=' + str(any(m.split('.')[0] == 'rich' for m in sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code, str(source)], capture_output=True, text=True, check=False)
+    assert "SL101" in done.stdout and "-->" in done.stdout  # the full format, with its frame
+    assert "RICH=False" in done.stderr
+
+
 def test_full_prints_markup_and_odd_lines_verbatim() -> None:
     wide = Diagnostic(
         code="SLT001",

@@ -56,7 +56,7 @@ def render(
     only affect `full`.
     """
     if fmt == "full":
-        from sync_lint.reporters.full import render_full  # rich, only for the human format
+        from sync_lint.reporters.full import render_full
 
         return render_full(
             results,

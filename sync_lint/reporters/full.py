@@ -10,17 +10,15 @@
        = fix (safe): Keep the value on the device
     12 +     loss_val = loss.detach()
 
-Everything is built from `rich.text.Text` spans rather than console markup, so
-user text (messages, source lines) is never interpreted as markup: a line such
-as `x[bold]` prints as written.
+Everything is built from styled spans rather than console markup, so user text
+(messages, source lines) is never interpreted as markup: a line such as `x[bold]`
+prints as written. rich prints the spans in colour; without colour (a pipe, a file,
+a pre-commit hook) rich is not imported at all.
 """
 
 from __future__ import annotations
 
 from io import StringIO
-
-from rich.cells import cell_len
-from rich.text import Text
 
 from sync_lint.diagnostics import Diagnostic, FileResult
 from sync_lint.reporters._common import (
@@ -45,6 +43,43 @@ STYLE_SAFE = "green"
 STYLE_UNSAFE = "yellow"
 STYLE_PREVIEW = "green"
 STYLE_ERROR = "bold red"
+
+
+class Text:
+    """Styled text, built as rich's `Text` is (the calls this module makes of it): importing rich
+    cost a one-file check about 50 ms, for output that is mostly plain."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, text: str = "", style: str = "") -> None:
+        self.parts: list[tuple[str, str]] = [(text, style)] if text else []
+
+    def append(self, text: str, style: str = "") -> "Text":
+        self.parts.append((text, style))
+        return self
+
+    @property
+    def plain(self) -> str:
+        return "".join(text for text, _style in self.parts)
+
+    def styled(self):  # type: ignore[no-untyped-def]
+        """The same spans as rich's `Text`, to print in colour."""
+        from rich.text import Text as RichText
+
+        out = RichText()
+        for text, style in self.parts:
+            out.append(text, style=style or None)
+        return out
+
+
+def cell_len(text: str) -> int:
+    """Terminal cells `text` takes: its length when it is ASCII, else as rich measures it (wide
+    characters take two cells)."""
+    if text.isascii():
+        return len(text)
+    from rich.cells import cell_len as cells
+
+    return cells(text)
 
 
 def _clean(line: str) -> str:
@@ -180,7 +215,7 @@ def render_full(
         def emit(text: Text = _BLANK) -> None:
             # soft_wrap: never wrap or crop long source lines, which would break
             # the frame; the terminal wraps them if it must.
-            console.print(text, soft_wrap=True)
+            console.print(text.styled(), soft_wrap=True)
     else:
         def emit(text: Text = _BLANK) -> None:
             # Without colour the console adds nothing to the text (a warm run of a large project
