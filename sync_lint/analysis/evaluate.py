@@ -267,6 +267,12 @@ class Evaluator:
         attr = expr.attr.value
         if attr in METADATA_ATTRS:
             if attr == "device":
+                # A device the program bound to this very name: `self.device = torch.device("cpu")` in
+                # `__init__`, or `self.device.type == "cpu"` tested around the use.
+                name = dotted_name(expr)
+                bound = self.bound_fact(name) if name is not None else None
+                if bound is not None and bound.value_kind == "device" and bound.device_value is not None:
+                    return bound
                 dev, why, assumed = _device_attribute(self.fact(expr.value))
                 return replace(device_value(dev, reason=why), convention=assumed)
             if attr == "dtype":

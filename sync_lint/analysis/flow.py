@@ -22,9 +22,11 @@ from sync_lint.analysis.facts import (
     UNKNOWN,
     Device,
     Fact,
+    device_value,
     join,
     replace,
 )
+from sync_lint.analysis.narrowing import Narrowing, narrowings
 from sync_lint.syntax import dotted_name
 
 if TYPE_CHECKING:
@@ -64,6 +66,20 @@ class _Branching:
     live: list[bool] = field(default_factory=list)
     loop: bool = False
     exits: list[dict[str, Fact]] = field(default_factory=list)  # `break` / `continue` states of a loop
+    # What a test proved in an arm (`narrowing.py`): (key, the fact bound, the fact before it).
+    narrowed: list[tuple[str, Fact, Fact | None]] = field(default_factory=list)
+
+
+def _widened(env: dict[str, Fact], narrowed: list[tuple[str, Fact, Fact | None]]) -> dict[str, Fact]:
+    """`env` with each narrowed fact still bound (not rebound since) put back as it was."""
+    out = dict(env)
+    for key, fact, before in narrowed:
+        if out.get(key) is fact:
+            if before is None:
+                del out[key]
+            else:
+                out[key] = before
+    return out
 
 
 def join_envs(envs: list[dict[str, Fact]]) -> dict[str, Fact]:
@@ -205,9 +221,16 @@ class Binder:
         self.scope.env = dict(branching.start)
         self.scope.reachable = branching.start_live
 
-    def _join_live(self, envs: list[dict[str, Fact]], live: list[bool], fallback: dict[str, Fact]) -> None:
-        """Continue from the join of the paths that fall through; none does: the code after is unreachable."""
+    def _join_live(self, envs: list[dict[str, Fact]], live: list[bool], fallback: dict[str, Fact],
+                   narrowed: list[tuple[str, Fact, Fact | None]] = ()) -> None:  # type: ignore[assignment]
+        """Continue from the join of the paths that fall through; none does: the code after is unreachable.
+
+        What a test proved in one arm holds after the branch only when that arm is the one path
+        through (`if device.type != "cpu": return ...`); where several join, a value the arm did
+        not rebind is what it was before the test (narrowing told more of it, it did not change it)."""
         alive = [env for env, ok in zip(envs, live) if ok]
+        if len(alive) > 1 and narrowed:
+            alive = [_widened(env, narrowed) for env in alive]
         if alive:
             self.scope.env, self.scope.reachable = join_envs(alive), True
         else:
@@ -219,7 +242,7 @@ class Binder:
         if include_current:
             envs.append(self.scope.env)
             live.append(self.scope.reachable)
-        self._join_live(envs, live, branching.start)
+        self._join_live(envs, live, branching.start, branching.narrowed)
 
     def leave_return(self, node: cst.CSTNode) -> None:
         self.scope.reachable = False
@@ -238,9 +261,33 @@ class Binder:
         name = _isinstance_of_builtin(node.test)
         if name is not None:  # `if isinstance(image, str):` the body sees a Python value
             self.scope.env[name] = replace(PYTHON, subject=name, reason=f"`isinstance({name}, ...)` with a builtin type")
+        self._narrow(narrowings(node.test)[0], "holds")
 
     def if_after_body(self, node: cst.If) -> None:
         self._end_branch()
+        # The `else` arm, and the code after an `if` whose body returns: `if device.type != "cpu": return`.
+        self._narrow(narrowings(node.test)[1], "is false")
+
+    def _narrow(self, found: list[Narrowing], how: str) -> None:
+        """Bind what a test proves about devices in the arm being entered (`narrowing.py`)."""
+        for narrowing in found:
+            reason = f"{narrowing.test} {how} here"
+            key, fact = narrowing.key, None
+            if narrowing.tensor:
+                current = self.evaluator.fact(narrowing.subject)
+                if current.is_tensor or current.is_unknown_tensor \
+                        or narrowing.shows_tensor and current.device is Device.UNKNOWN:
+                    fact = replace(current, device=narrowing.device, tensor_like=True,
+                                   pinning_unknown=narrowing.device is not Device.GPU, from_name=False,
+                                   convention=False, subject=key, reason=reason, origin=None, via=None, where=None)
+                elif narrowing.device_key is not None:  # `self.device.type == "cpu"`: `self` is no tensor
+                    key = narrowing.device_key
+            if fact is None:
+                if narrowing.tensor and key == narrowing.key:
+                    continue  # `model.is_cuda` of a value known not to be a tensor
+                fact = replace(device_value(narrowing.device, reason=reason), subject=key)
+            self._branches[-1].narrowed.append((key, fact, self.scope.env.get(key)))
+            self.scope.env[key] = fact
 
     def leave_if(self, node: cst.If) -> None:
         self._merge(include_current=True)  # the current env is the else arm (or fall-through)

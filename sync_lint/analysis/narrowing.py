@@ -1,0 +1,118 @@
+"""What a branch's test proves about devices: `if device.type == "cpu":`, `if x.is_cuda:`.
+
+The binder (`flow.py`) applies these to the arm they hold in, as it applies
+`isinstance(x, str)`: inside `if device.type == "cpu":` a `torch.tensor(ids,
+device=device)` is built on the host and nothing is copied (vLLM's KV-transfer
+helpers test the device this way before choosing a pinned copy), and inside
+`if t.is_cuda:` a `t.item()` waits for the GPU whatever else `t` might be.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import libcst as cst
+
+from sync_lint.analysis.facts import Device
+from sync_lint.analysis.knowledge import ACCELERATOR_NAMES
+from sync_lint.syntax import dotted_name, literal_string
+
+
+@dataclass(frozen=True)
+class Narrowing:
+    """In one arm of a branch, `key` (a name or dotted name) is on `device`: a device value, or a
+    tensor (`tensor`) whose node in the test is `subject`."""
+
+    key: str
+    subject: cst.BaseExpression
+    device: Device
+    tensor: bool
+    test: str  # the test as a reason reads it: "`device.type == \"cpu\"`"
+    # The test itself shows a tensor (`x.is_cuda`): narrowed even when nothing else is known of `x`.
+    # (`x.device.type` does not: a Hugging Face model has a `device` too.)
+    shows_tensor: bool = False
+    # `x.device` when the tensor is reached through it: the device to narrow when `x` is no tensor
+    # (`self.device.type == "cpu"` in a module whose `device` is an attribute).
+    device_key: str | None = None
+
+
+def narrowings(test: cst.BaseExpression) -> tuple[list[Narrowing], list[Narrowing]]:
+    """(what holds when `test` is true, what holds when it is false), through `not`, `and`, `or`."""
+    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        when_true, when_false = narrowings(test.expression)
+        return when_false, when_true
+    if isinstance(test, cst.BooleanOperation):
+        left, right = narrowings(test.left), narrowings(test.right)
+        if isinstance(test.operator, cst.And):  # both true; when false, either may be
+            return left[0] + right[0], []
+        return [], left[1] + right[1]  # `or`: both false
+    found = _atom(test)
+    if found is None:
+        return [], []
+    narrowing, holds_when_true = found
+    return ([narrowing], []) if holds_when_true else ([], [narrowing])
+
+
+def _atom(test: cst.BaseExpression) -> tuple[Narrowing, bool] | None:
+    """One test, and whether what it proves holds when it is true (False: when it is false)."""
+    if isinstance(test, cst.Attribute) and test.attr.value in ("is_cuda", "is_cpu"):
+        key = dotted_name(test.value)
+        if key is None:
+            return None
+        device = Device.GPU if test.attr.value == "is_cuda" else Device.CPU
+        return Narrowing(key, test.value, device, True, f"`{key}.{test.attr.value}`", shows_tensor=True), True
+    if not (isinstance(test, cst.Comparison) and len(test.comparisons) == 1):
+        return None
+    target = test.comparisons[0]
+    if not isinstance(target.operator, (cst.Equal, cst.NotEqual)):
+        return None
+    left, right = test.left, target.comparator
+    text = literal_string(right)
+    if text is None:
+        text, left = literal_string(left), right
+    device = _device_named(text) if text is not None else None
+    if device is None:
+        return None
+    found = _subject(left)
+    if found is None:
+        return None
+    key, subject, tensor, spelled = found
+    operator = "==" if isinstance(target.operator, cst.Equal) else "!="
+    narrowing = Narrowing(key, subject, device, tensor, f"`{spelled} {operator} {text!r}`",
+                          device_key=f"{key}.device" if tensor else None)
+    return narrowing, isinstance(target.operator, cst.Equal)
+
+
+def _subject(expr: cst.BaseExpression) -> tuple[str, cst.BaseExpression, bool, str] | None:
+    """What a compared expression names: (key, its node, whether it is a tensor, how it is spelled)
+    for `x.device.type`, `device.type`, `str(device)` and `device`."""
+    if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name) and expr.func.value == "str" \
+            and len(expr.args) == 1:
+        expr = expr.args[0].value
+        if isinstance(expr, cst.Attribute) and expr.attr.value == "device":  # `str(x.device)`
+            key = dotted_name(expr.value)
+            return (key, expr.value, True, f"str({key}.device)") if key is not None else None
+        key = dotted_name(expr)
+        return (key, expr, False, f"str({key})") if key is not None else None
+    if isinstance(expr, cst.Attribute) and expr.attr.value == "type":
+        owner = expr.value
+        if isinstance(owner, cst.Attribute) and owner.attr.value == "device":  # `x.device.type`
+            key = dotted_name(owner.value)
+            return (key, owner.value, True, f"{key}.device.type") if key is not None else None
+        key = dotted_name(owner)
+        return (key, owner, False, f"{key}.type") if key is not None else None
+    if isinstance(expr, cst.Attribute) and expr.attr.value == "device":  # `x.device == "cpu"`
+        key = dotted_name(expr.value)
+        return (key, expr.value, True, f"{key}.device") if key is not None else None
+    key = dotted_name(expr)
+    return (key, expr, False, key) if key is not None else None
+
+
+def _device_named(text: str) -> Device | None:
+    """The device a compared string names: exactly a device type, with an index or not."""
+    kind = text.strip().lower().split(":", 1)[0]
+    if kind == "cpu":
+        return Device.CPU
+    if kind in ACCELERATOR_NAMES:
+        return Device.GPU
+    return None

@@ -1,0 +1,128 @@
+"""What a branch's test proves about devices (`sync_lint/analysis/narrowing.py`), and the binder
+applying it to the arm it holds in."""
+
+from __future__ import annotations
+
+import libcst as cst
+import pytest
+
+from sync_lint.analysis.facts import Device
+from sync_lint.analysis.narrowing import narrowings
+from sync_lint.config import Settings
+from sync_lint.engine import lint_source
+from sync_lint.registry import all_rules
+
+SETTINGS = Settings(target_torch_version="2.11")
+
+
+def proved(test: str) -> tuple[list[tuple[str, str, bool]], list[tuple[str, str, bool]]]:
+    when_true, when_false = narrowings(cst.parse_expression(test))
+    return ([(n.key, n.device.value, n.tensor) for n in when_true],
+            [(n.key, n.device.value, n.tensor) for n in when_false])
+
+
+@pytest.mark.parametrize("test, expected", [
+    ('device.type == "cpu"', ([("device", "cpu", False)], [])),
+    ('device.type != "cpu"', ([], [("device", "cpu", False)])),
+    ('"cuda" == self.device.type', ([("self", "gpu", True)], [])),  # `self.device` when `self` is no tensor
+    ('x.device.type == "cpu"', ([("x", "cpu", True)], [])),
+    ('str(x.device) == "cuda:0"', ([("x", "gpu", True)], [])),
+    ('device == "cpu"', ([("device", "cpu", False)], [])),
+    ("t.is_cuda", ([("t", "gpu", True)], [])),
+    ("not t.is_cuda", ([], [("t", "gpu", True)])),
+    ('t.is_cuda and device.type == "cpu"', ([("t", "gpu", True), ("device", "cpu", False)], [])),
+    # `or` false: both false; `t.is_cpu` false proves nothing (another accelerator, `meta`).
+    ('t.is_cpu or device.type != "cuda"', ([], [("device", "gpu", False)])),
+    # Not a device: another string, another operator, a call that is not `str`.
+    ('device.type == "meta"', ([], [])),
+    ('mode == "train"', ([], [])),
+    ('device.type in ("cpu", "mps")', ([], [])),
+    ('get(device) == "cpu"', ([], [])),
+])
+def test_what_a_test_proves(test: str, expected: tuple) -> None:
+    assert proved(test) == expected
+
+
+def rows(source: str) -> list[tuple[int, str]]:
+    result = lint_source(source, "snippet.py", list(all_rules().values()), SETTINGS)
+    return sorted((d.start.row, d.code) for d in result.diagnostics)
+
+
+def test_a_device_tested_for_the_cpu_copies_nothing() -> None:
+    # vLLM's KV-transfer helper: a CPU device gets a plain tensor, any other a pinned copy.
+    source = (
+        "import torch\n\n\n"
+        "def to(ids, device):\n"
+        "    if device.type == 'cpu':\n"
+        "        return torch.tensor(ids, dtype=torch.int64, device=device)\n"   # 6: on the host
+        "    return torch.tensor(ids, dtype=torch.int64, device=device)\n"       # 7
+        "\n\n"
+        "def early(ids, device):\n"
+        "    if device.type != 'cpu':\n"
+        "        return None\n"
+        "    return torch.tensor(ids, device=device)\n"                          # 13: on the host
+    )
+    assert rows(source) == [(7, "SL304")]
+
+
+def test_a_tensor_tested_for_its_device() -> None:
+    source = (
+        "import torch\n\n\n"
+        "def f(t, x: torch.Tensor):\n"
+        "    y = x.cuda()\n"
+        "    if t.is_cuda:\n"
+        "        t.item()\n"                       # 7: `t` is on the GPU here, whatever else it is
+        "    if y.device.type == 'cpu':\n"
+        "        y.tolist()\n"                     # 9: not on the GPU in this arm
+        "    else:\n"
+        "        y.tolist()\n"                     # 11
+        "    if not y.is_cpu:\n"
+        "        return y.tolist()\n"              # 13
+    )
+    assert rows(source) == [(7, "SL101"), (11, "SL102"), (13, "SL102")]
+    result = lint_source(source, "snippet.py", list(all_rules().values()), SETTINGS)
+    (item,) = [d for d in result.diagnostics if d.start.row == 7]
+    assert "`t.is_cuda` holds here" in item.evidence
+
+
+def test_a_module_with_a_device_is_not_taken_for_a_tensor() -> None:
+    # A Hugging Face model has `.device`: the test tells of `model.device`, not of a tensor `model`.
+    source = (
+        "import torch\n\n\n"
+        "def f(model, ids):\n"
+        "    if model.device.type == 'cpu':\n"
+        "        return torch.tensor(ids, device=model.device)\n"   # 6: the CPU in this arm
+        "    return torch.tensor(ids, device=model.device)\n"       # 7
+    )
+    assert rows(source) == [(7, "SL304")]
+
+
+def test_a_device_attribute_the_program_binds_or_tests() -> None:
+    source = (
+        "import torch\n\n\n"
+        "class A:\n"
+        "    def __init__(self):\n"
+        "        self.device = torch.device('cpu')\n\n"
+        "    def f(self, ids):\n"
+        "        return torch.tensor(ids, device=self.device)\n"      # 9: the CPU, set in __init__
+        "\n\n"
+        "class B:\n"
+        "    def f(self, ids):\n"
+        "        if self.device.type == 'cpu':\n"
+        "            return torch.tensor(ids, device=self.device)\n"  # 15: the CPU in this arm
+        "        return torch.tensor(ids, device=self.device)\n"      # 16
+    )
+    assert rows(source) == [(16, "SL304")]
+
+
+def test_after_the_branch_a_value_is_what_it_was() -> None:
+    # Both arms fall through: what the test told of `y` in one of them does not outlive the branch.
+    source = (
+        "import torch\n\n\n"
+        "def f(x: torch.Tensor):\n"
+        "    y = x.cuda()\n"
+        "    if y.device.type == 'cpu':\n"
+        "        pass\n"
+        "    return y.tolist()\n"   # 8
+    )
+    assert rows(source) == [(8, "SL102")]
