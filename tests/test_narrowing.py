@@ -123,6 +123,8 @@ def test_after_the_branch_a_value_is_what_it_was() -> None:
         "    y = x.cuda()\n"
         "    if y.device.type == 'cpu':\n"
         "        pass\n"
-        "    return y.tolist()\n"   # 8
+        "    if y.is_cpu and y.device.type == 'cpu':\n"   # narrowed twice in one arm
+        "        pass\n"
+        "    return y.tolist()\n"   # 10
     )
-    assert rows(source) == [(8, "SL102")]
+    assert rows(source) == [(10, "SL102")]

@@ -12,7 +12,7 @@ back to its top: the analysis then knows less, never something wrong.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import libcst as cst
 
@@ -70,10 +70,10 @@ class _Branching:
     narrowed: list[tuple[str, Fact, Fact | None]] = field(default_factory=list)
 
 
-def _widened(env: dict[str, Fact], narrowed: list[tuple[str, Fact, Fact | None]]) -> dict[str, Fact]:
+def _widened(env: dict[str, Fact], narrowed: Sequence[tuple[str, Fact, Fact | None]]) -> dict[str, Fact]:
     """`env` with each narrowed fact still bound (not rebound since) put back as it was."""
     out = dict(env)
-    for key, fact, before in narrowed:
+    for key, fact, before in reversed(narrowed):  # the last first: `x.is_cuda and x.device.type == ...`
         if out.get(key) is fact:
             if before is None:
                 del out[key]
@@ -222,7 +222,7 @@ class Binder:
         self.scope.reachable = branching.start_live
 
     def _join_live(self, envs: list[dict[str, Fact]], live: list[bool], fallback: dict[str, Fact],
-                   narrowed: list[tuple[str, Fact, Fact | None]] = ()) -> None:  # type: ignore[assignment]
+                   narrowed: Sequence[tuple[str, Fact, Fact | None]] = ()) -> None:
         """Continue from the join of the paths that fall through; none does: the code after is unreachable.
 
         What a test proved in one arm holds after the branch only when that arm is the one path
