@@ -128,3 +128,23 @@ def test_after_the_branch_a_value_is_what_it_was() -> None:
         "    return y.tolist()\n"   # 10
     )
     assert rows(source) == [(10, "SL102")]
+
+
+def test_an_assert_narrows_what_follows_it() -> None:
+    # vLLM's mamba helpers: `assert seq_lens.is_cuda` before reading it back.
+    source = (
+        "import torch\n\n\n"
+        "def f(seq_lens, q: torch.Tensor):\n"
+        "    assert seq_lens.is_cuda\n"
+        "    n = seq_lens.max().item()\n"        # 6: on the GPU after the assert
+        "    q = q.cuda()\n"
+        "    assert q.device.type == 'cpu', 'never'\n"
+        "    return q.tolist(), n\n"             # 9: the assert says the CPU
+        "\n\n"
+        "def g(t, flag):\n"
+        "    if flag:\n"
+        "        assert t.is_cuda\n"
+        "        t.item()\n"                     # 15
+        "    return t.item()\n"                  # 16: after the branch, `t` is what it was
+    )
+    assert rows(source) == [(6, "SL101"), (15, "SL101")]

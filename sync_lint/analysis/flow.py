@@ -286,8 +286,13 @@ class Binder:
                 if narrowing.tensor and key == narrowing.key:
                     continue  # `model.is_cuda` of a value known not to be a tensor
                 fact = replace(device_value(narrowing.device, reason=reason), subject=key)
-            self._branches[-1].narrowed.append((key, fact, self.scope.env.get(key)))
+            if self._branches:  # at a function's top level (an `assert`) nothing joins it again
+                self._branches[-1].narrowed.append((key, fact, self.scope.env.get(key)))
             self.scope.env[key] = fact
+
+    def leave_assert(self, node: cst.Assert) -> None:
+        """`assert t.is_cuda`: what the test proves holds after it (where it fails, nothing follows)."""
+        self._narrow(narrowings(node.test)[0], "is asserted")
 
     def leave_if(self, node: cst.If) -> None:
         self._merge(include_current=True)  # the current env is the else arm (or fall-through)
@@ -495,6 +500,7 @@ LEAVE: dict[type, Callable[[Binder, cst.CSTNode], None]] = {
     cst.Raise: Binder.leave_return,
     cst.Break: Binder.leave_jump,
     cst.Continue: Binder.leave_jump,
+    cst.Assert: Binder.leave_assert,
 }
 AFTER_FIELD: dict[tuple[type, str], Callable[[Binder, cst.CSTNode], None]] = {
     (cst.If, "test"): Binder.if_after_test,
