@@ -48,23 +48,6 @@ def rows(source: str) -> list[tuple[int, str]]:
     return sorted((d.start.row, d.code) for d in result.diagnostics)
 
 
-def test_a_device_tested_for_the_cpu_copies_nothing() -> None:
-    # vLLM's KV-transfer helper: a CPU device gets a plain tensor, any other a pinned copy.
-    source = (
-        "import torch\n\n\n"
-        "def to(ids, device):\n"
-        "    if device.type == 'cpu':\n"
-        "        return torch.tensor(ids, dtype=torch.int64, device=device)\n"   # 6: on the host
-        "    return torch.tensor(ids, dtype=torch.int64, device=device)\n"       # 7
-        "\n\n"
-        "def early(ids, device):\n"
-        "    if device.type != 'cpu':\n"
-        "        return None\n"
-        "    return torch.tensor(ids, device=device)\n"                          # 13: on the host
-    )
-    assert rows(source) == [(7, "SL304")]
-
-
 def test_a_tensor_tested_for_its_device() -> None:
     source = (
         "import torch\n\n\n"
@@ -85,20 +68,30 @@ def test_a_tensor_tested_for_its_device() -> None:
     assert "`t.is_cuda` holds here" in item.evidence
 
 
-def test_a_module_with_a_device_is_not_taken_for_a_tensor() -> None:
+# Whole checks: (source, the rows reported), each scenario with what it shows.
+CASES = {
+    # vLLM's KV-transfer helper: a CPU device gets a plain tensor, any other a pinned copy.
+    "a_device_tested_for_the_cpu_copies_nothing": (
+        "import torch\n\n\n"
+        "def to(ids, device):\n"
+        "    if device.type == 'cpu':\n"
+        "        return torch.tensor(ids, dtype=torch.int64, device=device)\n"   # 6: on the host
+        "    return torch.tensor(ids, dtype=torch.int64, device=device)\n"       # 7
+        "\n\n"
+        "def early(ids, device):\n"
+        "    if device.type != 'cpu':\n"
+        "        return None\n"
+        "    return torch.tensor(ids, device=device)\n",                          # 13: on the host
+        [(7, "SL304")]),
     # A Hugging Face model has `.device`: the test tells of `model.device`, not of a tensor `model`.
-    source = (
+    "a_module_with_a_device_is_not_taken_for_a_tensor": (
         "import torch\n\n\n"
         "def f(model, ids):\n"
         "    if model.device.type == 'cpu':\n"
         "        return torch.tensor(ids, device=model.device)\n"   # 6: the CPU in this arm
-        "    return torch.tensor(ids, device=model.device)\n"       # 7
-    )
-    assert rows(source) == [(7, "SL304")]
-
-
-def test_a_device_attribute_the_program_binds_or_tests() -> None:
-    source = (
+        "    return torch.tensor(ids, device=model.device)\n",       # 7
+        [(7, "SL304")]),
+    "a_device_attribute_the_program_binds_or_tests": (
         "import torch\n\n\n"
         "class A:\n"
         "    def __init__(self):\n"
@@ -110,14 +103,10 @@ def test_a_device_attribute_the_program_binds_or_tests() -> None:
         "    def f(self, ids):\n"
         "        if self.device.type == 'cpu':\n"
         "            return torch.tensor(ids, device=self.device)\n"  # 15: the CPU in this arm
-        "        return torch.tensor(ids, device=self.device)\n"      # 16
-    )
-    assert rows(source) == [(16, "SL304")]
-
-
-def test_after_the_branch_a_value_is_what_it_was() -> None:
+        "        return torch.tensor(ids, device=self.device)\n",      # 16
+        [(16, "SL304")]),
     # Both arms fall through: what the test told of `y` in one of them does not outlive the branch.
-    source = (
+    "after_the_branch_a_value_is_what_it_was": (
         "import torch\n\n\n"
         "def f(x: torch.Tensor):\n"
         "    y = x.cuda()\n"
@@ -125,14 +114,10 @@ def test_after_the_branch_a_value_is_what_it_was() -> None:
         "        pass\n"
         "    if y.is_cpu and y.device.type == 'cpu':\n"   # narrowed twice in one arm
         "        pass\n"
-        "    return y.tolist()\n"   # 10
-    )
-    assert rows(source) == [(10, "SL102")]
-
-
-def test_an_assert_narrows_what_follows_it() -> None:
+        "    return y.tolist()\n",   # 10
+        [(10, "SL102")]),
     # vLLM's mamba helpers: `assert seq_lens.is_cuda` before reading it back.
-    source = (
+    "an_assert_narrows_what_follows_it": (
         "import torch\n\n\n"
         "def f(seq_lens, q: torch.Tensor):\n"
         "    assert seq_lens.is_cuda\n"
@@ -145,6 +130,12 @@ def test_an_assert_narrows_what_follows_it() -> None:
         "    if flag:\n"
         "        assert t.is_cuda\n"
         "        t.item()\n"                     # 15
-        "    return t.item()\n"                  # 16: after the branch, `t` is what it was
-    )
-    assert rows(source) == [(6, "SL101"), (15, "SL101")]
+        "    return t.item()\n",                  # 16: after the branch, `t` is what it was
+        [(6, "SL101"), (15, "SL101")]),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_findings_in_narrowed_code(name: str) -> None:
+    source, expected = CASES[name]
+    assert rows(source) == expected

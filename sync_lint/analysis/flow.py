@@ -68,6 +68,7 @@ class _Branching:
     exits: list[dict[str, Fact]] = field(default_factory=list)  # `break` / `continue` states of a loop
     # What a test proved in an arm (`narrowing.py`): (key, the fact bound, the fact before it).
     narrowed: list[tuple[str, Fact, Fact | None]] = field(default_factory=list)
+    otherwise: list[Narrowing] = field(default_factory=list)  # what an `if`'s test proves in its `else`
 
 
 def _widened(env: dict[str, Fact], narrowed: Sequence[tuple[str, Fact, Fact | None]]) -> dict[str, Fact]:
@@ -261,30 +262,29 @@ class Binder:
         name = _isinstance_of_builtin(node.test)
         if name is not None:  # `if isinstance(image, str):` the body sees a Python value
             self.scope.env[name] = replace(PYTHON, subject=name, reason=f"`isinstance({name}, ...)` with a builtin type")
-        self._narrow(narrowings(node.test)[0], "holds")
+        when_true, self._branches[-1].otherwise = narrowings(node.test)
+        self._narrow(when_true, "holds")
 
     def if_after_body(self, node: cst.If) -> None:
         self._end_branch()
         # The `else` arm, and the code after an `if` whose body returns: `if device.type != "cpu": return`.
-        self._narrow(narrowings(node.test)[1], "is false")
+        self._narrow(self._branches[-1].otherwise, "is false")
 
     def _narrow(self, found: list[Narrowing], how: str) -> None:
         """Bind what a test proves about devices in the arm being entered (`narrowing.py`)."""
         for narrowing in found:
             reason = f"{narrowing.test} {how} here"
-            key, fact = narrowing.key, None
-            if narrowing.tensor:
-                current = self.evaluator.fact(narrowing.subject)
-                if current.is_tensor or current.is_unknown_tensor \
-                        or narrowing.shows_tensor and current.device is Device.UNKNOWN:
-                    fact = replace(current, device=narrowing.device, tensor_like=True,
-                                   pinning_unknown=narrowing.device is not Device.GPU, from_name=False,
-                                   convention=False, subject=key, reason=reason, origin=None, via=None, where=None)
-                elif narrowing.device_key is not None:  # `self.device.type == "cpu"`: `self` is no tensor
-                    key = narrowing.device_key
-            if fact is None:
-                if narrowing.tensor and key == narrowing.key:
-                    continue  # `model.is_cuda` of a value known not to be a tensor
+            key = narrowing.key
+            current = self.evaluator.fact(narrowing.subject) if narrowing.tensor else None
+            if current is not None and (current.is_tensor or current.is_unknown_tensor
+                                        or narrowing.shows_tensor and current.device is Device.UNKNOWN):
+                fact = replace(current, device=narrowing.device, tensor_like=True,
+                               pinning_unknown=narrowing.device is not Device.GPU, from_name=False,
+                               convention=False, subject=key, reason=reason, origin=None, via=None, where=None)
+            elif current is not None and narrowing.device_key is None:
+                continue  # `model.is_cuda` of a value known not to be a tensor
+            else:  # a device; or `x.device` when `x` is no tensor (`self.device.type == "cpu"`)
+                key = key if current is None else narrowing.device_key  # type: ignore[assignment]
                 fact = replace(device_value(narrowing.device, reason=reason), subject=key)
             if self._branches:  # at a function's top level (an `assert`) nothing joins it again
                 self._branches[-1].narrowed.append((key, fact, self.scope.env.get(key)))
