@@ -42,6 +42,16 @@ from sync_lint.project.summary import SUMMARY_FORMAT, ModuleSummary, map_lines
 CACHE_DIRNAME = ".sync-lint-cache"
 DATABASE = "index.sqlite"
 _QUERY_CHUNK = 500  # parameters per `IN (...)` query, below SQLite's limit
+# A `path:line` a fact's evidence names, found in its pickle (a string's UTF-8 bytes stand whole
+# there). `fact_files` keeps, for each such path, the facts naming it: an edit that moves a file's
+# lines rewrites those facts without reading every fact (0.2-0.4 s for vLLM). The characters are
+# those `_move_evidence` stops a path at; a path with others is looked for by reading every fact.
+_CITED = re.compile(rb"(?<![\w./\\-])([\w./\\-]+\.pyi?):\d")
+_PLAIN_PATH = re.compile(r"[\w./\\-]+\.pyi?", re.ASCII)
+
+
+def _file_id(path: bytes) -> int:
+    return dep_id(("file", path))
 
 
 @functools.lru_cache(maxsize=None)
@@ -91,6 +101,7 @@ CREATE INDEX IF NOT EXISTS result_reads_path ON result_reads (path);
 CREATE TABLE IF NOT EXISTS facts (id INTEGER PRIMARY KEY, fact BLOB);
 CREATE TABLE IF NOT EXISTS fact_reads (dep INTEGER, fact INTEGER, PRIMARY KEY (dep, fact)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS nodes (id INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS fact_files (file INTEGER, fact INTEGER, PRIMARY KEY (file, fact)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS calls (name TEXT, module TEXT, sites BLOB);
 CREATE INDEX IF NOT EXISTS calls_name ON calls (name);
 CREATE INDEX IF NOT EXISTS calls_module ON calls (module);
@@ -309,7 +320,13 @@ class ProjectStore:
                     return f"{path}:{line}"
                 return place.sub(moved_line, text) if path in text else text
 
-            rows = self._db.execute("SELECT id, fact FROM facts WHERE instr(fact, ?) > 0", (path.encode(),)).fetchall()
+            if _PLAIN_PATH.fullmatch(path):
+                rows = self._db.execute(
+                    "SELECT id, fact FROM facts WHERE id IN (SELECT fact FROM fact_files WHERE file = ?)",
+                    (_file_id(path.encode()),)).fetchall()
+            else:  # a name `_CITED` would not find whole: look through every fact
+                rows = self._db.execute("SELECT id, fact FROM facts WHERE instr(fact, ?) > 0",
+                                        (path.encode(),)).fetchall()
             for fact_id, blob in rows:
                 missing.clear()
                 fact = map_text(pickle.loads(blob), move)
@@ -374,7 +391,7 @@ class ProjectStore:
         db.execute("BEGIN IMMEDIATE")
         try:
             if self._meta("fact-settings") != digest:
-                for table in ("facts", "fact_reads", "nodes", "results", "result_reads"):
+                for table in ("facts", "fact_reads", "fact_files", "nodes", "results", "result_reads"):
                     db.execute(f"DELETE FROM {table}")
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('fact-settings', ?)", (digest,))
             db.execute("COMMIT")
@@ -439,8 +456,10 @@ class ProjectStore:
             present |= _present(db, "SELECT id FROM nodes WHERE id IN ({})", list(nodes))
             fresh = [(i, v) for i, v in facts.items() if i not in present]
             new_nodes = [(i, deps) for i, deps in nodes.items() if i not in present]
-            db.executemany("INSERT INTO facts VALUES (?, ?)",
-                           [(i, pickle.dumps(fact, protocol=5)) for i, (fact, _deps) in fresh])
+            blobs = [(i, pickle.dumps(fact, protocol=5)) for i, (fact, _deps) in fresh]
+            db.executemany("INSERT INTO facts VALUES (?, ?)", blobs)
+            db.executemany("INSERT OR IGNORE INTO fact_files VALUES (?, ?)",
+                           [(_file_id(path), i) for i, blob in blobs for path in set(_CITED.findall(blob))])
             db.executemany("INSERT INTO nodes VALUES (?)", [(i,) for i, _deps in new_nodes])
             # `OR IGNORE`: a dropped answer's reads are kept (`_drop`), and are often read again.
             db.executemany("INSERT OR IGNORE INTO fact_reads VALUES (?, ?)",
