@@ -497,12 +497,31 @@ def run_files(
     initargs = (plan.rules, tuple(plan.registry), plan.settings, fix, projects)
     fresh = run_per_file(todo, _process_file, initializer=_start_job, initargs=initargs,
                          jobs=jobs or plan.settings.jobs, on_result=on_result, after_batch=_save_job)
+    if todo and plan.project is not None and not plan.project.temporary:
+        _merge_reads(projects)
     by_path = dict(zip(todo, fresh))
     results = [cached[path] if path in cached else by_path[path] for path in files]
     rank_results(results, plan.settings.root)
     report = _report(results)
     report.projects = projects
     return report
+
+
+def _merge_reads(projects: dict[str, "Project"]) -> None:
+    """Merge the dependency rows this run's processes stored (`ProjectStore.merge_reads`). A cache
+    locked past its timeout keeps them pending: the next run that reads them merges them first."""
+    import sqlite3
+
+    from sync_lint.project.store import ProjectStore
+
+    for database in {project.database for project in projects.values()}:
+        store = ProjectStore(database)
+        try:
+            store.merge_reads()
+        except sqlite3.OperationalError:
+            pass
+        finally:
+            store.close()
 
 
 def _cached_results(plan: Plan, files: Sequence[str], projects: dict[str, "Project"]) -> dict[str, FileResult]:

@@ -116,6 +116,22 @@ def test_warm_run_serves_results_from_the_cache(project: Path, runs: Runs) -> No
     assert (runs.cache).is_dir() and not (project / ".sync-lint-cache").exists()
 
 
+def test_a_run_merges_the_dependency_rows_it_stored(project: Path, runs: Runs) -> None:
+    # Workers append what each answer read to `pending_reads`; the run merges them into the
+    # indexed table at its end, and an edit finds them either way.
+    import sqlite3
+
+    runs()
+    db = sqlite3.connect(next(runs.cache.glob("*/index.sqlite")))
+    try:
+        counts = [db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] for table in ("pending_reads", "fact_reads")]
+    finally:
+        db.close()
+    assert counts[0] == 0 and counts[1] > 0
+    bump(project / "pkg" / "builder.py", BUILDER_GPU.replace('device="cuda"', 'device="cpu"'))
+    assert runs() == {OTHER_FINDING}
+
+
 def test_no_cache_writes_nothing(project: Path, runs: Runs) -> None:
     assert runs(temporary=True) == {RUNNER_FINDING, OTHER_FINDING}
     assert not runs.cache.exists() and not (project / ".sync-lint-cache").exists()

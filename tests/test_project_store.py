@@ -287,6 +287,7 @@ def test_a_node_carries_its_reads_to_every_answer_that_used_it(store: ProjectSto
     assert store.fact(node) is None  # a node has no value
     # Stored again by another process: its reads are not duplicated.
     assert store.put_facts([(node, None, frozenset({"m:b", "n:calls:f"}))], generation)
+    store.merge_reads()
     assert store._db.execute("SELECT COUNT(*) FROM fact_reads WHERE fact = ?",
                              (store_module.dep_id(node),)).fetchone()[0] == 2
     store.update([row("/p/b.py", "b", B + "\ndef h():\n    return 1\n", mtime=2)], [])
