@@ -17,6 +17,7 @@ from sync_lint.project.deps import Reads, dep_id
 from sync_lint.project.index import ProjectIndex, table_rows
 from sync_lint.project.infer import TENSOR, Inference, join_sources
 from sync_lint.project.summary import annotation_types, summarize
+from sync_lint.project.values import Value
 from test_device import fact_of
 
 # ==========================================================================================
@@ -468,10 +469,43 @@ def test_summary_a_name_rebound_from_itself_reads_its_earlier_value() -> None:
     (move,) = module.functions["move"].returns
     assert move == ("join", (("call", ("attr", ("param", "audio"), "to"), (("param", "device"),), ()),
                              ("param", "audio")))
-    # Rebound twice: the second source reads the first (a keyword argument keeps its name).
+    # Rebound twice in one block: the return reads the second, which reads the first (a keyword
+    # argument keeps its name).
     (kw,) = module.functions["kw"].returns
     first = ("call", ("name", "f"), (), (("rec", ("param", "rec")),))
-    assert kw == ("join", (first, ("op", (first, ("call", ("name", "g"), (), (("rec", first),))))))
+    assert kw == ("op", (first, ("call", ("name", "g"), (), (("rec", first),))))
+
+
+def _arguments(source: str, callee: str = "use") -> list[Value]:
+    module = summarize(textwrap.dedent(source), "m.py", "m")
+    return [call.args[0] for call in module.calls if call.func == ("name", callee)]
+
+
+MOVED = ("call", ("attr", ("param", "x"), "to"), (("param", "d"),), ())
+
+
+@pytest.mark.parametrize("source, expected", [
+    # The assignment before the call, in its block or an enclosing one, is what the call passes.
+    ("def f(x, d):\n    x = x.to(d)\n    use(x)\n", MOVED),
+    ("def f(x, d, n):\n    x = x.to(d)\n    if n:\n        for i in n:\n            use(x)\n", MOVED),
+    ("def f(x, d, n):\n    while n:\n        x = x.to(d)\n        use(x)\n        x = g(x)\n",
+     # (at the top of the loop, `x` is whatever it was given: the join)
+     ("call", ("attr", ("join", (MOVED, ("call", ("name", "g"), (MOVED,), ()), ("param", "x"))), "to"),
+      (("param", "d"),), ())),
+    # Before any assignment: the parameter.
+    ("def f(x, d):\n    use(x)\n    x = x.to(d)\n", ("param", "x")),
+    # An assignment in a branch, a loop coming back, a handler, a walrus, a loop target: the join.
+    ("def f(x, d, c):\n    if c:\n        x = x.to(d)\n    use(x)\n", ("join", (MOVED, ("param", "x")))),
+    ("def f(x, d, n):\n    for i in n:\n        use(x)\n        x = x.to(d)\n", ("join", (MOVED, ("param", "x")))),
+    ("def f(x, d):\n    try:\n        x = x.to(d)\n    except E:\n        pass\n    use(x)\n",
+     ("join", (MOVED, ("param", "x")))),
+    ("def f(x, d):\n    x = x.to(d)\n    if (x := g()):\n        pass\n    use(x)\n",
+     ("join", (MOVED, ("call", ("name", "g"), (), ()), ("param", "x")))),
+])
+def test_summary_a_name_read_after_an_assignment_that_must_have_run_is_that_value(source: str,
+                                                                                  expected: Value) -> None:
+    (argument,) = _arguments(source)
+    assert argument == expected
 
 
 def test_summary_of_broken_file_is_empty_with_error() -> None:
@@ -1066,3 +1100,23 @@ def test_a_factory_spreading_a_known_dict_takes_its_device_entry() -> None:
     assert not inference.returns("pkg.m.like_passed").is_tensor  # a dict nobody knows may name a device
     assert not inference.returns("pkg.m.no_device").is_tensor  # no device entry seen: no claim
     assert not inference.returns("pkg.m.passed").is_tensor
+
+
+def test_a_receiver_nobody_knows_moved_to_a_device_is_a_tensor_there() -> None:
+    # As the per-file analysis takes `x.to("cuda")` of an unknown `x`: `tokenizer(...).input_ids`
+    # moved to the device of a GPU parameter is a GPU tensor, and `.cpu()` of anything a CPU one.
+    inference = Inference(_index({"pkg.m": """
+        import torch
+        def heal(input_ids, tokenizer):
+            input_ids = tokenizer(["a"], return_tensors="pt").input_ids.to(input_ids.device)
+            return input_ids
+        def host(batch):
+            return batch.cpu()
+        def cast(batch):
+            return batch.to(torch.float16)
+        def run(n, tokenizer):
+            return heal(torch.zeros(n, device="cuda"), tokenizer)
+    """}))
+    assert inference.returns("pkg.m.run").is_gpu
+    assert inference.returns("pkg.m.host").is_cpu
+    assert not inference.returns("pkg.m.cast").is_tensor  # a dtype says nothing of the device

@@ -7,9 +7,12 @@ entries with string keys, module-level names and imports. Values are symbolic
 (`values.py`): a summary never looks at another file, so it can be cached by the
 file's content alone and rebuilt in parallel.
 
-Inside a function, local variables are resolved flow-insensitively: a name stands
-for every value assigned to it in that function (a join), so that a call argument
-or a stored value is expressed over parameters, globals and calls only.
+Inside a function, a local variable read where one assignment to it must have run
+last (an assignment before it in the same block or an enclosing one, and no other
+assignment in between or around a loop) stands for that assignment's value:
+`x = x.to(device)` then `f(x)` passes the moved tensor, not the parameter. Anywhere
+else it stands for every value assigned to it in that function (a join). Either way a
+call argument or a stored value is expressed over parameters, globals and calls only.
 """
 
 from __future__ import annotations
@@ -296,22 +299,52 @@ def annotation_types(node: ast.AST | None) -> tuple[str, ...]:
     return (name,) if name else ()
 
 
+@dataclass(frozen=True)
+class _Place:
+    """Where a statement stands in its scope's body: for each block from the body down, (the block,
+    the statement's index in it, whether that statement is a loop); and its order in the body."""
+
+    path: tuple[tuple[int, int, bool], ...]
+    order: int
+
+    def dominates(self, other: "_Place") -> bool:
+        """Whether this statement runs before `other` on every way to it: it precedes `other`, or a
+        statement holding `other`, in one block."""
+        depth = len(self.path) - 1
+        if depth >= len(other.path) or self.path[:depth] != other.path[:depth]:
+            return False
+        block, index, _loop = self.path[depth]
+        other_block, other_index, _other_loop = other.path[depth]
+        return block == other_block and index < other_index
+
+    def loops_without(self, start: "_Place | None") -> list[tuple[tuple[int, int, bool], ...]]:
+        """The loops holding this statement (itself included) that do not hold `start`."""
+        return [self.path[:depth + 1] for depth, (_block, _index, loop) in enumerate(self.path)
+                if loop and (start is None or start.path[:depth + 1] != self.path[:depth + 1])]
+
+
 class _Scope:
-    """A function's local names, resolved flow-insensitively (a name is every value it is given)."""
+    """A function's local names: each with every value it is given, and where."""
 
     def __init__(self, qualname: str | None, params: set[str], class_name: str | None) -> None:
         self.qualname = qualname
         self.params = params
         self.class_name = class_name
         self.assigned: dict[str, list[tuple[str, object]]] = {}
+        self.places: dict[str, list[_Place | None]] = {}  # beside `assigned`: None when not one statement's
+        self.statements: dict[int, _Place] = {}  # id(statement) -> its place
+        self.reaching: dict[tuple[str, int], Value] = {}  # (name, which assignment) -> its value
         self.globals: set[str] = set()
         self._resolved: dict[str, Value] = {}
         self._resolving: set[str] = set()
         self._first: dict[str, Value] = {}  # while a name is resolved: its first source that does not read it
 
-    def assign(self, name: str, how: str, source: object) -> None:
+    def assign(self, name: str, how: str, source: object, place: "_Place | None" = None) -> None:
+        """`place`: the statement that binds the name whenever it runs (None: a binding that may or may
+        not happen when its statement runs, or at another time: a loop target, a walrus, `except as`)."""
         if name not in self.globals:
             self.assigned.setdefault(name, []).append((how, source))
+            self.places.setdefault(name, []).append(place)
 
 
 class _Summarizer:
@@ -327,11 +360,15 @@ class _Summarizer:
         self.contexts: list[str] = []  # the `with` context managers around the current statement
         self.loops: list[tuple[int, int]] = []  # the loops of the current function
         self.lines = text.splitlines() if text is not None else []
+        self._path: list[tuple[int, int, bool]] = []  # pass 1: the place of the statement being collected
+        self._at: _Place | None = None
+        self.use: tuple[_Scope, _Place | None] | None = None  # pass 2: the statement being read, and its scope
 
     # --- module ---------------------------------------------------------------------------
     def module(self, tree: ast.Module) -> None:
         self._collect(tree.body, self.scope)
         self._body(tree.body, self.scope, class_name=None, prefix="")
+        self.use = None  # a global's value is what every function reading it may see
         for name, sources in self.scope.assigned.items():
             if name in self.s.classes or name in self.s.functions:
                 continue
@@ -351,19 +388,26 @@ class _Summarizer:
 
     # --- pass 1: what each scope binds ------------------------------------------------------
     def _collect(self, body: list[ast.stmt], scope: _Scope) -> None:
-        for statement in body:
-            self._collect_statement(statement, scope)
+        saved = self._at
+        for index, statement in enumerate(body):
+            self._path.append((id(body), index, isinstance(statement, _LOOPS)))
+            self._at = scope.statements[id(statement)] = _Place(tuple(self._path), len(scope.statements))
+            try:
+                self._collect_statement(statement, scope)
+            finally:
+                self._path.pop()
+        self._at = saved
 
     def _collect_statement(self, node: ast.stmt, scope: _Scope) -> None:
         if isinstance(node, ast.Assign):
             for target in node.targets:
-                self._collect_target(target, ("value", (node.value, self.default_device)), scope)
+                self._collect_target(target, ("value", (node.value, self.default_device)), scope, self._at)
         elif isinstance(node, ast.AnnAssign):
             if node.value is not None:
-                self._collect_target(node.target, ("value", (node.value, self.default_device)), scope)
+                self._collect_target(node.target, ("value", (node.value, self.default_device)), scope, self._at)
         elif isinstance(node, ast.AugAssign):
             if isinstance(node.target, ast.Name):
-                scope.assign(node.target.id, "aug", node)
+                scope.assign(node.target.id, "aug", node, self._at)
         elif isinstance(node, (ast.For, ast.AsyncFor)):
             self._collect_target(node.target, ("iter", node.iter), scope)
             self._collect(node.body, scope)
@@ -396,8 +440,9 @@ class _Summarizer:
             scope.globals.update(node.names)
             for name in node.names:
                 scope.assigned.pop(name, None)
+                scope.places.pop(name, None)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            scope.assign(node.name, "def", node)
+            scope.assign(node.name, "def", node, self._at)
             if not isinstance(node, ast.ClassDef) and scope.qualname is not None:
                 self._collect_nonlocal(node, scope)
         # Walrus targets inside expressions bind in the enclosing function.
@@ -433,17 +478,18 @@ class _Summarizer:
                 if not isinstance(element, ast.Starred):
                     self._collect_target_named(element, ("item", (source, index)), scope, names)
 
-    def _collect_target(self, target: ast.expr, source: tuple[str, object], scope: _Scope) -> None:
+    def _collect_target(self, target: ast.expr, source: tuple[str, object], scope: _Scope,
+                        place: _Place | None = None) -> None:
         if isinstance(target, ast.Name):
-            scope.assign(target.id, source[0], source[1])
+            scope.assign(target.id, source[0], source[1], place)
         elif isinstance(target, (ast.Tuple, ast.List)):
             for index, element in enumerate(target.elts):
                 if isinstance(element, ast.Starred):
-                    self._collect_target(element.value, ("unknown", None), scope)
+                    self._collect_target(element.value, ("unknown", None), scope, place)
                 else:
-                    self._collect_target(element, ("item", (source, index)), scope)
+                    self._collect_target(element, ("item", (source, index)), scope, place)
         elif isinstance(target, ast.Starred):
-            self._collect_target(target.value, ("unknown", None), scope)
+            self._collect_target(target.value, ("unknown", None), scope, place)
 
     def _collect_import(self, node: ast.Import | ast.ImportFrom, scope: _Scope) -> None:
         for local, target in self._import_targets(node):
@@ -455,7 +501,7 @@ class _Summarizer:
                 self.s.imports[local] = target
             else:
                 self.s.local_imports[(scope.qualname, local)] = target
-            scope.assign(local, "import", target)
+            scope.assign(local, "import", target, self._at)
 
     def _import_targets(self, node: ast.Import | ast.ImportFrom) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []
@@ -492,6 +538,10 @@ class _Summarizer:
         sources = scope.assigned.get(name)
         if sources is None:
             return ("name", name)
+        if self.use is not None and self.use[0] is scope and self.use[1] is not None and level <= MAX_DEPTH:
+            reaching = self._reaching(name, scope, self.use[1], level)
+            if reaching is not None:
+                return reaching
         cached = scope._resolved.get(name)
         if cached is not None:
             return cached
@@ -506,10 +556,12 @@ class _Summarizer:
         if level > MAX_DEPTH:
             return UNKNOWN
         scope._resolving.add(name)
+        saved_use = self.use
         try:
             values = []
-            for how, source in sources:
+            for (how, source), place in zip(sources, scope.places[name]):
                 self_reads = self.self_reads
+                self.use = (scope, place)  # a source is read where it is assigned
                 value = self._source_value(how, source, scope, level + 1)
                 values.append(value)
                 if name not in scope._first and self.self_reads == self_reads and _size(value, _SMALL) <= _SMALL:
@@ -518,10 +570,49 @@ class _Summarizer:
                 values.append(("param", name))
             result = join(values)
         finally:
+            self.use = saved_use
             scope._resolving.discard(name)
             scope._first.pop(name, None)
         scope._resolved[name] = result
         return result
+
+    def _reaching(self, name: str, scope: _Scope, at: _Place, level: int) -> Value | None:
+        """The value of the one assignment to `name` that must have run last before `at` (or the
+        parameter, when none can have run); None when that is not known from the block structure."""
+        places = scope.places[name]
+        if None in places:
+            return None
+        last: int | None = None
+        for index, place in enumerate(places):
+            if place.dominates(at) and (last is None or place.order > places[last].order):  # type: ignore[union-attr]
+                last = index
+        start = places[last] if last is not None else None
+        loops = at.loops_without(start)
+        for index, place in enumerate(places):
+            if index == last:
+                continue
+            if start is not None and place.order < start.order:  # type: ignore[union-attr]
+                continue  # overwritten by `start` before `at`
+            if place.order < at.order:  # type: ignore[union-attr]
+                return None  # between them, in a branch: it may or may not have run
+            if any(place.path[:len(loop)] == loop for loop in loops):  # type: ignore[union-attr]
+                return None  # later in a loop that comes back to `at` without passing `start`
+        if last is None:
+            return ("param", name) if name in scope.params else None
+        key = (name, last)
+        cached = scope.reaching.get(key)
+        if cached is not None:
+            return cached
+        how, source = scope.assigned[name][last]
+        saved, self.use = self.use, (scope, start)
+        self_reads = self.self_reads
+        try:
+            value = self._source_value(how, source, scope, level + 1)
+        finally:
+            self.use = saved
+        if self.self_reads == self_reads:  # not a value cut short by a name read inside its own
+            scope.reaching[key] = value
+        return value
 
     def _source_value(self, how: str, source: object, scope: _Scope, level: int) -> Value:
         if how == "value":
@@ -554,6 +645,14 @@ class _Summarizer:
             self._statement(statement, scope, class_name, prefix)
 
     def _statement(self, node: ast.stmt, scope: _Scope, class_name: str | None, prefix: str) -> None:
+        saved = self.use
+        self.use = (scope, scope.statements.get(id(node)))
+        try:
+            self._statement_in_place(node, scope, class_name, prefix)
+        finally:
+            self.use = saved
+
+    def _statement_in_place(self, node: ast.stmt, scope: _Scope, class_name: str | None, prefix: str) -> None:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             self._function(node, scope, class_name, prefix)
             return
@@ -607,7 +706,9 @@ class _Summarizer:
             scope.params.add(args.vararg.arg)
         if args.kwarg:
             scope.params.add(args.kwarg.arg)
+        saved_path, self._path = self._path, []
         self._collect(node.body, scope)
+        self._path = saved_path
         for index, arg in enumerate(positional):
             kind = "posonly" if index < len(args.posonlyargs) else "pos"
             default = defaults[index]
@@ -918,6 +1019,7 @@ def _decorator_name(node: ast.expr) -> str | None:
 
 # Child fields of statements that hold nested statement lists (blocks) and expressions.
 _BLOCK_FIELDS = ("body", "orelse", "finalbody")
+_LOOPS = (ast.For, ast.AsyncFor, ast.While)
 _SKIP_FIELDS = frozenset({"body", "orelse", "finalbody", "handlers", "cases", "ctx", "type_comment", "type_params"})
 _STATEMENT_FIELDS: dict[type, tuple[str, ...]] = {}
 _EXPRESSION_FIELDS: dict[type, tuple[str, ...]] = {}
