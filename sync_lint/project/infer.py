@@ -120,6 +120,9 @@ class FactCache(Protocol):
     def fact(self, key: Key) -> Fact | None: ...
 
 
+_MOVES = frozenset({"to", "cuda", "cpu"})  # the methods that move a tensor to a device
+
+
 class Inference:
     def __init__(self, index: ProjectIndex, settings: DeviceSettings | None = None,
                  convention_share: float = 0.8, convention_sites: int = 3, cache: FactCache | None = None) -> None:
@@ -950,6 +953,10 @@ class Inference:
                 # `buf.pin_memory()` of a receiver the index does not know (a rebinding with no earlier
                 # value it can name): the result of `.pin_memory()` is pinned whatever tensor it pinned.
                 return Fact(Device.PINNED, reason="pinned by `.pin_memory()`")
+            if func[2] in _MOVES and receiver.device is Device.UNKNOWN and receiver.value_kind is None:
+                # `tokenizer(...).input_ids.to(device)`: a receiver nobody knows, moved, is a tensor where
+                # it was moved to, as the per-file analysis takes it (`_eval_method` in analysis/evaluate.py).
+                return self._tensor_method(receiver, func[2], args, kwargs, context)
             if receiver.value_kind == "numpy":
                 return NUMPY
             if receiver.value_kind == "device-module" and func[2] in EVENT_HANDLES | STREAM_HANDLES:
