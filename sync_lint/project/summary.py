@@ -363,6 +363,7 @@ class _Summarizer:
         self._path: list[tuple[int, int, bool]] = []  # pass 1: the place of the statement being collected
         self._at: _Place | None = None
         self.use: tuple[_Scope, _Place | None] | None = None  # pass 2: the statement being read, and its scope
+        self._chain = 0  # assignments whose values are being read, one inside the other
 
     # --- module ---------------------------------------------------------------------------
     def module(self, tree: ast.Module) -> None:
@@ -603,12 +604,18 @@ class _Summarizer:
         cached = scope.reaching.get(key)
         if cached is not None:
             return cached
+        if self._chain > MAX_DEPTH:
+            return None  # a long chain of rebindings: the join
         how, source = scope.assigned[name][last]
         saved, self.use = self.use, (scope, start)
         self_reads = self.self_reads
+        self._chain += 1
         try:
-            value = self._source_value(how, source, scope, level + 1)
+            # From a fresh depth, whatever the depth of the read: the value is kept for every read
+            # it reaches, and one cut short under a deep read would be cut short for all of them.
+            value = self._source_value(how, source, scope, 0)
         finally:
+            self._chain -= 1
             self.use = saved
         if self.self_reads == self_reads:  # not a value cut short by a name read inside its own
             scope.reaching[key] = value
