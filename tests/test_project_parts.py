@@ -1102,6 +1102,23 @@ def test_a_factory_spreading_a_known_dict_takes_its_device_entry() -> None:
     assert not inference.returns("pkg.m.passed").is_tensor
 
 
+def test_summary_a_value_first_read_deep_inside_an_expression_is_kept_whole() -> None:
+    # `m` is first read deep inside `idx`'s value; the return must still see the whole of it.
+    module = summarize(textwrap.dedent("""
+        import torch
+        def mask(inputs, lengths):
+            n = lengths.shape[0]
+            m = torch.arange(0, n).to(inputs.device)
+            m = torch.lt(m, lengths.reshape(n, 1)).view(n, 1)
+            idx = torch.cumsum(m.to(torch.int64).view(-1), dim=0) - 1
+            return m, idx
+    """), "m.py", "m")
+    (returned,) = module.functions["mask"].returns
+    first = returned[1][0]
+    assert first[1][1][:2] == ("call", ("attr", ("name", "torch"), "lt")), first
+    assert "('?',)" not in repr(first)
+
+
 def test_a_receiver_nobody_knows_moved_to_a_device_is_a_tensor_there() -> None:
     # As the per-file analysis takes `x.to("cuda")` of an unknown `x`: `tokenizer(...).input_ids`
     # moved to the device of a GPU parameter is a GPU tensor, and `.cpu()` of anything a CPU one.
