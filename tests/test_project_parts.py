@@ -1137,3 +1137,35 @@ def test_a_receiver_nobody_knows_moved_to_a_device_is_a_tensor_there() -> None:
     assert inference.returns("pkg.m.run").is_gpu
     assert inference.returns("pkg.m.host").is_cpu
     assert not inference.returns("pkg.m.cast").is_tensor  # a dtype says nothing of the device
+
+
+def test_eval_answers_a_shared_subtree_once_per_context_and_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `x = f(x, x)` ten times inlines to a value whose tree doubles at each step while its
+    # objects are shared: evaluated as a tree, 2**20 nodes; with the memo, one per object.
+    inference = Inference(_index({"pkg.m": """
+        import torch
+        def make(n):
+            return torch.zeros(n, device="cuda")
+    """}))
+    value: Value = ("call", ("name", "make"), (("lit", "number"),), ())
+    for _ in range(20):
+        value = ("op", (value, value))
+    calls = []
+    original = Inference._eval
+
+    def counting(self, v, context):  # type: ignore[no-untyped-def]
+        calls.append(v)
+        return original(self, v, context)
+
+    monkeypatch.setattr(Inference, "_eval", counting)
+    summary = inference.index.summary("pkg.m")
+    context = inference._context(summary, None)
+    reads = inference.reads
+    reads.begin()
+    assert inference.eval(value, context).is_gpu
+    first = reads.end()
+    assert len(calls) < 100
+    # Another frame evaluating the same value records the same reads.
+    reads.begin()
+    assert inference.eval(value, context).is_gpu
+    assert reads.end() == first and first

@@ -64,6 +64,10 @@ class Reads:
     def begin(self) -> None:
         self._frames.append(set())
 
+    def frame(self) -> set[Dep] | None:
+        """The frame reads go to now (None outside any)."""
+        return self._frames[-1] if self._frames else None
+
     def end(self) -> frozenset[Dep]:
         return frozenset(self._frames.pop())
 

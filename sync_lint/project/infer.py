@@ -153,6 +153,8 @@ class Inference:
         # Structural matches, independent of any budget.
         self._caller_memo: dict[str, tuple[list[tuple[ModuleSummary, CallSite, int]], Dep | None]] = {}
         self._stores: dict[tuple[str, str], tuple[list, Dep | None]] = {}
+        # `eval` of one value in one context, into one reads frame, during one outermost `eval`.
+        self._eval_memo: dict[tuple[int, int, int], tuple[Value, Context, object, Fact]] | None = None
 
     # ======================================================================================
     # Questions the per-file analysis asks
@@ -693,6 +695,34 @@ class Inference:
     # Interpreting values
     # ======================================================================================
     def eval(self, value: Value, context: Context) -> Fact:
+        """What a summary's value is in `context`.
+
+        A value is a tree whose subtrees are shared: a local read where its assignment must have
+        run is that assignment's value, the same object at every read. Walked as a tree, a chain
+        of such reads was evaluated once per path to it. So within one outermost `eval`, a value
+        met again in the same context and reads frame is answered from a memo. The frame is part
+        of the key: a key being solved records its reads in its own frame, and a memo hit from
+        another frame would leave them out. The entries hold their value, context and frame, so
+        no id is reused while the memo lives."""
+        memo = self._eval_memo
+        outermost = memo is None
+        if outermost:
+            memo = self._eval_memo = {}
+        frame = self.reads.frame()
+        key = (id(value), id(context), id(frame))
+        hit = memo.get(key)  # type: ignore[union-attr]
+        if hit is not None and hit[0] is value and hit[1] is context and hit[2] is frame:
+            return hit[3]
+        try:
+            fact = self._eval(value, context)
+        finally:
+            if outermost:
+                self._eval_memo = None
+        if not outermost:
+            memo[key] = (value, context, frame, fact)  # type: ignore[index]
+        return fact
+
+    def _eval(self, value: Value, context: Context) -> Fact:
         tag = value[0]
         if tag == "lit":
             if value[1] == "none":
