@@ -23,6 +23,7 @@ is rebuilt.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -31,7 +32,7 @@ import re
 import sqlite3
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from sync_lint import __version__
 from sync_lint.analysis.facts import map_text
@@ -52,6 +53,18 @@ _PLAIN_PATH = re.compile(r"[\w./\\-]+\.pyi?", re.ASCII)
 
 def _file_id(path: bytes) -> int:
     return dep_id(("file", path))
+
+
+@contextlib.contextmanager
+def _immediate(db: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction: committed when the block ends, rolled back when it raises."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
 
 
 @functools.lru_cache(maxsize=None)
@@ -163,8 +176,7 @@ class ProjectStore:
         """Create the tables, emptying a database of another format, in one transaction: a run that
         opens the same new cache meanwhile waits, then finds it ready (it must not take a half-made
         database for one of another format and delete it under the first run)."""
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(db):
             if self._format(db) != summary_fingerprint():
                 tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
                 for table in tables:
@@ -173,10 +185,6 @@ class ProjectStore:
                     if statement.strip():
                         db.execute(statement)
                 db.execute("INSERT INTO meta VALUES ('format', ?)", (summary_fingerprint(),))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     @staticmethod
     def _format(db: sqlite3.Connection) -> str | None:
@@ -208,8 +216,7 @@ class ProjectStore:
         summaries = list(summaries)
         removed = list(removed)
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(db):
             old: dict[str, ModuleState] = {}
             for path in [*removed, *(row[0] for row in summaries)]:
                 row = db.execute("SELECT module, summary FROM files WHERE path = ?", (path,)).fetchone()
@@ -257,10 +264,6 @@ class ProjectStore:
             for path, sha in db.execute("SELECT path, sha FROM files ORDER BY path"):
                 fingerprint.update(f"{path}\0{sha}\n".encode())
             db.execute("INSERT OR REPLACE INTO meta VALUES ('fingerprint', ?)", (fingerprint.hexdigest(),))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     def _invalidate(self, labels: Iterable[str], moved: dict[str, tuple[str, dict[int, int]]] | None = None) -> None:
         """Drop every fact and result that read one of these labels, or a fact so dropped.
@@ -356,10 +359,8 @@ class ProjectStore:
         """Fill `temp.dropped` with these facts and those that read one of these labels or facts,
         transitively."""
         db = self._db
-        own = not db.in_transaction  # the rows pending now and the query must see one state
-        if own:
-            db.execute("BEGIN IMMEDIATE")
-        try:
+        # The rows pending now and the query must see one state: in the caller's transaction, or one.
+        with _immediate(db) if not db.in_transaction else contextlib.nullcontext():
             self._merge_reads()
             db.execute("CREATE TEMP TABLE IF NOT EXISTS changed (id INTEGER PRIMARY KEY)")
             db.execute("DELETE FROM temp.changed")
@@ -373,24 +374,13 @@ class ProjectStore:
                     SELECT id FROM temp.changed
                     UNION SELECT fact_reads.fact FROM fact_reads JOIN bad ON fact_reads.dep = bad.id)
                 SELECT id FROM bad""")
-            if own:
-                db.execute("COMMIT")
-        except BaseException:
-            if own:
-                db.execute("ROLLBACK")
-            raise
 
     def merge_reads(self) -> None:
         """Move the dependency rows `put_facts` appended into `fact_reads` (the end of a run)."""
         if self._db.execute("SELECT 1 FROM pending_reads LIMIT 1").fetchone() is None:
             return
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(self._db):
             self._merge_reads()
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
 
     def _merge_reads(self) -> None:
         # Sorted, in one statement: each page of the B-tree is written once. `OR IGNORE`: a dropped
@@ -418,16 +408,11 @@ class ProjectStore:
         if self._meta("fact-settings") == digest:
             return
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(db):
             if self._meta("fact-settings") != digest:
                 for table in ("facts", "fact_reads", "pending_reads", "fact_files", "nodes", "results", "result_reads"):
                     db.execute(f"DELETE FROM {table}")
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('fact-settings', ?)", (digest,))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     def fingerprint(self) -> str:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'fingerprint'").fetchone()
@@ -459,18 +444,11 @@ class ProjectStore:
     def _write(self, generation: int, write: Callable[[sqlite3.Connection], None]) -> bool:
         """Run `write` in one transaction, unless the project changed since `generation` (then
         nothing is written: the answers were computed against an index that is gone)."""
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(self._db):
             if self.generation() != generation:
-                db.execute("ROLLBACK")
                 return False
-            write(db)
-            db.execute("COMMIT")
-            return True
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+            write(self._db)
+        return True
 
     def put_facts(self, rows: list[tuple[Dep, Any, frozenset]], generation: int) -> bool:
         """Store solved facts with what each read, and nodes (a fact of None: `deps.py`) with what
