@@ -12,10 +12,10 @@ import textwrap
 import pytest
 
 from sync_lint.analysis.conventions import DeviceSettings
-from sync_lint.analysis.facts import PYTHON, Device, Fact
+from sync_lint.analysis.facts import PYTHON, Device, Fact, constructed
 from sync_lint.project.deps import Reads, dep_id
 from sync_lint.project.index import ProjectIndex, table_rows
-from sync_lint.project.infer import TENSOR, Inference, join_sources
+from sync_lint.project.infer import TENSOR, Inference, join_sources, library_module_call
 from sync_lint.project.summary import annotation_types, summarize
 from sync_lint.project.values import Value
 from test_device import fact_of
@@ -1169,3 +1169,81 @@ def test_eval_answers_a_shared_subtree_once_per_context_and_frame(monkeypatch: p
     reads.begin()
     assert inference.eval(value, context).is_gpu
     assert reads.end() == first and first
+
+
+MODULE_CALLS = {
+    "pkg.layers": """
+        import torch
+        from torch import nn
+
+        class Scorer(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.proj = nn.Linear(8, 1)
+
+            def forward(self, hidden):
+                return self.proj(hidden)
+
+        class Wide(Scorer):
+            pass
+
+        class Hook:
+            def __call__(self, x):
+                return x
+
+            def forward(self, x):
+                return x.cpu()
+    """,
+    "pkg.model": """
+        import torch
+        from pkg.layers import Hook, Scorer, Wide
+
+        class Model:
+            def __init__(self):
+                self.scorer = Scorer()
+                self.wide = Wide()
+                self.hook = Hook()
+
+            def run(self):
+                gpu = torch.ones(4, device="cuda")
+                a = self.scorer(gpu)
+                b = self.wide(torch.ones(4))
+                return self.hook(gpu)
+    """,
+}
+
+
+def test_calling_an_object_runs_its_forward_or_its_call() -> None:
+    inference = Inference(_index(MODULE_CALLS))
+    scorer = constructed(frozenset({"pkg.layers.Scorer"}))
+    assert inference.call_target(scorer).refs == {"pkg.layers.Scorer.forward"}
+    # A class with `__call__` runs it, whatever its `forward` does.
+    assert inference.call_target(constructed(frozenset({"pkg.layers.Hook"}))).refs == {"pkg.layers.Hook.__call__"}
+    assert inference.call_target(constructed(frozenset({"pkg.make.Plain"}))) is None
+    # `Model.run` returns `self.hook(gpu)`: the argument passes through `Hook.__call__`.
+    assert inference.returns("pkg.model.Model.run").device is Device.GPU
+
+
+def test_forward_parameters_come_from_the_calls_of_the_objects() -> None:
+    inference = Inference(_index(MODULE_CALLS))
+    # `self.scorer(gpu)` and `self.wide(torch.ones(4))` (a subclass that inherits `forward`) disagree.
+    hidden = inference.param("pkg.layers.Scorer.forward", "hidden")
+    assert hidden.lattice() == TENSOR.lattice()
+    callers = inference._callers("pkg.layers.Scorer.forward")
+    assert sorted(call.line for _summary, call, skip in callers if skip == 1) == [13, 14]
+    assert inference.param("pkg.layers.Hook.__call__", "x").device is Device.GPU
+    # `Hook.forward` is not what calling a `Hook` runs.
+    assert inference.param("pkg.layers.Hook.forward", "x").device is Device.UNKNOWN
+
+
+def test_a_torch_nn_module_output_is_where_its_input_is() -> None:
+    linear = Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset({"torch.nn.Linear"}))
+    gpu = library_module_call(linear, Fact(Device.GPU), "`self.proj(x)`")
+    assert gpu.device is Device.GPU and "`Linear` module" in gpu.reason
+    assert library_module_call(linear, Fact(Device.CPU), "`p(x)`").device is Device.CPU
+    assert library_module_call(linear, PYTHON, "`p(x)`").device is Device.UNKNOWN  # not a tensor input
+    project = Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset({"pkg.layers.Scorer"}))
+    assert library_module_call(project, Fact(Device.GPU), "`s(x)`").device is Device.UNKNOWN
+    inference = Inference(_index(MODULE_CALLS))
+    assert inference.field(["pkg.layers.Scorer"], "proj").refs == {"torch.nn.Linear"}
+    assert inference.returns("pkg.layers.Scorer.forward").lattice() == TENSOR.lattice()

@@ -417,7 +417,7 @@ class Evaluator:
     def _project_call(self, expr: cst.Call, callee: Fact, receiver: Fact | None) -> Fact | None:
         """A call into the project (a class, a function, a method): what the index says it returns."""
         assert self.project is not None
-        if callee.value_kind not in ("class", "callable"):
+        if callee.value_kind not in ("class", "callable", "object"):
             return None
         args = [self._argument_fact(a.value) for a in expr.args if a.keyword is None and not a.star]
         kwargs = {a.keyword.value: self._argument_fact(a.value) for a in expr.args if a.keyword is not None}

@@ -513,12 +513,37 @@ class Inference:
                 out.append((caller, call, skip))
             return out
         bound = info.kind in ("method", "classmethod")
+        if info.name in ("forward", "__call__") and info.class_name is not None:
+            out.extend(self._object_calls(summary.qualified(info.class_name), function))
         for name in sorted({info.name} | self._aliases(summary, info)):
             for caller, call in self.index.calls_named(name):
                 callee = self.eval(call.func, self._context(caller, call.function, "types"))
                 if callee.value_kind == "callable" and function in callee.refs:
                     out.append((caller, call, 1 if bound and "bound" in callee.items else 0))
         out[:] = _nearest(out, function, MAX_SOURCES)
+        return out
+
+    def _object_calls(self, cls: str, function: str) -> list[tuple[ModuleSummary, CallSite, int]]:
+        """The calls of objects whose call runs `function` (`self.scorer(hidden)` runs `Scorer.forward`):
+        calls through the attributes that the constructors of the class, or of a subclass that does
+        not override the method, are stored into."""
+        method = function.rsplit(".", 1)[-1]
+        classes = [cls] + sorted(sub for sub in self.index.subclasses(cls) if self.index.method(sub, method) == function)
+        names: set[str] = set()
+        for target in classes[:_MAX_OVERRIDES + 1]:
+            for caller, call, _skip in self._callers_of_class(target):
+                names.update(store.attr for store in caller.stores
+                             if store.line == call.line and store.value[0] == "call" and store.value[1] == call.func)
+        out = []
+        for name in sorted(names):
+            for caller, call in self.index.calls_named(name):
+                if call.func[0] != "attr" or call.func[2] != name:
+                    continue
+                context = self._context(caller, call.function, "types")
+                called = self.eval(call.func, context)
+                target = self.call_target(called, "types") if called.value_kind == "object" and called.refs else None
+                if target is not None and function in target.refs:
+                    out.append((caller, call, 1))  # the object is `self`
         return out
 
     def _callers_of_class(self, cls: str) -> list[tuple[ModuleSummary, CallSite, int]]:
@@ -994,6 +1019,13 @@ class Inference:
             callee = self.attribute(receiver, func[2], context.mode, context.budget)
         else:
             callee = self.eval(func, context)
+        if callee.value_kind == "object" and callee.refs:
+            target = self.call_target(callee, context.mode, context.budget)
+            if target is None:
+                first = self.eval(args[0], context) if args and args[0][0] != "*" else UNKNOWN
+                return library_module_call(callee, first, f"`{render(value, 40)}`")
+            # The object is the method's `self`.
+            receiver, callee = callee, target
         kind = callee.value_kind
         if kind == "class":
             return constructed(callee.refs)
@@ -1026,6 +1058,17 @@ class Inference:
             return PYTHON
         return UNKNOWN
 
+    def call_target(self, obj: Fact, mode: str = "full", budget: int = 0) -> Fact | None:
+        """What calling an object of a project class runs: its `__call__`, else its `forward`
+        (`nn.Module.__call__` runs `forward`), as a bound method; None when its class has neither."""
+        for name in ("__call__", "forward"):
+            defined = any(self.index.method(cls, name) for cls in sorted(obj.refs))
+            if defined or not is_exact(obj) and self._overrides(obj.refs, name):
+                found = self.attribute(obj, name, mode, budget)
+                if found.value_kind == "callable" and found.refs:
+                    return found
+        return None
+
     def _type_return(self, function: str) -> Fact:
         """What class a function returns: its annotation, or its `return`s read in "types" mode."""
         found = self.index.function(function)
@@ -1051,6 +1094,10 @@ class Inference:
                         reason=f"created by `{qualified}()`")
         if namespace.startswith(("torch.cuda", "torch.accelerator")):
             return PYTHON
+        if (namespace == "torch.nn" or namespace.startswith("torch.nn.modules")) and last[:1].isupper() \
+                and last not in ("Parameter", "Buffer", "UninitializedParameter", "UninitializedBuffer"):
+            # `nn.Linear(...)`: a module object, whose call `_library_module_call` answers.
+            return Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset({qualified}), items=("exact",))
         if torch_returns_python(qualified) or last[:1].isupper():
             return PYTHON
         keywords = dict(kwargs)
@@ -1242,6 +1289,18 @@ def _declared_scalar(info: FunctionInfo) -> Fact | None:
 
 
 _TRUE, _FALSE = ("lit", "bool", True), ("lit", "bool", False)
+
+
+def library_module_call(module: Fact, first: Fact, code: str) -> Fact:
+    """`self.proj(x)` for a `torch.nn` module (`nn.Linear(...)`): a tensor where its first input is
+    (the module's parameters must be there too, or the call raises). `code` spells the call."""
+    if not module.refs or not all(ref.startswith("torch.nn.") for ref in module.refs) or \
+            not (first.is_tensor or first.is_unknown_tensor):
+        return UNKNOWN
+    name = _short(min(module.refs))
+    return Fact(first.device, tensor_like=first.tensor_like, pinning_unknown=first.pinning_unknown,
+                dtype=first.dtype, convention=first.by_convention, via=first,
+                reason=f"{code} runs a `{name}` module, whose output is where its input is")
 
 
 def _host_tensor(pin: Value | None, made_by: str, convention: bool = False) -> Fact:

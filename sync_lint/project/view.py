@@ -9,8 +9,8 @@ Every answer is a `Fact` whose evidence names the steps in other files.
 
 from __future__ import annotations
 
-from sync_lint.analysis.facts import Device, Fact, constructed
-from sync_lint.project.infer import Inference, _informative
+from sync_lint.analysis.facts import UNKNOWN, Device, Fact, constructed
+from sync_lint.project.infer import Inference, _informative, library_module_call
 from sync_lint.project.summary import ModuleSummary
 
 
@@ -69,6 +69,13 @@ class ProjectView:
         """The result of calling a project class or function with these argument facts."""
         if callee.value_kind == "class" and callee.refs:
             return constructed(callee.refs)
+        if callee.value_kind == "object" and callee.refs:
+            # `self.encoder(hidden)`: the object's `forward` (or `__call__`), with the object as `self`.
+            target = self.inference.call_target(callee, budget=6)
+            if target is None:
+                fact = library_module_call(callee, args[0] if args else UNKNOWN, "{code}")
+                return fact if _informative(fact) else None
+            callee, receiver = target, callee
         if callee.value_kind != "callable" or not callee.refs:
             return None
         results = []
