@@ -1247,3 +1247,37 @@ def test_a_torch_nn_module_output_is_where_its_input_is() -> None:
     inference = Inference(_index(MODULE_CALLS))
     assert inference.field(["pkg.layers.Scorer"], "proj").refs == {"torch.nn.Linear"}
     assert inference.returns("pkg.layers.Scorer.forward").lattice() == TENSOR.lattice()
+
+
+def test_a_declared_field_read_as_an_entry_is_the_field() -> None:
+    inference = Inference(_index({
+        "pkg.schema": """
+            from typing import TypedDict
+            import torch
+
+            class Inputs(TypedDict):
+                lens: torch.Tensor
+
+            def parse(n):
+                return Inputs(lens=torch.zeros(n, device="cuda"))
+
+            def lens_of(n):
+                return parse(n)["lens"]
+
+            def other(n):
+                return parse(n)["missing"]
+        """,
+        "pkg.dicts": """
+            import torch
+
+            def host(n):
+                return {"lens": torch.zeros(n), "missing": torch.zeros(n)}
+
+            def more(n):
+                return {"lens": torch.ones(n), "missing": torch.ones(n)}
+        """,
+    }))
+    # The dicts elsewhere hold CPU tensors under "lens"; the schema's field is a GPU tensor.
+    assert inference.returns("pkg.schema.lens_of").device is Device.GPU
+    # A key the class does not declare is what the key holds across the repository.
+    assert inference.returns("pkg.schema.other").device is Device.CPU

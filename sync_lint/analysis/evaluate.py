@@ -380,6 +380,9 @@ class Evaluator:
             for entry, fact in base.items:
                 if entry == key:
                     return fact
+        declared = self.project.declared_entry(_as_object(base), key) if base.refs else None
+        if declared is not None:
+            return declared
         found = self.project.entry(key)
         return found if found is not None else UNKNOWN
 

@@ -911,6 +911,15 @@ class Inference:
             return Fact(Device.NOT_TENSOR, value_kind="handle-factory", refs=frozenset({attr}))
         return self._by_name(attr, mode)
 
+    def declares_field(self, classes: Iterable[str], name: str) -> bool:
+        """Whether one of the classes (or a project ancestor) declares a field `name` in its body."""
+        for cls in sorted(classes):
+            for owner in self.index.mro(cls):
+                found = self.index.klass(owner)
+                if found is not None and any(field[0] == name for field in found[1].fields):
+                    return True
+        return False
+
     def _is_classmethod(self, function: str) -> bool:
         found = self.index.function(function)
         return found is not None and found[1].kind == "classmethod"
@@ -984,6 +993,11 @@ class Inference:
             return base if key == ("lit", "slice") else base.items[0]
         if base.value_kind == "numpy":
             return NUMPY
+        if base.value_kind == "object" and key[0] == "key" and isinstance(key[1], str) and context.mode != "shallow" \
+                and self.declares_field(base.refs, key[1]):
+            # `audio_input["speech_lengths"]` of a `TensorSchema` or `TypedDict`: the declared field, even
+            # when nothing is known of it (what dicts elsewhere hold under that key is not about this object).
+            return self.attribute(base, key[1], context.mode, context.budget)
         if key[0] == "key" and isinstance(key[1], str) and context.mode == "full":
             convention = self.entry(key[1])
             if convention.is_tensor:

@@ -89,6 +89,13 @@ class ProjectView:
         fact = join_sources(results)
         return fact if _informative(fact) else None
 
+    def declared_entry(self, owner: Fact, key: str) -> Fact | None:
+        """`owner["key"]` where the owner's class declares a field `key` (a `TensorSchema`, a `TypedDict`):
+        that field, even when nothing is known of it; None for other owners."""
+        if owner.value_kind != "object" or not owner.refs or not self.inference.declares_field(owner.refs, key):
+            return None
+        return self.inference.object_attribute(owner, key)
+
     def entry(self, key: str) -> Fact | None:
         """`container["key"]`: what entries with that key hold across the repository (a convention)."""
         fact = self.inference.entry(key)
