@@ -10,6 +10,8 @@ Flags calls that make the host wait for the GPU by design:
   attribute it was assigned to;
 - `Event.synchronize()` and `Event.elapsed_time()` on an event from
   `torch.cuda.Event(...)`;
+- the same on an element of a list or tuple of them (`self.events[i].synchronize()`
+  after `self.events = [torch.cuda.Event() for _ in range(2)]`, ping-pong buffers);
 - `torch.cuda.empty_cache()`.
 
 Look-alikes stay quiet: `threading.Event().wait()`, or a `.synchronize()` on an
@@ -114,6 +116,10 @@ class ExplicitSynchronize(Rule):
         Example("import torch\nstart = torch.cuda.Event(enable_timing=True)\n"
                 "end = torch.cuda.Event(enable_timing=True)\nms = start.elapsed_time(end)\n", (4,)),
         Example("class Lock:\n    def synchronize(self):\n        pass\n\nLock().synchronize()\n"),
+        Example("import torch\nevents = [torch.cuda.Event() for _ in range(2)]\nevents[1].synchronize()\n", (3,)),
+        Example("import torch\npair = (torch.cuda.Stream(), torch.cuda.Stream())\nfor s in pair:\n"
+                "    s.synchronize()\n", (4,)),
+        Example("import threading\nlocks = [threading.Event() for _ in range(2)]\nlocks[0].synchronize()\n"),
     )
 
     def __init__(self) -> None:

@@ -620,6 +620,9 @@ class Evaluator:
             return NUMPY
         if iterable.value_kind == "list" and iterable.items:
             return iterable.items[0]
+        if iterable.value_kind == "tuple" and iterable.items and \
+                len({item.lattice() for item in iterable.items}) == 1:
+            return iterable.items[0]  # elements alike (a pair of streams): any of them
         return UNKNOWN
 
     def _eval_binary(self, expr: cst.BinaryOperation) -> Fact:
@@ -662,6 +665,25 @@ class Evaluator:
 
     def _eval_paren_free(self, expr: cst.BaseExpression) -> Fact:
         return PYTHON
+
+    def _eval_display(self, expr: cst.List | cst.Tuple | cst.ListComp | cst.GeneratorExp) -> Fact:
+        """A list or tuple of events or streams (`[torch.cuda.Event() for _ in range(2)]`, a ping-pong pair)
+        keeps its handles, so `self.events[i].synchronize()` is a wait; any other display is plain data."""
+        if isinstance(expr, (cst.ListComp, cst.GeneratorExp)):
+            elements = [expr.elt]
+        else:
+            elements = [e.value for e in expr.elements if isinstance(e, cst.Element)]
+            if len(elements) != len(expr.elements):
+                return PYTHON  # a starred element
+        if not elements or not all(isinstance(e, cst.Call) for e in elements):
+            return PYTHON
+        facts = [self.fact(e) for e in elements]
+        kinds = {f.value_kind for f in facts}
+        if len(kinds) != 1 or not kinds <= {"event", "stream"}:
+            return PYTHON
+        kind = "tuple" if isinstance(expr, cst.Tuple) else "list"
+        return Fact(Device.NOT_TENSOR, value_kind=kind, items=tuple(facts) if kind == "tuple" else facts[:1],
+                    reason="created by {code}", origin=expr)
 
     def _eval_await(self, expr: cst.Await) -> Fact:
         return UNKNOWN
@@ -879,14 +901,14 @@ _EVAL: dict[type, Callable[[Evaluator, cst.BaseExpression], Fact]] = {
     cst.SimpleString: Evaluator._eval_paren_free,
     cst.ConcatenatedString: Evaluator._eval_paren_free,
     cst.FormattedString: Evaluator._eval_paren_free,
-    cst.List: Evaluator._eval_paren_free,
-    cst.Tuple: Evaluator._eval_paren_free,
+    cst.List: Evaluator._eval_display,
+    cst.Tuple: Evaluator._eval_display,
     cst.Dict: Evaluator._eval_paren_free,
     cst.Set: Evaluator._eval_paren_free,
-    cst.ListComp: Evaluator._eval_paren_free,
+    cst.ListComp: Evaluator._eval_display,
     cst.SetComp: Evaluator._eval_paren_free,
     cst.DictComp: Evaluator._eval_paren_free,
-    cst.GeneratorExp: Evaluator._eval_paren_free,
+    cst.GeneratorExp: Evaluator._eval_display,
     cst.Lambda: Evaluator._eval_paren_free,
 }
 
