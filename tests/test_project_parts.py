@@ -7,6 +7,7 @@ The cache (`store.py`) has its own file: tests/test_project_store.py.
 
 from __future__ import annotations
 
+import ast
 import textwrap
 
 import pytest
@@ -311,7 +312,7 @@ def test_local_conventions_count_a_modules_stores() -> None:
     ("'Optional[ForwardBatch]'", ("ForwardBatch",)),
     ("Union[Batch, torch.Tensor]", ("Batch", "torch.Tensor")),
     ("Annotated[torch.Tensor, 'gpu']", ("torch.Tensor",)),
-    ("List[torch.Tensor]", ("List",)),
+    ("List[torch.Tensor]", ("List", "[]torch.Tensor")),
     ("'not valid ('", ()),
 ])
 def test_annotation_types(annotation: str, types: tuple[str, ...]) -> None:
@@ -1281,3 +1282,46 @@ def test_a_declared_field_read_as_an_entry_is_the_field() -> None:
     assert inference.returns("pkg.schema.lens_of").device is Device.GPU
     # A key the class does not declare is what the key holds across the repository.
     assert inference.returns("pkg.schema.other").device is Device.CPU
+
+
+@pytest.mark.parametrize("annotation, types", [
+    ("dict[str, Batch]", ("dict", "[]Batch")),
+    ("Optional[list[torch.Tensor]]", ("list", "[]torch.Tensor")),
+    ("tuple[Batch, ...]", ("tuple", "[]Batch")),
+    ("tuple[int, int]", ("tuple",)),
+    ("list[list[Batch]]", ("list", "[]list")),
+])
+def test_annotation_element_types(annotation: str, types: tuple[str, ...]) -> None:
+    assert annotation_types(ast.parse(annotation, mode="eval").body) == types
+
+
+def test_a_container_declared_empty_holds_what_its_annotation_says() -> None:
+    inference = Inference(_index({
+        "pkg.reg": """
+            import torch
+
+            class State:
+                def __init__(self):
+                    self.lens = torch.zeros(4, device="cuda")
+
+            class Registry:
+                def __init__(self):
+                    self.states: dict[str, State] = {}
+                    self.counts: dict[str, int] = {}
+                    self.plain = {}
+
+                def first(self):
+                    for state in self.states.values():
+                        return state.lens
+
+                def one(self, key):
+                    return self.states.get(key).lens
+
+                def count(self, key):
+                    return self.counts.get(key)
+        """,
+    }))
+    assert inference.returns("pkg.reg.Registry.first").device is Device.GPU
+    assert inference.returns("pkg.reg.Registry.one").device is Device.GPU
+    assert not inference.returns("pkg.reg.Registry.count").is_tensor  # `dict[str, int]` says nothing of tensors
+    assert inference.field(["pkg.reg.Registry"], "plain").value_kind == "dict"

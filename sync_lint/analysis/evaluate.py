@@ -26,6 +26,7 @@ from sync_lint.analysis.facts import (
     UNKNOWN,
     Device,
     Fact,
+    container_method,
     device_value,
     join,
     replace,
@@ -295,7 +296,7 @@ class Evaluator:
             # An assignment from something unknown is no evidence: it must not hide
             # what configuration and naming conventions say about the attribute.
             if bound is not None and bound.device is not Device.UNKNOWN:
-                return bound
+                return self._declared_container(expr, bound) or bound
         owner = self.fact(expr.value)
         if attr in TENSOR_ATTRS and owner.is_tensor:
             return owner
@@ -324,6 +325,19 @@ class Evaluator:
             if found is not None:
                 return replace(found, subject=name or attr)
         return bound if bound is not None else UNKNOWN
+
+    def _declared_container(self, expr: cst.Attribute, bound: Fact) -> Fact | None:
+        """`self.reqs`, bound here to an empty `{}` that its annotation declares `dict[str, Req]`: the
+        project's container of alike elements, which knows what the elements are."""
+        if self.project is None or not _empty_container(bound.origin):
+            return None
+        owner = self.fact(expr.value)
+        if not owner.refs:
+            return None
+        found = self.project.attribute(_as_object(owner), expr.attr.value)
+        if found is None or found.value_kind != "list" or not found.items:
+            return None
+        return replace(found, subject=dotted_name(expr) or expr.attr.value)
 
     def _eval_qualified_attribute(self, qual: str) -> Fact:
         if qual in DEVICE_MODULES:
@@ -504,6 +518,9 @@ class Evaluator:
             if owner.value_kind == "device-module" and (method in EVENT_HANDLES or method in STREAM_HANDLES):
                 kind = "stream" if method in STREAM_HANDLES else "event"
                 return replace(PYTHON, value_kind=kind, reason="created by {code}", origin=expr)
+            viewed = container_method(owner, method)
+            if viewed is not None:
+                return viewed
             if self.project is not None and owner.refs:
                 callee = self.project.attribute(_as_object(owner), method)
                 result = self._project_call(expr, callee, owner) if callee is not None else None
@@ -687,6 +704,19 @@ class Evaluator:
 
     def _eval_await(self, expr: cst.Await) -> Fact:
         return UNKNOWN
+
+
+def _empty_container(node: cst.CSTNode | None) -> bool:
+    """`{}`, `[]`, `dict()`, `defaultdict(list)`, ...: a container with nothing in it yet."""
+    if isinstance(node, cst.Dict):
+        return not node.elements
+    if isinstance(node, cst.List):
+        return not node.elements
+    if isinstance(node, cst.Call) and not any(a.keyword for a in node.args):
+        func = node.func
+        name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+        return name in ("dict", "list", "OrderedDict", "deque") and not node.args or name == "defaultdict"
+    return False
 
 
 def _device_from_string(text: str) -> Device | None:

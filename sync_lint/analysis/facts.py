@@ -155,6 +155,22 @@ def constructed(classes: frozenset[str]) -> Fact:
     return Fact(Device.NOT_TENSOR, value_kind="object", refs=classes, items=("exact",))
 
 
+def container_method(container: Fact, method: str) -> Fact | None:
+    """A method of a list or of a dict's values whose elements are alike (`reqs.values()`, `d.get(k)`,
+    `d.items()`), or None when it is not one of those."""
+    if container.value_kind != "list" or not container.items:
+        return None
+    element = container.items[0]
+    if method in ("values", "copy"):
+        return container
+    if method == "items":
+        return Fact(Device.NOT_TENSOR, value_kind="list",
+                    items=(Fact(Device.NOT_TENSOR, value_kind="tuple", items=(PYTHON, element)),))
+    if method in ("get", "pop", "setdefault", "popleft"):
+        return element
+    return None
+
+
 def is_exact(fact: Fact) -> bool:
     """Whether an object's class is known exactly (constructed, not declared)."""
     return fact.value_kind == "object" and "exact" in fact.items

@@ -44,6 +44,7 @@ from sync_lint.analysis.facts import (
     Device,
     Fact,
     constructed,
+    container_method,
     device_value,
     is_exact,
     replace,
@@ -65,7 +66,7 @@ from sync_lint.analysis.knowledge import (
 )
 from sync_lint.project.deps import Dep
 from sync_lint.project.index import ProjectIndex
-from sync_lint.project.summary import CallSite, FunctionInfo, ModuleSummary, Param
+from sync_lint.project.summary import CONTAINERS, ELEMENT, CallSite, FunctionInfo, ModuleSummary, Param
 from sync_lint.project.values import Value, render
 
 Key = tuple
@@ -350,10 +351,10 @@ class Inference:
                     # `_decode_causal: bool = True`: the class says what the field holds, whatever a
                     # store elsewhere is taken for (one model passes a GPU tensor as `causal`).
                     return Fact(Device.NOT_TENSOR, value_kind="python", reason=f"field `{attr}` of `{info.name}` "
-                                f"is declared `{' | '.join(annotation)}`", where=self._where(summary, line))
+                                f"is declared `{_spelled(annotation)}`", where=self._where(summary, line))
                 if annotated is not None and declared is None:
                     declared = replace(annotated, reason=f"field `{attr}` of `{info.name}` is declared "
-                                       f"`{' | '.join(annotation)}`", where=self._where(summary, line))
+                                       f"`{_spelled(annotation)}`", where=self._where(summary, line))
                 if default is not None:
                     context = Context(summary, None, budget=budget - 1)
                     sources.append(self._source(self.eval(default, context), f"field `{attr}` of `{info.name}` "
@@ -372,6 +373,8 @@ class Inference:
             sources.append(self._source(self.eval(store.value, context), f"field `{attr}` of `{_short(cls)}` is "
                                         f"stored from `{render(store.value)}`", store_summary, store.line))
         joined = join_sources(sources)
+        if declared is not None and declared.value_kind == "list" and joined.value_kind in ("list", "tuple"):
+            return joined
         if declared is not None and not (joined.is_tensor or joined.value_kind in ("object", "class", "callable")):
             return declared
         return joined
@@ -494,6 +497,8 @@ class Inference:
             return replace(NONE, reason=f"every known call of `{short}` leaves `{name}` None")
         if joined.is_tensor or joined.value_kind in ("object", "class", "callable", "device"):
             return joined
+        if declared is not None and declared.value_kind == "list" and joined.value_kind in ("list", "tuple"):
+            return joined  # what the callers pass says more than `list[Tensor]`
         return declared if declared is not None else joined
 
     def _callers(self, function: str) -> list[tuple[ModuleSummary, CallSite, int]]:
@@ -757,6 +762,8 @@ class Inference:
             return PYTHON
         if tag == "param":
             return self._param_in(context, value[1])
+        if tag == "decl":
+            return self._annotation_fact(context.summary, value[1]) or PYTHON
         if tag == "name":
             return self._name_in(context, value[1])
         if tag == "attr":
@@ -1028,6 +1035,9 @@ class Inference:
                 return self._tensor_method(receiver, func[2], args, kwargs, context)
             if receiver.value_kind == "numpy":
                 return NUMPY
+            viewed = container_method(receiver, func[2])
+            if viewed is not None:
+                return viewed
             if receiver.value_kind == "device-module" and func[2] in EVENT_HANDLES | STREAM_HANDLES:
                 return _handle("event" if func[2] in EVENT_HANDLES else "stream", value)
             callee = self.attribute(receiver, func[2], context.mode, context.budget)
@@ -1259,7 +1269,15 @@ class Inference:
                     via=fact if (fact.where is not None or fact.via is not None) else None)
 
     def _annotation_fact(self, summary: ModuleSummary, annotation: tuple[str, ...]) -> Fact | None:
-        """What a type annotation says: an instance of project classes, or a tensor."""
+        """What a type annotation says: an instance of project classes, a tensor, or a container of
+        one of them (`dict[str, Request]`: its values; `list[Tensor]`: its elements)."""
+        elements = tuple(t[len(ELEMENT):] for t in annotation if t.startswith(ELEMENT))
+        annotation = tuple(t for t in annotation if not t.startswith(ELEMENT))
+        if elements and annotation and all(t.rsplit(".", 1)[-1] in CONTAINERS for t in annotation):
+            element = self._annotation_fact(summary, elements)
+            if element is None:
+                return None
+            return Fact(Device.NOT_TENSOR, value_kind="list", items=(replace(element, reason=""),))
         classes = set()
         tensor = False
         for type_name in annotation:
@@ -1287,6 +1305,10 @@ class Inference:
 # returns a bool even when `x` is a GPU tensor at some call sites (its own `x = x.dtype` is a branch
 # the join cannot see through), and the declaration is what the author promises every caller.
 _SCALAR_ANNOTATIONS = frozenset({"bool", "int", "float", "str", "bytes"})
+
+
+def _spelled(annotation: tuple[str, ...]) -> str:
+    return " | ".join(t for t in annotation if not t.startswith(ELEMENT))
 
 
 def _scalar_annotation(annotation: tuple[str, ...]) -> bool:

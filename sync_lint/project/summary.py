@@ -26,7 +26,7 @@ from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 13
+SUMMARY_FORMAT = 14
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -266,11 +266,46 @@ def dotted(node: ast.AST) -> str | None:
     return ".".join(reversed(parts))
 
 
+# An annotation's entry for the type of a container's elements (`list[Batch]` -> ("list", "[]Batch")):
+# the values of a mapping, the elements of a sequence or set, of a `tuple[X, ...]`.
+ELEMENT = "[]"
+_SEQUENCES = frozenset({"list", "List", "Sequence", "MutableSequence", "Iterable", "Iterator", "Collection",
+                        "set", "Set", "frozenset", "FrozenSet", "deque", "Deque"})
+_MAPPINGS = frozenset({"dict", "Dict", "Mapping", "MutableMapping", "OrderedDict", "defaultdict", "DefaultDict"})
+CONTAINERS = _SEQUENCES | _MAPPINGS | {"tuple", "Tuple"}
+
+
+def _empty_container(node: ast.expr) -> bool:
+    """`{}`, `[]`, `dict()`, `defaultdict(list)`, `OrderedDict()`: a container with nothing in it yet."""
+    if isinstance(node, ast.Dict):
+        return not node.keys
+    if isinstance(node, ast.List):
+        return not node.elts
+    if isinstance(node, ast.Call) and not node.keywords:
+        name = (dotted(node.func) or "").rsplit(".", 1)[-1]
+        return name in ("dict", "list", "OrderedDict", "deque") and not node.args or name == "defaultdict"
+    return False
+
+
+def _element_annotation(container: str, index: ast.AST) -> ast.AST | None:
+    """The annotation of the elements of `container[index]`, when it has one kind of element."""
+    items = index.elts if isinstance(index, ast.Tuple) else [index]
+    if container in _SEQUENCES and len(items) == 1:
+        return items[0]
+    if container in _MAPPINGS and len(items) == 2:
+        return items[1]
+    if container in ("tuple", "Tuple") and len(items) == 2 and isinstance(items[1], ast.Constant) \
+            and items[1].value is Ellipsis:
+        return items[0]
+    return None
+
+
 def annotation_types(node: ast.AST | None) -> tuple[str, ...]:
     """The type names an annotation allows, `Optional`/`Union`/`| None`/strings unwrapped.
 
     `Optional[torch.Tensor]` -> ("torch.Tensor",); `ForwardBatch | None` -> ("ForwardBatch",);
-    `"ForwardBatch"` -> ("ForwardBatch",); `List[torch.Tensor]` -> ("List",).
+    `"ForwardBatch"` -> ("ForwardBatch",); `List[torch.Tensor]` -> ("List", "[]torch.Tensor"): a
+    container's one kind of element follows it, marked with `ELEMENT`.
     """
     if node is None:
         return ()
@@ -294,7 +329,10 @@ def annotation_types(node: ast.AST | None) -> tuple[str, ...]:
             inner = node.slice
             first = inner.elts[0] if isinstance(inner, ast.Tuple) and inner.elts else inner
             return annotation_types(first)
-        return (head,) if head else ()
+        element = _element_annotation(last, node.slice)
+        elements = tuple(ELEMENT + t for t in annotation_types(element) if not t.startswith(ELEMENT)) \
+            if element is not None else ()
+        return ((head,) if head else ()) + elements
     name = dotted(node)
     return (name,) if name else ()
 
@@ -807,6 +845,13 @@ class _Summarizer:
                 return
             targets = [node.target]
             value_node = node.value
+        if isinstance(node, ast.AnnAssign) and _empty_container(value_node):
+            # `self.requests: dict[str, Request] = {}`: filled later through keys the summary cannot
+            # follow, so the declaration is what says what the container holds.
+            declared = annotation_types(node.annotation)
+            if any(t.startswith(ELEMENT) for t in declared):
+                self._store(node.target, value_node, scope, value=("decl", declared))
+                return
         for target in targets:
             self._store(target, value_node, scope, augmented=isinstance(node, ast.AugAssign))
 

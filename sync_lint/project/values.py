@@ -21,6 +21,7 @@ tag:
 | `tuple` | `("tuple", elements)` | a tuple or list display of values |
 | `listof` | `("listof", element)` | a list or generator whose elements are alike (a comprehension) |
 | `dict` | `("dict", ((key, value), ...))` | a dict display with string keys |
+| `decl` | `("decl", types)` | an empty container stored with an annotation (`self.reqs: dict[str, Req] = {}`): the annotation's types |
 | `lambda` | `("lambda",)` | a lambda |
 | `?` | `("?",)` | nothing known |
 """
@@ -96,4 +97,6 @@ def _render(value: Value, level: int) -> str:
         return {"none": "None", "str": "'...'", "number": "<number>", "bool": "<bool>"}.get(value[1], value[1])
     if tag in ("*", "**"):
         return tag + _render(value[1], level + 1)
+    if tag == "decl":
+        return " | ".join(t for t in value[1] if not t.startswith("[]")) + " (declared, empty)"
     return "?"
