@@ -136,6 +136,26 @@ def _item_lattice(item: object) -> object:
     return item
 
 
+def detached(fact: Fact) -> Fact:
+    """The fact without the syntax nodes of the file it was made in (origins, and the steps that lead
+    to them), for an answer that outlives that file: the project inference memoises what a call
+    returns for its arguments and hands the same answer to the next file's call."""
+    items = tuple(_detached_item(item) for item in fact.items)
+    if fact.origin is None and fact.via is None and items == fact.items:
+        return fact
+    reason = fact.reason if "{code}" not in fact.reason else ""
+    return replace(fact, origin=None, via=None if fact.via is None or fact.via.origin is not None
+                   else detached(fact.via), items=items, reason=reason)
+
+
+def _detached_item(item: object) -> object:
+    if isinstance(item, Fact):
+        return detached(item)
+    if isinstance(item, tuple):
+        return tuple(_detached_item(part) for part in item)
+    return item
+
+
 UNKNOWN = Fact(Device.UNKNOWN)
 PYTHON = Fact(Device.NOT_TENSOR, value_kind="python")
 NUMPY = Fact(Device.NOT_TENSOR, value_kind="numpy")

@@ -9,7 +9,7 @@ Every answer is a `Fact` whose evidence names the steps in other files.
 
 from __future__ import annotations
 
-from sync_lint.analysis.facts import UNKNOWN, Device, Fact, constructed
+from sync_lint.analysis.facts import UNKNOWN, Device, Fact, constructed, detached
 from sync_lint.project.infer import Inference, _informative, library_module_call
 from sync_lint.project.summary import ModuleSummary
 
@@ -78,6 +78,10 @@ class ProjectView:
             callee, receiver = target, callee
         if callee.value_kind != "callable" or not callee.refs:
             return None
+        # The inference memoises what a call returns for these arguments, for other files too.
+        args = [detached(a) for a in args]
+        kwargs = {k: detached(v) for k, v in kwargs.items()}
+        receiver = detached(receiver) if receiver is not None else None
         results = []
         for target in sorted(callee.refs):
             found = self.inference.index.function(target)
