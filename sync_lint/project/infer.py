@@ -77,6 +77,12 @@ DEFAULT_BUDGET = 6
 # A key is joined from at most this many sources (the nearest first): enough to see what a
 # field or parameter holds, and a bound on how much of the project one question reads.
 MAX_SOURCES = 16
+# Calls of module objects (`self.layer(hidden)` running `Layer.forward`) nest as deep as the model:
+# values are followed through at most this many of them, in either direction (a `forward`'s
+# parameter from its callers, a call's result from `forward`), or one model's check walks the
+# whole module tree for every question (transformers took 47% longer to check without a bound).
+MODULE_HOPS = 2
+_CALLED_METHODS = frozenset({"forward", "__call__"})
 # A call through an instance reaches the subclasses' overrides only when they are this few: with the
 # method itself, at most 8 targets, as many as a call site follows (`_MAX_TARGETS` in hot.py).
 _MAX_OVERRIDES = 7
@@ -477,7 +483,7 @@ class Inference:
                     sources.append(assumed or UNKNOWN)
                 continue
             context = Context(caller, caller.functions.get(call.function) if call.function else None,
-                              budget=budget - 1)
+                              budget=min(budget - 1, MODULE_HOPS) if info.name in _CALLED_METHODS else budget - 1)
             fact = self.eval(value, context)
             sources.append(self._source(self._as_device(fact, context, assumed) if assumed else fact,
                                         f"parameter `{name}` of `{short}` receives `{render(value)}`", caller,
@@ -1043,6 +1049,7 @@ class Inference:
             callee = self.attribute(receiver, func[2], context.mode, context.budget)
         else:
             callee = self.eval(func, context)
+        budget = context.budget
         if callee.value_kind == "object" and callee.refs:
             target = self.call_target(callee, context.mode, context.budget)
             if target is None:
@@ -1050,6 +1057,7 @@ class Inference:
                 return library_module_call(callee, first, f"`{render(value, 40)}`")
             # The object is the method's `self`.
             receiver, callee = callee, target
+            budget = min(budget, MODULE_HOPS + 1)
         kind = callee.value_kind
         if kind == "class":
             return constructed(callee.refs)
@@ -1072,11 +1080,11 @@ class Inference:
                 found = self.index.function(target)
                 bound = found is not None and found[1].kind in ("method", "classmethod") and "bound" in callee.items
                 if found is None or any(a[0] == "*" for a in args) or len(args) + len(kwargs) > 8:
-                    results.append(self.returns(target, context.budget))
+                    results.append(self.returns(target, budget))
                 else:
                     self_fact = receiver if receiver is not None and receiver.value_kind == "object" else UNKNOWN
                     results.append(self._returns_with(target, ([self_fact] if bound else []) + arg_facts, kw_facts,
-                                                      context.budget))
+                                                      budget))
             return join_sources(results)
         if func[0] == "name" and func[1] in _BUILTIN_NUMBERS:
             return PYTHON

@@ -10,7 +10,7 @@ Every answer is a `Fact` whose evidence names the steps in other files.
 from __future__ import annotations
 
 from sync_lint.analysis.facts import UNKNOWN, Device, Fact, constructed, detached
-from sync_lint.project.infer import Inference, _informative, library_module_call
+from sync_lint.project.infer import MODULE_HOPS, Inference, _informative, library_module_call
 from sync_lint.project.summary import ModuleSummary
 
 
@@ -76,6 +76,9 @@ class ProjectView:
                 fact = library_module_call(callee, args[0] if args else UNKNOWN, "{code}")
                 return fact if _informative(fact) else None
             callee, receiver = target, callee
+            budget = MODULE_HOPS + 1
+        else:
+            budget = 6
         if callee.value_kind != "callable" or not callee.refs:
             return None
         # The inference memoises what a call returns for these arguments, for other files too.
@@ -87,7 +90,7 @@ class ProjectView:
             found = self.inference.index.function(target)
             bound = found is not None and found[1].kind in ("method", "classmethod") and "bound" in callee.items
             leading = [receiver if receiver is not None else Fact(Device.UNKNOWN)] if bound else []
-            results.append(self.inference._returns_with(target, leading + args, kwargs, 6))
+            results.append(self.inference._returns_with(target, leading + args, kwargs, budget))
         from sync_lint.project.infer import join_sources
 
         fact = join_sources(results)
