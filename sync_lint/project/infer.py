@@ -524,7 +524,7 @@ class Inference:
                 out.append((caller, call, skip))
             return out
         bound = info.kind in ("method", "classmethod")
-        if info.name in ("forward", "__call__") and info.class_name is not None:
+        if info.name in _CALLED_METHODS and info.class_name is not None:
             out.extend(self._object_calls(summary.qualified(info.class_name), function))
         for name in sorted({info.name} | self._aliases(summary, info)):
             for caller, call in self.index.calls_named(name):
@@ -1128,7 +1128,7 @@ class Inference:
             return PYTHON
         if (namespace == "torch.nn" or namespace.startswith("torch.nn.modules")) and last[:1].isupper() \
                 and last not in ("Parameter", "Buffer", "UninitializedParameter", "UninitializedBuffer"):
-            # `nn.Linear(...)`: a module object, whose call `_library_module_call` answers.
+            # `nn.Linear(...)`: a module object, whose call `library_module_call` answers.
             return Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset({qualified}), items=("exact",))
         if torch_returns_python(qualified) or last[:1].isupper():
             return PYTHON
