@@ -14,7 +14,7 @@ the small name tables built when the project was summarised.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Collection, Iterable
 
 from sync_lint.project.deps import Dep, Reads
 from sync_lint.project.summary import (
@@ -401,20 +401,26 @@ class ProjectIndex:
             grouped = self._by_name[module] = (calls, stores, entries)
         return grouped
 
-    def _mentions(self, kind: str, which: int, name: str) -> Iterable[tuple[ModuleSummary, object]]:
+    def _mentions(self, kind: str, which: int, name: str,
+                  within: Collection[str] | None = None) -> Iterable[tuple[ModuleSummary, object]]:
         self.reads.add(f"n:{kind}:{name}")
         for module in sorted(getattr(self.tables, kind).get(name, ())):
+            if within is not None and module not in within:
+                continue
             summary = self.summary(module)
             if summary is not None:
                 for item in self._grouped(module)[which].get(name, ()):
                     yield summary, item
 
-    def calls_named(self, name: str) -> Iterable[tuple[ModuleSummary, CallSite]]:
+    def calls_named(self, name: str, within: Collection[str] | None = None) -> Iterable[tuple[ModuleSummary, CallSite]]:
+        """The call sites whose callee is spelled `name` (`name(...)`, `x.name(...)`), in the modules
+        `within` only when it is given."""
         stored = self.tables.call_sites(name)
         if stored is None:
-            return self._mentions("calls", 0, name)  # type: ignore[return-value]
+            return self._mentions("calls", 0, name, within)  # type: ignore[return-value]
         self.reads.add(f"n:calls:{name}")
-        return ((summary, call) for module, calls in stored if (summary := self.summary(module)) is not None
+        return ((summary, call) for module, calls in stored
+                if (within is None or module in within) and (summary := self.summary(module)) is not None
                 for call in calls)
 
     def module_calls(self, module: str) -> list[CallSite]:

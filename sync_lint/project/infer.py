@@ -537,17 +537,20 @@ class Inference:
     def _object_calls(self, cls: str, function: str) -> list[tuple[ModuleSummary, CallSite, int]]:
         """The calls of objects whose call runs `function` (`self.scorer(hidden)` runs `Scorer.forward`):
         calls through the attributes that the constructors of the class, or of a subclass that does
-        not override the method, are stored into."""
+        not override the method, are stored into, in the modules that store them."""
         method = function.rsplit(".", 1)[-1]
         classes = [cls] + sorted(sub for sub in self.index.subclasses(cls) if self.index.method(sub, method) == function)
-        names: set[str] = set()
+        stored_in: dict[str, set[str]] = {}  # attribute -> the modules storing an instance into it
         for target in classes[:_MAX_OVERRIDES + 1]:
             for caller, call, _skip in self._callers_of_class(target):
-                names.update(store.attr for store in caller.stores
-                             if store.line == call.line and store.value[0] == "call" and store.value[1] == call.func)
+                for store in caller.stores:
+                    if store.line == call.line and store.value[0] == "call" and store.value[1] == call.func:
+                        stored_in.setdefault(store.attr, set()).add(caller.module)
         out = []
-        for name in sorted(names):
-            for caller, call in self.index.calls_named(name):
+        for name in sorted(stored_in):
+            # Where the object is stored is where it is called (`self.mlp = MLP()` in `__init__`,
+            # `self.mlp(x)` in `forward`): a call of that name elsewhere is another class's `mlp`.
+            for caller, call in self.index.calls_named(name, stored_in[name]):
                 if call.func[0] != "attr" or call.func[2] != name:
                     continue
                 context = self._context(caller, call.function, "types")
