@@ -79,8 +79,8 @@ DEFAULT_BUDGET = 6
 MAX_SOURCES = 16
 # Calls of module objects (`self.layer(hidden)` running `Layer.forward`) nest as deep as the model:
 # values are followed through at most this many of them, in either direction (a `forward`'s
-# parameter from its callers, a call's result from `forward`), or one model's check walks the
-# whole module tree for every question (transformers took 47% longer to check without a bound).
+# parameter from its callers, a call's result from `forward`), so that one question does not walk
+# a whole module tree.
 MODULE_HOPS = 2
 _CALLED_METHODS = frozenset({"forward", "__call__"})
 # A call through an instance reaches the subclasses' overrides only when they are this few: with the
