@@ -1325,3 +1325,37 @@ def test_a_container_declared_empty_holds_what_its_annotation_says() -> None:
     assert inference.returns("pkg.reg.Registry.one").device is Device.GPU
     assert not inference.returns("pkg.reg.Registry.count").is_tensor  # `dict[str, int]` says nothing of tensors
     assert inference.field(["pkg.reg.Registry"], "plain").value_kind == "dict"
+
+
+def test_a_parameter_annotation_beats_another_annotations_class_but_not_a_constructor() -> None:
+    inference = Inference(_index({
+        "pkg.meta": """
+            from dataclasses import dataclass
+            import torch
+
+            class BaseMeta:
+                pass
+
+            @dataclass
+            class LinearMeta:
+                lens: torch.Tensor
+
+            class Context:
+                def __init__(self):
+                    self.metas: dict[str, BaseMeta] = {}
+
+            def clear(meta: LinearMeta):
+                return meta.lens
+
+            def built(meta: BaseMeta):
+                return meta
+
+            def run(ctx: Context, n: int):
+                clear(ctx.metas.get("layer"))
+                built(LinearMeta(torch.zeros(n, device="cuda")))
+        """,
+    }))
+    # The caller passes what `dict[str, BaseMeta]` declares; `LinearMeta` does not derive from it.
+    assert inference.param("pkg.meta.clear", "meta").refs == {"pkg.meta.LinearMeta"}
+    # An object a constructor built is what it is, whatever the parameter says.
+    assert inference.param("pkg.meta.built", "meta").refs == {"pkg.meta.LinearMeta"}

@@ -501,11 +501,22 @@ class Inference:
         joined = join_sources(sources)
         if joined.value_kind == "none":
             return replace(NONE, reason=f"every known call of `{short}` leaves `{name}` None")
+        if declared is not None and declared.value_kind == "object" and joined.value_kind == "object" and \
+                not is_exact(joined) and joined.refs != declared.refs and not self._narrower(joined.refs, declared.refs):
+            # `attn_metadata: LinearAttentionMetadata` passed what another annotation calls an
+            # `AttentionMetadata` (`dict[str, AttentionMetadata]`, a class it does not even derive from):
+            # only an object built by a constructor, or of a narrower class, says more than the
+            # parameter's own annotation.
+            return declared
         if joined.is_tensor or joined.value_kind in ("object", "class", "callable", "device"):
             return joined
         if declared is not None and declared.value_kind == "list" and joined.value_kind in ("list", "tuple"):
             return joined  # what the callers pass says more than `list[Tensor]`
         return declared if declared is not None else joined
+
+    def _narrower(self, classes: frozenset[str], than: frozenset[str]) -> bool:
+        """Whether every class of `classes` derives from one of `than` (and is not one of them)."""
+        return bool(classes) and not classes & than and all(set(self.index.mro(cls)) & than for cls in classes)
 
     def _callers(self, function: str) -> list[tuple[ModuleSummary, CallSite, int]]:
         """Every call site that reaches the function, and how many parameters the receiver binds."""
