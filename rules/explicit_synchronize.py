@@ -40,7 +40,11 @@ An `elapsed_time(end)` after a reported wait that completed `end` (`end.synchron
 `torch.cuda.synchronize()` or a stream's `synchronize()` after `end.record()`), in the same
 block or one around it, is not reported again: the events are complete by then, and the
 wait before it is the one to move. A wait inside an `if`, a loop, a lambda or a nested
-function does not count after it, and `end.record()` starts `end` over.
+function does not count after it, and `end.record()` starts `end` over. Nor is an
+`elapsed_time` in the body of an `if` or `while` that tests an event's `.query()` (the polling
+loop of a transfer queue: `while q[0].end.query(): t = q.popleft(); t.start.elapsed_time(t.end)`):
+the host has seen the event done and waits for nothing. Two such lines in vLLM's KV-offload and
+encoder-cache workers were read as false findings.
 
 ## Example
 ```python
@@ -101,6 +105,23 @@ class _Waited:
         return event in self.events or (self.device and event not in self.recorded)
 
 
+def _polls_an_event(test: cst.BaseExpression) -> bool:
+    """Whether a condition calls `.query()` with no arguments (an event's or a stream's poll)."""
+    return any(isinstance(call.func, cst.Attribute) and call.func.attr.value == "query" and not call.args
+               for call in _calls_in(test))
+
+
+def _calls_in(node: cst.CSTNode) -> list[cst.Call]:
+    found: list[cst.Call] = []
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, cst.Call):
+            found.append(current)
+        stack.extend(current.children)
+    return found
+
+
 class ExplicitSynchronize(Rule):
     code = "SL401"
     name = "explicit-synchronize"
@@ -120,6 +141,11 @@ class ExplicitSynchronize(Rule):
         Example("import torch\npair = (torch.cuda.Stream(), torch.cuda.Stream())\nfor s in pair:\n"
                 "    s.synchronize()\n", (4,)),
         Example("import threading\nlocks = [threading.Event() for _ in range(2)]\nlocks[0].synchronize()\n"),
+        Example("import torch\nstart = torch.cuda.Event(enable_timing=True)\n"
+                "end = torch.cuda.Event(enable_timing=True)\nwhile end.query():\n    ms = start.elapsed_time(end)\n"),
+        Example("import torch\nstart = torch.cuda.Event(enable_timing=True)\n"
+                "end = torch.cuda.Event(enable_timing=True)\nif end.query():\n    pass\nelse:\n"
+                "    ms = start.elapsed_time(end)\n", (7,)),
     )
 
     def __init__(self) -> None:
@@ -127,6 +153,10 @@ class ExplicitSynchronize(Rule):
         # nested function says nothing after it, and `ev.record()` starts `ev` over.
         self._waits = [_Waited()]
         self._lambdas = 0
+        # Blocks that run only once an event's `.query()` said it is done, and whether each block
+        # entered (innermost last) is inside one.
+        self._polled_bodies: set[int] = set()
+        self._polled: list[bool] = []
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self._waits.append(_Waited())
@@ -134,10 +164,20 @@ class ExplicitSynchronize(Rule):
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
         self._waits.pop()
 
+    def visit_If(self, node: cst.If) -> None:
+        if _polls_an_event(node.test):
+            self._polled_bodies.add(id(node.body))
+
+    def visit_While(self, node: cst.While) -> None:
+        if _polls_an_event(node.test):
+            self._polled_bodies.add(id(node.body))
+
     def visit_IndentedBlock(self, node: cst.IndentedBlock) -> None:
+        self._polled.append(id(node) in self._polled_bodies or bool(self._polled and self._polled[-1]))
         self._waits.append(self._waits[-1].copy())
 
     def leave_IndentedBlock(self, original_node: cst.IndentedBlock) -> None:
+        self._polled.pop()
         self._waits.pop()
 
     def visit_Lambda(self, node: cst.Lambda) -> None:
@@ -168,6 +208,8 @@ class ExplicitSynchronize(Rule):
         what = _HANDLE_WAITS.get((kind, method))
         if what is None:
             return
+        if method == "elapsed_time" and self._polled and self._polled[-1]:
+            return  # polled: the host saw the event complete, and `elapsed_time` itself never waits
         if method == "elapsed_time" and node.args and waited.completed(self.ctx.code(node.args[0].value)):
             # `end.record(); end.synchronize(); start.elapsed_time(end)`: the wait before it is the one
             # reported; the events are complete by now, and this call adds no wait of its own.
