@@ -72,6 +72,7 @@ from __future__ import annotations
 import libcst as cst
 
 from sync_lint.rulekit import Example, Rule, abbreviate, call_name, method_receiver
+from sync_lint.syntax import descendants
 
 # Qualified functions that wait for the device, and what to tell the user.
 _WAITS = {
@@ -107,19 +108,8 @@ class _Waited:
 
 def _polls_an_event(test: cst.BaseExpression) -> bool:
     """Whether a condition calls `.query()` with no arguments (an event's or a stream's poll)."""
-    return any(isinstance(call.func, cst.Attribute) and call.func.attr.value == "query" and not call.args
-               for call in _calls_in(test))
-
-
-def _calls_in(node: cst.CSTNode) -> list[cst.Call]:
-    found: list[cst.Call] = []
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        if isinstance(current, cst.Call):
-            found.append(current)
-        stack.extend(current.children)
-    return found
+    return any(isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and call_name(node) == "query"
+               and not node.args for node in descendants(test))
 
 
 class ExplicitSynchronize(Rule):

@@ -33,6 +33,7 @@ from sync_lint.analysis.facts import (
 )
 from sync_lint.analysis.imports import ImportTable
 from sync_lint.analysis.knowledge import (
+    EMPTY_CONTAINERS,
     ACCELERATOR_NAMES,
     BOOL_RESULT,
     COUNTING,
@@ -56,7 +57,7 @@ from sync_lint.analysis.knowledge import (
     VIEW_METHODS,
     torch_returns_python,
 )
-from sync_lint.syntax import dotted_name, is_false_literal, is_true_literal, keyword_value, literal_string
+from sync_lint.syntax import call_name, dotted_name, is_false_literal, is_true_literal, keyword_value, literal_string
 
 if TYPE_CHECKING:
     from sync_lint.analysis.flow import Binder
@@ -713,9 +714,8 @@ def _empty_container(node: cst.CSTNode | None) -> bool:
     if isinstance(node, cst.List):
         return not node.elements
     if isinstance(node, cst.Call) and not any(a.keyword for a in node.args):
-        func = node.func
-        name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
-        return name in ("dict", "list", "OrderedDict", "deque") and not node.args or name == "defaultdict"
+        name = call_name(node)
+        return name in EMPTY_CONTAINERS and not node.args or name == "defaultdict"
     return False
 
 

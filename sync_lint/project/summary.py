@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
+from sync_lint.analysis.knowledge import EMPTY_CONTAINERS
 from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
@@ -283,7 +284,7 @@ def _empty_container(node: ast.expr) -> bool:
         return not node.elts
     if isinstance(node, ast.Call) and not node.keywords:
         name = (dotted(node.func) or "").rsplit(".", 1)[-1]
-        return name in ("dict", "list", "OrderedDict", "deque") and not node.args or name == "defaultdict"
+        return name in EMPTY_CONTAINERS and not node.args or name == "defaultdict"
     return False
 
 

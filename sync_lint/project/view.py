@@ -10,7 +10,7 @@ Every answer is a `Fact` whose evidence names the steps in other files.
 from __future__ import annotations
 
 from sync_lint.analysis.facts import UNKNOWN, Device, Fact, constructed, detached
-from sync_lint.project.infer import MODULE_HOPS, Inference, _informative, library_module_call
+from sync_lint.project.infer import DEFAULT_BUDGET, MODULE_HOPS, Inference, _informative, library_module_call
 from sync_lint.project.summary import ModuleSummary
 
 
@@ -71,14 +71,14 @@ class ProjectView:
             return constructed(callee.refs)
         if callee.value_kind == "object" and callee.refs:
             # `self.encoder(hidden)`: the object's `forward` (or `__call__`), with the object as `self`.
-            target = self.inference.call_target(callee, budget=6)
+            target = self.inference.call_target(callee, budget=DEFAULT_BUDGET)
             if target is None:
                 fact = library_module_call(callee, args[0] if args else UNKNOWN, "{code}")
                 return fact if _informative(fact) else None
             callee, receiver = target, callee
             budget = MODULE_HOPS + 1
         else:
-            budget = 6
+            budget = DEFAULT_BUDGET
         if callee.value_kind != "callable" or not callee.refs:
             return None
         # The inference memoises what a call returns for these arguments, for other files too.
