@@ -13,12 +13,14 @@ import textwrap
 import pytest
 
 from sync_lint.analysis.conventions import DeviceSettings
-from sync_lint.analysis.facts import PYTHON, Device, Fact, constructed
+from sync_lint.analysis.facts import PYTHON, Device, Fact, constructed, join
+from sync_lint.analysis.flow import Deferred, Scope, join_envs
 from sync_lint.project.deps import Reads, dep_id
 from sync_lint.project.index import ProjectIndex, table_rows
 from sync_lint.project.infer import TENSOR, Inference, join_sources, library_module_call
 from sync_lint.project.summary import annotation_types, summarize
 from sync_lint.project.values import Value
+from fixture_support import check_small_project
 from test_device import fact_of
 
 # ==========================================================================================
@@ -152,6 +154,44 @@ def test_match_case_that_returns_is_not_joined() -> None:
         probe(x)
     """)
     assert fact.device is Device.GPU
+
+
+def test_a_parameter_is_computed_when_first_read_and_a_join_of_the_same_binding_keeps_it_unread() -> None:
+    asked: list[str] = []
+    gpu = Fact(Device.GPU, tensor_like=True)
+    promised = Deferred(lambda: asked.append("x") or gpu)
+    merged = join_envs([{"x": promised, "y": PYTHON}, {"x": promised}])
+    assert merged["x"] is promised and asked == []
+    scope = Scope(env=merged)
+    assert scope.lookup("x") == gpu and scope.lookup("x") == gpu
+    assert asked == ["x"]  # once
+    rebound = join_envs([{"x": Deferred(lambda: gpu)}, {"x": PYTHON}])
+    assert rebound["x"] == join(gpu, PYTHON)  # different bindings are joined as facts
+
+
+def test_a_parameter_nothing_reads_is_never_asked_of_the_project(tmp_path, monkeypatch) -> None:
+    asked: list[tuple[str, str]] = []
+    original = Inference.param
+
+    def recording(self: Inference, function: str, name: str, budget: int = 10) -> Fact:
+        asked.append((function.rsplit(".", 1)[-1], name))
+        return original(self, function, name, budget)
+
+    monkeypatch.setattr(Inference, "param", recording)
+    diagnostics = check_small_project(tmp_path, {"pkg/__init__.py": "", "pkg/mod.py": textwrap.dedent("""
+        import torch
+
+        def step(config, x):
+            if config is None:
+                pass
+            return x.item()
+
+        def run(config):
+            step(None, torch.ones(2, device="cuda"))
+        """)}, pyproject="[tool.sync-lint]\njobs = 1\n")
+    assert [d.code for d in diagnostics] == ["SL101"]
+    assert ("step", "x") in asked
+    assert ("run", "config") not in asked  # nothing in `run` reads it
 
 
 # ==========================================================================================

@@ -31,6 +31,7 @@ from sync_lint.analysis.facts import (
     join,
     replace,
 )
+from sync_lint.analysis.flow import Deferred
 from sync_lint.analysis.imports import ImportTable
 from sync_lint.analysis.knowledge import (
     EMPTY_CONTAINERS,
@@ -165,8 +166,9 @@ class Evaluator:
                 return self.literal_accelerator(arg.value)
         return False
 
-    def param_fact(self, param: cst.Param, first: bool = False) -> Fact:
-        """A parameter's fact: its annotation and name, then what the project's callers pass."""
+    def param_fact(self, param: cst.Param) -> "Fact | Deferred":
+        """A parameter's fact: its annotation and name, then what the project's callers pass
+        (computed when the parameter is first read)."""
         name = param.name.value
         local = self._local_param_fact(param, name)
         if self.project is None:
@@ -175,6 +177,10 @@ class Evaluator:
         if local.value_kind == "self":
             owner = self.binder.class_qualname()
             return replace(local, refs=frozenset({self.project.summary.qualified(owner)})) if owner else local
+        return Deferred(lambda: self._project_param_fact(param, function, name, local))
+
+    def _project_param_fact(self, param: cst.Param, function: str | None, name: str, local: Fact) -> Fact:
+        assert self.project is not None
         if function is not None and local.value_kind == "device":
             # A device parameter's name or annotation alone says accelerator; the project's callers say
             # more: they may all leave it None, pass the CPU, or pass only an unknown tensor's `.device`.

@@ -33,9 +33,36 @@ if TYPE_CHECKING:
     from sync_lint.analysis.evaluate import Evaluator
 
 
+class Deferred:
+    """A parameter's fact, computed when the parameter is first read.
+
+    Asking the project for a parameter means evaluating every caller's argument, often up a
+    chain of callers; most parameters (`config`, `prefix`, ...) are never read by a rule or
+    an assignment that needs their fact, so entering a function only promises the fact."""
+
+    __slots__ = ("_compute", "_fact")
+
+    def __init__(self, compute: Callable[[], Fact]) -> None:
+        self._compute: Callable[[], Fact] | None = compute
+        self._fact: Fact | None = None
+
+    def force(self) -> Fact:
+        if self._compute is not None:
+            self._fact, self._compute = self._compute(), None
+        assert self._fact is not None
+        return self._fact
+
+
+def _forced(value: "Fact | Deferred | None") -> Fact | None:
+    return value.force() if type(value) is Deferred else value  # type: ignore[union-attr,return-value]
+
+
+Env = dict[str, "Fact | Deferred"]
+
+
 @dataclass
 class Scope:
-    env: dict[str, Fact]
+    env: Env
     parent: "Scope | None" = None
     class_name: str | None = None  # set for methods: the enclosing class
     function_name: str | None = None
@@ -47,7 +74,7 @@ class Scope:
         while scope is not None:
             fact = scope.env.get(key)
             if fact is not None:
-                return fact
+                return _forced(fact)
             scope = scope.parent
         return None
 
@@ -60,18 +87,18 @@ class _Branching:
     ended in `return` or `raise` is kept for `try` bookkeeping but never joined.
     """
 
-    start: dict[str, Fact]
+    start: Env
     start_live: bool = True
-    ends: list[dict[str, Fact]] = field(default_factory=list)
+    ends: list[Env] = field(default_factory=list)
     live: list[bool] = field(default_factory=list)
     loop: bool = False
-    exits: list[dict[str, Fact]] = field(default_factory=list)  # `break` / `continue` states of a loop
+    exits: list[Env] = field(default_factory=list)  # `break` / `continue` states of a loop
     # What a test proved in an arm (`narrowing.py`): (key, the fact bound, the fact before it).
     narrowed: list[tuple[str, Fact, Fact | None]] = field(default_factory=list)
     otherwise: list[Narrowing] = field(default_factory=list)  # what an `if`'s test proves in its `else`
 
 
-def _widened(env: dict[str, Fact], narrowed: Sequence[tuple[str, Fact, Fact | None]]) -> dict[str, Fact]:
+def _widened(env: Env, narrowed: Sequence[tuple[str, Fact, Fact | None]]) -> Env:
     """`env` with each narrowed fact still bound (not rebound since) put back as it was."""
     out = dict(env)
     for key, fact, before in reversed(narrowed):  # the last first: `x.is_cuda and x.device.type == ...`
@@ -83,15 +110,20 @@ def _widened(env: dict[str, Fact], narrowed: Sequence[tuple[str, Fact, Fact | No
     return out
 
 
-def join_envs(envs: list[dict[str, Fact]]) -> dict[str, Fact]:
+def join_envs(envs: list[Env]) -> Env:
     if len(envs) == 1:
         return dict(envs[0])
     keys: set[str] = set().union(*envs)
-    merged: dict[str, Fact] = {}
+    merged: Env = {}
     for key in keys:
+        values = [env.get(key) for env in envs]
+        first = values[0]
+        if first is not None and all(value is first for value in values):
+            merged[key] = first  # the same binding on every path: a parameter stays unread
+            continue
         fact: Fact | None = None
-        for env in envs:
-            fact = join(fact, env.get(key)) if fact is not None else env.get(key)
+        for value in values:
+            fact = join(fact, _forced(value)) if fact is not None else _forced(value)
         if fact is not None:
             merged[key] = fact
     return merged
@@ -222,7 +254,7 @@ class Binder:
         self.scope.env = dict(branching.start)
         self.scope.reachable = branching.start_live
 
-    def _join_live(self, envs: list[dict[str, Fact]], live: list[bool], fallback: dict[str, Fact],
+    def _join_live(self, envs: list[Env], live: list[bool], fallback: Env,
                    narrowed: Sequence[tuple[str, Fact, Fact | None]] = ()) -> None:
         """Continue from the join of the paths that fall through; none does: the code after is unreachable.
 
