@@ -46,6 +46,12 @@ loop of a transfer queue: `while q[0].end.query(): t = q.popleft(); t.start.elap
 the host has seen the event done and waits for nothing. Two such lines in vLLM's KV-offload and
 encoder-cache workers were read as false findings.
 
+A receiver is taken for an event or stream when it was made by a torch constructor
+(`torch.cuda.Event()`, `torch.Event()`, `self.device_module.Stream()`) or is annotated as one
+(`done: torch.cuda.Event`, `self.copy_ready: torch.Event | None = None`): vLLM's input batch
+waits on `self.async_copy_ready_event`, handed over through a `torch.Event` parameter. A
+`threading.Event` is not one.
+
 ## Example
 ```python
 torch.cuda.synchronize()  # SL401: drains the whole device
@@ -136,6 +142,9 @@ class ExplicitSynchronize(Rule):
         Example("import torch\nstart = torch.cuda.Event(enable_timing=True)\n"
                 "end = torch.cuda.Event(enable_timing=True)\nif end.query():\n    pass\nelse:\n"
                 "    ms = start.elapsed_time(end)\n", (7,)),
+        Example("import torch\ndef wait(done: torch.cuda.Event, stream: torch.Stream | None):\n"
+                "    done.synchronize()\n    stream.synchronize()\n", (3, 4)),
+        Example("import threading\ndef wait(done: threading.Event):\n    done.synchronize()\n"),
     )
 
     def __init__(self) -> None:

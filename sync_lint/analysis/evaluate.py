@@ -56,6 +56,7 @@ from sync_lint.analysis.knowledge import (
     STREAM_HANDLES,
     TENSOR_ATTRS,
     VIEW_METHODS,
+    torch_handle_kind,
     torch_returns_python,
 )
 from sync_lint.syntax import call_name, dotted_name, is_false_literal, is_true_literal, keyword_value, literal_string
@@ -222,6 +223,11 @@ class Evaluator:
         if param.annotation is not None:
             names = annotation_names(param.annotation.annotation)
             lasts = {n.rsplit(".", 1)[-1] for n in names}
+            handles = {torch_handle_kind(self.imports.qualify(n)) for n in names} - {None}
+            if len(handles) == 1:  # `event: torch.cuda.Event`, `stream: torch.Stream | None`
+                kind = handles.pop()
+                return Fact(Device.NOT_TENSOR, value_kind=kind, subject=name,
+                            reason=f"annotated as a torch {kind}")
             if "Tensor" in lasts:
                 by_name = self.settings.by_name(name)
                 if by_name is not None:
@@ -300,6 +306,8 @@ class Evaluator:
             bound = self.binder.lookup(name)
             if bound is None and name.startswith("self."):
                 bound = self.binder.init_attribute(name)
+                if bound is not None and bound.value_kind == "none" and self.project is not None:
+                    bound = None  # `self.ev = None` in `__init__` and set elsewhere: the stores say what it holds
             # An assignment from something unknown is no evidence: it must not hide
             # what configuration and naming conventions say about the attribute.
             if bound is not None and bound.device is not Device.UNKNOWN:

@@ -63,6 +63,18 @@ HOST_VALUE_METHODS = frozenset({"item", "tolist"})
 # torch.cuda / torch.accelerator / torch calls that return a stream or an event handle.
 STREAM_HANDLES = frozenset({"Stream", "ExternalStream", "current_stream", "default_stream"})
 EVENT_HANDLES = frozenset({"Event"})
+
+
+def torch_handle_kind(qualified: str | None) -> str | None:
+    """"event" or "stream" for a torch event or stream class (`torch.cuda.Event`, `torch.Stream`)."""
+    if not qualified or not qualified.startswith("torch."):
+        return None
+    last = qualified.rsplit(".", 1)[-1]
+    if last in EVENT_HANDLES:
+        return "event"
+    return "stream" if last in ("Stream", "ExternalStream") else None
+
+
 # Methods that return a view of their receiver: on pinned memory the view is pinned too.
 VIEW_METHODS = frozenset(
     "view view_as narrow reshape flatten squeeze unsqueeze t transpose permute select expand "

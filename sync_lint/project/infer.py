@@ -62,6 +62,7 @@ from sync_lint.analysis.knowledge import (
     STREAM_HANDLES,
     TENSOR_ATTRS,
     VIEW_METHODS,
+    torch_handle_kind,
     torch_returns_python,
 )
 from sync_lint.project.deps import Dep
@@ -1308,7 +1309,11 @@ class Inference:
                 continue
             head, _, rest = type_name.partition(".")
             qualified = self.index.value_name(summary, ("name", head))
-            symbol = self.index.resolve(f"{qualified}.{rest}" if rest else qualified) if qualified else None
+            full = f"{qualified}.{rest}" if qualified and rest else qualified
+            handle = torch_handle_kind(full)
+            if handle is not None:
+                return Fact(Device.NOT_TENSOR, value_kind=handle, reason=f"annotated as `{type_name}`")
+            symbol = self.index.resolve(full) if full else None
             if symbol is not None and symbol.kind == "class":
                 classes.add(symbol.qualname)
         if classes and not tensor:
