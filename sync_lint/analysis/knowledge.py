@@ -52,7 +52,7 @@ DTYPE_NAMES = {
 METADATA_METHODS = frozenset(
     "size dim ndimension numel nelement element_size stride data_ptr is_contiguous get_device "
     "is_pinned storage_offset is_floating_point is_complex is_signed untyped_storage storage "
-    "has_names is_set_to is_shared dim_order".split()
+    "has_names is_set_to is_shared dim_order is_inference is_conj is_neg is_same_size is_coalesced".split()
 )
 METADATA_ATTRS = frozenset(
     "shape dtype device is_cuda is_cpu is_meta is_sparse is_quantized ndim layout names "
