@@ -409,6 +409,10 @@ class Evaluator:
             for entry, fact in base.items:
                 if entry == key:
                     return fact
+        if base.value_kind == "kwargs":
+            found = self.project.multimodal_input(key)
+            if found is not None:
+                return replace(found, subject=f"{base.subject}[{key!r}]")
         declared = self.project.declared_entry(_as_object(base), key) if base.refs else None
         if declared is not None:
             return declared
@@ -533,6 +537,10 @@ class Evaluator:
             if owner.value_kind == "device-module" and (method in EVENT_HANDLES or method in STREAM_HANDLES):
                 kind = "stream" if method in STREAM_HANDLES else "event"
                 return replace(PYTHON, value_kind=kind, reason="created by {code}", origin=expr)
+            if owner.value_kind == "kwargs":  # `kwargs.pop("pixel_values", None)`
+                key = literal_string(expr.args[0].value) if expr.args and method in ("pop", "get") else None
+                found = self.project.multimodal_input(key) if key is not None and self.project is not None else None
+                return replace(found, subject=f"{owner.subject}[{key!r}]") if found is not None else PYTHON
             viewed = container_method(owner, method)
             if viewed is not None:
                 return viewed

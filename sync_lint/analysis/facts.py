@@ -160,6 +160,8 @@ UNKNOWN = Fact(Device.UNKNOWN)
 PYTHON = Fact(Device.NOT_TENSOR, value_kind="python")
 NUMPY = Fact(Device.NOT_TENSOR, value_kind="numpy")
 MODULE = Fact(Device.NOT_TENSOR, value_kind="module")
+# A function's `**kwargs`: read by key, it may be one of vLLM's multimodal inputs (`Inference.multimodal_input`).
+KWARGS = Fact(Device.NOT_TENSOR, value_kind="kwargs")
 DTYPE = Fact(Device.NOT_TENSOR, value_kind="dtype")
 NONE = Fact(Device.NOT_TENSOR, value_kind="none")
 RANGE = Fact(Device.NOT_TENSOR, value_kind="range")  # `range(...)`: iterating it gives Python ints

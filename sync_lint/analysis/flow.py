@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import libcst as cst
 
 from sync_lint.analysis.facts import (
+    KWARGS,
     MODULE,
     PYTHON,
     UNKNOWN,
@@ -200,9 +201,10 @@ class Binder:
         params = node.params
         for param in [*params.posonly_params, *params.params, *params.kwonly_params]:
             self.scope.env[param.name.value] = self.evaluator.param_fact(param)
-        for star in (params.star_arg, params.star_kwarg):
-            if isinstance(star, cst.Param):
-                self.scope.env[star.name.value] = PYTHON
+        if isinstance(params.star_arg, cst.Param):
+            self.scope.env[params.star_arg.name.value] = PYTHON
+        if isinstance(params.star_kwarg, cst.Param):
+            self.scope.env[params.star_kwarg.name.value] = replace(KWARGS, subject=params.star_kwarg.name.value)
 
     def _is_direct_method(self) -> bool:
         # Nested functions inherit the scope but are not methods.

@@ -59,6 +59,8 @@ class NameTables:
     forwards: dict[str, set[str]] = field(default_factory=dict)  # class qualname defining `forward` -> module
     # Template module (`pkg.modular_x`) -> the modules that say they were generated from it.
     generated: dict[str, set[str]] = field(default_factory=dict)
+    # Multimodal input key -> "gpu module:line" / "cpu module:line" for each declaration (`multimodal_fields`).
+    inputs: dict[str, set[str]] = field(default_factory=dict)
 
     def add(self, summary: ModuleSummary) -> None:
         for kind, name, value in table_rows(summary):
@@ -117,11 +119,34 @@ def table_rows(summary: ModuleSummary) -> list[tuple[str, str, str]]:
              if info.hot_marker or any(d.rsplit(".", 1)[-1] in ROOT_DECORATOR_NAMES for d in info.decorators)]
     if summary.compiled or summary.captured:
         rows.append(("roots", "<module>", module))
+    rows += [("inputs", key, f"{'cpu' if on_cpu else 'gpu'} {module}:{line}")
+             for key, on_cpu, line in multimodal_fields(summary)]
     if summary.generated_from and summary.generated_from.endswith(".py"):
         package = module.rpartition(".")[0] if not summary.is_package else module
         template = summary.generated_from[:-3]
         rows.append(("generated", f"{package}.{template}" if package else template, module))
     return rows
+
+
+def multimodal_fields(summary: ModuleSummary) -> list[tuple[str, bool, int]]:
+    """vLLM's multimodal input fields the module declares, (key, kept on the CPU, line):
+    `dict(pixel_values=MultiModalFieldConfig.batched("image"), image_grid_thw=MultiModalFieldConfig
+    .batched("image", keep_on_cpu=True))`. vLLM's model runner moves every such input of a batch to
+    the device before the model reads it, except those declared `keep_on_cpu=True`."""
+    found = []
+    for entry in summary.entries:
+        value = entry.value
+        if value[0] != "call":
+            continue
+        spelled = spelled_name(summary, value[1]) or ""
+        if spelled.rpartition(".")[0].rsplit(".", 1)[-1] != MULTIMODAL_FIELD_CONFIG:
+            continue
+        on_cpu = any(name == "keep_on_cpu" and argument == ("lit", "bool", True) for name, argument in value[3])
+        found.append((entry.key, on_cpu, entry.line))
+    return found
+
+
+MULTIMODAL_FIELD_CONFIG = "MultiModalFieldConfig"
 
 
 # Last parts of the decorators that make a function a hot root (`torch.compile`, ...).
@@ -442,6 +467,16 @@ class ProjectIndex:
         """Whether the class itself defines `forward` (read from the name table, not its summary)."""
         self.reads.add(f"n:forwards:{class_qualname}")
         return bool(self.tables.forwards.get(class_qualname, ()))
+
+    def input_declarations(self, key: str) -> list[tuple[bool, str, int]]:
+        """Where the project declares a multimodal input `key`: (kept on the CPU, module, line)."""
+        self.reads.add(f"n:inputs:{key}")
+        out = []
+        for value in sorted(self.tables.inputs.get(key, ())):
+            where, _, place = value.partition(" ")
+            module, _, line = place.rpartition(":")
+            out.append((where == "cpu", module, int(line)))
+        return out
 
     def stores_of(self, attr: str) -> Iterable[tuple[ModuleSummary, Store]]:
         return self._mentions("stores", 1, attr)  # type: ignore[return-value]

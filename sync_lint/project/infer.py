@@ -37,6 +37,7 @@ from typing import Callable, Iterable, Protocol, Union
 
 from sync_lint.analysis.conventions import DeviceSettings
 from sync_lint.analysis.facts import (
+    KWARGS,
     NONE,
     NUMPY,
     PYTHON,
@@ -460,7 +461,9 @@ class Inference:
             return UNKNOWN
         summary, info = found
         param = next((p for p in info.params if p.name == name), None)
-        if param is None or param.kind in ("star", "starstar"):
+        if param is not None and param.kind == "starstar":
+            return replace(KWARGS, subject=name)
+        if param is None or param.kind == "star":
             return UNKNOWN
         declared = self._annotation_fact(summary, param.annotation)
         sources: list[Fact] = []
@@ -679,6 +682,29 @@ class Inference:
         if node is not None:
             self.reads.add(node)
         return known
+
+    def multimodal_input(self, key: str, module: str) -> Fact | None:
+        """`kwargs["pixel_values"]` in a vLLM model: where vLLM's model runner leaves the multimodal input
+        `key`, on the device unless its `MultiModalFieldConfig` says `keep_on_cpu=True`. The reading
+        module's own declaration decides; else every declaration in the project must agree (a learned
+        convention). None when the project declares no such input."""
+        declared = self.index.input_declarations(key)
+        own = [d for d in declared if d[1] == module]
+        chosen = own or declared
+        if not chosen or len({on_cpu for on_cpu, _module, _line in chosen}) != 1:
+            return None
+        on_cpu, where, line = chosen[0]
+        summary = self.index.summary(where)
+        if summary is None:
+            return None
+        if on_cpu:
+            fact = Fact(Device.CPU, tensor_like=True, pinning_unknown=True)
+            reason = f"multimodal input `{key}` is declared `keep_on_cpu=True`"
+        else:
+            fact = Fact(Device.GPU, tensor_like=True, convention=not own)
+            reason = (f"multimodal input `{key}` is declared without `keep_on_cpu`: vLLM's model runner moves it "
+                      "to the device" + ("" if own else f" (as {len(chosen)} declaration(s) in the project agree)"))
+        return self._source(fact, reason, summary, line)
 
     def _global(self, module: str, name: str, budget: int) -> Fact:
         summary = self.index.summary(module)
@@ -1011,6 +1037,10 @@ class Inference:
             if index.is_gpu and not base.is_gpu:
                 return replace(index, ndim=None)
             return replace(base, ndim=None)
+        if base.value_kind == "kwargs" and key[0] == "key" and isinstance(key[1], str):
+            found = self.multimodal_input(key[1], context.summary.module)
+            if found is not None:
+                return found
         if base.value_kind == "dict" and key[0] == "key":
             for k, fact in base.items:
                 if k == key[1]:
@@ -1056,6 +1086,10 @@ class Inference:
                 return self._tensor_method(receiver, func[2], args, kwargs, context)
             if receiver.value_kind == "numpy":
                 return NUMPY
+            if receiver.value_kind == "kwargs":  # `kwargs.pop("pixel_values", None)`
+                key = args[0] if args and func[2] in ("pop", "get") else ("lit",)
+                return self.multimodal_input(key[2], context.summary.module) or UNKNOWN \
+                    if key[:2] == ("lit", "str") and len(key) > 2 else UNKNOWN
             viewed = container_method(receiver, func[2])
             if viewed is not None:
                 return viewed

@@ -27,7 +27,7 @@ from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 14
+SUMMARY_FORMAT = 15
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -144,7 +144,7 @@ class Store:
 
 @dataclass(frozen=True)
 class Entry:
-    """`container["key"] = value`, or `"key": value` in a dict display."""
+    """`container["key"] = value`, `"key": value` in a dict display, or `dict(key=value)`."""
 
     function: str | None
     line: int
@@ -903,6 +903,11 @@ class _Summarizer:
             kind = type(node)
             if kind is ast.Call:
                 self._call(node, scope)
+                if isinstance(node.func, ast.Name) and node.func.id == "dict":  # `dict(key=value)`
+                    for keyword in node.keywords:
+                        if keyword.arg is not None:
+                            self.s.entries.append(Entry(scope.qualname, keyword.value.lineno, keyword.arg,
+                                                        self.value(keyword.value, scope)))
             elif kind is ast.Dict:
                 for key, item in zip(node.keys, node.values):
                     if isinstance(key, ast.Constant) and isinstance(key.value, str):

@@ -108,6 +108,10 @@ class ProjectView:
         fact = self.inference.entry(key)
         return fact if fact.is_tensor else None
 
+    def multimodal_input(self, key: str) -> Fact | None:
+        """`kwargs["key"]` of a function's `**kwargs`: one of vLLM's multimodal inputs, if the project declares it."""
+        return self.inference.multimodal_input(key, self.summary.module)
+
     def attribute_convention(self, attr: str) -> Fact | None:
         """`x.attr` for an `x` of unknown class: what that attribute holds across the repository."""
         fact = self.inference.attribute_convention(attr)
