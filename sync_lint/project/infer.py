@@ -153,7 +153,6 @@ class Inference:
         self._specialized: dict[tuple, tuple[Fact, Dep | None]] = {}
         self._return_reads: dict[str, frozenset[str]] = {}
         self._specializing: set[tuple] = set()
-        self._override_memo: dict[tuple, tuple[set[str], Dep | None]] = {}
         # "types" and "shallow" questions: memoised, a recursive one is unknown.
         self._cheap: dict[tuple, tuple[Fact, Dep | None]] = {}
         self._cheap_active: set[tuple] = set()
@@ -250,7 +249,7 @@ class Inference:
     def forget(self) -> None:
         """Drop what this process solved (the index changed under it)."""
         for table in (self._memo, self._specialized, self._return_reads, self._cheap, self._cheap_provisional,
-                      self._caller_memo, self._stores, self._override_memo):
+                      self._caller_memo, self._stores):
             table.clear()
         self._solved = []
 
@@ -298,6 +297,8 @@ class Inference:
             return self._entry_convention(key[1])
         if kind == "attrconv":
             return self._attribute_convention(key[1])
+        if kind == "overrides":
+            return self._find_overrides(key[1], key[2])
         raise KeyError(key)
 
     def _cheap_question(self, key: tuple, compute: Callable[[], Fact]) -> Fact:
@@ -981,9 +982,15 @@ class Inference:
     def _overrides(self, classes: frozenset[str], attr: str) -> set[str]:
         """The methods named `attr` that subclasses of these classes define: none when more than
         `_MAX_OVERRIDES` do."""
-        return self.reads.memo(self._override_memo, "overrides", (classes, attr), lambda: self._find_overrides(classes, attr))
+        # A solved key, so that the answer is cached across runs with what it read: finding the
+        # subclasses of `PreTrainedModel` reads the summary of every model in transformers (most of
+        # a one-file check of `modeling_utils.py` after an edit).
+        return set(self.get(("overrides", tuple(sorted(classes)), attr)).refs)
 
-    def _find_overrides(self, classes: frozenset[str], attr: str) -> set[str]:
+    def _find_overrides(self, classes: tuple[str, ...], attr: str) -> Fact:
+        return Fact(Device.NOT_TENSOR, value_kind="names", refs=frozenset(self._overriding(classes, attr)))
+
+    def _overriding(self, classes: tuple[str, ...], attr: str) -> set[str]:
         found: set[str] = set()
         for cls in sorted(classes):
             for sub in sorted(self.index.subclasses(cls)):
