@@ -160,6 +160,8 @@ class Inference:
         self._cheap_cuts = 0
         # Structural matches, independent of any budget.
         self._caller_memo: dict[str, tuple[list[tuple[ModuleSummary, CallSite, int]], Dep | None]] = {}
+        self._callee_memo: dict[str, tuple[list[tuple[ModuleSummary, CallSite, Fact]], Dep | None]] = {}
+        self._callees_pending: set[str] = set()
         self._stores: dict[tuple[str, str], tuple[list, Dep | None]] = {}
         # `eval` of one value in one context, into one reads frame, during one outermost `eval`.
         self._eval_memo: dict[tuple[int, int, int], tuple[Value, Context, object, Fact]] | None = None
@@ -249,7 +251,7 @@ class Inference:
     def forget(self) -> None:
         """Drop what this process solved (the index changed under it)."""
         for table in (self._memo, self._specialized, self._return_reads, self._cheap, self._cheap_provisional,
-                      self._caller_memo, self._stores):
+                      self._caller_memo, self._callee_memo, self._stores):
             table.clear()
         self._solved = []
 
@@ -543,12 +545,29 @@ class Inference:
         if info.name in _CALLED_METHODS and info.class_name is not None:
             out.extend(self._object_calls(summary.qualified(info.class_name), function))
         for name in sorted({info.name} | self._aliases(summary, info)):
-            for caller, call in self.index.calls_named(name):
-                callee = self.eval(call.func, self._context(caller, call.function, "types"))
+            for caller, call, callee in self._calls_with_callees(name):
                 if callee.value_kind == "callable" and function in callee.refs:
                     out.append((caller, call, 1 if bound and "bound" in callee.items else 0))
         out[:] = _nearest(out, function, MAX_SOURCES)
         return out
+
+    def _calls_with_callees(self, name: str) -> list[tuple[ModuleSummary, CallSite, Fact]]:
+        """The calls spelled `name`, each with its callee read in "types" mode: once per name, as many
+        functions share one (`get`, `update`, `build`) and each one's callers are among those calls. A
+        name asked again while its calls are being read is read afresh (a partial list would leave some
+        function a partial list of callers)."""
+        key = f"<calls>{name}"
+        if key in self._callees_pending:
+            return self._read_callees(name)
+        self._callees_pending.add(key)
+        try:
+            return self.reads.memo(self._callee_memo, "callees", key, lambda: self._read_callees(name))
+        finally:
+            self._callees_pending.discard(key)
+
+    def _read_callees(self, name: str) -> list[tuple[ModuleSummary, CallSite, Fact]]:
+        return [(caller, call, self.eval(call.func, self._context(caller, call.function, "types")))
+                for caller, call in self.index.calls_named(name)]
 
     def _object_calls(self, cls: str, function: str) -> list[tuple[ModuleSummary, CallSite, int]]:
         """The calls of objects whose call runs `function` (`self.scorer(hidden)` runs `Scorer.forward`):
