@@ -498,3 +498,32 @@ def test_a_long_lived_process_does_not_serve_a_summary_another_run_replaced(proj
     store.close()
     second = update_project(project, settings, jobs=1, cache_dir=cache)
     assert set(second.open(settings).index.summary("pkg.builder").functions) == {"make"}
+
+
+MM_CONFIG = """\
+from pkg.inputs import MultiModalFieldConfig
+
+
+def fields():
+    return dict(sizes=MultiModalFieldConfig.batched("image", keep_on_cpu=True))
+"""
+MM_MODEL = """\
+class Model:
+    def embed(self, **kwargs):
+        sizes = kwargs.pop("sizes")
+        return sizes.tolist()
+"""
+
+
+def test_a_multimodal_declaration_edited_elsewhere_changes_the_reading_file(tmp_path: Path, runs: Runs,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "mm"
+    write(root, {"pyproject.toml": "", "pkg/__init__.py": "",
+                 "pkg/inputs.py": "class MultiModalFieldConfig:\n    @staticmethod\n    def batched(m, keep_on_cpu=False):\n"
+                                  "        return m\n",
+                 "pkg/config.py": MM_CONFIG, "pkg/model.py": MM_MODEL})
+    monkeypatch.chdir(root)
+    assert runs() == set()  # kept on the CPU
+    bump(root / "pkg/config.py", MM_CONFIG.replace(", keep_on_cpu=True", ""))
+    assert runs() == {("pkg/model.py", 4, "SL102")}
+    assert "pkg/model.py" in runs.linted

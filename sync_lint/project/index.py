@@ -128,6 +128,9 @@ def table_rows(summary: ModuleSummary) -> list[tuple[str, str, str]]:
     return rows
 
 
+MULTIMODAL_FIELD_CONFIG = "MultiModalFieldConfig"
+
+
 def multimodal_fields(summary: ModuleSummary) -> list[tuple[str, bool, int]]:
     """vLLM's multimodal input fields the module declares, (key, kept on the CPU, line):
     `dict(pixel_values=MultiModalFieldConfig.batched("image"), image_grid_thw=MultiModalFieldConfig
@@ -144,9 +147,6 @@ def multimodal_fields(summary: ModuleSummary) -> list[tuple[str, bool, int]]:
         on_cpu = any(name == "keep_on_cpu" and argument == ("lit", "bool", True) for name, argument in value[3])
         found.append((entry.key, on_cpu, entry.line))
     return found
-
-
-MULTIMODAL_FIELD_CONFIG = "MultiModalFieldConfig"
 
 
 # Last parts of the decorators that make a function a hot root (`torch.compile`, ...).

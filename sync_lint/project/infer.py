@@ -1113,9 +1113,10 @@ class Inference:
             if receiver.value_kind == "numpy":
                 return NUMPY
             if receiver.value_kind == "kwargs":  # `kwargs.pop("pixel_values", None)`
-                key = args[0] if args and func[2] in ("pop", "get") else ("lit",)
-                return self.multimodal_input(key[2], context.summary.module) or UNKNOWN \
-                    if key[:2] == ("lit", "str") and len(key) > 2 else UNKNOWN
+                key = args[0] if args and func[2] in ("pop", "get") else None
+                named = key is not None and key[:2] == ("lit", "str") and len(key) > 2
+                found = self.multimodal_input(key[2], context.summary.module) if named else None  # type: ignore[index]
+                return found or UNKNOWN
             viewed = container_method(receiver, func[2])
             if viewed is not None:
                 return viewed
