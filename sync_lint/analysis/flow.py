@@ -295,7 +295,10 @@ class Binder:
         self._fork()
         name = _isinstance_of_builtin(node.test)
         if name is not None:  # `if isinstance(image, str):` the body sees a Python value
-            self.scope.env[name] = replace(PYTHON, subject=name, reason=f"`isinstance({name}, ...)` with a builtin type")
+            fact = replace(PYTHON, subject=name, reason=f"`isinstance({name}, ...)` with a builtin type")
+            # Only the body: after the `if`, the value is what it was (`self.n` may be a tensor in an `elif`).
+            self._branches[-1].narrowed.append((name, fact, self.scope.env.get(name)))
+            self.scope.env[name] = fact
         when_true, self._branches[-1].otherwise = narrowings(node.test)
         self._narrow(when_true, "holds")
 
@@ -556,12 +559,13 @@ _BUILTIN_TYPES = frozenset({"str", "int", "float", "bool", "bytes", "list", "dic
 
 
 def _isinstance_of_builtin(test: cst.BaseExpression) -> str | None:
-    """`x` for `isinstance(x, str)` (or a tuple of builtin types), else None."""
+    """`x` (or `self.x`) for `isinstance(x, str)` (or a tuple of builtin types), else None."""
     if not (isinstance(test, cst.Call) and isinstance(test.func, cst.Name) and test.func.value == "isinstance"
-            and len(test.args) == 2 and isinstance(test.args[0].value, cst.Name)):
+            and len(test.args) == 2):
         return None
+    subject = dotted_name(test.args[0].value)
     kinds = test.args[1].value
     names = [e.value for e in kinds.elements] if isinstance(kinds, cst.Tuple) else [kinds]
-    if names and all(isinstance(n, cst.Name) and n.value in _BUILTIN_TYPES for n in names):
-        return test.args[0].value.value
+    if subject is not None and names and all(isinstance(n, cst.Name) and n.value in _BUILTIN_TYPES for n in names):
+        return subject
     return None
