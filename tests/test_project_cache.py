@@ -500,12 +500,14 @@ def test_a_long_lived_process_does_not_serve_a_summary_another_run_replaced(proj
     assert set(second.open(settings).index.summary("pkg.builder").functions) == {"make"}
 
 
-MM_CONFIG = """\
+
+MM_INPUTS = "class MultiModalFieldConfig:\n    @staticmethod\n    def batched(m, keep_on_cpu=False):\n        return m\n"
+MM_DECLARATION = """\
 from pkg.inputs import MultiModalFieldConfig
 
 
 def fields():
-    return dict(sizes=MultiModalFieldConfig.batched("image", keep_on_cpu=True))
+    return dict(sizes=MultiModalFieldConfig.batched("image"))
 """
 MM_MODEL = """\
 class Model:
@@ -515,15 +517,18 @@ class Model:
 """
 
 
-def test_a_multimodal_declaration_edited_elsewhere_changes_the_reading_file(tmp_path: Path, runs: Runs,
+@pytest.mark.parametrize("change", ["add a declaring file", "drop keep_on_cpu"])
+def test_a_multimodal_declaration_made_elsewhere_re_checks_the_reading_file(tmp_path: Path, runs: Runs, change: str,
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "mm"
-    write(root, {"pyproject.toml": "", "pkg/__init__.py": "",
-                 "pkg/inputs.py": "class MultiModalFieldConfig:\n    @staticmethod\n    def batched(m, keep_on_cpu=False):\n"
-                                  "        return m\n",
-                 "pkg/config.py": MM_CONFIG, "pkg/model.py": MM_MODEL})
+    files = {"pyproject.toml": "", "pkg/__init__.py": "", "pkg/inputs.py": MM_INPUTS, "pkg/model.py": MM_MODEL}
+    if change == "drop keep_on_cpu":
+        files["pkg/config.py"] = MM_DECLARATION.replace('"image")', '"image", keep_on_cpu=True)')
+    write(root, files)
     monkeypatch.chdir(root)
-    assert runs() == set()  # kept on the CPU
-    bump(root / "pkg/config.py", MM_CONFIG.replace(", keep_on_cpu=True", ""))
+    assert runs() == set()  # `sizes` undeclared, or kept on the CPU
+    # Only the name table says which modules declare `sizes`: the reading file's cached result must
+    # depend on it, not on the declaring file.
+    bump(root / "pkg/config.py", MM_DECLARATION)
     assert runs() == {("pkg/model.py", 4, "SL102")}
     assert "pkg/model.py" in runs.linted

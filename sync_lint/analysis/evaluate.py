@@ -34,13 +34,13 @@ from sync_lint.analysis.facts import (
 from sync_lint.analysis.flow import Deferred
 from sync_lint.analysis.imports import ImportTable
 from sync_lint.analysis.knowledge import (
-    EMPTY_CONTAINERS,
     ACCELERATOR_NAMES,
     BOOL_RESULT,
     COUNTING,
     CPU_FACTORIES,
     DTYPE_NAMES,
     ELEMENTWISE,
+    EMPTY_CONTAINERS,
     EVENT_HANDLES,
     FACTORIES,
     FLOAT_RESULT,

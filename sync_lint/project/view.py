@@ -10,7 +10,14 @@ Every answer is a `Fact` whose evidence names the steps in other files.
 from __future__ import annotations
 
 from sync_lint.analysis.facts import UNKNOWN, Device, Fact, constructed, detached
-from sync_lint.project.infer import DEFAULT_BUDGET, MODULE_HOPS, Inference, _informative, library_module_call
+from sync_lint.project.infer import (
+    DEFAULT_BUDGET,
+    MODULE_HOPS,
+    Inference,
+    _informative,
+    join_sources,
+    library_module_call,
+)
 from sync_lint.project.summary import ModuleSummary
 
 
@@ -91,8 +98,6 @@ class ProjectView:
             bound = found is not None and found[1].kind in ("method", "classmethod") and "bound" in callee.items
             leading = [receiver if receiver is not None else Fact(Device.UNKNOWN)] if bound else []
             results.append(self.inference._returns_with(target, leading + args, kwargs, budget))
-        from sync_lint.project.infer import join_sources
-
         fact = join_sources(results)
         return fact if _informative(fact) else None
 
