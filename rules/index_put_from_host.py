@@ -7,7 +7,9 @@ Flags, on a GPU tensor `t`:
   GPU index of unknown dtype) and `v` a Python number or a 0-dim CPU tensor;
 - `t[mask_cpu] = v` where `mask_cpu` is a CPU bool mask and `v` a Python number;
 - `t[[0, 5, 7]]` and `t[[...]] = ...`: a Python list (a display, a list
-  comprehension, or a name bound to one) used as an index;
+  comprehension, a name bound to one, or a parameter annotated `list[int]`) used
+  as an index. A list that holds tensors is read as a tuple of indices, so only
+  lists of numbers count;
 - `t[idx_cpu]` and `t[idx_cpu] = ...`: a CPU tensor index that is not known to be
   a bool mask (integer, or of unknown dtype unless its name says `mask`) and not
   0-dim.
@@ -27,6 +29,10 @@ CUDA long `idx` (40.7 ms), `x[idx_cpu]`, `x[[0, 5, 7]]`, `t[idx_cpu] = vals`,
   shortcut needs the mask on `t`'s device, so a CPU mask syncs.
 - List index: `sequenceToVariable` (`python_variable_indexing.cpp`) builds the
   index with `internal_new_from_data`, then `.to(device, non_blocking=false)`.
+  Measured on an H200 (torch 2.11, 30 ms queued): `x[ids]` with `ids` a list of
+  ints waited 30.2 ms; `grid[[rows, cols]]` and `x[[rows]]` with GPU index tensors
+  in the list did not (0.18 ms): such a list is read as a tuple of indices
+  (`benchmarks/gpu/index_type_probe.py`, `docs/verification/index-type-h200-torch2.11.0.md`).
 - CPU integer index: `expandTensors` (`aten/src/ATen/native/IndexingUtils.h`) does
   a blocking `index.to(self.device())`. A CPU **bool** mask is converted through
   a pinned, non-blocking copy since pytorch PR #156384, so `x[mask_cpu]` does
@@ -105,6 +111,7 @@ from sync_lint.rulekit import (
     cannot_overflow,
     dotted_name,
     is_cpu_scalar_tensor,
+    is_host_list,
     is_python_number,
 )
 
@@ -141,6 +148,10 @@ class IndexPutFromHost(Rule):
         Example("import torch\nt = torch.zeros(8, device='cuda')\nrows = t[[0, 5, 7]]\n", (3,)),
         Example("import torch\nt = torch.zeros(8, device='cuda')\nmask = t > 0\nt[mask] = 0\n"),
         Example("import numpy as np\na = np.zeros(8)\nb = a[[0, 5]]\n"),
+        Example("import torch\ndef rows(ids: list[int] | None):\n    t = torch.zeros(8, device='cuda')\n"
+                "    return t[ids]\n", (4,)),
+        Example("import torch\ndef rows(ids: list[torch.Tensor]):\n    t = torch.zeros(8, device='cuda')\n"
+                "    return t[ids]\n"),
     )
 
     def __init__(self) -> None:
@@ -176,7 +187,8 @@ class IndexPutFromHost(Rule):
         fact = self.ctx.devices.fact(index)
         scalar = value is not None and is_python_number(self.ctx, value)
         host_scalar = scalar or (value is not None and is_cpu_scalar_tensor(self.ctx, value))
-        if isinstance(index, _LISTS) or (fact.value_kind == "python" and isinstance(fact.origin, _LISTS)):
+        if isinstance(index, _LISTS) or (fact.value_kind == "python" and isinstance(fact.origin, _LISTS)) \
+                or is_host_list(fact):
             return (
                 f"the list index `{code}` is built as a CPU tensor and copied to the GPU with a blocking copy; "
                 "build the index tensor on the GPU once (pinned, `non_blocking=True`) and reuse it",

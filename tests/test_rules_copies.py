@@ -147,6 +147,17 @@ def test_sl303_evidence_names_the_cpu_source():
     assert finding.fix.applicability == "unsafe"  # the destination is a variable
 
 
+@pytest.mark.parametrize("signature, destination, confidence", [
+    ("device", "device", "convention"),  # an accelerator only by the parameter's name
+    ("device: torch.device", "device", "convention"),  # a device, but which one is a guess
+    ("device", "'cuda'", "high"),
+])
+def test_sl303_destination_known_only_by_name_is_a_convention(signature, destination, confidence):
+    source = f"import torch\n\ndef f({signature}):\n    return torch.arange(8).to({destination})\n"
+    [finding] = findings(source, "SL303")
+    assert finding.confidence == confidence
+
+
 COPIES = ["x.to('cuda')", "x.cuda()", "x.to(torch.device('cuda:1'))", "x.to(device)",
           "torch.zeros(4, device='cuda').copy_(x)", "torch.zeros(4, device=device).copy_(x)"]
 

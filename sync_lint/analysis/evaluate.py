@@ -28,6 +28,7 @@ from sync_lint.analysis.facts import (
     Fact,
     container_method,
     device_value,
+    host_list,
     join,
     replace,
 )
@@ -236,11 +237,15 @@ class Evaluator:
                                 pinning_unknown=dev is Device.CPU,
                                 from_name=isinstance(param.annotation.annotation, cst.BinaryOperation))
                 return Fact(Device.UNKNOWN, tensor_like=True, subject=name, reason="annotated as `Tensor`")
+            if lasts <= {"list", "List"} and list_element_names(param.annotation.annotation) in (("int",), ("bool",)):
+                # `ids: list[int]`: a Python list, which indexes a GPU tensor through a blocking copy.
+                return host_list(name)
             if "Module" in lasts or name in MODULE_NAMES:
                 return replace(MODULE, subject=name)
             if "device" in lasts:
+                # `device: torch.device` says a device, not which: the accelerator is a guess.
                 dev = Device.CPU if "cpu" in name else Device.GPU
-                return device_value(dev, reason=f"a parameter named `{name}`")
+                return replace(device_value(dev, reason=f"a parameter named `{name}`"), convention=True)
             if lasts and lasts <= NON_TENSOR_ANNOTATIONS:
                 if lasts == {"ndarray"}:
                     return replace(NUMPY, subject=name)
@@ -986,6 +991,29 @@ def _device_attribute(owner: Fact) -> tuple[Device, str, bool]:
 def _as_object(fact: Fact) -> Fact:
     """`self` as the project sees it: an instance of its class."""
     return replace(fact, value_kind="object") if fact.value_kind == "self" else fact
+
+
+def list_element_names(node: cst.BaseExpression) -> tuple[str, ...] | None:
+    """The element types of a list annotation (`list[int]`, `Optional[List[int]]`, `list[int] | None`):
+    ("int",); None for an annotation that is not one list type."""
+    if isinstance(node, cst.SimpleString):
+        text = node.evaluated_value
+        try:
+            node = cst.parse_expression(text) if isinstance(text, str) else node
+        except cst.ParserSyntaxError:
+            return None
+    if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.BitOr):
+        sides = [n for n in (node.left, node.right) if not (isinstance(n, cst.Name) and n.value == "None")]
+        return list_element_names(sides[0]) if len(sides) == 1 else None
+    if not isinstance(node, cst.Subscript) or len(node.slice) != 1 or not isinstance(node.slice[0].slice, cst.Index):
+        return None
+    last = (dotted_name(node.value) or "").rsplit(".", 1)[-1]
+    element = node.slice[0].slice.value
+    if last == "Optional":
+        return list_element_names(element)
+    if last in ("list", "List"):
+        return tuple(n.rsplit(".", 1)[-1] for n in annotation_names(element))
+    return None
 
 
 def annotation_names(node: cst.BaseExpression) -> tuple[str, ...]:

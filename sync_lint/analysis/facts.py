@@ -8,7 +8,7 @@ from `torch.zeros(..., device=device)` at line 5".
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Callable
 
@@ -165,6 +165,18 @@ KWARGS = Fact(Device.NOT_TENSOR, value_kind="kwargs")
 DTYPE = Fact(Device.NOT_TENSOR, value_kind="dtype")
 NONE = Fact(Device.NOT_TENSOR, value_kind="none")
 RANGE = Fact(Device.NOT_TENSOR, value_kind="range")  # `range(...)`: iterating it gives Python ints
+
+
+def host_list(subject: str = "") -> Fact:
+    """A Python list of numbers (`ids: list[int]`)."""
+    return Fact(Device.NOT_TENSOR, value_kind="list", items=(replace(PYTHON, dtype="int"),), subject=subject)
+
+
+def is_host_list(fact: Fact) -> bool:
+    """A Python list whose elements are known numbers: as an index of a GPU tensor it is built as a CPU
+    tensor and copied over (a list holding tensors is read as a tuple of indices instead)."""
+    return fact.value_kind == "list" and bool(fact.items) and all(
+        item.value_kind == "python" and item.dtype != "str" for item in fact.items)
 
 
 def device_value(device: Device, reason: str = "", origin: cst.CSTNode | None = None) -> Fact:

@@ -47,6 +47,7 @@ from sync_lint.analysis.facts import (
     constructed,
     container_method,
     device_value,
+    host_list,
     is_exact,
     replace,
 )
@@ -1358,6 +1359,9 @@ class Inference:
         elements = tuple(t[len(ELEMENT):] for t in annotation if t.startswith(ELEMENT))
         annotation = tuple(t for t in annotation if not t.startswith(ELEMENT))
         if elements and annotation and all(t.rsplit(".", 1)[-1] in CONTAINERS for t in annotation):
+            if {t.rsplit(".", 1)[-1] for t in annotation} <= {"list", "List"} and \
+                    {t.rsplit(".", 1)[-1] for t in elements} in ({"int"}, {"bool"}):
+                return host_list()  # `ids: list[int]`
             element = self._annotation_fact(summary, elements)
             if element is None:
                 return None

@@ -16,7 +16,7 @@ Syntax helpers (`call_name`, `get_arg`, `dotted_name`, literal tests) come from
 `sync_lint.syntax` and are re-exported here.
 """
 
-from sync_lint.analysis.facts import Device, Fact, abbreviate
+from sync_lint.analysis.facts import Device, Fact, abbreviate, is_host_list
 from sync_lint.diagnostics import Edit, Fix
 from sync_lint.rulekit.copies import (
     NEVER_BLOCKED_BYTES,
@@ -65,7 +65,7 @@ __all__ = [
     "describe_bytes", "literal_data", "static_nbytes",
     "Device", "Edit", "Example", "FLOAT16_MAX", "Fact", "Fix", "FixAvailability", "Rule", "TorchGate", "abbreviate",
     "append_arguments", "before_release", "bool_literal", "call_name", "cannot_overflow", "dotted_name",
-    "get_arg", "insert_before", "is_cpu_scalar_tensor", "is_false_literal", "is_python_number",
+    "get_arg", "insert_before", "is_cpu_scalar_tensor", "is_host_list", "is_false_literal", "is_python_number",
     "is_true_literal", "keyword_edit", "keyword_value", "literal_number", "literal_string", "method_receiver",
     "parse_version", "positional_args", "remove_argument", "replace", "report_host_read", "set_keyword",
     "splice", "statement_hints", "tensor_root", "valid_expression",
