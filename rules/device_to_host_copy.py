@@ -5,6 +5,8 @@ Flags copies of a GPU tensor to host memory that block the host:
 
 - `t.cpu()`, `t.to("cpu")`, `t.to(torch.device("cpu"))`, `t.to(cpu_tensor)`,
   without `non_blocking=True`;
+- `t.type(torch.BoolTensor)` (any legacy CPU tensor type, or its string
+  `"torch.FloatTensor"`): a conversion to a CPU type is a copy to the host;
 - `host_buf.copy_(gpu_t)` without `non_blocking=True`, pinned or not;
 - `host_buf.copy_(gpu_t, non_blocking=True)` when `host_buf` is pageable memory
   the program allocated (a factory without `pin_memory=True`, a `.cpu()` result).
@@ -24,6 +26,12 @@ pinned. Measured on an H100 (torch 2.11) with 41 ms of GPU work queued:
 `v.to(cpu_tensor)` and `cpu_buf.copy_(v)` 28.4 ms each; `x.to('cpu', non_blocking=True)` 0.14 ms
 (`Device -> Pinned`: `_to_copy` in `aten/src/ATen/native/TensorConversions.cpp`
 allocates the result pinned when `non_blocking` is set).
+
+`t.type(torch.BoolTensor)` converts to a legacy CPU type through the same blocking
+copy: measured on an H200 (torch 2.11) behind a 30 ms queue, `mask.type(torch.BoolTensor)`,
+`x.type(torch.LongTensor)` and `x.type("torch.FloatTensor")` each waited 30 ms, while
+`mask.type(torch.cuda.BoolTensor)` (0.03 ms) and `x.type(torch.float16)` (0.13 ms) did
+not (`benchmarks/gpu/index_type_probe.py`, `docs/verification/index-type-h200-torch2.11.0.md`).
 
 `non_blocking=True` does not help a **pageable** destination: CUDA returns from
 a device-to-host `cudaMemcpyAsync` into pageable memory only once the copy is
@@ -87,7 +95,7 @@ class DeviceToHostCopy(Rule):
     code = "SL103"
     name = "device-to-host-copy"
     summary = "A blocking copy of a GPU tensor to host memory waits for the GPU"
-    triggers = (".cpu(", ".to(", ".copy_(")
+    triggers = (".cpu(", ".to(", ".copy_(", ".type(")
     needs_gpu_evidence = True
     fix_availability = "sometimes"
     fix_verified_by = "SL101"  # the same host-mirror rewrite
@@ -95,6 +103,9 @@ class DeviceToHostCopy(Rule):
         Example("import torch\nx = torch.ones(4, device='cuda')\nh = x.cpu()\n", (3,)),
         Example("import torch\nx = torch.ones(4, device='cuda')\nh = x.to('cpu', non_blocking=True)\n"),
         Example("import torch\nx = torch.ones(4)\nh = x.cpu()\n"),
+        Example("import torch\nx = torch.ones(4, device='cuda')\nm = (x > 0).type(torch.BoolTensor)\n", (3,)),
+        Example("import torch\nx = torch.ones(4, device='cuda')\nm = (x > 0).type(torch.cuda.BoolTensor)\n"),
+        Example("import torch\nx = torch.ones(4, device='cuda')\nm = x.type(torch.float16)\n"),
         Example("import torch\nbuf = torch.empty(4)\nx = torch.ones(4, device='cuda')\n"
                 "buf.copy_(x, non_blocking=True)\n", (4,)),
         Example("import torch\nbuf = torch.empty(4, pin_memory=True)\nx = torch.ones(4, device='cuda')\n"
@@ -106,7 +117,7 @@ class DeviceToHostCopy(Rule):
         method = call_name(node)
         if receiver is None:
             return
-        if method in ("cpu", "to"):
+        if method in ("cpu", "to", "type"):
             self._check_move(node, receiver, method)
         elif method == "copy_":
             self._check_copy(node, receiver)
@@ -116,10 +127,17 @@ class DeviceToHostCopy(Rule):
         if fact is None or not self.ctx.devices.fact(node).is_cpu or _non_blocking(node) is not False:
             return
         # Dropping the move is right only when it changes nothing but the device.
-        pure = not node.args if method == "cpu" else len(node.args) == 1 and self._is_device(node.args[0])
-        spelled = ".cpu()" if method == "cpu" else ".to(...)"
+        pure = not node.args if method == "cpu" else method == "to" and len(node.args) == 1 and \
+            self._is_device(node.args[0])
+        spelled = {"cpu": ".cpu()", "to": ".to(...)", "type": ".type(...)"}[method]
         what = f"`{spelled}` copies a GPU tensor into pageable host memory and waits for the GPU"
-        report_host_read(self, node, fact, what, WAIT_ADVICE, receiver, whole=node if pure else None)
+        advice = WAIT_ADVICE
+        if method == "type":
+            what = f"`.type({self.ctx.code(node.args[0].value)})` names a CPU tensor type: it copies the GPU " \
+                   "tensor into pageable host memory and waits for the GPU"
+            dtype = _LEGACY_DTYPES.get(self.ctx.code(node.args[0].value).strip("'\"").rsplit(".", 1)[-1])
+            advice = f"to change only the dtype, keep the device: `.to(torch.{dtype})`"
+        report_host_read(self, node, fact, what, advice, receiver, whole=node if pure else None)
 
     def _check_copy(self, node: cst.Call, destination: cst.BaseExpression) -> None:
         target = self.ctx.devices.fact(destination)
@@ -149,6 +167,12 @@ class DeviceToHostCopy(Rule):
         if isinstance(value, cst.Call) and self.ctx.imports.resolve(value.func) == "torch.device":
             return True
         return self.ctx.devices.fact(value).value_kind == "device"
+
+
+# The dtype of each legacy CPU tensor type, for the advice on `t.type(torch.LongTensor)`.
+_LEGACY_DTYPES = {"FloatTensor": "float32", "DoubleTensor": "float64", "HalfTensor": "float16",
+                  "BFloat16Tensor": "bfloat16", "ByteTensor": "uint8", "CharTensor": "int8", "ShortTensor": "int16",
+                  "IntTensor": "int32", "LongTensor": "int64", "BoolTensor": "bool"}
 
 
 def _non_blocking(node: cst.Call, position: int | None = None) -> bool | None:

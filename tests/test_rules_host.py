@@ -109,6 +109,27 @@ def test_a_pin_memory_flag_is_not_proof_of_pageable_memory():
     assert lines(source, "SL103") == []
 
 
+def test_legacy_cpu_tensor_types_copy_to_the_host():
+    source = """
+    import torch
+    x = torch.ones(4, device="cuda")
+    m = (x > 0).type(torch.BoolTensor)
+    n = x.type("torch.LongTensor")
+    g = (x > 0).type(torch.cuda.BoolTensor)
+    h = x.type(torch.float16)
+    c = x.cpu().type(torch.LongTensor)
+    back = m.to(x.device)
+    """
+    # A GPU type or a dtype keeps the device. Line 8 is its `.cpu()` alone: converting the CPU
+    # tensor after it copies nothing from the GPU.
+    assert lines(source, "SL103") == [4, 5, 8]
+    assert [d.message.startswith("`.cpu()`") for d in findings(source, "SL103") if d.start.row == 8] == [True]
+    [bool_type] = [d for d in findings(source, "SL103") if d.start.row == 4]
+    assert "`.to(torch.bool)`" in bool_type.message
+    # The converted tensor is on the CPU: moving it back is a host-to-device copy.
+    assert lines(source, "SL303") == [9]
+
+
 # --- SL104 ------------------------------------------------------------------------------------
 
 

@@ -57,6 +57,7 @@ from sync_lint.analysis.knowledge import (
     STREAM_HANDLES,
     TENSOR_ATTRS,
     VIEW_METHODS,
+    legacy_tensor_type,
     torch_handle_kind,
     torch_returns_python,
 )
@@ -138,6 +139,13 @@ class Evaluator:
             return _device_attribute(self.fact(expr.value))[2]
         fact = self.fact(expr)
         return fact.value_kind == "device" and fact.convention
+
+    def legacy_type(self, expr: cst.BaseExpression) -> tuple[bool, str] | None:
+        """`torch.BoolTensor`, `torch.cuda.FloatTensor` or its string: (whether it is a GPU type, its
+        dtype); None for anything else (a dtype, a name of unknown value)."""
+        text = literal_string(expr)
+        qualified = text if text is not None else self.imports.resolve(expr)
+        return legacy_tensor_type(qualified) if qualified is not None else None
 
     def literal_accelerator(self, expr: cst.BaseExpression) -> bool:
         """`"cuda"`, `"cuda:1"`, `torch.device("cuda")`, `0`: a device that cannot be the CPU at run time.
@@ -568,6 +576,12 @@ class Evaluator:
             return Fact(Device.PINNED, ndim=owner.ndim, dtype=owner.dtype, reason="pinned by {code}", origin=expr)
         if method == "to":
             return self._eval_to(expr, owner)
+        if method == "type" and expr.args and (owner.is_tensor or owner.is_unknown_tensor):
+            legacy = self.legacy_type(expr.args[0].value)
+            if legacy is not None:  # `mask.type(torch.BoolTensor)`: a copy to that type's device
+                on_gpu, dtype = legacy
+                return Fact(Device.GPU if on_gpu else Device.CPU, ndim=owner.ndim, dtype=dtype,
+                            reason="converted by {code}", origin=expr)
         if method in NEW_METHODS:
             device_arg = next((a for a in expr.args if a.keyword is not None and a.keyword.value == "device"), None)
             if device_arg is not None:

@@ -60,6 +60,22 @@ METADATA_ATTRS = frozenset(
 )
 TENSOR_ATTRS = frozenset("T mT H mH data grad real imag".split())
 HOST_VALUE_METHODS = frozenset({"item", "tolist"})
+# The legacy tensor types `t.type(torch.BoolTensor)` converts to, with the dtype each holds: the plain
+# ones live on the CPU (`torch.BoolTensor`), the `torch.cuda.` ones on the GPU.
+LEGACY_TENSOR_TYPES = {
+    "FloatTensor": "float", "DoubleTensor": "float", "HalfTensor": "float", "BFloat16Tensor": "float",
+    "ByteTensor": "int", "CharTensor": "int", "ShortTensor": "int", "IntTensor": "int", "LongTensor": "int",
+    "BoolTensor": "bool",
+}
+
+
+def legacy_tensor_type(qualified: str) -> tuple[bool, str] | None:
+    """`torch.BoolTensor` -> (False, "bool"), `torch.cuda.LongTensor` -> (True, "int"): whether the
+    legacy tensor type is a GPU one, and its dtype; None for any other name."""
+    prefix, _, last = qualified.rpartition(".")
+    if last not in LEGACY_TENSOR_TYPES or prefix not in ("torch", "torch.cuda"):
+        return None
+    return prefix == "torch.cuda", LEGACY_TENSOR_TYPES[last]
 # torch.cuda / torch.accelerator / torch calls that return a stream or an event handle.
 STREAM_HANDLES = frozenset({"Stream", "ExternalStream", "current_stream", "default_stream"})
 EVENT_HANDLES = frozenset({"Event"})
