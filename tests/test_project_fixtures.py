@@ -134,8 +134,7 @@ def test_source_text_of_a_project_file_uses_the_index(project: Path, tmp_path: P
 def test_evidence_steps_name_the_other_file(project: Path, tmp_path: Path) -> None:
     report = check(project, cache=tmp_path / "cache")
     seq_lens = diagnostic(report, "pkg/runner.py", 5)
-    # `device=device` of a parameter no caller fills: an accelerator only by the parameter's name.
-    assert seq_lens.confidence == "convention"
+    assert seq_lens.confidence == "high"
     step = seq_lens.evidence_steps[-1]
     assert (Path(step.path).as_posix(), step.row) == ("pkg/builder.py", 7)  # the ForwardBatch(...) call
     assert "field `seq_lens` of `ForwardBatch`" in step.message
@@ -205,9 +204,7 @@ def test_json_and_sarif_carry_the_chain(project: Path, tmp_path: Path) -> None:
     # Some step lies in another file than the finding.
     assert any(Path(step["filename"]).name != Path(row["filename"]).name
                for row in rows for step in row["evidence_steps"])
-    # dataclass_fields: `seq_lens` is made on a `device` parameter no caller fills, a convention.
-    assert {row["confidence"] for row in rows} == (
-        {"convention"} if project.name == "conventions" else {"high", "convention"})
+    assert {row["confidence"] for row in rows} == ({"convention"} if project.name == "conventions" else {"high"})
     sarif = json.loads(render("sarif", report.results, registry))
     results = sarif["runs"][0]["results"]
     assert len(results) == len(rows)

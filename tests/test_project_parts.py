@@ -281,7 +281,6 @@ def test_name_patterns() -> None:
     assert settings.by_name("lens_gpu")[0] is Device.GPU
     assert settings.by_name("lens") is None
     assert settings.fact_for_name("device").value_kind == "device"
-    assert settings.fact_for_name("device").convention  # which device it holds is a guess
     assert settings.fact_for_name("the_cpu_device").device_value is Device.CPU
     assert settings.fact_for_name("dtype").value_kind == "dtype"
     custom = DeviceSettings(cpu_name_patterns=(r"_h$",), gpu_name_patterns=(r"_d$",))

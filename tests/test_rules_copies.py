@@ -148,12 +148,16 @@ def test_sl303_evidence_names_the_cpu_source():
 
 
 @pytest.mark.parametrize("signature, destination, confidence", [
-    ("device", "device", "convention"),  # an accelerator only by the parameter's name
-    ("device: torch.device", "device", "convention"),  # a device, but which one is a guess
-    ("device", "'cuda'", "high"),
+    # A call that leaves the default moves nothing: the accelerator is only a convention.
+    ("device=None", "device", "convention"),
+    ("device: torch.device | None = None", "device", "convention"),
+    ("device: Optional[torch.device] = None", "device=device", "convention"),
+    ("device", "device", "high"),
+    ("device: torch.device", "device", "high"),
+    ("device=None", "'cuda'", "high"),
 ])
-def test_sl303_destination_known_only_by_name_is_a_convention(signature, destination, confidence):
-    source = f"import torch\n\ndef f({signature}):\n    return torch.arange(8).to({destination})\n"
+def test_sl303_destination_that_defaults_to_none_is_a_convention(signature, destination, confidence):
+    source = f"import torch\nfrom typing import Optional\n\ndef f({signature}):\n    return torch.arange(8).to({destination})\n"
     [finding] = findings(source, "SL303")
     assert finding.confidence == confidence
 

@@ -142,7 +142,7 @@ def test_hover_shows_the_evidence_chain(shared) -> None:
     assert hover["contents"]["kind"] == "markdown"
     assert "**SL101**" in value and "*Evidence:*" in value
     assert "`seq_lens` is on the GPU" in value and "[line 5]" in value
-    assert "*Confidence:* convention" in value  # `device: torch.device` is an accelerator by assumption
+    assert "*Confidence:* high" in value
     nothing = client.request("textDocument/hover", {"textDocument": {"uri": uri}, "position": {"line": 0, "character": 0}})
     assert nothing is None
 

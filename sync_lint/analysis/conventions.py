@@ -9,7 +9,7 @@ No libcst here: the configuration loads these defaults without importing a parse
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from sync_lint.analysis.facts import DTYPE, Device, Fact, device_value
 
@@ -55,8 +55,7 @@ class DeviceSettings:
         lowered = name.lower()
         if DEVICE_NAME.search(lowered):
             dev = Device.CPU if "cpu" in lowered else Device.GPU
-            # Which device a `device` variable holds is a guess from its name: an accelerator, usually.
-            return replace(device_value(dev, reason=f"a variable named `{name}`"), convention=True)
+            return device_value(dev, reason=f"a variable named `{name}`")
         if DTYPE_NAME.search(lowered):
             return DTYPE
         return None

@@ -251,9 +251,8 @@ class Evaluator:
             if "Module" in lasts or name in MODULE_NAMES:
                 return replace(MODULE, subject=name)
             if "device" in lasts:
-                # `device: torch.device` says a device, not which: the accelerator is a guess.
                 dev = Device.CPU if "cpu" in name else Device.GPU
-                return replace(device_value(dev, reason=f"a parameter named `{name}`"), convention=True)
+                return _defaulted_device(device_value(dev, reason=f"a parameter named `{name}`"), param)
             if lasts and lasts <= NON_TENSOR_ANNOTATIONS:
                 if lasts == {"ndarray"}:
                     return replace(NUMPY, subject=name)
@@ -262,7 +261,10 @@ class Evaluator:
                 return replace(PYTHON, subject=name, dtype=last if last in ("int", "float", "bool") else None)
         if name in MODULE_NAMES:
             return replace(MODULE, subject=name)
-        return self.settings.fact_for_name(name) or UNKNOWN
+        named = self.settings.fact_for_name(name)
+        if named is not None and named.value_kind == "device":
+            return _defaulted_device(named, param)
+        return named or UNKNOWN
 
     def _evaluate(self, expr: cst.BaseExpression) -> Fact:
         evaluator = _EVAL.get(type(expr))
@@ -1005,6 +1007,16 @@ def _device_attribute(owner: Fact) -> tuple[Device, str, bool]:
 def _as_object(fact: Fact) -> Fact:
     """`self` as the project sees it: an instance of its class."""
     return replace(fact, value_kind="object") if fact.value_kind == "self" else fact
+
+
+def _defaulted_device(fact: Fact, param: cst.Param) -> Fact:
+    """A device parameter that defaults to None (`device: torch.device | None = None`): an
+    accelerator only by convention, since a call that leaves it makes `.to(device=device)` no move
+    and `torch.zeros(n, device=device)` a CPU tensor."""
+    default = param.default
+    if isinstance(default, cst.Name) and default.value == "None":
+        return replace(fact, convention=True, reason=fact.reason + " that defaults to None")
+    return fact
 
 
 def list_element_names(node: cst.BaseExpression) -> tuple[str, ...] | None:
