@@ -700,6 +700,11 @@ def test_infer_parameters_from_callers(inference: Inference) -> None:
     agreeing = inference.param("pkg.make.take", "t")
     assert agreeing.device is Device.GPU and "2 of 2 sources" in agreeing.reason
     assert inference.param("pkg.make.ident", "x").lattice() == TENSOR.lattice()  # callers disagree
+    # The body reads it as the GPU tensor one call passes: that call waits there.
+    in_body = inference.body_param("pkg.make.ident", "x")
+    assert in_body.device is Device.GPU and in_body.by_convention
+    assert "1 of 2 sources, the rest on another device" in in_body.reason
+    assert inference.body_param("pkg.make.take", "t") == agreeing
 
 
 def test_infer_recursion_terminates(inference: Inference) -> None:
@@ -1270,6 +1275,7 @@ def test_forward_parameters_come_from_the_calls_of_the_objects() -> None:
     # `self.scorer(gpu)` and `self.wide(torch.ones(4))` (a subclass that inherits `forward`) disagree.
     hidden = inference.param("pkg.layers.Scorer.forward", "hidden")
     assert hidden.lattice() == TENSOR.lattice()
+    assert inference.body_param("pkg.layers.Scorer.forward", "hidden").device is Device.GPU
     callers = inference._callers("pkg.layers.Scorer.forward")
     assert sorted(call.line for _summary, call, skip in callers if skip == 1) == [13, 14]
     assert inference.param("pkg.layers.Hook.__call__", "x").device is Device.GPU
@@ -1287,6 +1293,7 @@ def test_a_torch_nn_module_output_is_where_its_input_is() -> None:
     assert library_module_call(project, Fact(Device.GPU), "`s(x)`").device is Device.UNKNOWN
     inference = Inference(_index(MODULE_CALLS))
     assert inference.field(["pkg.layers.Scorer"], "proj").refs == {"torch.nn.Linear"}
+    # A GPU input at one call and a CPU one at the other: what it returns is known at neither.
     assert inference.returns("pkg.layers.Scorer.forward").lattice() == TENSOR.lattice()
 
 

@@ -24,7 +24,9 @@ Joining sources follows one policy: values that say nothing (unknown, `None`) ar
 left out; if the rest agree on a device the key has it. If they disagree, a device
 held by at least `convention-share` of them (and two or more) wins as a
 convention (a serving engine whose CPU backend builds the same batch with CPU
-tensors); otherwise the key is a tensor of unknown device. Evidence names the
+tensors); otherwise the key is a tensor of unknown device. A parameter as its function's
+body reads it (`body_param`) is the exception: a GPU tensor at some of its calls makes it
+a GPU tensor by convention, since those calls wait wherever the body reads it. Evidence names the
 first source in a stable order and how many agreed. A key whose every source is `None`
 (each call passes `None` or leaves a `None` default, and no `*args`/`**kwargs` could
 carry the value) is `None`: `x.to(device)` with such a `device` moves nothing.
@@ -177,6 +179,13 @@ class Inference:
     def param(self, function: str, name: str, budget: int = DEFAULT_BUDGET) -> Fact:
         return self.get(("param", function, name, budget))
 
+    def body_param(self, function: str, name: str, budget: int = DEFAULT_BUDGET) -> Fact:
+        """The parameter as the function's own body reads it: where the calls disagree, a GPU tensor
+        at some of them makes it a GPU tensor by convention (those calls wait where the body reads
+        it). What flows out of the function (its returns, the fields it stores) keeps `param`'s
+        answer, or one call's GPU argument would reach the results of every other call."""
+        return self.get(("bodyparam", function, name, budget))
+
     def returns(self, function: str, budget: int = DEFAULT_BUDGET) -> Fact:
         return self.get(("return", function, budget))
 
@@ -292,6 +301,9 @@ class Inference:
             return self._field(key[1], key[2], key[3])
         if kind == "param":
             return self._param(key[1], key[2], key[3])
+        if kind == "bodyparam":
+            joined = self.param(key[1], key[2], key[3])
+            return self._param(key[1], key[2], key[3], gpu_wins=True) if joined.is_unknown_tensor else joined
         if kind == "return":
             return self._return(key[1], key[2])
         if kind == "global":
@@ -459,7 +471,7 @@ class Inference:
                                     f"`{render(value)}`", summary, call.line))
         return out[:MAX_SOURCES]
 
-    def _param(self, function: str, name: str, budget: int) -> Fact:
+    def _param(self, function: str, name: str, budget: int, gpu_wins: bool = False) -> Fact:
         found = self.index.function(function)
         if found is None:
             return UNKNOWN
@@ -506,7 +518,7 @@ class Inference:
                                         summary, info.line))
         if omitted and param.default is not None and param.default[:2] == ("lit", "none"):
             sources.append(NONE)
-        joined = join_sources(sources)
+        joined = join_sources(sources, gpu_wins=gpu_wins)
         if joined.value_kind == "none":
             return replace(NONE, reason=f"every known call of `{short}` leaves `{name}` None")
         if declared is not None and declared.value_kind == "object" and joined.value_kind == "object" and \
@@ -1446,8 +1458,12 @@ def _informative(fact: Fact) -> bool:
     return not (fact.device is Device.UNKNOWN and not fact.tensor_like and fact.value_kind is None)
 
 
-def join_sources(sources: list[Fact], share: float = 0.8) -> Fact:
-    """A key's fact from the values that flow into it (see the module docstring for the policy)."""
+def join_sources(sources: list[Fact], share: float = 0.8, gpu_wins: bool = False) -> Fact:
+    """A key's fact from the values that flow into it (see the module docstring for the policy).
+
+    `gpu_wins`: tensors on the GPU at some sources and on the CPU at the others make a GPU tensor
+    by convention, where the majority does not decide (a parameter: the calls that pass the GPU
+    tensor wait there)."""
     informative = [f for f in sources if _informative(f)]
     if not informative and sources and all(f.value_kind == "none" for f in sources):
         return NONE  # every call site passes None or leaves a None default
@@ -1471,7 +1487,9 @@ def join_sources(sources: list[Fact], share: float = 0.8) -> Fact:
         mixed = len(counts) > 1 or lists > 0
         if (mixed or scalars) and not (len(agreeing) >= 2
                                        and len(agreeing) / (len(tensors) + lists + scalars) >= share):
-            return TENSOR
+            if not (gpu_wins and Device.GPU in counts and not lists and not scalars):
+                return TENSOR
+            device, agreeing = Device.GPU, counts[Device.GPU]
         # The evidence shown: the most direct proven source (a stable choice: ties keep their order).
         first = min(agreeing, key=lambda f: (f.by_convention, len(f.chain)))
         if device is Device.CPU and all(f.device is Device.PINNED for f in agreeing):

@@ -35,7 +35,7 @@ class ProjectView:
         """The fact of parameter `name` of the module's function `function` (a local qualname)."""
         if function not in self.summary.functions:
             return None
-        fact = self.inference.param(self._qualified(function), name)
+        fact = self.inference.body_param(self._qualified(function), name)
         return fact if _informative(fact) or fact.value_kind == "none" else None
 
     def instance(self, class_name: str) -> Fact | None:
