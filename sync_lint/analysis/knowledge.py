@@ -76,6 +76,8 @@ def legacy_tensor_type(qualified: str) -> tuple[bool, str] | None:
     if last not in LEGACY_TENSOR_TYPES or prefix not in ("torch", "torch.cuda"):
         return None
     return prefix == "torch.cuda", LEGACY_TENSOR_TYPES[last]
+
+
 # torch.cuda / torch.accelerator / torch calls that return a stream or an event handle.
 STREAM_HANDLES = frozenset({"Stream", "ExternalStream", "current_stream", "default_stream"})
 EVENT_HANDLES = frozenset({"Event"})
