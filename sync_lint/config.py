@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass, field, fields, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,11 @@ OPTIONS: tuple[Option, ...] = (
            "device is passed (data processors: feature extractors, image processors, tokenizers). In their "
            "methods (and in the module-level functions of a module defining such a class and no model), a tensor "
            "taken for a GPU tensor only by convention is not reported."),
+    Option("cpu-modules", "str-list", "Regexes on a file's path within its project (`/`-separated): modules "
+           "written for the CPU platform (a CPU attention backend, `ops/cpu/`), whose tensors are on the CPU "
+           "whatever the shared types they read say elsewhere; their findings are reported only with `--strict`. "
+           "The default matches a module or package named `cpu`, `cpu_*`, `*_cpu` or `*_cpu_*`, unless the path mentions "
+           "offload, gpu, cuda, connector, transfer or swap (code that moves data between host and device)."),
     Option("nonzero-static-size", "str", "Expression used as `size=` when rewriting nonzero (SL201 fix)."),
     Option("one-hot-num-classes", "str", "Expression used as `num_classes=` in F.one_hot (SL206 fix)."),
     Option("output-format", "str", "Default output format."),
@@ -97,6 +103,11 @@ CPU_SIDE_BASES_DEFAULT = ("FeatureExtractionMixin", "SequenceFeatureExtractor", 
                           "BaseImageProcessor", "BaseImageProcessorFast", "TorchvisionBackend", "PilBackend",
                           "ProcessorMixin", "BaseVideoProcessor", "PreTrainedTokenizerBase",
                           "PreTrainedTokenizer", "PreTrainedTokenizerFast")
+# A module or package named for the CPU is a CPU backend (vLLM's `cpu_attn.py`, `mla/prefill/cpu_sdpa.py`,
+# `mamba/ops/cpu/`, SGLang's `cpu_graph_runner.py`): the platform picks it only when there is no GPU.
+# Paths that also name the other side are the code that moves data between them (`kv_offload/cpu/`,
+# `ec_connector/cpu/`, `simple_cpu_offload_connector.py`), where the syncs are real.
+CPU_MODULES_DEFAULT = (r"^(?!.*(offload|gpu|cuda|connector|transfer|swap)).*(^|/)([^/]*_)?cpu(_[^/]*)?(/|\.py$)",)
 DEFAULT_SYNC_PRONE = {
     "num_computed_tokens_cpu": (
         "vLLM's deprecated `num_computed_tokens_cpu` is computed from `seq_lens` (a device-to-host "
@@ -127,6 +138,7 @@ class Settings:
     sync_prone_attributes: tuple[tuple[str, str], ...] = tuple(DEFAULT_SYNC_PRONE.items())
     sync_prone_calls: tuple[tuple[str, str], ...] = ()
     cpu_side_bases: tuple[str, ...] = CPU_SIDE_BASES_DEFAULT
+    cpu_modules: tuple[str, ...] = CPU_MODULES_DEFAULT
     nonzero_static_size: str | None = None
     one_hot_num_classes: str | None = None
     output_format: str = "full"
@@ -154,6 +166,15 @@ class Settings:
     def override(self, **changes: Any) -> "Settings":
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
+    def cpu_module(self, path: str) -> bool:
+        """Whether the file at `path` (within its project, `/`-separated) is CPU-platform code (`cpu-modules`)."""
+        return any(pattern.search(path) for pattern in _compiled(self.cpu_modules))
+
+
+@lru_cache(maxsize=16)
+def _compiled(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+    return tuple(re.compile(p) for p in patterns)
+
 
 def _field_name(key: str) -> str:
     return key.replace("-", "_")
@@ -169,7 +190,7 @@ def _validate(key: str, value: Any, where: str) -> Any:
     if kind == "str-list":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(bad + "a list of strings")
-        if key.endswith("name-patterns"):
+        if key.endswith("name-patterns") or key == "cpu-modules":
             for pattern in value:
                 try:
                     re.compile(pattern)

@@ -61,7 +61,7 @@ def write(root: Path, files: dict[str, str | bytes]) -> None:
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "proj"
-    write(root, {"gpu.py": GPU_SRC, "cpu.py": CPU_SRC})
+    write(root, {"gpu.py": GPU_SRC, "host.py": CPU_SRC})
     monkeypatch.chdir(root)
     return root
 
@@ -143,7 +143,7 @@ NO_TORCH = textwrap.dedent(
 
 def test_linter_runs_without_torch(tmp_path: Path) -> None:
     files = {f"m{i}.py": GPU_SRC for i in range(4)}
-    files["cpu.py"] = CPU_SRC
+    files["host.py"] = CPU_SRC
     write(tmp_path, files)
     for jobs in ("1", "2"):
         done = run_py(["-c", NO_TORCH, "check", "--select", "SL101", "--output-format", "json",
@@ -173,7 +173,7 @@ def test_no_top_level_rules_module_is_installed(tmp_path: Path) -> None:
 def _check_format(fmt: str, stdout: str) -> None:
     if fmt in ("full", "concise"):
         assert f"gpu.py:{GPU_ROW}:{GPU_COL}: SL101" in stdout
-        assert "cpu.py" not in stdout
+        assert "host.py" not in stdout
     elif fmt == "json":
         assert findings(stdout) == [("gpu.py", GPU_ROW, GPU_COL, "SL101")]
     elif fmt == "json-lines":
@@ -315,7 +315,7 @@ def test_explain_unknown_rule() -> None:
 
 
 def test_exit_codes(project: Path) -> None:
-    assert invoke("check", "--select", "SL101", "--jobs", "1", "cpu.py").exit_code == 0
+    assert invoke("check", "--select", "SL101", "--jobs", "1", "host.py").exit_code == 0
     assert invoke("check", "--select", "SL101", "--jobs", "1", "gpu.py").exit_code == 1
     zero = invoke("check", "--select", "SL101", "--jobs", "1", "--exit-zero", "--output-format", "concise", "gpu.py")
     assert zero.exit_code == 0
@@ -444,7 +444,7 @@ def test_crashing_rule_is_reported_and_the_run_continues(project: Path, monkeypa
     assert result.exit_code == 2
     errors = [line for line in result.stdout.splitlines() if "XB001" in line]
     # Every parsed file has a call, so the rule crashes once in each of them.
-    assert sorted(Path(line.split(": ")[1]).name for line in errors) == ["cpu.py", "gpu.py", "other.py"]
+    assert sorted(Path(line.split(": ")[1]).name for line in errors) == ["gpu.py", "host.py", "other.py"]
     assert all("kaboom" in line for line in errors)
     # SL101 still ran on both files, in the same walk as the broken rule.
     assert f"gpu.py:{GPU_ROW}:{GPU_COL}: SL101" in result.stdout

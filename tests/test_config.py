@@ -195,6 +195,7 @@ def test_unknown_key_names_the_key(layout: Path, file_name: str, prefix: str) ->
         ('per-file-ignores = {"tests/*" = "SL101"}', "per-file-ignores"),
         ('output-format = "xml"', "output-format"),
         ('cpu-name-patterns = ["("]', "cpu-name-patterns"),
+        ('cpu-modules = ["(cpu"]', "cpu-modules"),
         ("target-torch-version = 2.5", "target-torch-version"),
         ("allowed-sync-contexts = 3", "allowed-sync-contexts"),
         ('sync-prone-attributes = ["x"]', "sync-prone-attributes"),

@@ -135,6 +135,39 @@ def test_gpu_rules_skip_files_without_gpu_evidence(tmp_path: Path, parse_calls: 
     assert lint_file(str(tmp_path / "host.py"), rules, strict).parsed
 
 
+@pytest.mark.parametrize("path, checked", [
+    ("attention/cpu_attn.py", False),  # a CPU backend
+    ("layers/ops/cpu/gdn.py", False),
+    ("worker/cpu_model_runner.py", False),
+    ("models/decoder_cpu.py", False),
+    ("prefill/zen_cpu_sdpa.py", False),
+    ("cpu.py", False),
+    ("kv_offload/cpu/gpu_worker.py", True),  # moves data between host and device: its syncs are real
+    ("connectors/simple_cpu_offload_connector.py", True),
+    ("sample/cpu_utils_gpu.py", True),
+    ("attention/flash_attn.py", True),
+    ("cpus.py", True),
+])
+def test_cpu_platform_modules_are_checked_only_with_strict(tmp_path: Path, path: str, checked: bool) -> None:
+    write(tmp_path, {path: GPU_SRC})
+    rules = [item_rule()]
+    # With no project the path is taken within the configuration's folder.
+    settings = SETTINGS.override(root=tmp_path)
+    codes = [d.code for d in lint_file(str(tmp_path / path), rules, settings).diagnostics]
+    assert codes == (["SL101"] if checked else [])
+    assert [d.code for d in lint_file(str(tmp_path / path), rules, settings.override(strict=True)).diagnostics] \
+        == ["SL101"]
+    assert [d.code for d in lint_file(str(tmp_path / path), rules, settings.override(cpu_modules=())).diagnostics] \
+        == ["SL101"]
+
+
+def test_folders_above_the_project_do_not_make_a_cpu_module(tmp_path: Path) -> None:
+    write(tmp_path, {"cpu/checkout/model.py": GPU_SRC})
+    settings = SETTINGS.override(root=tmp_path / "cpu" / "checkout")
+    assert [d.code for d in lint_file(str(tmp_path / "cpu/checkout/model.py"), [item_rule()], settings).diagnostics] \
+        == ["SL101"]
+
+
 def test_files_without_trigger_tokens_are_not_parsed(tmp_path: Path, parse_calls: list[str],
                                                      extra_rules: None) -> None:
     write(tmp_path, {"plain.py": "print('hello')\n", "mentions.py": "import torch\n", "gpu.py": GPU_SRC})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 from dataclasses import replace
 from typing import TYPE_CHECKING, Sequence
 
@@ -48,6 +49,8 @@ def lint_source(
               and not r.project_rule]
     if not active:
         return result
+    if not settings.strict and settings.cpu_module(_project_path(path, project, settings)):
+        return result  # CPU-platform code: its tensors are on the CPU (`cpu-modules`)
     if prefilter is None or len(active) != sum(1 for r in rules if not r.project_rule):
         prefilter = Prefilter.for_rules(active, settings, project=project is not None)
     if not prefilter.wants(source):
@@ -87,6 +90,16 @@ def lint_source(
     result.diagnostics.sort(key=lambda d: d.sort_key)
     result.diagnostics = merge_same_line(result.diagnostics)
     return result
+
+
+def _project_path(path: str, project: "ProjectView | None", settings: "Settings") -> str:
+    """`path` within its project's root, else within the configuration's folder, `/`-separated; only
+    the file's name when it lies outside both (the folders above a project say nothing of its code)."""
+    root = project.root if project is not None and project.root else str(settings.root)
+    relative = os.path.relpath(os.path.abspath(path), root)
+    if relative.startswith(os.pardir):
+        relative = os.path.basename(path)
+    return relative.replace(os.sep, "/")
 
 
 def merge_same_line(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
