@@ -302,8 +302,7 @@ class Inference:
         if kind == "param":
             return self._param(key[1], key[2], key[3])
         if kind == "bodyparam":
-            joined = self.param(key[1], key[2], key[3])
-            return self._param(key[1], key[2], key[3], gpu_wins=True) if joined.is_unknown_tensor else joined
+            return self._param(key[1], key[2], key[3], gpu_wins=True)
         if kind == "return":
             return self._return(key[1], key[2])
         if kind == "global":

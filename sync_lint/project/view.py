@@ -35,7 +35,10 @@ class ProjectView:
         """The fact of parameter `name` of the module's function `function` (a local qualname)."""
         if function not in self.summary.functions:
             return None
-        fact = self.inference.body_param(self._qualified(function), name)
+        qualified = self._qualified(function)
+        fact = self.inference.param(qualified, name)
+        if fact.is_unknown_tensor:  # calls that disagree: the body's own reading (`Inference.body_param`)
+            fact = self.inference.body_param(qualified, name)
         return fact if _informative(fact) or fact.value_kind == "none" else None
 
     def instance(self, class_name: str) -> Fact | None:
