@@ -69,8 +69,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("cpu-modules", "str-list", "Regexes on a file's path within its project (`/`-separated): modules "
            "written for the CPU platform (a CPU attention backend, `ops/cpu/`), whose tensors are on the CPU "
            "whatever the shared types they read say elsewhere; their findings are reported only with `--strict`. "
-           "The default matches a module or package named `cpu`, `cpu_*`, `*_cpu` or `*_cpu_*`, unless the path mentions "
-           "offload, gpu, cuda, connector, transfer or swap (code that moves data between host and device)."),
+           "The default matches a module or package named `cpu`, `cpu_*`, `*_cpu` or `*_cpu_*`, unless the path "
+           "mentions offload, gpu, cuda, connector, transfer or swap (code that moves data between host and "
+           "device)."),
     Option("nonzero-static-size", "str", "Expression used as `size=` when rewriting nonzero (SL201 fix)."),
     Option("one-hot-num-classes", "str", "Expression used as `num_classes=` in F.one_hot (SL206 fix)."),
     Option("output-format", "str", "Default output format."),

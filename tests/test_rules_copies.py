@@ -157,7 +157,8 @@ def test_sl303_evidence_names_the_cpu_source():
     ("device=None", "'cuda'", "high"),
 ])
 def test_sl303_destination_that_defaults_to_none_is_a_convention(signature, destination, confidence):
-    source = f"import torch\nfrom typing import Optional\n\ndef f({signature}):\n    return torch.arange(8).to({destination})\n"
+    source = (f"import torch\nfrom typing import Optional\n\ndef f({signature}):\n"
+              f"    return torch.arange(8).to({destination})\n")
     [finding] = findings(source, "SL303")
     assert finding.confidence == confidence
 
