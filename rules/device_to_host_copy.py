@@ -129,14 +129,17 @@ class DeviceToHostCopy(Rule):
         # Dropping the move is right only when it changes nothing but the device.
         pure = not node.args if method == "cpu" else method == "to" and len(node.args) == 1 and \
             self._is_device(node.args[0])
-        spelled = {"cpu": ".cpu()", "to": ".to(...)", "type": ".type(...)"}[method]
-        what = f"`{spelled}` copies a GPU tensor into pageable host memory and waits for the GPU"
-        advice = WAIT_ADVICE
-        if method == "type":
+        if method == "type":  # the evaluator puts the result on the CPU only for a legacy CPU type
+            legacy = self.ctx.devices.legacy_type(node.args[0].value)
+            if legacy is None:
+                return
             what = f"`.type({self.ctx.code(node.args[0].value)})` names a CPU tensor type: it copies the GPU " \
                    "tensor into pageable host memory and waits for the GPU"
-            dtype = _LEGACY_DTYPES.get(self.ctx.code(node.args[0].value).strip("'\"").rsplit(".", 1)[-1])
-            advice = f"to change only the dtype, keep the device: `.to(torch.{dtype})`"
+            advice = f"to change only the dtype, keep the device: `.to(torch.{legacy[1]})`"
+        else:
+            spelled = ".cpu()" if method == "cpu" else ".to(...)"
+            what = f"`{spelled}` copies a GPU tensor into pageable host memory and waits for the GPU"
+            advice = WAIT_ADVICE
         report_host_read(self, node, fact, what, advice, receiver, whole=node if pure else None)
 
     def _check_copy(self, node: cst.Call, destination: cst.BaseExpression) -> None:
@@ -167,12 +170,6 @@ class DeviceToHostCopy(Rule):
         if isinstance(value, cst.Call) and self.ctx.imports.resolve(value.func) == "torch.device":
             return True
         return self.ctx.devices.fact(value).value_kind == "device"
-
-
-# The dtype of each legacy CPU tensor type, for the advice on `t.type(torch.LongTensor)`.
-_LEGACY_DTYPES = {"FloatTensor": "float32", "DoubleTensor": "float64", "HalfTensor": "float16",
-                  "BFloat16Tensor": "bfloat16", "ByteTensor": "uint8", "CharTensor": "int8", "ShortTensor": "int16",
-                  "IntTensor": "int32", "LongTensor": "int64", "BoolTensor": "bool"}
 
 
 def _non_blocking(node: cst.Call, position: int | None = None) -> bool | None:

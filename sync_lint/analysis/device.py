@@ -58,6 +58,10 @@ class DeviceAnalysis(Provider):
         """`"cuda"`, `"cuda:1"`, `torch.device("cuda")`, `0`: a device that cannot be the CPU at run time."""
         return self.evaluator.literal_accelerator(expr)
 
+    def legacy_type(self, expr: cst.BaseExpression) -> tuple[bool, str] | None:
+        """`torch.BoolTensor` or `"torch.cuda.FloatTensor"`: (whether it is a GPU type, its torch dtype)."""
+        return self.evaluator.legacy_type(expr)
+
     def created_on_accelerator(self, fact: Fact) -> bool:
         """The tensor was made by `.cuda()`, `.to(<literal accelerator>)` or a factory with such a `device=`."""
         return self.evaluator.created_on_accelerator(fact)

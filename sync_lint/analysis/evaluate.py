@@ -141,8 +141,8 @@ class Evaluator:
         return fact.value_kind == "device" and fact.convention
 
     def legacy_type(self, expr: cst.BaseExpression) -> tuple[bool, str] | None:
-        """`torch.BoolTensor`, `torch.cuda.FloatTensor` or its string: (whether it is a GPU type, its
-        dtype); None for anything else (a dtype, a name of unknown value)."""
+        """`torch.BoolTensor`, `torch.cuda.FloatTensor` or its string: (whether it is a GPU type, the
+        torch dtype it holds); None for anything else (a dtype, a name of unknown value)."""
         text = literal_string(expr)
         qualified = text if text is not None else self.imports.resolve(expr)
         return legacy_tensor_type(qualified) if qualified is not None else None
@@ -425,14 +425,19 @@ class Evaluator:
                 if entry == key:
                     return fact
         if base.value_kind == "kwargs":
-            found = self.project.multimodal_input(key)
+            found = self._multimodal_input(base, key)
             if found is not None:
-                return replace(found, subject=f"{base.subject}[{key!r}]")
+                return found
         declared = self.project.declared_entry(_as_object(base), key) if base.refs else None
         if declared is not None:
             return declared
         found = self.project.entry(key)
         return found if found is not None else UNKNOWN
+
+    def _multimodal_input(self, kwargs: Fact, key: str) -> Fact | None:
+        """`kwargs[key]` of a function's `**kwargs`, when the project declares `key` a multimodal input."""
+        found = self.project.multimodal_input(key) if self.project is not None else None
+        return replace(found, subject=f"{kwargs.subject}[{key!r}]") if found is not None else None
 
     def _eval_call(self, expr: cst.Call) -> Fact:
         qual = self.imports.resolve(expr.func)
@@ -554,8 +559,7 @@ class Evaluator:
                 return replace(PYTHON, value_kind=kind, reason="created by {code}", origin=expr)
             if owner.value_kind == "kwargs":  # `kwargs.pop("pixel_values", None)`
                 key = literal_string(expr.args[0].value) if expr.args and method in ("pop", "get") else None
-                found = self.project.multimodal_input(key) if key is not None and self.project is not None else None
-                return replace(found, subject=f"{owner.subject}[{key!r}]") if found is not None else PYTHON
+                return (self._multimodal_input(owner, key) if key is not None else None) or PYTHON
             viewed = container_method(owner, method)
             if viewed is not None:
                 return viewed
@@ -582,7 +586,7 @@ class Evaluator:
             legacy = self.legacy_type(expr.args[0].value)
             if legacy is not None:  # `mask.type(torch.BoolTensor)`: a copy to that type's device
                 on_gpu, dtype = legacy
-                return Fact(Device.GPU if on_gpu else Device.CPU, ndim=owner.ndim, dtype=dtype,
+                return Fact(Device.GPU if on_gpu else Device.CPU, ndim=owner.ndim, dtype=DTYPE_NAMES[dtype],
                             reason="converted by {code}", origin=expr)
         if method in NEW_METHODS:
             device_arg = next((a for a in expr.args if a.keyword is not None and a.keyword.value == "device"), None)

@@ -60,18 +60,18 @@ METADATA_ATTRS = frozenset(
 )
 TENSOR_ATTRS = frozenset("T mT H mH data grad real imag".split())
 HOST_VALUE_METHODS = frozenset({"item", "tolist"})
-# The legacy tensor types `t.type(torch.BoolTensor)` converts to, with the dtype each holds: the plain
-# ones live on the CPU (`torch.BoolTensor`), the `torch.cuda.` ones on the GPU.
+# The legacy tensor types `t.type(torch.BoolTensor)` converts to, with the torch dtype each holds: the
+# plain ones live on the CPU (`torch.BoolTensor`), the `torch.cuda.` ones on the GPU.
 LEGACY_TENSOR_TYPES = {
-    "FloatTensor": "float", "DoubleTensor": "float", "HalfTensor": "float", "BFloat16Tensor": "float",
-    "ByteTensor": "int", "CharTensor": "int", "ShortTensor": "int", "IntTensor": "int", "LongTensor": "int",
-    "BoolTensor": "bool",
+    "FloatTensor": "float32", "DoubleTensor": "float64", "HalfTensor": "float16", "BFloat16Tensor": "bfloat16",
+    "ByteTensor": "uint8", "CharTensor": "int8", "ShortTensor": "int16", "IntTensor": "int32",
+    "LongTensor": "int64", "BoolTensor": "bool",
 }
 
 
 def legacy_tensor_type(qualified: str) -> tuple[bool, str] | None:
-    """`torch.BoolTensor` -> (False, "bool"), `torch.cuda.LongTensor` -> (True, "int"): whether the
-    legacy tensor type is a GPU one, and its dtype; None for any other name."""
+    """`torch.BoolTensor` -> (False, "bool"), `torch.cuda.LongTensor` -> (True, "int64"): whether the
+    legacy tensor type is a GPU one, and the torch dtype it holds; None for any other name."""
     prefix, _, last = qualified.rpartition(".")
     if last not in LEGACY_TENSOR_TYPES or prefix not in ("torch", "torch.cuda"):
         return None
