@@ -29,7 +29,12 @@ training without a cache, a first call, image-only passes; most of the rest were
 branches that the default configuration never takes). A fresh draw afterwards (the
 eighth audit and its `--strict` twin) read 4 of 4 default-mode chains as real, 1 more
 as false (a loss method nothing calls), and 7 of 12 chains behind a branch as real,
-each in a mode. The sync below is reported where it is in either mode.
+each in a mode. A hop into a subclass's override (`self.backend: Backend` reaching
+`CudaBackend.run`) is a guess about which subclass arrives, like a branch: such
+chains are `--strict` only too. The two default-mode ones the fourteenth and
+fifteenth audits drew (DeepEP's `weight_and_reduce_impl.apply` reaching the one
+subclass that syncs) were both false: the callers never pass that subclass there.
+The sync below is reported where it is in either mode.
 
 ## Why is this bad
 A sync in a helper blocks every caller: the host waits for the GPU at the helper's

@@ -401,8 +401,12 @@ class _Pass:
             path.append((current, hop))
             context = self._known_arguments(current, hop, context)
             current = following
+        # A hop into a subclass's override guesses which subclass arrives, much as a branch guesses
+        # which way a test goes: default mode takes neither (two such findings read in the audits,
+        # DeepEP's `weight_and_reduce_impl.apply`, were both through subclasses never passed there).
+        most = _MAX_OVERRIDE_HOPS if not every_pass else 0
         guesses = (edge.kind == "override") + sum(hop.kind == "override" for _, hop in path)
-        final = self._live_syncs(current, syncs, context, every_pass) if live and guesses <= _MAX_OVERRIDE_HOPS else []
+        final = self._live_syncs(current, syncs, context, every_pass) if live and guesses <= most else []
         if final:
             return path, final
         # Breadth first over (function, parameters passed as None or false, override hops so far) from
@@ -410,7 +414,7 @@ class _Pass:
         # (`self.runner` is a `LatentMoERunner`, whose `prepare_finalize` is DeepEP's) is mostly through
         # objects the code never builds together.
         start = (edge.callee, known, int(edge.kind == "override"))
-        if start[2] > _MAX_OVERRIDE_HOPS:
+        if start[2] > most:
             return None
         parent: dict[tuple[str, Known, int], tuple[tuple[str, Known, int], "Edge"] | None] = {start: None}
         queue = deque([start])
@@ -429,7 +433,7 @@ class _Pass:
                 if hop.callee not in nearest or not self._hop_live(function, hop, context, every_pass):
                     continue
                 count = guessed + (hop.kind == "override")
-                if count > _MAX_OVERRIDE_HOPS:
+                if count > most:
                     continue
                 following = (hop.callee, self._known_arguments(function, hop, context), count)
                 if following not in parent:
