@@ -36,17 +36,13 @@ from sync_lint.analysis.flow import Deferred
 from sync_lint.analysis.imports import ImportTable
 from sync_lint.analysis.knowledge import (
     ACCELERATOR_NAMES,
-    BOOL_RESULT,
-    COUNTING,
     CPU_FACTORIES,
     DTYPE_NAMES,
     ELEMENTWISE,
     EMPTY_CONTAINERS,
     EVENT_HANDLES,
     FACTORIES,
-    FLOAT_RESULT,
     HOST_VALUE_METHODS,
-    INT_RESULT,
     LIKE_FACTORIES,
     METADATA_ATTRS,
     METADATA_METHODS,
@@ -58,6 +54,7 @@ from sync_lint.analysis.knowledge import (
     TENSOR_ATTRS,
     VIEW_METHODS,
     legacy_tensor_type,
+    result_dtype,
     torch_handle_kind,
     torch_returns_python,
 )
@@ -849,26 +846,13 @@ def shape_result(result: Fact, op: str, expr: cst.Call, receiver_fact: Fact | No
     positional = [a for a in expr.args if a.keyword is None]
     base = receiver_fact if receiver_fact is not None else result
     ndim = base.ndim
-    dtype = base.dtype
     if op in REDUCTIONS:
         is_method = receiver_fact is not None
         dim_given = has_dim or len(positional) > (0 if is_method else 1)
         ndim = None if dim_given else 0
-        if op in ("any", "all"):
-            dtype = "bool"
     elif op not in ELEMENTWISE:
         ndim = None
-    if dtype == "bool" and op in COUNTING:
-        dtype = "int"
-    if op == "where" and receiver_fact is None:
-        # `torch.where(cond)` gives index tensors; `torch.where(cond, a, b)` takes a's and b's dtype, not cond's.
-        dtype = "int" if len(expr.args) == 1 else None
-    if op in BOOL_RESULT:
-        dtype = "bool"
-    elif op in INT_RESULT:
-        dtype = "int"
-    elif op in FLOAT_RESULT:
-        dtype = "float"
+    dtype = result_dtype(op, base.dtype, by_method=receiver_fact is not None, arguments=len(expr.args))
     return replace(result, ndim=ndim, dtype=dtype)
 
 

@@ -59,7 +59,8 @@ class Fact:
     def lattice(self) -> tuple:
         """What the fact says, without its provenance: two facts with equal lattices agree."""
         return (self.device, self.tensor_like, self.value_kind, self.device_value, self.refs,
-                tuple(_item_lattice(item) for item in self.items), self.pinning_unknown)
+                tuple(_item_lattice(item) for item in self.items), self.pinning_unknown,
+                self.dtype if self.is_tensor or self.is_unknown_tensor else None)
 
     @property
     def chain(self) -> "list[Fact]":

@@ -114,6 +114,27 @@ REDUCTIONS = frozenset(
     "sum mean max min prod any all amax amin argmax argmin count_nonzero norm std var median "
     "logsumexp nansum nanmean dot vdot trace".split()
 )
+
+
+def result_dtype(op: str, dtype: str | None, *, by_method: bool, arguments: int) -> str | None:
+    """The dtype class of `op`'s result given its input's (`dtype`): a comparison makes a mask, a
+    mask stays one through views and copies, and a count of one is an int."""
+    if op in ("any", "all"):
+        dtype = "bool"
+    if dtype == "bool" and op in COUNTING:
+        dtype = "int"
+    if op == "where" and not by_method:
+        # `torch.where(cond)` gives index tensors; `torch.where(cond, a, b)` takes a's and b's dtype, not cond's.
+        dtype = "int" if arguments == 1 else None
+    if op in BOOL_RESULT:
+        return "bool"
+    if op in INT_RESULT:
+        return "int"
+    if op in FLOAT_RESULT:
+        return "float"
+    return dtype
+
+
 ELEMENTWISE = frozenset(
     "abs neg exp log log2 log1p sqrt rsqrt sigmoid tanh relu gelu silu clamp clip floor ceil round "
     "sign add sub mul div true_divide floor_divide remainder fmod pow where masked_fill maximum "

@@ -56,6 +56,7 @@ from sync_lint.analysis.facts import (
 from sync_lint.analysis.knowledge import (
     ACCELERATOR_NAMES,
     CPU_FACTORIES,
+    DTYPE_NAMES,
     EVENT_HANDLES,
     FACTORIES,
     HOST_VALUE_METHODS,
@@ -66,6 +67,7 @@ from sync_lint.analysis.knowledge import (
     STREAM_HANDLES,
     TENSOR_ATTRS,
     VIEW_METHODS,
+    result_dtype,
     torch_handle_kind,
     torch_returns_python,
 )
@@ -859,7 +861,8 @@ class Inference:
                 return base.items[value[2]]
             return replace(base, ndim=None, items=()) if base.is_tensor or base.is_unknown_tensor else UNKNOWN
         if tag == "op":
-            return combine([self.eval(v, context) for v in value[1]])
+            operands = [self.eval(v, context) for v in value[1]]
+            return with_dtype(combine(operands), _operation_dtype(value, operands))
         if tag == "join":
             return join_sources([self.eval(v, context) for v in value[1]])
         if tag == "tuple":
@@ -1247,17 +1250,20 @@ class Inference:
                 source = self.eval(args[0], context) if args else UNKNOWN
                 return source if source.is_tensor or source.is_unknown_tensor else TENSOR
             target = self._device_argument(device, context) if device is not None else None
+            dtype = self._dtype_named(keywords.get("dtype"), context)
             if target is not None and target.device_value is Device.GPU:
                 return Fact(Device.GPU, reason=f"created by `{qualified}(..., device={render(device, 30)})`",
-                            convention=target.by_convention)
+                            convention=target.by_convention, dtype=dtype)
             assumed = target is not None and target.by_convention
-            return _host_tensor(pin, f"`{qualified}(...)`", assumed)
+            return with_dtype(_host_tensor(pin, f"`{qualified}(...)`", assumed), dtype)
         inputs = [self.eval(a, context) for a in args if a[0] != "*"]
         inputs += [self.eval(v, context) for k, v in kwargs if k in ("input", "other", "out", "tensors")]
         # `torch.cat([a, b])`: the tensors are the list's elements.
         inputs = [item for fact in inputs for item in (fact.items if fact.value_kind in ("tuple", "list") else (fact,))]
         result = combine(inputs)
-        return result if result.is_tensor or result.is_unknown_tensor else TENSOR
+        if not (result.is_tensor or result.is_unknown_tensor):
+            result = TENSOR
+        return with_dtype(result, result_dtype(last, result.dtype, by_method=False, arguments=len(args) + len(kwargs)))
 
     def _device_argument(self, value: Value, context: Context) -> Fact:
         if value[:2] == ("lit", "str") and len(value) > 2:
@@ -1303,13 +1309,16 @@ class Inference:
         if method == "numpy":
             return NUMPY
         if method == "cuda":
-            return Fact(Device.GPU, reason="moved by `.cuda()`")
+            return Fact(Device.GPU, reason="moved by `.cuda()`", dtype=owner.dtype)
         if method == "cpu":
-            return Fact(Device.CPU, reason="moved by `.cpu()`")
+            return Fact(Device.CPU, reason="moved by `.cpu()`", dtype=owner.dtype)
         if method == "pin_memory":
             return Fact(Device.PINNED, reason="pinned by `.pin_memory()`")
         if method == "to":
-            return self._to(owner, args, kwargs, context)
+            moved = self._to(owner, args, kwargs, context)
+            if "dtype" in dict(kwargs):  # `.to(device, dtype=torch.bool)`
+                return with_dtype(moved, self._dtype_named(dict(kwargs)["dtype"], context))
+            return moved
         if method in NEW_METHODS:
             device = dict(kwargs).get("device")
             if device is not None:
@@ -1320,10 +1329,11 @@ class Inference:
             pin = dict(kwargs).get("pin_memory")
             if device is None and pin is not None and not owner.is_gpu and pin != _FALSE:
                 return _host_tensor(pin, f"`.{method}(...)`")  # a staging buffer in host memory
+        dtype = result_dtype(method, owner.dtype, by_method=True, arguments=len(args) + len(kwargs))
         # A view shares the pinned memory, and an in-place method (`copy_`, `fill_`) returns its receiver.
         if owner.device is Device.PINNED and method not in VIEW_METHODS and not method.endswith("_"):
-            return replace(owner, device=Device.CPU, ndim=None)
-        return replace(owner, ndim=None)
+            return replace(owner, device=Device.CPU, ndim=None, dtype=dtype)
+        return replace(owner, ndim=None, dtype=dtype)
 
     def _to(self, owner: Fact, args: tuple, kwargs: tuple, context: Context) -> Fact:
         keywords = dict(kwargs)
@@ -1334,19 +1344,32 @@ class Inference:
             fact = self.eval(target, context)
             if fact.value_kind in ("dtype", "module") or fact.value_kind == "python" and not fact.reason \
                     and fact.dtype != "str":
-                return owner  # `.to(torch.float16)`, `.to(dtype)`
+                return with_dtype(owner, self._dtype_named(target, context))  # `.to(torch.bool)`, `.to(dtype)`
             if fact.is_tensor:
                 return Fact(Device.CPU if fact.device is Device.PINNED else fact.device,
                             reason=f"moved by `.to({render(target, 30)})`", convention=fact.by_convention)
         device = self._device_argument(target, context)
+        dtype = owner.dtype if owner.is_tensor or owner.is_unknown_tensor else None  # a move keeps the dtype
         if device.device_value is Device.CPU:
             if owner.is_gpu and keywords.get("non_blocking") == ("lit", "bool", True):
                 return Fact(Device.PINNED, reason=f"moved by `.to({render(target, 30)}, non_blocking=True)`",
-                            convention=device.by_convention)
-            return Fact(Device.CPU, reason=f"moved by `.to({render(target, 30)})`", convention=device.by_convention)
+                            convention=device.by_convention, dtype=dtype)
+            return Fact(Device.CPU, reason=f"moved by `.to({render(target, 30)})`", convention=device.by_convention,
+                        dtype=dtype)
         if device.device_value is Device.GPU:
-            return Fact(Device.GPU, reason=f"moved by `.to({render(target, 30)})`", convention=device.by_convention)
-        return TENSOR
+            return Fact(Device.GPU, reason=f"moved by `.to({render(target, 30)})`", convention=device.by_convention,
+                        dtype=dtype)
+        return with_dtype(TENSOR, dtype)
+
+    def _dtype_named(self, value: Value | None, context: Context) -> str | None:
+        """The dtype class ("bool", "int", "float") a `dtype=` argument spells (`torch.bool`), if any."""
+        if value is None:
+            return None
+        function = context.function.qualname if context.function else None
+        spelled = self.index.value_name(context.summary, value, function)
+        if spelled is None or not spelled.startswith("torch."):
+            return None
+        return DTYPE_NAMES.get(spelled[len("torch."):])
 
     # --- provenance ---------------------------------------------------------------------------
     @staticmethod
@@ -1500,7 +1523,9 @@ def join_sources(sources: list[Fact], share: float = 0.8, gpu_wins: bool = False
             if total > 1 else ""
         return replace(first, device=device, reason=first.reason + note,
                        pinning_unknown=mixed_pinning or any(f.pinning_unknown for f in agreeing),
-                       convention=mixed or all(f.by_convention for f in agreeing))
+                       convention=mixed or all(f.by_convention for f in agreeing),
+                       # a mask only where every source is one (`x[m]` selects only through a bool `m`)
+                       dtype=first.dtype if all(f.dtype == first.dtype for f in tensors) else None)
     if unknown:
         return next(f for f in informative if f.is_unknown_tensor)
     kinds = {f.value_kind for f in informative}
@@ -1524,6 +1549,23 @@ def join_sources(sources: list[Fact], share: float = 0.8, gpu_wins: bool = False
         return replace(first, items=tuple(join_sources([f.items[i] for f in informative])
                                           for i in range(len(first.items))))
     return first
+
+
+def with_dtype(fact: Fact, dtype: str | None) -> Fact:
+    """A tensor's fact with the dtype class of the value computed (other facts as they are)."""
+    if not (fact.is_tensor or fact.is_unknown_tensor) or fact.dtype == dtype:
+        return fact
+    return replace(fact, dtype=dtype)
+
+
+def _operation_dtype(value: Value, operands: list[Fact]) -> str | None:
+    """A comparison gives a mask; a bitwise operation of a mask gives one; arithmetic gives numbers."""
+    kind = value[2] if len(value) > 2 else None
+    if kind == "cmp":
+        return "bool"
+    if kind == "bit" and any(f.dtype == "bool" for f in operands):
+        return "bool"
+    return None
 
 
 def combine(facts: list[Fact]) -> Fact:

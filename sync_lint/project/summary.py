@@ -27,7 +27,7 @@ from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 15
+SUMMARY_FORMAT = 16
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -991,13 +991,16 @@ class _Summarizer:
             # Identity and membership tests give a Python bool whatever their operands hold
             # (`self.prefix_len_ptr is not None` of a GPU tensor is not a GPU value).
             return ("lit", "bool")
-        if isinstance(node, (ast.BinOp, ast.Compare)):
-            operands = [node.left, node.right] if isinstance(node, ast.BinOp) else [node.left, *node.comparators]
-            return ("op", tuple(self.value(o, scope, level) for o in operands))
+        if isinstance(node, ast.Compare):
+            return ("op", tuple(self.value(o, scope, level) for o in [node.left, *node.comparators]), "cmp")
+        if isinstance(node, ast.BinOp):
+            operands = tuple(self.value(o, scope, level) for o in [node.left, node.right])
+            return ("op", operands, "bit") if isinstance(node.op, _BITWISE) else ("op", operands)
         if isinstance(node, ast.UnaryOp):
             if isinstance(node.op, ast.Not):
                 return ("lit", "bool")
-            return ("op", (self.value(node.operand, scope, level),))
+            operand = (self.value(node.operand, scope, level),)
+            return ("op", operand, "bit") if isinstance(node.op, ast.Invert) else ("op", operand)
         if isinstance(node, ast.BoolOp):
             return join([self.value(v, scope, level) for v in node.values])
         if isinstance(node, ast.IfExp):
@@ -1029,6 +1032,9 @@ class _Summarizer:
             return ("*", self.value(node.value, scope, level))
         return UNKNOWN
 
+
+# `a & b`, `a | b`, `a ^ b` (and `~a`): a mask when an operand is one.
+_BITWISE = (ast.BitAnd, ast.BitOr, ast.BitXor)
 
 _HOT_MARKER = re.compile(r"#\s*sync-lint:\s*hot\b")
 # Calls that hand a callable to a compiler or CUDA-graph capture: the callable is a hot root.

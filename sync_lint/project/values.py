@@ -16,7 +16,7 @@ tag:
 | `sub` | `("sub", base, key)` | `base[key]`; `key` is `("key", "text")` for a string literal, `("key", 3)` for an int |
 | `iter` | `("iter", base)` | an element of `base` (a `for` target, a comprehension variable) |
 | `item` | `("item", base, i)` | element `i` of a tuple `base` (tuple unpacking) |
-| `op` | `("op", operands)` | arithmetic or comparison: lives where its tensor operands live |
+| `op` | `("op", operands)`, `("op", operands, "cmp")`, `("op", operands, "bit")` | arithmetic, a comparison (a bool result), a bitwise operation (a bool result of bool operands): lives where its tensor operands live |
 | `join` | `("join", alternatives)` | one of several values (branches, `a or b`, `x if c else y`) |
 | `tuple` | `("tuple", elements)` | a tuple or list display of values |
 | `listof` | `("listof", element)` | a list or generator whose elements are alike (a comprehension) |
