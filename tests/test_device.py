@@ -71,6 +71,27 @@ def test_fact_device(source: str, device: Device) -> None:
     assert fact_of(source)[0].device is device
 
 
+@pytest.mark.parametrize(
+    "source,device",
+    [
+        # A display of tensors keeps them: unpacked, iterated, indexed.
+        ("import torch\nt = (None, torch.zeros(4, device='cuda'))\n_, m = t\nprobe(m)", Device.GPU),
+        ("import torch\nvals = [torch.ones(3, device='cuda')]\nfor v in vals:\n    probe(v)", Device.GPU),
+        ("import torch\nx = torch.ones(3, device='cuda')\npair = (x, x.cpu())\nprobe(pair[1])", Device.CPU),
+        ("import torch\nx = torch.ones(3, device='cuda')\npair = (x, x.cpu())\nprobe(pair[0])", Device.GPU),
+        # Elements on different devices: an element of the list is of unknown device.
+        ("import torch\nx = torch.ones(3, device='cuda')\nfor v in [x, x.cpu()]:\n    probe(v)", Device.UNKNOWN),
+        # Two paths built tuples of the same shape: element by element.
+        ("import torch\ndef f(c):\n    x = torch.ones(3, device='cuda')\n    if c:\n        t = (1, x)\n"
+         "    else:\n        t = (2, x.cpu())\n    _, y = t\n    probe(y)", Device.UNKNOWN),
+        ("import torch\ndef f(c):\n    x = torch.ones(3, device='cuda')\n    if c:\n        t = (1, x)\n"
+         "    else:\n        t = (2, x + 1)\n    _, y = t\n    probe(y)", Device.GPU),
+    ],
+)
+def test_displays_keep_their_tensors(source: str, device: Device) -> None:
+    assert fact_of(source)[0].device is device
+
+
 def test_branches_join_conservatively() -> None:
     source = """
     import torch

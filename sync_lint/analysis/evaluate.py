@@ -11,6 +11,8 @@ operators, indexing, tensor methods and `torch.*` functions, attributes set in
 
 from __future__ import annotations
 
+import functools
+
 from typing import TYPE_CHECKING, Callable, Iterable
 
 import libcst as cst
@@ -737,13 +739,22 @@ class Evaluator:
             elements = [e.value for e in expr.elements if isinstance(e, cst.Element)]
             if len(elements) != len(expr.elements):
                 return PYTHON  # a starred element
-        if not elements or not all(isinstance(e, cst.Call) for e in elements):
+        if not elements:
+            return PYTHON
+        kind = "tuple" if isinstance(expr, cst.Tuple) else "list"
+        if isinstance(expr, (cst.List, cst.Tuple)):
+            # A display holding tensors keeps them: `_, mask = (None, gpu_mask)`, `for v in [a, b]`.
+            # (A comprehension's element is not read here: its variables are bound inside it.)
+            facts = [self.fact(e) for e in elements]
+            if any(f.is_tensor for f in facts):
+                items = tuple(facts) if kind == "tuple" else (functools.reduce(join, facts),)
+                return Fact(Device.NOT_TENSOR, value_kind=kind, items=items, reason="created by {code}", origin=expr)
+        if not all(isinstance(e, cst.Call) for e in elements):
             return PYTHON
         facts = [self.fact(e) for e in elements]
         kinds = {f.value_kind for f in facts}
         if len(kinds) != 1 or not kinds <= {"event", "stream"}:
             return PYTHON
-        kind = "tuple" if isinstance(expr, cst.Tuple) else "list"
         return Fact(Device.NOT_TENSOR, value_kind=kind, items=tuple(facts) if kind == "tuple" else facts[:1],
                     reason="created by {code}", origin=expr)
 

@@ -226,6 +226,10 @@ def join(a: Fact | None, b: Fact | None) -> Fact:
         if a.value_kind == "object" and (a.refs != b.refs or a.items != b.items):
             # Either class on the way here; exact only when both paths built it.
             return replace(a, refs=a.refs | b.refs, items=a.items if a.items == b.items else ())
+        if a.value_kind in ("tuple", "list") and a.items != b.items:
+            # Element by element where both paths built the same shape; else elements unknown.
+            same = len(a.items) == len(b.items) and all(isinstance(i, Fact) for i in (*a.items, *b.items))
+            return replace(a, items=tuple(join(x, y) for x, y in zip(a.items, b.items)) if same else ())
         return replace(
             a,
             ndim=a.ndim if a.ndim == b.ndim else None,
