@@ -27,7 +27,7 @@ from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 16
+SUMMARY_FORMAT = 18
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -823,7 +823,8 @@ class _Summarizer:
                 methods.append(statement.name)
         self.s.classes[qualname] = ClassInfo(
             qualname=qualname, name=node.name, line=node.lineno, end_line=node.end_lineno or node.lineno,
-            bases=tuple(self.value(b, outer) for b in node.bases),
+            # `Builder[FlashMeta]` derives from `Builder`: its type arguments say nothing of its methods.
+            bases=tuple(self.value(b.value if isinstance(b, ast.Subscript) else b, outer) for b in node.bases),
             decorators=tuple(d for d in (_decorator_name(x) for x in node.decorator_list) if d),
             fields=tuple(fields), methods=tuple(methods), attributes=tuple(attributes),
         )
@@ -1018,7 +1019,10 @@ class _Summarizer:
             return ("listof", self.value(node.elt, scope, level))
         if isinstance(node, ast.SetComp):
             return ("lit", "list")
-        if isinstance(node, (ast.Set, ast.DictComp)):
+        if isinstance(node, ast.DictComp):
+            # Values alike, keys unknown: read back through `.values()`, `.items()`, `.get(k)`.
+            return ("listof", self.value(node.value, scope, level))
+        if isinstance(node, ast.Set):
             return ("lit", "set")
         if isinstance(node, ast.JoinedStr):
             return ("lit", "str")
