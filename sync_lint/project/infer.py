@@ -74,6 +74,7 @@ from sync_lint.analysis.knowledge import (
 from sync_lint.project.deps import Dep
 from sync_lint.project.index import ProjectIndex
 from sync_lint.project.summary import CONTAINERS, ELEMENT, CallSite, FunctionInfo, ModuleSummary, Param
+from sync_lint.project.values import NONE as NONE_VALUE
 from sync_lint.project.values import Value, render
 
 Key = tuple
@@ -392,6 +393,8 @@ class Inference:
         if self._by_position(cls):
             sources += self._constructor_fields(cls, attr, budget)
             sources += self._replaced_fields(cls, attr, budget)
+        elif self._fields_by_keyword(cls, attr):
+            sources += self._constructor_fields(cls, attr, budget, by_position=False)
         for store_summary, store in self._stores_into(cls, attr):
             context = Context(store_summary, store_summary.functions.get(store.function) if store.function else None,
                               budget=budget - 1)
@@ -435,11 +438,23 @@ class Inference:
         has_fields = any((k := self.index.klass(o)) and k[1].fields for o in self.index.mro(cls))
         return bool(has_fields) and self.index.method(cls, "__init__") is None
 
-    def _constructor_fields(self, cls: str, attr: str, budget: int) -> list[Fact]:
+    def _fields_by_keyword(self, cls: str, attr: str) -> bool:
+        """A declared field that the constructor takes through `**kwargs` (vLLM's `TensorSchema`:
+        `__init__(self, *, validate=True, **kwargs)` sets each keyword as an attribute)."""
+        if not any((k := self.index.klass(o)) and any(f[0] == attr for f in k[1].fields) for o in self.index.mro(cls)):
+            return False
+        init = self.index.method(cls, "__init__")
+        found = self.index.function(init) if init is not None else None
+        if found is None:
+            return False
+        params = found[1].params
+        return any(p.kind == "starstar" for p in params) and all(p.name != attr for p in params)
+
+    def _constructor_fields(self, cls: str, attr: str, budget: int, by_position: bool = True) -> list[Fact]:
         """`attr` as passed to the constructor of a dataclass-like class (keyword or position)."""
         order = [f[0] for owner in reversed(self.index.mro(cls)) if (k := self.index.klass(owner))
                  for f in k[1].fields]
-        position = order.index(attr) if attr in order else None
+        position = order.index(attr) if attr in order and by_position else None
         out: list[Fact] = []
         for call_summary, call, _skip in self._callers_of_class(cls):
             value = next((v for k, v in call.kwargs if k == attr), None)
@@ -1415,11 +1430,39 @@ class Inference:
             symbol = self.index.resolve(full) if full else None
             if symbol is not None and symbol.kind == "class":
                 classes.add(symbol.qualname)
+            elif symbol is not None and symbol.kind == "global":
+                classes |= self._alias_classes(symbol.module, symbol.local)
         if classes and not tensor:
             return Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset(classes))
         if tensor and not classes:
             return TENSOR
         return None
+
+
+    def _alias_classes(self, module: str, name: str) -> set[str]:
+        """The project classes a type alias names (`VideoInputs: TypeAlias = PixelInputs | EmbeddingInputs`,
+        `Union[A, B]`, `Optional[A]`); empty when the global is anything else."""
+        summary = self.index.summary(module)
+        value = summary.globals.get(name) if summary is not None else None
+        if value is None:
+            return set()
+        if value[0] == "sub" and (self.index.value_name(summary, value[1]) or "").rsplit(".", 1)[-1] in \
+                ("Union", "Optional"):
+            members = value[2][1] if value[2][0] == "tuple" else (value[2],)
+        elif value[0] == "op" and value[2:] == ("bit",):
+            members = value[1]
+        else:
+            return set()
+        classes = set()
+        for member in members:
+            spelled = self.index.value_name(summary, member)
+            symbol = self.index.resolve(spelled) if spelled else None
+            if symbol is None or symbol.kind != "class":
+                if member != NONE_VALUE:
+                    return set()  # a member that is no project class: not an alias of classes
+                continue
+            classes.add(symbol.qualname)
+        return classes
 
 
 # ==========================================================================================
