@@ -81,6 +81,11 @@ def test_fact_device(source: str, device: Device) -> None:
         ("import torch\nx = torch.ones(3, device='cuda')\npair = (x, x.cpu())\nprobe(pair[0])", Device.GPU),
         # Elements on different devices: an element of the list is of unknown device.
         ("import torch\nx = torch.ones(3, device='cuda')\nfor v in [x, x.cpu()]:\n    probe(v)", Device.UNKNOWN),
+        # `torch.cat`/`torch.stack` of a display or a comprehension: where the elements are.
+        ("import torch\ng = torch.zeros(4, device='cuda')\nprobe(torch.cat([g, g + 1]))", Device.GPU),
+        ("import torch\ng = torch.zeros(4, device='cuda')\nrows = [g[i] for i in range(3)]\nprobe(torch.stack(rows))",
+         Device.GPU),
+        ("import torch\ndef f(xs):\n    parts = [torch.arange(k) for k in xs]\n    probe(torch.cat(parts))", Device.CPU),
         # Two paths built tuples of the same shape: element by element.
         ("import torch\ndef f(c):\n    x = torch.ones(3, device='cuda')\n    if c:\n        t = (1, x)\n"
          "    else:\n        t = (2, x.cpu())\n    _, y = t\n    probe(y)", Device.UNKNOWN),

@@ -513,6 +513,9 @@ class Evaluator:
         # Any other torch function: its result lives where its tensor inputs live.
         inputs = [self.fact(arg.value) for arg in expr.args if arg.keyword is None or arg.keyword.value in
                   ("input", "other", "out", "self", "condition", "tensors", "indices", "mask")]
+        # `torch.cat([a, b])`, `torch.stack(rows)`: the tensors are the list's elements.
+        inputs = [item for fact in inputs for item in
+                  (fact.items if fact.value_kind in ("tuple", "list") and fact.items else (fact,))]
         result = combine(inputs)
         return shape_result(result, last, expr)
 
@@ -742,16 +745,15 @@ class Evaluator:
         if not elements:
             return PYTHON
         kind = "tuple" if isinstance(expr, cst.Tuple) else "list"
-        if isinstance(expr, (cst.List, cst.Tuple)):
-            # A display holding tensors keeps them: `_, mask = (None, gpu_mask)`, `for v in [a, b]`.
-            # (A comprehension's element is not read here: its variables are bound inside it.)
-            facts = [self.fact(e) for e in elements]
-            if any(f.is_tensor for f in facts):
-                items = tuple(facts) if kind == "tuple" else (functools.reduce(join, facts),)
-                return Fact(Device.NOT_TENSOR, value_kind=kind, items=items, reason="created by {code}", origin=expr)
+        # A display holding tensors keeps them: `_, mask = (None, gpu_mask)`, `for v in [a, b]`,
+        # `torch.cat([x[i] for i in ...])`. A comprehension's element is read once the walk has bound
+        # its variables (the binder binds them when it passes the `for`), as statements are.
+        facts = [self.fact(e) for e in elements]
+        if any(f.is_tensor for f in facts):
+            items = tuple(facts) if kind == "tuple" else (functools.reduce(join, facts),)
+            return Fact(Device.NOT_TENSOR, value_kind=kind, items=items, reason="created by {code}", origin=expr)
         if not all(isinstance(e, cst.Call) for e in elements):
             return PYTHON
-        facts = [self.fact(e) for e in elements]
         kinds = {f.value_kind for f in facts}
         if len(kinds) != 1 or not kinds <= {"event", "stream"}:
             return PYTHON
