@@ -633,9 +633,18 @@ class Inference:
         out: list[tuple[ModuleSummary, CallSite, int]] = []
         self._caller_memo[key] = (out, None)  # a recursive question sees the list so far
         init = self.index.method(cls, "__init__")
-        names = {_short(cls), "cls"} | {_short(sub) for sub in self.index.subclasses(cls)}
+        slots = self._class_slots(cls)
+        names = {_short(cls), "cls"} | {_short(sub) for sub in self.index.subclasses(cls)} | set(slots)
         for name in sorted(names):
             for caller, call in self.index.calls_named(name):
+                if name in slots and call.func[0] == "attr" and call.func[2] == name:
+                    # `self.metadata_cls(...)` in a method of the holder or of its base: constructs the class.
+                    owner = self.eval(call.func[1], self._context(caller, call.function, "types"))
+                    if owner.value_kind == "object" and any(
+                            ref in self.index.mro(holder) or holder in self.index.mro(ref)
+                            for ref in owner.refs for holder in slots[name]):
+                        out.append((caller, call, 1))
+                        continue
                 callee = self.eval(call.func, self._context(caller, call.function, "types"))
                 if callee.value_kind != "class":
                     continue
@@ -644,6 +653,20 @@ class Inference:
                     out.append((caller, call, 1))
         out[:] = _nearest(out, cls, MAX_SOURCES)
         return out
+
+    def _class_slots(self, cls: str) -> dict[str, set[str]]:
+        """Class attributes of the class's own module that hold the class (`metadata_cls = Mamba2Metadata`
+        in a builder), with the classes that hold them: `self.metadata_cls(...)` constructs it."""
+        found = self.index.klass(cls)
+        if found is None:
+            return {}
+        summary = found[0]
+        slots: dict[str, set[str]] = {}
+        for local, info in summary.classes.items():
+            for name, value, _line in info.attributes:
+                if value[0] == "name" and summary.qualified(value[1]) == cls:
+                    slots.setdefault(name, set()).add(summary.qualified(local))
+        return slots
 
     def _aliases(self, summary: ModuleSummary, info: FunctionInfo) -> set[str]:
         """Attributes that hold this method (`self.update = self.update_sliding_window`)."""
