@@ -376,8 +376,9 @@ class Inference:
                 if _scalar_annotation(annotation):
                     # `_decode_causal: bool = True`: the class says what the field holds, whatever a
                     # store elsewhere is taken for (one model passes a GPU tensor as `causal`).
-                    return Fact(Device.NOT_TENSOR, value_kind="python", reason=f"field `{attr}` of `{info.name}` "
-                                f"is declared `{_spelled(annotation)}`", where=self._where(summary, line))
+                    return Fact(Device.NOT_TENSOR, value_kind="python", dtype=_scalar_dtype(annotation),
+                                reason=f"field `{attr}` of `{info.name}` is declared `{_spelled(annotation)}`",
+                                where=self._where(summary, line))
                 if annotated is not None and declared is None:
                     declared = replace(annotated, reason=f"field `{attr}` of `{info.name}` is declared "
                                        f"`{_spelled(annotation)}`", where=self._where(summary, line))
@@ -1508,11 +1509,19 @@ def _scalar_annotation(annotation: tuple[str, ...]) -> bool:
     return bool(annotation) and all(name in _SCALAR_ANNOTATIONS for name in annotation)
 
 
+def _scalar_dtype(annotation: tuple[str, ...]) -> str | None:
+    """The number kind a scalar annotation declares (`int`, `Optional[float]`), as the per-file analysis
+    gives an annotated parameter: `t[i] = batch.next_token` stores a Python number (SL301)."""
+    kinds = set(annotation)
+    return kinds.pop() if len(kinds) == 1 and kinds <= {"int", "float", "bool"} else None
+
+
 def _declared_scalar(info: FunctionInfo) -> Fact | None:
     """PYTHON for a function annotated to return a Python scalar (`-> bool`, `-> Optional[int]`)."""
     annotation = info.returns_annotation
     if _scalar_annotation(annotation):
-        return Fact(Device.NOT_TENSOR, value_kind="python", reason=f"`{info.name}` is annotated `-> {annotation[0]}`")
+        return Fact(Device.NOT_TENSOR, value_kind="python", dtype=_scalar_dtype(annotation),
+                    reason=f"`{info.name}` is annotated `-> {annotation[0]}`")
     return None
 
 
