@@ -86,6 +86,9 @@ def test_fact_device(source: str, device: Device) -> None:
         ("import torch\ng = torch.zeros(4, device='cuda')\nrows = [g[i] for i in range(3)]\nprobe(torch.stack(rows))",
          Device.GPU),
         ("import torch\ndef f(xs):\n    parts = [torch.arange(k) for k in xs]\n    probe(torch.cat(parts))", Device.CPU),
+        # `out=` is what the call returns: a pinned staging buffer stays pinned.
+        ("import torch\ndef f(parts, n):\n    buf = torch.empty(n, pin_memory=True)\n"
+         "    probe(torch.cat(parts, out=buf))", Device.PINNED),
         # Two paths built tuples of the same shape: element by element.
         ("import torch\ndef f(c):\n    x = torch.ones(3, device='cuda')\n    if c:\n        t = (1, x)\n"
          "    else:\n        t = (2, x.cpu())\n    _, y = t\n    probe(y)", Device.UNKNOWN),

@@ -422,3 +422,17 @@ def test_a_noqa_on_a_processors_convention_finding_is_not_unused(tmp_path) -> No
                         "    def size(self):\n        return 4  # noqa: SL304\n",
     })
     assert [(d.code, d.start.row) for d in diagnostics] == [("SL900", 10)]  # only the one with nothing to silence
+
+
+def test_a_copy_out_of_a_pinned_buffer_filled_in_another_module_is_no_finding(tmp_path: Path) -> None:
+    # `torch.cat(parts, out=pinned)` returns `pinned`: its caller's `non_blocking` copy does not wait.
+    stage = ("import torch\n\n\ndef stage(parts, n: int):\n    buf = torch.empty(n, pin_memory=True)\n"
+             "    return torch.cat(parts, out=buf)\n\n\ndef plain(n: int):\n"
+             "    return torch.cat([torch.arange(n), torch.arange(n)])\n")
+    send = ("from pkg.stage import plain, stage\n\n\ndef send(parts, n: int):\n"
+            "    a = stage(parts, n).to('cuda', non_blocking=True)\n"
+            "    b = plain(n).to('cuda', non_blocking=True)\n    return a, b\n")
+    diagnostics = check_small_project(tmp_path, {"pkg/__init__.py": "", "pkg/stage.py": stage, "pkg/send.py": send})
+    rows = {(Path(d.path).name, d.start.row, d.code) for d in diagnostics}
+    assert ("send.py", 5, "SL303") not in rows  # pinned: no finding
+    assert ("send.py", 6, "SL303") in rows  # pageable `torch.arange` parts

@@ -510,6 +510,12 @@ class Evaluator:
             return Fact(Device.CPU, reason="created by {code} (CPU memory)", origin=expr, ndim=None)
         if namespace == "torch" and (last in FACTORIES or last in LIKE_FACTORIES):
             return self._eval_factory(expr, last)
+        out = next((a.value for a in expr.args if a.keyword is not None and a.keyword.value == "out"), None)
+        if out is not None:
+            # `torch.cat(parts, out=pinned)` writes into `out` and returns it: pinned memory stays pinned.
+            written = self.fact(out)
+            if written.is_tensor:
+                return written
         # Any other torch function: its result lives where its tensor inputs live.
         inputs = [self.fact(arg.value) for arg in expr.args if arg.keyword is None or arg.keyword.value in
                   ("input", "other", "out", "self", "condition", "tensors", "indices", "mask")]

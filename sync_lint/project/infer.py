@@ -1295,6 +1295,10 @@ class Inference:
                             convention=target.by_convention, dtype=dtype)
             assumed = target is not None and target.by_convention
             return with_dtype(_host_tensor(pin, f"`{qualified}(...)`", assumed), dtype)
+        if "out" in keywords:
+            written = self.eval(keywords["out"], context)  # `torch.cat(parts, out=pinned)` returns `out`
+            if written.is_tensor:
+                return written
         inputs = [self.eval(a, context) for a in args if a[0] != "*"]
         inputs += [self.eval(v, context) for k, v in kwargs if k in ("input", "other", "out", "tensors")]
         # `torch.cat([a, b])`: the tensors are the list's elements.
