@@ -1,0 +1,12 @@
+from enum import IntEnum, auto
+
+
+class SpeculativeAlgorithm(IntEnum):
+    NONE = auto()
+    EAGLE = auto()
+
+    def is_none(self):
+        return self == SpeculativeAlgorithm.NONE
+
+    def is_some(self):
+        return self != SpeculativeAlgorithm.NONE

@@ -1,0 +1,3 @@
+from vllm.multimodal.inputs import MultiModalFieldConfig, MultiModalKwargs
+
+__all__ = ["MultiModalFieldConfig", "MultiModalKwargs"]
