@@ -12,7 +12,6 @@ operators, indexing, tensor methods and `torch.*` functions, attributes set in
 from __future__ import annotations
 
 import functools
-
 from typing import TYPE_CHECKING, Callable, Iterable
 
 import libcst as cst

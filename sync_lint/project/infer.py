@@ -1466,7 +1466,6 @@ class Inference:
             return TENSOR
         return None
 
-
     def _alias_classes(self, module: str, name: str) -> set[str]:
         """The project classes a type alias names (`VideoInputs: TypeAlias = PixelInputs | EmbeddingInputs`,
         `Union[A, B]`, `Optional[A]`); empty when the global is anything else."""
