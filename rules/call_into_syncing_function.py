@@ -18,7 +18,7 @@ marked `# sync-lint: hot`, and (unless `hot-path-defaults = []`) the `forward` o
 
 Default mode reports a chain only when it syncs on every pass: no call on the way
 down and not the sync itself sits in a block that runs on some calls only (an `if`
-or `else` arm, the rest of a block after an `if` that may return, an `except`, a
+or `else` arm, the rest of a block after an `if` that returns, an `except`, a
 `case`). A longer chain that syncs on every pass is reported instead of a nearer
 one behind a branch. `--strict` adds the chains that need a branch taken, with
 `confidence: "strict"` and the first test they need in the message ("the host waits

@@ -389,7 +389,7 @@ class _Pass:
         a `check_inputs=False` default and a check that runs only `if check_inputs:`).
         The nearest chain when it holds, else the nearest that does (with the syncs live at its end);
         None when none does. `every_pass`: only chains whose calls and sync sit in no branch (no `if`
-        arm, no rest of a block after an `if` that may return, no `except`, no `case`)."""
+        arm, no rest of a block after an `if` that returns, no `except`, no `case`)."""
         known = self._known_arguments(caller, edge)
         path: list[tuple[str, "Edge"]] = []
         current, context, live = edge.callee, known, True

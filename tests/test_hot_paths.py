@@ -638,22 +638,6 @@ def test_the_message_names_the_branch_a_conditional_sync_needs(tmp_path):
     assert messages[13].endswith("on every pass through this hot path")
 
 
-def test_a_return_nested_in_an_if_makes_the_rest_conditional(tmp_path):
-    # FastSpeech2's `extend_pos_enc`: the cached table is returned when it is long enough, and only
-    # the calls that find it short go on to build a new one and copy it to the device.
-    messages = model_sl601(tmp_path, {
-        "pkg/__init__.py": "",
-        "pkg/ops.py": "import torch\n\n\ndef extend(x, table):\n    if table is not None:\n"
-                      "        if table.size(0) >= x.size(0):\n            return table\n"
-                      "    return torch.arange(x.size(0)).to(x.device)\n",
-        "pkg/model.py": "import torch\n\nfrom pkg.ops import extend\n\n\n"
-                        "class Model(torch.nn.Module):\n    def forward(self, q):\n"
-                        "        x = torch.ones(3, device='cuda')\n"
-                        "        return extend(x, q)\n",
-    })
-    assert messages[9].split("take the branch at ")[-1].endswith("pkg/ops.py:5")
-
-
 def test_default_mode_reports_only_chains_that_sync_on_every_pass(tmp_path):
     # A chain that needs a branch taken (in a callee, or at the sync) is --strict only, and marked so;
     # a longer chain that syncs on every pass is reported instead of a nearer conditional one.

@@ -27,7 +27,7 @@ from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 19
+SUMMARY_FORMAT = 18
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -66,7 +66,7 @@ class FunctionInfo:
     # The same for lines that run only when the parameter is true (`if check_inputs:`).
     truth_guards: tuple[tuple[str, int, int], ...] = ()
     # (test line, first line, last line): blocks that run on some calls only, whatever decides it (the
-    # arms of an `if`, `except` handlers, `case`s, the rest of a block after an `if` that may return).
+    # arms of an `if`, `except` handlers, `case`s, the rest of a block after an `if` that returns).
     branches: tuple[tuple[int, int, int], ...] = ()
 
     def branch_at(self, line: int) -> int | None:
@@ -1220,7 +1220,7 @@ def _guards(body: list[ast.stmt], params: set[str]) -> tuple[_Guards, _Guards]:
                     continue
                 if statement.orelse:
                     out.append((param, statement.orelse[0].lineno, _last_line(statement.orelse)))
-                if (_exits(statement.body) or _may_return(statement.body)) and position + 1 < len(block):
+                if _exits(statement.body) and position + 1 < len(block):
                     out.append((param, block[position + 1].lineno, _last_line(block)))
         # `attention_mask.sum(-1).tolist() if attention_mask is not None else [n] * b`
         for node in conditionals:
@@ -1280,7 +1280,7 @@ def _branches(body: list[ast.stmt]) -> tuple[tuple[int, int, int], ...]:
                 out.append((statement.lineno, statement.body[0].lineno, _last_line(statement.body)))
                 if statement.orelse:
                     out.append((statement.lineno, statement.orelse[0].lineno, _last_line(statement.orelse)))
-                if (_exits(statement.body) or _may_return(statement.body)) and position + 1 < len(block):
+                if _exits(statement.body) and position + 1 < len(block):
                     out.append((statement.lineno, block[position + 1].lineno, _last_line(block)))
             elif isinstance(statement, (ast.Try, getattr(ast, "TryStar", ast.Try))):
                 out.extend((h.lineno, h.body[0].lineno, _last_line(h.body)) for h in statement.handlers)
@@ -1302,13 +1302,6 @@ def _true_when(test: ast.expr) -> tuple[set[str], set[str]]:
 
 def _exits(block: list[ast.stmt]) -> bool:
     return bool(block) and isinstance(block[-1], (ast.Return, ast.Raise, ast.Continue, ast.Break))
-
-
-def _may_return(block: list[ast.stmt]) -> bool:
-    """A `return` somewhere in the block (`if cached: if fits: return table`): what follows the block
-    runs only on the calls that do not return there."""
-    return any(isinstance(node, ast.Return)
-               for node in _walk_statements([s for s in block if not isinstance(s, _NESTED_SCOPES)]))
 
 
 def _last_line(block: list[ast.stmt]) -> int:
