@@ -86,6 +86,16 @@ def test_fact_device(source: str, device: Device) -> None:
         ("import torch\ng = torch.zeros(4, device='cuda')\nrows = [g[i] for i in range(3)]\nprobe(torch.stack(rows))",
          Device.GPU),
         ("import torch\ndef f(xs):\n    parts = [torch.arange(k) for k in xs]\n    probe(torch.cat(parts))", Device.CPU),
+        # A list this function fills with `.append`/`.extend`/`.insert`, read after a loop that may not run.
+        ("import torch\ndef f(ids):\n    g = torch.zeros(4, 8, device='cuda')\n    vals = []\n"
+         "    for i in ids:\n        vals.append(g[i])\n    probe(torch.cat(vals))", Device.GPU),
+        ("import torch\ndef f(ids):\n    g = torch.zeros(4, 8, device='cuda')\n    vals = []\n"
+         "    vals.extend([g, g])\n    for v in vals:\n        probe(v)", Device.GPU),
+        ("import torch\ndef f(ids):\n    vals = []\n    for i in ids:\n        vals.insert(0, torch.arange(i))\n"
+         "    probe(torch.cat(vals))", Device.CPU),
+        # Elements on two devices: unknown; a list nothing was added to: no tensor.
+        ("import torch\ndef f(ids):\n    g = torch.zeros(4, device='cuda')\n    vals = []\n"
+         "    vals.append(g)\n    vals.append(g.cpu())\n    probe(torch.cat(vals))", Device.UNKNOWN),
         # `out=` is what the call returns: a pinned staging buffer stays pinned.
         ("import torch\ndef f(parts, n):\n    buf = torch.empty(n, pin_memory=True)\n"
          "    probe(torch.cat(parts, out=buf))", Device.PINNED),

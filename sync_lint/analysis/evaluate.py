@@ -748,7 +748,8 @@ class Evaluator:
             if len(elements) != len(expr.elements):
                 return PYTHON  # a starred element
         if not elements:
-            return PYTHON
+            # `vals = []`: what `.append` adds later is what it holds (see `Binder.leave_expr`).
+            return Fact(Device.NOT_TENSOR, value_kind="list", empty=True) if isinstance(expr, cst.List) else PYTHON
         kind = "tuple" if isinstance(expr, cst.Tuple) else "list"
         # A display holding tensors keeps them: `_, mask = (None, gpu_mask)`, `for v in [a, b]`,
         # `torch.cat([x[i] for i in ...])`. A comprehension's element is read once the walk has bound

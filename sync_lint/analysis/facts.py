@@ -49,6 +49,9 @@ class Fact:
     items: tuple = ()  # "tuple": element facts; "dict": (key, fact) pairs
     # Only a convention learned from the repository says so (confidence "convention").
     convention: bool = False
+    # A list known to hold nothing yet (`vals = []`): joined with a list that holds something, the
+    # other's elements (a loop that appends may run zero times; then there is nothing to read).
+    empty: bool = False
     # Provenance.
     subject: str | None = None  # the name the fact is about ("x", "self.buf")
     reason: str = ""  # e.g. "assigned from {code}" — {code} is the origin's source
@@ -59,7 +62,7 @@ class Fact:
     def lattice(self) -> tuple:
         """What the fact says, without its provenance: two facts with equal lattices agree."""
         return (self.device, self.tensor_like, self.value_kind, self.device_value, self.refs,
-                tuple(_item_lattice(item) for item in self.items), self.pinning_unknown,
+                tuple(_item_lattice(item) for item in self.items), self.pinning_unknown, self.empty,
                 self.dtype if self.is_tensor or self.is_unknown_tensor else None)
 
     @property
@@ -222,6 +225,8 @@ def join(a: Fact | None, b: Fact | None) -> Fact:
         return b
     if b.value_kind == "none":
         return a
+    if a.value_kind == "list" and b.value_kind == "list" and (a.empty or b.empty):
+        return b if a.empty else a
     if a.device is b.device and a.value_kind == b.value_kind and a.device_value == b.device_value:
         if a.value_kind == "object" and (a.refs != b.refs or a.items != b.items):
             # Either class on the way here; exact only when both paths built it.

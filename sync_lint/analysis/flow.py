@@ -327,6 +327,31 @@ class Binder:
                 self._branches[-1].narrowed.append((key, fact, self.scope.env.get(key)))
             self.scope.env[key] = fact
 
+    def leave_expr(self, node: cst.Expr) -> None:
+        """`vals.append(x)`, `vals.extend(xs)`, `vals.insert(i, x)` on a list this function built: the
+        list holds what was added (`torch.cat(vals)`, `for v in vals` read it)."""
+        call = node.value
+        if not (isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute)
+                and call.func.attr.value in _LIST_ADDS and call.args):
+            return
+        name = dotted_name(call.func.value)
+        current = self.lookup(name) if name is not None else None
+        if current is None or current.value_kind != "list":
+            return
+        method = call.func.attr.value
+        if method == "insert":
+            if len(call.args) < 2:
+                return
+            added = self.evaluator.fact(call.args[1].value)
+        else:
+            added = self.evaluator.fact(call.args[0].value)
+            if method == "extend":
+                added = self.evaluator.element_fact(added)
+        if not added.is_tensor:
+            return
+        element = added if current.empty or not current.items else join(current.items[0], added)
+        self.set(name, replace(current, items=(element,), empty=False))
+
     def leave_assert(self, node: cst.Assert) -> None:
         """`assert t.is_cuda`: what the test proves holds after it (where it fails, nothing follows)."""
         self._narrow(narrowings(node.test)[0], "is asserted")
@@ -538,6 +563,7 @@ LEAVE: dict[type, Callable[[Binder, cst.CSTNode], None]] = {
     cst.Break: Binder.leave_jump,
     cst.Continue: Binder.leave_jump,
     cst.Assert: Binder.leave_assert,
+    cst.Expr: Binder.leave_expr,
 }
 AFTER_FIELD: dict[tuple[type, str], Callable[[Binder, cst.CSTNode], None]] = {
     (cst.If, "test"): Binder.if_after_test,
@@ -553,6 +579,9 @@ AFTER_FIELD: dict[tuple[type, str], Callable[[Binder, cst.CSTNode], None]] = {
     (cst.CompFor, "iter"): Binder.comp_for_after_iter,
 }
 
+
+# List methods that add elements: `Binder.leave_expr`.
+_LIST_ADDS = frozenset({"append", "extend", "insert"})
 
 # Builtin types whose instances are never tensors.
 _BUILTIN_TYPES = frozenset({"str", "int", "float", "bool", "bytes", "list", "dict", "tuple", "set", "complex"})
