@@ -187,8 +187,11 @@ class IndexPutFromHost(Rule):
         fact = self.ctx.devices.fact(index)
         scalar = value is not None and is_python_number(self.ctx, value)
         host_scalar = scalar or (value is not None and is_cpu_scalar_tensor(self.ctx, value))
-        if isinstance(index, _LISTS) or (fact.value_kind == "python" and isinstance(fact.origin, _LISTS)) \
-                or is_host_list(fact):
+        # A variable bound to a list display, holding no tensor (filled by `.append` of numbers, or
+        # not at all): built as a CPU tensor. A list of index tensors is a tuple of indices instead.
+        displayed = fact.value_kind in ("python", "list") and isinstance(fact.origin, _LISTS) and \
+            not any(item.is_tensor or item.is_unknown_tensor for item in fact.items)
+        if isinstance(index, _LISTS) or displayed or is_host_list(fact):
             return (
                 f"the list index `{code}` is built as a CPU tensor and copied to the GPU with a blocking copy; "
                 "build the index tensor on the GPU once (pinned, `non_blocking=True`) and reuse it",

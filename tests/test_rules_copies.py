@@ -125,6 +125,23 @@ def test_sl302_gpu_index_of_unknown_dtype_needs_strict():
     assert lines(source, "SL302", strict=True) == [4]
 
 
+def test_sl302_a_list_filled_by_append_is_a_list_index_unless_it_holds_tensors():
+    source = textwrap.dedent("""
+    import torch
+    def f(seqs, n):
+        bias = torch.zeros(10, device="cuda")
+        single = []
+        for s in seqs:
+            single.append(s[0])
+        bias[single] = 1.0
+        rows = []
+        for i in range(n):
+            rows.append(torch.arange(i, device="cuda"))
+        return bias[rows]
+    """)
+    assert lines(source, "SL302") == [8]  # numbers: a CPU tensor built and copied; GPU index tensors: none
+
+
 def test_sl302_fix_only_for_a_plain_target():
     source = "import torch\nt = torch.zeros(8, device='cuda')\nidx = t.argsort()\nt[idx] = 0\nt.clone()[idx] = 0\n"
     fixes = [d.fix for d in findings(source, "SL302")]

@@ -348,6 +348,8 @@ class Binder:
             if method == "extend":
                 added = self.evaluator.element_fact(added)
         if not added.is_tensor:
+            if current.empty:  # something else went in: no longer empty, its elements unknown
+                self.set(name, replace(current, empty=False))
             return
         element = added if current.empty or not current.items else join(current.items[0], added)
         self.set(name, replace(current, items=(element,), empty=False))
