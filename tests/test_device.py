@@ -96,6 +96,9 @@ def test_fact_device(source: str, device: Device) -> None:
         # Elements on two devices: unknown; a list nothing was added to: no tensor.
         ("import torch\ndef f(ids):\n    g = torch.zeros(4, device='cuda')\n    vals = []\n"
          "    vals.append(g)\n    vals.append(g.cpu())\n    probe(torch.cat(vals))", Device.UNKNOWN),
+        # `*_like(cpu, pin_memory=True)` is new pinned host memory, not where its model is.
+        ("import torch\ndef f(n):\n    perm = torch.arange(n)\n    probe(torch.empty_like(perm, pin_memory=True))",
+         Device.PINNED),
         # `out=` is what the call returns: a pinned staging buffer stays pinned.
         ("import torch\ndef f(parts, n):\n    buf = torch.empty(n, pin_memory=True)\n"
          "    probe(torch.cat(parts, out=buf))", Device.PINNED),

@@ -432,7 +432,14 @@ def test_a_copy_out_of_a_pinned_buffer_filled_in_another_module_is_no_finding(tm
     send = ("from pkg.stage import plain, stage\n\n\ndef send(parts, n: int):\n"
             "    a = stage(parts, n).to('cuda', non_blocking=True)\n"
             "    b = plain(n).to('cuda', non_blocking=True)\n    return a, b\n")
-    diagnostics = check_small_project(tmp_path, {"pkg/__init__.py": "", "pkg/stage.py": stage, "pkg/send.py": send})
+    invert = ("import torch\n\nPIN = True\n\n\ndef invert(perm):\n"
+              "    inv = torch.empty_like(perm, pin_memory=PIN)\n    return inv\n")
+    send += ("\n\ndef reverse(n: int):\n    from pkg.invert import invert\n\n"
+             "    return invert(torch.arange(n)).to('cuda', non_blocking=True)\n")
+    send = "import torch\n" + send
+    diagnostics = check_small_project(tmp_path, {"pkg/__init__.py": "", "pkg/stage.py": stage, "pkg/send.py": send,
+                                                 "pkg/invert.py": invert})
     rows = {(Path(d.path).name, d.start.row, d.code) for d in diagnostics}
-    assert ("send.py", 5, "SL303") not in rows  # pinned: no finding
-    assert ("send.py", 6, "SL303") in rows  # pageable `torch.arange` parts
+    assert ("send.py", 6, "SL303") not in rows  # pinned: no finding
+    assert ("send.py", 7, "SL303") in rows  # pageable `torch.arange` parts
+    assert not any(name == "send.py" and row == 14 for name, row, _code in rows)  # `empty_like(..., pin_memory=)`

@@ -547,6 +547,11 @@ class Evaluator:
             return Fact(Device.UNKNOWN, tensor_like=True, ndim=ndim, dtype=dtype)
         if name in LIKE_FACTORIES or (name == "as_tensor" and expr.args):
             source = self.fact(expr.args[0].value) if expr.args else UNKNOWN
+            if pin_arg is not None and source.is_cpu:
+                # `torch.empty_like(cpu_perm, pin_memory=PIN_MEMORY)`: new host memory, pinned as asked.
+                return Fact(Device.PINNED if pin else Device.CPU, ndim=ndim if ndim is not None else source.ndim,
+                            dtype=dtype or source.dtype, reason="created by {code}", origin=expr,
+                            pinning_unknown=pin_unknown)
             if source.is_tensor or source.is_unknown_tensor:
                 return replace(source, ndim=ndim if ndim is not None else source.ndim, dtype=dtype or source.dtype)
             if name in LIKE_FACTORIES:

@@ -1287,6 +1287,8 @@ class Inference:
             if device is None and last in LIKE_FACTORIES:
                 # `torch.rand_like(x)` is where `x` is: of a value not known, on a device not known.
                 source = self.eval(args[0], context) if args else UNKNOWN
+                if pin is not None and source.is_cpu:  # `torch.empty_like(cpu, pin_memory=flag)`: new host memory
+                    return with_dtype(_host_tensor(pin, f"`{qualified}(...)`"), source.dtype)
                 return source if source.is_tensor or source.is_unknown_tensor else TENSOR
             target = self._device_argument(device, context) if device is not None else None
             dtype = self._dtype_named(keywords.get("dtype"), context)
