@@ -32,6 +32,7 @@ from sync_lint.analysis.facts import (
     host_list,
     join,
     replace,
+    spread_elements,
 )
 from sync_lint.analysis.flow import Deferred
 from sync_lint.analysis.imports import ImportTable
@@ -518,10 +519,7 @@ class Evaluator:
         # Any other torch function: its result lives where its tensor inputs live.
         inputs = [self.fact(arg.value) for arg in expr.args if arg.keyword is None or arg.keyword.value in
                   ("input", "other", "out", "self", "condition", "tensors", "indices", "mask")]
-        # `torch.cat([a, b])`, `torch.stack(rows)`: the tensors are the list's elements.
-        inputs = [item for fact in inputs for item in
-                  (fact.items if fact.value_kind in ("tuple", "list") and fact.items else (fact,))]
-        result = combine(inputs)
+        result = combine(spread_elements(inputs))
         return shape_result(result, last, expr)
 
     def _eval_factory(self, expr: cst.Call, name: str) -> Fact:

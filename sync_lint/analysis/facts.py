@@ -209,6 +209,12 @@ def container_method(container: Fact, method: str) -> Fact | None:
     return None
 
 
+def spread_elements(facts: list[Fact]) -> list[Fact]:
+    """The inputs of `torch.cat([a, b])`/`torch.stack(rows)`: a list or tuple stands for its elements."""
+    return [item for fact in facts
+            for item in (fact.items if fact.value_kind in ("tuple", "list") and fact.items else (fact,))]
+
+
 def is_exact(fact: Fact) -> bool:
     """Whether an object's class is known exactly (constructed, not declared)."""
     return fact.value_kind == "object" and "exact" in fact.items

@@ -52,6 +52,7 @@ from sync_lint.analysis.facts import (
     host_list,
     is_exact,
     replace,
+    spread_elements,
 )
 from sync_lint.analysis.knowledge import (
     ACCELERATOR_NAMES,
@@ -364,6 +365,7 @@ class Inference:
     def _field(self, cls: str, attr: str, budget: int) -> Fact:
         sources: list[Fact] = []
         declared: Fact | None = None
+        field_declared = False
         for owner in self.index.mro(cls):
             found = self.index.klass(owner)
             if found is None:
@@ -372,6 +374,7 @@ class Inference:
             for name, annotation, default, line in info.fields:
                 if name != attr:
                     continue
+                field_declared = True
                 annotated = self._annotation_fact(summary, annotation)
                 if _scalar_annotation(annotation):
                     # `_decode_causal: bool = True`: the class says what the field holds, whatever a
@@ -394,7 +397,7 @@ class Inference:
         if self._by_position(cls):
             sources += self._constructor_fields(cls, attr, budget)
             sources += self._replaced_fields(cls, attr, budget)
-        elif self._fields_by_keyword(cls, attr):
+        elif field_declared and self._init_takes_keyword(cls, attr):
             sources += self._constructor_fields(cls, attr, budget, by_position=False)
         for store_summary, store in self._stores_into(cls, attr):
             context = Context(store_summary, store_summary.functions.get(store.function) if store.function else None,
@@ -439,11 +442,9 @@ class Inference:
         has_fields = any((k := self.index.klass(o)) and k[1].fields for o in self.index.mro(cls))
         return bool(has_fields) and self.index.method(cls, "__init__") is None
 
-    def _fields_by_keyword(self, cls: str, attr: str) -> bool:
-        """A declared field that the constructor takes through `**kwargs` (vLLM's `TensorSchema`:
+    def _init_takes_keyword(self, cls: str, attr: str) -> bool:
+        """The constructor takes `attr` only through `**kwargs` (vLLM's `TensorSchema`:
         `__init__(self, *, validate=True, **kwargs)` sets each keyword as an attribute)."""
-        if not any((k := self.index.klass(o)) and any(f[0] == attr for f in k[1].fields) for o in self.index.mro(cls)):
-            return False
         init = self.index.method(cls, "__init__")
         found = self.index.function(init) if init is not None else None
         if found is None:
@@ -1303,9 +1304,7 @@ class Inference:
                 return written
         inputs = [self.eval(a, context) for a in args if a[0] != "*"]
         inputs += [self.eval(v, context) for k, v in kwargs if k in ("input", "other", "out", "tensors")]
-        # `torch.cat([a, b])`: the tensors are the list's elements.
-        inputs = [item for fact in inputs for item in (fact.items if fact.value_kind in ("tuple", "list") else (fact,))]
-        result = combine(inputs)
+        result = combine(spread_elements(inputs))
         if not (result.is_tensor or result.is_unknown_tensor):
             result = TENSOR
         return with_dtype(result, result_dtype(last, result.dtype, by_method=False, arguments=len(args) + len(kwargs)))
