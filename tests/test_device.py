@@ -113,6 +113,36 @@ def test_displays_keep_their_tensors(source: str, device: Device) -> None:
     assert fact_of(source)[0].device is device
 
 
+@pytest.mark.parametrize(
+    "source,device,convention",
+    [
+        # A torch.nn layer's output is where its input is: proven.
+        ("import torch\nfrom torch import nn\nproj = nn.Linear(4, 4)\n"
+         "probe(proj(torch.zeros(2, 4, device='cuda')))", Device.GPU, False),
+        # A module of a class not known here (taken for one by its name): a convention.
+        ("import torch\ndef f(model, n):\n    ids = torch.zeros(n, device='cuda')\n    probe(model(ids))",
+         Device.GPU, True),
+        ("import torch\ndef f(model, n):\n    ids = torch.zeros(n, device='cuda')\n"
+         "    probe(model(input_ids=ids, positions=None))", Device.GPU, True),
+        ("import torch\nclass R:\n    def step(self, n):\n        h = torch.zeros(n, 8, device='cuda')\n"
+         "        probe(self.model.compute_logits(h, None))", Device.GPU, True),
+        # A host input says nothing: the module may move it to its own device first.
+        ("import torch\ndef f(model: torch.nn.Module, n):\n    probe(model(torch.zeros(n)))", Device.UNKNOWN, False),
+        ("import torch\ndef f(model, ids, n):\n    probe(model(ids, mask=torch.zeros(n, device='cuda')))",
+         Device.UNKNOWN, False),
+        # No tensor goes in: nothing is known of what comes out.
+        ("import torch\ndef f(model, prompts):\n    probe(model(prompts))", Device.UNKNOWN, False),
+        # Moving a module returns the module, not a tensor.
+        ("import torch\ndef f(model, n):\n    probe(model.to(torch.zeros(n, device='cuda')))",
+         Device.NOT_TENSOR, False),
+    ],
+)
+def test_a_module_returns_a_tensor_where_its_input_is(source: str, device: Device, convention: bool) -> None:
+    fact = fact_of(source)[0]
+    assert fact.device is device
+    assert fact.by_convention is convention
+
+
 def test_branches_join_conservatively() -> None:
     source = """
     import torch

@@ -443,3 +443,31 @@ def test_a_copy_out_of_a_pinned_buffer_filled_in_another_module_is_no_finding(tm
     assert ("send.py", 6, "SL303") not in rows  # pinned: no finding
     assert ("send.py", 7, "SL303") in rows  # pageable `torch.arange` parts
     assert not any(name == "send.py" and row == 14 for name, row, _code in rows)  # `empty_like(..., pin_memory=)`
+
+
+def test_a_model_loaded_at_run_time_returns_tensors_where_its_inputs_are(tmp_path: Path) -> None:
+    # vLLM's runner: `self.model = get_model(...)` is declared `nn.Module` (its class comes from a registry
+    # at run time). Called with GPU inputs it returns GPU tensors, which reach the sampler in another
+    # module; evidence that rests on the module's unknown class is a convention.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/loader.py": "from torch import nn\n\n\ndef get_model(config) -> nn.Module:\n"
+                         "    return REGISTRY[config.arch](config)\n",
+        "pkg/sampler.py": "import torch\n\n\nclass Sampler(torch.nn.Module):\n"
+                          "    def forward(self, logits: torch.Tensor):\n        return logits.argmax(-1).tolist()\n",
+        "pkg/runner.py": "import torch\n\nfrom pkg.loader import get_model\nfrom pkg.sampler import Sampler\n\n\n"
+                         "class Runner:\n    def __init__(self, config, device):\n"
+                         "        self.input_ids = torch.zeros(64, dtype=torch.long, device=device)\n"
+                         "        self.sampler = Sampler()\n        self.model = get_model(config)\n\n"
+                         "    def step(self, n, prompt_ids: list[int]):\n"
+                         "        hidden = self.model(input_ids=self.input_ids[:n], positions=None)\n"
+                         "        logits = self.model.compute_logits(hidden)\n"
+                         "        tokens = self.sampler(logits)\n"
+                         "        host = self.model(torch.tensor(prompt_ids))\n"
+                         "        return tokens, host.tolist()\n",
+    })
+    rows = {(Path(d.path).name, d.start.row, d.code): d for d in found}
+    assert set(rows) == {("sampler.py", 6, "SL102")}
+    finding = rows["sampler.py", 6, "SL102"]
+    assert finding.confidence == "convention"
+    assert any("compute_logits" in step.message for step in finding.evidence_steps)

@@ -13,11 +13,11 @@ import textwrap
 import pytest
 
 from sync_lint.analysis.conventions import DeviceSettings
-from sync_lint.analysis.facts import PYTHON, Device, Fact, constructed, join
+from sync_lint.analysis.facts import MODULE, NN_MODULE, NONE, PYTHON, Device, Fact, constructed, join, module_output
 from sync_lint.analysis.flow import Deferred, Scope, join_envs
 from sync_lint.project.deps import Reads, dep_id
 from sync_lint.project.index import ProjectIndex, table_rows
-from sync_lint.project.infer import TENSOR, Inference, join_sources, library_module_call
+from sync_lint.project.infer import TENSOR, Inference, join_sources
 from sync_lint.project.summary import annotation_types, summarize
 from sync_lint.project.values import Value
 from fixture_support import check_small_project
@@ -1285,12 +1285,23 @@ def test_forward_parameters_come_from_the_calls_of_the_objects() -> None:
 
 def test_a_torch_nn_module_output_is_where_its_input_is() -> None:
     linear = Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset({"torch.nn.Linear"}))
-    gpu = library_module_call(linear, Fact(Device.GPU), "`self.proj(x)`")
-    assert gpu.device is Device.GPU and "`Linear` module" in gpu.reason
-    assert library_module_call(linear, Fact(Device.CPU), "`p(x)`").device is Device.CPU
-    assert library_module_call(linear, PYTHON, "`p(x)`").device is Device.UNKNOWN  # not a tensor input
+    gpu = module_output(linear, [Fact(Device.GPU)], "`self.proj(x)`")
+    assert gpu.device is Device.GPU and "`Linear` module" in gpu.reason and not gpu.by_convention
+    assert module_output(linear, [Fact(Device.CPU)], "`p(x)`").device is Device.CPU
+    assert module_output(linear, [PYTHON], "`p(x)`").device is Device.UNKNOWN  # not a tensor input
+    # The first argument decides: a later one may be a mask or an index on another device.
+    assert module_output(linear, [PYTHON, Fact(Device.CPU)], "`p(x, m)`").device is Device.UNKNOWN
     project = Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset({"pkg.layers.Scorer"}))
-    assert library_module_call(project, Fact(Device.GPU), "`s(x)`").device is Device.UNKNOWN
+    assert module_output(project, [Fact(Device.GPU)], "`s(x)`").device is Device.UNKNOWN
+    # A module of a class not known here (declared `nn.Module`, named `model`): a GPU input makes a GPU
+    # output by convention; a host input says nothing (the module may move it to its device itself).
+    declared = Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset({"torch.nn.Module"}))
+    for module in (declared, NN_MODULE):
+        found = module_output(module, [Fact(Device.GPU)], "`model(x)`")
+        assert found.device is Device.GPU and found.by_convention
+        assert module_output(module, [Fact(Device.PINNED)], "`model(x)`").device is Device.UNKNOWN
+    assert "`.embed()`" in module_output(NN_MODULE, [Fact(Device.GPU)], "`m.embed(x)`", method="embed").reason
+    assert module_output(MODULE, [Fact(Device.GPU)], "`utils.f(x)`").device is Device.UNKNOWN  # a Python module
     inference = Inference(_index(MODULE_CALLS))
     assert inference.field(["pkg.layers.Scorer"], "proj").refs == {"torch.nn.Linear"}
     # A GPU input at one call and a CPU one at the other: what it returns is known at neither.

@@ -19,7 +19,8 @@ import libcst as cst
 from sync_lint.analysis.conventions import DeviceSettings
 from sync_lint.analysis.facts import (
     DTYPE,
-    MODULE,
+    MODULE_MOVES,
+    NN_MODULE,
     NONE,
     NUMPY,
     PYTHON,
@@ -31,6 +32,8 @@ from sync_lint.analysis.facts import (
     device_value,
     host_list,
     join,
+    module_output,
+    nn_module,
     replace,
     spread_elements,
 )
@@ -50,6 +53,7 @@ from sync_lint.analysis.knowledge import (
     METADATA_METHODS,
     MODULE_NAMES,
     NEW_METHODS,
+    NN_NON_MODULES,
     NON_TENSOR_ANNOTATIONS,
     REDUCTIONS,
     STREAM_HANDLES,
@@ -248,7 +252,7 @@ class Evaluator:
                 # `ids: list[int]`: a Python list, which indexes a GPU tensor through a blocking copy.
                 return host_list(name)
             if "Module" in lasts or name in MODULE_NAMES:
-                return replace(MODULE, subject=name)
+                return replace(NN_MODULE, subject=name)
             if "device" in lasts:
                 dev = Device.CPU if "cpu" in name else Device.GPU
                 return _defaulted_device(device_value(dev, reason=f"a parameter named `{name}`"), param)
@@ -259,7 +263,7 @@ class Evaluator:
                 last = next(iter(lasts)) if len(lasts) == 1 else None
                 return replace(PYTHON, subject=name, dtype=last if last in ("int", "float", "bool") else None)
         if name in MODULE_NAMES:
-            return replace(MODULE, subject=name)
+            return replace(NN_MODULE, subject=name)
         named = self.settings.fact_for_name(name)
         if named is not None and named.value_kind == "device":
             return _defaulted_device(named, param)
@@ -288,7 +292,7 @@ class Evaluator:
             if fact is not None:
                 return fact
         if name in MODULE_NAMES:
-            return replace(MODULE, subject=name)
+            return replace(NN_MODULE, subject=name)
         return self.settings.fact_for_name(name) or UNKNOWN
 
     def _eval_attribute(self, expr: cst.Attribute) -> Fact:
@@ -344,7 +348,7 @@ class Evaluator:
         if attr == "device_module":
             return Fact(Device.NOT_TENSOR, value_kind="device-module", subject=name or attr, from_name=True)
         if attr in MODULE_NAMES:
-            return replace(MODULE, subject=name)
+            return replace(NN_MODULE, subject=name)
         fact = self.settings.fact_for_name(attr)
         if fact is not None:
             return replace(fact, subject=name or attr)
@@ -462,12 +466,20 @@ class Evaluator:
                         parts = [RANGE, *parts[:1]]
                     return Fact(Device.NOT_TENSOR, value_kind="zip", items=tuple(parts))
                 return RANGE if builtin == "range" else PYTHON
-            if self.project is not None:
-                callee = self.fact(func)
-                result = self._project_call(expr, callee, None) if callee.refs else None
+            callee = self.fact(func)
+            if self.project is not None and callee.refs:
+                result = self._project_call(expr, callee, None)
                 if result is not None:
                     return result
+            if nn_module(callee):  # `model(input_ids)`
+                return self._module_call(expr, callee)
         return UNKNOWN
+
+    def _module_call(self, expr: cst.Call, module: Fact, method: str | None = None) -> Fact:
+        """A module called (or its `method`): a tensor where its first tensor input is (`module_output`)."""
+        inputs = (self.fact(a.value) for a in expr.args if not a.star)
+        found = module_output(module, inputs, "{code}", method)
+        return replace(found, origin=expr) if found.is_tensor or found.is_unknown_tensor else found
 
     def _project_call(self, expr: cst.Call, callee: Fact, receiver: Fact | None) -> Fact | None:
         """A call into the project (a class, a function, a method): what the index says it returns."""
@@ -492,8 +504,9 @@ class Evaluator:
     def _eval_torch_call(self, expr: cst.Call, qual: str) -> Fact:
         last = qual.rsplit(".", 1)[-1]
         namespace = qual.rsplit(".", 1)[0]
-        if namespace == "torch.nn" and last[:1].isupper():
-            return MODULE
+        if namespace == "torch.nn" and last[:1].isupper() and last not in NN_NON_MODULES:
+            # `nn.Linear(...)`: a module object, whose call `module_output` answers (as the index's).
+            return Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset({qual}), items=("exact",))
         if qual == "torch.device":
             dev, why = self.device_of_argument(expr.args[0].value) if expr.args else (Device.GPU, "")
             return device_value(dev or Device.GPU, reason=f"`torch.device` of {why}", origin=expr)
@@ -562,7 +575,7 @@ class Evaluator:
         if owner.device is Device.NOT_TENSOR:
             if owner.value_kind == "numpy":
                 return NUMPY
-            if owner.value_kind == "module" and method in ("to", "cuda", "cpu", "half", "float", "eval", "train"):
+            if nn_module(owner) and method in MODULE_MOVES:
                 return owner
             if owner.value_kind == "device-module" and (method in EVENT_HANDLES or method in STREAM_HANDLES):
                 kind = "stream" if method in STREAM_HANDLES else "event"
@@ -578,7 +591,13 @@ class Evaluator:
                 result = self._project_call(expr, callee, owner) if callee is not None else None
                 if result is not None:
                     return result
-            return UNKNOWN if owner.value_kind in ("self", "torch-object", "object", "class", "module",
+            if nn_module(owner):  # `self.model.compute_logits(hidden)`
+                return self._module_call(expr, owner, method)
+            if owner.value_kind in ("self", "object"):  # `self.model(input_ids)`: the attribute may be a module
+                callee = self.fact(expr.func)
+                if nn_module(callee):
+                    return self._module_call(expr, callee)
+            return UNKNOWN if owner.value_kind in ("self", "torch-object", "object", "class", "module", "nn-module",
                                                    "device-module") else PYTHON
         if method in HOST_VALUE_METHODS or method in METADATA_METHODS:
             return PYTHON

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 if TYPE_CHECKING:
     import libcst as cst
@@ -163,7 +163,11 @@ def _detached_item(item: object) -> object:
 UNKNOWN = Fact(Device.UNKNOWN)
 PYTHON = Fact(Device.NOT_TENSOR, value_kind="python")
 NUMPY = Fact(Device.NOT_TENSOR, value_kind="numpy")
-MODULE = Fact(Device.NOT_TENSOR, value_kind="module")
+MODULE = Fact(Device.NOT_TENSOR, value_kind="module")  # a Python module
+# An `nn.Module` of a class not known here: declared `nn.Module`, or named like one (`model`).
+NN_MODULE = Fact(Device.NOT_TENSOR, value_kind="nn-module")
+# What a module's methods that return the module itself are called.
+MODULE_MOVES = frozenset({"to", "cuda", "cpu", "half", "float", "bfloat16", "eval", "train", "requires_grad_"})
 # A function's `**kwargs`: read by key, it may be one of vLLM's multimodal inputs (`Inference.multimodal_input`).
 KWARGS = Fact(Device.NOT_TENSOR, value_kind="kwargs")
 DTYPE = Fact(Device.NOT_TENSOR, value_kind="dtype")
@@ -213,6 +217,39 @@ def spread_elements(facts: list[Fact]) -> list[Fact]:
     """The inputs of `torch.cat([a, b])`/`torch.stack(rows)`: a list or tuple stands for its elements."""
     return [item for fact in facts
             for item in (fact.items if fact.value_kind in ("tuple", "list") and fact.items else (fact,))]
+
+
+def nn_module(fact: Fact) -> bool:
+    """An `nn.Module` object: an instance of a `torch.nn` class (`nn.Linear(...)`, a value declared
+    `nn.Module`), or a value taken for a module by its name (`self.model`), whose class is unknown."""
+    if fact.value_kind == "nn-module":
+        return True
+    return fact.value_kind == "object" and bool(fact.refs) and all(r.startswith("torch.nn.") for r in fact.refs)
+
+
+def module_output(module: Fact, inputs: "Iterable[Fact]", code: str, method: str | None = None) -> Fact:
+    """What calling a module returns (`self.proj(x)`, or its `method`), from its first argument
+    (positional, else by keyword): a tensor where that input is. A module's parameters must be where
+    its input is, or the call raises, so its output is there too. For a `torch.nn` layer this is
+    proven. For a module of a class not known here (`self.model` loaded at run time, a value declared
+    `nn.Module`) it is a convention, and only a GPU input says anything: such a module may move a host
+    input to its own device first (as Hugging Face models do), or return a tuple or an output
+    object. `code` spells the call."""
+    if not nn_module(module):
+        return UNKNOWN
+    first = next(iter(inputs), UNKNOWN)
+    if not (first.is_tensor or first.is_unknown_tensor):
+        return UNKNOWN
+    if module.value_kind == "object" and "torch.nn.Module" not in module.refs and method in (None, "forward"):
+        name = min(module.refs).rsplit(".", 1)[-1]
+        return Fact(first.device, tensor_like=first.tensor_like, pinning_unknown=first.pinning_unknown,
+                    dtype=first.dtype, convention=first.by_convention, via=first,
+                    reason=f"{code} runs a `{name}` module, whose output is where its input is")
+    if first.is_cpu:
+        return UNKNOWN
+    what = "a module" if method in (None, "forward") else f"`.{method}()` of a module"
+    return Fact(first.device, tensor_like=first.tensor_like, convention=True, via=first,
+                reason=f"{code} runs {what} of a class not known here, taken to return a tensor where its input is")
 
 
 def is_exact(fact: Fact) -> bool:

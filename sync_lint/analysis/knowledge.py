@@ -145,6 +145,8 @@ ELEMENTWISE = frozenset(
 )
 ACCELERATOR_NAMES = ("cuda", "xpu", "mps", "npu", "hpu")
 MODULE_NAMES = frozenset({"model", "module", "net", "network", "submodule"})
+# The classes of `torch.nn` whose instances are no modules.
+NN_NON_MODULES = frozenset({"Parameter", "Buffer", "UninitializedParameter", "UninitializedBuffer"})
 NON_TENSOR_ANNOTATIONS = frozenset(
     "int float bool str bytes list dict tuple set List Dict Tuple Set Sequence Mapping "
     "ndarray Module device dtype".split()

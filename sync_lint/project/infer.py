@@ -40,6 +40,8 @@ from typing import Callable, Iterable, Protocol, Union
 from sync_lint.analysis.conventions import DeviceSettings
 from sync_lint.analysis.facts import (
     KWARGS,
+    MODULE_MOVES,
+    NN_MODULE,
     NONE,
     NUMPY,
     PYTHON,
@@ -51,6 +53,8 @@ from sync_lint.analysis.facts import (
     device_value,
     host_list,
     is_exact,
+    module_output,
+    nn_module,
     replace,
     spread_elements,
 )
@@ -64,7 +68,9 @@ from sync_lint.analysis.knowledge import (
     LIKE_FACTORIES,
     METADATA_ATTRS,
     METADATA_METHODS,
+    MODULE_NAMES,
     NEW_METHODS,
+    NN_NON_MODULES,
     STREAM_HANDLES,
     TENSOR_ATTRS,
     VIEW_METHODS,
@@ -1177,15 +1183,25 @@ class Inference:
                 return viewed
             if receiver.value_kind == "device-module" and func[2] in EVENT_HANDLES | STREAM_HANDLES:
                 return _handle("event" if func[2] in EVENT_HANDLES else "stream", value)
+            module = _as_module(receiver, func[1])
+            if module is not None:  # `self.model.compute_logits(hidden)`
+                if func[2] in MODULE_MOVES:
+                    return UNKNOWN
+                return module_output(module, self._inputs(args, kwargs, context), f"`{render(value, 40)}`",
+                                     method=func[2])
             callee = self.attribute(receiver, func[2], context.mode, context.budget)
         else:
             callee = self.eval(func, context)
         budget = context.budget
+        module = _as_module(callee, func)
+        if module is not None and not (callee.value_kind == "object" and
+                                       self.call_target(callee, context.mode, context.budget) is not None):
+            # `self.proj(x)` of an `nn.Linear`, `self.model(input_ids=...)` of a model loaded at run time
+            return module_output(module, self._inputs(args, kwargs, context), f"`{render(value, 40)}`")
         if callee.value_kind == "object" and callee.refs:
             target = self.call_target(callee, context.mode, context.budget)
             if target is None:
-                first = self.eval(args[0], context) if args and args[0][0] != "*" else UNKNOWN
-                return library_module_call(callee, first, f"`{render(value, 40)}`")
+                return UNKNOWN
             # The object is the method's `self`.
             receiver, callee = callee, target
             budget = min(budget, MODULE_HOPS + 1)
@@ -1220,6 +1236,12 @@ class Inference:
         if func[0] == "name" and func[1] in _BUILTIN_NUMBERS:
             return PYTHON
         return UNKNOWN
+
+    def _inputs(self, args: tuple, kwargs: tuple, context: Context) -> Iterable[Fact]:
+        """A call's argument facts, positional then by keyword, each evaluated only when asked for."""
+        for arg in (*args, *(v for k, v in kwargs if k != "**")):
+            if arg[0] != "*":
+                yield self.eval(arg, context)
 
     def call_target(self, obj: Fact, mode: str = "full", budget: int = 0) -> Fact | None:
         """What calling an object of a project class runs: its `__call__`, else its `forward`
@@ -1258,8 +1280,8 @@ class Inference:
         if namespace.startswith(("torch.cuda", "torch.accelerator")):
             return PYTHON
         if (namespace == "torch.nn" or namespace.startswith("torch.nn.modules")) and last[:1].isupper() \
-                and last not in ("Parameter", "Buffer", "UninitializedParameter", "UninitializedBuffer"):
-            # `nn.Linear(...)`: a module object, whose call `library_module_call` answers.
+                and last not in NN_NON_MODULES:
+            # `nn.Linear(...)`: a module object, whose call `module_output` answers.
             return Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset({qualified}), items=("exact",))
         if torch_returns_python(qualified) or last[:1].isupper():
             return PYTHON
@@ -1445,7 +1467,7 @@ class Inference:
                 return None
             return Fact(Device.NOT_TENSOR, value_kind="list", items=(replace(element, reason=""),))
         classes = set()
-        tensor = False
+        tensor = modules = False
         for type_name in annotation:
             if type_name.rsplit(".", 1)[-1] == "Tensor":
                 tensor = True
@@ -1456,6 +1478,9 @@ class Inference:
             handle = torch_handle_kind(full)
             if handle is not None:
                 return Fact(Device.NOT_TENSOR, value_kind=handle, reason=f"annotated as `{type_name}`")
+            if full and full.startswith("torch.nn.") and full.rsplit(".", 1)[-1] == "Module":
+                modules = True  # `-> nn.Module`: a model of a class decided at run time
+                continue
             symbol = self.index.resolve(full) if full else None
             if symbol is not None and symbol.kind == "class":
                 classes.add(symbol.qualname)
@@ -1465,6 +1490,8 @@ class Inference:
             return Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset(classes))
         if tensor and not classes:
             return TENSOR
+        if modules and not tensor:
+            return Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset({"torch.nn.Module"}))
         return None
 
     def _alias_classes(self, module: str, name: str) -> set[str]:
@@ -1532,16 +1559,15 @@ def _declared_scalar(info: FunctionInfo) -> Fact | None:
 _TRUE, _FALSE = ("lit", "bool", True), ("lit", "bool", False)
 
 
-def library_module_call(module: Fact, first: Fact, code: str) -> Fact:
-    """`self.proj(x)` for a `torch.nn` module (`nn.Linear(...)`): a tensor where its first input is
-    (the module's parameters must be there too, or the call raises). `code` spells the call."""
-    if not module.refs or not all(ref.startswith("torch.nn.") for ref in module.refs) or \
-            not (first.is_tensor or first.is_unknown_tensor):
-        return UNKNOWN
-    name = _short(min(module.refs))
-    return Fact(first.device, tensor_like=first.tensor_like, pinning_unknown=first.pinning_unknown,
-                dtype=first.dtype, convention=first.by_convention, via=first,
-                reason=f"{code} runs a `{name}` module, whose output is where its input is")
+def _as_module(fact: Fact, spelled: Value) -> Fact | None:
+    """The module a call's receiver or callee is: an `nn.Module` fact, or a value nothing is known of
+    that is named like one (`self.model`, `module`); None otherwise."""
+    if nn_module(fact):
+        return fact
+    if _informative(fact) or not spelled or spelled[0] not in ("attr", "name"):
+        return None
+    name = spelled[2] if spelled[0] == "attr" else spelled[1]
+    return NN_MODULE if name in MODULE_NAMES else None
 
 
 def _host_tensor(pin: Value | None, made_by: str, convention: bool = False) -> Fact:

@@ -9,14 +9,13 @@ Every answer is a `Fact` whose evidence names the steps in other files.
 
 from __future__ import annotations
 
-from sync_lint.analysis.facts import UNKNOWN, Device, Fact, constructed, detached
+from sync_lint.analysis.facts import Device, Fact, constructed, detached, module_output
 from sync_lint.project.infer import (
     DEFAULT_BUDGET,
     MODULE_HOPS,
     Inference,
     _informative,
     join_sources,
-    library_module_call,
 )
 from sync_lint.project.summary import ModuleSummary
 
@@ -83,7 +82,7 @@ class ProjectView:
             # `self.encoder(hidden)`: the object's `forward` (or `__call__`), with the object as `self`.
             target = self.inference.call_target(callee, budget=DEFAULT_BUDGET)
             if target is None:
-                fact = library_module_call(callee, args[0] if args else UNKNOWN, "{code}")
+                fact = module_output(callee, [*args, *kwargs.values()], "{code}")
                 return fact if _informative(fact) else None
             callee, receiver = target, callee
             budget = MODULE_HOPS + 1
