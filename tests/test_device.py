@@ -114,6 +114,34 @@ def test_displays_keep_their_tensors(source: str, device: Device) -> None:
 
 
 @pytest.mark.parametrize(
+    "loop,device",
+    [
+        ("for layer in self.layers:\n                h = layer(h)", Device.GPU),
+        ("for layer in islice(self.layers, 0, 2):\n                h = layer(h)", Device.GPU),
+        ("for i in range(2):\n                h = self.layers[i](h)", Device.GPU),
+        ("for layer in self.layers[:2]:\n                h = layer(h)", Device.GPU),
+        # A plain list of modules says nothing of its elements' class.
+        ("for layer in self.hooks:\n                h = layer(h)", Device.UNKNOWN),
+    ],
+)
+def test_the_modules_of_a_module_list_return_where_their_input_is(loop: str, device: Device) -> None:
+    source = f"""
+    from itertools import islice
+    import torch
+    from torch import nn
+    class M(nn.Module):
+        def __init__(self, hooks):
+            self.layers = nn.ModuleList([Block() for _ in range(2)])
+            self.hooks = hooks
+        def forward(self, n):
+            h = torch.zeros(n, 4, device="cuda")
+            {loop}
+            probe(h)
+    """
+    assert fact_of(source)[0].device is device
+
+
+@pytest.mark.parametrize(
     "source,device,convention",
     [
         # A torch.nn layer's output is where its input is: proven.

@@ -471,3 +471,24 @@ def test_a_model_loaded_at_run_time_returns_tensors_where_its_inputs_are(tmp_pat
     finding = rows["sampler.py", 6, "SL102"]
     assert finding.confidence == "convention"
     assert any("compute_logits" in step.message for step in finding.evidence_steps)
+
+
+def test_the_layers_of_a_module_list_return_where_their_input_is(tmp_path: Path) -> None:
+    # A decoder's layer loop (`islice(self.layers, start, end)`, `self.layers[i]`): what comes out is on
+    # the GPU when what goes in is, by convention (the layers' class is not followed through the list).
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/model.py": "from itertools import islice\n\nfrom torch import nn\n\n\nclass Decoder(nn.Module):\n"
+                        "    def __init__(self, n):\n        super().__init__()\n"
+                        "        self.layers = nn.ModuleList([nn.Identity() for _ in range(n)])\n\n"
+                        "    def run(self, h):\n        for layer in islice(self.layers, 0, 2):\n            h = layer(h)\n"
+                        "        return h\n\n    def first(self, h):\n        return self.layers[0](h)\n",
+        "pkg/use.py": "import torch\n\nfrom pkg.model import Decoder\n\n\n"
+                      "def step(d: Decoder, n):\n    x = torch.zeros(n, device='cuda')\n"
+                      "    a = d.run(x).tolist()\n    b = d.first(x).tolist()\n"
+                      "    c = d.run(torch.zeros(n)).tolist()\n    return a, b, c\n",
+    })
+    rows = {(Path(d.path).name, d.start.row, d.code): d.confidence for d in found}
+    # Line 8 joins the loop's output with its input (the loop may not run), which is proven.
+    assert set(rows) == {("use.py", 8, "SL102"), ("use.py", 9, "SL102")}
+    assert rows["use.py", 9, "SL102"] == "convention"

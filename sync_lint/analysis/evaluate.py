@@ -32,6 +32,7 @@ from sync_lint.analysis.facts import (
     device_value,
     host_list,
     join,
+    module_in,
     module_output,
     nn_module,
     replace,
@@ -388,6 +389,9 @@ class Evaluator:
         base = self.fact(expr.value)
         if base.value_kind == "numpy":
             return NUMPY
+        layer = module_in(base, sliced=len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Slice))
+        if layer is not None:  # `self.layers[i]`, `self.layers[:n]`
+            return layer
         if not (base.is_tensor or base.is_unknown_tensor):
             return self._container_entry(base, expr)
         ndim = base.ndim
@@ -447,6 +451,8 @@ class Evaluator:
         if qual is not None:
             if qual.startswith("torch."):
                 return self._eval_torch_call(expr, qual)
+            if qual == "itertools.islice" and expr.args and not expr.args[0].star:
+                return self.fact(expr.args[0].value)  # `islice(self.layers, start, end)`: the same elements
             if qual.startswith("numpy."):
                 return NUMPY
         func = expr.func
@@ -472,6 +478,10 @@ class Evaluator:
                 if result is not None:
                     return result
             if nn_module(callee):  # `model(input_ids)`
+                return self._module_call(expr, callee)
+        elif isinstance(func, cst.Subscript):
+            callee = self.fact(func)
+            if nn_module(callee):  # `self.layers[i](hidden)`
                 return self._module_call(expr, callee)
         return UNKNOWN
 
@@ -705,6 +715,9 @@ class Evaluator:
     def element_fact(self, iterable: Fact) -> Fact:
         if iterable.value_kind == "range":
             return replace(PYTHON, dtype="int")
+        layer = module_in(iterable)
+        if layer is not None:  # `for layer in self.layers`
+            return layer
         if iterable.value_kind == "zip":
             return Fact(Device.NOT_TENSOR, value_kind="tuple", items=tuple(self.element_fact(i) for i in iterable.items))
         if iterable.is_tensor or iterable.is_unknown_tensor:

@@ -227,6 +227,18 @@ def nn_module(fact: Fact) -> bool:
     return fact.value_kind == "object" and bool(fact.refs) and all(r.startswith("torch.nn.") for r in fact.refs)
 
 
+# `torch.nn` containers whose elements (iterated, indexed, sliced) are modules.
+_MODULE_SEQUENCES = frozenset({"torch.nn.ModuleList", "torch.nn.Sequential"})
+
+
+def module_in(container: Fact, sliced: bool = False) -> Fact | None:
+    """An element of a `ModuleList`/`Sequential` (`for layer in self.layers`, `self.layers[i]`): a module
+    of a class not known here; a slice of one is the container again. None for any other value."""
+    if container.value_kind != "object" or not container.refs or not container.refs <= _MODULE_SEQUENCES:
+        return None
+    return container if sliced else NN_MODULE
+
+
 def module_output(module: Fact, inputs: "Iterable[Fact]", code: str, method: str | None = None) -> Fact:
     """What calling a module returns (`self.proj(x)`, or its `method`), from its first argument
     (positional, else by keyword): a tensor where that input is. A module's parameters must be where

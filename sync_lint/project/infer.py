@@ -53,6 +53,7 @@ from sync_lint.analysis.facts import (
     device_value,
     host_list,
     is_exact,
+    module_in,
     module_output,
     nn_module,
     replace,
@@ -1136,6 +1137,9 @@ class Inference:
             return base.items[key[1]]
         if base.value_kind == "list" and base.items:
             return base if key == ("lit", "slice") else base.items[0]
+        layer = module_in(base, sliced=key == ("lit", "slice"))
+        if layer is not None:
+            return layer
         if base.value_kind == "numpy":
             return NUMPY
         if base.value_kind == "object" and key[0] == "key" and isinstance(key[1], str) and context.mode != "shallow" \
@@ -1157,6 +1161,8 @@ class Inference:
         if qualified is not None and qualified.split(".")[0] in ("torch", "numpy") and \
                 self.index.resolve(qualified) is None:
             return self._torch_call(qualified, args, kwargs, context)
+        if qualified == "itertools.islice" and args and args[0][0] != "*":
+            return self.eval(args[0], context)  # `islice(self.layers, start, end)`: the same elements
         receiver = None
         if func[0] == "attr":
             receiver = self.eval(func[1], context)
@@ -1690,6 +1696,9 @@ def combine(facts: list[Fact]) -> Fact:
 
 def element(fact: Fact) -> Fact:
     """An element of an iterable: a row of a tensor lives where the tensor lives."""
+    layer = module_in(fact)
+    if layer is not None:
+        return layer
     if fact.is_tensor or fact.is_unknown_tensor:
         return replace(fact, ndim=fact.ndim - 1 if fact.ndim else None, items=())
     if fact.value_kind in ("tuple", "list") and fact.items:
