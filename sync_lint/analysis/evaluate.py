@@ -486,7 +486,7 @@ class Evaluator:
         return UNKNOWN
 
     def _module_call(self, expr: cst.Call, module: Fact, method: str | None = None) -> Fact:
-        """A module called (or its `method`): a tensor where its first tensor input is (`module_output`)."""
+        """A module called (or its `method`): a tensor where its first argument is (`module_output`)."""
         inputs = (self.fact(a.value) for a in expr.args if not a.star)
         found = module_output(module, inputs, "{code}", method)
         return replace(found, origin=expr) if found.is_tensor or found.is_unknown_tensor else found
