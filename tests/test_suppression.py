@@ -144,6 +144,20 @@ def test_nested_with_blocks() -> None:
     assert rows(source) == [9]
 
 
+def test_error_paths_are_not_findings() -> None:
+    # The message of a `raise` or an `assert` is built only on the way to an exception; the test
+    # that decides to raise runs every time (vLLM's `group_by_length`).
+    source = (
+        f"{SETUP}if x.sum().item() != 3:\n"
+        f"    raise ValueError(f'mismatch: {{x.sum().item()}}')\n"
+        f"assert x.max().item() > 0, f'empty: {{x.min().item()}}'\n"
+        f"if x.numel() == 0:\n"
+        f"    raise RuntimeError('x') from ValueError(x.sum().item())\n"
+        f"{SYNC}\n"
+    )
+    assert rows(source) == [2, 4, 7]
+
+
 def test_configured_allowed_context() -> None:
     source = f"{SETUP}with warmup():\n    {SYNC}\nwith gpu_sync_allowed():\n    {SYNC}\n"
     assert rows(source) == [3]

@@ -2,7 +2,7 @@
 
 Whether a subscript is assigned to (`t[0] = ...`) or read, whether Python tests an
 expression for truth, which simple statement the walk is in, and whether the walk
-is inside an allowed-sync block (`with gpu_sync_allowed():`). Marks are set when
+is inside an allowed-sync block (`with gpu_sync_allowed():`) or a `raise`. Marks are set when
 the walk enters the node that decides them, before any of its children.
 """
 
@@ -28,6 +28,7 @@ class SyntaxMarks(Provider):
         self._allowed_depth = 0
         self._kernels: set[int] = set()
         self._kernel_depth = 0
+        self._raise_depth = 0
         # The simple statement the walk is in (None between statements and in headers).
         self.statement: cst.SimpleStatementLine | None = None
 
@@ -50,6 +51,13 @@ class SyntaxMarks(Provider):
         """Inside a function a GPU DSL compiles (`@cute.kernel`, `@triton.jit`): its Python never runs on
         the host with tensors, so nothing in it syncs the host."""
         return self._kernel_depth > 0
+
+    @property
+    def on_error_path(self) -> bool:
+        """Inside a `raise` statement (`raise ValueError(f"... {t.tolist()}")`) or an `assert`'s message:
+        the host waits only on the way to an exception, which a step that runs on never takes. (The
+        `assert`'s test is evaluated every time, and stays a finding.)"""
+        return self._raise_depth > 0
 
     # --- marking ----------------------------------------------------------------------
     def _mark_store(self, target: cst.BaseExpression) -> None:
@@ -112,6 +120,20 @@ class SyntaxMarks(Provider):
         if id(node) in self._kernels:
             self._kernel_depth -= 1
 
+    def _enter_raise(self, node: cst.Raise) -> None:
+        self._raise_depth += 1
+
+    def _leave_raise(self, node: cst.Raise) -> None:
+        self._raise_depth -= 1
+
+    def _after_assert_test(self, node: cst.Assert) -> None:
+        if node.msg is not None:
+            self._raise_depth += 1
+
+    def _leave_assert(self, node: cst.Assert) -> None:
+        if node.msg is not None:
+            self._raise_depth -= 1
+
     ENTER = {
         cst.Assign: _assign,
         cst.AugAssign: _aug_or_ann,
@@ -126,9 +148,15 @@ class SyntaxMarks(Provider):
         cst.With: _enter_with,
         cst.SimpleStatementLine: _enter_statement,
         cst.FunctionDef: _enter_function,
+        cst.Raise: _enter_raise,
     }
     LEAVE = {
+        cst.Raise: _leave_raise,
+        cst.Assert: _leave_assert,
         cst.With: _leave_with,
         cst.FunctionDef: _leave_function,
         cst.SimpleStatementLine: _leave_statement,
+    }
+    AFTER_FIELD = {
+        (cst.Assert, "test"): _after_assert_test,
     }

@@ -104,7 +104,8 @@ class Findings:
 
     def add(self, rule: "Rule", node: cst.CSTNode, message: str, *, fact: Fact | None, evidence: str | None,
             fix: Fix | None) -> None:
-        if self._ctx.marks.in_allowed_context or self._ctx.marks.in_device_code:
+        marks = self._ctx.marks
+        if marks.in_allowed_context or marks.in_device_code or marks.on_error_path:
             return
         self._pending.append(_Pending(rule, node, message, fact, evidence, fix,
                                       self._ctx.devices.binder.enclosing_classes()))
