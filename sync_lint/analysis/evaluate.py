@@ -472,16 +472,13 @@ class Evaluator:
                         parts = [RANGE, *parts[:1]]
                     return Fact(Device.NOT_TENSOR, value_kind="zip", items=tuple(parts))
                 return RANGE if builtin == "range" else PYTHON
+        if isinstance(func, (cst.Name, cst.Subscript)):
             callee = self.fact(func)
-            if self.project is not None and callee.refs:
+            if self.project is not None and callee.refs and isinstance(func, cst.Name):
                 result = self._project_call(expr, callee, None)
                 if result is not None:
                     return result
-            if nn_module(callee):  # `model(input_ids)`
-                return self._module_call(expr, callee)
-        elif isinstance(func, cst.Subscript):
-            callee = self.fact(func)
-            if nn_module(callee):  # `self.layers[i](hidden)`
+            if nn_module(callee):  # `model(input_ids)`, `self.layers[i](hidden)`
                 return self._module_call(expr, callee)
         return UNKNOWN
 

@@ -28,7 +28,7 @@ class SyntaxMarks(Provider):
         self._allowed_depth = 0
         self._kernels: set[int] = set()
         self._kernel_depth = 0
-        self._raise_depth = 0
+        self._error_depth = 0
         # The simple statement the walk is in (None between statements and in headers).
         self.statement: cst.SimpleStatementLine | None = None
 
@@ -57,7 +57,7 @@ class SyntaxMarks(Provider):
         """Inside a `raise` statement (`raise ValueError(f"... {t.tolist()}")`) or an `assert`'s message:
         the host waits only on the way to an exception, which a step that runs on never takes. (The
         `assert`'s test is evaluated every time, and stays a finding.)"""
-        return self._raise_depth > 0
+        return self._error_depth > 0
 
     # --- marking ----------------------------------------------------------------------
     def _mark_store(self, target: cst.BaseExpression) -> None:
@@ -121,18 +121,18 @@ class SyntaxMarks(Provider):
             self._kernel_depth -= 1
 
     def _enter_raise(self, node: cst.Raise) -> None:
-        self._raise_depth += 1
+        self._error_depth += 1
 
     def _leave_raise(self, node: cst.Raise) -> None:
-        self._raise_depth -= 1
+        self._error_depth -= 1
 
     def _after_assert_test(self, node: cst.Assert) -> None:
         if node.msg is not None:
-            self._raise_depth += 1
+            self._error_depth += 1
 
     def _leave_assert(self, node: cst.Assert) -> None:
         if node.msg is not None:
-            self._raise_depth -= 1
+            self._error_depth -= 1
 
     ENTER = {
         cst.Assign: _assign,

@@ -1199,18 +1199,18 @@ class Inference:
         else:
             callee = self.eval(func, context)
         budget = context.budget
-        module = _as_module(callee, func)
-        if module is not None and not (callee.value_kind == "object" and
-                                       self.call_target(callee, context.mode, context.budget) is not None):
-            # `self.proj(x)` of an `nn.Linear`, `self.model(input_ids=...)` of a model loaded at run time
-            return module_output(module, self._inputs(args, kwargs, context), f"`{render(value, 40)}`")
-        if callee.value_kind == "object" and callee.refs:
-            target = self.call_target(callee, context.mode, context.budget)
-            if target is None:
-                return UNKNOWN
-            # The object is the method's `self`.
+        target = self.call_target(callee, context.mode, budget) if callee.value_kind == "object" and callee.refs \
+            else None
+        if target is not None:  # the object is the method's `self`
             receiver, callee = callee, target
             budget = min(budget, MODULE_HOPS + 1)
+        else:
+            module = _as_module(callee, func)
+            if module is not None:
+                # `self.proj(x)` of an `nn.Linear`, `self.model(input_ids=...)` of a model loaded at run time
+                return module_output(module, self._inputs(args, kwargs, context), f"`{render(value, 40)}`")
+            if callee.value_kind == "object" and callee.refs:
+                return UNKNOWN
         kind = callee.value_kind
         if kind == "class":
             return constructed(callee.refs)
