@@ -770,6 +770,31 @@ def test_join_sources_policy() -> None:
     assert not join_sources([cpu, pinned]).known_pageable
     assert join_sources([cpu, cpu]).known_pageable
     assert join_sources([pinned, pinned]).device is Device.PINNED
+    # Host values of different kinds (`return []` on one path, the list it was given on another):
+    # no tensor. Strings do not join so (one may name a device).
+    host = join_sources([PYTHON, a_list, Fact(Device.NOT_TENSOR, value_kind="tuple")])
+    assert host.device is Device.NOT_TENSOR and not host.is_tensor
+    assert join_sources([a_list, text]).device is Device.UNKNOWN
+
+
+def test_a_helper_given_a_host_list_returns_no_tensor(tmp_path) -> None:
+    from fixture_support import check_small_project
+
+    # Whisper's `_strip_prompt`: other callers pass GPU tensors, but this call passes a list, and the
+    # helper returns either `[]` or what it was given; its result here is no GPU tensor.
+    diagnostics = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/tok.py": "import torch\n\n\nclass Tok:\n    def strip(self, ids, p: int):\n"
+                      "        if not ids:\n            return ids\n        if ids[0] == p:\n            return []\n"
+                      "        return ids\n\n    def decode(self, ids):\n        return self.strip(ids, 1)\n\n\n"
+                      "def run(tok: Tok):\n    tok.decode(torch.zeros(3, device='cuda'))\n\n\n"
+                      "def decode_asr(tok: Tok, output):\n    ids = output['tokens'][0].tolist()\n"
+                      "    for token in tok.strip(ids, 1):\n        print(float(token))\n"
+                      "    gpu = tok.strip(torch.ones(3, device='cuda'), 1)\n    return float(gpu[0])\n",
+    })
+    found = {(d.path.rsplit("/", 1)[-1], d.start.row, d.code) for d in diagnostics}
+    assert ("tok.py", 23, "SL104") not in found
+    assert ("tok.py", 25, "SL104") in found  # the same helper given a GPU tensor
 
 
 def test_a_helper_that_pins_on_a_flag_returns_memory_that_may_be_pinned(tmp_path) -> None:

@@ -143,6 +143,8 @@ class FactCache(Protocol):
     def fact(self, key: Key) -> Fact | None: ...
 
 
+# Values that live on the host whatever their kind: a join of them is no tensor.
+_HOST_KINDS = frozenset({"python", "list", "tuple", "dict", "numpy"})
 _MOVES = frozenset({"to", "cuda", "cpu"})  # the methods that move a tensor to a device
 
 
@@ -1641,6 +1643,10 @@ def join_sources(sources: list[Fact], share: float = 0.8, gpu_wins: bool = False
         return next(f for f in informative if f.is_unknown_tensor)
     kinds = {f.value_kind for f in informative}
     if len(kinds) != 1:
+        if kinds <= _HOST_KINDS and not any(f.dtype == "str" for f in informative):
+            # Host values of different kinds (`return []` on one path, a number or the list it was
+            # given on another): not a tensor, whatever else it is. Strings stay out: one may name a device.
+            return Fact(Device.NOT_TENSOR, reason=informative[0].reason)
         return UNKNOWN
     kind = kinds.pop()
     first = informative[0]
