@@ -275,6 +275,15 @@ def test_pinning(source: str, device: Device, pinning_unknown: bool) -> None:
     assert (fact.device, fact.pinning_unknown) == (device, pinning_unknown)
 
 
+@pytest.mark.parametrize("call", ["torch.polar(torch.ones_like(x), x)", "torch.complex(x, x)",
+                                  "torch.bernoulli(x)", "torch.poisson(x)"])
+def test_a_function_of_tensors_that_builds_a_tensor_is_where_its_inputs_are(call: str) -> None:
+    # Not factories: they take no device and return where their inputs are (Moonvit's rotary table).
+    gpu, _ = fact_of(f"import torch\nx = torch.rand(3, device='cuda')\nprobe({call})")
+    cpu, _ = fact_of(f"import torch\nx = torch.rand(3)\nprobe({call})")
+    assert (gpu.device, cpu.device) == (Device.GPU, Device.CPU)
+
+
 def test_a_factory_spreading_keywords_is_on_no_known_device() -> None:
     """`torch.zeros(n, **factory_kwargs)`: the keywords may carry a device, so the tensor is not the CPU."""
     fact, _ = fact_of("""

@@ -1145,6 +1145,19 @@ def test_a_cast_to_a_torch_dtype_moves_nothing() -> None:
     assert inference.returns("pkg.m.moved").is_gpu
 
 
+def test_a_function_of_tensors_that_builds_a_tensor_returns_where_its_inputs_are() -> None:
+    inference = Inference(_index({"pkg.m": """
+        import torch
+        def rotary(n):
+            pos = torch.arange(n).float().to("cuda")
+            return torch.polar(torch.ones_like(pos), pos)
+        def host(n):
+            return torch.complex(torch.zeros(n), torch.ones(n))
+    """}))
+    assert inference.returns("pkg.m.rotary").device is Device.GPU
+    assert inference.returns("pkg.m.host").device is Device.CPU
+
+
 def test_a_factory_spreading_a_known_dict_takes_its_device_entry() -> None:
     inference = Inference(_index({"pkg.m": """
         import torch

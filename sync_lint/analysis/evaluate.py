@@ -947,7 +947,7 @@ def _factory_ndim(expr: cst.Call, name: str) -> int | None:
         return _list_depth(positional[0])
     if name == "scalar_tensor":
         return 0
-    if name in LIKE_FACTORIES or name in ("normal", "bernoulli", "poisson", "complex", "polar"):
+    if name in LIKE_FACTORIES or name == "normal":
         return None
     sizes = positional
     if name == "full":

@@ -6,10 +6,11 @@ project summaries). No libcst here: a table is a fact about torch, not about syn
 
 from __future__ import annotations
 
+# `torch.complex`, `torch.polar`, `torch.bernoulli` and `torch.poisson` are not among them: they take
+# tensors and return where those are.
 FACTORIES = frozenset(
     "zeros ones empty full arange range linspace logspace eye rand randn randint randperm "
-    "tensor as_tensor scalar_tensor empty_strided normal bernoulli poisson "
-    "tril_indices triu_indices complex polar".split()
+    "tensor as_tensor scalar_tensor empty_strided normal tril_indices triu_indices".split()
 )
 LIKE_FACTORIES = frozenset("zeros_like ones_like empty_like full_like rand_like randn_like randint_like".split())
 NEW_METHODS = frozenset("new_zeros new_ones new_empty new_full new_tensor".split())
