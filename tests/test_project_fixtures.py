@@ -492,3 +492,30 @@ def test_the_layers_of_a_module_list_return_where_their_input_is(tmp_path: Path)
     # Line 8 joins the loop's output with its input (the loop may not run), which is proven.
     assert set(rows) == {("use.py", 8, "SL102"), ("use.py", 9, "SL102")}
     assert rows["use.py", 9, "SL102"] == "convention"
+
+
+def test_a_property_reads_as_what_its_getter_returns(tmp_path: Path) -> None:
+    # `state.lens` is a property whose getter returns a GPU tensor (a setter of the same name does not
+    # hide it); `ext.bank(x)` calls the module a property builds and caches, so its `forward` receives
+    # what `__call__` passes: a tensor on the device the constructor names, the CPU here.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/state.py": "import torch\n\n\nclass State:\n    def __init__(self, n):\n"
+                        "        self._lens = torch.zeros(n, device='cuda')\n\n"
+                        "    @property\n    def lens(self):\n        return self._lens\n\n"
+                        "    @lens.setter\n    def lens(self, value):\n        self._lens = value\n",
+        "pkg/bank.py": "import torch\nfrom torch import nn\n\n\nclass Bank(nn.Module):\n"
+                       "    def forward(self, x):\n        scale = torch.tensor([1.0, 2.0], device=x.device)\n"
+                       "        return x * scale\n\n\nclass Extractor:\n    def __init__(self, device='cpu'):\n"
+                       "        self._device = torch.device(device)\n        self._bank = None\n\n"
+                       "    @property\n    def bank(self):\n        if self._bank is None:\n"
+                       "            self._bank = Bank().to(self._device)\n        return self._bank\n\n"
+                       "    def __call__(self, audio):\n        x = torch.from_numpy(audio).to(self._device)\n"
+                       "        return self.bank(x)\n",
+        "pkg/use.py": "from pkg.bank import Extractor\nfrom pkg.state import State\n\n\n"
+                      "def step(state: State):\n    return state.lens.tolist()\n\n\n"
+                      "def features(audio):\n    return Extractor(device='cpu')(audio)\n",
+    })
+    rows = {(Path(d.path).name, d.start.row, d.code) for d in found}
+    assert ("use.py", 6, "SL102") in rows
+    assert not any(name == "bank.py" for name, _row, _code in rows)  # `x.device` is the CPU

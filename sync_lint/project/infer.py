@@ -143,6 +143,7 @@ class FactCache(Protocol):
     def fact(self, key: Key) -> Fact | None: ...
 
 
+_PROPERTY_DECORATORS = frozenset({"property", "cached_property"})
 # Values that live on the host whatever their kind: a join of them is no tensor.
 _HOST_KINDS = frozenset({"python", "list", "tuple", "dict", "numpy"})
 _MOVES = frozenset({"to", "cuda", "cpu"})  # the methods that move a tensor to a device
@@ -618,6 +619,11 @@ class Inference:
         stored_in: dict[str, set[str]] = {}  # attribute -> the modules storing an instance into it
         for target in classes[:_MAX_OVERRIDES + 1]:
             for caller, call, _skip in self._callers_of_class(target):
+                getter = caller.functions.get(call.function) if call.function else None
+                if getter is not None and getter.class_name is not None and self._decorated_property(getter):
+                    # Built in a property's getter (`fb = Filterbank(...)`, cached and returned): the
+                    # object is called through the property's name.
+                    stored_in.setdefault(getter.name, set()).add(caller.module)
                 for store in caller.stores:
                     if store.line == call.line and store.value[0] == "call" and store.value[1] == call.func:
                         stored_in.setdefault(store.attr, set()).add(caller.module)
@@ -1017,6 +1023,8 @@ class Inference:
                 # `EagleVerifyInput` at run time), even when only subclasses define the method;
                 # an object built here by `Cls(...)` is of that class and no other.
                 methods |= self._overrides(owner.refs, attr)
+            if methods and kind == "object" and all(self._is_property(m) for m in methods):
+                return self._property_value(owner, methods, mode, budget)
             if methods:
                 # `self.update = self.update_sliding_window`: an attribute that also holds other methods.
                 aliased = self._type_field(owner.refs, attr) if mode != "shallow" else UNKNOWN
@@ -1057,6 +1065,23 @@ class Inference:
                 if found is not None and any(field[0] == name for field in found[1].fields):
                     return True
         return False
+
+    def _is_property(self, function: str) -> bool:
+        found = self.index.function(function)
+        return found is not None and self._decorated_property(found[1])
+
+    @staticmethod
+    def _decorated_property(info: FunctionInfo) -> bool:
+        return any(d.rsplit(".", 1)[-1] in _PROPERTY_DECORATORS for d in info.decorators)
+
+    def _property_value(self, owner: Fact, getters: set[str], mode: str, budget: int) -> Fact:
+        """`obj.filterbank` where `filterbank` is a property: what its getter returns for this object."""
+        if mode == "shallow":
+            return UNKNOWN
+        if mode == "types" or budget <= 0:
+            return join_sources([self._cheap_question(("type-return", f), lambda f=f: self._type_return(f))
+                                 for f in sorted(getters)])
+        return join_sources([self._returns_with(getter, [owner], {}, budget) for getter in sorted(getters)])
 
     def _is_classmethod(self, function: str) -> bool:
         found = self.index.function(function)
@@ -1197,6 +1222,9 @@ class Inference:
                     return UNKNOWN
                 return module_output(module, self._inputs(args, kwargs, context), f"`{render(value, 40)}`",
                                      method=func[2])
+            if func[2] in MODULE_MOVES and receiver.value_kind == "object" and receiver.refs and \
+                    not any(self.index.method(cls, func[2]) for cls in receiver.refs):
+                return receiver  # `Bank().to(device)`: a module's moves return the module
             callee = self.attribute(receiver, func[2], context.mode, context.budget)
         else:
             callee = self.eval(func, context)
