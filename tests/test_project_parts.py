@@ -13,7 +13,7 @@ import textwrap
 import pytest
 
 from sync_lint.analysis.conventions import DeviceSettings
-from sync_lint.analysis.facts import MODULE, NN_MODULE, NONE, PYTHON, Device, Fact, constructed, join, module_output
+from sync_lint.analysis.facts import MODULE, NN_MODULE, NONE, PYTHON, Device, Fact, constructed, host_list, join, module_output
 from sync_lint.analysis.flow import Deferred, Scope, join_envs
 from sync_lint.project.deps import Reads, dep_id
 from sync_lint.project.index import ProjectIndex, table_rows
@@ -770,11 +770,13 @@ def test_join_sources_policy() -> None:
     assert not join_sources([cpu, pinned]).known_pageable
     assert join_sources([cpu, cpu]).known_pageable
     assert join_sources([pinned, pinned]).device is Device.PINNED
-    # Host values of different kinds (`return []` on one path, the list it was given on another):
-    # no tensor. Strings do not join so (one may name a device).
-    host = join_sources([PYTHON, a_list, Fact(Device.NOT_TENSOR, value_kind="tuple")])
+    # Host data of different kinds (`return []` on one path, the list of numbers it was given on
+    # another): no tensor. Not so with a string (it may name a device), or a list whose elements are
+    # not known (SGLang's `kv_indptr`, a list of GPU buffers).
+    host = join_sources([PYTHON, host_list(), Fact(Device.NOT_TENSOR, value_kind="tuple")])
     assert host.device is Device.NOT_TENSOR and not host.is_tensor
-    assert join_sources([a_list, text]).device is Device.UNKNOWN
+    assert join_sources([host_list(), text]).device is Device.UNKNOWN
+    assert join_sources([PYTHON, a_list]).device is Device.UNKNOWN
 
 
 def test_a_helper_given_a_host_list_returns_no_tensor(tmp_path) -> None:

@@ -144,8 +144,6 @@ class FactCache(Protocol):
 
 
 _PROPERTY_DECORATORS = frozenset({"property", "cached_property"})
-# Values that live on the host whatever their kind: a join of them is no tensor.
-_HOST_KINDS = frozenset({"python", "list", "tuple", "dict", "numpy"})
 _MOVES = frozenset({"to", "cuda", "cpu"})  # the methods that move a tensor to a device
 
 
@@ -1615,6 +1613,18 @@ def _host_tensor(pin: Value | None, made_by: str, convention: bool = False) -> F
                 convention=convention)
 
 
+def _host_data(fact: Fact) -> bool:
+    """Numbers, numpy arrays, and containers known to hold only those (an empty display too). Not a
+    string (it may name a device), nor a container whose elements are not known (it may hold tensors)."""
+    if fact.value_kind in ("python", "numpy"):
+        return fact.dtype != "str"
+    if fact.value_kind in ("list", "tuple"):
+        return all(_host_data(item) for item in fact.items) and (bool(fact.items) or fact.value_kind == "tuple")
+    if fact.value_kind == "dict":
+        return bool(fact.items) and all(_host_data(value) for _key, value in fact.items)
+    return False
+
+
 def _informative(fact: Fact) -> bool:
     if fact.value_kind in ("bottom", "none"):
         return False
@@ -1671,9 +1681,9 @@ def join_sources(sources: list[Fact], share: float = 0.8, gpu_wins: bool = False
         return next(f for f in informative if f.is_unknown_tensor)
     kinds = {f.value_kind for f in informative}
     if len(kinds) != 1:
-        if kinds <= _HOST_KINDS and not any(f.dtype == "str" for f in informative):
-            # Host values of different kinds (`return []` on one path, a number or the list it was
-            # given on another): not a tensor, whatever else it is. Strings stay out: one may name a device.
+        if all(_host_data(f) for f in informative):
+            # Host data of different kinds (`return []` on one path, a number or the list of numbers
+            # it was given on another): not a tensor, whatever else it is.
             return Fact(Device.NOT_TENSOR, reason=informative[0].reason)
         return UNKNOWN
     kind = kinds.pop()
