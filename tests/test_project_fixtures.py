@@ -519,3 +519,21 @@ def test_a_property_reads_as_what_its_getter_returns(tmp_path: Path) -> None:
     rows = {(Path(d.path).name, d.start.row, d.code) for d in found}
     assert ("use.py", 6, "SL102") in rows
     assert not any(name == "bank.py" for name, _row, _code in rows)  # `x.device` is the CPU
+
+
+def test_a_device_parameter_annotated_as_a_string_is_what_its_callers_pass(tmp_path: Path) -> None:
+    # vLLM's Parakeet extractor (`device: str = "cpu"`, called without one) and transformers' xLSTM
+    # cache (`device: str | None = None`, built without one) make their tensors on the CPU; a caller
+    # that passes the GPU makes the same line a copy.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/ext.py": "import torch\n\n\nclass Extractor:\n    def __call__(self, raw, device: str = 'cpu'):\n"
+                      "        return torch.tensor([len(r) for r in raw], device=device)\n\n\n"
+                      "class Cache:\n    def __init__(self, n, device: str | None = None):\n"
+                      "        self.offset = torch.tensor([0], dtype=int, device=device)\n\n\n"
+                      "def lengths(raw, device: str):\n    return torch.tensor([len(r) for r in raw], device=device)\n",
+        "pkg/use.py": "from pkg.ext import Cache, Extractor, lengths\n\n\n"
+                      "def run(audios, n):\n    ext = Extractor()\n    return ext(audios), Cache(n), lengths(audios, 'cuda')\n",
+    })
+    rows = {(Path(d.path).name, d.start.row, d.code) for d in found}
+    assert rows == {("ext.py", 15, "SL304")}

@@ -129,6 +129,8 @@ class Evaluator:
         fact = self.fact(expr)
         if fact.value_kind == "device" and fact.device_value is not None:
             return fact.device_value, "a device value"
+        if fact.value_kind == "none":  # a device parameter every known call leaves None
+            return None, fact.reason or "device=None"
         if isinstance(expr, cst.Attribute) and expr.attr.value == "device":
             dev, why, _assumed = _device_attribute(self.fact(expr.value))
             return dev, why
@@ -195,9 +197,12 @@ class Evaluator:
 
     def _project_param_fact(self, param: cst.Param, function: str | None, name: str, local: Fact) -> Fact:
         assert self.project is not None
-        if function is not None and local.value_kind == "device":
+        named = self.settings.fact_for_name(name)
+        if function is not None and (local.value_kind == "device" or local.value_kind == "python"
+                                     and named is not None and named.value_kind == "device"):
             # A device parameter's name or annotation alone says accelerator; the project's callers say
             # more: they may all leave it None, pass the CPU, or pass only an unknown tensor's `.device`.
+            # So for one annotated as a string (`device: str = "cpu"`).
             found = self.project.param(function, name)
             if found is not None and found.value_kind in ("none", "device"):
                 return replace(found, subject=name)
