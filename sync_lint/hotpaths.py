@@ -368,9 +368,19 @@ class _Pass:
             return out
         if known.none or known.false:
             out = [d for d in out if not found[1].guarded(d.start.row, known.none, known.false)]
+        if known.none:
+            # A copy to a device parameter the calls leave None (`torch.tensor([0], device=device)` in a
+            # constructor called without one): the default device, no copy.
+            out = [d for d in out if not (d.code in _DEVICE_COPIES
+                                          and self._device_params(found, d.start.row) & known.none)]
         if every_pass:
             out = [d for d in out if found[1].branch_at(d.start.row) is None]
         return out
+
+    @staticmethod
+    def _device_params(found: "tuple[ModuleSummary, FunctionInfo]", line: int) -> frozenset[str]:
+        """The parameters a call on `line` of the function takes for its device (`device=param`, `.to(param)`)."""
+        return frozenset(name for at, name in found[1].device_params if at == line)
 
     def _hop_live(self, function: str, edge: "Edge", known: Known, every_pass: bool) -> bool:
         found = self.graph.function(function)
@@ -722,6 +732,8 @@ def _run(graph: "CallGraph", root: Path, members: list[FileResult], settings: "S
         report.unresolved.extend(graph.unresolved(function))
 
 
+# Rules whose sync is a copy to the device a call names: none when that device is None.
+_DEVICE_COPIES = frozenset({"SL303", "SL304"})
 # Summary values of `False` and `""` (a summary keeps no number's value).
 _FALSE_LITERALS = frozenset({("lit", "bool", False), ("lit", "str", "")})
 

@@ -559,6 +559,22 @@ def test_a_chain_that_needs_a_parameter_the_caller_passes_as_none_is_not_reporte
     assert transitive == [10, 13, 15]
 
 
+def test_a_copy_to_a_device_the_caller_leaves_none_is_not_reported(tmp_path):
+    # transformers' xLSTM: `forward` builds its cache without a `device`, and the constructor's
+    # `torch.tensor([0], device=device)` is then a CPU tensor; another caller passes the GPU.
+    found = model_sl601(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/cache.py": "import torch\n\n\nclass Cache:\n    def __init__(self, n, device=None):\n"
+                        "        self.offset = torch.tensor([0], dtype=int, device=device)\n"
+                        "        self.n = torch.zeros(n).to(device)\n",
+        "pkg/model.py": "import torch\n\nfrom pkg.cache import Cache\n\n\n"
+                        "class Model(torch.nn.Module):\n    def forward(self, x):\n"
+                        "        a = Cache(3)\n        b = Cache(3, device=x.device)\n        c = Cache(3, None)\n"
+                        "        return a, b, c\n",
+    })
+    assert sorted(found) == [9]
+
+
 def test_a_chain_that_needs_a_flag_the_caller_leaves_false_is_not_reported(tmp_path):
     # vLLM's FMHA entry point validates its inputs (a `.cpu()` of a GPU tensor) only `if check_inputs:`,
     # and the model never turns that on; `if not check_inputs: return` guards the same way.

@@ -27,7 +27,7 @@ from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 18
+SUMMARY_FORMAT = 19
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -68,6 +68,9 @@ class FunctionInfo:
     # (test line, first line, last line): blocks that run on some calls only, whatever decides it (the
     # arms of an `if`, `except` handlers, `case`s, the rest of a block after an `if` that returns).
     branches: tuple[tuple[int, int, int], ...] = ()
+    # (line, parameter): a call on that line takes the parameter, unrebound, for its device
+    # (`torch.tensor(..., device=device)`, `x.to(device)`): a call that leaves it None copies nothing.
+    device_params: tuple[tuple[int, str], ...] = ()
 
     def branch_at(self, line: int) -> int | None:
         """The line of the outermost test that decides whether `line` runs; None when it runs on every call."""
@@ -206,7 +209,8 @@ def map_lines(summary: ModuleSummary, to: Callable[[int], int]) -> ModuleSummary
     def function(info: FunctionInfo) -> FunctionInfo:
         return replace(info, line=to(info.line), end_line=to(info.end_line), loops=pairs(info.loops),
                        guards=guards(info.guards), truth_guards=guards(info.truth_guards),
-                       branches=tuple((to(test), to(first), to(last)) for test, first, last in info.branches))
+                       branches=tuple((to(test), to(first), to(last)) for test, first, last in info.branches),
+                       device_params=tuple((to(line), name) for line, name in info.device_params))
 
     def klass(info: ClassInfo) -> ClassInfo:
         return replace(info, line=to(info.line), end_line=to(info.end_line),
@@ -922,6 +926,18 @@ class _Summarizer:
             elif kind is ast.Yield or kind is ast.YieldFrom:
                 self.generator = True
 
+    def _device_params(self, node: ast.Call, scope: _Scope) -> None:
+        devices = [k.value for k in node.keywords if k.arg == "device"]
+        if isinstance(node.func, ast.Attribute) and node.func.attr == "to" and node.args:
+            devices.append(node.args[0])
+        info = self.s.functions.get(scope.qualname) if devices and scope.qualname else None
+        if info is None:
+            return
+        for device in devices:
+            value = self.value(device, scope) if isinstance(device, ast.Name) else None
+            if value is not None and value[0] == "param":
+                info.device_params = (*info.device_params, (node.lineno, value[1]))
+
     def _call(self, node: ast.Call, scope: _Scope) -> None:
         func = self.value(node.func, scope)
         info = self.s.functions.get(scope.qualname) if func[0] == "param" and scope.qualname else None
@@ -932,6 +948,7 @@ class _Summarizer:
         if self._torch_name(node.func) == "dataclasses.replace":
             # Filed under its own name (not with every `str.replace`): it stores into a project class.
             func = ("name", "dataclasses.replace")
+        self._device_params(node, scope)
         if _external(func, self.s.imports):
             if node.args and self._torch_name(node.func) in _COMPILERS:
                 self.s.compiled.append((scope.qualname, node.lineno, self.value(node.args[0], scope)))
