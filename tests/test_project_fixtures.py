@@ -533,7 +533,8 @@ def test_a_device_parameter_annotated_as_a_string_is_what_its_callers_pass(tmp_p
                       "        self.offset = torch.tensor([0], dtype=int, device=device)\n\n\n"
                       "def lengths(raw, device: str):\n    return torch.tensor([len(r) for r in raw], device=device)\n",
         "pkg/use.py": "from pkg.ext import Cache, Extractor, lengths\n\n\n"
-                      "def run(audios, n):\n    ext = Extractor()\n    return ext(audios), Cache(n), lengths(audios, 'cuda')\n",
+                      "def run(audios, n):\n    ext = Extractor()\n"
+                      "    return ext(audios), Cache(n), lengths(audios, 'cuda')\n",
     })
     rows = {(Path(d.path).name, d.start.row, d.code) for d in found}
     assert rows == {("ext.py", 15, "SL304")}

@@ -13,7 +13,18 @@ import textwrap
 import pytest
 
 from sync_lint.analysis.conventions import DeviceSettings
-from sync_lint.analysis.facts import MODULE, NN_MODULE, NONE, PYTHON, Device, Fact, constructed, host_list, join, module_output
+from sync_lint.analysis.facts import (
+    MODULE,
+    NN_MODULE,
+    NONE,
+    PYTHON,
+    Device,
+    Fact,
+    constructed,
+    host_list,
+    join,
+    module_output,
+)
 from sync_lint.analysis.flow import Deferred, Scope, join_envs
 from sync_lint.project.deps import Reads, dep_id
 from sync_lint.project.index import ProjectIndex, table_rows

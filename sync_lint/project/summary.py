@@ -747,8 +747,8 @@ class _Summarizer:
                   prefix: str) -> None:
         qualname = f"{prefix}{node.name}"
         decorators = tuple(d for d in (_decorator_name(x) for x in node.decorator_list) if d)
-        accessor = next((d.rsplit(".", 1)[1] for d in decorators if d in (f"{node.name}.setter", f"{node.name}.deleter")),
-                        None)
+        accessors = (f"{node.name}.setter", f"{node.name}.deleter")
+        accessor = next((d.rsplit(".", 1)[1] for d in decorators if d in accessors), None)
         if accessor is not None and qualname in self.s.functions:
             # A property's setter or deleter shares its name: the getter keeps it (reading the
             # attribute runs the getter), the accessor gets a name of its own.
