@@ -21,6 +21,7 @@ from sync_lint.analysis.facts import (
     Device,
     Fact,
     constructed,
+    detached,
     host_list,
     join,
     module_output,
@@ -1169,6 +1170,32 @@ def test_a_function_of_tensors_that_builds_a_tensor_returns_where_its_inputs_are
     """}))
     assert inference.returns("pkg.m.rotary").device is Device.GPU
     assert inference.returns("pkg.m.host").device is Device.CPU
+
+
+def test_a_call_s_result_is_as_sure_as_its_arguments_whichever_call_came_first() -> None:
+    # The answer for a call is memoised for the next call with the same arguments: an argument on the
+    # GPU only by convention is not the same argument as one proven there.
+    source = {"pkg.m": """
+        def double(x):
+            return x * 2
+    """}
+    proven = Fact(Device.GPU, reason="created on the GPU")
+    assumed = Fact(Device.GPU, reason="`t.device` taken for an accelerator", convention=True)
+    for first, second in ((proven, assumed), (assumed, proven)):
+        inference = Inference(_index(source))
+        one = inference._returns_with("pkg.m.double", [first], {}, 6)
+        two = inference._returns_with("pkg.m.double", [second], {}, 6)
+        assert (one.by_convention, two.by_convention) == (first.convention, second.convention)
+
+
+def test_a_detached_fact_still_rests_on_its_convention() -> None:
+    # Detaching drops the steps made in the checked file's syntax; a convention among them stays.
+    import libcst as cst
+
+    step = Fact(Device.GPU, convention=True, origin=cst.Name("t"), reason="`t.device` taken for an accelerator")
+    fact = Fact(Device.GPU, via=step, reason="created by `torch.zeros(...)`")
+    assert fact.by_convention and detached(fact).via is None
+    assert detached(fact).by_convention
 
 
 def test_a_factory_spreading_a_known_dict_takes_its_device_entry() -> None:

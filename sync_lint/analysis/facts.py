@@ -148,8 +148,10 @@ def detached(fact: Fact) -> Fact:
     if fact.origin is None and fact.via is None and items == fact.items:
         return fact
     reason = fact.reason if "{code}" not in fact.reason else ""
-    return replace(fact, origin=None, via=None if fact.via is None or fact.via.origin is not None
-                   else detached(fact.via), items=items, reason=reason)
+    via = None if fact.via is None or fact.via.origin is not None else detached(fact.via)
+    # Steps dropped with the file's syntax may have rested on a convention: the fact still does.
+    return replace(fact, origin=None, via=via, items=items, reason=reason,
+                   convention=fact.convention or (fact.by_convention and not (via is not None and via.by_convention)))
 
 
 def _detached_item(item: object) -> object:

@@ -732,8 +732,11 @@ class Inference:
         positional = [p for p in info.params if p.kind in ("posonly", "pos")]
         params = {p.name: _forced(arg) for p, arg in zip(positional, args) if p.name in needed}
         params.update((name, _forced(arg)) for name, arg in kwargs.items() if name in needed)
-        # A string's text is part of the key: `"cuda"` and `"cpu"` make different specialisations.
-        key = (function, budget, tuple(sorted((k, v.lattice(), v.reason if v.value_kind == "python" else None)
+        # A string's text is part of the key: `"cuda"` and `"cpu"` make different specialisations. So is
+        # whether an argument rests on a convention: else the call solved first would decide how sure
+        # the answer is for every later call.
+        key = (function, budget, tuple(sorted((k, v.lattice(), v.by_convention,
+                                               v.reason if v.value_kind == "python" else None)
                                               for k, v in params.items())))
         hit = self._specialized.get(key)
         if hit is not None:
