@@ -11,7 +11,10 @@ Flags tensor creation that copies host data to the GPU with a blocking copy:
   which reads every element with `.item()`.
 
 `torch.as_tensor(x, device=gpu)` with `x` of unknown kind is not flagged: it is
-often a GPU tensor already, and then nothing is copied. Nor is literal data with
+often a GPU tensor already, and then nothing is copied. Nor is an object of a
+project class that exposes device memory (`__cuda_array_interface__` or
+`__dlpack__`, set in its constructor or defined): `as_tensor` views that memory
+(`tensor_from_cuda_array_interface`), copying nothing from the host. Nor is literal data with
 no elements (`[]`, `[[]] * n`, `[[] for _ in r]`): the tensor has no elements, so
 the copy moves nothing and returns at once (measured: 0.1 ms with 37 ms of GPU
 work queued).
@@ -222,6 +225,8 @@ class TensorFromHostData(Rule):
         confidence = Fact(Device.GPU, convention=True) if self.ctx.devices.assumed_device(device_arg.value) else None
         if name == "as_tensor" and data_fact.device is Device.UNKNOWN:
             return  # often already a GPU tensor, and then nothing is copied
+        if name == "as_tensor" and self.ctx.devices.device_array(data_fact):
+            return  # a view of device memory (`__cuda_array_interface__`): nothing comes from the host
         device_code = self.ctx.text(device_arg.value)
         evidence = f"`{abbreviate(device_code)}` is taken for an accelerator: {why}"
         only_keywords = all(a.keyword is not None for a in node.args if a is not data_arg)

@@ -538,3 +538,20 @@ def test_a_device_parameter_annotated_as_a_string_is_what_its_callers_pass(tmp_p
     })
     rows = {(Path(d.path).name, d.start.row, d.code) for d in found}
     assert rows == {("ext.py", 15, "SL304")}
+
+
+def test_as_tensor_of_an_object_exposing_device_memory_copies_nothing_from_the_host(tmp_path: Path) -> None:
+    # vLLM's ROCm peer buffer: `torch.as_tensor(_DeviceBytes(ptr, n), device=device)` views device memory
+    # through `__cuda_array_interface__`; an object with no such protocol is host data.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/peer.py": "import torch\n\n\nclass DeviceBytes:\n    def __init__(self, ptr: int, n: int):\n"
+                       "        self.__cuda_array_interface__ = {'shape': (n,), 'data': (ptr, False)}\n\n\n"
+                       "class Packed:\n    def __dlpack__(self, stream=None):\n        return None\n\n\n"
+                       "class Rows:\n    def __init__(self, rows):\n        self.rows = rows\n\n\n"
+                       "def view(ptr, n):\n    return torch.as_tensor(DeviceBytes(ptr, n), device='cuda')\n\n\n"
+                       "def packed():\n    return torch.as_tensor(Packed(), device='cuda')\n\n\n"
+                       "def rows(r):\n    return torch.as_tensor(Rows(r), device='cuda')\n",
+    })
+    rows = {(Path(d.path).name, d.start.row, d.code) for d in found}
+    assert rows == {("peer.py", 28, "SL304")}

@@ -65,3 +65,10 @@ class DeviceAnalysis(Provider):
     def created_on_accelerator(self, fact: Fact) -> bool:
         """The tensor was made by `.cuda()`, `.to(<literal accelerator>)` or a factory with such a `device=`."""
         return self.evaluator.created_on_accelerator(fact)
+
+    def device_array(self, fact: Fact) -> bool:
+        """An object of a project class that exposes device memory (`__cuda_array_interface__`,
+        `__dlpack__`): `torch.as_tensor` of it views that memory, copying nothing from the host."""
+        project = self.evaluator.project
+        return fact.value_kind == "object" and bool(fact.refs) and project is not None \
+            and project.device_array(fact.refs)

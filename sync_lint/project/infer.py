@@ -144,6 +144,7 @@ class FactCache(Protocol):
 
 
 _PROPERTY_DECORATORS = frozenset({"property", "cached_property"})
+_DEVICE_ARRAY_PROTOCOLS = frozenset({"__cuda_array_interface__", "__dlpack__"})
 _MOVES = frozenset({"to", "cuda", "cpu"})  # the methods that move a tensor to a device
 
 
@@ -1057,6 +1058,27 @@ class Inference:
         if kind == "device-module" and (attr in EVENT_HANDLES or attr in STREAM_HANDLES):
             return Fact(Device.NOT_TENSOR, value_kind="handle-factory", refs=frozenset({attr}))
         return self._by_name(attr, mode)
+
+    def device_array(self, classes: Iterable[str]) -> bool:
+        """Whether every one of these classes (or a project ancestor) exposes device memory through
+        `__cuda_array_interface__` or `__dlpack__`: defined as a method or property, declared, or set
+        on `self` in a method (vLLM's ROCm peer buffers wrap a raw device address so)."""
+        classes = sorted(classes)
+        return bool(classes) and all(self._exposes_device_memory(cls) for cls in classes)
+
+    def _exposes_device_memory(self, cls: str) -> bool:
+        for owner in self.index.mro(cls):
+            found = self.index.klass(owner)
+            if found is None:
+                continue
+            summary, info = found
+            if _DEVICE_ARRAY_PROTOCOLS & {*info.methods, *(field[0] for field in info.fields)}:
+                return True
+            if any(store.attr in _DEVICE_ARRAY_PROTOCOLS and store.base == ("param", "self")
+                   and store.function is not None and store.function.startswith(f"{info.qualname}.")
+                   for store in summary.stores):
+                return True
+        return False
 
     def declares_field(self, classes: Iterable[str], name: str) -> bool:
         """Whether one of the classes (or a project ancestor) declares a field `name` in its body."""

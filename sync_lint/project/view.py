@@ -103,6 +103,10 @@ class ProjectView:
         fact = join_sources(results)
         return fact if _informative(fact) else None
 
+    def device_array(self, classes: frozenset[str]) -> bool:
+        """Whether objects of these classes expose device memory (see `Inference.device_array`)."""
+        return self.inference.device_array(classes)
+
     def declared_entry(self, owner: Fact, key: str) -> Fact | None:
         """`owner["key"]` where the owner's class declares a field `key` (a `TensorSchema`, a `TypedDict`):
         that field, even when nothing is known of it; None for other owners."""
