@@ -371,16 +371,11 @@ class _Pass:
         if known.none:
             # A copy to a device parameter the calls leave None (`torch.tensor([0], device=device)` in a
             # constructor called without one): the default device, no copy.
-            out = [d for d in out if not (d.code in _DEVICE_COPIES
-                                          and self._device_params(found, d.start.row) & known.none)]
+            out = [d for d in out
+                   if not (d.code in _DEVICE_COPIES and found[1].device_params_at(d.start.row) & known.none)]
         if every_pass:
             out = [d for d in out if found[1].branch_at(d.start.row) is None]
         return out
-
-    @staticmethod
-    def _device_params(found: "tuple[ModuleSummary, FunctionInfo]", line: int) -> frozenset[str]:
-        """The parameters a call on `line` of the function takes for its device (`device=param`, `.to(param)`)."""
-        return frozenset(name for at, name in found[1].device_params if at == line)
 
     def _hop_live(self, function: str, edge: "Edge", known: Known, every_pass: bool) -> bool:
         found = self.graph.function(function)

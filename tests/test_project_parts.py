@@ -1172,6 +1172,20 @@ def test_a_function_of_tensors_that_builds_a_tensor_returns_where_its_inputs_are
     assert inference.returns("pkg.m.host").device is Device.CPU
 
 
+def test_moving_a_module_of_unknown_class_returns_the_module() -> None:
+    # As the per-file analysis has it: `self.model.to(device)` is the module, so calling what it returns
+    # runs the module (a GPU input gives a GPU output, by convention).
+    inference = Inference(_index({"pkg.m": """
+        import torch
+        class Runner:
+            def run(self, n):
+                moved = self.model.to("cuda")
+                return moved(torch.zeros(n, device="cuda"))
+    """}))
+    out = inference.returns("pkg.m.Runner.run")
+    assert out.device is Device.GPU and out.by_convention
+
+
 def test_a_call_s_result_is_as_sure_as_its_arguments_whichever_call_came_first() -> None:
     # The answer for a call is memoised for the next call with the same arguments: an argument on the
     # GPU only by convention is not the same argument as one proven there.

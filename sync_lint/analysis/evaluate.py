@@ -197,9 +197,8 @@ class Evaluator:
 
     def _project_param_fact(self, param: cst.Param, function: str | None, name: str, local: Fact) -> Fact:
         assert self.project is not None
-        named = self.settings.fact_for_name(name)
         if function is not None and (local.value_kind == "device" or local.value_kind == "python"
-                                     and named is not None and named.value_kind == "device"):
+                                     and (self.settings.fact_for_name(name) or UNKNOWN).value_kind == "device"):
             # A device parameter's name or annotation alone says accelerator; the project's callers say
             # more: they may all leave it None, pass the CPU, or pass only an unknown tensor's `.device`.
             # So for one annotated as a string (`device: str = "cpu"`).

@@ -1102,9 +1102,13 @@ class Inference:
         if mode == "shallow":
             return UNKNOWN
         if mode == "types" or budget <= 0:
-            return join_sources([self._cheap_question(("type-return", f), lambda f=f: self._type_return(f))
-                                 for f in sorted(getters)])
+            return self._type_returns(getters)
         return join_sources([self._returns_with(getter, [owner], {}, budget) for getter in sorted(getters)])
+
+    def _type_returns(self, functions: Iterable[str]) -> Fact:
+        """What the functions return, read cheaply (their types, not their callers' values)."""
+        return join_sources([self._cheap_question(("type-return", f), lambda f=f: self._type_return(f))
+                             for f in sorted(functions)])
 
     def _is_classmethod(self, function: str) -> bool:
         found = self.index.function(function)
@@ -1223,9 +1227,12 @@ class Inference:
                 # `buf.pin_memory()` of a receiver the index does not know (a rebinding with no earlier
                 # value it can name): the result of `.pin_memory()` is pinned whatever tensor it pinned.
                 return Fact(Device.PINNED, reason="pinned by `.pin_memory()`")
-            if func[2] in _MOVES and receiver.device is Device.UNKNOWN and receiver.value_kind is None:
+            module = _as_module(receiver, func[1])
+            if func[2] in _MOVES and receiver.device is Device.UNKNOWN and receiver.value_kind is None \
+                    and module is None:
                 # `tokenizer(...).input_ids.to(device)`: a receiver nobody knows, moved, is a tensor where
-                # it was moved to, as the per-file analysis takes it (`_eval_method` in analysis/evaluate.py).
+                # it was moved to, as the per-file analysis takes it (`_eval_method` in analysis/evaluate.py);
+                # one named like a module (`self.model.to(device)`) is the module, below.
                 return self._tensor_method(receiver, func[2], args, kwargs, context)
             if receiver.value_kind == "numpy":
                 return NUMPY
@@ -1239,15 +1246,15 @@ class Inference:
                 return viewed
             if receiver.value_kind == "device-module" and func[2] in EVENT_HANDLES | STREAM_HANDLES:
                 return _handle("event" if func[2] in EVENT_HANDLES else "stream", value)
-            module = _as_module(receiver, func[1])
+            if func[2] in MODULE_MOVES:
+                if module is not None:
+                    return module  # `model.to(device)`, `model.eval()`: the module itself
+                if receiver.value_kind == "object" and receiver.refs and \
+                        not any(self.index.method(cls, func[2]) for cls in receiver.refs):
+                    return receiver  # `Bank().to(device)` of a project module that does not define it
             if module is not None:  # `self.model.compute_logits(hidden)`
-                if func[2] in MODULE_MOVES:
-                    return UNKNOWN
                 return module_output(module, self._inputs(args, kwargs, context), f"`{render(value, 40)}`",
                                      method=func[2])
-            if func[2] in MODULE_MOVES and receiver.value_kind == "object" and receiver.refs and \
-                    not any(self.index.method(cls, func[2]) for cls in receiver.refs):
-                return receiver  # `Bank().to(device)`: a module's moves return the module
             callee = self.attribute(receiver, func[2], context.mode, context.budget)
         else:
             callee = self.eval(func, context)
@@ -1275,8 +1282,7 @@ class Inference:
             return _handle("event" if callee.refs & EVENT_HANDLES else "stream", value)
         if kind == "callable" and callee.refs:
             if context.mode == "types" or context.mode == "full" and context.budget <= 0:
-                return join_sources([self._cheap_question(("type-return", f), lambda f=f: self._type_return(f))
-                                     for f in sorted(callee.refs)])
+                return self._type_returns(callee.refs)
             if context.mode == "shallow":
                 return UNKNOWN
             arg_facts: list[Argument] = [partial(self.eval, a, context) for a in args if a[0] != "*"]

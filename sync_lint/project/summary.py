@@ -72,6 +72,10 @@ class FunctionInfo:
     # (`torch.tensor(..., device=device)`, `x.to(device)`): a call that leaves it None copies nothing.
     device_params: tuple[tuple[int, str], ...] = ()
 
+    def device_params_at(self, line: int) -> frozenset[str]:
+        """The parameters a call on `line` takes for its device (`device=param`, `.to(param)`)."""
+        return frozenset(name for at, name in self.device_params if at == line)
+
     def branch_at(self, line: int) -> int | None:
         """The line of the outermost test that decides whether `line` runs; None when it runs on every call."""
         tests = [test for test, first, last in self.branches if first <= line <= last]
