@@ -797,3 +797,39 @@ def test_a_syncing_base_method_is_followed_whatever_its_number_of_overrides(tmp_
              "    def forward(self, x):\n        return self.runner.run(x)\n")
     diagnostics = check_small_project(tmp_path, {"pkg/__init__.py": "", "pkg/layers.py": layers, "pkg/model.py": model})
     assert ("model.py", 12) in {(Path(d.path).name, d.start.row) for d in diagnostics if d.code == "SL601"}
+
+
+def test_a_custom_operator_call_reaches_the_function_registered_for_it(tmp_path):
+    """`torch.ops.<ns>.<op>(...)` runs the function the project registered as `op`: the hot path goes on
+    through it (vLLM's attention and MoE layers call their kernels' wrappers this way)."""
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/ops.py": (
+            "import torch\n"
+            "from pkg.registry import direct_register_custom_op\n"
+            "\n"
+            "def lengths_impl(x: torch.Tensor) -> torch.Tensor:\n"
+            "    n = int(x.sum().item())\n"
+            "    return x[:n]\n"
+            "\n"
+            'direct_register_custom_op(op_name="lengths", op_func=lengths_impl)\n'
+        ),
+        "pkg/registry.py": "def direct_register_custom_op(op_name, op_func):\n    pass\n",
+        "pkg/layer.py": (
+            "import torch\n"
+            "import pkg.ops\n"
+            "\n"
+            "class Layer(torch.nn.Module):\n"
+            "    def forward(self, x: torch.Tensor) -> torch.Tensor:\n"
+            "        y = torch.ones(4, device=x.device)\n"
+            "        return torch.ops.pkg.lengths(y)\n"
+            "\n"
+            "    def aten(self, x: torch.Tensor) -> torch.Tensor:\n"
+            "        return torch.ops.aten.add(x, x)\n"
+        ),
+    }
+    found = {(Path(d.path).name, d.start.row, d.code): d for d in check_small_project(tmp_path, files)}
+    assert ("ops.py", 5, "SL101") in found
+    chain = found[("layer.py", 7, "SL601")]
+    assert "`lengths_impl`" in chain.message
+    assert [k for k in found if k[0] == "layer.py"] == [("layer.py", 7, "SL601")]

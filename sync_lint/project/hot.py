@@ -49,6 +49,11 @@ _COMPILE_DECORATORS = frozenset({"torch.compile", "torch.cuda.make_graphed_calla
 _MAX_TARGETS = 8  # a call resolving to more functions than this is treated as unresolved
 
 
+def _operator_namespace(modules: frozenset[str]) -> bool:
+    """`torch.ops.<ns>`: its operators may be the project's own (`ProjectIndex._custom_op`)."""
+    return any(m.startswith("torch.ops.") and m.count(".") == 2 for m in modules)
+
+
 @dataclass(frozen=True)
 class Edge:
     """A call from a function to another: where it is made, how it was resolved."""
@@ -220,7 +225,8 @@ class CallGraph:
                 return [], "external"  # a library object, or a builtin container (`[].append`)
             if func[1][0] == "call" and func[1][1][0] == "name" and func[1][1][1] in _BUILTINS:
                 return [], "external"  # `set().add`, `dict(...).items`
-            if receiver.value_kind == "module" and not (receiver.refs and self._in_project(next(iter(receiver.refs)))):
+            if receiver.value_kind == "module" and not (receiver.refs and self._in_project(next(iter(receiver.refs)))) \
+                    and not _operator_namespace(receiver.refs):
                 return [], "external"
             callee = inference.attribute(receiver, func[2], "types", 0)
         else:

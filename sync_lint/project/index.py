@@ -29,12 +29,20 @@ from sync_lint.project.values import Value
 
 
 def callee_name(func: Value) -> str | None:
-    """The name a call site is filed under: `f` for `f(...)` and `x.f(...)`."""
+    """The name a call site is filed under: `f` for `f(...)` and `x.f(...)`; the operator for
+    `torch.ops.<ns>.<op>.<overload>(...)`."""
     if func[0] == "name":
         return func[1] if func[1] == "dataclasses.replace" else func[1].rsplit(".", 1)[-1]
     if func[0] == "attr":
+        if func[2] == "default" and func[1][0] == "attr" and _under_torch_ops(func[1][1]):
+            return func[1][2]
         return func[2]
     return None
+
+
+def _under_torch_ops(value: Value) -> bool:
+    """`torch.ops.<ns>`: the namespace of an operator."""
+    return value[0] == "attr" and value[1][0] == "attr" and value[1][2] == "ops" and value[1][1] == ("name", "torch")
 
 
 def callee_names(func: Value) -> list[str]:
@@ -61,6 +69,7 @@ class NameTables:
     generated: dict[str, set[str]] = field(default_factory=dict)
     # Multimodal input key -> "gpu module:line" / "cpu module:line" for each declaration (`multimodal_fields`).
     inputs: dict[str, set[str]] = field(default_factory=dict)
+    ops: dict[str, set[str]] = field(default_factory=dict)  # custom operator -> modules registering it
 
     def add(self, summary: ModuleSummary) -> None:
         for kind, name, value in table_rows(summary):
@@ -121,6 +130,7 @@ def table_rows(summary: ModuleSummary) -> list[tuple[str, str, str]]:
         rows.append(("roots", "<module>", module))
     rows += [("inputs", key, f"{'cpu' if on_cpu else 'gpu'} {module}:{line}")
              for key, on_cpu, line in multimodal_fields(summary)]
+    rows += [("ops", op, module) for op in summary.custom_ops]
     if summary.generated_from and summary.generated_from.endswith(".py"):
         package = module.rpartition(".")[0] if not summary.is_package else module
         template = summary.generated_from[:-3]
@@ -253,6 +263,8 @@ class ProjectIndex:
     def _resolve(self, dotted: str) -> Symbol | None:
         # Resolving reads only which names a module defines and imports (`s:`), and which modules
         # exist (also when absent: a module added later would change the answer).
+        if dotted.startswith("torch.ops."):
+            return self._custom_op(dotted)
         self.reads.add(f"s:{dotted}")
         if dotted in self.modules:
             return Symbol("module", dotted, "")
@@ -285,6 +297,31 @@ class ProjectIndex:
                     return found
             return None
         return None
+
+    def _custom_op(self, dotted: str) -> Symbol | None:
+        """The project function implementing `torch.ops.<ns>.<op>` (or `.<op>.<overload>`): the one
+        a module registers under that name (the namespace is not checked: one project, one library)."""
+        parts = dotted.split(".")
+        if len(parts) not in (4, 5):
+            return None
+        op = parts[3]
+        self.reads.add(f"n:ops:{op}")
+        for module in sorted(self.tables.ops.get(op, ())):
+            summary = self.summary(module)
+            implementation = summary.custom_ops.get(op) if summary is not None else None
+            if implementation is None:
+                continue
+            if implementation[0] == "name" and implementation[1] in summary.functions:
+                return Symbol("function", module, implementation[1])
+            spelled = spelled_name(summary, implementation)
+            found = self.resolve(spelled) if spelled is not None and not spelled.startswith("torch.") else None
+            if found is not None and found.kind == "function":
+                return found
+        return None
+
+    def custom_ops_of(self, summary: ModuleSummary, function: str) -> set[str]:
+        """The operators the module registers a module-level function of its own as."""
+        return {op for op, value in summary.custom_ops.items() if value == ("name", function)}
 
     def function(self, qualname: str) -> tuple[ModuleSummary, FunctionInfo] | None:
         symbol = self.resolve(qualname)

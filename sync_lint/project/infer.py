@@ -584,7 +584,10 @@ class Inference:
         bound = info.kind in ("method", "classmethod")
         if info.name in _CALLED_METHODS and info.class_name is not None:
             out.extend(self._object_calls(summary.qualified(info.class_name), function))
-        for name in sorted({info.name} | self._aliases(summary, info)):
+        names = {info.name} | self._aliases(summary, info)
+        if info.class_name is None:
+            names |= self.index.custom_ops_of(summary, info.qualname)  # `torch.ops.<ns>.<op>(...)`
+        for name in sorted(names):
             for caller, call, callee in self._calls_with_callees(name):
                 if callee.value_kind == "callable" and function in callee.refs:
                     out.append((caller, call, 1 if bound and "bound" in callee.items else 0))
@@ -1055,6 +1058,8 @@ class Inference:
             if attr in METADATA_ATTRS:
                 return PYTHON
             return UNKNOWN
+        if kind == "callable" and attr == "default" and owner.refs:
+            return owner  # `torch.ops.<ns>.<op>.default`: the operator's one overload
         if kind == "device-module" and (attr in EVENT_HANDLES or attr in STREAM_HANDLES):
             return Fact(Device.NOT_TENSOR, value_kind="handle-factory", refs=frozenset({attr}))
         return self._by_name(attr, mode)

@@ -647,6 +647,7 @@ class StoreTables:
         self.forwards = _LazyNames(store, "forwards")
         self.generated = _LazyNames(store, "generated")
         self.inputs = _LazyNames(store, "inputs")
+        self.ops = _LazyNames(store, "ops")
         self._call_sites: dict[str, list[tuple[str, list]]] = {}
         self._replaced: dict[str, ModuleSummary] = {}  # module -> the summary used instead of the cached one
 
@@ -654,7 +655,8 @@ class StoreTables:
         """Use this summary's rows instead of the cached ones of its module (a text being edited)."""
         self._replaced[summary.module] = summary
         self._call_sites.clear()
-        for kind in ("calls", "stores", "entries", "classes", "bases", "roots", "forwards", "generated", "inputs"):
+        for kind in ("calls", "stores", "entries", "classes", "bases", "roots", "forwards", "generated", "inputs",
+                     "ops"):
             getattr(self, kind).hide(summary.module)
         for kind, name, value in table_rows(summary):
             getattr(self, kind).extra(name, value)

@@ -27,7 +27,7 @@ from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 19
+SUMMARY_FORMAT = 20
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -187,6 +187,10 @@ class ModuleSummary:
     compiled: list[tuple[str | None, int, Value]] = field(default_factory=list)
     # Lines of call sites inside `with torch.cuda.graph(...)` (captured into a CUDA graph).
     captured: list[int] = field(default_factory=list)
+    # Custom operators the module registers with PyTorch: op name -> the callable that implements it
+    # (`direct_register_custom_op(op_name="x", op_func=f)`, `@torch.library.custom_op("ns::x")`), so that
+    # a call `torch.ops.<ns>.x(...)` is a call of that function.
+    custom_ops: dict[str, Value] = field(default_factory=dict)
 
     def qualified(self, local: str) -> str:
         return f"{self.module}.{local}" if self.module else local
@@ -789,6 +793,9 @@ class _Summarizer:
         self.s.functions[qualname] = info
         for decorator in node.decorator_list:
             self._calls_in(decorator, outer)
+            op = _registered_op(decorator, node.name, self._torch_name)
+            if op is not None and outer.qualname is None and class_name is None:
+                self.s.custom_ops.setdefault(op, ("name", node.name))
         saved = self.loop_depth, self.generator, self.contexts, self.loops
         self.loop_depth, self.generator, self.contexts, self.loops = 0, False, [], []
         self._body(node.body, scope, class_name=None, prefix=f"{qualname}.<locals>.")
@@ -953,7 +960,8 @@ class _Summarizer:
             # Filed under its own name (not with every `str.replace`): it stores into a project class.
             func = ("name", "dataclasses.replace")
         self._device_params(node, scope)
-        if _external(func, self.s.imports):
+        self._custom_op(node, scope)
+        if _external(func, self.s.imports) and not _torch_op(self._torch_name(node.func)):
             if node.args and self._torch_name(node.func) in _COMPILERS:
                 self.s.compiled.append((scope.qualname, node.lineno, self.value(node.args[0], scope)))
             return
@@ -975,6 +983,28 @@ class _Summarizer:
             # of later calls of the partial are not followed).
             self.s.calls.append(CallSite(scope.qualname, node.lineno, args[0], args[1:], kwargs, self.loop_depth,
                                          tuple(self.contexts)))
+
+    def _custom_op(self, node: ast.Call, scope: _Scope) -> None:
+        """`direct_register_custom_op("x", f)`, `register_custom_op(f, op_name="x")`,
+        `torch.library.custom_op("ns::x", f)`: `torch.ops.<ns>.x(...)` calls `f`."""
+        name = self._torch_name(node.func)
+        if name is None or not name.rsplit(".", 1)[-1].endswith(_REGISTERS):
+            return
+        keywords = {k.arg: k.value for k in node.keywords if k.arg is not None}
+        positional = [a for a in node.args if not isinstance(a, ast.Starred)]
+        op_node = keywords.get("op_name", keywords.get("name"))
+        func_node = keywords.get("op_func", keywords.get("fn"))
+        if positional and isinstance(positional[0], ast.Constant):
+            op_node = op_node or positional[0]
+            func_node = func_node or (positional[1] if len(positional) > 1 else None)
+        elif positional:
+            func_node = func_node or positional[0]
+        if func_node is None:
+            return
+        op = _op_name(op_node) if op_node is not None else (
+            func_node.id if isinstance(func_node, ast.Name) else None)
+        if op is not None:
+            self.s.custom_ops.setdefault(op, self.value(func_node, scope))
 
     # --- expressions -----------------------------------------------------------------------
     def value(self, node: ast.expr | None, scope: _Scope, level: int = 0) -> Value:
@@ -1084,6 +1114,47 @@ _EXTERNAL_ROOTS = frozenset(
     "abc enum copy pathlib contextlib threading traceback random string textwrap pickle struct "
     "operator heapq bisect weakref uuid socket subprocess shutil tempfile argparse asyncio".split()
 )
+
+
+# Functions that register a custom operator with PyTorch: vLLM's and SGLang's `direct_register_custom_op`,
+# SGLang's `register_custom_op`, `torch.library.custom_op`.
+_REGISTERS = ("register_custom_op", "custom_op")
+# Operator namespaces of PyTorch itself: their operators are not the project's.
+_TORCH_OP_NAMESPACES = frozenset({"aten", "prims", "prim", "quantized", "_c10d_functional", "c10d_functional",
+                                  "_c10d_functional_autograd", "c10d", "profiler", "_quantized", "higher_order"})
+
+
+def _op_name(node: ast.expr) -> str | None:
+    """The operator a registration names: `"x"`, or `"ns::x"` (and `"ns::x.overload"`)."""
+    if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+        return None
+    name = node.value.rsplit("::", 1)[-1].split(".", 1)[0].split("(", 1)[0].strip()
+    return name if name.isidentifier() else None
+
+
+def _registered_op(decorator: ast.expr, function: str, torch_name: Callable[[ast.expr], str | None]) -> str | None:
+    """The operator a decorator registers the function as: `@torch.library.custom_op("ns::x", ...)`,
+    `@register_custom_op(...)` (named after the function unless `op_name=` says otherwise)."""
+    call = decorator if isinstance(decorator, ast.Call) else None
+    name = torch_name(call.func if call is not None else decorator)
+    if name is None or not name.rsplit(".", 1)[-1].endswith(_REGISTERS):
+        return None
+    if call is None:
+        return function
+    named = [k.value for k in call.keywords if k.arg in ("op_name", "name")] or call.args[:1]
+    if named and isinstance(named[0], ast.Constant):
+        return _op_name(named[0])
+    return function
+
+
+def _torch_op(name: str | None) -> str | None:
+    """The operator `torch.ops.<ns>.<op>` (or `.<op>.<overload>`) calls, for a namespace not PyTorch's own."""
+    if name is None or not name.startswith("torch.ops."):
+        return None
+    parts = name.split(".")
+    if len(parts) < 4 or parts[2] in _TORCH_OP_NAMESPACES:
+        return None
+    return parts[3]
 
 
 def _external(func: Value, imports: dict[str, str]) -> bool:
