@@ -555,3 +555,11 @@ def test_as_tensor_of_an_object_exposing_device_memory_copies_nothing_from_the_h
     })
     rows = {(Path(d.path).name, d.start.row, d.code) for d in found}
     assert rows == {("peer.py", 28, "SL304")}
+
+
+@pytest.mark.parametrize("project", ["device_tests"], indirect=True)
+def test_a_device_test_around_a_call_is_evidence(project: Path, tmp_path: Path) -> None:
+    report = check(project, cache=tmp_path / "cache")
+    step = diagnostic(report, "pkg/reference.py", 13).evidence_steps[-1]
+    assert (Path(step.path).as_posix(), step.row) == ("pkg/dispatch.py", 24)
+    assert "`x.is_cuda` holds here" in step.message

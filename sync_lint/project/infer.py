@@ -929,10 +929,31 @@ class Inference:
             return Fact(Device.NOT_TENSOR, value_kind="tuple", items=tuple(self.eval(v, context) for v in value[1]))
         if tag == "listof":
             return Fact(Device.NOT_TENSOR, value_kind="list", items=(self.eval(value[1], context),))
+        if tag == "on":
+            return self._narrowed(self.eval(value[1], context), value, context.summary)
         if tag == "dict":
             return Fact(Device.NOT_TENSOR, value_kind="dict", items=tuple((k, self.eval(v, context))
                                                                          for k, v in value[1]))
         return UNKNOWN
+
+    def _narrowed(self, fact: Fact, value: Value, summary: ModuleSummary) -> Fact:
+        """What a device test around a read proves (`analysis/narrowing.py` does the same within a file):
+        `x` in `if x.device.type == "cpu":` is a CPU tensor if it is a tensor at all; in `if x.is_cuda:` it
+        is a GPU tensor; `device` in `if device.type == "cpu":` is the CPU."""
+        _tag, _inner, on, how, test, line = value
+        device = Device.CPU if on == "cpu" else Device.GPU
+        reason = f"{test} here"
+        if how == "device":
+            if fact.value_kind == "device" or (fact.device is Device.UNKNOWN and not fact.tensor_like
+                                               and fact.value_kind is None):
+                return replace(device_value(device, reason), where=self._where(summary, line))
+            return fact
+        if fact.is_tensor or fact.is_unknown_tensor or (how == "shows" and fact.device is Device.UNKNOWN
+                                                        and fact.value_kind is None):
+            # The test proves the device, and nothing of how the host memory was allocated.
+            return Fact(device, tensor_like=True, pinning_unknown=device is Device.CPU, ndim=fact.ndim,
+                        dtype=fact.dtype, reason=reason, where=self._where(summary, line))
+        return fact
 
     def _context(self, summary: ModuleSummary, function: str | None, mode: str = "full", budget: int = 0) -> Context:
         return Context(summary, summary.functions.get(function) if function else None, mode=mode, budget=budget)
@@ -1821,7 +1842,7 @@ def _params_in(values: Iterable[Value]) -> set[str]:
         tag = value[0]
         if tag == "param":
             found.add(value[1])
-        elif tag in ("attr", "sub", "iter", "item", "*", "listof"):
+        elif tag in ("attr", "sub", "iter", "item", "*", "listof", "on"):
             stack.append(value[1])
             if tag == "sub":
                 stack.append(value[2])

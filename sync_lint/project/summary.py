@@ -22,12 +22,12 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from sync_lint.analysis.knowledge import EMPTY_CONTAINERS
+from sync_lint.analysis.knowledge import ACCELERATOR_NAMES, EMPTY_CONTAINERS
 from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 20
+SUMMARY_FORMAT = 21
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -216,17 +216,30 @@ def map_lines(summary: ModuleSummary, to: Callable[[int], int]) -> ModuleSummary
 
     def function(info: FunctionInfo) -> FunctionInfo:
         return replace(info, line=to(info.line), end_line=to(info.end_line), loops=pairs(info.loops),
+                       returns=tuple(value(v) for v in info.returns),
+                       params=tuple(replace(p, default=value(p.default)) if p.default is not None else p
+                                    for p in info.params),
                        guards=guards(info.guards), truth_guards=guards(info.truth_guards),
                        branches=tuple((to(test), to(first), to(last)) for test, first, last in info.branches),
                        device_params=tuple((to(line), name) for line, name in info.device_params))
 
     def klass(info: ClassInfo) -> ClassInfo:
         return replace(info, line=to(info.line), end_line=to(info.end_line),
-                       fields=tuple((n, a, d, to(line)) for n, a, d, line in info.fields),
-                       attributes=tuple((n, v, to(line)) for n, v, line in info.attributes))
+                       fields=tuple((n, a, value(d) if d is not None else d, to(line)) for n, a, d, line in info.fields),
+                       attributes=tuple((n, value(v), to(line)) for n, v, line in info.attributes))
 
     def example(found: tuple | None) -> tuple | None:
         return (to(found[0]), *found[1:]) if found else found
+
+    def value(v: Value) -> Value:
+        # Only a device test (`on`) keeps a line inside a value; most values hold none and are kept.
+        if "on" not in repr(v):
+            return v
+        return _map_value_lines(v, to)
+
+    def site(call: CallSite) -> CallSite:
+        return replace(call, line=to(call.line), func=value(call.func), args=tuple(value(a) for a in call.args),
+                       kwargs=tuple((k, value(v)) for k, v in call.kwargs))
 
     conventions = None if summary.conventions is None else {
         attr: (*counts[:3], example(counts[3]), example(counts[4])) for attr, counts in summary.conventions.items()}
@@ -235,13 +248,24 @@ def map_lines(summary: ModuleSummary, to: Callable[[int], int]) -> ModuleSummary
         global_lines={name: to(line) for name, line in summary.global_lines.items()},
         classes={name: klass(info) for name, info in summary.classes.items()},
         functions={name: function(info) for name, info in summary.functions.items()},
-        calls=[replace(call, line=to(call.line)) for call in summary.calls],
-        stores=[replace(store, line=to(store.line)) for store in summary.stores],
-        entries=[replace(entry, line=to(entry.line)) for entry in summary.entries],
+        calls=[site(call) for call in summary.calls],
+        stores=[replace(store, line=to(store.line), base=value(store.base), value=value(store.value))
+                for store in summary.stores],
+        entries=[replace(entry, line=to(entry.line), value=value(entry.value)) for entry in summary.entries],
         conventions=conventions,
-        compiled=[(function, to(line), value) for function, line, value in summary.compiled],
+        compiled=[(function, to(line), value(v)) for function, line, v in summary.compiled],
+        globals={name: value(v) for name, v in summary.globals.items()},
         captured=[to(line) for line in summary.captured],
     )
+
+
+def _map_value_lines(value: Value, to: Callable[[int], int]) -> Value:
+    """`value` with the line of every device test in it (`("on", ..., line)`) replaced by `to(line)`."""
+    if not isinstance(value, tuple):
+        return value
+    if len(value) == 6 and value[0] == "on" and isinstance(value[5], int):
+        return ("on", _map_value_lines(value[1], to), *value[2:5], to(value[5]))
+    return tuple(_map_value_lines(part, to) for part in value)
 
 
 # ==========================================================================================
@@ -415,6 +439,10 @@ class _Summarizer:
         self._at: _Place | None = None
         self.use: tuple[_Scope, _Place | None] | None = None  # pass 2: the statement being read, and its scope
         self._chain = 0  # assignments whose values are being read, one inside the other
+        # What the device tests around the statement prove (`if x.device.type == "cpu":`): a name or
+        # dotted name -> (device, how, the test as the evidence reads it, its line); see `_device_tests`.
+        self.narrowed: dict[str, tuple[str, str, str, int]] = {}
+        self._test_line = 0  # the line of the test being applied
 
     # --- module ---------------------------------------------------------------------------
     def module(self, tree: ast.Module) -> None:
@@ -699,8 +727,42 @@ class _Summarizer:
 
     # --- pass 2: what each scope does ----------------------------------------------------------
     def _body(self, body: list[ast.stmt], scope: _Scope, class_name: str | None, prefix: str) -> None:
-        for statement in body:
-            self._statement(statement, scope, class_name, prefix)
+        saved = self.narrowed
+        try:
+            for index, statement in enumerate(body):
+                self._statement(statement, scope, class_name, prefix)
+                if isinstance(statement, ast.If) and not statement.orelse and _exits(statement.body):
+                    # `if device.type != "cpu": return ...`: what follows runs only when the test failed.
+                    self._test_line = statement.lineno
+                    self._narrow(_device_tests(statement.test)[1], body[index + 1:])
+        finally:
+            self.narrowed = saved
+
+    def _narrow(self, tests: list[tuple[str, str, str, str]], region: list[ast.stmt]) -> None:
+        """Add what `tests` prove to the statements of `region`, except for names `region` rebinds."""
+        if not tests:
+            return
+        rebound = _rebound(region)
+        narrowed = dict(self.narrowed)
+        for key, device, how, text in tests:
+            if key in ("self", "cls"):
+                continue  # `self.device.type == "cpu"` says where the module's device is, not that it is a tensor
+            if key not in rebound and key.split(".", 1)[0] not in rebound:
+                narrowed[key] = (device, how, text, self._test_line)
+        self.narrowed = narrowed
+
+    def _if(self, node: ast.If, scope: _Scope, class_name: str | None, prefix: str) -> None:
+        when_true, when_false = _device_tests(node.test)
+        saved = self.narrowed
+        self._test_line = node.lineno
+        try:
+            self._narrow(when_true, node.body)
+            self._body(node.body, scope, class_name, prefix)
+            self.narrowed = saved
+            self._narrow(when_false, node.orelse)
+            self._body(node.orelse, scope, class_name, prefix)
+        finally:
+            self.narrowed = saved
 
     def _statement(self, node: ast.stmt, scope: _Scope, class_name: str | None, prefix: str) -> None:
         saved = self.use
@@ -743,8 +805,11 @@ class _Summarizer:
             self.loop_depth += 1
             if scope.qualname is not None:
                 self.loops.append((node.lineno, node.end_lineno or node.lineno))
-        for block in _blocks_of(node):
-            self._body(block, scope, class_name, prefix)
+        if isinstance(node, ast.If):
+            self._if(node, scope, class_name, prefix)
+        else:
+            for block in _blocks_of(node):
+                self._body(block, scope, class_name, prefix)
         if loops:
             self.loop_depth -= 1
         if pushed:
@@ -796,15 +861,15 @@ class _Summarizer:
             op = _registered_op(decorator, node.name, self._torch_name)
             if op is not None and outer.qualname is None and class_name is None:
                 self.s.custom_ops.setdefault(op, ("name", node.name))
-        saved = self.loop_depth, self.generator, self.contexts, self.loops
-        self.loop_depth, self.generator, self.contexts, self.loops = 0, False, [], []
+        saved = self.loop_depth, self.generator, self.contexts, self.loops, self.narrowed
+        self.loop_depth, self.generator, self.contexts, self.loops, self.narrowed = 0, False, [], [], {}
         self._body(node.body, scope, class_name=None, prefix=f"{qualname}.<locals>.")
         info.is_generator = self.generator
         info.loops = tuple(self.loops)
         named = {p.name for p in params if p.kind not in ("star", "starstar")}
         info.guards, info.truth_guards = _guards(node.body, named)
         info.branches = _branches(node.body)
-        self.loop_depth, self.generator, self.contexts, self.loops = saved
+        self.loop_depth, self.generator, self.contexts, self.loops, self.narrowed = saved
 
     def _hot_marker(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
         """`# sync-lint: hot` on the `def` line, a decorator line, or the line just above them."""
@@ -1012,6 +1077,13 @@ class _Summarizer:
         if node is None or level > MAX_DEPTH:
             return UNKNOWN
         level += 1
+        if self.narrowed and isinstance(node, (ast.Name, ast.Attribute)):
+            key = dotted(node)
+            found = self.narrowed.get(key) if key is not None else None
+            if found is not None:
+                inner = self._name_value(node.id, scope, level) if isinstance(node, ast.Name) else \
+                    ("attr", self.value(node.value, scope, level), node.attr)
+                return ("on", inner, *found)
         if isinstance(node, ast.Name):
             return self._name_value(node.id, scope, level)
         if isinstance(node, ast.Attribute):
@@ -1396,6 +1468,80 @@ def _branches(body: list[ast.stmt]) -> tuple[tuple[int, int, int], ...]:
 def _true_when(test: ast.expr) -> tuple[set[str], set[str]]:
     """The names a test proves true when it is true, and when it is false (`if p:`, `if not p: return`)."""
     return _proved(test, lambda atom: ({atom.id}, set()) if isinstance(atom, ast.Name) else (set(), set()))
+
+
+def _device_tests(test: ast.expr) -> tuple[list[tuple[str, str, str, str]], list[tuple[str, str, str, str]]]:
+    """What a test proves about devices when it is true, and when it is false, through `not`, `and`
+    and `or` (as `analysis/narrowing.py` reads it for one file): (key, "cpu" or "gpu", how, text), how
+    being "tensor" (`x.device.type == ...`: `x`, if a tensor), "shows" (`x.is_cuda`: `x` is a tensor)
+    or "device" (`device.type == ...`, `x.device == ...`: a device value), and text the reason the
+    evidence gives (the test, and whether it held)."""
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        when_true, when_false = _device_tests(test.operand)
+        return when_false, when_true
+    if isinstance(test, ast.BoolOp):
+        parts = [_device_tests(value) for value in test.values]
+        if isinstance(test.op, ast.And):  # all hold when it is true; when it is false, any may not
+            return [t for part in parts for t in part[0]], []
+        return [], [t for part in parts for t in part[1]]
+    if isinstance(test, ast.Attribute) and test.attr in ("is_cuda", "is_cpu"):
+        key = dotted(test.value)
+        if key is None:
+            return [], []
+        text = f"`{key}.{test.attr}` holds"
+        return [(key, "gpu" if test.attr == "is_cuda" else "cpu", "shows", text)], []
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], (ast.Eq, ast.NotEq))):
+        return [], []
+    left, right = test.left, test.comparators[0]
+    if not (isinstance(right, ast.Constant) and isinstance(right.value, str)):
+        left, right = right, left
+    if not (isinstance(right, ast.Constant) and isinstance(right.value, str)):
+        return [], []
+    kind = right.value.strip().lower().split(":", 1)[0]
+    device = "cpu" if kind == "cpu" else "gpu" if kind in ACCELERATOR_NAMES else None
+    subject = _compared_device(left)
+    if device is None or subject is None:
+        return [], []
+    spelled, keys = subject
+    if isinstance(test.ops[0], ast.Eq):
+        return [(key, device, how, f"`{spelled} == {right.value!r}` holds") for key, how in keys], []
+    return [], [(key, device, how, f"`{spelled} != {right.value!r}` is false") for key, how in keys]
+
+
+def _compared_device(node: ast.expr) -> tuple[str, list[tuple[str, str]]] | None:
+    """How a compared device is spelled, and the keys it narrows: `x.device.type`, `str(x.device)` and
+    `x.device` narrow the tensor `x` and the device `x.device`; `device.type`, `str(device)` and
+    `device` the device `device`."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "str" and \
+            len(node.args) == 1 and not node.keywords:
+        found = _compared_device(node.args[0])
+        return (f"str({found[0]})", found[1]) if found is not None else None
+    if isinstance(node, ast.Attribute) and node.attr == "type":
+        node = node.value
+        suffix = ".type"
+    else:
+        suffix = ""
+    if isinstance(node, ast.Attribute) and node.attr == "device":
+        key = dotted(node.value)
+        if key is None:
+            return None
+        return f"{key}.device{suffix}", [(key, "tensor"), (f"{key}.device", "device")]
+    key = dotted(node)
+    return (f"{key}{suffix}", [(key, "device")]) if key is not None else None
+
+
+def _rebound(region: list[ast.stmt]) -> set[str]:
+    """The names and dotted names `region` assigns (there a narrowing no longer holds)."""
+    out: set[str] = set()
+    for statement in region:
+        for node in ast.walk(statement):
+            if isinstance(node, (ast.Name, ast.Attribute)) and isinstance(node.ctx, (ast.Store, ast.Del)):
+                key = dotted(node)
+                if key is not None:
+                    out.add(key)
+            elif isinstance(node, ast.NamedExpr):
+                out.add(node.target.id)
+    return out
 
 
 def _exits(block: list[ast.stmt]) -> bool:

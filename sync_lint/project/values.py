@@ -23,6 +23,7 @@ tag:
 | `dict` | `("dict", ((key, value), ...))` | a dict display with string keys |
 | `decl` | `("decl", types)` | an empty container stored with an annotation (`self.reqs: dict[str, Req] = {}`): the annotation's types |
 | `lambda` | `("lambda",)` | a lambda |
+| `on` | `("on", value, device, how, test, line)` | `value` where a test around it proves its device (`if x.device.type == "cpu":`); `how` is `tensor`, `shows` or `device` |
 | `?` | `("?",)` | nothing known |
 """
 
@@ -97,6 +98,8 @@ def _render(value: Value, level: int) -> str:
         return {"none": "None", "str": "'...'", "number": "<number>", "bool": "<bool>"}.get(value[1], value[1])
     if tag in ("*", "**"):
         return tag + _render(value[1], level + 1)
+    if tag == "on":
+        return _render(value[1], level)
     if tag == "decl":
         return " | ".join(t for t in value[1] if not t.startswith("[]")) + " (declared, empty)"
     return "?"
