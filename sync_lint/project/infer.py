@@ -948,10 +948,6 @@ class Inference:
                                                and fact.value_kind is None):
                 return replace(device_value(device, reason), where=self._where(summary, line))
             return fact
-        if fact.is_tensor and (fact.is_gpu != (device is Device.GPU)) and not fact.by_convention:
-            # The value is proven elsewhere: the arm does not run for it (`if t.device.type == "cpu": return
-            # t` of a GPU tensor), and adds nothing to what the call passes or returns.
-            return UNKNOWN
         if fact.is_tensor or fact.is_unknown_tensor or (how == "shows" and fact.device is Device.UNKNOWN
                                                         and fact.value_kind is None):
             # The test proves the device, and nothing of how the host memory was allocated.
