@@ -563,3 +563,7 @@ def test_a_device_test_around_a_call_is_evidence(project: Path, tmp_path: Path) 
     step = diagnostic(report, "pkg/reference.py", 13).evidence_steps[-1]
     assert (Path(step.path).as_posix(), step.row) == ("pkg/dispatch.py", 24)
     assert "`x.is_cuda` holds here" in step.message
+    # An `else` arm: the step names the test it is the `else` of, not one nested in the `if` arm.
+    step = diagnostic(report, "pkg/reference.py", 21).evidence_steps[-1]
+    assert (Path(step.path).as_posix(), step.row) == ("pkg/dispatch.py", 35)
+    assert "`t.device.type != 'cuda'` is false here" in step.message

@@ -22,6 +22,7 @@ from sync_lint.project.summary import (
     ClassInfo,
     Entry,
     FunctionInfo,
+    TORCH_OP_NAMESPACES,
     ModuleSummary,
     Store,
 )
@@ -302,7 +303,7 @@ class ProjectIndex:
         """The project function implementing `torch.ops.<ns>.<op>` (or `.<op>.<overload>`): the one
         a module registers under that name (the namespace is not checked: one project, one library)."""
         parts = dotted.split(".")
-        if len(parts) not in (4, 5):
+        if len(parts) not in (4, 5) or parts[2] in TORCH_OP_NAMESPACES:
             return None
         op = parts[3]
         self.reads.add(f"n:ops:{op}")

@@ -27,7 +27,7 @@ from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 21
+SUMMARY_FORMAT = 22
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -442,7 +442,6 @@ class _Summarizer:
         # What the device tests around the statement prove (`if x.device.type == "cpu":`): a name or
         # dotted name -> (device, how, the test as the evidence reads it, its line); see `_device_tests`.
         self.narrowed: dict[str, tuple[str, str, str, int]] = {}
-        self._test_line = 0  # the line of the test being applied
 
     # --- module ---------------------------------------------------------------------------
     def module(self, tree: ast.Module) -> None:
@@ -733,13 +732,13 @@ class _Summarizer:
                 self._statement(statement, scope, class_name, prefix)
                 if isinstance(statement, ast.If) and not statement.orelse and _exits(statement.body):
                     # `if device.type != "cpu": return ...`: what follows runs only when the test failed.
-                    self._test_line = statement.lineno
-                    self._narrow(_device_tests(statement.test)[1], body[index + 1:])
+                    self._narrow(_device_tests(statement.test)[1], body[index + 1:], statement.lineno)
         finally:
             self.narrowed = saved
 
-    def _narrow(self, tests: list[tuple[str, str, str, str]], region: list[ast.stmt]) -> None:
-        """Add what `tests` prove to the statements of `region`, except for names `region` rebinds."""
+    def _narrow(self, tests: list[tuple[str, str, str, str]], region: list[ast.stmt], line: int) -> None:
+        """Add what `tests` (of the test at `line`) prove to the statements of `region`, except for
+        names `region` rebinds."""
         if not tests:
             return
         rebound = _rebound(region)
@@ -748,18 +747,17 @@ class _Summarizer:
             if key in ("self", "cls"):
                 continue  # `self.device.type == "cpu"` says where the module's device is, not that it is a tensor
             if key not in rebound and key.split(".", 1)[0] not in rebound:
-                narrowed[key] = (device, how, text, self._test_line)
+                narrowed[key] = (device, how, text, line)
         self.narrowed = narrowed
 
     def _if(self, node: ast.If, scope: _Scope, class_name: str | None, prefix: str) -> None:
         when_true, when_false = _device_tests(node.test)
         saved = self.narrowed
-        self._test_line = node.lineno
         try:
-            self._narrow(when_true, node.body)
+            self._narrow(when_true, node.body, node.lineno)
             self._body(node.body, scope, class_name, prefix)
             self.narrowed = saved
-            self._narrow(when_false, node.orelse)
+            self._narrow(when_false, node.orelse, node.lineno)
             self._body(node.orelse, scope, class_name, prefix)
         finally:
             self.narrowed = saved
@@ -1192,7 +1190,7 @@ _EXTERNAL_ROOTS = frozenset(
 # SGLang's `register_custom_op`, `torch.library.custom_op`.
 _REGISTERS = ("register_custom_op", "custom_op")
 # Operator namespaces of PyTorch itself: their operators are not the project's.
-_TORCH_OP_NAMESPACES = frozenset({"aten", "prims", "prim", "quantized", "_c10d_functional", "c10d_functional",
+TORCH_OP_NAMESPACES = frozenset({"aten", "prims", "prim", "quantized", "_c10d_functional", "c10d_functional",
                                   "_c10d_functional_autograd", "c10d", "profiler", "_quantized", "higher_order"})
 
 
@@ -1224,7 +1222,7 @@ def _torch_op(name: str | None) -> str | None:
     if name is None or not name.startswith("torch.ops."):
         return None
     parts = name.split(".")
-    if len(parts) < 4 or parts[2] in _TORCH_OP_NAMESPACES:
+    if len(parts) < 4 or parts[2] in TORCH_OP_NAMESPACES:
         return None
     return parts[3]
 
