@@ -145,6 +145,14 @@ ELEMENTWISE = frozenset(
     "masked_fill_ copy_ index_fill_ scatter_ scatter_add_ nan_to_num lerp".split()
 )
 ACCELERATOR_NAMES = ("cuda", "xpu", "mps", "npu", "hpu")
+
+
+def device_kind(text: str) -> str | None:
+    """"cpu" or "gpu" for a string naming a device type, with an index or not (`"cuda:0"`); None otherwise."""
+    kind = text.strip().lower().split(":", 1)[0]
+    if kind == "cpu":
+        return "cpu"
+    return "gpu" if kind in ACCELERATOR_NAMES else None
 MODULE_NAMES = frozenset({"model", "module", "net", "network", "submodule"})
 # The classes of `torch.nn` whose instances are no modules.
 NN_NON_MODULES = frozenset({"Parameter", "Buffer", "UninitializedParameter", "UninitializedBuffer"})

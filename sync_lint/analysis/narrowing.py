@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import libcst as cst
 
 from sync_lint.analysis.facts import Device
-from sync_lint.analysis.knowledge import ACCELERATOR_NAMES
+from sync_lint.analysis.knowledge import device_kind
 from sync_lint.syntax import dotted_name, literal_string
 
 
@@ -110,9 +110,5 @@ def _subject(expr: cst.BaseExpression) -> tuple[str, cst.BaseExpression, bool, s
 
 def _device_named(text: str) -> Device | None:
     """The device a compared string names: exactly a device type, with an index or not."""
-    kind = text.strip().lower().split(":", 1)[0]
-    if kind == "cpu":
-        return Device.CPU
-    if kind in ACCELERATOR_NAMES:
-        return Device.GPU
-    return None
+    kind = device_kind(text)
+    return None if kind is None else Device.CPU if kind == "cpu" else Device.GPU

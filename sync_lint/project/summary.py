@@ -18,11 +18,12 @@ call argument or a stored value is expressed over parameters, globals and calls 
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from sync_lint.analysis.knowledge import ACCELERATOR_NAMES, EMPTY_CONTAINERS
+from sync_lint.analysis.knowledge import EMPTY_CONTAINERS, device_kind
 from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
@@ -231,11 +232,7 @@ def map_lines(summary: ModuleSummary, to: Callable[[int], int]) -> ModuleSummary
     def example(found: tuple | None) -> tuple | None:
         return (to(found[0]), *found[1:]) if found else found
 
-    def value(v: Value) -> Value:
-        # Only a device test (`on`) keeps a line inside a value; most values hold none and are kept.
-        if "on" not in repr(v):
-            return v
-        return _map_value_lines(v, to)
+    value = functools.partial(_map_value_lines, to=to)  # a device test (`on`) keeps its line in a value
 
     def site(call: CallSite) -> CallSite:
         return replace(call, line=to(call.line), func=value(call.func), args=tuple(value(a) for a in call.args),
@@ -1186,9 +1183,9 @@ _EXTERNAL_ROOTS = frozenset(
 )
 
 
-# Functions that register a custom operator with PyTorch: vLLM's and SGLang's `direct_register_custom_op`,
-# SGLang's `register_custom_op`, `torch.library.custom_op`.
-_REGISTERS = ("register_custom_op", "custom_op")
+# Functions that register a custom operator with PyTorch, by the end of their name: vLLM's and SGLang's
+# `direct_register_custom_op`, SGLang's `register_custom_op`, `torch.library.custom_op`.
+_REGISTERS = "custom_op"
 # Operator namespaces of PyTorch itself: their operators are not the project's.
 TORCH_OP_NAMESPACES = frozenset({"aten", "prims", "prim", "quantized", "_c10d_functional", "c10d_functional",
                                   "_c10d_functional_autograd", "c10d", "profiler", "_quantized", "higher_order"})
@@ -1495,8 +1492,7 @@ def _device_tests(test: ast.expr) -> tuple[list[tuple[str, str, str, str]], list
         left, right = right, left
     if not (isinstance(right, ast.Constant) and isinstance(right.value, str)):
         return [], []
-    kind = right.value.strip().lower().split(":", 1)[0]
-    device = "cpu" if kind == "cpu" else "gpu" if kind in ACCELERATOR_NAMES else None
+    device = device_kind(right.value)
     subject = _compared_device(left)
     if device is None or subject is None:
         return [], []
