@@ -7,7 +7,7 @@ import libcst as cst
 import pytest
 
 from sync_lint.analysis.facts import Device
-from sync_lint.analysis.narrowing import narrowings
+from sync_lint.analysis.narrowing import narrowings, none_test
 from sync_lint.config import Settings
 from sync_lint.engine import lint_source
 from sync_lint.registry import all_rules
@@ -139,3 +139,59 @@ CASES = {
 def test_findings_in_narrowed_code(name: str) -> None:
     source, expected = CASES[name]
     assert rows(source) == expected
+
+
+@pytest.mark.parametrize("test, expected", [
+    ("n is None", ("n", True)),
+    ("n is not None", ("n", False)),
+    ("self.n is None", ("self.n", True)),
+    ("n == None", None),  # not an identity test
+    ("n is False", None),
+    ("f(n) is None", None),
+])
+def test_a_none_test_names_what_it_tests(test: str, expected: tuple | None) -> None:
+    assert none_test(cst.parse_expression(test)) == expected
+
+
+def test_a_host_value_the_caller_did_not_pass_computed_on_the_gpu() -> None:
+    """`if n is None: n = <GPU tensor>`: the value read after the `if` is on the GPU on every pass
+    that reaches it without a host number, as a sync inside the arm would be."""
+    source = (
+        "from typing import Optional\n"
+        "import torch\n\n\n"
+        "def f(n: Optional[int], m: Optional[int], k: Optional[int], t=None):\n"
+        "    c = torch.zeros((4,), dtype=torch.int32, device='cuda')\n"
+        "    if n is None:\n"
+        "        n = c[-1]\n"
+        "    torch.empty(n, device='cuda')\n"                      # 9: found
+        "    size = m if m is not None else c.sum()\n"
+        "    torch.empty(size, device='cuda')\n"                   # 11: found
+        "    if k is not None:\n"
+        "        pass\n"
+        "    else:\n"
+        "        k = c[0]\n"
+        "    torch.empty(k, device='cuda')\n"                      # 16: found
+        "    if t is None:\n"
+        "        t = c\n"
+        "    t.item()\n"                                            # 19: `t` may be the caller's tensor
+    )
+    assert rows(source) == [(9, "SL104"), (11, "SL104"), (16, "SL104")]
+
+
+def test_a_fallback_to_a_host_value_or_an_unknown_one_stays_unknown() -> None:
+    source = (
+        "from typing import Optional\n"
+        "import torch\n\n\n"
+        "def f(n: Optional[int], flag: bool):\n"
+        "    c = torch.zeros((4,), dtype=torch.int32, device='cuda')\n"
+        "    if n is None:\n"
+        "        n = 4\n"                                           # a host fallback
+        "    torch.empty(n, device='cuda')\n"
+        "    m = c[0] if flag else 3\n"                             # not a None test: a plain join
+        "    torch.empty(m, device='cuda')\n"
+        "    if n is None:\n"
+        "        n = c[-1]\n"
+        "        return n\n"                                        # the arm leaves: nothing joins
+        "    torch.empty(n, device='cuda')\n"
+    )
+    assert rows(source) == []

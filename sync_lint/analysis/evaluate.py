@@ -32,6 +32,7 @@ from sync_lint.analysis.facts import (
     device_value,
     host_list,
     join,
+    none_fallback,
     module_in,
     module_output,
     nn_module,
@@ -40,6 +41,7 @@ from sync_lint.analysis.facts import (
 )
 from sync_lint.analysis.flow import Deferred
 from sync_lint.analysis.imports import ImportTable
+from sync_lint.analysis.narrowing import none_test
 from sync_lint.analysis.knowledge import (
     ACCELERATOR_NAMES,
     CPU_FACTORIES,
@@ -769,7 +771,15 @@ class Evaluator:
         return join(self.fact(expr.left), self.fact(expr.right))
 
     def _eval_ifexp(self, expr: cst.IfExp) -> Fact:
-        return join(self.fact(expr.body), self.fact(expr.orelse))
+        body, orelse = self.fact(expr.body), self.fact(expr.orelse)
+        tested = none_test(expr.test)
+        if tested is not None and dotted_name(expr.body if not tested[1] else expr.orelse) == tested[0]:
+            # `x if x is not None else <GPU tensor>`: see `none_fallback`.
+            when_none, given = (body, orelse) if tested[1] else (orelse, body)
+            fallback = none_fallback(when_none, given)
+            if fallback is not None:
+                return fallback
+        return join(body, orelse)
 
     def _eval_paren_free(self, expr: cst.BaseExpression) -> Fact:
         return PYTHON

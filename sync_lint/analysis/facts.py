@@ -302,6 +302,19 @@ def join(a: Fact | None, b: Fact | None) -> Fact:
     return Fact(Device.UNKNOWN, tensor_like=tensorish)
 
 
+def none_fallback(when_none: Fact | None, given: Fact | None) -> Fact | None:
+    """The join of `x` after `if x is None: x = <GPU tensor>` (or `x if x is not None else <GPU
+    tensor>`) where the value given otherwise is a host number: the GPU tensor, or None when the
+    rule does not apply. The code computes on the device what the caller did not pass, so the value
+    is on the GPU on every pass that reads it unprovided: a sync in the arm itself would be reported,
+    and the same sync after the join is the same wait."""
+    if when_none is None or given is None or not when_none.is_gpu:
+        return None
+    if given.device is not Device.NOT_TENSOR or given.value_kind not in ("python", "none"):
+        return None
+    return when_none
+
+
 _DEVICE_WORDS = {
     Device.GPU: "on the GPU",
     Device.CPU: "on the CPU",

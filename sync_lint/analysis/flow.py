@@ -25,9 +25,10 @@ from sync_lint.analysis.facts import (
     Fact,
     device_value,
     join,
+    none_fallback,
     replace,
 )
-from sync_lint.analysis.narrowing import Narrowing, narrowings
+from sync_lint.analysis.narrowing import Narrowing, narrowings, none_test
 from sync_lint.syntax import dotted_name
 
 if TYPE_CHECKING:
@@ -97,6 +98,8 @@ class _Branching:
     # What a test proved in an arm (`narrowing.py`): (key, the fact bound, the fact before it).
     narrowed: list[tuple[str, Fact, Fact | None]] = field(default_factory=list)
     otherwise: list[Narrowing] = field(default_factory=list)  # what an `if`'s test proves in its `else`
+    # `if x is None:` (0: the body is the arm where `x` is None) or `if x is not None:` (1: the else arm).
+    none_test: tuple[str, int] | None = None
 
 
 def _widened(env: Env, narrowed: Sequence[tuple[str, Fact, Fact | None]]) -> Env:
@@ -278,6 +281,11 @@ class Binder:
             envs.append(self.scope.env)
             live.append(self.scope.reachable)
         self._join_live(envs, live, branching.start, branching.narrowed)
+        if branching.none_test is not None and len(envs) == 2 and all(live):
+            key, arm = branching.none_test
+            fallback = none_fallback(_forced(envs[arm].get(key)), _forced(envs[1 - arm].get(key)))
+            if fallback is not None:
+                self.scope.env[key] = replace(fallback, reason=f"{fallback.reason} when `{key}` is None")
 
     def leave_return(self, node: cst.CSTNode) -> None:
         self.scope.reachable = False
@@ -301,6 +309,9 @@ class Binder:
             self.scope.env[name] = fact
         when_true, self._branches[-1].otherwise = narrowings(node.test)
         self._narrow(when_true, "holds")
+        tested = none_test(node.test)
+        if tested is not None:
+            self._branches[-1].none_test = (tested[0], 0 if tested[1] else 1)
 
     def if_after_body(self, node: cst.If) -> None:
         self._end_branch()

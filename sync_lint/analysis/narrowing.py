@@ -83,6 +83,19 @@ def _atom(test: cst.BaseExpression) -> tuple[Narrowing, bool] | None:
     return narrowing, isinstance(target.operator, cst.Equal)
 
 
+def none_test(test: cst.BaseExpression) -> tuple[str, bool] | None:
+    """`x is None` -> ("x", True); `x is not None` -> ("x", False): the name tested, and whether it
+    is None when the test is true."""
+    if not (isinstance(test, cst.Comparison) and len(test.comparisons) == 1):
+        return None
+    target = test.comparisons[0]
+    if not (isinstance(target.operator, (cst.Is, cst.IsNot)) and isinstance(target.comparator, cst.Name)
+            and target.comparator.value == "None"):
+        return None
+    key = dotted_name(test.left)
+    return (key, isinstance(target.operator, cst.Is)) if key is not None else None
+
+
 def _subject(expr: cst.BaseExpression) -> tuple[str, cst.BaseExpression, bool, str] | None:
     """What a compared expression names: (key, its node, whether it is a tensor, how it is spelled)
     for `x.device.type`, `device.type`, `str(device)` and `device`."""
