@@ -32,16 +32,15 @@ from sync_lint.analysis.facts import (
     device_value,
     host_list,
     join,
-    none_fallback,
     module_in,
     module_output,
     nn_module,
+    none_fallback,
     replace,
     spread_elements,
 )
 from sync_lint.analysis.flow import Deferred
 from sync_lint.analysis.imports import ImportTable
-from sync_lint.analysis.narrowing import none_test
 from sync_lint.analysis.knowledge import (
     ACCELERATOR_NAMES,
     CPU_FACTORIES,
@@ -67,6 +66,7 @@ from sync_lint.analysis.knowledge import (
     torch_handle_kind,
     torch_returns_python,
 )
+from sync_lint.analysis.narrowing import none_test
 from sync_lint.syntax import call_name, dotted_name, is_false_literal, is_true_literal, keyword_value, literal_string
 
 if TYPE_CHECKING:

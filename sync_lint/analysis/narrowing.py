@@ -5,6 +5,9 @@ The binder (`flow.py`) applies these to the arm they hold in, as it applies
 device=device)` is built on the host and nothing is copied (vLLM's KV-transfer
 helpers test the device this way before choosing a pinned copy), and inside
 `if t.is_cuda:` a `t.item()` waits for the GPU whatever else `t` might be.
+
+`none_test` reads `x is None` / `x is not None`, for the binder's join after a branch that
+computes on the device a value the caller left out (`facts.none_fallback`).
 """
 
 from __future__ import annotations
