@@ -195,3 +195,20 @@ def test_a_fallback_to_a_host_value_or_an_unknown_one_stays_unknown() -> None:
         "    torch.empty(n, device='cuda')\n"
     )
     assert rows(source) == []
+
+
+def test_an_isinstance_test_for_a_numpy_type_sees_host_memory() -> None:
+    source = (
+        "import numpy as np\n"
+        "import torch\n\n\n"
+        "def f(x: torch.Tensor):\n"
+        "    y = x.cuda()\n"
+        "    if isinstance(y, np.number):\n"
+        "        y.tolist()\n"                                   # a NumPy scalar here
+        "    if isinstance(y, (np.ndarray, np.generic)):\n"
+        "        y.tolist()\n"
+        "    if isinstance(y, (np.ndarray, torch.Tensor)):\n"
+        "        y.tolist()\n"                                   # 12: may be the tensor
+        "    y.tolist()\n"                                       # 13: what it was before the tests
+    )
+    assert rows(source) == [(12, "SL102"), (13, "SL102")]

@@ -19,6 +19,7 @@ import libcst as cst
 from sync_lint.analysis.facts import (
     KWARGS,
     MODULE,
+    NUMPY,
     PYTHON,
     UNKNOWN,
     Device,
@@ -301,9 +302,9 @@ class Binder:
 
     def if_after_test(self, node: cst.If) -> None:
         self._fork()
-        name = _isinstance_of_builtin(node.test)
-        if name is not None:  # `if isinstance(image, str):` the body sees a Python value
-            fact = replace(PYTHON, subject=name, reason=f"`isinstance({name}, ...)` with a builtin type")
+        found = _isinstance_of_host_type(node.test, self.evaluator.imports.resolve)
+        if found is not None:  # `if isinstance(image, str):` the body sees a Python (or NumPy) value
+            name, fact = found
             # Only the body: after the `if`, the value is what it was (`self.n` may be a tensor in an `elif`).
             self._branches[-1].narrowed.append((name, fact, self.scope.env.get(name)))
             self.scope.env[name] = fact
@@ -600,11 +601,23 @@ _LIST_ADDS = frozenset({"append", "extend", "insert"})
 _BUILTIN_TYPES = frozenset({"str", "int", "float", "bool", "bytes", "list", "dict", "tuple", "set", "complex"})
 
 
-def _isinstance_of_builtin(test: cst.BaseExpression) -> str | None:
-    """`x` (or `self.x`) for `isinstance(x, str)` (or a tuple of builtin types), else None."""
+def _isinstance_of_host_type(test: cst.BaseExpression,
+                             resolve: Callable[[cst.BaseExpression], str | None]) -> tuple[str, Fact] | None:
+    """`x` (or `self.x`) and what it is in the body of `isinstance(x, str)` (a tuple of builtin
+    types: a Python value) or `isinstance(x, np.ndarray)` (NumPy types: host memory), else None."""
     if not (isinstance(test, cst.Call) and isinstance(test.func, cst.Name) and test.func.value == "isinstance"
             and len(test.args) == 2):
         return None
+    subject = dotted_name(test.args[0].value)
+    kinds = test.args[1].value
+    names = [e.value for e in kinds.elements] if isinstance(kinds, cst.Tuple) else [kinds]
+    if subject is None or not names:
+        return None
+    if all(isinstance(n, cst.Name) and n.value in _BUILTIN_TYPES for n in names):
+        return subject, replace(PYTHON, subject=subject, reason=f"`isinstance({subject}, ...)` with a builtin type")
+    if all((resolve(n) or "").startswith("numpy.") for n in names):
+        return subject, replace(NUMPY, subject=subject, reason=f"`isinstance({subject}, ...)` with a NumPy type")
+    return None
     subject = dotted_name(test.args[0].value)
     kinds = test.args[1].value
     names = [e.value for e in kinds.elements] if isinstance(kinds, cst.Tuple) else [kinds]
