@@ -618,9 +618,3 @@ def _isinstance_of_host_type(test: cst.BaseExpression,
     if all((resolve(n) or "").startswith("numpy.") for n in names):
         return subject, replace(NUMPY, subject=subject, reason=f"`isinstance({subject}, ...)` with a NumPy type")
     return None
-    subject = dotted_name(test.args[0].value)
-    kinds = test.args[1].value
-    names = [e.value for e in kinds.elements] if isinstance(kinds, cst.Tuple) else [kinds]
-    if subject is not None and names and all(isinstance(n, cst.Name) and n.value in _BUILTIN_TYPES for n in names):
-        return subject
-    return None
