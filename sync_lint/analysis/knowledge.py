@@ -153,6 +153,8 @@ def device_kind(text: str) -> str | None:
     if kind == "cpu":
         return "cpu"
     return "gpu" if kind in ACCELERATOR_NAMES else None
+
+
 MODULE_NAMES = frozenset({"model", "module", "net", "network", "submodule"})
 # The classes of `torch.nn` whose instances are no modules.
 NN_NON_MODULES = frozenset({"Parameter", "Buffer", "UninitializedParameter", "UninitializedBuffer"})

@@ -37,7 +37,7 @@ from typing import Iterable
 from sync_lint.analysis.facts import Fact, is_exact
 from sync_lint.project.index import ProjectIndex
 from sync_lint.project.infer import Context, Inference
-from sync_lint.project.summary import CallSite, FunctionInfo, ModuleSummary
+from sync_lint.project.summary import CallSite, FunctionInfo, ModuleSummary, project_op_namespace
 from sync_lint.project.values import Value, render
 
 # Bump when what `edges_of` computes changes: cached edges of older formats are recomputed.
@@ -47,11 +47,6 @@ _MODULE_BASES = frozenset({"torch.nn.Module", "torch.nn.modules.module.Module", 
 _CUDA_GRAPH_CONTEXTS = frozenset({"torch.cuda.graph", "torch.cuda.graphs.graph"})
 _COMPILE_DECORATORS = frozenset({"torch.compile", "torch.cuda.make_graphed_callables"})
 _MAX_TARGETS = 8  # a call resolving to more functions than this is treated as unresolved
-
-
-def _operator_namespace(modules: frozenset[str]) -> bool:
-    """`torch.ops.<ns>`: its operators may be the project's own (`ProjectIndex._custom_op`)."""
-    return any(m.startswith("torch.ops.") and m.count(".") == 2 for m in modules)
 
 
 @dataclass(frozen=True)
@@ -226,7 +221,7 @@ class CallGraph:
             if func[1][0] == "call" and func[1][1][0] == "name" and func[1][1][1] in _BUILTINS:
                 return [], "external"  # `set().add`, `dict(...).items`
             if receiver.value_kind == "module" and not (receiver.refs and self._in_project(next(iter(receiver.refs)))) \
-                    and not _operator_namespace(receiver.refs):
+                    and not any(project_op_namespace(m) for m in receiver.refs):
                 return [], "external"
             callee = inference.attribute(receiver, func[2], "types", 0)
         else:

@@ -22,9 +22,9 @@ from sync_lint.project.summary import (
     ClassInfo,
     Entry,
     FunctionInfo,
-    TORCH_OP_NAMESPACES,
     ModuleSummary,
     Store,
+    torch_op_name,
 )
 from sync_lint.project.values import Value
 
@@ -302,10 +302,9 @@ class ProjectIndex:
     def _custom_op(self, dotted: str) -> Symbol | None:
         """The project function implementing `torch.ops.<ns>.<op>` (or `.<op>.<overload>`): the one
         a module registers under that name (the namespace is not checked: one project, one library)."""
-        parts = dotted.split(".")
-        if len(parts) not in (4, 5) or parts[2] in TORCH_OP_NAMESPACES:
+        op = torch_op_name(dotted)
+        if op is None:
             return None
-        op = parts[3]
         self.reads.add(f"n:ops:{op}")
         for module in sorted(self.tables.ops.get(op, ())):
             summary = self.summary(module)

@@ -28,7 +28,7 @@ from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 22
+SUMMARY_FORMAT = 23
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -1021,7 +1021,7 @@ class _Summarizer:
             func = ("name", "dataclasses.replace")
         self._device_params(node, scope)
         self._custom_op(node, scope)
-        if _external(func, self.s.imports) and not _torch_op(self._torch_name(node.func)):
+        if _external(func, self.s.imports) and not torch_op_name(self._torch_name(node.func)):
             if node.args and self._torch_name(node.func) in _COMPILERS:
                 self.s.compiled.append((scope.qualname, node.lineno, self.value(node.args[0], scope)))
             return
@@ -1214,14 +1214,20 @@ def _registered_op(decorator: ast.expr, function: str, torch_name: Callable[[ast
     return function
 
 
-def _torch_op(name: str | None) -> str | None:
+def torch_op_name(name: str | None) -> str | None:
     """The operator `torch.ops.<ns>.<op>` (or `.<op>.<overload>`) calls, for a namespace not PyTorch's own."""
     if name is None or not name.startswith("torch.ops."):
         return None
     parts = name.split(".")
-    if len(parts) < 4 or parts[2] in TORCH_OP_NAMESPACES:
+    if len(parts) not in (4, 5) or parts[2] in TORCH_OP_NAMESPACES:
         return None
     return parts[3]
+
+
+def project_op_namespace(name: str) -> bool:
+    """`torch.ops.<ns>` for a namespace not PyTorch's own: its operators may be the project's."""
+    parts = name.split(".")
+    return len(parts) == 3 and parts[0] == "torch" and parts[1] == "ops" and parts[2] not in TORCH_OP_NAMESPACES
 
 
 def _external(func: Value, imports: dict[str, str]) -> bool:
