@@ -1375,6 +1375,78 @@ def test_forward_parameters_come_from_the_calls_of_the_objects() -> None:
     assert inference.param("pkg.layers.Hook.forward", "x").device is Device.UNKNOWN
 
 
+DISPATCHED = {
+    "pkg.op": """
+        import torch
+        from torch import nn
+
+        class CustomOp(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self._forward_method = self.dispatch_forward()
+
+            def forward(self, *args, **kwargs):
+                return self._forward_method(*args, **kwargs)
+
+            def forward_cuda(self, *args, **kwargs):
+                raise NotImplementedError
+
+            def dispatch_forward(self):
+                if torch.version.hip:
+                    return self.maybe_compile(self.forward_native)
+                return self.forward_cuda
+
+            def maybe_compile(self, fn):
+                return fn
+
+        class Picky(nn.Module):
+            def forward(self, x, *args, **kwargs):  # not all of its arguments are handed on
+                return self.impl(x, *args, **kwargs)
+
+            def impl(self, x):
+                return x
+    """,
+    "pkg.layers": """
+        import torch
+        from pkg.op import CustomOp
+
+        class Rope(CustomOp):
+            def forward_cuda(self, positions):
+                return positions
+
+            def forward_native(self, positions):
+                return positions
+
+        class OwnForward(Rope):
+            def forward(self, positions):
+                return positions
+
+        class Model(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.rope = Rope()
+                self.own = OwnForward()
+
+            def forward(self, n: int):
+                self.own(torch.arange(n))
+                return self.rope(torch.arange(n, device="cuda"))
+    """,
+}
+
+
+def test_a_dispatching_forward_hands_the_calls_of_its_objects_to_the_method_it_chose() -> None:
+    inference = Inference(_index(DISPATCHED))
+    # The methods `dispatch_forward` returns, not those it calls (`maybe_compile`).
+    assert inference._dispatch_targets("pkg.op.CustomOp.forward") == {"forward_cuda", "forward_native"}
+    assert inference._dispatch_targets("pkg.op.Picky.forward") == frozenset()
+    for method in ("forward_cuda", "forward_native"):
+        callers = inference._callers(f"pkg.layers.Rope.{method}")
+        assert [(call.line, skip) for _summary, call, skip in callers] == [(24, 1)]
+        assert inference.param(f"pkg.layers.Rope.{method}", "positions").device is Device.GPU
+    # `OwnForward` objects run their own `forward`: its CPU call reaches neither method above.
+    assert [call.line for _s, call, _k in inference._callers("pkg.layers.OwnForward.forward")] == [23]
+
+
 def test_a_torch_nn_module_output_is_where_its_input_is() -> None:
     linear = Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset({"torch.nn.Linear"}))
     gpu = module_output(linear, [Fact(Device.GPU)], "`self.proj(x)`")

@@ -177,6 +177,7 @@ class Inference:
         # Structural matches, independent of any budget.
         self._caller_memo: dict[str, tuple[list[tuple[ModuleSummary, CallSite, int]], Dep | None]] = {}
         self._callee_memo: dict[str, tuple[list[tuple[ModuleSummary, CallSite, Fact]], Dep | None]] = {}
+        self._dispatch_memo: dict[str, tuple[frozenset[str], Dep | None]] = {}
         self._callees_pending: set[str] = set()
         self._stores: dict[tuple[str, str], tuple[list, Dep | None]] = {}
         # `eval` of one value in one context, into one reads frame, during one outermost `eval`.
@@ -274,7 +275,7 @@ class Inference:
     def forget(self) -> None:
         """Drop what this process solved (the index changed under it)."""
         for table in (self._memo, self._specialized, self._return_reads, self._cheap, self._cheap_provisional,
-                      self._caller_memo, self._callee_memo, self._stores):
+                      self._caller_memo, self._callee_memo, self._dispatch_memo, self._stores):
             table.clear()
         self._solved = []
 
@@ -584,6 +585,8 @@ class Inference:
         bound = info.kind in ("method", "classmethod")
         if info.name in _CALLED_METHODS and info.class_name is not None:
             out.extend(self._object_calls(summary.qualified(info.class_name), function))
+        elif info.class_name is not None:
+            out.extend(self._dispatched_calls(summary.qualified(info.class_name), function, info.name))
         names = {info.name} | self._aliases(summary, info)
         if info.class_name is None:
             names |= self.index.custom_ops_of(summary, info.qualname)  # `torch.ops.<ns>.<op>(...)`
@@ -612,12 +615,16 @@ class Inference:
         return [(caller, call, self.eval(call.func, self._context(caller, call.function, "types")))
                 for caller, call in self.index.calls_named(name)]
 
-    def _object_calls(self, cls: str, function: str) -> list[tuple[ModuleSummary, CallSite, int]]:
+    def _object_calls(self, cls: str, function: str, classes: list[str] | None = None,
+                      ) -> list[tuple[ModuleSummary, CallSite, int]]:
         """The calls of objects whose call runs `function` (`self.scorer(hidden)` runs `Scorer.forward`):
         calls through the attributes that the constructors of the class, or of a subclass that does
-        not override the method, are stored into, in the modules that store them."""
+        not override the method, are stored into, in the modules that store them. `classes`: the
+        classes whose objects count, when not all of those do."""
         method = function.rsplit(".", 1)[-1]
-        classes = [cls] + sorted(sub for sub in self.index.subclasses(cls) if self.index.method(sub, method) == function)
+        if classes is None:
+            classes = [cls] + sorted(sub for sub in self.index.subclasses(cls)
+                                     if self.index.method(sub, method) == function)
         stored_in: dict[str, set[str]] = {}  # attribute -> the modules storing an instance into it
         for target in classes[:_MAX_OVERRIDES + 1]:
             for caller, call, _skip in self._callers_of_class(target):
@@ -642,6 +649,51 @@ class Inference:
                 if target is not None and function in target.refs:
                     out.append((caller, call, 1))  # the object is `self`
         return out
+
+    def _dispatched_calls(self, cls: str, function: str, method: str) -> list[tuple[ModuleSummary, CallSite, int]]:
+        """The calls of objects whose `forward` hands all its arguments on to `function`, a method of
+        the class that a dispatching `forward` may choose (`_dispatch_targets`): vLLM's and SGLang's
+        `CustomOp`, whose `self.rope(positions, q, k)` runs the layer's `forward_cuda` or
+        `forward_native`, decided once by the platform."""
+        out: list[tuple[ModuleSummary, CallSite, int]] = []
+        for name in sorted(_CALLED_METHODS):
+            entry = self.index.method(cls, name)
+            if entry is None or method not in self._dispatch_targets(entry):
+                continue
+            # Objects of a subclass that overrides the method (or `forward`) run another function.
+            classes = [c for c in (cls, *sorted(self.index.subclasses(cls)))
+                       if self.index.method(c, method) == function and self.index.method(c, name) == entry]
+            out.extend(self._object_calls(cls, entry, classes))
+        return out
+
+    def _dispatch_targets(self, function: str) -> frozenset[str]:
+        """The methods a dispatching `function` may hand its arguments to: it is
+        `def forward(self, *args, **kwargs): return self.<field>(*args, **kwargs)`, and the names are
+        the attributes `self.<name>` that the methods of its class return (`dispatch_forward` returns
+        `self.forward_cuda`, `self.forward_hip`, ..., one per platform). Empty for any other function."""
+        return self.reads.memo(self._dispatch_memo, "dispatch", function, lambda: self._find_dispatch_targets(function))
+
+    def _find_dispatch_targets(self, function: str) -> frozenset[str]:
+        found = self.index.function(function)
+        if found is None:
+            return frozenset()
+        summary, info = found
+        if info.class_name is None or [p.kind for p in info.params] != ["pos", "star", "starstar"]:
+            return frozenset()
+        me, star, starstar = (p.name for p in info.params)
+        forwards = any(call.function == info.qualname and call.func[0] == "attr" and call.func[1] == ("param", me)
+                       and call.args == (("*", ("param", star)),) and call.kwargs == (("**", ("param", starstar)),)
+                       for call in self.index.module_calls(summary.module))
+        klass = summary.classes.get(info.class_name)
+        if not forwards or klass is None:
+            return frozenset()
+        names: set[str] = set()
+        for method in klass.methods:
+            other = summary.functions.get(f"{info.class_name}.{method}")
+            if other is not None and other.params:
+                for value in other.returns:
+                    names |= _self_attributes(value, other.params[0].name)
+        return frozenset(names)  # a subclass may define the method
 
     def _callers_of_class(self, cls: str) -> list[tuple[ModuleSummary, CallSite, int]]:
         """The constructor calls of a class (or of a subclass that inherits its `__init__`)."""
@@ -1855,6 +1907,20 @@ def _params_in(values: Iterable[Value]) -> set[str]:
         elif tag == "dict":
             stack.extend(v for _k, v in value[1])
     return found
+
+
+def _self_attributes(value: object, me: str) -> set[str]:
+    """The names `x` of the `<me>.x` anywhere in a value (`me`: a method's first parameter), other
+    than those called there (`self.maybe_compile(self.forward_native)` names `forward_native`)."""
+    if not isinstance(value, tuple):
+        return set()
+    if len(value) == 3 and value[0] == "attr" and value[1] == ("param", me) and isinstance(value[2], str):
+        return {value[2]}
+    parts = value[2:] if len(value) == 4 and value[0] == "call" else value
+    out: set[str] = set()
+    for part in parts:
+        out |= _self_attributes(part, me)
+    return out
 
 
 def _mentions_method(value: Value, name: str) -> bool:
