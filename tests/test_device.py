@@ -65,6 +65,10 @@ def fact_of(source: str, **settings: object) -> tuple[Fact, str]:
         ("def f(lens_cpu):\n    probe(lens_cpu)", Device.CPU),
         ("def f(lens_gpu):\n    probe(lens_gpu)", Device.GPU),
         ("def f(x):\n    probe(x)", Device.UNKNOWN),
+        # `triton.cdiv(x, d)` is `(x + d - 1) // d`: a tensor where `x` is, also through a re-exported `triton`.
+        ("import torch, triton\nx = torch.arange(4, device='cuda')\nprobe(triton.cdiv(x, 8))", Device.GPU),
+        ("import torch\nfrom pkg.utils import triton\nx = torch.arange(4)\nprobe(triton.cdiv(x, 8))", Device.CPU),
+        ("import triton\nprobe(triton.cdiv(7, 8))", Device.NOT_TENSOR),
     ],
 )
 def test_fact_device(source: str, device: Device) -> None:

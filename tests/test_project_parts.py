@@ -1447,6 +1447,24 @@ def test_a_dispatching_forward_hands_the_calls_of_its_objects_to_the_method_it_c
     assert [call.line for _s, call, _k in inference._callers("pkg.layers.OwnForward.forward")] == [23]
 
 
+def test_triton_cdiv_is_arithmetic_on_its_arguments() -> None:
+    inference = Inference(_index({
+        "pkg.utils": "import triton\n",
+        "pkg.m": """
+            import torch
+            from pkg.utils import triton
+
+            def chunks(n: int):
+                return triton.cdiv(torch.arange(n, device="cuda"), 8)
+
+            def count():
+                return triton.cdiv(7, 8)
+        """,
+    }))
+    assert inference.returns("pkg.m.chunks").device is Device.GPU
+    assert inference.returns("pkg.m.count").device is Device.NOT_TENSOR
+
+
 def test_a_torch_nn_module_output_is_where_its_input_is() -> None:
     linear = Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset({"torch.nn.Linear"}))
     gpu = module_output(linear, [Fact(Device.GPU)], "`self.proj(x)`")

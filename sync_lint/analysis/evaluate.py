@@ -61,6 +61,7 @@ from sync_lint.analysis.knowledge import (
     STREAM_HANDLES,
     TENSOR_ATTRS,
     VIEW_METHODS,
+    arithmetic_call,
     legacy_tensor_type,
     result_dtype,
     torch_handle_kind,
@@ -461,6 +462,8 @@ class Evaluator:
                 return self.fact(expr.args[0].value)  # `islice(self.layers, start, end)`: the same elements
             if qual.startswith("numpy."):
                 return NUMPY
+            if arithmetic_call(qual) and expr.args and not any(a.star or a.keyword for a in expr.args):
+                return combine([self.fact(a.value) for a in expr.args])
         func = expr.func
         if isinstance(func, cst.Attribute):
             return self._eval_method(expr, func.value, func.attr.value)

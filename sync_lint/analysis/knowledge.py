@@ -108,6 +108,16 @@ INT_RESULT = frozenset(
     "long int short bincount count_nonzero".split()
 )
 FLOAT_RESULT = frozenset("float half bfloat16 double".split())
+# Library helpers that are integer arithmetic on their arguments, whatever those are: `triton.cdiv(x, d)`
+# is `(x + d - 1) // d`, so of a tensor it is a tensor on that tensor's device (flash-linear-attention's
+# `triton.cdiv(prepare_lens(cu_seqlens), chunk_size).tolist()`, in vLLM and SGLang).
+# Matched by their last two names: projects re-export `triton` (`from vllm.triton_utils import triton`).
+ARITHMETIC_CALLS = frozenset({"triton.cdiv"})
+
+
+def arithmetic_call(qualified: str) -> bool:
+    """Whether a call of this (import-resolved) name is integer arithmetic on its arguments."""
+    return ".".join(qualified.rsplit(".", 2)[-2:]) in ARITHMETIC_CALLS
 # Reductions and scans that count a bool input: `mask.sum()` is int64, not a mask.
 COUNTING = frozenset("sum nansum prod cumsum cumprod".split())
 # Reductions that give a 0-dim tensor when called without `dim`.

@@ -75,6 +75,7 @@ from sync_lint.analysis.knowledge import (
     STREAM_HANDLES,
     TENSOR_ATTRS,
     VIEW_METHODS,
+    arithmetic_call,
     result_dtype,
     torch_handle_kind,
     torch_returns_python,
@@ -1295,6 +1296,9 @@ class Inference:
             return self._torch_call(qualified, args, kwargs, context)
         if qualified == "itertools.islice" and args and args[0][0] != "*":
             return self.eval(args[0], context)  # `islice(self.layers, start, end)`: the same elements
+        if qualified is not None and arithmetic_call(qualified) and args and not kwargs and \
+                all(a[0] != "*" for a in args) and self.index.function(qualified) is None:
+            return combine([self.eval(a, context) for a in args])
         receiver = None
         if func[0] == "attr":
             receiver = self.eval(func[1], context)
