@@ -1,0 +1,84 @@
+"""Does `torch.accelerator.empty_cache()` wait for the GPU as `torch.cuda.empty_cache()` does?
+
+    python benchmarks/gpu/empty_cache_probe.py --out DIR
+
+Each case queues a SLEEP_MS sleep kernel (the GPU is busy), then calls one of the two
+functions with or without a freed block in the caching allocator, and the host time of
+the call is taken, REPEATS times; the median is reported. A call that waits for the GPU
+takes about the queued time; one that does not, microseconds. It decides SL401's claim
+that `torch.accelerator.empty_cache()` (the device-generic spelling vLLM's V2 model runner
+uses) is the same wait as `torch.cuda.empty_cache()`: `cudaFree` of a cached block.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import torch  # noqa: E402
+
+from gpu_busy import Busy, environment, median, now_ms, require_cuda  # noqa: E402
+
+SLEEP_MS = 30.0
+REPEATS = 5
+
+
+def _cached_block() -> None:
+    """Leave a freed 64 MB block in the caching allocator."""
+    block = torch.empty(64 * 1024 * 1024, dtype=torch.uint8, device="cuda")
+    del block
+
+
+def measure() -> list[dict]:
+    functions = {"torch.cuda.empty_cache()": torch.cuda.empty_cache,
+                 "torch.accelerator.empty_cache()": torch.accelerator.empty_cache}
+    out = []
+    for name, call in functions.items():
+        for cached in (True, False):
+            times = []
+            for _ in range(REPEATS):
+                torch.cuda.synchronize()
+                torch.cuda.empty_cache()
+                if cached:
+                    _cached_block()
+                torch.cuda.synchronize()
+                busy = Busy(SLEEP_MS)
+                start = now_ms()
+                call()
+                times.append(now_ms() - start)
+                busy.actual_ms()
+            host = median(times)
+            out.append({"case": name, "cached_block": cached, "host_ms": round(host, 3), "queued_ms": SLEEP_MS,
+                        "waited": host > SLEEP_MS / 2})
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    require_cuda()
+    os.makedirs(args.out, exist_ok=True)
+    rows = measure()
+    report = {"environment": environment(), "command": " ".join(sys.argv), "sleep_ms": SLEEP_MS,
+              "repeats": REPEATS, "cases": rows}
+    slug = torch.cuda.get_device_name(0).split()[-1].lower()
+    base = os.path.join(args.out, f"empty-cache-{slug}-torch{torch.__version__.split('+')[0]}")
+    with open(base + ".json", "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2)
+    lines = [f"# `empty_cache()` behind a {SLEEP_MS:g} ms queue", "", f"{report['environment']}", "",
+             f"`{report['command']}`", "",
+             "| call | a freed block cached | host ms (median of 5) | waited for the GPU |", "|---|---|---:|---|"]
+    lines += [f"| `{r['case']}` | {'yes' if r['cached_block'] else 'no'} | {r['host_ms']} | "
+              f"{'yes' if r['waited'] else 'no'} |" for r in rows]
+    with open(base + ".md", "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
