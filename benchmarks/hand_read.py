@@ -1,19 +1,26 @@
 #!/usr/bin/env python3
-"""Recall and precision on a second hand-read set of SGLang 0.5.23 hot-path files.
+"""Recall and precision on files of a serving engine read line by line for host syncs.
 
-    python benchmarks/sglang_second_read.py [--linter CMD] [--strict] [--out FILE]
+    python benchmarks/hand_read.py [--set NAME] [--linter CMD] [--strict] [--out FILE]
 
-`sglang_second_read/sites.json` lists six hot-path files of SGLang 0.5.23 that were read
-line by line after the shared five-file benchmark (`shared/benchmarks/sglang-hotpath`)
-had guided the analysis: the host syncs found in them (`sites`) and the lines readers
-judged to make no host wait (`not_syncs`). The linter checks the six files with the whole
-unpacked wheel as its project, cold, in a temporary cache. A site counts as found when a
-finding's span covers its line. Every finding in the six files is listed, marked as a
-site, a judged no-sync, or unread (a finding on a line nobody judged: read it before
-counting it either way).
+Each set is a `sites.json` listing the files read, the host syncs the readers found in them
+(`sites`), syncs the project itself marks as accepted (`marked`, inside vLLM's
+`with gpu_sync_allowed():`; default mode leaves those out by design, so they are listed
+apart and not counted), and the lines they judged to make no host wait (`not_syncs`):
 
-sglang is found as `fix_corpus.py` finds it (`benchmarks/corpus/sglang-0.5.23` or
-`~/.cache/sync-lint-bench/sglang-0.5.23`), and fetched from its wheel when missing.
+- `sglang-second` (`sglang_second_read/sites.json`): six SGLang 0.5.23 hot-path files, read
+  after the shared five-file benchmark (`shared/benchmarks/sglang-hotpath`) had guided the
+  analysis; a development set since.
+- `vllm-third` (`vllm_third_read/sites.json`): ten files of vLLM 0.33's V1 engine that no
+  earlier reading or change of the analysis had looked at, read blind (held out when read).
+
+The linter checks the files with the whole unpacked wheel as its project, cold, in a
+temporary cache. A site counts as found when a finding's span covers its line. Every
+finding in the files is listed, marked as a site, a judged no-sync, or unread (a finding on
+a line nobody judged: read it before counting it either way).
+
+The wheel is found as `fix_corpus.py` finds it (`benchmarks/corpus/<name>-<version>` or
+`~/.cache/sync-lint-bench/<name>-<version>`), and fetched when missing.
 """
 
 from __future__ import annotations
@@ -31,12 +38,14 @@ sys.path.insert(0, str(HERE))
 
 import fix_corpus  # noqa: E402  (a sibling script: where the corpora lie)
 
-SITES = HERE / "sglang_second_read" / "sites.json"
+# set name -> (corpus, its sites file)
+SETS = {"sglang-second": ("sglang", HERE / "sglang_second_read" / "sites.json"),
+        "vllm-third": ("vllm", HERE / "vllm_third_read" / "sites.json")}
 
 
 def run_linter(linter: str, corpus: Path, files: list[str], strict: bool) -> list[dict]:
     with tempfile.TemporaryDirectory() as folder:
-        config = Path(folder) / "second-read.toml"
+        config = Path(folder) / "hand-read.toml"
         config.write_text("respect-gitignore = false\n" + ("strict = true\n" if strict else ""), encoding="utf-8")
         command = shlex.split(linter) + ["--config", str(config), "--cache-dir", str(Path(folder) / "cache"),
                                          "--output-format", "json", "--exit-zero", *files]
@@ -59,8 +68,8 @@ def score(doc: dict, findings: list[dict], corpus: Path) -> tuple[list[tuple[dic
             (d["location"]["row"], d["end_location"]["row"], d["code"]))
     sites = [(site, sorted({code for start, end, code in spans.get(site["file"], []) if start <= site["line"] <= end}))
              for site in doc["sites"]]
-    judged_sync = {(s["file"], s["line"]) for s in doc["sites"]}
-    judged_not = {(s["file"], s["line"]) for s in doc["not_syncs"]}
+    judged_sync = {(s["file"], s["line"]) for s in [*doc["sites"], *doc.get("marked", [])]}
+    judged_not = {(s["file"], row) for s in doc["not_syncs"] for row in range(s["line"], s.get("end_line", s["line"]) + 1)}
     verdicts = []
     for d in findings:
         name = relative(d["filename"], corpus)
@@ -90,13 +99,15 @@ def render(sites: list[tuple[dict, list[str]]], verdicts: list[tuple[dict, str]]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--set", choices=sorted(SETS), default="sglang-second")
     parser.add_argument("--linter", default=f"{sys.executable} -m sync_lint check")
     parser.add_argument("--strict", action="store_true")
     parser.add_argument("--corpus-dir", type=Path, default=HERE / "corpus")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
-    doc = json.loads(SITES.read_text(encoding="utf-8"))
-    corpus = fix_corpus.locate("sglang", args.corpus_dir, download=True).resolve()
+    name, sites_file = SETS[args.set]
+    doc = json.loads(sites_file.read_text(encoding="utf-8"))
+    corpus = fix_corpus.locate(name, args.corpus_dir, download=True).resolve()
     findings = run_linter(args.linter, corpus, doc["files"], args.strict)
     sites, verdicts = score(doc, findings, corpus)
     text = render(sites, verdicts, corpus, "--strict" if args.strict else "default mode")
