@@ -13,7 +13,6 @@ uses) is the same wait as `torch.cuda.empty_cache()`: `cudaFree` of a cached blo
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -21,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch  # noqa: E402
 
-from gpu_busy import Busy, environment, median, now_ms, require_cuda  # noqa: E402
+from gpu_busy import Busy, environment, median, now_ms, require_cuda, save_report  # noqa: E402
 
 SLEEP_MS = 30.0
 REPEATS = 5
@@ -66,18 +65,10 @@ def main() -> None:
     rows = measure()
     report = {"environment": environment(), "command": " ".join(sys.argv), "sleep_ms": SLEEP_MS,
               "repeats": REPEATS, "cases": rows}
-    slug = torch.cuda.get_device_name(0).split()[-1].lower()
-    base = os.path.join(args.out, f"empty-cache-{slug}-torch{torch.__version__.split('+')[0]}")
-    with open(base + ".json", "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2)
-    lines = [f"# `empty_cache()` behind a {SLEEP_MS:g} ms queue", "", f"{report['environment']}", "",
-             f"`{report['command']}`", "",
-             "| call | a freed block cached | host ms (median of 5) | waited for the GPU |", "|---|---|---:|---|"]
-    lines += [f"| `{r['case']}` | {'yes' if r['cached_block'] else 'no'} | {r['host_ms']} | "
+    table = ["| call | a freed block cached | host ms (median of 5) | waited for the GPU |", "|---|---|---:|---|"]
+    table += [f"| `{r['case']}` | {'yes' if r['cached_block'] else 'no'} | {r['host_ms']} | "
               f"{'yes' if r['waited'] else 'no'} |" for r in rows]
-    with open(base + ".md", "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    save_report(args.out, "empty-cache", report, f"# `empty_cache()` behind a {SLEEP_MS:g} ms queue", table)
 
 
 if __name__ == "__main__":

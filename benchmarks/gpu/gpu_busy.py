@@ -11,6 +11,8 @@ spin that lifts the SM clock out of its idle state.
 from __future__ import annotations
 
 import datetime
+import json
+import os
 import platform
 import subprocess
 import sys
@@ -104,3 +106,16 @@ def median(xs):
     if n == 0:
         return float("nan")
     return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
+
+
+def save_report(out: str, name: str, report: dict, title: str, table: list[str]) -> None:
+    """Write `<name>-<gpu>-torch<version>.json` (the report) and `.md` (the title, the environment,
+    the command line and the table) into `out`, and print the Markdown."""
+    slug = torch.cuda.get_device_name(0).split()[-1].lower()
+    base = os.path.join(out, f"{name}-{slug}-torch{torch.__version__.split('+')[0]}")
+    with open(base + ".json", "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2)
+    lines = [title, "", f"{report['environment']}", "", f"`{report['command']}`", "", *table]
+    with open(base + ".md", "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))

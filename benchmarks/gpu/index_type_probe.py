@@ -17,7 +17,6 @@ It decides two rules' claims:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -25,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch  # noqa: E402
 
-from gpu_busy import Busy, environment, median, now_ms, require_cuda  # noqa: E402
+from gpu_busy import Busy, environment, median, now_ms, require_cuda, save_report  # noqa: E402
 
 SLEEP_MS = 30.0
 REPEATS = 5
@@ -79,17 +78,9 @@ def main() -> None:
     rows = measure()
     report = {"environment": environment(), "command": " ".join(sys.argv), "sleep_ms": SLEEP_MS,
               "repeats": REPEATS, "cases": rows}
-    slug = torch.cuda.get_device_name(0).split()[-1].lower()
-    base = os.path.join(args.out, f"index-type-{slug}-torch{torch.__version__.split('+')[0]}")
-    with open(base + ".json", "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2)
-    lines = [f"# Legacy types and list indexes behind a {SLEEP_MS:g} ms queue",
-             "", f"{report['environment']}", "", f"`{report['command']}`", "",
-             "| case | host ms (median of 5) | waited for the GPU |", "|---|---:|---|"]
-    lines += [f"| `{r['case']}` | {r['host_ms']} | {'yes' if r['waited'] else 'no'} |" for r in rows]
-    with open(base + ".md", "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    table = ["| case | host ms (median of 5) | waited for the GPU |", "|---|---:|---|"]
+    table += [f"| `{r['case']}` | {r['host_ms']} | {'yes' if r['waited'] else 'no'} |" for r in rows]
+    save_report(args.out, "index-type", report, f"# Legacy types and list indexes behind a {SLEEP_MS:g} ms queue", table)
 
 
 if __name__ == "__main__":
