@@ -90,7 +90,7 @@ _WAITS = {
     "torch.cuda.empty_cache": "frees cached blocks with `cudaFree`, which waits for the device",
     "torch.accelerator.empty_cache": "frees cached blocks with `cudaFree`, which waits for the device",
 }
-# Freeing the cache waits but completes no event: an `elapsed_time` after it still needs its own wait.
+# Freeing the cache waits only when a freed block is cached: no event is known complete after it.
 _EMPTY_CACHE = frozenset({"torch.cuda.empty_cache", "torch.accelerator.empty_cache"})
 # Methods of stream and event handles that wait (or need a completed wait).
 _HANDLE_WAITS = {

@@ -118,6 +118,8 @@ ARITHMETIC_CALLS = frozenset({"triton.cdiv"})
 def arithmetic_call(qualified: str) -> bool:
     """Whether a call of this (import-resolved) name is integer arithmetic on its arguments."""
     return ".".join(qualified.rsplit(".", 2)[-2:]) in ARITHMETIC_CALLS
+
+
 # Reductions and scans that count a bool input: `mask.sum()` is int64, not a mask.
 COUNTING = frozenset("sum nansum prod cumsum cumprod".split())
 # Reductions that give a 0-dim tensor when called without `dim`.

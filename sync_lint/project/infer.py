@@ -653,8 +653,8 @@ class Inference:
 
     def _dispatched_calls(self, cls: str, function: str, method: str) -> list[tuple[ModuleSummary, CallSite, int]]:
         """The calls of objects whose `forward` hands all its arguments on to `function`, a method of
-        the class that a dispatching `forward` may choose (`_dispatch_targets`): vLLM's and SGLang's
-        `CustomOp`, whose `self.rope(positions, q, k)` runs the layer's `forward_cuda` or
+        the class that a dispatching `forward` may choose (`_dispatch_targets`): vLLM's `CustomOp` (and
+        SGLang's multimodal one), whose `self.rope(positions, q, k)` runs the layer's `forward_cuda` or
         `forward_native`, decided once by the platform."""
         out: list[tuple[ModuleSummary, CallSite, int]] = []
         for name in sorted(_CALLED_METHODS):
