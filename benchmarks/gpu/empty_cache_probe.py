@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch  # noqa: E402
 
-from gpu_busy import Busy, environment, median, now_ms, require_cuda, save_report  # noqa: E402
+from gpu_busy import environment, host_ms_behind_queue, require_cuda, save_report  # noqa: E402
 
 SLEEP_MS = 30.0
 REPEATS = 5
@@ -38,19 +38,14 @@ def measure() -> list[dict]:
     out = []
     for name, call in functions.items():
         for cached in (True, False):
-            times = []
-            for _ in range(REPEATS):
+            def prepare(cached: bool = cached) -> None:
                 torch.cuda.synchronize()
                 torch.cuda.empty_cache()
                 if cached:
                     _cached_block()
                 torch.cuda.synchronize()
-                busy = Busy(SLEEP_MS)
-                start = now_ms()
-                call()
-                times.append(now_ms() - start)
-                busy.actual_ms()
-            host = median(times)
+
+            host = host_ms_behind_queue(call, SLEEP_MS, REPEATS, prepare)
             out.append({"case": name, "cached_block": cached, "host_ms": round(host, 3), "queued_ms": SLEEP_MS,
                         "waited": host > SLEEP_MS / 2})
     return out

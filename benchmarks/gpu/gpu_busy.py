@@ -108,6 +108,23 @@ def median(xs):
     return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
 
 
+
+def host_ms_behind_queue(call, sleep_ms: float, repeats: int, prepare=None) -> float:
+    """The median host time of `call()` issued right after a `sleep_ms` sleep kernel was queued,
+    over `repeats` runs (`prepare()`, if given, runs before each, with the GPU idle). A call that
+    waits for the GPU takes about `sleep_ms`; one that does not, microseconds."""
+    times = []
+    for _ in range(repeats):
+        if prepare is not None:
+            prepare()
+        busy = Busy(sleep_ms)
+        start = now_ms()
+        call()
+        times.append(now_ms() - start)
+        busy.actual_ms()
+    return median(times)
+
+
 def save_report(out: str, name: str, report: dict, title: str, table: list[str]) -> None:
     """Write `<name>-<gpu>-torch<version>.json` (the report) and `.md` (the title, the environment,
     the command line and the table) into `out`, and print the Markdown."""

@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch  # noqa: E402
 
-from gpu_busy import Busy, environment, median, now_ms, require_cuda, save_report  # noqa: E402
+from gpu_busy import environment, host_ms_behind_queue, require_cuda, save_report  # noqa: E402
 
 SLEEP_MS = 30.0
 REPEATS = 5
@@ -56,14 +56,7 @@ def measure() -> list[dict]:
     for name, call in cases().items():
         call()  # warm: first-call allocations and lazy init are not what is measured
         torch.cuda.synchronize()
-        times = []
-        for _ in range(REPEATS):
-            busy = Busy(SLEEP_MS)
-            start = now_ms()
-            call()
-            times.append(now_ms() - start)
-            busy.actual_ms()
-        host = median(times)
+        host = host_ms_behind_queue(call, SLEEP_MS, REPEATS)
         out.append({"case": name, "host_ms": round(host, 3), "queued_ms": SLEEP_MS,
                     "waited": host > SLEEP_MS / 2})
     return out
