@@ -12,7 +12,13 @@ Flags calls that make the host wait for the GPU by design:
   `torch.cuda.Event(...)`;
 - the same on an element of a list or tuple of them (`self.events[i].synchronize()`
   after `self.events = [torch.cuda.Event() for _ in range(2)]`, ping-pong buffers);
-- `torch.cuda.empty_cache()` and `torch.accelerator.empty_cache()`.
+- `torch.cuda.empty_cache()` and `torch.accelerator.empty_cache()`;
+- `synchronize()` and `empty_cache()` of a device module: `torch.get_device_module()`
+  (with no argument, or a device that is not literally `"cpu"`), a name bound to one, or an
+  attribute named `device_module` (SGLang's device-generic spelling, 45 such calls in
+  SGLang 0.5.23). On a CUDA machine `torch.get_device_module()` returns the `torch.cuda`
+  module itself (checked on the H200, torch 2.11, with and without a device argument), so
+  these are `torch.cuda.synchronize()` and `torch.cuda.empty_cache()`.
 
 Look-alikes stay quiet: `threading.Event().wait()`, or a `.synchronize()` on an
 object the linter cannot tie to a torch stream or event.
@@ -28,8 +34,9 @@ calculating elapsed time"), so it only runs behind such a wait.
 `torch.cuda.empty_cache()` releases cached blocks with `cudaFree`, which
 synchronizes implicitly; `torch.accelerator.empty_cache()` is the same call on a CUDA
 machine (`torch._C._accelerator_emptyCache`). On an H200 (torch 2.11) behind 30 ms of
-queued work, each waited 30.2 ms with a freed block cached and returned at once with
-none (`benchmarks/gpu/empty_cache_probe.py`, `docs/verification/empty-cache-h200-torch2.11.0.md`).
+queued work, each waited 30.1-30.2 ms with a freed block cached and returned at once with
+none, and so did `torch.get_device_module().empty_cache()`
+(`benchmarks/gpu/empty_cache_probe.py`, `docs/verification/empty-cache-h200-torch2.11.0.md`).
 
 Measured on an H100 (torch 2.11), with about 41-60 ms of GPU work queued:
 `torch.cuda.synchronize()` blocked 40.4 ms (59.9 ms in a 60 ms run),
@@ -92,11 +99,14 @@ _WAITS = {
 }
 # Freeing the cache waits only when a freed block is cached: no event is known complete after it.
 _EMPTY_CACHE = frozenset({"torch.cuda.empty_cache", "torch.accelerator.empty_cache"})
-# Methods of stream and event handles that wait (or need a completed wait).
+# Methods of stream and event handles, and of a device module (`torch.get_device_module()`, which is
+# `torch.cuda` on a CUDA machine), that wait (or need a completed wait).
 _HANDLE_WAITS = {
     ("stream", "synchronize"): "waits for all work queued on the stream",
     ("event", "synchronize"): "waits until the GPU reaches the event",
     ("event", "elapsed_time"): "needs both events completed, so it sits behind a wait for the GPU",
+    ("device-module", "synchronize"): _WAITS["torch.cuda.synchronize"],
+    ("device-module", "empty_cache"): _WAITS["torch.cuda.empty_cache"],
 }
 
 
@@ -225,10 +235,17 @@ class ExplicitSynchronize(Rule):
             waited.device = True
             waited.recorded.clear()
         name = f"`{fact.subject}`" if fact.subject else "the receiver"
+        handle = "device module" if kind == "device-module" else kind
         evidence = None
         if fact.origin is not None:
             origin = abbreviate(self.ctx.code(fact.origin))
-            evidence = f"{name} is a torch {kind}: created by `{origin}` at line {self.ctx.line_of(fact.origin)}"
+            evidence = f"{name} is a torch {handle}: created by `{origin}` at line {self.ctx.line_of(fact.origin)}"
+        elif fact.from_name:
+            evidence = f"{name} is taken for a torch {handle} by its name"
+        if kind == "device-module":
+            self.report(node, f"`{abbreviate(self.ctx.code(node.func))}()` {what}; order GPU work with events and "
+                              "stream waits instead", evidence=evidence)
+            return
         self.report(
             node,
             f"`{kind.capitalize()}.{method}()` {what}; poll with `event.query()` or order work with "

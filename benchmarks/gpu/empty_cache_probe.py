@@ -1,13 +1,14 @@
-"""Does `torch.accelerator.empty_cache()` wait for the GPU as `torch.cuda.empty_cache()` does?
+"""Do the device-generic spellings of `empty_cache()` wait for the GPU as `torch.cuda.empty_cache()` does?
 
     python benchmarks/gpu/empty_cache_probe.py --out DIR
 
-Each case queues a SLEEP_MS sleep kernel (the GPU is busy), then calls one of the two
+Each case queues a SLEEP_MS sleep kernel (the GPU is busy), then calls one of the
 functions with or without a freed block in the caching allocator, and the host time of
 the call is taken, REPEATS times; the median is reported. A call that waits for the GPU
 takes about the queued time; one that does not, microseconds. It decides SL401's claim
 that `torch.accelerator.empty_cache()` (the device-generic spelling vLLM's V2 model runner
-uses) is the same wait as `torch.cuda.empty_cache()`: `cudaFree` of a cached block.
+uses) is the same wait as `torch.cuda.empty_cache()`: `cudaFree` of a cached block; and that
+`torch.get_device_module()` (SGLang's spelling) is the module `torch.cuda` itself.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def _cached_block() -> None:
 
 def measure() -> list[dict]:
     functions = {"torch.cuda.empty_cache()": torch.cuda.empty_cache,
-                 "torch.accelerator.empty_cache()": torch.accelerator.empty_cache}
+                 "torch.accelerator.empty_cache()": torch.accelerator.empty_cache,
+                 "torch.get_device_module().empty_cache()": torch.get_device_module().empty_cache}
     out = []
     for name, call in functions.items():
         for cached in (True, False):
@@ -59,8 +61,12 @@ def main() -> None:
     os.makedirs(args.out, exist_ok=True)
     rows = measure()
     report = {"environment": environment(), "command": " ".join(sys.argv), "sleep_ms": SLEEP_MS,
-              "repeats": REPEATS, "cases": rows}
-    table = ["| call | a freed block cached | host ms (median of 5) | waited for the GPU |", "|---|---|---:|---|"]
+              "repeats": REPEATS, "cases": rows,
+              # SGLang's device-generic spelling: on a CUDA machine this is the module `torch.cuda` itself.
+              "get_device_module_is_torch_cuda": torch.get_device_module() is torch.cuda
+              and torch.get_device_module("cuda:0") is torch.cuda}
+    table = [f"`torch.get_device_module() is torch.cuda`: {report['get_device_module_is_torch_cuda']}", "",
+             "| call | a freed block cached | host ms (median of 5) | waited for the GPU |", "|---|---|---:|---|"]
     table += [f"| `{r['case']}` | {'yes' if r['cached_block'] else 'no'} | {r['host_ms']} | "
               f"{'yes' if r['waited'] else 'no'} |" for r in rows]
     save_report(args.out, "empty-cache", report, f"# `empty_cache()` behind a {SLEEP_MS:g} ms queue", table)
