@@ -14,7 +14,7 @@ Flags calls that make the host wait for the GPU by design:
   after `self.events = [torch.cuda.Event() for _ in range(2)]`, ping-pong buffers);
 - `torch.cuda.empty_cache()` and `torch.accelerator.empty_cache()`;
 - `synchronize()` and `empty_cache()` of a device module: `torch.get_device_module()`
-  (with no argument, or a device that is not literally `"cpu"`), a name bound to one, or an
+  (with no argument, a variable, or a literal `"cuda..."` device), a name bound to one, or an
   attribute named `device_module` (SGLang's device-generic spelling, 45 such calls in
   SGLang 0.5.23). On a CUDA machine `torch.get_device_module()` returns the `torch.cuda`
   module itself (checked on the H200, torch 2.11, with and without a device argument), so
@@ -223,6 +223,8 @@ class ExplicitSynchronize(Rule):
         what = _HANDLE_WAITS.get((kind, method))
         if what is None:
             return
+        if kind == "device-module" and (self.ctx.imports.resolve(receiver) or "").startswith("torch."):
+            return  # a module named outright: `torch.cuda.*` is in `_WAITS`, another platform's is not a CUDA wait
         if method == "elapsed_time" and self._polled and self._polled[-1]:
             return  # polled: the host saw the event complete, and `elapsed_time` itself never waits
         if method == "elapsed_time" and node.args and waited.completed(self.ctx.code(node.args[0].value)):

@@ -532,8 +532,9 @@ class Evaluator:
         if namespace.startswith("torch.cuda") or namespace.startswith("torch.accelerator"):
             return replace(PYTHON, value_kind="torch-object")
         if last == "get_device_module":
-            if expr.args and literal_string(expr.args[0].value) == "cpu":
-                return PYTHON  # `torch.cpu`, whose `synchronize()` waits for nothing
+            named = literal_string(expr.args[0].value) if expr.args else None
+            if named is not None and not named.startswith("cuda"):
+                return PYTHON  # `torch.cpu` (its `synchronize()` waits for nothing), or another platform's module
             return replace(PYTHON, value_kind="device-module", reason="created by {code}", origin=expr)
         if torch_returns_python(qual) or last[:1].isupper():
             return PYTHON
