@@ -15,7 +15,7 @@ Flags calls that make the host wait for the GPU by design:
 - `torch.cuda.empty_cache()` and `torch.accelerator.empty_cache()`;
 - `synchronize()` and `empty_cache()` of a device module: `torch.get_device_module()`
   (with no argument, a variable, or a literal `"cuda..."` device), a name bound to one, or an
-  attribute named `device_module` (SGLang's device-generic spelling, 45 such calls in
+  attribute named `device_module` (SGLang's device-generic spelling, 43 such calls in
   SGLang 0.5.23). On a CUDA machine `torch.get_device_module()` returns the `torch.cuda`
   module itself (checked on the H200, torch 2.11, with and without a device argument), so
   these are `torch.cuda.synchronize()` and `torch.cuda.empty_cache()`.
