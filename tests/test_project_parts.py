@@ -1465,6 +1465,28 @@ def test_triton_cdiv_is_arithmetic_on_its_arguments() -> None:
     assert inference.returns("pkg.m.count").device is Device.NOT_TENSOR
 
 
+def test_a_device_module_for_a_cpu_or_another_platforms_device_is_none_of_cuda() -> None:
+    inference = Inference(_index({"pkg.m": """
+        import torch
+
+        def default():
+            return torch.get_device_module()
+
+        def named(device):
+            return torch.get_device_module(device)
+
+        def host():
+            return torch.get_device_module("cpu")
+
+        def xpu():
+            return torch.get_device_module("xpu")
+    """}))
+    assert inference.returns("pkg.m.default").value_kind == "device-module"
+    assert inference.returns("pkg.m.named").value_kind == "device-module"
+    assert inference.returns("pkg.m.host").value_kind == "python"
+    assert inference.returns("pkg.m.xpu").value_kind == "python"
+
+
 def test_a_torch_nn_module_output_is_where_its_input_is() -> None:
     linear = Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset({"torch.nn.Linear"}))
     gpu = module_output(linear, [Fact(Device.GPU)], "`self.proj(x)`")

@@ -62,6 +62,7 @@ from sync_lint.analysis.knowledge import (
     TENSOR_ATTRS,
     VIEW_METHODS,
     arithmetic_call,
+    cuda_device_module,
     legacy_tensor_type,
     result_dtype,
     torch_handle_kind,
@@ -532,9 +533,8 @@ class Evaluator:
         if namespace.startswith("torch.cuda") or namespace.startswith("torch.accelerator"):
             return replace(PYTHON, value_kind="torch-object")
         if last == "get_device_module":
-            named = literal_string(expr.args[0].value) if expr.args else None
-            if named is not None and not named.startswith("cuda"):
-                return PYTHON  # `torch.cpu` (its `synchronize()` waits for nothing), or another platform's module
+            if not cuda_device_module(literal_string(expr.args[0].value) if expr.args else None):
+                return PYTHON
             return replace(PYTHON, value_kind="device-module", reason="created by {code}", origin=expr)
         if torch_returns_python(qual) or last[:1].isupper():
             return PYTHON

@@ -120,6 +120,12 @@ def arithmetic_call(qualified: str) -> bool:
     return ".".join(qualified.rsplit(".", 2)[-2:]) in ARITHMETIC_CALLS
 
 
+def cuda_device_module(device: str | None) -> bool:
+    """Whether `torch.get_device_module(device)` may be `torch.cuda`: no argument or one not written
+    out (`None`), or a device string for CUDA; `"cpu"` gives `torch.cpu`, `"xpu"` another platform's."""
+    return device is None or device.startswith("cuda")
+
+
 # Reductions and scans that count a bool input: `mask.sum()` is int64, not a mask.
 COUNTING = frozenset("sum nansum prod cumsum cumprod".split())
 # Reductions that give a 0-dim tensor when called without `dim`.

@@ -76,6 +76,7 @@ from sync_lint.analysis.knowledge import (
     TENSOR_ATTRS,
     VIEW_METHODS,
     arithmetic_call,
+    cuda_device_module,
     result_dtype,
     torch_handle_kind,
     torch_returns_python,
@@ -1420,6 +1421,9 @@ class Inference:
         if qualified == "torch.device":
             return self._device_argument(args[0], context) if args else device_value(Device.GPU)
         if qualified == "torch.get_device_module":
+            named = args[0][2] if args and args[0][:2] == ("lit", "str") and len(args[0]) > 2 else None
+            if not cuda_device_module(named):  # type: ignore[arg-type]
+                return PYTHON
             return Fact(Device.NOT_TENSOR, value_kind="device-module")
         if last in EVENT_HANDLES or last in STREAM_HANDLES:
             return Fact(Device.NOT_TENSOR, value_kind="event" if last in EVENT_HANDLES else "stream",
