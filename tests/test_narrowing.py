@@ -22,17 +22,19 @@ def proved(test: str) -> tuple[list[tuple[str, str, bool]], list[tuple[str, str,
 
 
 @pytest.mark.parametrize("test, expected", [
-    ('device.type == "cpu"', ([("device", "cpu", False)], [])),
-    ('device.type != "cpu"', ([], [("device", "cpu", False)])),
+    # Not the CPU is taken for the accelerator, as a `device=` that is not literally the CPU is.
+    ('device.type == "cpu"', ([("device", "cpu", False)], [("device", "gpu", False)])),
+    ('device.type != "cpu"', ([("device", "gpu", False)], [("device", "cpu", False)])),
     ('"cuda" == self.device.type', ([("self", "gpu", True)], [])),  # `self.device` when `self` is no tensor
-    ('x.device.type == "cpu"', ([("x", "cpu", True)], [])),
+    ('x.device.type == "cpu"', ([("x", "cpu", True)], [("x", "gpu", True)])),
     ('str(x.device) == "cuda:0"', ([("x", "gpu", True)], [])),
-    ('device == "cpu"', ([("device", "cpu", False)], [])),
+    ('device == "cpu"', ([("device", "cpu", False)], [("device", "gpu", False)])),
     ("t.is_cuda", ([("t", "gpu", True)], [])),
     ("not t.is_cuda", ([], [("t", "gpu", True)])),
+    ("not t.is_cpu", ([("t", "gpu", True)], [("t", "cpu", True)])),
+    # `t.is_cuda` false proves nothing (the CPU, another accelerator, `meta`).
     ('t.is_cuda and device.type == "cpu"', ([("t", "gpu", True), ("device", "cpu", False)], [])),
-    # `or` false: both false; `t.is_cpu` false proves nothing (another accelerator, `meta`).
-    ('t.is_cpu or device.type != "cuda"', ([], [("device", "gpu", False)])),
+    ('t.is_cpu or device.type != "cuda"', ([], [("t", "gpu", True), ("device", "gpu", False)])),
     # Not a device: another string, another operator, a call that is not `str`.
     ('device.type == "meta"', ([], [])),
     ('mode == "train"', ([], [])),
@@ -116,6 +118,20 @@ CASES = {
         "        pass\n"
         "    return y.tolist()\n",   # 10
         [(10, "SL102")]),
+    # SGLang's n-gram worker: `if not prev.is_cpu: prev = prev.cpu()`. Not the CPU is the accelerator;
+    # a tensor tested `is_cpu` is a tensor, whatever else is known of it.
+    "a_tensor_not_on_the_cpu_is_read_from_the_gpu": (
+        "import torch\n\n\n"
+        "def f(prev, x: torch.Tensor, y: torch.Tensor):\n"
+        "    if not prev.is_cpu:\n"
+        "        prev = prev.cpu()\n"                # 6
+        "    if x.device.type == 'cpu':\n"
+        "        return x.tolist()\n"                # 8: the CPU in this arm
+        "    n = x.tolist()\n"                       # 9: after an arm that returns
+        "    if y.device.type != 'cpu':\n"
+        "        n = y.tolist()\n"                   # 11
+        "    return prev, n\n",
+        [(6, "SL103"), (9, "SL102"), (11, "SL102")]),
     # vLLM's mamba helpers: `assert seq_lens.is_cuda` before reading it back.
     "an_assert_narrows_what_follows_it": (
         "import torch\n\n\n"

@@ -567,3 +567,7 @@ def test_a_device_test_around_a_call_is_evidence(project: Path, tmp_path: Path) 
     step = diagnostic(report, "pkg/reference.py", 21).evidence_steps[-1]
     assert (Path(step.path).as_posix(), step.row) == ("pkg/dispatch.py", 35)
     assert "`t.device.type != 'cuda'` is false here" in step.message
+    # A test that the tensor is on the CPU, failed: the accelerator (SGLang's `if not prev.is_cpu:`).
+    step = diagnostic(report, "pkg/reference.py", 25).evidence_steps[-1]
+    assert (Path(step.path).as_posix(), step.row) == ("pkg/dispatch.py", 44)
+    assert "`t.is_cpu` is false here" in step.message

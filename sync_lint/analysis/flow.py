@@ -309,7 +309,7 @@ class Binder:
             self._branches[-1].narrowed.append((name, fact, self.scope.env.get(name)))
             self.scope.env[name] = fact
         when_true, self._branches[-1].otherwise = narrowings(node.test)
-        self._narrow(when_true, "holds")
+        self._narrow(when_true)
         tested = none_test(node.test)
         if tested is not None:
             self._branches[-1].none_test = (tested[0], 0 if tested[1] else 1)
@@ -317,11 +317,13 @@ class Binder:
     def if_after_body(self, node: cst.If) -> None:
         self._end_branch()
         # The `else` arm, and the code after an `if` whose body returns: `if device.type != "cpu": return`.
-        self._narrow(self._branches[-1].otherwise, "is false")
+        self._narrow(self._branches[-1].otherwise)
 
-    def _narrow(self, found: list[Narrowing], how: str) -> None:
+    def _narrow(self, found: list[Narrowing], asserted: bool = False) -> None:
         """Bind what a test proves about devices in the arm being entered (`narrowing.py`)."""
         for narrowing in found:
+            how = ("is asserted" if asserted else "holds") if narrowing.holds else \
+                ("is asserted false" if asserted else "is false")
             reason = f"{narrowing.test} {how} here"
             key = narrowing.key
             current = self.evaluator.fact(narrowing.subject) if narrowing.tensor else None
@@ -368,7 +370,7 @@ class Binder:
 
     def leave_assert(self, node: cst.Assert) -> None:
         """`assert t.is_cuda`: what the test proves holds after it (where it fails, nothing follows)."""
-        self._narrow(narrowings(node.test)[0], "is asserted")
+        self._narrow(narrowings(node.test)[0], asserted=True)
 
     def leave_if(self, node: cst.If) -> None:
         self._merge(include_current=True)  # the current env is the else arm (or fall-through)

@@ -4,7 +4,9 @@ The binder (`flow.py`) applies these to the arm they hold in, as it applies
 `isinstance(x, str)`: inside `if device.type == "cpu":` a `torch.tensor(ids,
 device=device)` is built on the host and nothing is copied (vLLM's KV-transfer
 helpers test the device this way before choosing a pinned copy), and inside
-`if t.is_cuda:` a `t.item()` waits for the GPU whatever else `t` might be.
+`if t.is_cuda:` a `t.item()` waits for the GPU whatever else `t` might be. Where a test that
+the device is the CPU fails (`if not t.is_cpu: t = t.cpu()`, the `else` of `if device.type ==
+"cpu":`), the device is taken for the accelerator, as a `device=` that is not literally the CPU is.
 
 `none_test` reads `x is None` / `x is not None`, for the binder's join after a branch that
 computes on the device a value the caller left out (`facts.none_fallback`).
@@ -37,53 +39,59 @@ class Narrowing:
     # `x.device` when the tensor is reached through it: the device to narrow when `x` is no tensor
     # (`self.device.type == "cpu"` in a module whose `device` is an attribute).
     device_key: str | None = None
+    holds: bool = True  # whether `test` holds where this is proved (False: `test` is false there)
 
 
 def narrowings(test: cst.BaseExpression) -> tuple[list[Narrowing], list[Narrowing]]:
     """(what holds when `test` is true, what holds when it is false), through `not`, `and`, `or`."""
     if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
         when_true, when_false = narrowings(test.expression)
-        return when_false, when_true
+        return when_false, when_true  # each keeps whether its own test holds there
     if isinstance(test, cst.BooleanOperation):
         left, right = narrowings(test.left), narrowings(test.right)
         if isinstance(test.operator, cst.And):  # both true; when false, either may be
             return left[0] + right[0], []
         return [], left[1] + right[1]  # `or`: both false
-    found = _atom(test)
-    if found is None:
-        return [], []
-    narrowing, holds_when_true = found
-    return ([narrowing], []) if holds_when_true else ([], [narrowing])
+    return _atom(test)
 
 
-def _atom(test: cst.BaseExpression) -> tuple[Narrowing, bool] | None:
-    """One test, and whether what it proves holds when it is true (False: when it is false)."""
+def _atom(test: cst.BaseExpression) -> tuple[list[Narrowing], list[Narrowing]]:
+    """What one test proves when it is true, and when it is false. A test that the device is the CPU
+    proves, when it fails, a device that is not the CPU: taken for the accelerator, as a `device=`
+    argument that is not literally the CPU is (`if not t.is_cpu: t = t.cpu()` copies from the GPU)."""
     if isinstance(test, cst.Attribute) and test.attr.value in ("is_cuda", "is_cpu"):
         key = dotted_name(test.value)
         if key is None:
-            return None
-        device = Device.GPU if test.attr.value == "is_cuda" else Device.CPU
-        return Narrowing(key, test.value, device, True, f"`{key}.{test.attr.value}`", shows_tensor=True), True
+            return [], []
+        spelled = f"`{key}.{test.attr.value}`"
+        if test.attr.value == "is_cuda":
+            return [Narrowing(key, test.value, Device.GPU, True, spelled, shows_tensor=True)], []
+        return ([Narrowing(key, test.value, Device.CPU, True, spelled, shows_tensor=True)],
+                [Narrowing(key, test.value, Device.GPU, True, spelled, shows_tensor=True, holds=False)])
     if not (isinstance(test, cst.Comparison) and len(test.comparisons) == 1):
-        return None
+        return [], []
     target = test.comparisons[0]
     if not isinstance(target.operator, (cst.Equal, cst.NotEqual)):
-        return None
+        return [], []
     left, right = test.left, target.comparator
     text = literal_string(right)
     if text is None:
         text, left = literal_string(left), right
     device = _device_named(text) if text is not None else None
     if device is None:
-        return None
+        return [], []
     found = _subject(left)
     if found is None:
-        return None
+        return [], []
     key, subject, tensor, spelled = found
     operator = "==" if isinstance(target.operator, cst.Equal) else "!="
-    narrowing = Narrowing(key, subject, device, tensor, f"`{spelled} {operator} {text!r}`",
-                          device_key=f"{key}.device" if tensor else None)
-    return narrowing, isinstance(target.operator, cst.Equal)
+    test_text = f"`{spelled} {operator} {text!r}`"
+    equal = isinstance(target.operator, cst.Equal)
+    device_key = f"{key}.device" if tensor else None
+    named = [Narrowing(key, subject, device, tensor, test_text, device_key=device_key, holds=equal)]
+    other = [Narrowing(key, subject, Device.GPU, tensor, test_text, device_key=device_key, holds=not equal)] \
+        if device is Device.CPU else []
+    return (named, other) if equal else (other, named)
 
 
 def none_test(test: cst.BaseExpression) -> tuple[str, bool] | None:

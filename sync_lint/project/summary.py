@@ -1489,8 +1489,10 @@ def _device_tests(test: ast.expr) -> tuple[list[tuple[str, str, str, str]], list
         key = dotted(test.value)
         if key is None:
             return [], []
-        text = f"`{key}.{test.attr}` holds"
-        return [(key, "gpu" if test.attr == "is_cuda" else "cpu", "shows", text)], []
+        if test.attr == "is_cuda":
+            return [(key, "gpu", "shows", f"`{key}.is_cuda` holds")], []
+        # Not the CPU: taken for the accelerator (as `narrowing.py` reads it).
+        return [(key, "cpu", "shows", f"`{key}.is_cpu` holds")], [(key, "gpu", "shows", f"`{key}.is_cpu` is false")]
     if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], (ast.Eq, ast.NotEq))):
         return [], []
     left, right = test.left, test.comparators[0]
@@ -1503,9 +1505,13 @@ def _device_tests(test: ast.expr) -> tuple[list[tuple[str, str, str, str]], list
     if device is None or subject is None:
         return [], []
     spelled, keys = subject
-    if isinstance(test.ops[0], ast.Eq):
-        return [(key, device, how, f"`{spelled} == {right.value!r}` holds") for key, how in keys], []
-    return [], [(key, device, how, f"`{spelled} != {right.value!r}` is false") for key, how in keys]
+    equal = isinstance(test.ops[0], ast.Eq)
+    operator = "==" if equal else "!="
+    named = [(key, device, how, f"`{spelled} {operator} {right.value!r}` {'holds' if equal else 'is false'}")
+             for key, how in keys]
+    other = [(key, "gpu", how, f"`{spelled} {operator} {right.value!r}` {'is false' if equal else 'holds'}")
+             for key, how in keys] if device == "cpu" else []
+    return (named, other) if equal else (other, named)
 
 
 def _compared_device(node: ast.expr) -> tuple[str, list[tuple[str, str]]] | None:
