@@ -13,6 +13,8 @@ apart and not counted), and the lines they judged to make no host wait (`not_syn
   analysis; a development set since.
 - `vllm-third` (`vllm_third_read/sites.json`): ten files of vLLM 0.33's V1 engine that no
   earlier reading or change of the analysis had looked at, read blind (held out when read).
+- `sglang-fourth` (`sglang_fourth_read/sites.json`): nine SGLang 0.5.23 files (the sampler, the
+  speculative-decoding helpers and workers, two MLA attention backends), read blind the same way.
 
 The linter checks the files with the whole unpacked wheel as its project, cold, in a
 temporary cache. A site counts as found when a finding's span covers its line. Every
@@ -40,7 +42,8 @@ import fix_corpus  # noqa: E402  (a sibling script: where the corpora lie)
 
 # set name -> (corpus, its sites file)
 SETS = {"sglang-second": ("sglang", HERE / "sglang_second_read" / "sites.json"),
-        "vllm-third": ("vllm", HERE / "vllm_third_read" / "sites.json")}
+        "vllm-third": ("vllm", HERE / "vllm_third_read" / "sites.json"),
+        "sglang-fourth": ("sglang", HERE / "sglang_fourth_read" / "sites.json")}
 
 
 def run_linter(linter: str, corpus: Path, files: list[str], strict: bool) -> list[dict]:
