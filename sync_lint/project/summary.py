@@ -1010,6 +1010,7 @@ class _Summarizer:
                 info.device_params = (*info.device_params, (node.lineno, value[1]))
 
     def _call(self, node: ast.Call, scope: _Scope) -> None:
+        self._list_field_add(node, scope)
         func = self.value(node.func, scope)
         info = self.s.functions.get(scope.qualname) if func[0] == "param" and scope.qualname else None
         if info is not None and info.kind == "classmethod" and info.params and func[1] == info.params[0].name \
@@ -1043,6 +1044,24 @@ class _Summarizer:
             # of later calls of the partial are not followed).
             self.s.calls.append(CallSite(scope.qualname, node.lineno, args[0], args[1:], kwargs, self.loop_depth,
                                          tuple(self.contexts)))
+
+    def _list_field_add(self, node: ast.Call, scope: _Scope) -> None:
+        """`self.wrappers.append(w)` (or `.extend(ws)`, `.insert(i, w)`), in any method: the field is a list
+        holding what was added, as a store `self.wrappers = [w]` would say (SGLang grows its FlashInfer
+        wrappers this way, outside `__init__`). Lists a function builds for itself are the binder's."""
+        func = node.func
+        if not (isinstance(func, ast.Attribute) and func.attr in _LIST_ADDS and isinstance(func.value, ast.Attribute)
+                and not node.keywords and not any(isinstance(a, ast.Starred) for a in node.args)):
+            return
+        added = node.args[1] if func.attr == "insert" and len(node.args) == 2 else \
+            node.args[0] if func.attr != "insert" and len(node.args) == 1 else None
+        if added is None:
+            return
+        value = self.value(added, scope)
+        element = ("iter", value) if func.attr == "extend" else value
+        base = self.value(func.value.value, scope)
+        self.s.stores.append(Store(scope.qualname, node.lineno, base, func.value.attr, ("listof", element),
+                                   self._owner(base, scope)))
 
     def _custom_op(self, node: ast.Call, scope: _Scope) -> None:
         """`direct_register_custom_op("x", f)`, `register_custom_op(f, op_name="x")`,
@@ -1189,6 +1208,9 @@ _REGISTERS = "custom_op"
 # Operator namespaces of PyTorch itself: their operators are not the project's.
 TORCH_OP_NAMESPACES = frozenset({"aten", "prims", "prim", "quantized", "_c10d_functional", "c10d_functional",
                                   "_c10d_functional_autograd", "c10d", "profiler", "_quantized", "higher_order"})
+
+
+_LIST_ADDS = frozenset({"append", "extend", "insert"})
 
 
 def _op_name(node: ast.expr) -> str | None:
