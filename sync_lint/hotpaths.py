@@ -366,6 +366,8 @@ class _Pass:
         out = syncs.get(function, [])
         if found is None:
             return out
+        if every_pass and _memoised(found[1]):
+            return []  # its body runs on the first call with each new argument, not on every pass
         if known.none or known.false:
             out = [d for d in out if not found[1].guarded(d.start.row, known.none, known.false)]
         if known.none:
@@ -381,7 +383,7 @@ class _Pass:
         found = self.graph.function(function)
         if found is None:
             return True
-        if every_pass and found[1].branch_at(edge.line) is not None:
+        if every_pass and (found[1].branch_at(edge.line) is not None or _memoised(found[1])):
             return False
         return not (known.none or known.false) or not found[1].guarded(edge.line, known.none, known.false)
 
@@ -395,6 +397,9 @@ class _Pass:
         The nearest chain when it holds, else the nearest that does (with the syncs live at its end);
         None when none does. `every_pass`: only chains whose calls and sync sit in no branch (no `if`
         arm, no rest of a block after an `if` that returns, no `except`, no `case`)."""
+        found = self.graph.function(caller)
+        if every_pass and found is not None and _memoised(found[1]):
+            return None  # the call site itself runs once per new argument
         known = self._known_arguments(caller, edge)
         path: list[tuple[str, "Edge"]] = []
         current, context, live = edge.callee, known, True
@@ -466,6 +471,8 @@ class _Pass:
         if branch is None and all(self._first_branch([(current, d.start.row)], paths) for d in final):
             # Conditional only when every sync at the end is: one that runs on every call makes it every pass.
             branch = self._first_branch([(current, sync.start.row)], paths)
+        cached = next((function for function in [caller, edge.callee, *(f for f, _ in hops), current]
+                       if (found := self.graph.function(function)) is not None and _memoised(found[1])), None)
         count = len(final)
         span = sync.source_line.rstrip("\r\n")
         if sync.start.row == sync.end.row:
@@ -479,7 +486,12 @@ class _Pass:
         arrow = " → ".join(_short(f) for f in chain)
         more = f" (and {count - 1} more there)" if count > 1 else ""
         hops = len(chain) - 1
-        when = f"on the passes that take the branch at {branch}" if branch else "on every pass through this hot path"
+        test = info.branch_at(edge.line)
+        here = f"{paths.get(summary.module) or _display_path(self.root, summary.path)}:{test}" if test else None
+        when = f"on the passes that take the branch at {branch}" if branch else \
+            f"on the first call with each new argument (`{_short(cached)}` is cached)" if cached else \
+            f"each time this line runs (behind the test at {here})" if here else \
+            "on every pass through this hot path"
         message = (f"call into `{_short(edge.callee)}` reaches a sync {hops} call{'s' if hops > 1 else ''} down: "
                    f"{arrow} → `{span}` ({sync.code}) at {where}{more}; the host waits here {when}")
         path = paths.get(summary.module) or _display_path(self.root, summary.path)
@@ -510,6 +522,17 @@ class _Pass:
             if test is not None:
                 return f"{paths.get(found[0].module) or _display_path(self.root, found[0].path)}:{test}"
         return None
+
+
+# Decorators whose function body runs once per distinct arguments (or once per object).
+_MEMOISING = frozenset({"lru_cache", "cache", "cached_property", "cached"})
+
+
+def _memoised(info: "FunctionInfo") -> bool:
+    """Whether the function's body runs only on the first call with each new argument: `@lru_cache`,
+    `@functools.cache`, `@cached_property`, cachetools' `@cached(...)`. A sync there does not run on
+    every pass (readers of the audits found such chains said "every pass" and ran once)."""
+    return any(decorator.rsplit(".", 1)[-1] in _MEMOISING for decorator in info.decorators)
 
 
 def analyse(results: list[FileResult], settings: "Settings", projects: dict[str, "Project"], *,

@@ -833,3 +833,28 @@ def test_a_custom_operator_call_reaches_the_function_registered_for_it(tmp_path)
     chain = found[("layer.py", 7, "SL601")]
     assert "`lengths_impl`" in chain.message
     assert [k for k in found if k[0] == "layer.py"] == [("layer.py", 7, "SL601")]
+
+
+def test_a_chain_through_a_cached_function_runs_once_per_argument(tmp_path):
+    # vLLM's ROCm mono-kernel runner and a multimodal position cache sync inside functions cached with
+    # `functools.lru_cache`: the body runs on the first call with each new argument, not on every pass.
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/ops.py": "import functools\n\nimport torch\n\n\n"
+                      "@functools.lru_cache(maxsize=None)\ndef table(n):\n"
+                      "    return torch.arange(n, device='cuda').sum().item()\n\n\n"
+                      "def lookup(n):\n    return table(n)\n\n\n"
+                      "def plain(n):\n    return torch.arange(n, device='cuda').sum().item()\n",
+        "pkg/model.py": "import torch\n\nfrom pkg.ops import lookup, plain\n\n\n"
+                        "class Model(torch.nn.Module):\n    def forward(self, x):\n"
+                        "        a = lookup(x.shape[0])\n        b = plain(x.shape[0])\n"
+                        "        if x.shape[0] > 1:\n            b = b + plain(2)\n        return a + b\n",
+    }
+    default = model_sl601(tmp_path / "default", files, strict=False)
+    assert sorted(default) == [9, 11]  # `plain` syncs on every call; `lookup` only through the cache
+    strict = model_sl601(tmp_path / "strict", files)
+    assert sorted(strict) == [8, 9, 11]
+    assert "`table` is cached" in strict[8] and "first call with each new argument" in strict[8]
+    assert "on every pass" in strict[9]
+    # A call behind a test in the hot function: the host waits each time the line runs (`if _runner is None:`).
+    assert "each time this line runs (behind the test at" in default[11] and "model.py:10)" in default[11]
