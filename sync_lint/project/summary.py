@@ -140,7 +140,8 @@ class CallSite:
 
 @dataclass(frozen=True)
 class Store:
-    """`base.attr = value` (also augmented, annotated, and `setattr` with a literal name)."""
+    """`base.attr = value` (also augmented, annotated, `setattr` with a literal name, and
+    `base.attr.append(v)`, a list holding `v`)."""
 
     function: str | None
     line: int
