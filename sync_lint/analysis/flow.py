@@ -302,7 +302,7 @@ class Binder:
 
     def if_after_test(self, node: cst.If) -> None:
         self._fork()
-        found = _isinstance_of_host_type(node.test, self.evaluator.imports.resolve)
+        found = _isinstance_of_host_type(node.test, self.evaluator.imports.resolve) or self._instance_of(node.test)
         if found is not None:  # `if isinstance(image, str):` the body sees a Python (or NumPy) value
             name, fact = found
             # Only the body: after the `if`, the value is what it was (`self.n` may be a tensor in an `elif`).
@@ -371,6 +371,35 @@ class Binder:
     def leave_assert(self, node: cst.Assert) -> None:
         """`assert t.is_cuda`: what the test proves holds after it (where it fails, nothing follows)."""
         self._narrow(narrowings(node.test)[0], asserted=True)
+        found = self._instance_of(node.test, asserted=True)
+        if found is not None:
+            name, fact = found
+            if self._branches:  # at a function's top level nothing joins it again
+                self._branches[-1].narrowed.append((name, fact, self.scope.env.get(name)))
+            self.scope.env[name] = fact
+
+    def _instance_of(self, test: cst.BaseExpression, asserted: bool = False) -> tuple[str, Fact] | None:
+        """`x` and what it is where `isinstance(x, C)` holds, `C` one project class: an instance of it.
+        vLLM's KV connectors take their metadata from the base class's getter and then
+        `assert isinstance(metadata, LMCacheConnectorMetadata)`: its fields are that class's, not
+        those of every connector's metadata."""
+        if not (isinstance(test, cst.Call) and isinstance(test.func, cst.Name) and test.func.value == "isinstance"
+                and len(test.args) == 2 and not any(a.star or a.keyword for a in test.args)):
+            return None
+        subject = dotted_name(test.args[0].value)
+        kind = test.args[1].value
+        if subject is None or not isinstance(kind, (cst.Name, cst.Attribute)):
+            return None
+        cls = self.evaluator.fact(kind)
+        if cls.value_kind != "class" or not cls.refs:
+            return None
+        current = self.evaluator.fact(test.args[0].value)
+        if current.is_tensor or current.is_unknown_tensor or current.value_kind not in ("object", None):
+            return None
+        how = "is asserted" if asserted else "holds"
+        code = dotted_name(kind) or "..."
+        return subject, Fact(Device.NOT_TENSOR, value_kind="object", refs=cls.refs, subject=subject,
+                             reason=f"`isinstance({subject}, {code})` {how} here")
 
     def leave_if(self, node: cst.If) -> None:
         self._merge(include_current=True)  # the current env is the else arm (or fall-through)
