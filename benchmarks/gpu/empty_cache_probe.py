@@ -13,7 +13,6 @@ uses) is the same wait as `torch.cuda.empty_cache()`: `cudaFree` of a cached blo
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -21,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch  # noqa: E402
 
-from gpu_busy import environment, host_ms_behind_queue, require_cuda, save_report  # noqa: E402
+from gpu_busy import host_ms_behind_queue, probe_folder, queue_report, save_report  # noqa: E402
 
 SLEEP_MS = 30.0
 REPEATS = 5
@@ -54,22 +53,17 @@ def measure() -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args()
-    require_cuda()
-    os.makedirs(args.out, exist_ok=True)
+    out = probe_folder(__doc__.splitlines()[0])
     rows = measure()
-    report = {"environment": environment(), "command": " ".join(sys.argv), "sleep_ms": SLEEP_MS,
-              "repeats": REPEATS, "cases": rows,
-              # SGLang's device-generic spelling: on a CUDA machine this is the module `torch.cuda` itself.
-              "get_device_module_is_torch_cuda": torch.get_device_module() is torch.cuda
-              and torch.get_device_module("cuda:0") is torch.cuda}
+    report = queue_report(rows, SLEEP_MS, REPEATS,
+                          # SGLang's device-generic spelling: on a CUDA machine this is the module `torch.cuda` itself.
+                          get_device_module_is_torch_cuda=torch.get_device_module() is torch.cuda
+                          and torch.get_device_module("cuda:0") is torch.cuda)
     table = [f"`torch.get_device_module() is torch.cuda`: {report['get_device_module_is_torch_cuda']}", "",
              "| call | a freed block cached | host ms (median of 5) | waited for the GPU |", "|---|---|---:|---|"]
     table += [f"| `{r['case']}` | {'yes' if r['cached_block'] else 'no'} | {r['host_ms']} | "
               f"{'yes' if r['waited'] else 'no'} |" for r in rows]
-    save_report(args.out, "empty-cache", report, f"# `empty_cache()` behind a {SLEEP_MS:g} ms queue", table)
+    save_report(out, "empty-cache", report, f"# `empty_cache()` behind a {SLEEP_MS:g} ms queue", table)
 
 
 if __name__ == "__main__":

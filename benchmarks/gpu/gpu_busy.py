@@ -125,6 +125,24 @@ def host_ms_behind_queue(call, sleep_ms: float, repeats: int, prepare=None) -> f
     return median(times)
 
 
+def probe_folder(description: str) -> str:
+    """A probe's command line: its `--out` folder, made. Exits unless a CUDA device is visible."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out", required=True)
+    out = parser.parse_args().out
+    require_cuda()
+    os.makedirs(out, exist_ok=True)
+    return out
+
+
+def queue_report(rows: list[dict], sleep_ms: float, repeats: int, **extra: object) -> dict:
+    """The report of a probe that times calls behind a queued sleep (`host_ms_behind_queue`)."""
+    return {"environment": environment(), "command": " ".join(sys.argv), "sleep_ms": sleep_ms,
+            "repeats": repeats, "cases": rows, **extra}
+
+
 def save_report(out: str, name: str, report: dict, title: str, table: list[str]) -> None:
     """Write `<name>-<gpu>-torch<version>.json` (the report) and `.md` (the title, the environment,
     the command line and the table) into `out`, and print the Markdown."""

@@ -16,7 +16,6 @@ It decides two rules' claims:
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -24,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch  # noqa: E402
 
-from gpu_busy import environment, host_ms_behind_queue, require_cuda, save_report  # noqa: E402
+from gpu_busy import host_ms_behind_queue, probe_folder, queue_report, save_report  # noqa: E402
 
 SLEEP_MS = 30.0
 REPEATS = 5
@@ -63,17 +62,12 @@ def measure() -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args()
-    require_cuda()
-    os.makedirs(args.out, exist_ok=True)
+    out = probe_folder(__doc__.splitlines()[0])
     rows = measure()
-    report = {"environment": environment(), "command": " ".join(sys.argv), "sleep_ms": SLEEP_MS,
-              "repeats": REPEATS, "cases": rows}
+    report = queue_report(rows, SLEEP_MS, REPEATS)
     table = ["| case | host ms (median of 5) | waited for the GPU |", "|---|---:|---|"]
     table += [f"| `{r['case']}` | {r['host_ms']} | {'yes' if r['waited'] else 'no'} |" for r in rows]
-    save_report(args.out, "index-type", report, f"# Legacy types and list indexes behind a {SLEEP_MS:g} ms queue", table)
+    save_report(out, "index-type", report, f"# Legacy types and list indexes behind a {SLEEP_MS:g} ms queue", table)
 
 
 if __name__ == "__main__":

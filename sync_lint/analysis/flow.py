@@ -304,10 +304,8 @@ class Binder:
         self._fork()
         found = _isinstance_of_host_type(node.test, self.evaluator.imports.resolve) or self._instance_of(node.test)
         if found is not None:  # `if isinstance(image, str):` the body sees a Python (or NumPy) value
-            name, fact = found
             # Only the body: after the `if`, the value is what it was (`self.n` may be a tensor in an `elif`).
-            self._branches[-1].narrowed.append((name, fact, self.scope.env.get(name)))
-            self.scope.env[name] = fact
+            self._bind_narrowed(*found)
         when_true, self._branches[-1].otherwise = narrowings(node.test)
         self._narrow(when_true)
         tested = none_test(node.test)
@@ -337,9 +335,14 @@ class Binder:
             else:  # a device; or `x.device` when `x` is no tensor (`self.device.type == "cpu"`)
                 key = key if current is None else narrowing.device_key  # type: ignore[assignment]
                 fact = replace(device_value(narrowing.device, reason=reason), subject=key)
-            if self._branches:  # at a function's top level (an `assert`) nothing joins it again
-                self._branches[-1].narrowed.append((key, fact, self.scope.env.get(key)))
-            self.scope.env[key] = fact
+            self._bind_narrowed(key, fact)
+
+    def _bind_narrowed(self, key: str, fact: Fact) -> None:
+        """Bind what a test proves in the arm being entered; the join after the branch restores what
+        `key` was (at a function's top level, after an `assert`, nothing joins it again)."""
+        if self._branches:
+            self._branches[-1].narrowed.append((key, fact, self.scope.env.get(key)))
+        self.scope.env[key] = fact
 
     def leave_expr(self, node: cst.Expr) -> None:
         """`vals.append(x)`, `vals.extend(xs)`, `vals.insert(i, x)` on a list this function built: the
@@ -373,27 +376,21 @@ class Binder:
         self._narrow(narrowings(node.test)[0], asserted=True)
         found = self._instance_of(node.test, asserted=True)
         if found is not None:
-            name, fact = found
-            if self._branches:  # at a function's top level nothing joins it again
-                self._branches[-1].narrowed.append((name, fact, self.scope.env.get(name)))
-            self.scope.env[name] = fact
+            self._bind_narrowed(*found)
 
     def _instance_of(self, test: cst.BaseExpression, asserted: bool = False) -> tuple[str, Fact] | None:
         """`x` and what it is where `isinstance(x, C)` holds, `C` one project class: an instance of it.
         vLLM's KV connectors take their metadata from the base class's getter and then
         `assert isinstance(metadata, LMCacheConnectorMetadata)`: its fields are that class's, not
         those of every connector's metadata."""
-        if not (isinstance(test, cst.Call) and isinstance(test.func, cst.Name) and test.func.value == "isinstance"
-                and len(test.args) == 2 and not any(a.star or a.keyword for a in test.args)):
+        parts = _isinstance_parts(test)
+        if parts is None or len(parts[2]) != 1 or not isinstance(parts[2][0], (cst.Name, cst.Attribute)):
             return None
-        subject = dotted_name(test.args[0].value)
-        kind = test.args[1].value
-        if subject is None or not isinstance(kind, (cst.Name, cst.Attribute)):
-            return None
+        node, subject, (kind,) = parts
         cls = self.evaluator.fact(kind)
         if cls.value_kind != "class" or not cls.refs:
             return None
-        current = self.evaluator.fact(test.args[0].value)
+        current = self.evaluator.fact(node)
         if current.is_tensor or current.is_unknown_tensor or current.value_kind not in ("object", None):
             return None
         how = "is asserted" if asserted else "holds"
@@ -632,18 +629,28 @@ _LIST_ADDS = frozenset({"append", "extend", "insert"})
 _BUILTIN_TYPES = frozenset({"str", "int", "float", "bool", "bytes", "list", "dict", "tuple", "set", "complex"})
 
 
-def _isinstance_of_host_type(test: cst.BaseExpression,
-                             resolve: Callable[[cst.BaseExpression], str | None]) -> tuple[str, Fact] | None:
-    """`x` (or `self.x`) and what it is in the body of `isinstance(x, str)` (a tuple of builtin
-    types: a Python value) or `isinstance(x, np.ndarray)` (NumPy types: host memory), else None."""
+def _isinstance_parts(test: cst.BaseExpression) -> tuple[cst.BaseExpression, str, list] | None:
+    """`isinstance(x, T)` or `isinstance(x, (T, U))` with `x` a name or dotted name: (`x`'s node, its
+    name, the type expressions); None for any other test."""
     if not (isinstance(test, cst.Call) and isinstance(test.func, cst.Name) and test.func.value == "isinstance"
-            and len(test.args) == 2):
+            and len(test.args) == 2 and not any(a.star or a.keyword for a in test.args)):
         return None
     subject = dotted_name(test.args[0].value)
     kinds = test.args[1].value
     names = [e.value for e in kinds.elements] if isinstance(kinds, cst.Tuple) else [kinds]
     if subject is None or not names:
         return None
+    return test.args[0].value, subject, names
+
+
+def _isinstance_of_host_type(test: cst.BaseExpression,
+                             resolve: Callable[[cst.BaseExpression], str | None]) -> tuple[str, Fact] | None:
+    """`x` (or `self.x`) and what it is in the body of `isinstance(x, str)` (a tuple of builtin
+    types: a Python value) or `isinstance(x, np.ndarray)` (NumPy types: host memory), else None."""
+    parts = _isinstance_parts(test)
+    if parts is None:
+        return None
+    _node, subject, names = parts
     if all(isinstance(n, cst.Name) and n.value in _BUILTIN_TYPES for n in names):
         return subject, replace(PYTHON, subject=subject, reason=f"`isinstance({subject}, ...)` with a builtin type")
     if all((resolve(n) or "").startswith("numpy.") for n in names):
