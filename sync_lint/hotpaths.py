@@ -47,6 +47,9 @@ if TYPE_CHECKING:
 
 TRANSITIVE_CODE = "SL601"
 TRANSITIVE_NAME = "call-into-syncing-function"
+# How many calls down from a function off every hot path SL601 looks for a sync: the cost of a
+# check of one file (the files those calls reach are checked too) stays near that of its hot part.
+_COLD_CALLS = 3
 # How many `override` hops (a call through a base reaching a subclass's method) one SL601 chain may take.
 _MAX_OVERRIDE_HOPS = 1
 
@@ -223,12 +226,13 @@ class _Pass:
         return self._lines[path]
 
     def transitive(self, syncs: dict[str, list[Diagnostic]], paths: dict[str, str],
-                   report_in: set[str]) -> list[Diagnostic]:
-        """SL601 findings at hot call sites in the modules of `report_in` (function -> its direct findings;
-        module -> the path to report it under)."""
+                   report_in: set[str], cold: Iterable[str] = ()) -> list[Diagnostic]:
+        """SL601 findings at call sites in the modules of `report_in` (function -> its direct findings;
+        module -> the path to report it under): at hot call sites, and at the calls of `cold` (the
+        other functions of those modules) into another module whose callee syncs on every call."""
         if not self.selected:
             return []
-        hot = self._below(report_in)
+        hot = self._below(report_in, cold)
         # The hot call sites that are cuts: what lies below them is not reported above them.
         cut: set[tuple[str, int, str]] = set()
         reverse: dict[str, list[tuple[str, "Edge"]]] = {}
@@ -287,15 +291,20 @@ class _Pass:
                 continue
             if (caller, edge.line) in seen:
                 continue
+            cold = caller not in self.best
+            if cold and not self._across(found[0], found[1], edge):
+                continue
             # Default mode reports a chain only when every call on it and the sync at its end run on
             # every pass; --strict adds the chains that need a branch taken. Read one by one in
             # transformers and vLLM, 12 of 42 conditional chains were real syncs (packed-sequence
             # training, a first call, image passes), against 5 of 6 unconditional ones.
             live = self._live_path(caller, edge, nearest, forward, syncs, every_pass=True)
-            conditional = live is None and self.settings.strict
+            conditional = live is None and self.settings.strict and not cold
             if conditional:
                 live = self._live_path(caller, edge, nearest, forward, syncs, every_pass=False)
             if live is None:  # every chain below needs a parameter the callers pass as None, or a branch
+                continue
+            if cold and len(live[0]) + 1 > _COLD_CALLS:  # past what a check of this file alone looks through
                 continue
             diagnostic = self._finding(caller, found[0], found[1], edge, *live, paths, conditional=conditional)
             if diagnostic is None:
@@ -304,10 +313,11 @@ class _Pass:
             out.append(diagnostic)
         return out
 
-    def _below(self, report_in: set[str]) -> list[str]:
-        """The hot functions of the modules in `report_in` and every function their calls reach: a chain
-        from one of them down to a sync passes through these only (one checked file of a large project
-        reads the edges of its own part of the graph, not of every hot function)."""
+    def _below(self, report_in: set[str], cold: Iterable[str] = ()) -> list[str]:
+        """The hot functions of the modules in `report_in` and every function their calls reach, then
+        the rest of `cold`: a chain from one of them down to a sync passes through these only (one
+        checked file of a large project reads the edges of its own part of the graph, not of every hot
+        function)."""
         start = [f for f in self.best if _module_in(f, report_in)]
         seen = set(start)
         queue = deque(start)
@@ -316,7 +326,22 @@ class _Pass:
                 if edge.callee not in seen and edge.callee in self.best:
                     seen.add(edge.callee)
                     queue.append(edge.callee)
-        return [f for f in self.best if f in seen]
+        return [f for f in self.best if f in seen] + [f for f in cold if f not in seen]
+
+    def near(self, start: list[str], calls: int) -> list[str]:
+        """`start` and every function their calls reach within `calls` calls, nearest first."""
+        out = dict.fromkeys(start)
+        level = list(out)
+        for _ in range(calls):
+            self.graph.prefetch(level)
+            following: list[str] = []
+            for function in level:
+                for edge in self.graph.edges(function):
+                    if edge.callee not in out:
+                        out[edge.callee] = None
+                        following.append(edge.callee)
+            level = following
+        return list(out)
 
     # --- parameters the callers pass as None or false --------------------------------------------
     def _known_arguments(self, caller: str, edge: "Edge", known: Known = Known()) -> Known:
@@ -491,7 +516,7 @@ class _Pass:
         when = f"on the passes that take the branch at {branch}" if branch else \
             f"on the first call with each new argument (`{_short(cached)}` is cached)" if cached else \
             f"each time this line runs (behind the test at {here})" if here else \
-            "on every pass through this hot path"
+            "on every pass through this hot path" if caller in self.best else "each time this line runs"
         message = (f"call into `{_short(edge.callee)}` reaches a sync {hops} call{'s' if hops > 1 else ''} down: "
                    f"{arrow} → `{span}` ({sync.code}) at {where}{more}; the host waits here {when}")
         path = paths.get(summary.module) or _display_path(self.root, summary.path)
@@ -512,6 +537,20 @@ class _Pass:
             confidence="strict" if conditional else sync.confidence, evidence_steps=tuple(steps),
             hot=self.hotness(caller, edge.line, info),
         )
+
+    def _across(self, summary: "ModuleSummary", info: "FunctionInfo", edge: "Edge") -> bool:
+        """A call into another module: its sync is out of sight of the file that makes the call. A
+        call into the same module is not reported outside hot paths, since the sync below is
+        reported in the same file (and a chain into another module from there is, at that call).
+        A function handed to a call (`apply(f)`) or bound by `functools.partial(f, ...)` may run
+        later or never: the graph charges it to this line, which only hot paths accept."""
+        if edge.kind == "callback" or any(
+                call.line == edge.line and call.func[0] in ("attr", "name") and call.func[-1] in ("partial",
+                                                                                                  "functools.partial")
+                for call in self.graph.calls_in(summary, info.qualname)):
+            return False
+        callee = self.graph.function(edge.callee)
+        return callee is not None and callee[0].module != summary.module
 
     def _first_branch(self, lines: list[tuple[str, int]], paths: dict[str, str]) -> str | None:
         """`path:line` of the first test along the chain (the calls below the hot caller, then the
@@ -573,9 +612,22 @@ def analyse(results: list[FileResult], settings: "Settings", projects: dict[str,
             opened.save_facts()
         if cache is not None:
             cache.save()
+            _merge_reads(opened)
         if project is not None and slot is not None:
             _save_answer(opened, slot, key, members, found)
     return report
+
+
+def _merge_reads(opened) -> None:  # type: ignore[no-untyped-def]
+    """Merge what the facts solved for the edges read (`ProjectStore.merge_reads`), as a check does
+    at its end; a cache locked past its timeout keeps them pending for the next run."""
+    import sqlite3
+
+    if opened.writable:
+        try:
+            opened.store.merge_reads()
+        except sqlite3.OperationalError:
+            pass
 
 
 # Answers kept per set of checked files (a whole-project run, a pre-commit run of a few files, ...).
@@ -716,6 +768,11 @@ def _run(graph: "CallGraph", root: Path, members: list[FileResult], settings: "S
         summary = index.summary(module) if result.diagnostics else None
         if summary is not None:
             collect(result, summary, True)
+    # Every function of the checked files and what their calls reach within `_COLD_CALLS` calls: a
+    # call into another module that syncs there on every call is an SL601 call site off hot paths too.
+    cold = hot.near([summary.qualified(local) for module in checked
+                     if (summary := index.summary(module)) is not None for local in summary.functions],
+                    _COLD_CALLS) if selected else []
     if lint_more is not None and selected:
         # Calls from hot functions of the checked files into files the run did not check.
         below: set[str] = set()
@@ -726,6 +783,7 @@ def _run(graph: "CallGraph", root: Path, members: list[FileResult], settings: "S
                 if edge.callee not in below:
                     below.add(edge.callee)
                     queue.append(edge.callee)
+        below.update(cold)
         extra: dict[str, "ModuleSummary"] = {}
         for function in below:
             found = graph.function(function)
@@ -736,7 +794,7 @@ def _run(graph: "CallGraph", root: Path, members: list[FileResult], settings: "S
                 summary = extra.get(result.path)
                 if summary is not None:
                     collect(result, summary, False)
-    found = hot.transitive(syncs, paths, set(checked))
+    found = hot.transitive(syncs, paths, set(checked), cold)
     report.transitive += len(found)
     report.baselined.extend(hot.baselined)
     by_path = {result.path: result for result in checked.values()}

@@ -97,10 +97,32 @@ def test_direct_findings_carry_the_shortest_chain_from_their_root(project):
                for d in direct.values())
 
 
-def test_a_cold_caller_gets_no_transitive_finding(project):
+def test_a_caller_no_root_reaches_gets_sl601_for_a_call_into_another_module_that_always_syncs(project):
     folder = project("hot-depth")
-    rows = {row for path, row in transitive(run(folder), folder) if path == "hotdepth/runner.py"}
-    assert 16 not in rows  # load_weights calls the same syncing helper, but no root reaches it
+    found = findings(run(folder), folder, "SL601")
+    cold = found[("hotdepth/runner.py", 16, "SL601")]  # load_weights: no root reaches it
+    assert cold.hot is None
+    assert cold.message.endswith("the host waits here each time this line runs")
+    assert found[("hotdepth/runner.py", 10, "SL601")].message.endswith("on every pass through this hot path")
+
+
+def test_off_hot_paths_only_calls_into_another_module_within_three_calls_of_a_sync_on_every_call(project):
+    folder = project("hot-cold")
+    report = run(folder)
+    assert transitive(report, folder) == expected_transitive(folder)
+    found = findings(report, folder, "SL601")
+    assert "(behind the test at" in found[("hotcold/loader.py", 12, "SL601")].message
+    assert "2 calls down" in found[("hotcold/loader.py", 12, "SL601")].message
+    # --strict adds chains behind a branch on hot paths only: off them they stay out.
+    assert transitive(run(folder, strict=True), folder) == expected_transitive(folder)
+
+
+def test_a_single_checked_file_finds_the_same_calls_off_hot_paths(project):
+    folder = project("hot-cold")
+    plan = api.plan([str(folder)], project=api.ProjectOptions(cache_dir=folder.parent / "cache"))
+    report = api.run(plan, [str(folder / "hotcold" / "loader.py")])
+    rows = sorted(d.start.row for r in report.results for d in r.diagnostics if d.code == "SL601")
+    assert rows == sorted(row for path, row in expected_transitive(folder) if path == "hotcold/loader.py")
 
 
 def test_a_single_checked_file_still_sees_syncs_in_modules_it_did_not_check(project):
@@ -108,7 +130,7 @@ def test_a_single_checked_file_still_sees_syncs_in_modules_it_did_not_check(proj
     plan = api.plan([str(folder)], project=api.ProjectOptions(cache_dir=folder.parent / "cache"))
     report = api.run(plan, [str(folder / "hotdepth" / "runner.py")])
     rows = sorted(d.start.row for r in report.results for d in r.diagnostics if d.code == "SL601")
-    assert rows == [10, 11, 12]
+    assert rows == [10, 11, 12, 16]
     assert {r.path for r in report.results} == {str(folder / "hotdepth" / "runner.py")}
 
 
@@ -205,7 +227,8 @@ def test_default_roots_module_forward_compile_and_cuda_graphs(project):
 def test_default_roots_can_be_switched_off(project):
     folder = project("hot-defaults")
     report = run(folder, hot_path_defaults=())
-    assert transitive(report, folder) == set()
+    # Every call into the helpers' module is still reported, but none as hot.
+    assert transitive(report, folder) == expected_transitive(folder)
     assert all(d.hot is None for d in findings(report, folder).values())
 
 
@@ -247,7 +270,7 @@ def test_json_and_sarif_carry_hotness(project, tmp_path):
     out = CliRunner().invoke(main, ["check", str(folder), "--output-format", "sarif", "--cache-dir", str(tmp_path / "c")])
     results = json.loads(out.stdout)["runs"][0]["results"]
     hot = [r for r in results if "hot" in r["properties"]]
-    assert len(hot) == len(results) == 9
+    assert len(hot) == 9 and len(results) == 10  # load_weights's call: no root reaches it
     step = hot[0]["properties"]["hot"]["chain"][0]
     assert step["uri"].startswith("file://") or step["uriBaseId"] == "%SRCROOT%"
     assert step["uri"].endswith(".py")
@@ -258,7 +281,9 @@ def test_full_output_puts_hot_findings_first_and_counts_per_root(project, tmp_pa
     out = CliRunner().invoke(main, ["check", str(folder), "--cache-dir", str(tmp_path / "c")])
     text = out.stdout
     headers = [line for line in text.splitlines() if re.match(r"\S+:\d+:\d+: SL", line)]
-    assert headers[-1].split(":")[1] == "21"  # the one cold finding comes last
+    # The cold findings come last: the sync no root reaches, then the calls no root reaches.
+    assert [(h.split(":")[0].rsplit("/", 1)[-1], h.split(":")[1]) for h in headers[-3:]] == [
+        ("helpers.py", "21"), ("model.py", "26"), ("model.py", "30")]
     assert "= hot: " in text
     assert "Hot paths: 4 of 5 findings on a hot path" in text
     assert "nn.Module forward (1 roots): 1" in text and "torch.compile (2 roots): 2" in text

@@ -463,7 +463,7 @@ class CallGraph:
         # read at once: one query per level instead of one per function (4,300 on a vLLM hot path).
         level = list(dict.fromkeys(r.function for r in roots))
         while level:
-            self._prefetch(level)
+            self.prefetch(level)
             following: list[str] = []
             for current in level:
                 for edge in self.edges(current):
@@ -475,7 +475,7 @@ class CallGraph:
             level = following
         return out
 
-    def _prefetch(self, qualnames: list[str]) -> None:
+    def prefetch(self, qualnames: list[str]) -> None:
         """Read the cached edges of these functions in one go."""
         if self.cache is not None:
             self._edges.update(self.cache.get_many([q for q in qualnames if q not in self._edges]))
