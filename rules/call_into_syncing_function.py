@@ -21,9 +21,9 @@ Off hot paths (code no root reaches, or a project with no roots configured) a
 call site is reported when its callee lies in another module and reaches, one to
 three calls down, a sync that runs on every call (the same test as default mode's
 below), with "the host waits here each time this line runs". The sync is out of
-sight of the file that makes the call: readers of SGLang and vLLM files, asked
-where the host waits, named such calls (`prepare_tensors(...)` in vLLM's LoRA
-wrapper, `build_watermark_batch_config(...)` in SGLang's sampling info). A call
+sight of the file that makes the call: vLLM marks such calls as known syncs
+(`prepare_tensors(...)` in its LoRA wrapper), and readers of SGLang files, asked
+where the host waits, named them (`build_watermark_batch_config(...)`). A call
 into the same module is not reported there (the sync is reported in that file),
 nor a function handed to a call or bound by `functools.partial` (it may run later,
 or never), nor a chain that needs a branch taken, even with `--strict`. Three
