@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from sync_lint.rulekit.rule import Rule
     from sync_lint.hotpaths import HotReport
     from sync_lint.project.build import OpenProject, Project
+    from sync_lint.project.hot import CallGraph
 
 
 
@@ -233,6 +234,7 @@ class _Job:
     projects: dict[str, "Project"]  # file path -> its project (absent: the file is checked on its own)
     opened: dict[Path, "OpenProject"] = field(default_factory=dict)
     result_settings: str = ""
+    graphs: dict[Path, "CallGraph"] = field(default_factory=dict)  # project root -> its CallGraph in this process
 
     def open_project(self, path: str) -> "OpenProject | None":
         """The file's project, opened once per process."""
@@ -259,6 +261,30 @@ class _Job:
             summary = summarize_text(project, path, text if text is not None else "")
             opened.use_text(summary)
         return ProjectView(opened.inference, summary)  # type: ignore[arg-type]
+
+    def resolve_edges(self, path: str, opened: "OpenProject") -> None:
+        """Resolve the call edges of the file's functions here, into the cache, while the facts they
+        read are warm in this process. The hot-path pass reads the edges of every function (SL601 off
+        hot paths): resolving them in the parent after the check, one core, made the pass 45.7 s of a
+        cold vLLM run; read from what the workers resolved, 7.9 s."""
+        if self.fix is not None or not opened.writable or not any(r.code == "SL601" for r in self.rules):
+            return
+        from sync_lint.project.hot import CallGraph, EdgeCache
+
+        graph = self.graphs.get(opened.project.root)
+        if graph is None:
+            graph = self.graphs[opened.project.root] = CallGraph(opened.index, opened.inference, EdgeCache(opened))
+        module = opened.project.modules.get(os.path.abspath(path))
+        summary = opened.index.summary(module) if module is not None else None
+        if summary is None:
+            return
+        graph.prefetch([summary.qualified(local) for local in summary.functions])
+        for local in summary.functions:
+            graph.edges(summary.qualified(local))
+
+    def save_edges(self) -> None:
+        for graph in self.graphs.values():
+            graph.cache.save()
 
     def result_key(self, path: str) -> str | None:
         """What a cached result of the file must match: its content and the run's settings and rules."""
@@ -302,6 +328,8 @@ def _save_job() -> None:
     """Save what this process's files solved (after each batch of files, and at the end)."""
     for opened in _JOB[0].opened.values() if _JOB else ():
         opened.flush()
+    if _JOB:
+        _JOB[0].save_edges()  # after the facts: edges stored before the facts they read would outlive them
 
 
 def _process_file(path: str) -> FileResult:
@@ -338,6 +366,8 @@ def _check_file(path: str) -> FileResult:
 
         # Only a result of the file as indexed is kept (`key` names its content).
         indexed = key is not None and key.startswith(content_hash(original.data))
+        if indexed:
+            job.resolve_edges(path, opened)  # before `save_later`, which collects the facts they solved
         opened.save_later(str(Path(path).resolve()), key if indexed else None, result, deps)
     if job.fix is None:
         return result
