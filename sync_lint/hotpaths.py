@@ -544,10 +544,8 @@ class _Pass:
         reported in the same file (and a chain into another module from there is, at that call).
         A function handed to a call (`apply(f)`) or bound by `functools.partial(f, ...)` may run
         later or never: the graph charges it to this line, which only hot paths accept."""
-        if edge.kind == "callback" or any(
-                call.line == edge.line and call.func[0] in ("attr", "name") and call.func[-1] in ("partial",
-                                                                                                  "functools.partial")
-                for call in self.graph.calls_in(summary, info.qualname)):
+        if edge.kind == "callback" or any(call.line == edge.line and self.graph.is_partial(summary, info, call.func)
+                                          for call in self.graph.calls_in(summary, info.qualname)):
             return False
         callee = self.graph.function(edge.callee)
         return callee is not None and callee[0].module != summary.module

@@ -201,7 +201,7 @@ class CallGraph:
             nested = self._nested(summary, info, func[1])
             if nested is not None:
                 return [(nested, "function")], "ok"
-        if self._is_partial(summary, info, func):
+        if self.is_partial(summary, info, func):
             return [], "external"  # building a partial calls nothing yet
         if func[0] == "attr" and func[1][0] == "call" and func[1][1] == ("name", "super"):
             return self._super(summary, info, func[2])
@@ -295,7 +295,8 @@ class CallGraph:
                 return [(f"{cls}.{name}", "super")], "ok"
         return [], "external"  # a library base class (`nn.Module.__init__`)
 
-    def _is_partial(self, summary: ModuleSummary, info: FunctionInfo, func: Value) -> bool:
+    def is_partial(self, summary: ModuleSummary, info: FunctionInfo, func: Value) -> bool:
+        """Whether `func` names `functools.partial` (so the call builds a callable and runs nothing)."""
         spelled = self.index.value_name(summary, func, info.qualname)
         return spelled in ("functools.partial", "partial") and (spelled != "partial" or
                                                                 summary.imports.get("partial") == "functools.partial")
@@ -304,7 +305,7 @@ class CallGraph:
         """`f` when the callee is `functools.partial(f, ...)` (directly or through a local name)."""
         candidates = func[1] if func[0] == "join" else (func,)
         for value in candidates:
-            if value[0] == "call" and value[2] and self._is_partial(summary, info, value[1]):
+            if value[0] == "call" and value[2] and self.is_partial(summary, info, value[1]):
                 return value[2][0]
         return None
 
