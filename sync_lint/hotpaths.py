@@ -60,6 +60,10 @@ class Known(NamedTuple):
 
     none: frozenset[str] = frozenset()
     false: frozenset[str] = frozenset()
+    # Parameters the call passes a value that is not None (explicitly, not by a default); and where
+    # the call is (the file's path and the line), for a sync whose device only some calls supply.
+    given: frozenset[str] = frozenset()
+    at: tuple[str, int] | None = None
 
 
 @dataclass
@@ -292,7 +296,7 @@ class _Pass:
             if (caller, edge.line) in seen:
                 continue
             cold = caller not in self.best
-            if cold and not self._across(found[0], found[1], edge):
+            if cold and not (self._across(found[0], found[1], edge) and self._every_target(caller, edge, forward, nearest)):
                 continue
             # Default mode reports a chain only when every call on it and the sync at its end run on
             # every pass; --strict adds the chains that need a branch taken. Read one by one in
@@ -355,7 +359,7 @@ class _Pass:
             return Known()
         summary, info = found
         params = [p for p in callee[1].params if p.kind not in ("star", "starstar")]
-        nones, falses = [], []
+        nones, falses, givens = [], [], []
         for call in self.graph.calls_in(summary, info.qualname):
             if call.line != edge.line:
                 continue
@@ -370,9 +374,13 @@ class _Pass:
             values = {p.name: given.get(p.name, p.default) for p in bound}
             nones.append(frozenset(name for name, value in values.items() if _is_none(value, known.none)))
             falses.append(frozenset(name for name, value in values.items() if _is_false(value, known.false)))
+            givens.append(frozenset(name for name, value in given.items()
+                                    if name in values and not _is_none(value, known.none)))
+        at = (str(self.root / summary.path), edge.line)
         if not nones:
-            return Known()
-        return Known(frozenset.intersection(*nones), frozenset.intersection(*falses))
+            return Known(at=at)
+        return Known(frozenset.intersection(*nones), frozenset.intersection(*falses),
+                     frozenset.intersection(*givens), at)
 
     def _unbound_call(self, summary: "ModuleSummary", info: "FunctionInfo", call: "CallSite",
                       callee: "FunctionInfo") -> bool:
@@ -402,6 +410,8 @@ class _Pass:
                    if not (d.code in _DEVICE_COPIES and found[1].device_params_at(d.start.row) & known.none)]
         if every_pass:
             out = [d for d in out if found[1].branch_at(d.start.row) is None]
+        if known.at is not None:
+            out = [d for d in out if _supplied(d, found[1], known, every_pass)]
         return out
 
     def _hop_live(self, function: str, edge: "Edge", known: Known, every_pass: bool) -> bool:
@@ -549,6 +559,16 @@ class _Pass:
             return False
         callee = self.graph.function(edge.callee)
         return callee is not None and callee[0].module != summary.module
+
+    @staticmethod
+    def _every_target(caller: str, edge: "Edge", forward: dict[str, list["Edge"]], nearest: dict) -> bool:
+        """Every function the call on this line may reach leads to a sync. A call the graph resolves
+        to several methods (a base class whose subclasses define their own, `self.model.decode_image_tokens`
+        on whichever model the pipeline holds) syncs on every call only if each of them does: off the
+        hot paths one of several is a guess at which object arrives."""
+        name = edge.callee.rsplit(".", 1)[-1]  # the same call: another call on the line names another function
+        return all(other.callee in nearest for other in forward.get(caller, ())
+                   if other.line == edge.line and other.kind != "callback" and other.callee.rsplit(".", 1)[-1] == name)
 
     def _first_branch(self, lines: list[tuple[str, int]], paths: dict[str, str]) -> str | None:
         """`path:line` of the first test along the chain (the calls below the hot caller, then the
@@ -818,6 +838,30 @@ def _is_false(value: object, false: frozenset[str]) -> bool:
     if isinstance(value, tuple) and len(value) == 2 and value[0] == "param":
         return value[1] in false
     return value in _FALSE_LITERALS
+
+
+# How the inference words a parameter's device (`_param` in project/infer.py): its callers disagree
+# and one of them passes the GPU tensor (`join_sources`' note), or the tensor is assigned only when
+# the parameter is None (`_merge` in analysis/flow.py).
+_ONE_GPU_CALLER = re.compile(r"parameter `(\w+)` of `(\w+)` receives .*\(1 of \d+ sources, the rest on another device\)")
+_WHEN_NONE = re.compile(r" when `(\w+)` is None")
+
+
+def _supplied(sync: Diagnostic, callee: "FunctionInfo", known: Known, every_pass: bool) -> bool:
+    """Whether the call at `known.at` gives the sync in `callee` its device: not when the device comes
+    from another caller (`disagree(gpu)` waits, `disagree(cpu)` does not), nor, for a sync on every
+    pass, when it comes from a value assigned only if a parameter is None that this call passes
+    (`if lens_sum is None: lens_sum = cum[-1]`, called with the host's int)."""
+    short = callee.qualname.rsplit(".", 2)[-2] if callee.name == "__init__" else callee.name
+    params = {p.name for p in callee.params}
+    for step in sync.evidence_steps:
+        mixed = _ONE_GPU_CALLER.search(step.message)
+        if mixed and mixed.group(2) == short and mixed.group(1) in params and step.row is not None \
+                and (os.path.realpath(step.path), step.row) != (os.path.realpath(known.at[0]), known.at[1]):
+            return False
+        if every_pass and any(name in known.given and name in params for name in _WHEN_NONE.findall(step.message)):
+            return False
+    return True
 
 
 def _is_none(value: object, none: frozenset[str]) -> bool:

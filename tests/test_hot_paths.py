@@ -111,10 +111,26 @@ def test_off_hot_paths_only_calls_into_another_module_within_three_calls_of_a_sy
     report = run(folder)
     assert transitive(report, folder) == expected_transitive(folder)
     found = findings(report, folder, "SL601")
-    assert "(behind the test at" in found[("hotcold/loader.py", 12, "SL601")].message
-    assert "2 calls down" in found[("hotcold/loader.py", 12, "SL601")].message
+    assert "(behind the test at" in found[("hotcold/loader.py", 13, "SL601")].message
+    assert "2 calls down" in found[("hotcold/loader.py", 13, "SL601")].message
     # --strict adds chains behind a branch on hot paths only: off them they stay out.
     assert transitive(run(folder, strict=True), folder) == expected_transitive(folder)
+
+
+def test_off_hot_paths_a_call_that_passes_what_the_sync_needs_not_to_be_none_is_not_reported(project):
+    folder = project("hot-cold")
+    rows = transitive(run(folder), folder)
+    assert ("hotcold/loader.py", 40) in rows  # `ops.sized(lens)`: `total` left None, summed on the GPU
+    assert ("hotcold/loader.py", 41) not in rows  # `ops.sized(lens, total=n)`: the host's total
+
+
+def test_off_hot_paths_a_call_dispatched_to_several_methods_is_reported_only_when_each_syncs(project):
+    folder = project("hot-cold")
+    found = findings(run(folder), folder, "SL601")
+    assert ("hotcold/loader.py", 46, "SL601") not in found  # a mixin's `prepare` is reached too
+    assert ("hotcold/loader.py", 50, "SL601") not in found  # `HostReader.read` waits for nothing
+    both = found[("hotcold/loader.py", 54, "SL601")]  # `LeftCounter.count` and `RightCounter.count` both wait
+    assert "Counter.count" in both.message
 
 
 def test_a_single_checked_file_finds_the_same_calls_off_hot_paths(project):

@@ -1208,10 +1208,15 @@ class Inference:
     def _overriding(self, classes: tuple[str, ...], attr: str) -> set[str]:
         found: set[str] = set()
         for cls in sorted(classes):
+            own = self.index.method(cls, attr)
             for sub in sorted(self.index.subclasses(cls)):
-                info = self.index.klass(sub)
-                if info is not None and attr in info[1].methods:
-                    found.add(f"{sub}.{attr}")
+                # What the name resolves to on the subclass's instances: its own method, or one it
+                # inherits through another base (transformers' `PreTrainedModel` subclasses get
+                # `_prepare_model_inputs` from `GenerationMixin`, and one of them defines its own:
+                # a call on a `PreTrainedModel` reaches either, not that one alone).
+                method = self.index.method(sub, attr)
+                if method is not None and method != own:
+                    found.add(method)
                     if len(found) > _MAX_OVERRIDES:
                         # A base with many implementations (`PreTrainedModel.forward` has hundreds):
                         # any few of them would be a guess, and the chains they start are mostly
