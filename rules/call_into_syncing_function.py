@@ -26,7 +26,14 @@ sight of the file that makes the call: vLLM marks such calls as known syncs
 where the host waits, named them (`build_watermark_batch_config(...)`). A call
 into the same module is not reported there (the sync is reported in that file),
 nor a function handed to a call or bound by `functools.partial` (it may run later,
-or never), nor a chain that needs a branch taken, even with `--strict`. Three
+or never), nor a chain that needs a branch taken, even with `--strict`, nor a call
+that does not itself supply what makes the line below wait: one the graph resolves
+to several methods through a class that declares none (a subclass's own, or one a
+subclass inherits through a mixin) unless each of them syncs; one that passes a CPU
+tensor where another caller passes the GPU tensor the sync reads (its evidence says
+"1 of 2 sources, the rest on another device"); one that passes a parameter whose
+None makes the callee compute the value on the device (`if lens_sum is None:
+lens_sum = cum[-1]`). The last two hold on hot paths too. Three
 calls bound what a check of one file reads: the files those calls reach are checked
 too. Read one by one (the twenty-fourth audit, 60 drawn from vLLM 0.33 and
 transformers 5.23): 48 real, 4 intended, 7 false, 1 undecided. Most run once, at

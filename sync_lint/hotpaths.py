@@ -562,13 +562,21 @@ class _Pass:
 
     @staticmethod
     def _every_target(caller: str, edge: "Edge", forward: dict[str, list["Edge"]], nearest: dict) -> bool:
-        """Every function the call on this line may reach leads to a sync. A call the graph resolves
-        to several methods (a base class whose subclasses define their own, `self.model.decode_image_tokens`
-        on whichever model the pipeline holds) syncs on every call only if each of them does: off the
-        hot paths one of several is a guess at which object arrives."""
+        """Whether the call syncs whichever method it reaches. Through a receiver whose own class has the
+        method, the edge to that method is the call (its subclasses' overrides are guesses, which
+        default mode does not take). Through one whose class declares no such method, every method
+        the graph finds is a guess (a subclass's own, or one a subclass inherits through a mixin:
+        `self.model.decode_image_tokens` on whichever model the pipeline holds), and the call syncs on
+        every call only if each of them does."""
+        if edge.kind != "method":
+            return True
         name = edge.callee.rsplit(".", 1)[-1]  # the same call: another call on the line names another function
-        return all(other.callee in nearest for other in forward.get(caller, ())
-                   if other.line == edge.line and other.kind != "callback" and other.callee.rsplit(".", 1)[-1] == name)
+        targets = [other for other in forward.get(caller, ())
+                   if other.line == edge.line and other.kind in ("method", "override")
+                   and other.callee.rsplit(".", 1)[-1] == name]
+        if any(other.kind == "override" for other in targets):
+            return True  # the receiver's own class has the method: this edge is it, the overrides are guesses
+        return all(other.callee in nearest for other in targets)
 
     def _first_branch(self, lines: list[tuple[str, int]], paths: dict[str, str]) -> str | None:
         """`path:line` of the first test along the chain (the calls below the hot caller, then the
