@@ -11,7 +11,10 @@ An attribute the file itself assigns or writes into on the same object
 (`self.num_computed_tokens_cpu = np.zeros(n)` in `__init__`,
 `batch.num_computed_tokens_cpu[i] = n`) is plain storage, not a property that
 computes its value, and is not flagged there. (vLLM's `InputBatch` keeps a
-NumPy array of that name.)
+NumPy array of that name.) Nor is a read whose receiver's class the project
+knows (an annotation, a constructor, `self`) when that class or a base declares
+the attribute or stores it on `self`, and none defines a method or property of
+that name: `input_batch.num_computed_tokens_cpu` where `input_batch: "InputBatch"`.
 
 ## Why is this bad
 Such attributes are properties that look like plain host data but compute it
@@ -195,6 +198,9 @@ class SyncProneAttribute(Rule):
         owner = dotted_name(node.value)
         if owner is not None and self.ctx.devices.bound_fact(f"{owner}.{node.attr.value}") is not None:
             return  # assigned by this code (in `__init__`, say): plain storage
+        if self.ctx.project is not None and self.ctx.project.plain_attribute(self.ctx.devices.fact(node.value),
+                                                                             node.attr.value):
+            return  # the owner's class keeps it as data (vLLM's `InputBatch`), not a property that copies
         read = _Read(node, hint, owner)
         self._reads.append(read)
         if node.attr.value != DERIVABLE or owner is None:

@@ -1169,6 +1169,29 @@ class Inference:
                     return True
         return False
 
+    def stores_plainly(self, classes: Iterable[str], name: str) -> bool:
+        """Whether `name` is plain data on every one of the classes: a project class in its MRO declares
+        it or stores it on `self`, and none defines a method or property of that name. A class the
+        index does not know may compute it."""
+        classes = sorted(classes)
+        for cls in classes:
+            if self.index.klass(cls) is None or self.index.method(cls, name) is not None:
+                return False
+            if not any(self._keeps(owner, name) for owner in self.index.mro(cls)):
+                return False
+        return bool(classes)
+
+    def _keeps(self, cls: str, name: str) -> bool:
+        """Whether the class declares `name` in its body or stores it on `self` in one of its methods."""
+        found = self.index.klass(cls)
+        if found is None:
+            return False
+        summary, info = found
+        if any(field[0] == name for field in info.fields) or any(item[0] == name for item in info.attributes):
+            return True
+        return any(store.attr == name and store.owner is not None and summary.qualified(store.owner) == cls
+                   for store in summary.stores)
+
     def _is_property(self, function: str) -> bool:
         found = self.index.function(function)
         return found is not None and self._decorated_property(found[1])

@@ -114,6 +114,11 @@ class ProjectView:
             return None
         return self.inference.object_attribute(owner, key)
 
+    def plain_attribute(self, owner: Fact, attr: str) -> bool:
+        """Whether `owner.attr` is plain data: the owner is an object of project classes that each keep
+        `attr` as a field or a store on `self`, with no method or property of that name."""
+        return owner.value_kind == "object" and bool(owner.refs) and self.inference.stores_plainly(owner.refs, attr)
+
     def entry(self, key: str) -> Fact | None:
         """`container["key"]`: what entries with that key hold across the repository (a convention)."""
         fact = self.inference.entry(key)
