@@ -513,8 +513,6 @@ def run_files(
     on_result: Callable[[FileResult], None] | None = None,
 ) -> Report:
     """Check (and with `fix`, fix) exactly these files, in parallel when it pays."""
-    from sync_lint.engine.parallel import run_per_file
-
     projects = projects_of(plan, files, jobs=jobs)
     cached = _cached_results(plan, files, projects) if fix is None else {}
     if on_result is not None:
@@ -522,11 +520,15 @@ def run_files(
             if path in cached:
                 on_result(cached[path])
     todo = [path for path in files if path not in cached]
+    fresh: list[FileResult] = []
     if todo:
+        # Only a file to check needs the rules and the workers (they import the parser).
+        from sync_lint.engine.parallel import run_per_file
+
         plan = plan.loaded()
-    initargs = (plan.rules, tuple(plan.registry), plan.settings, fix, projects)
-    fresh = run_per_file(todo, _process_file, initializer=_start_job, initargs=initargs,
-                         jobs=jobs or plan.settings.jobs, on_result=on_result, after_batch=_save_job)
+        initargs = (plan.rules, tuple(plan.registry), plan.settings, fix, projects)
+        fresh = run_per_file(todo, _process_file, initializer=_start_job, initargs=initargs,
+                             jobs=jobs or plan.settings.jobs, on_result=on_result, after_batch=_save_job)
     if todo and plan.project is not None and not plan.project.temporary:
         _merge_reads(projects)
     by_path = dict(zip(todo, fresh))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -65,9 +66,32 @@ def test_a_stale_catalogue_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
     assert catalogue.builtin_catalogue() is None
 
 
-def test_an_installed_rule_pack_turns_the_catalogue_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(catalogue.metadata, "entry_points", lambda group: ["a pack"])
+def test_an_installed_rule_pack_turns_the_catalogue_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert catalogue.builtin_catalogue() is not None
+    info = tmp_path / "a_pack-1.0.dist-info"
+    info.mkdir()
+    (info / "entry_points.txt").write_text("[console_scripts]\na = a:main\n\n[ sync_lint.rules ]\na = a.rules\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
     assert catalogue.builtin_catalogue() is None
+
+
+def test_another_group_or_a_zipped_path_is_read_as_importlib_metadata_reads_it(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import zipfile
+    from importlib import metadata
+
+    info = tmp_path / "other-1.0.dist-info"
+    info.mkdir()
+    (info / "entry_points.txt").write_text("[console_scripts]\nsync_lint.rules = a:main\n")
+    archive = tmp_path / "packs.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("zipped-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: zipped\nVersion: 1.0\n")
+        zipped.writestr("zipped-1.0.dist-info/entry_points.txt", "[sync_lint.rules]\nz = z.rules\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert catalogue.rule_pack_installed() is False
+    monkeypatch.syspath_prepend(str(archive))
+    assert catalogue.rule_pack_installed() is True
+    assert [ep.name for ep in metadata.entry_points(group="sync_lint.rules")] == ["z"]
 
 
 def test_the_executable_answers_version_without_the_command_line_library() -> None:
@@ -121,3 +145,4 @@ def test_a_check_answered_from_the_cache_imports_no_parser(tmp_path) -> None:
 def loaded(stderr: str) -> set[str]:
     line = next(line for line in stderr.splitlines() if line.startswith("LOADED:"))
     return set(filter(None, line[len("LOADED:"):].split(",")))
+

@@ -9,12 +9,9 @@ lint worker opens its own, reading summaries from the cache on demand).
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import os
-import shutil
 import sqlite3
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -164,6 +161,8 @@ def _remember_fresh(fresh: dict[str, tuple[str, ModuleSummary]], known: dict, cu
                     summaries: list[tuple[str, int, int, str, ModuleSummary]]) -> None:
     """Keep this update's summaries, and forget remembered ones the cache no longer agrees with
     (another run updated a file since: a long-lived process must not serve its old summary)."""
+    if not fresh and not summaries:
+        return
     paths_of: dict[str, set[str]] = {}
     for path, stat in known.items():
         if path in current:
@@ -181,6 +180,15 @@ def _remember_fresh(fresh: dict[str, tuple[str, ModuleSummary]], known: dict, cu
             fresh[summary.module] = (sha, replace(summary, calls=[]))
         else:
             fresh.pop(summary.module, None)
+
+
+def _summarize_files(files: list[tuple[str, str]], jobs: int | None) -> list[tuple[str, int, int, str, ModuleSummary]]:
+    """Each (path, root)'s summary row; files that cannot be read or parsed give none."""
+    from sync_lint.engine.parallel import run_per_file
+
+    return [s for s in run_per_file(files, _summarize_file, initializer=_noop, initargs=(), jobs=jobs,  # type: ignore[arg-type]
+                                    # summarising a file takes milliseconds: a pool pays only for many
+                                    serial_below=64) if s is not None]
 
 
 def cache_folder(root: Path, cache_dir: Path | None) -> Path:
@@ -234,6 +242,10 @@ def _temporary_folder(root: Path, extra: Sequence[Path]) -> Path:
     key = (root, tuple(extra))
     folder = _TEMPORARY.get(key)
     if folder is None or not folder.is_dir():
+        import atexit
+        import shutil
+        import tempfile
+
         folder = _TEMPORARY[key] = Path(tempfile.mkdtemp(prefix="sync-lint-index-"))
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder
@@ -246,8 +258,6 @@ def update_project(root: Path, settings: "Settings", *, jobs: int | None = None,
     `temporary` (`--no-cache`): build the index in a throwaway folder; `extra`:
     folders outside the root whose files the index also reads (`extend-project`).
     """
-    from sync_lint.engine.parallel import run_per_file
-
     if temporary:
         folder = _temporary_folder(root, extra)
     else:
@@ -281,10 +291,7 @@ def update_project(root: Path, settings: "Settings", *, jobs: int | None = None,
                 except OSError:
                     continue
             changed.append(path)
-        summaries = [s for s in run_per_file([(p, str(module_roots[p])) for p in changed], _summarize_file,  # type: ignore[arg-type]
-                                             initializer=_noop, initargs=(), jobs=jobs,
-                                             # summarising a file takes milliseconds: a pool pays only for many
-                                             serial_below=64) if s is not None]
+        summaries = _summarize_files([(p, str(module_roots[p])) for p in changed], jobs) if changed else []
         if summaries or removed or touched:
             store.update(summaries, removed, touched)
         _remember_fresh(_FRESH.setdefault(database, {}), known, current, summaries)

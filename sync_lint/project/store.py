@@ -32,7 +32,7 @@ import re
 import sqlite3
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 from sync_lint import __version__
 from sync_lint.analysis.facts import map_text
@@ -126,8 +126,7 @@ CREATE INDEX IF NOT EXISTS conventions_name ON conventions (name);
 """
 
 
-@dataclass(frozen=True)
-class Stat:
+class Stat(NamedTuple):  # a tuple: a warm check reads one per project file
     mtime_ns: int
     size: int
     sha: str
@@ -206,8 +205,8 @@ class ProjectStore:
 
     # --- files and summaries -------------------------------------------------------------------
     def stats(self) -> dict[str, Stat]:
-        return {path: Stat(mtime, size, sha, module) for path, module, mtime, size, sha in
-                self._db.execute("SELECT path, module, mtime_ns, size, sha FROM files")}
+        return {row[0]: Stat._make(row[1:]) for row in
+                self._db.execute("SELECT path, mtime_ns, size, sha, module FROM files")}
 
     def update(self, summaries: Iterable[tuple[str, int, int, str, ModuleSummary]], removed: Iterable[str],
                touched: Iterable[tuple[str, int, int]] = ()) -> None:
