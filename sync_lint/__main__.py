@@ -31,4 +31,12 @@ def main() -> object:
 
 
 if __name__ == "__main__":
+    # `python -m sync_lint` puts the working directory first on the module path, where a checked
+    # project's own `typing.py` or `enum.py` would shadow the standard library's modules the linter
+    # imports next (the linter never imports the code it checks). The editor client starts the
+    # server this way, in the workspace.
+    import os
+
+    if not sys.flags.safe_path and sys.path and sys.path[0] in ("", os.getcwd()):
+        del sys.path[0]
     raise SystemExit(main())

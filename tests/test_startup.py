@@ -3,6 +3,7 @@ for the registry exactly, and only while it is current."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -146,3 +147,19 @@ def loaded(stderr: str) -> set[str]:
     line = next(line for line in stderr.splitlines() if line.startswith("LOADED:"))
     return set(filter(None, line[len("LOADED:"):].split(",")))
 
+
+def test_python_dash_m_does_not_import_the_working_directorys_modules(tmp_path: Path) -> None:
+    # The editor client starts `python -m sync_lint server` in the workspace. Without `site` (as in
+    # a bare virtual environment, where nothing imports `typing` first) the workspace's own
+    # `typing.py` would be what `import typing` finds.
+    import site
+
+    import sync_lint
+
+    (tmp_path / "typing.py").write_text("raise ImportError('the working directory typing.py was imported')\n")
+    source_root = str(Path(sync_lint.__file__).resolve().parent.parent)
+    env = {"PYTHONPATH": os.pathsep.join([source_root, *site.getsitepackages()]), "PATH": os.environ.get("PATH", "")}
+    done = subprocess.run([sys.executable, "-S", "-m", "sync_lint", "--help"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "check" in done.stdout
