@@ -16,7 +16,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from sync_lint.config import (
     NEWEST_MEASURED_TORCH,  # noqa: F401  (re-exported: the API's default target)
@@ -494,7 +494,7 @@ def apply_hot_paths(plan: Plan, report: Report, *, baseline: Path | None = None,
     def lint_more(paths: list[str]) -> list[FileResult]:
         more_plan = Plan(plan.settings, tuple(r for r in plan.rules if r.code != TRANSITIVE_CODE), plan.registry,
                          project=plan.project).loaded()
-        return run_files(more_plan, paths, jobs=jobs).results
+        return run_files(more_plan, paths, jobs=jobs, updated=report.projects).results
 
     results = [r for r in report.results if not r.errors or r.diagnostics]
     hot = analyse(results, plan.settings, report.projects, selected=selected, ignored=ignores.codes_for, keep=keep,
@@ -511,9 +511,13 @@ def run_files(
     fix: FixMode | None = None,
     jobs: int | None = None,
     on_result: Callable[[FileResult], None] | None = None,
+    updated: "dict[str, Project] | None" = None,
 ) -> Report:
-    """Check (and with `fix`, fix) exactly these files, in parallel when it pays."""
-    projects = projects_of(plan, files, jobs=jobs)
+    """Check (and with `fix`, fix) exactly these files, in parallel when it pays.
+
+    `updated`: projects this run has brought up to date already, by file (the hot-path pass checks
+    more files of the projects the run checked): a file under one of their roots uses it as it is."""
+    projects = projects_of(plan, files, jobs=jobs, updated=(updated or {}).values())
     cached = _cached_results(plan, files, projects) if fix is None else {}
     if on_result is not None:
         for path in files:
@@ -580,8 +584,10 @@ def _cached_results(plan: Plan, files: Sequence[str], projects: dict[str, "Proje
     return out
 
 
-def projects_of(plan: Plan, files: Sequence[str], *, jobs: int | None = None) -> dict[str, "Project"]:
-    """Each file's project, with its index brought up to date (empty when the plan uses none)."""
+def projects_of(plan: Plan, files: Sequence[str], *, jobs: int | None = None,
+                updated: "Iterable[Project]" = ()) -> dict[str, "Project"]:
+    """Each file's project, with its index brought up to date (empty when the plan uses none); a
+    project in `updated` is taken as it is."""
     if plan.project is None or not files:
         return {}
     from sync_lint.project.build import common_roots, update_project
@@ -589,10 +595,12 @@ def projects_of(plan: Plan, files: Sequence[str], *, jobs: int | None = None) ->
     settings = plan.settings
     configured = [settings.root / root for root in settings.project_roots]
     extra = [settings.root / folder for folder in settings.extend_project]
+    known = {project.root: project for project in updated}
     out: dict[str, Project] = {}
     for root, members in common_roots(files, configured).items():
-        project = update_project(root, settings, jobs=jobs or settings.jobs, cache_dir=plan.project.cache_dir,
-                                 temporary=plan.project.temporary, extra=extra)
+        project = known.get(root) or update_project(root, settings, jobs=jobs or settings.jobs,
+                                                    cache_dir=plan.project.cache_dir,
+                                                    temporary=plan.project.temporary, extra=extra)
         out.update((member, project) for member in members)
     return out
 

@@ -532,3 +532,56 @@ def test_a_multimodal_declaration_made_elsewhere_re_checks_the_reading_file(tmp_
     bump(root / "pkg/config.py", MM_DECLARATION)
     assert runs() == {("pkg/model.py", 4, "SL102")}
     assert "pkg/model.py" in runs.linted
+
+
+
+HOT_MODEL = """\
+import torch
+from torch import nn
+
+from pkg.ops import total
+
+
+class Model(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * total(x)
+"""
+HOT_OPS = """\
+import torch
+
+
+def total(x: torch.Tensor) -> float:
+    return torch.zeros(3, device="cuda").sum().item()
+"""
+
+
+def test_the_hot_path_pass_checks_more_files_with_the_index_the_run_brought_up_to_date(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Bringing a project up to date lists and stats every file: once per run is enough, though the
+    # hot-path pass checks the callee's file too.
+    from sync_lint.project import build
+
+    root = tmp_path / "hot"
+    write(root, {"pyproject.toml": "", "pkg/__init__.py": "", "pkg/model.py": HOT_MODEL, "pkg/ops.py": HOT_OPS})
+    monkeypatch.chdir(root)
+    updated: list[Path] = []
+    original = build.update_project
+
+    def counting(project_root, *args, **kwargs):  # type: ignore[no-untyped-def]
+        updated.append(project_root)
+        return original(project_root, *args, **kwargs)
+
+    checked: list[list[str]] = []
+    run_files = api.run_files
+
+    def recording(plan, files, **kwargs):  # type: ignore[no-untyped-def]
+        checked.append(list(files))
+        return run_files(plan, files, **kwargs)
+
+    monkeypatch.setattr(build, "update_project", counting)
+    monkeypatch.setattr(api, "run_files", recording)
+    plan = api.plan(["pkg/model.py"], target_torch_version=FIXTURE_TORCH)
+    report = api.run(plan, ["pkg/model.py"], jobs=1)
+    assert [d.code for r in report.results for d in r.diagnostics] == ["SL601"]
+    assert len(checked) == 2 and any(path.endswith("ops.py") for path in checked[1])
+    assert updated == [root.resolve()]
