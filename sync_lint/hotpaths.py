@@ -681,7 +681,7 @@ def _answer_key(project: "Project", settings: "Settings", members: list[FileResu
 
 def _reuse_answer(project: "Project", slot: str, key: str, members: list[FileResult], report: HotReport) -> bool:
     """Apply the cached answer of an identical run, if the cache holds one. It is read from the store
-    alone: opening the project's index and inference costs a warm one-file check a fifth of its time."""
+    alone: a reused answer needs neither the project's index nor its inference."""
     from sync_lint.project.store import ProjectStore
 
     store = ProjectStore(project.database)

@@ -51,7 +51,7 @@ def render(
     only affect `full`.
 
     Each format's module is imported when it is asked for: a one-file check prints one format, and
-    importing them all (XML, SARIF) is a tenth of its start-up.
+    importing them all (XML, SARIF) is start-up it does not need.
     """
     if fmt == "full":
         from sync_lint.reporters.full import render_full
