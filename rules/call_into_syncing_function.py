@@ -33,7 +33,10 @@ subclass inherits through a mixin) unless each of them syncs; one that passes a 
 tensor where another caller passes the GPU tensor the sync reads (its evidence says
 "1 of 2 sources, the rest on another device"); one that passes a parameter whose
 None makes the callee compute the value on the device (`if lens_sum is None:
-lens_sum = cum[-1]`). The last two hold on hot paths too. Three
+lens_sum = cum[-1]`). Nor, anywhere, a chain through a module that replaces the
+torch function the sync at its end calls (`torch.accelerator.synchronize = noop`
+in vLLM's CPU runners, which then run the GPU runner's inherited methods). The
+last three hold on hot paths too. Three
 calls bound what a check of one file reads: the files those calls reach are checked
 too. Read one by one (the twenty-fourth audit, 60 drawn from vLLM 0.33 and
 transformers 5.23): 48 real, 4 intended, 7 false, 1 undecided. Most run once, at

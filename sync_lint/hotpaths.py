@@ -178,6 +178,7 @@ class _Pass:
         self.reaches: list["Reach"] = []
         self.best: dict[str, tuple[int, int]] = {}  # function -> (chain length, index of the reach)
         self.baselined: list[Diagnostic] = []  # call sites the baseline records (cuts)
+        self._rebound: dict[str, frozenset[str]] = {}  # module -> the torch functions it replaces
 
     # --- reachability --------------------------------------------------------------------------------
     def follow(self, edge: "Edge") -> bool:
@@ -306,6 +307,8 @@ class _Pass:
             conditional = live is None and self.settings.strict and not cold
             if conditional:
                 live = self._live_path(caller, edge, nearest, forward, syncs, every_pass=False)
+            if live is not None:
+                live = self._unless_rebound(caller, edge, *live)
             if live is None:  # every chain below needs a parameter the callers pass as None, or a branch
                 continue
             if cold and len(live[0]) + 1 > _COLD_CALLS:  # past what a check of this file alone looks through
@@ -316,6 +319,53 @@ class _Pass:
             seen.add((caller, edge.line))
             out.append(diagnostic)
         return out
+
+    def _unless_rebound(self, caller: str, edge: "Edge", hops: list[tuple[str, "Edge"]],
+                        final: list[Diagnostic]) -> tuple[list[tuple[str, "Edge"]], list[Diagnostic]] | None:
+        """The chain with the syncs at its end that still call torch's own function: not those that call
+        a torch function a module along the chain replaces (vLLM's CPU runners set
+        `torch.accelerator.synchronize` and `empty_cache` to no-ops before the GPU runner's methods
+        they inherit run). None when no sync is left."""
+        functions = [caller, *(function for function, _ in hops), hops[-1][1].callee if hops else edge.callee]
+        rebound = frozenset().union(*(self._rebound_in(function) for function in functions))
+        if not rebound:
+            return hops, final
+        found = self.graph.function(functions[-1])
+        if found is None:
+            return hops, final
+        summary, info = found
+        kept = [d for d in final if self._called(summary, info.qualname, d) not in rebound]
+        return (hops, kept) if kept else None
+
+    def _called(self, summary: "ModuleSummary", function: str, sync: Diagnostic) -> str | None:
+        """The qualified name of the function a finding's span calls (`torch.accelerator.synchronize`
+        for `acc.synchronize()` after `from torch import accelerator as acc`), if it spells one."""
+        text = sync.source_line[sync.start.column - 1:] if sync.start.column >= 1 else sync.source_line
+        called = _CALLED.match(text)
+        if called is None:
+            return None
+        head, *attrs = re.sub(r"\s+", "", called.group(1)).split(".")
+        value: tuple = ("name", head)
+        for attr in attrs:
+            value = ("attr", value, attr)
+        return self.index.value_name(summary, value, function)
+
+    def _rebound_in(self, function: str) -> frozenset[str]:
+        """The torch functions the module of `function` replaces (`torch.accelerator.synchronize = noop`,
+        at module level or in a function): in a process that runs its code, calls of them are its own."""
+        found = self.graph.function(function)
+        if found is None:
+            return frozenset()
+        summary = found[0]
+        rebound = self._rebound.get(summary.module)
+        if rebound is None:
+            names = set()
+            for store in summary.stores:
+                base = self.index.value_name(summary, store.base, store.function)
+                if base is not None and (base == "torch" or base.startswith("torch.")):
+                    names.add(f"{base}.{store.attr}")
+            rebound = self._rebound[summary.module] = frozenset(names)
+        return rebound
 
     def _below(self, report_in: set[str], cold: Iterable[str] = ()) -> list[str]:
         """The hot functions of the modules in `report_in` and every function their calls reach, then
@@ -856,6 +906,9 @@ def _is_false(value: object, false: frozenset[str]) -> bool:
         return value[1] in false
     return value in _FALSE_LITERALS
 
+
+# A call's dotted callee at the start of a finding's span (`torch.accelerator.synchronize(`).
+_CALLED = re.compile(r"\s*([A-Za-z_]\w*(?:\s*\.\s*[A-Za-z_]\w*)*)\s*\(")
 
 # How the inference words a parameter's device (`_param` in project/infer.py): its callers disagree
 # and one of them passes the GPU tensor (`join_sources`' note), or the tensor is assigned only when

@@ -135,6 +135,17 @@ def test_off_hot_paths_a_call_dispatched_to_several_methods_is_reported_only_whe
     assert "`Loader.load`" in found[("hotcold/loader.py", 59, "SL601")].message
 
 
+def test_a_chain_through_a_module_that_replaces_torchs_wait_is_not_reported(project):
+    folder = project("hot-cold")
+    rows = transitive(run(folder), folder)
+    # `CPURunner.__init__` sets `torch.accelerator.synchronize` to a no-op: the GPU runner's
+    # `profile_run`, reached through the CPU runner, waits for nothing.
+    assert ("hotcold/cpu_runner.py", 17) not in rows
+    assert ("hotcold/workers.py", 12) not in rows
+    assert ("hotcold/workers.py", 7) in rows  # straight into the GPU runner
+    assert ("hotcold/cpu_runner.py", 20) in rows  # `empty_cache` is still torch's
+
+
 def test_a_single_checked_file_finds_the_same_calls_off_hot_paths(project):
     folder = project("hot-cold")
     plan = api.plan([str(folder)], project=api.ProjectOptions(cache_dir=folder.parent / "cache"))
