@@ -35,7 +35,8 @@ tensor where another caller passes the GPU tensor the sync reads (its evidence s
 None makes the callee compute the value on the device (`if lens_sum is None:
 lens_sum = cum[-1]`). Nor, anywhere, a chain through a module that replaces the
 torch function the sync at its end calls (`torch.accelerator.synchronize = noop`
-in vLLM's CPU runners, which then run the GPU runner's inherited methods). The
+in the constructor of vLLM's V1 CPU runner, which then runs the GPU runner's
+inherited methods; a module that only imports such a module is not seen). The
 last three hold on hot paths too. Three
 calls bound what a check of one file reads: the files those calls reach are checked
 too. Read one by one (the twenty-fourth audit, 60 drawn from vLLM 0.33 and
