@@ -323,9 +323,9 @@ class _Pass:
     def _unless_rebound(self, caller: str, edge: "Edge", hops: list[tuple[str, "Edge"]],
                         final: list[Diagnostic]) -> tuple[list[tuple[str, "Edge"]], list[Diagnostic]] | None:
         """The chain with the syncs at its end that still call torch's own function: not those that call
-        a torch function a module along the chain replaces (vLLM's CPU runners set
-        `torch.accelerator.synchronize` and `empty_cache` to no-ops before the GPU runner's methods
-        they inherit run). None when no sync is left."""
+        a torch function a module along the chain replaces (vLLM's V1 CPU runner sets
+        `torch.accelerator.synchronize` and `empty_cache` to no-ops before the GPU runner's methods it
+        inherits run). None when no sync is left."""
         functions = [caller, *(function for function, _ in hops), hops[-1][1].callee if hops else edge.callee]
         rebound = frozenset().union(*(self._rebound_in(function) for function in functions))
         if not rebound:
@@ -338,8 +338,8 @@ class _Pass:
         return (hops, kept) if kept else None
 
     def _called(self, summary: "ModuleSummary", function: str, sync: Diagnostic) -> str | None:
-        """The qualified name of the function a finding's span calls (`torch.accelerator.synchronize`
-        for `acc.synchronize()` after `from torch import accelerator as acc`), if it spells one."""
+        """The qualified name of the function a finding's span calls, through the module's imports
+        (`torch.accelerator.synchronize`), if it spells one."""
         text = sync.source_line[sync.start.column - 1:] if sync.start.column >= 1 else sync.source_line
         called = _CALLED.match(text)
         if called is None:
