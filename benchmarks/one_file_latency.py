@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""One-file latency of two builds, interleaved: `check FILE` in a warm project, after a comment edit
+and unchanged.
+
+    python benchmarks/one_file_latency.py --build base=/venv-a/bin/sync-lint --build head=/venv-b/bin/sync-lint \\
+        [--corpus vllm-0.33.0] [--file vllm/v1/worker/gpu_input_batch.py] [--rounds 7]
+
+The corpus's Python files are copied to a temporary folder (the edits never touch
+`benchmarks/corpus/`), each build gets its own cache folder there, and each is warmed with two
+checks first. Then, per round: a comment line is appended to FILE, each build checks it (the
+first check after the edit: the file's summary, facts and result are redone), and each checks it
+again (nothing changed: everything comes from the cache). The builds take turns within a round,
+so the shared machine's load hits them alike. Prints the medians and every run, in wall seconds,
+with whether the builds printed the same findings, and `--version` for each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CONFIG = 'respect-gitignore = false\ntarget-torch-version = "2.11"\n'
+
+
+def _copy_corpus(source: Path, target: Path) -> None:
+    for path in source.rglob("*.py"):
+        destination = target / path.relative_to(source)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, destination)
+    (target / "pyproject.toml").write_text("")
+    (target / "sync-lint-bench.toml").write_text(CONFIG)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--build", action="append", required=True, metavar="NAME=EXECUTABLE")
+    parser.add_argument("--corpus", default="vllm-0.33.0")
+    parser.add_argument("--file", default="vllm/v1/worker/gpu_input_batch.py")
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args(argv)
+    builds = dict(item.split("=", 1) for item in args.build)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # as users run it
+    with tempfile.TemporaryDirectory(prefix="one-file-latency-") as folder:
+        root = Path(folder) / "corpus"
+        _copy_corpus(HERE / "corpus" / args.corpus, root)
+
+        def check(name: str) -> tuple[float, str]:
+            command = [builds[name], "check", args.file, "--config", str(root / "sync-lint-bench.toml"),
+                       "--exit-zero", "--cache-dir", str(Path(folder) / f"cache-{name}")]
+            start = time.perf_counter()
+            done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=root)
+            return time.perf_counter() - start, done.stdout
+
+        for name in builds:
+            check(name)
+            check(name)
+        edited: dict[str, list[float]] = {name: [] for name in builds}
+        warm: dict[str, list[float]] = {name: [] for name in builds}
+        printed: dict[str, str] = {}
+        for round_ in range(args.rounds):
+            with open(root / args.file, "a", encoding="utf-8") as handle:
+                handle.write(f"# latency round {round_}\n")
+            for name in builds:
+                edited[name].append(check(name)[0])
+            for name in builds:
+                seconds, printed[name] = check(name)
+                warm[name].append(seconds)
+    for label, table in (("after a comment edit", edited), ("warm, unchanged", warm)):
+        for name, times in table.items():
+            runs = " ".join(f"{t:.3f}" for t in times)
+            print(f"| {label} | {name} | {statistics.median(times):.3f} | {runs} |")
+    print("same findings printed:", len(set(printed.values())) == 1)
+    for name, executable in builds.items():
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            subprocess.run([executable, "--version"], capture_output=True, env=env)
+            times.append(time.perf_counter() - start)
+        print(f"| `--version` | {name} | {statistics.median(times):.3f} | |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
