@@ -585,3 +585,29 @@ def test_the_hot_path_pass_checks_more_files_with_the_index_the_run_brought_up_t
     assert [d.code for r in report.results for d in r.diagnostics] == ["SL601"]
     assert len(checked) == 2 and any(path.endswith("ops.py") for path in checked[1])
     assert updated == [root.resolve()]
+
+
+def test_a_class_that_turns_a_stored_attribute_into_a_property_is_read_again(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # SL501 leaves `input_batch.num_computed_tokens_cpu` alone while `InputBatch` stores it: the
+    # cached result of the reading file depends on that class.
+    import shutil
+
+    from fixture_support import PROJECTS
+
+    root = tmp_path / "plain_attributes"
+    shutil.copytree(PROJECTS / "plain_attributes", root)
+    monkeypatch.chdir(root)
+    cache = tmp_path / "cache"
+
+    def rows() -> list[int]:
+        plan = api.plan(["pkg"], select=["SL501"], target_torch_version=FIXTURE_TORCH,
+                        project=api.ProjectOptions(cache_dir=cache))
+        return sorted(d.start.row for r in api.run(plan, ["pkg"], jobs=1).results for d in r.diagnostics)
+
+    assert rows() == [18, 22, 26]
+    batch = root / "pkg" / "batch.py"
+    batch.write_text(batch.read_text().replace(
+        "        self.num_computed_tokens_cpu = self.num_computed_tokens_cpu_tensor.numpy()\n",
+        "\n    @property\n    def num_computed_tokens_cpu(self):\n        return self.num_computed_tokens_cpu_tensor\n", 1))
+    assert rows() == [10, 14, 18, 22, 26]
