@@ -36,8 +36,9 @@ None makes the callee compute the value on the device (`if lens_sum is None:
 lens_sum = cum[-1]`). Nor, anywhere, a chain through a module that replaces the
 torch function the sync at its end calls (`torch.accelerator.synchronize = noop`
 in the constructor of vLLM's V1 CPU runner, which then runs the GPU runner's
-inherited methods; a module that only imports such a module is not seen). The
-last three hold on hot paths too. Three
+inherited methods), or whose `import a.b.c` loads a module that replaces it at
+import (vLLM's CPU worker and `cpu/shm.py`). The last three hold on hot paths
+too. Three
 calls bound what a check of one file reads: the files those calls reach are checked
 too. Read one by one (the twenty-fourth audit, 60 drawn from vLLM 0.33 and
 transformers 5.23): 48 real, 4 intended, 7 false, 1 undecided. Most run once, at

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from sync_lint.config import Settings
     from sync_lint.project.build import Project
     from sync_lint.project.hot import CallGraph, Edge, Reach, Root, Unresolved
+    from sync_lint.project.index import ProjectIndex
     from sync_lint.project.summary import CallSite, FunctionInfo, ModuleSummary
 
 TRANSITIVE_CODE = "SL601"
@@ -352,18 +353,19 @@ class _Pass:
 
     def _rebound_in(self, function: str) -> frozenset[str]:
         """The torch functions the module of `function` replaces (`torch.accelerator.synchronize = noop`,
-        at module level or in a function): in a process that runs its code, calls of them are its own."""
+        at module level or in a function), or a module it loads with `import a.b.c` replaces at import:
+        in a process that runs its code, calls of them are not torch's."""
         found = self.graph.function(function)
         if found is None:
             return frozenset()
         summary = found[0]
         rebound = self._rebound.get(summary.module)
         if rebound is None:
-            names = set()
-            for store in summary.stores:
-                base = self.index.value_name(summary, store.base, store.function)
-                if base is not None and (base == "torch" or base.startswith("torch.")):
-                    names.add(f"{base}.{store.attr}")
+            names = set(_torch_stores(self.index, summary))
+            for module in summary.loaded:
+                loaded = self.index.summary(module)
+                if loaded is not None:
+                    names.update(_torch_stores(self.index, loaded, at_import=True))
             rebound = self._rebound[summary.module] = frozenset(names)
         return rebound
 
@@ -905,6 +907,17 @@ def _is_false(value: object, false: frozenset[str]) -> bool:
     if isinstance(value, tuple) and len(value) == 2 and value[0] == "param":
         return value[1] in false
     return value in _FALSE_LITERALS
+
+
+def _torch_stores(index: "ProjectIndex", summary: "ModuleSummary", at_import: bool = False) -> Iterable[str]:
+    """The torch functions a module assigns (`torch.accelerator.synchronize = noop`); `at_import`: only
+    those assigned at module level, which importing it does."""
+    for store in summary.stores:
+        if at_import and store.function is not None:
+            continue
+        base = index.value_name(summary, store.base, store.function)
+        if base is not None and (base == "torch" or base.startswith("torch.")):
+            yield f"{base}.{store.attr}"
 
 
 # A call's dotted callee at the start of a finding's span (`torch.accelerator.synchronize(`).

@@ -144,6 +144,8 @@ def test_a_chain_through_a_module_that_replaces_torchs_wait_is_not_reported(proj
     assert ("hotcold/workers.py", 12) not in rows
     assert ("hotcold/workers.py", 7) in rows  # straight into the GPU runner
     assert ("hotcold/cpu_runner.py", 20) in rows  # `empty_cache` is still torch's
+    # `import hotcold.shm` replaces `empty_cache` when the worker's module is imported.
+    assert ("hotcold/cpu_worker.py", 7) not in rows
 
 
 def test_a_single_checked_file_finds_the_same_calls_off_hot_paths(project):

@@ -28,7 +28,7 @@ from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 23
+SUMMARY_FORMAT = 24
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -168,6 +168,9 @@ class ModuleSummary:
     is_package: bool
     imports: dict[str, str] = field(default_factory=dict)  # local name -> qualified name
     star_imports: list[str] = field(default_factory=list)
+    # Modules a module-level `import a.b.c` loads besides the name it binds (`a`): an import for its
+    # side effects (`import vllm.v1.worker.cpu.shm`, which replaces torch functions) names one.
+    loaded: list[str] = field(default_factory=list)
     globals: dict[str, Value] = field(default_factory=dict)
     global_lines: dict[str, int] = field(default_factory=dict)
     classes: dict[str, ClassInfo] = field(default_factory=dict)
@@ -569,6 +572,8 @@ class _Summarizer:
             self._collect_target(target.value, ("unknown", None), scope, place)
 
     def _collect_import(self, node: ast.Import | ast.ImportFrom, scope: _Scope) -> None:
+        if scope.qualname is None and isinstance(node, ast.Import):
+            self.s.loaded.extend(alias.name for alias in node.names if not alias.asname and "." in alias.name)
         for local, target in self._import_targets(node):
             if local == "*":
                 if scope.qualname is None:
