@@ -1177,20 +1177,19 @@ class Inference:
         for cls in classes:
             if self.index.klass(cls) is None or self.index.method(cls, name) is not None:
                 return False
-            if not any(self._keeps(owner, name) for owner in self.index.mro(cls)):
+            if not (self.declares_field((cls,), name) or any(self._keeps(owner, name) for owner in self.index.mro(cls))):
                 return False
         return bool(classes)
 
     def _keeps(self, cls: str, name: str) -> bool:
-        """Whether the class declares `name` in its body or stores it on `self` in one of its methods."""
+        """Whether the class assigns `name` in its body or stores it on `self` in one of its methods."""
         found = self.index.klass(cls)
         if found is None:
             return False
         summary, info = found
-        if any(field[0] == name for field in info.fields) or any(item[0] == name for item in info.attributes):
-            return True
-        return any(store.attr == name and store.owner is not None and summary.qualified(store.owner) == cls
-                   for store in summary.stores)
+        return any(item[0] == name for item in info.attributes) or any(
+            store.attr == name and store.owner is not None and summary.qualified(store.owner) == cls
+            for store in summary.stores)
 
     def _is_property(self, function: str) -> bool:
         found = self.index.function(function)
