@@ -25,8 +25,9 @@ SCENARIOS = sorted(p.name for p in PROJECTS.iterdir() if p.is_dir() and not p.na
 # Files whose findings the per-file analysis decides alone (no other file matters).
 PER_FILE = {"flow_reachability": "pkg/steps.py"}
 # Projects whose knowledge removes findings: checked alone, a `device` parameter is a GPU by its name
-# (none_arguments), and a configured sync-prone attribute is a read of a property (plain_attributes).
-PRUNING = {"none_arguments", "plain_attributes"}
+# (none_arguments), a configured sync-prone attribute is a read of a property (plain_attributes), and
+# a tensor's `.device` is an accelerator's (host_inputs).
+PRUNING = {"host_inputs", "none_arguments", "plain_attributes"}
 
 
 def copy_project(name: str, tmp_path: Path) -> Path:

@@ -446,6 +446,9 @@ class Evaluator:
         declared = self.project.declared_entry(_as_object(base), key) if base.refs else None
         if declared is not None:
             return declared
+        kept = self.project.host_input(key)
+        if kept is not None:
+            return replace(kept, subject=f"{base.subject}[{key!r}]" if base.subject else None)
         found = self.project.entry(key)
         return found if found is not None else UNKNOWN
 

@@ -854,6 +854,14 @@ class Inference:
                       "to the device" + ("" if own else f" (as {len(chosen)} declaration(s) in the project agree)"))
         return self._source(fact, reason, summary, line)
 
+    def host_input(self, key: str, module: str) -> Fact | None:
+        """`batch["image_grid_thw"]` of a dict nobody knows: a multimodal input the project declares
+        `keep_on_cpu=True` stays on the host wherever it is read, before vLLM's model runner batches it
+        (the processor's output) and after. An input declared for the device says nothing here: a
+        processor's dict holds it on the host."""
+        found = self.multimodal_input(key, module)
+        return found if found is not None and found.is_cpu else None
+
     def _global(self, module: str, name: str, budget: int) -> Fact:
         summary = self.index.summary(module)
         if summary is None or name not in summary.globals:
@@ -1309,6 +1317,9 @@ class Inference:
             # when nothing is known of it (what dicts elsewhere hold under that key is not about this object).
             return self.attribute(base, key[1], context.mode, context.budget)
         if key[0] == "key" and isinstance(key[1], str) and context.mode == "full":
+            kept = self.host_input(key[1], context.summary.module)
+            if kept is not None:
+                return kept
             convention = self.entry(key[1])
             if convention.is_tensor:
                 return convention

@@ -28,7 +28,7 @@ from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 24
+SUMMARY_FORMAT = 25
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -991,7 +991,9 @@ class _Summarizer:
             kind = type(node)
             if kind is ast.Call:
                 self._call(node, scope)
-                if isinstance(node.func, ast.Name) and node.func.id == "dict":  # `dict(key=value)`
+                # `dict(key=value)`, and `fields.update(key=value)` (vLLM's multimodal field configs)
+                if isinstance(node.func, ast.Name) and node.func.id == "dict" or \
+                        isinstance(node.func, ast.Attribute) and node.func.attr == "update":
                     for keyword in node.keywords:
                         if keyword.arg is not None:
                             self.s.entries.append(Entry(scope.qualname, keyword.value.lineno, keyword.arg,

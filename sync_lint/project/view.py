@@ -128,6 +128,10 @@ class ProjectView:
         """`kwargs["key"]` of a function's `**kwargs`: one of vLLM's multimodal inputs, if the project declares it."""
         return self.inference.multimodal_input(key, self.summary.module)
 
+    def host_input(self, key: str) -> Fact | None:
+        """`container["key"]` of a container nobody knows: a multimodal input declared to stay on the host."""
+        return self.inference.host_input(key, self.summary.module)
+
     def attribute_convention(self, attr: str) -> Fact | None:
         """`x.attr` for an `x` of unknown class: what that attribute holds across the repository."""
         fact = self.inference.attribute_convention(attr)
