@@ -203,6 +203,9 @@ def test_edge_kinds_are_named(project):
         assert expected in kinds, expected
     # `fn(n)` on a parameter in `apply` is unresolved, and listed as such
     assert [(u.line, u.text) for u in graph.unresolved("hotkinds.syncs.apply")] == [(22, "fn")]
+    # A class decorator assigned `Experts.forward`: the call reaches what it assigned, not the decorated body.
+    assert [(e.callee, e.kind) for e in graph.edges("hotkinds.step.dispatched_experts")] == [
+        ("hotkinds.syncs.dispatched.<locals>.forward", "replaced")]
 
 
 def test_a_module_called_in_a_loop_runs_once_per_layer(project):
@@ -332,8 +335,10 @@ def test_show_unresolved_lists_the_calls_the_graph_could_not_resolve(project, tm
     folder = project("hot-kinds")
     out = CliRunner().invoke(main, ["check", str(folder), "--show-unresolved", "--output-format", "concise",
                                     "--cache-dir", str(tmp_path / "c")])
-    assert "1 unresolved call(s)" in out.stderr
+    assert "2 unresolved call(s)" in out.stderr
     assert "hotkinds/syncs.py:22: fn  (in hotkinds.syncs.apply)" in out.stderr
+    assert "hotkinds/syncs.py:76: IMPLEMENTATIONS.get(self.implementation, original)  " \
+           "(in hotkinds.syncs.dispatched.<locals>.forward)" in out.stderr
 
 
 def test_paths_tree_and_json(project, tmp_path):

@@ -18,6 +18,7 @@ annotations, constructors and `self`):
 | the same call reaching a subclass's override | `override` |
 | `Class(...)` | `constructor` (its `__init__`) |
 | `module(x)` on an instance | `instance-call` (`__call__`, else `forward`, and overrides) |
+| the same, when a class decorator of the project assigns that method | `replaced` (what it assigns) |
 | `super().m()` | `super` |
 | `partial(f, ...)(...)`, a name or attribute holding a `functools.partial` | `partial` |
 | a project function or bound method passed as an argument | `callback` (the caller is charged with the call) |
@@ -41,7 +42,7 @@ from sync_lint.project.summary import CallSite, FunctionInfo, ModuleSummary, pro
 from sync_lint.project.values import Value, render
 
 # Bump when what `edges_of` computes changes: cached edges of older formats are recomputed.
-GRAPH_FORMAT = 2
+GRAPH_FORMAT = 3
 DEFAULT_ROOT_KINDS = ("module-forward", "compiled", "cuda-graph")
 _MODULE_BASES = frozenset({"torch.nn.Module", "torch.nn.modules.module.Module", "nn.Module"})
 _CUDA_GRAPH_CONTEXTS = frozenset({"torch.cuda.graph", "torch.cuda.graphs.graph"})
@@ -334,7 +335,11 @@ class CallGraph:
         for cls in sorted(classes):
             method = self.index.method(cls, "__call__") or self.index.method(cls, "forward")
             if method is not None:
-                out.append((method, "instance-call"))
+                replacement = self.replacement(method)
+                if replacement is None:
+                    out.append((method, "instance-call"))
+                elif replacement:
+                    out.append((replacement, "replaced"))
         if is_exact(instance):
             return out[:_MAX_TARGETS]
         name = "__call__" if any(self.index.method(c, "__call__") for c in classes) else "forward"
@@ -342,6 +347,30 @@ class CallGraph:
             if all(override != m for m, _ in out):
                 out.append((override, "override"))
         return out[:_MAX_TARGETS]
+
+    def replacement(self, method: str) -> str | None:
+        """What a class decorator of the project puts in place of `method` (`Class.forward`): the
+        function it assigns (transformers' `use_experts_implementation` sets `experts_class.forward`
+        to a dispatcher that runs the decorated body only when `experts_implementation="eager"`), ""
+        for a value the graph cannot name, None when no decorator replaces the method. A call reaches
+        the replacement, and from there only what the replacement itself calls."""
+        cls, _, name = method.rpartition(".")
+        found = self.index.klass(cls)
+        if found is None:
+            return None
+        summary, info = found
+        for decorator in info.decorators:
+            symbol = self.index.resolve(self._spelled_decorator(summary, decorator))
+            declared = self.index.summary(symbol.module) if symbol is not None and symbol.kind == "function" else None
+            if declared is None:
+                continue
+            for store in declared.stores:
+                if store.attr != name or store.base[0] != "param" or store.function is None or not (
+                        store.function == symbol.local or store.function.startswith(f"{symbol.local}.<locals>.")):
+                    continue
+                local = f"{store.function}.<locals>.{store.value[1]}" if store.value[0] == "name" else ""
+                return declared.qualified(local) if local in declared.functions else ""
+        return None
 
     def _callbacks(self, summary: ModuleSummary, info: FunctionInfo, call: CallSite) -> list[str]:
         """Project functions and bound methods passed as arguments (the callee will call them), unless
@@ -438,7 +467,7 @@ class CallGraph:
 
     def _spelled_decorator(self, summary: ModuleSummary, decorator: str) -> str:
         head, _, rest = decorator.partition(".")
-        target = summary.imports.get(head, head)
+        target = summary.imports.get(head) or (summary.qualified(head) if head in summary.functions else head)
         return f"{target}.{rest}" if rest else target
 
     def module_classes(self) -> set[str]:
