@@ -11,6 +11,14 @@ passes `non_blocking=True`, the only form that neither waits nor stages at any s
   or repeated;
 - pinned source without `non_blocking=True`: flagged, it still blocks.
 
+A source is pinned when it was made with `pin_memory=True`, or with a flag that holds
+wherever pinned memory exists: `PIN_MEMORY` and `is_pin_memory_available()` (vLLM's and
+SGLang's: in vLLM 0.33 false only on the CPU platform, with no GPU to wait for, and under WSL
+kernels older than 4.19.121).
+`t.is_pinned()` tested true, and `if PIN_MEMORY and not t.is_pinned():` failing, prove it
+too. With another flag (`pin_memory=self.pin`) the memory may be either, and a
+`non_blocking` copy from it is reported only with `--strict`.
+
 `model.to(device)` on an `nn.Module`, NumPy arrays and GPU tensors are never
 flagged; a source is CPU when the linter can tell (`torch.from_numpy`, a factory
 with no `device=`, `.cpu()`, a `*_cpu` name). Its size is known when the code that

@@ -327,20 +327,23 @@ class Binder:
             current = self.evaluator.fact(narrowing.subject) if narrowing.tensor else None
             if current is not None and (current.is_tensor or current.is_unknown_tensor
                                         or narrowing.shows_tensor and current.device is Device.UNKNOWN):
-                fact = replace(current, device=narrowing.device, tensor_like=True,
-                               pinning_unknown=narrowing.device is not Device.GPU, from_name=False,
-                               convention=False, subject=key, reason=reason, origin=None, via=None, where=None)
+                # A host tensor tested to be on the host stays in the memory it was known to be in.
+                host = narrowing.device is Device.CPU and current.is_cpu
+                fact = replace(current, device=current.device if host else narrowing.device, tensor_like=True,
+                               pinning_unknown=current.pinning_unknown if host else narrowing.device is Device.CPU,
+                               from_name=False, convention=False, subject=key, reason=reason, origin=None, via=None,
+                               where=None)
             elif current is not None and narrowing.device_key is None:
                 continue  # `model.is_cuda` of a value known not to be a tensor
             else:  # a device; or `x.device` when `x` is no tensor (`self.device.type == "cpu"`)
                 key = key if current is None else narrowing.device_key  # type: ignore[assignment]
                 fact = replace(device_value(narrowing.device, reason=reason), subject=key)
-            self._bind_narrowed(key, fact)
+            self._bind_narrowed(key, fact, narrowing.kept)
 
-    def _bind_narrowed(self, key: str, fact: Fact) -> None:
-        """Bind what a test proves in the arm being entered; the join after the branch restores what
-        `key` was (at a function's top level, after an `assert`, nothing joins it again)."""
-        if self._branches:
+    def _bind_narrowed(self, key: str, fact: Fact, kept: bool = False) -> None:
+        """Bind what a test proves in the arm being entered; unless `kept`, the join after the branch
+        restores what `key` was (at a function's top level, after an `assert`, nothing joins it again)."""
+        if self._branches and not kept:
             self._branches[-1].narrowed.append((key, fact, self.scope.env.get(key)))
         self.scope.env[key] = fact
 

@@ -18,6 +18,18 @@ CPU_FACTORIES = frozenset("from_numpy frombuffer from_file".split())
 # Calls that build an empty container (with no arguments; `defaultdict` with its default factory).
 EMPTY_CONTAINERS = frozenset("dict list OrderedDict deque".split())
 
+# `pin_memory=` flags that hold wherever pinned memory exists: vLLM's (and SGLang's)
+# `is_pin_memory_available()` is False only where the platform cannot pin (vLLM 0.33: the CPU platform,
+# and WSL kernels older than 4.19.121), and vLLM's `PIN_MEMORY` is its value. A machine with a GPU to
+# wait for pins.
+PINNED_WHERE_AVAILABLE = frozenset({"PIN_MEMORY", "is_pin_memory_available"})
+
+
+def pins_where_available(spelled: str | None) -> bool:
+    """`spelled` (a dotted name, or a called function's) is a flag that pins wherever pinning exists."""
+    return spelled is not None and spelled.rsplit(".", 1)[-1] in PINNED_WHERE_AVAILABLE
+
+
 # torch functions whose result is not a tensor.
 TORCH_NON_TENSOR = frozenset(
     "is_tensor is_storage numel equal allclose is_nonzero is_floating_point is_complex "

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import libcst as cst
 
 from sync_lint.analysis.facts import Device
-from sync_lint.analysis.knowledge import device_kind
+from sync_lint.analysis.knowledge import device_kind, pins_where_available
 from sync_lint.syntax import dotted_name, literal_string
 
 
@@ -40,6 +40,9 @@ class Narrowing:
     # (`self.device.type == "cpu"` in a module whose `device` is an attribute).
     device_key: str | None = None
     holds: bool = True  # whether `test` holds where this is proved (False: `test` is false there)
+    # Still true after the arms join, the value unchanged: `t.is_pinned()` says what memory `t` is in,
+    # where a device test only tells an arm more of a value whose device the code does not know.
+    kept: bool = False
 
 
 def narrowings(test: cst.BaseExpression) -> tuple[list[Narrowing], list[Narrowing]]:
@@ -50,7 +53,9 @@ def narrowings(test: cst.BaseExpression) -> tuple[list[Narrowing], list[Narrowin
     if isinstance(test, cst.BooleanOperation):
         left, right = narrowings(test.left), narrowings(test.right)
         if isinstance(test.operator, cst.And):  # both true; when false, either may be
-            return left[0] + right[0], []
+            # ... unless the left is a flag that holds on any machine with a GPU to wait for:
+            # `if PIN_MEMORY and not t.is_pinned():` fails only where `t` is pinned.
+            return left[0] + right[0], right[1] if _holds_with_a_gpu(test.left) else []
         return [], left[1] + right[1]  # `or`: both false
     return _atom(test)
 
@@ -59,6 +64,13 @@ def _atom(test: cst.BaseExpression) -> tuple[list[Narrowing], list[Narrowing]]:
     """What one test proves when it is true, and when it is false. A test that the device is the CPU
     proves, when it fails, a device that is not the CPU: taken for the accelerator, as a `device=`
     argument that is not literally the CPU is (`if not t.is_cpu: t = t.cpu()` copies from the GPU)."""
+    if isinstance(test, cst.Call) and isinstance(test.func, cst.Attribute) and test.func.attr.value == "is_pinned" \
+            and not test.args:
+        key = dotted_name(test.func.value)
+        if key is None:
+            return [], []
+        return [Narrowing(key, test.func.value, Device.PINNED, True, f"`{key}.is_pinned()`", shows_tensor=True,
+                          kept=True)], []
     if isinstance(test, cst.Attribute) and test.attr.value in ("is_cuda", "is_cpu"):
         key = dotted_name(test.value)
         if key is None:
@@ -92,6 +104,11 @@ def _atom(test: cst.BaseExpression) -> tuple[list[Narrowing], list[Narrowing]]:
     other = [Narrowing(key, subject, Device.GPU, tensor, test_text, device_key=device_key, holds=not equal)] \
         if device is Device.CPU else []
     return (named, other) if equal else (other, named)
+
+
+def _holds_with_a_gpu(test: cst.BaseExpression) -> bool:
+    """A flag true wherever pinned memory exists (`PIN_MEMORY`, `is_pin_memory_available()`)."""
+    return pins_where_available(dotted_name(test.func if isinstance(test, cst.Call) else test))
 
 
 def none_test(test: cst.BaseExpression) -> tuple[str, bool] | None:

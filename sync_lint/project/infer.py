@@ -77,6 +77,7 @@ from sync_lint.analysis.knowledge import (
     VIEW_METHODS,
     arithmetic_call,
     cuda_device_module,
+    pins_where_available,
     result_dtype,
     torch_handle_kind,
     torch_returns_python,
@@ -1762,10 +1763,18 @@ def _as_module(fact: Fact, spelled: Value) -> Fact | None:
 def _host_tensor(pin: Value | None, made_by: str, convention: bool = False) -> Fact:
     """A tensor `made_by` allocates in host memory with this `pin_memory=` argument (None: not passed):
     pinned for `True`, provably pageable for `False` or none, possibly pinned for a run-time flag."""
-    if pin == _TRUE:
-        return Fact(Device.PINNED, reason=f"created by {made_by} with `pin_memory=True`", convention=convention)
+    if pin == _TRUE or pin is not None and _pinning_flag(pin):
+        return Fact(Device.PINNED, reason=f"created by {made_by} with `pin_memory={render(pin, 30)}`",
+                    convention=convention)
     return Fact(Device.CPU, pinning_unknown=pin is not None and pin != _FALSE, reason=f"created by {made_by} on the CPU",
                 convention=convention)
+
+
+def _pinning_flag(value: Value) -> bool:
+    """`pin_memory=PIN_MEMORY`, `pin_memory=is_pin_memory_available()`: pinned wherever pinning exists."""
+    if value[0] == "call":
+        value = value[1]
+    return pins_where_available(value[1] if value[0] == "name" else value[2] if value[0] == "attr" else None)
 
 
 def _host_data(fact: Fact) -> bool:
