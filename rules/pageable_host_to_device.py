@@ -16,7 +16,8 @@ wherever pinned memory exists: `PIN_MEMORY` and `is_pin_memory_available()` (vLL
 SGLang's: in vLLM 0.33 false only on the CPU platform, with no GPU to wait for, and under WSL
 kernels older than 4.19.121).
 `t.is_pinned()` tested true, and `if PIN_MEMORY and not t.is_pinned():` failing, prove it
-too. With another flag (`pin_memory=self.pin`) the memory may be either, and a
+too; `cpu.pin_memory() if PIN_MEMORY else cpu` and `if PIN_MEMORY: t = t.pin_memory()` take
+the pinned arm. With another flag (`pin_memory=self.pin`) the memory may be either, and a
 `non_blocking` copy from it is reported only with `--strict`.
 
 `model.to(device)` on an `nn.Module`, NumPy arrays and GPU tensors are never

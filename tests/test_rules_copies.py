@@ -4,6 +4,7 @@ evidence text, fix applicability, and the device-analysis facts these rules rely
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -400,3 +401,32 @@ def test_pinning_flags_that_hold_with_a_gpu_pin() -> None:
         "    return a, b, c\n"
     )
     assert {row for row, code in actual_findings(source, strict=True) if code == "SL303"} == {14, 15}
+
+
+def test_a_branch_on_a_pinning_flag_takes_its_pinned_arm(tmp_path) -> None:
+    """`x.pin_memory() if PIN_MEMORY else x` and `if PIN_MEMORY: t = t.pin_memory()` are pinned on a
+    machine with a GPU, in the file and through the project's summaries (vLLM's `np_to_pinned_tensor`)."""
+    from fixture_support import actual_findings, check_small_project
+
+    source = (
+        "import torch\n"  # 1
+        "from vllm.utils.torch_utils import PIN_MEMORY\n"
+        "def staged(array):\n"
+        "    t = torch.from_numpy(array)\n"
+        "    if PIN_MEMORY:\n"  # 5
+        "        t = t.pin_memory()\n"
+        "    a = t.to('cuda', non_blocking=True)\n"
+        "    b = (t.pin_memory() if PIN_MEMORY else t).to('cuda', non_blocking=True)\n"
+        "    c = torch.from_numpy(array).to('cuda', non_blocking=True)\n"  # pageable
+        "    d = t.to('cuda')\n"  # 10: pinned, but a blocking copy still waits
+        "    return a, b, c, d\n"
+    )
+    assert {row for row, code in actual_findings(source, strict=True) if code == "SL303"} == {9, 10}
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/utils.py": "import torch\n\nPIN_MEMORY = True\n\n\ndef np_to_pinned_tensor(array):\n"
+                        "    t = torch.from_numpy(array)\n    return t.pin_memory() if PIN_MEMORY else t\n",
+        "pkg/use.py": "from pkg.utils import np_to_pinned_tensor\n\n\ndef load(array):\n"
+                      "    return np_to_pinned_tensor(array).to('cuda', non_blocking=True)\n",
+    }, strict=True)
+    assert [(Path(d.path).name, d.start.row) for d in found if d.code == "SL303"] == []

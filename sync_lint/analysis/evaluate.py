@@ -69,7 +69,7 @@ from sync_lint.analysis.knowledge import (
     torch_handle_kind,
     torch_returns_python,
 )
-from sync_lint.analysis.narrowing import none_test
+from sync_lint.analysis.narrowing import holds_with_a_gpu, none_test
 from sync_lint.syntax import call_name, dotted_name, is_false_literal, is_true_literal, keyword_value, literal_string
 
 if TYPE_CHECKING:
@@ -781,6 +781,8 @@ class Evaluator:
         return join(self.fact(expr.left), self.fact(expr.right))
 
     def _eval_ifexp(self, expr: cst.IfExp) -> Fact:
+        if holds_with_a_gpu(expr.test):  # `cpu.pin_memory() if PIN_MEMORY else cpu`
+            return self.fact(expr.body)
         body, orelse = self.fact(expr.body), self.fact(expr.orelse)
         tested = none_test(expr.test)
         if tested is not None and dotted_name(expr.body if not tested[1] else expr.orelse) == tested[0]:

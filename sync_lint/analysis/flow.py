@@ -29,7 +29,7 @@ from sync_lint.analysis.facts import (
     none_fallback,
     replace,
 )
-from sync_lint.analysis.narrowing import Narrowing, narrowings, none_test
+from sync_lint.analysis.narrowing import Narrowing, holds_with_a_gpu, narrowings, none_test
 from sync_lint.syntax import dotted_name
 
 if TYPE_CHECKING:
@@ -314,6 +314,8 @@ class Binder:
 
     def if_after_body(self, node: cst.If) -> None:
         self._end_branch()
+        if holds_with_a_gpu(node.test):  # `if PIN_MEMORY:` fails only where there is no GPU to wait for
+            self.scope.reachable = False
         # The `else` arm, and the code after an `if` whose body returns: `if device.type != "cpu": return`.
         self._narrow(self._branches[-1].otherwise)
 

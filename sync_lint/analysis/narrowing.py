@@ -55,7 +55,7 @@ def narrowings(test: cst.BaseExpression) -> tuple[list[Narrowing], list[Narrowin
         if isinstance(test.operator, cst.And):  # both true; when false, either may be
             # ... unless the left is a flag that holds on any machine with a GPU to wait for:
             # `if PIN_MEMORY and not t.is_pinned():` fails only where `t` is pinned.
-            return left[0] + right[0], right[1] if _holds_with_a_gpu(test.left) else []
+            return left[0] + right[0], right[1] if holds_with_a_gpu(test.left) else []
         return [], left[1] + right[1]  # `or`: both false
     return _atom(test)
 
@@ -106,7 +106,7 @@ def _atom(test: cst.BaseExpression) -> tuple[list[Narrowing], list[Narrowing]]:
     return (named, other) if equal else (other, named)
 
 
-def _holds_with_a_gpu(test: cst.BaseExpression) -> bool:
+def holds_with_a_gpu(test: cst.BaseExpression) -> bool:
     """A flag true wherever pinned memory exists (`PIN_MEMORY`, `is_pin_memory_available()`)."""
     return pins_where_available(dotted_name(test.func if isinstance(test, cst.Call) else test))
 

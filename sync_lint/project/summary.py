@@ -23,12 +23,12 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from sync_lint.analysis.knowledge import EMPTY_CONTAINERS, device_kind
+from sync_lint.analysis.knowledge import EMPTY_CONTAINERS, device_kind, pins_where_available
 from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 25
+SUMMARY_FORMAT = 26
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -311,6 +311,11 @@ _SEQUENCES = frozenset({"list", "List", "Sequence", "MutableSequence", "Iterable
                         "set", "Set", "frozenset", "FrozenSet", "deque", "Deque"})
 _MAPPINGS = frozenset({"dict", "Dict", "Mapping", "MutableMapping", "OrderedDict", "defaultdict", "DefaultDict"})
 CONTAINERS = _SEQUENCES | _MAPPINGS | {"tuple", "Tuple"}
+
+
+def _holds_with_a_gpu(test: ast.expr) -> bool:
+    """A flag true wherever pinned memory exists (`PIN_MEMORY`, `is_pin_memory_available()`)."""
+    return pins_where_available(dotted(test.func if isinstance(test, ast.Call) else test))
 
 
 def _empty_container(node: ast.expr) -> bool:
@@ -1156,6 +1161,8 @@ class _Summarizer:
         if isinstance(node, ast.BoolOp):
             return join([self.value(v, scope, level) for v in node.values])
         if isinstance(node, ast.IfExp):
+            if _holds_with_a_gpu(node.test):  # `cpu.pin_memory() if PIN_MEMORY else cpu`
+                return self.value(node.body, scope, level)
             return join([self.value(node.body, scope, level), self.value(node.orelse, scope, level)])
         if isinstance(node, (ast.Tuple, ast.List)):
             if any(isinstance(e, ast.Starred) for e in node.elts):
