@@ -247,6 +247,20 @@ def test_parameter_named_model_with_a_project_class_annotation(tmp_path: Path, m
     assert ("pkg/read.py", 9, "SL102") in findings(check(root, cache=tmp_path / "cache"))
 
 
+def test_ranks_and_device_queries_are_python_numbers_even_in_strict_mode(tmp_path: Path) -> None:
+    # vLLM's shared-memory broadcaster keeps `n_reader - n_local_reader` and tests `> 0`: the
+    # readers come from `torch.distributed.get_world_size()`, a Python int, not a tensor.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/a.py": "import torch\nimport torch.distributed as dist\n\nfrom pkg.b import Broadcaster\n\n\n"
+                    "def make(group):\n    return Broadcaster(dist.get_world_size(group), torch.cuda.device_count())\n",
+        "pkg/b.py": "class Broadcaster:\n    def __init__(self, n_reader, n_dev):\n        self.n = n_reader\n"
+                    "        self.d = n_dev\n\n    def run(self):\n        if self.n > 1:\n            return 1\n"
+                    "        return list(range(self.d))\n",
+    }, strict=True)
+    assert [(Path(d.path).name, d.start.row, d.code) for d in found] == []
+
+
 def test_torch_predicates_are_python_bools_even_in_strict_mode(tmp_path: Path) -> None:
     # A project helper returning `torch.compiler.is_compiling()` (transformers' own
     # `is_torchdynamo_compiling`) is a flag, not a tensor of unknown device: testing it syncs nothing.

@@ -37,7 +37,14 @@ TORCH_NON_TENSOR = frozenset(
     "inference_mode set_grad_enabled is_grad_enabled compile jit device dtype Size "
     "get_device_module is_autocast_enabled autocast typename result_type can_cast promote_types "
     "use_deterministic_algorithms are_deterministic_algorithms_enabled set_printoptions "
-    "save load Generator Stream Event".split()
+    "save load Generator Stream Event "
+    # Ranks, sizes and device queries answer with Python numbers, strings and tuples
+    # (`torch.distributed.get_world_size()`, `torch.cuda.device_count()`, `torch.cuda.mem_get_info()`).
+    "get_rank get_world_size get_backend get_global_rank get_group_rank get_process_group_ranks "
+    "get_node_local_rank device_count current_device current_device_index get_device_name "
+    "get_device_capability get_device_properties get_arch_list memory_allocated memory_reserved "
+    "max_memory_allocated max_memory_reserved mem_get_info memory_stats get_num_threads "
+    "get_num_interop_threads".split()
 )
 # Namespaces whose functions answer questions about the program, not about data: flags,
 # ranks, compiler state (`torch.compiler.is_compiling()`, `torch.distributed.get_rank()`).
