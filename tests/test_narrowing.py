@@ -40,6 +40,11 @@ def proved(test: str) -> tuple[list[tuple[str, str, bool]], list[tuple[str, str,
     ('mode == "train"', ([], [])),
     ('device.type in ("cpu", "mps")', ([], [])),
     ('get(device) == "cpu"', ([], [])),
+    # Pinned memory: `t.is_pinned()` proves it where it holds; a flag that holds with a GPU
+    # (`PIN_MEMORY`) leaves an `and` false only where its other side is.
+    ("t.is_pinned()", ([("t", "pinned-cpu", True)], [])),
+    ("PIN_MEMORY and not t.is_pinned()", ([], [("t", "pinned-cpu", True)])),
+    ("pin and not t.is_pinned()", ([], [])),
 ])
 def test_what_a_test_proves(test: str, expected: tuple) -> None:
     assert proved(test) == expected
@@ -228,3 +233,24 @@ def test_an_isinstance_test_for_a_numpy_type_sees_host_memory() -> None:
         "    y.tolist()\n"                                       # 13: what it was before the tests
     )
     assert rows(source) == [(12, "SL102"), (13, "SL102")]
+
+
+def test_where_an_isinstance_test_for_a_tensor_fails_the_value_is_no_tensor() -> None:
+    source = (
+        "import torch\n\n\n"
+        "def scale(x: torch.Tensor, alpha: torch.Tensor | float, beta: torch.Tensor | float):\n"
+        "    if isinstance(alpha, torch.Tensor):\n"
+        "        a = alpha.to(x.dtype)\n"
+        "    else:\n"
+        "        a = float(alpha)\n"                              # 8: a Python number here
+        "    if isinstance(beta, torch.Tensor):\n"
+        "        return x * beta\n"
+        "    return x * a * float(beta)\n"                        # 11: a Python number here too
+    )
+    strict = Settings(target_torch_version="2.11", strict=True)
+    result = lint_source(source, "snippet.py", list(all_rules().values()), strict)
+    assert [(d.start.row, d.code) for d in result.diagnostics] == []
+    # Its device known, the value stays what it is (a contradiction the test cannot settle).
+    known = "import torch\n\n\ndef f(n):\n    t = torch.ones(n, device='cuda')\n" \
+            "    if not isinstance(t, torch.Tensor):\n        return 0\n    return float(t)\n"
+    assert rows(known) == [(8, "SL104")]

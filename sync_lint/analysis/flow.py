@@ -318,6 +318,20 @@ class Binder:
             self.scope.reachable = False
         # The `else` arm, and the code after an `if` whose body returns: `if device.type != "cpu": return`.
         self._narrow(self._branches[-1].otherwise)
+        found = self._not_a_tensor_otherwise(node.test)
+        if found is not None:
+            self._bind_narrowed(*found)
+
+    def _not_a_tensor_otherwise(self, test: cst.BaseExpression) -> tuple[str, Fact] | None:
+        """`x` and what it is where `isinstance(x, torch.Tensor)` fails: not a tensor (`float(alpha)`
+        in the `else` of a test for a tensor `alpha`), unless its device is known."""
+        parts = _isinstance_parts(test)
+        if parts is None or not all(self.evaluator.imports.resolve(n) == "torch.Tensor" for n in parts[2]):
+            return None
+        node, subject, _names = parts
+        if self.evaluator.fact(node).is_tensor:
+            return None
+        return subject, replace(PYTHON, subject=subject, reason=f"`isinstance({subject}, torch.Tensor)` is false here")
 
     def _narrow(self, found: list[Narrowing], asserted: bool = False) -> None:
         """Bind what a test proves about devices in the arm being entered (`narrowing.py`)."""
