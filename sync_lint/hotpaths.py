@@ -216,7 +216,8 @@ class _Pass:
             found = self.graph.function(name)
             path = _display_path(self.root, found[0].path) if found is not None else ""
             steps.append(ChainStep(name, path, following.line if following is not None else None))
-            if following is not None and following.loop_depth > 0 and following.kind in ("instance-call", "override", "replaced"):
+            if following is not None and following.loop_depth > 0 and \
+                    following.kind in ("instance-call", "override", "replaced"):
                 per_layer = True
         loop_depth = sum(1 for start, end in info.loops if start <= row <= end) if info is not None else 0
         root = reach.root_of(function)

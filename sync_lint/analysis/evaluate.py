@@ -64,7 +64,6 @@ from sync_lint.analysis.knowledge import (
     arithmetic_call,
     cuda_device_module,
     legacy_tensor_type,
-    pins_where_available,
     result_dtype,
     torch_handle_kind,
     torch_returns_python,
@@ -561,7 +560,7 @@ class Evaluator:
     def _eval_factory(self, expr: cst.Call, name: str) -> Fact:
         device_arg = next((a for a in expr.args if a.keyword is not None and a.keyword.value == "device"), None)
         pin_arg = next((a.value for a in expr.args if a.keyword is not None and a.keyword.value == "pin_memory"), None)
-        pin = pin_arg is not None and (is_true_literal(pin_arg) or _pinning_flag(pin_arg))
+        pin = pin_arg is not None and (is_true_literal(pin_arg) or holds_with_a_gpu(pin_arg))
         # `pin_memory=self.pin`: decided at run time, so the memory is not provably pageable.
         pin_unknown = (pin_arg is not None and not pin and not is_false_literal(pin_arg)) or \
             any(a.star == "**" for a in expr.args)
@@ -650,7 +649,7 @@ class Evaluator:
             pin_arg = keyword_value(expr, "pin_memory")
             if device_arg is None and pin_arg is not None and not owner.is_gpu and not is_false_literal(pin_arg):
                 # `src.new_empty(src.shape, pin_memory=True)`: a staging buffer in pinned host memory.
-                if is_true_literal(pin_arg) or _pinning_flag(pin_arg):
+                if is_true_literal(pin_arg) or holds_with_a_gpu(pin_arg):
                     return Fact(Device.PINNED, reason="created by {code}", origin=expr, dtype=_dtype_kwarg(expr))
                 return Fact(Device.CPU, pinning_unknown=True, reason="created by {code}", origin=expr)
             if owner.is_tensor or owner.is_unknown_tensor:
@@ -938,11 +937,6 @@ def _dtype_of(expr: cst.BaseExpression, imports: ImportTable) -> str | None:
     if qual is not None and qual.startswith("torch."):
         return DTYPE_NAMES.get(qual[len("torch."):])
     return None
-
-
-def _pinning_flag(flag: cst.BaseExpression) -> bool:
-    """`pin_memory=PIN_MEMORY`, `pin_memory=is_pin_memory_available()`: pinned wherever pinning exists."""
-    return pins_where_available(dotted_name(flag.func if isinstance(flag, cst.Call) else flag))
 
 
 def _dtype_kwarg(expr: cst.Call) -> str | None:

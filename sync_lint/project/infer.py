@@ -1762,7 +1762,8 @@ def _as_module(fact: Fact, spelled: Value) -> Fact | None:
 
 def _host_tensor(pin: Value | None, made_by: str, convention: bool = False) -> Fact:
     """A tensor `made_by` allocates in host memory with this `pin_memory=` argument (None: not passed):
-    pinned for `True`, provably pageable for `False` or none, possibly pinned for a run-time flag."""
+    pinned for `True` or a flag that holds wherever a GPU can be waited for (`PIN_MEMORY`), provably
+    pageable for `False` or none, possibly pinned for another run-time flag."""
     if pin == _TRUE or pin is not None and _pinning_flag(pin):
         return Fact(Device.PINNED, reason=f"created by {made_by} with `pin_memory={render(pin, 30)}`",
                     convention=convention)
