@@ -121,7 +121,8 @@ def rule_pack_installed() -> bool:
 
     It reads each distribution's `entry_points.txt` in the folders of `sys.path`, where
     `importlib.metadata` looks, without importing that module (a tenth of a warm one-file check's
-    import time, by `python -X importtime`). A path entry that is not a folder (a zip) is left to `importlib.metadata` itself."""
+    import time, by `python -X importtime`). A path entry that is not a folder (a zip) is left to
+    `importlib.metadata` itself."""
     for entry in sys.path:
         folder = entry or "."
         try:

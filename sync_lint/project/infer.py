@@ -1186,7 +1186,8 @@ class Inference:
         for cls in classes:
             if self.index.klass(cls) is None or self.index.method(cls, name) is not None:
                 return False
-            if not (self.declares_field((cls,), name) or any(self._keeps(owner, name) for owner in self.index.mro(cls))):
+            if not (self.declares_field((cls,), name)
+                    or any(self._keeps(owner, name) for owner in self.index.mro(cls))):
                 return False
         return bool(classes)
 
