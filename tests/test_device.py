@@ -297,3 +297,69 @@ def test_a_factory_spreading_keywords_is_on_no_known_device() -> None:
             probe(t)
     """)
     assert fact.device is Device.UNKNOWN and fact.tensor_like
+
+
+@pytest.mark.parametrize(
+    "body,device",
+    [
+        ("with torch.device('cuda'):\n        t = torch.zeros(3)\n    probe(t)", Device.GPU),
+        ("dev = torch.device(name)\n    with dev:\n        t = torch.arange(3)\n    probe(t)", Device.GPU),
+        ("with torch.device('cpu'):\n        t = torch.zeros(3)\n    probe(t)", Device.CPU),
+        # `torch.cuda.device(i)` selects the current GPU; a factory without `device=` stays on the CPU.
+        ("with torch.cuda.device(0):\n        t = torch.zeros(3)\n    probe(t)", Device.CPU),
+        # A function defined in the block runs later, outside it.
+        ("with torch.device('cuda'):\n        def later():\n            probe(torch.zeros(3))", Device.CPU),
+        ("with torch.device('cuda'):\n        pass\n    t = torch.zeros(3)\n    probe(t)", Device.CPU),
+        # The device of the block applies to factories only: `from_numpy` and `zeros_like` keep theirs.
+        ("with torch.device('cuda'):\n        t = torch.from_numpy(a)\n    probe(t)", Device.CPU),
+    ],
+)
+def test_a_factory_inside_a_device_block_allocates_on_its_device(body: str, device: Device) -> None:
+    fact, evidence = fact_of(f"import torch\ndef f(name, a):\n    {body}\n")
+    assert fact.device is device
+    if device is Device.GPU:
+        assert "created inside `with" in evidence
+
+
+_MODULE = """
+import torch
+from torch import nn
+
+class {base_class}:
+    def __init__(self, n):
+        super().__init__()
+        t = torch.arange(n)
+        self.table = self._table(n)
+        probe(t)
+
+    def _table(self, n):
+        return torch.zeros(n)
+
+    def forward(self, x):
+        {forward}
+"""
+
+
+@pytest.mark.parametrize(
+    "base_class,forward,device",
+    [
+        ("Rope(nn.Module)", "return x", Device.UNKNOWN),  # the builder's device block decides
+        ("Rope(torch.nn.Module)", "return x", Device.UNKNOWN),
+        ("Rope", "return x", Device.CPU),  # not a module: nothing builds it under a device block
+        ("Rope(nn.Module)", "return self._table(3)", Device.UNKNOWN),  # `t` is in `__init__` itself
+    ],
+)
+def test_a_factory_while_a_module_is_built_is_on_its_builders_device(base_class: str, forward: str,
+                                                                     device: Device) -> None:
+    fact, evidence = fact_of(_MODULE.format(base_class=base_class, forward=forward))
+    assert fact.device is device
+    if device is Device.UNKNOWN:
+        assert fact.tensor_like and "while an `nn.Module` is built" in evidence
+
+
+def test_a_helper_the_forward_pass_also_calls_is_not_construction() -> None:
+    source = _MODULE.format(base_class="Rope(nn.Module)", forward="return self._table(3)")
+    source = source.replace("return torch.zeros(n)", "z = torch.zeros(n)\n        probe(z)\n        return z")
+    source = source.replace("        probe(t)\n", "")
+    assert fact_of(source)[0].device is Device.CPU
+    assert fact_of(source.replace("return self._table(3)", "return x"))[0].device is Device.UNKNOWN

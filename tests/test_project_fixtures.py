@@ -588,3 +588,19 @@ def test_a_device_test_around_a_call_is_evidence(project: Path, tmp_path: Path) 
     step = diagnostic(report, "pkg/reference.py", 25).evidence_steps[-1]
     assert (Path(step.path).as_posix(), step.row) == ("pkg/dispatch.py", 44)
     assert "`t.is_cpu` is false here" in step.message
+
+
+def test_a_module_of_a_project_base_is_built_on_its_builders_device(tmp_path: Path) -> None:
+    # vLLM's dual-chunk rope derives from `CustomOp` (an `nn.Module` in another file) and fills its
+    # caches in a helper of `__init__`; the loader builds it inside `with target_device:`. A class
+    # that is no module gets no such builder, and its copy is reported.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/op.py": "from torch import nn\n\n\nclass CustomOp(nn.Module):\n    pass\n",
+        "pkg/rope.py": "import torch\n\nfrom pkg.op import CustomOp\n\n\nclass Rope(CustomOp):\n"
+                       "    def __init__(self, n):\n        super().__init__()\n        self.cache = self._cache(n)\n\n"
+                       "    def _cache(self, n):\n        return torch.arange(n).to('cuda')\n\n\n"
+                       "class Table:\n    def __init__(self, n):\n        self.cache = self._cache(n)\n\n"
+                       "    def _cache(self, n):\n        return torch.arange(n).to('cuda')\n",
+    })
+    assert {(Path(d.path).name, d.start.row, d.code) for d in found} == {("rope.py", 20, "SL303")}

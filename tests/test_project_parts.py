@@ -421,6 +421,13 @@ SUMMARY_SOURCE = textwrap.dedent('''\
         with torch.device("cuda"):
             x = torch.zeros(3)
         return x
+
+
+    def under_name(load):
+        dev = torch.device(load)
+        with dev:
+            x = torch.zeros(3)
+        return x
     ''')
 
 
@@ -496,6 +503,9 @@ def test_summary_dict_entries(summary) -> None:
 def test_summary_device_context_and_returns(summary) -> None:
     (value,) = summary.functions["under"].returns
     assert ("device", ("lit", "str", "cuda")) in value[3]
+    # `with dev:` where the function binds `dev` only to `torch.device(...)`.
+    (value,) = summary.functions["under_name"].returns
+    assert value[3] == (("device", ("call", ("attr", ("name", "torch"), "device"), (("param", "load"),), ())),)
 
 
 def test_summary_a_name_rebound_from_itself_reads_its_earlier_value() -> None:

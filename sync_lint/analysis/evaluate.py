@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 import libcst as cst
 
+from sync_lint.analysis.construction import construction_methods
 from sync_lint.analysis.conventions import DeviceSettings
 from sync_lint.analysis.facts import (
     DTYPE,
@@ -51,6 +52,7 @@ from sync_lint.analysis.knowledge import (
     FACTORIES,
     HOST_VALUE_METHODS,
     LIKE_FACTORIES,
+    NN_MODULE_CLASSES,
     METADATA_ATTRS,
     METADATA_METHODS,
     MODULE_NAMES,
@@ -93,6 +95,8 @@ class Evaluator:
         self.settings = settings
         self.project = project
         self._memo: dict[int, Fact] = {}
+        # Per class node: the methods that run only while an instance is built, when it is an `nn.Module`.
+        self._built: dict[int, frozenset[str]] = {}
 
     @staticmethod
     def combine(facts: Iterable[Fact]) -> Fact:
@@ -569,12 +573,7 @@ class Evaluator:
         if dtype is None:
             dtype = _factory_default_dtype(expr, name)
         if device_arg is not None:
-            dev, why = self.device_of_argument(device_arg.value)
-            if dev is Device.CPU or dev is None:
-                return Fact(Device.PINNED if pin else Device.CPU, ndim=ndim, dtype=dtype,
-                            reason="created by {code}", origin=expr, pinning_unknown=pin_unknown)
-            return Fact(Device.GPU, ndim=ndim, dtype=dtype, reason="created by {code}", origin=expr,
-                        convention=self.assumed_device(device_arg.value))
+            return self._factory_on(device_arg.value, expr, "created by {code}", ndim, dtype, pin, pin_unknown)
         if any(a.star == "**" for a in expr.args):
             # `torch.zeros(n, **factory_kwargs)`: the keywords may carry a device.
             return Fact(Device.UNKNOWN, tensor_like=True, ndim=ndim, dtype=dtype)
@@ -589,8 +588,53 @@ class Evaluator:
                 return replace(source, ndim=ndim if ndim is not None else source.ndim, dtype=dtype or source.dtype)
             if name in LIKE_FACTORIES:
                 return Fact(Device.UNKNOWN, tensor_like=True)
+        context = self.binder.device_context()
+        if context is not None:
+            # Named, so that an assignment's evidence keeps this step: the line alone does not show it.
+            block = f"`with {dotted_name(context)}:`" if dotted_name(context) else "`with torch.device(...):`"
+            return replace(self._factory_on(context, expr, f"created inside {block}", ndim, dtype, pin, pin_unknown),
+                           subject=f"torch.{name}(...)")
+        if pin_arg is None and self._building_a_module():
+            return Fact(Device.UNKNOWN, tensor_like=True, ndim=ndim, dtype=dtype, origin=expr,
+                        subject=f"torch.{name}(...)",
+                        reason="no `device=` while an `nn.Module` is built: its builder's `with torch.device(...)` "
+                               "decides where")
         return Fact(Device.PINNED if pin else Device.CPU, ndim=ndim, dtype=dtype,
                     reason="created by {code} with no `device=`", origin=expr, pinning_unknown=pin_unknown)
+
+    def _building_a_module(self) -> bool:
+        """The walk is in `__init__` of an `nn.Module` class, or in a method only `__init__` calls."""
+        method = self.binder.method_of()
+        if method is None:
+            return False
+        node, owner, name = method
+        built = self._built.get(id(node))
+        if built is None:
+            built = self._built[id(node)] = construction_methods(node) if self._module_class(node, owner) \
+                else frozenset()
+        return name in built
+
+    def _module_class(self, node: cst.ClassDef, owner: str) -> bool:
+        if self.project is not None:
+            return self.project.module_class(owner)
+        return any(self.imports.resolve(base.value) in NN_MODULE_CLASSES for base in node.bases)
+
+    def _factory_on(self, device: cst.BaseExpression, expr: cst.Call, reason: str, ndim: int | None,
+                    dtype: str | None, pin: bool, pin_unknown: bool) -> Fact:
+        """What a factory makes on `device` (its `device=`, or the device of an enclosing `with`)."""
+        dev, _why = self.device_of_argument(device)
+        if dev is Device.CPU or dev is None:
+            return Fact(Device.PINNED if pin else Device.CPU, ndim=ndim, dtype=dtype,
+                        reason=reason, origin=expr, pinning_unknown=pin_unknown)
+        return Fact(Device.GPU, ndim=ndim, dtype=dtype, reason=reason, origin=expr,
+                    convention=self.assumed_device(device))
+
+    def device_context(self, expr: cst.BaseExpression) -> bool:
+        """`torch.device(d)`, or a name bound to a device: a `with` of it sets where factories allocate.
+        (`torch.cuda.device(i)` only selects the current GPU, and is not one.)"""
+        if isinstance(expr, cst.Call):
+            return self.imports.resolve(expr.func) == "torch.device"
+        return self.fact(expr).value_kind == "device"
 
     def _eval_method(self, expr: cst.Call, receiver: cst.BaseExpression, method: str) -> Fact:
         owner = self.fact(receiver)

@@ -71,6 +71,10 @@ class Scope:
     function_name: str | None = None
     # False after a `return`, `raise`, `break` or `continue`, until paths join again.
     reachable: bool = True
+    # The devices of the `with torch.device(d):` blocks open in this scope, innermost last (None for
+    # a `with` of anything else): a factory with no `device=` allocates on the innermost one. A
+    # function defined in the block runs later, outside it, so each scope has its own.
+    device_contexts: list = field(default_factory=list)
 
     def lookup(self, key: str) -> Fact | None:
         scope: Scope | None = self
@@ -151,6 +155,7 @@ class Binder:
         # The enclosing definitions, as the project index names them: ("class", "C"),
         # ("function", "C.m"), ("function", "f.<locals>.g").
         self._definitions: list[tuple[str, str]] = []
+        self._class_nodes: list[cst.ClassDef] = []
 
     # --- queries --------------------------------------------------------------------------
     def lookup(self, name: str) -> Fact | None:
@@ -181,6 +186,13 @@ class Binder:
             return self._definitions[-2][1]
         return None
 
+    def method_of(self) -> tuple[cst.ClassDef, str, str] | None:
+        """(the class node, its index name, the method's name) when the walk is directly in a method."""
+        owner = self.class_qualname()
+        if owner is None or not self._class_nodes:
+            return None
+        return self._class_nodes[-1], owner, self._definitions[-1][1].rsplit(".", 1)[-1]
+
     def _enter_definition(self, kind: str, name: str) -> None:
         if not self._definitions:
             qualname = name
@@ -188,6 +200,10 @@ class Binder:
             outer_kind, outer = self._definitions[-1]
             qualname = f"{outer}.{name}" if outer_kind == "class" else f"{outer}.<locals>.{name}"
         self._definitions.append((kind, qualname))
+
+    def device_context(self) -> cst.BaseExpression | None:
+        """`d` inside `with torch.device(d):` (or `with dev:`, `dev` a device value) in this scope."""
+        return next((d for d in reversed(self.scope.device_contexts) if d is not None), None)
 
     def init_attribute(self, name: str) -> Fact | None:
         """The fact `__init__` gave `self.<attr>` (`name` spelled `self.attr`), in the enclosing class."""
@@ -230,11 +246,13 @@ class Binder:
     def enter_class(self, node: cst.ClassDef) -> None:
         self.bind_name(node.name.value, replace(PYTHON, value_kind="class"))
         self._class_stack.append(node.name.value)
+        self._class_nodes.append(node)
         self._enter_definition("class", node.name.value)
         self.scope = Scope(env={}, parent=self.scope, class_name=None, function_name="<class>")
 
     def leave_class(self, node: cst.ClassDef) -> None:
         self._class_stack.pop()
+        self._class_nodes.pop()
         self._definitions.pop()
         assert self.scope.parent is not None
         self.scope = self.scope.parent
@@ -511,6 +529,13 @@ class Binder:
     def leave_named_expr(self, node: cst.NamedExpr) -> None:
         self.bind_target(node.target, self.evaluator.fact(node.value), node.value)
 
+    def enter_with(self, node: cst.With) -> None:
+        self.scope.device_contexts.append(next(
+            (item.item for item in node.items if self.evaluator.device_context(item.item)), None))
+
+    def leave_with(self, node: cst.With) -> None:
+        self.scope.device_contexts.pop()
+
     def leave_with_item(self, node: cst.WithItem) -> None:
         if node.asname is not None:
             self.bind_target(node.asname.name, self.evaluator.fact(node.item), node.item)
@@ -597,6 +622,7 @@ ENTER: dict[type, Callable[[Binder, cst.CSTNode], None]] = {
     cst.ExceptStarHandler: Binder.enter_handler,
     cst.Match: Binder.enter_match,
     cst.MatchCase: Binder.enter_case,
+    cst.With: Binder.enter_with,
 }
 LEAVE: dict[type, Callable[[Binder, cst.CSTNode], None]] = {
     cst.FunctionDef: Binder.leave_function,
@@ -616,6 +642,7 @@ LEAVE: dict[type, Callable[[Binder, cst.CSTNode], None]] = {
     cst.AugAssign: Binder.leave_aug_assign,
     cst.NamedExpr: Binder.leave_named_expr,
     cst.WithItem: Binder.leave_with_item,
+    cst.With: Binder.leave_with,
     cst.Del: Binder.leave_del,
     cst.Import: Binder.leave_import,
     cst.ImportFrom: Binder.leave_import_from,

@@ -15,6 +15,8 @@ FACTORIES = frozenset(
 LIKE_FACTORIES = frozenset("zeros_like ones_like empty_like full_like rand_like randn_like randint_like".split())
 NEW_METHODS = frozenset("new_zeros new_ones new_empty new_full new_tensor".split())
 CPU_FACTORIES = frozenset("from_numpy frombuffer from_file".split())
+# `torch.nn.Module` as imports resolve it.
+NN_MODULE_CLASSES = frozenset({"torch.nn.Module", "torch.nn.modules.module.Module"})
 # Calls that build an empty container (with no arguments; `defaultdict` with its default factory).
 EMPTY_CONTAINERS = frozenset("dict list OrderedDict deque".split())
 

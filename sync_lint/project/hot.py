@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from sync_lint.analysis.facts import Fact, is_exact
+from sync_lint.analysis.knowledge import NN_MODULE_CLASSES
 from sync_lint.project.index import ProjectIndex
 from sync_lint.project.infer import Context, Inference
 from sync_lint.project.summary import CallSite, FunctionInfo, ModuleSummary, project_op_namespace
@@ -44,7 +45,7 @@ from sync_lint.project.values import Value, render
 # Bump when what `edges_of` computes changes: cached edges of older formats are recomputed.
 GRAPH_FORMAT = 3
 DEFAULT_ROOT_KINDS = ("module-forward", "compiled", "cuda-graph")
-_MODULE_BASES = frozenset({"torch.nn.Module", "torch.nn.modules.module.Module", "nn.Module"})
+_MODULE_BASES = NN_MODULE_CLASSES | {"nn.Module"}
 _CUDA_GRAPH_CONTEXTS = frozenset({"torch.cuda.graph", "torch.cuda.graphs.graph"})
 _COMPILE_DECORATORS = frozenset({"torch.compile", "torch.cuda.make_graphed_callables"})
 _MAX_TARGETS = 8  # a call resolving to more functions than this is treated as unresolved

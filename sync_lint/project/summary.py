@@ -28,7 +28,7 @@ from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 26
+SUMMARY_FORMAT = 27
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -505,7 +505,7 @@ class _Summarizer:
                 if item.optional_vars is not None:
                     self._collect_target(item.optional_vars, ("value", (item.context_expr, self.default_device)), scope)
             saved = self.default_device
-            self.default_device = self._device_context(node) or saved
+            self.default_device = self._device_context(node, scope) or saved
             self._collect(node.body, scope)
             self.default_device = saved
         elif isinstance(node, (ast.Try, getattr(ast, "TryStar", ast.Try))):
@@ -797,7 +797,7 @@ class _Summarizer:
         saved = self.default_device
         pushed = 0
         if isinstance(node, (ast.With, ast.AsyncWith)):
-            self.default_device = self._device_context(node) or saved
+            self.default_device = self._device_context(node, scope) or saved
             for item in node.items:
                 expression = item.context_expr
                 # `with (nullcontext() if nccl else gpu_sync_allowed()):` names both context managers.
@@ -949,12 +949,17 @@ class _Summarizer:
         for target in targets:
             self._store(target, value_node, scope, augmented=isinstance(node, ast.AugAssign))
 
-    def _device_context(self, node: ast.With | ast.AsyncWith) -> ast.expr | None:
-        """`d` for `with torch.device(d):`, which makes factories allocate on `d`."""
+    def _device_context(self, node: ast.With | ast.AsyncWith, scope: _Scope) -> ast.expr | None:
+        """`d` for `with torch.device(d):`, which makes factories allocate on `d`; `dev` for `with dev:`
+        where every value the function gives `dev` is a `torch.device(...)`."""
         for item in node.items:
             call = item.context_expr
             if isinstance(call, ast.Call) and call.args and self._torch_name(call.func) == "torch.device":
                 return call.args[0]
+            sources = scope.assigned.get(call.id) if isinstance(call, ast.Name) else None
+            if sources and all(how == "value" and isinstance(source, tuple) and isinstance(source[0], ast.Call)
+                               and self._torch_name(source[0].func) == "torch.device" for how, source in sources):
+                return call
         return None
 
     def _torch_name(self, func: ast.expr) -> str | None:

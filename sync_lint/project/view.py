@@ -156,6 +156,10 @@ class ProjectView:
             found = found or self._cpu_side(local, bases)
         return found
 
+    def module_class(self, local: str) -> bool:
+        """The class derives from `torch.nn.Module` (through project classes, or by a base it spells)."""
+        return "Module" in self._base_names(local)
+
     def _cpu_side(self, local: str, bases: frozenset[str]) -> str | None:
         return next((name for name in self._base_names(local) if name in bases), None)
 
