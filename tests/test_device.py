@@ -47,6 +47,7 @@ def fact_of(source: str, **settings: object) -> tuple[Fact, str]:
     [
         ("import torch\nx = torch.zeros(3, device='cuda')\nprobe(x)", Device.GPU),
         ("import torch\nx = torch.zeros(3, device=torch.device('cpu'))\nprobe(x)", Device.CPU),
+        ("import torch\nd = str(torch.device('cpu'))\nprobe(torch.zeros(3, device=d))", Device.CPU),
         ("import torch\nx = torch.zeros(3)\nprobe(x)", Device.CPU),
         ("import torch\ndef f(device):\n    x = torch.ones(2, device=device)\n    probe(x)", Device.GPU),
         ("import torch\nx = torch.zeros(3).cuda()\nprobe(x + 1)", Device.GPU),

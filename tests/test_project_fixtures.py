@@ -604,3 +604,17 @@ def test_a_module_of_a_project_base_is_built_on_its_builders_device(tmp_path: Pa
                        "    def _cache(self, n):\n        return torch.arange(n).to('cuda')\n",
     })
     assert {(Path(d.path).name, d.start.row, d.code) for d in found} == {("rope.py", 20, "SL303")}
+
+
+@pytest.mark.parametrize("device,rows", [("", set()), ("'cuda'", {("m.py", 5, "SL303")})])
+def test_a_device_spelled_as_a_string_names_the_same_device(tmp_path: Path, device: str, rows: set) -> None:
+    # vLLM's Parakeet extractor: `device = str(torch.device(device))`, with `device="cpu"` by default
+    # and no caller passing one, makes its mel filters on the CPU: moving them there copies nothing.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/m.py": "import numpy as np\nimport torch\n\ndef mel(device: str):\n"
+                    "    return torch.from_numpy(np.ones(3)).to(device=device)\n\n"
+                    "def run(device: str = 'cpu'):\n    device = str(torch.device(device))\n    return mel(device)\n\n"
+                    f"def use():\n    return run({device})\n",
+    })
+    assert {(Path(d.path).name, d.start.row, d.code) for d in found} == rows

@@ -482,6 +482,11 @@ class Evaluator:
                            "type", "print", "format", "round", "abs") and self.binder.lookup(builtin) is None:
                 if builtin in ("abs", "round") and expr.args:
                     return self.fact(expr.args[0].value)
+                if builtin == "str" and len(expr.args) == 1 and not expr.args[0].star:
+                    # `str(torch.device(device))` names the same device (`"cuda:0"`, `"cpu"`).
+                    named = self.fact(expr.args[0].value)
+                    if named.value_kind == "device":
+                        return named
                 if builtin in ("zip", "enumerate") and expr.args and not any(a.star for a in expr.args):
                     # Iterated in step: each element is a tuple of the iterables' elements.
                     parts = [self.fact(a.value) for a in expr.args if a.keyword is None]

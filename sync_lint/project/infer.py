@@ -1421,6 +1421,10 @@ class Inference:
                     results.append(self._returns_with(target, ([self_fact] if bound else []) + arg_facts, kw_facts,
                                                       budget))
             return join_sources(results)
+        if func[0] == "name" and func[1] == "str" and len(args) == 1 and args[0][0] != "*" and not kwargs:
+            named = self.eval(args[0], context)
+            if named.value_kind == "device":  # `str(torch.device(device))` names the same device
+                return named
         if func[0] == "name" and func[1] in _BUILTIN_NUMBERS:
             return PYTHON
         return UNKNOWN
