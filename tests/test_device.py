@@ -364,3 +364,16 @@ def test_a_helper_the_forward_pass_also_calls_is_not_construction() -> None:
     source = source.replace("        probe(t)\n", "")
     assert fact_of(source)[0].device is Device.CPU
     assert fact_of(source.replace("return self._table(3)", "return x"))[0].device is Device.UNKNOWN
+
+
+def test_a_flag_that_training_makes_a_host_tensor_is_read_on_the_host() -> None:
+    """transformers' layerdrop: `skip = False`, and in training `skip = torch.rand([]) < p`."""
+    fact, _ = fact_of("""
+        import torch
+        def f(training, p):
+            skip = False
+            if training:
+                skip = torch.rand([]) < p
+            probe(skip)
+    """)
+    assert fact.device is Device.CPU

@@ -181,6 +181,17 @@ def test_a_parameter_is_computed_when_first_read_and_a_join_of_the_same_binding_
     assert rebound["x"] == join(gpu, PYTHON)  # different bindings are joined as facts
 
 
+def test_a_host_tensor_joined_with_a_python_or_numpy_value_stays_on_the_host() -> None:
+    # `skip = False`, then `skip = torch.rand([]) < p` on the training path: no path holds GPU memory.
+    host = Fact(Device.CPU, ndim=0, dtype="bool")
+    for other in (PYTHON, Fact(Device.NOT_TENSOR, value_kind="numpy")):
+        assert join(host, other).device is Device.CPU and join(other, host).device is Device.CPU
+        assert join(host, other).ndim is None
+    # A GPU tensor, or a value of unknown kind, still makes the join unknown.
+    assert join(Fact(Device.GPU), PYTHON).device is Device.UNKNOWN
+    assert join(host, Fact(Device.NOT_TENSOR)).device is Device.UNKNOWN
+
+
 def test_a_parameter_nothing_reads_is_never_asked_of_the_project(tmp_path, monkeypatch) -> None:
     asked: list[tuple[str, str]] = []
     original = Inference.param

@@ -298,8 +298,20 @@ def join(a: Fact | None, b: Fact | None) -> Fact:
             dtype=a.dtype if a.dtype == b.dtype else None,
             pinning_unknown=a.pinning_unknown or b.pinning_unknown,
         )
+    host = _host_join(a, b) or _host_join(b, a)
+    if host is not None:
+        return host
     tensorish = a.is_tensor or b.is_tensor or a.tensor_like or b.tensor_like
     return Fact(Device.UNKNOWN, tensor_like=tensorish)
+
+
+def _host_join(tensor: Fact, other: Fact) -> Fact | None:
+    """A host tensor on one path and a Python or NumPy value on the other (`skip = False`, then
+    `skip = torch.rand([]) < p` in training): neither is in GPU memory, so the join is the host
+    tensor, whose reads wait for nothing. None when that is not the case."""
+    if not tensor.is_cpu or other.device is not Device.NOT_TENSOR or other.value_kind not in ("python", "numpy"):
+        return None
+    return replace(tensor, ndim=None, dtype=tensor.dtype if tensor.dtype == other.dtype else None)
 
 
 def none_fallback(when_none: Fact | None, given: Fact | None) -> Fact | None:
