@@ -638,3 +638,18 @@ def test_the_device_of_a_value_met_inside_its_own_computation_is_a_convention(tm
     })
     assert {(Path(d.path).name, d.start.row, d.code, d.confidence) for d in found} == {
         ("m.py", 7, "SL303", "convention")}
+
+
+def test_a_parameter_field_is_a_tensor_of_its_modules_device(tmp_path: Path) -> None:
+    # A field stored from `nn.Parameter(...)` in another file is a tensor that moves with its module:
+    # not a Python value (nothing to report even with --strict), nor the CPU it was made on.
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/det.py": "import torch\nfrom torch import nn\n\n\nclass Det(nn.Module):\n    def __init__(self):\n"
+                      "        super().__init__()\n        self.scale = nn.Parameter(torch.ones(1))\n",
+        "pkg/use.py": "from pkg.det import Det\n\n\ndef f(d: Det, x):\n    return d.scale.item(), d.scale.to(x.device)\n",
+    }
+    assert check_small_project(tmp_path / "default", files) == []
+    found = check_small_project(tmp_path / "strict", files, strict=True)
+    assert {(Path(d.path).name, d.start.row, d.code, d.confidence) for d in found} == {
+        ("use.py", 5, "SL101", "strict")}

@@ -21,6 +21,7 @@ from sync_lint.analysis.conventions import DeviceSettings
 from sync_lint.analysis.facts import (
     DTYPE,
     MODULE_MOVES,
+    MODULE_STATE,
     NN_MODULE,
     NONE,
     NUMPY,
@@ -548,6 +549,8 @@ class Evaluator:
             if not cuda_device_module(literal_string(expr.args[0].value) if expr.args else None):
                 return PYTHON
             return replace(PYTHON, value_kind="device-module", reason="created by {code}", origin=expr)
+        if namespace == "torch.nn" and last in NN_NON_MODULES:
+            return MODULE_STATE
         if torch_returns_python(qual) or last[:1].isupper():
             return PYTHON
         if namespace == "torch" and last in CPU_FACTORIES:

@@ -164,6 +164,10 @@ def _detached_item(item: object) -> object:
 
 UNKNOWN = Fact(Device.UNKNOWN)
 PYTHON = Fact(Device.NOT_TENSOR, value_kind="python")
+# `nn.Parameter(t)`, `nn.Buffer(t)`: a tensor that moves with its module (`model.to(device)`), so where it
+# is made says nothing of where it is when the module runs.
+MODULE_STATE = Fact(Device.UNKNOWN, tensor_like=True,
+                    reason="a parameter or buffer of a module, on whatever device the module is moved to")
 NUMPY = Fact(Device.NOT_TENSOR, value_kind="numpy")
 MODULE = Fact(Device.NOT_TENSOR, value_kind="module")  # a Python module
 # An `nn.Module` of a class not known here: declared `nn.Module`, or named like one (`model`).

@@ -41,6 +41,7 @@ from sync_lint.analysis.conventions import DeviceSettings
 from sync_lint.analysis.facts import (
     KWARGS,
     MODULE_MOVES,
+    MODULE_STATE,
     NN_MODULE,
     NONE,
     NUMPY,
@@ -1483,6 +1484,8 @@ class Inference:
                 and last not in NN_NON_MODULES:
             # `nn.Linear(...)`: a module object, whose call `module_output` answers.
             return Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset({qualified}), items=("exact",))
+        if namespace == "torch.nn" and last in NN_NON_MODULES:
+            return MODULE_STATE
         if torch_returns_python(qualified) or last[:1].isupper():
             return PYTHON
         keywords = dict(kwargs)
