@@ -386,3 +386,13 @@ def test_a_parameter_or_buffer_is_wherever_its_module_is_moved(make: str) -> Non
     its module: a tensor of unknown device, not a Python value, and not where it was made."""
     fact, _ = fact_of(f"import torch\nfrom torch import nn\nw = {make}\nprobe(w)")
     assert fact.device is Device.UNKNOWN and fact.tensor_like
+
+
+def test_a_method_the_constructor_hands_on_is_not_construction() -> None:
+    """vLLM's sampler picks its `forward` in `__init__` (`self.forward = self.forward_cpu`): that method
+    runs on every call, outside any device block of the builder."""
+    source = _MODULE.format(base_class="Rope(nn.Module)", forward="return x")
+    source = source.replace("self.table = self._table(n)", "self.pick = self._table")
+    source = source.replace("return torch.zeros(n)", "z = torch.zeros(n)\n        probe(z)\n        return z")
+    source = source.replace("        probe(t)\n", "")
+    assert fact_of(source)[0].device is Device.CPU
