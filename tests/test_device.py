@@ -380,7 +380,8 @@ def test_a_flag_that_training_makes_a_host_tensor_is_read_on_the_host() -> None:
 
 
 @pytest.mark.parametrize("make", ["nn.Parameter(torch.ones(1))", "nn.Buffer(torch.zeros(4), persistent=False)",
-                                  "torch.nn.Parameter(torch.ones(1, device='cuda'))"])
+                                  "torch.nn.Parameter(torch.ones(1, device='cuda'))",
+                                  "torch.nn.parameter.Parameter(torch.ones(1))"])
 def test_a_parameter_or_buffer_is_wherever_its_module_is_moved(make: str) -> None:
     """owlv2's `self.box_bias = nn.Buffer(self.compute_box_bias(...))`, moved by `model.to(device)` with
     its module: a tensor of unknown device, not a Python value, and not where it was made."""

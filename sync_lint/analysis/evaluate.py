@@ -53,11 +53,11 @@ from sync_lint.analysis.knowledge import (
     FACTORIES,
     HOST_VALUE_METHODS,
     LIKE_FACTORIES,
-    NN_MODULE_CLASSES,
     METADATA_ATTRS,
     METADATA_METHODS,
     MODULE_NAMES,
     NEW_METHODS,
+    NN_MODULE_CLASSES,
     NN_NON_MODULES,
     NON_TENSOR_ANNOTATIONS,
     REDUCTIONS,
@@ -67,6 +67,7 @@ from sync_lint.analysis.knowledge import (
     arithmetic_call,
     cuda_device_module,
     legacy_tensor_type,
+    module_state_class,
     result_dtype,
     torch_handle_kind,
     torch_returns_python,
@@ -549,7 +550,7 @@ class Evaluator:
             if not cuda_device_module(literal_string(expr.args[0].value) if expr.args else None):
                 return PYTHON
             return replace(PYTHON, value_kind="device-module", reason="created by {code}", origin=expr)
-        if namespace == "torch.nn" and last in NN_NON_MODULES:
+        if module_state_class(qual):
             return MODULE_STATE
         if torch_returns_python(qual) or last[:1].isupper():
             return PYTHON

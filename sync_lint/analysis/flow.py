@@ -74,7 +74,7 @@ class Scope:
     # The devices of the `with torch.device(d):` blocks open in this scope, innermost last (None for
     # a `with` of anything else): a factory with no `device=` allocates on the innermost one. A
     # function defined in the block runs later, outside it, so each scope has its own.
-    device_contexts: list = field(default_factory=list)
+    device_contexts: "list[cst.BaseExpression | None]" = field(default_factory=list)
 
     def lookup(self, key: str) -> Fact | None:
         scope: Scope | None = self

@@ -78,6 +78,7 @@ from sync_lint.analysis.knowledge import (
     VIEW_METHODS,
     arithmetic_call,
     cuda_device_module,
+    module_state_class,
     pins_where_available,
     result_dtype,
     torch_handle_kind,
@@ -1484,7 +1485,7 @@ class Inference:
                 and last not in NN_NON_MODULES:
             # `nn.Linear(...)`: a module object, whose call `module_output` answers.
             return Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset({qualified}), items=("exact",))
-        if namespace == "torch.nn" and last in NN_NON_MODULES:
+        if module_state_class(qualified):
             return MODULE_STATE
         if torch_returns_python(qualified) or last[:1].isupper():
             return PYTHON
