@@ -620,26 +620,6 @@ def test_a_device_spelled_as_a_string_names_the_same_device(tmp_path: Path, devi
     assert {(Path(d.path).name, d.start.row, d.code) for d in found} == rows
 
 
-def test_the_device_of_a_value_met_inside_its_own_computation_is_a_convention(tmp_path: Path) -> None:
-    # vLLM's FunASR frontend: `mat = apply_cmvn(mat, self.cmvn)` in a loop, where `apply_cmvn` moves the
-    # host statistics to `inputs.device`. Solving `inputs` meets `apply_cmvn`'s own return, whose
-    # `inputs` is not known there: its `.device` is an accelerator only by convention, not proof.
-    found = check_small_project(tmp_path, {
-        "pkg/__init__.py": "",
-        "pkg/m.py": "import torch\nfrom somewhere import fbank\n\n\ndef apply(inputs, cmvn):\n"
-                    "    device = inputs.device\n    inputs += cmvn.to(device)\n    return inputs.type(torch.float32)\n\n\n"
-                    "def lfr(inputs, m):\n    inputs = torch.vstack((inputs[0].repeat(m, 1), inputs))\n"
-                    "    return inputs.clone().type(torch.float32)\n\n\n"
-                    "class Front:\n    def __init__(self, path):\n        self.cmvn = torch.as_tensor(load(path))\n"
-                    "        self.m = 1\n\n    def run(self, waves):\n        feats = []\n        for w in waves:\n"
-                    "            mat = fbank(w)\n            if self.m != 1:\n                mat = lfr(mat, self.m)\n"
-                    "            if self.cmvn is not None:\n                mat = apply(mat, self.cmvn)\n"
-                    "            feats.append(mat)\n        return feats\n",
-    })
-    assert {(Path(d.path).name, d.start.row, d.code, d.confidence) for d in found} == {
-        ("m.py", 7, "SL303", "convention")}
-
-
 def test_a_parameter_field_is_a_tensor_of_its_modules_device(tmp_path: Path) -> None:
     # A field stored from `nn.Parameter(...)` in another file is a tensor that moves with its module:
     # not a Python value (nothing to report even with --strict), nor the CPU it was made on.

@@ -1146,11 +1146,6 @@ class Inference:
             return UNKNOWN
         if kind == "callable" and attr == "default" and owner.refs:
             return owner  # `torch.ops.<ns>.<op>.default`: the operator's one overload
-        if attr == "device" and owner.device is Device.UNKNOWN and kind is None:
-            # `x.device` of a value nothing is known of (a parameter whose callers pass what the index cannot
-            # follow, a value met again inside its own computation): an accelerator by convention only.
-            return replace(device_value(Device.GPU, reason="the device of a value whose device is not known"),
-                           convention=True)
         if kind == "device-module" and (attr in EVENT_HANDLES or attr in STREAM_HANDLES):
             return Fact(Device.NOT_TENSOR, value_kind="handle-factory", refs=frozenset({attr}))
         return self._by_name(attr, mode)
