@@ -311,7 +311,7 @@ def test_a_factory_spreading_keywords_is_on_no_known_device() -> None:
         # A function defined in the block runs later, outside it.
         ("with torch.device('cuda'):\n        def later():\n            probe(torch.zeros(3))", Device.CPU),
         ("with torch.device('cuda'):\n        pass\n    t = torch.zeros(3)\n    probe(t)", Device.CPU),
-        # The device of the block applies to factories only: `from_numpy` and `zeros_like` keep theirs.
+        # The device of the block applies to factories only: `from_numpy` wraps host memory where it is.
         ("with torch.device('cuda'):\n        t = torch.from_numpy(a)\n    probe(t)", Device.CPU),
     ],
 )
