@@ -633,3 +633,24 @@ def test_a_parameter_field_is_a_tensor_of_its_modules_device(tmp_path: Path) -> 
     found = check_small_project(tmp_path / "strict", files, strict=True)
     assert {(Path(d.path).name, d.start.row, d.code, d.confidence) for d in found} == {
         ("use.py", 5, "SL101", "strict")}
+
+
+def test_the_index_takes_a_constructor_factory_for_the_builders_device_too(tmp_path: Path) -> None:
+    # transformers' relative position embeddings call `self.extend_pe(torch.tensor(0.0)...)` in `__init__`
+    # and `self.extend_pe(hidden_states, self.pe)` in `forward`. Only `forward` passes `pe`, so the branch
+    # that moves `pe` to `x.device` never sees the constructor's `x`: that `x` is not a CPU tensor to the
+    # index either, and the move is no copy to the host.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/m.py": "import torch\nfrom torch import nn\n\n\nclass RelPositionalEmbedding(nn.Module):\n"
+                    "    def __init__(self, max_len):\n        super().__init__()\n"
+                    "        self.pe = nn.Buffer(self.extend_pe(torch.tensor(0.0).expand(1, max_len)))\n\n"
+                    "    def extend_pe(self, x, pe=None):\n        if pe is not None:\n"
+                    "            if pe.size(1) >= x.size(1):\n                if pe.device != x.device:\n"
+                    "                    pe = pe.to(dtype=x.dtype, device=x.device)\n                return pe\n"
+                    "        out = torch.zeros(x.size(1), 4)\n"
+                    "        return out.unsqueeze(0).to(device=x.device, dtype=x.dtype)\n\n"
+                    "    def forward(self, hidden_states):\n        self.pe = self.extend_pe(hidden_states, self.pe)\n"
+                    "        return self.pe\n",
+    })
+    assert not any(d.code == "SL103" for d in found)

@@ -567,6 +567,21 @@ class Inference:
             return joined  # what the callers pass says more than `list[Tensor]`
         return declared if declared is not None else joined
 
+    def base_names(self, cls: str) -> list[str]:
+        """The last names of a class, its project ancestors and the bases each spells."""
+        names: list[str] = []
+        for owner in self.index.mro(cls):
+            names.append(owner.rsplit(".", 1)[-1])
+            found = self.index.klass(owner)
+            if found is not None:
+                summary, klass = found
+                names.extend((self.index.value_name(summary, base) or "").rsplit(".", 1)[-1] for base in klass.bases)
+        return names
+
+    def module_class(self, cls: str) -> bool:
+        """The class derives from `torch.nn.Module` (through project classes, or by a base it spells)."""
+        return "Module" in self.base_names(cls)
+
     def _narrower(self, classes: frozenset[str], than: frozenset[str]) -> bool:
         """Whether every class of `classes` derives from one of `than` (and is not one of them)."""
         return bool(classes) and not classes & than and all(set(self.index.mro(cls)) & than for cls in classes)
@@ -1490,6 +1505,12 @@ class Inference:
         if namespace == "torch" and (last in FACTORIES or last in LIKE_FACTORIES):
             pin = keywords.get("pin_memory")
             device = keywords.get("device")
+            if device is not None and device[0] == "built":  # no `device=`, in a constructor of `device[1]`
+                if pin is None and self.module_class(context.summary.qualified(device[1])):
+                    return Fact(Device.UNKNOWN, tensor_like=True, reason=f"created by `{qualified}(...)` with no "
+                                "`device=` while an `nn.Module` is built: its builder's `with torch.device(...)` "
+                                "decides where")
+                device = None
             if device is None and "**" in keywords:
                 # `torch.zeros(n, **factory_kwargs)`: the device is the dict's entry, if it is known.
                 spread = self.eval(keywords["**"], context)

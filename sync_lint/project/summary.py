@@ -23,12 +23,13 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
+from sync_lint.analysis.construction import construction_methods_ast
 from sync_lint.analysis.knowledge import EMPTY_CONTAINERS, device_kind, pins_where_available
 from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 27
+SUMMARY_FORMAT = 28
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -823,7 +824,14 @@ class _Summarizer:
         self.default_device = saved
 
     def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef, outer: _Scope, class_name: str | None,
-                  prefix: str) -> None:
+                  prefix: str, construction: bool = False) -> None:
+        if construction:  # see `construction_methods`: factories with no `device=` are on the builder's device
+            saved_device, self.default_device = self.default_device, _built_on(class_name or "")
+            try:
+                self._function(node, outer, class_name, prefix)
+            finally:
+                self.default_device = saved_device
+            return
         qualname = f"{prefix}{node.name}"
         decorators = tuple(d for d in (_decorator_name(x) for x in node.decorator_list) if d)
         accessors = (f"{node.name}.setter", f"{node.name}.deleter")
@@ -920,9 +928,10 @@ class _Summarizer:
             decorators=tuple(d for d in (_decorator_name(x) for x in node.decorator_list) if d),
             fields=tuple(fields), methods=tuple(methods), attributes=tuple(attributes),
         )
+        built = construction_methods_ast(node)
         for statement in node.body:
             if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                self._function(statement, outer, qualname, prefix=f"{qualname}.")
+                self._function(statement, outer, qualname, prefix=f"{qualname}.", construction=statement.name in built)
             elif isinstance(statement, ast.ClassDef):
                 self._class(statement, outer, prefix=f"{qualname}.")
             else:
@@ -1108,6 +1117,8 @@ class _Summarizer:
         """The symbolic value of an expression in `scope`."""
         if node is None or level > MAX_DEPTH:
             return UNKNOWN
+        if isinstance(node, _BuiltOn):
+            return ("built", node.owner)
         level += 1
         if self.narrowed and isinstance(node, (ast.Name, ast.Attribute)):
             key = dotted(node)
@@ -1641,3 +1652,17 @@ def _size(value: object, limit: int) -> int:
             break
         count += _size(part, limit - count)
     return count
+
+
+class _BuiltOn(ast.expr):
+    """The default device of a factory in a constructor of class `owner`: the device it is built on
+    (`with torch.device(d):` around the construction), which the index resolves once it knows whether
+    `owner` is an `nn.Module`."""
+
+    def __init__(self, owner: str) -> None:
+        super().__init__()
+        self.owner = owner
+
+
+def _built_on(owner: str) -> _BuiltOn:
+    return _BuiltOn(owner)

@@ -100,6 +100,8 @@ def _render(value: Value, level: int) -> str:
         return tag + _render(value[1], level + 1)
     if tag == "on":
         return _render(value[1], level)
+    if tag == "built":
+        return "<the device its module is built on>"
     if tag == "decl":
         return " | ".join(t for t in value[1] if not t.startswith("[]")) + " (declared, empty)"
     return "?"

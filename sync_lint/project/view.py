@@ -158,19 +158,10 @@ class ProjectView:
 
     def module_class(self, local: str) -> bool:
         """The class derives from `torch.nn.Module` (through project classes, or by a base it spells)."""
-        return "Module" in self._base_names(local)
+        return self.inference.module_class(self._qualified(local))
 
     def _cpu_side(self, local: str, bases: frozenset[str]) -> str | None:
         return next((name for name in self._base_names(local) if name in bases), None)
 
     def _base_names(self, local: str) -> list[str]:
-        """The last names of a class, its project ancestors and the bases each spells."""
-        index = self.inference.index
-        names: list[str] = []
-        for cls in index.mro(self._qualified(local)):
-            names.append(cls.rsplit(".", 1)[-1])
-            found = index.klass(cls)
-            if found is not None:
-                owner, klass = found
-                names.extend((index.value_name(owner, base) or "").rsplit(".", 1)[-1] for base in klass.bases)
-        return names
+        return self.inference.base_names(self._qualified(local))
