@@ -826,7 +826,7 @@ class _Summarizer:
     def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef, outer: _Scope, class_name: str | None,
                   prefix: str, construction: bool = False) -> None:
         if construction:  # see `construction_methods`: factories with no `device=` are on the builder's device
-            saved_device, self.default_device = self.default_device, _built_on(class_name or "")
+            saved_device, self.default_device = self.default_device, _BuiltOn(class_name or "")
             try:
                 self._function(node, outer, class_name, prefix)
             finally:
@@ -1662,7 +1662,3 @@ class _BuiltOn(ast.expr):
     def __init__(self, owner: str) -> None:
         super().__init__()
         self.owner = owner
-
-
-def _built_on(owner: str) -> _BuiltOn:
-    return _BuiltOn(owner)
