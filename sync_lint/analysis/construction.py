@@ -30,6 +30,8 @@ def construction_methods(cls: "cst.ClassDef") -> frozenset[str]:
 
     body = list(cls.body.body) if isinstance(cls.body, cst.IndentedBlock) else []
     methods = {s.name.value: s for s in body if isinstance(s, cst.FunctionDef)}
+    if _CONSTRUCTOR not in methods:
+        return frozenset()
     # A method named outside the methods (a class attribute `forward = _impl`) runs whenever its holder calls it.
     escaped = {n.value for s in body if not isinstance(s, cst.FunctionDef) for n in _cst_nodes(s)
                if isinstance(n, cst.Name)}
@@ -41,6 +43,8 @@ def construction_methods_ast(cls: ast.ClassDef) -> frozenset[str]:
     """The same, of an `ast` class."""
     functions = (ast.FunctionDef, ast.AsyncFunctionDef)
     methods = {s.name: s for s in cls.body if isinstance(s, functions)}
+    if not cls.bases or _CONSTRUCTOR not in methods:  # no module: summaries ask this of every class
+        return frozenset()
     escaped = {n.id for s in cls.body if not isinstance(s, functions) for n in ast.walk(s) if isinstance(n, ast.Name)}
     uses = {name: _ast_self_uses(method) for name, method in methods.items()}
     return _closure(uses, escaped)

@@ -29,7 +29,7 @@ from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 28
+SUMMARY_FORMAT = 29
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
