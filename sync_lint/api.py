@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from sync_lint.catalogue import RuleInfo
     from sync_lint.rulekit.rule import Rule
     from sync_lint.hotpaths import HotReport
+    from sync_lint.project.background import PendingUpdate
     from sync_lint.project.build import OpenProject, Project
     from sync_lint.project.hot import CallGraph
 
@@ -517,7 +518,16 @@ def run_files(
 
     `updated`: projects this run has brought up to date already, by file (the hot-path pass checks
     more files of the projects the run checked): a file under one of their roots uses it as it is."""
-    projects = projects_of(plan, files, jobs=jobs, updated=(updated or {}).values())
+    loaded: list[Plan] = []
+
+    def load_and_parse(edited: list[str]) -> None:
+        from sync_lint.engine.lint import parse_file_ahead
+
+        loaded.append(plan.loaded())
+        for path in edited:
+            parse_file_ahead(path)
+
+    projects = projects_of(plan, files, jobs=jobs, updated=(updated or {}).values(), meanwhile=load_and_parse)
     cached = _cached_results(plan, files, projects) if fix is None else {}
     if on_result is not None:
         for path in files:
@@ -529,7 +539,7 @@ def run_files(
         # Only a file to check needs the rules and the workers (they import the parser).
         from sync_lint.engine.parallel import run_per_file
 
-        plan = plan.loaded()
+        plan = loaded[0] if loaded else plan.loaded()
         initargs = (plan.rules, tuple(plan.registry), plan.settings, fix, projects)
         fresh = run_per_file(todo, _process_file, initializer=_start_job, initargs=initargs,
                              jobs=jobs or plan.settings.jobs, on_result=on_result, after_batch=_save_job)
@@ -585,24 +595,88 @@ def _cached_results(plan: Plan, files: Sequence[str], projects: dict[str, "Proje
 
 
 def projects_of(plan: Plan, files: Sequence[str], *, jobs: int | None = None,
-                updated: "Iterable[Project]" = ()) -> dict[str, "Project"]:
+                updated: "Iterable[Project]" = (),
+                meanwhile: Callable[[list[str]], None] | None = None) -> dict[str, "Project"]:
     """Each file's project, with its index brought up to date (empty when the plan uses none); a
-    project in `updated` is taken as it is."""
+    project in `updated` is taken as it is.
+
+    `meanwhile(paths)`: work that needs no index, given the files edited since the last run, to do
+    while a forked child updates the index (`project/background.py`), when that pays: see
+    `_edited_since_last_run`. It is not called otherwise."""
     if plan.project is None or not files:
         return {}
-    from sync_lint.project.build import common_roots, update_project
+    from sync_lint.project.build import common_roots, forget_summaries, update_project
 
     settings = plan.settings
     configured = [settings.root / root for root in settings.project_roots]
     extra = [settings.root / folder for folder in settings.extend_project]
     known = {project.root: project for project in updated}
+    groups = common_roots(files, configured)
+    options = {"jobs": jobs or settings.jobs, "cache_dir": plan.project.cache_dir,
+               "temporary": plan.project.temporary, "extra": extra}
+    pending: "dict[Path, PendingUpdate]" = {}
+    if meanwhile is not None:
+        edited = _edited_since_last_run(plan, files, groups, known)
+        if edited:
+            from sync_lint.project.background import start_update
+
+            pending = {root: start_update(update_project, root, settings, **options)
+                       for root in groups if root not in known}
+            try:
+                meanwhile(edited)
+            except BaseException:
+                for update in pending.values():
+                    update.result()
+                raise
     out: dict[str, Project] = {}
-    for root, members in common_roots(files, configured).items():
-        project = known.get(root) or update_project(root, settings, jobs=jobs or settings.jobs,
-                                                    cache_dir=plan.project.cache_dir,
-                                                    temporary=plan.project.temporary, extra=extra)
+    for root, members in groups.items():
+        project = known.get(root)
+        if project is None and root in pending:
+            project = pending[root].result()
+            forget_summaries(project.database)  # the child's update told this process nothing
+        elif project is None:
+            project = update_project(root, settings, **options)  # type: ignore[arg-type]
         out.update((member, project) for member in members)
     return out
+
+
+def _parser_loaded() -> bool:
+    """Whether this process has imported libcst already (an editor server, a second pass): then
+    there is little to do while a child updates the index."""
+    import sys
+
+    return "libcst" in sys.modules
+
+
+# A check of at most this many files updates the index in a child while it parses them (`meanwhile`).
+_PARSE_WHILE_UPDATING = 8
+
+
+def _edited_since_last_run(plan: Plan, files: Sequence[str], groups: "dict[Path, list[str]]",
+                           known: "dict[Path, Project]") -> list[str]:
+    """The files worth parsing while a child updates the index: a small check, on a machine where a
+    child can run alongside, before this process has loaded the parser, of files changed since their
+    project's cache last changed (the others' results are most likely cached)."""
+    from sync_lint.project.background import can_fork
+    from sync_lint.project.build import cache_folder
+    from sync_lint.project.store import DATABASE
+
+    if len(files) > _PARSE_WHILE_UPDATING or plan.project is None or plan.project.temporary \
+            or _parser_loaded() or all(root in known for root in groups) or not can_fork():
+        return []
+    edited = []
+    for root, members in groups.items():
+        try:
+            cached = os.stat(cache_folder(root, plan.project.cache_dir) / DATABASE).st_mtime_ns
+        except OSError:
+            cached = 0  # no cache yet
+        for path in members:
+            try:
+                if os.stat(path).st_mtime_ns >= cached:
+                    edited.append(path)
+            except OSError:
+                continue
+    return edited
 
 
 def run_source(plan: Plan, source: str, path: str = "-", *, fix: FixMode | None = None) -> Report:

@@ -611,3 +611,96 @@ def test_a_class_that_turns_a_stored_attribute_into_a_property_is_read_again(tmp
         "        self.num_computed_tokens_cpu = self.num_computed_tokens_cpu_tensor.numpy()\n",
         "\n    @property\n    def num_computed_tokens_cpu(self):\n        return self.num_computed_tokens_cpu_tensor\n", 1))
     assert rows() == [10, 14, 18, 22, 26]
+
+
+needs_fork = pytest.mark.skipif(not (sys.platform.startswith("linux") and hasattr(os, "fork")),
+                                reason="the index update runs in a forked child on Linux only")
+
+
+@needs_fork
+def test_a_forked_update_hands_back_the_project_the_update_would_return(project: Path, tmp_path: Path) -> None:
+    from sync_lint.project.background import start_update
+    from sync_lint.project.build import update_project
+
+    settings = api.plan(["."], target_torch_version=FIXTURE_TORCH).settings
+    forked = start_update(update_project, project, settings, jobs=1, cache_dir=tmp_path / "forked").result()
+    here = update_project(project, settings, jobs=1, cache_dir=tmp_path / "here")
+    assert (forked.root, forked.files, forked.fingerprint, forked.shas, forked.modules) == \
+        (here.root, here.files, here.fingerprint, here.shas, here.modules)
+    assert len(forked.shas) == 5
+    # The child wrote the cache: updating it again here finds nothing to do.
+    again = update_project(project, settings, jobs=1, cache_dir=tmp_path / "forked")
+    assert again.generation == forked.generation and again.database == forked.database
+
+
+@needs_fork
+def test_a_child_that_fails_or_dies_leaves_the_update_to_this_process() -> None:
+    from sync_lint.project.background import start_update
+
+    parent = os.getpid()
+
+    def fails_in_the_child(root: Path, settings: object) -> str:
+        if os.getpid() != parent:
+            raise RuntimeError("only in the child")
+        return "updated here"
+
+    def dies_in_the_child(root: Path, settings: object) -> str:
+        if os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return "updated here"
+
+    def always_fails(root: Path, settings: object) -> str:
+        raise ValueError("pyproject.toml:3: bad setting")
+
+    assert start_update(fails_in_the_child, Path("."), None).result() == "updated here"
+    assert start_update(dies_in_the_child, Path("."), None).result() == "updated here"
+    with pytest.raises(ValueError, match="pyproject.toml:3: bad setting"):  # reported as this process's own
+        start_update(always_fails, Path("."), None).result()
+
+
+def test_a_tree_parsed_ahead_is_the_one_the_check_gets_once() -> None:
+    import libcst as cst
+
+    from sync_lint.engine import parse
+
+    source = "x = torch.ones(3)\n"
+    parse.parse_ahead(source)
+    ahead = parse._AHEAD[source]
+    assert parse.parse_module(source) is ahead
+    again = parse.parse_module(source)
+    assert again is not ahead and again.code == source and source not in parse._AHEAD
+    parse.parse_ahead("x = = 1\n")  # left to the check, which reports it
+    assert "x = = 1\n" not in parse._AHEAD
+    with pytest.raises(cst.ParserSyntaxError):
+        parse.parse_module("x = = 1\n")
+
+
+@needs_fork
+def test_a_small_check_of_an_edited_file_parses_it_while_a_child_updates_the_index(
+        project: Path, runs: Runs, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A one-file check after an edit, in a fresh process (no parser loaded yet): the index update
+    # runs in a forked child while this process loads the rules and parses the file.
+    from sync_lint.engine import lint, parse
+    from sync_lint.project import background
+
+    assert runs() == {RUNNER_FINDING, OTHER_FINDING}
+    path = project / "pkg" / "runner.py"
+    path.write_text(RUNNER + "\n\ndef more(batch: Batch):\n    return batch.lens.tolist()\n")
+    later = time.time_ns() + 10_000_000_000
+    os.utime(path, ns=(later, later))
+    started: list[Path] = []
+    ahead: list[str] = []
+    start, parse_file = background.start_update, lint.parse_file_ahead
+    monkeypatch.setattr(api, "_parser_loaded", lambda: False)
+    monkeypatch.setattr(background, "can_fork", lambda: True)
+    monkeypatch.setattr(background, "start_update", lambda *a, **k: started.append(a[1]) or start(*a, **k))
+    monkeypatch.setattr(lint, "parse_file_ahead", lambda p: ahead.append(p) or parse_file(p))
+    plan = api.plan([str(path)], target_torch_version=FIXTURE_TORCH, project=api.ProjectOptions(cache_dir=runs.cache))
+    report = api.run(plan, [str(path)], jobs=1)
+    found = {(Path(d.path).name, d.start.row, d.code) for r in report.results for d in r.diagnostics}
+    assert found == {("runner.py", 5, "SL101"), ("runner.py", 9, "SL102")}
+    assert started == [project.resolve()] and [Path(p).name for p in ahead] == ["runner.py"]
+    assert parse._AHEAD == {}  # the check took the tree parsed ahead
+    # The child's update is in the cache: a whole run now re-checks only what the edit touched.
+    assert runs() == {RUNNER_FINDING, OTHER_FINDING, ("pkg/runner.py", 9, "SL102")}
+    assert "pkg/other.py" not in runs.linted

@@ -11,7 +11,7 @@ import libcst as cst
 
 from sync_lint.diagnostics import Diagnostic, FileError, FileResult, Position
 from sync_lint.engine.context import FileContext, Findings
-from sync_lint.engine.parse import parse_module
+from sync_lint.engine.parse import parse_ahead, parse_module
 from sync_lint.engine.prefilter import Prefilter
 from sync_lint.engine.walker import Walker
 from sync_lint.source import SourceError, read_source
@@ -158,6 +158,20 @@ def lint_file(
         return lint_source(source, path, rules, settings, ignored_codes=ignored_codes, prefilter=prefilter)
     except Exception as exc:  # an engine bug on one file must not end the run
         return FileResult(path, errors=[FileError(path, f"internal error: {type(exc).__name__}: {exc}")])
+
+
+def parse_file_ahead(path: str) -> None:
+    """Parse a file before its check asks for the tree (`parse.parse_ahead`), on a deep stack as the
+    check does; a file the check would not parse as it stands is left alone."""
+    from sync_lint.engine.stack import call_with_deep_stack
+
+    try:
+        source = read_source(path).text
+    except SourceError:
+        return
+    if path.endswith(".ipynb") or _nesting_error(source, path) is not None:
+        return
+    call_with_deep_stack(parse_ahead, source)
 
 
 _OPEN_CLOSE = str.maketrans({ch: None for ch in map(chr, range(128)) if ch not in "()[]{}"})

@@ -182,6 +182,12 @@ def _remember_fresh(fresh: dict[str, tuple[str, ModuleSummary]], known: dict, cu
             fresh.pop(summary.module, None)
 
 
+def forget_summaries(database: Path) -> None:
+    """Forget the summaries this process remembers of a project whose index another process updated
+    (`project/background.py`): they may be older than the cache's."""
+    _FRESH.pop(database, None)
+
+
 def _summarize_files(files: list[tuple[str, str]], jobs: int | None) -> list[tuple[str, int, int, str, ModuleSummary]]:
     """Each (path, root)'s summary row; files that cannot be read or parsed give none."""
     from sync_lint.engine.parallel import run_per_file
