@@ -212,6 +212,24 @@ def test_moved_lines_keep_the_facts_and_move_their_evidence(store: ProjectStore,
         }
 
 
+def test_a_move_keeps_the_results_that_hold_none_of_the_moved_lines(store: ProjectStore) -> None:
+    # Lines inserted at the top of `a.py`: what read it keeps its value. A result whose text names
+    # the file (evidence at `a.py:4`), and the call edges of `a`'s own functions (each holds a line of
+    # `a.py`), are solved again; the rest stay.
+    store.put_results([("/p/b.py", "kb2", "`x` is on the GPU: stored at a.py:4", {"m:a"}),
+                       ("/p/c.py", "kc2", "`y` is on the GPU: a parameter of c.g", {"m:a"}),
+                       ("<call-graph:3>a.A.__init__", "edges", "a call at line 4", {"m:a"}),
+                       ("<call-graph:3>c.g", "edges", "a call at line 3 of c.py", {"m:a"})], store.generation())
+    store.update([row("/p/a.py", "a", "# a comment\n\n" + A, mtime=2)], [])
+    assert store.result("/p/b.py", "kb2") is None
+    assert store.result("/p/c.py", "kc2") == "`y` is on the GPU: a parameter of c.g"
+    assert store.result("<call-graph:3>a.A.__init__", "edges") is None
+    assert store.result("<call-graph:3>c.g", "edges") == "a call at line 3 of c.py"
+    # A change that is not a move drops everything that read the file, as before.
+    store.update([row("/p/a.py", "a", "# a comment\n\n" + A.replace("'cuda'", "'cpu'"), mtime=3)], [])
+    assert store.result("/p/c.py", "kc2") is None and store.result("<call-graph:3>c.g", "edges") is None
+
+
 def test_a_summary_sent_from_a_worker_is_the_same_summary(tmp_path: Path) -> None:
     # A summary made in a worker process reaches the cache through a pickle round trip, which
     # shares its objects differently, so its pickle has other bytes than a summary of the same

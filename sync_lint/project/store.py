@@ -277,7 +277,7 @@ class ProjectStore:
         if moved:
             kept, lost = self._move_evidence({path: shift for path, (_module, shift) in moved.items()})
             self._drop((), lost)
-            self._drop_results([dep_id(f"m:{module}") for module, _shift in moved.values()] + kept)
+            self._drop_results_placed_in([dep_id(f"m:{module}") for module, _shift in moved.values()] + kept, moved)
         # A dropped result's reads stay until it is stored again (`put_results` replaces them): as
         # with facts, a stale row only makes a later edit drop more.
         db.execute("DELETE FROM results WHERE path IN (SELECT path FROM temp.stale)")
@@ -297,12 +297,28 @@ class ProjectStore:
         db.execute("""INSERT OR IGNORE INTO temp.stale
             SELECT path FROM result_reads WHERE dep IN (SELECT id FROM temp.dropped)""")
 
-    def _drop_results(self, ids: list[int]) -> None:
-        """Mark stale the results that read these labels or facts."""
+    def _drop_results_placed_in(self, ids: list[int], moved: dict[str, tuple[str, dict[int, int]]]) -> None:
+        """Mark stale the results that read these labels or facts and may hold a line of a moved file:
+        the file's own result, a result whose stored text names the file (its evidence cites
+        `path:line`), and the cached call edges of the file's functions (each holds the line of its
+        call). The others read values the move left alone, and hold none of its lines: they stay.
+        A line inserted at the top of vLLM's model runner had dropped the cached edges and results
+        of functions and files elsewhere that only read it, and the next check solved them again."""
+        db = self._db
+        db.execute("CREATE TEMP TABLE IF NOT EXISTS reading (path TEXT PRIMARY KEY)")
+        db.execute("DELETE FROM temp.reading")
         for start in range(0, len(ids), _QUERY_CHUNK):
             chunk = ids[start:start + _QUERY_CHUNK]
-            self._db.execute(f"""INSERT OR IGNORE INTO temp.stale SELECT path FROM result_reads
+            db.execute(f"""INSERT OR IGNORE INTO temp.reading SELECT path FROM result_reads
                 WHERE dep IN ({','.join('?' * len(chunk))})""", chunk)
+        for path, (module, _shift) in moved.items():
+            name = os.path.basename(path).encode()  # as a blob: a byte search through the pickles
+            db.execute("""INSERT OR IGNORE INTO temp.stale SELECT reading.path FROM temp.reading
+                LEFT JOIN results ON results.path = reading.path
+                WHERE instr(CAST(reading.path AS BLOB), ?) > 0 OR instr(results.result, ?) > 0""", (name, name))
+            # `_` in a module name matches any character here: at worst more is dropped.
+            db.execute("""INSERT OR IGNORE INTO temp.stale SELECT path FROM temp.reading
+                WHERE path LIKE '<call-graph:%' AND substr(path, instr(path, '>') + 1) LIKE ?""", (f"{module}.%",))
 
     def _move_evidence(self, moved: dict[str, dict[int, int]]) -> tuple[list[int], list[int]]:
         """Rewrite the cached facts whose evidence names a line of a moved file: (the ids of the
