@@ -3,12 +3,13 @@
 and unchanged.
 
     python benchmarks/one_file_latency.py --build base=/venv-a/bin/sync-lint --build head=/venv-b/bin/sync-lint \\
-        [--corpus vllm-0.33.0] [--file vllm/v1/worker/gpu_input_batch.py] [--rounds 7]
+        [--corpus vllm-0.33.0] [--file vllm/v1/worker/gpu_input_batch.py] [--rounds 7] [--edit insert]
 
 The corpus's Python files are copied to a temporary folder (the edits never touch
 `benchmarks/corpus/`), each build gets its own cache folder there, and each is warmed with two
-checks first. Then, per round: a comment line is appended to FILE, each build checks it (the
-first check after the edit: the file's summary, facts and result are redone), and each checks it
+checks first. Then, per round: a comment line is appended to FILE (`--edit insert`: inserted at
+its top, which moves every line), each build checks it (the first check after the edit: the file's
+summary, facts and result are redone), and each checks it
 again (nothing changed: everything comes from the cache). The builds take turns within a round,
 so the shared machine's load hits them alike. Prints the medians and every run, in wall seconds,
 with whether the builds printed the same findings, and `--version` for each.
@@ -45,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", default="vllm-0.33.0")
     parser.add_argument("--file", default="vllm/v1/worker/gpu_input_batch.py")
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--edit", choices=("append", "insert"), default="append",
+                        help="append a comment line at the end (nothing moves), or insert one at the top "
+                             "(every line moves: what cited them is redone)")
     args = parser.parse_args(argv)
     builds = dict(item.split("=", 1) for item in args.build)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # as users run it
@@ -66,14 +70,19 @@ def main(argv: list[str] | None = None) -> int:
         warm: dict[str, list[float]] = {name: [] for name in builds}
         printed: dict[str, str] = {}
         for round_ in range(args.rounds):
-            with open(root / args.file, "a", encoding="utf-8") as handle:
-                handle.write(f"# latency round {round_}\n")
+            edited_file = root / args.file
+            if args.edit == "append":
+                with open(edited_file, "a", encoding="utf-8") as handle:
+                    handle.write(f"# latency round {round_}\n")
+            else:
+                edited_file.write_text(f"# latency round {round_}\n" + edited_file.read_text(encoding="utf-8"),
+                                       encoding="utf-8")
             for name in builds:
                 edited[name].append(check(name)[0])
             for name in builds:
                 seconds, printed[name] = check(name)
                 warm[name].append(seconds)
-    for label, table in (("after a comment edit", edited), ("warm, unchanged", warm)):
+    for label, table in ((f"after a comment edit ({args.edit})", edited), ("warm, unchanged", warm)):
         for name, times in table.items():
             runs = " ".join(f"{t:.3f}" for t in times)
             print(f"| {label} | {name} | {statistics.median(times):.3f} | {runs} |")
