@@ -49,15 +49,18 @@ device is the CPU, or that every GPU subclass overrides (2).
 
 Default mode reports a chain only when it syncs on every pass: no call on the way
 down and not the sync itself sits in a block that runs on some calls only (an `if`
-or `else` arm, an `except`, a `case`, the rest of a block after a statement that
-may `return` however deep inside it, or `break` or `continue` out of the loop
-around it; transformers' `extend_pe` returns its cached table from an `if` inside
-an `if` and rebuilds it only when the table is too short), nor in a function
-cached with `functools.lru_cache`, `functools.cache` or
+or `else` arm, the rest of a block after an `if` whose body ends in `return`,
+`break` or `continue`, an `except`, a `case`), nor in a function cached with
+`functools.lru_cache`, `functools.cache` or
 cachetools' `cached`, whose body runs on the first call with each new argument
 (six such chains, read in earlier audits, were real once per device and not on every
-pass). A `raise` is not such a test: the lines after `if bad: raise ...` run on
-every pass that succeeds. A call site that itself sits behind a test in the hot function is reported,
+pass). An `if` that ends in `raise` is not such a test: the lines after `if bad:
+raise ...` run on every pass that succeeds. A `return` nested deeper (an `if` inside
+the `if`) is not one either, a known gap both ways: transformers' `extend_pe`
+returns its cached table so and rebuilds it only for over-long inputs, but
+`get_vision_window_index` returns so what its callers almost never precompute
+(counting such returns dropped 10 chains into the table rebuilds, read false, and
+12 others, 10 of them through `get_vision_window_index`, read real). A call site that itself sits behind a test in the hot function is reported,
 as any line there is, and its message says the host waits each time that line runs,
 not on every pass (audit readers found "every pass" on calls behind `if _runner is
 None:`, which run once per process). A longer chain that syncs on every pass is

@@ -715,10 +715,11 @@ def test_the_message_names_the_branch_a_conditional_sync_needs(tmp_path):
     assert messages[13].endswith("on every pass through this hot path")
 
 
-def test_a_return_anywhere_above_makes_the_rest_conditional_and_a_raise_does_not(tmp_path):
-    # `if pe is not None: if fits: return pe` (transformers' `extend_pe`): the lines after it run on
-    # some calls only. `if bad: raise` fails the pass instead: what follows runs on every good pass.
-    # A `break` inside a loop of the block's own leaves only that loop.
+def test_a_raise_above_leaves_the_rest_on_every_pass(tmp_path):
+    # `if bad: raise` fails the pass: what follows runs on every pass that succeeds. A `break` inside a
+    # loop of the block's own leaves only that loop. A `return` nested in an `if` inside an `if` is
+    # not taken for a branch either (transformers' `get_vision_window_index` returns that way what its
+    # callers almost never precompute); a `return` ending the `if` body is.
     messages = model_sl601(tmp_path, {
         "pkg/__init__.py": "",
         "pkg/ops.py": "import torch\n\n\ndef always(x):\n    return x.sum().item()\n\n\n"
@@ -727,16 +728,18 @@ def test_a_return_anywhere_above_makes_the_rest_conditional_and_a_raise_does_not
                       "def checked(x, n):\n    if n < 0:\n        raise ValueError(n)\n"
                       "    return always(x)\n\n\n"
                       "def looped(x, n):\n    for i in range(n):\n        if i > 2:\n            break\n"
-                      "    return always(x)\n",
-        "pkg/model.py": "import torch\n\nfrom pkg.ops import checked, looped, nested_return\n\n\n"
+                      "    return always(x)\n\n\n"
+                      "def early(x, n):\n    if n < 0:\n        return None\n    return always(x)\n",
+        "pkg/model.py": "import torch\n\nfrom pkg.ops import checked, early, looped, nested_return\n\n\n"
                         "class Model(torch.nn.Module):\n    def forward(self, q):\n"
                         "        x = torch.ones(3, device='cuda')\n"
                         "        a = nested_return(x, q)\n        b = checked(x, 3)\n        c = looped(x, 3)\n"
-                        "        return a, b, c\n",
+                        "        d = early(x, 3)\n        return a, b, c, d\n",
     })
-    assert messages[9].split("take the branch at ")[-1].endswith("pkg/ops.py:9")
+    assert messages[9].endswith("on every pass through this hot path")
     assert messages[10].endswith("on every pass through this hot path")
     assert messages[11].endswith("on every pass through this hot path")
+    assert messages[12].split("take the branch at ")[-1].endswith("pkg/ops.py:29")
 
 
 def test_default_mode_reports_only_chains_that_sync_on_every_pass(tmp_path):

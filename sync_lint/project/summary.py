@@ -29,7 +29,7 @@ from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 30
+SUMMARY_FORMAT = 31
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -68,8 +68,8 @@ class FunctionInfo:
     # The same for lines that run only when the parameter is true (`if check_inputs:`).
     truth_guards: tuple[tuple[str, int, int], ...] = ()
     # (test line, first line, last line): blocks that run on some calls only, whatever decides it (the
-    # arms of an `if`, `except` handlers, `case`s, the rest of a block after a statement that may
-    # return, or break or continue out of the loop around it).
+    # arms of an `if`, `except` handlers, `case`s, the rest of a block after an `if` whose body ends in
+    # return, break or continue: see `_leaves_early`).
     branches: tuple[tuple[int, int, int], ...] = ()
     # (line, parameter): a call on that line takes the parameter, unrebound, for its device
     # (`torch.tensor(..., device=device)`, `x.to(device)`): a call that leaves it None copies nothing.
@@ -1505,14 +1505,14 @@ def _branches(body: list[ast.stmt]) -> tuple[tuple[int, int, int], ...]:
                 out.append((statement.lineno, statement.body[0].lineno, _last_line(statement.body)))
                 if statement.orelse:
                     out.append((statement.lineno, statement.orelse[0].lineno, _last_line(statement.orelse)))
+                if _leaves_early(statement.body) and position + 1 < len(block):
+                    out.append((statement.lineno, block[position + 1].lineno, _last_line(block)))
             elif isinstance(statement, (ast.Try, getattr(ast, "TryStar", ast.Try))):
                 out.extend((h.lineno, h.body[0].lineno, _last_line(h.body)) for h in statement.handlers)
             elif isinstance(statement, ast.Match):
                 out.extend((case.pattern.lineno, case.body[0].lineno, _last_line(case.body))
                            for case in statement.cases)
             if not isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                if position + 1 < len(block) and _may_end_early(statement):
-                    out.append((statement.lineno, block[position + 1].lineno, _last_line(block)))
                 for inner in _blocks_of(statement):
                     visit(inner)
 
@@ -1520,23 +1520,17 @@ def _branches(body: list[ast.stmt]) -> tuple[tuple[int, int, int], ...]:
     return tuple(sorted(set(out)))
 
 
-def _may_end_early(statement: ast.stmt) -> bool:
-    """Whether a compound statement may leave the rest of its block unrun on a normal pass: a `return`
-    anywhere in it (`if pe is not None: if fits: return pe`), or a `break`/`continue` that is not
-    inside a loop of its own. A `raise` does not: `if bad: raise ValueError(...)` fails the pass
-    instead, and the lines after it run on every pass that succeeds."""
-    def search(block: list[ast.stmt], in_loop: bool) -> bool:
-        for inner in block:
-            if isinstance(inner, ast.Return) or (isinstance(inner, (ast.Break, ast.Continue)) and not in_loop):
-                return True
-            if isinstance(inner, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                continue
-            looping = in_loop or isinstance(inner, (ast.For, ast.AsyncFor, ast.While))
-            if any(search(nested, looping) for nested in _blocks_of(inner)):
-                return True
-        return False
+def _leaves_early(block: list[ast.stmt]) -> bool:
+    """Whether an `if` body ends by leaving the function or the loop on a normal pass (`return`,
+    `break`, `continue`), so that the rest of the block after it runs on some calls only.
 
-    return search([statement], False)
+    A `raise` is no such end: after `if bad: raise ValueError(...)` the lines run on every pass that
+    succeeds. Nor is a `return` nested deeper in the body: transformers' `extend_pe` returns its
+    cached table from an `if` inside an `if` (the rebuild below runs only for over-long inputs), but
+    `get_vision_window_index` returns indices its callers precomputed the same way, which almost no
+    caller does. Counting nested returns dropped ten chains into the table rebuilds and twelve others
+    on transformers 5.23, among them ten through `get_vision_window_index` that audits read as real."""
+    return bool(block) and isinstance(block[-1], (ast.Return, ast.Continue, ast.Break))
 
 
 def _true_when(test: ast.expr) -> tuple[set[str], set[str]]:
