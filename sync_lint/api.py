@@ -626,7 +626,7 @@ def projects_of(plan: Plan, files: Sequence[str], *, jobs: int | None = None,
                 meanwhile(edited)
             except BaseException:
                 for update in pending.values():
-                    update.result()
+                    update.abandon()
                 raise
     out: dict[str, Project] = {}
     for root, members in groups.items():

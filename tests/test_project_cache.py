@@ -656,6 +656,16 @@ def test_a_child_that_fails_or_dies_leaves_the_update_to_this_process() -> None:
     assert start_update(dies_in_the_child, Path("."), None).result() == "updated here"
     with pytest.raises(ValueError, match="pyproject.toml:3: bad setting"):  # reported as this process's own
         start_update(always_fails, Path("."), None).result()
+    redone: list[str] = []
+
+    def slow(root: Path, settings: object) -> str:
+        if os.getpid() != parent:
+            time.sleep(0.2)
+        redone.append("here")
+        return "updated"
+
+    start_update(slow, Path("."), None).abandon()  # this process is ending: nothing is redone here
+    assert redone == []
 
 
 def test_a_tree_parsed_ahead_is_the_one_the_check_gets_once() -> None:

@@ -60,6 +60,12 @@ class PendingUpdate:
         # The child raised: raise the same error here, where it is reported as any update's.
         return self._again()
 
+    def abandon(self) -> None:
+        """Stop waiting for the child (this process is ending: an error, Ctrl-C) without redoing its
+        work; a child still running finishes its update, which is safe to interrupt or to keep."""
+        os.close(self._pipe)
+        os.waitpid(self._pid, 0)
+
 
 def start_update(update: Callable[..., "Project"], root: Path, settings: Any, **options: Any) -> PendingUpdate:
     """`update(root, settings, **options)` in a forked child."""
