@@ -654,3 +654,25 @@ def test_the_index_takes_a_constructor_factory_for_the_builders_device_too(tmp_p
                     "        return self.pe\n",
     })
     assert not any(d.code == "SL103" for d in found)
+
+
+def test_a_parameter_the_call_leaves_out_takes_its_default(tmp_path: Path) -> None:
+    # vLLM's FP4 indexer test: `_scale_raw_choices(name)` leaves `device=None`, so the table it returns
+    # is on the CPU there, though another call passes `device="cuda"`. A call through `*args` or
+    # `**kwargs` may pass it: nothing is assumed then.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/helpers.py": "import torch\n\n\ndef choices(name, *, device=None):\n"
+                          "    return torch.arange(16, 89, device=device)\n",
+        "pkg/use.py": "import torch\n\nfrom pkg.helpers import choices\n\n\n"
+                      "def on_host():\n    raw = choices('mxfp4')\n    idx = torch.randint(3, (2,))\n"
+                      "    return raw[idx]\n\n\n"
+                      "def on_gpu():\n    raw = choices('mxfp4', device='cuda')\n    idx = torch.randint(3, (2,))\n"
+                      "    return raw[idx]\n\n\n"
+                      "def forwarded(**kwargs):\n    raw = choices('mxfp4', **kwargs)\n"
+                      "    idx = torch.randint(3, (2,))\n    return raw[idx]\n",
+    }, strict=True)
+    rows = {(d.start.row, d.code) for d in found if Path(d.path).name == "use.py"}
+    assert not any(row == 9 for row, _code in rows)  # CPU table, CPU index: even --strict says nothing
+    assert (15, "SL302") in rows
+    assert (21, "SL302") in rows  # `**kwargs` may pass the GPU device

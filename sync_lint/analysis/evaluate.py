@@ -519,9 +519,11 @@ class Evaluator:
             return None
         args = [self._argument_fact(a.value) for a in expr.args if a.keyword is None and not a.star]
         kwargs = {a.keyword.value: self._argument_fact(a.value) for a in expr.args if a.keyword is not None}
-        if any(a.star for a in expr.args):
+        complete = not any(a.star for a in expr.args)
+        if not complete:
             args, kwargs = [], {}
-        found = self.project.call(callee, _as_object(receiver) if receiver is not None else None, args, kwargs)
+        found = self.project.call(callee, _as_object(receiver) if receiver is not None else None, args, kwargs,
+                                  complete)
         return replace(found, origin=expr if found.where is None else found.origin) if found is not None else None
 
     def _argument_fact(self, expr: cst.BaseExpression) -> Fact:

@@ -792,10 +792,14 @@ class Inference:
             known = self._return_reads[function] = frozenset(_params_in(info.returns))
         return known
 
-    def _returns_with(self, function: str, args: list[Argument], kwargs: dict[str, Argument], budget: int) -> Fact:
+    def _returns_with(self, function: str, args: list[Argument], kwargs: dict[str, Argument], budget: int,
+                      complete: bool = False) -> Fact:
         """The function's result with these arguments (memoised unless a cycle's guess went into it).
 
-        An argument is a fact, or a function that evaluates it when the result needs it."""
+        An argument is a fact, or a function that evaluates it when the result needs it. `complete`:
+        the call spells out every argument it passes (no `*args`/`**kwargs`), so a parameter it
+        leaves out takes its default: `_scale_raw_choices(name)` returns `torch.arange(...,
+        device=device)` with `device=None`, a CPU tensor, whatever the other callers pass."""
         found = self.index.function(function)
         if found is None:
             return UNKNOWN
@@ -808,6 +812,12 @@ class Inference:
         positional = [p for p in info.params if p.kind in ("posonly", "pos")]
         params = {p.name: _forced(arg) for p, arg in zip(positional, args) if p.name in needed}
         params.update((name, _forced(arg)) for name, arg in kwargs.items() if name in needed)
+        if complete:
+            given = {p.name for p in positional[:len(args)]} | set(kwargs)
+            for param in info.params:
+                if param.name in needed and param.name not in given and param.default is not None \
+                        and param.kind in ("posonly", "pos", "kwonly"):
+                    params[param.name] = self.eval(param.default, Context(summary, None, budget=budget - 1))
         # A string's text is part of the key: `"cuda"` and `"cpu"` make different specialisations. So is
         # whether an argument rests on a convention: else the call solved first would decide how sure
         # the answer is for every later call.
@@ -1436,7 +1446,7 @@ class Inference:
                 else:
                     self_fact = receiver if receiver is not None and receiver.value_kind == "object" else UNKNOWN
                     results.append(self._returns_with(target, ([self_fact] if bound else []) + arg_facts, kw_facts,
-                                                      budget))
+                                                      budget, complete=not any(k == "**" for k, _v in kwargs)))
             return join_sources(results)
         if func[0] == "name" and func[1] == "str" and len(args) == 1 and args[0][0] != "*" and not kwargs:
             named = self.eval(args[0], context)
