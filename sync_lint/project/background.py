@@ -3,9 +3,9 @@
 A check of a few edited files in a warm project starts with two independent pieces of work: the
 index update (a `stat` of every file, summaries of the edited ones with the stdlib `ast`, the
 cache's bookkeeping) and loading the rules, which imports libcst, then parsing the edited files.
-Neither needs the other. On Linux, with a core to
-spare, a child process forked before either does the update and hands the `Project` back through a
-pipe, as `update_project` would have returned it, while this process imports and parses.
+Neither needs the other. On Linux, with a core to spare, a child process forked before either does
+the update and hands the `Project` back through a pipe, as `update_project` would have returned
+it, while this process imports and parses.
 
 Only small checks use it (a whole-project run's update summarises in a pool of its own, and
 remembers the summaries in this process for its workers). A child that fails, or is killed, hands
