@@ -60,8 +60,9 @@ transformers 5.23, read one by one: 40 real, 16 intended, 5 false). A `return` n
 the `if`) is not one either, a known gap both ways: transformers' `extend_pe`
 returns its cached table so and rebuilds it only for over-long inputs, but
 `get_vision_window_index` returns so what its callers almost never precompute
-(counting such returns dropped 10 chains into the table rebuilds, read false, and
-12 others, 10 of them through `get_vision_window_index`, read real). A call site that itself sits behind a test in the hot function is reported,
+(counting such returns dropped 10 chains into the table rebuilds, read false where
+read, and 12 others, 10 of them through `get_vision_window_index`, of which audits
+had read 7, all real). A call site that itself sits behind a test in the hot function is reported,
 as any line there is, and its message says the host waits each time that line runs,
 not on every pass (audit readers found "every pass" on calls behind `if _runner is
 None:`, which run once per process). A longer chain that syncs on every pass is
