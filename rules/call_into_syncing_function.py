@@ -55,14 +55,15 @@ or `else` arm, the rest of a block after an `if` whose body ends in `return`,
 cachetools' `cached`, whose body runs on the first call with each new argument
 (six such chains, read in earlier audits, were real once per device and not on every
 pass). An `if` that ends in `raise` is not such a test: the lines after `if bad:
-raise ...` run on every pass that succeeds (the 61 chains this added on vLLM 0.33 and
-transformers 5.23, read one by one: 40 real, 16 intended, 5 false). A `return` nested deeper (an `if` inside
-the `if`) is not one either, a known gap both ways: transformers' `extend_pe`
-returns its cached table so and rebuilds it only for over-long inputs, but
-`get_vision_window_index` returns so what its callers almost never precompute
-(counting such returns dropped 10 chains into the table rebuilds, read false where
-read, and 12 others, 10 of them through `get_vision_window_index`, of which audits
-had read 7, all real). A call site that itself sits behind a test in the hot function is reported,
+raise ...` run on every pass that succeeds (the 61 chains this added on vLLM 0.33
+and transformers 5.23, read one by one: 40 real, 16 intended, 5 false). A `return`
+nested deeper (an `if` inside the `if`) is not one either, a known gap both ways:
+transformers' `extend_pe` returns its cached table so and rebuilds it only for
+over-long inputs, but `get_vision_window_index` returns so what its callers almost
+never precompute (counting such returns dropped 10 chains into the table rebuilds,
+read false where read, and 12 others, 10 of them through `get_vision_window_index`,
+of which audits had read 7, all real).
+A call site that itself sits behind a test in the hot function is reported,
 as any line there is, and its message says the host waits each time that line runs,
 not on every pass (audit readers found "every pass" on calls behind `if _runner is
 None:`, which run once per process). A longer chain that syncs on every pass is
