@@ -203,6 +203,8 @@ def module_state_class(qualified: str) -> bool:
     """`torch.nn.Parameter`, `torch.nn.Buffer` (also as `torch.nn.parameter.*`): a tensor held by a module."""
     namespace, _, last = qualified.rpartition(".")
     return last in NN_NON_MODULES and namespace in ("torch.nn", "torch.nn.parameter")
+
+
 NON_TENSOR_ANNOTATIONS = frozenset(
     "int float bool str bytes list dict tuple set List Dict Tuple Set Sequence Mapping "
     "ndarray Module device dtype".split()
