@@ -3,7 +3,8 @@
 and unchanged.
 
     python benchmarks/one_file_latency.py --build base=/venv-a/bin/sync-lint --build head=/venv-b/bin/sync-lint \\
-        [--corpus vllm-0.33.0] [--file vllm/v1/worker/gpu_input_batch.py] [--rounds 7] [--edit insert]
+        [--corpus vllm-0.33.0] [--file vllm/v1/worker/gpu_input_batch.py] [--rounds 7] [--edit insert] \\
+        [--daemon head]
 
 The corpus's Python files are copied to a temporary folder (the edits never touch
 `benchmarks/corpus/`), each build gets its own cache folder there, and each is warmed with two
@@ -13,6 +14,11 @@ summary, facts and result are redone), and each checks it
 again (nothing changed: everything comes from the cache). The builds take turns within a round,
 so the shared machine's load hits them alike. Prints the medians and every run, in wall seconds,
 with whether the builds printed the same findings, and `--version` for each.
+
+`--daemon NAME`: that build checks through a daemon (`NAME-EXECUTABLE daemon start`, before the
+warm-up; stopped at the end). The same executable may be given twice, once with `--daemon`: the
+other builds run with `SYNC_LINT_NO_DAEMON=1`, and every daemon lives in the run's temporary folder,
+so a daemon the user started is never used.
 """
 
 from __future__ import annotations
@@ -49,39 +55,62 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--edit", choices=("append", "insert"), default="append",
                         help="append a comment line at the end (nothing moves), or insert one at the top "
                              "(every line moves: what cited them is redone)")
+    parser.add_argument("--daemon", action="append", default=[], metavar="NAME",
+                        help="this build checks through a daemon it starts first")
     args = parser.parse_args(argv)
     builds = dict(item.split("=", 1) for item in args.build)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # as users run it
     with tempfile.TemporaryDirectory(prefix="one-file-latency-") as folder:
         root = Path(folder) / "corpus"
         _copy_corpus(HERE / "corpus" / args.corpus, root)
+        daemons = Path(folder) / "daemons"
+        daemons.mkdir(mode=0o700)
+        envs = {name: dict(env, SYNC_LINT_DAEMON_DIR=str(daemons),
+                           **({} if name in args.daemon else {"SYNC_LINT_NO_DAEMON": "1"})) for name in builds}
+        for name in args.daemon:
+            subprocess.run([builds[name], "daemon", "start"], check=True, env=envs[name])
+        try:
+            results = _measure(args, builds, envs, root, Path(folder))
+        finally:
+            for name in args.daemon:
+                subprocess.run([builds[name], "daemon", "stop"], env=envs[name])
+    _print(args, builds, env, *results)
+    return 0
 
-        def check(name: str) -> tuple[float, str]:
-            command = [builds[name], "check", args.file, "--config", str(root / "sync-lint-bench.toml"),
-                       "--exit-zero", "--cache-dir", str(Path(folder) / f"cache-{name}")]
-            start = time.perf_counter()
-            done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=root)
-            return time.perf_counter() - start, done.stdout
 
+def _measure(args: argparse.Namespace, builds: dict[str, str], envs: dict[str, dict[str, str]], root: Path,
+             folder: Path) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, str]]:
+    def check(name: str) -> tuple[float, str]:
+        command = [builds[name], "check", args.file, "--config", str(root / "sync-lint-bench.toml"),
+                   "--exit-zero", "--cache-dir", str(folder / f"cache-{name}")]
+        start = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, env=envs[name], cwd=root)
+        return time.perf_counter() - start, done.stdout
+
+    for name in builds:
+        check(name)
+        check(name)
+    edited: dict[str, list[float]] = {name: [] for name in builds}
+    warm: dict[str, list[float]] = {name: [] for name in builds}
+    printed: dict[str, str] = {}
+    for round_ in range(args.rounds):
+        edited_file = root / args.file
+        if args.edit == "append":
+            with open(edited_file, "a", encoding="utf-8") as handle:
+                handle.write(f"# latency round {round_}\n")
+        else:
+            edited_file.write_text(f"# latency round {round_}\n" + edited_file.read_text(encoding="utf-8"),
+                                   encoding="utf-8")
         for name in builds:
-            check(name)
-            check(name)
-        edited: dict[str, list[float]] = {name: [] for name in builds}
-        warm: dict[str, list[float]] = {name: [] for name in builds}
-        printed: dict[str, str] = {}
-        for round_ in range(args.rounds):
-            edited_file = root / args.file
-            if args.edit == "append":
-                with open(edited_file, "a", encoding="utf-8") as handle:
-                    handle.write(f"# latency round {round_}\n")
-            else:
-                edited_file.write_text(f"# latency round {round_}\n" + edited_file.read_text(encoding="utf-8"),
-                                       encoding="utf-8")
-            for name in builds:
-                edited[name].append(check(name)[0])
-            for name in builds:
-                seconds, printed[name] = check(name)
-                warm[name].append(seconds)
+            edited[name].append(check(name)[0])
+        for name in builds:
+            seconds, printed[name] = check(name)
+            warm[name].append(seconds)
+    return edited, warm, printed
+
+
+def _print(args: argparse.Namespace, builds: dict[str, str], env: dict[str, str], edited: dict[str, list[float]],
+           warm: dict[str, list[float]], printed: dict[str, str]) -> None:
     for label, table in ((f"after a comment edit ({args.edit})", edited), ("warm, unchanged", warm)):
         for name, times in table.items():
             runs = " ".join(f"{t:.3f}" for t in times)
@@ -94,7 +123,6 @@ def main(argv: list[str] | None = None) -> int:
             subprocess.run([executable, "--version"], capture_output=True, env=env)
             times.append(time.perf_counter() - start)
         print(f"| `--version` | {name} | {statistics.median(times):.3f} | |")
-    return 0
 
 
 if __name__ == "__main__":

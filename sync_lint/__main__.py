@@ -1,4 +1,5 @@
-"""`python -m sync_lint` and the `sync-lint` executable: `--version` answered before anything is imported.
+"""`python -m sync_lint` and the `sync-lint` executable: `--version` answered before anything is imported,
+and `check` handed to a running daemon (`daemon.py`) before the parser is.
 
 The version is what editors and pre-commit ask most often, and importing click alone
 costs about as much as starting Python; every other command goes to the click group.
@@ -18,6 +19,17 @@ def main() -> object:
 
         sys.stdout.write(f"sync-lint, version {__version__}\n")
         return 0
+    if len(sys.argv) > 1 and sys.argv[1] in ("check", "fix") and "--no-daemon" not in sys.argv:
+        from sync_lint.daemon import run_in_daemon
+
+        status = run_in_daemon(sys.argv[1:])
+        if status is not None:
+            return status
+    return run_here()
+
+
+def run_here() -> object:
+    """Run the command line in this process (also what a daemon's child runs for its caller)."""
     import gc
 
     # A check allocates millions of small objects that live for the whole run (trees, facts,

@@ -8,6 +8,7 @@
 | `paths.py` | `paths` (the call tree of a hot-path root) |
 | `runtime.py` | `verify`, `trace` (these import torch) |
 | `server.py` | `server` (the editor server; needs pygls) |
+| `daemon.py` | `daemon start`, `stop`, `status`, `run` (a warm process that `check` hands its work to) |
 """
 
 # Each module registers its commands on `main` when first imported; `main` imports them on

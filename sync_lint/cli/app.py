@@ -26,6 +26,7 @@ COMMAND_MODULES = {
     "rules": "info", "explain": "info",
     "verify": "runtime", "trace": "runtime",
     "server": "server",
+    "daemon": "daemon",
     "paths": "paths",
 }
 

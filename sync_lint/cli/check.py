@@ -62,6 +62,8 @@ def _check_options(func: Callable) -> Callable:
         click.option("-q", "--quiet", is_flag=True, help="Print findings and nothing else (no summary, notes or progress)."),
         click.option("--watch", is_flag=True, help="Check again whenever a checked file changes (Ctrl-C stops)."),
         click.option("--no-progress", is_flag=True, help="Never show a progress bar."),
+        click.option("--no-daemon", is_flag=True, help="Check in this process even when a daemon of this sync-lint "
+                     "is running (`sync-lint daemon start`)."),
         click.option("--hot-only", is_flag=True, help="Report only findings on a hot path (reachable from a hot root)."),
         click.option("--hot-path", "hot_path", multiple=True, metavar="MODULE:QUALNAME",
                      help="A hot-path root on top of the configured `hot-paths` (repeatable)."),
@@ -121,6 +123,7 @@ def run_check(
     show_stale: bool = False,
     diff_against: str | None = None,
     no_progress: bool = False,
+    no_daemon: bool = False,
     force_exclude: bool | None = None,
     exit_non_zero_on_fix: bool = False,
     fix_only: bool = False,

@@ -34,8 +34,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
-from sync_lint import __version__
 from sync_lint.analysis.facts import map_text
+from sync_lint.fingerprint import code_files, stat_digest
 from sync_lint.project.deps import Dep, dep_id
 from sync_lint.project.index import WHOLE_TABLES, calls_by_name, table_rows
 from sync_lint.project.summary import SUMMARY_FORMAT, ModuleSummary, map_lines
@@ -69,16 +69,8 @@ def _immediate(db: sqlite3.Connection) -> Iterator[None]:
 
 @functools.lru_cache(maxsize=None)
 def tool_fingerprint() -> str:
-    """The code that solved cached facts and results: the version and the stat signatures of
-    sync-lint's own modules and rules (an editable install or a rule being developed changes it
-    without a new version)."""
-    import importlib.util
-
-    rules = importlib.util.find_spec("sync_lint.rules")
-    folders = [Path(__file__).resolve().parent.parent]
-    if rules is not None:
-        folders += [Path(p) for p in rules.submodule_search_locations or ()]
-    return _stat_digest(sorted(path for folder in folders for path in folder.rglob("*.py")))
+    """The code that solved cached facts and results (see `sync_lint/fingerprint.py`)."""
+    return stat_digest(code_files(), str(SUMMARY_FORMAT))
 
 
 @functools.lru_cache(maxsize=None)
@@ -86,16 +78,9 @@ def summary_fingerprint() -> str:
     """The code that wrote the summaries (the database's format) and their local conventions, which
     the inference evaluates: a change elsewhere keeps them."""
     here = Path(__file__).resolve().parent
-    return _stat_digest([here / name for name in ("summary.py", "values.py", "conventions.py", "store.py", "index.py",
-                                                  "infer.py", "../analysis/facts.py", "../analysis/knowledge.py")])
-
-
-def _stat_digest(paths: list[Path]) -> str:
-    digest = hashlib.sha256(f"{SUMMARY_FORMAT}:{__version__}".encode())
-    for path in paths:
-        info = path.stat()
-        digest.update(f"{path}:{info.st_size}:{info.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
+    return stat_digest([here / name for name in ("summary.py", "values.py", "conventions.py", "store.py", "index.py",
+                                                 "infer.py", "../analysis/facts.py", "../analysis/knowledge.py")],
+                       str(SUMMARY_FORMAT))
 
 
 _SCHEMA = """
