@@ -525,24 +525,30 @@ def run_files(
 
         loaded.append(plan.loaded())
         for path in edited:
-            parse_file_ahead(path)
+            parse_file_ahead(path, loaded[0].rules, plan.settings)
 
-    projects = projects_of(plan, files, jobs=jobs, updated=(updated or {}).values(), meanwhile=load_and_parse)
-    cached = _cached_results(plan, files, projects) if fix is None else {}
-    if on_result is not None:
-        for path in files:
-            if path in cached:
-                on_result(cached[path])
-    todo = [path for path in files if path not in cached]
-    fresh: list[FileResult] = []
-    if todo:
-        # Only a file to check needs the rules and the workers (they import the parser).
-        from sync_lint.engine.parallel import run_per_file
+    try:
+        projects = projects_of(plan, files, jobs=jobs, updated=(updated or {}).values(), meanwhile=load_and_parse)
+        cached = _cached_results(plan, files, projects) if fix is None else {}
+        if on_result is not None:
+            for path in files:
+                if path in cached:
+                    on_result(cached[path])
+        todo = [path for path in files if path not in cached]
+        fresh: list[FileResult] = []
+        if todo:
+            # Only a file to check needs the rules and the workers (they import the parser).
+            from sync_lint.engine.parallel import run_per_file
 
-        plan = loaded[0] if loaded else plan.loaded()
-        initargs = (plan.rules, tuple(plan.registry), plan.settings, fix, projects)
-        fresh = run_per_file(todo, _process_file, initializer=_start_job, initargs=initargs,
-                             jobs=jobs or plan.settings.jobs, on_result=on_result, after_batch=_save_job)
+            plan = loaded[0] if loaded else plan.loaded()
+            initargs = (plan.rules, tuple(plan.registry), plan.settings, fix, projects)
+            fresh = run_per_file(todo, _process_file, initializer=_start_job, initargs=initargs,
+                                 jobs=jobs or plan.settings.jobs, on_result=on_result, after_batch=_save_job)
+    finally:
+        if loaded:
+            from sync_lint.engine.parse import forget_parsed_ahead
+
+            forget_parsed_ahead()
     if todo and plan.project is not None and not plan.project.temporary:
         _merge_reads(projects)
     by_path = dict(zip(todo, fresh))
@@ -640,12 +646,13 @@ def projects_of(plan: Plan, files: Sequence[str], *, jobs: int | None = None,
     return out
 
 
-def _parser_loaded() -> bool:
-    """Whether this process has imported libcst already (an editor server, a second pass): then
-    there is little to do while a child updates the index."""
-    import sys
+def _other_threads() -> bool:
+    """Whether other threads run in this process (an editor server's): a child forked now could
+    inherit a lock one of them holds. A command line, or a daemon's child (which has libcst loaded
+    already but the files still to parse), runs one thread."""
+    import threading
 
-    return "libcst" in sys.modules
+    return threading.active_count() > 1
 
 
 # A check of at most this many files updates the index in a child while it parses them (`meanwhile`).
@@ -655,14 +662,14 @@ _PARSE_WHILE_UPDATING = 8
 def _edited_since_last_run(plan: Plan, files: Sequence[str], groups: "dict[Path, list[str]]",
                            known: "dict[Path, Project]") -> list[str]:
     """The files worth parsing while a child updates the index: a small check, on a machine where a
-    child can run alongside, before this process has loaded the parser, of files changed since their
+    child can run alongside, in a process with no other thread, of files changed since their
     project's cache last changed (the others' results are most likely cached)."""
     from sync_lint.project.background import can_fork
     from sync_lint.project.build import cache_folder
     from sync_lint.project.store import DATABASE
 
     if len(files) > _PARSE_WHILE_UPDATING or plan.project is None or plan.project.temporary \
-            or _parser_loaded() or all(root in known for root in groups) or not can_fork():
+            or _other_threads() or all(root in known for root in groups) or not can_fork():
         return []
     edited = []
     for root, members in groups.items():

@@ -30,7 +30,6 @@ import socket
 import stat
 import struct
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -62,6 +61,8 @@ def _folder() -> Path:
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime and os.path.isdir(runtime):
         return Path(runtime) / "sync-lint"
+    import tempfile  # only here: the caller's start-up is what the daemon saves
+
     return Path(tempfile.gettempdir()) / f"sync-lint-{os.getuid()}"
 
 

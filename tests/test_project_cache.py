@@ -559,7 +559,7 @@ def test_the_hot_path_pass_checks_more_files_with_the_index_the_run_brought_up_t
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Bringing a project up to date lists and stats every file: once per run is enough, though the
     # hot-path pass checks the callee's file too.
-    from sync_lint.project import build
+    from sync_lint.project import background, build
 
     root = tmp_path / "hot"
     write(root, {"pyproject.toml": "", "pkg/__init__.py": "", "pkg/model.py": HOT_MODEL, "pkg/ops.py": HOT_OPS})
@@ -579,6 +579,7 @@ def test_the_hot_path_pass_checks_more_files_with_the_index_the_run_brought_up_t
         return run_files(plan, files, **kwargs)
 
     monkeypatch.setattr(build, "update_project", counting)
+    monkeypatch.setattr(background, "can_fork", lambda: False)  # count the updates in this process
     monkeypatch.setattr(api, "run_files", recording)
     plan = api.plan(["pkg/model.py"], target_torch_version=FIXTURE_TORCH)
     report = api.run(plan, ["pkg/model.py"], jobs=1)
@@ -688,8 +689,8 @@ def test_a_tree_parsed_ahead_is_the_one_the_check_gets_once() -> None:
 @needs_fork
 def test_a_small_check_of_an_edited_file_parses_it_while_a_child_updates_the_index(
         project: Path, runs: Runs, monkeypatch: pytest.MonkeyPatch) -> None:
-    # A one-file check after an edit, in a fresh process (no parser loaded yet): the index update
-    # runs in a forked child while this process loads the rules and parses the file.
+    # A one-file check after an edit, in a process of one thread: the index update runs in a forked
+    # child while this process loads the rules (if it has not yet) and parses the file.
     from sync_lint.engine import lint, parse
     from sync_lint.project import background
 
@@ -701,16 +702,27 @@ def test_a_small_check_of_an_edited_file_parses_it_while_a_child_updates_the_ind
     started: list[Path] = []
     ahead: list[str] = []
     start, parse_file = background.start_update, lint.parse_file_ahead
-    monkeypatch.setattr(api, "_parser_loaded", lambda: False)
+    monkeypatch.setattr(api, "_other_threads", lambda: False)
     monkeypatch.setattr(background, "can_fork", lambda: True)
     monkeypatch.setattr(background, "start_update", lambda *a, **k: started.append(a[1]) or start(*a, **k))
-    monkeypatch.setattr(lint, "parse_file_ahead", lambda p: ahead.append(p) or parse_file(p))
+    monkeypatch.setattr(lint, "parse_file_ahead", lambda p, *more: ahead.append(p) or parse_file(p, *more))
+
+    class Taken(dict):  # the trees parsed ahead, recording those a check asked for
+        taken: list[object] = []
+
+        def pop(self, key, default=None):  # type: ignore[no-untyped-def, override]
+            found = super().pop(key, default)
+            if found is not None:
+                self.taken.append(found)
+            return found
+
+    monkeypatch.setattr(parse, "_AHEAD", Taken())
     plan = api.plan([str(path)], target_torch_version=FIXTURE_TORCH, project=api.ProjectOptions(cache_dir=runs.cache))
     report = api.run(plan, [str(path)], jobs=1)
     found = {(Path(d.path).name, d.start.row, d.code) for r in report.results for d in r.diagnostics}
     assert found == {("runner.py", 5, "SL101"), ("runner.py", 9, "SL102")}
     assert started == [project.resolve()] and [Path(p).name for p in ahead] == ["runner.py"]
-    assert parse._AHEAD == {}  # the check took the tree parsed ahead
+    assert len(Taken.taken) == 1 and parse._AHEAD == {}  # the check took the tree parsed ahead
     # The child's update is in the cache: a whole run now re-checks only what the edit touched.
     assert runs() == {RUNNER_FINDING, OTHER_FINDING, ("pkg/runner.py", 9, "SL102")}
     assert "pkg/other.py" not in runs.linted

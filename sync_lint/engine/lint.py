@@ -160,16 +160,18 @@ def lint_file(
         return FileResult(path, errors=[FileError(path, f"internal error: {type(exc).__name__}: {exc}")])
 
 
-def parse_file_ahead(path: str) -> None:
-    """Parse a file before its check asks for the tree (`parse.parse_ahead`), on a deep stack as the
-    check does; a file the check would not parse as it stands is left alone."""
+def parse_file_ahead(path: str, rules: Sequence[type["Rule"]], settings: "Settings") -> None:
+    """Parse a file before its check (with its project) asks for the tree (`parse.parse_ahead`), on a
+    deep stack as the check does; a file the check would not parse as it stands is left alone."""
     from sync_lint.engine.stack import call_with_deep_stack
 
     try:
         source = read_source(path).text
     except SourceError:
         return
-    if path.endswith(".ipynb") or _nesting_error(source, path) is not None:
+    if path.endswith(".ipynb") or file_directives(source).skip or _nesting_error(source, path) is not None:
+        return
+    if not Prefilter.for_rules([r for r in rules if not r.project_rule], settings, project=True).wants(source):
         return
     call_with_deep_stack(parse_ahead, source)
 

@@ -47,6 +47,12 @@ def parse_module(source: str) -> cst.Module:
         return cst.parse_module(source)
 
 
+def forget_parsed_ahead() -> None:
+    """Drop the trees parsed ahead that no check asked for (a file the prefilter passed over, a run
+    that failed): a process that lives on (a test run, a daemon's caller) must not keep them."""
+    _AHEAD.clear()
+
+
 def parse_ahead(source: str) -> None:
     """Parse `source` now, for the `parse_module` call that will ask for it (while another process
     does other work); a text that does not parse is left to that call, which reports it."""

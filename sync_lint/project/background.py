@@ -7,6 +7,8 @@ Neither needs the other. On Linux, with a core to spare, a child process forked 
 the update and hands the `Project` back through a pipe, as `update_project` would have returned
 it, while this process imports and parses.
 
+A daemon's child (`sync_lint/daemon.py`) has libcst loaded already, and still parses the files
+while its own child updates. A process with other threads (an editor server's) never forks here.
 Only small checks use it (a whole-project run's update summarises in a pool of its own, and
 remembers the summaries in this process for its workers). A child that fails, or is killed, hands
 back nothing, and the update is then done here as before: the cache stays consistent either way,
