@@ -132,6 +132,11 @@ def run_in_daemon(argv: list[str]) -> int | None:
     status, or None when no daemon took it (then the caller runs it itself)."""
     if not supported() or os.environ.get("SYNC_LINT_NO_DAEMON"):
         return None
+    try:  # no daemon at all, the common case: decided before the code's signature is computed
+        if not any(name.endswith(".sock") for name in os.listdir(_folder())):
+            return None
+    except OSError:
+        return None
     path = socket_path()
     if path is None or not path.exists():
         return None
