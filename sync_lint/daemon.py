@@ -42,6 +42,9 @@ _HEADER = struct.Struct("!I")  # the length of a request's JSON
 _PID = struct.Struct("!cq")  # b"P", the child serving the request
 _STATUS = struct.Struct("!ci")  # b"R", the child's exit status
 _MAX_REQUEST = 1 << 20
+# How long a caller waits for the daemon to fork the child of its check (a daemon stopped with
+# SIGSTOP, or swapped out, must not hang a commit hook for ever).
+_START_TIMEOUT_S = 30.0
 # The commands a daemon runs: those that check (and may fix) files.
 COMMANDS = ("check", "fix")
 
@@ -153,9 +156,17 @@ def run_in_daemon(argv: list[str]) -> int | None:
     if conn is None:
         return None
     with conn:
-        started = _read_exactly(conn, _PID.size)
+        conn.settimeout(_START_TIMEOUT_S)
+        try:
+            started = _read_exactly(conn, _PID.size)
+        except TimeoutError:
+            # Not run here: a child forked late would check as well, on the same streams.
+            sys.stderr.write(f"sync-lint: error: the daemon at {path} started no check in {_START_TIMEOUT_S:.0f} s; "
+                             "stop it (`sync-lint daemon stop`, or kill it) or check with --no-daemon\n")
+            return 2
         if started is None:
             return None  # refused (other code, shutting down) before a child started: run here
+        conn.settimeout(None)
         _tag, pid = _PID.unpack(started)
         forward = _forward_signals(pid)
         try:

@@ -161,3 +161,24 @@ def test_a_folder_others_may_open_is_never_used(tmp_path: Path, monkeypatch: pyt
     assert daemon.socket_path() is None
     with pytest.raises(daemon.DaemonError, match="only this user"):
         daemon.socket_path(create=True)
+
+
+def test_a_daemon_that_never_starts_the_check_fails_it_rather_than_hang(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "daemons"
+    folder.mkdir(mode=0o700)
+    monkeypatch.setenv("SYNC_LINT_DAEMON_DIR", str(folder))
+    monkeypatch.delenv("SYNC_LINT_NO_DAEMON", raising=False)
+    monkeypatch.setattr(daemon, "_START_TIMEOUT_S", 0.5)
+    path = daemon.socket_path()
+    assert path is not None
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(1)  # a wedged daemon: the connection is queued and never answered
+    try:
+        started = time.monotonic()
+        assert daemon.run_in_daemon(["check", "nothing.py"]) == 2
+        assert time.monotonic() - started < 10
+    finally:
+        listener.close()
+    assert "started no check" in capsys.readouterr().err
