@@ -104,7 +104,7 @@ def socket_path(signature: str | None = None, *, create: bool = False) -> Path |
 
 
 # --- the caller's side -------------------------------------------------------------------------
-def _exchange(path: Path, request: dict[str, Any], fds: list[int] = (), *,  # type: ignore[assignment]
+def _exchange(path: Path, request: dict[str, Any], fds: tuple[int, ...] = (), *,
               timeout: float | None = 2.0) -> socket.socket | None:
     """A connection to the daemon at `path` with `request` sent (and `fds` passed); None when none answers."""
     client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -152,7 +152,7 @@ def run_in_daemon(argv: list[str]) -> int | None:
     for stream in (sys.stdout, sys.stderr):
         if stream is not None:
             stream.flush()
-    conn = _exchange(path, request, [0, 1, 2])
+    conn = _exchange(path, request, (0, 1, 2))
     if conn is None:
         return None
     with conn:
@@ -313,10 +313,12 @@ def _reap(children: set[int]) -> None:
 
 
 def _receive(conn: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
+    """A request and the file descriptors passed with it (the caller's to close, whatever came)."""
     conn.settimeout(5.0)
+    fds: list[int] = []
     try:
         if not _same_user(conn):
-            return None, []
+            return None, fds
         data, fds, _flags, _addr = socket.recv_fds(conn, 1 << 16, 3)
         if len(data) < _HEADER.size:
             return None, fds
@@ -331,7 +333,7 @@ def _receive(conn: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
             body += rest
         return json.loads(body), fds
     except (OSError, ValueError):
-        return None, []
+        return None, fds
 
 
 def _same_user(conn: socket.socket) -> bool:
