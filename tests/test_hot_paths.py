@@ -719,27 +719,33 @@ def test_a_raise_above_leaves_the_rest_on_every_pass(tmp_path):
     # `if bad: raise` fails the pass: what follows runs on every pass that succeeds. A `break` inside a
     # loop of the block's own leaves only that loop. A `return` nested in an `if` inside an `if` is
     # not taken for a branch either (transformers' `get_vision_window_index` returns that way what its
-    # callers almost never precompute); a `return` ending the `if` body is.
+    # callers almost never precompute), unless it hands back a parameter as it came in (`extend_pe`
+    # returns the table it was given when it is long enough); a `return` ending the `if` body is.
     messages = model_sl601(tmp_path, {
         "pkg/__init__.py": "",
         "pkg/ops.py": "import torch\n\n\ndef always(x):\n    return x.sum().item()\n\n\n"
-                      "def nested_return(x, pe=None):\n    if pe is not None:\n        if pe.numel() > 3:\n"
-                      "            return pe\n    return always(x)\n\n\n"
+                      "def nested_return(x, kwargs=None):\n    if kwargs is not None:\n"
+                      "        found = kwargs.pop('found', None)\n        if found is not None:\n"
+                      "            return found\n    return always(x)\n\n\n"
                       "def checked(x, n):\n    if n < 0:\n        raise ValueError(n)\n"
                       "    return always(x)\n\n\n"
                       "def looped(x, n):\n    for i in range(n):\n        if i > 2:\n            break\n"
                       "    return always(x)\n\n\n"
-                      "def early(x, n):\n    if n < 0:\n        return None\n    return always(x)\n",
-        "pkg/model.py": "import torch\n\nfrom pkg.ops import checked, early, looped, nested_return\n\n\n"
+                      "def early(x, n):\n    if n < 0:\n        return None\n    return always(x)\n\n\n"
+                      "def hands_back(x, pe=None):\n    if pe is not None:\n        if pe.numel() > 3:\n"
+                      "            if pe.dtype != x.dtype:\n                pe = pe.to(x.dtype)\n"
+                      "            return pe\n    return always(x)\n",
+        "pkg/model.py": "import torch\n\nfrom pkg.ops import checked, early, hands_back, looped, nested_return\n\n\n"
                         "class Model(torch.nn.Module):\n    def forward(self, q):\n"
                         "        x = torch.ones(3, device='cuda')\n"
                         "        a = nested_return(x, q)\n        b = checked(x, 3)\n        c = looped(x, 3)\n"
-                        "        d = early(x, 3)\n        return a, b, c, d\n",
+                        "        d = early(x, 3)\n        e = hands_back(x, q)\n        return a, b, c, d, e\n",
     })
     assert messages[9].endswith("on every pass through this hot path")
     assert messages[10].endswith("on every pass through this hot path")
     assert messages[11].endswith("on every pass through this hot path")
-    assert messages[12].split("take the branch at ")[-1].endswith("pkg/ops.py:29")
+    assert messages[12].split("take the branch at ")[-1].endswith("pkg/ops.py:30")
+    assert messages[13].split("take the branch at ")[-1].endswith("pkg/ops.py:36")
 
 
 def test_default_mode_reports_only_chains_that_sync_on_every_pass(tmp_path):

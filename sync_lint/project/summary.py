@@ -29,7 +29,7 @@ from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 31
+SUMMARY_FORMAT = 32
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -883,7 +883,7 @@ class _Summarizer:
         info.loops = tuple(self.loops)
         named = {p.name for p in params if p.kind not in ("star", "starstar")}
         info.guards, info.truth_guards = _guards(node.body, named)
-        info.branches = _branches(node.body)
+        info.branches = _branches(node.body, frozenset(named))
         self.loop_depth, self.generator, self.contexts, self.loops, self.narrowed = saved
 
     def _hot_marker(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
@@ -1495,8 +1495,9 @@ def _not_none_atom(test: ast.expr) -> tuple[set[str], set[str]]:
     return set(), set()
 
 
-def _branches(body: list[ast.stmt]) -> tuple[tuple[int, int, int], ...]:
-    """The blocks of a function body that run on some calls only (see `FunctionInfo.branches`)."""
+def _branches(body: list[ast.stmt], params: frozenset[str] = frozenset()) -> tuple[tuple[int, int, int], ...]:
+    """The blocks of a function body that run on some calls only (see `FunctionInfo.branches`);
+    `params`: the function's parameters (see `_leaves_early`)."""
     out: list[tuple[int, int, int]] = []
 
     def visit(block: list[ast.stmt]) -> None:
@@ -1505,7 +1506,7 @@ def _branches(body: list[ast.stmt]) -> tuple[tuple[int, int, int], ...]:
                 out.append((statement.lineno, statement.body[0].lineno, _last_line(statement.body)))
                 if statement.orelse:
                     out.append((statement.lineno, statement.orelse[0].lineno, _last_line(statement.orelse)))
-                if _leaves_early(statement.body) and position + 1 < len(block):
+                if _leaves_early(statement.body, params) and position + 1 < len(block):
                     out.append((statement.lineno, block[position + 1].lineno, _last_line(block)))
             elif isinstance(statement, (ast.Try, getattr(ast, "TryStar", ast.Try))):
                 out.extend((h.lineno, h.body[0].lineno, _last_line(h.body)) for h in statement.handlers)
@@ -1520,18 +1521,33 @@ def _branches(body: list[ast.stmt]) -> tuple[tuple[int, int, int], ...]:
     return tuple(sorted(set(out)))
 
 
-def _leaves_early(block: list[ast.stmt]) -> bool:
+def _leaves_early(block: list[ast.stmt], params: frozenset[str] = frozenset()) -> bool:
     """Whether an `if` body ends by leaving the function or the loop on a normal pass (`return`,
-    `break`, `continue`), so that the rest of the block after it runs on some calls only.
+    `break`, `continue`), so that the rest of the block after it runs on some calls only; or hands
+    back one of the function's own parameters from an `if` nested in it (`_hands_back`).
 
     A `raise` is no such end: after `if bad: raise ValueError(...)` the lines run on every pass that
-    succeeds. Nor is a `return` nested deeper in the body: transformers' `extend_pe` returns its
-    cached table from an `if` inside an `if` (the rebuild below runs only for over-long inputs), but
-    `get_vision_window_index` returns indices its callers precomputed the same way, which almost no
-    caller does. Counting nested returns dropped ten chains into the table rebuilds and twelve others
-    on transformers 5.23, ten of them through `get_vision_window_index` (audits had read seven of
-    those, all real)."""
-    return bool(block) and isinstance(block[-1], (ast.Return, ast.Continue, ast.Break))
+    succeeds. Nor is any other `return` nested deeper in the body: `get_vision_window_index` returns
+    indices its callers precomputed from an `if` inside an `if`, which almost no caller does, and
+    counting every nested return dropped ten real chains through it on transformers 5.23."""
+    if block and isinstance(block[-1], (ast.Return, ast.Continue, ast.Break)):
+        return True
+    return _hands_back(block, params)
+
+
+def _hands_back(block: list[ast.stmt], params: frozenset[str]) -> bool:
+    """Whether `block` returns a parameter as it came in (`return pe`) from an `if` in it, at any depth
+    of `if`s. That is a cache hit, or an input already in shape: transformers' `extend_pe(x, pe)`
+    returns the table it was given when it is long enough (`self.pe = self.extend_pe(x, self.pe)`),
+    so the rebuild after it, with its host-to-device copy, runs only for a longer input."""
+    for statement in block:
+        if isinstance(statement, ast.Return) and isinstance(statement.value, ast.Name) \
+                and statement.value.id in params:
+            return True
+        if isinstance(statement, ast.If) and (_hands_back(statement.body, params)
+                                              or _hands_back(statement.orelse, params)):
+            return True
+    return False
 
 
 def _true_when(test: ast.expr) -> tuple[set[str], set[str]]:
