@@ -215,6 +215,11 @@ class Evaluator:
             found = self.project.param(function, name)
             if found is not None and found.value_kind in ("none", "device"):
                 return replace(found, subject=name)
+            if found is None and _defaults_to_none(param):
+                # Only its name says accelerator, and calls may leave it None: transformers' rope
+                # parameter functions, reached through a table of them, get `device=None` at init
+                # and copy nothing (four precision audits read their `.to(device=device)` false).
+                return device_value(Device.UNKNOWN, reason=f"`{name}` defaults to None, and no caller passes a device")
         if function is None or local.device is Device.NOT_TENSOR and local.value_kind not in (None, "import") \
                 and not (local.value_kind == "python" and local.dtype is None and param.annotation is None):
             return local
@@ -1190,3 +1195,7 @@ def annotation_names(node: cst.BaseExpression) -> tuple[str, ...]:
         return (head,) if head else ()
     name = dotted_name(node)
     return (name,) if name else ()
+
+
+def _defaults_to_none(param: cst.Param) -> bool:
+    return isinstance(param.default, cst.Name) and param.default.value == "None"
