@@ -150,6 +150,7 @@ from sync_lint.rulekit import (
     Fact,
     Fix,
     Rule,
+    abbreviate,
     call_name,
     describe_bytes,
     dotted_name,
@@ -335,7 +336,7 @@ class PageableHostToDevice(Rule):
             if size is not None and size <= NEVER_BLOCKED_BYTES:
                 return  # measured: never blocks at this size
             fix = self._pinning_fix(node, method, receiver, source, literal and fact.is_tensor, None)
-            self.report(node, _staged_message(size), fact=fact, fix=fix)
+            self.report(node, _staged_message(size), fact=fact, fix=fix, also=destination)
             return
         if size is not None and size <= NEVER_BLOCKED_BYTES:
             fix = Fix("safe", "Pass `non_blocking=True`: a pageable copy of at most 64 KB never blocked (measured "
@@ -344,7 +345,7 @@ class PageableHostToDevice(Rule):
         else:
             fix = self._pinning_fix(node, method, receiver, source, literal and fact.is_tensor,
                                     self._flag_edit(node, flag))
-        self.report(node, _blocking_message(size), fact=fact, fix=fix)
+        self.report(node, _blocking_message(size), fact=fact, fix=fix, also=destination)
 
     def _copy(self, node: cst.Call, method: str,
               receiver: cst.BaseExpression) -> tuple[cst.BaseExpression, bool, Fact] | None:
@@ -362,6 +363,12 @@ class PageableHostToDevice(Rule):
             return None
         target = get_arg(node, "device", 0)
         literal = method == "cuda" or (target is not None and self.ctx.devices.literal_accelerator(target.value))
+        if target is not None and not literal:  # why the target is the accelerator is the evidence to show
+            named = self.ctx.devices.fact(target.value)
+            if named.value_kind == "device" or named.is_gpu:
+                return receiver, literal, dataclasses.replace(
+                    named, subject=named.subject or abbreviate(self.ctx.code(target.value)),
+                    convention=named.convention or result.by_convention)
         return receiver, literal, result
 
     def _flag_edit(self, node: cst.Call, flag: cst.Arg | None) -> Edit:

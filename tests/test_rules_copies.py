@@ -430,3 +430,25 @@ def test_a_branch_on_a_pinning_flag_takes_its_pinned_arm(tmp_path) -> None:
                       "    return np_to_pinned_tensor(array).to('cuda', non_blocking=True)\n",
     }, strict=True)
     assert [(Path(d.path).name, d.start.row) for d in found if d.code == "SL303"] == []
+
+
+def test_sl303_evidence_names_why_the_destination_is_the_accelerator():
+    # The host source alone does not make a host-to-device copy: the evidence says why the target is a GPU.
+    source = textwrap.dedent("""\
+        import torch
+
+        def given(x, device):
+            inv = torch.arange(0, 8, 2)
+            return inv.to(device=device, dtype=torch.float)
+
+        def through(x):
+            inv = torch.arange(0, 8, 2)
+            y = torch.ones(3, device="cuda")
+            return inv.to(y.device)
+        """)
+    found = {d.start.row: d for d in findings(source, "SL303")}
+    assert sorted(found) == [5, 10]
+    assert "`inv` is on the CPU" in found[5].evidence
+    assert "`device` is an accelerator device: a variable named `device`" in found[5].evidence
+    assert "`y.device` is an accelerator device: the device of a GPU tensor" in found[10].evidence
+    assert len(found[10].evidence_steps) == 2

@@ -368,10 +368,17 @@ def explain_steps(
     return steps
 
 
+_DEVICE_VALUE_WORDS = {Device.GPU: "an accelerator device", Device.CPU: "the CPU device",
+                       Device.PINNED: "the CPU device", Device.UNKNOWN: "a device",
+                       Device.NOT_TENSOR: "a device"}
+
+
 def _explain_one(fact: Fact, line_of: Callable[[cst.CSTNode], int], code_of: Callable[[cst.CSTNode], str]) -> str:
     words = _DEVICE_WORDS[fact.device]
     if fact.device is Device.UNKNOWN and fact.tensor_like:
         words = "a tensor of unknown device"
+    if fact.value_kind == "device" and fact.device_value is not None:
+        words = _DEVICE_VALUE_WORDS[fact.device_value]
     if fact.subject is None and fact.where is not None and fact.reason:  # a step in another place
         return f"{fact.reason} ({fact.where})"
     subject = f"`{fact.subject}`" if fact.subject else "the value"

@@ -82,6 +82,7 @@ class _Pending:
     evidence: str | None
     fix: Fix | None
     classes: tuple[str, ...] = ()  # the classes around the node, as the index names them
+    also: Fact | None = None  # a second fact the finding rests on (`Rule.report`)
 
 
 def _confidence(fact: Fact | None) -> str:
@@ -103,12 +104,12 @@ class Findings:
         self._cpu_side_known: dict[tuple[str, ...], bool] = {}
 
     def add(self, rule: "Rule", node: cst.CSTNode, message: str, *, fact: Fact | None, evidence: str | None,
-            fix: Fix | None) -> None:
+            fix: Fix | None, also: Fact | None = None) -> None:
         marks = self._ctx.marks
         if marks.in_allowed_context or marks.in_device_code or marks.on_error_path:
             return
         self._pending.append(_Pending(rule, node, message, fact, evidence, fix,
-                                      self._ctx.devices.binder.enclosing_classes()))
+                                      self._ctx.devices.binder.enclosing_classes(), also))
 
     def __bool__(self) -> bool:
         return bool(self._pending)
@@ -139,6 +140,8 @@ class Findings:
             steps: tuple[EvidenceStep, ...] = ()
             if evidence is None and pending.fact is not None:
                 found = explain_steps(pending.fact, ctx.line_of, ctx.code)
+                if pending.also is not None:
+                    found += [step for step in explain_steps(pending.also, ctx.line_of, ctx.code) if step not in found]
                 evidence = "; ".join(text for text, _where, _line in found if text) or None
                 steps = tuple(self._step(text, where, line) for text, where, line in found if text)
             elif evidence is not None:

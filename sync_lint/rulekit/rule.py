@@ -134,13 +134,16 @@ class Rule:
         fact: "Fact | None" = None,
         evidence: str | None = None,
         fix: Fix | None = None,
+        also: "Fact | None" = None,
     ) -> None:
         """Record a finding on `node`.
 
         `fact` is the device fact that made the rule fire; its provenance becomes
         the finding's evidence ("`x` is on the GPU: assigned from ... at line 5").
+        `also`: a second fact the finding rests on (the GPU end of a host-to-device copy whose
+        `fact` is the host source); its provenance follows.
         """
-        self.findings.add(self, node, message, fact=fact, evidence=evidence, fix=fix)
+        self.findings.add(self, node, message, fact=fact, evidence=evidence, fix=fix, also=also)
 
     def replace(self, node: cst.CSTNode, new: str | cst.CSTNode) -> Edit:
         """The edit that swaps `node` for `new` (source text, or a node libcst renders)."""
