@@ -45,8 +45,6 @@ _MAX_REQUEST = 1 << 20
 # How long a caller waits for the daemon to fork the child of its check (a daemon stopped with
 # SIGSTOP, or swapped out, must not hang a commit hook for ever).
 _START_TIMEOUT_S = 30.0
-# The commands a daemon runs: those that check (and may fix) files.
-COMMANDS = ("check", "fix")
 
 
 class DaemonError(Exception):
