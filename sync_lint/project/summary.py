@@ -1536,8 +1536,9 @@ def _leaves_early(block: list[ast.stmt], params: frozenset[str] = frozenset()) -
 
 
 def _hands_back(block: list[ast.stmt], params: frozenset[str]) -> bool:
-    """Whether `block` returns a parameter as it came in (`return pe`) from an `if` in it, at any depth
-    of `if`s. That is a cache hit, or an input already in shape: transformers' `extend_pe(x, pe)`
+    """Whether `block` returns one of the function's parameters (`return pe`, the name perhaps rebound
+    to a converted copy of it) from an `if` in it, at any depth of `if`s. That is a cache hit, or an
+    input already in shape: transformers' `extend_pe(x, pe)`
     returns the table it was given when it is long enough (`self.pe = self.extend_pe(x, self.pe)`),
     so the rebuild after it, with its host-to-device copy, runs only for a longer input."""
     for statement in block:
