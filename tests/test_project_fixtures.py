@@ -656,29 +656,6 @@ def test_the_index_takes_a_constructor_factory_for_the_builders_device_too(tmp_p
     assert not any(d.code == "SL103" for d in found)
 
 
-def test_a_device_parameter_that_defaults_to_none_is_the_accelerator_only_when_a_caller_says_so(
-        tmp_path: Path) -> None:
-    # transformers' rope parameter functions take `device=None` and are reached through a table of
-    # them: nothing says the copy goes to the accelerator, and at init it goes nowhere. A device
-    # parameter with no default keeps its name's reading, and a caller passing a device decides.
-    found = check_small_project(tmp_path, {
-        "pkg/__init__.py": "",
-        "pkg/rope.py": "import torch\n\n\ndef table(config, device=None):\n"
-                       "    inv = torch.arange(0, 8, 2)\n    return inv.to(device=device, dtype=torch.float)\n\n\n"
-                       "def required(config, device):\n"
-                       "    inv = torch.arange(0, 8, 2)\n    return inv.to(device=device, dtype=torch.float)\n\n\n"
-                       "def called(config, device=None):\n"
-                       "    inv = torch.arange(0, 8, 2)\n    return inv.to(device=device, dtype=torch.float)\n\n\n"
-                       "FUNCTIONS = {'default': table}\n",
-        "pkg/use.py": "import torch\n\nfrom pkg.rope import called\n\n\n"
-                      "def step(x):\n    return called(None, device=x.device) if x.is_cuda else None\n",
-    })
-    rows = {(d.start.row, d.code) for d in found if Path(d.path).name == "rope.py"}
-    assert (6, "SL303") not in rows
-    assert (11, "SL303") in rows
-    assert (16, "SL303") in rows
-
-
 def test_a_parameter_the_call_leaves_out_takes_its_default(tmp_path: Path) -> None:
     # vLLM's FP4 indexer test: `_scale_raw_choices(name)` leaves `device=None`, so the table it returns
     # is on the CPU there, though another call passes `device="cuda"`. A call through `*args` or
