@@ -1137,8 +1137,7 @@ def _defaulted_device(fact: Fact, param: cst.Param) -> Fact:
     """A device parameter that defaults to None (`device: torch.device | None = None`): an
     accelerator only by convention, since a call that leaves it makes `.to(device=device)` no move
     and `torch.zeros(n, device=device)` a CPU tensor."""
-    default = param.default
-    if isinstance(default, cst.Name) and default.value == "None":
+    if _defaults_to_none(param):
         return replace(fact, convention=True, reason=fact.reason + " that defaults to None")
     return fact
 
