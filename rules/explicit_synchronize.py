@@ -109,6 +109,8 @@ _HANDLE_WAITS = {
     ("device-module", "empty_cache"): _WAITS["torch.cuda.empty_cache"],
 }
 
+_HANDLE_METHODS = frozenset({"record", *(method for _, method in _HANDLE_WAITS)})
+
 
 class _Waited:
     """Events known complete at a point of a block: synchronized since their last `record()`, or
@@ -211,10 +213,11 @@ class ExplicitSynchronize(Rule):
                 waited.recorded.clear()
             return
         receiver = method_receiver(node)
-        if receiver is None:
-            return
+        method = call_name(node) or ""
+        if receiver is None or method not in _HANDLE_METHODS:
+            return  # the receiver is not evaluated for the many calls that can be neither
         fact = self.ctx.devices.fact(receiver)
-        kind, method = fact.value_kind or "", call_name(node) or ""
+        kind = fact.value_kind or ""
         if kind == "event" and method == "record":
             event = self.ctx.code(receiver)
             waited.events.discard(event)

@@ -286,6 +286,8 @@ class ImplicitHostRead(Rule):
                 self._numbers(node, qual, TORCH_NUMBERS[name])
         elif qual is None and isinstance(func, cst.Attribute):
             method, receiver = func.attr.value, func.value
+            if method not in PREDICATES and method not in METHOD_NUMBERS:
+                return
             if self.ctx.devices.fact(receiver).device is Device.NOT_TENSOR:
                 return
             if method in PREDICATES:

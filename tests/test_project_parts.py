@@ -217,6 +217,37 @@ def test_a_parameter_nothing_reads_is_never_asked_of_the_project(tmp_path, monke
     assert ("run", "config") not in asked  # nothing in `run` reads it
 
 
+def test_a_receiver_or_an_is_test_that_cannot_sync_is_not_evaluated(tmp_path, monkeypatch) -> None:
+    asked: list[tuple[str, str]] = []
+    original = Inference.param
+
+    def recording(self: Inference, function: str, name: str, budget: int = 10) -> Fact:
+        asked.append((function.rsplit(".", 1)[-1], name))
+        return original(self, function, name, budget)
+
+    monkeypatch.setattr(Inference, "param", recording)
+    diagnostics = check_small_project(tmp_path, {"pkg/__init__.py": "", "pkg/mod.py": textwrap.dedent("""
+        import torch
+
+        def lookup(cache):
+            return cache.get("k")
+
+        def step(config, x, cache):
+            config.validate()
+            if lookup(cache) is not None:
+                pass
+            return x.item()
+
+        def run(config, cache):
+            step(config, torch.ones(2, device="cuda"), cache)
+        """)}, pyproject="[tool.sync-lint]\njobs = 1\n")
+    assert [d.code for d in diagnostics] == ["SL101"]
+    assert ("step", "x") in asked
+    # `.validate()` is neither a wait (SL401) nor a number read (SL104), and `is` gives a Python bool
+    # whatever `lookup(cache)` returns.
+    assert ("step", "config") not in asked and ("step", "cache") not in asked
+
+
 # ==========================================================================================
 # evaluate.py
 # ==========================================================================================

@@ -825,10 +825,11 @@ class Evaluator:
         return self.fact(expr.expression)
 
     def _eval_comparison(self, expr: cst.Comparison) -> Fact:
-        facts = [self.fact(expr.left)] + [self.fact(c.comparator) for c in expr.comparisons]
-        operators = [type(c.operator) for c in expr.comparisons]
-        if any(op in (cst.Is, cst.IsNot, cst.In, cst.NotIn) for op in operators):
+        # Tested first: `x is not None` is the most common test, and reading `x` can mean asking
+        # the project about every caller.
+        if any(type(c.operator) in (cst.Is, cst.IsNot, cst.In, cst.NotIn) for c in expr.comparisons):
             return PYTHON
+        facts = [self.fact(expr.left)] + [self.fact(c.comparator) for c in expr.comparisons]
         result = combine(facts)
         if result.is_tensor or result.is_unknown_tensor:
             ndims = [f.ndim for f in facts if f.is_tensor]
