@@ -177,8 +177,15 @@ def test_a_parameter_is_computed_when_first_read_and_a_join_of_the_same_binding_
     scope = Scope(env=merged)
     assert scope.lookup("x") == gpu and scope.lookup("x") == gpu
     assert asked == ["x"]  # once
-    rebound = join_envs([{"x": Deferred(lambda: gpu)}, {"x": PYTHON}])
-    assert rebound["x"] == join(gpu, PYTHON)  # different bindings are joined as facts
+
+
+def test_a_join_of_different_bindings_waits_for_a_read_when_one_is_unread() -> None:
+    asked: list[str] = []
+    gpu = Fact(Device.GPU, tensor_like=True)
+    rebound = join_envs([{"x": Deferred(lambda: asked.append("x") or gpu)}, {"x": PYTHON}, {"x": gpu}])
+    assert asked == []
+    assert Scope(env=rebound).lookup("x") == join(join(gpu, PYTHON), gpu) and asked == ["x"]
+    assert join_envs([{"x": gpu}, {"x": PYTHON}])["x"] == join(gpu, PYTHON)  # facts are joined at once
 
 
 def test_a_host_tensor_joined_with_a_python_or_numpy_value_stays_on_the_host() -> None:
@@ -217,6 +224,30 @@ def test_a_parameter_nothing_reads_is_never_asked_of_the_project(tmp_path, monke
     assert ("run", "config") not in asked  # nothing in `run` reads it
 
 
+def test_an_assigned_value_nothing_reads_is_never_evaluated(tmp_path, monkeypatch) -> None:
+    asked: list[tuple[str, str]] = []
+    original = Inference.param
+
+    def recording(self: Inference, function: str, name: str, budget: int = 10) -> Fact:
+        asked.append((function.rsplit(".", 1)[-1], name))
+        return original(self, function, name, budget)
+
+    monkeypatch.setattr(Inference, "param", recording)
+    diagnostics = check_small_project(tmp_path, {"pkg/__init__.py": "", "pkg/mod.py": textwrap.dedent("""
+        import torch
+
+        def step(config, x):
+            width = config.hidden_size * 2
+            return x.item()
+
+        def run(config):
+            step(config, torch.ones(2, device="cuda"))
+        """)}, pyproject="[tool.sync-lint]\njobs = 1\n")
+    assert [d.code for d in diagnostics] == ["SL101"]
+    assert ("step", "x") in asked
+    assert ("step", "config") not in asked  # `width` is never read
+
+
 def test_a_receiver_or_an_is_test_that_cannot_sync_is_not_evaluated(tmp_path, monkeypatch) -> None:
     asked: list[tuple[str, str]] = []
     original = Inference.param
@@ -246,6 +277,58 @@ def test_a_receiver_or_an_is_test_that_cannot_sync_is_not_evaluated(tmp_path, mo
     # `.validate()` is neither a wait (SL401) nor a number read (SL104), and `is` gives a Python bool
     # whatever `lookup(cache)` returns.
     assert ("step", "config") not in asked and ("step", "cache") not in asked
+
+
+@pytest.mark.parametrize("source,device", [
+    # The value is what the names held on its own line, not when it is first read.
+    ("y = torch.zeros(2, device='cuda')\nx = y\ny = torch.zeros(2)\nprobe(x)", Device.GPU),
+    ("y = torch.zeros(2)\nx = y\ny = torch.zeros(2, device='cuda')\nprobe(x)", Device.CPU),
+    ("x = torch.zeros(2)\nx = x.cuda()\nprobe(x)", Device.GPU),
+    ("with torch.device('cuda'):\n    x = torch.zeros(2)\nprobe(x)", Device.GPU),
+    ("with torch.device('cuda'):\n    pass\nx = torch.zeros(2)\nprobe(x)", Device.CPU),
+    ("if flag:\n    x = torch.zeros(2, device='cuda')\nelse:\n    x = torch.zeros(2, device='cuda')\n"
+     "y = torch.zeros(2)\nprobe(x)", Device.GPU),
+    ("y = torch.zeros(2, device='cuda')\na, b = y, 1\ny = torch.zeros(2)\nprobe(a)", Device.GPU),
+    ("y = torch.zeros(2, device='cuda')\n(a, b), c = (1, y), 2\ny = torch.zeros(2)\nprobe(b)", Device.GPU),
+    ("y = torch.zeros(2, device='cuda')\na, *rest = y.chunk(2)\ny = torch.zeros(2)\nprobe(a)", Device.GPU),
+    ("y = torch.zeros(2, device='cuda')\nflag.x = y\ny = torch.zeros(2)\nprobe(flag.x)", Device.GPU),
+    ("y = torch.zeros(2, device='cuda')\nflag.x: torch.Tensor = y\ny = torch.zeros(2)\nprobe(flag.x)", Device.GPU),
+    # A scope of many names binds at once (see `_MOST_NAMES_COPIED`), with the same result.
+    ("".join(f"v{i} = {i}\n" for i in range(120)) + "y = torch.zeros(2, device='cuda')\nx = y\ny = torch.zeros(2)\n"
+     "probe(x)", Device.GPU),
+])
+def test_an_assignment_is_evaluated_at_its_own_line(source: str, device: Device) -> None:
+    fact, _ = fact_of("import torch\ndef f(flag):\n" + textwrap.indent(source, "    "))
+    assert fact.device is device
+
+
+def test_an_attribute_read_in_init_before_it_is_set_is_not_the_one_set_later() -> None:
+    # While `__init__` runs its class has no attributes yet: `self.c` on the first line is unknown,
+    # not `self.a` of the line after (reading it so would also go round in a circle).
+    fact, _ = fact_of("""
+        import torch
+        class M:
+            def __init__(self, n):
+                self.a, self.b = self.c.chunk(2)
+                self.c = self.a
+            def step(self):
+                probe(self.c)
+        """)
+    assert fact.device is Device.UNKNOWN
+
+
+def test_an_attribute_set_in_init_is_what_it_was_there() -> None:
+    fact, _ = fact_of("""
+        import torch
+        class M:
+            def __init__(self, n):
+                y = torch.zeros(n, device="cuda")
+                self.buf = y
+                y = torch.zeros(n)
+            def step(self):
+                probe(self.buf)
+        """)
+    assert fact.device is Device.GPU
 
 
 # ==========================================================================================

@@ -11,8 +11,9 @@ back to its top: the analysis then knows less, never something wrong.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import libcst as cst
 
@@ -130,12 +131,41 @@ def join_envs(envs: list[Env]) -> Env:
         if first is not None and all(value is first for value in values):
             merged[key] = first  # the same binding on every path: a parameter stays unread
             continue
-        fact: Fact | None = None
-        for value in values:
-            fact = join(fact, _forced(value)) if fact is not None else _forced(value)
+        if any(type(value) is Deferred for value in values):
+            # Joined when first read, like the bindings it joins: most are never read.
+            merged[key] = Deferred(functools.partial(_join_values, values))
+            continue
+        fact = _join_values(values)
         if fact is not None:
             merged[key] = fact
     return merged
+
+
+# The most bindings a scope may hold for an assignment in it to be evaluated when first read.
+_MOST_NAMES_COPIED = 100
+
+
+def _join_values(values: "Sequence[Fact | Deferred | None]") -> Fact | None:
+    fact: Fact | None = None
+    for value in values:
+        fact = join(fact, _forced(value)) if fact is not None else _forced(value)
+    return fact
+
+
+def _about(value: Deferred, origin: cst.BaseExpression) -> tuple[Fact, cst.BaseExpression]:
+    return value.force(), origin
+
+
+def _part(parts: Deferred, index: int) -> tuple[Fact, None]:
+    return parts.force()[index], None
+
+
+def _named(value: Deferred, name: str) -> Fact:
+    """`bind_target`'s fact for `name`: told as about `name` where the value came from `origin`."""
+    fact, origin = value.force()
+    if origin is not None:
+        return fact.as_subject(name, "assigned from {code}", origin)
+    return replace(fact, subject=name)
 
 
 def _in_init(reason: str) -> str:
@@ -235,10 +265,12 @@ class Binder:
     def leave_function(self, node: cst.FunctionDef) -> None:
         scope = self.scope
         if scope.class_name is not None and node.name.value == "__init__":
+            # Evaluated now, before they are published: while `__init__` ran, its own class had none.
+            facts = {key: _forced(value) for key, value in scope.env.items() if key.startswith("self.")}
             attrs = self.class_attrs.setdefault(scope.class_name, {})
-            for key, fact in scope.env.items():
-                if key.startswith("self."):
-                    attrs[key] = replace(fact, reason=_in_init(fact.reason))
+            for key, fact in facts.items():
+                assert fact is not None
+                attrs[key] = replace(fact, reason=_in_init(fact.reason))
         assert scope.parent is not None
         self.scope = scope.parent
         self._definitions.pop()
@@ -508,13 +540,70 @@ class Binder:
 
     # --- bindings -------------------------------------------------------------------------
     def leave_assign(self, node: cst.Assign) -> None:
-        value = self.evaluator.fact(node.value)
-        for target in node.targets:
-            self.bind_target(target.target, value, node.value)
+        self._bind_later([target.target for target in node.targets], node.value)
 
     def leave_ann_assign(self, node: cst.AnnAssign) -> None:
         if node.value is not None:
-            self.bind_target(node.target, self.evaluator.fact(node.value), node.value)
+            self._bind_later([node.target], node.value)
+
+    def _bind_later(self, targets: list[cst.BaseExpression], origin: cst.BaseExpression) -> None:
+        """`bind_target` of each target to `origin`'s fact, evaluated when a target is first read, as
+        it would be here.
+
+        Evaluating a value can mean asking the project about every caller of a parameter it reads,
+        and many assigned names are never read by a rule or by a value a rule needs. A binding keeps
+        what the evaluator reads of this point (the scope's bindings, the enclosing definitions,
+        the `with` devices) and evaluates the value there when first read. A scope with many names
+        (a module of constants) binds at once: each binding would keep a copy of them all."""
+        scope = self.scope
+        if len(scope.env) > _MOST_NAMES_COPIED:
+            value = self.evaluator.fact(origin)
+            for target in targets:
+                self.bind_target(target, value, origin)
+            return
+        here = (Scope(env=dict(scope.env), parent=scope.parent, class_name=scope.class_name,
+                      function_name=scope.function_name, reachable=scope.reachable,
+                      device_contexts=list(scope.device_contexts)),
+                list(self._definitions), list(self._class_stack), list(self._class_nodes))
+        value = Deferred(functools.partial(self._evaluated_at, here, self.evaluator.fact, origin))
+        for target in targets:
+            if isinstance(target, (cst.Tuple, cst.List)):
+                count = len(target.elements)
+                parts = Deferred(functools.partial(
+                    self._evaluated_at, here, lambda: self._unpack(origin, count, value.force())))
+                self._bind_parts(target, parts)
+            else:
+                self._bind_deferred(target, Deferred(functools.partial(_about, value, origin)))
+
+    def _evaluated_at(self, at: tuple, compute: Callable, *args: object) -> Any:
+        """`compute(*args)` with the binder back at the program point `at` (see `_bind_later`)."""
+        now = (self.scope, self._definitions, self._class_stack, self._class_nodes)
+        self.scope, self._definitions, self._class_stack, self._class_nodes = at
+        try:
+            return compute(*args)
+        finally:
+            self.scope, self._definitions, self._class_stack, self._class_nodes = now
+
+    def _bind_parts(self, target: cst.Tuple | cst.List, parts: Deferred) -> None:
+        """The elements of `target` to the parts `parts` will unpack into (`bind_target` without `origin`)."""
+        for index, element in enumerate(target.elements):
+            if isinstance(element, cst.StarredElement):
+                self.bind_target(element.value, PYTHON, None)
+                continue
+            part = Deferred(functools.partial(_part, parts, index))
+            if isinstance(element.value, (cst.Tuple, cst.List)):
+                count = len(element.value.elements)
+                self._bind_parts(element.value, Deferred(lambda p=part, n=count: self._unpack(None, n, p.force()[0])))
+            else:
+                self._bind_deferred(element.value, part)
+
+    def _bind_deferred(self, target: cst.BaseExpression, value: Deferred) -> None:
+        if isinstance(target, cst.StarredElement):
+            self.bind_target(target.value, PYTHON, None)
+            return
+        name = dotted_name(target)
+        if name is not None:  # subscript stores (`t[0] = ...`) do not change what `t` is
+            self.set(name, Deferred(functools.partial(_named, value, name)))
 
     def leave_aug_assign(self, node: cst.AugAssign) -> None:
         target_fact = self.evaluator.fact(node.target)
@@ -595,7 +684,7 @@ class Binder:
             return [replace(value, ndim=None) for _ in range(count)]
         return [UNKNOWN] * count
 
-    def set(self, name: str, fact: Fact) -> None:
+    def set(self, name: str, fact: "Fact | Deferred") -> None:
         self.forget(name)
         self.scope.env[name] = fact
 
