@@ -199,15 +199,21 @@ def test_a_host_tensor_joined_with_a_python_or_numpy_value_stays_on_the_host() -
     assert join(host, Fact(Device.NOT_TENSOR)).device is Device.UNKNOWN
 
 
-def test_a_parameter_nothing_reads_is_never_asked_of_the_project(tmp_path, monkeypatch) -> None:
-    asked: list[tuple[str, str]] = []
+@pytest.fixture
+def asked(monkeypatch) -> list[tuple[str, str]]:
+    """(function, parameter) for each parameter the project is asked about, as the check goes."""
+    seen: list[tuple[str, str]] = []
     original = Inference.param
 
     def recording(self: Inference, function: str, name: str, budget: int = 10) -> Fact:
-        asked.append((function.rsplit(".", 1)[-1], name))
+        seen.append((function.rsplit(".", 1)[-1], name))
         return original(self, function, name, budget)
 
     monkeypatch.setattr(Inference, "param", recording)
+    return seen
+
+
+def test_a_parameter_nothing_reads_is_never_asked_of_the_project(tmp_path, asked) -> None:
     diagnostics = check_small_project(tmp_path, {"pkg/__init__.py": "", "pkg/mod.py": textwrap.dedent("""
         import torch
 
@@ -224,15 +230,7 @@ def test_a_parameter_nothing_reads_is_never_asked_of_the_project(tmp_path, monke
     assert ("run", "config") not in asked  # nothing in `run` reads it
 
 
-def test_an_assigned_value_nothing_reads_is_never_evaluated(tmp_path, monkeypatch) -> None:
-    asked: list[tuple[str, str]] = []
-    original = Inference.param
-
-    def recording(self: Inference, function: str, name: str, budget: int = 10) -> Fact:
-        asked.append((function.rsplit(".", 1)[-1], name))
-        return original(self, function, name, budget)
-
-    monkeypatch.setattr(Inference, "param", recording)
+def test_an_assigned_value_nothing_reads_is_never_evaluated(tmp_path, asked) -> None:
     diagnostics = check_small_project(tmp_path, {"pkg/__init__.py": "", "pkg/mod.py": textwrap.dedent("""
         import torch
 
@@ -248,15 +246,7 @@ def test_an_assigned_value_nothing_reads_is_never_evaluated(tmp_path, monkeypatc
     assert ("step", "config") not in asked  # `width` is never read
 
 
-def test_a_receiver_or_an_is_test_that_cannot_sync_is_not_evaluated(tmp_path, monkeypatch) -> None:
-    asked: list[tuple[str, str]] = []
-    original = Inference.param
-
-    def recording(self: Inference, function: str, name: str, budget: int = 10) -> Fact:
-        asked.append((function.rsplit(".", 1)[-1], name))
-        return original(self, function, name, budget)
-
-    monkeypatch.setattr(Inference, "param", recording)
+def test_a_receiver_or_an_is_test_that_cannot_sync_is_not_evaluated(tmp_path, asked) -> None:
     diagnostics = check_small_project(tmp_path, {"pkg/__init__.py": "", "pkg/mod.py": textwrap.dedent("""
         import torch
 
