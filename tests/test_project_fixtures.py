@@ -606,6 +606,52 @@ def test_a_module_of_a_project_base_is_built_on_its_builders_device(tmp_path: Pa
     assert {(Path(d.path).name, d.start.row, d.code) for d in found} == {("rope.py", 20, "SL303")}
 
 
+_LAYOUT = """import torch
+
+
+def permutation(n):
+    perm = torch.empty(n, dtype=torch.long)
+    perm[torch.arange(n)] = torch.arange(n)
+    return perm
+
+
+def permute_on_load(param, perm):
+    def gather(t):
+        return t.index_select(0, perm.to(t.device))
+
+    param.loader = gather
+
+
+def permute_now(q):
+    return q[:, permutation(q.shape[1]).to(q.device)]
+"""
+
+
+@pytest.mark.parametrize("base,rows", [
+    ("nn.Module", {("layout.py", 18, "SL303"), ("attn.py", 14, "SL303")}),
+    ("object", {("layout.py", 12, "SL303"), ("layout.py", 18, "SL303"), ("attn.py", 10, "SL303"),
+                ("attn.py", 14, "SL303")}),
+])
+def test_a_helper_called_while_a_module_is_built_allocates_on_its_builders_device(tmp_path: Path, base: str,
+                                                                                  rows: set) -> None:
+    # vLLM's DeepSeek attention makes its permutation with `q_fused_permutation(...)` in `__init__`, a
+    # module-level helper in another file with no `device=`: the loader builds the layer inside
+    # `with target_device:`, so the helper allocates on the GPU there, and moving its result copies
+    # nothing, in the weight loader it is handed to or in `__init__` itself. The same helper called
+    # at run time (`permute_now`, `forward`) makes a CPU tensor, and so does any call from a class
+    # that is no module.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/layout.py": _LAYOUT,
+        "pkg/attn.py": "import torch\nfrom torch import nn\n\nfrom pkg.layout import permutation, permute_on_load\n\n\n"
+                       f"class Attn({base}):\n    def __init__(self, w, n):\n"
+                       "        permute_on_load(w, permutation(n))\n        self.perm = permutation(n).to('cuda')\n"
+                       "        self.n = n\n\n    def forward(self, x):\n"
+                       "        return x[:, permutation(self.n).to('cuda')]\n",
+    })
+    assert {(Path(d.path).name, d.start.row, d.code) for d in found} == rows
+
+
 @pytest.mark.parametrize("device,rows", [("", set()), ("'cuda'", {("m.py", 5, "SL303")})])
 def test_a_device_spelled_as_a_string_names_the_same_device(tmp_path: Path, device: str, rows: set) -> None:
     # vLLM's Parakeet extractor: `device = str(torch.device(device))`, with `device="cpu"` by default

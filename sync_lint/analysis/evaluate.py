@@ -528,7 +528,7 @@ class Evaluator:
         if not complete:
             args, kwargs = [], {}
         found = self.project.call(callee, _as_object(receiver) if receiver is not None else None, args, kwargs,
-                                  complete)
+                                  complete, building=self._building_a_module())
         return replace(found, origin=expr if found.where is None else found.origin) if found is not None else None
 
     def _argument_fact(self, expr: cst.BaseExpression) -> Fact:

@@ -120,17 +120,22 @@ class Context:
     and `self` (cheap: used to match call sites and stores to their targets);
     "shallow" looks no further than the expression itself (used to learn
     conventions from many sites).
+
+    `building`: the function runs because an `nn.Module` is being built (called, directly or
+    through other calls, from its constructor), so a factory with no `device=` in it allocates
+    on the device the module's builder chose (`with torch.device(d):`), not on the CPU.
     """
 
-    __slots__ = ("summary", "function", "params", "mode", "budget")
+    __slots__ = ("summary", "function", "params", "mode", "budget", "building")
 
     def __init__(self, summary: ModuleSummary, function: FunctionInfo | None, params: dict[str, Fact] | None = None,
-                 mode: str = "full", budget: int = 0) -> None:
+                 mode: str = "full", budget: int = 0, building: bool = False) -> None:
         self.summary = summary
         self.function = function
         self.params = params
         self.mode = mode
         self.budget = budget
+        self.building = building
 
     @property
     def deep(self) -> bool:
@@ -578,6 +583,11 @@ class Inference:
                 names.extend((self.index.value_name(summary, base) or "").rsplit(".", 1)[-1] for base in klass.bases)
         return names
 
+    def builds_module(self, summary: ModuleSummary, function: FunctionInfo | None) -> bool:
+        """Whether the function runs only while an instance of its `nn.Module` class is built."""
+        return function is not None and function.construction and function.class_name is not None and \
+            self.module_class(summary.qualified(function.class_name))
+
     def module_class(self, cls: str) -> bool:
         """The class derives from `torch.nn.Module` (through project classes, or by a base it spells)."""
         return "Module" in self.base_names(cls)
@@ -793,13 +803,14 @@ class Inference:
         return known
 
     def _returns_with(self, function: str, args: list[Argument], kwargs: dict[str, Argument], budget: int,
-                      complete: bool = False) -> Fact:
+                      complete: bool = False, building: bool = False) -> Fact:
         """The function's result with these arguments (memoised unless a cycle's guess went into it).
 
         An argument is a fact, or a function that evaluates it when the result needs it. `complete`:
         the call spells out every argument it passes (no `*args`/`**kwargs`), so a parameter it
         leaves out takes its default: `_scale_raw_choices(name)` returns `torch.arange(...,
-        device=device)` with `device=None`, a CPU tensor, whatever the other callers pass."""
+        device=device)` with `device=None`, a CPU tensor, whatever the other callers pass.
+        `building`: the call is made while an `nn.Module` is built (see `Context`)."""
         found = self.index.function(function)
         if found is None:
             return UNKNOWN
@@ -823,7 +834,7 @@ class Inference:
         # the answer is for every later call.
         key = (function, budget, tuple(sorted((k, v.lattice(), v.by_convention,
                                                v.reason if v.value_kind == "python" else None)
-                                              for k, v in params.items())))
+                                              for k, v in params.items())), building)
         hit = self._specialized.get(key)
         if hit is not None:
             if hit[1] is not None:
@@ -841,7 +852,7 @@ class Inference:
             # A specialisation is a hop like any other: nested ones (a helper returning another
             # helper's result) spend the budget, or their fan-out is exponential in the depth
             # (one transformers file took over 20 minutes at a fixed budget).
-            context = Context(summary, info, params, budget=budget - 1)
+            context = Context(summary, info, params, budget=budget - 1, building=building)
             sources = [self._source(self.eval(value, context), f"`{info.name}` returns `{render(value)}`", summary,
                                     info.line) for value in info.returns]
             known = join_sources(sources)
@@ -1437,6 +1448,7 @@ class Inference:
                 return UNKNOWN
             arg_facts: list[Argument] = [partial(self.eval, a, context) for a in args if a[0] != "*"]
             kw_facts: dict[str, Argument] = {k: partial(self.eval, v, context) for k, v in kwargs if k != "**"}
+            building = context.building or self.builds_module(context.summary, context.function)
             results = []
             for target in sorted(callee.refs):
                 found = self.index.function(target)
@@ -1446,7 +1458,8 @@ class Inference:
                 else:
                     self_fact = receiver if receiver is not None and receiver.value_kind == "object" else UNKNOWN
                     results.append(self._returns_with(target, ([self_fact] if bound else []) + arg_facts, kw_facts,
-                                                      budget, complete=not any(k == "**" for k, _v in kwargs)))
+                                                      budget, complete=not any(k == "**" for k, _v in kwargs),
+                                                      building=building))
             return join_sources(results)
         if func[0] == "name" and func[1] == "str" and len(args) == 1 and args[0][0] != "*" and not kwargs:
             named = self.eval(args[0], context)
@@ -1543,6 +1556,10 @@ class Inference:
                 if pin is not None and source.is_cpu:  # `torch.empty_like(cpu, pin_memory=flag)`: new host memory
                     return with_dtype(_host_tensor(pin, f"`{qualified}(...)`"), source.dtype)
                 return source if source.is_tensor or source.is_unknown_tensor else TENSOR
+            if context.building and pin is None and last in FACTORIES and (device is None or device == NONE_VALUE):
+                return Fact(Device.UNKNOWN, tensor_like=True, reason=f"created by `{qualified}(...)` with no `device=` "
+                            "in a call made while an `nn.Module` is built: its builder's `with torch.device(...)` "
+                            "decides where")
             target = self._device_argument(device, context) if device is not None else None
             dtype = self._dtype_named(keywords.get("dtype"), context)
             if target is not None and target.device_value is Device.GPU:

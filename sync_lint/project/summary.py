@@ -29,7 +29,7 @@ from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 32
+SUMMARY_FORMAT = 33
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -74,6 +74,10 @@ class FunctionInfo:
     # (line, parameter): a call on that line takes the parameter, unrebound, for its device
     # (`torch.tensor(..., device=device)`, `x.to(device)`): a call that leaves it None copies nothing.
     device_params: tuple[tuple[int, str], ...] = ()
+    # A method that runs only while an instance of its class is built (`construction_methods`):
+    # what it calls runs then too, so what those calls allocate with no `device=` is on the
+    # builder's device when the class is an `nn.Module`.
+    construction: bool = False
 
     def device_params_at(self, line: int) -> frozenset[str]:
         """The parameters a call on `line` takes for its device (`device=param`, `.to(param)`)."""
@@ -825,14 +829,15 @@ class _Summarizer:
         self.default_device = saved
 
     def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef, outer: _Scope, class_name: str | None,
-                  prefix: str, construction: bool = False) -> None:
+                  prefix: str, construction: bool = False) -> FunctionInfo:
         if construction:  # see `construction_methods`: factories with no `device=` are on the builder's device
             saved_device, self.default_device = self.default_device, _BuiltOn(class_name or "")
             try:
-                self._function(node, outer, class_name, prefix)
+                built = self._function(node, outer, class_name, prefix)
             finally:
                 self.default_device = saved_device
-            return
+            built.construction = True
+            return built
         qualname = f"{prefix}{node.name}"
         decorators = tuple(d for d in (_decorator_name(x) for x in node.decorator_list) if d)
         accessors = (f"{node.name}.setter", f"{node.name}.deleter")
@@ -885,6 +890,7 @@ class _Summarizer:
         info.guards, info.truth_guards = _guards(node.body, named)
         info.branches = _branches(node.body, frozenset(named))
         self.loop_depth, self.generator, self.contexts, self.loops, self.narrowed = saved
+        return info
 
     def _hot_marker(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
         """`# sync-lint: hot` on the `def` line, a decorator line, or the line just above them."""

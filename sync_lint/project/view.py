@@ -75,9 +75,10 @@ class ProjectView:
         return fact if _informative(fact) else None
 
     def call(self, callee: Fact, receiver: Fact | None, args: list[Fact], kwargs: dict[str, Fact],
-             complete: bool = False) -> Fact | None:
+             complete: bool = False, building: bool = False) -> Fact | None:
         """The result of calling a project class or function with these argument facts (`complete`:
-        the call passes no `*args`/`**kwargs`, so a parameter it leaves out has its default)."""
+        the call passes no `*args`/`**kwargs`, so a parameter it leaves out has its default;
+        `building`: the call is made while an `nn.Module` is built, see `Context`)."""
         if callee.value_kind == "class" and callee.refs:
             return constructed(callee.refs)
         if callee.value_kind == "object" and callee.refs:
@@ -101,7 +102,7 @@ class ProjectView:
             found = self.inference.index.function(target)
             bound = found is not None and found[1].kind in ("method", "classmethod") and "bound" in callee.items
             leading = [receiver if receiver is not None else Fact(Device.UNKNOWN)] if bound else []
-            results.append(self.inference._returns_with(target, leading + args, kwargs, budget, complete))
+            results.append(self.inference._returns_with(target, leading + args, kwargs, budget, complete, building))
         fact = join_sources(results)
         return fact if _informative(fact) else None
 
