@@ -169,9 +169,15 @@ def descendants(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
     while stack:
         current = stack.pop()
         yield current
-        for name in walk_fields(type(current)):
-            value = getattr(current, name)
-            if isinstance(value, cst.CSTNode):
-                stack.append(value)
-            elif isinstance(value, (tuple, list)):
-                stack.extend(child for child in value if isinstance(child, cst.CSTNode))
+        push_children(current, stack)
+
+
+def push_children(node: cst.CSTNode, stack: list[cst.CSTNode]) -> None:
+    """Push `node`'s syntactic children onto `stack` (its fields, not whitespace or punctuation).
+    Cheaper than `node.children`, which rebuilds the node to collect them."""
+    for name in walk_fields(type(node)):
+        value = getattr(node, name)
+        if isinstance(value, cst.CSTNode):
+            stack.append(value)
+        elif isinstance(value, (tuple, list)):
+            stack.extend(child for child in value if isinstance(child, cst.CSTNode))

@@ -397,3 +397,44 @@ def test_a_method_the_constructor_hands_on_is_not_construction() -> None:
     source = source.replace("return torch.zeros(n)", "z = torch.zeros(n)\n        probe(z)\n        return z")
     source = source.replace("        probe(t)\n", "")
     assert fact_of(source)[0].device is Device.CPU
+
+
+_BUILT = '''
+class Rope(nn.Module):
+    table = "_cached"
+
+    def __init__(self, n):
+        super().__init__()
+        self.cos = self._cos(n)
+        self.sin = self._sin(n)
+
+    def _cos(self, n):
+        return self._grid(n).cos()
+
+    def _grid(self, n):
+        return torch.arange(n)
+
+    def _sin(self, n):
+        return torch.arange(n).sin()
+
+    def _cached(self, n):
+        return torch.arange(n)
+
+    def forward(self, x):
+        return x * self._sin(x.shape[0]) + getattr(self, "_named")(x)
+
+    def _named(self, x):
+        return torch.arange(3)
+'''
+
+
+def test_the_methods_only_a_constructor_calls_are_the_same_from_libcst_and_from_ast() -> None:
+    # `_cos` and `_grid` run only while the module is built; `_sin` also from `forward`, `_cached`
+    # through a class attribute and `_named` through a string, so they may run at any time.
+    import ast
+
+    from sync_lint.analysis.construction import construction_methods, construction_methods_ast
+
+    expected = frozenset({"__init__", "_cos", "_grid"})
+    assert construction_methods(cst.parse_module(_BUILT).body[0]) == expected  # type: ignore[arg-type]
+    assert construction_methods_ast(ast.parse(_BUILT).body[0]) == expected  # type: ignore[arg-type]

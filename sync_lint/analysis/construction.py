@@ -15,7 +15,6 @@ The per-file analysis asks this of a libcst class, the project summaries of an `
 from __future__ import annotations
 
 import ast
-import functools
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -77,6 +76,8 @@ def _cst_self_uses(method: "cst.FunctionDef") -> tuple[set[str], set[str]]:
     otherwise, with every string in it (`getattr(self, "m")` reads `m` too)."""
     import libcst as cst
 
+    from sync_lint.syntax import push_children
+
     params = method.params.params
     receiver = params[0].name.value if params else None
 
@@ -96,7 +97,7 @@ def _cst_self_uses(method: "cst.FunctionDef") -> tuple[set[str], set[str]]:
             read.add(node.attr.value)  # type: ignore[attr-defined]
         elif isinstance(node, cst.SimpleString):
             read.add(node.value.strip("'\""))
-        _push_children(node, stack)
+        push_children(node, stack)
     return called, read
 
 
@@ -125,33 +126,6 @@ def _ast_self_uses(method: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[set[
 
 
 def _cst_nodes(node: "cst.CSTNode") -> list["cst.CSTNode"]:
-    found = []
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        found.append(current)
-        _push_children(current, stack)
-    return found
+    from sync_lint.syntax import descendants
 
-
-def _push_children(node: "cst.CSTNode", stack: list) -> None:
-    """Push the syntactic children of a libcst node (its fields, not whitespace or punctuation), as
-    `sync_lint.syntax.descendants` walks them: reading `node.children` instead rebuilds the node, and
-    cost a corpus run several percent here."""
-    fields, base = _libcst_walking()
-    for name in fields(type(node)):
-        value = getattr(node, name)
-        if isinstance(value, base):
-            stack.append(value)
-        elif isinstance(value, (tuple, list)):
-            stack.extend(child for child in value if isinstance(child, base))
-
-
-@functools.cache
-def _libcst_walking() -> tuple:
-    """`walk_fields` and libcst's node class, imported on first use: summaries never import libcst."""
-    import libcst
-
-    from sync_lint.syntax import walk_fields
-
-    return walk_fields, libcst.CSTNode
+    return list(descendants(node))
