@@ -825,8 +825,8 @@ class Evaluator:
         return self.fact(expr.expression)
 
     def _eval_comparison(self, expr: cst.Comparison) -> Fact:
-        # Tested first: `x is not None` is the most common test, and reading `x` can mean asking
-        # the project about every caller.
+        # Tested first: an identity or membership test is a Python bool whatever its operands are, and
+        # reading one (`f(x) is not None`) can mean asking the project about every caller.
         if any(type(c.operator) in (cst.Is, cst.IsNot, cst.In, cst.NotIn) for c in expr.comparisons):
             return PYTHON
         facts = [self.fact(expr.left)] + [self.fact(c.comparator) for c in expr.comparisons]
