@@ -23,11 +23,12 @@ the pinned arm. With another flag (`pin_memory=self.pin`) the memory may be eith
 `model.to(device)` on an `nn.Module`, NumPy arrays and GPU tensors are never
 flagged; a source is CPU when the linter can tell (`torch.from_numpy`, a factory
 with no `device=`, `.cpu()`, a `*_cpu` name). A factory with no `device=` inside
-`with torch.device(d):` allocates on `d`. In the `__init__` of an `nn.Module` (and
-the methods only `__init__` calls) its device is not known: a module may be built
-inside such a block, as vLLM's model loader builds every model in
-`with target_device:`, so moving what it made there is not taken for a copy from
-the host. Its size is known when the code that
+`with torch.device(d):` allocates on `d`. In the `__init__` of an `nn.Module`, in
+the methods only `__init__` calls, and in the functions they call (a layout helper
+in another module) its device is not known: a module may be built inside such a
+block, as vLLM's model loader builds every model in `with target_device:`, so
+moving what it made there is not taken for a copy from the host. The same helper
+called at run time (from `forward`) makes a CPU tensor. Its size is known when the code that
 made it says so: `torch.tensor` of a literal list, `torch.zeros/ones/empty/full/
 rand/randn` with a literal shape and a known dtype, a slice or view of such a
 tensor (never larger), or a name bound to one of these; the message then states it.
