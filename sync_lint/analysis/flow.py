@@ -161,8 +161,13 @@ def _part(parts: Deferred, index: int) -> tuple[Fact, None]:
 
 
 def _named(value: Deferred, name: str) -> Fact:
-    """`bind_target`'s fact for `name`: told as about `name` where the value came from `origin`."""
-    fact, origin = value.force()
+    """`bind_target`'s fact for `name`, from a deferred (fact, origin) pair."""
+    return _about_target(*value.force(), name)
+
+
+def _about_target(fact: Fact, origin: cst.BaseExpression | None, name: str) -> Fact:
+    """`fact` told as about the assignment target `name`, assigned from `origin` (None: an element
+    unpacked from a value, which keeps its own reason)."""
     if origin is not None:
         return fact.as_subject(name, "assigned from {code}", origin)
     return replace(fact, subject=name)
@@ -670,9 +675,7 @@ class Binder:
         name = dotted_name(target)
         if name is None:
             return  # subscript stores (`t[0] = ...`) do not change what `t` is
-        reason = "assigned from {code}" if origin is not None else (value.reason or "")
-        fact = value.as_subject(name, reason, origin) if origin is not None else replace(value, subject=name)
-        self.set(name, fact)
+        self.set(name, _about_target(value, origin, name))
 
     def _unpack(self, origin: cst.BaseExpression | None, count: int, value: Fact) -> list[Fact]:
         if isinstance(origin, (cst.Tuple, cst.List)) and len(origin.elements) == count:
