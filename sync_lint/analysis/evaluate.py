@@ -624,6 +624,10 @@ class Evaluator:
         if method is None:
             return False
         node, owner, name = method
+        if self.project is not None:  # the summary has found the constructor's methods already
+            known = self.project.builds_module(f"{owner}.{name}")
+            if known is not None:
+                return known
         built = self._built.get(id(node))
         if built is None:
             built = self._built[id(node)] = construction_methods(node) if self._module_class(node, owner) \

@@ -40,6 +40,12 @@ class ProjectView:
             fact = self.inference.body_param(qualified, name)
         return fact if _informative(fact) or fact.value_kind == "none" else None
 
+    def builds_module(self, function: str) -> bool | None:
+        """Whether the module's function `function` (a local qualname) runs only while an instance of
+        its `nn.Module` class is built, as the summary found it; None when the summary has no such function."""
+        info = self.summary.functions.get(function)
+        return self.inference.builds_module(self.summary, info) if info is not None else None
+
     def instance(self, class_name: str) -> Fact | None:
         """An instance of the module's class `class_name` (a local qualname): what `self` is."""
         if class_name not in self.summary.classes:
