@@ -72,6 +72,11 @@ OPTIONS: tuple[Option, ...] = (
            "The default matches a module or package named `cpu`, `cpu_*`, `*_cpu` or `*_cpu_*`, unless the path "
            "mentions offload, gpu, cuda, connector, transfer or swap (code that moves data between host and "
            "device)."),
+    Option("report-unreferenced", "bool", "Report findings whose GPU is only a naming convention in a module-level "
+           "function that no code that runs mentions: its module is imported, but nothing in the project calls "
+           "the function, refers to it or names it in a string, except other such functions. Off (the default): "
+           "they are reported only with `--strict`. Turn it on for a library whose users call functions that its "
+           "own code and tests never name."),
     Option("nonzero-static-size", "str", "Expression used as `size=` when rewriting nonzero (SL201 fix)."),
     Option("one-hot-num-classes", "str", "Expression used as `num_classes=` in F.one_hot (SL206 fix)."),
     Option("output-format", "str", "Default output format."),
@@ -140,6 +145,7 @@ class Settings:
     sync_prone_calls: tuple[tuple[str, str], ...] = ()
     cpu_side_bases: tuple[str, ...] = CPU_SIDE_BASES_DEFAULT
     cpu_modules: tuple[str, ...] = CPU_MODULES_DEFAULT
+    report_unreferenced: bool = False
     nonzero_static_size: str | None = None
     one_hot_num_classes: str | None = None
     output_format: str = "full"

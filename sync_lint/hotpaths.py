@@ -322,6 +322,13 @@ class _Pass:
             out.append(diagnostic)
         return out
 
+    def _unreferenced(self, summary: "ModuleSummary", info: "FunctionInfo") -> bool:
+        """Whether no code that runs mentions the module-level function the call site is in
+        (`ProjectIndex.unreferenced`; `report-unreferenced` off)."""
+        if self.settings.report_unreferenced:
+            return False
+        return self.index.unreferenced(summary.module, info.qualname.split(".", 1)[0])
+
     def _unless_rebound(self, caller: str, edge: "Edge", hops: list[tuple[str, "Edge"]],
                         final: list[Diagnostic]) -> tuple[list[tuple[str, "Edge"]], list[Diagnostic]] | None:
         """The chain with the syncs at its end that still call torch's own function: not those that call
@@ -555,6 +562,11 @@ class _Pass:
             chain.append(following)
             current = following
         sync = min(final, key=lambda d: (d.start.row, d.start.column))
+        # A sync known only by a convention, below a function no code that runs mentions: see
+        # `Findings.diagnostics`.
+        unreferenced = sync.confidence == "convention" and self._unreferenced(summary, info)
+        if unreferenced and not self.settings.strict:
+            return None
         branch = self._first_branch([(function, hop.line) for function, hop in hops], paths)
         if branch is None and all(self._first_branch([(current, d.start.row)], paths) for d in final):
             # Conditional only when every sync at the end is: one that runs on every call makes it every pass.
@@ -571,6 +583,11 @@ class _Pass:
         where = f"{sync.path}:{sync.start.row}"
         steps.append(EvidenceStep(f"`{span}` syncs ({sync.code}) at {sync.path}:{sync.start.row}", sync.path,
                                   sync.start.row))
+        if unreferenced:
+            outer = info.qualname.split(".", 1)[0]
+            steps.append(EvidenceStep(f"no code that runs in the project mentions `{outer}` (reported for `strict`)",
+                                      paths.get(summary.module) or _display_path(self.root, summary.path),
+                                      summary.functions[outer].line if outer in summary.functions else None))
         arrow = " → ".join(_short(f) for f in chain)
         more = f" (and {count - 1} more there)" if count > 1 else ""
         hops = len(chain) - 1
@@ -597,7 +614,7 @@ class _Pass:
             code=TRANSITIVE_CODE, name=TRANSITIVE_NAME, message=message, path=path,
             start=Position(edge.line, column), end=Position(edge.line, max(end, column + 1)),
             evidence=" → ".join(s.message for s in steps), noqa_row=edge.line, source_line=line + "\n" if line else "",
-            confidence="strict" if conditional else sync.confidence, evidence_steps=tuple(steps),
+            confidence="strict" if conditional or unreferenced else sync.confidence, evidence_steps=tuple(steps),
             hot=self.hotness(caller, edge.line, info),
         )
 

@@ -726,3 +726,17 @@ def test_a_small_check_of_an_edited_file_parses_it_while_a_child_updates_the_ind
     # The child's update is in the cache: a whole run now re-checks only what the edit touched.
     assert runs() == {RUNNER_FINDING, OTHER_FINDING, ("pkg/runner.py", 9, "SL102")}
     assert "pkg/other.py" not in runs.linted
+
+
+def test_a_caller_added_or_removed_later_brings_back_or_drops_a_finding_only_a_convention_knew(
+        project: Path, runs: Runs) -> None:
+    # Whether code that runs mentions a function is a fact about other files: a cached result that left
+    # a finding out because nothing mentioned its function must be redone when a caller appears.
+    write(project, {"pkg/ops.py": "def helper(lens_gpu):\n    return lens_gpu.tolist()\n",
+                    "pkg/uses_ops.py": "from pkg import ops\n\nTABLE = []\n"})
+    helper = ("pkg/ops.py", 2, "SL102")
+    assert helper not in runs()
+    bump(project / "pkg/uses_ops.py", "from pkg import ops\n\nTABLE = [ops.helper]\n")
+    assert helper in runs()
+    bump(project / "pkg/uses_ops.py", "from pkg import ops\n\nTABLE = []\n")
+    assert helper not in runs()

@@ -643,11 +643,12 @@ def test_a_helper_called_while_a_module_is_built_allocates_on_its_builders_devic
     found = check_small_project(tmp_path, {
         "pkg/__init__.py": "",
         "pkg/layout.py": _LAYOUT,
-        "pkg/attn.py": "import torch\nfrom torch import nn\n\nfrom pkg.layout import permutation, permute_on_load\n\n\n"
+        "pkg/attn.py": "import torch\nfrom torch import nn\n\nfrom pkg.layout import permutation, permute_now, permute_on_load\n"
+                       "\n\n"
                        f"class Attn({base}):\n    def __init__(self, w, n):\n"
                        "        permute_on_load(w, permutation(n))\n        self.perm = permutation(n).to('cuda')\n"
                        "        self.n = n\n\n    def forward(self, x):\n"
-                       "        return x[:, permutation(self.n).to('cuda')]\n",
+                       "        return x[:, permutation(self.n).to('cuda')]\n\n\nRUN_TIME = [permute_now]\n",
     })
     assert {(Path(d.path).name, d.start.row, d.code) for d in found} == rows
 
@@ -722,3 +723,73 @@ def test_a_parameter_the_call_leaves_out_takes_its_default(tmp_path: Path) -> No
     assert not any(row == 9 for row, _code in rows)  # CPU table, CPU index: even --strict says nothing
     assert (15, "SL302") in rows
     assert (21, "SL302") in rows  # `**kwargs` may pass the GPU device
+
+
+_UNREFERENCED_OPS = """import torch
+
+__all__ = ["listed"]
+
+
+def dead(lens_gpu):
+    return lens_gpu.tolist()
+
+
+def dead_proven(n):
+    return torch.zeros(n, device="cuda").tolist()
+
+
+def only_from_dead(lens_gpu):
+    return lens_gpu.tolist()
+
+
+def dead_caller(lens_gpu):
+    return only_from_dead(lens_gpu)
+
+
+def ping(lens_gpu):
+    return lens_gpu.tolist(), pong
+
+
+def pong(lens_gpu):
+    return lens_gpu.tolist(), ping
+
+
+def live(lens_gpu):
+    return lens_gpu.tolist()
+
+
+def listed(lens_gpu):
+    return lens_gpu.tolist()
+"""
+
+
+_ALWAYS = {("ops.py", 11, "SL102"), ("ops.py", 31, "SL102"), ("ops.py", 35, "SL102"), ("script.py", 2, "SL102"),
+           ("use.py", 5, "SL601")}
+_UNREFERENCED = {("ops.py", 7, "SL102"), ("ops.py", 15, "SL102"), ("ops.py", 23, "SL102"), ("ops.py", 27, "SL102")}
+
+
+@pytest.mark.parametrize("config,strict,rows", [
+    ("", False, _ALWAYS),
+    ("", True, _ALWAYS | _UNREFERENCED),
+    ("[tool.sync-lint]\nreport-unreferenced = true\n", False, _ALWAYS | _UNREFERENCED),
+])
+def test_a_convention_in_a_function_no_code_that_runs_mentions_is_reported_only_with_strict(
+        tmp_path: Path, config: str, strict: bool, rows: set) -> None:
+    # Read one by one, most findings whose GPU is only a naming convention, in module-level functions
+    # that nothing in vLLM or transformers mentions, were code that never runs (reference
+    # implementations, test helpers): the convention stands for what callers pass, and there are none.
+    # A GPU the function proves itself is still reported; so is a function that a live function, a
+    # string (`__all__`) or a module nothing imports (a script: any function may be what runs) holds.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/ops.py": _UNREFERENCED_OPS,
+        "pkg/use.py": "from pkg import ops\n\n\ndef step(b_gpu):\n    return ops.live(b_gpu)\n",
+        "pkg/script.py": "def tool(x_gpu):\n    return x_gpu.tolist()\n",
+    }, pyproject=config, strict=strict)
+    assert {(Path(d.path).name, d.start.row, d.code) for d in found} == rows
+    for d in found:
+        if (Path(d.path).name, d.start.row, d.code) in _UNREFERENCED and not config:
+            assert d.confidence == "strict"
+            assert "no code that runs in the project mentions" in (d.evidence or "")
+        else:
+            assert d.confidence != "strict"

@@ -214,6 +214,12 @@ class Binder:
         """The index's names of every class around the walk, outermost first."""
         return tuple(name for kind, name in self._definitions if kind == "class")
 
+    def outermost_function(self) -> str | None:
+        """The name of the module-level function the walk is in (directly or in a nested definition)."""
+        if self._definitions and self._definitions[0][0] == "function":
+            return self._definitions[0][1]
+        return None
+
     def class_qualname(self) -> str | None:
         """The index's name of the class whose method the walk is in (directly, not a nested function)."""
         if len(self._definitions) >= 2 and self._definitions[-1][0] == "function" \

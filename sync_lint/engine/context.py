@@ -83,6 +83,7 @@ class _Pending:
     fix: Fix | None
     classes: tuple[str, ...] = ()  # the classes around the node, as the index names them
     also: Fact | None = None  # a second fact the finding rests on (`Rule.report`)
+    function: str | None = None  # the module-level function around the node
 
 
 def _confidence(fact: Fact | None) -> str:
@@ -102,14 +103,16 @@ class Findings:
         # (row, code) of every `# noqa` that suppressed a finding (for SL900, unused-noqa).
         self.used_noqa: set[tuple[int, str]] = set()
         self._cpu_side_known: dict[tuple[str, ...], bool] = {}
+        self._unreferenced_known: dict[str, bool] = {}
 
     def add(self, rule: "Rule", node: cst.CSTNode, message: str, *, fact: Fact | None, evidence: str | None,
             fix: Fix | None, also: Fact | None = None) -> None:
         marks = self._ctx.marks
         if marks.in_allowed_context or marks.in_device_code or marks.on_error_path:
             return
-        self._pending.append(_Pending(rule, node, message, fact, evidence, fix,
-                                      self._ctx.devices.binder.enclosing_classes(), also))
+        binder = self._ctx.devices.binder
+        self._pending.append(_Pending(rule, node, message, fact, evidence, fix, binder.enclosing_classes(), also,
+                                      binder.outermost_function()))
 
     def __bool__(self) -> bool:
         return bool(self._pending)
@@ -136,6 +139,12 @@ class Findings:
             confidence = _confidence(pending.fact)
             if confidence == "convention" and self._cpu_side(pending.classes):
                 continue
+            # A GPU known only by a convention, in a module-level function that no code that runs
+            # mentions: the convention stands for what callers pass, and there are none.
+            unreferenced = confidence == "convention" and pending.function is not None and \
+                self._unreferenced(pending.function)
+            if unreferenced and not ctx.settings.strict:
+                continue
             evidence = pending.evidence
             steps: tuple[EvidenceStep, ...] = ()
             if evidence is None and pending.fact is not None:
@@ -146,6 +155,11 @@ class Findings:
                 steps = tuple(self._step(text, where, line) for text, where, line in found if text)
             elif evidence is not None:
                 steps = (EvidenceStep(evidence, ctx.path, start.row),)
+            if unreferenced:
+                confidence = "strict"
+                step = self._unreferenced_step(pending.function)  # type: ignore[arg-type]
+                steps += (step,)
+                evidence = f"{evidence}; {step.message}" if evidence else step.message
             out.append(
                 Diagnostic(
                     code=code,
@@ -176,6 +190,21 @@ class Findings:
         if known is None:  # asked once per class: a file's findings are mostly in a few
             known = self._cpu_side_known[classes] = ctx.project.cpu_side_class(classes, frozenset(bases)) is not None
         return known
+
+    def _unreferenced(self, function: str) -> bool:
+        """Whether no code that runs mentions the module-level function (`report-unreferenced` off)."""
+        ctx = self._ctx
+        if ctx.project is None or ctx.settings.report_unreferenced:
+            return False
+        known = self._unreferenced_known.get(function)
+        if known is None:
+            known = self._unreferenced_known[function] = ctx.project.unreferenced(function)
+        return known
+
+    def _unreferenced_step(self, function: str) -> EvidenceStep:
+        info = self._ctx.project.summary.functions.get(function)  # type: ignore[union-attr]
+        return EvidenceStep(f"no code that runs in the project mentions `{function}` (reported for `strict`)",
+                            self._ctx.path, info.line if info is not None else None)
 
     def _step(self, text: str, where: str | None, line: int | None) -> EvidenceStep:
         """A step in this file (its line) or in another file of the project (`path:line` from the root)."""

@@ -71,6 +71,9 @@ class NameTables:
     # Multimodal input key -> "gpu module:line" / "cpu module:line" for each declaration (`multimodal_fields`).
     inputs: dict[str, set[str]] = field(default_factory=dict)
     ops: dict[str, set[str]] = field(default_factory=dict)  # custom operator -> modules registering it
+    # Name -> modules that mention it other than as a callee (`mentions.py`; calls are in `calls`).
+    mentions: dict[str, set[str]] = field(default_factory=dict)
+    importers: dict[str, set[str]] = field(default_factory=dict)  # module -> modules that import it
 
     def add(self, summary: ModuleSummary) -> None:
         for kind, name, value in table_rows(summary):
@@ -132,11 +135,30 @@ def table_rows(summary: ModuleSummary) -> list[tuple[str, str, str]]:
     rows += [("inputs", key, f"{'cpu' if on_cpu else 'gpu'} {module}:{line}")
              for key, on_cpu, line in multimodal_fields(summary)]
     rows += [("ops", op, module) for op in summary.custom_ops]
+    called = {row[1] for row in rows if row[0] == "calls"}
+    mentioned = summary.mentions.union(*summary.function_mentions.values())
+    rows += [("mentions", name, module) for name in mentioned - called]
+    rows += [("importers", imported, module) for imported in imported_modules(summary)]
     if summary.generated_from and summary.generated_from.endswith(".py"):
         package = module.rpartition(".")[0] if not summary.is_package else module
         template = summary.generated_from[:-3]
         rows.append(("generated", f"{package}.{template}" if package else template, module))
     return rows
+
+
+def imported_modules(summary: ModuleSummary) -> set[str]:
+    """The modules of the module's own package that it may import: each imported name in its top-level
+    package and that name's parent (`from pkg.a import f` imports `pkg.a`, or `pkg.a.f` if `f` is a
+    module). Outside imports are left out: only whether a project module is imported at all is asked."""
+    top = summary.module.split(".", 1)[0]
+    out: set[str] = set()
+    for target in (*summary.imports.values(), *summary.local_imports.values(), *summary.star_imports,
+                   *summary.loaded):
+        if target.split(".", 1)[0] == top:
+            out.add(target)
+            out.add(target.rpartition(".")[0] or target)
+    out.discard(summary.module)
+    return out
 
 
 MULTIMODAL_FIELD_CONFIG = "MultiModalFieldConfig"
@@ -217,6 +239,9 @@ class ProjectIndex:
         self._renamed: dict[str, tuple[dict[str, set[str]], Dep | None]] = {}
         self._mro: dict[str, tuple[list[str], Dep | None]] = {}
         self._by_name: dict[str, tuple[dict, dict, dict]] = {}
+        self._unreferenced: dict[tuple[str, str], tuple[bool, Dep | None]] = {}
+        self._deciding: set[tuple[str, str]] = set()
+        self._tentative: list[tuple[str, str]] = []
 
     @classmethod
     def from_summaries(cls, summaries: Iterable[ModuleSummary], root: str = "") -> "ProjectIndex":
@@ -248,6 +273,7 @@ class ProjectIndex:
         self._renamed.clear()
         self._mro.clear()
         self._by_name.pop(summary.module, None)
+        self._unreferenced.clear()
 
     # --- names ---------------------------------------------------------------------------------
     def resolve(self, dotted: str) -> Symbol | None:
@@ -493,6 +519,68 @@ class ProjectIndex:
             summary = self._summary(module)
             return list(summary.calls) if summary is not None else []
         return stored
+
+    def unreferenced(self, module: str, function: str) -> bool:
+        """Whether nothing that runs mentions the module-level function `function` of `module`: no code
+        at module level, in a class or in a root function names it, and every module-level function
+        that does is itself unreferenced (`mentions.py`). False for anything that is not a module-level
+        function, and for a root."""
+        key = (module, function)
+        hit = self._unreferenced.get(key)
+        if hit is not None:
+            value, node = hit
+            if node is not None:
+                self.reads.add(node)
+            return value
+        if key in self._deciding:
+            # A cycle of functions that only mention each other: none of them runs, unless something
+            # outside the cycle mentions one, which the question that began the cycle finds.
+            return True
+        self._deciding.add(key)
+        first_tentative = len(self._tentative)
+        self.reads.begin()
+        try:
+            value = self._find_unreferenced(module, function)
+        finally:
+            deps = self.reads.end()
+            self._deciding.discard(key)
+        node = self.reads.node("unreferenced", key, deps)
+        if node is not None:
+            self.reads.add(node)
+        if not value:
+            # "Unreferenced" answers given meanwhile may rest on this one being unreferenced too.
+            for stale in self._tentative[first_tentative:]:
+                self._unreferenced.pop(stale, None)
+            del self._tentative[first_tentative:]
+        elif self._deciding:
+            self._tentative.append(key)  # sound once every question around it is answered the same
+        else:
+            self._tentative.clear()
+        self._unreferenced[key] = (value, node)
+        return value
+
+    def _find_unreferenced(self, module: str, function: str) -> bool:
+        summary = self.summary(module)
+        if summary is None or function not in summary.function_mentions:
+            return False
+        self.reads.add(f"n:importers:{module}")
+        if not self.tables.importers.get(module, set()):
+            # A module nothing imports is run, not imported (a script, a test file, a file being tried
+            # out): any of its functions may be what runs.
+            return False
+        self.reads.add(f"n:calls:{function}")
+        self.reads.add(f"n:mentions:{function}")
+        for other in sorted(self.tables.calls.get(function, set()) | self.tables.mentions.get(function, set())):
+            found = self.summary(other)
+            if found is None:
+                continue
+            if function in found.mentions:
+                return False
+            for caller, names in sorted(found.function_mentions.items()):
+                if function in names and (other, caller) != (module, function) and \
+                        not self.unreferenced(other, caller):
+                    return False
+        return True
 
     def root_modules(self) -> set[str]:
         """The modules that may hold a hot-path root (a marker, a compile decorator, a compiled or

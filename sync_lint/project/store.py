@@ -648,6 +648,8 @@ class StoreTables:
         self.generated = _LazyNames(store, "generated")
         self.inputs = _LazyNames(store, "inputs")
         self.ops = _LazyNames(store, "ops")
+        self.mentions = _LazyNames(store, "mentions")
+        self.importers = _LazyNames(store, "importers")
         self._call_sites: dict[str, list[tuple[str, list]]] = {}
         self._replaced: dict[str, ModuleSummary] = {}  # module -> the summary used instead of the cached one
 
@@ -656,7 +658,7 @@ class StoreTables:
         self._replaced[summary.module] = summary
         self._call_sites.clear()
         for kind in ("calls", "stores", "entries", "classes", "bases", "roots", "forwards", "generated", "inputs",
-                     "ops"):
+                     "ops", "mentions", "importers"):
             getattr(self, kind).hide(summary.module)
         for kind, name, value in table_rows(summary):
             getattr(self, kind).extra(name, value)

@@ -26,10 +26,11 @@ from typing import Callable
 from sync_lint.analysis.construction import construction_methods_ast
 from sync_lint.analysis.knowledge import EMPTY_CONTAINERS, device_kind, pins_where_available
 from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
+from sync_lint.project.mentions import module_mentions
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 33
+SUMMARY_FORMAT = 34
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -202,6 +203,10 @@ class ModuleSummary:
     # (`direct_register_custom_op(op_name="x", op_func=f)`, `@torch.library.custom_op("ns::x")`), so that
     # a call `torch.ops.<ns>.x(...)` is a call of that function.
     custom_ops: dict[str, Value] = field(default_factory=dict)
+    # The names the module mentions in code that runs (module level, class bodies, methods, root
+    # functions), and in the body of each other module-level function (`mentions.py`).
+    mentions: frozenset[str] = frozenset()
+    function_mentions: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def qualified(self, local: str) -> str:
         return f"{self.module}.{local}" if self.module else local
@@ -294,6 +299,7 @@ def summarize(source: str | bytes, path: str, module: str, is_package: bool = Fa
     text = source if isinstance(source, str) else source.decode("utf-8", "replace")
     try:
         _Summarizer(summary, has_walrus=":=" in text, text=text).module(tree)
+        summary.mentions, summary.function_mentions = module_mentions(tree, list(_module_statements(tree.body)))
     except RecursionError:
         summary.error = "too deeply nested to summarise"
     return summary

@@ -46,6 +46,11 @@ class ProjectView:
         info = self.summary.functions.get(function)
         return self.inference.builds_module(self.summary, info) if info is not None else None
 
+    def unreferenced(self, function: str) -> bool:
+        """Whether no code that runs mentions the module's module-level function `function`
+        (`ProjectIndex.unreferenced`)."""
+        return self.inference.index.unreferenced(self.module, function)
+
     def instance(self, class_name: str) -> Fact | None:
         """An instance of the module's class `class_name` (a local qualname): what `self` is."""
         if class_name not in self.summary.classes:
