@@ -793,3 +793,52 @@ def test_a_convention_in_a_function_no_code_that_runs_mentions_is_reported_only_
             assert "no code that runs in the project mentions" in (d.evidence or "")
         else:
             assert d.confidence != "strict"
+
+
+_NONE_BRANCHES = """import torch
+
+
+def pool(x, max_len=None):
+    if max_len is None:
+        max_len = x.max().item()
+    return torch.zeros(max_len)
+
+
+def pooled(x, mask=None):
+    if mask is not None:
+        return x
+    return x.sum().item()
+"""
+
+
+@pytest.mark.parametrize("extra,strict,rows", [
+    ("", False, set()),
+    ("", True, {("ops.py", 6, "SL101"), ("ops.py", 13, "SL101")}),
+    ("    pool(x)\n", False, {("ops.py", 6, "SL101")}),
+    ("    pooled(x, None)\n", False, {("ops.py", 13, "SL101")}),
+    ("    pool(x, batch.limit)\n", False, {("ops.py", 6, "SL101")}),
+    ("    through(x, n * 2)\n", False, set()),
+    ("    through(x, n)\n", False, {("ops.py", 6, "SL101")}),
+    ("    through(x, batch.limit)\n", False, {("ops.py", 6, "SL101")}),
+])
+def test_a_block_that_runs_only_when_a_parameter_is_none_is_reported_only_with_strict_when_every_call_passes_one(
+        tmp_path: Path, extra: str, strict: bool, rows: set) -> None:
+    # Read one by one, many false findings sat in `if max_len is None:` blocks whose every caller
+    # passes a value (transformers' `_length_to_mask`, vLLM's `decode_attention_fwd` with `v_scale`).
+    # A value is certainly not None when it is arithmetic, a literal, a display, what torch, a builtin
+    # or a constructor returns, or a caller's parameter that its own callers pass such a value;
+    # an attribute (`batch.limit`) may be None, and a call that leaves the default passes None.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/ops.py": _NONE_BRANCHES,
+        "pkg/use.py": "import torch\n\nfrom pkg.ops import pool, pooled\n\n\n"
+                      "def through(x, limit):\n    return pool(x, limit)\n\n\n"
+                      "def step(n, batch):\n    x = torch.zeros(n, device='cuda')\n"
+                      "    pool(x, max_len=n + 1)\n    pool(x, len([1]))\n    pooled(x, mask=torch.ones(n))\n"
+                      "    through(x, 3)\n" + extra,
+    }, strict=strict)
+    assert {(Path(d.path).name, d.start.row, d.code) for d in found} == rows
+    for d in found:
+        assert (d.confidence == "strict") == (strict and not extra)
+        if d.confidence == "strict":
+            assert "runs only when" in (d.evidence or "")

@@ -84,6 +84,7 @@ class _Pending:
     classes: tuple[str, ...] = ()  # the classes around the node, as the index names them
     also: Fact | None = None  # a second fact the finding rests on (`Rule.report`)
     function: str | None = None  # the module-level function around the node
+    innermost: str | None = None  # the function directly around the node
 
 
 def _confidence(fact: Fact | None) -> str:
@@ -112,7 +113,7 @@ class Findings:
             return
         binder = self._ctx.devices.binder
         self._pending.append(_Pending(rule, node, message, fact, evidence, fix, binder.enclosing_classes(), also,
-                                      binder.outermost_function()))
+                                      binder.outermost_function(), binder.function_qualname()))
 
     def __bool__(self) -> bool:
         return bool(self._pending)
@@ -139,11 +140,8 @@ class Findings:
             confidence = _confidence(pending.fact)
             if confidence == "convention" and self._cpu_side(pending.classes):
                 continue
-            # A GPU known only by a convention, in a module-level function that no code that runs
-            # mentions: the convention stands for what callers pass, and there are none.
-            unreferenced = confidence == "convention" and pending.function is not None and \
-                self._unreferenced(pending.function)
-            if unreferenced and not ctx.settings.strict:
+            left_to_strict = self._left_to_strict(pending, confidence, start.row)
+            if left_to_strict and not ctx.settings.strict:
                 continue
             evidence = pending.evidence
             steps: tuple[EvidenceStep, ...] = ()
@@ -155,11 +153,10 @@ class Findings:
                 steps = tuple(self._step(text, where, line) for text, where, line in found if text)
             elif evidence is not None:
                 steps = (EvidenceStep(evidence, ctx.path, start.row),)
-            if unreferenced:
+            if left_to_strict:
                 confidence = "strict"
-                step = self._unreferenced_step(pending.function)  # type: ignore[arg-type]
-                steps += (step,)
-                evidence = f"{evidence}; {step.message}" if evidence else step.message
+                steps += tuple(left_to_strict)
+                evidence = "; ".join([*([evidence] if evidence else []), *(step.message for step in left_to_strict)])
             out.append(
                 Diagnostic(
                     code=code,
@@ -191,6 +188,20 @@ class Findings:
             known = self._cpu_side_known[classes] = ctx.project.cpu_side_class(classes, frozenset(bases)) is not None
         return known
 
+    def _left_to_strict(self, pending: _Pending, confidence: str, row: int) -> list[EvidenceStep]:
+        """Why the finding is reported only with `--strict`, one step per reason (none: reported by default)."""
+        out = []
+        # A GPU known only by a convention, in a module-level function that no code that runs
+        # mentions: the convention stands for what callers pass, and there are none.
+        if confidence == "convention" and pending.function is not None and self._unreferenced(pending.function):
+            out.append(self._unreferenced_step(pending.function))
+        # A line that runs only when a parameter is None, and every known call passes a value.
+        if pending.innermost is not None:
+            param = self._never_none(pending.innermost, row)
+            if param is not None:
+                out.append(self._never_none_step(pending.innermost, param))
+        return out
+
     def _unreferenced(self, function: str) -> bool:
         """Whether no code that runs mentions the module-level function (`report-unreferenced` off)."""
         ctx = self._ctx
@@ -205,6 +216,17 @@ class Findings:
         info = self._ctx.project.summary.functions.get(function)  # type: ignore[union-attr]
         return EvidenceStep(f"no code that runs in the project mentions `{function}` (reported for `strict`)",
                             self._ctx.path, info.line if info is not None else None)
+
+    def _never_none(self, function: str, row: int) -> str | None:
+        """The parameter the line needs None that every known call of the function passes a value."""
+        ctx = self._ctx
+        return ctx.project.never_runs(function, row) if ctx.project is not None else None
+
+    def _never_none_step(self, function: str, param: str) -> EvidenceStep:
+        info = self._ctx.project.summary.functions.get(function)  # type: ignore[union-attr]
+        short = function.rsplit(".", 1)[-1]
+        return EvidenceStep(f"this line runs only when `{param}` is None, and every known call of `{short}` passes "
+                            f"a value (reported for `strict`)", self._ctx.path, info.line if info is not None else None)
 
     def _step(self, text: str, where: str | None, line: int | None) -> EvidenceStep:
         """A step in this file (its line) or in another file of the project (`path:line` from the root)."""

@@ -104,6 +104,11 @@ MAX_SOURCES = 16
 # a whole module tree.
 MODULE_HOPS = 2
 _CALLED_METHODS = frozenset({"forward", "__call__"})
+# How many calls up `never_none` follows a value passed through from a caller's own parameter.
+NEVER_NONE_HOPS = 2
+# Builtins whose result is never None.
+_VALUE_BUILTINS = frozenset({"int", "float", "bool", "str", "len", "list", "tuple", "dict", "set", "sorted", "range",
+                             "max", "min", "sum", "abs", "round", "enumerate", "zip", "divmod", "pow"})
 # A call through an instance reaches the subclasses' overrides only when they are this few: with the
 # method itself, at most 8 targets, as many as a call site follows (`_MAX_TARGETS` in hot.py).
 _MAX_OVERRIDES = 7
@@ -190,6 +195,7 @@ class Inference:
         self._dispatch_memo: dict[str, tuple[frozenset[str], Dep | None]] = {}
         self._callees_pending: set[str] = set()
         self._stores: dict[tuple[str, str], tuple[list, Dep | None]] = {}
+        self._never_none_memo: dict[tuple[str, str, int], tuple[bool, Dep | None]] = {}
         # `eval` of one value in one context, into one reads frame, during one outermost `eval`.
         self._eval_memo: dict[tuple[int, int, int], tuple[Value, Context, object, Fact]] | None = None
 
@@ -285,7 +291,8 @@ class Inference:
     def forget(self) -> None:
         """Drop what this process solved (the index changed under it)."""
         for table in (self._memo, self._specialized, self._return_reads, self._cheap, self._cheap_provisional,
-                      self._caller_memo, self._callee_memo, self._dispatch_memo, self._stores):
+                      self._caller_memo, self._callee_memo, self._dispatch_memo, self._stores,
+                      self._never_none_memo):
             table.clear()
         self._solved = []
 
@@ -571,6 +578,74 @@ class Inference:
         if declared is not None and declared.value_kind == "list" and joined.value_kind in ("list", "tuple"):
             return joined  # what the callers pass says more than `list[Tensor]`
         return declared if declared is not None else joined
+
+    def never_none(self, function: str, name: str, budget: int = NEVER_NONE_HOPS) -> bool:
+        """Whether every known call of `function` gives its parameter `name` a value that is certainly not
+        None, and there is at least one: a block that runs only when it is None runs on no known call.
+        A value passed through from a caller's own parameter is followed `budget` calls up."""
+        key = (function, name, budget)
+        return self.reads.memo(self._never_none_memo, "never_none", key, lambda: self._find_never_none(*key))
+
+    def _find_never_none(self, function: str, name: str, budget: int) -> bool:
+        found = self.index.function(function)
+        if found is None:
+            return False
+        summary, info = found
+        param = next((p for p in info.params if p.name == name), None)
+        if param is None or param.kind in ("star", "starstar"):
+            return False
+        callers = self._callers(function)
+        if not callers:
+            return False
+        self._never_none_memo[(function, name, budget)] = (False, None)  # a recursive question: not proven
+        params = list(info.params)
+        for caller, call, skip in callers:
+            value, left_default = _argument(call, params, name, skip)
+            if value is None:  # left at its default, or maybe passed by `*args`/`**kwargs`
+                if not left_default or param.default is None or not self._not_none(param.default, summary, None, 0):
+                    return False
+                continue
+            function_info = caller.functions.get(call.function) if call.function else None
+            if not self._not_none(value, caller, function_info, budget):
+                return False
+        return True
+
+    def _not_none(self, value: Value, summary: ModuleSummary, function: FunctionInfo | None, budget: int) -> bool:
+        """Whether a symbolic value is certainly not None: a literal other than None, arithmetic, a display,
+        a torch function's or a constructor's result, a function's result when none of its returns is
+        None, an element of a tensor, a parameter every known caller passes such a value (`budget` up)."""
+        tag = value[0]
+        if tag == "lit":
+            return value[1] != "none"
+        if tag in ("op", "tuple", "listof", "dict", "lambda", "decl"):
+            return True
+        if tag == "join":
+            return all(self._not_none(part, summary, function, budget) for part in value[1])
+        if tag == "on":
+            return self._not_none(value[1], summary, function, budget)
+        if tag == "param":
+            return budget > 0 and function is not None and \
+                self.never_none(summary.qualified(function.qualname), value[1], budget - 1)
+        if tag == "sub":
+            return self.eval(value[1], Context(summary, function, mode="types")).is_tensor
+        if tag == "call":
+            return self._returns_a_value(value[1], summary, function)
+        return False
+
+    def _returns_a_value(self, func: Value, summary: ModuleSummary, function: FunctionInfo | None) -> bool:
+        dotted = self.index.value_name(summary, func, function.qualname if function is not None else None)
+        if dotted is None:
+            return False
+        if dotted.startswith("torch.") or dotted in _VALUE_BUILTINS:
+            return True
+        symbol = self.index.resolve(dotted)
+        if symbol is None:
+            return False
+        if symbol.kind == "class":
+            return True
+        found = self.index.function(dotted) if symbol.kind == "function" else None
+        return found is not None and not found[1].is_generator and bool(found[1].returns) and \
+            all(r[0] in ("lit", "op", "tuple", "listof", "dict") and r != NONE_VALUE for r in found[1].returns)
 
     def base_names(self, cls: str) -> list[str]:
         """The last names of a class, its project ancestors and the bases each spells."""

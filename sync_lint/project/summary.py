@@ -30,7 +30,7 @@ from sync_lint.project.mentions import module_mentions
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 34
+SUMMARY_FORMAT = 35
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -68,6 +68,9 @@ class FunctionInfo:
     guards: tuple[tuple[str, int, int], ...] = ()
     # The same for lines that run only when the parameter is true (`if check_inputs:`).
     truth_guards: tuple[tuple[str, int, int], ...] = ()
+    # The same for lines that run only when the parameter is None (`if max_len is None:`, the `else`
+    # of `if mask is not None:`): an explicit `is None` test, not a truth test.
+    none_guards: tuple[tuple[str, int, int], ...] = ()
     # (test line, first line, last line): blocks that run on some calls only, whatever decides it (the
     # arms of an `if`, `except` handlers, `case`s, the rest of a block after an `if` whose body ends in
     # return, break or continue: see `_leaves_early`).
@@ -236,6 +239,7 @@ def map_lines(summary: ModuleSummary, to: Callable[[int], int]) -> ModuleSummary
                        params=tuple(replace(p, default=value(p.default)) if p.default is not None else p
                                     for p in info.params),
                        guards=guards(info.guards), truth_guards=guards(info.truth_guards),
+                       none_guards=guards(info.none_guards),
                        branches=tuple((to(test), to(first), to(last)) for test, first, last in info.branches),
                        device_params=tuple((to(line), name) for line, name in info.device_params))
 
@@ -893,7 +897,7 @@ class _Summarizer:
         info.is_generator = self.generator
         info.loops = tuple(self.loops)
         named = {p.name for p in params if p.kind not in ("star", "starstar")}
-        info.guards, info.truth_guards = _guards(node.body, named)
+        info.guards, info.truth_guards, info.none_guards = _guards(node.body, named)
         info.branches = _branches(node.body, frozenset(named))
         self.loop_depth, self.generator, self.contexts, self.loops, self.narrowed = saved
         return info
@@ -1409,9 +1413,10 @@ def _module_statements(body: list[ast.stmt]):  # type: ignore[no-untyped-def]
 _Guards = tuple[tuple[str, int, int], ...]  # (parameter, first line, last line)
 
 
-def _guards(body: list[ast.stmt], params: set[str]) -> tuple[_Guards, _Guards]:
-    """The blocks of a function body that run only when a parameter is not None (`guards`), and
-    those that run only when it is true (`truth_guards`): one walk of the body for both."""
+def _guards(body: list[ast.stmt], params: set[str]) -> tuple[_Guards, _Guards, _Guards]:
+    """The blocks of a function body that run only when a parameter is not None (`guards`), those
+    that run only when it is true (`truth_guards`), and those that run only when it is None
+    (`none_guards`): one walk of the body for all three."""
     stores: dict[str, list[int]] = {}
     loops: list[tuple[int, int]] = []
     conditionals: list[ast.IfExp] = []
@@ -1443,7 +1448,7 @@ def _guards(body: list[ast.stmt], params: set[str]) -> tuple[_Guards, _Guards]:
 
     collect(body)
     if not tests and not conditionals:
-        return (), ()
+        return (), (), ()
 
     def guarded(proves: Callable[[ast.expr], tuple[set[str], set[str]]]) -> _Guards:
         out: list[tuple[str, int, int]] = []
@@ -1470,7 +1475,7 @@ def _guards(body: list[ast.stmt], params: set[str]) -> tuple[_Guards, _Guards]:
                     out.append((param, node.orelse.lineno, node.orelse.end_lineno or node.orelse.lineno))
         return tuple(sorted(set(out)))  # sets of names above: sorted, so a summary is the same in every process
 
-    return guarded(_not_none_when), guarded(_true_when)
+    return guarded(_not_none_when), guarded(_true_when), guarded(_none_when)
 
 
 def _proved(test: ast.expr, atom: Callable[[ast.expr], tuple[set[str], set[str]]]) -> tuple[set[str], set[str]]:
@@ -1490,6 +1495,21 @@ def _proved(test: ast.expr, atom: Callable[[ast.expr], tuple[set[str], set[str]]
 def _not_none_when(test: ast.expr) -> tuple[set[str], set[str]]:
     """The names a test proves not None when it is true, and when it is false."""
     return _proved(test, _not_none_atom)
+
+
+def _none_when(test: ast.expr) -> tuple[set[str], set[str]]:
+    """The names a test proves None when it is true, and when it is false (`x is None`, `x is not None`)."""
+    return _proved(test, _none_atom)
+
+
+def _none_atom(test: ast.expr) -> tuple[set[str], set[str]]:
+    if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.left, ast.Name) \
+            and isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value is None:
+        if isinstance(test.ops[0], ast.Is):
+            return {test.left.id}, set()
+        if isinstance(test.ops[0], ast.IsNot):
+            return set(), {test.left.id}
+    return set(), set()
 
 
 def _not_none_atom(test: ast.expr) -> tuple[set[str], set[str]]:
