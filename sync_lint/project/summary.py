@@ -1503,24 +1503,29 @@ def _none_when(test: ast.expr) -> tuple[set[str], set[str]]:
 
 
 def _none_atom(test: ast.expr) -> tuple[set[str], set[str]]:
+    compared = _compared_with_none(test)
+    if compared is None:
+        return set(), set()
+    name, is_none = compared
+    return ({name}, set()) if is_none else (set(), {name})
+
+
+def _compared_with_none(test: ast.expr) -> tuple[str, bool] | None:
+    """`x is None`: ("x", True); `x is not None`: ("x", False); None for any other test."""
     if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.left, ast.Name) \
-            and isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value is None:
-        if isinstance(test.ops[0], ast.Is):
-            return {test.left.id}, set()
-        if isinstance(test.ops[0], ast.IsNot):
-            return set(), {test.left.id}
-    return set(), set()
+            and isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value is None \
+            and isinstance(test.ops[0], (ast.Is, ast.IsNot)):
+        return test.left.id, isinstance(test.ops[0], ast.Is)
+    return None
 
 
 def _not_none_atom(test: ast.expr) -> tuple[set[str], set[str]]:
     if isinstance(test, ast.Name):
         return {test.id}, set()
-    if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.left, ast.Name) \
-            and isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value is None:
-        if isinstance(test.ops[0], ast.IsNot):
-            return {test.left.id}, set()
-        if isinstance(test.ops[0], ast.Is):
-            return set(), {test.left.id}
+    compared = _compared_with_none(test)
+    if compared is not None:
+        name, is_none = compared
+        return (set(), {name}) if is_none else ({name}, set())
     if isinstance(test, ast.Call) and isinstance(test.func, ast.Name) and test.func.id == "isinstance" \
             and test.args and isinstance(test.args[0], ast.Name):
         return {test.args[0].id}, set()
