@@ -106,6 +106,8 @@ MODULE_HOPS = 2
 _CALLED_METHODS = frozenset({"forward", "__call__"})
 # How many calls up `never_none` follows a value passed through from a caller's own parameter.
 NEVER_NONE_HOPS = 2
+# Tensor methods that return None.
+_NONE_METHODS = frozenset({"backward", "record_stream", "retain_grad", "register_hook", "share_memory_"})
 # Builtins whose result is never None.
 _VALUE_BUILTINS = frozenset({"int", "float", "bool", "str", "len", "list", "tuple", "dict", "set", "sorted", "range",
                              "max", "min", "sum", "abs", "round", "enumerate", "zip", "divmod", "pow"})
@@ -612,8 +614,9 @@ class Inference:
 
     def _not_none(self, value: Value, summary: ModuleSummary, function: FunctionInfo | None, budget: int) -> bool:
         """Whether a symbolic value is certainly not None: a literal other than None, arithmetic, a display,
-        a torch function's or a constructor's result, a function's result when none of its returns is
-        None, an element of a tensor, a parameter every known caller passes such a value (`budget` up)."""
+        a torch function's or a constructor's result, a function's result when each of its returns is
+        such a value, a tensor method's result, an element of a tensor, `x.shape` and its elements, a
+        parameter every known caller passes such a value (`budget` calls up)."""
         tag = value[0]
         if tag == "lit":
             return value[1] != "none"
@@ -626,11 +629,20 @@ class Inference:
         if tag == "param":
             return budget > 0 and function is not None and \
                 self.never_none(summary.qualified(function.qualname), value[1], budget - 1)
-        if tag == "sub":
-            return self.eval(value[1], Context(summary, function, mode="types")).is_tensor
+        if tag == "attr":
+            return value[2] in ("shape", "ndim")
+        if tag == "sub":  # `x.shape[-1]`, an element of a tensor
+            return (value[1][0] == "attr" and value[1][2] == "shape") or self._a_tensor(value[1], summary, function)
         if tag == "call":
-            return self._returns_a_value(value[1], summary, function)
+            func = value[1]
+            if func[0] == "attr" and func[2] not in _NONE_METHODS and self._a_tensor(func[1], summary, function):
+                return True  # `mask.bool()`, `x.size(0)`: a tensor's methods return values
+            return self._returns_a_value(func, summary, function)
         return False
+
+    def _a_tensor(self, value: Value, summary: ModuleSummary, function: FunctionInfo | None) -> bool:
+        fact = self.eval(value, Context(summary, function, budget=1))
+        return fact.is_tensor or fact.is_unknown_tensor
 
     def _returns_a_value(self, func: Value, summary: ModuleSummary, function: FunctionInfo | None) -> bool:
         dotted = self.index.value_name(summary, func, function.qualname if function is not None else None)
