@@ -104,7 +104,6 @@ class Findings:
         # (row, code) of every `# noqa` that suppressed a finding (for SL900, unused-noqa).
         self.used_noqa: set[tuple[int, str]] = set()
         self._cpu_side_known: dict[tuple[str, ...], bool] = {}
-        self._unreferenced_known: dict[str, bool] = {}
 
     def add(self, rule: "Rule", node: cst.CSTNode, message: str, *, fact: Fact | None, evidence: str | None,
             fix: Fix | None, also: Fact | None = None) -> None:
@@ -205,12 +204,8 @@ class Findings:
     def _unreferenced(self, function: str) -> bool:
         """Whether no code that runs mentions the module-level function (`report-unreferenced` off)."""
         ctx = self._ctx
-        if ctx.project is None or ctx.settings.report_unreferenced:
-            return False
-        known = self._unreferenced_known.get(function)
-        if known is None:
-            known = self._unreferenced_known[function] = ctx.project.unreferenced(function)
-        return known
+        # The index remembers each answer: no cache here.
+        return ctx.project is not None and not ctx.settings.report_unreferenced and ctx.project.unreferenced(function)
 
     def _unreferenced_step(self, function: str) -> EvidenceStep:
         info = self._ctx.project.summary.functions.get(function)  # type: ignore[union-attr]
