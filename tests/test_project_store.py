@@ -3,6 +3,7 @@ generation that keeps answers of an older index out, settings, and damaged datab
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -251,6 +252,27 @@ def test_a_summary_sent_from_a_worker_is_the_same_summary(tmp_path: Path) -> Non
     db.update([("/p/b.py", 3, 3, "sha3", changed)], [])
     assert db.fact(K_A) is None
     db.close()
+
+
+def test_a_summary_prints_the_same_in_every_process() -> None:
+    # Line moves and unchanged summaries are recognised by the summary's text (`ModuleState`), and a
+    # cached summary is compared with one made in another process, whose string hashes are seeded
+    # differently. A set in a summary prints in hash order: the text then differs although nothing
+    # changed, and an edit that only moved lines dropped the answers it should keep.
+    import subprocess
+    import sys
+
+    script = (
+        "import hashlib, pathlib, sys\n"
+        "from sync_lint.project.summary import summarize\n"
+        "digest = hashlib.sha256()\n"
+        "for path in sorted(pathlib.Path(sys.argv[1]).rglob('*.py')):\n"
+        "    digest.update(repr(summarize(path.read_text(errors='replace'), 'm.py', 'm')).encode())\n"
+        "print(digest.hexdigest())\n")
+    printed = {subprocess.run([sys.executable, "-c", script, str(FIXTURES)], capture_output=True, text=True,
+                              check=True, env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+               for seed in ("1", "2", "3")}
+    assert len(printed) == 1
 
 
 def test_an_answer_solved_again_after_a_drop_stores_what_it_reads_now(store: ProjectStore) -> None:

@@ -136,7 +136,7 @@ def table_rows(summary: ModuleSummary) -> list[tuple[str, str, str]]:
              for key, on_cpu, line in multimodal_fields(summary)]
     rows += [("ops", op, module) for op in summary.custom_ops]
     called = {row[1] for row in rows if row[0] == "calls"}
-    mentioned = summary.mentions.union(*summary.function_mentions.values())
+    mentioned = set(summary.mentions).union(*summary.function_mentions.values())
     rows += [("mentions", name, module) for name in mentioned - called]
     rows += [("importers", imported, module) for imported in imported_modules(summary)]
     if summary.generated_from and summary.generated_from.endswith(".py"):

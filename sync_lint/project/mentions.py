@@ -50,8 +50,9 @@ def is_root_function(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
         (name.startswith("__") and name.endswith("__"))
 
 
-def module_mentions(tree: ast.Module, module_level: list[ast.stmt]) -> tuple[frozenset[str], dict[str, frozenset[str]]]:
-    """(root mentions, mentions in the body of each module-level function that is not a root).
+def module_mentions(tree: ast.Module, module_level: list[ast.stmt]) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """(root mentions, mentions in the body of each module-level function that is not a root), each
+    sorted: a summary's text must be the same in every process (sets print in a hash-seeded order).
 
     `module_level` is every statement of the module body and its blocks (`if`, `try`, `with`), not
     entering definitions: the `def`s among them are the module-level functions."""
@@ -132,6 +133,6 @@ class _Found:
             else:
                 self.imported.add(name.split(".", 1)[0])
 
-    def mentions(self, bound: set[str]) -> frozenset[str]:
-        return frozenset({*(self.names & bound), *(attr for base, attr in self.attributes if base in bound),
-                          *self.strings})
+    def mentions(self, bound: set[str]) -> tuple[str, ...]:
+        return tuple(sorted({*(self.names & bound), *(attr for base, attr in self.attributes if base in bound),
+                             *self.strings}))

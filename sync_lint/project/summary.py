@@ -30,7 +30,7 @@ from sync_lint.project.mentions import module_mentions
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 35
+SUMMARY_FORMAT = 36
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -208,8 +208,8 @@ class ModuleSummary:
     custom_ops: dict[str, Value] = field(default_factory=dict)
     # The names the module mentions in code that runs (module level, class bodies, methods, root
     # functions), and in the body of each other module-level function (`mentions.py`).
-    mentions: frozenset[str] = frozenset()
-    function_mentions: dict[str, frozenset[str]] = field(default_factory=dict)
+    mentions: tuple[str, ...] = ()  # sorted, as every set in a summary (its text is compared)
+    function_mentions: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def qualified(self, local: str) -> str:
         return f"{self.module}.{local}" if self.module else local
