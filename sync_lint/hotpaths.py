@@ -565,7 +565,9 @@ class _Pass:
         # A sync known only by a convention, below a function no code that runs mentions: see
         # `Findings.diagnostics`.
         unreferenced = sync.confidence == "convention" and self._unreferenced(summary, info)
-        if unreferenced and not self.settings.strict:
+        # A call on a line no known call of its function runs (`Inference.never_runs`).
+        never = self.graph.inference.never_runs(summary, info, edge.line)
+        if (unreferenced or never is not None) and not self.settings.strict:
             return None
         branch = self._first_branch([(function, hop.line) for function, hop in hops], paths)
         if branch is None and all(self._first_branch([(current, d.start.row)], paths) for d in final):
@@ -588,6 +590,11 @@ class _Pass:
             steps.append(EvidenceStep(f"no code that runs in the project mentions `{outer}` (reported for `strict`)",
                                       paths.get(summary.module) or _display_path(self.root, summary.path),
                                       summary.functions[outer].line if outer in summary.functions else None))
+        if never is not None:
+            from sync_lint.project.infer import never_runs_reason
+
+            steps.append(EvidenceStep(f"{never_runs_reason(info.qualname, *never)} (reported for `strict`)",
+                                      paths.get(summary.module) or _display_path(self.root, summary.path), info.line))
         arrow = " → ".join(_short(f) for f in chain)
         more = f" (and {count - 1} more there)" if count > 1 else ""
         hops = len(chain) - 1
@@ -614,7 +621,7 @@ class _Pass:
             code=TRANSITIVE_CODE, name=TRANSITIVE_NAME, message=message, path=path,
             start=Position(edge.line, column), end=Position(edge.line, max(end, column + 1)),
             evidence=" → ".join(s.message for s in steps), noqa_row=edge.line, source_line=line + "\n" if line else "",
-            confidence="strict" if conditional or unreferenced else sync.confidence, evidence_steps=tuple(steps),
+            confidence="strict" if conditional or unreferenced or never is not None else sync.confidence, evidence_steps=tuple(steps),
             hot=self.hotness(caller, edge.line, info),
         )
 

@@ -10,6 +10,10 @@ from sync_lint.project.summary import _module_statements
 
 
 def mentions(text: str) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    return all_mentions(text)[:2]
+
+
+def all_mentions(text: str) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]], tuple[str, ...]]:
     tree = ast.parse(textwrap.dedent(text))
     return module_mentions(tree, list(_module_statements(tree.body)))
 
@@ -67,6 +71,39 @@ def test_strings_and_renamed_imports_mention_what_they_name() -> None:
         """)
     assert "original" in root
     assert {"by_string", "alias", "importlib", "import_module"} <= set(functions["lookup"])
+
+
+def test_values_are_the_mentions_other_than_as_a_callee() -> None:
+    # A function handed on as a value may be called where no call site shows its arguments.
+    _root, _functions, values = all_mentions("""
+        import functools
+        from pkg import ops, hooks
+
+        def direct(x):
+            return ops.kernel(x), helper(x)
+
+        def handed_on(callbacks, x):
+            callbacks.append(helper)
+            return functools.partial(ops.fused, x), getattr(ops, "by_name")
+
+        def helper(x):
+            return x
+
+        class C:
+            def register(self, module):
+                module.register_forward_hook(self.hook)
+                return self.run(), hooks.install(self.elsewhere)
+
+            def hook(self, *args):
+                return None
+
+            def run(self):
+                return None
+        """)
+    assert {"helper", "fused", "by_name", "hook"} <= set(values)
+    # Called only: `kernel`, `run`; `self.elsewhere` is no method of this module, `register_forward_hook` a callee.
+    assert not {"kernel", "run", "elsewhere", "register_forward_hook", "install"} & set(values)
+    assert values == tuple(sorted(values))
 
 
 def _index(files: dict[str, str]):  # type: ignore[no-untyped-def]

@@ -843,3 +843,59 @@ def test_a_block_that_runs_only_when_a_parameter_is_none_is_reported_only_with_s
         assert (d.confidence == "strict") == (strict and not extra)
         if d.confidence == "strict":
             assert "runs only when" in (d.evidence or "")
+
+
+_UNSET_BRANCHES = """import torch
+
+from pkg.sync import drain
+
+
+def loss(x, aux=None, check=False):
+    if aux is not None:
+        total = x.sum().item()
+    if check:
+        x.max().item()
+    if aux is not None and check:
+        drain(x)
+    return x.mean()
+
+
+def scale(x, factor=None):
+    return x * x.sum().item() if factor is not None else x
+"""
+
+
+@pytest.mark.parametrize("extra,strict,rows", [
+    ("", False, set()),
+    ("", True, {("ops.py", 8, "SL101"), ("ops.py", 10, "SL101"), ("ops.py", 12, "SL601"), ("ops.py", 17, "SL101")}),
+    ("    loss(x, check=True)\n", False, {("ops.py", 10, "SL101")}),
+    ("    loss(x, aux=x)\n", False, {("ops.py", 8, "SL101")}),
+    ("    loss(x, aux=batch.aux, check=batch.check)\n", False,
+     {("ops.py", 8, "SL101"), ("ops.py", 10, "SL101"), ("ops.py", 12, "SL601")}),
+    ("    scale(x, x.sum())\n", False, {("ops.py", 17, "SL101")}),
+    ("    through(x, x)\n", False, {("ops.py", 8, "SL101")}),
+    ("    through(x)\n", False, set()),
+    ("    callbacks.append(loss)\n", False, {("ops.py", 8, "SL101"), ("ops.py", 10, "SL101"), ("ops.py", 12, "SL601")}),
+])
+def test_a_block_that_runs_only_when_a_parameter_is_set_is_reported_only_with_strict_when_no_call_sets_it(
+        tmp_path: Path, extra: str, strict: bool, rows: set) -> None:
+    # Read one by one, false findings sat in `if auxiliary_predictions is not None:` and `if check:`
+    # blocks that every caller leaves at their None or False default. A caller's own parameter is
+    # followed up when its callers leave it unset too; a function passed around as a value
+    # (`callbacks.append(loss)`) may be called where the index cannot see, so nothing is proven.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/sync.py": "def drain(x):\n    return x.sum().item()\n",
+        "pkg/ops.py": _UNSET_BRANCHES,
+        "pkg/use.py": "import torch\n\nfrom pkg.ops import loss, scale\n\n\n"
+                      "def through(x, aux=None):\n    return loss(x, aux)\n\n\n"
+                      "def step(n, batch, callbacks):\n    x = torch.zeros(n, device='cuda')\n"
+                      "    loss(x)\n    loss(x, None, False)\n    loss(x, check=False)\n    scale(x)\n"
+                      "    through(x)\n" + extra,
+    }, strict=strict)
+    assert {(Path(d.path).name, d.start.row, d.code) for d in found if Path(d.path).name == "ops.py"} == rows
+    for d in found:
+        if Path(d.path).name == "ops.py":
+            assert (d.confidence == "strict") == (strict and not extra)
+            if d.confidence == "strict":
+                assert "and every known call of" in (d.evidence or "")

@@ -194,11 +194,12 @@ class Findings:
         # mentions: the convention stands for what callers pass, and there are none.
         if confidence == "convention" and pending.function is not None and self._unreferenced(pending.function):
             out.append(self._unreferenced_step(pending.function))
-        # A line that runs only when a parameter is None, and every known call passes a value.
+        # A line that no known call runs: it needs a parameter None and every call passes a value, or
+        # not None (true) and every call leaves it None (false).
         if pending.innermost is not None:
-            param = self._never_none(pending.innermost, row)
-            if param is not None:
-                out.append(self._never_none_step(pending.innermost, param))
+            never = self._never_runs(pending.innermost, row)
+            if never is not None:
+                out.append(self._never_runs_step(pending.innermost, *never))
         return out
 
     def _unreferenced(self, function: str) -> bool:
@@ -212,16 +213,17 @@ class Findings:
         return EvidenceStep(f"no code that runs in the project mentions `{function}` (reported for `strict`)",
                             self._ctx.path, info.line if info is not None else None)
 
-    def _never_none(self, function: str, row: int) -> str | None:
-        """The parameter the line needs None that every known call of the function passes a value."""
+    def _never_runs(self, function: str, row: int) -> tuple[str, str] | None:
+        """(parameter, what the line needs of it) when no known call of the function runs the line."""
         ctx = self._ctx
         return ctx.project.never_runs(function, row) if ctx.project is not None else None
 
-    def _never_none_step(self, function: str, param: str) -> EvidenceStep:
+    def _never_runs_step(self, function: str, param: str, needs: str) -> EvidenceStep:
+        from sync_lint.project.infer import never_runs_reason
+
         info = self._ctx.project.summary.functions.get(function)  # type: ignore[union-attr]
-        short = function.rsplit(".", 1)[-1]
-        return EvidenceStep(f"this line runs only when `{param}` is None, and every known call of `{short}` passes "
-                            f"a value (reported for `strict`)", self._ctx.path, info.line if info is not None else None)
+        return EvidenceStep(f"{never_runs_reason(function, param, needs)} (reported for `strict`)", self._ctx.path,
+                            info.line if info is not None else None)
 
     def _step(self, text: str, where: str | None, line: int | None) -> EvidenceStep:
         """A step in this file (its line) or in another file of the project (`path:line` from the root)."""

@@ -137,7 +137,7 @@ def table_rows(summary: ModuleSummary) -> list[tuple[str, str, str]]:
     rows += [("ops", op, module) for op in summary.custom_ops]
     called = {row[1] for row in rows if row[0] == "calls"}
     mentioned = set(summary.mentions).union(*summary.function_mentions.values())
-    rows += [("mentions", name, module) for name in mentioned - called]
+    rows += [("mentions", name, module) for name in (mentioned - called) | set(summary.value_mentions)]
     rows += [("importers", imported, module) for imported in imported_modules(summary)]
     if summary.generated_from and summary.generated_from.endswith(".py"):
         package = module.rpartition(".")[0] if not summary.is_package else module
@@ -519,6 +519,12 @@ class ProjectIndex:
             summary = self._summary(module)
             return list(summary.calls) if summary is not None else []
         return stored
+
+    def mentioned_as_value(self, name: str) -> bool:
+        """Whether some module mentions `name` other than as a callee (passes it on, stores it, names
+        it in a string): calls of it may be made where the index cannot see them."""
+        self.reads.add(f"n:mentions:{name}")
+        return bool(self.tables.mentions.get(name, ()))
 
     def unreferenced(self, module: str, function: str) -> bool:
         """Whether nothing that runs mentions the module-level function `function` of `module`: no code

@@ -198,6 +198,7 @@ class Inference:
         self._callees_pending: set[str] = set()
         self._stores: dict[tuple[str, str], tuple[list, Dep | None]] = {}
         self._never_none_memo: dict[tuple[str, str, int], tuple[bool, Dep | None]] = {}
+        self._unset_memo: dict[tuple[str, str, int, bool], tuple[bool, Dep | None]] = {}
         # `eval` of one value in one context, into one reads frame, during one outermost `eval`.
         self._eval_memo: dict[tuple[int, int, int], tuple[Value, Context, object, Fact]] | None = None
 
@@ -294,7 +295,7 @@ class Inference:
         """Drop what this process solved (the index changed under it)."""
         for table in (self._memo, self._specialized, self._return_reads, self._cheap, self._cheap_provisional,
                       self._caller_memo, self._callee_memo, self._dispatch_memo, self._stores,
-                      self._never_none_memo):
+                      self._never_none_memo, self._unset_memo):
             table.clear()
         self._solved = []
 
@@ -581,6 +582,24 @@ class Inference:
             return joined  # what the callers pass says more than `list[Tensor]`
         return declared if declared is not None else joined
 
+    def never_runs(self, summary: ModuleSummary, info: FunctionInfo, line: int) -> tuple[str, str] | None:
+        """Why `line` of the function runs on no known call, as (parameter, what the line needs of it),
+        or None:
+
+        - "None": the line runs only when the parameter is None, and every known call passes a
+          value that is certainly not None (`never_none`);
+        - "not None" / "true": it runs only when the parameter is not None (is true), and every
+          known call leaves it None (None or False) (`always_unset`)."""
+        qualified = summary.qualified(info.qualname)
+        for param, first, last in info.none_guards:
+            if first <= line <= last and self.never_none(qualified, param):
+                return param, "None"
+        for guards, falsy, needs in ((info.guards, False, "not None"), (info.truth_guards, True, "true")):
+            for param, first, last in guards:
+                if first <= line <= last and self.always_unset(qualified, param, falsy):
+                    return param, needs
+        return None
+
     def never_none(self, function: str, name: str, budget: int = NEVER_NONE_HOPS) -> bool:
         """Whether every known call of `function` gives its parameter `name` a value that is certainly not
         None, and there is at least one: a block that runs only when it is None runs on no known call.
@@ -609,6 +628,42 @@ class Inference:
                 continue
             function_info = caller.functions.get(call.function) if call.function else None
             if not self._not_none(value, caller, function_info, budget):
+                return False
+        return True
+
+    def always_unset(self, function: str, name: str, falsy: bool, budget: int = NEVER_NONE_HOPS) -> bool:
+        """Whether every known call of `function` leaves its parameter `name` None (`falsy`: None or
+        False), at its default or by passing the literal, and there is at least one: a block that runs
+        only when it is not None (is true) runs on no known call. A value passed through from a
+        caller's own parameter is followed `budget` calls up. A function whose name the project also
+        mentions other than as a callee may be called where the index cannot see (a callback): not proven."""
+        key = (function, name, budget, falsy)
+        return self.reads.memo(self._unset_memo, "always_unset", key, lambda: self._find_always_unset(*key))
+
+    def _find_always_unset(self, function: str, name: str, budget: int, falsy: bool) -> bool:
+        found = self.index.function(function)
+        if found is None:
+            return False
+        summary, info = found
+        param = next((p for p in info.params if p.name == name), None)
+        if param is None or param.kind in ("star", "starstar") or self.index.mentioned_as_value(info.name):
+            return False
+        callers = self._callers(function)
+        if not callers:
+            return False
+        self._unset_memo[(function, name, budget, falsy)] = (False, None)  # a recursive question: not proven
+        params = list(info.params)
+        for caller, call, skip in callers:
+            value, left_default = _argument(call, params, name, skip)
+            if value is None:  # left at its default, or maybe passed by `*args`/`**kwargs`
+                if not left_default or param.default is None or not _unset(param.default, falsy):
+                    return False
+                continue
+            if _unset(value, falsy):
+                continue
+            function_info = caller.functions.get(call.function) if call.function else None
+            if value[0] != "param" or budget <= 0 or function_info is None or \
+                    not self.always_unset(caller.qualified(function_info.qualname), value[1], falsy, budget - 1):
                 return False
         return True
 
@@ -2068,6 +2123,20 @@ def element(fact: Fact) -> Fact:
 
 def _handle(kind: str, value: Value) -> Fact:
     return Fact(Device.NOT_TENSOR, value_kind=kind, reason=f"created by `{render(value)}`")
+
+
+def never_runs_reason(function: str, param: str, needs: str) -> str:
+    """An evidence step's words for `Inference.never_runs`'s answer about `function` (a qualname)."""
+    short = function.rsplit(".", 1)[-1]
+    if needs == "None":
+        return f"this line runs only when `{param}` is None, and every known call of `{short}` passes a value"
+    left = "None" if needs == "not None" else "None or False"
+    return f"this line runs only when `{param}` is {needs}, and every known call of `{short}` leaves it {left}"
+
+
+def _unset(value: Value, falsy: bool) -> bool:
+    """Whether a value is the literal None (`falsy`: or False)."""
+    return value == NONE_VALUE or (falsy and value == ("lit", "bool", False))
 
 
 def _argument(call: CallSite, params: list[Param], name: str, skip: int) -> tuple[Value | None, bool]:

@@ -32,6 +32,13 @@ root itself, and so are the names its body mentions: a decorated function (a
 decorator registers it: `@pytest.fixture`, `@register_patch`, `@app.route`), a
 test (`test_*`), a dunder (`__getattr__` of a module), `main` (console-script
 entry points are declared in packaging metadata, not in code).
+
+The mentions other than as a callee are kept apart too (`value_mentions`): a
+function handed on as a value (`callbacks.append(f)`, `partial(f, ...)`,
+`register_forward_hook(self.hook)`) may be called with arguments no call site
+shows, so what its call sites pass proves nothing about every call
+(`Inference.always_unset`). Here `self.m` counts when `m` is a method of a
+class of the module.
 """
 
 from __future__ import annotations
@@ -50,9 +57,16 @@ def is_root_function(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
         (name.startswith("__") and name.endswith("__"))
 
 
-def module_mentions(tree: ast.Module, module_level: list[ast.stmt]) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
-    """(root mentions, mentions in the body of each module-level function that is not a root), each
-    sorted: a summary's text must be the same in every process (sets print in a hash-seeded order).
+def module_mentions(tree: ast.Module, module_level: list[ast.stmt]) \
+        -> tuple[tuple[str, ...], dict[str, tuple[str, ...]], tuple[str, ...]]:
+    """(root mentions, mentions in the body of each module-level function that is not a root, the
+    mentions anywhere other than as a callee), each sorted: a summary's text must be the same in
+    every process (sets print in a hash-seeded order).
+
+    The third are names handed on as values (`callbacks.append(f)`, `partial(f, ...)`,
+    `register_hook(self.hook)`, `getattr(mod, "f")`): a function mentioned so may be called where
+    no call site shows its arguments. `self.m` and `cls.m` count here when `m` is a method of a
+    class of this module.
 
     `module_level` is every statement of the module body and its blocks (`if`, `try`, `with`), not
     entering definitions: the `def`s among them are the module-level functions."""
@@ -82,7 +96,11 @@ def module_mentions(tree: ast.Module, module_level: list[ast.stmt]) -> tuple[tup
     bound |= root.imported
     for found in functions.values():
         bound |= found.imported
-    return root.mentions(bound), {name: found.mentions(bound) for name, found in functions.items()}
+    methods = {statement.name for node in module_level if isinstance(node, ast.ClassDef)
+               for statement in node.body if isinstance(statement, _FUNCTIONS)}
+    values = set(root.values(bound, methods)).union(*(found.values(bound, methods) for found in functions.values()))
+    return root.mentions(bound), {name: found.mentions(bound) for name, found in functions.items()}, \
+        tuple(sorted(values))
 
 
 def _module_bindings(module_level: list[ast.stmt]) -> set[str]:
@@ -102,25 +120,35 @@ def _module_bindings(module_level: list[ast.stmt]) -> set[str]:
 class _Found:
     """What one stretch of code mentions, before it is known which names the module binds."""
 
-    __slots__ = ("names", "attributes", "strings", "imported")
+    __slots__ = ("names", "attributes", "strings", "imported", "callees", "value_names", "value_attributes")
 
     def __init__(self) -> None:
         self.names: set[str] = set()
         self.attributes: set[tuple[str, str]] = set()  # (the name the chain starts from, the attribute)
         self.strings: set[str] = set()
         self.imported: set[str] = set()  # names an import here binds
+        # The ids of the nodes called (`f` of `f(x)`): a walk meets a call before its callee.
+        self.callees: set[int] = set()
+        self.value_names: set[str] = set()  # names read other than as a callee
+        self.value_attributes: set[tuple[str, str]] = set()  # the same for attributes
 
     def see(self, node: ast.AST) -> None:
         kind = type(node)
-        if kind is ast.Name:
+        if kind is ast.Call:
+            self.callees.add(id(node.func))  # type: ignore[attr-defined]
+        elif kind is ast.Name:
             if type(node.ctx) is not ast.Store:  # type: ignore[attr-defined]
                 self.names.add(node.id)  # type: ignore[attr-defined]
+                if id(node) not in self.callees:
+                    self.value_names.add(node.id)  # type: ignore[attr-defined]
         elif kind is ast.Attribute:
             base = node.value  # type: ignore[attr-defined]
             while type(base) is ast.Attribute:
                 base = base.value
             if type(base) is ast.Name:
                 self.attributes.add((base.id, node.attr))  # type: ignore[attr-defined]
+                if id(node) not in self.callees:
+                    self.value_attributes.add((base.id, node.attr))  # type: ignore[attr-defined]
         elif kind is ast.Constant:
             value = node.value  # type: ignore[attr-defined]
             if type(value) is str and _IDENTIFIER.match(value):
@@ -132,6 +160,12 @@ class _Found:
                 self.strings.add(name.rsplit(".", 1)[-1])
             else:
                 self.imported.add(name.split(".", 1)[0])
+
+    def values(self, bound: set[str], methods: set[str]) -> set[str]:
+        """What this stretch mentions other than as a callee (`module_mentions`)."""
+        return {*(self.value_names & bound), *self.strings,
+                *(attr for base, attr in self.value_attributes
+                  if base in bound or (base in ("self", "cls") and attr in methods))}
 
     def mentions(self, bound: set[str]) -> tuple[str, ...]:
         return tuple(sorted({*(self.names & bound), *(attr for base, attr in self.attributes if base in bound),

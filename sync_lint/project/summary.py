@@ -30,7 +30,7 @@ from sync_lint.project.mentions import module_mentions
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 36
+SUMMARY_FORMAT = 37
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -210,6 +210,8 @@ class ModuleSummary:
     # functions), and in the body of each other module-level function (`mentions.py`).
     mentions: tuple[str, ...] = ()  # sorted, as every set in a summary (its text is compared)
     function_mentions: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # The names it mentions other than as a callee, anywhere: functions that may be called unseen.
+    value_mentions: tuple[str, ...] = ()
 
     def qualified(self, local: str) -> str:
         return f"{self.module}.{local}" if self.module else local
@@ -303,7 +305,8 @@ def summarize(source: str | bytes, path: str, module: str, is_package: bool = Fa
     text = source if isinstance(source, str) else source.decode("utf-8", "replace")
     try:
         _Summarizer(summary, has_walrus=":=" in text, text=text).module(tree)
-        summary.mentions, summary.function_mentions = module_mentions(tree, list(_module_statements(tree.body)))
+        summary.mentions, summary.function_mentions, summary.value_mentions = \
+            module_mentions(tree, list(_module_statements(tree.body)))
     except RecursionError:
         summary.error = "too deeply nested to summarise"
     return summary

@@ -51,16 +51,11 @@ class ProjectView:
         (`ProjectIndex.unreferenced`)."""
         return self.inference.index.unreferenced(self.module, function)
 
-    def never_runs(self, function: str, line: int) -> str | None:
-        """The parameter of the module's function `function` (a local qualname) that `line` needs None,
-        when every known call passes it a value that is certainly not None (`Inference.never_none`)."""
+    def never_runs(self, function: str, line: int) -> tuple[str, str] | None:
+        """Why `line` of the module's function `function` (a local qualname) runs on no known call
+        (`Inference.never_runs`)."""
         info = self.summary.functions.get(function)
-        if info is None:
-            return None
-        for param, first, last in info.none_guards:
-            if first <= line <= last and self.inference.never_none(self._qualified(function), param):
-                return param
-        return None
+        return self.inference.never_runs(self.summary, info, line) if info is not None else None
 
     def instance(self, class_name: str) -> Fact | None:
         """An instance of the module's class `class_name` (a local qualname): what `self` is."""
