@@ -621,7 +621,8 @@ class _Pass:
             code=TRANSITIVE_CODE, name=TRANSITIVE_NAME, message=message, path=path,
             start=Position(edge.line, column), end=Position(edge.line, max(end, column + 1)),
             evidence=" → ".join(s.message for s in steps), noqa_row=edge.line, source_line=line + "\n" if line else "",
-            confidence="strict" if conditional or unreferenced or never is not None else sync.confidence, evidence_steps=tuple(steps),
+            confidence="strict" if conditional or unreferenced or never is not None else sync.confidence,
+            evidence_steps=tuple(steps),
             hot=self.hotness(caller, edge.line, info),
         )
 

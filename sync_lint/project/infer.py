@@ -603,7 +603,8 @@ class Inference:
     def never_none(self, function: str, name: str, budget: int = NEVER_NONE_HOPS) -> bool:
         """Whether every known call of `function` gives its parameter `name` a value that is certainly not
         None, and there is at least one: a block that runs only when it is None runs on no known call.
-        A value passed through from a caller's own parameter is followed `budget` calls up."""
+        A value passed through from a caller's own parameter is followed `budget` calls up. A function
+        the project also mentions other than as a callee proves nothing (`always_unset`)."""
         key = (function, name, budget)
         return self.reads.memo(self._never_none_memo, "never_none", key, lambda: self._find_never_none(*key))
 
@@ -613,7 +614,7 @@ class Inference:
             return False
         summary, info = found
         param = next((p for p in info.params if p.name == name), None)
-        if param is None or param.kind in ("star", "starstar"):
+        if param is None or param.kind in ("star", "starstar") or self.index.mentioned_as_value(info.name):
             return False
         callers = self._callers(function)
         if not callers:
