@@ -77,6 +77,7 @@ def test_values_are_the_mentions_other_than_as_a_callee() -> None:
     # A function handed on as a value may be called where no call site shows its arguments.
     _root, _functions, values = all_mentions("""
         import functools
+        import inspect
         from pkg import ops, hooks
 
         def direct(x):
@@ -95,14 +96,21 @@ def test_values_are_the_mentions_other_than_as_a_callee() -> None:
                 return self.run(), hooks.install(self.elsewhere)
 
             def hook(self, *args):
-                return None
+                return inspect.signature(self.run), hasattr(self, "run")
+
+            def rebind(self):
+                self.elsewhere = None
+                C.run = None
 
             def run(self):
                 return None
         """)
-    assert {"helper", "fused", "by_name", "hook"} <= set(values)
-    # Called only: `kernel`, `run`; `self.elsewhere` is no method of this module, `register_forward_hook` a callee.
-    assert not {"kernel", "run", "elsewhere", "register_forward_hook", "install"} & set(values)
+    assert {"helper", "fused", "self.hook"} <= set(values)
+    # Called or looked at only: `kernel`, `run` (`inspect.signature(self.run)`, `C.run = None` rebinds it);
+    # `self.elsewhere` is no method of this module, `register_forward_hook` a callee; strings are words
+    # more often than names (`"by_name"`).
+    assert not {"kernel", "run", "self.run", "elsewhere", "self.elsewhere", "register_forward_hook", "install", "by_name",
+                "hook"} & set(values)
     assert values == tuple(sorted(values))
 
 

@@ -900,3 +900,51 @@ def test_a_block_that_runs_only_when_a_parameter_is_set_is_reported_only_with_st
             assert (d.confidence == "strict") == (strict and not extra)
             if d.confidence == "strict":
                 assert "and every known call of" in (d.evidence or "")
+
+
+_PIPELINE = """class Pipeline:
+    def forward(self, batch):
+        return batch
+
+    def run(self, data, iterator):
+        return iterator(data, self.forward)
+"""
+_TRACED_BASE = """from torch import nn
+
+
+class Traced(nn.Module):
+    def forward(self, x):
+        return x
+
+    def trace(self, tracer):
+        return tracer(self.forward)
+"""
+
+
+_PLAIN_BASE = "from torch import nn\n\n\nclass Traced(nn.Module):\n    pass\n"
+
+
+@pytest.mark.parametrize("extra,rows", [
+    ({"pkg/traced.py": _PLAIN_BASE}, set()),
+    ({"pkg/traced.py": _PLAIN_BASE, "pkg/pipeline.py": _PIPELINE}, set()),  # another class's `forward` handed on
+    # The base class hands on `self.forward`, which is the subclass's own `forward` on its instances.
+    ({"pkg/traced.py": _TRACED_BASE}, {("model.py", 10, "SL101")}),
+])
+def test_a_method_handed_on_by_its_own_hierarchy_proves_nothing_by_its_calls(tmp_path: Path, extra: dict,
+                                                                             rows: set) -> None:
+    # `self.forward` handed on as a value (a tracer, an iterator's callback) may be called with any
+    # arguments; that says nothing about the `forward` of a class outside that class's hierarchy.
+    # (A module handing on a method it does not define, one its class inherits, is not seen.)
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/model.py": "import torch\nfrom torch import nn\n\nfrom pkg.traced import Traced\n\n\n"
+                        "class Model(Traced):\n"
+                        "    def forward(self, x, aux=None):\n        if aux is not None:\n"
+                        "            x.sum().item()\n        return x\n",
+        "pkg/use.py": "import torch\n\nfrom pkg.model import Model\n\n\nclass Runner:\n"
+                      "    def __init__(self):\n        self.model = Model()\n\n"
+                      "    def step(self, n):\n        x = torch.zeros(n, device='cuda')\n"
+                      "        return self.model(x)\n",
+        **extra,
+    })
+    assert {(Path(d.path).name, d.start.row, d.code) for d in found} == rows

@@ -137,7 +137,8 @@ def table_rows(summary: ModuleSummary) -> list[tuple[str, str, str]]:
     rows += [("ops", op, module) for op in summary.custom_ops]
     called = {row[1] for row in rows if row[0] == "calls"}
     mentioned = set(summary.mentions).union(*summary.function_mentions.values())
-    rows += [("mentions", name, module) for name in (mentioned - called) | set(summary.value_mentions)]
+    handed_on = {name.rpartition(".")[2] for name in summary.value_mentions}  # `self.m` under `m`
+    rows += [("mentions", name, module) for name in (mentioned - called) | handed_on]
     rows += [("importers", imported, module) for imported in imported_modules(summary)]
     if summary.generated_from and summary.generated_from.endswith(".py"):
         package = module.rpartition(".")[0] if not summary.is_package else module
@@ -520,11 +521,26 @@ class ProjectIndex:
             return list(summary.calls) if summary is not None else []
         return stored
 
-    def mentioned_as_value(self, name: str) -> bool:
-        """Whether some module mentions `name` other than as a callee (passes it on, stores it, names
-        it in a string): calls of it may be made where the index cannot see them."""
+    def mentioned_as_value(self, name: str, class_qualname: str | None = None) -> bool:
+        """Whether some module mentions the function `name`, or the method `name` of the class
+        `class_qualname`, other than as a callee and not in a string (passes it on, stores it:
+        `ModuleSummary.value_mentions`): calls of it may be made where the index cannot see them.
+        `self.name` handed on counts for a method when the module doing it defines a class of the
+        method's hierarchy (its class, an ancestor or a descendant)."""
         self.reads.add(f"n:mentions:{name}")
-        return bool(self.tables.mentions.get(name, ()))
+        hierarchy: set[str] | None = None
+        for module in sorted(self.tables.mentions.get(name, ())):  # a superset of the modules
+            summary = self.summary(module)
+            if summary is None:
+                continue
+            if name in summary.value_mentions:
+                return True
+            if class_qualname is not None and f"self.{name}" in summary.value_mentions:
+                if hierarchy is None:
+                    hierarchy = {class_qualname, *self.mro(class_qualname), *self.subclasses(class_qualname)}
+                if any(summary.qualified(local) in hierarchy for local in summary.classes):
+                    return True
+        return False
 
     def unreferenced(self, module: str, function: str) -> bool:
         """Whether nothing that runs mentions the module-level function `function` of `module`: no code

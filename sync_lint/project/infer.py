@@ -614,7 +614,7 @@ class Inference:
             return False
         summary, info = found
         param = next((p for p in info.params if p.name == name), None)
-        if param is None or param.kind in ("star", "starstar") or self.index.mentioned_as_value(info.name):
+        if param is None or param.kind in ("star", "starstar") or self.index.mentioned_as_value(info.name, _class_of(summary, info)):
             return False
         callers = self._callers(function)
         if not callers:
@@ -647,7 +647,7 @@ class Inference:
             return False
         summary, info = found
         param = next((p for p in info.params if p.name == name), None)
-        if param is None or param.kind in ("star", "starstar") or self.index.mentioned_as_value(info.name):
+        if param is None or param.kind in ("star", "starstar") or self.index.mentioned_as_value(info.name, _class_of(summary, info)):
             return False
         callers = self._callers(function)
         if not callers:
@@ -2133,6 +2133,11 @@ def never_runs_reason(function: str, param: str, needs: str) -> str:
         return f"this line runs only when `{param}` is None, and every known call of `{short}` passes a value"
     left = "None" if needs == "not None" else "None or False"
     return f"this line runs only when `{param}` is {needs}, and every known call of `{short}` leaves it {left}"
+
+
+def _class_of(summary: ModuleSummary, info: FunctionInfo) -> str | None:
+    """The qualified name of the class a method belongs to; None for a function."""
+    return summary.qualified(info.class_name) if info.class_name is not None else None
 
 
 def _unset(value: Value, falsy: bool) -> bool:

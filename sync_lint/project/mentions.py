@@ -37,8 +37,10 @@ The mentions other than as a callee are kept apart too (`value_mentions`): a
 function handed on as a value (`callbacks.append(f)`, `partial(f, ...)`,
 `register_forward_hook(self.hook)`) may be called with arguments no call site
 shows, so what its call sites pass proves nothing about every call
-(`Inference.always_unset`). Here `self.m` counts when `m` is a method of a
-class of the module.
+(`Inference.always_unset`). `self.m` counts, as `"self.m"`, when `m` is a
+method of a class of the module, and only for the methods of that class's
+hierarchy (`pipelines/base.py` handing on `self.forward` says nothing of a
+model's `forward`).
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ import re
 
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w{0,79}\Z")
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+# Calls that look at a function without calling it or handing it on: no value mention.
+_LOOKS_AT = frozenset({"signature", "getfullargspec", "getsource", "hasattr", "callable", "isinstance", "id",
+                       "type", "ismethod", "isfunction", "iscoroutinefunction", "isgeneratorfunction"})
 
 
 def is_root_function(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
@@ -64,9 +69,11 @@ def module_mentions(tree: ast.Module, module_level: list[ast.stmt]) \
     every process (sets print in a hash-seeded order).
 
     The third are names handed on as values (`callbacks.append(f)`, `partial(f, ...)`,
-    `register_hook(self.hook)`, `getattr(mod, "f")`): a function mentioned so may be called where
-    no call site shows its arguments. `self.m` and `cls.m` count here when `m` is a method of a
-    class of this module.
+    `register_hook(self.hook)`): a function mentioned so may be called where no call site shows its
+    arguments. `self.m` and `cls.m` count, as `"self.m"`, when `m` is a method of a class of this
+    module: they hand on a method of that class's hierarchy, not every method named `m`.
+    Strings do not: short method names are common words (`"uva"`, an option's value, is no
+    mention of `NonUvaBuffer.uva`).
 
     `module_level` is every statement of the module body and its blocks (`if`, `try`, `with`), not
     entering definitions: the `def`s among them are the module-level functions."""
@@ -135,7 +142,11 @@ class _Found:
     def see(self, node: ast.AST) -> None:
         kind = type(node)
         if kind is ast.Call:
-            self.callees.add(id(node.func))  # type: ignore[attr-defined]
+            func = node.func  # type: ignore[attr-defined]
+            self.callees.add(id(func))
+            name = func.id if type(func) is ast.Name else func.attr if type(func) is ast.Attribute else None
+            if name in _LOOKS_AT:  # `inspect.signature(self.forward)` reads it, calls nothing
+                self.callees.update(id(argument) for argument in node.args)  # type: ignore[attr-defined]
         elif kind is ast.Name:
             if type(node.ctx) is not ast.Store:  # type: ignore[attr-defined]
                 self.names.add(node.id)  # type: ignore[attr-defined]
@@ -147,7 +158,7 @@ class _Found:
                 base = base.value
             if type(base) is ast.Name:
                 self.attributes.add((base.id, node.attr))  # type: ignore[attr-defined]
-                if id(node) not in self.callees:
+                if id(node) not in self.callees and type(node.ctx) is not ast.Store:  # type: ignore[attr-defined]
                     self.value_attributes.add((base.id, node.attr))  # type: ignore[attr-defined]
         elif kind is ast.Constant:
             value = node.value  # type: ignore[attr-defined]
@@ -163,9 +174,10 @@ class _Found:
 
     def values(self, bound: set[str], methods: set[str]) -> set[str]:
         """What this stretch mentions other than as a callee (`module_mentions`)."""
-        return {*(self.value_names & bound), *self.strings,
-                *(attr for base, attr in self.value_attributes
-                  if base in bound or (base in ("self", "cls") and attr in methods))}
+        return {*(self.value_names & bound),
+                *(attr for base, attr in self.value_attributes if base in bound),
+                *(f"self.{attr}" for base, attr in self.value_attributes
+                  if base in ("self", "cls") and attr in methods)}
 
     def mentions(self, bound: set[str]) -> tuple[str, ...]:
         return tuple(sorted({*(self.names & bound), *(attr for base, attr in self.attributes if base in bound),
