@@ -105,7 +105,7 @@ def test_values_are_the_mentions_other_than_as_a_callee() -> None:
             def run(self):
                 return None
         """)
-    assert {"helper", "fused", "self.hook"} <= set(values)
+    assert {"helper", "ops.fused", "self.hook"} <= set(values)
     # Called or looked at only: `kernel`, `run` (`inspect.signature(self.run)`, `C.run = None` rebinds it);
     # `self.elsewhere` is no method of this module, `register_forward_hook` a callee; strings are words
     # more often than names (`"by_name"`).

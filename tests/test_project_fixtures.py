@@ -929,6 +929,10 @@ _PLAIN_BASE = "from torch import nn\n\n\nclass Traced(nn.Module):\n    pass\n"
     ({"pkg/traced.py": _PLAIN_BASE, "pkg/pipeline.py": _PIPELINE}, set()),  # another class's `forward` handed on
     # The base class hands on `self.forward`, which is the subclass's own `forward` on its instances.
     ({"pkg/traced.py": _TRACED_BASE}, {("model.py", 10, "SL101")}),
+    # A class's method handed on by name; an extension's `forward` is no method of the hierarchy.
+    ({"pkg/traced.py": _PLAIN_BASE, "pkg/hooks.py": "from pkg.model import Model\n\nHOOKS = [Model.forward]\n"},
+     {("model.py", 10, "SL101")}),
+    ({"pkg/traced.py": _PLAIN_BASE, "pkg/hooks.py": "import kernels\n\nHOOKS = [kernels.forward]\n"}, set()),
 ])
 def test_a_method_handed_on_by_its_own_hierarchy_proves_nothing_by_its_calls(tmp_path: Path, extra: dict,
                                                                              rows: set) -> None:

@@ -525,20 +525,31 @@ class ProjectIndex:
         """Whether some module mentions the function `name`, or the method `name` of the class
         `class_qualname`, other than as a callee and not in a string (passes it on, stores it:
         `ModuleSummary.value_mentions`): calls of it may be made where the index cannot see them.
-        `self.name` handed on counts for a method when the module doing it defines a class of the
-        method's hierarchy (its class, an ancestor or a descendant)."""
+        For a function: the bare name, or an attribute of anything but `self` (`mod.f`). For a
+        method: `Cls.name` with `Cls` a class of its hierarchy (its class, an ancestor or a
+        descendant, by name), or `self.name` in a module that defines a class of that hierarchy."""
         self.reads.add(f"n:mentions:{name}")
         hierarchy: set[str] | None = None
         for module in sorted(self.tables.mentions.get(name, ())):  # a superset of the modules
             summary = self.summary(module)
             if summary is None:
                 continue
-            if name in summary.value_mentions:
-                return True
-            if class_qualname is not None and f"self.{name}" in summary.value_mentions:
+            for mention in summary.value_mentions:
+                base, _, attr = mention.rpartition(".")
+                if (attr or base) != name:
+                    continue
+                if class_qualname is None:
+                    if base != "self":
+                        return True
+                    continue
+                if not base:
+                    continue  # a bare name is no method
                 if hierarchy is None:
                     hierarchy = {class_qualname, *self.mro(class_qualname), *self.subclasses(class_qualname)}
-                if any(summary.qualified(local) in hierarchy for local in summary.classes):
+                if base == "self":
+                    if any(summary.qualified(local) in hierarchy for local in summary.classes):
+                        return True
+                elif any(q.rpartition(".")[2] == base for q in hierarchy):
                     return True
         return False
 

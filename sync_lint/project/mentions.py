@@ -70,8 +70,10 @@ def module_mentions(tree: ast.Module, module_level: list[ast.stmt]) \
 
     The third are names handed on as values (`callbacks.append(f)`, `partial(f, ...)`,
     `register_hook(self.hook)`): a function mentioned so may be called where no call site shows its
-    arguments. `self.m` and `cls.m` count, as `"self.m"`, when `m` is a method of a class of this
-    module: they hand on a method of that class's hierarchy, not every method named `m`.
+    arguments. An attribute is kept with the name its chain starts from (`"kernels.forward"`,
+    `"Model.forward"`), and `self.m` and `cls.m` count, as `"self.m"`, when `m` is a method of a
+    class of this module: each names the functions of one module or class hierarchy, not every
+    function named `m`.
     Strings do not: short method names are common words (`"uva"`, an option's value, is no
     mention of `NonUvaBuffer.uva`).
 
@@ -175,7 +177,7 @@ class _Found:
     def values(self, bound: set[str], methods: set[str]) -> set[str]:
         """What this stretch mentions other than as a callee (`module_mentions`)."""
         return {*(self.value_names & bound),
-                *(attr for base, attr in self.value_attributes if base in bound),
+                *(f"{base}.{attr}" for base, attr in self.value_attributes if base in bound),
                 *(f"self.{attr}" for base, attr in self.value_attributes
                   if base in ("self", "cls") and attr in methods)}
 
