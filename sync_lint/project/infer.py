@@ -35,7 +35,7 @@ carry the value) is `None`: `x.to(device)` with such a `device` moves nothing.
 from __future__ import annotations
 
 from functools import partial
-from typing import Callable, Iterable, Protocol, Union
+from typing import Callable, Hashable, Iterable, Protocol, Union
 
 from sync_lint.analysis.conventions import DeviceSettings
 from sync_lint.analysis.facts import (
@@ -609,28 +609,10 @@ class Inference:
         return self.reads.memo(self._never_none_memo, "never_none", key, lambda: self._find_never_none(*key))
 
     def _find_never_none(self, function: str, name: str, budget: int) -> bool:
-        found = self.index.function(function)
-        if found is None:
-            return False
-        summary, info = found
-        param = next((p for p in info.params if p.name == name), None)
-        if param is None or param.kind in ("star", "starstar") or self.index.mentioned_as_value(info.name, _class_of(summary, info)):
-            return False
-        callers = self._callers(function)
-        if not callers:
-            return False
-        self._never_none_memo[(function, name, budget)] = (False, None)  # a recursive question: not proven
-        params = list(info.params)
-        for caller, call, skip in callers:
-            value, left_default = _argument(call, params, name, skip)
-            if value is None:  # left at its default, or maybe passed by `*args`/`**kwargs`
-                if not left_default or param.default is None or not self._not_none(param.default, summary, None, 0):
-                    return False
-                continue
-            function_info = caller.functions.get(call.function) if call.function else None
-            if not self._not_none(value, caller, function_info, budget):
-                return False
-        return True
+        return self._every_call_gives(
+            function, name, self._never_none_memo, (function, name, budget),
+            lambda default, summary: self._not_none(default, summary, None, 0),
+            lambda value, caller, caller_function: self._not_none(value, caller, caller_function, budget))
 
     def always_unset(self, function: str, name: str, falsy: bool, budget: int = NEVER_NONE_HOPS) -> bool:
         """Whether every known call of `function` leaves its parameter `name` None (`falsy`: None or
@@ -642,29 +624,41 @@ class Inference:
         return self.reads.memo(self._unset_memo, "always_unset", key, lambda: self._find_always_unset(*key))
 
     def _find_always_unset(self, function: str, name: str, budget: int, falsy: bool) -> bool:
+        def passes(value: Value, caller: ModuleSummary, caller_function: FunctionInfo | None) -> bool:
+            return _unset(value, falsy) or (
+                value[0] == "param" and budget > 0 and caller_function is not None
+                and self.always_unset(caller.qualified(caller_function.qualname), value[1], falsy, budget - 1))
+
+        return self._every_call_gives(function, name, self._unset_memo, (function, name, budget, falsy),
+                                      lambda default, _summary: _unset(default, falsy), passes)
+
+    def _every_call_gives(self, function: str, name: str, memo: dict, key: Hashable,
+                          default_ok: Callable[[Value, ModuleSummary], bool],
+                          passes: Callable[[Value, ModuleSummary, FunctionInfo | None], bool]) -> bool:
+        """Whether `function` has a known call, and every known call gives its parameter `name` a value
+        `passes` accepts (with the caller's summary and function), or leaves it at a default that
+        `default_ok` accepts. Not when `*args`/`**kwargs` could carry it, nor for a function the project
+        hands on as a value (it may be called where no call site shows the arguments)."""
         found = self.index.function(function)
         if found is None:
             return False
         summary, info = found
         param = next((p for p in info.params if p.name == name), None)
-        if param is None or param.kind in ("star", "starstar") or self.index.mentioned_as_value(info.name, _class_of(summary, info)):
+        if param is None or param.kind in ("star", "starstar") or \
+                self.index.mentioned_as_value(info.name, _class_of(summary, info)):
             return False
         callers = self._callers(function)
         if not callers:
             return False
-        self._unset_memo[(function, name, budget, falsy)] = (False, None)  # a recursive question: not proven
+        memo[key] = (False, None)  # a recursive question: not proven
         params = list(info.params)
         for caller, call, skip in callers:
             value, left_default = _argument(call, params, name, skip)
             if value is None:  # left at its default, or maybe passed by `*args`/`**kwargs`
-                if not left_default or param.default is None or not _unset(param.default, falsy):
+                if not left_default or param.default is None or not default_ok(param.default, summary):
                     return False
                 continue
-            if _unset(value, falsy):
-                continue
-            function_info = caller.functions.get(call.function) if call.function else None
-            if value[0] != "param" or budget <= 0 or function_info is None or \
-                    not self.always_unset(caller.qualified(function_info.qualname), value[1], falsy, budget - 1):
+            if not passes(value, caller, caller.functions.get(call.function) if call.function else None):
                 return False
         return True
 
