@@ -39,7 +39,7 @@ function handed on as a value (`callbacks.append(f)`, `partial(f, ...)`,
 shows, so what its call sites pass proves nothing about every call
 (`Inference.always_unset`). `self.m` counts, as `"self.m"`, when `m` is a
 method of a class of the module, and only for the methods of that class's
-hierarchy (`pipelines/base.py` handing on `self.forward` says nothing of a
+hierarchy (a pipeline base class handing on `self.forward` says nothing of a
 model's `forward`).
 """
 
@@ -161,7 +161,10 @@ class _Found:
             if type(base) is ast.Name:
                 self.attributes.add((base.id, node.attr))  # type: ignore[attr-defined]
                 if id(node) not in self.callees and type(node.ctx) is not ast.Store:  # type: ignore[attr-defined]
-                    self.value_attributes.add((base.id, node.attr))  # type: ignore[attr-defined]
+                    # `self.decoder.forward` is another object's method: only `self.m` is one of ours.
+                    direct = base is node.value  # type: ignore[attr-defined]
+                    root = base.id if direct or base.id not in ("self", "cls") else "<attribute>"
+                    self.value_attributes.add((root, node.attr))  # type: ignore[attr-defined]
         elif kind is ast.Constant:
             value = node.value  # type: ignore[attr-defined]
             if type(value) is str and _IDENTIFIER.match(value):
