@@ -585,16 +585,16 @@ class _Pass:
         where = f"{sync.path}:{sync.start.row}"
         steps.append(EvidenceStep(f"`{span}` syncs ({sync.code}) at {sync.path}:{sync.start.row}", sync.path,
                                   sync.start.row))
-        if unreferenced:
-            outer = info.qualname.split(".", 1)[0]
-            steps.append(EvidenceStep(f"no code that runs in the project mentions `{outer}` (reported for `strict`)",
-                                      paths.get(summary.module) or _display_path(self.root, summary.path),
-                                      summary.functions[outer].line if outer in summary.functions else None))
-        if never is not None:
-            from sync_lint.project.infer import never_runs_reason
+        if unreferenced or never is not None:
+            from sync_lint.project.infer import never_runs_reason, unreferenced_reason
 
-            steps.append(EvidenceStep(f"{never_runs_reason(info.qualname, *never)} (reported for `strict`)",
-                                      paths.get(summary.module) or _display_path(self.root, summary.path), info.line))
+            caller_path = paths.get(summary.module) or _display_path(self.root, summary.path)
+            if unreferenced:
+                outer = info.qualname.split(".", 1)[0]
+                steps.append(EvidenceStep(unreferenced_reason(outer), caller_path,
+                                          summary.functions[outer].line if outer in summary.functions else None))
+            if never is not None:
+                steps.append(EvidenceStep(never_runs_reason(info.qualname, *never), caller_path, info.line))
         arrow = " → ".join(_short(f) for f in chain)
         more = f" (and {count - 1} more there)" if count > 1 else ""
         hops = len(chain) - 1

@@ -209,9 +209,9 @@ class Findings:
         return ctx.project is not None and not ctx.settings.report_unreferenced and ctx.project.unreferenced(function)
 
     def _unreferenced_step(self, function: str) -> EvidenceStep:
-        info = self._ctx.project.summary.functions.get(function)  # type: ignore[union-attr]
-        return EvidenceStep(f"no code that runs in the project mentions `{function}` (reported for `strict`)",
-                            self._ctx.path, info.line if info is not None else None)
+        from sync_lint.project.infer import unreferenced_reason
+
+        return self._step_at_function(unreferenced_reason(function), function)
 
     def _never_runs(self, function: str, row: int) -> tuple[str, str] | None:
         """(parameter, what the line needs of it) when no known call of the function runs the line."""
@@ -221,9 +221,12 @@ class Findings:
     def _never_runs_step(self, function: str, param: str, needs: str) -> EvidenceStep:
         from sync_lint.project.infer import never_runs_reason
 
+        return self._step_at_function(never_runs_reason(function, param, needs), function)
+
+    def _step_at_function(self, text: str, function: str) -> EvidenceStep:
+        """A step at the `def` line of the module's function `function` (a local qualname)."""
         info = self._ctx.project.summary.functions.get(function)  # type: ignore[union-attr]
-        return EvidenceStep(f"{never_runs_reason(function, param, needs)} (reported for `strict`)", self._ctx.path,
-                            info.line if info is not None else None)
+        return EvidenceStep(text, self._ctx.path, info.line if info is not None else None)
 
     def _step(self, text: str, where: str | None, line: int | None) -> EvidenceStep:
         """A step in this file (its line) or in another file of the project (`path:line` from the root)."""

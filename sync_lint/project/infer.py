@@ -2124,9 +2124,16 @@ def never_runs_reason(function: str, param: str, needs: str) -> str:
     """An evidence step's words for `Inference.never_runs`'s answer about `function` (a qualname)."""
     short = function.rsplit(".", 1)[-1]
     if needs == "None":
-        return f"this line runs only when `{param}` is None, and every known call of `{short}` passes a value"
-    left = "None" if needs == "not None" else "None or False"
-    return f"this line runs only when `{param}` is {needs}, and every known call of `{short}` leaves it {left}"
+        why = f"this line runs only when `{param}` is None, and every known call of `{short}` passes a value"
+    else:
+        left = "None" if needs == "not None" else "None or False"
+        why = f"this line runs only when `{param}` is {needs}, and every known call of `{short}` leaves it {left}"
+    return f"{why} (reported for `strict`)"
+
+
+def unreferenced_reason(function: str) -> str:
+    """An evidence step's words for `ProjectIndex.unreferenced`'s answer about a module-level function."""
+    return f"no code that runs in the project mentions `{function}` (reported for `strict`)"
 
 
 def _class_of(summary: ModuleSummary, info: FunctionInfo) -> str | None:
