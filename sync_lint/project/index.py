@@ -535,8 +535,8 @@ class ProjectIndex:
             if summary is None:
                 continue
             for mention in summary.value_mentions:
-                base, _, attr = mention.rpartition(".")
-                if (attr or base) != name:
+                base, _, attr = mention.rpartition(".")  # a bare name: base is ""
+                if attr != name:
                     continue
                 if class_qualname is None:
                     if base != "self":
