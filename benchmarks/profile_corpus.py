@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     plan = api.plan([str(root)], config=str(CONFIG))
     files = discover([str(root)], plan.settings).files
-    prefilter = Prefilter.for_rules(plan.rules, plan.settings)
+    prefilter = Prefilter.for_rules([r for r in plan.loaded().rules if not r.project_rule], plan.settings, project=True)
 
     def passes(path: str) -> bool:
         return prefilter.wants(Path(path).read_text(encoding="utf-8", errors="replace"))

@@ -160,3 +160,33 @@ def test_a_function_that_only_dead_code_mentions_is_unreferenced_and_a_cycle_wit
 def test_functions_of_a_module_nothing_imports_may_all_run() -> None:
     index = _index({"pkg.script": "def tool():\n    return 1\n", "pkg.other": "X = 1\n"})
     assert not index.unreferenced("pkg.script", "tool")
+
+
+def test_the_fast_walk_meets_every_node_ast_walk_meets_less_contexts_and_operators() -> None:
+    from sync_lint.ast_walk import walk
+
+    source = textwrap.dedent("""
+        import torch as t
+        @decorate(x := 1)
+        async def f(a: int = g(), *args, b=None, **kw) -> "T":
+            global G
+            async with h() as (p, q):
+                y = [i async for i in a if i] + {k: v for k, v in kw.items()}
+            match y:
+                case [1, *rest] | {"k": _} if rest:
+                    return lambda z: z or -a
+            try:
+                del p[1:2, ...]
+            except* ValueError as e:
+                raise e from None
+        class C(B, metaclass=M):
+            x: list[int] = f"{a!r:>{b}}"
+    """)
+    tree = ast.parse(source)
+    skipped = (ast.expr_context, ast.operator, ast.unaryop, ast.boolop, ast.cmpop)
+    expected = sorted(ast.dump(node) for node in ast.walk(tree) if not isinstance(node, skipped))
+    assert sorted(ast.dump(node) for node in walk(tree)) == expected
+    # A node comes before its children: a call is met before its callee.
+    order = list(walk(tree))
+    call = next(node for node in order if isinstance(node, ast.Call))
+    assert order.index(call) < order.index(call.func)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import ast
 from typing import TYPE_CHECKING
 
+from sync_lint.ast_walk import push_children as push_ast_children
+
 if TYPE_CHECKING:
     import libcst as cst
 
@@ -121,7 +123,7 @@ def _ast_self_uses(method: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[set[
             read.add(node.attr)  # type: ignore[attr-defined]
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             read.add(node.value)
-        stack.extend(ast.iter_child_nodes(node))
+        push_ast_children(node, stack)
     return called, read
 
 

@@ -48,6 +48,8 @@ from __future__ import annotations
 import ast
 import re
 
+from sync_lint.ast_walk import push_children
+
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w{0,79}\Z")
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 # Calls that look at a function without calling it or handing it on: no value mention.
@@ -86,7 +88,7 @@ def module_mentions(tree: ast.Module, module_level: list[ast.stmt]) \
         if isinstance(node, _FUNCTIONS) and not is_root_function(node):
             found = functions.setdefault(node.name, _Found())
             for statement in node.body:
-                for child in ast.walk(statement):
+                for child in _walk(statement):
                     found.see(child)
                 skipped.add(id(statement))
     root = _Found()
@@ -97,11 +99,12 @@ def module_mentions(tree: ast.Module, module_level: list[ast.stmt]) \
             # Its decorators, defaults and annotations run at import; its body was read above.
             for part in (*node.decorator_list, node.args, node.returns):
                 if part is not None:
-                    for child in ast.walk(part):
+                    for child in _walk(part):
                         root.see(child)
             continue
-        root.see(node)
-        stack.extend(ast.iter_child_nodes(node))
+        if type(node) in _SEEN:
+            root.see(node)
+        push_children(node, stack)
     bound |= root.imported
     for found in functions.values():
         bound |= found.imported
@@ -110,6 +113,17 @@ def module_mentions(tree: ast.Module, module_level: list[ast.stmt]) \
     values = set(root.values(bound, methods)).union(*(found.values(bound, methods) for found in functions.values()))
     return root.mentions(bound), {name: found.mentions(bound) for name, found in functions.items()}, \
         tuple(sorted(values))
+
+
+def _walk(node: ast.AST):  # type: ignore[no-untyped-def]
+    """The nodes under `node` that `_Found.see` reads, `node` first and each node before its
+    children (a call before its callee)."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if type(current) in _SEEN:
+            yield current
+        push_children(current, stack)
 
 
 def _module_bindings(module_level: list[ast.stmt]) -> set[str]:
@@ -124,6 +138,10 @@ def _module_bindings(module_level: list[ast.stmt]) -> set[str]:
         elif isinstance(node, (ast.AnnAssign, ast.AugAssign, ast.For, ast.AsyncFor)):
             bound.update(n.id for n in ast.walk(node.target) if type(n) is ast.Name)
     return bound
+
+
+# The node types `_Found.see` reads.
+_SEEN = frozenset({ast.Call, ast.Name, ast.Attribute, ast.Constant, ast.alias})
 
 
 class _Found:

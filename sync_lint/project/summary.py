@@ -1341,12 +1341,20 @@ _LEAF_FIELDS = frozenset({"ctx", "id", "attr", "arg", "op", "ops", "value_str", 
 
 
 def _blocks_of(node: ast.stmt) -> list[list[ast.stmt]]:
-    blocks = [getattr(node, f) for f in _BLOCK_FIELDS if isinstance(getattr(node, f, None), list)]
-    if isinstance(node, (ast.Try, getattr(ast, "TryStar", ast.Try))):
-        blocks.extend(h.body for h in node.handlers)
-    if isinstance(node, ast.Match):
-        blocks.extend(c.body for c in node.cases)
+    kind = type(node)
+    fields = _STATEMENT_BLOCKS.get(kind)
+    if fields is None:  # looked up once per statement type: every statement of a project asks
+        fields = _STATEMENT_BLOCKS[kind] = tuple(f for f in _BLOCK_FIELDS if f in kind._fields)
+    blocks = [getattr(node, f) for f in fields]
+    if kind is ast.Try or kind is _TRY_STAR:
+        blocks.extend(h.body for h in node.handlers)  # type: ignore[attr-defined]
+    elif kind is ast.Match:
+        blocks.extend(c.body for c in node.cases)  # type: ignore[attr-defined]
     return blocks
+
+
+_STATEMENT_BLOCKS: dict[type, tuple[str, ...]] = {}
+_TRY_STAR = getattr(ast, "TryStar", ast.Try)
 
 
 def _expressions_of(node: ast.stmt) -> list[ast.expr]:
@@ -1420,6 +1428,8 @@ def _guards(body: list[ast.stmt], params: set[str]) -> tuple[_Guards, _Guards, _
     """The blocks of a function body that run only when a parameter is not None (`guards`), those
     that run only when it is true (`truth_guards`), and those that run only when it is None
     (`none_guards`): one walk of the body for all three."""
+    if not params:
+        return (), (), ()
     stores: dict[str, list[int]] = {}
     loops: list[tuple[int, int]] = []
     conditionals: list[ast.IfExp] = []
