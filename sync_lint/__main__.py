@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import sys
 
+TYPE_CHECKING = False  # not `typing.TYPE_CHECKING`: see `__main__` below on the working directory's modules
+if TYPE_CHECKING:
+    from typing import Callable, NoReturn
+
 GC_THRESHOLD = 200_000  # allocations between young-generation collections (Python's default: 700)
 
 
@@ -25,7 +29,43 @@ def main() -> object:
         status = run_in_daemon(sys.argv[1:])
         if status is not None:
             return status
+    if len(sys.argv) > 1 and sys.argv[1] in ("check", "fix"):
+        exit_without_teardown(run_here)
     return run_here()
+
+
+def exit_without_teardown(run: Callable[[], object]) -> NoReturn:
+    """Run the command, then end the process without freeing what it built.
+
+    A project check holds millions of objects at its end (summaries, solved facts, call graphs),
+    and the interpreter frees them one by one when it exits: 23 s of a 338 s cold check of vLLM
+    0.33 (`--jobs 1`), 31 s with the collector run less often. The exit handlers still run (the
+    `--no-cache` folders are removed) and the output is flushed; the status is what `sys.exit`
+    would have made it."""
+    import atexit
+    import os
+
+    try:
+        status = exit_status(run())
+    except SystemExit as exc:
+        status = exit_status(exc.code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said
+            pass
+    os._exit(status)
+
+
+def exit_status(code: object) -> int:
+    """What `sys.exit(code)` would have made the process's status."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    sys.stderr.write(f"{code}\n")
+    return 1
 
 
 def run_here() -> object:

@@ -403,12 +403,12 @@ def _run_as_caller(request: dict[str, Any], fds: list[int]) -> int:
     os.environ.update(request["env"])
     os.umask(int(request["umask"]))
     sys.argv = [request.get("argv0") or "sync-lint", *request["argv"]]
-    from sync_lint.__main__ import run_here
+    from sync_lint.__main__ import exit_status, run_here
 
     try:
         status = run_here()
     except SystemExit as exc:
-        status = _exit_status(exc.code)
+        status = exit_status(exc.code)
     except KeyboardInterrupt:
         status = 2
     try:
@@ -419,14 +419,6 @@ def _run_as_caller(request: dict[str, Any], fds: list[int]) -> int:
                 stream.flush()
             except (OSError, ValueError):
                 pass
-    return status if isinstance(status, int) else _exit_status(status)
+    return status if isinstance(status, int) else exit_status(status)
 
 
-def _exit_status(code: object) -> int:
-    """What `sys.exit(code)` would have made the process's status."""
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code & 0xFF
-    sys.stderr.write(f"{code}\n")
-    return 1
