@@ -541,9 +541,11 @@ def test_full_without_color_does_not_import_rich(tmp_path: Path) -> None:
 
     source = tmp_path / "m.py"
     source.write_text("import torch\n\ndef f(n):\n    return torch.zeros(n, device='cuda').item()\n")
-    code = ("import sys, runpy; sys.argv = ['sync-lint', 'check', '--isolated', sys.argv[1]]\n"
-            "try:\n    runpy.run_module('sync_lint', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-            "sys.stderr.write('RICH=' + str(any(m.split('.')[0] == 'rich' for m in sys.modules)))")
+    # An exit handler: a check leaves the process without returning to this code (`exit_without_teardown`).
+    code = ("import atexit, sys, runpy; sys.argv = ['sync-lint', 'check', '--isolated', sys.argv[1]]\n"
+            "atexit.register(lambda: sys.stderr.write("
+            "'RICH=' + str(any(m.split('.')[0] == 'rich' for m in sys.modules))))\n"
+            "runpy.run_module('sync_lint', run_name='__main__')")
     done = subprocess.run([sys.executable, "-c", code, str(source)], capture_output=True, text=True, check=False)
     assert "SL101" in done.stdout and "-->" in done.stdout  # the full format, with its frame
     assert "RICH=False" in done.stderr

@@ -163,3 +163,17 @@ def test_python_dash_m_does_not_import_the_working_directorys_modules(tmp_path: 
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "check" in done.stdout
+
+
+def test_a_check_leaves_without_teardown_after_its_exit_handlers_and_output(tmp_path) -> None:
+    # `exit_without_teardown`: the status is the command's, the exit handlers ran, and every line
+    # printed before `os._exit` reached the pipe; the code after the command never runs.
+    source = tmp_path / "m.py"
+    source.write_text("import torch\nx = torch.zeros(3, device='cuda')\nx.item()\n")
+    probe = ("import atexit, sys\nsys.argv = ['sync-lint', 'check', '--isolated', '--no-daemon', sys.argv[1]]\n"
+             "atexit.register(lambda: sys.stderr.write('HANDLER RAN'))\n"
+             "from sync_lint.__main__ import main\nmain()\nsys.stderr.write('RETURNED')")
+    done = subprocess.run([sys.executable, "-c", probe, str(source)], capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr
+    assert "SL101" in done.stdout and "Found 1 error" in done.stdout
+    assert "HANDLER RAN" in done.stderr and "RETURNED" not in done.stderr
