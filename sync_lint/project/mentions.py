@@ -48,7 +48,7 @@ from __future__ import annotations
 import ast
 import re
 
-from sync_lint.ast_walk import push_children
+from sync_lint.ast_walk import push_children, walk
 
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w{0,79}\Z")
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -116,14 +116,8 @@ def module_mentions(tree: ast.Module, module_level: list[ast.stmt]) \
 
 
 def _walk(node: ast.AST):  # type: ignore[no-untyped-def]
-    """The nodes under `node` that `_Found.see` reads, `node` first and each node before its
-    children (a call before its callee)."""
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        if type(current) in _SEEN:
-            yield current
-        push_children(current, stack)
+    """The nodes under `node` that `_Found.see` reads, each before its children (a call before its callee)."""
+    return (child for child in walk(node) if type(child) in _SEEN)
 
 
 def _module_bindings(module_level: list[ast.stmt]) -> set[str]:
