@@ -362,3 +362,19 @@ def test_a_new_cache_is_created_in_one_transaction(tmp_path: Path, monkeypatch: 
     db = ProjectStore(path)
     db.close()
     assert seen == [[]]  # while the format row was written, another connection saw no table yet
+
+
+def test_only_the_newest_results_under_a_prefix_are_kept(store: ProjectStore) -> None:
+    generation = store.generation()
+    for name in ("<hot-paths:a>", "/p/a.py", "<hot-paths:b>", "<hot-paths;>", "<hot-paths:c>", "<hot-paths>"):
+        store.put_results([(name, "k", name, ())], generation)
+    store.put_results([("<hot-paths:a>", "k2", "again", ())], generation)  # stored anew: now the newest
+
+    store.keep_newest_results("<hot-paths:", 2)
+
+    kept = store.results({name: key for name, key in [("<hot-paths:a>", "k2"), ("<hot-paths:b>", "k"),
+                                                      ("<hot-paths:c>", "k"), ("/p/a.py", "k"),
+                                                      ("<hot-paths;>", "k"), ("<hot-paths>", "k")]})
+    # Of the three under the prefix, the oldest is gone; names beside the prefix are not under it.
+    assert set(kept) == {"<hot-paths:a>", "<hot-paths:c>", "/p/a.py", "<hot-paths;>", "<hot-paths>"}
+    assert kept["<hot-paths:a>"] == "again"

@@ -514,11 +514,14 @@ class ProjectStore:
 
     def keep_newest_results(self, prefix: str, count: int) -> None:
         """Drop all but the `count` most recently stored results whose name starts with `prefix`."""
-        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        # The names starting with `prefix` as a range of the primary key's index: `LIKE` reads every
+        # row (each file's result and every function's edges), 18 ms a scan in a vLLM cache, twice
+        # in every check that walks the hot paths.
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
         with self._db:
-            self._db.execute("DELETE FROM results WHERE path LIKE ? ESCAPE '\\' AND rowid NOT IN ("
-                             "SELECT rowid FROM results WHERE path LIKE ? ESCAPE '\\' ORDER BY rowid DESC LIMIT ?)",
-                             (pattern, pattern, count))
+            self._db.execute("DELETE FROM results WHERE path >= ? AND path < ? AND rowid NOT IN ("
+                             "SELECT rowid FROM results WHERE path >= ? AND path < ? ORDER BY rowid DESC LIMIT ?)",
+                             (prefix, upper, prefix, upper, count))
 
     def put_result(self, path: str, key: str, result: Any, deps: Iterable[Dep], generation: int) -> bool:
         return self.put_results([(path, key, result, deps)], generation)
