@@ -13,7 +13,7 @@ import hashlib
 import os
 import sqlite3
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -23,6 +23,7 @@ from sync_lint.project.store import (
     CACHE_DIRNAME,
     DATABASE,
     ProjectStore,
+    StoredSummary,
     StoreTables,
     content_hash,
     prepare_cache_dir,
@@ -158,7 +159,7 @@ _FRESH: dict[Path, dict[str, tuple[str, ModuleSummary]]] = {}  # module -> (cont
 
 
 def _remember_fresh(fresh: dict[str, tuple[str, ModuleSummary]], known: dict, current: set[str],
-                    summaries: list[tuple[str, int, int, str, ModuleSummary]]) -> None:
+                    summaries: list[tuple[str, int, int, str, StoredSummary]]) -> None:
     """Keep this update's summaries, and forget remembered ones the cache no longer agrees with
     (another run updated a file since: a long-lived process must not serve its old summary)."""
     if not fresh and not summaries:
@@ -177,7 +178,7 @@ def _remember_fresh(fresh: dict[str, tuple[str, ModuleSummary]], known: dict, cu
     for path, _mtime, _size, sha, summary in summaries:
         # A module two files claim (a folder listed twice) is left to the cache, which picks one.
         if len(paths_of[summary.module]) == 1:
-            fresh[summary.module] = (sha, replace(summary, calls=[]))
+            fresh[summary.module] = (sha, summary.header)
         else:
             fresh.pop(summary.module, None)
 
@@ -188,7 +189,7 @@ def forget_summaries(database: Path) -> None:
     _FRESH.pop(database, None)
 
 
-def _summarize_files(files: list[tuple[str, str]], jobs: int | None) -> list[tuple[str, int, int, str, ModuleSummary]]:
+def _summarize_files(files: list[tuple[str, str]], jobs: int | None) -> list[tuple[str, int, int, str, StoredSummary]]:
     """Each (path, root)'s summary row; files that cannot be read or parsed give none."""
     from sync_lint.engine.parallel import run_per_file
 
@@ -211,7 +212,7 @@ def cache_folder(root: Path, cache_dir: Path | None) -> Path:
     return base / "sync-lint" / f"{root.name or 'root'}-{digest}"
 
 
-def _summarize_file(job: tuple[str, str]) -> tuple[str, int, int, str, ModuleSummary] | None:
+def _summarize_file(job: tuple[str, str]) -> tuple[str, int, int, str, StoredSummary] | None:
     path, root = job
     try:
         data = Path(path).read_bytes()
@@ -224,7 +225,7 @@ def _summarize_file(job: tuple[str, str]) -> tuple[str, int, int, str, ModuleSum
     relative = os.path.relpath(path, root)
     summary = summarize(data, relative, module, is_package)
     summary.conventions = local_conventions(summary)
-    return path, info.st_mtime_ns, info.st_size, content_hash(data), summary
+    return path, info.st_mtime_ns, info.st_size, content_hash(data), StoredSummary(summary)
 
 
 def _noop() -> None:

@@ -193,7 +193,8 @@ class ProjectStore:
         return {row[0]: Stat._make(row[1:]) for row in
                 self._db.execute("SELECT path, mtime_ns, size, sha, module FROM files")}
 
-    def update(self, summaries: Iterable[tuple[str, int, int, str, ModuleSummary]], removed: Iterable[str],
+    def update(self, summaries: Iterable[tuple[str, int, int, str, "ModuleSummary | StoredSummary"]],
+               removed: Iterable[str],
                touched: Iterable[tuple[str, int, int]] = ()) -> None:
         """Store new summaries, forget removed files, refresh stat signatures, and drop the facts and
         results that read anything the changes touch: one transaction."""
@@ -214,24 +215,15 @@ class ProjectStore:
                 db.execute("DELETE FROM files WHERE path = ?", (path,))
             new: dict[str, ModuleState] = {}
             for path, mtime, size, sha, summary in summaries:
-                module = summary.module
-                # The call sites, most of a summary, are kept by callee name and read only when asked.
-                header = pickle.dumps(replace(summary, calls=[]), protocol=5)
+                stored = summary if isinstance(summary, StoredSummary) else StoredSummary(summary)
+                module = stored.module
                 db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)",
-                           (path, module, mtime, size, sha, header))
-                db.executemany("INSERT INTO calls VALUES (?, ?, ?)", [
-                    (name, module, pickle.dumps(sites, protocol=5))
-                    for name, sites in calls_by_name(summary).items()])
-                rows = set(table_rows(summary))
-                db.executemany("INSERT INTO names VALUES (?, ?, ?, ?)", [(*row, module) for row in rows])
-                conventions = [(attr, gpu, cpu, total, gpu_ex, cpu_ex)
-                               for attr, (gpu, cpu, total, gpu_ex, cpu_ex) in (summary.conventions or {}).items()]
-                db.executemany("INSERT INTO conventions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [
-                    (attr, module, gpu, cpu, total,
-                     f"{summary.path}:{gpu_ex[0]}" if gpu_ex else None, gpu_ex[1] if gpu_ex else None,
-                     f"{summary.path}:{cpu_ex[0]}" if cpu_ex else None, cpu_ex[1] if cpu_ex else None)
-                    for attr, gpu, cpu, total, gpu_ex, cpu_ex in conventions])
-                new[module] = module_state(summary, rows)
+                           (path, module, mtime, size, sha, stored.header_blob))
+                db.executemany("INSERT INTO calls VALUES (?, ?, ?)", [(name, module, blob) for name, blob in stored.calls])
+                db.executemany("INSERT INTO names VALUES (?, ?, ?, ?)", [(*row, module) for row in stored.rows])
+                db.executemany("INSERT INTO conventions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                               [(attr, module, *rest) for attr, *rest in stored.conventions])
+                new[module] = stored.state()
             for path, mtime, size in touched:
                 db.execute("UPDATE files SET mtime_ns = ?, size = ? WHERE path = ?", (mtime, size, path))
             if old or new:
@@ -571,6 +563,51 @@ class ModuleState:
         for name, sites in self.call_sites():
             digest.update(repr((name, sites)).encode())
         return digest.hexdigest()
+
+
+class StoredSummary:
+    """A summary in the form the cache stores it: the summary less its call sites (pickled), the
+    call sites pickled by callee name (most of a summary, read only when asked), and its rows of
+    the name and convention tables.
+
+    Made where the file is summarised, in a worker of a cold run's pool: the worker pickles, and
+    the process that writes the cache receives bytes and unpickles only the header. On vLLM 0.33
+    the parent otherwise unpickled every summary whole as it came back (68 MB) and pickled it again
+    for the cache, while the workers waited for a core."""
+
+    __slots__ = ("module", "header_blob", "calls", "rows", "conventions", "_header")
+
+    def __init__(self, summary: ModuleSummary) -> None:
+        self.module = summary.module
+        self._header: ModuleSummary | None = replace(summary, calls=[])
+        self.header_blob = pickle.dumps(self._header, protocol=5)
+        # In the summary's order, as the rows are inserted: `module_calls` keeps it for sites on one line.
+        self.calls = [(name, pickle.dumps(sites, protocol=5)) for name, sites in calls_by_name(summary).items()]
+        self.rows = frozenset(table_rows(summary))
+        self.conventions = [
+            (attr, gpu, cpu, total,
+             f"{summary.path}:{gpu_ex[0]}" if gpu_ex else None, gpu_ex[1] if gpu_ex else None,
+             f"{summary.path}:{cpu_ex[0]}" if cpu_ex else None, cpu_ex[1] if cpu_ex else None)
+            for attr, (gpu, cpu, total, gpu_ex, cpu_ex) in (summary.conventions or {}).items()]
+
+    def __getstate__(self) -> tuple:
+        return self.module, self.header_blob, self.calls, self.rows, self.conventions
+
+    def __setstate__(self, state: tuple) -> None:
+        self.module, self.header_blob, self.calls, self.rows, self.conventions = state
+        self._header = None
+
+    @property
+    def header(self) -> ModuleSummary:
+        """The summary less its call sites (unpickled once, when first asked)."""
+        if self._header is None:
+            self._header = pickle.loads(self.header_blob)
+        return self._header
+
+    def state(self) -> "ModuleState":
+        calls = sorted(self.calls)  # callee names are unique: in name order
+        return ModuleState(set(self.rows), {row[:4] for row in self.conventions}, self.header.symbols(), self.header,
+                           lambda: [(name, pickle.loads(blob)) for name, blob in calls])
 
 
 def module_state(summary: ModuleSummary, rows: set) -> ModuleState:
