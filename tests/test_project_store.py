@@ -378,3 +378,36 @@ def test_only_the_newest_results_under_a_prefix_are_kept(store: ProjectStore) ->
     # Of the three under the prefix, the oldest is gone; names beside the prefix are not under it.
     assert set(kept) == {"<hot-paths:a>", "<hot-paths:c>", "/p/a.py", "<hot-paths;>", "<hot-paths>"}
     assert kept["<hot-paths:a>"] == "again"
+
+
+def test_a_summary_stored_from_a_worker_is_the_summary_stored_here(tmp_path: Path) -> None:
+    import pickle
+
+    from sync_lint.project.index import table_rows
+    from sync_lint.project.store import StoredSummary, StoreTables, module_state
+
+    source = textwrap.dedent("""\
+        import torch
+        class A:
+            def __init__(self):
+                self.lens = torch.zeros(3, device='cuda')
+        def f(a):
+            g(a.lens); h(a); g(1)
+            return torch.ones(2).cuda()
+        """)
+    summary = summarize(source, "m.py", "m")
+    sent = pickle.loads(pickle.dumps(StoredSummary(summary)))  # as a worker of the pool hands it back
+    direct, received = module_state(summary, set(table_rows(summary))), sent.state()
+    assert (received.rows, received.counts, received.symbols, received.header) == \
+        (direct.rows, direct.counts, direct.symbols, direct.header)
+    assert received.call_sites() == direct.call_sites() and received.digest == direct.digest
+
+    tables = []
+    for name, item in (("here", summary), ("worker", sent)):
+        (tmp_path / name).mkdir()
+        db = ProjectStore(tmp_path / name / "index.sqlite")
+        db.update([("/p/m.py", 1, len(source), content_hash(source.encode()), item)], [])
+        read = StoreTables(db)
+        tables.append((db.summary("m"), read.module_calls("m"), read.call_sites("g"), read.conventions("lens")))
+        db.close()
+    assert tables[0] == tables[1] and tables[0][2]
