@@ -193,7 +193,7 @@ class ProjectStore:
         return {row[0]: Stat._make(row[1:]) for row in
                 self._db.execute("SELECT path, mtime_ns, size, sha, module FROM files")}
 
-    def update(self, summaries: Iterable[tuple[str, int, int, str, "ModuleSummary | StoredSummary"]],
+    def update(self, summaries: Iterable[tuple[str, int, int, str, ModuleSummary | StoredSummary]],
                removed: Iterable[str],
                touched: Iterable[tuple[str, int, int]] = ()) -> None:
         """Store new summaries, forget removed files, refresh stat signatures, and drop the facts and
@@ -505,7 +505,8 @@ class ProjectStore:
         return self._write(generation, write)
 
     def keep_newest_results(self, prefix: str, count: int) -> None:
-        """Drop all but the `count` most recently stored results whose name starts with `prefix`."""
+        """Drop all but the `count` most recently stored results whose name starts with `prefix` (not
+        empty)."""
         # The names starting with `prefix` as a range of the primary key's index: `LIKE` reads every
         # row (each file's result and every function's edges), 18 ms a scan in a vLLM cache, twice
         # in every check that walks the hot paths.
@@ -575,14 +576,15 @@ class StoredSummary:
     the parent otherwise unpickled every summary whole as it came back (68 MB) and pickled it again
     for the cache, while the workers waited for a core."""
 
-    __slots__ = ("module", "header_blob", "calls", "rows", "conventions", "_header")
+    __slots__ = ("module", "header_blob", "calls", "rows", "conventions", "_header", "_sites")
 
     def __init__(self, summary: ModuleSummary) -> None:
         self.module = summary.module
         self._header: ModuleSummary | None = replace(summary, calls=[])
         self.header_blob = pickle.dumps(self._header, protocol=5)
+        self._sites: dict[str, list] | None = calls_by_name(summary)  # not sent: the blobs stand for it
         # In the summary's order, as the rows are inserted: `module_calls` keeps it for sites on one line.
-        self.calls = [(name, pickle.dumps(sites, protocol=5)) for name, sites in calls_by_name(summary).items()]
+        self.calls = [(name, pickle.dumps(sites, protocol=5)) for name, sites in self._sites.items()]
         self.rows = frozenset(table_rows(summary))
         self.conventions = [
             (attr, gpu, cpu, total,
@@ -595,7 +597,7 @@ class StoredSummary:
 
     def __setstate__(self, state: tuple) -> None:
         self.module, self.header_blob, self.calls, self.rows, self.conventions = state
-        self._header = None
+        self._header = self._sites = None
 
     @property
     def header(self) -> ModuleSummary:
@@ -604,10 +606,13 @@ class StoredSummary:
             self._header = pickle.loads(self.header_blob)
         return self._header
 
-    def state(self) -> "ModuleState":
-        calls = sorted(self.calls)  # callee names are unique: in name order
+    def state(self) -> ModuleState:
+        sites, calls = self._sites, self.calls
+        # Callee names are unique: the sites in name order.
+        call_sites = (lambda: sorted(sites.items())) if sites is not None else \
+            (lambda: [(name, pickle.loads(blob)) for name, blob in sorted(calls)])
         return ModuleState(set(self.rows), {row[:4] for row in self.conventions}, self.header.symbols(), self.header,
-                           lambda: [(name, pickle.loads(blob)) for name, blob in calls])
+                           call_sites)
 
 
 def module_state(summary: ModuleSummary, rows: set) -> ModuleState:
