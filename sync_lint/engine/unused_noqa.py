@@ -33,7 +33,8 @@ def _comments(source: str) -> list[tuple[int, int, str]]:
 def _may_list_checked(source: str, checked: set[str]) -> bool:
     """Whether any comment could list a checked code: every `#` of a line that mentions `noqa` is
     taken as a comment's start, so this over-approximates what `_comments` finds. Tokenizing took
-    10 ms of a one-file check of vLLM's `gpu_input_batch.py`; most `noqa` comments name other tools' codes (`E501`) and need none."""
+    10 ms of a one-file check of vLLM's `gpu_input_batch.py`; most `noqa` comments name other
+    tools' codes (`E501`) and need none."""
     for line in source.split("\n"):  # not `splitlines`: a form feed inside a comment does not end it
         if "noqa" not in line.lower():
             continue
