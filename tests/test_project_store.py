@@ -401,6 +401,7 @@ def test_a_summary_stored_from_a_worker_is_the_summary_stored_here(tmp_path: Pat
     assert (received.rows, received.counts, received.symbols, received.header) == \
         (direct.rows, direct.counts, direct.symbols, direct.header)
     assert received.call_sites() == direct.call_sites() and received.digest == direct.digest
+    assert StoredSummary(summary).state().digest == direct.digest  # stored in place: its sites from memory
 
     tables = []
     for name, item in (("here", summary), ("worker", sent)):
