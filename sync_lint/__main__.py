@@ -42,20 +42,33 @@ def exit_without_teardown(run: Callable[[], object]) -> NoReturn:
     0.33 (`--jobs 1`), 31 s with the collector run less often. The exit handlers still run (the
     `--no-cache` folders are removed) and the output is flushed; the status is what `sys.exit`
     would have made it."""
-    import atexit
     import os
+
+    os._exit(finish(run))
+
+
+def finish(run: Callable[[], object], interrupted: int | None = None) -> int:
+    """Run the command, then the exit handlers, and flush the output; return the status `sys.exit`
+    would have given. `interrupted`: the status of a Ctrl-C (None: it propagates)."""
+    import atexit
 
     try:
         status = exit_status(run())
     except SystemExit as exc:
         status = exit_status(exc.code)
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe: nothing more can be said
-            pass
-    os._exit(status)
+    except KeyboardInterrupt:
+        if interrupted is None:
+            raise
+        status = interrupted
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe: nothing more can be said
+                pass
+    return status
 
 
 def exit_status(code: object) -> int:

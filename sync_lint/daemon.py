@@ -381,7 +381,6 @@ def _fork_check(conn: socket.socket, request: dict[str, Any], fds: list[int]) ->
 def _run_as_caller(request: dict[str, Any], fds: list[int]) -> int:
     """In the forked child: become the caller's process (streams, directory, environment), run its
     command line, and return its exit status."""
-    import atexit
     import io
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
@@ -403,22 +402,8 @@ def _run_as_caller(request: dict[str, Any], fds: list[int]) -> int:
     os.environ.update(request["env"])
     os.umask(int(request["umask"]))
     sys.argv = [request.get("argv0") or "sync-lint", *request["argv"]]
-    from sync_lint.__main__ import exit_status, run_here
+    from sync_lint.__main__ import finish, run_here
 
-    try:
-        status = run_here()
-    except SystemExit as exc:
-        status = exit_status(exc.code)
-    except KeyboardInterrupt:
-        status = 2
-    try:
-        atexit._run_exitfuncs()
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):
-                pass
-    return status if isinstance(status, int) else exit_status(status)
+    return finish(run_here, interrupted=2)
 
 
