@@ -876,6 +876,41 @@ def test_infer_answers_do_not_depend_on_the_order_of_questions() -> None:
     assert first == second
 
 
+def _evidence(fact: Fact) -> list[tuple[str, str | None]]:
+    return [(step.reason, step.where) for step in fact.chain]
+
+
+def test_a_helper_returning_its_argument_names_each_callers_own_argument_in_either_order() -> None:
+    # `ident(a)` and `ident(b)` return tensors alike (the same device, dtype, certainty), so a memo of
+    # `ident`'s result keyed by its argument's value alone hands the first call's evidence to the second.
+    project = {"pkg.m": """
+        import torch
+        def ident(x):
+            return x
+        def first(a):
+            use_a(ident(a))
+        def second(b):
+            use_b(ident(b))
+        def use_a(t):
+            return t
+        def use_b(t):
+            return t
+        def top(n):
+            first(torch.zeros(n, device="cuda"))
+            second(torch.ones(n).cuda())
+    """}
+    keys = [("param", "pkg.m.use_a", "t", 6), ("param", "pkg.m.use_b", "t", 6)]
+    answers = []
+    for order in (keys, keys[::-1]):
+        inference = Inference(_index(project))
+        for key in order:
+            inference.get(key)
+        answers.append({key: _evidence(inference.get(key)) for key in keys})
+    assert answers[0] == answers[1]
+    use_b = " ".join(reason for reason, _where in answers[0][keys[1]])
+    assert "parameter `b` of `second`" in use_b and "parameter `a`" not in use_b
+
+
 def test_join_sources_policy() -> None:
     gpu, cpu = Fact(Device.GPU, reason="g"), Fact(Device.CPU, reason="c")
     assert join_sources([gpu, gpu]).device is Device.GPU

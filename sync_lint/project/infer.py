@@ -968,9 +968,10 @@ class Inference:
                     params[param.name] = self.eval(param.default, Context(summary, None, budget=budget - 1))
         # A string's text is part of the key: `"cuda"` and `"cpu"` make different specialisations. So is
         # whether an argument rests on a convention: else the call solved first would decide how sure
-        # the answer is for every later call.
+        # the answer is for every later call. And so is an argument's evidence: a function that returns
+        # its argument hands on the argument's provenance, which must be this call's, not the first's.
         key = (function, budget, tuple(sorted((k, v.lattice(), v.by_convention,
-                                               v.reason if v.value_kind == "python" else None)
+                                               v.reason if v.value_kind == "python" else None, _evidence(v))
                                               for k, v in params.items())), building)
         hit = self._specialized.get(key)
         if hit is not None:
@@ -1982,6 +1983,11 @@ def _host_data(fact: Fact) -> bool:
     if fact.value_kind == "dict":
         return bool(fact.items) and all(_host_data(value) for _key, value in fact.items)
     return False
+
+
+def _evidence(fact: Fact) -> tuple:
+    """The provenance a fact shows, step by step."""
+    return tuple((step.reason, step.where, step.subject) for step in fact.chain)
 
 
 def _informative(fact: Fact) -> bool:
