@@ -159,6 +159,20 @@ def test_evidence_chain_crosses_two_files(project: Path, tmp_path: Path) -> None
     assert places.index(("src/engine/core/state.py", 6)) < places.index(("src/engine/core/buffers.py", 4))
 
 
+def test_a_local_assigned_from_a_project_call_shows_where_the_callee_returns(tmp_path: Path) -> None:
+    """`t = make(n)`: the assignment's step alone does not say why `make(n)` is on the GPU; the
+    `return` in the other module does."""
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/other.py": "import torch\n\n\ndef make(n):\n    return torch.zeros(n, device='cuda')\n",
+        "pkg/use.py": "from pkg.other import make\n\n\ndef a(n):\n    t = make(n)\n    return t.item()\n",
+    })
+    (item,) = [d for d in found if d.code == "SL101"]
+    steps = [(Path(s.path).as_posix().rsplit("proj/", 1)[-1], s.row, s.message) for s in item.evidence_steps]
+    assert [(path, row) for path, row, _message in steps] == [("pkg/use.py", 5), ("pkg/other.py", 4)]
+    assert "`make` returns `torch.zeros(" in steps[1][2]
+
+
 @pytest.mark.parametrize("project", ["caller_params"], indirect=True)
 def test_parameter_evidence_names_the_call_site(project: Path, tmp_path: Path) -> None:
     report = check(project, cache=tmp_path / "cache")

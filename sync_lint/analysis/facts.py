@@ -102,8 +102,11 @@ class Fact:
         return self.device is Device.UNKNOWN and self.tensor_like
 
     def as_subject(self, subject: str, reason: str, origin: cst.CSTNode | None) -> "Fact":
-        """This fact re-told as being about `subject` (an assignment target)."""
-        upstream = self if self.subject is not None and self.subject != subject else self.via
+        """This fact re-told as being about `subject` (an assignment target). The fact itself stays a
+        step of the chain when it is about another name, or happened elsewhere (`make` returns
+        `torch.zeros(...)` in another module): the assignment's text does not tell either."""
+        upstream = self if (self.subject is not None and self.subject != subject) or self.where is not None \
+            else self.via
         return replace(self, subject=subject, reason=reason, origin=origin, via=upstream)
 
 
