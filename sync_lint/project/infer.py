@@ -2021,7 +2021,6 @@ def join_sources(sources: list[Fact], share: float = 0.8, gpu_wins: bool = False
         # tensors (a dummy batch's placeholder) leaves the tensors' device proven.
         lists = sum(1 for f in informative if f.value_kind == "list")
         scalars = sum(1 for f in informative if f.value_kind == "python" and f.dtype != "str")
-        total = len(tensors) + unknown
         mixed = len(counts) > 1 or lists > 0
         if (mixed or scalars) and not (len(agreeing) >= 2
                                        and len(agreeing) / (len(tensors) + lists + scalars) >= share):
@@ -2035,8 +2034,12 @@ def join_sources(sources: list[Fact], share: float = 0.8, gpu_wins: bool = False
         # Pinned at some sources and pageable at others (`if pin_memory: t = t.pin_memory()`):
         # the memory may be pinned, as where two paths join in one function.
         mixed_pinning = device is Device.CPU and any(f.device is Device.PINNED for f in agreeing)
-        note = f" ({len(agreeing)} of {total} sources{', the rest on another device' if mixed else ''})" \
-            if total > 1 else ""
+        # Counted by step (what each source says, and where): one value reaching the key along several
+        # paths is one source, and "(4 of 13 sources) (4 of 4 sources)" would count it twice over.
+        steps = {(f.reason, f.where) for f in informative if f.is_tensor or f.is_unknown_tensor}
+        shown = len({(f.reason, f.where) for f in agreeing})
+        note = f" ({shown} of {len(steps)} sources{', the rest on another device' if mixed else ''})" \
+            if len(steps) > 1 else ""
         return replace(first, device=device, reason=first.reason + note,
                        pinning_unknown=mixed_pinning or any(f.pinning_unknown for f in agreeing),
                        convention=mixed or all(f.by_convention for f in agreeing),
