@@ -361,12 +361,16 @@ def explain_steps(
     depth: int = 2,
 ) -> list[tuple[str, str | None, int | None]]:
     """The steps `explain` renders, each as (text, "path:line" in another file or None, line in this file
-    or None)."""
+    or None): the first `depth`, then those in other files, and the step back in this file that follows
+    one (the argument a call into another module returns: `helper(b)`, then why `b` is on the GPU)."""
     steps: list[tuple[str, str | None, int | None]] = []
     current: Fact | None = fact
-    while current is not None and len(steps) < 8 and (len(steps) < depth or current.where is not None):
+    elsewhere = False  # the step before was in another file
+    while current is not None and len(steps) < 8 and (len(steps) < depth or current.where is not None
+                                                       or (elsewhere and current.origin is not None)):
         line = line_of(current.origin) if current.origin is not None else None
         steps.append((_explain_one(current, line_of, code_of), current.where if line is None else None, line))
+        elsewhere = line is None and current.where is not None
         current = current.via
     return steps
 

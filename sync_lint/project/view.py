@@ -9,7 +9,7 @@ Every answer is a `Fact` whose evidence names the steps in other files.
 
 from __future__ import annotations
 
-from sync_lint.analysis.facts import Device, Fact, constructed, detached, module_output
+from sync_lint.analysis.facts import Device, Fact, constructed, detached, module_output, replace
 from sync_lint.project.infer import (
     DEFAULT_BUDGET,
     MODULE_HOPS,
@@ -111,6 +111,7 @@ class ProjectView:
         if callee.value_kind != "callable" or not callee.refs:
             return None
         # The inference memoises what a call returns for these arguments, for other files too.
+        given = (args, kwargs)
         args = [detached(a) for a in args]
         kwargs = {k: detached(v) for k, v in kwargs.items()}
         receiver = detached(receiver) if receiver is not None else None
@@ -121,7 +122,35 @@ class ProjectView:
             leading = [receiver if receiver is not None else Fact(Device.UNKNOWN)] if bound else []
             results.append(self.inference._returns_with(target, leading + args, kwargs, budget, complete, building))
         fact = join_sources(results)
-        return fact if _informative(fact) else None
+        if not _informative(fact):
+            return None
+        if len(callee.refs) == 1 and fact.via is None and fact.where is not None:
+            (target,) = callee.refs
+            fact = self._through_argument(fact, target, "bound" in callee.items, *given)
+        return fact
+
+    def _through_argument(self, fact: Fact, target: str, bound_call: bool, args: list[Fact],
+                          kwargs: dict[str, Fact]) -> Fact:
+        """`fact`, the result of calling `target`, continued by this file's own evidence of the
+        argument it returns (`helper(b)` where `helper` returns `x * 2`: why `b` is on the GPU). The
+        project's answer ends at the callee's `return`: it is shared with other calls, which pass
+        other arguments."""
+        found = self.inference.index.function(target)
+        if found is None:
+            return fact
+        info = found[1]
+        returned = self.inference._return_params(target, info)
+        if len(returned) != 1:
+            return fact
+        (name,) = returned
+        bound = bound_call and info.kind in ("method", "classmethod")  # `self`/`cls` is not among `args`
+        positional = [p.name for p in info.params if p.kind in ("posonly", "pos")][1 if bound else 0:]
+        argument = kwargs.get(name) or next((a for p, a in zip(positional, args) if p == name), None)
+        says_why = argument is not None and (argument.origin is not None or argument.via is not None
+                                             or argument.where is not None)
+        if not says_why or not fact.is_tensor or argument.device is not fact.device:  # type: ignore[union-attr]
+            return fact
+        return replace(fact, via=argument)
 
     def device_array(self, classes: frozenset[str]) -> bool:
         """Whether objects of these classes expose device memory (see `Inference.device_array`)."""
