@@ -175,28 +175,41 @@ def test_a_local_assigned_from_a_project_call_shows_where_the_callee_returns(tmp
 
 def test_a_call_returning_its_argument_goes_on_to_why_the_argument_is_on_the_gpu(tmp_path: Path) -> None:
     """`c = helper(b)`: `helper` returns `x * 2` (in the project's answer, shared by every call), and
-    this call's `b` was made on the GPU two lines up."""
+    this call's `b` was made on the GPU the line before."""
     found = check_small_project(tmp_path, {
         "pkg/__init__.py": "",
-        "pkg/other.py": "def helper(x):\n    return x * 2\n\n\ndef pick(x, n):\n    return x[n]\n",
+        "pkg/other.py": (
+            "def helper(x):\n    return x * 2\n\n\n"
+            "def pick(x, n):\n    return x[n]\n\n\n"
+            "def mix(x, y):\n    return x + y\n"
+        ),
         "pkg/use.py": (
             "import torch\n"
-            "from pkg.other import helper, pick\n\n\n"
+            "from pkg.other import helper, mix, pick\n\n\n"
             "def f(n):\n"
             "    b = torch.linspace(0, 1, n, device='cuda')\n"
             "    c = helper(b)\n"
             "    return c.item()\n\n\n"
             "def g(n, m):\n"
             "    b = torch.arange(n, device='cuda')\n"
-            "    return pick(b, m).item()\n"
+            "    return pick(b, m).item()\n\n\n"
+            "def h(n):\n"
+            "    a = torch.ones(n, device='cuda')\n"
+            "    b = torch.zeros(n, device='cuda')\n"
+            "    return mix(a, b).sum().item()\n"
         ),
     })
     by_row = {d.start.row: d for d in found if d.code == "SL101"}
-    steps = [(Path(s.path).as_posix().rsplit("proj/", 1)[-1], s.row) for s in by_row[8].evidence_steps]
-    assert steps == [("pkg/use.py", 7), ("pkg/other.py", 1), ("pkg/use.py", 6)]
+
+    def places(row: int) -> list[tuple[str, int | None]]:
+        return [(Path(s.path).as_posix().rsplit("proj/", 1)[-1], s.row) for s in by_row[row].evidence_steps]
+
+    assert places(8) == [("pkg/use.py", 7), ("pkg/other.py", 1), ("pkg/use.py", 6)]
     assert "torch.linspace(" in by_row[8].evidence_steps[-1].message
-    # `pick` returns from two parameters: which one decides is not this file's to say.
-    assert [Path(s.path).as_posix().rsplit("proj/", 1)[-1] for s in by_row[13].evidence_steps][-1] == "pkg/other.py"
+    # `pick` reads a size as well: the one GPU tensor among its arguments is the one it returns from.
+    assert places(13)[-1] == ("pkg/use.py", 12)
+    # `mix` returns from two GPU tensors: which one this file should name is not known.
+    assert places(19)[-1] == ("pkg/other.py", 9)
 
 
 @pytest.mark.parametrize("project", ["caller_params"], indirect=True)

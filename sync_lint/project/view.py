@@ -134,23 +134,21 @@ class ProjectView:
         """`fact`, the result of calling `target`, continued by this file's own evidence of the
         argument it returns (`helper(b)` where `helper` returns `x * 2`: why `b` is on the GPU). The
         project's answer ends at the callee's `return`: it is shared with other calls, which pass
-        other arguments."""
+        other arguments. The argument is the one tensor on the result's device among those the
+        `return`s read (`pack(n, x)` returning `x.view(n, -1)`: `x`, not the size)."""
         found = self.inference.index.function(target)
-        if found is None:
+        if found is None or not fact.is_tensor:
             return fact
         info = found[1]
         returned = self.inference._return_params(target, info)
-        if len(returned) != 1:
-            return fact
-        (name,) = returned
         bound = bound_call and info.kind in ("method", "classmethod")  # `self`/`cls` is not among `args`
         positional = [p.name for p in info.params if p.kind in ("posonly", "pos")][1 if bound else 0:]
-        argument = kwargs.get(name) or next((a for p, a in zip(positional, args) if p == name), None)
-        says_why = argument is not None and (argument.origin is not None or argument.via is not None
-                                             or argument.where is not None)
-        if not says_why or not fact.is_tensor or argument.device is not fact.device:  # type: ignore[union-attr]
+        given = {**dict(zip(positional, args)), **kwargs}
+        alike = [given[name] for name in sorted(returned) if name in given
+                 and given[name].is_tensor and given[name].device is fact.device]
+        if len(alike) != 1 or (alike[0].origin is None and alike[0].where is None):
             return fact
-        return replace(fact, via=argument)
+        return replace(fact, via=alike[0])
 
     def device_array(self, classes: frozenset[str]) -> bool:
         """Whether objects of these classes expose device memory (see `Inference.device_array`)."""
