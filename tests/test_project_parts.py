@@ -911,7 +911,6 @@ def test_a_helper_returning_its_argument_names_each_callers_own_argument_in_eith
     assert "parameter `b` of `second`" in use_b and "parameter `a`" not in use_b
 
 
-
 def test_join_sources_counts_a_source_reached_along_several_paths_once() -> None:
     here = Fact(Device.GPU, reason="receives `torch.zeros(...)` (3 of 9 sources)", where="pkg/a.py:3")
     there = Fact(Device.GPU, reason="receives `x.cuda()`", where="pkg/b.py:7")
@@ -920,6 +919,7 @@ def test_join_sources_counts_a_source_reached_along_several_paths_once() -> None
     cpu = Fact(Device.CPU, reason="c", where="pkg/c.py:1")
     mixed = join_sources([here, here, there, cpu, cpu], gpu_wins=True)
     assert mixed.device is Device.GPU and mixed.reason.endswith("(2 of 3 sources, the rest on another device)")
+
 
 def test_join_sources_policy() -> None:
     gpu, cpu = Fact(Device.GPU, reason="g"), Fact(Device.CPU, reason="c")
