@@ -933,7 +933,8 @@ class Inference:
                 return declared
         return joined
 
-    def _return_params(self, function: str, info: FunctionInfo) -> frozenset[str]:
+    def return_params(self, function: str, info: FunctionInfo) -> frozenset[str]:
+        """The parameters the function's `return`s read (memoised)."""
         known = self._return_reads.get(function)
         if known is None:
             known = self._return_reads[function] = frozenset(_params_in(info.returns))
@@ -956,7 +957,7 @@ class Inference:
             return self.returns(function, budget)
         # Only the parameters the `return`s mention are evaluated (an argument may be costly to
         # follow) and only they tell specialisations apart.
-        needed = self._return_params(function, info)
+        needed = self.return_params(function, info)
         positional = [p for p in info.params if p.kind in ("posonly", "pos")]
         params = {p.name: _forced(arg) for p, arg in zip(positional, args) if p.name in needed}
         params.update((name, _forced(arg)) for name, arg in kwargs.items() if name in needed)

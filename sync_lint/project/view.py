@@ -140,7 +140,7 @@ class ProjectView:
         if found is None or not fact.is_tensor:
             return fact
         info = found[1]
-        returned = self.inference._return_params(target, info)
+        returned = self.inference.return_params(target, info)
         bound = bound_call and info.kind in ("method", "classmethod")  # `self`/`cls` is not among `args`
         positional = [p.name for p in info.params if p.kind in ("posonly", "pos")][1 if bound else 0:]
         given = {**dict(zip(positional, args)), **kwargs}
