@@ -212,6 +212,58 @@ def test_a_call_returning_its_argument_goes_on_to_why_the_argument_is_on_the_gpu
     assert places(19)[-1] == ("pkg/other.py", 9)
 
 
+def test_an_object_subscripted_through_its_getitem_and_its_dict_field(tmp_path: Path) -> None:
+    """`out["ids"]` of a class whose `__getitem__` returns `self.tensors[key]` (vLLM's
+    `IntermediateTensors`, SGLang's `PPProxyTensors`), and `out.tensors["lens"]`: the dict its
+    constructor was given in another module holds a GPU tensor there. An object whose `__getitem__`
+    makes a CPU tensor stays quiet."""
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/proxy.py": (
+            "from typing import Dict\n"
+            "import torch\n\n\n"
+            "class Proxy:\n"
+            "    tensors: Dict[str, torch.Tensor]\n\n"
+            "    def __init__(self, tensors):\n"
+            "        self.tensors = tensors\n\n"
+            "    def __getitem__(self, key):\n"
+            "        return self.tensors[key]\n\n\n"
+            "class Sizes:\n"
+            "    def __init__(self, sizes):\n"
+            "        self.sizes = sizes\n\n"
+            "    def __getitem__(self, key):\n"
+            "        return torch.tensor(self.sizes[key])\n"
+        ),
+        "pkg/make.py": (
+            "import torch\n"
+            "from pkg.proxy import Proxy, Sizes\n\n\n"
+            "def produce(n):\n"
+            "    ids = torch.zeros(n, device='cuda')\n"
+            "    return Proxy({'ids': ids, 'lens': torch.ones(n, device='cuda')})\n\n\n"
+            "def received(n):\n"
+            "    return Proxy({'ids': torch.zeros(n, device='cuda')})\n\n\n"
+            "def sizes():\n"
+            "    return Sizes([1, 2])\n"
+        ),
+        "pkg/use.py": (
+            "from pkg.proxy import Proxy, Sizes\n\n\n"
+            "def consume(out: Proxy, sizes: Sizes, name: str):\n"
+            "    a = out['ids'].cpu()\n"
+            "    b = out.tensors['lens'].tolist()\n"
+            "    c = out[name].cpu()\n"
+            "    d = sizes[0].tolist()\n"
+            "    return a, b, c, d\n"
+        ),
+    })
+    rows = {(d.start.row, d.code) for d in found if Path(d.path).name == "use.py"}
+    assert rows == {(5, "SL103"), (6, "SL102"), (7, "SL103")}
+    (through_getitem,) = [d for d in found if d.start.row == 5]
+    places = [(Path(s.path).name, s.row) for s in through_getitem.evidence_steps]
+    # The getter's return, then where the dict came from: the field's store and a construction.
+    assert places[0] == ("proxy.py", 11)
+    assert ("proxy.py", 9) in places and any(place[0] == "make.py" for place in places)
+
+
 @pytest.mark.parametrize("project", ["caller_params"], indirect=True)
 def test_parameter_evidence_names_the_call_site(project: Path, tmp_path: Path) -> None:
     report = check(project, cache=tmp_path / "cache")

@@ -921,6 +921,21 @@ def test_join_sources_counts_a_source_reached_along_several_paths_once() -> None
     assert mixed.device is Device.GPU and mixed.reason.endswith("(2 of 3 sources, the rest on another device)")
 
 
+def test_dicts_built_at_several_places_join_key_by_key() -> None:
+    gpu, cpu = Fact(Device.GPU, reason="g"), Fact(Device.CPU, reason="c")
+
+    def a_dict(*items: tuple[str, Fact]) -> Fact:
+        return Fact(Device.NOT_TENSOR, value_kind="dict", items=items)
+
+    here, there = a_dict(("ids", gpu), ("lens", cpu)), a_dict(("ids", gpu), ("mask", gpu))
+    for joined in (join_sources([here, there]), join(here, there)):
+        entries = dict(joined.items)
+        # Each key holds what the dicts that hold it put there; a key of one dict only, what that one holds.
+        assert entries["ids"].device is Device.GPU
+        assert entries["lens"].device is Device.CPU and entries["mask"].device is Device.GPU
+    assert dict(join(here, a_dict(("ids", cpu))).items)["ids"].device is Device.UNKNOWN
+
+
 def test_join_sources_policy() -> None:
     gpu, cpu = Fact(Device.GPU, reason="g"), Fact(Device.CPU, reason="c")
     assert join_sources([gpu, gpu]).device is Device.GPU

@@ -33,7 +33,9 @@ from sync_lint.analysis.facts import (
     container_method,
     device_value,
     host_list,
+    entry_of,
     join,
+    join_all,
     module_in,
     module_output,
     nn_module,
@@ -445,11 +447,16 @@ class Evaluator:
                     and isinstance(expr.slice[0].slice.value, cst.Integer):
                 position = int(expr.slice[0].slice.value.value, 0)
                 return base.items[position] if position < len(base.items) else UNKNOWN
+            if base.value_kind == "dict" and base.items and len(expr.slice) == 1 \
+                    and isinstance(expr.slice[0].slice, cst.Index):
+                return entry_of(base, join_all(fact for _key, fact in base.items))  # `d[name]`: one of the entries
+            if self.project is not None and len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Index):
+                return self._item(base, expr.slice[0].slice.value) or UNKNOWN
             return UNKNOWN
         if base.value_kind == "dict":
             for entry, fact in base.items:
                 if entry == key:
-                    return fact
+                    return entry_of(base, fact)
         if base.value_kind == "kwargs":
             found = self._multimodal_input(base, key)
             if found is not None:
@@ -457,11 +464,20 @@ class Evaluator:
         declared = self.project.declared_entry(_as_object(base), key) if base.refs else None
         if declared is not None:
             return declared
+        got = self._item(base, expr.slice[0].slice.value)
+        if got is not None:
+            return got
         kept = self.project.host_input(key)
         if kept is not None:
             return replace(kept, subject=f"{base.subject}[{key!r}]" if base.subject else None)
         found = self.project.entry(key)
         return found if found is not None else UNKNOWN
+
+    def _item(self, base: Fact, index: cst.BaseExpression) -> Fact | None:
+        """`obj[index]` of a project object whose class defines `__getitem__`: what it returns."""
+        if self.project is None or not base.refs or base.value_kind not in ("object", "self"):
+            return None
+        return self.project.item(_as_object(base), self._argument_fact(index))
 
     def _multimodal_input(self, kwargs: Fact, key: str) -> Fact | None:
         """`kwargs[key]` of a function's `**kwargs`, when the project declares `key` a multimodal input."""

@@ -295,6 +295,8 @@ def join(a: Fact | None, b: Fact | None) -> Fact:
         if a.value_kind == "object" and (a.refs != b.refs or a.items != b.items):
             # Either class on the way here; exact only when both paths built it.
             return replace(a, refs=a.refs | b.refs, items=a.items if a.items == b.items else ())
+        if a.value_kind == "dict" and a.items != b.items:
+            return replace(a, items=join_entries([a.items, b.items], join_all))
         if a.value_kind in ("tuple", "list") and a.items != b.items:
             # Element by element where both paths built the same shape; else elements unknown.
             same = len(a.items) == len(b.items) and all(isinstance(i, Fact) for i in (*a.items, *b.items))
@@ -310,6 +312,34 @@ def join(a: Fact | None, b: Fact | None) -> Fact:
         return host
     tensorish = a.is_tensor or b.is_tensor or a.tensor_like or b.tensor_like
     return Fact(Device.UNKNOWN, tensor_like=tensorish)
+
+
+def join_entries(displays: Iterable[tuple], merge: Callable[[list[Fact]], Fact]) -> tuple:
+    """The entries of dicts that reach one place, key by key: an entry only some of them hold is what
+    those hold (where the others reach, reading it raises), and the facts of one they share are
+    `merge`d."""
+    by_key: dict[object, list[Fact]] = {}
+    for items in displays:
+        for key, fact in items:
+            by_key.setdefault(key, []).append(fact)
+    return tuple((key, facts[0] if len(facts) == 1 else merge(facts)) for key, facts in by_key.items())
+
+
+def entry_of(container: Fact, entry: Fact) -> Fact:
+    """An entry read out of a dict: with nothing of its own to say where it came from (a display's
+    value made in another module), its evidence goes on to how the dict got here."""
+    if entry.via is not None or entry.where is not None or entry.origin is not None or container.via is None \
+            and container.where is None:
+        return entry
+    return replace(entry, via=container)
+
+
+def join_all(facts: Iterable[Fact]) -> Fact:
+    """The flow join of several paths' facts."""
+    joined: Fact | None = None
+    for fact in facts:
+        joined = join(joined, fact) if joined is not None else fact
+    return joined if joined is not None else UNKNOWN
 
 
 def _host_join(tensor: Fact, other: Fact) -> Fact | None:
@@ -386,6 +416,8 @@ def _explain_one(fact: Fact, line_of: Callable[[cst.CSTNode], int], code_of: Cal
         words = "a tensor of unknown device"
     if fact.value_kind == "device" and fact.device_value is not None:
         words = _DEVICE_VALUE_WORDS[fact.device_value]
+    if fact.value_kind == "dict":
+        words = "a dict"
     if fact.subject is None and fact.where is not None and fact.reason:  # a step in another place
         return f"{fact.reason} ({fact.where})"
     subject = f"`{fact.subject}`" if fact.subject else "the value"

@@ -52,8 +52,11 @@ from sync_lint.analysis.facts import (
     constructed,
     container_method,
     device_value,
+    entry_of,
     host_list,
     is_exact,
+    join_all,
+    join_entries,
     module_in,
     module_output,
     nn_module,
@@ -437,6 +440,8 @@ class Inference:
         joined = join_sources(sources)
         if declared is not None and declared.value_kind == "list" and joined.value_kind in ("list", "tuple"):
             return joined
+        if joined.value_kind == "dict" and joined.items:
+            return joined  # `tensors: dict[str, torch.Tensor]` filled with known entries: what they hold
         if declared is not None and not (joined.is_tensor or joined.value_kind in ("object", "class", "callable")):
             return declared
         return joined
@@ -1480,7 +1485,9 @@ class Inference:
         if base.value_kind == "dict" and key[0] == "key":
             for k, fact in base.items:
                 if k == key[1]:
-                    return fact
+                    return entry_of(base, fact)
+        elif base.value_kind == "dict" and base.items:
+            return entry_of(base, join_all(fact for _k, fact in base.items))  # `tensors[key]`: one of the entries
         if base.value_kind == "tuple" and key[0] == "key" and isinstance(key[1], int) and key[1] < len(base.items):
             return base.items[key[1]]
         if base.value_kind == "list" and base.items:
@@ -1495,6 +1502,12 @@ class Inference:
             # `audio_input["speech_lengths"]` of a `TensorSchema` or `TypedDict`: the declared field, even
             # when nothing is known of it (what dicts elsewhere hold under that key is not about this object).
             return self.attribute(base, key[1], context.mode, context.budget)
+        if base.value_kind == "object" and base.refs and context.mode == "full" and context.budget > 0:
+            index = Fact(Device.NOT_TENSOR, value_kind="python", dtype="str", reason=key[1]) \
+                if key[0] == "key" and isinstance(key[1], str) else self.eval(key, context)
+            found = self.item(base, index, context.budget, context.building)
+            if _informative(found):
+                return found
         if key[0] == "key" and isinstance(key[1], str) and context.mode == "full":
             kept = self.host_input(key[1], context.summary.module)
             if kept is not None:
@@ -1503,6 +1516,16 @@ class Inference:
             if convention.is_tensor:
                 return convention
         return UNKNOWN
+
+    def item(self, owner: Fact, index: Fact, budget: int = DEFAULT_BUDGET, building: bool = False) -> Fact:
+        """`owner[index]` of an object whose class defines `__getitem__` (vLLM's `IntermediateTensors`,
+        SGLang's `PPProxyTensors`: `return self.tensors[key]`): what that method returns for it."""
+        getter = self.attribute(owner, "__getitem__", "types")
+        if getter.value_kind != "callable" or not getter.refs:
+            return UNKNOWN
+        results = [self._returns_with(target, [owner, index], {}, budget, complete=True, building=building)
+                   for target in sorted(getter.refs)]
+        return join_sources(results)
 
     # --- calls -----------------------------------------------------------------------------------
     def _call(self, value: Value, context: Context) -> Fact:
@@ -2073,6 +2096,11 @@ def join_sources(sources: list[Fact], share: float = 0.8, gpu_wins: bool = False
         return replace(first, refs=frozenset().union(*(f.refs for f in informative)), items=items)
     if kind == "python" and len({(f.dtype, f.reason) for f in informative if f.dtype == "str"}) > 1:
         return Fact(Device.NOT_TENSOR, value_kind="python", dtype="str")  # strings that differ: text unknown
+    if kind == "dict" and len(informative) > 1:
+        # Dicts built at several places (`Proxy({"hidden_states": h})` here, `Proxy(received)` there):
+        # key by key, over the sources that hold the key.
+        return replace(first, items=join_entries((f.items for f in informative),
+                                                 lambda facts: join_sources(facts, share, gpu_wins)))
     if kind in ("tuple", "list") and len({len(f.items) for f in informative}) == 1 and len(informative) > 1:
         # Returns of tuples of one length: element by element.
         return replace(first, items=tuple(join_sources([f.items[i] for f in informative])
