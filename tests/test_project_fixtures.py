@@ -264,6 +264,38 @@ def test_an_object_subscripted_through_its_getitem_and_its_dict_field(tmp_path: 
     assert ("proxy.py", 9) in places and any(place[0] == "make.py" for place in places)
 
 
+def test_the_values_and_entries_of_a_dict_field_filled_in_another_module(tmp_path: Path) -> None:
+    """`batch.tensors.values()`, `.items()` and `.get("ids")` of a dict the constructor was given
+    elsewhere: its entries, whatever the class declares; here and in a helper the index answers for."""
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/batch.py": (
+            "import torch\n\n\n"
+            "class Batch:\n"
+            "    def __init__(self, tensors: dict[str, torch.Tensor]):\n"
+            "        self.tensors = tensors\n\n\n"
+            "def build(n):\n"
+            "    return Batch({'ids': torch.zeros(n, device='cuda'), 'lens': torch.ones(n, device='cuda')})\n\n\n"
+            "def ids_of(batch: Batch):\n"
+            "    return batch.tensors.get('ids')\n"
+        ),
+        "pkg/use.py": (
+            "from pkg.batch import Batch, build, ids_of\n\n\n"
+            "def gpu_side(n):\n"
+            "    batch = build(n)\n"
+            "    for value in batch.tensors.values():\n"
+            "        value.cpu()\n"
+            "    for name, value in batch.tensors.items():\n"
+            "        value.tolist()\n"
+            "    return batch.tensors.get('lens').item(), ids_of(batch).item()\n"
+        ),
+    })
+    rows = {(d.start.row, d.code) for d in found if Path(d.path).name == "use.py"}
+    assert {(7, "SL103"), (9, "SL102"), (10, "SL101")} <= rows
+    # `.get('lens')` here, and `ids_of`'s `.get('ids')`, which the index answers: both `.item()`s.
+    assert sorted(d.start.column for d in found if Path(d.path).name == "use.py" and d.start.row == 10) == [12, 46]
+
+
 @pytest.mark.parametrize("project", ["caller_params"], indirect=True)
 def test_parameter_evidence_names_the_call_site(project: Path, tmp_path: Path) -> None:
     report = check(project, cache=tmp_path / "cache")

@@ -685,7 +685,8 @@ class Evaluator:
             if owner.value_kind == "kwargs":  # `kwargs.pop("pixel_values", None)`
                 key = literal_string(expr.args[0].value) if expr.args and method in ("pop", "get") else None
                 return (self._multimodal_input(owner, key) if key is not None else None) or PYTHON
-            viewed = container_method(owner, method)
+            key = literal_string(expr.args[0].value) if expr.args and not expr.args[0].star else None
+            viewed = container_method(owner, method, key)
             if viewed is not None:
                 return viewed
             if self.project is not None and owner.refs:

@@ -206,9 +206,17 @@ def constructed(classes: frozenset[str]) -> Fact:
     return Fact(Device.NOT_TENSOR, value_kind="object", refs=classes, items=("exact",))
 
 
-def container_method(container: Fact, method: str) -> Fact | None:
+def container_method(container: Fact, method: str, key: str | None = None) -> Fact | None:
     """A method of a list or of a dict's values whose elements are alike (`reqs.values()`, `d.get(k)`,
-    `d.items()`), or None when it is not one of those."""
+    `d.items()`), or of a dict whose entries are known (`key`: the literal key `get`/`pop` is given),
+    or None when it is not one of those."""
+    if container.value_kind == "dict" and container.items:
+        if method == "copy":
+            return container
+        if method in ("get", "pop", "setdefault") and key is not None:
+            return next((entry_of(container, fact) for k, fact in container.items if k == key), None)
+        container = Fact(Device.NOT_TENSOR, value_kind="list",
+                         items=(entry_of(container, join_all(fact for _k, fact in container.items)),))
     if container.value_kind != "list" or not container.items:
         return None
     element = container.items[0]

@@ -585,6 +585,8 @@ class Inference:
             return joined
         if declared is not None and declared.value_kind == "list" and joined.value_kind in ("list", "tuple"):
             return joined  # what the callers pass says more than `list[Tensor]`
+        if joined.value_kind == "dict" and joined.items:
+            return joined  # and their dicts' entries more than `dict[str, Tensor]`
         return declared if declared is not None else joined
 
     def never_runs(self, summary: ModuleSummary, info: FunctionInfo, line: int) -> tuple[str, str] | None:
@@ -1564,7 +1566,8 @@ class Inference:
                 named = key is not None and key[:2] == ("lit", "str") and len(key) > 2
                 found = self.multimodal_input(key[2], context.summary.module) if named else None  # type: ignore[index]
                 return found or UNKNOWN
-            viewed = container_method(receiver, func[2])
+            named = args[0][2] if args and args[0][:2] == ("lit", "str") and len(args[0]) > 2 else None
+            viewed = container_method(receiver, func[2], named)
             if viewed is not None:
                 return viewed
             if receiver.value_kind == "device-module" and func[2] in EVENT_HANDLES | STREAM_HANDLES:
