@@ -915,10 +915,12 @@ def test_join_sources_counts_a_source_reached_along_several_paths_once() -> None
     here = Fact(Device.GPU, reason="receives `torch.zeros(...)` (3 of 9 sources)", where="pkg/a.py:3")
     there = Fact(Device.GPU, reason="receives `x.cuda()`", where="pkg/b.py:7")
     assert join_sources([here, here, here]).reason == here.reason  # one source: no count of its own
-    assert join_sources([here, there, here]).reason == here.reason + " (2 of 2 sources)"
+    assert join_sources([there, here, there]).reason == there.reason + " (2 of 2 sources)"
     cpu = Fact(Device.CPU, reason="c", where="pkg/c.py:1")
     mixed = join_sources([here, here, there, cpu, cpu], gpu_wins=True)
     assert mixed.device is Device.GPU and mixed.reason.endswith("(2 of 3 sources, the rest on another device)")
+    # A step that counts its own sources, which every path here agrees with: no second count after it.
+    assert join_sources([here, there, here]).reason == here.reason
 
 
 def test_dicts_built_at_several_places_join_key_by_key() -> None:

@@ -34,6 +34,7 @@ carry the value) is `None`: `x.to(device)` with such a `device` moves nothing.
 
 from __future__ import annotations
 
+import re
 from functools import partial
 from typing import Callable, Hashable, Iterable, Protocol, Union
 
@@ -2023,6 +2024,9 @@ def _informative(fact: Fact) -> bool:
     return not (fact.device is Device.UNKNOWN and not fact.tensor_like and fact.value_kind is None)
 
 
+_SOURCES_NOTE = re.compile(r"\(\d+ of \d+ sources[^)]*\)$")
+
+
 def join_sources(sources: list[Fact], share: float = 0.8, gpu_wins: bool = False) -> Fact:
     """A key's fact from the values that flow into it (see the module docstring for the policy).
 
@@ -2067,6 +2071,10 @@ def join_sources(sources: list[Fact], share: float = 0.8, gpu_wins: bool = False
         shown = len({(f.reason, f.where) for f in agreeing})
         note = f" ({shown} of {len(steps)} sources{', the rest on another device' if mixed else ''})" \
             if len(steps) > 1 else ""
+        if note and shown == len(steps) and _SOURCES_NOTE.search(first.reason):
+            # The step shown counts its own sources already ("(2 of 3 sources)"): that every path here
+            # reached an agreeing one adds a second count that reads as the same one.
+            note = ""
         return replace(first, device=device, reason=first.reason + note,
                        pinning_unknown=mixed_pinning or any(f.pinning_unknown for f in agreeing),
                        convention=mixed or all(f.by_convention for f in agreeing),
