@@ -296,6 +296,38 @@ def test_the_values_and_entries_of_a_dict_field_filled_in_another_module(tmp_pat
     assert sorted(d.start.column for d in found if Path(d.path).name == "use.py" and d.start.row == 10) == [12, 46]
 
 
+def test_a_getitem_that_gives_tensors_of_no_known_device_leaves_the_key_to_its_convention(tmp_path: Path) -> None:
+    """`received["seq_lens"]`, where `__getitem__` reads a dict received from a library (tensors, device
+    not known), is what the key holds across the repository: SGLang's `pp_outputs["spec_new_seq_lens"]`."""
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/proxy.py": (
+            "from typing import Dict\n"
+            "import torch\n"
+            "from comms import receive\n\n\n"
+            "class Received:\n"
+            "    def __init__(self, tensors: Dict[str, torch.Tensor]):\n"
+            "        self.tensors = tensors\n\n"
+            "    def __getitem__(self, key):\n"
+            "        return self.tensors[key]\n\n\n"
+            "def arrive():\n"
+            "    return Received(receive())\n"
+        ),
+        "pkg/send.py": (
+            "import torch\n\n\n"
+            "def outgoing(n):\n"
+            "    return {'seq_lens': torch.zeros(n, device='cuda')}\n"
+        ),
+        "pkg/use.py": (
+            "from pkg.proxy import Received\n\n\n"
+            "def consume(received: Received):\n"
+            "    return received['seq_lens'].tolist()\n"
+        ),
+    })
+    (finding,) = [d for d in found if Path(d.path).name == "use.py"]
+    assert (finding.start.row, finding.code, finding.confidence) == (5, "SL102", "convention")
+
+
 @pytest.mark.parametrize("project", ["caller_params"], indirect=True)
 def test_parameter_evidence_names_the_call_site(project: Path, tmp_path: Path) -> None:
     report = check(project, cache=tmp_path / "cache")

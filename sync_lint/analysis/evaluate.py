@@ -465,13 +465,14 @@ class Evaluator:
         if declared is not None:
             return declared
         got = self._item(base, expr.slice[0].slice.value)
-        if got is not None:
+        if got is not None and not got.is_unknown_tensor:
             return got
+        # What `__getitem__` gives is a tensor of no known device (or nothing): what the key holds elsewhere.
         kept = self.project.host_input(key)
         if kept is not None:
             return replace(kept, subject=f"{base.subject}[{key!r}]" if base.subject else None)
         found = self.project.entry(key)
-        return found if found is not None else UNKNOWN
+        return found if found is not None else got or UNKNOWN
 
     def _item(self, base: Fact, index: cst.BaseExpression) -> Fact | None:
         """`obj[index]` of a project object whose class defines `__getitem__`: what it returns."""

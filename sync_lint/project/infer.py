@@ -1508,9 +1508,12 @@ class Inference:
         if base.value_kind == "object" and base.refs and context.mode == "full" and context.budget > 0:
             index = Fact(Device.NOT_TENSOR, value_kind="python", dtype="str", reason=key[1]) \
                 if key[0] == "key" and isinstance(key[1], str) else self.eval(key, context)
-            found = self.item(base, index, context.budget, context.building)
-            if _informative(found):
-                return found
+            got = self.item(base, index, context.budget, context.building)
+            if _informative(got) and not got.is_unknown_tensor:
+                return got
+        else:
+            got = UNKNOWN
+        # What `__getitem__` gives is a tensor of no known device (or nothing): what the key holds elsewhere.
         if key[0] == "key" and isinstance(key[1], str) and context.mode == "full":
             kept = self.host_input(key[1], context.summary.module)
             if kept is not None:
@@ -1518,7 +1521,7 @@ class Inference:
             convention = self.entry(key[1])
             if convention.is_tensor:
                 return convention
-        return UNKNOWN
+        return got if got.is_unknown_tensor else UNKNOWN
 
     def item(self, owner: Fact, index: Fact, budget: int = DEFAULT_BUDGET, building: bool = False) -> Fact:
         """`owner[index]` of an object whose class defines `__getitem__` (vLLM's `IntermediateTensors`,
