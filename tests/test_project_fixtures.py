@@ -328,6 +328,63 @@ def test_a_getitem_that_gives_tensors_of_no_known_device_leaves_the_key_to_its_c
     assert (finding.start.row, finding.code, finding.confidence) == (5, "SL102", "convention")
 
 
+def test_dicts_known_in_part_are_not_taken_for_all_they_hold(tmp_path: Path) -> None:
+    """A display is only some of a dict: entries stored by key later, under keys the text does not give
+    (`name: v`, `**extra`), or by `.update()`, and what `.get()` returns without the key. None of them
+    may make a CPU read look like a GPU one; the entries that are known stay known."""
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/proxy.py": (
+            "from typing import TypedDict\n"
+            "import torch\n\n\n"
+            "class Proxy:\n"
+            "    def __init__(self, tensors):\n"
+            "        self.tensors = tensors\n\n"
+            "    def __getitem__(self, key):\n"
+            "        return self.tensors[key]\n\n\n"
+            "class Inputs(TypedDict):\n"
+            "    kind: str\n"
+            "    lengths: torch.Tensor\n"
+        ),
+        "pkg/make.py": (
+            "import torch\n"
+            "from pkg.proxy import Proxy\n\n\n"
+            "def filled_later(n):\n"
+            "    t = {'ids': torch.zeros(n, device='cuda')}\n"
+            "    t['lens'] = torch.ones(n)\n"
+            "    return Proxy(t)\n\n\n"
+            "def spread(n, extra, name):\n"
+            "    return Proxy({'ids': torch.zeros(n, device='cuda'), name: torch.ones(n), **extra})\n\n\n"
+            "def empty_then_filled(n):\n"
+            "    t = {}\n"
+            "    t['mask'] = torch.ones(n)\n"
+            "    return Proxy(t)\n\n\n"
+            "def on_gpu(n):\n"
+            "    return Proxy({'mask': torch.ones(n, device='cuda'), 'ids': torch.zeros(n, device='cuda')})\n\n\n"
+            "def lengths(n):\n"
+            "    return {'lengths': torch.ones(n, device='cuda')}\n"
+        ),
+        "pkg/use.py": (
+            "import torch\n"
+            "from pkg.proxy import Inputs, Proxy\n\n\n"
+            "def consume(p: Proxy, name: str, n: int):\n"
+            "    p['ids'].tolist()\n"
+            "    p['lens'].tolist()\n"
+            "    p.tensors[name].tolist()\n"
+            "    p['mask'].tolist()\n"
+            "    p.tensors.get('ids', torch.zeros(n)).tolist()\n\n\n"
+            "class Model:\n"
+            "    def parse(self, **kwargs):\n"
+            "        return self.run({'kind': 'audio', **kwargs})\n\n"
+            "    def run(self, inputs: Inputs):\n"
+            "        return inputs['lengths'].tolist()\n"
+        ),
+    })
+    rows = {d.start.row for d in found if Path(d.path).name == "use.py"}
+    # `ids` is a GPU tensor wherever it is built; `lens` is stored on the CPU after the display; a
+    # key not known reads any entry, one of them not known; `mask` is on the CPU where a filled `{}`
+    # is given; `.get` may return its CPU default; `Inputs` declares `lengths`, which no call fills.
+    assert rows == {6}
 @pytest.mark.parametrize("project", ["caller_params"], indirect=True)
 def test_parameter_evidence_names_the_call_site(project: Path, tmp_path: Path) -> None:
     report = check(project, cache=tmp_path / "cache")

@@ -921,6 +921,8 @@ def test_join_sources_counts_a_source_reached_along_several_paths_once() -> None
     assert mixed.device is Device.GPU and mixed.reason.endswith("(2 of 3 sources, the rest on another device)")
     # A step that counts its own sources, which every path here agrees with: no second count after it.
     assert join_sources([here, there, here]).reason == here.reason
+    # Unless a Python list among the sources votes against them: that is said.
+    assert join_sources([here, here, there, there, *[here] * 6, host_list()]).reason.endswith("another device)")
 
 
 def test_dicts_built_at_several_places_join_key_by_key() -> None:

@@ -33,9 +33,8 @@ from sync_lint.analysis.facts import (
     container_method,
     device_value,
     host_list,
-    entry_of,
+    dict_entry,
     join,
-    join_all,
     module_in,
     module_output,
     nn_module,
@@ -448,15 +447,15 @@ class Evaluator:
                 position = int(expr.slice[0].slice.value.value, 0)
                 return base.items[position] if position < len(base.items) else UNKNOWN
             if base.value_kind == "dict" and base.items and len(expr.slice) == 1 \
-                    and isinstance(expr.slice[0].slice, cst.Index):
-                return entry_of(base, join_all(fact for _key, fact in base.items))  # `d[name]`: one of the entries
+                    and isinstance(expr.slice[0].slice, cst.Index) and _variable(expr.slice[0].slice.value):
+                return dict_entry(base, None) or UNKNOWN  # `d[name]`: any of the entries
             if self.project is not None and len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Index):
                 return self._item(base, expr.slice[0].slice.value) or UNKNOWN
             return UNKNOWN
-        if base.value_kind == "dict":
-            for entry, fact in base.items:
-                if entry == key:
-                    return entry_of(base, fact)
+        if base.value_kind == "dict" and base.items:
+            found = dict_entry(base, key)
+            if found is not None:
+                return found
         if base.value_kind == "kwargs":
             found = self._multimodal_input(base, key)
             if found is not None:
@@ -687,7 +686,8 @@ class Evaluator:
                 key = literal_string(expr.args[0].value) if expr.args and method in ("pop", "get") else None
                 return (self._multimodal_input(owner, key) if key is not None else None) or PYTHON
             key = literal_string(expr.args[0].value) if expr.args and not expr.args[0].star else None
-            viewed = container_method(owner, method, key)
+            default = self.fact(expr.args[1].value) if len(expr.args) > 1 and not expr.args[1].star else None
+            viewed = container_method(owner, method, key, default)
             if viewed is not None:
                 return viewed
             if self.project is not None and owner.refs:
@@ -1149,6 +1149,11 @@ def _device_attribute(owner: Fact) -> tuple[Device, str, bool]:
     if owner.device is Device.NOT_TENSOR and owner.value_kind not in _PLAIN_DATA:
         return Device.GPU, "a device that is not literally the CPU", False  # `self.device`, `model.device`
     return Device.GPU, "the device of a value whose device is not known, taken for an accelerator", True
+
+
+def _variable(index: cst.BaseExpression) -> bool:
+    """An index whose value the text does not give (`d[name]`, `d[self.key]`), not a literal (`d[0]`)."""
+    return isinstance(index, (cst.Name, cst.Attribute, cst.Call, cst.Subscript))
 
 
 def _as_object(fact: Fact) -> Fact:

@@ -206,17 +206,17 @@ def constructed(classes: frozenset[str]) -> Fact:
     return Fact(Device.NOT_TENSOR, value_kind="object", refs=classes, items=("exact",))
 
 
-def container_method(container: Fact, method: str, key: str | None = None) -> Fact | None:
+def container_method(container: Fact, method: str, key: str | None = None, default: Fact | None = None) -> Fact | None:
     """A method of a list or of a dict's values whose elements are alike (`reqs.values()`, `d.get(k)`,
-    `d.items()`), or of a dict whose entries are known (`key`: the literal key `get`/`pop` is given),
-    or None when it is not one of those."""
+    `d.items()`), or of a dict whose entries are known (`key`: the literal key `get`/`pop` is given;
+    `default`: what it returns when the key is missing), or None when it is not one of those."""
     if container.value_kind == "dict" and container.items:
         if method == "copy":
             return container
-        if method in ("get", "pop", "setdefault") and key is not None:
-            return next((entry_of(container, fact) for k, fact in container.items if k == key), None)
-        container = Fact(Device.NOT_TENSOR, value_kind="list",
-                         items=(entry_of(container, join_all(fact for _k, fact in container.items)),))
+        if method in ("get", "pop", "setdefault"):
+            found = dict_entry(container, key) if key is not None else None
+            return join(found, default) if found is not None and default is not None else found
+        container = Fact(Device.NOT_TENSOR, value_kind="list", items=(dict_entry(container, None),))
     if container.value_kind != "list" or not container.items:
         return None
     element = container.items[0]
@@ -340,6 +340,18 @@ def entry_of(container: Fact, entry: Fact) -> Fact:
             and container.where is None:
         return entry
     return replace(entry, via=container)
+
+
+def dict_entry(container: Fact, key: str | None) -> Fact | None:
+    """What a dict with known entries holds under `key` (None: a key not known, so any entry): the
+    entry, else what it holds under keys the summary could not read (`d[name] = v`, `**extra`); None
+    when nothing it is known to hold can be under that key."""
+    if key is not None:
+        for k, fact in container.items:
+            if k == key:
+                return entry_of(container, fact)
+    facts = [fact for k, fact in container.items if key is None or k is None]
+    return entry_of(container, join_all(facts)) if facts else None
 
 
 def join_all(facts: Iterable[Fact]) -> Fact:

@@ -53,10 +53,9 @@ from sync_lint.analysis.facts import (
     constructed,
     container_method,
     device_value,
-    entry_of,
+    dict_entry,
     host_list,
     is_exact,
-    join_all,
     join_entries,
     module_in,
     module_output,
@@ -441,7 +440,7 @@ class Inference:
         joined = join_sources(sources)
         if declared is not None and declared.value_kind == "list" and joined.value_kind in ("list", "tuple"):
             return joined
-        if joined.value_kind == "dict" and joined.items:
+        if joined.value_kind == "dict" and joined.items and (declared is None or declared.value_kind == "list"):
             return joined  # `tensors: dict[str, torch.Tensor]` filled with known entries: what they hold
         if declared is not None and not (joined.is_tensor or joined.value_kind in ("object", "class", "callable")):
             return declared
@@ -586,8 +585,8 @@ class Inference:
             return joined
         if declared is not None and declared.value_kind == "list" and joined.value_kind in ("list", "tuple"):
             return joined  # what the callers pass says more than `list[Tensor]`
-        if joined.value_kind == "dict" and joined.items:
-            return joined  # and their dicts' entries more than `dict[str, Tensor]`
+        if joined.value_kind == "dict" and joined.items and (declared is None or declared.value_kind == "list"):
+            return joined  # and their dicts' entries more than `dict[str, Tensor]` (not a `TypedDict`)
         return declared if declared is not None else joined
 
     def never_runs(self, summary: ModuleSummary, info: FunctionInfo, line: int) -> tuple[str, str] | None:
@@ -1485,12 +1484,19 @@ class Inference:
             found = self.multimodal_input(key[1], context.summary.module)
             if found is not None:
                 return found
-        if base.value_kind == "dict" and key[0] == "key":
-            for k, fact in base.items:
-                if k == key[1]:
-                    return entry_of(base, fact)
-        elif base.value_kind == "dict" and base.items:
-            return entry_of(base, join_all(fact for _k, fact in base.items))  # `tensors[key]`: one of the entries
+        literal = key[1] if key[0] == "key" and isinstance(key[1], str) else None
+        if base.value_kind == "dict" and base.items and key[0] != "key":
+            # `self.tensors[key]` in a `__getitem__` given a string it knows the text of, or any entry.
+            index = self.eval(key, context)
+            literal = index.reason if index.value_kind == "python" and index.dtype == "str" and index.reason \
+                else None
+            found = dict_entry(base, literal)
+            if found is not None:
+                return found
+        elif base.value_kind == "dict" and literal is not None:
+            found = dict_entry(base, literal)
+            if found is not None:
+                return found
         if base.value_kind == "tuple" and key[0] == "key" and isinstance(key[1], int) and key[1] < len(base.items):
             return base.items[key[1]]
         if base.value_kind == "list" and base.items:
@@ -1514,11 +1520,11 @@ class Inference:
         else:
             got = UNKNOWN
         # What `__getitem__` gives is a tensor of no known device (or nothing): what the key holds elsewhere.
-        if key[0] == "key" and isinstance(key[1], str) and context.mode == "full":
-            kept = self.host_input(key[1], context.summary.module)
+        if literal is not None and context.mode == "full":
+            kept = self.host_input(literal, context.summary.module)
             if kept is not None:
                 return kept
-            convention = self.entry(key[1])
+            convention = self.entry(literal)
             if convention.is_tensor:
                 return convention
         return got if got.is_unknown_tensor else UNKNOWN
@@ -1571,7 +1577,8 @@ class Inference:
                 found = self.multimodal_input(key[2], context.summary.module) if named else None  # type: ignore[index]
                 return found or UNKNOWN
             named = args[0][2] if args and args[0][:2] == ("lit", "str") and len(args[0]) > 2 else None
-            viewed = container_method(receiver, func[2], named)
+            default = self.eval(args[1], context) if len(args) > 1 and args[1][0] != "*" else None
+            viewed = container_method(receiver, func[2], named, default)
             if viewed is not None:
                 return viewed
             if receiver.value_kind == "device-module" and func[2] in EVENT_HANDLES | STREAM_HANDLES:
@@ -2074,7 +2081,7 @@ def join_sources(sources: list[Fact], share: float = 0.8, gpu_wins: bool = False
         shown = len({(f.reason, f.where) for f in agreeing})
         note = f" ({shown} of {len(steps)} sources{', the rest on another device' if mixed else ''})" \
             if len(steps) > 1 else ""
-        if note and shown == len(steps) and _SOURCES_NOTE.search(first.reason):
+        if note and shown == len(steps) and not mixed and _SOURCES_NOTE.search(first.reason):
             # The step shown counts its own sources already ("(2 of 3 sources)"): that every path here
             # reached an agreeing one adds a second count that reads as the same one.
             note = ""
