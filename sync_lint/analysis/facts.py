@@ -300,8 +300,8 @@ def join(a: Fact | None, b: Fact | None) -> Fact:
     if a.value_kind == "list" and b.value_kind == "list" and (a.empty or b.empty):
         return b if a.empty else a
     if a.device is b.device and a.value_kind == b.value_kind and a.device_value == b.device_value:
-        if a.value_kind == "object" and (a.refs != b.refs or a.items != b.items):
-            # Either class on the way here; exact only when both paths built it.
+        if a.value_kind in ("object", "callable", "class") and (a.refs != b.refs or a.items != b.items):
+            # Either class (or function) on the way here; exact only when both paths built it.
             return replace(a, refs=a.refs | b.refs, items=a.items if a.items == b.items else ())
         if a.value_kind == "dict" and a.items != b.items:
             return replace(a, items=join_entries([a.items, b.items], join_all))

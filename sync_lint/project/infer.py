@@ -54,6 +54,7 @@ from sync_lint.analysis.facts import (
     container_method,
     device_value,
     dict_entry,
+    join_all,
     host_list,
     is_exact,
     join_entries,
@@ -2119,9 +2120,10 @@ def join_sources(sources: list[Fact], share: float = 0.8, gpu_wins: bool = False
         return Fact(Device.NOT_TENSOR, value_kind="python", dtype="str")  # strings that differ: text unknown
     if kind == "dict" and len(informative) > 1:
         # Dicts built at several places (`Proxy({"hidden_states": h})` here, `Proxy(received)` there):
-        # key by key, over the sources that hold the key.
-        return replace(first, items=join_entries((f.items for f in informative),
-                                                 lambda facts: join_sources(facts, share, gpu_wins)))
+        # key by key, over the sources that hold the key, and as paths join: an entry that is a tensor
+        # of no known device at one source is not on the device another source's entry is on (SAM3's
+        # `{"mask": torch.cat(masks)}` or `{"mask": torch.zeros(0, device=session_device)}`).
+        return replace(first, items=join_entries((f.items for f in informative), join_all))
     if kind in ("tuple", "list") and len({len(f.items) for f in informative}) == 1 and len(informative) > 1:
         # Returns of tuples of one length: element by element.
         return replace(first, items=tuple(join_sources([f.items[i] for f in informative])
