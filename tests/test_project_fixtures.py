@@ -216,7 +216,7 @@ def test_an_object_subscripted_through_its_getitem_and_its_dict_field(tmp_path: 
     """`out["ids"]` of a class whose `__getitem__` returns `self.tensors[key]` (vLLM's
     `IntermediateTensors`, SGLang's `PPProxyTensors`), and `out.tensors["lens"]`: the dict its
     constructor was given in another module holds a GPU tensor there. An object whose `__getitem__`
-    makes a CPU tensor stays quiet."""
+    makes a CPU tensor stays quiet, and so does a key of no known kind."""
     found = check_small_project(tmp_path, {
         "pkg/__init__.py": "",
         "pkg/proxy.py": (
@@ -256,7 +256,9 @@ def test_an_object_subscripted_through_its_getitem_and_its_dict_field(tmp_path: 
         ),
     })
     rows = {(d.start.row, d.code) for d in found if Path(d.path).name == "use.py"}
-    assert rows == {(5, "SL103"), (6, "SL102"), (7, "SL103")}
+    # `out[name]`: a key whose kind is not known reads no entry (a dict keyed by names may be keyed by
+    # numbers elsewhere, holding other things).
+    assert rows == {(5, "SL103"), (6, "SL102")}
     (through_getitem,) = [d for d in found if d.start.row == 5]
     places = [(Path(s.path).name, s.row) for s in through_getitem.evidence_steps]
     # The getter's return, then where the dict came from: the field's store and a construction.
@@ -385,6 +387,30 @@ def test_dicts_known_in_part_are_not_taken_for_all_they_hold(tmp_path: Path) -> 
     # key not known reads any entry, one of them not known; `mask` is on the CPU where a filled `{}`
     # is given; `.get` may return its CPU default; `Inputs` declares `lengths`, which no call fills.
     assert rows == {6}
+def test_a_dict_keyed_by_names_read_with_a_number_reads_none_of_its_named_entries(tmp_path: Path) -> None:
+    """SGLang's `target_verify_metadata_topk_swa` holds GPU tensors under names and, stored under a batch
+    size elsewhere, metadata objects: `self.buffers[bs]` is not one of the named tensors."""
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/backend.py": (
+            "import torch\n\n\n"
+            "class Meta:\n"
+            "    pass\n\n\n"
+            "class Backend:\n"
+            "    def __init__(self, n):\n"
+            "        self.buffers = {'seq_lens': torch.zeros(n, device='cuda')}\n\n"
+            "    def capture(self, bs: int):\n"
+            "        self.buffers[bs] = Meta()\n\n"
+            "    def replay(self, bs: int):\n"
+            "        self.use(self.buffers[bs])\n\n"
+            "    def use(self, meta):\n"
+            "        if meta:\n"
+            "            return self.buffers['seq_lens'].tolist()\n"
+        ),
+    })
+    assert {(d.start.row, d.code) for d in found} == {(20, "SL102")}
+
+
 @pytest.mark.parametrize("project", ["caller_params"], indirect=True)
 def test_parameter_evidence_names_the_call_site(project: Path, tmp_path: Path) -> None:
     report = check(project, cache=tmp_path / "cache")

@@ -447,8 +447,9 @@ class Evaluator:
                 position = int(expr.slice[0].slice.value.value, 0)
                 return base.items[position] if position < len(base.items) else UNKNOWN
             if base.value_kind == "dict" and base.items and len(expr.slice) == 1 \
-                    and isinstance(expr.slice[0].slice, cst.Index) and _variable(expr.slice[0].slice.value):
-                return dict_entry(base, None) or UNKNOWN  # `d[name]`: any of the entries
+                    and isinstance(expr.slice[0].slice, cst.Index) and _variable(expr.slice[0].slice.value) \
+                    and _a_string(self.fact(expr.slice[0].slice.value)):
+                return dict_entry(base, None) or UNKNOWN  # `d[name]` of a string `name`: any of the entries
             if self.project is not None and len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Index):
                 return self._item(base, expr.slice[0].slice.value) or UNKNOWN
             return UNKNOWN
@@ -1154,6 +1155,11 @@ def _device_attribute(owner: Fact) -> tuple[Device, str, bool]:
 def _variable(index: cst.BaseExpression) -> bool:
     """An index whose value the text does not give (`d[name]`, `d[self.key]`), not a literal (`d[0]`)."""
     return isinstance(index, (cst.Name, cst.Attribute, cst.Call, cst.Subscript))
+
+
+def _a_string(fact: Fact) -> bool:
+    """A str (as the index's own answers tell one: a dict keyed by names may be keyed by numbers too)."""
+    return fact.value_kind == "python" and fact.dtype == "str"
 
 
 def _as_object(fact: Fact) -> Fact:

@@ -1487,13 +1487,17 @@ class Inference:
                 return found
         literal = key[1] if key[0] == "key" and isinstance(key[1], str) else None
         if base.value_kind == "dict" and base.items and key[0] != "key":
-            # `self.tensors[key]` in a `__getitem__` given a string it knows the text of, or any entry.
+            # `self.tensors[key]` in a `__getitem__` given a string it knows the text of, or any entry for
+            # a string it does not. A key of another kind or of no known kind reads none: a dict keyed by
+            # names may also be keyed by batch sizes elsewhere (SGLang's `target_verify_metadata_topk_swa`
+            # holds tensors under names and metadata objects under `bs`, stored where the summary does not
+            # look).
             index = self.eval(key, context)
-            literal = index.reason if index.value_kind == "python" and index.dtype == "str" and index.reason \
-                else None
-            found = dict_entry(base, literal)
-            if found is not None:
-                return found
+            if index.value_kind == "python" and index.dtype == "str":
+                literal = index.reason or None
+                found = dict_entry(base, literal)
+                if found is not None:
+                    return found
         elif base.value_kind == "dict" and literal is not None:
             found = dict_entry(base, literal)
             if found is not None:
