@@ -411,6 +411,36 @@ def test_a_dict_keyed_by_names_read_with_a_number_reads_none_of_its_named_entrie
     assert {(d.start.row, d.code) for d in found} == {(20, "SL102")}
 
 
+def test_a_tensor_split_into_parts_is_a_tuple_whose_parts_are_on_its_device(tmp_path: Path) -> None:
+    """`x.split(sizes)` is a tuple: testing it for truth reads its length and syncs nothing (vLLM's
+    `if not vision_embeddings:` of `image_embeds.split(sizes.tolist())`, returned from a helper), while
+    each part, unpacked, iterated or indexed, is where `x` is."""
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/split.py": (
+            "import torch\n\n\n"
+            "def parts(n, sizes):\n"
+            "    x = torch.zeros(n, device='cuda')\n"
+            "    embeds = x.split(sizes)\n"
+            "    if not embeds:\n"
+            "        return None\n"
+            "    a, b = x.chunk(2)\n"
+            "    a.item()\n"
+            "    for p in torch.split(x, sizes):\n"
+            "        p.tolist()\n"
+            "    return embeds[0].item()\n\n\n"
+            "def helper(n):\n"
+            "    x = torch.zeros(n, device='cuda')\n"
+            "    return x.split([1, 2])\n\n\n"
+            "def use(n):\n"
+            "    got = helper(n)\n"
+            "    if got:\n"
+            "        return got[0].item()\n"
+        ),
+    })
+    assert {(d.start.row, d.code) for d in found} == {(10, "SL101"), (12, "SL102"), (13, "SL101"), (24, "SL101")}
+
+
 @pytest.mark.parametrize("project", ["caller_params"], indirect=True)
 def test_parameter_evidence_names_the_call_site(project: Path, tmp_path: Path) -> None:
     report = check(project, cache=tmp_path / "cache")

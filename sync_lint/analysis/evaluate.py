@@ -38,6 +38,7 @@ from sync_lint.analysis.facts import (
     module_in,
     module_output,
     nn_module,
+    parts_of,
     none_fallback,
     replace,
     spread_elements,
@@ -62,6 +63,7 @@ from sync_lint.analysis.knowledge import (
     NN_NON_MODULES,
     NON_TENSOR_ANNOTATIONS,
     REDUCTIONS,
+    SPLIT_METHODS,
     STREAM_HANDLES,
     TENSOR_ATTRS,
     VIEW_METHODS,
@@ -592,6 +594,8 @@ class Evaluator:
         inputs = [self.fact(arg.value) for arg in expr.args if arg.keyword is None or arg.keyword.value in
                   ("input", "other", "out", "self", "condition", "tensors", "indices", "mask")]
         result = combine(spread_elements(inputs))
+        if namespace == "torch" and last in SPLIT_METHODS and (result.is_tensor or result.is_unknown_tensor):
+            return parts_of(result)  # `torch.split(x, sizes)`: a tuple of parts of `x`
         return shape_result(result, last, expr)
 
     def _eval_factory(self, expr: cst.Call, name: str) -> Fact:
@@ -708,6 +712,8 @@ class Evaluator:
             return PYTHON
         if method == "numpy":
             return NUMPY
+        if method in SPLIT_METHODS and (owner.is_tensor or owner.is_unknown_tensor):
+            return parts_of(replace(owner, origin=expr) if owner.origin is None else owner)
         if method == "cuda":
             return Fact(Device.GPU, ndim=owner.ndim, dtype=owner.dtype, reason="moved by {code}", origin=expr)
         if method == "cpu":

@@ -354,6 +354,12 @@ def dict_entry(container: Fact, key: str | None) -> Fact | None:
     return entry_of(container, join_all(facts)) if facts else None
 
 
+def parts_of(tensor: Fact) -> Fact:
+    """What `x.split(...)`, `x.chunk(n)`, `x.unbind()` return: a tuple of tensors, each where `x` lives
+    (a list of alike elements, since how many is not known)."""
+    return Fact(Device.NOT_TENSOR, value_kind="list", items=(replace(tensor, ndim=None, items=()),))
+
+
 def join_all(facts: Iterable[Fact]) -> Fact:
     """The flow join of several paths' facts."""
     joined: Fact | None = None

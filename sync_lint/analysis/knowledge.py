@@ -116,6 +116,12 @@ def torch_handle_kind(qualified: str | None) -> str | None:
 
 
 # Methods that return a view of their receiver: on pinned memory the view is pinned too.
+# Tensor methods (and torch functions) that return a tuple of tensors, each where the input lives: the
+# tuple itself is no tensor (`if not x.split(sizes):` tests its length, and syncs nothing).
+SPLIT_METHODS = frozenset(
+    "split chunk unbind tensor_split hsplit vsplit dsplit split_with_sizes unsafe_split unsafe_chunk "
+    "unsafe_split_with_sizes".split()
+)
 VIEW_METHODS = frozenset(
     "view view_as narrow reshape flatten squeeze unsqueeze t transpose permute select expand "
     "expand_as as_strided unflatten movedim swapaxes detach".split()

@@ -61,6 +61,7 @@ from sync_lint.analysis.facts import (
     module_in,
     module_output,
     nn_module,
+    parts_of,
     replace,
     spread_elements,
 )
@@ -77,6 +78,7 @@ from sync_lint.analysis.knowledge import (
     MODULE_NAMES,
     NEW_METHODS,
     NN_NON_MODULES,
+    SPLIT_METHODS,
     STREAM_HANDLES,
     TENSOR_ATTRS,
     VIEW_METHODS,
@@ -1167,6 +1169,8 @@ class Inference:
             base = self.eval(value[1], context)
             if base.value_kind == "tuple" and value[2] < len(base.items):
                 return base.items[value[2]]
+            if base.value_kind == "list" and base.items:  # `a, b = x.chunk(2)`
+                return base.items[0]
             return replace(base, ndim=None, items=()) if base.is_tensor or base.is_unknown_tensor else UNKNOWN
         if tag == "op":
             operands = [self.eval(v, context) for v in value[1]]
@@ -1757,6 +1761,8 @@ class Inference:
         result = combine(spread_elements(inputs))
         if not (result.is_tensor or result.is_unknown_tensor):
             result = TENSOR
+        if namespace == "torch" and last in SPLIT_METHODS:
+            return parts_of(result)  # `torch.split(x, sizes)`: a tuple of parts of `x`
         return with_dtype(result, result_dtype(last, result.dtype, by_method=False, arguments=len(args) + len(kwargs)))
 
     def _device_argument(self, value: Value, context: Context) -> Fact:
@@ -1802,6 +1808,8 @@ class Inference:
             return PYTHON
         if method == "numpy":
             return NUMPY
+        if method in SPLIT_METHODS:
+            return parts_of(owner)
         if method == "cuda":
             return Fact(Device.GPU, reason="moved by `.cuda()`", dtype=owner.dtype)
         if method == "cpu":
