@@ -435,10 +435,17 @@ def test_a_tensor_split_into_parts_is_a_tuple_whose_parts_are_on_its_device(tmp_
             "def use(n):\n"
             "    got = helper(n)\n"
             "    if got:\n"
-            "        return got[0].item()\n"
+            "        return got[0].item()\n\n\n"
+            "def lens(n, raw):\n"
+            "    x = torch.zeros(n, device='cuda')\n"
+            "    if isinstance(raw, torch.Tensor):\n"
+            "        x = x.unbind(0)\n"
+            "    return torch.hstack(x)[0].item()\n"
         ),
     })
-    assert {(d.start.row, d.code) for d in found} == {(10, "SL101"), (12, "SL102"), (13, "SL101"), (24, "SL101")}
+    # `lens`: the tensor on one path and its parts on the other, read whole by `torch.hstack`.
+    assert {(d.start.row, d.code) for d in found} == {(10, "SL101"), (12, "SL102"), (13, "SL101"), (24, "SL101"),
+                                                      (31, "SL101")}
 
 
 @pytest.mark.parametrize("project", ["caller_params"], indirect=True)

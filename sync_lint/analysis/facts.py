@@ -299,6 +299,12 @@ def join(a: Fact | None, b: Fact | None) -> Fact:
         return a
     if a.value_kind == "list" and b.value_kind == "list" and (a.empty or b.empty):
         return b if a.empty else a
+    # `if isinstance(x, torch.Tensor): x = x.unbind(0)`: a tensor on one path and its parts on the
+    # other are alike to what reads them whole (`torch.hstack(x)`), row by row or by index.
+    if (a.is_tensor or a.is_unknown_tensor) and tensor_parts(b) is not None:
+        return join(a, replace(tensor_parts(b), ndim=None))  # type: ignore[arg-type]
+    if (b.is_tensor or b.is_unknown_tensor) and tensor_parts(a) is not None:
+        return join(replace(tensor_parts(a), ndim=None), b)  # type: ignore[arg-type]
     if a.device is b.device and a.value_kind == b.value_kind and a.device_value == b.device_value:
         if a.value_kind in ("object", "callable", "class") and (a.refs != b.refs or a.items != b.items):
             # Either class (or function) on the way here; exact only when both paths built it.
@@ -352,6 +358,14 @@ def dict_entry(container: Fact, key: str | None) -> Fact | None:
                 return entry_of(container, fact)
     facts = [fact for k, fact in container.items if key is None or k is None]
     return entry_of(container, join_all(facts)) if facts else None
+
+
+def tensor_parts(fact: Fact) -> Fact | None:
+    """The part of a list of alike tensors (`x.split(n)`, a comprehension of tensors), else None."""
+    if fact.value_kind != "list" or len(fact.items) != 1 or not isinstance(fact.items[0], Fact):
+        return None
+    part = fact.items[0]
+    return part if part.is_tensor or part.is_unknown_tensor else None
 
 
 def parts_of(tensor: Fact) -> Fact:

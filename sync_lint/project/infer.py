@@ -64,6 +64,7 @@ from sync_lint.analysis.facts import (
     parts_of,
     replace,
     spread_elements,
+    tensor_parts,
 )
 from sync_lint.analysis.knowledge import (
     ACCELERATOR_NAMES,
@@ -2057,6 +2058,9 @@ def join_sources(sources: list[Fact], share: float = 0.8, gpu_wins: bool = False
     by convention, where the majority does not decide (a parameter: the calls that pass the GPU
     tensor wait there)."""
     informative = [f for f in sources if _informative(f)]
+    if any(f.is_tensor or f.is_unknown_tensor for f in informative):
+        # A tensor at some sources and its parts at others (`x` or `x.unbind(0)`): the parts vote as tensors.
+        informative = [tensor_parts(f) or f for f in informative]
     if not informative and sources and all(f.value_kind == "none" for f in sources):
         return NONE  # every call site passes None or leaves a None default
     if not informative:
