@@ -56,6 +56,7 @@ from sync_lint.analysis.knowledge import (
     HOST_VALUE_METHODS,
     LIKE_FACTORIES,
     METADATA_ATTRS,
+    MAPPING_METHODS,
     METADATA_METHODS,
     MODULE_NAMES,
     NEW_METHODS,
@@ -714,6 +715,8 @@ class Evaluator:
             return NUMPY
         if method in SPLIT_METHODS and (owner.is_tensor or owner.is_unknown_tensor):
             return parts_of(replace(owner, origin=expr) if owner.origin is None else owner)
+        if method in MAPPING_METHODS and (owner.is_tensor or owner.is_unknown_tensor):
+            return UNKNOWN  # `.items()` of a value taken for a tensor: it is a mapping, of what is not known
         if method == "cuda":
             return Fact(Device.GPU, ndim=owner.ndim, dtype=owner.dtype, reason="moved by {code}", origin=expr)
         if method == "cpu":

@@ -352,11 +352,8 @@ def dict_entry(container: Fact, key: str | None) -> Fact | None:
     """What a dict with known entries holds under `key` (None: a key not known, so any entry): the
     entry, else what it holds under keys the summary could not read (`d[name] = v`, `**extra`); None
     when nothing it is known to hold can be under that key."""
-    if key is not None:
-        for k, fact in container.items:
-            if k == key:
-                return entry_of(container, fact)
-    facts = [fact for k, fact in container.items if key is None or k is None]
+    # Entries under keys not known may be under this one too (`d[name] = v` can have set `d["k"]`).
+    facts = [fact for k, fact in container.items if key is None or k is None or k == key]
     return entry_of(container, join_all(facts)) if facts else None
 
 

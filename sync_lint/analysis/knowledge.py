@@ -122,6 +122,9 @@ SPLIT_METHODS = frozenset(
     "split chunk unbind tensor_split hsplit vsplit dsplit split_with_sizes unsafe_split unsafe_chunk "
     "unsafe_split_with_sizes".split()
 )
+# Methods of a mapping that no tensor has: a value taken for a tensor that calls one is not one (a
+# pipeline's `ModelOutput`, whose `[0]` is a tensor while `.items()` walks its fields).
+MAPPING_METHODS = frozenset({"items", "keys", "get", "update", "setdefault"})  # not `values`: sparse tensors have it
 VIEW_METHODS = frozenset(
     "view view_as narrow reshape flatten squeeze unsqueeze t transpose permute select expand "
     "expand_as as_strided unflatten movedim swapaxes detach".split()

@@ -78,6 +78,7 @@ from sync_lint.analysis.knowledge import (
     METADATA_METHODS,
     MODULE_NAMES,
     NEW_METHODS,
+    MAPPING_METHODS,
     NN_NON_MODULES,
     SPLIT_METHODS,
     STREAM_HANDLES,
@@ -1811,6 +1812,8 @@ class Inference:
             return NUMPY
         if method in SPLIT_METHODS:
             return parts_of(owner)
+        if method in MAPPING_METHODS:
+            return UNKNOWN  # `.items()` of a value taken for a tensor: it is a mapping, of what is not known
         if method == "cuda":
             return Fact(Device.GPU, reason="moved by `.cuda()`", dtype=owner.dtype)
         if method == "cpu":
@@ -2134,6 +2137,10 @@ def join_sources(sources: list[Fact], share: float = 0.8, gpu_wins: bool = False
         return replace(first, refs=frozenset().union(*(f.refs for f in informative)), items=items)
     if kind == "python" and len({(f.dtype, f.reason) for f in informative if f.dtype == "str"}) > 1:
         return Fact(Device.NOT_TENSOR, value_kind="python", dtype="str")  # strings that differ: text unknown
+    if kind == "dict" and any(not _informative(f) and f.value_kind not in ("none", "bottom") for f in sources):
+        # A dict from some sources and a value nobody knows from others (a tokenizer's `BatchEncoding` built
+        # from lists here, moved to the GPU there): it may hold anything under any key.
+        return replace(first, items=join_entries([*(f.items for f in informative), ((None, UNKNOWN),)], join_all))
     if kind == "dict" and len(informative) > 1:
         # Dicts built at several places (`Proxy({"hidden_states": h})` here, `Proxy(received)` there):
         # key by key, over the sources that hold the key, and as paths join: an entry that is a tensor
