@@ -448,6 +448,45 @@ def test_a_tensor_split_into_parts_is_a_tuple_whose_parts_are_on_its_device(tmp_
                                                       (31, "SL101")}
 
 
+def test_a_dict_some_sources_leave_unknown_and_the_fields_of_a_mapping_taken_for_a_tensor(tmp_path: Path) -> None:
+    """`enc["input_ids"]` of a `BatchEncoding`-like class built with a GPU dict in one place and with
+    what a library returns (lists, say) in another holds no known device (nor does the key across the
+    repository, where lists are stored under it too). `for k, v in out.items()` of
+    a value taken for a tensor (a `ModelOutput`, whose `[0]` is one) walks a mapping: `k` is no tensor."""
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/encoding.py": (
+            "import torch\n"
+            "from tokenizers_lib import encode\n\n\n"
+            "class Encoding:\n"
+            "    def __init__(self, data):\n"
+            "        self.data = data\n\n"
+            "    def __getitem__(self, item):\n"
+            "        return self.data[item]\n\n\n"
+            "def on_device(n):\n"
+            "    return Encoding({'input_ids': torch.zeros(n, device='cuda')})\n\n\n"
+            "def from_library(text):\n"
+            "    return Encoding(encode(text))\n\n\n"
+            "def padded():\n"
+            "    return {'input_ids': [0, 1]}\n"
+        ),
+        "pkg/use.py": (
+            "import torch\n"
+            "from pkg.encoding import Encoding\n\n\n"
+            "def prefix(enc: Encoding, other):\n"
+            "    ids = enc['input_ids']\n"
+            "    if ids[0] != other[0]:\n"
+            "        return 1\n\n\n"
+            "def walk(n):\n"
+            "    out = torch.zeros(n, device='cuda')\n"
+            "    for k, v in out.items():\n"
+            "        if k == 'past_key_values':\n"
+            "            continue\n"
+        ),
+    })
+    assert [(Path(d.path).name, d.start.row, d.code) for d in found] == []
+
+
 @pytest.mark.parametrize("project", ["caller_params"], indirect=True)
 def test_parameter_evidence_names_the_call_site(project: Path, tmp_path: Path) -> None:
     report = check(project, cache=tmp_path / "cache")
