@@ -487,6 +487,39 @@ def test_a_dict_some_sources_leave_unknown_and_the_fields_of_a_mapping_taken_for
     assert [(Path(d.path).name, d.start.row, d.code) for d in found] == []
 
 
+def test_a_dict_of_which_nothing_is_known_leaves_its_annotation_to_say_what_it_holds(tmp_path: Path) -> None:
+    """vLLM's `ForwardContext.attn_metadata: dict[str, AttentionMetadata]` is built empty and filled where
+    the summary does not look: `.get(prefix)` of it is still an `AttentionMetadata`, whose GPU field the
+    layer reads (bailing_moe_v3.py:1103)."""
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/meta.py": (
+            "import torch\n"
+            "from dataclasses import dataclass\n"
+            "from builders import build_all\n\n\n"
+            "@dataclass\n"
+            "class Meta:\n"
+            "    has_state: torch.Tensor\n\n\n"
+            "def make(n):\n"
+            "    return Meta(has_state=torch.zeros(n, dtype=torch.bool, device='cuda'))\n\n\n"
+            "class Context:\n"
+            "    def __init__(self, metadata: dict[str, Meta]):\n"
+            "        self.metadata = metadata\n\n\n"
+            "def empty():\n"
+            "    return Context({})\n\n\n"
+            "def built():\n"
+            "    return Context(build_all())\n"
+        ),
+        "pkg/layer.py": (
+            "from pkg.meta import Context\n\n\n"
+            "def forward(ctx: Context, prefix: str, indices):\n"
+            "    meta = ctx.metadata.get(prefix)\n"
+            "    return indices[~meta.has_state]\n"
+        ),
+    })
+    assert {(Path(d.path).name, d.start.row, d.code) for d in found} == {("layer.py", 6, "SL202")}
+
+
 @pytest.mark.parametrize("project", ["caller_params"], indirect=True)
 def test_parameter_evidence_names_the_call_site(project: Path, tmp_path: Path) -> None:
     report = check(project, cache=tmp_path / "cache")

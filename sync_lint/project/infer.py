@@ -445,7 +445,7 @@ class Inference:
         joined = join_sources(sources)
         if declared is not None and declared.value_kind == "list" and joined.value_kind in ("list", "tuple"):
             return joined
-        if joined.value_kind == "dict" and joined.items and (declared is None or declared.value_kind == "list"):
+        if _known_entries(joined) and (declared is None or declared.value_kind == "list"):
             return joined  # `tensors: dict[str, torch.Tensor]` filled with known entries: what they hold
         if declared is not None and not (joined.is_tensor or joined.value_kind in ("object", "class", "callable")):
             return declared
@@ -590,7 +590,7 @@ class Inference:
             return joined
         if declared is not None and declared.value_kind == "list" and joined.value_kind in ("list", "tuple"):
             return joined  # what the callers pass says more than `list[Tensor]`
-        if joined.value_kind == "dict" and joined.items and (declared is None or declared.value_kind == "list"):
+        if _known_entries(joined) and (declared is None or declared.value_kind == "list"):
             return joined  # and their dicts' entries more than `dict[str, Tensor]` (not a `TypedDict`)
         return declared if declared is not None else joined
 
@@ -2043,6 +2043,12 @@ def _host_data(fact: Fact) -> bool:
 def _evidence(fact: Fact) -> tuple:
     """The provenance a fact shows, step by step."""
     return tuple((step.reason, step.where, step.subject) for step in fact.chain)
+
+
+def _known_entries(fact: Fact) -> bool:
+    """A dict holding some entry whose value is known: more than a mapping annotation says. A dict of
+    which nothing is known (an empty display filled where the summary does not look) is not."""
+    return fact.value_kind == "dict" and any(_informative(entry) for _key, entry in fact.items)
 
 
 def _informative(fact: Fact) -> bool:
