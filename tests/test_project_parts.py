@@ -925,34 +925,6 @@ def test_join_sources_counts_a_source_reached_along_several_paths_once() -> None
     assert join_sources([here, here, there, there, *[here] * 6, host_list()]).reason.endswith("another device)")
 
 
-def test_dicts_built_at_several_places_join_key_by_key() -> None:
-    gpu, cpu = Fact(Device.GPU, reason="g"), Fact(Device.CPU, reason="c")
-
-    def a_dict(*items: tuple[str, Fact]) -> Fact:
-        return Fact(Device.NOT_TENSOR, value_kind="dict", items=items)
-
-    here, there = a_dict(("ids", gpu), ("lens", cpu)), a_dict(("ids", gpu), ("mask", gpu))
-    for joined in (join_sources([here, there]), join(here, there)):
-        entries = dict(joined.items)
-        # Each key holds what the dicts that hold it put there; a key of one dict only, what that one holds.
-        assert entries["ids"].device is Device.GPU
-        assert entries["lens"].device is Device.CPU and entries["mask"].device is Device.GPU
-    assert dict(join(here, a_dict(("ids", cpu))).items)["ids"].device is Device.UNKNOWN
-    # An entry that is a tensor of no known device at one source leaves the entry's device unknown, as
-    # where two paths join (the vote of fields and parameters would let the one known device win).
-    unknown = Fact(Device.UNKNOWN, tensor_like=True)
-    for known in (gpu, cpu):
-        entry = dict(join_sources([a_dict(("mask", known)), a_dict(("mask", unknown))]).items)["mask"]
-        assert entry.device is Device.UNKNOWN and entry.tensor_like
-
-
-def test_functions_on_two_paths_join_into_either() -> None:
-    """`fn = FUNCTIONS[kind]` of a dict of functions, or `f if c else g`: a call reaches either one."""
-    first = Fact(Device.NOT_TENSOR, value_kind="callable", refs=frozenset({"pkg.m.linear"}))
-    second = Fact(Device.NOT_TENSOR, value_kind="callable", refs=frozenset({"pkg.m.dynamic"}))
-    assert join(first, second).refs == {"pkg.m.linear", "pkg.m.dynamic"}
-
-
 def test_join_sources_policy() -> None:
     gpu, cpu = Fact(Device.GPU, reason="g"), Fact(Device.CPU, reason="c")
     assert join_sources([gpu, gpu]).device is Device.GPU

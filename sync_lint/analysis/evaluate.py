@@ -32,14 +32,12 @@ from sync_lint.analysis.facts import (
     Fact,
     container_method,
     device_value,
-    dict_entry,
     host_list,
     join,
     module_in,
     module_output,
     nn_module,
     none_fallback,
-    parts_of,
     replace,
     spread_elements,
 )
@@ -55,7 +53,6 @@ from sync_lint.analysis.knowledge import (
     FACTORIES,
     HOST_VALUE_METHODS,
     LIKE_FACTORIES,
-    MAPPING_METHODS,
     METADATA_ATTRS,
     METADATA_METHODS,
     MODULE_NAMES,
@@ -64,7 +61,6 @@ from sync_lint.analysis.knowledge import (
     NN_NON_MODULES,
     NON_TENSOR_ANNOTATIONS,
     REDUCTIONS,
-    SPLIT_METHODS,
     STREAM_HANDLES,
     TENSOR_ATTRS,
     VIEW_METHODS,
@@ -449,17 +445,11 @@ class Evaluator:
                     and isinstance(expr.slice[0].slice.value, cst.Integer):
                 position = int(expr.slice[0].slice.value.value, 0)
                 return base.items[position] if position < len(base.items) else UNKNOWN
-            if base.value_kind == "dict" and base.items and len(expr.slice) == 1 \
-                    and isinstance(expr.slice[0].slice, cst.Index) and _variable(expr.slice[0].slice.value) \
-                    and _a_string(self.fact(expr.slice[0].slice.value)):
-                return dict_entry(base, None) or UNKNOWN  # `d[name]` of a string `name`: any of the entries
-            if self.project is not None and len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Index):
-                return self._item(base, expr.slice[0].slice.value) or UNKNOWN
             return UNKNOWN
-        if base.value_kind == "dict" and base.items:
-            found = dict_entry(base, key)
-            if found is not None:
-                return found
+        if base.value_kind == "dict":
+            for entry, fact in base.items:
+                if entry == key:
+                    return fact
         if base.value_kind == "kwargs":
             found = self._multimodal_input(base, key)
             if found is not None:
@@ -467,21 +457,11 @@ class Evaluator:
         declared = self.project.declared_entry(_as_object(base), key) if base.refs else None
         if declared is not None:
             return declared
-        got = self._item(base, expr.slice[0].slice.value)
-        if got is not None and not got.is_unknown_tensor:
-            return got
-        # What `__getitem__` gives is a tensor of no known device (or nothing): what the key holds elsewhere.
         kept = self.project.host_input(key)
         if kept is not None:
             return replace(kept, subject=f"{base.subject}[{key!r}]" if base.subject else None)
         found = self.project.entry(key)
-        return found if found is not None else got or UNKNOWN
-
-    def _item(self, base: Fact, index: cst.BaseExpression) -> Fact | None:
-        """`obj[index]` of a project object whose class defines `__getitem__`: what it returns."""
-        if self.project is None or not base.refs or base.value_kind not in ("object", "self"):
-            return None
-        return self.project.item(_as_object(base), self._argument_fact(index))
+        return found if found is not None else UNKNOWN
 
     def _multimodal_input(self, kwargs: Fact, key: str) -> Fact | None:
         """`kwargs[key]` of a function's `**kwargs`, when the project declares `key` a multimodal input."""
@@ -595,8 +575,6 @@ class Evaluator:
         inputs = [self.fact(arg.value) for arg in expr.args if arg.keyword is None or arg.keyword.value in
                   ("input", "other", "out", "self", "condition", "tensors", "indices", "mask")]
         result = combine(spread_elements(inputs))
-        if namespace == "torch" and last in SPLIT_METHODS and (result.is_tensor or result.is_unknown_tensor):
-            return parts_of(result)  # `torch.split(x, sizes)`: a tuple of parts of `x`
         return shape_result(result, last, expr)
 
     def _eval_factory(self, expr: cst.Call, name: str) -> Fact:
@@ -691,9 +669,7 @@ class Evaluator:
             if owner.value_kind == "kwargs":  # `kwargs.pop("pixel_values", None)`
                 key = literal_string(expr.args[0].value) if expr.args and method in ("pop", "get") else None
                 return (self._multimodal_input(owner, key) if key is not None else None) or PYTHON
-            key = literal_string(expr.args[0].value) if expr.args and not expr.args[0].star else None
-            default = self.fact(expr.args[1].value) if len(expr.args) > 1 and not expr.args[1].star else None
-            viewed = container_method(owner, method, key, default)
+            viewed = container_method(owner, method)
             if viewed is not None:
                 return viewed
             if self.project is not None and owner.refs:
@@ -713,10 +689,6 @@ class Evaluator:
             return PYTHON
         if method == "numpy":
             return NUMPY
-        if method in SPLIT_METHODS and (owner.is_tensor or owner.is_unknown_tensor):
-            return parts_of(replace(owner, origin=expr) if owner.origin is None else owner)
-        if method in MAPPING_METHODS and (owner.is_tensor or owner.is_unknown_tensor):
-            return UNKNOWN  # `.items()` of a value taken for a tensor: it is a mapping, of what is not known
         if method == "cuda":
             return Fact(Device.GPU, ndim=owner.ndim, dtype=owner.dtype, reason="moved by {code}", origin=expr)
         if method == "cpu":
@@ -1159,16 +1131,6 @@ def _device_attribute(owner: Fact) -> tuple[Device, str, bool]:
     if owner.device is Device.NOT_TENSOR and owner.value_kind not in _PLAIN_DATA:
         return Device.GPU, "a device that is not literally the CPU", False  # `self.device`, `model.device`
     return Device.GPU, "the device of a value whose device is not known, taken for an accelerator", True
-
-
-def _variable(index: cst.BaseExpression) -> bool:
-    """An index whose value the text does not give (`d[name]`, `d[self.key]`), not a literal (`d[0]`)."""
-    return isinstance(index, (cst.Name, cst.Attribute, cst.Call, cst.Subscript))
-
-
-def _a_string(fact: Fact) -> bool:
-    """A str (as the index's own answers tell one: a dict keyed by names may be keyed by numbers too)."""
-    return fact.value_kind == "python" and fact.dtype == "str"
 
 
 def _as_object(fact: Fact) -> Fact:

@@ -206,17 +206,9 @@ def constructed(classes: frozenset[str]) -> Fact:
     return Fact(Device.NOT_TENSOR, value_kind="object", refs=classes, items=("exact",))
 
 
-def container_method(container: Fact, method: str, key: str | None = None, default: Fact | None = None) -> Fact | None:
+def container_method(container: Fact, method: str) -> Fact | None:
     """A method of a list or of a dict's values whose elements are alike (`reqs.values()`, `d.get(k)`,
-    `d.items()`), or of a dict whose entries are known (`key`: the literal key `get`/`pop` is given;
-    `default`: what it returns when the key is missing), or None when it is not one of those."""
-    if container.value_kind == "dict" and container.items:
-        if method == "copy":
-            return container
-        if method in ("get", "pop", "setdefault"):
-            found = dict_entry(container, key) if key is not None else None
-            return join(found, default) if found is not None and default is not None else found
-        container = Fact(Device.NOT_TENSOR, value_kind="list", items=(dict_entry(container, None),))
+    `d.items()`), or None when it is not one of those."""
     if container.value_kind != "list" or not container.items:
         return None
     element = container.items[0]
@@ -299,18 +291,10 @@ def join(a: Fact | None, b: Fact | None) -> Fact:
         return a
     if a.value_kind == "list" and b.value_kind == "list" and (a.empty or b.empty):
         return b if a.empty else a
-    # `if isinstance(x, torch.Tensor): x = x.unbind(0)`: a tensor on one path and its parts on the
-    # other are alike to what reads them whole (`torch.hstack(x)`), row by row or by index.
-    if (a.is_tensor or a.is_unknown_tensor) and tensor_parts(b) is not None:
-        return join(a, replace(tensor_parts(b), ndim=None))  # type: ignore[arg-type]
-    if (b.is_tensor or b.is_unknown_tensor) and tensor_parts(a) is not None:
-        return join(replace(tensor_parts(a), ndim=None), b)  # type: ignore[arg-type]
     if a.device is b.device and a.value_kind == b.value_kind and a.device_value == b.device_value:
-        if a.value_kind in ("object", "callable", "class") and (a.refs != b.refs or a.items != b.items):
-            # Either class (or function) on the way here; exact only when both paths built it.
+        if a.value_kind == "object" and (a.refs != b.refs or a.items != b.items):
+            # Either class on the way here; exact only when both paths built it.
             return replace(a, refs=a.refs | b.refs, items=a.items if a.items == b.items else ())
-        if a.value_kind == "dict" and a.items != b.items:
-            return replace(a, items=join_entries([a.items, b.items], join_all))
         if a.value_kind in ("tuple", "list") and a.items != b.items:
             # Element by element where both paths built the same shape; else elements unknown.
             same = len(a.items) == len(b.items) and all(isinstance(i, Fact) for i in (*a.items, *b.items))
@@ -326,57 +310,6 @@ def join(a: Fact | None, b: Fact | None) -> Fact:
         return host
     tensorish = a.is_tensor or b.is_tensor or a.tensor_like or b.tensor_like
     return Fact(Device.UNKNOWN, tensor_like=tensorish)
-
-
-def join_entries(displays: Iterable[tuple], merge: Callable[[list[Fact]], Fact]) -> tuple:
-    """The entries of dicts that reach one place, key by key: an entry only some of them hold is what
-    those hold (where the others reach, reading it raises), and the facts of one they share are
-    `merge`d."""
-    by_key: dict[object, list[Fact]] = {}
-    for items in displays:
-        for key, fact in items:
-            by_key.setdefault(key, []).append(fact)
-    return tuple((key, facts[0] if len(facts) == 1 else merge(facts)) for key, facts in by_key.items())
-
-
-def entry_of(container: Fact, entry: Fact) -> Fact:
-    """An entry read out of a dict: with nothing of its own to say where it came from (a display's
-    value made in another module), its evidence goes on to how the dict got here."""
-    if entry.via is not None or entry.where is not None or entry.origin is not None or container.via is None \
-            and container.where is None:
-        return entry
-    return replace(entry, via=container)
-
-
-def dict_entry(container: Fact, key: str | None) -> Fact | None:
-    """What a dict with known entries holds under `key` (None: a key not known, so any entry): the
-    entry, else what it holds under keys the summary could not read (`d[name] = v`, `**extra`); None
-    when nothing it is known to hold can be under that key."""
-    # Entries under keys not known may be under this one too (`d[name] = v` can have set `d["k"]`).
-    facts = [fact for k, fact in container.items if key is None or k is None or k == key]
-    return entry_of(container, join_all(facts)) if facts else None
-
-
-def tensor_parts(fact: Fact) -> Fact | None:
-    """The part of a list of alike tensors (`x.split(n)`, a comprehension of tensors), else None."""
-    if fact.value_kind != "list" or len(fact.items) != 1 or not isinstance(fact.items[0], Fact):
-        return None
-    part = fact.items[0]
-    return part if part.is_tensor or part.is_unknown_tensor else None
-
-
-def parts_of(tensor: Fact) -> Fact:
-    """What `x.split(...)`, `x.chunk(n)`, `x.unbind()` return: a tuple of tensors, each where `x` lives
-    (a list of alike elements, since how many is not known)."""
-    return Fact(Device.NOT_TENSOR, value_kind="list", items=(replace(tensor, ndim=None, items=()),))
-
-
-def join_all(facts: Iterable[Fact]) -> Fact:
-    """The flow join of several paths' facts."""
-    joined: Fact | None = None
-    for fact in facts:
-        joined = join(joined, fact) if joined is not None else fact
-    return joined if joined is not None else UNKNOWN
 
 
 def _host_join(tensor: Fact, other: Fact) -> Fact | None:
@@ -453,8 +386,6 @@ def _explain_one(fact: Fact, line_of: Callable[[cst.CSTNode], int], code_of: Cal
         words = "a tensor of unknown device"
     if fact.value_kind == "device" and fact.device_value is not None:
         words = _DEVICE_VALUE_WORDS[fact.device_value]
-    if fact.value_kind == "dict":
-        words = "a dict"
     if fact.subject is None and fact.where is not None and fact.reason:  # a step in another place
         return f"{fact.reason} ({fact.where})"
     subject = f"`{fact.subject}`" if fact.subject else "the value"

@@ -688,8 +688,6 @@ class Binder:
             return [self.evaluator.fact(e.value) for e in origin.elements]
         if value.value_kind == "tuple" and len(value.items) == count:  # a tuple the project returned
             return list(value.items)
-        if value.value_kind == "list" and value.items and isinstance(value.items[0], Fact):
-            return [value.items[0]] * count  # `a, b = x.chunk(2)`: parts alike
         if value.is_tensor or value.is_unknown_tensor:
             # `a, b = x.chunk(2)`, `vals, idx = x.topk(k)`: parts live where x lives.
             return [replace(value, ndim=None) for _ in range(count)]

@@ -115,15 +115,6 @@ def torch_handle_kind(qualified: str | None) -> str | None:
     return "stream" if last in ("Stream", "ExternalStream") else None
 
 
-# Tensor methods (and torch functions) that return a tuple of tensors, each where the input lives: the
-# tuple itself is no tensor (`if not x.split(sizes):` tests its length, and syncs nothing).
-SPLIT_METHODS = frozenset(
-    "split chunk unbind tensor_split hsplit vsplit dsplit split_with_sizes unsafe_split unsafe_chunk "
-    "unsafe_split_with_sizes".split()
-)
-# Methods of a mapping that no tensor has: a value taken for a tensor that calls one is not one (a
-# pipeline's `ModelOutput`, whose `[0]` is a tensor while `.items()` walks its fields).
-MAPPING_METHODS = frozenset({"items", "keys", "get", "update", "setdefault"})  # not `values`: sparse tensors have it
 # Methods that return a view of their receiver: on pinned memory the view is pinned too.
 VIEW_METHODS = frozenset(
     "view view_as narrow reshape flatten squeeze unsqueeze t transpose permute select expand "

@@ -53,18 +53,13 @@ from sync_lint.analysis.facts import (
     constructed,
     container_method,
     device_value,
-    dict_entry,
     host_list,
     is_exact,
-    join_all,
-    join_entries,
     module_in,
     module_output,
     nn_module,
-    parts_of,
     replace,
     spread_elements,
-    tensor_parts,
 )
 from sync_lint.analysis.knowledge import (
     ACCELERATOR_NAMES,
@@ -74,13 +69,11 @@ from sync_lint.analysis.knowledge import (
     FACTORIES,
     HOST_VALUE_METHODS,
     LIKE_FACTORIES,
-    MAPPING_METHODS,
     METADATA_ATTRS,
     METADATA_METHODS,
     MODULE_NAMES,
     NEW_METHODS,
     NN_NON_MODULES,
-    SPLIT_METHODS,
     STREAM_HANDLES,
     TENSOR_ATTRS,
     VIEW_METHODS,
@@ -445,8 +438,6 @@ class Inference:
         joined = join_sources(sources)
         if declared is not None and declared.value_kind == "list" and joined.value_kind in ("list", "tuple"):
             return joined
-        if _known_entries(joined) and (declared is None or declared.value_kind == "list"):
-            return joined  # `tensors: dict[str, torch.Tensor]` filled with known entries: what they hold
         if declared is not None and not (joined.is_tensor or joined.value_kind in ("object", "class", "callable")):
             return declared
         return joined
@@ -590,8 +581,6 @@ class Inference:
             return joined
         if declared is not None and declared.value_kind == "list" and joined.value_kind in ("list", "tuple"):
             return joined  # what the callers pass says more than `list[Tensor]`
-        if _known_entries(joined) and (declared is None or declared.value_kind == "list"):
-            return joined  # and their dicts' entries more than `dict[str, Tensor]` (not a `TypedDict`)
         return declared if declared is not None else joined
 
     def never_runs(self, summary: ModuleSummary, info: FunctionInfo, line: int) -> tuple[str, str] | None:
@@ -1171,8 +1160,6 @@ class Inference:
             base = self.eval(value[1], context)
             if base.value_kind == "tuple" and value[2] < len(base.items):
                 return base.items[value[2]]
-            if base.value_kind == "list" and base.items:  # `a, b = x.chunk(2)`
-                return base.items[0]
             return replace(base, ndim=None, items=()) if base.is_tensor or base.is_unknown_tensor else UNKNOWN
         if tag == "op":
             operands = [self.eval(v, context) for v in value[1]]
@@ -1491,23 +1478,10 @@ class Inference:
             found = self.multimodal_input(key[1], context.summary.module)
             if found is not None:
                 return found
-        literal = key[1] if key[0] == "key" and isinstance(key[1], str) else None
-        if base.value_kind == "dict" and base.items and key[0] != "key":
-            # `self.tensors[key]` in a `__getitem__` given a string it knows the text of, or any entry for
-            # a string it does not. A key of another kind or of no known kind reads none: a dict keyed by
-            # names may also be keyed by batch sizes elsewhere (SGLang's `target_verify_metadata_topk_swa`
-            # holds tensors under names and metadata objects under `bs`, stored where the summary does not
-            # look).
-            index = self.eval(key, context)
-            if index.value_kind == "python" and index.dtype == "str":
-                literal = index.reason or None
-                found = dict_entry(base, literal)
-                if found is not None:
-                    return found
-        elif base.value_kind == "dict" and literal is not None:
-            found = dict_entry(base, literal)
-            if found is not None:
-                return found
+        if base.value_kind == "dict" and key[0] == "key":
+            for k, fact in base.items:
+                if k == key[1]:
+                    return fact
         if base.value_kind == "tuple" and key[0] == "key" and isinstance(key[1], int) and key[1] < len(base.items):
             return base.items[key[1]]
         if base.value_kind == "list" and base.items:
@@ -1522,33 +1496,14 @@ class Inference:
             # `audio_input["speech_lengths"]` of a `TensorSchema` or `TypedDict`: the declared field, even
             # when nothing is known of it (what dicts elsewhere hold under that key is not about this object).
             return self.attribute(base, key[1], context.mode, context.budget)
-        if base.value_kind == "object" and base.refs and context.mode == "full" and context.budget > 0:
-            index = Fact(Device.NOT_TENSOR, value_kind="python", dtype="str", reason=key[1]) \
-                if key[0] == "key" and isinstance(key[1], str) else self.eval(key, context)
-            got = self.item(base, index, context.budget, context.building)
-            if _informative(got) and not got.is_unknown_tensor:
-                return got
-        else:
-            got = UNKNOWN
-        # What `__getitem__` gives is a tensor of no known device (or nothing): what the key holds elsewhere.
-        if literal is not None and context.mode == "full":
-            kept = self.host_input(literal, context.summary.module)
+        if key[0] == "key" and isinstance(key[1], str) and context.mode == "full":
+            kept = self.host_input(key[1], context.summary.module)
             if kept is not None:
                 return kept
-            convention = self.entry(literal)
+            convention = self.entry(key[1])
             if convention.is_tensor:
                 return convention
-        return got if got.is_unknown_tensor else UNKNOWN
-
-    def item(self, owner: Fact, index: Fact, budget: int = DEFAULT_BUDGET, building: bool = False) -> Fact:
-        """`owner[index]` of an object whose class defines `__getitem__` (vLLM's `IntermediateTensors`,
-        SGLang's `PPProxyTensors`: `return self.tensors[key]`): what that method returns for it."""
-        getter = self.attribute(owner, "__getitem__", "types")
-        if getter.value_kind != "callable" or not getter.refs:
-            return UNKNOWN
-        results = [self._returns_with(target, [owner, index], {}, budget, complete=True, building=building)
-                   for target in sorted(getter.refs)]
-        return join_sources(results)
+        return UNKNOWN
 
     # --- calls -----------------------------------------------------------------------------------
     def _call(self, value: Value, context: Context) -> Fact:
@@ -1587,9 +1542,7 @@ class Inference:
                 named = key is not None and key[:2] == ("lit", "str") and len(key) > 2
                 found = self.multimodal_input(key[2], context.summary.module) if named else None  # type: ignore[index]
                 return found or UNKNOWN
-            named = args[0][2] if args and args[0][:2] == ("lit", "str") and len(args[0]) > 2 else None
-            default = self.eval(args[1], context) if len(args) > 1 and args[1][0] != "*" else None
-            viewed = container_method(receiver, func[2], named, default)
+            viewed = container_method(receiver, func[2])
             if viewed is not None:
                 return viewed
             if receiver.value_kind == "device-module" and func[2] in EVENT_HANDLES | STREAM_HANDLES:
@@ -1763,8 +1716,6 @@ class Inference:
         result = combine(spread_elements(inputs))
         if not (result.is_tensor or result.is_unknown_tensor):
             result = TENSOR
-        if namespace == "torch" and last in SPLIT_METHODS:
-            return parts_of(result)  # `torch.split(x, sizes)`: a tuple of parts of `x`
         return with_dtype(result, result_dtype(last, result.dtype, by_method=False, arguments=len(args) + len(kwargs)))
 
     def _device_argument(self, value: Value, context: Context) -> Fact:
@@ -1810,10 +1761,6 @@ class Inference:
             return PYTHON
         if method == "numpy":
             return NUMPY
-        if method in SPLIT_METHODS:
-            return parts_of(owner)
-        if method in MAPPING_METHODS:
-            return UNKNOWN  # `.items()` of a value taken for a tensor: it is a mapping, of what is not known
         if method == "cuda":
             return Fact(Device.GPU, reason="moved by `.cuda()`", dtype=owner.dtype)
         if method == "cpu":
@@ -2045,12 +1992,6 @@ def _evidence(fact: Fact) -> tuple:
     return tuple((step.reason, step.where, step.subject) for step in fact.chain)
 
 
-def _known_entries(fact: Fact) -> bool:
-    """A dict holding some entry whose value is known: more than a mapping annotation says. A dict of
-    which nothing is known (an empty display filled where the summary does not look) is not."""
-    return fact.value_kind == "dict" and any(_informative(entry) for _key, entry in fact.items)
-
-
 def _informative(fact: Fact) -> bool:
     if fact.value_kind in ("bottom", "none"):
         return False
@@ -2067,9 +2008,6 @@ def join_sources(sources: list[Fact], share: float = 0.8, gpu_wins: bool = False
     by convention, where the majority does not decide (a parameter: the calls that pass the GPU
     tensor wait there)."""
     informative = [f for f in sources if _informative(f)]
-    if any(f.is_tensor or f.is_unknown_tensor for f in informative):
-        # A tensor at some sources and its parts at others (`x` or `x.unbind(0)`): the parts vote as tensors.
-        informative = [tensor_parts(f) or f for f in informative]
     if not informative and sources and all(f.value_kind == "none" for f in sources):
         return NONE  # every call site passes None or leaves a None default
     if not informative:
@@ -2143,16 +2081,6 @@ def join_sources(sources: list[Fact], share: float = 0.8, gpu_wins: bool = False
         return replace(first, refs=frozenset().union(*(f.refs for f in informative)), items=items)
     if kind == "python" and len({(f.dtype, f.reason) for f in informative if f.dtype == "str"}) > 1:
         return Fact(Device.NOT_TENSOR, value_kind="python", dtype="str")  # strings that differ: text unknown
-    if kind == "dict" and any(not _informative(f) and f.value_kind not in ("none", "bottom") for f in sources):
-        # A dict from some sources and a value nobody knows from others (a tokenizer's `BatchEncoding` built
-        # from lists here, moved to the GPU there): it may hold anything under any key.
-        return replace(first, items=join_entries([*(f.items for f in informative), ((None, UNKNOWN),)], join_all))
-    if kind == "dict" and len(informative) > 1:
-        # Dicts built at several places (`Proxy({"hidden_states": h})` here, `Proxy(received)` there):
-        # key by key, over the sources that hold the key, and as paths join: an entry that is a tensor
-        # of no known device at one source is not on the device another source's entry is on (SAM3's
-        # `{"mask": torch.cat(masks)}` or `{"mask": torch.zeros(0, device=session_device)}`).
-        return replace(first, items=join_entries((f.items for f in informative), join_all))
     if kind in ("tuple", "list") and len({len(f.items) for f in informative}) == 1 and len(informative) > 1:
         # Returns of tuples of one length: element by element.
         return replace(first, items=tuple(join_sources([f.items[i] for f in informative])

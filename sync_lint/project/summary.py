@@ -30,12 +30,10 @@ from sync_lint.project.mentions import module_mentions
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 38
+SUMMARY_FORMAT = 37
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
-# Methods that put entries into a dict under keys the summary does not see.
-_DICT_FILLERS = frozenset({"update", "setdefault", "__setitem__"})
 _FIELD_BASES = frozenset({"NamedTuple", "typing.NamedTuple", "BaseModel", "pydantic.BaseModel", "TypedDict",
                           "typing.TypedDict", "msgspec.Struct", "Struct"})
 
@@ -437,8 +435,6 @@ class _Scope:
         self.statements: dict[int, _Place] = {}  # id(statement) -> its place
         self.reaching: dict[tuple[str, int], Value] = {}  # (name, which assignment) -> its value
         self.globals: set[str] = set()
-        # Local names stored into by key or `.update(...)`: (the key's text, or None for any key; the value).
-        self.filled: dict[str, list[tuple[str | None, ast.expr | None]]] = {}
         self._resolved: dict[str, Value] = {}
         self._resolving: set[str] = set()
         self._first: dict[str, Value] = {}  # while a name is resolved: its first source that does not read it
@@ -468,7 +464,6 @@ class _Summarizer:
         self._at: _Place | None = None
         self.use: tuple[_Scope, _Place | None] | None = None  # pass 2: the statement being read, and its scope
         self._chain = 0  # assignments whose values are being read, one inside the other
-        self._filling: set[str] = set()  # dicts whose stored entries are being read (`d["a"] = d["b"]`)
         # What the device tests around the statement prove (`if x.device.type == "cpu":`): a name or
         # dotted name -> (device, how, the test as the evidence reads it, its line); see `_device_tests`.
         self.narrowed: dict[str, tuple[str, str, str, int]] = {}
@@ -511,14 +506,6 @@ class _Summarizer:
         if isinstance(node, ast.Assign):
             for target in node.targets:
                 self._collect_target(target, ("value", (node.value, self.default_device)), scope, self._at)
-                if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
-                    key = target.slice
-                    text = key.value if isinstance(key, ast.Constant) and isinstance(key.value, str) else None
-                    scope.filled.setdefault(target.value.id, []).append((text, node.value))
-        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) \
-                and isinstance(node.value.func, ast.Attribute) and isinstance(node.value.func.value, ast.Name) \
-                and node.value.func.attr in _DICT_FILLERS:
-            scope.filled.setdefault(node.value.func.value.id, []).append((None, None))
         elif isinstance(node, ast.AnnAssign):
             if node.value is not None:
                 self._collect_target(node.target, ("value", (node.value, self.default_device)), scope, self._at)
@@ -738,17 +725,6 @@ class _Summarizer:
         if self.self_reads == self_reads:  # not a value cut short by a name read inside its own
             scope.reaching[key] = value
         return value
-
-    def _filled(self, display: Value, name: str, scope: _Scope, level: int) -> Value:
-        """A dict display with the entries the function also stores into the name (`d["k"] = v`, `d[k] = v`,
-        `d.update(...)`) anywhere in its body: the display alone is only some of what the dict holds."""
-        self._filling.add(name)
-        try:
-            added = tuple((key, self.value(stored, scope, level) if stored is not None else UNKNOWN)
-                          for key, stored in scope.filled[name])
-        finally:
-            self._filling.discard(name)
-        return ("dict", display[1] + added)
 
     def _source_value(self, how: str, source: object, scope: _Scope, level: int) -> Value:
         if how == "value":
@@ -1172,10 +1148,7 @@ class _Summarizer:
                     ("attr", self.value(node.value, scope, level), node.attr)
                 return ("on", inner, *found)
         if isinstance(node, ast.Name):
-            named = self._name_value(node.id, scope, level)
-            if named[0] == "dict" and node.id in scope.filled and node.id not in self._filling:
-                return self._filled(named, node.id, scope, level)
-            return named
+            return self._name_value(node.id, scope, level)
         if isinstance(node, ast.Attribute):
             return ("attr", self.value(node.value, scope, level), node.attr)
         if isinstance(node, ast.Call):
@@ -1232,10 +1205,8 @@ class _Summarizer:
                 return ("lit", "list")
             return ("tuple", tuple(self.value(e, scope, level) for e in node.elts))
         if isinstance(node, ast.Dict):
-            # A key that is not a string literal (`name: t`, `**extra`) is an entry under any key (None).
-            entries = tuple((k.value if isinstance(k, ast.Constant) and isinstance(k.value, str) else None,
-                             self.value(v, scope, level) if k is not None else UNKNOWN)
-                            for k, v in zip(node.keys, node.values))
+            entries = tuple((k.value, self.value(v, scope, level)) for k, v in zip(node.keys, node.values)
+                            if isinstance(k, ast.Constant) and isinstance(k.value, str))
             return ("dict", entries)
         if isinstance(node, (ast.ListComp, ast.GeneratorExp)):
             # Elements alike: `[torch.zeros(n, device=d) for _ in range(k)]` holds GPU tensors.

@@ -20,7 +20,7 @@ tag:
 | `join` | `("join", alternatives)` | one of several values (branches, `a or b`, `x if c else y`) |
 | `tuple` | `("tuple", elements)` | a tuple or list display of values |
 | `listof` | `("listof", element)` | a list or generator whose elements are alike (a comprehension) |
-| `dict` | `("dict", ((key, value), ...))` | a dict display with its string keys; `None` for an entry under a key not known (`name: v`, `**extra`, `d[k] = v` later in the function), whose value is any key's |
+| `dict` | `("dict", ((key, value), ...))` | a dict display with string keys |
 | `decl` | `("decl", types)` | an empty container stored with an annotation (`self.reqs: dict[str, Req] = {}`): the annotation's types |
 | `lambda` | `("lambda",)` | a lambda |
 | `on` | `("on", value, device, how, test, line)` | `value` where a test around it proves its device (`if x.device.type == "cpu":`); `how` is `tensor`, `shows` or `device` |
@@ -93,7 +93,7 @@ def _render(value: Value, level: int) -> str:
     if tag == "listof":
         return f"[{_render(value[1], level + 1)} for ...]"
     if tag == "dict":
-        return "{" + ", ".join(f"{k!r}: ..." if k is not None else "...: ..." for k, _ in value[1][:3]) + "}"
+        return "{" + ", ".join(f"{k!r}: ..." for k, _ in value[1][:3]) + "}"
     if tag == "lit":
         return {"none": "None", "str": "'...'", "number": "<number>", "bool": "<bool>"}.get(value[1], value[1])
     if tag in ("*", "**"):

@@ -154,13 +154,6 @@ class ProjectView:
         """Whether objects of these classes expose device memory (see `Inference.device_array`)."""
         return self.inference.device_array(classes)
 
-    def item(self, owner: Fact, index: Fact) -> Fact | None:
-        """`owner[index]` where the owner's class defines `__getitem__`: what it returns for `index`."""
-        if owner.value_kind != "object" or not owner.refs:
-            return None
-        fact = self.inference.item(detached(owner), detached(index))
-        return fact if _informative(fact) else None
-
     def declared_entry(self, owner: Fact, key: str) -> Fact | None:
         """`owner["key"]` where the owner's class declares a field `key` (a `TensorSchema`, a `TypedDict`):
         that field, even when nothing is known of it; None for other owners."""
