@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """How much of a corpus a sound name-level first pass could skip before libcst.
 
-    python benchmarks/first_pass_bound.py benchmarks/corpus/vllm-0.33.0 FINDINGS.json [--project]
+    python benchmarks/first_pass_bound.py benchmarks/corpus/vllm-0.33.0 FINDINGS.json [--project | --text]
 
 Issue 13 asks for a first pass, cheaper than libcst, that decides which files can hold no finding.
-The cheap tests are text tokens (they pass 93% of vLLM's bytes) and taint over names. This script
-measures the second, as an upper bound on what such a pass could skip:
+The cheap tests are text tokens and taint over names. This script measures both, as upper bounds on
+what such a pass could skip:
+
+- `--text`: a file is kept when it holds one of the prefilter's GPU evidence tokens
+  (`engine/prefilter.py`), the tokens a local GPU fact can follow from.
 
 - Each file is parsed with `ast`. Seeds are what could make a value a GPU tensor in the file itself:
   a `device=` keyword that is not `None` or `"cpu"`, `.to(...)`, `.cuda()`, `.device`, a call into
@@ -30,10 +33,17 @@ import collections
 import json
 import os
 import re
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
-GPU_NAME = re.compile(r"(_gpu|_cuda|_dev)$")
-ACCELERATORS = ("cuda", "xpu", "hpu", "npu", "mps", "gpu")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from sync_lint.analysis.conventions import GPU_NAMES_DEFAULT  # noqa: E402
+from sync_lint.analysis.knowledge import ACCELERATOR_NAMES  # noqa: E402
+from sync_lint.engine.prefilter import GPU_EVIDENCE_TOKENS  # noqa: E402
+
+GPU_NAME = re.compile("|".join(GPU_NAMES_DEFAULT))
+ACCELERATORS = (*ACCELERATOR_NAMES, "gpu")  # `"gpu"` too: a superset of the seeds keeps the bound an upper one
 METHOD_SITES = {
     "item", "tolist", "cpu", "numpy", "nonzero", "argwhere", "unique", "bincount", "histc", "repeat_interleave",
     "masked_select", "masked_fill", "one_hot", "type", "__bool__", "__int__", "__float__", "__index__", "all", "any",
@@ -205,16 +215,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("corpus")
     parser.add_argument("findings")
-    parser.add_argument("--project", action="store_true", help="add what other files could hand in, by name")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--project", action="store_true", help="add what other files could hand in, by name")
+    mode.add_argument("--text", action="store_true", help="keep a file that holds a GPU evidence token")
     args = parser.parse_args(argv)
-    with_findings = {os.path.realpath(d["filename"]) for d in json.load(open(args.findings, encoding="utf-8"))}
+    with_findings = {os.path.realpath(d["filename"]) for d in json.loads(Path(args.findings).read_text("utf-8"))}
     files: dict[str, FileTaint] = {}
     for folder, _dirs, names in os.walk(args.corpus):
         for name in names:
             if not name.endswith(".py"):
                 continue
             path = os.path.realpath(os.path.join(folder, name))
-            source = open(path, "rb").read()
+            source = Path(path).read_bytes()
+            if args.text:
+                text = source.decode("utf-8", errors="replace")
+                files[path] = FileTaint(len(source), site_sources=[{SEED}] if any(
+                    token in text for token in GPU_EVIDENCE_TOKENS) else [])
+                continue
             try:
                 tree = ast.parse(source)
             except (SyntaxError, ValueError):
@@ -228,11 +245,12 @@ def main(argv: list[str] | None = None) -> int:
     totals: collections.Counter = collections.Counter()
     for path, taint in files.items():
         tainted = everywhere if args.project else solve_channels(taint.edges)  # the file's own attributes, keys
+        # (`--text`: a file's one "site" is the seed itself when it holds a token)
         kept = any(sources & tainted for sources in taint.site_sources)
         row = ("with a finding" if path in with_findings else "no finding", "kept" if kept else "skipped")
         totals[(*row, "files")] += 1
         totals[(*row, "bytes")] += taint.size
-    print(f"{args.corpus} ({'project names' if args.project else 'each file alone'})")
+    print(f"{args.corpus} ({'project names' if args.project else 'text tokens' if args.text else 'each file alone'})")
     print("| files | kept | skipped | bytes kept | bytes skipped |\n|---|---:|---:|---:|---:|")
     for group in ("no finding", "with a finding"):
         print(f"| {group} | {totals[(group, 'kept', 'files')]} | {totals[(group, 'skipped', 'files')]} | "
