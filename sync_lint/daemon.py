@@ -221,7 +221,8 @@ def ask(request: dict[str, Any], path: Path | None = None) -> dict[str, Any] | N
 
 # --- the daemon's side -------------------------------------------------------------------------
 def warm_up() -> None:
-    """Import what a check imports, and nothing that reads the disk or the environment."""
+    """Import what a check imports, and nothing that reads the disk or the environment besides
+    sync-lint's own code."""
     import importlib
 
     import sync_lint.cli.check  # noqa: F401  (registers `check`, `fix`, `baseline`; imports the API)
@@ -234,6 +235,12 @@ def warm_up() -> None:
                  "sync_lint.reporters.json_format", "sync_lint.reporters.github", "sync_lint.reporters.sarif",
                  "rich.console", "rich.progress", "rich.text", "sqlite3", "concurrent.futures.process"):
         importlib.import_module(name)
+    from sync_lint.project.store import summary_fingerprint, tool_fingerprint
+
+    # Digests of this code's contents, which every project check reads: a daemon serves only
+    # callers that run the same code (`code_signature`), and it exits when that code changes.
+    tool_fingerprint()
+    summary_fingerprint()
 
 
 def serve(idle_timeout: float = IDLE_TIMEOUT_S, *, ready: Callable[[Path], None] | None = None) -> None:

@@ -740,3 +740,63 @@ def test_a_caller_added_or_removed_later_brings_back_or_drops_a_finding_only_a_c
     assert helper in runs()
     bump(project / "pkg/uses_ops.py", "from pkg import ops\n\nTABLE = []\n")
     assert helper not in runs()
+
+
+def _install_copy(target: Path, mtime_s: int, edit: str | None = None) -> Path:
+    """sync-lint's code laid out as `pip install` leaves it (the rule pack inside the package), every
+    file stamped `mtime_s` as a fresh install stamps the time of the install; `edit`: a rule file
+    (a name under `rules/`) given one more line."""
+    import shutil
+
+    from sync_lint.fingerprint import code_folders
+
+    package, *rule_folders = code_folders()
+    skip = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(package, target / "sync_lint", ignore=skip)
+    for folder in rule_folders:
+        shutil.copytree(folder, target / "sync_lint" / "rules", ignore=skip, dirs_exist_ok=True)
+    if edit is not None:
+        rule = target / "sync_lint" / "rules" / edit
+        rule.write_text(rule.read_text() + "# another release\n")
+    for path in target.rglob("*"):
+        os.utime(path, (mtime_s, mtime_s))
+    return target
+
+
+def test_a_fresh_install_of_the_same_code_keeps_the_cache(project: Path, tmp_path: Path) -> None:
+    """A CI job installs sync-lint afresh and restores the cache an earlier job saved: same code at
+    other times (and another folder) must find its facts and results, other code must not."""
+    import sqlite3
+
+    from sync_lint.fingerprint import code_files
+
+    rule = next(p.name for p in code_files() if p.parent.name == "rules" and p.name != "__init__.py")
+    cache = tmp_path / "cache"
+
+    def check(install: Path) -> set[tuple[str, int, str]]:
+        env = {**os.environ, "PYTHONPATH": str(install), "SYNC_LINT_NO_DAEMON": "1"}
+        done = subprocess.run([sys.executable, "-m", "sync_lint", "check", ".", "--cache-dir", str(cache),
+                               "--output-format", "json", "--exit-zero", "--target-torch-version", FIXTURE_TORCH],
+                              cwd=project, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        found = json.loads(done.stdout)
+        assert all(Path(d["filename"]).resolve().is_relative_to(project) for d in found)
+        return {(Path(d["filename"]).resolve().relative_to(project).as_posix(), d["location"]["row"], d["code"])
+                for d in found}
+
+    def sentinels() -> tuple[bool, bool]:
+        (database,) = cache.glob("*/index.sqlite")
+        with sqlite3.connect(database) as db:
+            return (db.execute("SELECT 1 FROM facts WHERE id = -1").fetchone() is not None,
+                    db.execute("SELECT 1 FROM results WHERE path = '<sentinel>'").fetchone() is not None)
+
+    first = check(_install_copy(tmp_path / "job1", 1_600_000_000))
+    assert first == {RUNNER_FINDING, OTHER_FINDING}
+    (database,) = cache.glob("*/index.sqlite")
+    with sqlite3.connect(database) as db:  # rows only this test wrote: kept only while the cache is kept
+        db.execute("INSERT INTO facts VALUES (-1, x'00')")
+        db.execute("INSERT INTO results VALUES ('<sentinel>', 'key', x'00')")
+    assert check(_install_copy(tmp_path / "job2", 1_700_000_000)) == first
+    assert sentinels() == (True, True)
+    assert check(_install_copy(tmp_path / "job3", 1_700_000_000, edit=rule)) == first
+    assert sentinels() == (False, False)

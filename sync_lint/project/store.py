@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 from sync_lint.analysis.facts import map_text
-from sync_lint.fingerprint import code_files, stat_digest
+from sync_lint.fingerprint import code_content_digest, content_digest
 from sync_lint.project.deps import Dep, dep_id
 from sync_lint.project.index import WHOLE_TABLES, calls_by_name, table_rows
 from sync_lint.project.summary import SUMMARY_FORMAT, ModuleSummary, map_lines
@@ -69,18 +69,19 @@ def _immediate(db: sqlite3.Connection) -> Iterator[None]:
 
 @functools.lru_cache(maxsize=None)
 def tool_fingerprint() -> str:
-    """The code that solved cached facts and results (see `sync_lint/fingerprint.py`)."""
-    return stat_digest(code_files(), str(SUMMARY_FORMAT))
+    """The code that solved cached facts and results: its contents, so that a fresh install of the
+    same code (a CI job restoring an earlier job's cache) keeps them (`sync_lint/fingerprint.py`)."""
+    return code_content_digest(str(SUMMARY_FORMAT))
 
 
 @functools.lru_cache(maxsize=None)
 def summary_fingerprint() -> str:
     """The code that wrote the summaries (the database's format) and their local conventions, which
     the inference evaluates: a change elsewhere keeps them."""
-    here = Path(__file__).resolve().parent
-    return stat_digest([here / name for name in ("summary.py", "values.py", "conventions.py", "store.py", "index.py",
-                                                 "infer.py", "../analysis/facts.py", "../analysis/knowledge.py")],
-                       str(SUMMARY_FORMAT))
+    package = Path(__file__).resolve().parent.parent
+    names = ("project/summary.py", "project/values.py", "project/conventions.py", "project/store.py",
+             "project/index.py", "project/infer.py", "analysis/facts.py", "analysis/knowledge.py")
+    return content_digest([(name, package / name) for name in names], str(SUMMARY_FORMAT))
 
 
 _SCHEMA = """
