@@ -120,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((name, rev, cold, restored, len(first), expected == _keys(second, root), size))
             shutil.rmtree(saved)
             shutil.rmtree(cache)
-    print(f"| build | job 1: cold | job 2: cache restored, fresh install, one file edited | findings | "
-          f"job 2 printed job 1's | saved cache |")
+    print("| build | job 1: cold | job 2: cache restored, fresh install, one file edited | findings | "
+          "job 2 printed job 1's | saved cache |")
     print("|---|---:|---:|---:|---|---:|")
     for name, rev, cold, restored, count, same, size in rows:
         print(f"| {name} (`{rev}`) | {cold:.1f} s | {restored:.1f} s | {count:,} | {same} | {size / 1e6:.0f} MB |")

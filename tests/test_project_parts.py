@@ -852,8 +852,8 @@ def test_infer_recursion_terminates(inference: Inference) -> None:
 def test_infer_returns_specialise_per_call(inference: Inference) -> None:
     gpu = Fact(Device.GPU)
     cpu = Fact(Device.CPU)
-    assert inference._returns_with("pkg.make.ident", [gpu], {}, 6).device is Device.GPU
-    assert inference._returns_with("pkg.make.ident", [cpu], {}, 6).device is Device.CPU
+    assert inference.returns_with("pkg.make.ident", [gpu], {}, 6).device is Device.GPU
+    assert inference.returns_with("pkg.make.ident", [cpu], {}, 6).device is Device.CPU
 
 
 def test_infer_specialisation_tells_device_strings_apart() -> None:
@@ -861,9 +861,9 @@ def test_infer_specialisation_tells_device_strings_apart() -> None:
     gpu = Fact(Device.GPU)
     cuda = Fact(Device.NOT_TENSOR, value_kind="python", dtype="str", reason="cuda")
     cpu = Fact(Device.NOT_TENSOR, value_kind="python", dtype="str", reason="cpu")
-    assert inference._returns_with("pkg.m.moved", [gpu, cpu], {}, 6).device is Device.CPU
-    assert inference._returns_with("pkg.m.moved", [Fact(Device.CPU), cuda], {}, 6).device is Device.GPU
-    assert inference._returns_with("pkg.m.moved", [gpu, cuda], {}, 6).device is Device.GPU
+    assert inference.returns_with("pkg.m.moved", [gpu, cpu], {}, 6).device is Device.CPU
+    assert inference.returns_with("pkg.m.moved", [Fact(Device.CPU), cuda], {}, 6).device is Device.GPU
+    assert inference.returns_with("pkg.m.moved", [gpu, cuda], {}, 6).device is Device.GPU
 
 
 def test_infer_answers_do_not_depend_on_the_order_of_questions() -> None:
@@ -1371,8 +1371,8 @@ def test_a_call_s_result_is_as_sure_as_its_arguments_whichever_call_came_first()
     assumed = Fact(Device.GPU, reason="`t.device` taken for an accelerator", convention=True)
     for first, second in ((proven, assumed), (assumed, proven)):
         inference = Inference(_index(source))
-        one = inference._returns_with("pkg.m.double", [first], {}, 6)
-        two = inference._returns_with("pkg.m.double", [second], {}, 6)
+        one = inference.returns_with("pkg.m.double", [first], {}, 6)
+        two = inference.returns_with("pkg.m.double", [second], {}, 6)
         assert (one.by_convention, two.by_convention) == (first.convention, second.convention)
 
 

@@ -133,12 +133,10 @@ def test_facts_except_sets_aside_the_dependants(store: ProjectStore) -> None:
 
 
 def test_changed_labels() -> None:
-    from sync_lint.project.index import table_rows
-    from sync_lint.project.store import module_state
+    from sync_lint.project.store import StoredSummary
 
     def state(source: str):
-        summary = summarize(source, "m.py", "m")
-        return module_state(summary, set(table_rows(summary)))
+        return StoredSummary(summarize(source, "m.py", "m")).state()
 
     same = state(B)
     assert changed_labels({"m": same}, {"m": state(B)}) == set()
@@ -151,12 +149,10 @@ def test_changed_labels() -> None:
 
 
 def test_line_shift() -> None:
-    from sync_lint.project.index import table_rows
-    from sync_lint.project.store import line_shift, module_state
+    from sync_lint.project.store import StoredSummary, line_shift
 
     def state(source: str):
-        summary = summarize(source, "m.py", "m")
-        return module_state(summary, set(table_rows(summary)))
+        return StoredSummary(summarize(source, "m.py", "m")).state()
 
     two = B + "def g(y):\n    return f(y)\n"
     assert line_shift(state(two), state("# a comment\n\n" + two)) == {1: 3, 2: 4, 3: 5, 4: 6}
@@ -384,7 +380,7 @@ def test_a_summary_stored_from_a_worker_is_the_summary_stored_here(tmp_path: Pat
     import pickle
 
     from sync_lint.project.index import table_rows
-    from sync_lint.project.store import StoredSummary, StoreTables, module_state
+    from sync_lint.project.store import StoredSummary, StoreTables
 
     source = textwrap.dedent("""\
         import torch
@@ -397,11 +393,12 @@ def test_a_summary_stored_from_a_worker_is_the_summary_stored_here(tmp_path: Pat
         """)
     summary = summarize(source, "m.py", "m")
     sent = pickle.loads(pickle.dumps(StoredSummary(summary)))  # as a worker of the pool hands it back
-    direct, received = module_state(summary, set(table_rows(summary))), sent.state()
+    # Stored in place (its sites from memory) and received (its sites from their pickles): one state.
+    direct, received = StoredSummary(summary).state(), sent.state()
+    assert direct.rows == set(table_rows(summary))
     assert (received.rows, received.counts, received.symbols, received.header) == \
         (direct.rows, direct.counts, direct.symbols, direct.header)
     assert received.call_sites() == direct.call_sites() and received.digest == direct.digest
-    assert StoredSummary(summary).state().digest == direct.digest  # stored in place: its sites from memory
 
     tables = []
     for name, item in (("here", summary), ("worker", sent)):

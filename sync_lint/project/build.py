@@ -90,13 +90,12 @@ class OpenProject:
         """Check `summary` (a text that is not the file on disk) instead of the cached one: the cached
         facts that read the module are set aside, and nothing this process solves is stored."""
         from sync_lint.project.conventions import local_conventions
-        from sync_lint.project.index import table_rows
-        from sync_lint.project.store import changed_labels, module_state
+        from sync_lint.project.store import changed_labels
 
         summary.conventions = local_conventions(summary)
         before = self.store.cached_state(summary.module)
         labels = changed_labels({summary.module: before} if before is not None else {},
-                                {summary.module: module_state(summary, set(table_rows(summary)))})
+                                {summary.module: StoredSummary(summary).state()})
         self.inference.cache = self.store.facts_except(labels)
         self.inference.forget()
         self.writable = False

@@ -941,7 +941,7 @@ class Inference:
             known = self._return_reads[function] = frozenset(_params_in(info.returns))
         return known
 
-    def _returns_with(self, function: str, args: list[Argument], kwargs: dict[str, Argument], budget: int,
+    def returns_with(self, function: str, args: list[Argument], kwargs: dict[str, Argument], budget: int,
                       complete: bool = False, building: bool = False) -> Fact:
         """The function's result with these arguments (memoised unless a cycle's guess went into it).
 
@@ -1393,7 +1393,7 @@ class Inference:
             return UNKNOWN
         if mode == "types" or budget <= 0:
             return self._type_returns(getters)
-        return join_sources([self._returns_with(getter, [owner], {}, budget) for getter in sorted(getters)])
+        return join_sources([self.returns_with(getter, [owner], {}, budget) for getter in sorted(getters)])
 
     def _type_returns(self, functions: Iterable[str]) -> Fact:
         """What the functions return, read cheaply (their types, not their callers' values)."""
@@ -1597,7 +1597,7 @@ class Inference:
                     results.append(self.returns(target, budget))
                 else:
                     self_fact = receiver if receiver is not None and receiver.value_kind == "object" else UNKNOWN
-                    results.append(self._returns_with(target, ([self_fact] if bound else []) + arg_facts, kw_facts,
+                    results.append(self.returns_with(target, ([self_fact] if bound else []) + arg_facts, kw_facts,
                                                       budget, complete=not any(k == "**" for k, _v in kwargs),
                                                       building=building))
             return join_sources(results)

@@ -616,12 +616,6 @@ class StoredSummary:
                            call_sites)
 
 
-def module_state(summary: ModuleSummary, rows: set) -> ModuleState:
-    counts = {(attr, gpu, cpu, total) for attr, (gpu, cpu, total, _g, _c) in (summary.conventions or {}).items()}
-    return ModuleState(rows, counts, summary.symbols(), replace(summary, calls=[]),
-                       lambda: sorted(calls_by_name(summary).items()))
-
-
 def line_shift(before: ModuleState, after: ModuleState) -> dict[int, int] | None:
     """Where an edit moved a module's lines, when that is all it changed (a comment or blank line
     inserted, a docstring reflowed): old line -> new line, both increasing. None when the two

@@ -120,7 +120,7 @@ class ProjectView:
             found = self.inference.index.function(target)
             bound = found is not None and found[1].kind in ("method", "classmethod") and "bound" in callee.items
             leading = [receiver if receiver is not None else Fact(Device.UNKNOWN)] if bound else []
-            results.append(self.inference._returns_with(target, leading + args, kwargs, budget, complete, building))
+            results.append(self.inference.returns_with(target, leading + args, kwargs, budget, complete, building))
         fact = join_sources(results)
         if not _informative(fact):
             return None
