@@ -942,7 +942,7 @@ class Inference:
         return known
 
     def returns_with(self, function: str, args: list[Argument], kwargs: dict[str, Argument], budget: int,
-                      complete: bool = False, building: bool = False) -> Fact:
+                     complete: bool = False, building: bool = False) -> Fact:
         """The function's result with these arguments (memoised unless a cycle's guess went into it).
 
         An argument is a fact, or a function that evaluates it when the result needs it. `complete`:
@@ -1598,8 +1598,8 @@ class Inference:
                 else:
                     self_fact = receiver if receiver is not None and receiver.value_kind == "object" else UNKNOWN
                     results.append(self.returns_with(target, ([self_fact] if bound else []) + arg_facts, kw_facts,
-                                                      budget, complete=not any(k == "**" for k, _v in kwargs),
-                                                      building=building))
+                                                     budget, complete=not any(k == "**" for k, _v in kwargs),
+                                                     building=building))
             return join_sources(results)
         if func[0] == "name" and func[1] == "str" and len(args) == 1 and args[0][0] != "*" and not kwargs:
             named = self.eval(args[0], context)
