@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -409,3 +410,39 @@ def test_a_summary_stored_from_a_worker_is_the_summary_stored_here(tmp_path: Pat
         tables.append((db.summary("m"), read.module_calls("m"), read.call_sites("g"), read.conventions("lens")))
         db.close()
     assert tables[0] == tables[1] and tables[0][2]
+
+
+def test_the_write_ahead_log_is_cut_back_after_the_merge(store: ProjectStore) -> None:
+    # A run ends without closing its connection: the log its largest transaction (the merge of the
+    # dependency rows) grew must not stay behind in the cache folder at full size.
+    log = Path(f"{store.path}-wal")
+    generation = store.generation()
+    store.merge_reads()  # the fixture's own rows
+    before = store._db.execute("SELECT COUNT(*) FROM fact_reads").fetchone()[0]
+    rows = [(("param", f"m.f{i}", "x", 6), GPU, frozenset({f"m:mod{i}", f"n:calls:f{i}", f"c:lens{i}"}))
+            for i in range(20_000)]
+    assert store.put_facts(rows, generation)
+    grown = log.stat().st_size
+    store.merge_reads()
+    assert grown > 1 << 20 and log.stat().st_size == 0
+    assert store._db.execute("SELECT COUNT(*) FROM fact_reads").fetchone()[0] == before + 60_000
+
+
+def test_the_log_is_left_to_the_next_write_while_another_process_reads(store: ProjectStore) -> None:
+    import sqlite3
+
+    generation = store.generation()
+    store.merge_reads()  # the fixture's own rows
+    before = store._db.execute("SELECT COUNT(*) FROM fact_reads").fetchone()[0]
+    assert store.put_facts([(("param", "m.f", "x", 6), GPU, frozenset({"m:mod"}))], generation)
+    reader = sqlite3.connect(store.path, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT COUNT(*) FROM facts").fetchone()  # holds a snapshot of the log
+    try:
+        started = time.perf_counter()
+        store.merge_reads()  # must not wait for the reader (the store's timeout is minutes)
+        assert time.perf_counter() - started < 5
+    finally:
+        reader.execute("COMMIT")
+        reader.close()
+    assert store._db.execute("SELECT COUNT(*) FROM fact_reads").fetchone()[0] == before + 1
