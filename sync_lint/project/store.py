@@ -63,8 +63,8 @@ _BUSY_TIMEOUT_S = 120
 
 def _result_id(name: str) -> int:
     """A stored result's name as the integer its reads are kept under. Kept as the name itself, the
-    reads were a third of a cold cache: transformers 5.23's 1.7 million rows, each with a path of
-    about 80 bytes, took 418 MB with their two indexes."""
+    reads were a third of a cold cache's data: transformers 5.23's 1.7 million rows, each with a
+    path of about 80 bytes, took 418 MB with their two indexes."""
     return dep_id(("result", name))
 
 
@@ -168,8 +168,8 @@ class ProjectStore:
         db.execute("PRAGMA cache_size=-131072")
         # The write-ahead log keeps the size of the largest transaction (a cold run's merge of the
         # dependency rows: 384 MB for transformers 5.23) once its pages are copied back, as dead
-        # space in every cache folder a CI job saves. Past this size it is cut back after each
-        # checkpoint.
+        # space in every cache folder a CI job saves. Past this size it is cut back by the first
+        # write after a checkpoint (and right after the merge: `_truncate_log`).
         db.execute(f"PRAGMA journal_size_limit={_WAL_KEPT_BYTES}")
         if self._format(db) != summary_fingerprint():
             self._initialise(db)
