@@ -37,7 +37,8 @@ HERE = Path(__file__).resolve().parent
 CONFIG = 'respect-gitignore = false\ntarget-torch-version = "2.11"\n'
 
 
-def _copy_corpus(source: Path, target: Path) -> None:
+def copy_corpus(source: Path, target: Path) -> None:
+    """The corpus's Python files under `target`, as a project with the benchmark's configuration."""
     for path in source.rglob("*.py"):
         destination = target / path.relative_to(source)
         destination.parent.mkdir(parents=True, exist_ok=True)
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # as users run it
     with tempfile.TemporaryDirectory(prefix="one-file-latency-") as folder:
         root = Path(folder) / "corpus"
-        _copy_corpus(HERE / "corpus" / args.corpus, root)
+        copy_corpus(HERE / "corpus" / args.corpus, root)
         daemons = Path(folder) / "daemons"
         daemons.mkdir(mode=0o700)
         envs = {name: dict(env, SYNC_LINT_DAEMON_DIR=str(daemons),

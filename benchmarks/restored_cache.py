@@ -32,19 +32,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from one_file_latency import copy_corpus
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-CONFIG = 'respect-gitignore = false\ntarget-torch-version = "2.11"\n'
 
 
-def _copy_corpus(source: Path, target: Path) -> None:
+def _checkout(source: Path, target: Path) -> None:
+    """A fresh checkout: the corpus copied anew, every file with a new modification time."""
     shutil.rmtree(target, ignore_errors=True)
-    for path in source.rglob("*.py"):
-        destination = target / path.relative_to(source)
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, destination)
-    (target / "pyproject.toml").write_text("")
-    (target / "sync-lint-bench.toml").write_text(CONFIG)
+    copy_corpus(source, target)
 
 
 def _install(rev: str, target: Path, stamp: float) -> Path:
@@ -105,11 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         for number, item in enumerate(args.build):
             name, rev = item.split("=", 1)
             cache, saved = work / f"cache-{name}", work / f"saved-{name}"
-            _copy_corpus(source, root)
+            _checkout(source, root)
             cold, first = _check(_install(rev, work / f"{name}-job1", 1_600_000_000 + number), root, cache, args.jobs)
             shutil.copytree(cache, saved)
             shutil.rmtree(cache)
-            _copy_corpus(source, root)
+            _checkout(source, root)
             inserted = _edit(root / args.file)
             shutil.copytree(saved, cache)
             restored, second = _check(_install(rev, work / f"{name}-job2", 1_700_000_000 + number), root, cache,
