@@ -296,6 +296,43 @@ def test_corrupt_database_is_rebuilt(tmp_path: Path) -> None:
     db.close()
 
 
+def test_a_run_opening_a_cache_another_run_is_switching_waits_instead_of_deleting_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two cold runs start together: while one switches the new file to WAL, SQLite answers the other's
+    # switch "database is locked" at once, without waiting on the busy timeout. That was taken for a
+    # corrupt file, and the first run's cache was deleted under it ("no such table: files" in one of
+    # two concurrent cold runs, about one time in six).
+    import sqlite3
+
+    path = tmp_path / "index.sqlite"
+    made = ProjectStore(path)  # the other run's cache
+    made._db.execute("INSERT INTO meta VALUES ('made-by', 'the other run')")
+    made.close()
+    connect = sqlite3.connect
+    refusals = []
+
+    class Switching:  # a connection that finds the other run switching the journal twice
+        def __init__(self, *args, **kwargs) -> None:
+            self._db = connect(*args, **kwargs)
+
+        def execute(self, sql, *args):  # type: ignore[no-untyped-def]
+            if sql == "PRAGMA journal_mode=WAL" and len(refusals) < 2:
+                refusals.append(sql)
+                raise sqlite3.OperationalError("database is locked")
+            return self._db.execute(sql, *args)
+
+        def __getattr__(self, name):  # type: ignore[no-untyped-def]
+            return getattr(self._db, name)
+
+    monkeypatch.setattr(sqlite3, "connect", Switching)
+    opened = ProjectStore(path)
+    try:
+        assert len(refusals) == 2  # it waited
+        assert opened._meta("made-by") == "the other run"  # and kept the other run's cache
+    finally:
+        opened.close()
+
+
 def test_database_of_another_format_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "index.sqlite"
     db = ProjectStore(path)

@@ -30,6 +30,7 @@ import os
 import pickle
 import re
 import sqlite3
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
@@ -147,6 +148,22 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _use_write_ahead_log(db: sqlite3.Connection) -> None:
+    """Switch the database to WAL. On a new file another run may be switching it at the same moment:
+    SQLite then answers "locked" at once, without waiting on the busy timeout, so wait here."""
+    deadline = time.monotonic() + _BUSY_TIMEOUT_S
+    pause = 0.005
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
+
+
 class ProjectStore:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -155,13 +172,15 @@ class ProjectStore:
     def _connect(self) -> sqlite3.Connection:
         try:
             return self._open()
+        except sqlite3.OperationalError:  # locked, unreadable: never a reason to delete another run's cache
+            raise
         except sqlite3.DatabaseError:  # a corrupt or foreign file: start over
             self._reset()
             return self._open()
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
+        _use_write_ahead_log(db)
         db.execute("PRAGMA synchronous=NORMAL")
         # A cold run inserts about a million dependency rows at random keys into two B-tree
         # indexes; with SQLite's default 2 MB page cache that took 2.5x the CPU of a 128 MB one.
