@@ -453,7 +453,8 @@ def run(
     missing = [FileResult(path, errors=[FileError(path, "no such file or directory")]) for path in found.missing]
     if on_files is not None:
         on_files(len(found.files))
-    report = run_files(plan, found.files, fix=fix, jobs=jobs, on_result=on_result)
+    report = run_files(plan, found.files, fix=fix, jobs=jobs, on_result=on_result,
+                       hot_paths_after=() if hot_paths and fix is None else None)
     if hot_paths and fix is None:
         apply_hot_paths(plan, report, jobs=jobs)
     report.results[:0] = missing
@@ -513,11 +514,14 @@ def run_files(
     jobs: int | None = None,
     on_result: Callable[[FileResult], None] | None = None,
     updated: "dict[str, Project] | None" = None,
+    hot_paths_after: Sequence[str] | None = None,
 ) -> Report:
     """Check (and with `fix`, fix) exactly these files, in parallel when it pays.
 
     `updated`: projects this run has brought up to date already, by file (the hot-path pass checks
-    more files of the projects the run checked): a file under one of their roots uses it as it is."""
+    more files of the projects the run checked): a file under one of their roots uses it as it is.
+    `hot_paths_after`: the caller runs `apply_hot_paths` next, with these extra roots; the call
+    edges it needs are read while the index is brought up to date, where that is done alongside."""
     loaded: list[Plan] = []
 
     def load_and_parse(edited: list[str]) -> None:
@@ -528,7 +532,8 @@ def run_files(
             parse_file_ahead(path, loaded[0].rules, plan.settings)
 
     try:
-        projects = projects_of(plan, files, jobs=jobs, updated=(updated or {}).values(), meanwhile=load_and_parse)
+        projects = projects_of(plan, files, jobs=jobs, updated=(updated or {}).values(), meanwhile=load_and_parse,
+                               read_ahead=hot_paths_after)
         cached = _cached_results(plan, files, projects) if fix is None else {}
         if on_result is not None:
             for path in files:
@@ -602,13 +607,15 @@ def _cached_results(plan: Plan, files: Sequence[str], projects: dict[str, "Proje
 
 def projects_of(plan: Plan, files: Sequence[str], *, jobs: int | None = None,
                 updated: "Iterable[Project]" = (),
-                meanwhile: Callable[[list[str]], None] | None = None) -> dict[str, "Project"]:
+                meanwhile: Callable[[list[str]], None] | None = None,
+                read_ahead: Sequence[str] | None = None) -> dict[str, "Project"]:
     """Each file's project, with its index brought up to date (empty when the plan uses none); a
     project in `updated` is taken as it is.
 
     `meanwhile(paths)`: work that needs no index, given the files edited since the last run, to do
     while a forked child updates the index (`project/background.py`), when that pays: see
-    `_edited_since_last_run`. It is not called otherwise."""
+    `_edited_since_last_run`. It is not called otherwise. `read_ahead`: then also read the cached
+    call edges of the hot-path pass that follows, with these extra roots (`project/ahead.py`)."""
     if plan.project is None or not files:
         return {}
     from sync_lint.project.build import common_roots, forget_summaries, update_project
@@ -630,6 +637,14 @@ def projects_of(plan: Plan, files: Sequence[str], *, jobs: int | None = None,
                        for root in groups if root not in known}
             try:
                 meanwhile(edited)
+                if read_ahead is not None:
+                    from sync_lint.project.ahead import read_edges_ahead
+                    from sync_lint.project.build import cache_folder
+                    from sync_lint.project.store import DATABASE
+
+                    for root in pending:
+                        read_edges_ahead(cache_folder(root, plan.project.cache_dir) / DATABASE,
+                                         [*settings.hot_paths, *read_ahead], settings.hot_path_defaults)
             except BaseException:
                 for update in pending.values():
                     update.abandon()

@@ -81,6 +81,20 @@ def test_update_drops_exactly_the_dependants_transitively(store: ProjectStore) -
     }
 
 
+def test_an_update_says_which_results_it_dropped_and_the_generation_it_started_from(store: ProjectStore) -> None:
+    before = store.generation()
+    store.update([row("/p/a.py", "a", A.replace("'cuda'", "'cpu'"), mtime=2)], [])
+    assert store.last_update == (before, frozenset({"/p/a.py", "/p/c.py"}))
+    store.update([row("/p/b.py", "b", B, mtime=5)], [])  # the same content: nothing dropped
+    assert store.last_update == (before + 1, frozenset())
+
+
+def test_an_update_that_drops_too_many_results_to_list_says_so(store: ProjectStore, monkeypatch) -> None:
+    monkeypatch.setattr(store_module, "_LISTED_DROPS", 1)
+    store.update([row("/p/a.py", "a", A.replace("'cuda'", "'cpu'"), mtime=2)], [])
+    assert store.last_update is None
+
+
 def test_a_new_store_drops_what_read_that_name(store: ProjectStore) -> None:
     store.update([row("/p/b.py", "b", B + "def h(o):\n    o.lens = 1\n", mtime=2)], [])
     assert cached(store) == {K_A: True, K_B: False, K_C: True, K_S: False,
@@ -121,8 +135,11 @@ def test_answers_of_an_older_generation_are_not_stored(store: ProjectStore) -> N
 def test_settings_change_clears_facts_and_results(store: ProjectStore) -> None:
     store.use_settings("s1")
     assert all(cached(store).values())
+    generation = store.generation()
     store.use_settings("s2")
     assert not any(cached(store).values())
+    assert store.generation() == generation + 1  # what a run read or solved before is not kept
+    assert store.last_update is None
     assert set(store.modules()) == {"a", "b", "c"}  # summaries do not depend on settings
 
 

@@ -188,7 +188,8 @@ def run_check(
         progress = _Progress(enabled=not no_progress and not quiet and _stderr_is_a_terminal())
         progress.expect(len(files))
         with progress:
-            report = api.run_files(plan, files, fix=fix_mode, jobs=jobs, on_result=progress.advance)
+            report = api.run_files(plan, files, fix=fix_mode, jobs=jobs, on_result=progress.advance,
+                                   hot_paths_after=hot_path if fix_mode is None else None)
         report.results[:0] = missing
         reports.append(report)
     report = api.merge(*reports)

@@ -50,6 +50,9 @@ class Project:
     generation: int = 0  # the cache's generation when the index was brought up to date
     shas: dict[str, str] = field(default_factory=dict, compare=False)  # file path -> content hash
     modules: dict[str, str] = field(default_factory=dict, compare=False)  # file path -> module name
+    # This update's own change to the cache (`ProjectStore.last_update`): the generation it started
+    # from and the results it dropped; None when it changed nothing or dropped too many to list.
+    last_update: tuple[int, frozenset[str]] | None = field(default=None, compare=False)
 
     def open(self, settings: "Settings") -> "OpenProject":
         """The project's index and inference in this process, reading solved facts from the cache."""
@@ -306,7 +309,8 @@ def update_project(root: Path, settings: "Settings", *, jobs: int | None = None,
         shas.update((row[0], row[3]) for row in summaries)
         modules = {path: stat.module for path, stat in known.items() if path in current}
         modules.update((row[0], row[4].module) for row in summaries)
-        return Project(root, database, store.fingerprint(), len(current), store.generation(), shas, modules)
+        return Project(root, database, store.fingerprint(), len(current), store.generation(), shas, modules,
+                       store.last_update)
     finally:
         store.close()
 

@@ -396,7 +396,7 @@ class CallGraph:
         """`roots()`, kept in the project's cache with what finding them read (a warm run reads no
         module summary to find them)."""
         configured, defaults = list(configured), sorted(set(defaults))
-        key = f"<roots>{configured!r}:{defaults!r}"
+        key = roots_key(configured, defaults)
         if self.cache is not None:
             found = self.cache.get(key)
             if found is not None:
@@ -512,25 +512,38 @@ class CallGraph:
             self._edges.update(self.cache.get_many([q for q in qualnames if q not in self._edges]))
 
 
+def edge_key(qualname: str) -> str:
+    """The name the edges of a function (or a `<roots>` answer) are stored under in the cache."""
+    return f"<call-graph:{GRAPH_FORMAT}>{qualname}"
+
+
+def roots_key(configured: Iterable[str], defaults: Iterable[str]) -> str:
+    """The `qualname` the roots are cached under, for these settings (`CallGraph.cached_roots`)."""
+    return f"<roots>{list(configured)!r}:{sorted(set(defaults))!r}"
+
+
 class EdgeCache:
-    """Edges of functions kept in the project's cache, each with what resolving it read."""
+    """Edges of functions kept in the project's cache, each with what resolving it read.
 
-    def __init__(self, opened) -> None:  # type: ignore[no-untyped-def]
+    `ahead`: edges read before this run's index update (`read_edges_ahead`) that still hold, by name."""
+
+    def __init__(self, opened, ahead: dict[str, object] | None = None) -> None:  # type: ignore[no-untyped-def]
         self.opened = opened
+        self._ahead = ahead or {}
         self._pending: dict[str, tuple[tuple[list[Edge], list[Unresolved]], frozenset]] = {}
-
-    def _key(self, qualname: str) -> str:
-        return f"<call-graph:{GRAPH_FORMAT}>{qualname}"
 
     def get(self, qualname: str) -> tuple[list, list] | None:
         """The edges and unresolved calls of a function (or the roots and missing names of a `<roots>` key)."""
-        found = self.opened.result(self._key(qualname), "edges")
+        key = edge_key(qualname)
+        found = self._ahead[key] if key in self._ahead else self.opened.result(key, "edges")
         return found if isinstance(found, tuple) else None
 
     def get_many(self, qualnames: list[str]) -> dict[str, tuple[list, list]]:
         """`get` of several functions at once: those the cache holds."""
-        keys = {self._key(q): q for q in qualnames}
-        found = self.opened.results(dict.fromkeys(keys, "edges"))
+        keys = {edge_key(q): q for q in qualnames}
+        found = {key: self._ahead[key] for key in keys if key in self._ahead}
+        if len(found) < len(keys):
+            found.update(self.opened.results({key: "edges" for key in keys if key not in found}))
         return {keys[key]: value for key, value in found.items() if isinstance(value, tuple)}
 
     def put(self, qualname: str, value: tuple[list, list], deps: frozenset) -> None:
@@ -541,7 +554,7 @@ class EdgeCache:
             import sqlite3
 
             try:
-                self.opened.store.put_results([(self._key(q), "edges", value, deps)
+                self.opened.store.put_results([(edge_key(q), "edges", value, deps)
                                                for q, (value, deps) in self._pending.items()],
                                               self.opened.project.generation)
             except sqlite3.OperationalError:  # locked past the timeout: the edges are recomputed next time

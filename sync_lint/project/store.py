@@ -44,6 +44,9 @@ from sync_lint.project.summary import SUMMARY_FORMAT, ModuleSummary, map_lines
 CACHE_DIRNAME = ".sync-lint-cache"
 DATABASE = "index.sqlite"
 _QUERY_CHUNK = 500  # parameters per `IN (...)` query, below SQLite's limit
+# An update lists the results it dropped up to this many (`ProjectStore.last_update`): past it, the
+# edit touched so much that whatever was read ahead of it is mostly gone anyway.
+_LISTED_DROPS = 5000
 # A `path:line` a fact's evidence names, found in its pickle (a string's UTF-8 bytes stand whole
 # there). `fact_files` keeps, for each such path, the facts naming it: an edit that moves a file's
 # lines rewrites those facts without reading every fact (0.2-0.4 s for vLLM). The characters are
@@ -168,6 +171,9 @@ class ProjectStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db = self._connect()
+        # What this store's last `update` changed: (the generation it started from, the names of the
+        # results it dropped), or None (no update, or one that dropped too many to list).
+        self.last_update: tuple[int, frozenset[str]] | None = None
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -269,18 +275,21 @@ class ProjectStore:
                 # answers that read the module: they hold the same, only their evidence moves.
                 moved = {module: shift for module in old.keys() & new.keys()
                          if (shift := line_shift(old[module], new[module])) is not None}
-                self._invalidate(changed_labels({m: s for m, s in old.items() if m not in moved},
-                                                {m: s for m, s in new.items() if m not in moved}),
-                                 {new[module].header.path: (module, shift) for module, shift in moved.items()})
-                generation = int(self._meta("generation") or 0) + 1
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('generation', ?)", (str(generation),))
+                dropped = self._invalidate(changed_labels({m: s for m, s in old.items() if m not in moved},
+                                                          {m: s for m, s in new.items() if m not in moved}),
+                                           {new[module].header.path: (module, shift) for module, shift in moved.items()})
+                generation = int(self._meta("generation") or 0)
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('generation', ?)", (str(generation + 1),))
+                self.last_update = (generation, dropped) if dropped is not None else None
             fingerprint = hashlib.sha256()
             for path, sha in db.execute("SELECT path, sha FROM files ORDER BY path"):
                 fingerprint.update(f"{path}\0{sha}\n".encode())
             db.execute("INSERT OR REPLACE INTO meta VALUES ('fingerprint', ?)", (fingerprint.hexdigest(),))
 
-    def _invalidate(self, labels: Iterable[str], moved: dict[str, tuple[str, dict[int, int]]] | None = None) -> None:
-        """Drop every fact and result that read one of these labels, or a fact so dropped.
+    def _invalidate(self, labels: Iterable[str],
+                    moved: dict[str, tuple[str, dict[int, int]]] | None = None) -> frozenset[str] | None:
+        """Drop every fact and result that read one of these labels, or a fact so dropped, and say
+        which results were dropped (None: more than `_LISTED_DROPS`).
 
         `moved`: files whose lines moved and nothing else (path -> module, old line -> new line).
         The facts that read them stay, with their evidence moved to the new lines; the results
@@ -295,7 +304,9 @@ class ProjectStore:
             self._drop_results_placed_in([dep_id(f"m:{module}") for module, _shift in moved.values()] + kept, moved)
         # A dropped result's reads stay until it is stored again (`put_results` replaces them): as
         # with facts, a stale row only makes a later edit drop more.
+        stale = db.execute("SELECT path FROM temp.stale LIMIT ?", (_LISTED_DROPS + 1,)).fetchall()
         db.execute("DELETE FROM results WHERE path IN (SELECT path FROM temp.stale)")
+        return frozenset(row[0] for row in stale) if len(stale) <= _LISTED_DROPS else None
 
     def _drop(self, labels: Iterable[str], ids: Iterable[int] = ()) -> None:
         """Drop the facts and nodes that read these labels or facts (transitively), and mark the
@@ -444,8 +455,18 @@ class ProjectStore:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads that see one state of the cache (a read transaction), whatever other runs commit meanwhile."""
+        self._db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._db.execute("COMMIT")
+
     def generation(self) -> int:
-        """Bumped by every update that changed a file: facts solved before it are not stored."""
+        """Bumped by every change that drops facts or results (an update that changed a file, a change
+        of settings): facts solved before it are not stored, results read before it are not kept."""
         return int(self._meta("generation") or 0)
 
     def use_settings(self, settings_digest: str) -> None:
@@ -460,6 +481,11 @@ class ProjectStore:
                 for table in ("facts", "fact_reads", "pending_reads", "fact_files", "nodes", "results", "result_reads"):
                     db.execute(f"DELETE FROM {table}")
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('fact-settings', ?)", (digest,))
+                # As an update does: a run that solved facts under the old settings must not store
+                # them, and one that read results before this must not keep them.
+                generation = int(self._meta("generation") or 0)
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('generation', ?)", (str(generation + 1),))
+                self.last_update = None
 
     def fingerprint(self) -> str:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'fingerprint'").fetchone()
