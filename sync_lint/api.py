@@ -462,12 +462,13 @@ def run(
 
 
 def apply_hot_paths(plan: Plan, report: Report, *, baseline: Path | None = None, jobs: int | None = None,
-                    extra_roots: Sequence[str] = (), reuse: bool = True) -> "HotReport":
+                    extra_roots: Sequence[str] = (), reuse: bool = True, list_unresolved: bool = False) -> "HotReport":
     """Mark the findings on hot paths and add the SL601 findings (see `sync_lint/hotpaths.py`).
 
     `baseline`: SL601 findings it records are dropped, and propagation stops at them. `reuse`: take
     the cached answer of an identical earlier run; False keeps the call graph in the report, for
-    `HotReport.hotness_at`."""
+    `HotReport.hotness_at`. `list_unresolved`: list the calls hot functions make that the graph
+    cannot resolve (`--show-unresolved`); otherwise they are only counted."""
     import hashlib
 
     from sync_lint.hotpaths import TRANSITIVE_CODE, analyse
@@ -501,7 +502,7 @@ def apply_hot_paths(plan: Plan, report: Report, *, baseline: Path | None = None,
     results = [r for r in report.results if not r.errors or r.diagnostics]
     hot = analyse(results, plan.settings, report.projects, selected=selected, ignored=ignores.codes_for, keep=keep,
                   lint_more=lint_more if plan.project is not None else None, extra_roots=extra_roots,
-                  reuse=answer if reuse else None)
+                  reuse=answer if reuse else None, list_unresolved=list_unresolved)
     report.hot = hot
     return hot
 
@@ -642,9 +643,9 @@ def projects_of(plan: Plan, files: Sequence[str], *, jobs: int | None = None,
                     from sync_lint.project.build import cache_folder
                     from sync_lint.project.store import DATABASE
 
-                    for root in pending:
+                    for root, update in pending.items():
                         read_edges_ahead(cache_folder(root, plan.project.cache_dir) / DATABASE,
-                                         [*settings.hot_paths, *read_ahead], settings.hot_path_defaults)
+                                         [*settings.hot_paths, *read_ahead], settings.hot_path_defaults, update.done)
             except BaseException:
                 for update in pending.values():
                     update.abandon()

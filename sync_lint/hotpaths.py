@@ -75,8 +75,8 @@ class HotReport:
     missing: list[str] = field(default_factory=list)  # configured roots that name no project function
     per_root: dict[str, int] = field(default_factory=dict)  # root -> findings whose shortest chain starts there
     hot_functions: int = 0
-    edges: int = 0
-    unresolved: list["Unresolved"] = field(default_factory=list)  # call sites in hot functions
+    unresolved_calls: int = 0  # call sites in hot functions the graph could not resolve
+    unresolved: list["Unresolved"] = field(default_factory=list)  # those call sites, when asked to list them
     transitive: int = 0
     baselined: list[Diagnostic] = field(default_factory=list)  # hot call sites the baseline records
     passes: list = field(default_factory=list, repr=False)  # (project root, graph, pass) per project
@@ -87,7 +87,7 @@ class HotReport:
         for root, count in other.per_root.items():
             self.per_root[root] = self.per_root.get(root, 0) + count
         self.hot_functions += other.hot_functions
-        self.edges += other.edges
+        self.unresolved_calls += other.unresolved_calls
         self.unresolved.extend(other.unresolved)
         self.transitive += other.transitive
         self.baselined.extend(other.baselined)
@@ -119,7 +119,7 @@ class HotReport:
         hot = [d for d in direct if d.hot is not None]
         out = [f"Hot paths: {len(hot)} of {len(direct)} findings on a hot path "
                f"({len(self.roots)} roots, {self.hot_functions} functions reached, "
-               f"{len(self.unresolved)} unresolved calls in them)"]
+               f"{self.unresolved_calls} unresolved calls in them)"]
         counts: dict[str, int] = {}
         for d in hot:
             counts[d.hot.root] = counts.get(d.hot.root, 0) + 1  # type: ignore[union-attr]
@@ -684,12 +684,14 @@ def analyse(results: list[FileResult], settings: "Settings", projects: dict[str,
             keep: Callable[[Diagnostic], bool] | None = None,
             lint_more: Callable[[list[str]], list[FileResult]] | None = None,
             extra_roots: Iterable[str] = (), texts: dict[str, str] | None = None,
-            reuse: str | None = None) -> HotReport:
+            reuse: str | None = None, list_unresolved: bool = False) -> HotReport:
     """Mark the hot findings of `results` in place, add the SL601 findings, and say what was found.
 
     `reuse`: everything besides the project, the settings and the findings that decides the answer
     (the caller's rules and baseline), to reuse the cached answer of an identical run; None: always
-    walk the graph (a caller that asks `hotness_at` about other lines needs the graph itself)."""
+    walk the graph (a caller that asks `hotness_at` about other lines needs the graph itself).
+    `list_unresolved`: list the unresolved calls of hot functions (`HotReport.unresolved`), not
+    only count them."""
     report = HotReport()
     groups: dict[object, list[FileResult]] = {}
     for result in results:
@@ -699,7 +701,7 @@ def analyse(results: list[FileResult], settings: "Settings", projects: dict[str,
             graph, root, opened = _standalone(members, texts or {})
             cache = None
         else:
-            slot, key = _answer_key(project, settings, members, selected, extra_roots, reuse) \
+            slot, key = _answer_key(project, settings, members, selected, extra_roots, f"{reuse}:{list_unresolved}") \
                 if reuse is not None and not texts else (None, None)
             if slot is not None and _reuse_answer(project, slot, key, members, report):
                 continue
@@ -713,7 +715,8 @@ def analyse(results: list[FileResult], settings: "Settings", projects: dict[str,
             root = project.root  # type: ignore[attr-defined]
         found = HotReport()
         _run(graph, root, members, settings, found, selected, ignored, keep, lint_more if project else None,
-             extra_roots, texts or {}, project.modules if project is not None else {})  # type: ignore[attr-defined]
+             extra_roots, texts or {}, project.modules if project is not None else {},  # type: ignore[attr-defined]
+             list_unresolved)
         report.merge(found)
         if opened is not None:  # first: the edges read facts and nodes that must be stored before them
             opened.save_facts()
@@ -830,7 +833,7 @@ def _module_of(path: str, root: Path) -> str:
 
 def _run(graph: "CallGraph", root: Path, members: list[FileResult], settings: "Settings", report: HotReport,
          selected: bool, ignored: Callable[[str], frozenset[str]], keep, lint_more, extra_roots,  # type: ignore[no-untyped-def]
-         texts: dict[str, str], modules: dict[str, str]) -> None:
+         texts: dict[str, str], modules: dict[str, str], list_unresolved: bool) -> None:
     """`modules`: the project's files (absolute paths) and their module names, as the index has them."""
     index = graph.index
     # The checked files by module. Their summaries are read only where needed (a file with findings,
@@ -919,9 +922,10 @@ def _run(graph: "CallGraph", root: Path, members: list[FileResult], settings: "S
     for result in by_path.values():
         result.diagnostics.sort(key=lambda d: d.sort_key)
     for function in hot.best:
-        edges = graph.edges(function)
-        report.edges += len(edges)
-        report.unresolved.extend(graph.unresolved(function))
+        calls = graph.unresolved(function)
+        report.unresolved_calls += len(calls)
+        if list_unresolved:  # thousands in a large project: not kept in every cached answer
+            report.unresolved.extend(calls)
 
 
 # Rules whose sync is a copy to the device a call names: none when that device is None.

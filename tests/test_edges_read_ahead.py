@@ -134,6 +134,22 @@ def test_a_change_of_settings_throws_away_what_was_read(project: Path, tmp_path:
     assert ahead.take_edges_read_ahead(updated) == {}
 
 
+def test_the_reading_stops_when_the_update_is_done(project: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "cache"
+    check(["."], cache)
+    database = next(cache.glob("*/index.sqlite"))
+    updated = update_project(project.resolve(), settings(), jobs=1, cache_dir=cache)
+    ahead.read_edges_ahead(database, [], DEFAULT_ROOT_KINDS, lambda: True)  # done before it began
+    assert set(ahead.take_edges_read_ahead(updated)) == {ROOTS}
+    monkeypatch.setattr(ahead, "_CHUNK", 1)
+    looks: list[int] = []
+    ahead.read_edges_ahead(database, [], DEFAULT_ROOT_KINDS, lambda: looks.append(1) or len(looks) > 2)
+    taken = ahead.take_edges_read_ahead(updated)
+    assert len(taken) == 3 and ROOTS in taken  # the roots, then two functions, nearest first
+    assert {FORWARD, OTHER_FORWARD} <= set(taken) and FAST not in taken
+
+
 def test_nothing_is_read_from_a_cache_that_does_not_exist(tmp_path: Path) -> None:
     database = tmp_path / "none" / "index.sqlite"
     ahead.read_edges_ahead(database, [], DEFAULT_ROOT_KINDS)

@@ -341,6 +341,16 @@ def test_show_unresolved_lists_the_calls_the_graph_could_not_resolve(project, tm
            "(in hotkinds.syncs.dispatched.<locals>.forward)" in out.stderr
 
 
+def test_unresolved_calls_are_counted_always_and_listed_when_asked_even_after_a_cached_answer(project, tmp_path):
+    folder = project("hot-kinds")
+    arguments = ["check", str(folder), "--output-format", "full", "--cache-dir", str(tmp_path / "c")]
+    counted = CliRunner().invoke(main, arguments)
+    assert "2 unresolved calls in them" in counted.stdout
+    listed = CliRunner().invoke(main, [*arguments, "--show-unresolved"])  # not the answer cached without the list
+    assert "2 unresolved call(s)" in listed.stderr and "(in hotkinds.syncs.apply)" in listed.stderr
+    assert "2 unresolved calls in them" in listed.stdout
+
+
 def test_paths_tree_and_json(project, tmp_path):
     folder = project("hot-depth")
     args = ["paths", "hotdepth.runner:Runner.execute_model", str(folder), "--cache-dir", str(tmp_path / "c")]
@@ -432,7 +442,7 @@ def test_an_unchanged_run_reuses_the_last_answer_and_any_change_recomputes_it(pr
     second = run(folder, cache)
     assert walks == []  # nothing changed: the graph was not walked
     assert findings(second, folder) == findings(first, folder)  # hotness and SL601 included
-    assert summary(second) == summary(first) and second.hot.edges == first.hot.edges
+    assert summary(second) == summary(first) and second.hot.unresolved_calls == first.hot.unresolved_calls
     # Other rules, other roots, an edited file: each walks the graph again.
     plan = api.plan([str(folder)], ignore=["SL104"], project=api.ProjectOptions(cache_dir=cache))
     api.run(plan, [str(folder)])

@@ -669,6 +669,23 @@ def test_a_child_that_fails_or_dies_leaves_the_update_to_this_process() -> None:
     assert redone == []
 
 
+def _sleeps_then_updates(root, settings):  # type: ignore[no-untyped-def]
+    time.sleep(0.5)
+    return "updated"
+
+
+@needs_fork
+def test_an_update_in_a_child_says_when_it_is_done() -> None:
+    from sync_lint.project.background import start_update
+
+    pending = start_update(_sleeps_then_updates, Path("."), None)
+    assert not pending.done()
+    deadline = time.monotonic() + 30
+    while not pending.done() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert pending.done() and pending.result() == "updated"
+
+
 def test_a_tree_parsed_ahead_is_the_one_the_check_gets_once() -> None:
     import libcst as cst
 

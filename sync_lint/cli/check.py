@@ -220,7 +220,7 @@ def run_check(
     if fix_mode is None and file_args:
         # After the baseline: a baselined sync is not reported again at its hot callers.
         hot = api.apply_hot_paths(plan, report, baseline=Path(baseline) if baseline else None, jobs=jobs,
-                                  extra_roots=hot_path)
+                                  extra_roots=hot_path, list_unresolved=show_unresolved)
         if baseline:  # an SL601 entry is in use when its call site was a cut
             used = {(Path(d.path).name, d.start.row) for d in hot.baselined}
             stale = [e for e in stale if e.code != "SL601" or (Path(e.file).name, e.line) not in used]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import select
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -61,6 +62,10 @@ class PendingUpdate:
             return value  # type: ignore[no-any-return]
         # The child raised: raise the same error here, where it is reported as any update's.
         return self._again()
+
+    def done(self) -> bool:
+        """Whether the child has handed back its update (or ended): `result()` would not wait."""
+        return bool(select.select([self._pipe], [], [], 0)[0])
 
     def abandon(self) -> None:
         """Stop waiting for the child (this process is ending: an error, Ctrl-C) without redoing its
