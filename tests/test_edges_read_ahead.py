@@ -150,6 +150,19 @@ def test_the_reading_stops_when_the_update_is_done(project: Path, tmp_path: Path
     assert {FORWARD, OTHER_FORWARD} <= set(taken) and FAST not in taken
 
 
+def test_a_cache_that_cannot_be_read_is_not_read_ahead(tmp_path: Path) -> None:
+    import sqlite3
+
+    from sync_lint.project.store import summary_fingerprint
+
+    database = tmp_path / "index.sqlite"
+    with sqlite3.connect(database) as db:  # of this format, but without its tables
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+        db.execute("INSERT INTO meta VALUES ('format', ?)", (summary_fingerprint(),))
+    ahead.read_edges_ahead(database, [], DEFAULT_ROOT_KINDS)  # raises nothing: the check goes on
+    assert ahead.take_edges_read_ahead(Project(tmp_path, database, "", 0)) == {}
+
+
 def test_nothing_is_read_from_a_cache_that_does_not_exist(tmp_path: Path) -> None:
     database = tmp_path / "none" / "index.sqlite"
     ahead.read_edges_ahead(database, [], DEFAULT_ROOT_KINDS)

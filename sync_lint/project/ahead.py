@@ -37,11 +37,16 @@ def read_edges_ahead(database: Path, configured: Iterable[str], defaults: Iterab
     """Read, in one snapshot of the cache, the roots these settings give and the cached edges of
     every function they reach (through every edge: the pass itself may follow fewer), nearest
     first, until `enough()` (the update is done: the pass reads the rest itself)."""
+    import sqlite3
+
     from sync_lint.project.store import ProjectStore
 
     if not database.is_file():
         return
-    store = ProjectStore(database)
+    try:
+        store = ProjectStore(database)
+    except sqlite3.Error:  # being made or rebuilt by the update: nothing to read ahead
+        return
     try:
         found: dict[str, object] = {}
         with store.snapshot():
@@ -62,6 +67,8 @@ def read_edges_ahead(database: Path, configured: Iterable[str], defaults: Iterab
                         if edge.callee not in seen:
                             seen.add(edge.callee)
                             queue.append(edge.callee)
+    except sqlite3.Error:  # a cache the update is rebuilding: the pass reads what it needs itself
+        return
     finally:
         store.close()
     _READ[database] = (generation, found)
