@@ -182,3 +182,35 @@ def test_a_daemon_that_never_starts_the_check_fails_it_rather_than_hang(
     finally:
         listener.close()
     assert "started no check" in capsys.readouterr().err
+
+
+def test_a_daemon_importing_other_code_than_its_starter_is_stopped_with_a_clear_error(tmp_path: Path) -> None:
+    # `python -m sync_lint daemon start` in a folder holding another copy of sync-lint: the command
+    # runs that copy, the daemon (started in `/`) the installed one, which listens where the command
+    # does not look. It was left running, unreachable, for its whole idle timeout.
+    import shutil
+
+    repo = Path(__file__).resolve().parents[1]
+    client = tmp_path / "checkout"
+    shutil.copytree(Path(daemon.__file__).parent, client / "sync_lint", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(repo / "rules", client / "sync_lint" / "rules", ignore=shutil.ignore_patterns("__pycache__"),
+                    dirs_exist_ok=True)  # an installed sync-lint holds its rules already
+    folder = tmp_path / "daemons"
+    folder.mkdir(mode=0o700)
+    env = {**os.environ, "SYNC_LINT_DAEMON_DIR": str(folder)}
+    env.pop("SYNC_LINT_NO_DAEMON", None)
+    started = _sync_lint("daemon", "start", "--idle-timeout", "300", env=env, cwd=client)
+    assert started.returncode == 2
+    assert "imported other sync-lint code" in started.stderr and "was stopped" in started.stderr
+    logged = "".join(log.read_text() for log in folder.glob("*.log"))
+    pid = int(logged.split("sync-lint daemon ")[1].split()[0])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        pytest.fail("the daemon was left running")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -43,6 +45,7 @@ def start(idle_timeout: float) -> None:
     assert path is not None
     log = path.with_suffix(".log")
     with open(log, "ab") as out:
+        logged = out.tell()
         process = subprocess.Popen([sys.executable, "-m", "sync_lint", "daemon", "run", "--idle-timeout",
                                     str(idle_timeout)], stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                                    start_new_session=True, cwd="/")
@@ -54,8 +57,36 @@ def start(idle_timeout: float) -> None:
             return
         if process.poll() is not None:
             break
+        elsewhere = _listening_elsewhere(log, logged, process.pid, path)
+        if elsewhere is not None:
+            _stop(process)
+            raise UsageError(f"the daemon imported other sync-lint code than this command: it listened on {elsewhere}, "
+                             f"not {path}, and was stopped. Is another copy of sync-lint first on the import path "
+                             "here (`python -m sync_lint` in a folder holding one)?")
         time.sleep(0.05)
+    _stop(process)  # never left running where no check finds it
     raise UsageError(f"the daemon did not start; see {log}")
+
+
+def _listening_elsewhere(log: Path, offset: int, pid: int, path: Path) -> str | None:
+    """The socket the daemon `pid` says (in what it logged past `offset`) it listens on, when not `path`."""
+    try:
+        with open(log, "rb") as lines:
+            lines.seek(offset)
+            text = lines.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    match = re.search(rf"^sync-lint daemon {pid} on (.+)$", text, re.MULTILINE)
+    return match.group(1) if match and match.group(1) != str(path) else None
+
+
+def _stop(process: subprocess.Popen) -> None:  # type: ignore[type-arg]
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 @daemon.command()
