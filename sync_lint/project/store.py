@@ -107,6 +107,9 @@ CREATE TABLE IF NOT EXISTS listings (key TEXT PRIMARY KEY, listing BLOB);
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY, module TEXT, mtime_ns INTEGER, size INTEGER, sha TEXT, summary BLOB);
 CREATE INDEX IF NOT EXISTS files_module ON files (module);
+-- Every check reads every file's stat signature (`stats`), and every update the content hashes in
+-- order: from this index they are read without the summaries' pages (8 ms down to 3 for vLLM).
+CREATE INDEX IF NOT EXISTS files_stat ON files (path, mtime_ns, size, sha, module);
 CREATE TABLE IF NOT EXISTS names (kind TEXT, name TEXT, value TEXT, module TEXT);
 CREATE INDEX IF NOT EXISTS names_lookup ON names (kind, name);
 CREATE INDEX IF NOT EXISTS names_module ON names (module);
