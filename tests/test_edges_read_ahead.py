@@ -75,10 +75,9 @@ def edit(path: Path, text: str) -> None:
     os.utime(path, ns=(before + 2_000_000_000, before + 2_000_000_000))
 
 
-def read_ahead(project: Path, cache: Path) -> Path:
-    database = next(cache.glob("*/index.sqlite"))
-    ahead.read_edges_ahead(database, [], DEFAULT_ROOT_KINDS)
-    return database
+def read_ahead(cache: Path) -> None:
+    """What a check of an edited file does while its child updates the index."""
+    ahead.read_edges_ahead(next(cache.glob("*/index.sqlite")), [], DEFAULT_ROOT_KINDS)
 
 
 def settings() -> Settings:
@@ -94,7 +93,7 @@ ROOTS = edge_key(roots_key([], DEFAULT_ROOT_KINDS))
 def test_with_nothing_changed_everything_read_ahead_is_used(project: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     check(["."], cache)
-    read_ahead(project, cache)
+    read_ahead(cache)
     updated = update_project(project.resolve(), settings(), jobs=1, cache_dir=cache)
     taken = ahead.take_edges_read_ahead(updated)
     assert {ROOTS, FORWARD, OTHER_FORWARD, FAST} <= set(taken)
@@ -104,7 +103,7 @@ def test_with_nothing_changed_everything_read_ahead_is_used(project: Path, tmp_p
 def test_the_edges_this_runs_update_dropped_are_left_out(project: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     check(["."], cache)
-    read_ahead(project, cache)
+    read_ahead(cache)
     edit(project / "pkg/model.py", MODEL.replace("return fast(x)", "return slow(x)"))
     updated = update_project(project.resolve(), settings(), jobs=1, cache_dir=cache)
     assert updated.last_update is not None and FORWARD in updated.last_update[1]
@@ -116,7 +115,7 @@ def test_the_edges_this_runs_update_dropped_are_left_out(project: Path, tmp_path
 def test_another_runs_update_in_between_throws_away_what_was_read(project: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     check(["."], cache)
-    read_ahead(project, cache)
+    read_ahead(cache)
     edit(project / "pkg/other.py", OTHER.replace("* 2", "* 3"))
     update_project(project.resolve(), settings(), jobs=1, cache_dir=cache)  # another run
     edit(project / "pkg/model.py", MODEL.replace("return fast(x)", "return slow(x)"))
@@ -128,7 +127,7 @@ def test_another_runs_update_in_between_throws_away_what_was_read(project: Path,
 def test_a_change_of_settings_throws_away_what_was_read(project: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     check(["."], cache)
-    read_ahead(project, cache)
+    read_ahead(cache)
     changed = api.plan(["."], target_torch_version=FIXTURE_TORCH, config="gpu-name-patterns = ['^on_gpu_']").settings
     updated = update_project(project.resolve(), changed, jobs=1, cache_dir=cache)
     assert ahead.take_edges_read_ahead(updated) == {}
