@@ -41,7 +41,7 @@ def read_edges_ahead(database: Path, configured: Iterable[str], defaults: Iterab
 
     from sync_lint.project.store import ProjectStore
 
-    if not database.is_file():
+    if enough() or not database.is_file():  # a check that loaded the parser first finds the update done
         return
     try:
         store = ProjectStore(database)
