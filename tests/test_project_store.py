@@ -83,16 +83,16 @@ def test_update_drops_exactly_the_dependants_transitively(store: ProjectStore) -
 
 def test_an_update_says_which_results_it_dropped_and_the_generation_it_started_from(store: ProjectStore) -> None:
     before = store.generation()
-    store.update([row("/p/a.py", "a", A.replace("'cuda'", "'cpu'"), mtime=2)], [])
-    assert store.last_update == (before, frozenset({"/p/a.py", "/p/c.py"}))
-    store.update([row("/p/b.py", "b", B, mtime=5)], [])  # the same content: nothing dropped
-    assert store.last_update == (before + 1, frozenset())
+    dropped = store.update([row("/p/a.py", "a", A.replace("'cuda'", "'cpu'"), mtime=2)], [])
+    assert dropped == (before, frozenset({"/p/a.py", "/p/c.py"}))
+    dropped = store.update([row("/p/b.py", "b", B, mtime=5)], [])  # the same content: nothing dropped
+    assert dropped == (before + 1, frozenset())
+    assert store.update([], [], touched=[("/p/a.py", 99, len(A))]) is None  # a stat signature only
 
 
 def test_an_update_that_drops_too_many_results_to_list_says_so(store: ProjectStore, monkeypatch) -> None:
     monkeypatch.setattr(store_module, "_LISTED_DROPS", 1)
-    store.update([row("/p/a.py", "a", A.replace("'cuda'", "'cpu'"), mtime=2)], [])
-    assert store.last_update is None
+    assert store.update([row("/p/a.py", "a", A.replace("'cuda'", "'cpu'"), mtime=2)], []) is None
 
 
 def test_a_new_store_drops_what_read_that_name(store: ProjectStore) -> None:
@@ -139,7 +139,6 @@ def test_settings_change_clears_facts_and_results(store: ProjectStore) -> None:
     store.use_settings("s2")
     assert not any(cached(store).values())
     assert store.generation() == generation + 1  # what a run read or solved before is not kept
-    assert store.last_update is None
     assert set(store.modules()) == {"a", "b", "c"}  # summaries do not depend on settings
 
 

@@ -9,9 +9,9 @@ the check up: the pass reads whatever is left itself.
 Edges read before the update are only used where the cache has not changed since in any way
 but by this run's own update, less the results that update dropped. Every change that drops a
 result bumps the cache's generation (`ProjectStore.generation`), and an update lists the results
-it dropped (`ProjectStore.last_update`). Anything else (another run's update in between, a change
-of settings, an update that dropped too much to list) throws away what was read: the pass then
-reads the cache as it would have.
+it dropped (`ProjectStore.update`, kept as `Project.last_update`). Anything else (another run's
+update in between, a change of settings, an update that dropped too much to list) throws away
+what was read: the pass then reads the cache as it would have.
 
 Nothing here imports libcst.
 """

@@ -50,8 +50,8 @@ class Project:
     generation: int = 0  # the cache's generation when the index was brought up to date
     shas: dict[str, str] = field(default_factory=dict, compare=False)  # file path -> content hash
     modules: dict[str, str] = field(default_factory=dict, compare=False)  # file path -> module name
-    # This update's own change to the cache (`ProjectStore.last_update`): the generation it started
-    # from and the results it dropped; None when it changed nothing or dropped too many to list.
+    # This update's own change to the cache (what `ProjectStore.update` returned): the generation it
+    # started from and the results it dropped; None when it dropped nothing, or too much to list.
     last_update: tuple[int, frozenset[str]] | None = field(default=None, compare=False)
 
     def open(self, settings: "Settings") -> "OpenProject":
@@ -301,16 +301,15 @@ def update_project(root: Path, settings: "Settings", *, jobs: int | None = None,
                     continue
             changed.append(path)
         summaries = _summarize_files([(p, str(module_roots[p])) for p in changed], jobs) if changed else []
-        if summaries or removed or touched:
-            store.update(summaries, removed, touched)
+        dropped = store.update(summaries, removed, touched) if summaries or removed or touched else None
         _remember_fresh(_FRESH.setdefault(database, {}), known, current, summaries)
-        store.use_settings(fact_settings(settings))
+        store.use_settings(fact_settings(settings))  # a change drops everything, and bumps the generation again
         shas = {path: stat.sha for path, stat in known.items() if path in current}
         shas.update((row[0], row[3]) for row in summaries)
         modules = {path: stat.module for path, stat in known.items() if path in current}
         modules.update((row[0], row[4].module) for row in summaries)
         return Project(root, database, store.fingerprint(), len(current), store.generation(), shas, modules,
-                       store.last_update)
+                       dropped)
     finally:
         store.close()
 

@@ -44,7 +44,7 @@ from sync_lint.project.summary import SUMMARY_FORMAT, ModuleSummary, map_lines
 CACHE_DIRNAME = ".sync-lint-cache"
 DATABASE = "index.sqlite"
 _QUERY_CHUNK = 500  # parameters per `IN (...)` query, below SQLite's limit
-# An update lists the results it dropped up to this many (`ProjectStore.last_update`): past it, the
+# An update lists the results it dropped up to this many (`ProjectStore.update`): past it, the
 # edit touched so much that whatever was read ahead of it is mostly gone anyway.
 _LISTED_DROPS = 5000
 # A `path:line` a fact's evidence names, found in its pickle (a string's UTF-8 bytes stand whole
@@ -174,9 +174,6 @@ class ProjectStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db = self._connect()
-        # What this store's last `update` changed: (the generation it started from, the names of the
-        # results it dropped), or None (no update, or one that dropped too many to list).
-        self.last_update: tuple[int, frozenset[str]] | None = None
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -242,12 +239,16 @@ class ProjectStore:
 
     def update(self, summaries: Iterable[tuple[str, int, int, str, ModuleSummary | StoredSummary]],
                removed: Iterable[str],
-               touched: Iterable[tuple[str, int, int]] = ()) -> None:
+               touched: Iterable[tuple[str, int, int]] = ()) -> "tuple[int, frozenset[str]] | None":
         """Store new summaries, forget removed files, refresh stat signatures, and drop the facts and
-        results that read anything the changes touch: one transaction."""
+        results that read anything the changes touch: one transaction.
+
+        Returns what it dropped: the generation it started from and the names of the results, or
+        None when it dropped nothing (only stat signatures changed) or too many to list."""
         summaries = list(summaries)
         removed = list(removed)
         db = self._db
+        dropped: tuple[int, frozenset[str]] | None = None
         with _immediate(db):
             old: dict[str, ModuleState] = {}
             for path in [*removed, *(row[0] for row in summaries)]:
@@ -278,16 +279,17 @@ class ProjectStore:
                 # answers that read the module: they hold the same, only their evidence moves.
                 moved = {module: shift for module in old.keys() & new.keys()
                          if (shift := line_shift(old[module], new[module])) is not None}
-                dropped = self._invalidate(changed_labels({m: s for m, s in old.items() if m not in moved},
+                results = self._invalidate(changed_labels({m: s for m, s in old.items() if m not in moved},
                                                           {m: s for m, s in new.items() if m not in moved}),
                                            {new[module].header.path: (module, shift) for module, shift in moved.items()})
                 generation = int(self._meta("generation") or 0)
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('generation', ?)", (str(generation + 1),))
-                self.last_update = (generation, dropped) if dropped is not None else None
+                dropped = (generation, results) if results is not None else None
             fingerprint = hashlib.sha256()
             for path, sha in db.execute("SELECT path, sha FROM files ORDER BY path"):
                 fingerprint.update(f"{path}\0{sha}\n".encode())
             db.execute("INSERT OR REPLACE INTO meta VALUES ('fingerprint', ?)", (fingerprint.hexdigest(),))
+        return dropped
 
     def _invalidate(self, labels: Iterable[str],
                     moved: dict[str, tuple[str, dict[int, int]]] | None = None) -> frozenset[str] | None:
@@ -488,7 +490,6 @@ class ProjectStore:
                 # them, and one that read results before this must not keep them.
                 generation = int(self._meta("generation") or 0)
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('generation', ?)", (str(generation + 1),))
-                self.last_update = None
 
     def fingerprint(self) -> str:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'fingerprint'").fetchone()
