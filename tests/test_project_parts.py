@@ -8,9 +8,7 @@ The cache (`store.py`) has its own file: tests/test_project_store.py.
 from __future__ import annotations
 
 import ast
-import random
 import textwrap
-from pathlib import Path
 
 import pytest
 
@@ -791,8 +789,6 @@ def test_where_names_are_mentioned() -> None:
 # infer.py
 # ==========================================================================================
 
-PROJECT_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "projects"
-
 INFER_PROJECT = {
     "pkg.batch": """
         from dataclasses import dataclass
@@ -878,86 +874,6 @@ def test_infer_answers_do_not_depend_on_the_order_of_questions() -> None:
     first = {key: forward.get(key).lattice() for key in keys}
     second = {key: backward.get(key).lattice() for key in reversed(keys)}
     assert first == second
-
-
-CHAIN_PROJECT = {"pkg.m": """
-    import torch
-    def top(n):
-        mid(torch.zeros(n, device="cuda"))
-    def mid(x):
-        leaf(x)
-    def leaf(t):
-        return t
-"""}
-
-
-def _no_reuse(monkeypatch) -> None:
-    monkeypatch.setattr(Inference, "_reuse_at_budget", lambda self, key: None)
-    monkeypatch.setattr(Inference, "_reuse_specialization", lambda self, key: None)
-
-
-def test_an_answer_its_budget_never_limited_is_reused_at_other_budgets_it_holds_for() -> None:
-    # `leaf`'s `t` at budget 3 follows two calls up to `torch.zeros(..., device="cuda")`, one hop to spare.
-    inference = Inference(_index(CHAIN_PROJECT))
-    inference.index.reads.enabled = True
-    solved = inference.param("pkg.m.leaf", "t", 3)
-    assert solved.device is Device.GPU
-    inference.solved()
-    for budget in (2, 6):
-        assert inference.param("pkg.m.leaf", "t", budget) == solved
-    # Both read the answer at budget 3 and were not solved again.
-    assert {key: deps for key, _fact, deps in inference.solved()} == {
-        ("param", "pkg.m.leaf", "t", 2): frozenset({("param", "pkg.m.leaf", "t", 3)}),
-        ("param", "pkg.m.leaf", "t", 6): frozenset({("param", "pkg.m.leaf", "t", 3)})}
-    # One hop fewer and the budget runs out before the call that makes the tensor.
-    assert inference.param("pkg.m.leaf", "t", 1).device is not Device.GPU
-
-
-def test_an_answer_its_budget_cut_short_is_not_reused_at_a_higher_budget() -> None:
-    inference = Inference(_index(CHAIN_PROJECT))
-    assert inference.param("pkg.m.leaf", "t", 1).device is not Device.GPU
-    assert inference.param("pkg.m.leaf", "t", 6).device is Device.GPU
-    assert inference.param("pkg.m.leaf", "t", 2).device is Device.GPU
-
-
-def _fixture_project_keys(index: ProjectIndex) -> list[tuple]:
-    keys: list[tuple] = []
-    for module in sorted(index.modules):
-        summary = index.summary(module)
-        for qualname, info in sorted(summary.functions.items()):
-            function = summary.qualified(qualname)
-            keys += [("return", function, b) for b in range(7)]
-            keys += [("call", function, len(info.params), b) for b in range(7)]
-            keys += [(kind, function, param.name, b) for param in info.params for kind in ("param", "bodyparam")
-                     for b in range(7)]
-        for qualname, info in sorted(summary.classes.items()):
-            keys += [("field", summary.qualified(qualname), name, b) for name, *_rest in info.fields for b in range(7)]
-        keys += [("global", module, name, b) for name in sorted(summary.globals) for b in range(7)]
-    return keys
-
-
-@pytest.mark.parametrize("project", sorted(path.name for path in PROJECT_FIXTURES.iterdir() if path.is_dir()))
-def test_answers_reused_across_budgets_are_the_answers_solved_at_each_budget(project: str, monkeypatch) -> None:
-    """Every key of every fixture project, at every budget, asked in a shuffled order: the same facts,
-    evidence included, as when each budget is solved on its own."""
-    files = {}
-    root = PROJECT_FIXTURES / project
-    for path in sorted(root.rglob("*.py")):
-        relative = path.relative_to(root).with_suffix("")
-        files[".".join(relative.parts)] = path.read_text(encoding="utf-8")
-    keys = _fixture_project_keys(_index(files))
-    random.Random(project).shuffle(keys)
-
-    def ask(inference: Inference, key: tuple) -> Fact:
-        if key[0] == "call":  # a call's result, every argument a GPU tensor
-            return inference.returns_with(key[1], [Fact(Device.GPU)] * key[2], {}, key[3])
-        return inference.get(key)
-
-    reused = Inference(_index(files))
-    with_reuse = {key: ask(reused, key) for key in keys}
-    _no_reuse(monkeypatch)
-    alone = Inference(_index(files))
-    assert {key: ask(alone, key) for key in keys} == with_reuse
 
 
 def _evidence(fact: Fact) -> list[tuple[str, str | None]]:

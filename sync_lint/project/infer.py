@@ -13,9 +13,7 @@ between functions left (a field stored from a parameter passed from another fiel
 is three hops). A key at budget 0 uses only what is local and certain (annotations,
 `self`, constructors) and the conventions learned across the repository. Because
 the budget is in the key, every answer depends on the key alone, never on the
-order questions were asked. An answer whose budget never ran out is solved once:
-the same key at another budget it holds for reads it (`_reuse_at_budget`) instead
-of following the same flows again.
+order questions were asked.
 
 Keys are solved on demand and memoised. Keys that depend on each other (a field
 stored from a parameter whose callers pass the field) form a strongly connected
@@ -38,7 +36,7 @@ from __future__ import annotations
 
 import re
 from functools import partial
-from typing import Callable, Hashable, Iterable, Protocol, TypeVar, Union
+from typing import Callable, Hashable, Iterable, Protocol, Union
 
 from sync_lint.analysis.conventions import DeviceSettings
 from sync_lint.analysis.facts import (
@@ -94,7 +92,6 @@ from sync_lint.project.values import NONE as NONE_VALUE
 from sync_lint.project.values import Value, render
 
 Key = tuple
-T = TypeVar("T")
 Argument = Union[Fact, Callable[[], Fact]]  # a fact, or how to compute it when it is needed
 BOTTOM = Fact(Device.UNKNOWN, value_kind="bottom")  # nothing known yet (inside a cycle)
 TENSOR = Fact(Device.UNKNOWN, tensor_like=True)
@@ -108,9 +105,6 @@ MAX_SOURCES = 16
 # a whole module tree.
 MODULE_HOPS = 2
 _CALLED_METHODS = frozenset({"forward", "__call__"})
-# The keys whose last element is their budget.
-_BUDGETED = frozenset({"param", "bodyparam", "field", "return", "global"})
-_NO_LIMIT = 1 << 30  # the slack of an answer that has met no budget test yet
 # How many calls up `never_none` follows a value passed through from a caller's own parameter.
 NEVER_NONE_HOPS = 2
 # Tensor methods that return None.
@@ -152,6 +146,11 @@ class Context:
         self.building = building
 
     @property
+    def deep(self) -> bool:
+        """Follow flows into other functions (full mode with hops left)."""
+        return self.mode == "full" and self.budget > 0
+
+    @property
     def function_qualname(self) -> str | None:
         return self.summary.qualified(self.function.qualname) if self.function is not None else None
 
@@ -185,8 +184,7 @@ class Inference:
         self._position: dict[Key, int] = {}
         self._low: list[int] = []
         self._cycle_reads = 0
-        self._specialized: dict[tuple, tuple[Fact, Dep | None, int]] = {}
-        self._specialized_at: dict[tuple, list[tuple[int, int]]] = {}  # as `_exact_at`, for `_specialized`
+        self._specialized: dict[tuple, tuple[Fact, Dep | None]] = {}
         self._return_reads: dict[str, frozenset[str]] = {}
         self._specializing: set[tuple] = set()
         # "types" and "shallow" questions: memoised, a recursive one is unknown.
@@ -204,14 +202,6 @@ class Inference:
         self._unset_memo: dict[tuple[str, str, int, bool], tuple[bool, Dep | None]] = {}
         # `eval` of one value in one context, into one reads frame, during one outermost `eval`.
         self._eval_memo: dict[tuple[int, int, int], tuple[Value, Context, object, Fact]] | None = None
-        # Answers that did not depend on their budget (see `_reuse_at_budget`): for a solved key, how
-        # much lower its budget could have been with the same answer (its slack); for a key less its
-        # budget, the budgets and slacks it was solved at. `_slack` holds one entry per answer being
-        # computed: the least slack seen so far, negative once a budget ran out (or a cycle was met).
-        self._exact: dict[Key, int] = {}
-        self._exact_at: dict[tuple, list[tuple[int, int]]] = {}
-        self._slack: list[int] = []
-        self._key_slack: dict[Key, int] = {}
 
     # ======================================================================================
     # Questions the per-file analysis asks
@@ -254,32 +244,21 @@ class Inference:
     def get(self, key: Key) -> Fact:
         """The solved fact of a key (BOTTOM while a cycle through it is being solved)."""
         self.reads.add(key)
-        budgeted = key[0] in _BUDGETED
         known = self._memo.get(key)
         if known is not None:
-            if budgeted:
-                self._note_slack(self._exact.get(key, -1))
             return known
         position = self._position.get(key)
         if position is not None:  # on the stack: a cycle back to `key`
             self._cycle_reads += 1
-            self._note_slack(-1)
             if self._low:
                 self._low[-1] = min(self._low[-1], position)
             return self._approx.get(key, BOTTOM)
-        if budgeted:
-            reused = self._reuse_at_budget(key)
-            if reused is not None:
-                return reused
         if self.cache is not None:
             cached = self.cache.fact(key)
             if cached is not None:
                 self._memo[key] = cached
-                if budgeted:  # solved by another run: whether its budget mattered is not known
-                    self._note_slack(-1)
                 return cached
         if len(self._stack) > 200:  # a pathological chain: know nothing rather than overflow
-            self._note_slack(-1)
             return UNKNOWN
         position = len(self._stack)
         self._position[key] = position
@@ -298,75 +277,26 @@ class Inference:
             fact = self._memo[member] = self._approx.pop(member)
             del self._position[member]
             self._solved.append((member, fact, frozenset(self._frames.pop(member))))
-            slack = self._key_slack.pop(member, -1)
-            if len(members) == 1 and slack >= 0 and budgeted:
-                self._exact[member] = slack
-                self._exact_at.setdefault(member[:-1], []).append((member[-1], slack))
         del self._stack[position:]
-        if budgeted:  # a key without a budget answers the same whatever the budget of its asker
-            self._note_slack(self._exact.get(key, -1))
         return self._memo[key]
-
-    # --- answers that did not depend on their budget --------------------------------------------
-    # A key's budget only ever decides whether a flow is followed one hop further (`_hops_left`), and
-    # a question it asks gets a budget no higher than its own. So an answer whose budget never ran
-    # out anywhere beneath it, and that met no cycle, is the answer at any higher budget too; and if
-    # every budget test it passed had `slack` hops to spare, at budgets down to its own less `slack`.
-    # Such a key is answered from the same key solved at another budget, which it reads.
-    def _reuse_at_budget(self, key: Key) -> Fact | None:
-        base, budget = key[:-1], key[-1]
-        for solved_at, slack in self._exact_at.get(base, ()):
-            if budget >= solved_at - slack:
-                solved = base + (solved_at,)
-                fact = self._memo[key] = self._memo[solved]
-                self._exact[key] = slack = budget - solved_at + slack
-                self._solved.append((key, fact, frozenset((solved,))))
-                self._note_slack(slack)
-                return fact
-        return None
-
-    def _hops_left(self, budget: int) -> bool:
-        """Whether a flow is followed further (`budget > 0`), noting how close the answer came to
-        depending on its budget."""
-        if self._slack and budget - 1 < self._slack[-1]:
-            self._slack[-1] = budget - 1
-        return budget > 0
-
-    def _note_slack(self, slack: int) -> None:
-        if self._slack and slack < self._slack[-1]:
-            self._slack[-1] = slack
-
-    def _apart_from_budgets(self, compute: Callable[[], T]) -> T:
-        """`compute()`, a question memoised without a budget (it asks at budgets of its own): what
-        it meets says nothing of whether the answer asking it depends on that answer's budget."""
-        self._slack.append(_NO_LIMIT)
-        try:
-            return compute()
-        finally:
-            self._slack.pop()
 
     def _compute_recorded(self, key: Key) -> Fact:
         """`_compute(key)`, recording what it reads into the key's frame (a cycle's members
         accumulate over the iterations)."""
         self.reads.begin()
-        self._slack.append(_NO_LIMIT)
         try:
             fact = self._compute(key)
         except RecursionError:
             fact = UNKNOWN
-            self._slack[-1] = -1
         finally:
             self._frames.setdefault(key, set()).update(self.reads.end())
-            slack = self._slack.pop()
-            self._key_slack[key] = min(slack, self._key_slack.get(key, slack))
         return fact
 
     def forget(self) -> None:
         """Drop what this process solved (the index changed under it)."""
         for table in (self._memo, self._specialized, self._return_reads, self._cheap, self._cheap_provisional,
                       self._caller_memo, self._callee_memo, self._dispatch_memo, self._stores,
-                      self._never_none_memo, self._unset_memo, self._exact, self._exact_at, self._key_slack,
-                      self._specialized_at):
+                      self._never_none_memo, self._unset_memo):
             table.clear()
         self._solved = []
 
@@ -440,7 +370,7 @@ class Inference:
         self._cheap_active.add(key)
         self.reads.begin()
         try:
-            fact = self._apart_from_budgets(compute)
+            fact = compute()
         finally:
             self._cheap_active.discard(key)
             deps = self.reads.end()
@@ -514,8 +444,7 @@ class Inference:
 
     def _stores_into(self, cls: str, attr: str) -> list:
         """The stores to `attr` on instances of the class or a relative (a structural match)."""
-        return self.reads.memo(self._stores, "stores", (cls, attr),
-                               lambda: self._apart_from_budgets(lambda: self._find_stores_into(cls, attr)))
+        return self.reads.memo(self._stores, "stores", (cls, attr), lambda: self._find_stores_into(cls, attr))
 
     def _find_stores_into(self, cls: str, attr: str) -> list:
         related = set(self.index.mro(cls)) | self.index.subclasses(cls)
@@ -678,8 +607,7 @@ class Inference:
         A value passed through from a caller's own parameter is followed `budget` calls up. A function
         the project also mentions other than as a callee proves nothing (`always_unset`)."""
         key = (function, name, budget)
-        return self.reads.memo(self._never_none_memo, "never_none", key,
-                               lambda: self._apart_from_budgets(lambda: self._find_never_none(*key)))
+        return self.reads.memo(self._never_none_memo, "never_none", key, lambda: self._find_never_none(*key))
 
     def _find_never_none(self, function: str, name: str, budget: int) -> bool:
         return self._every_call_gives(
@@ -694,8 +622,7 @@ class Inference:
         caller's own parameter is followed `budget` calls up. A function whose name the project also
         mentions other than as a callee may be called where the index cannot see (a callback): not proven."""
         key = (function, name, budget, falsy)
-        return self.reads.memo(self._unset_memo, "always_unset", key,
-                               lambda: self._apart_from_budgets(lambda: self._find_always_unset(*key)))
+        return self.reads.memo(self._unset_memo, "always_unset", key, lambda: self._find_always_unset(*key))
 
     def _find_always_unset(self, function: str, name: str, budget: int, falsy: bool) -> bool:
         def passes(value: Value, caller: ModuleSummary, caller_function: FunctionInfo | None) -> bool:
@@ -809,8 +736,7 @@ class Inference:
 
     def _callers(self, function: str) -> list[tuple[ModuleSummary, CallSite, int]]:
         """Every call site that reaches the function, and how many parameters the receiver binds."""
-        return self.reads.memo(self._caller_memo, "callers", function,
-                               lambda: self._apart_from_budgets(lambda: self._find_callers(function)))
+        return self.reads.memo(self._caller_memo, "callers", function, lambda: self._find_callers(function))
 
     def _find_callers(self, function: str) -> list[tuple[ModuleSummary, CallSite, int]]:
         found = self.index.function(function)
@@ -849,8 +775,7 @@ class Inference:
             return self._read_callees(name)
         self._callees_pending.add(key)
         try:
-            return self.reads.memo(self._callee_memo, "callees", key,
-                                   lambda: self._apart_from_budgets(lambda: self._read_callees(name)))
+            return self.reads.memo(self._callee_memo, "callees", key, lambda: self._read_callees(name))
         finally:
             self._callees_pending.discard(key)
 
@@ -914,8 +839,7 @@ class Inference:
         `def forward(self, *args, **kwargs): return self.<field>(*args, **kwargs)`, and the names are
         the attributes `self.<name>` that the methods of its class return (`dispatch_forward` returns
         `self.forward_cuda`, `self.forward_hip`, ..., one per platform). Empty for any other function."""
-        return self.reads.memo(self._dispatch_memo, "dispatch", function,
-                               lambda: self._apart_from_budgets(lambda: self._find_dispatch_targets(function)))
+        return self.reads.memo(self._dispatch_memo, "dispatch", function, lambda: self._find_dispatch_targets(function))
 
     def _find_dispatch_targets(self, function: str) -> frozenset[str]:
         found = self.index.function(function)
@@ -942,8 +866,7 @@ class Inference:
     def _callers_of_class(self, cls: str) -> list[tuple[ModuleSummary, CallSite, int]]:
         """The constructor calls of a class (or of a subclass that inherits its `__init__`)."""
         key = f"<new>{cls}"
-        return self.reads.memo(self._caller_memo, "callers", key,
-                               lambda: self._apart_from_budgets(lambda: self._find_constructor_calls(cls, key)))
+        return self.reads.memo(self._caller_memo, "callers", key, lambda: self._find_constructor_calls(cls, key))
 
     def _find_constructor_calls(self, cls: str, key: str) -> list[tuple[ModuleSummary, CallSite, int]]:
         out: list[tuple[ModuleSummary, CallSite, int]] = []
@@ -1056,21 +979,15 @@ class Inference:
         if hit is not None:
             if hit[1] is not None:
                 self.reads.add(hit[1])
-            self._note_slack(hit[2])
             return hit[0]
-        reused = self._reuse_specialization(key)
-        if reused is not None:
-            return reused
-        if key in self._specializing or len(self._specializing) > 8 or not self._hops_left(budget):
+        if key in self._specializing or len(self._specializing) > 8 or budget <= 0:
             # A recursive function, or a long chain of calls: the general answer, which the solver
             # computes cycle-safely; what used it is not memoised (it depends on this order).
             self._cycle_reads += 1
-            self._note_slack(-1)
             return self.returns(function, budget)
         cycle_reads = self._cycle_reads
         self._specializing.add(key)
         self.reads.begin()
-        self._slack.append(_NO_LIMIT)
         try:
             # A specialisation is a hop like any other: nested ones (a helper returning another
             # helper's result) spend the budget, or their fan-out is exponential in the depth
@@ -1084,33 +1001,14 @@ class Inference:
         finally:
             self._specializing.discard(key)
             deps = self.reads.end()
-            slack = self._slack.pop()
-        self._note_slack(slack)
         if self._cycle_reads != cycle_reads:
             self.reads.replay(deps)
             return known
         node = self.reads.node("specialized", key, deps)
-        slack = min(slack, budget - 1)  # the test above, that let it specialise at all
-        self._specialized[key] = (known, node, slack)
-        if slack >= 0:
-            self._specialized_at.setdefault((function, key[2], building), []).append((budget, slack))
+        self._specialized[key] = (known, node)
         if node is not None:
             self.reads.add(node)
         return known
-
-    def _reuse_specialization(self, key: tuple) -> Fact | None:
-        """A call's result solved at another budget it holds for (as `_reuse_at_budget` for keys)."""
-        function, budget, arguments, building = key
-        for solved_at, slack in self._specialized_at.get((function, arguments, building), ()):
-            if budget >= solved_at - slack:
-                known, node, _slack = self._specialized[(function, solved_at, arguments, building)]
-                slack = budget - solved_at + slack
-                self._specialized[key] = (known, node, slack)
-                if node is not None:
-                    self.reads.add(node)
-                self._note_slack(slack)
-                return known
-        return None
 
     def multimodal_input(self, key: str, module: str) -> Fact | None:
         """`kwargs["pixel_values"]` in a vLLM model: where vLLM's model runner leaves the multimodal input
@@ -1314,7 +1212,7 @@ class Inference:
                 return Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset({cls}), subject=name)
             if info.kind == "classmethod":
                 return Fact(Device.NOT_TENSOR, value_kind="class", refs=frozenset({cls}), subject=name)
-        if context.mode == "full" and self._hops_left(context.budget):
+        if context.deep:
             fact = self.param(context.function_qualname, name, context.budget)
         elif context.mode in ("types", "full"):
             param = next((p for p in params if p.name == name), None)
@@ -1352,7 +1250,7 @@ class Inference:
         return self.settings.fact_for_name(name) or UNKNOWN
 
     def _global_in(self, module: str, name: str, mode: str, budget: int) -> Fact:
-        if mode == "full" and self._hops_left(budget):
+        if mode == "full" and budget > 0:
             return self.global_value(module, name, budget)
         summary = self.index.summary(module)
         if summary is None or name not in summary.globals:
@@ -1402,7 +1300,7 @@ class Inference:
                 # Bound: a method through an instance, or a classmethod (through its class too).
                 bound = ("bound",) if kind == "object" or all(self._is_classmethod(m) for m in methods) else ()
                 return Fact(Device.NOT_TENSOR, value_kind="callable", refs=frozenset(methods), items=bound)
-            if mode == "full" and self._hops_left(budget):
+            if mode == "full" and budget > 0:
                 fact = self.field(owner.refs, attr, budget)
             elif mode in ("types", "full"):
                 fact = self._type_field(owner.refs, attr)
@@ -1493,7 +1391,7 @@ class Inference:
         """`obj.filterbank` where `filterbank` is a property: what its getter returns for this object."""
         if mode == "shallow":
             return UNKNOWN
-        if mode == "types" or not self._hops_left(budget):
+        if mode == "types" or budget <= 0:
             return self._type_returns(getters)
         return join_sources([self.returns_with(getter, [owner], {}, budget) for getter in sorted(getters)])
 
@@ -1684,7 +1582,7 @@ class Inference:
         if kind == "handle-factory":
             return _handle("event" if callee.refs & EVENT_HANDLES else "stream", value)
         if kind == "callable" and callee.refs:
-            if context.mode == "types" or context.mode == "full" and not self._hops_left(context.budget):
+            if context.mode == "types" or context.mode == "full" and context.budget <= 0:
                 return self._type_returns(callee.refs)
             if context.mode == "shallow":
                 return UNKNOWN
