@@ -9,7 +9,9 @@ a stray finding from another rule fails the test just like a missing one.
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
+from typing import Callable
 
 from sync_lint.config import Settings
 from sync_lint.engine import lint_source
@@ -71,3 +73,16 @@ def check_small_project(tmp_path: Path, files: dict[str, str], pyproject: str = 
         path.write_text(text)
     plan = api.plan([str(root)], strict=strict, project=api.ProjectOptions(cache_dir=tmp_path / "cache"))
     return [d for r in api.run(plan, [str(root)]).results for d in r.diagnostics]
+
+
+def wait_until_gone(probe: Callable[[], None], timeout: float) -> bool:
+    """Whether the processes `probe` signals with 0 (`os.kill(pid, 0)`, `os.killpg(pgid, 0)`) are all
+    gone within `timeout` seconds (the probe raises `ProcessLookupError`)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            probe()
+        except ProcessLookupError:
+            return True
+        time.sleep(0.02)
+    return False

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from fixture_support import wait_until_gone
 from sync_lint import daemon
 
 pytestmark = pytest.mark.skipif(not daemon.supported(), reason="the daemon runs on Linux only")
@@ -204,13 +205,6 @@ def test_a_daemon_importing_other_code_than_its_starter_is_stopped_with_a_clear_
     assert "imported other sync-lint code" in started.stderr and "was stopped" in started.stderr
     logged = "".join(log.read_text() for log in folder.glob("*.log"))
     pid = int(logged.split("sync-lint daemon ")[1].split()[0])
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    else:
+    if not wait_until_gone(lambda: os.kill(pid, 0), timeout=10):
         os.kill(pid, signal.SIGKILL)
         pytest.fail("the daemon was left running")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from fixture_support import FIXTURES
+from fixture_support import FIXTURES, wait_until_gone
 from sync_lint import api
 
 SOURCE = (FIXTURES / "SL304" / "positive.py").read_text(encoding="utf-8")
@@ -86,14 +86,8 @@ def _wait_for_a_change(files: dict[Path, str], proc: subprocess.Popen, timeout: 
 
 def _wait_for_group(pgid: int, timeout: float = 30.0) -> None:
     """Until no process of the run is left (workers included), so nothing writes after the check."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.02)
-    os.killpg(pgid, signal.SIGKILL)
+    if not wait_until_gone(lambda: os.killpg(pgid, 0), timeout):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])

@@ -282,8 +282,7 @@ class ProjectStore:
                 results = self._invalidate(changed_labels({m: s for m, s in old.items() if m not in moved},
                                                           {m: s for m, s in new.items() if m not in moved}),
                                            {new[module].header.path: (module, shift) for module, shift in moved.items()})
-                generation = int(self._meta("generation") or 0)
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('generation', ?)", (str(generation + 1),))
+                generation = self._bump_generation()
                 dropped = (generation, results) if results is not None else None
             fingerprint = hashlib.sha256()
             for path, sha in db.execute("SELECT path, sha FROM files ORDER BY path"):
@@ -474,6 +473,12 @@ class ProjectStore:
         of settings): facts solved before it are not stored, results read before it are not kept."""
         return int(self._meta("generation") or 0)
 
+    def _bump_generation(self) -> int:
+        """Start a new generation (inside a write transaction); the one it ends."""
+        generation = self.generation()
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('generation', ?)", (str(generation + 1),))
+        return generation
+
     def use_settings(self, settings_digest: str) -> None:
         """Facts depend on the device settings and the code that solved them: a change of either drops
         them all (and the results)."""
@@ -488,8 +493,7 @@ class ProjectStore:
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('fact-settings', ?)", (digest,))
                 # As an update does: a run that solved facts under the old settings must not store
                 # them, and one that read results before this must not keep them.
-                generation = int(self._meta("generation") or 0)
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('generation', ?)", (str(generation + 1),))
+                self._bump_generation()
 
     def fingerprint(self) -> str:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'fingerprint'").fetchone()
