@@ -11,16 +11,12 @@ third-party rule pack is installed; otherwise the commands load the rules.
 from __future__ import annotations
 
 import hashlib
-import os
-import sys
 from dataclasses import dataclass
 from importlib import util
 from pathlib import Path
 from typing import Any
 
 from sync_lint.versions import TorchGate
-
-ENTRY_POINT_GROUP = "sync_lint.rules"  # the registry's group, repeated: the registry imports libcst
 
 
 @dataclass(frozen=True)
@@ -117,34 +113,7 @@ def builtin_catalogue() -> dict[str, RuleInfo] | None:
 
 
 def rule_pack_installed() -> bool:
-    """Whether an installed distribution declares a `sync_lint.rules` entry point.
+    """Whether an installed distribution declares a `sync_lint.rules` entry point."""
+    from sync_lint.fingerprint import rule_packs
 
-    It reads each distribution's `entry_points.txt` in the folders of `sys.path`, where
-    `importlib.metadata` looks, without importing that module (a tenth of a warm one-file check's
-    import time, by `python -X importtime`). A path entry that is not a folder (a zip) is left to
-    `importlib.metadata` itself."""
-    for entry in sys.path:
-        folder = entry or "."
-        try:
-            with os.scandir(folder) as listing:
-                names = [item.name for item in listing if item.name.endswith((".dist-info", ".egg-info"))]
-        except NotADirectoryError:
-            from importlib import metadata
-
-            return any(True for _ in metadata.entry_points(group=ENTRY_POINT_GROUP))
-        except OSError:
-            continue
-        for name in names:
-            try:
-                with open(os.path.join(folder, name, "entry_points.txt"), encoding="utf-8") as handle:
-                    text = handle.read()
-            except (OSError, UnicodeDecodeError):
-                continue
-            if any(_section(line) == ENTRY_POINT_GROUP for line in text.splitlines()):
-                return True
-    return False
-
-
-def _section(line: str) -> str | None:
-    line = line.strip()
-    return line[1:-1].strip() if line.startswith("[") and line.endswith("]") else None
+    return bool(rule_packs())

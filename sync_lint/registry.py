@@ -20,9 +20,8 @@ from importlib import import_module, metadata
 from types import ModuleType
 from typing import Iterable
 
+from sync_lint.fingerprint import ENTRY_POINT_GROUP
 from sync_lint.rulekit.rule import Rule
-
-ENTRY_POINT_GROUP = "sync_lint.rules"
 
 
 class RuleLoadError(Exception):

@@ -361,6 +361,74 @@ def test_plugin_rules_in_worker_processes(tmp_path: Path, monkeypatch: pytest.Mo
     assert findings(result.stdout) == [(f"f{i}.py", 2, 1, "XPL001") for i in range(5)]
 
 
+def test_rule_pack_files_are_found_without_importing_the_pack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           install_plugin) -> None:
+    from sync_lint import fingerprint
+
+    install_plugin("xfiles", "xfiles_rules", PLUGIN_MODULE, {"xfiles": "xfiles_rules:PluginSync"})
+    package = tmp_path / "site-xpkg" / "xpkg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "helpers.py").write_text("X = 1\n")
+    info = tmp_path / "site-xpkg" / "xpkg-2.0.dist-info"
+    info.mkdir()
+    (info / "entry_points.txt").write_text("[console_scripts]\nxpkg = other:main\n\n"
+                                           "[sync_lint.rules]\nxpkg = xpkg.rules:provide [extra]\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site-xpkg"))
+    named = dict(fingerprint.rule_pack_files())
+    assert named.keys() >= {"xfiles-0.1.dist-info/entry_points.txt", "xfiles_rules.py",
+                            "xpkg-2.0.dist-info/entry_points.txt", "xpkg/__init__.py", "xpkg/helpers.py"}
+    assert "other.py" not in named and "xfiles_rules" not in sys.modules and "xpkg" not in sys.modules
+    assert set(named.values()) <= set(fingerprint.code_files())
+
+
+def test_the_daemon_signature_changes_with_a_rule_pack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       install_plugin) -> None:
+    """A daemon keeps the rule packs it imported: an edited, added or removed pack must make its
+    callers run without it."""
+    from sync_lint.daemon import code_signature
+
+    before = code_signature()
+    install_plugin("xsig", "xsig_rules", PLUGIN_MODULE, {"xsig": "xsig_rules:PluginSync"})
+    installed = code_signature()
+    assert installed != before
+    (tmp_path / "site-xsig" / "xsig_rules.py").write_text(PLUGIN_MODULE + "# edited\n")
+    assert code_signature() not in (before, installed)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(tmp_path / "site-xsig")])
+    assert code_signature() == before
+
+
+def test_an_edited_rule_pack_is_not_answered_from_the_cache(tmp_path: Path) -> None:
+    """Cached findings are keyed by the rules' names; a pack edited (or upgraded) under the same names
+    must be run again, not read back. Each check is a new process, as a user's are."""
+    import os
+    import subprocess
+
+    site = tmp_path / "site"
+    site.mkdir()
+    info = site / "xedit-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: xedit\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[sync_lint.rules]\nxedit = xedit_rules:PluginSync\n")
+    work = tmp_path / "work"
+    write(work, {"pyproject.toml": "[project]\nname = 'w'\n", "f.py": "x = 1\nplugin_sync()\n"})
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+           "SYNC_LINT_NO_DAEMON": "1"}
+
+    def messages(text: str) -> list[str]:
+        (site / "xedit_rules.py").write_text(PLUGIN_MODULE.replace("plugin_sync() waits for the GPU", text))
+        done = subprocess.run([sys.executable, "-m", "sync_lint", "check", ".", "--select", "XPL",
+                               "--cache-dir", str(tmp_path / "cache"), "--output-format", "json", "--exit-zero"],
+                              cwd=work, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return [d["message"] for d in json.loads(done.stdout)]
+
+    assert messages("first words") == ["first words"]
+    assert messages("first words") == ["first words"]
+    assert any((tmp_path / "cache").rglob("index.sqlite"))  # the second check could have read it back
+    assert messages("second words") == ["second words"]
+
+
 def test_duplicate_rule_code_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, install_plugin) -> None:
     install_plugin("xdup", "xdup_rules", DUPLICATE_MODULE, {"xdup": "xdup_rules"})
     write(tmp_path / "work", {"g.py": GPU_SRC})
