@@ -132,6 +132,59 @@ def test_a_run_merges_the_dependency_rows_it_stored(project: Path, runs: Runs) -
     assert runs() == {OTHER_FINDING}
 
 
+def _pending_rows(cache: Path) -> int:
+    import sqlite3
+
+    db = sqlite3.connect(next(cache.glob("*/index.sqlite")))
+    try:
+        return db.execute("SELECT COUNT(*) FROM pending_reads").fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_the_merge_runs_alongside_the_hot_path_pass(project: Path, runs: Runs, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The merge of the dependency rows (one SQL statement, the GIL released) was most of a cold
+    check's one-core tail: it runs in a thread while the hot-path pass runs, and the run waits for it."""
+    import threading
+
+    from sync_lint import hotpaths
+    from sync_lint.project.store import ProjectStore
+
+    pass_started = threading.Event()
+    merges: list[tuple[str, bool]] = []  # (the thread, whether the pass had begun)
+    merge, analyse = ProjectStore.merge_reads, hotpaths.analyse
+
+    def merging(self: ProjectStore) -> None:
+        merges.append((threading.current_thread().name, pass_started.wait(10)))
+        merge(self)
+
+    def analysing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        pass_started.set()
+        return analyse(*args, **kwargs)
+
+    monkeypatch.setattr(ProjectStore, "merge_reads", merging)
+    monkeypatch.setattr(hotpaths, "analyse", analysing)
+    assert runs() == {RUNNER_FINDING, OTHER_FINDING}
+    # The run's merge, in its thread, met the pass; the pass merges what it solved itself at its end.
+    assert sorted(merges) == sorted([("sync-lint-merge", True), (threading.current_thread().name, True)])
+    assert not api._MERGING and _pending_rows(runs.cache) == 0
+
+
+def test_a_run_without_the_hot_path_pass_merges_before_it_returns(project: Path, runs: Runs,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from sync_lint.project.store import ProjectStore
+
+    threads: list[str] = []
+    merge = ProjectStore.merge_reads
+    monkeypatch.setattr(ProjectStore, "merge_reads",
+                        lambda self: (threads.append(threading.current_thread().name), merge(self))[1])
+    plan = api.plan(["."], target_torch_version=FIXTURE_TORCH, project=api.ProjectOptions(cache_dir=runs.cache))
+    api.run(plan, ["."], jobs=1, hot_paths=False)
+    assert threads == [threading.current_thread().name] and _pending_rows(runs.cache) == 0
+
+
 def test_no_cache_writes_nothing(project: Path, runs: Runs) -> None:
     assert runs(temporary=True) == {RUNNER_FINDING, OTHER_FINDING}
     assert not runs.cache.exists() and not (project / ".sync-lint-cache").exists()
