@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import itertools
 import os
 import pickle
 import re
@@ -538,26 +539,37 @@ class ProjectStore:
         if not rows:
             return True
 
+        # Everything but the check of what is stored already is prepared before the write lock is
+        # taken: the other workers of a cold run wait for that lock (most of the time it was held
+        # went to pickling and to the dependency rows).
+        facts: dict[int, tuple[bytes, list[tuple[int, int]], list[tuple[int, int]]]] = {}
+        nodes: dict[int, list[tuple[int, int]]] = {}
+        for key, fact, deps in rows:
+            i = dep_id(key)
+            reads = [(dep_id(dep), i) for dep in deps]
+            if fact is None:
+                nodes[i] = reads
+            else:
+                blob = pickle.dumps(fact, protocol=5)
+                facts[i] = (blob, [(_file_id(path), i) for path in set(_CITED.findall(blob))], reads)
+
         def write(db: sqlite3.Connection) -> None:
-            facts = {dep_id(key): (fact, deps) for key, fact, deps in rows if fact is not None}
-            nodes = {dep_id(key): deps for key, fact, deps in rows if fact is None}
             present = _present(db, "SELECT id FROM facts WHERE id IN ({})", list(facts))
             present |= _present(db, "SELECT id FROM nodes WHERE id IN ({})", list(nodes))
-            fresh = [(i, v) for i, v in facts.items() if i not in present]
-            new_nodes = [(i, deps) for i, deps in nodes.items() if i not in present]
-            blobs = [(i, pickle.dumps(fact, protocol=5)) for i, (fact, _deps) in fresh]
-            db.executemany("INSERT INTO facts VALUES (?, ?)", blobs)
+            fresh = [(i, entry) for i, entry in facts.items() if i not in present]
+            new_nodes = [(i, reads) for i, reads in nodes.items() if i not in present]
+            db.executemany("INSERT INTO facts VALUES (?, ?)", [(i, blob) for i, (blob, _cited, _reads) in fresh])
             db.executemany("INSERT OR IGNORE INTO fact_files VALUES (?, ?)",
-                           [(_file_id(path), i) for i, blob in blobs for path in set(_CITED.findall(blob))])
-            db.executemany("INSERT INTO nodes VALUES (?)", [(i,) for i, _deps in new_nodes])
+                           itertools.chain.from_iterable(cited for _i, (_blob, cited, _reads) in fresh))
+            db.executemany("INSERT INTO nodes VALUES (?)", [(i,) for i, _reads in new_nodes])
             # Appended to a table without an index, and merged into `fact_reads` at the end of the
             # run (`merge_reads`) or before they are next read (`_dropped_by`). A cold vLLM run
             # stores 7 million rows at random keys: inserted into the B-tree as they came, every
             # save rewrote most of its pages (the largest share of a cold run's cache time).
             db.executemany("INSERT INTO pending_reads VALUES (?, ?)",
-                           [(dep_id(dep), i) for i, (_fact, deps) in fresh for dep in deps])
+                           itertools.chain.from_iterable(reads for _i, (_blob, _cited, reads) in fresh))
             db.executemany("INSERT INTO pending_reads VALUES (?, ?)",
-                           [(dep_id(dep), i) for i, deps in new_nodes for dep in deps])
+                           itertools.chain.from_iterable(reads for _i, reads in new_nodes))
 
         return self._write(generation, write)
 
