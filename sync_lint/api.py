@@ -237,6 +237,7 @@ class _Job:
     opened: dict[Path, "OpenProject"] = field(default_factory=dict)
     result_settings: str = ""
     graphs: dict[Path, "CallGraph"] = field(default_factory=dict)  # project root -> its CallGraph in this process
+    save_when_due: bool = False  # a pool's worker: save after a batch only when due (`_save_job`)
 
     def open_project(self, path: str) -> "OpenProject | None":
         """The file's project, opened once per process."""
@@ -329,15 +330,31 @@ _JOB: list[_Job] = []
 
 def _start_job(rules: tuple[type[Rule], ...], known_codes: tuple[str, ...], settings: Settings,
                fix: FixMode | None, projects: dict[str, "Project"]) -> None:
+    import multiprocessing
+    from multiprocessing import util
+
     _JOB[:] = [_Job(rules, settings, PerFileIgnores(settings, known_codes), fix, projects)]
+    if multiprocessing.parent_process() is not None:
+        # A worker of the pool saves once more as it ends (the pool's shutdown waits for that),
+        # so that after a batch it need only save when `SAVE_EVERY_S` has passed.
+        util.Finalize(None, _save_job, kwargs={"now": True}, exitpriority=10)
+        _JOB[0].save_when_due = True
 
 
-def _save_job() -> None:
-    """Save what this process's files solved (after each batch of files, and at the end)."""
-    for opened in _JOB[0].opened.values() if _JOB else ():
+def _save_job(now: bool = False) -> None:
+    """Save what this process's files solved: at the end of the run, and in a pool's worker after
+    a batch once `SAVE_EVERY_S` has passed since it last saved. A cold run's workers saved after
+    every batch, about once a second each: each save's transaction rewrites every page of the
+    facts' tables its rows fall on (their keys are hashes), and the commits cost each worker of a
+    cold vLLM 0.33 check about 7.5 s. `now`: whether or not it is due."""
+    if not _JOB:
+        return
+    job = _JOB[0]
+    if job.save_when_due and not now and not any(opened.save_due() for opened in job.opened.values()):
+        return
+    for opened in job.opened.values():
         opened.flush()
-    if _JOB:
-        _JOB[0].save_edges()  # after the facts: edges stored before the facts they read would outlive them
+    job.save_edges()  # after the facts: edges stored before the facts they read would outlive them
 
 
 def _process_file(path: str) -> FileResult:

@@ -185,6 +185,36 @@ def test_a_run_without_the_hot_path_pass_merges_before_it_returns(project: Path,
     assert threads == [threading.current_thread().name] and _pending_rows(runs.cache) == 0
 
 
+def test_a_worker_saves_when_due_and_as_it_ends(project: Path, runs: Runs, monkeypatch: pytest.MonkeyPatch,
+                                                tmp_path: Path) -> None:
+    """A pool's worker saved after every batch of files (a transaction that rewrites many pages of
+    the cache each time); it now saves after a batch only once `SAVE_EVERY_S` has passed, and once
+    more as it ends, before the run goes on."""
+    from sync_lint.project import build
+    from sync_lint.project.store import ProjectStore
+
+    for i in range(12):  # several batches for each of two workers
+        (project / "pkg" / f"extra_{i}.py").write_text(OTHER.replace("other", f"extra_{i}"))
+    saves = tmp_path / "saves.log"
+    put_facts = ProjectStore.put_facts
+
+    def logged(self: ProjectStore, rows, generation):  # type: ignore[no-untyped-def]
+        with saves.open("a") as log:  # the workers are forked: each appends its own line
+            log.write(f"{os.getpid()}\n")
+        return put_facts(self, rows, generation)
+
+    monkeypatch.setattr(ProjectStore, "put_facts", logged)
+    monkeypatch.setattr(build, "SAVE_EVERY_S", 3600.0)
+    plan = api.plan(["."], target_torch_version=FIXTURE_TORCH, project=api.ProjectOptions(cache_dir=runs.cache))
+    cold = api.run(plan, ["."], jobs=2, hot_paths=False)
+    workers = saves.read_text().split()
+    assert len(workers) == len(set(workers)) and os.getpid() not in map(int, workers)  # once each, at its end
+    runs.linted = []
+    warm = api.run(plan, ["."], jobs=1, hot_paths=False)  # in this process, where `linted` is recorded
+    assert runs.linted == []  # everything the workers checked was saved
+    assert [r.diagnostics for r in warm.results] == [r.diagnostics for r in cold.results]
+
+
 def test_no_cache_writes_nothing(project: Path, runs: Runs) -> None:
     assert runs(temporary=True) == {RUNNER_FINDING, OTHER_FINDING}
     assert not runs.cache.exists() and not (project / ".sync-lint-cache").exists()
@@ -399,7 +429,9 @@ def test_a_killed_run_leaves_a_cache_a_later_run_uses_correctly(big: tuple[Path,
     not all; the next run on that cache gives the findings of a run without a cache."""
     root, truth = big
     cache = tmp_path / "cache"
+    # Saving after every file (not every 2 s) gives the test a run that has stored some results.
     process = subprocess.Popen(cli(root, "--cache-dir", str(cache), "-j", "2"), cwd=root,
+                               env={**os.environ, "SYNC_LINT_SAVE_EVERY_S": "0"},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     ready = (lambda: stored_results(cache) >= 0) if phase == "indexing" else (lambda: stored_results(cache) > 0)
     deadline = time.monotonic() + 240

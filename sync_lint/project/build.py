@@ -35,8 +35,16 @@ if TYPE_CHECKING:
     from sync_lint.project.infer import Inference
 
 
-# How often a run saves what it solved (seconds): `OpenProject.save_later`.
-SAVE_EVERY_S = 2.0
+def _save_interval() -> float:
+    try:
+        return max(0.0, float(os.environ.get("SYNC_LINT_SAVE_EVERY_S", "2")))
+    except ValueError:
+        return 2.0
+
+
+# How often a run saves what it solved (seconds): `OpenProject.save_later`. Each save is a
+# transaction that rewrites many pages; saving more often costs more and loses less of a killed run.
+SAVE_EVERY_S = _save_interval()
 
 
 @dataclass(frozen=True)
@@ -133,8 +141,12 @@ class OpenProject:
         self._unsaved.extend(self.inference.solved())
         if key is not None:
             self._results.append((path, key, result, deps))
-        if time.monotonic() - self._saved_at >= SAVE_EVERY_S:
+        if self.save_due():
             self.flush()
+
+    def save_due(self) -> bool:
+        """Whether `SAVE_EVERY_S` has passed since the last `flush`."""
+        return time.monotonic() - self._saved_at >= SAVE_EVERY_S
 
     def flush(self) -> None:
         """Save the facts and results `save_later` holds: the facts first, and the results only
