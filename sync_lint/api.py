@@ -521,7 +521,12 @@ def apply_hot_paths(plan: Plan, report: Report, *, baseline: Path | None = None,
     def lint_more(paths: list[str]) -> list[FileResult]:
         more_plan = Plan(plan.settings, tuple(r for r in plan.rules if r.code != TRANSITIVE_CODE), plan.registry,
                          project=plan.project).loaded()
-        return run_files(more_plan, paths, jobs=jobs, updated=report.projects).results
+        # While the run's merge goes on in a thread, these files are checked in this process: a
+        # pool would have to wait for the merge before it forks (on transformers 5.23, a 23 s merge
+        # and then two workers for 13 s each), and one core is busy with the merge anyway. Inside
+        # the pass, which waits for the merges at its end.
+        more_jobs = 1 if any(merge.is_alive() for merge in _MERGING) else jobs
+        return run_files(more_plan, paths, jobs=more_jobs, updated=report.projects, hot_paths_after=()).results
 
     results = [r for r in report.results if not r.errors or r.diagnostics]
     hot = analyse(results, plan.settings, report.projects, selected=selected, ignored=ignores.codes_for, keep=keep,
@@ -550,7 +555,8 @@ def run_files(
     edges it needs are read while the index is brought up to date, where that is done alongside;
     the merge of the dependency rows that ends the run is then left running alongside that pass
     (`apply_hot_paths` waits for it)."""
-    wait_for_merges()  # before this run forks workers: no thread of this process may be in SQLite
+    if not updated:
+        wait_for_merges()  # an index update may fork a pool: no thread of this process may be in SQLite
     loaded: list[Plan] = []
 
     def load_and_parse(edited: list[str]) -> None:
@@ -576,8 +582,10 @@ def run_files(
 
             plan = loaded[0] if loaded else plan.loaded()
             initargs = (plan.rules, tuple(plan.registry), plan.settings, fix, projects)
+            # No thread of this process may be inside SQLite while it forks the workers.
             fresh = run_per_file(todo, _process_file, initializer=_start_job, initargs=initargs,
-                                 jobs=jobs or plan.settings.jobs, on_result=on_result, after_batch=_save_job)
+                                 jobs=jobs or plan.settings.jobs, on_result=on_result, after_batch=_save_job,
+                                 before_pool=wait_for_merges)
     finally:
         if loaded:
             from sync_lint.engine.parse import forget_parsed_ahead
@@ -611,8 +619,8 @@ def _merge_reads_alongside(projects: dict[str, "Project"]) -> None:
 
 
 def wait_for_merges() -> None:
-    """Wait for the merges `run_files` left running: before this process forks (a child must not
-    inherit a thread inside SQLite), and when the run is done."""
+    """Wait for the merges `run_files` left running: before this process forks workers (a child
+    must not inherit a thread inside SQLite), and when the hot-path pass is done."""
     while _MERGING:
         _MERGING.pop().join()
 

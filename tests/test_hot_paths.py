@@ -165,6 +165,40 @@ def test_a_single_checked_file_still_sees_syncs_in_modules_it_did_not_check(proj
     assert {r.path for r in report.results} == {str(folder / "hotdepth" / "runner.py")}
 
 
+def test_files_the_pass_checks_while_the_merge_runs_are_checked_in_this_process(project, monkeypatch):
+    """A pool must not fork while the merge thread is inside SQLite; rather than wait for the merge,
+    the pass checks its extra files in this process, with the same findings."""
+    import threading
+
+    folder = project("hot-depth")
+    plan = api.plan([str(folder)], project=api.ProjectOptions(cache_dir=folder.parent / "cache"))
+    runner = str(folder / "hotdepth" / "runner.py")
+    merge_may_end = threading.Event()
+    merge, run_files = api._merge_reads, api.run_files
+    more_jobs: list[object] = []
+
+    def slow_merge(projects):  # type: ignore[no-untyped-def]
+        merge_may_end.wait(30)
+        merge(projects)
+
+    def spying(plan, files, **kwargs):  # type: ignore[no-untyped-def]
+        if not kwargs.get("updated"):
+            return run_files(plan, files, **kwargs)
+        more_jobs.append(kwargs.get("jobs"))  # the pass's own check of more files, the merge still on
+        try:
+            return run_files(plan, files, **kwargs)
+        finally:
+            merge_may_end.set()
+
+    monkeypatch.setattr(api, "_merge_reads", slow_merge)
+    monkeypatch.setattr(api, "run_files", spying)
+    report = api.run(plan, [runner], jobs=2)
+    assert more_jobs == [1]
+    assert not api._MERGING
+    rows = sorted(d.start.row for r in report.results for d in r.diagnostics if d.code == "SL601")
+    assert rows == [10, 11, 12, 16]
+
+
 # --- call kinds ------------------------------------------------------------------------------------------
 
 

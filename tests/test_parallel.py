@@ -67,3 +67,25 @@ def test_workers_collect_garbage_as_the_parent_does(tmp_path) -> None:  # type: 
         gc.set_threshold(*before)
         parallel.ProcessPoolExecutor = real_pool
     assert set(results) == {(12345, 17, 19)}
+
+
+def test_before_pool_runs_only_when_workers_are_started(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The API waits there for a merge thread: a process must not fork while a thread is in SQLite."""
+    import multiprocessing
+
+    paths = []
+    for i in range(6):
+        path = tmp_path / f"{i}.py"
+        path.write_text("x")
+        paths.append(str(path))
+    calls: list[int] = []
+
+    def before() -> None:
+        calls.append(len(multiprocessing.active_children()))
+
+    assert run_per_file(paths, _double, initializer=_nothing, initargs=(), jobs=2, before_pool=before) \
+        == [p * 2 for p in paths]
+    assert calls == [0]  # once, before any worker was started
+    run_per_file(paths[:2], _double, initializer=_nothing, initargs=(), jobs=2, before_pool=before)
+    run_per_file(paths, _double, initializer=_nothing, initargs=(), jobs=1, before_pool=before)
+    assert calls == [0]  # in this process: no pool

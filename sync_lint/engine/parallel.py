@@ -67,13 +67,15 @@ def run_per_file(
     on_result: Callable[[T], None] | None = None,
     serial_below: int = 4,
     after_batch: Callable[[], None] | None = None,
+    before_pool: Callable[[], None] | None = None,
 ) -> list[T]:
     """`task(path)` for every path, results in input order (`on_result` is told in the order they finish).
 
     `initializer(*initargs)` sets up each worker's state once (so a task ships only
     a path); with one job, or fewer than `serial_below` files, everything runs in
     this process. `after_batch()` runs in the worker after each batch of tasks (in this
-    process, once at the end), before the batch's results are handed back.
+    process, once at the end), before the batch's results are handed back. `before_pool()` runs
+    before worker processes are started, when they are.
     """
     jobs = jobs or os.cpu_count() or 1
     results: list[T] = []
@@ -88,6 +90,8 @@ def run_per_file(
             after_batch()
         return results
     slots: list[Any] = [None] * len(paths)
+    if before_pool is not None:
+        before_pool()
     with ProcessPoolExecutor(max_workers=jobs, initializer=_start_worker,
                              initargs=(gc.get_threshold(), initializer, initargs)) as pool:
         pending = {pool.submit(_run_batch, task, batch, after_batch) for batch in batches_by_cost(paths, jobs)}
