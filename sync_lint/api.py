@@ -555,8 +555,6 @@ def run_files(
     edges it needs are read while the index is brought up to date, where that is done alongside;
     the merge of the dependency rows that ends the run is then left running alongside that pass
     (`apply_hot_paths` waits for it)."""
-    if not updated:
-        wait_for_merges()  # an index update may fork a pool: no thread of this process may be in SQLite
     loaded: list[Plan] = []
 
     def load_and_parse(edited: list[str]) -> None:
@@ -717,6 +715,7 @@ def projects_of(plan: Plan, files: Sequence[str], *, jobs: int | None = None,
             project = pending[root].result()
             forget_summaries(project.database)  # the child's update told this process nothing
         elif project is None:
+            wait_for_merges()  # the update may fork a pool: no thread of this process may be in SQLite
             project = update_project(root, settings, **options)  # type: ignore[arg-type]
         out.update((member, project) for member in members)
     return out

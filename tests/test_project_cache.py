@@ -170,6 +170,31 @@ def test_the_merge_runs_alongside_the_hot_path_pass(project: Path, runs: Runs, m
     assert not api._MERGING and _pending_rows(runs.cache) == 0
 
 
+def test_an_index_update_waits_for_a_merge_still_running(project: Path, runs: Runs,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """An update may fork a pool of workers: no merge thread may be inside SQLite then."""
+    import threading
+
+    from sync_lint.project import build
+
+    release = threading.Event()
+    merge = threading.Thread(target=release.wait, args=(10,), name="sync-lint-merge")
+    merge.start()
+    monkeypatch.setattr(api, "_MERGING", [merge])
+    update = build.update_project
+    alive_at_update: list[bool] = []
+
+    def updating(*args, **kwargs):  # type: ignore[no-untyped-def]
+        alive_at_update.append(merge.is_alive())
+        return update(*args, **kwargs)
+
+    monkeypatch.setattr(build, "update_project", updating)
+    threading.Timer(0.3, release.set).start()
+    plan = api.plan(["."], target_torch_version=FIXTURE_TORCH, project=api.ProjectOptions(cache_dir=runs.cache))
+    api.run_files(plan, ["pkg/runner.py"], jobs=1)
+    assert alive_at_update == [False]
+
+
 def test_a_run_without_the_hot_path_pass_merges_before_it_returns(project: Path, runs: Runs,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     import threading

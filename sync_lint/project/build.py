@@ -35,16 +35,18 @@ if TYPE_CHECKING:
     from sync_lint.project.infer import Inference
 
 
-def _save_interval() -> float:
-    try:
-        return max(0.0, float(os.environ.get("SYNC_LINT_SAVE_EVERY_S", "2")))
-    except ValueError:
-        return 2.0
-
-
 # How often a run saves what it solved (seconds): `OpenProject.save_later`. Each save is a
 # transaction that rewrites many pages; saving more often costs more and loses less of a killed run.
-SAVE_EVERY_S = _save_interval()
+SAVE_EVERY_S = 2.0
+
+
+def _save_interval() -> float:
+    """`SAVE_EVERY_S`, or `SYNC_LINT_SAVE_EVERY_S` when that is a number (read at each use: a
+    daemon's child takes its caller's environment after this module was imported)."""
+    try:
+        return max(0.0, float(os.environ["SYNC_LINT_SAVE_EVERY_S"]))
+    except (KeyError, ValueError):
+        return SAVE_EVERY_S
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,7 @@ class OpenProject:
 
     def save_due(self) -> bool:
         """Whether `SAVE_EVERY_S` has passed since the last `flush`."""
-        return time.monotonic() - self._saved_at >= SAVE_EVERY_S
+        return time.monotonic() - self._saved_at >= _save_interval()
 
     def flush(self) -> None:
         """Save the facts and results `save_later` holds: the facts first, and the results only
