@@ -903,6 +903,27 @@ def test_a_templates_classes_are_no_overrides(tmp_path):
     assert ("modeling_x.py", 9) in chains(plain)  # without the header it is a subclass like any other
 
 
+def test_a_templates_calls_are_no_callers(tmp_path):
+    # The template's call passes a GPU tensor to `scale`; the generated module, which is what runs,
+    # passes a host one. A parameter is decided by the calls that run (on transformers 5.23 a
+    # template's call made `device` an accelerator for `modeling_olmo3.py`'s RoPE, line 315).
+    header = "# This file was automatically generated from pkg/models/x/modular_x.py.\n"
+    helpers = "def scale(t):\n    return t.item()\n"
+    modeling = "import torch\n\nfrom pkg.helpers import scale\n\n\ndef run():\n    return scale(torch.ones(1))\n"
+    template = ("import torch\n\nfrom pkg.helpers import scale\n\n\n"
+                "def run():\n    return scale(torch.ones(1, device='cuda'))\n")
+    files = {"pkg/__init__.py": "", "pkg/helpers.py": helpers, "pkg/models/__init__.py": "",
+             "pkg/models/x/__init__.py": "", "pkg/models/x/modeling_x.py": header + modeling,
+             "pkg/models/x/modular_x.py": template}
+
+    def items(diagnostics):
+        return {(Path(d.path).name, d.start.row) for d in diagnostics if d.code == "SL101"}
+
+    assert ("helpers.py", 2) not in items(check_small_project(tmp_path / "generated", files))
+    plain = {**files, "pkg/models/x/modeling_x.py": modeling}  # no header: `modular_x.py` is a module like any other
+    assert ("helpers.py", 2) in items(check_small_project(tmp_path / "plain", plain))
+
+
 def test_a_module_ceasing_to_be_a_template_is_seen_by_a_warm_run(tmp_path):
     # The header that makes `modular_x.py` a template is in another file than the finding: editing it
     # must reach the cached result of `modeling_x.py`.

@@ -503,13 +503,15 @@ class ProjectIndex:
 
     def calls_named(self, name: str, within: Collection[str] | None = None) -> Iterable[tuple[ModuleSummary, CallSite]]:
         """The call sites whose callee is spelled `name` (`name(...)`, `x.name(...)`), in the modules
-        `within` only when it is given."""
+        `within` only when it is given. A template's calls are none of them: it never runs."""
         stored = self.tables.call_sites(name)
         if stored is None:
-            return self._mentions("calls", 0, name, within)  # type: ignore[return-value]
+            return ((summary, call) for summary, call in self._mentions("calls", 0, name, within)
+                    if not self.is_template(summary.module))  # type: ignore[misc]
         self.reads.add(f"n:calls:{name}")
         return ((summary, call) for module, calls in stored
-                if (within is None or module in within) and (summary := self.summary(module)) is not None
+                if (within is None or module in within) and not self.is_template(module)
+                and (summary := self.summary(module)) is not None
                 for call in calls)
 
     def module_calls(self, module: str) -> list[CallSite]:
