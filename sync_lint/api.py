@@ -313,15 +313,15 @@ def result_settings(settings: Settings, rules: "Sequence[type[Rule] | RuleInfo]"
     import hashlib
     from dataclasses import replace as replace_fields
 
+    from sync_lint.catalogue import rule_identity
     from sync_lint.fingerprint import rule_pack_digest
 
     # Hot-path settings decide only what is added after the run (sync_lint/hotpaths.py).
     relevant = replace_fields(settings, output_format="", jobs=None, hot_paths=(), hot_path_defaults=())
-    ids = rule_ids(rules)
     # A third-party rule's findings also depend on its pack's code, which can change under the
     # same rule names (an edit, an upgrade): its files' contents are part of the key.
-    packs = rule_pack_digest() if any(not rule.split(":", 1)[1].startswith("sync_lint.") for rule in ids) else ""
-    text = repr((relevant, ids, packs))
+    packs = rule_pack_digest() if any(not rule_identity(r).startswith("sync_lint.") for r in rules) else ""
+    text = repr((relevant, rule_ids(rules), packs))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 

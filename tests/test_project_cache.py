@@ -233,7 +233,7 @@ def test_a_worker_saves_when_due_and_as_it_ends(project: Path, runs: Runs, monke
     plan = api.plan(["."], target_torch_version=FIXTURE_TORCH, project=api.ProjectOptions(cache_dir=runs.cache))
     cold = api.run(plan, ["."], jobs=2, hot_paths=False)
     workers = saves.read_text().split()
-    assert len(workers) == len(set(workers)) and os.getpid() not in map(int, workers)  # once each, at its end
+    assert workers and len(workers) == len(set(workers)) and os.getpid() not in map(int, workers)  # once each, at its end
     runs.linted = []
     warm = api.run(plan, ["."], jobs=1, hot_paths=False)  # in this process, where `linted` is recorded
     assert runs.linted == []  # everything the workers checked was saved

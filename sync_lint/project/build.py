@@ -147,7 +147,7 @@ class OpenProject:
             self.flush()
 
     def save_due(self) -> bool:
-        """Whether `SAVE_EVERY_S` has passed since the last `flush`."""
+        """Whether the save interval (`_save_interval`) has passed since the last `flush`."""
         return time.monotonic() - self._saved_at >= _save_interval()
 
     def flush(self) -> None:
