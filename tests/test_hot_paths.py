@@ -1046,3 +1046,25 @@ def test_a_chain_through_a_cached_function_runs_once_per_argument(tmp_path):
     assert "on every pass" in strict[9]
     # A call behind a test in the hot function: the host waits each time the line runs (`if _runner is None:`).
     assert "each time this line runs (behind the test at" in default[11] and "model.py:10)" in default[11]
+
+
+def test_a_templates_modules_are_no_hot_path_roots(tmp_path):
+    # A template's `nn.Module` never runs, so its `forward` is no root: transformers 5.23's
+    # `modular_d_fine.py` made a hot chain down to `modeling_rt_detr_v2.py`'s helper.
+    header = "# This file was automatically generated from pkg/models/x/modular_x.py.\n"
+    helpers = "import torch\n\n\ndef scale(t):\n    return torch.ones(1, device='cuda').item() * t\n"
+    template = ("import torch\n\nfrom pkg.helpers import scale\n\n\n"
+                "class Model(torch.nn.Module):\n    def forward(self, x):\n        return scale(x)\n")
+    files = {"pyproject.toml": "", "pkg/__init__.py": "", "pkg/helpers.py": helpers, "pkg/models/__init__.py": "",
+             "pkg/models/x/__init__.py": "", "pkg/models/x/modular_x.py": template,
+             "pkg/models/x/modeling_x.py": header + "X = 1\n"}
+    for name, with_header in (("generated", True), ("plain", False)):
+        folder = tmp_path / name
+        for path, text in files.items():
+            (folder / path).parent.mkdir(parents=True, exist_ok=True)
+            (folder / path).write_text(text if with_header or path != "pkg/models/x/modeling_x.py" else "X = 1\n")
+        found = findings(run(folder, tmp_path / f"cache-{name}"), folder, "SL101")
+        hot = {key[:2]: d.hot for key, d in found.items()}
+        assert ("pkg/helpers.py", 5) in hot, found
+        root = hot[("pkg/helpers.py", 5)].root if hot[("pkg/helpers.py", 5)] else None
+        assert (root == "pkg.models.x.modular_x.Model.forward") is not with_header, root

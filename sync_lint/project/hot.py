@@ -436,7 +436,7 @@ class CallGraph:
         candidates = self.index.root_modules()
         for module in sorted(candidates if modules is None else candidates & set(modules)):
             summary = self.index.summary(module)
-            if summary is None:
+            if summary is None or self.index.is_template(module):  # a template's code never runs
                 continue
             for local, info in summary.functions.items():
                 if info.hot_marker:
@@ -475,7 +475,9 @@ class CallGraph:
         """Every project class deriving from `torch.nn.Module`."""
         for base in _MODULE_BASES:  # a class that starts or stops deriving from one
             self.index.reads.add(f"b:{base.rsplit('.', 1)[-1]}")
-        direct = {cls for cls, base in self.index.tables.base_rows() if base in _MODULE_BASES}
+        # A template's classes never run (`subclasses` leaves out their subclasses likewise).
+        direct = {cls for cls, base in self.index.tables.base_rows()
+                  if base in _MODULE_BASES and not self.index.is_template(cls.rpartition(".")[0])}
         out = set(direct)
         for cls in direct:
             out |= self.index.subclasses(cls)
