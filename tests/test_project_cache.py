@@ -927,3 +927,13 @@ def test_a_fresh_install_of_the_same_code_keeps_the_cache(project: Path, tmp_pat
     assert sentinels() == (True, True)
     assert check(_install_copy(tmp_path / "job3", 1_700_000_000, edit=rule)) == first
     assert sentinels() == (False, False)
+
+
+def test_a_save_interval_that_is_not_a_number_is_said_and_the_default_used(monkeypatch, capsys):
+    from sync_lint.project import build
+
+    monkeypatch.setenv("SYNC_LINT_SAVE_EVERY_S", "two")
+    assert build._save_interval() == build.SAVE_EVERY_S
+    assert "SYNC_LINT_SAVE_EVERY_S='two' is not a number" in capsys.readouterr().err
+    monkeypatch.setenv("SYNC_LINT_SAVE_EVERY_S", "0.5")
+    assert build._save_interval() == 0.5

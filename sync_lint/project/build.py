@@ -9,9 +9,11 @@ lint worker opens its own, reading summaries from the cache on demand).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sqlite3
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,10 +45,20 @@ SAVE_EVERY_S = 2.0
 def _save_interval() -> float:
     """`SAVE_EVERY_S`, or `SYNC_LINT_SAVE_EVERY_S` when that is a number (read at each use: a
     daemon's child takes its caller's environment after this module was imported)."""
-    try:
-        return max(0.0, float(os.environ["SYNC_LINT_SAVE_EVERY_S"]))
-    except (KeyError, ValueError):
+    text = os.environ.get("SYNC_LINT_SAVE_EVERY_S")
+    if text is None:
         return SAVE_EVERY_S
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        _say_not_a_number(text)
+        return SAVE_EVERY_S
+
+
+@functools.lru_cache(maxsize=None)
+def _say_not_a_number(text: str) -> None:
+    print(f"sync-lint: SYNC_LINT_SAVE_EVERY_S={text!r} is not a number of seconds; "
+          f"saving every {SAVE_EVERY_S:g} s", file=sys.stderr)
 
 
 @dataclass(frozen=True)
