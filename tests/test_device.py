@@ -112,6 +112,12 @@ def test_fact_device(source: str, device: Device) -> None:
          "    else:\n        t = (2, x.cpu())\n    _, y = t\n    probe(y)", Device.UNKNOWN),
         ("import torch\ndef f(c):\n    x = torch.ones(3, device='cuda')\n    if c:\n        t = (1, x)\n"
          "    else:\n        t = (2, x + 1)\n    _, y = t\n    probe(y)", Device.GPU),
+        # An index known only at run time reads one of a tuple's items: their join.
+        ("import torch\ndef f(i):\n    x = torch.ones(3, device='cuda')\n    t = (x, x + 1)\n    probe(t[i])",
+         Device.GPU),
+        ("import torch\ndef f(i):\n    x = torch.ones(3, device='cuda')\n    t = (x, x.cpu())\n    probe(t[i])",
+         Device.UNKNOWN),
+        ("import torch\ndef f(i):\n    x = torch.ones(3)\n    t = (x, x + 1)\n    probe(t[i])", Device.CPU),
     ],
 )
 def test_displays_keep_their_tensors(source: str, device: Device) -> None:

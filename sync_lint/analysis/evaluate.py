@@ -441,10 +441,15 @@ class Evaluator:
             # A list of alike elements (a comprehension the project saw): any element, or a slice of it.
             return base if isinstance(expr.slice[0].slice, cst.Slice) else base.items[0]
         if key is None or self.project is None:
-            if base.value_kind == "tuple" and len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Index) \
-                    and isinstance(expr.slice[0].slice.value, cst.Integer):
-                position = int(expr.slice[0].slice.value.value, 0)
-                return base.items[position] if position < len(base.items) else UNKNOWN
+            if base.value_kind == "tuple" and len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Index):
+                index = expr.slice[0].slice.value
+                if isinstance(index, cst.Integer):
+                    position = int(index.value, 0)
+                    return base.items[position] if position < len(base.items) else UNKNOWN
+                if base.items and not isinstance(index, (cst.SimpleString, cst.ConcatenatedString)):
+                    # `self.events[slot]` of a display the project saw (a ping-pong pair): an index
+                    # known only at run time reads one of its items.
+                    return functools.reduce(join, base.items)
             return UNKNOWN
         if base.value_kind == "dict":
             for entry, fact in base.items:

@@ -1484,6 +1484,10 @@ class Inference:
                     return fact
         if base.value_kind == "tuple" and key[0] == "key" and isinstance(key[1], int) and key[1] < len(base.items):
             return base.items[key[1]]
+        if base.value_kind == "tuple" and base.items and key[0] != "key" and key != ("lit", "slice"):
+            # `self.events[slot]` of a display (`[torch.cuda.Event(), torch.cuda.Event()]`, a ping-pong
+            # pair): an index known only at run time reads one of its items.
+            return element(base)
         if base.value_kind == "list" and base.items:
             return base if key == ("lit", "slice") else base.items[0]
         layer = module_in(base, sliced=key == ("lit", "slice"))
