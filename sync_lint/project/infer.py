@@ -1145,7 +1145,13 @@ class Inference:
         if tag == "param":
             return self._param_in(context, value[1])
         if tag == "decl":
-            return self._annotation_fact(context.summary, value[1]) or PYTHON
+            declared = self._annotation_fact(context.summary, value[1])
+            if declared is None and all(t.rsplit(".", 1)[-1] in CONTAINERS
+                                        for t in value[1] if not t.startswith(ELEMENT)):
+                # `self.chunks: list[Wrapper] = []` of a class not known here: nothing in it yet, as
+                # `self.chunks = []` would say; what `.append` adds elsewhere is what it holds.
+                return Fact(Device.NOT_TENSOR, value_kind="tuple")
+            return declared or PYTHON
         if tag == "name":
             return self._name_in(context, value[1])
         if tag == "attr":
