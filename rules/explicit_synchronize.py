@@ -46,10 +46,12 @@ events the GPU had not reached raised at once (0.15 ms).
 `torch.cuda.set_sync_debug_mode` reports **none** of these except
 `Stream.synchronize()`: a runtime check built on debug mode alone misses them.
 
-An `elapsed_time(end)` after a reported wait that completed `end` (`end.synchronize()`,
-`torch.cuda.synchronize()` or a stream's `synchronize()` after `end.record()`), in the same
-block or one around it, is not reported again: the events are complete by then, and the
-wait before it is the one to move. A wait inside an `if`, a loop, a lambda or a nested
+An `elapsed_time(end)` after a reported wait (`end.synchronize()`, another event's
+`synchronize()`, `torch.cuda.synchronize()` or a stream's `synchronize()`), in the same
+block or one around it and with no `end.record()` in between, is not reported again: the
+events are complete by then (or, on another stream than the event waited on, `elapsed_time`
+raises), and the wait before it is the one to move. vLLM's step timer waits on its last
+step's event and then reads every step's `elapsed_time` (`v1/worker/gpu/async_utils.py`). A wait inside an `if`, a loop, a lambda or a nested
 function does not count after it, and `end.record()` starts `end` over. Nor is an
 `elapsed_time` in the body of an `if` or `while` that tests an event's `.query()` (the polling
 loop of a transfer queue: `while q[0].end.query(): t = q.popleft(); t.start.elapsed_time(t.end)`):
@@ -158,6 +160,9 @@ class ExplicitSynchronize(Rule):
         Example("import torch\nstart = torch.cuda.Event(enable_timing=True)\n"
                 "end = torch.cuda.Event(enable_timing=True)\nwhile end.query():\n    ms = start.elapsed_time(end)\n"),
         Example("import torch\nstart = torch.cuda.Event(enable_timing=True)\n"
+                "mid = torch.cuda.Event(enable_timing=True)\nend = torch.cuda.Event(enable_timing=True)\n"
+                "end.synchronize()\nms = start.elapsed_time(mid)\n", (5,)),
+        Example("import torch\nstart = torch.cuda.Event(enable_timing=True)\n"
                 "end = torch.cuda.Event(enable_timing=True)\nif end.query():\n    pass\nelse:\n"
                 "    ms = start.elapsed_time(end)\n", (7,)),
         Example("import torch\ndef wait(done: torch.cuda.Event, stream: torch.Stream | None):\n"
@@ -236,7 +241,10 @@ class ExplicitSynchronize(Rule):
             return
         if (kind, method) == ("event", "synchronize"):
             waited.events.add(self.ctx.code(receiver))
-        elif method == "synchronize":  # a stream: what it ran is done, events recorded on it too
+        if method == "synchronize":
+            # A stream: what it ran is done, events recorded on it too. An event: so is every event
+            # recorded before it on its stream; one on another stream may still be running, but then
+            # `elapsed_time` raises rather than waits, so the wait here is still the one to move.
             waited.device = True
             waited.recorded.clear()
         name = f"`{fact.subject}`" if fact.subject else "the receiver"
