@@ -72,6 +72,10 @@ OPTIONS: tuple[Option, ...] = (
            "The default matches a module or package named `cpu`, `cpu_*`, `*_cpu` or `*_cpu_*`, unless the path "
            "mentions offload, gpu, cuda, connector, transfer or swap (code that moves data between host and "
            "device)."),
+    Option("cpu-functions", "str-list", "Names of functions written for the CPU platform: the `forward_cpu` that a "
+           "platform-dispatched operator (vLLM's `CustomOp`, SGLang's `MultiPlatformOp`) runs on a CPU machine, "
+           "whose tensors are on the CPU whatever the shared types it reads say elsewhere. Findings in their "
+           "bodies (and in functions nested in them) are reported only with `--strict`."),
     Option("report-unreferenced", "bool", "Report findings whose GPU is only a naming convention in a module-level "
            "function that no code that runs mentions: its module is imported, but nothing in the project calls "
            "the function, refers to it or names it in a string, except other such functions. Off (the default): "
@@ -145,6 +149,7 @@ class Settings:
     sync_prone_calls: tuple[tuple[str, str], ...] = ()
     cpu_side_bases: tuple[str, ...] = CPU_SIDE_BASES_DEFAULT
     cpu_modules: tuple[str, ...] = CPU_MODULES_DEFAULT
+    cpu_functions: tuple[str, ...] = ("forward_cpu",)
     report_unreferenced: bool = False
     nonzero_static_size: str | None = None
     one_hot_num_classes: str | None = None

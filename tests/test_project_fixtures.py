@@ -1005,3 +1005,17 @@ def test_a_method_handed_on_by_its_own_hierarchy_proves_nothing_by_its_calls(tmp
         **extra,
     })
     assert {(Path(d.path).name, d.start.row, d.code) for d in found} == rows
+
+
+def test_a_cpu_platform_method_is_reported_only_in_strict_mode(tmp_path: Path, monkeypatch) -> None:
+    # `Rotary.forward_cpu` is dispatched to with the GPU positions the model passes (as vLLM's
+    # `CustomOp` does on every platform), but it runs only on a CPU machine (`cpu-functions`).
+    root = copy_project("dispatched_forward", tmp_path)
+    monkeypatch.chdir(root)
+    plan = api.plan(["."], strict=True, target_torch_version=FIXTURE_TORCH,
+                    project=api.ProjectOptions(cache_dir=tmp_path / "cache"))
+    report = api.run(plan, ["."], jobs=1)
+    found = {(Path(d.path).name, d.start.row): d for r in report.results for d in r.diagnostics if d.code == "SL101"}
+    cpu = found[("layers.py", 16)]
+    assert cpu.confidence == "strict" and "`forward_cpu` runs on the CPU platform" in cpu.evidence
+    assert found[("layers.py", 8)].confidence != "strict"  # `forward_native` runs on every platform

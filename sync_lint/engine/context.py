@@ -87,6 +87,17 @@ class _Pending:
     innermost: str | None = None  # the function directly around the node
 
 
+def _cpu_function(qualname: str | None, names: tuple[str, ...]) -> str | None:
+    """The function of `qualname`, or one it is nested in, whose name is one of `names` (its qualname)."""
+    if qualname is None or not names:
+        return None
+    parts = qualname.split(".")
+    for index, part in enumerate(parts):
+        if part in names:
+            return ".".join(parts[:index + 1])
+    return None
+
+
 def _confidence(fact: Fact | None) -> str:
     if fact is None:
         return "high"
@@ -194,6 +205,14 @@ class Findings:
         # mentions: the convention stands for what callers pass, and there are none.
         if confidence == "convention" and pending.function is not None and self._unreferenced(pending.function):
             out.append(self._unreferenced_step(pending.function))
+        # Code written for the CPU platform (`cpu-functions`): a dispatched operator's `forward_cpu`.
+        cpu_function = _cpu_function(pending.innermost, self._ctx.settings.cpu_functions)
+        if cpu_function is not None:
+            text = f"`{cpu_function.rsplit('.', 1)[-1]}` runs on the CPU platform, where its tensors are on the " \
+                   "CPU (`cpu-functions`)"
+            functions = self._ctx.project.summary.functions if self._ctx.project is not None else {}
+            info = functions.get(cpu_function)
+            out.append(EvidenceStep(text, self._ctx.path, info.line if info is not None else None))
         # A line that no known call runs: it needs a parameter None and every call passes a value, or
         # not None (true) and every call leaves it None (false).
         if pending.innermost is not None:
