@@ -623,6 +623,31 @@ def test_summary_device_context_and_returns(summary) -> None:
     assert value[3] == (("device", ("call", ("attr", ("name", "torch"), "device"), (("param", "load"),), ())),)
 
 
+def test_summary_a_list_the_function_grows_holds_what_it_adds() -> None:
+    module = summarize(textwrap.dedent("""
+        import torch
+        def grown(n):
+            out = []
+            x = torch.zeros(n, device="cuda")
+            out.append(x)
+            x = None  # the list holds what `x` was when it was added
+            return out
+        def extended(parts):
+            rows = []
+            rows.extend(parts)
+            return rows
+        def untouched():
+            out = []
+            return out
+    """), "m.py", "m")
+    zeros = ("call", ("attr", ("name", "torch"), "zeros"), (("param", "n"),), (("device", ("lit", "str", "cuda")),))
+    (value,) = module.functions["grown"].returns
+    assert value == ("join", (("tuple", ()), ("listof", zeros)))
+    (value,) = module.functions["extended"].returns
+    assert value == ("join", (("tuple", ()), ("listof", ("iter", ("param", "parts")))))
+    assert module.functions["untouched"].returns == (("tuple", ()),)
+
+
 def test_summary_a_name_rebound_from_itself_reads_its_earlier_value() -> None:
     module = summarize(textwrap.dedent("""
         import torch

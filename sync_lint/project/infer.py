@@ -1843,9 +1843,14 @@ class Inference:
         """`fact` as one source of a key: the step that carries it there, with where it happened."""
         if fact.dtype == "str":  # a string keeps its text, which may name a device
             return fact
+        items = fact.items
+        if fact.value_kind in ("list", "tuple") and any(isinstance(i, Fact) and i.is_tensor for i in items):
+            # An element taken out later (`for t in build(n)`) shows this step too.
+            items = tuple(self._source(i, reason, summary, line) if isinstance(i, Fact) and i.is_tensor else i
+                          for i in items)
         return Fact(fact.device, tensor_like=fact.tensor_like, pinning_unknown=fact.pinning_unknown,
                     dtype=fact.dtype, value_kind=fact.value_kind, device_value=fact.device_value,
-                    refs=fact.refs, items=fact.items, convention=fact.by_convention, reason=reason,
+                    refs=fact.refs, items=items, convention=fact.by_convention, reason=reason,
                     where=self._where(summary, line),
                     # The value's own reason is already in `reason` (its code); keep it only when it leads elsewhere.
                     via=fact if (fact.where is not None or fact.via is not None) else None)

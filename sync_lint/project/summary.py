@@ -30,7 +30,7 @@ from sync_lint.project.mentions import module_mentions
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 37
+SUMMARY_FORMAT = 39
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -337,6 +337,13 @@ def _holds_with_a_gpu(test: ast.expr) -> bool:
     return pins_where_available(dotted(test.func if isinstance(test, ast.Call) else test))
 
 
+def _holds_a_list(value: Value) -> bool:
+    """Whether a value is (or may be) a list display or comprehension, which `.append` grows."""
+    if value[0] == "join":
+        return any(_holds_a_list(v) for v in value[1])
+    return value[0] in ("tuple", "listof") or value == ("lit", "list")
+
+
 def _empty_container(node: ast.expr) -> bool:
     """`{}`, `[]`, `dict()`, `defaultdict(list)`, `OrderedDict()`: a container with nothing in it yet."""
     if isinstance(node, ast.Dict):
@@ -435,6 +442,9 @@ class _Scope:
         self.statements: dict[int, _Place] = {}  # id(statement) -> its place
         self.reaching: dict[tuple[str, int], Value] = {}  # (name, which assignment) -> its value
         self.globals: set[str] = set()
+        # name -> what `name.append(v)` / `.extend(vs)` / `.insert(i, v)` add to it in this function.
+        self.added: dict[str, list[tuple[str, ast.expr, "_Place | None"]]] = {}
+        self._added_values: dict[str, list[Value]] = {}
         self._resolved: dict[str, Value] = {}
         self._resolving: set[str] = set()
         self._first: dict[str, Value] = {}  # while a name is resolved: its first source that does not read it
@@ -540,6 +550,8 @@ class _Summarizer:
                 self._collect(case.body, scope)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             self._collect_import(node, scope)
+        elif isinstance(node, ast.Expr) and scope.qualname is not None:
+            self._collect_list_add(node.value, scope)
         elif isinstance(node, (ast.Global, ast.Nonlocal)):
             scope.globals.update(node.names)
             for name in node.names:
@@ -555,6 +567,17 @@ class _Summarizer:
                 for sub in _walk_expression(child):
                     if isinstance(sub, ast.NamedExpr) and isinstance(sub.target, ast.Name):
                         scope.assign(sub.target.id, "value", (sub.value, self.default_device))
+
+    def _collect_list_add(self, node: ast.expr, scope: _Scope) -> None:
+        """`out.append(v)` (or `.extend(vs)`, `.insert(i, v)`) on a local name: the list holds what was
+        added, wherever it goes (`return out`, `f(out)`), as the binder says within the function."""
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _LIST_ADDS
+                and isinstance(node.func.value, ast.Name) and not node.keywords
+                and not any(isinstance(a, ast.Starred) for a in node.args)):
+            return
+        method = node.func.attr
+        if len(node.args) == (2 if method == "insert" else 1):
+            scope.added.setdefault(node.func.value.id, []).append((method, node.args[-1], self._at))
 
     def _collect_nonlocal(self, node: ast.FunctionDef | ast.AsyncFunctionDef, scope: _Scope) -> None:
         """A nested function's `nonlocal x; x = v` assigns the enclosing function's `x`."""
@@ -647,7 +670,7 @@ class _Summarizer:
         if self.use is not None and self.use[0] is scope and self.use[1] is not None and level <= MAX_DEPTH:
             reaching = self._reaching(name, scope, self.use[1], level)
             if reaching is not None:
-                return reaching
+                return self._grown(name, reaching, scope, level)
         cached = scope._resolved.get(name)
         if cached is not None:
             return cached
@@ -679,8 +702,33 @@ class _Summarizer:
             self.use = saved_use
             scope._resolving.discard(name)
             scope._first.pop(name, None)
+        result = self._grown(name, result, scope, level)
         scope._resolved[name] = result
         return result
+
+    def _grown(self, name: str, value: Value, scope: _Scope, level: int) -> Value:
+        """`value` of a local list, joined with what the function adds to it anywhere (`.append`,
+        `.extend`, `.insert`): `out = []` with `out.append(torch.zeros(n, device=d))` in a loop is a
+        list of GPU tensors where it is returned or passed on. Only a list display or comprehension
+        grows: `out = torch.tensor(out)` after the appends is a new object."""
+        added = scope.added.get(name)
+        if not added or level > MAX_DEPTH or not _holds_a_list(value):
+            return value
+        grown = scope._added_values.get(name)
+        if grown is None:
+            saved_use = self.use
+            del scope.added[name]  # while they are read: a value added may read the list itself
+            try:
+                grown = []
+                for method, node, place in added:
+                    self.use = (scope, place)  # a value added is read where it is added
+                    element = self.value(node, scope, level + 1)
+                    grown.append(("listof", ("iter", element) if method == "extend" else element))
+            finally:
+                self.use = saved_use
+                scope.added[name] = added
+            scope._added_values[name] = grown
+        return join([value, *grown])
 
     def _reaching(self, name: str, scope: _Scope, at: _Place, level: int) -> Value | None:
         """The value of the one assignment to `name` that must have run last before `at` (or the

@@ -87,7 +87,9 @@ def _render(value: Value, level: int) -> str:
     if tag == "op":
         return " op ".join(_render(v, level + 1) for v in value[1][:2])
     if tag == "join":
-        return " or ".join(_render(v, level + 1) for v in value[1][:2])
+        # `out = []` grown by `.append`: the empty display says nothing the rest does not.
+        shown = [v for v in value[1] if v != ("tuple", ())] or list(value[1])
+        return " or ".join(_render(v, level + 1) for v in shown[:2])
     if tag == "tuple":
         return "(" + ", ".join(_render(v, level + 1) for v in value[1][:3]) + ")"
     if tag == "listof":
