@@ -220,13 +220,20 @@ class Evaluator:
                 # parameter functions, reached through a table of them, get `device=None` at init
                 # and copy nothing (four precision audits read their `.to(device=device)` false).
                 return device_value(Device.UNKNOWN, reason=f"`{name}` defaults to None, and no caller passes a device")
+        # A Python value the project may know more of: unannotated, or a container annotated without
+        # what it holds that this file can read (`tensor_list: list[torch.Tensor]`: what callers pass).
+        container = param.annotation is not None and _container_annotation(param.annotation.annotation)
+        open_value = local.value_kind == "python" and local.dtype is None and (param.annotation is None or container)
         if function is None or local.device is Device.NOT_TENSOR and local.value_kind not in (None, "import") \
-                and not (local.value_kind == "python" and local.dtype is None and param.annotation is None):
+                and not open_value:
             return local
         found = self.project.param(function, name)
         if found is None:
             return self._library_object(param, local)
         found = replace(found, subject=name)
+        if container and local.value_kind == "python":
+            # The annotation says container: the callers' answer counts only as one (its elements).
+            return found if found.value_kind in ("list", "tuple", "dict") else local
         if found.is_tensor and not found.by_convention:
             return found
         if local.is_tensor:  # a naming convention (`*_cpu`) beats a convention learned elsewhere
@@ -1151,6 +1158,15 @@ def _defaulted_device(fact: Fact, param: cst.Param) -> Fact:
     if _defaults_to_none(param):
         return replace(fact, convention=True, reason=fact.reason + " that defaults to None")
     return fact
+
+
+_CONTAINER_ANNOTATIONS = frozenset("list List tuple Tuple set Set dict Dict Sequence Mapping".split())
+
+
+def _container_annotation(node: cst.BaseExpression) -> bool:
+    """`list[torch.Tensor]`, `Sequence[Batch] | None`: an annotation that names only containers."""
+    lasts = {name.rsplit(".", 1)[-1] for name in annotation_names(node)}
+    return bool(lasts) and lasts <= _CONTAINER_ANNOTATIONS
 
 
 def list_element_names(node: cst.BaseExpression) -> tuple[str, ...] | None:
