@@ -51,8 +51,8 @@ An `elapsed_time(end)` after a reported wait (`end.synchronize()`, another event
 block or one around it and with no `end.record()` in between, is not reported again: the
 events are complete by then (or, on another stream than the event waited on, `elapsed_time`
 raises), and the wait before it is the one to move. vLLM's step timer waits on its last
-step's event and then reads every step's `elapsed_time` (`v1/worker/gpu/async_utils.py`). A wait inside an `if`, a loop, a lambda or a nested
-function does not count after it, and `end.record()` starts `end` over. Nor is an
+step's event and then reads every step's `elapsed_time` (`v1/worker/gpu/async_utils.py`).
+A wait inside an `if`, a loop, a lambda or a nested function does not count after it, and `end.record()` starts `end` over. Nor is an
 `elapsed_time` in the body of an `if` or `while` that tests an event's `.query()` (the polling
 loop of a transfer queue: `while q[0].end.query(): t = q.popleft(); t.start.elapsed_time(t.end)`):
 the host has seen the event done and waits for nothing. Two such lines in vLLM's KV-offload and

@@ -718,6 +718,7 @@ class _Summarizer:
         if grown is None:
             saved_use = self.use
             del scope.added[name]  # while they are read: a value added may read the list itself
+            resolved = name in scope._resolved  # ... and would leave its ungrown value there
             try:
                 grown = []
                 for method, node, place in added:
@@ -727,6 +728,8 @@ class _Summarizer:
             finally:
                 self.use = saved_use
                 scope.added[name] = added
+                if not resolved:
+                    scope._resolved.pop(name, None)
             scope._added_values[name] = grown
         return join([value, *grown])
 
