@@ -31,7 +31,7 @@ from sync_lint.project.deps import Reads, dep_id
 from sync_lint.project.index import ProjectIndex, table_rows
 from sync_lint.project.infer import TENSOR, Inference, join_sources
 from sync_lint.project.summary import annotation_types, summarize
-from sync_lint.project.values import Value
+from sync_lint.project.values import UNKNOWN, Value
 from fixture_support import check_small_project
 from test_device import fact_of
 
@@ -646,6 +646,43 @@ def test_summary_a_list_the_function_grows_holds_what_it_adds() -> None:
     (value,) = module.functions["extended"].returns
     assert value == ("join", (("tuple", ()), ("listof", ("iter", ("param", "parts")))))
     assert module.functions["untouched"].returns == (("tuple", ()),)
+
+
+def test_summary_what_a_list_grows_by_does_not_depend_on_the_depth_of_its_first_read() -> None:
+    # Reduced, statement by statement, from vLLM 0.33's `EplbState.rearrange`: the list grows by the
+    # element of a later loop over itself, and the first read of what it grows by came deep inside
+    # the nested function's default. Worked out at that depth, it was cut short (`?`) for every read
+    # (the three EPLB findings of `benchmarks/results/precision-audit.md`'s top section).
+    module = summarize(textwrap.dedent("""
+        class EplbState:
+            def rearrange(
+            ) -> torch.Tensor | None:
+                global_expert_load_windows = []
+                for eplb_model_state in self.model_states.values():
+                    physical_to_logical = eplb_model_state.physical_to_logical_map
+                    global_expert_load_windows.append(global_expert_load_window)
+                for eplb_model_state, global_expert_load_window in zip(
+                    self.model_states.values(), global_expert_load_windows
+                        ):
+                            logical_loads = global_expert_load_window.float()
+                            def rank_load_imbalance(
+                                logical_loads: torch.Tensor = logical_loads,
+                            ) -> float:
+                                mapping = mapping.to(
+                                )
+    """), "m.py", "m")
+    (info,) = [f for q, f in module.functions.items() if q.endswith("rank_load_imbalance")]
+    (param,) = [p for p in info.params if p.name == "logical_loads"]
+    assert UNKNOWN not in _parts(param.default), param.default
+
+
+def _parts(value: object) -> list[object]:
+    """Every tuple nested in a summary value, itself included."""
+    out = [value]
+    for part in value if isinstance(value, tuple) else ():
+        if isinstance(part, tuple):
+            out.extend(_parts(part))
+    return out
 
 
 def test_summary_a_name_rebound_from_itself_reads_its_earlier_value() -> None:

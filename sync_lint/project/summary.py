@@ -722,8 +722,10 @@ class _Summarizer:
             try:
                 grown = []
                 for method, node, place in added:
-                    self.use = (scope, place)  # a value added is read where it is added
-                    element = self.value(node, scope, level + 1)
+                    # Read where it is added, from a fresh depth as `_reaching` does: it is kept for
+                    # every read, and one cut short under a deep first read would be cut for all.
+                    self.use = (scope, place)
+                    element = self.value(node, scope, 0)
                     grown.append(("listof", ("iter", element) if method == "extend" else element))
             finally:
                 self.use = saved_use
