@@ -685,6 +685,20 @@ def _parts(value: object) -> list[object]:
     return out
 
 
+def test_summary_a_generator_records_what_it_yields() -> None:
+    module = summarize(textwrap.dedent("""
+        import torch
+        def chunks(n):
+            for _ in range(n):
+                yield torch.zeros(n, device="cuda")
+        def passes(parts):
+            yield from parts
+    """), "m.py", "m")
+    zeros = ("call", ("attr", ("name", "torch"), "zeros"), (("param", "n"),), (("device", ("lit", "str", "cuda")),))
+    assert module.functions["chunks"].is_generator and module.functions["chunks"].yields == (zeros,)
+    assert module.functions["passes"].yields == (("iter", ("param", "parts")),)
+
+
 def test_summary_a_name_rebound_from_itself_reads_its_earlier_value() -> None:
     module = summarize(textwrap.dedent("""
         import torch

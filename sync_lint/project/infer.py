@@ -920,7 +920,14 @@ class Inference:
             return UNKNOWN
         summary, info = found
         if info.is_generator:
-            return UNKNOWN
+            # Iterating the generator it returns gives what it yields (`for t in chunks(x)`).
+            if not info.yields:
+                return UNKNOWN
+            context = Context(summary, info, budget=budget)
+            element = join_sources([self._source(self.eval(value, context), f"`{info.name}` yields `{render(value)}`",
+                                                 summary, info.line) for value in info.yields])
+            return Fact(Device.NOT_TENSOR, value_kind="list", items=(element,),
+                        reason=f"`{info.name}` is a generator", where=self._where(summary, info.line))
         scalar = _declared_scalar(info)
         if scalar is not None:
             return scalar

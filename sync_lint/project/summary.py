@@ -30,7 +30,7 @@ from sync_lint.project.mentions import module_mentions
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 39
+SUMMARY_FORMAT = 40
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -58,6 +58,8 @@ class FunctionInfo:
     class_name: str | None  # the class's qualname for a method
     returns_annotation: tuple[str, ...] = ()
     is_generator: bool = False
+    # What a generator yields (`yield v`: v; `yield from vs`: an element of vs).
+    yields: tuple[Value, ...] = ()
     # `# sync-lint: hot` on the `def` line (or the line above it or its decorators): a hot-path root.
     hot_marker: bool = False
     # The (first, last) lines of the `for`/`while` loops in the body (not in nested functions).
@@ -238,6 +240,7 @@ def map_lines(summary: ModuleSummary, to: Callable[[int], int]) -> ModuleSummary
     def function(info: FunctionInfo) -> FunctionInfo:
         return replace(info, line=to(info.line), end_line=to(info.end_line), loops=pairs(info.loops),
                        returns=tuple(value(v) for v in info.returns),
+                       yields=tuple(value(v) for v in info.yields),
                        params=tuple(replace(p, default=value(p.default)) if p.default is not None else p
                                     for p in info.params),
                        guards=guards(info.guards), truth_guards=guards(info.truth_guards),
@@ -1096,6 +1099,10 @@ class _Summarizer:
                         self.s.entries.append(Entry(scope.qualname, key.lineno, key.value, self.value(item, scope)))
             elif kind is ast.Yield or kind is ast.YieldFrom:
                 self.generator = True
+                info = self.s.functions.get(scope.qualname) if scope.qualname is not None else None
+                if info is not None and node.value is not None:
+                    value = self.value(node.value, scope)
+                    info.yields = (*info.yields, ("iter", value) if kind is ast.YieldFrom else value)
 
     def _device_params(self, node: ast.Call, scope: _Scope) -> None:
         devices = [k.value for k in node.keywords if k.arg == "device"]
