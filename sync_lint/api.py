@@ -237,7 +237,6 @@ class _Job:
     opened: dict[Path, "OpenProject"] = field(default_factory=dict)
     result_settings: str = ""
     graphs: dict[Path, "CallGraph"] = field(default_factory=dict)  # project root -> its CallGraph in this process
-    save_when_due: bool = False  # a pool's worker: save after a batch only when due (`_save_job`)
 
     def open_project(self, path: str) -> "OpenProject | None":
         """The file's project, opened once per process."""
@@ -338,7 +337,6 @@ def _start_job(rules: tuple[type[Rule], ...], known_codes: tuple[str, ...], sett
         # A worker of the pool saves once more as it ends (the pool's shutdown waits for that),
         # so that after a batch it need only save when `SAVE_EVERY_S` has passed.
         util.Finalize(None, _save_job, kwargs={"now": True}, exitpriority=10)
-        _JOB[0].save_when_due = True
 
 
 def _save_job(now: bool = False) -> None:
@@ -347,10 +345,13 @@ def _save_job(now: bool = False) -> None:
     every batch, about once a second each: each save's transaction rewrites every page of the
     facts' tables its rows fall on (their keys are hashes), and the commits cost each worker of a
     cold vLLM 0.33 check about 7.5 s. `now`: whether or not it is due."""
+    import multiprocessing
+
     if not _JOB:
         return
     job = _JOB[0]
-    if job.save_when_due and not now and not any(opened.save_due() for opened in job.opened.values()):
+    in_worker = multiprocessing.parent_process() is not None
+    if in_worker and not now and not any(opened.save_due() for opened in job.opened.values()):
         return
     for opened in job.opened.values():
         opened.flush()

@@ -453,10 +453,10 @@ class Evaluator:
                 if isinstance(index, cst.Integer):
                     position = int(index.value, 0)
                     return base.items[position] if position < len(base.items) else UNKNOWN
-                if base.items and not isinstance(index, (cst.SimpleString, cst.ConcatenatedString)):
+                if not isinstance(index, (cst.SimpleString, cst.ConcatenatedString)):
                     # `self.events[slot]` of a display the project saw (a ping-pong pair): an index
-                    # known only at run time reads one of its items.
-                    return functools.reduce(join, base.items)
+                    # known only at run time reads one of its items, as iterating it would.
+                    return self.element_fact(base)
             return UNKNOWN
         if base.value_kind == "dict":
             for entry, fact in base.items:
