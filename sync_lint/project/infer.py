@@ -1290,6 +1290,18 @@ class Inference:
             return Fact(Device.NOT_TENSOR, value_kind="module", refs=frozenset({dotted}))
         return None
 
+    def _nested_classes(self, classes: frozenset[str], attr: str) -> set[str]:
+        """The classes named `attr` defined in the body of one of `classes` or of their bases."""
+        found = set()
+        for cls in classes:
+            for owner in self.index.mro(cls):
+                # Which classes a module defines is read with the owner's class itself.
+                defined = self.index.klass(owner)
+                if defined is not None and f"{defined[1].qualname}.{attr}" in defined[0].classes:
+                    found.add(defined[0].qualified(f"{defined[1].qualname}.{attr}"))
+                    break
+        return found
+
     def attribute(self, owner: Fact, attr: str, mode: str = "full", budget: int = 0) -> Fact:
         """`owner.attr`."""
         kind = owner.value_kind
@@ -1297,6 +1309,9 @@ class Inference:
             (module,) = sorted(owner.refs)[:1]
             return self._qualified(f"{module}.{attr}", mode, budget) or UNKNOWN
         if kind in ("object", "class") and owner.refs:
+            nested = self._nested_classes(owner.refs, attr)
+            if nested:  # `Metadata.Chunk`: a class defined in the body of the owner's class
+                return Fact(Device.NOT_TENSOR, value_kind="class", refs=frozenset(nested))
             methods = {m for m in (self.index.method(c, attr) for c in owner.refs) if m}
             if (methods or kind == "object") and not is_exact(owner):
                 # A call through an instance reaches any override (`spec_info: SpecInput` is an

@@ -30,7 +30,7 @@ from sync_lint.project.mentions import module_mentions
 from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 40
+SUMMARY_FORMAT = 41
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -407,6 +407,19 @@ def annotation_types(node: ast.AST | None) -> tuple[str, ...]:
         return ((head,) if head else ()) + elements
     name = dotted(node)
     return (name,) if name else ()
+
+
+def _nested_types(types: tuple[str, ...], qualname: str, nested: set[str]) -> tuple[str, ...]:
+    """Type names spelled in the body of class `qualname`, where the short name of a class nested
+    in it (`chunked: Chunked | None`) denotes that class: qualified through the outer class, as a
+    name of the module would be."""
+
+    def qualify(type_name: str) -> str:
+        marker = ELEMENT if type_name.startswith(ELEMENT) else ""
+        name = type_name[len(marker):]
+        return f"{marker}{qualname}.{name}" if name.partition(".")[0] in nested else type_name
+
+    return tuple(qualify(t) for t in types) if nested else types
 
 
 @dataclass(frozen=True)
@@ -977,13 +990,15 @@ class _Summarizer:
 
     def _class(self, node: ast.ClassDef, outer: _Scope, prefix: str) -> None:
         qualname = f"{prefix}{node.name}"
+        nested = {s.name for s in node.body if isinstance(s, ast.ClassDef)}
         fields: list[tuple[str, tuple[str, ...], Value | None, int]] = []
         attributes: list[tuple[str, Value, int]] = []
         methods: list[str] = []
         for statement in node.body:
             if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
                 default = self.value(statement.value, outer) if statement.value is not None else None
-                fields.append((statement.target.id, annotation_types(statement.annotation), default, statement.lineno))
+                declared = _nested_types(annotation_types(statement.annotation), qualname, nested)
+                fields.append((statement.target.id, declared, default, statement.lineno))
             elif isinstance(statement, ast.Assign) and _attrs_field(statement.value) and \
                     len(statement.targets) == 1 and isinstance(statement.targets[0], ast.Name):
                 # `lens = attr.ib()`: an attrs field without an annotation.
