@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Collection, Iterable, NamedTuple, Sequence
 
 from sync_lint.diagnostics import ChainStep, Diagnostic, EvidenceStep, FileResult, Hotness, Position
+from sync_lint.project.values import CPU_PLATFORM
 from sync_lint.suppression import file_directives, is_suppressed
 
 if TYPE_CHECKING:
@@ -183,8 +184,9 @@ class _Pass:
 
     # --- reachability --------------------------------------------------------------------------------
     def follow(self, edge: "Edge") -> bool:
-        """Hotness does not flow into a call made inside an allowed-sync context."""
-        return not any(c.rsplit(".", 1)[-1] in self.allowed for c in edge.contexts)
+        """Hotness does not flow into a call made inside an allowed-sync context, nor into one made
+        behind a test that the machine has no accelerator (`if current_platform.is_cpu():`)."""
+        return not any(c.rsplit(".", 1)[-1] in self.allowed or c == CPU_PLATFORM for c in edge.contexts)
 
     def walk(self, roots: list["Root"]) -> None:
         """Named roots (configured, marked) one at a time, so each gets its own count; the built-in

@@ -30,7 +30,7 @@ from sync_lint.analysis.flow import Deferred, Scope, join_envs
 from sync_lint.project.deps import Reads, dep_id
 from sync_lint.project.index import ProjectIndex, table_rows
 from sync_lint.project.infer import TENSOR, Inference, join_sources
-from sync_lint.project.summary import annotation_types, summarize
+from sync_lint.project.summary import annotation_types, cpu_platform_test, summarize
 from sync_lint.project.values import UNKNOWN, Value
 from fixture_support import check_small_project
 from test_device import fact_of
@@ -1871,3 +1871,18 @@ def test_a_parameter_annotation_beats_another_annotations_class_but_not_a_constr
     assert inference.param("pkg.meta.clear", "meta").refs == {"pkg.meta.LinearMeta"}
     # An object a constructor built is what it is, whatever the parameter says.
     assert inference.param("pkg.meta.built", "meta").refs == {"pkg.meta.LinearMeta"}
+
+
+@pytest.mark.parametrize(("test", "holds"), [
+    ("current_platform.is_cpu()", True),
+    ("is_cpu()", True),
+    ("_is_cpu", True),
+    ("not current_platform.is_cpu()", False),
+    ("flag and current_platform.is_cpu()", True),
+    ("flag or current_platform.is_cpu()", None),  # when the `or` holds, the platform may be any
+    ("x.is_cpu", None),  # a tensor's attribute, not the platform
+    ("current_platform.is_cpu(device)", None),
+    ("current_platform.is_cuda()", None),
+])
+def test_cpu_platform_tests(test: str, holds: bool | None) -> None:
+    assert cpu_platform_test(ast.parse(test, mode="eval").body) is holds

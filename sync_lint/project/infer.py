@@ -89,7 +89,7 @@ from sync_lint.project.deps import Dep
 from sync_lint.project.index import ProjectIndex
 from sync_lint.project.summary import CONTAINERS, ELEMENT, CallSite, FunctionInfo, ModuleSummary, Param
 from sync_lint.project.values import NONE as NONE_VALUE
-from sync_lint.project.values import Value, render
+from sync_lint.project.values import CPU_PLATFORM, Value, render
 
 Key = tuple
 Argument = Union[Fact, Callable[[], Fact]]  # a fact, or how to compute it when it is needed
@@ -762,7 +762,7 @@ class Inference:
             for caller, call, callee in self._calls_with_callees(name):
                 if callee.value_kind == "callable" and function in callee.refs:
                     out.append((caller, call, 1 if bound and "bound" in callee.items else 0))
-        out[:] = _nearest(out, function, MAX_SOURCES)
+        out[:] = _nearest(_on_accelerators(out), function, MAX_SOURCES)
         return out
 
     def _calls_with_callees(self, name: str) -> list[tuple[ModuleSummary, CallSite, Fact]]:
@@ -890,7 +890,7 @@ class Inference:
                 if cls in callee.refs or init is not None and any(
                         self.index.method(c, "__init__") == init for c in callee.refs):
                     out.append((caller, call, 1))
-        out[:] = _nearest(out, cls, MAX_SOURCES)
+        out[:] = _nearest(_on_accelerators(out), cls, MAX_SOURCES)
         return out
 
     def _class_slots(self, cls: str) -> dict[str, set[str]]:
@@ -2265,6 +2265,12 @@ def _mentions_method(value: Value, name: str) -> bool:
     if value[0] == "join":
         return any(_mentions_method(v, name) for v in value[1])
     return False
+
+
+def _on_accelerators(calls: list[tuple[ModuleSummary, CallSite, int]]) -> list[tuple[ModuleSummary, CallSite, int]]:
+    """The calls not made behind a test that the machine has no accelerator (`if current_platform.is_cpu():`):
+    what those pass is on the CPU by design, and says nothing of the GPU machine's arguments."""
+    return [entry for entry in calls if CPU_PLATFORM not in entry[1].contexts]
 
 
 def _nearest(found: list, qualname: str, limit: int) -> list:

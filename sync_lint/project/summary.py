@@ -27,10 +27,10 @@ from sync_lint.analysis.construction import construction_methods_ast
 from sync_lint.analysis.knowledge import EMPTY_CONTAINERS, device_kind, pins_where_available
 from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.mentions import module_mentions
-from sync_lint.project.values import MAX_DEPTH, NONE, UNKNOWN, Value, join
+from sync_lint.project.values import CPU_PLATFORM, MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 41
+SUMMARY_FORMAT = 42
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -146,7 +146,8 @@ class CallSite:
     kwargs: tuple[tuple[str, Value], ...]  # a `**x` argument is ("**", x)
     loop_depth: int  # enclosing `for`/`while` loops within the function
     # The context managers of the `with` blocks enclosing the call within its function, as spelled
-    # through the module's imports (`torch.cuda.graph`, `gpu_sync_allowed`), innermost last.
+    # through the module's imports (`torch.cuda.graph`, `gpu_sync_allowed`), innermost last; and
+    # `CPU_PLATFORM` where a test of the platform says the machine has no accelerator.
     contexts: tuple[str, ...] = ()
 
 
@@ -848,15 +849,26 @@ class _Summarizer:
 
     def _if(self, node: ast.If, scope: _Scope, class_name: str | None, prefix: str) -> None:
         when_true, when_false = _device_tests(node.test)
+        on_cpu = cpu_platform_test(node.test)
         saved = self.narrowed
         try:
             self._narrow(when_true, node.body, node.lineno)
-            self._body(node.body, scope, class_name, prefix)
+            self._platform_block(node.body, on_cpu is True, scope, class_name, prefix)
             self.narrowed = saved
             self._narrow(when_false, node.orelse, node.lineno)
-            self._body(node.orelse, scope, class_name, prefix)
+            self._platform_block(node.orelse, on_cpu is False, scope, class_name, prefix)
         finally:
             self.narrowed = saved
+
+    def _platform_block(self, block: list[ast.stmt], on_cpu: bool, scope: _Scope, class_name: str | None,
+                        prefix: str) -> None:
+        if on_cpu:
+            self.contexts.append(CPU_PLATFORM)
+        try:
+            self._body(block, scope, class_name, prefix)
+        finally:
+            if on_cpu:
+                self.contexts.pop()
 
     def _statement(self, node: ast.stmt, scope: _Scope, class_name: str | None, prefix: str) -> None:
         saved = self.use
@@ -1313,6 +1325,8 @@ _HOT_MARKER = re.compile(r"#\s*sync-lint:\s*hot\b")
 # Calls that hand a callable to a compiler or CUDA-graph capture: the callable is a hot root.
 _COMPILERS = frozenset({"torch.compile", "torch.cuda.make_graphed_callables"})
 _CUDA_GRAPH_CONTEXTS = frozenset({"torch.cuda.graph", "torch.cuda.graphs.graph"})
+# Module flags that hold a platform test's answer (SGLang: `_is_cpu = is_cpu()`).
+_CPU_PLATFORM_FLAGS = frozenset({"_is_cpu", "_IS_CPU", "IS_CPU"})
 
 # Calls that can never reach a function of the project: builtins and the libraries
 # whose APIs the torch tables already describe. Leaving them out keeps summaries small.
@@ -1674,6 +1688,25 @@ def _hands_back(block: list[ast.stmt], params: frozenset[str]) -> bool:
                                               or _hands_back(statement.orelse, params)):
             return True
     return False
+
+
+def cpu_platform_test(test: ast.expr) -> bool | None:
+    """Whether a test holds exactly when the machine has no accelerator: True for vLLM's
+    `current_platform.is_cpu()` and SGLang's `is_cpu()` and `_is_cpu` (also inside an `and`), False
+    for their negation, None for any other test."""
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        inner = cpu_platform_test(test.operand)
+        return None if inner is None else not inner
+    if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And):
+        # When the `and` holds, each part does; when it fails, nothing is known.
+        return True if any(cpu_platform_test(value) is True for value in test.values) else None
+    if isinstance(test, ast.Call) and not test.args and not test.keywords:
+        func = test.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+        return True if name == "is_cpu" else None
+    if isinstance(test, ast.Name) and test.id in _CPU_PLATFORM_FLAGS:
+        return True
+    return None
 
 
 def _true_when(test: ast.expr) -> tuple[set[str], set[str]]:

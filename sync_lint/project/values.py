@@ -39,6 +39,9 @@ NONE: Value = ("lit", "none")
 # How deep a value may nest before the rest is unknown: keeps summaries small and
 # the interpretation cheap, and cuts self-referencing loops (`x = x[1:]`).
 MAX_DEPTH = 10
+# The context recorded for a call site made where a test of the platform says the machine has no
+# accelerator (`if current_platform.is_cpu():`), beside the `with` blocks around it.
+CPU_PLATFORM = "<cpu-platform>"
 # How many alternatives a join keeps.
 MAX_JOIN = 8
 
