@@ -61,6 +61,7 @@ from sync_lint.analysis.knowledge import (
     NN_NON_MODULES,
     NON_TENSOR_ANNOTATIONS,
     REDUCTIONS,
+    RESULT_FIELDS,
     STREAM_HANDLES,
     TENSOR_ATTRS,
     VIEW_METHODS,
@@ -360,6 +361,8 @@ class Evaluator:
         owner = self.fact(expr.value)
         if attr in TENSOR_ATTRS and owner.is_tensor:
             return owner
+        if attr in RESULT_FIELDS and owner.is_tensor:  # `t.max(dim=1).values`
+            return replace(owner, ndim=None, dtype=RESULT_FIELDS[attr] or owner.dtype, subject=name or attr)
         if owner.value_kind == "numpy":
             return NUMPY
         if attr in self.settings.gpu_attributes:

@@ -81,6 +81,10 @@ METADATA_ATTRS = frozenset(
     "requires_grad is_leaf grad_fn itemsize nbytes".split()
 )
 TENSOR_ATTRS = frozenset("T mT H mH data grad real imag".split())
+# The fields of what torch's reductions along a dimension return (`max`/`min`/`median`/`mode` with
+# `dim`, `topk`, `sort`, `kthvalue`, `cummax`, `cummin`): tensors on the input's device, the indices
+# of dtype int64 (the dtype kind each field has; None: the input's).
+RESULT_FIELDS = {"values": None, "indices": "int"}
 HOST_VALUE_METHODS = frozenset({"item", "tolist"})
 # The legacy tensor types `t.type(torch.BoolTensor)` converts to, with the torch dtype each holds: the
 # plain ones live on the CPU (`torch.BoolTensor`), the `torch.cuda.` ones on the GPU.

@@ -74,6 +74,7 @@ from sync_lint.analysis.knowledge import (
     MODULE_NAMES,
     NEW_METHODS,
     NN_NON_MODULES,
+    RESULT_FIELDS,
     STREAM_HANDLES,
     TENSOR_ATTRS,
     VIEW_METHODS,
@@ -1345,6 +1346,8 @@ class Inference:
                 return replace(device_value(Device.GPU), convention=not owner.is_gpu or owner.by_convention)
             if attr in TENSOR_ATTRS:
                 return owner
+            if attr in RESULT_FIELDS:  # `t.max(dim=1).values`
+                return replace(owner, ndim=None, dtype=RESULT_FIELDS[attr] or owner.dtype)
             if attr in METADATA_ATTRS:
                 return PYTHON
             return UNKNOWN
