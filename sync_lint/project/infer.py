@@ -2097,11 +2097,10 @@ def join_sources(sources: list[Fact], share: float = 0.8, gpu_wins: bool = False
     if unknown:
         return next(f for f in informative if f.is_unknown_tensor)
     kinds = {f.value_kind for f in informative}
-    if "list" in kinds and len(kinds) > 1 and kinds <= {"tuple", "list", "dict"} \
-            and all(f.items for f in informative if f.value_kind == "list") \
-            and not any(f.items for f in informative if f.value_kind != "list"):
-        # `self.wrappers = []` and `self.wrappers.append(w)` elsewhere (or `self.pending = {}` and
-        # `self.pending[rid] = ev`): the empty display holds nothing to read; the list holds what was added.
+    if kinds == {"tuple", "list"} and all(f.items for f in informative if f.value_kind == "list") \
+            and not any(f.items for f in informative if f.value_kind == "tuple"):
+        # `self.wrappers = []` and `self.wrappers.append(w)` elsewhere: the empty display holds
+        # nothing to read; the list holds what was added.
         return join_sources([f for f in informative if f.value_kind == "list"], share, gpu_wins)
     if len(kinds) != 1:
         if all(_host_data(f) for f in informative):

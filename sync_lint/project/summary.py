@@ -30,7 +30,7 @@ from sync_lint.project.mentions import module_mentions
 from sync_lint.project.values import CPU_PLATFORM, MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 43
+SUMMARY_FORMAT = 42
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -360,14 +360,6 @@ def _empty_container(node: ast.expr) -> bool:
     return False
 
 
-def _empty_dict(node: ast.expr) -> bool:
-    """`{}`, `dict()`, `defaultdict(...)`, `OrderedDict()`."""
-    if isinstance(node, ast.Dict):
-        return not node.keys
-    return isinstance(node, ast.Call) and _empty_container(node) and \
-        (dotted(node.func) or "").rsplit(".", 1)[-1] in ("dict", "defaultdict", "OrderedDict")
-
-
 def _element_annotation(container: str, index: ast.AST) -> ast.AST | None:
     """The annotation of the elements of `container[index]`, when it has one kind of element."""
     items = index.elts if isinstance(index, ast.Tuple) else [index]
@@ -493,10 +485,6 @@ class _Summarizer:
         # Inside `with torch.device(d):` a factory without `device=` allocates on `d`.
         self.default_device: ast.expr | None = None
         self.contexts: list[str] = []  # the `with` context managers around the current statement
-        # `self.pending[rid] = ev` stores, kept once the class is known to set the field to an empty
-        # dict (`_entry_stores`); and the (class, field) pairs set so.
-        self._entry_stores: list[Store] = []
-        self._empty_dicts: set[tuple[str, str]] = set()
         self.loops: list[tuple[int, int]] = []  # the loops of the current function
         self.lines = text.splitlines() if text is not None else []
         self._path: list[tuple[int, int, bool]] = []  # pass 1: the place of the statement being collected
@@ -511,7 +499,6 @@ class _Summarizer:
     def module(self, tree: ast.Module) -> None:
         self._collect(tree.body, self.scope)
         self._body(tree.body, self.scope, class_name=None, prefix="")
-        self.s.stores.extend(store for store in self._entry_stores if (store.owner, store.attr) in self._empty_dicts)
         self.use = None  # a global's value is what every function reading it may see
         for name, sources in self.scope.assigned.items():
             if name in self.s.classes or name in self.s.functions:
@@ -1103,23 +1090,11 @@ class _Summarizer:
                 value = ("op", (value,))
         if isinstance(target, ast.Attribute):
             base = self.value(target.value, scope)
-            owner = self._owner(base, scope)
-            self.s.stores.append(Store(scope.qualname, target.lineno, base, target.attr, value, owner))
-            if owner is not None and _empty_dict(value_node):
-                self._empty_dicts.add((owner, target.attr))
+            self.s.stores.append(Store(scope.qualname, target.lineno, base, target.attr, value, self._owner(base, scope)))
         elif isinstance(target, ast.Subscript):
             key = target.slice
             if isinstance(key, ast.Constant) and isinstance(key.value, str):
                 self.s.entries.append(Entry(scope.qualname, target.lineno, key.value, value))
-            elif isinstance(target.value, ast.Attribute):
-                # `self.pending[rid] = ev`: a dict field filled under keys known only at run time holds
-                # values alike, as a dict comprehension would (kept only for a field its class sets to
-                # an empty dict: a tensor field's `self.buf[idx] = v` writes into the tensor).
-                base = self.value(target.value.value, scope)
-                owner = self._owner(base, scope)
-                if owner is not None:
-                    self._entry_stores.append(Store(scope.qualname, target.lineno, base, target.value.attr,
-                                                    ("listof", value, "entry"), owner))
         elif isinstance(target, (ast.Tuple, ast.List)):
             for index, element in enumerate(target.elts):
                 if not isinstance(element, ast.Starred):

@@ -19,7 +19,7 @@ tag:
 | `op` | `("op", operands)`, `("op", operands, "cmp")`, `("op", operands, "bit")` | arithmetic, a comparison (a bool result), a bitwise operation (a bool result of bool operands): lives where its tensor operands live |
 | `join` | `("join", alternatives)` | one of several values (branches, `a or b`, `x if c else y`) |
 | `tuple` | `("tuple", elements)` | a tuple or list display of values |
-| `listof` | `("listof", element)` | a list or generator whose elements are alike (a comprehension); `("listof", element, "entry")`: a dict filled under keys known only at run time |
+| `listof` | `("listof", element)` | a list or generator whose elements are alike (a comprehension) |
 | `dict` | `("dict", ((key, value), ...))` | a dict display with string keys |
 | `decl` | `("decl", types)` | an empty container stored with an annotation (`self.reqs: dict[str, Req] = {}`): the annotation's types |
 | `lambda` | `("lambda",)` | a lambda |
@@ -96,8 +96,6 @@ def _render(value: Value, level: int) -> str:
     if tag == "tuple":
         return "(" + ", ".join(_render(v, level + 1) for v in value[1][:3]) + ")"
     if tag == "listof":
-        if value[2:] == ("entry",):  # `d[key] = v`: a value stored under a key known only at run time
-            return f"{{...: {_render(value[1], level + 1)}}}"
         return f"[{_render(value[1], level + 1)} for ...]"
     if tag == "dict":
         return "{" + ", ".join(f"{k!r}: ..." for k, _ in value[1][:3]) + "}"
