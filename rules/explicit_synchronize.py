@@ -247,21 +247,21 @@ class ExplicitSynchronize(Rule):
             # `elapsed_time` raises rather than waits, so the wait here is still the one to move.
             waited.device = True
             waited.recorded.clear()
-        name = f"`{fact.subject}`" if fact.subject else "the receiver"
-        handle = "device module" if kind == "device-module" else kind
+        # Why the receiver is a handle, each step with where it was made (in this file or another);
+        # a name alone is said as such.
         evidence = None
-        if fact.origin is not None:
-            origin = abbreviate(self.ctx.code(fact.origin))
-            evidence = f"{name} is a torch {handle}: created by `{origin}` at line {self.ctx.line_of(fact.origin)}"
-        elif fact.from_name:
+        if fact.from_name and not fact.reason:
+            name = f"`{fact.subject}`" if fact.subject else "the receiver"
+            handle = "device module" if kind == "device-module" else kind
             evidence = f"{name} is taken for a torch {handle} by its name"
         if kind == "device-module":
             self.report(node, f"`{abbreviate(self.ctx.code(node.func))}()` {what}; order GPU work with events and "
-                              "stream waits instead", evidence=evidence)
+                              "stream waits instead", fact=fact, evidence=evidence)
             return
         self.report(
             node,
             f"`{kind.capitalize()}.{method}()` {what}; poll with `event.query()` or order work with "
             "`stream.wait_event()`",
+            fact=fact,
             evidence=evidence,
         )

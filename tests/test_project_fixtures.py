@@ -1019,3 +1019,14 @@ def test_a_cpu_platform_method_is_reported_only_in_strict_mode(tmp_path: Path, m
     cpu = found[("layers.py", 16)]
     assert cpu.confidence == "strict" and "`forward_cpu` runs on the CPU platform" in cpu.evidence
     assert found[("layers.py", 8)].confidence != "strict"  # `forward_native` runs on every platform
+
+
+@pytest.mark.parametrize("project", ["device_module"], indirect=True)
+def test_wait_evidence_names_where_the_event_was_made(project: Path, tmp_path: Path) -> None:
+    """SL401 on an event another module made says why it is one, with that module's line."""
+    report = check(project, cache=tmp_path / "cache")
+    waited = diagnostic(report, "pkg/other.py", 5)
+    assert waited.confidence == "high"
+    step = waited.evidence_steps[-1]
+    assert (Path(step.path).as_posix(), step.row) == ("pkg/worker.py", 8)  # `self.done = ...Event()`
+    assert "`worker.done` is a torch event: field `done` of `Worker`" in waited.evidence

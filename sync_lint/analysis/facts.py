@@ -375,6 +375,9 @@ def explain_steps(
     return steps
 
 
+_HANDLE_WORDS = {"event": "a torch event", "stream": "a torch stream", "device-module": "a device module"}
+# The values a wait is made on: torch events and streams, and device modules (`torch.cuda`).
+HANDLE_KINDS = frozenset(_HANDLE_WORDS)
 _DEVICE_VALUE_WORDS = {Device.GPU: "an accelerator device", Device.CPU: "the CPU device",
                        Device.PINNED: "the CPU device", Device.UNKNOWN: "a device",
                        Device.NOT_TENSOR: "a device"}
@@ -386,6 +389,7 @@ def _explain_one(fact: Fact, line_of: Callable[[cst.CSTNode], int], code_of: Cal
         words = "a tensor of unknown device"
     if fact.value_kind == "device" and fact.device_value is not None:
         words = _DEVICE_VALUE_WORDS[fact.device_value]
+    words = _HANDLE_WORDS.get(fact.value_kind or "", words)
     if fact.subject is None and fact.where is not None and fact.reason:  # a step in another place
         return f"{fact.reason} ({fact.where})"
     subject = f"`{fact.subject}`" if fact.subject else "the value"

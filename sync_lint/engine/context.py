@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from sync_lint.analysis.device import DeviceAnalysis
-from sync_lint.analysis.facts import Fact, explain_steps
+from sync_lint.analysis.facts import HANDLE_KINDS, Fact, explain_steps
 from sync_lint.analysis.imports import ImportTable
 from sync_lint.analysis.marks import SyntaxMarks
 from sync_lint.analysis.mirrors import HostMirrors
@@ -101,6 +101,8 @@ def _cpu_function(qualname: str | None, names: tuple[str, ...]) -> str | None:
 def _confidence(fact: Fact | None) -> str:
     if fact is None:
         return "high"
+    if fact.value_kind in HANDLE_KINDS:  # an event or stream waited on (SL401)
+        return "convention" if fact.by_convention else "high"
     if not fact.is_tensor:
         return "strict"
     return "convention" if fact.by_convention else "high"
