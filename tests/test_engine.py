@@ -573,3 +573,30 @@ def test_isinstance_with_a_builtin_type_narrows_to_a_python_value() -> None:
         "    if image.any():\n        return 3\n"
     )
     assert strict_rows(source) == [9, 11]
+
+
+def test_an_arm_for_machines_without_an_accelerator_is_left_to_strict() -> None:
+    """`if current_platform.is_cpu():` runs only where there is no GPU: its findings need `--strict`."""
+    source = (
+        "import torch\n\n\n"
+        "def step(n, current_platform, _is_cpu):\n"
+        "    t = torch.zeros(n, device='cuda')\n"
+        "    if current_platform.is_cpu():\n"
+        "        a = t.tolist()\n"
+        "    elif n:\n"
+        "        b = t.tolist()\n"
+        "    if not current_platform.is_cpu():\n"
+        "        c = t.tolist()\n"
+        "    else:\n"
+        "        d = t.tolist()\n"
+        "    if _is_cpu and n:\n"
+        "        e = t.tolist()\n"
+        "    return t.tolist()\n"
+    )
+    rules = list(all_rules().values())
+    default = lint_source(source, "snippet.py", rules, SETTINGS).diagnostics
+    assert [d.start.row for d in default] == [9, 11, 16]
+    strict = {d.start.row: d for d in lint_source(source, "snippet.py", rules, SETTINGS.override(strict=True)).diagnostics}
+    assert sorted(strict) == [7, 9, 11, 13, 15, 16]
+    assert strict[7].confidence == "strict" and "no accelerator" in strict[7].evidence
+    assert strict[9].confidence == "high"

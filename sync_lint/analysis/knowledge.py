@@ -25,6 +25,9 @@ EMPTY_CONTAINERS = frozenset("dict list OrderedDict deque".split())
 # and WSL kernels older than 4.19.121), and vLLM's `PIN_MEMORY` is its value. A machine with a GPU to
 # wait for pins.
 PINNED_WHERE_AVAILABLE = frozenset({"PIN_MEMORY", "is_pin_memory_available"})
+# Module flags that hold the answer of a test of the platform for an accelerator's absence (SGLang:
+# `_is_cpu = is_cpu()`).
+CPU_PLATFORM_FLAGS = frozenset({"_is_cpu", "_IS_CPU", "IS_CPU"})
 
 
 def pins_where_available(spelled: str | None) -> bool:

@@ -10,8 +10,28 @@ from __future__ import annotations
 
 import libcst as cst
 
+from sync_lint.analysis.knowledge import CPU_PLATFORM_FLAGS
 from sync_lint.analysis.provider import Provider
 from sync_lint.syntax import dotted_name
+
+
+def cpu_platform_test(test: cst.BaseExpression) -> bool | None:
+    """Whether a test holds exactly when the machine has no accelerator: True for
+    `current_platform.is_cpu()`, `is_cpu()` and `_is_cpu` (also inside an `and`), False for their
+    negation, None for any other test (the project summaries read tests alike, on `ast`)."""
+    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        inner = cpu_platform_test(test.expression)
+        return None if inner is None else not inner
+    if isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.And):
+        # When the `and` holds, each part does; when it fails, nothing is known.
+        return True if cpu_platform_test(test.left) is True or cpu_platform_test(test.right) is True else None
+    if isinstance(test, cst.Call) and not test.args:
+        func = test.func
+        name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else None
+        return True if name == "is_cpu" else None
+    if isinstance(test, cst.Name) and test.value in CPU_PLATFORM_FLAGS:
+        return True
+    return None
 
 
 # Decorators of functions a GPU DSL compiles, as spelled (a suffix: `cutlass.cute.kernel`).
@@ -29,6 +49,8 @@ class SyntaxMarks(Provider):
         self._kernels: set[int] = set()
         self._kernel_depth = 0
         self._error_depth = 0
+        self._cpu_arms: dict[int, int] = {}  # `if` -> 1: its body runs only without an accelerator; -1: its `else`
+        self._cpu_depth = 0
         # The simple statement the walk is in (None between statements and in headers).
         self.statement: cst.SimpleStatementLine | None = None
 
@@ -59,6 +81,12 @@ class SyntaxMarks(Provider):
         `assert`'s test is evaluated every time, and stays a finding.)"""
         return self._error_depth > 0
 
+    @property
+    def on_cpu_platform(self) -> bool:
+        """In an arm that runs only where a test of the platform says there is no accelerator
+        (`if current_platform.is_cpu():`, SGLang's `if _is_cpu:`): the tensors there are on the CPU."""
+        return self._cpu_depth > 0
+
     # --- marking ----------------------------------------------------------------------
     def _mark_store(self, target: cst.BaseExpression) -> None:
         self._store_targets.add(id(target))
@@ -75,6 +103,24 @@ class SyntaxMarks(Provider):
 
     def _test(self, node: cst.If | cst.While | cst.Assert | cst.IfExp | cst.CompIf) -> None:
         self._conditions.add(id(node.test))
+
+    def _after_if_test(self, node: cst.If) -> None:
+        holds = cpu_platform_test(node.test)
+        if holds is not None:
+            self._cpu_arms[id(node)] = 1 if holds else -1
+        if holds is True:
+            self._cpu_depth += 1
+
+    def _after_if_body(self, node: cst.If) -> None:
+        arm = self._cpu_arms.get(id(node))
+        if arm == 1:
+            self._cpu_depth -= 1
+        elif arm == -1 and node.orelse is not None:
+            self._cpu_depth += 1
+
+    def _leave_if(self, node: cst.If) -> None:
+        if self._cpu_arms.pop(id(node), None) == -1 and node.orelse is not None:
+            self._cpu_depth -= 1
 
     def _bool_op(self, node: cst.BooleanOperation) -> None:
         # `a and b`: `a` is always tested; `b` only when the whole is tested.
@@ -151,6 +197,7 @@ class SyntaxMarks(Provider):
         cst.Raise: _enter_raise,
     }
     LEAVE = {
+        cst.If: _leave_if,
         cst.Raise: _leave_raise,
         cst.Assert: _leave_assert,
         cst.With: _leave_with,
@@ -159,4 +206,6 @@ class SyntaxMarks(Provider):
     }
     AFTER_FIELD = {
         (cst.Assert, "test"): _after_assert_test,
+        (cst.If, "test"): _after_if_test,
+        (cst.If, "body"): _after_if_body,
     }

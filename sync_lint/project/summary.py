@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from sync_lint.analysis.construction import construction_methods_ast
-from sync_lint.analysis.knowledge import EMPTY_CONTAINERS, device_kind, pins_where_available
+from sync_lint.analysis.knowledge import CPU_PLATFORM_FLAGS, EMPTY_CONTAINERS, device_kind, pins_where_available
 from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.mentions import module_mentions
 from sync_lint.project.values import CPU_PLATFORM, MAX_DEPTH, NONE, UNKNOWN, Value, join
@@ -1325,8 +1325,6 @@ _HOT_MARKER = re.compile(r"#\s*sync-lint:\s*hot\b")
 # Calls that hand a callable to a compiler or CUDA-graph capture: the callable is a hot root.
 _COMPILERS = frozenset({"torch.compile", "torch.cuda.make_graphed_callables"})
 _CUDA_GRAPH_CONTEXTS = frozenset({"torch.cuda.graph", "torch.cuda.graphs.graph"})
-# Module flags that hold a platform test's answer (SGLang: `_is_cpu = is_cpu()`).
-_CPU_PLATFORM_FLAGS = frozenset({"_is_cpu", "_IS_CPU", "IS_CPU"})
 
 # Calls that can never reach a function of the project: builtins and the libraries
 # whose APIs the torch tables already describe. Leaving them out keeps summaries small.
@@ -1704,7 +1702,7 @@ def cpu_platform_test(test: ast.expr) -> bool | None:
         func = test.func
         name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
         return True if name == "is_cpu" else None
-    if isinstance(test, ast.Name) and test.id in _CPU_PLATFORM_FLAGS:
+    if isinstance(test, ast.Name) and test.id in CPU_PLATFORM_FLAGS:
         return True
     return None
 
