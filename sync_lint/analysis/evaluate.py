@@ -346,7 +346,10 @@ class Evaluator:
                 if found is not None:
                     return replace(found, subject=dotted_name(expr) or expr.attr.value)
             return self._eval_qualified_attribute(qual)
-        name = dotted_name(expr)
+        return self._attribute_of(expr.value, attr, dotted_name(expr))
+
+    def _attribute_of(self, base: cst.BaseExpression, attr: str, name: str | None) -> Fact:
+        """`base.attr` (spelled `name` when it is a dotted name), also read as `getattr(base, "attr")`."""
         bound: Fact | None = None
         if name is not None:
             bound = self.binder.lookup(name)
@@ -357,8 +360,8 @@ class Evaluator:
             # An assignment from something unknown is no evidence: it must not hide
             # what configuration and naming conventions say about the attribute.
             if bound is not None and bound.device is not Device.UNKNOWN:
-                return self._declared_container(expr, bound) or bound
-        owner = self.fact(expr.value)
+                return self._declared_container(base, attr, bound) or bound
+        owner = self.fact(base)
         if attr in TENSOR_ATTRS and owner.is_tensor:
             return owner
         if attr in RESULT_FIELDS and owner.is_tensor:  # `t.max(dim=1).values`
@@ -389,18 +392,30 @@ class Evaluator:
                 return replace(found, subject=name or attr)
         return bound if bound is not None else UNKNOWN
 
-    def _declared_container(self, expr: cst.Attribute, bound: Fact) -> Fact | None:
+    def _getattr(self, base: cst.BaseExpression, attr: str) -> Fact:
+        """`getattr(batch, "seq_lens", None)`: the attribute, as `batch.seq_lens` reads it (the default
+        stands in only where an object has none, which a class declaring it never lacks)."""
+        if attr in METADATA_ATTRS:
+            if attr == "device":
+                dev, why, assumed = _device_attribute(self.fact(base))
+                return replace(device_value(dev, reason=why), convention=assumed)
+            return DTYPE if attr == "dtype" else PYTHON
+        spelled = dotted_name(base)
+        return self._attribute_of(base, attr, f"{spelled}.{attr}" if spelled else None)
+
+    def _declared_container(self, base: cst.BaseExpression, attr: str, bound: Fact) -> Fact | None:
         """`self.reqs`, bound here to an empty `{}` that its annotation declares `dict[str, Req]`: the
         project's container of alike elements, which knows what the elements are."""
         if self.project is None or not _empty_container(bound.origin):
             return None
-        owner = self.fact(expr.value)
+        owner = self.fact(base)
         if not owner.refs:
             return None
-        found = self.project.attribute(_as_object(owner), expr.attr.value)
+        found = self.project.attribute(_as_object(owner), attr)
         if found is None or found.value_kind != "list" or not found.items:
             return None
-        return replace(found, subject=dotted_name(expr) or expr.attr.value)
+        spelled = dotted_name(base)
+        return replace(found, subject=f"{spelled}.{attr}" if spelled else attr)
 
     def _eval_qualified_attribute(self, qual: str) -> Fact:
         if qual in DEVICE_MODULES:
@@ -499,6 +514,9 @@ class Evaluator:
             return self._eval_method(expr, func.value, func.attr.value)
         if isinstance(func, cst.Name):
             builtin = func.value
+            named = _getattr_name(expr) if builtin == "getattr" else None
+            if named is not None and self.binder.lookup(builtin) is None:
+                return self._getattr(expr.args[0].value, named)
             if builtin in ("len", "int", "float", "bool", "str", "range", "list", "tuple", "dict", "set",
                            "sorted", "enumerate", "zip", "repr", "isinstance", "hasattr", "getattr", "id",
                            "type", "print", "format", "round", "abs") and self.binder.lookup(builtin) is None:
@@ -1147,6 +1165,16 @@ def _device_attribute(owner: Fact) -> tuple[Device, str, bool]:
     if owner.device is Device.NOT_TENSOR and owner.value_kind not in _PLAIN_DATA:
         return Device.GPU, "a device that is not literally the CPU", False  # `self.device`, `model.device`
     return Device.GPU, "the device of a value whose device is not known, taken for an accelerator", True
+
+
+def _getattr_name(call: cst.Call) -> str | None:
+    """`name` for `getattr(obj, "name")` or `getattr(obj, "name", default)` (as the project summaries
+    read it: `getattr_name` in sync_lint/project/summary.py)."""
+    if not 2 <= len(call.args) <= 3 or any(a.star or a.keyword for a in call.args):
+        return None
+    name = call.args[1].value
+    text = literal_string(name) if isinstance(name, cst.SimpleString) else None
+    return text if text is not None and text.isidentifier() else None
 
 
 def _as_object(fact: Fact) -> Fact:

@@ -30,7 +30,7 @@ from sync_lint.project.mentions import module_mentions
 from sync_lint.project.values import CPU_PLATFORM, MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 42
+SUMMARY_FORMAT = 43
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -1239,6 +1239,9 @@ class _Summarizer:
         if isinstance(node, ast.Attribute):
             return ("attr", self.value(node.value, scope, level), node.attr)
         if isinstance(node, ast.Call):
+            named = getattr_name(node)
+            if named is not None:  # `getattr(batch, "seq_lens", None)`: the attribute
+                return ("attr", self.value(node.args[0], scope, level), named)
             args = tuple(("*", self.value(a.value, scope, level)) if isinstance(a, ast.Starred)
                          else self.value(a, scope, level) for a in node.args)
             kwargs = tuple((k.arg if k.arg is not None else "**", self.value(k.value, scope, level))
@@ -1686,6 +1689,17 @@ def _hands_back(block: list[ast.stmt], params: frozenset[str]) -> bool:
                                               or _hands_back(statement.orelse, params)):
             return True
     return False
+
+
+def getattr_name(node: ast.Call) -> str | None:
+    """`name` for `getattr(obj, "name")` or `getattr(obj, "name", default)`: a read of the attribute
+    (the default stands in only where an object has none, which a class declaring it never lacks)."""
+    if not (isinstance(node.func, ast.Name) and node.func.id == "getattr" and 2 <= len(node.args) <= 3
+            and not node.keywords and not any(isinstance(a, ast.Starred) for a in node.args)):
+        return None
+    name = node.args[1]
+    return name.value if isinstance(name, ast.Constant) and isinstance(name.value, str) and \
+        name.value.isidentifier() else None
 
 
 def cpu_platform_test(test: ast.expr) -> bool | None:
