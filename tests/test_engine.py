@@ -596,7 +596,8 @@ def test_an_arm_for_machines_without_an_accelerator_is_left_to_strict() -> None:
     rules = list(all_rules().values())
     default = lint_source(source, "snippet.py", rules, SETTINGS).diagnostics
     assert [d.start.row for d in default] == [9, 11, 16]
-    strict = {d.start.row: d for d in lint_source(source, "snippet.py", rules, SETTINGS.override(strict=True)).diagnostics}
+    strict_settings = SETTINGS.override(strict=True)
+    strict = {d.start.row: d for d in lint_source(source, "snippet.py", rules, strict_settings).diagnostics}
     assert sorted(strict) == [7, 9, 11, 13, 15, 16]
     assert strict[7].confidence == "strict" and "no accelerator" in strict[7].evidence
     assert strict[9].confidence == "high"

@@ -27,7 +27,7 @@ def cpu_platform_test(test: cst.BaseExpression) -> bool | None:
         return True if cpu_platform_test(test.left) is True or cpu_platform_test(test.right) is True else None
     if isinstance(test, cst.Call) and not test.args:
         func = test.func
-        name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else None
+        name = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", None)
         return True if name == "is_cpu" else None
     if isinstance(test, cst.Name) and test.value in CPU_PLATFORM_FLAGS:
         return True
