@@ -444,3 +444,23 @@ def test_the_methods_only_a_constructor_calls_are_the_same_from_libcst_and_from_
     expected = frozenset({"__init__", "_cos", "_grid"})
     assert construction_methods(cst.parse_module(_BUILT).body[0]) == expected  # type: ignore[arg-type]
     assert construction_methods_ast(ast.parse(_BUILT).body[0]) == expected  # type: ignore[arg-type]
+
+
+
+@pytest.mark.parametrize(
+    "source,device,kind",
+    [
+        # `getattr(obj, "name")` with a literal name reads `obj.name` (a default changes nothing here).
+        ("import torch\nclass B:\n    def __init__(self):\n        self.lens = torch.zeros(2, device='cuda')\n"
+         "    def f(self):\n        probe(getattr(self, 'lens', None))", Device.GPU, None),
+        ("import torch\nt = torch.zeros(2, device='cuda')\nprobe(getattr(t, 'T'))", Device.GPU, None),
+        ("import torch\nt = torch.zeros(2, device='cuda')\nprobe(getattr(t, 'shape'))", Device.NOT_TENSOR, "python"),
+        # A name of a module: as `torch.bfloat16` reads.
+        ("import torch\nprobe(getattr(torch, 'bfloat16'))", Device.NOT_TENSOR, "dtype"),
+        # A name known only at run time: unknown as before.
+        ("import torch\nt = torch.zeros(2, device='cuda')\nprobe(getattr(t, name))", Device.NOT_TENSOR, "python"),
+    ],
+)
+def test_getattr_with_a_literal_name(source: str, device: Device, kind: str | None) -> None:
+    fact, _ = fact_of(source)
+    assert fact.device is device and fact.value_kind == kind

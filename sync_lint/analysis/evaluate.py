@@ -400,6 +400,12 @@ class Evaluator:
                 dev, why, assumed = _device_attribute(self.fact(base))
                 return replace(device_value(dev, reason=why), convention=assumed)
             return DTYPE if attr == "dtype" else PYTHON
+        qual = self.imports.resolve(base)
+        if qual is not None:  # `getattr(torch, "bfloat16")`: a name of a module, as `torch.bfloat16` reads
+            full = f"{qual}.{attr}"
+            found = self.project.qualified(full) if self.project is not None and \
+                not full.startswith(("torch.", "numpy.")) else None
+            return found if found is not None else self._eval_qualified_attribute(full)
         spelled = dotted_name(base)
         return self._attribute_of(base, attr, f"{spelled}.{attr}" if spelled else None)
 
