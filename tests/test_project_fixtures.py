@@ -132,19 +132,23 @@ def test_source_text_of_a_project_file_uses_the_index(project: Path, tmp_path: P
     assert (12, "SL102") in rows
 
 
+def last_place(found: Diagnostic) -> tuple[str, int | None]:
+    """Where the last step of a finding's evidence points (the step in the file farthest away)."""
+    step = found.evidence_steps[-1]
+    return Path(step.path).as_posix(), step.row
+
+
 @pytest.mark.parametrize("project", ["dataclass_fields"], indirect=True)
 def test_evidence_steps_name_the_other_file(project: Path, tmp_path: Path) -> None:
     report = check(project, cache=tmp_path / "cache")
     seq_lens = diagnostic(report, "pkg/runner.py", 5)
     assert seq_lens.confidence == "high"
-    step = seq_lens.evidence_steps[-1]
-    assert (Path(step.path).as_posix(), step.row) == ("pkg/builder.py", 7)  # the ForwardBatch(...) call
-    assert "field `seq_lens` of `ForwardBatch`" in step.message
+    assert last_place(seq_lens) == ("pkg/builder.py", 7)  # the ForwardBatch(...) call
+    assert "field `seq_lens` of `ForwardBatch`" in seq_lens.evidence_steps[-1].message
     stored = diagnostic(report, "pkg/runner.py", 7)
     assert stored.confidence == "high"  # `device="cuda"`
-    assert [(Path(s.path).as_posix(), s.row) for s in stored.evidence_steps][-1] == ("pkg/builder.py", 11)
-    by_setattr = diagnostic(report, "pkg/runner.py", 10)
-    assert [(Path(s.path).as_posix(), s.row) for s in by_setattr.evidence_steps][-1] == ("pkg/builder.py", 20)
+    assert last_place(stored) == ("pkg/builder.py", 11)
+    assert last_place(diagnostic(report, "pkg/runner.py", 10)) == ("pkg/builder.py", 20)  # by setattr
 
 
 @pytest.mark.parametrize("project", ["src_layout"], indirect=True)
@@ -1027,6 +1031,5 @@ def test_wait_evidence_names_where_the_event_was_made(project: Path, tmp_path: P
     report = check(project, cache=tmp_path / "cache")
     waited = diagnostic(report, "pkg/other.py", 5)
     assert waited.confidence == "high"
-    step = waited.evidence_steps[-1]
-    assert (Path(step.path).as_posix(), step.row) == ("pkg/worker.py", 8)  # `self.done = ...Event()`
+    assert last_place(waited) == ("pkg/worker.py", 8)  # `self.done = ...Event()`
     assert "`worker.done` is a torch event: field `done` of `Worker`" in waited.evidence

@@ -45,6 +45,7 @@ from sync_lint.analysis.flow import Deferred
 from sync_lint.analysis.imports import ImportTable
 from sync_lint.analysis.knowledge import (
     ACCELERATOR_NAMES,
+    CONTAINERS,
     CPU_FACTORIES,
     DTYPE_NAMES,
     ELEMENTWISE,
@@ -1197,13 +1198,10 @@ def _defaulted_device(fact: Fact, param: cst.Param) -> Fact:
     return fact
 
 
-_CONTAINER_ANNOTATIONS = frozenset("list List tuple Tuple set Set dict Dict Sequence Mapping".split())
-
-
 def _container_annotation(node: cst.BaseExpression) -> bool:
     """`list[torch.Tensor]`, `Sequence[Batch] | None`: an annotation that names only containers."""
     lasts = {name.rsplit(".", 1)[-1] for name in annotation_names(node)}
-    return bool(lasts) and lasts <= _CONTAINER_ANNOTATIONS
+    return bool(lasts) and lasts <= CONTAINERS
 
 
 def list_element_names(node: cst.BaseExpression) -> tuple[str, ...] | None:

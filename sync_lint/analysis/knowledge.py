@@ -17,6 +17,12 @@ NEW_METHODS = frozenset("new_zeros new_ones new_empty new_full new_tensor".split
 CPU_FACTORIES = frozenset("from_numpy frombuffer from_file".split())
 # `torch.nn.Module` as imports resolve it.
 NN_MODULE_CLASSES = frozenset({"torch.nn.Module", "torch.nn.modules.module.Module"})
+# The container types an annotation may name (`list[Tensor]`, `dict[str, Req]`), by their last name.
+SEQUENCE_TYPES = frozenset({"list", "List", "Sequence", "MutableSequence", "Iterable", "Iterator", "Collection",
+                            "set", "Set", "frozenset", "FrozenSet", "deque", "Deque"})
+MAPPING_TYPES = frozenset({"dict", "Dict", "Mapping", "MutableMapping", "OrderedDict", "defaultdict",
+                           "DefaultDict"})
+CONTAINERS = SEQUENCE_TYPES | MAPPING_TYPES | {"tuple", "Tuple"}
 # Calls that build an empty container (with no arguments; `defaultdict` with its default factory).
 EMPTY_CONTAINERS = frozenset("dict list OrderedDict deque".split())
 

@@ -63,6 +63,7 @@ from sync_lint.analysis.facts import (
 )
 from sync_lint.analysis.knowledge import (
     ACCELERATOR_NAMES,
+    CONTAINERS,
     CPU_FACTORIES,
     DTYPE_NAMES,
     EVENT_HANDLES,
@@ -88,7 +89,7 @@ from sync_lint.analysis.knowledge import (
 )
 from sync_lint.project.deps import Dep
 from sync_lint.project.index import ProjectIndex
-from sync_lint.project.summary import CONTAINERS, ELEMENT, CallSite, FunctionInfo, ModuleSummary, Param
+from sync_lint.project.summary import ELEMENT, CallSite, FunctionInfo, ModuleSummary, Param
 from sync_lint.project.values import NONE as NONE_VALUE
 from sync_lint.project.values import CPU_PLATFORM, Value, render
 

@@ -24,7 +24,14 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from sync_lint.analysis.construction import construction_methods_ast
-from sync_lint.analysis.knowledge import CPU_PLATFORM_FLAGS, EMPTY_CONTAINERS, device_kind, pins_where_available
+from sync_lint.analysis.knowledge import (
+    CPU_PLATFORM_FLAGS,
+    EMPTY_CONTAINERS,
+    MAPPING_TYPES,
+    SEQUENCE_TYPES,
+    device_kind,
+    pins_where_available,
+)
 from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.mentions import module_mentions
 from sync_lint.project.values import CPU_PLATFORM, MAX_DEPTH, NONE, UNKNOWN, Value, join
@@ -330,10 +337,6 @@ def dotted(node: ast.AST) -> str | None:
 # An annotation's entry for the type of a container's elements (`list[Batch]` -> ("list", "[]Batch")):
 # the values of a mapping, the elements of a sequence or set, of a `tuple[X, ...]`.
 ELEMENT = "[]"
-_SEQUENCES = frozenset({"list", "List", "Sequence", "MutableSequence", "Iterable", "Iterator", "Collection",
-                        "set", "Set", "frozenset", "FrozenSet", "deque", "Deque"})
-_MAPPINGS = frozenset({"dict", "Dict", "Mapping", "MutableMapping", "OrderedDict", "defaultdict", "DefaultDict"})
-CONTAINERS = _SEQUENCES | _MAPPINGS | {"tuple", "Tuple"}
 
 
 def _holds_with_a_gpu(test: ast.expr) -> bool:
@@ -363,9 +366,9 @@ def _empty_container(node: ast.expr) -> bool:
 def _element_annotation(container: str, index: ast.AST) -> ast.AST | None:
     """The annotation of the elements of `container[index]`, when it has one kind of element."""
     items = index.elts if isinstance(index, ast.Tuple) else [index]
-    if container in _SEQUENCES and len(items) == 1:
+    if container in SEQUENCE_TYPES and len(items) == 1:
         return items[0]
-    if container in _MAPPINGS and len(items) == 2:
+    if container in MAPPING_TYPES and len(items) == 2:
         return items[1]
     if container in ("tuple", "Tuple") and len(items) == 2 and isinstance(items[1], ast.Constant) \
             and items[1].value is Ellipsis:
