@@ -1159,7 +1159,7 @@ class Inference:
                                         for t in value[1] if not t.startswith(ELEMENT)):
                 # `self.chunks: list[Wrapper] = []` of a class not known here: nothing in it yet, as
                 # `self.chunks = []` would say; what `.append` adds elsewhere is what it holds.
-                return Fact(Device.NOT_TENSOR, value_kind="tuple")
+                return self.eval(("tuple", ()), context)
             return declared or PYTHON
         if tag == "name":
             return self._name_in(context, value[1])
