@@ -12,6 +12,14 @@ runner.py:12:9: SL601 call into `build` reaches a sync 2 calls down:
   execute_model → build → compute_metadata → `seq_lens.max().item()` (SL101) at utils.py:31
 ```
 
+A `with` statement is a call too: `with MemoryProfiler():` calls the context
+manager's `__enter__` on entry and its `__exit__` on leaving (`__aenter__` and
+`__aexit__` for `async with`), so a project class whose methods wait (vLLM's
+`DeviceMemoryProfiler` empties the cache on entry and exit, a timer synchronizes
+in `__exit__`) is reported at the `with` line: "the `with` statement's call of
+`MemoryProfiler.__enter__` reaches a sync 1 call down". A context manager made by a
+`@contextmanager` function is the call of that function, followed as any call.
+
 Roots are the functions named in `hot-paths` (`pkg.mod:Class.method`), `def`s
 marked `# sync-lint: hot`, and (unless `hot-path-defaults = []`) the `forward` of
 `torch.nn.Module` subclasses, `torch.compile`d functions and calls captured in

@@ -415,8 +415,8 @@ class _Pass:
         """The callee's parameters that the call at `edge.line` passes as None (a literal None, a None
         default, or a parameter of the caller's that is None here, in `known`), and those it passes as
         another false literal (`False`, `""`, or such a default); the same at every call on that line."""
-        if edge.kind in ("callback", "partial"):
-            return Known()  # the call's arguments are not the callee's
+        if edge.kind in ("callback", "partial", "context"):
+            return Known()  # the call's arguments are not the callee's (`with` passes none it spells)
         found, callee = self.graph.function(caller), self.graph.function(edge.callee)
         if found is None or callee is None:
             return Known()
@@ -607,14 +607,16 @@ class _Pass:
             f"on the first call with each new argument (`{_short(cached)}` is cached)" if cached else \
             f"each time this line runs (behind the test at {here})" if here else \
             "on every pass through this hot path" if caller in self.best else "each time this line runs"
-        message = (f"call into `{_short(edge.callee)}` reaches a sync {hops} call{'s' if hops > 1 else ''} down: "
+        lead = f"the `with` statement's call of `{_short(edge.callee)}`" if edge.kind == "context" else \
+            f"call into `{_short(edge.callee)}`"
+        message = (f"{lead} reaches a sync {hops} call{'s' if hops > 1 else ''} down: "
                    f"{arrow} → `{span}` ({sync.code}) at {where}{more}; the host waits here {when}")
         path = paths.get(summary.module) or _display_path(self.root, summary.path)
         lines = self.lines_of(path)
         line = lines[edge.line - 1] if 0 < edge.line <= len(lines) else ""
         column = len(line) - len(line.lstrip()) + 1
         name = _short(edge.callee).rsplit(".", 1)[-1]
-        if name == "__init__":
+        if name == "__init__" or edge.kind == "context":  # the class, as the line spells it
             name = _short(edge.callee).split(".")[0]
         match = re.search(rf"\b{re.escape(name)}\s*\(", line) if name not in ("forward", "__call__") else None
         if match is not None:

@@ -117,6 +117,27 @@ def test_off_hot_paths_only_calls_into_another_module_within_three_calls_of_a_sy
     assert transitive(run(folder, strict=True), folder) == expected_transitive(folder)
 
 
+def test_a_with_statement_calls_its_context_managers_enter_and_exit(project):
+    folder = project("hot-cold")
+    found = findings(run(folder), folder, "SL601")
+    entered = found[("hotcold/loader.py", 63, "SL601")]  # `MemoryProfiler.__enter__` waits
+    assert entered.message.startswith("the `with` statement's call of `MemoryProfiler.__enter__` reaches a sync")
+    assert entered.start.column == 20  # at the class the line spells
+    assert "(context)" in entered.evidence_steps[0].message
+    assert "`StepTimer.__exit__`" in found[("hotcold/loader.py", 69, "SL601")].message  # a name bound to one
+    assert "`AsyncTimer.__aexit__`" in found[("hotcold/loader.py", 79, "SL601")].message
+    assert ("hotcold/loader.py", 74, "SL601") not in found  # `Quiet` and `torch.no_grad()` wait for nothing
+
+
+def test_hotness_flows_from_a_with_statement_into_its_context_managers_methods(project):
+    folder = project("hot-cold")
+    direct = findings(run(folder, hot_paths=("hotcold.loader:load_profiled",)), folder, "SL401")
+    entered = direct[("hotcold/profiling.py", 13, "SL401")]  # `MemoryProfiler.__enter__`
+    assert [step.function for step in entered.hot.chain] == ["hotcold.loader.load_profiled",
+                                                             "hotcold.profiling.MemoryProfiler.__enter__"]
+    assert direct[("hotcold/profiling.py", 27, "SL401")].hot is None  # `StepTimer` is not entered from there
+
+
 def test_off_hot_paths_a_call_that_passes_what_the_sync_needs_not_to_be_none_is_not_reported(project):
     folder = project("hot-cold")
     rows = transitive(run(folder), folder)

@@ -22,6 +22,7 @@ annotations, constructors and `self`):
 | `super().m()` | `super` |
 | `partial(f, ...)(...)`, a name or attribute holding a `functools.partial` | `partial` |
 | a project function or bound method passed as an argument | `callback` (the caller is charged with the call) |
+| `with cm:` on an instance of a project class: its `__enter__` and `__exit__` (`async with`: `__aenter__`, `__aexit__`) | `context` |
 
 A call site the graph cannot resolve to a project function, and that is not
 plainly a call into a library (torch, a tensor method, an import from outside the
@@ -39,11 +40,11 @@ from sync_lint.analysis.facts import Fact, is_exact
 from sync_lint.analysis.knowledge import NN_MODULE_CLASSES
 from sync_lint.project.index import ProjectIndex
 from sync_lint.project.infer import Context, Inference
-from sync_lint.project.summary import CallSite, FunctionInfo, ModuleSummary, project_op_namespace
+from sync_lint.project.summary import CONTEXT_METHODS, CallSite, FunctionInfo, ModuleSummary, project_op_namespace
 from sync_lint.project.values import Value, render
 
 # Bump when what `edges_of` computes changes: cached edges of older formats are recomputed.
-GRAPH_FORMAT = 3
+GRAPH_FORMAT = 4
 DEFAULT_ROOT_KINDS = ("module-forward", "compiled", "cuda-graph")
 _MODULE_BASES = NN_MODULE_CLASSES | {"nn.Module"}
 _CUDA_GRAPH_CONTEXTS = frozenset({"torch.cuda.graph", "torch.cuda.graphs.graph"})
@@ -182,6 +183,11 @@ class CallGraph:
         seen: set[tuple[str, int, str]] = set()
         for call in self.calls_in(summary, info.qualname):
             targets, status = self.resolve(summary, info, call)
+            if _enters_context(call):
+                # A context manager the graph cannot follow (a library class's inherited `__enter__`,
+                # a builtin's) is not a call the code spells: not counted as unresolved.
+                targets = [(callee, "context" if kind == "method" else kind) for callee, kind in targets]
+                status = "ok" if targets else "external"
             for callee, kind in targets:
                 if (callee, call.line, kind) not in seen:
                     seen.add((callee, call.line, kind))
@@ -512,6 +518,13 @@ class CallGraph:
         """Read the cached edges of these functions in one go."""
         if self.cache is not None:
             self._edges.update(self.cache.get_many([q for q in qualnames if q not in self._edges]))
+
+
+def _enters_context(call: CallSite) -> bool:
+    """A call site `with` makes: `__enter__`/`__exit__` (or their `async` forms) of its context manager,
+    with no argument."""
+    return call.func[0] == "attr" and not call.args and not call.kwargs and \
+        any(call.func[2] in names for names in CONTEXT_METHODS)
 
 
 def edge_key(qualname: str) -> str:

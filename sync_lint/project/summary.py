@@ -37,7 +37,7 @@ from sync_lint.project.mentions import module_mentions
 from sync_lint.project.values import CPU_PLATFORM, MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 43
+SUMMARY_FORMAT = 44
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -897,6 +897,8 @@ class _Summarizer:
         loops = isinstance(node, (ast.For, ast.AsyncFor, ast.While))
         for expression in _expressions_of(node):
             self._calls_in(expression, scope)
+        if isinstance(node, (ast.With, ast.AsyncWith)):
+            self._context_calls(node, scope)
         saved = self.default_device
         pushed = 0
         if isinstance(node, (ast.With, ast.AsyncWith)):
@@ -1134,6 +1136,19 @@ class _Summarizer:
                     value = self.value(node.value, scope)
                     info.yields = (*info.yields, ("iter", value) if kind is ast.YieldFrom else value)
 
+    def _context_calls(self, node: ast.With | ast.AsyncWith, scope: _Scope) -> None:
+        """`with cm:` calls `type(cm).__enter__(cm)` on entry and `__exit__` on leaving (`__aenter__` and
+        `__aexit__` for `async with`): call sites of both, on the item's line, made outside the block.
+        A context manager of a library (`torch.no_grad()`) is left out, as its calls are."""
+        names = CONTEXT_METHODS[isinstance(node, ast.AsyncWith)]
+        for item in node.items:
+            manager = self.value(item.context_expr, scope)
+            for name in names:
+                func = ("attr", manager, name)
+                if not _external(func, self.s.imports):
+                    self.s.calls.append(CallSite(scope.qualname, item.context_expr.lineno, func, (), (),
+                                                 self.loop_depth, tuple(self.contexts)))
+
     def _device_params(self, node: ast.Call, scope: _Scope) -> None:
         devices = [k.value for k in node.keywords if k.arg == "device"]
         if isinstance(node.func, ast.Attribute) and node.func.attr == "to" and node.args:
@@ -1331,6 +1346,8 @@ _HOT_MARKER = re.compile(r"#\s*sync-lint:\s*hot\b")
 # Calls that hand a callable to a compiler or CUDA-graph capture: the callable is a hot root.
 _COMPILERS = frozenset({"torch.compile", "torch.cuda.make_graphed_callables"})
 _CUDA_GRAPH_CONTEXTS = frozenset({"torch.cuda.graph", "torch.cuda.graphs.graph"})
+# The methods a `with` statement calls, by whether it is `async with`.
+CONTEXT_METHODS = (("__enter__", "__exit__"), ("__aenter__", "__aexit__"))
 
 # Calls that can never reach a function of the project: builtins and the libraries
 # whose APIs the torch tables already describe. Leaving them out keeps summaries small.
