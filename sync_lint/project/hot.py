@@ -40,7 +40,8 @@ from sync_lint.analysis.facts import Fact, is_exact
 from sync_lint.analysis.knowledge import NN_MODULE_CLASSES
 from sync_lint.project.index import ProjectIndex
 from sync_lint.project.infer import Context, Inference
-from sync_lint.project.summary import CONTEXT_METHODS, CallSite, FunctionInfo, ModuleSummary, project_op_namespace
+from sync_lint.project.summary import (CONTEXT_METHODS, CallSite, FunctionInfo, ModuleSummary,
+                                      project_op_namespace)
 from sync_lint.project.values import Value, render
 
 # Bump when what `edges_of` computes changes: cached edges of older formats are recomputed.
