@@ -534,6 +534,7 @@ def apply_hot_paths(plan: Plan, report: Report, *, baseline: Path | None = None,
                   lint_more=lint_more if plan.project is not None else None, extra_roots=extra_roots,
                   reuse=answer if reuse else None, list_unresolved=list_unresolved)
     report.hot = hot
+    rank_results(results, plan.settings.root)  # the SL601 findings the pass added are in test files too
     wait_for_merges()
     return hot
 

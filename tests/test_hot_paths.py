@@ -138,6 +138,15 @@ def test_hotness_flows_from_a_with_statement_into_its_context_managers_methods(p
     assert direct[("hotcold/profiling.py", 27, "SL401")].hot is None  # `StepTimer` is not entered from there
 
 
+def test_sl601_findings_in_a_test_file_have_the_test_context(project):
+    folder = project("hot-cold")
+    found = findings(run(folder), folder, "SL601")
+    assert found[("hotcold/test_ops.py", 5, "SL601")].context == "test"
+    assert found[("hotcold/loader.py", 8, "SL601")].context == "per-step"
+    again = findings(run(folder), folder, "SL601")  # the pass's cached answer, reused
+    assert again[("hotcold/test_ops.py", 5, "SL601")].context == "test"
+
+
 def test_off_hot_paths_a_call_that_passes_what_the_sync_needs_not_to_be_none_is_not_reported(project):
     folder = project("hot-cold")
     rows = transitive(run(folder), folder)
