@@ -250,7 +250,15 @@ def test_where_an_isinstance_test_for_a_tensor_fails_the_value_is_no_tensor() ->
     strict = Settings(target_torch_version="2.11", strict=True)
     result = lint_source(source, "snippet.py", list(all_rules().values()), strict)
     assert [(d.start.row, d.code) for d in result.diagnostics] == []
-    # Its device known, the value stays what it is (a contradiction the test cannot settle).
+    # Where the test holds, the tensor is what it was.
     known = "import torch\n\n\ndef f(n):\n    t = torch.ones(n, device='cuda')\n" \
             "    if not isinstance(t, torch.Tensor):\n        return 0\n    return float(t)\n"
     assert rows(known) == [(8, "SL104")]
+    # Where it fails, the value is no tensor even when it is known to be one: the code there runs only
+    # for the other sources a value may have (a parameter some callers pass a list), or never.
+    dead = "import torch\n\n\ndef f(n):\n    t = torch.ones(n, device='cuda')\n" \
+           "    if isinstance(t, torch.Tensor):\n        return t.sum()\n    return [int(v) for v in t]\n"
+    assert rows(dead) == []
+    negated = "import torch\n\n\ndef f(n):\n    t = torch.ones(n, device='cuda')\n" \
+              "    if not isinstance(t, torch.Tensor):\n        return sum(int(v) for v in t)\n    return float(t)\n"
+    assert rows(negated) == [(8, "SL104")]
