@@ -1033,3 +1033,51 @@ def test_wait_evidence_names_where_the_event_was_made(project: Path, tmp_path: P
     assert waited.confidence == "high"
     assert last_place(waited) == ("pkg/worker.py", 8)  # `self.done = ...Event()`
     assert "`worker.done` is a torch event: field `done` of `Worker`" in waited.evidence
+
+
+def test_a_text_annotation_wins_over_callers_and_stores_taken_for_tensors(tmp_path):
+    # SGLang's component loaders: `self.component_type: str | None = None` in `__init__`, and
+    # `component_name: str` parameters, which the inference had filled with a state dict's entries.
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/loader.py": (
+            "import torch\n\n\n"
+            "class Loader:\n"
+            "    def __init__(self):\n"
+            "        self.kind: str | None = None\n\n"
+            "    def name(self, fallback):\n"
+            "        return self.kind or fallback\n\n\n"                        # 9: a declared str
+            "def describe(label: str, n):\n"
+            "    if label:\n"                                                    # 13: a declared str
+            "        return n\n"
+            "    return 0\n\n\n"
+            "def run(n, loader: Loader):\n"
+            "    t = torch.ones(n, device='cuda')\n"
+            "    loader.kind = t.sum()\n"
+            "    return describe(t.sum(), n), loader.name('x')\n\n\n"
+            "def untyped(label, n):\n"
+            "    if label:\n"                                                    # 25: no annotation says
+            "        return n\n"
+            "    return describe(label, n)\n\n\n"
+            "def run_untyped(n):\n"
+            "    return untyped(torch.ones(n, device='cuda').sum(), n)\n"
+        ),
+        "pkg/holder.py": (
+            "class Holder:\n"
+            "    def __init__(self, label: str):\n"
+            "        self.label = label\n"
+        ),
+        "pkg/use.py": (
+            "import torch\n\n"
+            "from pkg.holder import Holder\n\n\n"
+            "def check(holder: Holder):\n"
+            "    return 1 if holder.label else 0\n\n\n"                        # 7: stored from a declared str
+            "def hold(n):\n"
+            "    return check(Holder(torch.ones(n, device='cuda').sum()))\n"
+        ),
+    }
+    rows = {(Path(d.path).name, d.start.row, d.code) for d in check_small_project(tmp_path, files)}
+    assert ("loader.py", 9, "SL104") not in rows
+    assert ("loader.py", 13, "SL104") not in rows
+    assert ("loader.py", 25, "SL104") in rows
+    assert ("use.py", 7, "SL104") not in rows

@@ -427,6 +427,9 @@ class Inference:
                     context = Context(summary, None, budget=budget - 1)
                     sources.append(self._source(self.eval(value, context), f"class attribute `{info.name}.{attr}` "
                                                 f"is `{render(value)}`", summary, line))
+        scalar = self._declared_in_a_method(cls, attr)
+        if scalar is not None:
+            return scalar
         if self._by_position(cls):
             sources += self._constructor_fields(cls, attr, budget)
             sources += self._replaced_fields(cls, attr, budget)
@@ -443,6 +446,18 @@ class Inference:
         if declared is not None and not (joined.is_tensor or joined.value_kind in ("object", "class", "callable")):
             return declared
         return joined
+
+    def _declared_in_a_method(self, cls: str, attr: str) -> Fact | None:
+        """What `self.kind: str | None = None` in a method of the class (or a base) declares, when it is
+        a Python scalar: the class says what the field holds, as a declaration in its body does."""
+        lineage = set(self.index.mro(cls))
+        for summary, store in self._stores_into(cls, attr):
+            if store.owner is not None and store.declared and _scalar_annotation(store.declared) and \
+                    summary.qualified(store.owner) in lineage:
+                return Fact(Device.NOT_TENSOR, value_kind="python", dtype=_scalar_dtype(store.declared),
+                            reason=f"field `{attr}` of `{_short(summary.qualified(store.owner))}` is declared "
+                                   f"`{_spelled(store.declared)}`", where=self._where(summary, store.line))
+        return None
 
     def _stores_into(self, cls: str, attr: str) -> list:
         """The stores to `attr` on instances of the class or a relative (a structural match)."""
@@ -572,6 +587,13 @@ class Inference:
         joined = join_sources(sources, gpu_wins=gpu_wins)
         if joined.value_kind == "none":
             return replace(NONE, reason=f"every known call of `{short}` leaves `{name}` None")
+        if (joined.is_tensor or joined.is_unknown_tensor) and param.annotation and \
+                all(t in _TEXT_ANNOTATIONS for t in param.annotation):
+            # `component_name: str`: no call passes a tensor there; one that seems to is a value the
+            # inference took for a tensor (a state dict's key read as its value).
+            return Fact(Device.NOT_TENSOR, value_kind="python", dtype="str",
+                        reason=f"parameter `{name}` of `{short}` is declared `{_spelled(param.annotation)}`",
+                        where=self._where(summary, info.line))
         if declared is not None and declared.value_kind == "object" and joined.value_kind == "object" and \
                 not is_exact(joined) and joined.refs != declared.refs and not self._narrower(joined.refs, declared.refs):
             # `attn_metadata: LinearAttentionMetadata` passed what another annotation calls an
@@ -1957,6 +1979,8 @@ class Inference:
 # returns a bool even when `x` is a GPU tensor at some call sites (its own `x = x.dtype` is a branch
 # the join cannot see through), and the declaration is what the author promises every caller.
 _SCALAR_ANNOTATIONS = frozenset({"bool", "int", "float", "str", "bytes"})
+# Annotations no tensor passes for, unlike `int` (a 0-d tensor handed on as a count still runs).
+_TEXT_ANNOTATIONS = frozenset({"str", "bytes"})
 
 
 def _spelled(annotation: tuple[str, ...]) -> str:

@@ -37,7 +37,7 @@ from sync_lint.project.mentions import module_mentions
 from sync_lint.project.values import CPU_PLATFORM, MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 44
+SUMMARY_FORMAT = 45
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -169,6 +169,7 @@ class Store:
     attr: str
     value: Value
     owner: str | None = None  # the class, when `base` is the `self` of one of its methods
+    declared: tuple[str, ...] = ()  # the annotation's types of `self.attr: str | None = value`
 
 
 @dataclass(frozen=True)
@@ -1063,8 +1064,9 @@ class _Summarizer:
             if any(t.startswith(ELEMENT) for t in declared):
                 self._store(node.target, value_node, scope, value=("decl", declared))
                 return
+        declared = annotation_types(node.annotation) if isinstance(node, ast.AnnAssign) else ()
         for target in targets:
-            self._store(target, value_node, scope, augmented=isinstance(node, ast.AugAssign))
+            self._store(target, value_node, scope, augmented=isinstance(node, ast.AugAssign), declared=declared)
 
     def _device_context(self, node: ast.With | ast.AsyncWith, scope: _Scope) -> ast.expr | None:
         """`d` for `with torch.device(d):`, which makes factories allocate on `d`; `dev` for `with dev:`
@@ -1088,14 +1090,15 @@ class _Summarizer:
         return f"{target}.{rest}" if rest else target
 
     def _store(self, target: ast.expr, value_node: ast.expr, scope: _Scope, augmented: bool = False,
-               value: Value | None = None) -> None:
+               value: Value | None = None, declared: tuple[str, ...] = ()) -> None:
         if value is None:
             value = self.value(value_node, scope)
             if augmented:
                 value = ("op", (value,))
         if isinstance(target, ast.Attribute):
             base = self.value(target.value, scope)
-            self.s.stores.append(Store(scope.qualname, target.lineno, base, target.attr, value, self._owner(base, scope)))
+            self.s.stores.append(Store(scope.qualname, target.lineno, base, target.attr, value, self._owner(base, scope),
+                                       declared))
         elif isinstance(target, ast.Subscript):
             key = target.slice
             if isinstance(key, ast.Constant) and isinstance(key.value, str):
