@@ -259,6 +259,6 @@ def test_where_an_isinstance_test_for_a_tensor_fails_the_value_is_no_tensor() ->
     dead = "import torch\n\n\ndef f(n):\n    t = torch.ones(n, device='cuda')\n" \
            "    if isinstance(t, torch.Tensor):\n        return t.sum()\n    return [int(v) for v in t]\n"
     assert rows(dead) == []
-    negated = "import torch\n\n\ndef f(n):\n    t = torch.ones(n, device='cuda')\n" \
-              "    if not isinstance(t, torch.Tensor):\n        return sum(int(v) for v in t)\n    return float(t)\n"
-    assert rows(negated) == [(8, "SL104")]
+    # The body of `if not isinstance(t, torch.Tensor):` is left as it is: there a tensor that every
+    # source makes is usually turned into one (`torch.tensor(eos_token_id, device=device)` in
+    # transformers' logits processors, whose one caller passes a tensor), which never runs.

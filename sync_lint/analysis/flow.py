@@ -369,10 +369,6 @@ class Binder:
             self._bind_narrowed(*found)
         when_true, self._branches[-1].otherwise = narrowings(node.test)
         self._narrow(when_true)
-        if isinstance(node.test, cst.UnaryOperation) and isinstance(node.test.operator, cst.Not):
-            found = self._not_a_tensor_otherwise(node.test.expression)  # `if not isinstance(x, torch.Tensor):`
-            if found is not None:
-                self._bind_narrowed(*found)
         tested = none_test(node.test)
         if tested is not None:
             self._branches[-1].none_test = (tested[0], 0 if tested[1] else 1)
@@ -392,7 +388,8 @@ class Binder:
         in the `else` of a test for a tensor `alpha`). So even when `x` is known to be a tensor: a
         parameter some callers pass a GPU tensor and others a list is a list there (SGLang's
         `_to_cpu_int_list` returns the tensor's `.cpu().tolist()` first), and where every source is
-        a tensor the arm never runs."""
+        a tensor the arm never runs (SGLang's AITER backend: `float(k_descale)` after `elif
+        isinstance(k_descale, torch.Tensor):`, every caller passing a layer's scale tensor)."""
         parts = _isinstance_parts(test)
         if parts is None or not all(self.evaluator.imports.resolve(n) == "torch.Tensor" for n in parts[2]):
             return None

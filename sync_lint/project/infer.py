@@ -587,13 +587,14 @@ class Inference:
         joined = join_sources(sources, gpu_wins=gpu_wins)
         if joined.value_kind == "none":
             return replace(NONE, reason=f"every known call of `{short}` leaves `{name}` None")
-        if (joined.is_tensor or joined.is_unknown_tensor) and param.annotation and \
+        if (joined.is_tensor or joined.is_unknown_tensor) and assumed is None and param.annotation and \
                 all(t in _TEXT_ANNOTATIONS for t in param.annotation):
             # `component_name: str`: no call passes a tensor there; one that seems to is a value the
-            # inference took for a tensor (a state dict's key read as its value).
-            return Fact(Device.NOT_TENSOR, value_kind="python", dtype="str",
-                        reason=f"parameter `{name}` of `{short}` is declared `{_spelled(param.annotation)}`",
-                        where=self._where(summary, info.line))
+            # inference took for a tensor (a state dict's key read as its value). Not `dtype="str"`,
+            # which stands for a string whose text `reason` holds; nor a device parameter, whose
+            # string is the device it names.
+            return replace(PYTHON, reason=f"parameter `{name}` of `{short}` is declared `{_spelled(param.annotation)}`",
+                           where=self._where(summary, info.line))
         if declared is not None and declared.value_kind == "object" and joined.value_kind == "object" and \
                 not is_exact(joined) and joined.refs != declared.refs and not self._narrower(joined.refs, declared.refs):
             # `attn_metadata: LinearAttentionMetadata` passed what another annotation calls an
