@@ -72,6 +72,12 @@ OPTIONS: tuple[Option, ...] = (
            "The default matches a module or package named `cpu`, `cpu_*`, `*_cpu` or `*_cpu_*`, unless the path "
            "mentions offload, gpu, cuda, connector, transfer or swap (code that moves data between host and "
            "device)."),
+    Option("other-platform-modules", "str-list", "Regexes on a file's path within its project (`/`-separated): "
+           "modules written for an accelerator other than CUDA (Ascend NPU, Intel XPU, Apple MLX and MPS, Habana "
+           "HPU, Moore Threads MUSA, TPU), whose waits are that accelerator's, which this linter has not measured; "
+           "their findings are reported only with `--strict`. The default matches a module or package named "
+           "`npu`, `ascend`, `xpu`, `mlx`, `mps`, `hpu`, `musa` or `tpu` (alone, or before or after an "
+           "underscore), unless the path mentions cuda or gpu."),
     Option("cpu-functions", "str-list", "Names of functions written for the CPU platform: the `forward_cpu` that a "
            "platform-dispatched operator (vLLM's `CustomOp`, SGLang's `MultiPlatformOp`) runs on a CPU machine, "
            "whose tensors are on the CPU whatever the shared types it reads say elsewhere. Findings in their "
@@ -118,6 +124,10 @@ CPU_SIDE_BASES_DEFAULT = ("FeatureExtractionMixin", "SequenceFeatureExtractor", 
 # Paths that also name the other side are the code that moves data between them (`kv_offload/cpu/`,
 # `ec_connector/cpu/`, `simple_cpu_offload_connector.py`), where the syncs are real.
 CPU_MODULES_DEFAULT = (r"^(?!.*(offload|gpu|cuda|connector|transfer|swap)).*(^|/)([^/]*_)?cpu(_[^/]*)?(/|\.py$)",)
+# The same for other accelerators' backends (SGLang's `hardware_backend/npu/`, `xpu_backend.py`,
+# `hardware_backend/mlx/`; vLLM's `xpu_worker.py`, `punica_xpu.py`): a CUDA deployment never runs them.
+OTHER_PLATFORM_MODULES_DEFAULT = (
+    r"^(?!.*(cuda|gpu)).*(^|/)([^/]*_)?(npu|ascend|xpu|mlx|mps|hpu|musa|tpu)(_[^/]*)?(/|\.py$)",)
 DEFAULT_SYNC_PRONE = {
     "num_computed_tokens_cpu": (
         "vLLM's deprecated `num_computed_tokens_cpu` is computed from `seq_lens` (a device-to-host "
@@ -149,6 +159,7 @@ class Settings:
     sync_prone_calls: tuple[tuple[str, str], ...] = ()
     cpu_side_bases: tuple[str, ...] = CPU_SIDE_BASES_DEFAULT
     cpu_modules: tuple[str, ...] = CPU_MODULES_DEFAULT
+    other_platform_modules: tuple[str, ...] = OTHER_PLATFORM_MODULES_DEFAULT
     cpu_functions: tuple[str, ...] = ("forward_cpu",)
     report_unreferenced: bool = False
     nonzero_static_size: str | None = None
@@ -182,6 +193,11 @@ class Settings:
         """Whether the file at `path` (within its project, `/`-separated) is CPU-platform code (`cpu-modules`)."""
         return any(pattern.search(path) for pattern in _compiled(self.cpu_modules))
 
+    def other_platform_module(self, path: str) -> bool:
+        """Whether the file at `path` (within its project, `/`-separated) is written for an accelerator other
+        than CUDA (`other-platform-modules`)."""
+        return any(pattern.search(path) for pattern in _compiled(self.other_platform_modules))
+
 
 @lru_cache(maxsize=16)
 def _compiled(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
@@ -202,7 +218,7 @@ def _validate(key: str, value: Any, where: str) -> Any:
     if kind == "str-list":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(bad + "a list of strings")
-        if key.endswith("name-patterns") or key == "cpu-modules":
+        if key.endswith("name-patterns") or key in ("cpu-modules", "other-platform-modules"):
             for pattern in value:
                 try:
                     re.compile(pattern)

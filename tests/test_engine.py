@@ -161,6 +161,27 @@ def test_cpu_platform_modules_are_checked_only_with_strict(tmp_path: Path, path:
         == ["SL101"]
 
 
+@pytest.mark.parametrize("path,checked", [
+    ("hardware_backend/npu/attention/ascend_backend.py", False),  # SGLang's Ascend backend
+    ("layers/attention/xpu_backend.py", False),
+    ("worker/xpu_worker.py", False),
+    ("hardware_backend/mlx/tp_worker.py", False),
+    ("platforms/musa.py", False),
+    ("utils/cuda_mps.py", True),  # CUDA's multi-process service, not Apple's MPS
+    ("layers/output.py", True),
+    ("sample/timestamps.py", True),
+])
+def test_other_accelerators_modules_are_checked_only_with_strict(tmp_path: Path, path: str, checked: bool) -> None:
+    write(tmp_path, {path: GPU_SRC})
+    settings = SETTINGS.override(root=tmp_path)
+    codes = [d.code for d in lint_file(str(tmp_path / path), [item_rule()], settings).diagnostics]
+    assert codes == (["SL101"] if checked else [])
+    assert [d.code for d in lint_file(str(tmp_path / path), [item_rule()], settings.override(strict=True)).diagnostics] \
+        == ["SL101"]
+    assert [d.code for d in lint_file(str(tmp_path / path), [item_rule()],
+                                      settings.override(other_platform_modules=())).diagnostics] == ["SL101"]
+
+
 def test_folders_above_the_project_do_not_make_a_cpu_module(tmp_path: Path) -> None:
     write(tmp_path, {"cpu/checkout/model.py": GPU_SRC})
     settings = SETTINGS.override(root=tmp_path / "cpu" / "checkout")
