@@ -421,8 +421,7 @@ class Binder:
                 key = key if current is None else narrowing.device_key  # type: ignore[assignment]
                 fact = replace(device_value(narrowing.device, reason=reason), subject=key)
             self._bind_narrowed(key, fact, narrowing.kept)
-            if current is not None and fact.is_tensor and fact.device is not Device.PINNED:
-                # (`x.is_pinned()` says what memory `x` is in, not what was made on its device.)
+            if current is not None and fact.is_tensor:
                 self._narrow_same_device(key, fact.device, reason, narrowing.kept)
 
     def _narrow_same_device(self, key: str, device: Device, reason: str, kept: bool) -> None:
