@@ -76,9 +76,6 @@ class Scope:
     # a `with` of anything else): a factory with no `device=` allocates on the innermost one. A
     # function defined in the block runs later, outside it, so each scope has its own.
     device_contexts: "list[cst.BaseExpression | None]" = field(default_factory=list)
-    # Names bound to a tensor made on another's device (`starts = lens.to(logits.device)`): name ->
-    # that other name. A test of the other's device tells the same of these (`_narrow`).
-    same_device: dict[str, str] = field(default_factory=dict)
 
     def lookup(self, key: str) -> Fact | None:
         scope: Scope | None = self
@@ -421,20 +418,6 @@ class Binder:
                 key = key if current is None else narrowing.device_key  # type: ignore[assignment]
                 fact = replace(device_value(narrowing.device, reason=reason), subject=key)
             self._bind_narrowed(key, fact, narrowing.kept)
-            if current is not None and fact.is_tensor:
-                self._narrow_same_device(key, fact.device, reason, narrowing.kept)
-
-    def _narrow_same_device(self, key: str, device: Device, reason: str, kept: bool) -> None:
-        """The tensors this scope made on `key`'s device are where a test has just put `key`."""
-        for name in [n for n, source in self.scope.same_device.items() if source == key]:
-            current = _forced(self.scope.env.get(name))
-            if current is None or not (current.is_tensor or current.is_unknown_tensor):
-                continue
-            host = device is Device.CPU
-            self._bind_narrowed(name, replace(current, device=device, tensor_like=True, pinning_unknown=host,
-                                              from_name=False, convention=False, subject=name,
-                                              reason=f"made on `{key}`'s device, and {reason}", origin=None,
-                                              via=None, where=None), kept)
 
     def _bind_narrowed(self, key: str, fact: Fact, kept: bool = False) -> None:
         """Bind what a test proves in the arm being entered; unless `kept`, the join after the branch
@@ -604,9 +587,6 @@ class Binder:
                 self._bind_parts(target, parts)
             else:
                 self._bind_deferred(target, Deferred(functools.partial(_about, value, origin)))
-                name, source = dotted_name(target), _made_on_device_of(origin)
-                if name is not None and source is not None and source != name:
-                    scope.same_device[name] = source
 
     def _evaluated_at(self, at: tuple, compute: Callable, *args: object) -> Any:
         """`compute(*args)` with the binder back at the program point `at` (see `_bind_later`)."""
@@ -718,11 +698,6 @@ class Binder:
     def set(self, name: str, fact: "Fact | Deferred") -> None:
         self.forget(name)
         self.scope.env[name] = fact
-        same = self.scope.same_device
-        if same:
-            same.pop(name, None)
-            for alias in [a for a, source in same.items() if source == name]:
-                del same[alias]
 
     def forget(self, name: str) -> None:
         env = self.scope.env
@@ -798,31 +773,6 @@ _LIST_ADDS = frozenset({"append", "extend", "insert"})
 
 # Builtin types whose instances are never tensors.
 _BUILTIN_TYPES = frozenset({"str", "int", "float", "bool", "bytes", "list", "dict", "tuple", "set", "complex"})
-
-
-# Factories whose result is on their first argument's device unless `device=` says otherwise.
-_LIKE = frozenset({"zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like", "randint_like"})
-
-
-def _made_on_device_of(origin: cst.BaseExpression) -> str | None:
-    """`x` when `origin` makes a tensor on `x`'s device: `y.to(x.device)`, `y.to(device=x.device, ...)`,
-    a factory with `device=x.device`, `x.new_zeros(...)`, `torch.zeros_like(x)`; else None."""
-    if not isinstance(origin, cst.Call):
-        return None
-    device = next((a.value for a in origin.args if a.keyword is not None and a.keyword.value == "device"), None)
-    func = origin.func
-    if device is None and isinstance(func, cst.Attribute) and func.attr.value == "to" and origin.args \
-            and origin.args[0].keyword is None:
-        device = origin.args[0].value
-    if device is not None:
-        if isinstance(device, cst.Attribute) and device.attr.value == "device":
-            return dotted_name(device.value)
-        return None
-    if isinstance(func, cst.Attribute) and func.attr.value.startswith("new_"):
-        return dotted_name(func.value)
-    if isinstance(func, cst.Attribute) and func.attr.value in _LIKE and origin.args:
-        return dotted_name(origin.args[0].value)
-    return None
 
 
 def _isinstance_parts(test: cst.BaseExpression) -> tuple[cst.BaseExpression, str, list] | None:

@@ -77,11 +77,7 @@ def _atom(test: cst.BaseExpression) -> tuple[list[Narrowing], list[Narrowing]]:
             return [], []
         spelled = f"`{key}.{test.attr.value}`"
         if test.attr.value == "is_cuda":
-            # Where `is_cuda` fails the tensor is on the host, on a machine whose accelerator is CUDA (the
-            # one this linter measures): SGLang's top-k keeps a CPU reference loop after `if
-            # logits.is_cuda:` returns.
-            return ([Narrowing(key, test.value, Device.GPU, True, spelled, shows_tensor=True)],
-                    [Narrowing(key, test.value, Device.CPU, True, spelled, shows_tensor=True, holds=False)])
+            return [Narrowing(key, test.value, Device.GPU, True, spelled, shows_tensor=True)], []
         return ([Narrowing(key, test.value, Device.CPU, True, spelled, shows_tensor=True)],
                 [Narrowing(key, test.value, Device.GPU, True, spelled, shows_tensor=True, holds=False)])
     if not (isinstance(test, cst.Comparison) and len(test.comparisons) == 1):

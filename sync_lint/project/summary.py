@@ -37,7 +37,7 @@ from sync_lint.project.mentions import module_mentions
 from sync_lint.project.values import CPU_PLATFORM, MAX_DEPTH, NONE, UNKNOWN, Value, join
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 46
+SUMMARY_FORMAT = 45
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -1767,8 +1767,8 @@ def _device_tests(test: ast.expr) -> tuple[list[tuple[str, str, str, str]], list
         key = dotted(test.value)
         if key is None:
             return [], []
-        if test.attr == "is_cuda":  # false: the host, on a CUDA machine (as `narrowing.py` reads it)
-            return [(key, "gpu", "shows", f"`{key}.is_cuda` holds")], [(key, "cpu", "shows", f"`{key}.is_cuda` is false")]
+        if test.attr == "is_cuda":
+            return [(key, "gpu", "shows", f"`{key}.is_cuda` holds")], []
         # Not the CPU: taken for the accelerator (as `narrowing.py` reads it).
         return [(key, "cpu", "shows", f"`{key}.is_cpu` holds")], [(key, "gpu", "shows", f"`{key}.is_cpu` is false")]
     if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], (ast.Eq, ast.NotEq))):
