@@ -596,6 +596,40 @@ def test_isinstance_with_a_builtin_type_narrows_to_a_python_value() -> None:
     assert strict_rows(source) == [9, 11]
 
 
+def test_code_that_runs_only_where_a_tensor_is_not_on_cuda_is_left_to_strict() -> None:
+    """SGLang's kernels keep pure-torch reference paths: after `if logits.is_cuda: return ...`, under
+    `if not loc.is_cuda:`. On a CUDA machine they run only for host tensors (or another accelerator's)."""
+    source = (
+        "import torch\n\n\n"
+        "def topk(logits: torch.Tensor, row_starts: torch.Tensor, k: int):\n"
+        "    starts = row_starts.to(device=logits.device, dtype=torch.int32)\n"
+        "    if logits.is_cuda:\n"
+        "        n = int(starts[0])\n"                                   # 7: the CUDA path
+        "        return torch.topk(logits, n).indices\n"
+        "    return int(starts[0])\n"                                    # 9: the reference path
+        "\n\n"
+        "def translate(loc: torch.Tensor, v2p: torch.Tensor, n):\n"
+        "    if not loc.is_cuda:\n"
+        "        return v2p[loc.tolist()]\n"                             # 14: the reference path
+        "    t = torch.zeros(n, device='cuda')\n"
+        "    return t.tolist()\n"                                        # 16: after the arm, on CUDA
+        "\n\n"
+        "def fallback(x: torch.Tensor):\n"
+        "    if x.is_cuda:\n"
+        "        y = x\n"
+        "    else:\n"
+        "        y = x.sum().item()\n"                                   # 23: the `else` is off CUDA
+        "    return x.sum().item()\n"                                    # 24: after both arms
+    )
+    rules = list(all_rules().values())
+    gpu = SETTINGS.override(gpu_name_patterns=(r"^(logits|loc|x|starts)$",))
+    default = sorted({d.start.row for d in lint_source(source, "snippet.py", rules, gpu).diagnostics})
+    strict = {d.start.row: d for d in lint_source(source, "snippet.py", rules, gpu.override(strict=True)).diagnostics}
+    assert default == [7, 16, 24]
+    assert {9, 14, 23} <= set(strict)
+    assert strict[9].confidence == "strict" and "`logits` is not on CUDA" in strict[9].evidence
+
+
 def test_an_arm_for_machines_without_an_accelerator_is_left_to_strict() -> None:
     """`if current_platform.is_cpu():` runs only where there is no GPU: its findings need `--strict`."""
     source = (

@@ -34,6 +34,49 @@ def cpu_platform_test(test: cst.BaseExpression) -> bool | None:
     return None
 
 
+def host_only_test(test: cst.BaseExpression) -> tuple[bool, str] | None:
+    """(True, why) for a test that holds exactly where the code runs off CUDA, (False, why) for one
+    that fails exactly there, None for any other: the platform tests of `cpu_platform_test` (no
+    accelerator), and `x.is_cuda` (false where `x` is not on CUDA: a reference path for the host, or
+    another accelerator's). Through `not`, and an `and` whose holding says so."""
+    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        inner = host_only_test(test.expression)
+        return None if inner is None else (not inner[0], inner[1])
+    if isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.And):
+        for part in (test.left, test.right):
+            found = host_only_test(part)
+            if found is not None and found[0]:
+                return found
+        return None
+    platform = cpu_platform_test(test)
+    if platform is not None:
+        return platform, "the platform has no accelerator (`if current_platform.is_cpu():`), where its tensors " \
+                          "are on the CPU"
+    if isinstance(test, cst.Attribute) and test.attr.value == "is_cuda":
+        key = dotted_name(test.value)
+        if key is not None:
+            return False, f"`{key}` is not on CUDA (a reference path for the host, or another accelerator's)"
+    return None
+
+
+def _exits(body: cst.BaseSuite) -> bool:
+    """Whether a block always leaves by `return`, `raise`, `continue` or `break` (its last statement, or an
+    `if` whose every arm does), so the code after the `if` holding it runs only when the test failed."""
+    if isinstance(body, cst.SimpleStatementSuite):
+        return bool(body.body) and isinstance(body.body[-1], _EXITS)
+    last = body.body[-1] if body.body else None
+    if isinstance(last, cst.SimpleStatementLine):
+        return bool(last.body) and isinstance(last.body[-1], _EXITS)
+    if isinstance(last, cst.If):
+        other = last.orelse
+        return _exits(last.body) and other is not None and \
+            (_exits(other.body) if isinstance(other, cst.Else) else _exits(cst.IndentedBlock(body=[other])))
+    return False
+
+
+_EXITS = (cst.Return, cst.Raise, cst.Continue, cst.Break)
+
+
 # Decorators of functions a GPU DSL compiles, as spelled (a suffix: `cutlass.cute.kernel`).
 DEVICE_CODE_DECORATORS = ("cute.kernel", "cute.jit", "triton.jit", "cuda.jit", "tilelang.jit", "T.prim_func",
                           "helion.kernel")
@@ -49,8 +92,10 @@ class SyntaxMarks(Provider):
         self._kernels: set[int] = set()
         self._kernel_depth = 0
         self._error_depth = 0
-        self._cpu_arms: dict[int, int] = {}  # `if` -> 1: its body runs only without an accelerator; -1: its `else`
-        self._cpu_depth = 0
+        # `if` -> (1: its body runs only off CUDA; -1: its `else`, or what follows it, does; why).
+        self._host_arms: dict[int, tuple[int, str]] = {}
+        self._host_paths: list[str] = []  # why each enclosing arm runs only off CUDA, innermost last
+        self._after_exits: list[int] = [0]  # per open block: the off-CUDA regions opened after an `if` in it
         # The simple statement the walk is in (None between statements and in headers).
         self.statement: cst.SimpleStatementLine | None = None
 
@@ -82,10 +127,11 @@ class SyntaxMarks(Provider):
         return self._error_depth > 0
 
     @property
-    def on_cpu_platform(self) -> bool:
-        """In an arm that runs only where a test of the platform says there is no accelerator
-        (`if current_platform.is_cpu():`, SGLang's `if _is_cpu:`): the tensors there are on the CPU."""
-        return self._cpu_depth > 0
+    def host_path(self) -> str | None:
+        """Why the walk is in code that runs only off CUDA, or None: an arm of a test that the platform has
+        no accelerator (`if current_platform.is_cpu():`, SGLang's `if _is_cpu:`), or that a tensor is not
+        on CUDA (the `else` of `if x.is_cuda:`, the code after `if x.is_cuda: return ...`)."""
+        return self._host_paths[-1] if self._host_paths else None
 
     # --- marking ----------------------------------------------------------------------
     def _mark_store(self, target: cst.BaseExpression) -> None:
@@ -105,22 +151,35 @@ class SyntaxMarks(Provider):
         self._conditions.add(id(node.test))
 
     def _after_if_test(self, node: cst.If) -> None:
-        holds = cpu_platform_test(node.test)
-        if holds is not None:
-            self._cpu_arms[id(node)] = 1 if holds else -1
-        if holds is True:
-            self._cpu_depth += 1
+        found = host_only_test(node.test)
+        if found is None:
+            return
+        holds, why = found
+        self._host_arms[id(node)] = (1 if holds else -1, why)
+        if holds:
+            self._host_paths.append(why)
 
     def _after_if_body(self, node: cst.If) -> None:
-        arm = self._cpu_arms.get(id(node))
+        arm, why = self._host_arms.get(id(node), (0, ""))
         if arm == 1:
-            self._cpu_depth -= 1
+            self._host_paths.pop()
         elif arm == -1 and node.orelse is not None:
-            self._cpu_depth += 1
+            self._host_paths.append(why)
 
     def _leave_if(self, node: cst.If) -> None:
-        if self._cpu_arms.pop(id(node), None) == -1 and node.orelse is not None:
-            self._cpu_depth -= 1
+        arm, why = self._host_arms.pop(id(node), (0, ""))
+        if arm == -1 and node.orelse is not None:
+            self._host_paths.pop()
+        elif arm == -1 and _exits(node.body):  # `if x.is_cuda: return ...`: the rest of the block is off CUDA
+            self._host_paths.append(why)
+            self._after_exits[-1] += 1
+
+    def _enter_block(self, node: cst.IndentedBlock) -> None:
+        self._after_exits.append(0)
+
+    def _leave_block(self, node: cst.IndentedBlock) -> None:
+        for _ in range(self._after_exits.pop()):
+            self._host_paths.pop()
 
     def _bool_op(self, node: cst.BooleanOperation) -> None:
         # `a and b`: `a` is always tested; `b` only when the whole is tested.
@@ -195,8 +254,10 @@ class SyntaxMarks(Provider):
         cst.SimpleStatementLine: _enter_statement,
         cst.FunctionDef: _enter_function,
         cst.Raise: _enter_raise,
+        cst.IndentedBlock: _enter_block,
     }
     LEAVE = {
+        cst.IndentedBlock: _leave_block,
         cst.If: _leave_if,
         cst.Raise: _leave_raise,
         cst.Assert: _leave_assert,

@@ -85,7 +85,7 @@ class _Pending:
     also: Fact | None = None  # a second fact the finding rests on (`Rule.report`)
     function: str | None = None  # the module-level function around the node
     innermost: str | None = None  # the function directly around the node
-    on_cpu_platform: bool = False  # in an arm that runs only without an accelerator
+    host_path: str | None = None  # why the node is in code that runs only off CUDA (`SyntaxMarks.host_path`)
 
 
 def _cpu_function(qualname: str | None, names: tuple[str, ...]) -> str | None:
@@ -127,7 +127,7 @@ class Findings:
         binder = self._ctx.devices.binder
         self._pending.append(_Pending(rule, node, message, fact, evidence, fix, binder.enclosing_classes(), also,
                                       binder.outermost_function(), binder.function_qualname(),
-                                      marks.on_cpu_platform))
+                                      marks.host_path))
 
     def __bool__(self) -> bool:
         return bool(self._pending)
@@ -217,11 +217,10 @@ class Findings:
             functions = self._ctx.project.summary.functions if self._ctx.project is not None else {}
             info = functions.get(cpu_function)
             out.append(EvidenceStep(text, self._ctx.path, info.line if info is not None else None))
-        # An arm that runs only where a test of the platform says there is no accelerator.
-        if pending.on_cpu_platform:
-            out.append(EvidenceStep("this arm runs only where the platform has no accelerator "
-                                    "(`if current_platform.is_cpu():`), where its tensors are on the CPU",
-                                    self._ctx.path, row))
+        # An arm that runs only off CUDA: a test of the platform says there is no accelerator, or a tensor
+        # is tested not to be on CUDA.
+        if pending.host_path is not None:
+            out.append(EvidenceStep(f"this code runs only where {pending.host_path}", self._ctx.path, row))
         # A line that no known call runs: it needs a parameter None and every call passes a value, or
         # not None (true) and every call leaves it None (false).
         if pending.innermost is not None:
