@@ -844,6 +844,8 @@ def _run(graph: "CallGraph", root: Path, members: list[FileResult], settings: "S
     # a hot function): a warm run of a large project has thousands of files and few findings.
     checked: dict[str, FileResult] = {}
     for result in members:
+        if not settings.strict and _platform_module(settings, result.path, root):
+            continue  # `cpu-modules`, `other-platform-modules`: checked only with --strict, their calls too
         if graph.cache is None:
             module = next((m for m in index.modules if (s := index.summary(m)) is not None and s.path == result.path),
                           None)
@@ -932,6 +934,16 @@ def _run(graph: "CallGraph", root: Path, members: list[FileResult], settings: "S
         report.unresolved_calls += len(calls)
         if list_unresolved:  # thousands in a large project: not kept in every cached answer
             report.unresolved.extend(calls)
+
+
+def _platform_module(settings: "Settings", path: str, root: Path) -> bool:
+    """Whether the file is another platform's code (`cpu-modules`, `other-platform-modules`), by its path
+    within the project as the per-file check reads it."""
+    relative = os.path.relpath(os.path.abspath(path), root)
+    if relative.startswith(os.pardir):
+        relative = os.path.basename(path)
+    relative = relative.replace(os.sep, "/")
+    return settings.cpu_module(relative) or settings.other_platform_module(relative)
 
 
 # Rules whose sync is a copy to the device a call names: none when that device is None.

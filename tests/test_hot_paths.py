@@ -147,6 +147,14 @@ def test_sl601_findings_in_a_test_file_have_the_test_context(project):
     assert again[("hotcold/test_ops.py", 5, "SL601")].context == "test"
 
 
+def test_another_platforms_module_gets_no_sl601_by_default(project):
+    folder = project("hot-cold")
+    (folder / "hotcold" / "npu_runner.py").write_text(
+        "from hotcold import ops\n\n\ndef run(n):\n    return ops.max_now(n)\n")
+    assert ("hotcold/npu_runner.py", 5) not in transitive(run(folder), folder)
+    assert ("hotcold/npu_runner.py", 5) in transitive(run(folder, strict=True), folder)
+
+
 def test_off_hot_paths_a_call_that_passes_what_the_sync_needs_not_to_be_none_is_not_reported(project):
     folder = project("hot-cold")
     rows = transitive(run(folder), folder)
