@@ -620,12 +620,19 @@ def test_code_that_runs_only_where_a_tensor_is_not_on_cuda_is_left_to_strict() -
         "    else:\n"
         "        y = x.sum().item()\n"                                   # 23: the `else` is off CUDA
         "    return x.sum().item()\n"                                    # 24: after both arms
+        "\n\n"
+        "def chained(x: torch.Tensor, flag):\n"
+        "    if flag:\n"
+        "        y = x\n"
+        "    elif x.is_cuda:\n"
+        "        return x\n"
+        "    return x.sum().item()\n"                                    # 32: reached when `flag` holds
     )
     rules = list(all_rules().values())
     gpu = SETTINGS.override(gpu_name_patterns=(r"^(logits|loc|x|starts)$",))
     default = sorted({d.start.row for d in lint_source(source, "snippet.py", rules, gpu).diagnostics})
     strict = {d.start.row: d for d in lint_source(source, "snippet.py", rules, gpu.override(strict=True)).diagnostics}
-    assert default == [7, 16, 24]
+    assert default == [7, 16, 24, 32]
     assert {9, 14, 23} <= set(strict)
     assert strict[9].confidence == "strict" and "`logits` is not on CUDA" in strict[9].evidence
 

@@ -96,6 +96,7 @@ class SyntaxMarks(Provider):
         self._host_arms: dict[int, tuple[int, str]] = {}
         self._host_paths: list[str] = []  # why each enclosing arm runs only off CUDA, innermost last
         self._after_exits: list[int] = [0]  # per open block: the off-CUDA regions opened after an `if` in it
+        self._elifs: set[int] = set()  # the `if` nodes that are another's `elif`
         # The simple statement the walk is in (None between statements and in headers).
         self.statement: cst.SimpleStatementLine | None = None
 
@@ -151,6 +152,8 @@ class SyntaxMarks(Provider):
         self._conditions.add(id(node.test))
 
     def _after_if_test(self, node: cst.If) -> None:
+        if isinstance(node.orelse, cst.If):
+            self._elifs.add(id(node.orelse))
         found = host_only_test(node.test)
         if found is None:
             return
@@ -170,7 +173,9 @@ class SyntaxMarks(Provider):
         arm, why = self._host_arms.pop(id(node), (0, ""))
         if arm == -1 and node.orelse is not None:
             self._host_paths.pop()
-        elif arm == -1 and _exits(node.body):  # `if x.is_cuda: return ...`: the rest of the block is off CUDA
+        elif arm == -1 and _exits(node.body) and id(node) not in self._elifs:
+            # `if x.is_cuda: return ...`: the rest of the block is off CUDA (not after an `elif`, which an
+            # earlier arm that falls through may have skipped)
             self._host_paths.append(why)
             self._after_exits[-1] += 1
 
