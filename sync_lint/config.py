@@ -7,6 +7,7 @@ names the key (the CLI exits 2). Command-line flags override the file.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from dataclasses import dataclass, field, fields, replace
@@ -197,6 +198,15 @@ class Settings:
         """Whether the file at `path` (within its project, `/`-separated) is written for an accelerator other
         than CUDA (`other-platform-modules`)."""
         return any(pattern.search(path) for pattern in _compiled(self.other_platform_modules))
+
+
+def within_project(path: str, root: str | os.PathLike[str]) -> str:
+    """`path` within `root`, `/`-separated; only the file's name when it lies outside (the folders above
+    a project say nothing of its code), as `cpu-modules` and `other-platform-modules` read it."""
+    relative = os.path.relpath(os.path.abspath(path), root)
+    if relative.startswith(os.pardir):
+        relative = os.path.basename(path)
+    return relative.replace(os.sep, "/")
 
 
 @lru_cache(maxsize=16)

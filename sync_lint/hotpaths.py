@@ -939,10 +939,9 @@ def _run(graph: "CallGraph", root: Path, members: list[FileResult], settings: "S
 def _platform_module(settings: "Settings", path: str, root: Path) -> bool:
     """Whether the file is another platform's code (`cpu-modules`, `other-platform-modules`), by its path
     within the project as the per-file check reads it."""
-    relative = os.path.relpath(os.path.abspath(path), root)
-    if relative.startswith(os.pardir):
-        relative = os.path.basename(path)
-    relative = relative.replace(os.sep, "/")
+    from sync_lint.config import within_project
+
+    relative = within_project(path, root)
     return settings.cpu_module(relative) or settings.other_platform_module(relative)
 
 

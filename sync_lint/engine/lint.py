@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import ast
-import os
 from dataclasses import replace
 from typing import TYPE_CHECKING, Sequence
 
 import libcst as cst
 
+from sync_lint.config import within_project
 from sync_lint.diagnostics import Diagnostic, FileError, FileResult, Position
 from sync_lint.engine.context import FileContext, Findings
 from sync_lint.engine.parse import parse_ahead, parse_module
@@ -97,13 +97,8 @@ def lint_source(
 
 
 def _project_path(path: str, project: "ProjectView | None", settings: "Settings") -> str:
-    """`path` within its project's root, else within the configuration's folder, `/`-separated; only
-    the file's name when it lies outside both (the folders above a project say nothing of its code)."""
-    root = project.root if project is not None and project.root else str(settings.root)
-    relative = os.path.relpath(os.path.abspath(path), root)
-    if relative.startswith(os.pardir):
-        relative = os.path.basename(path)
-    return relative.replace(os.sep, "/")
+    """`path` within its project's root, else within the configuration's folder (`within_project`)."""
+    return within_project(path, project.root if project is not None and project.root else str(settings.root))
 
 
 def merge_same_line(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
