@@ -637,6 +637,29 @@ def test_code_that_runs_only_where_a_tensor_is_not_on_cuda_is_left_to_strict() -
     assert strict[9].confidence == "strict" and "`logits` is not on CUDA" in strict[9].evidence
 
 
+def test_an_arm_for_another_accelerator_is_left_to_strict() -> None:
+    """`if current_platform.is_xpu():`, SGLang's `if _is_npu:`: code a CUDA machine never runs."""
+    source = (
+        "import torch\n\n\n"
+        "def step(n, current_platform, _is_npu, _is_hip):\n"
+        "    t = torch.zeros(n, device='cuda')\n"
+        "    if current_platform.is_xpu():\n"
+        "        a = t.tolist()\n"                                          # 7: XPU only
+        "    if _is_npu:\n"
+        "        b = t.tolist()\n"                                          # 9: NPU only
+        "    if _is_hip:\n"
+        "        c = t.tolist()\n"                                          # 11: ROCm: torch's CUDA API
+        "    if not _is_npu:\n"
+        "        return t.tolist()\n"                                       # 13: not NPU: CUDA too
+        "    return 0\n"
+    )
+    rules = list(all_rules().values())
+    assert [d.start.row for d in lint_source(source, "snippet.py", rules, SETTINGS).diagnostics] == [11, 13]
+    strict = {d.start.row: d for d in lint_source(source, "snippet.py", rules, SETTINGS.override(strict=True)).diagnostics}
+    assert sorted(strict) == [7, 9, 11, 13]
+    assert "accelerator other than CUDA (`current_platform.is_xpu()`)" in strict[7].evidence
+
+
 def test_an_arm_for_machines_without_an_accelerator_is_left_to_strict() -> None:
     """`if current_platform.is_cpu():` runs only where there is no GPU: its findings need `--strict`."""
     source = (

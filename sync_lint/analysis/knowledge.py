@@ -34,6 +34,13 @@ PINNED_WHERE_AVAILABLE = frozenset({"PIN_MEMORY", "is_pin_memory_available"})
 # Module flags that hold the answer of a test of the platform for an accelerator's absence (SGLang:
 # `_is_cpu = is_cpu()`).
 CPU_PLATFORM_FLAGS = frozenset({"_is_cpu", "_IS_CPU", "IS_CPU"})
+# Tests that the platform is an accelerator other than CUDA (vLLM's `current_platform.is_xpu()`,
+# SGLang's `is_npu()` and its `_is_npu = is_npu()` flag), as `other-platform-modules` names them. HIP is
+# not among them: ROCm runs torch's CUDA API on AMD GPUs, whose waits the audits read as real.
+OTHER_PLATFORM_TESTS = frozenset({"is_npu", "is_xpu", "is_mps", "is_hpu", "is_musa", "is_tpu"})
+OTHER_PLATFORM_FLAGS = frozenset({f"_{name}" for name in OTHER_PLATFORM_TESTS} |
+                                 {f"_{name.upper()}" for name in OTHER_PLATFORM_TESTS} |
+                                 {name.upper() for name in OTHER_PLATFORM_TESTS})
 
 
 def pins_where_available(spelled: str | None) -> bool:

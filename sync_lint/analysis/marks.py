@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from sync_lint.analysis.knowledge import CPU_PLATFORM_FLAGS
+from sync_lint.analysis.knowledge import CPU_PLATFORM_FLAGS, OTHER_PLATFORM_FLAGS, OTHER_PLATFORM_TESTS
 from sync_lint.analysis.provider import Provider
 from sync_lint.syntax import dotted_name
 
@@ -52,10 +52,27 @@ def host_only_test(test: cst.BaseExpression) -> tuple[bool, str] | None:
     if platform is not None:
         return platform, "the platform has no accelerator (`if current_platform.is_cpu():`), where its tensors " \
                           "are on the CPU"
+    other = _other_platform(test)
+    if other is not None:
+        return True, f"the platform is an accelerator other than CUDA (`{other}`), whose waits this linter has " \
+                     "not measured"
     if isinstance(test, cst.Attribute) and test.attr.value == "is_cuda":
         key = dotted_name(test.value)
         if key is not None:
             return False, f"`{key}` is not on CUDA (a reference path for the host, or another accelerator's)"
+    return None
+
+
+def _other_platform(test: cst.BaseExpression) -> str | None:
+    """The test as spelled when it says the platform is another accelerator than CUDA: `is_npu()`,
+    `current_platform.is_xpu()`, SGLang's `_is_npu` flag; else None."""
+    if isinstance(test, cst.Call) and not test.args:
+        func = test.func
+        name = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", None)
+        if name in OTHER_PLATFORM_TESTS:
+            return f"{dotted_name(func) or name}()"
+    if isinstance(test, cst.Name) and test.value in OTHER_PLATFORM_FLAGS:
+        return test.value
     return None
 
 
