@@ -652,11 +652,17 @@ def test_an_arm_for_another_accelerator_is_left_to_strict() -> None:
         "    if not _is_npu:\n"
         "        return t.tolist()\n"                                       # 13: not NPU: CUDA too
         "    return 0\n"
+        "\n\n"
+        "def npu_only(probs: torch.Tensor, is_npu):\n"
+        "    if not is_npu() or probs.device.type != 'npu':\n"
+        "        return None\n"
+        "    t = torch.zeros(4, device='cuda')\n"
+        "    return t.sum().item()\n"                                       # 21: after the `or` failed: NPU
     )
     rules = list(all_rules().values())
     assert [d.start.row for d in lint_source(source, "snippet.py", rules, SETTINGS).diagnostics] == [11, 13]
     strict = {d.start.row: d for d in lint_source(source, "snippet.py", rules, SETTINGS.override(strict=True)).diagnostics}
-    assert sorted(strict) == [7, 9, 11, 13]
+    assert sorted(strict) == [7, 9, 11, 13, 21]
     assert "accelerator other than CUDA (`current_platform.is_xpu()`)" in strict[7].evidence
 
 

@@ -38,14 +38,17 @@ def host_only_test(test: cst.BaseExpression) -> tuple[bool, str] | None:
     """(True, why) for a test that holds exactly where the code runs off CUDA, (False, why) for one
     that fails exactly there, None for any other: the platform tests of `cpu_platform_test` (no
     accelerator), and `x.is_cuda` (false where `x` is not on CUDA: a reference path for the host, or
-    another accelerator's). Through `not`, and an `and` whose holding says so."""
+    another accelerator's). Through `not`, an `and` whose holding says so, and an `or` whose failing does."""
     if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
         inner = host_only_test(test.expression)
         return None if inner is None else (not inner[0], inner[1])
-    if isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.And):
+    if isinstance(test, cst.BooleanOperation):
+        # An `and` that holds, each part holds; an `or` that fails, each part fails (`if not is_npu() or
+        # ...: return None` leaves the rest to the NPU).
+        wanted = isinstance(test.operator, cst.And)
         for part in (test.left, test.right):
             found = host_only_test(part)
-            if found is not None and found[0]:
+            if found is not None and found[0] is wanted:
                 return found
         return None
     platform = cpu_platform_test(test)
