@@ -15,30 +15,13 @@ from sync_lint.analysis.provider import Provider
 from sync_lint.syntax import dotted_name
 
 
-def cpu_platform_test(test: cst.BaseExpression) -> bool | None:
-    """Whether a test holds exactly when the machine has no accelerator: True for
-    `current_platform.is_cpu()`, `is_cpu()` and `_is_cpu` (also inside an `and`), False for their
-    negation, None for any other test (the project summaries read tests alike, on `ast`)."""
-    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
-        inner = cpu_platform_test(test.expression)
-        return None if inner is None else not inner
-    if isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.And):
-        # When the `and` holds, each part does; when it fails, nothing is known.
-        return True if cpu_platform_test(test.left) is True or cpu_platform_test(test.right) is True else None
-    if isinstance(test, cst.Call) and not test.args:
-        func = test.func
-        name = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", None)
-        return True if name == "is_cpu" else None
-    if isinstance(test, cst.Name) and test.value in CPU_PLATFORM_FLAGS:
-        return True
-    return None
-
-
 def host_only_test(test: cst.BaseExpression) -> tuple[bool, str] | None:
     """(True, why) for a test that holds exactly where the code runs off CUDA, (False, why) for one
-    that fails exactly there, None for any other: the platform tests of `cpu_platform_test` (no
-    accelerator), and `x.is_cuda` (false where `x` is not on CUDA: a reference path for the host, or
-    another accelerator's). Through `not`, an `and` whose holding says so, and an `or` whose failing does."""
+    that fails exactly there, None for any other: a test that the platform has no accelerator
+    (`current_platform.is_cpu()`, `is_cpu()`, SGLang's `_is_cpu`; the project summaries read these
+    alike, on `ast`), or is another accelerator (`is_npu()`, `_is_npu`, ...), and `x.is_cuda` (false
+    where `x` is not on CUDA: a reference path for the host, or another accelerator's). Through `not`,
+    an `and` whose holding says so, and an `or` whose failing does."""
     if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
         inner = host_only_test(test.expression)
         return None if inner is None else (not inner[0], inner[1])
@@ -51,11 +34,10 @@ def host_only_test(test: cst.BaseExpression) -> tuple[bool, str] | None:
             if found is not None and found[0] is wanted:
                 return found
         return None
-    platform = cpu_platform_test(test)
-    if platform is not None:
-        return platform, "the platform has no accelerator (`if current_platform.is_cpu():`), where its tensors " \
-                          "are on the CPU"
-    other = _other_platform(test)
+    if _platform_test(test, _CPU_PLATFORM_TESTS, CPU_PLATFORM_FLAGS) is not None:
+        return True, "the platform has no accelerator (`if current_platform.is_cpu():`), where its tensors " \
+                     "are on the CPU"
+    other = _platform_test(test, OTHER_PLATFORM_TESTS, OTHER_PLATFORM_FLAGS)
     if other is not None:
         return True, f"the platform is an accelerator other than CUDA (`{other}`), whose waits this linter has " \
                      "not measured"
@@ -66,15 +48,18 @@ def host_only_test(test: cst.BaseExpression) -> tuple[bool, str] | None:
     return None
 
 
-def _other_platform(test: cst.BaseExpression) -> str | None:
-    """The test as spelled when it says the platform is another accelerator than CUDA: `is_npu()`,
-    `current_platform.is_xpu()`, SGLang's `_is_npu` flag; else None."""
+_CPU_PLATFORM_TESTS = frozenset({"is_cpu"})
+
+
+def _platform_test(test: cst.BaseExpression, tests: frozenset[str], flags: frozenset[str]) -> str | None:
+    """The test as spelled when it is a call of one of `tests` with no argument (`is_npu()`,
+    `current_platform.is_xpu()`) or one of the module `flags` holding such an answer (`_is_npu`); else None."""
     if isinstance(test, cst.Call) and not test.args:
         func = test.func
         name = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", None)
-        if name in OTHER_PLATFORM_TESTS:
+        if name in tests:
             return f"{dotted_name(func) or name}()"
-    if isinstance(test, cst.Name) and test.value in OTHER_PLATFORM_FLAGS:
+    if isinstance(test, cst.Name) and test.value in flags:
         return test.value
     return None
 

@@ -412,9 +412,7 @@ class Inference:
                 if _scalar_annotation(annotation):
                     # `_decode_causal: bool = True`: the class says what the field holds, whatever a
                     # store elsewhere is taken for (one model passes a GPU tensor as `causal`).
-                    return Fact(Device.NOT_TENSOR, value_kind="python", dtype=_scalar_dtype(annotation),
-                                reason=f"field `{attr}` of `{info.name}` is declared `{_spelled(annotation)}`",
-                                where=self._where(summary, line))
+                    return _declared_scalar_field(attr, info.name, annotation, self._where(summary, line))
                 if annotated is not None and declared is None:
                     declared = replace(annotated, reason=f"field `{attr}` of `{info.name}` is declared "
                                        f"`{_spelled(annotation)}`", where=self._where(summary, line))
@@ -454,9 +452,8 @@ class Inference:
         for summary, store in self._stores_into(cls, attr):
             if store.owner is not None and store.declared and _scalar_annotation(store.declared) and \
                     summary.qualified(store.owner) in lineage:
-                return Fact(Device.NOT_TENSOR, value_kind="python", dtype=_scalar_dtype(store.declared),
-                            reason=f"field `{attr}` of `{_short(summary.qualified(store.owner))}` is declared "
-                                   f"`{_spelled(store.declared)}`", where=self._where(summary, store.line))
+                return _declared_scalar_field(attr, _short(summary.qualified(store.owner)), store.declared,
+                                              self._where(summary, store.line))
         return None
 
     def _stores_into(self, cls: str, attr: str) -> list:
@@ -1991,6 +1988,12 @@ def _spelled(annotation: tuple[str, ...]) -> str:
 def _scalar_annotation(annotation: tuple[str, ...]) -> bool:
     """`bool`, `int | None`, `Optional[float]`: a Python scalar (None is already unwrapped)."""
     return bool(annotation) and all(name in _SCALAR_ANNOTATIONS for name in annotation)
+
+
+def _declared_scalar_field(attr: str, owner: str, annotation: tuple[str, ...], where: str) -> Fact:
+    """A field the class declares a Python scalar (`_decode_causal: bool`, `self.kind: str | None = None`)."""
+    return Fact(Device.NOT_TENSOR, value_kind="python", dtype=_scalar_dtype(annotation),
+                reason=f"field `{attr}` of `{owner}` is declared `{_spelled(annotation)}`", where=where)
 
 
 def _scalar_dtype(annotation: tuple[str, ...]) -> str | None:
