@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Collection, Iterable, NamedTuple, Sequence
 
 from sync_lint.diagnostics import ChainStep, Diagnostic, EvidenceStep, FileResult, Hotness, Position
-from sync_lint.project.values import CPU_PLATFORM
 from sync_lint.suppression import file_directives, is_suppressed
 
 if TYPE_CHECKING:
@@ -184,9 +183,12 @@ class _Pass:
 
     # --- reachability --------------------------------------------------------------------------------
     def follow(self, edge: "Edge") -> bool:
-        """Hotness does not flow into a call made inside an allowed-sync context, nor into one made
-        behind a test that the machine has no accelerator (`if current_platform.is_cpu():`)."""
-        return not any(c.rsplit(".", 1)[-1] in self.allowed or c == CPU_PLATFORM for c in edge.contexts)
+        """Hotness does not flow into a call made inside an allowed-sync context, nor into one made where
+        a test says the code runs off CUDA (`if current_platform.is_cpu():`, `if not x.is_cuda:`,
+        `if use_torch_reference(buf.device):`)."""
+        contexts = edge.contexts
+        return not contexts or not (any(c.rsplit(".", 1)[-1] in self.allowed for c in contexts)
+                                    or self.index.runs_off_cuda(contexts))
 
     def walk(self, roots: list["Root"]) -> None:
         """Named roots (configured, marked) one at a time, so each gets its own count; the built-in

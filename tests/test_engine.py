@@ -627,14 +627,22 @@ def test_code_that_runs_only_where_a_tensor_is_not_on_cuda_is_left_to_strict() -
         "    elif x.is_cuda:\n"
         "        return x\n"
         "    return x.sum().item()\n"                                    # 32: reached when `flag` holds
+        "\n\n"
+        "def by_type(q: torch.Tensor, x: torch.Tensor):\n"
+        "    if q.device.type != 'cuda':\n"
+        "        return x.sum().item()\n"                                # 37: the reference path
+        "    if 'cuda' == x.device.type:\n"
+        "        return x.sum().item()\n"                                # 39: on CUDA
+        "    return x.sum().item()\n"                                    # 40: after a CUDA arm that returned
     )
     rules = list(all_rules().values())
     gpu = SETTINGS.override(gpu_name_patterns=(r"^(logits|loc|x|starts)$",))
     default = sorted({d.start.row for d in lint_source(source, "snippet.py", rules, gpu).diagnostics})
     strict = {d.start.row: d for d in lint_source(source, "snippet.py", rules, gpu.override(strict=True)).diagnostics}
-    assert default == [7, 16, 24, 32]
-    assert {9, 14, 23} <= set(strict)
+    assert default == [7, 16, 24, 32, 39]
+    assert {9, 14, 23, 37, 40} <= set(strict)
     assert strict[9].confidence == "strict" and "`logits` is not on CUDA" in strict[9].evidence
+    assert strict[37].confidence == "strict" and "`q.device.type` is not `\"cuda\"`" in strict[37].evidence
 
 
 def test_an_arm_for_another_accelerator_is_left_to_strict() -> None:

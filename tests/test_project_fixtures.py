@@ -26,8 +26,9 @@ SCENARIOS = sorted(p.name for p in PROJECTS.iterdir() if p.is_dir() and not p.na
 PER_FILE = {"flow_reachability": "pkg/steps.py"}
 # Projects whose knowledge removes findings: checked alone, a `device` parameter is a GPU by its name
 # (none_arguments), a configured sync-prone attribute is a read of a property (plain_attributes), and
-# a tensor's `.device` is an accelerator's (host_inputs).
-PRUNING = {"host_inputs", "none_arguments", "plain_attributes"}
+# a tensor's `.device` is an accelerator's (host_inputs), and a function called only off CUDA runs on
+# CUDA for all a file alone shows (off_cuda_callers).
+PRUNING = {"host_inputs", "none_arguments", "off_cuda_callers", "plain_attributes"}
 
 
 def copy_project(name: str, tmp_path: Path) -> Path:
@@ -635,16 +636,33 @@ def test_as_tensor_of_an_object_exposing_device_memory_copies_nothing_from_the_h
 def test_a_device_test_around_a_call_is_evidence(project: Path, tmp_path: Path) -> None:
     report = check(project, cache=tmp_path / "cache")
     step = diagnostic(report, "pkg/reference.py", 13).evidence_steps[-1]
-    assert (Path(step.path).as_posix(), step.row) == ("pkg/dispatch.py", 24)
+    assert (Path(step.path).as_posix(), step.row) == ("pkg/dispatch.py", 36)
     assert "`x.is_cuda` holds here" in step.message
     # An `else` arm: the step names the test it is the `else` of, not one nested in the `if` arm.
     step = diagnostic(report, "pkg/reference.py", 21).evidence_steps[-1]
-    assert (Path(step.path).as_posix(), step.row) == ("pkg/dispatch.py", 35)
+    assert (Path(step.path).as_posix(), step.row) == ("pkg/dispatch.py", 47)
     assert "`t.device.type != 'cuda'` is false here" in step.message
     # A test that the tensor is on the CPU, failed: the accelerator (SGLang's `if not prev.is_cpu:`).
     step = diagnostic(report, "pkg/reference.py", 25).evidence_steps[-1]
-    assert (Path(step.path).as_posix(), step.row) == ("pkg/dispatch.py", 44)
+    assert (Path(step.path).as_posix(), step.row) == ("pkg/dispatch.py", 56)
     assert "`t.is_cpu` is false here" in step.message
+
+
+@pytest.mark.parametrize("project", ["off_cuda_callers"], indirect=True)
+def test_a_function_called_only_off_cuda_is_left_to_strict(project: Path, tmp_path: Path) -> None:
+    # SGLang's torch reference kernels: called behind `if use_torch_reference(buf.device):`, and by tests.
+    options = api.ProjectOptions(cache_dir=tmp_path / "cache")
+    plan = api.plan(["."], strict=True, target_torch_version=FIXTURE_TORCH, project=options)
+    report = api.run(plan, ["."], jobs=1)
+    found = diagnostic(report, "pkg/ops.py", 9)
+    assert found.confidence == "strict"
+    step = found.evidence_steps[-1]
+    assert (Path(step.path).as_posix(), step.row) == ("pkg/ops.py", 23)
+    assert "`reference_table` is called only where the code runs off CUDA, besides tests" in step.message
+    # Called only by a function that runs only off CUDA: the step names the call there.
+    step = diagnostic(report, "pkg/ops.py", 13).evidence_steps[-1]
+    assert (Path(step.path).as_posix(), step.row) == ("pkg/ops.py", 28)
+    assert "`reference_rows` is called only where the code runs off CUDA" in step.message
 
 
 def test_a_module_of_a_project_base_is_built_on_its_builders_device(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ from sync_lint.analysis.flow import Deferred, Scope, join_envs
 from sync_lint.project.deps import Reads, dep_id
 from sync_lint.project.index import ProjectIndex, table_rows
 from sync_lint.project.infer import TENSOR, Inference, join_sources
-from sync_lint.project.summary import annotation_types, cpu_platform_test, summarize
+from sync_lint.project.summary import annotation_types, off_cuda_test, summarize
 from sync_lint.project.values import UNKNOWN, Value
 from fixture_support import check_small_project
 from test_device import fact_of
@@ -1883,6 +1883,19 @@ def test_a_parameter_annotation_beats_another_annotations_class_but_not_a_constr
     ("x.is_cpu", None),  # a tensor's attribute, not the platform
     ("current_platform.is_cpu(device)", None),
     ("current_platform.is_cuda()", None),
+    ("is_npu()", True),
+    ("current_platform.is_xpu()", True),
+    ("_is_npu", True),
+    ("not is_npu() or flag", False),  # where the `or` fails, the platform is the NPU
+    ("is_hip()", None),  # ROCm runs torch's CUDA API
+    ("x.is_cuda", False),
+    ("not x.is_cuda", True),
+    ("x.is_cuda and flag", None),  # failing, either part may have
+    ('x.device.type != "cuda"', True),
+    ('query.device.type == "cuda"', False),
+    ('"cuda" == device.type', False),
+    ('x.device.type == "cpu"', None),  # one tensor on the host says nothing of the machine
+    ('x.device.type in ("cuda", "xpu")', None),
 ])
-def test_cpu_platform_tests(test: str, holds: bool | None) -> None:
-    assert cpu_platform_test(ast.parse(test, mode="eval").body) is holds
+def test_off_cuda_tests(test: str, holds: bool | None) -> None:
+    assert off_cuda_test(ast.parse(test, mode="eval").body) is holds

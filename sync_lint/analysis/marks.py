@@ -19,9 +19,9 @@ def host_only_test(test: cst.BaseExpression) -> tuple[bool, str] | None:
     """(True, why) for a test that holds exactly where the code runs off CUDA, (False, why) for one
     that fails exactly there, None for any other: a test that the platform has no accelerator
     (`current_platform.is_cpu()`, `is_cpu()`, SGLang's `_is_cpu`; the project summaries read these
-    alike, on `ast`), or is another accelerator (`is_npu()`, `_is_npu`, ...), and `x.is_cuda` (false
-    where `x` is not on CUDA: a reference path for the host, or another accelerator's). Through `not`,
-    an `and` whose holding says so, and an `or` whose failing does."""
+    alike, on `ast`), or is another accelerator (`is_npu()`, `_is_npu`, ...), and `x.is_cuda` or
+    `x.device.type == "cuda"` (false where `x` is not on CUDA: a reference path for the host, or another
+    accelerator's). Through `not`, an `and` whose holding says so, and an `or` whose failing does."""
     if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
         inner = host_only_test(test.expression)
         return None if inner is None else (not inner[0], inner[1])
@@ -45,6 +45,28 @@ def host_only_test(test: cst.BaseExpression) -> tuple[bool, str] | None:
         key = dotted_name(test.value)
         if key is not None:
             return False, f"`{key}` is not on CUDA (a reference path for the host, or another accelerator's)"
+    typed = _cuda_type_test(test)
+    if typed is not None:
+        key, differs = typed
+        return differs, f"`{key}.type` is not `\"cuda\"` (a reference path for the host, or another accelerator's)"
+    return None
+
+
+def _cuda_type_test(test: cst.BaseExpression) -> tuple[str, bool] | None:
+    """(`x.device`, whether the test is `!=`) for `x.device.type == "cuda"` or `!= "cuda"` (either side)."""
+    if not isinstance(test, cst.Comparison) or len(test.comparisons) != 1:
+        return None
+    comparison = test.comparisons[0]
+    if not isinstance(comparison.operator, (cst.Equal, cst.NotEqual)):
+        return None
+    sides = (test.left, comparison.comparator)
+    if not any(isinstance(side, cst.SimpleString) and side.evaluated_value == "cuda" for side in sides):
+        return None
+    for side in sides:
+        if isinstance(side, cst.Attribute) and side.attr.value == "type":
+            key = dotted_name(side.value)
+            if key is not None:
+                return key, isinstance(comparison.operator, cst.NotEqual)
     return None
 
 

@@ -88,6 +88,9 @@ class _Pending:
     host_path: str | None = None  # why the node is in code that runs only off CUDA (`SyntaxMarks.host_path`)
 
 
+_UNSET = object()
+
+
 def _cpu_function(qualname: str | None, names: tuple[str, ...]) -> str | None:
     """The function of `qualname`, or one it is nested in, whose name is one of `names` (its qualname)."""
     if qualname is None or not names:
@@ -118,6 +121,7 @@ class Findings:
         # (row, code) of every `# noqa` that suppressed a finding (for SL900, unused-noqa).
         self.used_noqa: set[tuple[int, str]] = set()
         self._cpu_side_known: dict[tuple[str, ...], bool] = {}
+        self._off_cuda_known: dict[str, object] = {}
 
     def add(self, rule: "Rule", node: cst.CSTNode, message: str, *, fact: Fact | None, evidence: str | None,
             fix: Fix | None, also: Fact | None = None) -> None:
@@ -221,6 +225,12 @@ class Findings:
         # is tested not to be on CUDA.
         if pending.host_path is not None:
             out.append(EvidenceStep(f"this code runs only where {pending.host_path}", self._ctx.path, row))
+        else:
+            called = self._called_off_cuda(pending.innermost)
+            if called is not None:
+                function, where = called
+                out.append(self._step(f"`{function.rsplit('.', 1)[-1]}` is called only where the code runs off CUDA, "
+                                      "besides tests", where, None))
         # A line that no known call runs: it needs a parameter None and every call passes a value, or
         # not None (true) and every call leaves it None (false).
         if pending.innermost is not None:
@@ -228,6 +238,25 @@ class Findings:
             if never is not None:
                 out.append(self._never_runs_step(pending.innermost, *never))
         return out
+
+    def _called_off_cuda(self, innermost: str | None) -> tuple[str, str] | None:
+        """(function, `path:line` of a call) when the function around the node, or one it is nested in,
+        is called only where the code runs off CUDA (`ProjectView.off_cuda_only`)."""
+        project = self._ctx.project
+        if innermost is None or project is None:
+            return None
+        known = self._off_cuda_known.get(innermost, _UNSET)
+        if known is _UNSET:  # asked once per function: a file's findings are mostly in a few
+            known = None
+            parts = innermost.split(".")
+            for end in range(len(parts), 0, -1):
+                function = ".".join(parts[:end])
+                where = project.off_cuda_only(function)
+                if where is not None:
+                    known = (function, where)
+                    break
+            self._off_cuda_known[innermost] = known
+        return known  # type: ignore[return-value]
 
     def _unreferenced(self, function: str) -> bool:
         """Whether no code that runs mentions the module-level function (`report-unreferenced` off)."""

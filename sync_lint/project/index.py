@@ -26,7 +26,7 @@ from sync_lint.project.summary import (
     Store,
     torch_op_name,
 )
-from sync_lint.project.values import Value
+from sync_lint.project.values import OFF_CUDA, OFF_CUDA_IF, Value
 
 
 def callee_name(func: Value) -> str | None:
@@ -235,6 +235,7 @@ class ProjectIndex:
         # What each answer reads (see deps.py); the inference shares this recorder.
         self.reads = reads if reads is not None else Reads(enabled=False)
         self._symbols: dict[str, tuple[Symbol | None, Dep | None]] = {}
+        self._predicates: dict[str, tuple[bool | None, Dep | None]] = {}  # `off_cuda_if` function -> its result
         self._subclasses: dict[str, tuple[set[str], Dep | None]] = {}  # class -> classes deriving from it directly
         self._bases_by_name: dict[str, list[tuple[str, str]]] | None = None
         self._renamed: dict[str, tuple[dict[str, set[str]], Dep | None]] = {}
@@ -269,6 +270,7 @@ class ProjectIndex:
         self.tables.replace(summary, old)
         self._summaries[summary.module] = summary
         self._symbols.clear()
+        self._predicates.clear()
         self._subclasses.clear()
         self._bases_by_name = None
         self._renamed.clear()
@@ -522,6 +524,26 @@ class ProjectIndex:
             summary = self._summary(module)
             return list(summary.calls) if summary is not None else []
         return stored
+
+    def runs_off_cuda(self, contexts: Iterable[str]) -> bool:
+        """Whether a call made in `contexts` (`CallSite.contexts`) runs only off CUDA: behind a test that
+        says so, or where a project function that is a predicate of it returned what holds off CUDA
+        (`summary.off_cuda_if`)."""
+        for context in contexts:
+            if context == OFF_CUDA:
+                return True
+            if context.startswith(OFF_CUDA_IF):
+                function, _, result = context[len(OFF_CUDA_IF):].rpartition(":")
+                if self._predicate(function) is (result == "1"):
+                    return True
+        return False
+
+    def _predicate(self, function: str) -> bool | None:
+        """The `off_cuda_result` of a project function, or None (asked for every call in a tested arm)."""
+        def find() -> bool | None:
+            found = self.function(function)
+            return found[1].off_cuda_result if found is not None else None
+        return self.reads.memo(self._predicates, "predicate", function, find)
 
     def mentioned_as_value(self, name: str, class_qualname: str | None = None) -> bool:
         """Whether some module mentions the function `name`, or the method `name` of the class

@@ -34,6 +34,7 @@ carry the value) is `None`: `x.to(device)` with such a `device` moves nothing.
 
 from __future__ import annotations
 
+import functools
 import re
 from functools import partial
 from typing import Callable, Hashable, Iterable, Protocol, Union
@@ -91,7 +92,8 @@ from sync_lint.project.deps import Dep
 from sync_lint.project.index import ProjectIndex
 from sync_lint.project.summary import ELEMENT, CallSite, FunctionInfo, ModuleSummary, Param
 from sync_lint.project.values import NONE as NONE_VALUE
-from sync_lint.project.values import CPU_PLATFORM, Value, render
+from sync_lint.project.values import Value, render
+from sync_lint.ranking import PER_STEP, context_of
 
 Key = tuple
 Argument = Union[Fact, Callable[[], Fact]]  # a fact, or how to compute it when it is needed
@@ -109,6 +111,8 @@ MODULE_HOPS = 2
 _CALLED_METHODS = frozenset({"forward", "__call__"})
 # How many calls up `never_none` follows a value passed through from a caller's own parameter.
 NEVER_NONE_HOPS = 2
+# How many calls up `off_cuda_only` follows a function called only from functions that run off CUDA.
+OFF_CUDA_HOPS = 3
 # Tensor methods that return None.
 _NONE_METHODS = frozenset({"backward", "record_stream", "retain_grad", "register_hook", "share_memory_"})
 # Builtins whose result is never None.
@@ -196,6 +200,9 @@ class Inference:
         self._cheap_cuts = 0
         # Structural matches, independent of any budget.
         self._caller_memo: dict[str, tuple[list[tuple[ModuleSummary, CallSite, int]], Dep | None]] = {}
+        # function -> every known call of it, before `_callers` leaves some out (for `off_cuda_only`)
+        self._every_call: dict[str, list[tuple[ModuleSummary, CallSite, int]]] = {}
+        self._off_cuda_memo: dict[tuple[str, int], tuple[str | None, Dep | None]] = {}
         self._callee_memo: dict[str, tuple[list[tuple[ModuleSummary, CallSite, Fact]], Dep | None]] = {}
         self._dispatch_memo: dict[str, tuple[frozenset[str], Dep | None]] = {}
         self._callees_pending: set[str] = set()
@@ -298,7 +305,7 @@ class Inference:
         """Drop what this process solved (the index changed under it)."""
         for table in (self._memo, self._specialized, self._return_reads, self._cheap, self._cheap_provisional,
                       self._caller_memo, self._callee_memo, self._dispatch_memo, self._stores,
-                      self._never_none_memo, self._unset_memo):
+                      self._never_none_memo, self._unset_memo, self._every_call, self._off_cuda_memo):
             table.clear()
         self._solved = []
 
@@ -784,8 +791,48 @@ class Inference:
             for caller, call, callee in self._calls_with_callees(name):
                 if callee.value_kind == "callable" and function in callee.refs:
                     out.append((caller, call, 1 if bound and "bound" in callee.items else 0))
-        out[:] = _nearest(_on_accelerators(out), function, MAX_SOURCES)
+        self._every_call[function] = list(out)
+        out[:] = _nearest(self._on_accelerators(out), function, MAX_SOURCES)
         return out
+
+    def off_cuda_only(self, function: str, budget: int = OFF_CUDA_HOPS) -> str | None:
+        """`path:line` of a call that shows the function runs only off CUDA in what is deployed: every
+        known call outside tests, benchmarks, examples and scripts is made where the code runs off CUDA
+        (`_on_accelerators`), or in a function that itself runs only off CUDA (`budget` calls up), and
+        there is one. SGLang's torch reference kernels are called behind `if
+        use_torch_reference(buf.device):`, and by tests that compare them with the CUDA kernel. None
+        when no call shows it, or the project hands the function on as a value (it may be called where
+        no call site shows)."""
+        key = (function, budget)
+        return self.reads.memo(self._off_cuda_memo, "off_cuda_only", key, lambda: self._find_off_cuda_only(*key))
+
+    def _find_off_cuda_only(self, function: str, budget: int) -> str | None:
+        found = self.index.function(function)
+        if found is None:
+            return None
+        summary, info = found
+        if self.index.mentioned_as_value(info.name, _class_of(summary, info)):
+            return None
+        self._callers(function)
+        self._off_cuda_memo[(function, budget)] = (None, None)  # a recursive question: not proven
+        where = None
+        for caller, call, _skip in self._every_call.get(function, ()):
+            if not _deployed(caller.module):
+                continue
+            if not (call.contexts and self.index.runs_off_cuda(call.contexts)) and not (
+                    budget > 0 and call.function is not None
+                    and self.off_cuda_only(caller.qualified(call.function), budget - 1) is not None):
+                return None
+            where = where or f"{caller.path}:{call.line}"
+        return where
+
+    def _on_accelerators(self, calls: list[tuple[ModuleSummary, CallSite, int]]
+                         ) -> list[tuple[ModuleSummary, CallSite, int]]:
+        """The calls not made where the code runs only off CUDA (`if current_platform.is_cpu():`, `if
+        is_npu():`, `if not x.is_cuda:`, `if use_torch_reference(buf.device):`; `ProjectIndex.runs_off_cuda`):
+        what those pass is on the host or another accelerator by design, and says nothing of a CUDA
+        machine's arguments."""
+        return [entry for entry in calls if not entry[1].contexts or not self.index.runs_off_cuda(entry[1].contexts)]
 
     def _calls_with_callees(self, name: str) -> list[tuple[ModuleSummary, CallSite, Fact]]:
         """The calls spelled `name`, each with its callee read in "types" mode: once per name, as many
@@ -912,7 +959,7 @@ class Inference:
                 if cls in callee.refs or init is not None and any(
                         self.index.method(c, "__init__") == init for c in callee.refs):
                     out.append((caller, call, 1))
-        out[:] = _nearest(_on_accelerators(out), cls, MAX_SOURCES)
+        out[:] = _nearest(self._on_accelerators(out), cls, MAX_SOURCES)
         return out
 
     def _class_slots(self, cls: str) -> dict[str, set[str]]:
@@ -2223,6 +2270,13 @@ def unreferenced_reason(function: str) -> str:
     return f"no code that runs in the project mentions `{function}` (reported for `strict`)"
 
 
+@functools.lru_cache(maxsize=None)
+def _deployed(module: str) -> bool:
+    """Whether a module is code that is deployed, not a test, benchmark, example or script
+    (`ranking.context_of`, on the path its name stands for)."""
+    return context_of(module.replace(".", "/") + ".py") == PER_STEP
+
+
 def _class_of(summary: ModuleSummary, info: FunctionInfo) -> str | None:
     """The qualified name of the class a method belongs to; None for a function."""
     return summary.qualified(info.class_name) if info.class_name is not None else None
@@ -2297,12 +2351,6 @@ def _mentions_method(value: Value, name: str) -> bool:
     if value[0] == "join":
         return any(_mentions_method(v, name) for v in value[1])
     return False
-
-
-def _on_accelerators(calls: list[tuple[ModuleSummary, CallSite, int]]) -> list[tuple[ModuleSummary, CallSite, int]]:
-    """The calls not made behind a test that the machine has no accelerator (`if current_platform.is_cpu():`):
-    what those pass is on the CPU by design, and says nothing of the GPU machine's arguments."""
-    return [entry for entry in calls if CPU_PLATFORM not in entry[1].contexts]
 
 
 def _nearest(found: list, qualname: str, limit: int) -> list:

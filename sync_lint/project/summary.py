@@ -18,6 +18,7 @@ call argument or a stored value is expressed over parameters, globals and calls 
 from __future__ import annotations
 
 import ast
+import builtins
 import functools
 import re
 from dataclasses import dataclass, field, replace
@@ -28,16 +29,20 @@ from sync_lint.analysis.knowledge import (
     CPU_PLATFORM_FLAGS,
     EMPTY_CONTAINERS,
     MAPPING_TYPES,
+    OTHER_PLATFORM_FLAGS,
+    OTHER_PLATFORM_TESTS,
     SEQUENCE_TYPES,
     device_kind,
     pins_where_available,
 )
 from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.mentions import module_mentions
-from sync_lint.project.values import CPU_PLATFORM, MAX_DEPTH, NONE, UNKNOWN, Value, join
+from sync_lint.project.values import MAX_DEPTH, NONE, OFF_CUDA, UNKNOWN, Value, join, off_cuda_if
+
+_BUILTINS = frozenset(dir(builtins))
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 45
+SUMMARY_FORMAT = 47
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -91,6 +96,10 @@ class FunctionInfo:
     # what it calls runs then too, so what those calls allocate with no `device=` is on the
     # builder's device when the class is an `nn.Module`.
     construction: bool = False
+    # A predicate of where the code runs: True when the function returns a test that holds only off CUDA
+    # (SGLang's `use_torch_reference(device)`: `return device.type != "cuda"`), False when it returns one
+    # that fails only there (`off_cuda_test`), None otherwise.
+    off_cuda_result: bool | None = None
 
     def device_params_at(self, line: int) -> frozenset[str]:
         """The parameters a call on `line` takes for its device (`device=param`, `.to(param)`)."""
@@ -154,7 +163,7 @@ class CallSite:
     loop_depth: int  # enclosing `for`/`while` loops within the function
     # The context managers of the `with` blocks enclosing the call within its function, as spelled
     # through the module's imports (`torch.cuda.graph`, `gpu_sync_allowed`), innermost last; and
-    # `CPU_PLATFORM` where a test of the platform says the machine has no accelerator.
+    # `OFF_CUDA` where a test says the code runs off CUDA (no accelerator, another one, a tensor not on CUDA).
     contexts: tuple[str, ...] = ()
 
 
@@ -828,14 +837,20 @@ class _Summarizer:
     # --- pass 2: what each scope does ----------------------------------------------------------
     def _body(self, body: list[ast.stmt], scope: _Scope, class_name: str | None, prefix: str) -> None:
         saved = self.narrowed
+        off_cuda = 0  # the off-CUDA regions this block opened
         try:
             for index, statement in enumerate(body):
                 self._statement(statement, scope, class_name, prefix)
                 if isinstance(statement, ast.If) and not statement.orelse and _exits(statement.body):
                     # `if device.type != "cpu": return ...`: what follows runs only when the test failed.
                     self._narrow(_device_tests(statement.test)[1], body[index + 1:], statement.lineno)
+                    after = self._off_cuda_contexts(statement.test)[1]  # `if x.is_cuda: return kernel(x)`
+                    if after is not None:
+                        self.contexts.append(after)
+                        off_cuda += 1
         finally:
             self.narrowed = saved
+            del self.contexts[len(self.contexts) - off_cuda:]
 
     def _narrow(self, tests: list[tuple[str, str, str, str]], region: list[ast.stmt], line: int) -> None:
         """Add what `tests` (of the test at `line`) prove to the statements of `region`, except for
@@ -853,26 +868,47 @@ class _Summarizer:
 
     def _if(self, node: ast.If, scope: _Scope, class_name: str | None, prefix: str) -> None:
         when_true, when_false = _device_tests(node.test)
-        on_cpu = cpu_platform_test(node.test)
+        holds, fails = self._off_cuda_contexts(node.test)
         saved = self.narrowed
         try:
             self._narrow(when_true, node.body, node.lineno)
-            self._platform_block(node.body, on_cpu is True, scope, class_name, prefix)
+            self._arm(node.body, holds, scope, class_name, prefix)
             self.narrowed = saved
             self._narrow(when_false, node.orelse, node.lineno)
-            self._platform_block(node.orelse, on_cpu is False, scope, class_name, prefix)
+            self._arm(node.orelse, fails, scope, class_name, prefix)
         finally:
             self.narrowed = saved
 
-    def _platform_block(self, block: list[ast.stmt], on_cpu: bool, scope: _Scope, class_name: str | None,
-                        prefix: str) -> None:
-        if on_cpu:
-            self.contexts.append(CPU_PLATFORM)
+    def _arm(self, block: list[ast.stmt], context: str | None, scope: _Scope, class_name: str | None,
+             prefix: str) -> None:
+        if context is not None:
+            self.contexts.append(context)
         try:
             self._body(block, scope, class_name, prefix)
         finally:
-            if on_cpu:
+            if context is not None:
                 self.contexts.pop()
+
+    def _off_cuda_contexts(self, test: ast.expr) -> tuple[str | None, str | None]:
+        """The contexts of the code where `test` holds and where it fails: `OFF_CUDA` where the test
+        says that code runs off CUDA (`off_cuda_test`); for a call of a function that may be a predicate
+        of it (`if use_torch_reference(buf.device):`), `off_cuda_if(name, result)`, which holds where the
+        function's `off_cuda_result` is `result` (the index decides); else None."""
+        found = off_cuda_test(test)
+        if found is not None:
+            return (OFF_CUDA, None) if found else (None, OFF_CUDA)
+        negated = isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not)
+        call = test.operand if negated else test  # type: ignore[attr-defined]
+        if not isinstance(call, ast.Call):
+            return None, None
+        name = self._torch_name(call.func)
+        if name is None or name.split(".", 1)[0] in ("self", "cls"):
+            return None, None
+        if "." not in name:  # a function of this module, or a builtin (`isinstance`)
+            if name in _BUILTINS:
+                return None, None
+            name = f"{self.s.module}.{name}"
+        return off_cuda_if(name, not negated), off_cuda_if(name, negated)
 
     def _statement(self, node: ast.stmt, scope: _Scope, class_name: str | None, prefix: str) -> None:
         saved = self.use
@@ -989,6 +1025,7 @@ class _Summarizer:
         named = {p.name for p in params if p.kind not in ("star", "starstar")}
         info.guards, info.truth_guards, info.none_guards = _guards(node.body, named)
         info.branches = _branches(node.body, frozenset(named))
+        info.off_cuda_result = _off_cuda_result(node.body)
         self.loop_depth, self.generator, self.contexts, self.loops, self.narrowed = saved
         return info
 
@@ -1725,23 +1762,44 @@ def getattr_name(node: ast.Call) -> str | None:
         name.value.isidentifier() else None
 
 
-def cpu_platform_test(test: ast.expr) -> bool | None:
-    """Whether a test holds exactly when the machine has no accelerator: True for vLLM's
-    `current_platform.is_cpu()` and SGLang's `is_cpu()` and `_is_cpu` (also inside an `and`), False
-    for their negation, None for any other test."""
+def off_cuda_test(test: ast.expr) -> bool | None:
+    """True for a test that holds only where the code runs off CUDA, False for one that fails only
+    there, None for any other, read as `analysis/marks.py`'s `host_only_test` reads it on libcst: a
+    test that the platform has no accelerator (`current_platform.is_cpu()`, SGLang's `is_cpu()` and
+    `_is_cpu`) or is another one (`is_npu()`, `_is_npu`, ...), `x.is_cuda` and `x.device.type == "cuda"`
+    (false off CUDA); through `not`, an `and` whose holding says so and an `or` whose failing does."""
     if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
-        inner = cpu_platform_test(test.operand)
+        inner = off_cuda_test(test.operand)
         return None if inner is None else not inner
-    if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And):
-        # When the `and` holds, each part does; when it fails, nothing is known.
-        return True if any(cpu_platform_test(value) is True for value in test.values) else None
+    if isinstance(test, ast.BoolOp):
+        # An `and` that holds, each part holds; an `or` that fails, each part fails.
+        wanted = isinstance(test.op, ast.And)
+        return wanted if any(off_cuda_test(value) is wanted for value in test.values) else None
     if isinstance(test, ast.Call) and not test.args and not test.keywords:
         func = test.func
         name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
-        return True if name == "is_cpu" else None
-    if isinstance(test, ast.Name) and test.id in CPU_PLATFORM_FLAGS:
-        return True
+        return True if name == "is_cpu" or name in OTHER_PLATFORM_TESTS else None
+    if isinstance(test, ast.Name):
+        return True if test.id in CPU_PLATFORM_FLAGS or test.id in OTHER_PLATFORM_FLAGS else None
+    if isinstance(test, ast.Attribute) and test.attr == "is_cuda" and dotted(test.value) is not None:
+        return False
+    if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], (ast.Eq, ast.NotEq)):
+        sides = (test.left, test.comparators[0])
+        typed = [side for side in sides if isinstance(side, ast.Attribute) and side.attr == "type"
+                 and dotted(side.value) is not None]
+        if typed and any(isinstance(side, ast.Constant) and side.value == "cuda" for side in sides):
+            return isinstance(test.ops[0], ast.NotEq)  # `x.device.type != "cuda"`
     return None
+
+
+def _off_cuda_result(body: list[ast.stmt]) -> bool | None:
+    """`FunctionInfo.off_cuda_result` of a function whose body (a docstring aside) is one `return` of a
+    test `off_cuda_test` reads."""
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]
+    if len(body) != 1 or not isinstance(body[0], ast.Return) or body[0].value is None:
+        return None
+    return off_cuda_test(body[0].value)
 
 
 def _true_when(test: ast.expr) -> tuple[set[str], set[str]]:

@@ -39,9 +39,19 @@ NONE: Value = ("lit", "none")
 # How deep a value may nest before the rest is unknown: keeps summaries small and
 # the interpretation cheap, and cuts self-referencing loops (`x = x[1:]`).
 MAX_DEPTH = 10
-# The context recorded for a call site made where a test of the platform says the machine has no
-# accelerator (`if current_platform.is_cpu():`), beside the `with` blocks around it.
-CPU_PLATFORM = "<cpu-platform>"
+# The context recorded for a call site made where a test says the code runs off CUDA: the platform has
+# no accelerator (`if current_platform.is_cpu():`) or is another one (`if is_npu():`), or a tensor is not
+# on CUDA (`if not x.is_cuda:`, after `if x.is_cuda: return ...`); beside the `with` blocks around it.
+OFF_CUDA = "<off-cuda>"
+# The prefix of a context recorded for a call made where a project function's result was tested
+# (`off_cuda_if`).
+OFF_CUDA_IF = "<off-cuda-if>"
+
+
+def off_cuda_if(function: str, result: bool) -> str:
+    """The context of code that runs where the function `function` (a qualname) returned `result`: off
+    CUDA when the function's `off_cuda_result` is `result`."""
+    return f"{OFF_CUDA_IF}{function}:{int(result)}"
 # How many alternatives a join keeps.
 MAX_JOIN = 8
 

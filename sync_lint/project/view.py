@@ -57,6 +57,13 @@ class ProjectView:
         info = self.summary.functions.get(function)
         return self.inference.never_runs(self.summary, info, line) if info is not None else None
 
+    def off_cuda_only(self, function: str) -> str | None:
+        """`path:line` of a call that shows the module's function `function` (a local qualname) runs only
+        off CUDA in deployed code (`Inference.off_cuda_only`), or None."""
+        if function not in self.summary.functions:
+            return None
+        return self.inference.off_cuda_only(self._qualified(function))
+
     def instance(self, class_name: str) -> Fact | None:
         """An instance of the module's class `class_name` (a local qualname): what `self` is."""
         if class_name not in self.summary.classes:
