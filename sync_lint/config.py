@@ -74,11 +74,11 @@ OPTIONS: tuple[Option, ...] = (
            "mentions offload, gpu, cuda, connector, transfer or swap (code that moves data between host and "
            "device)."),
     Option("other-platform-modules", "str-list", "Regexes on a file's path within its project (`/`-separated): "
-           "modules written for an accelerator other than CUDA (Ascend NPU, Intel XPU, Apple MLX and MPS, Habana "
-           "HPU, Moore Threads MUSA, TPU), whose waits are that accelerator's, which this linter has not measured; "
-           "their findings are reported only with `--strict`. The default matches a module or package named "
-           "`npu`, `ascend`, `xpu`, `mlx`, `mps`, `hpu`, `musa` or `tpu` (alone, or before or after an "
-           "underscore), unless the path mentions cuda or gpu."),
+           "modules written for an accelerator other than CUDA (Ascend NPU and MindSpore, Intel XPU, Apple MLX and "
+           "MPS, Habana HPU, Moore Threads MUSA, TPU), whose waits are that accelerator's, which this linter has not "
+           "measured; their findings are reported only with `--strict`. The default matches a module or package "
+           "named `npu`, `ascend`, `mindspore`, `xpu`, `mlx`, `mps`, `hpu`, `musa` or `tpu` (alone, or before or "
+           "after an underscore), unless the path mentions cuda or gpu."),
     Option("cpu-functions", "str-list", "Names of functions written for the CPU platform: the `forward_cpu` that a "
            "platform-dispatched operator (vLLM's `CustomOp`, SGLang's `MultiPlatformOp`) runs on a CPU machine, "
            "whose tensors are on the CPU whatever the shared types it reads say elsewhere. Findings in their "
@@ -128,7 +128,7 @@ CPU_MODULES_DEFAULT = (r"^(?!.*(offload|gpu|cuda|connector|transfer|swap)).*(^|/
 # The same for other accelerators' backends (SGLang's `hardware_backend/npu/`, `xpu_backend.py`,
 # `hardware_backend/mlx/`; vLLM's `xpu_worker.py`, `punica_xpu.py`): a CUDA deployment never runs them.
 OTHER_PLATFORM_MODULES_DEFAULT = (
-    r"^(?!.*(cuda|gpu)).*(^|/)([^/]*_)?(npu|ascend|xpu|mlx|mps|hpu|musa|tpu)(_[^/]*)?(/|\.py$)",)
+    r"^(?!.*(cuda|gpu)).*(^|/)([^/]*_)?(npu|ascend|mindspore|xpu|mlx|mps|hpu|musa|tpu)(_[^/]*)?(/|\.py$)",)
 DEFAULT_SYNC_PRONE = {
     "num_computed_tokens_cpu": (
         "vLLM's deprecated `num_computed_tokens_cpu` is computed from `seq_lens` (a device-to-host "

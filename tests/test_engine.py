@@ -167,6 +167,8 @@ def test_cpu_platform_modules_are_checked_only_with_strict(tmp_path: Path, path:
     ("worker/xpu_worker.py", False),
     ("hardware_backend/mlx/tp_worker.py", False),
     ("platforms/musa.py", False),
+    ("models/mindspore.py", False),  # SGLang's MindSpore models run on Ascend only
+    ("model_executor/mindspore_runner.py", False),
     ("utils/cuda_mps.py", True),  # CUDA's multi-process service, not Apple's MPS
     ("layers/output.py", True),
     ("sample/timestamps.py", True),
