@@ -810,9 +810,6 @@ class Inference:
         found = self.index.function(function)
         if found is None:
             return None
-        summary, info = found
-        if self.index.mentioned_as_value(info.name, _class_of(summary, info)):
-            return None
         self._callers(function)
         self._off_cuda_memo[(function, budget)] = (None, None)  # a recursive question: not proven
         where = None
@@ -824,6 +821,10 @@ class Inference:
                     and self.off_cuda_only(caller.qualified(call.function), budget - 1) is not None):
                 return None
             where = where or f"{caller.path}:{call.line}"
+        # Asked last: for a method it reads the whole class hierarchy, which a one-file check may not need.
+        summary, info = found
+        if where is not None and self.index.mentioned_as_value(info.name, _class_of(summary, info)):
+            return None
         return where
 
     def _on_accelerators(self, calls: list[tuple[ModuleSummary, CallSite, int]]
