@@ -663,6 +663,9 @@ def test_a_function_called_only_off_cuda_is_left_to_strict(project: Path, tmp_pa
     step = diagnostic(report, "pkg/ops.py", 13).evidence_steps[-1]
     assert (Path(step.path).as_posix(), step.row) == ("pkg/ops.py", 28)
     assert "`reference_rows` is called only where the code runs off CUDA" in step.message
+    # In the checked file itself: after `if not use_torch_reference(...): return`.
+    step = diagnostic(report, "pkg/ops.py", 34).evidence_steps[-1]
+    assert "`use_torch_reference(...)` says the code runs off CUDA" in step.message
 
 
 def test_a_module_of_a_project_base_is_built_on_its_builders_device(tmp_path: Path) -> None:

@@ -223,8 +223,12 @@ class Findings:
             out.append(EvidenceStep(text, self._ctx.path, info.line if info is not None else None))
         # An arm that runs only off CUDA: a test of the platform says there is no accelerator, or a tensor
         # is tested not to be on CUDA.
+        predicate = self._off_cuda_arm(pending.innermost, row) if pending.host_path is None else None
         if pending.host_path is not None:
             out.append(EvidenceStep(f"this code runs only where {pending.host_path}", self._ctx.path, row))
+        elif predicate is not None:
+            out.append(EvidenceStep(f"this code runs only where `{predicate.rsplit('.', 1)[-1]}(...)` says the code "
+                                    "runs off CUDA (a function returning such a test)", self._ctx.path, row))
         else:
             called = self._called_off_cuda(pending.innermost)
             if called is not None:
@@ -238,6 +242,19 @@ class Findings:
             if never is not None:
                 out.append(self._never_runs_step(pending.innermost, *never))
         return out
+
+    def _off_cuda_arm(self, innermost: str | None, row: int) -> str | None:
+        """The project function whose result puts `row` in code that runs only off CUDA, in the function
+        around the node or one it is nested in (`ProjectView.off_cuda_arm`), or None."""
+        project = self._ctx.project
+        if innermost is None or project is None:
+            return None
+        parts = innermost.split(".")
+        for end in range(len(parts), 0, -1):
+            found = project.off_cuda_arm(".".join(parts[:end]), row)
+            if found is not None:
+                return found
+        return None
 
     def _called_off_cuda(self, innermost: str | None) -> tuple[str, str] | None:
         """(function, `path:line` of a call) when the function around the node, or one it is nested in,

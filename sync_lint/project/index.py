@@ -26,7 +26,7 @@ from sync_lint.project.summary import (
     Store,
     torch_op_name,
 )
-from sync_lint.project.values import OFF_CUDA, OFF_CUDA_IF, Value
+from sync_lint.project.values import OFF_CUDA, OFF_CUDA_IF, Value, predicate_of
 
 
 def callee_name(func: Value) -> str | None:
@@ -532,10 +532,8 @@ class ProjectIndex:
         for context in contexts:
             if context == OFF_CUDA:
                 return True
-            if context.startswith(OFF_CUDA_IF):
-                function, _, result = context[len(OFF_CUDA_IF):].rpartition(":")
-                if self._predicate(function) is (result == "1"):
-                    return True
+            if context.startswith(OFF_CUDA_IF) and self._predicate(predicate_of(context)) is context.endswith(":1"):
+                return True
         return False
 
     def _predicate(self, function: str) -> bool | None:

@@ -42,7 +42,7 @@ from sync_lint.project.values import MAX_DEPTH, NONE, OFF_CUDA, UNKNOWN, Value, 
 _BUILTINS = frozenset(dir(builtins))
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 47
+SUMMARY_FORMAT = 48
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -100,6 +100,10 @@ class FunctionInfo:
     # (SGLang's `use_torch_reference(device)`: `return device.type != "cuda"`), False when it returns one
     # that fails only there (`off_cuda_test`), None otherwise.
     off_cuda_result: bool | None = None
+    # (first line, last line, context): blocks that run where a called project function returned what the
+    # context names (`off_cuda_if`: `if use_torch_reference(buf.device):`, and what follows such an `if`
+    # whose body leaves), off CUDA when that function is a predicate of it; not in nested functions.
+    predicate_arms: tuple[tuple[int, int, str], ...] = ()
 
     def device_params_at(self, line: int) -> frozenset[str]:
         """The parameters a call on `line` takes for its device (`device=param`, `.to(param)`)."""
@@ -264,7 +268,8 @@ def map_lines(summary: ModuleSummary, to: Callable[[int], int]) -> ModuleSummary
                        guards=guards(info.guards), truth_guards=guards(info.truth_guards),
                        none_guards=guards(info.none_guards),
                        branches=tuple((to(test), to(first), to(last)) for test, first, last in info.branches),
-                       device_params=tuple((to(line), name) for line, name in info.device_params))
+                       device_params=tuple((to(line), name) for line, name in info.device_params),
+                       predicate_arms=tuple((to(first), to(last), c) for first, last, c in info.predicate_arms))
 
     def klass(info: ClassInfo) -> ClassInfo:
         return replace(info, line=to(info.line), end_line=to(info.end_line),
@@ -499,6 +504,7 @@ class _Summarizer:
         self.default_device: ast.expr | None = None
         self.contexts: list[str] = []  # the `with` context managers around the current statement
         self.loops: list[tuple[int, int]] = []  # the loops of the current function
+        self.predicate_arms: list[tuple[int, int, str]] = []  # the current function's (`FunctionInfo`)
         self.lines = text.splitlines() if text is not None else []
         self._path: list[tuple[int, int, bool]] = []  # pass 1: the place of the statement being collected
         self._at: _Place | None = None
@@ -848,6 +854,7 @@ class _Summarizer:
                     if after is not None:
                         self.contexts.append(after)
                         off_cuda += 1
+                        self._predicate_arm(body[index + 1:], after)
         finally:
             self.narrowed = saved
             del self.contexts[len(self.contexts) - off_cuda:]
@@ -883,11 +890,16 @@ class _Summarizer:
              prefix: str) -> None:
         if context is not None:
             self.contexts.append(context)
+            self._predicate_arm(block, context)
         try:
             self._body(block, scope, class_name, prefix)
         finally:
             if context is not None:
                 self.contexts.pop()
+
+    def _predicate_arm(self, block: list[ast.stmt], context: str) -> None:
+        if block and context != OFF_CUDA:  # the checked file reads the plain tests itself (`SyntaxMarks`)
+            self.predicate_arms.append((block[0].lineno, _last_line(block), context))
 
     def _off_cuda_contexts(self, test: ast.expr) -> tuple[str | None, str | None]:
         """The contexts of the code where `test` holds and where it fails: `OFF_CUDA` where the test
@@ -1017,16 +1029,18 @@ class _Summarizer:
             op = _registered_op(decorator, node.name, self._torch_name)
             if op is not None and outer.qualname is None and class_name is None:
                 self.s.custom_ops.setdefault(op, ("name", node.name))
-        saved = self.loop_depth, self.generator, self.contexts, self.loops, self.narrowed
+        saved = self.loop_depth, self.generator, self.contexts, self.loops, self.narrowed, self.predicate_arms
         self.loop_depth, self.generator, self.contexts, self.loops, self.narrowed = 0, False, [], [], {}
+        self.predicate_arms = []
         self._body(node.body, scope, class_name=None, prefix=f"{qualname}.<locals>.")
         info.is_generator = self.generator
         info.loops = tuple(self.loops)
+        info.predicate_arms = tuple(self.predicate_arms)
         named = {p.name for p in params if p.kind not in ("star", "starstar")}
         info.guards, info.truth_guards, info.none_guards = _guards(node.body, named)
         info.branches = _branches(node.body, frozenset(named))
         info.off_cuda_result = _off_cuda_result(node.body)
-        self.loop_depth, self.generator, self.contexts, self.loops, self.narrowed = saved
+        self.loop_depth, self.generator, self.contexts, self.loops, self.narrowed, self.predicate_arms = saved
         return info
 
     def _hot_marker(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:

@@ -52,6 +52,11 @@ def off_cuda_if(function: str, result: bool) -> str:
     """The context of code that runs where the function `function` (a qualname) returned `result`: off
     CUDA when the function's `off_cuda_result` is `result`."""
     return f"{OFF_CUDA_IF}{function}:{int(result)}"
+
+
+def predicate_of(context: str) -> str:
+    """The function an `off_cuda_if` context names."""
+    return context[len(OFF_CUDA_IF):].rpartition(":")[0]
 # How many alternatives a join keeps.
 MAX_JOIN = 8
 

@@ -18,6 +18,7 @@ from sync_lint.project.infer import (
     join_sources,
 )
 from sync_lint.project.summary import ModuleSummary
+from sync_lint.project.values import predicate_of
 
 
 class ProjectView:
@@ -63,6 +64,19 @@ class ProjectView:
         if function not in self.summary.functions:
             return None
         return self.inference.off_cuda_only(self._qualified(function))
+
+    def off_cuda_arm(self, function: str, line: int) -> str | None:
+        """The project function whose result puts `line` of the module's function `function` (a local
+        qualname) in code that runs only off CUDA (`FunctionInfo.predicate_arms`: `if
+        use_torch_reference(buf.device):`), or None."""
+        info = self.summary.functions.get(function)
+        if info is None:
+            return None
+        index = self.inference.index
+        for first, last, context in info.predicate_arms:
+            if first <= line <= last and index.runs_off_cuda((context,)):
+                return predicate_of(context)
+        return None
 
     def instance(self, class_name: str) -> Fact | None:
         """An instance of the module's class `class_name` (a local qualname): what `self` is."""
