@@ -46,7 +46,11 @@ torch function the sync at its end calls (`torch.accelerator.synchronize = noop`
 in the constructor of vLLM's V1 CPU runner, which then runs the GPU runner's
 inherited methods), or whose `import a.b.c` loads a module that replaces it at
 import (vLLM's CPU worker and `cpu/shm.py`). The last three hold on hot paths
-too. Three
+too, and so does this: no chain goes through a call made where the code runs only off CUDA (an
+arm of `if is_npu():` or `if not x.is_cuda:`, or of `if use_torch_reference(buf.device):`, a
+project function returning such a test; `docs/device-inference.md`), and a sync in a function
+that deployed code calls only there is reported only with `--strict`, so a test's call into it is
+not reported either (SGLang's differential tests of its torch reference kernels). Three
 calls bound what a check of one file reads: the files those calls reach are checked
 too. Read one by one (the twenty-fourth audit, 60 drawn from vLLM 0.33 and
 transformers 5.23): 48 real, 4 intended, 7 false, 1 undecided. Most run once, at
