@@ -46,11 +46,11 @@ def expectations(root: Path) -> set[tuple[str, int, str]]:
 
 
 def check(root: Path, *, cache: Path | None = None, isolated: bool = False, paths: list[str] | None = None,
-          temporary: bool = False) -> api.Report:
+          temporary: bool = False, strict: bool = False) -> api.Report:
     """Check the project at `root` (the working directory) as `sync-lint check .` would."""
     assert Path.cwd() == root
     options = api.ProjectOptions(cache_dir=cache, temporary=temporary)
-    plan = api.plan(["."], isolated=isolated, target_torch_version=FIXTURE_TORCH, project=options)
+    plan = api.plan(["."], isolated=isolated, strict=strict, target_torch_version=FIXTURE_TORCH, project=options)
     report = api.run(plan, paths or ["."], jobs=1)
     for result in report.results:
         assert not result.errors, result.errors
@@ -67,6 +67,12 @@ def diagnostic(report: api.Report, path: str, row: int) -> Diagnostic:
              if Path(os.path.normpath(d.path)).as_posix() == path and d.start.row == row]
     assert len(found) == 1, found
     return found[0]
+
+
+def last_step(report: api.Report, path: str, row: int) -> tuple[tuple[str, int | None], str]:
+    """((path, row), message) of the last evidence step of the one finding at `path:row`."""
+    step = diagnostic(report, path, row).evidence_steps[-1]
+    return (Path(step.path).as_posix(), step.row), step.message
 
 
 @pytest.fixture
@@ -635,37 +641,30 @@ def test_as_tensor_of_an_object_exposing_device_memory_copies_nothing_from_the_h
 @pytest.mark.parametrize("project", ["device_tests"], indirect=True)
 def test_a_device_test_around_a_call_is_evidence(project: Path, tmp_path: Path) -> None:
     report = check(project, cache=tmp_path / "cache")
-    step = diagnostic(report, "pkg/reference.py", 13).evidence_steps[-1]
-    assert (Path(step.path).as_posix(), step.row) == ("pkg/dispatch.py", 36)
-    assert "`x.is_cuda` holds here" in step.message
+    where, message = last_step(report, "pkg/reference.py", 13)
+    assert where == ("pkg/dispatch.py", 36) and "`x.is_cuda` holds here" in message
     # An `else` arm: the step names the test it is the `else` of, not one nested in the `if` arm.
-    step = diagnostic(report, "pkg/reference.py", 21).evidence_steps[-1]
-    assert (Path(step.path).as_posix(), step.row) == ("pkg/dispatch.py", 47)
-    assert "`t.device.type != 'cuda'` is false here" in step.message
+    where, message = last_step(report, "pkg/reference.py", 21)
+    assert where == ("pkg/dispatch.py", 47) and "`t.device.type != 'cuda'` is false here" in message
     # A test that the tensor is on the CPU, failed: the accelerator (SGLang's `if not prev.is_cpu:`).
-    step = diagnostic(report, "pkg/reference.py", 25).evidence_steps[-1]
-    assert (Path(step.path).as_posix(), step.row) == ("pkg/dispatch.py", 56)
-    assert "`t.is_cpu` is false here" in step.message
+    where, message = last_step(report, "pkg/reference.py", 25)
+    assert where == ("pkg/dispatch.py", 56) and "`t.is_cpu` is false here" in message
 
 
 @pytest.mark.parametrize("project", ["off_cuda_callers"], indirect=True)
 def test_a_function_called_only_off_cuda_is_left_to_strict(project: Path, tmp_path: Path) -> None:
     # SGLang's torch reference kernels: called behind `if use_torch_reference(buf.device):`, and by tests.
-    options = api.ProjectOptions(cache_dir=tmp_path / "cache")
-    plan = api.plan(["."], strict=True, target_torch_version=FIXTURE_TORCH, project=options)
-    report = api.run(plan, ["."], jobs=1)
-    found = diagnostic(report, "pkg/ops.py", 9)
-    assert found.confidence == "strict"
-    step = found.evidence_steps[-1]
-    assert (Path(step.path).as_posix(), step.row) == ("pkg/ops.py", 23)
-    assert "`reference_table` is called only where the code runs off CUDA, besides tests" in step.message
+    report = check(project, cache=tmp_path / "cache", strict=True)
+    assert diagnostic(report, "pkg/ops.py", 9).confidence == "strict"
+    where, message = last_step(report, "pkg/ops.py", 9)
+    assert where == ("pkg/ops.py", 23)
+    assert "`reference_table` is called only where the code runs off CUDA, besides tests" in message
     # Called only by a function that runs only off CUDA: the step names the call there.
-    step = diagnostic(report, "pkg/ops.py", 13).evidence_steps[-1]
-    assert (Path(step.path).as_posix(), step.row) == ("pkg/ops.py", 28)
-    assert "`reference_rows` is called only where the code runs off CUDA" in step.message
+    where, message = last_step(report, "pkg/ops.py", 13)
+    assert where == ("pkg/ops.py", 28) and "`reference_rows` is called only where the code runs off CUDA" in message
     # In the checked file itself: after `if not use_torch_reference(...): return`.
-    step = diagnostic(report, "pkg/ops.py", 34).evidence_steps[-1]
-    assert "`use_torch_reference(...)` says the code runs off CUDA" in step.message
+    where, message = last_step(report, "pkg/ops.py", 34)
+    assert where == ("pkg/ops.py", 34) and "`use_torch_reference(...)` says the code runs off CUDA" in message
 
 
 def test_a_module_of_a_project_base_is_built_on_its_builders_device(tmp_path: Path) -> None:
