@@ -199,6 +199,11 @@ class Settings:
         than CUDA (`other-platform-modules`)."""
         return any(pattern.search(path) for pattern in _compiled(self.other_platform_modules))
 
+    def off_cuda_module(self, path: str) -> bool:
+        """Whether the file at `path` (within its project, `/`-separated) is written for another platform
+        than CUDA (`cpu-modules`, `other-platform-modules`): checked only with `--strict`."""
+        return self.cpu_module(path) or self.other_platform_module(path)
+
 
 def within_project(path: str, root: str | os.PathLike[str]) -> str:
     """`path` within `root`, `/`-separated; only the file's name when it lies outside (the folders above

@@ -841,12 +841,14 @@ def _run(graph: "CallGraph", root: Path, members: list[FileResult], settings: "S
          selected: bool, ignored: Callable[[str], frozenset[str]], keep, lint_more, extra_roots,  # type: ignore[no-untyped-def]
          texts: dict[str, str], modules: dict[str, str], list_unresolved: bool) -> None:
     """`modules`: the project's files (absolute paths) and their module names, as the index has them."""
+    from sync_lint.config import within_project
+
     index = graph.index
     # The checked files by module. Their summaries are read only where needed (a file with findings,
     # a hot function): a warm run of a large project has thousands of files and few findings.
     checked: dict[str, FileResult] = {}
     for result in members:
-        if not settings.strict and _platform_module(settings, result.path, root):
+        if not settings.strict and settings.off_cuda_module(within_project(result.path, root)):
             continue  # `cpu-modules`, `other-platform-modules`: checked only with --strict, their calls too
         if graph.cache is None:
             module = next((m for m in index.modules if (s := index.summary(m)) is not None and s.path == result.path),
@@ -936,15 +938,6 @@ def _run(graph: "CallGraph", root: Path, members: list[FileResult], settings: "S
         report.unresolved_calls += len(calls)
         if list_unresolved:  # thousands in a large project: not kept in every cached answer
             report.unresolved.extend(calls)
-
-
-def _platform_module(settings: "Settings", path: str, root: Path) -> bool:
-    """Whether the file is another platform's code (`cpu-modules`, `other-platform-modules`), by its path
-    within the project as the per-file check reads it."""
-    from sync_lint.config import within_project
-
-    relative = within_project(path, root)
-    return settings.cpu_module(relative) or settings.other_platform_module(relative)
 
 
 # Rules whose sync is a copy to the device a call names: none when that device is None.

@@ -49,12 +49,8 @@ def lint_source(
               and not r.project_rule]
     if not active:
         return result
-    if not settings.strict:
-        within = _project_path(path, project, settings)
-        if settings.cpu_module(within):
-            return result  # CPU-platform code: its tensors are on the CPU (`cpu-modules`)
-        if settings.other_platform_module(within):
-            return result  # another accelerator's backend (`other-platform-modules`)
+    if not settings.strict and settings.off_cuda_module(_project_path(path, project, settings)):
+        return result  # CPU-platform code, or another accelerator's backend
     if prefilter is None or len(active) != sum(1 for r in rules if not r.project_rule):
         prefilter = Prefilter.for_rules(active, settings, project=project is not None)
     if not prefilter.wants(source):
