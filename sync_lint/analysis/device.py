@@ -35,6 +35,10 @@ class DeviceAnalysis(Provider):
     def hooks(self) -> BoundHooks:
         return bind_hooks(self.binder, flow.ENTER, flow.LEAVE, flow.AFTER_FIELD)
 
+    def release(self) -> None:
+        """The walk is over and its findings made: nothing asks for facts any more (`Binder.release`)."""
+        self.binder.release()
+
     # --- queries ------------------------------------------------------------------------
     def fact(self, expr: cst.BaseExpression) -> Fact:
         """What `expr` is at the walk's current program point."""

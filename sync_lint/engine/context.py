@@ -136,6 +136,11 @@ class Findings:
     def __bool__(self) -> bool:
         return bool(self._pending)
 
+    def release(self) -> None:
+        """Forget the findings once `diagnostics` made them: each holds the rule that reported it, which
+        holds this object (a cycle only the collector would free)."""
+        self._pending.clear()
+
     def diagnostics(self, ignored_codes: frozenset[str] = frozenset()) -> list[Diagnostic]:
         ctx = self._ctx
         lines = ctx.positions.lines

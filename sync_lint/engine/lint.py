@@ -76,12 +76,16 @@ def lint_source(
         instance.ctx = ctx
         instance.findings = findings
     try:
-        Walker(ctx, instances, result.errors).walk(module)
-    except RecursionError:
-        result.errors.append(FileError(path, "file is too deeply nested to analyse"))
-        return result
-    if findings:
-        result.diagnostics.extend(findings.diagnostics(ignored_codes | directives.ignored_codes))
+        try:
+            Walker(ctx, instances, result.errors).walk(module)
+        except RecursionError:
+            result.errors.append(FileError(path, "file is too deeply nested to analyse"))
+            return result
+        if findings:
+            result.diagnostics.extend(findings.diagnostics(ignored_codes | directives.ignored_codes))
+    finally:
+        findings.release()
+        ctx.devices.release()
     if UNUSED_NOQA_CODE in {r.code for r in active}:
         from sync_lint.engine.unused_noqa import unused_noqa
 

@@ -1615,15 +1615,7 @@ def _guards(body: list[ast.stmt], params: set[str]) -> tuple[_Guards, _Guards, _
         return param in params and all(store > line for store in lines) and not any(
             first <= line <= last and any(first <= store <= last for store in lines) for first, last in loops)
 
-    def collect(block: list[ast.stmt]) -> None:
-        for position, statement in enumerate(block):
-            if isinstance(statement, ast.If):
-                tests.append((statement, block, position))
-            if not isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                for inner in _blocks_of(statement):
-                    collect(inner)
-
-    collect(body)
+    _collect_tests(body, tests)
     if not tests and not conditionals:
         return (), (), ()
 
@@ -1713,26 +1705,38 @@ def _branches(body: list[ast.stmt], params: frozenset[str] = frozenset()) -> tup
     """The blocks of a function body that run on some calls only (see `FunctionInfo.branches`);
     `params`: the function's parameters (see `_leaves_early`)."""
     out: list[tuple[int, int, int]] = []
-
-    def visit(block: list[ast.stmt]) -> None:
-        for position, statement in enumerate(block):
-            if isinstance(statement, ast.If):
-                out.append((statement.lineno, statement.body[0].lineno, _last_line(statement.body)))
-                if statement.orelse:
-                    out.append((statement.lineno, statement.orelse[0].lineno, _last_line(statement.orelse)))
-                if _leaves_early(statement.body, params) and position + 1 < len(block):
-                    out.append((statement.lineno, block[position + 1].lineno, _last_line(block)))
-            elif isinstance(statement, (ast.Try, getattr(ast, "TryStar", ast.Try))):
-                out.extend((h.lineno, h.body[0].lineno, _last_line(h.body)) for h in statement.handlers)
-            elif isinstance(statement, ast.Match):
-                out.extend((case.pattern.lineno, case.body[0].lineno, _last_line(case.body))
-                           for case in statement.cases)
-            if not isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                for inner in _blocks_of(statement):
-                    visit(inner)
-
-    visit(body)
+    _collect_branches(body, params, out)
     return tuple(sorted(set(out)))
+
+
+# The two walks below are module functions, not closures that call themselves: such a closure is a
+# reference cycle (the function, its cell), which kept every function body's statements alive until
+# the collector ran; a cold vLLM run left millions of `ast` nodes for it to find.
+def _collect_branches(block: list[ast.stmt], params: frozenset[str], out: list[tuple[int, int, int]]) -> None:
+    for position, statement in enumerate(block):
+        if isinstance(statement, ast.If):
+            out.append((statement.lineno, statement.body[0].lineno, _last_line(statement.body)))
+            if statement.orelse:
+                out.append((statement.lineno, statement.orelse[0].lineno, _last_line(statement.orelse)))
+            if _leaves_early(statement.body, params) and position + 1 < len(block):
+                out.append((statement.lineno, block[position + 1].lineno, _last_line(block)))
+        elif isinstance(statement, (ast.Try, _TRY_STAR)):
+            out.extend((h.lineno, h.body[0].lineno, _last_line(h.body)) for h in statement.handlers)
+        elif isinstance(statement, ast.Match):
+            out.extend((case.pattern.lineno, case.body[0].lineno, _last_line(case.body)) for case in statement.cases)
+        if not isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            for inner in _blocks_of(statement):
+                _collect_branches(inner, params, out)
+
+
+def _collect_tests(block: list[ast.stmt], out: list[tuple[ast.If, list[ast.stmt], int]]) -> None:
+    """Every `if` of a body outside nested scopes, with its block and its position there."""
+    for position, statement in enumerate(block):
+        if isinstance(statement, ast.If):
+            out.append((statement, block, position))
+        if not isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            for inner in _blocks_of(statement):
+                _collect_tests(inner, out)
 
 
 def _leaves_early(block: list[ast.stmt], params: frozenset[str] = frozenset()) -> bool:
