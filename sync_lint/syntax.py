@@ -9,7 +9,6 @@ punctuation and operators.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 from typing import Iterator
 
@@ -67,8 +66,11 @@ def literal_number(expr: cst.CSTNode) -> float | None:
     while isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, (cst.Minus, cst.Plus)):
         sign = -sign if isinstance(expr.operator, cst.Minus) else sign
         expr = expr.expression
-    if isinstance(expr, (cst.Integer, cst.Float)):
-        return sign * float(ast.literal_eval(expr.value))
+    # Not `ast.literal_eval`: each call of it leaves a reference cycle (its nested helpers) behind.
+    if isinstance(expr, cst.Integer):
+        return sign * float(int(expr.value.replace("_", ""), 0))
+    if isinstance(expr, cst.Float):
+        return sign * float(expr.value.replace("_", ""))
     flag = bool_literal(expr)
     return None if flag is None else float(flag)
 

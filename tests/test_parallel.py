@@ -39,10 +39,10 @@ def test_results_come_back_in_input_order(tmp_path) -> None:  # type: ignore[no-
     assert sorted(seen) == sorted(results)
 
 
-def _threshold(_path: str) -> tuple[int, ...]:
+def _collector(_path: str) -> tuple[bool, tuple[int, ...]]:
     import gc
 
-    return gc.get_threshold()
+    return gc.isenabled(), gc.get_threshold()
 
 
 def test_workers_collect_garbage_as_the_parent_does(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -60,13 +60,19 @@ def test_workers_collect_garbage_as_the_parent_does(tmp_path) -> None:  # type: 
     # Spawned workers start from Python's defaults: only what the pool is told carries the setting.
     parallel.ProcessPoolExecutor = lambda **kwargs: real_pool(mp_context=multiprocessing.get_context("spawn"),
                                                               **kwargs)
+    enabled = gc.isenabled()
     try:
         gc.set_threshold(12345, 17, 19)
-        results = run_per_file(paths, _threshold, initializer=_nothing, initargs=(), jobs=2)
+        results = run_per_file(paths, _collector, initializer=_nothing, initargs=(), jobs=2)
+        gc.disable()  # as the executable runs a check
+        off = run_per_file(paths, _collector, initializer=_nothing, initargs=(), jobs=2)
     finally:
         gc.set_threshold(*before)
+        if enabled:
+            gc.enable()
         parallel.ProcessPoolExecutor = real_pool
-    assert set(results) == {(12345, 17, 19)}
+    assert set(results) == {(True, (12345, 17, 19))}
+    assert set(off) == {(False, (12345, 17, 19))}
 
 
 def test_before_pool_runs_only_when_workers_are_started(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -51,9 +51,12 @@ def batches_by_cost(paths: Sequence[Any], jobs: int, cost: Callable[[Any], int] 
     return batches
 
 
-def _start_worker(gc_threshold: tuple[int, ...], initializer: Callable[..., None], initargs: tuple) -> None:
+def _start_worker(collector: tuple[bool, tuple[int, ...]], initializer: Callable[..., None], initargs: tuple) -> None:
     # The parent's collector settings (`sync_lint.__main__`), also where workers are spawned, not forked.
-    gc.set_threshold(*gc_threshold)
+    enabled, threshold = collector
+    gc.set_threshold(*threshold)
+    if not enabled:
+        gc.disable()
     initializer(*initargs)
 
 
@@ -93,7 +96,7 @@ def run_per_file(
     if before_pool is not None:
         before_pool()
     with ProcessPoolExecutor(max_workers=jobs, initializer=_start_worker,
-                             initargs=(gc.get_threshold(), initializer, initargs)) as pool:
+                             initargs=((gc.isenabled(), gc.get_threshold()), initializer, initargs)) as pool:
         pending = {pool.submit(_run_batch, task, batch, after_batch) for batch in batches_by_cost(paths, jobs)}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
