@@ -1101,3 +1101,20 @@ def test_a_text_annotation_wins_over_callers_and_stores_taken_for_tensors(tmp_pa
     assert ("loader.py", 13, "SL104") not in rows
     assert ("loader.py", 25, "SL104") in rows
     assert ("use.py", 7, "SL104") not in rows
+
+
+@pytest.mark.parametrize("project", ["off_cuda_callers"], indirect=True)
+def test_a_function_that_stops_being_a_predicate_brings_the_findings_back(project: Path, tmp_path: Path) -> None:
+    # Whether a tested call is of a predicate is read from a name table first (most are of none):
+    # an edit that changes the answer reaches the cached results of the files that test it.
+    cache = tmp_path / "cache"
+    rows = {(path, row) for path, row, _code in findings(check(project, cache=cache))}
+    assert ("pkg/ops.py", 34) not in rows and ("pkg/ops.py", 9) not in rows
+    dispatch = project / "pkg" / "_dispatch.py"
+    predicate = dispatch.read_text()
+    dispatch.write_text(predicate.replace('    return device.type != "cuda"', '    return device.index == 1'))
+    rows = {(path, row) for path, row, _code in findings(check(project, cache=cache))}
+    assert {("pkg/ops.py", 34), ("pkg/ops.py", 9)} <= rows
+    dispatch.write_text(predicate)
+    rows = {(path, row) for path, row, _code in findings(check(project, cache=cache))}
+    assert ("pkg/ops.py", 34) not in rows and ("pkg/ops.py", 9) not in rows

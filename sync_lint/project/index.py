@@ -74,6 +74,9 @@ class NameTables:
     # Name -> modules that mention it other than as a callee (`mentions.py`; calls are in `calls`).
     mentions: dict[str, set[str]] = field(default_factory=dict)
     importers: dict[str, set[str]] = field(default_factory=dict)  # module -> modules that import it
+    # Function name (its last part) -> modules defining a predicate function of that name (one whose
+    # `off_cuda_result` is set): most calls in a tested arm are of no predicate, told without a summary.
+    predicates: dict[str, set[str]] = field(default_factory=dict)
 
     def add(self, summary: ModuleSummary) -> None:
         for kind, name, value in table_rows(summary):
@@ -140,6 +143,8 @@ def table_rows(summary: ModuleSummary) -> list[tuple[str, str, str]]:
     handed_on = {name.rpartition(".")[2] for name in summary.value_mentions}  # `self.m` under `m`
     rows += [("mentions", name, module) for name in (mentioned - called) | handed_on]
     rows += [("importers", imported, module) for imported in imported_modules(summary)]
+    rows += [("predicates", local.rpartition(".")[2], module) for local, info in summary.functions.items()
+             if info.off_cuda_result is not None]
     if summary.generated_from and summary.generated_from.endswith(".py"):
         package = module.rpartition(".")[0] if not summary.is_package else module
         template = summary.generated_from[:-3]
@@ -539,6 +544,13 @@ class ProjectIndex:
     def _predicate(self, function: str) -> bool | None:
         """The `off_cuda_result` of a project function, or None (asked for every call in a tested arm)."""
         def find() -> bool | None:
+            # Read a summary only where a predicate of that name exists: the module defining the
+            # function named by a test is often a large one (a package's `utils`), and unpickling it
+            # was most of the hot-path pass of a one-file check.
+            name = function.rpartition(".")[2]
+            self.reads.add(f"n:predicates:{name}")
+            if not self.tables.predicates.get(name):
+                return None
             found = self.function(function)
             return found[1].off_cuda_result if found is not None else None
         return self.reads.memo(self._predicates, "predicate", function, find)

@@ -792,6 +792,7 @@ class StoreTables:
         self.ops = _LazyNames(store, "ops")
         self.mentions = _LazyNames(store, "mentions")
         self.importers = _LazyNames(store, "importers")
+        self.predicates = _LazyNames(store, "predicates")
         self._call_sites: dict[str, list[tuple[str, list]]] = {}
         self._replaced: dict[str, ModuleSummary] = {}  # module -> the summary used instead of the cached one
 
@@ -800,7 +801,7 @@ class StoreTables:
         self._replaced[summary.module] = summary
         self._call_sites.clear()
         for kind in ("calls", "stores", "entries", "classes", "bases", "roots", "forwards", "generated", "inputs",
-                     "ops", "mentions", "importers"):
+                     "ops", "mentions", "importers", "predicates"):
             getattr(self, kind).hide(summary.module)
         for kind, name, value in table_rows(summary):
             getattr(self, kind).extra(name, value)
