@@ -108,3 +108,14 @@ def test_a_summary_leaves_no_tree_in_cycles() -> None:
     leaked = left_in_cycles(lambda: summaries.append(summarize(SOURCE, "runner.py", "runner")))
     assert summaries[0].functions["Runner.step"].branches
     assert not leaked
+
+
+def test_fixing_a_file_leaves_nothing_in_cycles(tmp_path: Path) -> None:
+    path = tmp_path / "runner.py"
+    path.write_text(SOURCE)
+    plan = api.plan([str(path)], isolated=True, target_torch_version=FIXTURE_TORCH)
+    reports: list = []
+    leaked = left_in_cycles(lambda: reports.append(api.run(plan, [str(path)], fix=api.FixMode(unsafe=True, diff=True),
+                                                           jobs=1)))
+    assert reports[0].diff_text  # fixes were made (and shown, not written)
+    assert not leaked
