@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from typing import Callable, NoReturn
 
 
-
 def main() -> object:
     """Run the command line; the return value is the exit status (the console script exits with it)."""
     if sys.argv[1:] == ["--version"]:
