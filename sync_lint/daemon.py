@@ -255,6 +255,8 @@ def serve(idle_timeout: float = IDLE_TIMEOUT_S, *, ready: Callable[[Path], None]
 
     gc.collect()
     gc.freeze()  # the children share these pages: no collection in them should touch them
+    # The daemon itself lives on between checks (each child turns collection off again, `run_here`).
+    gc.enable()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     if path.exists():
         if ask({"kind": "status"}, path) is not None:

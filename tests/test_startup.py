@@ -178,3 +178,25 @@ def test_a_check_leaves_without_teardown_after_its_exit_handlers_and_output(tmp_
     assert done.returncode == 1, done.stderr
     assert "SL101" in done.stdout and "Found 1 error" in done.stdout
     assert "HANDLER RAN" in done.stderr and "RETURNED" not in done.stderr
+
+
+def test_the_editor_server_collects_garbage(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A check runs without automatic collection; the server lives for a whole editor session.
+    import gc
+
+    pytest.importorskip("pygls", reason="the editor server needs sync-lint[server]")
+
+    import sync_lint.server.lsp as lsp
+    from sync_lint.server import main as serve
+
+    seen: list[bool] = []
+    monkeypatch.setattr(lsp, "start_server", lambda: seen.append(gc.isenabled()))
+    enabled, threshold = gc.isenabled(), gc.get_threshold()
+    gc.disable()
+    try:
+        serve()
+    finally:
+        gc.set_threshold(*threshold)
+        if not enabled:
+            gc.disable()
+    assert seen == [True]

@@ -27,6 +27,13 @@ def pygls_available() -> bool:
 
 def main() -> None:
     """Serve the Language Server Protocol on stdin/stdout until the client says exit."""
+    import gc
+
     from sync_lint.server.lsp import start_server
 
+    # The executable turns automatic collection off for a check, which leaves no cycles behind
+    # (`__main__.run_here`); a server lives for a whole editor session, with the protocol library's
+    # objects besides ours. It collects, at the thresholds checks ran with before.
+    gc.set_threshold(200_000, 30, 30)
+    gc.enable()
     start_server()
