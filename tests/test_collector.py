@@ -119,3 +119,18 @@ def test_fixing_a_file_leaves_nothing_in_cycles(tmp_path: Path) -> None:
                                                            jobs=1)))
     assert reports[0].diff_text  # fixes were made (and shown, not written)
     assert not leaked
+
+
+@pytest.mark.parametrize("name", ["dataclass_fields", "off_cuda_callers"])
+def test_a_whole_run_with_a_fresh_cache_leaves_nothing_in_cycles(name: str, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every file's check, the hot-path pass and its call graph. The index update may run in a forked
+    # child, out of this test's sight: `test_a_summary_leaves_no_tree_in_cycles` covers the summaries.
+    root = tmp_path / name
+    shutil.copytree(PROJECTS / name, root)
+    monkeypatch.chdir(root)
+    plan = api.plan(["."], target_torch_version=FIXTURE_TORCH, project=api.ProjectOptions(cache_dir=tmp_path / "c"))
+    reports: list = []
+    leaked = left_in_cycles(lambda: reports.append(api.run(plan, ["."], jobs=1)))
+    assert any(r.diagnostics for r in reports[0].results)
+    assert not leaked
