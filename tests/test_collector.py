@@ -12,16 +12,13 @@ import gc
 import shutil
 from collections import Counter
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import pytest
 
+from fixture_support import FIXTURE_TORCH, PROJECTS
 from sync_lint import api
 from sync_lint.project.summary import summarize
-
-from fixture_support import FIXTURE_TORCH
-
-PROJECTS = Path(__file__).resolve().parent.parent / "fixtures" / "projects"
 
 # Objects of these packages must never be found in a cycle after a check.
 OURS = ("sync_lint", "libcst", "ast")
@@ -74,16 +71,16 @@ def left_in_cycles(run: Callable[[], object]) -> Counter:
             gc.enable()
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Iterator[Path]:
-    root = tmp_path / "dataclass_fields"
-    shutil.copytree(PROJECTS / "dataclass_fields", root)
-    yield root
+def copied_project(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fixture project copied under `tmp_path`, as the working directory."""
+    root = tmp_path / name
+    shutil.copytree(PROJECTS / name, root)
+    monkeypatch.chdir(root)
+    return root
 
 
-def test_checking_a_file_in_a_project_leaves_nothing_in_cycles(project: Path, tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(project)
+def test_checking_a_file_in_a_project_leaves_nothing_in_cycles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = copied_project("dataclass_fields", tmp_path, monkeypatch)
     plan = api.plan(["."], target_torch_version=FIXTURE_TORCH, project=api.ProjectOptions(cache_dir=tmp_path / "c"))
     text = (project / "pkg/runner.py").read_text()
     api.check_source(plan, text, "pkg/runner.py")  # builds the index first: what stays of it is not a leak
@@ -126,9 +123,7 @@ def test_a_whole_run_with_a_fresh_cache_leaves_nothing_in_cycles(name: str, tmp_
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     # Every file's check, the hot-path pass and its call graph. The index update may run in a forked
     # child, out of this test's sight: `test_a_summary_leaves_no_tree_in_cycles` covers the summaries.
-    root = tmp_path / name
-    shutil.copytree(PROJECTS / name, root)
-    monkeypatch.chdir(root)
+    copied_project(name, tmp_path, monkeypatch)
     plan = api.plan(["."], target_torch_version=FIXTURE_TORCH, project=api.ProjectOptions(cache_dir=tmp_path / "c"))
     reports: list = []
     leaked = left_in_cycles(lambda: reports.append(api.run(plan, ["."], jobs=1)))
