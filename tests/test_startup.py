@@ -200,3 +200,32 @@ def test_the_editor_server_collects_garbage(monkeypatch: pytest.MonkeyPatch) -> 
         if not enabled:
             gc.disable()
     assert seen == [True]
+
+
+def test_the_runtime_commands_run_with_the_garbage_collector(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `verify` and `trace` run torch and the code under test in the process a check runs without it.
+    import gc
+
+    from click.testing import CliRunner
+
+    pytest.importorskip("torch", reason="`sync-lint verify` needs torch")
+    import sync_lint.runtime.verify as verify
+    from sync_lint.cli import main
+
+    seen: list[bool] = []
+
+    def run_verification(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(gc.isenabled())
+        raise SystemExit(0)
+
+    monkeypatch.setattr(verify, "run_verification", run_verification)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        CliRunner().invoke(main, ["verify", "--device", "cpu", "--no-cold", "--trials", "1"])
+    finally:
+        if enabled:
+            gc.enable()
+        else:
+            gc.disable()
+    assert seen == [True]

@@ -22,6 +22,15 @@ def require_torch(command: str) -> None:
                          "(`pip install torch`; the linter itself never needs it)")
 
 
+def collect_garbage() -> None:
+    """Python's garbage collector back on. A check runs without it (`__main__.run_here`), but the
+    runtime commands run torch and the code under test in this process, whose reference cycles
+    (CUDA tensors among them) must be freed as Python frees them."""
+    import gc
+
+    gc.enable()
+
+
 @main.command()
 @click.option("--rules", "rule_codes", multiple=True, help="Only cases of these rules (codes or prefixes).")
 @click.option("--trials", type=click.IntRange(min=1), default=50, show_default=True, help="Random inputs per case.")
@@ -35,6 +44,7 @@ def require_torch(command: str) -> None:
 def verify(rule_codes: tuple[str, ...], trials: int, seed: int, report: str | None, device: str, cold: bool) -> None:
     """Prove every fix on the GPU: the before code blocks, the fixed code does not, outputs are identical."""
     require_torch("sync-lint verify")
+    collect_garbage()
     from sync_lint.runtime.cases import all_cases
     from sync_lint.runtime.cuda import cuda_available
     from sync_lint.runtime.verify import run_verification
@@ -118,6 +128,7 @@ def trace(module: str | None, include: tuple[str, ...], exclude: tuple[str, ...]
     false alarm).
     """
     require_torch("sync-lint trace")
+    collect_garbage()
     from sync_lint.runtime import (
         NoCudaError,
         join_with_static,
