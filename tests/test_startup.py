@@ -229,3 +229,16 @@ def test_the_runtime_commands_run_with_the_garbage_collector(monkeypatch: pytest
         else:
             gc.disable()
     assert seen == [True]
+
+
+def test_watch_collects_garbage_after_each_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A check runs without automatic collection; `--watch` runs check after check in one process.
+    import sync_lint.cli.check as check
+
+    events: list[str] = []
+    snapshots = iter(range(100))
+    monkeypatch.setattr(check, "run_check", lambda **options: events.append("run") or 0)
+    monkeypatch.setattr(check, "_snapshot", lambda paths, options: {"m.py": next(snapshots)})
+    monkeypatch.setattr(check.gc, "collect", lambda: events.append("collect") or 0)
+    assert check.watch({"paths": ("m.py",)}, poll=0, max_runs=2) == 0
+    assert events == ["run", "collect", "run", "collect"]

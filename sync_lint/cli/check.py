@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import time
@@ -318,6 +319,9 @@ def watch(options: dict[str, object], *, poll: float = 0.5, max_runs: int | None
                     click.echo(f"sync-lint: error: {exc}", err=True)
                     code = EXIT_ERROR
                 sys.stdout.flush()
+                # The executable runs without automatic collection (`__main__.run_here`), and this loop
+                # lives on: whatever a run left in reference cycles is freed before the next.
+                gc.collect()
                 runs += 1
                 last = _snapshot(paths, options)
                 if max_runs is not None and runs >= max_runs:
