@@ -88,7 +88,7 @@ def run_here() -> object:
     # generation) and hardly ever found garbage in: a check leaves no cycles of its own behind
     # (`tests/test_collector.py`), so reference counting frees what it drops. On a cold vLLM 0.33
     # run (--jobs 2) the collector still took 6 s of each check worker's CPU time with thresholds of
-    # (200000, 30, 30); without it the run took 7-11% less time, and its largest process as much memory.
+    # (200000, 30, 30); without it the run took 7-11% less time, its largest process about as much memory.
     gc.disable()
     from sync_lint.cli.app import main as group
 
