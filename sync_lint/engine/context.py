@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import libcst as cst
 
@@ -100,6 +100,13 @@ def _cpu_function(qualname: str | None, names: tuple[str, ...]) -> str | None:
         if part in names:
             return ".".join(parts[:index + 1])
     return None
+
+
+def _enclosing(qualname: str) -> Iterator[str]:
+    """`qualname` and the qualnames it is nested in, innermost first (`C.m`, then `C`)."""
+    parts = qualname.split(".")
+    for end in range(len(parts), 0, -1):
+        yield ".".join(parts[:end])
 
 
 def _confidence(fact: Fact | None) -> str:
@@ -254,12 +261,8 @@ class Findings:
         project = self._ctx.project
         if innermost is None or project is None:
             return None
-        parts = innermost.split(".")
-        for end in range(len(parts), 0, -1):
-            found = project.off_cuda_arm(".".join(parts[:end]), row)
-            if found is not None:
-                return found
-        return None
+        return next((found for function in _enclosing(innermost)
+                     if (found := project.off_cuda_arm(function, row)) is not None), None)
 
     def _called_off_cuda(self, innermost: str | None) -> tuple[str, str] | None:
         """(function, `path:line` of a call) when the function around the node, or one it is nested in,
@@ -269,14 +272,8 @@ class Findings:
             return None
         known = self._off_cuda_known.get(innermost, _UNSET)
         if known is _UNSET:  # asked once per function: a file's findings are mostly in a few
-            known = None
-            parts = innermost.split(".")
-            for end in range(len(parts), 0, -1):
-                function = ".".join(parts[:end])
-                where = project.off_cuda_only(function)
-                if where is not None:
-                    known = (function, where)
-                    break
+            known = next(((function, where) for function in _enclosing(innermost)
+                          if (where := project.off_cuda_only(function)) is not None), None)
             self._off_cuda_known[innermost] = known
         return known  # type: ignore[return-value]
 
