@@ -229,11 +229,16 @@ def warm_up() -> None:
     from sync_lint import api
 
     api._rule_classes()  # the rule pack, and libcst with it
-    for name in ("sync_lint.engine.lint", "sync_lint.project.build", "sync_lint.project.infer",
-                 "sync_lint.project.store", "sync_lint.project.hot", "sync_lint.project.view", "sync_lint.hotpaths",
-                 "sync_lint.fix.passes", "sync_lint.reporters.full", "sync_lint.reporters.concise",
-                 "sync_lint.reporters.json_format", "sync_lint.reporters.github", "sync_lint.reporters.sarif",
-                 "rich.console", "rich.progress", "rich.text", "sqlite3", "concurrent.futures.process"):
+    # Every module a check imports, or each child imports it again (`test_daemon`: a check imports
+    # nothing the daemon has not). `sync_lint.__main__` too: the daemon itself runs as `__main__`.
+    for name in ("sync_lint.__main__", "sync_lint.engine.lint", "sync_lint.engine.parallel", "sync_lint.engine.stack",
+                 "sync_lint.engine.unused_noqa", "libcst.native", "sync_lint.discovery", "sync_lint.catalogue",
+                 "sync_lint.project.build", "sync_lint.project.background", "sync_lint.project.ahead",
+                 "sync_lint.project.infer", "sync_lint.project.store", "sync_lint.project.hot",
+                 "sync_lint.project.view", "sync_lint.hotpaths", "sync_lint.fix.passes", "sync_lint.reporters.full",
+                 "sync_lint.reporters.concise", "sync_lint.reporters.json_format", "sync_lint.reporters.github",
+                 "sync_lint.reporters.sarif", "rich.console", "rich.progress", "rich.text", "sqlite3",
+                 "concurrent.futures.process"):
         importlib.import_module(name)
     from sync_lint.project.store import summary_fingerprint, tool_fingerprint
 

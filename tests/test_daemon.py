@@ -208,3 +208,39 @@ def test_a_daemon_importing_other_code_than_its_starter_is_stopped_with_a_clear_
     if not wait_until_gone(lambda: os.kill(pid, 0), timeout=10):
         os.kill(pid, signal.SIGKILL)
         pytest.fail("the daemon was left running")
+
+
+_IMPORTS_AFTER_WARM_UP = """
+import sys
+from pathlib import Path
+
+from sync_lint import daemon
+
+daemon.warm_up()
+before = set(sys.modules)
+from sync_lint.__main__ import run_here
+
+step = Path("step.py")
+# A cold check, then checks after an edit (the index updated in a forked child), in each output format
+# and as a fix.
+for round_, extra in enumerate([[], ["--output-format", "json"], ["--output-format", "full"], ["--diff"]]):
+    if round_:
+        step.write_text(step.read_text() + f"# edit {round_}\\n")
+    sys.argv = ["sync-lint", "check", "step.py", "clean.py", "--exit-zero", *extra]
+    try:
+        run_here()
+    except SystemExit:
+        pass
+print("NEW", sorted(name for name in set(sys.modules) - before if name.split(".")[0] in
+                    ("sync_lint", "libcst", "click", "rich")))
+"""
+
+
+def test_a_check_imports_nothing_the_daemon_has_not_imported(project: Path) -> None:
+    # Each check is a child the daemon forks: a module it imports is imported again for every check.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNC_LINT_")}
+    done = subprocess.run([sys.executable, "-c", _IMPORTS_AFTER_WARM_UP], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "SL102" in done.stdout or "item" in done.stdout, done.stdout  # the checks ran and found the sync
+    assert done.stdout.splitlines()[-1] == "NEW []"
