@@ -64,9 +64,10 @@ def read_edges_ahead(database: Path, configured: Iterable[str], defaults: Iterab
                 del queue[:_CHUNK]
                 for value in read.values():
                     for edge in value[0] if isinstance(value, tuple) else ():
-                        if edge.callee not in seen:
-                            seen.add(edge.callee)
-                            queue.append(edge.callee)
+                        callee = edge[0]  # stored as a plain tuple (`hot._encoded`)
+                        if callee not in seen:
+                            seen.add(callee)
+                            queue.append(callee)
     except sqlite3.Error:  # a cache the update is rebuilding: the pass reads what it needs itself
         return
     finally:

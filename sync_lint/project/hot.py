@@ -44,8 +44,9 @@ from sync_lint.project.summary import (CONTEXT_METHODS, CallSite, FunctionInfo, 
                                       project_op_namespace)
 from sync_lint.project.values import Value, render
 
-# Bump when what `edges_of` computes changes: cached edges of older formats are recomputed.
-GRAPH_FORMAT = 5
+# Bump when what `edges_of` computes, or how `EdgeCache` stores it, changes: cached edges of older
+# formats are recomputed.
+GRAPH_FORMAT = 6
 DEFAULT_ROOT_KINDS = ("module-forward", "compiled", "cuda-graph")
 _MODULE_BASES = NN_MODULE_CLASSES | {"nn.Module"}
 _CUDA_GRAPH_CONTEXTS = frozenset({"torch.cuda.graph", "torch.cuda.graphs.graph"})
@@ -553,7 +554,7 @@ class EdgeCache:
         """The edges and unresolved calls of a function (or the roots and missing names of a `<roots>` key)."""
         key = edge_key(qualname)
         found = self._ahead[key] if key in self._ahead else self.opened.result(key, "edges")
-        return found if isinstance(found, tuple) else None
+        return _decoded(qualname, found) if isinstance(found, tuple) else None
 
     def get_many(self, qualnames: list[str]) -> dict[str, tuple[list, list]]:
         """`get` of several functions at once: those the cache holds."""
@@ -561,7 +562,7 @@ class EdgeCache:
         found = {key: self._ahead[key] for key in keys if key in self._ahead}
         if len(found) < len(keys):
             found.update(self.opened.results({key: "edges" for key in keys if key not in found}))
-        return {keys[key]: value for key, value in found.items() if isinstance(value, tuple)}
+        return {keys[key]: _decoded(keys[key], value) for key, value in found.items() if isinstance(value, tuple)}
 
     def put(self, qualname: str, value: tuple[list, list], deps: frozenset) -> None:
         self._pending[qualname] = (value, deps)
@@ -571,12 +572,33 @@ class EdgeCache:
             import sqlite3
 
             try:
-                self.opened.store.put_results([(edge_key(q), "edges", value, deps)
+                self.opened.store.put_results([(edge_key(q), "edges", _encoded(q, value), deps)
                                                for q, (value, deps) in self._pending.items()],
                                               self.opened.project.generation)
             except sqlite3.OperationalError:  # locked past the timeout: the edges are recomputed next time
                 pass
         self._pending.clear()
+
+
+# A function's edges are stored as plain tuples: a check of one edited file reads those of every
+# function the roots reach (4,600 for vLLM 0.33), and tuples unpickle without a call of the named
+# tuple's `__new__` each (there, 9 ms instead of 14 for the whole graph). A `<roots>` answer is
+# stored as it is.
+_new_tuple = tuple.__new__
+
+
+def _encoded(qualname: str, value: tuple[list, list]) -> tuple:
+    if qualname.startswith("<roots>"):
+        return value
+    edges, unresolved = value
+    return tuple(map(tuple, edges)), tuple(map(tuple, unresolved))
+
+
+def _decoded(qualname: str, value: tuple) -> tuple[list, list]:
+    if qualname.startswith("<roots>"):
+        return value  # type: ignore[return-value]
+    edges, unresolved = value
+    return [_new_tuple(Edge, edge) for edge in edges], [_new_tuple(Unresolved, item) for item in unresolved]
 
 
 # Calls that run a callable they are given on another thread or later, not before they return.
