@@ -327,6 +327,19 @@ def result_settings(settings: Settings, rules: "Sequence[type[Rule] | RuleInfo]"
 _JOB: list[_Job] = []
 
 
+def _opened_here(project: "Project", settings: Settings) -> "OpenProject | None":
+    """The project as the check just run in this process opened it (one file, or `--jobs 1`), for the
+    hot-path pass to go on with: its index, the summaries it loaded and the facts it solved. None
+    where the check ran in workers, opened another update of the project, used other settings, or
+    checked a text that is not the file on disk (then nothing it solves may be stored)."""
+    if not _JOB or _JOB[0].settings != settings:
+        return None
+    opened = _JOB[0].opened.get(project.root)
+    if opened is None or opened.project is not project or not opened.writable:
+        return None
+    return opened
+
+
 def _start_job(rules: tuple[type[Rule], ...], known_codes: tuple[str, ...], settings: Settings,
                fix: FixMode | None, projects: dict[str, "Project"]) -> None:
     import multiprocessing
@@ -532,7 +545,8 @@ def apply_hot_paths(plan: Plan, report: Report, *, baseline: Path | None = None,
     results = [r for r in report.results if not r.errors or r.diagnostics]
     hot = analyse(results, plan.settings, report.projects, selected=selected, ignored=ignores.codes_for, keep=keep,
                   lint_more=lint_more if plan.project is not None else None, extra_roots=extra_roots,
-                  reuse=answer if reuse else None, list_unresolved=list_unresolved)
+                  reuse=answer if reuse else None, list_unresolved=list_unresolved,
+                  opened_for=lambda project: _opened_here(project, plan.settings))
     report.hot = hot
     rank_results(results, plan.settings.root)  # the SL601 findings the pass added are in test files too
     wait_for_merges()

@@ -690,14 +690,16 @@ def analyse(results: list[FileResult], settings: "Settings", projects: dict[str,
             keep: Callable[[Diagnostic], bool] | None = None,
             lint_more: Callable[[list[str]], list[FileResult]] | None = None,
             extra_roots: Iterable[str] = (), texts: dict[str, str] | None = None,
-            reuse: str | None = None, list_unresolved: bool = False) -> HotReport:
+            reuse: str | None = None, list_unresolved: bool = False,
+            opened_for: Callable[["Project"], object] | None = None) -> HotReport:
     """Mark the hot findings of `results` in place, add the SL601 findings, and say what was found.
 
     `reuse`: everything besides the project, the settings and the findings that decides the answer
     (the caller's rules and baseline), to reuse the cached answer of an identical run; None: always
     walk the graph (a caller that asks `hotness_at` about other lines needs the graph itself).
     `list_unresolved`: list the unresolved calls of hot functions (`HotReport.unresolved`), not
-    only count them."""
+    only count them. `opened_for(project)`: the project as this process already opened it for these
+    settings (its index and solved facts), or None to open it here."""
     report = HotReport()
     groups: dict[object, list[FileResult]] = {}
     for result in results:
@@ -709,9 +711,12 @@ def analyse(results: list[FileResult], settings: "Settings", projects: dict[str,
         else:
             slot, key = _answer_key(project, settings, members, selected, extra_roots, f"{reuse}:{list_unresolved}") \
                 if reuse is not None and not texts else (None, None)
-            if slot is not None and _reuse_answer(project, slot, key, members, report):
+            opened = opened_for(project) if opened_for is not None else None
+            if slot is not None and _reuse_answer(project, slot, key, members, report,
+                                                  opened.store if opened is not None else None):
                 continue
-            opened = project.open(settings)  # type: ignore[attr-defined]
+            if opened is None:
+                opened = project.open(settings)  # type: ignore[attr-defined]
             # Only a run that walks the graph needs it (a reused answer is a warm check's common case).
             from sync_lint.project.ahead import take_edges_read_ahead
             from sync_lint.project.hot import CallGraph, EdgeCache
@@ -768,16 +773,21 @@ def _answer_key(project: "Project", settings: "Settings", members: list[FileResu
     return f"<hot-paths:{paths}>", digest.hexdigest()
 
 
-def _reuse_answer(project: "Project", slot: str, key: str, members: list[FileResult], report: HotReport) -> bool:
+def _reuse_answer(project: "Project", slot: str, key: str, members: list[FileResult], report: HotReport,
+                  store=None) -> bool:  # type: ignore[no-untyped-def]
     """Apply the cached answer of an identical run, if the cache holds one. It is read from the store
-    alone: a reused answer needs neither the project's index nor its inference."""
+    alone (`store`, else one opened here): a reused answer needs neither the project's index nor its
+    inference."""
     from sync_lint.project.store import ProjectStore
 
-    store = ProjectStore(project.database)
-    try:
+    if store is not None:
         cached = store.result(slot, key)
-    finally:
-        store.close()
+    else:
+        store = ProjectStore(project.database)
+        try:
+            cached = store.result(slot, key)
+        finally:
+            store.close()
     if not isinstance(cached, tuple):
         return False
     diagnostics, found = cached
