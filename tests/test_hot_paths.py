@@ -1107,3 +1107,24 @@ def test_a_templates_modules_are_no_hot_path_roots(tmp_path):
         assert ("pkg/helpers.py", 5) in hot, found
         root = hot[("pkg/helpers.py", 5)].root if hot[("pkg/helpers.py", 5)] else None
         assert (root == "pkg.models.x.modular_x.Model.forward") is not with_header, root
+
+
+def test_a_one_file_check_opens_its_project_once(project, tmp_path, monkeypatch):
+    # The hot-path pass goes on with the project the check opened in this process (its summaries
+    # loaded and facts solved), and finds the same chain as a whole run.
+    from sync_lint.project.build import Project
+
+    folder = project("hot-depth")
+    cache = str(tmp_path / "c")
+    assert CliRunner().invoke(main, ["check", str(folder), "--cache-dir", cache]).exit_code == 1
+    edited = folder / "hotdepth" / "metadata.py"
+    edited.write_text(edited.read_text() + "# edited\n")  # so the check and the pass both run again
+    opened = []
+    real_open = Project.open
+    monkeypatch.setattr(Project, "open", lambda self, settings: opened.append(self) or real_open(self, settings))
+    out = CliRunner().invoke(main, ["check", str(edited), "--output-format", "json", "--cache-dir", cache])
+    item = next(o for o in json.loads(out.stdout) if o["code"] == "SL102")
+    assert item["hot"]["root"] == "hotdepth.runner.Runner.execute_model"
+    assert [s["function"].rsplit(".", 1)[-1] for s in item["hot"]["chain"]] == [
+        "execute_model", "build", "_prepare", "compute_causal_conv1d_metadata"]
+    assert len(opened) == 1
