@@ -1197,22 +1197,6 @@ def test_dep_ids_are_stable_and_distinct() -> None:
     assert all(-(2 ** 63) <= i < 2 ** 63 for i in ids)  # fits SQLite's INTEGER
 
 
-def test_dep_ids_do_not_change_when_the_memo_is_emptied(monkeypatch) -> None:
-    import hashlib
-
-    from sync_lint.project import deps
-
-    labels = [f"m:pkg.mod{i}" for i in range(10)]
-    before = deps.dep_ids(labels)
-    assert before == [dep_id(label) for label in labels]
-    monkeypatch.setattr(deps, "_MAX_IDS", 4)  # full: emptied on the next new id
-    monkeypatch.setattr(deps, "_IDS", {})
-    assert deps.dep_ids(labels) == before
-    assert len(deps._IDS) <= 4
-    # The digest itself, pinned: ids are stored in caches that other processes and versions read.
-    assert dep_id("m:a") == int.from_bytes(hashlib.blake2b(b"'m:a'", digest_size=8).digest(), "big", signed=True)
-
-
 def test_classmethod_called_through_its_class_binds_cls_and_cls_calls_construct() -> None:
     """`Batch.init_new(lens, device)` passes `lens` to `lens` (not to `cls`), and `cls(...)` in the
     classmethod is a constructor call of `Batch`."""

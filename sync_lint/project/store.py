@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 from sync_lint.analysis.facts import map_text
 from sync_lint.fingerprint import code_content_digest, content_digest
-from sync_lint.project.deps import Dep, dep_id, dep_ids
+from sync_lint.project.deps import Dep, dep_id
 from sync_lint.project.index import WHOLE_TABLES, calls_by_name, table_rows
 from sync_lint.project.summary import SUMMARY_FORMAT, ModuleSummary, map_lines
 
@@ -546,7 +546,7 @@ class ProjectStore:
         nodes: dict[int, list[tuple[int, int]]] = {}
         for key, fact, deps in rows:
             i = dep_id(key)
-            reads = [(dep, i) for dep in dep_ids(deps)]
+            reads = [(dep_id(dep), i) for dep in deps]
             if fact is None:
                 nodes[i] = reads
             else:
@@ -603,7 +603,7 @@ class ProjectStore:
                 db.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?)",
                            (path, key, pickle.dumps(result, protocol=5), result_id))
                 db.executemany("INSERT OR IGNORE INTO result_reads VALUES (?, ?)",
-                               [(i, result_id) for i in dep_ids(set(deps))])
+                               [(dep_id(dep), result_id) for dep in set(deps)])
 
         return self._write(generation, write)
 
