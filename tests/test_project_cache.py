@@ -921,7 +921,7 @@ def test_a_fresh_install_of_the_same_code_keeps_the_cache(project: Path, tmp_pat
     assert first == {RUNNER_FINDING, OTHER_FINDING}
     (database,) = cache.glob("*/index.sqlite")
     with sqlite3.connect(database) as db:  # rows only this test wrote: kept only while the cache is kept
-        db.execute("INSERT INTO facts VALUES (-1, x'00')")
+        db.execute("INSERT INTO facts (id, fact) VALUES (-1, x'00')")
         db.execute("INSERT INTO results VALUES ('<sentinel>', 'key', x'00', 0)")
     assert check(_install_copy(tmp_path / "job2", 1_700_000_000)) == first
     assert sentinels() == (True, True)
