@@ -857,9 +857,11 @@ def _run(graph: "CallGraph", root: Path, members: list[FileResult], settings: "S
     # The checked files by module. Their summaries are read only where needed (a file with findings,
     # a hot function): a warm run of a large project has thousands of files and few findings.
     checked: dict[str, FileResult] = {}
+    # `cpu-modules`, `other-platform-modules`: checked only with --strict, their calls too. What the run
+    # found in them still counts where a call from a hot function of a checked file reaches them.
+    left_out: dict[str, FileResult] = {}
     for result in members:
-        if not settings.strict and settings.off_cuda_module(within_project(result.path, root)):
-            continue  # `cpu-modules`, `other-platform-modules`: checked only with --strict, their calls too
+        off_cuda = not settings.strict and settings.off_cuda_module(within_project(result.path, root))
         if graph.cache is None:
             module = next((m for m in index.modules if (s := index.summary(m)) is not None and s.path == result.path),
                           None)
@@ -871,7 +873,7 @@ def _run(graph: "CallGraph", root: Path, members: list[FileResult], settings: "S
                 except ValueError:  # a file outside the root (`extend-project`): its findings stay unmarked
                     continue
         if module is not None and module in index.modules:
-            checked[module] = result
+            (left_out if off_cuda else checked)[module] = result
     roots, missing = graph.cached_roots([*settings.hot_paths, *extra_roots], settings.hot_path_defaults)
     report.roots.extend(roots)
     report.missing.extend(missing)
@@ -930,11 +932,17 @@ def _run(graph: "CallGraph", root: Path, members: list[FileResult], settings: "S
             # made into is what the calls reach, and the run checked that one.
             if found is not None and found[0].module not in checked and not index.is_template(found[0].module):
                 extra[str(root / found[0].path)] = found[0]
-        if extra:
-            for result in lint_more(sorted(extra)):
-                summary = extra.get(result.path)
-                if summary is not None:
-                    collect(result, summary, False)
+        # The files the run left out are not checked again (on vLLM 0.33, 33 CPU and XPU files took
+        # 7.7 s more in this process): their results are taken in the same order.
+        more = {}
+        if any(summary.module not in left_out for summary in extra.values()):
+            more = {result.path: result for result in
+                    lint_more(sorted(path for path, summary in extra.items() if summary.module not in left_out))}
+        for path in sorted(extra):
+            summary = extra[path]
+            result = left_out.get(summary.module) or more.get(path)
+            if result is not None:
+                collect(result, summary, False)
     found = hot.transitive(syncs, paths, set(checked), cold)
     report.transitive += len(found)
     report.baselined.extend(hot.baselined)

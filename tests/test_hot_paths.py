@@ -1128,3 +1128,16 @@ def test_a_one_file_check_opens_its_project_once(project, tmp_path, monkeypatch)
     assert [s["function"].rsplit(".", 1)[-1] for s in item["hot"]["chain"]] == [
         "execute_model", "build", "_prepare", "compute_causal_conv1d_metadata"]
     assert len(opened) == 1
+
+
+def test_a_module_left_to_strict_is_not_checked_again_by_the_pass(project, monkeypatch):
+    # `cpu_runner.py` is a `cpu-modules` module: the run checks it, the pass leaves it out of its
+    # checked files, and a hot function's call into it takes the run's result.
+    folder = project("hot-cold")
+    checked: list[str] = []
+    real_run_files = api.run_files
+    monkeypatch.setattr(api, "run_files", lambda plan, files, **kw: checked.extend(files) or
+                        real_run_files(plan, files, **kw))
+    report = run(folder)
+    assert transitive(report, folder) == expected_transitive(folder)
+    assert [Path(path).name for path in checked].count("cpu_runner.py") == 1
