@@ -795,6 +795,12 @@ class Inference:
         out[:] = _nearest(self._on_accelerators(out), function, MAX_SOURCES)
         return out
 
+    def _all_calls(self, function: str) -> list[tuple[ModuleSummary, CallSite, int]]:
+        """Every known call of the function, before `_callers` keeps the nearest made on accelerators
+        (`_find_callers` keeps both; the frame reads the callers' node)."""
+        self._callers(function)
+        return self._every_call.get(function, [])
+
     def off_cuda_only(self, function: str, budget: int = OFF_CUDA_HOPS) -> str | None:
         """`path:line` of a call that shows the function runs only off CUDA in what is deployed: every
         known call outside tests, benchmarks, examples and scripts is made where the code runs off CUDA
@@ -810,10 +816,10 @@ class Inference:
         found = self.index.function(function)
         if found is None:
             return None
-        self._callers(function)
+        calls = self._all_calls(function)
         self._off_cuda_memo[(function, budget)] = (None, None)  # a recursive question: not proven
         where = None
-        for caller, call, _skip in self._every_call.get(function, ()):
+        for caller, call, _skip in calls:
             if not _deployed(caller.module):
                 continue
             if not (call.contexts and self.index.runs_off_cuda(call.contexts)) and not (
