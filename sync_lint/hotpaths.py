@@ -41,9 +41,10 @@ from sync_lint.suppression import file_directives, is_suppressed
 
 if TYPE_CHECKING:
     from sync_lint.config import Settings
-    from sync_lint.project.build import Project
+    from sync_lint.project.build import OpenProject, Project
     from sync_lint.project.hot import CallGraph, Edge, Reach, Root, Unresolved
     from sync_lint.project.index import ProjectIndex
+    from sync_lint.project.store import ProjectStore
     from sync_lint.project.summary import CallSite, FunctionInfo, ModuleSummary
 
 TRANSITIVE_CODE = "SL601"
@@ -691,7 +692,7 @@ def analyse(results: list[FileResult], settings: "Settings", projects: dict[str,
             lint_more: Callable[[list[str]], list[FileResult]] | None = None,
             extra_roots: Iterable[str] = (), texts: dict[str, str] | None = None,
             reuse: str | None = None, list_unresolved: bool = False,
-            opened_for: Callable[["Project"], object] | None = None) -> HotReport:
+            opened_for: Callable[["Project"], "OpenProject | None"] | None = None) -> HotReport:
     """Mark the hot findings of `results` in place, add the SL601 findings, and say what was found.
 
     `reuse`: everything besides the project, the settings and the findings that decides the answer
@@ -774,7 +775,7 @@ def _answer_key(project: "Project", settings: "Settings", members: list[FileResu
 
 
 def _reuse_answer(project: "Project", slot: str, key: str, members: list[FileResult], report: HotReport,
-                  store=None) -> bool:  # type: ignore[no-untyped-def]
+                  store: "ProjectStore | None" = None) -> bool:
     """Apply the cached answer of an identical run, if the cache holds one. It is read from the store
     alone (`store`, else one opened here): a reused answer needs neither the project's index nor its
     inference."""
@@ -934,7 +935,7 @@ def _run(graph: "CallGraph", root: Path, members: list[FileResult], settings: "S
                 extra[str(root / found[0].path)] = found[0]
         # The files the run left out are not checked again (on vLLM 0.33, 33 CPU and XPU files took
         # 7.7 s more in this process): their results are taken in the same order.
-        more = {}
+        more: dict[str, FileResult] = {}
         if any(summary.module not in left_out for summary in extra.values()):
             more = {result.path: result for result in
                     lint_more(sorted(path for path, summary in extra.items() if summary.module not in left_out))}

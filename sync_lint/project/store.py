@@ -569,7 +569,8 @@ class ProjectStore:
             present |= _present(db, "SELECT id FROM nodes WHERE id IN ({})", list(nodes))
             fresh = [(i, entry) for i, entry in facts.items() if i not in present]
             new_nodes = [(i, reads) for i, reads in nodes.items() if i not in present]
-            db.executemany("INSERT INTO facts (id, fact) VALUES (?, ?)", [(i, blob) for i, (blob, _cited, _reads) in fresh])
+            db.executemany("INSERT INTO facts (id, fact) VALUES (?, ?)",
+                           [(i, blob) for i, (blob, _cited, _reads) in fresh])
             db.executemany("INSERT OR IGNORE INTO fact_files VALUES (?, ?)",
                            itertools.chain.from_iterable(cited for _i, (_blob, cited, _reads) in fresh))
             db.executemany("INSERT INTO nodes VALUES (?)", [(i,) for i, _reads in new_nodes])
