@@ -668,11 +668,21 @@ def test_an_arm_for_another_accelerator_is_left_to_strict() -> None:
         "        return None\n"
         "    t = torch.zeros(4, device='cuda')\n"
         "    return t.sum().item()\n"                                       # 21: after the `or` failed: NPU
+        "\n\n"
+        "class Backend:\n"
+        "    def forward(self, n, mask):\n"
+        "        t = torch.zeros(n, device='cuda')\n"
+        "        if self.is_npu:\n"
+        "            return t.tolist()\n"                                   # 28: a flag the object keeps: NPU
+        "        if mask.is_cpu:\n"
+        "            return t.tolist()\n"                                   # 30: a tensor's test, not the platform's
+        "        return 0\n"
     )
     rules = list(all_rules().values())
-    assert [d.start.row for d in lint_source(source, "snippet.py", rules, SETTINGS).diagnostics] == [11, 13]
+    assert [d.start.row for d in lint_source(source, "snippet.py", rules, SETTINGS).diagnostics] == [11, 13, 30]
     strict = {d.start.row: d for d in lint_source(source, "snippet.py", rules, SETTINGS.override(strict=True)).diagnostics}
-    assert sorted(strict) == [7, 9, 11, 13, 21]
+    assert sorted(strict) == [7, 9, 11, 13, 21, 28, 30]
+    assert "accelerator other than CUDA (`self.is_npu`)" in strict[28].evidence
     assert "accelerator other than CUDA (`current_platform.is_xpu()`)" in strict[7].evidence
 
 

@@ -1886,6 +1886,9 @@ def test_a_parameter_annotation_beats_another_annotations_class_but_not_a_constr
     ("is_npu()", True),
     ("current_platform.is_xpu()", True),
     ("_is_npu", True),
+    ("self.is_npu", True),  # a flag an object keeps (SGLang's attention backends)
+    ("self._is_npu", True),
+    ("self._is_cpu", True),
     ("not is_npu() or flag", False),  # where the `or` fails, the platform is the NPU
     ("is_hip()", None),  # ROCm runs torch's CUDA API
     ("x.is_cuda", False),

@@ -19,7 +19,7 @@ def host_only_test(test: cst.BaseExpression) -> tuple[bool, str] | None:
     """(True, why) for a test that holds exactly where the code runs off CUDA, (False, why) for one
     that fails exactly there, None for any other: a test that the platform has no accelerator
     (`current_platform.is_cpu()`, `is_cpu()`, SGLang's `_is_cpu`; the project summaries read these
-    alike, on `ast`), or is another accelerator (`is_npu()`, `_is_npu`, ...), and `x.is_cuda` or
+    alike, on `ast`), or is another accelerator (`is_npu()`, `_is_npu`, `self.is_npu`, ...), and `x.is_cuda` or
     `x.device.type == "cuda"` (false where `x` is not on CUDA: a reference path for the host, or another
     accelerator's). Through `not`, an `and` whose holding says so, and an `or` whose failing does."""
     if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
@@ -37,7 +37,7 @@ def host_only_test(test: cst.BaseExpression) -> tuple[bool, str] | None:
     if _platform_test(test, _CPU_PLATFORM_TESTS, CPU_PLATFORM_FLAGS) is not None:
         return True, "the platform has no accelerator (`if current_platform.is_cpu():`), where its tensors " \
                      "are on the CPU"
-    other = _platform_test(test, OTHER_PLATFORM_TESTS, OTHER_PLATFORM_FLAGS)
+    other = _platform_test(test, OTHER_PLATFORM_TESTS, OTHER_PLATFORM_FLAGS, attributes=OTHER_PLATFORM_TESTS)
     if other is not None:
         return True, f"the platform is an accelerator other than CUDA (`{other}`), whose waits this linter has " \
                      "not measured"
@@ -73,9 +73,12 @@ def _cuda_type_test(test: cst.BaseExpression) -> tuple[str, bool] | None:
 _CPU_PLATFORM_TESTS = frozenset({"is_cpu"})
 
 
-def _platform_test(test: cst.BaseExpression, tests: frozenset[str], flags: frozenset[str]) -> str | None:
+def _platform_test(test: cst.BaseExpression, tests: frozenset[str], flags: frozenset[str],
+                   attributes: frozenset[str] = frozenset()) -> str | None:
     """The test as spelled when it is a call of one of `tests` with no argument (`is_npu()`,
-    `current_platform.is_xpu()`) or one of the module `flags` holding such an answer (`_is_npu`); else None."""
+    `current_platform.is_xpu()`), one of the `flags` holding such an answer, as a name or an attribute
+    (`_is_npu`, `self._is_npu`), or an attribute named in `attributes` (`self.is_npu`); else None.
+    (`x.is_cpu` is no platform test: a tensor's, it holds on a CUDA machine too.)"""
     if isinstance(test, cst.Call) and not test.args:
         func = test.func
         name = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", None)
@@ -83,6 +86,8 @@ def _platform_test(test: cst.BaseExpression, tests: frozenset[str], flags: froze
             return f"{dotted_name(func) or name}()"
     if isinstance(test, cst.Name) and test.value in flags:
         return test.value
+    if isinstance(test, cst.Attribute) and (test.attr.value in flags or test.attr.value in attributes):
+        return dotted_name(test) or test.attr.value
     return None
 
 

@@ -1784,8 +1784,9 @@ def off_cuda_test(test: ast.expr) -> bool | None:
     """True for a test that holds only where the code runs off CUDA, False for one that fails only
     there, None for any other, read as `analysis/marks.py`'s `host_only_test` reads it on libcst: a
     test that the platform has no accelerator (`current_platform.is_cpu()`, SGLang's `is_cpu()` and
-    `_is_cpu`) or is another one (`is_npu()`, `_is_npu`, ...), `x.is_cuda` and `x.device.type == "cuda"`
-    (false off CUDA); through `not`, an `and` whose holding says so and an `or` whose failing does."""
+    `_is_cpu`) or is another one (`is_npu()`, `_is_npu`, `self.is_npu`, ...), `x.is_cuda` and
+    `x.device.type == "cuda"` (false off CUDA); through `not`, an `and` whose holding says so and an `or`
+    whose failing does."""
     if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
         inner = off_cuda_test(test.operand)
         return None if inner is None else not inner
@@ -1799,6 +1800,9 @@ def off_cuda_test(test: ast.expr) -> bool | None:
         return True if name == "is_cpu" or name in OTHER_PLATFORM_TESTS else None
     if isinstance(test, ast.Name):
         return True if test.id in CPU_PLATFORM_FLAGS or test.id in OTHER_PLATFORM_FLAGS else None
+    if isinstance(test, ast.Attribute) and (test.attr in CPU_PLATFORM_FLAGS or test.attr in OTHER_PLATFORM_FLAGS
+                                            or test.attr in OTHER_PLATFORM_TESTS):
+        return True  # `self._is_npu`, `self.is_npu` (not `x.is_cpu`: a tensor's, true on a CUDA machine too)
     if isinstance(test, ast.Attribute) and test.attr == "is_cuda" and dotted(test.value) is not None:
         return False
     if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], (ast.Eq, ast.NotEq)):
