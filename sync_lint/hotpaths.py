@@ -941,7 +941,7 @@ def _run(graph: "CallGraph", root: Path, members: list[FileResult], settings: "S
                     lint_more(sorted(path for path, summary in extra.items() if summary.module not in left_out))}
         for path in sorted(extra):
             summary = extra[path]
-            result = left_out.get(summary.module) or more.get(path)
+            result = left_out[summary.module] if summary.module in left_out else more.get(path)
             if result is not None:
                 collect(result, summary, False)
     found = hot.transitive(syncs, paths, set(checked), cold)
