@@ -699,6 +699,10 @@ class Binder:
             return [self.evaluator.fact(e.value) for e in origin.elements]
         if value.value_kind == "tuple" and len(value.items) == count:  # a tuple the project returned
             return list(value.items)
+        if value.value_kind == "object" and self.evaluator.project is not None:
+            fields = self.evaluator.project.unpacked(value, count)  # a project `NamedTuple`
+            if fields is not None:
+                return fields
         if value.is_tensor or value.is_unknown_tensor:
             # `a, b = x.chunk(2)`, `vals, idx = x.topk(k)`: parts live where x lives.
             return [replace(value, ndim=None) for _ in range(count)]

@@ -739,6 +739,20 @@ class Inference:
         return found is not None and not found[1].is_generator and bool(found[1].returns) and \
             all(r[0] in ("lit", "op", "tuple", "listof", "dict") and r != NONE_VALUE for r in found[1].returns)
 
+    def tuple_fields(self, owner: Fact) -> tuple[str, ...] | None:
+        """The fields an object of a project `NamedTuple` class unpacks into, in order (`logits, counts =
+        self.state` reads `state.logits` and `state.counts`); None for any other object (a dataclass
+        does not unpack) and for classes that declare different fields."""
+        if owner.value_kind != "object" or not owner.refs:
+            return None
+        found: set[tuple[str, ...]] = set()
+        for cls in owner.refs:
+            if "NamedTuple" not in self.base_names(cls):
+                return None
+            found.add(tuple(f[0] for o in reversed(self.index.mro(cls)) if (k := self.index.klass(o))
+                            for f in k[1].fields))
+        return found.pop() if len(found) == 1 else None
+
     def base_names(self, cls: str) -> list[str]:
         """The last names of a class, its project ancestors and the bases each spells."""
         names: list[str] = []
@@ -1249,6 +1263,9 @@ class Inference:
             base = self.eval(value[1], context)
             if base.value_kind == "tuple" and value[2] < len(base.items):
                 return base.items[value[2]]
+            fields = self.tuple_fields(base)
+            if fields is not None and value[2] < len(fields):
+                return self.attribute(base, fields[value[2]], context.mode, context.budget)
             return replace(base, ndim=None, items=()) if base.is_tensor or base.is_unknown_tensor else UNKNOWN
         if tag == "op":
             operands = [self.eval(v, context) for v in value[1]]

@@ -9,7 +9,7 @@ Every answer is a `Fact` whose evidence names the steps in other files.
 
 from __future__ import annotations
 
-from sync_lint.analysis.facts import Device, Fact, constructed, detached, module_output, replace
+from sync_lint.analysis.facts import UNKNOWN, Device, Fact, constructed, detached, module_output, replace
 from sync_lint.project.infer import (
     DEFAULT_BUDGET,
     MODULE_HOPS,
@@ -111,6 +111,14 @@ class ProjectView:
             return None
         fact = self.inference.object_attribute(owner, attr)
         return fact if _informative(fact) else None
+
+    def unpacked(self, owner: Fact, count: int) -> list[Fact] | None:
+        """What `count` names take from unpacking an object of a project `NamedTuple` class, field by
+        field; None for any other object, or a count that is not the number of fields."""
+        fields = self.inference.tuple_fields(owner)
+        if fields is None or len(fields) != count:
+            return None
+        return [self.attribute(owner, name) or UNKNOWN for name in fields]
 
     def call(self, callee: Fact, receiver: Fact | None, args: list[Fact], kwargs: dict[str, Fact],
              complete: bool = False, building: bool = False) -> Fact | None:
