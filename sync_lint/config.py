@@ -82,7 +82,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("cpu-functions", "str-list", "Names of functions written for the CPU platform: the `forward_cpu` that a "
            "platform-dispatched operator (vLLM's `CustomOp`, SGLang's `MultiPlatformOp`) runs on a CPU machine, "
            "whose tensors are on the CPU whatever the shared types it reads say elsewhere. Findings in their "
-           "bodies (and in functions nested in them) are reported only with `--strict`."),
+           "bodies (and in functions nested in them) are reported only with `--strict`, and their calls are "
+           "calls made off CUDA: no SL601 chain starts there, and a function only they call is reported "
+           "only with `--strict`."),
     Option("report-unreferenced", "bool", "Report findings whose GPU is only a naming convention in a module-level "
            "function that no code that runs mentions: its module is imported, but nothing in the project calls "
            "the function, refers to it or names it in a string, except other such functions. Off (the default): "
@@ -185,6 +187,7 @@ class Settings:
             gpu_name_patterns=self.gpu_name_patterns,
             gpu_attributes=frozenset(self.gpu_attributes),
             cpu_attributes=frozenset(self.cpu_attributes),
+            cpu_functions=self.cpu_functions,
         )
 
     def override(self, **changes: Any) -> "Settings":

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Collection, Iterable, NamedTuple, Sequence
 
+from sync_lint.analysis.conventions import cpu_function
 from sync_lint.diagnostics import ChainStep, Diagnostic, EvidenceStep, FileResult, Hotness, Position
 from sync_lint.suppression import file_directives, is_suppressed
 
@@ -183,10 +184,13 @@ class _Pass:
         self._rebound: dict[str, frozenset[str]] = {}  # module -> the torch functions it replaces
 
     # --- reachability --------------------------------------------------------------------------------
-    def follow(self, edge: "Edge") -> bool:
+    def follow(self, caller: str, edge: "Edge") -> bool:
         """Hotness does not flow into a call made inside an allowed-sync context, nor into one made where
-        a test says the code runs off CUDA (`if current_platform.is_cpu():`, `if not x.is_cuda:`,
-        `if use_torch_reference(buf.device):`)."""
+        the code runs off CUDA: where a test says so (`if current_platform.is_cpu():`, `if not x.is_cuda:`,
+        `if use_torch_reference(buf.device):`), or in a function written for the CPU platform
+        (`cpu-functions`)."""
+        if cpu_function(caller, self.settings.cpu_functions) is not None:
+            return False
         contexts = edge.contexts
         return not contexts or not (any(c.rsplit(".", 1)[-1] in self.allowed for c in contexts)
                                     or self.index.runs_off_cuda(contexts))
@@ -259,7 +263,7 @@ class _Pass:
             directives = None
             for edge in self.graph.edges(function):
                 key = (function, edge.line, edge.callee)
-                if not self.follow(edge) or TRANSITIVE_CODE in ignored:
+                if not self.follow(function, edge) or TRANSITIVE_CODE in ignored:
                     cut.add(key)
                     continue
                 if is_suppressed(TRANSITIVE_CODE, self.lines_of(path), (edge.line,)):

@@ -665,6 +665,10 @@ def test_a_function_called_only_off_cuda_is_left_to_strict(project: Path, tmp_pa
     # In the checked file itself: after `if not use_torch_reference(...): return`.
     where, message = last_step(report, "pkg/ops.py", 34)
     assert where == ("pkg/ops.py", 34) and "`use_torch_reference(...)` says the code runs off CUDA" in message
+    # Called only from a `forward_cpu` (`cpu-functions`), which itself is reported with --strict only.
+    where, message = last_step(report, "pkg/native.py", 7)
+    assert where == ("pkg/moe.py", 13) and "`native_moe` is called only where the code runs off CUDA" in message
+    assert not any(path == "pkg/moe.py" for path, _row, _code in findings(report))
 
 
 def test_a_module_of_a_project_base_is_built_on_its_builders_device(tmp_path: Path) -> None:

@@ -19,12 +19,25 @@ DEVICE_NAME = re.compile(r"(^|_)(device|dev)(_|$)|^device|device$")
 DTYPE_NAME = re.compile(r"dtype")
 
 
+def cpu_function(qualname: str | None, names: tuple[str, ...]) -> str | None:
+    """The function of `qualname`, or one it is nested in, whose name is one of `names` (its qualname):
+    a platform-dispatched operator's `forward_cpu` runs only on a CPU machine (`cpu-functions`)."""
+    if qualname is None or not names:
+        return None
+    parts = qualname.split(".")
+    for index, part in enumerate(parts):
+        if part in names:
+            return ".".join(parts[:index + 1])
+    return None
+
+
 @dataclass
 class DeviceSettings:
     cpu_name_patterns: tuple[str, ...] = CPU_NAMES_DEFAULT
     gpu_name_patterns: tuple[str, ...] = GPU_NAMES_DEFAULT
     gpu_attributes: frozenset[str] = frozenset()
     cpu_attributes: frozenset[str] = frozenset()
+    cpu_functions: tuple[str, ...] = ("forward_cpu",)  # `cpu-functions`: see `cpu_function`
 
     def __post_init__(self) -> None:
         self._cpu = [re.compile(p) for p in self.cpu_name_patterns]

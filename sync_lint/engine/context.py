@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Iterator
 
 import libcst as cst
 
+from sync_lint.analysis.conventions import cpu_function
 from sync_lint.analysis.device import DeviceAnalysis
 from sync_lint.analysis.facts import HANDLE_KINDS, Fact, explain_steps
 from sync_lint.analysis.imports import ImportTable
@@ -89,17 +90,6 @@ class _Pending:
 
 
 _UNSET = object()
-
-
-def _cpu_function(qualname: str | None, names: tuple[str, ...]) -> str | None:
-    """The function of `qualname`, or one it is nested in, whose name is one of `names` (its qualname)."""
-    if qualname is None or not names:
-        return None
-    parts = qualname.split(".")
-    for index, part in enumerate(parts):
-        if part in names:
-            return ".".join(parts[:index + 1])
-    return None
 
 
 def _enclosing(qualname: str) -> Iterator[str]:
@@ -226,12 +216,12 @@ class Findings:
         if confidence == "convention" and pending.function is not None and self._unreferenced(pending.function):
             out.append(self._unreferenced_step(pending.function))
         # Code written for the CPU platform (`cpu-functions`): a dispatched operator's `forward_cpu`.
-        cpu_function = _cpu_function(pending.innermost, self._ctx.settings.cpu_functions)
-        if cpu_function is not None:
-            text = f"`{cpu_function.rsplit('.', 1)[-1]}` runs on the CPU platform, where its tensors are on the " \
+        for_cpu = cpu_function(pending.innermost, self._ctx.settings.cpu_functions)
+        if for_cpu is not None:
+            text = f"`{for_cpu.rsplit('.', 1)[-1]}` runs on the CPU platform, where its tensors are on the " \
                    "CPU (`cpu-functions`)"
             functions = self._ctx.project.summary.functions if self._ctx.project is not None else {}
-            info = functions.get(cpu_function)
+            info = functions.get(for_cpu)
             out.append(EvidenceStep(text, self._ctx.path, info.line if info is not None else None))
         # An arm that runs only off CUDA: a test of the platform says there is no accelerator, or a tensor
         # is tested not to be on CUDA.

@@ -497,7 +497,7 @@ class CallGraph:
         """Breadth-first from the root (or from several at once): every function reached, by a
         shortest chain from the nearest of them.
 
-        `follow(edge)`: whether to go through an edge (default: all)."""
+        `follow(caller, edge)`: whether to go through an edge (default: all)."""
         roots = [root] if isinstance(root, Root) else list(root)
         out = Reach(roots[0], {r.function: None for r in roots}, {r.function: 0 for r in roots},
                     {r.function: r for r in roots})
@@ -509,7 +509,7 @@ class CallGraph:
             following: list[str] = []
             for current in level:
                 for edge in self.edges(current):
-                    if edge.callee in out.parent or follow is not None and not follow(edge):
+                    if edge.callee in out.parent or follow is not None and not follow(current, edge):
                         continue
                     out.parent[edge.callee] = (current, edge)
                     out.depth[edge.callee] = out.depth[current] + 1

@@ -39,7 +39,7 @@ import re
 from functools import partial
 from typing import Callable, Hashable, Iterable, Protocol, Union
 
-from sync_lint.analysis.conventions import DeviceSettings
+from sync_lint.analysis.conventions import DeviceSettings, cpu_function
 from sync_lint.analysis.facts import (
     KWARGS,
     MODULE_MOVES,
@@ -836,7 +836,7 @@ class Inference:
         for caller, call, _skip in calls:
             if not _deployed(caller.module):
                 continue
-            if not (call.contexts and self.index.runs_off_cuda(call.contexts)) and not (
+            if not self.call_off_cuda(call) and not (
                     budget > 0 and call.function is not None
                     and self.off_cuda_only(caller.qualified(call.function), budget - 1) is not None):
                 return None
@@ -853,7 +853,14 @@ class Inference:
         is_npu():`, `if not x.is_cuda:`, `if use_torch_reference(buf.device):`; `ProjectIndex.runs_off_cuda`):
         what those pass is on the host or another accelerator by design, and says nothing of a CUDA
         machine's arguments."""
-        return [entry for entry in calls if not entry[1].contexts or not self.index.runs_off_cuda(entry[1].contexts)]
+        return [entry for entry in calls if not self.call_off_cuda(entry[1])]
+
+    def call_off_cuda(self, call: CallSite) -> bool:
+        """Whether the call is made where the code runs only off CUDA: behind a test that says so
+        (`ProjectIndex.runs_off_cuda`), or in a function written for the CPU platform (`cpu-functions`:
+        SGLang's `forward_cpu` calls the torch-native MoE that CUDA machines never run)."""
+        return bool(call.contexts and self.index.runs_off_cuda(call.contexts)) or \
+            cpu_function(call.function, self.settings.cpu_functions) is not None
 
     def _calls_with_callees(self, name: str) -> list[tuple[ModuleSummary, CallSite, Fact]]:
         """The calls spelled `name`, each with its callee read in "types" mode: once per name, as many
