@@ -482,6 +482,12 @@ class Evaluator:
                     # `self.events[slot]` of a display the project saw (a ping-pong pair): an index
                     # known only at run time reads one of its items, as iterating it would.
                     return self.element_fact(base)
+            if base.value_kind == "object" and self.project is not None and len(expr.slice) == 1 and \
+                    isinstance(expr.slice[0].slice, cst.Index) and isinstance(expr.slice[0].slice.value, cst.Integer):
+                # `topk_output[1]` of a project `NamedTuple`: the field at that position.
+                fields = self.project.unpacked(base, None)
+                position = int(expr.slice[0].slice.value.value, 0)
+                return fields[position] if fields is not None and position < len(fields) else UNKNOWN
             return UNKNOWN
         if base.value_kind == "dict":
             for entry, fact in base.items:

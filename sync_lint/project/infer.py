@@ -1614,6 +1614,10 @@ class Inference:
                     return fact
         if base.value_kind == "tuple" and key[0] == "key" and isinstance(key[1], int) and key[1] < len(base.items):
             return base.items[key[1]]
+        if base.value_kind == "object" and key[0] == "key" and isinstance(key[1], int) and key[1] >= 0:
+            fields = self.tuple_fields(base)  # `topk_output[1]` of a `NamedTuple`
+            if fields is not None and key[1] < len(fields):
+                return self.attribute(base, fields[key[1]], context.mode, context.budget)
         if base.value_kind == "tuple" and base.items and key[0] != "key" and key != ("lit", "slice"):
             # `self.events[slot]` of a display (`[torch.cuda.Event(), torch.cuda.Event()]`, a ping-pong
             # pair): an index known only at run time reads one of its items.

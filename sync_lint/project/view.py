@@ -112,11 +112,12 @@ class ProjectView:
         fact = self.inference.object_attribute(owner, attr)
         return fact if _informative(fact) else None
 
-    def unpacked(self, owner: Fact, count: int) -> list[Fact] | None:
-        """What `count` names take from unpacking an object of a project `NamedTuple` class, field by
-        field; None for any other object, or a count that is not the number of fields."""
+    def unpacked(self, owner: Fact, count: int | None) -> list[Fact] | None:
+        """The fields of an object of a project `NamedTuple` class, in order, as `count` names take them
+        from unpacking it (any number when None); None for any other object, or a count that is not
+        the number of fields."""
         fields = self.inference.tuple_fields(owner)
-        if fields is None or len(fields) != count:
+        if fields is None or count is not None and len(fields) != count:
             return None
         return [self.attribute(owner, name) or UNKNOWN for name in fields]
 
