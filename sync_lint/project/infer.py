@@ -572,8 +572,11 @@ class Inference:
                 else:  # `*args`/`**kwargs` may carry it: a value nobody knows
                     sources.append(assumed or UNKNOWN)
                 continue
+            # A parameter handed on as it came (`self._count(logits)`) costs no hop: layered code passes
+            # one tensor down many calls, and the hops are kept for where it was made.
+            spent = 0 if value[0] == "param" and call.function is not None else 1
             context = Context(caller, caller.functions.get(call.function) if call.function else None,
-                              budget=min(budget - 1, MODULE_HOPS) if info.name in _CALLED_METHODS else budget - 1)
+                              budget=min(budget - 1, MODULE_HOPS) if info.name in _CALLED_METHODS else budget - spent)
             fact = self.eval(value, context)
             sources.append(self._source(self._as_device(fact, context, assumed) if assumed else fact,
                                         f"parameter `{name}` of `{short}` receives `{render(value)}`", caller,
