@@ -464,3 +464,17 @@ def test_the_methods_only_a_constructor_calls_are_the_same_from_libcst_and_from_
 def test_getattr_with_a_literal_name(source: str, device: Device, kind: str | None) -> None:
     fact, _ = fact_of(source)
     assert fact.device is device and fact.value_kind == kind
+
+
+def test_an_evidence_step_said_again_at_once_is_said_once() -> None:
+    # transformers' `self.shift = torch.max(self.shift, shift)`: the field's fact comes from itself
+    # through a cycle, and each round of it had been a step of its own, crowding out the rest.
+    from sync_lint.analysis.facts import explain_steps
+
+    origin = Fact(Device.GPU, reason="parameter `y` of `set_shift` receives `y_int`", where="pkg/m.py:9")
+    field = Fact(Device.GPU, reason="field `shift` of `Norm` is stored from `torch.max(...)`", where="pkg/m.py:12",
+                 via=origin)
+    for _ in range(3):
+        field = Fact(Device.GPU, reason=field.reason, where=field.where, via=field)
+    steps = explain_steps(field, lambda node: 0, lambda node: "")
+    assert [where for _text, where, _line in steps] == ["pkg/m.py:12", "pkg/m.py:9"]

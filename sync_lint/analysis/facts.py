@@ -369,7 +369,9 @@ def explain_steps(
     while current is not None and len(steps) < 8 and (len(steps) < depth or current.where is not None
                                                        or (elsewhere and current.origin is not None)):
         line = line_of(current.origin) if current.origin is not None else None
-        steps.append((_explain_one(current, line_of, code_of), current.where if line is None else None, line))
+        step = (_explain_one(current, line_of, code_of), current.where if line is None else None, line)
+        if not steps or steps[-1] != step:  # a field stored from itself (`self.x = max(self.x, y)`) says it once
+            steps.append(step)
         elsewhere = line is None and current.where is not None
         current = current.via
     return steps
