@@ -188,6 +188,7 @@ class Settings:
             gpu_attributes=frozenset(self.gpu_attributes),
             cpu_attributes=frozenset(self.cpu_attributes),
             cpu_functions=self.cpu_functions,
+            off_cuda_modules=(*self.cpu_modules, *self.other_platform_modules),
         )
 
     def override(self, **changes: Any) -> "Settings":

@@ -671,6 +671,18 @@ def test_a_function_called_only_off_cuda_is_left_to_strict(project: Path, tmp_pa
     assert not any(path == "pkg/moe.py" for path, _row, _code in findings(report))
 
 
+@pytest.mark.parametrize("project", ["off_cuda_callers"], indirect=True)
+def test_a_device_read_off_a_project_object_says_where_it_comes_from(project: Path, tmp_path: Path) -> None:
+    # `self.cache.device` of a class built with `Cache("cuda")`: the steps to that call, not a guess.
+    report = check(project, cache=tmp_path / "cache")
+    found = diagnostic(report, "pkg/pools.py", 31)
+    assert found.confidence == "high"
+    assert "field `device` of `Cache` is stored from `device`" in found.evidence
+    assert "not literally the CPU" not in found.evidence
+    # A device nothing is known of is still taken for an accelerator, without such steps.
+    assert "field `device`" not in diagnostic(report, "pkg/pools.py", 16).evidence
+
+
 def test_a_module_of_a_project_base_is_built_on_its_builders_device(tmp_path: Path) -> None:
     # vLLM's dual-chunk rope derives from `CustomOp` (an `nn.Module` in another file) and fills its
     # caches in a helper of `__init__`; the loader builds it inside `with target_device:`. A class

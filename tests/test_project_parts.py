@@ -1902,3 +1902,31 @@ def test_a_parameter_annotation_beats_another_annotations_class_but_not_a_constr
 ])
 def test_off_cuda_tests(test: str, holds: bool | None) -> None:
     assert off_cuda_test(ast.parse(test, mode="eval").body) is holds
+
+
+def test_what_a_module_for_another_platform_stores_is_no_source_of_a_fact() -> None:
+    # SGLang's MLX worker stores its stub runner, with a host-side pool, into the attribute every
+    # worker has: for a CUDA machine that store says nothing (`other-platform-modules`).
+    from sync_lint.config import Settings
+
+    index = _index({
+        "pkg.pools": """
+            class Runner:
+                def __init__(self, pool):
+                    self.pool = pool
+        """,
+        "pkg.mlx.worker": """
+            from pkg.pools import Runner
+
+            class HostPool:
+                pass
+
+            class MlxRunner(Runner):
+                def __init__(self):
+                    self.pool = HostPool()
+        """,
+    })
+    assert Inference(index).field(["pkg.pools.Runner"], "pool").refs == {"pkg.mlx.worker.HostPool"}
+    settings = Settings().device_settings()
+    assert settings.off_cuda_module("pkg/mlx/worker.py") and not settings.off_cuda_module("pkg/pools.py")
+    assert Inference(index, settings).field(["pkg.pools.Runner"], "pool").refs == frozenset()

@@ -38,11 +38,23 @@ class DeviceSettings:
     gpu_attributes: frozenset[str] = frozenset()
     cpu_attributes: frozenset[str] = frozenset()
     cpu_functions: tuple[str, ...] = ("forward_cpu",)  # `cpu-functions`: see `cpu_function`
+    # `cpu-modules` and `other-platform-modules`: patterns of the files written for another platform.
+    off_cuda_modules: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self._cpu = [re.compile(p) for p in self.cpu_name_patterns]
         self._gpu = [re.compile(p) for p in self.gpu_name_patterns]
         self._by_name: dict[str, Fact | None] = {}
+        self._off_cuda = [re.compile(p) for p in self.off_cuda_modules]
+        self._off_cuda_paths: dict[str, bool] = {}
+
+    def off_cuda_module(self, path: str) -> bool:
+        """Whether the file at `path` (within its project, `/`-separated) is written for a platform
+        other than CUDA (`cpu-modules`, `other-platform-modules`)."""
+        known = self._off_cuda_paths.get(path)
+        if known is None:
+            known = self._off_cuda_paths[path] = any(pattern.search(path) for pattern in self._off_cuda)
+        return known
 
     def by_name(self, name: str) -> tuple[Device, str] | None:
         for pattern in self._cpu:

@@ -140,6 +140,8 @@ class Evaluator:
                 return inner, why
         fact = self.fact(expr)
         if fact.value_kind == "device" and fact.device_value is not None:
+            if fact.where is not None and fact.reason:  # a device the index followed to where it was given
+                return fact.device_value, f"{fact.reason} ({fact.where})"
             return fact.device_value, "a device value"
         if fact.value_kind == "none":  # a device parameter every known call leaves None
             return None, fact.reason or "device=None"
@@ -334,7 +336,16 @@ class Evaluator:
                 bound = self.bound_fact(name) if name is not None else None
                 if bound is not None and bound.value_kind == "device" and bound.device_value is not None:
                     return bound
-                dev, why, assumed = _device_attribute(self.fact(expr.value))
+                owner = self.fact(expr.value)
+                if self.project is not None and owner.refs and owner.value_kind in ("object", "self"):
+                    # `cache.device` of a project class: the accelerator its objects are given, with the
+                    # steps that say so. Not the CPU: where the deployed code passes a device the index
+                    # cannot follow, a test's `torch.device("cpu")` would be all it knows (SGLang's
+                    # Cosmos rollout context).
+                    found = self.project.attribute(_as_object(owner), "device")
+                    if found is not None and found.value_kind == "device" and found.device_value is Device.GPU:
+                        return replace(found, subject=name or "device")
+                dev, why, assumed = _device_attribute(owner)
                 return replace(device_value(dev, reason=why), convention=assumed)
             if attr == "dtype":
                 return DTYPE

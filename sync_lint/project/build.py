@@ -264,8 +264,8 @@ def fact_settings(settings: "Settings") -> str:
     """The settings solved facts depend on."""
     device = settings.device_settings()
     text = repr((device.cpu_name_patterns, device.gpu_name_patterns, sorted(device.gpu_attributes),
-                 sorted(device.cpu_attributes), device.cpu_functions, settings.convention_share,
-                 settings.convention_sites))
+                 sorted(device.cpu_attributes), device.cpu_functions, device.off_cuda_modules,
+                 settings.convention_share, settings.convention_sites))
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -471,6 +471,10 @@ class Inference:
         related = set(self.index.mro(cls)) | self.index.subclasses(cls)
         found = []
         for summary, store in self.index.stores_of(attr):
+            if self.settings.off_cuda_module(summary.path):
+                # Code written for another platform says nothing of a CUDA machine's objects: SGLang's
+                # MLX worker stores its stub runner into the `_model_runner` every worker has.
+                continue
             if store.owner is not None:  # `self.attr = ...` in a method: its class is known
                 if summary.qualified(store.owner) in related:
                     found.append((summary, store))
@@ -855,8 +859,10 @@ class Inference:
         """The calls not made where the code runs only off CUDA (`if current_platform.is_cpu():`, `if
         is_npu():`, `if not x.is_cuda:`, `if use_torch_reference(buf.device):`; `ProjectIndex.runs_off_cuda`):
         what those pass is on the host or another accelerator by design, and says nothing of a CUDA
-        machine's arguments."""
-        return [entry for entry in calls if not self.call_off_cuda(entry[1])]
+        machine's arguments. Nor are the calls made in a module written for another platform
+        (`cpu-modules`, `other-platform-modules`)."""
+        return [entry for entry in calls
+                if not self.call_off_cuda(entry[1]) and not self.settings.off_cuda_module(entry[0].path)]
 
     def call_off_cuda(self, call: CallSite) -> bool:
         """Whether the call is made where the code runs only off CUDA: behind a test that says so
