@@ -94,9 +94,14 @@ def test_every_scenario_has_expectations_and_negatives() -> None:
 @pytest.mark.parametrize("project", SCENARIOS, indirect=True)
 def test_project_findings(project: Path, tmp_path: Path) -> None:
     expected = expectations(project)
-    actual = findings(check(project, cache=tmp_path / "cache"))
+    report = check(project, cache=tmp_path / "cache")
+    actual = findings(report)
     assert sorted(actual - expected) == [], "unexpected findings (path, line, code)"
     assert sorted(expected - actual) == [], "missing findings (path, line, code)"
+    # Every placeholder of a reason is filled in before it is shown.
+    shown = [text for r in report.results for d in r.diagnostics
+             for text in (d.message, d.evidence, *(step.message for step in d.evidence_steps))]
+    assert not [text for text in shown if "{code}" in text]
 
 
 @pytest.mark.parametrize("project", SCENARIOS, indirect=True)

@@ -140,7 +140,9 @@ class Evaluator:
                 return inner, why
         fact = self.fact(expr)
         if fact.value_kind == "device" and fact.device_value is not None:
-            if fact.where is not None and fact.reason:  # a device the index followed to where it was given
+            if fact.where is not None and fact.reason and "{code}" not in fact.reason:
+                # A device the index followed to where it was given (a reason that quotes the code at its
+                # origin is rendered only with that code at hand: `explain_steps`).
                 return fact.device_value, f"{fact.reason} ({fact.where})"
             return fact.device_value, "a device value"
         if fact.value_kind == "none":  # a device parameter every known call leaves None
