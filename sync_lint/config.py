@@ -11,7 +11,6 @@ import os
 import re
 import sys
 from dataclasses import dataclass, field, fields, replace
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-from sync_lint.analysis.conventions import CPU_NAMES_DEFAULT, GPU_NAMES_DEFAULT, DeviceSettings
+from sync_lint.analysis.conventions import CPU_NAMES_DEFAULT, GPU_NAMES_DEFAULT, DeviceSettings, path_matches
 from sync_lint.formats import OUTPUT_FORMATS
 
 CONFIG_FILENAMES = ("sync-lint.toml", ".sync-lint.toml")
@@ -196,12 +195,12 @@ class Settings:
 
     def cpu_module(self, path: str) -> bool:
         """Whether the file at `path` (within its project, `/`-separated) is CPU-platform code (`cpu-modules`)."""
-        return any(pattern.search(path) for pattern in _compiled(self.cpu_modules))
+        return path_matches(path, self.cpu_modules)
 
     def other_platform_module(self, path: str) -> bool:
         """Whether the file at `path` (within its project, `/`-separated) is written for an accelerator other
         than CUDA (`other-platform-modules`)."""
-        return any(pattern.search(path) for pattern in _compiled(self.other_platform_modules))
+        return path_matches(path, self.other_platform_modules)
 
     def off_cuda_module(self, path: str) -> bool:
         """Whether the file at `path` (within its project, `/`-separated) is written for another platform
@@ -216,11 +215,6 @@ def within_project(path: str, root: str | os.PathLike[str]) -> str:
     if relative.startswith(os.pardir):
         relative = os.path.basename(path)
     return relative.replace(os.sep, "/")
-
-
-@lru_cache(maxsize=16)
-def _compiled(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
-    return tuple(re.compile(p) for p in patterns)
 
 
 def _field_name(key: str) -> str:

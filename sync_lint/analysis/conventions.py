@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from sync_lint.analysis.facts import DTYPE, Device, Fact, device_value
 
@@ -17,6 +18,17 @@ CPU_NAMES_DEFAULT = (r"_cpu$", r"_host$", r"^cpu_")
 GPU_NAMES_DEFAULT = (r"_gpu$", r"_cuda$", r"_dev$")
 DEVICE_NAME = re.compile(r"(^|_)(device|dev)(_|$)|^device|device$")
 DTYPE_NAME = re.compile(r"dtype")
+
+
+def path_matches(path: str, patterns: tuple[str, ...]) -> bool:
+    """Whether one of the regexes `patterns` (`cpu-modules`, `other-platform-modules`) is found in `path`
+    (within its project, `/`-separated)."""
+    return any(pattern.search(path) for pattern in _compiled(patterns))
+
+
+@lru_cache(maxsize=16)
+def _compiled(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+    return tuple(re.compile(p) for p in patterns)
 
 
 def cpu_function(qualname: str | None, names: tuple[str, ...]) -> str | None:
@@ -45,7 +57,6 @@ class DeviceSettings:
         self._cpu = [re.compile(p) for p in self.cpu_name_patterns]
         self._gpu = [re.compile(p) for p in self.gpu_name_patterns]
         self._by_name: dict[str, Fact | None] = {}
-        self._off_cuda = [re.compile(p) for p in self.off_cuda_modules]
         self._off_cuda_paths: dict[str, bool] = {}
 
     def off_cuda_module(self, path: str) -> bool:
@@ -53,7 +64,7 @@ class DeviceSettings:
         other than CUDA (`cpu-modules`, `other-platform-modules`)."""
         known = self._off_cuda_paths.get(path)
         if known is None:
-            known = self._off_cuda_paths[path] = any(pattern.search(path) for pattern in self._off_cuda)
+            known = self._off_cuda_paths[path] = path_matches(path, self.off_cuda_modules)
         return known
 
     def by_name(self, name: str) -> tuple[Device, str] | None:
