@@ -760,6 +760,13 @@ class Inference:
                             for f in k[1].fields))
         return found.pop() if len(found) == 1 else None
 
+    def _tuple_field(self, owner: Fact, position: int, context: Context) -> Fact | None:
+        """The field at `position` of an object of a project `NamedTuple` class (`tuple_fields`)."""
+        fields = self.tuple_fields(owner)
+        if fields is None or position >= len(fields):
+            return None
+        return self.attribute(owner, fields[position], context.mode, context.budget)
+
     def base_names(self, cls: str) -> list[str]:
         """The last names of a class, its project ancestors and the bases each spells."""
         names: list[str] = []
@@ -1279,9 +1286,9 @@ class Inference:
             base = self.eval(value[1], context)
             if base.value_kind == "tuple" and value[2] < len(base.items):
                 return base.items[value[2]]
-            fields = self.tuple_fields(base)
-            if fields is not None and value[2] < len(fields):
-                return self.attribute(base, fields[value[2]], context.mode, context.budget)
+            field = self._tuple_field(base, value[2], context)
+            if field is not None:
+                return field
             return replace(base, ndim=None, items=()) if base.is_tensor or base.is_unknown_tensor else UNKNOWN
         if tag == "op":
             operands = [self.eval(v, context) for v in value[1]]
@@ -1623,10 +1630,10 @@ class Inference:
                     return fact
         if base.value_kind == "tuple" and key[0] == "key" and isinstance(key[1], int) and key[1] < len(base.items):
             return base.items[key[1]]
-        if base.value_kind == "object" and key[0] == "key" and isinstance(key[1], int) and key[1] >= 0:
-            fields = self.tuple_fields(base)  # `topk_output[1]` of a `NamedTuple`
-            if fields is not None and key[1] < len(fields):
-                return self.attribute(base, fields[key[1]], context.mode, context.budget)
+        if key[0] == "key" and isinstance(key[1], int) and key[1] >= 0:
+            field = self._tuple_field(base, key[1], context)  # `topk_output[1]` of a `NamedTuple`
+            if field is not None:
+                return field
         if base.value_kind == "tuple" and base.items and key[0] != "key" and key != ("lit", "slice"):
             # `self.events[slot]` of a display (`[torch.cuda.Event(), torch.cuda.Event()]`, a ping-pong
             # pair): an index known only at run time reads one of its items.
