@@ -1139,3 +1139,14 @@ def test_a_function_that_stops_being_a_predicate_brings_the_findings_back(projec
     dispatch.write_text(predicate)
     rows = {(path, row) for path, row, _code in findings(check(project, cache=cache))}
     assert ("pkg/ops.py", 34) not in rows and ("pkg/ops.py", 9) not in rows
+
+
+@pytest.mark.parametrize("project", ["constructors"], indirect=True)
+def test_a_field_moved_to_the_host_in_place_is_where_it_is_made(project: Path, tmp_path: Path) -> None:
+    # `self.lens = to_host(self.lens)` is the field's own value moved later, not a host source that
+    # outvotes the GPU constructors; the evidence says a read after the move does not wait.
+    report = check(project, cache=tmp_path / "cache")
+    found = diagnostic(report, "pkg/moved.py", 35)
+    assert found.confidence == "convention"
+    assert "moved to the host in place by `to_host(self.lens)`" in found.evidence
+    assert "a read after that does not wait" in found.evidence

@@ -90,7 +90,7 @@ from sync_lint.analysis.knowledge import (
 )
 from sync_lint.project.deps import Dep
 from sync_lint.project.index import ProjectIndex
-from sync_lint.project.summary import ELEMENT, CallSite, FunctionInfo, ModuleSummary, Param
+from sync_lint.project.summary import ELEMENT, CallSite, FunctionInfo, ModuleSummary, Param, Store
 from sync_lint.project.values import NONE as NONE_VALUE
 from sync_lint.project.values import Value, render
 from sync_lint.ranking import PER_STEP, context_of
@@ -440,12 +440,25 @@ class Inference:
             sources += self._replaced_fields(cls, attr, budget)
         elif field_declared and self._init_takes_keyword(cls, attr):
             sources += self._constructor_fields(cls, attr, budget, by_position=False)
+        moved: list[str] = []
         for store_summary, store in self._stores_into(cls, attr):
             context = Context(store_summary, store_summary.functions.get(store.function) if store.function else None,
                               budget=budget - 1)
-            sources.append(self._source(self.eval(store.value, context), f"field `{attr}` of `{_short(cls)}` is "
+            stored = self.eval(store.value, context)
+            if stored.is_tensor and stored.device in (Device.CPU, Device.PINNED) and _copies_itself(store):
+                # `self.ids = self.ids.to("cpu", non_blocking=True)`: the field's own value moved to
+                # the host later in the object's life (SGLang's `copy_to_cpu`), not another source.
+                # Counted as one, it outvoted the accelerator where the field is made.
+                moved.append(f"`{render(store.value)}` ({self._where(store_summary, store.line)})")
+                continue
+            sources.append(self._source(stored, f"field `{attr}` of `{_short(cls)}` is "
                                         f"stored from `{render(store.value)}`", store_summary, store.line))
         joined = join_sources(sources)
+        if moved and joined.is_tensor and joined.device is Device.GPU:
+            # Whether a read comes before the move or after it is a matter of time the index does not
+            # see: a convention, and the evidence says so.
+            joined = replace(joined, convention=True, reason=f"{joined.reason}; it is moved to the host in "
+                             f"place by {moved[0]}, and a read after that does not wait")
         if declared is not None and declared.value_kind == "list" and joined.value_kind in ("list", "tuple"):
             return joined
         if declared is not None and not (joined.is_tensor or joined.value_kind in ("object", "class", "callable")):
@@ -2409,6 +2422,16 @@ def _nearest(found: list, qualname: str, limit: int) -> list:
     module = qualname.rsplit(".", 1)[0]
     ranked = sorted(range(len(found)), key=lambda i: (not module.startswith(found[i][0].module), i))
     return [found[i] for i in ranked[:limit]]
+
+
+def _copies_itself(store: Store) -> bool:
+    """`base.attr = f(base.attr)`: the stored value is computed from the field it replaces."""
+    target = ("attr", store.base, store.attr)
+
+    def mentions(value: object) -> bool:
+        return value == target or (isinstance(value, tuple) and any(mentions(part) for part in value))
+
+    return mentions(store.value)
 
 
 def _short(qualname: str) -> str:
