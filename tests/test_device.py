@@ -195,6 +195,33 @@ def test_branches_join_conservatively() -> None:
     assert fact_of(source)[0].device is Device.UNKNOWN
 
 
+def test_a_name_bound_to_a_device_string_is_that_device() -> None:
+    # `device = "cpu"` then `torch.empty(..., device=device)`: the CPU, not "a device that is not
+    # literally the CPU" (SGLang's `_gather_device = "cpu"` buffers).
+    fact, _ = fact_of('import torch\ndevice = "cpu"\nprobe(torch.empty(4, device=device))')
+    assert fact.device is Device.CPU
+    fact, _ = fact_of('import torch\ndevice = "cuda:1"\nprobe(torch.empty(4, device=device))')
+    assert fact.device is Device.GPU and not fact.by_convention
+
+
+@pytest.mark.parametrize("accelerator", ['"cuda"', "group.device"])
+def test_a_device_that_is_the_cpu_on_another_path_is_the_accelerator_by_convention(accelerator: str) -> None:
+    source = f"""
+    import torch
+    def f(use_nccl, group):
+        device = "cpu"
+        if use_nccl:
+            device = {accelerator}
+        probe(torch.empty(4, device=device))
+    """
+    fact, _ = fact_of(source)
+    assert fact.device is Device.GPU
+    assert fact.by_convention
+    # Strings that name no device stay plain data.
+    fact, _ = fact_of('import torch\ndef f(a):\n    s = "x"\n    if a:\n        s = "y"\n    probe(s)')
+    assert fact.device is Device.NOT_TENSOR and fact.value_kind != "device"
+
+
 def test_branches_that_agree_keep_the_fact() -> None:
     source = """
     import torch

@@ -22,6 +22,7 @@ from sync_lint.analysis.facts import (
     DTYPE,
     MODULE_MOVES,
     MODULE_STATE,
+    ON_ANOTHER_PATH,
     NN_MODULE,
     NONE,
     NUMPY,
@@ -31,6 +32,7 @@ from sync_lint.analysis.facts import (
     Device,
     Fact,
     container_method,
+    device_string,
     device_value,
     host_list,
     join,
@@ -40,6 +42,8 @@ from sync_lint.analysis.facts import (
     none_fallback,
     replace,
     spread_elements,
+    string_fact,
+    string_text,
 )
 from sync_lint.analysis.flow import Deferred
 from sync_lint.analysis.imports import ImportTable
@@ -139,11 +143,16 @@ class Evaluator:
                 inner, why = self.device_of_argument(expr.args[0].value)
                 return inner, why
         fact = self.fact(expr)
+        text = string_text(fact)
+        if text is not None and device_string(text):
+            return _device_from_string(text), f"device string {text!r}"
         if fact.value_kind == "device" and fact.device_value is not None:
             if fact.where is not None and fact.reason and "{code}" not in fact.reason:
                 # A device the index followed to where it was given (a reason that quotes the code at its
                 # origin is rendered only with that code at hand: `explain_steps`).
                 return fact.device_value, f"{fact.reason} ({fact.where})"
+            if fact.reason.endswith(ON_ANOTHER_PATH):
+                return fact.device_value, fact.reason
             return fact.device_value, "a device value"
         if fact.value_kind == "none":  # a device parameter every known call leaves None
             return None, fact.reason or "device=None"
@@ -701,12 +710,14 @@ class Evaluator:
     def _factory_on(self, device: cst.BaseExpression, expr: cst.Call, reason: str, ndim: int | None,
                     dtype: str | None, pin: bool, pin_unknown: bool) -> Fact:
         """What a factory makes on `device` (its `device=`, or the device of an enclosing `with`)."""
-        dev, _why = self.device_of_argument(device)
+        dev, why = self.device_of_argument(device)
         if dev is Device.CPU or dev is None:
             return Fact(Device.PINNED if pin else Device.CPU, ndim=ndim, dtype=dtype,
                         reason=reason, origin=expr, pinning_unknown=pin_unknown)
-        return Fact(Device.GPU, ndim=ndim, dtype=dtype, reason=reason, origin=expr,
-                    convention=self.assumed_device(device))
+        assumed = self.assumed_device(device)
+        # A device that is the CPU on another path: the step that says why it counts as the accelerator.
+        via = self.fact(device) if assumed and why.endswith(ON_ANOTHER_PATH) else None
+        return Fact(Device.GPU, ndim=ndim, dtype=dtype, reason=reason, origin=expr, convention=assumed, via=via)
 
     def device_context(self, expr: cst.BaseExpression) -> bool:
         """`torch.device(d)`, or a name bound to a device: a `with` of it sets where factories allocate.
@@ -917,6 +928,14 @@ class Evaluator:
         return join(body, orelse)
 
     def _eval_paren_free(self, expr: cst.BaseExpression) -> Fact:
+        return PYTHON
+
+    def _eval_string(self, expr: cst.SimpleString) -> Fact:
+        """A string that names a device keeps its text (as the index's values do), so that a name bound to
+        it (`device = "cpu"`) says which device a `device=` argument is; any other string is plain data."""
+        text = literal_string(expr)
+        if text is not None and device_string(text):
+            return string_fact(text)
         return PYTHON
 
     def _eval_display(self, expr: cst.List | cst.Tuple | cst.ListComp | cst.GeneratorExp) -> Fact:
@@ -1160,7 +1179,7 @@ _EVAL: dict[type, Callable[[Evaluator, cst.BaseExpression], Fact]] = {
     cst.Integer: Evaluator._eval_paren_free,
     cst.Float: Evaluator._eval_paren_free,
     cst.Imaginary: Evaluator._eval_paren_free,
-    cst.SimpleString: Evaluator._eval_paren_free,
+    cst.SimpleString: Evaluator._eval_string,
     cst.ConcatenatedString: Evaluator._eval_paren_free,
     cst.FormattedString: Evaluator._eval_paren_free,
     cst.List: Evaluator._eval_display,

@@ -8,6 +8,7 @@ from `torch.zeros(..., device=device)` at line 5".
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Callable, Iterable
@@ -196,6 +197,30 @@ def is_host_list(fact: Fact) -> bool:
         item.value_kind == "python" and item.dtype != "str" for item in fact.items)
 
 
+_DEVICE_STRING = re.compile(r"(cpu|cuda|xpu|mps|npu|hpu|musa|mlu|meta)(:\d+)?")
+
+
+def device_string(text: str) -> bool:
+    """Whether a string names a device (`"cpu"`, `"cuda:0"`), as `torch.device` would read it."""
+    return _DEVICE_STRING.fullmatch(text.strip().lower()) is not None
+
+
+def string_fact(text: str) -> Fact:
+    """A Python string that keeps its text (in `reason`, as the index's values keep it)."""
+    return Fact(Device.NOT_TENSOR, value_kind="python", dtype="str", reason=text)
+
+
+def string_text(fact: Fact) -> str | None:
+    """The text of a string fact: the literal it was read from in this file (the binder keeps it as the
+    origin), or the text the index's values keep in `reason`; None when it is not known."""
+    if fact.dtype != "str":
+        return None
+    text = getattr(fact.origin, "evaluated_value", None)  # a `SimpleString` (no libcst import here)
+    if isinstance(text, str):
+        return text
+    return fact.reason if fact.reason and "{" not in fact.reason else None
+
+
 def device_value(device: Device, reason: str = "", origin: cst.CSTNode | None = None) -> Fact:
     return Fact(Device.NOT_TENSOR, value_kind="device", device_value=device, reason=reason, origin=origin)
 
@@ -291,6 +316,8 @@ def join(a: Fact | None, b: Fact | None) -> Fact:
         return a
     if a.value_kind == "list" and b.value_kind == "list" and (a.empty or b.empty):
         return b if a.empty else a
+    if a.dtype == "str" and b.dtype == "str" and string_text(a) != string_text(b):
+        return _joined_strings(a, b)
     if a.device is b.device and a.value_kind == b.value_kind and a.device_value == b.device_value:
         if a.value_kind == "object" and (a.refs != b.refs or a.items != b.items):
             # Either class on the way here; exact only when both paths built it.
@@ -308,8 +335,46 @@ def join(a: Fact | None, b: Fact | None) -> Fact:
     host = _host_join(a, b) or _host_join(b, a)
     if host is not None:
         return host
+    mixed = _mixed_device(a, b)
+    if mixed is not None:
+        return mixed
     tensorish = a.is_tensor or b.is_tensor or a.tensor_like or b.tensor_like
     return Fact(Device.UNKNOWN, tensor_like=tensorish)
+
+
+# What the reason of a device that is the CPU on some paths (`_mixed_device`) ends with.
+ON_ANOTHER_PATH = "or the CPU on another path"
+
+
+def _joined_strings(a: Fact, b: Fact) -> Fact:
+    """Two strings of different text: a string of unknown text (devices are `_mixed_device`'s)."""
+    return _mixed_device(a, b) or Fact(Device.NOT_TENSOR, value_kind="python", dtype="str")
+
+
+def _device_side(fact: Fact) -> str | None:
+    """"cpu" or "accelerator" for a device value or a string naming a device; None otherwise."""
+    if fact.value_kind == "device":
+        if fact.device_value is Device.GPU:
+            return "accelerator"
+        return "cpu" if fact.device_value in (Device.CPU, Device.PINNED) else None
+    text = string_text(fact)
+    if text is None or not device_string(text):
+        return None
+    text = text.strip().lower()
+    return "cpu" if text.startswith("cpu") else None if text.startswith("meta") else "accelerator"
+
+
+def _mixed_device(a: Fact, b: Fact) -> Fact | None:
+    """The accelerator on one path and the CPU on the other (`device = "cpu"`, then `if use_nccl:
+    device = group.device`): a tensor made there is on the accelerator only on some paths, so only by
+    convention, as the project index joins such a device's sources. None when that is not the case."""
+    sides = {_device_side(a): a, _device_side(b): b}
+    if set(sides) != {"cpu", "accelerator"}:
+        return None
+    accelerator = sides["accelerator"]
+    text = string_text(accelerator)
+    said = f"device string {text!r}" if text is not None else accelerator.reason or "an accelerator"
+    return replace(device_value(Device.GPU, f"{said}, {ON_ANOTHER_PATH}", accelerator.origin), convention=True)
 
 
 def _host_join(tensor: Fact, other: Fact) -> Fact | None:
