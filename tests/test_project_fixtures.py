@@ -1150,3 +1150,14 @@ def test_a_field_moved_to_the_host_in_place_is_where_it_is_made(project: Path, t
     assert found.confidence == "convention"
     assert "moved to the host in place by `to_host(self.lens)`" in found.evidence
     assert "a read after that does not wait" in found.evidence
+
+
+@pytest.mark.parametrize("project", ["constructors"], indirect=True)
+def test_a_fallback_for_a_field_every_construction_supplies_is_left_to_strict(project: Path, tmp_path: Path) -> None:
+    # `seq_lens_cpu = self.seq_lens_cpu; if seq_lens_cpu is None: ... self.seq_lens.tolist()`, where each
+    # construction passes a host list: reported only with `--strict`, which says why.
+    report = check(project, cache=tmp_path / "cache", strict=True)
+    for row in (22, 28):
+        found = diagnostic(report, "pkg/mirror.py", row)
+        assert found.confidence == "strict"
+        assert "every value the project gives that field is one" in found.evidence

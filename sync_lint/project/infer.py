@@ -642,7 +642,13 @@ class Inference:
           known call leaves it None (None or False) (`always_unset`)."""
         qualified = summary.qualified(info.qualname)
         for param, first, last in info.none_guards:
-            if first <= line <= last and self.never_none(qualified, param):
+            if not first <= line <= last:
+                continue
+            if param.startswith("self."):
+                cls = _class_of(summary, info)
+                if cls is not None and self.field_never_none(cls, param[len("self."):]):
+                    return param, "field None"
+            elif self.never_none(qualified, param):
                 return param, "None"
         for guards, falsy, needs in ((info.guards, False, "not None"), (info.truth_guards, True, "true")):
             for param, first, last in guards:
@@ -663,6 +669,53 @@ class Inference:
             function, name, self._never_none_memo, (function, name, budget),
             lambda default, summary: self._not_none(default, summary, None, 0),
             lambda value, caller, caller_function: self._not_none(value, caller, caller_function, budget))
+
+    def field_never_none(self, cls: str, attr: str) -> bool:
+        """Whether every value the index sees reach the field `attr` of the class is certainly not None
+        (`_not_none`), and there is one: each store to it, each construction of a dataclass-like class
+        (which must pass it, whatever its default), each `dataclasses.replace`. A class with project
+        subclasses, or built where the arguments are not all seen, proves nothing."""
+        key = (f"<field>{cls}", attr, 0)
+        return self.reads.memo(self._never_none_memo, "never_none", key, lambda: self._find_field_never_none(cls, attr))
+
+    def _find_field_never_none(self, cls: str, attr: str) -> bool:
+        found = self.index.klass(cls)
+        if found is None or self.index.subclasses(cls) or any(name == attr for name, _v, _l in found[1].attributes):
+            return False  # built as a subclass too, or a class attribute no store may replace
+        stores = self._stores_into(cls, attr)
+        if len(stores) >= MAX_SOURCES:
+            return False  # some stores are not among those kept
+        for summary, store in stores:
+            function = summary.functions.get(store.function) if store.function else None
+            if not self._not_none(store.value, summary, function, NEVER_NONE_HOPS):
+                return False
+        seen = len(stores)
+        defaults = [(k[0], default) for owner in self.index.mro(cls) if (k := self.index.klass(owner))
+                    for name, _annotation, default, _line in k[1].fields if name == attr]
+        if not defaults:
+            return seen > 0
+        if not self._by_position(cls):
+            # `x: Optional[T] = None` in the body of a class with its own `__init__`: a default that
+            # holds until a store replaces it.
+            return seen > 0 and all(d is None or self._not_none(d, summary, None, 0) for summary, d in defaults)
+        order = [f[0] for owner in reversed(self.index.mro(cls)) if (k := self.index.klass(owner)) for f in k[1].fields]
+        position = order.index(attr)
+        calls = self._callers_of_class(cls)
+        if len(calls) >= MAX_SOURCES:
+            return False  # some constructions are not among those kept
+        for caller, call, _skip in calls:
+            value = next((v for k, v in call.kwargs if k == attr), None)
+            if value is None and position < len(call.args) and not any(a[0] == "*" for a in call.args[: position + 1]):
+                value = call.args[position]
+            function = caller.functions.get(call.function) if call.function else None
+            if value is None or not self._not_none(value, caller, function, NEVER_NONE_HOPS):
+                return False  # left at its default (or maybe passed by `**kwargs`), or maybe None
+        for caller, call in self.index.calls_named("dataclasses.replace"):
+            value = next((v for k, v in call.kwargs if k == attr), None)
+            function = caller.functions.get(call.function) if call.function else None
+            if value is not None and not self._not_none(value, caller, function, NEVER_NONE_HOPS):
+                return False
+        return seen + len(calls) > 0
 
     def always_unset(self, function: str, name: str, falsy: bool, budget: int = NEVER_NONE_HOPS) -> bool:
         """Whether every known call of `function` leaves its parameter `name` None (`falsy`: None or
@@ -2321,7 +2374,10 @@ def _handle(kind: str, value: Value) -> Fact:
 def never_runs_reason(function: str, param: str, needs: str) -> str:
     """An evidence step's words for `Inference.never_runs`'s answer about `function` (a qualname)."""
     short = function.rsplit(".", 1)[-1]
-    if needs == "None":
+    if needs == "field None":
+        why = f"this line runs only when `{param}` is None, and every value the project gives that field is " \
+              "one (a fallback for a value the callers always supply)"
+    elif needs == "None":
         why = f"this line runs only when `{param}` is None, and every known call of `{short}` passes a value"
     else:
         left = "None" if needs == "not None" else "None or False"

@@ -1592,17 +1592,27 @@ def _guards(body: list[ast.stmt], params: set[str]) -> tuple[_Guards, _Guards, _
     """The blocks of a function body that run only when a parameter is not None (`guards`), those
     that run only when it is true (`truth_guards`), and those that run only when it is None
     (`none_guards`): one walk of the body for all three."""
-    if not params:
-        return (), (), ()
     stores: dict[str, list[int]] = {}
     loops: list[tuple[int, int]] = []
     conditionals: list[ast.IfExp] = []
     tests: list[tuple[ast.If, list[ast.stmt], int]] = []
+    # `self.x` tested for None, directly or through a local bound once from it (`x = self.x`): the
+    # guard's name is "self.x", and a store to `self.x` in the function makes it no guard.
+    fields: dict[str, tuple[str, int]] = {}  # local -> ("self.x", the line binding it)
+    bound: dict[str, list[int]] = {}  # local -> lines that store it
     for node in _walk_statements(body):
         kind = type(node)
         if kind is ast.Name:
-            if node.id in params and isinstance(node.ctx, ast.Store):
-                stores.setdefault(node.id, []).append(node.lineno)
+            if isinstance(node.ctx, ast.Store):
+                bound.setdefault(node.id, []).append(node.lineno)
+                if node.id in params:
+                    stores.setdefault(node.id, []).append(node.lineno)
+        elif kind is ast.Attribute:
+            if isinstance(node.ctx, ast.Store) and _self_field(node) is not None:
+                stores.setdefault(_self_field(node), []).append(0)  # type: ignore[arg-type]
+        elif kind is ast.Assign:
+            if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) and _self_field(node.value):
+                fields[node.targets[0].id] = (_self_field(node.value), node.lineno)  # type: ignore[assignment]
         elif kind is ast.IfExp:
             conditionals.append(node)
         elif kind is ast.For or kind is ast.AsyncFor or kind is ast.While:
@@ -1614,6 +1624,19 @@ def _guards(body: list[ast.stmt], params: set[str]) -> tuple[_Guards, _Guards, _
         lines = stores.get(param, ())
         return param in params and all(store > line for store in lines) and not any(
             first <= line <= last and any(first <= store <= last for store in lines) for first, last in loops)
+
+    def field(name: str, line: int) -> str | None:
+        """The `self.x` a test at `line` reads, never stored in the function: by name, or through a local
+        bound from it once before the test (the fallback may bind it again), outside any loop around it."""
+        if name.startswith("self."):
+            return None if name in stores else name
+        target, alias = fields.get(name, (None, 0))
+        lines = bound.get(name, ())
+        before = [store for store in lines if store <= line]
+        if target is None or target in stores or name in params or before != [alias] or alias == line or \
+                any(first <= line <= last and any(first <= store <= last for store in lines) for first, last in loops):
+            return None
+        return target
 
     _collect_tests(body, tests)
     if not tests and not conditionals:
@@ -1644,7 +1667,42 @@ def _guards(body: list[ast.stmt], params: set[str]) -> tuple[_Guards, _Guards, _
                     out.append((param, node.orelse.lineno, node.orelse.end_lineno or node.orelse.lineno))
         return tuple(sorted(set(out)))  # sets of names above: sorted, so a summary is the same in every process
 
-    return guarded(_not_none_when), guarded(_true_when), guarded(_none_when)
+    def guarded_fields() -> _Guards:
+        # Only where the line runs when the field is None (a fallback for a host mirror that is missing).
+        out: list[tuple[str, int, int]] = []
+        for statement, block, position in tests:
+            when_true, when_false = _proved(statement.test, _field_none_atom)
+            for name in when_true:
+                if (target := field(name, statement.lineno)) is not None:
+                    out.append((target, statement.body[0].lineno, _last_line(statement.body)))
+            for name in when_false:
+                if (target := field(name, statement.lineno)) is None:
+                    continue
+                if statement.orelse:
+                    out.append((target, statement.orelse[0].lineno, _last_line(statement.orelse)))
+                if _exits(statement.body) and position + 1 < len(block):
+                    out.append((target, block[position + 1].lineno, _last_line(block)))
+        return tuple(sorted(set(out)))
+
+    none_guards = tuple(sorted(set(guarded(_none_when)) | set(guarded_fields())))
+    return guarded(_not_none_when), guarded(_true_when), none_guards
+
+
+def _self_field(node: ast.expr) -> str | None:
+    """`self.x` as "self.x"; None for any other expression."""
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+        return f"self.{node.attr}"
+    return None
+
+
+def _field_none_atom(test: ast.expr) -> tuple[set[str], set[str]]:
+    """`x is None` (a local, or `self.x` as "self.x"): what it proves None when true, and when false."""
+    if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.comparators[0], ast.Constant) \
+            and test.comparators[0].value is None and isinstance(test.ops[0], (ast.Is, ast.IsNot)):
+        name = test.left.id if isinstance(test.left, ast.Name) else _self_field(test.left)
+        if name is not None:
+            return ({name}, set()) if isinstance(test.ops[0], ast.Is) else (set(), {name})
+    return set(), set()
 
 
 def _proved(test: ast.expr, atom: Callable[[ast.expr], tuple[set[str], set[str]]]) -> tuple[set[str], set[str]]:
