@@ -445,7 +445,7 @@ class Inference:
             context = Context(store_summary, store_summary.functions.get(store.function) if store.function else None,
                               budget=budget - 1)
             stored = self.eval(store.value, context)
-            if stored.is_tensor and stored.device in (Device.CPU, Device.PINNED) and _copies_itself(store):
+            if stored.is_tensor and stored.device in (Device.CPU, Device.PINNED) and self._moves_itself(store_summary, store):
                 # `self.ids = self.ids.to("cpu", non_blocking=True)`: the field's own value moved to
                 # the host later in the object's life (SGLang's `copy_to_cpu`), not another source.
                 # Counted as one, it outvoted the accelerator where the field is made.
@@ -464,6 +464,23 @@ class Inference:
         if declared is not None and not (joined.is_tensor or joined.value_kind in ("object", "class", "callable")):
             return declared
         return joined
+
+    def _moves_itself(self, summary: ModuleSummary, store: Store) -> bool:
+        """`base.attr = base.attr.to("cpu", ...)`, `.cpu()`, or a project helper handed the field
+        (SGLang's `_async_d2h(self.accept_lens)`): the field's own value copied elsewhere, not a value
+        built from it (`torch.full((n,), self.frames)` of a number)."""
+        target = ("attr", store.base, store.attr)
+        value = store.value
+        if value[0] != "call":
+            return False
+        func, args = value[1], value[2]
+        if func[0] == "attr" and func[1] == target:
+            return func[2] in ("cpu", "to")
+        if not args or args[0] != target:
+            return False
+        dotted = self.index.value_name(summary, func, store.function)
+        symbol = self.index.resolve(dotted) if dotted is not None else None
+        return symbol is not None and symbol.kind == "function"
 
     def _declared_in_a_method(self, cls: str, attr: str) -> Fact | None:
         """What `self.kind: str | None = None` in a method of the class (or a base) declares, when it is
@@ -2478,16 +2495,6 @@ def _nearest(found: list, qualname: str, limit: int) -> list:
     module = qualname.rsplit(".", 1)[0]
     ranked = sorted(range(len(found)), key=lambda i: (not module.startswith(found[i][0].module), i))
     return [found[i] for i in ranked[:limit]]
-
-
-def _copies_itself(store: Store) -> bool:
-    """`base.attr = f(base.attr)`: the stored value is computed from the field it replaces."""
-    target = ("attr", store.base, store.attr)
-
-    def mentions(value: object) -> bool:
-        return value == target or (isinstance(value, tuple) and any(mentions(part) for part in value))
-
-    return mentions(store.value)
 
 
 def _short(qualname: str) -> str:
