@@ -1146,7 +1146,7 @@ def test_a_field_moved_to_the_host_in_place_is_where_it_is_made(project: Path, t
     # `self.lens = to_host(self.lens)` is the field's own value moved later, not a host source that
     # outvotes the GPU constructors; the evidence says a read after the move does not wait.
     report = check(project, cache=tmp_path / "cache")
-    found = diagnostic(report, "pkg/moved.py", 35)
+    found = diagnostic(report, "pkg/moved.py", 36)
     assert found.confidence == "convention"
     assert "moved to the host in place by `to_host(self.lens)`" in found.evidence
     assert "a read after that does not wait" in found.evidence

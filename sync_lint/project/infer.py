@@ -466,16 +466,17 @@ class Inference:
         return joined
 
     def _moves_itself(self, summary: ModuleSummary, store: Store) -> bool:
-        """`base.attr = base.attr.to("cpu", ...)`, `.cpu()`, or a project helper handed the field
-        (SGLang's `_async_d2h(self.accept_lens)`): the field's own value copied elsewhere, not a value
-        built from it (`torch.full((n,), self.frames)` of a number)."""
+        """`base.attr = base.attr.to("cpu", non_blocking=True)`, or a project helper handed the field
+        (SGLang's `_async_d2h(self.accept_lens)`): the field's own value copied to the host for a later
+        read, not a value built from it (`torch.full((n,), self.frames)` of a number), nor a blocking move
+        (`self.vae = self.vae.to("cpu")`, an offload of a model)."""
         target = ("attr", store.base, store.attr)
         value = store.value
         if value[0] != "call":
             return False
-        func, args = value[1], value[2]
+        func, args, kwargs = value[1], value[2], value[3]
         if func[0] == "attr" and func[1] == target:
-            return func[2] in ("cpu", "to")
+            return func[2] == "to" and ("non_blocking", ("lit", "bool", True)) in kwargs
         if not args or args[0] != target:
             return False
         dotted = self.index.value_name(summary, func, store.function)
