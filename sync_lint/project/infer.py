@@ -115,6 +115,9 @@ NEVER_NONE_HOPS = 2
 OFF_CUDA_HOPS = 3
 # Tensor methods that return None.
 _NONE_METHODS = frozenset({"backward", "record_stream", "retain_grad", "register_hook", "share_memory_"})
+# Methods that give a value whatever the receiver that has them (a tensor's, an array's): `x.tolist()`
+# when the index cannot tell what `x` is.
+_VALUE_METHODS = frozenset({"tolist", "item", "numel", "clone", "detach", "contiguous", "cpu", "cuda"})
 # Builtins whose result is never None.
 _VALUE_BUILTINS = frozenset({"int", "float", "bool", "str", "len", "list", "tuple", "dict", "set", "sorted", "range",
                              "max", "min", "sum", "abs", "round", "enumerate", "zip", "divmod", "pow"})
@@ -806,7 +809,8 @@ class Inference:
             return (value[1][0] == "attr" and value[1][2] == "shape") or self._a_tensor(value[1], summary, function)
         if tag == "call":
             func = value[1]
-            if func[0] == "attr" and func[2] not in _NONE_METHODS and self._a_tensor(func[1], summary, function):
+            if func[0] == "attr" and (func[2] in _VALUE_METHODS or
+                                      func[2] not in _NONE_METHODS and self._a_tensor(func[1], summary, function)):
                 return True  # `mask.bool()`, `x.size(0)`: a tensor's methods return values
             return self._returns_a_value(func, summary, function)
         return False
