@@ -204,19 +204,22 @@ def test_a_name_bound_to_a_device_string_is_that_device() -> None:
     assert fact.device is Device.GPU and not fact.by_convention
 
 
-@pytest.mark.parametrize("accelerator", ['"cuda"', "group.device"])
-def test_a_device_that_is_the_cpu_on_another_path_is_the_accelerator_by_convention(accelerator: str) -> None:
+@pytest.mark.parametrize("choose", [
+    'device = "cpu"\n        if use_nccl:\n            device = "cuda"',
+    'device = "cpu"\n        if use_nccl:\n            device = group.device',
+    'device = torch.device("cpu") if not use_nccl else torch.device("cuda")',
+])
+def test_a_device_that_is_the_cpu_on_another_path_is_the_accelerator_by_convention(choose: str) -> None:
     source = f"""
     import torch
     def f(use_nccl, group):
-        device = "cpu"
-        if use_nccl:
-            device = {accelerator}
+        {choose}
         probe(torch.empty(4, device=device))
     """
-    fact, _ = fact_of(source)
+    fact, evidence = fact_of(source)
     assert fact.device is Device.GPU
     assert fact.by_convention
+    assert "or the CPU on another path" in evidence
     # Strings that name no device stay plain data.
     fact, _ = fact_of('import torch\ndef f(a):\n    s = "x"\n    if a:\n        s = "y"\n    probe(s)')
     assert fact.device is Device.NOT_TENSOR and fact.value_kind != "device"

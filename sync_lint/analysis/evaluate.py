@@ -151,8 +151,9 @@ class Evaluator:
                 # A device the index followed to where it was given (a reason that quotes the code at its
                 # origin is rendered only with that code at hand: `explain_steps`).
                 return fact.device_value, f"{fact.reason} ({fact.where})"
-            if fact.reason.endswith(ON_ANOTHER_PATH):
-                return fact.device_value, fact.reason
+            for step in (fact, fact.via):  # the join itself, or the step an assignment keeps of it
+                if step is not None and step.reason.endswith(ON_ANOTHER_PATH):
+                    return fact.device_value, step.reason
             return fact.device_value, "a device value"
         if fact.value_kind == "none":  # a device parameter every known call leaves None
             return None, fact.reason or "device=None"
@@ -716,7 +717,10 @@ class Evaluator:
                         reason=reason, origin=expr, pinning_unknown=pin_unknown)
         assumed = self.assumed_device(device)
         # A device that is the CPU on another path: the step that says why it counts as the accelerator.
-        via = self.fact(device) if assumed and why.endswith(ON_ANOTHER_PATH) else None
+        via = None
+        if assumed and why.endswith(ON_ANOTHER_PATH):
+            chosen = self.fact(device)
+            via = chosen if chosen.reason.endswith(ON_ANOTHER_PATH) else chosen.via
         return Fact(Device.GPU, ndim=ndim, dtype=dtype, reason=reason, origin=expr, convention=assumed, via=via)
 
     def device_context(self, expr: cst.BaseExpression) -> bool:

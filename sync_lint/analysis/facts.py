@@ -107,7 +107,7 @@ class Fact:
         step of the chain when it is about another name, or happened elsewhere (`make` returns
         `torch.zeros(...)` in another module): the assignment's text does not tell either."""
         upstream = self if (self.subject is not None and self.subject != subject) or self.where is not None \
-            else self.via
+            or self.reason.endswith(ON_ANOTHER_PATH) else self.via  # why a device is only a convention
         return replace(self, subject=subject, reason=reason, origin=origin, via=upstream)
 
 
@@ -373,7 +373,9 @@ def _mixed_device(a: Fact, b: Fact) -> Fact | None:
         return None
     accelerator = sides["accelerator"]
     text = string_text(accelerator)
-    said = f"device string {text!r}" if text is not None else accelerator.reason or "an accelerator"
+    # A reason that quotes code at its origin (`{code}`) is rendered only with that code at hand.
+    said = f"device string {text!r}" if text is not None else \
+        accelerator.reason if accelerator.reason and "{code}" not in accelerator.reason else "an accelerator"
     return replace(device_value(Device.GPU, f"{said}, {ON_ANOTHER_PATH}", accelerator.origin), convention=True)
 
 
