@@ -1157,7 +1157,7 @@ def test_a_fallback_for_a_field_every_construction_supplies_is_left_to_strict(pr
     # `seq_lens_cpu = self.seq_lens_cpu; if seq_lens_cpu is None: ... self.seq_lens.tolist()`, where each
     # construction passes a host list: reported only with `--strict`, which says why.
     report = check(project, cache=tmp_path / "cache", strict=True)
-    for row in (22, 28):
+    for row in (23, 29):
         found = diagnostic(report, "pkg/mirror.py", row)
         assert found.confidence == "strict"
         assert "every value the project gives that field is one" in found.evidence

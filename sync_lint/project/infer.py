@@ -731,10 +731,16 @@ class Inference:
             function = caller.functions.get(call.function) if call.function else None
             if value is None or not self._not_none(value, caller, function, NEVER_NONE_HOPS):
                 return False  # left at its default (or maybe passed by `**kwargs`), or maybe None
+        related = set(self.index.mro(cls))
         for caller, call in self.index.calls_named("dataclasses.replace"):
             value = next((v for k, v in call.kwargs if k == attr), None)
+            if value is None or not call.args:
+                continue
+            target = self.eval(call.args[0], self._context(caller, call.function, "types"))
+            if target.value_kind == "object" and not target.refs & related:
+                continue  # another class's field of the same name
             function = caller.functions.get(call.function) if call.function else None
-            if value is not None and not self._not_none(value, caller, function, NEVER_NONE_HOPS):
+            if not self._not_none(value, caller, function, NEVER_NONE_HOPS):
                 return False
         return seen + len(calls) > 0
 
