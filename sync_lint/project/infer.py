@@ -448,7 +448,8 @@ class Inference:
             context = Context(store_summary, store_summary.functions.get(store.function) if store.function else None,
                               budget=budget - 1)
             stored = self.eval(store.value, context)
-            if stored.is_tensor and stored.device in (Device.CPU, Device.PINNED) and self._moves_itself(store_summary, store):
+            if stored.is_tensor and stored.device in (Device.CPU, Device.PINNED) and \
+                    self._moves_itself(store_summary, store):
                 # `self.ids = self.ids.to("cpu", non_blocking=True)`: the field's own value moved to
                 # the host later in the object's life (SGLang's `copy_to_cpu`), not another source.
                 # Counted as one, it outvoted the accelerator where the field is made.
@@ -692,7 +693,7 @@ class Inference:
             lambda value, caller, caller_function: self._not_none(value, caller, caller_function, budget))
 
     def field_never_none(self, cls: str, attr: str) -> bool:
-        """Whether every value the index sees reach the field `attr` of the class is certainly not None
+        """Whether every value the index sees reaching the field `attr` of the class is certainly not None
         (`_not_none`), and there is one: each store to it, each construction of a dataclass-like class
         (which must pass it, whatever its default), each `dataclasses.replace`. A class with project
         subclasses, or built where the arguments are not all seen, proves nothing."""

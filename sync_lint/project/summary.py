@@ -1600,6 +1600,7 @@ def _guards(body: list[ast.stmt], params: set[str]) -> tuple[_Guards, _Guards, _
     # guard's name is "self.x", and a store to `self.x` in the function makes it no guard.
     fields: dict[str, tuple[str, int]] = {}  # local -> ("self.x", the line binding it)
     bound: dict[str, list[int]] = {}  # local -> lines that store it
+    stored_fields: set[str] = set()  # "self.x" stored somewhere in the function
     for node in _walk_statements(body):
         kind = type(node)
         if kind is ast.Name:
@@ -1608,11 +1609,13 @@ def _guards(body: list[ast.stmt], params: set[str]) -> tuple[_Guards, _Guards, _
                 if node.id in params:
                     stores.setdefault(node.id, []).append(node.lineno)
         elif kind is ast.Attribute:
-            if isinstance(node.ctx, ast.Store) and _self_field(node) is not None:
-                stores.setdefault(_self_field(node), []).append(0)  # type: ignore[arg-type]
+            field_name = _self_field(node)
+            if field_name is not None and isinstance(node.ctx, ast.Store):
+                stored_fields.add(field_name)
         elif kind is ast.Assign:
-            if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) and _self_field(node.value):
-                fields[node.targets[0].id] = (_self_field(node.value), node.lineno)  # type: ignore[assignment]
+            field_name = _self_field(node.value)
+            if field_name is not None and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                fields[node.targets[0].id] = (field_name, node.lineno)
         elif kind is ast.IfExp:
             conditionals.append(node)
         elif kind is ast.For or kind is ast.AsyncFor or kind is ast.While:
@@ -1629,11 +1632,11 @@ def _guards(body: list[ast.stmt], params: set[str]) -> tuple[_Guards, _Guards, _
         """The `self.x` a test at `line` reads, never stored in the function: by name, or through a local
         bound from it once before the test (the fallback may bind it again), outside any loop around it."""
         if name.startswith("self."):
-            return None if name in stores else name
+            return None if name in stored_fields else name
         target, alias = fields.get(name, (None, 0))
         lines = bound.get(name, ())
         before = [store for store in lines if store <= line]
-        if target is None or target in stores or name in params or before != [alias] or alias == line or \
+        if target is None or target in stored_fields or name in params or before != [alias] or alias == line or \
                 any(first <= line <= last and any(first <= store <= last for store in lines) for first, last in loops):
             return None
         return target
