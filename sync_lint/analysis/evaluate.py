@@ -42,6 +42,7 @@ from sync_lint.analysis.facts import (
     none_fallback,
     replace,
     spread_elements,
+    string_device,
     string_fact,
     string_text,
 )
@@ -145,7 +146,7 @@ class Evaluator:
         fact = self.fact(expr)
         text = string_text(fact)
         if text is not None and device_string(text):
-            return _device_from_string(text), f"device string {text!r}"
+            return string_device(text), f"device string {text!r}"
         if fact.value_kind == "device" and fact.device_value is not None:
             if fact.where is not None and fact.reason and "{code}" not in fact.reason:
                 # A device the index followed to where it was given (a reason that quotes the code at its

@@ -205,6 +205,15 @@ def device_string(text: str) -> bool:
     return _DEVICE_STRING.fullmatch(text.strip().lower()) is not None
 
 
+def string_device(text: str) -> Device | None:
+    """The device a device string names: the CPU, an accelerator (GPU), or None for `meta` and for a
+    string that names no device."""
+    if not device_string(text):
+        return None
+    text = text.strip().lower()
+    return Device.CPU if text.startswith("cpu") else None if text.startswith("meta") else Device.GPU
+
+
 def string_fact(text: str) -> Fact:
     """A Python string that keeps its text (in `reason`, as the index's values keep it)."""
     return Fact(Device.NOT_TENSOR, value_kind="python", dtype="str", reason=text)
@@ -358,10 +367,8 @@ def _device_side(fact: Fact) -> str | None:
             return "accelerator"
         return "cpu" if fact.device_value in (Device.CPU, Device.PINNED) else None
     text = string_text(fact)
-    if text is None or not device_string(text):
-        return None
-    text = text.strip().lower()
-    return "cpu" if text.startswith("cpu") else None if text.startswith("meta") else "accelerator"
+    device = string_device(text) if text is not None else None
+    return None if device is None else "cpu" if device is Device.CPU else "accelerator"
 
 
 def _mixed_device(a: Fact, b: Fact) -> Fact | None:

@@ -550,11 +550,7 @@ class Inference:
         position = order.index(attr) if attr in order and by_position else None
         out: list[Fact] = []
         for call_summary, call, _skip in self._callers_of_class(cls):
-            value = next((v for k, v in call.kwargs if k == attr), None)
-            if value is None and position is not None and position < len(call.args):
-                if any(a[0] == "*" for a in call.args[: position + 1]):
-                    continue
-                value = call.args[position]
+            value = _field_argument(call, attr, position)
             if value is None:
                 continue
             context = Context(call_summary, call_summary.functions.get(call.function) if call.function else None,
@@ -726,9 +722,7 @@ class Inference:
         if len(calls) >= MAX_SOURCES:
             return False  # some constructions are not among those kept
         for caller, call, _skip in calls:
-            value = next((v for k, v in call.kwargs if k == attr), None)
-            if value is None and position < len(call.args) and not any(a[0] == "*" for a in call.args[: position + 1]):
-                value = call.args[position]
+            value = _field_argument(call, attr, position)
             function = caller.functions.get(call.function) if call.function else None
             if value is None or not self._not_none(value, caller, function, NEVER_NONE_HOPS):
                 return False  # left at its default (or maybe passed by `**kwargs`), or maybe None
@@ -2507,6 +2501,16 @@ def _nearest(found: list, qualname: str, limit: int) -> list:
     module = qualname.rsplit(".", 1)[0]
     ranked = sorted(range(len(found)), key=lambda i: (not module.startswith(found[i][0].module), i))
     return [found[i] for i in ranked[:limit]]
+
+
+def _field_argument(call: CallSite, attr: str, position: int | None) -> Value | None:
+    """What a construction of a dataclass-like class passes for its field `attr`, declared at `position`
+    (None: by keyword only); None when it leaves the default, or a `*args` before it hides which."""
+    value = next((v for k, v in call.kwargs if k == attr), None)
+    if value is None and position is not None and position < len(call.args) and \
+            not any(a[0] == "*" for a in call.args[: position + 1]):
+        value = call.args[position]
+    return value
 
 
 def _short(qualname: str) -> str:

@@ -1645,15 +1645,21 @@ def _guards(body: list[ast.stmt], params: set[str]) -> tuple[_Guards, _Guards, _
     if not tests and not conditionals:
         return (), (), ()
 
-    def guarded(proves: Callable[[ast.expr], tuple[set[str], set[str]]]) -> _Guards:
+    def guarded(proves: Callable[[ast.expr], tuple[set[str], set[str]]], fields_too: bool = False) -> _Guards:
+        def tested(name: str, line: int) -> str | None:
+            """The parameter (or, `fields_too`, the `self.x`) a test at `line` of `name` is about."""
+            if usable(name, line):
+                return name
+            return field(name, line) if fields_too else None
+
         out: list[tuple[str, int, int]] = []
         for statement, block, position in tests:
             when_true, when_false = proves(statement.test)
-            for param in when_true:
-                if usable(param, statement.lineno):
+            for name in when_true:
+                if (param := tested(name, statement.lineno)) is not None:
                     out.append((param, statement.body[0].lineno, _last_line(statement.body)))
-            for param in when_false:
-                if not usable(param, statement.lineno):
+            for name in when_false:
+                if (param := tested(name, statement.lineno)) is None:
                     continue
                 if statement.orelse:
                     out.append((param, statement.orelse[0].lineno, _last_line(statement.orelse)))
@@ -1662,33 +1668,16 @@ def _guards(body: list[ast.stmt], params: set[str]) -> tuple[_Guards, _Guards, _
         # `attention_mask.sum(-1).tolist() if attention_mask is not None else [n] * b`
         for node in conditionals:
             when_true, when_false = proves(node.test)
-            for param in when_true:
-                if usable(param, node.lineno):
+            for name in when_true:
+                if (param := tested(name, node.lineno)) is not None:
                     out.append((param, node.body.lineno, node.body.end_lineno or node.body.lineno))
-            for param in when_false:
-                if usable(param, node.lineno):
+            for name in when_false:
+                if (param := tested(name, node.lineno)) is not None:
                     out.append((param, node.orelse.lineno, node.orelse.end_lineno or node.orelse.lineno))
         return tuple(sorted(set(out)))  # sets of names above: sorted, so a summary is the same in every process
 
-    def guarded_fields() -> _Guards:
-        # Only where the line runs when the field is None (a fallback for a host mirror that is missing).
-        out: list[tuple[str, int, int]] = []
-        for statement, block, position in tests:
-            when_true, when_false = _proved(statement.test, _field_none_atom)
-            for name in when_true:
-                if (target := field(name, statement.lineno)) is not None:
-                    out.append((target, statement.body[0].lineno, _last_line(statement.body)))
-            for name in when_false:
-                if (target := field(name, statement.lineno)) is None:
-                    continue
-                if statement.orelse:
-                    out.append((target, statement.orelse[0].lineno, _last_line(statement.orelse)))
-                if _exits(statement.body) and position + 1 < len(block):
-                    out.append((target, block[position + 1].lineno, _last_line(block)))
-        return tuple(sorted(set(out)))
-
-    none_guards = tuple(sorted(set(guarded(_none_when)) | set(guarded_fields())))
-    return guarded(_not_none_when), guarded(_true_when), none_guards
+    # A field only where the line runs when it is None (a fallback for a host mirror that is missing).
+    return guarded(_not_none_when), guarded(_true_when), guarded(_none_when, fields_too=True)
 
 
 def _self_field(node: ast.expr) -> str | None:
@@ -1696,16 +1685,6 @@ def _self_field(node: ast.expr) -> str | None:
     if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
         return f"self.{node.attr}"
     return None
-
-
-def _field_none_atom(test: ast.expr) -> tuple[set[str], set[str]]:
-    """`x is None` (a local, or `self.x` as "self.x"): what it proves None when true, and when false."""
-    if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.comparators[0], ast.Constant) \
-            and test.comparators[0].value is None and isinstance(test.ops[0], (ast.Is, ast.IsNot)):
-        name = test.left.id if isinstance(test.left, ast.Name) else _self_field(test.left)
-        if name is not None:
-            return ({name}, set()) if isinstance(test.ops[0], ast.Is) else (set(), {name})
-    return set(), set()
 
 
 def _proved(test: ast.expr, atom: Callable[[ast.expr], tuple[set[str], set[str]]]) -> tuple[set[str], set[str]]:
@@ -1741,11 +1720,13 @@ def _none_atom(test: ast.expr) -> tuple[set[str], set[str]]:
 
 
 def _compared_with_none(test: ast.expr) -> tuple[str, bool] | None:
-    """`x is None`: ("x", True); `x is not None`: ("x", False); None for any other test."""
-    if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.left, ast.Name) \
+    """`x is None`: ("x", True); `x is not None`: ("x", False); `self.x` as "self.x"; None for any other test."""
+    if isinstance(test, ast.Compare) and len(test.ops) == 1 \
             and isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value is None \
             and isinstance(test.ops[0], (ast.Is, ast.IsNot)):
-        return test.left.id, isinstance(test.ops[0], ast.Is)
+        name = test.left.id if isinstance(test.left, ast.Name) else _self_field(test.left)
+        if name is not None:
+            return name, isinstance(test.ops[0], ast.Is)
     return None
 
 
