@@ -38,7 +38,7 @@ NONE: Value = ("lit", "none")
 
 # How deep a value may nest before the rest is unknown: keeps summaries small and
 # the interpretation cheap, and cuts self-referencing loops (`x = x[1:]`).
-MAX_DEPTH = 13
+MAX_DEPTH = 10
 # The context recorded for a call site made where a test says the code runs off CUDA: the platform has
 # no accelerator (`if current_platform.is_cpu():`) or is another one (`if is_npu():`), or a tensor is not
 # on CUDA (`if not x.is_cuda:`, after `if x.is_cuda: return ...`); beside the `with` blocks around it.
