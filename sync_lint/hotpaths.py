@@ -67,6 +67,7 @@ class Known(NamedTuple):
     # the call is (the file's path and the line), for a sync whose device only some calls supply.
     given: frozenset[str] = frozenset()
     at: tuple[str, int] | None = None
+    caller: str = ""  # the function making the call at `at`
 
 
 @dataclass
@@ -448,9 +449,9 @@ class _Pass:
                                     if name in values and not _is_none(value, known.none)))
         at = (str(self.root / summary.path), edge.line)
         if not nones:
-            return Known(at=at)
+            return Known(at=at, caller=caller)
         return Known(frozenset.intersection(*nones), frozenset.intersection(*falses),
-                     frozenset.intersection(*givens), at)
+                     frozenset.intersection(*givens), at, caller)
 
     def _unbound_call(self, summary: "ModuleSummary", info: "FunctionInfo", call: "CallSite",
                       callee: "FunctionInfo") -> bool:
@@ -481,8 +482,14 @@ class _Pass:
         if every_pass:
             out = [d for d in out if found[1].branch_at(d.start.row) is None]
         if known.at is not None:
-            out = [d for d in out if _supplied(d, found[1], known, every_pass)]
+            out = [d for d in out if _supplied(d, found[1], known, every_pass, lambda name: self._passes_gpu(
+                function, name, known))]
         return out
+
+    def _passes_gpu(self, function: str, name: str, known: Known) -> bool:
+        """Whether the call at `known.at` passes a GPU tensor for parameter `name` of `function`."""
+        assert known.at is not None
+        return any(fact.is_gpu for fact in self.graph.inference.passed_at(function, name, known.caller, known.at[1]))
 
     def _hop_live(self, function: str, edge: "Edge", known: Known, every_pass: bool) -> bool:
         found = self.graph.function(function)
@@ -992,23 +999,26 @@ def _torch_stores(index: "ProjectIndex", summary: "ModuleSummary", at_import: bo
 _CALLED = re.compile(r"\s*([A-Za-z_]\w*(?:\s*\.\s*[A-Za-z_]\w*)*)\s*\(")
 
 # How the inference words a parameter's device (`_param` in project/infer.py): its callers disagree
-# and one of them passes the GPU tensor (`join_sources`' note), or the tensor is assigned only when
-# the parameter is None (`_merge` in analysis/flow.py).
-_ONE_GPU_CALLER = re.compile(r"parameter `(\w+)` of `(\w+)` receives .*\(1 of \d+ sources, the rest on another device\)")
+# and some of them pass the GPU tensor (`join_sources`' note; the step names the first), or the tensor
+# is assigned only when the parameter is None (`_merge` in analysis/flow.py).
+_GPU_CALLERS = re.compile(r"parameter `(\w+)` of `(\w+)` receives .*\((\d+) of \d+ sources, the rest on another device\)")
 _WHEN_NONE = re.compile(r" when `(\w+)` is None")
 
 
-def _supplied(sync: Diagnostic, callee: "FunctionInfo", known: Known, every_pass: bool) -> bool:
+def _supplied(sync: Diagnostic, callee: "FunctionInfo", known: Known, every_pass: bool,
+              passes_gpu: Callable[[str], bool]) -> bool:
     """Whether the call at `known.at` gives the sync in `callee` its device: not when the device comes
-    from another caller (`disagree(gpu)` waits, `disagree(cpu)` does not), nor, for a sync on every
-    pass, when it comes from a value assigned only if a parameter is None that this call passes
-    (`if lens_sum is None: lens_sum = cum[-1]`, called with the host's int)."""
+    from other callers (`disagree(gpu)` waits, `disagree(cpu)` does not; with several GPU callers, the
+    call must pass a GPU tensor itself, `passes_gpu(parameter)`), nor, for a sync on every pass, when it
+    comes from a value assigned only if a parameter is None that this call passes (`if lens_sum is None:
+    lens_sum = cum[-1]`, called with the host's int)."""
     short = callee.qualname.rsplit(".", 2)[-2] if callee.name == "__init__" else callee.name
     params = {p.name for p in callee.params}
     for step in sync.evidence_steps:
-        mixed = _ONE_GPU_CALLER.search(step.message)
+        mixed = _GPU_CALLERS.search(step.message)
         if mixed and mixed.group(2) == short and mixed.group(1) in params and step.row is not None \
-                and (os.path.realpath(step.path), step.row) != (os.path.realpath(known.at[0]), known.at[1]):
+                and (os.path.realpath(step.path), step.row) != (os.path.realpath(known.at[0]), known.at[1]) \
+                and (mixed.group(3) == "1" or not passes_gpu(mixed.group(1))):
             return False
         if every_pass and any(name in known.given and name in params for name in _WHEN_NONE.findall(step.message)):
             return False

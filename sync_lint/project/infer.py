@@ -607,12 +607,7 @@ class Inference:
                 else:  # `*args`/`**kwargs` may carry it: a value nobody knows
                     sources.append(assumed or UNKNOWN)
                 continue
-            # A parameter handed on as it came (`self._count(logits)`) costs no hop: layered code passes
-            # one tensor down many calls, and the hops are kept for where it was made.
-            spent = 0 if value[0] == "param" and call.function is not None else 1
-            context = Context(caller, caller.functions.get(call.function) if call.function else None,
-                              budget=min(budget - 1, MODULE_HOPS) if info.name in _CALLED_METHODS else budget - spent)
-            fact = self.eval(value, context)
+            fact, context = self._passed(info, caller, call, value, budget)
             sources.append(self._source(self._as_device(fact, context, assumed) if assumed else fact,
                                         f"parameter `{name}` of `{short}` receives `{render(value)}`", caller,
                                         call.line))
@@ -649,6 +644,32 @@ class Inference:
         if declared is not None and declared.value_kind == "list" and joined.value_kind in ("list", "tuple"):
             return joined  # what the callers pass says more than `list[Tensor]`
         return declared if declared is not None else joined
+
+    def _passed(self, info: FunctionInfo, caller: ModuleSummary, call: CallSite, value: Value,
+                budget: int) -> tuple[Fact, Context]:
+        """What a call of the function passes for one of its parameters (`value`, in the caller)."""
+        # A parameter handed on as it came (`self._count(logits)`) costs no hop: layered code passes
+        # one tensor down many calls, and the hops are kept for where it was made.
+        spent = 0 if value[0] == "param" and call.function is not None else 1
+        context = Context(caller, caller.functions.get(call.function) if call.function else None,
+                          budget=min(budget - 1, MODULE_HOPS) if info.name in _CALLED_METHODS else budget - spent)
+        return self.eval(value, context), context
+
+    def passed_at(self, function: str, name: str, caller: str, line: int, budget: int = DEFAULT_BUDGET) -> list[Fact]:
+        """What the calls of `function` made by function `caller` at `line` pass for its parameter `name`,
+        each as the parameter's join (`param`) sees it; nothing for a call that leaves it out."""
+        found = self.index.function(function)
+        if found is None:
+            return []
+        info = found[1]
+        out = []
+        for summary, call, skip in self._callers(function):
+            if call.line != line or call.function is None or summary.qualified(call.function) != caller:
+                continue
+            value, _left_default = _argument(call, list(info.params), name, skip)
+            if value is not None:
+                out.append(self._passed(info, summary, call, value, budget)[0])
+        return out
 
     def never_runs(self, summary: ModuleSummary, info: FunctionInfo, line: int) -> tuple[str, str] | None:
         """Why `line` of the function runs on no known call, as (parameter, what the line needs of it),
