@@ -667,6 +667,9 @@ def test_a_function_called_only_off_cuda_is_left_to_strict(project: Path, tmp_pa
     # Called only by a function that runs only off CUDA: the step names the call there.
     where, message = last_step(report, "pkg/ops.py", 13)
     assert where == ("pkg/ops.py", 28) and "`reference_rows` is called only where the code runs off CUDA" in message
+    # A dispatch helper that returns the first tensor argument's `is_cuda` from a loop, or raises.
+    where, message = last_step(report, "pkg/ops.py", 44)
+    assert where == ("pkg/ops.py", 40) and "`reference_by_inputs` is called only where the code runs off CUDA" in message
     # In the checked file itself: after `if not use_torch_reference(...): return`.
     where, message = last_step(report, "pkg/ops.py", 34)
     assert where == ("pkg/ops.py", 34) and "`use_torch_reference(...)` says the code runs off CUDA" in message

@@ -1857,13 +1857,27 @@ def off_cuda_test(test: ast.expr) -> bool | None:
 
 
 def _off_cuda_result(body: list[ast.stmt]) -> bool | None:
-    """`FunctionInfo.off_cuda_result` of a function whose body (a docstring aside) is one `return` of a
-    test `off_cuda_test` reads."""
-    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-        body = body[1:]
-    if len(body) != 1 or not isinstance(body[0], ast.Return) or body[0].value is None:
+    """`FunctionInfo.off_cuda_result` of a function each of whose `return`s hands back a test
+    `off_cuda_test` reads the same way, and whose body cannot end without one or a `raise`: one
+    `return device.type != "cuda"`, or a dispatch helper's loop over its arguments
+    (`for v in args: if isinstance(v, torch.Tensor): return v.is_cuda`, then `raise`)."""
+    if not body or not isinstance(body[-1], (ast.Return, ast.Raise)):
         return None
-    return off_cuda_test(body[0].value)
+    results = {off_cuda_test(node.value) if node.value is not None else None for node in _returns(body)}
+    return results.pop() if len(results) == 1 else None
+
+
+def _returns(body: list[ast.stmt]) -> list[ast.Return]:
+    """The `return` statements of a function body, not those of functions or classes nested in it."""
+    out: list[ast.Return] = []
+    stack: list[ast.AST] = list(body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Return):
+            out.append(node)
+        elif not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.expr)):
+            stack.extend(ast.iter_child_nodes(node))
+    return out
 
 
 def _true_when(test: ast.expr) -> tuple[set[str], set[str]]:
