@@ -947,6 +947,28 @@ def test_a_block_that_runs_only_when_a_parameter_is_none_is_reported_only_with_s
             assert "runs only when" in (d.evidence or "")
 
 
+@pytest.mark.parametrize("strict", [False, True])
+def test_a_test_that_passes_none_does_not_make_a_fallback_run_in_deployed_code(tmp_path: Path, strict: bool) -> None:
+    # SGLang's Helios transformer builds frame indices `if indices_hidden_states is None`; its denoising
+    # stage always passes them, and only a unit test leaves them None.
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/ops.py": _NONE_BRANCHES,
+        "pkg/use.py": "import torch\n\nfrom pkg.ops import pool\n\n\n"
+                      "def step(n):\n    pool(torch.zeros(n, device='cuda'), max_len=n + 1)\n",
+        "tests/test_ops.py": "import torch\n\nfrom pkg.ops import pool\n\n\n"
+                             "def test_pool():\n    pool(torch.zeros(3, device='cuda'))\n",
+    }
+    found = {(Path(d.path).name, d.start.row, d.confidence) for d in check_small_project(tmp_path, files, strict=strict)
+             if d.code == "SL101"}
+    assert found == ({("ops.py", 6, "strict")} if strict else set())
+    # A deployed call that leaves it None runs the fallback.
+    files["pkg/other.py"] = "import torch\n\nfrom pkg.ops import pool\n\n\ndef run():\n    pool(torch.ones(2, device='cuda'))\n"
+    found = {(Path(d.path).name, d.start.row, d.confidence) for d in check_small_project(tmp_path / "again", files)
+             if d.code == "SL101"}
+    assert found == {("ops.py", 6, "high")}
+
+
 _UNSET_BRANCHES = """import torch
 
 from pkg.sync import drain

@@ -784,7 +784,9 @@ class Inference:
         """Whether `function` has a known call, and every known call gives its parameter `name` a value
         `passes` accepts (with the caller's summary and function), or leaves it at a default that
         `default_ok` accepts. Not when `*args`/`**kwargs` could carry it, nor for a function the project
-        hands on as a value (it may be called where no call site shows the arguments)."""
+        hands on as a value (it may be called where no call site shows the arguments). The calls of
+        deployed code decide for a deployed function: a test that passes None to exercise a fallback
+        (SGLang's Helios unit test) does not make the fallback run in serving."""
         found = self.index.function(function)
         if found is None:
             return False
@@ -794,6 +796,8 @@ class Inference:
                 self.index.mentioned_as_value(info.name, _class_of(summary, info)):
             return False
         callers = self._callers(function)
+        if _deployed(summary.module):
+            callers = [found for found in callers if _deployed(found[0].module)]
         if not callers:
             return False
         memo[key] = (False, None)  # a recursive question: not proven
@@ -2422,10 +2426,12 @@ def never_runs_reason(function: str, param: str, needs: str) -> str:
         why = f"this line runs only when `{param}` is None, and every value the project gives that field is " \
               "one (a fallback for a value the callers always supply)"
     elif needs == "None":
-        why = f"this line runs only when `{param}` is None, and every known call of `{short}` passes a value"
+        why = f"this line runs only when `{param}` is None, and every known call of `{short}` passes a value " \
+              "(tests aside)"
     else:
         left = "None" if needs == "not None" else "None or False"
-        why = f"this line runs only when `{param}` is {needs}, and every known call of `{short}` leaves it {left}"
+        why = f"this line runs only when `{param}` is {needs}, and every known call of `{short}` leaves it {left} " \
+              "(tests aside)"
     return f"{why} (reported for `strict`)"
 
 
