@@ -949,8 +949,7 @@ def test_a_block_that_runs_only_when_a_parameter_is_none_is_reported_only_with_s
 
 @pytest.mark.parametrize("strict", [False, True])
 def test_a_test_that_passes_none_does_not_make_a_fallback_run_in_deployed_code(tmp_path: Path, strict: bool) -> None:
-    # SGLang's Helios transformer builds frame indices `if indices_hidden_states is None`; its denoising
-    # stage always passes them, and only a unit test leaves them None.
+    # Deployed code always passes `max_len`; only a unit test leaves it None, to exercise the fallback.
     files = {
         "pkg/__init__.py": "",
         "pkg/ops.py": _NONE_BRANCHES,

@@ -786,7 +786,7 @@ class Inference:
         `default_ok` accepts. Not when `*args`/`**kwargs` could carry it, nor for a function the project
         hands on as a value (it may be called where no call site shows the arguments). The calls of
         deployed code decide for a deployed function: a test that passes None to exercise a fallback
-        (SGLang's Helios unit test) does not make the fallback run in serving."""
+        does not make the fallback run in serving."""
         found = self.index.function(function)
         if found is None:
             return False
