@@ -968,6 +968,44 @@ def test_a_test_that_passes_none_does_not_make_a_fallback_run_in_deployed_code(t
     assert found == {("ops.py", 6, "high")}
 
 
+_FALLBACK_FILES = {
+    "pkg/__init__.py": "",
+    "pkg/rope.py": "import torch\n\n\ndef rope(frame_indices, device):\n"
+                   "    return frame_indices.to(device=device, dtype=torch.float32)\n",
+    "pkg/model.py": "import torch\n\nfrom pkg.rope import rope\n\n\ndef embed(x, indices=None):\n"
+                    "    if indices is None:\n        indices = torch.arange(0, 4).unsqueeze(0)\n"
+                    "    return rope(indices, x.device)\n",
+    "pkg/stage.py": "import torch\n\nfrom pkg.model import embed\n\n\ndef run(n, batch):\n"
+                    "    return embed(torch.zeros(n, device='cuda'), indices=batch.indices * 1)\n",
+}
+
+
+def test_a_fallback_for_a_parameter_every_call_passes_is_not_what_the_function_passes_on(tmp_path: Path) -> None:
+    # SGLang's Helios transformer: `if indices_hidden_states is None:` builds host indices, and passes them
+    # to its rotary embedding, which moves them to the device. Where every call passes indices, the host
+    # ones are never made, and the embedding's `.to(device)` is not a pageable copy.
+    found = {(Path(d.path).name, d.start.row, d.code) for d in check_small_project(tmp_path, _FALLBACK_FILES)}
+    assert ("rope.py", 5, "SL303") not in found
+    # A deployed call that leaves them None makes them.
+    files = {**_FALLBACK_FILES, "pkg/other.py": "import torch\n\nfrom pkg.model import embed\n\n\ndef go(n):\n"
+                                                 "    return embed(torch.zeros(n, device='cuda'))\n"}
+    found = {(Path(d.path).name, d.start.row, d.code) for d in check_small_project(tmp_path / "again", files)}
+    assert ("rope.py", 5, "SL303") in found
+
+
+def test_a_parameter_given_a_fallback_when_none_is_not_none_after_it(tmp_path: Path) -> None:
+    # `if ids is None: ids = torch.arange(3)` then `count(x, ids)`: `count`'s own None branch never runs.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/ops.py": "import torch\n\n\ndef count(x, ids=None):\n    if ids is None:\n"
+                      "        return x.sum().item()\n    return ids.numel()\n",
+        "pkg/use.py": "import torch\n\nfrom pkg.ops import count\n\n\ndef step(x, ids=None):\n"
+                      "    if ids is None:\n        ids = torch.arange(3)\n    return count(x, ids)\n\n\n"
+                      "def run(n):\n    return step(torch.zeros(n, device='cuda'))\n",
+    })
+    assert not any(Path(d.path).name == "ops.py" for d in found)
+
+
 _UNSET_BRANCHES = """import torch
 
 from pkg.sync import drain

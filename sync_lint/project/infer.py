@@ -823,9 +823,14 @@ class Inference:
         if tag in ("op", "tuple", "listof", "dict", "lambda", "decl"):
             return True
         if tag == "join":
-            return all(self._not_none(part, summary, function, budget) for part in value[1])
+            # `if x is None: x = torch.arange(n)`: the parameter is a value wherever the fallback is not.
+            given = {part[1] for part in value[1] if part[0] == "unlessgiven"}
+            return all((part[0] == "param" and part[1] in given) or self._not_none(part, summary, function, budget)
+                       for part in value[1])
         if tag == "on":
             return self._not_none(value[1], summary, function, budget)
+        if tag == "unlessgiven":
+            return self._not_none(value[2], summary, function, budget)
         if tag == "param":
             return budget > 0 and function is not None and \
                 self.never_none(summary.qualified(function.qualname), value[1], budget - 1)
@@ -1415,6 +1420,12 @@ class Inference:
             return Fact(Device.NOT_TENSOR, value_kind="list", items=(self.eval(value[1], context),))
         if tag == "on":
             return self._narrowed(self.eval(value[1], context), value, context.summary)
+        if tag == "unlessgiven":
+            # A fallback for a parameter left None: no value on any path where every call passes one.
+            info = context.function
+            if info is not None and self.never_none(context.summary.qualified(info.qualname), value[1]):
+                return UNKNOWN
+            return self.eval(value[2], context)
         if tag == "dict":
             return Fact(Device.NOT_TENSOR, value_kind="dict", items=tuple((k, self.eval(v, context))
                                                                          for k, v in value[1]))
@@ -2490,6 +2501,9 @@ def _params_in(values: Iterable[Value]) -> set[str]:
             stack.append(value[1])
             if tag == "sub":
                 stack.append(value[2])
+        elif tag == "unlessgiven":
+            found.add(value[1])
+            stack.append(value[2])
         elif tag == "call":
             stack.append(value[1])
             stack.extend(value[2])

@@ -476,6 +476,10 @@ class _Scope:
         self.places: dict[str, list[_Place | None]] = {}  # beside `assigned`: None when not one statement's
         self.statements: dict[int, _Place] = {}  # id(statement) -> its place
         self.reaching: dict[tuple[str, int], Value] = {}  # (name, which assignment) -> its value
+        # id(block) -> the parameter whose being None the block runs on (`if x is None:`'s body, `if x is
+        # not None:`'s `else`), for fallbacks (`_fallbacks`).
+        self.none_blocks: dict[int, str] = {}
+        self.fallbacks: dict[tuple[str, tuple[int, ...]], Value] = {}
         self.globals: set[str] = set()
         # name -> what `name.append(v)` / `.extend(vs)` / `.insert(i, v)` add to it in this function.
         self.added: dict[str, list[tuple[str, ast.expr, "_Place | None"]]] = {}
@@ -563,6 +567,10 @@ class _Summarizer:
             self._collect(node.body, scope)
             self._collect(node.orelse, scope)
         elif isinstance(node, (ast.While, ast.If)):
+            if isinstance(node, ast.If):
+                tested = _none_test(node.test)
+                if tested is not None and tested[0] in scope.params:
+                    scope.none_blocks[id(node.body if tested[1] else node.orelse)] = tested[0]
             self._collect(node.body, scope)
             self._collect(node.orelse, scope)
         elif isinstance(node, (ast.With, ast.AsyncWith)):
@@ -783,15 +791,21 @@ class _Summarizer:
                 last = index
         start = places[last] if last is not None else None
         loops = at.loops_without(start)
+        fallbacks: list[int] = []
         for index, place in enumerate(places):
             if index == last:
                 continue
             if start is not None and place.order < start.order:  # type: ignore[union-attr]
                 continue  # overwritten by `start` before `at`
-            if place.order < at.order:  # type: ignore[union-attr]
-                return None  # between them, in a branch: it may or may not have run
             if any(place.path[:len(loop)] == loop for loop in loops):  # type: ignore[union-attr]
                 return None  # later in a loop that comes back to `at` without passing `start`
+            if place.order < at.order:  # type: ignore[union-attr]
+                if last is None and any(scope.none_blocks.get(block) == name for block, _i, _l in place.path):
+                    fallbacks.append(index)  # `if x is None: x = ...` before `at`
+                    continue
+                return None  # between them, in a branch: it may or may not have run
+        if fallbacks:
+            return self._fallbacks(name, tuple(fallbacks), scope)
         if last is None:
             return ("param", name) if name in scope.params else None
         key = (name, last)
@@ -813,6 +827,33 @@ class _Summarizer:
             self.use = saved
         if self.self_reads == self_reads:  # not a value cut short by a name read inside its own
             scope.reaching[key] = value
+        return value
+
+    def _fallbacks(self, name: str, which: tuple[int, ...], scope: _Scope) -> Value | None:
+        """A parameter read after blocks that run only when it is None and rebind it there (`if x is
+        None: x = torch.arange(n)`): the parameter, or each such value, marked as given only where the
+        parameter is None (`unlessgiven`), so the index can drop it where every call passes one."""
+        key = (name, which)
+        cached = scope.fallbacks.get(key)
+        if cached is not None:
+            return cached
+        if self._chain > MAX_DEPTH:
+            return None
+        values: list[Value] = [("param", name)]
+        saved = self.use
+        self_reads = self.self_reads
+        self._chain += 1
+        try:
+            for index in which:
+                how, source = scope.assigned[name][index]
+                self.use = (scope, scope.places[name][index])
+                values.append(("unlessgiven", name, self._source_value(how, source, scope, 0)))
+        finally:
+            self._chain -= 1
+            self.use = saved
+        value = join(values)
+        if self.self_reads == self_reads:
+            scope.fallbacks[key] = value
         return value
 
     def _source_value(self, how: str, source: object, scope: _Scope, level: int) -> Value:
@@ -2001,6 +2042,15 @@ _NESTED_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambd
 # kernels that rebind accumulators line after line (`acc = acc * a + b`) would otherwise nest each
 # value in the next.
 _SMALL = 48
+
+
+def _none_test(test: ast.expr) -> tuple[str, bool] | None:
+    """(name, True) for `name is None`, (name, False) for `name is not None`; else None."""
+    if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.left, ast.Name) \
+            and isinstance(test.ops[0], (ast.Is, ast.IsNot)) \
+            and isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value is None:
+        return test.left.id, isinstance(test.ops[0], ast.Is)
+    return None
 
 
 def _size(value: object, limit: int) -> int:

@@ -24,6 +24,7 @@ tag:
 | `decl` | `("decl", types)` | an empty container stored with an annotation (`self.reqs: dict[str, Req] = {}`): the annotation's types |
 | `lambda` | `("lambda",)` | a lambda |
 | `on` | `("on", value, device, how, test, line)` | `value` where a test around it proves its device (`if x.device.type == "cpu":`); `how` is `tensor`, `shows` or `device` |
+| `unlessgiven` | `("unlessgiven", name, value)` | `value`, given to parameter `name` only where it is None (`if x is None: x = torch.arange(n)`) |
 | `?` | `("?",)` | nothing known |
 """
 
@@ -120,6 +121,8 @@ def _render(value: Value, level: int) -> str:
         return tag + _render(value[1], level + 1)
     if tag == "on":
         return _render(value[1], level)
+    if tag == "unlessgiven":
+        return _render(value[2], level)
     if tag == "built":
         return "<the device its module is built on>"
     if tag == "decl":
