@@ -40,9 +40,11 @@ to several methods through a class that declares none (a subclass's own, or one 
 subclass inherits through a mixin) unless each of them syncs; one that passes a CPU
 tensor where another caller passes the GPU tensor the sync reads (its evidence says
 "1 of 2 sources, the rest on another device"), or, where several callers pass GPU
-tensors ("2 of 11 sources, ..."), one that does not itself pass a tensor known to be on
-the GPU (SGLang's host-pool `free(host_indices)` with indices from a CPU free list,
-while two other callers free GPU-held slots); one that passes a parameter whose
+tensors ("2 of 11 sources, ..."), one that passes a host tensor, or a tensor of unknown
+device where most callers pass host tensors (SGLang's host-pool `free(host_indices)`
+with indices from a CPU free list, while 2 of 11 callers free GPU-held slots; its
+diffusion models' masks of unknown device handed to `build_varlen_mask_meta`, which 8
+of 14 callers give GPU masks, are still reported); one that passes a parameter whose
 None makes the callee compute the value on the device (`if lens_sum is None:
 lens_sum = cum[-1]`). Nor, anywhere, a chain through a module that replaces the
 torch function the sync at its end calls (`torch.accelerator.synchronize = noop`

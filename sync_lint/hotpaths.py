@@ -41,6 +41,7 @@ from sync_lint.diagnostics import ChainStep, Diagnostic, EvidenceStep, FileResul
 from sync_lint.suppression import file_directives, is_suppressed
 
 if TYPE_CHECKING:
+    from sync_lint.analysis.facts import Fact
     from sync_lint.config import Settings
     from sync_lint.project.build import OpenProject, Project
     from sync_lint.project.hot import CallGraph, Edge, Reach, Root, Unresolved
@@ -482,14 +483,14 @@ class _Pass:
         if every_pass:
             out = [d for d in out if found[1].branch_at(d.start.row) is None]
         if known.at is not None:
-            out = [d for d in out if _supplied(d, found[1], known, every_pass, lambda name: self._passes_gpu(
+            out = [d for d in out if _supplied(d, found[1], known, every_pass, lambda name: self._passed(
                 function, name, known))]
         return out
 
-    def _passes_gpu(self, function: str, name: str, known: Known) -> bool:
-        """Whether the call at `known.at` passes a GPU tensor for parameter `name` of `function`."""
+    def _passed(self, function: str, name: str, known: Known) -> list["Fact"]:
+        """What the call at `known.at` passes for parameter `name` of `function`."""
         assert known.at is not None
-        return any(fact.is_gpu for fact in self.graph.inference.passed_at(function, name, known.caller, known.at[1]))
+        return self.graph.inference.passed_at(function, name, known.caller, known.at[1])
 
     def _hop_live(self, function: str, edge: "Edge", known: Known, every_pass: bool) -> bool:
         found = self.graph.function(function)
@@ -1001,28 +1002,41 @@ _CALLED = re.compile(r"\s*([A-Za-z_]\w*(?:\s*\.\s*[A-Za-z_]\w*)*)\s*\(")
 # How the inference words a parameter's device (`_param` in project/infer.py): its callers disagree
 # and some of them pass the GPU tensor (`join_sources`' note; the step names the first), or the tensor
 # is assigned only when the parameter is None (`_merge` in analysis/flow.py).
-_GPU_CALLERS = re.compile(r"parameter `(\w+)` of `(\w+)` receives .*\((\d+) of \d+ sources, the rest on another device\)")
+_GPU_CALLERS = re.compile(r"parameter `(\w+)` of `(\w+)` receives .*\((\d+) of (\d+) sources, the rest on another device\)")
 _WHEN_NONE = re.compile(r" when `(\w+)` is None")
 
 
 def _supplied(sync: Diagnostic, callee: "FunctionInfo", known: Known, every_pass: bool,
-              passes_gpu: Callable[[str], bool]) -> bool:
+              passed: Callable[[str], list["Fact"]]) -> bool:
     """Whether the call at `known.at` gives the sync in `callee` its device: not when the device comes
-    from other callers (`disagree(gpu)` waits, `disagree(cpu)` does not; with several GPU callers, the
-    call must pass a GPU tensor itself, `passes_gpu(parameter)`), nor, for a sync on every pass, when it
-    comes from a value assigned only if a parameter is None that this call passes (`if lens_sum is None:
-    lens_sum = cum[-1]`, called with the host's int)."""
+    from other callers (`disagree(gpu)` waits, `disagree(cpu)` does not), nor, for a sync on every pass,
+    when it comes from a value assigned only if a parameter is None that this call passes (`if lens_sum
+    is None: lens_sum = cum[-1]`, called with the host's int)."""
     short = callee.qualname.rsplit(".", 2)[-2] if callee.name == "__init__" else callee.name
     params = {p.name for p in callee.params}
     for step in sync.evidence_steps:
         mixed = _GPU_CALLERS.search(step.message)
         if mixed and mixed.group(2) == short and mixed.group(1) in params and step.row is not None \
                 and (os.path.realpath(step.path), step.row) != (os.path.realpath(known.at[0]), known.at[1]) \
-                and (mixed.group(3) == "1" or not passes_gpu(mixed.group(1))):
+                and not _passes_gpu(passed(mixed.group(1)), int(mixed.group(3)), int(mixed.group(4))):
             return False
         if every_pass and any(name in known.given and name in params for name in _WHEN_NONE.findall(step.message)):
             return False
     return True
+
+
+def _passes_gpu(facts: list["Fact"], gpu: int, sources: int) -> bool:
+    """Whether a call that is not the one a parameter's evidence names gives it the GPU tensor that `gpu`
+    of its `sources` callers pass: when it passes a GPU tensor itself; when it passes a value of unknown
+    device, only where such callers are most of them (SGLang's diffusion models hand their masks, of a
+    device no step shows, to `build_varlen_mask_meta`, which 8 of 14 callers give GPU masks; its host
+    pool's `free(indices)` is given GPU indices by 2 of 11, CPU free-list ones by the rest); never when it
+    passes a host tensor, nor where one caller alone passes the GPU tensor (the one the evidence names)."""
+    if any(fact.is_gpu for fact in facts):
+        return True
+    if gpu == 1 or (facts and all(fact.is_cpu for fact in facts)):
+        return False
+    return 2 * gpu > sources
 
 
 def _is_none(value: object, none: frozenset[str]) -> bool:
