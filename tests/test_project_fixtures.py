@@ -1006,6 +1006,22 @@ def test_a_parameter_given_a_fallback_when_none_is_not_none_after_it(tmp_path: P
     assert not any(Path(d.path).name == "ops.py" for d in found)
 
 
+def test_a_function_returning_a_tuple_or_on_an_early_exit_a_tensor_is_unpacked_as_the_tuple(tmp_path: Path) -> None:
+    # SGLang's DeepSeek layers: `forward_prepare` returns `hidden_states[0]` for an empty batch and a
+    # 4-tuple otherwise, which `forward_core` unpacks; its attention method is an enum, not a GPU tensor.
+    layer = ("import enum\n\nimport torch\n\n\nclass Method(enum.IntEnum):\n    MHA = 1\n\n\n"
+             "class Layer:\n    def prepare(self, hidden_states):\n        if hidden_states.shape[0] == 0:\n"
+             "            return hidden_states[0]\n        return None, Method.MHA, hidden_states * 2, 3\n\n"
+             "    def core(self, state):\n        out, method, h, n = state\n        if method == Method.MHA:\n"
+             "            return h\n        return h.sum().item()\n\n"
+             "    def forward(self, x):\n        return self.core(self.prepare(x))\n\n\n"
+             "def run(n):\n    return Layer().forward(torch.zeros(n, 4, device='cuda'))\n")
+    found = {(Path(d.path).name, d.start.row, d.code)
+             for d in check_small_project(tmp_path, {"pkg/__init__.py": "", "pkg/layer.py": layer})}
+    # The tuple's third element is still the GPU tensor it holds.
+    assert found == {("layer.py", 20, "SL101")}
+
+
 _UNSET_BRANCHES = """import torch
 
 from pkg.sync import drain

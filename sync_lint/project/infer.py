@@ -1166,7 +1166,7 @@ class Inference:
         context = Context(summary, info, budget=budget)
         sources = [self._source(self.eval(value, context), f"`{info.name}` returns `{render(value)}`", summary,
                                 info.line) for value in info.returns]
-        joined = join_sources(sources)
+        joined = join_sources(_tuples_over_tensors(sources))
         if not _informative(joined):
             declared = self._annotation_fact(summary, info.returns_annotation)
             if declared is not None:
@@ -1234,7 +1234,7 @@ class Inference:
             context = Context(summary, info, params, budget=budget - 1, building=building)
             sources = [self._source(self.eval(value, context), f"`{info.name}` returns `{render(value)}`", summary,
                                     info.line) for value in info.returns]
-            known = join_sources(sources)
+            known = join_sources(_tuples_over_tensors(sources))
             if not _informative(known):
                 known = self.returns(function, budget)
         finally:
@@ -2466,6 +2466,19 @@ def _class_of(summary: ModuleSummary, info: FunctionInfo) -> str | None:
 def _unset(value: Value, falsy: bool) -> bool:
     """Whether a value is the literal None (`falsy`: or False)."""
     return value == NONE_VALUE or (falsy and value == ("lit", "bool", False))
+
+
+def _tuples_over_tensors(sources: list[Fact]) -> list[Fact]:
+    """A function's returns, without its tensors where it also returns tuples of one length: SGLang's
+    DeepSeek layers return `hidden_states[0]` on an early exit for an empty batch and a 4-tuple of the
+    attention method, the batch and the states otherwise, which the caller unpacks. Joined, the tensor
+    won, and each of the four names was a GPU tensor: 13 enum comparisons read as GPU truth tests."""
+    tuples = [f for f in sources if f.value_kind == "tuple" and len(f.items) >= 2]
+    if not tuples or len({len(f.items) for f in tuples}) != 1 or len(tuples) == len(sources):
+        return sources
+    if not all(f.value_kind == "tuple" or f.is_tensor or f.is_unknown_tensor for f in sources):
+        return sources
+    return tuples
 
 
 def _argument(call: CallSite, params: list[Param], name: str, skip: int) -> tuple[Value | None, bool]:
