@@ -29,7 +29,7 @@ from sync_lint.analysis.facts import (
 from sync_lint.analysis.flow import Deferred, Scope, join_envs
 from sync_lint.project.deps import Reads, dep_id
 from sync_lint.project.index import ProjectIndex, table_rows
-from sync_lint.project.infer import TENSOR, Inference, join_sources
+from sync_lint.project.infer import TENSOR, Inference, _tuples_over_tensors, join_sources
 from sync_lint.project.summary import annotation_types, off_cuda_test, summarize
 from sync_lint.project.values import UNKNOWN, Value
 from fixture_support import check_small_project
@@ -1930,3 +1930,17 @@ def test_what_a_module_for_another_platform_stores_is_no_source_of_a_fact() -> N
     settings = Settings().device_settings()
     assert settings.off_cuda_module("pkg/mlx/worker.py") and not settings.off_cuda_module("pkg/pools.py")
     assert Inference(index, settings).field(["pkg.pools.Runner"], "pool").refs == frozenset()
+
+
+def test_returns_of_tuples_and_a_tensor_are_the_tuples_only_for_bundles_of_three_or_more() -> None:
+    gpu, enum = Fact(Device.GPU, reason="g"), Fact(Device.NOT_TENSOR, value_kind="python")
+    bundle = Fact(Device.NOT_TENSOR, value_kind="tuple", items=(NONE, enum, gpu, enum))
+    # DeepSeek's `forward_prepare`: a 4-tuple, or `hidden_states[0]` on an empty batch's early exit.
+    assert _tuples_over_tensors([gpu, bundle]) == [bundle]
+    # vLLM's linear layers: `output`, or `(output, bias)` with `return_bias`; callers mostly take the tensor.
+    pair = Fact(Device.NOT_TENSOR, value_kind="tuple", items=(gpu, NONE))
+    assert _tuples_over_tensors([gpu, pair]) == [gpu, pair]
+    # Tuples of several lengths, or a return that is neither a tuple nor a tensor: as they are.
+    triple = Fact(Device.NOT_TENSOR, value_kind="tuple", items=(gpu, gpu, gpu))
+    assert _tuples_over_tensors([gpu, bundle, triple]) == [gpu, bundle, triple]
+    assert _tuples_over_tensors([enum, bundle]) == [enum, bundle]
