@@ -1022,6 +1022,27 @@ def test_a_function_returning_a_tuple_or_on_an_early_exit_a_tensor_is_unpacked_a
     assert found == {("layer.py", 20, "SL101")}
 
 
+def test_a_field_declared_a_project_class_is_that_class_over_a_tensor_by_convention(tmp_path: Path) -> None:
+    # SGLang's `ModelRunnerOutput.logits_output: Union[LogitsProcessorOutput, PPProxyTensors]`, stored from
+    # model outputs the index takes for tensors by convention only: `if logits_output:` tests an object.
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/out.py": "import dataclasses\nfrom typing import Union\n\n\nclass LogitsOutput:\n    pass\n\n\n"
+                      "@dataclasses.dataclass\nclass RunnerOutput:\n    logits_output: Union[LogitsOutput, None]\n"
+                      "    ready: bool\n",
+        "pkg/runner.py": "from pkg.out import RunnerOutput\n\n\ndef forward(result_gpu):\n"
+                         "    return RunnerOutput(result_gpu, False)\n\n\n"
+                         "def step(result_gpu):\n    out = forward(result_gpu)\n    if out.logits_output:\n"
+                         "        return 1\n    return out.ready\n",
+    }
+    assert check_small_project(tmp_path, files) == []
+    # A proven GPU tensor stored there is still one: the declaration may be out of date.
+    files["pkg/runner.py"] = files["pkg/runner.py"].replace(
+        "RunnerOutput(result_gpu, False)", "RunnerOutput(result_gpu.to('cuda'), False)")
+    assert [(Path(d.path).name, d.start.row, d.code) for d in check_small_project(tmp_path / "again", files)] == [
+        ("runner.py", 10, "SL104")]
+
+
 _UNSET_BRANCHES = """import torch
 
 from pkg.sync import drain

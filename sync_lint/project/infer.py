@@ -467,6 +467,11 @@ class Inference:
             return joined
         if declared is not None and not (joined.is_tensor or joined.value_kind in ("object", "class", "callable")):
             return declared
+        if declared is not None and declared.value_kind == "object" and declared.refs and joined.is_tensor \
+                and joined.by_convention:
+            # `logits_output: Union[LogitsProcessorOutput, PPProxyTensors]` stored from a model's output,
+            # a tensor only by convention (SGLang's `ModelRunnerOutput`): the declaration says more.
+            return declared
         return joined
 
     def _moves_itself(self, summary: ModuleSummary, store: Store) -> bool:
