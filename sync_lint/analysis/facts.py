@@ -8,10 +8,11 @@ from `torch.zeros(..., device=device)` at line 5".
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Callable, Iterable
+
+from sync_lint.analysis.knowledge import device_kind
 
 if TYPE_CHECKING:
     import libcst as cst
@@ -197,21 +198,16 @@ def is_host_list(fact: Fact) -> bool:
         item.value_kind == "python" and item.dtype != "str" for item in fact.items)
 
 
-_DEVICE_STRING = re.compile(r"(cpu|cuda|xpu|mps|npu|hpu|musa|mlu|meta)(:\d+)?")
-
-
 def device_string(text: str) -> bool:
-    """Whether a string names a device (`"cpu"`, `"cuda:0"`), as `torch.device` would read it."""
-    return _DEVICE_STRING.fullmatch(text.strip().lower()) is not None
+    """Whether a string names a device (`"cpu"`, `"cuda:0"`, `"meta"`), as `torch.device` would read it."""
+    return device_kind(text) is not None or text.strip().lower().split(":", 1)[0] == "meta"
 
 
 def string_device(text: str) -> Device | None:
     """The device a device string names: the CPU, an accelerator (GPU), or None for `meta` and for a
     string that names no device."""
-    if not device_string(text):
-        return None
-    text = text.strip().lower()
-    return Device.CPU if text.startswith("cpu") else None if text.startswith("meta") else Device.GPU
+    kind = device_kind(text)
+    return Device.CPU if kind == "cpu" else Device.GPU if kind == "gpu" else None
 
 
 def string_fact(text: str) -> Fact:

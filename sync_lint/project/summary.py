@@ -568,7 +568,7 @@ class _Summarizer:
             self._collect(node.orelse, scope)
         elif isinstance(node, (ast.While, ast.If)):
             if isinstance(node, ast.If):
-                tested = _none_test(node.test)
+                tested = _compared_with_none(node.test)
                 if tested is not None and tested[0] in scope.params:
                     scope.none_blocks[id(node.body if tested[1] else node.orelse)] = tested[0]
             self._collect(node.body, scope)
@@ -1904,6 +1904,10 @@ def _off_cuda_result(body: list[ast.stmt]) -> bool | None:
     (`for v in args: if isinstance(v, torch.Tensor): return v.is_cuda`, then `raise`)."""
     if not body or not isinstance(body[-1], (ast.Return, ast.Raise)):
         return None
+    last = off_cuda_test(body[-1].value) if isinstance(body[-1], ast.Return) and body[-1].value is not None \
+        else None
+    if last is None and isinstance(body[-1], ast.Return):
+        return None  # the last return is no such test: no walk for the other returns of most functions
     results = {off_cuda_test(node.value) if node.value is not None else None for node in _returns(body)}
     return results.pop() if len(results) == 1 else None
 
@@ -2042,15 +2046,6 @@ _NESTED_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambd
 # kernels that rebind accumulators line after line (`acc = acc * a + b`) would otherwise nest each
 # value in the next.
 _SMALL = 48
-
-
-def _none_test(test: ast.expr) -> tuple[str, bool] | None:
-    """(name, True) for `name is None`, (name, False) for `name is not None`; else None."""
-    if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.left, ast.Name) \
-            and isinstance(test.ops[0], (ast.Is, ast.IsNot)) \
-            and isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value is None:
-        return test.left.id, isinstance(test.ops[0], ast.Is)
-    return None
 
 
 def _size(value: object, limit: int) -> int:
