@@ -1,0 +1,5 @@
+from abc import ABC
+
+
+class AttentionBackend(ABC):
+    """The base class of attention backends"""

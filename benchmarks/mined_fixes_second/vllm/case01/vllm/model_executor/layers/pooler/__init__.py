@@ -1,0 +1,6 @@
+from dataclasses import dataclass
+
+
+@dataclass
+class PoolingParamsUpdate:
+    requires_token_ids: bool = False

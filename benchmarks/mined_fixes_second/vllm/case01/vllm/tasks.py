@@ -1,0 +1,3 @@
+from typing import Literal
+
+PoolingTask = Literal["embed", "classify", "token_embed", "token_classify"]

@@ -1,0 +1,5 @@
+import torch
+
+
+def is_pin_memory_available() -> bool:
+    return torch.cuda.is_available()
