@@ -195,6 +195,25 @@ def test_branches_join_conservatively() -> None:
     assert fact_of(source)[0].device is Device.UNKNOWN
 
 
+@pytest.mark.parametrize(
+    "left,device",
+    [
+        ("flag is not None", Device.GPU),  # a Python bool: the comparison, or False where the flag is unset
+        ("len(ids) > 0", Device.GPU),
+        ("lens_gpu", Device.GPU),  # a tensor on both sides: the join
+        ("torch.zeros(2)", Device.UNKNOWN),  # a CPU tensor or a GPU one
+    ],
+)
+def test_and_is_its_right_side_where_the_left_is_no_tensor(left: str, device: Device) -> None:
+    source = f"""
+    import torch
+    def f(flag, ids: list[int], lens_gpu):
+        x = {left} and (torch.zeros(4, device="cuda").max() <= 8)
+        probe(x)
+    """
+    assert fact_of(source)[0].device is device
+
+
 def test_a_name_bound_to_a_device_string_is_that_device() -> None:
     # `device = "cpu"` then `torch.empty(..., device=device)`: the CPU, not "a device that is not
     # literally the CPU" (SGLang's `_gather_device = "cpu"` buffers).

@@ -1260,3 +1260,25 @@ def test_a_fallback_for_a_field_every_construction_supplies_is_left_to_strict(pr
         found = diagnostic(report, "pkg/mirror.py", row)
         assert found.confidence == "strict"
         assert "every value the project gives that field is one" in found.evidence
+
+
+def test_a_truth_test_of_an_object_and_a_gpu_comparison_reads_the_comparison(tmp_path: Path) -> None:
+    # vLLM's runner before #25884: `fits = metadata and (metadata.seq_lens.max() + k <= n)`, then
+    # `if fits:`. Where `metadata` is None the test reads None; elsewhere it reads the GPU comparison.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/meta.py": (
+            "from dataclasses import dataclass\nimport torch\n\n\n@dataclass\nclass Meta:\n"
+            "    seq_lens: torch.Tensor\n"
+        ),
+        "pkg/runner.py": (
+            "import torch\nfrom pkg.meta import Meta\n\n\nclass Runner:\n"
+            "    def __init__(self):\n        self.seq_lens = torch.zeros(8, device='cuda')\n\n"
+            "    def prepare(self, spec: bool):\n        if not spec:\n            return None\n"
+            "        return Meta(seq_lens=self.seq_lens)\n\n"
+            "    def step(self, spec: bool, n: int):\n        meta = self.prepare(spec)\n"
+            "        fits = meta and (meta.seq_lens.max() + 1 <= n)\n"
+            "        if fits:\n            return 1\n        return 0\n"
+        ),
+    })
+    assert [(d.code, d.start.row) for d in found if d.path.endswith("runner.py")] == [("SL104", 17)]

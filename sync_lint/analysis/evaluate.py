@@ -917,7 +917,12 @@ class Evaluator:
         return PYTHON if result.device is Device.NOT_TENSOR else UNKNOWN
 
     def _eval_boolean(self, expr: cst.BooleanOperation) -> Fact:
-        return join(self.fact(expr.left), self.fact(expr.right))
+        left, right = self.fact(expr.left), self.fact(expr.right)
+        if isinstance(expr.operator, cst.And) and left.device is Device.NOT_TENSOR:
+            # `meta and meta.seq_lens.max() <= n` is `meta` only where `meta` is falsy (None, False, 0): the
+            # value is a tensor only as the right side, and a truth test of the falsy rest reads nothing.
+            return right
+        return join(left, right)
 
     def _eval_ifexp(self, expr: cst.IfExp) -> Fact:
         if holds_with_a_gpu(expr.test):  # `cpu.pin_memory() if PIN_MEMORY else cpu`
