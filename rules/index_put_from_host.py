@@ -5,6 +5,13 @@ Flags, on a GPU tensor `t`:
 
 - `t[idx] = v` where `idx` is an integer GPU tensor (under `--strict`, also a
   GPU index of unknown dtype) and `v` a Python number or a 0-dim CPU tensor;
+  also where `idx` is an integer tensor of unknown device (`t[ids.long()] = 0`):
+  from a GPU index the value is copied, from a CPU index the index is, and either
+  copy waits (not for an index known to be 0-dim: a 0-dim CPU index selects as an
+  int does, SL301's case). A tensor of unknown device indexed by a GPU tensor is on
+  that GPU, since indexing a tensor on another device with it raises: vLLM's
+  `logits[active_indices, force_tokens] = 1e9` (PR #42347, the second mined set),
+  with `logits` a parameter and both indices computed on the GPU;
 - `t[mask_cpu] = v` where `mask_cpu` is a CPU bool mask and `v` a Python number;
 - `t[[0, 5, 7]]` and `t[[...]] = ...`: a Python list (a display, a list
   comprehension, a name bound to one, or a parameter annotated `list[int]`) used
@@ -54,7 +61,8 @@ rows = table[ROWS]
 
 ## Fix safety
 `t[idx] = v` (GPU integer index, Python number `v`) becomes
-`t[idx] = torch.full((), v, dtype=t.dtype, device=t.device)`: the value is
+`t[idx] = torch.full((), v, dtype=t.dtype, device=t.device)` (unsafe where the
+index's device is not known: a CPU index is still copied): the value is
 created on `t`'s device in `t`'s dtype, which is what PyTorch does after its
 blocking copy (same result, 0.06 ms instead of 38.7 ms, measured). One
 difference was measured: a value that overflows a float16/bfloat16 tensor is
@@ -96,12 +104,14 @@ Outside the hot path, mark intentional indexing with `# noqa: SL302`.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from typing import Any
 
 import libcst as cst
 
 from sync_lint.rulekit import (
+    Device,
     Example,
     Fact,
     Fix,
@@ -147,6 +157,10 @@ class IndexPutFromHost(Rule):
         Example("import torch\nt = torch.zeros(8, device='cuda')\nidx = t.argsort()\nt[idx] = 0\n", (4,)),
         Example("import torch\nt = torch.zeros(8, device='cuda')\nrows = t[[0, 5, 7]]\n", (3,)),
         Example("import torch\nt = torch.zeros(8, device='cuda')\nmask = t > 0\nt[mask] = 0\n"),
+        Example("import torch\nt = torch.zeros(8, device='cuda')\ndef f(ids):\n    t[ids.long()] = 0\n", (4,)),
+        Example("import torch\ndef f(logits: torch.Tensor):\n    idx = torch.zeros(4, device='cuda').argsort()\n"
+                "    logits[idx] = 0\n", (4,)),
+        Example("def f(seen: dict, ids):\n    seen[ids.argsort()] = 0\n"),
         Example("import numpy as np\na = np.zeros(8)\nb = a[[0, 5]]\n"),
         Example("import torch\ndef rows(ids: list[int] | None):\n    t = torch.zeros(8, device='cuda')\n"
                 "    return t[ids]\n", (4,)),
@@ -168,7 +182,7 @@ class IndexPutFromHost(Rule):
             self._check(node, None)
 
     def _check(self, node: cst.Subscript, value: cst.BaseExpression | None) -> None:
-        base = self.gpu_fact(node.value)
+        base = self.gpu_fact(node.value) or self._indexed_on_gpu(node)
         if base is None:
             return
         for element in node.slice:
@@ -211,30 +225,64 @@ class IndexPutFromHost(Rule):
                     None,
                 )
             return None
-        if host_scalar and self._is_gpu_int(fact) and self._scalar_value_syncs():
+        where = self._int_index(fact) if host_scalar else None
+        if where == "gpu" and self._scalar_value_syncs():
             return (
                 f"storing a host scalar through the GPU index `{code}` copies the value from pageable memory "
                 "and waits for the GPU; store a 0-dim device value (`torch.full((), v, dtype=..., device=...)`)",
                 self._device_value_fix(node, value, base) if scalar else None,  # type: ignore[arg-type]
             )
+        if where == "either" and self._scalar_value_syncs():
+            return (
+                f"storing a host scalar through the integer index `{code}` waits for the GPU on either device: "
+                "from a GPU index PyTorch copies the value from pageable memory, from a CPU index it copies "
+                "the index; keep the index on the GPU and store a 0-dim device value "
+                "(`torch.full((), v, dtype=..., device=...)`)",
+                self._device_value_fix(node, value, base, "the index must be on the GPU: a CPU index is "
+                                       "still copied with a blocking copy") if scalar else None,  # type: ignore[arg-type]
+            )
         return None
 
-    def _is_gpu_int(self, fact: Fact) -> bool:
-        """An integer GPU index; under --strict also one whose dtype or device is unknown (not a bool mask)."""
+    def _indexed_on_gpu(self, node: cst.Subscript) -> Fact | None:
+        """A tensor of unknown device indexed by a GPU tensor is on that GPU: indexing a tensor on
+        another device with it raises (vLLM's `logits[active_indices, force_tokens] = 1e9`, with
+        `logits` a parameter and both indices computed on the GPU)."""
+        tensor = self.ctx.devices.fact(node.value)
+        if not tensor.is_unknown_tensor:
+            return None  # not known to be a torch tensor: a dict or a custom container takes any key
+        for element in node.slice:
+            if isinstance(element.slice, cst.Index):
+                index = self.ctx.devices.fact(element.slice.value)
+                if index.is_gpu and index.dtype in ("int", "bool"):
+                    code = abbreviate(self.ctx.code(element.slice.value))
+                    return dataclasses.replace(
+                        tensor, device=Device.GPU, via=index, origin=node.value,
+                        reason=f"indexed by the GPU tensor `{code}`: indexing a tensor on another device with it raises")
+        return None
+
+    def _int_index(self, fact: Fact) -> str | None:
+        """Where an integer index sends a host scalar stored through it: "gpu" for an integer GPU index
+        (under --strict also one of unknown dtype, not known to be a bool mask); "either" for an integer
+        tensor of unknown device, which syncs on either: on the GPU the value is copied from pageable
+        memory, on the CPU the index is (`expandTensors`); None otherwise."""
         if fact.is_gpu:
-            return fact.dtype == "int" or (fact.dtype is None and self.ctx.settings.strict)
-        return self.ctx.settings.strict and fact.is_unknown_tensor and fact.dtype == "int"
+            return "gpu" if fact.dtype == "int" or (fact.dtype is None and self.ctx.settings.strict) else None
+        if fact.is_unknown_tensor and fact.dtype == "int" and fact.ndim != 0:
+            return "either"  # a 0-dim CPU index selects as an int would: that store is SL301's
+        return None
 
     def _scalar_value_syncs(self) -> bool:
         return SCALAR_VALUE_GATE.syncs(self.ctx.settings.target_torch_version)
 
-    def _device_value_fix(self, node: cst.Subscript, value: cst.BaseExpression, base: Fact) -> Fix | None:
+    def _device_value_fix(self, node: cst.Subscript, value: cst.BaseExpression, base: Fact,
+                          caveat: str | None = None) -> Fix | None:
         tensor = dotted_name(node.value)
         if tensor is None:
             return None  # `t` would be evaluated twice
         full = f"torch.full((), {self.ctx.text(value)}, dtype={tensor}.dtype, device={tensor}.device)"
-        caveat = None
-        if not base.is_tensor:
+        if caveat is not None:
+            pass  # the caller's precondition
+        elif not base.is_tensor:
             caveat = "the target is only assumed to be a torch tensor (--strict)"
         elif not cannot_overflow(value, base.dtype):
             caveat = "the value must fit the tensor's dtype: on overflow `torch.full` raises where the store writes inf"

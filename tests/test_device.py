@@ -214,6 +214,23 @@ def test_and_is_its_right_side_where_the_left_is_no_tensor(left: str, device: De
     assert fact_of(source)[0].device is device
 
 
+@pytest.mark.parametrize(
+    "expr,tensor_like,dtype",
+    [
+        ("ids.long()", True, "int"),
+        ("ids.bool()", True, "bool"),
+        ("ids.to(torch.int64)", True, "int"),
+        ("ids.float()", False, "float"),  # `nn.Module.float()` too
+        ("ids.to(torch.float16)", False, "float"),  # a module's `.to(dtype)` too
+    ],
+)
+def test_a_cast_only_a_tensor_has_makes_a_tensor(expr: str, tensor_like: bool, dtype: str | None) -> None:
+    fact = fact_of(f"import torch\ndef f(ids):\n    probe({expr})\n")[0]
+    assert fact.device is Device.UNKNOWN and fact.tensor_like is tensor_like
+    if tensor_like:
+        assert fact.dtype == dtype
+
+
 def test_a_name_bound_to_a_device_string_is_that_device() -> None:
     # `device = "cpu"` then `torch.empty(..., device=device)`: the CPU, not "a device that is not
     # literally the CPU" (SGLang's `_gather_device = "cpu"` buffers).

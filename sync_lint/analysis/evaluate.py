@@ -70,6 +70,7 @@ from sync_lint.analysis.knowledge import (
     RESULT_FIELDS,
     STREAM_HANDLES,
     TENSOR_ATTRS,
+    TENSOR_ONLY_CASTS,
     VIEW_METHODS,
     arithmetic_call,
     cuda_device_module,
@@ -801,6 +802,8 @@ class Evaluator:
             if owner.device is Device.PINNED and method not in VIEW_METHODS and not method.endswith("_"):
                 result = replace(owner, device=Device.CPU)
             return shape_result(result, method, expr, receiver_fact=owner)
+        if method in TENSOR_ONLY_CASTS and not expr.args:
+            return Fact(Device.UNKNOWN, tensor_like=True, ndim=owner.ndim, dtype=TENSOR_ONLY_CASTS[method])
         return UNKNOWN
 
     def _eval_to(self, expr: cst.Call, owner: Fact) -> Fact:
@@ -829,6 +832,10 @@ class Evaluator:
             else:
                 return Fact(Device.UNKNOWN, tensor_like=owner.is_tensor or owner.is_unknown_tensor)
         if target is None:
+            if dtype in ("int", "bool") and owner.device is Device.UNKNOWN:
+                # A module's `.to(dtype)` takes only floating types: `.to(torch.int64)` of a value not known
+                # is a tensor.
+                return replace(owner, dtype=dtype, tensor_like=True)
             return replace(owner, dtype=dtype)
         if not (owner.is_tensor or owner.is_unknown_tensor or owner.device is Device.UNKNOWN):
             return owner
