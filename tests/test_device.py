@@ -327,6 +327,24 @@ def test_rank_and_dtype_are_tracked() -> None:
     assert fact.dtype == "int"
 
 
+@pytest.mark.parametrize(
+    "size,ndim",
+    [
+        ("n", 1),  # an `int` parameter
+        ("m", 1),  # a name assigned one
+        ("m * (k + 1)", 1),
+        ("n, 4", 2),
+        ("(n, 4)", 2),
+        ("shape", None),  # an int or a tuple
+        ("shape * 2", None),  # a tuple repeated, or a number
+        ("shape + 1", 1),  # a tuple plus an int raises: a number
+    ],
+)
+def test_a_factorys_rank_follows_sizes_known_to_be_ints(size: str, ndim: int | None) -> None:
+    source = f"import torch\ndef f(n: int, k: int, shape):\n    m = n\n    probe(torch.zeros({size}, device='cuda'))\n"
+    assert fact_of(source)[0].ndim == ndim
+
+
 def test_comprehension_target_is_bound_before_the_element() -> None:
     source = "import torch\nxs = torch.zeros(3, 2, device='cuda')\nys = [probe(r) for r in xs]"
     assert fact_of(source)[0].device is Device.GPU

@@ -1282,3 +1282,25 @@ def test_a_truth_test_of_an_object_and_a_gpu_comparison_reads_the_comparison(tmp
         ),
     })
     assert [(d.code, d.start.row) for d in found if d.path.endswith("runner.py")] == [("SL104", 17)]
+
+
+def test_a_buffer_made_in_another_module_keeps_its_rank(tmp_path: Path) -> None:
+    # vLLM's model runner v2 before #34667: `input_buffers.query_start_loc[0] = 0` on a field that
+    # `InputBuffers.__init__` makes with `torch.zeros(max_num_reqs + 1, ..., device=device)`. A store into
+    # one element of a 1-D tensor waits; into a row of a 2-D one it does not, so the rank decides.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/buffers.py": (
+            "import torch\n\n\nclass InputBuffers:\n"
+            "    def __init__(self, max_num_reqs: int, width: int):\n"
+            "        self.query_start_loc = torch.zeros(max_num_reqs + 1, dtype=torch.int32, device='cuda')\n"
+            "        self.table = torch.zeros(max_num_reqs, width, dtype=torch.int32, device='cuda')\n"
+        ),
+        "pkg/batch.py": (
+            "from pkg.buffers import InputBuffers\n\n\n"
+            "def make_dummy(input_buffers: InputBuffers):\n"
+            "    input_buffers.query_start_loc[0] = 0\n"
+            "    input_buffers.table[0] = 0\n"
+        ),
+    })
+    assert [(d.code, d.start.row) for d in found if d.path.endswith("batch.py")] == [("SL301", 5)]

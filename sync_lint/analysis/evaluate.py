@@ -57,6 +57,7 @@ from sync_lint.analysis.knowledge import (
     EMPTY_CONTAINERS,
     EVENT_HANDLES,
     FACTORIES,
+    INT_SIZE,
     HOST_VALUE_METHODS,
     LIKE_FACTORIES,
     METADATA_ATTRS,
@@ -74,6 +75,7 @@ from sync_lint.analysis.knowledge import (
     VIEW_METHODS,
     arithmetic_call,
     cuda_device_module,
+    factory_rank,
     legacy_tensor_type,
     module_state_class,
     result_dtype,
@@ -656,7 +658,7 @@ class Evaluator:
         pin_unknown = (pin_arg is not None and not pin and not is_false_literal(pin_arg)) or \
             any(a.star == "**" for a in expr.args)
         dtype = _dtype_kwarg(expr)
-        ndim = _factory_ndim(expr, name)
+        ndim = _factory_ndim(expr, name, self._holds_int)
         if dtype is None:
             dtype = _factory_default_dtype(expr, name)
         if device_arg is not None:
@@ -805,6 +807,11 @@ class Evaluator:
         if method in TENSOR_ONLY_CASTS and not expr.args:
             return Fact(Device.UNKNOWN, tensor_like=True, ndim=owner.ndim, dtype=TENSOR_ONLY_CASTS[method])
         return UNKNOWN
+
+    def _holds_int(self, expr: cst.BaseExpression) -> bool:
+        """A name or attribute known to hold one Python integer (a factory's size)."""
+        fact = self.fact(expr)
+        return fact.value_kind == "python" and fact.dtype == "int"
 
     def _eval_to(self, expr: cst.Call, owner: Fact) -> Fact:
         target: Device | None = None
@@ -1123,54 +1130,36 @@ def _factory_default_dtype(expr: cst.Call, name: str) -> str | None:
     return None
 
 
-def _factory_ndim(expr: cst.Call, name: str) -> int | None:
+def _factory_ndim(expr: cst.Call, name: str, number: Callable[[cst.BaseExpression], bool]) -> int | None:
+    """The rank of a factory's result (`factory_rank`); `number` says whether a name or attribute holds
+    one Python integer (an `int`-annotated parameter, a name assigned one)."""
     positional = [a.value for a in expr.args if a.keyword is None and not a.star]
-    if name in ("arange", "range", "linspace", "logspace", "randperm"):
-        return 1
-    if name == "eye":
-        return 2
     if name in ("tensor", "as_tensor") and positional:
         return _list_depth(positional[0])
-    if name == "scalar_tensor":
-        return 0
-    if name in LIKE_FACTORIES or name == "normal":
-        return None
-    sizes = positional
-    if name == "full":
-        size_kw = next((a.value for a in expr.args if a.keyword is not None and a.keyword.value == "size"), None)
-        sizes = [size_kw] if size_kw is not None else positional[:1]
-    elif name == "randint":
-        size_kw = next((a.value for a in expr.args if a.keyword is not None and a.keyword.value == "size"), None)
-        sizes = [size_kw] if size_kw is not None else positional[-1:]
-    else:
-        size_kw = next((a.value for a in expr.args if a.keyword is not None and a.keyword.value == "size"), None)
-        if size_kw is not None:
-            sizes = [size_kw]
-    if len(sizes) == 1:
-        only = sizes[0]
-        if isinstance(only, (cst.Tuple, cst.List)):
-            if any(isinstance(e, cst.StarredElement) for e in only.elements):
-                return None
-            return len(only.elements)
-        if _is_int_size(only):
-            return 1
-        return None  # `torch.zeros(shape)`: could be an int or a tuple
-    if sizes and all(not isinstance(s, (cst.Tuple, cst.List)) for s in sizes):
-        return len(sizes)
-    return None
+    size_kw = next((a.value for a in expr.args if a.keyword is not None and a.keyword.value == "size"), None)
+    return factory_rank(name, [_size_kind(p, number) for p in positional],
+                        _size_kind(size_kw, number) if size_kw is not None else None, size_kw is not None)
 
 
-def _is_int_size(expr: cst.BaseExpression) -> bool:
-    """A size argument that must be one int: `8`, `n + 1`, `len(x)`, `x.shape[0]`, `x.size(0)`."""
+def _size_kind(expr: cst.BaseExpression, number: Callable[[cst.BaseExpression], bool]) -> int | str | None:
+    """A size argument as `factory_rank` reads it: a display's length, INT_SIZE, or None."""
+    if isinstance(expr, (cst.Tuple, cst.List)):
+        return None if any(isinstance(e, cst.StarredElement) for e in expr.elements) else len(expr.elements)
+    return INT_SIZE if _is_int_size(expr, number) else None
+
+
+def _is_int_size(expr: cst.BaseExpression, number: Callable[[cst.BaseExpression], bool]) -> bool:
+    """A size argument that must be one int: `8`, `n + 1`, `len(x)`, `x.shape[0]`, `x.size(0)`, a name
+    known to hold an int, and arithmetic of those."""
     if isinstance(expr, cst.Integer):
         return True
-    if isinstance(expr, cst.BinaryOperation) and isinstance(
-        expr.operator, (cst.Add, cst.Subtract, cst.FloorDivide, cst.Modulo)
-    ):
-        # A tuple cannot be added to an int: `n + 1` is a number whatever `n` is.
-        return isinstance(expr.left, cst.Integer) or isinstance(expr.right, cst.Integer) or (
-            _is_int_size(expr.left) and _is_int_size(expr.right)
-        )
+    if isinstance(expr, cst.BinaryOperation):
+        if isinstance(expr.operator, (cst.Add, cst.Subtract, cst.FloorDivide, cst.Modulo)) and (
+                isinstance(expr.left, cst.Integer) or isinstance(expr.right, cst.Integer)):
+            return True  # a tuple cannot be added to an int: `n + 1` is a number whatever `n` is
+        # `n * k` repeats a tuple `n`: an int only where both sides are.
+        return isinstance(expr.operator, (cst.Add, cst.Subtract, cst.Multiply, cst.FloorDivide, cst.Modulo)) \
+            and _is_int_size(expr.left, number) and _is_int_size(expr.right, number)
     if isinstance(expr, cst.Subscript) and isinstance(expr.value, cst.Attribute):
         return expr.value.attr.value == "shape" and len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Index)
     if isinstance(expr, cst.Call):
@@ -1178,6 +1167,8 @@ def _is_int_size(expr: cst.BaseExpression) -> bool:
         if isinstance(func, cst.Name):
             return func.value in ("len", "int")
         return isinstance(func, cst.Attribute) and (func.attr.value == "numel" or (func.attr.value == "size" and bool(expr.args)))
+    if isinstance(expr, (cst.Name, cst.Attribute)):
+        return number(expr)
     return False
 
 

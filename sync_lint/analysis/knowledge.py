@@ -232,3 +232,40 @@ NON_TENSOR_ANNOTATIONS = frozenset(
     "int float bool str bytes list dict tuple set List Dict Tuple Set Sequence Mapping "
     "ndarray Module device dtype".split()
 )
+
+
+# A size argument of a factory, as both evaluators describe it: `n` (>= 0) for a tuple or list display
+# of n sizes, INT_SIZE for one integer, None for a value that may be either (`torch.zeros(shape)`).
+SizeKind = "int | str | None"
+INT_SIZE = "int"
+
+
+def factory_rank(name: str, positional: "list[int | str | None]", size_keyword: "int | str | None" = None,
+                 has_size_keyword: bool = False) -> "int | None":
+    """The rank of the tensor `torch.<name>(...)` makes, from its size arguments (`SizeKind`s, in order):
+    `torch.zeros(n, 4)` is 2-D, `torch.zeros((n, 4))` too, `torch.zeros(n)` 1-D when `n` is known to be
+    one integer; None where it depends on what a value holds."""
+    if name in ("arange", "range", "linspace", "logspace", "randperm"):
+        return 1
+    if name == "eye":
+        return 2
+    if name == "scalar_tensor":
+        return 0
+    if name in LIKE_FACTORIES or name == "normal" or name in ("tensor", "as_tensor"):
+        return None
+    sizes = positional
+    if has_size_keyword:
+        sizes = [size_keyword]
+    elif name == "full":
+        sizes = positional[:1]
+    elif name == "randint":
+        sizes = positional[-1:]
+    if len(sizes) == 1:
+        only = sizes[0]
+        if isinstance(only, int) and not isinstance(only, bool):
+            return only
+        return 1 if only == INT_SIZE else None
+    if sizes and all(kind == INT_SIZE for kind in sizes):
+        return len(sizes)
+    return None
+

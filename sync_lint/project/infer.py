@@ -69,6 +69,7 @@ from sync_lint.analysis.knowledge import (
     DTYPE_NAMES,
     EVENT_HANDLES,
     FACTORIES,
+    INT_SIZE,
     HOST_VALUE_METHODS,
     LIKE_FACTORIES,
     METADATA_ATTRS,
@@ -82,6 +83,7 @@ from sync_lint.analysis.knowledge import (
     VIEW_METHODS,
     arithmetic_call,
     cuda_device_module,
+    factory_rank,
     module_state_class,
     pins_where_available,
     result_dtype,
@@ -1986,11 +1988,14 @@ class Inference:
                             "decides where")
             target = self._device_argument(device, context) if device is not None else None
             dtype = self._dtype_named(keywords.get("dtype"), context)
+            ndim = factory_rank(last, [_size_kind(a, context) for a in args if a[0] != "*"],
+                                _size_kind(keywords["size"], context) if "size" in keywords else None,
+                                "size" in keywords) if not any(a[0] == "*" for a in args) else None
             if target is not None and target.device_value is Device.GPU:
                 return Fact(Device.GPU, reason=f"created by `{qualified}(..., device={render(device, 30)})`",
-                            convention=target.by_convention, dtype=dtype)
+                            convention=target.by_convention, dtype=dtype, ndim=ndim)
             assumed = target is not None and target.by_convention
-            return with_dtype(_host_tensor(pin, f"`{qualified}(...)`", assumed), dtype)
+            return replace(with_dtype(_host_tensor(pin, f"`{qualified}(...)`", assumed), dtype), ndim=ndim)
         if "out" in keywords:
             written = self.eval(keywords["out"], context)  # `torch.cat(parts, out=pinned)` returns `out`
             if written.is_tensor:
@@ -2123,7 +2128,7 @@ class Inference:
             items = tuple(self._source(i, reason, summary, line) if isinstance(i, Fact) and i.is_tensor else i
                           for i in items)
         return Fact(fact.device, tensor_like=fact.tensor_like, pinning_unknown=fact.pinning_unknown,
-                    dtype=fact.dtype, value_kind=fact.value_kind, device_value=fact.device_value,
+                    ndim=fact.ndim, dtype=fact.dtype, value_kind=fact.value_kind, device_value=fact.device_value,
                     refs=fact.refs, items=items, convention=fact.by_convention, reason=reason,
                     where=self._where(summary, line),
                     # The value's own reason is already in `reason` (its code); keep it only when it leads elsewhere.
@@ -2350,7 +2355,8 @@ def join_sources(sources: list[Fact], share: float = 0.8, gpu_wins: bool = False
                        pinning_unknown=mixed_pinning or any(f.pinning_unknown for f in agreeing),
                        convention=mixed or all(f.by_convention for f in agreeing),
                        # a mask only where every source is one (`x[m]` selects only through a bool `m`)
-                       dtype=first.dtype if all(f.dtype == first.dtype for f in tensors) else None)
+                       dtype=first.dtype if all(f.dtype == first.dtype for f in tensors) else None,
+                       ndim=first.ndim if all(f.ndim == first.ndim for f in tensors) else None)
     if unknown:
         return next(f for f in informative if f.is_unknown_tensor)
     kinds = {f.value_kind for f in informative}
@@ -2383,6 +2389,32 @@ def join_sources(sources: list[Fact], share: float = 0.8, gpu_wins: bool = False
         return replace(first, items=tuple(join_sources([f.items[i] for f in informative])
                                           for i in range(len(first.items))))
     return first
+
+
+def _size_kind(value: Value, context: Context) -> int | str | None:
+    """A factory's size argument as `factory_rank` reads it, from the summary's value alone: a display's
+    length; INT_SIZE for a number literal, an `int`-annotated parameter, `len(x)`, `x.shape[0]`,
+    `x.size(0)`, `x.numel()`, and arithmetic of those; None otherwise (`torch.zeros(shape)`)."""
+    tag = value[0]
+    if tag == "tuple":
+        return len(value[1])
+    if value[:2] == ("lit", "number"):
+        return INT_SIZE
+    if tag == "op" and len(value) == 2:
+        return INT_SIZE if all(_size_kind(v, context) == INT_SIZE for v in value[1]) else None
+    if tag == "param" and context.function is not None:
+        declared = next((p for p in context.function.params if p.name == value[1]), None)
+        return INT_SIZE if declared is not None and declared.annotation == ("int",) else None
+    if tag == "call":
+        func = value[1]
+        if func == ("name", "len"):
+            return INT_SIZE
+        if func[0] == "attr" and (func[2] == "numel" or (func[2] == "size" and value[2])):
+            return INT_SIZE
+    if tag == "sub" and value[1][0] == "attr" and value[1][2] == "shape" and value[2][0] == "key" \
+            and isinstance(value[2][1], int):
+        return INT_SIZE
+    return None
 
 
 def with_dtype(fact: Fact, dtype: str | None) -> Fact:
