@@ -17,7 +17,15 @@ Flags places where Python itself needs the value of a GPU tensor, without any
   in error messages: inside `raise`, `assert` and `lambda` they are built only on
   failure, or lazily);
 - host predicates: `torch.equal`, `torch.allclose`, `torch.is_nonzero` (and their
-  method forms); builtin `max()` / `min()` over GPU tensors.
+  method forms); builtin `max()` / `min()` over GPU tensors, and `any()`, `all()`
+  and `sorted()` of a GPU tensor, of a display of GPU tensors or of a comprehension
+  of them (`any(n > 0 for n in lens)`): each element's truth, or each comparison,
+  is read on the host (SGLang's FlashAttention backend tested `not
+  any(forward_batch.extend_prefix_lens)` before PR #4745). Measured on an H100
+  (torch 2.11, 30 ms queued; `benchmarks/gpu/iterate_store_probe.py`,
+  `docs/verification/iterate-store-h100-torch2.11.0.md`): `any(t)`, `all(t)`,
+  `sorted(t)` of 16 elements and `any(v > 0 for v in t)` each waited for the whole
+  queue, `t.any()` did not (0.03 ms).
 
 Never flagged: metadata (`.shape`, `.size()`, `.numel()`, `.dim()`, `.dtype`,
 `.device`, `.is_cuda`), `torch.equal(x, x)` (the same tensor twice), and indexing
@@ -151,6 +159,9 @@ class ImplicitHostRead(Rule):
         Example("import torch\nx = torch.ones(4, device='cuda')\nif x.shape[0] > 0:\n    pass\n"),
         Example("import torch\nx = torch.ones(4, device='cuda')\nok = torch.equal(x, x)\n"),
         Example("import torch\nx = torch.ones(4)\nif x.sum() > 0:\n    pass\n"),
+        Example("import torch\nx = torch.ones(4, device='cuda')\nif not any(x):\n    pass\n", (3,)),
+        Example("import torch\nx = torch.ones(4, device='cuda')\nok = all(v > 0 for v in x)\n", (3,)),
+        Example("import torch\nx = torch.ones(4, device='cuda')\nok = any(x.tolist())\nids = sorted([3, 1])\n"),
     )
 
     def __init__(self) -> None:
@@ -307,6 +318,8 @@ class ImplicitHostRead(Rule):
             self._formatted(node.args[0].value)
         elif name in ("max", "min"):
             self._compared(node, name)
+        elif name in ("any", "all", "sorted"):
+            self._iterated(node, name, comprehension=False)
 
     def _conversion(self, node: cst.Call, name: str) -> None:
         value = node.args[0].value if len(node.args) == 1 and not node.args[0].star else None
@@ -402,6 +415,49 @@ class ImplicitHostRead(Rule):
                 f"`.item()`, which waits for the GPU; use `torch.{name}imum` or `torch.{name}` on the device",
                 fact=fact,
             )
+
+
+    def leave_Call(self, node: cst.Call) -> None:
+        # A comprehension's names are bound once the walk has been through it.
+        func = node.func
+        if isinstance(func, cst.Name) and func.value in ("any", "all", "sorted") \
+                and self.ctx.imports.resolve(func) is None and self.ctx.devices.bound_fact(func.value) is None:
+            self._iterated(node, func.value, comprehension=True)
+
+    def _iterated(self, node: cst.Call, name: str, comprehension: bool) -> None:
+        """`any(t)`, `all(t)`, `sorted(t)`: Python iterates its one argument and reads each element (the
+        truth of each for `any`/`all`, each comparison for `sorted`): a GPU tensor of one or more
+        dimensions, a display of GPU tensors, or a comprehension whose elements are GPU tensors
+        (`any(n > 0 for n in lens)`)."""
+        args = positional_args(node)
+        if len(args) != 1:
+            return
+        iterable = args[0].value
+        if isinstance(iterable, (cst.GeneratorExp, cst.ListComp)) is not comprehension:
+            return
+        if isinstance(iterable, (cst.List, cst.Tuple)):
+            elements = [e.value for e in iterable.elements if isinstance(e, cst.Element)]
+        elif isinstance(iterable, (cst.GeneratorExp, cst.ListComp)):
+            elements = [iterable.elt]
+        else:
+            fact = self._gpu(iterable)
+            if fact is None or fact.ndim == 0:  # iterating a 0-dim tensor raises
+                return
+            elements, found = [], fact
+        if elements:
+            found = next((f for f in map(self._gpu, elements) if f is not None), None)  # type: ignore[assignment]
+            if found is None:
+                return
+        read = "compares its elements, reading each comparison" if name == "sorted" else \
+            "tests each element for truth, reading each"
+        instead = "sort on the device (`torch.sort`)" if name == "sorted" else \
+            f"reduce on the device (`t.{name}()`, `torch.{name}`) and keep the result there, or test host values"
+        self.report(
+            node,
+            f"builtin `{name}()` iterates GPU tensors in Python and {read} with `.item()`: one wait for the "
+            f"GPU per element; {instead}",
+            fact=found,
+        )
 
 
 def _operators_only(expr: cst.CSTNode) -> bool:

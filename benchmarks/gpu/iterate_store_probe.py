@@ -1,0 +1,82 @@
+"""Do builtins that iterate a GPU tensor, and scalar stores through integer indices, make the host wait?
+
+    python benchmarks/gpu/iterate_store_probe.py --out DIR
+
+Each case runs behind a freshly queued SLEEP_MS sleep kernel (the GPU is busy) and the host
+time of the one call is taken, REPEATS times; the median is reported. A call that waits for
+the GPU takes about the queued time; one that does not, microseconds. It decides two rules'
+claims:
+
+- SL104: `any(t)`, `all(t)` and `sorted(t)` of a 1-D GPU tensor read each element on the
+  host (`Tensor.__bool__` / `__lt__`), as `max(t)` does;
+- SL302: a Python scalar stored through an integer index tensor waits whether the index is
+  on the GPU (the value is copied) or on the CPU (the index is copied), while a CPU index
+  that is 0-dim into a 2-D tensor selects a row and is filled without a copy.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import torch  # noqa: E402
+
+from gpu_busy import host_ms_behind_queue, probe_folder, queue_report, save_report  # noqa: E402
+
+SLEEP_MS = 30.0
+REPEATS = 5
+
+
+def cases() -> dict:
+    zeros = torch.zeros(16, device="cuda")  # `any` reads every element: none is true
+    ones = torch.ones(16, device="cuda")  # `all` reads every element
+    shuffled = torch.randperm(16, device="cuda").float()
+    flat = torch.zeros(4096, device="cuda")
+    grid = torch.zeros(64, 64, device="cuda")
+    idx_gpu = torch.tensor([1, 5, 9], device="cuda")
+    idx_cpu = torch.tensor([1, 5, 9])
+    idx_cpu_0d = torch.tensor(3)
+    rows = torch.tensor([1, 2, 3], device="cuda")
+    cols = torch.tensor([4, 5, 6], device="cuda")
+    return {
+        "any(zeros) (1-D GPU, 16 elements)": lambda: any(zeros),
+        "all(ones) (1-D GPU, 16 elements)": lambda: all(ones),
+        "sorted(shuffled) (1-D GPU, 16 elements)": lambda: sorted(shuffled),
+        "any(v > 0 for v in zeros)": lambda: any(v > 0 for v in zeros),
+        "zeros.any() (no host read)": lambda: zeros.any(),
+        "flat[idx_gpu] = 0 (GPU int64 index)": lambda: flat.__setitem__(idx_gpu, 0),
+        "flat[idx_cpu] = 0 (CPU int64 index)": lambda: flat.__setitem__(idx_cpu, 0),
+        "grid[rows, cols] = 1e9 (GPU indices)": lambda: grid.__setitem__((rows, cols), 1e9),
+        "flat[idx_cpu_0d] = 0 (0-dim CPU index, 1-D)": lambda: flat.__setitem__(idx_cpu_0d, 0),
+        "grid[idx_cpu_0d] = 0 (0-dim CPU index, 2-D: a row)": lambda: grid.__setitem__(idx_cpu_0d, 0),
+        "flat[3] = 0 (int, 1-D)": lambda: flat.__setitem__(3, 0),
+        "flat[idx_gpu] = torch.full((), 0., device=...) (the fix)":
+            lambda: flat.__setitem__(idx_gpu, torch.full((), 0.0, device="cuda")),
+    }
+
+
+def measure() -> list[dict]:
+    out = []
+    for name, call in cases().items():
+        call()  # warm: first-call allocations and lazy init are not what is measured
+        torch.cuda.synchronize()
+        host = host_ms_behind_queue(call, SLEEP_MS, REPEATS)
+        out.append({"case": name, "host_ms": round(host, 3), "queued_ms": SLEEP_MS,
+                    "waited": host > SLEEP_MS / 2})
+    return out
+
+
+def main() -> None:
+    out = probe_folder(__doc__.splitlines()[0])
+    rows = measure()
+    report = queue_report(rows, SLEEP_MS, REPEATS)
+    table = ["| case | host ms (median of 5) | waited for the GPU |", "|---|---:|---|"]
+    table += [f"| `{r['case']}` | {r['host_ms']} | {'yes' if r['waited'] else 'no'} |" for r in rows]
+    save_report(out, "iterate-store", report, f"# Iterating builtins and index stores behind a {SLEEP_MS:g} ms queue",
+                table)
+
+
+if __name__ == "__main__":
+    main()
