@@ -1304,3 +1304,56 @@ def test_a_buffer_made_in_another_module_keeps_its_rank(tmp_path: Path) -> None:
         ),
     })
     assert [(d.code, d.start.row) for d in found if d.path.endswith("batch.py")] == [("SL301", 5)]
+
+
+def test_super_calls_reach_the_next_class_in_the_mro(tmp_path: Path) -> None:
+    # vLLM's Gemma 4 before #39234: `embed_input_ids` moved the mask to the GPU and handed it to
+    # `super().embed_input_ids(...)`, the interface's, which selects with it.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/interfaces.py": (
+            "import torch\n\n\nclass SupportsMultiModal:\n"
+            "    def embed_input_ids(self, input_ids, *, is_multimodal=None):\n"
+            "        embeds = input_ids.float()\n"
+            "        if is_multimodal is not None:\n"
+            "            return embeds[is_multimodal]\n"
+            "        return embeds\n"
+        ),
+        "pkg/model.py": (
+            "import torch\nfrom pkg.interfaces import SupportsMultiModal\n\n\n"
+            "class Model(SupportsMultiModal):\n"
+            "    def embed_input_ids(self, input_ids, *, is_multimodal=None):\n"
+            "        mask = torch.zeros(8, dtype=torch.bool, device='cuda')\n"
+            "        return super().embed_input_ids(input_ids, is_multimodal=mask)\n"
+        ),
+    })
+    assert ("SL202", 8) in [(d.code, d.start.row) for d in found if d.path.endswith("interfaces.py")]
+
+
+def test_a_method_is_called_through_a_receiver_of_unknown_class_when_nothing_else_calls_it(tmp_path: Path) -> None:
+    # SGLang's CUDA-graph runner calls `self.model_runner.attn_backend.init_forward_metadata_replay_cuda_graph(
+    # bs, self.seq_lens)` on whichever backend was chosen; the backend reads `seq_lens.max().item()`.
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/backend.py": (
+            "class FlashBackend:\n"
+            "    def init_forward_metadata_replay_cuda_graph(self, bs, seq_lens):\n"
+            "        return seq_lens[:bs].max().item()\n\n"
+            "    def plan_step(self, n, lens):\n"
+            "        return lens.max().item()\n"
+        ),
+        "pkg/runner.py": (
+            "import torch\n\n\nclass GraphRunner:\n"
+            "    def __init__(self, model_runner):\n"
+            "        self.model_runner = model_runner\n"
+            "        self.seq_lens = torch.zeros(8, dtype=torch.int32, device='cuda')\n\n"
+            "    def replay(self, bs):\n"
+            "        self.model_runner.attn_backend.init_forward_metadata_replay_cuda_graph(bs, self.seq_lens)\n"
+            "        self.model_runner.attn_backend.plan_step(bs, self.seq_lens, 3)\n"
+            "        self.model_runner.attn_backend.update(self.seq_lens)\n"
+        ),
+    }
+    found = [(d.code, d.start.row, d.confidence) for d in check_small_project(tmp_path, files)
+             if d.path.endswith("backend.py")]
+    # `plan_step` does not take three arguments: that call is not one of it.
+    assert found == [("SL101", 3, "convention")]

@@ -76,6 +76,7 @@ from sync_lint.analysis.knowledge import (
     METADATA_METHODS,
     MODULE_NAMES,
     NEW_METHODS,
+    NN_MODULE_CLASSES,
     NN_NON_MODULES,
     RESULT_FIELDS,
     STREAM_HANDLES,
@@ -111,6 +112,17 @@ MAX_SOURCES = 16
 # a whole module tree.
 MODULE_HOPS = 2
 _CALLED_METHODS = frozenset({"forward", "__call__"})
+# Methods of torch's and the libraries' classes that project classes define too: a call of one on an
+# object of unknown class is as likely the library's.
+_LIBRARY_METHODS = frozenset({
+    "state_dict", "load_state_dict", "named_parameters", "named_buffers", "named_modules", "named_children",
+    "register_buffer", "register_parameter", "register_forward_hook", "register_forward_pre_hook",
+    "add_module", "get_submodule", "zero_grad", "extra_repr", "get_input_embeddings", "set_input_embeddings",
+    "get_output_embeddings", "set_output_embeddings", "from_pretrained", "save_pretrained", "to_dict",
+    "to_json_string", "batch_decode", "apply_chat_template", "prepare_inputs_for_generation",
+    "tie_weights", "resize_token_embeddings", "post_init", "init_weights", "_init_weights",
+    "get_seq_length", "get_max_cache_shape", "reorder_cache", "load_weights",
+})
 # How many calls up `never_none` follows a value passed through from a caller's own parameter.
 NEVER_NONE_HOPS = 2
 # How many calls up `off_cuda_only` follows a function called only from functions that run off CUDA.
@@ -207,6 +219,8 @@ class Inference:
         self._caller_memo: dict[str, tuple[list[tuple[ModuleSummary, CallSite, int]], Dep | None]] = {}
         # function -> every known call of it, before `_callers` leaves some out (for `off_cuda_only`)
         self._every_call: dict[str, list[tuple[ModuleSummary, CallSite, int]]] = {}
+        # Call sites `_interface_calls` took for calls of a method through a receiver of unknown class.
+        self._interface: set[tuple[str, int, Value]] = set()
         self._off_cuda_memo: dict[tuple[str, int], tuple[str | None, Dep | None]] = {}
         self._callee_memo: dict[str, tuple[list[tuple[ModuleSummary, CallSite, Fact]], Dep | None]] = {}
         self._dispatch_memo: dict[str, tuple[frozenset[str], Dep | None]] = {}
@@ -615,9 +629,13 @@ class Inference:
                     sources.append(assumed or UNKNOWN)
                 continue
             fact, context = self._passed(info, caller, call, value, budget)
-            sources.append(self._source(self._as_device(fact, context, assumed) if assumed else fact,
-                                        f"parameter `{name}` of `{short}` receives `{render(value)}`", caller,
-                                        call.line))
+            source = self._source(self._as_device(fact, context, assumed) if assumed else fact,
+                                  f"parameter `{name}` of `{short}` receives `{render(value)}`", caller, call.line)
+            if (caller.module, call.line, call.func) in self._interface:
+                # The call's receiver is of a class not known: that it reaches this method is a guess.
+                source = replace(source, convention=True, reason=f"{source.reason} at a call of "
+                                 f"`{render(call.func, 40)}` on an object of a class not known")
+            sources.append(source)
         # The default counts even when every known call passes the argument: calls the index cannot see
         # (`module(x)` reaching `forward`, callbacks) may leave it.
         if param.default is not None and param.default[:2] != ("lit", "none"):
@@ -945,8 +963,32 @@ class Inference:
             for caller, call, callee in self._calls_with_callees(name):
                 if callee.value_kind == "callable" and function in callee.refs:
                     out.append((caller, call, 1 if bound and "bound" in callee.items else 0))
+        if not out and bound and info.class_name is not None:
+            out.extend(self._interface_calls(info))
         self._every_call[function] = list(out)
         out[:] = _nearest(self._on_accelerators(out), function, MAX_SOURCES)
+        return out
+
+    def _interface_calls(self, info: FunctionInfo) -> list[tuple[ModuleSummary, CallSite, int]]:
+        """For a method no call resolves to, the calls of its name on a receiver whose class is not known
+        (an attribute typed `nn.Module` or not at all) that its signature accepts. Serving engines call
+        their model and backend through such attributes: vLLM's runner calls `self.model.embed_input_ids(
+        ..., is_multimodal=is_mm_embed)` on whichever model it loaded, SGLang's CUDA-graph runner
+        `self.model_runner.attn_backend.init_forward_metadata_replay_cuda_graph(bs, ..., self.seq_lens,
+        ...)` on whichever backend was chosen. Only distinctive names count (`_interface_name`), and
+        only where no call is resolved: a resolved call says which functions a name reaches."""
+        if not _interface_name(info.name):
+            return []
+        out = []
+        for caller, call, callee in self._calls_with_callees(info.name):
+            if callee.value_kind == "callable" or call.func[0] != "attr" or not _accepts(info, call):
+                continue
+            receiver = self.eval(call.func[1], self._context(caller, call.function, "types"))
+            if receiver.value_kind in ("nn-module", None) and not receiver.tensor_like and \
+                    receiver.device in (Device.UNKNOWN, Device.NOT_TENSOR) or \
+                    receiver.value_kind == "object" and receiver.refs <= NN_MODULE_CLASSES:
+                out.append((caller, call, 1))
+                self._interface.add((caller.module, call.line, call.func))
         return out
 
     def _all_calls(self, function: str) -> list[tuple[ModuleSummary, CallSite, int]]:
@@ -1401,6 +1443,10 @@ class Inference:
         if tag == "name":
             return self._name_in(context, value[1])
         if tag == "attr":
+            if value[1][:2] == ("call", ("name", "super")) and not value[1][2] and not value[1][3]:
+                found = self._super_attribute(context, value[2])
+                if found is not None:
+                    return found
             return self.attribute(self.eval(value[1], context), value[2], context.mode, context.budget)
         if tag == "call":
             return self._call(value, context)
@@ -1792,6 +1838,19 @@ class Inference:
         return UNKNOWN
 
     # --- calls -----------------------------------------------------------------------------------
+    def _super_attribute(self, context: Context, name: str) -> Fact | None:
+        """`super().name` in a method: the attribute of the first class after the method's own in its
+        MRO that defines it (vLLM's Gemma 4 `embed_input_ids` calls `super().embed_input_ids(...)`, the
+        `SupportsMultiModal` interface's, which merges the multimodal embeddings)."""
+        info = context.function
+        if info is None or info.class_name is None:
+            return None
+        for cls in self.index.mro(context.summary.qualified(info.class_name))[1:]:
+            found = self.index.klass(cls)
+            if found is not None and name in found[1].methods:
+                return self.attribute(constructed(frozenset({cls})), name, context.mode, context.budget)
+        return None
+
     def _call(self, value: Value, context: Context) -> Fact:
         func, args, kwargs = value[1], value[2], value[3]
         function = context.function.qualname if context.function else None
@@ -2389,6 +2448,26 @@ def join_sources(sources: list[Fact], share: float = 0.8, gpu_wins: bool = False
         return replace(first, items=tuple(join_sources([f.items[i] for f in informative])
                                           for i in range(len(first.items))))
     return first
+
+
+def _interface_name(name: str) -> bool:
+    """A method name distinctive enough that a call of it on an object of unknown class is taken for a
+    call of the project's methods of that name: two words or more, not a dunder, not one of the
+    library methods that project classes also define."""
+    return not name.startswith("__") and "_" in name.strip("_") and len(name) >= 8 and name not in _LIBRARY_METHODS
+
+
+def _accepts(info: FunctionInfo, call: CallSite) -> bool:
+    """Whether the method's signature (after its receiver) takes the call's arguments."""
+    params = info.params[1:]
+    kinds = {p.kind for p in params}
+    positional = [p for p in params if p.kind in ("posonly", "pos")]
+    if any(a[0] == "*" for a in call.args):
+        return "star" in kinds or bool(positional)
+    if len(call.args) > len(positional) and "star" not in kinds:
+        return False
+    names = {p.name for p in params if p.kind in ("pos", "kwonly")}
+    return "starstar" in kinds or all(k == "**" or k in names for k, _v in call.kwargs)
 
 
 def _size_kind(value: Value, context: Context) -> int | str | None:
