@@ -1357,3 +1357,35 @@ def test_a_method_is_called_through_a_receiver_of_unknown_class_when_nothing_els
              if d.path.endswith("backend.py")]
     # `plan_step` does not take three arguments: that call is not one of it.
     assert found == [("SL101", 3, "convention")]
+
+
+def test_a_predicate_returning_an_and_of_host_tests_and_a_gpu_comparison_returns_the_comparison(
+        tmp_path: Path) -> None:
+    # SGLang's DeepSeek attention before #4577: `return mode.is_extend() and lens.sum() == 0` hands the
+    # caller's `if self.no_absorb(batch):` a 0-dim GPU tensor (Python's `and` returns its last operand).
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/batch.py": (
+            "import torch\n\n\nclass Batch:\n    def __init__(self, n: int):\n"
+            "        self.prefix_lens = torch.zeros(n, device='cuda')\n\n"
+            "    def is_extend(self):\n        return True\n"
+        ),
+        "pkg/attn.py": (
+            "from pkg.batch import Batch\n\n\nclass Attention:\n"
+            "    def no_absorb(self, batch: Batch):\n"
+            "        return batch.is_extend() and batch.prefix_lens.sum() == 0\n\n"
+            "    def forward(self, batch: Batch):\n"
+            "        if self.no_absorb(batch):\n            return 1\n        return 0\n"
+        ),
+    })
+    assert [(d.code, d.start.row) for d in found if d.path.endswith("attn.py")] == [("SL104", 9)]
+
+
+def test_a_file_naming_no_device_is_still_checked_for_truth_tests_in_a_project(tmp_path: Path) -> None:
+    # Its GPU tensors come from another module: no token of its own says so.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/make.py": "import torch\n\n\ndef make(n):\n    return torch.zeros(n, device='cuda').sum() > 0\n",
+        "pkg/use.py": "from pkg.make import make\n\n\ndef f(n):\n    if make(n):\n        return 1\n    return 0\n",
+    })
+    assert [(d.code, d.start.row) for d in found if d.path.endswith("use.py")] == [("SL104", 5)]

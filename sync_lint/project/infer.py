@@ -847,6 +847,8 @@ class Inference:
             return value[1] != "none"
         if tag in ("op", "tuple", "listof", "dict", "lambda", "decl"):
             return True
+        if tag == "and":
+            return all(self._not_none(part, summary, function, budget) for part in value[1])
         if tag == "join":
             # `if x is None: x = torch.arange(n)`: the parameter is a value wherever the fallback is not.
             given = {part[1] for part in value[1] if part[0] == "unlessgiven"}
@@ -1467,6 +1469,12 @@ class Inference:
             return with_dtype(combine(operands), _operation_dtype(value, operands))
         if tag == "join":
             return join_sources([self.eval(v, context) for v in value[1]])
+        if tag == "and":
+            # `return mode.is_extend() and lens.sum() == 0`: the GPU comparison wherever the value is a tensor.
+            operands = [self.eval(v, context) for v in value[1]]
+            if all(f.device is Device.NOT_TENSOR for f in operands[:-1]):
+                return operands[-1]
+            return join_sources(operands)
         if tag == "tuple":
             return Fact(Device.NOT_TENSOR, value_kind="tuple", items=tuple(self.eval(v, context) for v in value[1]))
         if tag == "listof":
@@ -2640,7 +2648,7 @@ def _params_in(values: Iterable[Value]) -> set[str]:
             stack.append(value[1])
             stack.extend(value[2])
             stack.extend(v for _k, v in value[3])
-        elif tag in ("op", "join", "tuple"):
+        elif tag in ("op", "join", "and", "tuple"):
             stack.extend(value[1])
         elif tag == "dict":
             stack.extend(v for _k, v in value[1])

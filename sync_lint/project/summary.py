@@ -37,12 +37,12 @@ from sync_lint.analysis.knowledge import (
 )
 from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.mentions import module_mentions
-from sync_lint.project.values import MAX_DEPTH, NONE, OFF_CUDA, UNKNOWN, Value, join, off_cuda_if
+from sync_lint.project.values import MAX_DEPTH, MAX_JOIN, NONE, OFF_CUDA, UNKNOWN, Value, join, off_cuda_if
 
 _BUILTINS = frozenset(dir(builtins))
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 48
+SUMMARY_FORMAT = 49
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -1398,7 +1398,10 @@ class _Summarizer:
             operand = (self.value(node.operand, scope, level),)
             return ("op", operand, "bit") if isinstance(node.op, ast.Invert) else ("op", operand)
         if isinstance(node, ast.BoolOp):
-            return join([self.value(v, scope, level) for v in node.values])
+            operands = [self.value(v, scope, level) for v in node.values]
+            if isinstance(node.op, ast.And) and any(v[0] != "lit" for v in operands):
+                return ("and", tuple(operands[-MAX_JOIN:]))
+            return join(operands)
         if isinstance(node, ast.IfExp):
             if _holds_with_a_gpu(node.test):  # `cpu.pin_memory() if PIN_MEMORY else cpu`
                 return self.value(node.body, scope, level)

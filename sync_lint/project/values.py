@@ -18,6 +18,7 @@ tag:
 | `item` | `("item", base, i)` | element `i` of a tuple `base` (tuple unpacking) |
 | `op` | `("op", operands)`, `("op", operands, "cmp")`, `("op", operands, "bit")` | arithmetic, a comparison (a bool result), a bitwise operation (a bool result of bool operands): lives where its tensor operands live |
 | `join` | `("join", alternatives)` | one of several values (branches, `a or b`, `x if c else y`) |
+| `and` | `("and", operands)` | `a and b and c`: the last operand where every earlier one is no tensor (a falsy one is the value only where a truth test reads nothing), else one of them |
 | `tuple` | `("tuple", elements)` | a tuple or list display of values |
 | `listof` | `("listof", element)` | a list or generator whose elements are alike (a comprehension) |
 | `dict` | `("dict", ((key, value), ...))` | a dict display with string keys |
@@ -109,6 +110,8 @@ def _render(value: Value, level: int) -> str:
         # `out = []` grown by `.append`: the empty display says nothing the rest does not.
         shown = [v for v in value[1] if v != ("tuple", ())] or list(value[1])
         return " or ".join(_render(v, level + 1) for v in shown[:2])
+    if tag == "and":
+        return " and ".join(_render(v, level + 1) for v in value[1][-2:])
     if tag == "tuple":
         return "(" + ", ".join(_render(v, level + 1) for v in value[1][:3]) + ")"
     if tag == "listof":
