@@ -120,7 +120,7 @@ _LIBRARY_METHODS = frozenset({
     "add_module", "get_submodule", "zero_grad", "extra_repr", "get_input_embeddings", "set_input_embeddings",
     "get_output_embeddings", "set_output_embeddings", "from_pretrained", "save_pretrained", "to_dict",
     "to_json_string", "batch_decode", "apply_chat_template", "prepare_inputs_for_generation",
-    "tie_weights", "resize_token_embeddings", "post_init", "init_weights", "_init_weights",
+    "tie_weights", "resize_token_embeddings", "post_init", "init_weights",
     "get_seq_length", "get_max_cache_shape", "reorder_cache", "load_weights",
 })
 # How many calls up `never_none` follows a value passed through from a caller's own parameter.
@@ -2460,9 +2460,11 @@ def join_sources(sources: list[Fact], share: float = 0.8, gpu_wins: bool = False
 
 def _interface_name(name: str) -> bool:
     """A method name distinctive enough that a call of it on an object of unknown class is taken for a
-    call of the project's methods of that name: two words or more, not a dunder, not one of the
-    library methods that project classes also define."""
-    return not name.startswith("__") and "_" in name.strip("_") and len(name) >= 8 and name not in _LIBRARY_METHODS
+    call of the project's methods of that name: two words or more, public, not one of the library
+    methods that project classes also define. A private method is its own class's business: in
+    transformers, dozens of audio models each define `_get_feat_extract_output_lengths` and call
+    their own tower's through an attribute of unknown class."""
+    return not name.startswith("_") and "_" in name and len(name) >= 8 and name not in _LIBRARY_METHODS
 
 
 def _accepts(info: FunctionInfo, call: CallSite) -> bool:
