@@ -1340,6 +1340,8 @@ def test_a_method_is_called_through_a_receiver_of_unknown_class_when_nothing_els
             "    def init_forward_metadata_replay_cuda_graph(self, bs, seq_lens):\n"
             "        return seq_lens[:bs].max().item()\n\n"
             "    def plan_step(self, n, lens):\n"
+            "        return lens.max().item()\n\n"
+            "    def _own_lengths(self, lens):\n"
             "        return lens.max().item()\n"
         ),
         "pkg/runner.py": (
@@ -1351,11 +1353,13 @@ def test_a_method_is_called_through_a_receiver_of_unknown_class_when_nothing_els
             "        self.model_runner.attn_backend.init_forward_metadata_replay_cuda_graph(bs, self.seq_lens)\n"
             "        self.model_runner.attn_backend.plan_step(bs, self.seq_lens, 3)\n"
             "        self.model_runner.attn_backend.update(self.seq_lens)\n"
+            "        self.model_runner.attn_backend._own_lengths(self.seq_lens)\n"
         ),
     }
     found = [(d.code, d.start.row, d.confidence) for d in check_small_project(tmp_path, files)
              if d.path.endswith("backend.py")]
-    # `plan_step` does not take three arguments: that call is not one of it.
+    # `plan_step` does not take three arguments: that call is not one of it; a private method is called
+    # by its own class.
     assert found == [("SL101", 3, "convention")]
 
 
