@@ -966,24 +966,28 @@ class Inference:
                 if callee.value_kind == "callable" and function in callee.refs:
                     out.append((caller, call, 1 if bound and "bound" in callee.items else 0))
         if not out and bound and info.class_name is not None:
-            out.extend(self._interface_calls(info))
+            out.extend(self._interface_calls(summary, info))
         self._every_call[function] = list(out)
         out[:] = _nearest(self._on_accelerators(out), function, MAX_SOURCES)
         return out
 
-    def _interface_calls(self, info: FunctionInfo) -> list[tuple[ModuleSummary, CallSite, int]]:
+    def _interface_calls(self, summary: ModuleSummary, info: FunctionInfo) -> list[tuple[ModuleSummary, CallSite, int]]:
         """For a method no call resolves to, the calls of its name on a receiver whose class is not known
         (an attribute typed `nn.Module` or not at all) that its signature accepts. Serving engines call
         their model and backend through such attributes: vLLM's runner calls `self.model.embed_input_ids(
         ..., is_multimodal=is_mm_embed)` on whichever model it loaded, SGLang's CUDA-graph runner
         `self.model_runner.attn_backend.init_forward_metadata_replay_cuda_graph(bs, ..., self.seq_lens,
-        ...)` on whichever backend was chosen. Only distinctive names count (`_interface_name`), and
-        only where no call is resolved: a resolved call says which functions a name reaches."""
+        ...)` on whichever backend was chosen. Only distinctive names count (`_interface_name`), only
+        where no call is resolved (a resolved call says which functions a name reaches), and for a
+        deployed method only calls in deployed code: a unit test's `config.prepare_pos_cond_kwargs(batch,
+        torch.device("cpu"), ...)` says nothing of which device serving passes."""
         if not _interface_name(info.name):
             return []
+        deployed = _deployed(summary.module)
         out = []
         for caller, call, callee in self._calls_with_callees(info.name):
-            if callee.value_kind == "callable" or call.func[0] != "attr" or not _accepts(info, call):
+            if callee.value_kind == "callable" or call.func[0] != "attr" or not _accepts(info, call) or \
+                    deployed and not _deployed(caller.module):
                 continue
             receiver = self.eval(call.func[1], self._context(caller, call.function, "types"))
             if receiver.value_kind in ("nn-module", None) and not receiver.tensor_like and \
