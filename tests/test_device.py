@@ -334,6 +334,7 @@ def test_rank_and_dtype_are_tracked() -> None:
         ("m", 1),  # a name assigned one
         ("m * (k + 1)", 1),
         ("n, 4", 2),
+        ("1, shape", 2),  # several sizes: each is one integer, or the call raises
         ("(n, 4)", 2),
         ("shape", None),  # an int or a tuple
         ("shape * 2", None),  # a tuple repeated, or a number

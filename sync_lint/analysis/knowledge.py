@@ -265,7 +265,7 @@ def factory_rank(name: str, positional: "list[int | str | None]", size_keyword: 
         if isinstance(only, int) and not isinstance(only, bool):
             return only
         return 1 if only == INT_SIZE else None
-    if sizes and all(kind == INT_SIZE for kind in sizes):
-        return len(sizes)
+    if sizes and all(not isinstance(kind, int) for kind in sizes):
+        return len(sizes)  # `torch.zeros(n, k)`: several sizes are each one integer, or the call raises
     return None
 
