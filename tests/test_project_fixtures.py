@@ -1342,6 +1342,8 @@ def test_a_method_is_called_through_a_receiver_of_unknown_class_when_nothing_els
             "    def plan_step(self, n, lens):\n"
             "        return lens.max().item()\n\n"
             "    def _own_lengths(self, lens):\n"
+            "        return lens.max().item()\n\n"
+            "    def load_lengths(self, lens):\n"
             "        return lens.max().item()\n"
         ),
         "pkg/runner.py": (
@@ -1354,12 +1356,13 @@ def test_a_method_is_called_through_a_receiver_of_unknown_class_when_nothing_els
             "        self.model_runner.attn_backend.plan_step(bs, self.seq_lens, 3)\n"
             "        self.model_runner.attn_backend.update(self.seq_lens)\n"
             "        self.model_runner.attn_backend._own_lengths(self.seq_lens)\n"
+            "        self.model_runner.tables['a'].load_lengths(self.seq_lens)\n"
         ),
     }
     found = [(d.code, d.start.row, d.confidence) for d in check_small_project(tmp_path, files)
              if d.path.endswith("backend.py")]
     # `plan_step` does not take three arguments: that call is not one of it; a private method is called
-    # by its own class.
+    # by its own class; an object looked up in a container may be of any class.
     assert found == [("SL101", 3, "convention")]
 
 

@@ -987,7 +987,7 @@ class Inference:
         out = []
         for caller, call, callee in self._calls_with_callees(info.name):
             if callee.value_kind == "callable" or call.func[0] != "attr" or not _accepts(info, call) or \
-                    deployed and not _deployed(caller.module):
+                    deployed and not _deployed(caller.module) or not _held_object(call.func[1]):
                 continue
             receiver = self.eval(call.func[1], self._context(caller, call.function, "types"))
             if receiver.value_kind in ("nn-module", None) and not receiver.tensor_like and \
@@ -2469,6 +2469,16 @@ def _interface_name(name: str) -> bool:
     transformers, dozens of audio models each define `_get_feat_extract_output_lengths` and call
     their own tower's through an attribute of unknown class."""
     return not name.startswith("_") and "_" in name and len(name) >= 8 and name not in _LIBRARY_METHODS
+
+
+def _held_object(receiver: Value) -> bool:
+    """A receiver the code holds by name (`self.model`, `runner.attn_backend`, a parameter), not one it
+    looks up (`params[name].weight_loader(...)`, an element of a loop): a weight loader's
+    `dict(self.named_parameters())[name].weight_loader(param, w)` reaches whichever layer owns the
+    parameter, and SGLang's diffusion loader's call reached the language models' MoE loaders."""
+    while receiver[0] == "attr":
+        receiver = receiver[1]
+    return receiver[0] in ("param", "name")
 
 
 def _accepts(info: FunctionInfo, call: CallSite) -> bool:
