@@ -125,6 +125,25 @@ def host_ms_behind_queue(call, sleep_ms: float, repeats: int, prepare=None) -> f
     return median(times)
 
 
+def waits_behind_queue(cases: dict, sleep_ms: float, repeats: int) -> list[dict]:
+    """Each case's median host time behind a queued sleep (`host_ms_behind_queue`), after one warm call
+    (first-call allocations and lazy init are not what is measured), and whether it waited."""
+    out = []
+    for name, call in cases.items():
+        call()
+        torch.cuda.synchronize()
+        host = host_ms_behind_queue(call, sleep_ms, repeats)
+        out.append({"case": name, "host_ms": round(host, 3), "queued_ms": sleep_ms, "waited": host > sleep_ms / 2})
+    return out
+
+
+def save_waits(out: str, name: str, title: str, rows: list[dict], sleep_ms: float, repeats: int) -> None:
+    """`save_report` of `waits_behind_queue`'s rows, as a table of host times."""
+    table = [f"| case | host ms (median of {repeats}) | waited for the GPU |", "|---|---:|---|"]
+    table += [f"| `{r['case']}` | {r['host_ms']} | {'yes' if r['waited'] else 'no'} |" for r in rows]
+    save_report(out, name, queue_report(rows, sleep_ms, repeats), title, table)
+
+
 def probe_folder(description: str) -> str:
     """A probe's command line: its `--out` folder, made. Exits unless a CUDA device is visible."""
     import argparse

@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch  # noqa: E402
 
-from gpu_busy import host_ms_behind_queue, probe_folder, queue_report, save_report  # noqa: E402
+from gpu_busy import probe_folder, save_waits, waits_behind_queue  # noqa: E402
 
 SLEEP_MS = 30.0
 REPEATS = 5
@@ -50,24 +50,11 @@ def cases() -> dict:
     }
 
 
-def measure() -> list[dict]:
-    out = []
-    for name, call in cases().items():
-        call()  # warm: first-call allocations and lazy init are not what is measured
-        torch.cuda.synchronize()
-        host = host_ms_behind_queue(call, SLEEP_MS, REPEATS)
-        out.append({"case": name, "host_ms": round(host, 3), "queued_ms": SLEEP_MS,
-                    "waited": host > SLEEP_MS / 2})
-    return out
-
-
 def main() -> None:
     out = probe_folder(__doc__.splitlines()[0])
-    rows = measure()
-    report = queue_report(rows, SLEEP_MS, REPEATS)
-    table = ["| case | host ms (median of 5) | waited for the GPU |", "|---|---:|---|"]
-    table += [f"| `{r['case']}` | {r['host_ms']} | {'yes' if r['waited'] else 'no'} |" for r in rows]
-    save_report(out, "index-type", report, f"# Legacy types and list indexes behind a {SLEEP_MS:g} ms queue", table)
+    rows = waits_behind_queue(cases(), SLEEP_MS, REPEATS)
+    title = f"# Legacy types and list indexes behind a {SLEEP_MS:g} ms queue"
+    save_waits(out, "index-type", title, rows, SLEEP_MS, REPEATS)
 
 
 if __name__ == "__main__":
