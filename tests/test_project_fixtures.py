@@ -1344,6 +1344,8 @@ def test_a_method_is_called_through_a_receiver_of_unknown_class_when_nothing_els
             "    def _own_lengths(self, lens):\n"
             "        return lens.max().item()\n\n"
             "    def load_lengths(self, lens):\n"
+            "        return lens.max().item()\n\n"
+            "    def plan_from_getter(self, lens):\n"
             "        return lens.max().item()\n"
         ),
         "pkg/runner.py": (
@@ -1357,13 +1359,14 @@ def test_a_method_is_called_through_a_receiver_of_unknown_class_when_nothing_els
             "        self.model_runner.attn_backend.update(self.seq_lens)\n"
             "        self.model_runner.attn_backend._own_lengths(self.seq_lens)\n"
             "        self.model_runner.tables['a'].load_lengths(self.seq_lens)\n"
+            "        self.model_runner.get_backend().plan_from_getter(self.seq_lens)\n"
         ),
     }
     found = [(d.code, d.start.row, d.confidence) for d in check_small_project(tmp_path, files)
              if d.path.endswith("backend.py")]
     # `plan_step` does not take three arguments: that call is not one of it; a private method is called
-    # by its own class; an object looked up in a container may be of any class.
-    assert found == [("SL101", 3, "convention")]
+    # by its own class; an object looked up in a container may be of any class. A getter's object counts.
+    assert found == [("SL101", 3, "convention"), ("SL101", 15, "convention")]
 
 
 def test_a_predicate_returning_an_and_of_host_tests_and_a_gpu_comparison_returns_the_comparison(

@@ -2472,13 +2472,14 @@ def _interface_name(name: str) -> bool:
 
 
 def _held_object(receiver: Value) -> bool:
-    """A receiver the code holds by name (`self.model`, `runner.attn_backend`, a parameter), not one it
-    looks up (`params[name].weight_loader(...)`, an element of a loop): a weight loader's
+    """A receiver the code holds (`self.model`, `runner.attn_backend`, a parameter) or a getter hands it
+    (`self.use_declared_component("text_encoder")`), not one it looks up in a container
+    (`params[name].weight_loader(...)`) or takes from a loop: a weight loader's
     `dict(self.named_parameters())[name].weight_loader(param, w)` reaches whichever layer owns the
     parameter, and SGLang's diffusion loader's call reached the language models' MoE loaders."""
     while receiver[0] == "attr":
         receiver = receiver[1]
-    return receiver[0] in ("param", "name")
+    return receiver[0] in ("param", "name", "call")
 
 
 def _accepts(info: FunctionInfo, call: CallSite) -> bool:
