@@ -163,7 +163,8 @@ class ImplicitHostRead(Rule):
         Example("import torch\nx = torch.ones(4)\nif x.sum() > 0:\n    pass\n"),
         Example("import torch\nx = torch.ones(4, device='cuda')\nif not any(x):\n    pass\n", (3,)),
         Example("import torch\nx = torch.ones(4, device='cuda')\nok = all(v > 0 for v in x)\n", (3,)),
-        Example("import torch\nx = torch.ones(4, device='cuda')\nok = any(x.tolist())\nids = sorted([3, 1])\n"),
+        Example("import torch\nx = torch.ones(4, device='cuda')\nok = any(x.tolist())\nids = sorted([3, 1])\n"
+                "none = any([])\n"),
     )
 
     def __init__(self) -> None:
@@ -437,19 +438,18 @@ class ImplicitHostRead(Rule):
         iterable = args[0].value
         if isinstance(iterable, (cst.GeneratorExp, cst.ListComp)) is not comprehension:
             return
+        found: Fact | None
         if isinstance(iterable, (cst.List, cst.Tuple)):
             elements = [e.value for e in iterable.elements if isinstance(e, cst.Element)]
+            found = next((f for f in map(self._gpu, elements) if f is not None), None)
         elif isinstance(iterable, (cst.GeneratorExp, cst.ListComp)):
-            elements = [iterable.elt]
+            found = self._gpu(iterable.elt)
         else:
-            fact = self._gpu(iterable)
-            if fact is None or fact.ndim == 0:  # iterating a 0-dim tensor raises
-                return
-            elements, found = [], fact
-        if elements:
-            found = next((f for f in map(self._gpu, elements) if f is not None), None)  # type: ignore[assignment]
-            if found is None:
-                return
+            found = self._gpu(iterable)
+            if found is not None and found.ndim == 0:
+                return  # iterating a 0-dim tensor raises
+        if found is None:
+            return
         read = "compares its elements, reading each comparison" if name == "sorted" else \
             "tests each element for truth, reading each"
         instead = "sort on the device (`torch.sort`)" if name == "sorted" else \

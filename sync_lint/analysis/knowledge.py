@@ -236,13 +236,13 @@ NON_TENSOR_ANNOTATIONS = frozenset(
 
 # A size argument of a factory, as both evaluators describe it: `n` (>= 0) for a tuple or list display
 # of n sizes, INT_SIZE for one integer, None for a value that may be either (`torch.zeros(shape)`).
-SizeKind = "int | str | None"
 INT_SIZE = "int"
 
 
-def factory_rank(name: str, positional: "list[int | str | None]", size_keyword: "int | str | None" = None,
-                 has_size_keyword: bool = False) -> "int | None":
-    """The rank of the tensor `torch.<name>(...)` makes, from its size arguments (`SizeKind`s, in order):
+def factory_rank(name: str, positional: list[int | str | None], size_keyword: int | str | None = None,
+                 has_size_keyword: bool = False) -> int | None:
+    """The rank of the tensor `torch.<name>(...)` makes, from its size arguments (described as above, in
+    order):
     `torch.zeros(n, 4)` is 2-D, `torch.zeros((n, 4))` too, `torch.zeros(n)` 1-D when `n` is known to be
     one integer; None where it depends on what a value holds."""
     if name in ("arange", "range", "linspace", "logspace", "randperm"):
@@ -268,4 +268,3 @@ def factory_rank(name: str, positional: "list[int | str | None]", size_keyword: 
     if sizes and all(not isinstance(kind, int) for kind in sizes):
         return len(sizes)  # `torch.zeros(n, k)`: several sizes are each one integer, or the call raises
     return None
-
