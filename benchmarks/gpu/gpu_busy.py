@@ -144,6 +144,13 @@ def save_waits(out: str, name: str, title: str, rows: list[dict], sleep_ms: floa
     save_report(out, name, queue_report(rows, sleep_ms, repeats), title, table)
 
 
+def waits_probe(description: str, name: str, title: str, cases, sleep_ms: float, repeats: int) -> None:
+    """A probe's whole run: its `--out` folder, each case of `cases()` timed behind a queued sleep,
+    the report written."""
+    out = probe_folder(description)
+    save_waits(out, name, title, waits_behind_queue(cases(), sleep_ms, repeats), sleep_ms, repeats)
+
+
 def probe_folder(description: str) -> str:
     """A probe's command line: its `--out` folder, made. Exits unless a CUDA device is visible."""
     import argparse

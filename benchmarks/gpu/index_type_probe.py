@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch  # noqa: E402
 
-from gpu_busy import probe_folder, save_waits, waits_behind_queue  # noqa: E402
+from gpu_busy import waits_probe  # noqa: E402
 
 SLEEP_MS = 30.0
 REPEATS = 5
@@ -51,10 +51,8 @@ def cases() -> dict:
 
 
 def main() -> None:
-    out = probe_folder(__doc__.splitlines()[0])
-    rows = waits_behind_queue(cases(), SLEEP_MS, REPEATS)
     title = f"# Legacy types and list indexes behind a {SLEEP_MS:g} ms queue"
-    save_waits(out, "index-type", title, rows, SLEEP_MS, REPEATS)
+    waits_probe(__doc__.splitlines()[0], "index-type", title, cases, SLEEP_MS, REPEATS)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch  # noqa: E402
 
-from gpu_busy import probe_folder, save_waits, waits_behind_queue  # noqa: E402
+from gpu_busy import waits_probe  # noqa: E402
 
 SLEEP_MS = 30.0
 REPEATS = 5
@@ -58,10 +58,8 @@ def cases() -> dict:
 
 
 def main() -> None:
-    out = probe_folder(__doc__.splitlines()[0])
-    rows = waits_behind_queue(cases(), SLEEP_MS, REPEATS)
     title = f"# Iterating builtins and index stores behind a {SLEEP_MS:g} ms queue"
-    save_waits(out, "iterate-store", title, rows, SLEEP_MS, REPEATS)
+    waits_probe(__doc__.splitlines()[0], "iterate-store", title, cases, SLEEP_MS, REPEATS)
 
 
 if __name__ == "__main__":
