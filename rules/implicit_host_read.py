@@ -321,8 +321,6 @@ class ImplicitHostRead(Rule):
             self._formatted(node.args[0].value)
         elif name in ("max", "min"):
             self._compared(node, name)
-        elif name in ("any", "all", "sorted"):
-            self._iterated(node, name, comprehension=False)
 
     def _conversion(self, node: cst.Call, name: str) -> None:
         value = node.args[0].value if len(node.args) == 1 and not node.args[0].star else None
@@ -421,13 +419,13 @@ class ImplicitHostRead(Rule):
 
 
     def leave_Call(self, node: cst.Call) -> None:
-        # A comprehension's names are bound once the walk has been through it.
+        # On leaving: a comprehension's names are bound once the walk has been through it.
         func = node.func
         if isinstance(func, cst.Name) and func.value in ("any", "all", "sorted") \
                 and self.ctx.imports.resolve(func) is None and self.ctx.devices.bound_fact(func.value) is None:
-            self._iterated(node, func.value, comprehension=True)
+            self._iterated(node, func.value)
 
-    def _iterated(self, node: cst.Call, name: str, comprehension: bool) -> None:
+    def _iterated(self, node: cst.Call, name: str) -> None:
         """`any(t)`, `all(t)`, `sorted(t)`: Python iterates its one argument and reads each element (the
         truth of each for `any`/`all`, each comparison for `sorted`): a GPU tensor of one or more
         dimensions, a display of GPU tensors, or a comprehension whose elements are GPU tensors
@@ -436,8 +434,6 @@ class ImplicitHostRead(Rule):
         if len(args) != 1:
             return
         iterable = args[0].value
-        if isinstance(iterable, (cst.GeneratorExp, cst.ListComp)) is not comprehension:
-            return
         found: Fact | None
         if isinstance(iterable, (cst.List, cst.Tuple)):
             elements = [e.value for e in iterable.elements if isinstance(e, cst.Element)]

@@ -284,11 +284,9 @@ class IndexPutFromHost(Rule):
         if tensor is None:
             return None  # `t` would be evaluated twice
         full = f"torch.full((), {self.ctx.text(value)}, dtype={tensor}.dtype, device={tensor}.device)"
-        if caveat is not None:
-            pass  # the caller's precondition
-        elif not base.is_tensor:
+        if caveat is None and not base.is_tensor:
             caveat = "the target is only assumed to be a torch tensor (--strict)"
-        elif not cannot_overflow(value, base.dtype):
+        if caveat is None and not cannot_overflow(value, base.dtype):
             caveat = "the value must fit the tensor's dtype: on overflow `torch.full` raises where the store writes inf"
         return Fix(
             "safe" if caveat is None else "unsafe",
