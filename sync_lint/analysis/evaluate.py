@@ -805,7 +805,8 @@ class Evaluator:
                 result = replace(owner, device=Device.CPU)
             return shape_result(result, method, expr, receiver_fact=owner)
         if method in TENSOR_ONLY_CASTS and not expr.args:
-            return Fact(Device.UNKNOWN, tensor_like=True, ndim=owner.ndim, dtype=TENSOR_ONLY_CASTS[method])
+            dtype = result_dtype(method, None, by_method=True, arguments=0)
+            return Fact(Device.UNKNOWN, tensor_like=True, ndim=owner.ndim, dtype=dtype)
         return UNKNOWN
 
     def _holds_int(self, expr: cst.BaseExpression) -> bool:

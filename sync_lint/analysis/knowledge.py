@@ -146,12 +146,12 @@ BOOL_RESULT = frozenset(
 )
 INT_RESULT = frozenset(
     "argmax argmin argsort nonzero argwhere bucketize searchsorted multinomial randint randperm "
-    "long int short bincount count_nonzero".split()
+    "long int short byte char bincount count_nonzero".split()
 )
 FLOAT_RESULT = frozenset("float half bfloat16 double".split())
 # Dtype casts that only a tensor has (`nn.Module` has `float`/`half`/`double`/`bfloat16`, NumPy none of
 # these): `ids.long()` is a tensor whatever `ids` was known to be.
-TENSOR_ONLY_CASTS = {"long": "int", "int": "int", "short": "int", "byte": "int", "char": "int", "bool": "bool"}
+TENSOR_ONLY_CASTS = frozenset("long int short byte char bool".split())
 # Library helpers that are integer arithmetic on their arguments, whatever those are: `triton.cdiv(x, d)`
 # is `(x + d - 1) // d`, so of a tensor it is a tensor on that tensor's device (flash-linear-attention's
 # `triton.cdiv(prepare_lens(cu_seqlens), chunk_size).tolist()`, in vLLM and SGLang).
