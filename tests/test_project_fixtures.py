@@ -1391,6 +1391,35 @@ def test_a_predicate_returning_an_and_of_host_tests_and_a_gpu_comparison_returns
     assert [(d.code, d.start.row) for d in found if d.path.endswith("attn.py")] == [("SL104", 9)]
 
 
+def test_a_predicate_annotated_bool_that_returns_a_gpu_comparison_is_read_as_its_body(tmp_path: Path) -> None:
+    # SGLang #4577 as written: `no_absorb(...) -> bool` returns `mode.is_extend() and lens.sum() == 0`,
+    # `is_extend` compares an `IntEnum` member with members (a Python bool), so the caller's `if` reads
+    # the 0-dim GPU comparison whatever the annotation promises. A body on the GPU only by a convention
+    # leaves the annotation believed.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/batch.py": (
+            "from enum import IntEnum, auto\n\nimport torch\n\n\nclass Mode(IntEnum):\n    EXTEND = auto()\n"
+            "    DECODE = auto()\n\n    def is_extend(self):\n        return self == Mode.EXTEND or self == Mode.DECODE\n\n\n"
+            "class Batch:\n    def __init__(self, n: int, mode: Mode):\n        self.mode = mode\n"
+            "        self.prefix_lens = torch.zeros(n, device='cuda')\n"
+        ),
+        "pkg/attn.py": (
+            "from pkg.batch import Batch\n\n\nclass Attention:\n"
+            "    def no_absorb(self, batch: Batch) -> bool:\n"
+            "        return batch.mode.is_extend() and batch.prefix_lens.sum() == 0\n\n"
+            "    def by_name(self, lens_gpu) -> bool:\n        return lens_gpu.sum() == 0\n\n"
+            "    def forward(self, batch: Batch, lens_gpu):\n"
+            "        if self.no_absorb(batch):\n            return 1\n"
+            "        if self.by_name(lens_gpu):\n            return 2\n        return 0\n"
+        ),
+    })
+    attn = [(d.code, d.start.row) for d in found if d.path.endswith("attn.py")]
+    assert attn == [("SL104", 12)]
+    evidence = "".join(d.evidence for d in found if d.path.endswith("attn.py"))
+    assert "though annotated `-> bool`" in evidence, evidence
+
+
 def test_a_file_naming_no_device_is_still_checked_for_truth_tests_in_a_project(tmp_path: Path) -> None:
     # Its GPU tensors come from another module: no token of its own says so.
     found = check_small_project(tmp_path, {

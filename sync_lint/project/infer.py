@@ -186,6 +186,8 @@ class FactCache(Protocol):
 
 _PROPERTY_DECORATORS = frozenset({"property", "cached_property"})
 _DEVICE_ARRAY_PROTOCOLS = frozenset({"__cuda_array_interface__", "__dlpack__"})
+_ENUM_BASES = frozenset({f"{prefix}{name}" for prefix in ("", "enum.")
+                         for name in ("Enum", "IntEnum", "StrEnum", "Flag", "IntFlag")})
 _MOVES = frozenset({"to", "cuda", "cpu"})  # the methods that move a tensor to a device
 
 
@@ -1216,12 +1218,12 @@ class Inference:
             return Fact(Device.NOT_TENSOR, value_kind="list", items=(element,),
                         reason=f"`{info.name}` is a generator", where=self._where(summary, info.line))
         scalar = _declared_scalar(info)
-        if scalar is not None:
-            return scalar
         context = Context(summary, info, budget=budget)
         sources = [self._source(self.eval(value, context), f"`{info.name}` returns `{render(value)}`", summary,
                                 info.line) for value in info.returns]
         joined = join_sources(_tuples_over_tensors(sources))
+        if scalar is not None:
+            return _body_over_annotation(joined, scalar)
         if not _informative(joined):
             declared = self._annotation_fact(summary, info.returns_annotation)
             if declared is not None:
@@ -1634,6 +1636,9 @@ class Inference:
                 # Bound: a method through an instance, or a classmethod (through its class too).
                 bound = ("bound",) if kind == "object" or all(self._is_classmethod(m) for m in methods) else ()
                 return Fact(Device.NOT_TENSOR, value_kind="callable", refs=frozenset(methods), items=bound)
+            if kind == "class" and self._enum_member(owner.refs, attr):
+                # `ForwardMode.EXTEND`: a member, so `self == ForwardMode.EXTEND` is a Python bool.
+                return Fact(Device.NOT_TENSOR, value_kind="object", refs=owner.refs)
             if mode == "full" and budget > 0:
                 fact = self.field(owner.refs, attr, budget)
             elif mode in ("types", "full"):
@@ -1661,6 +1666,19 @@ class Inference:
         if kind == "device-module" and (attr in EVENT_HANDLES or attr in STREAM_HANDLES):
             return Fact(Device.NOT_TENSOR, value_kind="handle-factory", refs=frozenset({attr}))
         return self._by_name(attr, mode)
+
+    def _enum_member(self, classes: frozenset[str], attr: str) -> bool:
+        """Whether `attr` is a member of these classes, each an `enum.Enum` (a plain class attribute)."""
+        if attr.startswith("_"):
+            return False
+        for cls in classes:
+            found = self.index.klass(cls)
+            if found is None or not any(name == attr for name, _v, _l in found[1].attributes):
+                return False
+            if not any(_ENUM_BASES & {self.index.value_name(k[0], b) or "" for b in k[1].bases}
+                       for owner in self.index.mro(cls) if (k := self.index.klass(owner))):
+                return False
+        return bool(classes)
 
     def device_array(self, classes: Iterable[str]) -> bool:
         """Whether every one of these classes (or a project ancestor) exposes device memory through
@@ -2305,6 +2323,17 @@ def _scalar_dtype(annotation: tuple[str, ...]) -> str | None:
     gives an annotated parameter: `t[i] = batch.next_token` stores a Python number (SL301)."""
     kinds = set(annotation)
     return kinds.pop() if len(kinds) == 1 and kinds <= {"int", "float", "bool"} else None
+
+
+def _body_over_annotation(body: Fact, declared: Fact) -> Fact:
+    """What a function annotated to return a Python scalar returns: the annotation, unless every
+    `return` is proven a GPU tensor. `def no_absorb(self, batch) -> bool: return mode.is_extend() and
+    batch.extend_prefix_lens.sum() == 0` hands its caller a 0-d CUDA tensor whatever it promises, and
+    `if self.no_absorb(batch):` waits for the GPU. A body known only by a convention, or a GPU on some
+    paths only, does not overrule the author's declaration (`is_fp8(x) -> bool` compares a dtype)."""
+    if body.is_gpu and body.value_kind is None and not body.by_convention:
+        return replace(body, reason=f"{body.reason}, a tensor though {declared.reason.partition(' is ')[2]}")
+    return declared
 
 
 def _declared_scalar(info: FunctionInfo) -> Fact | None:
