@@ -1394,7 +1394,8 @@ def test_a_predicate_returning_an_and_of_host_tests_and_a_gpu_comparison_returns
 def test_a_predicate_annotated_bool_that_returns_a_gpu_comparison_is_read_as_its_body(tmp_path: Path) -> None:
     # SGLang #4577 as written: `no_absorb(...) -> bool` returns `mode.is_extend() and lens.sum() == 0`,
     # `is_extend` compares an `IntEnum` member with members (a Python bool), so the caller's `if` reads
-    # the 0-dim GPU comparison whatever the annotation promises. A body on the GPU only by a convention
+    # the 0-dim GPU comparison whatever the annotation promises. A body on the GPU only by a convention,
+    # or a custom operator's result of no known dtype (vLLM's `init_custom_ar(...) -> int`, a pointer),
     # leaves the annotation believed.
     found = check_small_project(tmp_path, {
         "pkg/__init__.py": "",
@@ -1405,17 +1406,18 @@ def test_a_predicate_annotated_bool_that_returns_a_gpu_comparison_is_read_as_its
             "        self.prefix_lens = torch.zeros(n, device='cuda')\n"
         ),
         "pkg/attn.py": (
-            "from pkg.batch import Batch\n\n\nclass Attention:\n"
+            "import torch\n\nfrom pkg.batch import Batch\n\n\nclass Attention:\n"
             "    def no_absorb(self, batch: Batch) -> bool:\n"
             "        return batch.mode.is_extend() and batch.prefix_lens.sum() == 0\n\n"
             "    def by_name(self, lens_gpu) -> bool:\n        return lens_gpu.sum() == 0\n\n"
+            "    def handle(self, batch: Batch) -> int:\n        return torch.ops.my_ops.init(batch.prefix_lens)\n\n"
             "    def forward(self, batch: Batch, lens_gpu):\n"
             "        if self.no_absorb(batch):\n            return 1\n"
-            "        if self.by_name(lens_gpu):\n            return 2\n        return 0\n"
+            "        if self.by_name(lens_gpu) or self.handle(batch):\n            return 2\n        return 0\n"
         ),
     })
     attn = [(d.code, d.start.row) for d in found if d.path.endswith("attn.py")]
-    assert attn == [("SL104", 12)]
+    assert attn == [("SL104", 17)]
     evidence = "".join(d.evidence for d in found if d.path.endswith("attn.py"))
     assert "though annotated `-> bool`" in evidence, evidence
 

@@ -2326,12 +2326,15 @@ def _scalar_dtype(annotation: tuple[str, ...]) -> str | None:
 
 
 def _body_over_annotation(body: Fact, declared: Fact) -> Fact:
-    """What a function annotated to return a Python scalar returns: the annotation, unless every
-    `return` is proven a GPU tensor. `def no_absorb(self, batch) -> bool: return mode.is_extend() and
-    batch.extend_prefix_lens.sum() == 0` hands its caller a 0-d CUDA tensor whatever it promises, and
-    `if self.no_absorb(batch):` waits for the GPU. A body known only by a convention, or a GPU on some
-    paths only, does not overrule the author's declaration (`is_fp8(x) -> bool` compares a dtype)."""
-    if body.is_gpu and body.value_kind is None and not body.by_convention:
+    """What a function annotated to return a Python bool returns: the annotation, unless every
+    `return` is proven a GPU mask (a comparison's result). `def no_absorb(self, batch) -> bool: return
+    mode.is_extend() and batch.extend_prefix_lens.sum() == 0` hands its caller a 0-d CUDA tensor
+    whatever it promises, and `if self.no_absorb(batch):` waits for the GPU. A body known only by a
+    convention, or a GPU on some paths only, does not overrule the author's declaration (`is_fp8(x) ->
+    bool` compares a dtype), nor does a result of no known dtype: vLLM's `init_custom_ar(...) -> int`
+    returns what a custom operator given GPU tensors returns, a pointer."""
+    if declared.dtype == "bool" and body.is_gpu and body.dtype == "bool" and body.value_kind is None \
+            and not body.by_convention:
         return replace(body, reason=f"{body.reason}, a tensor though {declared.reason.partition(' is ')[2]}")
     return declared
 
