@@ -92,7 +92,8 @@ def test_a_branch_that_falls_through_is_still_joined() -> None:
             x = torch.zeros(n)
         probe(x)
     """)
-    assert fact.device is not Device.GPU
+    # Joined: on the GPU on one path only, so only by convention (unjoined, it would be proven).
+    assert fact.device is Device.GPU and fact.by_convention
 
 
 def test_continue_ends_the_path_within_the_loop_body() -> None:
@@ -120,7 +121,8 @@ def test_break_state_reaches_the_code_after_the_loop() -> None:
                 break
         probe(x)
     """)
-    assert fact.device is not Device.GPU  # the CPU value leaves the loop through `break`
+    # The CPU value leaves the loop through `break`: joined, the GPU is only a convention.
+    assert fact.device is Device.GPU and fact.by_convention
 
 
 def test_nested_return_only_ends_its_own_path() -> None:
@@ -134,7 +136,8 @@ def test_nested_return_only_ends_its_own_path() -> None:
                 return None
         probe(x)
     """)
-    assert fact.device is not Device.GPU  # `a and not b` reaches the probe with the CPU tensor
+    # `a and not b` reaches the probe with the CPU tensor: joined, the GPU is only a convention.
+    assert fact.device is Device.GPU and fact.by_convention
 
 
 def test_handler_that_returns_is_not_joined_after_try() -> None:
@@ -194,8 +197,8 @@ def test_a_host_tensor_joined_with_a_python_or_numpy_value_stays_on_the_host() -
     for other in (PYTHON, Fact(Device.NOT_TENSOR, value_kind="numpy")):
         assert join(host, other).device is Device.CPU and join(other, host).device is Device.CPU
         assert join(host, other).ndim is None
-    # A GPU tensor, or a value of unknown kind, still makes the join unknown.
-    assert join(Fact(Device.GPU), PYTHON).device is Device.UNKNOWN
+    # A GPU tensor makes the join a GPU tensor by convention; a value of unknown kind makes it unknown.
+    assert join(Fact(Device.GPU), PYTHON).device is Device.GPU and join(Fact(Device.GPU), PYTHON).convention
     assert join(host, Fact(Device.NOT_TENSOR)).device is Device.UNKNOWN
 
 
@@ -1944,3 +1947,23 @@ def test_returns_of_tuples_and_a_tensor_are_the_tuples_only_for_bundles_of_three
     triple = Fact(Device.NOT_TENSOR, value_kind="tuple", items=(gpu, gpu, gpu))
     assert _tuples_over_tensors([gpu, bundle, triple]) == [gpu, bundle, triple]
     assert _tuples_over_tensors([enum, bundle]) == [enum, bundle]
+
+
+@pytest.mark.parametrize("body,expected", [
+    # Rebound in both arms of an `if`: the first value is not what the return reads.
+    ("m = a\n    if c:\n        m = b\n    else:\n        m = d\n    return m", {"b", "d"}),
+    # One arm leaves the function: the other's value and nothing else.
+    ("m = a\n    if c:\n        raise ValueError\n    else:\n        m = b\n    return m", {"b"}),
+    # Assigned in each arm of an outer `if`, rebound in both arms of an inner one.
+    ("if c:\n        m = a\n    else:\n        m = b\n        if d:\n            m = e\n        else:\n"
+     "            m = f\n    return m", {"a", "e", "f"}),
+    # One arm keeps the first value: all three.
+    ("m = a\n    if c:\n        m = b\n    elif d:\n        m = e\n    return m", {"a", "b", "e"}),
+    # A `break` may skip the rebinding: every value the name is given.
+    ("m = a\n    for x in b:\n        if c:\n            break\n        m = d\n    return m", {"a", "d"}),
+])
+def test_summary_a_read_after_branches_joins_the_assignments_that_can_run_last(body: str, expected: set[str]) -> None:
+    module = summarize(f"def f(a, b, c, d, e, f):\n    {body}\n", "m.py", "m")
+    (value,) = module.functions["f"].returns
+    names = {v[1] for v in (value[1] if value[0] == "join" else (value,))}
+    assert names == expected

@@ -475,11 +475,13 @@ class _Scope:
         self.assigned: dict[str, list[tuple[str, object]]] = {}
         self.places: dict[str, list[_Place | None]] = {}  # beside `assigned`: None when not one statement's
         self.statements: dict[int, _Place] = {}  # id(statement) -> its place
+        self.blocks: dict[int, list[ast.stmt]] = {}  # id(block) -> the block (what a place's path names)
         self.reaching: dict[tuple[str, int], Value] = {}  # (name, which assignment) -> its value
         # id(block) -> the parameter whose being None the block runs on (`if x is None:`'s body, `if x is
         # not None:`'s `else`), for fallbacks (`_fallbacks`).
         self.none_blocks: dict[int, str] = {}
         self.fallbacks: dict[tuple[str, tuple[int, ...]], Value] = {}
+        self.joined: dict[tuple[str, tuple[int, ...]], Value] = {}  # `_joined_reaching`'s answers
         self.globals: set[str] = set()
         # name -> what `name.append(v)` / `.extend(vs)` / `.insert(i, v)` add to it in this function.
         self.added: dict[str, list[tuple[str, ast.expr, "_Place | None"]]] = {}
@@ -543,6 +545,7 @@ class _Summarizer:
     # --- pass 1: what each scope binds ------------------------------------------------------
     def _collect(self, body: list[ast.stmt], scope: _Scope) -> None:
         saved = self._at
+        scope.blocks[id(body)] = body
         for index, statement in enumerate(body):
             self._path.append((id(body), index, isinstance(statement, _LOOPS)))
             self._at = scope.statements[id(statement)] = _Place(tuple(self._path), len(scope.statements))
@@ -792,6 +795,7 @@ class _Summarizer:
         start = places[last] if last is not None else None
         loops = at.loops_without(start)
         fallbacks: list[int] = []
+        joined: list[int] = []  # with no `last`: the assignments that may run last before `at`
         for index, place in enumerate(places):
             if index == last:
                 continue
@@ -803,9 +807,21 @@ class _Summarizer:
                 if last is None and any(scope.none_blocks.get(block) == name for block, _i, _l in place.path):
                     fallbacks.append(index)  # `if x is None: x = ...` before `at`
                     continue
-                return None  # between them, in a branch: it may or may not have run
+                if _overwritten(scope.blocks, place, at, name):  # type: ignore[arg-type]
+                    continue  # rebound (or left) on every way from it to `at`, or in another arm
+                joined.append(index)  # between them, in a branch: it may or may not have run
         if fallbacks:
-            return self._fallbacks(name, tuple(fallbacks), scope)
+            return None if joined else self._fallbacks(name, tuple(fallbacks), scope)
+        if joined:
+            # No one assignment runs last on every way to `at`, but these are the only ones that can:
+            # `m = None` in one arm, `m = cpu_mask` then `if ...: m = None else: m = m.to(device)` in
+            # the other reach it as `None` or the device copy, never as the host mask.
+            if start is not None:
+                if not _overwritten(scope.blocks, start, at, name):
+                    joined.append(last)  # type: ignore[arg-type]
+            elif name in scope.params and not _bound_before(scope.blocks, at, name):
+                return None
+            return self._joined_reaching(name, tuple(sorted(joined)), scope)
         if last is None:
             return ("param", name) if name in scope.params else None
         key = (name, last)
@@ -827,6 +843,31 @@ class _Summarizer:
             self.use = saved
         if self.self_reads == self_reads:  # not a value cut short by a name read inside its own
             scope.reaching[key] = value
+        return value
+
+    def _joined_reaching(self, name: str, which: tuple[int, ...], scope: _Scope) -> Value | None:
+        """The join of the values of these assignments to `name`, each read where it is made."""
+        key = (name, which)
+        cached = scope.joined.get(key)
+        if cached is not None:
+            return cached
+        if self._chain > MAX_DEPTH:
+            return None
+        values: list[Value] = []
+        saved = self.use
+        self_reads = self.self_reads
+        self._chain += 1
+        try:
+            for index in which:
+                how, source = scope.assigned[name][index]
+                self.use = (scope, scope.places[name][index])
+                values.append(self._source_value(how, source, scope, 0))
+        finally:
+            self._chain -= 1
+            self.use = saved
+        value = join(values)
+        if self.self_reads == self_reads:
+            scope.joined[key] = value
         return value
 
     def _fallbacks(self, name: str, which: tuple[int, ...], scope: _Scope) -> Value | None:
@@ -1627,6 +1668,91 @@ def _module_statements(body: list[ast.stmt]):  # type: ignore[no-untyped-def]
         if not isinstance(current, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             for block in _blocks_of(current):
                 stack.extend(block)
+
+
+def _overwritten(blocks: dict[int, list[ast.stmt]], place: _Place, at: _Place, name: str) -> bool:
+    """Whether the assignment at `place` cannot be what `name` holds at `at` (a later statement): it
+    sits in another arm of an `if` or `match` than `at`, or every way on from it rebinds `name` or
+    leaves the function before reaching `at`. Loops and `try` between them answer no (a way back, a
+    handler), and so do `break` and `continue` (a way around the rebinding)."""
+    depth = next((d for d, (mine, theirs) in enumerate(zip(place.path, at.path)) if mine != theirs), None)
+    if depth is None or depth == 0 and place.path[0][0] != at.path[0][0]:
+        return False
+    if place.path[depth][0] != at.path[depth][0]:  # two blocks of the statement holding both
+        owner_block, owner_index, _loop = place.path[depth - 1]
+        return isinstance(blocks[owner_block][owner_index], (ast.If, ast.Match))
+    for level in range(len(place.path) - 1, depth - 1, -1):
+        block, index, loop = place.path[level]
+        if level < len(place.path) - 1 and (loop or not isinstance(blocks[block][index], (ast.If, ast.With))):
+            return False  # from inside a loop or a `try`, the way on is not only the rest of the block
+        statements = blocks[block]
+        rest = statements[index + 1:at.path[depth][1]] if level == depth else statements[index + 1:]
+        if _block_binds(rest, name):
+            return True
+    return False
+
+
+def _bound_before(blocks: dict[int, list[ast.stmt]], at: _Place, name: str) -> bool:
+    """Whether every way from the function's start to `at` binds `name` (or leaves before it)."""
+    for level, (block, index, loop) in enumerate(at.path):
+        if _block_binds(blocks[block][:index], name):
+            return True
+        if loop or not isinstance(blocks[block][index], (ast.If, ast.With)) and level < len(at.path) - 1:
+            return False
+    return False
+
+
+def _block_binds(statements: list[ast.stmt], name: str) -> bool:
+    """Whether running these statements in order binds `name`, or leaves the function, on every way
+    through them, before any `break` or `continue` could skip the rest."""
+    for statement in statements:
+        found = _statement_binds(statement, name)
+        if found is not None:
+            return found
+    return False
+
+
+def _statement_binds(node: ast.stmt, name: str) -> bool | None:
+    """True: the statement binds `name` or leaves the function on every way through it; False: a way
+    may jump out of the block around the rest (`break`, `continue`); None: it may complete without
+    binding `name`."""
+    kind = type(node)
+    if kind is ast.Assign:
+        return True if any(_binds_name(target, name) for target in node.targets) else None
+    if kind is ast.AnnAssign:
+        return True if node.value is not None and _binds_name(node.target, name) else None
+    if kind is ast.Return or kind is ast.Raise:
+        return True
+    if kind is ast.Break or kind is ast.Continue:
+        return False
+    if kind is ast.If:
+        body, orelse = _block_binds(node.body, name), _block_binds(node.orelse, name)
+        if body and orelse:
+            return True
+        return None if not _jumps(node) else False
+    if kind is ast.With or kind is ast.AsyncWith:
+        return True if _block_binds(node.body, name) else (False if _jumps(node) else None)
+    return False if _jumps(node) else None
+
+
+def _binds_name(target: ast.expr, name: str) -> bool:
+    if isinstance(target, ast.Name):
+        return target.id == name
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return any(_binds_name(element, name) for element in target.elts)
+    return isinstance(target, ast.Starred) and _binds_name(target.value, name)
+
+
+def _jumps(node: ast.stmt) -> bool:
+    """Whether a `break` or `continue` inside the statement (not in a loop of its own) may leave it."""
+    stack = list(_blocks_of(node)) if not isinstance(node, _LOOPS) else []
+    while stack:
+        for statement in stack.pop():
+            if isinstance(statement, (ast.Break, ast.Continue)):
+                return True
+            if not isinstance(statement, (*_LOOPS, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                stack.extend(_blocks_of(statement))
+    return False
 
 
 _Guards = tuple[tuple[str, int, int], ...]  # (parameter, first line, last line)
