@@ -59,6 +59,7 @@ from sync_lint.analysis.knowledge import (
     FACTORIES,
     INT_SIZE,
     HOST_VALUE_METHODS,
+    JOINING_OPS,
     LIKE_FACTORIES,
     METADATA_ATTRS,
     METADATA_METHODS,
@@ -648,6 +649,9 @@ class Evaluator:
         inputs = [self.fact(arg.value) for arg in expr.args if arg.keyword is None or arg.keyword.value in
                   ("input", "other", "out", "self", "condition", "tensors", "indices", "mask")]
         result = combine(spread_elements(inputs))
+        if namespace == "torch" and last in JOINING_OPS and result.device is Device.NOT_TENSOR:
+            # `torch.cat((q, k, v))` of values not known here: a tensor wherever they are.
+            result = Fact(Device.UNKNOWN, tensor_like=True)
         return shape_result(result, last, expr)
 
     def _eval_factory(self, expr: cst.Call, name: str) -> Fact:
