@@ -199,7 +199,7 @@ def test_a_host_value_the_caller_did_not_pass_computed_on_the_gpu() -> None:
     assert rows(source) == [(9, "SL104"), (11, "SL104"), (16, "SL104")]
 
 
-def test_a_fallback_to_a_host_value_or_an_unknown_one_stays_unknown() -> None:
+def test_a_fallback_to_a_host_value_is_no_gpu_and_a_plain_join_is_one_by_convention() -> None:
     source = (
         "from typing import Optional\n"
         "import torch\n\n\n"
@@ -208,14 +208,14 @@ def test_a_fallback_to_a_host_value_or_an_unknown_one_stays_unknown() -> None:
         "    if n is None:\n"
         "        n = 4\n"                                           # a host fallback
         "    torch.empty(n, device='cuda')\n"
-        "    m = c[0] if flag else 3\n"                             # not a None test: a plain join
+        "    m = c[0] if flag else 3\n"                             # not a None test: a GPU on one path
         "    torch.empty(m, device='cuda')\n"
         "    if n is None:\n"
         "        n = c[-1]\n"
         "        return n\n"                                        # the arm leaves: nothing joins
         "    torch.empty(n, device='cuda')\n"
     )
-    assert rows(source) == []
+    assert rows(source) == [(11, "SL104")]
 
 
 def test_an_isinstance_test_for_a_numpy_type_sees_host_memory() -> None:

@@ -343,6 +343,9 @@ def join(a: Fact | None, b: Fact | None) -> Fact:
     mixed = _mixed_device(a, b)
     if mixed is not None:
         return mixed
+    one_path = _gpu_on_one_path(a, b) or _gpu_on_one_path(b, a)
+    if one_path is not None:
+        return one_path
     tensorish = a.is_tensor or b.is_tensor or a.tensor_like or b.tensor_like
     return Fact(Device.UNKNOWN, tensor_like=tensorish)
 
@@ -389,6 +392,19 @@ def _host_join(tensor: Fact, other: Fact) -> Fact | None:
     if not tensor.is_cpu or other.device is not Device.NOT_TENSOR or other.value_kind not in ("python", "numpy"):
         return None
     return replace(tensor, ndim=None, dtype=tensor.dtype if tensor.dtype == other.dtype else None)
+
+
+def _gpu_on_one_path(gpu: Fact, host: Fact) -> Fact | None:
+    """A GPU tensor on one path and a host value on the other (`start, end = 0, n`, or in DP attention
+    `start, end = gpu_start, gpu_start + gpu_count`): reading it on the host waits for the GPU on the
+    first path, so it is the GPU tensor, only by convention (which path runs is not known). A host
+    tensor, a Python number or bool is a host value; a string or an object is not. None otherwise."""
+    if not gpu.is_gpu or gpu.value_kind is not None:
+        return None
+    if not host.is_cpu and not (host.device is Device.NOT_TENSOR and host.value_kind == "python" and host.dtype != "str"):
+        return None
+    return replace(gpu, convention=True, ndim=None, via=gpu,
+                   reason=f"on the GPU on one path, {ON_ANOTHER_PATH}")
 
 
 def none_fallback(when_none: Fact | None, given: Fact | None) -> Fact | None:
