@@ -1422,6 +1422,76 @@ def test_a_predicate_annotated_bool_that_returns_a_gpu_comparison_is_read_as_its
     assert "though annotated `-> bool`" in evidence, evidence
 
 
+def test_a_field_stored_from_a_name_rebound_on_every_way_holds_only_the_last_bindings(tmp_path: Path) -> None:
+    # vLLM's GDN builder before #26437: `mask = flags_cpu >= 0` (a host mask), then `mask = None` or
+    # `mask = mask.to(loc.device)` in both arms, so the metadata holds None or the device copy, never the
+    # host mask. Where one arm keeps the host mask, the field is on either device: no finding.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/meta.py": (
+            "from dataclasses import dataclass\n\nimport torch\n\n\n@dataclass\nclass Meta:\n"
+            "    mask: torch.Tensor | None\n\n\n@dataclass\nclass Other:\n    mask: torch.Tensor | None\n\n\n"
+            "def build(n: int, spec: bool):\n"
+            "    loc = torch.zeros(n, device='cuda')\n"
+            "    if not spec:\n        mask = None\n    else:\n        mask = torch.zeros(n, dtype=torch.bool)\n"
+            "        if n == 0:\n            mask = None\n        else:\n            mask = mask.to(loc.device)\n"
+            "    kept = torch.zeros(n, dtype=torch.bool)\n    if n > 1:\n        kept = kept.to(loc.device)\n"
+            "    return Meta(mask=mask), Other(mask=kept)\n"
+        ),
+        "pkg/model.py": (
+            "from pkg.meta import Meta, Other\n\n\n"
+            "def forward(x, meta: Meta, other: Other):\n"
+            "    y = x[other.mask]\n"
+            "    if meta.mask is not None:\n        return x[meta.mask], y\n    return x, y\n"
+        ),
+    })
+    assert [(d.code, d.start.row) for d in found if d.path.endswith("model.py")] == [("SL202", 7)]
+
+
+def test_a_tensor_joined_from_values_of_unknown_kind_is_a_tensor(tmp_path: Path) -> None:
+    # `torch.cat((q, k, v))` of parameters: a tensor wherever they are, so a GPU mask indexing it syncs.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/attn.py": (
+            "import torch\n\n\ndef forward(q, k, v, n: int):\n    mask = torch.zeros(n, device='cuda') > 0\n"
+            "    qkv = torch.cat((q, k, v), dim=-1)\n    return qkv[mask]\n"
+        ),
+    })
+    assert [(d.code, d.start.row) for d in found] == [("SL202", 7)]
+
+
+def test_the_layers_of_a_stack_take_what_the_loop_over_them_passes(tmp_path: Path) -> None:
+    # vLLM's Qwen2-VL vision tower before #30232: `cu_seqlens.to(self.device)` handed to each block of
+    # `self.blocks = nn.ModuleList([Block(...) for ...])` in `for blk in self.blocks: x = blk(x, cu_seqlens=...)`,
+    # and the attention sliced `q[:, cu_seqlens[i - 1]:cu_seqlens[i]]`. Indexed layers count too; a loop
+    # over another class's stack of the same name does not.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/blocks.py": (
+            "import torch\nfrom torch import nn\n\n\nclass Block(nn.Module):\n"
+            "    def forward(self, x, cu_seqlens):\n        return x[cu_seqlens[0]:cu_seqlens[1]]\n\n\n"
+            "class Other(nn.Module):\n    def forward(self, x, lens):\n        return x[lens[0]:lens[1]]\n\n\n"
+            "class Quiet(nn.Module):\n    def forward(self, x, lens):\n        return x[lens[0]:lens[1]]\n"
+        ),
+        "pkg/tower.py": (
+            "import torch\nfrom torch import nn\n\nfrom pkg.blocks import Block, Other, Quiet\n\n\n"
+            "class Tower(nn.Module):\n    def __init__(self, n: int):\n        super().__init__()\n"
+            "        self.blocks = nn.ModuleList(\n            [Block() for _ in range(n)]\n        )\n\n"
+            "    def forward(self, x, n: int):\n        cu = torch.zeros(n, dtype=torch.int32).to('cuda')\n"
+            "        for blk in self.blocks:\n            x = blk(x, cu_seqlens=cu)\n        return x\n\n\n"
+            "class Stack(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+            "        self.stack = nn.ModuleList([Other(), Other()])\n        self.quiet = nn.ModuleList([Quiet()])\n\n"
+            "    def forward(self, x, n: int):\n        for i in range(2):\n"
+            "            x = self.stack[i](x, torch.zeros(n, device='cuda'))\n"
+            "        for layer in self.quiet:\n            x = layer(x, [0, n])\n        return x\n\n\n"
+            "class Unrelated(nn.Module):\n    def forward(self, x, n: int):\n"
+            "        for blk in self.quiet:\n            x = blk(x, torch.zeros(n, device='cuda'))\n        return x\n"
+        ),
+    })
+    rows = sorted((Path(d.path).name, d.start.row, d.code) for d in found if d.path.endswith("blocks.py"))
+    assert rows == [("blocks.py", 7, "SL104"), ("blocks.py", 12, "SL104")]
+
+
 def test_a_file_naming_no_device_is_still_checked_for_truth_tests_in_a_project(tmp_path: Path) -> None:
     # Its GPU tensors come from another module: no token of its own says so.
     found = check_small_project(tmp_path, {

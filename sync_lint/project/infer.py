@@ -186,6 +186,7 @@ class FactCache(Protocol):
 
 _PROPERTY_DECORATORS = frozenset({"property", "cached_property"})
 _DEVICE_ARRAY_PROTOCOLS = frozenset({"__cuda_array_interface__", "__dlpack__"})
+_LAYER_STACKS = frozenset({"torch.nn.ModuleList", "torch.nn.Sequential", "nn.ModuleList", "nn.Sequential"})
 _ENUM_BASES = frozenset({f"{prefix}{name}" for prefix in ("", "enum.")
                          for name in ("Enum", "IntEnum", "StrEnum", "Flag", "IntFlag")})
 _MOVES = frozenset({"to", "cuda", "cpu"})  # the methods that move a tensor to a device
@@ -1083,6 +1084,9 @@ class Inference:
             classes = [cls] + sorted(sub for sub in self.index.subclasses(cls)
                                      if self.index.method(sub, method) == function)
         stored_in: dict[str, set[str]] = {}  # attribute -> the modules storing an instance into it
+        # (attribute, module, class) -> a layer stack holding instances: `self.layers = nn.ModuleList(
+        # [Layer(...) for i in range(n)])`, whose elements the class's methods call in a loop.
+        held_in: set[tuple[str, str, str]] = set()
         for target in classes[:_MAX_OVERRIDES + 1]:
             for caller, call, _skip in self._callers_of_class(target):
                 getter = caller.functions.get(call.function) if call.function else None
@@ -1093,7 +1097,10 @@ class Inference:
                 for store in caller.stores:
                     if store.line == call.line and store.value[0] == "call" and store.value[1] == call.func:
                         stored_in.setdefault(store.attr, set()).add(caller.module)
-        out = []
+                    elif getter is not None and getter.class_name is not None and store.function == call.function \
+                            and store.base == ("param", "self") and call.func in self._stacked(caller, store.value):
+                        held_in.add((store.attr, caller.module, getter.qualname.rpartition(".")[0]))
+        out = self._stack_calls(held_in, function)
         for name in sorted(stored_in):
             # Where the object is stored is where it is called (`self.mlp = MLP()` in `__init__`,
             # `self.mlp(x)` in `forward`): a call of that name elsewhere is another class's `mlp`.
@@ -1105,6 +1112,30 @@ class Inference:
                 target = self.call_target(called, "types") if called.value_kind == "object" and called.refs else None
                 if target is not None and function in target.refs:
                     out.append((caller, call, 1))  # the object is `self`
+        return out
+
+    def _stacked(self, summary: ModuleSummary, value: Value) -> tuple[Value, ...]:
+        """The callees of the constructor calls a `ModuleList`/`Sequential` is built from: `[Layer(...) for
+        ...]`, `[A(), B()]`, `Sequential(A(), B())`; none for any other value."""
+        if value[0] != "call" or self.index.value_name(summary, value[1]) not in _LAYER_STACKS:
+            return ()
+        parts = [p for arg in value[2] for p in ((arg[1],) if arg[0] == "listof" else arg[1] if arg[0] == "tuple"
+                                                  else (arg,))]
+        return tuple(p[1] for p in parts if p[0] == "call")
+
+    def _stack_calls(self, held_in: set[tuple[str, str, str]], function: str,
+                     ) -> list[tuple[ModuleSummary, CallSite, int]]:
+        """The calls of the layers of the stacks in `held_in` (`for layer in self.layers: h = layer(h)`,
+        `self.layers[i](h)`) made in a method of the class that built the stack, each run `function`."""
+        out: list[tuple[ModuleSummary, CallSite, int]] = []
+        for attr, module, cls in sorted(held_in):
+            summary = self.index.summary(module)
+            if summary is None:
+                continue
+            for call in self.index.module_calls(module):
+                if call.function is not None and call.function.rpartition(".")[0] == cls \
+                        and _layer_of(call.func, attr):
+                    out.append((summary, call, 1))
         return out
 
     def _dispatched_calls(self, cls: str, function: str, method: str) -> list[tuple[ModuleSummary, CallSite, int]]:
@@ -2337,6 +2368,15 @@ def _body_over_annotation(body: Fact, declared: Fact) -> Fact:
             and not body.by_convention:
         return replace(body, reason=f"{body.reason}, a tensor though {declared.reason.partition(' is ')[2]}")
     return declared
+
+
+def _layer_of(func: Value, attr: str) -> bool:
+    """A callee that is a layer of `self.<attr>`: iterated (`for layer in self.layers`, or a slice of it)
+    or indexed (`self.layers[i]`)."""
+    stack = func[1] if func[0] in ("iter", "sub") else None
+    if func[0] == "iter" and stack is not None and stack[0] == "sub":
+        stack = stack[1]  # `for layer in self.layers[start:end]`
+    return stack == ("attr", ("param", "self"), attr)
 
 
 def _declared_scalar(info: FunctionInfo) -> Fact | None:
