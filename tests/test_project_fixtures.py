@@ -1492,6 +1492,76 @@ def test_the_layers_of_a_stack_take_what_the_loop_over_them_passes(tmp_path: Pat
     assert rows == [("blocks.py", 7, "SL104"), ("blocks.py", 12, "SL104")]
 
 
+def test_a_forward_handing_its_arguments_to_a_method_of_its_own_passes_the_objects_calls(tmp_path: Path) -> None:
+    # vLLM's `ChunkGatedDeltaRule` (cut down in #38361's case): `forward(self, *args, **kwargs)` returns
+    # `self.forward_native(*args, **kwargs)`; `self.rule(..., cu_seqlens=lens)` reaches `forward_native`
+    # with the caller's GPU tensor, not with the unknown `**kwargs` of the hand-on.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/rule.py": (
+            "from torch import nn\n\n\nclass Rule(nn.Module):\n    def forward(self, *args, **kwargs):\n"
+            "        return self.forward_native(*args, **kwargs)\n\n"
+            "    def forward_native(self, x, cu_seqlens=None):\n        return cu_seqlens.tolist()\n"
+        ),
+        "pkg/layer.py": (
+            "import torch\nfrom torch import nn\n\nfrom pkg.rule import Rule\n\n\nclass Layer(nn.Module):\n"
+            "    def __init__(self):\n        super().__init__()\n        self.rule = Rule()\n\n"
+            "    def forward(self, x, n: int):\n        return self.rule(x, cu_seqlens=torch.zeros(n, device='cuda'))\n"
+        ),
+    })
+    assert [(d.code, d.start.row) for d in found if d.path.endswith("rule.py") and d.code != "SL601"] == [("SL102", 9)]
+
+
+def test_an_asserted_class_narrows_a_local_for_the_values_it_hands_on(tmp_path: Path) -> None:
+    # `attn_metadata = attn_metadata[self.prefix]`, then `assert isinstance(attn_metadata, GDNMetadata)`:
+    # the field read after it, handed to a helper, is the metadata's GPU field.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/meta.py": (
+            "from dataclasses import dataclass\n\nimport torch\n\n\n@dataclass\nclass GDNMetadata:\n"
+            "    cu: torch.Tensor\n\n\ndef build(n: int):\n    return GDNMetadata(cu=torch.zeros(n, device='cuda'))\n"
+        ),
+        "pkg/layer.py": (
+            "from pkg.meta import GDNMetadata\n\n\ndef lens(cu):\n    return cu.tolist()\n\n\n"
+            "def forward(metadata: dict, prefix: str):\n    metadata = metadata[prefix]\n"
+            "    assert isinstance(metadata, GDNMetadata)\n    return lens(metadata.cu)\n"
+        ),
+    })
+    assert [(d.code, d.start.row) for d in found if d.path.endswith("layer.py")] == [("SL102", 5)]
+
+
+def test_a_function_imported_under_another_name_takes_the_calls_made_by_that_name(tmp_path: Path) -> None:
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/ops/__init__.py": "from .chunk import chunk_rule\n\n__all__ = ['chunk_rule']\n",
+        "pkg/ops/chunk.py": "def chunk_rule(x, cu_seqlens=None):\n    return cu_seqlens.tolist()\n",
+        "pkg/layer.py": (
+            "import torch\n\nfrom pkg.ops import chunk_rule as fla_chunk_rule\n\n\n"
+            "def forward(x, n: int):\n    return fla_chunk_rule(x, cu_seqlens=torch.zeros(n, device='cuda'))\n"
+        ),
+    })
+    assert [(d.code, d.start.row) for d in found if d.path.endswith("chunk.py")] == [("SL102", 2)]
+
+
+def test_an_autograd_function_forward_takes_what_apply_passes_after_ctx(tmp_path: Path) -> None:
+    # `Fn.apply(q, cu_seqlens)` runs `Fn.forward(ctx, q, cu_seqlens)`, a plain call: the argument's own
+    # chain of calls is followed as far as any other's.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/fn.py": (
+            "import torch\n\n\ndef lens(cu):\n    return cu.tolist()\n\n\nclass Fn(torch.autograd.Function):\n"
+            "    @staticmethod\n    def forward(ctx, q, cu_seqlens=None):\n        return lens(cu_seqlens)\n\n\n"
+            "def rule(q, cu_seqlens=None):\n    return Fn.apply(q, cu_seqlens)\n\n\n"
+            "def outer(q, cu_seqlens=None):\n    return rule(q, cu_seqlens=cu_seqlens)\n"
+        ),
+        "pkg/layer.py": (
+            "import torch\n\nfrom pkg.fn import outer\n\n\n"
+            "def forward(q, n: int):\n    return outer(q, cu_seqlens=torch.zeros(n, device='cuda'))\n"
+        ),
+    })
+    assert [(d.code, d.start.row) for d in found if d.path.endswith("fn.py")] == [("SL102", 5)]
+
+
 def test_a_file_naming_no_device_is_still_checked_for_truth_tests_in_a_project(tmp_path: Path) -> None:
     # Its GPU tensors come from another module: no token of its own says so.
     found = check_small_project(tmp_path, {

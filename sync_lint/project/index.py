@@ -555,6 +555,26 @@ class ProjectIndex:
             return found[1].off_cuda_result if found is not None else None
         return self.reads.memo(self._predicates, "predicate", function, find)
 
+    def import_aliases(self, function: str) -> set[str]:
+        """The names other modules import the module-level `function` (a qualname) under with `as`
+        (`from pkg.ops import chunk_rule as fla_chunk_rule`): its calls are filed under those. Such
+        a module mentions the original name (`mentions.py`), or calls it by that name too."""
+        name = function.rpartition(".")[2]
+        self.reads.add(f"n:mentions:{name}")
+        self.reads.add(f"n:calls:{name}")
+        out: set[str] = set()
+        for module in sorted(set(self.tables.mentions.get(name, ())) | set(self.tables.calls.get(name, ()))):
+            summary = self.summary(module)
+            if summary is None:
+                continue
+            for local, qualified in (*summary.imports.items(),
+                                     *((local, q) for (_f, local), q in summary.local_imports.items())):
+                if local != name and qualified.rpartition(".")[2] == name:
+                    symbol = self.resolve(qualified)
+                    if symbol is not None and symbol.qualname == function:
+                        out.add(local)
+        return out
+
     def mentioned_as_value(self, name: str, class_qualname: str | None = None) -> bool:
         """Whether some module mentions the function `name`, or the method `name` of the class
         `class_qualname`, other than as a callee and not in a string (passes it on, stores it:

@@ -186,6 +186,7 @@ class FactCache(Protocol):
 
 _PROPERTY_DECORATORS = frozenset({"property", "cached_property"})
 _DEVICE_ARRAY_PROTOCOLS = frozenset({"__cuda_array_interface__", "__dlpack__"})
+_AUTOGRAD_FUNCTIONS = frozenset({"torch.autograd.Function", "torch.autograd.function.Function"})
 _LAYER_STACKS = frozenset({"torch.nn.ModuleList", "torch.nn.Sequential", "nn.ModuleList", "nn.Sequential"})
 _ENUM_BASES = frozenset({f"{prefix}{name}" for prefix in ("", "enum.")
                          for name in ("Enum", "IntEnum", "StrEnum", "Flag", "IntFlag")})
@@ -679,8 +680,11 @@ class Inference:
         # A parameter handed on as it came (`self._count(logits)`) costs no hop: layered code passes
         # one tensor down many calls, and the hops are kept for where it was made.
         spent = 0 if value[0] == "param" and call.function is not None else 1
+        # A module's `forward` is reached through an object of unknown origin; an autograd function's
+        # static `forward` through `Cls.apply(...)`, a plain call.
+        through_object = info.name in _CALLED_METHODS and info.kind != "staticmethod"
         context = Context(caller, caller.functions.get(call.function) if call.function else None,
-                          budget=min(budget - 1, MODULE_HOPS) if info.name in _CALLED_METHODS else budget - spent)
+                          budget=min(budget - 1, MODULE_HOPS) if through_object else budget - spent)
         return self.eval(value, context), context
 
     def passed_at(self, function: str, name: str, caller: str, line: int, budget: int = DEFAULT_BUDGET) -> list[Fact]:
@@ -957,16 +961,26 @@ class Inference:
                 out.append((caller, call, skip))
             return out
         bound = info.kind in ("method", "classmethod")
+        if info.name == "forward" and info.kind == "staticmethod" and info.class_name is not None:
+            out.extend(self._autograd_calls(summary.qualified(info.class_name)))
         if info.name in _CALLED_METHODS and info.class_name is not None:
             out.extend(self._object_calls(summary.qualified(info.class_name), function))
-        elif info.class_name is not None:
-            out.extend(self._dispatched_calls(summary.qualified(info.class_name), function, info.name))
+        dispatchers: set[str] = set()
+        if info.class_name is not None and info.name not in _CALLED_METHODS:
+            dispatched = self._dispatched_calls(summary.qualified(info.class_name), function, info.name)
+            out.extend(dispatched)
+            if dispatched:
+                # The dispatching `forward`'s own `self.forward_native(*args, **kwargs)` stands for the
+                # calls of the objects just added: what it passes is theirs, not a caller's of its own.
+                dispatchers = {f"{info.class_name}.{name}" for name in _CALLED_METHODS}
         names = {info.name} | self._aliases(summary, info)
         if info.class_name is None:
             names |= self.index.custom_ops_of(summary, info.qualname)  # `torch.ops.<ns>.<op>(...)`
+            names |= self.index.import_aliases(function)  # `from m import f as g`, then `g(...)`
         for name in sorted(names):
             for caller, call, callee in self._calls_with_callees(name):
-                if callee.value_kind == "callable" and function in callee.refs:
+                if callee.value_kind == "callable" and function in callee.refs and \
+                        not (caller.module == summary.module and call.function in dispatchers):
                     out.append((caller, call, 1 if bound and "bound" in callee.items else 0))
         if not out and bound and info.class_name is not None:
             out.extend(self._interface_calls(summary, info))
@@ -1114,6 +1128,21 @@ class Inference:
                     out.append((caller, call, 1))  # the object is `self`
         return out
 
+    def _autograd_calls(self, cls: str) -> list[tuple[ModuleSummary, CallSite, int]]:
+        """The calls `Cls.apply(...)` of a `torch.autograd.Function` subclass, which run its static
+        `forward(ctx, ...)` with autograd's `ctx` first: the arguments bind from the second parameter."""
+        if not any(self.index.value_name(k[0], base) in _AUTOGRAD_FUNCTIONS
+                   for owner in self.index.mro(cls) if (k := self.index.klass(owner)) for base in k[1].bases):
+            return []
+        out: list[tuple[ModuleSummary, CallSite, int]] = []
+        for caller, call in self.index.calls_named("apply"):
+            if call.func[0] != "attr":
+                continue
+            receiver = self.eval(call.func[1], self._context(caller, call.function, "types"))
+            if receiver.value_kind == "class" and cls in receiver.refs:
+                out.append((caller, call, 1))
+        return out
+
     def _stacked(self, summary: ModuleSummary, value: Value) -> tuple[Value, ...]:
         """The callees of the constructor calls a `ModuleList`/`Sequential` is built from: `[Layer(...) for
         ...]`, `[A(), B()]`, `Sequential(A(), B())`; none for any other value."""
@@ -1169,13 +1198,14 @@ class Inference:
         if info.class_name is None or [p.kind for p in info.params] != ["pos", "star", "starstar"]:
             return frozenset()
         me, star, starstar = (p.name for p in info.params)
-        forwards = any(call.function == info.qualname and call.func[0] == "attr" and call.func[1] == ("param", me)
-                       and call.args == (("*", ("param", star)),) and call.kwargs == (("**", ("param", starstar)),)
-                       for call in self.index.module_calls(summary.module))
+        called = {call.func[2] for call in self.index.module_calls(summary.module)
+                  if call.function == info.qualname and call.func[0] == "attr" and call.func[1] == ("param", me)
+                  and call.args == (("*", ("param", star)),) and call.kwargs == (("**", ("param", starstar)),)}
         klass = summary.classes.get(info.class_name)
-        if not forwards or klass is None:
+        if not called or klass is None:
             return frozenset()
-        names: set[str] = set()
+        # `return self.forward_native(*args, **kwargs)`: a method of the class itself.
+        names: set[str] = called & set(klass.methods)
         for method in klass.methods:
             other = summary.functions.get(f"{info.class_name}.{method}")
             if other is not None and other.params:

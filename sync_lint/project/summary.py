@@ -595,6 +595,12 @@ class _Summarizer:
         elif isinstance(node, ast.Match):
             for case in node.cases:
                 self._collect(case.body, scope)
+        elif isinstance(node, ast.Assert):
+            asserted = _asserted_class(node.test)
+            if asserted is not None and asserted[0] in scope.assigned:
+                # `attn_metadata = attn_metadata[self.prefix]`, then `assert isinstance(attn_metadata,
+                # GDNAttentionMetadata)`: from here on an object of that class.
+                scope.assign(asserted[0], "decl", asserted[1], self._at)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             self._collect_import(node, scope)
         elif isinstance(node, ast.Expr) and scope.qualname is not None:
@@ -920,6 +926,8 @@ class _Summarizer:
             return ("name", source)  # a qualified module or object name
         if how == "def":
             return ("name", source.name)  # type: ignore[attr-defined]
+        if how == "decl":
+            return ("decl", source)
         return UNKNOWN
 
     # --- pass 2: what each scope does ----------------------------------------------------------
@@ -1898,6 +1906,20 @@ def _compared_with_none(test: ast.expr) -> tuple[str, bool] | None:
         if name is not None:
             return name, isinstance(test.ops[0], ast.Is)
     return None
+
+
+def _asserted_class(test: ast.expr) -> tuple[str, tuple[str, ...]] | None:
+    """(name, the class's spelling) for `isinstance(name, Cls)` with one class of the project's own (not
+    a builtin, nor a torch or NumPy type, whose test says less than the value's own source)."""
+    if not (isinstance(test, ast.Call) and isinstance(test.func, ast.Name) and test.func.id == "isinstance"
+            and len(test.args) == 2 and isinstance(test.args[0], ast.Name)
+            and isinstance(test.args[1], (ast.Name, ast.Attribute))):
+        return None
+    types = annotation_types(test.args[1])
+    if len(types) != 1 or types[0] in _BUILTINS or types[0].split(".")[0] in ("torch", "np", "numpy", "typing") \
+            or types[0] == "Tensor":
+        return None
+    return test.args[0].id, types
 
 
 def _not_none_atom(test: ast.expr) -> tuple[set[str], set[str]]:
