@@ -96,6 +96,8 @@ def test_fact_device(source: str, device: Device) -> None:
          "    for i in ids:\n        vals.append(g[i])\n    probe(torch.cat(vals))", Device.GPU),
         ("import torch\ndef f(ids):\n    g = torch.zeros(4, 8, device='cuda')\n    vals = []\n"
          "    vals.extend([g, g])\n    for v in vals:\n        probe(v)", Device.GPU),
+        ("import torch\ndef f(ids):\n    g = torch.zeros(4, 8, device='cuda')\n    vals = []\n"
+         "    for i in ids:\n        vals += [g[i]]\n    probe(torch.cat(vals))", Device.GPU),
         ("import torch\ndef f(ids):\n    vals = []\n    for i in ids:\n        vals.insert(0, torch.arange(i))\n"
          "    probe(torch.cat(vals))", Device.CPU),
         # Elements on two devices: the GPU's by convention; a list nothing was added to: no tensor.

@@ -455,6 +455,10 @@ class Binder:
             added = self.evaluator.fact(call.args[0].value)
             if method == "extend":
                 added = self.evaluator.element_fact(added)
+        self._add_to_list(name, current, added)  # type: ignore[arg-type]
+
+    def _add_to_list(self, name: str, current: Fact, added: Fact) -> None:
+        """The list `name` (`current`) after `added` goes into it."""
         if not added.is_tensor:
             if current.empty:  # something else went in: no longer empty, its elements unknown
                 self.set(name, replace(current, empty=False))
@@ -629,6 +633,11 @@ class Binder:
 
     def leave_aug_assign(self, node: cst.AugAssign) -> None:
         target_fact = self.evaluator.fact(node.target)
+        name = dotted_name(node.target)
+        if name is not None and target_fact.value_kind == "list" and isinstance(node.operator, cst.AddAssign):
+            # `masks += [mask]` on a list this function built: `masks.extend([mask])`.
+            self._add_to_list(name, target_fact, self.evaluator.element_fact(self.evaluator.fact(node.value)))
+            return
         combined = self.evaluator.combine([target_fact, self.evaluator.fact(node.value)])
         if combined.device is Device.UNKNOWN and target_fact.is_tensor:
             combined = target_fact  # in-place ops keep the tensor where it is
