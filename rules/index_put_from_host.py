@@ -170,6 +170,8 @@ class IndexPutFromHost(Rule):
                 "    return t[ids]\n", (4,)),
         Example("import torch\ndef rows(ids: list[torch.Tensor]):\n    t = torch.zeros(8, device='cuda')\n"
                 "    return t[ids]\n"),
+        Example("import torch\ndef rows(n: int, keep: int):\n    t = torch.zeros(8, device='cuda')\n"
+                "    ids = list(range(n))\n    ids.remove(keep)\n    return t[ids]\n", (6,)),
     )
 
     def __init__(self) -> None:

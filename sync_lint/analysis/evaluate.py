@@ -574,6 +574,11 @@ class Evaluator:
                     if builtin == "enumerate":
                         parts = [RANGE, *parts[:1]]
                     return Fact(Device.NOT_TENSOR, value_kind="zip", items=tuple(parts))
+                if builtin == "list" and len(expr.args) == 1 and not expr.args[0].star \
+                        and self.fact(expr.args[0].value).value_kind == "range":
+                    # `list(range(n))`: a list of Python ints (as an index it is a host list).
+                    return Fact(Device.NOT_TENSOR, value_kind="list", items=(replace(PYTHON, dtype="int"),),
+                                reason="created by {code}", origin=expr)
                 return RANGE if builtin == "range" else PYTHON
         if isinstance(func, (cst.Name, cst.Subscript)):
             callee = self.fact(func)
