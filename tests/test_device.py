@@ -84,8 +84,8 @@ def test_fact_device(source: str, device: Device) -> None:
         ("import torch\nvals = [torch.ones(3, device='cuda')]\nfor v in vals:\n    probe(v)", Device.GPU),
         ("import torch\nx = torch.ones(3, device='cuda')\npair = (x, x.cpu())\nprobe(pair[1])", Device.CPU),
         ("import torch\nx = torch.ones(3, device='cuda')\npair = (x, x.cpu())\nprobe(pair[0])", Device.GPU),
-        # Elements on different devices: an element is on the GPU on some passes (by convention).
-        ("import torch\nx = torch.ones(3, device='cuda')\nfor v in [x, x.cpu()]:\n    probe(v)", Device.GPU),
+        # Elements on different devices: an element of the list is of unknown device.
+        ("import torch\nx = torch.ones(3, device='cuda')\nfor v in [x, x.cpu()]:\n    probe(v)", Device.UNKNOWN),
         # `torch.cat`/`torch.stack` of a display or a comprehension: where the elements are.
         ("import torch\ng = torch.zeros(4, device='cuda')\nprobe(torch.cat([g, g + 1]))", Device.GPU),
         ("import torch\ng = torch.zeros(4, device='cuda')\nrows = [g[i] for i in range(3)]\nprobe(torch.stack(rows))",
@@ -100,9 +100,9 @@ def test_fact_device(source: str, device: Device) -> None:
          "    for i in ids:\n        vals += [g[i]]\n    probe(torch.cat(vals))", Device.GPU),
         ("import torch\ndef f(ids):\n    vals = []\n    for i in ids:\n        vals.insert(0, torch.arange(i))\n"
          "    probe(torch.cat(vals))", Device.CPU),
-        # Elements on two devices: the GPU's by convention; a list nothing was added to: no tensor.
+        # Elements on two devices: unknown; a list nothing was added to: no tensor.
         ("import torch\ndef f(ids):\n    g = torch.zeros(4, device='cuda')\n    vals = []\n"
-         "    vals.append(g)\n    vals.append(g.cpu())\n    probe(torch.cat(vals))", Device.GPU),
+         "    vals.append(g)\n    vals.append(g.cpu())\n    probe(torch.cat(vals))", Device.UNKNOWN),
         # `*_like(cpu, pin_memory=True)` is new pinned host memory, not where its model is.
         ("import torch\ndef f(n):\n    perm = torch.arange(n)\n    probe(torch.empty_like(perm, pin_memory=True))",
          Device.PINNED),
@@ -111,7 +111,7 @@ def test_fact_device(source: str, device: Device) -> None:
          "    probe(torch.cat(parts, out=buf))", Device.PINNED),
         # Two paths built tuples of the same shape: element by element.
         ("import torch\ndef f(c):\n    x = torch.ones(3, device='cuda')\n    if c:\n        t = (1, x)\n"
-         "    else:\n        t = (2, x.cpu())\n    _, y = t\n    probe(y)", Device.GPU),
+         "    else:\n        t = (2, x.cpu())\n    _, y = t\n    probe(y)", Device.UNKNOWN),
         ("import torch\ndef f(c):\n    x = torch.ones(3, device='cuda')\n    if c:\n        t = (1, x)\n"
          "    else:\n        t = (2, x + 1)\n    _, y = t\n    probe(y)", Device.GPU),
         # An index known only at run time reads one of a tuple's items: their join.
@@ -184,7 +184,7 @@ def test_a_module_returns_a_tensor_where_its_input_is(source: str, device: Devic
     assert fact.by_convention is convention
 
 
-def test_branches_join_to_a_gpu_on_one_path_by_convention() -> None:
+def test_branches_join_conservatively() -> None:
     source = """
     import torch
     def f(flag):
@@ -194,9 +194,26 @@ def test_branches_join_to_a_gpu_on_one_path_by_convention() -> None:
             x = torch.zeros(3)
         probe(x)
     """
-    # A GPU tensor on one path only: by convention (which path runs is not known).
+    assert fact_of(source)[0].device is Device.UNKNOWN
+
+
+@pytest.mark.parametrize("other,device", [
+    ("n", Device.GPU),  # a Python number on the other path: the GPU tensor, by convention
+    ("ids.tolist()", Device.UNKNOWN),  # read back from a tensor: that path held no GPU tensor
+])
+def test_a_gpu_tensor_joined_with_a_python_number_is_the_gpu_tensor_by_convention(other: str, device: Device) -> None:
+    source = f"""
+    import torch
+    def f(flag, n: int, ids):
+        if flag:
+            x = torch.zeros(3, device="cuda").sum()
+        else:
+            x = {other}
+        probe(x)
+    """
     fact = fact_of(source)[0]
-    assert fact.device is Device.GPU and fact.by_convention and "on one path" in fact.reason
+    assert fact.device is device
+    assert device is not Device.GPU or (fact.by_convention and "on one path" in fact.reason)
 
 
 @pytest.mark.parametrize(
@@ -205,7 +222,7 @@ def test_branches_join_to_a_gpu_on_one_path_by_convention() -> None:
         ("flag is not None", Device.GPU),  # a Python bool: the comparison, or False where the flag is unset
         ("len(ids) > 0", Device.GPU),
         ("lens_gpu", Device.GPU),  # a tensor on both sides: the join
-        ("torch.zeros(2)", Device.GPU),  # a CPU tensor or a GPU one: the GPU's by convention
+        ("torch.zeros(2)", Device.UNKNOWN),  # a CPU tensor or a GPU one
     ],
 )
 def test_and_is_its_right_side_where_the_left_is_no_tensor(left: str, device: Device) -> None:

@@ -1401,7 +1401,8 @@ def test_a_predicate_annotated_bool_that_returns_a_gpu_comparison_is_read_as_its
         "pkg/__init__.py": "",
         "pkg/batch.py": (
             "from enum import IntEnum, auto\n\nimport torch\n\n\nclass Mode(IntEnum):\n    EXTEND = auto()\n"
-            "    DECODE = auto()\n\n    def is_extend(self):\n        return self == Mode.EXTEND or self == Mode.DECODE\n\n\n"
+            "    DECODE = auto()\n\n    def is_extend(self):\n"
+            "        return self == Mode.EXTEND or self == Mode.DECODE\n\n\n"
             "class Batch:\n    def __init__(self, n: int, mode: Mode):\n        self.mode = mode\n"
             "        self.prefix_lens = torch.zeros(n, device='cuda')\n"
         ),

@@ -395,16 +395,28 @@ def _host_join(tensor: Fact, other: Fact) -> Fact | None:
 
 
 def _gpu_on_one_path(gpu: Fact, host: Fact) -> Fact | None:
-    """A GPU tensor on one path and a host value on the other (`start, end = 0, n`, or in DP attention
-    `start, end = gpu_start, gpu_start + gpu_count`): reading it on the host waits for the GPU on the
-    first path, so it is the GPU tensor, only by convention (which path runs is not known). A host
-    tensor, a Python number or bool is a host value; a string or an object is not. None otherwise."""
+    """A GPU tensor on one path and a Python number on the other (`start, end = 0, n`, or in DP
+    attention `start, end = gpu_start, gpu_start + gpu_count`): reading it on the host waits for the
+    GPU on the first path, so it is the GPU tensor, only by convention (which path runs is not known).
+    None otherwise, and for a host tensor: a caller's tensor beside a fallback computed on the device
+    is mostly on the CPU (vLLM's multimodal inputs kept there, `if counts is None: counts =
+    x.new_tensor(...)`); and for a value the other path read back from a tensor (`if isinstance(ids,
+    torch.Tensor): ids = ids.tolist()`), where the path that skipped it held no tensor at all."""
     if not gpu.is_gpu or gpu.value_kind is not None:
         return None
-    if not host.is_cpu and not (host.device is Device.NOT_TENSOR and host.value_kind == "python" and host.dtype != "str"):
+    if host.device is not Device.NOT_TENSOR or host.value_kind != "python" or host.dtype == "str" or \
+            _read_back(host.origin):
         return None
     return replace(gpu, convention=True, ndim=None, via=gpu,
                    reason=f"on the GPU on one path, {ON_ANOTHER_PATH}")
+
+
+def _read_back(origin: "cst.CSTNode | None") -> bool:
+    """`t.tolist()`, `t.item()`, `t.numpy()`: a host value read from a tensor."""
+    from libcst import Attribute, Call
+
+    return isinstance(origin, Call) and isinstance(origin.func, Attribute) and \
+        origin.func.attr.value in ("tolist", "item", "numpy")
 
 
 def none_fallback(when_none: Fact | None, given: Fact | None) -> Fact | None:

@@ -1279,6 +1279,8 @@ class Inference:
             return Fact(Device.NOT_TENSOR, value_kind="list", items=(element,),
                         reason=f"`{info.name}` is a generator", where=self._where(summary, info.line))
         scalar = _declared_scalar(info)
+        if scalar is not None and scalar.dtype != "bool":
+            return scalar  # only a `bool` annotation may yield to the body (`_body_over_annotation`)
         context = Context(summary, info, budget=budget)
         sources = [self._source(self.eval(value, context), f"`{info.name}` returns `{render(value)}`", summary,
                                 info.line) for value in info.returns]

@@ -801,7 +801,7 @@ class _Summarizer:
         start = places[last] if last is not None else None
         loops = at.loops_without(start)
         fallbacks: list[int] = []
-        joined: list[int] = []  # with no `last`: the assignments that may run last before `at`
+        joined: list[int] = []  # besides `last`: the assignments that may run last before `at`
         for index, place in enumerate(places):
             if index == last:
                 continue
@@ -1684,7 +1684,7 @@ def _overwritten(blocks: dict[int, list[ast.stmt]], place: _Place, at: _Place, n
     leaves the function before reaching `at`. Loops and `try` between them answer no (a way back, a
     handler), and so do `break` and `continue` (a way around the rebinding)."""
     depth = next((d for d, (mine, theirs) in enumerate(zip(place.path, at.path)) if mine != theirs), None)
-    if depth is None or depth == 0 and place.path[0][0] != at.path[0][0]:
+    if depth is None:  # one holds the other
         return False
     if place.path[depth][0] != at.path[depth][0]:  # two blocks of the statement holding both
         owner_block, owner_index, _loop = place.path[depth - 1]
