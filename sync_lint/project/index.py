@@ -558,12 +558,12 @@ class ProjectIndex:
     def import_aliases(self, function: str) -> set[str]:
         """The names other modules import the module-level `function` (a qualname) under with `as`
         (`from pkg.ops import chunk_rule as fla_chunk_rule`): its calls are filed under those. Such
-        a module mentions the original name (`mentions.py`), unless it also calls it by that name: the
-        modules that call a common name are many, and each would have to be read here."""
+        a module mentions the original name (`mentions.py`), or calls it by that name too."""
         name = function.rpartition(".")[2]
         self.reads.add(f"n:mentions:{name}")
+        self.reads.add(f"n:calls:{name}")
         out: set[str] = set()
-        for module in sorted(self.tables.mentions.get(name, ())):
+        for module in sorted(set(self.tables.mentions.get(name, ())) | set(self.tables.calls.get(name, ()))):
             summary = self.summary(module)
             if summary is None:
                 continue
