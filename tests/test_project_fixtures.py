@@ -1538,7 +1538,10 @@ def test_a_function_imported_under_another_name_takes_the_calls_made_by_that_nam
         "pkg/ops/chunk.py": "def chunk_rule(x, cu_seqlens=None):\n    return cu_seqlens.tolist()\n",
         "pkg/layer.py": (
             "import torch\n\nfrom pkg.ops import chunk_rule as fla_chunk_rule\n\n\n"
-            "def forward(x, n: int):\n    return fla_chunk_rule(x, cu_seqlens=torch.zeros(n, device='cuda'))\n"
+            "def forward(x, n: int):\n    return fla_chunk_rule(x, cu_seqlens=torch.zeros(n, device='cuda'))\n\n\n"
+            # The importing module also calls an attribute of that name (vLLM's GDN layer holds its
+            # `self.chunk_gated_delta_rule` module): it imports the function under the alias all the same.
+            "def other(layer, x):\n    return layer.chunk_rule(x)\n"
         ),
     })
     assert [(d.code, d.start.row) for d in found if d.path.endswith("chunk.py")] == [("SL102", 2)]
