@@ -1393,6 +1393,24 @@ def test_entry_convention_needs_every_site_to_store_a_tensor() -> None:
     assert not inference.entry("scores").is_tensor  # one site stores a Python number
 
 
+def test_entry_convention_leaves_out_a_table_of_enum_members() -> None:
+    """SGLang's base processor maps attribute names to modalities (`{"grid_thws": Modality.IMAGE}`):
+    a dict of another kind, which neither agrees nor disagrees with the tensors stored under the key."""
+    sources = """
+        from enum import Enum, auto
+        import torch
+        class Modality(Enum):
+            IMAGE = auto()
+        ATTRS = {"grid_thws": Modality.IMAGE}
+        def process(grids):
+            return {"grid_thws": torch.tensor(grids)}
+        def again(grids):
+            return {"grid_thws": torch.tensor(grids).long()}
+    """
+    inference = Inference(_index({"pkg.m": sources}))
+    assert inference.entry("grid_thws").device is Device.CPU
+
+
 def test_a_cast_to_a_torch_dtype_moves_nothing() -> None:
     # `torch` is bound by `import torch`: `torch.float32` is a dtype, not a device to move to.
     inference = Inference(_index({"pkg.m": """

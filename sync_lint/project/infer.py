@@ -1419,6 +1419,10 @@ class Inference:
         # A site storing anything else (an unknown tensor, a NumPy array, a Python value) says the key
         # does not hold the same thing everywhere: DETR's processors store "iscrowd" as a tensor in one
         # backend and a NumPy array in the other, and `obj["iscrowd"]` of a JSON annotation is an int.
+        # An enum member (`{"grid_thws": Modality.IMAGE}`, a table of which modality a key carries) is
+        # a dict of another kind, not a value stored under the key: it neither agrees nor disagrees.
+        sources = [(f, s, line) for f, s, line in sources
+                   if not (f.value_kind == "object" and f.refs and all(self._is_enum(c) for c in f.refs))]
         tensors = [(f, s, line) for f, s, line in sources if f.is_tensor]
         if not tensors or len({Device.CPU if f.device is Device.PINNED else f.device for f, _, _ in tensors}) != 1 \
                 or any(_informative(f) and not f.is_tensor for f, _, _ in sources):
@@ -1736,12 +1740,15 @@ class Inference:
             return False
         for cls in classes:
             found = self.index.klass(cls)
-            if found is None or not any(name == attr for name, _v, _l in found[1].attributes):
-                return False
-            if not any(_ENUM_BASES & {self.index.value_name(k[0], b) or "" for b in k[1].bases}
-                       for owner in self.index.mro(cls) if (k := self.index.klass(owner))):
+            if found is None or not any(name == attr for name, _v, _l in found[1].attributes) \
+                    or not self._is_enum(cls):
                 return False
         return bool(classes)
+
+    def _is_enum(self, cls: str) -> bool:
+        """Whether the class derives from `enum.Enum` (or `IntEnum`, `StrEnum`, `Flag`, `IntFlag`)."""
+        return any(_ENUM_BASES & {self.index.value_name(k[0], b) or "" for b in k[1].bases}
+                   for owner in self.index.mro(cls) if (k := self.index.klass(owner)))
 
     def device_array(self, classes: Iterable[str]) -> bool:
         """Whether every one of these classes (or a project ancestor) exposes device memory through
