@@ -853,40 +853,25 @@ class _Summarizer:
 
     def _joined_reaching(self, name: str, which: tuple[int, ...], scope: _Scope) -> Value | None:
         """The join of the values of these assignments to `name`, each read where it is made."""
-        key = (name, which)
-        cached = scope.joined.get(key)
-        if cached is not None:
-            return cached
-        if self._chain > MAX_DEPTH:
-            return None
-        values: list[Value] = []
-        saved = self.use
-        self_reads = self.self_reads
-        self._chain += 1
-        try:
-            for index in which:
-                how, source = scope.assigned[name][index]
-                self.use = (scope, scope.places[name][index])
-                values.append(self._source_value(how, source, scope, 0))
-        finally:
-            self._chain -= 1
-            self.use = saved
-        value = join(values)
-        if self.self_reads == self_reads:
-            scope.joined[key] = value
-        return value
+        return self._joined_assignments(name, which, scope, scope.joined, fallback=False)
 
     def _fallbacks(self, name: str, which: tuple[int, ...], scope: _Scope) -> Value | None:
         """A parameter read after blocks that run only when it is None and rebind it there (`if x is
         None: x = torch.arange(n)`): the parameter, or each such value, marked as given only where the
         parameter is None (`unlessgiven`), so the index can drop it where every call passes one."""
+        return self._joined_assignments(name, which, scope, scope.fallbacks, fallback=True)
+
+    def _joined_assignments(self, name: str, which: tuple[int, ...], scope: _Scope,
+                            memo: dict[tuple[str, tuple[int, ...]], Value], fallback: bool) -> Value | None:
+        """The join of assignments `which` to `name`, each read where it is made (`fallback`: beside the
+        parameter, each marked `unlessgiven`); remembered in `memo` unless a read inside was cut short."""
         key = (name, which)
-        cached = scope.fallbacks.get(key)
+        cached = memo.get(key)
         if cached is not None:
             return cached
         if self._chain > MAX_DEPTH:
             return None
-        values: list[Value] = [("param", name)]
+        values: list[Value] = [("param", name)] if fallback else []
         saved = self.use
         self_reads = self.self_reads
         self._chain += 1
@@ -894,14 +879,15 @@ class _Summarizer:
             for index in which:
                 how, source = scope.assigned[name][index]
                 self.use = (scope, scope.places[name][index])
-                values.append(("unlessgiven", name, self._source_value(how, source, scope, 0)))
+                value = self._source_value(how, source, scope, 0)
+                values.append(("unlessgiven", name, value) if fallback else value)
         finally:
             self._chain -= 1
             self.use = saved
-        value = join(values)
+        joined = join(values)
         if self.self_reads == self_reads:
-            scope.fallbacks[key] = value
-        return value
+            memo[key] = joined
+        return joined
 
     def _source_value(self, how: str, source: object, scope: _Scope, level: int) -> Value:
         if how == "value":
