@@ -1574,3 +1574,25 @@ def test_a_file_naming_no_device_is_still_checked_for_truth_tests_in_a_project(t
         "pkg/use.py": "from pkg.make import make\n\n\ndef f(n):\n    if make(n):\n        return 1\n    return 0\n",
     })
     assert [(d.code, d.start.row) for d in found if d.path.endswith("use.py")] == [("SL104", 5)]
+
+
+def test_a_field_made_from_an_argument_is_where_that_call_put_it(tmp_path: Path) -> None:
+    # SGLang's CPU unit tests build the metadata a model builds on the GPU, with `device="cpu"`: the
+    # join over every construction of the class says only where `ids` usually is; this call decides it.
+    builder = (
+        "from dataclasses import dataclass\n\nimport torch\n\n\n@dataclass\nclass Meta:\n    ids: torch.Tensor\n"
+        "    start: int\n\n\ndef build_meta(n: int, device) -> Meta:\n"
+        "    ids = torch.full((n,), -1, dtype=torch.int64, device=device)\n    return Meta({fields})\n\n\n"
+        "class Runner:\n    def __init__(self):\n        self.device = torch.device('cuda')\n\n"
+        "    def step(self, n):\n        return build_meta(n, self.device)\n"
+    )
+    uses = (
+        "from pkg.meta import build_meta\n\n\ndef on_host(n):\n    meta = build_meta(n, device='cpu')\n"
+        "    return meta.ids.tolist()\n\n\ndef on_gpu(n):\n    meta = build_meta(n, device='cuda')\n"
+        "    return meta.ids.tolist()\n"
+    )
+    for fields in ("ids=ids, start=0", "ids, 0"):  # by keyword and by position
+        found = check_small_project(tmp_path / fields[:3], {
+            "pkg/__init__.py": "", "pkg/meta.py": builder.format(fields=fields), "pkg/use.py": uses,
+        })
+        assert [(d.code, d.start.row) for d in found if d.path.endswith("use.py")] == [("SL102", 11)], fields

@@ -1708,6 +1708,9 @@ class Inference:
                 return Fact(Device.NOT_TENSOR, value_kind="object", refs=owner.refs)
             if mode == "full" and budget > 0:
                 fact = self.field(owner.refs, attr, budget)
+                given = _given_field(owner, attr)
+                if given is not None and given.is_tensor and (fact.is_tensor or fact.is_unknown_tensor):
+                    return given  # where the call that built this object put it (only a tensor for a tensor)
             elif mode in ("types", "full"):
                 fact = self._type_field(owner.refs, attr)
             else:
@@ -2019,7 +2022,7 @@ class Inference:
                 return UNKNOWN
         kind = callee.value_kind
         if kind == "class":
-            return constructed(callee.refs)
+            return self._constructed_here(callee.refs, args, kwargs, context)
         if qualified is not None and qualified.rsplit(".", 1)[-1][:1].isupper() and callee.device is Device.UNKNOWN \
                 and self.index.resolve(qualified) is None and "." in qualified:
             # `BatchPrefillWithRaggedKVCacheWrapper(...)` from a library: an object of that class.
@@ -2053,6 +2056,31 @@ class Inference:
         if func[0] == "name" and func[1] in _BUILTIN_NUMBERS:
             return PYTHON
         return UNKNOWN
+
+    def _constructed_here(self, classes: frozenset[str], args: tuple, kwargs: tuple, context: Context) -> Fact:
+        """`Meta(ids=ids)` built while a call is followed with its own arguments: the fields those
+        arguments decide are read from them and travel with the object. `build_meta(n, device="cpu")`
+        in a CPU unit test builds `ids` on the CPU, whatever the serving code's calls pass; the join
+        over every construction of `Meta` in the project says only where the field usually is."""
+        built = constructed(classes)
+        if not context.params or context.mode != "full" or context.function is None:
+            return built
+        given = set(context.params)
+        passed = [(name, value) for name, value in kwargs if name != "**"]
+        if len(classes) == 1 and args and not any(a[0] == "*" for a in args) and self._by_position(min(classes)):
+            order = [f[0] for owner in reversed(self.index.mro(min(classes))) if (k := self.index.klass(owner))
+                     for f in k[1].fields]
+            passed += list(zip(order, args))
+        fields = []
+        for name, value in passed:
+            if not _params_in([value]) & given:
+                continue
+            fact = self.eval(value, context)
+            if _informative(fact):
+                reason = f"field `{name}` of `{_short(min(classes))}` is constructed from `{render(value)}` " \
+                         f"by this call of `{context.function.name}`"
+                fields.append(("field", name, self._source(fact, reason, context.summary, context.function.line)))
+        return replace(built, items=built.items + tuple(fields)) if fields else built
 
     def _inputs(self, args: tuple, kwargs: tuple, context: Context) -> Iterable[Fact]:
         """A call's argument facts, positional then by keyword, each evaluated only when asked for."""
@@ -2820,6 +2848,11 @@ def _field_argument(call: CallSite, attr: str, position: int | None) -> Value | 
             not any(a[0] == "*" for a in call.args[: position + 1]):
         value = call.args[position]
     return value
+
+
+def _given_field(owner: Fact, attr: str) -> Fact | None:
+    """The field `attr` as the call that built this object decided it (`Inference._constructed_here`)."""
+    return next((item[2] for item in owner.items if isinstance(item, tuple) and item[:2] == ("field", attr)), None)
 
 
 def _short(qualname: str) -> str:
