@@ -223,8 +223,9 @@ def _staged_message(size: int | None) -> str:
     return f"{lead}: this one holds up to {describe_bytes(size)}, and {when}; copy from pinned memory (`.pin_memory()`)"
 
 
-def _blocking_message(size: int | None) -> str:
-    lead = "a blocking copy from pageable memory to the GPU waits for all queued GPU work"
+def _blocking_message(size: int | None, pageable: bool = True) -> str:
+    memory = "pageable memory" if pageable else "host memory, pinned or not,"
+    lead = f"a blocking copy from {memory} to the GPU waits for all queued GPU work"
     if size is not None and size <= NEVER_BLOCKED_BYTES:
         return (f"{lead}; it holds at most {describe_bytes(size)}, and a pageable `non_blocking=True` copy of "
                 "up to 64 KB never blocked (measured): pass `non_blocking=True`")
@@ -346,7 +347,7 @@ class PageableHostToDevice(Rule):
         else:
             fix = self._pinning_fix(node, method, receiver, source, literal and fact.is_tensor,
                                     self._flag_edit(node, flag))
-        self.report(node, _blocking_message(size), fact=fact, fix=fix, also=destination)
+        self.report(node, _blocking_message(size, not fact.pinning_unknown), fact=fact, fix=fix, also=destination)
 
     def _copy(self, node: cst.Call, method: str,
               receiver: cst.BaseExpression) -> tuple[cst.BaseExpression, bool, Fact] | None:

@@ -584,3 +584,28 @@ def test_an_evidence_step_said_again_at_once_is_said_once() -> None:
         field = Fact(Device.GPU, reason=field.reason, where=field.where, via=field)
     steps = explain_steps(field, lambda node: 0, lambda node: "")
     assert [where for _text, where, _line in steps] == ["pkg/m.py:12", "pkg/m.py:9"]
+
+
+@pytest.mark.parametrize("annotation", ["list[list[int]]", "Optional[List[List[int]]]", "list[list[list[bool]]] | None"])
+def test_lists_of_lists_of_numbers_hold_python_numbers_at_every_depth(annotation: str) -> None:
+    # vLLM's `bad_words_token_ids: list[list[int]]`: the last id of a word indexes one logit, a Python
+    # int, so storing a number there is a blocking copy of one element.
+    fact, _ = fact_of(f"from typing import List, Optional\ndef f(bad: {annotation}):\n    for ids in bad:\n"
+                      "        probe(ids)\n")
+    assert fact.value_kind == "list" and fact.items and fact.device is Device.NOT_TENSOR
+    innermost = fact
+    while innermost.value_kind == "list":
+        innermost = innermost.items[0]
+    assert innermost.value_kind == "python" and innermost.dtype == "int"
+
+
+@pytest.mark.parametrize("device,expected", [
+    ('"cpu"', Device.CPU), ('torch.device("cpu")', Device.CPU), ('"cuda"', Device.UNKNOWN), ("None", Device.UNKNOWN),
+])
+def test_a_call_nobody_knows_given_the_cpu_makes_a_host_tensor_by_convention(device: str, expected: Device) -> None:
+    # SGLang's grammar backends: `req.grammar.allocate_vocab_mask(..., device="cpu")`, later copied to
+    # the GPU with a blocking `.to(device)`.
+    fact, _ = fact_of(f"import torch\ndef f(req, n):\n    probe(req.grammar.allocate_vocab_mask(n, device={device}))\n")
+    assert fact.device is expected
+    if expected is Device.CPU:
+        assert fact.by_convention and fact.pinning_unknown

@@ -1596,3 +1596,17 @@ def test_a_field_made_from_an_argument_is_where_that_call_put_it(tmp_path: Path)
             "pkg/__init__.py": "", "pkg/meta.py": builder.format(fields=fields), "pkg/use.py": uses,
         })
         assert [(d.code, d.start.row) for d in found if d.path.endswith("use.py")] == [("SL102", 11)], fields
+
+
+def test_a_value_a_library_call_makes_on_the_cpu_is_a_host_tensor_across_modules(tmp_path: Path) -> None:
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/masks.py": "def make_mask(grammar, n):\n    return grammar.allocate_vocab_mask(n, device='cpu')\n",
+        "pkg/worker.py": (
+            "import torch\n\nfrom pkg.masks import make_mask\n\n\ndef verify(grammar, n):\n"
+            "    tokens = torch.zeros(n, device='cuda')\n    mask = make_mask(grammar, n)\n"
+            "    return mask.to(tokens.device)\n"
+        ),
+    })
+    assert [(d.code, d.start.row) for d in found if d.path.endswith("worker.py")] == [("SL303", 9)]
+    assert "pinned or not" in next(d.message for d in found if d.code == "SL303")

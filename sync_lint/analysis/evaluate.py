@@ -296,9 +296,10 @@ class Evaluator:
                                 pinning_unknown=dev is Device.CPU,
                                 from_name=isinstance(param.annotation.annotation, cst.BinaryOperation))
                 return Fact(Device.UNKNOWN, tensor_like=True, subject=name, reason="annotated as `Tensor`")
-            if lasts <= {"list", "List"} and list_element_names(param.annotation.annotation) in (("int",), ("bool",)):
+            numbers = host_number_lists(param.annotation.annotation, name) if lasts <= {"list", "List"} else None
+            if numbers is not None:
                 # `ids: list[int]`: a Python list, which indexes a GPU tensor through a blocking copy.
-                return host_list(name)
+                return numbers
             if "Module" in lasts or name in MODULE_NAMES:
                 return replace(NN_MODULE, subject=name)
             if "device" in lasts:
@@ -588,7 +589,17 @@ class Evaluator:
                     return result
             if nn_module(callee):  # `model(input_ids)`, `self.layers[i](hidden)`
                 return self._module_call(expr, callee)
-        return UNKNOWN
+        return self._made_on_the_host(expr)
+
+    def _made_on_the_host(self, expr: cst.Call) -> Fact:
+        """A call nobody here knows that passes `device="cpu"` (SGLang's grammar backends'
+        `allocate_vocab_mask(..., device="cpu")`): what it makes, if a tensor, is on the CPU. A
+        convention: the library may use the device for something else, or pin what it makes."""
+        argument = keyword_value(expr, "device")
+        if argument is None or self.device_of_argument(argument)[0] is not Device.CPU:
+            return UNKNOWN
+        return Fact(Device.CPU, tensor_like=True, pinning_unknown=True, convention=True,
+                    reason="made by {code}, which is given the CPU as its device", origin=expr)
 
     def _module_call(self, expr: cst.Call, module: Fact, method: str | None = None) -> Fact:
         """A module called (or its `method`): a tensor where its first argument is (`module_output`)."""
@@ -770,8 +781,9 @@ class Evaluator:
                 callee = self.fact(expr.func)
                 if nn_module(callee):
                     return self._module_call(expr, callee)
-            return UNKNOWN if owner.value_kind in ("self", "torch-object", "object", "class", "module", "nn-module",
-                                                   "device-module") else PYTHON
+            if owner.value_kind in ("self", "torch-object", "object", "class", "module", "nn-module", "device-module"):
+                return self._made_on_the_host(expr)
+            return PYTHON
         if method in HOST_VALUE_METHODS or method in METADATA_METHODS:
             return PYTHON
         if method == "numpy":
@@ -816,7 +828,7 @@ class Evaluator:
         if method in TENSOR_ONLY_CASTS and not expr.args:
             dtype = result_dtype(method, None, by_method=True, arguments=0)
             return Fact(Device.UNKNOWN, tensor_like=True, ndim=owner.ndim, dtype=dtype)
-        return UNKNOWN
+        return self._made_on_the_host(expr)
 
     def _holds_int(self, expr: cst.BaseExpression) -> bool:
         """A name or attribute known to hold one Python integer (a factory's size)."""
@@ -1263,6 +1275,12 @@ def _container_annotation(node: cst.BaseExpression) -> bool:
 def list_element_names(node: cst.BaseExpression) -> tuple[str, ...] | None:
     """The element types of a list annotation (`list[int]`, `Optional[List[int]]`, `list[int] | None`):
     ("int",); None for an annotation that is not one list type."""
+    element = _list_element(node)
+    return tuple(n.rsplit(".", 1)[-1] for n in annotation_names(element)) if element is not None else None
+
+
+def _list_element(node: cst.BaseExpression) -> cst.BaseExpression | None:
+    """The element annotation of a list annotation (`int` of `Optional[list[int]]`), or None."""
     if isinstance(node, cst.SimpleString):
         text = node.evaluated_value
         try:
@@ -1271,16 +1289,26 @@ def list_element_names(node: cst.BaseExpression) -> tuple[str, ...] | None:
             return None
     if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.BitOr):
         sides = [n for n in (node.left, node.right) if not (isinstance(n, cst.Name) and n.value == "None")]
-        return list_element_names(sides[0]) if len(sides) == 1 else None
+        return _list_element(sides[0]) if len(sides) == 1 else None
     if not isinstance(node, cst.Subscript) or len(node.slice) != 1 or not isinstance(node.slice[0].slice, cst.Index):
         return None
     last = (dotted_name(node.value) or "").rsplit(".", 1)[-1]
     element = node.slice[0].slice.value
     if last == "Optional":
-        return list_element_names(element)
-    if last in ("list", "List"):
-        return tuple(n.rsplit(".", 1)[-1] for n in annotation_names(element))
-    return None
+        return _list_element(element)
+    return element if last in ("list", "List") else None
+
+
+def host_number_lists(node: cst.BaseExpression, subject: str = "") -> Fact | None:
+    """`list[int]`, `list[list[int]]`: Python lists of numbers, at any depth (vLLM's bad-word token ids,
+    whose last element indexes one logit); None for any other annotation."""
+    element = _list_element(node)
+    if element is None:
+        return None
+    if {n.rsplit(".", 1)[-1] for n in annotation_names(element)} in ({"int"}, {"bool"}):
+        return host_list(subject)
+    inner = host_number_lists(element)
+    return Fact(Device.NOT_TENSOR, value_kind="list", items=(inner,), subject=subject) if inner is not None else None
 
 
 def annotation_names(node: cst.BaseExpression) -> tuple[str, ...]:

@@ -2055,7 +2055,21 @@ class Inference:
                 return named
         if func[0] == "name" and func[1] in _BUILTIN_NUMBERS:
             return PYTHON
+        if callee.value_kind is None and callee.device is Device.UNKNOWN:
+            return self._made_on_the_host(kwargs, context)
         return UNKNOWN
+
+    def _made_on_the_host(self, kwargs: tuple, context: Context) -> Fact:
+        """A call the index does not know that passes `device="cpu"`: a CPU tensor, if a tensor, by
+        convention (`_made_on_the_host` in analysis/evaluate.py)."""
+        value = next((v for k, v in kwargs if k == "device"), None)
+        if value is None or value[:2] == ("lit", "none"):
+            return UNKNOWN
+        device = self._device_argument(value, context)
+        if device.device_value is not Device.CPU or device.by_convention:
+            return UNKNOWN
+        return Fact(Device.CPU, tensor_like=True, pinning_unknown=True, convention=True,
+                    reason="made by a call given the CPU as its device")
 
     def _constructed_here(self, classes: frozenset[str], args: tuple, kwargs: tuple, context: Context) -> Fact:
         """`Meta(ids=ids)` built while a call is followed with its own arguments: the fields those
