@@ -1,0 +1,5 @@
+import torch
+
+
+def is_pin_memory_available(device=None) -> bool:
+    return torch.cuda.is_available()

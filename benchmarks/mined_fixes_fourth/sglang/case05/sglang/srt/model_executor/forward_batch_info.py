@@ -1,0 +1,7 @@
+from enum import IntEnum, auto
+
+
+class ForwardMode(IntEnum):
+    EXTEND = auto()
+    DECODE = auto()
+    IDLE = auto()
