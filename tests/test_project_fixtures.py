@@ -1610,3 +1610,23 @@ def test_a_value_a_library_call_makes_on_the_cpu_is_a_host_tensor_across_modules
     })
     assert [(d.code, d.start.row) for d in found if d.path.endswith("worker.py")] == [("SL303", 9)]
     assert "pinned or not" in next(d.message for d in found if d.code == "SL303")
+
+
+def test_a_field_whose_constructions_disagree_takes_only_a_proven_device_from_the_call(tmp_path: Path) -> None:
+    # `Meta.ids` is made on the CPU at one construction and on the GPU at another: unknown. The call
+    # `build(n, "cuda")` proves its own object's ids on the GPU; the device of a tensor nobody knows,
+    # an accelerator by convention only, does not.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/meta.py": (
+            "from dataclasses import dataclass\n\nimport torch\n\n\n@dataclass\nclass Meta:\n    ids: torch.Tensor\n\n\n"
+            "def on_host(n):\n    return Meta(ids=torch.zeros(n))\n\n\n"
+            "def on_gpu(n):\n    return Meta(ids=torch.zeros(n, device='cuda'))\n\n\n"
+            "def build(n, device):\n    return Meta(ids=torch.zeros(n, device=device))\n"
+        ),
+        "pkg/use.py": (
+            "from pkg.meta import build\n\n\ndef proven(n):\n    return build(n, 'cuda').ids.tolist()\n\n\n"
+            "def assumed(n, x):\n    return build(n, x.device).ids.tolist()\n"
+        ),
+    })
+    assert [(d.code, d.start.row) for d in found if d.path.endswith("use.py")] == [("SL102", 5)]

@@ -1709,8 +1709,12 @@ class Inference:
             if mode == "full" and budget > 0:
                 fact = self.field(owner.refs, attr, budget)
                 given = _given_field(owner, attr)
-                if given is not None and given.is_tensor and (fact.is_tensor or fact.is_unknown_tensor):
-                    return given  # where the call that built this object put it (only a tensor for a tensor)
+                if given is not None and given.is_tensor and \
+                        (fact.is_tensor or fact.is_unknown_tensor and not given.by_convention):
+                    # Where the call that built this object put it, over where the field usually is. A
+                    # field whose constructions disagree takes only a proven device: SGLang's CPU unit
+                    # tests hand their `dev = "cpu"` through helpers to caches the GPU code builds too.
+                    return given
             elif mode in ("types", "full"):
                 fact = self._type_field(owner.refs, attr)
             else:
