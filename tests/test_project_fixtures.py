@@ -1630,3 +1630,23 @@ def test_a_field_whose_constructions_disagree_takes_only_a_proven_device_from_th
         ),
     })
     assert [(d.code, d.start.row) for d in found if d.path.endswith("use.py")] == [("SL102", 5)]
+
+
+def test_a_function_stored_into_an_attribute_takes_the_calls_of_that_attribute(tmp_path: Path) -> None:
+    # SGLang's FlashInfer backend: `w.begin_forward = partial(fast_decode_plan, w)` replaces the library
+    # wrapper's planning, and `wrapper.begin_forward(indptr, self.last_page_len[:bs])` runs the function
+    # with the wrapper bound first. A guess about which wrappers were replaced: a convention.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/plan.py": "def fast_decode_plan(self, indptr, last_page_len):\n    return last_page_len.cpu()\n",
+        "pkg/backend.py": (
+            "from functools import partial\n\nimport torch\n\nfrom lib import Wrapper\nfrom pkg.plan import fast_decode_plan\n"
+            "\n\nclass Backend:\n    def __init__(self, n):\n        self.last_page_len = torch.ones(n, device='cuda')\n"
+            "        self.wrappers = [Wrapper() for _ in range(2)]\n        for w in self.wrappers:\n"
+            "            w.begin_forward = partial(fast_decode_plan, w)\n\n"
+            "    def plan(self, wrapper, indptr, bs):\n        wrapper.begin_forward(indptr, self.last_page_len[:bs])\n"
+        ),
+    })
+    assert [(d.code, d.start.row, d.confidence) for d in found if d.path.endswith("plan.py")] == [
+        ("SL103", 2, "convention")]
+    assert "may have rebound" in next(d.evidence for d in found if d.path.endswith("plan.py"))

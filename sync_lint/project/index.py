@@ -575,6 +575,31 @@ class ProjectIndex:
                         out.add(local)
         return out
 
+    def rebindings(self, function: str) -> list[tuple[str, int, ModuleSummary, Store]]:
+        """The attributes the module-level `function` (a qualname) is stored into as a stand-in for a
+        method, `w.begin_forward = partial(fast_decode_plan, w)` (SGLang's FlashInfer backends replace
+        the wrappers' planning this way) or `obj.hook = function`: each with how many leading parameters
+        the stored value binds, and the store. Such a module mentions the function (`mentions.py`)."""
+        name = function.rpartition(".")[2]
+        self.reads.add(f"n:mentions:{name}")
+        out = []
+        for module in sorted(self.tables.mentions.get(name, ())):
+            summary = self.summary(module)
+            if summary is None:
+                continue
+            for store in summary.stores:
+                value, bound = store.value, 0
+                if value[0] == "call" and value[2] and not value[3] and all(a[0] != "*" for a in value[2]) and \
+                        spelled_name(summary, value[1], store.function) == "functools.partial":
+                    value, bound = value[2][0], len(value[2]) - 1
+                if value[0] not in ("name", "attr"):
+                    continue
+                spelled = spelled_name(summary, value, store.function)
+                symbol = self.resolve(spelled) if spelled else None
+                if symbol is not None and symbol.kind == "function" and symbol.qualname == function:
+                    out.append((store.attr, bound, summary, store))
+        return out
+
     def mentioned_as_value(self, name: str, class_qualname: str | None = None) -> bool:
         """Whether some module mentions the function `name`, or the method `name` of the class
         `class_qualname`, other than as a callee and not in a string (passes it on, stores it:

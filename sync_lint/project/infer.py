@@ -225,6 +225,8 @@ class Inference:
         self._every_call: dict[str, list[tuple[ModuleSummary, CallSite, int]]] = {}
         # Call sites `_interface_calls` took for calls of a method through a receiver of unknown class.
         self._interface: set[tuple[str, int, Value]] = set()
+        # Call sites of an attribute a function was stored into (`_rebound_calls`): the store it may reach.
+        self._rebound: dict[tuple[str, int, Value], str] = {}
         self._off_cuda_memo: dict[tuple[str, int], tuple[str | None, Dep | None]] = {}
         self._callee_memo: dict[str, tuple[list[tuple[ModuleSummary, CallSite, Fact]], Dep | None]] = {}
         self._dispatch_memo: dict[str, tuple[frozenset[str], Dep | None]] = {}
@@ -639,6 +641,10 @@ class Inference:
                 # The call's receiver is of a class not known: that it reaches this method is a guess.
                 source = replace(source, convention=True, reason=f"{source.reason} at a call of "
                                  f"`{render(call.func, 40)}` on an object of a class not known")
+            rebound = self._rebound.get((caller.module, call.line, call.func))
+            if rebound is not None:  # the call reaches the function only on objects that store rebound
+                source = replace(source, convention=True, reason=f"{source.reason}, a call of "
+                                 f"`{render(call.func, 40)}`, which {rebound} may have rebound")
             sources.append(source)
         # The default counts even when every known call passes the argument: calls the index cannot see
         # (`module(x)` reaching `forward`, callbacks) may leave it.
@@ -982,10 +988,27 @@ class Inference:
                 if callee.value_kind == "callable" and function in callee.refs and \
                         not (caller.module == summary.module and call.function in dispatchers):
                     out.append((caller, call, 1 if bound and "bound" in callee.items else 0))
+        if info.class_name is None:
+            out.extend(self._rebound_calls(function))
         if not out and bound and info.class_name is not None:
             out.extend(self._interface_calls(summary, info))
         self._every_call[function] = list(out)
         out[:] = _nearest(self._on_accelerators(out), function, MAX_SOURCES)
+        return out
+
+    def _rebound_calls(self, function: str) -> list[tuple[ModuleSummary, CallSite, int]]:
+        """The calls of an attribute the function was stored into (`index.rebindings`): SGLang's
+        `wrapper.begin_forward(indptr, indices, last_page_len, ...)` runs `fast_decode_plan(wrapper,
+        indptr, ...)` on the wrappers `w.begin_forward = partial(fast_decode_plan, w)` replaced. Each
+        call passes the parameters after those the stored value binds."""
+        out = []
+        for attr, bound, summary, store in self.index.rebindings(function):
+            stored = f"partial({_short(function)}, ...)" if bound else _short(function)
+            described = f"`.{attr} = {stored}` ({self._where(summary, store.line)})"
+            for caller, call in self.index.calls_named(attr):
+                if call.func[0] == "attr" and call.func[2] == attr and _held_object(call.func[1]):
+                    out.append((caller, call, bound))
+                    self._rebound.setdefault((caller.module, call.line, call.func), described)
         return out
 
     def _interface_calls(self, summary: ModuleSummary, info: FunctionInfo) -> list[tuple[ModuleSummary, CallSite, int]]:
