@@ -1,0 +1,5 @@
+import torch
+
+
+def get_device_module():
+    return torch.cuda

@@ -1,0 +1,9 @@
+from sglang.srt.speculative.spec_info import SpecInput
+
+
+class EagleDraftInput(SpecInput):
+    pass
+
+
+class EagleVerifyInput(SpecInput):
+    pass

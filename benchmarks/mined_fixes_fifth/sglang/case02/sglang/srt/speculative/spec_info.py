@@ -1,0 +1,3 @@
+class SpecInput:
+    topk: int = 1
+    draft_token_num: int = 1

@@ -1,0 +1,6 @@
+class EagleDraftInput:
+    pass
+
+
+class EagleVerifyInput:
+    pass

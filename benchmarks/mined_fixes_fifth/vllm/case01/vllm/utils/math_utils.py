@@ -1,0 +1,6 @@
+# SPDX-License-Identifier: Apache-2.0
+
+
+def cdiv(a: int, b: int) -> int:
+    """Ceiling division."""
+    return -(a // -b)
