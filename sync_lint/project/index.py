@@ -246,6 +246,7 @@ class ProjectIndex:
         self._renamed: dict[str, tuple[dict[str, set[str]], Dep | None]] = {}
         self._mro: dict[str, tuple[list[str], Dep | None]] = {}
         self._by_name: dict[str, tuple[dict, dict, dict]] = {}
+        self._stored_callables: dict[str, dict[str, list[tuple[Store, int, Value]]]] = {}
         self._unreferenced: dict[tuple[str, str], tuple[bool, Dep | None]] = {}
         self._deciding: set[tuple[str, str]] = set()
         self._tentative: list[tuple[str, str]] = []
@@ -281,6 +282,7 @@ class ProjectIndex:
         self._renamed.clear()
         self._mro.clear()
         self._by_name.pop(summary.module, None)
+        self._stored_callables.pop(summary.module, None)
         self._unreferenced.clear()
 
     # --- names ---------------------------------------------------------------------------------
@@ -587,18 +589,28 @@ class ProjectIndex:
             summary = self.summary(module)
             if summary is None:
                 continue
-            for store in summary.stores:
-                value, bound = store.value, 0
-                if value[0] == "call" and value[2] and not value[3] and all(a[0] != "*" for a in value[2]) and \
-                        spelled_name(summary, value[1], store.function) == "functools.partial":
-                    value, bound = value[2][0], len(value[2]) - 1
-                if value[0] not in ("name", "attr"):
-                    continue
+            for store, bound, value in self._callables_stored(summary).get(name, ()):
                 spelled = spelled_name(summary, value, store.function)
                 symbol = self.resolve(spelled) if spelled else None
                 if symbol is not None and symbol.kind == "function" and symbol.qualname == function:
                     out.append((store.attr, bound, summary, store))
         return out
+
+    def _callables_stored(self, summary: ModuleSummary) -> dict[str, list[tuple[Store, int, Value]]]:
+        """A module's stores of a named callable or a `partial` of one, by the callable's last name
+        (computed once per module): (the store, how many arguments the partial binds, the callable)."""
+        found = self._stored_callables.get(summary.module)
+        if found is None:
+            found = self._stored_callables[summary.module] = {}
+            for store in summary.stores:
+                value, bound = store.value, 0
+                if value[0] == "call" and value[2] and not value[3] and all(a[0] != "*" for a in value[2]) and \
+                        spelled_name(summary, value[1], store.function) == "functools.partial":
+                    value, bound = value[2][0], len(value[2]) - 1
+                if value[0] in ("name", "attr"):
+                    last = value[1].rpartition(".")[2] if value[0] == "name" else value[2]
+                    found.setdefault(last, []).append((store, bound, value))
+        return found
 
     def mentioned_as_value(self, name: str, class_qualname: str | None = None) -> bool:
         """Whether some module mentions the function `name`, or the method `name` of the class
