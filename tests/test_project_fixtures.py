@@ -1650,3 +1650,35 @@ def test_a_function_stored_into_an_attribute_takes_the_calls_of_that_attribute(t
     assert [(d.code, d.start.row, d.confidence) for d in found if d.path.endswith("plan.py")] == [
         ("SL103", 2, "convention")]
     assert "may have rebound" in next(d.evidence for d in found if d.path.endswith("plan.py"))
+
+
+def test_a_library_call_given_a_device_parameter_left_none_makes_nothing_known(tmp_path: Path) -> None:
+    # `device=device` where every caller leaves `device` None: the library's default device, not the CPU.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/masks.py": "def make_mask(grammar, n, device=None):\n    return grammar.allocate_vocab_mask(n, device=device)\n",
+        "pkg/worker.py": (
+            "import torch\n\nfrom pkg.masks import make_mask\n\n\ndef verify(grammar, n):\n"
+            "    tokens = torch.zeros(n, device='cuda')\n    return make_mask(grammar, n).to(tokens.device)\n"
+        ),
+    })
+    assert [d.code for d in found if d.path.endswith("worker.py")] == []
+
+
+def test_a_classmethod_followed_with_its_arguments_keeps_its_class(tmp_path: Path) -> None:
+    # SGLang's `ElasticEPStateManager._build_state(ep_size=n, device=None)` calls
+    # `cls.healthy_rank_state(..., device=device)`: followed for this call, `cls` is still the class.
+    source = (
+        "from dataclasses import dataclass\nfrom typing import Optional\n\nimport torch\n\n\n"
+        "@dataclass\nclass State:\n    active_ranks: torch.Tensor\n\n\n"
+        "class Manager:\n    _instance: Optional[State] = None\n\n    @classmethod\n    def init(cls, n):\n"
+        "        cls._instance = cls._build_state(ep_size=n, device=None)\n\n    @classmethod\n"
+        "    def _build_state(cls, *, ep_size=None, device=None) -> State:\n"
+        "        return State(active_ranks=cls.healthy_rank_state(ep_size=ep_size, device=device))\n\n"
+        "    @classmethod\n    def healthy_rank_state(cls, *, ep_size=None, device=None) -> torch.Tensor:\n"
+        "        return torch.ones(ep_size, dtype=torch.int32, device=device or torch.device('cuda'))\n\n"
+        "    @classmethod\n    def instance(cls) -> State:\n        return cls._instance\n\n\n"
+        "def step():\n    return Manager.instance().active_ranks.tolist()\n"
+    )
+    found = check_small_project(tmp_path, {"pkg/__init__.py": "", "pkg/ep.py": source})
+    assert [(d.code, d.start.row) for d in found] == [("SL102", 33)]

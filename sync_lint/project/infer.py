@@ -2071,7 +2071,9 @@ class Inference:
                 if found is None or any(a[0] == "*" for a in args) or len(args) + len(kwargs) > 8:
                     results.append(self.returns(target, budget))
                 else:
-                    self_fact = receiver if receiver is not None and receiver.value_kind == "object" else UNKNOWN
+                    # The receiver binds `self`, or a classmethod's `cls` (`cls._build_state(...)`).
+                    self_fact = receiver if receiver is not None and receiver.value_kind in ("object", "class") \
+                        else UNKNOWN
                     results.append(self.returns_with(target, ([self_fact] if bound else []) + arg_facts, kw_facts,
                                                      budget, complete=not any(k == "**" for k, _v in kwargs),
                                                      building=building))
@@ -2092,6 +2094,8 @@ class Inference:
         value = next((v for k, v in kwargs if k == "device"), None)
         if value is None or value[:2] == ("lit", "none"):
             return UNKNOWN
+        if value[:2] != ("lit", "str") and self.eval(value, context).value_kind not in ("device", "python"):
+            return UNKNOWN  # `device=device` of a parameter left None: the library's default device
         device = self._device_argument(value, context)
         if device.device_value is not Device.CPU or device.by_convention:
             return UNKNOWN
