@@ -609,3 +609,9 @@ def test_a_call_nobody_knows_given_the_cpu_makes_a_host_tensor_by_convention(dev
     assert fact.device is expected
     if expected is Device.CPU:
         assert fact.by_convention and fact.pinning_unknown
+
+
+def test_a_library_class_given_the_cpu_builds_an_object_not_a_host_tensor() -> None:
+    # `SentenceTransformer(name, device="cpu")` then `model.to("cuda")` moves a module, at load time.
+    fact, _ = fact_of("import torch\nfrom lib import Encoder\ndef f(name):\n    probe(Encoder(name, device='cpu'))\n")
+    assert fact.device is not Device.CPU

@@ -596,7 +596,9 @@ class Evaluator:
         `allocate_vocab_mask(..., device="cpu")`): what it makes, if a tensor, is on the CPU. A
         convention: the library may use the device for something else, or pin what it makes."""
         argument = keyword_value(expr, "device")
-        if argument is None or self.device_of_argument(argument)[0] is not Device.CPU:
+        if argument is None or (call_name(expr) or "").rpartition(".")[2][:1].isupper():
+            return UNKNOWN  # `SentenceTransformer(name, device="cpu")`: an object, not a tensor
+        if self.device_of_argument(argument)[0] is not Device.CPU:
             return UNKNOWN
         return Fact(Device.CPU, tensor_like=True, pinning_unknown=True, convention=True,
                     reason="made by {code}, which is given the CPU as its device", origin=expr)
@@ -1270,13 +1272,6 @@ def _container_annotation(node: cst.BaseExpression) -> bool:
     """`list[torch.Tensor]`, `Sequence[Batch] | None`: an annotation that names only containers."""
     lasts = {name.rsplit(".", 1)[-1] for name in annotation_names(node)}
     return bool(lasts) and lasts <= CONTAINERS
-
-
-def list_element_names(node: cst.BaseExpression) -> tuple[str, ...] | None:
-    """The element types of a list annotation (`list[int]`, `Optional[List[int]]`, `list[int] | None`):
-    ("int",); None for an annotation that is not one list type."""
-    element = _list_element(node)
-    return tuple(n.rsplit(".", 1)[-1] for n in annotation_names(element)) if element is not None else None
 
 
 def _list_element(node: cst.BaseExpression) -> cst.BaseExpression | None:

@@ -2084,8 +2084,9 @@ class Inference:
                 return named
         if func[0] == "name" and func[1] in _BUILTIN_NUMBERS:
             return PYTHON
-        if callee.value_kind is None and callee.device is Device.UNKNOWN:
-            return self._made_on_the_host(kwargs, context)
+        last = func[2] if func[0] == "attr" else func[1] if func[0] == "name" else ""
+        if callee.value_kind is None and callee.device is Device.UNKNOWN and not last.rpartition(".")[2][:1].isupper():
+            return self._made_on_the_host(kwargs, context)  # (a class's constructor makes an object)
         return UNKNOWN
 
     def _made_on_the_host(self, kwargs: tuple, context: Context) -> Fact:
