@@ -1682,3 +1682,23 @@ def test_a_classmethod_followed_with_its_arguments_keeps_its_class(tmp_path: Pat
     )
     found = check_small_project(tmp_path, {"pkg/__init__.py": "", "pkg/ep.py": source})
     assert [(d.code, d.start.row) for d in found] == [("SL102", 33)]
+
+
+def test_a_simple_namespace_holds_exactly_the_attributes_it_is_given(tmp_path: Path) -> None:
+    # SGLang's unit tests pass `SimpleNamespace(device=torch.device("cpu"))` as the model whose
+    # `self.device` a builder allocates on: its tensors are on the CPU there.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/model.py": (
+            "import torch\n\n\nclass Model:\n    def __init__(self):\n        self.device = torch.device('cuda')\n\n"
+            "    def build(self, n):\n        return torch.zeros(n, device=self.device)\n"
+        ),
+        "pkg/test_model.py": (
+            "from types import SimpleNamespace\n\nimport torch\n\nfrom pkg.model import Model\n\n\n"
+            "def test_build():\n    model = SimpleNamespace(device=torch.device('cpu'))\n"
+            "    assert Model.build(model, 4).tolist() == [0.0] * 4\n\n\n"
+            "def test_build_on_gpu():\n    model = SimpleNamespace(device=torch.device('cuda'))\n"
+            "    assert Model.build(model, 4).tolist() == [0.0] * 4\n"
+        ),
+    })
+    assert [(d.code, d.start.row) for d in found if d.path.endswith("test_model.py")] == [("SL102", 15)]

@@ -50,6 +50,7 @@ from sync_lint.analysis.flow import Deferred
 from sync_lint.analysis.imports import ImportTable
 from sync_lint.analysis.knowledge import (
     ACCELERATOR_NAMES,
+    NAMESPACE,
     CONTAINERS,
     CPU_FACTORIES,
     DTYPE_NAMES,
@@ -545,6 +546,12 @@ class Evaluator:
         if qual is not None:
             if qual.startswith("torch."):
                 return self._eval_torch_call(expr, qual)
+            if qual == NAMESPACE and all(a.keyword is not None for a in expr.args):
+                # A stand-in object (a unit test's `SimpleNamespace(device=torch.device("cpu"))`): the
+                # project reads its attributes from what the call gives (`Inference.attribute`).
+                fields = tuple(("field", a.keyword.value, self.fact(a.value)) for a in expr.args if a.keyword)
+                return Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset({NAMESPACE}),
+                            items=("exact", *fields))
             if qual == "itertools.islice" and expr.args and not expr.args[0].star:
                 return self.fact(expr.args[0].value)  # `islice(self.layers, start, end)`: the same elements
             if qual.startswith("numpy."):

@@ -207,6 +207,9 @@ ELEMENTWISE = frozenset(
     "masked_fill_ copy_ index_fill_ scatter_ scatter_add_ nan_to_num lerp".split()
 )
 # torch functions that join a sequence of tensors into one tensor.
+# A stand-in object whose attributes are exactly the keywords its constructor is given (a unit test's
+# `SimpleNamespace(device=torch.device("cpu"))` passed as a model).
+NAMESPACE = "types.SimpleNamespace"
 JOINING_OPS = frozenset("cat concat concatenate stack hstack vstack dstack column_stack row_stack block_diag".split())
 ACCELERATOR_NAMES = ("cuda", "xpu", "mps", "npu", "hpu")
 
