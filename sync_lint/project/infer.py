@@ -1707,7 +1707,10 @@ class Inference:
         if kind == "module" and owner.refs:
             (module,) = sorted(owner.refs)[:1]
             return self._qualified(f"{module}.{attr}", mode, budget) or UNKNOWN
-        if owner.refs == {NAMESPACE}:  # a `SimpleNamespace` holds exactly what it was given
+        if owner.refs == {NAMESPACE}:
+            # A `SimpleNamespace` the file being checked built (`Evaluator._eval_call`) holds what it was
+            # given. The project's joins do not read them: a unit test's stand-in (`SimpleNamespace(
+            # latents=torch.ones(...))`) says where that test's call puts things, not where serving's do.
             return _given_field(owner, attr) or UNKNOWN
         if kind in ("object", "class") and owner.refs:
             nested = self._nested_classes(owner.refs, attr)
@@ -2053,11 +2056,6 @@ class Inference:
         kind = callee.value_kind
         if kind == "class":
             return self._constructed_here(callee.refs, args, kwargs, context)
-        if qualified == NAMESPACE and not args:
-            # `SimpleNamespace(device=torch.device("cpu"))`, a stand-in object (a unit test's model):
-            # its attributes are what the call gives.
-            fields = tuple(("field", k, self.eval(v, context)) for k, v in kwargs if k != "**")
-            return Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset({NAMESPACE}), items=("exact", *fields))
         if qualified is not None and qualified.rsplit(".", 1)[-1][:1].isupper() and callee.device is Device.UNKNOWN \
                 and self.index.resolve(qualified) is None and "." in qualified:
             # `BatchPrefillWithRaggedKVCacheWrapper(...)` from a library: an object of that class.
