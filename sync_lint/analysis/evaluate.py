@@ -51,6 +51,7 @@ from sync_lint.analysis.imports import ImportTable
 from sync_lint.analysis.knowledge import (
     ACCELERATOR_NAMES,
     NAMESPACE,
+    class_like,
     CONTAINERS,
     CPU_FACTORIES,
     DTYPE_NAMES,
@@ -603,7 +604,7 @@ class Evaluator:
         `allocate_vocab_mask(..., device="cpu")`): what it makes, if a tensor, is on the CPU. A
         convention: the library may use the device for something else, or pin what it makes."""
         argument = keyword_value(expr, "device")
-        if argument is None or (call_name(expr) or "").rpartition(".")[2][:1].isupper():
+        if argument is None or class_like(call_name(expr) or ""):
             return UNKNOWN  # `SentenceTransformer(name, device="cpu")`: an object, not a tensor
         if self.device_of_argument(argument)[0] is not Device.CPU:
             return UNKNOWN

@@ -206,12 +206,18 @@ ELEMENTWISE = frozenset(
     "logical_or bitwise_and bitwise_or bitwise_not fill_ zero_ add_ sub_ mul_ div_ clamp_ "
     "masked_fill_ copy_ index_fill_ scatter_ scatter_add_ nan_to_num lerp".split()
 )
-# torch functions that join a sequence of tensors into one tensor.
 # A stand-in object whose attributes are exactly the keywords its constructor is given (a unit test's
 # `SimpleNamespace(device=torch.device("cpu"))` passed as a model).
 NAMESPACE = "types.SimpleNamespace"
+# torch functions that join a sequence of tensors into one tensor.
 JOINING_OPS = frozenset("cat concat concatenate stack hstack vstack dstack column_stack row_stack block_diag".split())
 ACCELERATOR_NAMES = ("cuda", "xpu", "mps", "npu", "hpu")
+
+
+def class_like(dotted: str) -> bool:
+    """A name spelled as a class is (`SentenceTransformer`, `flashinfer.BatchPrefillWrapper`): calling
+    it builds an object."""
+    return dotted.rpartition(".")[2][:1].isupper()
 
 
 def device_kind(text: str) -> str | None:

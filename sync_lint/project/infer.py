@@ -65,6 +65,7 @@ from sync_lint.analysis.facts import (
 from sync_lint.analysis.knowledge import (
     ACCELERATOR_NAMES,
     NAMESPACE,
+    class_like,
     CONTAINERS,
     CPU_FACTORIES,
     DTYPE_NAMES,
@@ -573,8 +574,7 @@ class Inference:
 
     def _constructor_fields(self, cls: str, attr: str, budget: int, by_position: bool = True) -> list[Fact]:
         """`attr` as passed to the constructor of a dataclass-like class (keyword or position)."""
-        order = [f[0] for owner in reversed(self.index.mro(cls)) if (k := self.index.klass(owner))
-                 for f in k[1].fields]
+        order = self._field_order(cls)
         position = order.index(attr) if attr in order and by_position else None
         out: list[Fact] = []
         for call_summary, call, _skip in self._callers_of_class(cls):
@@ -586,6 +586,10 @@ class Inference:
             out.append(self._source(self.eval(value, context), f"field `{attr}` of `{_short(cls)}` is constructed "
                                     f"from `{render(value)}`", call_summary, call.line))
         return out
+
+    def _field_order(self, cls: str) -> list[str]:
+        """The declared fields of a dataclass-like class, bases first: the order its constructor takes them."""
+        return [f[0] for owner in reversed(self.index.mro(cls)) if (k := self.index.klass(owner)) for f in k[1].fields]
 
     def _replaced_fields(self, cls: str, attr: str, budget: int) -> list[Fact]:
         """`attr` as given to `dataclasses.replace(obj, attr=...)` for an `obj` of the class (or a relative)."""
@@ -2056,7 +2060,7 @@ class Inference:
         kind = callee.value_kind
         if kind == "class":
             return self._constructed_here(callee.refs, args, kwargs, context)
-        if qualified is not None and qualified.rsplit(".", 1)[-1][:1].isupper() and callee.device is Device.UNKNOWN \
+        if qualified is not None and class_like(qualified) and callee.device is Device.UNKNOWN \
                 and self.index.resolve(qualified) is None and "." in qualified:
             # `BatchPrefillWithRaggedKVCacheWrapper(...)` from a library: an object of that class.
             return Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset({qualified}))
@@ -2091,7 +2095,7 @@ class Inference:
         if func[0] == "name" and func[1] in _BUILTIN_NUMBERS:
             return PYTHON
         last = func[2] if func[0] == "attr" else func[1] if func[0] == "name" else ""
-        if callee.value_kind is None and callee.device is Device.UNKNOWN and not last.rpartition(".")[2][:1].isupper():
+        if callee.value_kind is None and callee.device is Device.UNKNOWN and not class_like(last):
             return self._made_on_the_host(kwargs, context)  # (a class's constructor makes an object)
         return UNKNOWN
 
@@ -2120,9 +2124,7 @@ class Inference:
         given = set(context.params)
         passed = [(name, value) for name, value in kwargs if name != "**"]
         if len(classes) == 1 and args and not any(a[0] == "*" for a in args) and self._by_position(min(classes)):
-            order = [f[0] for owner in reversed(self.index.mro(min(classes))) if (k := self.index.klass(owner))
-                     for f in k[1].fields]
-            passed += list(zip(order, args))
+            passed += list(zip(self._field_order(min(classes)), args))
         fields = []
         for name, value in passed:
             if not _params_in([value]) & given:
