@@ -1,0 +1,2 @@
+# (benchmark cut: re-export of transformers.AutoConfig)
+from transformers import AutoConfig

@@ -1,0 +1,3 @@
+# (benchmark cut: only the class name is needed here)
+class LoadConfig:
+    pass
