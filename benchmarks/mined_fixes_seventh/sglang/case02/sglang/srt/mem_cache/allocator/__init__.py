@@ -1,0 +1,2 @@
+# (benchmark cut: BaseTokenToKVPoolAllocator, TokenToKVPoolAllocator,
+#  PagedTokenToKVPoolAllocator re-exports)
