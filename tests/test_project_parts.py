@@ -1983,3 +1983,246 @@ def test_summary_a_read_after_branches_joins_the_assignments_that_can_run_last(b
     (value,) = module.functions["f"].returns
     names = {v[1] for v in (value[1] if value[0] == "join" else (value,))}
     assert names == expected
+
+
+def test_entries_of_a_container_declared_to_hold_numbers_are_python_numbers() -> None:
+    inference = Inference(_index({
+        "pkg.pool": """
+            from typing import Dict, Optional
+
+            class Pool:
+                def __init__(self):
+                    self.uid_to_buffer_id: Dict[Optional[str], int] = {}
+                    self.scales: dict[str, float] = {}
+
+                def get_buffer_id(self, uid):
+                    return self.uid_to_buffer_id[uid]
+
+                def scale(self, name):
+                    return self.scales[name]
+        """,
+    }))
+    buffer_id = inference.returns("pkg.pool.Pool.get_buffer_id")
+    assert (buffer_id.value_kind, buffer_id.dtype) == ("python", "int")
+    assert inference.returns("pkg.pool.Pool.scale").dtype == "float"
+
+
+def test_a_factory_sized_by_a_field_holding_an_int_makes_a_vector() -> None:
+    inference = Inference(_index({
+        "pkg.runner": """
+            import torch
+
+            class Runner:
+                def __init__(self, config, max_bs: int):
+                    self.max_bs = max_bs
+                    self.max_num_reqs = config.max_num_seqs
+                    self.weights = torch.zeros(self.max_bs, device="cuda")
+                    self.query_start_loc = torch.zeros(self.max_num_reqs + 1, device="cuda")
+                    self.shaped = torch.zeros(config.shape, device="cuda")
+
+                def first(self, n):
+                    return self.query_start_loc[:n + 1]
+
+                def row(self):
+                    return self.weights[0]
+        """,
+    }))
+    field = inference.field(["pkg.runner.Runner"], "max_bs")
+    assert (field.value_kind, field.dtype) == ("python", "int")  # no call gives a tensor: what `int` says
+    assert inference.field(["pkg.runner.Runner"], "weights").ndim == 1
+    assert inference.field(["pkg.runner.Runner"], "query_start_loc").ndim == 1  # `n + 1` is a number
+    assert inference.field(["pkg.runner.Runner"], "shaped").ndim is None  # a shape of unknown rank
+    assert inference.returns("pkg.runner.Runner.first").ndim == 1  # a slice keeps the rank
+    assert inference.returns("pkg.runner.Runner.row").ndim == 0  # one element of a vector
+
+
+def test_an_int_parameter_a_call_gives_a_gpu_tensor_keeps_the_tensor() -> None:
+    inference = Inference(_index({
+        "pkg.count": """
+            import torch
+
+            def take(n: int):
+                return n
+
+            def caller():
+                take(torch.zeros((), device="cuda").sum())
+        """,
+    }))
+    assert inference.param("pkg.count.take", "n").device is Device.GPU
+
+
+def test_a_local_mapping_declared_empty_holds_what_its_annotation_says() -> None:
+    inference = Inference(_index({
+        "pkg.meta": """
+            import torch
+            from dataclasses import dataclass
+
+            @dataclass
+            class Meta:
+                query_start_loc: torch.Tensor
+
+            class Runner:
+                def __init__(self):
+                    self.buf = torch.zeros(8, device="cuda")
+
+                def prepare(self, names):
+                    metadata: dict[str, Meta] = {}
+                    for name in names:
+                        metadata[name] = Meta(query_start_loc=self.buf[:4])
+                    return metadata, len(names)
+
+                def run(self, names):
+                    metadata, count = self.prepare(names)
+                    return metadata["layer.0"].query_start_loc
+        """,
+    }))
+    prepared = inference.returns("pkg.meta.Runner.prepare")
+    assert prepared.value_kind == "tuple"
+    assert prepared.items[0].value_kind == "list" and prepared.items[0].items[0].refs == {"pkg.meta.Meta"}
+    assert inference.returns("pkg.meta.Runner.run").device is Device.GPU
+
+
+def test_a_value_not_known_masked_by_a_gpu_mask_is_on_the_gpu() -> None:
+    fact, _ = fact_of("""
+        import torch
+        def f(indices, lengths):
+            valid = torch.zeros(4, device="cuda") > 0
+            probe(indices[valid])
+    """)
+    assert fact.is_gpu
+    assert "takes a GPU mask" in fact.reason
+    tensor, _ = fact_of("""
+        import torch
+        def f(indices: torch.Tensor, n: int):
+            order = torch.arange(n, device="cuda")
+            probe(indices[order])
+    """)
+    assert tensor.is_gpu and tensor.ndim is None
+    host, _ = fact_of("""
+        import torch
+        def f(indices):
+            valid = torch.zeros(4) > 0
+            probe(indices[valid])
+    """)
+    assert not host.is_gpu
+
+
+def test_a_number_a_project_call_returns_stored_into_a_gpu_vector_is_reported(tmp_path) -> None:
+    diagnostics = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/pool.py": """
+from typing import Dict, Optional
+
+
+class Pool:
+    def __init__(self):
+        self.uid_to_buffer_id: Dict[Optional[str], int] = {}
+
+    def get_buffer_id(self, uid: str):
+        return self.uid_to_buffer_id[uid]
+""",
+        "pkg/manager.py": """
+import torch
+
+from pkg.pool import Pool
+
+
+class Manager:
+    def __init__(self):
+        self.memory_pool = Pool()
+
+    def init_graph(self, max_bs: int):
+        self.max_bs = max_bs
+        with torch.device("cuda"):
+            self.weight_indices = torch.zeros(self.max_bs, dtype=torch.int32)
+
+    def prepare(self, paths, bs):
+        weight_indices = torch.empty((bs,), dtype=torch.int64, device="cuda")
+        for i, path in enumerate(paths):
+            weight_indices[i] = self.memory_pool.get_buffer_id(path)
+            self.weight_indices[i] = self.memory_pool.uid_to_buffer_id[path]
+            weight_indices[i] = self.memory_pool.describe(path)
+""",
+    })
+    rows = sorted(d.start.row for d in diagnostics if d.code == "SL301")
+    assert rows == [19, 20]  # `describe` is not a known method: its result is not known to be a number
+
+
+def test_a_tensor_cut_into_pieces_is_a_tuple_of_tensors_on_its_device() -> None:
+    pieces, _ = fact_of("""
+        import torch
+        x = torch.zeros(4, 8, device="cuda")
+        probe(x.split([3, 5], dim=1))
+    """)
+    assert pieces.value_kind == "list" and pieces.items[0].is_gpu  # a truth test of it reads nothing
+    piece, _ = fact_of("""
+        import torch
+        x = torch.zeros(4, 8, device="cuda")
+        first, second = torch.chunk(x, 2)
+        probe(first)
+    """)
+    assert piece.is_gpu and piece.ndim == 2
+    inference = Inference(_index({
+        "pkg.embed": """
+            import torch
+
+            class Model:
+                def __init__(self):
+                    self.table = torch.zeros(8, 4, device="cuda")
+
+                def pieces(self, sizes):
+                    return self.table.split(sizes)
+
+                def rows(self):
+                    first, second = self.table.unbind(0)
+                    return first
+        """,
+    }))
+    returned = inference.returns("pkg.embed.Model.pieces")
+    assert returned.value_kind == "list" and returned.items[0].is_gpu
+    row = inference.returns("pkg.embed.Model.rows")
+    assert row.is_gpu and row.ndim == 1
+
+
+def test_pieces_on_one_path_and_the_whole_tensor_on_the_other_join_to_the_tensor() -> None:
+    fact, _ = fact_of("""
+        import torch
+        def f(lens):
+            raw = torch.zeros(4, 3, device="cuda")
+            if isinstance(raw, torch.Tensor):
+                raw = raw.unbind(0)
+            probe(torch.hstack(raw))
+    """)
+    assert fact.is_gpu and not fact.by_convention
+
+
+def test_a_number_function_of_pure_arithmetic_returns_a_tensor_where_it_is_given_one(tmp_path) -> None:
+    diagnostics = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/utils.py": """
+def cdiv(a: int, b: int) -> int:
+    return -(a // -b)
+
+
+def describe(a: int) -> int:
+    return len(str(a))
+""",
+        "pkg/builder.py": """
+import torch
+
+from pkg.utils import cdiv, describe
+
+
+def build(context_lens_cpu, chunk: int, device: torch.device):
+    context_lens = context_lens_cpu.to(device, non_blocking=True)
+    num_chunks = cdiv(context_lens.max(), chunk)
+    starts = torch.arange(num_chunks, device=device)
+    host_chunks = cdiv(len(context_lens_cpu), chunk)
+    more = torch.arange(host_chunks, device=device)
+    width = describe(context_lens.max())
+    widths = torch.arange(width, device=device)
+    return starts, more, widths
+""",
+    })
+    rows = sorted(d.start.row for d in diagnostics if d.code == "SL104")
+    assert rows == [10]  # `cdiv` of a GPU max is a 0-d GPU tensor; of host numbers, and `describe`, a number

@@ -40,6 +40,7 @@ from sync_lint.analysis.facts import (
     module_output,
     nn_module,
     none_fallback,
+    pieces_of,
     replace,
     spread_elements,
     string_device,
@@ -72,6 +73,7 @@ from sync_lint.analysis.knowledge import (
     NON_TENSOR_ANNOTATIONS,
     REDUCTIONS,
     RESULT_FIELDS,
+    SPLITTING_OPS,
     STREAM_HANDLES,
     TENSOR_ATTRS,
     TENSOR_ONLY_CASTS,
@@ -474,10 +476,19 @@ class Evaluator:
         layer = module_in(base, sliced=len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Slice))
         if layer is not None:  # `self.layers[i]`, `self.layers[:n]`
             return layer
+        if base.device is Device.UNKNOWN and base.value_kind is None and not base.tensor_like and len(expr.slice) == 1 \
+                and isinstance(expr.slice[0].slice, cst.Index):
+            mask = self.fact(expr.slice[0].slice.value)
+            if mask.is_gpu and mask.dtype == "bool":
+                # `state_indices[valid_mask]` of a value not known, with a GPU mask: only a tensor takes a
+                # mask, and a host tensor masked by device memory raises, so it is on the GPU as the mask is.
+                return Fact(Device.GPU, ndim=1, reason="{code} takes a GPU mask (a host tensor masked by device "
+                            "memory raises)", origin=expr, via=mask)
         if not (base.is_tensor or base.is_unknown_tensor):
             return self._container_entry(base, expr)
         ndim = base.ndim
         dtype = base.dtype
+        gpu_index = None
         for element in expr.slice:
             index = element.slice
             if isinstance(index, cst.Slice):
@@ -492,8 +503,13 @@ class Evaluator:
             if idx_fact.is_tensor or idx_fact.is_unknown_tensor or isinstance(value, (cst.List, cst.Tuple)):
                 # Advanced indexing: the rank depends on the index.
                 ndim = 1 if idx_fact.dtype == "bool" and len(expr.slice) == 1 else None
+                gpu_index = idx_fact if idx_fact.is_gpu and gpu_index is None else gpu_index
             elif ndim is not None:
                 ndim -= 1
+        if gpu_index is not None and base.is_unknown_tensor:
+            # `state_indices[valid_mask]` with a GPU mask: a host tensor indexed by device indices raises,
+            # so the tensor indexed is on the GPU too, as the index's evidence says.
+            return replace(gpu_index, ndim=ndim, dtype=dtype)
         return replace(base, ndim=ndim, dtype=dtype)
 
     def _container_entry(self, base: Fact, expr: cst.Subscript) -> Fact:
@@ -675,6 +691,8 @@ class Evaluator:
         inputs = [self.fact(arg.value) for arg in expr.args if arg.keyword is None or arg.keyword.value in
                   ("input", "other", "out", "self", "condition", "tensors", "indices", "mask")]
         result = combine(spread_elements(inputs))
+        if namespace == "torch" and last in SPLITTING_OPS and (result.is_tensor or result.is_unknown_tensor):
+            return pieces_of(result, last)  # `torch.split(x, sizes)`: a tuple of tensors
         if namespace == "torch" and last in JOINING_OPS and result.device is Device.NOT_TENSOR:
             # `torch.cat((q, k, v))` of values not known here: a tensor wherever they are.
             result = Fact(Device.UNKNOWN, tensor_like=True)
@@ -829,6 +847,8 @@ class Evaluator:
                 return replace(owner if owner.device is not Device.PINNED else replace(owner, device=Device.CPU),
                                ndim=None, dtype=_dtype_kwarg(expr) or owner.dtype)
             return UNKNOWN
+        if method in SPLITTING_OPS and (owner.is_tensor or owner.is_unknown_tensor):
+            return pieces_of(owner, method)  # `embeds.split(sizes)`: a tuple of tensors
         if owner.is_tensor or owner.is_unknown_tensor:
             result = owner
             # A view shares the pinned memory, and an in-place method (`copy_`, `fill_`) returns its receiver.

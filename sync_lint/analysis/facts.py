@@ -236,6 +236,13 @@ def constructed(classes: frozenset[str]) -> Fact:
     return Fact(Device.NOT_TENSOR, value_kind="object", refs=classes, items=("exact",))
 
 
+def pieces_of(tensor: Fact, op: str) -> Fact:
+    """The tuple of tensors a splitting op (`SPLITTING_OPS`) cuts `tensor` into: alike pieces on its device,
+    of its rank (`unbind`: one less)."""
+    ndim = (tensor.ndim - 1 if tensor.ndim else None) if op == "unbind" else tensor.ndim
+    return Fact(Device.NOT_TENSOR, value_kind="list", items=(replace(tensor, ndim=ndim),))
+
+
 def container_method(container: Fact, method: str) -> Fact | None:
     """A method of a list or of a dict's values whose elements are alike (`reqs.values()`, `d.get(k)`,
     `d.items()`), or None when it is not one of those."""
@@ -340,6 +347,9 @@ def join(a: Fact | None, b: Fact | None) -> Fact:
     host = _host_join(a, b) or _host_join(b, a)
     if host is not None:
         return host
+    cut = _pieces_or_whole(a, b) or _pieces_or_whole(b, a)
+    if cut is not None:
+        return cut
     mixed = _mixed_device(a, b)
     if mixed is not None:
         return mixed
@@ -392,6 +402,18 @@ def _host_join(tensor: Fact, other: Fact) -> Fact | None:
     if not tensor.is_cpu or other.device is not Device.NOT_TENSOR or other.value_kind not in ("python", "numpy"):
         return None
     return replace(tensor, ndim=None, dtype=tensor.dtype if tensor.dtype == other.dtype else None)
+
+
+def _pieces_or_whole(pieces: Fact, tensor: Fact) -> Fact | None:
+    """A tensor on one path and the pieces of one on its device on the other (`if isinstance(lens,
+    torch.Tensor): lens = lens.unbind(0)`): the tensor, as the pieces were before they were told apart,
+    since what reads either (`torch.hstack(lens)`) reads memory on that device. None otherwise."""
+    if pieces.value_kind != "list" or len(pieces.items) != 1 or not isinstance(pieces.items[0], Fact):
+        return None
+    piece = pieces.items[0]
+    if not tensor.is_tensor or piece.device is not tensor.device:
+        return None
+    return replace(tensor, ndim=None, dtype=tensor.dtype if tensor.dtype == piece.dtype else None)
 
 
 def _gpu_on_one_path(gpu: Fact, host: Fact) -> Fact | None:

@@ -713,8 +713,10 @@ class Binder:
             if fields is not None:
                 return fields
         if value.is_tensor or value.is_unknown_tensor:
-            # `a, b = x.chunk(2)`, `vals, idx = x.topk(k)`: parts live where x lives.
+            # `vals, idx = x.topk(k)`: parts live where x lives.
             return [replace(value, ndim=None) for _ in range(count)]
+        if value.value_kind == "list" and value.items:  # `a, b = x.chunk(2)`: alike pieces
+            return [value.items[0]] * count
         return [UNKNOWN] * count
 
     def set(self, name: str, fact: "Fact | Deferred") -> None:

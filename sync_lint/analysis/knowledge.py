@@ -14,6 +14,9 @@ FACTORIES = frozenset(
 )
 LIKE_FACTORIES = frozenset("zeros_like ones_like empty_like full_like rand_like randn_like randint_like".split())
 NEW_METHODS = frozenset("new_zeros new_ones new_empty new_full new_tensor".split())
+# Ops that cut a tensor into a tuple of tensors on its device (`x.split(sizes)`, `torch.chunk(x, n)`): the
+# tuple itself is a Python value (a truth test of it reads nothing), its pieces are tensors.
+SPLITTING_OPS = frozenset("split chunk unbind tensor_split hsplit vsplit dsplit split_with_sizes unsafe_split".split())
 CPU_FACTORIES = frozenset("from_numpy frombuffer from_file".split())
 # `torch.nn.Module` as imports resolve it.
 NN_MODULE_CLASSES = frozenset({"torch.nn.Module", "torch.nn.modules.module.Module"})

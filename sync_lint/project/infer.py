@@ -59,6 +59,7 @@ from sync_lint.analysis.facts import (
     module_in,
     module_output,
     nn_module,
+    pieces_of,
     replace,
     spread_elements,
 )
@@ -81,6 +82,7 @@ from sync_lint.analysis.knowledge import (
     NN_MODULE_CLASSES,
     NN_NON_MODULES,
     RESULT_FIELDS,
+    SPLITTING_OPS,
     STREAM_HANDLES,
     TENSOR_ATTRS,
     VIEW_METHODS,
@@ -681,6 +683,11 @@ class Inference:
             return declared
         if joined.is_tensor or joined.value_kind in ("object", "class", "callable", "device"):
             return joined
+        if _scalar_annotation(param.annotation) and not joined.is_unknown_tensor and \
+                joined.value_kind in (None, "python") and joined.dtype is None:
+            # `max_bs: int` that no call shows a tensor for: the number its annotation promises, as in the
+            # function's own body, so `self.max_bs = max_bs` sizes `torch.zeros(self.max_bs)` as a vector.
+            return _declared_scalar_field(name, short, param.annotation, self._where(summary, info.line))
         if declared is not None and declared.value_kind == "list" and joined.value_kind in ("list", "tuple"):
             return joined  # what the callers pass says more than `list[Tensor]`
         return declared if declared is not None else joined
@@ -1341,8 +1348,20 @@ class Inference:
         if found is None:
             return UNKNOWN
         summary, info = found
-        if info.is_generator or not info.returns or _declared_scalar(info) is not None:
+        if info.is_generator or not info.returns:
             return self.returns(function, budget)
+        if _declared_scalar(info) is not None:
+            if not _arithmetic_of_params(info):
+                return self.returns(function, budget)
+            # `def cdiv(a: int, b: int) -> int: return -(a // -b)`: arithmetic of what it is given, a
+            # tensor where an argument is one (`cdiv(context_lens.max(), chunk)`), else the number promised.
+            computed = self._specialized_returns(function, summary, info, args, kwargs, budget, complete, building)
+            return computed if computed.is_tensor else self.returns(function, budget)
+        return self._specialized_returns(function, summary, info, args, kwargs, budget, complete, building)
+
+    def _specialized_returns(self, function: str, summary: ModuleSummary, info: FunctionInfo, args: list[Argument],
+                             kwargs: dict[str, Argument], budget: int, complete: bool, building: bool) -> Fact:
+        """`returns_with`'s answer computed from these arguments (memoised)."""
         # Only the parameters the `return`s mention are evaluated (an argument may be costly to
         # follow) and only they tell specialisations apart.
         needed = self.return_params(function, info)
@@ -1564,6 +1583,8 @@ class Inference:
             field = self._tuple_field(base, value[2], context)
             if field is not None:
                 return field
+            if base.value_kind == "list" and base.items:  # `a, b = x.chunk(2)`: alike pieces
+                return base.items[0]
             return replace(base, ndim=None, items=()) if base.is_tensor or base.is_unknown_tensor else UNKNOWN
         if tag == "op":
             operands = [self.eval(v, context) for v in value[1]]
@@ -1937,6 +1958,10 @@ class Inference:
             index = self.eval(key, context) if key[0] != "key" else PYTHON
             if index.is_gpu and not base.is_gpu:
                 return replace(index, ndim=None)
+            if key == ("lit", "slice"):  # `buf[:n + 1]`: a view of the same rank
+                return base
+            if key[0] == "key" and isinstance(key[1], int) and base.ndim:  # `rows[0]`: one rank less
+                return replace(base, ndim=base.ndim - 1)
             return replace(base, ndim=None)
         if base.value_kind == "kwargs" and key[0] == "key" and isinstance(key[1], str):
             found = self.multimodal_input(key[1], context.summary.module)
@@ -2229,8 +2254,9 @@ class Inference:
                             "decides where")
             target = self._device_argument(device, context) if device is not None else None
             dtype = self._dtype_named(keywords.get("dtype"), context)
-            ndim = factory_rank(last, [_size_kind(a, context) for a in args if a[0] != "*"],
-                                _size_kind(keywords["size"], context) if "size" in keywords else None,
+            number = partial(self._holds_int, context=context)
+            ndim = factory_rank(last, [_size_kind(a, context, number) for a in args if a[0] != "*"],
+                                _size_kind(keywords["size"], context, number) if "size" in keywords else None,
                                 "size" in keywords) if not any(a[0] == "*" for a in args) else None
             if target is not None and target.device_value is Device.GPU:
                 return Fact(Device.GPU, reason=f"created by `{qualified}(..., device={render(device, 30)})`",
@@ -2246,6 +2272,8 @@ class Inference:
         result = combine(spread_elements(inputs))
         if not (result.is_tensor or result.is_unknown_tensor):
             result = TENSOR
+        if last in SPLITTING_OPS:
+            return pieces_of(result, last)  # `torch.split(x, sizes)`: a tuple of tensors
         return with_dtype(result, result_dtype(last, result.dtype, by_method=False, arguments=len(args) + len(kwargs)))
 
     def _device_argument(self, value: Value, context: Context) -> Fact:
@@ -2289,6 +2317,8 @@ class Inference:
     def _tensor_method(self, owner: Fact, method: str, args: tuple, kwargs: tuple, context: Context) -> Fact:
         if method in HOST_VALUE_METHODS or method in METADATA_METHODS:
             return PYTHON
+        if method in SPLITTING_OPS:
+            return pieces_of(owner, method)  # `embeds.split(sizes)`: a tuple of tensors
         if method == "numpy":
             return NUMPY
         if method == "cuda":
@@ -2344,6 +2374,12 @@ class Inference:
                         dtype=dtype)
         return with_dtype(TENSOR, dtype)
 
+    def _holds_int(self, value: Value, context: Context) -> bool:
+        """Whether a name or attribute holds one Python int (`self.max_bs`, stored from an `int`), as a
+        factory's size: `torch.zeros(self.max_bs)` is then a vector, one of whose elements `t[i] = v` stores."""
+        fact = self.eval(value, context)
+        return fact.value_kind == "python" and fact.dtype == "int"
+
     def _dtype_named(self, value: Value | None, context: Context) -> str | None:
         """The dtype class ("bool", "int", "float") a `dtype=` argument spells (`torch.bool`), if any."""
         if value is None:
@@ -2384,6 +2420,11 @@ class Inference:
             if {t.rsplit(".", 1)[-1] for t in annotation} <= {"list", "List"} and \
                     {t.rsplit(".", 1)[-1] for t in elements} in ({"int"}, {"bool"}):
                 return host_list()  # `ids: list[int]`
+            if _scalar_annotation(elements):
+                # `self.uid_to_buffer_id: dict[str, int] = {}`: its entries are Python numbers, so
+                # `gpu[i] = self.uid_to_buffer_id[uid]` stores one from the host (SL301).
+                return Fact(Device.NOT_TENSOR, value_kind="list",
+                            items=(replace(PYTHON, dtype=_scalar_dtype(elements)),))
             element = self._annotation_fact(summary, elements)
             if element is None:
                 return None
@@ -2498,6 +2539,19 @@ def _layer_of(func: Value, attr: str) -> bool:
     if func[0] == "iter" and stack is not None and stack[0] == "sub":
         stack = stack[1]  # `for layer in self.layers[start:end]`
     return stack == ("attr", ("param", "self"), attr)
+
+
+def _arithmetic_of_params(info: FunctionInfo) -> bool:
+    """Every `return` is arithmetic of the parameters and number literals (`-(a // -b)`), reading one."""
+    def arithmetic(value: Value) -> bool:
+        if value[0] == "param":
+            return True
+        if value[:2] == ("lit", "number"):
+            return True
+        return value[0] == "op" and len(value) == 2 and all(arithmetic(v) for v in value[1])
+
+    return bool(info.returns) and all(arithmetic(v) and v[0] != "lit" for v in info.returns) and \
+        bool(_params_in(info.returns))
 
 
 def _declared_scalar(info: FunctionInfo) -> Fact | None:
@@ -2688,17 +2742,26 @@ def _accepts(info: FunctionInfo, call: CallSite) -> bool:
     return "starstar" in kinds or all(k == "**" or k in names for k, _v in call.kwargs)
 
 
-def _size_kind(value: Value, context: Context) -> int | str | None:
-    """A factory's size argument as `factory_rank` reads it, from the summary's value alone: a display's
+def _size_kind(value: Value, context: Context, number: Callable[[Value], bool] | None = None) -> int | str | None:
+    """A factory's size argument as `factory_rank` reads it, from the summary's value: a display's
     length; INT_SIZE for a number literal, an `int`-annotated parameter, `len(x)`, `x.shape[0]`,
-    `x.size(0)`, `x.numel()`, and arithmetic of those; None otherwise (`torch.zeros(shape)`)."""
+    `x.size(0)`, `x.numel()`, a name or attribute `number` says holds one int, and arithmetic of those;
+    None otherwise (`torch.zeros(shape)`)."""
     tag = value[0]
     if tag == "tuple":
         return len(value[1])
     if value[:2] == ("lit", "number"):
         return INT_SIZE
     if tag == "op" and len(value) == 2:
-        return INT_SIZE if all(_size_kind(v, context) == INT_SIZE for v in value[1]) else None
+        kinds = [_size_kind(v, context, number) for v in value[1]]
+        if all(kind == INT_SIZE for kind in kinds):
+            return INT_SIZE
+        # `self.max_num_reqs + 1`: arithmetic with a number literal sizes a vector, whatever the other side
+        # is (a shape tuple is not added to a number; repeating one, `shape * 2`, is rare in a size).
+        literal = any(v[:2] == ("lit", "number") for v in value[1])
+        return INT_SIZE if literal and not any(isinstance(kind, int) for kind in kinds) else None
+    if tag in ("attr", "name") and number is not None:
+        return INT_SIZE if number(value) else None
     if tag == "param" and context.function is not None:
         declared = next((p for p in context.function.params if p.name == value[1]), None)
         return INT_SIZE if declared is not None and declared.annotation == ("int",) else None

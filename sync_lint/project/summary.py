@@ -42,7 +42,7 @@ from sync_lint.project.values import MAX_DEPTH, MAX_JOIN, NONE, OFF_CUDA, UNKNOW
 _BUILTINS = frozenset(dir(builtins))
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 49
+SUMMARY_FORMAT = 50
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -366,6 +366,19 @@ def _holds_a_list(value: Value) -> bool:
     return value[0] in ("tuple", "listof") or value == ("lit", "list")
 
 
+def _declared_mapping(node: ast.AnnAssign) -> tuple[str, ...] | None:
+    """The annotation of `name: dict[K, V] = {}`, an empty mapping declared with the type of its values
+    (`("dict", "[]V")`); None for any other annotated assignment. Lists are left to their appends, which
+    say more (which device) than `list[Tensor]`."""
+    if node.value is None or not _empty_container(node.value):
+        return None
+    declared = annotation_types(node.annotation)
+    containers = {t.rsplit(".", 1)[-1] for t in declared if not t.startswith(ELEMENT)}
+    if not containers or not containers <= MAPPING_TYPES or not any(t.startswith(ELEMENT) for t in declared):
+        return None
+    return declared
+
+
 def _empty_container(node: ast.expr) -> bool:
     """`{}`, `[]`, `dict()`, `defaultdict(list)`, `OrderedDict()`: a container with nothing in it yet."""
     if isinstance(node, ast.Dict):
@@ -560,7 +573,12 @@ class _Summarizer:
             for target in node.targets:
                 self._collect_target(target, ("value", (node.value, self.default_device)), scope, self._at)
         elif isinstance(node, ast.AnnAssign):
-            if node.value is not None:
+            declared = _declared_mapping(node)
+            if declared is not None and isinstance(node.target, ast.Name):
+                # `attn_metadata: dict[str, FlashAttentionMetadata] = {}`, filled through keys known only at
+                # run time (`attn_metadata[layer_name] = ...`): the declaration says what its entries are.
+                scope.assign(node.target.id, "decl", declared, self._at)
+            elif node.value is not None:
                 self._collect_target(node.target, ("value", (node.value, self.default_device)), scope, self._at)
         elif isinstance(node, ast.AugAssign):
             if isinstance(node.target, ast.Name):

@@ -36,12 +36,16 @@ def is_python_number(ctx: FileContext, expr: cst.BaseExpression, depth: int = 0)
         return is_python_number(ctx, expr.left, depth + 1) and is_python_number(ctx, expr.right, depth + 1)
     if isinstance(expr, cst.Subscript) and isinstance(expr.value, cst.Attribute) and expr.value.attr.value == "shape":
         return len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Index)  # `x.shape[0]`
+    if isinstance(expr, cst.Subscript):
+        return _declared_number(ctx, expr)  # `self.uid_to_buffer_id[uid]` of a `dict[str, int]`
     if isinstance(expr, cst.Call):
         func = expr.func
         if isinstance(func, cst.Name):
-            return func.value in _NUMBER_BUILTINS and ctx.devices.fact(expr).value_kind == "python"
+            return (func.value in _NUMBER_BUILTINS and ctx.devices.fact(expr).value_kind == "python") or \
+                _declared_number(ctx, expr)
         if isinstance(func, cst.Attribute):
-            return func.attr.value in _NUMBER_METHODS or (func.attr.value == "size" and bool(expr.args))
+            return func.attr.value in _NUMBER_METHODS or (func.attr.value == "size" and bool(expr.args)) or \
+                _declared_number(ctx, expr)
         return False
     if not isinstance(expr, (cst.Name, cst.Attribute)):
         return False
@@ -52,6 +56,14 @@ def is_python_number(ctx: FileContext, expr: cst.BaseExpression, depth: int = 0)
         return True
     # A name assigned a value: a number if that value is (`n = len(x) - 1`, not `ids = [0, 1]`).
     return isinstance(fact.origin, cst.BaseExpression) and is_python_number(ctx, fact.origin, depth + 1)
+
+
+def _declared_number(ctx: FileContext, expr: cst.BaseExpression) -> bool:
+    """A call or an entry the analysis knows gives a Python int, float or bool: a project function that
+    returns one (`pool.get_buffer_id(uid)` returning a `dict[str, int]` entry), an entry of a container
+    declared to hold them."""
+    fact = ctx.devices.fact(expr)
+    return fact.value_kind == "python" and fact.dtype in ("int", "float", "bool")
 
 
 def cannot_overflow(value: cst.BaseExpression, dtype: str | None) -> bool:
