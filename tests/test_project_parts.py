@@ -2226,3 +2226,42 @@ def build(context_lens_cpu, chunk: int, device: torch.device):
     })
     rows = sorted(d.start.row for d in diagnostics if d.code == "SL104")
     assert rows == [10]  # `cdiv` of a GPU max is a 0-d GPU tensor; of host numbers, and `describe`, a number
+
+
+def test_a_list_display_of_a_tensor_joined_with_the_tensor_is_not_taken_for_its_pieces() -> None:
+    fact, _ = fact_of("""
+        import torch
+        def f(outputs):
+            audio = torch.zeros(4, device="cuda")
+            if not isinstance(audio, (list, tuple)):
+                audio = [audio]
+            probe(audio)
+    """)
+    assert not fact.is_gpu
+
+
+def test_a_tuple_of_ints_a_function_returns_indexes_as_coordinates_not_as_a_host_list(tmp_path) -> None:
+    diagnostics = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/utils.py": """
+from typing import Tuple
+
+import torch
+
+
+def argmax_coord(x: torch.Tensor) -> Tuple[int, ...]:
+    return tuple(int(i) for i in torch.unravel_index(x.argmax(), x.shape))
+""",
+        "pkg/compare.py": """
+import torch
+
+from pkg.utils import argmax_coord
+
+
+def compare(n: int):
+    baseline = torch.zeros(n, n, device="cuda")
+    coord = argmax_coord(baseline)
+    return baseline[coord]
+""",
+    })
+    assert not [d for d in diagnostics if d.code == "SL302"]

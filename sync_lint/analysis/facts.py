@@ -236,11 +236,17 @@ def constructed(classes: frozenset[str]) -> Fact:
     return Fact(Device.NOT_TENSOR, value_kind="object", refs=classes, items=("exact",))
 
 
+# The reason of `pieces_of`'s facts, by which `join` tells them from a list display of one tensor.
+PIECES = "the pieces a tensor is cut into"
+
+
 def pieces_of(tensor: Fact, op: str) -> Fact:
     """The tuple of tensors a splitting op (`SPLITTING_OPS`) cuts `tensor` into: alike pieces on its device,
     of its rank (`unbind`: one less)."""
     ndim = (tensor.ndim - 1 if tensor.ndim else None) if op == "unbind" else tensor.ndim
-    return Fact(Device.NOT_TENSOR, value_kind="list", items=(replace(tensor, ndim=ndim),))
+    # A subject of its own keeps this step in the chain of the name it is bound to (`Fact.as_subject`).
+    return Fact(Device.NOT_TENSOR, value_kind="list", items=(replace(tensor, ndim=ndim),), subject=f"{op}(...)",
+                reason=f"{PIECES} by `{op}`")
 
 
 def container_method(container: Fact, method: str) -> Fact | None:
@@ -408,8 +414,9 @@ def _pieces_or_whole(pieces: Fact, tensor: Fact) -> Fact | None:
     """A tensor on one path and the pieces of one on its device on the other (`if isinstance(lens,
     torch.Tensor): lens = lens.unbind(0)`): the tensor, as the pieces were before they were told apart,
     since what reads either (`torch.hstack(lens)`) reads memory on that device. None otherwise."""
-    if pieces.value_kind != "list" or len(pieces.items) != 1 or not isinstance(pieces.items[0], Fact):
-        return None
+    if pieces.value_kind != "list" or len(pieces.items) != 1 or not isinstance(pieces.items[0], Fact) \
+            or not any(step.reason.startswith(PIECES) for step in pieces.chain):
+        return None  # a list display (`[audio]` where `audio` may already be a list) says nothing of the kind
     piece = pieces.items[0]
     if not tensor.is_tensor or piece.device is not tensor.device:
         return None

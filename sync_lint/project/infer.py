@@ -75,6 +75,7 @@ from sync_lint.analysis.knowledge import (
     INT_SIZE,
     HOST_VALUE_METHODS,
     LIKE_FACTORIES,
+    MAPPING_TYPES,
     METADATA_ATTRS,
     METADATA_METHODS,
     MODULE_NAMES,
@@ -2420,9 +2421,10 @@ class Inference:
             if {t.rsplit(".", 1)[-1] for t in annotation} <= {"list", "List"} and \
                     {t.rsplit(".", 1)[-1] for t in elements} in ({"int"}, {"bool"}):
                 return host_list()  # `ids: list[int]`
-            if _scalar_annotation(elements):
+            if _scalar_annotation(elements) and {t.rsplit(".", 1)[-1] for t in annotation} <= MAPPING_TYPES:
                 # `self.uid_to_buffer_id: dict[str, int] = {}`: its entries are Python numbers, so
-                # `gpu[i] = self.uid_to_buffer_id[uid]` stores one from the host (SL301).
+                # `gpu[i] = self.uid_to_buffer_id[uid]` stores one from the host (SL301). Not a tuple of
+                # numbers (`-> Tuple[int, ...]`), which indexes a tensor as coordinates, not as a list.
                 return Fact(Device.NOT_TENSOR, value_kind="list",
                             items=(replace(PYTHON, dtype=_scalar_dtype(elements)),))
             element = self._annotation_fact(summary, elements)
