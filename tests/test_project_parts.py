@@ -2030,7 +2030,7 @@ def test_a_factory_sized_by_a_field_holding_an_int_makes_a_vector() -> None:
     field = inference.field(["pkg.runner.Runner"], "max_bs")
     assert (field.value_kind, field.dtype) == ("python", "int")  # no call gives a tensor: what `int` says
     assert inference.field(["pkg.runner.Runner"], "weights").ndim == 1
-    assert inference.field(["pkg.runner.Runner"], "query_start_loc").ndim == 1  # `n + 1` is a number
+    assert inference.field(["pkg.runner.Runner"], "query_start_loc").ndim == 1  # a number plus a literal
     assert inference.field(["pkg.runner.Runner"], "shaped").ndim is None  # a shape of unknown rank
     assert inference.returns("pkg.runner.Runner.first").ndim == 1  # a slice keeps the rank
     assert inference.returns("pkg.runner.Runner.row").ndim == 0  # one element of a vector
