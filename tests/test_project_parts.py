@@ -2029,6 +2029,7 @@ def test_a_factory_sized_by_a_field_holding_an_int_makes_a_vector() -> None:
     }))
     field = inference.field(["pkg.runner.Runner"], "max_bs")
     assert (field.value_kind, field.dtype) == ("python", "int")  # no call gives a tensor: what `int` says
+    assert any("parameter `max_bs` of `Runner` is declared `int`" in step.reason for step in field.chain)
     assert inference.field(["pkg.runner.Runner"], "weights").ndim == 1
     assert inference.field(["pkg.runner.Runner"], "query_start_loc").ndim == 1  # a number plus a literal
     assert inference.field(["pkg.runner.Runner"], "shaped").ndim is None  # a shape of unknown rank
@@ -2090,7 +2091,7 @@ def test_a_value_not_known_masked_by_a_gpu_mask_is_on_the_gpu() -> None:
             probe(indices[valid])
     """)
     assert fact.is_gpu
-    assert "takes a GPU mask" in fact.reason
+    assert "indexed by a GPU tensor" in fact.reason
     tensor, _ = fact_of("""
         import torch
         def f(indices: torch.Tensor, n: int):

@@ -480,10 +480,8 @@ class Evaluator:
                 and isinstance(expr.slice[0].slice, cst.Index):
             mask = self.fact(expr.slice[0].slice.value)
             if mask.is_gpu and mask.dtype == "bool":
-                # `state_indices[valid_mask]` of a value not known, with a GPU mask: only a tensor takes a
-                # mask, and a host tensor masked by device memory raises, so it is on the GPU as the mask is.
-                return Fact(Device.GPU, ndim=1, reason="{code} takes a GPU mask (a host tensor masked by device "
-                            "memory raises)", origin=expr, via=mask)
+                # Of a value not known, only a tensor takes a mask (a Python container raises).
+                return _indexed_on_the_gpu(expr, mask, ndim=1, dtype=None)
         if not (base.is_tensor or base.is_unknown_tensor):
             return self._container_entry(base, expr)
         ndim = base.ndim
@@ -507,9 +505,7 @@ class Evaluator:
             elif ndim is not None:
                 ndim -= 1
         if gpu_index is not None and base.is_unknown_tensor:
-            # `state_indices[valid_mask]` with a GPU mask: a host tensor indexed by device indices raises,
-            # so the tensor indexed is on the GPU too, as the index's evidence says.
-            return replace(gpu_index, ndim=ndim, dtype=dtype)
+            return _indexed_on_the_gpu(expr, gpu_index, ndim=ndim, dtype=dtype)
         return replace(base, ndim=ndim, dtype=dtype)
 
     def _container_entry(self, base: Fact, expr: cst.Subscript) -> Fact:
@@ -1132,6 +1128,13 @@ def combine(facts: Iterable[Fact]) -> Fact:
     if any_unknown:
         return UNKNOWN
     return PYTHON
+
+
+def _indexed_on_the_gpu(expr: cst.Subscript, index: Fact, ndim: int | None, dtype: str | None) -> Fact:
+    """`state_indices[valid_mask]` of a value whose device is not known, with a GPU index: a host tensor
+    indexed by device memory raises, so the value indexed is on the GPU, as the index is."""
+    return Fact(Device.GPU, ndim=ndim, dtype=dtype, origin=expr, via=index,
+                reason="{code} is indexed by a GPU tensor (a host tensor indexed by device memory raises)")
 
 
 def shape_result(result: Fact, op: str, expr: cst.Call, receiver_fact: Fact | None = None) -> Fact:

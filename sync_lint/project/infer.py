@@ -688,7 +688,9 @@ class Inference:
                 joined.value_kind in (None, "python") and joined.dtype is None:
             # `max_bs: int` that no call shows a tensor for: the number its annotation promises, as in the
             # function's own body, so `self.max_bs = max_bs` sizes `torch.zeros(self.max_bs)` as a vector.
-            return _declared_scalar_field(name, short, param.annotation, self._where(summary, info.line))
+            return Fact(Device.NOT_TENSOR, value_kind="python", dtype=_scalar_dtype(param.annotation),
+                        reason=f"parameter `{name}` of `{short}` is declared `{_spelled(param.annotation)}`",
+                        where=self._where(summary, info.line))
         if declared is not None and declared.value_kind == "list" and joined.value_kind in ("list", "tuple"):
             return joined  # what the callers pass says more than `list[Tensor]`
         return declared if declared is not None else joined
