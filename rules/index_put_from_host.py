@@ -23,7 +23,17 @@ Flags, on a GPU tensor `t`:
   lists of numbers count;
 - `t[idx_cpu]` and `t[idx_cpu] = ...`: a CPU tensor index that is not known to be
   a bool mask (integer, or of unknown dtype unless its name says `mask`) and not
-  0-dim.
+  0-dim;
+- `t[arr]` and `t[arr] = ...` with `arr` a NumPy array known to have a rank
+  (`np.arange`, `np.cumsum(lens) - 1`, `np.array([...])`, `x.cpu().numpy()`, a
+  slice of one): PyTorch turns it into a CPU tensor and indexes with it, as
+  with a CPU index. vLLM's rejection sampler paid this on every speculative
+  step with `logits[np.cumsum(sample_lens) - 1, :]` (PR #14930). A NumPy scalar
+  (`t[a[i]]`) selects as an int does and is not reported;
+- `t[rows_and_cols] = v` with a tuple of index tensors held in one value (a
+  field set to `(rows, cols)`) is `t[rows, cols] = v`: the GPU integer tensor
+  among them decides, as for one index (vLLM's min-tokens logits processor,
+  PR #29826).
 
 ## Why is this bad
 Each of these makes PyTorch copy something host-side to the GPU with a blocking
@@ -149,6 +159,16 @@ def run(values, idx_gpu, v: int):
 """
 
 
+def _tuple_index(fact: Fact) -> Fact:
+    """What indexes when the index is a tuple of tensors held in one value (`t[self.logits_slice]`, as
+    `t[rows, cols]`): the GPU integer or bool tensor among them where there is one, since it decides
+    where the index and a stored scalar go; else the first. Any other value stands for itself."""
+    if fact.value_kind != "tuple" or not fact.items or \
+            not all(isinstance(item, Fact) and (item.is_tensor or item.is_unknown_tensor) for item in fact.items):
+        return fact
+    return next((item for item in fact.items if item.is_gpu and item.dtype in ("int", "bool")), fact.items[0])
+
+
 class IndexPutFromHost(Rule):
     code = "SL302"
     name = "index-put-from-host"
@@ -172,6 +192,12 @@ class IndexPutFromHost(Rule):
                 "    return t[ids]\n"),
         Example("import torch\ndef rows(n: int, keep: int):\n    t = torch.zeros(8, device='cuda')\n"
                 "    ids = list(range(n))\n    ids.remove(keep)\n    return t[ids]\n", (6,)),
+        Example("import numpy as np\nimport torch\ndef last(logits: torch.Tensor, lens: list[int]):\n"
+                "    t = torch.zeros(8, 4, device='cuda')\n    idx = np.cumsum(lens) - 1\n    return t[idx, :]\n", (6,)),
+        Example("import numpy as np\nimport torch\ndef pick(lens: list[int]):\n"
+                "    t = torch.zeros(8, device='cuda')\n    idx = np.cumsum(lens) - 1\n    return t[idx[0]]\n"),
+        Example("import torch\ndef ban(logits: torch.Tensor, n: int):\n    rows = torch.arange(n, device='cuda')\n"
+                "    pairs = (rows, rows)\n    logits[pairs] = -float('inf')\n", (5,)),
     )
 
     def __init__(self) -> None:
@@ -204,7 +230,7 @@ class IndexPutFromHost(Rule):
     ) -> tuple[str, Fix | None] | None:
         """What makes `node[index] (= value)` sync, as (message, fix); None when nothing does."""
         code = abbreviate(self.ctx.code(index))
-        fact = self.ctx.devices.fact(index)
+        fact = _tuple_index(self.ctx.devices.fact(index))
         scalar = value is not None and is_python_number(self.ctx, value)
         host_scalar = scalar or (value is not None and is_cpu_scalar_tensor(self.ctx, value))
         # A variable bound to a list display, holding no tensor (filled by `.append` of numbers, or
@@ -215,6 +241,13 @@ class IndexPutFromHost(Rule):
             return (
                 f"the list index `{code}` is built as a CPU tensor and copied to the GPU with a blocking copy; "
                 "build the index tensor on the GPU once (pinned, `non_blocking=True`) and reuse it",
+                None,
+            )
+        if fact.value_kind == "numpy" and fact.ndim:
+            # Only an array known to have a rank: `t[a[i]]` with a NumPy scalar selects as an int does.
+            return (
+                f"the NumPy index `{code}` is turned into a CPU tensor and copied to the GPU with a blocking "
+                "copy; build the index on the GPU (or copy it once from pinned memory with `non_blocking=True`)",
                 None,
             )
         if fact.is_cpu and fact.ndim != 0:
@@ -258,7 +291,7 @@ class IndexPutFromHost(Rule):
             return None  # not known to be a torch tensor: a dict or a custom container takes any key
         for element in node.slice:
             if isinstance(element.slice, cst.Index):
-                index = self.ctx.devices.fact(element.slice.value)
+                index = _tuple_index(self.ctx.devices.fact(element.slice.value))
                 if index.is_gpu and index.dtype in ("int", "bool"):
                     code = abbreviate(self.ctx.code(element.slice.value))
                     return dataclasses.replace(

@@ -2266,3 +2266,75 @@ def compare(n: int):
 """,
     })
     assert not [d for d in diagnostics if d.code == "SL302"]
+
+
+def test_keywords_spread_from_a_dict_reach_the_parameters_they_name(tmp_path) -> None:
+    diagnostics = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/builder.py": """
+from typing import Optional
+
+import torch
+
+
+class Builder:
+    def build(self, lens: torch.Tensor, draft: Optional[torch.Tensor] = None, host: Optional[torch.Tensor] = None):
+        if draft is not None and draft.sum().item() == 0:
+            return None
+        if host is not None and host.sum().item() == 0:
+            return None
+        return lens
+""",
+        "pkg/runner.py": """
+import torch
+
+from pkg.builder import Builder
+
+
+class Runner:
+    def __init__(self, n: int):
+        self.builder = Builder()
+        self.draft = torch.zeros(n, device="cuda")
+        self.host = torch.zeros(n)
+
+    def step(self, lens: torch.Tensor, spec: bool):
+        extra = {}
+        if spec:
+            extra = dict(draft=self.draft[:4], host=self.host[:4])
+        return self.builder.build(lens, **extra)
+""",
+    })
+    rows = sorted(d.start.row for d in diagnostics if d.code == "SL101" and d.path.endswith("builder.py"))
+    assert rows == [9]  # `draft` comes from the GPU field through `**extra`; `host` from the CPU one
+
+
+def test_a_dtype_passed_to_a_helper_gives_its_result_that_dtype(tmp_path) -> None:
+    diagnostics = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/processor.py": """
+import torch
+
+
+class MinTokens:
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.logits_slice = (self._device_tensor([], torch.int32), self._device_tensor([], torch.int32))
+        self.banned = self._device_tensor([], torch.bool)
+
+    def _device_tensor(self, data: list, dtype: torch.dtype) -> torch.Tensor:
+        return torch.tensor(data, device="cpu", dtype=dtype, pin_memory=True).to(device=self.device, non_blocking=True)
+
+    def apply(self, logits: torch.Tensor) -> torch.Tensor:
+        logits[self.logits_slice] = -float("inf")
+        logits[self.banned] = 0.0
+        return logits
+""",
+    }, pyproject='[tool.sync-lint]\ntarget-torch-version = "2.11"\n')
+    rows = sorted(d.start.row for d in diagnostics if d.code == "SL302")
+    assert rows == [15]  # int GPU indices (a tuple of them) with a host scalar; a GPU bool mask takes `masked_fill_`
+
+
+@pytest.mark.parametrize("size,dtype", [("n", "int"), ("0, n", "int"), ("4", "int"), ("x", None), ("f", None)])
+def test_arange_over_an_int_name_counts_in_integers(size: str, dtype: str | None) -> None:
+    fact, _ = fact_of(f"import torch\ndef f(n: int, x, f: float):\n    probe(torch.arange({size}, device='cuda'))\n")
+    assert fact.is_gpu and fact.dtype == dtype

@@ -35,6 +35,7 @@ from sync_lint.analysis.facts import (
     device_string,
     device_value,
     host_list,
+    is_host_list,
     join,
     module_in,
     module_output,
@@ -463,7 +464,8 @@ class Evaluator:
         if qual.startswith("torch."):
             last = qual.rsplit(".", 1)[-1]
             if last in DTYPE_NAMES:
-                return DTYPE
+                # Its class goes with it, for a callee's `dtype=dtype` (`self._device_tensor(ids, torch.int32)`).
+                return replace(DTYPE, dtype=DTYPE_NAMES[last]) if qual == f"torch.{last}" else DTYPE
             return replace(PYTHON, value_kind="torch-object")
         if qual.startswith("numpy."):
             return NUMPY
@@ -471,8 +473,9 @@ class Evaluator:
 
     def _eval_subscript(self, expr: cst.Subscript) -> Fact:
         base = self.fact(expr.value)
-        if base.value_kind == "numpy":
-            return NUMPY
+        if base.value_kind == "numpy":  # a slice keeps an array's rank; anything else may pick a scalar
+            sliced = all(isinstance(element.slice, cst.Slice) for element in expr.slice)
+            return replace(NUMPY, ndim=base.ndim) if sliced else NUMPY
         layer = module_in(base, sliced=len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Slice))
         if layer is not None:  # `self.layers[i]`, `self.layers[:n]`
             return layer
@@ -568,7 +571,7 @@ class Evaluator:
             if qual == "itertools.islice" and expr.args and not expr.args[0].star:
                 return self.fact(expr.args[0].value)  # `islice(self.layers, start, end)`: the same elements
             if qual.startswith("numpy."):
-                return NUMPY
+                return self._numpy_call(expr, qual[len("numpy."):])
             if arithmetic_call(qual) and expr.args and not any(a.star or a.keyword for a in expr.args):
                 return combine([self.fact(a.value) for a in expr.args])
         func = expr.func
@@ -704,7 +707,7 @@ class Evaluator:
         dtype = _dtype_kwarg(expr)
         ndim = _factory_ndim(expr, name, self._holds_int)
         if dtype is None:
-            dtype = _factory_default_dtype(expr, name)
+            dtype = _factory_default_dtype(expr, name, self._holds_int)
         if device_arg is not None:
             return self._factory_on(device_arg.value, expr, "created by {code}", ndim, dtype, pin, pin_unknown)
         if any(a.star == "**" for a in expr.args):
@@ -782,7 +785,7 @@ class Evaluator:
         owner = self.fact(receiver)
         if owner.device is Device.NOT_TENSOR:
             if owner.value_kind == "numpy":
-                return NUMPY
+                return replace(NUMPY, ndim=owner.ndim) if method in ("astype", "copy") else NUMPY
             if nn_module(owner) and method in MODULE_MOVES:
                 return owner
             if owner.value_kind == "device-module" and (method in EVENT_HANDLES or method in STREAM_HANDLES):
@@ -811,7 +814,7 @@ class Evaluator:
         if method in HOST_VALUE_METHODS or method in METADATA_METHODS:
             return PYTHON
         if method == "numpy":
-            return NUMPY
+            return replace(NUMPY, ndim=owner.ndim if owner.is_tensor or owner.is_unknown_tensor else None)
         if method == "cuda":
             return Fact(Device.GPU, ndim=owner.ndim, dtype=owner.dtype, reason="moved by {code}", origin=expr)
         if method == "cpu":
@@ -855,6 +858,22 @@ class Evaluator:
             dtype = result_dtype(method, None, by_method=True, arguments=0)
             return Fact(Device.UNKNOWN, tensor_like=True, ndim=owner.ndim, dtype=dtype)
         return self._made_on_the_host(expr)
+
+    def _numpy_call(self, expr: cst.Call, name: str) -> Fact:
+        """`numpy.<name>(...)`: an array, whose rank is known where the call always makes a vector
+        (`np.arange(n)`, `np.cumsum(lens)` or `np.repeat(a, k)` with no axis, `np.array([1, 2])`)."""
+        positional = [a.value for a in expr.args if a.keyword is None and not a.star]
+        if any(a.keyword is not None and a.keyword.value == "axis" or a.star for a in expr.args):
+            return NUMPY
+        if name in ("arange", "flatnonzero") or name in ("cumsum", "cumprod") and len(positional) == 1 or \
+                name == "repeat" and len(positional) == 2:
+            return replace(NUMPY, ndim=1)
+        if name in ("array", "asarray") and positional:
+            depth = _list_depth(positional[0])
+            if depth is None and is_host_list(self.fact(positional[0])):
+                depth = 1
+            return replace(NUMPY, ndim=depth) if depth else NUMPY
+        return NUMPY
 
     def _holds_int(self, expr: cst.BaseExpression) -> bool:
         """A name or attribute known to hold one Python integer (a factory's size)."""
@@ -947,6 +966,11 @@ class Evaluator:
 
     def _eval_binary(self, expr: cst.BinaryOperation) -> Fact:
         left, right = self.fact(expr.left), self.fact(expr.right)
+        if "numpy" in (left.value_kind, right.value_kind) and \
+                all(f.value_kind == "numpy" or f.value_kind == "python" and f.dtype != "str" for f in (left, right)):
+            # `np.cumsum(lens) - 1` is an array, of the rank of its array operands (a number broadcasts).
+            ndims = [f.ndim for f in (left, right) if f.value_kind == "numpy"]
+            return replace(NUMPY, ndim=max(ndims) if None not in ndims else None)  # type: ignore[type-var]
         result = combine([left, right])
         if isinstance(expr.operator, cst.Divide) and result.dtype == "int":
             result = replace(result, dtype="float")
@@ -1171,15 +1195,19 @@ def _dtype_kwarg(expr: cst.Call) -> str | None:
     return None
 
 
-def _factory_default_dtype(expr: cst.Call, name: str) -> str | None:
+def _factory_default_dtype(expr: cst.Call, name: str, number: Callable[[cst.BaseExpression], bool]) -> str | None:
+    """The dtype class a factory gives without `dtype=`; `number` says whether a name or attribute holds one
+    Python integer (`torch.arange(n, device=...)` with `n: int` counts in int64, as with a literal)."""
     if name in ("randint", "randperm", "tril_indices", "triu_indices"):
         return "int"
     if name in ("tensor", "as_tensor") and expr.args:
         return _literal_dtype(expr.args[0].value)
     if name == "arange":
         positional = [a.value for a in expr.args if a.keyword is None]
-        if positional and all(isinstance(p, (cst.Integer, cst.Name)) for p in positional):
-            return "int" if all(isinstance(p, cst.Integer) for p in positional) else None
+        if positional and all(isinstance(p, cst.Integer) or isinstance(p, (cst.Name, cst.Attribute)) and number(p)
+                              for p in positional):
+            return "int"
+        return None
     if name in ("zeros", "ones", "empty", "rand", "randn"):
         return "float"
     return None

@@ -1381,8 +1381,10 @@ class Inference:
         # whether an argument rests on a convention: else the call solved first would decide how sure
         # the answer is for every later call. And so is an argument's evidence: a function that returns
         # its argument hands on the argument's provenance, which must be this call's, not the first's.
+        # A dtype's class too: `_device_tensor(ids, torch.int32)` and `(..., torch.bool)` differ.
         key = (function, budget, tuple(sorted((k, v.lattice(), v.by_convention,
-                                               v.reason if v.value_kind == "python" else None, _evidence(v))
+                                               v.reason if v.value_kind == "python" else None,
+                                               v.dtype if v.value_kind == "dtype" else None, _evidence(v))
                                               for k, v in params.items())), building)
         hit = self._specialized.get(key)
         if hit is not None:
@@ -1712,6 +1714,10 @@ class Inference:
             return self._global_in(symbol.module, symbol.local, mode, budget)
         root = dotted.split(".")[0]
         if root in ("torch", "numpy"):
+            if root == "torch" and dotted.count(".") == 1 and dotted[len("torch."):] in DTYPE_NAMES:
+                # `torch.int32` passed on (`self._device_tensor(ids, torch.int32)`): a dtype whose class a
+                # `dtype=dtype` inside the callee reads (`_dtype_named`).
+                return Fact(Device.NOT_TENSOR, value_kind="dtype", dtype=DTYPE_NAMES[dotted[len("torch."):]])
             if dotted in _DEVICE_MODULES:
                 return Fact(Device.NOT_TENSOR, value_kind="device-module", refs=frozenset({dotted}))
             return Fact(Device.NOT_TENSOR, value_kind="module", refs=frozenset({dotted}))
@@ -2387,6 +2393,9 @@ class Inference:
         """The dtype class ("bool", "int", "float") a `dtype=` argument spells (`torch.bool`), if any."""
         if value is None:
             return None
+        if value[0] == "param" and context.params and value[1] in context.params:
+            given = context.params[value[1]]  # a specialised call's argument (`returns_with`)
+            return given.dtype if given.value_kind == "dtype" else None
         function = context.function.qualname if context.function else None
         spelled = self.index.value_name(context.summary, value, function)
         if spelled is None or not spelled.startswith("torch."):
@@ -2891,6 +2900,10 @@ def _argument(call: CallSite, params: list[Param], name: str, skip: int) -> tupl
     for keyword, value in call.kwargs:
         if keyword == name:
             return value, False
+    for keyword, value in call.kwargs:
+        spread_value = _spread_keyword(value, name) if keyword == "**" else None
+        if spread_value is not None:
+            return spread_value, False
     spread = any(keyword == "**" for keyword, _value in call.kwargs) or any(a[0] == "*" for a in call.args)
     positional = [p for p in params if p.kind in ("posonly", "pos")][skip:]
     for index, param in enumerate(positional):
@@ -2899,6 +2912,21 @@ def _argument(call: CallSite, params: list[Param], name: str, skip: int) -> tupl
                 return call.args[index], False
             return None, not spread
     return None, not spread
+
+
+def _spread_keyword(mapping: Value, name: str) -> Value | None:
+    """What `**mapping` passes for the keyword `name`, where the mapping is a display or a `dict(...)` call
+    the summary knows, on some path (vLLM's model runner passes a GDN builder's `num_draft_tokens` in
+    `**extra_attn_metadata_args`, bound to `{}` or to `dict(num_draft_tokens=..., ...)`); None otherwise."""
+    tag = mapping[0]
+    if tag == "dict":
+        return next((value for key, value in mapping[1] if key == name), None)
+    if tag == "call" and mapping[1] == ("name", "dict"):
+        return next((value for key, value in mapping[3] if key == name), None)
+    if tag == "join":
+        found = [value for value in (_spread_keyword(option, name) for option in mapping[1]) if value is not None]
+        return found[0] if len(found) == 1 else ("join", tuple(found)) if found else None
+    return None
 
 
 def _forced(argument: Argument) -> Fact:
