@@ -2338,3 +2338,42 @@ class MinTokens:
 def test_arange_over_an_int_name_counts_in_integers(size: str, dtype: str | None) -> None:
     fact, _ = fact_of(f"import torch\ndef f(n: int, x, f: float):\n    probe(torch.arange({size}, device='cuda'))\n")
     assert fact.is_gpu and fact.dtype == dtype
+
+
+@pytest.mark.parametrize("device,on_gpu", [("'cuda'", True), ("'cpu'", False)])
+def test_a_kernel_library_function_returns_its_output_on_its_inputs_device(device: str, on_gpu: bool) -> None:
+    fact, _ = fact_of(f"""
+        import flashinfer.sampling
+        import torch
+        def sample(probs, p: float):
+            uniform = torch.empty(4, device={device})
+            ids, success = flashinfer.sampling.top_p_sampling_from_probs(probs, uniform, p)
+            probe(success)
+    """)
+    assert fact.is_gpu is on_gpu
+    assert not on_gpu or fact.by_convention
+
+
+def test_a_kernel_library_result_crosses_files_by_convention(tmp_path) -> None:
+    diagnostics = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/ops.py": """
+import sgl_kernel
+
+
+def top_k(probs, k: int):
+    return sgl_kernel.top_k_renorm_prob(probs, k)
+""",
+        "pkg/sampler.py": """
+import torch
+
+from pkg.ops import top_k
+
+
+def sample(n: int):
+    probs = torch.rand(n, device="cuda")
+    renormed = top_k(probs, 4)
+    return renormed.sum().item()
+""",
+    })
+    assert [d.start.row for d in diagnostics if d.code == "SL101"] == [10]

@@ -38,6 +38,7 @@ from sync_lint.analysis.facts import (
     is_host_list,
     join,
     module_in,
+    kernel_output,
     module_output,
     nn_module,
     none_fallback,
@@ -80,6 +81,7 @@ from sync_lint.analysis.knowledge import (
     TENSOR_ONLY_CASTS,
     VIEW_METHODS,
     arithmetic_call,
+    kernel_library_call,
     cuda_device_module,
     factory_rank,
     legacy_tensor_type,
@@ -574,6 +576,8 @@ class Evaluator:
                 return self._numpy_call(expr, qual[len("numpy."):])
             if arithmetic_call(qual) and expr.args and not any(a.star or a.keyword for a in expr.args):
                 return combine([self.fact(a.value) for a in expr.args])
+            if kernel_library_call(qual):
+                return kernel_output(qual, (self.fact(a.value) for a in expr.args if not a.star))
         func = expr.func
         if isinstance(func, cst.Attribute):
             return self._eval_method(expr, func.value, func.attr.value)

@@ -167,6 +167,18 @@ def arithmetic_call(qualified: str) -> bool:
     return ".".join(qualified.rsplit(".", 2)[-2:]) in ARITHMETIC_CALLS
 
 
+# Libraries of GPU kernels whose module-level functions return tensors on the device of their tensor
+# inputs (they launch CUDA kernels on them and allocate their outputs there): FlashInfer's samplers and
+# norms, SGLang's `sgl_kernel`, FlashAttention, FlashMLA, DeepGEMM. A function that plans on the host
+# is a method of a wrapper object (`wrapper.plan(...)`), not one of these calls.
+KERNEL_LIBRARIES = frozenset({"flashinfer", "sgl_kernel", "flash_attn", "flash_mla", "deep_gemm"})
+
+
+def kernel_library_call(qualified: str) -> bool:
+    """Whether a call of this (import-resolved) name is a function of a GPU kernel library."""
+    return qualified.split(".", 1)[0] in KERNEL_LIBRARIES and "." in qualified
+
+
 def cuda_device_module(device: str | None) -> bool:
     """Whether `torch.get_device_module(device)` may be `torch.cuda`: no argument or one not written
     out (`None`), or a device string for CUDA; `"cpu"` gives `torch.cpu`, `"xpu"` another platform's."""

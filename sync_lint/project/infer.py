@@ -57,6 +57,7 @@ from sync_lint.analysis.facts import (
     host_list,
     is_exact,
     module_in,
+    kernel_output,
     module_output,
     nn_module,
     pieces_of,
@@ -88,6 +89,7 @@ from sync_lint.analysis.knowledge import (
     TENSOR_ATTRS,
     VIEW_METHODS,
     arithmetic_call,
+    kernel_library_call,
     cuda_device_module,
     factory_rank,
     module_state_class,
@@ -2037,6 +2039,9 @@ class Inference:
         if qualified is not None and arithmetic_call(qualified) and args and not kwargs and \
                 all(a[0] != "*" for a in args) and self.index.function(qualified) is None:
             return combine([self.eval(a, context) for a in args])
+        if qualified is not None and kernel_library_call(qualified) and self.index.resolve(qualified) is None:
+            return kernel_output(qualified, (self.eval(a, context) for a in [*args, *(v for _k, v in kwargs)]
+                                             if a[0] != "*"))
         receiver = None
         if func[0] == "attr":
             receiver = self.eval(func[1], context)
