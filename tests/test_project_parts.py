@@ -2377,3 +2377,41 @@ def sample(n: int):
 """,
     })
     assert [d.start.row for d in diagnostics if d.code == "SL101"] == [10]
+
+
+def test_a_field_declared_int_that_every_construction_gives_a_gpu_tensor_holds_the_tensor(tmp_path) -> None:
+    diagnostics = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/meta.py": """
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class PrefillMeta:
+    total_seq_lens: int
+    causal: bool = True
+
+
+def build(seq_lens_cpu: torch.Tensor, start: int, causal_mask) -> PrefillMeta:
+    seq_lens = seq_lens_cpu.to("cuda", non_blocking=True)
+    if causal_mask is not None:
+        return PrefillMeta(total_seq_lens=seq_lens[start:].sum(), causal=torch.ones(1, device="cuda").bool())
+    return PrefillMeta(total_seq_lens=seq_lens[start:].sum())
+""",
+        "pkg/model.py": """
+import torch
+
+from pkg.meta import PrefillMeta
+
+
+def gather(meta: PrefillMeta, head_dim: int):
+    k = torch.empty([meta.total_seq_lens, head_dim], device="cuda")
+    if meta.causal:
+        return k
+    return None
+""",
+    })
+    rows = sorted(d.start.row for d in diagnostics if d.code == "SL104" and d.path.endswith("model.py"))
+    assert rows == [8]  # `causal` keeps its declaration: its default is a Python bool

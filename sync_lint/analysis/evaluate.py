@@ -577,7 +577,9 @@ class Evaluator:
             if arithmetic_call(qual) and expr.args and not any(a.star or a.keyword for a in expr.args):
                 return combine([self.fact(a.value) for a in expr.args])
             if kernel_library_call(qual):
-                return kernel_output(qual, (self.fact(a.value) for a in expr.args if not a.star))
+                output = kernel_output(qual, (self.fact(a.value) for a in expr.args if not a.star))
+                if output is not None:
+                    return output
         func = expr.func
         if isinstance(func, cst.Attribute):
             return self._eval_method(expr, func.value, func.attr.value)

@@ -175,8 +175,9 @@ KERNEL_LIBRARIES = frozenset({"flashinfer", "sgl_kernel", "flash_attn", "flash_m
 
 
 def kernel_library_call(qualified: str) -> bool:
-    """Whether a call of this (import-resolved) name is a function of a GPU kernel library."""
-    return qualified.split(".", 1)[0] in KERNEL_LIBRARIES and "." in qualified
+    """Whether a call of this (import-resolved) name is a function of a GPU kernel library (not one of its
+    classes: `flashinfer.BatchPrefillWithRaggedKVCacheWrapper(...)` builds a wrapper object)."""
+    return qualified.split(".", 1)[0] in KERNEL_LIBRARIES and "." in qualified and not class_like(qualified)
 
 
 def cuda_device_module(device: str | None) -> bool:

@@ -437,6 +437,8 @@ class Inference:
     def _field(self, cls: str, attr: str, budget: int) -> Fact:
         sources: list[Fact] = []
         declared: Fact | None = None
+        scalar: Fact | None = None  # the field is declared a Python scalar (`_decode_causal: bool = True`)
+        scalar_spelled = ""
         field_declared = False
         for owner in self.index.mro(cls):
             found = self.index.klass(owner)
@@ -449,10 +451,10 @@ class Inference:
                 field_declared = True
                 annotated = self._annotation_fact(summary, annotation)
                 if _scalar_annotation(annotation):
-                    # `_decode_causal: bool = True`: the class says what the field holds, whatever a
-                    # store elsewhere is taken for (one model passes a GPU tensor as `causal`).
-                    return _declared_scalar_field(attr, info.name, annotation, self._where(summary, line))
-                if annotated is not None and declared is None:
+                    if scalar is None:
+                        scalar = _declared_scalar_field(attr, info.name, annotation, self._where(summary, line))
+                        scalar_spelled = _spelled(annotation)
+                elif annotated is not None and declared is None:
                     declared = replace(annotated, reason=f"field `{attr}` of `{info.name}` is declared "
                                        f"`{_spelled(annotation)}`", where=self._where(summary, line))
                 if default is not None:
@@ -464,9 +466,9 @@ class Inference:
                     context = Context(summary, None, budget=budget - 1)
                     sources.append(self._source(self.eval(value, context), f"class attribute `{info.name}.{attr}` "
                                                 f"is `{render(value)}`", summary, line))
-        scalar = self._declared_in_a_method(cls, attr)
-        if scalar is not None:
-            return scalar
+        in_a_method = self._declared_in_a_method(cls, attr)
+        if in_a_method is not None:
+            return in_a_method
         if self._by_position(cls):
             sources += self._constructor_fields(cls, attr, budget)
             sources += self._replaced_fields(cls, attr, budget)
@@ -486,6 +488,15 @@ class Inference:
                 continue
             sources.append(self._source(stored, f"field `{attr}` of `{_short(cls)}` is "
                                         f"stored from `{render(store.value)}`", store_summary, store.line))
+        if scalar is not None:
+            # `_decode_causal: bool = True`: the class says what the field holds, whatever one store
+            # elsewhere is taken for (one vLLM model passes a GPU tensor as `causal`, the others bools).
+            # Unless every value it is given is a GPU tensor, proven: then the declaration is wrong, and
+            # each read waits (vLLM's `total_seq_lens: int`, built from `seq_lens[start:].sum()`).
+            if not sources or not all(s.is_tensor and s.device is Device.GPU and not s.by_convention for s in sources):
+                return scalar
+            joined = join_sources(sources)
+            return replace(joined, reason=f"{joined.reason}, though declared `{scalar_spelled}`")
         joined = join_sources(sources)
         if moved and joined.is_tensor and joined.device is Device.GPU:
             # Whether a read comes before the move or after it is a matter of time the index does not
@@ -2040,8 +2051,10 @@ class Inference:
                 all(a[0] != "*" for a in args) and self.index.function(qualified) is None:
             return combine([self.eval(a, context) for a in args])
         if qualified is not None and kernel_library_call(qualified) and self.index.resolve(qualified) is None:
-            return kernel_output(qualified, (self.eval(a, context) for a in [*args, *(v for _k, v in kwargs)]
-                                             if a[0] != "*"))
+            output = kernel_output(qualified, (self.eval(a, context) for a in [*args, *(v for _k, v in kwargs)]
+                                               if a[0] != "*"))
+            if output is not None:
+                return output
         receiver = None
         if func[0] == "attr":
             receiver = self.eval(func[1], context)
