@@ -2354,6 +2354,17 @@ def test_a_kernel_library_function_returns_its_output_on_its_inputs_device(devic
     assert not on_gpu or fact.by_convention
 
 
+def test_a_kernel_library_capability_check_is_no_tensor() -> None:
+    fact, _ = fact_of("""
+        import flashinfer.norm
+        import torch
+        def norm(w):
+            x = torch.empty(4, device="cuda")
+            probe(flashinfer.norm.supports_gated_residual_rmsnorm(x, w))
+    """)
+    assert not fact.is_gpu
+
+
 def test_a_kernel_library_result_crosses_files_by_convention(tmp_path) -> None:
     diagnostics = check_small_project(tmp_path, {
         "pkg/__init__.py": "",
