@@ -2340,54 +2340,46 @@ def test_arange_over_an_int_name_counts_in_integers(size: str, dtype: str | None
     assert fact.is_gpu and fact.dtype == dtype
 
 
-@pytest.mark.parametrize("device,on_gpu", [("'cuda'", True), ("'cpu'", False)])
-def test_a_kernel_library_function_returns_its_output_on_its_inputs_device(device: str, on_gpu: bool) -> None:
-    fact, _ = fact_of(f"""
-        import flashinfer.sampling
-        import torch
-        def sample(probs, p: float):
-            uniform = torch.empty(4, device={device})
-            ids, success = flashinfer.sampling.top_p_sampling_from_probs(probs, uniform, p)
-            probe(success)
-    """)
-    assert fact.is_gpu is on_gpu
-    assert not on_gpu or fact.by_convention
-
-
-def test_a_kernel_library_capability_check_is_no_tensor() -> None:
-    fact, _ = fact_of("""
-        import flashinfer.norm
-        import torch
-        def norm(w):
-            x = torch.empty(4, device="cuda")
-            probe(flashinfer.norm.supports_gated_residual_rmsnorm(x, w))
-    """)
-    assert not fact.is_gpu
-
-
-def test_a_kernel_library_result_crosses_files_by_convention(tmp_path) -> None:
+def test_a_method_stored_into_self_is_called_through_its_own_class_only(tmp_path) -> None:
     diagnostics = check_small_project(tmp_path, {
         "pkg/__init__.py": "",
         "pkg/ops.py": """
-import sgl_kernel
+def nvidia_fwd(x, lens=None):
+    if lens is not None:
+        return lens.cpu()
+    return x
 
 
-def top_k(probs, k: int):
-    return sgl_kernel.top_k_renorm_prob(probs, k)
+def ptx_fwd(x, lens=None):
+    if lens is not None:
+        return lens.cpu()
+    return x
 """,
-        "pkg/sampler.py": """
+        "pkg/kernels.py": """
 import torch
 
-from pkg.ops import top_k
+from pkg.ops import nvidia_fwd, ptx_fwd
 
 
-def sample(n: int):
-    probs = torch.rand(n, device="cuda")
-    renormed = top_k(probs, 4)
-    return renormed.sum().item()
+class Nvidia:
+    def __init__(self):
+        self._fwd = nvidia_fwd
+
+    def run(self, x):
+        return self._fwd(x)
+
+
+class Ptx:
+    def __init__(self):
+        self._fwd = ptx_fwd
+
+    def run(self, x, n: int):
+        lens = torch.zeros(n, device="cuda")
+        return self._fwd(x, lens=lens)
 """,
     })
-    assert [d.start.row for d in diagnostics if d.code == "SL101"] == [10]
+    rows = sorted((d.path.rsplit("/", 1)[-1], d.start.row) for d in diagnostics if d.code == "SL103")
+    assert rows == [("ops.py", 10)]  # `Ptx.run` reaches `ptx_fwd` only, not `Nvidia`'s `nvidia_fwd`
 
 
 def test_a_field_declared_int_that_every_construction_gives_a_gpu_tensor_holds_the_tensor(tmp_path) -> None:

@@ -37,7 +37,6 @@ from sync_lint.analysis.facts import (
     host_list,
     is_host_list,
     join,
-    kernel_output,
     module_in,
     module_output,
     nn_module,
@@ -83,7 +82,6 @@ from sync_lint.analysis.knowledge import (
     arithmetic_call,
     cuda_device_module,
     factory_rank,
-    kernel_library_call,
     legacy_tensor_type,
     module_state_class,
     result_dtype,
@@ -576,10 +574,6 @@ class Evaluator:
                 return self._numpy_call(expr, qual[len("numpy."):])
             if arithmetic_call(qual) and expr.args and not any(a.star or a.keyword for a in expr.args):
                 return combine([self.fact(a.value) for a in expr.args])
-            if kernel_library_call(qual):
-                output = kernel_output(qual, (self.fact(a.value) for a in expr.args if not a.star))
-                if output is not None:
-                    return output
         func = expr.func
         if isinstance(func, cst.Attribute):
             return self._eval_method(expr, func.value, func.attr.value)

@@ -316,18 +316,6 @@ def module_output(module: Fact, inputs: "Iterable[Fact]", code: str, method: str
                 reason=f"{code} runs {what} of a class not known here, taken to return a tensor where its input is")
 
 
-def kernel_output(qualified: str, inputs: "Iterable[Fact]") -> Fact | None:
-    """What a GPU kernel library's function returns (`knowledge.kernel_library_call`): a tensor (or a tuple
-    of tensors, which unpacks to tensors) on the GPU where an input tensor is, by convention, since the
-    library allocates its outputs where it runs; None (what any call says) otherwise."""
-    gpu = next((f for f in inputs if f.is_gpu), None)
-    if gpu is None:
-        return None
-    return Fact(Device.GPU, convention=True, via=gpu,
-                reason=f"`{qualified}` is a GPU kernel library's function, taken to return its output on the "
-                       "device of its input")
-
-
 def is_exact(fact: Fact) -> bool:
     """Whether an object's class is known exactly (constructed, not declared)."""
     return fact.value_kind == "object" and "exact" in fact.items

@@ -167,28 +167,6 @@ def arithmetic_call(qualified: str) -> bool:
     return ".".join(qualified.rsplit(".", 2)[-2:]) in ARITHMETIC_CALLS
 
 
-# Libraries of GPU kernels whose module-level functions return tensors on the device of their tensor
-# inputs (they launch CUDA kernels on them and allocate their outputs there): FlashInfer's samplers and
-# norms, SGLang's `sgl_kernel`, FlashAttention, FlashMLA, DeepGEMM. A function that plans on the host
-# is a method of a wrapper object (`wrapper.plan(...)`), not one of these calls.
-KERNEL_LIBRARIES = frozenset({"flashinfer", "sgl_kernel", "flash_attn", "flash_mla", "deep_gemm"})
-
-
-# Names of a kernel library's host-side helpers: capability checks and settings answer in Python values
-# (`flashinfer.norm.supports_gated_residual_rmsnorm(x, ...)` is a bool), not with tensors.
-_HOST_HELPER_PREFIXES = ("supports_", "is_", "has_", "can_", "get_", "check_", "should_", "use_", "enable_",
-                         "set_", "register_", "init_", "create_")
-
-
-def kernel_library_call(qualified: str) -> bool:
-    """Whether a call of this (import-resolved) name is a function of a GPU kernel library that computes on
-    tensors: not one of its classes (`flashinfer.BatchPrefillWithRaggedKVCacheWrapper(...)` builds a
-    wrapper object) nor a host-side helper (`_HOST_HELPER_PREFIXES`)."""
-    name = qualified.rsplit(".", 1)[-1]
-    return qualified.split(".", 1)[0] in KERNEL_LIBRARIES and "." in qualified and not class_like(qualified) \
-        and not name.startswith(_HOST_HELPER_PREFIXES)
-
-
 def cuda_device_module(device: str | None) -> bool:
     """Whether `torch.get_device_module(device)` may be `torch.cuda`: no argument or one not written
     out (`None`), or a device string for CUDA; `"cpu"` gives `torch.cpu`, `"xpu"` another platform's."""

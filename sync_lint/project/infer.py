@@ -56,7 +56,6 @@ from sync_lint.analysis.facts import (
     device_value,
     host_list,
     is_exact,
-    kernel_output,
     module_in,
     module_output,
     nn_module,
@@ -91,7 +90,6 @@ from sync_lint.analysis.knowledge import (
     arithmetic_call,
     cuda_device_module,
     factory_rank,
-    kernel_library_call,
     module_state_class,
     pins_where_available,
     result_dtype,
@@ -1034,10 +1032,27 @@ class Inference:
             stored = f"partial({_short(function)}, ...)" if bound else _short(function)
             described = f"`.{attr} = {stored}` ({self._where(summary, store.line)})"
             for caller, call in self.index.calls_named(attr):
-                if call.func[0] == "attr" and call.func[2] == attr and _held_object(call.func[1]):
+                if call.func[0] == "attr" and call.func[2] == attr and _held_object(call.func[1]) and \
+                        not self._another_class_self(summary, store, caller, call):
                     out.append((caller, call, bound))
                     self._rebound.setdefault((caller.module, call.line, call.func), described)
         return out
+
+    def _another_class_self(self, summary: ModuleSummary, store: Store, caller: ModuleSummary, call: CallSite) -> bool:
+        """Whether a store into `self.attr` and a call of `self.attr(...)` are in methods of unrelated
+        classes: SGLang's two KDA kernels each set `self._fwd` to their own `chunk_kda_fwd`, and one's
+        `self._fwd(...)` calls its own, not the other's."""
+        if store.base != ("param", "self") or call.func[1] != ("param", "self") or store.function is None \
+                or call.function is None:
+            return False
+        stored_in = summary.functions.get(store.function)
+        called_in = caller.functions.get(call.function)
+        if stored_in is None or called_in is None:
+            return False
+        ours, theirs = _class_of(summary, stored_in), _class_of(caller, called_in)
+        if ours is None or theirs is None or ours == theirs:
+            return False
+        return ours not in self.index.mro(theirs) and theirs not in self.index.mro(ours)
 
     def _interface_calls(self, summary: ModuleSummary, info: FunctionInfo) -> list[tuple[ModuleSummary, CallSite, int]]:
         """For a method no call resolves to, the calls of its name on a receiver whose class is not known
@@ -2050,11 +2065,6 @@ class Inference:
         if qualified is not None and arithmetic_call(qualified) and args and not kwargs and \
                 all(a[0] != "*" for a in args) and self.index.function(qualified) is None:
             return combine([self.eval(a, context) for a in args])
-        if qualified is not None and kernel_library_call(qualified) and self.index.resolve(qualified) is None:
-            output = kernel_output(qualified, (self.eval(a, context) for a in [*args, *(v for _k, v in kwargs)]
-                                               if a[0] != "*"))
-            if output is not None:
-                return output
         receiver = None
         if func[0] == "attr":
             receiver = self.eval(func[1], context)
