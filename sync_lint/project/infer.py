@@ -467,6 +467,8 @@ class Inference:
         in_a_method = self._declared_in_a_method(cls, attr)
         if in_a_method is not None:
             return in_a_method
+        if scalar is not None and not all(_proven_gpu_tensor(s) for s in sources):
+            return scalar  # a default or class attribute that is no GPU tensor: the declaration stands
         if self._by_position(cls):
             sources += self._constructor_fields(cls, attr, budget)
             sources += self._replaced_fields(cls, attr, budget)
@@ -491,7 +493,7 @@ class Inference:
             # elsewhere is taken for (one vLLM model passes a GPU tensor as `causal`, the others bools).
             # Unless every value it is given is a GPU tensor, proven: then the declaration is wrong, and
             # each read waits (vLLM's `total_seq_lens: int`, built from `seq_lens[start:].sum()`).
-            if not sources or not all(s.is_tensor and s.device is Device.GPU and not s.by_convention for s in sources):
+            if not sources or not all(_proven_gpu_tensor(s) for s in sources):
                 return scalar
             joined = join_sources(sources)
             return replace(joined, reason=f"{joined.reason}, though declared `{scalar_spelled}`")
@@ -2544,6 +2546,11 @@ def _spelled(annotation: tuple[str, ...]) -> str:
 def _scalar_annotation(annotation: tuple[str, ...]) -> bool:
     """`bool`, `int | None`, `Optional[float]`: a Python scalar (None is already unwrapped)."""
     return bool(annotation) and all(name in _SCALAR_ANNOTATIONS for name in annotation)
+
+
+def _proven_gpu_tensor(fact: Fact) -> bool:
+    """A value that overrides a field's scalar declaration: a GPU tensor, not by convention."""
+    return fact.is_tensor and fact.device is Device.GPU and not fact.by_convention
 
 
 def _declared_scalar_field(attr: str, owner: str, annotation: tuple[str, ...], where: str) -> Fact:
