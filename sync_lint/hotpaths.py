@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Callable, Collection, Iterable, NamedTuple, Se
 
 from sync_lint.analysis.conventions import cpu_function
 from sync_lint.diagnostics import ChainStep, Diagnostic, EvidenceStep, FileResult, Hotness, Position
+from sync_lint.ranking import CONVENTION_IN_TEST, context_of
 from sync_lint.suppression import file_directives, is_suppressed
 
 if TYPE_CHECKING:
@@ -585,7 +586,10 @@ class _Pass:
         unreferenced = sync.confidence == "convention" and self._unreferenced(summary, info)
         # A call on a line no known call of its function runs (`Inference.never_runs`).
         never = self.graph.inference.never_runs(summary, info, edge.line)
-        if (unreferenced or never is not None) and not self.settings.strict:
+        caller_path = paths.get(summary.module) or _display_path(self.root, summary.path)
+        # A test's call into a sync known only by a convention: see `Findings._left_to_strict`.
+        in_test = sync.confidence == "convention" and context_of(caller_path, self.root) == "test"
+        if (unreferenced or never is not None or in_test) and not self.settings.strict:
             return None
         branch = self._first_branch([(function, hop.line) for function, hop in hops], paths)
         if branch is None and all(self._first_branch([(current, d.start.row)], paths) for d in final):
@@ -603,10 +607,11 @@ class _Pass:
         where = f"{sync.path}:{sync.start.row}"
         steps.append(EvidenceStep(f"`{span}` syncs ({sync.code}) at {sync.path}:{sync.start.row}", sync.path,
                                   sync.start.row))
+        if in_test:
+            steps.append(EvidenceStep(CONVENTION_IN_TEST, caller_path, edge.line))
         if unreferenced or never is not None:
             from sync_lint.project.infer import never_runs_reason, unreferenced_reason
 
-            caller_path = paths.get(summary.module) or _display_path(self.root, summary.path)
             if unreferenced:
                 outer = info.qualname.split(".", 1)[0]
                 steps.append(EvidenceStep(unreferenced_reason(outer), caller_path,
@@ -641,7 +646,7 @@ class _Pass:
             code=TRANSITIVE_CODE, name=TRANSITIVE_NAME, message=message, path=path,
             start=Position(edge.line, column), end=Position(edge.line, max(end, column + 1)),
             evidence=" → ".join(s.message for s in steps), noqa_row=edge.line, source_line=line + "\n" if line else "",
-            confidence="strict" if conditional or unreferenced or never is not None else sync.confidence,
+            confidence="strict" if conditional or unreferenced or never is not None or in_test else sync.confidence,
             evidence_steps=tuple(steps),
             hot=self.hotness(caller, edge.line, info),
         )

@@ -30,6 +30,9 @@ from typing import Iterable
 from sync_lint.diagnostics import FileResult
 
 PER_STEP = "per-step"
+# Why a finding whose GPU is only a naming convention is left to `--strict` in a test file.
+CONVENTION_IN_TEST = ("a test file, where a GPU known only by a naming convention is often the CPU: tests build "
+                      "their own inputs, and many run on the CPU")
 _FOLDERS = {
     "tests": "test", "test": "test", "testing": "test",
     "benchmarks": "benchmark", "benchmark": "benchmark", "bench": "benchmark",

@@ -252,6 +252,24 @@ def test_learned_convention_has_convention_confidence(project: Path, tmp_path: P
 
 
 @pytest.mark.parametrize("project", ["conventions"], indirect=True)
+def test_convention_in_a_test_is_left_to_strict(project: Path, tmp_path: Path) -> None:
+    """In a test file, a GPU known only by a convention is reported with `--strict` only: the line
+    itself and a call into a function whose sync rests on one."""
+    lines = {("tests/test_report.py", 7, "SL101"), ("tests/test_report.py", 8, "SL601")}
+    assert not lines & findings(check(project, cache=tmp_path / "cache"))
+    strict = check(project, cache=tmp_path / "strict", strict=True)
+    assert lines <= findings(strict)
+    for _path, row, _code in lines:
+        found = diagnostic(strict, "tests/test_report.py", row)
+        assert found.confidence == "strict"
+        assert any(step.message.startswith("a test file, where a GPU known only by a naming convention")
+                   for step in found.evidence_steps), found.evidence_steps
+    # The same lines outside a test folder are reported by default.
+    (project / "tests" / "test_report.py").rename(project / "pkg" / "use.py")
+    assert {("pkg/use.py", 7, "SL101"), ("pkg/use.py", 8, "SL601")} <= findings(check(project, cache=tmp_path / "c2"))
+
+
+@pytest.mark.parametrize("project", ["conventions"], indirect=True)
 def test_convention_threshold_in_config(project: Path, tmp_path: Path) -> None:
     """`convention-sites = 4`: three agreeing stores are no longer a convention."""
     (project / "pyproject.toml").write_text('[project]\nname = "conventions"\n\n[tool.sync-lint]\nconvention-sites = 4\n')
