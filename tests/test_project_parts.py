@@ -2418,3 +2418,57 @@ def gather(meta: PrefillMeta, head_dim: int):
     })
     rows = sorted(d.start.row for d in diagnostics if d.code == "SL104" and d.path.endswith("model.py"))
     assert rows == [8]  # `causal` keeps its declaration: its default is a Python bool
+
+
+def test_a_dataclass_default_every_construction_overrides_is_no_source() -> None:
+    """`state_indices_tensor: torch.Tensor = torch.Tensor()` (vLLM's V0 `MambaCacheParams`): a CPU
+    placeholder no construction leaves in place says nothing of the objects; one construction that
+    leaves it makes it count again."""
+    source = """
+        import dataclasses
+        import torch
+        @dataclasses.dataclass
+        class P:
+            ids: torch.Tensor = torch.Tensor()
+            def at(self, i):
+                return P(self.ids[i])
+        def make(n):
+            return P(torch.zeros(n, dtype=torch.int32, device="cuda"))
+    """
+    ids = Inference(_index({"pkg.t": source})).field(["pkg.t.P"], "ids")
+    assert ids.device is Device.GPU and "constructed from" in ids.reason
+    leaves = Inference(_index({"pkg.t": source + "    def empty():\n            return P()\n"}))
+    assert leaves.field(["pkg.t.P"], "ids").device is not Device.GPU
+
+
+def test_a_class_defined_in_a_factory_is_called_through_where_the_factory_result_is_stored() -> None:
+    """SGLang's DeepSeek-OCR: `self.model = self._create_custom_model(...)`, which defines a class in its
+    body and returns an instance; `self.model(inputs_embeds=..., token_type_ids=...)` runs that class's
+    `forward`, whose field the nested class reads back with `getattr(self, name, None)`."""
+    inference = Inference(_index({
+        "pkg.m": """
+            import torch
+            from torch import nn
+            class Outer(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.model = self._make()
+                def _make(self):
+                    class Inner(nn.Module):
+                        def forward(self, ids):
+                            self._ids = ids
+                            return self._mask()
+                        def _mask(self):
+                            return self._use(getattr(self, "_ids", None))
+                        def _use(self, type_ids):
+                            return (type_ids == 0).nonzero()
+                    return Inner()
+                def forward(self, x):
+                    return self.model(torch.zeros(3, dtype=torch.long, device="cuda"))
+        """,
+    }))
+    inner = "pkg.m.Outer._make.<locals>.Inner"
+    made = inference.returns("pkg.m.Outer._make")
+    assert made.value_kind == "object" and made.refs == {inner}
+    assert inference.param(f"{inner}.forward", "ids").device is Device.GPU
+    assert inference.param(f"{inner}._use", "type_ids").device is Device.GPU

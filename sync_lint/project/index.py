@@ -206,7 +206,7 @@ def spelled_name(summary: ModuleSummary, value: Value, function: str | None = No
     if "." in head:  # an import the summary already resolved
         base = head
     else:
-        local = summary.local_imports.get((function, head)) if function else None
+        local = summary.local_imports.get((function, head)) or nested_name(summary, function, head) if function else None
         base = local or summary.imports.get(head)
         if base is None:
             if head in summary.classes or head in summary.functions or head in summary.globals:
@@ -214,6 +214,18 @@ def spelled_name(summary: ModuleSummary, value: Value, function: str | None = No
             else:
                 base = head
     return ".".join([base, *reversed(parts)])
+
+
+def nested_name(summary: ModuleSummary, function: str, name: str) -> str | None:
+    """The qualified name of the class or function `name` defined in the body of `function` or of a
+    function it is nested in (`f.<locals>.Inner`), which shadows a module-level one of that name."""
+    scope = function
+    while scope:
+        candidate = f"{scope}.<locals>.{name}"
+        if candidate in summary.classes or candidate in summary.functions:
+            return summary.qualified(candidate)
+        scope = scope.rpartition(".<locals>.")[0]
+    return None
 
 
 @dataclass(frozen=True)

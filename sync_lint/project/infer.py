@@ -97,7 +97,7 @@ from sync_lint.analysis.knowledge import (
     torch_returns_python,
 )
 from sync_lint.project.deps import Dep
-from sync_lint.project.index import ProjectIndex
+from sync_lint.project.index import ProjectIndex, nested_name
 from sync_lint.project.summary import ELEMENT, CallSite, FunctionInfo, ModuleSummary, Param, Store
 from sync_lint.project.values import NONE as NONE_VALUE
 from sync_lint.project.values import Value, render
@@ -434,6 +434,7 @@ class Inference:
     # ======================================================================================
     def _field(self, cls: str, attr: str, budget: int) -> Fact:
         sources: list[Fact] = []
+        defaults: list[Fact] = []
         declared: Fact | None = None
         scalar: Fact | None = None  # the field is declared a Python scalar (`_decode_causal: bool = True`)
         scalar_spelled = ""
@@ -457,8 +458,9 @@ class Inference:
                                        f"`{_spelled(annotation)}`", where=self._where(summary, line))
                 if default is not None:
                     context = Context(summary, None, budget=budget - 1)
-                    sources.append(self._source(self.eval(default, context), f"field `{attr}` of `{info.name}` "
-                                                f"defaults to `{render(default)}`", summary, line))
+                    defaults.append(self._source(self.eval(default, context), f"field `{attr}` of `{info.name}` "
+                                                 f"defaults to `{render(default)}`", summary, line))
+                    sources.append(defaults[-1])
             for name, value, line in info.attributes:
                 if name == attr:
                     context = Context(summary, None, budget=budget - 1)
@@ -469,11 +471,17 @@ class Inference:
             return in_a_method
         if scalar is not None and not all(_proven_gpu_tensor(s) for s in sources):
             return scalar  # a default or class attribute that is no GPU tensor: the declaration stands
+        every = False  # every construction passes the field: its default is never used
         if self._by_position(cls):
-            sources += self._constructor_fields(cls, attr, budget)
-            sources += self._replaced_fields(cls, attr, budget)
+            constructed, every = self._constructor_fields(cls, attr, budget)
+            sources += constructed + self._replaced_fields(cls, attr, budget)
         elif field_declared and self._init_takes_keyword(cls, attr):
-            sources += self._constructor_fields(cls, attr, budget, by_position=False)
+            constructed, every = self._constructor_fields(cls, attr, budget, by_position=False)
+            sources += constructed
+        if every and defaults:
+            # A default no construction leaves in place is a placeholder (vLLM's `state_indices_tensor:
+            # torch.Tensor = torch.Tensor()`, a CPU tensor, while both constructions pass a GPU one).
+            sources = [source for source in sources if not any(source is d for d in defaults)]
         moved: list[str] = []
         for store_summary, store in self._stores_into(cls, attr):
             context = Context(store_summary, store_summary.functions.get(store.function) if store.function else None,
@@ -588,20 +596,24 @@ class Inference:
         params = found[1].params
         return any(p.kind == "starstar" for p in params) and all(p.name != attr for p in params)
 
-    def _constructor_fields(self, cls: str, attr: str, budget: int, by_position: bool = True) -> list[Fact]:
-        """`attr` as passed to the constructor of a dataclass-like class (keyword or position)."""
+    def _constructor_fields(self, cls: str, attr: str, budget: int,
+                            by_position: bool = True) -> tuple[list[Fact], bool]:
+        """`attr` as passed to the constructor of a dataclass-like class (keyword or position), and
+        whether every construction the index knows (at least one) passes it."""
         order = self._field_order(cls)
         position = order.index(attr) if attr in order and by_position else None
         out: list[Fact] = []
+        every = True
         for call_summary, call, _skip in self._callers_of_class(cls):
             value = _field_argument(call, attr, position)
             if value is None:
+                every = False
                 continue
             context = Context(call_summary, call_summary.functions.get(call.function) if call.function else None,
                               budget=budget - 1)
             out.append(self._source(self.eval(value, context), f"field `{attr}` of `{_short(cls)}` is constructed "
                                     f"from `{render(value)}`", call_summary, call.line))
-        return out
+        return out, every and bool(out)
 
     def _field_order(self, cls: str) -> list[str]:
         """The declared fields of a dataclass-like class, bases first: the order its constructor takes them."""
@@ -1182,6 +1194,11 @@ class Inference:
                     elif getter is not None and getter.class_name is not None and store.function == call.function \
                             and store.base == ("param", "self") and call.func in self._stacked(caller, store.value):
                         held_in.add((store.attr, caller.module, getter.qualname.rpartition(".")[0]))
+                if getter is not None and any(r[0] == "call" and r[1] == call.func for r in getter.returns):
+                    # Built and returned by a factory (`return Inner(config)` in `_create_custom_model`,
+                    # SGLang's DeepSeek-OCR): the object is called through what the factory's result is
+                    # stored into.
+                    self._factory_stores(caller.qualified(getter.qualname), stored_in)
         out = self._stack_calls(held_in, function)
         for name in sorted(stored_in):
             # Where the object is stored is where it is called (`self.mlp = MLP()` in `__init__`,
@@ -1195,6 +1212,19 @@ class Inference:
                 if target is not None and function in target.refs:
                     out.append((caller, call, 1))  # the object is `self`
         return out
+
+    def _factory_stores(self, factory: str, stored_in: dict[str, set[str]]) -> None:
+        """Add the attributes the results of calls of the function `factory` are stored into
+        (`self.model = self._create_custom_model(...)`), with the modules storing them."""
+        for caller, call in self.index.calls_named(factory.rsplit(".", 1)[-1]):
+            stores = [store for store in caller.stores if store.line == call.line and store.value[0] == "call"
+                      and store.value[1] == call.func]
+            if not stores:
+                continue
+            callee = self.eval(call.func, self._context(caller, call.function, "types"))
+            if callee.value_kind == "callable" and factory in callee.refs:
+                for store in stores:
+                    stored_in.setdefault(store.attr, set()).add(caller.module)
 
     def _autograd_calls(self, cls: str) -> list[tuple[ModuleSummary, CallSite, int]]:
         """The calls `Cls.apply(...)` of a `torch.autograd.Function` subclass, which run its static
@@ -1701,6 +1731,9 @@ class Inference:
             return PYTHON
         if "." in name:  # an import resolved in the summary
             return self._qualified(name, context.mode, context.budget) or UNKNOWN
+        nested = nested_name(summary, context.function.qualname, name) if context.function is not None else None
+        if nested is not None:  # a class or function defined in the function's body (or an enclosing one)
+            return self._qualified(nested, context.mode, context.budget) or UNKNOWN
         if name in summary.classes:
             return Fact(Device.NOT_TENSOR, value_kind="class", refs=frozenset({summary.qualified(name)}), subject=name)
         if name in summary.functions:
