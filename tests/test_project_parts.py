@@ -2472,3 +2472,25 @@ def test_a_class_defined_in_a_factory_is_called_through_where_the_factory_result
     assert made.value_kind == "object" and made.refs == {inner}
     assert inference.param(f"{inner}.forward", "ids").device is Device.GPU
     assert inference.param(f"{inner}._use", "type_ids").device is Device.GPU
+
+
+def test_a_call_through_super_runs_the_base_method_on_this_self() -> None:
+    """vLLM's V0 `MambaCacheManager.current_run_tensors` unpacks `super().current_run_tensors(**kwargs)`,
+    whose second element is a GPU tensor on every path the index can see."""
+    inference = Inference(_index({
+        "pkg.c": """
+            import torch
+            class Base:
+                def run(self, **kwargs):
+                    if "given" not in kwargs:
+                        ids = torch.as_tensor([1, 2], dtype=torch.int32, device="cuda")
+                    else:
+                        ids = kwargs["given"]
+                    return None, ids
+            class Cache(Base):
+                def run(self, **kwargs):
+                    _unused, ids = super().run(**kwargs)
+                    return ids
+        """,
+    }))
+    assert inference.returns("pkg.c.Cache.run").device is Device.GPU

@@ -117,6 +117,8 @@ MAX_SOURCES = 16
 # a whole module tree.
 MODULE_HOPS = 2
 _CALLED_METHODS = frozenset({"forward", "__call__"})
+# `super()` as the summaries spell it (no arguments).
+_SUPER = ("call", ("name", "super"), (), ())
 # Methods of torch's and the libraries' classes that project classes define too: a call of one on an
 # object of unknown class is as likely the library's.
 _LIBRARY_METHODS = frozenset({
@@ -1630,7 +1632,7 @@ class Inference:
         if tag == "name":
             return self._name_in(context, value[1])
         if tag == "attr":
-            if value[1][:2] == ("call", ("name", "super")) and not value[1][2] and not value[1][3]:
+            if value[1] == _SUPER:
                 found = self._super_attribute(context, value[2])
                 if found is not None:
                     return found
@@ -2101,7 +2103,12 @@ class Inference:
                 all(a[0] != "*" for a in args) and self.index.function(qualified) is None:
             return combine([self.eval(a, context) for a in args])
         receiver = None
-        if func[0] == "attr":
+        inherited = self._super_attribute(context, func[2]) if func[0] == "attr" and func[1] == _SUPER else None
+        if inherited is not None:
+            # `super().current_run_tensors(**kwargs)` (vLLM's V0 Mamba cache): the base class's method,
+            # run on this method's own `self`.
+            receiver, callee = self.eval(("param", "self"), context), inherited
+        elif func[0] == "attr":
             receiver = self.eval(func[1], context)
             if receiver.is_tensor or receiver.is_unknown_tensor:
                 return self._tensor_method(receiver, func[2], args, kwargs, context)
