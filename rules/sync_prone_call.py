@@ -84,6 +84,7 @@ class SyncProneCall(Rule):
     name = "sync-prone-call"
     summary = "A library call that copies its GPU tensor arguments to the host (FlashInfer `plan`, configured calls)"
     triggers = ("plan(", "begin_forward(")
+    triggered_by_configured_calls = True
     fix_availability = "none"
     syncs_in = "FlashInfer 0.7.2 and 0.7.2.post1 (read in the wheels' source)"
     examples = (
@@ -98,11 +99,6 @@ class SyncProneCall(Rule):
             "    qo = torch.zeros(n)\n"
             "    w.plan(qo, qo)\n"),
     )
-
-    @classmethod
-    def triggers_for(cls, settings) -> tuple[str, ...]:  # type: ignore[no-untyped-def]
-        configured = tuple(f"{name.rsplit('.', 1)[-1]}(" for name, _ in settings.sync_prone_calls)
-        return cls.triggers + configured
 
     def visit_Call(self, node: cst.Call) -> None:
         configured = self._configured(node)

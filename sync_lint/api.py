@@ -229,7 +229,7 @@ def _version_notes(rule: type[Rule], target: str | None, named: bool) -> list[st
 
 @dataclass
 class _Job:
-    rules: tuple[type[Rule], ...]
+    rules: "tuple[type[Rule] | RuleInfo, ...]"  # the catalogue's descriptions until a file needs the classes
     settings: Settings
     ignores: PerFileIgnores
     fix: FixMode | None
@@ -237,6 +237,23 @@ class _Job:
     opened: dict[Path, "OpenProject"] = field(default_factory=dict)
     result_settings: str = ""
     graphs: dict[Path, "CallGraph"] = field(default_factory=dict)  # project root -> its CallGraph in this process
+
+    def rule_classes(self) -> "tuple[type[Rule], ...]":
+        """The rules as classes, imported (with the parser) when a file first needs them."""
+        from sync_lint.catalogue import RuleInfo
+
+        if any(isinstance(rule, RuleInfo) for rule in self.rules):
+            classes = _rule_classes()
+            self.rules = tuple(classes[rule.code] for rule in self.rules)
+        return self.rules  # type: ignore[return-value]
+
+    def may_report(self, text: str, path: str, ignored: frozenset[str], view) -> bool:  # type: ignore[no-untyped-def]
+        """Whether a rule could report something in this text (`engine/prefilter.py`): decided from the
+        catalogue while the rules are not imported, which a file with nothing to report never needs."""
+        from sync_lint.engine.prefilter import rules_to_run
+
+        return bool(rules_to_run(text, path, self.rules, self.settings, ignored_codes=ignored,
+                                 in_project=view is not None, root=view.root if view is not None else None))
 
     def open_project(self, path: str) -> "OpenProject | None":
         """The file's project, opened once per process."""
@@ -340,7 +357,7 @@ def _opened_here(project: "Project", settings: Settings) -> "OpenProject | None"
     return opened
 
 
-def _start_job(rules: tuple[type[Rule], ...], known_codes: tuple[str, ...], settings: Settings,
+def _start_job(rules: "tuple[type[Rule] | RuleInfo, ...]", known_codes: tuple[str, ...], settings: Settings,
                fix: FixMode | None, projects: dict[str, "Project"]) -> None:
     import multiprocessing
     from multiprocessing import util
@@ -378,7 +395,6 @@ def _process_file(path: str) -> FileResult:
 
 
 def _check_file(path: str) -> FileResult:
-    from sync_lint.engine.lint import lint_source
     from sync_lint.source import SourceError, read_source
 
     job = _JOB[0]
@@ -395,7 +411,13 @@ def _check_file(path: str) -> FileResult:
         opened.index.reads.begin()  # what this file's findings depend on
     try:
         view = job.project_view(path)
-        result = lint_source(original.text, path, job.rules, job.settings, ignored_codes=ignored, project=view)
+        if job.fix is None and not job.may_report(original.text, path, ignored, view):
+            result = FileResult(path)  # what `lint_source` gives it, without importing the parser
+        else:
+            from sync_lint.engine.lint import lint_source
+
+            result = lint_source(original.text, path, job.rule_classes(), job.settings, ignored_codes=ignored,
+                                 project=view)
     except Exception as exc:  # an engine bug on one file must not end the run
         return FileResult(path, errors=[FileError(path, f"internal error: {type(exc).__name__}: {exc}")])
     finally:
@@ -424,7 +446,8 @@ def _check_notebook(path: str, data: str, job: _Job) -> FileResult:
         return FileResult(path, errors=[FileError(path, str(exc))])
     try:
         view = job.project_view(path, notebook.text)
-        result = lint_source(notebook.text, path, job.rules, job.settings, ignored_codes=job.ignores.codes_for(path),
+        result = lint_source(notebook.text, path, job.rule_classes(), job.settings,
+                             ignored_codes=job.ignores.codes_for(path),
                              project=view)
     except Exception as exc:  # an engine bug on one file must not end the run
         return FileResult(path, errors=[FileError(path, f"internal error: {type(exc).__name__}: {exc}")])
@@ -442,7 +465,7 @@ def _fix_file(original, result: FileResult, job: _Job, ignored: frozenset[str], 
         return result
     path = result.path
     try:
-        outcome = fix_source(original.text, path, job.rules, job.settings, unsafe=job.fix.unsafe,
+        outcome = fix_source(original.text, path, job.rule_classes(), job.settings, unsafe=job.fix.unsafe,
                              ignored_codes=ignored, first=result, project=view)
     except Exception as exc:  # a fixer bug on one file must not end the run
         result.errors.append(FileError(path, f"internal error while fixing: {type(exc).__name__}: {exc}"))
@@ -574,6 +597,9 @@ def run_files(
     loaded: list[Plan] = []
 
     def load_and_parse(edited: list[str]) -> None:
+        edited = [path for path in edited if _may_report(plan, path)]
+        if not edited:  # nothing to parse: the check of these files needs no parser
+            return
         from sync_lint.engine.lint import parse_file_ahead
 
         loaded.append(plan.loaded())
@@ -594,7 +620,13 @@ def run_files(
             # Only a file to check needs the rules and the workers (they import the parser).
             from sync_lint.engine.parallel import run_per_file
 
-            plan = loaded[0] if loaded else plan.loaded()
+            # A few files are checked here with the catalogue's rules, and import the classes (and the
+            # parser) only if one of them may report something; a larger run imports them before it
+            # forks its workers, which then share them.
+            if loaded:
+                plan = loaded[0]
+            elif fix is not None or len(todo) > _PARSE_WHILE_UPDATING:
+                plan = plan.loaded()
             initargs = (plan.rules, tuple(plan.registry), plan.settings, fix, projects)
             # No thread of this process may be inside SQLite while it forks the workers.
             fresh = run_per_file(todo, _process_file, initializer=_start_job, initargs=initargs,
@@ -616,6 +648,22 @@ def run_files(
     report = _report(results)
     report.projects = projects
     return report
+
+
+def _may_report(plan: Plan, path: str) -> bool:
+    """Whether a rule of the plan could report something in the file, from its text (`rules_to_run`,
+    before its project's index says which codes the file ignores: a file it names may still have
+    nothing to report)."""
+    from sync_lint.engine.prefilter import rules_to_run
+    from sync_lint.source import SourceError, read_source
+
+    if path.endswith(".ipynb"):
+        return True
+    try:
+        text = read_source(path).text
+    except SourceError:
+        return False
+    return bool(rules_to_run(text, path, plan.rules, plan.settings, in_project=plan.project is not None))
 
 
 # Merges of dependency rows running alongside the hot-path pass (`_merge_reads_alongside`).

@@ -33,9 +33,20 @@ class RuleInfo:
     docs: str
     docs_url: str
     identity: str = ""  # the rule class, `module.QualName`: what a cached result was found with
+    # What the prefilter reads (`engine/prefilter.py`): a check decides from them, without the parser,
+    # that a file has nothing to report.
+    triggers: tuple[str, ...] = ()
+    triggered_by_configured_calls: bool = False
+    needs_gpu_evidence: bool = False
+    project_rule: bool = False
 
     def documentation(self) -> str:
         return self.docs
+
+    def triggers_for(self, settings: Any) -> tuple[str, ...]:
+        from sync_lint.engine.prefilter import rule_triggers
+
+        return rule_triggers(self, settings)
 
     def url(self) -> str:
         return self.docs_url
@@ -67,6 +78,10 @@ def describe(rule: Any) -> dict[str, Any]:
         "docs": rule.documentation(),
         "docs_url": rule.url(),
         "identity": rule_identity(rule),
+        "triggers": tuple(rule.triggers),
+        "triggered_by_configured_calls": rule.triggered_by_configured_calls,
+        "needs_gpu_evidence": rule.needs_gpu_evidence,
+        "project_rule": rule.project_rule,
     }
 
 

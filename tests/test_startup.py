@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from sync_lint import catalogue
+from sync_lint.config import Settings
 from sync_lint.registry import all_rules
 
 PROBE = """
@@ -45,6 +46,10 @@ def test_the_catalogue_is_the_registry() -> None:
         for target in (None, "2.0", "2.11", "2.13", "2.15", "2.16", "3.0"):
             assert info.active_for_torch(target) == rule.active_for_torch(target)
             assert info.torch_notes(target) == rule.torch_notes(target)
+        # The prefilter reads the same triggers from either (a configured sync-prone call adds its name).
+        for settings in (Settings(), Settings(sync_prone_calls=(("pkg.mod.plan_all", "copies"),))):
+            assert info.triggers_for(settings) == rule.triggers_for(settings)
+    assert "plan_all(" in known["SL502"].triggers_for(Settings(sync_prone_calls=(("pkg.mod.plan_all", "x"),)))
 
 
 def info_as_rule(info: catalogue.RuleInfo):  # type: ignore[no-untyped-def]
@@ -56,6 +61,8 @@ def info_as_rule(info: catalogue.RuleInfo):  # type: ignore[no-untyped-def]
         fix_availability, fixed_in_torch, torch_checked_through = (
             info.fix_availability, info.fixed_in_torch, info.torch_checked_through)
         partial_torch_gates = tuple(TorchGate(*g) for g in info.partial_gates)
+        triggers, triggered_by_configured_calls = info.triggers, info.triggered_by_configured_calls
+        needs_gpu_evidence, project_rule = info.needs_gpu_evidence, info.project_rule
         documentation = staticmethod(info.documentation)
         url = staticmethod(info.url)
 
@@ -242,3 +249,26 @@ def test_watch_collects_garbage_after_each_run(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(check.gc, "collect", lambda: events.append("collect") or 0)
     assert check.watch({"paths": ("m.py",)}, poll=0, max_runs=2) == 0
     assert events == ["run", "collect", "run", "collect"]
+
+
+def test_a_check_of_a_file_no_rule_could_report_in_imports_no_parser(tmp_path) -> None:
+    """A file whose text holds no rule's trigger (a table of constants, an `__init__.py` of imports)
+    is decided from the catalogue: checked after an edit, it loads neither libcst nor the rules, in a
+    project whose other files have findings."""
+    project = tmp_path / "proj"
+    (project / "pkg").mkdir(parents=True)
+    (project / "pyproject.toml").write_text('[project]\nname = "p"\n')
+    (project / "pkg" / "__init__.py").write_text("from pkg.consts import NAMES\n")
+    (project / "pkg" / "consts.py").write_text('NAMES = {"a": 1}\n')
+    (project / "pkg" / "step.py").write_text(
+        "import torch\n\n\ndef step(n):\n    x = torch.zeros(n, device='cuda')\n    return x.sum().item()\n")
+    cache = str(tmp_path / "cache")
+    whole = subprocess.run([sys.executable, "-m", "sync_lint", "check", ".", "--cache-dir", cache, "--no-daemon",
+                            "--output-format", "concise"], cwd=project, capture_output=True, text=True)
+    assert "pkg/step.py:6:" in whole.stdout, whole.stderr
+    (project / "pkg" / "consts.py").write_text('NAMES = {"a": 1, "b": 2}\n')
+    args = ["check", "pkg/consts.py", "--cache-dir", cache, "--no-daemon", "--output-format", "concise"]
+    edited = subprocess.run([sys.executable, "-c", f"import os; os.chdir({str(project)!r})\n" + PROBE.format(args=args)],
+                            capture_output=True, text=True, check=True)
+    assert not {"libcst", "sync_lint.rules"} & loaded(edited.stderr), edited.stderr
+    assert "All checks passed" in edited.stdout or "No errors" in edited.stdout, edited.stdout

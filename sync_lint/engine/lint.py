@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING, Sequence
 
 import libcst as cst
 
-from sync_lint.config import within_project
 from sync_lint.diagnostics import Diagnostic, FileError, FileResult, Position
 from sync_lint.engine.context import FileContext, Findings
 from sync_lint.engine.parse import parse_ahead, parse_module
-from sync_lint.engine.prefilter import Prefilter
+from sync_lint.engine.prefilter import Prefilter, rules_to_run
 from sync_lint.engine.walker import Walker
 from sync_lint.source import SourceError, read_source
 from sync_lint.suppression import file_directives
@@ -42,19 +41,11 @@ def lint_source(
     `project` is what the rest of the repository knows (None: the file on its own).
     """
     result = FileResult(path=path)
-    directives = file_directives(source)
-    if directives.skip:
-        return result
-    active = [r for r in rules if r.code not in ignored_codes and r.code not in directives.ignored_codes
-              and not r.project_rule]
+    active = rules_to_run(source, path, rules, settings, ignored_codes=ignored_codes, prefilter=prefilter,
+                          in_project=project is not None, root=project.root if project is not None else None)
     if not active:
         return result
-    if not settings.strict and settings.off_cuda_module(_project_path(path, project, settings)):
-        return result  # CPU-platform code, or another accelerator's backend
-    if prefilter is None or len(active) != sum(1 for r in rules if not r.project_rule):
-        prefilter = Prefilter.for_rules(active, settings, project=project is not None)
-    if not prefilter.wants(source):
-        return result
+    directives = file_directives(source)
     too_deep = _nesting_error(source, path)
     if too_deep is not None:
         result.diagnostics.append(too_deep)
@@ -94,11 +85,6 @@ def lint_source(
     result.diagnostics.sort(key=lambda d: d.sort_key)
     result.diagnostics = merge_same_line(result.diagnostics)
     return result
-
-
-def _project_path(path: str, project: "ProjectView | None", settings: "Settings") -> str:
-    """`path` within its project's root, else within the configuration's folder (`within_project`)."""
-    return within_project(path, project.root if project is not None and project.root else str(settings.root))
 
 
 def merge_same_line(diagnostics: list[Diagnostic]) -> list[Diagnostic]:

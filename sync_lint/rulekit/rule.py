@@ -46,6 +46,8 @@ class Rule:
     # Substrings of which at least one must occur in a file for this rule to be able
     # to fire; files containing none of the enabled rules' triggers are not parsed.
     triggers: ClassVar[tuple[str, ...]]
+    # Set by a rule that also fires on the calls named in `sync-prone-calls`: their names are triggers too.
+    triggered_by_configured_calls: ClassVar[bool] = False
     fix_availability: ClassVar[FixAvailability] = "none"
     # Set by rules that fire only on tensors inferred to be on the GPU: such a rule
     # cannot fire in a file without GPU evidence, which is then not parsed for it.
@@ -101,7 +103,9 @@ class Rule:
     @classmethod
     def triggers_for(cls, settings: Any) -> tuple[str, ...]:
         """The trigger tokens under these settings (a rule matching configured names adds them)."""
-        return cls.triggers
+        from sync_lint.engine.prefilter import rule_triggers
+
+        return rule_triggers(cls, settings)
 
     @classmethod
     def verification_cases(cls) -> list[Any]:
