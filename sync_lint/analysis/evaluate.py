@@ -76,6 +76,7 @@ from sync_lint.analysis.knowledge import (
     RESULT_FIELDS,
     SPLITTING_OPS,
     STREAM_HANDLES,
+    TENSOR_ANNOTATIONS,
     TENSOR_ATTRS,
     TENSOR_ONLY_CASTS,
     VIEW_METHODS,
@@ -293,14 +294,19 @@ class Evaluator:
                 kind = handles.pop()
                 return Fact(Device.NOT_TENSOR, value_kind=kind, subject=name,
                             reason=f"annotated as a torch {kind}")
-            if "Tensor" in lasts:
+            typed = lasts & TENSOR_ANNOTATIONS.keys()
+            if typed:
+                dtypes = {TENSOR_ANNOTATIONS[t] for t in typed}
+                dtype = dtypes.pop() if len(dtypes) == 1 else None
                 by_name = self.settings.by_name(name)
                 if by_name is not None:
                     dev, why = by_name
                     return Fact(dev, tensor_like=True, subject=name, reason=f"a `Tensor` parameter and {why}",
-                                pinning_unknown=dev is Device.CPU,
+                                pinning_unknown=dev is Device.CPU, dtype=dtype,
                                 from_name=isinstance(param.annotation.annotation, cst.BinaryOperation))
-                return Fact(Device.UNKNOWN, tensor_like=True, subject=name, reason="annotated as `Tensor`")
+                spelled = min(typed)
+                return Fact(Device.UNKNOWN, tensor_like=True, subject=name, reason=f"annotated as `{spelled}`",
+                            dtype=dtype)
             numbers = host_number_lists(param.annotation.annotation, name) if lasts <= {"list", "List"} else None
             if numbers is not None:
                 # `ids: list[int]`: a Python list, which indexes a GPU tensor through a blocking copy.
@@ -1204,9 +1210,8 @@ def _factory_default_dtype(expr: cst.Call, name: str, number: Callable[[cst.Base
         return _literal_dtype(expr.args[0].value)
     if name == "arange":
         positional = [a.value for a in expr.args if a.keyword is None]
-        if positional and all(isinstance(p, cst.Integer) or isinstance(p, (cst.Name, cst.Attribute)) and number(p)
-                              for p in positional):
-            return "int"
+        if positional and all(_is_int_size(p, number) for p in positional):
+            return "int"  # `torch.arange(x.shape[0], device=...)` counts in int64, as over a literal
         return None
     if name in ("zeros", "ones", "empty", "rand", "randn"):
         return "float"
