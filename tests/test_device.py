@@ -617,15 +617,6 @@ def test_a_library_class_given_the_cpu_builds_an_object_not_a_host_tensor() -> N
     assert fact.device is not Device.CPU
 
 
-@pytest.mark.parametrize("annotation, dtype", [("torch.LongTensor", "int"), ("torch.BoolTensor", "bool"),
-                                               ("torch.FloatTensor", "float"), ("torch.LongTensor | int", "int")])
-def test_typed_tensor_annotations_are_tensors_of_their_dtype(annotation: str, dtype: str) -> None:
-    """transformers annotates `input_lengths: torch.LongTensor | int`: a tensor (or a number), not a
-    value the linter knows nothing of."""
-    fact, _ = fact_of(f"import torch\ndef f(x: {annotation}):\n    probe(x)\n")
-    assert fact.is_unknown_tensor and fact.dtype == dtype
-
-
 def test_arange_over_a_shape_counts_in_integers() -> None:
     """`torch.arange(mask.shape[0], device=mask.device)` indexes rows: an int64 index (Wav2Vec2-BERT's
     `attention_mask[(torch.arange(...), lens - 1)] = 1`)."""

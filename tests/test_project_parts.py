@@ -2495,10 +2495,3 @@ def test_a_call_through_super_runs_the_base_method_on_this_self() -> None:
     }))
     assert inference.returns("pkg.c.Cache.run").device is Device.GPU
 
-
-def test_a_typed_tensor_annotation_declares_a_tensor_of_its_dtype() -> None:
-    inference = Inference(_index({"pkg.a": "import torch\ndef f(x: torch.LongTensor, m: torch.BoolTensor | None):\n"
-                                           "    return x\n"}))
-    x, m = inference.param("pkg.a.f", "x"), inference.param("pkg.a.f", "m")
-    assert x.is_unknown_tensor and x.dtype == "int"
-    assert m.is_unknown_tensor and m.dtype == "bool"

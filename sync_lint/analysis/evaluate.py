@@ -76,7 +76,6 @@ from sync_lint.analysis.knowledge import (
     RESULT_FIELDS,
     SPLITTING_OPS,
     STREAM_HANDLES,
-    TENSOR_ANNOTATIONS,
     TENSOR_ATTRS,
     TENSOR_ONLY_CASTS,
     VIEW_METHODS,
@@ -294,19 +293,14 @@ class Evaluator:
                 kind = handles.pop()
                 return Fact(Device.NOT_TENSOR, value_kind=kind, subject=name,
                             reason=f"annotated as a torch {kind}")
-            typed = lasts & TENSOR_ANNOTATIONS.keys()
-            if typed:
-                dtypes = {TENSOR_ANNOTATIONS[t] for t in typed}
-                dtype = dtypes.pop() if len(dtypes) == 1 else None
+            if "Tensor" in lasts:
                 by_name = self.settings.by_name(name)
                 if by_name is not None:
                     dev, why = by_name
                     return Fact(dev, tensor_like=True, subject=name, reason=f"a `Tensor` parameter and {why}",
-                                pinning_unknown=dev is Device.CPU, dtype=dtype,
+                                pinning_unknown=dev is Device.CPU,
                                 from_name=isinstance(param.annotation.annotation, cst.BinaryOperation))
-                spelled = min(typed)
-                return Fact(Device.UNKNOWN, tensor_like=True, subject=name, reason=f"annotated as `{spelled}`",
-                            dtype=dtype)
+                return Fact(Device.UNKNOWN, tensor_like=True, subject=name, reason="annotated as `Tensor`")
             numbers = host_number_lists(param.annotation.annotation, name) if lasts <= {"list", "List"} else None
             if numbers is not None:
                 # `ids: list[int]`: a Python list, which indexes a GPU tensor through a blocking copy.

@@ -242,13 +242,6 @@ def module_state_class(qualified: str) -> bool:
     return last in NN_NON_MODULES and namespace in ("torch.nn", "torch.nn.parameter")
 
 
-# Annotations that say "a tensor": `torch.Tensor`, and the legacy typed tensor classes, each with its
-# dtype class (`input_ids: torch.LongTensor | int` in transformers' audio models is a tensor or a number).
-TENSOR_ANNOTATIONS = {
-    "Tensor": None, "LongTensor": "int", "IntTensor": "int", "ShortTensor": "int", "CharTensor": "int",
-    "ByteTensor": "int", "BoolTensor": "bool", "FloatTensor": "float", "DoubleTensor": "float",
-    "HalfTensor": "float", "BFloat16Tensor": "float",
-}
 NON_TENSOR_ANNOTATIONS = frozenset(
     "int float bool str bytes list dict tuple set List Dict Tuple Set Sequence Mapping "
     "ndarray Module device dtype".split()

@@ -85,7 +85,6 @@ from sync_lint.analysis.knowledge import (
     RESULT_FIELDS,
     SPLITTING_OPS,
     STREAM_HANDLES,
-    TENSOR_ANNOTATIONS,
     TENSOR_ATTRS,
     VIEW_METHODS,
     arithmetic_call,
@@ -2515,11 +2514,9 @@ class Inference:
             return Fact(Device.NOT_TENSOR, value_kind="list", items=(replace(element, reason=""),))
         classes = set()
         tensor = modules = False
-        dtypes: set[str | None] = set()
         for type_name in annotation:
-            if type_name.rsplit(".", 1)[-1] in TENSOR_ANNOTATIONS:
+            if type_name.rsplit(".", 1)[-1] == "Tensor":
                 tensor = True
-                dtypes.add(TENSOR_ANNOTATIONS[type_name.rsplit(".", 1)[-1]])
                 continue
             head, _, rest = type_name.partition(".")
             qualified = self.index.value_name(summary, ("name", head))
@@ -2538,7 +2535,7 @@ class Inference:
         if classes and not tensor:
             return Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset(classes))
         if tensor and not classes:
-            return with_dtype(TENSOR, dtypes.pop()) if len(dtypes) == 1 else TENSOR
+            return TENSOR
         if modules and not tensor:
             return Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset({"torch.nn.Module"}))
         return None
