@@ -206,7 +206,9 @@ def spelled_name(summary: ModuleSummary, value: Value, function: str | None = No
     if "." in head:  # an import the summary already resolved
         base = head
     else:
-        local = summary.local_imports.get((function, head)) or nested_name(summary, function, head) if function else None
+        local = None
+        if function:  # a name imported in the function, or a class or function defined in its body
+            local = summary.local_imports.get((function, head)) or nested_name(summary, function, head)
         base = local or summary.imports.get(head)
         if base is None:
             if head in summary.classes or head in summary.functions or head in summary.globals:
