@@ -247,13 +247,18 @@ class _Job:
             self.rules = tuple(classes[rule.code] for rule in self.rules)
         return self.rules  # type: ignore[return-value]
 
-    def may_report(self, text: str, path: str, ignored: frozenset[str], view) -> bool:  # type: ignore[no-untyped-def]
-        """Whether a rule could report something in this text (`engine/prefilter.py`): decided from the
-        catalogue while the rules are not imported, which a file with nothing to report never needs."""
+    def needs_no_parser(self, text: str, path: str, ignored: frozenset[str],
+                        view) -> bool:  # type: ignore[no-untyped-def]
+        """Whether the rules are still the catalogue's and none could report something in this text
+        (`engine/prefilter.py`): then the check is empty without importing the parser. Once the classes
+        are imported (a larger run), `lint_source` makes the same decision itself, once."""
+        from sync_lint.catalogue import RuleInfo
         from sync_lint.engine.prefilter import rules_to_run
 
-        return bool(rules_to_run(text, path, self.rules, self.settings, ignored_codes=ignored,
-                                 in_project=view is not None, root=view.root if view is not None else None))
+        if not any(isinstance(rule, RuleInfo) for rule in self.rules):
+            return False
+        return not rules_to_run(text, path, self.rules, self.settings, ignored_codes=ignored,
+                                in_project=view is not None, root=view.root if view is not None else None)
 
     def open_project(self, path: str) -> "OpenProject | None":
         """The file's project, opened once per process."""
@@ -411,7 +416,7 @@ def _check_file(path: str) -> FileResult:
         opened.index.reads.begin()  # what this file's findings depend on
     try:
         view = job.project_view(path)
-        if job.fix is None and not job.may_report(original.text, path, ignored, view):
+        if job.fix is None and job.needs_no_parser(original.text, path, ignored, view):
             result = FileResult(path)  # what `lint_source` gives it, without importing the parser
         else:
             from sync_lint.engine.lint import lint_source
