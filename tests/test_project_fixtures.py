@@ -1720,3 +1720,42 @@ def test_a_simple_namespace_holds_exactly_the_attributes_it_is_given(tmp_path: P
         ),
     })
     assert [(d.code, d.start.row) for d in found if d.path.endswith("test_model.py")] == [("SL102", 15)]
+
+
+def test_a_device_context_of_a_tensors_device_a_stack_enumerated_and_a_dispatch_table(tmp_path: Path) -> None:
+    # SGLang before #1704 built a batch's tensors under `with out_cache_loc.device:` (the device of the
+    # GPU slots the pool returned), and another file read `torch.sum(forward_batch.seq_lens).item()`.
+    # Kimi-VL's vision encoder before #30869 ran `for _, block in enumerate(self.blocks)` and each block
+    # called `VL_VISION_ATTENTION_FUNCTIONS[self.attn_implementation](q, ..., q_cu_seqlens=cu_seqlens)`,
+    # whose flash-attention entry read `q_cu_seqlens` with `.item()`.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/batch.py": (
+            "import torch\n\n\nclass Batch:\n    def prepare(self, lens, n: int):\n"
+            "        slots = torch.zeros(n, dtype=torch.int32, device='cuda')\n"
+            "        host = torch.zeros(n)\n"
+            "        with slots.device:\n            self.seq_lens = torch.tensor(lens)\n"
+            "        with host.device:\n            self.prefix_lens = torch.tensor(lens)\n"
+        ),
+        "pkg/read.py": (
+            "import torch\n\nfrom pkg.batch import Batch\n\n\ndef total(batch: Batch):\n"
+            "    return torch.sum(batch.seq_lens).item() + torch.sum(batch.prefix_lens).item()\n"
+        ),
+        "pkg/vit.py": (
+            "import torch\nfrom torch import nn\n\n\ndef flash(q, cu=None):\n    return q[: cu.max().item()]\n\n\n"
+            "def sdpa(q, cu=None):\n    return q\n\n\nTABLE = {'flash': flash, 'sdpa': sdpa}\n\n\n"
+            "def lonely(q, cu=None):\n    return q[: cu.max().item()]\n\n\n"
+            "class Layer(nn.Module):\n    def __init__(self, impl: str):\n        super().__init__()\n"
+            "        self.impl = impl\n\n    def forward(self, x, cu):\n        return TABLE[self.impl](x, cu=cu)\n\n\n"
+            "class Encoder(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+            "        self.blocks = nn.ModuleList([Layer('flash') for _ in range(2)])\n\n"
+            "    def forward(self, x, n: int):\n        cu = torch.zeros(n, device='cuda').cumsum(0)\n"
+            "        for _, block in enumerate(self.blocks):\n            x = block(x, cu)\n        return x\n"
+        ),
+    })
+    rows = sorted((Path(d.path).name, d.start.row, d.start.column, d.code) for d in found)
+    # Only the first sum: the second tensor was built under the CPU tensor's device.
+    assert [row for row in rows if row[0] == "read.py"] == [("read.py", 7, 12, "SL101")]
+    assert ("vit.py", 6, 16, "SL101") in rows
+    assert ("vit.py", 26, 9, "SL601") in rows  # each layer's call through the table reaches the sync
+    assert not [row for row in rows if row[0] == "vit.py" and row[1] == 18]  # in no table: nothing calls it

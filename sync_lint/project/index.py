@@ -38,6 +38,8 @@ def callee_name(func: Value) -> str | None:
         if func[2] == "default" and func[1][0] == "attr" and _under_torch_ops(func[1][1]):
             return func[1][2]
         return func[2]
+    if func[0] == "sub" and func[1][0] == "name" and "." not in func[1][1]:
+        return func[1][1]  # `TABLE[key](...)`: filed under the table, whose functions it may call
     return None
 
 

@@ -1023,6 +1023,7 @@ class Inference:
                 dispatchers = {f"{info.class_name}.{name}" for name in _CALLED_METHODS}
         names = {info.name} | self._aliases(summary, info)
         if info.class_name is None:
+            names |= _dispatch_tables(summary, info.name)  # `TABLE[key](...)`
             names |= self.index.custom_ops_of(summary, info.qualname)  # `torch.ops.<ns>.<op>(...)`
             names |= self.index.import_aliases(function)  # `from m import f as g`, then `g(...)`
         for name in sorted(names):
@@ -2051,6 +2052,11 @@ class Inference:
             field = self._tuple_field(base, key[1], context)  # `topk_output[1]` of a `NamedTuple`
             if field is not None:
                 return field
+        if base.value_kind == "dict" and base.items and key[0] != "key" and \
+                all(f.value_kind == "callable" and not f.items for _k, f in base.items):
+            # `ATTENTION_FUNCTIONS[self.attn_implementation](q, k, v, ...)`: a dispatch table read with a key
+            # known only at run time calls one of its functions.
+            return Fact(Device.NOT_TENSOR, value_kind="callable", refs=frozenset().union(*(f.refs for _k, f in base.items)))
         if base.value_kind == "tuple" and base.items and key[0] != "key" and key != ("lit", "slice"):
             # `self.events[slot]` of a display (`[torch.cuda.Event(), torch.cuda.Event()]`, a ping-pong
             # pair): an index known only at run time reads one of its items.
@@ -2895,6 +2901,13 @@ def combine(facts: list[Fact]) -> Fact:
     if facts and all(f.device is Device.NOT_TENSOR for f in facts):
         return PYTHON
     return UNKNOWN
+
+
+def _dispatch_tables(summary: ModuleSummary, name: str) -> set[str]:
+    """The module's globals that are dict displays holding the function `name` among their values (a
+    call `TABLE[key](...)` is filed under the table's name, `index.callee_name`)."""
+    return {table for table, value in summary.globals.items()
+            if value[0] == "dict" and any(entry == ("name", name) for _key, entry in value[1])}
 
 
 def element(fact: Fact) -> Fact:

@@ -584,7 +584,15 @@ class _Summarizer:
             if isinstance(node.target, ast.Name):
                 scope.assign(node.target.id, "aug", node, self._at)
         elif isinstance(node, (ast.For, ast.AsyncFor)):
-            self._collect_target(node.target, ("iter", node.iter), scope)
+            iterated = self._enumerated(node)
+            if iterated is not None:
+                # `for i, layer in enumerate(self.layers)`: `layer` is an element of `self.layers` itself,
+                # so a call of it is a call of a layer (as in `for layer in self.layers`).
+                index, element = node.target.elts  # type: ignore[attr-defined]
+                self._collect_target(index, ("item", (("iter", node.iter), 0)), scope)
+                self._collect_target(element, ("iter", iterated), scope)
+            else:
+                self._collect_target(node.target, ("iter", node.iter), scope)
             self._collect(node.body, scope)
             self._collect(node.orelse, scope)
         elif isinstance(node, (ast.While, ast.If)):
@@ -1214,16 +1222,31 @@ class _Summarizer:
             self._store(target, value_node, scope, augmented=isinstance(node, ast.AugAssign), declared=declared)
 
     def _device_context(self, node: ast.With | ast.AsyncWith, scope: _Scope) -> ast.expr | None:
-        """`d` for `with torch.device(d):`, which makes factories allocate on `d`; `dev` for `with dev:`
-        where every value the function gives `dev` is a `torch.device(...)`."""
+        """`d` for `with torch.device(d):`, which makes factories allocate on `d`; `x.device` for `with
+        x.device:` (a `torch.device` is a context manager of its own: SGLang built a batch's tensors under
+        `with out_cache_loc.device:`); `dev` for `with dev:` where every value the function gives `dev` is
+        one of those."""
         for item in node.items:
             call = item.context_expr
             if isinstance(call, ast.Call) and call.args and self._torch_name(call.func) == "torch.device":
                 return call.args[0]
-            sources = scope.assigned.get(call.id) if isinstance(call, ast.Name) else None
-            if sources and all(how == "value" and isinstance(source, tuple) and isinstance(source[0], ast.Call)
-                               and self._torch_name(source[0].func) == "torch.device" for how, source in sources):
+            if _device_attribute(call):
                 return call
+            sources = scope.assigned.get(call.id) if isinstance(call, ast.Name) else None
+            if sources and all(how == "value" and isinstance(source, tuple) and (
+                    isinstance(source[0], ast.Call) and self._torch_name(source[0].func) == "torch.device"
+                    or _device_attribute(source[0])) for how, source in sources):
+                return call
+        return None
+
+    def _enumerated(self, node: ast.For | ast.AsyncFor) -> ast.expr | None:
+        """`x` of `for i, element in enumerate(x)` (the builtin, not a name the module binds)."""
+        loop, target = node.iter, node.target
+        if isinstance(loop, ast.Call) and isinstance(loop.func, ast.Name) and loop.func.id == "enumerate" \
+                and "enumerate" not in self.s.imports and len(loop.args) == 1 \
+                and not isinstance(loop.args[0], ast.Starred) and isinstance(target, ast.Tuple) \
+                and len(target.elts) == 2 and not any(isinstance(e, ast.Starred) for e in target.elts):
+            return loop.args[0]
         return None
 
     def _torch_name(self, func: ast.expr) -> str | None:
@@ -1860,6 +1883,11 @@ def _guards(body: list[ast.stmt], params: set[str]) -> tuple[_Guards, _Guards, _
 
     # A field only where the line runs when it is None (a fallback for a host mirror that is missing).
     return guarded(_not_none_when), guarded(_true_when), guarded(_none_when, fields_too=True)
+
+
+def _device_attribute(node: ast.expr) -> bool:
+    """`x.device`: a tensor's device, or an object's (a `torch.device` either way)."""
+    return isinstance(node, ast.Attribute) and node.attr == "device"
 
 
 def _self_field(node: ast.expr) -> str | None:
