@@ -1009,6 +1009,8 @@ _CALLED = re.compile(r"\s*([A-Za-z_]\w*(?:\s*\.\s*[A-Za-z_]\w*)*)\s*\(")
 # is assigned only when the parameter is None (`_merge` in analysis/flow.py).
 _GPU_CALLERS = re.compile(r"parameter `(\w+)` of `(\w+)` receives .*\((\d+) of (\d+) sources, the rest on another device\)")
 _WHEN_NONE = re.compile(r" when `(\w+)` is None")
+# A parameter's value from calls the step names (the first of them, at the step's line).
+_FROM_CALLER = re.compile(r"parameter `(\w+)` of `(\w+)` receives ")
 
 
 def _supplied(sync: Diagnostic, callee: "FunctionInfo", known: Known, every_pass: bool,
@@ -1027,7 +1029,23 @@ def _supplied(sync: Diagnostic, callee: "FunctionInfo", known: Known, every_pass
             return False
         if every_pass and any(name in known.given and name in params for name in _WHEN_NONE.findall(step.message)):
             return False
+        named = _FROM_CALLER.search(step.message)
+        if named and not mixed and named.group(2) == short and named.group(1) in params and step.row is not None \
+                and (os.path.realpath(step.path), step.row) != (os.path.realpath(known.at[0]), known.at[1]) \
+                and _passes_nothing_there(passed(named.group(1)), callee, named.group(1)):
+            return False
     return True
+
+
+def _passes_nothing_there(facts: list["Fact"], callee: "FunctionInfo", name: str) -> bool:
+    """Whether a call gives a parameter, whose GPU value the evidence says another call passes, only
+    None or host values: transformers' rotary embeddings call `rope_init_fn(self.config, device)` in
+    their constructors with the `device=None` no one passes, while the longrope refresh passes the
+    input's device; the constructor's call copies nothing to the GPU."""
+    if not facts:
+        param = next((p for p in callee.params if p.name == name), None)
+        return param is not None and _is_none(param.default, frozenset())
+    return all(fact.value_kind == "none" or fact.is_cpu for fact in facts)
 
 
 def _passes_gpu(facts: list["Fact"], gpu: int, sources: int) -> bool:

@@ -1759,3 +1759,32 @@ def test_a_device_context_of_a_tensors_device_a_stack_enumerated_and_a_dispatch_
     assert ("vit.py", 6, 16, "SL101") in rows
     assert ("vit.py", 26, 9, "SL601") in rows  # each layer's call through the table reaches the sync
     assert not [row for row in rows if row[0] == "vit.py" and row[1] == 18]  # in no table: nothing calls it
+
+
+@pytest.mark.parametrize(("passed", "reported"), [("device", False), ("torch.device('cuda')", True)])
+def test_a_call_into_a_sync_whose_device_another_call_passes(tmp_path: Path, passed: str, reported: bool) -> None:
+    # transformers' rotary embeddings call `rope_init_fn(self.config, device)` (a function of the
+    # `ROPE_INIT_FUNCTIONS` table) in their constructors with the `device=None` no one passes, and the
+    # longrope refresh calls the same function with the input's device: the copy to the GPU in it runs
+    # on the refresh's call, not on the constructor's.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/rope.py": (
+            "import torch\n\n\ndef dynamic(config, device=None):\n"
+            "    return torch.arange(0, 8, 2, dtype=torch.int64).to(device=device, dtype=torch.float)\n\n\n"
+            "TABLE = {'dynamic': dynamic}\n\n\n"
+            "def refresh(module, device):\n    return TABLE[module.kind](module.config, device)\n"
+        ),
+        "pkg/model.py": (
+            "import torch\nfrom torch import nn\n\nfrom pkg.rope import TABLE, refresh\n\n\n"
+            "class Rotary(nn.Module):\n    def __init__(self, config, device=None):\n        super().__init__()\n"
+            "        self.config, self.kind = config, config.kind\n"
+            f"        self.inv = TABLE[self.kind](self.config, {passed})\n\n"
+            "    def forward(self, x):\n        return refresh(self, x.device)\n\n\n"
+            "class Model(nn.Module):\n    def __init__(self, config):\n        super().__init__()\n"
+            "        self.rotary = Rotary(config)\n\n    def forward(self, x):\n        return self.rotary(x)\n"
+        ),
+    })
+    rows = sorted((Path(d.path).name, d.start.row, d.code) for d in found)
+    assert ("rope.py", 5, "SL303") in rows
+    assert (("model.py", 11, "SL601") in rows) is reported
