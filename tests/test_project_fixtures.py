@@ -1745,6 +1745,9 @@ def test_a_device_context_of_a_tensors_device_a_stack_enumerated_and_a_dispatch_
             "import torch\nfrom torch import nn\n\n\ndef flash(q, cu=None):\n    return q[: cu.max().item()]\n\n\n"
             "def sdpa(q, cu=None):\n    return q\n\n\nTABLE = {'flash': flash, 'sdpa': sdpa}\n\n\n"
             "def lonely(q, cu=None):\n    return q[: cu.max().item()]\n\n\n"
+            "def one(q, cu=None):\n    return q[: cu.max().item()]\n\n\n"
+            "BIG = {'a': one, 'b': sdpa, 'c': sdpa, 'd': sdpa, 'e': sdpa}\n\n\n"
+            "def through_big(q, kind: str):\n    return BIG[kind](q, cu=torch.zeros(2, device='cuda'))\n\n\n"
             "class Layer(nn.Module):\n    def __init__(self, impl: str):\n        super().__init__()\n"
             "        self.impl = impl\n\n    def forward(self, x, cu):\n        return TABLE[self.impl](x, cu=cu)\n\n\n"
             "class Encoder(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
@@ -1757,8 +1760,10 @@ def test_a_device_context_of_a_tensors_device_a_stack_enumerated_and_a_dispatch_
     # Only the first sum: the second tensor was built under the CPU tensor's device.
     assert [row for row in rows if row[0] == "read.py"] == [("read.py", 7, 12, "SL101")]
     assert ("vit.py", 6, 16, "SL101") in rows
-    assert ("vit.py", 26, 9, "SL601") in rows  # each layer's call through the table reaches the sync
-    assert not [row for row in rows if row[0] == "vit.py" and row[1] == 18]  # in no table: nothing calls it
+    assert ("vit.py", 37, 9, "SL601") in rows  # each layer's call through the table reaches the sync
+    assert not [row for row in rows if row[0] == "vit.py" and row[1] == 17]  # in no table: nothing calls it
+    # One of five functions: a table that large is not followed (`infer.MAX_DISPATCH`).
+    assert not [row for row in rows if row[0] == "vit.py" and row[1] == 21]
 
 
 @pytest.mark.parametrize(("passed", "reported"), [("device", False), ("torch.device('cuda')", True)])

@@ -117,6 +117,12 @@ MAX_SOURCES = 16
 # a whole module tree.
 MODULE_HOPS = 2
 _CALLED_METHODS = frozenset({"forward", "__call__"})
+# A dispatch table of functions read with a key known only at run time (`TABLE[key](...)`) is followed
+# into each of its functions only when it holds this few: a call through transformers'
+# `ROPE_INIT_FUNCTIONS` (6 functions) reaches the one the model's configuration names, and its
+# refresh calls that pass the input's device reach only the longrope and dynamic ones (four precision
+# audits had read such a table function's `.to(device=device)` false).
+MAX_DISPATCH = 4
 # `super()` as the summaries spell it (no arguments).
 _SUPER = ("call", ("name", "super"), (), ())
 # Methods of torch's and the libraries' classes that project classes define too: a call of one on an
@@ -2052,7 +2058,7 @@ class Inference:
             field = self._tuple_field(base, key[1], context)  # `topk_output[1]` of a `NamedTuple`
             if field is not None:
                 return field
-        if base.value_kind == "dict" and base.items and key[0] != "key" and \
+        if base.value_kind == "dict" and 0 < len(base.items) <= MAX_DISPATCH and key[0] != "key" and \
                 all(f.value_kind == "callable" and not f.items for _k, f in base.items):
             # `ATTENTION_FUNCTIONS[self.attn_implementation](q, k, v, ...)`: a dispatch table read with a key
             # known only at run time calls one of its functions.
@@ -2907,7 +2913,7 @@ def _dispatch_tables(summary: ModuleSummary, name: str) -> set[str]:
     """The module's globals that are dict displays holding the function `name` among their values (a
     call `TABLE[key](...)` is filed under the table's name, `index.callee_name`)."""
     return {table for table, value in summary.globals.items()
-            if value[0] == "dict" and any(entry == ("name", name) for _key, entry in value[1])}
+            if value[0] == "dict" and len(value[1]) <= MAX_DISPATCH and any(entry == ("name", name) for _key, entry in value[1])}
 
 
 def element(fact: Fact) -> Fact:
