@@ -2062,7 +2062,8 @@ class Inference:
                 all(f.value_kind == "callable" and not f.items for _k, f in base.items):
             # `ATTENTION_FUNCTIONS[self.attn_implementation](q, k, v, ...)`: a dispatch table read with a key
             # known only at run time calls one of its functions.
-            return Fact(Device.NOT_TENSOR, value_kind="callable", refs=frozenset().union(*(f.refs for _k, f in base.items)))
+            functions = frozenset().union(*(f.refs for _k, f in base.items))
+            return Fact(Device.NOT_TENSOR, value_kind="callable", refs=functions)
         if base.value_kind == "tuple" and base.items and key[0] != "key" and key != ("lit", "slice"):
             # `self.events[slot]` of a display (`[torch.cuda.Event(), torch.cuda.Event()]`, a ping-pong
             # pair): an index known only at run time reads one of its items.
@@ -2913,7 +2914,8 @@ def _dispatch_tables(summary: ModuleSummary, name: str) -> set[str]:
     """The module's globals that are dict displays holding the function `name` among their values (a
     call `TABLE[key](...)` is filed under the table's name, `index.callee_name`)."""
     return {table for table, value in summary.globals.items()
-            if value[0] == "dict" and len(value[1]) <= MAX_DISPATCH and any(entry == ("name", name) for _key, entry in value[1])}
+            if value[0] == "dict" and len(value[1]) <= MAX_DISPATCH
+            and any(entry == ("name", name) for _key, entry in value[1])}
 
 
 def element(fact: Fact) -> Fact:
