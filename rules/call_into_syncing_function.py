@@ -45,10 +45,9 @@ device where most callers pass host tensors (SGLang's host-pool `free(host_indic
 with indices from a CPU free list, while 2 of 11 callers free GPU-held slots; its
 diffusion models' masks of unknown device handed to `build_varlen_mask_meta`, which 8
 of 14 callers give GPU masks, are still reported); one that passes only None or host
-values where the evidence names another call as the source of the GPU value
-(transformers' rotary embeddings call `ROPE_INIT_FUNCTIONS[rope_type](config, device)`
-in their constructors with a `device=None` nobody passes, while the longrope refresh
-passes the input's device); one that passes a parameter whose
+values where the evidence names another call as the source of the GPU value (a
+constructor's `rope_init_fn(config, device)` with a `device=None` nobody passes, while
+a refresh in `forward` passes the input's device); one that passes a parameter whose
 None makes the callee compute the value on the device (`if lens_sum is None:
 lens_sum = cum[-1]`). Nor, anywhere, a chain through a module that replaces the
 torch function the sync at its end calls (`torch.accelerator.synchronize = noop`

@@ -1009,8 +1009,10 @@ _CALLED = re.compile(r"\s*([A-Za-z_]\w*(?:\s*\.\s*[A-Za-z_]\w*)*)\s*\(")
 # is assigned only when the parameter is None (`_merge` in analysis/flow.py).
 _GPU_CALLERS = re.compile(r"parameter `(\w+)` of `(\w+)` receives .*\((\d+) of (\d+) sources, the rest on another device\)")
 _WHEN_NONE = re.compile(r" when `(\w+)` is None")
-# A parameter's value from calls the step names (the first of them, at the step's line).
-_FROM_CALLER = re.compile(r"parameter `(\w+)` of `(\w+)` receives ")
+# A parameter's GPU value (or accelerator device) from calls the step names (the first of them, at the
+# step's line). Not a host value: a host tensor handed on is what a copy to the GPU copies.
+_FROM_CALLER = re.compile(r"(?:is on the GPU|is an accelerator device|is taken for an accelerator): "
+                          r"parameter `(\w+)` of `(\w+)` receives ")
 
 
 def _supplied(sync: Diagnostic, callee: "FunctionInfo", known: Known, every_pass: bool,
@@ -1039,9 +1041,9 @@ def _supplied(sync: Diagnostic, callee: "FunctionInfo", known: Known, every_pass
 
 def _passes_nothing_there(facts: list["Fact"], callee: "FunctionInfo", name: str) -> bool:
     """Whether a call gives a parameter, whose GPU value the evidence says another call passes, only
-    None or host values: transformers' rotary embeddings call `rope_init_fn(self.config, device)` in
-    their constructors with the `device=None` no one passes, while the longrope refresh passes the
-    input's device; the constructor's call copies nothing to the GPU."""
+    None or host values: a rotary embedding's constructor calling `rope_init_fn(self.config, device)`
+    with the `device=None` no one passes, while a refresh in `forward` passes the input's device; the
+    constructor's call copies nothing to the GPU."""
     if not facts:
         param = next((p for p in callee.params if p.name == name), None)
         return param is not None and _is_none(param.default, frozenset())

@@ -1793,3 +1793,26 @@ def test_a_call_into_a_sync_whose_device_another_call_passes(tmp_path: Path, pas
     rows = sorted((Path(d.path).name, d.start.row, d.code) for d in found)
     assert ("rope.py", 5, "SL303") in rows
     assert (("model.py", 11, "SL601") in rows) is reported
+
+
+def test_a_call_that_hands_on_the_host_tensor_a_copy_to_the_gpu_copies_reaches_it(tmp_path: Path) -> None:
+    # vLLM's DeepSeek V4.1 models (AMD and NVIDIA) both call `_build_image_span(image_embeds,
+    # image_input.types[...])` with a host tensor, and the helper copies it with
+    # `types.to(image_embeds.device)`: each call supplies what the copy copies, whichever one the
+    # evidence names first.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/span.py": (
+            "def build_span(embeds, types):\n    types = types.to(embeds.device)\n    return embeds[: types.numel()]\n"
+        ),
+        "pkg/a.py": (
+            "import torch\n\nfrom pkg.span import build_span\n\n\ndef run_a(n: int):\n"
+            "    embeds = torch.zeros(n, 4, device='cuda')\n    return build_span(embeds, torch.arange(n))\n"
+        ),
+        "pkg/b.py": (
+            "import torch\n\nfrom pkg.span import build_span\n\n\ndef run_b(n: int):\n"
+            "    embeds = torch.zeros(n, 4, device='cuda')\n    return build_span(embeds, torch.arange(n))\n"
+        ),
+    })
+    rows = sorted((Path(d.path).name, d.start.row, d.code) for d in found)
+    assert rows == [("a.py", 8, "SL601"), ("b.py", 8, "SL601"), ("span.py", 2, "SL303")]
