@@ -1816,3 +1816,21 @@ def test_a_call_that_hands_on_the_host_tensor_a_copy_to_the_gpu_copies_reaches_i
     })
     rows = sorted((Path(d.path).name, d.start.row, d.code) for d in found)
     assert rows == [("a.py", 8, "SL601"), ("b.py", 8, "SL601"), ("span.py", 2, "SL303")]
+
+
+def test_an_arm_for_apple_gpus_runs_off_cuda(tmp_path: Path) -> None:
+    # SGLang's MiniMax-H3 attention streams through `_forward_mps_streamed_attention(q, k, v, cu_seqlens)`
+    # only `if x.device.type == "mps":`, and that method reads `cu_seqlens.tolist()`: on a CUDA machine
+    # neither the call nor the read runs. The same read behind `!= "mps"` runs on CUDA.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/attn.py": (
+            "import torch\nfrom torch import nn\n\n\nclass Attention(nn.Module):\n"
+            "    def forward(self, x, n: int):\n        cu = torch.zeros(n, dtype=torch.int32, device='cuda')\n"
+            "        if x.device.type == 'mps':\n            return self._streamed(x, cu)\n"
+            "        if x.device.type != 'mps':\n            return cu.tolist()\n        return x\n\n"
+            "    def _streamed(self, x, cu_seqlens):\n        return cu_seqlens.tolist()\n"
+        ),
+    })
+    rows = sorted((Path(d.path).name, d.start.row, d.code) for d in found)
+    assert rows == [("attn.py", 11, "SL102")]

@@ -1917,6 +1917,8 @@ def test_a_parameter_annotation_beats_another_annotations_class_but_not_a_constr
     ('query.device.type == "cuda"', False),
     ('"cuda" == device.type', False),
     ('x.device.type == "cpu"', None),  # one tensor on the host says nothing of the machine
+    ('x.device.type == "mps"', True),  # a tensor only an Apple machine has
+    ('x.device.type != "mps"', None),
     ('x.device.type in ("cuda", "xpu")', None),
 ])
 def test_off_cuda_tests(test: str, holds: bool | None) -> None:

@@ -41,6 +41,10 @@ CPU_PLATFORM_FLAGS = frozenset({"_is_cpu", "_IS_CPU", "IS_CPU"})
 # SGLang's `is_npu()` and its `_is_npu = is_npu()` flag), as `other-platform-modules` names them. HIP is
 # not among them: ROCm runs torch's CUDA API on AMD GPUs, whose waits the audits read as real.
 OTHER_PLATFORM_TESTS = frozenset({"is_npu", "is_xpu", "is_mps", "is_hpu", "is_musa", "is_tpu"})
+# The device types (`x.device.type == "mps"`) of tensors that exist only on another machine than a CUDA
+# one (not "cpu": a host tensor on a CUDA machine is common, and `if t.device.type == "cpu": t =
+# t.to(device)` copies it there).
+OTHER_DEVICE_TYPES = frozenset(name[len("is_"):] for name in OTHER_PLATFORM_TESTS)
 OTHER_PLATFORM_FLAGS = frozenset({f"_{name}" for name in OTHER_PLATFORM_TESTS} |
                                  {f"_{name.upper()}" for name in OTHER_PLATFORM_TESTS} |
                                  {name.upper() for name in OTHER_PLATFORM_TESTS})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from sync_lint.analysis.knowledge import CPU_PLATFORM_FLAGS, OTHER_PLATFORM_FLAGS, OTHER_PLATFORM_TESTS
+from sync_lint.analysis.knowledge import CPU_PLATFORM_FLAGS, OTHER_DEVICE_TYPES, OTHER_PLATFORM_FLAGS, OTHER_PLATFORM_TESTS
 from sync_lint.analysis.provider import Provider
 from sync_lint.syntax import dotted_name
 
@@ -47,26 +47,34 @@ def host_only_test(test: cst.BaseExpression) -> tuple[bool, str] | None:
             return False, f"`{key}` is not on CUDA (a reference path for the host, or another accelerator's)"
     typed = _cuda_type_test(test)
     if typed is not None:
-        key, differs = typed
-        return differs, f"`{key}.type` is not `\"cuda\"` (a reference path for the host, or another accelerator's)"
+        key, holds, named = typed
+        if named == "cuda":
+            return holds, f"`{key}.type` is not `\"cuda\"` (a reference path for the host, or another accelerator's)"
+        return holds, f"`{key}.type` is `\"{named}\"`, not CUDA (a path for the host, or another accelerator's)"
     return None
 
 
-def _cuda_type_test(test: cst.BaseExpression) -> tuple[str, bool] | None:
-    """(`x.device`, whether the test is `!=`) for `x.device.type == "cuda"` or `!= "cuda"` (either side)."""
+def _cuda_type_test(test: cst.BaseExpression) -> tuple[str, bool, str] | None:
+    """(`x.device`, whether the test holds exactly off CUDA, the type named) for `x.device.type ==
+    "cuda"` (False) or `!= "cuda"` (True), and for `x.device.type == "mps"` or another machine's
+    device type (True: SGLang's MiniMax-H3 streams its attention that way for Apple GPUs); either side.
+    Not `!= "mps"`, which holds on CUDA and on the CPU alike, nor `== "cpu"` (`OTHER_DEVICE_TYPES`)."""
     if not isinstance(test, cst.Comparison) or len(test.comparisons) != 1:
         return None
     comparison = test.comparisons[0]
     if not isinstance(comparison.operator, (cst.Equal, cst.NotEqual)):
         return None
     sides = (test.left, comparison.comparator)
-    if not any(isinstance(side, cst.SimpleString) and side.evaluated_value == "cuda" for side in sides):
+    named = next((side.evaluated_value for side in sides if isinstance(side, cst.SimpleString)
+                  and isinstance(side.evaluated_value, str)), None)
+    differs = isinstance(comparison.operator, cst.NotEqual)
+    if named != "cuda" and (named not in OTHER_DEVICE_TYPES or differs):
         return None
     for side in sides:
         if isinstance(side, cst.Attribute) and side.attr.value == "type":
             key = dotted_name(side.value)
             if key is not None:
-                return key, isinstance(comparison.operator, cst.NotEqual)
+                return key, differs if named == "cuda" else True, named
     return None
 
 

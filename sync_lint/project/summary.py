@@ -29,6 +29,7 @@ from sync_lint.analysis.knowledge import (
     CPU_PLATFORM_FLAGS,
     EMPTY_CONTAINERS,
     MAPPING_TYPES,
+    OTHER_DEVICE_TYPES,
     OTHER_PLATFORM_FLAGS,
     OTHER_PLATFORM_TESTS,
     SEQUENCE_TYPES,
@@ -2051,8 +2052,8 @@ def off_cuda_test(test: ast.expr) -> bool | None:
     there, None for any other, read as `analysis/marks.py`'s `host_only_test` reads it on libcst: a
     test that the platform has no accelerator (`current_platform.is_cpu()`, SGLang's `is_cpu()` and
     `_is_cpu`) or is another one (`is_npu()`, `_is_npu`, `self.is_npu`, ...), `x.is_cuda` and
-    `x.device.type == "cuda"` (false off CUDA); through `not`, an `and` whose holding says so and an `or`
-    whose failing does."""
+    `x.device.type == "cuda"` (false off CUDA), `x.device.type == "mps"` and other machines' types (true);
+    through `not`, an `and` whose holding says so and an `or` whose failing does."""
     if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
         inner = off_cuda_test(test.operand)
         return None if inner is None else not inner
@@ -2075,8 +2076,12 @@ def off_cuda_test(test: ast.expr) -> bool | None:
         sides = (test.left, test.comparators[0])
         typed = [side for side in sides if isinstance(side, ast.Attribute) and side.attr == "type"
                  and dotted(side.value) is not None]
-        if typed and any(isinstance(side, ast.Constant) and side.value == "cuda" for side in sides):
+        named = next((side.value for side in sides if isinstance(side, ast.Constant) and isinstance(side.value, str)),
+                     None)
+        if typed and named == "cuda":
             return isinstance(test.ops[0], ast.NotEq)  # `x.device.type != "cuda"`
+        if typed and named in OTHER_DEVICE_TYPES and isinstance(test.ops[0], ast.Eq):
+            return True  # `x.device.type == "mps"`: another machine's path
     return None
 
 
