@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import libcst as cst
 
-from sync_lint.analysis.knowledge import CPU_PLATFORM_FLAGS, OTHER_DEVICE_TYPES, OTHER_PLATFORM_FLAGS, OTHER_PLATFORM_TESTS
+from sync_lint.analysis.knowledge import (
+    CPU_PLATFORM_FLAGS,
+    OTHER_DEVICE_TYPES,
+    OTHER_PLATFORM_FLAGS,
+    OTHER_PLATFORM_TESTS,
+)
 from sync_lint.analysis.provider import Provider
 from sync_lint.syntax import dotted_name
 
@@ -50,7 +55,7 @@ def host_only_test(test: cst.BaseExpression) -> tuple[bool, str] | None:
         key, holds, named = typed
         if named == "cuda":
             return holds, f"`{key}.type` is not `\"cuda\"` (a reference path for the host, or another accelerator's)"
-        return holds, f"`{key}.type` is `\"{named}\"`, not CUDA (a path for the host, or another accelerator's)"
+        return holds, f"`{key}.type` is `\"{named}\"`, a device only another machine than a CUDA one has"
     return None
 
 
