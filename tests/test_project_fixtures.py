@@ -986,6 +986,31 @@ def test_a_test_that_passes_none_does_not_make_a_fallback_run_in_deployed_code(t
     assert found == {("ops.py", 6, "high")}
 
 
+_FIELD_ARGUMENT_FILES = {
+    "pkg/__init__.py": "",
+    "pkg/ops.py": _NONE_BRANCHES,
+    "pkg/meta.py": "from dataclasses import dataclass\n\n\n@dataclass(frozen=True)\nclass Meta:\n"
+                   "    limit: int\n",
+    "pkg/use.py": "import torch\n\nfrom pkg.meta import Meta\nfrom pkg.ops import pool\n\n\n"
+                  "def step(n, sizes):\n    meta = Meta(limit=len(sizes))\n"
+                  "    pool(torch.zeros(n, device='cuda'), meta.limit)\n",
+}
+
+
+@pytest.mark.parametrize("other,rows", [
+    ("", set()),
+    # Another construction may leave the field None: the fallback can run.
+    ("def other(x, limit):\n    return Meta(limit=limit)\n", {("ops.py", 6, "SL101")}),
+])
+def test_a_field_every_construction_fills_is_a_value_a_call_passes(tmp_path: Path, other: str, rows: set) -> None:
+    # SGLang's Kimi-K3-VL passes `grid_thw_list=metadata.grid_thw_list`, a required field of a frozen
+    # dataclass every construction fills, so its `grid_thws.tolist() if grid_thw_list is None` fallback
+    # never runs. An attribute of an object of unknown class stays maybe None (the test above).
+    files = {**_FIELD_ARGUMENT_FILES, "pkg/meta.py": _FIELD_ARGUMENT_FILES["pkg/meta.py"] + "\n\n" + other}
+    found = {(Path(d.path).name, d.start.row, d.code) for d in check_small_project(tmp_path, files)}
+    assert found == rows
+
+
 _FALLBACK_FILES = {
     "pkg/__init__.py": "",
     "pkg/rope.py": "import torch\n\n\ndef rope(frame_indices, device):\n"

@@ -923,7 +923,7 @@ class Inference:
             return budget > 0 and function is not None and \
                 self.never_none(summary.qualified(function.qualname), value[1], budget - 1)
         if tag == "attr":
-            return value[2] in ("shape", "ndim")
+            return value[2] in ("shape", "ndim") or self._field_of_known_class_never_none(value, summary, function)
         if tag == "sub":  # `x.shape[-1]`, an element of a tensor
             return (value[1][0] == "attr" and value[1][2] == "shape") or self._a_tensor(value[1], summary, function)
         if tag == "call":
@@ -933,6 +933,14 @@ class Inference:
                 return True  # `mask.bool()`, `x.size(0)`: a tensor's methods return values
             return self._returns_a_value(func, summary, function)
         return False
+
+    def _field_of_known_class_never_none(self, value: Value, summary: ModuleSummary,
+                                         function: FunctionInfo | None) -> bool:
+        """`metadata.grid_thw_list` where `metadata` is an object of project classes and, in each, every value
+        the field is given is certainly not None (`field_never_none`)."""
+        owner = self.eval(value[1], Context(summary, function, budget=1, mode="types"))
+        return owner.value_kind == "object" and bool(owner.refs) and \
+            all(self.field_never_none(cls, value[2]) for cls in owner.refs)
 
     def _a_tensor(self, value: Value, summary: ModuleSummary, function: FunctionInfo | None) -> bool:
         fact = self.eval(value, Context(summary, function, budget=1))
