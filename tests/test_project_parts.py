@@ -600,6 +600,33 @@ def test_summary_stores(summary) -> None:
     assert named.owner == "Worker" and named.value == ("param", "b")
 
 
+def test_summary_registered_module_state_is_a_store() -> None:
+    # `self.register_buffer("coords", t)` holds `t` as `self.coords`, moved with the module as an
+    # `nn.Buffer` would be; `register_parameter("bias", None)` leaves the field None.
+    source = textwrap.dedent('''
+        import torch
+        from torch import nn
+
+
+        class Enc(nn.Module):
+            def __init__(self, h):
+                super().__init__()
+                self.register_buffer("coords", torch.zeros(2, h))
+                self.register_parameter("scale", nn.Parameter(torch.ones(1)))
+                self.register_parameter("bias", None)
+                self.register_buffer(name, torch.ones(1))
+        ''')
+    stores = {s.attr: s for s in summarize(source, "pkg/enc.py", "pkg.enc", False).stores}
+    assert set(stores) == {"coords", "scale", "bias"}  # a name that is no literal stores nothing known
+    assert stores["coords"].owner == "Enc" and stores["coords"].base == ("param", "self")
+    assert stores["coords"].value[:2] == ("call", ("name", "torch.nn.Buffer"))
+    assert stores["scale"].value[1] == ("attr", ("name", "nn"), "Parameter")  # not wrapped twice
+    assert stores["bias"].value == ("lit", "none")
+    inference = Inference(_index({"pkg.enc": source}))
+    coords = inference.field(["pkg.enc.Enc"], "coords")
+    assert coords.device is Device.UNKNOWN and coords.is_unknown_tensor
+
+
 def test_summary_call_sites(summary) -> None:
     run = next(c for c in summary.calls if c.func == ("name", "run"))
     assert run.function == "Worker.step" and run.line == 32 and run.loop_depth == 1

@@ -29,6 +29,7 @@ from sync_lint.analysis.knowledge import (
     CPU_PLATFORM_FLAGS,
     EMPTY_CONTAINERS,
     MAPPING_TYPES,
+    NN_NON_MODULES,
     OTHER_DEVICE_TYPES,
     OTHER_PLATFORM_FLAGS,
     OTHER_PLATFORM_TESTS,
@@ -43,7 +44,7 @@ from sync_lint.project.values import MAX_DEPTH, MAX_JOIN, NONE, OFF_CUDA, UNKNOW
 _BUILTINS = frozenset(dir(builtins))
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 50
+SUMMARY_FORMAT = 51
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -171,6 +172,18 @@ class CallSite:
     # `OFF_CUDA` where a test says the code runs off CUDA (no accelerator, another one, a tensor not on CUDA).
     contexts: tuple[str, ...] = ()
 
+
+# `nn.Module` methods that store a tensor under a name read back as an attribute.
+_MODULE_STATE_REGISTRATIONS = frozenset({"register_buffer", "register_parameter"})
+
+
+def _wraps_module_state(value: Value) -> bool:
+    """`nn.Parameter(t)`, `Buffer(t)`: a value already made module state, by the last name it calls."""
+    if value[0] != "call":
+        return False
+    func = value[1]
+    last = func[2] if func[0] == "attr" else func[1] if func[0] == "name" else None
+    return isinstance(last, str) and last.rsplit(".", 1)[-1] in NN_NON_MODULES
 
 @dataclass(frozen=True)
 class Store:
@@ -1356,6 +1369,17 @@ class _Summarizer:
                 base = self.value(node.args[0], scope)
                 self.s.stores.append(Store(scope.qualname, node.lineno, base, name.value,
                                            self.value(node.args[2], scope), self._owner(base, scope)))
+        elif func[0] == "attr" and func[2] in _MODULE_STATE_REGISTRATIONS and len(node.args) >= 2:
+            # `self.register_buffer("inv_freq", t)` stores `t` as `self.inv_freq` (`nn.Module.__getattr__`
+            # returns it), where it moves with the module: as `self.inv_freq = nn.Buffer(t)` would.
+            name = node.args[0]
+            if isinstance(name, ast.Constant) and isinstance(name.value, str) and name.value.isidentifier():
+                base = func[1]
+                value = self.value(node.args[1], scope)
+                held = value if value == NONE or _wraps_module_state(value) else \
+                    ("call", ("name", "torch.nn.Buffer"), (value,), ())
+                self.s.stores.append(Store(scope.qualname, node.lineno, base, name.value, held,
+                                           self._owner(base, scope)))
         args = tuple(("*", self.value(a.value, scope)) if isinstance(a, ast.Starred) else self.value(a, scope)
                      for a in node.args)
         kwargs = tuple((k.arg if k.arg is not None else "**", self.value(k.value, scope)) for k in node.keywords)
