@@ -1859,3 +1859,63 @@ def test_an_arm_for_apple_gpus_runs_off_cuda(tmp_path: Path) -> None:
     })
     rows = sorted((Path(d.path).name, d.start.row, d.code) for d in found)
     assert rows == [("attn.py", 11, "SL102")]
+
+
+_COPIED_TO_DEVICE = {
+    "pkg/__init__.py": "",
+    "pkg/inputs.py": """from dataclasses import dataclass, fields
+
+import torch
+
+
+@dataclass
+class ModelInputs:
+    seq_length: torch.LongTensor
+    is_decoding: bool
+
+    def to_device(self, device: str, non_blocking: bool = False):
+        out_dict = dict()
+        for f in fields(self):
+            k = f.name
+            v = getattr(self, k)
+            if isinstance(v, torch.Tensor):
+                v = v.to(device, non_blocking=non_blocking)
+            out_dict[k] = v
+        return ModelInputs(**out_dict)
+""",
+    "pkg/engine.py": """import torch
+
+from pkg.inputs import ModelInputs
+
+
+def create_model_inputs(lengths):
+    return ModelInputs(seq_length=torch.tensor(lengths), is_decoding=False)
+""",
+    "pkg/context.py": """from pkg.inputs import ModelInputs
+
+
+def new_context(inputs: ModelInputs):
+    q_seqlens = inputs.seq_length
+    if inputs.is_decoding:
+        return None
+    return q_seqlens.max().item()
+""",
+}
+
+
+@pytest.mark.parametrize("agent,rows", [
+    # The agent moves the whole object to the GPU: the context reads the copy.
+    ("def forward(inputs):\n    return inputs.to_device('cuda')\n", {("context.py", 8, "SL101")}),
+    # Copied to the CPU only: nothing is on the GPU.
+    ("def forward(inputs):\n    return inputs.to_device('cpu')\n", set()),
+])
+def test_an_object_copied_to_the_device_as_a_whole_holds_gpu_tensors(tmp_path: Path, agent: str, rows: set) -> None:
+    # LMDeploy's `ModelInputs.to_device` builds a new instance from each field, the tensors moved; the engine
+    # builds the original on the host. Before, the `**out_dict` construction passed no field the index
+    # could read, and `seq_length` was proven a CPU tensor. The bool field is not moved, nor a tensor.
+    files = {**_COPIED_TO_DEVICE, "pkg/agent.py": agent}
+    found = [d for d in check_small_project(tmp_path, files)]
+    assert {(Path(d.path).name, d.start.row, d.code) for d in found} == rows
+    for d in found:
+        assert d.confidence == "convention"
+        assert "copied to the device as a whole" in (d.evidence or "")

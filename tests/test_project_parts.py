@@ -627,6 +627,37 @@ def test_summary_registered_module_state_is_a_store() -> None:
     assert coords.device is Device.UNKNOWN and coords.is_unknown_tensor
 
 
+@pytest.mark.parametrize("move,spread", [
+    ("v = v.to(device, non_blocking=True)", ("fieldsof", ("param", "self"), "to", (("param", "device"),),
+                                             (("non_blocking", ("lit", "bool", True)),))),
+    ("v = v.cuda()", ("fieldsof", ("param", "self"), "cuda", (), ())),
+    ("pass", None),  # a plain copy moves nothing
+    ("w = v.to(device)", None),  # the moved value is not what is stored
+])
+def test_summary_a_copy_of_every_field_moved_is_spread_into_the_construction(move: str, spread) -> None:
+    source = textwrap.dedent(f'''
+        from dataclasses import dataclass, fields
+
+
+        @dataclass
+        class Inputs:
+            ids: object
+
+            def to_device(self, device):
+                out = dict()
+                for f in fields(self):
+                    k = f.name
+                    v = getattr(self, k)
+                    {move}
+                    out[k] = v
+                return Inputs(**out)
+        ''')
+    (call,) = [c for c in summarize(source, "pkg/i.py", "pkg.i", False).calls if c.func == ("name", "Inputs")]
+    (kwarg,) = call.kwargs
+    assert kwarg[0] == "**"
+    assert (kwarg[1] if kwarg[1][0] == "fieldsof" else None) == spread
+
+
 def test_summary_call_sites(summary) -> None:
     run = next(c for c in summary.calls if c.func == ("name", "run"))
     assert run.function == "Worker.step" and run.line == 32 and run.loop_depth == 1

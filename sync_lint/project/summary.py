@@ -44,7 +44,7 @@ from sync_lint.project.values import MAX_DEPTH, MAX_JOIN, NONE, OFF_CUDA, UNKNOW
 _BUILTINS = frozenset(dir(builtins))
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 51
+SUMMARY_FORMAT = 52
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -516,6 +516,9 @@ class _Scope:
         self._resolved: dict[str, Value] = {}
         self._resolving: set[str] = set()
         self._first: dict[str, Value] = {}  # while a name is resolved: its first source that does not read it
+        # name -> `("fieldsof", self, method, args, kwargs)` for a dict that a loop over `fields(self)` fills
+        # with each field moved by `method` (`_field_copies`).
+        self.field_copies: dict[str, Value] = {}
 
     def assign(self, name: str, how: str, source: object, place: "_Place | None" = None) -> None:
         """`place`: the statement that binds the name whenever it runs (None: a binding that may or may
@@ -539,6 +542,8 @@ class _Summarizer:
         self.loops: list[tuple[int, int]] = []  # the loops of the current function
         self.predicate_arms: list[tuple[int, int, str]] = []  # the current function's (`FunctionInfo`)
         self.lines = text.splitlines() if text is not None else []
+        # Whether a method may copy its dataclass's fields (`_field_copies`): most modules never call `fields`.
+        self.mentions_fields = text is None or "fields(" in text
         self._path: list[tuple[int, int, bool]] = []  # pass 1: the place of the statement being collected
         self._at: _Place | None = None
         self.use: tuple[_Scope, _Place | None] | None = None  # pass 2: the statement being read, and its scope
@@ -1122,6 +1127,11 @@ class _Summarizer:
         saved_path, self._path = self._path, []
         self._collect(node.body, scope)
         self._path = saved_path
+        if class_name is not None and positional and self.mentions_fields:
+            scope.field_copies = {name: ("fieldsof", ("param", positional[0].arg), method,
+                                         tuple(self.value(a, scope) for a in call.args),
+                                         tuple((k.arg, self.value(k.value, scope)) for k in call.keywords if k.arg))
+                                  for name, (method, call) in _field_copies(node.body, positional[0].arg).items()}
         for index, arg in enumerate(positional):
             kind = "posonly" if index < len(args.posonlyargs) else "pos"
             default = defaults[index]
@@ -1382,7 +1392,9 @@ class _Summarizer:
                                            self._owner(base, scope)))
         args = tuple(("*", self.value(a.value, scope)) if isinstance(a, ast.Starred) else self.value(a, scope)
                      for a in node.args)
-        kwargs = tuple((k.arg if k.arg is not None else "**", self.value(k.value, scope)) for k in node.keywords)
+        kwargs = tuple((k.arg if k.arg is not None else "**",
+                        scope.field_copies[k.value.id] if k.arg is None and isinstance(k.value, ast.Name)
+                        and k.value.id in scope.field_copies else self.value(k.value, scope)) for k in node.keywords)
         self.s.calls.append(CallSite(scope.qualname, node.lineno, func, args, kwargs, self.loop_depth,
                                      tuple(self.contexts)))
         if self.contexts and any(c in _CUDA_GRAPH_CONTEXTS for c in self.contexts):
@@ -1908,6 +1920,67 @@ def _guards(body: list[ast.stmt], params: set[str]) -> tuple[_Guards, _Guards, _
 
     # A field only where the line runs when it is None (a fallback for a host mirror that is missing).
     return guarded(_not_none_when), guarded(_true_when), guarded(_none_when, fields_too=True)
+
+
+def _field_copies(body: list[ast.stmt], self_name: str) -> dict[str, tuple[str, ast.Call]]:
+    """The dicts a method fills with each of its dataclass's fields moved to a device, by name, with
+    the moving method (`to`, `cuda`) and its call: LMDeploy's `ModelInputs.to_device` runs
+
+        for f in fields(self):
+            k = f.name
+            v = getattr(self, k)
+            if isinstance(v, torch.Tensor):
+                v = v.to(device, non_blocking=non_blocking)
+            out_dict[k] = v
+        return ModelInputs(**out_dict)
+
+    so each tensor field of what it builds is the same field of `self`, moved."""
+    out: dict[str, tuple[str, ast.Call]] = {}
+    for loop in _statements_of(body):
+        if not (isinstance(loop, ast.For) and isinstance(loop.target, ast.Name) and isinstance(loop.iter, ast.Call)
+                and _last_name(loop.iter.func) == "fields" and len(loop.iter.args) == 1
+                and isinstance(loop.iter.args[0], ast.Name) and loop.iter.args[0].id == self_name):
+            continue
+        field = loop.target.id
+        names = {field + ".name"}  # what spells the field's name: `f.name`, or a name given it
+        read: set[str] = set()  # the names holding `getattr(self, <the field's name>)`
+        moves: dict[str, ast.Call] = {}
+        for statement in _statements_of(loop.body):
+            if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1):
+                continue
+            target, value = statement.targets[0], statement.value
+            if isinstance(target, ast.Name) and ast.unparse(value) in names:
+                names.add(target.id)
+            elif isinstance(target, ast.Name) and isinstance(value, ast.Call) and _last_name(value.func) == "getattr" \
+                    and len(value.args) >= 2 and isinstance(value.args[0], ast.Name) and value.args[0].id == self_name \
+                    and ast.unparse(value.args[1]) in names:
+                read.add(target.id)
+            elif isinstance(target, ast.Name) and target.id in read and isinstance(value, ast.Call) \
+                    and isinstance(value.func, ast.Attribute) and value.func.attr in ("to", "cuda") \
+                    and isinstance(value.func.value, ast.Name) and value.func.value.id == target.id:
+                moves[target.id] = value
+            elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name) \
+                    and ast.unparse(target.slice) in names and isinstance(value, ast.Name) and value.id in moves:
+                move = moves[value.id]
+                out[target.value.id] = (move.func.attr, move)  # type: ignore[attr-defined]
+    return out
+
+
+def _last_name(func: ast.expr) -> str | None:
+    """`fields` for `fields` and for `dataclasses.fields`; None for a call of anything else than a name."""
+    return func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+
+
+def _statements_of(body: list[ast.stmt]) -> list[ast.stmt]:
+    """The statements of a block and of the blocks nested in it, in order, not those of nested functions
+    or classes."""
+    out: list[ast.stmt] = []
+    for statement in body:
+        out.append(statement)
+        if not isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            for block in _blocks_of(statement):
+                out.extend(_statements_of(block))
+    return out
 
 
 def _device_attribute(node: ast.expr) -> bool:
