@@ -74,10 +74,11 @@ OPTIONS: tuple[Option, ...] = (
            "device)."),
     Option("other-platform-modules", "str-list", "Regexes on a file's path within its project (`/`-separated): "
            "modules written for an accelerator other than CUDA (Ascend NPU and MindSpore, Intel XPU, Apple MLX and "
-           "MPS, Habana HPU, Moore Threads MUSA, TPU), whose waits are that accelerator's, which this linter has not "
-           "measured; their findings are reported only with `--strict`. The default matches a module or package "
-           "named `npu`, `ascend`, `mindspore`, `xpu`, `mlx`, `mps`, `hpu`, `musa` or `tpu` (alone, or before or "
-           "after an underscore), unless the path mentions cuda or gpu."),
+           "MPS, Habana HPU, Moore Threads MUSA, TPU, Cambricon MLU, MetaX MACA, DeepLink's dlinfer), whose waits "
+           "are that accelerator's, which this linter has not measured; their findings are reported only with "
+           "`--strict`. The default matches a module or package named `npu`, `ascend`, `mindspore`, `xpu`, `mlx`, "
+           "`mps`, `hpu`, `musa`, `tpu`, `mlu`, `camb`, `maca` or `dlinfer` (alone, or before or after an "
+           "underscore), unless the path mentions cuda or gpu."),
     Option("cpu-functions", "str-list", "Names of functions written for the CPU platform: the `forward_cpu` that a "
            "platform-dispatched operator (vLLM's `CustomOp`, SGLang's `MultiPlatformOp`) runs on a CPU machine, "
            "whose tensors are on the CPU whatever the shared types it reads say elsewhere. Findings in their "
@@ -127,9 +128,11 @@ CPU_SIDE_BASES_DEFAULT = ("FeatureExtractionMixin", "SequenceFeatureExtractor", 
 # `ec_connector/cpu/`, `simple_cpu_offload_connector.py`), where the syncs are real.
 CPU_MODULES_DEFAULT = (r"^(?!.*(offload|gpu|cuda|connector|transfer|swap)).*(^|/)([^/]*_)?cpu(_[^/]*)?(/|\.py$)",)
 # The same for other accelerators' backends (SGLang's `hardware_backend/npu/`, `xpu_backend.py`,
-# `hardware_backend/mlx/`; vLLM's `xpu_worker.py`, `punica_xpu.py`): a CUDA deployment never runs them.
+# `hardware_backend/mlx/`; vLLM's `xpu_worker.py`, `punica_xpu.py`; LMDeploy's `backends/dlinfer/camb/` and
+# `maca/`, DeepLink's engine for Cambricon MLU and MetaX MACA chips): a CUDA deployment never runs them.
 OTHER_PLATFORM_MODULES_DEFAULT = (
-    r"^(?!.*(cuda|gpu)).*(^|/)([^/]*_)?(npu|ascend|mindspore|xpu|mlx|mps|hpu|musa|tpu)(_[^/]*)?(/|\.py$)",)
+    r"^(?!.*(cuda|gpu)).*(^|/)([^/]*_)?(npu|ascend|mindspore|xpu|mlx|mps|hpu|musa|tpu|mlu|camb|maca|dlinfer)"
+    r"(_[^/]*)?(/|\.py$)",)
 DEFAULT_SYNC_PRONE = {
     "num_computed_tokens_cpu": (
         "vLLM's deprecated `num_computed_tokens_cpu` is computed from `seq_lens` (a device-to-host "

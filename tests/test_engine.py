@@ -169,6 +169,10 @@ def test_cpu_platform_modules_are_checked_only_with_strict(tmp_path: Path, path:
     ("platforms/musa.py", False),
     ("models/mindspore.py", False),  # SGLang's MindSpore models run on Ascend only
     ("model_executor/mindspore_runner.py", False),
+    ("pytorch/backends/dlinfer/camb/op_backend.py", False),  # LMDeploy's Cambricon MLU backend
+    ("pytorch/backends/dlinfer/maca/op_backend.py", False),  # and MetaX MACA's
+    ("pytorch/backends/dlinfer/op_backend.py", False),  # DeepLink's engine for those chips
+    ("pytorch/backends/cuda/op_backend.py", True),
     ("utils/cuda_mps.py", True),  # CUDA's multi-process service, not Apple's MPS
     ("layers/output.py", True),
     ("sample/timestamps.py", True),

@@ -1904,18 +1904,21 @@ def new_context(inputs: ModelInputs):
 
 
 @pytest.mark.parametrize("agent,rows", [
-    # The agent moves the whole object to the GPU: the context reads the copy.
+    # The agent copies the whole object to the GPU: a field the engine builds on the host is a tensor of
+    # either device, which only --strict reports (which copy a read sees is a matter of flow).
     ("def forward(inputs):\n    return inputs.to_device('cuda')\n", {("context.py", 8, "SL101")}),
-    # Copied to the CPU only: nothing is on the GPU.
+    # Copied to the CPU only: the field is a CPU tensor.
     ("def forward(inputs):\n    return inputs.to_device('cpu')\n", set()),
 ])
-def test_an_object_copied_to_the_device_as_a_whole_holds_gpu_tensors(tmp_path: Path, agent: str, rows: set) -> None:
+def test_an_object_copied_to_the_device_as_a_whole_holds_tensors_of_either_device(
+        tmp_path: Path, agent: str, rows: set) -> None:
     # LMDeploy's `ModelInputs.to_device` builds a new instance from each field, the tensors moved; the engine
     # builds the original on the host. Before, the `**out_dict` construction passed no field the index
-    # could read, and `seq_length` was proven a CPU tensor. The bool field is not moved, nor a tensor.
+    # could read, and `seq_length` was proven a CPU tensor, even for --strict. Reading the copy's fields
+    # as GPU tensors by convention was measured and dropped: on LMDeploy, 23 of the 34 findings it made
+    # were false, most of them reads of the host original in the code that builds it.
     files = {**_COPIED_TO_DEVICE, "pkg/agent.py": agent}
-    found = [d for d in check_small_project(tmp_path, files)]
+    assert check_small_project(tmp_path / "default", files) == []
+    found = check_small_project(tmp_path / "strict", files, strict=True)
     assert {(Path(d.path).name, d.start.row, d.code) for d in found} == rows
-    for d in found:
-        assert d.confidence == "convention"
-        assert "copied to the device as a whole" in (d.evidence or "")
+    assert all(d.confidence == "strict" for d in found)

@@ -480,9 +480,8 @@ class Inference:
         if scalar is not None and not all(_proven_gpu_tensor(s) for s in sources):
             return scalar  # a default or class attribute that is no GPU tensor: the declaration stands
         every = False  # every construction passes the field: its default is never used
-        copies: list[str] = []
         if self._by_position(cls):
-            constructed, every = self._constructor_fields(cls, attr, budget, copies=copies)
+            constructed, every = self._constructor_fields(cls, attr, budget)
             sources += constructed + self._replaced_fields(cls, attr, budget)
         elif field_declared and self._init_takes_keyword(cls, attr):
             constructed, every = self._constructor_fields(cls, attr, budget, by_position=False)
@@ -514,13 +513,7 @@ class Inference:
                 return scalar
             joined = join_sources(sources)
             return replace(joined, reason=f"{joined.reason}, though declared `{scalar_spelled}`")
-        joined = join_sources(sources, gpu_wins=bool(copies))
-        if copies and joined.is_tensor and joined.device is Device.GPU and not all(_proven_gpu_tensor(s) for s in sources):
-            # Built on the host and copied to the device as a whole (LMDeploy's `ModelInputs.to_device`):
-            # the code that runs there reads the copy, the code that builds it the original. Which one a
-            # read sees is a matter of flow the index does not follow: a convention, and the evidence says so.
-            joined = replace(joined, convention=True, reason=f"{joined.reason}; the object is built on the host "
-                             f"and copied to the device as a whole at {copies[0]}, where its code reads the copy")
+        joined = join_sources(sources)
         if moved and joined.is_tensor and joined.device is Device.GPU:
             # Whether a read comes before the move or after it is a matter of time the index does not
             # see: a convention, and the evidence says so.
@@ -611,31 +604,25 @@ class Inference:
         params = found[1].params
         return any(p.kind == "starstar" for p in params) and all(p.name != attr for p in params)
 
-    def _constructor_fields(self, cls: str, attr: str, budget: int, by_position: bool = True,
-                            copies: list[str] | None = None) -> tuple[list[Fact], bool]:
+    def _constructor_fields(self, cls: str, attr: str, budget: int,
+                            by_position: bool = True) -> tuple[list[Fact], bool]:
         """`attr` as passed to the constructor of a dataclass-like class (keyword or position), and
-        whether every construction the index knows (at least one) passes it. `copies` gets the
-        `path:line` of each construction that copies the object moved to the GPU (`_moved_field`)."""
+        whether every construction the index knows (at least one) passes it."""
         order = self._field_order(cls)
         position = order.index(attr) if attr in order and by_position else None
         out: list[Fact] = []
         every = True
         for call_summary, call, _skip in self._callers_of_class(cls):
             value = _field_argument(call, attr, position)
-            copied = False
             if value is None:
                 every = False
                 value = self._moved_field(call, cls, attr)
                 if value is None:
                     continue
-                copied = True
             context = Context(call_summary, call_summary.functions.get(call.function) if call.function else None,
                               budget=budget - 1)
-            fact = self._source(self.eval(value, context), f"field `{attr}` of `{_short(cls)}` is constructed "
-                                f"from `{render(value)}`", call_summary, call.line)
-            if copied and copies is not None and fact.is_tensor and fact.device is Device.GPU:
-                copies.append(self._where(call_summary, call.line))
-            out.append(fact)
+            out.append(self._source(self.eval(value, context), f"field `{attr}` of `{_short(cls)}` is constructed "
+                                    f"from `{render(value)}`", call_summary, call.line))
         return out, every and bool(out)
 
     def _moved_field(self, call: CallSite, cls: str, attr: str) -> Value | None:
