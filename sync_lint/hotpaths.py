@@ -70,6 +70,9 @@ class Known(NamedTuple):
     given: frozenset[str] = frozenset()
     at: tuple[str, int] | None = None
     caller: str = ""  # the function making the call at `at`
+    # Parameters the call passes a value that is certainly not None (`Inference.not_none`): a line that
+    # runs only when one of them is None (`FunctionInfo.none_guards`) does not run on this call.
+    not_none: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -432,7 +435,8 @@ class _Pass:
             return Known()
         summary, info = found
         params = [p for p in callee[1].params if p.kind not in ("star", "starstar")]
-        nones, falses, givens = [], [], []
+        nones, falses, givens, not_nones = [], [], [], []
+        guarded = {param for param, _first, _last in callee[1].none_guards}
         for call in self.graph.calls_in(summary, info.qualname):
             if call.line != edge.line:
                 continue
@@ -449,11 +453,14 @@ class _Pass:
             falses.append(frozenset(name for name, value in values.items() if _is_false(value, known.false)))
             givens.append(frozenset(name for name, value in given.items()
                                     if name in values and not _is_none(value, known.none)))
+            # Asked only of the parameters a `None` test guards a line on: most calls have none.
+            not_nones.append(frozenset(name for name, value in given.items() if name in guarded
+                                       and self.graph.inference.not_none(value, summary, info)))
         at = (str(self.root / summary.path), edge.line)
         if not nones:
             return Known(at=at, caller=caller)
         return Known(frozenset.intersection(*nones), frozenset.intersection(*falses),
-                     frozenset.intersection(*givens), at, caller)
+                     frozenset.intersection(*givens), at, caller, frozenset.intersection(*not_nones))
 
     def _unbound_call(self, summary: "ModuleSummary", info: "FunctionInfo", call: "CallSite",
                       callee: "FunctionInfo") -> bool:
@@ -476,6 +483,9 @@ class _Pass:
             return []  # its body runs on the first call with each new argument, not on every pass
         if known.none or known.false:
             out = [d for d in out if not found[1].guarded(d.start.row, known.none, known.false)]
+        if known.not_none:
+            # `values = grid_thws.tolist() if grid_thw_list is None else grid_thw_list`, called with a list.
+            out = [d for d in out if not found[1].runs_only_when_none(d.start.row, known.not_none)]
         if known.none:
             # A copy to a device parameter the calls leave None (`torch.tensor([0], device=device)` in a
             # constructor called without one): the default device, no copy.

@@ -703,6 +703,32 @@ def test_a_chain_that_needs_a_parameter_the_caller_passes_as_none_is_not_reporte
     assert transitive == [10, 13, 15]
 
 
+def test_a_fallback_for_a_parameter_the_call_passes_a_value_is_not_reached_from_it(tmp_path):
+    # SGLang's Kimi-K3-VL: `_resolve(grid_thws, grid_thw_list=None)` runs `grid_thws.tolist()` only when
+    # `grid_thw_list is None`. The embedding passes `metadata.grid_thw_list`, a required field every
+    # construction fills (line 10 of the model); a literal list is a value too (line 11). A call that
+    # passes None runs the fallback (line 12): the guards are by line, and on the one line of
+    # `a if test else b` they are kept only for the arm that calls something.
+    found = model_sl601(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/grid.py": "from dataclasses import dataclass\n\nimport torch\n\n\n"
+                       "def resolve(grid_thws, grid_thw_list=None):\n"
+                       "    values = grid_thws.tolist() if grid_thw_list is None else grid_thw_list\n"
+                       "    return tuple(values)\n\n\n"
+                       "@dataclass(frozen=True)\nclass Meta:\n    grid_thw_list: tuple\n\n\n"
+                       "def embed(grid_thws, grid_thw_list=None):\n    return resolve(grid_thws, grid_thw_list)\n\n\n"
+                       "def embed_or_not(grid_thws, grid_thw_list=None):\n    return resolve(grid_thws, grid_thw_list)\n",
+        "pkg/model.py": "import torch\n\nfrom pkg.grid import Meta, embed, embed_or_not, resolve\n\n\n"
+                        "class Model(torch.nn.Module):\n    def forward(self, x, shapes):\n"
+                        "        grid = torch.ones(2, 3, device='cuda')\n"
+                        "        meta = Meta(grid_thw_list=tuple(shapes))\n"
+                        "        a = embed(grid, grid_thw_list=meta.grid_thw_list)\n"
+                        "        b = resolve(grid, [(1, 2, 3)])\n        c = embed_or_not(grid, grid_thw_list=None)\n"
+                        "        return a, b, c\n",
+    })
+    assert sorted(found) == [12]
+
+
 def test_a_copy_to_a_device_the_caller_leaves_none_is_not_reported(tmp_path):
     # transformers' xLSTM: `forward` builds its cache without a `device`, and the constructor's
     # `torch.tensor([0], device=device)` is then a CPU tensor; another caller passes the GPU.

@@ -916,6 +916,11 @@ class Inference:
                 return False
         return True
 
+    def not_none(self, value: Value, summary: ModuleSummary, function: FunctionInfo | None) -> bool:
+        """Whether a value a call in `function` passes is certainly not None (`_not_none`, a parameter
+        followed `NEVER_NONE_HOPS` calls up)."""
+        return self._not_none(value, summary, function, NEVER_NONE_HOPS)
+
     def _not_none(self, value: Value, summary: ModuleSummary, function: FunctionInfo | None, budget: int) -> bool:
         """Whether a symbolic value is certainly not None: a literal other than None, arithmetic, a display,
         a torch function's or a constructor's result, a function's result when each of its returns is

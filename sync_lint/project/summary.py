@@ -44,7 +44,7 @@ from sync_lint.project.values import MAX_DEPTH, MAX_JOIN, NONE, OFF_CUDA, UNKNOW
 _BUILTINS = frozenset(dir(builtins))
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 52
+SUMMARY_FORMAT = 53
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -121,6 +121,10 @@ class FunctionInfo:
         return any(param in none and first <= line <= last for param, first, last in self.guards) \
             or any((param in none or param in false) and first <= line <= last
                    for param, first, last in self.truth_guards)
+
+    def runs_only_when_none(self, line: int, params: "frozenset[str]") -> bool:
+        """Whether `line` runs only when one of `params` is None (`none_guards`)."""
+        return any(param in params and first <= line <= last for param, first, last in self.none_guards)
 
     @property
     def kind(self) -> str:
@@ -1910,12 +1914,13 @@ def _guards(body: list[ast.stmt], params: set[str]) -> tuple[_Guards, _Guards, _
         # `attention_mask.sum(-1).tolist() if attention_mask is not None else [n] * b`
         for node in conditionals:
             when_true, when_false = proves(node.test)
+            body, orelse = _arm_lines(node.body, node.orelse), _arm_lines(node.orelse, node.body)
             for name in when_true:
-                if (param := tested(name, node.lineno)) is not None:
-                    out.append((param, node.body.lineno, node.body.end_lineno or node.body.lineno))
+                if body is not None and (param := tested(name, node.lineno)) is not None:
+                    out.append((param, *body))
             for name in when_false:
-                if (param := tested(name, node.lineno)) is not None:
-                    out.append((param, node.orelse.lineno, node.orelse.end_lineno or node.orelse.lineno))
+                if orelse is not None and (param := tested(name, node.lineno)) is not None:
+                    out.append((param, *orelse))
         return tuple(sorted(set(out)))  # sets of names above: sorted, so a summary is the same in every process
 
     # A field only where the line runs when it is None (a fallback for a host mirror that is missing).
@@ -1981,6 +1986,17 @@ def _statements_of(body: list[ast.stmt]) -> list[ast.stmt]:
             for block in _blocks_of(statement):
                 out.extend(_statements_of(block))
     return out
+
+
+def _arm_lines(arm: ast.expr, other: ast.expr) -> tuple[int, int] | None:
+    """The lines of one arm of `a if test else b`, as a guard's span; None for an arm without a call
+    that shares a line with the other (`grid_thws.tolist() if lst is None else lst` on one line: the
+    guards are by line, and the line's sync is in the arm that calls)."""
+    first, last = arm.lineno, arm.end_lineno or arm.lineno
+    shared = first <= (other.end_lineno or other.lineno) and other.lineno <= last
+    if shared and not any(isinstance(n, ast.Call) for n in ast.walk(arm)):
+        return None
+    return first, last
 
 
 def _device_attribute(node: ast.expr) -> bool:
