@@ -51,8 +51,8 @@ a refresh in `forward` passes the input's device); one that passes a parameter w
 None makes the callee compute the value on the device (`if lens_sum is None:
 lens_sum = cum[-1]`). Nor, anywhere, a call that passes a value certainly not None to a
 parameter whose None is what runs the sync (`grid_thws.tolist() if grid_thw_list is None
-else grid_thw_list`, called with a required field every construction fills). Nor, anywhere, a chain through a module that replaces the
-torch function the sync at its end calls (`torch.accelerator.synchronize = noop`
+else grid_thw_list`, called with a required field every construction fills). Nor,
+anywhere, a chain through a module that replaces the torch function the sync at its end calls (`torch.accelerator.synchronize = noop`
 in the constructor of vLLM's V1 CPU runner, which then runs the GPU runner's
 inherited methods), or whose `import a.b.c` loads a module that replaces it at
 import (vLLM's CPU worker and `cpu/shm.py`). The last three hold on hot paths

@@ -189,6 +189,7 @@ def _wraps_module_state(value: Value) -> bool:
     last = func[2] if func[0] == "attr" else func[1] if func[0] == "name" else None
     return isinstance(last, str) and last.rsplit(".", 1)[-1] in NN_NON_MODULES
 
+
 @dataclass(frozen=True)
 class Store:
     """`base.attr = value` (also augmented, annotated, `setattr` with a literal name, and
