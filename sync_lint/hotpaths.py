@@ -436,7 +436,9 @@ class _Pass:
         summary, info = found
         params = [p for p in callee[1].params if p.kind not in ("star", "starstar")]
         nones, falses, givens, not_nones = [], [], [], []
-        guarded = {param for param, _first, _last in callee[1].none_guards}
+        # Asked only of the parameters the callee tests against None, or hands on to its own calls
+        # (a chain's later call may test them): most calls have none.
+        guarded = {param for param, _first, _last in callee[1].none_guards} | self._handed_on(edge.callee)
         for call in self.graph.calls_in(summary, info.qualname):
             if call.line != edge.line:
                 continue
@@ -453,14 +455,23 @@ class _Pass:
             falses.append(frozenset(name for name, value in values.items() if _is_false(value, known.false)))
             givens.append(frozenset(name for name, value in given.items()
                                     if name in values and not _is_none(value, known.none)))
-            # Asked only of the parameters a `None` test guards a line on: most calls have none.
-            not_nones.append(frozenset(name for name, value in given.items() if name in guarded
-                                       and self.graph.inference.not_none(value, summary, info)))
+            not_nones.append(frozenset(name for name, value in given.items() if name in guarded and (
+                value[:1] == ("param",) and value[1] in known.not_none  # not None along this chain
+                or self.graph.inference.not_none(value, summary, info))))
         at = (str(self.root / summary.path), edge.line)
         if not nones:
             return Known(at=at, caller=caller)
         return Known(frozenset.intersection(*nones), frozenset.intersection(*falses),
                      frozenset.intersection(*givens), at, caller, frozenset.intersection(*not_nones))
+
+    def _handed_on(self, function: str) -> frozenset[str]:
+        """The parameters of `function` that it passes, as they are, to a call of its own."""
+        found = self.graph.function(function)
+        if found is None:
+            return frozenset()
+        summary, info = found
+        return frozenset(value[1] for call in self.graph.calls_in(summary, info.qualname)
+                         for value in (*call.args, *(v for _k, v in call.kwargs)) if value[:1] == ("param",))
 
     def _unbound_call(self, summary: "ModuleSummary", info: "FunctionInfo", call: "CallSite",
                       callee: "FunctionInfo") -> bool:

@@ -708,7 +708,8 @@ def test_a_fallback_for_a_parameter_the_call_passes_a_value_is_not_reached_from_
     # `grid_thw_list is None`. The embedding passes `metadata.grid_thw_list`, a required field every
     # construction fills (line 10 of the model); a literal list is a value too (line 11). A call that
     # passes None runs the fallback (line 12): the guards are by line, and on the one line of
-    # `a if test else b` they are kept only for the arm that calls something.
+    # `a if test else b` they are kept only for the arm that calls something. `elsewhere` may hand
+    # `embed` a None, but not along line 10's chain: what a call passes is followed down the chain.
     found = model_sl601(tmp_path, {
         "pkg/__init__.py": "",
         "pkg/grid.py": "from dataclasses import dataclass\n\nimport torch\n\n\n"
@@ -717,7 +718,9 @@ def test_a_fallback_for_a_parameter_the_call_passes_a_value_is_not_reached_from_
                        "    return tuple(values)\n\n\n"
                        "@dataclass(frozen=True)\nclass Meta:\n    grid_thw_list: tuple\n\n\n"
                        "def embed(grid_thws, grid_thw_list=None):\n    return resolve(grid_thws, grid_thw_list)\n\n\n"
-                       "def embed_or_not(grid_thws, grid_thw_list=None):\n    return resolve(grid_thws, grid_thw_list)\n",
+                       "def embed_or_not(grid_thws, grid_thw_list=None):\n    return resolve(grid_thws, grid_thw_list)\n\n\n"
+                       "def elsewhere(grid_thws, grid_thw_list=None):\n"
+                       "    return embed(grid_thws, grid_thw_list=grid_thw_list)\n",
         "pkg/model.py": "import torch\n\nfrom pkg.grid import Meta, embed, embed_or_not, resolve\n\n\n"
                         "class Model(torch.nn.Module):\n    def forward(self, x, shapes):\n"
                         "        grid = torch.ones(2, 3, device='cuda')\n"
