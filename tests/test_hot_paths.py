@@ -706,7 +706,7 @@ def test_a_chain_that_needs_a_parameter_the_caller_passes_as_none_is_not_reporte
 def test_a_fallback_for_a_parameter_the_call_passes_a_value_is_not_reached_from_it(tmp_path):
     # SGLang's Kimi-K3-VL: `_resolve(grid_thws, grid_thw_list=None)` runs `grid_thws.tolist()` only when
     # `grid_thw_list is None`. The embedding passes `metadata.grid_thw_list`, a required field every
-    # construction fills (line 10 of the model); a literal list is a value too (line 11). A call that
+    # construction fills with what a function returns from `tuple(...)` (line 10 of the model); a literal list is a value too (line 11). A call that
     # passes None runs the fallback (line 12): the guards are by line, and on the one line of
     # `a if test else b` they are kept only for the arm that calls something. `elsewhere` may hand
     # `embed` a None, but not along line 10's chain: what a call passes is followed down the chain.
@@ -720,11 +720,12 @@ def test_a_fallback_for_a_parameter_the_call_passes_a_value_is_not_reached_from_
                        "def embed(grid_thws, grid_thw_list=None):\n    return resolve(grid_thws, grid_thw_list)\n\n\n"
                        "def embed_or_not(grid_thws, grid_thw_list=None):\n    return resolve(grid_thws, grid_thw_list)\n\n\n"
                        "def elsewhere(grid_thws, grid_thw_list=None):\n"
-                       "    return embed(grid_thws, grid_thw_list=grid_thw_list)\n",
-        "pkg/model.py": "import torch\n\nfrom pkg.grid import Meta, embed, embed_or_not, resolve\n\n\n"
+                       "    return embed(grid_thws, grid_thw_list=grid_thw_list)\n\n\n"
+                       "def shapes_of(shapes):\n    return tuple((int(t), int(h), int(w)) for t, h, w in shapes)\n",
+        "pkg/model.py": "import torch\n\nfrom pkg.grid import Meta, embed, embed_or_not, resolve, shapes_of\n\n\n"
                         "class Model(torch.nn.Module):\n    def forward(self, x, shapes):\n"
                         "        grid = torch.ones(2, 3, device='cuda')\n"
-                        "        meta = Meta(grid_thw_list=tuple(shapes))\n"
+                        "        meta = Meta(grid_thw_list=shapes_of(shapes))\n"
                         "        a = embed(grid, grid_thw_list=meta.grid_thw_list)\n"
                         "        b = resolve(grid, [(1, 2, 3)])\n        c = embed_or_not(grid, grid_thw_list=None)\n"
                         "        return a, b, c\n",

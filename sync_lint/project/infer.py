@@ -982,7 +982,14 @@ class Inference:
             return True
         found = self.index.function(dotted) if symbol.kind == "function" else None
         return found is not None and not found[1].is_generator and bool(found[1].returns) and \
-            all(r[0] in ("lit", "op", "tuple", "listof", "dict") and r != NONE_VALUE for r in found[1].returns)
+            all(r[0] in ("lit", "op", "tuple", "listof", "dict") and r != NONE_VALUE
+                or r[0] == "call" and self._builtin_value(r[1], found[0], found[1]) for r in found[1].returns)
+
+    def _builtin_value(self, func: Value, summary: ModuleSummary, function: FunctionInfo) -> bool:
+        """A call of a builtin that makes a value (`tuple(...)`, `len(...)`) or of a torch function: not
+        followed into project functions, so `_returns_a_value` asks no question twice over."""
+        dotted = self.index.value_name(summary, func, function.qualname)
+        return dotted is not None and (dotted.startswith("torch.") or dotted in _VALUE_BUILTINS)
 
     def tuple_fields(self, owner: Fact) -> tuple[str, ...] | None:
         """The fields an object of a project `NamedTuple` class unpacks into, in order (`logits, counts =
