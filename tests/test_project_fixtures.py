@@ -1922,3 +1922,18 @@ def test_an_object_copied_to_the_device_as_a_whole_holds_tensors_of_either_devic
     found = check_small_project(tmp_path / "strict", files, strict=True)
     assert {(Path(d.path).name, d.start.row, d.code) for d in found} == rows
     assert all(d.confidence == "strict" for d in found)
+
+
+def test_fields_stored_from_each_other_end_the_question_whether_they_are_never_none(tmp_path: Path) -> None:
+    # SGLang's index has fields stored from fields of other classes that are stored back from them;
+    # asking whether a call passes a value that is not None went round that loop until Python's
+    # recursion limit (an internal error on the whole run).
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/ops.py": _NONE_BRANCHES,
+        "pkg/nodes.py": "class A:\n    def __init__(self, b: 'B'):\n        self.x = b.y\n\n\n"
+                        "class B:\n    def __init__(self, a: A):\n        self.y = a.x\n",
+        "pkg/use.py": "import torch\n\nfrom pkg.nodes import A\nfrom pkg.ops import pool\n\n\n"
+                      "def step(n, a: A):\n    pool(torch.zeros(n, device='cuda'), a.x)\n",
+    })
+    assert {(Path(d.path).name, d.start.row, d.code) for d in found} == {("ops.py", 6, "SL101")}

@@ -818,13 +818,16 @@ class Inference:
         (`_not_none`), and there is one: each store to it, each construction of a dataclass-like class
         (which must pass it, whatever its default), each `dataclasses.replace`. A class with project
         subclasses, or built where the arguments are not all seen, proves nothing."""
-        key = (f"<field>{cls}", attr, 0)
-        return self.reads.memo(self._never_none_memo, "never_none", key, lambda: self._find_field_never_none(cls, attr))
+        return self.reads.memo(self._never_none_memo, "never_none", _field_key(cls, attr),
+                               lambda: self._find_field_never_none(cls, attr))
 
     def _find_field_never_none(self, cls: str, attr: str) -> bool:
         found = self.index.klass(cls)
         if found is None or self.index.subclasses(cls) or any(name == attr for name, _v, _l in found[1].attributes):
             return False  # built as a subclass too, or a class attribute no store may replace
+        # A recursive question (a field stored from a field of its own class, or of one that is stored
+        # from it) is not proven: a store's value may read another field (`_field_of_known_class_never_none`).
+        self._never_none_memo[_field_key(cls, attr)] = (False, None)
         stores = self._stores_into(cls, attr)
         if len(stores) >= MAX_SOURCES:
             return False  # some stores are not among those kept
@@ -3121,6 +3124,11 @@ def _nearest(found: list, qualname: str, limit: int) -> list:
     module = qualname.rsplit(".", 1)[0]
     ranked = sorted(range(len(found)), key=lambda i: (not module.startswith(found[i][0].module), i))
     return [found[i] for i in ranked[:limit]]
+
+
+def _field_key(cls: str, attr: str) -> tuple[str, str, int]:
+    """`field_never_none`'s key in the memo it shares with `never_none`."""
+    return (f"<field>{cls}", attr, 0)
 
 
 def _field_argument(call: CallSite, attr: str, position: int | None) -> Value | None:
