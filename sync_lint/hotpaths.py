@@ -188,6 +188,7 @@ class _Pass:
         self.best: dict[str, tuple[int, int]] = {}  # function -> (chain length, index of the reach)
         self.baselined: list[Diagnostic] = []  # call sites the baseline records (cuts)
         self._rebound: dict[str, frozenset[str]] = {}  # module -> the torch functions it replaces
+        self._handed: dict[str, frozenset[str]] = {}  # function -> `_handed_on`, asked at every hop into it
 
     # --- reachability --------------------------------------------------------------------------------
     def follow(self, caller: str, edge: "Edge") -> bool:
@@ -466,12 +467,14 @@ class _Pass:
 
     def _handed_on(self, function: str) -> frozenset[str]:
         """The parameters of `function` that it passes, as they are, to a call of its own."""
-        found = self.graph.function(function)
-        if found is None:
-            return frozenset()
-        summary, info = found
-        return frozenset(value[1] for call in self.graph.calls_in(summary, info.qualname)
-                         for value in (*call.args, *(v for _k, v in call.kwargs)) if value[:1] == ("param",))
+        known = self._handed.get(function)
+        if known is None:
+            found = self.graph.function(function)
+            known = frozenset() if found is None else frozenset(
+                value[1] for call in self.graph.calls_in(found[0], found[1].qualname)
+                for value in (*call.args, *(v for _k, v in call.kwargs)) if value[:1] == ("param",))
+            self._handed[function] = known
+        return known
 
     def _unbound_call(self, summary: "ModuleSummary", info: "FunctionInfo", call: "CallSite",
                       callee: "FunctionInfo") -> bool:

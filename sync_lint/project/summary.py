@@ -1973,7 +1973,8 @@ def _field_copies(body: list[ast.stmt], self_name: str) -> dict[str, tuple[str, 
 
 
 def _last_name(func: ast.expr) -> str | None:
-    """`fields` for `fields` and for `dataclasses.fields`; None for a call of anything else than a name."""
+    """The last name a called expression spells: `fields` for `fields` and for `dataclasses.fields`; None
+    for anything else than a name or an attribute."""
     return func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
 
 
@@ -2176,8 +2177,7 @@ def off_cuda_test(test: ast.expr) -> bool | None:
         wanted = isinstance(test.op, ast.And)
         return wanted if any(off_cuda_test(value) is wanted for value in test.values) else None
     if isinstance(test, ast.Call) and not test.args and not test.keywords:
-        func = test.func
-        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+        name = _last_name(test.func)
         return True if name == "is_cpu" or name in OTHER_PLATFORM_TESTS else None
     if isinstance(test, ast.Name):
         return True if test.id in CPU_PLATFORM_FLAGS or test.id in OTHER_PLATFORM_FLAGS else None
