@@ -127,6 +127,37 @@ def test_displays_keep_their_tensors(source: str, device: Device) -> None:
 
 
 @pytest.mark.parametrize(
+    "source,device",
+    [
+        # A dict this code builds keeps its tensors: read by key, by `.get`, through `.values()`/`.items()`.
+        ("import torch\ndef f(n):\n    d = {'a': torch.zeros(n, device='cuda'), 'b': 1}\n    probe(d['a'])",
+         Device.GPU),
+        ("import torch\ndef f(n):\n    d = {'a': torch.zeros(n, device='cuda'), 'b': torch.zeros(n)}\n"
+         "    probe(d.get('b'))", Device.CPU),
+        ("import torch\ndef f(batch):\n    gpu = {k: v.cuda(non_blocking=True) for k, v in batch.items()}\n"
+         "    probe(gpu['input_ids'])", Device.GPU),
+        ("import torch\ndef f(batch, dev='cuda'):\n    gpu = {k: v.to(dev) for k, v in batch.items()}\n"
+         "    for _name, t in gpu.items():\n        probe(t)", Device.GPU),
+        ("import torch\ndef f(n):\n    d = {'a': torch.zeros(n, device='cuda')}\n    for t in d.values():\n"
+         "        probe(t)", Device.GPU),
+        # Stores fill a dict that started empty, also in a loop that may not run.
+        ("import torch\ndef f(n):\n    d = {}\n    d['a'] = torch.zeros(n)\n    probe(d['a'])", Device.CPU),
+        ("import torch\ndef f(batch):\n    out = {}\n    for k, v in batch.items():\n"
+         "        out[k] = v.cuda()\n    probe(out['seq_lens'])", Device.GPU),
+        # Paths that stored different tensors under one key: unknown; iterating a dict reads its keys.
+        ("import torch\ndef f(n, c):\n    d = {}\n    if c:\n        d['a'] = torch.zeros(n, device='cuda')\n"
+         "    else:\n        d['a'] = torch.zeros(n)\n    probe(d['a'])", Device.UNKNOWN),
+        ("import torch\ndef f(names):\n    d = {k: torch.zeros(3, device='cuda') for k in names}\n"
+         "    for k in d:\n        probe(k)", Device.UNKNOWN),
+    ],
+)
+def test_dicts_keep_their_tensors(source: str, device: Device) -> None:
+    fact, _evidence = fact_of(source)
+    assert fact.device is device
+    assert not fact.by_convention
+
+
+@pytest.mark.parametrize(
     "loop,device",
     [
         ("for layer in self.layers:\n                h = layer(h)", Device.GPU),

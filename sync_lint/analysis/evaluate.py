@@ -20,6 +20,7 @@ from sync_lint.analysis.construction import construction_methods
 from sync_lint.analysis.conventions import DeviceSettings
 from sync_lint.analysis.facts import (
     DTYPE,
+    EMPTY_DICT,
     MODULE_MOVES,
     MODULE_STATE,
     NN_MODULE,
@@ -33,6 +34,7 @@ from sync_lint.analysis.facts import (
     Fact,
     container_method,
     device_string,
+    dict_entry,
     device_value,
     host_list,
     is_host_list,
@@ -518,6 +520,10 @@ class Evaluator:
         if base.value_kind == "list" and base.items and len(expr.slice) == 1:
             # A list of alike elements (a comprehension the project saw): any element, or a slice of it.
             return base if isinstance(expr.slice[0].slice, cst.Slice) else base.items[0]
+        if len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Index):
+            entry = dict_entry(base, key)  # a dict this code built
+            if entry is not None:
+                return entry
         if key is None or self.project is None:
             if base.value_kind == "tuple" and len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Index):
                 index = expr.slice[0].slice.value
@@ -794,6 +800,11 @@ class Evaluator:
             if owner.value_kind == "kwargs":  # `kwargs.pop("pixel_values", None)`
                 key = literal_string(expr.args[0].value) if expr.args and method in ("pop", "get") else None
                 return (self._multimodal_input(owner, key) if key is not None else None) or PYTHON
+            if owner.value_kind == "dict" and method in ("get", "pop") and expr.args:
+                key = literal_string(expr.args[0].value) if isinstance(expr.args[0].value, cst.SimpleString) else None
+                entry = dict_entry(owner, key)  # `d.get("k")` of a dict this code built
+                if entry is not None:
+                    return entry
             viewed = container_method(owner, method)
             if viewed is not None:
                 return viewed
@@ -1062,6 +1073,31 @@ class Evaluator:
         return Fact(Device.NOT_TENSOR, value_kind=kind, items=tuple(facts) if kind == "tuple" else facts[:1],
                     reason="created by {code}", origin=expr)
 
+    def _eval_dict(self, expr: cst.Dict | cst.DictComp) -> Fact:
+        """A dict this code builds keeps the tensors it holds, so that `d["k"]`, `d.get("k")`, `d.values()`
+        and `d.items()` read them (`batch = {k: v.cuda() for k, v in batch.items()}`). Its entries are
+        (key, fact) pairs; a key known only at run time (a comprehension's, `d[name] = t`) is None,
+        which any key reads. A dict holding no tensor is plain data, as before; `{}` is an empty dict
+        that stores fill (`Binder.store_entry`)."""
+        if isinstance(expr, cst.DictComp):
+            entries: dict[str | None, Fact] = {None: self.fact(expr.value)}
+        else:
+            if not expr.elements:
+                return EMPTY_DICT
+            entries = {}
+            for element in expr.elements:
+                if isinstance(element, cst.StarredDictElement):  # `{**base, "k": t}`: what `base` holds
+                    spread = self.fact(element.value)
+                    entries.update(spread.items if spread.value_kind == "dict" else ())
+                    continue
+                key = literal_string(element.key) if isinstance(element.key, cst.SimpleString) else None
+                value = self.fact(element.value)
+                entries[key] = join(entries[key], value) if key is None and None in entries else value
+        if not any(fact.is_tensor for fact in entries.values()):
+            return PYTHON
+        return Fact(Device.NOT_TENSOR, value_kind="dict", items=tuple(entries.items()), reason="created by {code}",
+                    origin=expr)
+
     def _eval_await(self, expr: cst.Await) -> Fact:
         # `await fetch(n)` of an `async def`: a call of one reads as what it returns (as in summaries).
         return self.fact(expr.expression)
@@ -1274,11 +1310,11 @@ _EVAL: dict[type, Callable[[Evaluator, cst.BaseExpression], Fact]] = {
     cst.FormattedString: Evaluator._eval_paren_free,
     cst.List: Evaluator._eval_display,
     cst.Tuple: Evaluator._eval_display,
-    cst.Dict: Evaluator._eval_paren_free,
+    cst.Dict: Evaluator._eval_dict,
     cst.Set: Evaluator._eval_paren_free,
     cst.ListComp: Evaluator._eval_display,
     cst.SetComp: Evaluator._eval_paren_free,
-    cst.DictComp: Evaluator._eval_paren_free,
+    cst.DictComp: Evaluator._eval_dict,
     cst.GeneratorExp: Evaluator._eval_display,
     cst.Lambda: Evaluator._eval_paren_free,
 }

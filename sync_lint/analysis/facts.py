@@ -8,6 +8,7 @@ from `torch.zeros(..., device=device)` at line 5".
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Callable, Iterable
@@ -169,6 +170,8 @@ def _detached_item(item: object) -> object:
 
 UNKNOWN = Fact(Device.UNKNOWN)
 PYTHON = Fact(Device.NOT_TENSOR, value_kind="python")
+# `{}`: a dict that the stores which follow fill (`Binder.store_entry`).
+EMPTY_DICT = Fact(Device.NOT_TENSOR, value_kind="dict", empty=True)
 # `nn.Parameter(t)`, `nn.Buffer(t)`: a tensor that moves with its module (`model.to(device)`), so where it
 # is made says nothing of where it is when the module runs.
 MODULE_STATE = Fact(Device.UNKNOWN, tensor_like=True,
@@ -249,9 +252,33 @@ def pieces_of(tensor: Fact, op: str) -> Fact:
                 reason=f"{PIECES} by `{op}`")
 
 
+def dict_entry(container: Fact, key: str | None) -> Fact | None:
+    """`d[key]` of a dict this code built (`{"k": t}`, a comprehension, `d[name] = t`): the entry under
+    the literal `key`, else what its entries under keys known only at run time hold (None: any of
+    its entries, for a key known only at run time), or None when the dict says nothing of it."""
+    if container.value_kind != "dict" or not container.items:
+        return None
+    if key is None:
+        # Only a dict holding tensors: a table of functions or settings read with a key known at run
+        # time is one of them, not their join.
+        facts = [fact for _key, fact in container.items]
+        return functools.reduce(join, facts) if any(fact.is_tensor for fact in facts) else None
+    found = None
+    for entry, fact in container.items:
+        if entry == key or entry is None and found is None:
+            found = fact
+    return found
+
+
 def container_method(container: Fact, method: str) -> Fact | None:
     """A method of a list or of a dict's values whose elements are alike (`reqs.values()`, `d.get(k)`,
     `d.items()`), or None when it is not one of those."""
+    values = dict_entry(container, None)
+    if values is not None:
+        if method == "copy":
+            return container
+        # The values of a dict holding tensors, joined: `for k, v in d.items()` reads any of them.
+        container = Fact(Device.NOT_TENSOR, value_kind="list", items=(values,))
     if container.value_kind != "list" or not container.items:
         return None
     element = container.items[0]
@@ -332,8 +359,10 @@ def join(a: Fact | None, b: Fact | None) -> Fact:
         return b
     if b.value_kind == "none":
         return a
-    if a.value_kind == "list" and b.value_kind == "list" and (a.empty or b.empty):
+    if a.value_kind == b.value_kind and a.value_kind in ("list", "dict") and (a.empty or b.empty):
         return b if a.empty else a
+    if a.value_kind == "dict" and b.value_kind == "dict" and a.items != b.items:
+        return _joined_dicts(a, b)
     if a.dtype == "str" and b.dtype == "str" and string_text(a) != string_text(b):
         return _joined_strings(a, b)
     if a.device is b.device and a.value_kind == b.value_kind and a.device_value == b.device_value:
@@ -368,6 +397,15 @@ def join(a: Fact | None, b: Fact | None) -> Fact:
 
 # What the reason of a device that is the CPU on some paths (`_mixed_device`) ends with.
 ON_ANOTHER_PATH = "or the CPU on another path"
+
+
+def _joined_dicts(a: Fact, b: Fact) -> Fact:
+    """Two dicts this code built, after paths that stored different entries: each key holds what
+    either path stored under it (reading a key one path never stored fails there)."""
+    entries: dict[str | None, Fact] = dict(a.items)
+    for key, fact in b.items:
+        entries[key] = join(entries[key], fact) if key in entries else fact
+    return replace(a, items=tuple(entries.items()))
 
 
 def _joined_strings(a: Fact, b: Fact) -> Fact:

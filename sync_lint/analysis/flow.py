@@ -31,7 +31,7 @@ from sync_lint.analysis.facts import (
     replace,
 )
 from sync_lint.analysis.narrowing import Narrowing, holds_with_a_gpu, narrowings, none_test
-from sync_lint.syntax import dotted_name
+from sync_lint.syntax import dotted_name, literal_string
 
 if TYPE_CHECKING:
     from sync_lint.analysis.evaluate import Evaluator
@@ -163,6 +163,14 @@ def _part(parts: Deferred, index: int) -> tuple[Fact, None]:
 def _named(value: Deferred, name: str) -> Fact:
     """`bind_target`'s fact for `name`, from a deferred (fact, origin) pair."""
     return _about_target(*value.force(), name)
+
+
+def _with_entry(current: Fact, key: str | None, value: "Fact | Deferred") -> Fact:
+    """The dict `current` after `current[key] = value` (`value` deferred: a (fact, origin) pair)."""
+    stored = value.force()[0] if type(value) is Deferred else value  # type: ignore[index,union-attr]
+    entries: dict[str | None, Fact] = dict(current.items)
+    entries[key] = join(entries[key], stored) if key is None and key in entries else stored  # type: ignore[arg-type]
+    return replace(current, items=tuple(entries.items()), empty=False)
 
 
 def _about_target(fact: Fact, origin: cst.BaseExpression | None, name: str) -> Fact:
@@ -627,8 +635,11 @@ class Binder:
         if isinstance(target, cst.StarredElement):
             self.bind_target(target.value, PYTHON, None)
             return
+        if isinstance(target, cst.Subscript):
+            self.store_entry(target, value)
+            return
         name = dotted_name(target)
-        if name is not None:  # subscript stores (`t[0] = ...`) do not change what `t` is
+        if name is not None:
             self.set(name, Deferred(functools.partial(_named, value, name)))
 
     def leave_aug_assign(self, node: cst.AugAssign) -> None:
@@ -698,10 +709,29 @@ class Binder:
         if isinstance(target, cst.StarredElement):
             self.bind_target(target.value, PYTHON, None)
             return
+        if isinstance(target, cst.Subscript):
+            self.store_entry(target, value)
+            return
         name = dotted_name(target)
         if name is None:
-            return  # subscript stores (`t[0] = ...`) do not change what `t` is
+            return
         self.set(name, _about_target(value, origin, name))
+
+    def store_entry(self, target: cst.Subscript, value: "Fact | Deferred") -> None:
+        """`d[key] = value` into a dict this code built (`d = {}`, a display, a comprehension): `d` then
+        holds it. Any other subscript store (`t[0] = ...`) does not change what its base is."""
+        name = dotted_name(target.value)
+        if name is None or len(target.slice) != 1 or not isinstance(target.slice[0].slice, cst.Index):
+            return
+        bound = self.scope.env.get(name)
+        if type(bound) is Fact and bound.value_kind != "dict":  # type: ignore[union-attr]
+            return  # known not a dict, without evaluating a deferred binding
+        current = self.lookup(name)
+        if current is None or current.value_kind != "dict":
+            return
+        index = target.slice[0].slice.value
+        key = literal_string(index) if isinstance(index, cst.SimpleString) else None
+        self.scope.env[name] = Deferred(functools.partial(_with_entry, current, key, value))
 
     def _unpack(self, origin: cst.BaseExpression | None, count: int, value: Fact) -> list[Fact]:
         if isinstance(origin, (cst.Tuple, cst.List)) and len(origin.elements) == count:
