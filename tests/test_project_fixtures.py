@@ -1937,3 +1937,62 @@ def test_fields_stored_from_each_other_end_the_question_whether_they_are_never_n
                       "def step(n, a: A):\n    pool(torch.zeros(n, device='cuda'), a.x)\n",
     })
     assert {(Path(d.path).name, d.start.row, d.code) for d in found} == {("ops.py", 6, "SL101")}
+
+
+_DICT_FILLED = {
+    "pkg/__init__.py": "",
+    "pkg/batch.py": """import torch
+
+
+def to_device(batch: dict, device):
+    out = dict()
+    for k, v in batch.items():
+        if isinstance(v, torch.Tensor):
+            v = v.to(device, non_blocking=True)
+        out[k] = v
+    return out
+
+
+def with_lengths(lengths: list):
+    out = {}
+    out["seq_lens"] = torch.tensor(lengths)
+    return out
+""",
+    "pkg/meta.py": """from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Meta:
+    grid: torch.Tensor
+    extra: dict = None
+
+
+def moved(grid, device):
+    fields = dict()
+    fields["grid"] = grid.to(device)
+    return Meta(**fields)
+""",
+}
+
+
+@pytest.mark.parametrize("step,rows", [
+    # A dict a loop fills with the moved tensors, returned from another module: any key reads them.
+    ("from pkg.batch import to_device\n\n\ndef step(batch):\n    gpu = to_device(batch, 'cuda')\n"
+     "    return gpu['seq_lens'].max().item()\n", {("step.py", 6, "SL101")}),
+    ("from pkg.batch import to_device\n\n\ndef step(batch):\n    host = to_device(batch, 'cpu')\n"
+     "    return host['seq_lens'].max().item()\n", set()),
+    # A literal key stored with a host tensor: that entry is on the host, not the repository's convention.
+    ("from pkg.batch import with_lengths\n\n\ndef step(lengths):\n    return with_lengths(lengths)['seq_lens'].tolist()\n",
+     set()),
+    # `Meta(**fields)` after `fields['grid'] = ...`: the field is the stored entry.
+    ("from pkg.meta import moved\n\n\ndef step(grid):\n    meta = moved(grid, 'cuda')\n    return meta.grid.tolist()\n",
+     {("step.py", 6, "SL102")}),
+])
+def test_a_dict_filled_by_stores_holds_what_was_stored(tmp_path: Path, step: str, rows: set) -> None:
+    # LMDeploy's `MultiModalData.to_device` copies its `meta` dict by a loop over `.items()` that stores each
+    # tensor moved, then builds the copy with `MultiModalData(**out_dict)`; before, the index read nothing
+    # of a dict that stores filled, nor a field passed through `**` of such a dict.
+    found = check_small_project(tmp_path, {**_DICT_FILLED, "pkg/step.py": step})
+    assert {(Path(d.path).name, d.start.row, d.code) for d in found} == rows

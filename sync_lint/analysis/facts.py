@@ -402,9 +402,13 @@ ON_ANOTHER_PATH = "or the CPU on another path"
 def _joined_dicts(a: Fact, b: Fact) -> Fact:
     """Two dicts this code built, after paths that stored different entries: each key holds what
     either path stored under it (reading a key one path never stored fails there)."""
-    entries: dict[str | None, Fact] = dict(a.items)
-    for key, fact in b.items:
-        entries[key] = join(entries[key], fact) if key in entries else fact
+    first: dict[str | None, Fact] = dict(a.items)
+    second: dict[str | None, Fact] = dict(b.items)
+    entries: dict[str | None, Fact] = {}
+    for key in (*first, *(k for k in second if k not in first)):
+        # A key one path stored only under a key known at run time may hold that entry there.
+        ours, theirs = first.get(key, first.get(None)), second.get(key, second.get(None))
+        entries[key] = join(ours, theirs) if ours is not None and theirs is not None else ours or theirs
     return replace(a, items=tuple(entries.items()))
 
 

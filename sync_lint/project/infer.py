@@ -53,6 +53,7 @@ from sync_lint.analysis.facts import (
     Fact,
     constructed,
     container_method,
+    dict_entry,
     device_value,
     host_list,
     is_exact,
@@ -2089,10 +2090,12 @@ class Inference:
             found = self.multimodal_input(key[1], context.summary.module)
             if found is not None:
                 return found
-        if base.value_kind == "dict" and key[0] == "key":
-            for k, fact in base.items:
-                if k == key[1]:
-                    return fact
+        if base.value_kind == "dict":
+            # An entry by its literal key, or under a key known only at run time (a dict a loop filled);
+            # read with such a key, a dict holding tensors gives any of its entries.
+            entry = dict_entry(base, key[1] if key[0] == "key" and isinstance(key[1], str) else None)
+            if entry is not None:
+                return entry
         if base.value_kind == "tuple" and key[0] == "key" and isinstance(key[1], int) and key[1] < len(base.items):
             return base.items[key[1]]
         if key[0] == "key" and isinstance(key[1], int) and key[1] >= 0:
@@ -3138,6 +3141,10 @@ def _field_argument(call: CallSite, attr: str, position: int | None) -> Value | 
     if value is None and position is not None and position < len(call.args) and \
             not any(a[0] == "*" for a in call.args[: position + 1]):
         value = call.args[position]
+    if value is None:
+        # `MultiModalData(**out_dict)` after `out_dict['meta'] = new_meta`: the entry under the field's name.
+        value = next((found for k, v in call.kwargs if k == "**"
+                      for found in (_spread_keyword(v, attr),) if found is not None), None)
     return value
 
 

@@ -44,7 +44,7 @@ from sync_lint.project.values import MAX_DEPTH, MAX_JOIN, NONE, OFF_CUDA, UNKNOW
 _BUILTINS = frozenset(dir(builtins))
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 53
+SUMMARY_FORMAT = 54
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -385,6 +385,24 @@ def _holds_a_list(value: Value) -> bool:
     return value[0] in ("tuple", "listof") or value == ("lit", "list")
 
 
+def _holds_a_dict(value: Value) -> bool:
+    """Whether a value is (or may be: `d = None`, then `d = {}` in a branch) a dict display, or `dict()`,
+    which stores into it fill."""
+    if value[0] == "join":
+        return any(_holds_a_dict(v) for v in value[1])
+    return value[0] == "dict" or value == ("call", ("name", "dict"), (), ())
+
+
+def _with_stores(value: Value, stored: list[tuple[str | None, Value]]) -> Value:
+    """The dict `value` (each dict of a join) holding what was `stored` into it, by key."""
+    if value[0] == "join":
+        return ("join", tuple(_with_stores(v, stored) if _holds_a_dict(v) else v for v in value[1]))
+    entries: dict[str | None, Value] = dict(value[1]) if value[0] == "dict" else {}
+    for key, element in stored:
+        entries[key] = join([entries[key], element]) if key in entries else element
+    return ("dict", tuple(entries.items()))
+
+
 def _declared_mapping(node: ast.AnnAssign) -> tuple[str, ...] | None:
     """The annotation of `name: dict[K, V] = {}`, an empty mapping declared with the type of its values
     (`("dict", "[]V")`); None for any other annotated assignment. Lists are left to their appends, which
@@ -516,8 +534,9 @@ class _Scope:
         self.joined: dict[tuple[str, tuple[int, ...]], Value] = {}  # `_joined_reaching`'s answers
         self.globals: set[str] = set()
         # name -> what `name.append(v)` / `.extend(vs)` / `.insert(i, v)` add to it in this function.
-        self.added: dict[str, list[tuple[str, ast.expr, "_Place | None"]]] = {}
-        self._added_values: dict[str, list[Value]] = {}
+        # `.append`/`.extend`/`.insert` by method name; a subscript store as ("store", key).
+        self.added: dict[str, list[tuple[str | tuple[str, str | None], ast.expr, "_Place | None"]]] = {}
+        self._added_values: dict[str, list] = {}
         self._resolved: dict[str, Value] = {}
         self._resolving: set[str] = set()
         self._first: dict[str, Value] = {}  # while a name is resolved: its first source that does not read it
@@ -682,6 +701,31 @@ class _Summarizer:
         if len(node.args) == (2 if method == "insert" else 1):
             scope.added.setdefault(node.func.value.id, []).append((method, node.args[-1], self._at))
 
+    def _filled(self, name: str, value: Value, scope: _Scope, added: list) -> Value:
+        """A local dict (`out = {}`, `dict()`, a display) with what `out[key] = v` stores into it anywhere
+        in the function: `("dict", entries)`, an entry's key None where it is known only at run time
+        (a loop over another dict's items), as the binder's dicts are."""
+        stored = [(how[1], node, place) for how, node, place in added if isinstance(how, tuple)]
+        if not stored:
+            return value
+        cached = scope._added_values.get(name)
+        if cached is None:
+            saved_use = self.use
+            del scope.added[name]  # while they are read: a value stored may read the dict itself
+            resolved = name in scope._resolved
+            try:
+                cached = []
+                for key, node, place in stored:
+                    self.use = (scope, place)  # read where it is stored, as `_grown` reads an append
+                    cached.append((key, self.value(node, scope, 0)))
+            finally:
+                self.use = saved_use
+                scope.added[name] = added
+                if not resolved:
+                    scope._resolved.pop(name, None)
+            scope._added_values[name] = cached
+        return _with_stores(value, cached)
+
     def _collect_nonlocal(self, node: ast.FunctionDef | ast.AsyncFunctionDef, scope: _Scope) -> None:
         """A nested function's `nonlocal x; x = v` assigns the enclosing function's `x`."""
         names: set[str] = set()
@@ -720,6 +764,14 @@ class _Summarizer:
                     self._collect_target(element, ("item", (source, index)), scope, place)
         elif isinstance(target, ast.Starred):
             self._collect_target(target.value, ("unknown", None), scope, place)
+        elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name) and source[0] == "value" \
+                and scope.qualname is not None:
+            # `out[k] = v.to(device)` into a local dict: it holds what was stored (`_grown`), as the
+            # binder says within the function.
+            key = target.slice.value if isinstance(target.slice, ast.Constant) and \
+                isinstance(target.slice.value, str) else None
+            value_node = source[1][0]  # type: ignore[index]
+            scope.added.setdefault(target.value.id, []).append((("store", key), value_node, place or self._at))
 
     def _collect_import(self, node: ast.Import | ast.ImportFrom, scope: _Scope) -> None:
         if scope.qualname is None and isinstance(node, ast.Import):
@@ -815,7 +867,13 @@ class _Summarizer:
         list of GPU tensors where it is returned or passed on. Only a list display or comprehension
         grows: `out = torch.tensor(out)` after the appends is a new object."""
         added = scope.added.get(name)
-        if not added or level > MAX_DEPTH or not _holds_a_list(value):
+        if not added or level > MAX_DEPTH:
+            return value
+        if _holds_a_dict(value):
+            return self._filled(name, value, scope, added)
+        if not _holds_a_list(value):
+            return value
+        if not any(how in _LIST_ADDS for how, _node, _place in added):
             return value
         grown = scope._added_values.get(name)
         if grown is None:
@@ -825,6 +883,8 @@ class _Summarizer:
             try:
                 grown = []
                 for method, node, place in added:
+                    if method not in _LIST_ADDS:
+                        continue  # a subscript store into a list changes no element's kind
                     # Read where it is added, from a fresh depth as `_reaching` does: it is kept for
                     # every read, and one cut short under a deep first read would be cut for all.
                     self.use = (scope, place)
