@@ -1996,3 +1996,68 @@ def test_a_dict_filled_by_stores_holds_what_was_stored(tmp_path: Path, step: str
     # of a dict that stores filled, nor a field passed through `**` of such a dict.
     found = check_small_project(tmp_path, {**_DICT_FILLED, "pkg/step.py": step})
     assert {(Path(d.path).name, d.start.row, d.code) for d in found} == rows
+
+
+_MODEL_BACKEND = {
+    "pkg/__init__.py": "",
+    "pkg/state.py": """class InferState:
+    def __init__(self):
+        self.b_seq_len = None
+
+    def init_extra(self):
+        pass
+
+
+class SlidingInferState(InferState):
+    def init_extra(self):
+        return self.b_seq_len.max().item()
+""",
+    "pkg/base.py": """from pkg.state import InferState
+
+
+class BaseModel:
+    infer_state_class = InferState
+
+    def forward(self, input_ids, b_seq_len, is_prefill=False):
+        return self._decode(input_ids, b_seq_len)
+
+    def _decode(self, input_ids, b_seq_len):
+        infer_state = self.infer_state_class()
+        infer_state.b_seq_len = b_seq_len
+        infer_state.init_extra()
+""",
+    "pkg/sliding.py": """from pkg.base import BaseModel
+from pkg.state import SlidingInferState
+
+
+class SlidingModel(BaseModel):
+    infer_state_class = SlidingInferState
+""",
+    "pkg/prepare.py": """import torch
+
+
+def prepare_decode_inputs(batch):
+    b_seq_len = torch.zeros(len(batch), dtype=torch.int32, device="cuda")
+    kwargs = {"input_ids": torch.zeros(len(batch), device="cuda"), "b_seq_len": b_seq_len}
+    return kwargs, batch
+""",
+}
+
+
+@pytest.mark.parametrize("backend,rows", [
+    # LightLLM's router: `kwargs, reqs = prepare_decode_inputs(batch)`, then `self.model.forward(**kwargs)`;
+    # the base model builds `self.infer_state_class()`, a class attribute a subclass overrides, and stores
+    # the step's tensors into it. Before, neither the spread of a returned dict nor the subclass's class
+    # attribute was read, and the infer state's field was only its `None` default.
+    ("from pkg.prepare import prepare_decode_inputs\nfrom pkg.sliding import SlidingModel\n\n\nclass Backend:\n"
+     "    def __init__(self):\n        self.model = SlidingModel()\n\n    def decode(self, batch):\n        kwargs, reqs = prepare_decode_inputs(batch)\n"
+     "        return self.model.forward(**kwargs)\n", {("state.py", 11, "SL101"), ("backend.py", 11, "SL601")}),
+    # The spread names no `b_seq_len`: the parameter is not known, as before.
+    ("import torch\n\nfrom pkg.sliding import SlidingModel\n\n\nclass Backend:\n    def __init__(self):\n"
+     "        self.model = SlidingModel()\n\n    def decode(self, batch):\n        kwargs = {'input_ids': torch.zeros(3, device='cuda')}\n"
+     "        return self.model.forward(b_seq_len=[1, 2], **kwargs)\n", set()),
+])
+def test_a_dict_spread_into_a_base_models_forward_reaches_a_subclass_infer_state(
+        tmp_path: Path, backend: str, rows: set) -> None:
+    found = check_small_project(tmp_path, {**_MODEL_BACKEND, "pkg/backend.py": backend})
+    assert {(Path(d.path).name, d.start.row, d.code) for d in found} == rows

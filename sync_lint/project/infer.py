@@ -99,7 +99,7 @@ from sync_lint.analysis.knowledge import (
 )
 from sync_lint.project.deps import Dep
 from sync_lint.project.index import ProjectIndex, nested_name
-from sync_lint.project.summary import ELEMENT, CallSite, FunctionInfo, ModuleSummary, Param, Store
+from sync_lint.project.summary import ELEMENT, CallSite, ClassInfo, FunctionInfo, ModuleSummary, Param, Store
 from sync_lint.project.values import NONE as NONE_VALUE
 from sync_lint.project.values import Value, render
 from sync_lint.ranking import PER_STEP, context_of
@@ -475,6 +475,7 @@ class Inference:
                     context = Context(summary, None, budget=budget - 1)
                     sources.append(self._source(self.eval(value, context), f"class attribute `{info.name}.{attr}` "
                                                 f"is `{render(value)}`", summary, line))
+        sources += self._class_slot_overrides(cls, attr)
         in_a_method = self._declared_in_a_method(cls, attr)
         if in_a_method is not None:
             return in_a_method
@@ -1728,6 +1729,9 @@ class Inference:
         if tag == "dict":
             return Fact(Device.NOT_TENSOR, value_kind="dict", items=tuple((k, self.eval(v, context))
                                                                          for k, v in value[1]))
+        if tag == "spread":  # what `**mapping` passes for one keyword (`_argument`)
+            entry = dict_entry(self.eval(value[1], context), value[2])
+            return entry if entry is not None else UNKNOWN
         return UNKNOWN
 
     def _narrowed(self, fact: Fact, value: Value, summary: ModuleSummary) -> Fact:
@@ -2074,7 +2078,32 @@ class Inference:
                 function = summary.functions.get(store.function)
                 if function is not None and function.class_name == info.qualname:
                     sources.append(self.eval(store.value, Context(summary, function, mode="types")))
-        return join_sources(sources)
+            sources += self._class_slots_of(summary, info, attr)
+        return join_sources(sources + self._class_slot_overrides(cls, attr))
+
+    def _class_slots_of(self, summary: ModuleSummary, info: ClassInfo, attr: str) -> list[Fact]:
+        """The class a class attribute `attr` of this class holds (`infer_state_class = InferStateInfo`):
+        `self.infer_state_class()` in a method builds an object of it (LightLLM's base model builds its
+        infer state so, and stores the step's tensors into it)."""
+        out = []
+        for name, value, line in info.attributes:
+            if name == attr and value[0] == "name":
+                held = self.eval(value, Context(summary, None, mode="types"))
+                if held.value_kind == "class":
+                    out.append(self._source(held, f"class attribute `{info.name}.{attr}` is `{render(value)}`",
+                                            summary, line))
+        return out
+
+    def _class_slot_overrides(self, cls: str, attr: str) -> list[Fact]:
+        """The classes that subclasses put in the class attribute `attr`: `self.infer_state_class()` in a
+        base model's method builds the infer state of whichever model `self` is (LightLLM's
+        `TpPartBaseModel._decode`, with `infer_state_class = MistralInferStateInfo` in a subclass)."""
+        out: list[Fact] = []
+        for sub in sorted(self.index.subclasses(cls)):
+            found = self.index.klass(sub)
+            if found is not None:
+                out += self._class_slots_of(found[0], found[1], attr)
+        return out
 
     def _subscript(self, base: Fact, key: Value, context: Context) -> Fact:
         if base.is_tensor or base.is_unknown_tensor:
@@ -3050,7 +3079,13 @@ def _argument(call: CallSite, params: list[Param], name: str, skip: int) -> tupl
         if param.name == name:
             if index < len(call.args) and not any(a[0] == "*" for a in call.args[: index + 1]):
                 return call.args[index], False
-            return None, not spread
+            break
+    mapping = next((value for keyword, value in call.kwargs if keyword == "**"), None)
+    if mapping is not None and not any(a[0] == "*" for a in call.args):
+        # `self.model.forward(**kwargs)` where `kwargs` is the dict another function built and returned
+        # (LightLLM's `prepare_decode_inputs`): the entry under the parameter's name, when the dict is known
+        # where the call reads it; what nobody knows otherwise, as before.
+        return ("spread", mapping, name), False
     return None, not spread
 
 

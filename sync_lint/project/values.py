@@ -126,6 +126,8 @@ def _render(value: Value, level: int) -> str:
         return _render(value[1], level)
     if tag == "unlessgiven":
         return _render(value[2], level)
+    if tag == "spread":
+        return f"{_render(value[1], level + 1)}[{value[2]!r}]"
     if tag == "built":
         return "<the device its module is built on>"
     if tag == "decl":
