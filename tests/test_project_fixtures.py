@@ -2061,3 +2061,40 @@ def test_a_dict_spread_into_a_base_models_forward_reaches_a_subclass_infer_state
         tmp_path: Path, backend: str, rows: set) -> None:
     found = check_small_project(tmp_path, {**_MODEL_BACKEND, "pkg/backend.py": backend})
     assert {(Path(d.path).name, d.start.row, d.code) for d in found} == rows
+
+
+def test_a_dict_field_read_with_a_run_time_key_is_not_its_literal_entries(tmp_path: Path) -> None:
+    # SGLang's FlashAttention backend holds `self.target_verify_metadata_topk_swa = {"cu_seqlens_q":
+    # torch.zeros(...), ...}` and stores metadata objects into it under the batch size elsewhere; read back
+    # with `[bs]`, the entry is one of those objects. Joining the literal tensor entries made it a GPU
+    # tensor, and the metadata field stored from it no longer an object whose fields could be read.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/backend.py": """import torch
+
+
+class Meta:
+    def __init__(self):
+        self.cu_seqlens_q = None
+        self.spec = None
+
+
+class Backend:
+    def __init__(self, n):
+        self.swa = {"cu_seqlens_q": torch.zeros(n, device="cuda")}
+
+    def capture(self, bs, meta: Meta):
+        swa = Meta()
+        swa.cu_seqlens_q = self.swa["cu_seqlens_q"][:bs]
+        self.swa[bs] = swa
+        meta.spec = swa
+
+    def replay(self, bs, meta: Meta):
+        meta.spec = self.swa[bs]
+
+
+def forward(meta: Meta):
+    return meta.spec.cu_seqlens_q.max().item()
+""",
+    })
+    assert {(Path(d.path).name, d.start.row, d.code) for d in found} == {("backend.py", 25, "SL101")}

@@ -521,7 +521,7 @@ class Evaluator:
             # A list of alike elements (a comprehension the project saw): any element, or a slice of it.
             return base if isinstance(expr.slice[0].slice, cst.Slice) else base.items[0]
         if len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Index):
-            entry = dict_entry(base, key)  # a dict this code built
+            entry = dict_entry(base, key, whole=_built_here(base))
             if entry is not None:
                 return entry
         if key is None or self.project is None:
@@ -802,7 +802,7 @@ class Evaluator:
                 return (self._multimodal_input(owner, key) if key is not None else None) or PYTHON
             if owner.value_kind == "dict" and method in ("get", "pop") and expr.args:
                 key = literal_string(expr.args[0].value) if isinstance(expr.args[0].value, cst.SimpleString) else None
-                entry = dict_entry(owner, key)  # `d.get("k")` of a dict this code built
+                entry = dict_entry(owner, key, whole=_built_here(owner))  # `d.get("k")`
                 if entry is not None:
                     return entry
             viewed = container_method(owner, method)
@@ -1101,6 +1101,12 @@ class Evaluator:
     def _eval_await(self, expr: cst.Await) -> Fact:
         # `await fetch(n)` of an `async def`: a call of one reads as what it returns (as in summaries).
         return self.fact(expr.expression)
+
+
+def _built_here(fact: Fact) -> bool:
+    """A dict assigned from a display or comprehension in this file (then filled by stores the binder
+    saw), not one the project holds, which other code may fill under keys known only at run time."""
+    return isinstance(fact.origin, (cst.Dict, cst.DictComp))
 
 
 def _empty_container(node: cst.CSTNode | None) -> bool:

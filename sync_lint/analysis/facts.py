@@ -252,12 +252,17 @@ def pieces_of(tensor: Fact, op: str) -> Fact:
                 reason=f"{PIECES} by `{op}`")
 
 
-def dict_entry(container: Fact, key: str | None) -> Fact | None:
+def dict_entry(container: Fact, key: str | None, whole: bool = False) -> Fact | None:
     """`d[key]` of a dict this code built (`{"k": t}`, a comprehension, `d[name] = t`): the entry under
-    the literal `key`, else what its entries under keys known only at run time hold (None: any of
-    its entries, for a key known only at run time), or None when the dict says nothing of it."""
+    the literal `key`, else what its entries under keys known only at run time hold, or None when the
+    dict says nothing of it. `key` None (known only at run time): those entries; with `whole`, where
+    every store into the dict is known (one function built it), the join of all its entries."""
     if container.value_kind != "dict" or not container.items:
         return None
+    if key is None and not whole:
+        # A dict the project holds in a field may be filled elsewhere under run-time keys (SGLang's
+        # `self.target_verify_metadata_topk_swa[bs] = metadata_swa` beside its literal tensor entries).
+        return next((fact for entry, fact in container.items if entry is None), None)
     if key is None:
         # Only a dict holding tensors: a table of functions or settings read with a key known at run
         # time is one of them, not their join.
@@ -273,7 +278,7 @@ def dict_entry(container: Fact, key: str | None) -> Fact | None:
 def container_method(container: Fact, method: str) -> Fact | None:
     """A method of a list or of a dict's values whose elements are alike (`reqs.values()`, `d.get(k)`,
     `d.items()`), or None when it is not one of those."""
-    values = dict_entry(container, None)
+    values = dict_entry(container, None, whole=True)
     if values is not None:
         if method == "copy":
             return container
