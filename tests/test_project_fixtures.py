@@ -2098,3 +2098,34 @@ def forward(meta: Meta):
 """,
     })
     assert {(Path(d.path).name, d.start.row, d.code) for d in found} == {("backend.py", 25, "SL101")}
+
+
+def test_a_parameter_declared_a_list_of_lists_is_not_a_list_of_tensors(tmp_path: Path) -> None:
+    # transformers' `reorder_images` returns a list of tensors, or with `is_nested=True` a list of lists of
+    # them, which the index does not tell apart; `get_num_channels(images_list: list[list[Tensor]])` then
+    # tested each inner list for truth as if it were a GPU tensor (six image processors, read false).
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/images.py": """import torch
+
+
+def reorder(groups: dict, nested: bool = False):
+    if not nested:
+        return [groups[k] for k in sorted(groups)]
+    return rebuild(groups)
+
+
+def channels(images_list: list[list[torch.Tensor]]) -> int:
+    for images in images_list:
+        if images:
+            return images[0].shape[0]
+    return 0
+
+
+def process(n):
+    groups = {}
+    groups[(n, n)] = torch.zeros(2, 3, n, n, device="cuda")
+    return channels(reorder(groups, nested=True))
+""",
+    })
+    assert {(Path(d.path).name, d.start.row, d.code) for d in found} == set()

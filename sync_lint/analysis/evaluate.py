@@ -261,6 +261,11 @@ class Evaluator:
         found = replace(found, subject=name)
         if container and local.value_kind == "python":
             # The annotation says container: the callers' answer counts only as one (its elements).
+            if found.value_kind == "list" and found.items and found.items[0].is_tensor and \
+                    _nested_list(param.annotation.annotation):
+                # `images_list: list[list[torch.Tensor]]` given a list the project takes for one of tensors
+                # (transformers' `reorder_images` returns either, by a flag): its elements are lists.
+                return local
             return found if found.value_kind in ("list", "tuple", "dict") else local
         if found.is_tensor and not found.by_convention:
             return found
@@ -805,7 +810,7 @@ class Evaluator:
                 entry = dict_entry(owner, key, whole=_built_here(owner))  # `d.get("k")`
                 if entry is not None:
                     return entry
-            viewed = container_method(owner, method)
+            viewed = container_method(owner, method, built_here=_built_here(owner))
             if viewed is not None:
                 return viewed
             if self.project is not None and owner.refs:
@@ -1392,6 +1397,12 @@ def _list_element(node: cst.BaseExpression) -> cst.BaseExpression | None:
     if last == "Optional":
         return _list_element(element)
     return element if last in ("list", "List") else None
+
+
+def _nested_list(node: cst.BaseExpression) -> bool:
+    """A list annotation whose elements are lists (`list[list[torch.Tensor]]`)."""
+    element = _list_element(node)
+    return element is not None and _list_element(element) is not None
 
 
 def host_number_lists(node: cst.BaseExpression, subject: str = "") -> Fact | None:

@@ -275,10 +275,11 @@ def dict_entry(container: Fact, key: str | None, whole: bool = False) -> Fact | 
     return found
 
 
-def container_method(container: Fact, method: str) -> Fact | None:
+def container_method(container: Fact, method: str, built_here: bool = False) -> Fact | None:
     """A method of a list or of a dict's values whose elements are alike (`reqs.values()`, `d.get(k)`,
-    `d.items()`), or None when it is not one of those."""
-    values = dict_entry(container, None, whole=True)
+    `d.items()`), or None when it is not one of those. `built_here`: `container` is a dict this function
+    built (every entry known), whose `.values()`/`.items()` read the join of its entries."""
+    values = dict_entry(container, None, whole=True) if built_here else None
     if values is not None:
         if method == "copy":
             return container
