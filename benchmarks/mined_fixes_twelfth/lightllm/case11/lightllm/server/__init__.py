@@ -1,0 +1,1 @@
+# (benchmark cut: from .router.token_load import TokenLoad)

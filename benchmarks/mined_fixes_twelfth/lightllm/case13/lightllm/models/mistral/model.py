@@ -1,0 +1,41 @@
+import os
+import json
+import torch
+
+from lightllm.common.basemodel import TpPartBaseModel
+from lightllm.models.llama.layer_weights.transformer_layer_weight import LlamaTransformerLayerWeight
+from lightllm.models.llama.layer_weights.pre_and_post_layer_weight import LlamaPreAndPostLayerWeight
+from lightllm.models.llama.layer_infer.pre_layer_infer import LlamaPreLayerInfer
+from lightllm.models.llama.layer_infer.post_layer_infer import LlamaPostLayerInfer
+from lightllm.models.mistral.infer_struct import MistralInferStateInfo
+from lightllm.models.mistral.layer_infer.transformer_layer_infer import MistralTransformerLayerInfer
+from lightllm.models.llama.layer_infer.transformer_layer_infer import LlamaTransformerLayerInfer
+
+from lightllm.common.mem_utils import MemoryManager
+from lightllm.common.infer_utils import init_req_to_token_indexes
+from lightllm.common.basemodel.triton_kernel.copy_kv_index_to_req import copy_kv_index_to_req
+
+class MistralTpPartModel(TpPartBaseModel):
+    # weight class
+    pre_and_post_weight_class = LlamaPreAndPostLayerWeight
+    transformer_weight_class = LlamaTransformerLayerWeight
+
+    # infer class
+    pre_layer_infer_class = LlamaPreLayerInfer
+    post_layer_infer_class = LlamaPostLayerInfer
+    transformer_layer_infer_class = MistralTransformerLayerInfer
+
+    # infer state class
+    infer_state_class = MistralInferStateInfo
+
+    def __init__(self, kvargs):
+        super().__init__(kvargs)
+        return
+
+    def _init_config(self):
+        super()._init_config()
+        if self.config["sliding_window"] == None:
+            self.config["sliding_window"] = self.max_total_token_num
+        # rename key [SYM: to be confirmed]
+        return
+    # (benchmark cut: _verify_params, mem manager, rotary cache initialisation)
