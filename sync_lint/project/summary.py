@@ -536,7 +536,7 @@ class _Scope:
         # name -> what `name.append(v)` / `.extend(vs)` / `.insert(i, v)` add to it in this function.
         # `.append`/`.extend`/`.insert` by method name; a subscript store as ("store", key).
         self.added: dict[str, list[tuple[str | tuple[str, str | None], ast.expr, "_Place | None"]]] = {}
-        self._added_values: dict[str, list] = {}
+        self._added_values: dict[tuple[str, str], list] = {}
         self._resolved: dict[str, Value] = {}
         self._resolving: set[str] = set()
         self._first: dict[str, Value] = {}  # while a name is resolved: its first source that does not read it
@@ -705,26 +705,36 @@ class _Summarizer:
         """A local dict (`out = {}`, `dict()`, a display) with what `out[key] = v` stores into it anywhere
         in the function: `("dict", entries)`, an entry's key None where it is known only at run time
         (a loop over another dict's items), as the binder's dicts are."""
-        stored = [(how[1], node, place) for how, node, place in added if isinstance(how, tuple)]
+        stored = [entry for entry in added if isinstance(entry[0], tuple)]
         if not stored:
             return value
-        cached = scope._added_values.get(name)
-        if cached is None:
-            saved_use = self.use
-            del scope.added[name]  # while they are read: a value stored may read the dict itself
-            resolved = name in scope._resolved
-            try:
-                cached = []
-                for key, node, place in stored:
-                    self.use = (scope, place)  # read where it is stored, as `_grown` reads an append
-                    cached.append((key, self.value(node, scope, 0)))
-            finally:
-                self.use = saved_use
-                scope.added[name] = added
-                if not resolved:
-                    scope._resolved.pop(name, None)
-            scope._added_values[name] = cached
-        return _with_stores(value, cached)
+        return _with_stores(value, self._added_values_of(name, "stores", scope, stored,
+                                                         lambda how, element: (how[1], element)))
+
+    def _added_values_of(self, name: str, kind: str, scope: _Scope, entries: list,
+                         read: Callable[[object, Value], object]) -> list:
+        """`read(how, value)` for each value added to the local `name` (`entries` of `scope.added`), each
+        read where it is added, from a fresh depth as `_reaching` does: it is kept for every read, and
+        one cut short under a deep first read would be cut for all. Memoised per name and `kind`."""
+        cached = scope._added_values.get((name, kind))
+        if cached is not None:
+            return cached
+        added = scope.added[name]
+        saved_use = self.use
+        del scope.added[name]  # while they are read: a value added may read the container itself
+        resolved = name in scope._resolved  # ... and would leave its ungrown value there
+        try:
+            cached = []
+            for how, node, place in entries:
+                self.use = (scope, place)
+                cached.append(read(how, self.value(node, scope, 0)))
+        finally:
+            self.use = saved_use
+            scope.added[name] = added
+            if not resolved:
+                scope._resolved.pop(name, None)
+        scope._added_values[(name, kind)] = cached
+        return cached
 
     def _collect_nonlocal(self, node: ast.FunctionDef | ast.AsyncFunctionDef, scope: _Scope) -> None:
         """A nested function's `nonlocal x; x = v` assigns the enclosing function's `x`."""
@@ -873,29 +883,11 @@ class _Summarizer:
             return self._filled(name, value, scope, added)
         if not _holds_a_list(value):
             return value
-        if not any(how in _LIST_ADDS for how, _node, _place in added):
+        appended = [entry for entry in added if entry[0] in _LIST_ADDS]
+        if not appended:
             return value
-        grown = scope._added_values.get(name)
-        if grown is None:
-            saved_use = self.use
-            del scope.added[name]  # while they are read: a value added may read the list itself
-            resolved = name in scope._resolved  # ... and would leave its ungrown value there
-            try:
-                grown = []
-                for method, node, place in added:
-                    if method not in _LIST_ADDS:
-                        continue  # a subscript store into a list changes no element's kind
-                    # Read where it is added, from a fresh depth as `_reaching` does: it is kept for
-                    # every read, and one cut short under a deep first read would be cut for all.
-                    self.use = (scope, place)
-                    element = self.value(node, scope, 0)
-                    grown.append(("listof", ("iter", element) if method == "extend" else element))
-            finally:
-                self.use = saved_use
-                scope.added[name] = added
-                if not resolved:
-                    scope._resolved.pop(name, None)
-            scope._added_values[name] = grown
+        grown = self._added_values_of(
+            name, "appends", scope, appended, lambda how, element: ("listof", ("iter", element) if how == "extend" else element))
         return join([value, *grown])
 
     def _reaching(self, name: str, scope: _Scope, at: _Place, level: int) -> Value | None:
