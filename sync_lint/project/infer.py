@@ -2120,8 +2120,9 @@ class Inference:
             if found is not None:
                 return found
         if base.value_kind == "dict":
-            # An entry by its literal key, or under a key known only at run time (a dict a loop filled);
-            # read with such a key, a dict holding tensors gives any of its entries.
+            # An entry by its literal key, else what was stored under keys known only at run time (a dict
+            # a loop filled); read with such a key, only those (`dict_entry`: other code may fill a dict
+            # the project holds under run-time keys).
             entry = dict_entry(base, key[1] if key[0] == "key" and isinstance(key[1], str) else None)
             if entry is not None:
                 return entry
