@@ -44,6 +44,7 @@ from sync_lint.analysis.facts import (
     nn_module,
     none_fallback,
     pieces_of,
+    put_entry,
     replace,
     spread_elements,
     string_device,
@@ -1096,8 +1097,7 @@ class Evaluator:
                     entries.update(spread.items if spread.value_kind == "dict" else ())
                     continue
                 key = literal_string(element.key) if isinstance(element.key, cst.SimpleString) else None
-                value = self.fact(element.value)
-                entries[key] = join(entries[key], value) if key is None and None in entries else value
+                put_entry(entries, key, self.fact(element.value))
         if not any(fact.is_tensor for fact in entries.values()):
             return PYTHON
         return Fact(Device.NOT_TENSOR, value_kind="dict", items=tuple(entries.items()), reason="created by {code}",

@@ -275,6 +275,12 @@ def dict_entry(container: Fact, key: str | None, whole: bool = False) -> Fact | 
     return found
 
 
+def put_entry(entries: "dict[str | None, Fact]", key: str | None, fact: Fact) -> None:
+    """`d[key] = fact` into a dict's entries: a literal key holds the last value stored, a key known only
+    at run time (None) every one of them."""
+    entries[key] = join(entries[key], fact) if key is None and key in entries else fact
+
+
 def container_method(container: Fact, method: str, built_here: bool = False) -> Fact | None:
     """A method of a list or of a dict's values whose elements are alike (`reqs.values()`, `d.get(k)`,
     `d.items()`), or None when it is not one of those. `built_here`: `container` is a dict this function

@@ -28,6 +28,7 @@ from sync_lint.analysis.facts import (
     device_value,
     join,
     none_fallback,
+    put_entry,
     replace,
 )
 from sync_lint.analysis.narrowing import Narrowing, holds_with_a_gpu, narrowings, none_test
@@ -169,7 +170,7 @@ def _with_entry(current: Fact, key: str | None, value: "Fact | Deferred") -> Fac
     """The dict `current` after `current[key] = value` (`value` deferred: a (fact, origin) pair)."""
     stored = value.force()[0] if type(value) is Deferred else value  # type: ignore[index,union-attr]
     entries: dict[str | None, Fact] = dict(current.items)
-    entries[key] = join(entries[key], stored) if key is None and key in entries else stored  # type: ignore[arg-type]
+    put_entry(entries, key, stored)  # type: ignore[arg-type]
     return replace(current, items=tuple(entries.items()), empty=False)
 
 
