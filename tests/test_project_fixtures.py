@@ -2129,3 +2129,31 @@ def process(n):
 """,
     })
     assert {(Path(d.path).name, d.start.row, d.code) for d in found} == set()
+
+
+def test_what_a_unit_test_passes_says_nothing_of_serving_devices(tmp_path: Path) -> None:
+    # SGLang's ComfyUI adapters: in serving, `unpack` receives the CUDA tensor the diffusion worker
+    # sends through an adapter the index cannot resolve; its unit test passes a CPU tensor, and builds the packed record from `torch.zeros(...)`. Those decided both values, and
+    # `.to(x.device)` of each read as a copy from pageable memory.
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/adapter.py": "import torch\nfrom dataclasses import dataclass\n\n\n@dataclass\nclass Packed:\n"
+                          "    latents: torch.Tensor\n\n\nclass Adapter:\n    def unpack(self, pred, x):\n"
+                          "        return pred.to(x.device)\n\n    def read(self, packed: Packed, x):\n"
+                          "        return packed.latents.to(x.device)\n",
+        "pkg/executor.py": "def run(worker, adapter, packed, x):\n    adapter.unpack(worker.forward(), x)\n"
+                           "    return adapter.read(packed, x)\n",
+        "tests/unit/test_adapter.py": "import torch\nfrom pkg.adapter import Adapter, Packed\n\n\n"
+                                      "def test_unpack(x):\n"
+                                      "    Adapter().unpack(torch.ones(4), x)\n"
+                                      "    Adapter().read(Packed(torch.zeros(4)), x)\n",
+    }
+    found = check_small_project(tmp_path, files)
+    assert [(Path(d.path).name, d.start.row, d.code) for d in found if d.path.endswith("adapter.py")] == []
+    # Where the test is the only caller of a test helper, what it passes still counts.
+    files["tests/unit/helpers.py"] = "def move(pred, x):\n    return pred.to(x.device)\n"
+    files["tests/unit/test_move.py"] = "import torch\nfrom tests.unit.helpers import move\n\n\n" \
+                                       "def test_move():\n    move(torch.ones(2), torch.zeros(2, device=\"cuda\"))\n"
+    found = check_small_project(tmp_path / "again", files)
+    assert [(Path(d.path).name, d.start.row, d.code) for d in found if "adapter" not in d.path] == \
+        [("helpers.py", 2, "SL303"), ("test_move.py", 6, "SL601")]

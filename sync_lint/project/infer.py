@@ -568,7 +568,7 @@ class Inference:
     def _find_stores_into(self, cls: str, attr: str) -> list:
         related = set(self.index.mro(cls)) | self.index.subclasses(cls)
         found = []
-        for summary, store in self.index.stores_of(attr):
+        for summary, store in _from_deployed(self.index.stores_of(attr), cls.rsplit(".", 1)[0]):
             if self.settings.off_cuda_module(summary.path):
                 # Code written for another platform says nothing of a CUDA machine's objects: SGLang's
                 # MLX worker stores its stub runner into the `_model_runner` every worker has.
@@ -1085,7 +1085,7 @@ class Inference:
         if not out and bound and info.class_name is not None:
             out.extend(self._interface_calls(summary, info))
         self._every_call[function] = list(out)
-        out[:] = _nearest(self._on_accelerators(out), function, MAX_SOURCES)
+        out[:] = _nearest(self._on_accelerators(_from_deployed(out, summary.module)), function, MAX_SOURCES)
         return out
 
     def _rebound_calls(self, function: str) -> list[tuple[ModuleSummary, CallSite, int]]:
@@ -1390,7 +1390,7 @@ class Inference:
                 if cls in callee.refs or init is not None and any(
                         self.index.method(c, "__init__") == init for c in callee.refs):
                     out.append((caller, call, 1))
-        out[:] = _nearest(self._on_accelerators(out), cls, MAX_SOURCES)
+        out[:] = _nearest(self._on_accelerators(_from_deployed(out, cls.rsplit(".", 1)[0])), cls, MAX_SOURCES)
         return out
 
     def _class_slots(self, cls: str) -> dict[str, set[str]]:
@@ -3036,6 +3036,17 @@ def _deployed(module: str) -> bool:
     """Whether a module is code that is deployed, not a test, benchmark, example or script
     (`ranking.context_of`, on the path its name stands for)."""
     return context_of(module.replace(".", "/") + ".py") == PER_STEP
+
+
+def _from_deployed(found: Iterable, module: str) -> list:
+    """The (summary, ...) entries that say what a definition in `module` receives: for deployed code,
+    those made in deployed code. A unit test hands a serving function the CPU tensors it builds (SGLang's
+    ComfyUI adapters' `unpack(torch.full_like(...), ...)`), while in serving the same parameter is a
+    CUDA tensor the worker sends; what a test passes says nothing of the devices of serving, either way."""
+    found = list(found)
+    if not _deployed(module):
+        return found
+    return [entry for entry in found if _deployed(entry[0].module)]
 
 
 def _class_of(summary: ModuleSummary, info: FunctionInfo) -> str | None:
