@@ -2157,3 +2157,27 @@ def test_what_a_unit_test_passes_says_nothing_of_serving_devices(tmp_path: Path)
     found = check_small_project(tmp_path / "again", files)
     assert [(Path(d.path).name, d.start.row, d.code) for d in found if "adapter" not in d.path] == \
         [("helpers.py", 2, "SL303"), ("test_move.py", 6, "SL601")]
+
+
+def test_a_factory_classmethod_of_a_base_constructs_the_subclass_it_is_called_on(tmp_path: Path) -> None:
+    # TGI: `FlashCausalLMBatch.from_tokenized` ends in `cls(..., input_lengths_tensor=torch.tensor(...,
+    # device=device))`, and `VlmCausalLMBatch.from_pb_processor` calls it as `cls.from_tokenized(...)`:
+    # the VLM model's `batch.input_lengths_tensor` (annotated `VlmCausalLMBatch`, no call of the method
+    # known) is the same GPU tensor. An explicit `Batch(...)` in the base's classmethod constructs the
+    # base only: counted for the subclass, its CPU tensor would leave the field's device unknown.
+    batch = ("from dataclasses import dataclass\n\nimport torch\n\n\n@dataclass\nclass Batch:\n"
+             "    lengths: torch.Tensor\n\n    @classmethod\n"
+             "    def from_tokenized(cls, lengths, device):\n"
+             "        return cls(lengths=torch.tensor(lengths, device=device))\n\n"
+             "    @classmethod\n    def empty(cls):\n        return Batch(lengths=torch.zeros(1))\n")
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/batch.py": batch,
+        "pkg/vlm.py": "from pkg.batch import Batch\n\n\nclass VlmBatch(Batch):\n    @classmethod\n"
+                      "    def from_pb(cls, lengths, device):\n        return cls.from_tokenized(lengths, device)\n\n\n"
+                      "class VlmModel:\n    def forward(self, batch: VlmBatch):\n        return batch.lengths.max().item()\n",
+        "pkg/server.py": "import torch\nfrom pkg.vlm import VlmBatch\n\n\ndef prefill(lengths):\n"
+                         "    return VlmBatch.from_pb(lengths, torch.device('cuda'))\n",
+    })
+    assert sorted((Path(d.path).name, d.start.row, d.code) for d in found if d.code != "SL601") == [
+        ("batch.py", 12, "SL304"), ("vlm.py", 12, "SL101")]

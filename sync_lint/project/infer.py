@@ -1374,8 +1374,15 @@ class Inference:
         init = self.index.method(cls, "__init__")
         slots = self._class_slots(cls)
         names = {_short(cls), "cls"} | {_short(sub) for sub in self.index.subclasses(cls)} | set(slots)
-        for name in sorted(names):
+        # `cls(...)` in a factory classmethod of a base (TGI's `FlashCausalLMBatch.from_tokenized`,
+        # called as `VlmCausalLMBatch.from_tokenized(...)`) constructs the subclass too.
+        ancestors = {_short(base): base for base in self.index.mro(cls)[1:]}
+        for name in sorted(names | set(ancestors)):
             for caller, call in self.index.calls_named(name):
+                if name not in names:
+                    if call.by_cls and caller.qualified(call.func[1]) == ancestors[name]:
+                        out.append((caller, call, 1))
+                    continue
                 if name in slots and call.func[0] == "attr" and call.func[2] == name:
                     # `self.metadata_cls(...)` in a method of the holder or of its base: constructs the class.
                     owner = self.eval(call.func[1], self._context(caller, call.function, "types"))

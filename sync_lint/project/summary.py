@@ -44,7 +44,7 @@ from sync_lint.project.values import MAX_DEPTH, MAX_JOIN, NONE, OFF_CUDA, UNKNOW
 _BUILTINS = frozenset(dir(builtins))
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 54
+SUMMARY_FORMAT = 55
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -175,6 +175,9 @@ class CallSite:
     # through the module's imports (`torch.cuda.graph`, `gpu_sync_allowed`), innermost last; and
     # `OFF_CUDA` where a test says the code runs off CUDA (no accelerator, another one, a tensor not on CUDA).
     contexts: tuple[str, ...] = ()
+    # `cls(...)` in a classmethod, filed under the class's name: it constructs whichever class the
+    # method is called on, a subclass that inherits the factory too.
+    by_cls: bool = False
 
 
 # `nn.Module` methods that store a tensor under a name read back as an attribute.
@@ -1417,8 +1420,9 @@ class _Summarizer:
         self._list_field_add(node, scope)
         func = self.value(node.func, scope)
         info = self.s.functions.get(scope.qualname) if func[0] == "param" and scope.qualname else None
-        if info is not None and info.kind == "classmethod" and info.params and func[1] == info.params[0].name \
-                and info.class_name is not None and "." not in info.class_name:
+        by_cls = info is not None and info.kind == "classmethod" and bool(info.params) and \
+            func[1] == info.params[0].name and info.class_name is not None and "." not in info.class_name
+        if by_cls:
             # `cls(...)` in a classmethod: a constructor call of the class, filed under its name.
             func = ("name", info.class_name)
         if self._torch_name(node.func) == "dataclasses.replace":
@@ -1453,7 +1457,7 @@ class _Summarizer:
                         scope.field_copies[k.value.id] if k.arg is None and isinstance(k.value, ast.Name)
                         and k.value.id in scope.field_copies else self.value(k.value, scope)) for k in node.keywords)
         self.s.calls.append(CallSite(scope.qualname, node.lineno, func, args, kwargs, self.loop_depth,
-                                     tuple(self.contexts)))
+                                     tuple(self.contexts), by_cls))
         if self.contexts and any(c in _CUDA_GRAPH_CONTEXTS for c in self.contexts):
             self.s.captured.append(node.lineno)
         if args and args[0][0] != "*" and self._torch_name(node.func) == "functools.partial":
