@@ -237,6 +237,8 @@ class Inference:
         self._caller_memo: dict[str, tuple[list[tuple[ModuleSummary, CallSite, int]], Dep | None]] = {}
         # function -> every known call of it, before `_callers` leaves some out (for `off_cuda_only`)
         self._every_call: dict[str, list[tuple[ModuleSummary, CallSite, int]]] = {}
+        # Deployed functions some of whose known calls, made by tests, `_callers` set aside: those calls.
+        self._tests_set_aside: dict[str, list[tuple[ModuleSummary, CallSite, int]]] = {}
         # Call sites `_interface_calls` took for calls of a method through a receiver of unknown class.
         self._interface: set[tuple[str, int, Value]] = set()
         # Call sites of an attribute a function was stored into (`_rebound_calls`): the store it may reach.
@@ -344,7 +346,8 @@ class Inference:
         """Drop what this process solved (the index changed under it)."""
         for table in (self._memo, self._specialized, self._return_reads, self._cheap, self._cheap_provisional,
                       self._caller_memo, self._callee_memo, self._dispatch_memo, self._stores,
-                      self._never_none_memo, self._unset_memo, self._every_call, self._off_cuda_memo):
+                      self._never_none_memo, self._unset_memo, self._every_call, self._off_cuda_memo,
+                      self._tests_set_aside):
             table.clear()
         self._solved = []
 
@@ -568,7 +571,7 @@ class Inference:
     def _find_stores_into(self, cls: str, attr: str) -> list:
         related = set(self.index.mro(cls)) | self.index.subclasses(cls)
         found = []
-        for summary, store in _from_deployed(self.index.stores_of(attr), cls.rsplit(".", 1)[0]):
+        for summary, store in self.index.stores_of(attr):
             if self.settings.off_cuda_module(summary.path):
                 # Code written for another platform says nothing of a CUDA machine's objects: SGLang's
                 # MLX worker stores its stub runner into the `_model_runner` every worker has.
@@ -687,7 +690,12 @@ class Inference:
             named = device_value(Device.GPU) if annotated else None
         assumed = replace(named, convention=True, reason=f"the device parameter `{name}` receives a value not known") \
             if named is not None else None
-        for caller, call, skip in self._callers(function):
+        callers = self._callers(function)
+        set_aside = self._tests_set_aside.get(function, [])
+        if set_aside and not callers:
+            # Only tests call it: what serving passes is not known.
+            sources.append(assumed or UNKNOWN)
+        for caller, call, skip in callers:
             value, left_default = _argument(call, params, name, skip)
             if value is None:
                 if left_default:
@@ -718,6 +726,13 @@ class Inference:
         if omitted and param.default is not None and param.default[:2] == ("lit", "none"):
             sources.append(NONE)
         joined = join_sources(sources, gpu_wins=gpu_wins)
+        if set_aside and (joined.is_tensor or joined.value_kind == "device") and \
+                self._tests_pass_otherwise(info, set_aside, name, joined, budget, assumed):
+            # What serving passes, not what the tests do: a test that calls the function with its own
+            # CPU tensors reads the same answer, which does not hold for it (a test's finding that
+            # rests on it is left to `strict`).
+            joined = replace(joined, convention=True, reason=f"{joined.reason} (the calls of tests, which "
+                             "pass another device, set aside)")
         if joined.value_kind == "none":
             return replace(NONE, reason=f"every known call of `{short}` leaves `{name}` None")
         if (joined.is_tensor or joined.is_unknown_tensor) and assumed is None and param.annotation and \
@@ -747,6 +762,25 @@ class Inference:
         if declared is not None and declared.value_kind == "list" and joined.value_kind in ("list", "tuple"):
             return joined  # what the callers pass says more than `list[Tensor]`
         return declared if declared is not None else joined
+
+    def _tests_pass_otherwise(self, info: FunctionInfo, calls: list[tuple[ModuleSummary, CallSite, int]],
+                              name: str, joined: Fact, budget: int, assumed: Fact | None) -> bool:
+        """Whether a test's call (of `calls`, those `_callers` set aside) passes parameter `name` a value
+        on another device than `joined`, what the deployed calls pass: SGLang's CPU unit tests of a
+        layout builder pass `torch.device("cpu")`, its CUDA kernel tests the device serving uses."""
+        ours = joined.device_value if joined.value_kind == "device" else joined.device
+        params = list(info.params)
+        for caller, call, skip in calls:
+            value, _left_default = _argument(call, params, name, skip)
+            if value is None:
+                continue
+            fact, context = self._passed(info, caller, call, value, budget)
+            if assumed is not None:  # a device parameter: the string `"cpu"` names the CPU
+                fact = self._as_device(fact, context, assumed)
+            theirs = fact.device_value if fact.value_kind == "device" else fact.device if fact.is_tensor else None
+            if theirs not in (None, Device.UNKNOWN, Device.NOT_TENSOR) and theirs != ours:
+                return True
+        return False
 
     def _passed(self, info: FunctionInfo, caller: ModuleSummary, call: CallSite, value: Value,
                 budget: int) -> tuple[Fact, Context]:
@@ -1085,7 +1119,10 @@ class Inference:
         if not out and bound and info.class_name is not None:
             out.extend(self._interface_calls(summary, info))
         self._every_call[function] = list(out)
-        out[:] = _nearest(self._on_accelerators(_from_deployed(out, summary.module)), function, MAX_SOURCES)
+        deployed = _from_deployed(out, summary.module)
+        if len(deployed) < len(out):
+            self._tests_set_aside[function] = [entry for entry in out if entry not in deployed]
+        out[:] = _nearest(self._on_accelerators(deployed), function, MAX_SOURCES)
         return out
 
     def _rebound_calls(self, function: str) -> list[tuple[ModuleSummary, CallSite, int]]:
@@ -1397,7 +1434,7 @@ class Inference:
                 if cls in callee.refs or init is not None and any(
                         self.index.method(c, "__init__") == init for c in callee.refs):
                     out.append((caller, call, 1))
-        out[:] = _nearest(self._on_accelerators(_from_deployed(out, cls.rsplit(".", 1)[0])), cls, MAX_SOURCES)
+        out[:] = _nearest(self._on_accelerators(out), cls, MAX_SOURCES)
         return out
 
     def _class_slots(self, cls: str) -> dict[str, set[str]]:
@@ -3046,10 +3083,12 @@ def _deployed(module: str) -> bool:
 
 
 def _from_deployed(found: Iterable, module: str) -> list:
-    """The (summary, ...) entries that say what a definition in `module` receives: for deployed code,
-    those made in deployed code. A unit test hands a serving function the CPU tensors it builds (SGLang's
+    """The (summary, ...) calls that say what a function in `module` receives: for deployed code, those
+    made in deployed code. A unit test hands a serving function the CPU tensors it builds (SGLang's
     ComfyUI adapters' `unpack(torch.full_like(...), ...)`), while in serving the same parameter is a
-    CUDA tensor the worker sends; what a test passes says nothing of the devices of serving, either way."""
+    CUDA tensor the worker sends; what a test passes says nothing of the devices of serving, either way.
+    Constructions and stores of a class stay whoever makes them: a test reads the fields of the objects
+    it builds itself, through the same class-wide answer."""
     found = list(found)
     if not _deployed(module):
         return found
