@@ -938,9 +938,7 @@ class Inference:
         if param is None or param.kind in ("star", "starstar") or \
                 self.index.mentioned_as_value(info.name, _class_of(summary, info)):
             return False
-        callers = self._callers(function)
-        if _deployed(summary.module):
-            callers = [found for found in callers if _deployed(found[0].module)]
+        callers = self._callers(function)  # for a deployed function, the calls of deployed code
         if not callers:
             return False
         memo[key] = (False, None)  # a recursive question: not proven
@@ -1121,7 +1119,7 @@ class Inference:
         self._every_call[function] = list(out)
         deployed = _from_deployed(out, summary.module)
         if len(deployed) < len(out):
-            self._tests_set_aside[function] = [entry for entry in out if entry not in deployed]
+            self._tests_set_aside[function] = [entry for entry in out if not _deployed(entry[0].module)]
         out[:] = _nearest(self._on_accelerators(deployed), function, MAX_SOURCES)
         return out
 
