@@ -768,7 +768,7 @@ class Inference:
         """Whether a test's call (of `calls`, those `_callers` set aside) passes parameter `name` a value
         on another device than `joined`, what the deployed calls pass: SGLang's CPU unit tests of a
         layout builder pass `torch.device("cpu")`, its CUDA kernel tests the device serving uses."""
-        ours = joined.device_value if joined.value_kind == "device" else joined.device
+        ours = _placed_on(joined)
         params = list(info.params)
         for caller, call, skip in calls:
             value, _left_default = _argument(call, params, name, skip)
@@ -777,7 +777,7 @@ class Inference:
             fact, context = self._passed(info, caller, call, value, budget)
             if assumed is not None:  # a device parameter: the string `"cpu"` names the CPU
                 fact = self._as_device(fact, context, assumed)
-            theirs = fact.device_value if fact.value_kind == "device" else fact.device if fact.is_tensor else None
+            theirs = _placed_on(fact)
             if theirs not in (None, Device.UNKNOWN, Device.NOT_TENSOR) and theirs != ours:
                 return True
         return False
@@ -1117,9 +1117,9 @@ class Inference:
         if not out and bound and info.class_name is not None:
             out.extend(self._interface_calls(summary, info))
         self._every_call[function] = list(out)
-        deployed = _from_deployed(out, summary.module)
-        if len(deployed) < len(out):
-            self._tests_set_aside[function] = [entry for entry in out if not _deployed(entry[0].module)]
+        deployed, aside = _split_deployed(out, summary.module)
+        if aside:
+            self._tests_set_aside[function] = aside
         out[:] = _nearest(self._on_accelerators(deployed), function, MAX_SOURCES)
         return out
 
@@ -3080,17 +3080,28 @@ def _deployed(module: str) -> bool:
     return context_of(module.replace(".", "/") + ".py") == PER_STEP
 
 
-def _from_deployed(found: Iterable, module: str) -> list:
-    """The (summary, ...) calls that say what a function in `module` receives: for deployed code, those
-    made in deployed code. A unit test hands a serving function the CPU tensors it builds (SGLang's
-    ComfyUI adapters' `unpack(torch.full_like(...), ...)`), while in serving the same parameter is a
-    CUDA tensor the worker sends; what a test passes says nothing of the devices of serving, either way.
-    Constructions and stores of a class stay whoever makes them: a test reads the fields of the objects
-    it builds itself, through the same class-wide answer."""
-    found = list(found)
+def _split_deployed(calls: list, module: str) -> tuple[list, list]:
+    """The calls that say what a function in `module` receives, and those set aside: for deployed code,
+    the calls made in deployed code, and those of tests, benchmarks, examples and scripts. A unit test
+    hands a serving function the CPU tensors it builds (SGLang's ComfyUI adapters' `unpack(torch.
+    full_like(...), ...)`), while in serving the same parameter is a CUDA tensor the worker sends; what a
+    test passes says nothing of the devices of serving, either way. Constructions and stores of a class
+    stay whoever makes them: a test reads the fields of the objects it builds itself, through the same
+    class-wide answer."""
     if not _deployed(module):
-        return found
-    return [entry for entry in found if _deployed(entry[0].module)]
+        return calls, []
+    kept: list = []
+    aside: list = []
+    for entry in calls:
+        (kept if _deployed(entry[0].module) else aside).append(entry)
+    return kept, aside
+
+
+def _placed_on(fact: Fact) -> Device | None:
+    """Where a tensor is, or the device a device value names; None for anything else."""
+    if fact.value_kind == "device":
+        return fact.device_value
+    return fact.device if fact.is_tensor else None
 
 
 def _class_of(summary: ModuleSummary, info: FunctionInfo) -> str | None:
