@@ -1,0 +1,6 @@
+# Copyright (c) 2023, NVIDIA CORPORATION. All rights reserved.
+
+from .module import MegatronModule
+from .spec_utils import ModuleSpec, build_module
+from .transformer_config import MLATransformerConfig, TransformerConfig
+from .transformer_layer import TransformerLayer, TransformerLayerSubmodules
