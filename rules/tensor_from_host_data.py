@@ -8,7 +8,13 @@ Flags tensor creation that copies host data to the GPU with a blocking copy:
   tensor);
 - `gpu_t.new_tensor(data)`, which creates on `gpu_t`'s device;
 - `torch.tensor([t0, t1])` built from GPU tensors (with or without `device=`),
-  which reads every element with `.item()`.
+  which reads every element with `.item()`;
+- a legacy GPU tensor type given data: `torch.cuda.FloatTensor([norm])`,
+  `torch.cuda.ByteTensor([overflow])`, and the same types reached through a
+  platform object (DeepSpeed's `get_accelerator().FloatTensor([...])`, whose CUDA
+  accelerator's property returns `torch.cuda.FloatTensor`). Given sizes
+  (`torch.cuda.FloatTensor(n)`, `FloatTensor(2, 3)`) such a type only allocates on
+  the device, and is not flagged.
 
 `torch.as_tensor(x, device=gpu)` with `x` of unknown kind is not flagged: it is
 often a GPU tensor already, and then nothing is copied. Nor is an object of a
@@ -30,6 +36,16 @@ device="cuda")` blocked too; `torch.tensor(lst, pin_memory=True).to(dev,
 non_blocking=True)` took 0.28 ms and `torch.full((), v, device=dev)` 0.11 ms (no
 copy at all). `torch.tensor([t0, t1])` of 0-dim CUDA tensors synced once per
 element (2 warnings for 2 elements); `torch.stack([t0, t1])` did not sync.
+
+A legacy GPU type given a list or tuple takes the same path
+(`legacy_new_from_sequence` calls `internal_new_from_data`). Measured on an H100
+(torch 2.11, `benchmarks/gpu/legacy_type_probe.py`,
+`docs/verification/legacy-type-h100-torch2.11.0.md`) behind a 30 ms queue:
+`torch.cuda.FloatTensor([float(total)])`, `torch.cuda.ByteTensor([overflow])` and
+`torch.cuda.LongTensor((1, 2, 3))` each waited 30.0 ms, as did
+`torch.tensor([total], device="cuda")`; `torch.cuda.FloatTensor(n)` and
+`torch.cuda.FloatTensor(2, 3)` took 0.02 ms and `torch.full((1,), total,
+device="cuda")` 0.04 ms.
 
 ## Example
 ```python
@@ -119,6 +135,7 @@ One-off construction at start-up. Mark it with `# noqa: SL304`.
 from __future__ import annotations
 
 import random
+from dataclasses import replace as with_fields
 from typing import TYPE_CHECKING, Any
 
 import libcst as cst
@@ -188,7 +205,7 @@ class TensorFromHostData(Rule):
     code = "SL304"
     name = "tensor-from-host-data"
     summary = "`torch.tensor(..., device=gpu)`, `as_tensor`, `new_tensor`: a blocking copy from pageable memory"
-    triggers = ("tensor(",)
+    triggers = ("tensor(", "Tensor(")
     needs_gpu_evidence = True
     fix_availability = "sometimes"
     examples = (
@@ -196,6 +213,8 @@ class TensorFromHostData(Rule):
         Example("import torch\nx = torch.tensor(5, device='cuda')\n", (2,)),
         Example("import torch\nx = torch.tensor([1, 2], pin_memory=True).to('cuda', non_blocking=True)\n"),
         Example("import torch\nx = torch.full((), 5, device='cuda')\n"),
+        Example("import torch\nx = torch.cuda.FloatTensor([0.5])\n", (2,)),
+        Example("import torch\nx = torch.cuda.FloatTensor(4)\ny = torch.FloatTensor([0.5])\n"),
     )
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -204,6 +223,28 @@ class TensorFromHostData(Rule):
             self._factory(node, qual.rsplit(".", 1)[1])
         elif call_name(node) == "new_tensor" and method_receiver(node) is not None:
             self._new_tensor(node, method_receiver(node))  # type: ignore[arg-type]
+        elif call_name(node) is not None and call_name(node).endswith("Tensor"):  # type: ignore[union-attr]
+            self._legacy_type(node)
+
+    def _legacy_type(self, node: cst.Call) -> None:
+        """`torch.cuda.FloatTensor([norm])`, or DeepSpeed's `get_accelerator().FloatTensor([norm])`: a
+        legacy GPU tensor type given data builds it on the host and copies it over, as `torch.tensor`."""
+        kind = self.ctx.devices.fact(node.func)
+        if kind.value_kind != "tensor-type" or kind.device_value is not Device.GPU:
+            return
+        positional = [a for a in node.args if a.keyword is None]
+        if len(positional) != 1 or positional[0].star or not _is_data(self.ctx, positional[0].value) or \
+                _no_elements(positional[0].value):
+            return  # sizes (`FloatTensor(4)`, `FloatTensor(2, 3)`) allocate on the device, copying nothing
+        spelled = abbreviate(self.ctx.text(node.func))
+        if self._gpu_elements(positional[0].value):
+            what = "reads every element (a GPU tensor) with `.item()`, one sync per element; use `torch.stack`"
+        else:
+            what = ("builds the tensor in pageable CPU memory and copies it to the GPU with a blocking copy; "
+                    "build it on the device (`torch.full`, `torch.zeros`), or in pinned memory copied with "
+                    "`non_blocking=True`")
+        self.report(node, f"`{spelled}(<data>)`, a legacy GPU tensor type given data, {what}",
+                    fact=with_fields(kind, subject=spelled))
 
     # --- torch.tensor / torch.as_tensor ------------------------------------------------
     def _factory(self, node: cst.Call, name: str) -> None:
@@ -424,6 +465,14 @@ class TensorFromHostData(Rule):
                          "to 64 KB of int32 and run once in a fresh process)")),
             kit.Case("SL304", "tensor-from-literal", SL304_LITERAL, factor, burst=32, small_pageable_copies=True),
         ]
+
+
+def _is_data(ctx: "FileContext", expr: cst.BaseExpression) -> bool:
+    """What a legacy tensor type reads as data, not sizes: a list or tuple display, a comprehension, a
+    Python list (a `torch.Size` would be sizes)."""
+    if isinstance(expr, (cst.List, cst.Tuple, cst.ListComp)):
+        return True
+    return ctx.devices.fact(expr).value_kind == "list"
 
 
 def _no_elements(data: cst.BaseExpression) -> bool:

@@ -2202,3 +2202,120 @@ def test_a_factory_classmethod_of_a_base_constructs_the_subclass_it_is_called_on
     })
     assert sorted((Path(d.path).name, d.start.row, d.code) for d in found if d.code != "SL601") == [
         ("batch.py", 12, "SL304"), ("vlm.py", 12, "SL101")]
+
+
+def test_a_method_only_tests_call_directly_is_called_through_a_receiver_of_unknown_class(tmp_path: Path) -> None:
+    # A unit test builds the backend and calls it with CPU tensors; serving calls whichever backend it
+    # chose through `self.model_runner.attn_backend`, with the runner's CUDA buffer. The test's resolved
+    # call is set aside, and the serving call through the receiver of unknown class is what remains.
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/backend.py": (
+            "class FlashBackend:\n"
+            "    def init_forward_metadata_replay_cuda_graph(self, bs, seq_lens):\n"
+            "        return seq_lens[:bs].max().item()\n"
+        ),
+        "pkg/runner.py": (
+            "import torch\n\n\nclass GraphRunner:\n"
+            "    def __init__(self, model_runner):\n"
+            "        self.model_runner = model_runner\n"
+            "        self.seq_lens = torch.zeros(8, dtype=torch.int32, device='cuda')\n\n"
+            "    def replay(self, bs):\n"
+            "        self.model_runner.attn_backend.init_forward_metadata_replay_cuda_graph(bs, self.seq_lens)\n"
+        ),
+        "tests/test_backend.py": (
+            "import torch\nfrom pkg.backend import FlashBackend\n\n\n"
+            "def test_replay():\n"
+            "    FlashBackend().init_forward_metadata_replay_cuda_graph(2, torch.tensor([1, 2]))\n"
+        ),
+    }
+    found = [(Path(d.path).name, d.code, d.start.row, d.confidence) for d in check_small_project(tmp_path, files)]
+    assert found == [("backend.py", "SL101", 3, "convention")]
+
+
+def test_an_element_of_a_list_of_lengths_is_a_python_int(tmp_path: Path) -> None:
+    # TGI's decode loop before #285: `for i, (input_length, ..., ids) in enumerate(zip(batch.input_lengths,
+    # ..., batch.all_input_ids_tensor))` then `ids[input_length] = next_token_id_item`; the batch's
+    # `input_lengths` holds the `len(...)` of each request's tokens, so each element is a Python int and
+    # the store writes one element of a GPU tensor from the host.
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/batch.py": (
+            "import torch\n\n\nclass Batch:\n"
+            "    def __init__(self, reqs, device):\n"
+            "        self.input_lengths = []\n"
+            "        for r in reqs:\n"
+            "            self.input_lengths.append(len(r))\n"
+            "        self.tokens = torch.zeros(64, dtype=torch.long, device=device)\n\n\n"
+            "def step(batch: Batch, token: int):\n"
+            "    for i, n in enumerate(batch.input_lengths):\n"
+            "        batch.tokens[n] = token\n\n\n"
+            "def run(reqs):\n"
+            "    step(Batch(reqs, torch.device('cuda')), 3)\n"
+        ),
+    }
+    found = [(Path(d.path).name, d.code, d.start.row) for d in check_small_project(tmp_path, files)]
+    assert found == [("batch.py", "SL301", 14)]
+
+
+_ACCELERATORS = {
+    "pkg/__init__.py": "",
+    "pkg/accelerator/__init__.py": "from .real_accelerator import get_accelerator\n",
+    "pkg/accelerator/real_accelerator.py": (
+        "import os\n\nds_accelerator = None\n\n\ndef get_accelerator():\n"
+        "    global ds_accelerator\n"
+        "    if ds_accelerator is not None:\n        return ds_accelerator\n"
+        "    name = os.environ.get('DS_ACCELERATOR', 'cuda')\n"
+        "    if name == 'cuda':\n"
+        "        from .cuda_accelerator import CUDA_Accelerator\n        ds_accelerator = CUDA_Accelerator()\n"
+        "    elif name == 'cpu':\n"
+        "        from .cpu_accelerator import CPU_Accelerator\n        ds_accelerator = CPU_Accelerator()\n"
+        "    return ds_accelerator\n"
+    ),
+    "pkg/accelerator/cuda_accelerator.py": (
+        "import torch\n\n\nclass CUDA_Accelerator:\n"
+        "    @property\n    def FloatTensor(self):\n        return torch.cuda.FloatTensor\n\n"
+        "    @property\n    def ByteTensor(self):\n        return torch.cuda.ByteTensor\n"
+    ),
+    "pkg/accelerator/cpu_accelerator.py": (
+        "import torch\n\n\nclass CPU_Accelerator:\n"
+        "    @property\n    def FloatTensor(self):\n        return torch.FloatTensor\n\n"
+        "    @property\n    def ByteTensor(self):\n        return torch.ByteTensor\n"
+    ),
+    "pkg/optimizer.py": (
+        "from pkg.accelerator import get_accelerator\n\n\nclass Optimizer:\n"
+        "    def norm(self, total: float):\n"
+        "        total_cuda = get_accelerator().FloatTensor([float(total)])\n"
+        "        return total_cuda[0].item()\n\n"
+        "    def has_overflow(self, overflow: bool):\n"
+        "        return get_accelerator().ByteTensor([overflow])\n\n"
+        "    def buffer(self, n: int):\n"
+        "        return get_accelerator().FloatTensor(n)\n"
+    ),
+}
+
+
+def test_a_platform_singleton_set_on_first_use_gives_the_cuda_accelerators_tensor_types(tmp_path: Path) -> None:
+    # DeepSpeed's ZeRO optimizer before #5115/#4974: `get_accelerator()` returns the module global
+    # `ds_accelerator`, which it sets on first use (`global ds_accelerator`) to the platform's accelerator;
+    # on CUDA its `FloatTensor` property is `torch.cuda.FloatTensor`, and given data it builds the tensor
+    # on the host and copies it over. The CPU accelerator's (a `cpu_*` module) is another platform's.
+    found = [(Path(d.path).name, d.code, d.start.row, d.confidence) for d in check_small_project(tmp_path, _ACCELERATORS)]
+    assert found == [("optimizer.py", "SL304", 6, "high"), ("optimizer.py", "SL101", 7, "high"),
+                     ("optimizer.py", "SL304", 10, "high")]
+
+
+def test_a_legacy_cuda_tensor_type_given_data_copies_it_from_the_host(tmp_path: Path) -> None:
+    # `torch.cuda.FloatTensor([x])` goes through `legacy_new_from_sequence` to `internal_new_from_data`,
+    # the blocking copy of `torch.tensor(data, device="cuda")`; given sizes it allocates on the device.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/norms.py": (
+            "import torch\n\n\ndef norm(total: float, n: int):\n"
+            "    cuda_total = torch.cuda.FloatTensor([total])\n"
+            "    scratch = torch.cuda.FloatTensor(n)\n"
+            "    host = torch.FloatTensor([total])\n"
+            "    return cuda_total[0].item(), scratch, host\n"
+        ),
+    })
+    assert [(d.code, d.start.row) for d in found] == [("SL304", 5), ("SL101", 8)]

@@ -39,6 +39,7 @@ from sync_lint.analysis.facts import (
     host_list,
     is_host_list,
     join,
+    made_by_tensor_type,
     module_in,
     module_output,
     nn_module,
@@ -50,6 +51,7 @@ from sync_lint.analysis.facts import (
     string_device,
     string_fact,
     string_text,
+    tensor_type,
 )
 from sync_lint.analysis.flow import Deferred
 from sync_lint.analysis.imports import ImportTable
@@ -469,6 +471,9 @@ class Evaluator:
     def _eval_qualified_attribute(self, qual: str) -> Fact:
         if qual in DEVICE_MODULES:
             return replace(PYTHON, value_kind="device-module")
+        legacy = legacy_tensor_type(qual)
+        if legacy is not None:  # `torch.cuda.FloatTensor`, a type that makes tensors on its device
+            return tensor_type(*legacy)
         if qual.startswith("torch."):
             last = qual.rsplit(".", 1)[-1]
             if last in DTYPE_NAMES:
@@ -615,9 +620,15 @@ class Evaluator:
                     # `list(range(n))`: a list of Python ints (as an index it is a host list).
                     return Fact(Device.NOT_TENSOR, value_kind="list", items=(replace(PYTHON, dtype="int"),),
                                 reason="created by {code}", origin=expr)
+                if builtin in ("len", "int", "float", "bool"):
+                    # A number of that type whatever it is given, kept through lists and fields:
+                    # `t[lengths[i]] = v` stores one element from the host.
+                    return replace(PYTHON, dtype="int" if builtin == "len" else builtin)
                 return RANGE if builtin == "range" else PYTHON
         if isinstance(func, (cst.Name, cst.Subscript)):
             callee = self.fact(func)
+            if callee.value_kind == "tensor-type":
+                return made_by_tensor_type(callee, legacy_ndim(expr), "created by {code}", expr)
             if self.project is not None and callee.refs and isinstance(func, cst.Name):
                 result = self._project_call(expr, callee, None)
                 if result is not None:
@@ -667,6 +678,9 @@ class Evaluator:
         return self.fact(expr)
 
     def _eval_torch_call(self, expr: cst.Call, qual: str) -> Fact:
+        legacy = legacy_tensor_type(qual)
+        if legacy is not None:  # `torch.cuda.FloatTensor([norm])`: a tensor on the type's device
+            return made_by_tensor_type(tensor_type(*legacy), legacy_ndim(expr), "created by {code}", expr)
         last = qual.rsplit(".", 1)[-1]
         namespace = qual.rsplit(".", 1)[0]
         if namespace == "torch.nn" and last[:1].isupper() and last not in NN_NON_MODULES:
@@ -816,6 +830,9 @@ class Evaluator:
                 return viewed
             if self.project is not None and owner.refs:
                 callee = self.project.attribute(_as_object(owner), method)
+                if callee is not None and callee.value_kind == "tensor-type":
+                    # DeepSpeed's `get_accelerator().FloatTensor([norm])`: the platform's legacy type.
+                    return made_by_tensor_type(callee, legacy_ndim(expr), "created by {code}", expr)
                 result = self._project_call(expr, callee, owner) if callee is not None else None
                 if result is not None:
                     return result
@@ -1450,3 +1467,18 @@ def annotation_names(node: cst.BaseExpression) -> tuple[str, ...]:
 
 def _defaults_to_none(param: cst.Param) -> bool:
     return isinstance(param.default, cst.Name) and param.default.value == "None"
+
+
+def legacy_ndim(call: cst.Call) -> int | None:
+    """The rank of what a legacy tensor type's call makes: `FloatTensor([a, b])` (data) is a vector,
+    `FloatTensor(2, 3)` (sizes) has one dimension per size; None when the call does not show it."""
+    positional = [a for a in call.args if a.keyword is None]
+    if not positional or any(a.star for a in positional):
+        return None
+    if len(positional) == 1 and isinstance(positional[0].value, (cst.List, cst.Tuple)):
+        elements = positional[0].value.elements
+        flat = all(isinstance(e, cst.Element) and not isinstance(e.value, (cst.List, cst.Tuple)) for e in elements)
+        return 1 if elements and flat else None
+    if all(isinstance(a.value, cst.Integer) for a in positional):
+        return len(positional)
+    return None

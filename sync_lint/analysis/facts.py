@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Callable, Iterable
 
-from sync_lint.analysis.knowledge import device_kind
+from sync_lint.analysis.knowledge import device_kind, dtype_kind
 
 if TYPE_CHECKING:
     import libcst as cst
@@ -231,6 +231,21 @@ def string_text(fact: Fact) -> str | None:
 
 def device_value(device: Device, reason: str = "", origin: cst.CSTNode | None = None) -> Fact:
     return Fact(Device.NOT_TENSOR, value_kind="device", device_value=device, reason=reason, origin=origin)
+
+
+def tensor_type(on_gpu: bool, dtype: str, reason: str = "") -> Fact:
+    """A legacy tensor type (`torch.cuda.FloatTensor`, `torch.LongTensor`), as a value: calling it makes a
+    tensor on its device (`made_by_tensor_type`). `dtype` is the torch dtype's name (`"float32"`)."""
+    return Fact(Device.NOT_TENSOR, value_kind="tensor-type", device_value=Device.GPU if on_gpu else Device.CPU,
+                dtype=dtype_kind(dtype), reason=reason)
+
+
+def made_by_tensor_type(kind: Fact, ndim: int | None, reason: str = "", origin: cst.CSTNode | None = None) -> Fact:
+    """What calling a legacy tensor type makes (`torch.cuda.FloatTensor([norm])`): a tensor on its device,
+    of its dtype; of no known device where the type is one of several platforms'."""
+    device = kind.device_value if kind.device_value in (Device.GPU, Device.CPU) else Device.UNKNOWN
+    return Fact(device, tensor_like=device is Device.UNKNOWN, ndim=ndim, dtype=kind.dtype, reason=reason,
+                origin=origin)
 
 
 def constructed(classes: frozenset[str]) -> Fact:
@@ -573,6 +588,8 @@ def _explain_one(fact: Fact, line_of: Callable[[cst.CSTNode], int], code_of: Cal
     if fact.value_kind == "device" and fact.device_value is not None:
         words = _DEVICE_VALUE_WORDS[fact.device_value]
     words = _HANDLE_WORDS.get(fact.value_kind or "", words)
+    if fact.value_kind == "tensor-type":
+        words = "a GPU tensor type" if fact.device_value is Device.GPU else "a tensor type"
     if fact.subject is None and fact.where is not None and fact.reason:  # a step in another place
         return f"{fact.reason} ({fact.where})"
     subject = f"`{fact.subject}`" if fact.subject else "the value"

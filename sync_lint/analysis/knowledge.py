@@ -118,6 +118,11 @@ LEGACY_TENSOR_TYPES = {
 }
 
 
+def dtype_kind(name: str) -> str | None:
+    """The kind of a torch dtype named `name` (`"float32"` -> `"float"`, `"uint8"` -> `"int"`)."""
+    return DTYPE_NAMES.get(name)
+
+
 def legacy_tensor_type(qualified: str) -> tuple[bool, str] | None:
     """`torch.BoolTensor` -> (False, "bool"), `torch.cuda.LongTensor` -> (True, "int64"): whether the
     legacy tensor type is a GPU one, and the torch dtype it holds; None for any other name."""

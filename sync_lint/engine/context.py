@@ -103,7 +103,8 @@ def _enclosing(qualname: str) -> Iterator[str]:
 def _confidence(fact: Fact | None) -> str:
     if fact is None:
         return "high"
-    if fact.value_kind in HANDLE_KINDS:  # an event or stream waited on (SL401)
+    if fact.value_kind in HANDLE_KINDS or fact.value_kind == "tensor-type":
+        # An event or stream waited on (SL401); a legacy GPU tensor type given data (SL304).
         return "convention" if fact.by_convention else "high"
     if not fact.is_tensor:
         return "strict"

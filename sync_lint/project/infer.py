@@ -57,12 +57,14 @@ from sync_lint.analysis.facts import (
     device_value,
     host_list,
     is_exact,
+    made_by_tensor_type,
     module_in,
     module_output,
     nn_module,
     pieces_of,
     replace,
     spread_elements,
+    tensor_type,
 )
 from sync_lint.analysis.knowledge import (
     ACCELERATOR_NAMES,
@@ -91,6 +93,7 @@ from sync_lint.analysis.knowledge import (
     arithmetic_call,
     cuda_device_module,
     factory_rank,
+    legacy_tensor_type,
     module_state_class,
     pins_where_available,
     result_dtype,
@@ -154,6 +157,8 @@ _VALUE_BUILTINS = frozenset({"int", "float", "bool", "str", "len", "list", "tupl
 _MAX_OVERRIDES = 7
 _DEVICE_MODULES = tuple(f"torch.{name}" for name in ACCELERATOR_NAMES) + ("torch.accelerator",)
 _BUILTIN_NUMBERS = frozenset({"len", "int", "float", "bool", "round", "abs", "sum", "min", "max", "str", "repr"})
+# The builtins whose result is a Python number of one type whatever they are given.
+_CONVERTED_NUMBERS = {"len": "int", "int": "int", "float": "float", "bool": "bool"}
 
 
 class Context:
@@ -1114,7 +1119,9 @@ class Inference:
                     out.append((caller, call, 1 if bound and "bound" in callee.items else 0))
         if info.class_name is None:
             out.extend(self._rebound_calls(function))
-        if not out and bound and info.class_name is not None:
+        if bound and info.class_name is not None and not _split_deployed(out, summary.module)[0]:
+            # No call resolves to it, or only tests' calls do (a unit test builds the backend it tests
+            # and calls it directly, while serving calls whichever backend it chose).
             out.extend(self._interface_calls(summary, info))
         self._every_call[function] = list(out)
         deployed, aside = _split_deployed(out, summary.module)
@@ -1156,7 +1163,8 @@ class Inference:
         return ours not in self.index.mro(theirs) and theirs not in self.index.mro(ours)
 
     def _interface_calls(self, summary: ModuleSummary, info: FunctionInfo) -> list[tuple[ModuleSummary, CallSite, int]]:
-        """For a method no call resolves to, the calls of its name on a receiver whose class is not known
+        """For a method no call resolves to (for a deployed method, none in deployed code: a unit test
+        builds the backend it tests and calls it directly), the calls of its name on a receiver whose class is not known
         (an attribute typed `nn.Module` or not at all) that its signature accepts. Serving engines call
         their model and backend through such attributes: vLLM's runner calls `self.model.embed_input_ids(
         ..., is_multimodal=is_mm_embed)` on whichever model it loaded, SGLang's CUDA-graph runner
@@ -1873,6 +1881,9 @@ class Inference:
                 return Fact(Device.NOT_TENSOR, value_kind="callable", refs=frozenset({symbol.qualname}))
             return self._global_in(symbol.module, symbol.local, mode, budget)
         root = dotted.split(".")[0]
+        legacy = legacy_tensor_type(dotted) if root == "torch" else None
+        if legacy is not None:  # `torch.cuda.FloatTensor`, as a value (a platform's property returns it)
+            return tensor_type(*legacy, reason=f"`{dotted}`")
         if root in ("torch", "numpy"):
             if root == "torch" and dotted.count(".") == 1 and dotted[len("torch."):] in DTYPE_NAMES:
                 # `torch.int32` passed on (`self._device_tensor(ids, torch.int32)`): a dtype whose class a
@@ -1916,6 +1927,7 @@ class Inference:
                 # `EagleVerifyInput` at run time), even when only subclasses define the method;
                 # an object built here by `Cls(...)` is of that class and no other.
                 methods |= self._overrides(owner.refs, attr)
+            methods = self._on_cuda(methods)
             if methods and kind == "object" and all(self._is_property(m) for m in methods):
                 return self._property_value(owner, methods, mode, budget)
             if methods:
@@ -1962,7 +1974,25 @@ class Inference:
             return owner  # `torch.ops.<ns>.<op>.default`: the operator's one overload
         if kind == "device-module" and (attr in EVENT_HANDLES or attr in STREAM_HANDLES):
             return Fact(Device.NOT_TENSOR, value_kind="handle-factory", refs=frozenset({attr}))
+        if kind == "device-module" and owner.refs:  # `torch.cuda.FloatTensor`
+            legacy = legacy_tensor_type(f"{min(owner.refs)}.{attr}")
+            if legacy is not None:
+                return tensor_type(*legacy, reason=f"`{min(owner.refs)}.{attr}`")
         return self._by_name(attr, mode)
+
+    def _on_cuda(self, methods: set[str]) -> set[str]:
+        """The methods a CUDA machine runs: a platform abstraction's object is any of the platforms'
+        (DeepSpeed's `get_accelerator()` is a `CUDA_Accelerator`, a `CPU_Accelerator`, an `XPU_Accelerator`...),
+        and those defined in modules written for another platform (`cpu-modules`, `other-platform-modules`)
+        are left out where one is not, as the findings in such modules are."""
+        if len(methods) < 2:
+            return methods
+        kept = set()
+        for method in methods:
+            found = self.index.function(method)
+            if found is None or not self.settings.off_cuda_module(found[0].path):
+                kept.add(method)
+        return kept or methods
 
     def _enum_member(self, classes: frozenset[str], attr: str) -> bool:
         """Whether `attr` is a member of these classes, each an `enum.Enum` (a plain class attribute)."""
@@ -2291,6 +2321,8 @@ class Inference:
             if callee.value_kind == "object" and callee.refs:
                 return UNKNOWN
         kind = callee.value_kind
+        if kind == "tensor-type":  # DeepSpeed's `get_accelerator().FloatTensor([norm])`
+            return made_by_tensor_type(callee, _legacy_ndim(args, kwargs), f"created by `{render(value, 40)}`")
         if kind == "class":
             return self._constructed_here(callee.refs, args, kwargs, context)
         if qualified is not None and class_like(qualified) and callee.device is Device.UNKNOWN \
@@ -2326,7 +2358,8 @@ class Inference:
             if named.value_kind == "device":  # `str(torch.device(device))` names the same device
                 return named
         if func[0] == "name" and func[1] in _BUILTIN_NUMBERS:
-            return PYTHON
+            # `len(...)` is an int whatever it measures: a list of lengths indexes a tensor with numbers.
+            return replace(PYTHON, dtype=_CONVERTED_NUMBERS[func[1]]) if func[1] in _CONVERTED_NUMBERS else PYTHON
         last = func[2] if func[0] == "attr" else func[1] if func[0] == "name" else ""
         if callee.value_kind is None and callee.device is Device.UNKNOWN and not class_like(last):
             return self._made_on_the_host(kwargs, context)  # (a class's constructor makes an object)
@@ -2402,6 +2435,9 @@ class Inference:
         namespace, _, last = qualified.rpartition(".")
         if qualified.startswith("numpy."):
             return NUMPY
+        legacy = legacy_tensor_type(qualified)
+        if legacy is not None:  # `torch.cuda.FloatTensor([norm])`: a tensor on the type's device
+            return made_by_tensor_type(tensor_type(*legacy), _legacy_ndim(args, kwargs), f"created by `{qualified}(...)`")
         if qualified == "torch.device":
             return self._device_argument(args[0], context) if args else device_value(Device.GPU)
         if qualified == "torch.get_device_module":
@@ -3257,3 +3293,16 @@ def _given_field(owner: Fact, attr: str) -> Fact | None:
 
 def _short(qualname: str) -> str:
     return qualname.rsplit(".", 1)[-1]
+
+
+def _legacy_ndim(args: tuple, kwargs: tuple) -> int | None:
+    """The rank of what a legacy tensor type's call makes, as `legacy_ndim` in analysis/evaluate.py reads
+    it from the code: one list or tuple display of data is a vector, integer sizes give one dimension each."""
+    if kwargs or not args or any(a[0] == "*" for a in args):
+        return None
+    if len(args) == 1 and args[0][0] == "tuple":
+        elements = args[0][1]
+        return 1 if elements and all(e[0] != "tuple" for e in elements) else None
+    if all(a[:2] == ("lit", "number") for a in args):
+        return len(args)
+    return None

@@ -44,7 +44,7 @@ from sync_lint.project.values import MAX_DEPTH, MAX_JOIN, NONE, OFF_CUDA, UNKNOW
 _BUILTINS = frozenset(dir(builtins))
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 55
+SUMMARY_FORMAT = 56
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -536,6 +536,9 @@ class _Scope:
         self.fallbacks: dict[tuple[str, tuple[int, ...]], Value] = {}
         self.joined: dict[tuple[str, tuple[int, ...]], Value] = {}  # `_joined_reaching`'s answers
         self.globals: set[str] = set()
+        # The stores of names the function declares `global` (a module's singleton set on first use):
+        # (name, how, source, place), read once the function is summarised (`_function_globals`).
+        self.global_stores: list[tuple[str, str, object, "_Place | None"]] = []
         # name -> what `name.append(v)` / `.extend(vs)` / `.insert(i, v)` add to it in this function.
         # `.append`/`.extend`/`.insert` by method name; a subscript store as ("store", key).
         self.added: dict[str, list[tuple[str | tuple[str, str | None], ast.expr, "_Place | None"]]] = {}
@@ -553,6 +556,8 @@ class _Scope:
         if name not in self.globals:
             self.assigned.setdefault(name, []).append((how, source))
             self.places.setdefault(name, []).append(place)
+        elif self.qualname is not None:
+            self.global_stores.append((name, how, source, place))
 
 
 class _Summarizer:
@@ -573,6 +578,8 @@ class _Summarizer:
         self.mentions_fields = text is None or "fields(" in text
         self._path: list[tuple[int, int, bool]] = []  # pass 1: the place of the statement being collected
         self._at: _Place | None = None
+        # A module global -> the values functions store into it (`global x; x = X()`), with their lines.
+        self.function_globals: dict[str, list[tuple[Value, int]]] = {}
         self.use: tuple[_Scope, _Place | None] | None = None  # pass 2: the statement being read, and its scope
         self._chain = 0  # assignments whose values are being read, one inside the other
         # What the device tests around the statement prove (`if x.device.type == "cpu":`): a name or
@@ -588,6 +595,16 @@ class _Summarizer:
             if name in self.s.classes or name in self.s.functions:
                 continue
             self.s.globals[name] = self._name_value(name, self.scope)
+        for name, stored in self.function_globals.items():
+            if name in self.s.classes or name in self.s.functions:
+                continue
+            # DeepSpeed's `ds_accelerator = None`, set by `get_accelerator()` to the platform's
+            # accelerator object on first use: every function reading the global may see either.
+            module_value = self.s.globals.get(name)
+            self.s.globals[name] = join([*([module_value] if module_value is not None else []),
+                                         *(value for value, _line in stored)])
+            if module_value is None:
+                self.s.global_lines.setdefault(name, min(line for _value, line in stored))
         # Where each global is first bound (evidence points there).
         for node in sorted(_module_statements(tree.body), key=lambda n: n.lineno):
             if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
@@ -1219,6 +1236,7 @@ class _Summarizer:
         self.loop_depth, self.generator, self.contexts, self.loops, self.narrowed = 0, False, [], [], {}
         self.predicate_arms = []
         self._body(node.body, scope, class_name=None, prefix=f"{qualname}.<locals>.")
+        self._function_globals(scope)
         info.is_generator = self.generator
         info.loops = tuple(self.loops)
         info.predicate_arms = tuple(self.predicate_arms)
@@ -1228,6 +1246,22 @@ class _Summarizer:
         info.off_cuda_result = _off_cuda_result(node.body)
         self.loop_depth, self.generator, self.contexts, self.loops, self.narrowed, self.predicate_arms = saved
         return info
+
+    def _function_globals(self, scope: _Scope) -> None:
+        """What the function stores into the module globals it declares `global`, as the module sees
+        it: a value that reads the function's parameters says nothing outside the call, and is left out."""
+        if scope.qualname is None or not scope.global_stores:
+            return
+        saved_use = self.use
+        try:
+            for name, how, source, place in scope.global_stores:
+                self.use = (scope, place)
+                value = self._source_value(how, source, scope, 1)
+                if value != UNKNOWN and not _reads_a_param(value):
+                    anchor = source[0] if how == "value" else source  # type: ignore[index]
+                    self.function_globals.setdefault(name, []).append((value, getattr(anchor, "lineno", 0)))
+        finally:
+            self.use = saved_use
 
     def _hot_marker(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
         """`# sync-lint: hot` on the `def` line, a decorator line, or the line just above them."""
@@ -2426,3 +2460,12 @@ class _BuiltOn(ast.expr):
     def __init__(self, owner: str) -> None:
         super().__init__()
         self.owner = owner
+
+
+def _reads_a_param(value: object) -> bool:
+    """Whether a symbolic value reads a parameter of the function it was made in."""
+    if not isinstance(value, tuple):
+        return False
+    if value[:1] == ("param",):
+        return True
+    return any(_reads_a_param(part) for part in value[1:])
