@@ -233,18 +233,26 @@ class TensorFromHostData(Rule):
         if kind.value_kind != "tensor-type" or kind.device_value is not Device.GPU:
             return
         positional = [a for a in node.args if a.keyword is None]
-        if len(positional) != 1 or positional[0].star or not _is_data(self.ctx, positional[0].value) or \
-                _no_elements(positional[0].value):
+        if len(positional) != 1 or positional[0].star or _no_elements(positional[0].value):
+            return
+        data = positional[0].value
+        makes_from_data = "data" in kind.items  # `partial(torch.tensor, device="cuda")`
+        if makes_from_data:
+            given = self.ctx.devices.fact(data)
+            if given.is_gpu or given.is_unknown_tensor:
+                return  # a GPU tensor already: nothing comes from the host
+        elif not _is_data(self.ctx, data):
             return  # sizes (`FloatTensor(4)`, `FloatTensor(2, 3)`) allocate on the device, copying nothing
         spelled = abbreviate(self.ctx.text(node.func))
-        if self._gpu_elements(positional[0].value):
+        made = ("`torch.tensor` with a GPU `device=`, through `functools.partial`" if makes_from_data
+                else "a legacy GPU tensor type given data")
+        if self._gpu_elements(data):
             what = "reads every element (a GPU tensor) with `.item()`, one sync per element; use `torch.stack`"
         else:
             what = ("builds the tensor in pageable CPU memory and copies it to the GPU with a blocking copy; "
                     "build it on the device (`torch.full`, `torch.zeros`), or in pinned memory copied with "
                     "`non_blocking=True`")
-        self.report(node, f"`{spelled}(<data>)`, a legacy GPU tensor type given data, {what}",
-                    fact=with_fields(kind, subject=spelled))
+        self.report(node, f"`{spelled}(<data>)`, {made}, {what}", fact=with_fields(kind, subject=spelled))
 
     # --- torch.tensor / torch.as_tensor ------------------------------------------------
     def _factory(self, node: cst.Call, name: str) -> None:

@@ -406,6 +406,10 @@ class Evaluator:
             # what configuration and naming conventions say about the attribute.
             if bound is not None and bound.device is not Device.UNKNOWN:
                 return self._declared_container(base, attr, bound) or bound
+            if bound is not None and "module-state" in bound.items and self.binder.lookup(name) is bound:
+                # `self.scale = nn.Parameter(...)` made in this very function (the constructor): where it
+                # was made, not where the model is moved to later (the project's answer for other methods).
+                return bound
         owner = self.fact(base)
         if attr in TENSOR_ATTRS and owner.is_tensor:
             return owner
@@ -628,7 +632,7 @@ class Evaluator:
         if isinstance(func, (cst.Name, cst.Subscript)):
             callee = self.fact(func)
             if callee.value_kind == "tensor-type":
-                return made_by_tensor_type(callee, legacy_ndim(expr), "created by {code}", expr)
+                return made_by_tensor_type(callee, legacy_ndim(expr, "data" in callee.items), "created by {code}", expr)
             if self.project is not None and callee.refs and isinstance(func, cst.Name):
                 result = self._project_call(expr, callee, None)
                 if result is not None:
@@ -714,7 +718,7 @@ class Evaluator:
                 return written
         # Any other torch function: its result lives where its tensor inputs live.
         inputs = [self.fact(arg.value) for arg in expr.args if arg.keyword is None or arg.keyword.value in
-                  ("input", "other", "out", "self", "condition", "tensors", "indices", "mask")]
+                  ("input", "other", "out", "self", "condition", "tensors", "indices", "mask", "weight", "bias")]
         result = combine(spread_elements(inputs))
         if namespace == "torch" and last in SPLITTING_OPS and (result.is_tensor or result.is_unknown_tensor):
             return pieces_of(result, last)  # `torch.split(x, sizes)`: a tuple of tensors
@@ -832,7 +836,8 @@ class Evaluator:
                 callee = self.project.attribute(_as_object(owner), method)
                 if callee is not None and callee.value_kind == "tensor-type":
                     # DeepSpeed's `get_accelerator().FloatTensor([norm])`: the platform's legacy type.
-                    return made_by_tensor_type(callee, legacy_ndim(expr), "created by {code}", expr)
+                    return made_by_tensor_type(callee, legacy_ndim(expr, "data" in callee.items), "created by {code}",
+                                               expr)
                 result = self._project_call(expr, callee, owner) if callee is not None else None
                 if result is not None:
                     return result
@@ -1469,9 +1474,11 @@ def _defaults_to_none(param: cst.Param) -> bool:
     return isinstance(param.default, cst.Name) and param.default.value == "None"
 
 
-def legacy_ndim(call: cst.Call) -> int | None:
+def legacy_ndim(call: cst.Call, data: bool = False) -> int | None:
     """The rank of what a legacy tensor type's call makes: `FloatTensor([a, b])` (data) is a vector,
-    `FloatTensor(2, 3)` (sizes) has one dimension per size; None when the call does not show it."""
+    `FloatTensor(2, 3)` (sizes) has one dimension per size; None when the call does not show it.
+    `data`: a maker that reads its argument as data (`partial(torch.tensor, device=...)`), where a
+    number is a 0-dim tensor."""
     positional = [a for a in call.args if a.keyword is None]
     if not positional or any(a.star for a in positional):
         return None
@@ -1479,6 +1486,8 @@ def legacy_ndim(call: cst.Call) -> int | None:
         elements = positional[0].value.elements
         flat = all(isinstance(e, cst.Element) and not isinstance(e.value, (cst.List, cst.Tuple)) for e in elements)
         return 1 if elements and flat else None
+    if data:
+        return 0 if len(positional) == 1 and isinstance(positional[0].value, (cst.Integer, cst.Float)) else None
     if all(isinstance(a.value, cst.Integer) for a in positional):
         return len(positional)
     return None

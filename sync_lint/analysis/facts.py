@@ -174,7 +174,7 @@ PYTHON = Fact(Device.NOT_TENSOR, value_kind="python")
 EMPTY_DICT = Fact(Device.NOT_TENSOR, value_kind="dict", empty=True)
 # `nn.Parameter(t)`, `nn.Buffer(t)`: a tensor that moves with its module (`model.to(device)`), so where it
 # is made says nothing of where it is when the module runs.
-MODULE_STATE = Fact(Device.UNKNOWN, tensor_like=True,
+MODULE_STATE = Fact(Device.UNKNOWN, tensor_like=True, items=("module-state",),
                     reason="a parameter or buffer of a module, on whatever device the module is moved to")
 NUMPY = Fact(Device.NOT_TENSOR, value_kind="numpy")
 MODULE = Fact(Device.NOT_TENSOR, value_kind="module")  # a Python module
@@ -589,7 +589,8 @@ def _explain_one(fact: Fact, line_of: Callable[[cst.CSTNode], int], code_of: Cal
         words = _DEVICE_VALUE_WORDS[fact.device_value]
     words = _HANDLE_WORDS.get(fact.value_kind or "", words)
     if fact.value_kind == "tensor-type":
-        words = "a GPU tensor type" if fact.device_value is Device.GPU else "a tensor type"
+        maker = "a maker of GPU tensors from data" if "data" in fact.items else "a GPU tensor type"
+        words = maker if fact.device_value is Device.GPU else "a tensor type"
     if fact.subject is None and fact.where is not None and fact.reason:  # a step in another place
         return f"{fact.reason} ({fact.where})"
     subject = f"`{fact.subject}`" if fact.subject else "the value"

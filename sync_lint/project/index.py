@@ -309,9 +309,26 @@ class ProjectIndex:
     def _guarded_resolve(self, dotted: str) -> Symbol | None:
         self._symbols[dotted] = (None, None)  # an import cycle back to `dotted` resolves to nothing
         try:
-            return self._resolve(dotted)
+            return self._resolve(dotted) or self._in_namespace_package(dotted)
         finally:
             del self._symbols[dotted]
+
+    def _in_namespace_package(self, dotted: str) -> Symbol | None:
+        """`megatron.core.x` where `megatron/` is a namespace package (no `__init__.py`) above the top
+        package `core`: the files are named from their top package (`core.x`, see roots.py), while the
+        project's code imports them through the namespace. The folder must be the one the file is in."""
+        head, _, rest = dotted.partition(".")
+        if not rest or head in self.modules:
+            return None
+        found = self.resolve(rest)
+        if found is None:
+            return None
+        summary = self._summary(found.module)
+        spelled = found.module.replace(".", "/")
+        if summary is None or not (summary.path.startswith(f"{head}/{spelled}.") or
+                                   summary.path.startswith(f"{head}/{spelled}/__init__.")):
+            return None
+        return found
 
     def _resolve(self, dotted: str) -> Symbol | None:
         # Resolving reads only which names a module defines and imports (`s:`), and which modules

@@ -524,6 +524,8 @@ class Inference:
             joined = join_sources(sources)
             return replace(joined, reason=f"{joined.reason}, though declared `{scalar_spelled}`")
         joined = join_sources(sources)
+        if joined.is_unknown_tensor and sources and all(_module_state(source) for source in sources):
+            return _on_the_models_device(joined, f"`{attr}` is a parameter or buffer of `{_short(cls)}`")
         if moved and joined.is_tensor and joined.device is Device.GPU:
             # Whether a read comes before the move or after it is a matter of time the index does not
             # see: a convention, and the evidence says so.
@@ -1830,6 +1832,24 @@ class Inference:
             return self.settings.fact_for_name(name) or fact
         return fact
 
+    def _enclosing_param(self, context: Context, name: str) -> Fact | None:
+        """A name a nested function reads from the function around it, when it is that function's
+        parameter: Megatron's MoE layer wraps its step in `def custom_forward(hidden_states):` (for
+        activation checkpointing), whose `self.router(...)` and `self.token_dispatcher` are the layer's."""
+        function = context.function
+        if function is None or ".<locals>." not in function.qualname:
+            return None
+        qualname = function.qualname
+        while ".<locals>." in qualname:
+            qualname = qualname.rsplit(".<locals>.", 1)[0]
+            outer = context.summary.functions.get(qualname)
+            if outer is None:
+                return None
+            if any(p.name == name for p in outer.params):
+                return self._param_in(Context(context.summary, outer, mode=context.mode, budget=context.budget,
+                                              building=context.building), name)
+        return None
+
     def _name_in(self, context: Context, name: str) -> Fact:
         summary = context.summary
         if name in ("True", "False"):
@@ -1839,6 +1859,9 @@ class Inference:
         nested = nested_name(summary, context.function.qualname, name) if context.function is not None else None
         if nested is not None:  # a class or function defined in the function's body (or an enclosing one)
             return self._qualified(nested, context.mode, context.budget) or UNKNOWN
+        enclosing = self._enclosing_param(context, name)
+        if enclosing is not None:
+            return enclosing
         if name in summary.classes:
             return Fact(Device.NOT_TENSOR, value_kind="class", refs=frozenset({summary.qualified(name)}), subject=name)
         if name in summary.functions:
@@ -1928,6 +1951,11 @@ class Inference:
                 # an object built here by `Cls(...)` is of that class and no other.
                 methods |= self._overrides(owner.refs, attr)
             methods = self._on_cuda(methods)
+            if not methods and kind == "object" and attr in _LAYER_STATE and \
+                    all(ref.startswith("torch.nn.") for ref in owner.refs):
+                # `self.wg.weight` of an `nn.Linear`: the layer's parameter, where the model runs.
+                return _on_the_models_device(MODULE_STATE, f"`{attr}` is a parameter of a "
+                                             f"`{_short(min(owner.refs))}`")
             if methods and kind == "object" and all(self._is_property(m) for m in methods):
                 return self._property_value(owner, methods, mode, budget)
             if methods:
@@ -2258,6 +2286,10 @@ class Inference:
             return self._torch_call(qualified, args, kwargs, context)
         if qualified == "itertools.islice" and args and args[0][0] != "*":
             return self.eval(args[0], context)  # `islice(self.layers, start, end)`: the same elements
+        if qualified == "functools.partial" and len(args) == 1 and args[0][0] != "*":
+            maker = self._tensor_maker(args[0], kwargs, context)
+            if maker is not None:
+                return maker
         if qualified is not None and arithmetic_call(qualified) and args and not kwargs and \
                 all(a[0] != "*" for a in args) and self.index.function(qualified) is None:
             return combine([self.eval(a, context) for a in args])
@@ -2322,7 +2354,8 @@ class Inference:
                 return UNKNOWN
         kind = callee.value_kind
         if kind == "tensor-type":  # DeepSpeed's `get_accelerator().FloatTensor([norm])`
-            return made_by_tensor_type(callee, _legacy_ndim(args, kwargs), f"created by `{render(value, 40)}`")
+            return made_by_tensor_type(callee, _legacy_ndim(args, kwargs, "data" in callee.items),
+                                       f"created by `{render(value, 40)}`")
         if kind == "class":
             return self._constructed_here(callee.refs, args, kwargs, context)
         if qualified is not None and class_like(qualified) and callee.device is Device.UNKNOWN \
@@ -2431,6 +2464,22 @@ class Inference:
         context = Context(summary, info, mode="types")
         return join_sources([self.eval(value, context) for value in info.returns])
 
+    def _tensor_maker(self, target: Value, kwargs: tuple, context: Context) -> Fact | None:
+        """`functools.partial(torch.tensor, dtype=torch.float, device="cuda")`: DeepSpeed's CUDA accelerator's
+        `FloatTensor` since 0.14, a maker of tensors on that device from the data each call gives."""
+        function = context.function.qualname if context.function else None
+        if self.index.value_name(context.summary, target, function) not in ("torch.tensor", "torch.as_tensor"):
+            return None
+        given = dict(kw for kw in kwargs if kw[0] != "**")
+        if "device" not in given or len(given) != len(kwargs):
+            return None
+        place = self._device_argument(given["device"], context)
+        if place.device_value not in (Device.GPU, Device.CPU):
+            return None
+        return Fact(Device.NOT_TENSOR, value_kind="tensor-type", device_value=place.device_value,
+                    dtype=self._dtype_named(given.get("dtype"), context), items=("data",),
+                    reason=f"`functools.partial({render(target)}, device={render(given['device'], 30)})`")
+
     def _torch_call(self, qualified: str, args: tuple, kwargs: tuple, context: Context) -> Fact:
         namespace, _, last = qualified.rpartition(".")
         if qualified.startswith("numpy."):
@@ -2512,7 +2561,7 @@ class Inference:
             if written.is_tensor:
                 return written
         inputs = [self.eval(a, context) for a in args if a[0] != "*"]
-        inputs += [self.eval(v, context) for k, v in kwargs if k in ("input", "other", "out", "tensors")]
+        inputs += [self.eval(v, context) for k, v in kwargs if k in _TENSOR_KEYWORDS]
         result = combine(spread_elements(inputs))
         if not (result.is_tensor or result.is_unknown_tensor):
             result = TENSOR
@@ -3295,14 +3344,39 @@ def _short(qualname: str) -> str:
     return qualname.rsplit(".", 1)[-1]
 
 
-def _legacy_ndim(args: tuple, kwargs: tuple) -> int | None:
+def _legacy_ndim(args: tuple, kwargs: tuple, data: bool = False) -> int | None:
     """The rank of what a legacy tensor type's call makes, as `legacy_ndim` in analysis/evaluate.py reads
-    it from the code: one list or tuple display of data is a vector, integer sizes give one dimension each."""
+    it from the code: one list or tuple display of data is a vector, integer sizes give one dimension each
+    (`data`: a maker that reads its argument as data, where a number is a 0-dim tensor)."""
     if kwargs or not args or any(a[0] == "*" for a in args):
         return None
     if len(args) == 1 and args[0][0] == "tuple":
         elements = args[0][1]
         return 1 if elements and all(e[0] != "tuple" for e in elements) else None
+    if data:
+        return 0 if len(args) == 1 and args[0][:2] == ("lit", "number") else None
     if all(a[:2] == ("lit", "number") for a in args):
         return len(args)
     return None
+
+
+# The keywords by which torch functions take the tensors their result is computed from
+# (`F.linear(x, weight=self.wg.weight)`: where the weight is, the logits are).
+_TENSOR_KEYWORDS = frozenset({"input", "other", "out", "self", "condition", "tensors", "indices", "mask", "weight",
+                              "bias"})
+# The parameters every `torch.nn` layer that has any holds.
+_LAYER_STATE = frozenset({"weight", "bias"})
+
+
+def _module_state(fact: Fact) -> bool:
+    """A value made module state (`nn.Parameter(t)`, `nn.Buffer(t)`, `register_buffer`), as a field's
+    source."""
+    return fact.is_unknown_tensor and "module-state" in fact.items
+
+
+def _on_the_models_device(fact: Fact, what: str) -> Fact:
+    """A parameter or buffer of a module, read where the module runs: on the accelerator, by convention.
+    Training and serving move a model there (`model.to(device)`, `model.cuda()`, a loader that builds
+    it under `with torch.device(...)`) before any of its methods but the constructor runs."""
+    return replace(fact, device=Device.GPU, tensor_like=False, convention=True,
+                   reason=f"{what}: on the accelerator the model is moved to, by convention")
