@@ -602,8 +602,7 @@ def test_summary_stores(summary) -> None:
 
 def test_summary_registered_module_state_is_a_store() -> None:
     # `self.register_buffer("coords", t)` holds `t` as `self.coords`, moved with the module as an
-    # `nn.Buffer` would be (so read elsewhere it is where models run: the accelerator, by convention,
-    # not the CPU it was made on); `register_parameter("bias", None)` leaves the field None.
+    # `nn.Buffer` would be; `register_parameter("bias", None)` leaves the field None.
     source = textwrap.dedent('''
         import torch
         from torch import nn
@@ -625,7 +624,7 @@ def test_summary_registered_module_state_is_a_store() -> None:
     assert stores["bias"].value == ("lit", "none")
     inference = Inference(_index({"pkg.enc": source}))
     coords = inference.field(["pkg.enc.Enc"], "coords")
-    assert coords.device is Device.GPU and coords.by_convention and "moved to" in coords.reason
+    assert coords.device is Device.UNKNOWN and coords.is_unknown_tensor
 
 
 @pytest.mark.parametrize("move,spread", [

@@ -525,7 +525,10 @@ class Inference:
             return replace(joined, reason=f"{joined.reason}, though declared `{scalar_spelled}`")
         joined = join_sources(sources)
         if joined.is_unknown_tensor and sources and all(_module_state(source) for source in sources):
-            return _on_the_models_device(joined, f"`{attr}` is a parameter or buffer of `{_short(cls)}`")
+            # Module state (read through the module's own `self` where its methods run, it is on the
+            # accelerator by convention: `_on_the_models_device`); elsewhere (a weight loader's `param`,
+            # a parameter handed around at load time) of no known device.
+            return replace(MODULE_STATE, reason=joined.reason, where=joined.where, via=joined.via)
         if moved and joined.is_tensor and joined.device is Device.GPU:
             # Whether a read comes before the move or after it is a matter of time the index does not
             # see: a convention, and the evidence says so.
@@ -1738,7 +1741,13 @@ class Inference:
                 found = self._super_attribute(context, value[2])
                 if found is not None:
                     return found
-            return self.attribute(self.eval(value[1], context), value[2], context.mode, context.budget)
+            found = self.attribute(self.eval(value[1], context), value[2], context.mode, context.budget)
+            if _module_state(found) and _of_self(value) and context.function is not None and \
+                    context.function.class_name is not None and not context.building and \
+                    not self.builds_module(context.summary, context.function):
+                return _on_the_models_device(found, f"`{render(value, 40)}` is a parameter or buffer of the module "
+                                             f"`{context.function.class_name}`")
+            return found
         if tag == "call":
             return self._call(value, context)
         if tag == "sub":
@@ -1953,9 +1962,8 @@ class Inference:
             methods = self._on_cuda(methods)
             if not methods and kind == "object" and attr in _LAYER_STATE and \
                     all(ref.startswith("torch.nn.") for ref in owner.refs):
-                # `self.wg.weight` of an `nn.Linear`: the layer's parameter, where the model runs.
-                return _on_the_models_device(MODULE_STATE, f"`{attr}` is a parameter of a "
-                                             f"`{_short(min(owner.refs))}`")
+                # `self.wg.weight` of an `nn.Linear`: the layer's parameter, module state.
+                return replace(MODULE_STATE, reason=f"`{attr}` is a parameter of a `{_short(min(owner.refs))}`")
             if methods and kind == "object" and all(self._is_property(m) for m in methods):
                 return self._property_value(owner, methods, mode, budget)
             if methods:
@@ -3366,6 +3374,13 @@ _TENSOR_KEYWORDS = frozenset({"input", "other", "out", "self", "condition", "ten
                               "bias"})
 # The parameters every `torch.nn` layer that has any holds.
 _LAYER_STATE = frozenset({"weight", "bias"})
+
+
+def _of_self(value: Value) -> bool:
+    """`self.x`, `self.x.y`: an attribute chain that starts at the method's own `self`."""
+    while value[0] == "attr":
+        value = value[1]
+    return value == ("param", "self")
 
 
 def _module_state(fact: Fact) -> bool:
