@@ -1959,13 +1959,12 @@ class Inference:
                 # `EagleVerifyInput` at run time), even when only subclasses define the method;
                 # an object built here by `Cls(...)` is of that class and no other.
                 methods |= self._overrides(owner.refs, attr)
-            methods = self._on_cuda(methods)
             if not methods and kind == "object" and attr in _LAYER_STATE and \
                     all(ref.startswith("torch.nn.") for ref in owner.refs):
                 # `self.wg.weight` of an `nn.Linear`: the layer's parameter, module state.
                 return replace(MODULE_STATE, reason=f"`{attr}` is a parameter of a `{_short(min(owner.refs))}`")
             if methods and kind == "object" and all(self._is_property(m) for m in methods):
-                return self._property_value(owner, methods, mode, budget)
+                return self._property_value(owner, self._on_cuda(methods), mode, budget)
             if methods:
                 # `self.update = self.update_sliding_window`: an attribute that also holds other methods.
                 aliased = self._type_field(owner.refs, attr) if mode != "shallow" else UNKNOWN
@@ -2017,10 +2016,12 @@ class Inference:
         return self._by_name(attr, mode)
 
     def _on_cuda(self, methods: set[str]) -> set[str]:
-        """The methods a CUDA machine runs: a platform abstraction's object is any of the platforms'
-        (DeepSpeed's `get_accelerator()` is a `CUDA_Accelerator`, a `CPU_Accelerator`, an `XPU_Accelerator`...),
-        and those defined in modules written for another platform (`cpu-modules`, `other-platform-modules`)
-        are left out where one is not, as the findings in such modules are."""
+        """The property getters a CUDA machine runs: a platform abstraction's object is any of the
+        platforms' (DeepSpeed's `get_accelerator()` is a `CUDA_Accelerator`, a `CPU_Accelerator`, an
+        `XPU_Accelerator`...), and the getters defined in modules written for another platform
+        (`cpu-modules`, `other-platform-modules`) are left out where one is not, as the findings in such
+        modules are. Only what a property returns: the methods called through such an object stay all of
+        them (a call graph through vLLM's model runners lost two chains when they were filtered too)."""
         if len(methods) < 2:
             return methods
         kept = set()
