@@ -14,7 +14,10 @@ Flags tensor creation that copies host data to the GPU with a blocking copy:
   platform object (DeepSpeed's `get_accelerator().FloatTensor([...])`, whose CUDA
   accelerator's property returns `torch.cuda.FloatTensor`). Given sizes
   (`torch.cuda.FloatTensor(n)`, `FloatTensor(2, 3)`) such a type only allocates on
-  the device, and is not flagged.
+  the device, and is not flagged. Since DeepSpeed 0.14 the property returns
+  `functools.partial(torch.tensor, dtype=..., device='cuda')`: such a partial reads
+  whatever it is given as data (a number too), and is flagged unless that is
+  already a GPU tensor.
 
 `torch.as_tensor(x, device=gpu)` with `x` of unknown kind is not flagged: it is
 often a GPU tensor already, and then nothing is copied. Nor is an object of a
