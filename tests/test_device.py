@@ -655,3 +655,15 @@ def test_arange_over_a_shape_counts_in_integers() -> None:
     assert fact.is_gpu and fact.dtype == "int"
     fact, _ = fact_of("import torch\ndef f(m: torch.Tensor):\n    probe(torch.arange(0.5, m.shape[0], device='cuda'))\n")
     assert fact.dtype != "int"
+
+
+def test_a_comparison_of_a_gpu_tensor_with_none_is_a_python_bool() -> None:
+    # Megatron's multimodal example: `if target != None:` of a CUDA tensor. `Tensor.__ne__(None)` is not
+    # implemented, so Python compares identities and the test reads nothing from the device.
+    source = (
+        "import torch\n\n\ndef f(n):\n    target = torch.zeros(n, device='cuda')\n"
+        "    if target != None:\n        return 1\n    if target != 0:\n        return 2\n"
+    )
+    from fixture_support import lint_text
+
+    assert [(d.code, d.start.row) for d in lint_text(source).diagnostics] == [("SL104", 8)]

@@ -1043,6 +1043,10 @@ class Evaluator:
         # reading one (`f(x) is not None`) can mean asking the project about every caller.
         if any(type(c.operator) in (cst.Is, cst.IsNot, cst.In, cst.NotIn) for c in expr.comparisons):
             return PYTHON
+        if any(_is_none(c.comparator) for c in expr.comparisons) or _is_none(expr.left):
+            # `target != None` of a tensor: `Tensor.__ne__(None)` is not implemented, and Python compares
+            # identities instead: a Python bool, nothing read from the device.
+            return PYTHON
         facts = [self.fact(expr.left)] + [self.fact(c.comparator) for c in expr.comparisons]
         result = combine(facts)
         if result.is_tensor or result.is_unknown_tensor:
@@ -1501,3 +1505,7 @@ def legacy_ndim(call: cst.Call, data: bool = False) -> int | None:
     if all(isinstance(a.value, cst.Integer) for a in positional):
         return len(positional)
     return None
+
+
+def _is_none(expr: cst.BaseExpression) -> bool:
+    return isinstance(expr, cst.Name) and expr.value == "None"

@@ -44,7 +44,7 @@ from sync_lint.project.values import MAX_DEPTH, MAX_JOIN, NONE, OFF_CUDA, UNKNOW
 _BUILTINS = frozenset(dir(builtins))
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 56
+SUMMARY_FORMAT = 57
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -1590,10 +1590,13 @@ class _Summarizer:
             if isinstance(v, str) and len(v) <= 24:
                 return ("lit", "str", v)  # short strings can be device names ("cuda:0")
             return ("lit", "str")
-        if isinstance(node, ast.Compare) and all(isinstance(op, (ast.Is, ast.IsNot, ast.In, ast.NotIn))
-                                                 for op in node.ops):
+        if isinstance(node, ast.Compare) and (
+                all(isinstance(op, (ast.Is, ast.IsNot, ast.In, ast.NotIn)) for op in node.ops) or
+                any(isinstance(o, ast.Constant) and o.value is None for o in [node.left, *node.comparators])):
             # Identity and membership tests give a Python bool whatever their operands hold
-            # (`self.prefix_len_ptr is not None` of a GPU tensor is not a GPU value).
+            # (`self.prefix_len_ptr is not None` of a GPU tensor is not a GPU value), and so does a
+            # comparison with None (`target != None`: a tensor does not implement it, Python compares
+            # identities).
             return ("lit", "bool")
         if isinstance(node, ast.Compare):
             return ("op", tuple(self.value(o, scope, level) for o in [node.left, *node.comparators]), "cmp")
