@@ -2206,35 +2206,6 @@ def test_a_factory_classmethod_of_a_base_constructs_the_subclass_it_is_called_on
         ("batch.py", 12, "SL304"), ("vlm.py", 12, "SL101")]
 
 
-def test_a_method_only_tests_call_directly_is_called_through_a_receiver_of_unknown_class(tmp_path: Path) -> None:
-    # A unit test builds the backend and calls it with CPU tensors; serving calls whichever backend it
-    # chose through `self.model_runner.attn_backend`, with the runner's CUDA buffer. The test's resolved
-    # call is set aside, and the serving call through the receiver of unknown class is what remains.
-    files = {
-        "pkg/__init__.py": "",
-        "pkg/backend.py": (
-            "class FlashBackend:\n"
-            "    def init_forward_metadata_replay_cuda_graph(self, bs, seq_lens):\n"
-            "        return seq_lens[:bs].max().item()\n"
-        ),
-        "pkg/runner.py": (
-            "import torch\n\n\nclass GraphRunner:\n"
-            "    def __init__(self, model_runner):\n"
-            "        self.model_runner = model_runner\n"
-            "        self.seq_lens = torch.zeros(8, dtype=torch.int32, device='cuda')\n\n"
-            "    def replay(self, bs):\n"
-            "        self.model_runner.attn_backend.init_forward_metadata_replay_cuda_graph(bs, self.seq_lens)\n"
-        ),
-        "tests/test_backend.py": (
-            "import torch\nfrom pkg.backend import FlashBackend\n\n\n"
-            "def test_replay():\n"
-            "    FlashBackend().init_forward_metadata_replay_cuda_graph(2, torch.tensor([1, 2]))\n"
-        ),
-    }
-    found = [(Path(d.path).name, d.code, d.start.row, d.confidence) for d in check_small_project(tmp_path, files)]
-    assert found == [("backend.py", "SL101", 3, "convention")]
-
-
 def test_an_element_of_a_list_of_lengths_is_a_python_int(tmp_path: Path) -> None:
     # TGI's decode loop before #285: `for i, (input_length, ..., ids) in enumerate(zip(batch.input_lengths,
     # ..., batch.all_input_ids_tensor))` then `ids[input_length] = next_token_id_item`; the batch's
@@ -2388,24 +2359,22 @@ def test_a_nested_function_reads_the_parameters_of_the_method_around_it(tmp_path
     assert [(d.code, d.start.row) for d in found if d.code != "SL601"] == [("SL103", 11)]
 
 
-def test_a_modules_parameters_are_on_the_accelerator_where_its_methods_run(tmp_path: Path) -> None:
-    # DeepSpeed's MoE gate: `logits = F.linear(x, weight=self.wg.weight.float())` of an `nn.Linear`,
-    # then `exp_counts = torch.sum(mask, dim=0).to('cpu')` on every call; and a parameter of the module's
-    # own read in `forward`. A model runs where it was moved: a convention.
-    found = check_small_project(tmp_path, {
+def test_a_layers_weight_is_module_state_of_no_known_device(tmp_path: Path) -> None:
+    # DeepSpeed's MoE gate: `logits = F.linear(x, weight=self.wg.weight.float())` of an `nn.Linear`, then
+    # `exp_counts = torch.sum(mask, dim=0).to('cpu')` on every call. The weight moves with its module: a
+    # tensor of no known device (taking module state for the accelerator by convention found this in
+    # training code, but a blind read of what it added to serving code found more false than true), so
+    # the copy is reported with `--strict` only, and `weight=` counts as one of the inputs.
+    files = {
         "pkg/__init__.py": "",
         "pkg/gate.py": (
             "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n\n\nclass Gate(nn.Module):\n"
             "    def __init__(self, d, e):\n        super().__init__()\n"
-            "        self.wg = nn.Linear(d, e, bias=False)\n        self.scale = nn.Parameter(torch.ones(e))\n"
-            "        self.count = int(self.scale.sum().item())\n"
-            "        self.register_buffer('beta', torch.tensor(0.5))\n"
-            "        self.beta_value = float(self.beta.cpu().item())\n\n"
+            "        self.wg = nn.Linear(d, e, bias=False)\n\n"
             "    def forward(self, x):\n        logits = F.linear(x.float(), weight=self.wg.weight.float())\n"
-            "        counts = torch.sum(logits, dim=0).to('cpu')\n"
-            "        return counts, self.scale.max().item()\n"
+            "        return torch.sum(logits, dim=0).to('cpu')\n"
         ),
-    })
-    # The constructor's reads of its own new parameter and buffer are on the CPU, before any move.
-    assert [(d.code, d.start.row, d.confidence) for d in found] == [("SL103", 17, "convention"),
-                                                                   ("SL101", 18, "convention")]
+    }
+    assert check_small_project(tmp_path / "default", files) == []
+    found = check_small_project(tmp_path / "strict", files, strict=True)
+    assert [(d.code, d.start.row, d.confidence) for d in found] == [("SL103", 13, "strict")]

@@ -406,10 +406,6 @@ class Evaluator:
             # what configuration and naming conventions say about the attribute.
             if bound is not None and bound.device is not Device.UNKNOWN:
                 return self._declared_container(base, attr, bound) or bound
-            if bound is not None and "module-state" in bound.items and self.binder.lookup(name) is bound:
-                # `self.scale = nn.Parameter(...)` made in this very function (the constructor): where it
-                # was made, not where the model is moved to later (the project's answer for other methods).
-                return bound
         owner = self.fact(base)
         if attr in TENSOR_ATTRS and owner.is_tensor:
             return owner
@@ -425,16 +421,6 @@ class Evaluator:
                         reason=f"attribute `{attr}` is listed in cpu-attributes")
         if self.project is not None and owner.refs:
             found = self.project.attribute(_as_object(owner), attr)
-            if found is not None and "module-state" in found.items and found.is_unknown_tensor and \
-                    name is not None and name.startswith("self.") and self.binder.class_qualname() and \
-                    not self._building_a_module():
-                # A parameter or buffer of the module's own (`self.weight`, `self.gate.weight`), read where
-                # its methods run: the accelerator the model was moved to, by convention. Not while it is
-                # built (`register_buffer("beta", t)`, then `self.beta.cpu()` in `__init__`), nor through
-                # another object (a weight loader's `param`, at load time).
-                return replace(found, device=Device.GPU, tensor_like=False, convention=True, subject=name,
-                               reason=f"`{name}` is a parameter or buffer of the module: on the accelerator the "
-                                      "model is moved to, by convention")
             if found is not None:
                 return replace(found, subject=name or attr)
         if attr == "device_module":

@@ -174,7 +174,7 @@ PYTHON = Fact(Device.NOT_TENSOR, value_kind="python")
 EMPTY_DICT = Fact(Device.NOT_TENSOR, value_kind="dict", empty=True)
 # `nn.Parameter(t)`, `nn.Buffer(t)`: a tensor that moves with its module (`model.to(device)`), so where it
 # is made says nothing of where it is when the module runs.
-MODULE_STATE = Fact(Device.UNKNOWN, tensor_like=True, items=("module-state",),
+MODULE_STATE = Fact(Device.UNKNOWN, tensor_like=True,
                     reason="a parameter or buffer of a module, on whatever device the module is moved to")
 NUMPY = Fact(Device.NOT_TENSOR, value_kind="numpy")
 MODULE = Fact(Device.NOT_TENSOR, value_kind="module")  # a Python module

@@ -524,11 +524,6 @@ class Inference:
             joined = join_sources(sources)
             return replace(joined, reason=f"{joined.reason}, though declared `{scalar_spelled}`")
         joined = join_sources(sources)
-        if joined.is_unknown_tensor and sources and all(_module_state(source) for source in sources):
-            # Module state (read through the module's own `self` where its methods run, it is on the
-            # accelerator by convention: `_on_the_models_device`); elsewhere (a weight loader's `param`,
-            # a parameter handed around at load time) of no known device.
-            return replace(MODULE_STATE, reason=joined.reason, where=joined.where, via=joined.via)
         if moved and joined.is_tensor and joined.device is Device.GPU:
             # Whether a read comes before the move or after it is a matter of time the index does not
             # see: a convention, and the evidence says so.
@@ -1124,9 +1119,7 @@ class Inference:
                     out.append((caller, call, 1 if bound and "bound" in callee.items else 0))
         if info.class_name is None:
             out.extend(self._rebound_calls(function))
-        if bound and info.class_name is not None and not _split_deployed(out, summary.module)[0]:
-            # No call resolves to it, or only tests' calls do (a unit test builds the backend it tests
-            # and calls it directly, while serving calls whichever backend it chose).
+        if not out and bound and info.class_name is not None:
             out.extend(self._interface_calls(summary, info))
         self._every_call[function] = list(out)
         deployed, aside = _split_deployed(out, summary.module)
@@ -1168,8 +1161,7 @@ class Inference:
         return ours not in self.index.mro(theirs) and theirs not in self.index.mro(ours)
 
     def _interface_calls(self, summary: ModuleSummary, info: FunctionInfo) -> list[tuple[ModuleSummary, CallSite, int]]:
-        """For a method no call resolves to (for a deployed method, none in deployed code: a unit test
-        builds the backend it tests and calls it directly), the calls of its name on a receiver whose class is not known
+        """For a method no call resolves to, the calls of its name on a receiver whose class is not known
         (an attribute typed `nn.Module` or not at all) that its signature accepts. Serving engines call
         their model and backend through such attributes: vLLM's runner calls `self.model.embed_input_ids(
         ..., is_multimodal=is_mm_embed)` on whichever model it loaded, SGLang's CUDA-graph runner
@@ -1741,13 +1733,7 @@ class Inference:
                 found = self._super_attribute(context, value[2])
                 if found is not None:
                     return found
-            found = self.attribute(self.eval(value[1], context), value[2], context.mode, context.budget)
-            if _module_state(found) and _of_self(value) and context.function is not None and \
-                    context.function.class_name is not None and not context.building and \
-                    not self.builds_module(context.summary, context.function):
-                return _on_the_models_device(found, f"`{render(value, 40)}` is a parameter or buffer of the module "
-                                             f"`{context.function.class_name}`")
-            return found
+            return self.attribute(self.eval(value[1], context), value[2], context.mode, context.budget)
         if tag == "call":
             return self._call(value, context)
         if tag == "sub":
@@ -3377,22 +3363,3 @@ _TENSOR_KEYWORDS = frozenset({"input", "other", "out", "self", "condition", "ten
 _LAYER_STATE = frozenset({"weight", "bias"})
 
 
-def _of_self(value: Value) -> bool:
-    """`self.x`, `self.x.y`: an attribute chain that starts at the method's own `self`."""
-    while value[0] == "attr":
-        value = value[1]
-    return value == ("param", "self")
-
-
-def _module_state(fact: Fact) -> bool:
-    """A value made module state (`nn.Parameter(t)`, `nn.Buffer(t)`, `register_buffer`), as a field's
-    source."""
-    return fact.is_unknown_tensor and "module-state" in fact.items
-
-
-def _on_the_models_device(fact: Fact, what: str) -> Fact:
-    """A parameter or buffer of a module, read where the module runs: on the accelerator, by convention.
-    Training and serving move a model there (`model.to(device)`, `model.cuda()`, a loader that builds
-    it under `with torch.device(...)`) before any of its methods but the constructor runs."""
-    return replace(fact, device=Device.GPU, tensor_like=False, convention=True,
-                   reason=f"{what}: on the accelerator the model is moved to, by convention")
