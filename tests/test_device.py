@@ -667,3 +667,19 @@ def test_a_comparison_of_a_gpu_tensor_with_none_is_a_python_bool() -> None:
     from fixture_support import lint_text
 
     assert [(d.code, d.start.row) for d in lint_text(source).diagnostics] == [("SL104", 8)]
+
+
+def test_an_isinstance_test_before_an_operand_says_it_is_no_tensor_there() -> None:
+    # SGLang's CUDA-graph backends: `isinstance(output, (list, tuple)) and output` tests a list or tuple;
+    # `isinstance(self.bias, torch.Tensor) or self.bias == 0.0` compares a float. The same operands after
+    # a test that says nothing of their type are read from the device.
+    from fixture_support import lint_text
+
+    source = (
+        "import torch\n\n\ndef f(n, flag):\n    out = torch.zeros(n, device='cuda')\n"
+        "    if isinstance(out, (list, tuple)) and out:\n        return 1\n"
+        "    if isinstance(out, torch.Tensor) or out == 0.0:\n        return 2\n"
+        "    if flag and out:\n        return 3\n"
+        "    if flag or out == 0.0:\n        return 4\n"
+    )
+    assert [(d.code, d.start.row) for d in lint_text(source).diagnostics] == [("SL104", 10), ("SL104", 12)]
