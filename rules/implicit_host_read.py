@@ -92,6 +92,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from sync_lint.analysis.narrowing import no_tensor_after_isinstance
 from sync_lint.rulekit import (
     Device,
     Example,
@@ -244,7 +245,7 @@ class ImplicitHostRead(Rule):
 
     def visit_BooleanOperation(self, node: cst.BooleanOperation) -> None:
         for operand in (node.left, node.right):
-            if operand is node.right and _not_a_tensor_here(node, operand):
+            if operand is node.right and no_tensor_after_isinstance(node, self.ctx.imports.resolve):
                 continue
             if self.ctx.marks.is_condition(operand):  # `b` in `x = a or b` is returned, not tested
                 self._truth(operand)
@@ -495,52 +496,3 @@ def _names_in(expr: cst.BaseExpression) -> list[cst.Name]:
         return _names_in(expr.expression)
     return []
 
-
-# The builtin types an `isinstance` test names that no tensor is an instance of.
-_HOST_TYPES = frozenset({"int", "float", "bool", "complex", "str", "bytes", "list", "tuple", "dict", "set"})
-
-
-def _not_a_tensor_here(node: cst.BooleanOperation, operand: cst.BaseExpression) -> bool:
-    """Whether the operand after an `isinstance` test of the same value reads no tensor: `isinstance(out,
-    (list, tuple)) and out` (SGLang's CUDA-graph backends), `isinstance(self.bias, torch.Tensor) or
-    self.bias == 0.0` (a bias that is a float unless configured)."""
-    subject = _tested_subject(operand)
-    if subject is None:
-        return False
-    for test in _operands(node.left, type(node.operator)):
-        checked = _isinstance_of(test)
-        if checked is None or checked[0] != subject:
-            continue
-        host = all(t in _HOST_TYPES for t in checked[1])
-        tensor = all(t.rsplit(".", 1)[-1] == "Tensor" for t in checked[1])
-        if isinstance(node.operator, cst.And) and host or isinstance(node.operator, cst.Or) and tensor:
-            return True
-    return False
-
-
-def _operands(expr: cst.BaseExpression, operator: type) -> list[cst.BaseExpression]:
-    """The operands of a chain of one boolean operator (`a and b and c`)."""
-    if isinstance(expr, cst.BooleanOperation) and isinstance(expr.operator, operator):
-        return _operands(expr.left, operator) + _operands(expr.right, operator)
-    return [expr]
-
-
-def _tested_subject(expr: cst.BaseExpression) -> str | None:
-    """The dotted name a truth test reads: `out`, or the left side of `self.bias == 0`."""
-    if isinstance(expr, cst.Comparison) and len(expr.comparisons) == 1:
-        expr = expr.left
-    return dotted_name(expr)
-
-
-def _isinstance_of(test: cst.BaseExpression) -> tuple[str, list[str]] | None:
-    """`isinstance(x, (A, B))`: (`x`, the dotted names of the types)."""
-    if not (isinstance(test, cst.Call) and isinstance(test.func, cst.Name) and test.func.value == "isinstance"
-            and len(test.args) == 2):
-        return None
-    subject = dotted_name(test.args[0].value)
-    kinds = test.args[1].value
-    elements = [e.value for e in kinds.elements] if isinstance(kinds, cst.Tuple) else [kinds]
-    names = [dotted_name(e) for e in elements]
-    if subject is None or not names or any(n is None for n in names):
-        return None
-    return subject, names  # type: ignore[return-value]

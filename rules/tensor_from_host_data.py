@@ -226,7 +226,7 @@ class TensorFromHostData(Rule):
             self._factory(node, qual.rsplit(".", 1)[1])
         elif call_name(node) == "new_tensor" and method_receiver(node) is not None:
             self._new_tensor(node, method_receiver(node))  # type: ignore[arg-type]
-        elif call_name(node) is not None and call_name(node).endswith("Tensor"):  # type: ignore[union-attr]
+        elif (call_name(node) or "").endswith("Tensor"):
             self._legacy_type(node)
 
     def _legacy_type(self, node: cst.Call) -> None:

@@ -51,6 +51,10 @@ def is_false_literal(expr: cst.CSTNode | None) -> bool:
     return bool_literal(expr) is False
 
 
+def is_none_literal(expr: cst.CSTNode | None) -> bool:
+    return isinstance(expr, cst.Name) and expr.value == "None"
+
+
 def literal_string(expr: cst.CSTNode) -> str | None:
     """The text of a string literal (an f-string's literal parts only); None otherwise."""
     if isinstance(expr, cst.SimpleString):

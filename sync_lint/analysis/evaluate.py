@@ -60,6 +60,7 @@ from sync_lint.analysis.knowledge import (
     NAMESPACE,
     class_like,
     CONTAINERS,
+    CONVERTED_NUMBERS,
     CPU_FACTORIES,
     DTYPE_NAMES,
     ELEMENTWISE,
@@ -82,6 +83,7 @@ from sync_lint.analysis.knowledge import (
     SPLITTING_OPS,
     STREAM_HANDLES,
     TENSOR_ATTRS,
+    TENSOR_KEYWORDS,
     TENSOR_ONLY_CASTS,
     VIEW_METHODS,
     arithmetic_call,
@@ -94,7 +96,15 @@ from sync_lint.analysis.knowledge import (
     torch_returns_python,
 )
 from sync_lint.analysis.narrowing import holds_with_a_gpu, none_test
-from sync_lint.syntax import call_name, dotted_name, is_false_literal, is_true_literal, keyword_value, literal_string
+from sync_lint.syntax import (
+    call_name,
+    dotted_name,
+    is_false_literal,
+    is_none_literal,
+    is_true_literal,
+    keyword_value,
+    literal_string,
+)
 
 if TYPE_CHECKING:
     from sync_lint.analysis.flow import Binder
@@ -620,10 +630,10 @@ class Evaluator:
                     # `list(range(n))`: a list of Python ints (as an index it is a host list).
                     return Fact(Device.NOT_TENSOR, value_kind="list", items=(replace(PYTHON, dtype="int"),),
                                 reason="created by {code}", origin=expr)
-                if builtin in ("len", "int", "float", "bool"):
+                if builtin in CONVERTED_NUMBERS:
                     # A number of that type whatever it is given, kept through lists and fields:
                     # `t[lengths[i]] = v` stores one element from the host.
-                    return replace(PYTHON, dtype="int" if builtin == "len" else builtin)
+                    return replace(PYTHON, dtype=CONVERTED_NUMBERS[builtin])
                 return RANGE if builtin == "range" else PYTHON
         if isinstance(func, (cst.Name, cst.Subscript)):
             callee = self.fact(func)
@@ -714,7 +724,7 @@ class Evaluator:
                 return written
         # Any other torch function: its result lives where its tensor inputs live.
         inputs = [self.fact(arg.value) for arg in expr.args if arg.keyword is None or arg.keyword.value in
-                  ("input", "other", "out", "self", "condition", "tensors", "indices", "mask", "weight", "bias")]
+                  TENSOR_KEYWORDS]
         result = combine(spread_elements(inputs))
         if namespace == "torch" and last in SPLITTING_OPS and (result.is_tensor or result.is_unknown_tensor):
             return pieces_of(result, last)  # `torch.split(x, sizes)`: a tuple of tensors
@@ -1029,7 +1039,7 @@ class Evaluator:
         # reading one (`f(x) is not None`) can mean asking the project about every caller.
         if any(type(c.operator) in (cst.Is, cst.IsNot, cst.In, cst.NotIn) for c in expr.comparisons):
             return PYTHON
-        if any(_is_none(c.comparator) for c in expr.comparisons) or _is_none(expr.left):
+        if any(is_none_literal(c.comparator) for c in expr.comparisons) or is_none_literal(expr.left):
             # `target != None` of a tensor: `Tensor.__ne__(None)` is not implemented, and Python compares
             # identities instead: a Python bool, nothing read from the device.
             return PYTHON
@@ -1492,6 +1502,3 @@ def legacy_ndim(call: cst.Call, data: bool = False) -> int | None:
         return len(positional)
     return None
 
-
-def _is_none(expr: cst.BaseExpression) -> bool:
-    return isinstance(expr, cst.Name) and expr.value == "None"

@@ -31,7 +31,14 @@ from sync_lint.analysis.facts import (
     put_entry,
     replace,
 )
-from sync_lint.analysis.narrowing import Narrowing, holds_with_a_gpu, narrowings, none_test
+from sync_lint.analysis.narrowing import (
+    BUILTIN_TYPES,
+    Narrowing,
+    holds_with_a_gpu,
+    isinstance_parts,
+    narrowings,
+    none_test,
+)
 from sync_lint.syntax import dotted_name, literal_string
 
 if TYPE_CHECKING:
@@ -408,7 +415,7 @@ class Binder:
         `_to_cpu_int_list` returns the tensor's `.cpu().tolist()` first), and where every source is
         a tensor the arm never runs (SGLang's AITER backend: `float(k_descale)` after `elif
         isinstance(k_descale, torch.Tensor):`, every caller passing a layer's scale tensor)."""
-        parts = _isinstance_parts(test)
+        parts = isinstance_parts(test)
         if parts is None or not all(self.evaluator.imports.resolve(n) == "torch.Tensor" for n in parts[2]):
             return None
         _node, subject, _names = parts
@@ -487,7 +494,7 @@ class Binder:
         vLLM's KV connectors take their metadata from the base class's getter and then
         `assert isinstance(metadata, LMCacheConnectorMetadata)`: its fields are that class's, not
         those of every connector's metadata."""
-        parts = _isinstance_parts(test)
+        parts = isinstance_parts(test)
         if parts is None or len(parts[2]) != 1 or not isinstance(parts[2][0], (cst.Name, cst.Attribute)):
             return None
         node, subject, (kind,) = parts
@@ -826,33 +833,15 @@ AFTER_FIELD: dict[tuple[type, str], Callable[[Binder, cst.CSTNode], None]] = {
 # List methods that add elements: `Binder.leave_expr`.
 _LIST_ADDS = frozenset({"append", "extend", "insert"})
 
-# Builtin types whose instances are never tensors.
-_BUILTIN_TYPES = frozenset({"str", "int", "float", "bool", "bytes", "list", "dict", "tuple", "set", "complex"})
-
-
-def _isinstance_parts(test: cst.BaseExpression) -> tuple[cst.BaseExpression, str, list] | None:
-    """`isinstance(x, T)` or `isinstance(x, (T, U))` with `x` a name or dotted name: (`x`'s node, its
-    name, the type expressions); None for any other test."""
-    if not (isinstance(test, cst.Call) and isinstance(test.func, cst.Name) and test.func.value == "isinstance"
-            and len(test.args) == 2 and not any(a.star or a.keyword for a in test.args)):
-        return None
-    subject = dotted_name(test.args[0].value)
-    kinds = test.args[1].value
-    names = [e.value for e in kinds.elements] if isinstance(kinds, cst.Tuple) else [kinds]
-    if subject is None or not names:
-        return None
-    return test.args[0].value, subject, names
-
-
 def _isinstance_of_host_type(test: cst.BaseExpression,
                              resolve: Callable[[cst.BaseExpression], str | None]) -> tuple[str, Fact] | None:
     """`x` (or `self.x`) and what it is in the body of `isinstance(x, str)` (a tuple of builtin
     types: a Python value) or `isinstance(x, np.ndarray)` (NumPy types: host memory), else None."""
-    parts = _isinstance_parts(test)
+    parts = isinstance_parts(test)
     if parts is None:
         return None
     _node, subject, names = parts
-    if all(isinstance(n, cst.Name) and n.value in _BUILTIN_TYPES for n in names):
+    if all(isinstance(n, cst.Name) and n.value in BUILTIN_TYPES for n in names):
         return subject, replace(PYTHON, subject=subject, reason=f"`isinstance({subject}, ...)` with a builtin type")
     if all((resolve(n) or "").startswith("numpy.") for n in names):
         return subject, replace(NUMPY, subject=subject, reason=f"`isinstance({subject}, ...)` with a NumPy type")

@@ -118,6 +118,14 @@ LEGACY_TENSOR_TYPES = {
 }
 
 
+# The keywords by which torch functions take the tensors their result is computed from
+# (`F.linear(x, weight=w)`: where the weight is, the result is).
+TENSOR_KEYWORDS = frozenset({"input", "other", "out", "self", "condition", "tensors", "indices", "mask", "weight",
+                             "bias"})
+# The builtins whose result is a Python number of one type whatever they are given (`len(x)` is an int).
+CONVERTED_NUMBERS = {"len": "int", "int": "int", "float": "float", "bool": "bool"}
+
+
 def dtype_kind(name: str) -> str | None:
     """The kind of a torch dtype named `name` (`"float32"` -> `"float"`, `"uint8"` -> `"int"`)."""
     return DTYPE_NAMES.get(name)

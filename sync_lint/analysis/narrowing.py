@@ -15,6 +15,7 @@ computes on the device a value the caller left out (`facts.none_fallback`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import libcst as cst
 
@@ -153,3 +154,53 @@ def _device_named(text: str) -> Device | None:
     """The device a compared string names: exactly a device type, with an index or not."""
     kind = device_kind(text)
     return None if kind is None else Device.CPU if kind == "cpu" else Device.GPU
+
+
+# Builtin types whose instances are never tensors.
+BUILTIN_TYPES = frozenset({"str", "int", "float", "bool", "bytes", "list", "dict", "tuple", "set", "complex"})
+
+
+def isinstance_parts(test: cst.BaseExpression) -> tuple[cst.BaseExpression, str, list] | None:
+    """`isinstance(x, T)` or `isinstance(x, (T, U))` with `x` a name or dotted name: (`x`'s node, its
+    name, the type expressions); None for any other test."""
+    if not (isinstance(test, cst.Call) and isinstance(test.func, cst.Name) and test.func.value == "isinstance"
+            and len(test.args) == 2 and not any(a.star or a.keyword for a in test.args)):
+        return None
+    subject = dotted_name(test.args[0].value)
+    kinds = test.args[1].value
+    names = [e.value for e in kinds.elements] if isinstance(kinds, cst.Tuple) else [kinds]
+    if subject is None or not names:
+        return None
+    return test.args[0].value, subject, names
+
+
+def no_tensor_after_isinstance(node: cst.BooleanOperation,
+                               resolve: Callable[[cst.BaseExpression], str | None]) -> bool:
+    """Whether `node.right` reads a value that an `isinstance` test before it in the same chain says is
+    no tensor: `isinstance(out, (list, tuple)) and out` (SGLang's CUDA-graph backends), `isinstance(b,
+    torch.Tensor) or b == 0.0`. The binder narrows an `if` arm the same way (`Binder.if_after_test`);
+    within one test a rule reads the operands as it enters the chain, before any arm is bound."""
+    operand = node.right
+    if isinstance(operand, cst.Comparison) and len(operand.comparisons) == 1:
+        operand = operand.left
+    subject = dotted_name(operand)
+    if subject is None:
+        return False
+    conjunction = isinstance(node.operator, cst.And)
+    for test in _chain(node.left, type(node.operator)):
+        parts = isinstance_parts(test)
+        if parts is None or parts[1] != subject:
+            continue
+        names = parts[2]
+        if conjunction and all(isinstance(n, cst.Name) and n.value in BUILTIN_TYPES for n in names):
+            return True
+        if not conjunction and all(resolve(n) == "torch.Tensor" for n in names):
+            return True
+    return False
+
+
+def _chain(expr: cst.BaseExpression, operator: type) -> list[cst.BaseExpression]:
+    """The operands of a chain of one boolean operator (`a and b and c`)."""
+    if isinstance(expr, cst.BooleanOperation) and isinstance(expr.operator, operator):
+        return _chain(expr.left, operator) + _chain(expr.right, operator)
+    return [expr]

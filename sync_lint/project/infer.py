@@ -71,6 +71,7 @@ from sync_lint.analysis.knowledge import (
     NAMESPACE,
     class_like,
     CONTAINERS,
+    CONVERTED_NUMBERS,
     CPU_FACTORIES,
     DTYPE_NAMES,
     EVENT_HANDLES,
@@ -89,6 +90,7 @@ from sync_lint.analysis.knowledge import (
     SPLITTING_OPS,
     STREAM_HANDLES,
     TENSOR_ATTRS,
+    TENSOR_KEYWORDS,
     VIEW_METHODS,
     arithmetic_call,
     cuda_device_module,
@@ -157,8 +159,6 @@ _VALUE_BUILTINS = frozenset({"int", "float", "bool", "str", "len", "list", "tupl
 _MAX_OVERRIDES = 7
 _DEVICE_MODULES = tuple(f"torch.{name}" for name in ACCELERATOR_NAMES) + ("torch.accelerator",)
 _BUILTIN_NUMBERS = frozenset({"len", "int", "float", "bool", "round", "abs", "sum", "min", "max", "str", "repr"})
-# The builtins whose result is a Python number of one type whatever they are given.
-_CONVERTED_NUMBERS = {"len": "int", "int": "int", "float": "float", "bool": "bool"}
 
 
 class Context:
@@ -2387,7 +2387,7 @@ class Inference:
                 return named
         if func[0] == "name" and func[1] in _BUILTIN_NUMBERS:
             # `len(...)` is an int whatever it measures: a list of lengths indexes a tensor with numbers.
-            return replace(PYTHON, dtype=_CONVERTED_NUMBERS[func[1]]) if func[1] in _CONVERTED_NUMBERS else PYTHON
+            return replace(PYTHON, dtype=CONVERTED_NUMBERS[func[1]]) if func[1] in CONVERTED_NUMBERS else PYTHON
         last = func[2] if func[0] == "attr" else func[1] if func[0] == "name" else ""
         if callee.value_kind is None and callee.device is Device.UNKNOWN and not class_like(last):
             return self._made_on_the_host(kwargs, context)  # (a class's constructor makes an object)
@@ -2556,7 +2556,7 @@ class Inference:
             if written.is_tensor:
                 return written
         inputs = [self.eval(a, context) for a in args if a[0] != "*"]
-        inputs += [self.eval(v, context) for k, v in kwargs if k in _TENSOR_KEYWORDS]
+        inputs += [self.eval(v, context) for k, v in kwargs if k in TENSOR_KEYWORDS]
         result = combine(spread_elements(inputs))
         if not (result.is_tensor or result.is_unknown_tensor):
             result = TENSOR
@@ -3355,10 +3355,6 @@ def _legacy_ndim(args: tuple, kwargs: tuple, data: bool = False) -> int | None:
     return None
 
 
-# The keywords by which torch functions take the tensors their result is computed from
-# (`F.linear(x, weight=self.wg.weight)`: where the weight is, the logits are).
-_TENSOR_KEYWORDS = frozenset({"input", "other", "out", "self", "condition", "tensors", "indices", "mask", "weight",
-                              "bias"})
 # The parameters every `torch.nn` layer that has any holds.
 _LAYER_STATE = frozenset({"weight", "bias"})
 

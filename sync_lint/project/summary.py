@@ -604,7 +604,7 @@ class _Summarizer:
             self.s.globals[name] = join([*([module_value] if module_value is not None else []),
                                          *(value for value, _line in stored)])
             if module_value is None:
-                self.s.global_lines.setdefault(name, min(line for _value, line in stored))
+                self.s.global_lines.setdefault(name, min((line for _value, line in stored if line), default=0))
         # Where each global is first bound (evidence points there).
         for node in sorted(_module_statements(tree.body), key=lambda n: n.lineno):
             if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
