@@ -7,6 +7,8 @@ Flags copies of a GPU tensor to host memory that block the host:
   without `non_blocking=True`;
 - `t.type(torch.BoolTensor)` (any legacy CPU tensor type, or its string
   `"torch.FloatTensor"`): a conversion to a CPU type is a copy to the host;
+- `t.type_as(cpu_t)`: `type_as` is `.to(cpu_t)`, the other tensor's device as well
+  as its dtype;
 - `host_buf.copy_(gpu_t)` without `non_blocking=True`, pinned or not;
 - `host_buf.copy_(gpu_t, non_blocking=True)` when `host_buf` is pageable memory
   the program allocated (a factory without `pin_memory=True`, a `.cpu()` result).
@@ -95,12 +97,14 @@ class DeviceToHostCopy(Rule):
     code = "SL103"
     name = "device-to-host-copy"
     summary = "A blocking copy of a GPU tensor to host memory waits for the GPU"
-    triggers = (".cpu(", ".to(", ".copy_(", ".type(")
+    triggers = (".cpu(", ".to(", ".copy_(", ".type(", ".type_as(")
     needs_gpu_evidence = True
     fix_availability = "sometimes"
     fix_verified_by = "SL101"  # the same host-mirror rewrite
     examples = (
         Example("import torch\nx = torch.ones(4, device='cuda')\nh = x.cpu()\n", (3,)),
+        Example("import torch\nx = torch.ones(4, device='cuda')\nh = x.type_as(torch.ones(2))\n", (3,)),
+        Example("import torch\nx = torch.ones(4, device='cuda')\nh = x.type_as(torch.ones(2, device='cuda'))\n"),
         Example("import torch\nx = torch.ones(4, device='cuda')\nh = x.to('cpu', non_blocking=True)\n"),
         Example("import torch\nx = torch.ones(4)\nh = x.cpu()\n"),
         Example("import torch\nx = torch.ones(4, device='cuda')\nm = (x > 0).type(torch.BoolTensor)\n", (3,)),
@@ -117,7 +121,7 @@ class DeviceToHostCopy(Rule):
         method = call_name(node)
         if receiver is None:
             return
-        if method in ("cpu", "to", "type"):
+        if method in ("cpu", "to", "type", "type_as"):
             self._check_move(node, receiver, method)
         elif method == "copy_":
             self._check_copy(node, receiver)
@@ -136,6 +140,10 @@ class DeviceToHostCopy(Rule):
             what = f"`.type({self.ctx.code(node.args[0].value)})` names a CPU tensor type: it copies the GPU " \
                    "tensor into pageable host memory and waits for the GPU"
             advice = f"to change only the dtype, keep the device: `.to(torch.{legacy[1]})`"
+        elif method == "type_as":
+            what = f"`.type_as({self.ctx.code(node.args[0].value)})` takes a CPU tensor's device too: it copies " \
+                   "the GPU tensor into pageable host memory and waits for the GPU"
+            advice = "to change only the dtype, keep the device: `.to(other.dtype)`"
         else:
             spelled = ".cpu()" if method == "cpu" else ".to(...)"
             what = f"`{spelled}` copies a GPU tensor into pageable host memory and waits for the GPU"

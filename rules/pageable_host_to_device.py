@@ -1,8 +1,9 @@
 """# SL303 `pageable-host-to-device`: a host-to-device copy that blocks, or goes through pageable memory
 
 ## What it does
-Flags copies of a CPU tensor to the GPU: `cpu_t.to(device)`, `cpu_t.cuda()` and
-`gpu_t.copy_(cpu_t)`, unless the source is known to be pinned **and** the copy
+Flags copies of a CPU tensor to the GPU: `cpu_t.to(device)`, `cpu_t.cuda()`,
+`cpu_t.type_as(gpu_t)` (which is `.to(gpu_t)`: the other tensor's device as well as its
+dtype) and `gpu_t.copy_(cpu_t)`, unless the source is known to be pinned **and** the copy
 passes `non_blocking=True`, the only form that neither waits nor stages at any size:
 
 - pageable source, blocking copy: flagged, whatever its size;
@@ -171,7 +172,7 @@ if TYPE_CHECKING:
 _ATOMS = (cst.Name, cst.Attribute, cst.Call, cst.Subscript)
 # Where `non_blocking` sits positionally: `copy_(src, non_blocking)`, `cuda(device, non_blocking)`;
 # `.to(...)` has overloads, so only its keyword counts.
-_NON_BLOCKING_POSITION = {"copy_": 1, "cuda": 1, "to": None}
+_NON_BLOCKING_POSITION = {"copy_": 1, "cuda": 1, "to": None, "type_as": None}
 _PURE_CALLS = frozenset({"len"})
 
 
@@ -297,11 +298,13 @@ class PageableHostToDevice(Rule):
     code = "SL303"
     name = "pageable-host-to-device"
     summary = "A CPU-to-GPU copy that blocks (`non_blocking` unset) or stages through pageable memory"
-    triggers = (".to(", ".cuda(", ".copy_(")
+    triggers = (".to(", ".cuda(", ".copy_(", ".type_as(")
     needs_gpu_evidence = True
     fix_availability = "sometimes"
     examples = (
         Example("import torch\nx = torch.ones(4)\ny = x.to('cuda')\n", (3,)),
+        Example("import torch\nx = torch.ones(4)\ny = x.type_as(torch.ones(2, device='cuda'))\n", (3,)),
+        Example("import torch\nx = torch.ones(4)\ny = x.type_as(torch.ones(2))\n"),
         Example("import torch\nx = torch.ones(4).pin_memory()\ny = x.cuda()\n", (3,)),
         Example("import torch\nx = torch.ones(4).pin_memory()\ny = x.to('cuda', non_blocking=True)\n"),
         Example("import torch\nx = torch.ones(4)\ny = x.to('cuda', non_blocking=True)\n"),
@@ -334,6 +337,11 @@ class PageableHostToDevice(Rule):
         if (non_blocking or dynamic) and fact.pinning_unknown and not self.ctx.settings.strict:
             return  # a non-blocking copy is only a problem from memory proven pageable
         size = static_nbytes(self.ctx, source)
+        if method == "type_as":  # it takes no `non_blocking`: the copy must become a `.to(...)` to stop waiting
+            self.report(node, "`.type_as(...)` of a CPU tensor is a blocking copy to the GPU: it waits for all "
+                        "queued GPU work; copy from pinned memory with `.to(other, non_blocking=True)`",
+                        fact=fact, also=destination)
+            return
         if non_blocking or dynamic:
             if size is not None and size <= NEVER_BLOCKED_BYTES:
                 return  # measured: never blocks at this size

@@ -2378,3 +2378,40 @@ def test_a_layers_weight_is_module_state_of_no_known_device(tmp_path: Path) -> N
     assert check_small_project(tmp_path / "default", files) == []
     found = check_small_project(tmp_path / "strict", files, strict=True)
     assert [(d.code, d.start.row, d.confidence) for d in found] == [("SL103", 13, "strict")]
+
+
+def test_a_call_of_a_nested_function_returns_what_it_makes_of_the_arguments(tmp_path: Path) -> None:
+    # torchtitan's first `train.py`: `loss_fn` is defined inside `main`, and the loop calls it with
+    # labels it moved with `.cuda()`; the loss is then read with `.item()` on every iteration.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/train.py": (
+            "import torch.nn.functional as F\n\n\ndef main(model, data):\n"
+            "    def loss_fn(pred, labels):\n        return F.cross_entropy(pred, labels)\n\n"
+            "    def scale(x):\n        return x\n\n"
+            "    for input_ids, labels in data:\n        labels = labels.cuda()\n"
+            "        loss = loss_fn(model(input_ids), labels)\n        loss.item()\n"
+            "        scale(input_ids).item()\n"
+        ),
+    })
+    assert [(d.code, d.start.row) for d in found] == [("SL101", 14)]
+
+
+def test_type_as_takes_the_other_tensors_device(tmp_path: Path) -> None:
+    # `type_as(other)` is `to(other)`: VideoMAE's CPU sinusoid table is copied to the GPU by the
+    # `type_as` itself, and the `.to(device=...)` after it copies on the device.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/table.py": "import torch\n\n\ndef table(n):\n    return torch.FloatTensor(n, n)\n",
+        "pkg/emb.py": (
+            "import torch\nfrom pkg.table import table\n\n\nclass Emb(torch.nn.Module):\n"
+            "    def __init__(self, n):\n        super().__init__()\n        self.pos = table(n)\n\n"
+            "    def forward(self, x):\n"
+            "        e = self.pos.type_as(x).to(device=x.device, copy=True)\n"
+            "        g = torch.zeros(4, device='cuda')\n"
+            "        return e, g.type_as(self.pos), self.pos.type_as(g).cpu()\n"
+        ),
+    })
+    assert sorted((d.code, d.start.row, d.start.column, d.confidence) for d in found) == [
+        ("SL103", 13, 19, "high"), ("SL103", 13, 40, "high"), ("SL303", 11, 13, "convention"),
+        ("SL303", 13, 40, "high")]

@@ -868,6 +868,15 @@ class Evaluator:
             return Fact(Device.PINNED, ndim=owner.ndim, dtype=owner.dtype, reason="pinned by {code}", origin=expr)
         if method == "to":
             return self._eval_to(expr, owner)
+        if method == "type_as" and len(expr.args) == 1 and expr.args[0].keyword is None:
+            # `table.type_as(x)` is `table.to(x)`: it takes `x`'s dtype and device too.
+            other = self.fact(expr.args[0].value)
+            if other.is_tensor:
+                return Fact(Device.CPU if other.device is Device.PINNED else other.device, ndim=owner.ndim,
+                            dtype=other.dtype, reason="moved by {code}", origin=expr, convention=other.by_convention)
+            if owner.is_cpu:  # as `.to(x.device)` of an `x` not known: an accelerator, by convention only
+                return Fact(Device.GPU, ndim=owner.ndim, reason="moved by {code}", origin=expr, convention=True)
+            return replace(owner, dtype=None, tensor_like=True)
         if method == "type" and expr.args and (owner.is_tensor or owner.is_unknown_tensor):
             legacy = self.legacy_type(expr.args[0].value)
             if legacy is not None:  # `mask.type(torch.BoolTensor)`: a copy to that type's device

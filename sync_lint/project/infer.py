@@ -2620,6 +2620,16 @@ class Inference:
             if "dtype" in dict(kwargs):  # `.to(device, dtype=torch.bool)`
                 return with_dtype(moved, self._dtype_named(dict(kwargs)["dtype"], context))
             return moved
+        if method == "type_as" and len(args) == 1 and not kwargs:
+            # `table.type_as(x)` is `table.to(x)`: it takes `x`'s dtype and device too (VideoMAE's CPU
+            # sinusoid table copied to the GPU on every forward).
+            other = self.eval(args[0], context)
+            if other.is_tensor:
+                return Fact(Device.CPU if other.device is Device.PINNED else other.device, dtype=other.dtype,
+                            reason=f"moved by `.type_as({render(args[0], 30)})`", convention=other.by_convention)
+            if owner.is_cpu:  # as `.to(x.device)` of an `x` not known: an accelerator, by convention only
+                return Fact(Device.GPU, reason=f"moved by `.type_as({render(args[0], 30)})`", convention=True)
+            return replace(owner, ndim=None, dtype=None)
         if method in NEW_METHODS:
             device = dict(kwargs).get("device")
             if device is not None:

@@ -17,6 +17,7 @@ from sync_lint.project.infer import (
     _informative,
     join_sources,
 )
+from sync_lint.project.index import nested_name
 from sync_lint.project.summary import ModuleSummary
 from sync_lint.project.values import predicate_of
 
@@ -88,8 +89,8 @@ class ProjectView:
         """A name the function does not bind: a module global, a class, a function, an import."""
         summary = self.summary
         if function is not None:
-            imported = summary.local_imports.get((function, name))
-            if imported is not None:
+            imported = summary.local_imports.get((function, name)) or nested_name(summary, function, name)
+            if imported is not None:  # an import in the function, or a class or function defined in it
                 fact = self.inference.qualified(imported)
                 return fact if fact is not None and _informative(fact) else None
         if name in summary.classes or name in summary.functions or name in summary.globals \
