@@ -2415,3 +2415,21 @@ def test_type_as_takes_the_other_tensors_device(tmp_path: Path) -> None:
     assert sorted((d.code, d.start.row, d.start.column, d.confidence) for d in found) == [
         ("SL103", 13, 19, "high"), ("SL103", 13, 40, "high"), ("SL303", 11, 13, "convention"),
         ("SL303", 13, 40, "high")]
+
+
+def test_an_augmented_assignment_keeps_what_the_name_held(tmp_path: Path) -> None:
+    # torchtitan's validator: `loss = torch.sum(torch.stack(losses)); loss /= num_steps`, then
+    # `dist_sum(loss, mesh)`: the loss is still a GPU tensor, not the count it was divided by, so the
+    # reducer's parameter is a GPU tensor wherever it is called from.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/reduce.py": "def dist_sum(x, mesh=None):\n    return float(x.item())\n",
+        "pkg/validate.py": (
+            "import torch\nfrom pkg.reduce import dist_sum\n\n\ndef validate(batches):\n"
+            "    losses = []\n    num_steps = 0\n    for b in batches:\n"
+            "        losses.append(torch.ones((), device='cuda') * b)\n        num_steps += 1\n"
+            "    loss = torch.sum(torch.stack(losses))\n    loss /= num_steps\n    return dist_sum(loss)\n"
+        ),
+    })
+    assert [(Path(d.path).name, d.code, d.start.row) for d in found if d.code != "SL601"] == [
+        ("reduce.py", "SL101", 2)]

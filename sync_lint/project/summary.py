@@ -44,7 +44,7 @@ from sync_lint.project.values import MAX_DEPTH, MAX_JOIN, NONE, OFF_CUDA, UNKNOW
 _BUILTINS = frozenset(dir(builtins))
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 57
+SUMMARY_FORMAT = 58
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -1029,7 +1029,9 @@ class _Summarizer:
             return ("item", whole, index)
         if how == "aug":
             node: ast.AugAssign = source  # type: ignore[assignment]
-            return ("op", (self.value(node.value, scope, level),))
+            # `loss /= num_steps` combines what `loss` held before it with the operand, read where the
+            # statement runs: not the operand alone (a tensor divided by a count is no number).
+            return ("op", (self.value(node.target, scope, level), self.value(node.value, scope, level)))
         if how == "import":
             return ("name", source)  # a qualified module or object name
         if how == "def":
