@@ -2433,3 +2433,24 @@ def test_an_augmented_assignment_keeps_what_the_name_held(tmp_path: Path) -> Non
     })
     assert [(Path(d.path).name, d.code, d.start.row) for d in found if d.code != "SL601"] == [
         ("reduce.py", "SL101", 2)]
+
+
+def test_a_library_class_keeps_the_tensors_it_is_given_by_keyword(tmp_path: Path) -> None:
+    # verl's packed sequences: Megatron's `PackedSeqParams` (a library dataclass) is built from a GPU
+    # `cu_seqlens` and read back as `packed_seq_params.cu_seqlens_q_padded[i]` in another function.
+    # A project class, and a library one given only host values, say nothing of the kind.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/local.py": "class Params:\n    def __init__(self, cu_seqlens_q=None):\n        self.cu_seqlens_q = None\n",
+        "pkg/util.py": (
+            "import torch\nfrom megatron.core.packed_seq_params import PackedSeqParams\nfrom pkg.local import Params\n\n\n"
+            "def pre(n: int):\n    cu = torch.zeros(n + 1, dtype=torch.int32, device='cuda')\n"
+            "    params = PackedSeqParams(qkv_format='thd', cu_seqlens_q_padded=cu)\n"
+            "    first = params.cu_seqlens_q_padded[1].item()\n"
+            "    return params, Params(cu_seqlens_q=cu), PackedSeqParams(cu_seqlens_q=torch.zeros(n))\n\n\n"
+            "def post(out, p: PackedSeqParams, q: Params, h: PackedSeqParams):\n"
+            "    return out[: p.cu_seqlens_q_padded[1]], q.cu_seqlens_q.item(), h.cu_seqlens_q.tolist()\n\n\n"
+            "def run(out):\n    p, q, h = pre(4)\n    return post(out, p, q, h)\n"
+        ),
+    })
+    assert [(d.code, d.start.row) for d in found if d.code != "SL601"] == [("SL101", 9), ("SL104", 14)]

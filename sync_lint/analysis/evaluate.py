@@ -57,6 +57,8 @@ from sync_lint.analysis.flow import Deferred
 from sync_lint.analysis.imports import ImportTable
 from sync_lint.analysis.knowledge import (
     ACCELERATOR_NAMES,
+    LIBRARY_FIELDS,
+    MAX_LIBRARY_FIELDS,
     NAMESPACE,
     class_like,
     CONTAINERS,
@@ -595,6 +597,12 @@ class Evaluator:
                 fields = tuple(("field", a.keyword.value, self.fact(a.value)) for a in expr.args if a.keyword)
                 return Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset({NAMESPACE}),
                             items=("exact", *fields))
+            if self.project is not None and class_like(qual) and not qual.startswith("numpy.") \
+                    and any(a.keyword is not None for a in expr.args) and self.project.from_a_library(qual):
+                fields = self._library_fields(expr)
+                if fields:  # `PackedSeqParams(cu_seqlens_q=cu, ...)`: as `Inference._library_fields`
+                    return Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset({qual}),
+                                items=(LIBRARY_FIELDS, *fields), reason="created by {code}", origin=expr)
             if qual == "itertools.islice" and expr.args and not expr.args[0].star:
                 return self.fact(expr.args[0].value)  # `islice(self.layers, start, end)`: the same elements
             if qual.startswith("numpy."):
@@ -646,6 +654,12 @@ class Evaluator:
             if nn_module(callee):  # `model(input_ids)`, `self.layers[i](hidden)`
                 return self._module_call(expr, callee)
         return self._made_on_the_host(expr)
+
+    def _library_fields(self, expr: cst.Call) -> tuple:
+        """The tensors of known device a library class is given by keyword, as its fields."""
+        keywords = [a for a in expr.args if a.keyword is not None][:MAX_LIBRARY_FIELDS]
+        facts = ((a.keyword.value, self.fact(a.value)) for a in keywords if a.keyword is not None)
+        return tuple(("field", name, fact) for name, fact in facts if fact.is_tensor)
 
     def _made_on_the_host(self, expr: cst.Call) -> Fact:
         """A call nobody here knows that passes `device="cpu"` (SGLang's grammar backends'

@@ -229,6 +229,11 @@ ELEMENTWISE = frozenset(
 # A stand-in object whose attributes are exactly the keywords its constructor is given (a unit test's
 # `SimpleNamespace(device=torch.device("cpu"))` passed as a model).
 NAMESPACE = "types.SimpleNamespace"
+# The mark (first item) of an object of a library class that carries the tensors its construction was
+# given by keyword as the fields of those names (Megatron's `PackedSeqParams(cu_seqlens_q=...)`, a
+# dataclass); at most this many keywords are read.
+LIBRARY_FIELDS = "library-fields"
+MAX_LIBRARY_FIELDS = 16
 # torch functions that join a sequence of tensors into one tensor.
 JOINING_OPS = frozenset("cat concat concatenate stack hstack vstack dstack column_stack row_stack block_diag".split())
 ACCELERATOR_NAMES = ("cuda", "xpu", "mps", "npu", "hpu")

@@ -68,6 +68,8 @@ from sync_lint.analysis.facts import (
 )
 from sync_lint.analysis.knowledge import (
     ACCELERATOR_NAMES,
+    LIBRARY_FIELDS,
+    MAX_LIBRARY_FIELDS,
     NAMESPACE,
     class_like,
     CONTAINERS,
@@ -1930,6 +1932,11 @@ class Inference:
         if kind == "module" and owner.refs:
             (module,) = sorted(owner.refs)[:1]
             return self._qualified(f"{module}.{attr}", mode, budget) or UNKNOWN
+        if owner.items[:1] == (LIBRARY_FIELDS,):  # an object of a library class, given tensors by keyword
+            found = _given_field(owner, attr)
+            if found is not None:
+                return replace(found, reason=f"given as `{attr}=` to the library class `{_short(min(owner.refs))}` "
+                                             f"that built it, {found.reason}" if found.reason else found.reason)
         if owner.refs == {NAMESPACE}:
             # A `SimpleNamespace` the file being checked built (`Evaluator._eval_call`) holds what it was
             # given. The project's joins do not read them: a unit test's stand-in (`SimpleNamespace(
@@ -2356,7 +2363,8 @@ class Inference:
         if qualified is not None and class_like(qualified) and callee.device is Device.UNKNOWN \
                 and self.index.resolve(qualified) is None and "." in qualified:
             # `BatchPrefillWithRaggedKVCacheWrapper(...)` from a library: an object of that class.
-            return Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset({qualified}))
+            return Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset({qualified}),
+                        items=self._library_fields(kwargs, context))
         if kind == "handle-factory":
             return _handle("event" if callee.refs & EVENT_HANDLES else "stream", value)
         if kind == "callable" and callee.refs:
@@ -2392,6 +2400,20 @@ class Inference:
         if callee.value_kind is None and callee.device is Device.UNKNOWN and not class_like(last):
             return self._made_on_the_host(kwargs, context)  # (a class's constructor makes an object)
         return UNKNOWN
+
+    def _library_fields(self, kwargs: tuple, context: Context) -> tuple:
+        """The tensors a library class is given by keyword, as fields of that name: Megatron's
+        `PackedSeqParams(cu_seqlens_q=cu_seqlens_padded, ...)` keeps each in the attribute its keyword
+        names (a dataclass), and verl reads `packed_seq_params.cu_seqlens_q_padded[i]` elsewhere. Only
+        tensors whose device is known are kept (`attribute` reads them, `LIBRARY_FIELDS`)."""
+        fields = []
+        for name, value in kwargs[:MAX_LIBRARY_FIELDS]:
+            if name == "**" or value[0] in ("lit", "lambda"):
+                continue
+            fact = self.eval(value, context)
+            if fact.is_tensor:
+                fields.append(("field", name, fact))
+        return (LIBRARY_FIELDS, *fields) if fields else ()
 
     def _made_on_the_host(self, kwargs: tuple, context: Context) -> Fact:
         """A call the index does not know that passes `device="cpu"`: a CPU tensor, if a tensor, by

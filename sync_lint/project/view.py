@@ -101,6 +101,11 @@ class ProjectView:
             return fact if _informative(fact) else None
         return None
 
+    def from_a_library(self, dotted: str) -> bool:
+        """Whether a qualified name (`megatron.core.packed_seq_params.PackedSeqParams`) is defined outside
+        the project."""
+        return "." in dotted and self.inference.index.resolve(dotted) is None
+
     def qualified(self, dotted: str) -> Fact | None:
         """A qualified name (`pkg.buffers.SCRATCH`): what the project says it is."""
         fact = self.inference.qualified(dotted)
