@@ -2454,3 +2454,21 @@ def test_a_library_class_keeps_the_tensors_it_is_given_by_keyword(tmp_path: Path
         ),
     })
     assert [(d.code, d.start.row) for d in found if d.code != "SL601"] == [("SL101", 9), ("SL104", 14)]
+
+
+def test_a_tensor_parameter_whose_device_the_body_computes_on_is_on_the_accelerator(tmp_path: Path) -> None:
+    # torchtitan's expert-parallel `_permute(routed, counts)`: `device = counts.device` and then
+    # `torch.arange(counts.sum(), device=device)`. `counts.device` is taken for an accelerator, so
+    # `counts` is on it too (by convention), in that function only. A parameter not known to be a
+    # tensor (an object with a `device` field) is not made one.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/dispatch.py": (
+            "import torch\n\n\ndef permute(routed, counts: torch.Tensor):\n    device = counts.device\n"
+            "    total = counts.sum()\n    return routed[torch.arange(total, device=device)]\n\n\n"
+            "def plain(counts: torch.Tensor):\n    return counts.sum().item()\n\n\n"
+            "def batch(forward_batch, n: int):\n    if forward_batch:\n"
+            "        return torch.zeros(n, device=forward_batch.device)\n"
+        ),
+    })
+    assert [(d.code, d.start.row, d.confidence) for d in found] == [("SL104", 7, "convention")]

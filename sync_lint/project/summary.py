@@ -44,7 +44,7 @@ from sync_lint.project.values import MAX_DEPTH, MAX_JOIN, NONE, OFF_CUDA, UNKNOW
 _BUILTINS = frozenset(dir(builtins))
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 58
+SUMMARY_FORMAT = 59
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -94,6 +94,10 @@ class FunctionInfo:
     # (line, parameter): a call on that line takes the parameter, unrebound, for its device
     # (`torch.tensor(..., device=device)`, `x.to(device)`): a call that leaves it None copies nothing.
     device_params: tuple[tuple[int, str], ...] = ()
+    # (line, parameter): a call on that line takes the parameter's own device for its device
+    # (`torch.arange(n, device=counts.device)`, `d = x.device; y.to(d)`): the body treats the parameter
+    # as a tensor on the device it computes on, an accelerator by convention (`ProjectView.param`).
+    placed_params: tuple[tuple[int, str], ...] = ()
     # A method that runs only while an instance of its class is built (`construction_methods`):
     # what it calls runs then too, so what those calls allocate with no `device=` is on the
     # builder's device when the class is an `nn.Module`.
@@ -291,6 +295,7 @@ def map_lines(summary: ModuleSummary, to: Callable[[int], int]) -> ModuleSummary
                        none_guards=guards(info.none_guards),
                        branches=tuple((to(test), to(first), to(last)) for test, first, last in info.branches),
                        device_params=tuple((to(line), name) for line, name in info.device_params),
+                       placed_params=tuple((to(line), name) for line, name in info.placed_params),
                        predicate_arms=tuple((to(first), to(last), c) for first, last, c in info.predicate_arms))
 
     def klass(info: ClassInfo) -> ClassInfo:
@@ -1448,9 +1453,11 @@ class _Summarizer:
         if info is None:
             return
         for device in devices:
-            value = self.value(device, scope) if isinstance(device, ast.Name) else None
+            value = self.value(device, scope) if isinstance(device, (ast.Name, ast.Attribute)) else None
             if value is not None and value[0] == "param":
                 info.device_params = (*info.device_params, (node.lineno, value[1]))
+            elif value is not None and value[0] == "attr" and value[2] == "device" and value[1][0] == "param":
+                info.placed_params = (*info.placed_params, (node.lineno, value[1][1]))
 
     def _call(self, node: ast.Call, scope: _Scope) -> None:
         self._list_field_add(node, scope)

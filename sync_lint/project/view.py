@@ -40,6 +40,15 @@ class ProjectView:
         fact = self.inference.param(qualified, name)
         if fact.is_unknown_tensor:  # calls that disagree: the body's own reading (`Inference.body_param`)
             fact = self.inference.body_param(qualified, name)
+        if fact.is_unknown_tensor:  # a tensor, by its annotation or its callers: not an object with a device
+            placed = [line for line, param in self.summary.functions[function].placed_params if param == name]
+            if placed:
+                # `torch.arange(total, device=counts.device)`: the body computes on the parameter's device,
+                # which is taken for an accelerator (`x.device` of a value not known), so the parameter is
+                # on it too. Only here: what flows out of the function keeps the callers' answer.
+                return Fact(Device.GPU, tensor_like=True, convention=True, subject=name,
+                            reason=f"its device is the device of a call at line {placed[0]}, an accelerator by "
+                                   "convention")
         return fact if _informative(fact) or fact.value_kind == "none" else None
 
     def builds_module(self, function: str) -> bool | None:
