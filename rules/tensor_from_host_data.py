@@ -8,7 +8,9 @@ Flags tensor creation that copies host data to the GPU with a blocking copy:
   tensor);
 - `gpu_t.new_tensor(data)`, which creates on `gpu_t`'s device;
 - `torch.tensor([t0, t1])` built from GPU tensors (with or without `device=`),
-  which reads every element with `.item()`;
+  which reads every element with `.item()`, and so does a CPU tensor type given
+  them (`torch.Tensor([t0, t1])`, `torch.FloatTensor([...])`: DeepSpeed's pipeline
+  engine built its loss pair so);
 - a legacy GPU tensor type given data: `torch.cuda.FloatTensor([norm])`,
   `torch.cuda.ByteTensor([overflow])`, and the same types reached through a
   platform object (DeepSpeed's `get_accelerator().FloatTensor([...])`, whose CUDA
@@ -48,7 +50,8 @@ A legacy GPU type given a list or tuple takes the same path
 `torch.cuda.LongTensor((1, 2, 3))` each waited 30.0 ms, as did
 `torch.tensor([total], device="cuda")`; `torch.cuda.FloatTensor(n)` and
 `torch.cuda.FloatTensor(2, 3)` took 0.02 ms and `torch.full((1,), total,
-device="cuda")` 0.04 ms.
+device="cuda")` 0.04 ms. `torch.Tensor([t0, t1])` of 0-dim GPU tensors waited
+30.0 ms in the same probe.
 
 ## Example
 ```python
@@ -218,6 +221,8 @@ class TensorFromHostData(Rule):
         Example("import torch\nx = torch.full((), 5, device='cuda')\n"),
         Example("import torch\nx = torch.cuda.FloatTensor([0.5])\n", (2,)),
         Example("import torch\nx = torch.cuda.FloatTensor(4)\ny = torch.FloatTensor([0.5])\n"),
+        Example("import torch\nt = torch.ones((), device='cuda')\nx = torch.Tensor([t, t * 2])\n", (3,)),
+        Example("import torch\nt = torch.ones(())\nx = torch.Tensor([t, t * 2])\n"),
     )
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -233,12 +238,23 @@ class TensorFromHostData(Rule):
         """`torch.cuda.FloatTensor([norm])`, or DeepSpeed's `get_accelerator().FloatTensor([norm])`: a
         legacy GPU tensor type given data builds it on the host and copies it over, as `torch.tensor`."""
         kind = self.ctx.devices.fact(node.func)
-        if kind.value_kind != "tensor-type" or kind.device_value is not Device.GPU:
+        cpu_type = self.ctx.imports.resolve(node.func) == "torch.Tensor" or \
+            kind.value_kind == "tensor-type" and kind.device_value is not Device.GPU
+        if kind.value_kind != "tensor-type" and not cpu_type:
             return
         positional = [a for a in node.args if a.keyword is None]
         if len(positional) != 1 or positional[0].star or _no_elements(positional[0].value):
             return
         data = positional[0].value
+        if cpu_type:
+            # `torch.Tensor([dp_loss, agg_loss])` (DeepSpeed's pipeline engine): a CPU type given GPU
+            # elements reads each with `.item()` (measured: it waited for a 30 ms queue).
+            if self._gpu_elements(data):
+                spelled = abbreviate(self.ctx.text(node.func))
+                self.report(node, f"`{spelled}(<data>)`, a CPU tensor type given GPU tensors, reads every "
+                            "element with `.item()`, one sync per element; use `torch.stack`",
+                            fact=self.gpu_fact(data.elements[0].value))  # type: ignore[attr-defined]
+            return
         makes_from_data = "data" in kind.items  # `partial(torch.tensor, device="cuda")`
         if makes_from_data:
             given = self.ctx.devices.fact(data)
