@@ -2472,3 +2472,18 @@ def test_a_tensor_parameter_whose_device_the_body_computes_on_is_on_the_accelera
         ),
     })
     assert [(d.code, d.start.row, d.confidence) for d in found] == [("SL104", 7, "convention")]
+
+
+def test_an_augmented_bitwise_assignment_keeps_its_operator(tmp_path: Path) -> None:
+    # LightGlue's `keep = scores > t; keep |= confidences <= c`: a bitwise or of two masks is a mask
+    # on their device; read as an arithmetic op it lost the device of the GPU operand.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/prune.py": (
+            "import torch\n\n\ndef prune_mask(confidences, scores):\n    keep = scores > 0.5\n"
+            "    keep |= confidences <= 0.1\n    return keep\n\n\n"
+            "def prune(x, descriptors):\n    conf = torch.ones(4, device='cuda')\n"
+            "    return descriptors[prune_mask(conf, x)]\n"
+        ),
+    })
+    assert [(d.code, d.start.row) for d in found] == [("SL202", 12)]

@@ -1036,7 +1036,8 @@ class _Summarizer:
             node: ast.AugAssign = source  # type: ignore[assignment]
             # `loss /= num_steps` combines what `loss` held before it with the operand, read where the
             # statement runs: not the operand alone (a tensor divided by a count is no number).
-            return ("op", (self.value(node.target, scope, level), self.value(node.value, scope, level)))
+            operands = (self.value(node.target, scope, level), self.value(node.value, scope, level))
+            return ("op", operands, "bit") if isinstance(node.op, _BITWISE) else ("op", operands)
         if how == "import":
             return ("name", source)  # a qualified module or object name
         if how == "def":
