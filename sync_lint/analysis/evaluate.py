@@ -597,7 +597,7 @@ class Evaluator:
                 fields = tuple(("field", a.keyword.value, self.fact(a.value)) for a in expr.args if a.keyword)
                 return Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset({NAMESPACE}),
                             items=("exact", *fields))
-            if self.project is not None and class_like(qual) and not qual.startswith("numpy.") \
+            if self.project is not None and class_like(qual) and not qual.startswith("numpy.") and qual != NAMESPACE \
                     and any(a.keyword is not None for a in expr.args) and self.project.from_a_library(qual):
                 fields = self._library_fields(expr)
                 if fields:  # `PackedSeqParams(cu_seqlens_q=cu, ...)`: as `Inference._library_fields`

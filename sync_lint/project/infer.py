@@ -2364,7 +2364,7 @@ class Inference:
                 and self.index.resolve(qualified) is None and "." in qualified:
             # `BatchPrefillWithRaggedKVCacheWrapper(...)` from a library: an object of that class.
             return Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset({qualified}),
-                        items=self._library_fields(kwargs, context))
+                        items=self._library_fields(kwargs, context) if qualified != NAMESPACE else ())
         if kind == "handle-factory":
             return _handle("event" if callee.refs & EVENT_HANDLES else "stream", value)
         if kind == "callable" and callee.refs:
