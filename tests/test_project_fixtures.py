@@ -2495,3 +2495,25 @@ def test_an_augmented_bitwise_assignment_keeps_its_operator(tmp_path: Path) -> N
         ),
     })
     assert [(d.code, d.start.row) for d in found] == [("SL202", 12)]
+
+
+def test_a_none_fallback_no_call_takes_is_not_read(tmp_path: Path) -> None:
+    # transformers' ASR encoders: `max_length = target_length if target_length is not None else
+    # lengths.max()`, then `torch.arange(max_length, ...)`; every call passes `target_length=x.shape[1]`,
+    # so the GPU maximum is never the size. Where a call leaves it None, the fallback is read.
+    method = (
+        "    def {name}(self, attention_mask: torch.Tensor, target_length: int | None = None):\n"
+        "        lengths = attention_mask.sum(-1)\n"
+        "        max_length = target_length if target_length is not None else lengths.max()\n"
+        "        return torch.arange(max_length, device=attention_mask.device) < lengths[:, None]\n\n"
+    )
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/asr.py": (
+            "import torch\n\n\nclass Enc(torch.nn.Module):\n" + method.format(name="mask")
+            + method.format(name="mask2")
+            + "    def forward(self, hidden, attention_mask):\n"
+            "        return self.mask(attention_mask, target_length=hidden.shape[1]), self.mask2(attention_mask)\n"
+        ),
+    })
+    assert [(d.code, d.start.row) for d in found if d.code != "SL601"] == [("SL104", 13)]

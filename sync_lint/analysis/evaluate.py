@@ -1085,8 +1085,12 @@ class Evaluator:
     def _eval_ifexp(self, expr: cst.IfExp) -> Fact:
         if holds_with_a_gpu(expr.test):  # `cpu.pin_memory() if PIN_MEMORY else cpu`
             return self.fact(expr.body)
-        body, orelse = self.fact(expr.body), self.fact(expr.orelse)
         tested = none_test(expr.test)
+        if tested is not None and self._never_none(tested[0]):
+            # `target_length if target_length is not None else lengths.max()` where every call passes a
+            # length: the fallback never runs (transformers' ASR encoders' subsampled masks).
+            return self.fact(expr.orelse if tested[1] else expr.body)
+        body, orelse = self.fact(expr.body), self.fact(expr.orelse)
         if tested is not None and dotted_name(expr.body if not tested[1] else expr.orelse) == tested[0]:
             # `x if x is not None else <GPU tensor>`: see `none_fallback`.
             when_none, given = (body, orelse) if tested[1] else (orelse, body)
@@ -1094,6 +1098,12 @@ class Evaluator:
             if fallback is not None:
                 return fallback
         return join(body, orelse)
+
+    def _never_none(self, name: str) -> bool:
+        """Whether `name` is a parameter of the function being walked that every known call of it
+        passes a value certainly not None (`Inference.never_none`)."""
+        function = self.binder.function_qualname()
+        return self.project is not None and function is not None and self.project.never_none(function, name)
 
     def _eval_paren_free(self, expr: cst.BaseExpression) -> Fact:
         return PYTHON

@@ -2642,7 +2642,7 @@ class Inference:
             if "dtype" in dict(kwargs):  # `.to(device, dtype=torch.bool)`
                 return with_dtype(moved, self._dtype_named(dict(kwargs)["dtype"], context))
             return moved
-        if method == "type_as" and len(args) == 1 and not kwargs:
+        if method == "type_as" and len(args) == 1 and args[0][0] != "*" and not kwargs:
             # `table.type_as(x)` is `table.to(x)`: it takes `x`'s dtype and device too (VideoMAE's CPU
             # sinusoid table copied to the GPU on every forward).
             other = self.eval(args[0], context)

@@ -62,6 +62,14 @@ class ProjectView:
         (`ProjectIndex.unreferenced`)."""
         return self.inference.index.unreferenced(self.module, function)
 
+    def never_none(self, function: str, name: str) -> bool:
+        """Whether every known call of the module's function `function` (a local qualname) passes its
+        parameter `name` a value certainly not None (`Inference.never_none`)."""
+        info = self.summary.functions.get(function)
+        if info is None or not any(param.name == name for param in info.params):
+            return False
+        return self.inference.never_none(self._qualified(function), name)
+
     def never_runs(self, function: str, line: int) -> tuple[str, str] | None:
         """Why `line` of the module's function `function` (a local qualname) runs on no known call
         (`Inference.never_runs`)."""
