@@ -39,9 +39,11 @@ from sync_lint.analysis.facts import (
     host_list,
     is_host_list,
     join,
+    library_fields,
     made_by_tensor_type,
     module_in,
     module_output,
+    moved_like,
     nn_module,
     none_fallback,
     pieces_of,
@@ -57,8 +59,6 @@ from sync_lint.analysis.flow import Deferred
 from sync_lint.analysis.imports import ImportTable
 from sync_lint.analysis.knowledge import (
     ACCELERATOR_NAMES,
-    LIBRARY_FIELDS,
-    MAX_LIBRARY_FIELDS,
     NAMESPACE,
     class_like,
     CONTAINERS,
@@ -599,10 +599,10 @@ class Evaluator:
                             items=("exact", *fields))
             if self.project is not None and class_like(qual) and not qual.startswith("numpy.") and qual != NAMESPACE \
                     and any(a.keyword is not None for a in expr.args) and self.project.from_a_library(qual):
-                fields = self._library_fields(expr)
-                if fields:  # `PackedSeqParams(cu_seqlens_q=cu, ...)`: as `Inference._library_fields`
-                    return Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset({qual}),
-                                items=(LIBRARY_FIELDS, *fields), reason="created by {code}", origin=expr)
+                fields = library_fields((a.keyword.value, self.fact(a.value)) for a in expr.args if a.keyword)
+                if fields:  # `PackedSeqParams(cu_seqlens_q=cu, ...)`
+                    return Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset({qual}), items=fields,
+                                reason="created by {code}", origin=expr)
             if qual == "itertools.islice" and expr.args and not expr.args[0].star:
                 return self.fact(expr.args[0].value)  # `islice(self.layers, start, end)`: the same elements
             if qual.startswith("numpy."):
@@ -654,12 +654,6 @@ class Evaluator:
             if nn_module(callee):  # `model(input_ids)`, `self.layers[i](hidden)`
                 return self._module_call(expr, callee)
         return self._made_on_the_host(expr)
-
-    def _library_fields(self, expr: cst.Call) -> tuple:
-        """The tensors of known device a library class is given by keyword, as its fields."""
-        keywords = [a for a in expr.args if a.keyword is not None][:MAX_LIBRARY_FIELDS]
-        facts = ((a.keyword.value, self.fact(a.value)) for a in keywords if a.keyword is not None)
-        return tuple(("field", name, fact) for name, fact in facts if fact.is_tensor)
 
     def _made_on_the_host(self, expr: cst.Call) -> Fact:
         """A call nobody here knows that passes `device="cpu"` (SGLang's grammar backends'
@@ -883,14 +877,7 @@ class Evaluator:
         if method == "to":
             return self._eval_to(expr, owner)
         if method == "type_as" and len(expr.args) == 1 and expr.args[0].keyword is None:
-            # `table.type_as(x)` is `table.to(x)`: it takes `x`'s dtype and device too.
-            other = self.fact(expr.args[0].value)
-            if other.is_tensor:
-                return Fact(Device.CPU if other.device is Device.PINNED else other.device, ndim=owner.ndim,
-                            dtype=other.dtype, reason="moved by {code}", origin=expr, convention=other.by_convention)
-            if owner.is_cpu:  # as `.to(x.device)` of an `x` not known: an accelerator, by convention only
-                return Fact(Device.GPU, ndim=owner.ndim, reason="moved by {code}", origin=expr, convention=True)
-            return replace(owner, dtype=None, tensor_like=True)
+            return moved_like(owner, self.fact(expr.args[0].value), "moved by {code}", expr)
         if method == "type" and expr.args and (owner.is_tensor or owner.is_unknown_tensor):
             legacy = self.legacy_type(expr.args[0].value)
             if legacy is not None:  # `mask.type(torch.BoolTensor)`: a copy to that type's device

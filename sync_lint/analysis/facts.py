@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Callable, Iterable
 
-from sync_lint.analysis.knowledge import device_kind, dtype_kind
+from sync_lint.analysis.knowledge import LIBRARY_FIELDS, MAX_LIBRARY_FIELDS, device_kind, dtype_kind
 
 if TYPE_CHECKING:
     import libcst as cst
@@ -626,3 +626,24 @@ def abbreviate(code: str, limit: int = 60) -> str:
             return f"{head}(..., {tail[:end]})"
         return f"{head}(...)"
     return code[: limit - 3] + "..."
+
+
+def moved_like(owner: Fact, other: Fact, reason: str, origin: "cst.CSTNode | None" = None) -> Fact:
+    """`owner.type_as(other)`, which is `owner.to(other)`: the other tensor's device and dtype. Where the
+    other is not known, a CPU `owner` is taken to move to an accelerator by convention only, as
+    `.to(x.device)` of an `x` not known is (VideoMAE's CPU sinusoid table `type_as` its GPU input)."""
+    if other.is_tensor:
+        return Fact(Device.CPU if other.device is Device.PINNED else other.device, ndim=owner.ndim,
+                    dtype=other.dtype, reason=reason, origin=origin, convention=other.by_convention)
+    if owner.is_cpu:
+        return Fact(Device.GPU, ndim=owner.ndim, reason=reason, origin=origin, convention=True)
+    return replace(owner, dtype=None, tensor_like=True)
+
+
+def library_fields(given: Iterable[tuple[str, Fact]]) -> tuple:
+    """The items of an object of a library class built with these keyword arguments (name, fact; at
+    most `MAX_LIBRARY_FIELDS` of them read): the tensors of known device, as the fields of those names
+    (Megatron's `PackedSeqParams(cu_seqlens_q=cu, ...)`, a dataclass); empty when there is none."""
+    fields = tuple(("field", name, fact) for _, (name, fact) in zip(range(MAX_LIBRARY_FIELDS), given)
+                   if fact.is_tensor)
+    return (LIBRARY_FIELDS, *fields) if fields else ()

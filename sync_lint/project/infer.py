@@ -57,9 +57,11 @@ from sync_lint.analysis.facts import (
     device_value,
     host_list,
     is_exact,
+    library_fields,
     made_by_tensor_type,
     module_in,
     module_output,
+    moved_like,
     nn_module,
     pieces_of,
     replace,
@@ -69,7 +71,6 @@ from sync_lint.analysis.facts import (
 from sync_lint.analysis.knowledge import (
     ACCELERATOR_NAMES,
     LIBRARY_FIELDS,
-    MAX_LIBRARY_FIELDS,
     NAMESPACE,
     class_like,
     CONTAINERS,
@@ -2364,7 +2365,9 @@ class Inference:
                 and self.index.resolve(qualified) is None and "." in qualified:
             # `BatchPrefillWithRaggedKVCacheWrapper(...)` from a library: an object of that class.
             return Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset({qualified}),
-                        items=self._library_fields(kwargs, context) if qualified != NAMESPACE else ())
+                        items=library_fields((name, self.eval(v, context)) for name, v in kwargs
+                                             if name != "**" and v[0] not in ("lit", "lambda"))
+                        if qualified != NAMESPACE else ())
         if kind == "handle-factory":
             return _handle("event" if callee.refs & EVENT_HANDLES else "stream", value)
         if kind == "callable" and callee.refs:
@@ -2400,20 +2403,6 @@ class Inference:
         if callee.value_kind is None and callee.device is Device.UNKNOWN and not class_like(last):
             return self._made_on_the_host(kwargs, context)  # (a class's constructor makes an object)
         return UNKNOWN
-
-    def _library_fields(self, kwargs: tuple, context: Context) -> tuple:
-        """The tensors a library class is given by keyword, as fields of that name: Megatron's
-        `PackedSeqParams(cu_seqlens_q=cu_seqlens_padded, ...)` keeps each in the attribute its keyword
-        names (a dataclass), and verl reads `packed_seq_params.cu_seqlens_q_padded[i]` elsewhere. Only
-        tensors whose device is known are kept (`attribute` reads them, `LIBRARY_FIELDS`)."""
-        fields = []
-        for name, value in kwargs[:MAX_LIBRARY_FIELDS]:
-            if name == "**" or value[0] in ("lit", "lambda"):
-                continue
-            fact = self.eval(value, context)
-            if fact.is_tensor:
-                fields.append(("field", name, fact))
-        return (LIBRARY_FIELDS, *fields) if fields else ()
 
     def _made_on_the_host(self, kwargs: tuple, context: Context) -> Fact:
         """A call the index does not know that passes `device="cpu"`: a CPU tensor, if a tensor, by
@@ -2643,15 +2632,7 @@ class Inference:
                 return with_dtype(moved, self._dtype_named(dict(kwargs)["dtype"], context))
             return moved
         if method == "type_as" and len(args) == 1 and args[0][0] != "*" and not kwargs:
-            # `table.type_as(x)` is `table.to(x)`: it takes `x`'s dtype and device too (VideoMAE's CPU
-            # sinusoid table copied to the GPU on every forward).
-            other = self.eval(args[0], context)
-            if other.is_tensor:
-                return Fact(Device.CPU if other.device is Device.PINNED else other.device, dtype=other.dtype,
-                            reason=f"moved by `.type_as({render(args[0], 30)})`", convention=other.by_convention)
-            if owner.is_cpu:  # as `.to(x.device)` of an `x` not known: an accelerator, by convention only
-                return Fact(Device.GPU, reason=f"moved by `.type_as({render(args[0], 30)})`", convention=True)
-            return replace(owner, ndim=None, dtype=None)
+            return moved_like(owner, self.eval(args[0], context), f"moved by `.type_as({render(args[0], 30)})`")
         if method in NEW_METHODS:
             device = dict(kwargs).get("device")
             if device is not None:
