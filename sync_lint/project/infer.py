@@ -1276,6 +1276,9 @@ class Inference:
         # (attribute, module, class) -> a layer stack holding instances: `self.layers = nn.ModuleList(
         # [Layer(...) for i in range(n)])`, whose elements the class's methods call in a loop.
         held_in: set[tuple[str, str, str]] = set()
+        # attribute -> the project bases of a class that stores an instance into its `self.attr`: their
+        # methods' `self.attr(...)` call it too, on an object of that class.
+        in_bases: dict[str, set[str]] = {}
         for target in classes[:_MAX_OVERRIDES + 1]:
             for caller, call, _skip in self._callers_of_class(target):
                 getter = caller.functions.get(call.function) if call.function else None
@@ -1286,6 +1289,9 @@ class Inference:
                 for store in caller.stores:
                     if store.line == call.line and store.value[0] == "call" and store.value[1] == call.func:
                         stored_in.setdefault(store.attr, set()).add(caller.module)
+                        for base_module, base in self._bases_of_owner(caller, store):
+                            stored_in[store.attr].add(base_module)
+                            in_bases.setdefault(store.attr, set()).add(base)
                     elif getter is not None and getter.class_name is not None and store.function == call.function \
                             and store.base == ("param", "self") and call.func in self._stacked(caller, store.value):
                         held_in.add((store.attr, caller.module, getter.qualname.rpartition(".")[0]))
@@ -1301,11 +1307,29 @@ class Inference:
             for caller, call in self.index.calls_named(name, stored_in[name]):
                 if call.func[0] != "attr" or call.func[2] != name:
                     continue
+                method_info = caller.functions.get(call.function) if call.function else None
+                if name in in_bases and call.func[1] == ("param", "self") and method_info is not None and \
+                        _class_of(caller, method_info) in in_bases[name]:
+                    out.append((caller, call, 1))
+                    continue
                 context = self._context(caller, call.function, "types")
                 called = self.eval(call.func, context)
                 target = self.call_target(called, "types") if called.value_kind == "object" and called.refs else None
                 if target is not None and function in target.refs:
                     out.append((caller, call, 1))  # the object is `self`
+        return out
+
+    def _bases_of_owner(self, summary: ModuleSummary, store: Store) -> list[tuple[str, str]]:
+        """(module, class) of each project base of the class whose method makes the store `self.attr =
+        ...`: a subclass that puts its own object in a field its base calls (torchtitan's `GptOssMoE`
+        stores `GptOssGroupedExperts()` into the `experts` that `MoE.forward` calls) has it called there."""
+        if store.owner is None or store.base != ("param", "self"):
+            return []
+        out = []
+        for base in self.index.mro(summary.qualified(store.owner))[1:]:
+            found = self.index.klass(base)
+            if found is not None:
+                out.append((found[0].module, base))
         return out
 
     def _factory_stores(self, factory: str, stored_in: dict[str, set[str]]) -> None:
