@@ -70,6 +70,12 @@ def fact_of(source: str, **settings: object) -> tuple[Fact, str]:
         ("import torch, triton\nx = torch.arange(4, device='cuda')\nprobe(triton.cdiv(x, 8))", Device.GPU),
         ("import torch\nfrom pkg.utils import triton\nx = torch.arange(4)\nprobe(triton.cdiv(x, 8))", Device.CPU),
         ("import triton\nprobe(triton.cdiv(7, 8))", Device.NOT_TENSOR),
+        # A symmetric-memory buffer is placed as `torch.empty(..., device=...)` places it.
+        ("import torch.distributed._symmetric_memory as symm_mem\nprobe(symm_mem.empty(8, device='cuda'))",
+         Device.GPU),
+        ("import torch.distributed._symmetric_memory as symm_mem\ndef f(device):\n    probe(symm_mem.empty(8, "
+         "device=device))", Device.GPU),
+        ("from torch.distributed import _symmetric_memory as sm\nprobe(sm.empty(8, device='cpu'))", Device.CPU),
     ],
 )
 def test_fact_device(source: str, device: Device) -> None:

@@ -64,6 +64,7 @@ from sync_lint.analysis.knowledge import (
     CONTAINERS,
     CONVERTED_NUMBERS,
     CPU_FACTORIES,
+    DEVICE_ALLOCATORS,
     DTYPE_NAMES,
     ELEMENTWISE,
     EMPTY_CONTAINERS,
@@ -696,6 +697,8 @@ class Evaluator:
         return self.fact(expr)
 
     def _eval_torch_call(self, expr: cst.Call, qual: str) -> Fact:
+        if qual in DEVICE_ALLOCATORS and any(a.keyword is not None and a.keyword.value == "device" for a in expr.args):
+            qual = DEVICE_ALLOCATORS[qual]
         legacy = legacy_tensor_type(qual)
         if legacy is not None:  # `torch.cuda.FloatTensor([norm])`: a tensor on the type's device
             return made_by_tensor_type(tensor_type(*legacy), legacy_ndim(expr), "created by {code}", expr)

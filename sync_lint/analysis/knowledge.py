@@ -18,6 +18,9 @@ NEW_METHODS = frozenset("new_zeros new_ones new_empty new_full new_tensor".split
 # tuple itself is a Python value (a truth test of it reads nothing), its pieces are tensors.
 SPLITTING_OPS = frozenset("split chunk unbind tensor_split hsplit vsplit dsplit split_with_sizes unsafe_split".split())
 CPU_FACTORIES = frozenset("from_numpy frombuffer from_file".split())
+# Allocators outside `torch.*` factories that place a tensor as `torch.empty(..., device=...)` does: a
+# symmetric-memory buffer (`symm_mem.empty(n, device=device)`) is device memory that peers map.
+DEVICE_ALLOCATORS = {"torch.distributed._symmetric_memory.empty": "torch.empty"}
 # `torch.nn.Module` as imports resolve it.
 NN_MODULE_CLASSES = frozenset({"torch.nn.Module", "torch.nn.modules.module.Module"})
 # The container types an annotation may name (`list[Tensor]`, `dict[str, Req]`), by their last name.

@@ -76,6 +76,7 @@ from sync_lint.analysis.knowledge import (
     CONTAINERS,
     CONVERTED_NUMBERS,
     CPU_FACTORIES,
+    DEVICE_ALLOCATORS,
     DTYPE_NAMES,
     EVENT_HANDLES,
     FACTORIES,
@@ -2511,6 +2512,8 @@ class Inference:
                     reason=f"`functools.partial({render(target)}, device={render(given['device'], 30)})`")
 
     def _torch_call(self, qualified: str, args: tuple, kwargs: tuple, context: Context) -> Fact:
+        if qualified in DEVICE_ALLOCATORS and any(kw[0] == "device" for kw in kwargs):
+            qualified = DEVICE_ALLOCATORS[qualified]
         namespace, _, last = qualified.rpartition(".")
         if qualified.startswith("numpy."):
             return NUMPY
