@@ -221,6 +221,31 @@ def test_a_module_returns_a_tensor_where_its_input_is(source: str, device: Devic
     assert fact.by_convention is convention
 
 
+@pytest.mark.parametrize(
+    "source,device",
+    [
+        # A loss function built at run time, called on the model's GPU output: the loss is there too.
+        ("import torch\nclass R:\n    def __init__(self, cfg):\n        self._loss_fn = build(cfg.loss)\n"
+         "    def step(self, n):\n        logits = torch.zeros(n, 8, device='cuda')\n"
+         "        probe(self._loss_fn(logits, None))", Device.GPU),
+        ("import torch\ndef f(criterion, n):\n    out = torch.zeros(n, device='cuda')\n    probe(criterion(out, out))",
+         Device.GPU),
+        # Inputs on the host, or no input known: nothing is said.
+        ("import torch\ndef f(criterion, n):\n    probe(criterion(torch.zeros(n), None))", Device.UNKNOWN),
+        ("import torch\ndef f(criterion, out):\n    probe(criterion(out))", Device.UNKNOWN),
+        # Another name says nothing of what the call returns.
+        ("import torch\ndef f(score_fn, n):\n    probe(score_fn(torch.zeros(n, device='cuda')))", Device.UNKNOWN),
+        # A 0-d loss does not unpack: a call that is unpacked returned something else.
+        ("import torch\ndef f(loss_fn, n):\n    loss, metrics = loss_fn(torch.zeros(n, device='cuda'))\n"
+         "    probe(metrics)", Device.UNKNOWN),
+    ],
+)
+def test_a_loss_function_not_known_here_returns_the_loss_where_its_input_is(source: str, device: Device) -> None:
+    fact = fact_of(source)[0]
+    assert fact.device is device
+    assert fact.by_convention or device is not Device.GPU
+
+
 def test_branches_join_conservatively() -> None:
     source = """
     import torch

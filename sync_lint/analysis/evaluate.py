@@ -40,6 +40,7 @@ from sync_lint.analysis.facts import (
     is_host_list,
     join,
     library_fields,
+    loss_output,
     made_by_tensor_type,
     module_in,
     module_output,
@@ -654,7 +655,16 @@ class Evaluator:
                     return result
             if nn_module(callee):  # `model(input_ids)`, `self.layers[i](hidden)`
                 return self._module_call(expr, callee)
+            loss = self._loss_call(expr, func.value) if isinstance(func, cst.Name) and callee.value_kind is None \
+                else None
+            if loss is not None:  # `criterion(output, target)`
+                return loss
         return self._made_on_the_host(expr)
+
+    def _loss_call(self, expr: cst.Call, name: str) -> Fact | None:
+        """A loss function nobody here knows, called on GPU tensors (`loss_output`)."""
+        found = loss_output(name, (self.fact(a.value) for a in expr.args if not a.star), "{code}")
+        return replace(found, origin=expr) if found is not None else None
 
     def _made_on_the_host(self, expr: cst.Call) -> Fact:
         """A call nobody here knows that passes `device="cpu"` (SGLang's grammar backends'
@@ -864,6 +874,9 @@ class Evaluator:
                 callee = self.fact(expr.func)
                 if nn_module(callee):
                     return self._module_call(expr, callee)
+                loss = self._loss_call(expr, method) if callee.value_kind is None else None
+                if loss is not None:  # `self._loss_fn(logits, labels)`
+                    return loss
             if owner.value_kind in ("self", "torch-object", "object", "class", "module", "nn-module", "device-module"):
                 return self._made_on_the_host(expr)
             return PYTHON

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Callable, Iterable
 
-from sync_lint.analysis.knowledge import LIBRARY_FIELDS, MAX_LIBRARY_FIELDS, device_kind, dtype_kind
+from sync_lint.analysis.knowledge import LIBRARY_FIELDS, LOSS_CALLEES, MAX_LIBRARY_FIELDS, device_kind, dtype_kind
 
 if TYPE_CHECKING:
     import libcst as cst
@@ -368,6 +368,20 @@ def module_output(module: Fact, inputs: "Iterable[Fact]", code: str, method: str
     what = "a module" if method in (None, "forward") else f"`.{method}()` of a module"
     return Fact(first.device, tensor_like=first.tensor_like, convention=True, via=first,
                 reason=f"{code} runs {what} of a class not known here, taken to return a tensor where its input is")
+
+
+def loss_output(name: str, inputs: "Iterable[Fact]", code: str) -> Fact | None:
+    """What a loss function nobody here knows returns (`self._loss_fn(logits, labels)`, named as
+    `LOSS_CALLEES` are): the loss, a 0-d tensor on the device of its first GPU input. A convention:
+    the name says it is a loss, and a loss is computed where its inputs are. None for another name,
+    or where no input is on the GPU."""
+    if name.lstrip("_") not in LOSS_CALLEES:
+        return None
+    first = next((fact for fact in inputs if fact.is_gpu), None)
+    if first is None:
+        return None
+    return Fact(Device.GPU, tensor_like=True, convention=True, ndim=0, dtype="float", via=first,
+                reason=f"{code} calls a loss function (so named) on a GPU tensor, taken to return the loss there")
 
 
 def is_exact(fact: Fact) -> bool:

@@ -750,6 +750,8 @@ class Binder:
             fields = self.evaluator.project.unpacked(value, count)  # a project `NamedTuple`
             if fields is not None:
                 return fields
+        if (value.is_tensor or value.is_unknown_tensor) and value.ndim == 0:
+            return [UNKNOWN] * count  # a 0-d tensor does not unpack: the value was something else
         if value.is_tensor or value.is_unknown_tensor:
             # `vals, idx = x.topk(k)`: parts live where x lives.
             return [replace(value, ndim=None) for _ in range(count)]

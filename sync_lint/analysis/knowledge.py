@@ -257,6 +257,10 @@ def device_kind(text: str) -> str | None:
 
 
 MODULE_NAMES = frozenset({"model", "module", "net", "network", "submodule"})
+# Names of a loss function held in a variable or attribute whose value is built at run time
+# (`self._loss_fn = config.instantiate(cfg.loss)`, `criterion = build_loss(cfg)`): called on the
+# model's output, it returns the loss, a 0-d tensor on that output's device.
+LOSS_CALLEES = frozenset({"loss_fn", "loss_func", "loss_function", "loss_fct", "loss_module", "criterion"})
 # The classes of `torch.nn` whose instances are no modules.
 NN_NON_MODULES = frozenset({"Parameter", "Buffer", "UninitializedParameter", "UninitializedBuffer"})
 

@@ -58,6 +58,7 @@ from sync_lint.analysis.facts import (
     host_list,
     is_exact,
     library_fields,
+    loss_output,
     made_by_tensor_type,
     module_in,
     module_output,
@@ -2426,6 +2427,11 @@ class Inference:
             return replace(PYTHON, dtype=CONVERTED_NUMBERS[func[1]]) if func[1] in CONVERTED_NUMBERS else PYTHON
         last = func[2] if func[0] == "attr" else func[1] if func[0] == "name" else ""
         if callee.value_kind is None and callee.device is Device.UNKNOWN and not class_like(last):
+            if context.mode != "types":  # `self._loss_fn(logits, labels)`
+                loss = loss_output(last, (self.eval(a, context) for a in args if a[0] != "*"),
+                                   f"`{render(value, 40)}`")
+                if loss is not None:
+                    return loss
             return self._made_on_the_host(kwargs, context)  # (a class's constructor makes an object)
         return UNKNOWN
 
