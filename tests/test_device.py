@@ -246,6 +246,28 @@ def test_a_loss_function_not_known_here_returns_the_loss_where_its_input_is(sour
     assert fact.by_convention or device is not Device.GPU
 
 
+@pytest.mark.parametrize(
+    "source,device",
+    [
+        # Hugging Face's `Trainer._prepare_inputs` moves a batch's tensors to the training device.
+        ("from transformers import Trainer\nclass T(Trainer):\n    def step(self, batch):\n"
+         "        inputs = super()._prepare_inputs(batch)\n        probe(inputs['input_ids'])", Device.GPU),
+        ("import transformers\nclass T(transformers.Trainer):\n    def step(self, batch):\n"
+         "        probe(self._prepare_inputs(batch).get('pixel_values'))", Device.GPU),
+        # The subclass's own `_prepare_inputs` is another function; another base says nothing.
+        ("from transformers import Trainer\nclass T(Trainer):\n    def _prepare_inputs(self, batch):\n"
+         "        return batch\n    def step(self, batch):\n        probe(self._prepare_inputs(batch)['ids'])",
+         Device.UNKNOWN),
+        ("from mylib import Runner\nclass T(Runner):\n    def step(self, batch):\n"
+         "        probe(super()._prepare_inputs(batch)['ids'])", Device.UNKNOWN),
+    ],
+)
+def test_a_trainers_prepared_inputs_are_on_the_training_device(source: str, device: Device) -> None:
+    fact = fact_of(source)[0]
+    assert fact.device is device
+    assert fact.by_convention or device is not Device.GPU
+
+
 def test_branches_join_conservatively() -> None:
     source = """
     import torch

@@ -48,6 +48,7 @@ from sync_lint.analysis.facts import (
     nn_module,
     none_fallback,
     pieces_of,
+    placed_by_library,
     put_entry,
     replace,
     spread_elements,
@@ -61,6 +62,7 @@ from sync_lint.analysis.imports import ImportTable
 from sync_lint.analysis.knowledge import (
     ACCELERATOR_NAMES,
     NAMESPACE,
+    PLACING_METHODS,
     class_like,
     CONTAINERS,
     CONVERTED_NUMBERS,
@@ -661,6 +663,24 @@ class Evaluator:
                 return loss
         return self._made_on_the_host(expr)
 
+    def _placed_by_library(self, expr: cst.Call, receiver: cst.BaseExpression, method: str) -> Fact | None:
+        """`super().method(x)`, or `self.method(x)` where the class does not define it, in a class
+        derived directly from a library class whose `method` moves `x` to the device
+        (`PLACING_METHODS`): `x` there (`placed_by_library`)."""
+        is_super = isinstance(receiver, cst.Call) and isinstance(receiver.func, cst.Name) and \
+            receiver.func.value == "super" and not receiver.args
+        is_self = isinstance(receiver, cst.Name) and receiver.value == "self"
+        where = self.binder.method_of()
+        if not (is_super or is_self) or where is None or not expr.args or expr.args[0].star or expr.args[0].keyword:
+            return None
+        node = where[0]
+        if is_self and any(isinstance(s, cst.FunctionDef) and s.name.value == method for s in node.body.body):
+            return None  # the class's own
+        if not any(self.imports.resolve(base.value) in PLACING_METHODS[method] for base in node.bases):
+            return None
+        placed = placed_by_library(self.fact(expr.args[0].value), "{code}")
+        return replace(placed, origin=expr)
+
     def _loss_call(self, expr: cst.Call, name: str) -> Fact | None:
         """A loss function nobody here knows, called on GPU tensors (`loss_output`)."""
         found = loss_output(name, (self.fact(a.value) for a in expr.args if not a.star), "{code}")
@@ -839,6 +859,9 @@ class Evaluator:
         return self.fact(expr).value_kind == "device"
 
     def _eval_method(self, expr: cst.Call, receiver: cst.BaseExpression, method: str) -> Fact:
+        placed = self._placed_by_library(expr, receiver, method) if method in PLACING_METHODS else None
+        if placed is not None:  # `super()._prepare_inputs(prompt_inputs)` of a Hugging Face `Trainer`
+            return placed
         owner = self.fact(receiver)
         if owner.device is Device.NOT_TENSOR:
             if owner.value_kind == "numpy":

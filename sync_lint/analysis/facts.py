@@ -370,6 +370,18 @@ def module_output(module: Fact, inputs: "Iterable[Fact]", code: str, method: str
                 reason=f"{code} runs {what} of a class not known here, taken to return a tensor where its input is")
 
 
+def placed_by_library(given: Fact, code: str) -> Fact:
+    """What a library method that moves its argument to the training device returns (`PLACING_METHODS`):
+    a tensor given, on the accelerator; anything else (a batch dict, a processor's output), a dict whose
+    tensors are there. A convention: the device is the run's (`args.device`), an accelerator in a
+    training run on one."""
+    why = f"{code} moves what it is given to the training device, an accelerator by convention"
+    moved = Fact(Device.GPU, tensor_like=True, convention=True, reason=why, via=given if given.is_tensor else None)
+    if given.is_tensor or given.is_unknown_tensor:
+        return replace(moved, ndim=given.ndim, dtype=given.dtype)
+    return Fact(Device.NOT_TENSOR, value_kind="dict", items=((None, moved),), convention=True, reason=why)
+
+
 def loss_output(name: str, inputs: "Iterable[Fact]", code: str) -> Fact | None:
     """What a loss function nobody here knows returns (`self._loss_fn(logits, labels)`, named as
     `LOSS_CALLEES` are): the loss, a 0-d tensor on the device of its first GPU input. A convention:

@@ -257,6 +257,13 @@ def device_kind(text: str) -> str | None:
 
 
 MODULE_NAMES = frozenset({"model", "module", "net", "network", "submodule"})
+# Methods a library base class gives its subclasses that move what they are given to the training
+# device: Hugging Face's `Trainer._prepare_inputs(inputs)` (`_prepare_input` for one value) sends every
+# tensor of a batch, nested in dicts, lists or tuples, to `self.args.device`. TRL's trainers call
+# `super()._prepare_inputs(prompt_inputs)` on the processor's output.
+TRAINER_CLASSES = frozenset({"transformers.Trainer", "transformers.trainer.Trainer", "transformers.Seq2SeqTrainer",
+                             "transformers.trainer_seq2seq.Seq2SeqTrainer"})
+PLACING_METHODS = {"_prepare_inputs": TRAINER_CLASSES, "_prepare_input": TRAINER_CLASSES}
 # Names of a loss function held in a variable or attribute whose value is built at run time
 # (`self._loss_fn = config.instantiate(cfg.loss)`, `criterion = build_loss(cfg)`): called on the
 # model's output, it returns the loss, a 0-d tensor on that output's device.

@@ -65,6 +65,7 @@ from sync_lint.analysis.facts import (
     moved_like,
     nn_module,
     pieces_of,
+    placed_by_library,
     replace,
     spread_elements,
     tensor_type,
@@ -73,6 +74,7 @@ from sync_lint.analysis.knowledge import (
     ACCELERATOR_NAMES,
     LIBRARY_FIELDS,
     NAMESPACE,
+    PLACING_METHODS,
     class_like,
     CONTAINERS,
     CONVERTED_NUMBERS,
@@ -2306,6 +2308,26 @@ class Inference:
                 return self.attribute(constructed(frozenset({cls})), name, context.mode, context.budget)
         return None
 
+    def _placed_by_library(self, func: Value, args: tuple, context: Context) -> Fact | None:
+        """`super().method(x)` or `self.method(x)` in a class whose project ancestors do not define
+        `method` and one of which derives from a library class whose `method` moves `x` to the device
+        (`PLACING_METHODS`): `x` there (`placed_by_library`)."""
+        if func[0] != "attr" or func[2] not in PLACING_METHODS or func[1] not in (_SUPER, ("param", "self")) or \
+                not args or args[0][0] == "*" or context.function is None or context.function.class_name is None:
+            return None
+        libraries = PLACING_METHODS[func[2]]
+        for cls in self.index.mro(context.summary.qualified(context.function.class_name)):
+            found = self.index.klass(cls)
+            if found is None:
+                continue
+            summary, info = found
+            if func[2] in info.methods and not (func[1] == _SUPER and summary.qualified(info.qualname) ==
+                                                context.summary.qualified(context.function.class_name)):
+                return None  # the project's own
+            if any(self.index.value_name(summary, base) in libraries for base in info.bases):
+                return placed_by_library(self.eval(args[0], context), f"`{render(func, 40)}(...)`")
+        return None
+
     def _call(self, value: Value, context: Context) -> Fact:
         func, args, kwargs = value[1], value[2], value[3]
         function = context.function.qualname if context.function else None
@@ -2324,6 +2346,9 @@ class Inference:
             return combine([self.eval(a, context) for a in args])
         receiver = None
         inherited = self._super_attribute(context, func[2]) if func[0] == "attr" and func[1] == _SUPER else None
+        placed = self._placed_by_library(func, args, context) if inherited is None else None
+        if placed is not None:  # `super()._prepare_inputs(prompt_inputs)` of a Hugging Face `Trainer`
+            return placed
         if inherited is not None:
             # `super().current_run_tensors(**kwargs)` (vLLM's V0 Mamba cache): the base class's method,
             # run on this method's own `self`.
@@ -2351,6 +2376,11 @@ class Inference:
                 named = key is not None and key[:2] == ("lit", "str") and len(key) > 2
                 found = self.multimodal_input(key[2], context.summary.module) if named else None  # type: ignore[index]
                 return found or UNKNOWN
+            if receiver.value_kind == "dict" and func[2] in ("get", "pop") and args and args[0][:2] == ("lit", "str") \
+                    and len(args[0]) > 2:
+                entry = dict_entry(receiver, args[0][2])  # `d.get("k")`, as `d["k"]`
+                if entry is not None:
+                    return entry
             viewed = container_method(receiver, func[2])
             if viewed is not None:
                 return viewed
