@@ -241,13 +241,13 @@ def test_parameter_evidence_names_the_call_site(project: Path, tmp_path: Path) -
 @pytest.mark.parametrize("project", ["conventions"], indirect=True)
 def test_learned_convention_has_convention_confidence(project: Path, tmp_path: Path) -> None:
     report = check(project, cache=tmp_path / "cache")
-    found = diagnostic(report, "pkg/report.py", 3)
+    found = diagnostic(report, "pkg/report.py", 6)
     assert found.confidence == "convention"
     assert "3 of 3 sites" in found.evidence
     step = found.evidence_steps[-1]
     assert Path(step.path).as_posix() in ("pkg/runners.py", "pkg/scheduler.py") and step.row
     # Served from the cache, the finding keeps its confidence.
-    again = diagnostic(check(project, cache=tmp_path / "cache"), "pkg/report.py", 3)
+    again = diagnostic(check(project, cache=tmp_path / "cache"), "pkg/report.py", 6)
     assert again.confidence == "convention" and again.evidence_steps == found.evidence_steps
 
 
@@ -255,7 +255,7 @@ def test_learned_convention_has_convention_confidence(project: Path, tmp_path: P
 def test_convention_in_a_test_is_left_to_strict(project: Path, tmp_path: Path) -> None:
     """In a test file, a GPU known only by a convention is reported with `--strict` only: the line
     itself and a call into a function whose sync rests on one."""
-    lines = {("tests/test_report.py", 7, "SL101"), ("tests/test_report.py", 8, "SL601")}
+    lines = {("tests/test_report.py", 8, "SL101"), ("tests/test_report.py", 9, "SL601")}
     assert not lines & findings(check(project, cache=tmp_path / "cache"))
     strict = check(project, cache=tmp_path / "strict", strict=True)
     assert lines <= findings(strict)
@@ -266,20 +266,20 @@ def test_convention_in_a_test_is_left_to_strict(project: Path, tmp_path: Path) -
                    for step in found.evidence_steps), found.evidence_steps
     # The same lines outside a test folder are reported by default.
     (project / "tests" / "test_report.py").rename(project / "pkg" / "use.py")
-    assert {("pkg/use.py", 7, "SL101"), ("pkg/use.py", 8, "SL601")} <= findings(check(project, cache=tmp_path / "c2"))
+    assert {("pkg/use.py", 8, "SL101"), ("pkg/use.py", 9, "SL601")} <= findings(check(project, cache=tmp_path / "c2"))
 
 
 @pytest.mark.parametrize("project", ["conventions"], indirect=True)
 def test_convention_threshold_in_config(project: Path, tmp_path: Path) -> None:
     """`convention-sites = 4`: three agreeing stores are no longer a convention."""
     (project / "pyproject.toml").write_text('[project]\nname = "conventions"\n\n[tool.sync-lint]\nconvention-sites = 4\n')
-    assert ("pkg/report.py", 3, "SL101") not in findings(check(project, cache=tmp_path / "cache"))
+    assert ("pkg/report.py", 6, "SL101") not in findings(check(project, cache=tmp_path / "cache"))
     (project / "pyproject.toml").write_text('[project]\nname = "conventions"\n\n[tool.sync-lint]\n'
                                              'convention-sites = 2\nconvention-share = 0.5\n')
     # Two of four sites at share 0.5: GPU wins the tie, both attributes are conventions now.
     found = findings(check(project, cache=tmp_path / "cache"))
-    assert ("pkg/report.py", 3, "SL101") in found
-    assert ("pkg/report.py", 4, "SL101") in found
+    assert ("pkg/report.py", 6, "SL101") in found
+    assert ("pkg/report.py", 7, "SL101") in found
 
 
 @pytest.mark.parametrize("project", ["dataclass_fields", "conventions"], indirect=True)

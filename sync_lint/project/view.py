@@ -233,7 +233,12 @@ class ProjectView:
         return self.inference.host_input(key, self.summary.module)
 
     def attribute_convention(self, attr: str) -> Fact | None:
-        """`x.attr` for an `x` of unknown class: what that attribute holds across the repository."""
+        """`x.attr` for an `x` of unknown class: what that attribute holds across the repository. Not in
+        a module that imports nothing of torch: what tensor code stores under a name says nothing of
+        the objects of code that never names torch (vLLM's `self.partial` symmetric-memory buffer and a
+        tool parser's regex match `m.partial`)."""
+        if not any(target == "torch" or target.startswith("torch.") for target in self.summary.imports.values()):
+            return None
         fact = self.inference.attribute_convention(attr)
         return fact if fact.is_tensor else None
 
