@@ -771,8 +771,11 @@ class Inference:
             return Fact(Device.NOT_TENSOR, value_kind="python", dtype=_scalar_dtype(param.annotation),
                         reason=f"parameter `{name}` of `{short}` is declared `{_spelled(param.annotation)}`",
                         where=self._where(summary, info.line))
-        if declared is not None and declared.value_kind == "list" and joined.value_kind in ("list", "tuple"):
-            return joined  # what the callers pass says more than `list[Tensor]`
+        if declared is not None and declared.value_kind == "list" and joined.value_kind in ("list", "tuple", "dict") \
+                and joined.items:
+            # What the callers pass says more than `list[Tensor]`, or than `dict[str, Tensor]` (TRL's
+            # `split_pixel_values_by_grid(batch)` given the dict the trainer built, with its entries).
+            return joined
         return declared if declared is not None else joined
 
     def _tests_pass_otherwise(self, info: FunctionInfo, calls: list[tuple[ModuleSummary, CallSite, int]],
