@@ -19,7 +19,11 @@ Flags places where Python itself needs the value of a GPU tensor, without any
 - host predicates: `torch.equal`, `torch.allclose`, `torch.is_nonzero` (and their
   method forms); builtin `max()` / `min()` over GPU tensors, and `any()`, `all()`
   and `sorted()` of a GPU tensor, of a display of GPU tensors or of a comprehension
-  of them (`any(n > 0 for n in lens)`): each element's truth, or each comparison,
+  of them (`any(n > 0 for n in lens)`), `sorted()` of tuples whose first item is a
+  GPU tensor (`sorted([(w, i) for i, w in enumerate(loads)])`: tuples compare their
+  first items), and `sorted()`, `list.sort()`, `max()`, `min()` with a
+  `key=lambda` that returns one (verl's sequence balancing sorted partitions by
+  `sum(workloads[i] for i in part)`): each element's truth, or each comparison,
   is read on the host (SGLang's FlashAttention backend tested `not
   any(forward_batch.extend_prefix_lens)` before PR #4745). Measured on an H100
   (torch 2.11, 30 ms queued; `benchmarks/gpu/iterate_store_probe.py`,
@@ -415,7 +419,7 @@ class ImplicitHostRead(Rule):
         values = [a.value for a in positional_args(node)]
         if len(values) == 1 and isinstance(values[0], (cst.List, cst.Tuple)):
             values = [e.value for e in values[0].elements]
-        fact: Fact | None = next((f for f in map(self._gpu, values) if f is not None), None)
+        fact: Fact | None = self._key(node) or next((f for f in map(self._gpu, values) if f is not None), None)
         if fact is not None:
             self.report(
                 node,
@@ -431,6 +435,23 @@ class ImplicitHostRead(Rule):
         if isinstance(func, cst.Name) and func.value in ("any", "all", "sorted") \
                 and self.ctx.imports.resolve(func) is None and self.ctx.devices.bound_fact(func.value) is None:
             self._iterated(node, func.value)
+        elif isinstance(func, cst.Attribute) and func.attr.value == "sort":
+            # `parts.sort(key=lambda p: workloads[p])`: a list's sort (a tensor's takes no `key`).
+            fact = self._key(node)
+            if fact is not None:
+                self._report_sorted(node, fact)
+
+    def _key(self, node: cst.Call) -> Fact | None:
+        """The GPU tensor a `key=lambda ...` gives `sorted`, `min`, `max` or `list.sort` to compare."""
+        key = next((a.value for a in node.args if a.keyword is not None and a.keyword.value == "key"), None)
+        return self._compared_item(key.body) if isinstance(key, cst.Lambda) else None
+
+    def _compared_item(self, value: cst.BaseExpression) -> Fact | None:
+        """A GPU tensor that comparing `value` with another reads: the value itself, or the first item of
+        a tuple (`(seqlen, i)`: tuples compare their first items first, with `==`, then its truth)."""
+        if isinstance(value, cst.Tuple) and value.elements and isinstance(value.elements[0], cst.Element):
+            value = value.elements[0].value
+        return self._gpu(value)
 
     def _iterated(self, node: cst.Call, name: str) -> None:
         """`any(t)`, `all(t)`, `sorted(t)`: Python iterates its one argument and reads each element (the
@@ -440,27 +461,43 @@ class ImplicitHostRead(Rule):
         args = positional_args(node)
         if len(args) != 1:
             return
+        if name == "sorted":
+            keyed = self._key(node)
+            if keyed is not None:
+                self._report_sorted(node, keyed)
+                return
+        element = self._gpu if name != "sorted" else self._compared_item
         iterable = args[0].value
         found: Fact | None
         if isinstance(iterable, (cst.List, cst.Tuple)):
             elements = [e.value for e in iterable.elements if isinstance(e, cst.Element)]
-            found = next((f for f in map(self._gpu, elements) if f is not None), None)
+            found = next((f for f in map(element, elements) if f is not None), None)
         elif isinstance(iterable, (cst.GeneratorExp, cst.ListComp)):
-            found = self._gpu(iterable.elt)
+            found = element(iterable.elt)
         else:
             found = self._gpu(iterable)
             if found is not None and found.ndim == 0:
                 return  # iterating a 0-dim tensor raises
         if found is None:
             return
-        read = "compares its elements, reading each comparison" if name == "sorted" else \
-            "tests each element for truth, reading each"
-        instead = "sort on the device (`torch.sort`)" if name == "sorted" else \
-            f"reduce on the device (`t.{name}()`, `torch.{name}`) and keep the result there, or test host values"
+        if name == "sorted":
+            self._report_sorted(node, found)
+            return
         self.report(
             node,
-            f"builtin `{name}()` iterates GPU tensors in Python and {read} with `.item()`: one wait for the "
-            f"GPU per element; {instead}",
+            f"builtin `{name}()` iterates GPU tensors in Python and tests each element for truth, reading each "
+            f"with `.item()`: one wait for the GPU per element; reduce on the device (`t.{name}()`, "
+            f"`torch.{name}`) and keep the result there, or test host values",
+            fact=found,
+        )
+
+    def _report_sorted(self, node: cst.Call, found: Fact) -> None:
+        what = "builtin `sorted()` iterates GPU tensors in Python and compares its elements" \
+            if isinstance(node.func, cst.Name) else "`list.sort()` compares GPU tensors (its keys) in Python"
+        self.report(
+            node,
+            f"{what}, reading each comparison with `.item()`: one wait for the GPU per element; sort on the "
+            "device (`torch.sort`)",
             fact=found,
         )
 

@@ -621,6 +621,11 @@ class Evaluator:
             named = _getattr_name(expr) if builtin == "getattr" else None
             if named is not None and self.binder.lookup(builtin) is None:
                 return self._getattr(expr.args[0].value, named)
+            if builtin == "sum" and expr.args and not expr.args[0].star and expr.args[0].keyword is None \
+                    and self.binder.lookup(builtin) is None:
+                added = self._sum_of(expr.args[0].value)
+                if added is not None:  # `sum(workloads[i] for i in part)`: a tensor, added up on the device
+                    return replace(added, ndim=None, reason="the sum of GPU tensors {code}", origin=expr, via=added)
             if builtin in ("len", "int", "float", "bool", "str", "range", "list", "tuple", "dict", "set",
                            "sorted", "enumerate", "zip", "repr", "isinstance", "hasattr", "getattr", "id",
                            "type", "print", "format", "round", "abs") and self.binder.lookup(builtin) is None:
@@ -685,6 +690,19 @@ class Evaluator:
         """A loss function nobody here knows, called on GPU tensors (`loss_output`)."""
         found = loss_output(name, (self.fact(a.value) for a in expr.args if not a.star), "{code}")
         return replace(found, origin=expr) if found is not None else None
+
+    def _sum_of(self, iterable: cst.BaseExpression) -> Fact | None:
+        """The GPU tensor that builtin `sum` adds up from `iterable`: the elements of a comprehension or
+        a display, or the rows of a GPU tensor; None for anything else."""
+        if isinstance(iterable, (cst.GeneratorExp, cst.ListComp)):
+            element = self.fact(iterable.elt)
+        elif isinstance(iterable, (cst.List, cst.Tuple)) and iterable.elements:
+            element = functools.reduce(join, (self.fact(e.value) for e in iterable.elements))
+        else:
+            element = self.fact(iterable)
+            if element.ndim == 0:
+                return None  # a 0-dim tensor does not iterate
+        return element if element.is_gpu and element.is_tensor else None
 
     def _made_on_the_host(self, expr: cst.Call) -> Fact:
         """A call nobody here knows that passes `device="cpu"` (SGLang's grammar backends'
