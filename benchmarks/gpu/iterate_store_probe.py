@@ -8,7 +8,8 @@ the GPU takes about the queued time; one that does not, microseconds. It decides
 claims:
 
 - SL104: `any(t)`, `all(t)` and `sorted(t)` of a 1-D GPU tensor read each element on the
-  host (`Tensor.__bool__` / `__lt__`), as `max(t)` does;
+  host (`Tensor.__bool__` / `__lt__`), as `max(t)` does; so do `sorted()` of tuples led by a
+  GPU element and `sorted`/`list.sort`/`max` with a key returning one;
 - SL302: a Python scalar stored through an integer index tensor waits whether the index is
   on the GPU (the value is copied) or on the CPU (the index is copied), while a CPU index
   that is 0-dim into a 2-D tensor selects a row and is filled without a copy.
@@ -45,6 +46,14 @@ def cases() -> dict:
         "all(ones) (1-D GPU, 16 elements)": lambda: all(ones),
         "sorted(shuffled) (1-D GPU, 16 elements)": lambda: sorted(shuffled),
         "any(v > 0 for v in zeros)": lambda: any(v > 0 for v in zeros),
+        "sorted([(w, i) for i, w in enumerate(shuffled)]) (tuples led by GPU 0-dim)":
+            lambda: sorted([(w, i) for i, w in enumerate(shuffled)]),
+        "sorted(range(16), key=lambda i: shuffled[i])": lambda: sorted(range(16), key=lambda i: shuffled[i]),
+        "parts.sort(key=lambda p: sum(shuffled[i] for i in p))":
+            lambda: [[0, 1], [2, 3], [4, 5], [6, 7]].sort(key=lambda p: sum(shuffled[i] for i in p)),
+        "max(range(16), key=lambda i: shuffled[i])": lambda: max(range(16), key=lambda i: shuffled[i]),
+        "sorted([(i, w) for i, w in enumerate(shuffled)]) (int first: no read)":
+            lambda: sorted([(i, w) for i, w in enumerate(shuffled)]),
         "zeros.any() (no host read)": lambda: zeros.any(),
         "flat[idx_gpu] = 0 (GPU int64 index)": lambda: flat.__setitem__(idx_gpu, 0),
         "flat[idx_cpu] = 0 (CPU int64 index)": lambda: flat.__setitem__(idx_cpu, 0),
