@@ -444,10 +444,14 @@ def test_rank_and_dtype_are_tracked() -> None:
         ("shape", None),  # an int or a tuple
         ("shape * 2", None),  # a tuple repeated, or a number
         ("shape + 1", 1),  # a tuple plus an int raises: a number
+        ("EVAL_ITERS", 1),  # a module's integer constant (LitGPT's `eval_iters = 100`)
+        ("EVAL_ITERS, k", 2),
+        ("SCALE", None),  # a float constant is no size
     ],
 )
 def test_a_factorys_rank_follows_sizes_known_to_be_ints(size: str, ndim: int | None) -> None:
-    source = f"import torch\ndef f(n: int, k: int, shape):\n    m = n\n    probe(torch.zeros({size}, device='cuda'))\n"
+    source = (f"import torch\nEVAL_ITERS = 100\nSCALE = 0.5\ndef f(n: int, k: int, shape):\n    m = n\n"
+              f"    probe(torch.zeros({size}, device='cuda'))\n")
     assert fact_of(source)[0].ndim == ndim
 
 

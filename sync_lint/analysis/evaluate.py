@@ -124,6 +124,9 @@ _PROJECT_KINDS = frozenset({"object", "class", "callable", "module", "tuple", "l
                             "device-module"})
 
 
+INT_NUMBER = replace(PYTHON, dtype="int")
+
+
 class Evaluator:
     """Facts of expressions at the walk's current program point, memoised per node."""
 
@@ -1150,7 +1153,9 @@ class Evaluator:
         return self.project is not None and function is not None and self.project.never_none(function, name)
 
     def _eval_paren_free(self, expr: cst.BaseExpression) -> Fact:
-        return PYTHON
+        if isinstance(expr, cst.Integer):  # a size: `eval_iters = 100`, then `torch.zeros(eval_iters)` is 1-D
+            return INT_NUMBER
+        return replace(PYTHON, dtype="float") if isinstance(expr, cst.Float) else PYTHON
 
     def _eval_string(self, expr: cst.SimpleString) -> Fact:
         """A string that names a device keeps its text (as the index's values do), so that a name bound to
