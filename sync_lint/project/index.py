@@ -79,6 +79,9 @@ class NameTables:
     # Function name (its last part) -> modules defining a predicate function of that name (one whose
     # `off_cuda_result` is set): most calls in a tested arm are of no predicate, told without a summary.
     predicates: dict[str, set[str]] = field(default_factory=dict)
+    # Class name (the last part, as annotated) -> modules with a function that calls a parameter
+    # annotated with it (`def next_token(model: GPT, ...)`, then `model(x)`): callers of its `forward`.
+    typed: dict[str, set[str]] = field(default_factory=dict)
 
     def add(self, summary: ModuleSummary) -> None:
         for kind, name, value in table_rows(summary):
@@ -140,6 +143,7 @@ def table_rows(summary: ModuleSummary) -> list[tuple[str, str, str]]:
     rows += [("inputs", key, f"{'cpu' if on_cpu else 'gpu'} {module}:{line}")
              for key, on_cpu, line in multimodal_fields(summary)]
     rows += [("ops", op, module) for op in summary.custom_ops]
+    rows += [("typed", name, module) for name in sorted(called_parameter_classes(summary))]
     called = {row[1] for row in rows if row[0] == "calls"}
     mentioned = set(summary.mentions).union(*summary.function_mentions.values())
     handed_on = {name.rpartition(".")[2] for name in summary.value_mentions}  # `self.m` under `m`
@@ -152,6 +156,22 @@ def table_rows(summary: ModuleSummary) -> list[tuple[str, str, str]]:
         template = summary.generated_from[:-3]
         rows.append(("generated", f"{package}.{template}" if package else template, module))
     return rows
+
+
+def called_parameter_classes(summary: ModuleSummary) -> set[str]:
+    """The class names (last parts) that annotate parameters the module's functions call as objects
+    (`model: GPT`, then `model(x)`)."""
+    out: set[str] = set()
+    for call in summary.calls:
+        if call.func[0] != "param" or call.function is None:
+            continue
+        info = summary.functions.get(call.function)
+        param = next((p for p in info.params if p.name == call.func[1]), None) if info is not None else None
+        for name in param.annotation if param is not None else ():
+            last = name.rsplit(".", 1)[-1]
+            if last[:1].isupper():
+                out.add(last)
+    return out
 
 
 def imported_modules(summary: ModuleSummary) -> set[str]:

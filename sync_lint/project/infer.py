@@ -1308,6 +1308,8 @@ class Inference:
                     # stored into.
                     self._factory_stores(caller.qualified(getter.qualname), stored_in)
         out = self._stack_calls(held_in, function)
+        for target in classes[:_MAX_OVERRIDES + 1]:
+            out.extend(self._typed_parameter_calls(target, function))
         for name in sorted(stored_in):
             # Where the object is stored is where it is called (`self.mlp = MLP()` in `__init__`,
             # `self.mlp(x)` in `forward`): a call of that name elsewhere is another class's `mlp`.
@@ -1321,6 +1323,28 @@ class Inference:
                     continue
                 context = self._context(caller, call.function, "types")
                 called = self.eval(call.func, context)
+                target = self.call_target(called, "types") if called.value_kind == "object" and called.refs else None
+                if target is not None and function in target.refs:
+                    out.append((caller, call, 1))  # the object is `self`
+        return out
+
+    def _typed_parameter_calls(self, cls: str, function: str) -> list[tuple[ModuleSummary, CallSite, int]]:
+        """The calls of a parameter annotated with the class whose call runs `function` (LitGPT's
+        `def next_token(model: GPT, x, input_pos, input_pos_maxp1=None)`, then `model(x, input_pos,
+        input_pos_maxp1=input_pos_maxp1)`, which runs `GPT.forward`)."""
+        short = cls.rsplit(".", 1)[-1]
+        self.reads.add(f"n:typed:{short}")
+        out = []
+        for module in sorted(self.index.tables.typed.get(short, set())):
+            caller = self.index.summary(module)
+            if caller is None:
+                continue
+            for call in self.index.module_calls(module):
+                info = caller.functions.get(call.function) if call.func[0] == "param" and call.function else None
+                param = next((p for p in info.params if p.name == call.func[1]), None) if info is not None else None
+                if param is None or not any(name.rsplit(".", 1)[-1] == short for name in param.annotation):
+                    continue
+                called = self.eval(call.func, self._context(caller, call.function, "types"))
                 target = self.call_target(called, "types") if called.value_kind == "object" and called.refs else None
                 if target is not None and function in target.refs:
                     out.append((caller, call, 1))  # the object is `self`

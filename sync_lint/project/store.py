@@ -805,6 +805,7 @@ class StoreTables:
         self.mentions = _LazyNames(store, "mentions")
         self.importers = _LazyNames(store, "importers")
         self.predicates = _LazyNames(store, "predicates")
+        self.typed = _LazyNames(store, "typed")
         self._call_sites: dict[str, list[tuple[str, list]]] = {}
         self._replaced: dict[str, ModuleSummary] = {}  # module -> the summary used instead of the cached one
 
@@ -813,7 +814,7 @@ class StoreTables:
         self._replaced[summary.module] = summary
         self._call_sites.clear()
         for kind in ("calls", "stores", "entries", "classes", "bases", "roots", "forwards", "generated", "inputs",
-                     "ops", "mentions", "importers", "predicates"):
+                     "ops", "mentions", "importers", "predicates", "typed"):
             getattr(self, kind).hide(summary.module)
         for kind, name, value in table_rows(summary):
             getattr(self, kind).extra(name, value)
