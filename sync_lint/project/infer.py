@@ -214,6 +214,7 @@ _PROPERTY_DECORATORS = frozenset({"property", "cached_property"})
 _DEVICE_ARRAY_PROTOCOLS = frozenset({"__cuda_array_interface__", "__dlpack__"})
 _AUTOGRAD_FUNCTIONS = frozenset({"torch.autograd.Function", "torch.autograd.function.Function"})
 _LAYER_STACKS = frozenset({"torch.nn.ModuleList", "torch.nn.Sequential", "nn.ModuleList", "nn.Sequential"})
+_MODULE_DICTS = frozenset({"torch.nn.ModuleDict", "nn.ModuleDict"})
 _ENUM_BASES = frozenset({f"{prefix}{name}" for prefix in ("", "enum.")
                          for name in ("Enum", "IntEnum", "StrEnum", "Flag", "IntFlag")})
 _MOVES = frozenset({"to", "cuda", "cpu"})  # the methods that move a tensor to a device
@@ -806,8 +807,10 @@ class Inference:
         # A module's `forward` is reached through an object of unknown origin; an autograd function's
         # static `forward` through `Cls.apply(...)`, a plain call.
         through_object = info.name in _CALLED_METHODS and info.kind != "staticmethod"
+        # Through an object, at most MODULE_HOPS more; a parameter handed on spends none there either
+        # (LitGPT's `input_pos_maxp1` goes `GPT.forward` -> `Block.forward` -> `CausalSelfAttention.forward`).
         context = Context(caller, caller.functions.get(call.function) if call.function else None,
-                          budget=min(budget - 1, MODULE_HOPS) if through_object else budget - spent)
+                          budget=min(budget - spent, MODULE_HOPS) if through_object else budget - spent)
         return self.eval(value, context), context
 
     def passed_at(self, function: str, name: str, caller: str, line: int, budget: int = DEFAULT_BUDGET) -> list[Fact]:
@@ -1300,8 +1303,10 @@ class Inference:
                             stored_in[store.attr].add(base_module)
                             in_bases.setdefault(store.attr, set()).add(base)
                     elif getter is not None and getter.class_name is not None and store.function == call.function \
-                            and store.base == ("param", "self") and call.func in self._stacked(caller, store.value):
-                        held_in.add((store.attr, caller.module, getter.qualname.rpartition(".")[0]))
+                            and store.base == ("param", "self"):
+                        for path in self._stack_paths(caller, store.value, call.func):
+                            held_in.add((".".join((store.attr, *path)), caller.module,
+                                         getter.qualname.rpartition(".")[0]))
                 if getter is not None and any(r[0] == "call" and r[1] == call.func for r in getter.returns):
                     # Built and returned by a factory (`return Inner(config)` in `_create_custom_model`,
                     # SGLang's DeepSeek-OCR): the object is called through what the factory's result is
@@ -1399,6 +1404,23 @@ class Inference:
         parts = [p for arg in value[2] for p in ((arg[1],) if arg[0] == "listof" else arg[1] if arg[0] == "tuple"
                                                   else (arg,))]
         return tuple(p[1] for p in parts if p[0] == "call")
+
+    def _stack_paths(self, summary: ModuleSummary, value: Value, constructor: Value) -> list[tuple[str, ...]]:
+        """Where in the stored `value` a layer stack built of `constructor` calls sits: `()` for the value
+        itself, `("h",)` for the entry `h` of an `nn.ModuleDict(dict(wte=..., h=nn.ModuleList(Block(...)
+        for ...)))` (nanoGPT's and LitGPT's `self.transformer.h`)."""
+        if constructor in self._stacked(summary, value):
+            return [()]
+        if value[0] != "call" or self.index.value_name(summary, value[1]) not in _MODULE_DICTS or len(value[2]) != 1:
+            return []
+        given = value[2][0]
+        if given[0] == "call" and given[1] == ("name", "dict") and not given[2]:
+            entries = given[3]  # `dict(h=...)`
+        elif given[0] == "dict":
+            entries = tuple((key[2], v) for key, v in given[1] if key[:2] == ("lit", "str") and len(key) > 2)
+        else:
+            return []
+        return [(key,) for key, entry in entries if key != "**" and constructor in self._stacked(summary, entry)]
 
     def _stack_calls(self, held_in: set[tuple[str, str, str]], function: str,
                      ) -> list[tuple[ModuleSummary, CallSite, int]]:
@@ -2933,12 +2955,15 @@ def _body_over_annotation(body: Fact, declared: Fact) -> Fact:
 
 
 def _layer_of(func: Value, attr: str) -> bool:
-    """A callee that is a layer of `self.<attr>`: iterated (`for layer in self.layers`, or a slice of it)
-    or indexed (`self.layers[i]`)."""
+    """A callee that is a layer of `self.<attr>` (`attr` may be a dotted path into a `ModuleDict`:
+    `transformer.h`): iterated (`for layer in self.layers`, or a slice of it) or indexed (`self.layers[i]`)."""
     stack = func[1] if func[0] in ("iter", "sub") else None
     if func[0] == "iter" and stack is not None and stack[0] == "sub":
         stack = stack[1]  # `for layer in self.layers[start:end]`
-    return stack == ("attr", ("param", "self"), attr)
+    held: Value = ("param", "self")
+    for part in attr.split("."):
+        held = ("attr", held, part)
+    return stack == held
 
 
 def _arithmetic_of_params(info: FunctionInfo) -> bool:
