@@ -763,6 +763,12 @@ class Inference:
             # only an object built by a constructor, or of a narrower class, says more than the
             # parameter's own annotation.
             return declared
+        if declared is not None and declared.value_kind == "object" and declared.refs and joined.is_tensor and \
+                not any(self._tensor_subclass(cls) for cls in declared.refs):
+            # `past_key_values: Cache | None` passed a tensor: no call does; one that seems to is a call of
+            # another class's `forward` through the same attribute (BigBird's `self.self(...)` runs one of
+            # two attention classes, each with its own parameters, chosen by the configuration).
+            return declared
         if joined.is_tensor or joined.value_kind in ("object", "class", "callable", "device"):
             return joined
         if _scalar_annotation(param.annotation) and not joined.is_unknown_tensor and \
@@ -1332,6 +1338,15 @@ class Inference:
                 if target is not None and function in target.refs:
                     out.append((caller, call, 1))  # the object is `self`
         return out
+
+    def _tensor_subclass(self, cls: str) -> bool:
+        """Whether a project class derives from a tensor type (`class Int8Tensor(torch.Tensor)`)."""
+        for owner in self.index.mro(cls):
+            found = self.index.klass(owner)
+            if found is not None and any((self.index.value_name(found[0], base) or "").endswith("Tensor")
+                                         for base in found[1].bases):
+                return True
+        return False
 
     def _typed_parameter_calls(self, cls: str, function: str) -> list[tuple[ModuleSummary, CallSite, int]]:
         """The calls of a parameter annotated with the class whose call runs `function` (LitGPT's
