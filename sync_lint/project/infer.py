@@ -1432,7 +1432,7 @@ class Inference:
         if given[0] == "call" and given[1] == ("name", "dict") and not given[2]:
             entries = given[3]  # `dict(h=...)`
         elif given[0] == "dict":
-            entries = tuple((key[2], v) for key, v in given[1] if key[:2] == ("lit", "str") and len(key) > 2)
+            entries = tuple((key, v) for key, v in given[1] if isinstance(key, str))  # `{"h": ...}`
         else:
             return []
         return [(key,) for key, entry in entries if key != "**" and constructor in self._stacked(summary, entry)]
