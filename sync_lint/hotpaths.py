@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Collection, Iterable, NamedTuple, Sequence
 
 from sync_lint.analysis.conventions import cpu_function
-from sync_lint.diagnostics import ChainStep, Diagnostic, EvidenceStep, FileResult, Hotness, Position
+from sync_lint.diagnostics import ChainStep, Diagnostic, EvidenceStep, FileError, FileResult, Hotness, Position
 from sync_lint.ranking import CONVENTION_IN_TEST, context_of
 from sync_lint.suppression import file_directives, is_suppressed
 
@@ -767,9 +767,17 @@ def analyse(results: list[FileResult], settings: "Settings", projects: dict[str,
             graph = CallGraph(opened.index, opened.inference, cache)
             root = project.root  # type: ignore[attr-defined]
         found = HotReport()
-        _run(graph, root, members, settings, found, selected, ignored, keep, lint_more if project else None,
-             extra_roots, texts or {}, project.modules if project is not None else {},  # type: ignore[attr-defined]
-             list_unresolved)
+        try:
+            _run(graph, root, members, settings, found, selected, ignored, keep, lint_more if project else None,
+                 extra_roots, texts or {}, project.modules if project is not None else {},  # type: ignore[attr-defined]
+                 list_unresolved)
+        except Exception as error:  # noqa: BLE001 - a defect of the pass must not lose every file's findings
+            # The files' own findings stand; their project's hot paths are unknown, and the run says so
+            # (an error: exit code 2), as a rule that raises does for its file.
+            members[0].errors.append(FileError(members[0].path, f"the hot-path pass raised {type(error).__name__}: "
+                                               f"{error} (please report this); findings are not ranked by hot "
+                                               "path", rule=TRANSITIVE_CODE))
+            continue
         report.merge(found)
         if opened is not None:  # first: the edges read facts and nodes that must be stored before them
             opened.save_facts()

@@ -66,6 +66,25 @@ def transitive(report: api.Report, folder: Path) -> set[tuple[str, int]]:
     return {(path, row) for path, row, _code in findings(report, folder, "SL601")}
 
 
+def test_a_defect_of_the_pass_keeps_the_files_findings_and_says_so(project, monkeypatch):
+    from sync_lint import hotpaths
+
+    folder = project("hot-depth")
+    whole = run(folder, cache=folder.parent / "whole")
+    direct = {key for key in findings(whole, folder) if key[2] != "SL601"}
+
+    def broken(*args, **kwargs):
+        raise TypeError("'NoneType' object is not subscriptable")
+
+    monkeypatch.setattr(hotpaths, "_run", broken)
+    report = run(folder, cache=folder.parent / "broken")
+    errors = [e for r in report.results for e in r.errors]
+    assert len(errors) == 1 and errors[0].rule == "SL601" and "hot-path pass raised TypeError" in errors[0].message
+    kept = {(Path(d.path).resolve().relative_to(folder.resolve()).as_posix(), d.start.row, d.code)
+            for r in report.results for d in r.diagnostics}
+    assert direct and kept == direct  # every file's own findings, none of the pass's
+
+
 # --- depth ---------------------------------------------------------------------------------------------
 
 
