@@ -1,0 +1,5 @@
+# (benchmark cut: module docstring, prepare_training_environment, teardown_training_environment, other re-exports)
+from .config import TrainerConfig
+from .trainer import Trainer
+
+__all__ = ["TrainerConfig", "Trainer"]

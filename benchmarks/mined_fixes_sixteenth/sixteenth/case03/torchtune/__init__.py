@@ -1,0 +1,1 @@
+# (benchmark cut: torchtune/__init__.py contents)

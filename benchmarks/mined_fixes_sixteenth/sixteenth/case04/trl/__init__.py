@@ -1,0 +1,1 @@
+# (benchmark cut: trl/__init__.py lazy-module exports)

@@ -1,0 +1,1 @@
+# (benchmark cut: trl/trainer/__init__.py lazy-module exports)

@@ -1,0 +1,1 @@
+# (benchmark cut: from .arguments import parse_args; __all__ = ["parse_args"])
