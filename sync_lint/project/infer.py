@@ -1140,6 +1140,10 @@ class Inference:
             out.extend(self._rebound_calls(function))
         if not out and bound and info.class_name is not None:
             out.extend(self._interface_calls(summary, info))
+        # A call its signature cannot take runs another function through the same name or attribute
+        # (BigBird's `self.self(hidden, band_mask, from_mask, to_mask, from_blocked, to_blocked)` runs the
+        # block-sparse attention, never the full one, whose fifth parameter is `past_key_values`).
+        out[:] = [(caller, call, skip) for caller, call, skip in out if _accepts(info, call, skip)]
         self._every_call[function] = list(out)
         deployed, aside = _split_deployed(out, summary.module)
         if aside:
@@ -3169,9 +3173,10 @@ def _held_object(receiver: Value) -> bool:
     return receiver[0] in ("param", "name", "call")
 
 
-def _accepts(info: FunctionInfo, call: CallSite) -> bool:
-    """Whether the method's signature (after its receiver) takes the call's arguments."""
-    params = info.params[1:]
+def _accepts(info: FunctionInfo, call: CallSite, skip: int = 1) -> bool:
+    """Whether the function's signature, after the `skip` parameters the call binds otherwise (a method's
+    receiver), takes the call's arguments: a call that would raise `TypeError` does not run it."""
+    params = info.params[skip:]
     kinds = {p.kind for p in params}
     positional = [p for p in params if p.kind in ("posonly", "pos")]
     if any(a[0] == "*" for a in call.args):
