@@ -238,17 +238,6 @@ def test_a_module_returns_a_tensor_where_its_input_is(source: str, device: Devic
         # A 0-d loss does not unpack: a call that is unpacked returned something else.
         ("import torch\ndef f(loss_fn, n):\n    loss, metrics = loss_fn(torch.zeros(n, device='cuda'))\n"
          "    probe(metrics)", Device.UNKNOWN),
-    ],
-)
-def test_a_loss_function_not_known_here_returns_the_loss_where_its_input_is(source: str, device: Device) -> None:
-    fact = fact_of(source)[0]
-    assert fact.device is device
-    assert fact.by_convention or device is not Device.GPU
-
-
-@pytest.mark.parametrize(
-    "source,device",
-    [
         # Hugging Face's `Trainer._prepare_inputs` moves a batch's tensors to the training device.
         ("from transformers import Trainer\nclass T(Trainer):\n    def step(self, batch):\n"
          "        inputs = super()._prepare_inputs(batch)\n        probe(inputs['input_ids'])", Device.GPU),
@@ -262,7 +251,9 @@ def test_a_loss_function_not_known_here_returns_the_loss_where_its_input_is(sour
          "        probe(super()._prepare_inputs(batch)['ids'])", Device.UNKNOWN),
     ],
 )
-def test_a_trainers_prepared_inputs_are_on_the_training_device(source: str, device: Device) -> None:
+def test_a_training_loops_run_time_values_are_placed_by_convention(source: str, device: Device) -> None:
+    """A loss function nobody here knows returns the loss where its input is; a `Trainer`'s prepared
+    inputs are on the training device."""
     fact = fact_of(source)[0]
     assert fact.device is device
     assert fact.by_convention or device is not Device.GPU
