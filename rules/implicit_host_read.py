@@ -29,7 +29,10 @@ Flags places where Python itself needs the value of a GPU tensor, without any
   (torch 2.11, 30 ms queued; `benchmarks/gpu/iterate_store_probe.py`,
   `docs/verification/iterate-store-h100-torch2.11.0.md`): `any(t)`, `all(t)`,
   `sorted(t)` of 16 elements and `any(v > 0 for v in t)` each waited for the whole
-  queue, `t.any()` did not (0.03 ms).
+  queue, `t.any()` did not (0.03 ms); so did (2026-12-07) `sorted()` of `(w, i)` tuples
+  led by 0-dim GPU elements, `sorted(range(16), key=lambda i: t[i])`, `parts.sort(key=
+  lambda p: sum(t[i] for i in p))` and `max(range(16), key=lambda i: t[i])`, while
+  `sorted()` of `(i, w)` tuples led by distinct ints did not (0.02 ms).
 
 Never flagged: metadata (`.shape`, `.size()`, `.numel()`, `.dim()`, `.dtype`,
 `.device`, `.is_cuda`), `torch.equal(x, x)` (the same tensor twice), and indexing
