@@ -628,7 +628,7 @@ class Evaluator:
                     and self.binder.lookup(builtin) is None:
                 added = self._sum_of(expr.args[0].value)
                 if added is not None:  # `sum(workloads[i] for i in part)`: a tensor, added up on the device
-                    return replace(added, ndim=None, reason="the sum of GPU tensors {code}", origin=expr, via=added)
+                    return replace(added, ndim=None, reason="added up on the device by {code}", origin=expr, via=added)
             if builtin in ("len", "int", "float", "bool", "str", "range", "list", "tuple", "dict", "set",
                            "sorted", "enumerate", "zip", "repr", "isinstance", "hasattr", "getattr", "id",
                            "type", "print", "format", "round", "abs") and self.binder.lookup(builtin) is None:
