@@ -648,7 +648,7 @@ class Evaluator:
                 if builtin == "list" and len(expr.args) == 1 and not expr.args[0].star \
                         and self.fact(expr.args[0].value).value_kind == "range":
                     # `list(range(n))`: a list of Python ints (as an index it is a host list).
-                    return Fact(Device.NOT_TENSOR, value_kind="list", items=(replace(PYTHON, dtype="int"),),
+                    return Fact(Device.NOT_TENSOR, value_kind="list", items=(INT_NUMBER,),
                                 reason="created by {code}", origin=expr)
                 if builtin in CONVERTED_NUMBERS:
                     # A number of that type whatever it is given, kept through lists and fields:
@@ -1061,7 +1061,7 @@ class Evaluator:
 
     def element_fact(self, iterable: Fact) -> Fact:
         if iterable.value_kind == "range":
-            return replace(PYTHON, dtype="int")
+            return INT_NUMBER
         layer = module_in(iterable)
         if layer is not None:  # `for layer in self.layers`
             return layer
