@@ -1,0 +1,1 @@
+# (benchmark cut: helper re-exports; `dist` is a submodule)

@@ -1,0 +1,1 @@
+from . import patch  # noqa: F401
