@@ -224,6 +224,50 @@ def test_a_module_returns_a_tensor_where_its_input_is(source: str, device: Devic
 @pytest.mark.parametrize(
     "source,device",
     [
+        # A module moved to the GPU computes there whatever it is given (`model(**batch)`).
+        ("import torch\ndef f(model: torch.nn.Module, batch):\n    model = model.cuda()\n    probe(model(**batch))",
+         Device.GPU),
+        ("import torch\ndef f(model: torch.nn.Module, batch, device):\n    model.to(device)\n"
+         "    probe(model(batch))", Device.GPU),
+        ("import torch\ndef f(batch):\n    lin = torch.nn.Linear(4, 4).to('cuda')\n    probe(lin(batch))", Device.GPU),
+        # A Hugging Face model loaded onto the GPU, or inside `with torch.device(...)`; its output's fields.
+        ("from transformers import AutoModelForCausalLM\ndef f(name, batch):\n"
+         "    model = AutoModelForCausalLM.from_pretrained(name, device_map='cuda')\n    probe(model(**batch).loss)",
+         Device.GPU),
+        ("import torch\nfrom transformers import AutoModelForCausalLM\ndef f(name, batch):\n"
+         "    with torch.device('cuda'):\n        model = AutoModelForCausalLM.from_pretrained(name)\n"
+         "    probe(model(**batch).logits)", Device.GPU),
+        ("from transformers import LlamaForCausalLM\ndef f(name, batch):\n"
+         "    model = LlamaForCausalLM.from_pretrained(name).cuda()\n    probe(model.generate(**batch))", Device.GPU),
+        # Placed nowhere known, on the CPU, or not a model: nothing is said.
+        ("from transformers import AutoModelForCausalLM\ndef f(name, batch):\n"
+         "    model = AutoModelForCausalLM.from_pretrained(name)\n    probe(model(**batch).loss)", Device.UNKNOWN),
+        ("import torch\ndef f(model: torch.nn.Module, batch):\n    model = model.cpu()\n    probe(model(**batch))",
+         Device.UNKNOWN),
+        ("import torch\ndef f(model: torch.nn.Module, batch):\n    model.to(torch.bfloat16)\n    probe(model(batch))",
+         Device.UNKNOWN),
+        ("from transformers import AutoTokenizer\ndef f(name, text):\n"
+         "    tok = AutoTokenizer.from_pretrained(name, device_map='cuda')\n    probe(tok(text))", Device.UNKNOWN),
+        # Only a module's call and `generate` compute on its weights: `parameters()` is no tensor.
+        ("import torch\ndef f(model: torch.nn.Module):\n    model.cuda()\n    probe(model.parameters())",
+         Device.UNKNOWN),
+        # Moved on one path only: placed nowhere known after the `if`.
+        ("import torch\ndef f(model: torch.nn.Module, batch, gpu):\n    if gpu:\n        model = model.cuda()\n"
+         "    probe(model(**batch))", Device.UNKNOWN),
+    ],
+)
+def test_a_module_placed_on_the_gpu_returns_tensors_there(source: str, device: Device) -> None:
+    """`model.cuda()`, `model.to(device)`, `from_pretrained(..., device_map=...)` and `with
+    torch.device(d):` place a module: its output is on its device, by convention (the module may return
+    an output object, whose `loss` and `logits` fields are the tensors)."""
+    fact = fact_of(source)[0]
+    assert fact.device is device
+    assert fact.by_convention or device is not Device.GPU
+
+
+@pytest.mark.parametrize(
+    "source,device",
+    [
         # A loss function built at run time, called on the model's GPU output: the loss is there too.
         ("import torch\nclass R:\n    def __init__(self, cfg):\n        self._loss_fn = build(cfg.loss)\n"
          "    def step(self, n):\n        logits = torch.zeros(n, 8, device='cuda')\n"

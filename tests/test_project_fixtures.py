@@ -2397,6 +2397,41 @@ def test_a_call_of_a_nested_function_returns_what_it_makes_of_the_arguments(tmp_
     assert [(d.code, d.start.row) for d in found] == [("SL101", 14)]
 
 
+def test_a_model_placed_in_one_method_runs_on_the_gpu_in_another(tmp_path: Path) -> None:
+    # AReaL's engine loads its model inside `with torch.device(platform.device_type):` in one method and
+    # evaluates in another file's subclass, with a loss function its callers pass (a project function
+    # whose result the index cannot place: it calls a helper from outside); a project module moved with
+    # `.cuda()` and stored is called the same way.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/base.py": (
+            "import torch\nfrom transformers import AutoModelForCausalLM\nfrom pkg.platforms import platform\n\n\n"
+            "class Engine:\n    def create(self, path):\n        with torch.device(platform.device_type):\n"
+            "            model = AutoModelForCausalLM.from_pretrained(path)\n        self.model = model\n"
+        ),
+        "pkg/platforms.py": "platform = None\n",
+        "pkg/net.py": (
+            "import torch\nfrom helpers import head\n\n\nclass Net(torch.nn.Module):\n"
+            "    def forward(self, x):\n        return head(x)\n\n\n"
+            "class Runner:\n    def __init__(self):\n        self.net = Net().cuda()\n\n"
+            "    def run(self, x):\n        return self.net(x).sum().item()\n"
+        ),
+        "pkg/engine.py": (
+            "from helpers import gather\nfrom pkg.base import Engine\n\n\n"
+            "def sft_loss(logits, batch):\n    return -gather(logits, batch['ids']).sum()\n\n\n"
+            "class Fsdp(Engine):\n    def eval_batch(self, batches, loss_fn):\n        total = 0.0\n"
+            "        for mb in batches:\n            logits = self.model(**mb).logits\n"
+            "            loss = loss_fn(logits, mb)\n            total += loss.item()\n        return total\n\n\n"
+            "def evaluate(engine: Fsdp, data):\n    return engine.eval_batch(data, loss_fn=sft_loss)\n"
+        ),
+    })
+    found_at = sorted((d.path.rsplit("/", 1)[-1], d.start.row, d.code, d.confidence) for d in found)
+    assert found_at == [("engine.py", 15, "SL101", "convention"), ("net.py", 15, "SL101", "convention")]
+    engine = next(d for d in found if d.path.endswith("engine.py"))
+    assert "a module on the GPU" in engine.evidence_steps[-1].message  # the step the convention enters at
+    assert engine.evidence_steps[-1].message.endswith("(pkg/base.py:10)")
+
+
 def test_type_as_takes_the_other_tensors_device(tmp_path: Path) -> None:
     # `type_as(other)` is `to(other)`: VideoMAE's CPU sinusoid table is copied to the GPU by the
     # `type_as` itself, and the `.to(device=...)` after it copies on the device.

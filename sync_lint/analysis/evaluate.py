@@ -46,6 +46,8 @@ from sync_lint.analysis.facts import (
     module_output,
     moved_like,
     nn_module,
+    placed_module,
+    placed_output,
     none_fallback,
     pieces_of,
     placed_by_library,
@@ -68,6 +70,7 @@ from sync_lint.analysis.knowledge import (
     CONVERTED_NUMBERS,
     CPU_FACTORIES,
     DEVICE_ALLOCATORS,
+    DISPATCHING_DEVICE_MAPS,
     DTYPE_NAMES,
     ELEMENTWISE,
     EMPTY_CONTAINERS,
@@ -85,6 +88,7 @@ from sync_lint.analysis.knowledge import (
     NN_NON_MODULES,
     NON_TENSOR_ANNOTATIONS,
     REDUCTIONS,
+    OUTPUT_FIELDS,
     RESULT_FIELDS,
     SPLITTING_OPS,
     STREAM_HANDLES,
@@ -96,6 +100,7 @@ from sync_lint.analysis.knowledge import (
     cuda_device_module,
     factory_rank,
     legacy_tensor_type,
+    model_loader,
     module_state_class,
     result_dtype,
     torch_handle_kind,
@@ -430,6 +435,9 @@ class Evaluator:
             return owner
         if attr in RESULT_FIELDS and owner.is_tensor:  # `t.max(dim=1).values`
             return replace(owner, ndim=None, dtype=RESULT_FIELDS[attr] or owner.dtype, subject=name or attr)
+        if attr in OUTPUT_FIELDS and owner.is_gpu:  # `out.loss` of a model's output, on its device
+            return replace(owner, ndim=0 if attr == "loss" else None, dtype=OUTPUT_FIELDS[attr],
+                           subject=name or attr)
         if owner.value_kind == "numpy":
             return NUMPY
         if attr in self.settings.gpu_attributes:
@@ -612,6 +620,8 @@ class Evaluator:
                                 reason="created by {code}", origin=expr)
             if qual == "itertools.islice" and expr.args and not expr.args[0].star:
                 return self.fact(expr.args[0].value)  # `islice(self.layers, start, end)`: the same elements
+            if model_loader(qual) and (self.project is None or self.project.from_a_library(qual.rpartition(".")[0])):
+                return self._loaded_model(expr)
             if qual.startswith("numpy."):
                 return self._numpy_call(expr, qual[len("numpy."):])
             if arithmetic_call(qual) and expr.args and not any(a.star or a.keyword for a in expr.args):
@@ -661,11 +671,18 @@ class Evaluator:
                 return made_by_tensor_type(callee, legacy_ndim(expr, "data" in callee.items), "created by {code}", expr)
             if self.project is not None and callee.refs and isinstance(func, cst.Name):
                 result = self._project_call(expr, callee, None)
+                if result is not None and result.is_unknown_tensor:  # a tensor of no known device
+                    result = self._loss_call(expr, func.value) or result
                 if result is not None:
                     return result
             if nn_module(callee):  # `model(input_ids)`, `self.layers[i](hidden)`
                 return self._module_call(expr, callee)
-            loss = self._loss_call(expr, func.value) if isinstance(func, cst.Name) and callee.value_kind is None \
+            placed = placed_output(callee, "{code}")
+            if placed is not None:  # `model(x)` of a project module moved with `model.cuda()`
+                return replace(placed, origin=expr)
+            # (a function the project knows lands here only when what it returns says nothing; a
+            # parameter annotated `Callable[..., Tensor]` is a Python value of no known kind)
+            loss = self._loss_call(expr, func.value) if isinstance(func, cst.Name) and _maybe_a_function(callee) \
                 else None
             if loss is not None:  # `criterion(output, target)`
                 return loss
@@ -885,10 +902,12 @@ class Evaluator:
             return placed
         owner = self.fact(receiver)
         if owner.device is Device.NOT_TENSOR:
+            if method in MODULE_MOVES and self.project is not None and self.project.module_object(owner, method):
+                return self._moved_module(owner, method, expr)  # `Net().cuda()` of a project module
             if owner.value_kind == "numpy":
                 return replace(NUMPY, ndim=owner.ndim) if method in ("astype", "copy") else NUMPY
             if nn_module(owner) and method in MODULE_MOVES:
-                return owner
+                return self._moved_module(owner, method, expr)
             if owner.value_kind == "device-module" and (method in EVENT_HANDLES or method in STREAM_HANDLES):
                 kind = "stream" if method in STREAM_HANDLES else "event"
                 return replace(PYTHON, value_kind=kind, reason="created by {code}", origin=expr)
@@ -918,7 +937,10 @@ class Evaluator:
                 callee = self.fact(expr.func)
                 if nn_module(callee):
                     return self._module_call(expr, callee)
-                loss = self._loss_call(expr, method) if callee.value_kind is None else None
+                placed = placed_output(callee, "{code}")
+                if placed is not None:  # `self.model(x)` of a project module placed on the GPU
+                    return replace(placed, origin=expr)
+                loss = self._loss_call(expr, method) if _maybe_a_function(callee) else None
                 if loss is not None:  # `self._loss_fn(logits, labels)`
                     return loss
             if owner.value_kind in ("self", "torch-object", "object", "class", "module", "nn-module", "device-module"):
@@ -994,6 +1016,38 @@ class Evaluator:
         """A name or attribute known to hold one Python integer (a factory's size)."""
         fact = self.fact(expr)
         return fact.value_kind == "python" and fact.dtype == "int"
+
+    def _loaded_model(self, expr: cst.Call) -> Fact:
+        """`AutoModelForCausalLM.from_pretrained(name, device_map="cuda")`: a module of a class not known
+        here, placed where `device_map=` puts it (a device; `"auto"`: the accelerators) or where an
+        enclosing `with torch.device(d):` builds it; placed nowhere known otherwise."""
+        device_map = keyword_value(expr, "device_map")
+        where = device_map if device_map is not None and not isinstance(device_map, cst.Dict) else \
+            self.binder.device_context()
+        if where is None:
+            return NN_MODULE
+        if literal_string(where) in DISPATCHING_DEVICE_MAPS:
+            return placed_module(NN_MODULE, Device.GPU, "loaded by {code} across the accelerators",
+                                 convention=True, origin=expr)
+        dev, why = self.device_of_argument(where)
+        if dev not in (Device.GPU, Device.CPU):
+            return NN_MODULE
+        how = "loaded by {code} onto" if where is device_map else "loaded by {code} inside a `with` of"
+        return placed_module(NN_MODULE, dev, f"{how} {why}", origin=expr,
+                             convention=dev is Device.GPU and (literal_string(where) is None or self.assumed_device(where)))
+
+    def _moved_module(self, module: Fact, method: str, expr: cst.Call) -> Fact:
+        """`model.cuda()`, `model.to(device)`: the module, placed where it was moved (`placed_module`);
+        `model.eval()`, `model.half()`, `model.to(torch.bfloat16)`: the module as it was."""
+        if method not in ("cuda", "cpu", "to"):
+            return module
+        moved = self._eval_to(expr, Fact(Device.UNKNOWN, tensor_like=True)) if method == "to" else \
+            Fact(Device.GPU if method == "cuda" else Device.CPU)
+        if not moved.is_tensor:
+            return module
+        where = Device.CPU if moved.is_cpu else Device.GPU
+        return placed_module(module, where, f"moved to the {'CPU' if where is Device.CPU else 'GPU'} by {{code}}",
+                             convention=moved.convention, origin=expr)
 
     def _eval_to(self, expr: cst.Call, owner: Fact) -> Fact:
         target: Device | None = None
@@ -1584,3 +1638,9 @@ def legacy_ndim(call: cst.Call, data: bool = False) -> int | None:
         return len(positional)
     return None
 
+
+def _maybe_a_function(callee: Fact) -> bool:
+    """A callee that may be a function nobody here knows: nothing known of it, a Python value of no
+    known kind (a parameter annotated `Callable[...]`), or a project function whose result says nothing."""
+    return callee.value_kind is None or callee.value_kind == "callable" or \
+        callee.value_kind == "python" and callee.dtype is None

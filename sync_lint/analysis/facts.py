@@ -356,6 +356,11 @@ def module_output(module: Fact, inputs: "Iterable[Fact]", code: str, method: str
     if not nn_module(module):
         return UNKNOWN
     first = next(iter(inputs), UNKNOWN)
+    if first.device is Device.UNKNOWN or first.device is Device.NOT_TENSOR:
+        # Nothing known of where the input is (`model(**batch)`): where the module was placed, if anywhere.
+        placed = placed_output(module, code, method)
+        if placed is not None:
+            return placed
     if not (first.is_tensor or first.is_unknown_tensor):
         return UNKNOWN
     if module.value_kind == "object" and "torch.nn.Module" not in module.refs and method in (None, "forward"):
@@ -368,6 +373,39 @@ def module_output(module: Fact, inputs: "Iterable[Fact]", code: str, method: str
     what = "a module" if method in (None, "forward") else f"`.{method}()` of a module"
     return Fact(first.device, tensor_like=first.tensor_like, convention=True, via=first,
                 reason=f"{code} runs {what} of a class not known here, taken to return a tensor where its input is")
+
+
+def placed_module(module: Fact, device: Device, reason: str, convention: bool = False,
+                  origin: "cst.CSTNode | None" = None, where: str | None = None) -> Fact:
+    """A module moved to `device` (`model.cuda()`, `model.to(device)`) or built there (inside `with
+    torch.device(d):`, `from_pretrained(..., device_map="cuda")`): its parameters are there, so what it
+    computes is too (`placed_output`). The placement rides on the module's fact as its `device_value`."""
+    return replace(module, device_value=device, reason=reason, convention=convention, origin=origin, where=where,
+                   via=None, subject=None)
+
+
+def module_placement(module: Fact) -> Device | None:
+    """Where a module was moved or built (`placed_module`); None when nothing placed it."""
+    if module.value_kind not in ("nn-module", "object") or module.device_value not in (Device.GPU, Device.CPU):
+        return None
+    return module.device_value
+
+
+# What calling a module, or these methods of it, computes from its parameters: a tensor on their device.
+PLACED_OUTPUT_METHODS = frozenset({"forward", "generate"})
+
+
+def placed_output(module: Fact, code: str, method: str | None = None) -> Fact | None:
+    """What a module placed on the GPU returns when what it is given says nothing (`model(**batch)` of
+    a model moved with `.cuda()`): its weights are on the GPU, so its output is there too, or the call
+    would fail. A convention: the module may return a tuple or an output object (`out.loss`), which
+    holds the tensors. None for a module not placed on the GPU, or for another method
+    (`model.parameters()`, `model.num_parameters()`)."""
+    if module_placement(module) is not Device.GPU or method not in (None, *PLACED_OUTPUT_METHODS):
+        return None
+    what = "a module" if method in (None, "forward") else f"`.{method}()` of a module"
+    return Fact(Device.GPU, tensor_like=True, convention=True, via=module,
+                reason=f"{code} runs {what} placed on the GPU, taken to return tensors on its device")
 
 
 def placed_by_library(given: Fact, code: str) -> Fact:
@@ -418,6 +456,9 @@ def join(a: Fact | None, b: Fact | None) -> Fact:
         return _joined_dicts(a, b)
     if a.dtype == "str" and b.dtype == "str" and string_text(a) != string_text(b):
         return _joined_strings(a, b)
+    if a.value_kind == b.value_kind and a.value_kind in ("nn-module", "object") and a.device_value != b.device_value:
+        # A module placed on one path only (`if use_gpu: model.cuda()`): the module, placed nowhere known.
+        return join(replace(a, device_value=None), replace(b, device_value=None))
     if a.device is b.device and a.value_kind == b.value_kind and a.device_value == b.device_value:
         if a.value_kind == "object" and (a.refs != b.refs or a.items != b.items):
             # Either class on the way here; exact only when both paths built it.
@@ -596,6 +637,14 @@ def explain_steps(
             steps.append(step)
         elsewhere = line is None and current.where is not None
         current = current.via
+    shown = fact.chain[:len(steps)]
+    if fact.by_convention and not any(f.convention or f.from_name for f in shown):
+        # The step a convention enters at (`model(**batch)` of a model loaded inside `with
+        # torch.device(d):`): what makes the evidence a convention is worth its line.
+        taken = next((f for f in fact.chain[len(steps):] if f.convention or f.from_name), None)
+        if taken is not None and (taken.origin is not None or taken.where is not None):
+            line = line_of(taken.origin) if taken.origin is not None else None
+            steps.append((_explain_one(taken, line_of, code_of), taken.where if line is None else None, line))
     return steps
 
 
@@ -609,6 +658,9 @@ _DEVICE_VALUE_WORDS = {Device.GPU: "an accelerator device", Device.CPU: "the CPU
 
 def _explain_one(fact: Fact, line_of: Callable[[cst.CSTNode], int], code_of: Callable[[cst.CSTNode], str]) -> str:
     words = _DEVICE_WORDS[fact.device]
+    placement = module_placement(fact)
+    if placement is not None:
+        words = "a module on the GPU" if placement is Device.GPU else "a module on the CPU"
     if fact.device is Device.UNKNOWN and fact.tensor_like:
         words = "a tensor of unknown device"
     if fact.value_kind == "device" and fact.device_value is not None:

@@ -455,6 +455,10 @@ class Binder:
         """`vals.append(x)`, `vals.extend(xs)`, `vals.insert(i, x)` on a list this function built: the
         list holds what was added (`torch.cat(vals)`, `for v in vals` read it)."""
         call = node.value
+        if isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute) and \
+                call.func.attr.value in _MODULE_PLACEMENTS:
+            self._move_module(call)
+            return
         if not (isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute)
                 and call.func.attr.value in _LIST_ADDS and call.args):
             return
@@ -472,6 +476,17 @@ class Binder:
             if method == "extend":
                 added = self.evaluator.element_fact(added)
         self._add_to_list(name, current, added)  # type: ignore[arg-type]
+
+    def _move_module(self, call: cst.Call) -> None:
+        """`model.cuda()`, `model.to(device)` as a statement: a module moves in place, so the name holds
+        the module placed there from here on (a tensor's `.to()` makes a copy, and changes nothing)."""
+        name = dotted_name(call.func.value)  # type: ignore[attr-defined]
+        current = self.lookup(name) if name is not None else None
+        if current is None or current.device is not Device.NOT_TENSOR:
+            return
+        moved = self.evaluator.fact(call)
+        if moved.value_kind == current.value_kind and moved.device_value != current.device_value:
+            self.set(name, moved)  # type: ignore[arg-type]
 
     def _add_to_list(self, name: str, current: Fact, added: Fact) -> None:
         """The list `name` (`current`) after `added` goes into it."""
@@ -834,6 +849,9 @@ AFTER_FIELD: dict[tuple[type, str], Callable[[Binder, cst.CSTNode], None]] = {
 
 # List methods that add elements: `Binder.leave_expr`.
 _LIST_ADDS = frozenset({"append", "extend", "insert"})
+# What moves a module in place: a statement `model.cuda()` places the module the name holds.
+_MODULE_PLACEMENTS = frozenset({"cuda", "cpu", "to"})
+
 
 def _isinstance_of_host_type(test: cst.BaseExpression,
                              resolve: Callable[[cst.BaseExpression], str | None]) -> tuple[str, Fact] | None:

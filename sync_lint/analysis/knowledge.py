@@ -111,6 +111,13 @@ TENSOR_ATTRS = frozenset("T mT H mH data grad real imag".split())
 # `dim`, `topk`, `sort`, `kthvalue`, `cummax`, `cummin`): tensors on the input's device, the indices
 # of dtype int64 (the dtype kind each field has; None: the input's).
 RESULT_FIELDS = {"values": None, "indices": "int"}
+# The tensor fields of what a model returns (Hugging Face's `ModelOutput`s: `out.loss`, `out.logits`;
+# diffusers' `.sample`): read off a value taken for a module's output tensor (`placed_output`), each is a
+# tensor where that output is. A tensor has no attribute of these names, so reading one says the value is
+# such an output object. (`hidden_states` and `attentions` are tuples, and `past_key_values` a cache.)
+OUTPUT_FIELDS = {"loss": "float", "logits": "float", "last_hidden_state": "float", "pooler_output": "float",
+                 "start_logits": "float", "end_logits": "float", "prediction_logits": "float",
+                 "image_embeds": "float", "text_embeds": "float", "aux_loss": "float", "z_loss": "float"}
 HOST_VALUE_METHODS = frozenset({"item", "tolist"})
 # The legacy tensor types `t.type(torch.BoolTensor)` converts to, with the torch dtype each holds: the
 # plain ones live on the CPU (`torch.BoolTensor`), the `torch.cuda.` ones on the GPU.
@@ -246,6 +253,28 @@ def class_like(dotted: str) -> bool:
     """A name spelled as a class is (`SentenceTransformer`, `flashinfer.BatchPrefillWrapper`): calling
     it builds an object."""
     return dotted.rpartition(".")[2][:1].isupper()
+
+
+# The class methods that load a model (`AutoModelForCausalLM.from_pretrained(name)`): an `nn.Module`.
+MODEL_LOADERS = frozenset({"from_pretrained", "from_config", "_from_config"})
+# `device_map=` values with which `from_pretrained` spreads a model over the accelerators (accelerate).
+DISPATCHING_DEVICE_MAPS = frozenset({"auto", "balanced", "balanced_low_0", "sequential"})
+# What classes that also load with `from_pretrained` are called whose objects are no module.
+_NOT_MODELS = ("Config", "Tokenizer", "TokenizerFast", "Processor", "FeatureExtractor", "Pipeline", "Scheduler",
+               "Extractor", "ProcessorFast")
+
+
+def model_loader(qualified: str) -> bool:
+    """`transformers.AutoModelForCausalLM.from_pretrained`, `diffusers.UNet2DConditionModel.from_config`:
+    a library loader that returns a model, named so (a class with `Model` in its name, or `...ForX`),
+    not a tokenizer's, processor's or configuration's."""
+    owner, _, method = qualified.rpartition(".")
+    if method not in MODEL_LOADERS or not owner:
+        return False
+    cls = owner.rpartition(".")[2]
+    if not cls[:1].isupper() or cls.endswith(_NOT_MODELS):
+        return False
+    return "Model" in cls or any(cls[i:i + 3] == "For" and cls[i + 3:i + 4].isupper() for i in range(1, len(cls)))
 
 
 def device_kind(text: str) -> str | None:

@@ -62,6 +62,8 @@ from sync_lint.analysis.facts import (
     made_by_tensor_type,
     module_in,
     module_output,
+    placed_module,
+    placed_output,
     moved_like,
     nn_module,
     pieces_of,
@@ -73,6 +75,7 @@ from sync_lint.analysis.facts import (
 from sync_lint.analysis.knowledge import (
     ACCELERATOR_NAMES,
     LIBRARY_FIELDS,
+    LOSS_CALLEES,
     NAMESPACE,
     PLACING_METHODS,
     class_like,
@@ -80,6 +83,7 @@ from sync_lint.analysis.knowledge import (
     CONVERTED_NUMBERS,
     CPU_FACTORIES,
     DEVICE_ALLOCATORS,
+    DISPATCHING_DEVICE_MAPS,
     DTYPE_NAMES,
     EVENT_HANDLES,
     FACTORIES,
@@ -93,6 +97,7 @@ from sync_lint.analysis.knowledge import (
     NEW_METHODS,
     NN_MODULE_CLASSES,
     NN_NON_MODULES,
+    OUTPUT_FIELDS,
     RESULT_FIELDS,
     SPLITTING_OPS,
     STREAM_HANDLES,
@@ -103,6 +108,7 @@ from sync_lint.analysis.knowledge import (
     cuda_device_module,
     factory_rank,
     legacy_tensor_type,
+    model_loader,
     module_state_class,
     pins_where_available,
     result_dtype,
@@ -113,7 +119,7 @@ from sync_lint.project.deps import Dep
 from sync_lint.project.index import ProjectIndex, nested_name
 from sync_lint.project.summary import ELEMENT, CallSite, ClassInfo, FunctionInfo, ModuleSummary, Param, Store
 from sync_lint.project.values import NONE as NONE_VALUE
-from sync_lint.project.values import Value, render
+from sync_lint.project.values import BUILT_ON_KEY, Value, render
 from sync_lint.ranking import PER_STEP, context_of
 
 Key = tuple
@@ -2092,6 +2098,8 @@ class Inference:
                 return owner
             if attr in RESULT_FIELDS:  # `t.max(dim=1).values`
                 return replace(owner, ndim=None, dtype=RESULT_FIELDS[attr] or owner.dtype)
+            if attr in OUTPUT_FIELDS and owner.is_gpu:  # `out.loss` of a model's output, on its device
+                return replace(owner, ndim=0 if attr == "loss" else None, dtype=OUTPUT_FIELDS[attr])
             if attr in METADATA_ATTRS:
                 return PYTHON
             return UNKNOWN
@@ -2405,6 +2413,8 @@ class Inference:
             return self._torch_call(qualified, args, kwargs, context)
         if qualified == "itertools.islice" and args and args[0][0] != "*":
             return self.eval(args[0], context)  # `islice(self.layers, start, end)`: the same elements
+        if qualified is not None and model_loader(qualified) and self.index.resolve(qualified.rpartition(".")[0]) is None:
+            return self._loaded_model(value, context)
         if qualified == "functools.partial" and len(args) == 1 and args[0][0] != "*":
             maker = self._tensor_maker(args[0], kwargs, context)
             if maker is not None:
@@ -2455,11 +2465,12 @@ class Inference:
             if receiver.value_kind == "device-module" and func[2] in EVENT_HANDLES | STREAM_HANDLES:
                 return _handle("event" if func[2] in EVENT_HANDLES else "stream", value)
             if func[2] in MODULE_MOVES:
-                if module is not None:
-                    return module  # `model.to(device)`, `model.eval()`: the module itself
+                if module is not None:  # `model.to(device)`, `model.eval()`: the module itself
+                    return self._moved_module(module, value, context)
                 if receiver.value_kind == "object" and receiver.refs and \
                         not any(self.index.method(cls, func[2]) for cls in receiver.refs):
-                    return receiver  # `Bank().to(device)` of a project module that does not define it
+                    # `Bank().to(device)` of a project module that does not define it
+                    return self._moved_module(receiver, value, context)
             if module is not None:  # `self.model.compute_logits(hidden)`
                 return module_output(module, self._inputs(args, kwargs, context), f"`{render(value, 40)}`",
                                      method=func[2])
@@ -2500,7 +2511,8 @@ class Inference:
             if context.mode == "shallow":
                 return UNKNOWN
             arg_facts: list[Argument] = [partial(self.eval, a, context) for a in args if a[0] != "*"]
-            kw_facts: dict[str, Argument] = {k: partial(self.eval, v, context) for k, v in kwargs if k != "**"}
+            kw_facts: dict[str, Argument] = {k: partial(self.eval, v, context) for k, v in kwargs
+                                             if k != "**" and k != BUILT_ON_KEY}
             building = context.building or self.builds_module(context.summary, context.function)
             results = []
             for target in sorted(callee.refs):
@@ -2515,7 +2527,19 @@ class Inference:
                     results.append(self.returns_with(target, ([self_fact] if bound else []) + arg_facts, kw_facts,
                                                      budget, complete=not any(k == "**" for k, _v in kwargs),
                                                      building=building))
-            return join_sources(results)
+            joined = join_sources(results)
+            if (not _informative(joined) or joined.is_unknown_tensor) and context.mode != "types":
+                # `loss_fn(logits, batch)` of a loss function the project knows, whose result says nothing
+                # known (it calls a helper from outside): what a loss function is taken to return.
+                last = func[2] if func[0] == "attr" else func[1] if func[0] == "name" else ""
+                loss = loss_output(last, (self.eval(a, context) for a in args if a[0] != "*"), f"`{render(value, 40)}`")
+                if loss is not None:
+                    return loss
+            if receiver is not None and not _informative(joined) and callee.refs and \
+                    all(ref.rpartition(".")[2] in ("forward", "__call__") for ref in callee.refs):
+                # `model(x)` of a project module placed on the GPU, whose `forward` says nothing known
+                return placed_output(receiver, f"`{render(value, 40)}`") or joined
+            return joined
         if func[0] == "name" and func[1] == "str" and len(args) == 1 and args[0][0] != "*" and not kwargs:
             named = self.eval(args[0], context)
             if named.value_kind == "device":  # `str(torch.device(device))` names the same device
@@ -2524,7 +2548,8 @@ class Inference:
             # `len(...)` is an int whatever it measures: a list of lengths indexes a tensor with numbers.
             return replace(PYTHON, dtype=CONVERTED_NUMBERS[func[1]]) if func[1] in CONVERTED_NUMBERS else PYTHON
         last = func[2] if func[0] == "attr" else func[1] if func[0] == "name" else ""
-        if callee.value_kind is None and callee.device is Device.UNKNOWN and not class_like(last):
+        if (callee.value_kind is None and callee.device is Device.UNKNOWN or callee.value_kind == "python"
+                and callee.dtype is None and last.lstrip("_") in LOSS_CALLEES) and not class_like(last):
             if context.mode != "types":  # `self._loss_fn(logits, labels)`
                 loss = loss_output(last, (self.eval(a, context) for a in args if a[0] != "*"),
                                    f"`{render(value, 40)}`")
@@ -2805,6 +2830,36 @@ class Inference:
             return Fact(Device.GPU, reason=f"moved by `.to({render(target, 30)})`", convention=device.by_convention,
                         dtype=dtype)
         return with_dtype(TENSOR, dtype)
+
+    def _moved_module(self, module: Fact, value: Value, context: Context) -> Fact:
+        """`model.cuda()`, `model.to(device)`: the module placed there (`placed_module`); `model.eval()`,
+        `model.to(torch.bfloat16)`: the module as it was. (`_moved_module` in analysis/evaluate.py.)"""
+        method, args, kwargs = value[1][2], value[2], value[3]
+        if method not in ("cuda", "cpu", "to"):
+            return module
+        moved = self._to(TENSOR, args, kwargs, context) if method == "to" else \
+            Fact(Device.GPU if method == "cuda" else Device.CPU)
+        if not moved.is_tensor:
+            return module
+        where = Device.CPU if moved.is_cpu else Device.GPU
+        return placed_module(module, where, f"moved to the {'CPU' if where is Device.CPU else 'GPU'} by "
+                             f"`{render(value, 40)}`", convention=moved.convention)
+
+    def _loaded_model(self, value: Value, context: Context) -> Fact:
+        """`AutoModelForCausalLM.from_pretrained(name, device_map="cuda")`: a module of a class not known
+        here, placed where `device_map=` puts it (`_loaded_model` in analysis/evaluate.py)."""
+        keywords = dict(value[3])
+        device_map = keywords.get("device_map") or keywords.get(BUILT_ON_KEY)
+        if device_map is None or device_map[0] == "dict":
+            return NN_MODULE
+        code = f"`{render(value, 40)}`" + (" inside a `with` of a device" if "device_map" not in keywords else "")
+        if device_map[:2] == ("lit", "str") and len(device_map) > 2 and device_map[2] in DISPATCHING_DEVICE_MAPS:
+            return placed_module(NN_MODULE, Device.GPU, f"loaded by {code} across the accelerators", convention=True)
+        device = self._device_argument(device_map, context)
+        if device.device_value not in (Device.GPU, Device.CPU):
+            return NN_MODULE
+        return placed_module(NN_MODULE, device.device_value, f"loaded by {code} onto {device.reason or 'a device'}",
+                             convention=device.by_convention or device_map[0] != "lit")
 
     def _holds_int(self, value: Value, context: Context) -> bool:
         """Whether a name or attribute holds one Python int (`self.max_bs`, stored from an `int`), as a

@@ -29,6 +29,7 @@ from sync_lint.analysis.knowledge import (
     CPU_PLATFORM_FLAGS,
     EMPTY_CONTAINERS,
     MAPPING_TYPES,
+    MODEL_LOADERS,
     NN_NON_MODULES,
     OTHER_DEVICE_TYPES,
     OTHER_PLATFORM_FLAGS,
@@ -39,12 +40,12 @@ from sync_lint.analysis.knowledge import (
 )
 from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.mentions import module_mentions
-from sync_lint.project.values import MAX_DEPTH, MAX_JOIN, NONE, OFF_CUDA, UNKNOWN, Value, join, off_cuda_if
+from sync_lint.project.values import BUILT_ON_KEY, MAX_DEPTH, MAX_JOIN, NONE, OFF_CUDA, UNKNOWN, Value, join, off_cuda_if
 
 _BUILTINS = frozenset(dir(builtins))
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 60
+SUMMARY_FORMAT = 61
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -1581,6 +1582,10 @@ class _Summarizer:
                 name = self._torch_name(node.func)
                 if name is not None and name.startswith("torch.") and name[6:] in _FACTORIES:
                     kwargs = (*kwargs, ("device", self.value(self.default_device, scope, level)))
+                elif isinstance(node.func, ast.Attribute) and node.func.attr in MODEL_LOADERS and \
+                        not isinstance(self.default_device, _BuiltOn) and not any(k.arg == "device_map" for k in node.keywords):
+                    # `with torch.device(d): model = AutoModel.from_pretrained(name)` loads the model onto `d`.
+                    kwargs = (*kwargs, (BUILT_ON_KEY, self.value(self.default_device, scope, level)))
             return ("call", self.value(node.func, scope, level), args, kwargs)
         if isinstance(node, ast.Subscript):
             key = node.slice

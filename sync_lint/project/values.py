@@ -12,7 +12,7 @@ tag:
 | `param` | `("param", name)` | a parameter of the enclosing function |
 | `name` | `("name", name)` | a name the function does not bind: a module global, an import, a builtin |
 | `attr` | `("attr", base, name)` | `base.name` |
-| `call` | `("call", func, args, kwargs)` | `func(*args, **kwargs)`; `kwargs` is `((name, value), ...)`, a `**` is `("**", value)` |
+| `call` | `("call", func, args, kwargs)` | `func(*args, **kwargs)`; `kwargs` is `((name, value), ...)`, a `**` is `("**", value)`, and a model loaded inside `with torch.device(d):` has `(BUILT_ON_KEY, d)` |
 | `sub` | `("sub", base, key)` | `base[key]`; `key` is `("key", "text")` for a string literal, `("key", 3)` for an int |
 | `iter` | `("iter", base)` | an element of `base` (a `for` target, a comprehension variable) |
 | `item` | `("item", base, i)` | element `i` of a tuple `base` (tuple unpacking) |
@@ -38,6 +38,9 @@ Value = tuple[Any, ...]
 UNKNOWN: Value = ("?",)
 NONE: Value = ("lit", "none")
 
+# The keyword under which a summary records the device of the `with torch.device(d):` block a model is
+# loaded in (`AutoModel.from_pretrained(name)` there is placed on `d`): no Python keyword is spelled so.
+BUILT_ON_KEY = "<with torch.device>"
 # How deep a value may nest before the rest is unknown: keeps summaries small and
 # the interpretation cheap, and cuts self-referencing loops (`x = x[1:]`).
 MAX_DEPTH = 10
@@ -93,7 +96,8 @@ def _render(value: Value, level: int) -> str:
         return f"{_render(value[1], level + 1)}.{value[2]}"
     if tag == "call":
         args = [_render(a, level + 1) for a in value[2]]
-        args += [f"{k}={_render(v, level + 1)}" if k != "**" else f"**{_render(v, level + 1)}" for k, v in value[3]]
+        args += [f"{k}={_render(v, level + 1)}" if k != "**" else f"**{_render(v, level + 1)}" for k, v in value[3]
+                 if k != BUILT_ON_KEY]
         inner = ", ".join(args)
         return f"{_render(value[1], level + 1)}({inner if len(inner) < 40 else '...'})"
     if tag == "sub":

@@ -261,6 +261,13 @@ class ProjectView:
             found = found or self._cpu_side(local, bases)
         return found
 
+    def module_object(self, owner: Fact, method: str) -> bool:
+        """Whether `owner` is an object of project `nn.Module` classes none of which defines `method`
+        (`Net().cuda()`: torch's own move, which returns the module)."""
+        return owner.value_kind == "object" and bool(owner.refs) and all(
+            self.inference.module_class(cls) and self.inference.index.method(cls, method) is None
+            for cls in owner.refs)
+
     def module_class(self, local: str) -> bool:
         """The class derives from `torch.nn.Module` (through project classes, or by a base it spells)."""
         return self.inference.module_class(self._qualified(local))
