@@ -2432,6 +2432,31 @@ def test_a_model_placed_in_one_method_runs_on_the_gpu_in_another(tmp_path: Path)
     assert engine.evidence_steps[-1].message.endswith("(pkg/base.py:10)")
 
 
+def test_calls_through_wrappers_closures_loops_and_built_objects_reach_the_function(tmp_path: Path) -> None:
+    # Liger-Kernel's chunked losses: a `partial` of the loss step, run through `torch.func.grad_and_value`
+    # inside a nested function that a `torch.compile` rebinds, called from another nested function on
+    # chunks zipped in a loop; activation checkpointing runs a layer; a local holds a module it built.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/loss.py": (
+            "from functools import partial\n\nimport torch\nfrom torch.utils.checkpoint import checkpoint\n\n\n"
+            "def chunk_loss(x, labels, mask=None, scale=1.0):\n    return x[labels].sum() * scale\n\n\n"
+            "def fused(x, labels):\n    step = partial(chunk_loss, scale=2.0)\n\n"
+            "    def fwd_bwd(xc, lc):\n        return torch.func.grad_and_value(step, argnums=0)(xc, lc)\n\n"
+            "    fwd_bwd = torch.compile(fwd_bwd)\n\n"
+            "    def accumulate(xc, lc):\n        return fwd_bwd(xc, lc)\n\n"
+            "    for xc, lc in zip(torch.chunk(x, 4), torch.chunk(labels, 4)):\n        accumulate(xc, lc)\n\n\n"
+            "def layer(h, mask):\n    return h[mask]\n\n\n"
+            "class Head(torch.nn.Module):\n    def forward(self, h, keep):\n        return h[keep]\n\n\n"
+            "def run(n):\n    x = torch.randn(n, 8, device='cuda')\n    fused(x, x[:, 0] > 0)\n"
+            "    checkpoint(layer, x, x[:, 1] > 0, use_reentrant=False)\n"
+            "    head = Head().cuda()\n    head(x, x[:, 2] > 0)\n"
+        ),
+    })
+    found_at = sorted((d.start.row, d.code) for d in found if d.code == "SL202")
+    assert found_at == [(8, "SL202"), (27, "SL202"), (32, "SL202")]
+
+
 def test_type_as_takes_the_other_tensors_device(tmp_path: Path) -> None:
     # `type_as(other)` is `to(other)`: VideoMAE's CPU sinusoid table is copied to the GPU by the
     # `type_as` itself, and the `.to(device=...)` after it copies on the device.

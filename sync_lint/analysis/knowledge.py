@@ -257,6 +257,21 @@ def class_like(dotted: str) -> bool:
 
 # The class methods that load a model (`AutoModelForCausalLM.from_pretrained(name)`): an `nn.Module`.
 MODEL_LOADERS = frozenset({"from_pretrained", "from_config", "_from_config"})
+# What returns the function it is given, wrapped (compiled, vectorised, differentiated): calling the
+# wrapper runs the function with the same arguments (`torch.compile(step)(x)` runs `step(x)`).
+FUNCTION_WRAPPERS = frozenset({
+    "torch.compile", "torch.vmap", "torch.func.vmap", "torch.func.grad", "torch.func.grad_and_value",
+    "torch.func.jacrev", "torch.func.jacfwd", "torch.func.functionalize",
+    "functorch.vmap", "functorch.grad", "functorch.grad_and_value",
+})
+# The wrappers whose calls return what the function does (a gradient transform returns gradients).
+SAME_RESULT_WRAPPERS = frozenset({"torch.compile", "torch.func.functionalize"})
+# What runs the function it is given on the arguments after it (`checkpoint(layer, hidden, mask)` runs
+# `layer(hidden, mask)`), with the keywords each takes for itself.
+FUNCTION_RUNNERS = {
+    "torch.utils.checkpoint.checkpoint": frozenset({"use_reentrant", "preserve_rng_state", "context_fn",
+                                                    "determinism_check", "debug", "early_stop"}),
+}
 # `device_map=` values with which `from_pretrained` spreads a model over the accelerators (accelerate).
 DISPATCHING_DEVICE_MAPS = frozenset({"auto", "balanced", "balanced_low_0", "sequential"})
 # What classes that also load with `from_pretrained` are called whose objects are no module.

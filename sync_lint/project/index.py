@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Collection, Iterable
 
+from sync_lint.analysis.facts import MODULE_MOVES
 from sync_lint.project.deps import Dep, Reads
 from sync_lint.project.summary import (
     CallSite,
@@ -40,7 +41,22 @@ def callee_name(func: Value) -> str | None:
         return func[2]
     if func[0] == "sub" and func[1][0] == "name" and "." not in func[1][1]:
         return func[1][1]  # `TABLE[key](...)`: filed under the table, whose functions it may call
+    built = _constructed_object(func)
+    if built is not None:
+        return built  # `model = Net().cuda()`, then `model(x)`: filed under the class, whose object it calls
     return None
+
+
+def _constructed_object(func: Value) -> str | None:
+    """`Net` for a callee that is an object built by a class spelled so (`Net(cfg)`, moved or not:
+    `Net(cfg).to(device)`); None otherwise."""
+    while func[0] == "call" and func[1][0] == "attr" and func[1][2] in MODULE_MOVES:
+        func = func[1][1]
+    if func[0] != "call" or func[1][0] not in ("name", "attr"):
+        return None
+    name = func[1][1] if func[1][0] == "name" else func[1][2]
+    name = name.rsplit(".", 1)[-1]
+    return name if name[:1].isupper() else None
 
 
 def _under_torch_ops(value: Value) -> bool:

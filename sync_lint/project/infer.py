@@ -84,6 +84,7 @@ from sync_lint.analysis.knowledge import (
     CPU_FACTORIES,
     DEVICE_ALLOCATORS,
     DISPATCHING_DEVICE_MAPS,
+    SAME_RESULT_WRAPPERS,
     DTYPE_NAMES,
     EVENT_HANDLES,
     FACTORIES,
@@ -1331,6 +1332,7 @@ class Inference:
         out = self._stack_calls(held_in, function)
         for target in classes[:_MAX_OVERRIDES + 1]:
             out.extend(self._typed_parameter_calls(target, function))
+            out.extend(self._built_object_calls(target, function))
         for name in sorted(stored_in):
             # Where the object is stored is where it is called (`self.mlp = MLP()` in `__init__`,
             # `self.mlp(x)` in `forward`): a call of that name elsewhere is another class's `mlp`.
@@ -1347,6 +1349,19 @@ class Inference:
                 target = self.call_target(called, "types") if called.value_kind == "object" and called.refs else None
                 if target is not None and function in target.refs:
                     out.append((caller, call, 1))  # the object is `self`
+        return out
+
+    def _built_object_calls(self, cls: str, function: str) -> list[tuple[ModuleSummary, CallSite, int]]:
+        """Calls of an object a local holds as built (`model = Net(cfg).cuda()`, then `model(x)`), filed
+        under the class's name (`callee_name`): the object is the method's `self`."""
+        out = []
+        for caller, call in self.index.calls_named(_short(cls)):
+            if call.func[0] != "call":
+                continue
+            called = self.eval(call.func, self._context(caller, call.function, "types"))
+            target = self.call_target(called, "types") if called.value_kind == "object" and called.refs else None
+            if target is not None and function in target.refs:
+                out.append((caller, call, 1))
         return out
 
     def _tensor_subclass(self, cls: str) -> bool:
@@ -2651,6 +2666,9 @@ class Inference:
             return made_by_tensor_type(tensor_type(*legacy), _legacy_ndim(args, kwargs), f"created by `{qualified}(...)`")
         if qualified == "torch.device":
             return self._device_argument(args[0], context) if args else device_value(Device.GPU)
+        if qualified in SAME_RESULT_WRAPPERS and args and args[0][0] != "*":
+            wrapped = self.eval(args[0], context)  # `torch.compile(step)`: `step`, compiled
+            return wrapped if wrapped.value_kind == "callable" else UNKNOWN
         if qualified == "torch.get_device_module":
             named = args[0][2] if args and args[0][:2] == ("lit", "str") and len(args[0]) > 2 else None
             if not cuda_device_module(named):  # type: ignore[arg-type]

@@ -22,13 +22,15 @@ import builtins
 import functools
 import re
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from typing import Any, Callable
 
 from sync_lint.analysis.construction import construction_methods_ast
 from sync_lint.analysis.knowledge import (
     CPU_PLATFORM_FLAGS,
     EMPTY_CONTAINERS,
     MAPPING_TYPES,
+    FUNCTION_RUNNERS,
+    FUNCTION_WRAPPERS,
     MODEL_LOADERS,
     NN_NON_MODULES,
     OTHER_DEVICE_TYPES,
@@ -45,7 +47,7 @@ from sync_lint.project.values import BUILT_ON_KEY, MAX_DEPTH, MAX_JOIN, NONE, OF
 _BUILTINS = frozenset(dir(builtins))
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 61
+SUMMARY_FORMAT = 62
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -555,6 +557,9 @@ class _Scope:
         # name -> `("fieldsof", self, method, args, kwargs)` for a dict that a loop over `fields(self)` fills
         # with each field moved by `method` (`_field_copies`).
         self.field_copies: dict[str, Value] = {}
+        # The function a nested function is defined in: the names it assigns are the nested one's free
+        # names (`compute = partial(f, k=v)`, then `def step(x): return compute(x)`).
+        self.enclosing: _Scope | None = None
 
     def assign(self, name: str, how: str, source: object, place: "_Place | None" = None) -> None:
         """`place`: the statement that binds the name whenever it runs (None: a binding that may or may
@@ -660,6 +665,10 @@ class _Summarizer:
                 index, element = node.target.elts  # type: ignore[attr-defined]
                 self._collect_target(index, ("item", (("iter", node.iter), 0)), scope)
                 self._collect_target(element, ("iter", iterated), scope)
+            elif (zipped := self._zipped(node)) is not None:
+                # `for x, m in zip(xs, masks)`: each name is an element of its own iterable.
+                for element, iterable in zip(node.target.elts, zipped):  # type: ignore[attr-defined]
+                    self._collect_target(element, ("iter", iterable), scope)
             else:
                 self._collect_target(node.target, ("iter", node.iter), scope)
             self._collect(node.body, scope)
@@ -857,6 +866,8 @@ class _Summarizer:
             return ("param", name)
         sources = scope.assigned.get(name)
         if sources is None:
+            if scope.enclosing is not None and name not in scope.params and level <= MAX_DEPTH:
+                return self._free_name_value(name, scope.enclosing, level)
             return ("name", name)
         if self.use is not None and self.use[0] is scope and self.use[1] is not None and level <= MAX_DEPTH:
             reaching = self._reaching(name, scope, self.use[1], level)
@@ -1016,6 +1027,20 @@ class _Summarizer:
         if self.self_reads == self_reads:
             memo[key] = joined
         return joined
+
+    def _free_name_value(self, name: str, enclosing: _Scope, level: int) -> Value:
+        """A nested function's free name that the function around it assigns: what it may hold when the
+        nested one runs (any of its values there: the nested one may run after each). A parameter of
+        that function stays a name, which the index reads as the enclosing function's parameter."""
+        if name not in enclosing.assigned:
+            return self._name_value(name, enclosing, level + 1) if enclosing.enclosing is not None and \
+                name not in enclosing.params else ("name", name)
+        saved, self.use = self.use, None
+        try:
+            value = self._name_value(name, enclosing, level + 1)
+        finally:
+            self.use = saved
+        return _params_as_names(value)
 
     def _source_value(self, how: str, source: object, scope: _Scope, level: int) -> Value:
         if how == "value":
@@ -1206,6 +1231,8 @@ class _Summarizer:
         positional = [*args.posonlyargs, *args.args]
         defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
         scope = _Scope(qualname, {a.arg for a in (*positional, *args.kwonlyargs)}, class_name)
+        if outer is not None and outer.qualname is not None and qualname.startswith(f"{outer.qualname}.<locals>."):
+            scope.enclosing = outer
         if args.vararg:
             scope.params.add(args.vararg.arg)
         if args.kwarg:
@@ -1366,6 +1393,17 @@ class _Summarizer:
                 return call
         return None
 
+    def _zipped(self, node: ast.For | ast.AsyncFor) -> list[ast.expr] | None:
+        """The iterables of `for a, b in zip(xs, ys)` (the builtin, one name per iterable); None otherwise."""
+        loop, target = node.iter, node.target
+        if not (isinstance(loop, ast.Call) and isinstance(loop.func, ast.Name) and loop.func.id == "zip"
+                and "zip" not in self.s.imports and not loop.keywords and isinstance(target, ast.Tuple)
+                and len(target.elts) == len(loop.args) and len(loop.args) > 1):
+            return None
+        if any(isinstance(a, ast.Starred) for a in loop.args) or any(isinstance(e, ast.Starred) for e in target.elts):
+            return None
+        return list(loop.args)
+
     def _enumerated(self, node: ast.For | ast.AsyncFor) -> ast.expr | None:
         """`x` of `for i, element in enumerate(x)` (the builtin, not a name the module binds)."""
         loop, target = node.iter, node.target
@@ -1475,6 +1513,23 @@ class _Summarizer:
             func = ("name", "dataclasses.replace")
         self._device_params(node, scope)
         self._custom_op(node, scope)
+        wrapped = self._wrapped_function(func)
+        if wrapped is not None:
+            # `step = torch.compile(step)` or `partial(loss_fn, mask)`, then `step(x)`: a call of the function
+            # it wraps, with what the wrapper bound first (`functools.partial`) and then these arguments.
+            target, bound_args, bound_kwargs = wrapped
+            args, kwargs = self._arguments(node, scope)
+            self.s.calls.append(CallSite(scope.qualname, node.lineno, target, (*bound_args, *args),
+                                         (*bound_kwargs, *kwargs), self.loop_depth, tuple(self.contexts)))
+            # (the call stays a call site of its own too: the hot paths name a `partial`'s edge so)
+        runner = FUNCTION_RUNNERS.get(self._torch_name(node.func) or "")
+        if runner is not None and node.args and not isinstance(node.args[0], ast.Starred):
+            # `checkpoint(layer, hidden, mask, use_reentrant=False)` runs `layer(hidden, mask)`.
+            args, kwargs = self._arguments(node, scope)
+            self.s.calls.append(CallSite(scope.qualname, node.lineno, args[0], args[1:],
+                                         tuple((k, v) for k, v in kwargs if k not in runner), self.loop_depth,
+                                         tuple(self.contexts)))
+            return
         if _external(func, self.s.imports) and not torch_op_name(self._torch_name(node.func)):
             if node.args and self._torch_name(node.func) in _COMPILERS:
                 self.s.compiled.append((scope.qualname, node.lineno, self.value(node.args[0], scope)))
@@ -1496,11 +1551,7 @@ class _Summarizer:
                     ("call", ("name", "torch.nn.Buffer"), (value,), ())
                 self.s.stores.append(Store(scope.qualname, node.lineno, base, name.value, held,
                                            self._owner(base, scope)))
-        args = tuple(("*", self.value(a.value, scope)) if isinstance(a, ast.Starred) else self.value(a, scope)
-                     for a in node.args)
-        kwargs = tuple((k.arg if k.arg is not None else "**",
-                        scope.field_copies[k.value.id] if k.arg is None and isinstance(k.value, ast.Name)
-                        and k.value.id in scope.field_copies else self.value(k.value, scope)) for k in node.keywords)
+        args, kwargs = self._arguments(node, scope)
         self.s.calls.append(CallSite(scope.qualname, node.lineno, func, args, kwargs, self.loop_depth,
                                      tuple(self.contexts), by_cls))
         if self.contexts and any(c in _CUDA_GRAPH_CONTEXTS for c in self.contexts):
@@ -1510,6 +1561,52 @@ class _Summarizer:
             # of later calls of the partial are not followed).
             self.s.calls.append(CallSite(scope.qualname, node.lineno, args[0], args[1:], kwargs, self.loop_depth,
                                          tuple(self.contexts)))
+
+    def _arguments(self, node: ast.Call, scope: _Scope) -> tuple[tuple[Value, ...], tuple[tuple[str, Value], ...]]:
+        """The values a call passes: positional (a `*x` as `("*", x)`), then keyword (`**x` under `"**"`)."""
+        args = tuple(("*", self.value(a.value, scope)) if isinstance(a, ast.Starred) else self.value(a, scope)
+                     for a in node.args)
+        kwargs = tuple((k.arg if k.arg is not None else "**",
+                        scope.field_copies[k.value.id] if k.arg is None and isinstance(k.value, ast.Name)
+                        and k.value.id in scope.field_copies else self.value(k.value, scope)) for k in node.keywords)
+        return args, kwargs
+
+    def _wrapped_function(self, func: Value) -> tuple[Value, tuple[Value, ...], tuple[tuple[str, Value], ...]] | None:
+        """For a callee that is a function wrapped by `torch.compile`, a `torch.func` transform or
+        `functools.partial` (spelled in the call, or held by the local it calls): the function, and the
+        arguments the wrapper binds before the call's own (only `partial` binds any). None otherwise."""
+        if func[0] == "join":  # `step = torch.compile(step)` on one path: the wrapped function either way
+            wrapped = [self._wrapped_function(option) for option in func[1]]
+            found = {w[0] for w in wrapped if w is not None}
+            if len(found) == 1 and all(w is None and option in found or w is not None and w[1:] == ((), ())
+                                       for option, w in zip(func[1], wrapped)):
+                return found.pop(), (), ()
+            return None
+        bound_args: tuple[Value, ...] = ()
+        bound_kwargs: tuple[tuple[str, Value], ...] = ()
+        unwrapped = False
+        for _ in range(3):  # `grad_and_value(partial(f, k=v))`: a wrapper of a wrapper
+            if func[0] != "call" or not func[2] or func[2][0][0] in ("*", "?"):
+                break
+            wrapper = self._qualified_value(func[1])
+            if wrapper == "functools.partial":
+                bound_args, bound_kwargs = (*func[2][1:], *bound_args), (*func[3], *bound_kwargs)
+            elif wrapper not in FUNCTION_WRAPPERS:
+                break
+            func, unwrapped = func[2][0], True
+        return (func, bound_args, bound_kwargs) if unwrapped else None
+
+    def _qualified_value(self, value: Value) -> str | None:
+        """`torch.compile` for the value of `torch.compile` (or of `compile` after `from torch import
+        compile`), through the module's imports; None for a value that is no dotted name."""
+        parts: list[str] = []
+        while value[0] == "attr":
+            parts.append(value[2])
+            value = value[1]
+        if value[0] != "name":
+            return None
+        root = self.s.imports.get(value[1], value[1])
+        return ".".join([root, *reversed(parts)])
 
     def _list_field_add(self, node: ast.Call, scope: _Scope) -> None:
         """`self.wrappers.append(w)` (or `.extend(ws)`, `.insert(i, w)`), in any method: the field is a list
@@ -1735,6 +1832,16 @@ def project_op_namespace(name: str) -> bool:
     """`torch.ops.<ns>` for a namespace not PyTorch's own: its operators may be the project's."""
     parts = name.split(".")
     return len(parts) == 3 and parts[0] == "torch" and parts[1] == "ops" and parts[2] not in TORCH_OP_NAMESPACES
+
+
+def _params_as_names(value: object) -> Any:
+    """`value` with each `("param", p)` read as `("name", p)`: a value of the function around a nested
+    one, read in the nested one (whose own parameters those are not)."""
+    if not isinstance(value, tuple):
+        return value
+    if len(value) == 2 and value[0] == "param" and isinstance(value[1], str):
+        return ("name", value[1])
+    return tuple(_params_as_names(part) for part in value)
 
 
 def _external(func: Value, imports: dict[str, str]) -> bool:
