@@ -224,6 +224,37 @@ def test_a_module_returns_a_tensor_where_its_input_is(source: str, device: Devic
 @pytest.mark.parametrize(
     "source,device",
     [
+        # accelerate and Lightning Fabric place a model and the batches of data loaders on the device.
+        ("from accelerate import Accelerator\ndef f(model, opt, train_loader):\n    accelerator = Accelerator()\n"
+         "    model, opt, train_loader = accelerator.prepare(model, opt, train_loader)\n"
+         "    for batch in train_loader:\n        probe(batch['labels'])", Device.GPU),
+        ("from accelerate import Accelerator\ndef f(model, opt, batch):\n    accelerator = Accelerator()\n"
+         "    model, opt = accelerator.prepare(model, opt)\n    probe(model(**batch).loss)", Device.GPU),
+        ("def f(fabric, a, b):\n    a, b = fabric.setup_dataloaders(a, b)\n    probe(next(iter(b)))", Device.GPU),
+        # An optimizer comes back as it was; another receiver's `prepare` is another method.
+        ("from accelerate import Accelerator\ndef f(model, opt):\n    accelerator = Accelerator()\n"
+         "    model, opt = accelerator.prepare(model, opt)\n    probe(opt)", Device.UNKNOWN),
+        ("def f(processor, loader):\n    loader = processor.prepare(loader)\n    probe(next(iter(loader)))",
+         Device.UNKNOWN),
+        # Lightning moves a step hook's batch to the module's device.
+        ("import lightning as L\nclass M(L.LightningModule):\n    def training_step(self, batch, batch_idx):\n"
+         "        x, y = batch\n        probe(y)", Device.GPU),
+        ("import lightning as L\nclass M(L.LightningModule):\n    def on_train_start(self, batch):\n"
+         "        probe(batch)", Device.UNKNOWN),
+        ("class M:\n    def training_step(self, batch, batch_idx):\n        probe(batch)", Device.UNKNOWN),
+    ],
+)
+def test_a_launcher_places_models_and_batches(source: str, device: Device) -> None:
+    """accelerate's `prepare`, Fabric's `setup*` and Lightning's step hooks put the model and the batches
+    on the training device, an accelerator by convention."""
+    fact = fact_of(source)[0]
+    assert fact.device is device
+    assert fact.by_convention or device is not Device.GPU
+
+
+@pytest.mark.parametrize(
+    "source,device",
+    [
         # A module moved to the GPU computes there whatever it is given (`model(**batch)`).
         ("import torch\ndef f(model: torch.nn.Module, batch):\n    model = model.cuda()\n    probe(model(**batch))",
          Device.GPU),

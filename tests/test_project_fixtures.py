@@ -2457,6 +2457,33 @@ def test_calls_through_wrappers_closures_loops_and_built_objects_reach_the_funct
     assert found_at == [(8, "SL202"), (27, "SL202"), (32, "SL202")]
 
 
+def test_batches_of_a_prepared_loader_reach_a_project_iterator(tmp_path: Path) -> None:
+    # LitGPT's finetuning: Fabric prepares the loaders in one function, `fit` wraps the train loader in a
+    # project `CycleIterator` and takes each batch with `next(...)`, and the loss helper compares a count
+    # of the batch's targets in Python (`max(1, n)`) in another module.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/utils.py": (
+            "import torch\n\n\nclass CycleIterator:\n    def __init__(self, iterable):\n"
+            "        self.iterable = iterable\n        self._iterator = None\n\n"
+            "    def __next__(self):\n        if self._iterator is None:\n            self._iterator = iter(self.iterable)\n"
+            "        return next(self._iterator)\n\n\n"
+            "def loss_of(logits, targets):\n    n = (targets != -100).sum()\n    return logits.sum() / max(1, n)\n"
+        ),
+        "pkg/train.py": (
+            "from pkg.utils import CycleIterator, loss_of\n\n\n"
+            "def get_loaders(fabric, data):\n    train, val = data.train_dataloader(), data.val_dataloader()\n"
+            "    return fabric.setup_dataloaders(train, val)\n\n\n"
+            "def fit(fabric, model, data):\n    train_loader, _ = get_loaders(fabric, data)\n"
+            "    it = CycleIterator(train_loader)\n    for _ in range(10):\n        batch = next(it)\n"
+            "        loss_of(model(batch['input_ids']), batch['labels'])\n"
+        ),
+    })
+    assert sorted((d.path.rsplit("/", 1)[-1], d.start.row, d.code) for d in found) == [
+        ("train.py", 14, "SL601"), ("utils.py", 17, "SL104")]  # (SL601: the loop's call leads to it)
+    assert all(d.confidence == "convention" for d in found)
+
+
 def test_type_as_takes_the_other_tensors_device(tmp_path: Path) -> None:
     # `type_as(other)` is `to(other)`: VideoMAE's CPU sinusoid table is copied to the GPU by the
     # `type_as` itself, and the `.to(device=...)` after it copies on the device.

@@ -48,6 +48,7 @@ from sync_lint.analysis.facts import (
     nn_module,
     placed_module,
     placed_output,
+    prepared_by_launcher,
     none_fallback,
     pieces_of,
     placed_by_library,
@@ -77,6 +78,9 @@ from sync_lint.analysis.knowledge import (
     EVENT_HANDLES,
     FACTORIES,
     INT_SIZE,
+    LIGHTNING_MODULES,
+    LOADER_PREPARERS,
+    LIGHTNING_STEP_HOOKS,
     HOST_VALUE_METHODS,
     JOINING_OPS,
     LIKE_FACTORIES,
@@ -101,6 +105,7 @@ from sync_lint.analysis.knowledge import (
     factory_rank,
     legacy_tensor_type,
     model_loader,
+    preparing_method,
     module_state_class,
     result_dtype,
     torch_handle_kind,
@@ -253,8 +258,11 @@ class Evaluator:
         name = param.name.value
         local = self._local_param_fact(param, name)
         if self.project is None:
-            return self._library_object(param, local)
+            return self._lightning_batch(name) or self._library_object(param, local)
         function = self.binder.function_qualname()
+        batch = self.project.lightning_batch(function, name) if function is not None else None
+        if batch is not None:  # `training_step(self, batch, batch_idx)` of a `LightningModule`
+            return batch
         if local.value_kind == "self":
             owner = self.binder.class_qualname()
             return replace(local, refs=frozenset({self.project.summary.qualified(owner)})) if owner else local
@@ -639,6 +647,12 @@ class Evaluator:
                 added = self._sum_of(expr.args[0].value)
                 if added is not None:  # `sum(workloads[i] for i in part)`: a tensor, added up on the device
                     return replace(added, ndim=None, reason="added up on the device by {code}", origin=expr, via=added)
+            if builtin in ("next", "iter") and expr.args and not expr.args[0].star and \
+                    self.binder.lookup(builtin) is None:
+                iterated = self.fact(expr.args[0].value)
+                if iterated.value_kind == "object" and iterated.refs:
+                    return self._iterator_step(iterated, "__next__" if builtin == "next" else "__iter__")
+                return self.element_fact(iterated) if builtin == "next" else iterated  # `next(iter(loader))`
             if builtin in ("len", "int", "float", "bool", "str", "range", "list", "tuple", "dict", "set",
                            "sorted", "enumerate", "zip", "repr", "isinstance", "hasattr", "getattr", "id",
                            "type", "print", "format", "round", "abs") and self.binder.lookup(builtin) is None:
@@ -901,6 +915,9 @@ class Evaluator:
         if placed is not None:  # `super()._prepare_inputs(prompt_inputs)` of a Hugging Face `Trainer`
             return placed
         owner = self.fact(receiver)
+        spelled = dotted_name(receiver)
+        if preparing_method(owner.refs, spelled.rsplit(".", 1)[-1] if spelled else None, method):
+            return self._prepared(expr)  # `accelerator.prepare(model, optimizer, loader)`
         if owner.device is Device.NOT_TENSOR:
             if method in MODULE_MOVES and self.project is not None and self.project.module_object(owner, method):
                 return self._moved_module(owner, method, expr)  # `Net().cuda()` of a project module
@@ -1016,6 +1033,41 @@ class Evaluator:
         """A name or attribute known to hold one Python integer (a factory's size)."""
         fact = self.fact(expr)
         return fact.value_kind == "python" and fact.dtype == "int"
+
+    def _iterator_step(self, iterator: Fact, dunder: str) -> Fact:
+        """`next(it)` (or `iter(it)`) of a project object: what its class's `__next__` (`__iter__`) returns."""
+        if self.project is None:
+            return UNKNOWN
+        callee = self.project.attribute(_as_object(iterator), dunder)
+        found = self.project.call(callee, _as_object(iterator), [], {}, complete=True) if callee is not None else None
+        return found if found is not None else UNKNOWN
+
+    def _lightning_batch(self, name: str) -> Fact | None:
+        """Without the project's index: the batch of a step hook of a class that spells a `LightningModule`
+        base itself (`Inference.lightning_batch`)."""
+        where = self.binder.method_of()
+        if where is None or where[2] not in LIGHTNING_STEP_HOOKS:
+            return None
+        node = where[0]
+        method = next((s for s in node.body.body if isinstance(s, cst.FunctionDef) and s.name.value == where[2]), None)
+        params = method.params.params if method is not None else ()
+        if len(params) < 2 or params[1].name.value != name or \
+                not any(self.imports.resolve(base.value) in LIGHTNING_MODULES for base in node.bases):
+            return None
+        return Fact(Device.GPU, tensor_like=True, convention=True, subject=name,
+                    reason=f"the batch Lightning moves to the module's device before `{where[2]}`, an accelerator "
+                           "by convention")
+
+    def _prepared(self, expr: cst.Call) -> Fact:
+        """`model, opt, loader = accelerator.prepare(model, opt, loader)`: each argument as the launcher
+        returns it (`prepared_by_launcher`); one argument comes back alone, several as a tuple."""
+        given = [a.value for a in expr.args if a.keyword is None and not a.star]
+        if len(given) != len(expr.args):
+            return UNKNOWN
+        loaders = isinstance(expr.func, cst.Attribute) and expr.func.attr.value in LOADER_PREPARERS
+        parts = [prepared_by_launcher(self.fact(a), dotted_name(a), "{code}", origin=expr, loaders=loaders)
+                 for a in given]
+        return parts[0] if len(parts) == 1 else Fact(Device.NOT_TENSOR, value_kind="tuple", items=tuple(parts))
 
     def _loaded_model(self, expr: cst.Call) -> Fact:
         """`AutoModelForCausalLM.from_pretrained(name, device_map="cuda")`: a module of a class not known

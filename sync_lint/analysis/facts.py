@@ -13,7 +13,14 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Callable, Iterable
 
-from sync_lint.analysis.knowledge import LIBRARY_FIELDS, LOSS_CALLEES, MAX_LIBRARY_FIELDS, device_kind, dtype_kind
+from sync_lint.analysis.knowledge import (
+    LIBRARY_FIELDS,
+    LOSS_CALLEES,
+    MAX_LIBRARY_FIELDS,
+    MODULE_NAMES,
+    device_kind,
+    dtype_kind,
+)
 
 if TYPE_CHECKING:
     import libcst as cst
@@ -406,6 +413,26 @@ def placed_output(module: Fact, code: str, method: str | None = None) -> Fact | 
     what = "a module" if method in (None, "forward") else f"`.{method}()` of a module"
     return Fact(Device.GPU, tensor_like=True, convention=True, via=module,
                 reason=f"{code} runs {what} placed on the GPU, taken to return tensors on its device")
+
+
+def prepared_by_launcher(given: Fact, name: str | None, code: str, origin: "cst.CSTNode | None" = None,
+                         loaders: bool = False) -> Fact:
+    """What a launcher's `prepare`/`setup` returns for one thing it is given (`preparing_method`): a module
+    placed on the accelerator, a data loader whose batches are tensors there (or containers of them), and
+    anything else as it was. A convention: the launcher places them on the run's device, an accelerator in
+    a training run on one. `name` is how the argument is spelled (`train_dataloader`); `loaders`: the method
+    takes only data loaders (`setup_dataloaders`)."""
+    why = f"{code} places it on the training device, an accelerator by convention"
+    spelled = (name or "").rsplit(".", 1)[-1].lower()
+    named_a_module = spelled in MODULE_NAMES and given.value_kind in (None, "object")
+    if not loaders and (nn_module(given) or named_a_module):
+        return placed_module(given if given.value_kind is not None else NN_MODULE, Device.GPU, why, convention=True,
+                             origin=origin)
+    if loaders or "loader" in spelled or given.value_kind == "object" and any("DataLoader" in r for r in given.refs):
+        batch = Fact(Device.GPU, tensor_like=True, convention=True, origin=origin,
+                     reason=f"a batch of a data loader that {code} prepared, on the training device by convention")
+        return Fact(Device.NOT_TENSOR, value_kind="list", items=(batch,), reason=why, origin=origin)
+    return given
 
 
 def placed_by_library(given: Fact, code: str) -> Fact:

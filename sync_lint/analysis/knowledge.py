@@ -6,6 +6,8 @@ project summaries). No libcst here: a table is a fact about torch, not about syn
 
 from __future__ import annotations
 
+from typing import Iterable
+
 # `torch.complex`, `torch.polar`, `torch.bernoulli` and `torch.poisson` are not among them: they take
 # tensors and return where those are.
 FACTORIES = frozenset(
@@ -308,6 +310,39 @@ MODULE_NAMES = frozenset({"model", "module", "net", "network", "submodule"})
 TRAINER_CLASSES = frozenset({"transformers.Trainer", "transformers.trainer.Trainer", "transformers.Seq2SeqTrainer",
                              "transformers.trainer_seq2seq.Seq2SeqTrainer"})
 PLACING_METHODS = {"_prepare_inputs": TRAINER_CLASSES, "_prepare_input": TRAINER_CLASSES}
+# Launchers that place what their methods are given on the training device: accelerate's
+# `Accelerator.prepare` and Lightning Fabric's `setup*` return a model moved there and data loaders whose
+# batches arrive there (an optimizer or scheduler comes back as it was). By the receiver's class, or by
+# the name it is held in (`self.accelerator`, a `fabric` passed in).
+PREPARING_METHODS = {
+    "accelerate.Accelerator": frozenset({"prepare", "prepare_model", "prepare_data_loader"}),
+    "accelerate.accelerator.Accelerator": frozenset({"prepare", "prepare_model", "prepare_data_loader"}),
+    "lightning.Fabric": frozenset({"setup", "setup_module", "setup_dataloaders"}),
+    "lightning.fabric.Fabric": frozenset({"setup", "setup_module", "setup_dataloaders"}),
+    "lightning.fabric.fabric.Fabric": frozenset({"setup", "setup_module", "setup_dataloaders"}),
+    "lightning_fabric.Fabric": frozenset({"setup", "setup_module", "setup_dataloaders"}),
+}
+# The preparing methods that take only data loaders.
+LOADER_PREPARERS = frozenset({"setup_dataloaders", "prepare_data_loader"})
+PREPARER_NAMES = {"accelerator": PREPARING_METHODS["accelerate.Accelerator"],
+                  "fabric": PREPARING_METHODS["lightning.Fabric"]}
+# Lightning's step hooks: the trainer moves each batch to the module's device before calling them.
+LIGHTNING_MODULES = frozenset({
+    "lightning.LightningModule", "lightning.pytorch.LightningModule", "lightning.pytorch.core.LightningModule",
+    "pytorch_lightning.LightningModule", "pytorch_lightning.core.LightningModule",
+    "pytorch_lightning.core.lightning.LightningModule", "lightning.pytorch.core.module.LightningModule",
+})
+LIGHTNING_STEP_HOOKS = frozenset({"training_step", "validation_step", "test_step", "predict_step"})
+
+
+def preparing_method(classes: "Iterable[str]", receiver_name: str | None, method: str) -> bool:
+    """Whether `receiver.method(...)` places what it is given (`PREPARING_METHODS`), by the receiver's
+    library class or, when that is not known, the name it is held in."""
+    if any(method in PREPARING_METHODS.get(cls, ()) for cls in classes):
+        return True
+    return receiver_name is not None and method in PREPARER_NAMES.get(receiver_name, ())
+
+
 # Names of a loss function held in a variable or attribute whose value is built at run time
 # (`self._loss_fn = config.instantiate(cfg.loss)`, `criterion = build_loss(cfg)`): called on the
 # model's output, it returns the loss, a 0-d tensor on that output's device.

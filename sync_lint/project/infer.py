@@ -64,6 +64,7 @@ from sync_lint.analysis.facts import (
     module_output,
     placed_module,
     placed_output,
+    prepared_by_launcher,
     moved_like,
     nn_module,
     pieces_of,
@@ -75,6 +76,9 @@ from sync_lint.analysis.facts import (
 from sync_lint.analysis.knowledge import (
     ACCELERATOR_NAMES,
     LIBRARY_FIELDS,
+    LIGHTNING_MODULES,
+    LOADER_PREPARERS,
+    LIGHTNING_STEP_HOOKS,
     LOSS_CALLEES,
     NAMESPACE,
     PLACING_METHODS,
@@ -110,6 +114,7 @@ from sync_lint.analysis.knowledge import (
     factory_rank,
     legacy_tensor_type,
     model_loader,
+    preparing_method,
     module_state_class,
     pins_where_available,
     result_dtype,
@@ -697,6 +702,9 @@ class Inference:
             return replace(KWARGS, subject=name)
         if param is None or param.kind == "star":
             return UNKNOWN
+        batch = self.lightning_batch(summary, info, name)
+        if batch is not None:
+            return batch
         declared = self._annotation_fact(summary, param.annotation)
         sources: list[Fact] = []
         short = _short(info.qualname.rsplit(".", 1)[0]) if info.name == "__init__" else info.name
@@ -1090,6 +1098,27 @@ class Inference:
                 summary, klass = found
                 names.extend((self.index.value_name(summary, base) or "").rsplit(".", 1)[-1] for base in klass.bases)
         return names
+
+    def derives_from(self, cls: str, libraries: frozenset[str]) -> bool:
+        """Whether the class, or one of its project ancestors, spells a base that is one of these library
+        classes (`class Model(L.LightningModule)`, resolved through the module's imports)."""
+        for owner in self.index.mro(cls):
+            found = self.index.klass(owner)
+            if found is not None and any(self.index.value_name(found[0], base) in libraries for base in found[1].bases):
+                return True
+        return False
+
+    def lightning_batch(self, summary: ModuleSummary, info: FunctionInfo, name: str) -> Fact | None:
+        """The batch a Lightning step hook receives (`training_step(self, batch, batch_idx)` of a
+        `LightningModule`): the trainer moved it to the module's device first, an accelerator by convention.
+        None for any other parameter."""
+        if info.name not in LIGHTNING_STEP_HOOKS or info.class_name is None or len(info.params) < 2 or \
+                info.params[1].name != name or not self.derives_from(summary.qualified(info.class_name),
+                                                                    LIGHTNING_MODULES):
+            return None
+        return Fact(Device.GPU, tensor_like=True, convention=True, subject=name,
+                    reason=f"the batch Lightning moves to the module's device before `{info.name}`, an accelerator "
+                           "by convention")
 
     def builds_module(self, summary: ModuleSummary, function: FunctionInfo | None) -> bool:
         """Whether the function runs only while an instance of its `nn.Module` class is built."""
@@ -2450,6 +2479,8 @@ class Inference:
             receiver = self.eval(func[1], context)
             if receiver.is_tensor or receiver.is_unknown_tensor:
                 return self._tensor_method(receiver, func[2], args, kwargs, context)
+            if preparing_method(receiver.refs, _last_name(func[1]), func[2]):
+                return self._prepared(value, context)  # `accelerator.prepare(model, optimizer, loader)`
             if func[2] == "pin_memory" and not args and receiver.device is Device.UNKNOWN and \
                     receiver.value_kind is None:
                 # `buf.pin_memory()` of a receiver the index does not know (a rebinding with no earlier
@@ -2555,6 +2586,17 @@ class Inference:
                 # `model(x)` of a project module placed on the GPU, whose `forward` says nothing known
                 return placed_output(receiver, f"`{render(value, 40)}`") or joined
             return joined
+        if func[0] == "name" and func[1] in ("next", "iter") and args and args[0][0] != "*" and \
+                callee.value_kind is None and func[1] not in context.summary.globals:
+            iterated = self.eval(args[0], context)
+            if iterated.value_kind == "object" and iterated.refs and context.mode != "shallow":
+                # `next(train_iterator)` of a project iterator: what its `__next__` returns
+                dunder = "__next__" if func[1] == "next" else "__iter__"
+                if any(self.index.method(cls, dunder) for cls in iterated.refs):
+                    return self._call(("call", ("attr", args[0], dunder), (), ()), context)
+                return UNKNOWN
+            # `next(iter(loader))`: an element of what is iterated
+            return element(iterated) if func[1] == "next" else iterated
         if func[0] == "name" and func[1] == "str" and len(args) == 1 and args[0][0] != "*" and not kwargs:
             named = self.eval(args[0], context)
             if named.value_kind == "device":  # `str(torch.device(device))` names the same device
@@ -2849,6 +2891,17 @@ class Inference:
                         dtype=dtype)
         return with_dtype(TENSOR, dtype)
 
+    def _prepared(self, value: Value, context: Context) -> Fact:
+        """`accelerator.prepare(model, optimizer, loader)`: each argument as the launcher returns it
+        (`prepared_by_launcher`), one alone, several as a tuple. (`_prepared` in analysis/evaluate.py.)"""
+        args = value[2]
+        if value[3] or not args or any(a[0] == "*" for a in args):
+            return UNKNOWN
+        code = f"`{render(value, 40)}`"
+        loaders = value[1][2] in LOADER_PREPARERS
+        parts = [prepared_by_launcher(self.eval(a, context), _last_name(a), code, loaders=loaders) for a in args]
+        return parts[0] if len(parts) == 1 else Fact(Device.NOT_TENSOR, value_kind="tuple", items=tuple(parts))
+
     def _moved_module(self, module: Fact, value: Value, context: Context) -> Fact:
         """`model.cuda()`, `model.to(device)`: the module placed there (`placed_module`); `model.eval()`,
         `model.to(torch.bfloat16)`: the module as it was. (`_moved_module` in analysis/evaluate.py.)"""
@@ -3081,6 +3134,13 @@ def _declared_scalar(info: FunctionInfo) -> Fact | None:
 
 
 _TRUE, _FALSE = ("lit", "bool", True), ("lit", "bool", False)
+
+
+def _last_name(value: Value) -> str | None:
+    """`accelerator` for `self.accelerator` or `accelerator`; None for a value that is no name."""
+    if value[0] in ("name", "param"):
+        return value[1].rsplit(".", 1)[-1]
+    return value[2] if value[0] == "attr" else None
 
 
 def _as_module(fact: Fact, spelled: Value) -> Fact | None:

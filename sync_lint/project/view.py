@@ -51,6 +51,11 @@ class ProjectView:
                                    "convention")
         return fact if _informative(fact) or fact.value_kind == "none" else None
 
+    def lightning_batch(self, function: str, name: str) -> Fact | None:
+        """The batch a Lightning step hook of the module's class receives (`Inference.lightning_batch`)."""
+        info = self.summary.functions.get(function)
+        return self.inference.lightning_batch(self.summary, info, name) if info is not None else None
+
     def builds_module(self, function: str) -> bool | None:
         """Whether the module's function `function` (a local qualname) runs only while an instance of
         its `nn.Module` class is built, as the summary found it; None when the summary has no such function."""
