@@ -2484,6 +2484,30 @@ def test_batches_of_a_prepared_loader_reach_a_project_iterator(tmp_path: Path) -
     assert all(d.confidence == "convention" for d in found)
 
 
+def test_a_store_into_a_property_with_a_setter_calls_the_setter(tmp_path: Path) -> None:
+    # OLMo-core's skip-step optimizer: the trainer sets `self.optim.latest_loss = loss` (the field is
+    # declared a torch `Optimizer`, set under an `isinstance` test), the setter appends the loss to a
+    # list, and the step factor compares the latest loss in Python.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/opt.py": (
+            "import torch\n\n\nclass SkipStep:\n    def __init__(self):\n        self._losses = []\n\n"
+            "    @property\n    def latest_loss(self):\n        return self._losses[-1] if self._losses else None\n\n"
+            "    @latest_loss.setter\n    def latest_loss(self, loss):\n        self._losses.append(loss)\n\n"
+            "    def factor(self):\n        mean = torch.stack(self._losses).mean()\n"
+            "        if self.latest_loss > 3 * mean:\n            return 0.0\n        return 1.0\n"
+        ),
+        "pkg/train.py": (
+            "import torch\nfrom pkg.opt import SkipStep\n\n\nclass Trainer:\n"
+            "    def __init__(self, optim: torch.optim.Optimizer):\n        self.optim = optim\n\n"
+            "    def step(self, n):\n        loss = torch.zeros(n, device='cuda').sum()\n"
+            "        if isinstance(self.optim, SkipStep):\n            self.optim.latest_loss = loss\n"
+        ),
+    })
+    assert [(d.path.rsplit("/", 1)[-1], d.start.row, d.code, d.confidence) for d in found] == [
+        ("opt.py", 18, "SL104", "convention")]  # (the store is on an object of a class not known here)
+
+
 def test_type_as_takes_the_other_tensors_device(tmp_path: Path) -> None:
     # `type_as(other)` is `to(other)`: VideoMAE's CPU sinusoid table is copied to the GPU by the
     # `type_as` itself, and the `.to(device=...)` after it copies on the device.

@@ -1174,6 +1174,8 @@ class Inference:
                     out.append((caller, call, 1 if bound and "bound" in callee.items else 0))
         if info.class_name is None:
             out.extend(self._rebound_calls(function))
+        if info.qualname.endswith(".<setter>") and info.class_name is not None:
+            out.extend(self._setter_calls(summary.qualified(info.class_name), info.name))
         if not out and bound and info.class_name is not None:
             out.extend(self._interface_calls(summary, info))
         # A call its signature cannot take runs another function through the same name or attribute
@@ -1185,6 +1187,28 @@ class Inference:
         if aside:
             self._tests_set_aside[function] = aside
         out[:] = _nearest(self._on_accelerators(deployed), function, MAX_SOURCES)
+        return out
+
+    def _setter_calls(self, cls: str, name: str) -> list[tuple[ModuleSummary, CallSite, int]]:
+        """`obj.name = v` where `name` is a property of `cls` with a setter: a call of the setter with `v`
+        (OLMo-core's trainer sets `self.optim.latest_loss = loss`, and the setter appends it to a list).
+        An object of `cls` or a subclass calls it; so does one of a class the project does not define
+        (`self.optim`, declared a torch `Optimizer`, set under `isinstance(self.optim, SkipStepOptimizer)`),
+        by convention."""
+        out = []
+        for caller, store in self.index.stores_of(name):
+            if store.attr != name or store.base == ("param", "self") and store.owner is not None and \
+                    cls not in self.index.mro(caller.qualified(store.owner)):
+                continue
+            owner = self.eval(store.base, self._context(caller, store.function, "types"))
+            ours = owner.value_kind == "object" and any(cls in self.index.mro(ref) for ref in owner.refs)
+            library = owner.value_kind in (None, "object") and not any(self.index.klass(ref) for ref in owner.refs)
+            if not (ours or library):
+                continue
+            call = CallSite(store.function, store.line, ("attr", store.base, name), (store.value,), (), 0, ())
+            if not ours:
+                self._interface.add((caller.module, call.line, call.func))
+            out.append((caller, call, 1))
         return out
 
     def _rebound_calls(self, function: str) -> list[tuple[ModuleSummary, CallSite, int]]:
