@@ -27,7 +27,7 @@ from sync_lint.project.summary import (
     Store,
     torch_op_name,
 )
-from sync_lint.project.values import OFF_CUDA, OFF_CUDA_IF, Value, predicate_of
+from sync_lint.project.values import OFF_CUDA, OFF_CUDA_IF, Value, dotted_parts, predicate_of
 
 
 def callee_name(func: Value) -> str | None:
@@ -234,13 +234,10 @@ WHOLE_TABLES = frozenset({"roots"})
 
 def spelled_name(summary: ModuleSummary, value: Value, function: str | None = None) -> str | None:
     """The qualified dotted name a value spells through the module's imports (`torch.zeros`), if any."""
-    parts: list[str] = []
-    while value[0] == "attr":
-        parts.append(value[2])
-        value = value[1]
-    if value[0] != "name":
+    spelled = dotted_parts(value)
+    if spelled is None:
         return None
-    head = value[1]
+    head, parts = spelled[0], spelled[1:]
     if "." in head:  # an import the summary already resolved
         base = head
     else:
@@ -253,7 +250,7 @@ def spelled_name(summary: ModuleSummary, value: Value, function: str | None = No
                 base = summary.qualified(head)
             else:
                 base = head
-    return ".".join([base, *reversed(parts)])
+    return ".".join([base, *parts])
 
 
 def nested_name(summary: ModuleSummary, function: str, name: str) -> str | None:

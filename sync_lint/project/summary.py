@@ -42,7 +42,18 @@ from sync_lint.analysis.knowledge import (
 )
 from sync_lint.analysis.knowledge import FACTORIES as _FACTORIES
 from sync_lint.project.mentions import module_mentions
-from sync_lint.project.values import BUILT_ON_KEY, MAX_DEPTH, MAX_JOIN, NONE, OFF_CUDA, UNKNOWN, Value, join, off_cuda_if
+from sync_lint.project.values import (
+    BUILT_ON_KEY,
+    MAX_DEPTH,
+    MAX_JOIN,
+    NONE,
+    OFF_CUDA,
+    UNKNOWN,
+    Value,
+    dotted_parts,
+    join,
+    off_cuda_if,
+)
 
 _BUILTINS = frozenset(dir(builtins))
 
@@ -1599,14 +1610,10 @@ class _Summarizer:
     def _qualified_value(self, value: Value) -> str | None:
         """`torch.compile` for the value of `torch.compile` (or of `compile` after `from torch import
         compile`), through the module's imports; None for a value that is no dotted name."""
-        parts: list[str] = []
-        while value[0] == "attr":
-            parts.append(value[2])
-            value = value[1]
-        if value[0] != "name":
+        parts = dotted_parts(value)
+        if parts is None:
             return None
-        root = self.s.imports.get(value[1], value[1])
-        return ".".join([root, *reversed(parts)])
+        return ".".join([self.s.imports.get(parts[0], parts[0]), *parts[1:]])
 
     def _list_field_add(self, node: ast.Call, scope: _Scope) -> None:
         """`self.wrappers.append(w)` (or `.extend(ws)`, `.insert(i, w)`), in any method: the field is a list

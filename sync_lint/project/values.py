@@ -53,6 +53,18 @@ OFF_CUDA = "<off-cuda>"
 OFF_CUDA_IF = "<off-cuda-if>"
 
 
+def dotted_parts(value: Value) -> list[str] | None:
+    """The names a dotted name's value spells, outermost first (`["torch", "cuda", "synchronize"]`);
+    None for a value that is no dotted name."""
+    parts: list[str] = []
+    while value[0] == "attr":
+        parts.append(value[2])
+        value = value[1]
+    if value[0] != "name":
+        return None
+    return [value[1], *reversed(parts)]
+
+
 def off_cuda_if(function: str, result: bool) -> str:
     """The context of code that runs where the function `function` (a qualname) returned `result`: off
     CUDA when the function's `off_cuda_result` is `result`."""
