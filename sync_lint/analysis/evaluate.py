@@ -1085,8 +1085,8 @@ class Evaluator:
         if dev not in (Device.GPU, Device.CPU):
             return NN_MODULE
         how = "loaded by {code} onto" if where is device_map else "loaded by {code} inside a `with` of"
-        return placed_module(NN_MODULE, dev, f"{how} {why}", origin=expr,
-                             convention=dev is Device.GPU and (literal_string(where) is None or self.assumed_device(where)))
+        assumed = literal_string(where) is None or self.assumed_device(where)
+        return placed_module(NN_MODULE, dev, f"{how} {why}", origin=expr, convention=dev is Device.GPU and assumed)
 
     def _moved_module(self, module: Fact, method: str, expr: cst.Call) -> Fact:
         """`model.cuda()`, `model.to(device)`: the module, placed where it was moved (`placed_module`);

@@ -2481,7 +2481,8 @@ class Inference:
             return self._torch_call(qualified, args, kwargs, context)
         if qualified == "itertools.islice" and args and args[0][0] != "*":
             return self.eval(args[0], context)  # `islice(self.layers, start, end)`: the same elements
-        if qualified is not None and model_loader(qualified) and self.index.resolve(qualified.rpartition(".")[0]) is None:
+        if qualified is not None and model_loader(qualified) and \
+                self.index.resolve(qualified.rpartition(".")[0]) is None:
             return self._loaded_model(value, context)
         if qualified == "functools.partial" and len(args) == 1 and args[0][0] != "*":
             maker = self._tensor_maker(args[0], kwargs, context)

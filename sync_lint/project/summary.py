@@ -1687,7 +1687,8 @@ class _Summarizer:
                 if name is not None and name.startswith("torch.") and name[6:] in _FACTORIES:
                     kwargs = (*kwargs, ("device", self.value(self.default_device, scope, level)))
                 elif isinstance(node.func, ast.Attribute) and node.func.attr in MODEL_LOADERS and \
-                        not isinstance(self.default_device, _BuiltOn) and not any(k.arg == "device_map" for k in node.keywords):
+                        not isinstance(self.default_device, _BuiltOn) and \
+                        not any(k.arg == "device_map" for k in node.keywords):
                     # `with torch.device(d): model = AutoModel.from_pretrained(name)` loads the model onto `d`.
                     kwargs = (*kwargs, (BUILT_ON_KEY, self.value(self.default_device, scope, level)))
             return ("call", self.value(node.func, scope, level), args, kwargs)
