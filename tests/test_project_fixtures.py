@@ -2508,6 +2508,25 @@ def test_a_store_into_a_property_with_a_setter_calls_the_setter(tmp_path: Path) 
         ("opt.py", 18, "SL104", "convention")]  # (the store is on an object of a class not known here)
 
 
+def test_evidence_shows_where_a_convention_enters(tmp_path: Path) -> None:
+    # `loss.item()` of a model accelerate prepared: the steps shown stop at `model(**batch)`, and the
+    # evidence adds the step that makes it a convention, `accelerator.prepare(...)`, with its line.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/train.py": (
+            "from accelerate import Accelerator\n\n\ndef train(model, optimizer, dataloader):\n"
+            "    accelerator = Accelerator()\n"
+            "    model, optimizer, dataloader = accelerator.prepare(model, optimizer, dataloader)\n"
+            "    for batch in dataloader:\n        outputs = model(**batch)\n        loss = outputs.loss\n"
+            "        print(loss.item())\n"
+        ),
+    })
+    assert [(d.start.row, d.code) for d in found] == [(10, "SL101")]
+    last = found[0].evidence_steps[-1]
+    assert "`accelerator.prepare(model, optimizer, dataloader)` places it on the training device" in last.message
+    assert last.row == 6
+
+
 def test_type_as_takes_the_other_tensors_device(tmp_path: Path) -> None:
     # `type_as(other)` is `to(other)`: VideoMAE's CPU sinusoid table is copied to the GPU by the
     # `type_as` itself, and the `.to(device=...)` after it copies on the device.

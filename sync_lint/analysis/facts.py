@@ -664,12 +664,13 @@ def explain_steps(
             steps.append(step)
         elsewhere = line is None and current.where is not None
         current = current.via
-    shown = fact.chain[:len(steps)]
-    if fact.by_convention and not any(f.convention or f.from_name for f in shown):
-        # The step a convention enters at (`model(**batch)` of a model loaded inside `with
-        # torch.device(d):`): what makes the evidence a convention is worth its line.
-        taken = next((f for f in fact.chain[len(steps):] if f.convention or f.from_name), None)
-        if taken is not None and (taken.origin is not None or taken.where is not None):
+    chain = fact.chain
+    if fact.by_convention and len(chain) > len(steps):
+        # The step a convention enters at (`model(**batch)` of a model `accelerator.prepare` placed): what
+        # makes the evidence a convention is worth its line, when the steps shown stop before it.
+        taken = next((f for f in reversed(chain) if f.convention or f.from_name), None)
+        if taken is not None and chain.index(taken) >= len(steps) and \
+                (taken.origin is not None or taken.where is not None):
             line = line_of(taken.origin) if taken.origin is not None else None
             steps.append((_explain_one(taken, line_of, code_of), taken.where if line is None else None, line))
     return steps
