@@ -383,11 +383,11 @@ def module_output(module: Fact, inputs: "Iterable[Fact]", code: str, method: str
 
 
 def placed_module(module: Fact, device: Device, reason: str, convention: bool = False,
-                  origin: "cst.CSTNode | None" = None, where: str | None = None) -> Fact:
+                  origin: "cst.CSTNode | None" = None) -> Fact:
     """A module moved to `device` (`model.cuda()`, `model.to(device)`) or built there (inside `with
     torch.device(d):`, `from_pretrained(..., device_map="cuda")`): its parameters are there, so what it
     computes is too (`placed_output`). The placement rides on the module's fact as its `device_value`."""
-    return replace(module, device_value=device, reason=reason, convention=convention, origin=origin, where=where,
+    return replace(module, device_value=device, reason=reason, convention=convention, origin=origin, where=None,
                    via=None, subject=None)
 
 

@@ -113,8 +113,8 @@ TENSOR_ATTRS = frozenset("T mT H mH data grad real imag".split())
 # `dim`, `topk`, `sort`, `kthvalue`, `cummax`, `cummin`): tensors on the input's device, the indices
 # of dtype int64 (the dtype kind each field has; None: the input's).
 RESULT_FIELDS = {"values": None, "indices": "int"}
-# The tensor fields of what a model returns (Hugging Face's `ModelOutput`s: `out.loss`, `out.logits`;
-# diffusers' `.sample`): read off a value taken for a module's output tensor (`placed_output`), each is a
+# The tensor fields of what a model returns (Hugging Face's `ModelOutput`s: `out.loss`, `out.logits`):
+# read off a value taken for a module's output tensor (`placed_output`), each is a
 # tensor where that output is. A tensor has no attribute of these names, so reading one says the value is
 # such an output object. (`hidden_states` and `attentions` are tuples, and `past_key_values` a cache.)
 OUTPUT_FIELDS = {"loss": "float", "logits": "float", "last_hidden_state": "float", "pooler_output": "float",
