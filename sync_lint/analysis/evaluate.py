@@ -46,6 +46,7 @@ from sync_lint.analysis.facts import (
     module_output,
     moved_like,
     nn_module,
+    hooked_batch,
     placed_module,
     placed_output,
     prepared_by_launcher,
@@ -81,6 +82,7 @@ from sync_lint.analysis.knowledge import (
     LIGHTNING_MODULES,
     LIGHTNING_STEP_HOOKS,
     LOADER_PREPARERS,
+    PREPARING_NAMES,
     HOST_VALUE_METHODS,
     JOINING_OPS,
     LIKE_FACTORIES,
@@ -915,9 +917,10 @@ class Evaluator:
         if placed is not None:  # `super()._prepare_inputs(prompt_inputs)` of a Hugging Face `Trainer`
             return placed
         owner = self.fact(receiver)
-        spelled = dotted_name(receiver)
-        if preparing_method(owner.refs, spelled.rsplit(".", 1)[-1] if spelled else None, method):
-            return self._prepared(expr)  # `accelerator.prepare(model, optimizer, loader)`
+        if method in PREPARING_NAMES:
+            spelled = dotted_name(receiver)
+            if preparing_method(owner.refs, spelled.rsplit(".", 1)[-1] if spelled else None, method):
+                return self._prepared(expr)  # `accelerator.prepare(model, optimizer, loader)`
         if owner.device is Device.NOT_TENSOR:
             if method in MODULE_MOVES and self.project is not None and self.project.module_object(owner, method):
                 return self._moved_module(owner, method, expr)  # `Net().cuda()` of a project module
@@ -1054,9 +1057,7 @@ class Evaluator:
         if len(params) < 2 or params[1].name.value != name or \
                 not any(self.imports.resolve(base.value) in LIGHTNING_MODULES for base in node.bases):
             return None
-        return Fact(Device.GPU, tensor_like=True, convention=True, subject=name,
-                    reason=f"the batch Lightning moves to the module's device before `{where[2]}`, an accelerator "
-                           "by convention")
+        return hooked_batch(where[2], name)
 
     def _prepared(self, expr: cst.Call) -> Fact:
         """`model, opt, loader = accelerator.prepare(model, opt, loader)`: each argument as the launcher

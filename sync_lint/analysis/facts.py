@@ -435,6 +435,14 @@ def prepared_by_launcher(given: Fact, name: str | None, code: str, origin: "cst.
     return given
 
 
+def hooked_batch(hook: str, name: str) -> Fact:
+    """The batch parameter `name` of a `LightningModule`'s step hook `hook` (`training_step`): Lightning
+    moves each batch to the module's device first, an accelerator by convention."""
+    return Fact(Device.GPU, tensor_like=True, convention=True, subject=name,
+                reason=f"the batch Lightning moves to the module's device before `{hook}`, an accelerator by "
+                       "convention")
+
+
 def placed_by_library(given: Fact, code: str) -> Fact:
     """What a library method that moves its argument to the training device returns (`PLACING_METHODS`):
     a tensor given, on the accelerator; anything else (a batch dict, a processor's output), a dict whose

@@ -335,9 +335,15 @@ LIGHTNING_MODULES = frozenset({
 LIGHTNING_STEP_HOOKS = frozenset({"training_step", "validation_step", "test_step", "predict_step"})
 
 
+# Every method name of `PREPARING_METHODS`: most method calls are none of them, and need no more look.
+PREPARING_NAMES = frozenset().union(*PREPARING_METHODS.values())
+
+
 def preparing_method(classes: "Iterable[str]", receiver_name: str | None, method: str) -> bool:
     """Whether `receiver.method(...)` places what it is given (`PREPARING_METHODS`), by the receiver's
     library class or, when that is not known, the name it is held in."""
+    if method not in PREPARING_NAMES:
+        return False
     if any(method in PREPARING_METHODS.get(cls, ()) for cls in classes):
         return True
     return receiver_name is not None and method in PREPARER_NAMES.get(receiver_name, ())

@@ -62,6 +62,7 @@ from sync_lint.analysis.facts import (
     made_by_tensor_type,
     module_in,
     module_output,
+    hooked_batch,
     placed_module,
     placed_output,
     prepared_by_launcher,
@@ -1116,9 +1117,7 @@ class Inference:
                 info.params[1].name != name or not self.derives_from(summary.qualified(info.class_name),
                                                                     LIGHTNING_MODULES):
             return None
-        return Fact(Device.GPU, tensor_like=True, convention=True, subject=name,
-                    reason=f"the batch Lightning moves to the module's device before `{info.name}`, an accelerator "
-                           "by convention")
+        return hooked_batch(info.name, name)
 
     def builds_module(self, summary: ModuleSummary, function: FunctionInfo | None) -> bool:
         """Whether the function runs only while an instance of its `nn.Module` class is built."""
