@@ -1103,11 +1103,7 @@ class Inference:
     def derives_from(self, cls: str, libraries: frozenset[str]) -> bool:
         """Whether the class, or one of its project ancestors, spells a base that is one of these library
         classes (`class Model(L.LightningModule)`, resolved through the module's imports)."""
-        for owner in self.index.mro(cls):
-            found = self.index.klass(owner)
-            if found is not None and any(self.index.value_name(found[0], base) in libraries for base in found[1].bases):
-                return True
-        return False
+        return self._spells_a_base(cls, libraries.__contains__)
 
     def lightning_batch(self, summary: ModuleSummary, info: FunctionInfo, name: str) -> Fact | None:
         """The batch a Lightning step hook receives (`training_step(self, batch, batch_idx)` of a
@@ -1418,10 +1414,14 @@ class Inference:
 
     def _tensor_subclass(self, cls: str) -> bool:
         """Whether a project class derives from a tensor type (`class Int8Tensor(torch.Tensor)`)."""
+        return self._spells_a_base(cls, lambda base: base.endswith("Tensor"))
+
+    def _spells_a_base(self, cls: str, test: Callable[[str], bool]) -> bool:
+        """Whether the class, or one of its project ancestors, spells a base whose qualified name (through
+        the module's imports) passes `test`."""
         for owner in self.index.mro(cls):
             found = self.index.klass(owner)
-            if found is not None and any((self.index.value_name(found[0], base) or "").endswith("Tensor")
-                                         for base in found[1].bases):
+            if found is not None and any(test(self.index.value_name(found[0], base) or "") for base in found[1].bases):
                 return True
         return False
 
