@@ -1,0 +1,1 @@
+# (benchmark cut: lazy import table)
