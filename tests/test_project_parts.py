@@ -867,6 +867,18 @@ def test_resolve_follows_reexports_star_imports_and_stops_in_cycles() -> None:
     assert index.resolve("pkg.nothing") is None
 
 
+def test_resolve_ends_through_a_star_import_of_a_module_not_in_the_project() -> None:
+    # SpecForge's `specforge/__init__.py` star-imports `.modeling`, which the case does not hold: each
+    # miss asked for `pkg.modeling.<name>`, which asked the package again, one `.modeling` longer.
+    index = _index({
+        "pkg.__init__": "from .core import *\nfrom .modeling import *\n",
+        "pkg.core": "class Batch:\n    pass\n",
+    })
+    assert index.resolve("pkg.Batch").qualname == "pkg.core.Batch"
+    assert index.resolve("pkg.Model") is None
+    assert index.resolve("pkg.modeling.Model") is None
+
+
 def test_hierarchy_across_modules() -> None:
     index = _index({
         "pkg.base": "class Base:\n    def f(self):\n        pass\n    def g(self):\n        pass\n",

@@ -395,6 +395,10 @@ class ProjectIndex:
             if target is not None and target != dotted:
                 return self.resolve(f"{target}.{rest}" if rest else target)
             for star in summary.star_imports:
+                if star not in self.modules and self._in_namespace_package(star) is None:
+                    # A module the project does not hold: asking it for `local` would ask this module
+                    # again for `<star>.<local>`, a name one part longer each time, without end.
+                    continue
                 found = self.resolve(f"{star}.{local}")
                 if found is not None:
                     return found
