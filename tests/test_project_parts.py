@@ -707,6 +707,39 @@ def test_summary_a_list_the_function_grows_holds_what_it_adds() -> None:
     assert module.functions["untouched"].returns == (("tuple", ()),)
 
 
+def test_summary_a_comprehension_variable_is_an_element_of_what_it_iterates() -> None:
+    # Reduced from diffusers' QwenImage `_get_qwen_prompt_embeds`: the mask stacked from padded GPU rows
+    # was unknown because `u` was read as a name of the function, not as an element of `rows`.
+    module = summarize(textwrap.dedent("""
+        import torch
+        def stacked(parts):
+            rows = [torch.ones(n, device="cuda") for n in parts]
+            return torch.stack([torch.cat([u, u.new_zeros(3)]) for u in rows])
+        def shadowed(xs, u):
+            return [u for u in xs]  # the comprehension's `u`, not the parameter
+        def pairs(xs, ys):
+            return [a for a, b in zip(xs, ys)], [b for i, b in enumerate(ys)], [t[0] for t in xs]
+        def calls(self, xs):
+            return [self.layer(x, k=y) for x in xs for y in x]
+    """), "m.py", "m")
+    (value,) = module.functions["stacked"].returns
+    rows = ("listof", ("call", ("attr", ("name", "torch"), "ones"), (("iter", ("param", "parts")),),
+                       (("device", ("lit", "str", "cuda")),)))
+    u = ("iter", rows)
+    padded = ("call", ("attr", ("name", "torch"), "cat"),
+              (("tuple", (u, ("call", ("attr", u, "new_zeros"), (("lit", "number"),), ()))),), ())
+    assert value == ("call", ("attr", ("name", "torch"), "stack"), (("listof", padded),), ())
+    (value,) = module.functions["shadowed"].returns
+    assert value == ("listof", ("iter", ("param", "xs")))
+    (value,) = module.functions["pairs"].returns
+    assert value[1][0] == ("listof", ("iter", ("param", "xs")))
+    assert value[1][1] == ("listof", ("iter", ("param", "ys")))
+    assert value[1][2][1][0] == "sub" and value[1][2][1][1] == ("iter", ("param", "xs"))
+    (call,) = [c for c in module.calls if c.function == "calls"]
+    assert call.args == (("iter", ("param", "xs")),)
+    assert call.kwargs == (("k", ("iter", ("iter", ("param", "xs")))),)
+
+
 def test_summary_what_a_list_grows_by_does_not_depend_on_the_depth_of_its_first_read() -> None:
     # Reduced, statement by statement, from vLLM 0.33's `EplbState.rearrange`: the list grows by the
     # element of a later loop over itself, and the first read of what it grows by came deep inside

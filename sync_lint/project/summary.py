@@ -58,7 +58,7 @@ from sync_lint.project.values import (
 _BUILTINS = frozenset(dir(builtins))
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 62
+SUMMARY_FORMAT = 63
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -607,6 +607,9 @@ class _Summarizer:
         # What the device tests around the statement prove (`if x.device.type == "cpu":`): a name or
         # dotted name -> (device, how, the test as the evidence reads it, its line); see `_device_tests`.
         self.narrowed: dict[str, tuple[str, str, str, int]] = {}
+        # The variables of the comprehensions around the expression being read: `u` in
+        # `[torch.cat([u, pad]) for u in masks]` is an element of `masks`, not a name of the function.
+        self.comprehension_names: dict[str, Value] = {}
 
     # --- module ---------------------------------------------------------------------------
     def module(self, tree: ast.Module) -> None:
@@ -870,7 +873,21 @@ class _Summarizer:
 
     # --- resolving names --------------------------------------------------------------------
     def _name_value(self, name: str, scope: _Scope, level: int = 0) -> Value:
-        """What a name stands for in `scope`: a parameter, the join of what it is assigned, or a global."""
+        """What a name stands for in `scope`: a comprehension's variable, a parameter, the join of what it
+        is assigned, or a global."""
+        if not self.comprehension_names:
+            return self._scope_name_value(name, scope, level)
+        bound = self.comprehension_names.get(name)
+        if bound is not None:
+            return bound
+        # The sources of a local are read where they are assigned, outside the comprehension.
+        saved, self.comprehension_names = self.comprehension_names, {}
+        try:
+            return self._scope_name_value(name, scope, level)
+        finally:
+            self.comprehension_names = saved
+
+    def _scope_name_value(self, name: str, scope: _Scope, level: int) -> Value:
         if name in scope.globals:
             return ("name", name)
         if name in scope.params and name not in scope.assigned:
@@ -1404,7 +1421,34 @@ class _Summarizer:
                 return call
         return None
 
-    def _zipped(self, node: ast.For | ast.AsyncFor) -> list[ast.expr] | None:
+    def _bind_comprehension(self, generator: ast.comprehension, scope: _Scope, level: int) -> None:
+        """Bind a comprehension's variables as a `for` loop binds its targets (`_collect`), each to an
+        element of what it iterates; a later `for` of the comprehension sees the earlier ones."""
+        bound: dict[str, Value] = {}
+        iterated = self._enumerated(generator)
+        if iterated is not None:
+            index, element = generator.target.elts  # type: ignore[attr-defined]
+            self._bind_names(index, ("item", ("iter", self.value(generator.iter, scope, level)), 0), bound)
+            self._bind_names(element, ("iter", self.value(iterated, scope, level)), bound)
+        elif (zipped := self._zipped(generator)) is not None:
+            for element, iterable in zip(generator.target.elts, zipped):  # type: ignore[attr-defined]
+                self._bind_names(element, ("iter", self.value(iterable, scope, level)), bound)
+        else:
+            self._bind_names(generator.target, ("iter", self.value(generator.iter, scope, level)), bound)
+        self.comprehension_names.update(bound)
+
+    def _bind_names(self, target: ast.expr, value: Value, bound: dict[str, Value]) -> None:
+        if isinstance(target, ast.Name):
+            bound[target.id] = value
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            for index, element in enumerate(target.elts):
+                if isinstance(element, ast.Starred):
+                    self._bind_names(element.value, UNKNOWN, bound)
+                else:
+                    self._bind_names(element, value[1][index] if value[0] == "tuple" and index < len(value[1])
+                                     else ("item", value, index), bound)
+
+    def _zipped(self, node: ast.For | ast.AsyncFor | ast.comprehension) -> list[ast.expr] | None:
         """The iterables of `for a, b in zip(xs, ys)` (the builtin, one name per iterable); None otherwise."""
         loop, target = node.iter, node.target
         if not (isinstance(loop, ast.Call) and isinstance(loop.func, ast.Name) and loop.func.id == "zip"
@@ -1415,7 +1459,7 @@ class _Summarizer:
             return None
         return list(loop.args)
 
-    def _enumerated(self, node: ast.For | ast.AsyncFor) -> ast.expr | None:
+    def _enumerated(self, node: ast.For | ast.AsyncFor | ast.comprehension) -> ast.expr | None:
         """`x` of `for i, element in enumerate(x)` (the builtin, not a name the module binds)."""
         loop, target = node.iter, node.target
         if isinstance(loop, ast.Call) and isinstance(loop.func, ast.Name) and loop.func.id == "enumerate" \
@@ -1461,9 +1505,11 @@ class _Summarizer:
         return info.class_name if base == ("param", info.params[0].name) else None
 
     def _calls_in(self, expression: ast.expr, scope: _Scope) -> None:
-        for node in _walk_expression(expression):
+        for node in _walk_expression(expression, _COMPREHENSIONS):
             kind = type(node)
-            if kind is ast.Call:
+            if kind in _COMPREHENSIONS:
+                self._comprehension_calls(node, scope)  # type: ignore[arg-type]
+            elif kind is ast.Call:
                 self._call(node, scope)
                 # `dict(key=value)`, and `fields.update(key=value)` (vLLM's multimodal field configs)
                 if isinstance(node.func, ast.Name) and node.func.id == "dict" or \
@@ -1482,6 +1528,23 @@ class _Summarizer:
                 if info is not None and node.value is not None:
                     value = self.value(node.value, scope)
                     info.yields = (*info.yields, ("iter", value) if kind is ast.YieldFrom else value)
+
+    def _comprehension_calls(self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp,
+                             scope: _Scope) -> None:
+        """The calls of a comprehension, with its variables bound: `[self.layer(x) for x in xs]` passes an
+        element of `xs`."""
+        saved = self.comprehension_names
+        self.comprehension_names = dict(saved)
+        try:
+            for generator in node.generators:
+                self._calls_in(generator.iter, scope)
+                self._bind_comprehension(generator, scope, 0)
+                for test in generator.ifs:
+                    self._calls_in(test, scope)
+            for part in (node.key, node.value) if isinstance(node, ast.DictComp) else (node.elt,):
+                self._calls_in(part, scope)
+        finally:
+            self.comprehension_names = saved
 
     def _context_calls(self, node: ast.With | ast.AsyncWith, scope: _Scope) -> None:
         """`with cm:` calls `type(cm).__enter__(cm)` on entry and `__exit__` on leaving (`__aenter__` and
@@ -1745,14 +1808,20 @@ class _Summarizer:
             entries = tuple((k.value, self.value(v, scope, level)) for k, v in zip(node.keys, node.values)
                             if isinstance(k, ast.Constant) and isinstance(k.value, str))
             return ("dict", entries)
-        if isinstance(node, (ast.ListComp, ast.GeneratorExp)):
-            # Elements alike: `[torch.zeros(n, device=d) for _ in range(k)]` holds GPU tensors.
-            return ("listof", self.value(node.elt, scope, level))
+        if isinstance(node, (ast.ListComp, ast.GeneratorExp, ast.DictComp)):
+            # Elements alike: `[torch.zeros(n, device=d) for _ in range(k)]` holds GPU tensors. A dict's
+            # values alike, keys unknown: read back through `.values()`, `.items()`, `.get(k)`.
+            saved = self.comprehension_names
+            self.comprehension_names = dict(saved)
+            try:
+                for generator in node.generators:
+                    self._bind_comprehension(generator, scope, level)
+                return ("listof", self.value(node.value if isinstance(node, ast.DictComp) else node.elt,
+                                             scope, level))
+            finally:
+                self.comprehension_names = saved
         if isinstance(node, ast.SetComp):
             return ("lit", "list")
-        if isinstance(node, ast.DictComp):
-            # Values alike, keys unknown: read back through `.values()`, `.items()`, `.get(k)`.
-            return ("listof", self.value(node.value, scope, level))
         if isinstance(node, ast.Set):
             return ("lit", "set")
         if isinstance(node, ast.JoinedStr):
@@ -1940,14 +2009,21 @@ def _expression_fields(kind: type) -> tuple[str, ...]:
     return fields
 
 
-def _walk_expression(node: ast.AST):  # type: ignore[no-untyped-def]
-    """Every node of an expression, not entering lambdas (their bodies run later, elsewhere)."""
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
+
+
+def _walk_expression(node: ast.AST, leaves: tuple[type, ...] = ()):  # type: ignore[no-untyped-def]
+    """Every node of an expression, not entering lambdas (their bodies run later, elsewhere), nor the
+    nodes of a type in `leaves` (yielded, their parts not)."""
     stack = [node]
     pop, push = stack.pop, stack.append
     while stack:
         current = pop()
         yield current
-        for name in _expression_fields(type(current)):
+        kind = type(current)
+        if kind in leaves:
+            continue
+        for name in _expression_fields(kind):
             value = getattr(current, name)
             if value is None:
                 continue
