@@ -2647,3 +2647,23 @@ def test_a_none_fallback_no_call_takes_is_not_read(tmp_path: Path) -> None:
         ),
     })
     assert [(d.code, d.start.row) for d in found if d.code != "SL601"] == [("SL104", 13)]
+
+
+def test_a_pipelines_registered_modules_are_its_attributes(tmp_path: Path) -> None:
+    # diffusers' pipelines hand their components to `DiffusionPipeline.register_modules(...)`, which
+    # sets each as an attribute: `self.scheduler` is the scheduler the constructor was given.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/sched.py": (
+            "import torch\n\n\nclass Scheduler:\n    def __init__(self):\n        self.timesteps = None\n\n"
+            "    def set_timesteps(self, n):\n        self.timesteps = torch.arange(n, device='cuda')\n"
+        ),
+        "pkg/pipe.py": (
+            "from diffusers import DiffusionPipeline\nfrom pkg.sched import Scheduler\n\n\n"
+            "class Pipe(DiffusionPipeline):\n    def __init__(self, scheduler: Scheduler):\n"
+            "        super().__init__()\n        self.register_modules(scheduler=scheduler)\n\n"
+            "    def __call__(self, n):\n        self.scheduler.set_timesteps(n)\n"
+            "        return self.scheduler.timesteps.tolist()\n"
+        ),
+    })
+    assert [(d.path.rsplit("/", 1)[-1], d.start.row, d.code) for d in found] == [("pipe.py", 12, "SL102")]

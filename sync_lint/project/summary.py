@@ -58,7 +58,7 @@ from sync_lint.project.values import (
 _BUILTINS = frozenset(dir(builtins))
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 63
+SUMMARY_FORMAT = 64
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -200,6 +200,9 @@ class CallSite:
 
 # `nn.Module` methods that store a tensor under a name read back as an attribute.
 _MODULE_STATE_REGISTRATIONS = frozenset({"register_buffer", "register_parameter"})
+# Methods that set each keyword as an attribute of the object: diffusers' `DiffusionPipeline.register_modules(
+# vae=vae, transformer=transformer, scheduler=scheduler)` (a `setattr` loop the summary cannot read).
+_KEYWORD_REGISTRATIONS = frozenset({"register_modules"})
 
 
 def _wraps_module_state(value: Value) -> bool:
@@ -1625,6 +1628,12 @@ class _Summarizer:
                     ("call", ("name", "torch.nn.Buffer"), (value,), ())
                 self.s.stores.append(Store(scope.qualname, node.lineno, base, name.value, held,
                                            self._owner(base, scope)))
+        elif func[0] == "attr" and func[2] in _KEYWORD_REGISTRATIONS:
+            base = func[1]
+            for keyword in node.keywords:
+                if keyword.arg is not None:
+                    self.s.stores.append(Store(scope.qualname, node.lineno, base, keyword.arg,
+                                               self.value(keyword.value, scope), self._owner(base, scope)))
         args, kwargs = self._arguments(node, scope)
         self.s.calls.append(CallSite(scope.qualname, node.lineno, func, args, kwargs, self.loop_depth,
                                      tuple(self.contexts), by_cls))
