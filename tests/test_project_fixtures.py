@@ -2667,3 +2667,27 @@ def test_a_pipelines_registered_modules_are_its_attributes(tmp_path: Path) -> No
         ),
     })
     assert [(d.path.rsplit("/", 1)[-1], d.start.row, d.code) for d in found] == [("pipe.py", 12, "SL102")]
+
+
+def test_a_parameter_a_triton_kernel_is_launched_with_is_on_the_gpu(tmp_path: Path) -> None:
+    # flash-linear-attention's `chunk_gated_delta_rule_fwd_h`: `cu_seqlens` goes to a Triton kernel, so
+    # it is a device tensor at every call, and `prepare_chunk_offsets(cu_seqlens, BT)` copies `[0]`
+    # to the GPU. A parameter passed only to a launch of a kernel that is not Triton's says nothing.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/kernels.py": (
+            "import triton\nimport triton.language as tl\nfrom numba import cuda\n\n\n"
+            "@triton.autotune(configs=[], key=['T'])\n@triton.jit\ndef fwd_kernel(x, cu_seqlens, T):\n"
+            "    pass\n\n\n@cuda.jit\ndef numba_kernel(x):\n    pass\n"
+        ),
+        "pkg/ops.py": (
+            "import torch\nfrom pkg.kernels import fwd_kernel, numba_kernel\n\n\n"
+            "def offsets(cu_seqlens, chunk):\n    return torch.cat([cu_seqlens.new_tensor([0]), cu_seqlens // chunk])\n\n\n"
+            "def fwd(x, cu_seqlens=None):\n    if cu_seqlens is not None:\n        offs = offsets(cu_seqlens, 64)\n"
+            "    fwd_kernel[(1,)](x, cu_seqlens=cu_seqlens, T=4)\n    return x\n\n\n"
+            "def host(y):\n    numba_kernel[1, 32](y)\n    return y.tolist()\n"
+        ),
+    })
+    assert [(d.path.rsplit("/", 1)[-1], d.start.row, d.code, d.confidence) for d in found] == [
+        ("ops.py", 6, "SL304", "high")]
+    assert "is passed to the Triton kernel `fwd_kernel` at line 12" in found[0].evidence_steps[-1].message

@@ -123,7 +123,7 @@ from sync_lint.analysis.knowledge import (
     torch_returns_python,
 )
 from sync_lint.project.deps import Dep
-from sync_lint.project.index import ProjectIndex, nested_name
+from sync_lint.project.index import ProjectIndex, nested_name, spelled_name
 from sync_lint.project.summary import ELEMENT, CallSite, ClassInfo, FunctionInfo, ModuleSummary, Param, Store
 from sync_lint.project.values import NONE as NONE_VALUE
 from sync_lint.project.values import BUILT_ON_KEY, Value, render
@@ -698,6 +698,33 @@ class Inference:
         if found is None:
             return UNKNOWN
         summary, info = found
+        fact = self._passed_param(summary, info, function, name, budget, gpu_wins)
+        if info.launched_params and (fact.is_unknown_tensor or not _informative(fact)) and \
+                fact.value_kind != "none":
+            launched = self._launched(summary, info, name)
+            if launched is not None:
+                return launched
+        return fact
+
+    def _launched(self, summary: ModuleSummary, info: FunctionInfo, name: str) -> Fact | None:
+        """The parameter as a launch of a Triton kernel takes it (`kernel[grid](..., cu_seqlens, ...)`): a
+        tensor on the device the kernel runs on, whatever the calls pass, for every call that passes a
+        tensor (a kernel reads no host memory). fla's `chunk_gated_delta_rule_fwd_h` hands `cu_seqlens`
+        to its kernel, and `prepare_chunk_offsets(cu_seqlens, BT)` before it gets a GPU tensor."""
+        for line, param, kernel in info.launched_params:
+            if param != name:
+                continue
+            spelled = spelled_name(summary, kernel, info.qualname)
+            found = self.index.function(spelled) if spelled is not None else None
+            if found is not None and any(d.split(".")[0] == "triton" for d in found[1].decorators):
+                return Fact(Device.GPU, tensor_like=True, subject=name, where=self._where(summary, line),
+                            reason=f"parameter `{name}` of `{info.name}` is passed to the Triton kernel "
+                                   f"`{found[1].name}` at line {line}")
+        return None
+
+    def _passed_param(self, summary: ModuleSummary, info: FunctionInfo, function: str, name: str, budget: int,
+                      gpu_wins: bool) -> Fact:
+        """The parameter as its calls, its default and its annotation decide it."""
         param = next((p for p in info.params if p.name == name), None)
         if param is not None and param.kind == "starstar":
             return replace(KWARGS, subject=name)

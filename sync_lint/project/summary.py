@@ -58,7 +58,7 @@ from sync_lint.project.values import (
 _BUILTINS = frozenset(dir(builtins))
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 64
+SUMMARY_FORMAT = 65
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -112,6 +112,9 @@ class FunctionInfo:
     # (`torch.arange(n, device=counts.device)`, `d = x.device; y.to(d)`): the body treats the parameter
     # as a tensor on the device it computes on, an accelerator by convention (`ProjectView.param`).
     placed_params: tuple[tuple[int, str], ...] = ()
+    # (line, parameter, kernel): the parameter, unrebound, is an argument of a launch `kernel[grid](...)`
+    # on that line; a launch of a Triton kernel takes only device tensors (`Inference._launched`).
+    launched_params: tuple[tuple[int, str, Value], ...] = ()
     # A method that runs only while an instance of its class is built (`construction_methods`):
     # what it calls runs then too, so what those calls allocate with no `device=` is on the
     # builder's device when the class is an `nn.Module`.
@@ -313,6 +316,7 @@ def map_lines(summary: ModuleSummary, to: Callable[[int], int]) -> ModuleSummary
                        branches=tuple((to(test), to(first), to(last)) for test, first, last in info.branches),
                        device_params=tuple((to(line), name) for line, name in info.device_params),
                        placed_params=tuple((to(line), name) for line, name in info.placed_params),
+                       launched_params=tuple((to(line), name, value(k)) for line, name, k in info.launched_params),
                        predicate_arms=tuple((to(first), to(last), c) for first, last, c in info.predicate_arms))
 
     def klass(info: ClassInfo) -> ClassInfo:
@@ -1576,8 +1580,22 @@ class _Summarizer:
             elif value is not None and value[0] == "attr" and value[2] == "device" and value[1][0] == "param":
                 info.placed_params = (*info.placed_params, (node.lineno, value[1][1]))
 
+    def _launched_params(self, node: ast.Call, scope: _Scope) -> None:
+        """`kernel[grid](x, cu_seqlens=cu_seqlens)`: the parameters handed to a launch, as they came."""
+        info = self.s.functions.get(scope.qualname) if scope.qualname else None
+        if info is None:
+            return
+        kernel = self.value(node.func.value, scope)  # type: ignore[attr-defined]
+        for argument in (*node.args, *(k.value for k in node.keywords)):
+            if isinstance(argument, ast.Name):
+                value = self.value(argument, scope)
+                if value[0] == "param":
+                    info.launched_params = (*info.launched_params, (node.lineno, value[1], kernel))
+
     def _call(self, node: ast.Call, scope: _Scope) -> None:
         self._list_field_add(node, scope)
+        if isinstance(node.func, ast.Subscript):
+            self._launched_params(node, scope)
         func = self.value(node.func, scope)
         info = self.s.functions.get(scope.qualname) if func[0] == "param" and scope.qualname else None
         by_cls = info is not None and info.kind == "classmethod" and bool(info.params) and \
