@@ -2691,3 +2691,25 @@ def test_a_parameter_a_triton_kernel_is_launched_with_is_on_the_gpu(tmp_path: Pa
     assert [(d.path.rsplit("/", 1)[-1], d.start.row, d.code, d.confidence) for d in found] == [
         ("ops.py", 6, "SL304", "high")]
     assert "is passed to the Triton kernel `fwd_kernel` at line 12" in found[0].evidence_steps[-1].message
+
+
+def test_a_return_that_runs_only_for_a_non_tensor_is_not_what_a_tensor_argument_gets(tmp_path: Path) -> None:
+    # OLMo-core's `move_to_device(o, device)`: a tensor is moved; a dict, list or tuple is moved item by
+    # item; anything else comes back as it came (`else: return o`). Given a CPU tensor, the call returns
+    # the moved copy only: the last `return` runs for no tensor, and joined the CPU tensor in.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/utils.py": (
+            "import torch\n\n\ndef move(o, device):\n    if isinstance(o, torch.Tensor):\n"
+            "        return o.to(device, non_blocking=True)\n    elif isinstance(o, dict):\n"
+            "        return {k: move(v, device) for k, v in o.items()}\n    else:\n        return o\n"
+        ),
+        "pkg/train.py": (
+            "import torch\nfrom pkg.utils import move\n\n\ndef step(device: torch.device, n):\n"
+            "    loss = move(torch.tensor(0.0), device)\n    count = move(n, device)\n"
+            "    if loss > 1:\n        return count\n    return None\n"
+        ),
+    })
+    # (and the copy of the CPU tensor from pageable memory, inside `move`)
+    assert sorted((d.path.rsplit("/", 1)[-1], d.start.row, d.code) for d in found) == [
+        ("train.py", 8, "SL104"), ("utils.py", 6, "SL303")]

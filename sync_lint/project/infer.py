@@ -1965,6 +1965,9 @@ class Inference:
         if tag == "listof":
             return Fact(Device.NOT_TENSOR, value_kind="list", items=(self.eval(value[1], context),))
         if tag == "on":
+            if value[3] == "type":  # a return that runs only when a parameter is no tensor
+                held = self._param_in(context, value[2])
+                return BOTTOM if held.is_tensor or held.is_unknown_tensor else self.eval(value[1], context)
             return self._narrowed(self.eval(value[1], context), value, context.summary)
         if tag == "unlessgiven":
             # A fallback for a parameter left None: no value on any path where every call passes one.

@@ -58,7 +58,7 @@ from sync_lint.project.values import (
 _BUILTINS = frozenset(dir(builtins))
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 65
+SUMMARY_FORMAT = 66
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -617,6 +617,9 @@ class _Summarizer:
         # The variables of the comprehensions around the expression being read: `u` in
         # `[torch.cat([u, pad]) for u in masks]` is an element of `masks`, not a name of the function.
         self.comprehension_names: dict[str, Value] = {}
+        # Names an `isinstance` test around the statement proves are no tensors (`else:` of
+        # `if isinstance(o, torch.Tensor):`, the arm of `isinstance(o, dict)`), with the test's line.
+        self.not_tensors: dict[str, int] = {}
 
     # --- module ---------------------------------------------------------------------------
     def module(self, tree: ast.Module) -> None:
@@ -1109,7 +1112,7 @@ class _Summarizer:
 
     # --- pass 2: what each scope does ----------------------------------------------------------
     def _body(self, body: list[ast.stmt], scope: _Scope, class_name: str | None, prefix: str) -> None:
-        saved = self.narrowed
+        saved, saved_types = self.narrowed, self.not_tensors
         off_cuda = 0  # the off-CUDA regions this block opened
         try:
             for index, statement in enumerate(body):
@@ -1117,14 +1120,30 @@ class _Summarizer:
                 if isinstance(statement, ast.If) and not statement.orelse and _exits(statement.body):
                     # `if device.type != "cpu": return ...`: what follows runs only when the test failed.
                     self._narrow(_device_tests(statement.test)[1], body[index + 1:], statement.lineno)
+                    self._not_tensors(_type_tests(statement.test)[1], body[index + 1:], statement.lineno)
                     after = self._off_cuda_contexts(statement.test)[1]  # `if x.is_cuda: return kernel(x)`
                     if after is not None:
                         self.contexts.append(after)
                         off_cuda += 1
                         self._predicate_arm(body[index + 1:], after)
         finally:
-            self.narrowed = saved
+            self.narrowed, self.not_tensors = saved, saved_types
             del self.contexts[len(self.contexts) - off_cuda:]
+
+    def _typed_return(self, value: Value, scope: _Scope) -> Value:
+        """A return in code that runs only when a parameter is no tensor: none on a call that passes one
+        (OLMo-core's `move_to_device(o, device)` ends in `else: return o`, after `isinstance(o, Tensor)`)."""
+        for name, line in sorted(self.not_tensors.items()):
+            if name in scope.params and name not in scope.assigned:
+                value = ("on", value, name, "type", f"`{name}` is no tensor", line)
+        return value
+
+    def _not_tensors(self, names: list[str], region: list[ast.stmt], line: int) -> None:
+        """Add the names an `isinstance` test (at `line`) proves are no tensors in `region`, except
+        those `region` rebinds."""
+        if names:
+            rebound = _rebound(region)
+            self.not_tensors = {**self.not_tensors, **{n: line for n in names if n not in rebound}}
 
     def _narrow(self, tests: list[tuple[str, str, str, str]], region: list[ast.stmt], line: int) -> None:
         """Add what `tests` (of the test at `line`) prove to the statements of `region`, except for
@@ -1142,16 +1161,19 @@ class _Summarizer:
 
     def _if(self, node: ast.If, scope: _Scope, class_name: str | None, prefix: str) -> None:
         when_true, when_false = _device_tests(node.test)
+        untyped_true, untyped_false = _type_tests(node.test)
         holds, fails = self._off_cuda_contexts(node.test)
-        saved = self.narrowed
+        saved, saved_types = self.narrowed, self.not_tensors
         try:
             self._narrow(when_true, node.body, node.lineno)
+            self._not_tensors(untyped_true, node.body, node.lineno)
             self._arm(node.body, holds, scope, class_name, prefix)
-            self.narrowed = saved
+            self.narrowed, self.not_tensors = saved, saved_types
             self._narrow(when_false, node.orelse, node.lineno)
+            self._not_tensors(untyped_false, node.orelse, node.lineno)
             self._arm(node.orelse, fails, scope, class_name, prefix)
         finally:
-            self.narrowed = saved
+            self.narrowed, self.not_tensors = saved, saved_types
 
     def _arm(self, block: list[ast.stmt], context: str | None, scope: _Scope, class_name: str | None,
              prefix: str) -> None:
@@ -1207,7 +1229,7 @@ class _Summarizer:
         if isinstance(node, ast.Return) and node.value is not None and scope.qualname is not None:
             info = self.s.functions.get(scope.qualname)
             if info is not None:
-                info.returns = (*info.returns, self.value(node.value, scope))
+                info.returns = (*info.returns, self._typed_return(self.value(node.value, scope), scope))
         if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
             self._stores(node, scope)
         loops = isinstance(node, (ast.For, ast.AsyncFor, ast.While))
@@ -1303,8 +1325,10 @@ class _Summarizer:
             op = _registered_op(decorator, node.name, self._torch_name)
             if op is not None and outer.qualname is None and class_name is None:
                 self.s.custom_ops.setdefault(op, ("name", node.name))
-        saved = self.loop_depth, self.generator, self.contexts, self.loops, self.narrowed, self.predicate_arms
+        saved = self.loop_depth, self.generator, self.contexts, self.loops, self.narrowed, self.predicate_arms, \
+            self.not_tensors
         self.loop_depth, self.generator, self.contexts, self.loops, self.narrowed = 0, False, [], [], {}
+        self.not_tensors = {}
         self.predicate_arms = []
         self._body(node.body, scope, class_name=None, prefix=f"{qualname}.<locals>.")
         self._function_globals(scope)
@@ -1315,7 +1339,8 @@ class _Summarizer:
         info.guards, info.truth_guards, info.none_guards = _guards(node.body, named)
         info.branches = _branches(node.body, frozenset(named))
         info.off_cuda_result = _off_cuda_result(node.body)
-        self.loop_depth, self.generator, self.contexts, self.loops, self.narrowed, self.predicate_arms = saved
+        self.loop_depth, self.generator, self.contexts, self.loops, self.narrowed, self.predicate_arms, \
+            self.not_tensors = saved
         return info
 
     def _function_globals(self, scope: _Scope) -> None:
@@ -2556,6 +2581,37 @@ def _returns(body: list[ast.stmt]) -> list[ast.Return]:
 def _true_when(test: ast.expr) -> tuple[set[str], set[str]]:
     """The names a test proves true when it is true, and when it is false (`if p:`, `if not p: return`)."""
     return _proved(test, lambda atom: ({atom.id}, set()) if isinstance(atom, ast.Name) else (set(), set()))
+
+
+# `isinstance(x, T)` with T one of these (its last name) proves `x` is no tensor.
+_NOT_TENSOR_TYPES = frozenset("dict list tuple set frozenset int float bool str bytes Mapping MutableMapping "
+                              "Sequence MutableSequence Number".split())
+_TENSOR_TYPES = frozenset({"Tensor", "Parameter"})
+
+
+def _type_tests(test: ast.expr) -> tuple[list[str], list[str]]:
+    """The names an `isinstance` test proves are no tensors when it holds, and when it fails, through
+    `not`, `and` and `or`: `isinstance(o, dict)` holds only for a non-tensor, `isinstance(o, torch.Tensor)`
+    fails only for one."""
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        when_true, when_false = _type_tests(test.operand)
+        return when_false, when_true
+    if isinstance(test, ast.BoolOp):
+        parts = [_type_tests(value) for value in test.values]
+        if isinstance(test.op, ast.And):
+            return [n for part in parts for n in part[0]], []
+        return [], [n for part in parts for n in part[1]]
+    if not (isinstance(test, ast.Call) and isinstance(test.func, ast.Name) and test.func.id == "isinstance"
+            and len(test.args) == 2 and not test.keywords and isinstance(test.args[0], ast.Name)):
+        return [], []
+    kinds = test.args[1].elts if isinstance(test.args[1], ast.Tuple) else [test.args[1]]
+    lasts = [(dotted(k) or "").rsplit(".", 1)[-1] for k in kinds]
+    name = test.args[0].id
+    if lasts and all(last in _NOT_TENSOR_TYPES for last in lasts):
+        return [name], []
+    if lasts and all(last in _TENSOR_TYPES for last in lasts):
+        return [], [name]
+    return [], []
 
 
 def _device_tests(test: ast.expr) -> tuple[list[tuple[str, str, str, str]], list[tuple[str, str, str, str]]]:

@@ -24,7 +24,7 @@ tag:
 | `dict` | `("dict", ((key, value), ...))` | a dict display with string keys |
 | `decl` | `("decl", types)` | an empty container stored with an annotation (`self.reqs: dict[str, Req] = {}`): the annotation's types |
 | `lambda` | `("lambda",)` | a lambda |
-| `on` | `("on", value, device, how, test, line)` | `value` where a test around it proves its device (`if x.device.type == "cpu":`); `how` is `tensor`, `shows` or `device` |
+| `on` | `("on", value, device, how, test, line)` | `value` where a test around it proves its device (`if x.device.type == "cpu":`); `how` is `tensor`, `shows` or `device`; or, `how` being `type`, a return that runs only when parameter `device` is no tensor (`isinstance`) |
 | `unlessgiven` | `("unlessgiven", name, value)` | `value`, given to parameter `name` only where it is None (`if x is None: x = torch.arange(n)`) |
 | `?` | `("?",)` | nothing known |
 """
