@@ -2672,7 +2672,8 @@ def test_a_pipelines_registered_modules_are_its_attributes(tmp_path: Path) -> No
 def test_a_parameter_a_triton_kernel_is_launched_with_is_on_the_gpu(tmp_path: Path) -> None:
     # flash-linear-attention's `chunk_gated_delta_rule_fwd_h`: `cu_seqlens` goes to a Triton kernel, so
     # it is a device tensor at every call, and `prepare_chunk_offsets(cu_seqlens, BT)` copies `[0]`
-    # to the GPU. A parameter passed only to a launch of a kernel that is not Triton's says nothing.
+    # to the GPU. A parameter passed only to a launch of a kernel that is not Triton's says nothing,
+    # and one not known to be a tensor (`T=n`) may be a number: vLLM's routing kernels take counts.
     found = check_small_project(tmp_path, {
         "pkg/__init__.py": "",
         "pkg/kernels.py": (
@@ -2683,8 +2684,9 @@ def test_a_parameter_a_triton_kernel_is_launched_with_is_on_the_gpu(tmp_path: Pa
         "pkg/ops.py": (
             "import torch\nfrom pkg.kernels import fwd_kernel, numba_kernel\n\n\n"
             "def offsets(cu_seqlens, chunk):\n    return torch.cat([cu_seqlens.new_tensor([0]), cu_seqlens // chunk])\n\n\n"
-            "def fwd(x, cu_seqlens=None):\n    if cu_seqlens is not None:\n        offs = offsets(cu_seqlens, 64)\n"
-            "    fwd_kernel[(1,)](x, cu_seqlens=cu_seqlens, T=4)\n    return x\n\n\n"
+            "def fwd(x, n, cu_seqlens: torch.Tensor | None = None):\n    if cu_seqlens is not None:\n"
+            "        offs = offsets(cu_seqlens, 64)\n    fwd_kernel[(1,)](x, cu_seqlens=cu_seqlens, T=n)\n"
+            "    if n > 1:\n        return None\n    return x\n\n\n"
             "def host(y):\n    numba_kernel[1, 32](y)\n    return y.tolist()\n"
         ),
     })

@@ -699,17 +699,17 @@ class Inference:
             return UNKNOWN
         summary, info = found
         fact = self._passed_param(summary, info, function, name, budget, gpu_wins)
-        if info.launched_params and (fact.is_unknown_tensor or not _informative(fact)) and \
-                fact.value_kind != "none":
+        # Only a tensor: a kernel takes Python numbers too (`n_expts_tot`, block sizes).
+        if info.launched_params and fact.is_unknown_tensor:
             launched = self._launched(summary, info, name)
             if launched is not None:
                 return launched
         return fact
 
     def _launched(self, summary: ModuleSummary, info: FunctionInfo, name: str) -> Fact | None:
-        """The parameter as a launch of a Triton kernel takes it (`kernel[grid](..., cu_seqlens, ...)`): a
-        tensor on the device the kernel runs on, whatever the calls pass, for every call that passes a
-        tensor (a kernel reads no host memory). fla's `chunk_gated_delta_rule_fwd_h` hands `cu_seqlens`
+        """The tensor parameter as a launch of a Triton kernel takes it (`kernel[grid](..., cu_seqlens, ...)`):
+        on the device the kernel runs on, for every call that passes a tensor (a kernel reads no host
+        memory). fla's `chunk_gated_delta_rule_fwd_h` hands `cu_seqlens`
         to its kernel, and `prepare_chunk_offsets(cu_seqlens, BT)` before it gets a GPU tensor."""
         for line, param, kernel in info.launched_params:
             if param != name:
