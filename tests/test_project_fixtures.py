@@ -2674,6 +2674,7 @@ def test_a_parameter_a_triton_kernel_is_launched_with_is_on_the_gpu(tmp_path: Pa
     # it is a device tensor at every call, and `prepare_chunk_offsets(cu_seqlens, BT)` copies `[0]`
     # to the GPU. A parameter passed only to a launch of a kernel that is not Triton's says nothing,
     # and one not known to be a tensor (`T=n`) may be a number: vLLM's routing kernels take counts.
+    # Nor does a launch behind a device test (`if not t.is_cuda: return ...`), which CPU calls skip.
     found = check_small_project(tmp_path, {
         "pkg/__init__.py": "",
         "pkg/kernels.py": (
@@ -2687,7 +2688,10 @@ def test_a_parameter_a_triton_kernel_is_launched_with_is_on_the_gpu(tmp_path: Pa
             "def fwd(x, n, cu_seqlens: torch.Tensor | None = None):\n    if cu_seqlens is not None:\n"
             "        offs = offsets(cu_seqlens, 64)\n    fwd_kernel[(1,)](x, cu_seqlens=cu_seqlens, T=n)\n"
             "    if n > 1:\n        return None\n    return x\n\n\n"
-            "def host(y):\n    numba_kernel[1, 32](y)\n    return y.tolist()\n"
+            "def host(y):\n    numba_kernel[1, 32](y)\n    return y.tolist()\n\n\n"
+            "def count(lens):\n    return lens.sum().item()\n\n\n"
+            "def either(t: torch.Tensor, lens: torch.Tensor):\n    n = count(lens)\n"
+            "    if not t.is_cuda:\n        return t.sum()\n    fwd_kernel[(1,)](t, lens, T=n)\n    return t\n"
         ),
     })
     assert [(d.path.rsplit("/", 1)[-1], d.start.row, d.code, d.confidence) for d in found] == [

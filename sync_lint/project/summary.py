@@ -58,7 +58,7 @@ from sync_lint.project.values import (
 _BUILTINS = frozenset(dir(builtins))
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 66
+SUMMARY_FORMAT = 67
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -1606,9 +1606,12 @@ class _Summarizer:
                 info.placed_params = (*info.placed_params, (node.lineno, value[1][1]))
 
     def _launched_params(self, node: ast.Call, scope: _Scope) -> None:
-        """`kernel[grid](x, cu_seqlens=cu_seqlens)`: the parameters handed to a launch, as they came."""
+        """`kernel[grid](x, cu_seqlens=cu_seqlens)`: the parameters handed to a launch, as they came. None
+        of a launch behind a device test: vLLM's `mamba_get_block_table_tensor(block_table, seq_lens)`
+        launches its kernel after `if not block_table.is_cuda: return <the CPU way>` (its CPU unit tests
+        pass CPU tensors), so the launch proves nothing of either parameter on the other calls."""
         info = self.s.functions.get(scope.qualname) if scope.qualname else None
-        if info is None:
+        if info is None or self.narrowed:
             return
         kernel = self.value(node.func.value, scope)  # type: ignore[attr-defined]
         for argument in (*node.args, *(k.value for k in node.keywords)):
