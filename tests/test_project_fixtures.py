@@ -2674,7 +2674,9 @@ def test_a_parameter_a_triton_kernel_is_launched_with_is_on_the_gpu(tmp_path: Pa
     # it is a device tensor at every call, and `prepare_chunk_offsets(cu_seqlens, BT)` copies `[0]`
     # to the GPU. A parameter passed only to a launch of a kernel that is not Triton's says nothing,
     # and one not known to be a tensor (`T=n`) may be a number: vLLM's routing kernels take counts.
-    # Nor does a launch behind a device test (`if not t.is_cuda: return ...`), which CPU calls skip.
+    # Nor does a launch behind a device test (`if not t.is_cuda: return ...`), which CPU calls skip, nor
+    # one of a parameter declared a number too (vLLM's `num_sampled: torch.Tensor | int`), or whose type
+    # a test around the launch tells apart.
     found = check_small_project(tmp_path, {
         "pkg/__init__.py": "",
         "pkg/kernels.py": (
@@ -2691,7 +2693,12 @@ def test_a_parameter_a_triton_kernel_is_launched_with_is_on_the_gpu(tmp_path: Pa
             "def host(y):\n    numba_kernel[1, 32](y)\n    return y.tolist()\n\n\n"
             "def count(lens):\n    return lens.sum().item()\n\n\n"
             "def either(t: torch.Tensor, lens: torch.Tensor):\n    n = count(lens)\n"
-            "    if not t.is_cuda:\n        return t.sum()\n    fwd_kernel[(1,)](t, lens, T=n)\n    return t\n"
+            "    if not t.is_cuda:\n        return t.sum()\n    fwd_kernel[(1,)](t, lens, T=n)\n    return t\n\n\n"
+            "def postprocess(idx: torch.Tensor, num: torch.Tensor | int, counts: torch.Tensor):\n"
+            "    if not isinstance(num, int):\n        fwd_kernel[(1,)](idx, num, T=1)\n"
+            "    else:\n        fwd_kernel[(1,)](idx, counts, T=max(num, 1))\n\n\n"
+            "def typed(idx: torch.Tensor, lens: torch.Tensor | None):\n    if isinstance(lens, torch.Tensor):\n"
+            "        fwd_kernel[(1,)](idx, lens, T=1)\n    return lens > 1 and idx\n"
         ),
     })
     assert [(d.path.rsplit("/", 1)[-1], d.start.row, d.code, d.confidence) for d in found] == [

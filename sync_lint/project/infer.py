@@ -711,6 +711,9 @@ class Inference:
         on the device the kernel runs on, for every call that passes a tensor (a kernel reads no host
         memory). fla's `chunk_gated_delta_rule_fwd_h` hands `cu_seqlens`
         to its kernel, and `prepare_chunk_offsets(cu_seqlens, BT)` before it gets a GPU tensor."""
+        declared = next((p.annotation for p in info.params if p.name == name), ())
+        if any(t in _SCALAR_ANNOTATIONS for t in declared):
+            return None  # `num_sampled: torch.Tensor | int`: vLLM launches with the tensor, fills with the int
         for line, param, kernel in info.launched_params:
             if param != name:
                 continue

@@ -58,7 +58,7 @@ from sync_lint.project.values import (
 _BUILTINS = frozenset(dir(builtins))
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 67
+SUMMARY_FORMAT = 68
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -620,6 +620,7 @@ class _Summarizer:
         # Names an `isinstance` test around the statement proves are no tensors (`else:` of
         # `if isinstance(o, torch.Tensor):`, the arm of `isinstance(o, dict)`), with the test's line.
         self.not_tensors: dict[str, int] = {}
+        self.type_tested: frozenset[str] = frozenset()  # the names an `isinstance` test around it checks
 
     # --- module ---------------------------------------------------------------------------
     def module(self, tree: ast.Module) -> None:
@@ -1163,7 +1164,8 @@ class _Summarizer:
         when_true, when_false = _device_tests(node.test)
         untyped_true, untyped_false = _type_tests(node.test)
         holds, fails = self._off_cuda_contexts(node.test)
-        saved, saved_types = self.narrowed, self.not_tensors
+        saved, saved_types, saved_tested = self.narrowed, self.not_tensors, self.type_tested
+        self.type_tested = saved_tested | _isinstance_names(node.test)
         try:
             self._narrow(when_true, node.body, node.lineno)
             self._not_tensors(untyped_true, node.body, node.lineno)
@@ -1173,7 +1175,7 @@ class _Summarizer:
             self._not_tensors(untyped_false, node.orelse, node.lineno)
             self._arm(node.orelse, fails, scope, class_name, prefix)
         finally:
-            self.narrowed, self.not_tensors = saved, saved_types
+            self.narrowed, self.not_tensors, self.type_tested = saved, saved_types, saved_tested
 
     def _arm(self, block: list[ast.stmt], context: str | None, scope: _Scope, class_name: str | None,
              prefix: str) -> None:
@@ -1326,9 +1328,9 @@ class _Summarizer:
             if op is not None and outer.qualname is None and class_name is None:
                 self.s.custom_ops.setdefault(op, ("name", node.name))
         saved = self.loop_depth, self.generator, self.contexts, self.loops, self.narrowed, self.predicate_arms, \
-            self.not_tensors
+            self.not_tensors, self.type_tested
         self.loop_depth, self.generator, self.contexts, self.loops, self.narrowed = 0, False, [], [], {}
-        self.not_tensors = {}
+        self.not_tensors, self.type_tested = {}, frozenset()
         self.predicate_arms = []
         self._body(node.body, scope, class_name=None, prefix=f"{qualname}.<locals>.")
         self._function_globals(scope)
@@ -1340,7 +1342,7 @@ class _Summarizer:
         info.branches = _branches(node.body, frozenset(named))
         info.off_cuda_result = _off_cuda_result(node.body)
         self.loop_depth, self.generator, self.contexts, self.loops, self.narrowed, self.predicate_arms, \
-            self.not_tensors = saved
+            self.not_tensors, self.type_tested = saved
         return info
 
     def _function_globals(self, scope: _Scope) -> None:
@@ -1615,7 +1617,8 @@ class _Summarizer:
             return
         kernel = self.value(node.func.value, scope)  # type: ignore[attr-defined]
         for argument in (*node.args, *(k.value for k in node.keywords)):
-            if isinstance(argument, ast.Name):
+            # Nor of one whose type a test around the launch tells apart (`if not isinstance(n, int):`).
+            if isinstance(argument, ast.Name) and argument.id not in self.type_tested:
                 value = self.value(argument, scope)
                 if value[0] == "param":
                     info.launched_params = (*info.launched_params, (node.lineno, value[1], kernel))
@@ -2590,6 +2593,13 @@ def _true_when(test: ast.expr) -> tuple[set[str], set[str]]:
 _NOT_TENSOR_TYPES = frozenset("dict list tuple set frozenset int float bool str bytes Mapping MutableMapping "
                               "Sequence MutableSequence Number".split())
 _TENSOR_TYPES = frozenset({"Tensor", "Parameter"})
+
+
+def _isinstance_names(test: ast.expr) -> frozenset[str]:
+    """The names a test checks the type of (`isinstance(n, int)`, also under `not`, `and`, `or`)."""
+    return frozenset(node.args[0].id for node in ast.walk(test)
+                     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "isinstance"
+                     and len(node.args) == 2 and isinstance(node.args[0], ast.Name))
 
 
 def _type_tests(test: ast.expr) -> tuple[list[str], list[str]]:
