@@ -709,8 +709,8 @@ class Inference:
     def _launched(self, summary: ModuleSummary, info: FunctionInfo, name: str) -> Fact | None:
         """The tensor parameter as a launch of a Triton kernel takes it (`kernel[grid](..., cu_seqlens, ...)`):
         on the device the kernel runs on, for every call that passes a tensor (a kernel reads no host
-        memory). fla's `chunk_gated_delta_rule_fwd_h` hands `cu_seqlens`
-        to its kernel, and `prepare_chunk_offsets(cu_seqlens, BT)` before it gets a GPU tensor."""
+        memory). fla's `chunk_gated_delta_rule_fwd_h` hands `cu_seqlens` to its kernel, and
+        `prepare_chunk_offsets(cu_seqlens, BT)` before it gets a GPU tensor."""
         declared = next((p.annotation for p in info.params if p.name == name), ())
         if any(t in _SCALAR_ANNOTATIONS for t in declared):
             return None  # `num_sampled: torch.Tensor | int`: vLLM launches with the tensor, fills with the int
