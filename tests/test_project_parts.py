@@ -30,7 +30,7 @@ from sync_lint.analysis.flow import Deferred, Scope, join_envs
 from sync_lint.project.deps import Reads, dep_id
 from sync_lint.project.index import ProjectIndex, table_rows
 from sync_lint.project.infer import TENSOR, Inference, _tuples_over_tensors, join_sources
-from sync_lint.project.summary import annotation_types, off_cuda_test, summarize
+from sync_lint.project.summary import _size, annotation_types, off_cuda_test, summarize
 from sync_lint.project.values import UNKNOWN, Value
 from fixture_support import check_small_project
 from test_device import fact_of
@@ -738,6 +738,24 @@ def test_summary_a_comprehension_variable_is_an_element_of_what_it_iterates() ->
     (call,) = [c for c in module.calls if c.function == "calls"]
     assert call.args == (("iter", ("param", "xs")),)
     assert call.kwargs == (("k", ("iter", ("iter", ("param", "xs")))),)
+
+
+def test_summary_a_comprehension_variable_over_a_large_value_is_not_copied_into_its_reads() -> None:
+    # transformers' gated delta rule rebinds `q, k, v, b, d = [f(x) for x in (q, k, v, b, d)]` and then
+    # twice more: each variable copied the whole tuple before it, and one function's returns held
+    # over a million parts (checking the file took minutes). The binding stops at a bound.
+    module = summarize(textwrap.dedent("""
+        import torch
+        def rule(q, k, v, b, d):
+            q, k, v, b, d = [x.transpose(1, 2).to(torch.float32) for x in (q, k, v, b, d)]
+            q, k, v = (torch.nn.functional.pad(x, (0, 1)) for x in (q, k, v))
+            b, d = (torch.nn.functional.pad(x, (0, 1)) for x in (b, d))
+            q, k, b, v = [x.reshape(x.shape[0], -1) for x in (q, k, b, v)]
+            q, k, b, v = [x.reshape(x.shape[0], -1) for x in (q, k, b, v)]
+            return q, k, v, b, d
+    """), "m.py", "m")
+    (value,) = module.functions["rule"].returns
+    assert _size(value, 100_000) < 20_000
 
 
 def test_summary_what_a_list_grows_by_does_not_depend_on_the_depth_of_its_first_read() -> None:

@@ -58,7 +58,7 @@ from sync_lint.project.values import (
 _BUILTINS = frozenset(dir(builtins))
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 68
+SUMMARY_FORMAT = 69
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -1459,6 +1459,11 @@ class _Summarizer:
         """Bind a comprehension's variables as a `for` loop binds its targets (`_collect`), each to an
         element of what it iterates; a later `for` of the comprehension sees the earlier ones."""
         bound: dict[str, Value] = {}
+        if _size(self.value(generator.iter, scope, level), _BOUND_ITERABLE) > _BOUND_ITERABLE:
+            # Too large to copy into every read of the variable: transformers' gated delta rule rebinds
+            # `query, key, value = [f(x) for x in (query, key, value)]` four times over, and each copy held
+            # all the values before it (one function's returns grew 8-fold; checking the file took minutes).
+            return
         iterated = self._enumerated(generator)
         if iterated is not None:
             index, element = generator.target.elts  # type: ignore[attr-defined]
@@ -2743,6 +2748,8 @@ _NESTED_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambd
 # kernels that rebind accumulators line after line (`acc = acc * a + b`) would otherwise nest each
 # value in the next.
 _SMALL = 48
+# The largest value of what a comprehension iterates that its variable is bound to (`_bind_comprehension`).
+_BOUND_ITERABLE = 1000
 
 
 def _size(value: object, limit: int) -> int:
