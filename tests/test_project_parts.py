@@ -721,6 +721,8 @@ def test_summary_a_comprehension_variable_is_an_element_of_what_it_iterates() ->
             return [a for a, b in zip(xs, ys)], [b for i, b in enumerate(ys)], [t[0] for t in xs]
         def calls(self, xs):
             return [self.layer(x, k=y) for x in xs for y in x]
+        def keyed(self, outputs):
+            return {k: self.split(v, k) for k, v in outputs.items()}
     """), "m.py", "m")
     (value,) = module.functions["stacked"].returns
     rows = ("listof", ("call", ("attr", ("name", "torch"), "ones"), (("iter", ("param", "parts")),),
@@ -735,6 +737,8 @@ def test_summary_a_comprehension_variable_is_an_element_of_what_it_iterates() ->
     assert value[1][0] == ("listof", ("iter", ("param", "xs")))
     assert value[1][1] == ("listof", ("iter", ("param", "ys")))
     assert value[1][2][1][0] == "sub" and value[1][2][1][1] == ("iter", ("param", "xs"))
+    (call,) = [c for c in module.calls if c.function == "keyed" and c.func[-1] == "split"]  # a key is no value
+    assert call.args == (("item", ("iter", ("call", ("attr", ("param", "outputs"), "items"), (), ())), 1), ("?",))
     (call,) = [c for c in module.calls if c.function == "calls"]
     assert call.args == (("iter", ("param", "xs")),)
     assert call.kwargs == (("k", ("iter", ("iter", ("param", "xs")))),)

@@ -58,7 +58,7 @@ from sync_lint.project.values import (
 _BUILTINS = frozenset(dir(builtins))
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 69
+SUMMARY_FORMAT = 70
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -1465,7 +1465,14 @@ class _Summarizer:
             # all the values before it (one function's returns grew 8-fold; checking the file took minutes).
             return
         iterated = self._enumerated(generator)
-        if iterated is not None:
+        loop, target = generator.iter, generator.target
+        if isinstance(loop, ast.Call) and isinstance(loop.func, ast.Attribute) and loop.func.attr == "items" \
+                and not loop.args and isinstance(target, ast.Tuple) and len(target.elts) == 2:
+            # `{k: f(v, k) for k, v in outputs.items()}`: a key is no element of a model output's tensors
+            # (transformers' Whisper compared each key with `==` and was told it tested a GPU tensor).
+            self._bind_names(target.elts[0], UNKNOWN, bound)
+            self._bind_names(target.elts[1], ("item", ("iter", self.value(loop, scope, level)), 1), bound)
+        elif iterated is not None:
             index, element = generator.target.elts  # type: ignore[attr-defined]
             self._bind_names(index, ("item", ("iter", self.value(generator.iter, scope, level)), 0), bound)
             self._bind_names(element, ("iter", self.value(iterated, scope, level)), bound)
