@@ -2675,8 +2675,8 @@ def test_a_parameter_a_triton_kernel_is_launched_with_is_on_the_gpu(tmp_path: Pa
     # to the GPU. A parameter passed only to a launch of a kernel that is not Triton's says nothing,
     # and one not known to be a tensor (`T=n`) may be a number: vLLM's routing kernels take counts.
     # Nor does a launch behind a device test (`if not t.is_cuda: return ...`), which CPU calls skip, nor
-    # one of a parameter declared a number too (vLLM's `num_sampled: torch.Tensor | int`), or whose type
-    # a test around the launch tells apart.
+    # one of a parameter not declared a tensor (SGLang's head counts), declared a number too (vLLM's
+    # `num_sampled: torch.Tensor | int`), or whose type a test around the launch tells apart.
     found = check_small_project(tmp_path, {
         "pkg/__init__.py": "",
         "pkg/kernels.py": (
@@ -2698,7 +2698,10 @@ def test_a_parameter_a_triton_kernel_is_launched_with_is_on_the_gpu(tmp_path: Pa
             "    if not isinstance(num, int):\n        fwd_kernel[(1,)](idx, num, T=1)\n"
             "    else:\n        fwd_kernel[(1,)](idx, counts, T=max(num, 1))\n\n\n"
             "def typed(idx: torch.Tensor, lens: torch.Tensor | None):\n    if isinstance(lens, torch.Tensor):\n"
-            "        fwd_kernel[(1,)](idx, lens, T=1)\n    return lens > 1 and idx\n"
+            "        fwd_kernel[(1,)](idx, lens, T=1)\n    return lens > 1 and idx\n\n\n"
+            "def split(x: torch.Tensor, heads):\n    fwd_kernel[(1,)](x, x, T=heads)\n    if heads > 1:\n"
+            "        return x\n    return None\n\n\n"
+            "def caller(x: torch.Tensor, counts: torch.Tensor):\n    return split(x, counts)\n"
         ),
     })
     assert [(d.path.rsplit("/", 1)[-1], d.start.row, d.code, d.confidence) for d in found] == [

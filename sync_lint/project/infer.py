@@ -712,6 +712,10 @@ class Inference:
         memory). fla's `chunk_gated_delta_rule_fwd_h` hands `cu_seqlens` to its kernel, and
         `prepare_chunk_offsets(cu_seqlens, BT)` before it gets a GPU tensor."""
         declared = next((p.annotation for p in info.params if p.name == name), ())
+        if not any(t.rsplit(".", 1)[-1].endswith("Tensor") for t in declared):
+            # Only a parameter declared a tensor: kernels take numbers too, and what the callers of SGLang's
+            # `fused_qkvzba_split_reshape_cat(..., num_heads_qk, ...)` pass was taken for a tensor.
+            return None
         if any(t in _SCALAR_ANNOTATIONS for t in declared):
             return None  # `num_sampled: torch.Tensor | int`: vLLM launches with the tensor, fills with the int
         for line, param, kernel in info.launched_params:
