@@ -746,8 +746,8 @@ def test_summary_a_comprehension_variable_is_an_element_of_what_it_iterates() ->
 
 def test_summary_a_comprehension_variable_over_a_large_value_is_not_copied_into_its_reads() -> None:
     # transformers' gated delta rule rebinds `q, k, v, b, d = [f(x) for x in (q, k, v, b, d)]` and then
-    # twice more: each variable copied the whole tuple before it, and one function's returns held
-    # over a million parts (checking the file took minutes). The binding stops at a bound.
+    # three times more: each variable copied the whole tuple before it, until one iterable counted over
+    # a million parts (a cold transformers run stalled on such files). The binding stops at a bound.
     module = summarize(textwrap.dedent("""
         import torch
         def rule(q, k, v, b, d):

@@ -1459,28 +1459,29 @@ class _Summarizer:
         """Bind a comprehension's variables as a `for` loop binds its targets (`_collect`), each to an
         element of what it iterates; a later `for` of the comprehension sees the earlier ones."""
         bound: dict[str, Value] = {}
-        if _size(self.value(generator.iter, scope, level), _BOUND_ITERABLE) > _BOUND_ITERABLE:
+        loop, target = generator.iter, generator.target
+        whole = self.value(loop, scope, level)
+        if _size(whole, _BOUND_ITERABLE) > _BOUND_ITERABLE:
             # Too large to copy into every read of the variable: transformers' gated delta rule rebinds
-            # `query, key, value = [f(x) for x in (query, key, value)]` four times over, and each copy held
-            # all the values before it (one function's returns grew 8-fold; checking the file took minutes).
+            # `query, key, value = [f(x) for x in (query, key, value)]` four times over, each copy holding
+            # all the values before it, until one iterable counted over a million parts.
             return
         iterated = self._enumerated(generator)
-        loop, target = generator.iter, generator.target
         if isinstance(loop, ast.Call) and isinstance(loop.func, ast.Attribute) and loop.func.attr == "items" \
                 and not loop.args and isinstance(target, ast.Tuple) and len(target.elts) == 2:
             # `{k: f(v, k) for k, v in outputs.items()}`: a key is no element of a model output's tensors
             # (transformers' Whisper compared each key with `==` and was told it tested a GPU tensor).
             self._bind_names(target.elts[0], UNKNOWN, bound)
-            self._bind_names(target.elts[1], ("item", ("iter", self.value(loop, scope, level)), 1), bound)
+            self._bind_names(target.elts[1], ("item", ("iter", whole), 1), bound)
         elif iterated is not None:
-            index, element = generator.target.elts  # type: ignore[attr-defined]
-            self._bind_names(index, ("item", ("iter", self.value(generator.iter, scope, level)), 0), bound)
+            index, element = target.elts  # type: ignore[attr-defined]
+            self._bind_names(index, ("item", ("iter", whole), 0), bound)
             self._bind_names(element, ("iter", self.value(iterated, scope, level)), bound)
         elif (zipped := self._zipped(generator)) is not None:
-            for element, iterable in zip(generator.target.elts, zipped):  # type: ignore[attr-defined]
+            for element, iterable in zip(target.elts, zipped):  # type: ignore[attr-defined]
                 self._bind_names(element, ("iter", self.value(iterable, scope, level)), bound)
         else:
-            self._bind_names(generator.target, ("iter", self.value(generator.iter, scope, level)), bound)
+            self._bind_names(target, ("iter", whole), bound)
         self.comprehension_names.update(bound)
 
     def _bind_names(self, target: ast.expr, value: Value, bound: dict[str, Value]) -> None:
