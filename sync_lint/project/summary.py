@@ -2608,11 +2608,18 @@ _NOT_TENSOR_TYPES = frozenset("dict list tuple set frozenset int float bool str 
 _TENSOR_TYPES = frozenset({"Tensor", "Parameter"})
 
 
+def _isinstance_test(node: ast.AST) -> tuple[str, list[ast.expr]] | None:
+    """(name, the types) of `isinstance(name, T)` or `isinstance(name, (T, U))`; None for anything else."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "isinstance"
+            and len(node.args) == 2 and not node.keywords and isinstance(node.args[0], ast.Name)):
+        return None
+    kinds = node.args[1].elts if isinstance(node.args[1], ast.Tuple) else [node.args[1]]
+    return node.args[0].id, kinds
+
+
 def _isinstance_names(test: ast.expr) -> frozenset[str]:
     """The names a test checks the type of (`isinstance(n, int)`, also under `not`, `and`, `or`)."""
-    return frozenset(node.args[0].id for node in ast.walk(test)
-                     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "isinstance"
-                     and len(node.args) == 2 and isinstance(node.args[0], ast.Name))
+    return frozenset(found[0] for node in ast.walk(test) if (found := _isinstance_test(node)) is not None)
 
 
 def _type_tests(test: ast.expr) -> tuple[list[str], list[str]]:
@@ -2627,12 +2634,11 @@ def _type_tests(test: ast.expr) -> tuple[list[str], list[str]]:
         if isinstance(test.op, ast.And):
             return [n for part in parts for n in part[0]], []
         return [], [n for part in parts for n in part[1]]
-    if not (isinstance(test, ast.Call) and isinstance(test.func, ast.Name) and test.func.id == "isinstance"
-            and len(test.args) == 2 and not test.keywords and isinstance(test.args[0], ast.Name)):
+    found = _isinstance_test(test)
+    if found is None:
         return [], []
-    kinds = test.args[1].elts if isinstance(test.args[1], ast.Tuple) else [test.args[1]]
+    name, kinds = found
     lasts = [(dotted(k) or "").rsplit(".", 1)[-1] for k in kinds]
-    name = test.args[0].id
     if lasts and all(last in _NOT_TENSOR_TYPES for last in lasts):
         return [name], []
     if lasts and all(last in _TENSOR_TYPES for last in lasts):
