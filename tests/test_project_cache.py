@@ -352,6 +352,82 @@ def test_a_new_file_reaches_the_dependants(project: Path, runs: Runs) -> None:
     assert runs() == {RUNNER_FINDING, OTHER_FINDING}
 
 
+_STATE = """\
+class InferState:
+    def __init__(self):
+        self.b_seq_len = None
+
+
+class SlidingInferState:
+    def __init__(self):
+        self.b_seq_len = None
+
+    def init_extra(self):
+        return self.b_seq_len.max().item()
+"""
+_BASE_MODEL = """\
+import torch
+
+from pkg.state import InferState
+
+
+class BaseModel:
+    infer_state_class = InferState
+
+    def decode(self, n):
+        infer_state = self.infer_state_class()
+        infer_state.b_seq_len = torch.zeros(n, device="cuda")
+        infer_state.init_extra()
+"""
+_SLIDING_MODEL = """\
+from pkg.base import BaseModel
+from pkg.state import SlidingInferState
+
+
+class SlidingModel(BaseModel):
+    infer_state_class = SlidingInferState
+"""
+
+
+def test_the_classes_deriving_from_a_class_are_kept_and_dropped_when_one_is_added_or_removed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runs: Runs) -> None:
+    # The subclasses of a class are read again by every run that checks a file (a field's class
+    # joins what subclasses put in a class attribute), and finding them scans every base in the
+    # project: the answer is kept in the cache, and must go when a subclass comes or goes.
+    from sync_lint.project.deps import Reads
+    from sync_lint.project.index import KeptAnswers
+    from sync_lint.project.store import ProjectStore
+
+    root = tmp_path / "models"
+    write(root, {"pyproject.toml": "", "pkg/__init__.py": "", "pkg/state.py": _STATE, "pkg/base.py": _BASE_MODEL})
+    monkeypatch.chdir(root)
+    key = ("direct-subclasses", "pkg.base.BaseModel")
+
+    def kept() -> object:
+        (database,) = runs.cache.glob("*/index.sqlite")
+        store = ProjectStore(database)
+        try:
+            return KeptAnswers(Reads(), store)(key, lambda: "not kept")
+        finally:
+            store.close()
+
+    sliding = ("pkg/state.py", 11, "SL101")
+    assert sliding not in runs()  # no model puts a `SlidingInferState` in `infer_state_class`
+    assert kept() == frozenset()
+    write(root, {"pkg/sliding.py": _SLIDING_MODEL})
+    assert sliding in runs()
+    assert kept() == {"pkg.sliding.SlidingModel"}
+    (root / "pkg/sliding.py").unlink()
+    assert sliding not in runs()
+    assert kept() == frozenset()
+    # A subclass that names the base under another name, re-exported by a module of its own.
+    write(root, {"pkg/models.py": "from pkg.base import BaseModel as Model\n",
+                 "pkg/sliding.py": _SLIDING_MODEL.replace("pkg.base import BaseModel", "pkg.models import Model")
+                 .replace("(BaseModel)", "(Model)")})
+    assert sliding in runs()
+    assert kept() == {"pkg.sliding.SlidingModel"}
+
+
 def test_settings_change(project: Path, runs: Runs) -> None:
     """A configuration that changes facts (the name patterns) re-checks everything, and back."""
     write(project, {"pkg/named.py": "def f(lens_d):\n    return lens_d.max().item()\n"})

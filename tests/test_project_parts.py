@@ -977,6 +977,32 @@ def test_subclasses_through_a_reexport_named_like_another_project_class() -> Non
     assert index.subclasses("pkg.other.Block") == set()
 
 
+def test_what_a_subclass_puts_in_a_class_attribute_is_read_only_where_a_class_sets_one() -> None:
+    # LightLLM's `infer_state_class = X` in a subclass: the base's `self.infer_state_class()` builds X.
+    # Asked for every field of a class with subclasses, this read the summary of each subclass's
+    # module, also for attributes no class sets (on vLLM, most of a check of one file after an edit).
+    index = _index({
+        "pkg.state": "class State:\n    pass\nclass Sliding:\n    pass\n",
+        "pkg.base": "from pkg.state import State\nclass Base:\n    state_class = State\n"
+                    "    def __init__(self):\n        self.size = 1\n",
+        "pkg.sliding": "from pkg.base import Base\nfrom pkg.state import Sliding\nclass SlidingModel(Base):\n"
+                       "    state_class = Sliding\n",
+        "pkg.plain": "from pkg.base import Base\nclass Plain(Base):\n    pass\n",
+    })
+    inference = Inference(index)
+
+    def type_field(attr: str) -> tuple[Fact, frozenset]:
+        index.reads.begin()
+        fact = inference._type_field_of("pkg.base.Base", attr)
+        return fact, index.reads.end()
+
+    fact, read = type_field("state_class")
+    assert fact.refs == {"pkg.state.State", "pkg.state.Sliding"}
+    assert "m:pkg.sliding" in read and "m:pkg.plain" not in read
+    fact, read = type_field("size")
+    assert not {"m:pkg.sliding", "m:pkg.plain"} & read
+
+
 def test_where_names_are_mentioned() -> None:
     index = _index({
         "pkg.a": "def f(x):\n    pass\nclass C:\n    def __init__(self):\n        self.lens = 1\n",

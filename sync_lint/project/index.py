@@ -14,7 +14,7 @@ the small name tables built when the project was summarised.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Collection, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable
 
 from sync_lint.analysis.facts import MODULE_MOVES
 from sync_lint.project.deps import Dep, Reads
@@ -28,6 +28,9 @@ from sync_lint.project.summary import (
     torch_op_name,
 )
 from sync_lint.project.values import OFF_CUDA, OFF_CUDA_IF, Value, dotted_parts, predicate_of
+
+if TYPE_CHECKING:
+    from sync_lint.project.infer import FactCache
 
 
 def callee_name(func: Value) -> str | None:
@@ -98,6 +101,9 @@ class NameTables:
     # Class name (the last part, as annotated) -> modules with a function that calls a parameter
     # annotated with it (`def next_token(model: GPT, ...)`, then `model(x)`): callers of its `forward`.
     typed: dict[str, set[str]] = field(default_factory=dict)
+    # Class attribute -> modules with a class that sets it to a name (`infer_state_class = InferState`):
+    # what a subclass may put there is looked for only where one does.
+    slots: dict[str, set[str]] = field(default_factory=dict)
 
     def add(self, summary: ModuleSummary) -> None:
         for kind, name, value in table_rows(summary):
@@ -151,6 +157,7 @@ def table_rows(summary: ModuleSummary) -> list[tuple[str, str, str]]:
                 rows.append(("bases", summary.qualified(local), spelled))
         if "forward" in info.methods:
             rows.append(("forwards", summary.qualified(local), module))
+        rows += [("slots", name, module) for name, value, _line in info.attributes if value[0] == "name"]
     # A superset of the root candidates (any decorator named like a compile); the call graph decides.
     rows += [("roots", local, module) for local, info in summary.functions.items()
              if info.hot_marker or any(d.rsplit(".", 1)[-1] in ROOT_DECORATOR_NAMES for d in info.decorators)]
@@ -229,7 +236,7 @@ def multimodal_fields(summary: ModuleSummary) -> list[tuple[str, bool, int]]:
 # Last parts of the decorators that make a function a hot root (`torch.compile`, ...).
 ROOT_DECORATOR_NAMES = frozenset({"compile", "make_graphed_callables"})
 # Name tables read whole (every name at once): any row of theirs that changes touches `t:<table>`.
-WHOLE_TABLES = frozenset({"roots"})
+WHOLE_TABLES = frozenset({"roots", "bases", "classes"})
 
 
 def spelled_name(summary: ModuleSummary, value: Value, function: str | None = None) -> str | None:
@@ -278,6 +285,44 @@ class Symbol:
         return f"{self.module}.{self.local}" if self.local else self.module
 
 
+class KeptAnswers:
+    """Answers of the index's that are not facts (the classes deriving from a class), kept in the
+    cache as facts are and dropped with what they read (`deps.py`): a warm run reads them instead of
+    computing them again. Without a cache, each is computed once per process."""
+
+    def __init__(self, reads: Reads, cache: FactCache | None = None) -> None:
+        self._reads = reads
+        self.cache = cache
+        self._known: dict[tuple, Any] = {}
+        self._solved: list[tuple[tuple, Any, frozenset]] = []
+
+    def __call__(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        self._reads.add(key)
+        if key in self._known:
+            return self._known[key]
+        value = self.cache.fact(key) if self.cache is not None else None
+        if value is None:
+            self._reads.begin()
+            try:
+                value = compute()
+            finally:
+                deps = self._reads.end()
+            if self.cache is not None:
+                self._solved.append((key, value, deps))
+        self._known[key] = value
+        return value
+
+    def solved(self) -> list[tuple[tuple, Any, frozenset]]:
+        """The answers computed since the last call, each with what it read (for the cache)."""
+        out, self._solved = self._solved, []
+        return out
+
+    def forget(self) -> None:
+        """Drop what this process found or solved (the index changed under it)."""
+        self._known.clear()
+        self._solved = []
+
+
 class ProjectIndex:
     def __init__(self, modules: Iterable[str], load: Callable[[str], ModuleSummary | None], tables: NameTables,
                  root: str = "", reads: Reads | None = None) -> None:
@@ -290,7 +335,9 @@ class ProjectIndex:
         self.reads = reads if reads is not None else Reads(enabled=False)
         self._symbols: dict[str, tuple[Symbol | None, Dep | None]] = {}
         self._predicates: dict[str, tuple[bool | None, Dep | None]] = {}  # `off_cuda_if` function -> its result
-        self._subclasses: dict[str, tuple[set[str], Dep | None]] = {}  # class -> classes deriving from it directly
+        self._subclasses: dict[str, tuple[frozenset[str], Dep | None]] = {}  # class -> classes deriving from it directly
+        # Answers costly to find, kept across runs in the cache of the inference made over this index.
+        self.kept = KeptAnswers(self.reads)
         self._bases_by_name: dict[str, list[tuple[str, str]]] | None = None
         self._renamed: dict[str, tuple[dict[str, set[str]], Dep | None]] = {}
         self._mro: dict[str, tuple[list[str], Dep | None]] = {}
@@ -487,14 +534,19 @@ class ProjectIndex:
                     stack.append(sub)
         return out
 
-    def _direct_subclasses(self, class_qualname: str) -> set[str]:
+    def _direct_subclasses(self, class_qualname: str) -> frozenset[str]:
         """The classes whose bases name this class. Only the bases spelled with its name, or with a name
         no project class has (a re-export under another name), are resolved: resolving every base of
-        the project reads most modules' summaries, which is most of the work after an edit."""
+        the project reads most modules' summaries, which is most of the work after an edit. The answer
+        is kept in the cache (`KeptAnswers`): finding the re-exported bases scans the whole project."""
         return self.reads.memo(self._subclasses, "subclasses", class_qualname,
-                               lambda: self._find_direct_subclasses(class_qualname))
+                               lambda: self.kept(("direct-subclasses", class_qualname),
+                                                 lambda: self._find_direct_subclasses(class_qualname)))
 
-    def _find_direct_subclasses(self, class_qualname: str) -> set[str]:
+    def _find_direct_subclasses(self, class_qualname: str) -> frozenset[str]:
+        # Read here as well as in `subclasses`, so that the answer kept in the cache is dropped when
+        # a class starts or stops deriving from this one.
+        self.reads.add(f"b:{class_qualname.rsplit('.', 1)[-1]}")
         found: set[str] = set()
         for cls, spelled in self._bases_named().get(class_qualname.rsplit(".", 1)[-1], ()):
             symbol = self.resolve(spelled)
@@ -503,7 +555,12 @@ class ProjectIndex:
         found |= self._renamed_bases().get(class_qualname, set())
         # A template's classes (transformers' `modular_x.py`, which its generated `modeling_x.py` names)
         # are never imported: the generated module's classes are what runs.
-        return {cls for cls in found if not self.is_template(cls.rpartition(".")[0])}
+        return frozenset(cls for cls in found if not self.is_template(cls.rpartition(".")[0]))
+
+    def class_slot_modules(self, attr: str) -> set[str]:
+        """The modules with a class whose class attribute `attr` is a name (`infer_state_class = X`)."""
+        self.reads.add(f"n:slots:{attr}")
+        return set(self.tables.slots.get(attr, ()))
 
     def is_template(self, module: str) -> bool:
         """Whether another project module says it was generated from `module`."""
@@ -523,6 +580,9 @@ class ProjectIndex:
         under another name (`from .core import Batch as B`, even when another module has a class `B`),
         or a class outside the project (`torch.nn.Module`)."""
         def resolve_all() -> dict[str, set[str]]:
+            # Any class or base added or dropped may be one more renamed base (a new alias too).
+            self.reads.add("t:bases")
+            self.reads.add("t:classes")
             defined = dict(self.tables.classes.items())  # class name -> the modules defining one
             out: dict[str, set[str]] = {}
             for name, rows in self._bases_named().items():

@@ -37,7 +37,7 @@ from __future__ import annotations
 import functools
 import re
 from functools import partial
-from typing import Callable, Hashable, Iterable, Protocol, Union
+from typing import Any, Callable, Hashable, Iterable, Protocol, Union
 
 from sync_lint.analysis.conventions import DeviceSettings, cpu_function
 from sync_lint.analysis.facts import (
@@ -123,7 +123,7 @@ from sync_lint.analysis.knowledge import (
     torch_returns_python,
 )
 from sync_lint.project.deps import Dep
-from sync_lint.project.index import ProjectIndex, nested_name, spelled_name
+from sync_lint.project.index import KeptAnswers, ProjectIndex, nested_name, spelled_name
 from sync_lint.project.summary import ELEMENT, CallSite, ClassInfo, FunctionInfo, ModuleSummary, Param, Store
 from sync_lint.project.values import NONE as NONE_VALUE
 from sync_lint.project.values import BUILT_ON_KEY, Value, render
@@ -238,6 +238,7 @@ class Inference:
                  convention_share: float = 0.8, convention_sites: int = 3, cache: FactCache | None = None) -> None:
         self.index = index
         self.reads = index.reads
+        self.kept = index.kept = KeptAnswers(index.reads, cache)
         self.cache = cache
         # Keys solved in this process since the last `solved()`, each with what it read.
         self._solved: list[tuple[Key, Fact, frozenset]] = []
@@ -368,8 +369,18 @@ class Inference:
             self._frames.setdefault(key, set()).update(self.reads.end())
         return fact
 
+    @property
+    def cache(self) -> FactCache | None:
+        return self._cache
+
+    @cache.setter
+    def cache(self, cache: FactCache | None) -> None:
+        """The index's kept answers come from the same cache (a text being edited sets part of it aside)."""
+        self._cache = self.kept.cache = cache
+
     def forget(self) -> None:
         """Drop what this process solved (the index changed under it)."""
+        self.kept.forget()
         for table in (self._memo, self._specialized, self._return_reads, self._cheap, self._cheap_provisional,
                       self._caller_memo, self._callee_memo, self._dispatch_memo, self._stores,
                       self._never_none_memo, self._unset_memo, self._every_call, self._off_cuda_memo,
@@ -377,11 +388,12 @@ class Inference:
             table.clear()
         self._solved = []
 
-    def solved(self) -> list[tuple[Key, Fact | None, frozenset]]:
-        """The keys solved since the last call, with what each read, and the nodes (`deps.py`) made
-        since then, with what each read and no fact (for the cache)."""
+    def solved(self) -> list[tuple[Key, Fact | Any, frozenset]]:
+        """The keys solved since the last call and the index's answers kept with them (`KeptAnswers`),
+        with what each read, and the nodes (`deps.py`) made since then, with what each read and no
+        fact (for the cache)."""
         out, self._solved = self._solved, []
-        return out + [(node, None, deps) for node, deps in self.reads.nodes()]
+        return out + self.kept.solved() + [(node, None, deps) for node, deps in self.reads.nodes()]
 
     def _iterate(self, position: int) -> None:
         """Recompute a cycle's members until none changes: the least fixed point.
@@ -2409,8 +2421,13 @@ class Inference:
         """The classes that subclasses put in the class attribute `attr`: `self.infer_state_class()` in a
         base model's method builds the infer state of whichever model `self` is (LightLLM's
         `TpPartBaseModel._decode`, with `infer_state_class = MistralInferStateInfo` in a subclass)."""
+        modules = self.index.class_slot_modules(attr)
+        if not modules:  # most attributes: no class sets one, and no subclass's summary is read
+            return []
         out: list[Fact] = []
         for sub in sorted(self.index.subclasses(cls)):
+            if not any(sub.startswith(f"{module}.") for module in modules):
+                continue
             found = self.index.klass(sub)
             if found is not None:
                 out += self._class_slots_of(found[0], found[1], attr)
