@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""One-file latency of two builds, interleaved: `check FILE` in a warm project, after a comment edit
-and unchanged.
+"""One-file latency of two builds, interleaved: `check FILE` in a warm project, after an edit and
+unchanged.
 
     python benchmarks/one_file_latency.py --build base=/venv-a/bin/sync-lint --build head=/venv-b/bin/sync-lint \\
         [--corpus vllm-0.33.0] [--file vllm/v1/worker/gpu_input_batch.py] [--rounds 7] [--edit insert] \\
@@ -9,8 +9,9 @@ and unchanged.
 The corpus's Python files are copied to a temporary folder (the edits never touch
 `benchmarks/corpus/`), each build gets its own cache folder there, and each is warmed with two
 checks first. Then, per round: a comment line is appended to FILE (`--edit insert`: inserted at
-its top, which moves every line), each build checks it (the first check after the edit: the file's
-summary, facts and result are redone), and each checks it
+its top, which moves every line; `--edit code`: a small function is appended, which changes the
+file's summary as most real edits do), each build checks it (the first check after the edit: the
+file's summary, facts and result are redone), and each checks it
 again (nothing changed: everything comes from the cache). The builds take turns within a round,
 so the shared machine's load hits them alike. Prints the medians and every run, in wall seconds,
 with whether the builds printed the same findings, and `--version` for each.
@@ -53,9 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", default="vllm-0.33.0")
     parser.add_argument("--file", default="vllm/v1/worker/gpu_input_batch.py")
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--edit", choices=("append", "insert"), default="append",
-                        help="append a comment line at the end (nothing moves), or insert one at the top "
-                             "(every line moves: what cited them is redone)")
+    parser.add_argument("--edit", choices=("append", "insert", "code"), default="append",
+                        help="append a comment line at the end (nothing moves), insert one at the top "
+                             "(every line moves: what cited them is redone), or append a new function "
+                             "(code: the file's summary changes, and every answer that read it is dropped)")
     parser.add_argument("--daemon", action="append", default=[], metavar="NAME",
                         help="this build checks through a daemon it starts first")
     args = parser.parse_args(argv)
@@ -99,6 +101,9 @@ def _measure(args: argparse.Namespace, builds: dict[str, str], envs: dict[str, d
         if args.edit == "append":
             with open(edited_file, "a", encoding="utf-8") as handle:
                 handle.write(f"# latency round {round_}\n")
+        elif args.edit == "code":
+            with open(edited_file, "a", encoding="utf-8") as handle:
+                handle.write(f"\n\ndef _latency_round_{round_}():\n    return {round_}\n")
         else:
             edited_file.write_text(f"# latency round {round_}\n" + edited_file.read_text(encoding="utf-8"),
                                    encoding="utf-8")
@@ -112,7 +117,7 @@ def _measure(args: argparse.Namespace, builds: dict[str, str], envs: dict[str, d
 
 def _print(args: argparse.Namespace, builds: dict[str, str], env: dict[str, str], edited: dict[str, list[float]],
            warm: dict[str, list[float]], printed: dict[str, str]) -> None:
-    for label, table in ((f"after a comment edit ({args.edit})", edited), ("warm, unchanged", warm)):
+    for label, table in ((f"after an edit ({args.edit})", edited), ("warm, unchanged", warm)):
         for name, times in table.items():
             runs = " ".join(f"{t:.3f}" for t in times)
             print(f"| {label} | {name} | {statistics.median(times):.3f} | {runs} |")
