@@ -1,0 +1,3 @@
+from .sdxl import DistriSDXLPipeline
+from .dit import DistriDiTPipeline
+from .pixartalpha import DistriPixArtAlphaPipeline
