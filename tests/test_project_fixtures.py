@@ -2294,6 +2294,24 @@ def test_a_legacy_cuda_tensor_type_given_data_copies_it_from_the_host(tmp_path: 
     assert [(d.code, d.start.row) for d in found] == [("SL304", 5), ("SL101", 8)]
 
 
+def test_the_legacy_constructor_torch_tensor_makes_a_cpu_tensor_a_later_copy_moves(tmp_path: Path) -> None:
+    # TransformerEngine's `get_padding_mask` before #3268 built the mask with `torch.Tensor([...])` in a
+    # loop over the batch, then copied it with `.to(device="cuda")` (pageable, blocking), in every forward
+    # of the unfused backend. `torch.Tensor(data)` is the legacy constructor: a float32 CPU tensor.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/mask.py": (
+            "import torch\n\n\ndef padding_mask(lengths: list[int], width: int):\n"
+            "    mask = torch.Tensor([]).to(dtype=torch.bool)\n"
+            "    for n in lengths:\n"
+            "        row = torch.Tensor([False] * n + [True] * (width - n)).to(dtype=torch.bool)\n"
+            "        mask = torch.cat([mask, row.unsqueeze(0)], dim=0)\n"
+            "    return mask.to(device=\"cuda\")\n"
+        ),
+    })
+    assert [(d.code, d.start.row) for d in found] == [("SL303", 9)]
+
+
 def test_a_platform_property_returning_a_partial_of_torch_tensor_makes_gpu_tensors_from_data(tmp_path: Path) -> None:
     # DeepSpeed from 0.14: the CUDA accelerator's `FloatTensor` property returns
     # `functools.partial(torch.tensor, dtype=torch.float, device='cuda')`, so each call copies its data

@@ -106,6 +106,7 @@ from sync_lint.analysis.knowledge import (
     cuda_device_module,
     factory_rank,
     legacy_tensor_type,
+    made_by_constructor,
     model_loader,
     preparing_method,
     module_state_class,
@@ -783,7 +784,7 @@ class Evaluator:
     def _eval_torch_call(self, expr: cst.Call, qual: str) -> Fact:
         if qual in DEVICE_ALLOCATORS and any(a.keyword is not None and a.keyword.value == "device" for a in expr.args):
             qual = DEVICE_ALLOCATORS[qual]
-        legacy = legacy_tensor_type(qual)
+        legacy = made_by_constructor(qual)
         if legacy is not None:  # `torch.cuda.FloatTensor([norm])`: a tensor on the type's device
             return made_by_tensor_type(tensor_type(*legacy), legacy_ndim(expr), "created by {code}", expr)
         last = qual.rsplit(".", 1)[-1]

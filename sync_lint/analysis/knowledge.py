@@ -152,6 +152,15 @@ def legacy_tensor_type(qualified: str) -> tuple[bool, str] | None:
     return prefix == "torch.cuda", LEGACY_TENSOR_TYPES[last]
 
 
+def made_by_constructor(qualified: str) -> tuple[bool, str] | None:
+    """What calling `qualified` makes, as `legacy_tensor_type` says of a legacy type's call, and for
+    `torch.Tensor(data)`, the legacy constructor: a float32 tensor on the CPU, as `torch.FloatTensor`'s
+    (TransformerEngine built its padding mask so, then copied it with `.to(device="cuda")`)."""
+    if qualified == "torch.Tensor":
+        return False, "float32"
+    return legacy_tensor_type(qualified)
+
+
 # torch.cuda / torch.accelerator / torch calls that return a stream or an event handle.
 STREAM_HANDLES = frozenset({"Stream", "ExternalStream", "current_stream", "default_stream"})
 EVENT_HANDLES = frozenset({"Event"})

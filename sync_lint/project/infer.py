@@ -114,6 +114,7 @@ from sync_lint.analysis.knowledge import (
     cuda_device_module,
     factory_rank,
     legacy_tensor_type,
+    made_by_constructor,
     model_loader,
     preparing_method,
     module_state_class,
@@ -2781,7 +2782,7 @@ class Inference:
         namespace, _, last = qualified.rpartition(".")
         if qualified.startswith("numpy."):
             return NUMPY
-        legacy = legacy_tensor_type(qualified)
+        legacy = made_by_constructor(qualified)
         if legacy is not None:  # `torch.cuda.FloatTensor([norm])`: a tensor on the type's device
             return made_by_tensor_type(tensor_type(*legacy), _legacy_ndim(args, kwargs), f"created by `{qualified}(...)`")
         if qualified == "torch.device":
