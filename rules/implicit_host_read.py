@@ -13,6 +13,9 @@ Flags places where Python itself needs the value of a GPU tensor, without any
 - a GPU tensor passed where torch or Python expects a number: sizes and bounds
   (`torch.zeros(n)`, `torch.arange(n)`, `x.view(n, -1)`, `x.narrow(0, start, k)`,
   `range(n)`), fill values (`torch.full(shape, v)`) and `alpha=`;
+- a GPU tensor as the count of a list, tuple or string repetition (`[False] * n`):
+  TransformerEngine built its padding mask with `[False] * seqlens[i]` per sequence
+  before #3268;
 - formatting: `print(t)`, `str(t)`, `repr(t)`, `format(t)`, f-strings (except
   in error messages: inside `raise`, `assert` and `lambda` they are built only on
   failure, or lazily);
@@ -63,7 +66,10 @@ found the same for every other size and number argument it lists:
 `torch.full_like(v, n)`, `x.view/reshape/expand/repeat(n, ...)`,
 `v.new_zeros(n)`, `v.new_full(shape, n)`, `x.select(0, n)`, `add(alpha=n)`,
 `range(n)` and `complex(t)` each blocked for the whole queue (one
-`set_sync_debug_mode` warning each); builtin `max(v)` over 16 GPU elements synced
+`set_sync_debug_mode` warning each). A repetition `[x] * t` takes its count with
+`PyNumber_AsSsize_t`, which calls `t.__index__()`: the read `operator.index(t)`
+measured above (checked on the CPU to give a list, not a tensor; not timed on a GPU
+on its own); builtin `max(v)` over 16 GPU elements synced
 15 times and `str(v)` 17 times, while `x[v]` with a 1-D index and
 `torch.equal(x, x)` did not block. A 0-dim index is read in
 `handleDimInMultiDimIndexing` (`aten/src/ATen/TensorIndexing.h`); `torch.equal`
@@ -145,6 +151,9 @@ PREDICATES = {
     "is_nonzero": "keep `t != 0` on the device",
 }
 
+# What a repetition `display * n` certainly repeats as a sequence: `n` is read as a count.
+_SEQUENCE_DISPLAYS = (cst.List, cst.Tuple, cst.ListComp, cst.SimpleString, cst.ConcatenatedString,
+                      cst.FormattedString)
 TRUTH = "Python tests a GPU tensor for truth here, reading it with `.item()`, which waits for the GPU"
 TRUTH_ADVICE = "decide on the device (`torch.where`, masks), or test a value the host already has"
 ASSERT_ADVICE = "use `torch._assert_async(cond)`, which checks on the device (a failure is a device-side assert)"
@@ -169,6 +178,8 @@ class ImplicitHostRead(Rule):
     examples = (
         Example("import torch\nx = torch.ones(4, device='cuda')\nif x.sum() > 0:\n    pass\n", (3,)),
         Example("import torch\nx = torch.ones(4, device='cuda')\nn = int(x.sum())\n", (3,)),
+        Example("import torch\nx = torch.ones(4, device='cuda')\nrow = [False] * x.sum().long()\n"
+                "pad = [True] * 4\n", (3,)),
         Example("import torch\nx = torch.ones(4, device='cuda')\ny = torch.zeros(x.sum().long())\n", (3,)),
         Example("import torch\nx = torch.ones(4, device='cuda')\nif x.shape[0] > 0:\n    pass\n"),
         Example("import torch\nx = torch.ones(4, device='cuda')\nok = torch.equal(x, x)\n"),
@@ -296,6 +307,24 @@ class ImplicitHostRead(Rule):
                         "slice with a host int (a `_cpu` mirror, a size the host knows)",
                         bound,
                     )
+
+    # --- sequence repetition ----------------------------------------------------------------
+    def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
+        if not isinstance(node.operator, cst.Multiply):
+            return
+        for sequence, count in ((node.left, node.right), (node.right, node.left)):
+            if not isinstance(sequence, _SEQUENCE_DISPLAYS):
+                continue
+            fact = self._gpu(count)
+            if fact is not None and fact.ndim in (0, None):
+                report_host_read(self,
+                    count, fact,
+                    "a GPU tensor used as the count of a sequence repetition is read with `__index__`, which "
+                    "waits for the GPU",
+                    "repeat by a host int, or build the result on the device (`torch.arange(width) >= n`)",
+                    count,
+                )
+            return
 
     # --- calls ------------------------------------------------------------------------------
     def visit_Call(self, node: cst.Call) -> None:

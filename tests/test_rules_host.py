@@ -146,6 +146,22 @@ def test_only_0_dim_integer_indexes_sync():
     assert lines(source, "SL104") == [6, 8]
 
 
+def test_a_gpu_count_of_a_sequence_repetition_is_read_on_the_host():
+    # TransformerEngine's padding mask before #3268: `[False] * seqlens[i]` per sequence, each count a
+    # 0-dim GPU tensor that `list.__mul__` reads with `__index__`. A tensor times a number stays a tensor.
+    source = """
+    import torch
+    lens = torch.zeros(4, dtype=torch.int32, device="cuda")
+    a = [False] * lens[0]
+    b = [True] * (8 - lens[1])
+    c = lens[2] * (0,)
+    d = [0] * 8
+    e = lens * 2
+    f = "-" * lens[3]
+    """
+    assert lines(source, "SL104") == [4, 5, 6, 9]
+
+
 def test_shadowed_builtins_and_the_same_tensor_twice():
     source = """
     import torch
