@@ -2727,6 +2727,31 @@ def test_a_parameter_a_triton_kernel_is_launched_with_is_on_the_gpu(tmp_path: Pa
     assert "is passed to the Triton kernel `fwd_kernel` at line 12" in found[0].evidence_steps[-1].message
 
 
+def test_a_tensor_parameter_handed_to_flash_attn_is_on_the_gpu(tmp_path: Path) -> None:
+    # flash-attn's entry points take CUDA tensors only (`CHECK_DEVICE(cu_seqlens_q)`): TransformerEngine's
+    # attention before #555 read `max_seqlen_q = seqlens_q.max().item()` from the `cu_seqlens_q` it then
+    # handed to `flash_attn_varlen_func`. Not so behind a device test, nor for a parameter not declared a
+    # tensor, nor for a function of another library of that name.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/attn.py": (
+            "import torch\nfrom flash_attn.flash_attn_interface import flash_attn_varlen_func as fa_func\n"
+            "from other_lib import flash_attn_varlen_func\n\n\n"
+            "def attend(q, cu_seqlens_q: torch.Tensor, scale):\n"
+            "    seqlens = cu_seqlens_q[1:] - cu_seqlens_q[:-1]\n    max_seqlen = seqlens.max().item()\n"
+            "    return fa_func(q, q, q, cu_seqlens_q, cu_seqlens_q, max_seqlen, max_seqlen, 0.0,\n"
+            "                   softmax_scale=scale)\n\n\n"
+            "def checked(q, cu: torch.Tensor):\n    n = cu.max().item()\n    if not cu.is_cuda:\n        return None\n"
+            "    return fa_func(q, q, q, cu, cu, n, n, 0.0)\n\n\n"
+            "def untyped(q, cu):\n    n = cu.max().item()\n    return fa_func(q, q, q, cu, cu, n, n, 0.0)\n\n\n"
+            "def elsewhere(q, cu: torch.Tensor):\n    n = cu.max().item()\n    return flash_attn_varlen_func(q, cu, n)\n"
+        ),
+    })
+    assert [(d.path.rsplit("/", 1)[-1], d.start.row, d.code, d.confidence) for d in found] == [
+        ("attn.py", 8, "SL101", "high")]
+    assert "which takes CUDA tensors only" in found[0].evidence_steps[-1].message
+
+
 def test_a_return_that_runs_only_for_a_non_tensor_is_not_what_a_tensor_argument_gets(tmp_path: Path) -> None:
     # OLMo-core's `move_to_device(o, device)`: a tensor is moved; a dict, list or tuple is moved item by
     # item; anything else comes back as it came (`else: return o`). Given a CPU tensor, the call returns

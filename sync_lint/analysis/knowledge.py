@@ -161,6 +161,17 @@ def made_by_constructor(qualified: str) -> tuple[bool, str] | None:
     return legacy_tensor_type(qualified)
 
 
+# Library functions whose tensor arguments must be CUDA tensors: flash-attn 2's C++ entry points check
+# each one (`CHECK_DEVICE(cu_seqlens_q)`, csrc/flash_attn/flash_api.cpp) and raise for a CPU tensor, so a
+# parameter handed to one is a GPU tensor, as one handed to a Triton launch is (`Inference._launched`).
+_FLASH_ATTN_ENTRY_POINTS = ("flash_attn_func", "flash_attn_varlen_func", "flash_attn_with_kvcache",
+                            "flash_attn_qkvpacked_func", "flash_attn_kvpacked_func",
+                            "flash_attn_varlen_qkvpacked_func", "flash_attn_varlen_kvpacked_func",
+                            "flash_attn_unpadded_func", "_flash_attn_forward", "_flash_attn_varlen_forward")
+CUDA_ONLY_FUNCTIONS = frozenset(f"{module}.{name}" for module in ("flash_attn", "flash_attn.flash_attn_interface")
+                                for name in _FLASH_ATTN_ENTRY_POINTS)
+
+
 # torch.cuda / torch.accelerator / torch calls that return a stream or an event handle.
 STREAM_HANDLES = frozenset({"Stream", "ExternalStream", "current_stream", "default_stream"})
 EVENT_HANDLES = frozenset({"Event"})

@@ -76,6 +76,7 @@ from sync_lint.analysis.facts import (
 )
 from sync_lint.analysis.knowledge import (
     ACCELERATOR_NAMES,
+    CUDA_ONLY_FUNCTIONS,
     LIBRARY_FIELDS,
     LIGHTNING_MODULES,
     LOADER_PREPARERS,
@@ -720,7 +721,8 @@ class Inference:
         return fact
 
     def _launched(self, summary: ModuleSummary, info: FunctionInfo, name: str) -> Fact | None:
-        """The tensor parameter as a launch of a Triton kernel takes it (`kernel[grid](..., cu_seqlens, ...)`):
+        """The tensor parameter as a launch of a Triton kernel takes it (`kernel[grid](..., cu_seqlens, ...)`),
+        or a library function that takes CUDA tensors only (`CUDA_ONLY_FUNCTIONS`: flash-attn's):
         on the device the kernel runs on, for every call that passes a tensor (a kernel reads no host
         memory). fla's `chunk_gated_delta_rule_fwd_h` hands `cu_seqlens` to its kernel, and
         `prepare_chunk_offsets(cu_seqlens, BT)` before it gets a GPU tensor."""
@@ -735,6 +737,10 @@ class Inference:
             if param != name:
                 continue
             spelled = spelled_name(summary, kernel, info.qualname)
+            if spelled in CUDA_ONLY_FUNCTIONS:
+                return Fact(Device.GPU, tensor_like=True, subject=name, where=self._where(summary, line),
+                            reason=f"parameter `{name}` of `{info.name}` is passed to `{spelled}` at line {line}, "
+                                   "which takes CUDA tensors only")
             found = self.index.function(spelled) if spelled is not None else None
             if found is not None and any(d.split(".")[0] == "triton" for d in found[1].decorators):
                 return Fact(Device.GPU, tensor_like=True, subject=name, where=self._where(summary, line),

@@ -27,6 +27,7 @@ from typing import Any, Callable
 from sync_lint.analysis.construction import construction_methods_ast
 from sync_lint.analysis.knowledge import (
     CPU_PLATFORM_FLAGS,
+    CUDA_ONLY_FUNCTIONS,
     EMPTY_CONTAINERS,
     MAPPING_TYPES,
     FUNCTION_RUNNERS,
@@ -58,7 +59,7 @@ from sync_lint.project.values import (
 _BUILTINS = frozenset(dir(builtins))
 
 # Bump when the summary format changes: cached summaries of older formats are rebuilt.
-SUMMARY_FORMAT = 71
+SUMMARY_FORMAT = 72
 
 _DATACLASS_DECORATORS = frozenset({"dataclass", "dataclasses.dataclass", "attr.s", "attrs.define", "attr.define",
                                    "define", "frozen", "attrs.frozen", "pydantic.dataclasses.dataclass"})
@@ -1620,15 +1621,16 @@ class _Summarizer:
             elif value is not None and value[0] == "attr" and value[2] == "device" and value[1][0] == "param":
                 info.placed_params = (*info.placed_params, (node.lineno, value[1][1]))
 
-    def _launched_params(self, node: ast.Call, scope: _Scope) -> None:
-        """`kernel[grid](x, cu_seqlens=cu_seqlens)`: the parameters handed to a launch, as they came. None
-        of a launch behind a device test: vLLM's `mamba_get_block_table_tensor(block_table, seq_lens)`
-        launches its kernel after `if not block_table.is_cuda: return <the CPU way>` (its CPU unit tests
-        pass CPU tensors), so the launch proves nothing of either parameter on the other calls."""
+    def _launched_params(self, node: ast.Call, scope: _Scope, kernel_node: ast.expr) -> None:
+        """`kernel[grid](x, cu_seqlens=cu_seqlens)`, or a call of a function that takes CUDA tensors only
+        (`flash_attn_varlen_func(q, k, v, cu_seqlens_q, ...)`): the parameters handed to it, as they
+        came. None of a launch behind a device test: vLLM's `mamba_get_block_table_tensor(block_table,
+        seq_lens)` launches its kernel after `if not block_table.is_cuda: return <the CPU way>` (its CPU
+        unit tests pass CPU tensors), so the launch proves nothing of either parameter on the other calls."""
         info = self.s.functions.get(scope.qualname) if scope.qualname else None
         if info is None or self.narrowed:
             return
-        kernel = self.value(node.func.value, scope)  # type: ignore[attr-defined]
+        kernel = self.value(kernel_node, scope)
         for argument in (*node.args, *(k.value for k in node.keywords)):
             # Nor of one whose type a test around the launch tells apart (`if not isinstance(n, int):`).
             if isinstance(argument, ast.Name) and argument.id not in self.type_tested:
@@ -1639,7 +1641,9 @@ class _Summarizer:
     def _call(self, node: ast.Call, scope: _Scope) -> None:
         self._list_field_add(node, scope)
         if isinstance(node.func, ast.Subscript):
-            self._launched_params(node, scope)
+            self._launched_params(node, scope, node.func.value)
+        elif self._torch_name(node.func) in CUDA_ONLY_FUNCTIONS:
+            self._launched_params(node, scope, node.func)
         func = self.value(node.func, scope)
         info = self.s.functions.get(scope.qualname) if func[0] == "param" and scope.qualname else None
         by_cls = info is not None and info.kind == "classmethod" and bool(info.params) and \
