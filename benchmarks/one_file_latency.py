@@ -16,6 +16,12 @@ again (nothing changed: everything comes from the cache). The builds take turns 
 so the shared machine's load hits them alike. Prints the medians and every run, in wall seconds,
 with whether the builds printed the same findings, and `--version` for each.
 
+Give each build its own installed environment. A tree run from `PYTHONPATH` in an environment that
+has an editable install of another checkout loads `sync_lint.rules` from that checkout (the
+install maps the package there): where the rules differ, the build's rule catalogue does not match,
+and its warm checks import every rule (stop 77 measured a base build's warm check at 0.50 s so,
+against 0.23 s before the checkout's rules changed).
+
 `--daemon NAME`: that build checks through a daemon (`NAME-EXECUTABLE daemon start`, before the
 warm-up; stopped at the end). The same executable may be given twice, once with `--daemon`: the
 other builds run with `SYNC_LINT_NO_DAEMON=1`, and every daemon lives in the run's temporary folder,
