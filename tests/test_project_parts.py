@@ -977,6 +977,18 @@ def test_subclasses_through_a_reexport_named_like_another_project_class() -> Non
     assert index.subclasses("pkg.other.Block") == set()
 
 
+def test_a_replaced_summary_is_seen_by_the_subclasses_kept_in_this_process() -> None:
+    # A text being edited replaces its module's summary: the direct subclasses found before (kept by
+    # `KeptAnswers`, in memory when there is no cache) must be found again.
+    index = _index({
+        "pkg.base": "class Base:\n    pass\n",
+        "pkg.sub": "x = 1\n",
+    })
+    assert index.subclasses("pkg.base.Base") == set()
+    index.replace(summarize("from pkg.base import Base\nclass Sub(Base):\n    pass\n", "pkg/sub.py", "pkg.sub"))
+    assert index.subclasses("pkg.base.Base") == {"pkg.sub.Sub"}
+
+
 def test_what_a_subclass_puts_in_a_class_attribute_is_read_only_where_a_class_sets_one() -> None:
     # LightLLM's `infer_state_class = X` in a subclass: the base's `self.infer_state_class()` builds X.
     # Asked for every field of a class with subclasses, this read the summary of each subclass's

@@ -374,6 +374,7 @@ class ProjectIndex:
         self._symbols.clear()
         self._predicates.clear()
         self._subclasses.clear()
+        self.kept.forget()
         self._bases_by_name = None
         self._renamed.clear()
         self._mro.clear()
