@@ -395,7 +395,7 @@ def test_the_classes_deriving_from_a_class_are_kept_and_dropped_when_one_is_adde
     # joins what subclasses put in a class attribute), and finding them scans every base in the
     # project: the answer is kept in the cache, and must go when a subclass comes or goes.
     from sync_lint.project.deps import Reads
-    from sync_lint.project.index import KeptAnswers
+    from sync_lint.project.index import KeptAnswers, ProjectIndex
     from sync_lint.project.store import ProjectStore
 
     root = tmp_path / "models"
@@ -414,6 +414,14 @@ def test_the_classes_deriving_from_a_class_are_kept_and_dropped_when_one_is_adde
     sliding = ("pkg/state.py", 11, "SL101")
     assert sliding not in runs()  # no model puts a `SlidingInferState` in `infer_state_class`
     assert kept() == frozenset()
+    # A class that names no base under another name keeps the answers (and what used them).
+    found: list[str] = []
+    original = ProjectIndex._find_direct_subclasses
+    monkeypatch.setattr(ProjectIndex, "_find_direct_subclasses",
+                        lambda self, cls: found.append(cls) or original(self, cls))
+    bump(root / "pkg/state.py", _STATE + "\n\nclass Other:\n    pass\n")
+    assert sliding not in runs() and "pkg/state.py" in runs.linted
+    assert "pkg.base.BaseModel" not in found
     write(root, {"pkg/sliding.py": _SLIDING_MODEL})
     assert sliding in runs()
     assert kept() == {"pkg.sliding.SlidingModel"}

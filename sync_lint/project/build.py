@@ -119,8 +119,9 @@ class OpenProject:
 
         summary.conventions = local_conventions(summary)
         before = self.store.cached_state(summary.module)
-        labels = changed_labels({summary.module: before} if before is not None else {},
-                                {summary.module: StoredSummary(summary).state()})
+        old = {summary.module: before} if before is not None else {}
+        new = {summary.module: StoredSummary(summary).state()}
+        labels = changed_labels(old, new) | self.store.renamed_bases_touched(old, new)
         self.inference.cache = self.store.facts_except(labels)
         self.inference.forget()
         self.writable = False

@@ -236,7 +236,10 @@ def multimodal_fields(summary: ModuleSummary) -> list[tuple[str, bool, int]]:
 # Last parts of the decorators that make a function a hot root (`torch.compile`, ...).
 ROOT_DECORATOR_NAMES = frozenset({"compile", "make_graphed_callables"})
 # Name tables read whole (every name at once): any row of theirs that changes touches `t:<table>`.
-WHOLE_TABLES = frozenset({"roots", "bases", "classes"})
+WHOLE_TABLES = frozenset({"roots"})
+# Touched when a base that names a class under another name may have come or gone
+# (`ProjectStore.renamed_bases_touched`): what `ProjectIndex._renamed_bases` reads of the whole project.
+RENAMED_BASES = "t:renamed-bases"
 
 
 def spelled_name(summary: ModuleSummary, value: Value, function: str | None = None) -> str | None:
@@ -581,9 +584,8 @@ class ProjectIndex:
         under another name (`from .core import Batch as B`, even when another module has a class `B`),
         or a class outside the project (`torch.nn.Module`)."""
         def resolve_all() -> dict[str, set[str]]:
-            # Any class or base added or dropped may be one more renamed base (a new alias too).
-            self.reads.add("t:bases")
-            self.reads.add("t:classes")
+            # A base added under another name (a new alias too) changes the answer.
+            self.reads.add(RENAMED_BASES)
             defined = dict(self.tables.classes.items())  # class name -> the modules defining one
             out: dict[str, set[str]] = {}
             for name, rows in self._bases_named().items():

@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterable, Iterator, NamedTuple
 from sync_lint.analysis.facts import map_text
 from sync_lint.fingerprint import code_content_digest, content_digest
 from sync_lint.project.deps import Dep, dep_id
-from sync_lint.project.index import WHOLE_TABLES, calls_by_name, table_rows
+from sync_lint.project.index import RENAMED_BASES, WHOLE_TABLES, calls_by_name, table_rows
 from sync_lint.project.summary import SUMMARY_FORMAT, ModuleSummary, map_lines
 
 CACHE_DIRNAME = ".sync-lint-cache"
@@ -285,8 +285,9 @@ class ProjectStore:
                 # answers that read the module: they hold the same, only their evidence moves.
                 moved = {module: shift for module in old.keys() & new.keys()
                          if (shift := line_shift(old[module], new[module])) is not None}
-                results = self._invalidate(changed_labels({m: s for m, s in old.items() if m not in moved},
-                                                          {m: s for m, s in new.items() if m not in moved}),
+                kept_old = {m: s for m, s in old.items() if m not in moved}
+                kept_new = {m: s for m, s in new.items() if m not in moved}
+                results = self._invalidate(changed_labels(kept_old, kept_new) | self.renamed_bases_touched(kept_old, kept_new),
                                            {new[module].header.path: (module, shift) for module, shift in moved.items()})
                 generation = self._bump_generation()
                 dropped = (generation, results) if results is not None else None
@@ -295,6 +296,30 @@ class ProjectStore:
                 fingerprint.update(f"{path}\0{sha}\n".encode())
             db.execute("INSERT OR REPLACE INTO meta VALUES ('fingerprint', ?)", (fingerprint.hexdigest(),))
         return dropped
+
+    def renamed_bases_touched(self, old: dict[str, ModuleState], new: dict[str, ModuleState]) -> set[str]:
+        """The label `RENAMED_BASES` when a change may add or drop a base that names a class under another name
+        (`ProjectIndex._renamed_bases`): a base row whose spelled module defines no class of that name
+        (a re-export, an alias: `class Sub(Model)` after `from pkg.base import BaseModel as Model`), or a
+        class row that some base spells. Any class added or dropped anywhere would be too coarse: every
+        answer that asked for subclasses would go (a class appended to vLLM's `gpu_input_batch.py` took
+        the next check from 10 s to 30 s)."""
+        db = self._db
+        for module in set(old) | set(new):
+            before, after = old.get(module), new.get(module)
+            if before is not None and after is not None and before.digest == after.digest:
+                continue
+            for kind, name, value in (before.rows if before is not None else set()) ^ \
+                    (after.rows if after is not None else set()):
+                if kind == "bases":
+                    spelled_module, _, cls = value.rpartition(".")
+                    if db.execute("SELECT 1 FROM names WHERE kind = 'classes' AND name = ? AND value = ? LIMIT 1",
+                                  (cls, spelled_module)).fetchone() is None:
+                        return {RENAMED_BASES}
+                elif kind == "classes" and db.execute("SELECT 1 FROM names WHERE kind = 'bases' AND value = ? LIMIT 1",
+                                                      (f"{value}.{name}",)).fetchone() is not None:
+                    return {RENAMED_BASES}
+        return set()
 
     def _invalidate(self, labels: Iterable[str],
                     moved: dict[str, tuple[str, dict[int, int]]] | None = None) -> frozenset[str] | None:
