@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -60,10 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", default="vllm-0.33.0")
     parser.add_argument("--file", default="vllm/v1/worker/gpu_input_batch.py")
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--edit", choices=("append", "insert", "code"), default="append",
+    parser.add_argument("--edit", choices=("append", "insert", "code", "body"), default="append",
                         help="append a comment line at the end (nothing moves), insert one at the top "
-                             "(every line moves: what cited them is redone), or append a new function "
-                             "(code: the file's summary changes, and every answer that read it is dropped)")
+                             "(every line moves: what cited them is redone), append a new function "
+                             "(code: the file's summary changes), or insert a statement at the top of "
+                             "the body of the function in the middle of the file (body: that function "
+                             "changes and every line below it moves)")
     parser.add_argument("--daemon", action="append", default=[], metavar="NAME",
                         help="this build checks through a daemon it starts first")
     args = parser.parse_args(argv)
@@ -85,6 +88,20 @@ def main(argv: list[str] | None = None) -> int:
                 subprocess.run([builds[name], "daemon", "stop"], env=envs[name])
     _print(args, builds, env, *results)
     return 0
+
+
+def edit_body(text: str, round_: int) -> str:
+    """`text` with `_latency_round = N` inserted as the first statement of the function whose `def`
+    (on one line) is nearest the middle of the file."""
+    lines = text.splitlines(keepends=True)
+    defs = [i for i, line in enumerate(lines[:-1]) if re.match(r"\s*(async\s+)?def .*\)( -> .*)?:\s*$", line)
+            and len(lines[i + 1]) - len(lines[i + 1].lstrip()) > len(line) - len(line.lstrip())]
+    if not defs:
+        raise SystemExit("--edit body: no one-line `def` with an indented body in the file")
+    at = min(defs, key=lambda i: abs(i - len(lines) // 2))
+    indent = lines[at + 1][:len(lines[at + 1]) - len(lines[at + 1].lstrip())]
+    lines.insert(at + 1, f"{indent}_latency_round = {round_}\n")
+    return "".join(lines)
 
 
 def _measure(args: argparse.Namespace, builds: dict[str, str], envs: dict[str, dict[str, str]], root: Path,
@@ -110,6 +127,8 @@ def _measure(args: argparse.Namespace, builds: dict[str, str], envs: dict[str, d
         elif args.edit == "code":
             with open(edited_file, "a", encoding="utf-8") as handle:
                 handle.write(f"\n\ndef _latency_round_{round_}():\n    return {round_}\n")
+        elif args.edit == "body":
+            edited_file.write_text(edit_body(edited_file.read_text(encoding="utf-8"), round_), encoding="utf-8")
         else:
             edited_file.write_text(f"# latency round {round_}\n" + edited_file.read_text(encoding="utf-8"),
                                    encoding="utf-8")

@@ -293,6 +293,41 @@ def test_editing_an_unrelated_file_keeps_the_others(project: Path, runs: Runs) -
     assert runs.linted == ["pkg/other.py"]
 
 
+def test_a_function_added_to_a_dependency_keeps_the_dependent_result(project: Path, runs: Runs) -> None:
+    # What the runner's answers read of the builder is its `build` (`parts.py`), not the whole module.
+    runs()
+    bump(project / "pkg/builder.py", BUILDER_GPU + "\n\ndef unrelated(n):\n    return n + 1\n")
+    assert runs() == {RUNNER_FINDING, OTHER_FINDING}
+    assert runs.linted == ["pkg/builder.py"]
+
+
+def test_a_function_added_under_a_name_another_module_imports(project: Path, runs: Runs) -> None:
+    # `make` resolved to nothing; once defined, the module importing it reads the new function.
+    write(project, {"pkg/helpers.py": "import torch\n\n\ndef other_helper(n):\n    return n\n",
+                    "pkg/user.py": "from pkg.helpers import make\n\n\ndef use(n):\n    return make(n).item()\n"})
+    assert runs() == {RUNNER_FINDING, OTHER_FINDING}
+    bump(project / "pkg/helpers.py", "import torch\n\n\ndef other_helper(n):\n    return n\n\n\n"
+                                     "def make(n):\n    return torch.zeros(n, device='cuda').sum()\n")
+    assert runs() == {RUNNER_FINDING, OTHER_FINDING, ("pkg/user.py", 5, "SL101")}
+    assert "pkg/user.py" in runs.linted
+
+
+def test_an_edit_of_a_caller_drops_the_parameters_only_when_its_call_changes(project: Path, runs: Runs) -> None:
+    # `total`'s parameter is decided by its one caller: an edit of the caller's other function keeps
+    # what was solved about it, an edit of the call drops it.
+    caller = ("import torch\n\nfrom pkg.kernels import total\n\n\ndef go(n):\n"
+              "    return total(torch.zeros(n, device='cuda'))\n\n\ndef idle(n):\n    return n\n")
+    write(project, {"pkg/kernels.py": "def total(x):\n    return x.sum().item()\n", "pkg/caller.py": caller})
+    kernel_finding = ("pkg/kernels.py", 2, "SL101")
+    assert kernel_finding in runs()
+    bump(project / "pkg/caller.py", caller.replace("return n\n", "return n * 2\n"))
+    assert kernel_finding in runs()
+    assert runs.linted == ["pkg/caller.py"]
+    bump(project / "pkg/caller.py", caller.replace(", device='cuda'", "").replace("return n\n", "return n * 2\n"))
+    assert kernel_finding not in runs()
+    assert "pkg/kernels.py" in runs.linted
+
+
 def test_moving_lines_keeps_the_answers_and_moves_their_evidence(project: Path, runs: Runs,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """A comment inserted at the top of a file changes no answer that reads it: the solved facts stay

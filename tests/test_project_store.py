@@ -28,10 +28,12 @@ C = "from a import A\ndef g():\n    return A()\n"
 
 GPU = Fact(Device.GPU, reason="gpu")
 CPU = Fact(Device.CPU, reason="cpu")
-K_A = ("field", "a.A", "lens", 6)   # reads module a
-K_B = ("return", "b.f", 6)          # reads module b
-K_C = ("return", "c.g", 6)          # reads module c and uses K_A
-K_S = ("attrconv", "lens")          # reads the stores of `lens`
+K_A = ("field", "a.A", "lens", 6)   # reads the stores of `lens` in module a
+K_B = ("return", "b.f", 6)          # reads the function `f` of module b
+K_C = ("return", "c.g", 6)          # reads the function `g` of module c and uses K_A
+K_S = ("attrconv", "lens")          # reads which modules store `lens`
+# The parts of the modules they read (`parts.py`).
+READ_A, READ_B, READ_C = "p:a:stores:lens", "p:b:functions:f", "p:c:functions:g"
 
 
 @pytest.fixture
@@ -40,10 +42,10 @@ def store(tmp_path: Path):
     db.update([row("/p/a.py", "a", A), row("/p/b.py", "b", B), row("/p/c.py", "c", C)], [])
     db.use_settings("s1")
     generation = db.generation()
-    assert db.put_facts([(K_A, GPU, frozenset({"m:a"})), (K_B, CPU, frozenset({"m:b"})),
-                         (K_C, GPU, frozenset({"m:c", K_A})), (K_S, GPU, frozenset({"n:stores:lens"}))], generation)
-    assert db.put_result("/p/a.py", "ka", "result-a", {"m:a"}, generation)
-    assert db.put_result("/p/b.py", "kb", "result-b", {"m:b"}, generation)
+    assert db.put_facts([(K_A, GPU, frozenset({READ_A})), (K_B, CPU, frozenset({READ_B})),
+                         (K_C, GPU, frozenset({READ_C, K_A})), (K_S, GPU, frozenset({"n:stores:lens"}))], generation)
+    assert db.put_result("/p/a.py", "ka", "result-a", {READ_A}, generation)
+    assert db.put_result("/p/b.py", "kb", "result-b", {READ_B}, generation)
     assert db.put_result("/p/c.py", "kc", "result-c", {K_C}, generation)
     yield db
     db.close()
@@ -71,7 +73,7 @@ def test_update_drops_exactly_the_dependants_transitively(store: ProjectStore) -
     store.update([row("/p/a.py", "a", A.replace("'cuda'", "'cpu'"), mtime=2)], [])
     assert store.generation() == before + 1
     assert cached(store) == {
-        K_A: False,       # read m:a
+        K_A: False,       # read the stores of `lens` in a
         K_B: True,
         K_C: False,       # used K_A
         K_S: True,        # the stores of `lens` are in the same modules as before
@@ -97,8 +99,22 @@ def test_an_update_that_drops_too_many_results_to_list_says_so(store: ProjectSto
 
 def test_a_new_store_drops_what_read_that_name(store: ProjectStore) -> None:
     store.update([row("/p/b.py", "b", B + "def h(o):\n    o.lens = 1\n", mtime=2)], [])
-    assert cached(store) == {K_A: True, K_B: False, K_C: True, K_S: False,
-                             "/p/a.py": True, "/p/b.py": False, "/p/c.py": True}
+    assert cached(store) == {K_A: True, K_B: True, K_C: True, K_S: False,  # `f` is as it was
+                             "/p/a.py": True, "/p/b.py": True, "/p/c.py": True}
+
+
+def test_a_function_added_keeps_what_read_the_others() -> None:
+    # What an answer read of a module is the parts it read (`parts.py`): a function appended to a
+    # module leaves the answers that read another of its functions, and drops those that read the
+    # list of its functions, asked for the new name, or resolved it.
+    from sync_lint.project.store import StoredSummary
+
+    def state(source: str):
+        return StoredSummary(summarize(source, "m.py", "m")).state()
+
+    labels = changed_labels({"m": state(B)}, {"m": state(B + "def h():\n    pass\n")})
+    assert {"p:m:functions", "p:m:functions:h", "s:m:h"} <= labels
+    assert not {"p:m:functions:f", "s:m:f", "m:m", "s:m"} & labels
 
 
 def test_removing_a_file_drops_its_dependants(store: ProjectStore) -> None:
@@ -125,11 +141,11 @@ def test_touched_files_only_refresh_their_stat(store: ProjectStore) -> None:
 def test_answers_of_an_older_generation_are_not_stored(store: ProjectStore) -> None:
     old = store.generation()
     store.update([row("/p/b.py", "b", "def f(x):\n    return x + 1\n", mtime=2)], [])
-    assert not store.put_facts([(K_B, CPU, frozenset({"m:b"}))], old)
+    assert not store.put_facts([(K_B, CPU, frozenset({READ_B}))], old)
     assert store.fact(K_B) is None
-    assert not store.put_result("/p/b.py", "kb2", "stale", {"m:b"}, old)
+    assert not store.put_result("/p/b.py", "kb2", "stale", {READ_B}, old)
     assert store.result("/p/b.py", "kb2") is None
-    assert store.put_facts([(K_B, CPU, frozenset({"m:b"}))], store.generation())
+    assert store.put_facts([(K_B, CPU, frozenset({READ_B}))], store.generation())
 
 
 def test_settings_change_clears_facts_and_results(store: ProjectStore) -> None:
@@ -143,7 +159,7 @@ def test_settings_change_clears_facts_and_results(store: ProjectStore) -> None:
 
 
 def test_facts_except_sets_aside_the_dependants(store: ProjectStore) -> None:
-    view = store.facts_except({"m:a"})
+    view = store.facts_except({READ_A})
     assert view.fact(K_A) is None and view.fact(K_C) is None
     assert view.fact(K_B) is not None
     assert store.fact(K_A) is not None  # nothing was deleted
@@ -158,11 +174,13 @@ def test_changed_labels() -> None:
     same = state(B)
     assert changed_labels({"m": same}, {"m": state(B)}) == set()
     labels = changed_labels({"m": state(B)}, {"m": state(B + "o.lens = 1\n")})
-    assert {"m:m", "n:stores:lens"} <= labels
-    assert "s:m" not in labels  # the names the module defines did not change
-    assert "s:m" in changed_labels({"m": state(B)}, {"m": state(B + "def h():\n    pass\n")})
+    assert {"p:m:stores", "p:m:stores:lens", "n:stores:lens"} <= labels
+    assert not any(label.startswith("s:") for label in labels)  # the names the module defines did not change
+    assert "p:m:functions:f" not in labels
+    edited = changed_labels({"m": state(B)}, {"m": state(B.replace("return x", "return x + 1"))})
+    assert {"p:m:functions:f", "p:m:functions"} <= edited and "s:m:f" not in edited
     gone = changed_labels({"m": state(B)}, {})
-    assert {"m:m", "s:m"} <= gone
+    assert {"m:m", "s:m", "s:m:f", "p:m:functions:f"} <= gone  # a module removed: its existence and every part
 
 
 def test_line_shift() -> None:
@@ -178,6 +196,37 @@ def test_line_shift() -> None:
     assert line_shift(state(two), state("# a comment\n" + two.replace("f(y)", "f(y + 1)"))) is None
     swapped = "def g(y):\n    return f(y)\n" + B
     assert line_shift(state(two), state(swapped)) is None  # the functions changed places
+
+
+def _shared(depth: int, leaf: str) -> tuple:
+    """A value holding one part twice at each of `depth` levels: 2**depth parts spelled out."""
+    value: tuple = ("name", leaf)
+    for _ in range(depth):
+        value = ("join", (value, value))
+    return value
+
+
+def _spelled_out(depth: int, leaf: str) -> tuple:
+    return ("name", leaf) if depth == 0 else ("join", (_spelled_out(depth - 1, leaf), _spelled_out(depth - 1, leaf)))
+
+
+def test_values_that_share_parts_are_compared_by_content() -> None:
+    # TransformerEngine's `UnfusedDotProductAttention._forward` summarises to values whose text is
+    # 1.6e9 parts long: a comparison by text did not end. The digest reads each shared part once, and
+    # is the same for the same content however it is shared.
+    from sync_lint.project.digest import ContentDigest
+    from sync_lint.project.store import StoredSummary, line_shift
+    from sync_lint.project.summary import ModuleSummary, map_lines
+
+    assert ContentDigest()(_shared(8, "x")) == ContentDigest()(_spelled_out(8, "x"))
+    assert ContentDigest()(_shared(60, "x")) != ContentDigest()(_shared(60, "y"))
+    assert ContentDigest()((1, 23)) != ContentDigest()((12, 3))
+    deep = ("on", _shared(60, "x"), "is_cuda", True, None, 3)  # a device test keeps its line in the value
+    summary = ModuleSummary(path="m.py", module="m", is_package=False, globals={"v": deep}, global_lines={"v": 3})
+    mapped = map_lines(summary, lambda line: line + 2)
+    assert mapped.globals["v"][5] == 5
+    assert mapped.globals["v"][1][1][0] is mapped.globals["v"][1][1][1]  # shared as before
+    assert line_shift(StoredSummary(summary).state(), StoredSummary(mapped).state()) == {3: 5}
 
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -230,10 +279,10 @@ def test_a_move_keeps_the_results_that_hold_none_of_the_moved_lines(store: Proje
     # Lines inserted at the top of `a.py`: what read it keeps its value. A result whose text names
     # the file (evidence at `a.py:4`), and the call edges of `a`'s own functions (each holds a line of
     # `a.py`), are solved again; the rest stay.
-    store.put_results([("/p/b.py", "kb2", "`x` is on the GPU: stored at a.py:4", {"m:a"}),
-                       ("/p/c.py", "kc2", "`y` is on the GPU: a parameter of c.g", {"m:a"}),
-                       ("<call-graph:3>a.A.__init__", "edges", "a call at line 4", {"m:a"}),
-                       ("<call-graph:3>c.g", "edges", "a call at line 3 of c.py", {"m:a"})], store.generation())
+    store.put_results([("/p/b.py", "kb2", "`x` is on the GPU: stored at a.py:4", {READ_A}),
+                       ("/p/c.py", "kc2", "`y` is on the GPU: a parameter of c.g", {READ_A}),
+                       ("<call-graph:3>a.A.__init__", "edges", "a call at line 4", {READ_A}),
+                       ("<call-graph:3>c.g", "edges", "a call at line 3 of c.py", {READ_A})], store.generation())
     store.update([row("/p/a.py", "a", "# a comment\n\n" + A, mtime=2)], [])
     assert store.result("/p/b.py", "kb2") is None
     assert store.result("/p/c.py", "kc2") == "`y` is on the GPU: a parameter of c.g"
@@ -258,7 +307,7 @@ def test_a_summary_sent_from_a_worker_is_the_same_summary(tmp_path: Path) -> Non
     assert pickle.dumps(replace(sent, calls=[]), protocol=5) != pickle.dumps(replace(fresh, calls=[]), protocol=5)
     db = ProjectStore(tmp_path / "index.sqlite")
     db.update([("/p/b.py", 1, 1, "sha1", sent)], [])
-    db.put_facts([(K_A, Fact(Device.GPU), frozenset({"m:b"}))], db.generation())
+    db.put_facts([(K_A, Fact(Device.GPU), frozenset({"p:b:globals"}))], db.generation())
     db.update([("/p/b.py", 2, 2, "sha2", fresh)], [])
     assert db.fact(K_A) is not None
     changed = summarize(source + "x = 1\n", "b.py", "b")
@@ -294,10 +343,10 @@ def test_an_answer_solved_again_after_a_drop_stores_what_it_reads_now(store: Pro
     # now would leave the answers that used it standing.
     node = ("node", "callers", "b.f")
     key = ("param", "b.f", "x", 6)
-    store.put_facts([(node, None, frozenset({"m:b"})), (key, GPU, frozenset({node}))], store.generation())
+    store.put_facts([(node, None, frozenset({"p:b:functions"})), (key, GPU, frozenset({node}))], store.generation())
     store.update([row("/p/b.py", "b", B + "\ndef h():\n    return 1\n", mtime=2)], [])
     assert store.fact(key) is None
-    store.put_facts([(node, None, frozenset({"m:c"})), (key, GPU, frozenset({node}))], store.generation())
+    store.put_facts([(node, None, frozenset({"p:c:functions"})), (key, GPU, frozenset({node}))], store.generation())
     assert store.fact(key) is not None
     store.update([row("/p/c.py", "c", C + "\ndef k():\n    return 2\n", mtime=2)], [])
     assert store.fact(key) is None
@@ -368,15 +417,15 @@ def test_cache_folder_ignores_itself(tmp_path: Path) -> None:
 
 
 def test_a_node_carries_its_reads_to_every_answer_that_used_it(store: ProjectStore) -> None:
-    # A memoised helper read module b; an answer and a result that used it read only its node.
+    # A memoised helper read the functions of module b; an answer and a result that used it read only its node.
     node = ("node", "callers", "b.f")
     key = ("param", "b.f", "x", 6)
     generation = store.generation()
-    assert store.put_facts([(node, None, frozenset({"m:b", "n:calls:f"})), (key, GPU, frozenset({node}))], generation)
+    assert store.put_facts([(node, None, frozenset({"p:b:functions", "n:calls:f"})), (key, GPU, frozenset({node}))], generation)
     assert store.put_result("/p/a.py", "ka2", "result-a2", {node}, generation)
     assert store.fact(node) is None  # a node has no value
     # Stored again by another process: its reads are not duplicated.
-    assert store.put_facts([(node, None, frozenset({"m:b", "n:calls:f"}))], generation)
+    assert store.put_facts([(node, None, frozenset({"p:b:functions", "n:calls:f"}))], generation)
     store.merge_reads()
     assert store._db.execute("SELECT COUNT(*) FROM fact_reads WHERE fact = ?",
                              (store_module.dep_id(node),)).fetchone()[0] == 2
@@ -450,8 +499,7 @@ def test_a_summary_stored_from_a_worker_is_the_summary_stored_here(tmp_path: Pat
     # Stored in place (its sites from memory) and received (its sites from their pickles): one state.
     direct, received = StoredSummary(summary).state(), sent.state()
     assert direct.rows == set(table_rows(summary))
-    assert (received.rows, received.counts, received.symbols, received.header) == \
-        (direct.rows, direct.counts, direct.symbols, direct.header)
+    assert (received.rows, received.counts, received.header) == (direct.rows, direct.counts, direct.header)
     assert received.call_sites() == direct.call_sites() and received.digest == direct.digest
 
     tables = []

@@ -132,17 +132,11 @@ class CallGraph:
         self.inference = inference
         self.cache = cache
         self._edges: dict[str, tuple[list[Edge], list[Unresolved]]] = {}
-        self._by_function: dict[str, dict[str | None, list[CallSite]]] = {}
         self._packages: set[str] | None = None
 
     # --- modules and functions ------------------------------------------------------------------
     def calls_in(self, summary: ModuleSummary, local: str) -> list[CallSite]:
-        grouped = self._by_function.get(summary.module)
-        if grouped is None:
-            grouped = self._by_function[summary.module] = {}
-            for call in self.index.module_calls(summary.module):
-                grouped.setdefault(call.function, []).append(call)
-        return grouped.get(local, [])
+        return self.index.calls_in(summary.module, local)
 
     def packages(self) -> set[str]:
         if self._packages is None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable
 
 from sync_lint.analysis.facts import MODULE_MOVES
 from sync_lint.project.deps import Dep, Reads
+from sync_lint.project.parts import ReadSummary, calls_by_function, part_label, symbol_label
 from sync_lint.project.summary import (
     CallSite,
     ClassInfo,
@@ -332,6 +333,8 @@ class ProjectIndex:
         self.modules = frozenset(modules)
         self._load = load
         self._summaries: dict[str, ModuleSummary | None] = {}
+        self._read_summaries: dict[str, ReadSummary] = {}
+        self._calls_in: dict[str, dict[str | None, list[CallSite]]] = {}
         self.tables = tables
         self.root = root
         # What each answer reads (see deps.py); the inference shares this recorder.
@@ -360,8 +363,16 @@ class ProjectIndex:
 
     # --- modules ---------------------------------------------------------------------------
     def summary(self, module: str) -> ModuleSummary | None:
+        """The module's summary as answers read it: the parts they read are recorded (`parts.py`);
+        that the module exists, or not, is read here."""
         self.reads.add(f"m:{module}")
-        return self._summary(module)
+        found = self._read_summaries.get(module)
+        if found is None:
+            summary = self._summary(module)
+            if summary is None:
+                return None
+            found = self._read_summaries[module] = ReadSummary(summary, self.reads)
+        return found  # type: ignore[return-value]  # reads as a ModuleSummary
 
     def _summary(self, module: str) -> ModuleSummary | None:
         if module not in self._summaries:
@@ -374,6 +385,8 @@ class ProjectIndex:
         self.modules = self.modules | {summary.module}
         self.tables.replace(summary, old)
         self._summaries[summary.module] = summary
+        self._read_summaries.pop(summary.module, None)
+        self._calls_in.pop(summary.module, None)
         self._symbols.clear()
         self._predicates.clear()
         self._subclasses.clear()
@@ -432,11 +445,15 @@ class ProjectIndex:
             if summary is None:
                 return None
             local = ".".join(parts[cut:])
+            head, _, rest = local.partition(".")
+            # What the module defines or imports under these names (`parts.py`), not the whole module.
+            self.reads.add(symbol_label(module, local))
+            if rest:
+                self.reads.add(symbol_label(module, head))
             if local in summary.classes:
                 return Symbol("class", module, local)
             if local in summary.functions:
                 return Symbol("function", module, local)
-            head, _, rest = local.partition(".")
             target = summary.imports.get(head)
             # A name the module only imports (`from .core import Batch` in an `__init__`) is a
             # re-export: it denotes what it imports, not a global of this module.
@@ -445,6 +462,7 @@ class ProjectIndex:
                 return Symbol("global", module, head)
             if target is not None and target != dotted:
                 return self.resolve(f"{target}.{rest}" if rest else target)
+            self.reads.add(symbol_label(module, "*"))  # a star import added later may define it
             for star in summary.star_imports:
                 if star not in self.modules and self._in_namespace_package(star) is None:
                     # A module the project does not hold: asking it for `local` would ask this module
@@ -613,14 +631,14 @@ class ProjectIndex:
 
     # --- where names are mentioned ---------------------------------------------------------------
     def _grouped(self, module: str) -> tuple[dict, dict, dict]:
-        """A module's call sites, stores and entries grouped by name (computed once per module)."""
-        self.reads.add(f"m:{module}")
+        """A module's call sites, stores and entries grouped by name (computed once per module; the
+        caller reads the label of the name it looks up)."""
         grouped = self._by_name.get(module)
         if grouped is None:
             calls: dict[str, list[CallSite]] = {}
             stores: dict[str, list[Store]] = {}
             entries: dict[str, list[Entry]] = {}
-            summary = self.summary(module)
+            summary = self._summary(module)
             if summary is not None:
                 for call in summary.calls:
                     for name in callee_names(call.func):
@@ -640,6 +658,7 @@ class ProjectIndex:
                 continue
             summary = self.summary(module)
             if summary is not None:
+                self.reads.add(part_label(module, kind, name))
                 for item in self._grouped(module)[which].get(name, ()):
                     yield summary, item
 
@@ -654,16 +673,32 @@ class ProjectIndex:
         return ((summary, call) for module, calls in stored
                 if (within is None or module in within) and not self.is_template(module)
                 and (summary := self.summary(module)) is not None
+                and self._read_calls_named(module, name)
                 for call in calls)
+
+    def _read_calls_named(self, module: str, name: str) -> bool:
+        self.reads.add(part_label(module, "calls", name))
+        return True
 
     def module_calls(self, module: str) -> list[CallSite]:
         """Every call site of a module (a summary read from the cache holds none itself)."""
-        self.reads.add(f"m:{module}")
+        self.reads.add(part_label(module, "calls"))
+        return self._module_calls(module)
+
+    def _module_calls(self, module: str) -> list[CallSite]:
         stored = self.tables.module_calls(module) if hasattr(self.tables, "module_calls") else None
         if stored is None:
             summary = self._summary(module)
             return list(summary.calls) if summary is not None else []
         return stored
+
+    def calls_in(self, module: str, function: str | None) -> list[CallSite]:
+        """The call sites a function of the module makes (`None`: its module-level code)."""
+        self.reads.add(part_label(module, "calls-in", function))
+        grouped = self._calls_in.get(module)
+        if grouped is None:
+            grouped = self._calls_in[module] = calls_by_function(self._module_calls(module))
+        return grouped.get(function, [])
 
     def runs_off_cuda(self, contexts: Iterable[str]) -> bool:
         """Whether a call made in `contexts` (`CallSite.contexts`) runs only off CUDA: behind a test that
@@ -732,6 +767,7 @@ class ProjectIndex:
     def _callables_stored(self, summary: ModuleSummary) -> dict[str, list[tuple[Store, int, Value]]]:
         """A module's stores of a named callable or a `partial` of one, by the callable's last name
         (computed once per module): (the store, how many arguments the partial binds, the callable)."""
+        self.reads.add(part_label(summary.module, "stores"))  # read whole, once per module
         found = self._stored_callables.get(summary.module)
         if found is None:
             found = self._stored_callables[summary.module] = {}

@@ -1613,8 +1613,8 @@ class Inference:
         if info.class_name is None or [p.kind for p in info.params] != ["pos", "star", "starstar"]:
             return frozenset()
         me, star, starstar = (p.name for p in info.params)
-        called = {call.func[2] for call in self.index.module_calls(summary.module)
-                  if call.function == info.qualname and call.func[0] == "attr" and call.func[1] == ("param", me)
+        called = {call.func[2] for call in self.index.calls_in(summary.module, info.qualname)
+                  if call.func[0] == "attr" and call.func[1] == ("param", me)
                   and call.args == (("*", ("param", star)),) and call.kwargs == (("**", ("param", starstar)),)}
         klass = summary.classes.get(info.class_name)
         if not called or klass is None:

@@ -40,6 +40,8 @@ from sync_lint.analysis.facts import map_text
 from sync_lint.fingerprint import code_content_digest, content_digest
 from sync_lint.project.deps import Dep, dep_id
 from sync_lint.project.index import RENAMED_BASES, WHOLE_TABLES, calls_by_name, table_rows
+from sync_lint.project.digest import ContentDigest
+from sync_lint.project.parts import part_digests
 from sync_lint.project.summary import SUMMARY_FORMAT, ModuleSummary, map_lines
 
 CACHE_DIRNAME = ".sync-lint-cache"
@@ -288,7 +290,8 @@ class ProjectStore:
                 kept_old = {m: s for m, s in old.items() if m not in moved}
                 kept_new = {m: s for m, s in new.items() if m not in moved}
                 results = self._invalidate(changed_labels(kept_old, kept_new) | self.renamed_bases_touched(kept_old, kept_new),
-                                           {new[module].header.path: (module, shift) for module, shift in moved.items()})
+                                           {new[module].header.path: (module, shift) for module, shift in moved.items()},
+                                           {label for module in moved for label in (f"m:{module}", *new[module].parts)})
                 generation = self._bump_generation()
                 dropped = (generation, results) if results is not None else None
             fingerprint = hashlib.sha256()
@@ -322,13 +325,15 @@ class ProjectStore:
         return set()
 
     def _invalidate(self, labels: Iterable[str],
-                    moved: dict[str, tuple[str, dict[int, int]]] | None = None) -> frozenset[str] | None:
+                    moved: dict[str, tuple[str, dict[int, int]]] | None = None,
+                    moved_labels: Iterable[str] = ()) -> frozenset[str] | None:
         """Drop every fact and result that read one of these labels, or a fact so dropped, and say
         which results were dropped (None: more than `_LISTED_DROPS`).
 
         `moved`: files whose lines moved and nothing else (path -> module, old line -> new line).
         The facts that read them stay, with their evidence moved to the new lines; the results
-        that read them or those facts are dropped (a result's text holds the old lines)."""
+        that read them (`moved_labels`: every label of their summaries) or those facts are dropped
+        (a result's text holds the old lines)."""
         db = self._db
         db.execute("CREATE TEMP TABLE IF NOT EXISTS stale (path TEXT PRIMARY KEY)")
         db.execute("DELETE FROM temp.stale")
@@ -336,7 +341,7 @@ class ProjectStore:
         if moved:
             kept, lost = self._move_evidence({path: shift for path, (_module, shift) in moved.items()})
             self._drop((), lost)
-            self._drop_results_placed_in([dep_id(f"m:{module}") for module, _shift in moved.values()] + kept, moved)
+            self._drop_results_placed_in([dep_id(label) for label in moved_labels] + kept, moved)
         # A dropped result's reads stay until it is stored again (`put_results` replaces them): as
         # with facts, a stale row only makes a later edit drop more.
         stale = db.execute("SELECT path FROM temp.stale LIMIT ?", (_LISTED_DROPS + 1,)).fetchall()
@@ -424,7 +429,7 @@ class ProjectStore:
         blobs = list(db.execute("SELECT name, sites FROM calls WHERE module = ? ORDER BY name", (module,)))
         return ModuleState(_rows(db, "SELECT kind, name, value FROM names WHERE module = ?", module),
                            _rows(db, "SELECT name, gpu, cpu, total FROM conventions WHERE module = ?", module),
-                           header.symbols(), header,
+                           header,
                            lambda: [(name, pickle.loads(sites)) for name, sites in blobs])
 
     def cached_state(self, module: str) -> "ModuleState | None":
@@ -690,20 +695,22 @@ class ModuleState:
 
     rows: set  # its rows in the name tables
     counts: set  # its convention counts per attribute
-    symbols: tuple  # the names it defines and imports
     header: ModuleSummary  # the summary less its call sites
     call_sites: Callable[[], list[tuple[str, Any]]]  # (callee name, sites), in name order
 
     @functools.cached_property
     def digest(self) -> str:
-        """The whole summary, from its text. Not from its pickle: equal summaries pickle to different
-        bytes when their objects are shared differently (one made in a worker process and sent here,
-        one made here), and a comment added to a file then dropped every answer that read it: the
-        first such edit of vLLM's attention utilities after a cold run took 4.3 s instead of 0.9 s."""
-        digest = hashlib.sha256(repr(self.header).encode())
-        for name, sites in self.call_sites():
-            digest.update(repr((name, sites)).encode())
-        return digest.hexdigest()
+        """The whole summary, by its content (`ContentDigest`). Not from its pickle: equal summaries
+        pickle to different bytes when their objects are shared differently (one made in a worker
+        process and sent here, one made here), and a comment added to a file then dropped every
+        answer that read it: the first such edit of vLLM's attention utilities after a cold run took
+        4.3 s instead of 0.9 s."""
+        return ContentDigest().text((self.header, self.call_sites()))
+
+    @functools.cached_property
+    def parts(self) -> dict[str, str]:
+        """Each label of the module's parts with a digest of its value (`parts.py`)."""
+        return part_digests(self.header, self.call_sites)
 
 
 class StoredSummary:
@@ -751,7 +758,7 @@ class StoredSummary:
         # Callee names are unique: the sites in name order.
         call_sites = (lambda: sorted(sites.items())) if sites is not None else \
             (lambda: [(name, pickle.loads(blob)) for name, blob in sorted(calls)])
-        return ModuleState(set(self.rows), {row[:4] for row in self.conventions}, self.header.symbols(), self.header,
+        return ModuleState(set(self.rows), {row[:4] for row in self.conventions}, self.header,
                            call_sites)
 
 
@@ -785,21 +792,29 @@ def _placed(state: ModuleState) -> tuple[str, list[int]]:
 
     header = map_lines(state.header, record)
     sites = [(name, [replace(site, line=record(site.line)) for site in sites]) for name, sites in state.call_sites()]
-    return repr((header, sites)), lines
+    return ContentDigest().text((header, sites)), lines
 
 
 def changed_labels(old: dict[str, ModuleState], new: dict[str, ModuleState]) -> set[str]:
-    """The labels (`deps.py`) that changes to these modules touch: the module's summary unless it is
-    the same, the names it defines (when they changed), the names its summary adds to or drops from
-    the name tables, and the attributes whose convention counts changed."""
+    """The labels (`deps.py`) that changes to these modules touch: the parts of a summary whose
+    values changed (`parts.py`; every part, and the module's existence, for a module added, removed
+    or moved to another file), the names its summary adds to or drops from the name tables, and the
+    attributes whose convention counts changed."""
     labels: set[str] = set()
     for module in set(old) | set(new):
         before, after = old.get(module), new.get(module)
         if before is not None and after is not None and before.digest == after.digest:
             continue
-        labels.add(f"m:{module}")
-        if before is None or after is None or before.symbols != after.symbols:
-            labels.add(f"s:{module}")
+        if before is None or after is None or before.header.path != after.header.path or \
+                before.header.is_package != after.header.is_package:
+            labels |= {f"m:{module}", f"s:{module}"}
+            for state in (before, after):
+                if state is not None:
+                    labels.update(state.parts)
+        else:
+            old_parts, new_parts = before.parts, after.parts
+            labels.update(label for label in old_parts.keys() | new_parts.keys()
+                          if old_parts.get(label) != new_parts.get(label))
         old_rows = before.rows if before is not None else set()
         new_rows = after.rows if after is not None else set()
         for kind, name, value in old_rows ^ new_rows:

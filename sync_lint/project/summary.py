@@ -287,11 +287,6 @@ class ModuleSummary:
     def qualified(self, local: str) -> str:
         return f"{self.module}.{local}" if self.module else local
 
-    def symbols(self) -> tuple:
-        """What resolving a name through this module reads: the names it defines and imports."""
-        return (sorted(self.classes), sorted(self.functions), sorted(self.globals), sorted(self.imports.items()),
-                tuple(self.star_imports))
-
 
 def map_lines(summary: ModuleSummary, to: Callable[[int], int]) -> ModuleSummary:
     """A copy of `summary` with every line number `n` it records replaced by `to(n)`.
@@ -328,7 +323,9 @@ def map_lines(summary: ModuleSummary, to: Callable[[int], int]) -> ModuleSummary
     def example(found: tuple | None) -> tuple | None:
         return (to(found[0]), *found[1:]) if found else found
 
-    value = functools.partial(_map_value_lines, to=to)  # a device test (`on`) keeps its line in a value
+    # A device test (`on`) keeps its line in a value. Values share parts: each is mapped once, so
+    # that the copy shares them as the summary does.
+    value = functools.partial(_map_value_lines, to=to, mapped={})
 
     def site(call: CallSite) -> CallSite:
         return replace(call, line=to(call.line), func=value(call.func), args=tuple(value(a) for a in call.args),
@@ -352,13 +349,20 @@ def map_lines(summary: ModuleSummary, to: Callable[[int], int]) -> ModuleSummary
     )
 
 
-def _map_value_lines(value: Value, to: Callable[[int], int]) -> Value:
-    """`value` with the line of every device test in it (`("on", ..., line)`) replaced by `to(line)`."""
-    if not isinstance(value, tuple):
+def _map_value_lines(value: Value, to: Callable[[int], int], mapped: dict[int, Value]) -> Value:
+    """`value` with the line of every device test in it (`("on", ..., line)`) replaced by `to(line)`.
+    `mapped`: the values mapped so far, by `id` (they are alive: the summary holds them)."""
+    if not isinstance(value, tuple) or not value:
         return value
+    found = mapped.get(id(value))
+    if found is not None:
+        return found
     if len(value) == 6 and value[0] == "on" and isinstance(value[5], int):
-        return ("on", _map_value_lines(value[1], to), *value[2:5], to(value[5]))
-    return tuple(_map_value_lines(part, to) for part in value)
+        out: Value = ("on", _map_value_lines(value[1], to, mapped), *value[2:5], to(value[5]))
+    else:
+        out = tuple(_map_value_lines(part, to, mapped) for part in value)
+    mapped[id(value)] = out
+    return out
 
 
 # ==========================================================================================
