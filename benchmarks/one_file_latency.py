@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                              "(every line moves: what cited them is redone), append a new function "
                              "(code: the file's summary changes), or insert a statement at the top of "
                              "the body of the function in the middle of the file (body: that function "
-                             "changes and every line below it moves)")
+                             "changes, a call added, and every line below it moves)")
     parser.add_argument("--daemon", action="append", default=[], metavar="NAME",
                         help="this build checks through a daemon it starts first")
     args = parser.parse_args(argv)
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def edit_body(text: str, round_: int) -> str:
-    """`text` with `_latency_round = N` inserted as the first statement of the function whose `def`
+    """`text` with `print(N)` inserted as the first statement of the function whose `def`
     (on one line) is nearest the middle of the file."""
     lines = text.splitlines(keepends=True)
     defs = [i for i, line in enumerate(lines[:-1]) if re.match(r"\s*(async\s+)?def .*\)( -> .*)?:\s*$", line)
@@ -100,7 +100,8 @@ def edit_body(text: str, round_: int) -> str:
         raise SystemExit("--edit body: no one-line `def` with an indented body in the file")
     at = min(defs, key=lambda i: abs(i - len(lines) // 2))
     indent = lines[at + 1][:len(lines[at + 1]) - len(lines[at + 1].lstrip())]
-    lines.insert(at + 1, f"{indent}_latency_round = {round_}\n")
+    # A call: the function's summary changes (an unused local would not change it, only move lines).
+    lines.insert(at + 1, f"{indent}print({round_})\n")
     return "".join(lines)
 
 

@@ -183,19 +183,25 @@ def test_changed_labels() -> None:
     assert {"m:m", "s:m", "s:m:f", "p:m:functions:f"} <= gone  # a module removed: its existence and every part
 
 
-def test_line_shift() -> None:
-    from sync_lint.project.store import StoredSummary, line_shift
+def test_module_changes() -> None:
+    from sync_lint.project.store import StoredSummary, module_changes
 
     def state(source: str):
         return StoredSummary(summarize(source, "m.py", "m")).state()
 
     two = B + "def g(y):\n    return f(y)\n"
-    assert line_shift(state(two), state("# a comment\n\n" + two)) == {1: 3, 2: 4, 3: 5, 4: 6}
-    assert line_shift(state(two), state(two.replace("def g", "\n\ndef g"))) == {1: 1, 2: 2, 3: 5, 4: 6}
-    assert line_shift(state(two), state(two)) is None  # nothing moved
-    assert line_shift(state(two), state("# a comment\n" + two.replace("f(y)", "f(y + 1)"))) is None
+    changed, moved, lines = module_changes(state(two), state("# a comment\n\n" + two))
+    assert not changed and {"p:m:functions:f", "p:m:functions:g", "p:m:calls:f"} <= moved
+    assert lines == {1: 3, 2: 4, 3: 5, 4: 6}
+    assert module_changes(state(two), state(two.replace("def g", "\n\ndef g")))[2] == {1: 1, 2: 2, 3: 5, 4: 6}
+    assert module_changes(state(two), state(two))[:2] == (set(), set())  # nothing moved
+    # `g` changed and `f` moved: only `f`'s lines are known.
+    changed, moved, lines = module_changes(state(two), state("# a comment\n" + two.replace("f(y)", "f(y + 1)")))
+    assert {"p:m:functions:g", "p:m:calls:f", "p:m:calls-in:g"} <= changed and "p:m:functions:f" not in changed
+    assert "p:m:functions:f" in moved and lines == {1: 2, 2: 3}
     swapped = "def g(y):\n    return f(y)\n" + B
-    assert line_shift(state(two), state(swapped)) is None  # the functions changed places
+    changed, moved, lines = module_changes(state(two), state(swapped))  # the functions changed places
+    assert {"p:m:functions:f", "p:m:functions:g"} <= changed and not moved and not lines
 
 
 def _shared(depth: int, leaf: str) -> tuple:
@@ -215,7 +221,7 @@ def test_values_that_share_parts_are_compared_by_content() -> None:
     # 1.6e9 parts long: a comparison by text did not end. The digest reads each shared part once, and
     # is the same for the same content however it is shared.
     from sync_lint.project.digest import ContentDigest
-    from sync_lint.project.store import StoredSummary, line_shift
+    from sync_lint.project.store import StoredSummary, module_changes
     from sync_lint.project.summary import ModuleSummary, map_lines
 
     assert ContentDigest()(_shared(8, "x")) == ContentDigest()(_spelled_out(8, "x"))
@@ -226,7 +232,8 @@ def test_values_that_share_parts_are_compared_by_content() -> None:
     mapped = map_lines(summary, lambda line: line + 2)
     assert mapped.globals["v"][5] == 5
     assert mapped.globals["v"][1][1][0] is mapped.globals["v"][1][1][1]  # shared as before
-    assert line_shift(StoredSummary(summary).state(), StoredSummary(mapped).state()) == {3: 5}
+    changed, moved, lines = module_changes(StoredSummary(summary).state(), StoredSummary(mapped).state())
+    assert not changed and "p:m:globals:v" in moved and lines == {3: 5}
 
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -273,6 +280,22 @@ def test_moved_lines_keep_the_facts_and_move_their_evidence(store: ProjectStore,
             "/p/b.py": True,
             "/p/c.py": True,
         }
+
+
+def test_an_edit_above_keeps_what_read_the_parts_below_and_moves_their_evidence(store: ProjectStore) -> None:
+    # A function added above `A`: what read `A`'s store keeps its value, cited two lines lower; what
+    # read the list of the module's functions is solved again.
+    import dataclasses
+
+    at = dataclasses.replace(GPU, where="/p/a.py:4")
+    k_store, k_functions = ("field", "a.A", "lens", 5), ("return", "a.anything", 6)
+    store.put_facts([(k_store, at, frozenset({READ_A})), (k_functions, GPU, frozenset({"p:a:functions"}))],
+                    store.generation())
+    store.update([row("/p/a.py", "a", A.replace("class A:", "def h():\n    return 1\nclass A:"), mtime=2)], [])
+    assert store.fact(k_store).where == "/p/a.py:6"
+    assert store.fact(k_functions) is None
+    assert store.fact(K_A) is not None and store.fact(K_C) is not None  # K_C used K_A, which holds
+    assert store.result("/p/a.py", "ka") is None  # the file's own result names its old lines
 
 
 def test_a_move_keeps_the_results_that_hold_none_of_the_moved_lines(store: ProjectStore) -> None:

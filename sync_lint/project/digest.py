@@ -5,8 +5,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 
-_LEAVES = (str, int, float, bool, bytes, type(None))
+LEAVES = (str, int, float, bool, bytes, type(None))
 _FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def field_names(value: object) -> tuple[str, ...]:
+    """The names of a dataclass instance's fields, in their order."""
+    names = _FIELDS.get(type(value))
+    if names is None:
+        names = _FIELDS[type(value)] = tuple(f.name for f in dataclasses.fields(value))  # type: ignore[arg-type]
+    return names
 
 
 class ContentDigest:
@@ -20,7 +28,7 @@ class ContentDigest:
         self._memo: dict[int, tuple[object, bytes]] = {}
 
     def __call__(self, value: object) -> bytes:
-        if type(value) in _LEAVES:
+        if type(value) in LEAVES:
             return repr(value).encode()
         found = self._memo.get(id(value))
         if found is not None:
@@ -44,10 +52,7 @@ class ContentDigest:
                 digest.update(b"%d:" % len(data))
                 digest.update(data)
         elif dataclasses.is_dataclass(value):
-            names = _FIELDS.get(type(value))
-            if names is None:
-                names = _FIELDS[type(value)] = tuple(f.name for f in dataclasses.fields(value))
-            for name in names:
+            for name in field_names(value):
                 add(getattr(value, name))
         else:
             digest.update(repr(value).encode())

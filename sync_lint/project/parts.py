@@ -24,10 +24,11 @@ the labels a change touches are those whose values differ.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, Iterable, Iterator
 
 from sync_lint.project.deps import Reads
-from sync_lint.project.digest import ContentDigest
+from sync_lint.project.digest import LEAVES, ContentDigest, field_names
 from sync_lint.project.summary import CallSite, ModuleSummary
 
 # Parts read an entry at a time (dicts), and parts read whole.
@@ -140,6 +141,48 @@ class ReadSummary:
         return f"ReadSummary({self.module})"
 
 
+class LineMark(int):
+    """A line number in a summary marked as one (`map_lines(summary, LineMark)`), for `PlacedDigest`."""
+
+    __slots__ = ()
+
+
+class PlacedDigest(ContentDigest):
+    """A value's digest with its line numbers left out, and its line numbers in a fixed order: two
+    values with the same digest differ at most in where they are, and their lines pair up. The
+    value must have its lines marked (`LineMark`)."""
+
+    def __call__(self, value: object) -> bytes:
+        return b"L" if type(value) is LineMark else super().__call__(value)
+
+    def text(self, value: object) -> tuple[str, tuple[int, ...]]:  # type: ignore[override]
+        lines: list[int] = []
+        self._lines(value, lines, set())
+        return self(value).hex(), tuple(lines)
+
+    def _lines(self, item: object, lines: list[int], seen: set[int]) -> None:
+        # A method, not a closure calling itself: that would be a reference cycle holding the values.
+        if type(item) is LineMark:
+            lines.append(int(item))  # type: ignore[call-overload]
+            return
+        if type(item) in LEAVES or id(item) in seen:
+            return
+        seen.add(id(item))  # each shared part once, as the digest reads it
+        if isinstance(item, (tuple, list)):
+            for part in item:
+                self._lines(part, lines, seen)
+        elif isinstance(item, dict):
+            for key, part in item.items():
+                self._lines(key, lines, seen)
+                self._lines(part, lines, seen)
+        elif isinstance(item, (set, frozenset)):
+            for part in sorted(item, key=self):
+                self._lines(part, lines, seen)
+        elif dataclasses.is_dataclass(item):
+            for name in field_names(item):
+                self._lines(getattr(item, name), lines, seen)
+
+
 def calls_by_function(calls: Iterable[CallSite]) -> dict[str | None, list[CallSite]]:
     grouped: dict[str | None, list[CallSite]] = {}
     for call in calls:
@@ -147,13 +190,14 @@ def calls_by_function(calls: Iterable[CallSite]) -> dict[str | None, list[CallSi
     return grouped
 
 
-def part_digests(header: ModuleSummary, call_sites: Callable[[], list[tuple[str, list]]]) -> dict[str, str]:
-    """Every label of the module's parts (above) with a digest of its value: the labels a change of
-    the module touches are those whose digests differ. `header`: the summary less its call sites;
-    `call_sites`: its call sites by callee name, in name order."""
+def part_digests(header: ModuleSummary, call_sites: Callable[[], list[tuple[str, list]]],
+                 digest: ContentDigest | None = None) -> dict[str, Any]:
+    """Every label of the module's parts (above) with a digest of its value (`digest.text`): the
+    labels a change of the module touches are those whose digests differ. `header`: the summary
+    less its call sites; `call_sites`: its call sites by callee name, in name order."""
     module = header.module
-    digest = ContentDigest()
-    out: dict[str, str] = {}
+    digest = digest or ContentDigest()
+    out: dict[str, Any] = {}
     for part in KEYED_PARTS:
         entries = getattr(header, part) or {}
         for key, value in entries.items():
@@ -168,14 +212,14 @@ def part_digests(header: ModuleSummary, call_sites: Callable[[], list[tuple[str,
             grouped.setdefault(getattr(item, attr), []).append(item)
         for name, items in grouped.items():
             out[part_label(module, part, name)] = digest.text(items)
-    every: dict[bytes, CallSite] = {}  # a call filed under several names is unpickled once per name
+    every: dict[tuple[int, bytes], CallSite] = {}  # a call filed under several names is unpickled once per name
     for name, calls in call_sites():
         out[part_label(module, "calls", name)] = digest.text(calls)
         for call in calls:
-            every.setdefault(digest(call), call)
-    ordered = sorted(every.items(), key=lambda item: (item[1].line, item[0]))
-    out[part_label(module, "calls")] = digest.text([data for data, _call in ordered])
-    for function, made in calls_by_function(call for _data, call in ordered).items():
+            every.setdefault((int(call.line), digest(call)), call)
+    ordered = [call for _key, call in sorted(every.items(), key=lambda item: item[0])]
+    out[part_label(module, "calls")] = digest.text(ordered)
+    for function, made in calls_by_function(ordered).items():
         out[part_label(module, "calls-in", function)] = digest.text(made)
     names = set(header.classes) | set(header.functions) | set(header.imports) | set(header.globals)
     for name in names:

@@ -41,8 +41,8 @@ from sync_lint.fingerprint import code_content_digest, content_digest
 from sync_lint.project.deps import Dep, dep_id
 from sync_lint.project.index import RENAMED_BASES, WHOLE_TABLES, calls_by_name, table_rows
 from sync_lint.project.digest import ContentDigest
-from sync_lint.project.parts import part_digests
-from sync_lint.project.summary import SUMMARY_FORMAT, ModuleSummary, map_lines
+from sync_lint.project.parts import LineMark, PlacedDigest, part_digests
+from sync_lint.project.summary import SUMMARY_FORMAT, ModuleSummary, map_call_lines, map_lines
 
 CACHE_DIRNAME = ".sync-lint-cache"
 DATABASE = "index.sqlite"
@@ -283,15 +283,15 @@ class ProjectStore:
             for path, mtime, size in touched:
                 db.execute("UPDATE files SET mtime_ns = ?, size = ? WHERE path = ?", (mtime, size, path))
             if old or new:
-                # An edit that only moved lines (a comment or a blank line inserted above) keeps the
-                # answers that read the module: they hold the same, only their evidence moves.
-                moved = {module: shift for module in old.keys() & new.keys()
-                         if (shift := line_shift(old[module], new[module])) is not None}
-                kept_old = {m: s for m, s in old.items() if m not in moved}
-                kept_new = {m: s for m, s in new.items() if m not in moved}
-                results = self._invalidate(changed_labels(kept_old, kept_new) | self.renamed_bases_touched(kept_old, kept_new),
-                                           {new[module].header.path: (module, shift) for module, shift in moved.items()},
-                                           {label for module in moved for label in (f"m:{module}", *new[module].parts)})
+                # The parts of a module that an edit only moved to other lines (code below a line
+                # inserted, a comment added) keep the answers that read them: they hold the same,
+                # only their evidence moves.
+                moves: dict[str, tuple[set[str], dict[int, int]]] = {}
+                labels = changed_labels(old, new, moves) | self.renamed_bases_touched(old, new)
+                results = self._invalidate(labels,
+                                           {new[module].header.path: (module, lines)
+                                            for module, (_moved, lines) in moves.items()},
+                                           {label for moved, _lines in moves.values() for label in moved})
                 generation = self._bump_generation()
                 dropped = (generation, results) if results is not None else None
             fingerprint = hashlib.sha256()
@@ -330,10 +330,10 @@ class ProjectStore:
         """Drop every fact and result that read one of these labels, or a fact so dropped, and say
         which results were dropped (None: more than `_LISTED_DROPS`).
 
-        `moved`: files whose lines moved and nothing else (path -> module, old line -> new line).
-        The facts that read them stay, with their evidence moved to the new lines; the results
-        that read them (`moved_labels`: every label of their summaries) or those facts are dropped
-        (a result's text holds the old lines)."""
+        `moved`: files some of whose parts only moved to other lines (path -> module, old line ->
+        new line), and `moved_labels` those parts' labels. The facts that read them stay, with their
+        evidence moved to the new lines (a fact citing a line the map lacks is dropped); the
+        results that read them or the facts moved are dropped (a result's text holds the old lines)."""
         db = self._db
         db.execute("CREATE TEMP TABLE IF NOT EXISTS stale (path TEXT PRIMARY KEY)")
         db.execute("DELETE FROM temp.stale")
@@ -388,20 +388,24 @@ class ProjectStore:
 
     def _move_evidence(self, moved: dict[str, dict[int, int]]) -> tuple[list[int], list[int]]:
         """Rewrite the cached facts whose evidence names a line of a moved file: (the ids of the
-        facts rewritten, the ids of those naming a line the move does not account for)."""
+        facts whose evidence moved, the ids of those naming a line the move does not account for)."""
         kept: list[int] = []
         lost: list[int] = []
         for path, shift in moved.items():
             # `path:line` standing alone, not the tail of a longer path.
             place = re.compile(r"(?<![\w./\\-])" + re.escape(path) + r":(\d+)")
             missing: list[str] = []
+            shifted: list[int] = []
 
             def move(text: str) -> str:
                 def moved_line(match: re.Match) -> str:
-                    line = shift.get(int(match.group(1)))
+                    old = int(match.group(1))
+                    line = shift.get(old)
                     if line is None:
                         missing.append(match.group(0))
                         return match.group(0)
+                    if line != old:
+                        shifted.append(line)
                     return f"{path}:{line}"
                 return place.sub(moved_line, text) if path in text else text
 
@@ -414,12 +418,13 @@ class ProjectStore:
                                         (path.encode(),)).fetchall()
             for fact_id, blob in rows:
                 missing.clear()
+                shifted.clear()
                 fact = map_text(pickle.loads(blob), move)
                 if missing:
                     lost.append(fact_id)
-                    continue
-                self._db.execute("UPDATE facts SET fact = ? WHERE id = ?", (pickle.dumps(fact, protocol=5), fact_id))
-                kept.append(fact_id)
+                elif shifted:  # evidence above the edit stays as it is
+                    self._db.execute("UPDATE facts SET fact = ? WHERE id = ?", (pickle.dumps(fact, protocol=5), fact_id))
+                    kept.append(fact_id)
         return kept, lost
 
     def module_state(self, module: str, header: ModuleSummary) -> "ModuleState":
@@ -708,9 +713,12 @@ class ModuleState:
         return ContentDigest().text((self.header, self.call_sites()))
 
     @functools.cached_property
-    def parts(self) -> dict[str, str]:
-        """Each label of the module's parts with a digest of its value (`parts.py`)."""
-        return part_digests(self.header, self.call_sites)
+    def parts(self) -> dict[str, tuple[str, tuple[int, ...]]]:
+        """Each label of the module's parts with a digest of its value less its line numbers, and its
+        line numbers (`parts.py`)."""
+        marked = map_lines(self.header, LineMark)
+        return part_digests(marked, lambda: [(name, map_call_lines(sites, LineMark)) for name, sites in self.call_sites()],
+                            PlacedDigest())
 
 
 class StoredSummary:
@@ -762,44 +770,44 @@ class StoredSummary:
                            call_sites)
 
 
-def line_shift(before: ModuleState, after: ModuleState) -> dict[int, int] | None:
-    """Where an edit moved a module's lines, when that is all it changed (a comment or blank line
-    inserted, a docstring reflowed): old line -> new line, both increasing. None when the two
-    summaries differ in anything but their line numbers, or are the same."""
-    if before.digest == after.digest:
-        return None
-    old_text, old_lines = _placed(before)
-    new_text, new_lines = _placed(after)
-    if old_text != new_text:
-        return None
-    shift: dict[int, int] = {}
-    for old_line, new_line in zip(old_lines, new_lines):
-        if shift.setdefault(old_line, new_line) != new_line:
-            return None
-    ordered = sorted(shift.items())
+def module_changes(before: ModuleState, after: ModuleState) -> tuple[set[str], set[str], dict[int, int]]:
+    """What an edit of a module changed, by the labels of its parts (`parts.py`): (the labels whose
+    values changed, the labels whose values only moved to other lines, old line -> new line for
+    every line of a part that is the same up to its lines). An edit that moved code around rather
+    than lines (the map does not keep their order) changed every part it moved."""
+    old, new = before.parts, after.parts
+    changed: set[str] = set()
+    moved: set[str] = set()
+    lines: dict[int, int] = {}
+    clashes: set[int] = set()
+    for label in old.keys() | new.keys():
+        was, now = old.get(label), new.get(label)
+        if was is None or now is None or was[0] != now[0] or len(was[1]) != len(now[1]):
+            changed.add(label)
+            continue
+        if was[1] != now[1]:
+            moved.add(label)
+        for old_line, new_line in zip(was[1], now[1]):
+            if lines.setdefault(old_line, new_line) != new_line:
+                clashes.add(old_line)
+    for line in clashes:
+        del lines[line]
+    ordered = sorted(lines.items())
     if any(later <= earlier for (_a, earlier), (_b, later) in zip(ordered, ordered[1:])):
-        return None  # lines swapped places: code moved, not just shifted
-    return shift
+        return changed | moved, set(), {}  # code changed places: what read its order may not hold
+    return changed, moved, lines
 
 
-def _placed(state: ModuleState) -> tuple[str, list[int]]:
-    """The module's summary with every line number left out, and its line numbers in a fixed order."""
-    lines: list[int] = []
-
-    def record(line: int) -> int:
-        lines.append(line)
-        return 0
-
-    header = map_lines(state.header, record)
-    sites = [(name, [replace(site, line=record(site.line)) for site in sites]) for name, sites in state.call_sites()]
-    return ContentDigest().text((header, sites)), lines
-
-
-def changed_labels(old: dict[str, ModuleState], new: dict[str, ModuleState]) -> set[str]:
+def changed_labels(old: dict[str, ModuleState], new: dict[str, ModuleState],
+                   moves: dict[str, tuple[set[str], dict[int, int]]] | None = None) -> set[str]:
     """The labels (`deps.py`) that changes to these modules touch: the parts of a summary whose
     values changed (`parts.py`; every part, and the module's existence, for a module added, removed
     or moved to another file), the names its summary adds to or drops from the name tables, and the
-    attributes whose convention counts changed."""
+    attributes whose convention counts changed.
+
+    `moves`: where given, the parts whose values only moved to other lines are not among the labels
+    returned: they are put there, with the module's old line -> new line (`module_changes`), for
+    the caller to move the evidence that cites them. Otherwise they are among the labels."""
     labels: set[str] = set()
     for module in set(old) | set(new):
         before, after = old.get(module), new.get(module)
@@ -812,9 +820,12 @@ def changed_labels(old: dict[str, ModuleState], new: dict[str, ModuleState]) -> 
                 if state is not None:
                     labels.update(state.parts)
         else:
-            old_parts, new_parts = before.parts, after.parts
-            labels.update(label for label in old_parts.keys() | new_parts.keys()
-                          if old_parts.get(label) != new_parts.get(label))
+            changed, moved, lines = module_changes(before, after)
+            labels |= changed
+            if moves is None:
+                labels |= moved
+            elif moved:
+                moves[module] = (moved, lines)
         old_rows = before.rows if before is not None else set()
         new_rows = after.rows if after is not None else set()
         for kind, name, value in old_rows ^ new_rows:

@@ -22,7 +22,7 @@ import builtins
 import functools
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from sync_lint.analysis.construction import construction_methods_ast
 from sync_lint.analysis.knowledge import (
@@ -327,10 +327,6 @@ def map_lines(summary: ModuleSummary, to: Callable[[int], int]) -> ModuleSummary
     # that the copy shares them as the summary does.
     value = functools.partial(_map_value_lines, to=to, mapped={})
 
-    def site(call: CallSite) -> CallSite:
-        return replace(call, line=to(call.line), func=value(call.func), args=tuple(value(a) for a in call.args),
-                       kwargs=tuple((k, value(v)) for k, v in call.kwargs))
-
     conventions = None if summary.conventions is None else {
         attr: (*counts[:3], example(counts[3]), example(counts[4])) for attr, counts in summary.conventions.items()}
     return replace(
@@ -338,7 +334,7 @@ def map_lines(summary: ModuleSummary, to: Callable[[int], int]) -> ModuleSummary
         global_lines={name: to(line) for name, line in summary.global_lines.items()},
         classes={name: klass(info) for name, info in summary.classes.items()},
         functions={name: function(info) for name, info in summary.functions.items()},
-        calls=[site(call) for call in summary.calls],
+        calls=map_call_lines(summary.calls, to, value),
         stores=[replace(store, line=to(store.line), base=value(store.base), value=value(store.value))
                 for store in summary.stores],
         entries=[replace(entry, line=to(entry.line), value=value(entry.value)) for entry in summary.entries],
@@ -347,6 +343,15 @@ def map_lines(summary: ModuleSummary, to: Callable[[int], int]) -> ModuleSummary
         globals={name: value(v) for name, v in summary.globals.items()},
         captured=[to(line) for line in summary.captured],
     )
+
+
+def map_call_lines(calls: Iterable[CallSite], to: Callable[[int], int],
+                   value: Callable[[Value], Value] | None = None) -> list[CallSite]:
+    """Call sites with every line number `n` they record replaced by `to(n)` (see `map_lines`)."""
+    if value is None:
+        value = functools.partial(_map_value_lines, to=to, mapped={})
+    return [replace(call, line=to(call.line), func=value(call.func), args=tuple(value(a) for a in call.args),
+                    kwargs=tuple((k, value(v)) for k, v in call.kwargs)) for call in calls]
 
 
 def _map_value_lines(value: Value, to: Callable[[int], int], mapped: dict[int, Value]) -> Value:
