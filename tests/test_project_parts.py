@@ -1010,9 +1010,12 @@ def test_what_a_subclass_puts_in_a_class_attribute_is_read_only_where_a_class_se
 
     fact, read = type_field("state_class")
     assert fact.refs == {"pkg.state.State", "pkg.state.Sliding"}
-    assert "m:pkg.sliding" in read and "m:pkg.plain" not in read
+    def modules_read(read: frozenset) -> set[str]:  # the modules some part of which was read
+        return {dep.split(":")[1] for dep in read if isinstance(dep, str) and dep[:2] in ("p:", "a:")}
+
+    assert "pkg.sliding" in modules_read(read) and "pkg.plain" not in modules_read(read)
     fact, read = type_field("size")
-    assert not {"m:pkg.sliding", "m:pkg.plain"} & read
+    assert not {"pkg.sliding", "pkg.plain"} & modules_read(read)
 
 
 def test_where_names_are_mentioned() -> None:
@@ -1290,13 +1293,32 @@ def test_solved_keys_carry_what_they_read(inference: Inference) -> None:
 
     deps = solved[("field", "pkg.batch.Batch", "lens", 6)]
     assert any(dep in nodes for dep in deps)
-    assert {"m:pkg.make", "m:pkg.batch"} <= closure(deps)
+    read = closure(deps)  # the parts of both modules that decide the field (`parts.py`)
+    assert {"p:pkg.batch:classes:Batch", "p:pkg.make:functions:build"} <= read or \
+        {"a:pkg.batch", "a:pkg.make"} & read
     assert inference.solved() == []  # handed out once
 
 
 # ==========================================================================================
 # deps.py
 # ==========================================================================================
+
+
+def test_a_frame_that_read_many_parts_of_a_module_reads_the_module() -> None:
+    from sync_lint.project.deps import COARSE_AT
+
+    reads = Reads()
+    reads.begin()
+    for i in range(COARSE_AT + 1):
+        reads.add(f"p:pkg.big:functions:f{i}")
+    reads.add("p:pkg.small:functions:g")
+    reads.add("s:pkg.small:g")
+    reads.add("s:pkg.big")  # that the module exists: not a part
+    assert reads.end() == frozenset({"a:pkg.big", "p:pkg.small:functions:g", "s:pkg.small:g", "s:pkg.big"})
+    reads.begin()
+    for i in range(COARSE_AT):
+        reads.add(f"p:pkg.big:functions:f{i}")
+    assert len(reads.end()) == COARSE_AT  # up to the bound, each part
 
 
 def test_reads_frames_nest() -> None:

@@ -4,17 +4,20 @@ Every question the inference answers (a key: a field, a parameter, a return) and
 every per-file result reads parts of the index. They are recorded as they happen,
 in frames (one per answer being computed):
 
-- a **label** for each structural read: `m:<module>` (a module's summary, or the
-  fact that no such module exists), `n:<table>:<name>` (which modules mention a
+- a **label** for each structural read: a part of a module's summary (`p:<module>:...`,
+  one function, class, callee name, ...; `parts.py`), what a name resolves to in a module
+  (`s:<module>:<name>`), any of a module's parts (`a:<module>`: `COARSE_AT`),
+  whether a module exists (`m:<module>`, `s:<module>`),
+  `n:<table>:<name>` (which modules mention a
   name: stores to an attribute, calls of a name, dict entries under a key),
   `b:<class name>` (which classes derive from a class), `c:<attribute>` (the
   repository's convention counts for an attribute);
 - a **key** (a tuple) for each other answer it used.
 
 The cache stores each answer with its frame: labels as read dependencies, keys as
-edges to other answers. When files change, the labels they touch are known (their
-module, and the names their summaries add or drop); every answer that read one, and
-every answer that used such an answer, transitively, is dropped.
+edges to other answers. When files change, the labels they touch are known (the parts
+of their summaries that changed, and the names their summaries add or drop); every answer
+that read one, and every answer that used such an answer, transitively, is dropped.
 
 Memoised helpers that are not keys (name resolution, the class hierarchy, the
 callers of a function) become **nodes**: a node's reads are stored once, as the
@@ -40,6 +43,31 @@ def dep_id(dep: Dep) -> int:
     """A stable 64-bit id for a label or key (the cache's column type)."""
     digest = hashlib.blake2b(repr(dep).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+# A frame that read more than this many parts of one module reads the module instead (`a:<module>`):
+# dropped by any change of it, as it would mostly be anyway. Recording every part made a cold
+# vLLM cache 45% larger (1,249 MB against 860 MB) and the cold run 56% slower.
+COARSE_AT = 8
+
+
+def coarsened(frame: set[Dep]) -> set[Dep]:
+    """The frame with the parts it read of a module (`p:<module>:...`, `s:<module>:<name>`) replaced
+    by `a:<module>` where it read more than `COARSE_AT` of them."""
+    by_module: dict[str, list[str]] = {}
+    for dep in frame:
+        if isinstance(dep, str) and dep[1:2] == ":" and dep[0] in "ps":
+            module, sep, _rest = dep[2:].partition(":")
+            if sep:
+                by_module.setdefault(module, []).append(dep)
+    out = None
+    for module, deps in by_module.items():
+        if len(deps) > COARSE_AT:
+            if out is None:
+                out = set(frame)
+            out.difference_update(deps)
+            out.add(f"a:{module}")
+    return frame if out is None else out
 
 
 class Reads:
@@ -69,7 +97,8 @@ class Reads:
         return self._frames[-1] if self._frames else None
 
     def end(self) -> frozenset[Dep]:
-        return frozenset(self._frames.pop())
+        frame = self._frames.pop()
+        return frozenset(coarsened(frame) if len(frame) > COARSE_AT else frame)
 
     def node(self, kind: str, key: Hashable, deps: frozenset[Dep]) -> Dep | None:
         """The dependency standing for a memoised computation of `kind` at `key` that read `deps`:

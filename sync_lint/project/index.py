@@ -364,12 +364,13 @@ class ProjectIndex:
     # --- modules ---------------------------------------------------------------------------
     def summary(self, module: str) -> ModuleSummary | None:
         """The module's summary as answers read it: the parts they read are recorded (`parts.py`);
-        that the module exists, or not, is read here."""
-        self.reads.add(f"m:{module}")
+        that it does not exist is read here (a module removed or moved to another file changes
+        every part)."""
         found = self._read_summaries.get(module)
         if found is None:
             summary = self._summary(module)
             if summary is None:
+                self.reads.add(f"m:{module}")
                 return None
             found = self._read_summaries[module] = ReadSummary(summary, self.reads)
         return found  # type: ignore[return-value]  # reads as a ModuleSummary

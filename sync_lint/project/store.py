@@ -815,12 +815,14 @@ def changed_labels(old: dict[str, ModuleState], new: dict[str, ModuleState],
             continue
         if before is None or after is None or before.header.path != after.header.path or \
                 before.header.is_package != after.header.is_package:
-            labels |= {f"m:{module}", f"s:{module}"}
+            labels |= {f"m:{module}", f"s:{module}", f"a:{module}"}
             for state in (before, after):
                 if state is not None:
                     labels.update(state.parts)
         else:
             changed, moved, lines = module_changes(before, after)
+            # `a:<module>`: a frame that read many of its parts (deps.COARSE_AT) changes with any.
+            (changed if changed else moved).add(f"a:{module}")
             labels |= changed
             if moves is None:
                 labels |= moved
