@@ -12,10 +12,11 @@ The labels (`deps.py`) of the parts, recorded as they are read and compared when
   present or absent;
 - `p:<module>:calls:<callee>`, `p:<module>:stores:<attr>`, `p:<module>:entries:<key>`: the call
   sites, attribute stores and dict entries filed under a name; `p:<module>:calls-in:<function>`:
-  the call sites made in one function (`None` for module level);
+  the call sites made in one function (`p:<module>:calls-in` for those at module level);
 - `s:<module>:<name>`: what resolving `name` through the module finds (a class, a function, an
   import, a global of its own), and `s:<module>:*` its star imports. `s:<module>` alone says that
-  the module exists, and `m:<module>` that it does not.
+  the module exists, and `m:<module>` that it does not;
+- `a:<module>`: any part, for a frame that read many (`deps.COARSE_AT`).
 
 `ReadSummary` is the summary the index hands out: it records the label of each part read into the
 frame of the answer being computed. `part_digests` gives every label's value for a summary, so that
@@ -36,8 +37,8 @@ KEYED_PARTS = ("imports", "globals", "global_lines", "classes", "functions", "lo
                "function_mentions", "conventions")
 WHOLE_PARTS = ("star_imports", "loaded", "calls", "stores", "entries", "error", "generated_from", "compiled",
                "captured", "mentions", "value_mentions")
-# Lists also read a name at a time, through the index (`ProjectIndex._mentions`, `calls_in`).
-GROUPED_PARTS = ("calls", "stores", "entries", "calls-in")
+# `calls`, `stores` and `entries` are also read a name at a time, through the index
+# (`ProjectIndex._mentions`, `calls_named`, `calls_in`).
 
 
 def key_text(key: object) -> str:
