@@ -192,12 +192,11 @@ def calls_by_function(calls: Iterable[CallSite]) -> dict[str | None, list[CallSi
 
 
 def part_digests(header: ModuleSummary, call_sites: Callable[[], list[tuple[str, list]]],
-                 digest: ContentDigest | None = None) -> dict[str, Any]:
+                 digest: ContentDigest) -> dict[str, Any]:
     """Every label of the module's parts (above) with a digest of its value (`digest.text`): the
     labels a change of the module touches are those whose digests differ. `header`: the summary
     less its call sites; `call_sites`: its call sites by callee name, in name order."""
     module = header.module
-    digest = digest or ContentDigest()
     out: dict[str, Any] = {}
     for part in KEYED_PARTS:
         entries = getattr(header, part) or {}
