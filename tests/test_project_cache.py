@@ -301,6 +301,22 @@ def test_a_function_added_to_a_dependency_keeps_the_dependent_result(project: Pa
     assert runs.linted == ["pkg/builder.py"]
 
 
+def test_a_result_that_read_many_parts_of_a_module_keeps_them_apart(project: Path, runs: Runs) -> None:
+    # The user's result reads forty methods of `Big`: an edit of another function of the module keeps
+    # it. (Past 32 parts a frame once read "any part of the module", and an edit of one method of
+    # vLLM's model runner dropped most of what the runner's own check had read.)
+    methods = "".join(f"    def m{i}(self, n):\n        return torch.zeros(n, device='cuda')\n\n" for i in range(40))
+    big = f"import torch\n\n\nclass Big:\n{methods}\n\ndef other(n):\n    return n\n"
+    uses = "".join(f"    big.m{i}(n).sum().item()\n" for i in range(40))
+    write(project, {"pkg/big.py": big,
+                    "pkg/user.py": f"from pkg.big import Big\n\n\ndef use(big: Big, n):\n{uses}"})
+    findings = runs()
+    assert {("pkg/user.py", 5 + i, "SL101") for i in range(40)} <= findings
+    bump(project / "pkg/big.py", big.replace("    return n\n", "    return n + 1\n"))
+    assert runs() == findings
+    assert runs.linted == ["pkg/big.py"]
+
+
 def test_a_function_added_under_a_name_another_module_imports(project: Path, runs: Runs) -> None:
     # `make` resolved to nothing; once defined, the module importing it reads the new function.
     write(project, {"pkg/helpers.py": "import torch\n\n\ndef other_helper(n):\n    return n\n",

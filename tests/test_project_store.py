@@ -174,7 +174,7 @@ def test_changed_labels() -> None:
     same = state(B)
     assert changed_labels({"m": same}, {"m": state(B)}) == set()
     labels = changed_labels({"m": state(B)}, {"m": state(B + "o.lens = 1\n")})
-    assert {"p:m:stores", "p:m:stores:lens", "n:stores:lens", "a:m"} <= labels
+    assert {"p:m:stores", "p:m:stores:lens", "n:stores:lens"} <= labels
     assert not any(label.startswith("s:") for label in labels)  # the names the module defines did not change
     assert "p:m:functions:f" not in labels
     edited = changed_labels({"m": state(B)}, {"m": state(B.replace("return x", "return x + 1"))})

@@ -6,8 +6,7 @@ in frames (one per answer being computed):
 
 - a **label** for each structural read: a part of a module's summary (`p:<module>:...`,
   one function, class, callee name, ...; `parts.py`), what a name resolves to in a module
-  (`s:<module>:<name>`), any of a module's parts (`a:<module>`: `COARSE_AT`),
-  whether a module exists (`m:<module>`, `s:<module>`),
+  (`s:<module>:<name>`), whether a module exists (`m:<module>`, `s:<module>`),
   `n:<table>:<name>` (which modules mention a
   name: stores to an attribute, calls of a name, dict entries under a key),
   `b:<class name>` (which classes derive from a class), `c:<attribute>` (the
@@ -45,33 +44,6 @@ def dep_id(dep: Dep) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-# A frame that read more than this many parts of one module reads the module instead (`a:<module>`),
-# dropped by any change of it: fewer rows for a cold run to write. Measured on vLLM (2 cores), the
-# cache folder against 860 MB before parts were recorded: every part recorded 1,249 MB; 8 parts,
-# 953 MB, and a function appended to `gpu_input_batch.py` then cost 2.9 s; 32 parts, 1,039 MB and
-# 1.4 s (every part recorded: 0.54 s). The cold runs differed by less than their noise.
-COARSE_AT = 32
-
-
-def coarsened(frame: set[Dep]) -> set[Dep]:
-    """The frame with the parts it read of a module (`p:<module>:...`, `s:<module>:<name>`) replaced
-    by `a:<module>` where it read more than `COARSE_AT` of them."""
-    by_module: dict[str, list[str]] = {}
-    for dep in frame:
-        if isinstance(dep, str) and dep[1:2] == ":" and dep[0] in "ps":
-            module, sep, _rest = dep[2:].partition(":")
-            if sep:
-                by_module.setdefault(module, []).append(dep)
-    out = None
-    for module, deps in by_module.items():
-        if len(deps) > COARSE_AT:
-            if out is None:
-                out = set(frame)
-            out.difference_update(deps)
-            out.add(f"a:{module}")
-    return frame if out is None else out
-
-
 class Reads:
     """The frames of the answers being computed, innermost last, and the nodes made since the
     last `nodes()`."""
@@ -100,7 +72,7 @@ class Reads:
 
     def end(self) -> frozenset[Dep]:
         frame = self._frames.pop()
-        return frozenset(coarsened(frame) if len(frame) > COARSE_AT else frame)
+        return frozenset(frame)
 
     def node(self, kind: str, key: Hashable, deps: frozenset[Dep]) -> Dep | None:
         """The dependency standing for a memoised computation of `kind` at `key` that read `deps`:

@@ -815,15 +815,13 @@ def changed_labels(old: dict[str, ModuleState], new: dict[str, ModuleState],
             continue
         if before is None or after is None or before.header.path != after.header.path or \
                 before.header.is_package != after.header.is_package:
-            labels |= {f"m:{module}", f"s:{module}", f"a:{module}"}
+            labels |= {f"m:{module}", f"s:{module}"}
             # What read a module that was not there read that (`m:`, `s:`): the parts of a new one
             # are read by nobody yet (computing them was 40% of a cold one-file check of vLLM).
             if before is not None:
                 labels.update(before.parts)
         else:
             changed, moved, lines = module_changes(before, after)
-            # `a:<module>`: a frame that read many of its parts (deps.COARSE_AT) changes with any.
-            (changed if changed else moved).add(f"a:{module}")
             labels |= changed
             if moves is None:
                 labels |= moved
