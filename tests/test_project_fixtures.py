@@ -2772,3 +2772,27 @@ def test_a_return_that_runs_only_for_a_non_tensor_is_not_what_a_tensor_argument_
     # (and the copy of the CPU tensor from pageable memory, inside `move`)
     assert sorted((d.path.rsplit("/", 1)[-1], d.start.row, d.code) for d in found) == [
         ("train.py", 8, "SL104"), ("utils.py", 6, "SL303")]
+
+
+def test_a_dict_get_reads_what_the_subscript_reads(tmp_path: Path) -> None:
+    # unsloth's packed-sequence metadata: `seq_lengths = kwargs.get("packed_seq_lengths")` of a
+    # parameter declared `dict`, moved to the attention query's device in every layer. `d.get("k")`
+    # had been a plain Python value where `d["k"]` was a value nobody knows, so the move made a GPU
+    # tensor of one and not of the other.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/packing.py": (
+            "import torch\n\n\ndef packed_info(kwargs: dict, device: torch.device):\n"
+            "    seq_lengths = kwargs.get('packed_seq_lengths')\n    if seq_lengths is None:\n        return None\n"
+            "    lengths = seq_lengths.to(device=device, dtype=torch.int32, non_blocking=True)\n"
+            "    return int(lengths.max().item())\n\n\n"
+            "def plain(options: dict):\n    return options.get('size').bit_length()\n"
+        ),
+        "pkg/attention.py": (
+            "from pkg.packing import packed_info\n\n\ndef forward(q, **kwargs):\n"
+            "    return packed_info(kwargs, q.device)\n"
+        ),
+    })
+    assert [(Path(d.path).name, d.code, d.start.row) for d in found if d.code != "SL601"] == [
+        ("packing.py", "SL101", 9)]
+
