@@ -2796,3 +2796,25 @@ def test_a_dict_get_reads_what_the_subscript_reads(tmp_path: Path) -> None:
     assert [(Path(d.path).name, d.code, d.start.row) for d in found if d.code != "SL601"] == [
         ("packing.py", "SL101", 9)]
 
+
+def test_a_lightning_module_logging_a_number_copies_it_to_the_device(tmp_path: Path) -> None:
+    # NeMo #14489: `self.log("global_step", self.trainer.global_step)` in every training step makes
+    # Lightning build `torch.tensor(value, device=self.device)`. The module derives from
+    # `LightningModule` through a class of another module; a tensor logged, a logger that is not
+    # Lightning's and a class that is not a module are not reported.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/base.py": "import lightning.pytorch as pl\n\n\nclass Base(pl.LightningModule):\n    pass\n",
+        "pkg/model.py": (
+            "from pkg.base import Base\n\n\nclass Model(Base):\n    def training_step(self, batch, batch_idx):\n"
+            "        loss = batch.sum()\n        self.log('loss', loss)\n        self.log('step', self.global_step)\n"
+            "        return loss\n\n\nclass Report:\n    def log(self, name, value):\n        pass\n\n"
+            "    def step(self, n: int):\n        self.log('n', n)\n"
+        ),
+        "pkg/callbacks.py": (
+            "import logging\n\n\nclass Progress:\n    def on_train_batch_end(self, trainer, pl_module, outputs, batch, i):\n"
+            "        pl_module.log('epoch', trainer.current_epoch)\n        logging.log(20, 'x')\n"
+        ),
+    })
+    assert sorted((Path(d.path).name, d.code, d.start.row, d.confidence) for d in found) == [
+        ("callbacks.py", "SL502", 6, "convention"), ("model.py", "SL502", 8, "convention")]

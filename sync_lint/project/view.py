@@ -10,6 +10,7 @@ Every answer is a `Fact` whose evidence names the steps in other files.
 from __future__ import annotations
 
 from sync_lint.analysis.facts import UNKNOWN, Device, Fact, constructed, detached, module_output, replace
+from sync_lint.analysis.knowledge import LIGHTNING_MODULES
 from sync_lint.project.infer import (
     DEFAULT_BUDGET,
     MODULE_HOPS,
@@ -272,6 +273,10 @@ class ProjectView:
         return owner.value_kind == "object" and bool(owner.refs) and all(
             self.inference.module_class(cls) and self.inference.index.method(cls, method) is None
             for cls in owner.refs)
+
+    def lightning_module(self, classes: frozenset[str]) -> bool:
+        """Whether one of these classes (qualified) derives from Lightning's `LightningModule`."""
+        return any(self.inference.derives_from(cls, LIGHTNING_MODULES) for cls in classes)
 
     def module_class(self, local: str) -> bool:
         """The class derives from `torch.nn.Module` (through project classes, or by a base it spells)."""
