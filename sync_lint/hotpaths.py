@@ -986,7 +986,7 @@ def _run(graph: "CallGraph", root: Path, members: list[FileResult], settings: "S
         # 7.7 s more in this process): their results are taken in the same order.
         more: dict[str, FileResult] = {}
         if any(summary.module not in left_out for summary in extra.values()):
-            more = {result.path: result for result in
+            more = {os.path.abspath(result.path): result for result in
                     lint_more(sorted(path for path, summary in extra.items() if summary.module not in left_out))}
         for path in sorted(extra):
             summary = extra[path]

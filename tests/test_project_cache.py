@@ -240,6 +240,19 @@ def test_a_worker_saves_when_due_and_as_it_ends(project: Path, runs: Runs, monke
     assert [r.diagnostics for r in warm.results] == [r.diagnostics for r in cold.results]
 
 
+def test_a_file_checked_after_the_whole_project_reuses_every_result(project: Path, runs: Runs) -> None:
+    # The hot-path pass checks the callers and callees of the file's functions without SL601, which it
+    # reports itself: their results from the whole project's check, made with it, serve.
+    write(project, {"pkg/step.py": "from pkg.builder import build\nfrom pkg.runner import run\n\n\n"
+                                   "def step(n):  # sync-lint: hot\n    return run(build(n))\n"})
+    runs()
+    runs.linted = []
+    plan = api.plan(["."], target_torch_version=FIXTURE_TORCH, project=api.ProjectOptions(cache_dir=runs.cache))
+    report = api.run(plan, ["pkg/step.py"], jobs=1)
+    assert any(d.code == "SL601" for r in report.results for d in r.diagnostics)
+    assert runs.linted == []
+
+
 def test_no_cache_writes_nothing(project: Path, runs: Runs) -> None:
     assert runs(temporary=True) == {RUNNER_FINDING, OTHER_FINDING}
     assert not runs.cache.exists() and not (project / ".sync-lint-cache").exists()
