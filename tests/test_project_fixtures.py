@@ -2774,11 +2774,10 @@ def test_a_return_that_runs_only_for_a_non_tensor_is_not_what_a_tensor_argument_
         ("train.py", 8, "SL104"), ("utils.py", 6, "SL303")]
 
 
-def test_a_dict_get_reads_what_the_subscript_reads(tmp_path: Path) -> None:
+def test_a_get_of_a_value_declared_dict_is_not_known(tmp_path: Path) -> None:
     # unsloth's packed-sequence metadata: `seq_lengths = kwargs.get("packed_seq_lengths")` of a
-    # parameter declared `dict`, moved to the attention query's device in every layer. `d.get("k")`
-    # had been a plain Python value where `d["k"]` was a value nobody knows, so the move made a GPU
-    # tensor of one and not of the other.
+    # parameter declared `dict`, moved to the attention query's device in every layer. The `.get` had
+    # been a plain Python value, which the move left a Python value.
     found = check_small_project(tmp_path, {
         "pkg/__init__.py": "",
         "pkg/packing.py": (

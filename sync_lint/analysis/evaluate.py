@@ -590,12 +590,6 @@ class Evaluator:
                 position = int(expr.slice[0].slice.value.value, 0)
                 return fields[position] if fields is not None and position < len(fields) else UNKNOWN
             return UNKNOWN
-        return self._entry_under(base, key)
-
-    def _entry_under(self, base: Fact, key: str) -> Fact:
-        """`base[key]` or `base.get(key)` for a literal `key` that no store in this function decides:
-        the entry of a dict the project saw, a model input, what a class declares under the key, or
-        what that key holds across the repository."""
         if base.value_kind == "dict":
             for entry, fact in base.items:
                 if entry == key:
@@ -604,8 +598,6 @@ class Evaluator:
             found = self._multimodal_input(base, key)
             if found is not None:
                 return found
-        if self.project is None:
-            return UNKNOWN
         declared = self.project.declared_entry(_as_object(base), key) if base.refs else None
         if declared is not None:
             return declared
@@ -940,18 +932,20 @@ class Evaluator:
             if owner.value_kind == "device-module" and (method in EVENT_HANDLES or method in STREAM_HANDLES):
                 kind = "stream" if method in STREAM_HANDLES else "event"
                 return replace(PYTHON, value_kind=kind, reason="created by {code}", origin=expr)
-            # `d.get("k")` reads what `d["k"]` reads, of a dict or a value declared `dict` ("python").
-            keyed = owner.value_kind in ("kwargs", "dict", "python") and method in ("get", "pop") and expr.args
-            key = literal_string(expr.args[0].value) if keyed and isinstance(expr.args[0].value, cst.SimpleString) \
-                else None
-            if owner.value_kind == "kwargs":  # `kwargs.pop("pixel_values", None)`, as `kwargs["pixel_values"]`
-                return self._entry_under(owner, key) if key is not None else PYTHON
-            if keyed:
+            if owner.value_kind == "kwargs":  # `kwargs.pop("pixel_values", None)`
+                key = literal_string(expr.args[0].value) if expr.args and method in ("pop", "get") else None
+                return (self._multimodal_input(owner, key) if key is not None else None) or PYTHON
+            if owner.value_kind == "dict" and method in ("get", "pop") and expr.args:
+                key = literal_string(expr.args[0].value) if isinstance(expr.args[0].value, cst.SimpleString) else None
                 entry = dict_entry(owner, key, whole=_built_here(owner))  # `d.get("k")`
                 if entry is not None:
                     return entry
-                if key is not None:
-                    return self._entry_under(owner, key)
+            if owner.value_kind == "python" and method in ("get", "pop") and expr.args:
+                # `kwargs.get("packed_seq_lengths")` of a parameter declared `dict`: what its callers put
+                # there, not known here (unsloth's packed lengths, moved to the query's device next).
+                # Not what the key holds across the repository, as `d["k"]` reads: a processor's
+                # output dict holds on the host what the model reads after the user moved it.
+                return UNKNOWN
             viewed = container_method(owner, method, built_here=_built_here(owner))
             if viewed is not None:
                 return viewed
