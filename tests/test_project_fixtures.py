@@ -2774,28 +2774,6 @@ def test_a_return_that_runs_only_for_a_non_tensor_is_not_what_a_tensor_argument_
         ("train.py", 8, "SL104"), ("utils.py", 6, "SL303")]
 
 
-def test_a_get_of_a_value_declared_dict_is_not_known(tmp_path: Path) -> None:
-    # unsloth's packed-sequence metadata: `seq_lengths = kwargs.get("packed_seq_lengths")` of a
-    # parameter declared `dict`, moved to the attention query's device in every layer. The `.get` had
-    # been a plain Python value, which the move left a Python value.
-    found = check_small_project(tmp_path, {
-        "pkg/__init__.py": "",
-        "pkg/packing.py": (
-            "import torch\n\n\ndef packed_info(kwargs: dict, device: torch.device):\n"
-            "    seq_lengths = kwargs.get('packed_seq_lengths')\n    if seq_lengths is None:\n        return None\n"
-            "    lengths = seq_lengths.to(device=device, dtype=torch.int32, non_blocking=True)\n"
-            "    return int(lengths.max().item())\n\n\n"
-            "def plain(options: dict):\n    return options.get('size').bit_length()\n"
-        ),
-        "pkg/attention.py": (
-            "from pkg.packing import packed_info\n\n\ndef forward(q, **kwargs):\n"
-            "    return packed_info(kwargs, q.device)\n"
-        ),
-    })
-    assert [(Path(d.path).name, d.code, d.start.row) for d in found if d.code != "SL601"] == [
-        ("packing.py", "SL101", 9)]
-
-
 def test_a_lightning_module_logging_a_number_copies_it_to_the_device(tmp_path: Path) -> None:
     # NeMo #14489: `self.log("global_step", self.trainer.global_step)` in every training step makes
     # Lightning build `torch.tensor(value, device=self.device)`. The module derives from

@@ -940,12 +940,6 @@ class Evaluator:
                 entry = dict_entry(owner, key, whole=_built_here(owner))  # `d.get("k")`
                 if entry is not None:
                     return entry
-            if owner.value_kind == "python" and method in ("get", "pop") and expr.args:
-                # `kwargs.get("packed_seq_lengths")` of a parameter declared `dict`: what its callers put
-                # there, not known here (unsloth's packed lengths, moved to the query's device next).
-                # Not what the key holds across the repository, as `d["k"]` reads: a processor's
-                # output dict holds on the host what the model reads after the user moved it.
-                return UNKNOWN
             viewed = container_method(owner, method, built_here=_built_here(owner))
             if viewed is not None:
                 return viewed
