@@ -121,7 +121,8 @@ LIGHTNING_COUNTERS = frozenset({"global_step", "current_epoch"})
 class SyncProneCall(Rule):
     code = "SL502"
     name = "sync-prone-call"
-    summary = "A library call that copies its GPU tensor arguments to the host (FlashInfer `plan`, configured calls)"
+    summary = ("A library call that waits for the GPU: it copies GPU tensor arguments to the host (FlashInfer "
+               "`plan`, configured calls) or a Python number to the GPU (Lightning's `self.log`)")
     triggers = ("plan(", "begin_forward(", ".log(", ".log_dict(")
     triggered_by_configured_calls = True
     fix_availability = "none"
