@@ -89,7 +89,6 @@ from __future__ import annotations
 
 import libcst as cst
 
-from sync_lint.analysis.knowledge import LIGHTNING_MODULES
 from sync_lint.rulekit import Device, Example, Fact, Rule, call_name, dotted_name, get_arg, is_python_number, \
     method_receiver
 
@@ -194,11 +193,13 @@ class SyncProneCall(Rule):
         )
 
     def _lightning_log(self, node: cst.Call, receiver: cst.BaseExpression, method: str) -> None:
-        module = self._lightning_module(receiver)
-        if module is None:
-            return
+        # The number first: most `.log(` calls (`torch.log(x)`, `x.log()`, `logger.log(level, msg)`) give
+        # none, and need no fact of their receiver.
         number = self._logged_number(node, method)
         if number is None:
+            return
+        module = self._lightning_module(receiver)
+        if module is None:
             return
         text = self.ctx.code(number)
         self.report(
@@ -212,13 +213,9 @@ class SyncProneCall(Rule):
     def _lightning_module(self, receiver: cst.BaseExpression) -> Fact | None:
         """The receiver's device when it is a `LightningModule`: the accelerator it is trained on, by
         convention (as the batch its step hooks receive)."""
-        owner = self.ctx.devices.fact(receiver)
         spelled = dotted_name(receiver)
         code = self.ctx.code(receiver)
-        project = self.ctx.project
-        if owner.refs & LIGHTNING_MODULES or (project is not None and owner.refs and
-                                               project.lightning_module(owner.refs)) or \
-                (owner.value_kind == "self" and self._in_a_class_spelling_a_lightning_base()):
+        if self.ctx.devices.lightning_module(self.ctx.devices.fact(receiver)):
             why = f"`{code}` is a `LightningModule`"
         elif spelled is not None and spelled.rsplit(".", 1)[-1] in LIGHTNING_MODULE_NAMES:
             why = f"`{code}` is named as Lightning names the module it trains"
@@ -226,13 +223,6 @@ class SyncProneCall(Rule):
             return None
         return Fact(Device.GPU, convention=True, origin=receiver,
                     reason=f"{why}, trained on the accelerator by convention")
-
-    def _in_a_class_spelling_a_lightning_base(self) -> bool:
-        """Without the project's index: the walk is in a method of a class that spells a `LightningModule`
-        base itself."""
-        where = self.ctx.devices.binder.method_of()
-        return where is not None and any(self.ctx.imports.resolve(base.value) in LIGHTNING_MODULES
-                                         for base in where[0].bases)
 
     def _logged_number(self, node: cst.Call, method: str) -> cst.BaseExpression | None:
         """The Python number `log` is given (`log_dict`: the first among the values of a dict display)."""

@@ -573,7 +573,9 @@ def apply_hot_paths(plan: Plan, report: Report, *, baseline: Path | None = None,
         more_jobs = 1 if any(merge.is_alive() for merge in _MERGING) else jobs
         # Spelled as a directory walk from here spells them: a result is cached under the path as
         # given (its findings carry it), and `check .` stored them so.
-        return run_files(more_plan, [_as_walked(path) for path in paths], jobs=more_jobs, updated=report.projects,
+        from sync_lint.discovery import walked_path
+
+        return run_files(more_plan, [walked_path(path) for path in paths], jobs=more_jobs, updated=report.projects,
                          hot_paths_after=()).results
 
     results = [r for r in report.results if not r.errors or r.diagnostics]
@@ -585,15 +587,6 @@ def apply_hot_paths(plan: Plan, report: Report, *, baseline: Path | None = None,
     rank_results(results, plan.settings.root)  # the SL601 findings the pass added are in test files too
     wait_for_merges()
     return hot
-
-
-def _as_walked(path: str) -> str:
-    """An absolute path relative to the working directory when it lies below it."""
-    try:
-        relative = os.path.relpath(path)
-    except ValueError:  # another drive (Windows)
-        return path
-    return path if relative.startswith("..") else relative
 
 
 def run_files(

@@ -345,3 +345,13 @@ def _chain(start: Path, current: Path) -> list[Path]:
 def _display_path(path: Path, given: Path, resolved_given: Path) -> str:
     # Keep paths as the user wrote them (relative stays relative), like ruff.
     return str(given / path.relative_to(resolved_given))
+
+
+def walked_path(path: str) -> str:
+    """A path as a walk from the working directory spells it: relative when it lies below it, else
+    as it is (above it, or on another drive)."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        return path
+    return path if relative.startswith("..") else relative

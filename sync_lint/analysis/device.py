@@ -18,6 +18,7 @@ from sync_lint.analysis.conventions import DeviceSettings
 from sync_lint.analysis.evaluate import Evaluator
 from sync_lint.analysis.facts import Device, Fact
 from sync_lint.analysis.imports import ImportTable
+from sync_lint.analysis.knowledge import LIGHTNING_MODULES
 from sync_lint.analysis.provider import BoundHooks, Provider, bind_hooks
 
 if TYPE_CHECKING:
@@ -69,6 +70,16 @@ class DeviceAnalysis(Provider):
     def created_on_accelerator(self, fact: Fact) -> bool:
         """The tensor was made by `.cuda()`, `.to(<literal accelerator>)` or a factory with such a `device=`."""
         return self.evaluator.created_on_accelerator(fact)
+
+    def lightning_module(self, fact: Fact) -> bool:
+        """An instance of Lightning's `LightningModule`: of that class, of a project class deriving from
+        it, or `self` in a method of a class that spells it as a base."""
+        if fact.refs & LIGHTNING_MODULES:
+            return True
+        project = self.evaluator.project
+        if project is not None and fact.refs and project.lightning_module(fact.refs):
+            return True
+        return fact.value_kind == "self" and self.evaluator.in_lightning_class()
 
     def device_array(self, fact: Fact) -> bool:
         """An object of a project class that exposes device memory (`__cuda_array_interface__`,

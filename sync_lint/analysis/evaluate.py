@@ -1055,10 +1055,15 @@ class Evaluator:
         node = where[0]
         method = next((s for s in node.body.body if isinstance(s, cst.FunctionDef) and s.name.value == where[2]), None)
         params = method.params.params if method is not None else ()
-        if len(params) < 2 or params[1].name.value != name or \
-                not any(self.imports.resolve(base.value) in LIGHTNING_MODULES for base in node.bases):
+        if len(params) < 2 or params[1].name.value != name or not self.in_lightning_class():
             return None
         return hooked_batch(where[2], name)
+
+    def in_lightning_class(self) -> bool:
+        """The walk is in a method of a class that spells a `LightningModule` base itself."""
+        where = self.binder.method_of()
+        return where is not None and any(self.imports.resolve(base.value) in LIGHTNING_MODULES
+                                         for base in where[0].bases)
 
     def _prepared(self, expr: cst.Call) -> Fact:
         """`model, opt, loader = accelerator.prepare(model, opt, loader)`: each argument as the launcher

@@ -71,8 +71,7 @@ class Reads:
         return self._frames[-1] if self._frames else None
 
     def end(self) -> frozenset[Dep]:
-        frame = self._frames.pop()
-        return frozenset(frame)
+        return frozenset(self._frames.pop())
 
     def node(self, kind: str, key: Hashable, deps: frozenset[Dep]) -> Dep | None:
         """The dependency standing for a memoised computation of `kind` at `key` that read `deps`:

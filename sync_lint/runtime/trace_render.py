@@ -7,21 +7,15 @@ import with nothing but the standard library.
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Mapping
 from typing import Any
 
+from sync_lint.discovery import walked_path
 from sync_lint.runtime.tracer import TraceReport
 
 _STYLE = {"both": "green", "runtime-only": "red", "static-only": "yellow"}
 
 
-def _display_path(path: str) -> str:
-    try:
-        rel = os.path.relpath(path)
-    except ValueError:  # another drive on Windows
-        return path
-    return path if rel.startswith("..") else rel
 
 
 def _console(color: bool, width: int) -> Any:
@@ -63,7 +57,7 @@ def render_trace(report: TraceReport, color: bool = False, width: int = 120) -> 
     for e in sorted(report.entries, key=lambda e: -e.blocked_ms):
         note = " (first run only: warm-up?)" if e.first_only else ""
         table.add_row(
-            Text(f"{_display_path(e.file)}:{e.line}"), str(e.blocked), str(e.executions),
+            Text(f"{walked_path(e.file)}:{e.line}"), str(e.blocked), str(e.executions),
             f"{e.blocked_ms:.1f}", Text(e.source + note),
         )
     if report.entries:
@@ -102,7 +96,7 @@ def render_full(joined: Mapping[str, Any], color: bool = False, width: int = 120
         note = " (first run only: warm-up?)" if r.get("first_only") else ""
         cells = [
             Text(cls, style=_STYLE[cls]),
-            Text(f"{_display_path(r['file'])}:{r['line']}"),
+            Text(f"{walked_path(r['file'])}:{r['line']}"),
             Text(", ".join(r["codes"]) or "-"),
             runs,
             f"{r['blocked_ms']:.1f}" if r["blocked"] else "-",
