@@ -646,13 +646,23 @@ def test_a_flag_that_training_makes_a_host_tensor_is_read_on_the_host() -> None:
 
 
 @pytest.mark.parametrize("make", ["nn.Parameter(torch.ones(1))", "nn.Buffer(torch.zeros(4), persistent=False)",
-                                  "torch.nn.Parameter(torch.ones(1, device='cuda'))",
+                                  "torch.nn.Parameter(torch.ones(1, device='cpu'))",
                                   "torch.nn.parameter.Parameter(torch.ones(1))"])
 def test_a_parameter_or_buffer_is_wherever_its_module_is_moved(make: str) -> None:
     """owlv2's `self.box_bias = nn.Buffer(self.compute_box_bias(...))`, moved by `model.to(device)` with
     its module: a tensor of unknown device, not a Python value, and not where it was made."""
     fact, _ = fact_of(f"import torch\nfrom torch import nn\nw = {make}\nprobe(w)")
     assert fact.device is Device.UNKNOWN and fact.tensor_like
+
+
+@pytest.mark.parametrize("make", ["torch.nn.Parameter(torch.ones(1, device='cuda'))",
+                                  "nn.Buffer(torch.zeros(4, device=torch.cuda.current_device()))",
+                                  "nn.Parameter(torch.zeros(4).cuda(), requires_grad=False)"])
+def test_module_state_its_code_makes_on_the_gpu_is_on_the_gpu(make: str) -> None:
+    """FBGEMM's SSD embedding registers `hash_size_cumsum` made with `device=torch.cuda.current_device()`
+    and reads `self.hash_size_cumsum[-1].item()` every forward: nothing moves it off the GPU."""
+    fact, _ = fact_of(f"import torch\nfrom torch import nn\nw = {make}\nprobe(w)")
+    assert fact.device is Device.GPU
 
 
 def test_a_method_the_constructor_hands_on_is_not_construction() -> None:

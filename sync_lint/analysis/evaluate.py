@@ -23,6 +23,7 @@ from sync_lint.analysis.facts import (
     EMPTY_DICT,
     MODULE_MOVES,
     MODULE_STATE,
+    module_state,
     NN_MODULE,
     NONE,
     NUMPY,
@@ -805,7 +806,8 @@ class Evaluator:
                 return PYTHON
             return replace(PYTHON, value_kind="device-module", reason="created by {code}", origin=expr)
         if module_state_class(qual):
-            return MODULE_STATE
+            made = expr.args[0].value if expr.args and expr.args[0].star == "" else None
+            return module_state(self.fact(made) if made is not None else UNKNOWN)
         if torch_returns_python(qual) or last[:1].isupper():
             return PYTHON
         if namespace == "torch" and last in CPU_FACTORIES:

@@ -183,6 +183,18 @@ EMPTY_DICT = Fact(Device.NOT_TENSOR, value_kind="dict", empty=True)
 # is made says nothing of where it is when the module runs.
 MODULE_STATE = Fact(Device.UNKNOWN, tensor_like=True,
                     reason="a parameter or buffer of a module, on whatever device the module is moved to")
+
+
+def module_state(made: Fact) -> Fact:
+    """`nn.Parameter(t)`, `nn.Buffer(t)`, `register_buffer("x", t)`: `MODULE_STATE`, unless `t` is made
+    on the GPU by what the code says (not a convention): a module whose own code puts its state on
+    the accelerator keeps it there unless it is moved back, which serving and training steps do not do."""
+    if not made.is_gpu or made.by_convention:
+        return MODULE_STATE
+    return replace(made, reason=f"module state made on the GPU ({made.reason})" if made.reason else
+                   "module state made on the GPU")
+
+
 NUMPY = Fact(Device.NOT_TENSOR, value_kind="numpy")
 MODULE = Fact(Device.NOT_TENSOR, value_kind="module")  # a Python module
 # An `nn.Module` of a class not known here: declared `nn.Module`, or named like one (`model`).

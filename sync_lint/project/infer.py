@@ -44,6 +44,7 @@ from sync_lint.analysis.facts import (
     KWARGS,
     MODULE_MOVES,
     MODULE_STATE,
+    module_state,
     NN_MODULE,
     NONE,
     NUMPY,
@@ -2811,7 +2812,8 @@ class Inference:
             # `nn.Linear(...)`: a module object, whose call `module_output` answers.
             return Fact(Device.NOT_TENSOR, value_kind="object", refs=frozenset({qualified}), items=("exact",))
         if module_state_class(qualified):
-            return MODULE_STATE
+            made = self.eval(args[0], context) if args and args[0][0] != "*" else UNKNOWN
+            return module_state(made)
         if torch_returns_python(qualified) or last[:1].isupper():
             return PYTHON
         keywords = dict(kwargs)
