@@ -2795,3 +2795,60 @@ def test_a_lightning_module_logging_a_number_copies_it_to_the_device(tmp_path: P
     })
     assert sorted((Path(d.path).name, d.code, d.start.row, d.confidence) for d in found) == [
         ("callbacks.py", "SL502", 6, "convention"), ("model.py", "SL502", 8, "convention")]
+
+
+def test_a_buffer_registered_on_the_gpu_is_read_on_the_gpu_in_another_method(tmp_path: Path) -> None:
+    # FBGEMM's SSD embedding before #2672: `hash_size_cumsum` is registered with
+    # `device=self.current_device` (`torch.cuda.current_device()`), and every forward passes
+    # `self.hash_size_cumsum[-1].item()`. A buffer made on the CPU moves with its module: unknown.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/ssd.py": (
+            "import torch\n\n\nclass SSD(torch.nn.Module):\n"
+            "    def __init__(self, rows: list[int]):\n"
+            "        super().__init__()\n"
+            "        self.current_device: torch.device = torch.cuda.current_device()\n"
+            "        self.register_buffer('cumsum', torch.tensor(rows, device=self.current_device))\n"
+            "        self.register_buffer('host_made', torch.tensor(rows))\n\n"
+            "    def forward(self, x):\n"
+            "        a = self.cumsum[-1].item()\n"
+            "        b = self.host_made[-1].item()\n"
+            "        return x + a + b\n"
+        ),
+    })
+    rows = [(d.code, d.start.row) for d in found if d.code == "SL101"]
+    assert rows == [("SL101", 12)]
+    evidence = next(d for d in found if d.code == "SL101").evidence
+    assert "field `cumsum` of `SSD`" in evidence and "pkg/ssd.py:8" in evidence
+
+
+def test_what_an_autograd_forward_saves_is_what_its_backward_reads(tmp_path: Path) -> None:
+    # axolotl's ScatterMoE-LoRA before #3712: the forward saves `expert_offsets` with
+    # `ctx.save_for_backward(...)`, and the backward unpacks `ctx.saved_tensors` and reads
+    # `expert_offsets[e].item()` once per expert. The saves of two branches join place by place.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/fn.py": (
+            "import torch\n\n\n"
+            "class Scatter(torch.autograd.Function):\n"
+            "    @staticmethod\n"
+            "    def forward(ctx, x, offsets, host, flag):\n"
+            "        if flag:\n"
+            "            ctx.save_for_backward(x, offsets, host)\n"
+            "        else:\n"
+            "            ctx.save_for_backward(x, offsets.clone(), host)\n"
+            "        return x * 2\n\n"
+            "    @staticmethod\n"
+            "    def backward(ctx, grad):\n"
+            "        x, offsets, host = ctx.saved_tensors\n"
+            "        for e in range(4):\n"
+            "            o = offsets[e].item()\n"
+            "            h = host[e].item()\n"
+            "        return grad, None, None, None\n\n\n"
+            "def run(x, flag):\n"
+            "    counts = torch.ones(4, device='cuda', dtype=torch.long)\n"
+            "    return Scatter.apply(x, counts.cumsum(-1), torch.zeros(4, dtype=torch.long), flag)\n"
+        ),
+    })
+    assert [(d.code, d.start.row) for d in found] == [("SL101", 17)]
+    assert "saved by `ctx.save_for_backward(...)` in `Scatter.forward` (pkg/fn.py:8)" in found[0].evidence

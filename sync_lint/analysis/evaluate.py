@@ -97,6 +97,7 @@ from sync_lint.analysis.knowledge import (
     REDUCTIONS,
     OUTPUT_FIELDS,
     RESULT_FIELDS,
+    SAVED_TENSORS,
     SPLITTING_OPS,
     STREAM_HANDLES,
     TENSOR_ATTRS,
@@ -419,6 +420,11 @@ class Evaluator:
             if attr == "dtype":
                 return DTYPE
             return PYTHON
+        if attr in SAVED_TENSORS and isinstance(expr.value, cst.Name) and self.project is not None:
+            function = self.binder.function_qualname()
+            saved = self.project.saved_tensors(function, expr.value.value) if function is not None else None
+            if saved is not None:  # `x, offsets = ctx.saved_tensors` in an autograd function's backward
+                return saved
         qual = self.imports.resolve(expr)
         if qual is not None:
             if self.project is not None and not qual.startswith(("torch.", "numpy.")):

@@ -58,6 +58,7 @@ from sync_lint.analysis.facts import (
     device_value,
     host_list,
     is_exact,
+    join,
     library_fields,
     loss_output,
     made_by_tensor_type,
@@ -107,6 +108,8 @@ from sync_lint.analysis.knowledge import (
     NN_NON_MODULES,
     OUTPUT_FIELDS,
     RESULT_FIELDS,
+    SAVED_TENSORS,
+    SAVING_METHODS,
     SPLITTING_OPS,
     STREAM_HANDLES,
     TENSOR_ATTRS,
@@ -1159,6 +1162,37 @@ class Inference:
         classes (`class Model(L.LightningModule)`, resolved through the module's imports)."""
         return self._spells_a_base(cls, libraries.__contains__)
 
+    def saved_tensors(self, summary: ModuleSummary, info: FunctionInfo | None, name: str, budget: int) -> Fact | None:
+        """`ctx.saved_tensors` in the `backward` of an autograd function (`name` its first parameter): a
+        tuple of what the class's `forward` (or `setup_context`) handed `ctx.save_for_backward(...)`, each
+        as the forward's callers make it. Saves of one length in several branches join place by place;
+        None where there is no such save, or saves of different lengths."""
+        if info is None or info.name != "backward" or info.class_name is None or not info.params \
+                or info.params[0].name != name:
+            return None
+        saves: list[tuple[ModuleSummary, FunctionInfo, CallSite]] = []
+        for method in SAVING_METHODS:
+            found = self.index.function(summary.qualified(f"{info.class_name}.{method}"))
+            if found is None or not found[1].params:
+                continue
+            where, saver = found
+            ctx = ("param", saver.params[0].name)
+            saves.extend((where, saver, call) for call in self.index.calls_in(where.module, saver.qualname)
+                         if call.func[:3] == ("attr", ctx, "save_for_backward") and not call.kwargs
+                         and all(arg[0] != "*" for arg in call.args))
+        if not saves or len({len(call.args) for _where, _saver, call in saves}) != 1:
+            return None
+        places: list[Fact | None] = [None] * len(saves[0][2].args)
+        for where, saver, call in saves:
+            context = Context(where, saver, budget=budget)
+            for position, arg in enumerate(call.args):
+                places[position] = join(places[position], self.eval(arg, context))
+        where, saver, call = saves[0]
+        step = f"saved by `ctx.save_for_backward(...)` in `{saver.qualname}`"
+        items = tuple(replace(p, subject=None, reason=step, where=f"{where.path}:{call.line}", via=p)
+                      for p in places if p is not None)
+        return Fact(Device.NOT_TENSOR, value_kind="tuple", items=items)
+
     def lightning_batch(self, summary: ModuleSummary, info: FunctionInfo, name: str) -> Fact | None:
         """The batch a Lightning step hook receives (`training_step(self, batch, batch_idx)` of a
         `LightningModule`): the trainer moved it to the module's device first, an accelerator by convention.
@@ -1955,6 +1989,10 @@ class Inference:
         if tag == "name":
             return self._name_in(context, value[1])
         if tag == "attr":
+            if value[2] in SAVED_TENSORS and value[1][0] == "param":
+                saved = self.saved_tensors(context.summary, context.function, value[1][1], context.budget)
+                if saved is not None:
+                    return saved
             if value[1] == _SUPER:
                 found = self._super_attribute(context, value[2])
                 if found is not None:

@@ -57,6 +57,11 @@ class ProjectView:
         info = self.summary.functions.get(function)
         return self.inference.lightning_batch(self.summary, info, name) if info is not None else None
 
+    def saved_tensors(self, function: str, name: str) -> Fact | None:
+        """`name.saved_tensors` in the module's function `function` (`Inference.saved_tensors`)."""
+        info = self.summary.functions.get(function)
+        return self.inference.saved_tensors(self.summary, info, name, DEFAULT_BUDGET) if info is not None else None
+
     def builds_module(self, function: str) -> bool | None:
         """Whether the module's function `function` (a local qualname) runs only while an instance of
         its `nn.Module` class is built, as the summary found it; None when the summary has no such function."""
