@@ -348,12 +348,12 @@ PREPARING_METHODS = {
 LOADER_PREPARERS = frozenset({"setup_dataloaders", "prepare_data_loader"})
 PREPARER_NAMES = {"accelerator": PREPARING_METHODS["accelerate.Accelerator"],
                   "fabric": PREPARING_METHODS["lightning.Fabric"]}
-# Lightning's step hooks: the trainer moves each batch to the module's device before calling them.
 # `ctx.saved_tensors` in an autograd function's `backward`: what `ctx.save_for_backward(...)` was given in
 # `forward` (or, since torch 2.0, in `setup_context`); `saved_variables` is its deprecated name.
 SAVED_TENSORS = frozenset({"saved_tensors", "saved_variables"})
 SAVING_METHODS = ("forward", "setup_context")
 
+# Lightning's step hooks: the trainer moves each batch to the module's device before calling them.
 LIGHTNING_MODULES = frozenset({
     "lightning.LightningModule", "lightning.pytorch.LightningModule", "lightning.pytorch.core.LightningModule",
     "pytorch_lightning.LightningModule", "pytorch_lightning.core.LightningModule",
