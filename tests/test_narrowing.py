@@ -218,6 +218,30 @@ def test_a_fallback_to_a_host_value_is_no_gpu_and_a_plain_join_is_one_by_convent
     assert rows(source) == [(11, "SL104")]
 
 
+def test_a_cached_value_made_on_the_gpu_when_missing_is_on_the_gpu() -> None:
+    """OLMo's adaptive clipping before #602: `avg = state.get("grad_norm_exp_avg")`, `if avg is None: avg =
+    <GPU clone>`, then `if clip_coef_clamped < 1.0:` on a value computed from it. A get-or-create cache
+    holds what an earlier pass made there; a parameter left None (`t` below) may be the caller's tensor."""
+    source = (
+        "import torch\n\n\n"
+        "def f(state, key, t=None):\n"
+        "    avg = state.get(key)\n"
+        "    if avg is None:\n"
+        "        avg = torch.zeros(1, device='cuda')\n"
+        "    if avg * 2 < 1.0:\n"                                   # 8: found
+        "        pass\n"
+        "    last = state['last']\n"
+        "    last = last if last is not None else torch.ones(1, device='cuda')\n"
+        "    if last < 1.0:\n"                                      # 12: found
+        "        pass\n"
+        "    if t is None:\n"
+        "        t = torch.zeros(1, device='cuda')\n"
+        "    if t < 1.0:\n"                                         # 16: not found
+        "        pass\n"
+    )
+    assert rows(source) == [(8, "SL104"), (12, "SL104")]
+
+
 def test_an_isinstance_test_for_a_numpy_type_sees_host_memory() -> None:
     source = (
         "import numpy as np\n"

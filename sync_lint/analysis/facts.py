@@ -631,14 +631,18 @@ def _read_back(origin: "cst.CSTNode | None") -> bool:
         origin.func.attr.value in ("tolist", "item", "numpy")
 
 
-def none_fallback(when_none: Fact | None, given: Fact | None) -> Fact | None:
+def none_fallback(when_none: Fact | None, given: Fact | None, cached: bool = False) -> Fact | None:
     """The join of `x` after `if x is None: x = <GPU tensor>` (or `x if x is not None else <GPU
     tensor>`) where the value given otherwise is a host number: the GPU tensor, or None when the
     rule does not apply. The code computes on the device what the caller did not pass, so the value
     is on the GPU on every pass that reads it unprovided: a sync in the arm itself would be reported,
-    and the same sync after the join is the same wait."""
+    and the same sync after the join is the same wait. `cached`: the value given otherwise was read out of
+    a container nothing knows (`x = state.get("avg")`, then `if x is None: x = <GPU>` and often
+    `state["avg"] = x`): a get-or-create cache holds what an earlier pass made there (OLMo's clipping)."""
     if when_none is None or given is None or not when_none.is_gpu:
         return None
+    if cached and given.device is Device.UNKNOWN and not given.tensor_like and given.value_kind is None:
+        return when_none
     if given.device is not Device.NOT_TENSOR or given.value_kind not in ("python", "none"):
         return None
     return when_none

@@ -33,6 +33,7 @@ from sync_lint.analysis.facts import (
 )
 from sync_lint.analysis.narrowing import (
     BUILTIN_TYPES,
+    read_from_container,
     Narrowing,
     holds_with_a_gpu,
     isinstance_parts,
@@ -370,7 +371,8 @@ class Binder:
         self._join_live(envs, live, branching.start, branching.narrowed)
         if branching.none_test is not None and len(envs) == 2 and all(live):
             key, arm = branching.none_test
-            fallback = none_fallback(_forced(envs[arm].get(key)), _forced(envs[1 - arm].get(key)))
+            given = _forced(envs[1 - arm].get(key))
+            fallback = none_fallback(_forced(envs[arm].get(key)), given, cached=read_from_container(given))
             if fallback is not None:
                 self.scope.env[key] = replace(fallback, reason=f"{fallback.reason} when `{key}` is None")
 
@@ -866,3 +868,4 @@ def _isinstance_of_host_type(test: cst.BaseExpression,
     if all((resolve(n) or "").startswith("numpy.") for n in names):
         return subject, replace(NUMPY, subject=subject, reason=f"`isinstance({subject}, ...)` with a NumPy type")
     return None
+
