@@ -33,12 +33,12 @@ from sync_lint.analysis.facts import (
 )
 from sync_lint.analysis.narrowing import (
     BUILTIN_TYPES,
-    read_from_container,
     Narrowing,
     holds_with_a_gpu,
     isinstance_parts,
     narrowings,
     none_test,
+    read_from_container,
 )
 from sync_lint.syntax import dotted_name, literal_string
 
@@ -868,4 +868,3 @@ def _isinstance_of_host_type(test: cst.BaseExpression,
     if all((resolve(n) or "").startswith("numpy.") for n in names):
         return subject, replace(NUMPY, subject=subject, reason=f"`isinstance({subject}, ...)` with a NumPy type")
     return None
-
