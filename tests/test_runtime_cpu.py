@@ -578,3 +578,15 @@ def test_renderers_produce_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     full = render_full(joined)
     for needle in ("runtime-only", "both", "static-only", "SL001", "not run", "t[mask] = x[idx]"):
         assert needle in full
+
+
+def test_the_runtime_package_imports_without_the_linter() -> None:
+    """The verifier and tracer run inside the user's process: importing them must not pull in the
+    linter's configuration (tomli on Python 3.10), libcst or rich."""
+    code = ("import importlib, pkgutil, sys, sync_lint.runtime as runtime\n"
+            "for found in pkgutil.iter_modules(runtime.__path__):\n"
+            "    importlib.import_module('sync_lint.runtime.' + found.name)\n"
+            "print(sorted(m for m in sys.modules if m == 'sync_lint.config' or m.split('.')[0] in\n"
+            "             ('libcst', 'rich', 'tomli', 'tomllib', 'click')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -116,7 +116,7 @@ from sync_lint.analysis.knowledge import (
     torch_handle_kind,
     torch_returns_python,
 )
-from sync_lint.analysis.narrowing import holds_with_a_gpu, none_test, read_from_container
+from sync_lint.analysis.narrowing import holds_with_a_gpu, none_test
 from sync_lint.syntax import (
     call_name,
     dotted_name,
@@ -1262,7 +1262,7 @@ class Evaluator:
         if tested is not None and dotted_name(expr.body if not tested[1] else expr.orelse) == tested[0]:
             # `x if x is not None else <GPU tensor>`: see `none_fallback`.
             when_none, given = (body, orelse) if tested[1] else (orelse, body)
-            fallback = none_fallback(when_none, given, cached=read_from_container(given))
+            fallback = none_fallback(when_none, given)
             if fallback is not None:
                 return fallback
         return join(body, orelse)

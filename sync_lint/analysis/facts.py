@@ -631,17 +631,26 @@ def _read_back(origin: "cst.CSTNode | None") -> bool:
         origin.func.attr.value in ("tolist", "item", "numpy")
 
 
-def none_fallback(when_none: Fact | None, given: Fact | None, cached: bool = False) -> Fact | None:
+def _read_from_container(origin: "cst.CSTNode | None") -> bool:
+    """`d.get(k)`, `d.pop(k)`, `d.setdefault(k, v)`, `d[k]`: a value read out of a mapping or sequence."""
+    from libcst import Attribute, Call, Subscript
+
+    return isinstance(origin, Subscript) or (isinstance(origin, Call) and isinstance(origin.func, Attribute)
+                                             and origin.func.attr.value in ("get", "pop", "setdefault"))
+
+
+def none_fallback(when_none: Fact | None, given: Fact | None) -> Fact | None:
     """The join of `x` after `if x is None: x = <GPU tensor>` (or `x if x is not None else <GPU
     tensor>`) where the value given otherwise is a host number: the GPU tensor, or None when the
     rule does not apply. The code computes on the device what the caller did not pass, so the value
     is on the GPU on every pass that reads it unprovided: a sync in the arm itself would be reported,
-    and the same sync after the join is the same wait. `cached`: the value given otherwise was read out of
-    a container nothing knows (`x = state.get("avg")`, then `if x is None: x = <GPU>` and often
+    and the same sync after the join is the same wait. So too where the value given otherwise was read
+    out of a container nothing knows (`x = state.get("avg")`, then `if x is None: x = <GPU>` and often
     `state["avg"] = x`): a get-or-create cache holds what an earlier pass made there (OLMo's clipping)."""
     if when_none is None or given is None or not when_none.is_gpu:
         return None
-    if cached and given.device is Device.UNKNOWN and not given.tensor_like and given.value_kind is None:
+    if given.device is Device.UNKNOWN and not given.tensor_like and given.value_kind is None \
+            and _read_from_container(given.origin):
         return when_none
     if given.device is not Device.NOT_TENSOR or given.value_kind not in ("python", "none"):
         return None

@@ -38,7 +38,6 @@ from sync_lint.analysis.narrowing import (
     isinstance_parts,
     narrowings,
     none_test,
-    read_from_container,
 )
 from sync_lint.syntax import dotted_name, literal_string
 
@@ -371,8 +370,7 @@ class Binder:
         self._join_live(envs, live, branching.start, branching.narrowed)
         if branching.none_test is not None and len(envs) == 2 and all(live):
             key, arm = branching.none_test
-            given = _forced(envs[1 - arm].get(key))
-            fallback = none_fallback(_forced(envs[arm].get(key)), given, cached=read_from_container(given))
+            fallback = none_fallback(_forced(envs[arm].get(key)), _forced(envs[1 - arm].get(key)))
             if fallback is not None:
                 self.scope.env[key] = replace(fallback, reason=f"{fallback.reason} when `{key}` is None")
 

@@ -19,7 +19,7 @@ from typing import Callable
 
 import libcst as cst
 
-from sync_lint.analysis.facts import Device, Fact
+from sync_lint.analysis.facts import Device
 from sync_lint.analysis.knowledge import device_kind, pins_where_available
 from sync_lint.syntax import dotted_name, literal_string
 
@@ -204,15 +204,3 @@ def _chain(expr: cst.BaseExpression, operator: type) -> list[cst.BaseExpression]
     if isinstance(expr, cst.BooleanOperation) and isinstance(expr.operator, operator):
         return _chain(expr.left, operator) + _chain(expr.right, operator)
     return [expr]
-
-
-_CONTAINER_READS = frozenset({"get", "pop", "setdefault"})
-
-
-def read_from_container(fact: Fact | None) -> bool:
-    """The value was read out of a mapping or sequence (`d.get(k)`, `d.pop(k)`, `d[k]`)."""
-    origin = fact.origin if fact is not None else None
-    if isinstance(origin, cst.Subscript):
-        return True
-    return isinstance(origin, cst.Call) and isinstance(origin.func, cst.Attribute) and \
-        origin.func.attr.value in _CONTAINER_READS

@@ -10,7 +10,6 @@ import io
 from collections.abc import Mapping
 from typing import Any
 
-from sync_lint.discovery import walked_path
 from sync_lint.runtime.tracer import TraceReport
 
 _STYLE = {"both": "green", "runtime-only": "red", "static-only": "yellow"}
@@ -48,6 +47,8 @@ def render_trace(report: TraceReport, color: bool = False, width: int = 120) -> 
     from rich.table import Table
     from rich.text import Text
 
+    from sync_lint.discovery import walked_path  # here: it imports the configuration (tomli on 3.10)
+
     console = _console(color, width)
     table = Table(title="Lines that blocked the host", show_lines=False)
     for name, justify in (("location", "left"), ("blocked", "right"), ("runs", "right"),
@@ -74,6 +75,8 @@ def render_full(joined: Mapping[str, Any], color: bool = False, width: int = 120
     """The joined runtime/static view from `join_with_static`, as a rich table."""
     from rich.table import Table
     from rich.text import Text
+
+    from sync_lint.discovery import walked_path
 
     console = _console(color, width)
     table = Table(title="Runtime trace vs static findings")
