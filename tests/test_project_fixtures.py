@@ -2852,3 +2852,51 @@ def test_what_an_autograd_forward_saves_is_what_its_backward_reads(tmp_path: Pat
     })
     assert [(d.code, d.start.row) for d in found] == [("SL101", 17)]
     assert "saved by `ctx.save_for_backward(...)` in `Scatter.forward` (pkg/fn.py:8)" in found[0].evidence
+
+
+def test_a_parameter_every_call_leaves_none_takes_the_value_made_on_the_gpu_in_its_place(tmp_path: Path) -> None:
+    # physicsnemo's BVH before #1720: `_ragged_arange(starts, counts)` leaves `total` None, so the
+    # callee computes `total = counts.sum()` on the device and `torch.arange(total, ...)` reads it back.
+    # Where a call passes the argument, where the parameter was rebound first, or where no call is
+    # known, the value before the test may be a host number or the caller's CPU tensor: nothing.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/ragged.py": (
+            "import torch\n\n\n"
+            "def ragged(counts, total=None):\n"
+            "    if total is None:\n"
+            "        total = counts.sum()\n"
+            "    return torch.arange(total, device=counts.device)\n\n\n"         # 7: found
+            "def inline(counts, total=None):\n"
+            "    n = total if total is not None else counts.sum()\n"
+            "    return torch.arange(n, device=counts.device)\n\n\n"             # 12: found
+            "def passed(counts, total=None):\n"
+            "    if total is None:\n"
+            "        total = counts.sum()\n"
+            "    return torch.arange(total, device=counts.device)\n\n\n"         # 18: a call passes it
+            "def rebound(counts, total=None, extra=None):\n"
+            "    total = extra\n"
+            "    if total is None:\n"
+            "        total = counts.sum()\n"
+            "    return torch.arange(total, device=counts.device)\n\n\n"         # 25: rebound first
+            "def uncalled(counts, total=None):\n"
+            "    if total is None:\n"
+            "        total = counts.sum()\n"
+            "    return torch.arange(total, device=counts.device)\n"             # 31: no known call
+        ),
+        "pkg/use.py": (
+            "import torch\n\n"
+            "from pkg.ragged import inline, passed, ragged, rebound\n\n\n"
+            "def step(n: int, size: int):\n"
+            "    counts = torch.ones(n, dtype=torch.long, device='cuda')\n"
+            "    ragged(counts)\n"
+            "    inline(counts)\n"
+            "    passed(counts)\n"
+            "    passed(counts, total=size)\n"
+            "    rebound(counts, extra=size)\n"
+        ),
+    })
+    rows = sorted((d.path.rsplit("/", 1)[-1], d.start.row) for d in found if d.code == "SL104")
+    assert rows == [("ragged.py", 7), ("ragged.py", 12)]
+    evidence = next(d for d in found if d.code == "SL104" and d.start.row == 7).evidence
+    assert "every known call leaves it" in evidence and "pkg/use.py:8" in evidence

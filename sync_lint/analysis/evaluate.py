@@ -1258,6 +1258,9 @@ class Evaluator:
             # `target_length if target_length is not None else lengths.max()` where every call passes a
             # length: the fallback never runs (transformers' ASR encoders' subsampled masks).
             return self.fact(expr.orelse if tested[1] else expr.body)
+        if tested is not None and self.binder.unrebound_param(tested[0]) and self.always_none(tested[0]):
+            # `total if total is not None else counts.sum()` where every known call leaves `total` None.
+            return self.fact(expr.body if tested[1] else expr.orelse)
         body, orelse = self.fact(expr.body), self.fact(expr.orelse)
         if tested is not None and dotted_name(expr.body if not tested[1] else expr.orelse) == tested[0]:
             # `x if x is not None else <GPU tensor>`: see `none_fallback`.
@@ -1272,6 +1275,12 @@ class Evaluator:
         passes a value certainly not None (`Inference.never_none`)."""
         function = self.binder.function_qualname()
         return self.project is not None and function is not None and self.project.never_none(function, name)
+
+    def always_none(self, name: str) -> bool:
+        """Whether `name` is a parameter of the function being walked that every known call of it
+        leaves None (`Inference.always_unset`)."""
+        function = self.binder.function_qualname()
+        return self.project is not None and function is not None and self.project.always_none(function, name)
 
     def _eval_paren_free(self, expr: cst.BaseExpression) -> Fact:
         if isinstance(expr, cst.Integer):  # a size: `eval_iters = 100`, then `torch.zeros(eval_iters)` is 1-D

@@ -20,6 +20,7 @@ import libcst as cst
 from sync_lint.analysis.facts import (
     KWARGS,
     MODULE,
+    NONE,
     NUMPY,
     PYTHON,
     UNKNOWN,
@@ -84,6 +85,8 @@ class Scope:
     # a `with` of anything else): a factory with no `device=` allocates on the innermost one. A
     # function defined in the block runs later, outside it, so each scope has its own.
     device_contexts: "list[cst.BaseExpression | None]" = field(default_factory=list)
+    # What each parameter of the function was bound to on entry: a name still bound to it is unrebound.
+    params: Env = field(default_factory=dict)
 
     def lookup(self, key: str) -> Fact | None:
         scope: Scope | None = self
@@ -229,6 +232,13 @@ class Binder:
             scope = scope.parent
         return None
 
+    def unrebound_param(self, name: str, value: "Fact | Deferred | None" = None) -> bool:
+        """Whether `value` (by default what `name` is bound to now) is the binding the enclosing
+        function's parameter `name` got on entry."""
+        if value is None:
+            value = self.scope.env.get(name)
+        return value is not None and self.scope.params.get(name) is value
+
     def function_qualname(self) -> str | None:
         """The index's name of the innermost enclosing function (None at module or class level)."""
         if self._definitions and self._definitions[-1][0] == "function":
@@ -287,6 +297,7 @@ class Binder:
         params = node.params
         for param in [*params.posonly_params, *params.params, *params.kwonly_params]:
             self.scope.env[param.name.value] = self.evaluator.param_fact(param)
+        self.scope.params = dict(self.scope.env)
         if isinstance(params.star_arg, cst.Param):
             self.scope.env[params.star_arg.name.value] = PYTHON
         if isinstance(params.star_kwarg, cst.Param):
@@ -370,9 +381,16 @@ class Binder:
         self._join_live(envs, live, branching.start, branching.narrowed)
         if branching.none_test is not None and len(envs) == 2 and all(live):
             key, arm = branching.none_test
-            fallback = none_fallback(_forced(envs[arm].get(key)), _forced(envs[1 - arm].get(key)))
+            given, left_none = envs[1 - arm].get(key), False
+            if self.unrebound_param(key, given) and self.evaluator.always_none(key):
+                # Every known call leaves the parameter None: the other path runs on none of them.
+                given, left_none = NONE, True
+            fallback = none_fallback(_forced(envs[arm].get(key)), _forced(given))
             if fallback is not None:
-                self.scope.env[key] = replace(fallback, reason=f"{fallback.reason} when `{key}` is None")
+                reason = f"{fallback.reason} when `{key}` is None"
+                if left_none:
+                    reason += " (as every known call leaves it)"
+                self.scope.env[key] = replace(fallback, reason=reason)
 
     def leave_return(self, node: cst.CSTNode) -> None:
         self.scope.reachable = False
@@ -620,7 +638,7 @@ class Binder:
             return
         here = (Scope(env=dict(scope.env), parent=scope.parent, class_name=scope.class_name,
                       function_name=scope.function_name, reachable=scope.reachable,
-                      device_contexts=list(scope.device_contexts)),
+                      device_contexts=list(scope.device_contexts), params=scope.params),
                 list(self._definitions), list(self._class_stack), list(self._class_nodes))
         value = Deferred(functools.partial(self._evaluated_at, here, self.evaluator.fact, origin))
         for target in targets:

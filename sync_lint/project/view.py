@@ -81,6 +81,14 @@ class ProjectView:
             return False
         return self.inference.never_none(self._qualified(function), name)
 
+    def always_none(self, function: str, name: str) -> bool:
+        """Whether every known call of the module's function `function` (a local qualname) leaves its
+        parameter `name` None, and there is one (`Inference.always_unset`)."""
+        info = self.summary.functions.get(function)
+        if info is None or not any(param.name == name for param in info.params):
+            return False
+        return self.inference.always_unset(self._qualified(function), name, False)
+
     def never_runs(self, function: str, line: int) -> tuple[str, str] | None:
         """Why `line` of the module's function `function` (a local qualname) runs on no known call
         (`Inference.never_runs`)."""
