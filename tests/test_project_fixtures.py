@@ -2900,3 +2900,28 @@ def test_a_parameter_every_call_leaves_none_takes_the_value_made_on_the_gpu_in_i
     assert rows == [("ragged.py", 7), ("ragged.py", 12)]
     evidence = next(d for d in found if d.code == "SL104" and d.start.row == 7).evidence
     assert "every known call leaves it" in evidence and "pkg/use.py:8" in evidence
+
+
+def test_a_data_loader_stored_in_one_method_yields_host_batches_in_another(tmp_path: Path) -> None:
+    # The index's reading of `DataLoader(...)` (a field set in `setup`, iterated in `train`): the batches
+    # of the pageable loader are copied with a blocking `.cuda()`; the pinned loader's `non_blocking`
+    # copies neither wait nor stage.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/trainer.py": (
+            "from torch.utils.data import DataLoader\n\n\n"
+            "class Trainer:\n"
+            "    def setup(self, ds, model):\n"
+            "        self.model = model.cuda()\n"
+            "        self.loader = DataLoader(ds, batch_size=8, pin_memory=True)\n"
+            "        self.eval_loader = DataLoader(ds, batch_size=8)\n\n"
+            "    def train(self):\n"
+            "        for batch in self.loader:\n"
+            "            batch = {k: v.cuda(non_blocking=True) for k, v in batch.items()}\n"
+            "            self.model(**batch)\n"
+            "        for inputs, labels in self.eval_loader:\n"
+            "            self.model(inputs.cuda())\n"                                  # 15: found
+        ),
+    })
+    assert [(d.code, d.start.row) for d in found if d.code.startswith("SL3")] == [("SL303", 15)]
+    assert "field `eval_loader` of `Trainer`" in next(d for d in found if d.code == "SL303").evidence

@@ -452,3 +452,57 @@ def test_sl303_evidence_names_why_the_destination_is_the_accelerator():
     assert "`device` is an accelerator device: a variable named `device`" in found[5].evidence
     assert "`y.device` is an accelerator device: the device of a GPU tensor" in found[10].evidence
     assert len(found[10].evidence_steps) == 2
+
+
+def test_a_data_loaders_batches_are_in_host_memory_pinned_as_it_pins_them() -> None:
+    # open-instruct's data loader before #1443 moved every batch with a blocking `v.to(device)`. The
+    # default collate stacks samples in host memory, pinned with `pin_memory=True`; a copy from there
+    # without `non_blocking=True` waits for the step the GPU is still running.
+    source = """
+        import torch
+        from torch.utils.data import DataLoader
+
+
+        def train(ds, model, device):
+            for step, (x, y) in enumerate(DataLoader(ds, batch_size=8)):
+                model(x.to(device), y.to(device))                                    # 8, 8: pageable, blocking
+
+
+        def pinned(ds, model):
+            loader = DataLoader(ds, batch_size=8, pin_memory=True)
+            for batch in loader:
+                batch = {k: v.to("cuda", non_blocking=True) for k, v in batch.items()}
+                model(**batch)
+            for batch in loader:
+                model(batch["input_ids"].cuda())                                     # 17: pinned, blocking
+
+
+        def unknown(ds, model, flag):
+            for batch in DataLoader(ds, pin_memory=flag):
+                model(batch[0].to("cuda", non_blocking=True))                        # pinned or not: strict
+        """
+    found = findings(source, "SL303")
+    assert [(d.start.row, d.start.column) for d in found] == [(8, 15), (8, 29), (17, 15)]
+    assert all(d.confidence == "convention" for d in found)
+    assert "a batch of `DataLoader(ds, batch_size=8)`" in found[0].evidence
+    assert "pinned" in found[2].message
+    assert lines(source, "SL303", strict=True) == [8, 8, 17, 22]
+
+
+def test_a_data_loader_a_launcher_prepared_yields_batches_on_the_device() -> None:
+    # accelerate's `prepare` hands back a loader that moves each batch to the training device: its
+    # batches are on the GPU by convention, not in the host memory the plain loader's collate fills.
+    source = """
+        from accelerate import Accelerator
+        from torch.utils.data import DataLoader
+
+
+        def train(ds, model):
+            accelerator = Accelerator()
+            model, dl = accelerator.prepare(model, DataLoader(ds, batch_size=8))
+            for batch in dl:
+                batch.to("cuda")
+                batch.sum().item()
+        """
+    assert lines(source, "SL303") == []
+    assert lines(source, "SL101") == [11]

@@ -41,6 +41,7 @@ from sync_lint.analysis.facts import (
     is_host_list,
     join,
     library_fields,
+    loader_batches,
     loss_output,
     made_by_tensor_type,
     module_in,
@@ -72,6 +73,7 @@ from sync_lint.analysis.knowledge import (
     CONTAINERS,
     CONVERTED_NUMBERS,
     CPU_FACTORIES,
+    DATA_LOADERS,
     DEVICE_ALLOCATORS,
     DISPATCHING_DEVICE_MAPS,
     DTYPE_NAMES,
@@ -103,7 +105,7 @@ from sync_lint.analysis.knowledge import (
     TENSOR_ATTRS,
     TENSOR_KEYWORDS,
     TENSOR_ONLY_CASTS,
-    VIEW_METHODS,
+    SHARES_MEMORY,
     arithmetic_call,
     cuda_device_module,
     factory_rank,
@@ -814,6 +816,8 @@ class Evaluator:
         if module_state_class(qual):
             made = expr.args[0].value if expr.args and expr.args[0].star == "" else None
             return module_state(self.fact(made) if made is not None else UNKNOWN)
+        if qual in DATA_LOADERS:
+            return loader_batches(self._host_memory(expr), "{code}", expr)
         if torch_returns_python(qual) or last[:1].isupper():
             return PYTHON
         if namespace == "torch" and last in CPU_FACTORIES:
@@ -837,13 +841,25 @@ class Evaluator:
             result = Fact(Device.UNKNOWN, tensor_like=True)
         return shape_result(result, last, expr)
 
-    def _eval_factory(self, expr: cst.Call, name: str) -> Fact:
-        device_arg = next((a for a in expr.args if a.keyword is not None and a.keyword.value == "device"), None)
-        pin_arg = next((a.value for a in expr.args if a.keyword is not None and a.keyword.value == "pin_memory"), None)
+    @staticmethod
+    def _pinning(expr: cst.Call) -> tuple[bool, bool]:
+        """Whether the call's `pin_memory=` pins (True, or a flag that holds wherever a GPU is), and
+        whether it is decided at run time (`pin_memory=self.pin`, `**kwargs`): not provably pageable."""
+        pin_arg = keyword_value(expr, "pin_memory")
         pin = pin_arg is not None and (is_true_literal(pin_arg) or holds_with_a_gpu(pin_arg))
-        # `pin_memory=self.pin`: decided at run time, so the memory is not provably pageable.
         pin_unknown = (pin_arg is not None and not pin and not is_false_literal(pin_arg)) or \
             any(a.star == "**" for a in expr.args)
+        return pin, pin_unknown
+
+    def _host_memory(self, expr: cst.Call) -> Fact:
+        """Host memory as the call's `pin_memory=` makes it."""
+        pin, pin_unknown = self._pinning(expr)
+        return Fact(Device.PINNED) if pin else Fact(Device.CPU, pinning_unknown=pin_unknown)
+
+    def _eval_factory(self, expr: cst.Call, name: str) -> Fact:
+        device_arg = next((a for a in expr.args if a.keyword is not None and a.keyword.value == "device"), None)
+        pin_arg = keyword_value(expr, "pin_memory")
+        pin, pin_unknown = self._pinning(expr)
         dtype = _dtype_kwarg(expr)
         ndim = _factory_ndim(expr, name, self._holds_int)
         if dtype is None:
@@ -1017,7 +1033,7 @@ class Evaluator:
         if owner.is_tensor or owner.is_unknown_tensor:
             result = owner
             # A view shares the pinned memory, and an in-place method (`copy_`, `fill_`) returns its receiver.
-            if owner.device is Device.PINNED and method not in VIEW_METHODS and not method.endswith("_"):
+            if owner.device is Device.PINNED and method not in SHARES_MEMORY and not method.endswith("_"):
                 result = replace(owner, device=Device.CPU)
             return shape_result(result, method, expr, receiver_fact=owner)
         if method in TENSOR_ONLY_CASTS and not expr.args:

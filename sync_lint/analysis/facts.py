@@ -440,7 +440,7 @@ def prepared_by_launcher(given: Fact, name: str | None, code: str, origin: "cst.
     if not loaders and (nn_module(given) or named_a_module):
         return placed_module(given if given.value_kind is not None else NN_MODULE, Device.GPU, why, convention=True,
                              origin=origin)
-    if loaders or "loader" in spelled or given.value_kind == "object" and any("DataLoader" in r for r in given.refs):
+    if loaders or "loader" in spelled or any("DataLoader" in r for r in given.refs):
         batch = Fact(Device.GPU, tensor_like=True, convention=True, origin=origin,
                      reason=f"a batch of a data loader that {code} prepared, on the training device by convention")
         return Fact(Device.NOT_TENSOR, value_kind="list", items=(batch,), reason=why, origin=origin)
@@ -453,6 +453,18 @@ def hooked_batch(hook: str, name: str) -> Fact:
     return Fact(Device.GPU, tensor_like=True, convention=True, subject=name,
                 reason=f"the batch Lightning moves to the module's device before `{hook}`, an accelerator by "
                        "convention")
+
+
+def loader_batches(host: Fact, made_by: str, origin: "cst.CSTNode | None" = None) -> Fact:
+    """What a `torch.utils.data.DataLoader` is to iterate over: a list whose element is its batch, a
+    tensor (or a container of tensors) in host memory, pinned where `host` is (`pin_memory=True`). A
+    convention: the default collate stacks what the dataset returns, and a dataset that returns CUDA
+    tensors (which its worker processes cannot make) would break it."""
+    memory = "pinned host memory" if host.device is Device.PINNED else "host memory"
+    batch = replace(host, tensor_like=True, convention=True, origin=origin,
+                    reason=f"a batch of {made_by}, whose collate stacks the samples in {memory}, by convention")
+    return Fact(Device.NOT_TENSOR, value_kind="list", items=(batch,), refs=frozenset({"torch.utils.data.DataLoader"}),
+                reason=f"created by {made_by}", origin=origin)
 
 
 def placed_by_library(given: Fact, code: str) -> Fact:

@@ -174,6 +174,10 @@ CUDA_ONLY_FUNCTIONS = frozenset(f"{module}.{name}" for module in ("flash_attn", 
                                 for name in _FLASH_ATTN_ENTRY_POINTS)
 
 
+# The data loader whose iteration yields the batches its collate stacks in host memory (`loader_batches`).
+DATA_LOADERS = frozenset({"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"})
+
+
 # torch.cuda / torch.accelerator / torch calls that return a stream or an event handle.
 STREAM_HANDLES = frozenset({"Stream", "ExternalStream", "current_stream", "default_stream"})
 EVENT_HANDLES = frozenset({"Event"})
@@ -194,6 +198,10 @@ VIEW_METHODS = frozenset(
     "view view_as narrow reshape flatten squeeze unsqueeze t transpose permute select expand "
     "expand_as as_strided unflatten movedim swapaxes detach".split()
 )
+# What holds the receiver's own memory, pinned as it is: its views, and the tensors of a batch the analysis
+# holds as one tensor though it may be a dict (a data loader's: `{k: v.to(d, non_blocking=True) for k, v
+# in batch.items()}` copies from the pinned memory the loader made).
+SHARES_MEMORY = VIEW_METHODS | frozenset({"items", "values"})
 BOOL_RESULT = frozenset(
     "eq ne lt gt le ge equal isnan isinf isfinite isneginf isposinf isclose logical_and logical_or "
     "logical_not logical_xor isin signbit bool".split()

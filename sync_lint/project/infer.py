@@ -60,6 +60,7 @@ from sync_lint.analysis.facts import (
     is_exact,
     join,
     library_fields,
+    loader_batches,
     loss_output,
     made_by_tensor_type,
     module_in,
@@ -90,6 +91,7 @@ from sync_lint.analysis.knowledge import (
     CONTAINERS,
     CONVERTED_NUMBERS,
     CPU_FACTORIES,
+    DATA_LOADERS,
     DEVICE_ALLOCATORS,
     DISPATCHING_DEVICE_MAPS,
     SAME_RESULT_WRAPPERS,
@@ -114,7 +116,7 @@ from sync_lint.analysis.knowledge import (
     STREAM_HANDLES,
     TENSOR_ATTRS,
     TENSOR_KEYWORDS,
-    VIEW_METHODS,
+    SHARES_MEMORY,
     arithmetic_call,
     cuda_device_module,
     factory_rank,
@@ -2852,6 +2854,9 @@ class Inference:
         if module_state_class(qualified):
             made = self.eval(args[0], context) if args and args[0][0] != "*" else UNKNOWN
             return module_state(made)
+        if qualified in DATA_LOADERS:
+            made_by = f"`{qualified.rsplit('.', 1)[-1]}(...)`"
+            return loader_batches(_host_tensor(dict(kwargs).get("pin_memory"), made_by), made_by)
         if torch_returns_python(qualified) or last[:1].isupper():
             return PYTHON
         keywords = dict(kwargs)
@@ -2986,7 +2991,7 @@ class Inference:
                 return _host_tensor(pin, f"`.{method}(...)`")  # a staging buffer in host memory
         dtype = result_dtype(method, owner.dtype, by_method=True, arguments=len(args) + len(kwargs))
         # A view shares the pinned memory, and an in-place method (`copy_`, `fill_`) returns its receiver.
-        if owner.device is Device.PINNED and method not in VIEW_METHODS and not method.endswith("_"):
+        if owner.device is Device.PINNED and method not in SHARES_MEMORY and not method.endswith("_"):
             return replace(owner, device=Device.CPU, ndim=None, dtype=dtype)
         return replace(owner, ndim=None, dtype=dtype)
 
