@@ -381,11 +381,12 @@ class Binder:
         self._join_live(envs, live, branching.start, branching.narrowed)
         if branching.none_test is not None and len(envs) == 2 and all(live):
             key, arm = branching.none_test
-            given, left_none = envs[1 - arm].get(key), False
-            if self.unrebound_param(key, given) and self.evaluator.always_none(key):
+            when_none, given = _forced(envs[arm].get(key)), envs[1 - arm].get(key)
+            fallback, left_none = none_fallback(when_none, _forced(given)), False
+            if fallback is None and when_none is not None and when_none.is_gpu and \
+                    self.unrebound_param(key, given) and self.evaluator.always_none(key):
                 # Every known call leaves the parameter None: the other path runs on none of them.
-                given, left_none = NONE, True
-            fallback = none_fallback(_forced(envs[arm].get(key)), _forced(given))
+                fallback, left_none = none_fallback(when_none, NONE), True
             if fallback is not None:
                 reason = f"{fallback.reason} when `{key}` is None"
                 if left_none:
