@@ -24,8 +24,8 @@ the pinned arm. With another flag (`pin_memory=self.pin`) the memory may be eith
 `model.to(device)` on an `nn.Module`, NumPy arrays and GPU tensors are never
 flagged; a source is CPU when the linter can tell (`torch.from_numpy`, a factory
 with no `device=`, `.cpu()`, a `*_cpu` name, and by convention a batch of a
-`torch.utils.data.DataLoader`, pinned when it is made with `pin_memory=True`). A factory with no `device=` inside
-`with torch.device(d):` allocates on `d`. In the `__init__` of an `nn.Module`, in
+`torch.utils.data.DataLoader`, pinned when it is made with `pin_memory=True`).
+A factory with no `device=` inside `with torch.device(d):` allocates on `d`. In the `__init__` of an `nn.Module`, in
 the methods only `__init__` calls, and in the functions they call (a layout helper
 in another module) its device is not known: a module may be built inside such a
 block, as vLLM's model loader builds every model in `with target_device:`, so
