@@ -842,10 +842,9 @@ class Evaluator:
         return shape_result(result, last, expr)
 
     @staticmethod
-    def _pinning(expr: cst.Call) -> tuple[bool, bool]:
-        """Whether the call's `pin_memory=` pins (True, or a flag that holds wherever a GPU is), and
-        whether it is decided at run time (`pin_memory=self.pin`, `**kwargs`): not provably pageable."""
-        pin_arg = keyword_value(expr, "pin_memory")
+    def _pinning(expr: cst.Call, pin_arg: cst.BaseExpression | None) -> tuple[bool, bool]:
+        """Whether the call's `pin_memory=` (`pin_arg`) pins (True, or a flag that holds wherever a GPU is),
+        and whether it is decided at run time (`pin_memory=self.pin`, `**kwargs`): not provably pageable."""
         pin = pin_arg is not None and (is_true_literal(pin_arg) or holds_with_a_gpu(pin_arg))
         pin_unknown = (pin_arg is not None and not pin and not is_false_literal(pin_arg)) or \
             any(a.star == "**" for a in expr.args)
@@ -853,13 +852,13 @@ class Evaluator:
 
     def _host_memory(self, expr: cst.Call) -> Fact:
         """Host memory as the call's `pin_memory=` makes it."""
-        pin, pin_unknown = self._pinning(expr)
+        pin, pin_unknown = self._pinning(expr, keyword_value(expr, "pin_memory"))
         return Fact(Device.PINNED) if pin else Fact(Device.CPU, pinning_unknown=pin_unknown)
 
     def _eval_factory(self, expr: cst.Call, name: str) -> Fact:
         device_arg = next((a for a in expr.args if a.keyword is not None and a.keyword.value == "device"), None)
         pin_arg = keyword_value(expr, "pin_memory")
-        pin, pin_unknown = self._pinning(expr)
+        pin, pin_unknown = self._pinning(expr, pin_arg)
         dtype = _dtype_kwarg(expr)
         ndim = _factory_ndim(expr, name, self._holds_int)
         if dtype is None:
@@ -1274,9 +1273,6 @@ class Evaluator:
             # `target_length if target_length is not None else lengths.max()` where every call passes a
             # length: the fallback never runs (transformers' ASR encoders' subsampled masks).
             return self.fact(expr.orelse if tested[1] else expr.body)
-        if tested is not None and self.binder.unrebound_param(tested[0]) and self.always_none(tested[0]):
-            # `total if total is not None else counts.sum()` where every known call leaves `total` None.
-            return self.fact(expr.body if tested[1] else expr.orelse)
         body, orelse = self.fact(expr.body), self.fact(expr.orelse)
         if tested is not None and dotted_name(expr.body if not tested[1] else expr.orelse) == tested[0]:
             # `x if x is not None else <GPU tensor>`: see `none_fallback`.
@@ -1284,6 +1280,9 @@ class Evaluator:
             fallback = none_fallback(when_none, given)
             if fallback is not None:
                 return fallback
+            if when_none.is_gpu and self.binder.unrebound_param(tested[0]) and self.always_none(tested[0]):
+                # `total if total is not None else counts.sum()` where every known call leaves `total` None.
+                return when_none
         return join(body, orelse)
 
     def _never_none(self, name: str) -> bool:

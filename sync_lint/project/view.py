@@ -33,6 +33,11 @@ class ProjectView:
     def _qualified(self, local: str) -> str:
         return self.summary.qualified(local)
 
+    def _takes(self, function: str, name: str) -> bool:
+        """Whether the module's function `function` (a local qualname) has a parameter `name`."""
+        info = self.summary.functions.get(function)
+        return info is not None and any(param.name == name for param in info.params)
+
     def param(self, function: str, name: str) -> Fact | None:
         """The fact of parameter `name` of the module's function `function` (a local qualname)."""
         if function not in self.summary.functions:
@@ -76,18 +81,12 @@ class ProjectView:
     def never_none(self, function: str, name: str) -> bool:
         """Whether every known call of the module's function `function` (a local qualname) passes its
         parameter `name` a value certainly not None (`Inference.never_none`)."""
-        info = self.summary.functions.get(function)
-        if info is None or not any(param.name == name for param in info.params):
-            return False
-        return self.inference.never_none(self._qualified(function), name)
+        return self._takes(function, name) and self.inference.never_none(self._qualified(function), name)
 
     def always_none(self, function: str, name: str) -> bool:
         """Whether every known call of the module's function `function` (a local qualname) leaves its
         parameter `name` None, and there is one (`Inference.always_unset`)."""
-        info = self.summary.functions.get(function)
-        if info is None or not any(param.name == name for param in info.params):
-            return False
-        return self.inference.always_unset(self._qualified(function), name, False)
+        return self._takes(function, name) and self.inference.always_unset(self._qualified(function), name, False)
 
     def never_runs(self, function: str, line: int) -> tuple[str, str] | None:
         """Why `line` of the module's function `function` (a local qualname) runs on no known call
