@@ -1,0 +1,5 @@
+"""Tinker engine backends."""
+
+from skyrl.backends.backend import AbstractBackend
+
+__all__ = ["AbstractBackend"]
