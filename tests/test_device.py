@@ -297,6 +297,37 @@ def test_a_module_placed_on_the_gpu_returns_tensors_there(source: str, device: D
 
 
 @pytest.mark.parametrize(
+    "source,device,convention",
+    [
+        # The norm is where the gradients are: a module moved to the GPU gives them there, for sure.
+        ("import torch\nmodel = torch.nn.Linear(2, 2).cuda()\n"
+         "probe(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))", Device.GPU, False),
+        ("from torch.nn.utils import clip_grad_norm_\nimport torch\nmodel = torch.nn.Linear(2, 2)\n"
+         "model.to('cpu')\nprobe(clip_grad_norm_(model.parameters(), 1.0))", Device.CPU, False),
+        ("import torch\nw = torch.zeros(2, device='cpu')\nprobe(torch.nn.utils.get_total_norm([w]))",
+         Device.CPU, False),
+        # Parameters of no known device: a training step's, on the accelerator by convention.
+        ("import torch\ndef step(model):\n    probe(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))",
+         Device.GPU, True),
+        ("def step(self, model):\n    probe(self.accelerator.clip_grad_norm_(model.parameters(), 1.0))",
+         Device.GPU, True),
+        ("def step(model):\n    probe(model.clip_grad_norm_(1.0))", Device.GPU, True),
+        # A method of that name on a tensor, or another name, is not the gradient norm.
+        ("import torch\nx = torch.zeros(2)\nprobe(x.clip_grad_norm_(1.0))", Device.CPU, False),
+        ("def step(self, model):\n    probe(self.accelerator.grad_norm(model))", Device.UNKNOWN, False),
+    ],
+)
+def test_a_gradient_norm_is_on_the_device_of_the_gradients(source: str, device: Device, convention: bool) -> None:
+    """`clip_grad_norm_` returns a 0-d tensor where the gradients are: a placed module's, else the
+    accelerator by convention (reading it back is a sync in every training loop that logs it)."""
+    fact = fact_of(source)[0]
+    assert fact.device is device
+    assert fact.by_convention is convention
+    if device is Device.GPU:
+        assert fact.ndim == 0 and fact.dtype == "float"
+
+
+@pytest.mark.parametrize(
     "source,device",
     [
         # A loss function built at run time, called on the model's GPU output: the loss is there too.

@@ -2925,3 +2925,33 @@ def test_a_data_loader_stored_in_one_method_yields_host_batches_in_another(tmp_p
     })
     assert [(d.code, d.start.row) for d in found if d.code.startswith("SL3")] == [("SL303", 15)]
     assert "field `eval_loader` of `Trainer`" in next(d for d in found if d.code == "SL303").evidence
+
+
+def test_a_gradient_norm_handed_to_a_logging_method_is_read_back_there(tmp_path: Path) -> None:
+    # The index's reading of `clip_grad_norm_` (torch's function, or a launcher's method of that name): the
+    # norm a training step returns is on the gradients' device, so the logger's `.item()` waits for the
+    # backward. A project method of that name answers for itself.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/trainer.py": (
+            "import torch\n\nfrom pkg.optim import Optimizer\n\n"
+            "class Trainer:\n"
+            "    def _clip(self, model):\n"
+            "        return torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n\n"
+            "    def _log(self, grad_norm):\n"
+            "        return {'grad_norm': grad_norm.item()}\n\n"                       # 10: found
+            "    def step(self, model, accelerator):\n"
+            "        self._log(self._clip(model))\n"
+            "        self._log(accelerator.clip_grad_norm_(model.parameters(), 1.0))\n"
+            "        self._report(Optimizer().clip_grad_norm_(1.0))\n\n"
+            "    def _report(self, norm):\n"
+            "        return norm.item()\n"                                              # 18: not found
+        ),
+        "pkg/optim.py": (
+            "class Optimizer:\n"
+            "    def clip_grad_norm_(self, max_norm):\n"
+            "        return float(max_norm)\n"
+        ),
+    })
+    assert [(d.code, d.start.row) for d in found] == [("SL101", 10)]
+    assert "clip_grad_norm_" in found[0].evidence

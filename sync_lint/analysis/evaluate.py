@@ -38,6 +38,7 @@ from sync_lint.analysis.facts import (
     dict_entry,
     device_value,
     host_list,
+    gradient_norm,
     is_host_list,
     join,
     library_fields,
@@ -47,6 +48,7 @@ from sync_lint.analysis.facts import (
     module_in,
     module_output,
     moved_like,
+    module_placement,
     nn_module,
     hooked_batch,
     placed_module,
@@ -81,6 +83,8 @@ from sync_lint.analysis.knowledge import (
     EMPTY_CONTAINERS,
     EVENT_HANDLES,
     FACTORIES,
+    GRADIENT_NORM_FUNCTIONS,
+    GRADIENT_NORM_METHODS,
     INT_SIZE,
     LIGHTNING_MODULES,
     LIGHTNING_STEP_HOOKS,
@@ -732,6 +736,20 @@ class Evaluator:
         placed = placed_by_library(self.fact(expr.args[0].value), "{code}")
         return replace(placed, origin=expr)
 
+    def _gradient_parameters(self, expr: cst.Call) -> Fact | None:
+        """What a gradient-norm call is given to clip: the module of `model.parameters()`, or tensors."""
+        given = next((a.value for a in expr.args if a.keyword is None and not a.star), None) or \
+            keyword_value(expr, "parameters")
+        if given is None:
+            return None
+        if isinstance(given, cst.Call) and isinstance(given.func, cst.Attribute) and \
+                given.func.attr.value == "parameters":
+            return self.fact(given.func.value)
+        fact = self.fact(given)
+        if fact.value_kind in ("list", "tuple") and fact.items and isinstance(fact.items[0], Fact):
+            fact = fact.items[0]  # `get_total_norm([w.grad for w in weights])`
+        return fact if fact.is_tensor else None
+
     def _loss_call(self, expr: cst.Call, name: str) -> Fact | None:
         """A loss function nobody here knows, called on GPU tensors (`loss_output`)."""
         found = loss_output(name, (self.fact(a.value) for a in expr.args if not a.star), "{code}")
@@ -818,6 +836,8 @@ class Evaluator:
             return module_state(self.fact(made) if made is not None else UNKNOWN)
         if qual in DATA_LOADERS:
             return loader_batches(self._host_memory(expr), "{code}", expr)
+        if qual in GRADIENT_NORM_FUNCTIONS:  # `clip_grad_norm_(model.parameters(), 1.0)`
+            return replace(gradient_norm(self._gradient_parameters(expr), "{code}"), origin=expr)
         if torch_returns_python(qual) or last[:1].isupper():
             return PYTHON
         if namespace == "torch" and last in CPU_FACTORIES:
@@ -945,6 +965,11 @@ class Evaluator:
             spelled = dotted_name(receiver)
             if preparing_method(owner.refs, spelled.rsplit(".", 1)[-1] if spelled else None, method):
                 return self._prepared(expr)  # `accelerator.prepare(model, optimizer, loader)`
+        if method in GRADIENT_NORM_METHODS and not (owner.is_tensor or owner.is_unknown_tensor) and \
+                not (self.project is not None and owner.refs and self.project.attribute(_as_object(owner), method)):
+            # `accelerator.clip_grad_norm_(model.parameters(), 1.0)`, FSDP's `model.clip_grad_norm_(1.0)`
+            module = owner if nn_module(owner) or module_placement(owner) is not None else None
+            return replace(gradient_norm(module or self._gradient_parameters(expr), "{code}"), origin=expr)
         if owner.device is Device.NOT_TENSOR:
             if method in MODULE_MOVES and self.project is not None and self.project.module_object(owner, method):
                 return self._moved_module(owner, method, expr)  # `Net().cuda()` of a project module

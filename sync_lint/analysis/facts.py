@@ -493,6 +493,24 @@ def loss_output(name: str, inputs: "Iterable[Fact]", code: str) -> Fact | None:
                 reason=f"{code} calls a loss function (so named) on a GPU tensor, taken to return the loss there")
 
 
+def gradient_norm(parameters: Fact | None, code: str) -> Fact:
+    """What `clip_grad_norm_(parameters, max_norm)` returns (`GRADIENT_NORM_FUNCTIONS`): the total norm, a 0-d
+    float tensor on the gradients' device. That is where `parameters` are when a module moved with
+    `.cuda()` gives them (`model.parameters()`); otherwise the accelerator, by convention: a training
+    step clips the gradients of a model on one, and reading the norm back (`.item()`, a log line) waits
+    for the whole backward."""
+    placement = module_placement(parameters) if parameters is not None else None
+    if placement is None and parameters is not None and parameters.is_tensor:
+        placement = Device.CPU if parameters.is_cpu else Device.GPU
+    if placement is not None:
+        where = "the CPU" if placement is Device.CPU else "the GPU"
+        return Fact(placement, tensor_like=True, ndim=0, dtype="float", convention=parameters.by_convention,
+                    via=parameters, reason=f"the gradient norm {code} returns, on {where} with the parameters")
+    return Fact(Device.GPU, tensor_like=True, ndim=0, dtype="float", convention=True,
+                reason=f"the gradient norm {code} returns, on the device of the gradients, which a training "
+                       "step keeps on the accelerator, by convention")
+
+
 def is_exact(fact: Fact) -> bool:
     """Whether an object's class is known exactly (constructed, not declared)."""
     return fact.value_kind == "object" and "exact" in fact.items

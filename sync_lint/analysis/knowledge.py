@@ -388,6 +388,13 @@ def preparing_method(classes: "Iterable[str]", receiver_name: str | None, method
 # (`self._loss_fn = config.instantiate(cfg.loss)`, `criterion = build_loss(cfg)`): called on the
 # model's output, it returns the loss, a 0-d tensor on that output's device.
 LOSS_CALLEES = frozenset({"loss_fn", "loss_func", "loss_function", "loss_fct", "loss_module", "criterion"})
+# What returns the total norm of the gradients it clips or measures, a 0-d tensor computed on their device
+# (`clip_grad_norm_`: `total_norm = torch.linalg.vector_norm(torch.stack(norms))` on the first gradient's
+# device, in `torch/nn/utils/clip_grad.py`): torch's functions, and the launchers' methods of that name
+# (accelerate's `Accelerator.clip_grad_norm_`, FSDP's `FullyShardedDataParallel.clip_grad_norm_`).
+GRADIENT_NORM_FUNCTIONS = frozenset(f"torch.nn.utils.{module}{name}" for module in ("", "clip_grad.")
+                                    for name in ("clip_grad_norm_", "clip_grad_norm", "get_total_norm"))
+GRADIENT_NORM_METHODS = frozenset({"clip_grad_norm_"})
 # The classes of `torch.nn` whose instances are no modules.
 NN_NON_MODULES = frozenset({"Parameter", "Buffer", "UninitializedParameter", "UninitializedBuffer"})
 

@@ -60,6 +60,7 @@ from sync_lint.analysis.facts import (
     is_exact,
     join,
     library_fields,
+    gradient_norm,
     loader_batches,
     loss_output,
     made_by_tensor_type,
@@ -92,6 +93,8 @@ from sync_lint.analysis.knowledge import (
     CONVERTED_NUMBERS,
     CPU_FACTORIES,
     DATA_LOADERS,
+    GRADIENT_NORM_FUNCTIONS,
+    GRADIENT_NORM_METHODS,
     DEVICE_ALLOCATORS,
     DISPATCHING_DEVICE_MAPS,
     SAME_RESULT_WRAPPERS,
@@ -2731,6 +2734,9 @@ class Inference:
             # `len(...)` is an int whatever it measures: a list of lengths indexes a tensor with numbers.
             return replace(PYTHON, dtype=CONVERTED_NUMBERS[func[1]]) if func[1] in CONVERTED_NUMBERS else PYTHON
         last = func[2] if func[0] == "attr" else func[1] if func[0] == "name" else ""
+        if func[0] == "attr" and last in GRADIENT_NORM_METHODS and callee.value_kind is None and \
+                callee.device is Device.UNKNOWN:  # `accelerator.clip_grad_norm_(params, 1.0)` of a library
+            return gradient_norm(None, f"`{render(value, 40)}`")
         if (callee.value_kind is None and callee.device is Device.UNKNOWN or callee.value_kind == "python"
                 and callee.dtype is None and last.lstrip("_") in LOSS_CALLEES) and not class_like(last):
             if context.mode != "types":  # `self._loss_fn(logits, labels)`
@@ -2857,6 +2863,8 @@ class Inference:
         if qualified in DATA_LOADERS:
             made_by = f"`{qualified.rsplit('.', 1)[-1]}(...)`"
             return loader_batches(_host_tensor(dict(kwargs).get("pin_memory"), made_by), made_by)
+        if qualified in GRADIENT_NORM_FUNCTIONS:
+            return gradient_norm(None, f"`{qualified.rsplit('.', 1)[-1]}(...)`")
         if torch_returns_python(qualified) or last[:1].isupper():
             return PYTHON
         keywords = dict(kwargs)
