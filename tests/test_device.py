@@ -330,6 +330,33 @@ def test_a_gradient_norm_is_on_the_device_of_the_gradients(source: str, device: 
 @pytest.mark.parametrize(
     "source,device",
     [
+        # `experience.to_device(...)` as a statement moves the object's tensors: its fields are there.
+        ("import torch\ndef step(experience):\n    experience.to_device(torch.cuda.current_device())\n"
+         "    probe(experience.action_mask)", Device.GPU),
+        ("from lib import Batch\ndef step(batch: Batch, device):\n    batch.to_device(device)\n"
+         "    probe(batch.sequences)", Device.GPU),
+        # Before the move, to the CPU, a count's name, or a result that is kept: nothing is said.
+        ("import torch\ndef step(experience):\n    probe(experience.action_mask)\n"
+         "    experience.to_device('cuda')", Device.UNKNOWN),
+        ("def step(experience):\n    experience.to_device('cpu')\n    probe(experience.action_mask)",
+         Device.UNKNOWN),
+        ("def step(experience):\n    experience.to_device('cuda')\n    probe(experience.num_actions)",
+         Device.UNKNOWN),
+        ("def step(experience):\n    moved = experience.to_device('cuda')\n    probe(experience.action_mask)",
+         Device.UNKNOWN),
+    ],
+)
+def test_an_object_moved_in_place_holds_its_tensors_there(source: str, device: Device) -> None:
+    """A statement `experience.to_device(device)` (OpenRLHF's and SkyRL's `Experience`) moves the object's
+    tensors: its fields are on the GPU after it, by convention."""
+    fact = fact_of(source)[0]
+    assert fact.device is device
+    assert fact.by_convention or device is not Device.GPU
+
+
+@pytest.mark.parametrize(
+    "source,device",
+    [
         # A loss function built at run time, called on the model's GPU output: the loss is there too.
         ("import torch\nclass R:\n    def __init__(self, cfg):\n        self._loss_fn = build(cfg.loss)\n"
          "    def step(self, n):\n        logits = torch.zeros(n, 8, device='cuda')\n"

@@ -49,6 +49,8 @@ from sync_lint.analysis.facts import (
     module_output,
     moved_like,
     module_placement,
+    moved_field,
+    moved_object,
     nn_module,
     hooked_batch,
     placed_module,
@@ -470,10 +472,14 @@ class Evaluator:
         if attr in self.settings.cpu_attributes:
             return Fact(Device.CPU, tensor_like=True, subject=name or attr, pinning_unknown=True,
                         reason=f"attribute `{attr}` is listed in cpu-attributes")
+        moved = moved_field(owner, name or attr)
         if self.project is not None and owner.refs:
             found = self.project.attribute(_as_object(owner), attr)
-            if found is not None:
+            # A tensor field of an object moved in place is where it was moved, whatever built it.
+            if found is not None and not (moved is not None and (found.is_tensor or found.device is Device.UNKNOWN)):
                 return replace(found, subject=name or attr)
+        if moved is not None:  # `experience.action_mask` after `experience.to_device(device)`
+            return moved
         if attr == "device_module":
             return Fact(Device.NOT_TENSOR, value_kind="device-module", subject=name or attr, from_name=True)
         if attr in MODULE_NAMES:

@@ -511,6 +511,38 @@ def gradient_norm(parameters: Fact | None, code: str) -> Fact:
                        "step keeps on the accelerator, by convention")
 
 
+# The mark of an object whose own method moved its tensors in place (`moved_object`).
+MOVED_IN_PLACE = "moved-in-place"
+
+
+def moved_object(owner: Fact, reason: str, origin: "cst.CSTNode | None" = None) -> Fact:
+    """An object after a statement `experience.to_device(torch.cuda.current_device())`: a method of that
+    name moves the object's tensors in place (the result is dropped, so the call must), as the `Experience`
+    of OpenRLHF and SkyRL does; its fields are then on the GPU (`moved_field`). A convention: the method's
+    name says what it does."""
+    base = owner if owner.value_kind == "object" else Fact(Device.NOT_TENSOR, value_kind="object")
+    return replace(base, device_value=Device.GPU, convention=True, reason=reason, origin=origin, where=None, via=None,
+                   subject=None, items=(*base.items, MOVED_IN_PLACE))
+
+
+# Fields named as a count or a size (`num_actions`, `max_len`), which such an object keeps as Python ints.
+_SIZE_PREFIXES = ("num_", "n_", "max_", "min_", "total_")
+_SIZE_SUFFIXES = ("_size", "_count", "_len", "_length", "_dim")
+
+
+def moved_field(owner: Fact, subject: str) -> Fact | None:
+    """A field of an object moved to the GPU in place (`moved_object`): a tensor there, by convention; None
+    for any other owner, or for a field named as a count or a size (SkyRL's `experience.num_actions` is an
+    `int`)."""
+    if owner.value_kind != "object" or MOVED_IN_PLACE not in owner.items or owner.device_value is not Device.GPU:
+        return None
+    field = subject.rsplit(".", 1)[-1]
+    if field.startswith(_SIZE_PREFIXES) or field.endswith(_SIZE_SUFFIXES):
+        return None
+    return Fact(Device.GPU, tensor_like=True, convention=True, subject=subject, via=owner,
+                reason="a field of an object moved to the GPU in place, taken for a tensor there")
+
+
 def is_exact(fact: Fact) -> bool:
     """Whether an object's class is known exactly (constructed, not declared)."""
     return fact.value_kind == "object" and "exact" in fact.items

@@ -28,6 +28,7 @@ from sync_lint.analysis.facts import (
     Fact,
     device_value,
     join,
+    moved_object,
     none_fallback,
     put_entry,
     replace,
@@ -40,7 +41,7 @@ from sync_lint.analysis.narrowing import (
     narrowings,
     none_test,
 )
-from sync_lint.syntax import dotted_name, literal_string
+from sync_lint.syntax import dotted_name, keyword_value, literal_string
 
 if TYPE_CHECKING:
     from sync_lint.analysis.evaluate import Evaluator
@@ -478,6 +479,10 @@ class Binder:
                 call.func.attr.value in _MODULE_PLACEMENTS:
             self._move_module(call)
             return
+        if isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute) and \
+                call.func.attr.value in _OBJECT_MOVES:
+            self._move_object(call)
+            return
         if not (isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute)
                 and call.func.attr.value in _LIST_ADDS and call.args):
             return
@@ -506,6 +511,24 @@ class Binder:
         moved = self.evaluator.fact(call)
         if moved.value_kind == current.value_kind and moved.device_value != current.device_value:
             self.set(name, moved)  # type: ignore[arg-type]
+
+    def _move_object(self, call: cst.Call) -> None:
+        """`experience.to_device(torch.cuda.current_device())` as a statement: the object moves its own
+        tensors there, so the name holds it moved from here on (`moved_object`). Only to an accelerator;
+        a tensor has no such method."""
+        receiver = call.func.value  # type: ignore[attr-defined]
+        name = dotted_name(receiver)
+        device = next((a.value for a in call.args if a.keyword is None and not a.star), None) or \
+            keyword_value(call, "device")
+        if name is None or device is None:
+            return
+        current = self.evaluator.fact(receiver)
+        if current.tensor_like or current.device is not Device.NOT_TENSOR and current.device is not Device.UNKNOWN or \
+                current.value_kind not in (None, "object"):
+            return
+        if self.evaluator.device_of_argument(device)[0] is not Device.GPU:
+            return
+        self.set(name, moved_object(current, "moved to the GPU by {code}", origin=call))
 
     def _add_to_list(self, name: str, current: Fact, added: Fact) -> None:
         """The list `name` (`current`) after `added` goes into it."""
@@ -870,6 +893,8 @@ AFTER_FIELD: dict[tuple[type, str], Callable[[Binder, cst.CSTNode], None]] = {
 _LIST_ADDS = frozenset({"append", "extend", "insert"})
 # What moves a module in place: a statement `model.cuda()` places the module the name holds.
 _MODULE_PLACEMENTS = frozenset({"cuda", "cpu", "to"})
+# What moves an object's own tensors in place: a statement `experience.to_device(device)` (`moved_object`).
+_OBJECT_MOVES = frozenset({"to_device"})
 
 
 def _isinstance_of_host_type(test: cst.BaseExpression,
