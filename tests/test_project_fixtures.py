@@ -2955,3 +2955,26 @@ def test_a_gradient_norm_handed_to_a_logging_method_is_read_back_there(tmp_path:
     })
     assert [(d.code, d.start.row) for d in found] == [("SL101", 10)]
     assert "clip_grad_norm_" in found[0].evidence
+
+
+def test_a_tensor_made_on_the_device_of_an_unknown_value_is_on_the_gpu_by_convention_only(tmp_path: Path) -> None:
+    # The index's reading of `torch.zeros(..., device=images.device)` with `images` of no known kind (no
+    # annotation, no caller), returned to another function: as the checked file reads `images.device`, an
+    # accelerator by convention, so the `.item()` on the result is a `convention` finding, not a proven one.
+    # A device the callers prove (`pad(torch.ones(2, device="cuda"))`) stays proven.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/a.py": (
+            "import torch\n\n\n"
+            "def pad(images):\n"
+            "    return torch.zeros(3, device=images.device)\n\n\n"
+            "def use(images):\n"
+            "    return pad(images).sum().item()\n\n\n"                                  # 9: convention
+            "def pad_known(images):\n"
+            "    return torch.zeros(3, device=images.device)\n\n\n"
+            "def use_known():\n"
+            "    return pad_known(torch.ones(2, device='cuda')).sum().item()\n"          # 17: high
+        ),
+    })
+    assert [(d.code, d.start.row, d.confidence) for d in found] == \
+        [("SL101", 9, "convention"), ("SL101", 17, "high")]

@@ -2278,6 +2278,11 @@ class Inference:
             legacy = legacy_tensor_type(f"{min(owner.refs)}.{attr}")
             if legacy is not None:
                 return tensor_type(*legacy, reason=f"`{min(owner.refs)}.{attr}`")
+        if attr == "device" and kind is None and owner.device is Device.UNKNOWN:
+            # `images.device` of a value nobody knows: an accelerator by convention only, as the checked
+            # file's own reading has it (`_device_attribute` in analysis/evaluate.py), never as proof.
+            return replace(device_value(Device.GPU, reason="the device of a value whose device is not known, taken "
+                                                           "for an accelerator"), convention=True)
         return self._by_name(attr, mode)
 
     def _on_cuda(self, methods: set[str]) -> set[str]:
