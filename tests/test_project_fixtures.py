@@ -2978,3 +2978,30 @@ def test_a_tensor_made_on_the_device_of_an_unknown_value_is_on_the_gpu_by_conven
     })
     assert [(d.code, d.start.row, d.confidence) for d in found] == \
         [("SL101", 9, "convention"), ("SL101", 17, "high")]
+
+
+def test_stores_made_on_an_unknown_values_device_still_teach_the_repository_convention(tmp_path: Path) -> None:
+    # Serving code allocates on its runner's device (`torch.zeros(n, device=runner.device)`, `runner` of no
+    # known kind): such stores count as GPU stores for the attribute convention, which is itself labelled a
+    # convention where it is used. A read of `m.kv_indptr[-1]` as a slice bound is then reported.
+    backends = {
+        f"pkg/backend_{i}.py": (
+            "import torch\n\n\n"
+            f"class Backend{i}:\n"
+            "    def __init__(self, runner, n):\n"
+            "        self.kv_indptr = torch.zeros(n + 1, dtype=torch.int32, device=runner.device)\n"
+        )
+        for i in range(3)
+    }
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        **backends,
+        "pkg/update.py": (
+            "import torch\n\n\n"
+            "def update(m, kv_indices):\n"
+            "    last = m.kv_indptr[-1]\n"
+            "    return kv_indices[:last]\n"                                           # 6: found
+        ),
+    })
+    assert [(d.code, d.path.endswith("update.py"), d.start.row, d.confidence) for d in found] == \
+        [("SL104", True, 6, "convention")]
