@@ -4,10 +4,11 @@
     python benchmarks/summary_speed.py --corpus /path/to/vllm --against HEAD~1 [--files 500] [--rounds 3]
 
 Loads the `summary.py` of `--against` (from `git show`) beside this checkout's and summarises the same
-seeded random files with each, interleaved in every round (each first in turn), one process, `time.process_time`. It first
-checks that both give the same summaries of the first 100 files. The other modules the old file imports
-are this checkout's, so it compares revisions that changed only `summary.py`. Summaries are about a
-quarter of a cold check; the machines here are shared, so read the spread of the rounds, not one number.
+seeded random files with each, interleaved in every round (each first in turn), in one process, timed
+with `time.process_time`. It first checks that both give the same summaries of the first 100 files. The
+other modules the old file imports are this checkout's, so it compares revisions that changed only
+`summary.py`. Summaries are about a quarter of a cold check; the machines here are shared, so read the
+spread of the rounds, not one number.
 """
 
 from __future__ import annotations
@@ -29,14 +30,14 @@ REPO = Path(__file__).resolve().parents[1]
 def _load_revision(revision: str) -> object:
     text = subprocess.run(["git", "show", f"{revision}:sync_lint/project/summary.py"], cwd=REPO, check=True,
                           capture_output=True, text=True).stdout
-    folder = Path(tempfile.mkdtemp(prefix="summary-speed-"))
-    path = folder / "summary_at_revision.py"
-    path.write_text(text)
-    spec = importlib.util.spec_from_file_location("summary_at_revision", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    with tempfile.TemporaryDirectory(prefix="summary-speed-") as folder:
+        path = Path(folder) / "summary_at_revision.py"
+        path.write_text(text)
+        spec = importlib.util.spec_from_file_location("summary_at_revision", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
     return module
 
 

@@ -2281,9 +2281,9 @@ class Inference:
         if attr == "device" and kind is None and owner.device is Device.UNKNOWN and mode != "shallow":
             # `images.device` of a value nobody knows: an accelerator by convention only, as the checked
             # file's own reading has it (`_device_attribute` in analysis/evaluate.py), never as proof.
-            # Not where a module's stores are counted ("shallow"): `torch.zeros(n, device=runner.device)`
-            # is how serving code allocates on its device, and a repository convention learned from such
-            # stores is labelled a convention wherever it is used.
+            # Not in the cheap reading of one expression ("shallow") that counts a module's stores for the
+            # repository's conventions: `torch.zeros(n, device=runner.device)` is how serving code allocates
+            # on its device, and a convention learned from such stores is labelled one wherever it is used.
             return replace(device_value(Device.GPU, reason="the device of a value whose device is not known, taken "
                                                            "for an accelerator"), convention=True)
         return self._by_name(attr, mode)
