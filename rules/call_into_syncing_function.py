@@ -51,7 +51,10 @@ a refresh in `forward` passes the input's device); one that passes a parameter w
 None makes the callee compute the value on the device (`if lens_sum is None:
 lens_sum = cum[-1]`). Nor, anywhere, a call that passes a value certainly not None to a
 parameter whose None is what runs the sync (`grid_thws.tolist() if grid_thw_list is None
-else grid_thw_list`, called with a required field every construction fills). Nor,
+else grid_thw_list`, called with a required field every construction fills). A call
+nested in another on its line is read for its own arguments: `EncoderDecoderCache(DynamicCache(
+config=c), DynamicCache(config=c))` leaves `DynamicCache`'s `ddp_cache_data` None, so the
+`update` calls behind `if ddp_cache_data is not None:` are no chain from that line. Nor,
 anywhere, a chain through a module that replaces the torch function the sync at its end calls (`torch.accelerator.synchronize = noop`
 in the constructor of vLLM's V1 CPU runner, which then runs the GPU runner's
 inherited methods), or whose `import a.b.c` loads a module that replaces it at

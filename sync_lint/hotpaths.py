@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from sync_lint.project.index import ProjectIndex
     from sync_lint.project.store import ProjectStore
     from sync_lint.project.summary import CallSite, FunctionInfo, ModuleSummary
+    from sync_lint.project.values import Value
 
 TRANSITIVE_CODE = "SL601"
 TRANSITIVE_NAME = "call-into-syncing-function"
@@ -440,9 +441,12 @@ class _Pass:
         # Asked only of the parameters the callee tests against None, or hands on to its own calls
         # (a chain's later call may test them): most calls have none.
         guarded = {param for param, _first, _last in callee[1].none_guards} | self._handed_on(edge.callee)
-        for call in self.graph.calls_in(summary, info.qualname):
-            if call.line != edge.line:
-                continue
+        on_line = [call for call in self.graph.calls_in(summary, info.qualname) if call.line == edge.line]
+        # Of several calls on the line, those that name the callee: `Outer(Inner(config=c), Inner(config=c))`
+        # passes `Inner` no data, whatever `Outer` is given (transformers' `EncoderDecoderCache(DynamicCache(
+        # config=...), ...)`). A call whose spelling names no function (`self.layers[i](x)`) keeps them all.
+        named = [call for call in on_line if _names_callee(call.func, edge.callee)]
+        for call in named or on_line:
             if any(a[0] == "*" for a in call.args) or any(k == "**" for k, _v in call.kwargs):
                 return Known()
             # `self`/`cls` is no argument of a call through an instance, `super()` or a classmethod's
@@ -1094,6 +1098,15 @@ def _passes_gpu(facts: list["Fact"], gpu: int, sources: int) -> bool:
     if gpu == 1 or (facts and all(fact.is_cpu for fact in facts)):
         return False
     return 2 * gpu > sources
+
+
+def _names_callee(func: "Value", callee: str) -> bool:
+    """Whether a call site spells the function `callee` (a qualname): its name, or its class's for `__init__`."""
+    from sync_lint.project.index import callee_name
+
+    owner, _, name = callee.rpartition(".")
+    spelled = callee_name(func)
+    return spelled == (owner.rpartition(".")[2] if name == "__init__" else name)
 
 
 def _is_none(value: object, none: frozenset[str]) -> bool:

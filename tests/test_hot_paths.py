@@ -1191,3 +1191,28 @@ def test_a_module_left_to_strict_is_not_checked_again_by_the_pass(project, monke
     report = run(folder)
     assert transitive(report, folder) == expected_transitive(folder)
     assert [Path(path).name for path in checked].count("cpu_runner.py") == 1
+
+
+def test_a_call_nested_in_another_on_its_line_is_read_for_its_own_arguments(tmp_path):
+    # `Pair(Cache(config=c), Cache(config=c))`: the `Cache` calls leave `data` None, so the constructor's
+    # `if data is not None:` block (and the sync below it) never runs from here, even with `--strict`.
+    # `Pair`'s two positional arguments are not `Cache`'s (transformers' `EncoderDecoderCache(DynamicCache(
+    # config=...), DynamicCache(config=...))`).
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/cache.py": "import torch\n\n\nclass Layer:\n    def update(self, k):\n        torch.cuda.synchronize()\n"
+                        "        return k\n\n\nclass Cache:\n    def __init__(self, data=None, config=None):\n"
+                        "        layers = [Layer() for _ in range(3)] if config is not None else []\n"
+                        "        if data is not None:\n            for i, k in enumerate(data):\n"
+                        "                layers[i].update(k)\n        self.layers = layers\n\n\n"
+                        "class Pair:\n    def __init__(self, first, second):\n        self.first = first\n"
+                        "        self.second = second\n",
+        "pkg/model.py": "import torch\n\nfrom pkg.cache import Cache, Pair\n\n\nclass Decoder(torch.nn.Module):\n"
+                        "    def forward(self, x, data=None):\n"
+                        "        one = Pair(Cache(config=self.config), Cache(config=self.config))\n"
+                        "        two = Pair(Cache(data, config=self.config), None)\n        return x\n",
+    }
+    found = {(Path(d.path).name, d.start.row) for d in check_small_project(tmp_path, files, strict=True)
+             if d.code == "SL601"}
+    assert ("model.py", 8) not in found
+    assert ("model.py", 9) in found  # a call that passes the data reaches the sync
