@@ -393,9 +393,6 @@ def summarize(source: str | bytes, path: str, module: str, is_package: bool = Fa
             module_mentions(tree, list(_module_statements(tree.body)))
     except RecursionError:
         summary.error = "too deeply nested to summarise"
-    finally:  # the answers hold this tree's nodes: none is kept past its file
-        _statement_binds.cache_clear()
-        _jumps.cache_clear()
     return summary
 
 
@@ -2175,9 +2172,6 @@ def _block_binds(statements: list[ast.stmt], name: str) -> bool:
     return False
 
 
-# Asked again for each assignment a read might see, over the same statements: kept while one file is
-# summarised (a syntax tree's nodes hash by identity; `summarize` clears both caches when it is done).
-@functools.lru_cache(maxsize=None)
 def _statement_binds(node: ast.stmt, name: str) -> bool | None:
     """True: the statement binds `name` or leaves the function on every way through it; False: a way
     may jump out of the block around the rest (`break`, `continue`); None: it may complete without
@@ -2209,7 +2203,6 @@ def _binds_name(target: ast.expr, name: str) -> bool:
     return isinstance(target, ast.Starred) and _binds_name(target.value, name)
 
 
-@functools.lru_cache(maxsize=None)
 def _jumps(node: ast.stmt) -> bool:
     """Whether a `break` or `continue` inside the statement (not in a loop of its own) may leave it."""
     stack = list(_blocks_of(node)) if not isinstance(node, _LOOPS) else []
