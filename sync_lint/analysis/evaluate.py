@@ -23,6 +23,7 @@ from sync_lint.analysis.facts import (
     EMPTY_DICT,
     MODULE_MOVES,
     MODULE_STATE,
+    UNKNOWN_VALUE_DEVICE,
     module_state,
     NN_MODULE,
     NONE,
@@ -1636,7 +1637,7 @@ def _device_attribute(owner: Fact) -> tuple[Device, str, bool]:
         return Device.GPU, "the device of a GPU tensor", owner.by_convention
     if owner.device is Device.NOT_TENSOR and owner.value_kind not in _PLAIN_DATA:
         return Device.GPU, "a device that is not literally the CPU", False  # `self.device`, `model.device`
-    return Device.GPU, "the device of a value whose device is not known, taken for an accelerator", True
+    return Device.GPU, UNKNOWN_VALUE_DEVICE, True
 
 
 def _getattr_name(call: cst.Call) -> str | None:

@@ -455,6 +455,11 @@ def hooked_batch(hook: str, name: str) -> Fact:
                        "convention")
 
 
+# `x.device` of a value whose device is not known: an accelerator by convention, never as proof (the
+# checked file's `_device_attribute` and the index read it alike).
+UNKNOWN_VALUE_DEVICE = "the device of a value whose device is not known, taken for an accelerator"
+
+
 def loader_batches(host: Fact, made_by: str, origin: "cst.CSTNode | None" = None) -> Fact:
     """What a `torch.utils.data.DataLoader` is to iterate over: a list whose element is its batch, a
     tensor (or a container of tensors) in host memory, pinned where `host` is (`pin_memory=True`). A

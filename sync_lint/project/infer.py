@@ -44,6 +44,7 @@ from sync_lint.analysis.facts import (
     KWARGS,
     MODULE_MOVES,
     MODULE_STATE,
+    UNKNOWN_VALUE_DEVICE,
     module_state,
     NN_MODULE,
     NONE,
@@ -2284,8 +2285,7 @@ class Inference:
             # Not in the cheap reading of one expression ("shallow") that counts a module's stores for the
             # repository's conventions: `torch.zeros(n, device=runner.device)` is how serving code allocates
             # on its device, and a convention learned from such stores is labelled one wherever it is used.
-            return replace(device_value(Device.GPU, reason="the device of a value whose device is not known, taken "
-                                                           "for an accelerator"), convention=True)
+            return replace(device_value(Device.GPU, reason=UNKNOWN_VALUE_DEVICE), convention=True)
         return self._by_name(attr, mode)
 
     def _on_cuda(self, methods: set[str]) -> set[str]:
