@@ -74,6 +74,9 @@ class Known(NamedTuple):
     # Parameters the call passes a value that is certainly not None (`Inference.not_none`): a line that
     # runs only when one of them is None (`FunctionInfo.none_guards`) does not run on this call.
     not_none: frozenset[str] = frozenset()
+    # How many arguments the call gives the callee's `*args` parameter (`FunctionInfo.count_guards`);
+    # None when it has none, or the calls on the line disagree.
+    star_count: int | None = None
 
 
 @dataclass
@@ -438,6 +441,8 @@ class _Pass:
         summary, info = found
         params = [p for p in callee[1].params if p.kind not in ("star", "starstar")]
         nones, falses, givens, not_nones = [], [], [], []
+        counts: set[int | None] = set()  # how many arguments each call gives the callee's `*args`
+        star = any(p.kind == "star" for p in callee[1].params)
         # Asked only of the parameters the callee tests against None, or hands on to its own calls
         # (a chain's later call may test them): most calls have none.
         guarded = {param for param, _first, _last in callee[1].none_guards} | self._handed_on(edge.callee)
@@ -453,7 +458,9 @@ class _Pass:
             # class, or of a constructor; it is of `Base.method(self, ...)`.
             bound = params[1:] if callee[1].kind in ("method", "classmethod") and params \
                 and not self._unbound_call(summary, info, call, callee[1]) else params
-            given = dict(zip([p.name for p in bound if p.kind != "kwonly"], call.args))
+            positional = [p.name for p in bound if p.kind != "kwonly"]
+            counts.add(max(0, len(call.args) - len(positional)) if star else None)
+            given = dict(zip(positional, call.args))
             given.update(call.kwargs)
             values = {p.name: given.get(p.name, p.default) for p in bound}
             nones.append(frozenset(name for name, value in values.items() if _is_none(value, known.none)))
@@ -467,7 +474,8 @@ class _Pass:
         if not nones:
             return Known(at=at, caller=caller)
         return Known(frozenset.intersection(*nones), frozenset.intersection(*falses),
-                     frozenset.intersection(*givens), at, caller, frozenset.intersection(*not_nones))
+                     frozenset.intersection(*givens), at, caller, frozenset.intersection(*not_nones),
+                     counts.pop() if len(counts) == 1 else None)
 
     def _handed_on(self, function: str) -> frozenset[str]:
         """The parameters of `function` that it passes, as they are, to a call of its own."""
@@ -501,6 +509,8 @@ class _Pass:
             return []  # its body runs on the first call with each new argument, not on every pass
         if known.none or known.false:
             out = [d for d in out if not found[1].guarded(d.start.row, known.none, known.false)]
+        if known.star_count is not None:
+            out = [d for d in out if not found[1].ruled_out_by_count(d.start.row, known.star_count)]
         if known.not_none:
             # `values = grid_thws.tolist() if grid_thw_list is None else grid_thw_list`, called with a list.
             out = [d for d in out if not found[1].runs_only_when_none(d.start.row, known.not_none)]
@@ -526,6 +536,8 @@ class _Pass:
         if found is None:
             return True
         if every_pass and (found[1].branch_at(edge.line) is not None or _memoised(found[1])):
+            return False
+        if found[1].ruled_out_by_count(edge.line, known.star_count):
             return False
         return not (known.none or known.false) or not found[1].guarded(edge.line, known.none, known.false)
 

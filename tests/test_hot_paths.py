@@ -1216,3 +1216,31 @@ def test_a_call_nested_in_another_on_its_line_is_read_for_its_own_arguments(tmp_
              if d.code == "SL601"}
     assert ("model.py", 8) not in found
     assert ("model.py", 9) in found  # a call that passes the data reaches the sync
+
+
+def test_a_branch_on_the_number_of_star_arguments_runs_only_for_calls_that_give_that_many(tmp_path):
+    # transformers' `EncoderDecoderCache(*caches)`: `if len(caches) == 1:` rebuilds caches from a legacy
+    # tuple (and syncs); a call with two caches takes the `elif`. A one-argument call still reaches it.
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/cache.py": "import torch\n\n\ndef rebuild(data):\n    torch.cuda.synchronize()\n    return data\n\n\n"
+                        "class Pair:\n    def __init__(self, *caches):\n        if len(caches) == 1:\n"
+                        "            self.first = rebuild(caches[0])\n        elif len(caches) == 2:\n"
+                        "            self.first = caches[0]\n        else:\n"
+                        "            self.first = rebuild(caches)\n\n\n"
+                        "class Exact:\n    def __init__(self, *parts):\n        if len(parts) != 2:\n"
+                        "            raise ValueError(parts)\n        torch.cuda.synchronize()\n",
+        "pkg/model.py": "import torch\n\nfrom pkg.cache import Exact, Pair\n\n\nclass Decoder(torch.nn.Module):\n"
+                        "    def forward(self, x, a, b):\n"
+                        "        two = Pair(a, b)\n"
+                        "        one = Pair(a)\n"
+                        "        three = Pair(a, b, x)\n"
+                        "        ok = Exact(a, b)\n"
+                        "        bad = Exact(a)\n"
+                        "        return x\n",
+    }
+    found = {(Path(d.path).name, d.start.row) for d in check_small_project(tmp_path, files, strict=True)
+             if d.code == "SL601"}
+    assert ("model.py", 8) not in found  # two caches: neither the `if` nor the `else` runs
+    assert {("model.py", 9), ("model.py", 10), ("model.py", 11)} <= found
+    assert ("model.py", 12) not in found  # one part: the `raise` comes first

@@ -102,6 +102,11 @@ class FunctionInfo:
     # The same for lines that run only when the parameter is None (`if max_len is None:`, the `else`
     # of `if mask is not None:`): an explicit `is None` test, not a truth test.
     none_guards: tuple[tuple[str, int, int], ...] = ()
+    # (count, equal, first line, last line): lines that run only when the number of arguments the
+    # `*args` parameter collects is `count` (equal) or is not (`if len(caches) == 1:`, its `else`, and
+    # what follows it when it leaves): transformers' `EncoderDecoderCache(*caches)` takes a legacy
+    # tuple in one argument and two caches in two.
+    count_guards: tuple[tuple[int, bool, int, int], ...] = ()
     # (test line, first line, last line): blocks that run on some calls only, whatever decides it (the
     # arms of an `if`, `except` handlers, `case`s, the rest of a block after an `if` whose body ends in
     # return, break or continue: see `_leaves_early`).
@@ -143,6 +148,12 @@ class FunctionInfo:
         return any(param in none and first <= line <= last for param, first, last in self.guards) \
             or any((param in none or param in false) and first <= line <= last
                    for param, first, last in self.truth_guards)
+
+    def ruled_out_by_count(self, line: int, count: int | None) -> bool:
+        """Whether `line` cannot run on a call that gives the `*args` parameter `count` arguments
+        (`count_guards`); never when the count is unknown."""
+        return count is not None and any(first <= line <= last and (count == n) != equal
+                                         for n, equal, first, last in self.count_guards)
 
     def runs_only_when_none(self, line: int, params: "frozenset[str]") -> bool:
         """Whether `line` runs only when one of `params` is None (`none_guards`)."""
@@ -309,6 +320,8 @@ def map_lines(summary: ModuleSummary, to: Callable[[int], int]) -> ModuleSummary
                                     for p in info.params),
                        guards=guards(info.guards), truth_guards=guards(info.truth_guards),
                        none_guards=guards(info.none_guards),
+                       count_guards=tuple((n, equal, to(first), to(last))
+                                          for n, equal, first, last in info.count_guards),
                        branches=tuple((to(test), to(first), to(last)) for test, first, last in info.branches),
                        device_params=tuple((to(line), name) for line, name in info.device_params),
                        placed_params=tuple((to(line), name) for line, name in info.placed_params),
@@ -1349,6 +1362,8 @@ class _Summarizer:
         info.predicate_arms = tuple(self.predicate_arms)
         named = {p.name for p in params if p.kind not in ("star", "starstar")}
         info.guards, info.truth_guards, info.none_guards = _guards(node.body, named)
+        if args.vararg:
+            info.count_guards = _count_guards(node.body, args.vararg.arg)
         info.branches = _branches(node.body, frozenset(named))
         info.off_cuda_result = _off_cuda_result(node.body)
         self.loop_depth, self.generator, self.contexts, self.loops, self.narrowed, self.predicate_arms, \
@@ -2309,6 +2324,42 @@ def _guards(body: list[ast.stmt], params: set[str]) -> tuple[_Guards, _Guards, _
 
     # A field only where the line runs when it is None (a fallback for a host mirror that is missing).
     return guarded(_not_none_when), guarded(_true_when), guarded(_none_when, fields_too=True)
+
+
+def _count_guards(body: list[ast.stmt], star: str) -> tuple[tuple[int, bool, int, int], ...]:
+    """The blocks of a function body that run only when its `*args` parameter `star` holds a number of
+    arguments, or any other number: `if len(star) == n:` (or `!=`), not after a store to `star`."""
+    if any(isinstance(node, ast.Name) and node.id == star and isinstance(node.ctx, ast.Store)
+           for node in _walk_statements(body)):
+        return ()
+    tests: list[tuple[ast.If, list[ast.stmt], int]] = []
+    _collect_tests(body, tests)
+    out: list[tuple[int, bool, int, int]] = []
+    for statement, block, position in tests:
+        counted = _length_compared(statement.test, star)
+        if counted is None:
+            continue
+        count, equal = counted
+        out.append((count, equal, statement.body[0].lineno, _last_line(statement.body)))
+        if statement.orelse:
+            out.append((count, not equal, statement.orelse[0].lineno, _last_line(statement.orelse)))
+        if _exits(statement.body) and position + 1 < len(block):
+            out.append((count, not equal, block[position + 1].lineno, _last_line(block)))
+    return tuple(out)
+
+
+def _length_compared(test: ast.expr, name: str) -> tuple[int, bool] | None:
+    """(n, True) for `len(name) == n`, (n, False) for `len(name) != n`; None for any other test."""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], (ast.Eq, ast.NotEq))):
+        return None
+    left, right = test.left, test.comparators[0]
+    if isinstance(left, ast.Constant):
+        left, right = right, left
+    if isinstance(left, ast.Call) and isinstance(left.func, ast.Name) and left.func.id == "len" \
+            and len(left.args) == 1 and not left.keywords and isinstance(left.args[0], ast.Name) \
+            and left.args[0].id == name and isinstance(right, ast.Constant) and type(right.value) is int:
+        return right.value, isinstance(test.ops[0], ast.Eq)
+    return None
 
 
 def _field_copies(body: list[ast.stmt], self_name: str) -> dict[str, tuple[str, ast.Call]]:
