@@ -2957,6 +2957,33 @@ def test_a_gradient_norm_handed_to_a_logging_method_is_read_back_there(tmp_path:
     assert "clip_grad_norm_" in found[0].evidence
 
 
+def test_the_index_reads_which_parameters_a_gradient_norm_is_taken_of(tmp_path: Path) -> None:
+    # As the checked file does: the norm of a model moved with `.cuda()` is on the GPU, proven; that of
+    # a model kept on the CPU is on the CPU, and reading it back waits for nothing.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/net.py": (
+            "import torch\n\n\nclass Net(torch.nn.Module):\n"
+            "    def __init__(self):\n        super().__init__()\n        self.fc = torch.nn.Linear(2, 2)\n"
+        ),
+        "pkg/trainer.py": (
+            "import torch\n\nfrom pkg.net import Net\n\n"
+            "def log_gpu(norm):\n"
+            "    return norm.item()\n\n"                                               # 6: found
+            "def log_cpu(norm):\n"
+            "    return norm.item()\n\n"                                               # 9: not found
+            "def step_gpu():\n"
+            "    model = Net().cuda()\n"
+            "    log_gpu(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))\n\n"
+            "def step_cpu(accelerator):\n"
+            "    model = Net().cpu()\n"
+            "    log_cpu(accelerator.clip_grad_norm_(model.parameters(), 1.0))\n"
+        ),
+    })
+    assert [(d.code, d.start.row) for d in found] == [("SL101", 6)]
+    assert found[0].confidence == "high"
+
+
 def test_a_tensor_made_on_the_device_of_an_unknown_value_is_on_the_gpu_by_convention_only(tmp_path: Path) -> None:
     # The index's reading of `torch.zeros(..., device=images.device)` with `images` of no known kind (no
     # annotation, no caller), returned to another function: as the checked file reads `images.device`, an

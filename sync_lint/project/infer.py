@@ -2744,7 +2744,7 @@ class Inference:
         last = func[2] if func[0] == "attr" else func[1] if func[0] == "name" else ""
         if func[0] == "attr" and last in GRADIENT_NORM_METHODS and callee.value_kind is None and \
                 callee.device is Device.UNKNOWN:  # `accelerator.clip_grad_norm_(params, 1.0)` of a library
-            return gradient_norm(None, f"`{render(value, 40)}`")
+            return gradient_norm(self._gradient_parameters(args, kwargs, context), f"`{render(value, 40)}`")
         if (callee.value_kind is None and callee.device is Device.UNKNOWN or callee.value_kind == "python"
                 and callee.dtype is None and last.lstrip("_") in LOSS_CALLEES) and not class_like(last):
             if context.mode != "types":  # `self._loss_fn(logits, labels)`
@@ -2837,6 +2837,19 @@ class Inference:
                     dtype=self._dtype_named(given.get("dtype"), context), items=("data",),
                     reason=f"`functools.partial({render(target)}, device={render(given['device'], 30)})`")
 
+    def _gradient_parameters(self, args: tuple, kwargs: tuple, context: Context) -> Fact | None:
+        """What a gradient-norm call is given to clip, as the checked file reads it: the module of
+        `model.parameters()`, or tensors (the first of a list)."""
+        given = args[0] if args and args[0][0] != "*" else dict(kwargs).get("parameters")
+        if given is None:
+            return None
+        if given[0] == "call" and given[1][0] == "attr" and given[1][2] == "parameters":
+            return self.eval(given[1][1], context)
+        fact = self.eval(given, context)
+        if fact.value_kind in ("list", "tuple") and fact.items and isinstance(fact.items[0], Fact):
+            fact = fact.items[0]  # `get_total_norm([w.grad for w in weights])`
+        return fact if fact.is_tensor else None
+
     def _torch_call(self, qualified: str, args: tuple, kwargs: tuple, context: Context) -> Fact:
         if qualified in DEVICE_ALLOCATORS and any(kw[0] == "device" for kw in kwargs):
             qualified = DEVICE_ALLOCATORS[qualified]
@@ -2872,7 +2885,8 @@ class Inference:
             made_by = f"`{qualified.rsplit('.', 1)[-1]}(...)`"
             return loader_batches(_host_tensor(dict(kwargs).get("pin_memory"), made_by), made_by)
         if qualified in GRADIENT_NORM_FUNCTIONS:
-            return gradient_norm(None, f"`{qualified.rsplit('.', 1)[-1]}(...)`")
+            return gradient_norm(self._gradient_parameters(args, kwargs, context),
+                                 f"`{qualified.rsplit('.', 1)[-1]}(...)`")
         if torch_returns_python(qualified) or last[:1].isupper():
             return PYTHON
         keywords = dict(kwargs)
