@@ -2900,6 +2900,8 @@ def test_a_parameter_every_call_leaves_none_takes_the_value_made_on_the_gpu_in_i
     assert rows == [("ragged.py", 7), ("ragged.py", 12)]
     evidence = next(d for d in found if d.code == "SL104" and d.start.row == 7).evidence
     assert "every known call leaves it" in evidence and "pkg/use.py:8" in evidence
+    inline = next(d for d in found if d.code == "SL104" and d.start.row == 12).evidence
+    assert "when `total` is None (as every known call leaves it)" in inline
 
 
 def test_a_data_loader_stored_in_one_method_yields_host_batches_in_another(tmp_path: Path) -> None:

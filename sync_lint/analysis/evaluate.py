@@ -1312,9 +1312,9 @@ class Evaluator:
             fallback = none_fallback(when_none, given)
             if fallback is not None:
                 return fallback
-            if when_none.is_gpu and self.binder.unrebound_param(tested[0]) and self.always_none(tested[0]):
-                # `total if total is not None else counts.sum()` where every known call leaves `total` None.
-                return when_none
+            left = self.left_none(tested[0], when_none)
+            if left is not None:  # `total if total is not None else counts.sum()`, never given a total
+                return left
         return join(body, orelse)
 
     def _never_none(self, name: str) -> bool:
@@ -1323,11 +1323,17 @@ class Evaluator:
         function = self.binder.function_qualname()
         return self.project is not None and function is not None and self.project.never_none(function, name)
 
-    def always_none(self, name: str) -> bool:
-        """Whether `name` is a parameter of the function being walked that every known call of it
-        leaves None (`Inference.always_unset`)."""
+    def left_none(self, name: str, when_none: Fact | None, given: "Fact | Deferred | None" = None) -> Fact | None:
+        """What a parameter is after its None fallback (`x if x is not None else <GPU tensor>`, or the
+        join after `if x is None: x = <GPU tensor>`) when every known call of the function being walked
+        leaves it None (`Inference.always_unset`): the fallback, as every call computes it; None when the
+        fallback is no GPU tensor, or `given` (the parameter's binding on the other path) is no longer
+        the one it got on entry."""
         function = self.binder.function_qualname()
-        return self.project is not None and function is not None and self.project.always_none(function, name)
+        if when_none is None or not when_none.is_gpu or not self.binder.unrebound_param(name, given) or \
+                self.project is None or function is None or not self.project.always_none(function, name):
+            return None
+        return replace(when_none, reason=f"{when_none.reason} when `{name}` is None (as every known call leaves it)")
 
     def _eval_paren_free(self, expr: cst.BaseExpression) -> Fact:
         if isinstance(expr, cst.Integer):  # a size: `eval_iters = 100`, then `torch.zeros(eval_iters)` is 1-D

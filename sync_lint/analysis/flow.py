@@ -20,7 +20,6 @@ import libcst as cst
 from sync_lint.analysis.facts import (
     KWARGS,
     MODULE,
-    NONE,
     NUMPY,
     PYTHON,
     UNKNOWN,
@@ -383,16 +382,14 @@ class Binder:
         if branching.none_test is not None and len(envs) == 2 and all(live):
             key, arm = branching.none_test
             when_none, given = _forced(envs[arm].get(key)), envs[1 - arm].get(key)
-            fallback, left_none = none_fallback(when_none, _forced(given)), False
-            if fallback is None and when_none is not None and when_none.is_gpu and \
-                    self.unrebound_param(key, given) and self.evaluator.always_none(key):
-                # Every known call leaves the parameter None: the other path runs on none of them.
-                fallback, left_none = none_fallback(when_none, NONE), True
+            fallback = none_fallback(when_none, _forced(given))
             if fallback is not None:
-                reason = f"{fallback.reason} when `{key}` is None"
-                if left_none:
-                    reason += " (as every known call leaves it)"
-                self.scope.env[key] = replace(fallback, reason=reason)
+                self.scope.env[key] = replace(fallback, reason=f"{fallback.reason} when `{key}` is None")
+                return
+            # Every known call leaves the parameter None: the other path runs on none of them.
+            left = self.evaluator.left_none(key, when_none, given)
+            if left is not None:
+                self.scope.env[key] = left
 
     def leave_return(self, node: cst.CSTNode) -> None:
         self.scope.reachable = False
