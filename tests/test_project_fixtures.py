@@ -3034,3 +3034,25 @@ def test_stores_made_on_an_unknown_values_device_still_teach_the_repository_conv
     })
     assert [(d.code, d.path.endswith("update.py"), d.start.row, d.confidence) for d in found] == \
         [("SL104", True, 6, "convention")]
+
+
+def test_a_multimodal_input_declared_in_another_module_says_the_declaration_is_not_its_own(tmp_path: Path) -> None:
+    # vLLM's models read `kwargs["image_grid_thw"]` whose `keep_on_cpu=True` another model declares: the
+    # line cited is one of the agreeing declarations, perhaps of another model, and the evidence says so.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/inputs.py": "class MultiModalFieldConfig:\n    @staticmethod\n    def batched(m, keep_on_cpu=False):\n"
+                         "        return m\n",
+        "pkg/other.py": "from pkg.inputs import MultiModalFieldConfig\n\n\ndef fields():\n"
+                        "    return dict(sizes=MultiModalFieldConfig.batched('image', keep_on_cpu=True))\n",
+        "pkg/model.py": (
+            "import torch\n\n\nclass Model:\n"
+            "    def embed(self, **kwargs):\n"
+            "        x = torch.zeros(2, device='cuda')\n"
+            "        sizes = kwargs.pop('sizes')\n"
+            "        return sizes.to(x.device)\n"                                       # 8: found
+        ),
+    })
+    assert [(d.code, d.start.row) for d in found] == [("SL303", 8)]
+    assert "declared `keep_on_cpu=True` (as 1 declaration(s) in the project agree; this one in another module)" \
+        in found[0].evidence and "pkg/other.py:5" in found[0].evidence

@@ -1860,13 +1860,16 @@ class Inference:
         summary = self.index.summary(where)
         if summary is None:
             return None
+        # Not declared in the reading module: the line cited is one of the project's declarations that
+        # agree, perhaps another model's, so the reason says it is a count, not this model's own.
+        agreeing = "" if own else f" (as {len(chosen)} declaration(s) in the project agree; this one in another module)"
         if on_cpu:
             fact = Fact(Device.CPU, tensor_like=True, pinning_unknown=True)
-            reason = f"multimodal input `{key}` is declared `keep_on_cpu=True`"
+            reason = f"multimodal input `{key}` is declared `keep_on_cpu=True`{agreeing}"
         else:
             fact = Fact(Device.GPU, tensor_like=True, convention=not own)
             reason = (f"multimodal input `{key}` is declared without `keep_on_cpu`: vLLM's model runner moves it "
-                      "to the device" + ("" if own else f" (as {len(chosen)} declaration(s) in the project agree)"))
+                      f"to the device{agreeing}")
         return self._source(fact, reason, summary, line)
 
     def host_input(self, key: str, module: str) -> Fact | None:
