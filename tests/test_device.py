@@ -860,6 +860,33 @@ def test_a_comparison_of_a_gpu_tensor_with_none_is_a_python_bool() -> None:
     assert [(d.code, d.start.row) for d in lint_text(source).diagnostics] == [("SL104", 8)]
 
 
+def test_a_comparison_with_a_string_is_a_python_bool() -> None:
+    # transformers' weight loading: `param_device == "disk"` of a value `--strict` takes for a tensor.
+    # `Tensor.__eq__` of a string is not implemented either; Python compares identities.
+    source = (
+        "import torch\n\n\ndef f(n, mode):\n    target = torch.zeros(n, device='cuda')\n"
+        "    if target == 'disk':\n        return 1\n    if f'{mode}' != target:\n        return 2\n"
+        "    if target == 0:\n        return 3\n"
+    )
+    from fixture_support import lint_text
+
+    assert [(d.code, d.start.row) for d in lint_text(source).diagnostics] == [("SL104", 10)]
+
+
+def test_the_index_reads_a_comparison_with_a_string_as_a_python_bool(tmp_path) -> None:
+    from fixture_support import check_small_project
+
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/a.py": (
+            "import torch\n\n\ndef is_disk(n):\n    return torch.zeros(n, device='cuda') == 'disk'\n\n\n"
+            "def is_zero(n):\n    return torch.zeros(n, device='cuda') == 0\n\n\n"
+            "def use(n):\n    if is_disk(n):\n        return 1\n    if is_zero(n):\n        return 2\n"
+        ),
+    })
+    assert [(d.code, d.start.row) for d in found] == [("SL104", 15)]
+
+
 def test_an_isinstance_test_before_an_operand_says_it_is_no_tensor_there() -> None:
     # SGLang's CUDA-graph backends: `isinstance(output, (list, tuple)) and output` tests a list or tuple;
     # `isinstance(self.bias, torch.Tensor) or self.bias == 0.0` compares a float. The same operands after

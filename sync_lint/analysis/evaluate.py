@@ -151,6 +151,10 @@ _PROJECT_KINDS = frozenset({"object", "class", "callable", "module", "tuple", "l
 INT_NUMBER = replace(PYTHON, dtype="int")
 
 
+def _none_or_string(expr: cst.BaseExpression) -> bool:
+    return is_none_literal(expr) or isinstance(expr, (cst.SimpleString, cst.ConcatenatedString, cst.FormattedString))
+
+
 class Evaluator:
     """Facts of expressions at the walk's current program point, memoised per node."""
 
@@ -1277,9 +1281,9 @@ class Evaluator:
         # reading one (`f(x) is not None`) can mean asking the project about every caller.
         if any(type(c.operator) in (cst.Is, cst.IsNot, cst.In, cst.NotIn) for c in expr.comparisons):
             return PYTHON
-        if any(is_none_literal(c.comparator) for c in expr.comparisons) or is_none_literal(expr.left):
-            # `target != None` of a tensor: `Tensor.__ne__(None)` is not implemented, and Python compares
-            # identities instead: a Python bool, nothing read from the device.
+        if any(_none_or_string(c.comparator) for c in expr.comparisons) or _none_or_string(expr.left):
+            # `target != None`, `param_device == "disk"` of a tensor: `Tensor.__eq__` does not implement
+            # either, and Python compares identities instead: a Python bool, nothing read from the device.
             return PYTHON
         facts = [self.fact(expr.left)] + [self.fact(c.comparator) for c in expr.comparisons]
         result = combine(facts)

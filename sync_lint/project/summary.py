@@ -1874,11 +1874,12 @@ class _Summarizer:
             return ("lit", "str")
         if isinstance(node, ast.Compare) and (
                 all(isinstance(op, (ast.Is, ast.IsNot, ast.In, ast.NotIn)) for op in node.ops) or
-                any(isinstance(o, ast.Constant) and o.value is None for o in [node.left, *node.comparators])):
+                any(isinstance(o, ast.Constant) and (o.value is None or isinstance(o.value, str))
+                    or isinstance(o, ast.JoinedStr) for o in [node.left, *node.comparators])):
             # Identity and membership tests give a Python bool whatever their operands hold
             # (`self.prefix_len_ptr is not None` of a GPU tensor is not a GPU value), and so does a
-            # comparison with None (`target != None`: a tensor does not implement it, Python compares
-            # identities).
+            # comparison with None or a string (`target != None`, `device == "disk"`: a tensor does not
+            # implement it, Python compares identities).
             return ("lit", "bool")
         if isinstance(node, ast.Compare):
             return ("op", tuple(self.value(o, scope, level) for o in [node.left, *node.comparators]), "cmp")
