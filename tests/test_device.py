@@ -901,3 +901,20 @@ def test_an_isinstance_test_before_an_operand_says_it_is_no_tensor_there() -> No
         "    if flag or out == 0.0:\n        return 4\n"
     )
     assert [(d.code, d.start.row) for d in lint_text(source).diagnostics] == [("SL104", 10), ("SL104", 12)]
+
+
+def test_a_dict_made_with_dict_and_filled_under_run_time_keys_holds_its_tensors() -> None:
+    # Genesis's locomotion env: `self.episode_sums = dict()`, one GPU buffer per reward name, each read
+    # back with `.item()` when environments reset. `dict()` is an empty dict as `{}` is.
+    from fixture_support import lint_text
+
+    source = (
+        "import torch\n\n\nclass Env:\n    def __init__(self, names, n):\n"
+        "        self.funcs, self.sums = dict(), dict()\n"
+        "        for name in names:\n            self.sums[name] = torch.zeros(n, device='cuda')\n\n"
+        "    def reset(self, idx):\n        for key in self.sums.keys():\n"
+        "            yield self.sums[key][idx].mean().item()\n\n\n"
+        "def table(names, n):\n    host = dict()\n    for name in names:\n        host[name] = torch.zeros(n)\n"
+        "    return [host[k].item() for k in names]\n"
+    )
+    assert [(d.code, d.start.row) for d in lint_text(source).diagnostics] == [("SL101", 12)]

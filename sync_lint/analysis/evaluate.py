@@ -685,6 +685,8 @@ class Evaluator:
                            "type", "print", "format", "round", "abs") and self.binder.lookup(builtin) is None:
                 if builtin in ("abs", "round") and expr.args:
                     return self.fact(expr.args[0].value)
+                if builtin == "dict" and not expr.args:
+                    return EMPTY_DICT  # `sums = dict()`, then `sums[name] = t`: as `{}` (and as the index reads it)
                 if builtin == "str" and len(expr.args) == 1 and not expr.args[0].star:
                     # `str(torch.device(device))` names the same device (`"cuda:0"`, `"cpu"`).
                     named = self.fact(expr.args[0].value)
