@@ -54,7 +54,11 @@ parameter whose None is what runs the sync (`grid_thws.tolist() if grid_thw_list
 else grid_thw_list`, called with a required field every construction fills). A call
 nested in another on its line is read for its own arguments: `EncoderDecoderCache(DynamicCache(
 config=c), DynamicCache(config=c))` leaves `DynamicCache`'s `ddp_cache_data` None, so the
-`update` calls behind `if ddp_cache_data is not None:` are no chain from that line. Nor,
+`update` calls behind `if ddp_cache_data is not None:` are no chain from that line. Nor
+is a block that runs only for another number of `*args` than the call gives:
+`EncoderDecoderCache(self_cache, cross_cache)` never takes `if len(caches) == 1:`, which
+rebuilds both caches from a legacy tuple (280 `--strict` chains on transformers 5.23 went
+through it). Nor,
 anywhere, a chain through a module that replaces the torch function the sync at its end calls (`torch.accelerator.synchronize = noop`
 in the constructor of vLLM's V1 CPU runner, which then runs the GPU runner's
 inherited methods), or whose `import a.b.c` loads a module that replaces it at
