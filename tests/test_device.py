@@ -918,3 +918,18 @@ def test_a_dict_made_with_dict_and_filled_under_run_time_keys_holds_its_tensors(
         "    return [host[k].item() for k in names]\n"
     )
     assert [(d.code, d.start.row) for d in lint_text(source).diagnostics] == [("SL101", 12)]
+
+
+def test_a_tensor_made_on_the_device_of_an_unknown_value_names_that_convention_in_its_evidence() -> None:
+    # The finding is `convention` because `w.device` is; the evidence says so at its line, after the
+    # steps that lead to it.
+    from fixture_support import lint_text
+
+    source = (
+        "import torch\n\n\ndef rank(w, n):\n    t = torch.zeros(n, device=w.device)\n"
+        "    m = t.mean()\n    if m > 1:\n        return 1\n"
+    )
+    (found,) = lint_text(source).diagnostics
+    assert (found.code, found.start.row, found.confidence) == ("SL104", 7, "convention")
+    assert found.evidence.endswith("`w.device` is an accelerator device: the device of a value whose device is "
+                                   "not known, taken for an accelerator at line 5")

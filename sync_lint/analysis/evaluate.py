@@ -957,9 +957,15 @@ class Evaluator:
         assumed = self.assumed_device(device)
         # A device that is the CPU on another path: the step that says why it counts as the accelerator.
         via = None
-        if assumed and why.endswith(ON_ANOTHER_PATH):
+        if assumed:
             chosen = self.fact(device)
-            via = chosen if chosen.reason.endswith(ON_ANOTHER_PATH) else chosen.via
+            if why.endswith(ON_ANOTHER_PATH):
+                via = chosen if chosen.reason.endswith(ON_ANOTHER_PATH) else chosen.via
+            elif chosen.by_convention and chosen.reason:
+                # `torch.zeros(n, device=w.device)`: the device is the convention the finding rests on,
+                # so the evidence names it, at its line (`x.device` of a value nobody knows).
+                via = chosen if chosen.origin is not None else \
+                    replace(chosen, origin=device, subject=chosen.subject or dotted_name(device))
         return Fact(Device.GPU, ndim=ndim, dtype=dtype, reason=reason, origin=expr, convention=assumed, via=via)
 
     def device_context(self, expr: cst.BaseExpression) -> bool:
