@@ -58,9 +58,7 @@ config=c), DynamicCache(config=c))` leaves `DynamicCache`'s `ddp_cache_data` Non
 is a block that runs only for another number of `*args` than the call gives:
 `EncoderDecoderCache(self_cache, cross_cache)` never takes `if len(caches) == 1:`, which
 rebuilds both caches from a legacy tuple (280 `--strict` chains on transformers 5.23 went
-through it). Nor a call that runs only when a parameter is None that every known call of
-its function gives a value certainly not None (SEW-D's `if relative_pos is None:` rebuild of
-the positions every layer is handed). Nor,
+through it). Nor,
 anywhere, a chain through a module that replaces the torch function the sync at its end calls (`torch.accelerator.synchronize = noop`
 in the constructor of vLLM's V1 CPU runner, which then runs the GPU runner's
 inherited methods), or whose `import a.b.c` loads a module that replaces it at
