@@ -316,7 +316,7 @@ class _Pass:
             found = self.graph.function(caller)
             if found is None or found[0].module not in report_in or edge.callee not in nearest:
                 continue
-            if (caller, edge.line) in seen or self._runs_on_no_known_call(caller, found[1], edge.line):
+            if (caller, edge.line) in seen:
                 continue
             cold = caller not in self.best
             if cold and not (self._across(found[0], found[1], edge) and self._every_target(caller, edge, forward, nearest)):
@@ -341,13 +341,6 @@ class _Pass:
             seen.add((caller, edge.line))
             out.append(diagnostic)
         return out
-
-    def _runs_on_no_known_call(self, function: str, info: "FunctionInfo", line: int) -> bool:
-        """Whether `line` runs only when a parameter is None (`FunctionInfo.none_guards`) that every known
-        call of `function` gives a value certainly not None (`Inference.never_none`): SEW-D's
-        `if relative_pos is None:` rebuild, whose callers always pass the positions down."""
-        return any(first <= line <= last and self.graph.inference.never_none(function, param)
-                   for param, first, last in info.none_guards)
 
     def _unreferenced(self, summary: "ModuleSummary", info: "FunctionInfo") -> bool:
         """Whether no code that runs mentions the module-level function the call site is in

@@ -1244,28 +1244,3 @@ def test_a_branch_on_the_number_of_star_arguments_runs_only_for_calls_that_give_
     assert ("model.py", 8) not in found  # two caches: neither the `if` nor the `else` runs
     assert {("model.py", 9), ("model.py", 10), ("model.py", 11)} <= found
     assert ("model.py", 12) not in found  # one part: the `raise` comes first
-
-
-def test_a_call_that_runs_only_when_a_parameter_every_caller_passes_is_none_is_no_chain(tmp_path):
-    # SEW-D's `disentangled_attention_bias`: `if relative_pos is None: build_relative_position(...)`,
-    # while every caller passes the positions it built once per forward. A function also called
-    # without them keeps the chain.
-    files = {
-        "pkg/__init__.py": "",
-        "pkg/pos.py": "import torch\n\n\ndef build(n):\n    return torch.tensor(list(range(n)), device='cuda')\n",
-        "pkg/attn.py": (
-            "import torch\n\nfrom pkg.pos import build\n\n\n"
-            "def bias(q, relative_pos):\n    if relative_pos is None:\n        relative_pos = build(q.size(-2))\n"
-            "    return q + relative_pos\n\n\n"
-            "def loose(q, relative_pos=None):\n    if relative_pos is None:\n        relative_pos = build(q.size(-2))\n"
-            "    return q + relative_pos\n\n\n"
-            "class Layer(torch.nn.Module):\n    def forward(self, q, pos):\n"
-            "        return bias(q, pos) + loose(q)\n\n\n"
-            "class Encoder(torch.nn.Module):\n    def forward(self, q):\n"
-            "        pos = torch.arange(q.size(-2), device=q.device)\n        return Layer()(q, pos)\n"
-        ),
-    }
-    found = {(Path(d.path).name, d.start.row) for d in check_small_project(tmp_path, files, strict=True)
-             if d.code == "SL601"}
-    assert ("attn.py", 8) not in found
-    assert ("attn.py", 14) in found
