@@ -1414,6 +1414,65 @@ def test_a_method_is_called_through_a_receiver_of_unknown_class_when_nothing_els
     assert found == [("SL101", 3, "convention"), ("SL101", 15, "convention")]
 
 
+def test_a_method_of_a_common_name_is_called_through_an_unknown_receiver_by_a_distinctive_keyword(
+        tmp_path: Path) -> None:
+    # CosyVoice builds its vocoder from a YAML file and calls `self.hift.inference(speech_feat=mel,
+    # finalize=...)`; the vocoder's `inference` copies `speech_feat.cpu()` for a CPU predictor. The name
+    # `inference` alone is too common to link the call; the keyword `speech_feat`, one of its parameters,
+    # is not. A keyword every such method shares (`finalize`), or none, links nothing.
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/vocoder.py": (
+            "class Vocoder:\n"
+            "    def inference(self, speech_feat, finalize=True):\n"
+            "        return speech_feat.cpu()\n\n\n"
+            "class Flow:\n"
+            "    def inference(self, token, finalize=True):\n"
+            "        return token.cpu()\n\n\n"
+            "class Tokenizer:\n"
+            "    def encode(self, text_tokens):\n"
+            "        return text_tokens.cpu()\n"
+        ),
+        "pkg/model.py": (
+            "import torch\n\n\nclass Model:\n"
+            "    def __init__(self, hift, flow, tokenizer):\n"
+            "        self.device = torch.device('cuda')\n"
+            "        self.hift = hift\n"
+            "        self.flow = flow\n"
+            "        self.tokenizer = tokenizer\n\n"
+            "    def token2wav(self, n):\n"
+            "        mel = torch.zeros(n, device=self.device)\n"
+            "        self.hift.inference(speech_feat=mel, finalize=True)\n"
+            "        self.flow.inference(mel, finalize=True)\n"
+            "        self.tokenizer.encode(mel)\n"
+        ),
+    }
+    found = [(d.code, d.start.row) for d in check_small_project(tmp_path, files) if d.path.endswith("vocoder.py")]
+    assert found == [("SL103", 3)]
+
+
+def test_a_keyword_many_methods_of_the_name_take_links_no_call(tmp_path: Path) -> None:
+    # Three `decode(self, hidden_states)` in the project: `self.head.decode(hidden_states=h)` may reach any,
+    # or a library's; nor is a model's `forward` reached by keyword, as every model's would be.
+    heads = "".join(f"class Head{i}:\n    def decode(self, hidden_states):\n        return hidden_states.cpu()\n\n\n"
+                    for i in range(3))
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/heads.py": heads + "class Model:\n    def forward(self, input_ids):\n        return input_ids.cpu()\n",
+        "pkg/run.py": (
+            "import torch\n\n\nclass Runner:\n"
+            "    def __init__(self, head, model):\n"
+            "        self.head = head\n"
+            "        self.model = model\n\n"
+            "    def step(self, n):\n"
+            "        h = torch.zeros(n, device='cuda')\n"
+            "        self.head.decode(hidden_states=h)\n"
+            "        self.model.forward(input_ids=h)\n"
+        ),
+    })
+    assert [(d.code, d.start.row) for d in found if d.path.endswith("heads.py")] == []
+
+
 def test_a_predicate_returning_an_and_of_host_tests_and_a_gpu_comparison_returns_the_comparison(
         tmp_path: Path) -> None:
     # SGLang's DeepSeek attention before #4577: `return mode.is_extend() and lens.sum() == 0` hands the
@@ -3056,3 +3115,4 @@ def test_a_multimodal_input_declared_in_another_module_says_the_declaration_is_n
     assert [(d.code, d.start.row) for d in found] == [("SL303", 8)]
     assert "declared `keep_on_cpu=True` (as 1 declaration(s) in the project agree; this one in another module)" \
         in found[0].evidence and "pkg/other.py:5" in found[0].evidence
+

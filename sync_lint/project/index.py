@@ -105,6 +105,8 @@ class NameTables:
     # Class attribute -> modules with a class that sets it to a name (`infer_state_class = InferState`):
     # what a subclass may put there is looked for only where one does.
     slots: dict[str, set[str]] = field(default_factory=dict)
+    # Method name -> modules with a class method of that name a call may reach by keyword (`keyword_interface`).
+    methods: dict[str, set[str]] = field(default_factory=dict)
 
     def add(self, summary: ModuleSummary) -> None:
         for kind, name, value in table_rows(summary):
@@ -141,6 +143,52 @@ def calls_by_name(summary: ModuleSummary) -> dict[str, list[CallSite]]:
     return grouped
 
 
+# Methods of torch's and the libraries' classes that project classes define too: a call of one on an
+# object of unknown class is as likely the library's.
+LIBRARY_METHODS = frozenset({
+    "state_dict", "load_state_dict", "named_parameters", "named_buffers", "named_modules", "named_children",
+    "register_buffer", "register_parameter", "register_forward_hook", "register_forward_pre_hook",
+    "add_module", "get_submodule", "zero_grad", "extra_repr", "get_input_embeddings", "set_input_embeddings",
+    "get_output_embeddings", "set_output_embeddings", "from_pretrained", "save_pretrained", "to_dict",
+    "to_json_string", "batch_decode", "apply_chat_template", "prepare_inputs_for_generation",
+    "tie_weights", "resize_token_embeddings", "post_init", "init_weights",
+    "get_seq_length", "get_max_cache_shape", "reorder_cache", "load_weights",
+})
+# Methods of torch's and the libraries' classes of a common name that a call on an object of unknown class
+# reaches as likely as a project method of that name, whatever it passes (`model.generate(input_ids=...)`).
+_LIBRARY_ENTRY_POINTS = frozenset({"forward", "__call__", "generate", "step", "backward"})
+# How many project methods of one name may take a call by its keywords (`keyword_methods`) for it to
+# count as a call of them: a family of vocoders, not every model's `encode`.
+MAX_KEYWORD_METHODS = 2
+
+
+def interface_name(name: str) -> bool:
+    """A method name distinctive enough that a call of it on an object of unknown class is taken for a
+    call of the project's methods of that name: two words or more, public, not one of the library
+    methods that project classes also define. A private method is its own class's business: in
+    transformers, dozens of audio models each define `_get_feat_extract_output_lengths` and call
+    their own tower's through an attribute of unknown class."""
+    return not name.startswith("_") and "_" in name and len(name) >= 8 and name not in LIBRARY_METHODS
+
+
+def interface_keywords(info: FunctionInfo, call: CallSite | None = None) -> frozenset[str]:
+    """The distinctive parameter names (`interface_name`) of the method that the call passes by keyword
+    (all of them, without a call)."""
+    named = {p.name for p in info.params if p.kind in ("pos", "kwonly") and interface_name(p.name)}
+    if call is None:
+        return frozenset(named)
+    return frozenset(name for name, _value in call.kwargs if name in named)
+
+
+def keyword_interface(info: FunctionInfo) -> bool:
+    """A public method of a name too common to link a call by (`inference`) that a call on an object of
+    unknown class may still reach by naming one of its distinctive parameters: CosyVoice calls its
+    vocoder, built from a YAML file, with `self.hift.inference(speech_feat=mel, finalize=...)`."""
+    return info.class_name is not None and not info.name.startswith("_") and not interface_name(info.name) \
+        and info.name not in LIBRARY_METHODS and info.name not in _LIBRARY_ENTRY_POINTS \
+        and bool(interface_keywords(info))
+
+
 def table_rows(summary: ModuleSummary) -> list[tuple[str, str, str]]:
     """(table, name, value) rows a module adds to the name tables."""
     module = summary.module
@@ -175,6 +223,7 @@ def table_rows(summary: ModuleSummary) -> list[tuple[str, str, str]]:
     rows += [("importers", imported, module) for imported in imported_modules(summary)]
     rows += [("predicates", local.rpartition(".")[2], module) for local, info in summary.functions.items()
              if info.off_cuda_result is not None]
+    rows += [("methods", info.name, module) for info in summary.functions.values() if keyword_interface(info)]
     if summary.generated_from and summary.generated_from.endswith(".py"):
         package = module.rpartition(".")[0] if not summary.is_package else module
         template = summary.generated_from[:-3]
@@ -579,6 +628,18 @@ class ProjectIndex:
         # A template's classes (transformers' `modular_x.py`, which its generated `modeling_x.py` names)
         # are never imported: the generated module's classes are what runs.
         return frozenset(cls for cls in found if not self.is_template(cls.rpartition(".")[0]))
+
+    def keyword_methods(self, name: str) -> list[tuple[ModuleSummary, FunctionInfo]]:
+        """The project's methods of this name that a call on an object of unknown class may reach by keyword
+        (`keyword_interface`)."""
+        self.reads.add(f"n:methods:{name}")
+        out = []
+        for module in sorted(self.tables.methods.get(name, ())):
+            summary = self.summary(module)
+            if summary is not None:
+                out += [(summary, info) for info in summary.functions.values()
+                        if info.name == name and keyword_interface(info)]
+        return out
 
     def class_slot_modules(self, attr: str) -> set[str]:
         """The modules with a class whose class attribute `attr` is a name (`infer_state_class = X`)."""

@@ -135,7 +135,16 @@ from sync_lint.analysis.knowledge import (
     torch_returns_python,
 )
 from sync_lint.project.deps import Dep
-from sync_lint.project.index import KeptAnswers, ProjectIndex, nested_name, spelled_name
+from sync_lint.project.index import (
+    MAX_KEYWORD_METHODS,
+    KeptAnswers,
+    ProjectIndex,
+    interface_keywords,
+    interface_name,
+    keyword_interface,
+    nested_name,
+    spelled_name,
+)
 from sync_lint.project.summary import ELEMENT, CallSite, ClassInfo, FunctionInfo, ModuleSummary, Param, Store
 from sync_lint.project.values import NONE as NONE_VALUE
 from sync_lint.project.values import BUILT_ON_KEY, Value, render
@@ -163,17 +172,6 @@ _CALLED_METHODS = frozenset({"forward", "__call__"})
 MAX_DISPATCH = 4
 # `super()` as the summaries spell it (no arguments).
 _SUPER = ("call", ("name", "super"), (), ())
-# Methods of torch's and the libraries' classes that project classes define too: a call of one on an
-# object of unknown class is as likely the library's.
-_LIBRARY_METHODS = frozenset({
-    "state_dict", "load_state_dict", "named_parameters", "named_buffers", "named_modules", "named_children",
-    "register_buffer", "register_parameter", "register_forward_hook", "register_forward_pre_hook",
-    "add_module", "get_submodule", "zero_grad", "extra_repr", "get_input_embeddings", "set_input_embeddings",
-    "get_output_embeddings", "set_output_embeddings", "from_pretrained", "save_pretrained", "to_dict",
-    "to_json_string", "batch_decode", "apply_chat_template", "prepare_inputs_for_generation",
-    "tie_weights", "resize_token_embeddings", "post_init", "init_weights",
-    "get_seq_length", "get_max_cache_shape", "reorder_cache", "load_weights",
-})
 # How many calls up `never_none` follows a value passed through from a caller's own parameter.
 NEVER_NONE_HOPS = 2
 # How many calls up `off_cuda_only` follows a function called only from functions that run off CUDA.
@@ -1338,17 +1336,24 @@ class Inference:
         their model and backend through such attributes: vLLM's runner calls `self.model.embed_input_ids(
         ..., is_multimodal=is_mm_embed)` on whichever model it loaded, SGLang's CUDA-graph runner
         `self.model_runner.attn_backend.init_forward_metadata_replay_cuda_graph(bs, ..., self.seq_lens,
-        ...)` on whichever backend was chosen. Only distinctive names count (`_interface_name`), only
-        where no call is resolved (a resolved call says which functions a name reaches), and for a
-        deployed method only calls in deployed code: a unit test's `config.prepare_pos_cond_kwargs(batch,
-        torch.device("cpu"), ...)` says nothing of which device serving passes."""
-        if not _interface_name(info.name):
+        ...)` on whichever backend was chosen. Only distinctive names count (`interface_name`), or a
+        common one (`keyword_interface`) where the call names one of the method's distinctive parameters
+        and at most `MAX_KEYWORD_METHODS` project methods of the name take it: CosyVoice's
+        `self.hift.inference(speech_feat=mel, finalize=finalize)` reaches its vocoders' `inference`, not
+        its flow model's or language model's. Only where no call is resolved (a resolved call says which
+        functions a name reaches), and for a deployed method only calls in deployed code: a unit test's
+        `config.prepare_pos_cond_kwargs(batch, torch.device("cpu"), ...)` says nothing of which device
+        serving passes."""
+        distinctive = interface_name(info.name)
+        if not distinctive and not keyword_interface(info):
             return []
         deployed = _deployed(summary.module)
         out = []
         for caller, call, callee in self._calls_with_callees(info.name):
             if callee.value_kind == "callable" or call.func[0] != "attr" or not _accepts(info, call) or \
                     deployed and not _deployed(caller.module) or not _held_object(call.func[1]):
+                continue
+            if not distinctive and not self._reached_by_keyword(info, call):
                 continue
             receiver = self.eval(call.func[1], self._context(caller, call.function, "types"))
             if receiver.value_kind in ("nn-module", None) and not receiver.tensor_like and \
@@ -1357,6 +1362,15 @@ class Inference:
                 out.append((caller, call, 1))
                 self._interface.add((caller.module, call.line, call.func))
         return out
+
+    def _reached_by_keyword(self, info: FunctionInfo, call: CallSite) -> bool:
+        """Whether the call names a distinctive parameter of the method, and few enough of the project's
+        methods of its name (`MAX_KEYWORD_METHODS`) take the call and a keyword it names."""
+        if not interface_keywords(info, call):
+            return False
+        takers = [other for _summary, other in self.index.keyword_methods(info.name)
+                  if _accepts(other, call) and interface_keywords(other, call)]
+        return len(takers) <= MAX_KEYWORD_METHODS
 
     def _all_calls(self, function: str) -> list[tuple[ModuleSummary, CallSite, int]]:
         """Every known call of the function, before `_callers` keeps the nearest made on accelerators
@@ -3447,15 +3461,6 @@ def join_sources(sources: list[Fact], share: float = 0.8, gpu_wins: bool = False
         return replace(first, items=tuple(join_sources([f.items[i] for f in informative])
                                           for i in range(len(first.items))))
     return first
-
-
-def _interface_name(name: str) -> bool:
-    """A method name distinctive enough that a call of it on an object of unknown class is taken for a
-    call of the project's methods of that name: two words or more, public, not one of the library
-    methods that project classes also define. A private method is its own class's business: in
-    transformers, dozens of audio models each define `_get_feat_extract_output_lengths` and call
-    their own tower's through an attribute of unknown class."""
-    return not name.startswith("_") and "_" in name and len(name) >= 8 and name not in _LIBRARY_METHODS
 
 
 def _held_object(receiver: Value) -> bool:

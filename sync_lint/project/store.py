@@ -859,6 +859,7 @@ class StoreTables:
         self.predicates = _LazyNames(store, "predicates")
         self.typed = _LazyNames(store, "typed")
         self.slots = _LazyNames(store, "slots")
+        self.methods = _LazyNames(store, "methods")
         self._call_sites: dict[str, list[tuple[str, list]]] = {}
         self._replaced: dict[str, ModuleSummary] = {}  # module -> the summary used instead of the cached one
 
@@ -867,7 +868,7 @@ class StoreTables:
         self._replaced[summary.module] = summary
         self._call_sites.clear()
         for kind in ("calls", "stores", "entries", "classes", "bases", "roots", "forwards", "generated", "inputs",
-                     "ops", "mentions", "importers", "predicates", "typed", "slots"):
+                     "ops", "mentions", "importers", "predicates", "typed", "slots", "methods"):
             getattr(self, kind).hide(summary.module)
         for kind, name, value in table_rows(summary):
             getattr(self, kind).extra(name, value)
