@@ -57,11 +57,13 @@ of a `ValueError`. `lu_factor` (which returns a named pair, where `lu_factor_ex`
 returns three values), the deprecated `cholesky` and `clip_grad_norm_` get no fix.
 
 ## When to ignore
-Outside the hot path (set-up, tests), or where the exception is the point. The
-device of `clip_grad_norm_`'s parameters is rarely visible to the linter (module
-devices are not tracked), so in the default mode it reports only GPU tensors it
-can see; `--strict` reports every `error_if_nonfinite=True`. Mark intentional
-uses with `# noqa: SL207`.
+Outside the hot path (set-up, tests), or where the exception is the point.
+`clip_grad_norm_`'s check reads the total norm, which lives with the gradients: on
+the GPU when the parameters are GPU tensors or a module moved there, on the CPU
+when they are CPU ones, and otherwise on the accelerator **by convention**, as a
+training step clips the gradients of a model on one (the same convention that
+makes `if not torch.isfinite(norm):` after a plain `clip_grad_norm_` an SL104).
+Mark intentional uses with `# noqa: SL207`.
 """
 
 from __future__ import annotations
@@ -196,19 +198,16 @@ class CheckedOp(Rule):
         params = get_arg(node, "parameters", 0)
         if flag is None or not is_true_literal(flag.value) or params is None:
             return
-        fact = self._gpu_parameters(params.value)
-        evidence = None
+        # The host reads the norm, which is where the gradients are: the same fact as the norm it returns
+        # (`gradient_norm`), so an `if not torch.isfinite(norm):` after a plain call and this flag agree.
+        fact = self._gpu_parameters(params.value) or self.gpu_fact(node)
         if fact is None:
-            fact = self.ctx.devices.fact(params.value)
-            if not self.ctx.settings.strict or fact.is_cpu:
-                return
-            evidence = "the parameters' device is not tracked; reported because of --strict"
+            return
         self.report(
             node,
             "`clip_grad_norm_(..., error_if_nonfinite=True)` reads the total norm on the host to decide whether "
             "to raise; keep the default `error_if_nonfinite=False` (check `torch.isfinite(norm)` on the device)",
             fact=fact,
-            evidence=evidence,
         )
 
     def _gpu_parameters(self, expr: cst.BaseExpression) -> Fact | None:

@@ -214,6 +214,17 @@ def test_files_without_trigger_tokens_are_not_parsed(tmp_path: Path, parse_calls
     assert parse_calls == ["import torch\n"]
 
 
+def test_a_gradient_norm_is_gpu_evidence_for_the_prefilter(tmp_path: Path) -> None:
+    # The norm `clip_grad_norm_` returns is on the accelerator by convention: a training step that reads it
+    # back names no device at all.
+    source = ("import torch\n\n\ndef step(model):\n"
+              "    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n"
+              "    return norm.item()\n")
+    write(tmp_path, {"train.py": source})
+    result = lint_file(str(tmp_path / "train.py"), [item_rule()], SETTINGS)
+    assert result.parsed and [(d.code, d.start.row) for d in result.diagnostics] == [("SL101", 6)]
+
+
 def test_prefilter_through_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parse_calls: list[str]) -> None:
     write(tmp_path, {"plain.py": "def f(a, b):\n    return a + b\n", "gpu.py": GPU_SRC})
     monkeypatch.chdir(tmp_path)

@@ -16,9 +16,10 @@ if TYPE_CHECKING:
     from sync_lint.rulekit.rule import Rule
 
 # Tokens from which device inference can derive a GPU fact: `device=`, `.cuda()`,
-# `.to(...)`, accelerator strings, and the default gpu-name-patterns. A file with none
-# of them cannot hold a tensor the linter would call a GPU tensor.
-GPU_EVIDENCE_TOKENS = ("device", ".to(", "_gpu", "_dev", *ACCELERATOR_NAMES)
+# `.to(...)`, accelerator strings, the default gpu-name-patterns, and the gradient-norm
+# functions (their norm is on the accelerator by convention, `facts.gradient_norm`). A file
+# with none of them cannot hold a tensor the linter would call a GPU tensor.
+GPU_EVIDENCE_TOKENS = ("device", ".to(", "_gpu", "_dev", "clip_grad_norm", "get_total_norm", *ACCELERATOR_NAMES)
 # In --strict mode a tensor of unknown device is enough.
 STRICT_EVIDENCE_TOKENS = ("Tensor", "torch")
 
