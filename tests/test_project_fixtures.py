@@ -3116,3 +3116,21 @@ def test_a_multimodal_input_declared_in_another_module_says_the_declaration_is_n
     assert "declared `keep_on_cpu=True` (as 1 declaration(s) in the project agree; this one in another module)" \
         in found[0].evidence and "pkg/other.py:5" in found[0].evidence
 
+
+def test_the_default_device_a_function_returns_is_no_tensor_even_under_strict(tmp_path: Path) -> None:
+    # transformers' `device_map = load_config.device_map or {"": "cpu"}`, where the map may be what
+    # `torch.get_default_device()` returned in another module: a `torch.device`, whose truth test reads
+    # nothing from the GPU.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/devices.py": "import torch\n\n\ndef global_device():\n    return torch.get_default_device()\n",
+        "pkg/load.py": (
+            "from pkg.devices import global_device\n\n\n"
+            "def load():\n"
+            "    where = global_device()\n"
+            "    if where:\n"
+            "        return where\n"
+        ),
+    }, strict=True)
+    assert [(d.code, d.start.row) for d in found if d.path.endswith("load.py")] == []
+

@@ -74,7 +74,7 @@ TORCH_NON_TENSOR = frozenset(
     "get_node_local_rank device_count current_device current_device_index get_device_name "
     "get_device_capability get_device_properties get_arch_list memory_allocated memory_reserved "
     "max_memory_allocated max_memory_reserved mem_get_info memory_stats get_num_threads "
-    "get_num_interop_threads".split()
+    "get_num_interop_threads get_default_device set_default_device".split()
 )
 # Namespaces whose functions answer questions about the program, not about data: flags,
 # ranks, compiler state (`torch.compiler.is_compiling()`, `torch.distributed.get_rank()`).
