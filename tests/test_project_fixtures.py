@@ -3134,3 +3134,25 @@ def test_the_default_device_a_function_returns_is_no_tensor_even_under_strict(tm
     }, strict=True)
     assert [(d.code, d.start.row) for d in found if d.path.endswith("load.py")] == []
 
+
+def test_a_return_that_is_a_number_or_a_host_tensor_is_no_gpu_value_even_under_strict(tmp_path: Path) -> None:
+    # transformers' FLAVA masking generator: `_mask` returns `delta = 0`, or `delta += zeros_pos.sum()` of
+    # slices of the CPU mask its caller made; `if delta == 0:` reads a number or a host tensor.
+    found = check_small_project(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/gen.py": (
+            "import torch\n\n\nclass Gen:\n"
+            "    def _mask(self, mask, tries):\n"
+            "        delta = 0\n"
+            "        for _ in range(tries):\n"
+            "            delta += (mask == 0).sum()\n"
+            "        return delta\n\n"
+            "    def __call__(self):\n"
+            "        mask = torch.zeros((4, 4), dtype=torch.int)\n"
+            "        delta = self._mask(mask, 5)\n"
+            "        if delta == 0:\n"
+            "            return None\n"
+            "        return mask\n"
+        ),
+    }, strict=True)
+    assert [(d.code, d.start.row) for d in found] == []

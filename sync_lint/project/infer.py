@@ -3401,7 +3401,14 @@ def join_sources(sources: list[Fact], share: float = 0.8, gpu_wins: bool = False
         lists = sum(1 for f in informative if f.value_kind == "list")
         scalars = sum(1 for f in informative if f.value_kind == "python" and f.dtype != "str")
         mixed = len(counts) > 1 or lists > 0
-        if (mixed or scalars) and not (len(agreeing) >= 2
+        host_only = set(counts) == {Device.CPU} and not unknown and \
+            all(f.is_tensor or f.value_kind in ("python", "numpy", "list") for f in informative)
+        if host_only:
+            # Host tensors at some sources and Python values at the others (`delta = 0`, then `delta +=
+            # (mask == 0).sum()` of a CPU mask): none is in GPU memory, so reading the value waits for
+            # nothing, as where two paths join in one function (`facts._host_join`).
+            mixed = False
+        elif (mixed or scalars) and not (len(agreeing) >= 2
                                        and len(agreeing) / (len(tensors) + lists + scalars) >= share):
             if not (gpu_wins and Device.GPU in counts and not lists and not scalars):
                 return TENSOR
@@ -3428,7 +3435,8 @@ def join_sources(sources: list[Fact], share: float = 0.8, gpu_wins: bool = False
                        convention=mixed or all(f.by_convention for f in agreeing),
                        # a mask only where every source is one (`x[m]` selects only through a bool `m`)
                        dtype=first.dtype if all(f.dtype == first.dtype for f in tensors) else None,
-                       ndim=first.ndim if all(f.ndim == first.ndim for f in tensors) else None)
+                       ndim=first.ndim if all(f.ndim == first.ndim for f in tensors) and
+                       not (host_only and len(tensors) < len(informative)) else None)
     if unknown:
         return next(f for f in informative if f.is_unknown_tensor)
     kinds = {f.value_kind for f in informative}
