@@ -933,3 +933,10 @@ def test_a_tensor_made_on_the_device_of_an_unknown_value_names_that_convention_i
     assert (found.code, found.start.row, found.confidence) == ("SL104", 7, "convention")
     assert found.evidence.endswith("`w.device` is an accelerator device: the device of a value whose device is "
                                    "not known, taken for an accelerator at line 5")
+
+
+def test_the_default_device_is_a_device_of_no_known_side() -> None:
+    # The CPU unless `torch.set_default_device` or a `with torch.device(d):` block chose another: neither a
+    # tensor nor a plain Python value, so a `device` that is it or `"cpu"` on another path stays unknown.
+    fact = fact_of("import torch\nprobe(torch.get_default_device())")[0]
+    assert (fact.value_kind, fact.device, fact.device_value) == ("device", Device.NOT_TENSOR, Device.UNKNOWN)

@@ -123,6 +123,7 @@ from sync_lint.analysis.knowledge import (
     module_state_class,
     result_dtype,
     torch_handle_kind,
+    torch_returns_device,
     torch_returns_python,
 )
 from sync_lint.analysis.narrowing import holds_with_a_gpu, none_test
@@ -851,6 +852,8 @@ class Evaluator:
             return loader_batches(self._host_memory(expr), "{code}", expr)
         if qual in GRADIENT_NORM_FUNCTIONS:  # `clip_grad_norm_(model.parameters(), 1.0)`
             return replace(gradient_norm(self._gradient_parameters(expr), "{code}"), origin=expr)
+        if torch_returns_device(qual):
+            return device_value(Device.UNKNOWN, reason="the default device, {code}", origin=expr)
         if torch_returns_python(qual) or last[:1].isupper():
             return PYTHON
         if namespace == "torch" and last in CPU_FACTORIES:

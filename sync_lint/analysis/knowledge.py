@@ -74,11 +74,22 @@ TORCH_NON_TENSOR = frozenset(
     "get_node_local_rank device_count current_device current_device_index get_device_name "
     "get_device_capability get_device_properties get_arch_list memory_allocated memory_reserved "
     "max_memory_allocated max_memory_reserved mem_get_info memory_stats get_num_threads "
-    "get_num_interop_threads get_default_device set_default_device".split()
+    "get_num_interop_threads set_default_device".split()
 )
 # Namespaces whose functions answer questions about the program, not about data: flags,
 # ranks, compiler state (`torch.compiler.is_compiling()`, `torch.distributed.get_rank()`).
 TORCH_NON_TENSOR_NAMESPACES = ("torch.compiler", "torch.jit", "torch._dynamo", "torch.backends")
+
+
+# torch functions that answer with a device whose side no code here decides: `torch.get_default_device()` is
+# the CPU unless `torch.set_default_device` or a `with torch.device(d):` block chose another.
+TORCH_DEVICE_RESULTS = frozenset({"get_default_device"})
+
+
+def torch_returns_device(qualified: str) -> bool:
+    """Whether a torch function returns a `torch.device` of unknown side (`TORCH_DEVICE_RESULTS`)."""
+    namespace, _, last = qualified.rpartition(".")
+    return namespace == "torch" and last in TORCH_DEVICE_RESULTS
 
 
 def torch_returns_python(qualified: str) -> bool:

@@ -132,6 +132,7 @@ from sync_lint.analysis.knowledge import (
     pins_where_available,
     result_dtype,
     torch_handle_kind,
+    torch_returns_device,
     torch_returns_python,
 )
 from sync_lint.project.deps import Dep
@@ -2904,6 +2905,8 @@ class Inference:
         if qualified in GRADIENT_NORM_FUNCTIONS:
             return gradient_norm(self._gradient_parameters(args, kwargs, context),
                                  f"`{qualified.rsplit('.', 1)[-1]}(...)`")
+        if torch_returns_device(qualified):
+            return device_value(Device.UNKNOWN, reason=f"the default device, `{qualified}()`")
         if torch_returns_python(qualified) or last[:1].isupper():
             return PYTHON
         keywords = dict(kwargs)
