@@ -330,6 +330,37 @@ def test_a_gradient_norm_is_on_the_device_of_the_gradients(source: str, device: 
 @pytest.mark.parametrize(
     "source,device",
     [
+        # What a training step runs backward on is a loss, on the accelerator by convention.
+        ("def step(model, batch, compute):\n    loss = sum(compute(model(batch)).values())\n"
+         "    loss.backward()\n    probe(loss)", Device.GPU),
+        ("def step(model, batch):\n    loss = model(batch).loss\n    probe(loss)\n    loss.backward()",
+         Device.GPU),
+        ("def step(self, loss):\n    self.scaler.scale(loss).backward()\n    probe(loss)", Device.GPU),
+        ("def step(self, loss, n):\n    (loss / n).backward(retain_graph=True)\n    probe(loss)", Device.GPU),
+        ("def step(self, loss):\n    self.accelerator.backward(loss)\n    probe(loss)", Device.GPU),
+        ("def step(self, loss):\n    self.manual_backward(loss)\n    probe(loss)", Device.GPU),
+        # A loss the code placed, another name, or a backward run by a nested function: as they are.
+        ("import torch\ndef step(w):\n    loss = (torch.zeros(2) * w).sum()\n    loss.backward()\n    probe(loss)",
+         Device.CPU),
+        ("def step(model, batch):\n    out = model(batch)\n    out.loss.backward()\n    probe(out)", Device.UNKNOWN),
+        ("def step(model, batch):\n    loss = model(batch)\n    def later():\n        loss.backward()\n"
+         "    probe(loss)", Device.UNKNOWN),
+    ],
+)
+def test_a_loss_a_training_step_backpropagates_is_on_the_accelerator_by_convention(source: str,
+                                                                                    device: Device) -> None:
+    """`loss.backward()` and its wrappers (`scaler.scale(loss)`, `accelerator.backward(loss)`): the loss came
+    from a model's forward, which a training step runs on the accelerator, so reading it back (`loss.item()`
+    for a log line) waits for the whole forward."""
+    fact, evidence = fact_of(source)
+    assert fact.device is device
+    if device is Device.GPU:
+        assert fact.by_convention and "backpropagated by" in evidence
+
+
+@pytest.mark.parametrize(
+    "source,device",
+    [
         # `experience.to_device(...)` as a statement moves the object's tensors: its fields are there.
         ("import torch\ndef step(experience):\n    experience.to_device(torch.cuda.current_device())\n"
          "    probe(experience.action_mask)", Device.GPU),

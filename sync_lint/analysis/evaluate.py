@@ -34,6 +34,7 @@ from sync_lint.analysis.facts import (
     UNKNOWN,
     Device,
     Fact,
+    backpropagated,
     container_method,
     device_string,
     dict_entry,
@@ -394,6 +395,10 @@ class Evaluator:
         name = expr.value
         fact = self.binder.lookup(name)
         if fact is not None and not (self.project is not None and fact.value_kind in _DEFINITIONS):
+            if fact.device is Device.UNKNOWN and fact.value_kind is None:
+                backward = self.binder.loss(name)
+                if backward is not None:  # `loss.backward()`, and nothing says where `loss` is
+                    return replace(backpropagated("{code}", backward), subject=name)
             return fact
         if name == "None":
             return NONE

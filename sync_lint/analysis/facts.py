@@ -516,6 +516,15 @@ def gradient_norm(parameters: Fact | None, code: str) -> Fact:
                        "step keeps on the accelerator, by convention")
 
 
+def backpropagated(code: str, origin: "cst.CSTNode | None" = None) -> Fact:
+    """A value the function runs backward on (`analysis/losses.py`) that nothing else places: a loss, a
+    tensor with an autograd graph from a model's forward, which a training step runs on the accelerator,
+    by convention."""
+    return Fact(Device.GPU, tensor_like=True, convention=True, origin=origin,
+                reason=f"backpropagated by {code}, so a loss, which a training step computes on the accelerator "
+                       "by convention")
+
+
 # The mark of an object whose own method moved its tensors in place (`moved_object`).
 MOVED_IN_PLACE = "moved-in-place"
 

@@ -32,6 +32,7 @@ from sync_lint.analysis.facts import (
     put_entry,
     replace,
 )
+from sync_lint.analysis.losses import backpropagated
 from sync_lint.analysis.narrowing import (
     BUILTIN_TYPES,
     Narrowing,
@@ -87,6 +88,8 @@ class Scope:
     device_contexts: "list[cst.BaseExpression | None]" = field(default_factory=list)
     # What each parameter of the function was bound to on entry: a name still bound to it is unrebound.
     params: Env = field(default_factory=dict)
+    function: "cst.FunctionDef | None" = None  # the function whose scope this is
+    losses: "dict[str, cst.Call] | None" = None  # what it backpropagates, found when first asked (`loss`)
 
     def lookup(self, key: str) -> Fact | None:
         scope: Scope | None = self
@@ -239,6 +242,19 @@ class Binder:
             value = self.scope.env.get(name)
         return value is not None and self.scope.params.get(name) is value
 
+    def loss(self, name: str) -> cst.Call | None:
+        """The call that runs backward on `name` in the innermost enclosing function (`losses.py`)."""
+        scope: Scope | None = self.scope
+        while scope is not None and scope.function is None:
+            if scope.function_name == "<lambda>":
+                return None
+            scope = scope.parent
+        if scope is None or scope.function is None:
+            return None
+        if scope.losses is None:
+            scope.losses = backpropagated(scope.function)
+        return scope.losses.get(name)
+
     def function_qualname(self) -> str | None:
         """The index's name of the innermost enclosing function (None at module or class level)."""
         if self._definitions and self._definitions[-1][0] == "function":
@@ -293,7 +309,8 @@ class Binder:
         self.bind_name(node.name.value, replace(PYTHON, value_kind="function"))
         class_name = self._class_stack[-1] if self._class_stack and self._is_direct_method() else None
         self._enter_definition("function", node.name.value)
-        self.scope = Scope(env={}, parent=self.scope, class_name=class_name, function_name=node.name.value)
+        self.scope = Scope(env={}, parent=self.scope, class_name=class_name, function_name=node.name.value,
+                           function=node)
         params = node.params
         for param in [*params.posonly_params, *params.params, *params.kwonly_params]:
             self.scope.env[param.name.value] = self.evaluator.param_fact(param)
