@@ -1168,6 +1168,17 @@ def test_join_sources_counts_a_source_reached_along_several_paths_once() -> None
     assert join_sources([here, here, there, there, *[here] * 6, host_list()]).reason.endswith("another device)")
 
 
+def test_join_sources_of_host_tensors_and_python_values_is_a_host_tensor() -> None:
+    # `delta = 0` on one path, `delta += (mask == 0).sum()` of a CPU mask on the other: nothing in GPU memory.
+    cpu = Fact(Device.CPU, reason="c", ndim=0)
+    number = Fact(Device.NOT_TENSOR, value_kind="python", dtype="int")
+    joined = join_sources([number, cpu])
+    assert joined.device is Device.CPU and not joined.by_convention and joined.ndim is None
+    # A list on the other path may hold GPU tensors: no host value then.
+    gpu_list = Fact(Device.NOT_TENSOR, value_kind="list", items=(Fact(Device.GPU, reason="g"),))
+    assert join_sources([gpu_list, cpu]).device is not Device.CPU
+
+
 def test_join_sources_policy() -> None:
     gpu, cpu = Fact(Device.GPU, reason="g"), Fact(Device.CPU, reason="c")
     assert join_sources([gpu, gpu]).device is Device.GPU

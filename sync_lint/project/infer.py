@@ -3404,8 +3404,9 @@ def join_sources(sources: list[Fact], share: float = 0.8, gpu_wins: bool = False
         lists = sum(1 for f in informative if f.value_kind == "list")
         scalars = sum(1 for f in informative if f.value_kind == "python" and f.dtype != "str")
         mixed = len(counts) > 1 or lists > 0
+        # Lists are left out: one may hold GPU tensors.
         host_only = set(counts) == {Device.CPU} and not unknown and \
-            all(f.is_tensor or f.value_kind in ("python", "numpy", "list") for f in informative)
+            all(f.is_tensor or f.value_kind in ("python", "numpy") for f in informative)
         if host_only:
             # Host tensors at some sources and Python values at the others (`delta = 0`, then `delta +=
             # (mask == 0).sum()` of a CPU mask): none is in GPU memory, so reading the value waits for
