@@ -75,7 +75,6 @@ import libcst as cst
 
 from sync_lint.rulekit import (
     Example,
-    Fact,
     Fix,
     Rule,
     get_arg,
@@ -200,7 +199,7 @@ class CheckedOp(Rule):
             return
         # The host reads the norm, which is where the gradients are: the same fact as the norm it returns
         # (`gradient_norm`), so an `if not torch.isfinite(norm):` after a plain call and this flag agree.
-        fact = self._gpu_parameters(params.value) or self.gpu_fact(node)
+        fact = self.gpu_fact(node)
         if fact is None:
             return
         self.report(
@@ -209,11 +208,6 @@ class CheckedOp(Rule):
             "to raise; keep the default `error_if_nonfinite=False` (check `torch.isfinite(norm)` on the device)",
             fact=fact,
         )
-
-    def _gpu_parameters(self, expr: cst.BaseExpression) -> Fact | None:
-        if isinstance(expr, (cst.List, cst.Tuple)):
-            return next((f for f in (self.gpu_fact(e.value) for e in expr.elements) if f is not None), None)
-        return self.gpu_fact(expr)
 
     # --- distributions -----------------------------------------------------------------
     def _check_distribution(self, node: cst.Call) -> None:
